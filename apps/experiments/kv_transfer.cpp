@@ -1,0 +1,155 @@
+#include "apps/experiments/kv_transfer.h"
+
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "systemc_models/sim/output.h"
+#include "systemc_models/sim/progress.h"
+#include "systemc_models/stats/stats.h"
+#include "systemc_models/tlm/shared_resource.h"
+#include "workloads/model/transformer.h"
+#include "workloads/trace/request_trace.h"
+
+namespace wse::experiments {
+
+namespace {
+
+struct Record {
+  double arrival_s = 0;
+  double start_s = 0;
+  double end_s = 0;
+  std::uint64_t bytes = 0;
+};
+
+class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
+ public:
+  KvTransferSystem(const sc_core::sc_module_name& name, const tlm_blocks::SharedResourceConfig& link,
+                   std::vector<workloads::Request> requests, std::uint64_t kv_bytes_per_token,
+                   unsigned senders, trace::Writer* trace)
+      : sc_module(name),
+        link_("link", link, trace),
+        requests_(std::move(requests)),
+        kv_bytes_per_token_(kv_bytes_per_token),
+        records_(requests_.size()),
+        stats_(std::string(basename())),
+        transfer_time_(stats_.distribution("transfer_time", "s",
+                                           "from arrival to the last byte in place, per request")),
+        bytes_(stats_.counter("bytes", "B", "KV cache bytes sent")) {
+    for (unsigned s = 0; s < senders; ++s) {
+      sc_core::sc_spawn([this, s, senders] { sender(s, senders); },
+                        sc_core::sc_gen_unique_name("sender"));
+    }
+  }
+
+  void set_progress(sim::Progress* p) { progress_ = p; }
+  const stats::Group& stats() const override { return stats_; }
+  const std::vector<Record>& records() const { return records_; }
+  const std::vector<workloads::Request>& requests() const { return requests_; }
+  std::uint64_t total_bytes() const { return bytes_.value(); }
+
+ private:
+  // Sender s handles requests s, s + senders, ... in arrival order.
+  void sender(unsigned s, unsigned senders) {
+    for (std::size_t i = s; i < requests_.size(); i += senders) {
+      const auto& r = requests_[i];
+      const sc_core::sc_time arrival(r.arrival_s, sc_core::SC_SEC);
+      if (arrival > sc_core::sc_time_stamp()) wait(arrival - sc_core::sc_time_stamp());
+      Record& rec = records_[i];
+      rec.arrival_s = r.arrival_s;
+      rec.start_s = sc_core::sc_time_stamp().to_seconds();
+      rec.bytes = static_cast<std::uint64_t>(r.input_tokens) * kv_bytes_per_token_;
+      link_.transfer(s, rec.bytes);
+      rec.end_s = sc_core::sc_time_stamp().to_seconds();
+      transfer_time_.sample(rec.end_s - rec.arrival_s);
+      bytes_ += rec.bytes;
+      if (progress_) progress_->update(rec.end_s, static_cast<double>(++done_));
+    }
+  }
+
+  tlm_blocks::SharedResource link_;
+  std::vector<workloads::Request> requests_;
+  std::uint64_t kv_bytes_per_token_;
+  std::vector<Record> records_;
+  sim::Progress* progress_ = nullptr;
+  std::size_t done_ = 0;
+  stats::Group stats_;
+  stats::Distribution& transfer_time_;
+  stats::Counter& bytes_;
+};
+
+class KvTransfer final : public sim::Experiment {
+ public:
+  KvTransfer(const tlm_blocks::SharedResourceConfig& link, std::vector<workloads::Request> requests,
+             const workloads::TransformerModel& model, unsigned senders, trace::Writer* trace)
+      : model_(model),
+        system_(std::make_unique<KvTransferSystem>("system", link, std::move(requests),
+                                                   model.kv_bytes_per_token(), senders, trace)) {}
+
+  void run(sim::RunContext& ctx) override {
+    if (ctx.progress) {
+      ctx.progress->set_total(static_cast<double>(system_->requests().size()), "requests");
+      system_->set_progress(ctx.progress);
+    }
+    sc_core::sc_start();
+    end_s_ = sc_core::sc_time_stamp().to_seconds();
+  }
+
+  double simulated_seconds() const override { return end_s_; }
+
+  void summarize(nlohmann::json& s) const override {
+    const auto& recs = system_->records();
+    stats::Distribution t("t", "s", "");
+    for (const auto& r : recs) t.sample(r.end_s - r.arrival_s);
+    s["model"] = {{"name", model_.name},
+                  {"kv_bytes_per_token", model_.kv_bytes_per_token()},
+                  {"weight_bytes", model_.weight_bytes()}};
+    s["requests"] = {{"completed", recs.size()}};
+    s["kv_transfer"] = {{"bytes", system_->total_bytes()},
+                        {"time_s", {{"mean", t.mean()}, {"p50", t.percentile(50)},
+                                    {"p90", t.percentile(90)}, {"p99", t.percentile(99)},
+                                    {"max", t.max()}}},
+                        {"achieved_bandwidth_bytes_per_s",
+                         end_s_ > 0 ? static_cast<double>(system_->total_bytes()) / end_s_ : 0.0}};
+  }
+
+  std::map<std::string, std::string> extra_files() const override {
+    sim::CsvWriter csv({"request", "arrival_s", "input_tokens", "kv_bytes", "transfer_start_s",
+                        "transfer_end_s", "transfer_time_s"});
+    const auto& reqs = system_->requests();
+    const auto& recs = system_->records();
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      csv.row({std::to_string(reqs[i].id), sim::fmt_num(recs[i].arrival_s),
+               std::to_string(reqs[i].input_tokens), std::to_string(recs[i].bytes),
+               sim::fmt_num(recs[i].start_s), sim::fmt_num(recs[i].end_s),
+               sim::fmt_num(recs[i].end_s - recs[i].arrival_s)});
+    }
+    return {{"requests.csv", csv.str()}};
+  }
+
+ private:
+  workloads::TransformerModel model_;
+  std::unique_ptr<KvTransferSystem> system_;
+  double end_s_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const sim::ExperimentInfo& info) {
+  config::Section model_s = root.section("model", "the transformer (a Hugging Face config.json)");
+  const workloads::TransformerModel model = workloads::read_transformer(model_s);
+  config::Section wl = root.section("workload", "the requests");
+  config::Section tr = wl.section("trace", "request trace");
+  const workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  config::Section kv = root.section("kv_transfer", "the link the KV caches cross");
+  const auto senders = static_cast<unsigned>(
+      kv.integer("senders", {.doc = "prefill machines sending KV caches", .def = "1", .min = 1, .max = 4096}));
+  config::Section link_s = kv.section("link", "the shared link (bandwidth, latency, arbitration)");
+  const tlm_blocks::SharedResourceConfig link = tlm_blocks::read_shared_resource_config(link_s, senders);
+  if (link.initiators != senders) {
+    link_s.fail("initiators", "must equal kv_transfer.senders (" + std::to_string(senders) + ")");
+  }
+  auto requests = workloads::read_trace(topt);
+  return std::make_unique<KvTransfer>(link, std::move(requests), model, senders, info.trace);
+}
+
+}  // namespace wse::experiments

@@ -1,0 +1,231 @@
+#include "apps/wse-emu/cli.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+#include <systemc>
+#include <tlm>
+
+#include "apps/wse-emu/registrations.h"
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/progress.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace wse::app {
+
+namespace {
+
+constexpr const char* kUsage =
+    "wse-emu: cycle-approximate emulator of disaggregated LLM inference\n"
+    "(Trainium prefill, EFA RDMA network, Cerebras wafer-scale decode)\n"
+    "\n"
+    "usage: wse-emu <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run EXPERIMENT.yaml --out DIR   simulate an experiment and write its results\n"
+    "  check EXPERIMENT.yaml           validate and print the resolved configuration\n"
+    "  bench NAME --out DIR            run a microbenchmark, writing CSV files\n"
+    "  list                            list experiment modes and benchmarks\n"
+    "  version                         print the version and the SystemC version\n"
+    "  help [COMMAND]                  show help for a command\n"
+    "\n"
+    "Exit status: 0 success, 1 the run failed, 2 bad input (nothing written).\n";
+
+struct Command {
+  const char* name;
+  const char* synopsis;
+  po::options_description options;
+  po::positional_options_description positional;
+};
+
+Command make_run() {
+  Command c{"run", "wse-emu run EXPERIMENT.yaml --out DIR [--set KEY=VALUE]... [--trace] [--quiet]",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("experiment", po::value<std::string>(), "experiment YAML file")
+      ("out,o", po::value<std::string>(), "output directory (created; files written atomically)")
+      ("set,s", po::value<std::vector<std::string>>()->composing(),
+       "override a configuration key, e.g. --set efa.adapters=8 (repeatable)")
+      ("trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")
+      ("quiet,q", "no progress on stderr");
+  c.positional.add("experiment", 1);
+  return c;
+}
+
+Command make_check() {
+  Command c{"check", "wse-emu check EXPERIMENT.yaml [--set KEY=VALUE]... [--params]",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("experiment", po::value<std::string>(), "experiment YAML file")
+      ("set,s", po::value<std::vector<std::string>>()->composing(), "override a configuration key")
+      ("params", "list every parameter with its value, default and description instead");
+  c.positional.add("experiment", 1);
+  return c;
+}
+
+Command make_bench() {
+  Command c{"bench", "wse-emu bench NAME --out DIR [--quick] [--quiet]",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("name", po::value<std::string>(), "benchmark name (see 'wse-emu list')")
+      ("out,o", po::value<std::string>(), "output directory for the CSV files")
+      ("quick", "a smaller sweep (seconds instead of minutes)")
+      ("quiet,q", "no progress on stderr");
+  c.positional.add("name", 1);
+  return c;
+}
+
+void print_help(const Command& c) {
+  std::cout << "usage: " << c.synopsis << "\n\n" << c.options << "\n";
+}
+
+int usage_error(const std::string& msg, const char* command = nullptr) {
+  std::cerr << "wse-emu: error: " << msg << "\n";
+  std::cerr << "Run 'wse-emu " << (command ? std::string("help ") + command : std::string("--help"))
+            << "' for usage.\n";
+  return kExitBadInput;
+}
+
+// Parses a subcommand's arguments; returns false (after printing) on a usage error.
+bool parse(Command& c, const std::vector<std::string>& args, po::variables_map& vm, int& exit_code) {
+  try {
+    po::store(po::command_line_parser(args).options(c.options).positional(c.positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    exit_code = usage_error(e.what(), c.name);
+    return false;
+  }
+  if (vm.count("help")) {
+    print_help(c);
+    exit_code = kExitOk;
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string> strings(const po::variables_map& vm, const char* key) {
+  return vm.count(key) ? vm[key].as<std::vector<std::string>>() : std::vector<std::string>{};
+}
+
+int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& args) {
+  Command c = make_bench();
+  po::variables_map vm;
+  int code = 0;
+  if (!parse(c, args, vm, code)) return code;
+  if (!vm.count("name")) return usage_error("bench: which benchmark? (see 'wse-emu list')", "bench");
+  const std::string name = vm["name"].as<std::string>();
+  const sim::Bench* b = registry.bench(name);
+  if (!b) {
+    std::vector<std::string> names;
+    std::string all;
+    for (const auto& [n, d] : registry.benches()) {
+      names.push_back(n);
+      all += (all.empty() ? "" : ", ") + n;
+    }
+    auto guess = config::did_you_mean(name, names);
+    return usage_error("unknown benchmark '" + name + "'" +
+                           (guess ? "; did you mean '" + *guess + "'?" : "") +
+                           " Available: " + (all.empty() ? "(none)" : all),
+                       "bench");
+  }
+  if (!vm.count("out")) return usage_error("bench: --out DIR is required", "bench");
+  sim::BenchArgs ba;
+  ba.out_dir = vm["out"].as<std::string>();
+  ba.quick = vm.count("quick") > 0;
+  ba.quiet = vm.count("quiet") > 0;
+  try {
+    fs::create_directories(ba.out_dir);
+    const auto files = b->run(ba);
+    for (const auto& f : files) std::cout << (ba.out_dir / f).string() << "\n";
+  } catch (const config::ConfigError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: bench '" << name << "' failed: " << e.what() << "\n";
+    return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sim::Registry registry;
+  register_all(registry);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return kExitBadInput;
+  }
+  const std::string cmd = args.front();
+  args.erase(args.begin());
+
+  if (cmd == "--help" || cmd == "-h") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (cmd == "help") {
+    if (args.empty()) {
+      std::cout << kUsage;
+      return kExitOk;
+    }
+    const std::string& topic = args.front();
+    if (topic == "run") print_help(make_run());
+    else if (topic == "check") print_help(make_check());
+    else if (topic == "bench") print_help(make_bench());
+    else if (topic == "version" || topic == "list" || topic == "help") std::cout << kUsage;
+    else return usage_error("no help for unknown command '" + topic + "'");
+    return kExitOk;
+  }
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "wse-emu " << WSE_VERSION << "\n"
+              << "SystemC " << sc_core::sc_release() << " (TLM-2.0 " << tlm::tlm_release() << ")\n";
+    return kExitOk;
+  }
+  if (cmd == "list") {
+    std::cout << "experiment modes (experiment.mode):\n";
+    for (const auto& [n, d] : registry.modes()) std::cout << "  " << n << "  " << d << "\n";
+    std::cout << "benchmarks (wse-emu bench NAME):\n";
+    for (const auto& [n, d] : registry.benches()) std::cout << "  " << n << "  " << d << "\n";
+    return kExitOk;
+  }
+  if (cmd == "run") {
+    Command c = make_run();
+    po::variables_map vm;
+    int code = 0;
+    if (!parse(c, args, vm, code)) return code;
+    if (!vm.count("experiment")) return usage_error("run: which experiment file?", "run");
+    if (!vm.count("out")) return usage_error("run: --out DIR is required", "run");
+    RunOptions opt;
+    opt.experiment = vm["experiment"].as<std::string>();
+    opt.out_dir = vm["out"].as<std::string>();
+    opt.overrides = strings(vm, "set");
+    opt.trace = vm.count("trace") > 0;
+    opt.quiet = vm.count("quiet") > 0;
+    return run_experiment(registry, opt);
+  }
+  if (cmd == "check") {
+    Command c = make_check();
+    po::variables_map vm;
+    int code = 0;
+    if (!parse(c, args, vm, code)) return code;
+    if (!vm.count("experiment")) return usage_error("check: which experiment file?", "check");
+    return check_experiment(registry, vm["experiment"].as<std::string>(), strings(vm, "set"),
+                            vm.count("params") > 0);
+  }
+  if (cmd == "bench") return cmd_bench(registry, args);
+
+  std::vector<std::string> known{"run", "check", "bench", "list", "version", "help"};
+  auto guess = config::did_you_mean(cmd, known);
+  return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
+}
+
+}  // namespace wse::app

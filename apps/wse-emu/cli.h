@@ -1,0 +1,35 @@
+// The `wse-emu` command: subcommands, their options, and exit codes.
+//   0  success
+//   1  the simulation failed while running (a model error, an I/O error)
+//   2  bad input: usage, configuration, capacity; nothing was written
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "systemc_models/sim/registry.h"
+
+namespace wse::app {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRunFailed = 1;
+inline constexpr int kExitBadInput = 2;
+
+int main(int argc, char** argv);
+
+struct RunOptions {
+  std::filesystem::path experiment;
+  std::filesystem::path out_dir;
+  std::vector<std::string> overrides;
+  bool trace = false;
+  bool quiet = false;
+};
+
+// `wse-emu run`: validate, simulate, write results. Returns an exit code.
+int run_experiment(const sim::Registry& registry, const RunOptions& opt);
+// `wse-emu check`: validate and print the resolved configuration (or its parameters).
+int check_experiment(const sim::Registry& registry, const std::filesystem::path& experiment,
+                     const std::vector<std::string>& overrides, bool list_params);
+
+}  // namespace wse::app

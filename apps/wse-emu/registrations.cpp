@@ -1,0 +1,31 @@
+#include "apps/wse-emu/registrations.h"
+
+#include "apps/experiments/register.h"
+// Each component library present in the build defines WSE_HAVE_<COMPONENT> for this
+// file (apps/wse-emu/CMakeLists.txt).
+#ifdef WSE_HAVE_EFA_LINK
+#include "efa_link/register.h"
+#endif
+#ifdef WSE_HAVE_NEURONCORE
+#include "neuroncore/register.h"
+#endif
+#ifdef WSE_HAVE_WSE_MESH
+#include "wse_mesh/register.h"
+#endif
+
+namespace wse::app {
+
+void register_all(sim::Registry& registry) {
+  experiments::register_experiments(registry);
+#ifdef WSE_HAVE_EFA_LINK
+  efa::register_efa_link(registry);
+#endif
+#ifdef WSE_HAVE_NEURONCORE
+  neuron::register_neuroncore(registry);
+#endif
+#ifdef WSE_HAVE_WSE_MESH
+  wafer::register_wse_mesh(registry);
+#endif
+}
+
+}  // namespace wse::app

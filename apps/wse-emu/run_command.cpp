@@ -1,0 +1,203 @@
+// `wse-emu run` and `wse-emu check`: the two-phase life of an experiment. Phase 1 reads
+// and validates the whole configuration and elaborates the modules; any problem there
+// is bad input (exit 2) and nothing is written. Phase 2 simulates and writes the result
+// files atomically.
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "apps/wse-emu/cli.h"
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/output.h"
+#include "systemc_models/sim/progress.h"
+#include "systemc_models/stats/stats.h"
+#include "systemc_models/trace/trace.h"
+
+namespace fs = std::filesystem;
+
+namespace wse::app {
+
+namespace {
+
+struct Elaborated {
+  config::Document doc;
+  sim::ExperimentInfo info;
+  std::unique_ptr<sim::Experiment> experiment;
+};
+
+// Phase 1. Throws config::ConfigError on bad input.
+Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
+                     const std::vector<std::string>& overrides, trace::Writer* trace = nullptr) {
+  Elaborated e{config::load(file, overrides), {}, nullptr};
+  e.info.trace = trace;
+  config::Section root = e.doc.root();
+  config::Section ex = root.section("experiment", "what to run");
+  e.info.name = ex.string("name", {.doc = "experiment name, reported in summary.json"});
+  e.info.mode = ex.string("mode", {.doc = "experiment mode (see 'wse-emu list')"});
+  e.info.seed = static_cast<std::uint64_t>(
+      ex.integer("seed", {.doc = "seed of every random choice in the run", .def = "1", .min = 0}));
+  const sim::ExperimentFactory* factory = registry.mode(e.info.mode);
+  if (!factory) {
+    std::vector<std::string> names;
+    std::string all;
+    for (const auto& [n, d] : registry.modes()) {
+      names.push_back(n);
+      all += (all.empty() ? "" : ", ") + n;
+    }
+    auto guess = config::did_you_mean(e.info.mode, names);
+    ex.fail("mode", "unknown experiment mode '" + e.info.mode + "'" +
+                        (guess ? "; did you mean '" + *guess + "'?" : "") + " Allowed: " + all);
+  }
+  e.experiment = (*factory)(root, e.info);
+  e.doc.finish();
+  return e;
+}
+
+void print_notes(const config::Document& doc) {
+  // Group notes by file so that an HF config.json with many unused keys is one line.
+  std::map<std::string, std::vector<std::string>> by_file;
+  for (const auto& n : doc.notes()) by_file[n.source.file].push_back(n.key_path);
+  for (const auto& [file, keys] : by_file) {
+    std::string list;
+    for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+    std::cerr << "note: " << keys.size() << " key(s) of " << file
+              << " are not used by this model: " << list << "\n";
+  }
+}
+
+void flatten(const nlohmann::json& j, const std::string& prefix,
+             std::vector<std::pair<std::string, std::string>>& rows) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, rows);
+  } else if (j.is_number_float()) {
+    std::ostringstream os;
+    os << std::setprecision(6) << j.get<double>();
+    rows.emplace_back(prefix, os.str());
+  } else if (j.is_string()) {
+    rows.emplace_back(prefix, j.get<std::string>());
+  } else {
+    rows.emplace_back(prefix, j.dump());
+  }
+}
+
+void print_summary(const nlohmann::json& summary) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  nlohmann::json rest = summary;
+  rest.erase("utilization");
+  flatten(rest, "", rows);
+  std::size_t width = 0;
+  for (const auto& [k, v] : rows) width = std::max(width, k.size());
+  std::cout << "summary\n";
+  for (const auto& [k, v] : rows) {
+    std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << k << "  " << v << "\n";
+  }
+  if (summary.contains("utilization") && !summary["utilization"].empty()) {
+    std::vector<std::pair<double, std::string>> u;
+    for (const auto& [k, v] : summary["utilization"].items()) u.emplace_back(v.get<double>(), k);
+    std::stable_sort(u.begin(), u.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::size_t w = 0;
+    for (const auto& [f, k] : u) w = std::max(w, k.size());
+    std::cout << "utilization (busiest first)\n";
+    for (const auto& [f, k] : u) {
+      const int bar = static_cast<int>(f * 30 + 0.5);
+      std::cout << "  " << std::left << std::setw(static_cast<int>(w)) << k << "  " << std::right
+                << std::setw(6) << std::fixed << std::setprecision(1) << f * 100 << " %  "
+                << std::string(static_cast<std::size_t>(std::clamp(bar, 0, 30)), '#') << "\n";
+      std::cout.unsetf(std::ios::fixed);
+    }
+  }
+}
+
+}  // namespace
+
+int check_experiment(const sim::Registry& registry, const fs::path& experiment,
+                     const std::vector<std::string>& overrides, bool list_params) {
+  try {
+    Elaborated e = elaborate(registry, experiment, overrides);
+    print_notes(e.doc);
+    if (list_params) {
+      std::size_t w = 0;
+      for (const auto& p : e.doc.params()) w = std::max(w, p.key_path.size());
+      for (const auto& p : e.doc.params()) {
+        std::cout << std::left << std::setw(static_cast<int>(w)) << p.key_path << "  " << p.value
+                  << "   [default: " << p.def << "]  " << p.doc << "\n";
+      }
+    } else {
+      std::cout << "# resolved configuration of " << experiment.string()
+                << " (every default written out)\n"
+                << e.doc.resolved_yaml();
+    }
+    return kExitOk;
+  } catch (const config::ConfigError& err) {
+    std::cerr << "wse-emu: error: " << err.what() << "\n";
+    return kExitBadInput;
+  }
+}
+
+int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  Elaborated e;
+  std::unique_ptr<trace::Writer> trace;
+  if (opt.trace) trace = std::make_unique<trace::Writer>();
+  try {
+    e = elaborate(registry, opt.experiment, opt.overrides, trace.get());
+  } catch (const config::ConfigError& err) {
+    std::cerr << "wse-emu: error: " << err.what() << "\n";
+    return kExitBadInput;
+  }
+  if (!opt.quiet) print_notes(e.doc);
+
+  // Phase 2: from here on, output exists.
+  const bool dir_existed = fs::exists(opt.out_dir);
+  try {
+    fs::create_directories(opt.out_dir);
+    if (trace) trace->open((opt.out_dir / "trace.json").string());
+    sim::Progress progress(!opt.quiet && sim::Progress::stderr_is_terminal(), 0, "");
+    sim::RunContext ctx{trace.get(), progress.enabled() ? &progress : nullptr};
+    e.experiment->run(ctx);
+    progress.finish();
+
+    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    const double sim_s = e.experiment->simulated_seconds();
+    const auto groups = stats::collect(e.experiment->extra_stats());
+    nlohmann::json summary;
+    summary["experiment"] = e.info.name;
+    summary["mode"] = e.info.mode;
+    summary["seed"] = e.info.seed;
+    summary["simulated_time_s"] = sim_s;
+    summary["wall_time_s"] = wall_s;
+    summary["events"] = sc_core::sc_delta_count() + e.experiment->model_events();
+    summary["utilization"] = nlohmann::json::object();
+    for (const auto& [path, f] : stats::utilizations(groups, sim_s)) summary["utilization"][path] = f;
+    e.experiment->summarize(summary);
+
+    sim::write_file_atomic(opt.out_dir / "config.resolved.yaml", e.doc.resolved_yaml());
+    sim::write_file_atomic(opt.out_dir / "stats.json", stats::to_json(groups, sim_s).dump(2) + "\n");
+    for (const auto& [name, content] : e.experiment->extra_files()) {
+      sim::write_file_atomic(opt.out_dir / name, content);
+    }
+    if (trace) trace->finish();
+    sim::write_file_atomic(opt.out_dir / "summary.json", summary.dump(2) + "\n");
+    print_summary(summary);
+    std::cout << "results in " << opt.out_dir.string() << "/\n";
+  } catch (const config::ConfigError& err) {
+    if (trace) trace->abandon();
+    // Phase-2 configuration errors (found only while running) are still bad input.
+    std::cerr << "wse-emu: error: " << err.what() << "\n";
+    if (!dir_existed) fs::remove_all(opt.out_dir);
+    return kExitBadInput;
+  } catch (const std::exception& err) {
+    if (trace) trace->abandon();
+    std::cerr << "wse-emu: run failed: " << err.what() << "\n";
+    if (!dir_existed) fs::remove_all(opt.out_dir);
+    return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace wse::app

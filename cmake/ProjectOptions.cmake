@@ -1,0 +1,28 @@
+# Flags applied to project targets only (never to third-party code).
+add_library(wse_project_options INTERFACE)
+add_library(wse::project_options ALIAS wse_project_options)
+target_compile_options(wse_project_options INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
+  -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough)
+if(WSE_WARNINGS_AS_ERRORS)
+  target_compile_options(wse_project_options INTERFACE -Werror)
+endif()
+if(WSE_ENABLE_ASAN)
+  target_compile_options(wse_project_options INTERFACE -fsanitize=address -fno-omit-frame-pointer)
+  target_link_options(wse_project_options INTERFACE -fsanitize=address)
+endif()
+if(WSE_ENABLE_UBSAN)
+  target_compile_options(wse_project_options INTERFACE -fsanitize=undefined -fno-sanitize-recover=undefined)
+  target_link_options(wse_project_options INTERFACE -fsanitize=undefined)
+endif()
+# Headers are included by path from the project root: #include "systemc_models/units/units.h".
+target_include_directories(wse_project_options INTERFACE ${PROJECT_SOURCE_DIR})
+
+# wse_add_component(NAME SOURCES... DEPS...): one static library per component folder,
+# exported as wse::NAME.
+function(wse_add_component name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SOURCES})
+  add_library(wse::${name} ALIAS ${name})
+  target_link_libraries(${name} PUBLIC wse::project_options ${ARG_DEPS})
+endfunction()

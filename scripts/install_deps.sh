@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages wse-emu needs to build and test; skips what is present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libsystemc-dev            # SystemC 2.3.4 + TLM-2.0
+  libyaml-cpp-dev           # configuration files
+  libboost-program-options-dev
+  nlohmann-json3-dev        # JSON results and traces
+  libfmt-dev
+  googletest libgtest-dev libgmock-dev
+  libbenchmark-dev          # speed benchmarks in bench/
+  python3 python3-matplotlib  # plots (scripts/plot_*.py)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,122 @@
+#include "systemc_models/trace/trace.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace wse::trace {
+
+namespace {
+// Trace-event timestamps are microseconds; keep picosecond resolution.
+double us(double seconds) { return seconds * 1e6; }
+}  // namespace
+
+Writer::Writer() = default;
+
+Writer::Writer(std::string path) { open(std::move(path)); }
+
+void Writer::open(std::string path) {
+  if (open_) throw std::logic_error("trace writer opened twice");
+  path_ = std::move(path);
+  out_.open(path_ + ".tmp", std::ios::out | std::ios::trunc);
+  if (!out_) throw std::runtime_error("cannot open trace file '" + path_ + ".tmp' for writing");
+  out_ << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n" << pending_;
+  pending_.clear();
+  pending_.shrink_to_fit();
+  open_ = true;
+}
+
+void Writer::emit(const std::string& text) {
+  if (open_) out_ << text;
+  else pending_ += text;
+}
+
+Writer::~Writer() {
+  if (open_) abandon();
+}
+
+void Writer::begin_event() {
+  if (events_ > 0) emit(",\n");
+  ++events_;
+}
+
+std::uint32_t Writer::process_id(std::string_view process) {
+  auto it = processes_.find(process);
+  if (it != processes_.end()) return it->second;
+  const auto pid = static_cast<std::uint32_t>(processes_.size() + 1);
+  processes_.emplace(std::string(process), pid);
+  begin_event();
+  emit(nlohmann::json{{"ph", "M"}, {"name", "process_name"}, {"pid", pid},
+                         {"args", {{"name", process}}}}.dump());
+  return pid;
+}
+
+TrackId Writer::track(std::string_view process, std::string_view track) {
+  const std::uint32_t pid = process_id(process);
+  auto key = std::make_pair(pid, std::string(track));
+  auto it = tracks_.find(key);
+  if (it != tracks_.end()) return it->second;
+  const auto id = static_cast<TrackId>(track_process_.size());
+  track_process_.push_back(pid);
+  tracks_.emplace(std::move(key), id);
+  begin_event();
+  emit(nlohmann::json{{"ph", "M"}, {"name", "thread_name"}, {"pid", pid}, {"tid", id + 1},
+                         {"args", {{"name", track}}}}.dump());
+  return id;
+}
+
+void Writer::slice(TrackId track, std::string_view name, double start_s, double duration_s,
+                   const std::vector<std::pair<std::string, std::string>>& args) {
+  nlohmann::json e{{"ph", "X"}, {"name", name}, {"pid", track_process_.at(track)},
+                   {"tid", track + 1}, {"ts", us(start_s)}, {"dur", us(duration_s)}};
+  if (!args.empty()) {
+    nlohmann::json a = nlohmann::json::object();
+    for (const auto& [k, v] : args) a[k] = v;
+    e["args"] = std::move(a);
+  }
+  begin_event();
+  emit(e.dump());
+}
+
+void Writer::instant(TrackId track, std::string_view name, double at_s) {
+  begin_event();
+  emit(nlohmann::json{{"ph", "i"}, {"s", "t"}, {"name", name},
+                         {"pid", track_process_.at(track)}, {"tid", track + 1},
+                         {"ts", us(at_s)}}.dump());
+}
+
+void Writer::counter(std::string_view process, std::string_view name, double at_s, double value) {
+  const std::uint32_t pid = process_id(process);
+  begin_event();
+  emit(nlohmann::json{{"ph", "C"}, {"name", name}, {"pid", pid}, {"ts", us(at_s)},
+                         {"args", {{"value", value}}}}.dump());
+}
+
+void Writer::flow(std::uint64_t flow_id, TrackId track, double at_s, bool first, bool last) {
+  const char* ph = first ? "s" : (last ? "f" : "t");
+  nlohmann::json e{{"ph", ph}, {"id", flow_id}, {"name", "request"}, {"cat", "request"},
+                   {"pid", track_process_.at(track)}, {"tid", track + 1}, {"ts", us(at_s)}};
+  if (last) e["bp"] = "e";
+  begin_event();
+  emit(e.dump());
+}
+
+void Writer::finish() {
+  if (!open_) throw std::logic_error("trace writer finished before it was opened");
+  out_ << "\n]}\n";
+  out_.close();
+  open_ = false;
+  if (!out_ || std::rename((path_ + ".tmp").c_str(), path_.c_str()) != 0) {
+    throw std::runtime_error("cannot write trace file '" + path_ + "'");
+  }
+}
+
+void Writer::abandon() {
+  if (!open_) return;
+  out_.close();
+  open_ = false;
+  std::remove((path_ + ".tmp").c_str());
+}
+
+}  // namespace wse::trace

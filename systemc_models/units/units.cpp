@@ -1,0 +1,203 @@
+#include "systemc_models/units/units.h"
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+namespace wse {
+
+namespace {
+
+struct UnitFactor {
+  std::string_view name;
+  double factor;
+};
+
+// Sizes: decimal (KB = 1000) and binary (KiB = 1024) prefixes are different units.
+constexpr std::array kSizeTable{
+    UnitFactor{"B", 1.0},           UnitFactor{"KB", 1e3},
+    UnitFactor{"MB", 1e6},          UnitFactor{"GB", 1e9},
+    UnitFactor{"TB", 1e12},         UnitFactor{"PB", 1e15},
+    UnitFactor{"KiB", 1024.0},      UnitFactor{"MiB", 1048576.0},
+    UnitFactor{"GiB", 1073741824.0}, UnitFactor{"TiB", 1099511627776.0},
+};
+
+constexpr std::array kBandwidthTable{
+    UnitFactor{"B/s", 1.0},           UnitFactor{"KB/s", 1e3},
+    UnitFactor{"MB/s", 1e6},          UnitFactor{"GB/s", 1e9},
+    UnitFactor{"TB/s", 1e12},         UnitFactor{"PB/s", 1e15},
+    UnitFactor{"KiB/s", 1024.0},      UnitFactor{"MiB/s", 1048576.0},
+    UnitFactor{"GiB/s", 1073741824.0}, UnitFactor{"TiB/s", 1099511627776.0},
+    // Bits: divide by 8.
+    UnitFactor{"b/s", 1.0 / 8},       UnitFactor{"Kb/s", 1e3 / 8},
+    UnitFactor{"Mb/s", 1e6 / 8},      UnitFactor{"Gb/s", 1e9 / 8},
+    UnitFactor{"Tb/s", 1e12 / 8},     UnitFactor{"Pb/s", 1e15 / 8},
+    UnitFactor{"bps", 1.0 / 8},       UnitFactor{"Kbps", 1e3 / 8},
+    UnitFactor{"Mbps", 1e6 / 8},      UnitFactor{"Gbps", 1e9 / 8},
+    UnitFactor{"Tbps", 1e12 / 8},     UnitFactor{"Pbps", 1e15 / 8},
+};
+
+constexpr std::array kFrequencyTable{
+    UnitFactor{"Hz", 1.0},  UnitFactor{"kHz", 1e3}, UnitFactor{"KHz", 1e3},
+    UnitFactor{"MHz", 1e6}, UnitFactor{"GHz", 1e9},
+};
+
+constexpr std::array kDurationTable{
+    UnitFactor{"ps", 1e-12}, UnitFactor{"ns", 1e-9}, UnitFactor{"us", 1e-6},
+    UnitFactor{"ms", 1e-3},  UnitFactor{"s", 1.0},
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+struct NumberAndUnit {
+  double number;
+  std::string_view unit;
+};
+
+// Splits "12.5 GB/s" into 12.5 and "GB/s". The number must be finite; the unit must
+// be present (a bare number is an error because it hides which unit was meant).
+NumberAndUnit split(std::string_view text, std::string_view what, std::string_view allowed) {
+  const std::string_view t = trim(text);
+  const std::string found{text};
+  if (t.empty()) throw UnitError("empty " + std::string(what), found, std::string(allowed));
+  double number = 0.0;
+  const char* begin = t.data();
+  const char* end = t.data() + t.size();
+  auto [ptr, ec] = std::from_chars(begin, end, number);
+  if (ec != std::errc() || ptr == begin) {
+    throw UnitError(std::string(what) + " must start with a number", found, std::string(allowed));
+  }
+  if (!std::isfinite(number)) {
+    throw UnitError(std::string(what) + " must be finite", found, std::string(allowed));
+  }
+  std::string_view unit = trim(std::string_view(ptr, static_cast<std::size_t>(end - ptr)));
+  if (unit.empty()) {
+    throw UnitError(std::string(what) + " needs a unit", found, std::string(allowed));
+  }
+  return {number, unit};
+}
+
+template <std::size_t N>
+double lookup(const std::array<UnitFactor, N>& table, std::string_view unit, std::string_view what,
+              std::string_view text, std::string_view allowed) {
+  for (const auto& u : table) {
+    if (u.name == unit) return u.factor;
+  }
+  throw UnitError("unknown " + std::string(what) + " unit '" + std::string(unit) + "'",
+                  std::string(text), std::string(allowed));
+}
+
+void require_non_negative(double v, std::string_view what, std::string_view text,
+                          std::string_view allowed) {
+  if (v < 0.0) {
+    throw UnitError(std::string(what) + " cannot be negative", std::string(text),
+                    std::string(allowed));
+  }
+}
+
+// Shortest decimal text that round-trips to the same double.
+std::string exact(double v) {
+  std::array<char, 64> buf{};
+  auto [ptr, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  (void)ec;
+  return std::string(buf.data(), ptr);
+}
+
+std::string with_prefix(double v, std::string_view base, double step = 1000.0) {
+  static constexpr std::array<std::string_view, 6> prefixes{"", "K", "M", "G", "T", "P"};
+  std::size_t i = 0;
+  double x = v;
+  while (std::fabs(x) >= step && i + 1 < prefixes.size()) {
+    x /= step;
+    ++i;
+  }
+  std::array<char, 64> buf{};
+  std::snprintf(buf.data(), buf.size(), "%.4g %s%s", x, std::string(prefixes[i]).c_str(),
+                std::string(base).c_str());
+  return buf.data();
+}
+
+}  // namespace
+
+UnitError::UnitError(std::string problem, std::string found, std::string allowed)
+    : std::runtime_error(problem + " (found '" + found + "'; allowed units: " + allowed + ")"),
+      problem_(std::move(problem)),
+      found_(std::move(found)),
+      allowed_(std::move(allowed)) {}
+
+sc_core::sc_time Frequency::period() const { return sc_core::sc_time(1.0 / hz, sc_core::SC_SEC); }
+
+sc_core::sc_time Duration::to_sc_time() const { return sc_core::sc_time(seconds, sc_core::SC_SEC); }
+
+std::uint64_t Duration::cycles(Frequency clock) const {
+  return static_cast<std::uint64_t>(std::llround(seconds * clock.hz));
+}
+
+Size parse_size(std::string_view text) {
+  const auto [n, unit] = split(text, "size", kSizeUnits);
+  require_non_negative(n, "size", text, kSizeUnits);
+  const double bytes = n * lookup(kSizeTable, unit, "size", text, kSizeUnits);
+  if (bytes > static_cast<double>(std::numeric_limits<std::uint64_t>::max() / 2)) {
+    throw UnitError("size is too large", std::string(text), std::string(kSizeUnits));
+  }
+  const double rounded = std::round(bytes);
+  if (std::fabs(bytes - rounded) > 1e-6 * std::max(1.0, bytes)) {
+    throw UnitError("size must be a whole number of bytes", std::string(text),
+                    std::string(kSizeUnits));
+  }
+  return Size{static_cast<std::uint64_t>(rounded)};
+}
+
+Bandwidth parse_bandwidth(std::string_view text) {
+  const auto [n, unit] = split(text, "bandwidth", kBandwidthUnits);
+  require_non_negative(n, "bandwidth", text, kBandwidthUnits);
+  return Bandwidth{n * lookup(kBandwidthTable, unit, "bandwidth", text, kBandwidthUnits)};
+}
+
+Frequency parse_frequency(std::string_view text) {
+  const auto [n, unit] = split(text, "frequency", kFrequencyUnits);
+  require_non_negative(n, "frequency", text, kFrequencyUnits);
+  return Frequency{n * lookup(kFrequencyTable, unit, "frequency", text, kFrequencyUnits)};
+}
+
+Duration parse_duration(std::string_view text, std::optional<Frequency> clock) {
+  const auto [n, unit] = split(text, "time", kDurationUnits);
+  require_non_negative(n, "time", text, kDurationUnits);
+  if (unit == "cycles" || unit == "cycle") {
+    if (!clock) {
+      throw UnitError("'cycles' needs a clock, and none is in scope for this key",
+                      std::string(text), "ps, ns, us, ms, s");
+    }
+    return Duration{n / clock->hz};
+  }
+  return Duration{n * lookup(kDurationTable, unit, "time", text, kDurationUnits)};
+}
+
+std::string to_string(Size v) { return std::to_string(v.bytes) + " B"; }
+std::string to_string(Bandwidth v) { return exact(v.bytes_per_s) + " B/s"; }
+std::string to_string(Frequency v) { return exact(v.hz) + " Hz"; }
+std::string to_string(Duration v) { return exact(v.seconds) + " s"; }
+
+std::string pretty(Size v) { return with_prefix(static_cast<double>(v.bytes), "B"); }
+std::string pretty(Bandwidth v) { return with_prefix(v.bytes_per_s, "B/s"); }
+std::string pretty(Frequency v) { return with_prefix(v.hz, "Hz"); }
+std::string pretty(Duration v) {
+  const double s = v.seconds;
+  std::array<char, 64> buf{};
+  if (s == 0.0) return "0 s";
+  if (s < 1e-9) std::snprintf(buf.data(), buf.size(), "%.4g ps", s * 1e12);
+  else if (s < 1e-6) std::snprintf(buf.data(), buf.size(), "%.4g ns", s * 1e9);
+  else if (s < 1e-3) std::snprintf(buf.data(), buf.size(), "%.4g us", s * 1e6);
+  else if (s < 1.0) std::snprintf(buf.data(), buf.size(), "%.4g ms", s * 1e3);
+  else std::snprintf(buf.data(), buf.size(), "%.4g s", s);
+  return buf.data();
+}
+
+}  // namespace wse

@@ -1,0 +1,114 @@
+// End-to-end runs of shipped experiments through the real command: result files,
+// summary keys, a hand-derived figure, determinism, and the resolved configuration
+// running to the same result.
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/cli_harness.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class Experiments : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           (std::string("wse_exp_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  nlohmann::json summary(const fs::path& out) { return nlohmann::json::parse(slurp(out / "summary.json")); }
+  fs::path dir_;
+};
+
+TEST_F(Experiments, DefaultWritesEveryResultFile) {
+  const fs::path out = dir_ / "run";
+  Result r = wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=50 --out '" +
+                         out.string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("summary"));
+  for (const char* f : {"summary.json", "stats.json", "config.resolved.yaml", "requests.csv"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  EXPECT_FALSE(fs::exists(out / "trace.json"));  // off by default
+  const auto s = summary(out);
+  EXPECT_EQ(s["experiment"], "default");
+  EXPECT_GT(s["simulated_time_s"].get<double>(), 0.0);
+  EXPECT_GT(s["wall_time_s"].get<double>(), 0.0);
+  EXPECT_GT(s["events"].get<std::uint64_t>(), 0u);
+  ASSERT_TRUE(s["utilization"].contains("system.link"));
+  const double u = s["utilization"]["system.link"].get<double>();
+  EXPECT_GT(u, 0.0);
+  EXPECT_LE(u, 1.0);
+  EXPECT_EQ(s["requests"]["completed"], 50);
+  // Llama-3.1-70B KV cache: 2 x 80 layers x 8 kv heads x 128 x 2 B = 327,680 B per token.
+  EXPECT_EQ(s["model"]["kv_bytes_per_token"], 327680);
+
+  // The first request of azure2023_conv.csv has 374 context tokens and nothing ahead
+  // of it, so it takes latency + bytes / bandwidth = 15 us + 374 x 327,680 B / 400 GB/s
+  // = 15 us + 306.3808 us = 321.3808 us.
+  const std::string csv = slurp(out / "requests.csv");
+  const auto line2 = csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n') - 1);
+  EXPECT_THAT(line2, HasSubstr(",374,122552320,"));
+  const double t = std::stod(line2.substr(line2.rfind(',') + 1));
+  EXPECT_NEAR(t, 321.3808e-6, 1e-12);
+
+  const auto stats = nlohmann::json::parse(slurp(out / "stats.json"));
+  EXPECT_EQ(stats["system"]["bytes"]["unit"], "B");
+  EXPECT_FALSE(stats["system"]["bytes"]["description"].get<std::string>().empty());
+}
+
+TEST_F(Experiments, SameInputsGiveIdenticalOutputs) {
+  const std::string args = "run configs/experiments/default.yaml --quiet --set workload.trace.limit=200 --out '";
+  ASSERT_EQ(wse_emu(args + (dir_ / "a").string() + "'", dir_ / "io").exit_code, 0);
+  ASSERT_EQ(wse_emu(args + (dir_ / "b").string() + "'", dir_ / "io").exit_code, 0);
+  for (const char* f : {"stats.json", "requests.csv", "config.resolved.yaml"}) {
+    EXPECT_EQ(slurp(dir_ / "a" / f), slurp(dir_ / "b" / f)) << f;
+  }
+  auto a = summary(dir_ / "a");
+  auto b = summary(dir_ / "b");
+  a.erase("wall_time_s");  // the one figure that measures the host, not the model
+  b.erase("wall_time_s");
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(Experiments, ResolvedConfigurationRunsToTheSameResult) {
+  ASSERT_EQ(wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=100 --out '" +
+                        (dir_ / "a").string() + "'",
+                    dir_ / "io")
+                .exit_code,
+            0);
+  Result r = wse_emu("run '" + (dir_ / "a" / "config.resolved.yaml").string() + "' --quiet --out '" +
+                         (dir_ / "b").string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto a = summary(dir_ / "a");
+  auto b = summary(dir_ / "b");
+  a.erase("wall_time_s");
+  b.erase("wall_time_s");
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(slurp(dir_ / "a" / "config.resolved.yaml"), slurp(dir_ / "b" / "config.resolved.yaml"));
+}
+
+TEST_F(Experiments, TraceIsPerfettoJson) {
+  const fs::path out = dir_ / "t";
+  Result r = wse_emu("run configs/experiments/default.yaml --quiet --trace --set workload.trace.limit=10 --out '" +
+                         out.string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto t = nlohmann::json::parse(slurp(out / "trace.json"));
+  ASSERT_TRUE(t.contains("traceEvents"));
+  std::size_t slices = 0;
+  for (const auto& e : t["traceEvents"]) slices += e["ph"] == "X" ? 1 : 0;
+  EXPECT_EQ(slices, 10u);  // one slice per transfer on the link's track
+}
+
+}  // namespace
+}  // namespace wse::testing

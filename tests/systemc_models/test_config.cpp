@@ -1,0 +1,228 @@
+// The configuration language: typed keys with units and defaults, includes and
+// overrides, and one clear error (file:line:column, key path, found, allowed) for each
+// kind of bad input.
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "systemc_models/config/config.h"
+
+namespace wse::config {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class ConfigFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("wse_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path write(const std::string& name, const std::string& text) {
+    const fs::path p = dir_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    return p;
+  }
+  fs::path dir_;
+};
+
+// Reads a small schema: link.{bandwidth, latency, width, arbitration}, name.
+struct Link {
+  Bandwidth bandwidth;
+  Duration latency;
+  std::int64_t lanes;
+  std::string policy;
+};
+
+Link read_link(Document& doc) {
+  Section root = doc.root();
+  Section link = root.section("link", "a link");
+  Link l;
+  l.bandwidth = link.bandwidth("bandwidth", {.doc = "line rate", .min = 0, .min_exclusive = true});
+  l.latency = link.duration("latency", {.doc = "one-way latency", .def = "15 us"}, Frequency{1e9});
+  l.lanes = link.integer("lanes", {.doc = "parallel lanes", .def = "4", .min = 1, .max = 64});
+  l.policy = link.enumeration<std::string>("arbitration", {.doc = "policy", .def = "fifo"},
+                                           {{"fifo", "fifo"}, {"round_robin", "round_robin"}});
+  doc.finish();
+  return l;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Config, TypedValuesAndDefaults) {
+  Document doc = parse("link:\n  bandwidth: 3.2 Tb/s\n  latency: 100 cycles\n", "exp.yaml");
+  const Link l = read_link(doc);
+  EXPECT_DOUBLE_EQ(l.bandwidth.bytes_per_s, 400e9);
+  EXPECT_DOUBLE_EQ(l.latency.seconds, 100e-9);  // 100 cycles of the 1 GHz clock in scope
+  EXPECT_EQ(l.lanes, 4);
+  EXPECT_EQ(l.policy, "fifo");
+}
+
+TEST(Config, ResolvedDocumentWritesDefaultsAndRunsTheSame) {
+  Document doc = parse("link:\n  bandwidth: 100 Gb/s\n", "exp.yaml");
+  const Link a = read_link(doc);
+  const std::string resolved = doc.resolved_yaml();
+  EXPECT_THAT(resolved, HasSubstr("latency: 15 us"));
+  EXPECT_THAT(resolved, HasSubstr("lanes: 4"));
+  EXPECT_THAT(resolved, HasSubstr("# line rate"));
+  Document again = parse(resolved, "resolved.yaml");
+  const Link b = read_link(again);
+  EXPECT_EQ(a.bandwidth, b.bandwidth);
+  EXPECT_EQ(a.latency, b.latency);
+  EXPECT_EQ(a.lanes, b.lanes);
+  EXPECT_EQ(a.policy, b.policy);
+  EXPECT_EQ(again.resolved_yaml(), resolved);
+}
+
+TEST(Config, UnknownKeyOneLetterOffSuggestsTheKnownKey) {
+  Document doc = parse("link:\n  bandwidth: 1 GB/s\n  latncy: 5 us\n", "exp.yaml");
+  const std::string e = error_of([&] { read_link(doc); });
+  EXPECT_THAT(e, HasSubstr("exp.yaml:3:3"));
+  EXPECT_THAT(e, HasSubstr("key 'link.latncy'"));
+  EXPECT_THAT(e, HasSubstr("did you mean 'latency'?"));
+  EXPECT_THAT(e, HasSubstr("Known keys here: arbitration, bandwidth, lanes, latency"));
+}
+
+TEST(Config, BareNumberWhereAUnitIsRequired) {
+  Document doc = parse("link:\n  bandwidth: 100\n", "exp.yaml");
+  const std::string e = error_of([&] { read_link(doc); });
+  EXPECT_THAT(e, HasSubstr("exp.yaml:2:14"));
+  EXPECT_THAT(e, HasSubstr("key 'link.bandwidth'"));
+  EXPECT_THAT(e, HasSubstr("needs a unit"));
+  EXPECT_THAT(e, HasSubstr("found '100'"));
+  EXPECT_THAT(e, HasSubstr("Gb/s"));
+}
+
+TEST(Config, NegativeBandwidthAndUnknownUnit) {
+  Document neg = parse("link:\n  bandwidth: -3 GB/s\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] { read_link(neg); }), HasSubstr("cannot be negative"));
+  Document zero = parse("link:\n  bandwidth: 0 GB/s\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] { read_link(zero); }), HasSubstr("out of range; allowed: > 0 B/s"));
+  Document furl = parse("size: 12 furlongs\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] {
+                Section r = furl.root();
+                r.size("size", {.doc = "a size"});
+              }),
+              HasSubstr("unknown size unit 'furlongs'"));
+}
+
+TEST(Config, OutOfRangeWrongTypeMissingKeyAndBadChoice) {
+  Document range = parse("link:\n  bandwidth: 1 GB/s\n  lanes: 65\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] { read_link(range); }), HasSubstr("'65' is out of range; allowed: >= 1 and <= 64"));
+  Document type = parse("link:\n  bandwidth: 1 GB/s\n  lanes: four\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] { read_link(type); }), HasSubstr("expected an integer, found 'four'"));
+  Document section = parse("link: fast\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] { read_link(section); }), HasSubstr("expected a mapping (a link), found a scalar 'fast'"));
+  Document missing = parse("link:\n  lanes: 2\n", "exp.yaml");
+  EXPECT_THAT(error_of([&] { read_link(missing); }), HasSubstr("missing required key 'bandwidth'"));
+  Document choice = parse("link:\n  bandwidth: 1 GB/s\n  arbitration: fif0\n", "exp.yaml");
+  const std::string e = error_of([&] { read_link(choice); });
+  EXPECT_THAT(e, HasSubstr("did you mean 'fifo'?"));
+  EXPECT_THAT(e, HasSubstr("Allowed: fifo, round_robin"));
+}
+
+TEST(Config, SyntaxErrorNamesLineAndColumn) {
+  const std::string e = error_of([] { parse("link:\n  bandwidth: [1 GB/s\n", "exp.yaml"); });
+  EXPECT_THAT(e, HasSubstr("exp.yaml:"));
+  EXPECT_THAT(e, HasSubstr("syntax error"));
+  const std::string dup = error_of([] { parse("a: 1\na: 2\n", "exp.yaml"); });
+  EXPECT_THAT(dup, HasSubstr("exp.yaml:2:1"));
+  EXPECT_THAT(dup, HasSubstr("duplicate key 'a'"));
+}
+
+TEST_F(ConfigFiles, IncludesMergeInOrderAndLocalKeysOverride) {
+  write("hw/base.yaml", "link:\n  bandwidth: 1 GB/s\n  lanes: 2\n");
+  write("hw/fast.yaml", "link:\n  bandwidth: 8 GB/s\n");
+  const fs::path exp = write("exp.yaml", "include: [hw/base.yaml, hw/fast.yaml]\nlink:\n  lanes: 8\n");
+  Document doc = load(exp);
+  const Link l = read_link(doc);
+  EXPECT_DOUBLE_EQ(l.bandwidth.bytes_per_s, 8e9);  // the later include wins
+  EXPECT_EQ(l.lanes, 8);                          // the including file wins over both
+  // Errors point at the file that wrote the value.
+  write("hw/bad.yaml", "link:\n  bandwidth: fast\n");
+  const fs::path exp2 = write("exp2.yaml", "include: hw/bad.yaml\n");
+  Document doc2 = load(exp2);
+  EXPECT_THAT(error_of([&] { read_link(doc2); }), HasSubstr("bad.yaml:2:14"));
+}
+
+TEST_F(ConfigFiles, IncludeUnderAKeyReadsJsonAsItIs) {
+  write("models/m.json", R"({"hidden_size": 4096, "rope_theta": 500000.0, "num_hidden_layers": 32})");
+  const fs::path exp = write("exp.yaml", "model:\n  include: models/m.json\n  num_hidden_layers: 2\n");
+  Document doc = load(exp);
+  Section root = doc.root();
+  Section m = root.section("model", "model");
+  EXPECT_EQ(m.integer("hidden_size", {.doc = "width"}), 4096);
+  EXPECT_EQ(m.integer("num_hidden_layers", {.doc = "layers"}), 2);
+  doc.finish();  // rope_theta is not read: a note, not an error, because it is from JSON
+  ASSERT_EQ(doc.notes().size(), 1u);
+  EXPECT_EQ(doc.notes()[0].key_path, "model.rope_theta");
+}
+
+TEST_F(ConfigFiles, IncludeCycleMissingIncludeEmptyFileAndGarbage) {
+  write("a.yaml", "include: b.yaml\nx: 1\n");
+  write("b.yaml", "include: a.yaml\n");
+  EXPECT_THAT(error_of([&] { load(dir_ / "a.yaml"); }), HasSubstr("include cycle: a.yaml -> b.yaml -> a.yaml"));
+  write("self.yaml", "include: self.yaml\n");
+  EXPECT_THAT(error_of([&] { load(dir_ / "self.yaml"); }), HasSubstr("include cycle"));
+  write("c.yaml", "include: nowhere.yaml\n");
+  const std::string missing = error_of([&] { load(dir_ / "c.yaml"); });
+  EXPECT_THAT(missing, HasSubstr("c.yaml:1:10"));
+  EXPECT_THAT(missing, HasSubstr("does not exist"));
+  EXPECT_THAT(error_of([&] { load(dir_ / "absent.yaml"); }), HasSubstr("does not exist"));
+  write("empty.yaml", "# nothing here\n");
+  EXPECT_THAT(error_of([&] { load(dir_ / "empty.yaml"); }), HasSubstr("file is empty"));
+  write("list.yaml", "- 1\n- 2\n");
+  EXPECT_THAT(error_of([&] { load(dir_ / "list.yaml"); }), HasSubstr("expected a mapping of keys at the top level"));
+  // Random bytes: refused as binary, never parsed for long.
+  std::string garbage(1 << 20, '\0');
+  std::mt19937 rng(7);
+  for (auto& c : garbage) c = static_cast<char>(rng() & 0xFF);
+  write("garbage.yaml", garbage);
+  EXPECT_THAT(error_of([&] { load(dir_ / "garbage.yaml"); }), HasSubstr("garbage.yaml"));
+  // A file too large to be a configuration (sparse, so the test stays cheap).
+  {
+    std::ofstream big(dir_ / "big.yaml", std::ios::binary);
+    big.seekp(100 * 1000 * 1000);
+    big.put('x');
+  }
+  EXPECT_THAT(error_of([&] { load(dir_ / "big.yaml"); }), HasSubstr("too large for a configuration file"));
+}
+
+TEST_F(ConfigFiles, CommandLineOverrides) {
+  const fs::path exp = write("exp.yaml", "link:\n  bandwidth: 1 GB/s\n");
+  Document doc = load(exp, {"link.bandwidth=2 GB/s", "link.lanes=16"});
+  const Link l = read_link(doc);
+  EXPECT_DOUBLE_EQ(l.bandwidth.bytes_per_s, 2e9);
+  EXPECT_EQ(l.lanes, 16);
+  // An override of a key that does not exist is an unknown key, named as an override.
+  Document bad = load(exp, {"link.bandwith=2 GB/s"});
+  const std::string e = error_of([&] { read_link(bad); });
+  EXPECT_THAT(e, HasSubstr("--set 'link.bandwith=2 GB/s'"));
+  EXPECT_THAT(e, HasSubstr("did you mean 'bandwidth'?"));
+  EXPECT_THAT(error_of([&] { load(exp, {"novalue"}); }), HasSubstr("expected KEY.PATH=VALUE"));
+  EXPECT_THAT(error_of([&] { load(exp, {"link.bandwidth.x=1"}); }), HasSubstr("cannot set a key inside a scalar"));
+}
+
+TEST(Config, DidYouMean) {
+  EXPECT_EQ(did_you_mean("bandwith", {"bandwidth", "latency"}), "bandwidth");
+  EXPECT_EQ(did_you_mean("zzzzzz", {"bandwidth", "latency"}), std::nullopt);
+}
+
+}  // namespace
+}  // namespace wse::config

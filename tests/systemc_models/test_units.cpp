@@ -1,0 +1,92 @@
+// Quantities with units: parsing, the difference between decimal and binary prefixes,
+// bits versus bytes, and the errors for bare numbers and unknown units.
+#include <gtest/gtest.h>
+
+#include "systemc_models/units/units.h"
+
+namespace wse {
+namespace {
+
+TEST(Units, SizesDistinguishDecimalAndBinaryPrefixes) {
+  EXPECT_EQ(parse_size("1 KB").bytes, 1000u);
+  EXPECT_EQ(parse_size("1 KiB").bytes, 1024u);
+  EXPECT_EQ(parse_size("48 KiB").bytes, 49152u);       // one WSE PE's SRAM
+  EXPECT_EQ(parse_size("96 GiB").bytes, 103079215104u);  // one Trainium2 chip's HBM
+  EXPECT_EQ(parse_size("2 MB").bytes, 2000000u);
+  EXPECT_EQ(parse_size("1.5 KiB").bytes, 1536u);
+  EXPECT_EQ(parse_size("3 TB").bytes, 3000000000000u);
+  EXPECT_EQ(parse_size("1 TiB").bytes, 1099511627776u);
+  EXPECT_EQ(parse_size("7B").bytes, 7u);  // no space is fine
+}
+
+TEST(Units, BandwidthsInBytesAndBits) {
+  EXPECT_DOUBLE_EQ(parse_bandwidth("100 GB/s").bytes_per_s, 100e9);
+  // Bits are divided by 8: 100 Gb/s = 12.5 GB/s; "Gbps" is the same unit.
+  EXPECT_DOUBLE_EQ(parse_bandwidth("100 Gb/s").bytes_per_s, 12.5e9);
+  EXPECT_DOUBLE_EQ(parse_bandwidth("100 Gbps").bytes_per_s, 12.5e9);
+  EXPECT_DOUBLE_EQ(parse_bandwidth("3.2 Tb/s").bytes_per_s, 400e9);
+  EXPECT_DOUBLE_EQ(parse_bandwidth("1.2 Tbps").bytes_per_s, 150e9);
+  EXPECT_DOUBLE_EQ(parse_bandwidth("21 PB/s").bytes_per_s, 21e15);
+  EXPECT_DOUBLE_EQ(parse_bandwidth("1 GiB/s").bytes_per_s, 1073741824.0);
+  EXPECT_DOUBLE_EQ(parse_bandwidth("8 b/s").bytes_per_s, 1.0);
+}
+
+TEST(Units, FrequenciesAndTimes) {
+  EXPECT_DOUBLE_EQ(parse_frequency("1.1 GHz").hz, 1.1e9);
+  EXPECT_DOUBLE_EQ(parse_frequency("960 MHz").hz, 960e6);
+  EXPECT_DOUBLE_EQ(parse_duration("600 ns").seconds, 600e-9);
+  EXPECT_DOUBLE_EQ(parse_duration("15 us").seconds, 15e-6);
+  EXPECT_DOUBLE_EQ(parse_duration("625 ps").seconds, 625e-12);
+  EXPECT_DOUBLE_EQ(parse_duration("2 s").seconds, 2.0);
+  // Cycles need a clock: 31 cycles of a 1.6 GHz clock = 31 x 625 ps = 19.375 ns.
+  EXPECT_DOUBLE_EQ(parse_duration("31 cycles", Frequency{1.6e9}).seconds, 31 / 1.6e9);
+  EXPECT_EQ(parse_duration("31 cycles", Frequency{1.6e9}).cycles(Frequency{1.6e9}), 31u);
+  EXPECT_THROW(parse_duration("31 cycles"), UnitError);
+}
+
+TEST(Units, ErrorsNameWhatWasFoundAndWhatIsAllowed) {
+  try {
+    parse_bandwidth("100");
+    FAIL() << "a bare number must be refused";
+  } catch (const UnitError& e) {
+    EXPECT_EQ(e.found(), "100");
+    EXPECT_NE(e.problem().find("needs a unit"), std::string::npos);
+    EXPECT_NE(e.allowed().find("Gb/s"), std::string::npos);
+  }
+  try {
+    parse_size("12 furlongs");
+    FAIL();
+  } catch (const UnitError& e) {
+    EXPECT_NE(e.problem().find("unknown size unit 'furlongs'"), std::string::npos);
+  }
+  EXPECT_THROW(parse_bandwidth("-3 GB/s"), UnitError);
+  EXPECT_THROW(parse_size("GB"), UnitError);
+  EXPECT_THROW(parse_size(""), UnitError);
+  EXPECT_THROW(parse_size("0.3 B"), UnitError);  // not a whole number of bytes
+  EXPECT_THROW(parse_frequency("1 GB/s"), UnitError);
+  EXPECT_THROW(parse_duration("5 fortnights"), UnitError);
+}
+
+TEST(Units, CanonicalTextRoundTrips) {
+  for (const char* t : {"3.2 Tb/s", "1.1 GHz", "600 ns", "48 KiB", "0.1 B/s"}) {
+    SCOPED_TRACE(t);
+    if (std::string(t).find("/s") != std::string::npos) {
+      const Bandwidth b = parse_bandwidth(t);
+      EXPECT_EQ(parse_bandwidth(to_string(b)), b);
+    } else if (std::string(t).find("Hz") != std::string::npos) {
+      const Frequency f = parse_frequency(t);
+      EXPECT_EQ(parse_frequency(to_string(f)), f);
+    } else if (std::string(t).find("ns") != std::string::npos) {
+      const Duration d = parse_duration(t);
+      EXPECT_EQ(parse_duration(to_string(d)), d);
+    } else {
+      const Size s = parse_size(t);
+      EXPECT_EQ(parse_size(to_string(s)), s);
+    }
+  }
+  EXPECT_EQ(pretty(parse_bandwidth("3.2 Tb/s")), "400 GB/s");
+  EXPECT_EQ(pretty(parse_duration("15 us")), "15 us");
+}
+
+}  // namespace
+}  // namespace wse
