@@ -293,6 +293,63 @@ TEST_F(SharedResourceTest, TransferFromAThreadWithoutSockets) {
   EXPECT_EQ(done, 520 * kNs);
 }
 
+// An approximately-timed initiator: BEGIN_REQ forward, BEGIN_RESP expected backward.
+class NonBlockingInitiator : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_initiator_socket<NonBlockingInitiator> socket;
+
+  explicit NonBlockingInitiator(const sc_core::sc_module_name& name) : sc_module(name), socket("socket") {
+    socket.register_nb_transport_bw(this, &NonBlockingInitiator::nb_transport_bw);
+  }
+
+  void send(std::uint64_t bytes) {
+    data_.resize(bytes);
+    payload_.set_command(tlm::TLM_WRITE_COMMAND);
+    payload_.set_data_ptr(data_.data());
+    payload_.set_data_length(static_cast<unsigned>(bytes));
+    payload_.set_streaming_width(static_cast<unsigned>(bytes));
+    sc_core::sc_spawn([this] {
+      tlm::tlm_phase phase = tlm::BEGIN_REQ;
+      sc_time delay = sc_core::SC_ZERO_TIME;
+      accepted = socket->nb_transport_fw(payload_, phase, delay) == tlm::TLM_ACCEPTED;
+    });
+  }
+
+  bool accepted = false;
+  std::uint64_t response_ps = 0;
+  tlm::tlm_response_status status = tlm::TLM_INCOMPLETE_RESPONSE;
+
+ private:
+  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& p, tlm::tlm_phase& phase, sc_time& delay) {
+    EXPECT_EQ(phase, tlm::BEGIN_RESP);
+    response_ps = (sc_core::sc_time_stamp() + delay).value();
+    status = p.get_response_status();
+    return tlm::TLM_COMPLETED;
+  }
+
+  std::vector<unsigned char> data_;
+  tlm::tlm_generic_payload payload_;
+};
+
+TEST_F(SharedResourceTest, NonBlockingInitiatorsAreServedThroughTheSocketAdapter) {
+  // BEGIN_REQ at 0 ns from both initiators, 1000 B each (1 GB/s, 10 ns latency), FIFO:
+  // the responses arrive when the transfers complete, at 1010 ns (initiator 0) and
+  // 2010 ns (initiator 1).
+  const SharedResourceConfig c = gigabyte_per_second(Duration{10e-9}, 2);
+  SharedResource resource("resource", c);
+  NonBlockingInitiator a("a"), b("b");
+  a.socket.bind(resource.target[0]);
+  b.socket.bind(resource.target[1]);
+  b.send(1000);
+  a.send(1000);
+  run_to_end();
+  EXPECT_TRUE(a.accepted);
+  EXPECT_TRUE(b.accepted);
+  EXPECT_EQ(a.response_ps, 1010 * kNs);
+  EXPECT_EQ(b.response_ps, 2010 * kNs);
+  EXPECT_EQ(a.status, tlm::TLM_OK_RESPONSE);
+}
+
 TEST_F(SharedResourceTest, TraceGetsOneSlicePerTransfer) {
   // Two 1000 B transfers at 0 ns, FIFO: slices [0, 1 us) and [1 us, 2 us) on the
   // resource's track (trace timestamps are microseconds).
