@@ -1,0 +1,213 @@
+// The serving system with machines whose timing is given by simple rules (test
+// doubles), so that every time below can be derived by hand: batching, chunked
+// prefill, layer-wise versus after-prefill KV sending over a shared link, KV-capacity
+// admission, colocated machines, and prefix reuse.
+#define SC_INCLUDE_DYNAMIC_PROCESSES
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "systemc_models/tlm/shared_resource.h"
+#include "util/systemc_test.h"
+#include "workloads/serving/serving_system.h"
+
+namespace wse::serving {
+namespace {
+
+// Prefill takes 1 ms + 10 us per token; layer l of L is done at (l+1)/L of the batch.
+class LinearPrefill : public PrefillBackend {
+ public:
+  explicit LinearPrefill(unsigned layers) : layers_(layers) {}
+  PrefillTiming prefill(const std::vector<PrefillChunk>& batch) override {
+    std::uint64_t tokens = 0;
+    for (const auto& c : batch) tokens += c.tokens;
+    PrefillTiming t;
+    t.seconds = 1e-3 + 10e-6 * static_cast<double>(tokens);
+    for (unsigned l = 0; l < layers_; ++l) t.layer_done_s.push_back(t.seconds * (l + 1) / layers_);
+    batches.push_back(batch);
+    return t;
+  }
+  std::vector<std::vector<PrefillChunk>> batches;
+
+ private:
+  unsigned layers_;
+};
+
+// Every decode step takes 1 ms.
+class FixedDecode : public DecodeBackend {
+ public:
+  double step(const std::vector<std::uint32_t>& contexts) override {
+    batch_sizes.push_back(contexts.size());
+    return 1e-3;
+  }
+  std::vector<std::size_t> batch_sizes;
+};
+
+// One shared link: 1 GB/s, 10 us latency, FIFO.
+class LinkPath : public KvPath {
+ public:
+  LinkPath() {
+    tlm_blocks::SharedResourceConfig c;
+    c.bandwidth = Bandwidth{1e9};
+    c.latency = Duration{10e-6};
+    c.initiators = 4;
+    link_ = std::make_unique<tlm_blocks::SharedResource>("link", c);
+  }
+  void transfer(unsigned prefill_instance, unsigned, std::uint64_t bytes) override {
+    link_->transfer(prefill_instance, bytes);
+  }
+
+ private:
+  std::unique_ptr<tlm_blocks::SharedResource> link_;
+};
+
+workloads::Request req(double arrival_s, std::uint32_t in, std::uint32_t out, std::vector<std::uint64_t> hashes = {}) {
+  workloads::Request r;
+  r.arrival_s = arrival_s;
+  r.input_tokens = in;
+  r.output_tokens = out;
+  r.hash_ids = std::move(hashes);
+  return r;
+}
+
+ServingConfig base_config() {
+  ServingConfig c;
+  c.layers = 2;
+  c.kv_bytes = [](std::uint64_t tokens) { return 1000 * tokens; };  // 1000 B per token
+  c.decode_kv_capacity_bytes = 1'000'000'000;
+  c.prefill_max_batch_tokens = 1000;
+  return c;
+}
+
+class Serving : public testing::SystemCTest {};
+
+double ms(double s) { return s * 1e3; }
+
+TEST_F(Serving, LayerwiseKvOverlapsThePrefill) {
+  LinearPrefill prefill(2);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.kv_send = KvSend::layerwise;
+  ServingSystem sys("serving", c, {req(0, 100, 3)}, {&prefill}, {&decode}, &path);
+  run_to_end();
+  const RequestRecord& r = sys.records()[0];
+  // Prefill of 100 tokens: 1 ms + 100 x 10 us = 2 ms; layer 0 done at 1 ms, layer 1 at 2 ms.
+  EXPECT_DOUBLE_EQ(ms(r.first_token_s), 2.0);
+  // KV 100 x 1000 B = 100,000 B, half per layer. Layer 0 leaves at 1 ms:
+  // 10 us + 50,000 B / 1 GB/s = 60 us -> 1.06 ms. Layer 1 leaves at 2 ms -> 2.06 ms.
+  EXPECT_NEAR(ms(r.kv_start_s), 1.0, 1e-9);
+  EXPECT_NEAR(ms(r.kv_end_s), 2.06, 1e-9);
+  // Decode from 2.06 ms: token 2 at 3.06 ms, token 3 at 4.06 ms.
+  EXPECT_NEAR(ms(r.decode_start_s), 2.06, 1e-9);
+  EXPECT_NEAR(ms(r.last_token_s), 4.06, 1e-9);
+  EXPECT_EQ(r.tokens_out, 3u);
+  EXPECT_EQ(r.kv_bytes, 100000u);
+  EXPECT_EQ(sys.completed(), 1u);
+}
+
+TEST_F(Serving, AfterPrefillKvIsSerialized) {
+  LinearPrefill prefill(2);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.kv_send = KvSend::after_prefill;
+  ServingSystem sys("serving", c, {req(0, 100, 3)}, {&prefill}, {&decode}, &path);
+  run_to_end();
+  const RequestRecord& r = sys.records()[0];
+  // All 100,000 B leave at 2 ms: 10 us + 100 us -> 2.11 ms; tokens at 3.11 and 4.11 ms.
+  EXPECT_NEAR(ms(r.kv_start_s), 2.0, 1e-9);
+  EXPECT_NEAR(ms(r.kv_end_s), 2.11, 1e-9);
+  EXPECT_NEAR(ms(r.last_token_s), 4.11, 1e-9);
+}
+
+TEST_F(Serving, WholePromptsWaitChunksFillTheBatch) {
+  {
+    LinearPrefill prefill(1);
+    FixedDecode decode;
+    LinkPath path;
+    ServingConfig c = base_config();
+    // Two 600-token prompts, budget 1000, whole prompts: the second does not fit with
+    // the first. Batch 1 = r0: 1 + 6 = 7 ms; batch 2 = r1: 7 -> 14 ms.
+    ServingSystem sys("serving", c, {req(0, 600, 1), req(0, 600, 1)}, {&prefill}, {&decode}, &path);
+    run_to_end();
+    EXPECT_NEAR(ms(sys.records()[0].first_token_s), 7.0, 1e-9);
+    EXPECT_NEAR(ms(sys.records()[1].first_token_s), 14.0, 1e-9);
+    ASSERT_EQ(prefill.batches.size(), 2u);
+  }
+}
+
+TEST_F(Serving, ChunkedPrefill) {
+  LinearPrefill prefill(1);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.prefill_chunk_tokens = 500;
+  // Chunks of 500: batch 1 = r0[0,500) + r1[0,500) = 1000 tokens: 11 ms;
+  // batch 2 = r0[500,600) + r1[500,600) = 200 tokens: 3 ms -> both first tokens at 14 ms.
+  ServingSystem sys("serving", c, {req(0, 600, 1), req(0, 600, 1)}, {&prefill}, {&decode}, &path);
+  run_to_end();
+  ASSERT_EQ(prefill.batches.size(), 2u);
+  EXPECT_EQ(prefill.batches[1][0].context_offset, 500u);
+  EXPECT_EQ(prefill.batches[1][0].tokens, 100u);
+  EXPECT_NEAR(ms(sys.records()[0].first_token_s), 14.0, 1e-9);
+  EXPECT_NEAR(ms(sys.records()[1].first_token_s), 14.0, 1e-9);
+}
+
+TEST_F(Serving, ColocatedDecodeAdmitsWhatTheKvCapacityHolds) {
+  for (const std::uint64_t capacity : {150'000ULL, 300'000ULL}) {
+    SCOPED_TRACE(capacity);
+    SetUp();  // a fresh kernel for each case
+    LinearPrefill prefill(1);
+    FixedDecode decode;
+    ServingConfig c = base_config();
+    c.placement = Placement::colocated;
+    c.decode_kv_capacity_bytes = capacity;
+    // Both prompts (100 tokens each) prefill together: 1 + 2 = 3 ms. Each needs
+    // (100 + 2) x 1000 = 102,000 B of KV to decode.
+    ServingSystem sys("serving", c, {req(0, 100, 2), req(0, 100, 2)}, {&prefill}, {&decode}, nullptr);
+    run_to_end();
+    EXPECT_NEAR(ms(sys.records()[0].first_token_s), 3.0, 1e-9);
+    EXPECT_NEAR(ms(sys.records()[0].last_token_s), 4.0, 1e-9);
+    // 150,000 B holds one: r1 waits for r0's step (3 -> 4 ms) and runs 4 -> 5 ms.
+    // 300,000 B holds both: one step 3 -> 4 ms.
+    EXPECT_NEAR(ms(sys.records()[1].last_token_s), capacity == 150'000 ? 5.0 : 4.0, 1e-9);
+  }
+}
+
+TEST_F(Serving, DisaggregatedDecodeWaitsForRoom) {
+  LinearPrefill prefill(1);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.kv_send = KvSend::after_prefill;
+  c.decode_kv_capacity_bytes = 150'000;
+  ServingSystem sys("serving", c, {req(0, 100, 2), req(0, 100, 2)}, {&prefill}, {&decode}, &path);
+  run_to_end();
+  // One batch of 200 tokens: 3 ms. r0 reserves 102,000 B and sends 100,000 B:
+  // 3 ms + 110 us = 3.11 ms, decodes 3.11 -> 4.11 ms and frees its room. Only then r1
+  // reserves and sends: 4.11 + 0.11 = 4.22 ms, decodes to 5.22 ms.
+  EXPECT_NEAR(ms(sys.records()[0].last_token_s), 4.11, 1e-9);
+  EXPECT_NEAR(ms(sys.records()[1].kv_start_s), 4.11, 1e-9);
+  EXPECT_NEAR(ms(sys.records()[1].last_token_s), 5.22, 1e-9);
+}
+
+TEST_F(Serving, PrefixReuseSkipsCachedBlocks) {
+  LinearPrefill prefill(1);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.prefix_reuse = true;
+  c.prefix_cache_blocks = 16;
+  c.prefill_max_batch_tokens = 4096;
+  // Two 1024-token prompts with the same two 512-token blocks, 100 ms apart. The second
+  // finds both blocks cached; its last token is still computed: 1 token, 1.01 ms.
+  ServingSystem sys("serving", c, {req(0, 1024, 1, {7, 8}), req(0.1, 1024, 1, {7, 8})}, {&prefill}, {&decode}, &path);
+  run_to_end();
+  EXPECT_EQ(sys.records()[1].prefix_hit_tokens, 1023u);
+  EXPECT_NEAR(ms(sys.records()[0].first_token_s), 1.0 + 10.24, 1e-9);
+  EXPECT_NEAR(ms(sys.records()[1].first_token_s - sys.records()[1].arrival_s), 1.01, 1e-9);
+}
+
+}  // namespace
+}  // namespace wse::serving

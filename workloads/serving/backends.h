@@ -1,0 +1,49 @@
+// What the serving layer asks of the machines. The hardware models implement these
+// (the Trainium instance, the CS-3 systems, the EFA network); tests use small doubles.
+// Backends are called from SystemC threads of the serving system and return simulated
+// durations; the serving system advances simulated time by them, so machines are busy
+// exactly as long as their model says.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace wse::serving {
+
+// One piece of prefill work: `tokens` prompt tokens of one request, starting at
+// position `context_offset` of its prompt (chunked prefill runs a long prompt as
+// several such chunks; earlier chunks' KV is already in place).
+struct PrefillChunk {
+  std::uint64_t request = 0;
+  std::uint32_t tokens = 0;
+  std::uint32_t context_offset = 0;
+};
+
+struct PrefillTiming {
+  double seconds = 0.0;               // the whole batch, start to end
+  std::vector<double> layer_done_s;   // per layer: when its output is ready, from the start
+};
+
+class PrefillBackend {
+ public:
+  virtual ~PrefillBackend() = default;
+  virtual PrefillTiming prefill(const std::vector<PrefillChunk>& batch) = 0;
+};
+
+class DecodeBackend {
+ public:
+  virtual ~DecodeBackend() = default;
+  // One decode step of a batch: one new token for each request, whose context lengths
+  // (prompt + tokens generated so far) are given. Returns the step's duration.
+  virtual double step(const std::vector<std::uint32_t>& context_lengths) = 0;
+};
+
+// Moves KV-cache bytes from a prefill instance to a decode system. Blocks the calling
+// SystemC thread until the bytes are in place at the destination.
+class KvPath {
+ public:
+  virtual ~KvPath() = default;
+  virtual void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) = 0;
+};
+
+}  // namespace wse::serving

@@ -1,0 +1,37 @@
+#include "workloads/serving/serving_config.h"
+
+namespace wse::serving {
+
+ServingConfig read_serving_config(config::Section& s) {
+  ServingConfig c;
+  c.routing = s.enumeration<Routing>(
+      "routing", {.doc = "how requests are assigned to prefill instances", .def = "least_loaded"},
+      {{"round_robin", Routing::round_robin}, {"least_loaded", Routing::least_loaded},
+       {"prefix_affinity", Routing::prefix_affinity}});
+  c.prefill_max_batch_tokens = static_cast<std::uint32_t>(s.integer(
+      "prefill_max_batch_tokens", {.doc = "prompt tokens one prefill batch may hold", .def = "8192", .min = 1, .max = 1e7}));
+  c.prefill_chunk_tokens = static_cast<std::uint32_t>(s.integer(
+      "prefill_chunk_tokens", {.doc = "chunk size of chunked prefill (0 = whole prompts)", .def = "0", .min = 0, .max = 1e7}));
+  c.decode_max_batch = static_cast<std::uint32_t>(s.integer(
+      "decode_max_batch", {.doc = "requests one decode step may hold (KV capacity limits it further)", .def = "64",
+                           .min = 1, .max = 1e6}));
+  c.kv_send = s.enumeration<KvSend>("kv_send", {.doc = "when the KV cache leaves the prefill machine", .def = "layerwise"},
+                                    {{"layerwise", KvSend::layerwise}, {"after_prefill", KvSend::after_prefill}});
+  c.kv_layers_per_message = static_cast<std::uint32_t>(s.integer(
+      "kv_layers_per_message", {.doc = "layers whose KV travels as one message (layer-wise sending)", .def = "1",
+                                .min = 1, .max = 1e4}));
+  c.prefix_reuse = s.boolean("prefix_reuse", {.doc = "reuse cached prompt prefixes (Mooncake hash ids)", .def = "false"});
+  c.prefix_cache_blocks = static_cast<std::uint64_t>(s.integer(
+      "prefix_cache_blocks", {.doc = "prefix-cache capacity per prefill instance, in 512-token blocks", .def = "0",
+                              .min = 0, .max = 1e12}));
+  if (c.prefix_reuse && c.prefix_cache_blocks == 0) {
+    s.fail("prefix_cache_blocks", "must be > 0 when prefix_reuse is true");
+  }
+  const Duration ttft = s.duration("ttft_slo", {.doc = "time-to-first-token target for goodput (0 s = none)", .def = "0 s"});
+  const Duration tpot = s.duration("tpot_slo", {.doc = "time-per-output-token target for goodput (0 s = none)", .def = "0 s"});
+  c.ttft_slo_s = ttft.seconds;
+  c.tpot_slo_s = tpot.seconds;
+  return c;
+}
+
+}  // namespace wse::serving

@@ -1,0 +1,59 @@
+// The serving policy: how requests are routed, batched and admitted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "systemc_models/config/config.h"
+
+namespace wse::serving {
+
+enum class Placement {
+  // Prefill on one pool of machines, decode on another; the KV cache crosses a KvPath.
+  disaggregated,
+  // Each machine does both (prefill first when it has any, then decode steps); the KV
+  // cache stays where it was made.
+  colocated,
+};
+
+enum class KvSend {
+  layerwise,      // each layer's KV leaves as soon as that layer of the last chunk is done
+  after_prefill,  // the whole KV leaves after the prefill ends
+};
+
+enum class Routing {
+  round_robin,      // request i goes to prefill instance i mod P
+  least_loaded,     // the instance with the fewest prompt tokens queued or running
+  prefix_affinity,  // the instance whose prefix cache holds most of the prompt (ties: least loaded)
+};
+
+struct ServingConfig {
+  Placement placement = Placement::disaggregated;
+  unsigned prefill_instances = 1;
+  unsigned decode_systems = 1;
+  Routing routing = Routing::round_robin;
+  // Prompt tokens one prefill batch may hold, and the chunk a long prompt is cut into
+  // (0 = whole prompts; a prompt larger than the batch budget then runs alone).
+  std::uint32_t prefill_max_batch_tokens = 8192;
+  std::uint32_t prefill_chunk_tokens = 0;
+  // Requests one decode step may hold (the KV capacity limits it further).
+  std::uint32_t decode_max_batch = 64;
+  KvSend kv_send = KvSend::layerwise;
+  // Layers whose KV travels as one message in layer-wise sending.
+  std::uint32_t kv_layers_per_message = 1;
+  bool prefix_reuse = false;
+  std::uint64_t prefix_cache_blocks = 0;  // per prefill instance, 512-token blocks
+  std::uint32_t prefix_block_tokens = 512;
+  double ttft_slo_s = 0.0;  // 0 = no target
+  double tpot_slo_s = 0.0;
+
+  // Filled by the system from the model and hardware, not from the serving section.
+  std::uint32_t layers = 1;
+  std::function<std::uint64_t(std::uint64_t tokens)> kv_bytes;  // KV of a context of `tokens`
+  std::uint64_t decode_kv_capacity_bytes = 0;                    // per decode system
+};
+
+// Reads `serving:` (everything except the fields the system fills).
+ServingConfig read_serving_config(config::Section& s);
+
+}  // namespace wse::serving
