@@ -9,6 +9,9 @@
 
 #include "systemc_models/tlm/shared_resource.h"
 #include "util/systemc_test.h"
+#include <nlohmann/json.hpp>
+
+#include "workloads/serving/serving_report.h"
 #include "workloads/serving/serving_system.h"
 
 namespace wse::serving {
@@ -104,6 +107,22 @@ TEST_F(Serving, LayerwiseKvOverlapsThePrefill) {
   EXPECT_EQ(r.tokens_out, 3u);
   EXPECT_EQ(r.kv_bytes, 100000u);
   EXPECT_EQ(sys.completed(), 1u);
+
+  // The transfer [1, 2.06] ms overlaps the prefill [0, 2] ms for 1 of its 1.06 ms.
+  EXPECT_NEAR(hidden_share(r), 1.0 / 1.06, 1e-9);
+  c.ttft_slo_s = 2.5e-3;  // met (2 ms)
+  c.tpot_slo_s = 1e-3;    // missed: (4.06 - 2) / 2 = 1.03 ms per token
+  nlohmann::json s;
+  summarize(sys, c, s);
+  EXPECT_EQ(s["requests"]["completed"], 1);
+  EXPECT_NEAR(s["requests"]["ttft_s"]["p50"].get<double>(), 2e-3, 1e-12);
+  EXPECT_NEAR(s["requests"]["tpot_s"]["mean"].get<double>(), 1.03e-3, 1e-12);
+  EXPECT_NEAR(s["requests"]["e2e_s"]["p99"].get<double>(), 4.06e-3, 1e-12);
+  EXPECT_NEAR(s["throughput"]["output_tokens_per_s"].get<double>(), 3 / 4.06e-3, 1e-6);
+  EXPECT_EQ(s["kv_transfer"]["bytes"], 100000);
+  EXPECT_EQ(s["goodput"]["requests"], 0);
+  const std::string csv = requests_csv(sys);
+  EXPECT_NE(csv.find("0,0,100,3,0,0,0,0.002,100000,0.001,0.00206,0,0.00206,0.002,0.00406,3"), std::string::npos) << csv;
 }
 
 TEST_F(Serving, AfterPrefillKvIsSerialized) {

@@ -1,0 +1,89 @@
+#include "workloads/serving/serving_report.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "systemc_models/sim/output.h"
+#include "systemc_models/stats/stats.h"
+
+namespace wse::serving {
+
+namespace {
+
+nlohmann::json percentiles(const stats::Distribution& d) {
+  return {{"mean", d.mean()}, {"p50", d.percentile(50)}, {"p90", d.percentile(90)}, {"p99", d.percentile(99)},
+          {"count", d.count()}};
+}
+
+std::string t(double s) { return s < 0 ? "" : sim::fmt_num(s); }
+
+}  // namespace
+
+double hidden_share(const RequestRecord& r) {
+  const double len = r.kv_end_s - r.kv_start_s;
+  if (r.kv_start_s < 0 || len <= 0) return 0.0;
+  const double overlap = std::min(r.kv_end_s, r.first_token_s) - std::max(r.kv_start_s, r.prefill_start_s);
+  return std::clamp(overlap / len, 0.0, 1.0);
+}
+
+void summarize(const ServingSystem& system, const ServingConfig& config, nlohmann::json& s) {
+  stats::Distribution ttft("ttft", "s", ""), tpot("tpot", "s", ""), e2e("e2e", "s", ""), kv("kv", "s", "");
+  stats::Distribution hidden("hidden", "fraction", "");
+  std::uint64_t tokens = 0, kv_bytes = 0, good = 0;
+  double first_arrival = -1, last_token = 0;
+  for (const RequestRecord& r : system.records()) {
+    if (r.last_token_s < 0) continue;
+    if (first_arrival < 0 || r.arrival_s < first_arrival) first_arrival = r.arrival_s;
+    last_token = std::max(last_token, r.last_token_s);
+    const double f = r.first_token_s - r.arrival_s;
+    ttft.sample(f);
+    e2e.sample(r.last_token_s - r.arrival_s);
+    double per_token = 0;
+    if (r.tokens_out > 1) {
+      per_token = (r.last_token_s - r.first_token_s) / (r.tokens_out - 1);
+      tpot.sample(per_token);
+    }
+    tokens += r.tokens_out;
+    if (r.kv_start_s >= 0) {
+      kv.sample(r.kv_end_s - r.kv_start_s);
+      hidden.sample(hidden_share(r));
+      kv_bytes += r.kv_bytes;
+    }
+    const bool ttft_ok = config.ttft_slo_s <= 0 || f <= config.ttft_slo_s;
+    const bool tpot_ok = config.tpot_slo_s <= 0 || per_token <= config.tpot_slo_s;
+    good += ttft_ok && tpot_ok ? 1 : 0;
+  }
+  const double span = first_arrival < 0 ? 0 : last_token - first_arrival;
+  const std::uint64_t done = ttft.count();
+  s["requests"] = {{"completed", done}, {"total", system.requests().size()}, {"ttft_s", percentiles(ttft)},
+                   {"tpot_s", percentiles(tpot)}, {"e2e_s", percentiles(e2e)}};
+  s["throughput"] = {{"output_tokens_per_s", span > 0 ? static_cast<double>(tokens) / span : 0.0},
+                     {"requests_per_s", span > 0 ? static_cast<double>(done) / span : 0.0},
+                     {"output_tokens", tokens}};
+  if (config.placement == Placement::disaggregated) {
+    s["kv_transfer"] = {{"bytes", kv_bytes}, {"time_s", percentiles(kv)}, {"hidden_share", hidden.mean()}};
+  }
+  s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s}, {"tpot_slo_s", config.tpot_slo_s}, {"requests", good},
+                  {"fraction", done ? static_cast<double>(good) / static_cast<double>(done) : 0.0},
+                  {"requests_per_s", span > 0 ? static_cast<double>(good) / span : 0.0}};
+}
+
+std::string requests_csv(const ServingSystem& system) {
+  sim::CsvWriter csv({"request", "arrival_s", "input_tokens", "output_tokens", "prefix_hit_tokens", "prefill_instance",
+                      "prefill_start_s", "prefill_end_s", "kv_bytes", "transfer_start_s", "transfer_end_s",
+                      "decode_system", "decode_start_s", "first_token_s", "last_token_s", "tokens_out"});
+  const auto& reqs = system.requests();
+  const auto& recs = system.records();
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    const RequestRecord& r = recs[i];
+    csv.row({std::to_string(reqs[i].id), t(r.arrival_s), std::to_string(reqs[i].input_tokens),
+             std::to_string(reqs[i].output_tokens), std::to_string(r.prefix_hit_tokens),
+             std::to_string(r.prefill_instance), t(r.prefill_start_s), t(r.first_token_s), std::to_string(r.kv_bytes),
+             t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system), t(r.decode_start_s),
+             t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out)});
+  }
+  return csv.str();
+}
+
+}  // namespace wse::serving

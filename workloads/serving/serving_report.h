@@ -1,0 +1,26 @@
+// Headline figures and per-request rows of a serving run, from its records.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "workloads/serving/serving_system.h"
+
+namespace wse::serving {
+
+// Adds to `summary`: requests.{completed, ttft_s, tpot_s, e2e_s}, throughput.{
+// output_tokens_per_s, requests_per_s}, kv_transfer.{bytes, time_s, hidden_share}
+// (disaggregated), goodput.{ttft_slo_s, tpot_slo_s, requests, fraction,
+// requests_per_s}. Rates are over the span from the first arrival to the last token.
+void summarize(const ServingSystem& system, const ServingConfig& config, nlohmann::json& summary);
+
+// One row per request: arrival, prefill start/end, transfer start/end, decode start,
+// first and last token, tokens, machines.
+std::string requests_csv(const ServingSystem& system);
+
+// Share of a request's KV transfer that overlapped its own prefill: the length of
+// [kv_start, kv_end] inside [prefill_start, first_token], over the transfer's length.
+double hidden_share(const RequestRecord& r);
+
+}  // namespace wse::serving
