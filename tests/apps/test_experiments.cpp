@@ -2,6 +2,7 @@
 // summary keys, a hand-derived figure, determinism, and the resolved configuration
 // running to the same result.
 #include <filesystem>
+#include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -95,6 +96,33 @@ TEST_F(Experiments, ResolvedConfigurationRunsToTheSameResult) {
   b.erase("wall_time_s");
   EXPECT_EQ(a, b);
   EXPECT_EQ(slurp(dir_ / "a" / "config.resolved.yaml"), slurp(dir_ / "b" / "config.resolved.yaml"));
+}
+
+TEST_F(Experiments, NoTransferBeatsTheLink) {
+  // The whole default experiment (1,000 requests): no request's KV arrives faster than
+  // latency + bytes / bandwidth of the link it crosses (15 us, 3.2 Tb/s = 400 GB/s).
+  const fs::path out = dir_ / "d";
+  Result r = wse_emu("run configs/experiments/default.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream csv(slurp(out / "requests.csv"));
+  std::string line;
+  std::getline(csv, line);  // header
+  std::size_t rows = 0, queued = 0;
+  while (std::getline(csv, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    ASSERT_EQ(cells.size(), 7u);
+    const double bytes = std::stod(cells[3]);
+    const double took = std::stod(cells[6]);
+    const double bound = 15e-6 + bytes / 400e9;
+    // 2 ps of slack: arrivals are rounded to the kernel's 1 ps resolution.
+    EXPECT_GE(took, bound - 2e-12) << line;
+    queued += took > bound * (1 + 1e-6) ? 1 : 0;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 1000u);
+  EXPECT_GT(queued, 0u) << "some requests should have waited behind others";
 }
 
 TEST_F(Experiments, TraceIsPerfettoJson) {
