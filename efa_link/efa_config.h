@@ -1,0 +1,100 @@
+// Resolved configuration of the EFA RDMA link: the adapters of each machine, the
+// network paths between the sender and receiver machines, and the SRD transport.
+//
+// Plain structs with typed quantities; `read_efa_config` (efa_config_reader.cpp) fills
+// them from the `efa:` section of a YAML file, and `validate` checks them in one place.
+// The member initializers are the defaults of the YAML keys too (a c5n-class adapter);
+// the shipped files configs/hardware/efa_*.yaml trace each value to its source.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "systemc_models/units/units.h"
+
+namespace wse::config {
+class Section;
+}
+
+namespace wse::efa {
+
+// One machine's EFA attachment: `adapters` identical adapters (EFA devices).
+struct EfaAdapterConfig {
+  std::uint32_t adapters = 1;
+  Bandwidth line_rate{100e9 / 8};      // per adapter, each direction
+  Size mtu{8192};                      // payload bytes per SRD packet
+  Size header{64};                     // per-packet bytes on the wire besides payload
+  Bandwidth host_dma{16e9};            // per adapter, each direction (host memory <-> NIC)
+  Duration nic_latency{1.5e-6};        // processing in the NIC, paid once on each side
+};
+
+// One congested path: `load` is the fraction of its capacity used by traffic outside
+// the model (cross traffic), so the modelled flows get capacity * (1 - load).
+struct PathCongestion {
+  std::uint32_t path = 0;
+  double load = 0.0;
+};
+
+// A window of time during which a path (or, with all_paths, every path) drops every
+// packet that enters it: a link that is down.
+struct LinkFault {
+  bool all_paths = true;
+  std::uint32_t path = 0;
+  Duration from{0.0};
+  Duration until{0.0};
+};
+
+// The switched network between the sender machines and the receiver machines. Each
+// path is one route through the spine, shared by every flow that is sprayed over it;
+// its capacity and queue are shared in each direction.
+struct EfaFabricConfig {
+  std::uint32_t paths = 64;
+  Bandwidth path_capacity{400e9 / 8};  // each direction
+  Duration path_latency{12e-6};        // one way, propagation + switching, fastest path
+  Duration path_latency_spread{2e-6};  // path i adds spread * i / (paths - 1)
+  std::vector<PathCongestion> congestion;
+  std::vector<LinkFault> faults;
+};
+
+enum class PathSelection { RoundRobin, Adaptive };
+enum class Grain { Packet, Burst };
+
+// The Scalable Reliable Datagram transport in the NIC.
+struct SrdConfig {
+  PathSelection path_selection = PathSelection::Adaptive;
+  Duration retransmit_timeout{100e-6};  // from the packet leaving the NIC
+  // Wait longer than retransmit_timeout when the measured round trip is longer (smoothed
+  // round trip + 4 x its mean deviation, as TCP's RTO), so that queueing alone does not
+  // trigger retransmissions.
+  bool adaptive_timeout = true;
+  std::uint32_t retry_budget = 8;       // retransmissions of one packet before failure
+  double loss_probability = 0.0;        // per packet per path crossing
+  std::uint64_t seed = 1;
+  Size max_outstanding{4 * 1024 * 1024};  // unacknowledged bytes per adapter
+  // Delay-based congestion control: packets that queued in the network longer than this
+  // shrink the adapter's window (see SrdEngine::adjust_window).
+  Duration congestion_delay{50e-6};
+  Grain grain = Grain::Packet;
+  // Burst grain: a message is moved in bursts of whole packets, at most burst bytes and
+  // at least bursts_per_message bursts per message (so short messages keep detail).
+  Size burst{1024 * 1024};
+  std::uint32_t bursts_per_message = 64;
+};
+
+struct EfaNetworkConfig {
+  std::uint32_t senders = 1;
+  std::uint32_t receivers = 1;
+  EfaAdapterConfig sender;
+  EfaAdapterConfig receiver;
+  EfaFabricConfig fabric;
+  SrdConfig srd;
+};
+
+// Throws std::invalid_argument naming the field and what is allowed.
+void validate(const EfaNetworkConfig& c);
+
+// Fills the config from the `efa` section (see configs/hardware/efa_*.yaml).
+EfaNetworkConfig read_efa_config(config::Section& efa);
+
+}  // namespace wse::efa

@@ -1,0 +1,374 @@
+// Tests of the SRD engine (adapters, paths, transport) without SystemC.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "efa_link/srd_engine.h"
+
+namespace wse::efa {
+namespace {
+
+// Round numbers that give whole picoseconds per byte:
+// line 100 Gb/s = 12.5 GB/s -> 80 ps/B; host DMA 25 GB/s -> 40 ps/B;
+// path 200 Gb/s = 25 GB/s -> 40 ps/B.
+EfaNetworkConfig simple_config() {
+  EfaNetworkConfig c;
+  c.sender.adapters = 1;
+  c.sender.line_rate = Bandwidth{12.5e9};
+  c.sender.mtu = Size{4096};
+  c.sender.header = Size{64};
+  c.sender.host_dma = Bandwidth{25e9};
+  c.sender.nic_latency = Duration{1e-6};
+  c.receiver = c.sender;
+  c.fabric.paths = 1;
+  c.fabric.path_capacity = Bandwidth{25e9};
+  c.fabric.path_latency = Duration{10e-6};
+  c.fabric.path_latency_spread = Duration{0};
+  c.srd.retransmit_timeout = Duration{1e-3};
+  c.srd.grain = Grain::Packet;
+  return c;
+}
+
+WorkRequest write(std::uint64_t bytes, std::uint32_t from = 0, std::uint32_t to = 1) {
+  WorkRequest wr;
+  wr.op = RdmaOp::Write;
+  wr.initiator = from;
+  wr.target = to;
+  wr.bytes = bytes;
+  return wr;
+}
+
+// One uncontended RDMA write of 9192 B = packets of 4096, 4096 and 1000 B payload
+// (wire 4160, 4160, 1064 B with the 64 B header), all on the single path.
+// Sender (DMA 40 ps/B, port 80 ps/B, next packet picked so its DMA ends as the port frees):
+//   p0: DMA 0..163,840; port 163,840..496,640
+//   p1: picked at 496,640-163,840 = 332,800; DMA ..496,640; port 496,640..829,440
+//   p2: picked at 829,440-163,840 = 665,600; DMA ..705,600; port 829,440..914,560
+// + 1 us NIC -> reach the path at 1,496,640 / 1,829,440 / 1,914,560.
+// Path (40 ps/B): p0 ..1,663,040; p1 ..1,995,840; p2 waits for p1: ..2,038,400; +10 us.
+// Receive port (80 ps/B): p0 11,663,040..11,995,840; p1 ..12,328,640; p2 12,328,640..12,413,760.
+// Receive DMA (40 ps/B): p0 ..12,159,680; p1 ..12,492,480; p2 12,492,480..12,532,480.
+// + 1 us NIC: all in place at 13,532,480 ps. The last acknowledgement returns over the
+// path (10 us) and the sender NIC (1 us): completion at 24,532,480 ps.
+TEST(SrdEngine, UncontendedWriteCompletesAtHandDerivedTime) {
+  SrdEngine e(simple_config());
+  e.post(write(9192), 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 1u);
+  const Completion& c = e.completions()[0];
+  EXPECT_TRUE(c.ok) << c.error;
+  EXPECT_EQ(c.in_place_ps, 13'532'480u);
+  EXPECT_EQ(c.completed_ps, 24'532'480u);
+  EXPECT_EQ(c.packets_sent, 3u);
+  EXPECT_EQ(e.bytes_placed(), 9192u);
+}
+
+// An RDMA read of the same size: the request takes NIC 1 us + path 10 us + NIC 1 us = 12 us
+// to reach the target, which then sends the data along the same pipeline as above (reverse
+// direction, identical resources), and the read completes when the data is in place:
+// 12,000,000 + 13,532,480 = 25,532,480 ps.
+TEST(SrdEngine, ReadCompletesWhenDataIsInPlaceAtInitiator) {
+  SrdEngine e(simple_config());
+  WorkRequest wr = write(9192, 1, 0);  // the receiver-side machine reads from the sender side
+  wr.op = RdmaOp::Read;
+  e.post(wr, 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 1u);
+  EXPECT_TRUE(e.completions()[0].ok);
+  EXPECT_EQ(e.completions()[0].completed_ps, 25'532'480u);
+}
+
+// Same write, posted later: every time shifts by the post time.
+TEST(SrdEngine, PostTimeShiftsCompletion) {
+  SrdEngine e(simple_config());
+  e.post(write(9192), 5'000'000);
+  e.run();
+  EXPECT_EQ(e.completions().at(0).completed_ps, 5'000'000u + 24'532'480u);
+}
+
+// Two 8 MiB writes posted together on one adapter: the adapter serves them round robin,
+// so each gets half the 100 Gb/s port. Each message is 2048 packets of 4160 wire bytes
+// = 8,519,680 B -> 681.57 us alone at 80 ps/B; together both must finish after about
+// 2 x 681.57 us (plus the fixed ~24 us latency), within a few packet times of each other.
+// A first-come-first-served adapter would finish the first at ~half that.
+TEST(SrdEngine, TwoFlowsOnOneAdapterEachGetHalf) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.fabric.paths = 8;
+  cfg.fabric.path_capacity = Bandwidth{50e9};
+  cfg.sender.host_dma = Bandwidth{100e9};
+  cfg.receiver.host_dma = Bandwidth{100e9};
+  const std::uint64_t bytes = 8ULL << 20;
+  const double wire_ps = 2048.0 * 4160 * 80;
+  SrdEngine alone(cfg);
+  alone.post(write(bytes), 0);
+  alone.run();
+  const double t_alone = static_cast<double>(alone.completions()[0].in_place_ps);
+
+  SrdEngine e(cfg);
+  e.post(write(bytes), 0);
+  e.post(write(bytes), 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 2u);
+  const double t0 = static_cast<double>(e.completions()[0].in_place_ps);
+  const double t1 = static_cast<double>(e.completions()[1].in_place_ps);
+  const double packet_ps = 4160.0 * 80;
+  EXPECT_LE(std::abs(t0 - t1), 3 * packet_ps);
+  // Each flow's rate is half the port: its transfer takes twice as long as alone.
+  EXPECT_NEAR(t_alone - wire_ps, std::min(t0, t1) - 2 * wire_ps, 3 * packet_ps);
+  EXPECT_GT(std::min(t0, t1), 1.9 * wire_ps);
+}
+
+// Two sender machines, one adapter each, write to two adapters of one receiver through a
+// single shared path of 100 Gb/s (the switch link): each flow gets half of the path.
+TEST(SrdEngine, FlowsFromTwoMachinesContendOnASharedPath) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.senders = 2;
+  cfg.receiver.adapters = 2;
+  cfg.fabric.path_capacity = Bandwidth{12.5e9};  // = one adapter's line rate
+  cfg.sender.host_dma = Bandwidth{100e9};
+  cfg.receiver.host_dma = Bandwidth{100e9};
+  const std::uint64_t bytes = 4ULL << 20;  // 1024 packets of 4160 wire B
+  const double wire_ps = 1024.0 * 4160 * 80;
+  SrdEngine e(cfg);
+  WorkRequest a = write(bytes, 0, 2);
+  a.target_adapter = 0;
+  WorkRequest b = write(bytes, 1, 2);
+  b.target_adapter = 1;
+  e.post(a, 0);
+  e.post(b, 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 2u);
+  for (const Completion& c : e.completions()) {
+    EXPECT_TRUE(c.ok);
+    EXPECT_GT(static_cast<double>(c.in_place_ps), 1.95 * wire_ps);
+    EXPECT_LT(static_cast<double>(c.in_place_ps), 2.0 * wire_ps + 30e6);
+  }
+}
+
+// Loss (5% per packet), reordering (16 paths with 0..5 us different latency, sprayed
+// round robin) and spurious retransmissions (the timeout is shorter than the round trip
+// of the slowest paths): every byte position of the destination is written exactly once
+// and the destination equals the source.
+TEST(SrdEngine, NoByteLostOrDuplicatedUnderLossAndReordering) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.fabric.paths = 16;
+  cfg.fabric.path_capacity = Bandwidth{50e9};
+  cfg.fabric.path_latency_spread = Duration{5e-6};
+  cfg.srd.path_selection = PathSelection::RoundRobin;
+  cfg.srd.loss_probability = 0.05;
+  cfg.srd.seed = 7;
+  cfg.srd.retransmit_timeout = Duration{30e-6};
+  cfg.srd.adaptive_timeout = false;  // a fixed timer below the round trip of slow paths
+  cfg.srd.retry_budget = 50;
+  const std::uint64_t bytes = (1ULL << 20) + 123;
+  std::vector<std::byte> src(bytes), dst(bytes, std::byte{0});
+  std::mt19937 gen(3);
+  for (auto& b : src) b = static_cast<std::byte>(gen() & 0xff);
+
+  SrdEngine e(cfg);
+  std::vector<std::uint8_t> writes(bytes, 0);
+  std::vector<std::uint64_t> order;
+  e.on_place([&](std::uint64_t, std::uint64_t off, std::uint64_t n) {
+    order.push_back(off);
+    for (std::uint64_t i = off; i < off + n; ++i) ++writes[i];
+  });
+  WorkRequest wr = write(bytes);
+  wr.local = src.data();
+  wr.remote = dst.data();
+  e.post(wr, 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 1u);
+  EXPECT_TRUE(e.completions()[0].ok) << e.completions()[0].error;
+  EXPECT_TRUE(std::all_of(writes.begin(), writes.end(), [](std::uint8_t w) { return w == 1; }));
+  std::uint64_t sum_src = 0, sum_dst = 0;
+  for (std::uint64_t i = 0; i < bytes; ++i) {
+    sum_src += (i + 1) * std::to_integer<std::uint64_t>(src[i]);
+    sum_dst += (i + 1) * std::to_integer<std::uint64_t>(dst[i]);
+  }
+  EXPECT_EQ(sum_src, sum_dst);
+  EXPECT_EQ(e.bytes_placed(), bytes);
+  // The scenario really exercised loss, retransmission, duplicates and reordering.
+  EXPECT_GT(e.packets_lost(), 0u);
+  EXPECT_GT(e.packets_retransmitted(), 0u);
+  EXPECT_GT(e.packets_duplicate(), 0u);
+  EXPECT_FALSE(std::is_sorted(order.begin(), order.end()));
+}
+
+// Every path is down from 20 us to 300 us. With a 50 us timeout and 8 retransmissions
+// allowed, packets lost during the outage are sent again after it and the write completes
+// after the link is back.
+TEST(SrdEngine, TransferCompletesAfterLinkComesBack) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.srd.retransmit_timeout = Duration{50e-6};
+  cfg.srd.retry_budget = 8;
+  cfg.fabric.faults.push_back(LinkFault{true, 0, Duration{20e-6}, Duration{300e-6}});
+  SrdEngine e(cfg);
+  e.post(write(2ULL << 20), 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 1u);
+  const Completion& c = e.completions()[0];
+  EXPECT_TRUE(c.ok) << c.error;
+  EXPECT_GT(c.completed_ps, 300'000'000u);
+  EXPECT_GT(c.packets_retransmitted, 0u);
+  EXPECT_EQ(e.bytes_placed(), 2ULL << 20);
+}
+
+// The link stays down far longer than 3 retransmissions of 50 us can bridge: the write
+// fails with an error naming the budget, within (budget + 1) timeouts plus the time the
+// packet waited to be sent, and nothing is left running.
+TEST(SrdEngine, TransferFailsWithClearErrorAfterRetryBudget) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.srd.retransmit_timeout = Duration{50e-6};
+  cfg.srd.retry_budget = 3;
+  cfg.fabric.faults.push_back(LinkFault{true, 0, Duration{20e-6}, Duration{10.0}});
+  SrdEngine e(cfg);
+  e.post(write(1ULL << 20), 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 1u);
+  const Completion& c = e.completions()[0];
+  EXPECT_FALSE(c.ok);
+  EXPECT_NE(c.error.find("retry_budget = 3"), std::string::npos) << c.error;
+  EXPECT_NE(c.error.find("RDMA write of 1048576 B"), std::string::npos) << c.error;
+  EXPECT_LT(c.completed_ps, 1'000'000'000u);  // < 1 ms, long before the link returns at 10 s
+  EXPECT_FALSE(e.next_event_ps().has_value());
+}
+
+// A striped write over 4 adapters whose every path is down: the operation fails once
+// (one completion, one error), and all rails stop.
+TEST(SrdEngine, StripedWriteFailsOnceForAllRails) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.sender.adapters = 4;
+  cfg.receiver.adapters = 4;
+  cfg.srd.retransmit_timeout = Duration{50e-6};
+  cfg.srd.retry_budget = 2;
+  cfg.fabric.faults.push_back(LinkFault{true, 0, Duration{0}, Duration{10.0}});
+  SrdEngine e(cfg);
+  e.post(write(4ULL << 20), 0);
+  e.run();
+  ASSERT_EQ(e.completions().size(), 1u);
+  EXPECT_FALSE(e.completions()[0].ok);
+  EXPECT_FALSE(e.next_event_ps().has_value());
+  EXPECT_EQ(e.bytes_placed(), 0u);
+}
+
+// Packet grain and burst grain give the same completion time within 2% without loss:
+// one striped 256 MiB write over a 16 x 200 Gb/s attachment, and 8 concurrent 32 MiB
+// writes sharing it.
+TEST(SrdEngine, PacketAndBurstGrainsAgreeWithin2Percent) {
+  EfaNetworkConfig cfg;
+  cfg.sender.adapters = 16;
+  cfg.sender.line_rate = Bandwidth{25e9};
+  cfg.sender.host_dma = Bandwidth{64e9};
+  cfg.receiver = cfg.sender;
+  auto run = [&](Grain g, const std::vector<std::uint64_t>& sizes) {
+    EfaNetworkConfig c = cfg;
+    c.srd.grain = g;
+    SrdEngine e(c);
+    for (std::uint64_t s : sizes) e.post(write(s), 0);
+    e.run();
+    std::vector<double> t;
+    for (const auto& comp : e.completions()) t.push_back(static_cast<double>(comp.completed_ps));
+    std::sort(t.begin(), t.end());
+    return t;
+  };
+  for (const auto& sizes : {std::vector<std::uint64_t>{256ULL << 20}, std::vector<std::uint64_t>(8, 32ULL << 20)}) {
+    const auto packet = run(Grain::Packet, sizes);
+    const auto burst = run(Grain::Burst, sizes);
+    ASSERT_EQ(packet.size(), burst.size());
+    for (std::size_t i = 0; i < packet.size(); ++i)
+      EXPECT_NEAR(burst[i] / packet[i], 1.0, 0.02) << "message " << i;
+  }
+}
+
+const stats::Group* child(const stats::Group& g, const std::string& name) {
+  for (const auto& c : g.children())
+    if (c.name() == name) return &c;
+  return nullptr;
+}
+
+// The hand-derived write above keeps each resource busy for exactly its bytes / rate:
+// sender port (4160 + 4160 + 1064) x 80 ps = 750,720 ps; the path 9384 x 40 = 375,360 ps;
+// receiver DMA 9192 x 40 = 367,680 ps.
+TEST(SrdEngine, UtilizationCountsBusyTimeOfEachResource) {
+  SrdEngine e(simple_config());
+  e.post(write(9192), 0);
+  e.run();
+  auto busy = [&](std::vector<std::string> path, const std::string& stat) {
+    const stats::Group* g = &e.stats();
+    for (const auto& p : path) {
+      g = child(*g, p);
+      if (!g) return -1.0;
+    }
+    for (const auto& st : g->stats())
+      if (st->name() == stat) return dynamic_cast<const stats::Utilization&>(*st).busy_seconds();
+    return -1.0;
+  };
+  EXPECT_NEAR(busy({"sender0", "adapter0"}, "tx"), 750'720e-12, 1e-18);
+  EXPECT_NEAR(busy({"fabric", "path0"}, "forward"), 375'360e-12, 1e-18);
+  EXPECT_NEAR(busy({"fabric", "path0"}, "reverse"), 0.0, 1e-18);
+  EXPECT_NEAR(busy({"receiver0", "adapter0"}, "host_dma_write"), 367'680e-12, 1e-18);
+}
+
+// With a trace writer, each operation is one slice from post to completion.
+TEST(SrdEngine, TraceHasOneSlicePerOperation) {
+  const std::string path = (std::filesystem::temp_directory_path() / "efa_trace_test.json").string();
+  {
+    trace::Writer w(path);
+    SrdEngine e(simple_config());
+    e.set_trace(&w);
+    e.post(write(9192), 0);
+    e.post(write(100), 0);
+    e.run();
+    w.finish();
+  }
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("write 9192 B"), std::string::npos);
+  EXPECT_NE(text.str().find("write 100 B"), std::string::npos);
+  EXPECT_NE(text.str().find("RDMA lane 1"), std::string::npos);  // the two overlap
+  std::filesystem::remove(path);
+}
+
+TEST(SrdEngine, SameSeedSameResult) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.fabric.paths = 4;
+  cfg.srd.loss_probability = 0.01;
+  cfg.srd.retransmit_timeout = Duration{100e-6};
+  auto run = [&] {
+    SrdEngine e(cfg);
+    e.post(write(4ULL << 20), 0);
+    e.run();
+    return std::make_pair(e.completions().at(0).completed_ps, e.packets_lost());
+  };
+  EXPECT_EQ(run(), run());
+}
+
+TEST(SrdEngine, InvalidConfigAndRequestsAreRejected) {
+  EfaNetworkConfig cfg = simple_config();
+  cfg.srd.loss_probability = 1.0;
+  EXPECT_THROW(SrdEngine{cfg}, std::invalid_argument);
+  cfg = simple_config();
+  cfg.fabric.congestion.push_back(PathCongestion{3, 0.5});
+  try {
+    SrdEngine e(cfg);
+    ADD_FAILURE() << "no error for a congested path that does not exist";
+  } catch (const std::invalid_argument& ex) {
+    EXPECT_NE(std::string(ex.what()).find("efa.fabric.congestion: path 3"), std::string::npos) << ex.what();
+  }
+  SrdEngine e(simple_config());
+  EXPECT_THROW(e.post(write(100, 0, 0), 0), std::invalid_argument);  // same side
+  EXPECT_THROW(e.post(write(100, 0, 5), 0), std::invalid_argument);  // no such machine
+}
+
+}  // namespace
+}  // namespace wse::efa
