@@ -1,8 +1,11 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn
 #include "apps/experiments/kv_transfer.h"
 
 #include <nlohmann/json.hpp>
 #include <systemc>
 
+#include "apps/experiments/kv_paths.h"
+#include "efa_link/efa_config.h"
 #include "systemc_models/sim/output.h"
 #include "systemc_models/sim/progress.h"
 #include "systemc_models/stats/stats.h"
@@ -23,13 +26,14 @@ struct Record {
 
 class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
  public:
-  KvTransferSystem(const sc_core::sc_module_name& name, const tlm_blocks::SharedResourceConfig& link,
-                   std::vector<workloads::Request> requests, std::uint64_t kv_bytes_per_token,
-                   unsigned senders, trace::Writer* trace)
+  KvTransferSystem(const sc_core::sc_module_name& name, std::unique_ptr<serving::KvPath> path,
+                   std::vector<workloads::Request> requests, const workloads::TransformerModel& model,
+                   unsigned senders, unsigned receivers)
       : sc_module(name),
-        link_("link", link, trace),
+        path_(std::move(path)),
         requests_(std::move(requests)),
-        kv_bytes_per_token_(kv_bytes_per_token),
+        model_(model),
+        receivers_(receivers),
         records_(requests_.size()),
         stats_(std::string(basename())),
         transfer_time_(stats_.distribution("transfer_time", "s",
@@ -57,8 +61,10 @@ class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
       Record& rec = records_[i];
       rec.arrival_s = r.arrival_s;
       rec.start_s = sc_core::sc_time_stamp().to_seconds();
-      rec.bytes = static_cast<std::uint64_t>(r.input_tokens) * kv_bytes_per_token_;
-      link_.transfer(s, rec.bytes);
+      // The prompt's whole cache (a sliding-window layer holds at most its window).
+      rec.bytes = model_.kv_bytes(r.input_tokens);
+      // Request i goes to receiver i mod receivers.
+      path_->transfer(s, static_cast<unsigned>(i % receivers_), rec.bytes);
       rec.end_s = sc_core::sc_time_stamp().to_seconds();
       transfer_time_.sample(rec.end_s - rec.arrival_s);
       bytes_ += rec.bytes;
@@ -66,9 +72,10 @@ class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
     }
   }
 
-  tlm_blocks::SharedResource link_;
+  std::unique_ptr<serving::KvPath> path_;
   std::vector<workloads::Request> requests_;
-  std::uint64_t kv_bytes_per_token_;
+  const workloads::TransformerModel& model_;  // owned by KvTransfer, which outlives this
+  unsigned receivers_;
   std::vector<Record> records_;
   sim::Progress* progress_ = nullptr;
   std::size_t done_ = 0;
@@ -79,11 +86,11 @@ class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
 
 class KvTransfer final : public sim::Experiment {
  public:
-  KvTransfer(const tlm_blocks::SharedResourceConfig& link, std::vector<workloads::Request> requests,
-             const workloads::TransformerModel& model, unsigned senders, trace::Writer* trace)
+  KvTransfer(std::unique_ptr<serving::KvPath> path, std::vector<workloads::Request> requests,
+             const workloads::TransformerModel& model, unsigned senders, unsigned receivers)
       : model_(model),
-        system_(std::make_unique<KvTransferSystem>("system", link, std::move(requests),
-                                                   model.kv_bytes_per_token(), senders, trace)) {}
+        system_(std::make_unique<KvTransferSystem>("system", std::move(path), std::move(requests), model_,
+                                                   senders, receivers)) {}
 
   void run(sim::RunContext& ctx) override {
     if (ctx.progress) {
@@ -140,16 +147,32 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
   config::Section wl = root.section("workload", "the requests");
   config::Section tr = wl.section("trace", "request trace");
   const workloads::TraceOptions topt = workloads::read_trace_options(tr);
-  config::Section kv = root.section("kv_transfer", "the link the KV caches cross");
-  const auto senders = static_cast<unsigned>(
-      kv.integer("senders", {.doc = "prefill machines sending KV caches", .def = "1", .min = 1, .max = 4096}));
-  config::Section link_s = kv.section("link", "the shared link (bandwidth, latency, arbitration)");
-  const tlm_blocks::SharedResourceConfig link = tlm_blocks::read_shared_resource_config(link_s, senders);
-  if (link.initiators != senders) {
-    link_s.fail("initiators", "must equal kv_transfer.senders (" + std::to_string(senders) + ")");
+  config::Section kv = root.section("kv_transfer", "how the KV caches travel");
+  enum class Network { link, efa };
+  const Network net = kv.enumeration<Network>(
+      "network", {.doc = "the path: one shared link, or the EFA network (section efa)", .def = "link"},
+      {{"link", Network::link}, {"efa", Network::efa}});
+  std::unique_ptr<serving::KvPath> path;
+  unsigned senders = 1;
+  unsigned receivers = 1;
+  if (net == Network::link) {
+    senders = static_cast<unsigned>(
+        kv.integer("senders", {.doc = "prefill machines sending KV caches", .def = "1", .min = 1, .max = 4096}));
+    config::Section link_s = kv.section("link", "the shared link (bandwidth, latency, arbitration)");
+    const tlm_blocks::SharedResourceConfig link = tlm_blocks::read_shared_resource_config(link_s, senders);
+    if (link.initiators != senders) {
+      link_s.fail("initiators", "must equal kv_transfer.senders (" + std::to_string(senders) + ")");
+    }
+    path = std::make_unique<SharedLinkKvPath>("kv_path", link, info.trace);
+  } else {
+    config::Section efa_s = root.section("efa", "the EFA network (senders = prefill machines)");
+    const efa::EfaNetworkConfig efa = efa::read_efa_config(efa_s);
+    senders = efa.senders;
+    receivers = efa.receivers;
+    path = std::make_unique<EfaKvPath>("kv_path", efa, info.trace);
   }
   auto requests = workloads::read_trace(topt);
-  return std::make_unique<KvTransfer>(link, std::move(requests), model, senders, info.trace);
+  return std::make_unique<KvTransfer>(std::move(path), std::move(requests), model, senders, receivers);
 }
 
 }  // namespace wse::experiments

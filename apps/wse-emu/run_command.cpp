@@ -100,6 +100,10 @@ void print_summary(const nlohmann::json& summary) {
     std::vector<std::pair<double, std::string>> u;
     for (const auto& [k, v] : summary["utilization"].items()) u.emplace_back(v.get<double>(), k);
     std::stable_sort(u.begin(), u.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    // The busiest resources answer "what saturates first"; the rest are in summary.json.
+    constexpr std::size_t kShown = 12;
+    const std::size_t hidden = u.size() > kShown ? u.size() - kShown : 0;
+    u.resize(u.size() - hidden);
     std::size_t w = 0;
     for (const auto& [f, k] : u) w = std::max(w, k.size());
     std::cout << "utilization (busiest first)\n";
@@ -110,6 +114,7 @@ void print_summary(const nlohmann::json& summary) {
                 << std::string(static_cast<std::size_t>(std::clamp(bar, 0, 30)), '#') << "\n";
       std::cout.unsetf(std::ios::fixed);
     }
+    if (hidden > 0) std::cout << "  ... and " << hidden << " more resources (summary.json: utilization)\n";
   }
 }
 

@@ -28,9 +28,29 @@ class Experiments : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(Experiments, DefaultWritesEveryResultFile) {
+TEST_F(Experiments, DefaultRunsOverTheEfaNetwork) {
   const fs::path out = dir_ / "run";
   Result r = wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=50 --out '" +
+                         out.string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = summary(out);
+  EXPECT_EQ(s["experiment"], "default");
+  EXPECT_EQ(s["requests"]["completed"], 50);
+  // Every adapter of the sender and of the four receivers, every path: a utilization.
+  for (const char* k : {"efa.sender0.adapter0.tx", "efa.sender0.adapter15.tx", "efa.receiver3.adapter5.rx",
+                        "efa.fabric.path63.forward"}) {
+    ASSERT_TRUE(s["utilization"].contains(k)) << k;
+    EXPECT_GE(s["utilization"][k].get<double>(), 0.0);
+    EXPECT_LE(s["utilization"][k].get<double>(), 1.0);
+  }
+  EXPECT_GT(s["utilization"]["efa.sender0.adapter0.tx"].get<double>(), 0.0);
+  EXPECT_THAT(r.out, HasSubstr("more resources (summary.json: utilization)"));
+}
+
+TEST_F(Experiments, SharedLinkExperimentWritesEveryResultFile) {
+  const fs::path out = dir_ / "run";
+  Result r = wse_emu("run configs/experiments/kv_link.yaml --quiet --set workload.trace.limit=50 --out '" +
                          out.string() + "'",
                      dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -40,12 +60,12 @@ TEST_F(Experiments, DefaultWritesEveryResultFile) {
   }
   EXPECT_FALSE(fs::exists(out / "trace.json"));  // off by default
   const auto s = summary(out);
-  EXPECT_EQ(s["experiment"], "default");
+  EXPECT_EQ(s["experiment"], "kv_link");
   EXPECT_GT(s["simulated_time_s"].get<double>(), 0.0);
   EXPECT_GT(s["wall_time_s"].get<double>(), 0.0);
   EXPECT_GT(s["events"].get<std::uint64_t>(), 0u);
-  ASSERT_TRUE(s["utilization"].contains("system.link"));
-  const double u = s["utilization"]["system.link"].get<double>();
+  ASSERT_TRUE(s["utilization"].contains("kv_path.link"));
+  const double u = s["utilization"]["kv_path.link"].get<double>();
   EXPECT_GT(u, 0.0);
   EXPECT_LE(u, 1.0);
   EXPECT_EQ(s["requests"]["completed"], 50);
@@ -98,11 +118,39 @@ TEST_F(Experiments, ResolvedConfigurationRunsToTheSameResult) {
   EXPECT_EQ(slurp(dir_ / "a" / "config.resolved.yaml"), slurp(dir_ / "b" / "config.resolved.yaml"));
 }
 
-TEST_F(Experiments, NoTransferBeatsTheLink) {
-  // The whole default experiment (1,000 requests): no request's KV arrives faster than
-  // latency + bytes / bandwidth of the link it crosses (15 us, 3.2 Tb/s = 400 GB/s).
-  const fs::path out = dir_ / "d";
+// Reads requests.csv of a kv_transfer run: (kv_bytes, transfer_time_s) per request.
+std::vector<std::pair<double, double>> transfers(const std::string& text) {
+  std::vector<std::pair<double, double>> out;
+  std::istringstream csv(text);
+  std::string line;
+  std::getline(csv, line);  // header
+  while (std::getline(csv, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    out.emplace_back(std::stod(cells.at(3)), std::stod(cells.at(6)));
+  }
+  return out;
+}
+
+TEST_F(Experiments, NoEfaTransferBeatsTheNarrowestLink) {
+  // 1,000 requests over EFA: a CS-3 receives through 6 x 200 Gb/s = 150 GB/s, the
+  // narrowest aggregate on the way (the sender has 16 x 200 Gb/s), and the one-way
+  // small-message latency is 2 x 1.5 us (NICs) + 12 us (fastest path) = 15 us. No
+  // transfer may take less than 15 us + bytes / 150 GB/s.
+  const fs::path out = dir_ / "e";
   Result r = wse_emu("run configs/experiments/default.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto t = transfers(slurp(out / "requests.csv"));
+  ASSERT_EQ(t.size(), 1000u);
+  for (const auto& [bytes, took] : t) EXPECT_GE(took, 15e-6 + bytes / 150e9 - 2e-12) << bytes;
+}
+
+TEST_F(Experiments, NoTransferBeatsTheLink) {
+  // The whole shared-link experiment (1,000 requests): no request's KV arrives faster
+  // than latency + bytes / bandwidth of the link it crosses (15 us, 3.2 Tb/s = 400 GB/s).
+  const fs::path out = dir_ / "d";
+  Result r = wse_emu("run configs/experiments/kv_link.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::istringstream csv(slurp(out / "requests.csv"));
   std::string line;

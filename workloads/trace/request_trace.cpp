@@ -1,7 +1,12 @@
 #include "workloads/trace/request_trace.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <fstream>
+#include <limits>
+#include <optional>
+#include <random>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -33,15 +38,14 @@ bool to_number(std::string_view s, T& v) {
 
 // "2023-11-16 18:17:03.9799600" -> seconds since the epoch (fraction kept).
 bool parse_timestamp(std::string_view t, double& seconds) {
-  if (t.size() < 19 || t[4] != '-' || t[7] != '-' || (t[10] != ' ' && t[10] != 'T') ||
-      t[13] != ':' || t[16] != ':') {
+  if (t.size() < 19 || t[4] != '-' || t[7] != '-' || (t[10] != ' ' && t[10] != 'T') || t[13] != ':' ||
+      t[16] != ':') {
     return false;
   }
   int y = 0;
   unsigned mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  if (!to_number(t.substr(0, 4), y) || !to_number(t.substr(5, 2), mo) ||
-      !to_number(t.substr(8, 2), d) || !to_number(t.substr(11, 2), h) ||
-      !to_number(t.substr(14, 2), mi) || !to_number(t.substr(17, 2), s)) {
+  if (!to_number(t.substr(0, 4), y) || !to_number(t.substr(5, 2), mo) || !to_number(t.substr(8, 2), d) ||
+      !to_number(t.substr(11, 2), h) || !to_number(t.substr(14, 2), mi) || !to_number(t.substr(17, 2), s)) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
@@ -75,9 +79,98 @@ bool keep(const TraceOptions& o, std::uint64_t index, std::size_t taken) {
   return index >= o.start && (o.limit == 0 || taken < o.limit);
 }
 
+// Random draws with transforms written out (see generate_synthetic).
+class Draw {
+ public:
+  explicit Draw(std::uint64_t seed) : gen_(seed) {}
+  // Uniform in [0, 1): the top 53 bits of one 64-bit output.
+  double uniform() { return static_cast<double>(gen_() >> 11) * 0x1.0p-53; }
+  // Exponential with mean 1, by inversion.
+  double exponential() { return -std::log1p(-uniform()); }
+  // Standard normal by Box-Muller (the cosine branch; one normal per two uniforms).
+  double normal() {
+    const double u1 = 1.0 - uniform();  // (0, 1]: log defined
+    const double u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
+  }
+  // Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 via the boost
+  // Gamma(shape) = Gamma(shape + 1) * U^(1 / shape).
+  double gamma(double shape) {
+    if (shape < 1.0) {
+      const double g = gamma(shape + 1.0);
+      return g * std::pow(1.0 - uniform(), 1.0 / shape);
+    }
+    const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
+    while (true) {
+      double x = 0, v = 0;
+      do {
+        x = normal();
+        v = 1.0 + c * x;
+      } while (v <= 0.0);
+      v = v * v * v;
+      const double u = 1.0 - uniform();
+      if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
+    }
+  }
+
+ private:
+  std::mt19937_64 gen_;  // the algorithm and its output sequence are fixed by the C++ standard
+};
+
+std::uint32_t draw_length(Draw& d, const LengthSpec& s) {
+  switch (s.distribution) {
+    case LengthDistribution::fixed:
+      return s.value;
+    case LengthDistribution::uniform: {
+      const std::uint64_t span = static_cast<std::uint64_t>(s.max) - s.min + 1;
+      return s.min + static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                         span - 1, static_cast<std::uint64_t>(d.uniform() * static_cast<double>(span))));
+    }
+    case LengthDistribution::lognormal: {
+      // mean m and CV c: sigma^2 = ln(1 + c^2), mu = ln(m) - sigma^2 / 2.
+      const double sigma2 = std::log1p(s.cv * s.cv);
+      const double mu = std::log(s.mean) - sigma2 / 2.0;
+      const double x = std::exp(mu + std::sqrt(sigma2) * d.normal());
+      const double r = std::round(x);
+      const double hi = s.max == 0 ? static_cast<double>(std::numeric_limits<std::uint32_t>::max()) : s.max;
+      return static_cast<std::uint32_t>(std::clamp(r, static_cast<double>(s.min), hi));
+    }
+  }
+  return s.value;
+}
+
 }  // namespace
 
+std::vector<Request> generate_synthetic(const SyntheticOptions& o) {
+  Draw d(o.seed);
+  // Gamma gaps with mean 1/rate and coefficient of variation cv: shape 1/cv^2,
+  // scale 1/(rate x shape).
+  const double shape = 1.0 / (o.cv * o.cv);
+  std::vector<Request> out;
+  out.reserve(o.requests);
+  double t = 0.0;
+  for (std::uint64_t i = 0; i < o.requests; ++i) {
+    if (i > 0) {
+      t += o.process == ArrivalProcess::poisson ? d.exponential() / o.rate_per_s
+                                                : d.gamma(shape) / (o.rate_per_s * shape);
+    }
+    Request r;
+    r.id = i;
+    r.arrival_s = t;
+    r.input_tokens = draw_length(d, o.input);
+    r.output_tokens = draw_length(d, o.output);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 std::vector<Request> read_trace(const TraceOptions& o) {
+  if (o.format == TraceFormat::synthetic) {
+    auto out = generate_synthetic(o.synthetic);
+    for (auto& r : out) r.arrival_s /= o.rate_scale;
+    if (out.empty()) throw std::invalid_argument("synthetic trace with no requests");
+    return out;
+  }
   std::ifstream in(o.path);
   if (!in) {
     throw config::ConfigError(config::Source{o.path.string(), 0, 0}, "",
@@ -107,23 +200,30 @@ std::vector<Request> read_trace(const TraceOptions& o) {
   };
 
   if (o.format == TraceFormat::azure_csv) {
-    if (!std::getline(in, line)) bad_line(o, 1, "empty file; expected the header TIMESTAMP,ContextTokens,GeneratedTokens");
+    if (!std::getline(in, line))
+      bad_line(o, 1, "empty file; expected the header TIMESTAMP,ContextTokens,GeneratedTokens");
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line != "TIMESTAMP,ContextTokens,GeneratedTokens") {
-      bad_line(o, line_no, "expected the header 'TIMESTAMP,ContextTokens,GeneratedTokens', found '" + line + "'");
+      bad_line(o, line_no,
+               "expected the header 'TIMESTAMP,ContextTokens,GeneratedTokens', found '" + line + "'");
     }
     while (std::getline(in, line)) {
       ++line_no;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty()) continue;
       const auto cells = split_csv(line);
-      if (cells.size() != 3) bad_line(o, line_no, "expected 3 comma-separated columns, found " + std::to_string(cells.size()));
+      if (cells.size() != 3)
+        bad_line(o, line_no, "expected 3 comma-separated columns, found " + std::to_string(cells.size()));
       double t = 0;
       std::uint64_t ctx = 0, gen = 0;
-      if (!parse_timestamp(cells[0], t)) bad_line(o, line_no, "TIMESTAMP '" + std::string(cells[0]) + "' is not 'YYYY-MM-DD hh:mm:ss.fffffff'");
-      if (!to_number(cells[1], ctx) || ctx == 0) bad_line(o, line_no, "ContextTokens '" + std::string(cells[1]) + "' is not a positive integer");
-      if (!to_number(cells[2], gen)) bad_line(o, line_no, "GeneratedTokens '" + std::string(cells[2]) + "' is not an integer");
+      if (!parse_timestamp(cells[0], t))
+        bad_line(o, line_no,
+                 "TIMESTAMP '" + std::string(cells[0]) + "' is not 'YYYY-MM-DD hh:mm:ss.fffffff'");
+      if (!to_number(cells[1], ctx) || ctx == 0)
+        bad_line(o, line_no, "ContextTokens '" + std::string(cells[1]) + "' is not a positive integer");
+      if (!to_number(cells[2], gen))
+        bad_line(o, line_no, "GeneratedTokens '" + std::string(cells[2]) + "' is not an integer");
       add(t, ctx, gen, {});
       if (o.limit && out.size() >= o.limit) break;
     }
@@ -141,11 +241,13 @@ std::vector<Request> read_trace(const TraceOptions& o) {
         const double ts_ms = j.at("timestamp").get<double>();
         const auto in_len = j.at("input_length").get<std::uint64_t>();
         const auto out_len = j.at("output_length").get<std::uint64_t>();
-        auto hashes = j.contains("hash_ids") ? j["hash_ids"].get<std::vector<std::uint64_t>>() : std::vector<std::uint64_t>{};
+        auto hashes = j.contains("hash_ids") ? j["hash_ids"].get<std::vector<std::uint64_t>>()
+                                             : std::vector<std::uint64_t>{};
         if (in_len == 0) bad_line(o, line_no, "input_length must be positive");
         add(ts_ms / 1000.0, in_len, out_len, std::move(hashes));
       } catch (const nlohmann::json::exception& e) {
-        bad_line(o, line_no, std::string("expected timestamp, input_length, output_length (numbers): ") + e.what());
+        bad_line(o, line_no,
+                 std::string("expected timestamp, input_length, output_length (numbers): ") + e.what());
       }
       if (o.limit && out.size() >= o.limit) break;
     }
@@ -157,19 +259,87 @@ std::vector<Request> read_trace(const TraceOptions& o) {
   return out;
 }
 
+namespace {
+
+LengthSpec read_length(config::Section& s) {
+  LengthSpec l;
+  l.distribution = s.enumeration<LengthDistribution>(
+      "distribution", {.doc = "fixed, uniform (min..max) or lognormal (mean, cv, clamped to min..max)"},
+      {{"fixed", LengthDistribution::fixed},
+       {"uniform", LengthDistribution::uniform},
+       {"lognormal", LengthDistribution::lognormal}});
+  const auto u32 = [&](std::string_view key, std::string_view doc, std::optional<std::string_view> def) {
+    return static_cast<std::uint32_t>(
+        s.integer(key, {.doc = doc, .def = def, .min = 1, .max = 4294967295.0}));
+  };
+  switch (l.distribution) {
+    case LengthDistribution::fixed:
+      l.value = u32("value", "tokens of every request", std::nullopt);
+      break;
+    case LengthDistribution::uniform:
+      l.min = u32("min", "fewest tokens (inclusive)", std::nullopt);
+      l.max = u32("max", "most tokens (inclusive)", std::nullopt);
+      if (l.max < l.min) s.fail("max", "is below min (" + std::to_string(l.min) + ")");
+      break;
+    case LengthDistribution::lognormal:
+      l.mean = s.number("mean", {.doc = "mean tokens", .min = 1});
+      l.cv = s.number("cv", {.doc = "coefficient of variation (standard deviation / mean)",
+                             .min = 0,
+                             .max = 100,
+                             .min_exclusive = true});
+      l.min = u32("min", "clamp: fewest tokens", "1");
+      l.max = static_cast<std::uint32_t>(s.integer(
+          "max", {.doc = "clamp: most tokens (0 = no clamp)", .def = "0", .min = 0, .max = 4294967295.0}));
+      if (l.max != 0 && l.max < l.min) s.fail("max", "is below min (" + std::to_string(l.min) + ")");
+      break;
+  }
+  return l;
+}
+
+}  // namespace
+
 TraceOptions read_trace_options(config::Section& s) {
   TraceOptions o;
-  o.format = s.enumeration<TraceFormat>("format", {.doc = "file format of the request trace"},
+  o.format = s.enumeration<TraceFormat>("format",
+                                        {.doc = "azure_csv, mooncake_jsonl (files) or synthetic (generated)"},
                                         {{"azure_csv", TraceFormat::azure_csv},
-                                         {"mooncake_jsonl", TraceFormat::mooncake_jsonl}});
-  o.path = s.path("path", {.doc = "request trace file"});
-  if (!std::filesystem::is_regular_file(o.path)) {
-    s.fail("path", "trace file '" + o.path.string() + "' does not exist");
+                                         {"mooncake_jsonl", TraceFormat::mooncake_jsonl},
+                                         {"synthetic", TraceFormat::synthetic}});
+  if (o.format == TraceFormat::synthetic) {
+    SyntheticOptions& y = o.synthetic;
+    y.requests = static_cast<std::uint64_t>(
+        s.integer("requests", {.doc = "requests to generate", .min = 1, .max = 1e9}));
+    y.seed = static_cast<std::uint64_t>(
+        s.integer("seed", {.doc = "random seed (same seed, same trace)", .def = "1", .min = 0}));
+    config::Section a = s.section("arrival", "arrival process");
+    y.process = a.enumeration<ArrivalProcess>(
+        "process", {.doc = "poisson (exponential gaps) or gamma (gaps with a chosen CV)", .def = "poisson"},
+        {{"poisson", ArrivalProcess::poisson}, {"gamma", ArrivalProcess::gamma}});
+    y.rate_per_s = a.number("rate", {.doc = "mean arrivals per second", .min = 0, .min_exclusive = true});
+    if (y.process == ArrivalProcess::gamma) {
+      y.cv = a.number("cv", {.doc = "coefficient of variation of the gaps (1 = Poisson)",
+                             .min = 0,
+                             .max = 100,
+                             .min_exclusive = true});
+    }
+    config::Section in = s.section("input_tokens", "prompt length distribution");
+    y.input = read_length(in);
+    config::Section out = s.section("output_tokens", "generated length distribution");
+    y.output = read_length(out);
+  } else {
+    o.path = s.path("path", {.doc = "request trace file"});
+    if (!std::filesystem::is_regular_file(o.path)) {
+      s.fail("path", "trace file '" + o.path.string() + "' does not exist");
+    }
+    o.start = static_cast<std::uint64_t>(
+        s.integer("start", {.doc = "requests to skip at the start", .def = "0", .min = 0}));
+    o.limit = static_cast<std::uint64_t>(
+        s.integer("limit", {.doc = "requests to read (0 = all)", .def = "0", .min = 0}));
   }
-  o.start = static_cast<std::uint64_t>(s.integer("start", {.doc = "requests to skip at the start", .def = "0", .min = 0}));
-  o.limit = static_cast<std::uint64_t>(s.integer("limit", {.doc = "requests to read (0 = all)", .def = "0", .min = 0}));
   o.rate_scale = s.number("rate_scale", {.doc = "arrival rate multiplier (2 = twice the trace's rate)",
-                                         .def = "1.0", .min = 0, .min_exclusive = true});
+                                         .def = "1.0",
+                                         .min = 0,
+                                         .min_exclusive = true});
   return o;
 }
 

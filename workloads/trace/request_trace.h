@@ -1,6 +1,7 @@
 // Request traces: when requests arrive and how many tokens they bring and ask for.
 //   Azure LLM inference CSV (2023 and 2024): TIMESTAMP, ContextTokens, GeneratedTokens
 //   Mooncake JSONL: {"timestamp": ms, "input_length", "output_length", "hash_ids": [...]}
+//   synthetic: Poisson or gamma arrivals, fixed / uniform / lognormal lengths, seeded
 // A malformed line stops the run with the file and line named.
 #pragma once
 
@@ -13,27 +14,59 @@
 namespace wse::workloads {
 
 struct Request {
-  std::uint64_t id = 0;            // position in the trace after `start`
-  double arrival_s = 0.0;          // relative to the first request read
+  std::uint64_t id = 0;    // position in the trace after `start`
+  double arrival_s = 0.0;  // relative to the first request read
   std::uint32_t input_tokens = 0;
   std::uint32_t output_tokens = 0;
   std::vector<std::uint64_t> hash_ids;  // Mooncake 512-token prefix blocks
 };
 
-enum class TraceFormat { azure_csv, mooncake_jsonl };
+enum class TraceFormat { azure_csv, mooncake_jsonl, synthetic };
+
+// Inter-arrival gaps: exponential (Poisson process, CV 1) or gamma with a chosen
+// coefficient of variation (CV > 1 bursty, < 1 regular), mean 1 / rate either way.
+enum class ArrivalProcess { poisson, gamma };
+enum class LengthDistribution { fixed, uniform, lognormal };
+
+struct LengthSpec {
+  LengthDistribution distribution = LengthDistribution::fixed;
+  std::uint32_t value = 0;  // fixed
+  std::uint32_t min = 1;    // uniform bounds (inclusive); lognormal clamp
+  std::uint32_t max = 0;
+  double mean = 0.0;  // lognormal mean (tokens)
+  double cv = 0.0;    // lognormal coefficient of variation (std / mean)
+};
+
+struct SyntheticOptions {
+  ArrivalProcess process = ArrivalProcess::poisson;
+  double rate_per_s = 1.0;  // mean arrival rate
+  double cv = 1.0;          // gamma only
+  std::uint64_t requests = 0;
+  std::uint64_t seed = 1;
+  LengthSpec input, output;
+};
+
+// Generates `requests` requests: request 0 arrives at 0, then for each request in turn
+// (gap, input length, output length) are drawn from one std::mt19937_64 seeded with
+// `seed`. The transforms (uniform from 53 bits, exponential by inversion, normal by
+// Box-Muller, gamma by Marsaglia-Tsang) are written out here, not taken from <random>'s
+// implementation-defined distributions, so a seed gives the same trace everywhere.
+std::vector<Request> generate_synthetic(const SyntheticOptions& opt);
 
 struct TraceOptions {
   TraceFormat format = TraceFormat::azure_csv;
   std::filesystem::path path;
-  std::uint64_t start = 0;          // skip this many requests
-  std::uint64_t limit = 0;          // 0 = all
-  double rate_scale = 1.0;          // arrival rate multiplier (2 = twice as fast)
+  SyntheticOptions synthetic;  // format synthetic
+  std::uint64_t start = 0;     // skip this many requests
+  std::uint64_t limit = 0;     // 0 = all
+  double rate_scale = 1.0;     // arrival rate multiplier (2 = twice as fast)
 };
 
 // Throws config::ConfigError naming the file and line of a malformed line.
 std::vector<Request> read_trace(const TraceOptions& opt);
 
-// Reads `trace:` (format, path, start, limit, rate_scale).
+// Reads `trace:` (format, then path, start, limit for files or the synthetic keys;
+// rate_scale for all).
 TraceOptions read_trace_options(config::Section& s);
 
 }  // namespace wse::workloads

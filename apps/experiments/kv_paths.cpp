@@ -1,0 +1,48 @@
+#include "apps/experiments/kv_paths.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace wse::experiments {
+
+SharedLinkKvPath::SharedLinkKvPath(const sc_core::sc_module_name& name, const tlm_blocks::SharedResourceConfig& link,
+                                   trace::Writer* trace)
+    : sc_module(name), link_("link", link, trace) {}
+
+void SharedLinkKvPath::transfer(unsigned prefill_instance, unsigned /*decode_system*/, std::uint64_t bytes) {
+  link_.transfer(prefill_instance, bytes);
+}
+
+EfaKvPath::EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config, trace::Writer* trace)
+    : sc_module(name), network_("efa", config) {
+  network_.set_trace(trace);
+  for (std::uint32_t i = 0; i < config.senders; ++i) {
+    const std::string n = "host" + std::to_string(i);
+    hosts_.push_back(std::make_unique<tlm_utils::simple_initiator_socket<EfaKvPath>>(n.c_str()));
+    hosts_.back()->bind(network_.sender(i).work_requests);
+  }
+}
+
+void EfaKvPath::transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) {
+  efa::EfaWorkRequestExt ext;
+  ext.target = network_.engine().config().senders + decode_system;
+  ext.bytes = bytes;
+  tlm::tlm_generic_payload gp;
+  gp.set_command(tlm::TLM_WRITE_COMMAND);
+  gp.set_address(0);
+  gp.set_data_ptr(nullptr);  // timing only
+  gp.set_data_length(0);
+  gp.set_streaming_width(0);
+  gp.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+  gp.set_extension(&ext);
+  sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+  (*hosts_.at(prefill_instance))->b_transport(gp, delay);
+  gp.clear_extension(&ext);
+  if (gp.is_response_error() || !ext.completion.ok) {
+    throw std::runtime_error("EFA transfer of " + std::to_string(bytes) + " B from prefill machine " +
+                             std::to_string(prefill_instance) + " to decode machine " +
+                             std::to_string(decode_system) + " failed: " + ext.completion.error);
+  }
+}
+
+}  // namespace wse::experiments

@@ -1,0 +1,45 @@
+// The ways a KV cache can travel from a prefill machine to a decode machine, as
+// serving::KvPath implementations:
+//   SharedLinkKvPath  one shared link (bandwidth, latency, arbitration) for everyone;
+//   EfaKvPath         the EFA network: each prefill machine an EFA sender, each decode
+//                     machine a receiver; every transfer is an RDMA write through the
+//                     sender attachment's TLM-2.0 socket.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "efa_link/efa_network.h"
+#include "systemc_models/tlm/shared_resource.h"
+#include "workloads/serving/backends.h"
+
+namespace wse::experiments {
+
+class SharedLinkKvPath : public sc_core::sc_module, public serving::KvPath {
+ public:
+  SharedLinkKvPath(const sc_core::sc_module_name& name, const tlm_blocks::SharedResourceConfig& link,
+                   trace::Writer* trace);
+  void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) override;
+
+ private:
+  tlm_blocks::SharedResource link_;
+};
+
+class EfaKvPath : public sc_core::sc_module, public serving::KvPath {
+ public:
+  // Senders of `config` are the prefill machines, receivers the decode machines.
+  EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config, trace::Writer* trace);
+  // Throws std::runtime_error if the network gives up on the transfer (retry budget).
+  void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) override;
+  const efa::EfaNetwork& network() const { return network_; }
+
+ private:
+  efa::EfaNetwork network_;
+  std::vector<std::unique_ptr<tlm_utils::simple_initiator_socket<EfaKvPath>>> hosts_;
+};
+
+}  // namespace wse::experiments
