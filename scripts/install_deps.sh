@@ -12,6 +12,7 @@ packages=(
   googletest libgtest-dev libgmock-dev
   libbenchmark-dev          # speed benchmarks in bench/
   python3 python3-matplotlib  # plots (scripts/plot_*.py)
+  slurm-wlm munge           # sweep --backend slurm and its one-node test cluster
 )
 
 missing=()

@@ -10,6 +10,8 @@
 #include <tlm>
 
 #include "apps/wse-emu/registrations.h"
+#include "apps/wse-emu/regress_command.h"
+#include "apps/wse-emu/sweep_command.h"
 #include "systemc_models/config/config.h"
 #include "systemc_models/sim/progress.h"
 
@@ -30,6 +32,8 @@ constexpr const char* kUsage =
     "  run EXPERIMENT.yaml --out DIR   simulate an experiment and write its results\n"
     "  check EXPERIMENT.yaml           validate and print the resolved configuration\n"
     "  bench NAME --out DIR            run a microbenchmark, writing CSV files\n"
+    "  sweep SWEEP.yaml --out DIR      run every point of a parameter sweep; DIR/results.csv\n"
+    "  regress [--update]              rerun the regression suite against its references\n"
     "  list                            list experiment modes and benchmarks\n"
     "  version                         print the version and the SystemC version\n"
     "  help [COMMAND]                  show help for a command\n"
@@ -80,6 +84,45 @@ Command make_bench() {
       ("quick", "a smaller sweep (seconds instead of minutes)")
       ("quiet,q", "no progress on stderr");
   c.positional.add("name", 1);
+  return c;
+}
+
+Command make_sweep() {
+  Command c{"sweep",
+            "wse-emu sweep SWEEP.yaml --out DIR [--backend local|slurm] [--jobs N] [--quiet]\n\n"
+            "Validates every point of the sweep, then runs each as 'wse-emu run' into\n"
+            "DIR/points/<id>/ and writes DIR/results.csv (one row per point). Points whose\n"
+            "summary.json exists are not rerun. Exit 0 all points ran, 1 some failed (recorded\n"
+            "in results.csv), 2 bad sweep file or an invalid point (nothing run).",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("sweep", po::value<std::string>(), "sweep YAML file (see docs/sweeps.md)")
+      ("out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run)")
+      ("backend,b", po::value<std::string>()->default_value("local"),
+       "local: parallel processes here; slurm: one sbatch job array, waited for")
+      ("jobs,j", po::value<int>()->default_value(0),
+       "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")
+      ("quiet,q", "no progress on stderr");
+  c.positional.add("sweep", 1);
+  return c;
+}
+
+Command make_regress() {
+  Command c{"regress",
+            "wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR] [--all]\n\n"
+            "Reruns the suite's experiments and prints, per summary figure, the reference,\n"
+            "the value now, the change and the verdict. Exit 1 when a figure is out of\n"
+            "tolerance. --update rewrites the references (keeping their tolerances) and\n"
+            "prints what changed.",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("update", "rewrite the reference files from this run")
+      ("all", "show every figure (default: unchanged utilizations are only counted)")
+      ("suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"), "regression suite file")
+      ("only", po::value<std::string>(), "run only this experiment of the suite")
+      ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)");
   return c;
 }
 
@@ -181,6 +224,8 @@ int main(int argc, char** argv) {
     if (topic == "run") print_help(make_run());
     else if (topic == "check") print_help(make_check());
     else if (topic == "bench") print_help(make_bench());
+    else if (topic == "sweep") print_help(make_sweep());
+    else if (topic == "regress") print_help(make_regress());
     else if (topic == "version" || topic == "list" || topic == "help") std::cout << kUsage;
     else return usage_error("no help for unknown command '" + topic + "'");
     return kExitOk;
@@ -222,8 +267,40 @@ int main(int argc, char** argv) {
                             vm.count("params") > 0);
   }
   if (cmd == "bench") return cmd_bench(registry, args);
+  if (cmd == "sweep") {
+    Command c = make_sweep();
+    po::variables_map vm;
+    int code = 0;
+    if (!parse(c, args, vm, code)) return code;
+    if (!vm.count("sweep")) return usage_error("sweep: which sweep file?", "sweep");
+    if (!vm.count("out")) return usage_error("sweep: --out DIR is required", "sweep");
+    SweepOptions opt;
+    opt.sweep_file = vm["sweep"].as<std::string>();
+    opt.out_dir = vm["out"].as<std::string>();
+    opt.backend = vm["backend"].as<std::string>();
+    opt.jobs = vm["jobs"].as<int>();
+    opt.quiet = vm.count("quiet") > 0;
+    if (opt.backend != "local" && opt.backend != "slurm") {
+      return usage_error("sweep: unknown backend '" + opt.backend + "'; allowed: local, slurm", "sweep");
+    }
+    if (opt.jobs < 0) return usage_error("sweep: --jobs must be 0 or more", "sweep");
+    return run_sweep(registry, opt);
+  }
+  if (cmd == "regress") {
+    Command c = make_regress();
+    po::variables_map vm;
+    int code = 0;
+    if (!parse(c, args, vm, code)) return code;
+    RegressOptions opt;
+    opt.suite = vm["suite"].as<std::string>();
+    if (vm.count("out")) opt.out_dir = vm["out"].as<std::string>();
+    if (vm.count("only")) opt.only = vm["only"].as<std::string>();
+    opt.update = vm.count("update") > 0;
+    opt.all = vm.count("all") > 0;
+    return run_regress(opt);
+  }
 
-  std::vector<std::string> known{"run", "check", "bench", "list", "version", "help"};
+  std::vector<std::string> known{"run", "check", "bench", "sweep", "regress", "list", "version", "help"};
   auto guess = config::did_you_mean(cmd, known);
   return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
 }

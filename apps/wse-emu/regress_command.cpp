@@ -1,0 +1,321 @@
+// `wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR]`.
+//
+// The suite file lists experiments (paths relative to it) and the folder of their
+// references; references/<name>.json holds, per summary figure, the reference value
+// and its tolerance:
+//   {"experiment": "...", "set": [...],
+//    "figures": {"simulated_time_s": {"value": 216.03, "tolerance": {"relative": 1e-6, "absolute": 0}}, ...}}
+// A figure is within tolerance when |now - reference| <= max(absolute, relative * |reference|).
+#include "apps/wse-emu/regress_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include <unistd.h>
+
+#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
+
+#include "apps/wse-emu/cli.h"
+#include "apps/wse-emu/sweep_command.h"
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/output.h"
+
+namespace fs = std::filesystem;
+
+namespace wse::app {
+
+namespace {
+
+struct Tolerance {
+  double relative = 1e-6;
+  double absolute = 0;
+};
+
+struct Entry {
+  std::string name;
+  fs::path experiment;  // absolute
+  std::string experiment_as_written;
+  std::vector<std::string> overrides;
+};
+
+struct Suite {
+  fs::path references;  // absolute folder
+  Tolerance default_tolerance;
+  std::vector<Entry> entries;
+};
+
+class SuiteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A typo in the suite must not fall back to a default: unknown keys are errors.
+void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known) {
+  if (!map.IsMap()) {
+    throw SuiteError(file.string() + ":" + std::to_string(map.Mark().line + 1) + ": expected a mapping");
+  }
+  for (const auto& kv : map) {
+    const std::string k = kv.first.as<std::string>();
+    if (std::find(known.begin(), known.end(), k) != known.end()) continue;
+    std::string all;
+    for (const auto& n : known) all += (all.empty() ? "" : ", ") + n;
+    auto guess = config::did_you_mean(k, known);
+    throw SuiteError(file.string() + ":" + std::to_string(kv.first.Mark().line + 1) + ": unknown key '" + k +
+                     "'" + (guess ? "; did you mean '" + *guess + "'?" : "") + " Known keys here: " + all);
+  }
+}
+
+Tolerance read_tolerance(const fs::path& file, const YAML::Node& n, Tolerance t) {
+  if (!n) return t;
+  check_keys(file, n, {"relative", "absolute"});
+  if (n["relative"]) t.relative = n["relative"].as<double>();
+  if (n["absolute"]) t.absolute = n["absolute"].as<double>();
+  if (t.relative < 0 || t.absolute < 0) {
+    throw SuiteError(file.string() + ":" + std::to_string(n.Mark().line + 1) + ": tolerances are 0 or more");
+  }
+  return t;
+}
+
+Suite read_suite(const fs::path& file) {
+  if (!fs::is_regular_file(file)) throw SuiteError("regression suite '" + file.string() + "' does not exist");
+  const fs::path base = fs::absolute(file).parent_path();
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    throw SuiteError(file.string() + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  check_keys(file, root, {"references", "tolerance", "experiments"});
+  Suite s;
+  s.references =
+      (base / (root["references"] ? root["references"].as<std::string>() : "references")).lexically_normal();
+  s.default_tolerance = read_tolerance(file, root["tolerance"], s.default_tolerance);
+  if (!root["experiments"] || !root["experiments"].IsSequence() || root["experiments"].size() == 0) {
+    throw SuiteError(file.string() + ": 'experiments:' must list at least one {name:, experiment:}");
+  }
+  for (const auto& e : root["experiments"]) {
+    if (!e.IsMap() || !e["name"] || !e["experiment"]) {
+      throw SuiteError(file.string() + ":" + std::to_string(e.Mark().line + 1) +
+                       ": each experiment needs 'name:' and 'experiment:'");
+    }
+    check_keys(file, e, {"name", "experiment", "set"});
+    Entry en;
+    en.name = e["name"].as<std::string>();
+    en.experiment_as_written = e["experiment"].as<std::string>();
+    en.experiment = (base / en.experiment_as_written).lexically_normal();
+    if (!fs::is_regular_file(en.experiment)) {
+      throw SuiteError(file.string() + ":" + std::to_string(e.Mark().line + 1) + ": experiment '" +
+                       en.experiment.string() + "' does not exist");
+    }
+    if (e["set"]) {
+      for (const auto& kv : e["set"])
+        en.overrides.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+    }
+    s.entries.push_back(std::move(en));
+  }
+  return s;
+}
+
+std::string num(double v) {
+  std::ostringstream os;
+  os << std::setprecision(8) << v;
+  return os.str();
+}
+
+std::string change_text(double ref, double now) {
+  if (ref == now) return "0";
+  if (ref == 0) return "from 0";
+  std::ostringstream os;
+  os << std::showpos << std::setprecision(3) << (now - ref) / std::fabs(ref) * 100 << " %";
+  return os.str();
+}
+
+std::string tol_text(const Tolerance& t) {
+  std::string s;
+  if (t.relative > 0) s = "+/-" + num(t.relative * 100) + " %";
+  if (t.absolute > 0) s += (s.empty() ? "+/-" : " or +/-") + num(t.absolute);
+  return s.empty() ? "exact" : s;
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w;
+  for (const auto& r : rows) {
+    w.resize(std::max(w.size(), r.size()));
+    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      std::string cell = r[i];
+      if (i + 1 < r.size()) cell.resize(w[i], ' ');
+      line += (i ? "  " : "") + cell;
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    std::cout << line << "\n";
+  }
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+int run_regress(const RegressOptions& opt) {
+  Suite suite;
+  try {
+    suite = read_suite(opt.suite);
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
+  }
+  if (!opt.only.empty()) {
+    std::erase_if(suite.entries, [&](const Entry& e) { return e.name != opt.only; });
+    if (suite.entries.empty()) {
+      std::cerr << "wse-emu: error: no experiment named '" << opt.only << "' in " << opt.suite.string()
+                << "\n";
+      return kExitBadInput;
+    }
+  }
+  const bool keep = !opt.out_dir.empty();
+  const fs::path runs = keep ? fs::absolute(opt.out_dir)
+                             : fs::temp_directory_path() / ("wse-emu-regress-" + std::to_string(::getpid()));
+  bool pass = true;
+  bool failed_run = false;
+  try {
+    fs::create_directories(runs);
+    for (const auto& en : suite.entries) {
+      const fs::path dir = runs / en.name;
+      fs::remove_all(dir);
+      fs::create_directories(dir);
+      std::vector<std::string> args{"run", en.experiment.string(), "--out", dir.string(), "--quiet"};
+      for (const auto& o : en.overrides) {
+        args.push_back("--set");
+        args.push_back(o);
+      }
+      const int code = run_self(args, runs / (en.name + ".stdout.txt"), runs / (en.name + ".stderr.txt"));
+      std::cout << "== " << en.name << " (" << en.experiment_as_written << ")\n";
+      if (code != 0 || !fs::exists(dir / "summary.json")) {
+        std::cout << "run FAILED (exit " << code << "): " << last_error_line(runs / (en.name + ".stderr.txt"))
+                  << "\n";
+        pass = false;
+        failed_run = true;
+        continue;
+      }
+      auto now = numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")), false);
+      std::erase_if(now, [](const auto& f) { return f.first == "seed"; });  // an input, not a result
+      const fs::path ref_file = suite.references / (en.name + ".json");
+      nlohmann::json ref;
+      if (fs::exists(ref_file)) ref = nlohmann::json::parse(read_text(ref_file));
+      const nlohmann::json ref_figures = ref.contains("figures") ? ref["figures"] : nlohmann::json::object();
+
+      if (opt.update) {
+        nlohmann::json out;
+        out["experiment"] = en.experiment_as_written;
+        out["set"] = en.overrides;
+        out["figures"] = nlohmann::json::object();
+        int changes = 0;
+        for (const auto& [k, v] : now) {
+          Tolerance t = suite.default_tolerance;
+          if (ref_figures.contains(k)) {
+            const auto& old = ref_figures[k];
+            t.relative = old["tolerance"].value("relative", t.relative);
+            t.absolute = old["tolerance"].value("absolute", t.absolute);
+            const double was = old["value"].get<double>();
+            if (was != v) {
+              std::cout << "  " << k << ": " << num(was) << " -> " << num(v) << " (" << change_text(was, v)
+                        << ")\n";
+              ++changes;
+            }
+          } else {
+            std::cout << "  " << k << ": new figure, " << num(v) << "\n";
+            ++changes;
+          }
+          nlohmann::json value = v;
+          if (std::fabs(v) < 9.0e15 && v == std::floor(v))
+            value = static_cast<std::int64_t>(v);  // counts stay integers
+          out["figures"][k] = {{"value", value},
+                               {"tolerance", {{"relative", t.relative}, {"absolute", t.absolute}}}};
+        }
+        for (const auto& [k, old] : ref_figures.items()) {
+          if (!out["figures"].contains(k)) {
+            std::cout << "  " << k << ": removed (was " << num(old["value"].get<double>()) << ")\n";
+            ++changes;
+          }
+        }
+        fs::create_directories(suite.references);
+        sim::write_file_atomic(ref_file, out.dump(2) + "\n");
+        std::cout << (changes ? std::to_string(changes) + " figure(s) changed; wrote " : "unchanged; wrote ")
+                  << ref_file.string() << "\n";
+        continue;
+      }
+
+      if (ref.is_null()) {
+        std::cout << "no reference " << ref_file.string() << "; create it with 'wse-emu regress --update'\n";
+        pass = false;
+        continue;
+      }
+      std::vector<std::vector<std::string>> rows{
+          {"figure", "reference", "now", "change", "tolerance", "verdict"}};
+      int out_of_tolerance = 0;
+      std::map<std::string, double> now_map(now.begin(), now.end());
+      std::size_t hidden = 0;
+      for (const auto& [k, v] : now) {
+        if (!ref_figures.contains(k)) {
+          rows.push_back({k, "-", num(v), "", "", "new (not judged)"});
+          continue;
+        }
+        const auto& r = ref_figures[k];
+        const double ref_v = r["value"].get<double>();
+        Tolerance t = suite.default_tolerance;
+        if (r.contains("tolerance")) {
+          t.relative = r["tolerance"].value("relative", t.relative);
+          t.absolute = r["tolerance"].value("absolute", t.absolute);
+        }
+        const bool ok = std::fabs(v - ref_v) <= std::max(t.absolute, t.relative * std::fabs(ref_v));
+        if (!ok) ++out_of_tolerance;
+        // Hundreds of per-resource utilizations: the table shows those that moved.
+        if (ok && !opt.all && k.rfind("utilization.", 0) == 0 && v == ref_v) {
+          ++hidden;
+          continue;
+        }
+        rows.push_back(
+            {k, num(ref_v), num(v), change_text(ref_v, v), tol_text(t), ok ? "ok" : "OUT OF TOLERANCE"});
+      }
+      for (const auto& [k, r] : ref_figures.items()) {
+        if (!now_map.count(k)) {
+          rows.push_back({k, num(r["value"].get<double>()), "-", "", "", "MISSING"});
+          ++out_of_tolerance;
+        }
+      }
+      print_table(rows);
+      if (hidden)
+        std::cout << "(" << hidden << " unchanged utilization figure(s) not shown; --all shows them)\n";
+      std::cout << (out_of_tolerance ? std::to_string(out_of_tolerance) + " figure(s) out of tolerance"
+                                     : "all figures within tolerance")
+                << "\n";
+      if (out_of_tolerance) pass = false;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: regress failed: " << e.what() << "\n";
+    if (!keep) fs::remove_all(runs);
+    return kExitRunFailed;
+  }
+  if (!keep) fs::remove_all(runs);
+  if (opt.update) return failed_run ? kExitRunFailed : kExitOk;
+  std::cout << (pass ? "regression: PASS" : "regression: FAIL") << "\n";
+  return pass ? kExitOk : kExitRunFailed;
+}
+
+}  // namespace wse::app

@@ -1,0 +1,21 @@
+// `wse-emu regress`: reruns the experiments listed in a regression suite and compares
+// their summary figures with the reference results kept in the repository, each
+// figure with its own tolerance.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace wse::app {
+
+struct RegressOptions {
+  std::filesystem::path suite = "tests/regression/suite.yaml";
+  std::filesystem::path out_dir;  // keep the runs here (default: a temporary folder, removed)
+  std::string only;               // run just this experiment of the suite
+  bool update = false;            // rewrite the references instead of judging
+  bool all = false;               // show unchanged utilization figures in the table too
+};
+
+int run_regress(const RegressOptions& opt);
+
+}  // namespace wse::app

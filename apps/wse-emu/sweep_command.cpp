@@ -1,0 +1,634 @@
+// `wse-emu sweep SWEEP.yaml --out DIR [--backend local|slurm] [--jobs N]`.
+//
+// Layout of DIR:
+//   results.csv                 one row per point (written last, atomically)
+//   points/<id>/point.txt       the --set overrides of the point (identifies it on resume)
+//   points/<id>/...             the point's `wse-emu run` outputs (summary.json, ...)
+//   points/<id>/stdout.txt, stderr.txt, exit_code
+//   slurm/sweep.sbatch, slurm/task-<n>.out   (slurm backend)
+//
+// A point is complete when its summary.json exists; complete points are not rerun.
+#include "apps/wse-emu/sweep_command.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <yaml-cpp/yaml.h>
+
+#include "apps/wse-emu/cli.h"
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/output.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace wse::app {
+
+namespace {
+
+class SweepError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string where(const fs::path& file, const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return file.string();
+  return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+// One varied value: the text a person wrote (for results.csv) and the YAML given to
+// --set (quoted again when the sweep file quoted it, so "007" stays a string).
+struct Value {
+  std::string written;
+  std::string yaml;
+};
+
+Value to_value(const YAML::Node& n) {
+  if (n.IsScalar()) {
+    if (n.Tag() == "!") {  // quoted scalar: keep it a string
+      YAML::Emitter e;
+      e << YAML::DoubleQuoted << n.Scalar();
+      return {n.Scalar(), e.c_str()};
+    }
+    return {n.Scalar(), n.Scalar()};
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return {e.c_str(), e.c_str()};
+}
+
+// A dimension of the sweep: one grid key, or a zip group (several keys moving together).
+struct Dimension {
+  std::vector<std::string> keys;
+  std::vector<std::vector<Value>> choices;  // choices[i][k]: value of keys[k] in choice i
+};
+
+struct Point {
+  std::string id;
+  std::vector<std::string> varied;     // written values, in column order
+  std::vector<std::string> overrides;  // fixed `set:` first, then varied, as KEY=YAML
+};
+
+struct Sweep {
+  std::string name;
+  fs::path experiment;  // absolute
+  std::vector<std::string> fixed;
+  std::vector<std::string> columns;  // varied key paths, in column order
+  std::vector<Dimension> dims;
+  std::vector<Point> points;
+};
+
+void check_key_path(const fs::path& file, const YAML::Node& at, const std::string& key) {
+  const bool ok = !key.empty() && key.front() != '.' && key.back() != '.' &&
+                  key.find("..") == std::string::npos && key.find_first_of(" =\t") == std::string::npos;
+  if (!ok) throw SweepError(where(file, at) + ": '" + key + "' is not a configuration key path (a.b.c)");
+}
+
+Dimension read_zip_group(const fs::path& file, const YAML::Node& group) {
+  if (!group.IsMap() || group.size() == 0) {
+    throw SweepError(where(file, group) + ": a zip group is a mapping of key paths to lists of equal length");
+  }
+  Dimension d;
+  std::size_t length = 0;
+  std::string first;
+  for (const auto& kv : group) {
+    const std::string key = kv.first.as<std::string>();
+    check_key_path(file, kv.first, key);
+    if (!kv.second.IsSequence() || kv.second.size() == 0) {
+      throw SweepError(where(file, kv.second) + ": zip key '" + key + "' needs a non-empty list of values");
+    }
+    if (d.keys.empty()) {
+      length = kv.second.size();
+      first = key;
+      d.choices.resize(length);
+    } else if (kv.second.size() != length) {
+      throw SweepError(where(file, kv.second) + ": zip lists differ in length: '" + first + "' has " +
+                       std::to_string(length) + " values, '" + key + "' has " +
+                       std::to_string(kv.second.size()));
+    }
+    d.keys.push_back(key);
+    for (std::size_t i = 0; i < length; ++i) d.choices[i].push_back(to_value(kv.second[i]));
+  }
+  return d;
+}
+
+Sweep read_sweep(const fs::path& file) {
+  if (!fs::is_regular_file(file)) throw SweepError("sweep file '" + file.string() + "' does not exist");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    throw SweepError(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
+                     std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  if (!root.IsMap())
+    throw SweepError(file.string() + ": a sweep file is a mapping (experiment:, grid:, zip:)");
+  const std::vector<std::string> known{"name", "experiment", "set", "grid", "zip", "description"};
+  for (const auto& kv : root) {
+    const std::string k = kv.first.as<std::string>();
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      auto guess = config::did_you_mean(k, known);
+      throw SweepError(where(file, kv.first) + ": unknown key '" + k + "'" +
+                       (guess ? "; did you mean '" + *guess + "'?" : "") +
+                       " Known keys: description, experiment, grid, name, set, zip");
+    }
+  }
+  Sweep s;
+  s.name = root["name"] ? root["name"].as<std::string>() : file.stem().string();
+  if (!root["experiment"] || !root["experiment"].IsScalar()) {
+    throw SweepError(file.string() +
+                     ": 'experiment:' (the base experiment file, relative to the sweep file) is required");
+  }
+  s.experiment = fs::absolute(file).parent_path() / root["experiment"].as<std::string>();
+  s.experiment = s.experiment.lexically_normal();
+  if (!fs::is_regular_file(s.experiment)) {
+    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() +
+                     "' does not exist");
+  }
+  std::set<std::string> seen;
+  auto claim = [&](const YAML::Node& at, const std::string& key) {
+    check_key_path(file, at, key);
+    if (!seen.insert(key).second)
+      throw SweepError(where(file, at) + ": key '" + key + "' is given twice in the sweep");
+  };
+  if (const YAML::Node set = root["set"]) {
+    if (!set.IsMap()) throw SweepError(where(file, set) + ": 'set:' is a mapping of key paths to values");
+    for (const auto& kv : set) {
+      const std::string key = kv.first.as<std::string>();
+      claim(kv.first, key);
+      s.fixed.push_back(key + "=" + to_value(kv.second).yaml);
+    }
+  }
+  if (const YAML::Node grid = root["grid"]) {
+    if (!grid.IsMap()) throw SweepError(where(file, grid) + ": 'grid:' is a mapping of key paths to lists");
+    for (const auto& kv : grid) {
+      const std::string key = kv.first.as<std::string>();
+      claim(kv.first, key);
+      if (!kv.second.IsSequence() || kv.second.size() == 0) {
+        throw SweepError(where(file, kv.second) + ": grid key '" + key +
+                         "' needs a non-empty list of values");
+      }
+      Dimension d;
+      d.keys.push_back(key);
+      for (const auto& v : kv.second) d.choices.push_back({to_value(v)});
+      s.dims.push_back(std::move(d));
+    }
+  }
+  if (const YAML::Node zip = root["zip"]) {
+    std::vector<YAML::Node> groups;
+    if (zip.IsMap())
+      groups.push_back(zip);
+    else if (zip.IsSequence())
+      for (const auto& g : zip) groups.push_back(g);
+    else
+      throw SweepError(where(file, zip) +
+                       ": 'zip:' is a mapping of key paths to lists, or a list of such groups");
+    for (const auto& g : groups) {
+      Dimension d = read_zip_group(file, g);
+      std::size_t i = 0;
+      for (const auto& kv : g) claim(kv.first, d.keys[i++]);
+      s.dims.push_back(std::move(d));
+    }
+  }
+  if (s.dims.empty()) throw SweepError(file.string() + ": nothing to vary: give 'grid:' and/or 'zip:'");
+  for (const auto& d : s.dims)
+    for (const auto& k : d.keys) s.columns.push_back(k);
+
+  // Mixed-radix enumeration, the first dimension slowest: the order a person reads the file.
+  std::size_t n = 1;
+  for (const auto& d : s.dims) n *= d.choices.size();
+  if (n > 100000)
+    throw SweepError(file.string() + ": " + std::to_string(n) +
+                     " points; more than 100000 is surely a mistake");
+  const std::size_t width = std::max<std::size_t>(3, std::to_string(n - 1).size());
+  for (std::size_t i = 0; i < n; ++i) {
+    Point p;
+    p.id = std::to_string(i);
+    p.id.insert(0, width - p.id.size(), '0');
+    p.overrides = s.fixed;
+    std::size_t rest = i;
+    std::vector<std::size_t> digit(s.dims.size());
+    for (std::size_t d = s.dims.size(); d-- > 0;) {
+      digit[d] = rest % s.dims[d].choices.size();
+      rest /= s.dims[d].choices.size();
+    }
+    for (std::size_t d = 0; d < s.dims.size(); ++d) {
+      const auto& choice = s.dims[d].choices[digit[d]];
+      for (std::size_t k = 0; k < choice.size(); ++k) {
+        p.varied.push_back(choice[k].written);
+        p.overrides.push_back(s.dims[d].keys[k] + "=" + choice[k].yaml);
+      }
+    }
+    s.points.push_back(std::move(p));
+  }
+  return s;
+}
+
+std::string describe(const Sweep& s, const Point& p) {
+  std::string d;
+  for (std::size_t k = 0; k < s.columns.size(); ++k) d += (k ? ", " : "") + s.columns[k] + "=" + p.varied[k];
+  return d;
+}
+
+std::string point_record(const Point& p) {
+  std::string r;
+  for (const auto& o : p.overrides) r += o + "\n";
+  return r;
+}
+
+std::vector<std::string> run_args(const Sweep& s, const Point& p, const fs::path& point_dir) {
+  std::vector<std::string> a{"run", s.experiment.string(), "--out", point_dir.string(), "--quiet"};
+  for (const auto& o : p.overrides) {
+    a.push_back("--set");
+    a.push_back(o);
+  }
+  return a;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs a shell command, returning its exit status and stdout.
+std::pair<int, std::string> capture(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return {-1, out};
+  char buf[4096];
+  std::size_t got = 0;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, got);
+  const int status = ::pclose(f);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// ---- backends ----
+
+pid_t spawn_self(const std::vector<std::string>& args, const fs::path& out_file, const fs::path& err_file) {
+  const std::string exe = self_executable().string();
+  std::vector<std::string> argv_s{exe};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+
+void run_local(const Sweep& s, const std::vector<const Point*>& todo, const fs::path& out, int jobs,
+               bool quiet) {
+  std::map<pid_t, const Point*> running;
+  std::size_t next = 0, done = 0;
+  const std::size_t limit = static_cast<std::size_t>(std::max(1, jobs));
+  auto finish = [&](const Point* p, int code) {
+    sim::write_file_atomic(out / "points" / p->id / "exit_code", std::to_string(code) + "\n");
+    ++done;
+    if (!quiet) {
+      std::cerr << "[" << done << "/" << todo.size() << "] point " << p->id << " (" << describe(s, *p)
+                << "): " << (code == 0 ? "ok" : "FAILED, exit " + std::to_string(code)) << "\n";
+    }
+  };
+  while (next < todo.size() || !running.empty()) {
+    while (next < todo.size() && running.size() < limit) {
+      const Point* p = todo[next++];
+      const fs::path dir = out / "points" / p->id;
+      const pid_t pid = spawn_self(run_args(s, *p, dir), dir / "stdout.txt", dir / "stderr.txt");
+      if (pid < 0) {
+        std::ofstream(dir / "stderr.txt")
+            << "wse-emu: error: could not start " << self_executable().string() << "\n";
+        finish(p, 127);
+      } else {
+        running.emplace(pid, p);
+      }
+    }
+    if (running.empty()) continue;
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) break;
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    finish(it->second,
+           WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    running.erase(it);
+  }
+}
+
+// One job array: task n runs todo[n]. Each task records its point's exit code itself,
+// so the job's own state is not needed (no accounting database).
+void run_slurm(const Sweep& s, const std::vector<const Point*>& todo, const fs::path& out, int jobs,
+               bool quiet) {
+  const fs::path dir = out / "slurm";
+  fs::create_directories(dir);
+  std::ostringstream sh;
+  sh << "#!/bin/bash\n"
+     << "# Written by wse-emu sweep: one array task per point still to run.\n"
+     << "#SBATCH --job-name=" << shell_quote("wse-sweep-" + s.name) << "\n"
+     << "#SBATCH --output=" << (dir / "task-%a.out").string() << "\n"
+     << "#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=1\n"
+     << "set -u\n"
+     << "case \"$SLURM_ARRAY_TASK_ID\" in\n";
+  for (std::size_t n = 0; n < todo.size(); ++n) {
+    const fs::path pdir = out / "points" / todo[n]->id;
+    sh << "  " << n << ")\n    dir=" << shell_quote(pdir.string()) << "\n    set --";
+    for (const auto& a : run_args(s, *todo[n], pdir)) sh << " " << shell_quote(a);
+    sh << " ;;\n";
+  }
+  sh << "  *) echo \"no point for array task $SLURM_ARRAY_TASK_ID\" >&2; exit 1 ;;\nesac\n"
+     << shell_quote(self_executable().string()) << " \"$@\" >\"$dir/stdout.txt\" 2>\"$dir/stderr.txt\"\n"
+     << "code=$?\necho $code >\"$dir/exit_code.tmp\" && mv \"$dir/exit_code.tmp\" \"$dir/exit_code\"\n";
+  const fs::path script = dir / "sweep.sbatch";
+  sim::write_file_atomic(script, sh.str());
+  fs::permissions(script, fs::perms::owner_exec, fs::perm_options::add);
+
+  std::string array = "0-" + std::to_string(todo.size() - 1);
+  if (jobs > 0) array += "%" + std::to_string(jobs);
+  const std::string cmd = "sbatch --parsable --array=" + array +
+                          " --chdir=" + shell_quote(fs::current_path().string()) + " " +
+                          shell_quote(script.string()) + " 2>&1";
+  auto [code, text] = capture(cmd);
+  if (code != 0) throw std::runtime_error("sbatch failed (exit " + std::to_string(code) + "): " + text);
+  const std::string job = text.substr(0, text.find_first_of(";\n"));
+  if (job.empty() || job.find_first_not_of("0123456789") != std::string::npos) {
+    throw std::runtime_error("sbatch printed no job id: " + text);
+  }
+  if (!quiet) std::cerr << "submitted Slurm job array " << job << " (" << todo.size() << " tasks); waiting\n";
+  // Wait until squeue no longer lists any task of the array: completed jobs drop out of
+  // its default listing (and out of slurmctld after MinJobAge, which is an error here).
+  auto poll = std::chrono::milliseconds(100);
+  std::size_t last = todo.size() + 1;
+  for (;;) {
+    auto [qcode, qtext] = capture("squeue -h -r -j " + job + " -o %i 2>/dev/null");
+    if (qcode != 0) break;
+    const auto left = static_cast<std::size_t>(std::count(qtext.begin(), qtext.end(), '\n'));
+    if (left == 0) break;
+    if (!quiet && left != last) std::cerr << "  " << left << " task(s) pending or running\n";
+    last = left;
+    std::this_thread::sleep_for(poll);
+    poll = std::min(poll * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+// ---- gathering ----
+
+std::string fmt_figure(double v) {
+  // Counts (bytes, events, requests) exactly; other figures to 10 significant digits.
+  if (std::fabs(v) < 9.0e15 && v == std::floor(v)) return std::to_string(static_cast<std::int64_t>(v));
+  std::ostringstream os;
+  os.precision(10);
+  os << v;
+  return os.str();
+}
+
+bool write_results(const Sweep& s, const fs::path& out) {
+  struct Row {
+    std::string status, error;
+    std::map<std::string, double> figures;
+  };
+  std::vector<Row> rows;
+  std::vector<std::string> figure_order;
+  std::set<std::string> known;
+  bool all_ok = true;
+  for (const auto& p : s.points) {
+    const fs::path dir = out / "points" / p.id;
+    Row r;
+    if (fs::exists(dir / "summary.json")) {
+      r.status = "ok";
+      for (const auto& [k, v] :
+           numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")), true)) {
+        r.figures[k] = v;
+        if (known.insert(k).second) figure_order.push_back(k);
+      }
+    } else if (fs::exists(dir / "exit_code")) {
+      const int code = std::atoi(read_text(dir / "exit_code").c_str());
+      r.status = code == kExitBadInput ? "bad_input" : "failed";
+      r.error = last_error_line(dir / "stderr.txt");
+      if (r.error.empty() && code > 128)
+        r.error = std::string("killed by signal: ") + ::strsignal(code - 128);
+      if (r.error.empty()) r.error = "exit status " + std::to_string(code);
+      all_ok = false;
+    } else {
+      r.status = "not_run";
+      r.error = "the point did not run (no exit_code)";
+      all_ok = false;
+    }
+    rows.push_back(std::move(r));
+  }
+  // Column order: simulated_time_s, events, the rest by key path, wall_time_s last.
+  std::vector<std::string> ordered{"simulated_time_s", "events"};
+  std::vector<std::string> middle;
+  for (const auto& k : figure_order) {
+    if (k != "simulated_time_s" && k != "events" && k != "wall_time_s") middle.push_back(k);
+  }
+  std::sort(middle.begin(), middle.end());
+  ordered.insert(ordered.end(), middle.begin(), middle.end());
+  ordered.push_back("wall_time_s");
+
+  std::vector<std::string> header{"point"};
+  header.insert(header.end(), s.columns.begin(), s.columns.end());
+  header.push_back("status");
+  header.push_back("error");
+  header.insert(header.end(), ordered.begin(), ordered.end());
+  sim::CsvWriter csv(header);
+  for (std::size_t i = 0; i < s.points.size(); ++i) {
+    std::vector<std::string> cells{s.points[i].id};
+    cells.insert(cells.end(), s.points[i].varied.begin(), s.points[i].varied.end());
+    cells.push_back(rows[i].status);
+    cells.push_back(rows[i].error);
+    for (const auto& k : ordered) {
+      auto it = rows[i].figures.find(k);
+      cells.push_back(it == rows[i].figures.end() ? "" : fmt_figure(it->second));
+    }
+    csv.row(cells);
+  }
+  sim::write_file_atomic(out / "results.csv", csv.str());
+  return all_ok;
+}
+
+}  // namespace
+
+// ---- shared helpers ----
+
+fs::path self_executable() {
+  std::error_code ec;
+  fs::path p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("wse-emu") : p;
+}
+
+int run_self(const std::vector<std::string>& args, const fs::path& stdout_file, const fs::path& stderr_file) {
+  const pid_t pid = spawn_self(args, stdout_file, stderr_file);
+  if (pid < 0) return -1;
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string last_error_line(const fs::path& file) {
+  std::istringstream in(read_text(file));
+  std::string line, last;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line.rfind("note: ", 0) != 0) last = line;
+  }
+  for (const char* prefix : {"wse-emu: error: ", "wse-emu: "}) {
+    if (last.rfind(prefix, 0) == 0) return last.substr(std::string(prefix).size());
+  }
+  return last;
+}
+
+std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json& summary,
+                                                            bool keep_wall_time) {
+  std::vector<std::pair<std::string, double>> all;
+  auto walk = [&](auto&& self, const nlohmann::json& j, const std::string& prefix) -> void {
+    if (j.is_object()) {
+      for (const auto& [k, v] : j.items()) self(self, v, prefix.empty() ? k : prefix + "." + k);
+    } else if (j.is_number()) {
+      all.emplace_back(prefix, j.get<double>());
+    }
+  };
+  walk(walk, summary, "");
+  std::vector<std::pair<std::string, double>> out;
+  for (const char* first : {"simulated_time_s", "events"}) {
+    for (const auto& f : all)
+      if (f.first == first) out.push_back(f);
+  }
+  for (const auto& f : all) {
+    if (f.first != "simulated_time_s" && f.first != "events" && f.first != "wall_time_s") out.push_back(f);
+  }
+  if (keep_wall_time) {
+    for (const auto& f : all)
+      if (f.first == "wall_time_s") out.push_back(f);
+  }
+  return out;
+}
+
+std::optional<std::string> validate_experiment(const sim::Registry& registry, const fs::path& experiment,
+                                               const std::vector<std::string>& overrides) {
+  // check_experiment is exactly `wse-emu check`; capture what it prints.
+  std::ostringstream out, err;
+  std::streambuf* old_out = std::cout.rdbuf(out.rdbuf());
+  std::streambuf* old_err = std::cerr.rdbuf(err.rdbuf());
+  int code = kExitRunFailed;
+  try {
+    code = check_experiment(registry, experiment, overrides, false);
+  } catch (const std::exception& e) {
+    err << "wse-emu: error: " << e.what() << "\n";
+  }
+  std::cout.rdbuf(old_out);
+  std::cerr.rdbuf(old_err);
+  if (code == kExitOk) return std::nullopt;
+  std::string msg = err.str();
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  const std::string prefix = "wse-emu: error: ";
+  if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
+  return msg.empty() ? std::string("invalid configuration") : msg;
+}
+
+int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
+  Sweep s;
+  try {
+    s = read_sweep(opt.sweep_file);
+  } catch (const SweepError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const YAML::Exception& e) {
+    std::cerr << "wse-emu: error: " << opt.sweep_file.string() << ": " << e.what() << "\n";
+    return kExitBadInput;
+  }
+  if (opt.backend != "local" && opt.backend != "slurm") {
+    std::cerr << "wse-emu: error: unknown backend '" << opt.backend << "'; allowed: local, slurm\n";
+    return kExitBadInput;
+  }
+
+  // Validate every point before running any.
+  int bad = 0;
+  for (const auto& p : s.points) {
+    if (auto err = validate_experiment(registry, s.experiment, p.overrides)) {
+      std::cerr << "wse-emu: error: sweep point " << p.id << " (" << describe(s, p) << "): " << *err << "\n";
+      ++bad;
+    }
+  }
+  if (bad) {
+    std::cerr << "wse-emu: " << bad << " of " << s.points.size()
+              << " sweep points are invalid; nothing was run\n";
+    return kExitBadInput;
+  }
+
+  const fs::path out = fs::absolute(opt.out_dir).lexically_normal();
+  std::vector<const Point*> todo;
+  try {
+    fs::create_directories(out / "points");
+    for (const auto& p : s.points) {
+      const fs::path dir = out / "points" / p.id;
+      const std::string record = point_record(p);
+      if (fs::exists(dir / "summary.json")) {
+        if (read_text(dir / "point.txt") != record) {
+          std::cerr << "wse-emu: error: " << dir.string()
+                    << " holds the result of a different point (another sweep file?); use a new --out\n";
+          return kExitBadInput;
+        }
+        continue;  // complete: resume skips it
+      }
+      fs::remove_all(dir);  // an incomplete or failed attempt: start it again
+      fs::create_directories(dir);
+      sim::write_file_atomic(dir / "point.txt", record);
+      todo.push_back(&p);
+    }
+    if (!opt.quiet) {
+      std::cerr << "sweep " << s.name << ": " << s.points.size() << " points, " << todo.size() << " to run ("
+                << s.points.size() - todo.size() << " already complete), backend " << opt.backend << "\n";
+    }
+    if (!todo.empty()) {
+      if (opt.backend == "local") {
+        int jobs = opt.jobs;
+        if (jobs <= 0) jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        run_local(s, todo, out, jobs, opt.quiet);
+      } else {
+        run_slurm(s, todo, out, opt.jobs, opt.quiet);
+      }
+    }
+    const bool all_ok = write_results(s, out);
+    std::cout << (out / "results.csv").string() << "\n";
+    if (!all_ok) {
+      std::cerr << "wse-emu: some sweep points failed; see the status and error columns of results.csv\n";
+      return kExitRunFailed;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: sweep failed: " << e.what() << "\n";
+    return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace wse::app

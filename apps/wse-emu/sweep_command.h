@@ -1,0 +1,57 @@
+// `wse-emu sweep`: a design-space sweep over one base experiment. The sweep file names
+// the experiment and the configuration keys to vary (a cartesian `grid:` and zipped
+// lists); every point is validated in this process before any runs, then each point
+// runs as its own `wse-emu run` process (on this machine or as a Slurm job array) and
+// the points' summaries are gathered into one results.csv.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "systemc_models/sim/registry.h"
+
+namespace wse::app {
+
+struct SweepOptions {
+  std::filesystem::path sweep_file;
+  std::filesystem::path out_dir;
+  std::string backend = "local";  // local | slurm
+  int jobs = 0;  // local: parallel processes (0 = host cores); slurm: array throttle (0 = none)
+  bool quiet = false;
+};
+
+int run_sweep(const sim::Registry& registry, const SweepOptions& opt);
+
+// ---- shared with `wse-emu regress` ----
+
+// The validation `wse-emu check` does (load, override, elaborate, unknown-key check),
+// in this process, with nothing printed. Returns the error message, or nothing when
+// the configuration is valid.
+std::optional<std::string> validate_experiment(const sim::Registry& registry,
+                                               const std::filesystem::path& experiment,
+                                               const std::vector<std::string>& overrides);
+
+// Every numeric leaf of a summary.json, its key path joined with dots, in the order
+// simulated_time_s, events, then the others by key path, wall_time_s last (if kept).
+std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json& summary,
+                                                            bool keep_wall_time);
+
+// Runs this very program (`wse-emu ARGS...`) as a child process with stdout and stderr
+// written to the given files; returns its exit status (-1 if it could not start or
+// was killed by a signal).
+int run_self(const std::vector<std::string>& args, const std::filesystem::path& stdout_file,
+             const std::filesystem::path& stderr_file);
+
+// The last non-empty line of a text file, without a leading "wse-emu: error: " (the
+// message a failed run leaves on stderr).
+std::string last_error_line(const std::filesystem::path& file);
+
+// Path of the running wse-emu executable.
+std::filesystem::path self_executable();
+
+}  // namespace wse::app

@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Line plots of a sweep's results.csv: chosen figures against one varied parameter.
+
+    scripts/plot_sweep.py DIR/results.csv --x workload.trace.rate_scale \\
+        --y kv_transfer.time_s.p99 utilization.system.link [--logx] [--logy] \\
+        [--where kv_transfer.senders=1] [--out plot.png]
+
+One panel per --y figure, one line per combination of the other varied parameters
+(or of --series KEYS only, after --where filters). Values written with units in the
+sweep file ("400 Gb/s", "48 KiB", "600 ns") are converted to one unit per axis, named
+on the axis. Figure units come from their names: *_s seconds (shown in s, ms or us),
+*_bytes_per_s (GB/s), *bytes (GB), utilization.* (percent). Only points with status ok
+are drawn. Needs python3-matplotlib (Debian); draws with the Agg backend (no display).
+"""
+import argparse
+import csv
+import math
+import re
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+# Config-language units (docs/configuration.md): unit -> (kind, value in the base unit).
+UNITS = {}
+for u, f in [("B", 1), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("PB", 1e15),
+             ("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30), ("TiB", 2**40)]:
+    UNITS[u] = ("size", f)
+    UNITS[u + "/s"] = ("bandwidth", f)
+for u, f in [("b/s", 1 / 8), ("Kb/s", 1e3 / 8), ("Mb/s", 1e6 / 8), ("Gb/s", 1e9 / 8), ("Tb/s", 1e12 / 8),
+             ("Pb/s", 1e15 / 8), ("bps", 1 / 8), ("Kbps", 1e3 / 8), ("Mbps", 1e6 / 8), ("Gbps", 1e9 / 8),
+             ("Tbps", 1e12 / 8), ("Pbps", 1e15 / 8)]:
+    UNITS[u] = ("bandwidth", f)
+for u, f in [("Hz", 1), ("kHz", 1e3), ("MHz", 1e6), ("GHz", 1e9)]:
+    UNITS[u] = ("frequency", f)
+for u, f in [("ps", 1e-12), ("ns", 1e-9), ("us", 1e-6), ("ms", 1e-3), ("s", 1)]:
+    UNITS[u] = ("time", f)
+
+QUANTITY = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z/]+)?\s*$")
+
+
+def parse_value(text):
+    """'400 Gb/s' -> (5e10, 'Gb/s', factor); '3' -> (3.0, None, 1); other text -> None."""
+    m = QUANTITY.match(text)
+    if not m:
+        return None
+    number, unit = float(m.group(1)), m.group(2)
+    if unit is None:
+        return number, None, 1.0
+    if unit not in UNITS:
+        return None
+    return number * UNITS[unit][1], unit, UNITS[unit][1]
+
+
+def axis_for_column(values):
+    """Numeric x values in one unit (the unit written most often) and the axis label suffix."""
+    parsed = [parse_value(v) for v in values]
+    if any(p is None for p in parsed):
+        return None, ""
+    units = [p[1] for p in parsed if p[1]]
+    if not units:
+        return [p[0] for p in parsed], ""
+    unit = max(dict.fromkeys(units), key=units.count)  # ties: the first written
+    factor = UNITS[unit][1]
+    return [p[0] / factor for p in parsed], unit
+
+
+def figure_scale(name, values):
+    """(scale, unit label) for a summary figure, from its name."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    top = max(finite) if finite else 0
+    if name.startswith("utilization."):
+        return 100.0, "%"
+    if name.endswith("bytes_per_s"):
+        return 1e-9, "GB/s"
+    if name.endswith("_s") or name.endswith("_s.mean") or re.search(r"_s\.(p\d+|max|min|mean)$", name):
+        if top >= 1 or top == 0:
+            return 1.0, "s"
+        if top >= 1e-3:
+            return 1e3, "ms"
+        return 1e6, "us"
+    if name.endswith("bytes"):
+        return 1e-9, "GB"
+    return 1.0, ""
+
+
+def plain_log_ticks(axis):
+    """Log axes labelled 0.01, 3, 400 rather than 10^-2, 3x10^0, 4x10^2."""
+    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(fmt)
+    axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+
+
+def short(key):
+    parts = key.split(".")
+    return ".".join(parts[-2:]) if len(parts) > 2 else key
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", help="results.csv written by wse-emu sweep")
+    ap.add_argument("--x", required=True, help="varied parameter for the x axis")
+    ap.add_argument("--y", required=True, nargs="+", help="summary figures to plot (column names)")
+    ap.add_argument("--series", nargs="*", help="varied parameters that make separate lines (default: all others)")
+    ap.add_argument("--where", nargs="*", default=[], help="KEY=VALUE filters on varied parameters (as written)")
+    ap.add_argument("--logx", action="store_true")
+    ap.add_argument("--logy", action="store_true")
+    ap.add_argument("--title", help="plot title (default: the sweep folder)")
+    ap.add_argument("--out", default="sweep.png", help="PNG file to write")
+    a = ap.parse_args(argv)
+
+    with open(a.results, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    if "status" not in header:
+        sys.exit(f"{a.results}: not a wse-emu sweep results.csv (no status column)")
+    varied = header[1:header.index("status")]
+    for key in [a.x] + (a.series or []):
+        if key not in varied:
+            sys.exit(f"'{key}' is not a varied parameter; varied: {', '.join(varied)}")
+    for y in a.y:
+        if y not in header:
+            sys.exit(f"'{y}' is not a column of {a.results}")
+    for w in a.where:
+        k, _, v = w.partition("=")
+        if k not in varied:
+            sys.exit(f"--where {w}: '{k}' is not a varied parameter")
+        rows = [r for r in rows if r[k] == v]
+    rows = [r for r in rows if r["status"] == "ok"]
+    if not rows:
+        sys.exit("no completed points to plot")
+    series_keys = a.series if a.series is not None else [k for k in varied if k != a.x]
+
+    xs, x_unit = axis_for_column([r[a.x] for r in rows])
+    categorical = xs is None
+    if categorical:  # values without a numeric reading: equally spaced, labelled as written
+        order = list(dict.fromkeys(r[a.x] for r in rows))
+        xs = [order.index(r[a.x]) for r in rows]
+
+    groups = {}
+    for r, x in zip(rows, xs):
+        label = ", ".join(f"{short(k)}={r[k]}" for k in series_keys)
+        groups.setdefault(label, []).append((x, r))
+
+    fig, axes = plt.subplots(len(a.y), 1, figsize=(7, 2.6 + 2.2 * len(a.y)), sharex=True, squeeze=False)
+    for ax, y in zip(axes[:, 0], a.y):
+        values = [float(r[y]) if r[y] != "" else None for r in rows]
+        scale, unit = figure_scale(y, values)
+        for label, pts in groups.items():
+            pts.sort(key=lambda p: p[0])
+            px = [p[0] for p in pts if p[1][y] != ""]
+            py = [float(p[1][y]) * scale for p in pts if p[1][y] != ""]
+            ax.plot(px, py, marker="o", markersize=4, linewidth=1.5, label=label or None)
+        ax.set_ylabel(f"{y}" + (f" [{unit}]" if unit else ""), fontsize=9)
+        if a.logy:
+            ax.set_yscale("log")
+            plain_log_ticks(ax.yaxis)
+        if a.logx and not categorical:
+            ax.set_xscale("log")
+            plain_log_ticks(ax.xaxis)
+        ax.grid(True, which="both", alpha=0.3)
+    bottom = axes[-1, 0]
+    bottom.set_xlabel(a.x + (f" [{x_unit}]" if x_unit else ""))
+    if categorical:
+        bottom.set_xticks(range(len(order)), order)
+    if any(groups.keys()):
+        axes[0, 0].legend(fontsize=8, title_fontsize=8)
+    fig.suptitle(a.title or a.results.rsplit("/", 1)[0], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(a.out, dpi=100)
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()
