@@ -1,0 +1,185 @@
+#include "wse_mesh/benches.h"
+
+#include <cstdio>
+
+#include "systemc_models/sim/output.h"
+#include "wse_mesh/gemv.h"
+#include "wse_mesh/traffic.h"
+
+namespace wse::wafer {
+
+PeConfig wse2_pe_config() { return PeConfig{}; }
+
+PeConfig wse3_pe_config() {
+  PeConfig pe;
+  pe.simd_fp16_fmac = 8;       // SDK appendix: @fmach 8 on WSE-3
+  pe.simd_fp16_fp32_fmac = 4;  // @fmachs 4
+  pe.simd_fp32_add = 4;        // @fadds 4
+  pe.simd_fp16_add = 8;        // assumption: the fp16 FMAC width
+  pe.sram_port_bits = 64;      // assumption: ports widened with the SIMD width
+  return pe;
+}
+
+namespace {
+
+struct MeshPlan {
+  std::uint32_t k;
+  std::uint64_t warmup, measure, drain;
+  double booksim;  // BookSim 2 saturation, uniform traffic, 4 VCs (0 = none quoted)
+};
+
+}  // namespace
+
+std::vector<std::string> bench_fabric(const sim::BenchArgs& args) {
+  std::vector<MeshPlan> meshes = {
+      {8, 1000, 2000, 4000, 0.40}, {32, 1000, 2000, 4000, 0.09}, {64, 500, 1000, 2000, 0.0}};
+  std::vector<double> fractions = {0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2};  // of the bisection bound 4/k
+  if (args.quick) {
+    meshes.resize(1);
+    fractions = {0.2, 0.6, 1.0};
+  }
+  const std::vector<TrafficPattern> patterns = {TrafficPattern::kUniform, TrafficPattern::kTranspose,
+                                                TrafficPattern::kHotspot};
+  sim::CsvWriter sweep({"mesh", "pattern", "offered_target", "offered", "accepted", "avg_latency_cycles",
+                        "max_latency_cycles", "undelivered_packets", "cycles", "wavelet_hops", "wall_s"});
+  sim::CsvWriter sat({"mesh", "pattern", "zero_load_latency_cycles", "saturation_throughput",
+                      "bisection_bound", "booksim_reference", "relative_to_booksim"});
+  for (const MeshPlan& m : meshes) {
+    FabricConfig fc;
+    fc.width = fc.height = m.k;
+    const double bisection = 4.0 / m.k;
+    for (TrafficPattern p : patterns) {
+      double zero_load = 0.0;
+      double saturation = 0.0;
+      for (double f : fractions) {
+        TrafficConfig tc;
+        tc.pattern = p;
+        tc.injection_rate = f * bisection;
+        tc.warmup_cycles = m.warmup;
+        tc.measure_cycles = m.measure;
+        tc.drain_cycles = m.drain;
+        const TrafficResult r = run_traffic(fc, tc);
+        if (zero_load == 0.0) zero_load = r.avg_latency_cycles;
+        saturation = std::max(saturation, r.accepted);
+        const std::string mesh = std::to_string(m.k) + "x" + std::to_string(m.k);
+        sweep.row({mesh, pattern_name(p), sim::fmt_num(tc.injection_rate), sim::fmt_num(r.offered),
+                   sim::fmt_num(r.accepted), sim::fmt_num(r.avg_latency_cycles),
+                   sim::fmt_num(r.max_latency_cycles), std::to_string(r.undelivered_packets),
+                   std::to_string(r.cycles), std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds)});
+        if (!args.quiet) {
+          std::fprintf(stderr, "fabric %s %-9s offered %.4f accepted %.4f latency %.1f cycles (%.2f s)\n",
+                       mesh.c_str(), pattern_name(p), r.offered, r.accepted, r.avg_latency_cycles,
+                       r.wall_seconds);
+          std::fflush(stderr);
+        }
+      }
+      const bool ref = p == TrafficPattern::kUniform && m.booksim > 0.0;
+      sat.row({std::to_string(m.k) + "x" + std::to_string(m.k), pattern_name(p), sim::fmt_num(zero_load),
+               sim::fmt_num(saturation), sim::fmt_num(bisection), ref ? sim::fmt_num(m.booksim) : "",
+               ref ? sim::fmt_num(saturation / m.booksim) : ""});
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "fabric_traffic.csv", sweep.str());
+  sim::write_file_atomic(args.out_dir / "fabric_saturation.csv", sat.str());
+  if (args.quick) return {"fabric_traffic.csv", "fabric_saturation.csv"};
+
+  // How the 32 x 32 uniform saturation depends on the router assumptions (buffer depth,
+  // pipeline and credit latency, allocator): the comparison with BookSim in the docs.
+  struct Variant {
+    const char* name;
+    std::uint32_t buffer, hop, credit;
+    SwitchAllocator allocator;
+  };
+  const std::vector<Variant> variants = {{"default", 4, 1, 1, SwitchAllocator::kSeparable},
+                                         {"greedy allocator", 4, 1, 1, SwitchAllocator::kGreedy},
+                                         {"2-wavelet buffers", 2, 1, 1, SwitchAllocator::kSeparable},
+                                         {"3-cycle hop and credit", 4, 3, 3, SwitchAllocator::kSeparable},
+                                         {"1-wavelet buffers", 1, 1, 1, SwitchAllocator::kSeparable}};
+  sim::CsvWriter sens({"variant", "input_buffer_wavelets", "hop_latency_cycles", "credit_latency_cycles",
+                       "allocator", "saturation_throughput", "booksim_reference"});
+  for (const Variant& v : variants) {
+    FabricConfig fc;
+    fc.width = fc.height = 32;
+    fc.input_buffer_wavelets = v.buffer;
+    fc.hop_latency_cycles = v.hop;
+    fc.credit_latency_cycles = v.credit;
+    fc.allocator = v.allocator;
+    double saturation = 0.0;
+    for (double rate : {0.09, 0.10, 0.11, 0.12, 0.13}) {
+      TrafficConfig tc;
+      tc.injection_rate = rate;
+      saturation = std::max(saturation, run_traffic(fc, tc).accepted);
+    }
+    sens.row({v.name, std::to_string(v.buffer), std::to_string(v.hop), std::to_string(v.credit),
+              v.allocator == SwitchAllocator::kGreedy ? "greedy" : "separable", sim::fmt_num(saturation),
+              "0.09"});
+    if (!args.quiet) std::fprintf(stderr, "fabric 32x32 uniform, %s: saturation %.4f\n", v.name, saturation);
+  }
+  sim::write_file_atomic(args.out_dir / "fabric_sensitivity.csv", sens.str());
+  return {"fabric_traffic.csv", "fabric_saturation.csv", "fabric_sensitivity.csv"};
+}
+
+std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
+  struct Wafer {
+    const char* name;
+    PeConfig pe;
+    std::uint32_t max_grid;  // the smaller fabric dimension (757 x 996, 762 x 1176)
+    double clock_hz;         // 1.1 GHz (WSE-2 datasheet; assumed for WSE-3)
+  };
+  const std::vector<Wafer> wafers = {{"WSE-2", wse2_pe_config(), 757, 1.1e9},
+                                     {"WSE-3", wse3_pe_config(), 762, 1.1e9}};
+  std::vector<std::uint64_t> sizes = {4096, 8192, 16384, 32768};
+  std::vector<std::uint32_t> grids = {120, 240, 480, 720};
+  if (args.quick) {
+    sizes = {4096};
+    grids = {60, 120};
+  }
+  sim::CsvWriter csv({"wafer", "matrix", "grid", "reduction", "tile_rows", "tile_cols", "sram_bytes_per_pe",
+                      "fits", "total_cycles", "total_us", "multicast_cycles", "compute_cycles",
+                      "compute_done_cycles", "reduction_cycles", "wavelet_hops", "wall_s", "note"});
+  const FabricConfig fabric;  // per-PE fabric defaults (1-cycle hops and ramps)
+  for (const Wafer& w : wafers) {
+    for (std::uint64_t n : sizes) {
+      for (std::uint32_t g : grids) {
+        for (Reduction red : {Reduction::kChain, Reduction::kTree}) {
+          if (g > w.max_grid) continue;
+          GemvConfig gc;
+          gc.rows = gc.cols = n;
+          gc.grid_rows = gc.grid_cols = g;
+          gc.accumulate = Accumulate::kFp32;
+          gc.reduction = red;
+          const char* red_name = red == Reduction::kChain ? "chain" : "tree";
+          const std::string sq = std::to_string(n) + "x" + std::to_string(n);
+          const std::string gs = std::to_string(g) + "x" + std::to_string(g);
+          try {
+            const GemvResult r = run_gemv(fabric, w.pe, gc);
+            csv.row({w.name, sq, gs, red_name, std::to_string(r.tile_rows), std::to_string(r.tile_cols),
+                     std::to_string(r.sram_bytes_per_pe), "yes", std::to_string(r.total_cycles),
+                     sim::fmt_num(static_cast<double>(r.total_cycles) / w.clock_hz * 1e6),
+                     std::to_string(r.multicast_cycles), std::to_string(r.compute_cycles),
+                     std::to_string(r.compute_done_cycles), std::to_string(r.reduction_cycles),
+                     std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds), ""});
+            if (!args.quiet) {
+              std::fprintf(
+                  stderr,
+                  "gemv %s %s on %s, %s: %llu cycles (multicast %llu, compute %llu, reduction %llu) %.2f s\n",
+                  w.name, sq.c_str(), gs.c_str(), red_name, static_cast<unsigned long long>(r.total_cycles),
+                  static_cast<unsigned long long>(r.multicast_cycles),
+                  static_cast<unsigned long long>(r.compute_cycles),
+                  static_cast<unsigned long long>(r.reduction_cycles), r.wall_seconds);
+              std::fflush(stderr);
+            }
+          } catch (const CapacityError& e) {
+            const std::uint64_t mt = (n + g - 1) / g;
+            csv.row({w.name, sq, gs, red_name, std::to_string(mt), std::to_string(mt), "", "no", "", "", "",
+                     "", "", "", "", "", e.what()});
+          }
+        }
+      }
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "gemv.csv", csv.str());
+  return {"gemv.csv"};
+}
+
+}  // namespace wse::wafer

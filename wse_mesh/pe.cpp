@@ -1,0 +1,79 @@
+#include "wse_mesh/pe.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace wse::wafer {
+
+namespace {
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+}  // namespace
+
+void validate(const PeConfig& c) {
+  auto require = [](bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(std::string("pe: ") + what);
+  };
+  require(c.sram_bytes > 0, "sram must be larger than 0");
+  require(c.sram_banks > 0, "sram_banks must be at least 1");
+  require(c.sram_read_ports > 0 && c.sram_write_ports > 0, "SRAM needs at least one read and one write port");
+  require(c.sram_port_bits >= 16, "sram_port_bits must be at least 16");
+  require(c.simd_fp16_fmac > 0 && c.simd_fp16_fp32_fmac > 0 && c.simd_fp32_add > 0 && c.simd_fp16_add > 0,
+          "SIMD widths must be at least 1");
+}
+
+std::uint64_t fmac_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t e) {
+  if (e == 0) return 0;
+  const std::uint64_t acc_bits = 8ull * accumulator_bytes(acc);
+  const std::uint64_t simd = acc == Accumulate::kFp16 ? pe.simd_fp16_fmac : pe.simd_fp16_fp32_fmac;
+  const std::uint64_t read_bits_per_cycle =
+      static_cast<std::uint64_t>(pe.sram_read_ports) * pe.sram_port_bits;
+  const std::uint64_t write_bits_per_cycle =
+      static_cast<std::uint64_t>(pe.sram_write_ports) * pe.sram_port_bits;
+  return std::max({ceil_div(e, simd), ceil_div(e * (16 + acc_bits), read_bits_per_cycle),
+                   ceil_div(e * acc_bits, write_bits_per_cycle)});
+}
+
+std::uint64_t add_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t e) {
+  if (e == 0) return 0;
+  const std::uint64_t acc_bits = 8ull * accumulator_bytes(acc);
+  const std::uint64_t simd = acc == Accumulate::kFp16 ? pe.simd_fp16_add : pe.simd_fp32_add;
+  const std::uint64_t read_bits_per_cycle =
+      static_cast<std::uint64_t>(pe.sram_read_ports) * pe.sram_port_bits;
+  const std::uint64_t write_bits_per_cycle =
+      static_cast<std::uint64_t>(pe.sram_write_ports) * pe.sram_port_bits;
+  return std::max({ceil_div(e, simd), ceil_div(e * acc_bits, read_bits_per_cycle),
+                   ceil_div(e * acc_bits, write_bits_per_cycle)});
+}
+
+std::string format_bytes(std::uint64_t b) {
+  char buf[64];
+  if (b >= 1024 && b % 1024 == 0) {
+    std::snprintf(buf, sizeof buf, "%llu KiB", static_cast<unsigned long long>(b / 1024));
+  } else if (b >= 1024) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB (%llu B)", static_cast<double>(b) / 1024.0,
+                  static_cast<unsigned long long>(b));
+  } else {
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  }
+  return buf;
+}
+
+void SramPlacement::place(const std::string& tensor, std::uint64_t bytes) {
+  if (bytes > capacity_ - used_) {
+    const std::uint64_t shortfall = bytes - (capacity_ - used_);
+    std::string already;
+    for (const auto& [name, b] : tensors_) {
+      already += (already.empty() ? "" : ", ") + name + " " + format_bytes(b);
+    }
+    throw CapacityError("SRAM of PE (" + std::to_string(pe_.x) + "," + std::to_string(pe_.y) +
+                            ") cannot hold tensor '" + tensor + "' (" + format_bytes(bytes) +
+                            "): " + format_bytes(capacity_ - used_) + " of " + format_bytes(capacity_) +
+                            " free" + (already.empty() ? "" : " after " + already) + "; short by " +
+                            format_bytes(shortfall) + ". Use a larger PE grid or a smaller tile.",
+                        shortfall);
+  }
+  used_ += bytes;
+  tensors_.emplace_back(tensor, bytes);
+}
+
+}  // namespace wse::wafer

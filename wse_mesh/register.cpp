@@ -1,0 +1,19 @@
+#include "wse_mesh/register.h"
+
+#include "wse_mesh/benches.h"
+
+namespace wse::wafer {
+
+void register_wse_mesh(sim::Registry& registry) {
+  registry.add_bench(
+      "fabric",
+      sim::Bench{"wafer fabric: latency and accepted throughput vs offered load (uniform, transpose, "
+                 "hotspot) on 8x8, 32x32, 64x64 per-PE meshes",
+                 bench_fabric});
+  registry.add_bench(
+      "gemv", sim::Bench{"wafer GEMV: time vs matrix size (4K-32K fp16) and PE grid on WSE-2 and WSE-3, "
+                         "split into compute, multicast and reduction (chain and tree)",
+                         bench_gemv});
+}
+
+}  // namespace wse::wafer
