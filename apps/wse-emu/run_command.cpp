@@ -89,6 +89,7 @@ void print_summary(const nlohmann::json& summary) {
   std::vector<std::pair<std::string, std::string>> rows;
   nlohmann::json rest = summary;
   rest.erase("utilization");
+  rest.erase("utilization_by_class");
   flatten(rest, "", rows);
   std::size_t width = 0;
   for (const auto& [k, v] : rows) width = std::max(width, k.size());
@@ -96,25 +97,24 @@ void print_summary(const nlohmann::json& summary) {
   for (const auto& [k, v] : rows) {
     std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << k << "  " << v << "\n";
   }
-  if (summary.contains("utilization") && !summary["utilization"].empty()) {
-    std::vector<std::pair<double, std::string>> u;
-    for (const auto& [k, v] : summary["utilization"].items()) u.emplace_back(v.get<double>(), k);
-    std::stable_sort(u.begin(), u.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    // The busiest resources answer "what saturates first"; the rest are in summary.json.
-    constexpr std::size_t kShown = 12;
-    const std::size_t hidden = u.size() > kShown ? u.size() - kShown : 0;
-    u.resize(u.size() - hidden);
-    std::size_t w = 0;
-    for (const auto& [f, k] : u) w = std::max(w, k.size());
-    std::cout << "utilization (busiest first)\n";
-    for (const auto& [f, k] : u) {
-      const int bar = static_cast<int>(f * 30 + 0.5);
-      std::cout << "  " << std::left << std::setw(static_cast<int>(w)) << k << "  " << std::right
-                << std::setw(6) << std::fixed << std::setprecision(1) << f * 100 << " %  "
-                << std::string(static_cast<std::size_t>(std::clamp(bar, 0, 30)), '#') << "\n";
-      std::cout.unsetf(std::ios::fixed);
-    }
-    if (hidden > 0) std::cout << "  ... and " << hidden << " more resources (summary.json: utilization)\n";
+  if (!summary.contains("utilization_by_class") || summary["utilization_by_class"].empty()) return;
+  // Resource classes, busiest first: "which bandwidth saturates first". Every resource
+  // is in summary.json under "utilization".
+  const nlohmann::json& classes = summary["utilization_by_class"];
+  std::vector<std::pair<double, std::string>> order;
+  for (const auto& [k, v] : classes.items()) order.emplace_back(v["max"].get<double>(), k);
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::size_t w = 14;
+  for (const auto& [f, k] : order) w = std::max(w, k.size());
+  std::cout << "utilization by resource class (busiest first)\n  " << std::left << std::setw(static_cast<int>(w))
+            << "class" << "     max     mean  count  busiest\n";
+  for (const auto& [f, k] : order) {
+    const nlohmann::json& c = classes[k];
+    std::cout << "  " << std::left << std::setw(static_cast<int>(w)) << k << std::right << std::fixed
+              << std::setprecision(1) << std::setw(7) << f * 100 << " %" << std::setw(7)
+              << c["mean"].get<double>() * 100 << " %" << std::setw(7) << c["count"].get<std::size_t>() << "  "
+              << (c["count"].get<std::size_t>() > 1 ? c["busiest"].get<std::string>() : "") << "\n";
+    std::cout.unsetf(std::ios::fixed);
   }
 }
 
@@ -178,7 +178,13 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     summary["wall_time_s"] = wall_s;
     summary["events"] = sc_core::sc_delta_count() + e.experiment->model_events();
     summary["utilization"] = nlohmann::json::object();
-    for (const auto& [path, f] : stats::utilizations(groups, sim_s)) summary["utilization"][path] = f;
+    const auto utilizations = stats::utilizations(groups, sim_s);
+    for (const auto& [path, f] : utilizations) summary["utilization"][path] = f;
+    summary["utilization_by_class"] = nlohmann::json::object();
+    for (const auto& c : stats::utilization_classes(utilizations)) {
+      summary["utilization_by_class"][c.pattern] = {
+          {"max", c.max}, {"mean", c.mean}, {"count", c.count}, {"busiest", c.busiest}};
+    }
     e.experiment->summarize(summary);
 
     sim::write_file_atomic(opt.out_dir / "config.resolved.yaml", e.doc.resolved_yaml());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 
 #include <nlohmann/json.hpp>
 #include <systemc>
@@ -151,6 +152,50 @@ std::vector<std::pair<std::string, double>> utilizations(const std::vector<const
   std::vector<std::pair<std::string, double>> out;
   for (const Group* g : groups) g->collect_utilization("", elapsed_s, out);
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+// Replaces each run of digits that ends a name component's word ("adapter12") by '*'.
+std::string class_pattern(const std::string& path) {
+  std::string out;
+  out.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const bool digit = path[i] >= '0' && path[i] <= '9';
+    if (digit && i > 0 && path[i - 1] != '.' && !(path[i - 1] >= '0' && path[i - 1] <= '9')) {
+      std::size_t j = i;
+      while (j < path.size() && path[j] >= '0' && path[j] <= '9') ++j;
+      if (j == path.size() || path[j] == '.') {
+        out += '*';
+        i = j - 1;
+        continue;
+      }
+    }
+    out += path[i];
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<UtilizationClass> utilization_classes(const std::vector<std::pair<std::string, double>>& utilizations) {
+  std::map<std::string, UtilizationClass> by_pattern;
+  for (const auto& [path, f] : utilizations) {
+    const std::string p = class_pattern(path);
+    UtilizationClass& c = by_pattern[p];
+    if (c.count == 0 || f > c.max) {
+      c.max = f;
+      c.busiest = path;
+    }
+    c.pattern = p;
+    c.mean += f;
+    ++c.count;
+  }
+  std::vector<UtilizationClass> out;
+  for (auto& [p, c] : by_pattern) {
+    c.mean /= static_cast<double>(c.count);
+    out.push_back(c);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.max > b.max; });
   return out;
 }
 

@@ -160,4 +160,17 @@ nlohmann::json to_json(const std::vector<const Group*>& groups, double elapsed_s
 std::vector<std::pair<std::string, double>> utilizations(const std::vector<const Group*>& groups,
                                                          double elapsed_s);
 
+// Resources of one kind: the paths that differ only in their indices
+// ("efa.sender0.adapter3.tx" and "efa.sender1.adapter0.tx" are "efa.sender*.adapter*.tx").
+struct UtilizationClass {
+  std::string pattern;   // the path with every index replaced by '*'
+  double max = 0.0;
+  double mean = 0.0;
+  std::size_t count = 0;
+  std::string busiest;   // the path with the highest utilization (first in path order on ties)
+};
+
+// Classes of `utilizations` (path, fraction), busiest class first (ties: by pattern).
+std::vector<UtilizationClass> utilization_classes(const std::vector<std::pair<std::string, double>>& utilizations);
+
 }  // namespace wse::stats

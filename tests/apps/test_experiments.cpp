@@ -45,7 +45,11 @@ TEST_F(Experiments, DefaultRunsOverTheEfaNetwork) {
     EXPECT_LE(s["utilization"][k].get<double>(), 1.0);
   }
   EXPECT_GT(s["utilization"]["efa.sender0.adapter0.tx"].get<double>(), 0.0);
-  EXPECT_THAT(r.out, HasSubstr("more resources (summary.json: utilization)"));
+  // The table groups the 288 resources into classes, busiest first.
+  EXPECT_THAT(r.out, HasSubstr("utilization by resource class"));
+  EXPECT_THAT(r.out, HasSubstr("efa.sender*.adapter*.tx"));
+  ASSERT_TRUE(s["utilization_by_class"].contains("efa.receiver*.adapter*.rx"));
+  EXPECT_EQ(s["utilization_by_class"]["efa.receiver*.adapter*.rx"]["count"], 24);  // 4 CS-3 x 6 adapters
 }
 
 TEST_F(Experiments, SharedLinkExperimentWritesEveryResultFile) {

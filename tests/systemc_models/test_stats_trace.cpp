@@ -202,3 +202,27 @@ TEST(TraceWriter, UnwritableDirectoryThrows) {
 
 }  // namespace
 }  // namespace wse
+
+namespace wse::stats {
+namespace {
+
+TEST(UtilizationClasses, GroupPathsThatDifferOnlyInTheirIndices) {
+  const std::vector<std::pair<std::string, double>> u{
+      {"efa.sender0.adapter0.tx", 0.5}, {"efa.sender0.adapter1.tx", 0.25}, {"efa.sender1.adapter0.tx", 0.75},
+      {"efa.fabric.path12.forward", 0.125}, {"trn2.hbm", 0.9}};
+  const auto c = utilization_classes(u);
+  ASSERT_EQ(c.size(), 3u);
+  // Busiest class first. A trailing number of any name component is an index, so
+  // "trn2" is a class of its own too ("trn*").
+  EXPECT_EQ(c[0].pattern, "trn*.hbm");
+  EXPECT_EQ(c[0].count, 1u);
+  EXPECT_EQ(c[1].pattern, "efa.sender*.adapter*.tx");
+  EXPECT_DOUBLE_EQ(c[1].max, 0.75);
+  EXPECT_DOUBLE_EQ(c[1].mean, (0.5 + 0.25 + 0.75) / 3);
+  EXPECT_EQ(c[1].count, 3u);
+  EXPECT_EQ(c[1].busiest, "efa.sender1.adapter0.tx");
+  EXPECT_EQ(c[2].pattern, "efa.fabric.path*.forward");
+}
+
+}  // namespace
+}  // namespace wse::stats
