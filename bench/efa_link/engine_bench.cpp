@@ -46,11 +46,3 @@ BENCHMARK(BM_PacketGrain8Writes)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BurstGrain8Writes)->Arg(32)->Unit(benchmark::kMillisecond);
 
 }  // namespace
-
-// libsystemc provides main() and calls sc_main().
-int sc_main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

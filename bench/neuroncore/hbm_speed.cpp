@@ -112,10 +112,3 @@ void BM_HbmTlmRandomChip(benchmark::State& state) {
 BENCHMARK(BM_HbmTlmRandomChip)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
-
-int sc_main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -49,15 +49,3 @@ BENCHMARK(BM_SharedResourceFifo)->Arg(1)->Arg(4)->Arg(64)->Unit(benchmark::kMill
 BENCHMARK(BM_SharedResourceRoundRobin)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
-
-int sc_main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
-
-int main(int argc, char** argv) {
-  ::setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
-  return sc_core::sc_elab_and_sim(argc, argv);
-}

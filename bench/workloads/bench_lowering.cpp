@@ -88,15 +88,3 @@ void BM_OpTraceWriteRead(benchmark::State& state) {
 BENCHMARK(BM_OpTraceWriteRead)->Unit(benchmark::kMillisecond);
 
 }  // namespace
-
-int sc_main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
-
-int main(int argc, char** argv) {
-  ::setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
-  return sc_core::sc_elab_and_sim(argc, argv);
-}

@@ -73,11 +73,3 @@ void BM_Gemv8kOn240(benchmark::State& state) {
 BENCHMARK(BM_Gemv8kOn240)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
-
-// The SystemC library provides main() and calls sc_main().
-int sc_main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
