@@ -3,6 +3,7 @@
 #include "neuroncore/core/gemm_bench.h"
 #include "neuroncore/hbm/hbm_bench.h"
 #include "neuroncore/instance/collective_bench.h"
+#include "neuroncore/transformer/prefill_bench.h"
 
 namespace wse::neuron {
 
@@ -21,6 +22,12 @@ void register_neuroncore(sim::Registry& registry) {
       sim::Bench{"NeuronLink collectives (all-reduce, all-gather, reduce-scatter) on the 4 x 4 "
                  "torus of a trn2.48xlarge: bandwidth versus message size (collective.csv)",
                  run_collective_bench});
+  registry.add_bench(
+      "prefill",
+      sim::Bench{"Transformer prefill: one 10,000-token Llama-3.1-70B prompt on a trn2.48xlarge "
+                 "(TP 64 x LNC 2): per-layer timeline and the operators of a layer "
+                 "(prefill_layers.csv, prefill_operators.csv)",
+                 run_prefill_bench});
 }
 
 }  // namespace wse::neuron

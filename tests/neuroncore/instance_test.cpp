@@ -5,6 +5,7 @@
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/hbm/hbm_presets.h"
 #include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/prefill.h"
 #include "systemc_models/config/config.h"
 #include "util/systemc_test.h"
 
@@ -59,7 +60,12 @@ TEST(HardwareFiles, Trn2ChipAndInstanceReadCompletely) {
   const ChipConfig chip = read_chip_config(trn);
   config::Section inst = root.section("instance", "instance");
   const InstanceConfig i = read_instance_config(inst);
+  config::Section pre = root.section("prefill", "transformer prefill");
+  const PrefillConfig p = read_prefill_config(pre);
   doc.finish();  // every key in the files was read
+  EXPECT_EQ(p.tp_degree * p.lnc, chip.cores * i.chips());  // TP over all the instance's cores
+  EXPECT_EQ(p.hbm_fidelity, HbmFidelity::kStreaming);
+  EXPECT_EQ(p.gemm_dma_piece, 128u * 1024u);
   EXPECT_EQ(chip.cores, 8u);
   EXPECT_EQ(chip.core.sbuf, Size{24ULL << 20});
   EXPECT_EQ(chip.core.dma.queues, 16u);

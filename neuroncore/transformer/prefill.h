@@ -1,0 +1,182 @@
+// The prefill of a transformer batch on a Trainium instance: every operator of a
+// workloads::OperatorGraph lowered to NeuronCore programs, run on the chip model, with the
+// tensor-parallel all-reduces as traffic on the NeuronLink torus.
+//
+// Mapping (docs/neuroncore.md, "Transformer prefill"):
+//  - P = tp_degree x lnc physical cores take part; a logical core is `lnc` physical cores.
+//    Chips are symmetric, so one chip (min(P, cores) cores sharing its HBM) is simulated
+//    and its time stands for every chip of the group.
+//  - GEMMs: column-parallel (N / P per core: q/k/v, gate/up, experts' gate/up, router,
+//    LM head) or row-parallel (K / P per core: o_proj, down_proj), lowered with the tiled
+//    GEMM of core/gemm.h, weights stationary (C^T = W^T X^T: the weight slice is the
+//    128-column stationary side, tokens stream 512 at a time). `count` instances (experts)
+//    run one after another. Token rows are simulated in blocks of gemm_token_block.
+//  - After a row-parallel GEMM: all-reduce of the partial outputs = reduce-scatter inside
+//    the chip through HBM (DMA + vector adds), all-reduce between chips on the torus
+//    (instance/torus.h, link-level messages), all-gather inside the chip through HBM.
+//  - Attention (one operator per sequence): heads over logical cores, the 128-query tiles
+//    of a head over the lnc physical cores of its logical core. Per query tile and block
+//    of keys: QK^T matmuls, softmax (vector: max and subtract, plus the causal mask on
+//    blocks that cross the diagonal; scalar: exp with row sums), PV matmuls accumulating in
+//    PSUM; blocks above the diagonal are skipped; then a vector normalisation and a store.
+//  - Element-wise operators (norms, RoPE, activations, residual adds, router, combine)
+//    are sequence-parallel: each core takes 1/P of the values, in tiles (load, engine
+//    passes, store). Embedding: one DMA gather per token row.
+//  - Operators run one after another (each a fresh chip run: an operator boundary is a
+//    synchronisation point, no overlap between operators).
+//  - Repeated work is simulated once (`reuse`): an operator or a whole decoder layer whose
+//    key (every field that decides its time) was seen before takes the cached result.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "neuroncore/core/chip_sim.h"
+#include "neuroncore/core/gemm.h"
+#include "neuroncore/core/neuroncore_config.h"
+#include "neuroncore/instance/torus.h"
+#include "workloads/model/operators.h"
+
+namespace wse::config {
+class Section;
+}
+
+namespace wse::neuron {
+
+struct PrefillConfig {
+  std::uint32_t tp_degree = 64;  // logical cores a layer is sharded over (trn2.48xlarge: all)
+  std::uint32_t lnc = 2;         // physical cores per logical core (Trainium2 default LNC=2)
+  bool reuse = true;             // simulate identical layers / operators once
+  // Consecutive column-parallel GEMMs of the same input (q/k/v, gate/up) run as one GEMM
+  // of the summed N, as fused kernels do: the activations are read once.
+  bool fuse_projections = true;
+  std::uint64_t gemm_token_block = 16384;  // token rows of one simulated GEMM piece
+  std::uint64_t elementwise_tile = 128 * 2048;  // values per tile of an element-wise operator
+  std::uint32_t attention_key_block = 512;  // keys per QK^T matmul (one PSUM bank)
+  // Smallest DMA instruction of a GEMM operand transfer: a 128 x 512 bf16 slice (128 KiB)
+  // goes as one instruction, so the 600 ns instruction cost is amortised (the GEMM
+  // lowering's 4 KiB default makes 8 KiB pieces that spend 2/3 of a queue's time on it).
+  std::uint64_t gemm_dma_piece = 128 * 1024;
+  HbmFidelity hbm_fidelity = HbmFidelity::kStreaming;  // for the whole-model runs
+  std::uint32_t physical_cores() const { return tp_degree * lnc; }
+};
+
+// Reads the `prefill:` section (configs/hardware/trn2_48xlarge.yaml).
+PrefillConfig read_prefill_config(config::Section& s);
+
+// Busy times of one engine class (per simulated core, averaged), in ps.
+struct EngineBusy {
+  std::uint64_t elapsed_ps = 0;  // time of the work (pieces add: they run one after another)
+  double tensor_ps = 0;  // stream time weighted by the fraction of the array used
+  double vector_ps = 0;
+  double scalar_ps = 0;
+  double gpsimd_ps = 0;
+  double dma_ps = 0;     // averaged over the core's DMA queues
+  double hbm_ps = 0;     // data-bus time of one chip's HBM
+  double link_ps = 0;    // summed over the directed NeuronLink links of the group
+  double collective_ps = 0;  // time spent in inter-chip collectives
+  std::uint64_t flops = 0;   // matmul flops of the whole group of cores
+  std::uint64_t instructions = 0;  // simulated (not reused) instructions
+  std::uint64_t chip_runs = 0;     // chip simulations run
+  EngineBusy& operator+=(const EngineBusy& o);
+  EngineBusy scaled(std::uint64_t times) const;  // a repeated piece of work
+};
+
+struct OperatorTime {
+  std::string name;  // fused operators are joined by '+'
+  std::string kind;
+  EngineBusy busy;   // busy.elapsed_ps: the operator's time (its all-reduces included)
+};
+
+struct LayerTime {
+  std::int32_t layer = -1;  // -1: before the first layer (embedding) or after the last
+  std::uint64_t start_ps = 0;
+  std::uint64_t end_ps = 0;  // when the layer's output is ready, from the start
+  bool reused = false;       // taken from an identical layer simulated before
+  std::vector<OperatorTime> operators;  // in execution order
+};
+
+struct PrefillResult {
+  std::uint64_t total_ps = 0;
+  std::vector<LayerTime> layers;  // in execution order, including the -1 parts
+  EngineBusy busy;
+  std::uint32_t physical_cores = 0;
+  std::uint32_t chips = 0;
+  std::uint32_t links = 0;  // directed links of the chips' sub-torus
+  std::uint64_t reused_layers = 0;
+  std::uint64_t reused_operators = 0;
+  double seconds() const { return static_cast<double>(total_ps) * 1e-12; }
+  double tensor_utilization() const { return ratio(busy.tensor_ps); }
+  double vector_utilization() const { return ratio(busy.vector_ps); }
+  double scalar_utilization() const { return ratio(busy.scalar_ps); }
+  double gpsimd_utilization() const { return ratio(busy.gpsimd_ps); }
+  double dma_utilization() const { return ratio(busy.dma_ps); }
+  double hbm_utilization() const { return ratio(busy.hbm_ps); }
+  double link_utilization() const { return links == 0 ? 0.0 : ratio(busy.link_ps) / links; }
+
+ private:
+  double ratio(double busy_ps) const {
+    return total_ps == 0 ? 0.0 : busy_ps / static_cast<double>(total_ps);
+  }
+};
+
+// What one chip of the group holds in HBM.
+struct HbmFootprint {
+  std::uint64_t weight_bytes = 0;
+  std::uint64_t kv_bytes = 0;
+  std::uint64_t activation_bytes = 0;
+  std::uint64_t total() const { return weight_bytes + kv_bytes + activation_bytes; }
+};
+
+class TrainiumPrefill {
+ public:
+  // `chip` and `instance` as read from configs/hardware/trn2_48xlarge.yaml; the chip's HBM
+  // fidelity is replaced by prefill.hbm_fidelity. Throws std::invalid_argument when the
+  // tensor-parallel group does not fit the instance.
+  TrainiumPrefill(const ChipConfig& chip, const InstanceConfig& instance, const PrefillConfig& prefill);
+
+  // Per chip: weights (model_weight_bytes, or the graph's when 0) and KV cache sharded
+  // over the chips of the group, plus the largest operator's activations. Throws
+  // CapacityError naming the parts and how much they exceed one chip's HBM.
+  HbmFootprint check_capacity(const workloads::OperatorGraph& g, std::uint64_t model_weight_bytes = 0) const;
+
+  PrefillResult run(const workloads::OperatorGraph& g, std::uint64_t model_weight_bytes = 0);
+  // Lowers whole prompts of `prompt_tokens` and runs them, capacity checked against the
+  // model's full weights.
+  PrefillResult run(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& prompt_tokens);
+
+  std::uint32_t simulated_cores() const { return sim_cores_; }
+  std::uint32_t chips() const { return chips_; }
+
+ private:
+  std::vector<workloads::Operator> fuse(const std::vector<workloads::Operator>& ops, std::size_t from,
+                                        std::size_t to) const;
+  EngineBusy run_operator(const workloads::Operator& op);
+  EngineBusy run_gemm_op(const workloads::Operator& op);
+  EngineBusy run_attention(const workloads::Operator& op);
+  EngineBusy run_elementwise(const workloads::Operator& op);
+  EngineBusy run_embedding(const workloads::Operator& op);
+  EngineBusy all_reduce(std::uint64_t bytes);
+  EngineBusy run_programs(const std::vector<Program>& programs);
+  EngineBusy gemm_piece(const GemmShape& s);
+  // Start of core `c`'s share of the chip's HBM address space.
+  std::uint64_t base(std::uint32_t c) const { return chip_.hbm.capacity().bytes / sim_cores_ * c; }
+
+  ChipConfig chip_;
+  InstanceConfig instance_;
+  PrefillConfig cfg_;
+  InstanceConfig group_;  // the sub-torus of the chips in the group
+  std::uint32_t chips_ = 1;
+  std::uint32_t sim_cores_ = 1;
+  std::map<std::string, EngineBusy> op_cache_;
+  std::map<std::string, std::vector<OperatorTime>> layer_cache_;
+  std::uint64_t reused_operators_ = 0;
+};
+
+// Key of everything that decides an operator's time on a given configuration.
+std::string operator_key(const workloads::Operator& op);
+
+}  // namespace wse::neuron
