@@ -3,7 +3,10 @@
 #include <cstdio>
 
 #include "systemc_models/sim/output.h"
+#include "wse_mesh/collectives.h"
 #include "wse_mesh/gemv.h"
+#include "wse_mesh/gemv_tiled.h"
+#include "wse_mesh/kernel_cache.h"
 #include "wse_mesh/traffic.h"
 
 namespace wse::wafer {
@@ -180,6 +183,105 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
   }
   sim::write_file_atomic(args.out_dir / "gemv.csv", csv.str());
   return {"gemv.csv"};
+}
+
+std::vector<std::string> bench_collectives(const sim::BenchArgs& args) {
+  // Per-PE fabric defaults, WSE-3 PE; vectors of fp32 partial sums (1 per wavelet).
+  const FabricConfig fabric;
+  const PeConfig pe = wse3_pe_config();
+  std::vector<std::uint32_t> sides = {16, 64, 256, 720};
+  std::vector<std::uint64_t> lengths = {8, 64};
+  if (args.quick) {
+    sides = {16, 64};
+    lengths = {8};
+  }
+  sim::CsvWriter csv({"kernel", "shape", "grid", "elements", "wavelets", "total_cycles", "total_us",
+                      "wavelet_hops", "wall_s"});
+  KernelCache cache;  // the 1 x n line and the n x 1 column are distinct kernels
+  auto emit = [&](const char* kernel, const char* shape, std::uint32_t P, std::uint32_t Q, std::uint64_t n,
+                  const CollectiveResult& r) {
+    csv.row({kernel, shape, std::to_string(P) + "x" + std::to_string(Q), std::to_string(n),
+             std::to_string(r.wavelets), std::to_string(r.total_cycles),
+             sim::fmt_num(static_cast<double>(r.total_cycles) / 1.1e9 * 1e6), std::to_string(r.wavelet_hops),
+             sim::fmt_num(r.wall_seconds)});
+    if (!args.quiet) {
+      std::fprintf(stderr, "%s %s %ux%u, %llu elements: %llu cycles, %.2f s\n", kernel, shape, P, Q,
+                   static_cast<unsigned long long>(n), static_cast<unsigned long long>(r.total_cycles),
+                   r.wall_seconds);
+      std::fflush(stderr);
+    }
+  };
+  for (std::uint32_t side : sides) {
+    for (std::uint64_t n : lengths) {
+      if (side > 256 && n > 8) continue;  // 2-D tree on 720 x 720 with 64 wavelets: minutes of CPU
+      for (Reduction red : {Reduction::kChain, Reduction::kTree}) {
+        const char* name = red == Reduction::kChain ? "reduce_chain" : "reduce_tree";
+        ReduceConfig line;
+        line.elements = n;
+        line.reduction = red;
+        line.grid_rows = 1;
+        line.grid_cols = side;
+        emit(name, "row", 1, side, n, cache.reduce(fabric, pe, line));
+        ReduceConfig grid = line;
+        grid.grid_rows = side;
+        emit(name, "grid", side, side, n, cache.reduce(fabric, pe, grid));
+      }
+      BroadcastConfig b;
+      b.elements = n;
+      b.grid_rows = 1;
+      b.grid_cols = side;
+      emit("broadcast", "row_from_end", 1, side, n, cache.broadcast(fabric, pe, b));
+      b.grid_rows = side;
+      emit("broadcast", "grid_from_corner", side, side, n, cache.broadcast(fabric, pe, b));
+      b.source = {side / 2, side / 2};
+      emit("broadcast", "grid_from_centre", side, side, n, cache.broadcast(fabric, pe, b));
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "collectives.csv", csv.str());
+  return {"collectives.csv"};
+}
+
+std::vector<std::string> bench_gemv_tiled(const sim::BenchArgs& args) {
+  // WSE-3 PE, fp32 accumulation, chain reduction, whole-wafer grids; per-PE (k = 1) where
+  // it is affordable, as the reference.
+  const FabricConfig fabric;
+  const PeConfig pe = wse3_pe_config();
+  std::vector<std::uint64_t> sizes = {4096, 8192, 16384, 32768};
+  std::vector<std::uint32_t> grids = {240, 720};
+  std::vector<std::uint32_t> ks = {1, 4, 8};
+  if (args.quick) {
+    sizes = {4096};
+    grids = {120};
+    ks = {1, 8};
+  }
+  sim::CsvWriter csv({"matrix", "grid", "k", "total_cycles", "total_us", "multicast_cycles",
+                      "compute_done_cycles", "reduction_cycles", "wavelet_hops", "wall_s"});
+  for (std::uint64_t n : sizes) {
+    for (std::uint32_t grid : grids) {
+      for (std::uint32_t k : ks) {
+        if (k == 1 && grid > 240 && n != 8192) continue;  // per-PE 720 x 720: one reference run
+        GemvConfig g;
+        g.rows = g.cols = n;
+        g.grid_rows = g.grid_cols = grid;
+        g.accumulate = Accumulate::kFp32;
+        const GemvResult r = run_gemv_tiled(fabric, k, pe, g);
+        csv.row({std::to_string(n), std::to_string(grid) + "x" + std::to_string(grid), std::to_string(k),
+                 std::to_string(r.total_cycles),
+                 sim::fmt_num(static_cast<double>(r.total_cycles) / 1.1e9 * 1e6),
+                 std::to_string(r.multicast_cycles), std::to_string(r.compute_done_cycles),
+                 std::to_string(r.reduction_cycles), std::to_string(r.wavelet_hops),
+                 sim::fmt_num(r.wall_seconds)});
+        if (!args.quiet) {
+          std::fprintf(stderr, "gemv tiled %llu on %ux%u, k %u: %llu cycles, %.3f s\n",
+                       static_cast<unsigned long long>(n), grid, grid, k,
+                       static_cast<unsigned long long>(r.total_cycles), r.wall_seconds);
+          std::fflush(stderr);
+        }
+      }
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "gemv_tiled.csv", csv.str());
+  return {"gemv_tiled.csv"};
 }
 
 }  // namespace wse::wafer

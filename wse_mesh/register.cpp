@@ -14,6 +14,15 @@ void register_wse_mesh(sim::Registry& registry) {
       "gemv", sim::Bench{"wafer GEMV: time vs matrix size (4K-32K fp16) and PE grid on WSE-2 and WSE-3, "
                          "split into compute, multicast and reduction (chain and tree)",
                          bench_gemv});
+  registry.add_bench(
+      "collectives",
+      sim::Bench{"wafer reductions (chain, tree; row and 2-D grid) and broadcasts (row, grid) vs "
+                 "size, 16 to 720 PEs a side",
+                 bench_collectives});
+  registry.add_bench("gemv_tiled",
+                     sim::Bench{"wafer GEMV on tiled fidelity (k x k PEs per node) against per-PE, up to "
+                                "720x720 grids",
+                                bench_gemv_tiled});
 }
 
 }  // namespace wse::wafer

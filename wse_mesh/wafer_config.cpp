@@ -98,6 +98,8 @@ WaferConfig read_wafer_config(config::Section& s) {
                 .max = 64});
   config::Section pe = s.section("pe", "processing element: SRAM and SIMD widths", true);
   c.pe = read_pe_config(pe);
+  config::Section kernels = s.section("kernels", "reuse of simulated kernel results", true);
+  c.kernels = read_kernel_cache_config(kernels);
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/units/units.h"
+#include "wse_mesh/kernel_cache.h"
 #include "wse_mesh/fabric.h"
 #include "wse_mesh/pe.h"
 
@@ -22,6 +23,7 @@ struct WaferConfig {
   FabricConfig fabric;                 // per-PE: width and height equal the wafer's
   std::uint32_t tile = 1;  // fidelity: 1 = per-PE routers; k = nodes of k x k PEs (tiled(fabric, k))
   PeConfig pe;
+  KernelCacheConfig kernels;  // reuse of simulated kernel results
 };
 
 // Reads the mapping under `wafer:`.

@@ -10,7 +10,7 @@
 // The SystemC library provides main() and calls sc_main().
 int sc_main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s fabric|gemv OUT_DIR [--quick]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s fabric|gemv|gemv_tiled|collectives OUT_DIR [--quick]\n", argv[0]);
     return 2;
   }
   wse::sim::Registry registry;

@@ -1,0 +1,120 @@
+// Kernel results simulated once and reused: same cycles with reuse on and off, hits and
+// misses counted, and every value that decides the time in the key.
+#include "wse_mesh/kernel_cache.h"
+
+#include <gtest/gtest.h>
+
+#include "util/systemc_test.h"
+
+namespace wse::wafer {
+namespace {
+
+class KernelCacheTest : public wse::testing::SystemCTest {};
+
+GemvConfig gemv_cfg() {
+  GemvConfig g;
+  g.rows = 64;
+  g.cols = 64;
+  g.grid_rows = 4;
+  g.grid_cols = 4;
+  return g;
+}
+
+TEST_F(KernelCacheTest, ReuseGivesTheSameCyclesAsSimulatingEveryTime) {
+  KernelCache on;
+  KernelCache off(KernelCacheConfig{.reuse = false});
+  const FabricConfig fc;
+  const PeConfig pe;
+  ReduceConfig red;
+  red.grid_rows = 2;
+  red.grid_cols = 4;
+  red.elements = 8;
+  BroadcastConfig bc;
+  bc.grid_rows = 3;
+  bc.grid_cols = 3;
+  bc.source = {1, 1};
+  for (int layer = 0; layer < 3; ++layer) {
+    EXPECT_EQ(on.gemv(fc, pe, gemv_cfg()).total_cycles, off.gemv(fc, pe, gemv_cfg()).total_cycles);
+    EXPECT_EQ(on.reduce(fc, pe, red).total_cycles, off.reduce(fc, pe, red).total_cycles);
+    EXPECT_EQ(on.broadcast(fc, pe, bc).total_cycles, off.broadcast(fc, pe, bc).total_cycles);
+  }
+  // The reference: the direct simulation.
+  EXPECT_EQ(on.gemv(fc, pe, gemv_cfg()).total_cycles, run_gemv(fc, pe, gemv_cfg()).total_cycles);
+  // 3 distinct kernels: simulated once each, then 3 x 3 - 3 + 1 reuses.
+  EXPECT_EQ(on.misses(), 3u);
+  EXPECT_EQ(on.hits(), 7u);
+  EXPECT_EQ(on.entries(), 3u);
+  EXPECT_EQ(off.misses(), 9u);
+  EXPECT_EQ(off.hits(), 0u);
+  EXPECT_EQ(off.entries(), 0u);
+  // The counts are statistics of the cache's group.
+  const auto& st = on.stats().stats();
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_EQ(st[0]->name(), "hits");
+  EXPECT_EQ(st[1]->name(), "misses");
+}
+
+TEST_F(KernelCacheTest, EverythingThatDecidesTheTimeIsInTheKey) {
+  KernelCache cache;
+  const FabricConfig fc;
+  const PeConfig pe;
+  const GemvResult base = cache.gemv(fc, pe, gemv_cfg());
+  // A different fabric latency: a miss, and a different time.
+  FabricConfig slow = fc;
+  slow.hop_latency_cycles = 2;
+  const GemvResult slower = cache.gemv(slow, pe, gemv_cfg());
+  EXPECT_GT(slower.total_cycles, base.total_cycles);
+  // Tiled fidelity (k = 2 widens links and ramps): another key.
+  EXPECT_NE(KernelCache::key(tiled(fc, 2), pe, gemv_cfg()), KernelCache::key(fc, pe, gemv_cfg()));
+  // The tiled GEMV: k is in the key, and the cached result equals the direct run.
+  EXPECT_NE(KernelCache::key_tiled(fc, 2, pe, gemv_cfg()), KernelCache::key_tiled(fc, 4, pe, gemv_cfg()));
+  EXPECT_EQ(cache.gemv_tiled(fc, 2, pe, gemv_cfg()).total_cycles,
+            run_gemv_tiled(fc, 2, pe, gemv_cfg()).total_cycles);
+  EXPECT_EQ(cache.gemv_tiled(fc, 2, pe, gemv_cfg()).total_cycles,
+            base.total_cycles - 2);  // 2 (k - 1) H early
+  // PE SIMD width, dtype, grid, shape and reduction each change the key.
+  PeConfig wide = pe;
+  wide.simd_fp16_fp32_fmac = 4;
+  EXPECT_NE(KernelCache::key(fc, wide, gemv_cfg()), KernelCache::key(fc, pe, gemv_cfg()));
+  GemvConfig g = gemv_cfg();
+  g.accumulate = Accumulate::kFp16;
+  EXPECT_NE(KernelCache::key(fc, pe, g), KernelCache::key(fc, pe, gemv_cfg()));
+  g = gemv_cfg();
+  g.grid_cols = 2;
+  EXPECT_NE(KernelCache::key(fc, pe, g), KernelCache::key(fc, pe, gemv_cfg()));
+  g = gemv_cfg();
+  g.reduction = Reduction::kTree;
+  EXPECT_NE(KernelCache::key(fc, pe, g), KernelCache::key(fc, pe, gemv_cfg()));
+  // The origin does not decide the time on a fresh fabric: the same key, a hit, and the
+  // direct simulation at the new origin agrees.
+  g = gemv_cfg();
+  g.origin = {5, 3};
+  EXPECT_EQ(KernelCache::key(fc, pe, g), KernelCache::key(fc, pe, gemv_cfg()));
+  const std::uint64_t hits = cache.hits();
+  EXPECT_EQ(cache.gemv(fc, pe, g).total_cycles, run_gemv(fc, pe, g).total_cycles);
+  EXPECT_EQ(cache.hits(), hits + 1);
+  EXPECT_EQ(cache.misses(), 3u);  // per-PE, slower fabric, tiled k = 2
+}
+
+TEST_F(KernelCacheTest, SwitchFromConfigAndApi) {
+  config::Document doc = config::parse("kernels:\n  reuse_kernel_results: false\n", "test.yaml");
+  config::Section root = doc.root();
+  config::Section k = root.section("kernels", "wafer kernels");
+  const KernelCacheConfig cfg = read_kernel_cache_config(k);
+  doc.finish();
+  EXPECT_FALSE(cfg.reuse);
+  KernelCache cache(cfg);
+  EXPECT_FALSE(cache.enabled());
+  cache.set_enabled(true);
+  cache.gemv(FabricConfig{}, PeConfig{}, gemv_cfg());
+  cache.gemv(FabricConfig{}, PeConfig{}, gemv_cfg());
+  EXPECT_EQ(cache.hits(), 1u);
+  // Default: reuse on.
+  config::Document empty = config::parse("kernels: {}\n", "test.yaml");
+  config::Section r2 = empty.root();
+  config::Section k2 = r2.section("kernels", "wafer kernels");
+  EXPECT_TRUE(read_kernel_cache_config(k2).reuse);
+}
+
+}  // namespace
+}  // namespace wse::wafer

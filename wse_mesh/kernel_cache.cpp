@@ -1,0 +1,104 @@
+#include "wse_mesh/kernel_cache.h"
+
+#include <sstream>
+
+namespace wse::wafer {
+
+namespace {
+
+void put_hardware(std::ostringstream& o, const FabricConfig& f, const PeConfig& pe) {
+  o << "|fabric:" << f.colors << ',' << f.hop_latency_cycles << ',' << f.ramp_latency_cycles << ','
+    << f.input_buffer_wavelets << ',' << f.credit_latency_cycles << ',' << static_cast<int>(f.allocator)
+    << ',' << f.link_wavelets_per_cycle << ',' << f.ramp_wavelets_per_cycle << "|pe:" << pe.sram_bytes << ','
+    << pe.sram_banks << ',' << pe.sram_read_ports << ',' << pe.sram_write_ports << ',' << pe.sram_port_bits
+    << ',' << pe.simd_fp16_fmac << ',' << pe.simd_fp16_fp32_fmac << ',' << pe.simd_fp32_add << ','
+    << pe.simd_fp16_add;
+}
+
+}  // namespace
+
+KernelCacheConfig read_kernel_cache_config(config::Section& s) {
+  KernelCacheConfig c;
+  c.reuse = s.boolean("reuse_kernel_results",
+                      {.doc = "simulate each distinct wafer kernel (kind, shapes, grid, dtype, fabric and PE "
+                              "values, fidelity) once and reuse its time; false simulates every call",
+                       .def = "true"});
+  return c;
+}
+
+KernelCache::KernelCache(const KernelCacheConfig& cfg)
+    : enabled_(cfg.reuse),
+      hits_(group_.counter("hits", "kernels", "kernel results reused without simulating")),
+      misses_(group_.counter("misses", "kernels", "kernels simulated (not found, or reuse off)")) {}
+
+void KernelCache::clear() {
+  gemv_.clear();
+  collective_.clear();
+}
+
+template <class R, class Run>
+R KernelCache::lookup(std::unordered_map<std::string, R>& map, const std::string& k, Run run) {
+  if (enabled_) {
+    if (auto it = map.find(k); it != map.end()) {
+      hits_.add();
+      return it->second;
+    }
+  }
+  misses_.add();
+  R r = run();
+  if (enabled_) map.emplace(k, r);
+  return r;
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const GemvConfig& g) {
+  std::ostringstream o;
+  o << "gemv|" << g.rows << 'x' << g.cols << "|grid:" << g.grid_rows << 'x' << g.grid_cols
+    << "|acc:" << static_cast<int>(g.accumulate) << "|red:" << static_cast<int>(g.reduction)
+    << "|colors:" << int{g.x_color} << ',' << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ','
+    << int{g.tree_color};
+  put_hardware(o, f, pe);
+  return o.str();
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const ReduceConfig& r) {
+  std::ostringstream o;
+  o << "reduce|" << r.elements << "|grid:" << r.grid_rows << 'x' << r.grid_cols
+    << "|dtype:" << static_cast<int>(r.dtype) << "|red:" << static_cast<int>(r.reduction)
+    << "|colors:" << int{r.row_color} << ',' << int{r.col_color};
+  put_hardware(o, f, pe);
+  return o.str();
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const BroadcastConfig& b) {
+  std::ostringstream o;
+  o << "broadcast|" << b.elements << "|grid:" << b.grid_rows << 'x' << b.grid_cols
+    << "|dtype:" << static_cast<int>(b.dtype) << "|source:" << b.source.x << ',' << b.source.y
+    << "|color:" << int{b.color};
+  put_hardware(o, f, pe);
+  return o.str();
+}
+
+GemvResult KernelCache::gemv(const FabricConfig& f, const PeConfig& pe, const GemvConfig& g) {
+  return lookup(gemv_, key(f, pe, g), [&] { return run_gemv(f, pe, g); });
+}
+
+std::string KernelCache::key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const GemvConfig& g) {
+  // The node mapping differs from run_gemv's even at k = 1 in name only; keep them apart.
+  return "tiled" + std::to_string(k) + "|" + key(tiled(per_pe, k), pe, g);
+}
+
+GemvResult KernelCache::gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const GemvConfig& g) {
+  return lookup(gemv_, key_tiled(per_pe, k, pe, g), [&] { return run_gemv_tiled(per_pe, k, pe, g); });
+}
+
+CollectiveResult KernelCache::reduce(const FabricConfig& f, const PeConfig& pe, const ReduceConfig& r) {
+  return lookup(collective_, key(f, pe, r), [&] { return run_reduce(f, pe, r); });
+}
+
+CollectiveResult KernelCache::broadcast(const FabricConfig& f, const PeConfig& pe, const BroadcastConfig& b) {
+  return lookup(collective_, key(f, pe, b), [&] { return run_broadcast(f, pe, b); });
+}
+
+}  // namespace wse::wafer

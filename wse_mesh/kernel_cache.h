@@ -1,0 +1,80 @@
+// Kernel results simulated once and reused.
+//
+// A decode step runs the same kernels (the same GEMV shape on the same grid, the same
+// reduction) many times: every layer, every step. On a fresh fabric sized to the grid, a
+// kernel's timing depends only on its own description and the hardware's, so the cache
+// keys a result by everything that decides the time:
+//   kernel kind, shapes (rows, cols or elements), grid (P x Q), dtype, the mapping's
+//   choices (reduction, colors, broadcast source), every FabricConfig value (latencies,
+//   buffers, credit loop, allocator, colors, link and ramp widths: the fidelity, since a
+//   tiled fabric is a FabricConfig with k-wide links) and every PeConfig value.
+// The grid's origin is left out: on an otherwise empty fabric sized origin + grid the
+// region north-west of the grid carries no traffic, so the time is translation invariant.
+// Kernels run on a shared Fabric (with other traffic) are never cached.
+//
+// Reuse can be turned off (config `reuse_kernel_results: false`, or set_enabled(false))
+// to check that it changes nothing; the hit and miss counts are statistics.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "systemc_models/config/config.h"
+#include "systemc_models/stats/stats.h"
+#include "wse_mesh/collectives.h"
+#include "wse_mesh/fabric.h"
+#include "wse_mesh/gemv.h"
+#include "wse_mesh/gemv_tiled.h"
+#include "wse_mesh/pe.h"
+
+namespace wse::wafer {
+
+struct KernelCacheConfig {
+  bool reuse = true;  // false: every kernel is simulated every time
+};
+
+// Reads `reuse_kernel_results` from the given section (e.g. `wafer.kernels`).
+KernelCacheConfig read_kernel_cache_config(config::Section& s);
+
+class KernelCache : public stats::Provider {
+ public:
+  explicit KernelCache(const KernelCacheConfig& cfg = {});
+
+  bool enabled() const { return enabled_; }
+  void set_enabled(bool on) { enabled_ = on; }
+  std::uint64_t hits() const { return hits_.value(); }
+  std::uint64_t misses() const { return misses_.value(); }
+  std::size_t entries() const { return gemv_.size() + collective_.size(); }
+  void clear();
+
+  // The kernels of gemv.h and collectives.h on a fresh fabric sized to the grid,
+  // simulated on a miss (or always, when disabled) and looked up on a hit.
+  GemvResult gemv(const FabricConfig& fabric, const PeConfig& pe, const GemvConfig& g);
+  // run_gemv_tiled: nodes of k x k PEs over the per-PE fabric `per_pe`.
+  GemvResult gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g);
+  CollectiveResult reduce(const FabricConfig& fabric, const PeConfig& pe, const ReduceConfig& r);
+  CollectiveResult broadcast(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
+
+  // The key strings (exposed so that tests can check what distinguishes two kernels).
+  static std::string key(const FabricConfig& fabric, const PeConfig& pe, const GemvConfig& g);
+  static std::string key(const FabricConfig& fabric, const PeConfig& pe, const ReduceConfig& r);
+  static std::string key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                               const GemvConfig& g);
+  static std::string key(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
+
+  const stats::Group& stats() const override { return group_; }
+
+ private:
+  template <class R, class Run>
+  R lookup(std::unordered_map<std::string, R>& map, const std::string& k, Run run);
+
+  bool enabled_;
+  stats::Group group_{"kernel_cache"};
+  stats::Counter& hits_;
+  stats::Counter& misses_;
+  std::unordered_map<std::string, GemvResult> gemv_;
+  std::unordered_map<std::string, CollectiveResult> collective_;
+};
+
+}  // namespace wse::wafer
