@@ -1,6 +1,7 @@
 #include "apps/experiments/register.h"
 
 #include "apps/experiments/kv_transfer.h"
+#include "apps/experiments/trainium_serving.h"
 
 namespace wse::experiments {
 
@@ -8,6 +9,9 @@ void register_experiments(sim::Registry& registry) {
   registry.add_mode("kv_transfer",
                     "KV caches of a request trace sent from prefill senders over one shared link",
                     make_kv_transfer);
+  registry.add_mode("trainium_only",
+                    "a request trace served by Trainium instances alone (prefill and decode colocated)",
+                    make_trainium_only);
 }
 
 }  // namespace wse::experiments

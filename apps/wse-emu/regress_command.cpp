@@ -116,6 +116,10 @@ Suite read_suite(const fs::path& file) {
                        en.experiment.string() + "' does not exist");
     }
     if (e["set"]) {
+      if (!e["set"].IsMap()) {
+        throw SuiteError(file.string() + ":" + std::to_string(e["set"].Mark().line + 1) +
+                         ": 'set' must be a mapping of key paths to values, e.g. {workload.trace.limit: 20}");
+      }
       for (const auto& kv : e["set"])
         en.overrides.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
     }

@@ -177,6 +177,31 @@ TEST_F(Experiments, NoTransferBeatsTheLink) {
   EXPECT_GT(queued, 0u) << "some requests should have waited behind others";
 }
 
+TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
+  const fs::path out = dir_ / "trn";
+  Result r = wse_emu("run configs/experiments/trainium_only.yaml --quiet --set workload.trace.limit=10 --out '" +
+                         out.string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = summary(out);
+  EXPECT_EQ(s["requests"]["completed"], 10);
+  // A decode step reads every weight: 141,107,412,992 B of Llama-3.1-70B spread over
+  // 16 chips of 2.9 TB/s HBM cannot take less than 141.1e9 / 46.4e12 = 3.04 ms.
+  EXPECT_GE(s["requests"]["tpot_s"]["p50"].get<double>(), 141107412992.0 / (16 * 2.9e12));
+  // The first request (374 prompt tokens, alone) needs 2 x 70.55e9 x 374 FLOPs; 128
+  // cores of 128 x 128 MACs at 2.4 GHz give at most 128 x 78.6 TFLOPS: >= 5.2 ms.
+  const std::string csv = slurp(out / "requests.csv");
+  const auto line2 = csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n') - 1);
+  std::vector<std::string> cells;
+  std::stringstream ls(line2);
+  for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+  ASSERT_EQ(cells.size(), 16u);
+  EXPECT_EQ(cells[2], "374");
+  const double ttft = std::stod(cells[13]) - std::stod(cells[1]);
+  EXPECT_GE(ttft, 2 * 70553706496.0 * 374 / (128 * 128 * 128 * 2 * 2.4e9));
+  EXPECT_GT(s["utilization"]["trainium.instance0.hbm"].get<double>(), 0.0);
+}
+
 TEST_F(Experiments, TraceIsPerfettoJson) {
   const fs::path out = dir_ / "t";
   Result r = wse_emu("run configs/experiments/default.yaml --quiet --trace --set workload.trace.limit=10 --out '" +

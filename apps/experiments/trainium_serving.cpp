@@ -1,0 +1,171 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn in the serving system
+#include "apps/experiments/trainium_serving.h"
+
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "neuroncore/core/neuroncore_config.h"
+#include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/prefill.h"
+#include "systemc_models/stats/stats.h"
+#include "workloads/model/operators.h"
+#include "workloads/model/transformer.h"
+#include "workloads/serving/serving_report.h"
+#include "workloads/serving/serving_system.h"
+#include "workloads/trace/request_trace.h"
+
+namespace wse::experiments {
+
+namespace {
+
+// One Trainium instance seen by the serving layer: both phases run its operator graphs
+// on the Trainium model. Busy time per engine class accumulates into statistics.
+class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBackend {
+ public:
+  TrainiumMachine(neuron::TrainiumPrefill& model_runner, const workloads::TransformerModel& model,
+                  stats::Group& group)
+      : runner_(model_runner),
+        model_(model),
+        tensor_(group.utilization("tensor_engine", "tensor engines busy (array fraction weighted), mean over cores")),
+        hbm_(group.utilization("hbm", "HBM data bus busy, per chip")),
+        link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")) {}
+
+  serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override {
+    std::vector<std::uint64_t> tokens, offsets;
+    for (const auto& c : batch) {
+      tokens.push_back(c.tokens);
+      offsets.push_back(c.context_offset);
+    }
+    const neuron::PrefillResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
+    account(r);
+    serving::PrefillTiming t;
+    t.seconds = r.seconds();
+    for (const auto& l : r.layers) {
+      if (l.layer >= 0) t.layer_done_s.push_back(static_cast<double>(l.end_ps) * 1e-12);
+    }
+    return t;
+  }
+
+  double step(const std::vector<std::uint32_t>& contexts) override {
+    std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
+    const neuron::PrefillResult r = runner_.run(workloads::lower_decode(model_, ctx), model_.weight_bytes());
+    account(r);
+    return r.seconds();
+  }
+
+ private:
+  void account(const neuron::PrefillResult& r) {
+    tensor_.add_busy(r.tensor_utilization() * r.seconds());
+    hbm_.add_busy(r.hbm_utilization() * r.seconds());
+    link_.add_busy(r.link_utilization() * r.seconds());
+  }
+  neuron::TrainiumPrefill& runner_;
+  const workloads::TransformerModel& model_;
+  stats::Utilization& tensor_;
+  stats::Utilization& hbm_;
+  stats::Utilization& link_;
+};
+
+class Machines : public sc_core::sc_module, public stats::Provider {
+ public:
+  Machines(const sc_core::sc_module_name& name, unsigned count, const neuron::ChipConfig& chip,
+           const neuron::InstanceConfig& instance, const neuron::PrefillConfig& prefill,
+           const workloads::TransformerModel& model)
+      : sc_module(name), stats_(std::string(basename())), runner_(chip, instance, prefill) {
+    for (unsigned i = 0; i < count; ++i) {
+      machines_.push_back(std::make_unique<TrainiumMachine>(runner_, model, stats_.child("instance" + std::to_string(i))));
+    }
+  }
+  const stats::Group& stats() const override { return stats_; }
+  std::vector<serving::PrefillBackend*> prefill() {
+    std::vector<serving::PrefillBackend*> v;
+    for (auto& m : machines_) v.push_back(m.get());
+    return v;
+  }
+  std::vector<serving::DecodeBackend*> decode() {
+    std::vector<serving::DecodeBackend*> v;
+    for (auto& m : machines_) v.push_back(m.get());
+    return v;
+  }
+
+ private:
+  stats::Group stats_;
+  // One runner for all instances: identical instances share its cache of simulated
+  // layers and operators (their time depends only on the operator and the hardware).
+  neuron::TrainiumPrefill runner_;
+  std::vector<std::unique_ptr<TrainiumMachine>> machines_;
+};
+
+class TrainiumOnly final : public sim::Experiment {
+ public:
+  TrainiumOnly(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
+               const serving::ServingConfig& cfg, unsigned instances, const neuron::ChipConfig& chip,
+               const neuron::InstanceConfig& instance, const neuron::PrefillConfig& prefill, trace::Writer* trace)
+      : model_(model), cfg_(cfg) {
+    cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };
+    machines_ = std::make_unique<Machines>("trainium", instances, chip, instance, prefill, model_);
+    system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), machines_->prefill(),
+                                                       machines_->decode(), nullptr, trace);
+  }
+  void run(sim::RunContext&) override {
+    sc_core::sc_start();
+    end_s_ = system_->end_s();
+  }
+  double simulated_seconds() const override { return end_s_; }
+  void summarize(nlohmann::json& s) const override {
+    s["model"] = {{"name", model_.name}, {"weight_bytes", model_.weight_bytes()},
+                  {"kv_bytes_per_token", model_.kv_bytes_per_token()}};
+    s["decode_kv_capacity_bytes"] = cfg_.decode_kv_capacity_bytes;
+    serving::summarize(*system_, cfg_, s);
+  }
+  std::map<std::string, std::string> extra_files() const override {
+    return {{"requests.csv", serving::requests_csv(*system_)}};
+  }
+
+ private:
+  workloads::TransformerModel model_;
+  serving::ServingConfig cfg_;
+  std::unique_ptr<Machines> machines_;
+  std::unique_ptr<serving::ServingSystem> system_;
+  double end_s_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<sim::Experiment> make_trainium_only(config::Section& root, const sim::ExperimentInfo& info) {
+  config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");
+  const workloads::TransformerModel model = workloads::read_transformer(ms);
+  config::Section wl = root.section("workload", "the requests");
+  config::Section tr = wl.section("trace", "request trace");
+  const workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  config::Section trn = root.section("trainium", "the Trainium chip");
+  const neuron::ChipConfig chip = neuron::read_chip_config(trn);
+  config::Section inst = root.section("instance", "the Trainium instance (chips on a NeuronLink torus)");
+  const neuron::InstanceConfig instance = neuron::read_instance_config(inst);
+  config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
+  const neuron::PrefillConfig prefill = neuron::read_prefill_config(pre);
+  config::Section sv = root.section("serving", "serving policy", true);
+  serving::ServingConfig cfg = serving::read_serving_config(sv);
+  const auto instances = static_cast<unsigned>(
+      sv.integer("instances", {.doc = "Trainium instances serving the trace", .def = "1", .min = 1, .max = 4096}));
+  cfg.placement = serving::Placement::colocated;
+  cfg.prefill_instances = instances;
+  cfg.decode_systems = instances;
+  cfg.layers = model.layers;
+  // The KV cache lives in the HBM that the weights leave free on the instance.
+  const std::uint64_t hbm = chip.hbm.capacity().bytes * instance.chips();
+  if (model.weight_bytes() >= hbm) {
+    ms.fail("name", "the weights (" + std::to_string(model.weight_bytes()) + " B) do not fit the instance's HBM (" +
+                        std::to_string(hbm) + " B)");
+  }
+  cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
+  auto requests = workloads::read_trace(topt);
+  for (const auto& r : requests) {
+    if (model.kv_bytes(r.input_tokens + std::max<std::uint32_t>(1, r.output_tokens)) > cfg.decode_kv_capacity_bytes) {
+      tr.fail("path", "request " + std::to_string(r.id) + " needs more KV cache than an instance holds");
+    }
+  }
+  return std::make_unique<TrainiumOnly>(model, std::move(requests), cfg, instances, chip, instance, prefill, info.trace);
+}
+
+}  // namespace wse::experiments
