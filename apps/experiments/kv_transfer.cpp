@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <systemc>
 
+#include "apps/experiments/inputs.h"
 #include "apps/experiments/kv_paths.h"
 #include "efa_link/efa_config.h"
 #include "systemc_models/sim/output.h"
@@ -148,11 +149,7 @@ class KvTransfer final : public sim::Experiment {
 }  // namespace
 
 std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const sim::ExperimentInfo& info) {
-  config::Section model_s = root.section("model", "the transformer (a Hugging Face config.json)");
-  const workloads::TransformerModel model = workloads::read_transformer(model_s);
-  config::Section wl = root.section("workload", "the requests");
-  config::Section tr = wl.section("trace", "request trace");
-  const workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  ModelAndTrace in = read_model_and_trace(root);
   config::Section kv = root.section("kv_transfer", "how the KV caches travel");
   enum class Network { link, efa };
   const Network net = kv.enumeration<Network>(
@@ -177,8 +174,7 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
     receivers = efa.receivers;
     path = std::make_unique<EfaKvPath>("kv_path", efa, info.trace);
   }
-  auto requests = workloads::read_trace(topt);
-  return std::make_unique<KvTransfer>(std::move(path), std::move(requests), model, senders, receivers);
+  return std::make_unique<KvTransfer>(std::move(path), std::move(in.requests), in.model, senders, receivers);
 }
 
 }  // namespace wse::experiments

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <systemc>
 
+#include "apps/experiments/inputs.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/prefill.h"
@@ -133,11 +134,9 @@ class TrainiumOnly final : public sim::Experiment {
 }  // namespace
 
 std::unique_ptr<sim::Experiment> make_trainium_only(config::Section& root, const sim::ExperimentInfo& info) {
-  config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");
-  const workloads::TransformerModel model = workloads::read_transformer(ms);
-  config::Section wl = root.section("workload", "the requests");
-  config::Section tr = wl.section("trace", "request trace");
-  const workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  config::Section tr = root;  // replaced by the workload.trace section
+  ModelAndTrace in = read_model_and_trace(root, &tr);
+  const workloads::TransformerModel& model = in.model;
   config::Section trn = root.section("trainium", "the Trainium chip");
   const neuron::ChipConfig chip = neuron::read_chip_config(trn);
   config::Section inst = root.section("instance", "the Trainium instance (chips on a NeuronLink torus)");
@@ -155,17 +154,16 @@ std::unique_ptr<sim::Experiment> make_trainium_only(config::Section& root, const
   // The KV cache lives in the HBM that the weights leave free on the instance.
   const std::uint64_t hbm = chip.hbm.capacity().bytes * instance.chips();
   if (model.weight_bytes() >= hbm) {
-    ms.fail("name", "the weights (" + std::to_string(model.weight_bytes()) + " B) do not fit the instance's HBM (" +
+    root.fail("model", "the weights (" + std::to_string(model.weight_bytes()) + " B) do not fit the instance's HBM (" +
                         std::to_string(hbm) + " B)");
   }
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
-  auto requests = workloads::read_trace(topt);
-  for (const auto& r : requests) {
+  for (const auto& r : in.requests) {
     if (model.kv_bytes(r.input_tokens + std::max<std::uint32_t>(1, r.output_tokens)) > cfg.decode_kv_capacity_bytes) {
       tr.fail("path", "request " + std::to_string(r.id) + " needs more KV cache than an instance holds");
     }
   }
-  return std::make_unique<TrainiumOnly>(model, std::move(requests), cfg, instances, chip, instance, prefill, info.trace);
+  return std::make_unique<TrainiumOnly>(model, std::move(in.requests), cfg, instances, chip, instance, prefill, info.trace);
 }
 
 }  // namespace wse::experiments

@@ -16,6 +16,19 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
+// The rows of a CSV text without quoted commas (row 0 is the header).
+std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    rows.push_back(std::move(cells));
+  }
+  return rows;
+}
+
 class Experiments : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -79,11 +92,11 @@ TEST_F(Experiments, SharedLinkExperimentWritesEveryResultFile) {
   // The first request of azure2023_conv.csv has 374 context tokens and nothing ahead
   // of it, so it takes latency + bytes / bandwidth = 15 us + 374 x 327,680 B / 400 GB/s
   // = 15 us + 306.3808 us = 321.3808 us.
-  const std::string csv = slurp(out / "requests.csv");
-  const auto line2 = csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n') - 1);
-  EXPECT_THAT(line2, HasSubstr(",374,122552320,"));
-  const double t = std::stod(line2.substr(line2.rfind(',') + 1));
-  EXPECT_NEAR(t, 321.3808e-6, 1e-12);
+  const auto first = csv_rows(slurp(out / "requests.csv")).at(1);
+  ASSERT_EQ(first.size(), 7u);
+  EXPECT_EQ(first[2], "374");
+  EXPECT_EQ(first[3], "122552320");
+  EXPECT_NEAR(std::stod(first[6]), 321.3808e-6, 1e-12);
 
   const auto stats = nlohmann::json::parse(slurp(out / "stats.json"));
   EXPECT_EQ(stats["system"]["bytes"]["unit"], "B");
@@ -125,15 +138,8 @@ TEST_F(Experiments, ResolvedConfigurationRunsToTheSameResult) {
 // Reads requests.csv of a kv_transfer run: (kv_bytes, transfer_time_s) per request.
 std::vector<std::pair<double, double>> transfers(const std::string& text) {
   std::vector<std::pair<double, double>> out;
-  std::istringstream csv(text);
-  std::string line;
-  std::getline(csv, line);  // header
-  while (std::getline(csv, line)) {
-    std::vector<std::string> cells;
-    std::stringstream ls(line);
-    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
-    out.emplace_back(std::stod(cells.at(3)), std::stod(cells.at(6)));
-  }
+  const auto rows = csv_rows(text);
+  for (std::size_t n = 1; n < rows.size(); ++n) out.emplace_back(std::stod(rows[n].at(3)), std::stod(rows[n].at(6)));
   return out;
 }
 
@@ -156,24 +162,15 @@ TEST_F(Experiments, NoTransferBeatsTheLink) {
   const fs::path out = dir_ / "d";
   Result r = wse_emu("run configs/experiments/kv_link.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::istringstream csv(slurp(out / "requests.csv"));
-  std::string line;
-  std::getline(csv, line);  // header
-  std::size_t rows = 0, queued = 0;
-  while (std::getline(csv, line)) {
-    std::vector<std::string> cells;
-    std::stringstream ls(line);
-    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
-    ASSERT_EQ(cells.size(), 7u);
-    const double bytes = std::stod(cells[3]);
-    const double took = std::stod(cells[6]);
+  const auto t = transfers(slurp(out / "requests.csv"));
+  std::size_t queued = 0;
+  for (const auto& [bytes, took] : t) {
     const double bound = 15e-6 + bytes / 400e9;
     // 2 ps of slack: arrivals are rounded to the kernel's 1 ps resolution.
-    EXPECT_GE(took, bound - 2e-12) << line;
+    EXPECT_GE(took, bound - 2e-12) << bytes;
     queued += took > bound * (1 + 1e-6) ? 1 : 0;
-    ++rows;
   }
-  EXPECT_EQ(rows, 1000u);
+  EXPECT_EQ(t.size(), 1000u);
   EXPECT_GT(queued, 0u) << "some requests should have waited behind others";
 }
 
@@ -190,11 +187,7 @@ TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
   EXPECT_GE(s["requests"]["tpot_s"]["p50"].get<double>(), 141107412992.0 / (16 * 2.9e12));
   // The first request (374 prompt tokens, alone) needs 2 x 70.55e9 x 374 FLOPs; 128
   // cores of 128 x 128 MACs at 2.4 GHz give at most 128 x 78.6 TFLOPS: >= 5.2 ms.
-  const std::string csv = slurp(out / "requests.csv");
-  const auto line2 = csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n') - 1);
-  std::vector<std::string> cells;
-  std::stringstream ls(line2);
-  for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+  const auto cells = csv_rows(slurp(out / "requests.csv")).at(1);
   ASSERT_EQ(cells.size(), 16u);
   EXPECT_EQ(cells[2], "374");
   const double ttft = std::stod(cells[13]) - std::stod(cells[1]);
