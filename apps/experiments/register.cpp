@@ -12,6 +12,9 @@ void register_experiments(sim::Registry& registry) {
   registry.add_mode("trainium_only",
                     "a request trace served by Trainium instances alone (prefill and decode colocated)",
                     make_trainium_only);
+  registry.add_mode("trainium_disaggregated",
+                    "Trainium prefill pool, KV caches over EFA, Trainium decode pool",
+                    make_trainium_disaggregated);
 }
 
 }  // namespace wse::experiments

@@ -14,4 +14,10 @@ namespace wse::experiments {
 
 std::unique_ptr<sim::Experiment> make_trainium_only(config::Section& root, const sim::ExperimentInfo& info);
 
+// Mode `trainium_disaggregated`: a pool of Trainium instances prefills, the KV cache
+// crosses the EFA network (layer by layer or after the prefill, as configured), and a
+// second pool of Trainium instances decodes.
+std::unique_ptr<sim::Experiment> make_trainium_disaggregated(config::Section& root,
+                                                             const sim::ExperimentInfo& info);
+
 }  // namespace wse::experiments

@@ -195,6 +195,33 @@ TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
   EXPECT_GT(s["utilization"]["trainium.instance0.hbm"].get<double>(), 0.0);
 }
 
+TEST_F(Experiments, TrainiumDisaggregatedStreamsTheKvBehindThePrefill) {
+  const fs::path out = dir_ / "dis";
+  Result r = wse_emu("run configs/experiments/trainium_disaggregated.yaml --quiet --set workload.trace.limit=10 --out '" +
+                         out.string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = summary(out);
+  EXPECT_EQ(s["requests"]["completed"], 10);
+  // KV of every prompt crossed: sum of prompt tokens x 327,680 B.
+  const auto rows = csv_rows(slurp(out / "requests.csv"));
+  ASSERT_EQ(rows.size(), 11u);
+  std::uint64_t tokens = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    tokens += std::stoull(rows[i].at(2));
+    // No request's KV arrives before its transfer could cross the 3.2 Tb/s attachment:
+    // transfer_end - transfer_start >= bytes / 400 GB/s.
+    const double bytes = std::stod(rows[i].at(8));
+    EXPECT_GE(std::stod(rows[i].at(10)) - std::stod(rows[i].at(9)), bytes / 400e9) << i;
+    // Decode starts only after the KV is in place.
+    EXPECT_GE(std::stod(rows[i].at(12)), std::stod(rows[i].at(10))) << i;
+  }
+  EXPECT_EQ(s["kv_transfer"]["bytes"].get<std::uint64_t>(), tokens * 327680);
+  // Layer-wise sending overlaps the prefill almost entirely.
+  EXPECT_GT(s["kv_transfer"]["hidden_share"].get<double>(), 0.9);
+  EXPECT_GE(s["requests"]["tpot_s"]["p50"].get<double>(), 141107412992.0 / (16 * 2.9e12));
+}
+
 TEST_F(Experiments, TraceIsPerfettoJson) {
   const fs::path out = dir_ / "t";
   Result r = wse_emu("run configs/experiments/default.yaml --quiet --trace --set workload.trace.limit=10 --out '" +
