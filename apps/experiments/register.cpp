@@ -1,6 +1,7 @@
 #include "apps/experiments/register.h"
 
 #include "apps/experiments/kv_transfer.h"
+#include "apps/experiments/op_trace_run.h"
 #include "apps/experiments/trainium_serving.h"
 
 namespace wse::experiments {
@@ -15,6 +16,8 @@ void register_experiments(sim::Registry& registry) {
   registry.add_mode("trainium_disaggregated",
                     "Trainium prefill pool, KV caches over EFA, Trainium decode pool",
                     make_trainium_disaggregated);
+  registry.add_mode("op_trace", "an operator-trace file executed on the Trainium model (trace-driven)",
+                    make_op_trace);
 }
 
 }  // namespace wse::experiments

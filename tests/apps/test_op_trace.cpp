@@ -1,0 +1,87 @@
+// Trace-driven runs: an operator trace is generated, written, read back and executed by
+// `wse-emu run` (mode op_trace); the simulated time equals executing the generated
+// operator graph directly on the same Trainium model.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "neuroncore/core/neuroncore_config.h"
+#include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/prefill.h"
+#include "util/cli_harness.h"
+#include "util/systemc_test.h"
+#include "workloads/model/op_trace.h"
+#include "workloads/model/operators.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(OpTraceMode, GenerateWriteReadRunGivesTheSameResult) {
+  const fs::path dir = fs::temp_directory_path() / "wse_op_trace_mode";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string src = WSE_SOURCE_DIR;
+
+  // The model and the hardware, read the way the experiment reads them.
+  auto doc = config::parse("model:\n  include: " + src + "/configs/models/llama-3.1-8b.yaml\n" +
+                               "include: " + src + "/configs/hardware/trn2_48xlarge.yaml\n",
+                           "test.yaml");
+  config::Section root = doc.root();
+  config::Section top = root.section("model", "model");
+  config::Section m = top.section("model", "model");
+  const workloads::TransformerModel model = workloads::read_transformer(m);
+  config::Section trn = root.section("trainium", "chip");
+  const neuron::ChipConfig chip = neuron::read_chip_config(trn);
+  config::Section inst = root.section("instance", "instance");
+  const neuron::InstanceConfig instance = neuron::read_instance_config(inst);
+  config::Section pre = root.section("prefill", "prefill");
+  const neuron::PrefillConfig prefill = neuron::read_prefill_config(pre);
+
+  // Generate: the prefill of two prompts (512 and 256 tokens) of Llama-3.1-8B.
+  workloads::OpTrace generated{workloads::summarize(model), workloads::lower_prefill(model, {512, 256})};
+  const fs::path file = dir / "prefill.jsonl";
+  workloads::write_op_trace(file, generated);
+  ASSERT_EQ(workloads::read_op_trace(file), generated);  // the file holds the graph exactly
+
+  // Run the file through the command.
+  std::ofstream(dir / "exp.yaml") << "experiment: {name: trace, mode: op_trace}\n"
+                                  << "include: " << src << "/configs/hardware/trn2_48xlarge.yaml\n"
+                                  << "op_trace: {path: " << file.string() << "}\n";
+  Result r = wse_emu("run '" + (dir / "exp.yaml").string() + "' --quiet --out '" + (dir / "out").string() + "'",
+                     dir / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = nlohmann::json::parse(slurp(dir / "out" / "summary.json"));
+
+  // The same graph executed directly on the same model.
+  neuron::TrainiumPrefill direct(chip, instance, prefill);
+  const double expected = direct.run(generated.graph, generated.model.weight_bytes).seconds();
+  EXPECT_GT(expected, 0.0);
+  EXPECT_DOUBLE_EQ(s["simulated_time_s"].get<double>(), expected);
+  EXPECT_EQ(s["op_trace"]["operators"], generated.graph.ops.size());
+  EXPECT_EQ(s["op_trace"]["flops"], generated.graph.total_flops());
+  EXPECT_TRUE(fs::exists(dir / "out" / "layers.csv"));
+  fs::remove_all(dir);
+}
+
+TEST(OpTraceMode, AMalformedTraceIsBadInput) {
+  const fs::path dir = fs::temp_directory_path() / "wse_op_trace_bad";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "bad.jsonl") << "{\"format\": \"something else\"}\n";
+  std::ofstream(dir / "exp.yaml") << "experiment: {name: trace, mode: op_trace}\n"
+                                  << "include: " << WSE_SOURCE_DIR << "/configs/hardware/trn2_48xlarge.yaml\n"
+                                  << "op_trace: {path: " << (dir / "bad.jsonl").string() << "}\n";
+  Result r = wse_emu("run '" + (dir / "exp.yaml").string() + "' --quiet --out '" + (dir / "out").string() + "'",
+                     dir / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("bad.jsonl:1"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace wse::testing
