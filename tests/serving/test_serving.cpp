@@ -3,6 +3,8 @@
 // prefill, layer-wise versus after-prefill KV sending over a shared link, KV-capacity
 // admission, colocated machines, and prefix reuse.
 #define SC_INCLUDE_DYNAMIC_PROCESSES
+#include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include <gtest/gtest.h>
@@ -123,6 +125,34 @@ TEST_F(Serving, LayerwiseKvOverlapsThePrefill) {
   EXPECT_EQ(s["goodput"]["requests"], 0);
   const std::string csv = requests_csv(sys);
   EXPECT_NE(csv.find("0,0,100,3,0,0,0,0.002,100000,0.001,0.00206,0,0.00206,0.002,0.00406,3"), std::string::npos) << csv;
+}
+
+TEST_F(Serving, TraceFollowsEachRequestFromPrefillToItsLastToken) {
+  const std::string path = (std::filesystem::temp_directory_path() / "wse_serving_trace.json").string();
+  {
+    trace::Writer writer(path);
+    LinearPrefill prefill(2);
+    FixedDecode decode;
+    LinkPath path_model;
+    ServingConfig c = base_config();
+    // r0: 3 tokens (prefill + 2 decode steps); r1: 1 token (no decode, no arrow).
+    ServingSystem sys("serving", c, {req(0, 100, 3), req(0, 100, 1)}, {&prefill}, {&decode}, &path_model, &writer);
+    run_to_end();
+    writer.finish();
+  }
+  std::ifstream in(path);
+  const auto j = nlohmann::json::parse(in);
+  std::vector<std::string> phases;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["ph"] == "s" || e["ph"] == "t" || e["ph"] == "f") {
+      EXPECT_EQ(e["id"], 0);
+      phases.push_back(e["ph"]);
+    }
+  }
+  // Start at the prefill batch (0 ms), a step at the first decode step (2.06 ms), the
+  // end at the last decode step (3.06 ms).
+  EXPECT_EQ(phases, (std::vector<std::string>{"s", "t", "f"}));
+  std::filesystem::remove(path);
 }
 
 TEST_F(Serving, AfterPrefillKvIsSerialized) {

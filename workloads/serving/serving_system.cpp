@@ -148,7 +148,12 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
   const double start = now_s();
   std::uint32_t tokens = 0;
   for (const auto& c : batch) {
-    if (records_[c.request].prefill_start_s < 0) records_[c.request].prefill_start_s = start;
+    if (records_[c.request].prefill_start_s < 0) {
+      records_[c.request].prefill_start_s = start;
+      // A flow arrow follows the request from its first prefill batch to its last
+      // decode step (Perfetto binds each point to the slice around it).
+      if (trace_ && outputs(requests_[c.request]) > 1) trace_->flow(c.request, p.track, start, true, false);
+    }
     tokens += c.tokens;
   }
   const PrefillTiming timing = prefill_[i]->prefill(batch);
@@ -280,6 +285,11 @@ bool ServingSystem::run_decode_step(unsigned j) {
   std::vector<std::uint64_t> still;
   still.reserve(d.running.size());
   for (std::uint64_t r : d.running) {
+    if (trace_) {
+      const bool first_step = records_[r].tokens_out == 1;
+      const bool last_step = records_[r].tokens_out + 1 >= outputs(requests_[r]);
+      if (first_step || last_step) trace_->flow(r, d.track, start, false, last_step);
+    }
     records_[r].tokens_out += 1;
     output_tokens_ += 1;
     if (records_[r].tokens_out >= outputs(requests_[r])) {
