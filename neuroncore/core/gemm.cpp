@@ -11,19 +11,7 @@ namespace {
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
-// Memory sizes in binary units, as the capacities are stated ("24 MiB", "96 GiB").
-std::string binary(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 5) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
-  return buf;
-}
+std::string binary(std::uint64_t bytes) { return pretty_binary(Size{bytes}); }
 
 std::string over(const char* what, std::uint64_t need, std::uint64_t have, const std::string& detail) {
   return std::string(what) + " capacity exceeded: " + detail + " needs " + binary(need) + " but " +

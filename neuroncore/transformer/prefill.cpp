@@ -33,18 +33,7 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 // Row-parallel projections: the input features are split, partial outputs all-reduced.
 bool row_parallel(const Operator& op) { return ends_with(op.name, "o_proj") || ends_with(op.name, "down_proj"); }
 
-std::string binary(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 5) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f %s", v, units[u]);
-  return buf;
-}
+std::string binary(std::uint64_t bytes) { return pretty_binary(Size{bytes}); }
 
 // Emits DMA instructions moving `bytes` split over the core's queues (pieces of at least
 // 4 KiB, as the GEMM lowering does), each depending on `deps`; returns the pieces.

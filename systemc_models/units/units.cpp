@@ -188,6 +188,19 @@ std::string to_string(Duration v) { return exact(v.seconds) + " s"; }
 std::string pretty(Size v) { return with_prefix(static_cast<double>(v.bytes), "B"); }
 std::string pretty(Bandwidth v) { return with_prefix(v.bytes_per_s, "B/s"); }
 std::string pretty(Frequency v) { return with_prefix(v.hz, "Hz"); }
+std::string pretty_binary(Size v) {
+  static constexpr std::array<std::string_view, 6> units{"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double x = static_cast<double>(v.bytes);
+  std::size_t u = 0;
+  while (x >= 1024.0 && u + 1 < units.size()) {
+    x /= 1024.0;
+    ++u;
+  }
+  std::array<char, 32> buf{};
+  std::snprintf(buf.data(), buf.size(), "%.2f %s", x, std::string(units[u]).c_str());
+  return buf.data();
+}
+
 std::string pretty(Duration v) {
   const double s = v.seconds;
   std::array<char, 64> buf{};

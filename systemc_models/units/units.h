@@ -92,6 +92,8 @@ std::string pretty(Size v);
 std::string pretty(Bandwidth v);
 std::string pretty(Frequency v);
 std::string pretty(Duration v);
+// Sizes in binary units with two decimals ("33.75 MiB"), as memory capacities are stated.
+std::string pretty_binary(Size v);
 
 namespace literals {
 constexpr Size operator""_B(unsigned long long v) { return Size{v}; }

@@ -10,6 +10,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 
 #include "efa_link/efa_network.h"
+#include "efa_link/simple_config.h"
 #include "util/systemc_test.h"
 
 namespace wse::efa {
@@ -17,23 +18,7 @@ namespace {
 
 using wse::testing::SystemCTest;
 
-// Same round numbers as the engine test (80 ps/B line, 40 ps/B DMA and path).
-EfaNetworkConfig simple_config() {
-  EfaNetworkConfig c;
-  c.sender.adapters = 1;
-  c.sender.line_rate = Bandwidth{12.5e9};
-  c.sender.mtu = Size{4096};
-  c.sender.header = Size{64};
-  c.sender.host_dma = Bandwidth{25e9};
-  c.sender.nic_latency = Duration{1e-6};
-  c.receiver = c.sender;
-  c.fabric.paths = 1;
-  c.fabric.path_capacity = Bandwidth{25e9};
-  c.fabric.path_latency = Duration{10e-6};
-  c.fabric.path_latency_spread = Duration{0};
-  c.srd.retransmit_timeout = Duration{1e-3};
-  return c;
-}
+using wse::efa::testing::simple_config;
 
 // A host that posts RDMA work requests, blocking (b_transport) or not (nb_transport).
 struct Host : sc_core::sc_module, tlm::tlm_bw_transport_if<> {

@@ -13,30 +13,12 @@
 #include <sstream>
 
 #include "efa_link/srd_engine.h"
+#include "efa_link/simple_config.h"
 
 namespace wse::efa {
 namespace {
 
-// Round numbers that give whole picoseconds per byte:
-// line 100 Gb/s = 12.5 GB/s -> 80 ps/B; host DMA 25 GB/s -> 40 ps/B;
-// path 200 Gb/s = 25 GB/s -> 40 ps/B.
-EfaNetworkConfig simple_config() {
-  EfaNetworkConfig c;
-  c.sender.adapters = 1;
-  c.sender.line_rate = Bandwidth{12.5e9};
-  c.sender.mtu = Size{4096};
-  c.sender.header = Size{64};
-  c.sender.host_dma = Bandwidth{25e9};
-  c.sender.nic_latency = Duration{1e-6};
-  c.receiver = c.sender;
-  c.fabric.paths = 1;
-  c.fabric.path_capacity = Bandwidth{25e9};
-  c.fabric.path_latency = Duration{10e-6};
-  c.fabric.path_latency_spread = Duration{0};
-  c.srd.retransmit_timeout = Duration{1e-3};
-  c.srd.grain = Grain::Packet;
-  return c;
-}
+using wse::efa::testing::simple_config;
 
 WorkRequest write(std::uint64_t bytes, std::uint32_t from = 0, std::uint32_t to = 1) {
   WorkRequest wr;
