@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "util/cli_harness.h"
+#include "util/scratch_dir.h"
 
 namespace wse::testing {
 namespace {
@@ -16,20 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class Cli : public ::testing::Test {
+class Cli : public ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           (std::string("wse_cli_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
   // A valid small experiment (the default's files, 5 requests), with `extra` appended.
   fs::path experiment(const std::string& name, const std::string& extra,
                       const std::string& rate = "    bandwidth: 400 GB/s\n") {
@@ -50,7 +39,6 @@ class Cli : public ::testing::Test {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one message: " << r.err;
     return r;
   }
-  fs::path dir_;
 };
 
 TEST_F(Cli, HelpVersionAndUnknownCommands) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/cli_harness.h"
+#include "util/scratch_dir.h"
 
 namespace wse::testing {
 namespace {
@@ -29,16 +30,9 @@ std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
   return rows;
 }
 
-class Experiments : public ::testing::Test {
+class Experiments : public ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           (std::string("wse_exp_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   nlohmann::json summary(const fs::path& out) { return nlohmann::json::parse(slurp(out / "summary.json")); }
-  fs::path dir_;
 };
 
 TEST_F(Experiments, DefaultRunsOverTheEfaNetwork) {

@@ -13,6 +13,7 @@
 
 #include "sweep/csv.h"
 #include "util/cli_harness.h"
+#include "util/scratch_dir.h"
 
 namespace wse::testing {
 namespace {
@@ -20,13 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class Sweep : public ::testing::Test {
+class Sweep : public ScratchDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           (std::string("wse_sweep_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    ScratchDirTest::SetUp();
     // The default experiment's files with `limit` requests: request 0 of the Azure
     // conversation trace has 374 input tokens; Llama-3.1-70B keeps 327,680 B of KV per
     // token (80 layers x 8 KV heads x 128 x 2 (K,V) x 2 B), so its cache is
@@ -43,17 +41,10 @@ class Sweep : public ::testing::Test {
               "workload: {trace: {limit: 1}}\n"
               "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
   Result sweep(const std::string& file, const fs::path& out, const std::string& extra = "--jobs 2") {
     return wse_emu("sweep '" + (dir_ / file).string() + "' --out '" + out.string() + "' " + extra,
                    dir_ / "io");
   }
-  fs::path dir_;
 };
 
 TEST_F(Sweep, GridTimesZipInFileOrderWithHandDerivedTimes) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "systemc_models/config/config.h"
+#include "util/scratch_dir.h"
 
 namespace wse::config {
 namespace {
@@ -16,24 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class ConfigFiles : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wse_config_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-  fs::path dir_;
-};
+using ConfigFiles = wse::testing::ScratchDirTest;
 
 // Reads a small schema: link.{bandwidth, latency, width, arbitration}, name.
 struct Link {
