@@ -19,6 +19,7 @@ PeConfig wse3_pe_config() {
   pe.simd_fp16_fp32_fmac = 4;  // @fmachs 4
   pe.simd_fp32_add = 4;        // @fadds 4
   pe.simd_fp16_add = 8;        // assumption: the fp16 FMAC width
+  pe.simd_fp32_fmac = 4;       // assumption: the fp32 add width (cs3.yaml)
   pe.sram_port_bits = 64;      // assumption: ports widened with the SIMD width
   return pe;
 }
@@ -137,48 +138,142 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
     sizes = {4096};
     grids = {60, 120};
   }
-  sim::CsvWriter csv({"wafer", "matrix", "grid", "reduction", "tile_rows", "tile_cols", "sram_bytes_per_pe",
-                      "fits", "total_cycles", "total_us", "multicast_cycles", "compute_cycles",
-                      "compute_done_cycles", "reduction_cycles", "wavelet_hops", "wall_s", "note"});
+  sim::CsvWriter csv({"wafer",
+                      "matrix",
+                      "grid",
+                      "reduction",
+                      "vectors",
+                      "k",
+                      "tile_rows",
+                      "tile_cols",
+                      "sram_bytes_per_pe",
+                      "fits",
+                      "total_cycles",
+                      "total_us",
+                      "per_vector_us",
+                      "first_vector_cycles",
+                      "multicast_cycles",
+                      "compute_cycles",
+                      "compute_done_cycles",
+                      "reduction_cycles",
+                      "wavelet_hops",
+                      "vectors_simulated",
+                      "wall_s",
+                      "note"});
   const FabricConfig fabric;  // per-PE fabric defaults (1-cycle hops and ramps)
+  // One row: the GEMV (m = 1) or GEMM of m vectors, per-PE (k = 1) or tiled with nodes of k x k PEs.
+  auto run_row = [&](const Wafer& w, const GemvConfig& gc, std::uint32_t k) {
+    const char* red_name = gc.reduction == Reduction::kChain ? "chain" : "tree";
+    const std::string shape = std::to_string(gc.rows) + "x" + std::to_string(gc.cols);
+    const std::string gs = std::to_string(gc.grid_rows) + "x" + std::to_string(gc.grid_cols);
+    const std::string m = std::to_string(gc.vectors);
+    try {
+      const GemvResult r = k == 1 ? run_gemv(fabric, w.pe, gc) : run_gemv_tiled(fabric, k, w.pe, gc);
+      const double us = static_cast<double>(r.total_cycles) / w.clock_hz * 1e6;
+      csv.row({w.name,
+               shape,
+               gs,
+               red_name,
+               m,
+               std::to_string(k),
+               std::to_string(r.tile_rows),
+               std::to_string(r.tile_cols),
+               std::to_string(r.sram_bytes_per_pe),
+               "yes",
+               std::to_string(r.total_cycles),
+               sim::fmt_num(us),
+               sim::fmt_num(us / gc.vectors),
+               std::to_string(r.first_vector_cycles),
+               std::to_string(r.multicast_cycles),
+               std::to_string(r.compute_cycles),
+               std::to_string(r.compute_done_cycles),
+               std::to_string(r.reduction_cycles),
+               std::to_string(r.wavelet_hops),
+               std::to_string(r.vectors_simulated),
+               sim::fmt_num(r.wall_seconds),
+               ""});
+      if (!args.quiet) {
+        std::fprintf(stderr,
+                     "gemv %s %s x %s on %s, %s, k %u: %llu cycles (%.3f us per vector; multicast %llu, "
+                     "compute %llu, reduction %llu) %.2f s\n",
+                     w.name, shape.c_str(), m.c_str(), gs.c_str(), red_name, k,
+                     static_cast<unsigned long long>(r.total_cycles), us / gc.vectors,
+                     static_cast<unsigned long long>(r.multicast_cycles),
+                     static_cast<unsigned long long>(r.compute_cycles),
+                     static_cast<unsigned long long>(r.reduction_cycles), r.wall_seconds);
+        std::fflush(stderr);
+      }
+    } catch (const CapacityError& e) {
+      const std::uint64_t mt = (gc.rows + gc.grid_rows - 1) / gc.grid_rows;
+      const std::uint64_t kt = (gc.cols + gc.grid_cols - 1) / gc.grid_cols;
+      csv.row({w.name,
+               shape,
+               gs,
+               red_name,
+               m,
+               std::to_string(k),
+               std::to_string(mt),
+               std::to_string(kt),
+               "",
+               "no",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               e.what()});
+    }
+  };
   for (const Wafer& w : wafers) {
     for (std::uint64_t n : sizes) {
       for (std::uint32_t g : grids) {
         for (Reduction red : {Reduction::kChain, Reduction::kTree}) {
           if (g > w.max_grid) continue;
+          // The per-PE tree costs 20 to 90 s of simulation a row on 240 a side and more
+          // (its long hops cross many routers): kept for 4096 on every grid and 8192 up to
+          // 240, enough to show the trend against the chain.
+          if (red == Reduction::kTree && n != 4096 && !(n == 8192 && g <= 240)) continue;
           GemvConfig gc;
           gc.rows = gc.cols = n;
           gc.grid_rows = gc.grid_cols = g;
           gc.accumulate = Accumulate::kFp32;
           gc.reduction = red;
-          const char* red_name = red == Reduction::kChain ? "chain" : "tree";
-          const std::string sq = std::to_string(n) + "x" + std::to_string(n);
-          const std::string gs = std::to_string(g) + "x" + std::to_string(g);
-          try {
-            const GemvResult r = run_gemv(fabric, w.pe, gc);
-            csv.row({w.name, sq, gs, red_name, std::to_string(r.tile_rows), std::to_string(r.tile_cols),
-                     std::to_string(r.sram_bytes_per_pe), "yes", std::to_string(r.total_cycles),
-                     sim::fmt_num(static_cast<double>(r.total_cycles) / w.clock_hz * 1e6),
-                     std::to_string(r.multicast_cycles), std::to_string(r.compute_cycles),
-                     std::to_string(r.compute_done_cycles), std::to_string(r.reduction_cycles),
-                     std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds), ""});
-            if (!args.quiet) {
-              std::fprintf(
-                  stderr,
-                  "gemv %s %s on %s, %s: %llu cycles (multicast %llu, compute %llu, reduction %llu) %.2f s\n",
-                  w.name, sq.c_str(), gs.c_str(), red_name, static_cast<unsigned long long>(r.total_cycles),
-                  static_cast<unsigned long long>(r.multicast_cycles),
-                  static_cast<unsigned long long>(r.compute_cycles),
-                  static_cast<unsigned long long>(r.reduction_cycles), r.wall_seconds);
-              std::fflush(stderr);
-            }
-          } catch (const CapacityError& e) {
-            const std::uint64_t mt = (n + g - 1) / g;
-            csv.row({w.name, sq, gs, red_name, std::to_string(mt), std::to_string(mt), "", "no", "", "", "",
-                     "", "", "", "", "", e.what()});
-          }
+          run_row(w, gc, 1);
         }
       }
+    }
+  }
+  // GEMM: m vectors through the grid (a decode batch of m tokens, or m prompt tokens),
+  // WSE-3, chain reduction, on tiled fidelity k = 8 (per-PE would take a minute per row
+  // at m = 8; k = 1 equals it, and the tiled bound is tested). Shapes: square 4096 and
+  // 8192 projections and the two FFN matrices of a 4096-wide model with a 14336-wide FFN
+  // (up/gate: 14336 x 4096; down: 4096 x 14336).
+  struct Shape {
+    std::uint64_t rows, cols;
+  };
+  std::vector<Shape> shapes = {{4096, 4096}, {8192, 8192}, {14336, 4096}, {4096, 14336}};
+  std::vector<std::uint32_t> batch = {1, 8, 32, 128};
+  std::uint32_t grid = 240;
+  if (args.quick) {
+    shapes = {{4096, 4096}};
+    batch = {1, 8};
+    grid = 120;
+  }
+  for (const Shape& sh : shapes) {
+    for (std::uint32_t m : batch) {
+      GemvConfig gc;
+      gc.rows = sh.rows;
+      gc.cols = sh.cols;
+      gc.grid_rows = gc.grid_cols = grid;
+      gc.accumulate = Accumulate::kFp32;
+      gc.vectors = m;
+      run_row(wafers[1], gc, 8);
     }
   }
   sim::write_file_atomic(args.out_dir / "gemv.csv", csv.str());

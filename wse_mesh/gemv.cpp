@@ -2,35 +2,45 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
+#include <utility>
 #include <vector>
+
+#include "wse_mesh/gemv_pe_engine.h"
 
 namespace wse::wafer {
 
 namespace {
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-constexpr std::uint64_t kUnknown = UINT64_MAX;
 
 // Elements of a segment of `n` elements carried by wavelet `w`, `per` per wavelet.
 std::uint64_t elements_in(std::uint64_t n, std::uint64_t per, std::uint64_t w) {
   return std::min(per, n - w * per);
 }
 
+// One incoming stream of partial sums (the sums of one sender, m x n wavelets in order).
+struct Stream {
+  MessageId msg = UINT32_MAX;
+  std::uint64_t added = 0;  // wavelets added so far (the next one's index)
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> waiting;  // (delivery cycle, arrival order)
+  std::size_t head = 0;
+};
+
 struct PeState {
-  std::uint64_t x_received = 0;
-  std::uint64_t engine_free = 0;      // first cycle the compute engine is free
-  std::uint64_t own_done = kUnknown;  // all FMACs done
+  explicit PeState(detail::GemvPeEngine e) : engine(std::move(e)) {}
+  detail::GemvPeEngine engine;
+  std::uint32_t vector = 0;     // the vector whose sums this PE is adding (or sending, at a leaf)
+  std::uint64_t adds_left = 0;  // adds of `vector` still to book
+  std::uint64_t arrivals = 0;   // partial-sum wavelets delivered so far (their arrival order)
   std::uint64_t last_x_delivery = 0;
-  std::vector<std::pair<std::uint64_t, MessageId>> psum_arrivals;  // (delivery cycle, stream) waiting
-  std::vector<std::pair<MessageId, std::uint64_t>> streams;        // incoming stream -> next wavelet index
-  std::vector<std::uint16_t> contributions;  // per wavelet of sums: streams added so far
-  std::uint64_t sent_k = 0;                  // next wavelet of sums to complete
+  std::uint64_t x_delivered = 0;  // x wavelets delivered so far
+  std::vector<Stream> streams;
+  std::vector<std::uint16_t> contributions;  // per wavelet of sums of `vector`: streams added
   MessageId out = UINT32_MAX;                // the partial sums this PE sends on
 };
 
-}  // namespace
-
-GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
+GemvResult run_gemv_on(Fabric& fabric, const PeConfig& pe, const GemvConfig& g, detail::VectorTimes& times) {
   const auto t0 = std::chrono::steady_clock::now();
   validate(pe);
   const FabricConfig& fc = fabric.config();
@@ -54,14 +64,11 @@ GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
   auto tile_k = [&](std::uint32_t j) { return g.cols / Q + (j < g.cols % Q ? 1 : 0); };
   const std::uint64_t acc_bytes = accumulator_bytes(g.accumulate);
   const std::uint64_t psum_per_wavelet = 4 / acc_bytes;  // 32-bit wavelets
-  constexpr std::uint64_t kXPerWavelet = 2;              // fp16 input
 
-  // SRAM: the north-west PE has the largest tile and also keeps its x segment.
-  SramPlacement sram({g.origin.x, g.origin.y}, pe.sram_bytes);
-  sram.place("W tile " + std::to_string(Mt) + "x" + std::to_string(Kt) + " fp16", Mt * Kt * 2);
-  sram.place("x segment (" + std::to_string(Kt) + " fp16)", Kt * 2);
-  sram.place("y partial sums (" + std::to_string(Mt) + (acc_bytes == 2 ? " fp16)" : " fp32)"),
-             Mt * acc_bytes);
+  if (g.vectors == 0) throw std::invalid_argument("gemv: vectors must be at least 1");
+  const std::uint32_t n_vec = g.vectors;
+  const std::uint64_t sram_used =
+      detail::place_gemv_tensors({g.origin.x, g.origin.y}, pe, Mt, Kt, n_vec, acc_bytes);
 
   // Routes. x: south down each column, copied to every PE's RAMP below the top row.
   for (std::uint32_t j = 0; j < Q && P > 1; ++j) {
@@ -126,56 +133,82 @@ GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
     }
   }
 
-  std::vector<PeState> st(static_cast<std::size_t>(P) * Q);
-  std::vector<std::uint64_t> row_done(P, kUnknown);
+  std::vector<PeState> st;
+  st.reserve(static_cast<std::size_t>(P) * Q);
+  for (std::uint32_t i = 0; i < P; ++i) {
+    for (std::uint32_t j = 0; j < Q; ++j) {
+      st.emplace_back(detail::GemvPeEngine(tile_k(j), fmac_cycles(pe, g.accumulate, tile_m(i))));
+    }
+  }
+  std::vector<std::uint64_t> row_done(P, 0);
+  std::vector<std::uint32_t> row_vectors(P, 0);  // vectors the row's root has completed
+  const std::uint64_t start_cycle = fabric.now();
   auto state = [&](std::uint32_t j, std::uint32_t i) -> PeState& {
     return st[static_cast<std::size_t>(i) * Q + j];
   };
+  auto n_psum = [&](std::uint32_t i) { return ceil_div(tile_m(i), psum_per_wavelet); };
 
-  // Adds the waiting partial-sum wavelets of PE (j, i) once its own FMACs are done; a
-  // wavelet of sums is final when every incoming stream's wavelet of that index is
-  // added, and then goes on toward the root (or completes the row at the root).
-  auto drain = [&](std::uint32_t j, std::uint32_t i) {
+  // Wavelet k of PE (j, i)'s sums of vector v is final at `cycle`: on toward the root, or
+  // (at the root) part of y.
+  auto final_sum = [&](std::uint32_t j, std::uint32_t i, std::uint32_t v, std::uint64_t k,
+                       std::uint64_t cycle) {
     PeState& s = state(j, i);
-    if (s.own_done == kUnknown) return;
-    const std::uint64_t m = tile_m(i);
-    const std::uint64_t n_psum = ceil_div(m, psum_per_wavelet);
-    if (s.contributions.empty()) s.contributions.assign(n_psum, 0);
-    for (const auto& [arrived, msg] : s.psum_arrivals) {
-      auto stream =
-          std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& x) { return x.first == msg; });
-      if (stream == s.streams.end()) {
-        s.streams.emplace_back(msg, 0);
-        stream = s.streams.end() - 1;
+    if (j != root) {
+      if (s.out == UINT32_MAX) {
+        s.out = fabric.open_message({g.origin.x + j, g.origin.y + i}, static_cast<Color>(out_color[j]));
       }
-      const std::uint64_t k = stream->second++;
-      const std::uint64_t start = std::max({arrived + 1, s.own_done, s.engine_free});
-      s.engine_free = start + add_cycles(pe, g.accumulate, elements_in(m, psum_per_wavelet, k));
-      if (++s.contributions[k] < n_in[j]) continue;
-      if (k != s.sent_k++) throw std::logic_error("gemv: partial sums completed out of order");
-      if (j != root) {
-        if (s.out == UINT32_MAX) {
-          s.out = fabric.open_message({g.origin.x + j, g.origin.y + i}, static_cast<Color>(out_color[j]));
-        }
-        fabric.append_wavelets(s.out, 1, s.engine_free);
-      } else if (k + 1 == n_psum) {
-        row_done[i] = s.engine_free;
-      }
+      fabric.append_wavelets(s.out, 1, cycle);
+      return;
     }
-    s.psum_arrivals.clear();
+    row_done[i] = std::max(row_done[i], cycle);
+    if (k + 1 == n_psum(i)) {
+      times.sum_final(i, v, cycle - start_cycle);
+      ++row_vectors[i];
+    }
   };
-  auto own_done = [&](std::uint32_t j, std::uint32_t i, std::uint64_t cycle) {
+  // Moves PE (j, i) on as far as what has arrived allows, vector by vector: once the
+  // vector's x is in, its FMACs' end is known; a leaf then sends its sums, other PEs add
+  // each arriving wavelet of sums of that vector (in arrival order over their streams)
+  // and pass on each wavelet once every stream's share of it is added.
+  auto pump = [&](std::uint32_t j, std::uint32_t i) {
     PeState& s = state(j, i);
-    s.own_done = cycle;
-    s.engine_free = std::max(s.engine_free, cycle);
-    if (n_in[j] > 0) {
-      drain(j, i);
-    } else if (j == root) {  // Q = 1
-      row_done[i] = cycle;
-    } else {  // a leaf: all its sums are final now
-      const std::uint64_t n_psum = ceil_div(tile_m(i), psum_per_wavelet);
-      s.out = fabric.inject({g.origin.x + j, g.origin.y + i}, static_cast<Color>(out_color[j]),
-                            static_cast<std::uint32_t>(n_psum), cycle);
+    const std::uint64_t mi = tile_m(i);
+    const std::uint64_t n = n_psum(i);
+    while (s.vector < n_vec && s.engine.x_complete(s.vector)) {
+      const std::uint32_t v = s.vector;
+      const std::uint64_t done = s.engine.fmacs_done(v);
+      times.fmacs(i, v, done - start_cycle);
+      if (n_in[j] == 0) {
+        for (std::uint64_t k = 0; k < n; ++k) final_sum(j, i, v, k, done);
+        ++s.vector;
+        continue;
+      }
+      if (s.adds_left == 0) {
+        s.adds_left = n_in[j] * n;
+        s.contributions.assign(n, 0);
+      }
+      while (s.adds_left > 0) {
+        Stream* next = nullptr;
+        for (Stream& x : s.streams) {
+          if (x.head < x.waiting.size() && x.added / n == v &&
+              (next == nullptr || x.waiting[x.head].second < next->waiting[next->head].second)) {
+            next = &x;
+          }
+        }
+        if (next == nullptr) return;  // the rest of this vector's sums are still on their way
+        const std::uint64_t k = next->added % n;
+        const std::uint64_t end =
+            s.engine.add(next->waiting[next->head].first + 1, done,
+                         add_cycles(pe, g.accumulate, elements_in(mi, psum_per_wavelet, k)));
+        ++next->added;
+        if (++next->head == next->waiting.size()) {
+          next->waiting.clear();
+          next->head = 0;
+        }
+        --s.adds_left;
+        if (++s.contributions[k] == n_in[j]) final_sum(j, i, v, k, end);
+      }
+      ++s.vector;
     }
   };
 
@@ -184,28 +217,36 @@ GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
     const std::uint32_t i = at.y - g.origin.y;
     PeState& s = state(j, i);
     if (fabric.message(msg).color == g.x_color) {
-      const std::uint64_t k = tile_k(j);
-      const std::uint64_t w = s.x_received++;
-      const std::uint64_t start = std::max(cycle + 1, s.engine_free);
-      s.engine_free = start + elements_in(k, kXPerWavelet, w) * fmac_cycles(pe, g.accumulate, tile_m(i));
+      s.engine.x_arrived(cycle + 1);
       s.last_x_delivery = cycle;
-      if (s.x_received == ceil_div(k, kXPerWavelet)) own_done(j, i, s.engine_free);
+      const std::uint64_t v = s.x_delivered++ / s.engine.x_wavelets_per_vector();
+      times.x(v, cycle + 1 - start_cycle);
     } else {
-      s.psum_arrivals.emplace_back(cycle, msg);
-      drain(j, i);
+      auto stream =
+          std::find_if(s.streams.begin(), s.streams.end(), [&](const Stream& x) { return x.msg == msg; });
+      if (stream == s.streams.end()) {
+        s.streams.emplace_back();
+        stream = s.streams.end() - 1;
+        stream->msg = msg;
+      }
+      stream->waiting.emplace_back(cycle, s.arrivals++);
     }
+    pump(j, i);
   });
 
-  const std::uint64_t start_cycle = fabric.now();
   const std::uint64_t hops0 = fabric.wavelet_hops();
   const std::uint64_t sim0 = fabric.cycles_simulated();
-  // The top row has its x segment in SRAM: it starts sending and computing at once.
+  // The top row has x in SRAM: it starts sending (m segments back to back) and computing
+  // at once.
   for (std::uint32_t j = 0; j < Q; ++j) {
+    PeState& s = state(j, 0);
+    const std::uint64_t nx = s.engine.x_wavelets_per_vector();
     if (P > 1) {
-      fabric.inject({g.origin.x + j, g.origin.y}, g.x_color,
-                    static_cast<std::uint32_t>(ceil_div(tile_k(j), kXPerWavelet)), start_cycle);
+      fabric.inject({g.origin.x + j, g.origin.y}, g.x_color, static_cast<std::uint32_t>(n_vec * nx),
+                    start_cycle);
     }
-    own_done(j, 0, start_cycle + tile_k(j) * fmac_cycles(pe, g.accumulate, tile_m(0)));
+    s.engine.x_in_sram(start_cycle, n_vec * nx);
+    pump(j, 0);
   }
   fabric.run_until_idle();
   fabric.on_delivery(nullptr);
@@ -213,16 +254,18 @@ GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
   GemvResult r;
   r.tile_rows = Mt;
   r.tile_cols = Kt;
-  r.sram_bytes_per_pe = sram.used_bytes();
-  r.compute_cycles = Kt * fmac_cycles(pe, g.accumulate, Mt);
+  r.sram_bytes_per_pe = sram_used;
+  r.compute_cycles = n_vec * Kt * fmac_cycles(pe, g.accumulate, Mt);
   for (std::uint32_t i = 0; i < P; ++i) {
-    if (row_done[i] == kUnknown)
+    if (row_vectors[i] != n_vec)
       throw std::logic_error("gemv: row " + std::to_string(i) + " never completed");
     r.total_cycles = std::max(r.total_cycles, row_done[i] - start_cycle);
+    r.first_vector_cycles = std::max(r.first_vector_cycles, times.sums_final[std::size_t{i} * n_vec]);
   }
+  r.vectors_simulated = n_vec;
   for (const PeState& s : st) {
-    r.compute_done_cycles = std::max(r.compute_done_cycles, s.own_done - start_cycle);
-    if (P > 1 && s.x_received > 0)
+    r.compute_done_cycles = std::max(r.compute_done_cycles, s.engine.last_fmacs_done() - start_cycle);
+    if (P > 1 && s.last_x_delivery > 0)
       r.multicast_cycles = std::max(r.multicast_cycles, s.last_x_delivery + 1 - start_cycle);
   }
   r.reduction_cycles = r.total_cycles - r.compute_done_cycles;
@@ -232,12 +275,21 @@ GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
   return r;
 }
 
+}  // namespace
+
+GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
+  detail::VectorTimes times(g.grid_rows, g.vectors);
+  return run_gemv_on(fabric, pe, g, times);
+}
+
 GemvResult run_gemv(const FabricConfig& fc, const PeConfig& pe, const GemvConfig& g) {
   FabricConfig sized = fc;
   sized.width = g.origin.x + g.grid_cols;
   sized.height = g.origin.y + g.grid_rows;
-  Fabric fabric(sized);
-  return run_gemv(fabric, pe, g);
+  return detail::run_gemm(g, pe, g.origin, [&](const GemvConfig& part, detail::VectorTimes& times) {
+    Fabric fabric(sized);
+    return run_gemv_on(fabric, pe, part, times);
+  });
 }
 
 }  // namespace wse::wafer

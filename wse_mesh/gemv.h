@@ -19,8 +19,16 @@
 //    sum on one color and sends on the other (a route is per color and PE). Or by a
 //    binary tree (Reduction::kTree) rooted at the west PE: a wavelet of sums moves on
 //    once every stream feeding that PE has delivered and been added.
+//  - GEMM (GemvConfig::vectors = m > 1): the m x segments follow each other on the
+//    multicast color, each PE computes vector by vector with m x Mt accumulators, and the
+//    sums of vector v follow those of v - 1 down the reduction, so the reduction of one
+//    vector overlaps the FMACs of the next. A PE's engine runs the adds of incoming sums
+//    before its FMACs (they steal cycles from the FMAC loop), an add of vector v only once
+//    the PE's own vector-v FMACs are done (gemv_pe_engine.h). In steady state each vector
+//    adds the busiest engine's FMAC + add time (or a link's or ramp's wavelets, if more).
 // All time comes from the fabric simulation (hops, ramps, link sharing, buffers) and the
-// PE's instruction costs; nothing is added as a closed formula.
+// PE's instruction costs; nothing is added as a closed formula (save the steady-state
+// shortcut of GemvConfig::simulated_vectors, which extends a simulated period).
 #pragma once
 
 #include <array>
@@ -48,19 +56,40 @@ struct GemvConfig {
   Reduction reduction = Reduction::kChain;
   std::array<Color, 2> psum_colors{1, 2};  // chain
   Color tree_color = 1;                    // tree: first of ceil(log2 Q) colors
+  // Input vectors streamed through the grid one after another against the same
+  // stationary weights: 1 = GEMV; m > 1 = the GEMM Y = W X of m columns (a decode batch
+  // of m tokens, or m prompt tokens of a prefill). Vector v's x segment follows vector
+  // v-1's on the multicast color, each PE runs its FMACs vector by vector, and the partial
+  // sums of vector v follow those of v-1 down the reduction; results per vector are the
+  // Mt sums of each grid row (m x Mt in all).
+  // Engine: a PE's FMACs run vector by vector; the adds of incoming sums of vector v may
+  // start once the PE's own vector-v FMACs are done, and take the engine before the FMACs
+  // of later vectors (gemv_pe_engine.h). SRAM: the top row holds the m x segments, every
+  // PE m x Mt accumulators.
+  std::uint32_t vectors = 1;
+  // Simulation shortcut for large m, on a fresh fabric (the FabricConfig overloads and
+  // run_gemv_tiled): 0 simulates all m vectors; s > 0 (at least 6) with m > s simulates
+  // s vectors, and if the completion times of their last 4 have the same spacing p (the
+  // pipeline's steady state), adds the other m - s vectors at p cycles each; otherwise it
+  // simulates all m after all. GemvResult::vectors_simulated tells which happened.
+  std::uint32_t simulated_vectors = 8;
 };
 
+// With m = `vectors` > 1 every field covers all m vectors: the times are those of the
+// last vector (the GEMM's end), compute_cycles is one PE's FMAC time for all m.
 struct GemvResult {
   std::uint64_t tile_rows = 0;            // Mt
   std::uint64_t tile_cols = 0;            // Kt
   std::uint64_t sram_bytes_per_pe = 0;    // largest (top-row) PE
-  std::uint64_t total_cycles = 0;         // last y wavelet summed at the east edge
+  std::uint64_t total_cycles = 0;         // last y wavelet (of the last vector) summed at the root
+  std::uint64_t first_vector_cycles = 0;  // vector 0's last y wavelet summed: the pipeline's fill
   std::uint64_t multicast_cycles = 0;     // last x wavelet delivered to its PE (0 if P = 1)
-  std::uint64_t compute_cycles = 0;       // FMAC cycles of one PE (engine busy time)
-  std::uint64_t compute_done_cycles = 0;  // last PE to finish its FMACs
+  std::uint64_t compute_cycles = 0;       // FMAC cycles of one PE, all vectors, without adds
+  std::uint64_t compute_done_cycles = 0;  // last PE to finish its FMACs (of the last vector)
   std::uint64_t reduction_cycles = 0;     // total - compute_done: the exposed reduction
   std::uint64_t wavelet_hops = 0;
   std::uint64_t fabric_cycles_simulated = 0;
+  std::uint32_t vectors_simulated = 0;  // < vectors: the rest follow the steady state (simulated_vectors)
   double wall_seconds = 0.0;
 };
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "wse_mesh/gemv_pe_engine.h"
+
 namespace wse::wafer {
 
 namespace {
@@ -32,23 +34,24 @@ struct LaneDealer {
 };
 
 struct NodeState {
-  LaneDealer x_lanes;
-  std::vector<std::uint64_t> x_lane_free;      // per PE column: FMAC engine free
-  std::vector<std::uint64_t> x_lane_elements;  // per PE column: x elements still to come
-  std::uint64_t x_left = 0;                    // x wavelets still to come
-  std::uint64_t own_done = kUnknown;
+  std::vector<detail::GemvPeEngine> pes;  // [r * kc + c]: the node's PE (PE row r, PE column c)
+  LaneDealer x_lanes;                     // this vector's x wavelets to PE columns
+  std::uint64_t x_wavelets = 0;           // x wavelets delivered so far (all vectors)
   std::uint64_t last_x_delivery = 0;
-  LaneDealer psum_lanes;
-  std::vector<std::uint64_t> psum_lane_free;      // per PE row: first PE column's adder free
-  std::vector<std::uint64_t> psum_lane_elements;  // per PE row: sum elements still to come
-  std::vector<std::uint64_t> waiting;             // psum deliveries before own_done
+  std::uint32_t vector = 0;                       // the vector whose sums this node is adding (or sending)
+  LaneDealer psum_lanes;                          // this vector's wavelets of sums to PE rows
+  std::vector<std::uint64_t> psum_lane_elements;  // per PE row: sum elements of this vector still to come
+  std::vector<std::uint64_t> ramp_free;           // west node: per PE row, the west PE's ramp
+  std::vector<std::uint64_t> done;                // [r * kc + c]: FMACs of `done_vector` done
+  std::uint32_t done_vector = UINT32_MAX;
+  std::uint64_t taken = 0;             // wavelets of sums of this vector dealt so far
+  std::vector<std::uint64_t> waiting;  // deliveries of sums not yet added
+  std::size_t head = 0;
   MessageId out = UINT32_MAX;
 };
 
-}  // namespace
-
-GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
-                          const GemvConfig& g) {
+GemvResult run_gemv_tiled_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                             const GemvConfig& g, detail::VectorTimes& times) {
   const auto t0 = std::chrono::steady_clock::now();
   validate(pe);
   if (k == 0) throw std::invalid_argument("gemv tiled: k must be at least 1");
@@ -81,11 +84,10 @@ GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeC
   const std::uint64_t per = 4 / acc_bytes;  // partial sums per 32-bit wavelet
   constexpr std::uint64_t kXPerWavelet = 2;
 
-  SramPlacement sram({0, 0}, pe.sram_bytes);  // the north-west PE, as in run_gemv
-  sram.place("W tile " + std::to_string(Mt) + "x" + std::to_string(Kt) + " fp16", Mt * Kt * 2);
-  sram.place("x segment (" + std::to_string(Kt) + " fp16)", Kt * 2);
-  sram.place("y partial sums (" + std::to_string(Mt) + (acc_bytes == 2 ? " fp16)" : " fp32)"),
-             Mt * acc_bytes);
+  if (g.vectors == 0) throw std::invalid_argument("gemv: vectors must be at least 1");
+  const std::uint32_t n_vec = g.vectors;
+  const std::uint64_t sram_used =
+      detail::place_gemv_tensors({0, 0}, pe, Mt, Kt, n_vec, acc_bytes);  // as run_gemv
 
   // Routes on the node grid: x south down each node column; sums east, colors by parity.
   for (std::uint32_t J = 0; J < Qn && Pn > 1; ++J) {
@@ -111,92 +113,126 @@ GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeC
   auto node = [&](std::uint32_t J, std::uint32_t I) -> NodeState& {
     return st[static_cast<std::size_t>(I) * Qn + J];
   };
-  auto psum_wavelets = [&](std::uint32_t I) {
-    std::uint64_t n = 0;
-    for (std::uint32_t r = 0; r < kr(I); ++r) n += ceil_div(tile_m(I * k + r), per);
-    return n;
+  auto x_dealer = [&](std::uint32_t J) {
+    LaneDealer d;
+    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k + c), kXPerWavelet));
+    return d;
   };
+  // Wavelets per vector: of x into node column J, of sums out of node row I.
+  std::vector<std::uint64_t> x_per_vector(Qn, 0);
+  std::vector<std::uint64_t> psum_per_vector(Pn, 0);
+  for (std::uint32_t J = 0; J < Qn; ++J) {
+    for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector[J] += ceil_div(tile_k(J * k + c), kXPerWavelet);
+  }
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    for (std::uint32_t r = 0; r < kr(I); ++r) psum_per_vector[I] += ceil_div(tile_m(I * k + r), per);
+  }
+  auto x_wavelets = [&](std::uint32_t J) { return x_per_vector[J]; };
+  auto psum_wavelets = [&](std::uint32_t I) { return psum_per_vector[I]; };
   auto psum_dealer = [&](std::uint32_t I) {
     LaneDealer d;
     for (std::uint32_t r = 0; r < kr(I); ++r) d.left.push_back(ceil_div(tile_m(I * k + r), per));
     return d;
   };
+  auto start_vector = [&](NodeState& s, std::uint32_t I) {
+    s.psum_lanes = psum_dealer(I);
+    s.taken = 0;
+    s.psum_lane_elements.clear();
+    for (std::uint32_t r = 0; r < kr(I); ++r) s.psum_lane_elements.push_back(tile_m(I * k + r));
+  };
   std::vector<std::uint64_t> row_done(Pn, 0);
-  std::vector<std::uint64_t> row_left(Pn, 0);  // sum wavelets still to finish at the root
-  for (std::uint32_t I = 0; I < Pn; ++I) row_left[I] = psum_wavelets(I);
-  for (std::uint32_t J = 0; J < Qn; ++J) {
-    for (std::uint32_t I = 0; I < Pn; ++I) {
+  const std::uint64_t start_cycle = fabric.now();
+  std::vector<std::uint64_t> row_left(Pn, 0);  // sum wavelets (all vectors) still to finish at the root
+  for (std::uint32_t I = 0; I < Pn; ++I) row_left[I] = n_vec * psum_wavelets(I);
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    for (std::uint32_t J = 0; J < Qn; ++J) {
       NodeState& s = node(J, I);
-      s.x_lanes.left.clear();
-      for (std::uint32_t c = 0; c < kc(J); ++c) {
-        s.x_lanes.left.push_back(ceil_div(tile_k(J * k + c), kXPerWavelet));
-        s.x_lane_elements.push_back(tile_k(J * k + c));
-        s.x_left += s.x_lanes.left.back();
+      // Every PE of the node runs the FMACs of its PE column over the node's largest tile.
+      for (std::uint32_t r = 0; r < kr(I); ++r) {
+        for (std::uint32_t c = 0; c < kc(J); ++c) {
+          s.pes.emplace_back(tile_k(J * k + c), fmac_cycles(pe, g.accumulate, tile_m(I * k)));
+        }
       }
-      s.x_lane_free.assign(kc(J), 0);
-      s.psum_lanes = psum_dealer(I);
-      s.psum_lane_free.assign(kr(I), 0);
-      for (std::uint32_t r = 0; r < kr(I); ++r) s.psum_lane_elements.push_back(tile_m(I * k + r));
+      s.x_lanes = x_dealer(J);
+      s.ramp_free.assign(kr(I), 0);
+      s.done.assign(static_cast<std::size_t>(kr(I)) * kc(J), 0);
+      start_vector(s, I);
     }
   }
-  // A wavelet of sums arriving (at `d`) at node (J, I), once the node's FMACs are done.
-  auto add_sum = [&](std::uint32_t J, std::uint32_t I, std::uint64_t d) {
+  // A wavelet of sums of PE row `lane` of node (J, I) is final at `cycle`.
+  auto final_sum = [&](std::uint32_t J, std::uint32_t I, std::uint32_t lane, std::uint64_t cycle) {
     NodeState& s = node(J, I);
-    const std::uint32_t lane = s.psum_lanes.deal();
-    const std::uint64_t e = std::min(per, s.psum_lane_elements[lane]);
-    s.psum_lane_elements[lane] -= e;
-    const std::uint64_t a = add_cycles(pe, g.accumulate, e);
-    const std::uint64_t start = std::max({d + 1, s.psum_lane_free[lane], s.own_done});
-    s.psum_lane_free[lane] = start + a;
-    const std::uint64_t final_cycle = start + a + (kc(J) - 1) * (std::uint64_t{2} * R + 1 + a);
     if (J + 1 == Qn) {
-      row_done[I] = std::max(row_done[I], final_cycle);
+      row_done[I] = std::max(row_done[I], cycle);
       --row_left[I];
+      times.sum_final(I * k + lane, s.vector, cycle - start_cycle);
       return;
     }
     if (s.out == UINT32_MAX) s.out = fabric.open_message({J, I}, g.psum_colors[J % 2]);
-    fabric.append_wavelets(s.out, 1, final_cycle);
+    fabric.append_wavelets(s.out, 1, cycle);
   };
-  // Node FMACs done at `cycle`: leaves send their sums through their own PE columns.
-  auto own_done = [&](std::uint32_t J, std::uint32_t I, std::uint64_t cycle) {
+  // Crosses PE columns c0 .. kc - 1 of PE row `lane`: each adds after the previous one's
+  // add ends + R + R (ramp out, ramp in) + 1 (issue); the H of each PE link is in the node
+  // hop. `arrive` is the cycle the add at PE column c0 may start.
+  auto cross = [&](NodeState& s, std::uint32_t J, std::uint32_t lane, std::uint32_t c0, std::uint64_t arrive,
+                   std::uint64_t a) {
+    std::uint64_t t = arrive;
+    for (std::uint32_t c = c0; c < kc(J); ++c) {
+      const std::size_t p = static_cast<std::size_t>(lane) * kc(J) + c;
+      t = s.pes[p].add(t, s.done[p], a) + (c + 1 < kc(J) ? std::uint64_t{2} * R + 1 : 0);
+    }
+    return t;
+  };
+  // Moves node (J, I) on vector by vector as far as what has arrived allows (run_gemv's
+  // pump at node granularity; one incoming stream, the chain).
+  auto pump = [&](std::uint32_t J, std::uint32_t I) {
     NodeState& s = node(J, I);
-    s.own_done = cycle;
-    if (J == 0) {
-      // The west PE column's sums are final at once; they cross the node's other kc - 1
-      // PE columns, each adding (2R + 1 + a per column).
-      LaneDealer d = psum_dealer(I);
-      std::vector<std::uint64_t> elements;
-      for (std::uint32_t r = 0; r < kr(I); ++r) elements.push_back(tile_m(I * k + r));
-      const std::uint64_t n = psum_wavelets(I);
-      std::vector<std::uint64_t> lane_free(kr(I), cycle);  // west PE's ramp: one wavelet per cycle
-      std::vector<std::uint64_t> lane_add_free(kr(I), 0);  // second PE column's adder
-      for (std::uint64_t w = 0; w < n; ++w) {
-        const std::uint32_t lane = d.deal();
-        const std::uint64_t e = std::min(per, elements[lane]);
-        elements[lane] -= e;
-        const std::uint64_t a = add_cycles(pe, g.accumulate, e);
-        // Internal stages: the wavelet leaves the west PE in its ramp slot; the next PE
-        // column adds it 2R + 1 cycles later (its hop H is in the node hop), each further
-        // one 2R + 1 + a after that.
-        const std::uint64_t leave = lane_free[lane]++;
-        std::uint64_t final_cycle = Qn == 1 ? cycle : leave;
-        if (kc(J) > 1) {
-          const std::uint64_t start1 = std::max(leave + std::uint64_t{2} * R + 1, lane_add_free[lane]);
-          lane_add_free[lane] = start1 + a;
-          final_cycle = start1 + a + (kc(J) - 2) * (std::uint64_t{2} * R + 1 + a);
+    const std::uint64_t n = psum_wavelets(I);
+    while (s.vector < n_vec) {
+      const std::uint32_t v = s.vector;
+      if (s.x_wavelets < (std::uint64_t{v} + 1) * x_wavelets(J)) return;  // x of vector v still on its way
+      if (s.done_vector != v) {  // lay out the node's FMACs of vector v once
+        for (std::size_t p = 0; p < s.pes.size(); ++p) {
+          s.done[p] = s.pes[p].fmacs_done(v);
+          times.fmacs(I * k + static_cast<std::uint32_t>(p / kc(J)), v, s.done[p] - start_cycle);
         }
-        if (Qn == 1) {
-          row_done[I] = std::max(row_done[I], final_cycle);
-          --row_left[I];
-          continue;
-        }
-        if (s.out == UINT32_MAX) s.out = fabric.open_message({J, I}, g.psum_colors[J % 2]);
-        fabric.append_wavelets(s.out, 1, final_cycle);
+        s.done_vector = v;
       }
-    } else {
-      std::vector<std::uint64_t> waiting;
-      waiting.swap(s.waiting);
-      for (std::uint64_t d : waiting) add_sum(J, I, d);
+      if (J == 0) {
+        // The west PE column's sums are final at once; they leave its ramp one wavelet per
+        // cycle per PE row and cross the node's other kc - 1 PE columns.
+        for (std::uint64_t w = 0; w < n; ++w) {
+          const std::uint32_t lane = s.psum_lanes.deal();
+          const std::uint64_t e = std::min(per, s.psum_lane_elements[lane]);
+          s.psum_lane_elements[lane] -= e;
+          const std::uint64_t a = add_cycles(pe, g.accumulate, e);
+          const std::uint64_t own = s.done[static_cast<std::size_t>(lane) * kc(J)];
+          std::uint64_t final_cycle = own;
+          if (Qn > 1 || kc(J) > 1) {
+            const std::uint64_t leave = std::max(own, s.ramp_free[lane]);
+            s.ramp_free[lane] = leave + 1;
+            final_cycle = kc(J) > 1 ? cross(s, J, lane, 1, leave + std::uint64_t{2} * R + 1, a) : leave;
+          }
+          final_sum(J, I, lane, final_cycle);
+        }
+      } else {
+        // Adds in arrival order, one wavelet of sums per delivery.
+        while (s.taken < n) {
+          if (s.head == s.waiting.size()) return;  // the rest of this vector's sums are on their way
+          const std::uint64_t d = s.waiting[s.head++];
+          if (s.head == s.waiting.size()) {
+            s.waiting.clear();
+            s.head = 0;
+          }
+          const std::uint32_t lane = s.psum_lanes.deal();
+          const std::uint64_t e = std::min(per, s.psum_lane_elements[lane]);
+          s.psum_lane_elements[lane] -= e;
+          ++s.taken;
+          final_sum(J, I, lane, cross(s, J, lane, 0, d + 1, add_cycles(pe, g.accumulate, e)));
+        }
+      }
+      ++s.vector;
+      start_vector(s, I);
     }
   };
 
@@ -205,32 +241,27 @@ GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeC
     const std::uint32_t I = at.y;
     NodeState& s = node(J, I);
     if (fabric.message(msg).color == g.x_color) {
+      // Every PE row of the node gets the wavelet of its PE column's segment.
       const std::uint32_t lane = s.x_lanes.deal();
-      const std::uint64_t e = std::min(kXPerWavelet, s.x_lane_elements[lane]);
-      s.x_lane_elements[lane] -= e;
-      const std::uint64_t start = std::max(cycle + 1, s.x_lane_free[lane]);
-      s.x_lane_free[lane] = start + e * fmac_cycles(pe, g.accumulate, tile_m(I * k));
+      for (std::uint32_t r = 0; r < kr(I); ++r)
+        s.pes[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
       s.last_x_delivery = cycle;
-      if (--s.x_left == 0) {
-        own_done(J, I, *std::max_element(s.x_lane_free.begin(), s.x_lane_free.end()));
-      }
-    } else if (s.own_done == kUnknown) {
-      s.waiting.push_back(cycle);
+      const std::uint64_t v = s.x_wavelets / x_wavelets(J);
+      times.x(v, cycle + 1 - start_cycle);
+      if (++s.x_wavelets % x_wavelets(J) == 0) s.x_lanes = x_dealer(J);  // the next vector's segments
     } else {
-      add_sum(J, I, cycle);
+      s.waiting.push_back(cycle);
     }
+    pump(J, I);
   });
 
-  const std::uint64_t start_cycle = fabric.now();
   for (std::uint32_t J = 0; J < Qn; ++J) {
     NodeState& s = node(J, 0);
-    std::uint64_t done = start_cycle;
-    for (std::uint32_t c = 0; c < kc(J); ++c) {
-      done = std::max(done, start_cycle + tile_k(J * k + c) * fmac_cycles(pe, g.accumulate, tile_m(0)));
-    }
-    if (Pn > 1) fabric.inject({J, 0}, g.x_color, static_cast<std::uint32_t>(s.x_left), start_cycle);
-    s.x_left = 0;
-    own_done(J, 0, done);
+    const std::uint64_t xw = x_wavelets(J);
+    if (Pn > 1) fabric.inject({J, 0}, g.x_color, static_cast<std::uint32_t>(n_vec * xw), start_cycle);
+    for (detail::GemvPeEngine& e : s.pes) e.x_in_sram(start_cycle, n_vec * e.x_wavelets_per_vector());
+    s.x_wavelets = n_vec * xw;
+    pump(J, 0);
   }
   fabric.run_until_idle();
   fabric.on_delivery(nullptr);
@@ -238,17 +269,23 @@ GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeC
   GemvResult r;
   r.tile_rows = Mt;
   r.tile_cols = Kt;
-  r.sram_bytes_per_pe = sram.used_bytes();
-  r.compute_cycles = Kt * fmac_cycles(pe, g.accumulate, Mt);
+  r.sram_bytes_per_pe = sram_used;
+  r.compute_cycles = n_vec * Kt * fmac_cycles(pe, g.accumulate, Mt);
   for (std::uint32_t I = 0; I < Pn; ++I) {
     if (row_left[I] != 0)
       throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
     r.total_cycles = std::max(r.total_cycles, row_done[I] - start_cycle);
   }
+  for (std::uint32_t i = 0; i < P; ++i) {
+    r.first_vector_cycles = std::max(r.first_vector_cycles, times.sums_final[std::size_t{i} * n_vec]);
+  }
+  r.vectors_simulated = n_vec;
   for (std::uint32_t I = 0; I < Pn; ++I) {
     for (std::uint32_t J = 0; J < Qn; ++J) {
       const NodeState& s = node(J, I);
-      r.compute_done_cycles = std::max(r.compute_done_cycles, s.own_done - start_cycle);
+      for (const detail::GemvPeEngine& e : s.pes) {
+        r.compute_done_cycles = std::max(r.compute_done_cycles, e.last_fmacs_done() - start_cycle);
+      }
       if (I > 0) r.multicast_cycles = std::max(r.multicast_cycles, s.last_x_delivery + 1 - start_cycle);
     }
   }
@@ -257,6 +294,15 @@ GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeC
   r.fabric_cycles_simulated = fabric.cycles_simulated();
   r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+}  // namespace
+
+GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                          const GemvConfig& g) {
+  return detail::run_gemm(g, pe, {0, 0}, [&](const GemvConfig& part, detail::VectorTimes& times) {
+    return run_gemv_tiled_on(per_pe, k, pe, part, times);
+  });
 }
 
 }  // namespace wse::wafer

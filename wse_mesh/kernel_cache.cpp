@@ -12,7 +12,8 @@ void put_hardware(std::ostringstream& o, const FabricConfig& f, const PeConfig& 
     << ',' << f.link_wavelets_per_cycle << ',' << f.ramp_wavelets_per_cycle << "|pe:" << pe.sram_bytes << ','
     << pe.sram_banks << ',' << pe.sram_read_ports << ',' << pe.sram_write_ports << ',' << pe.sram_port_bits
     << ',' << pe.simd_fp16_fmac << ',' << pe.simd_fp16_fp32_fmac << ',' << pe.simd_fp32_add << ','
-    << pe.simd_fp16_add;
+    << pe.simd_fp16_add << ',' << pe.simd_fp32_fmac << ',' << pe.exp_fmacs_per_element << ','
+    << pe.rsqrt_fmacs_per_element << ',' << pe.reciprocal_fmacs_per_element;
 }
 
 }  // namespace
@@ -34,6 +35,8 @@ KernelCache::KernelCache(const KernelCacheConfig& cfg)
 void KernelCache::clear() {
   gemv_.clear();
   collective_.clear();
+  attention_.clear();
+  vector_kernel_.clear();
 }
 
 template <class R, class Run>
@@ -53,9 +56,9 @@ R KernelCache::lookup(std::unordered_map<std::string, R>& map, const std::string
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const GemvConfig& g) {
   std::ostringstream o;
   o << "gemv|" << g.rows << 'x' << g.cols << "|grid:" << g.grid_rows << 'x' << g.grid_cols
-    << "|acc:" << static_cast<int>(g.accumulate) << "|red:" << static_cast<int>(g.reduction)
-    << "|colors:" << int{g.x_color} << ',' << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ','
-    << int{g.tree_color};
+    << "|vectors:" << g.vectors << ",sim:" << g.simulated_vectors << "|acc:" << static_cast<int>(g.accumulate)
+    << "|red:" << static_cast<int>(g.reduction) << "|colors:" << int{g.x_color} << ','
+    << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ',' << int{g.tree_color};
   put_hardware(o, f, pe);
   return o.str();
 }
@@ -74,6 +77,24 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Br
   o << "broadcast|" << b.elements << "|grid:" << b.grid_rows << 'x' << b.grid_cols
     << "|dtype:" << static_cast<int>(b.dtype) << "|source:" << b.source.x << ',' << b.source.y
     << "|color:" << int{b.color};
+  put_hardware(o, f, pe);
+  return o.str();
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
+  std::ostringstream o;
+  o << "attention|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
+    << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << "|max_cols:" << a.max_grid_cols
+    << "|kv_bytes:" << a.kv_bytes << "|red:" << static_cast<int>(a.reduction);
+  put_hardware(o, f, pe);
+  return o.str();
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const VectorKernelConfig& v) {
+  std::ostringstream o;
+  o << "vector|op:" << static_cast<int>(v.op) << '|' << v.elements << 'x' << v.vectors << "|pes:" << v.pes
+    << "|ops:" << v.ops_per_element << "|dtype:" << static_cast<int>(v.dtype)
+    << "|red:" << static_cast<int>(v.reduction);
   put_hardware(o, f, pe);
   return o.str();
 }
@@ -99,6 +120,15 @@ CollectiveResult KernelCache::reduce(const FabricConfig& f, const PeConfig& pe, 
 
 CollectiveResult KernelCache::broadcast(const FabricConfig& f, const PeConfig& pe, const BroadcastConfig& b) {
   return lookup(collective_, key(f, pe, b), [&] { return run_broadcast(f, pe, b); });
+}
+
+AttentionResult KernelCache::attention(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
+  return lookup(attention_, key(f, pe, a), [&] { return run_attention(f, pe, a); });
+}
+
+VectorKernelResult KernelCache::vector_kernel(const FabricConfig& f, const PeConfig& pe,
+                                              const VectorKernelConfig& v) {
+  return lookup(vector_kernel_, key(f, pe, v), [&] { return run_vector_kernel(f, pe, v); });
 }
 
 }  // namespace wse::wafer

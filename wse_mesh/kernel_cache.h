@@ -4,8 +4,10 @@
 // reduction) many times: every layer, every step. On a fresh fabric sized to the grid, a
 // kernel's timing depends only on its own description and the hardware's, so the cache
 // keys a result by everything that decides the time:
-//   kernel kind, shapes (rows, cols or elements), grid (P x Q), dtype, the mapping's
-//   choices (reduction, colors, broadcast source), every FabricConfig value (latencies,
+//   kernel kind, shapes (rows, cols or elements; GEMM vectors; attention heads, head
+//   size, context and query tokens; vector-kernel op, elements, vectors and line), grid
+//   (P x Q), dtype, the mapping's choices (reduction, colors, broadcast source, tokens per
+//   PE, grid width), every FabricConfig value (latencies,
 //   buffers, credit loop, allocator, colors, link and ramp widths: the fidelity, since a
 //   tiled fabric is a FabricConfig with k-wide links) and every PeConfig value.
 // The grid's origin is left out: on an otherwise empty fabric sized origin + grid the
@@ -22,11 +24,13 @@
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/stats/stats.h"
+#include "wse_mesh/attention.h"
 #include "wse_mesh/collectives.h"
 #include "wse_mesh/fabric.h"
 #include "wse_mesh/gemv.h"
 #include "wse_mesh/gemv_tiled.h"
 #include "wse_mesh/pe.h"
+#include "wse_mesh/vector_kernels.h"
 
 namespace wse::wafer {
 
@@ -45,16 +49,22 @@ class KernelCache : public stats::Provider {
   void set_enabled(bool on) { enabled_ = on; }
   std::uint64_t hits() const { return hits_.value(); }
   std::uint64_t misses() const { return misses_.value(); }
-  std::size_t entries() const { return gemv_.size() + collective_.size(); }
+  std::size_t entries() const {
+    return gemv_.size() + collective_.size() + attention_.size() + vector_kernel_.size();
+  }
   void clear();
 
-  // The kernels of gemv.h and collectives.h on a fresh fabric sized to the grid,
-  // simulated on a miss (or always, when disabled) and looked up on a hit.
+  // The kernels of gemv.h, collectives.h, attention.h and vector_kernels.h on a fresh
+  // fabric sized to the grid, simulated on a miss (or always, when disabled) and looked up
+  // on a hit. A GEMM of m vectors (GemvConfig::vectors) is its own kernel.
   GemvResult gemv(const FabricConfig& fabric, const PeConfig& pe, const GemvConfig& g);
   // run_gemv_tiled: nodes of k x k PEs over the per-PE fabric `per_pe`.
   GemvResult gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g);
   CollectiveResult reduce(const FabricConfig& fabric, const PeConfig& pe, const ReduceConfig& r);
   CollectiveResult broadcast(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
+  AttentionResult attention(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  VectorKernelResult vector_kernel(const FabricConfig& fabric, const PeConfig& pe,
+                                   const VectorKernelConfig& v);
 
   // The key strings (exposed so that tests can check what distinguishes two kernels).
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const GemvConfig& g);
@@ -62,6 +72,8 @@ class KernelCache : public stats::Provider {
   static std::string key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                                const GemvConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
+  static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  static std::string key(const FabricConfig& fabric, const PeConfig& pe, const VectorKernelConfig& v);
 
   const stats::Group& stats() const override { return group_; }
 
@@ -75,6 +87,8 @@ class KernelCache : public stats::Provider {
   stats::Counter& misses_;
   std::unordered_map<std::string, GemvResult> gemv_;
   std::unordered_map<std::string, CollectiveResult> collective_;
+  std::unordered_map<std::string, AttentionResult> attention_;
+  std::unordered_map<std::string, VectorKernelResult> vector_kernel_;
 };
 
 }  // namespace wse::wafer

@@ -17,8 +17,11 @@ void validate(const PeConfig& c) {
   require(c.sram_banks > 0, "sram_banks must be at least 1");
   require(c.sram_read_ports > 0 && c.sram_write_ports > 0, "SRAM needs at least one read and one write port");
   require(c.sram_port_bits >= 16, "sram_port_bits must be at least 16");
-  require(c.simd_fp16_fmac > 0 && c.simd_fp16_fp32_fmac > 0 && c.simd_fp32_add > 0 && c.simd_fp16_add > 0,
+  require(c.simd_fp16_fmac > 0 && c.simd_fp16_fp32_fmac > 0 && c.simd_fp32_add > 0 && c.simd_fp16_add > 0 &&
+              c.simd_fp32_fmac > 0,
           "SIMD widths must be at least 1");
+  require(c.exp_fmacs_per_element > 0 && c.rsqrt_fmacs_per_element > 0 && c.reciprocal_fmacs_per_element > 0,
+          "exp, rsqrt and reciprocal take at least one FMAC pass");
 }
 
 std::uint64_t fmac_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t e) {
@@ -43,6 +46,30 @@ std::uint64_t add_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t e) {
       static_cast<std::uint64_t>(pe.sram_write_ports) * pe.sram_port_bits;
   return std::max({ceil_div(e, simd), ceil_div(e * acc_bits, read_bits_per_cycle),
                    ceil_div(e * acc_bits, write_bits_per_cycle)});
+}
+
+std::uint64_t vector_cycles(const PeConfig& pe, std::uint32_t simd, std::uint64_t e, std::uint32_t read_bits,
+                            std::uint32_t write_bits) {
+  if (e == 0) return 0;
+  const std::uint64_t read_bits_per_cycle =
+      static_cast<std::uint64_t>(pe.sram_read_ports) * pe.sram_port_bits;
+  const std::uint64_t write_bits_per_cycle =
+      static_cast<std::uint64_t>(pe.sram_write_ports) * pe.sram_port_bits;
+  return std::max({ceil_div(e, simd), ceil_div(e * read_bits, read_bits_per_cycle),
+                   ceil_div(e * write_bits, write_bits_per_cycle)});
+}
+
+std::uint64_t fp32_scale_cycles(const PeConfig& pe, std::uint64_t e) {
+  return vector_cycles(pe, pe.simd_fp32_fmac, e, 32, 32);
+}
+std::uint64_t exp_cycles(const PeConfig& pe, std::uint64_t e) {
+  return pe.exp_fmacs_per_element * fp32_scale_cycles(pe, e);
+}
+std::uint64_t rsqrt_cycles(const PeConfig& pe, std::uint64_t e) {
+  return pe.rsqrt_fmacs_per_element * fp32_scale_cycles(pe, e);
+}
+std::uint64_t reciprocal_cycles(const PeConfig& pe, std::uint64_t e) {
+  return pe.reciprocal_fmacs_per_element * fp32_scale_cycles(pe, e);
 }
 
 std::string format_bytes(std::uint64_t b) {

@@ -32,6 +32,12 @@ struct PeConfig {
   std::uint32_t simd_fp16_fp32_fmac = 2;  // @fmachs, fp16 in, fp32 accumulate (WSE-2: 2, WSE-3: 4)
   std::uint32_t simd_fp32_add = 2;        // @fadds (WSE-2: 2, WSE-3: 4)
   std::uint32_t simd_fp16_add = 4;        // @faddh (assumption: the fp16 FMAC width)
+  std::uint32_t simd_fp32_fmac = 2;       // @fmacs, fp32 multiply-add (assumption: the fp32 add width)
+  // Functions without an instruction of their own, as sequences of fp32 FMAC passes over
+  // the vector (each pass reads and writes every element once; coefficients are scalars):
+  std::uint32_t exp_fmacs_per_element = 8;         // assumption: range reduction 2 + degree-5 Horner 5 + exponent insert 1
+  std::uint32_t rsqrt_fmacs_per_element = 7;       // assumption: seed 1 + two Newton steps of 3
+  std::uint32_t reciprocal_fmacs_per_element = 5;  // assumption: seed 1 + two Newton steps of 2
 };
 
 void validate(const PeConfig& cfg);
@@ -47,6 +53,20 @@ inline std::uint32_t accumulator_bytes(Accumulate a) { return a == Accumulate::k
 std::uint64_t fmac_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t elements);
 // Cycles of y[i] += in[i] over `elements`, y in SRAM, `in` streaming from the fabric.
 std::uint64_t add_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t elements);
+
+// The general rule behind both: one vector instruction over `elements` with `simd`
+// lanes, reading `read_bits` and writing `write_bits` of SRAM per element (operands from
+// or to the fabric take no port):
+//   max(ceil(e / simd), ceil(e * read_bits / (read_ports * port_bits)),
+//       ceil(e * write_bits / (write_ports * port_bits))), and 0 for e = 0.
+std::uint64_t vector_cycles(const PeConfig& pe, std::uint32_t simd, std::uint64_t elements,
+                            std::uint32_t read_bits, std::uint32_t write_bits);
+// y[i] = a * y[i] + b over fp32 values in SRAM (a, b scalars): one read, one write each.
+std::uint64_t fp32_scale_cycles(const PeConfig& pe, std::uint64_t elements);
+// exp, rsqrt and 1/x of `elements` fp32 values in place: their FMAC passes (PeConfig).
+std::uint64_t exp_cycles(const PeConfig& pe, std::uint64_t elements);
+std::uint64_t rsqrt_cycles(const PeConfig& pe, std::uint64_t elements);
+std::uint64_t reciprocal_cycles(const PeConfig& pe, std::uint64_t elements);
 
 // Raised when a tensor does not fit in a PE's SRAM.
 class CapacityError : public std::runtime_error {

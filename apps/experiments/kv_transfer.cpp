@@ -112,9 +112,7 @@ class KvTransfer final : public sim::Experiment {
       t.sample(r.end_s - r.arrival_s);
       if (r.end_s > r.arrival_s) bw.sample(static_cast<double>(r.bytes) / (r.end_s - r.arrival_s));
     }
-    s["model"] = {{"name", model_.name},
-                  {"kv_bytes_per_token", model_.kv_bytes_per_token()},
-                  {"weight_bytes", model_.weight_bytes()}};
+    s["model"] = model_summary(model_);
     s["requests"] = {{"completed", recs.size()}};
     s["kv_transfer"] = {
         {"bytes", system_->total_bytes()},

@@ -3,6 +3,7 @@
 #include "apps/experiments/kv_transfer.h"
 #include "apps/experiments/op_trace_run.h"
 #include "apps/experiments/trainium_serving.h"
+#include "apps/experiments/wafer_serving.h"
 
 namespace wse::experiments {
 
@@ -16,6 +17,11 @@ void register_experiments(sim::Registry& registry) {
   registry.add_mode("trainium_disaggregated",
                     "Trainium prefill pool, KV caches over EFA, Trainium decode pool",
                     make_trainium_disaggregated);
+  registry.add_mode("disaggregated",
+                    "Trainium prefill pool, KV caches over EFA into the CS-3s' wafer SRAM, CS-3 decode systems",
+                    make_disaggregated);
+  registry.add_mode("wafer_only", "a request trace served by CS-3 systems alone (prefill and decode on the wafer)",
+                    make_wafer_only);
   registry.add_mode("op_trace", "an operator-trace file executed on the Trainium model (trace-driven)",
                     make_op_trace);
 }

@@ -8,6 +8,8 @@
 
 #include "apps/experiments/inputs.h"
 #include "apps/experiments/kv_paths.h"
+#include "apps/experiments/machines.h"
+#include "apps/experiments/serving_experiment.h"
 #include "efa_link/efa_config.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
@@ -22,54 +24,6 @@
 namespace wse::experiments {
 
 namespace {
-
-// One Trainium instance seen by the serving layer: both phases run its operator graphs
-// on the Trainium model. Busy time per engine class accumulates into statistics.
-class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBackend {
- public:
-  TrainiumMachine(neuron::TrainiumPrefill& model_runner, const workloads::TransformerModel& model,
-                  stats::Group& group)
-      : runner_(model_runner),
-        model_(model),
-        tensor_(group.utilization("tensor_engine", "tensor engines busy (array fraction weighted), mean over cores")),
-        hbm_(group.utilization("hbm", "HBM data bus busy, per chip")),
-        link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")) {}
-
-  serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override {
-    std::vector<std::uint64_t> tokens, offsets;
-    for (const auto& c : batch) {
-      tokens.push_back(c.tokens);
-      offsets.push_back(c.context_offset);
-    }
-    const neuron::PrefillResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
-    account(r);
-    serving::PrefillTiming t;
-    t.seconds = r.seconds();
-    for (const auto& l : r.layers) {
-      if (l.layer >= 0) t.layer_done_s.push_back(static_cast<double>(l.end_ps) * 1e-12);
-    }
-    return t;
-  }
-
-  double step(const std::vector<std::uint32_t>& contexts) override {
-    std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
-    const neuron::PrefillResult r = runner_.run(workloads::lower_decode(model_, ctx), model_.weight_bytes());
-    account(r);
-    return r.seconds();
-  }
-
- private:
-  void account(const neuron::PrefillResult& r) {
-    tensor_.add_busy(r.tensor_utilization() * r.seconds());
-    hbm_.add_busy(r.hbm_utilization() * r.seconds());
-    link_.add_busy(r.link_utilization() * r.seconds());
-  }
-  neuron::TrainiumPrefill& runner_;
-  const workloads::TransformerModel& model_;
-  stats::Utilization& tensor_;
-  stats::Utilization& hbm_;
-  stats::Utilization& link_;
-};
 
 // The Trainium instances of the experiment. Colocated: each instance is both a prefill
 // and a decode machine. Disaggregated: the first `prefill` instances prefill, the next
@@ -104,44 +58,23 @@ class Machines : public sc_core::sc_module, public stats::Provider {
   std::vector<serving::DecodeBackend*> decode_;
 };
 
-class TrainiumServing final : public sim::Experiment {
+class TrainiumServing final : public ServingExperiment {
  public:
   // `efa` is used (and required) when the placement is disaggregated.
   TrainiumServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
-                  const serving::ServingConfig& cfg, const neuron::ChipConfig& chip,
-                  const neuron::InstanceConfig& instance, const neuron::PrefillConfig& prefill,
-                  const efa::EfaNetworkConfig* efa, trace::Writer* trace)
-      : model_(model), cfg_(cfg) {
-    cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };
+                  const serving::ServingConfig& cfg, const TrainiumSide& trn, const efa::EfaNetworkConfig* efa,
+                  trace::Writer* trace)
+      : ServingExperiment(model, cfg) {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
-    machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated, chip,
-                                           instance, prefill, model_);
+    machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated, trn.chip,
+                                           trn.instance, trn.prefill, model_);
     if (!colocated) kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, trace);
-    system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), machines_->prefill(),
-                                                       machines_->decode(), kv_path_.get(), trace);
-  }
-  void run(sim::RunContext&) override {
-    sc_core::sc_start();
-    end_s_ = system_->end_s();
-  }
-  double simulated_seconds() const override { return end_s_; }
-  void summarize(nlohmann::json& s) const override {
-    s["model"] = {{"name", model_.name}, {"weight_bytes", model_.weight_bytes()},
-                  {"kv_bytes_per_token", model_.kv_bytes_per_token()}};
-    s["decode_kv_capacity_bytes"] = cfg_.decode_kv_capacity_bytes;
-    serving::summarize(*system_, cfg_, s);
-  }
-  std::map<std::string, std::string> extra_files() const override {
-    return {{"requests.csv", serving::requests_csv(*system_)}};
+    start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
   }
 
  private:
-  workloads::TransformerModel model_;
-  serving::ServingConfig cfg_;
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<EfaKvPath> kv_path_;
-  std::unique_ptr<serving::ServingSystem> system_;
-  double end_s_ = 0;
 };
 
 }  // namespace
@@ -153,48 +86,31 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   config::Section tr = root;  // replaced by the workload.trace section
   ModelAndTrace in = read_model_and_trace(root, &tr);
   const workloads::TransformerModel& model = in.model;
-  config::Section trn = root.section("trainium", "the Trainium chip");
-  const neuron::ChipConfig chip = neuron::read_chip_config(trn);
-  config::Section inst = root.section("instance", "the Trainium instance (chips on a NeuronLink torus)");
-  const neuron::InstanceConfig instance = neuron::read_instance_config(inst);
-  config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
-  const neuron::PrefillConfig prefill = neuron::read_prefill_config(pre);
+  const TrainiumSide trn = read_trainium_side(root);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
   cfg.placement = placement;
   cfg.layers = model.layers;
-  const auto count = [&](std::string_view key, std::string_view doc) {
-    return static_cast<unsigned>(sv.integer(key, {.doc = doc, .def = "1", .min = 1, .max = 4096}));
-  };
   std::optional<efa::EfaNetworkConfig> efa;
   if (placement == serving::Placement::colocated) {
-    cfg.prefill_instances = cfg.decode_systems = count("instances", "Trainium instances serving the trace");
+    cfg.prefill_instances = cfg.decode_systems =
+        read_machine_count(sv, "instances", "Trainium instances serving the trace");
   } else {
-    cfg.prefill_instances = count("prefill_instances", "Trainium instances that prefill");
-    cfg.decode_systems = count("decode_instances", "Trainium instances that decode");
-    config::Section efa_s = root.section("efa", "the EFA network (senders = prefill instances, receivers = decode)");
-    efa = efa::read_efa_config(efa_s);
-    if (efa->senders != cfg.prefill_instances) {
-      efa_s.fail("senders", "must equal serving.prefill_instances (" + std::to_string(cfg.prefill_instances) + ")");
-    }
-    if (efa->receivers != cfg.decode_systems) {
-      efa_s.fail("receivers", "must equal serving.decode_instances (" + std::to_string(cfg.decode_systems) + ")");
-    }
+    cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
+    cfg.decode_systems = read_machine_count(sv, "decode_instances", "Trainium instances that decode");
+    efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
+                           "serving.decode_instances");
   }
   // The KV cache lives in the HBM that the weights leave free on a decode instance.
-  const std::uint64_t hbm = chip.hbm.capacity().bytes * instance.chips();
+  const std::uint64_t hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();
   if (model.weight_bytes() >= hbm) {
     root.fail("model", "the weights (" + std::to_string(model.weight_bytes()) + " B) do not fit the instance's HBM (" +
                            std::to_string(hbm) + " B)");
   }
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
-  for (const auto& r : in.requests) {
-    if (model.kv_bytes(r.input_tokens + std::max<std::uint32_t>(1, r.output_tokens)) > cfg.decode_kv_capacity_bytes) {
-      tr.fail("path", "request " + std::to_string(r.id) + " needs more KV cache than an instance holds");
-    }
-  }
-  return std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, chip, instance, prefill,
-                                           efa ? &*efa : nullptr, info.trace);
+  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes, "an instance's HBM after the weights",
+                     "use an instance with more HBM or drop the request");
+  return std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, efa ? &*efa : nullptr, info.trace);
 }
 
 }  // namespace

@@ -12,6 +12,9 @@
 #ifdef WSE_HAVE_WSE_MESH
 #include "wse_mesh/register.h"
 #endif
+#ifdef WSE_HAVE_WSE_MESH_DECODE
+#include "wse_mesh/decode/decode_bench.h"
+#endif
 
 namespace wse::app {
 
@@ -25,6 +28,11 @@ void register_all(sim::Registry& registry) {
 #endif
 #ifdef WSE_HAVE_WSE_MESH
   wafer::register_wse_mesh(registry);
+#endif
+#ifdef WSE_HAVE_WSE_MESH_DECODE
+  registry.add_bench("decode", sim::Bench{"wafer decode step: Llama-3.1-8B on one CS-3 and Llama-3.1-70B on four, "
+                                          "batch 1/8/32, 1K/4K context: step time, per-kernel critical path, tokens/s",
+                                          wafer::bench_decode});
 #endif
 }
 

@@ -35,14 +35,14 @@ class Experiments : public ScratchDirTest {
   nlohmann::json summary(const fs::path& out) { return nlohmann::json::parse(slurp(out / "summary.json")); }
 };
 
-TEST_F(Experiments, DefaultRunsOverTheEfaNetwork) {
+TEST_F(Experiments, KvTransferRunsOverTheEfaNetwork) {
   const fs::path out = dir_ / "run";
-  Result r = wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=50 --out '" +
+  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --set workload.trace.limit=50 --out '" +
                          out.string() + "'",
                      dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = summary(out);
-  EXPECT_EQ(s["experiment"], "default");
+  EXPECT_EQ(s["experiment"], "kv_transfer_efa");
   EXPECT_EQ(s["requests"]["completed"], 50);
   // Every adapter of the sender and of the four receivers, every path: a utilization.
   for (const char* k : {"efa.sender0.adapter0.tx", "efa.sender0.adapter15.tx", "efa.receiver3.adapter5.rx",
@@ -57,6 +57,49 @@ TEST_F(Experiments, DefaultRunsOverTheEfaNetwork) {
   EXPECT_THAT(r.out, HasSubstr("efa.sender*.adapter*.tx"));
   ASSERT_TRUE(s["utilization_by_class"].contains("efa.receiver*.adapter*.rx"));
   EXPECT_EQ(s["utilization_by_class"]["efa.receiver*.adapter*.rx"]["count"], 24);  // 4 CS-3 x 6 adapters
+}
+
+TEST_F(Experiments, DefaultIsTheDisaggregatedSystem) {
+  // Trainium prefill, KV over EFA into four CS-3s, wafer decode: every part reports.
+  const fs::path out = dir_ / "run";
+  Result r = wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=20 --out '" +
+                         out.string() + "'",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto s = summary(out);
+  EXPECT_EQ(s["experiment"], "default");
+  EXPECT_EQ(s["mode"], "disaggregated");
+  EXPECT_EQ(s["requests"]["completed"], 20);
+  // Llama-3.1-70B's 80 layers over four CS-3s (balanced by weight bytes: the first holds
+  // the embedding table, the last the LM head).
+  std::uint32_t layers = 0;
+  for (const auto& n : s["wafer"]["layers_per_wafer"]) layers += n.get<std::uint32_t>();
+  EXPECT_EQ(layers, 80u);
+  EXPECT_EQ(s["wafer"]["wafers_per_decode_system"], 4);
+  // Every resource class of the system has a utilization.
+  for (const char* k : {"machines.trn_prefill*.tensor_engine", "machines.trn_prefill*.hbm",
+                        "machines.trn_prefill*.sbuf_dma", "machines.trn_prefill*.neuronlink",
+                        "efa.sender*.adapter*.tx", "efa.receiver*.adapter*.rx", "kv_path.cs3_*.io_edge",
+                        "machines.cs3_system*.pe_compute", "machines.cs3_system*.sram_ports",
+                        "machines.cs3_system*.fabric_links", "machines.cs3_system*.pipeline_link"}) {
+    ASSERT_TRUE(s["utilization_by_class"].contains(k)) << k;
+  }
+  EXPECT_EQ(s["utilization_by_class"]["kv_path.cs3_*.io_edge"]["count"], 4);
+  EXPECT_GT(s["utilization_by_class"]["kv_path.cs3_*.io_edge"]["max"].get<double>(), 0.0);
+  // KV of every prompt crossed (327,680 B per token), and decoding starts only once it
+  // is in place.
+  const auto rows = csv_rows(slurp(out / "requests.csv"));
+  ASSERT_EQ(rows.size(), 21u);
+  std::uint64_t tokens = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    tokens += std::stoull(rows[i].at(2));
+    EXPECT_GE(std::stod(rows[i].at(12)), std::stod(rows[i].at(10))) << i;
+  }
+  EXPECT_EQ(s["kv_transfer"]["bytes"].get<std::uint64_t>(), tokens * 327680);
+  // The decode time is broken down by kernel, shares adding up to one.
+  double share = 0.0;
+  for (const auto& [k, v] : s["wafer"]["kernel_seconds"].items()) share += v["share"].get<double>();
+  EXPECT_NEAR(share, 1.0, 1e-9);
 }
 
 TEST_F(Experiments, SharedLinkExperimentWritesEveryResultFile) {
@@ -98,7 +141,7 @@ TEST_F(Experiments, SharedLinkExperimentWritesEveryResultFile) {
 }
 
 TEST_F(Experiments, SameInputsGiveIdenticalOutputs) {
-  const std::string args = "run configs/experiments/default.yaml --quiet --set workload.trace.limit=200 --out '";
+  const std::string args = "run configs/experiments/default.yaml --quiet --set workload.trace.limit=40 --out '";
   ASSERT_EQ(wse_emu(args + (dir_ / "a").string() + "'", dir_ / "io").exit_code, 0);
   ASSERT_EQ(wse_emu(args + (dir_ / "b").string() + "'", dir_ / "io").exit_code, 0);
   for (const char* f : {"stats.json", "requests.csv", "config.resolved.yaml"}) {
@@ -112,7 +155,7 @@ TEST_F(Experiments, SameInputsGiveIdenticalOutputs) {
 }
 
 TEST_F(Experiments, ResolvedConfigurationRunsToTheSameResult) {
-  ASSERT_EQ(wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=100 --out '" +
+  ASSERT_EQ(wse_emu("run configs/experiments/default.yaml --quiet --set workload.trace.limit=30 --out '" +
                         (dir_ / "a").string() + "'",
                     dir_ / "io")
                 .exit_code,
@@ -143,7 +186,7 @@ TEST_F(Experiments, NoEfaTransferBeatsTheNarrowestLink) {
   // small-message latency is 2 x 1.5 us (NICs) + 12 us (fastest path) = 15 us. No
   // transfer may take less than 15 us + bytes / 150 GB/s.
   const fs::path out = dir_ / "e";
-  Result r = wse_emu("run configs/experiments/default.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
+  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto t = transfers(slurp(out / "requests.csv"));
   ASSERT_EQ(t.size(), 1000u);
@@ -218,7 +261,7 @@ TEST_F(Experiments, TrainiumDisaggregatedStreamsTheKvBehindThePrefill) {
 
 TEST_F(Experiments, TraceIsPerfettoJson) {
   const fs::path out = dir_ / "t";
-  Result r = wse_emu("run configs/experiments/default.yaml --quiet --trace --set workload.trace.limit=10 --out '" +
+  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --trace --set workload.trace.limit=10 --out '" +
                          out.string() + "'",
                      dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -67,6 +67,177 @@ TEST_F(GemvTest, FourByFourGemvExactCycles) {
   EXPECT_EQ(r.sram_bytes_per_pe, 4u * 4 * 2 + 4 * 2 + 4 * 2);
 }
 
+GemvConfig four_by_four(std::uint32_t vectors) {
+  GemvConfig g;
+  g.rows = 16;
+  g.cols = 16;
+  g.grid_rows = 4;
+  g.grid_cols = 4;
+  g.accumulate = Accumulate::kFp16;
+  g.vectors = vectors;
+  return g;
+}
+
+TEST_F(GemvTest, FourByFourGemmOfTwoAndThreeVectorsExactCycles) {
+  // The 4 x 4 GEMV above (f = 2 cycles per FMAC element, 4 elements = 2 x wavelets per
+  // vector, 2 wavelets of sums per vector, a = 1 per add, chain stage 5 cycles), now
+  // with m vectors. Row 3 binds, as for m = 1. The top PE of each column sends 2m x
+  // wavelets back to back: x wavelet w reaches row 3 at w + 5, its FMACs may start at
+  // w + 6. Adds take the engine first, so they delay the FMACs they overlap.
+  // m = 2, row 3 (F_v = PE's FMACs of vector v done):
+  //  PE 0 (no adds): F0 = 6+4+4 = 14, F1 = 14+4+4 = 22; sends v0 at 14, 15 and v1 at 22, 23.
+  //  PE 1: v0 arrives 17, 18 -> adds [18,19), [19,20): sums final 19, 20. FMACs of v1:
+  //    x wavelet 2 in 14..18, wavelet 3 waits out the two adds: 20..24, F1 = 24. v1 sums
+  //    arrive 25, 26 -> adds [26,27), [27,28): final 27, 28.
+  //  PE 2: v0 from PE 1 (sent 19, 20) arrives 22, 23 -> final 24, 25; F1 = 22 (its adds
+  //    come later); v1 (sent 27, 28) arrives 30, 31 -> final 32, 33.
+  //  PE 3: v0 arrives 27, 28 -> final 29, 30 (the m = 1 figure); F1 = 22; v1 arrives 35,
+  //    36 -> adds [36,37), [37,38): total 38. Rows 1 and 2 are 2 and 1 cycles earlier, row
+  //    0 (x in SRAM) ends at 32.
+  //  compute done: PE 1's F1 = 24; exposed reduction 38 - 24 = 14; multicast: x wavelet
+  //  3 reaches row 3 at 8, 9 cycles.
+  GemvResult r = run_gemv(FabricConfig{}, wse2_pe(), four_by_four(2));
+  EXPECT_EQ(r.total_cycles, 38u);
+  EXPECT_EQ(r.first_vector_cycles, 30u);
+  EXPECT_EQ(r.compute_done_cycles, 24u);
+  EXPECT_EQ(r.reduction_cycles, 14u);
+  EXPECT_EQ(r.multicast_cycles, 9u);
+  EXPECT_EQ(r.compute_cycles, 2u * 8);
+  // m = 3, row 3; x wavelets 4, 5 may start FMACs at 10, 11 (long before the engine
+  // gets to them). PE 0: F2 = 30, sends v2 at 30, 31.
+  //  PE 1: adds at [18,20) (v0), [26,28) (v1); F2: wavelet 4 runs 24..26, waits out the
+  //    v1 adds, 28..30, wavelet 5 30..34: F2 = 34. v2 arrives 33, 34 -> adds [34,36):
+  //    final 35, 36.
+  //  PE 2: adds at [23,25) (v0), [31,33) (v1); F2: wavelet 4 22..23, adds, 25..28;
+  //    wavelet 5 28..31, adds, 33..34: F2 = 34. v2 (sent 35, 36) arrives 38, 39 -> adds
+  //    [39,41): final 40, 41.
+  //  PE 3: adds at [28,30) (v0), [36,38) (v1); F2 = 32; v2 (sent 40, 41) arrives 43, 44
+  //    -> adds [44,46): total 46.
+  //  compute done 34 (PEs 1 and 2); multicast: x wavelet 5 at row 3 at 10, 11 cycles.
+  r = run_gemv(FabricConfig{}, wse2_pe(), four_by_four(3));
+  EXPECT_EQ(r.total_cycles, 46u);
+  EXPECT_EQ(r.first_vector_cycles, 30u);
+  EXPECT_EQ(r.compute_done_cycles, 34u);
+  EXPECT_EQ(r.reduction_cycles, 12u);
+  EXPECT_EQ(r.multicast_cycles, 11u);
+  // x: 4 columns x 2m wavelets x 3 hops; sums: 4 rows x 3 links x 2m wavelets.
+  EXPECT_EQ(r.wavelet_hops, 3u * (4 * 2 * 3 + 4 * 3 * 2));
+}
+
+TEST_F(GemvTest, ComputeBoundGemmGrowsByFmacsPlusAddsPerVector) {
+  // The same 4 x 4 GEMM with many vectors. Per vector, a chain PE that adds (columns
+  // 1..3) spends 4 elements x 2 = 8 cycles of FMACs and 2 adds x 1 cycle on its engine:
+  // 10 cycles; the leaf spends 8; each column's multicast carries 2 wavelets (2 cycles)
+  // and each link of the chain 2 wavelets of sums per vector. The engines of the adding
+  // PEs bind and the FMACs are 8 of their 10 cycles: once their backlog is built (from
+  // m = 4 on: 56 - 46), each further vector adds exactly 10 cycles.
+  const GemvResult r4 = run_gemv(FabricConfig{}, wse2_pe(), four_by_four(4));
+  const GemvResult r8 = run_gemv(FabricConfig{}, wse2_pe(), four_by_four(8));
+  const GemvResult r16 = run_gemv(FabricConfig{}, wse2_pe(), four_by_four(16));
+  EXPECT_EQ(r4.total_cycles, 46u + 10);
+  EXPECT_EQ(r8.total_cycles - r4.total_cycles, 4u * 10);
+  EXPECT_EQ(r16.total_cycles - r8.total_cycles, 8u * 10);
+  // The exposed reduction stays the last vector's trip down the chain.
+  EXPECT_EQ(r16.reduction_cycles, r4.reduction_cycles);
+}
+
+TEST_F(GemvTest, ReductionBoundGemmGrowsByTheRootsAdds) {
+  // One row of 4 PEs, tree reduction, W 8 x 4 fp32 (Mt = 8, Kt = 1): a PE's FMACs take
+  // 1 x max(8/2, 8*48/64, 8*32/32) = 8 cycles per vector; 8 wavelets of sums per vector,
+  // 1 cycle per add. The root PE 0 adds two streams (PE 1, round 0; PE 2, round 1): 16
+  // cycles of adds + 8 of FMACs = 24 per vector; PE 2 needs 16, PEs 1 and 3 need 8, the
+  // link PE 1 -> PE 0 carries both streams: 16 wavelets. The root's adds bind (16 of its
+  // 24 cycles): once its backlog is built, each vector adds exactly 24 cycles, against
+  // 10 for a compute-bound engine of the same FMAC time.
+  // m = 1 by hand: all PEs finish FMACs at 8 (x in SRAM, P = 1). Round 0: PEs 1 and 3
+  //   send at 8..15, sums arrive 11..18; PE 2's adds end 13..20 and it sends them on 2
+  //   hops: they arrive at PE 0 at 17..24. PE 0 adds in arrival order: round 0's wavelets
+  //   0..5 at [12,18), then the cycles 17 and 18 each bring one of each stream ->
+  //   [18,22); round 1's wavelets 2..7 arrive 19..24 -> [22,28): total 28.
+  GemvConfig g;
+  g.rows = 8;
+  g.cols = 4;
+  g.grid_rows = 1;
+  g.grid_cols = 4;
+  g.reduction = Reduction::kTree;
+  EXPECT_EQ(run_gemv(FabricConfig{}, wse2_pe(), g).total_cycles, 28u);
+  g.vectors = 4;
+  const GemvResult r4 = run_gemv(FabricConfig{}, wse2_pe(), g);
+  g.vectors = 8;
+  const GemvResult r8 = run_gemv(FabricConfig{}, wse2_pe(), g);
+  EXPECT_EQ(r8.total_cycles - r4.total_cycles, 4u * 24);
+  EXPECT_EQ(r8.compute_cycles, 8u * 8);
+}
+
+TEST_F(GemvTest, TooManyVectorsRaiseCapacityErrorNamingTheAccumulators) {
+  // 4 x 4 tiles of 16 x 16, fp16: W 32 B, per vector 8 B of x segment (top row) and 8 B
+  // of accumulators: 32 + 16 m <= 48 KiB up to m = 3070, which fills the SRAM exactly.
+  GemvConfig g = four_by_four(3070);
+  EXPECT_EQ(run_gemv(FabricConfig{}, wse2_pe(), g).sram_bytes_per_pe, 48u * 1024);
+  g.vectors = 4000;  // x segments 32000 B fit after W; the accumulators (32000 B) do not
+  try {
+    run_gemv(FabricConfig{}, wse2_pe(), g);
+    FAIL() << "expected CapacityError";
+  } catch (const CapacityError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("y partial sums (4000 x 4 fp16)"), std::string::npos) << msg;
+    EXPECT_EQ(e.shortfall_bytes(), 32u + 32000 + 32000 - 48 * 1024);
+  }
+  g.vectors = 0;
+  EXPECT_THROW(run_gemv(FabricConfig{}, wse2_pe(), g), std::invalid_argument);
+}
+
+TEST_F(GemvTest, SteadyStateShortcutMatchesSimulatingEveryVector) {
+  // 256 x 256 on 16 x 16, 64 vectors: simulating 8 and adding the steady-state period
+  // gives the full simulation's total, compute done, hops and SRAM (the pipeline is
+  // periodic from its third vector on). The multicast and first-vector figures are the
+  // simulated part's (the multicast extended when the x stream is periodic): never later
+  // than the full run's, whose later x wavelets still share the PEs' ramps with vector
+  // 0's sums (here 364 against 379 cycles for vector 0).
+  GemvConfig g;
+  g.rows = 256;
+  g.cols = 256;
+  g.grid_rows = 16;
+  g.grid_cols = 16;
+  g.vectors = 64;
+  g.simulated_vectors = 0;
+  const GemvResult full = run_gemv(FabricConfig{}, wse2_pe(), g);
+  g.simulated_vectors = 8;
+  const GemvResult shortcut = run_gemv(FabricConfig{}, wse2_pe(), g);
+  EXPECT_EQ(full.vectors_simulated, 64u);
+  EXPECT_EQ(shortcut.vectors_simulated, 8u);
+  EXPECT_EQ(shortcut.total_cycles, full.total_cycles);
+  EXPECT_EQ(shortcut.compute_done_cycles, full.compute_done_cycles);
+  EXPECT_LE(shortcut.first_vector_cycles, full.first_vector_cycles);
+  EXPECT_EQ(shortcut.wavelet_hops, full.wavelet_hops);
+  EXPECT_EQ(shortcut.compute_cycles, full.compute_cycles);
+  EXPECT_EQ(shortcut.sram_bytes_per_pe, full.sram_bytes_per_pe);
+  EXPECT_LE(shortcut.multicast_cycles, full.multicast_cycles);
+
+  // The 1 x 4 tree GEMM (ReductionBoundGemmGrowsByTheRootsAdds) completes its vectors
+  // 21, 23, then 24 cycles apart: 6 simulated vectors show increments 23, 24, 24, 24, not
+  // yet periodic, so all 12 are simulated; from 8 on the period is found.
+  GemvConfig t;
+  t.rows = 8;
+  t.cols = 4;
+  t.grid_rows = 1;
+  t.grid_cols = 4;
+  t.reduction = Reduction::kTree;
+  t.vectors = 12;
+  t.simulated_vectors = 0;
+  const GemvResult tree_full = run_gemv(FabricConfig{}, wse2_pe(), t);
+  t.simulated_vectors = 6;
+  const GemvResult tree6 = run_gemv(FabricConfig{}, wse2_pe(), t);
+  EXPECT_EQ(tree6.vectors_simulated, 12u);
+  EXPECT_EQ(tree6.total_cycles, tree_full.total_cycles);
+  t.simulated_vectors = 8;
+  const GemvResult tree8 = run_gemv(FabricConfig{}, wse2_pe(), t);
+  EXPECT_EQ(tree8.vectors_simulated, 8u);
+  EXPECT_EQ(tree8.total_cycles, tree_full.total_cycles);
+  t.simulated_vectors = 5;  // too few to see 4 increments after the fill
+  EXPECT_THROW(run_gemv(FabricConfig{}, wse2_pe(), t), std::invalid_argument);
+}
+
 TEST_F(GemvTest, TreeReductionExactCycles) {
   // Same 4 x 4 GEMV with a binary-tree reduction to the west PE of each row. Row i's
   // PEs finish their FMACs at T (8, 12, 13, 14 as above).

@@ -96,6 +96,127 @@ TEST_F(KernelCacheTest, EverythingThatDecidesTheTimeIsInTheKey) {
   EXPECT_EQ(cache.misses(), 3u);  // per-PE, slower fabric, tiled k = 2
 }
 
+TEST_F(KernelCacheTest, GemmVectorsAreInTheGemvKeys) {
+  const FabricConfig fc;
+  const PeConfig pe;
+  GemvConfig g = gemv_cfg();
+  g.vectors = 8;
+  EXPECT_NE(KernelCache::key(fc, pe, g), KernelCache::key(fc, pe, gemv_cfg()));
+  EXPECT_NE(KernelCache::key_tiled(fc, 2, pe, g), KernelCache::key_tiled(fc, 2, pe, gemv_cfg()));
+  // A GEMM of 8 vectors is its own entry, and takes longer than one vector.
+  KernelCache cache;
+  const GemvResult one = cache.gemv(fc, pe, gemv_cfg());
+  const GemvResult eight = cache.gemv(fc, pe, g);
+  EXPECT_GT(eight.total_cycles, one.total_cycles);
+  EXPECT_EQ(cache.gemv(fc, pe, g).total_cycles, run_gemv(fc, pe, g).total_cycles);
+  EXPECT_EQ(cache.misses(), 2u);
+  EXPECT_EQ(cache.hits(), 1u);
+}
+
+// Every field of the config but the origin changes the key; the origin does not.
+template <class Config, class Field>
+void expect_key_changes(const Config& base, Field change, const char* what) {
+  Config c = base;
+  change(c);
+  EXPECT_NE(KernelCache::key(FabricConfig{}, PeConfig{}, c),
+            KernelCache::key(FabricConfig{}, PeConfig{}, base))
+      << what;
+}
+
+TEST_F(KernelCacheTest, AttentionKeyHoldsEveryFieldButTheOrigin) {
+  const AttentionConfig a;
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.q_heads = 64; }, "q_heads");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.kv_heads = 4; }, "kv_heads");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.head_dim = 64; }, "head_dim");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.context = 2048; }, "context");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.query_tokens = 4; }, "query_tokens");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.tokens_per_pe = 8; }, "tokens_per_pe");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.max_grid_cols = 128; }, "max_grid_cols");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.kv_bytes = 1; }, "kv_bytes");
+  expect_key_changes(
+      a, [](AttentionConfig& c) { c.reduction = Reduction::kChain; }, "reduction");
+  AttentionConfig moved = a;
+  moved.origin = {7, 2};
+  EXPECT_EQ(KernelCache::key(FabricConfig{}, PeConfig{}, moved),
+            KernelCache::key(FabricConfig{}, PeConfig{}, a));
+  // The hardware is in the key as for the other kernels, and the kinds never collide.
+  FabricConfig slow;
+  slow.hop_latency_cycles = 2;
+  EXPECT_NE(KernelCache::key(slow, PeConfig{}, a), KernelCache::key(FabricConfig{}, PeConfig{}, a));
+  EXPECT_NE(KernelCache::key(FabricConfig{}, PeConfig{}, a),
+            KernelCache::key(FabricConfig{}, PeConfig{}, VectorKernelConfig{}));
+}
+
+TEST_F(KernelCacheTest, VectorKernelKeyHoldsEveryFieldButTheOrigin) {
+  const VectorKernelConfig v;
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.op = VectorOp::kSoftmax; }, "op");
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.elements = 8192; }, "elements");
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.vectors = 8; }, "vectors");
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.pes = 32; }, "pes");
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.ops_per_element = 3; }, "ops_per_element");
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.dtype = Accumulate::kFp32; }, "dtype");
+  expect_key_changes(
+      v, [](VectorKernelConfig& c) { c.reduction = Reduction::kChain; }, "reduction");
+  VectorKernelConfig moved = v;
+  moved.origin = {3, 9};
+  EXPECT_EQ(KernelCache::key(FabricConfig{}, PeConfig{}, moved),
+            KernelCache::key(FabricConfig{}, PeConfig{}, v));
+  PeConfig wide;
+  wide.simd_fp16_add = 8;
+  EXPECT_NE(KernelCache::key(FabricConfig{}, wide, v), KernelCache::key(FabricConfig{}, PeConfig{}, v));
+}
+
+TEST_F(KernelCacheTest, AttentionAndVectorKernelsAreSimulatedOnceAndReused) {
+  KernelCache on;
+  KernelCache off(KernelCacheConfig{.reuse = false});
+  const FabricConfig fc;
+  const PeConfig pe;
+  AttentionConfig a;
+  a.q_heads = 4;
+  a.kv_heads = 2;
+  a.head_dim = 16;
+  a.context = 64;
+  a.tokens_per_pe = 8;
+  a.max_grid_cols = 8;
+  VectorKernelConfig v;
+  v.elements = 256;
+  v.pes = 8;
+  for (int layer = 0; layer < 3; ++layer) {
+    EXPECT_EQ(on.attention(fc, pe, a).total_cycles, off.attention(fc, pe, a).total_cycles);
+    EXPECT_EQ(on.vector_kernel(fc, pe, v).total_cycles, off.vector_kernel(fc, pe, v).total_cycles);
+  }
+  EXPECT_EQ(on.attention(fc, pe, a).total_cycles, run_attention(fc, pe, a).total_cycles);
+  EXPECT_EQ(on.vector_kernel(fc, pe, v).total_cycles, run_vector_kernel(fc, pe, v).total_cycles);
+  EXPECT_EQ(on.misses(), 2u);
+  EXPECT_EQ(on.hits(), 6u);
+  EXPECT_EQ(on.entries(), 2u);
+  EXPECT_EQ(off.misses(), 6u);
+  EXPECT_EQ(off.entries(), 0u);
+  // A longer context is another kernel; the same one at another origin is a hit.
+  a.context = 128;
+  on.attention(fc, pe, a);
+  EXPECT_EQ(on.misses(), 3u);
+  v.origin = {4, 1};
+  EXPECT_EQ(on.vector_kernel(fc, pe, v).total_cycles, run_vector_kernel(fc, pe, v).total_cycles);
+  EXPECT_EQ(on.hits(), 7u);
+  on.clear();
+  EXPECT_EQ(on.entries(), 0u);
+}
+
 TEST_F(KernelCacheTest, SwitchFromConfigAndApi) {
   config::Document doc = config::parse("kernels:\n  reuse_kernel_results: false\n", "test.yaml");
   config::Section root = doc.root();

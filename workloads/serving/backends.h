@@ -44,6 +44,17 @@ class KvPath {
  public:
   virtual ~KvPath() = default;
   virtual void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) = 0;
+  // The KV of layers first_layer..last_layer (inclusive), `bytes` in all. A decode system
+  // whose layers live on several machines (a pipeline of wafers) sends each layer's share
+  // to the machine holding that layer; by default the layers go as one transfer.
+  // `request` names the request the KV belongs to (for timelines).
+  virtual void transfer_layers(unsigned prefill_instance, unsigned decode_system, std::uint32_t first_layer,
+                               std::uint32_t last_layer, std::uint64_t bytes, std::uint64_t request) {
+    (void)first_layer;
+    (void)last_layer;
+    (void)request;
+    transfer(prefill_instance, decode_system, bytes);
+  }
 };
 
 }  // namespace wse::serving

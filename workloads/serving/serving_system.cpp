@@ -217,7 +217,7 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
   if (config_.kv_send == KvSend::after_prefill) {
     wait_until(batch_start_s + timing.seconds);
     rec.kv_start_s = now_s();
-    kv_path_->transfer(src, static_cast<unsigned>(dest), total);
+    kv_path_->transfer_layers(src, static_cast<unsigned>(dest), 0, config_.layers - 1, total, r);
   } else {
     const std::uint32_t layers = config_.layers;
     std::uint64_t sent = 0;
@@ -228,7 +228,7 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
       // Bytes of layers [0, last] minus what was sent: exact integer split of the total.
       const std::uint64_t upto = total * (last + 1) / layers;
       if (rec.kv_start_s < 0) rec.kv_start_s = now_s();
-      kv_path_->transfer(src, static_cast<unsigned>(dest), upto - sent);
+      kv_path_->transfer_layers(src, static_cast<unsigned>(dest), first, last, upto - sent, r);
       sent = upto;
     }
   }

@@ -1,0 +1,91 @@
+#include "apps/experiments/machines.h"
+
+#include "workloads/model/operators.h"
+
+namespace wse::experiments {
+
+TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model,
+                                 stats::Group& group)
+    : runner_(runner),
+      model_(model),
+      tensor_(group.utilization("tensor_engine", "tensor engines busy (array fraction weighted), mean over cores")),
+      vector_(group.utilization("vector_engine", "vector engines busy, mean over cores")),
+      dma_(group.utilization("sbuf_dma", "DMA queues moving data between HBM and SBUF busy, mean over a core's queues "
+                                         "(SBUF is modelled as capacity; its traffic is these queues)")),
+      hbm_(group.utilization("hbm", "HBM data bus busy, per chip")),
+      link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")) {}
+
+serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
+  std::vector<std::uint64_t> tokens, offsets;
+  for (const auto& c : batch) {
+    tokens.push_back(c.tokens);
+    offsets.push_back(c.context_offset);
+  }
+  const neuron::PrefillResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
+  account(r);
+  serving::PrefillTiming t;
+  t.seconds = r.seconds();
+  for (const auto& l : r.layers) {
+    if (l.layer >= 0) t.layer_done_s.push_back(static_cast<double>(l.end_ps) * 1e-12);
+  }
+  return t;
+}
+
+double TrainiumMachine::step(const std::vector<std::uint32_t>& contexts) {
+  std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
+  const neuron::PrefillResult r = runner_.run(workloads::lower_decode(model_, ctx), model_.weight_bytes());
+  account(r);
+  return r.seconds();
+}
+
+void TrainiumMachine::account(const neuron::PrefillResult& r) {
+  tensor_.add_busy(r.tensor_utilization() * r.seconds());
+  vector_.add_busy(r.vector_utilization() * r.seconds());
+  dma_.add_busy(r.dma_utilization() * r.seconds());
+  hbm_.add_busy(r.hbm_utilization() * r.seconds());
+  link_.add_busy(r.link_utilization() * r.seconds());
+}
+
+WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)
+    : decoder_(decoder),
+      pe_(group.utilization("pe_compute", "PE compute engines busy, mean over the wafers' PEs")),
+      sram_(group.utilization("sram_ports", "PE SRAM read and write ports busy, mean over the wafers' PEs")),
+      fabric_(group.utilization("fabric_links", "router-to-router link directions busy, mean over the wafers")),
+      link_(group.utilization("pipeline_link", "activation links between the wafers of the pipeline busy")),
+      weight_bytes_(group.counter("weight_bytes_read", "B", "weight bytes read from PE SRAM")),
+      kv_bytes_(group.counter("kv_bytes_read", "B", "KV-cache bytes read from PE SRAM")) {}
+
+serving::PrefillTiming WaferMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
+  std::vector<std::uint64_t> tokens, offsets;
+  for (const auto& c : batch) {
+    tokens.push_back(c.tokens);
+    offsets.push_back(c.context_offset);
+  }
+  const wafer::WaferRunResult r = decoder_.prefill(tokens, offsets);
+  account(r);
+  serving::PrefillTiming t;
+  t.seconds = r.seconds;
+  t.layer_done_s = r.layer_done_s;
+  return t;
+}
+
+double WaferMachine::step(const std::vector<std::uint32_t>& contexts) {
+  std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
+  const wafer::WaferRunResult r = decoder_.decode_step(ctx);
+  account(r);
+  ++steps_;
+  decode_s_ += r.seconds;
+  return r.seconds;
+}
+
+void WaferMachine::account(const wafer::WaferRunResult& r) {
+  pe_.add_busy(r.pe_busy * r.seconds);
+  sram_.add_busy(r.sram_port_busy * r.seconds);
+  fabric_.add_busy(r.fabric_link_busy * r.seconds);
+  link_.add_busy(r.link_busy * r.seconds);
+  weight_bytes_.add(r.weight_bytes_read);
+  kv_bytes_.add(r.kv_bytes_read);
+  for (const auto& [k, s] : r.kernel_seconds) kernel_s_[k] += s;
+}
+
+}  // namespace wse::experiments

@@ -1,0 +1,68 @@
+// The machines of a serving experiment as the serving layer sees them
+// (serving::PrefillBackend, serving::DecodeBackend): a Trainium instance running operator
+// graphs on the Trainium model, and a CS-3 decode system (one or several wafers holding
+// one copy of the model) running them on the wafer model. Each adds its busy time per
+// resource class to statistics, so that summary.json reports the utilization of every
+// bandwidth on the way.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "neuroncore/transformer/prefill.h"
+#include "systemc_models/stats/stats.h"
+#include "workloads/model/transformer.h"
+#include "workloads/serving/backends.h"
+#include "wse_mesh/decode/wafer_decoder.h"
+
+namespace wse::experiments {
+
+// One Trainium instance: both phases run its operator graphs on the Trainium model.
+class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBackend {
+ public:
+  TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model, stats::Group& group);
+  serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
+  double step(const std::vector<std::uint32_t>& contexts) override;
+
+ private:
+  void account(const neuron::PrefillResult& r);
+  neuron::TrainiumPrefill& runner_;
+  const workloads::TransformerModel& model_;
+  stats::Utilization& tensor_;
+  stats::Utilization& vector_;
+  stats::Utilization& dma_;
+  stats::Utilization& hbm_;
+  stats::Utilization& link_;
+};
+
+// One CS-3 system (or a pipeline of several holding one copy of the model): decode steps
+// and, in wafer_only mode, prefill batches run on the wafer model (wse_mesh/decode).
+// Several machines may share one decoder (same model, same placement): its time depends
+// only on the batch, and its kernel cache is then shared.
+class WaferMachine : public serving::PrefillBackend, public serving::DecodeBackend {
+ public:
+  WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group);
+  serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
+  double step(const std::vector<std::uint32_t>& contexts) override;
+  // Busy seconds per kernel kind, over all passes.
+  const std::map<std::string, double>& kernel_seconds() const { return kernel_s_; }
+  std::uint64_t steps() const { return steps_; }
+  double decode_seconds() const { return decode_s_; }
+
+ private:
+  void account(const wafer::WaferRunResult& r);
+  wafer::WaferDecoder& decoder_;
+  stats::Utilization& pe_;
+  stats::Utilization& sram_;
+  stats::Utilization& fabric_;
+  stats::Utilization& link_;
+  stats::Counter& weight_bytes_;
+  stats::Counter& kv_bytes_;
+  std::map<std::string, double> kernel_s_;
+  std::uint64_t steps_ = 0;
+  double decode_s_ = 0.0;
+};
+
+}  // namespace wse::experiments

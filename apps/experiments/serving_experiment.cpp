@@ -1,0 +1,82 @@
+#include "apps/experiments/serving_experiment.h"
+
+#include <algorithm>
+
+#include <systemc>
+
+#include "apps/experiments/inputs.h"
+#include "workloads/serving/serving_report.h"
+
+namespace wse::experiments {
+
+TrainiumSide read_trainium_side(config::Section& root) {
+  TrainiumSide t;
+  config::Section trn = root.section("trainium", "the Trainium chip");
+  t.chip = neuron::read_chip_config(trn);
+  config::Section inst = root.section("instance", "the Trainium instance (chips on a NeuronLink torus)");
+  t.instance = neuron::read_instance_config(inst);
+  config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
+  t.prefill = neuron::read_prefill_config(pre);
+  return t;
+}
+
+unsigned read_machine_count(config::Section& serving, std::string_view key, std::string_view doc) {
+  return static_cast<unsigned>(serving.integer(key, {.doc = doc, .def = "1", .min = 1, .max = 4096}));
+}
+
+efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, std::string_view senders_rule,
+                                       unsigned receivers, std::string_view receivers_rule) {
+  config::Section efa_s = root.section("efa", "the EFA network (senders: prefill machines, receivers: decode machines)");
+  efa::EfaNetworkConfig efa = efa::read_efa_config(efa_s);
+  if (efa.senders != senders) {
+    efa_s.fail("senders", "must equal " + std::string(senders_rule) + " (" + std::to_string(senders) + ")");
+  }
+  if (efa.receivers != receivers) {
+    efa_s.fail("receivers", "must equal " + std::string(receivers_rule) + " (" + std::to_string(receivers) + ")");
+  }
+  return efa;
+}
+
+void check_requests_fit(const config::Section& trace, const workloads::TransformerModel& model,
+                        const std::vector<workloads::Request>& requests, std::uint64_t capacity_bytes,
+                        std::string_view machine, std::string_view fix) {
+  for (const auto& r : requests) {
+    const std::uint64_t need = model.kv_bytes(r.input_tokens + std::max<std::uint32_t>(1, r.output_tokens));
+    if (need > capacity_bytes) {
+      trace.fail("path", "request " + std::to_string(r.id) + " needs more KV cache (" + std::to_string(need) +
+                             " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
+                             " B); " + std::string(fix));
+    }
+  }
+}
+
+ServingExperiment::ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg)
+    : model_(model), cfg_(cfg) {
+  cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };
+}
+
+void ServingExperiment::start(std::vector<workloads::Request> requests,
+                              const std::vector<serving::PrefillBackend*>& prefill,
+                              const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path,
+                              trace::Writer* trace) {
+  system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), prefill, decode, kv_path,
+                                                     trace);
+}
+
+void ServingExperiment::run(sim::RunContext&) {
+  sc_core::sc_start();
+  end_s_ = system_->end_s();
+}
+
+std::map<std::string, std::string> ServingExperiment::extra_files() const {
+  return {{"requests.csv", serving::requests_csv(*system_)}};
+}
+
+void ServingExperiment::summarize(nlohmann::json& s) const {
+  s["model"] = model_summary(model_);
+  s["decode_kv_capacity_bytes"] = cfg_.decode_kv_capacity_bytes;
+  summarize_machines(s);
+  serving::summarize(*system_, cfg_, s);
+}
+
+}  // namespace wse::experiments

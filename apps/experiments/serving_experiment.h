@@ -1,0 +1,77 @@
+// What the serving experiment modes (trainium_only, trainium_disaggregated,
+// disaggregated, wafer_only) share: reading the Trainium side and the machine counts,
+// checking the EFA network against them and every request against the decode
+// machines' KV capacity, and an Experiment base that runs the serving system to the end
+// and reports it (summary.json figures, requests.csv).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "efa_link/efa_config.h"
+#include "neuroncore/core/neuroncore_config.h"
+#include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/prefill.h"
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/registry.h"
+#include "workloads/model/transformer.h"
+#include "workloads/serving/serving_config.h"
+#include "workloads/serving/serving_system.h"
+#include "workloads/trace/request_trace.h"
+
+namespace wse::experiments {
+
+// The Trainium instance as the experiment YAML gives it (`trainium:`, `instance:`,
+// `prefill:`, e.g. configs/hardware/trn2_48xlarge.yaml).
+struct TrainiumSide {
+  neuron::ChipConfig chip;
+  neuron::InstanceConfig instance;
+  neuron::PrefillConfig prefill;
+};
+TrainiumSide read_trainium_side(config::Section& root);
+
+// A count of machines under `serving:` (at least 1).
+unsigned read_machine_count(config::Section& serving, std::string_view key, std::string_view doc);
+
+// Reads `efa:` and checks that its senders and receivers are the given counts
+// (`senders_rule`, `receivers_rule` say where the counts come from, for the error).
+efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, std::string_view senders_rule,
+                                       unsigned receivers, std::string_view receivers_rule);
+
+// Every request's whole context (prompt + outputs) must fit one decode machine's KV
+// capacity; otherwise a configuration error at `trace.path` naming the request and what
+// to change.
+void check_requests_fit(const config::Section& trace, const workloads::TransformerModel& model,
+                        const std::vector<workloads::Request>& requests, std::uint64_t capacity_bytes,
+                        std::string_view machine, std::string_view fix);
+
+class ServingExperiment : public sim::Experiment {
+ public:
+  void run(sim::RunContext&) override;
+  double simulated_seconds() const override { return end_s_; }
+  std::map<std::string, std::string> extra_files() const override;
+  void summarize(nlohmann::json& s) const override;
+
+ protected:
+  ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg);
+  // Builds the serving system over the machines (call once, from the derived constructor).
+  void start(std::vector<workloads::Request> requests, const std::vector<serving::PrefillBackend*>& prefill,
+             const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path, trace::Writer* trace);
+  // Mode-specific figures, added to summary.json before the serving figures.
+  virtual void summarize_machines(nlohmann::json& /*s*/) const {}
+
+  workloads::TransformerModel model_;
+  serving::ServingConfig cfg_;
+  std::unique_ptr<serving::ServingSystem> system_;
+
+ private:
+  double end_s_ = 0;
+};
+
+}  // namespace wse::experiments

@@ -1,0 +1,167 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn in the serving system
+#include "apps/experiments/wafer_serving.h"
+
+#include <algorithm>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "apps/experiments/inputs.h"
+#include "apps/experiments/machines.h"
+#include "apps/experiments/serving_experiment.h"
+#include "apps/experiments/wafer_kv_path.h"
+#include "efa_link/efa_config.h"
+#include "neuroncore/core/neuroncore_config.h"
+#include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/prefill.h"
+#include "systemc_models/stats/stats.h"
+#include "workloads/model/transformer.h"
+#include "workloads/serving/serving_report.h"
+#include "workloads/serving/serving_system.h"
+#include "wse_mesh/decode/wafer_decoder.h"
+#include "wse_mesh/pe.h"
+#include "wse_mesh/wafer_config.h"
+
+namespace wse::experiments {
+
+namespace {
+
+class Machines : public sc_core::sc_module, public stats::Provider {
+ public:
+  Machines(const sc_core::sc_module_name& name, const workloads::TransformerModel& model, wafer::WaferDecoder& decoder,
+           unsigned prefill, unsigned decode, const TrainiumSide* trainium)
+      : sc_module(name), stats_(std::string(basename())) {
+    if (trainium) {
+      runner_ = std::make_unique<neuron::TrainiumPrefill>(trainium->chip, trainium->instance, trainium->prefill);
+      for (unsigned i = 0; i < prefill; ++i) {
+        trainium_.push_back(
+            std::make_unique<TrainiumMachine>(*runner_, model, stats_.child("trn_prefill" + std::to_string(i))));
+        prefill_.push_back(trainium_.back().get());
+      }
+    }
+    for (unsigned j = 0; j < decode; ++j) {
+      wafers_.push_back(std::make_unique<WaferMachine>(decoder, stats_.child("cs3_system" + std::to_string(j))));
+      decode_.push_back(wafers_.back().get());
+      if (!trainium) prefill_.push_back(wafers_.back().get());
+    }
+  }
+  const stats::Group& stats() const override { return stats_; }
+  const std::vector<serving::PrefillBackend*>& prefill() const { return prefill_; }
+  const std::vector<serving::DecodeBackend*>& decode() const { return decode_; }
+  const std::vector<std::unique_ptr<WaferMachine>>& wafers() const { return wafers_; }
+
+ private:
+  stats::Group stats_;
+  std::unique_ptr<neuron::TrainiumPrefill> runner_;
+  std::vector<std::unique_ptr<TrainiumMachine>> trainium_;
+  std::vector<std::unique_ptr<WaferMachine>> wafers_;
+  std::vector<serving::PrefillBackend*> prefill_;
+  std::vector<serving::DecodeBackend*> decode_;
+};
+
+class WaferServing final : public ServingExperiment {
+ public:
+  WaferServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
+               const serving::ServingConfig& cfg, const wafer::WaferConfig& wafer_cfg, const wafer::DecodeConfig& dcfg,
+               std::unique_ptr<wafer::WaferDecoder> decoder, const TrainiumSide* trainium,
+               const efa::EfaNetworkConfig* efa, trace::Writer* trace)
+      : ServingExperiment(model, cfg), wafer_(wafer_cfg), dcfg_(dcfg), decoder_(std::move(decoder)) {
+    machines_ = std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances, cfg_.decode_systems,
+                                           trainium);
+    if (efa) {
+      kv_path_ = std::make_unique<WaferKvPath>("kv_path", *efa, wafer_, decoder_->regions(), dcfg_.wafers,
+                                               cfg_.decode_systems, trace);
+    }
+    start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
+  }
+  std::vector<const stats::Group*> extra_stats() const override { return {&decoder_->stats()}; }
+
+ private:
+  void summarize_machines(nlohmann::json& s) const override {
+    // Where decode time goes: busy seconds per kernel kind over all steps, and shares.
+    std::map<std::string, double> kernels;
+    double decode_s = 0.0;
+    std::uint64_t steps = 0;
+    for (const auto& w : machines_->wafers()) {
+      for (const auto& [k, v] : w->kernel_seconds()) kernels[k] += v;
+      decode_s += w->decode_seconds();
+      steps += w->steps();
+    }
+    double kernel_total = 0.0;
+    for (const auto& [k, v] : kernels) kernel_total += v;
+    nlohmann::json per_kernel = nlohmann::json::object();
+    for (const auto& [k, v] : kernels) {
+      per_kernel[k] = {{"seconds", v}, {"share", kernel_total > 0 ? v / kernel_total : 0.0}};
+    }
+    std::vector<std::uint32_t> layers(dcfg_.wafers, 0);
+    for (const auto& r : decoder_->regions()) ++layers.at(r.wafer);
+    s["wafer"] = {{"name", wafer_.name},
+                  {"wafers_per_decode_system", dcfg_.wafers},
+                  {"decode_systems", cfg_.decode_systems},
+                  {"layers_per_wafer", layers},
+                  {"decode_steps", steps},
+                  {"mean_step_s", steps ? decode_s / static_cast<double>(steps) : 0.0},
+                  {"kernel_seconds", per_kernel}};
+  }
+
+  wafer::WaferConfig wafer_;
+  wafer::DecodeConfig dcfg_;
+  std::unique_ptr<wafer::WaferDecoder> decoder_;
+  std::unique_ptr<Machines> machines_;
+  std::unique_ptr<WaferKvPath> kv_path_;
+};
+
+std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const sim::ExperimentInfo& info,
+                                                    serving::Placement placement) {
+  config::Section tr = root;  // replaced by the workload.trace section
+  ModelAndTrace in = read_model_and_trace(root, &tr);
+  const workloads::TransformerModel& model = in.model;
+  std::optional<TrainiumSide> trainium;
+  if (placement == serving::Placement::disaggregated) trainium = read_trainium_side(root);
+  config::Section wafer_s = root.section("wafer", "the CS-3's wafer (configs/hardware/cs3.yaml)");
+  const wafer::WaferConfig wafer_cfg = wafer::read_wafer_config(wafer_s);
+  config::Section dec = root.section("decode", "how the model is placed on the CS-3s and run", true);
+  const wafer::DecodeConfig dcfg = wafer::read_decode_config(dec);
+  config::Section sv = root.section("serving", "serving policy", true);
+  serving::ServingConfig cfg = serving::read_serving_config(sv);
+  cfg.placement = placement;
+  cfg.layers = model.layers;
+  std::optional<efa::EfaNetworkConfig> efa;
+  if (placement == serving::Placement::colocated) {
+    cfg.prefill_instances = cfg.decode_systems = read_machine_count(
+        sv, "systems", "CS-3 decode systems serving the trace (each decode.wafers CS-3s holding one model copy)");
+  } else {
+    cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
+    cfg.decode_systems = read_machine_count(
+        sv, "decode_systems", "CS-3 decode systems (each decode.wafers CS-3s holding one copy of the model)");
+    efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances",
+                           cfg.decode_systems * dcfg.wafers,
+                           "serving.decode_systems x decode.wafers: every CS-3 has its own EFA attachment");
+  }
+  std::unique_ptr<wafer::WaferDecoder> decoder;
+  try {
+    decoder = std::make_unique<wafer::WaferDecoder>(wafer_cfg, dcfg, model);
+  } catch (const wafer::CapacityError& e) {
+    dec.fail("wafers", std::string("the model does not fit: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    dec.fail("wafers", e.what());
+  }
+  cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
+  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
+                     "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
+  return std::make_unique<WaferServing>(model, std::move(in.requests), cfg, wafer_cfg, dcfg, std::move(decoder),
+                                        trainium ? &*trainium : nullptr, efa ? &*efa : nullptr, info.trace);
+}
+
+}  // namespace
+
+std::unique_ptr<sim::Experiment> make_disaggregated(config::Section& root, const sim::ExperimentInfo& info) {
+  return make_wafer_serving(root, info, serving::Placement::disaggregated);
+}
+
+std::unique_ptr<sim::Experiment> make_wafer_only(config::Section& root, const sim::ExperimentInfo& info) {
+  return make_wafer_serving(root, info, serving::Placement::colocated);
+}
+
+}  // namespace wse::experiments

@@ -1,0 +1,184 @@
+// Physical sanity of every shipped experiment: each one in configs/experiments/ runs on
+// its first requests through the real command, and no simulated time may beat what the
+// hardware in its resolved configuration can do at best:
+//  - a request's prefill (first chunk start to last chunk end) is no faster than its
+//    GEMM FLOPs (linear FLOPs per token x prompt tokens not served from a prefix cache)
+//    over the peak FLOPs of the prefill machine;
+//  - a decode step (a request's time per output token) is no faster than the weight bytes
+//    one token's GEMMs read over the memory bandwidth of the decode machine (HBM on
+//    Trainium, the SRAM read ports of every PE on the wafers);
+//  - a KV transfer is no faster than its bytes over the narrowest link on its way (the
+//    sender's adapters, the receivers' adapters, and on CS-3s their system I/O).
+// The bounds are computed here from the resolved configuration, independently of the
+// models that produced the times.
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "systemc_models/units/units.h"
+#include "util/cli_harness.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::map<std::string, std::string>> csv_records(const std::string& text) {
+  std::vector<std::map<std::string, std::string>> out;
+  std::istringstream in(text);
+  std::vector<std::string> header;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> cells;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    if (header.empty()) {
+      header = cells;
+      continue;
+    }
+    std::map<std::string, std::string> rec;
+    for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) rec[header[i]] = cells[i];
+    out.push_back(std::move(rec));
+  }
+  return out;
+}
+
+double num(const std::map<std::string, std::string>& r, const std::string& k) {
+  const auto it = r.find(k);
+  return it == r.end() || it->second.empty() ? -1.0 : std::stod(it->second);
+}
+double bw(const YAML::Node& n) { return parse_bandwidth(n.as<std::string>()).bytes_per_s; }
+double hz(const YAML::Node& n) { return parse_frequency(n.as<std::string>()).hz; }
+
+struct Bounds {
+  double prefill_flops_per_s = 0;  // peak of one prefill machine (0: no prefill in this mode)
+  double decode_bytes_per_s = 0;   // memory bandwidth of one decode machine
+  double kv_bytes_per_s = 0;       // narrowest link of a KV transfer (0: no transfer)
+};
+
+double trainium_flops(const YAML::Node& c) {
+  const YAML::Node t = c["trainium"]["neuroncore"]["tensor"];
+  const double moving = std::max(t["moving_per_cycle_bf16"].as<double>(), t["moving_per_cycle_fp8"].as<double>());
+  const double per_core = t["rows"].as<double>() * t["columns"].as<double>() * 2.0 * hz(t["clock"]) * moving;
+  double chips = 1;
+  for (const auto& d : c["instance"]["torus"]) chips *= d.as<double>();
+  return per_core * c["trainium"]["cores"].as<double>() * chips;
+}
+double trainium_hbm(const YAML::Node& c) {
+  double chips = 1;
+  for (const auto& d : c["instance"]["torus"]) chips *= d.as<double>();
+  return bw(c["trainium"]["hbm"]["peak_bandwidth"]) * chips;
+}
+double wafers(const YAML::Node& c) { return c["decode"] ? c["decode"]["wafers"].as<double>() : 1.0; }
+double wafer_pes(const YAML::Node& c) { return c["wafer"]["width"].as<double>() * c["wafer"]["height"].as<double>(); }
+double wafer_sram_bw(const YAML::Node& c) {
+  const YAML::Node pe = c["wafer"]["pe"];
+  return wafer_pes(c) * pe["sram_read_ports"].as<double>() * pe["sram_port_bits"].as<double>() / 8.0 *
+         hz(c["wafer"]["clock"]) * wafers(c);
+}
+double wafer_flops(const YAML::Node& c) {
+  return wafer_pes(c) * c["wafer"]["pe"]["simd_fp16_fmac"].as<double>() * 2.0 * hz(c["wafer"]["clock"]) * wafers(c);
+}
+double efa_side(const YAML::Node& side) { return side["adapters"].as<double>() * bw(side["line_rate"]); }
+
+Bounds bounds_of(const YAML::Node& c) {
+  const std::string mode = c["experiment"]["mode"].as<std::string>();
+  Bounds b;
+  if (mode == "trainium_only" || mode == "trainium_disaggregated") {
+    b.prefill_flops_per_s = trainium_flops(c);
+    b.decode_bytes_per_s = trainium_hbm(c);
+  }
+  if (mode == "trainium_disaggregated") {
+    b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), efa_side(c["efa"]["receiver"]));
+  }
+  if (mode == "disaggregated") {
+    b.prefill_flops_per_s = trainium_flops(c);
+    b.decode_bytes_per_s = wafer_sram_bw(c);
+    // A request's KV spreads over the decode system's wafers, each with its own
+    // attachment and I/O edge.
+    const double per_wafer = std::min(efa_side(c["efa"]["receiver"]), bw(c["wafer"]["io_bandwidth"]));
+    b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), per_wafer * wafers(c));
+  }
+  if (mode == "wafer_only") {
+    b.prefill_flops_per_s = wafer_flops(c);
+    b.decode_bytes_per_s = wafer_sram_bw(c);
+  }
+  if (mode == "kv_transfer") {
+    b.kv_bytes_per_s = c["kv_transfer"]["network"].as<std::string>() == "efa"
+                           ? std::min(efa_side(c["efa"]["sender"]), efa_side(c["efa"]["receiver"]))
+                           : bw(c["kv_transfer"]["link"]["bandwidth"]);
+  }
+  return b;
+}
+
+class PhysicalBounds : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
+  const fs::path exp = fs::path(WSE_SOURCE_DIR) / "configs/experiments" / GetParam();
+  const fs::path scratch = fs::temp_directory_path() / ("wse_bounds_" + exp.stem().string());
+  fs::remove_all(scratch);
+  const fs::path out = scratch / "run";
+  const Result r = wse_emu("run '" + exp.string() + "' --quiet --set workload.trace.limit=12 --out '" +
+                               out.string() + "'",
+                           scratch);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const YAML::Node c = YAML::LoadFile((out / "config.resolved.yaml").string());
+  const nlohmann::json s = nlohmann::json::parse(slurp(out / "summary.json"));
+  const Bounds b = bounds_of(c);
+  const double flops_per_token = s["model"].value("linear_flops_per_token", 0.0);
+  const double token_bytes = s["model"].value("token_weight_bytes", 0.0);
+  const auto recs = csv_records(slurp(out / "requests.csv"));
+  ASSERT_FALSE(recs.empty());
+  int checked = 0;
+  for (const auto& rec : recs) {
+    const std::string id = "request " + rec.at("request");
+    if (b.prefill_flops_per_s > 0 && num(rec, "prefill_end_s") >= 0) {
+      const double tokens = num(rec, "input_tokens") - std::max(0.0, num(rec, "prefix_hit_tokens"));
+      const double bound = flops_per_token * tokens / b.prefill_flops_per_s;
+      EXPECT_GE(num(rec, "prefill_end_s") - num(rec, "prefill_start_s"), bound * (1 - 1e-9)) << id << " prefill";
+      ++checked;
+    }
+    if (b.decode_bytes_per_s > 0 && num(rec, "tokens_out") >= 2) {
+      const double tpot = (num(rec, "last_token_s") - num(rec, "first_token_s")) / (num(rec, "tokens_out") - 1);
+      EXPECT_GE(tpot, token_bytes / b.decode_bytes_per_s * (1 - 1e-9)) << id << " decode step";
+      ++checked;
+    }
+    if (b.kv_bytes_per_s > 0 && num(rec, "kv_bytes") > 0) {
+      const double t = num(rec, "transfer_end_s") - num(rec, "transfer_start_s");
+      EXPECT_GE(t, num(rec, "kv_bytes") / b.kv_bytes_per_s * (1 - 1e-9)) << id << " KV transfer";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0) << "no bound applies to " << GetParam();
+  fs::remove_all(scratch);
+}
+
+std::vector<std::string> shipped_experiments() {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(fs::path(WSE_SOURCE_DIR) / "configs/experiments")) {
+    if (e.path().extension() != ".yaml") continue;
+    // op_trace runs an operator file, not a request trace: it has no requests to bound.
+    const YAML::Node c = YAML::LoadFile(e.path().string());
+    if (c["experiment"] && c["experiment"]["mode"] && c["experiment"]["mode"].as<std::string>() == "op_trace") continue;
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = fs::path(info.param).stem().string();
+  for (char& ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, PhysicalBounds, ::testing::ValuesIn(shipped_experiments()), test_name);
+
+}  // namespace
+}  // namespace wse::testing

@@ -1,0 +1,171 @@
+// A real decode step: the tiny model on the tiny wafer, every operator timed by the
+// wse_mesh kernels (SimulatedKernels), checked against the kernels run directly.
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "decode_test_util.h"
+#include "wse_mesh/attention.h"
+#include "wse_mesh/decode/simulated_kernels.h"
+#include "wse_mesh/decode/wafer_decoder.h"
+#include "wse_mesh/gemv.h"
+#include "wse_mesh/vector_kernels.h"
+
+namespace wse::wafer {
+namespace {
+
+using test::tiny_decode_config;
+using test::tiny_llama;
+using test::tiny_wafer;
+
+std::uint64_t counter(const stats::Group& g, const std::string& name) {
+  for (const auto& s : g.stats()) {
+    if (const auto* c = dynamic_cast<const stats::Counter*>(s.get()); c && c->name() == name) return c->value();
+  }
+  return 0;
+}
+
+TEST(DecodeSimulated, OneSequenceStepIsTheSumOfItsKernels) {
+  // One sequence: no pipelining, so the step is layer 0 then the move then layer 1, and
+  // each kernel kind's share is its kernels' cycles summed over both layers.
+  const WaferConfig w = tiny_wafer(20);
+  const workloads::TransformerModel m = tiny_llama();
+  WaferDecoder d(w, tiny_decode_config(), m);
+  const WaferRunResult r = d.decode_step({40});
+  ASSERT_GT(r.seconds, 0.0);
+  double sum = 0.0;
+  for (const auto& [kind, s] : r.kernel_seconds) sum += s;
+  EXPECT_NEAR(sum, r.seconds, 1e-12);
+
+  // q (64 x 64), k and v (32 x 64) on their configured 2 x 2 grids, one vector, per-PE.
+  const auto gemv = [&](std::uint64_t rows, std::uint64_t cols) {
+    GemvConfig g;
+    g.rows = rows;
+    g.cols = cols;
+    g.grid_rows = 2;
+    g.grid_cols = 2;
+    g.accumulate = Accumulate::kFp32;
+    return run_gemv(w.fabric, w.pe, g).total_cycles;
+  };
+  const double qkv_cycles = static_cast<double>(gemv(64, 64) + 2 * gemv(32, 64));
+  EXPECT_NEAR(r.kernel_seconds.at("gemm.qkv"), 2 * qkv_cycles / 1e9, 1e-12);
+  EXPECT_NEAR(r.kernel_seconds.at("gemm.o"), 2.0 * static_cast<double>(gemv(64, 64)) / 1e9, 1e-12);
+
+  // Attention: 4 query heads over 2 KV heads of 16, 1 query, 16 tokens per PE (the
+  // configured default), bf16 cache, chain combine; the 40 cached tokens and the new one
+  // take 3 blocks, rounded up to full blocks: 47 cached.
+  AttentionConfig a;
+  a.q_heads = 4;
+  a.kv_heads = 2;
+  a.head_dim = 16;
+  a.context = 47;
+  a.query_tokens = 1;
+  a.tokens_per_pe = 16;
+  a.kv_bytes = 2;
+  a.reduction = Reduction::kChain;
+  EXPECT_NEAR(r.kernel_seconds.at("attention"),
+              2.0 * static_cast<double>(run_attention(w.fabric, w.pe, a).total_cycles) / 1e9, 1e-12);
+
+  // Every layer after the first reuses its kernels.
+  EXPECT_GT(counter(d.stats(), "kernels_reused"), 0u);
+  EXPECT_GT(counter(d.stats(), "kernels_simulated"), 0u);
+  EXPECT_GT(r.fabric_link_busy, 0.0);
+  EXPECT_LE(r.fabric_link_busy, 1.0);
+  EXPECT_GT(r.pe_busy, 0.0);
+  EXPECT_LE(r.pe_busy, 1.0);
+  EXPECT_GT(r.sram_port_busy, 0.0);
+  EXPECT_LE(r.sram_port_busy, 1.0);
+  EXPECT_EQ(r.kv_bytes_written, 2u * 128u);         // one token, two layers
+  EXPECT_EQ(r.kv_bytes_read, 2u * 41u * 128u);      // 41 tokens (with the new one) per layer
+}
+
+TEST(DecodeSimulated, ContextsOfOneBlockShareAResult) {
+  // 5 and 12 cached tokens (+ the new one) fill one block of 16: one attention result;
+  // 16 needs a second block.
+  WaferDecoder d(tiny_wafer(20), tiny_decode_config(), tiny_llama());
+  const double five = d.decode_step({5}).seconds;
+  const std::uint64_t simulated = counter(d.stats(), "kernels_simulated");
+  EXPECT_DOUBLE_EQ(d.decode_step({12}).seconds, five);
+  EXPECT_EQ(counter(d.stats(), "kernels_simulated"), simulated);
+  EXPECT_NE(d.decode_step({16}).seconds, five);
+  EXPECT_EQ(counter(d.stats(), "kernels_simulated"), simulated + 1);
+}
+
+TEST(DecodeSimulated, ReuseChangesNothing) {
+  WaferConfig w = tiny_wafer(20);
+  WaferDecoder on(w, tiny_decode_config(), tiny_llama());
+  w.kernels.reuse = false;
+  WaferDecoder off(w, tiny_decode_config(), tiny_llama());
+  const WaferRunResult a = on.decode_step({5, 30, 7});
+  const WaferRunResult b = off.decode_step({5, 30, 7});
+  EXPECT_DOUBLE_EQ(a.seconds, b.seconds);
+  EXPECT_EQ(a.kernel_seconds, b.kernel_seconds);
+  EXPECT_EQ(counter(off.stats(), "kernels_reused"), 0u);
+  EXPECT_GT(counter(on.stats(), "kernels_reused"), 0u);
+  EXPECT_LT(counter(on.stats(), "kernels_simulated"), counter(off.stats(), "kernels_simulated"));
+}
+
+TEST(DecodeSimulated, PipelineAndMicrobatchesAndPrefill) {
+  const WaferConfig w = tiny_wafer(20);
+  // Three sequences in three microbatches overlap across the two layer regions: faster
+  // than three single-sequence steps, slower than one.
+  WaferDecoder d(w, tiny_decode_config(), tiny_llama());
+  const double one = d.decode_step({5}).seconds;
+  const WaferRunResult three = d.decode_step({5, 5, 5});
+  EXPECT_GT(three.seconds, one);
+  EXPECT_LT(three.seconds, 3 * one);
+  // The same three as one microbatch: GEMMs of 3 vectors in passes of gemm_vectors = 1.
+  DecodeConfig mb = tiny_decode_config();
+  mb.microbatch = 3;
+  WaferDecoder d3(w, mb, tiny_llama());
+  const WaferRunResult r3 = d3.decode_step({5, 5, 5});
+  EXPECT_EQ(r3.microbatches, 1u);
+  EXPECT_GT(r3.seconds, one);
+  // A prefill chunk of 4 tokens runs and writes their KV.
+  const WaferRunResult p = d.prefill({4});
+  EXPECT_GT(p.seconds, 0.0);
+  EXPECT_EQ(p.kv_bytes_written, 2u * 4u * 128u);
+}
+
+}  // namespace
+}  // namespace wse::wafer
+
+namespace wse::wafer {
+namespace {
+
+TEST(DecodeSimulated, GemmOfMoreTokensThanBuffersRunsInPasses) {
+  // gemm_vectors 2: a q projection of 3 tokens runs a pass of 2 vectors, then one of 1.
+  const WaferConfig w = test::tiny_wafer(20);
+  DecodeConfig cfg = test::tiny_decode_config();
+  cfg.gemm_vectors = 2;
+  WaferDecoder d(w, cfg, test::tiny_llama());
+  // The placement counts two vectors' x segments and accumulators: q on 2 x 2 holds
+  // 2048 + 2 x (64 + 128) = 2432 B per PE.
+  EXPECT_EQ(d.plans()[0].grid("self_attn.q_proj")->pe_bytes, 2432u);
+  KernelCache cache;
+  SimulatedKernelOptions o;
+  o.placement = cfg.placement();
+  SimulatedKernels k(w, o, cache);
+  const workloads::OperatorGraph g = workloads::lower_decode(test::tiny_llama(), {5, 6, 7});
+  const workloads::Operator* q = nullptr;
+  for (const auto& op : g.ops) {
+    if (op.name == "self_attn.q_proj" && op.layer == 0) q = &op;
+  }
+  ASSERT_NE(q, nullptr);
+  ASSERT_EQ(q->m, 3u);
+  GemvConfig c;
+  c.rows = 64;
+  c.cols = 64;
+  c.grid_rows = 2;
+  c.grid_cols = 2;
+  c.accumulate = Accumulate::kFp32;
+  c.vectors = 2;
+  const std::uint64_t two = run_gemv(w.fabric, w.pe, c).total_cycles;
+  c.vectors = 1;
+  const std::uint64_t one = run_gemv(w.fabric, w.pe, c).total_cycles;
+  EXPECT_EQ(k.time(*q, d.plans()[0]).cycles, two + one);
+  EXPECT_LT(two, 2 * one);  // two vectors pipeline through the grid
+}
+
+}  // namespace
+}  // namespace wse::wafer

@@ -1,0 +1,173 @@
+#include "wse_mesh/decode/decode_bench.h"
+
+#include <chrono>
+#include <cstdio>
+#include <string_view>
+
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/output.h"
+#include "wse_mesh/benches.h"
+#include "wse_mesh/decode/wafer_decoder.h"
+
+namespace wse::wafer {
+
+namespace {
+
+// The architecture fields of the Hugging Face config.json files of
+// workloads/data/models/meta-llama--Meta-Llama-3.1-{8B,70B}_config.json, bf16 (as
+// configs/models/llama-3.1-{8b,70b}.yaml).
+constexpr std::string_view kLlama8B = R"(model:
+  name: Llama-3.1-8B
+  model_type: llama
+  hidden_size: 4096
+  intermediate_size: 14336
+  num_attention_heads: 32
+  num_hidden_layers: 32
+  num_key_value_heads: 8
+  vocab_size: 128256
+  tie_word_embeddings: false
+)";
+constexpr std::string_view kLlama70B = R"(model:
+  name: Llama-3.1-70B
+  model_type: llama
+  hidden_size: 8192
+  intermediate_size: 28672
+  num_attention_heads: 64
+  num_hidden_layers: 80
+  num_key_value_heads: 8
+  vocab_size: 128256
+  tie_word_embeddings: false
+)";
+
+workloads::TransformerModel model_of(std::string_view yaml, std::string_view name) {
+  auto doc = config::parse(yaml, name);
+  config::Section root = doc.root();
+  config::Section m = root.section("model", "model");
+  workloads::TransformerModel t = workloads::read_transformer(m);
+  doc.finish();
+  return t;
+}
+
+// A CS-3 as configs/hardware/cs3.yaml describes it, GEMVs at tiled fidelity k = 8.
+WaferConfig cs3_tiled() {
+  WaferConfig w;  // 762 x 1176, 1.1 GHz, 1.2 Tb/s: the WSE-3 defaults
+  w.pe = wse3_pe_config();
+  w.fabric.width = w.width;
+  w.fabric.height = w.height;
+  w.tile = 8;
+  return w;
+}
+
+struct Case {
+  std::string_view yaml;
+  std::string_view file;
+  std::uint32_t wafers;
+  double weight_sram_share;  // 0.9: the default (configs/hardware/cs3_decode.yaml)
+};
+
+// Kernel kinds reported as columns (anything else goes to "other").
+constexpr std::string_view kKinds[] = {"gemm.qkv",   "gemm.o",   "gemm.gate_up",   "gemm.down",
+                                       "gemm.lm_head", "attention", "norm",        "rope",
+                                       "activation", "residual_add", "embedding", "activation_move",
+                                       "link"};
+
+}  // namespace
+
+std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
+  // Llama-3.1-8B also with its weights spread thinner (half of each PE's SRAM, the least
+  // that fits): the trade of KV capacity for GEMV speed.
+  std::vector<Case> cases = {
+      {kLlama8B, "llama-3.1-8b", 1, 0.9}, {kLlama8B, "llama-3.1-8b", 1, 0.5}, {kLlama70B, "llama-3.1-70b", 4, 0.9}};
+  std::vector<std::uint32_t> batches = {1, 8, 32};
+  std::vector<std::uint64_t> contexts = {1024, 4096};
+  if (args.quick) {
+    cases.resize(1);
+    batches = {1, 8};
+    contexts = {1024};
+  }
+  std::vector<std::string> header = {"model", "wafers", "weight_sram_share", "tile", "batch", "context", "microbatch", "step_us",
+                                     "tokens_per_s_per_sequence", "tokens_per_s"};
+  for (std::string_view k : kKinds) header.push_back(std::string(k) + "_us");
+  for (const char* c : {"other_us", "fabric_link_busy", "sram_port_busy", "pe_busy", "link_busy", "weight_GB_read",
+                        "kv_GB_read", "kv_capacity_GB", "kernels_simulated", "kernels_reused", "wall_s"}) {
+    header.emplace_back(c);
+  }
+  sim::CsvWriter csv(header);
+  const WaferConfig wafer = cs3_tiled();
+  for (const Case& c : cases) {
+    const workloads::TransformerModel model = model_of(c.yaml, c.file);
+    DecodeConfig cfg;  // the defaults of configs/hardware/cs3_decode.yaml
+    cfg.wafers = c.wafers;
+    cfg.weight_sram_share = c.weight_sram_share;
+    WaferDecoder decoder(wafer, cfg, model);  // one decoder per model: kernel results are shared
+    if (!args.quiet) {
+      std::printf("decode: %s on %u x %s (tile %u, weight share %.2f): KV capacity %.2f GB (%llu tokens)\n",
+                  model.name.c_str(), c.wafers, wafer.name.c_str(), wafer.tile, c.weight_sram_share,
+                  static_cast<double>(decoder.kv_capacity_bytes()) / 1e9,
+                  static_cast<unsigned long long>(decoder.kv_capacity_tokens()));
+    }
+    std::uint64_t simulated_before = 0, reused_before = 0;
+    for (std::uint64_t context : contexts) {
+      for (std::uint32_t batch : batches) {
+        if (batch * (context + 1) > decoder.kv_capacity_tokens()) {
+          if (!args.quiet) {
+            std::printf("decode: %s batch %u context %llu: KV cache exceeds the capacity, skipped\n",
+                        model.name.c_str(), batch, static_cast<unsigned long long>(context));
+          }
+          continue;
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        const WaferRunResult r = decoder.decode_step(std::vector<std::uint64_t>(batch, context));
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::uint64_t simulated = 0, reused = 0;
+        for (const auto& s : decoder.stats().stats()) {
+          if (const auto* k = dynamic_cast<const stats::Counter*>(s.get())) {
+            if (k->name() == "kernels_simulated") simulated = k->value();
+            if (k->name() == "kernels_reused") reused = k->value();
+          }
+        }
+        std::vector<std::string> row = {model.name,
+                                        std::to_string(c.wafers),
+                                        sim::fmt_num(c.weight_sram_share),
+                                        std::to_string(wafer.tile),
+                                        std::to_string(batch),
+                                        std::to_string(context),
+                                        std::to_string(cfg.microbatch),
+                                        sim::fmt_num(r.seconds * 1e6),
+                                        sim::fmt_num(1.0 / r.seconds),
+                                        sim::fmt_num(batch / r.seconds)};
+        double other = r.seconds;
+        for (std::string_view k : kKinds) {
+          const auto it = r.kernel_seconds.find(std::string(k));
+          const double s = it == r.kernel_seconds.end() ? 0.0 : it->second;
+          other -= s;
+          row.push_back(sim::fmt_num(s * 1e6));
+        }
+        row.push_back(sim::fmt_num(std::max(0.0, other) * 1e6));
+        for (double v : {r.fabric_link_busy, r.sram_port_busy, r.pe_busy, r.link_busy}) row.push_back(sim::fmt_num(v));
+        row.push_back(sim::fmt_num(static_cast<double>(r.weight_bytes_read) / 1e9));
+        row.push_back(sim::fmt_num(static_cast<double>(r.kv_bytes_read) / 1e9));
+        row.push_back(sim::fmt_num(static_cast<double>(decoder.kv_capacity_bytes()) / 1e9));
+        const std::uint64_t new_simulated = simulated - simulated_before, new_reused = reused - reused_before;
+        simulated_before = simulated;
+        reused_before = reused;
+        row.push_back(std::to_string(new_simulated));
+        row.push_back(std::to_string(new_reused));
+        row.push_back(sim::fmt_num(wall));
+        csv.row(row);
+        if (!args.quiet) {
+          std::printf("decode: %s batch %u context %llu: step %.1f us (%.0f tokens/s per sequence), wall %.2f s "
+                      "(%llu kernels simulated, %llu reused)\n",
+                      model.name.c_str(), batch, static_cast<unsigned long long>(context), r.seconds * 1e6,
+                      1.0 / r.seconds, wall, static_cast<unsigned long long>(new_simulated),
+                      static_cast<unsigned long long>(new_reused));
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "decode.csv", csv.str());
+  return {"decode.csv"};
+}
+
+}  // namespace wse::wafer

@@ -1,0 +1,39 @@
+// What the decode schedule asks of the kernels: the time of one operator of the lowered
+// forward pass (workloads/model/operators.h) on the region and grids of its layer, and
+// the time of moving a layer's output activations to the next layer's region. The
+// schedule (schedule.h) composes these; SimulatedKernels (simulated_kernels.h) answers
+// them with the wse_mesh kernels, tests answer them with hand-set cycles.
+#pragma once
+
+#include <cstdint>
+
+#include "wse_mesh/decode/placement.h"
+#include "workloads/model/operators.h"
+
+namespace wse::wafer {
+
+struct KernelTiming {
+  std::uint64_t cycles = 0;            // first input in to last output final
+  std::uint64_t link_cycles = 0;       // PE-to-PE link directions busy, summed (wavelet hops)
+  std::uint64_t sram_read_bytes = 0;   // read by the PEs' instructions
+  std::uint64_t sram_write_bytes = 0;  // written by the PEs' instructions
+  std::uint64_t pe_busy_cycles = 0;    // compute-engine busy cycles, summed over PEs
+};
+
+class KernelTimer {
+ public:
+  virtual ~KernelTimer() = default;
+  // One operator (all its `count` instances: they run on disjoint grids at once) on
+  // `layer`'s region. Operators outside the layers (embedding, final norm, LM head) are
+  // given the first (embedding) or last layer's plan.
+  virtual KernelTiming time(const workloads::Operator& op, const LayerPlan& layer) = 0;
+  // Moving `tokens` tokens' hidden state (`bytes`) from `from`'s output grid to `to`'s
+  // input grid on the same wafer.
+  virtual KernelTiming move(const LayerPlan& from, const LayerPlan& to, std::uint64_t tokens,
+                            std::uint64_t bytes) = 0;
+  // Kernel results reused and simulated so far (0 when nothing is cached).
+  virtual std::uint64_t reused() const { return 0; }
+  virtual std::uint64_t simulated() const { return 0; }
+};
+
+}  // namespace wse::wafer

@@ -1,0 +1,80 @@
+// The layer pipeline of a forward pass (docs/wse_mesh.md, "Decode on the wafer"):
+//  - the pass is given as one lowered OperatorGraph per microbatch;
+//  - a layer's work for a microbatch is its operators one after another on the layer's
+//    region, except operators that run at once on disjoint PEs and take the slowest:
+//    consecutive operators of the same kind and name (the attention of the microbatch's
+//    sequences) and the routed experts' token-count groups (the gate projections of all
+//    experts at once, then the up, then the down); the embedding belongs to layer 0, the
+//    final norm and LM head to the last layer;
+//  - a region runs one microbatch at a time, and a microbatch enters layer l when its
+//    output of layer l-1 has arrived:
+//        start(mb, l) = max(arrival(mb, l), done(mb - 1, l)),  done = start + work
+//        arrival(mb, l) = done(mb, l-1) + move        (same wafer: fabric move)
+//        arrival(mb, l) = max(done(mb, l-1), link free) + bytes / link bandwidth
+//                         + link latency              (next wafer: the link is FIFO)
+//  - cycles become seconds with the wafer clock; the critical path is walked back from
+//    the last microbatch's last layer, and each step on it is charged to its kernel kind
+//    ("gemm.qkv", "attention", "norm", ..., "activation_move", "link"): the charged times
+//    add up to `seconds`.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "wse_mesh/decode/kernel_timer.h"
+#include "wse_mesh/decode/placement.h"
+#include "wse_mesh/decode/wafer_decoder.h"
+#include "workloads/model/operators.h"
+
+namespace wse::wafer {
+
+struct ScheduleOptions {
+  double clock_hz = 1.1e9;
+  double link_bandwidth_bytes_per_s = 1.2e12 / 8;
+  double link_latency_s = 10e-6;
+  std::uint32_t wafers = 1;
+  std::uint64_t pes_per_wafer = 0;                // for the busy fractions
+  std::uint64_t link_directions_per_wafer = 0;    // router-to-router link directions
+  std::uint64_t sram_port_bytes_per_cycle = 0;    // one PE: reads + writes
+  std::uint32_t hidden = 0;                       // activations moved between layers
+  std::uint32_t activation_bytes = 2;
+};
+
+// The kernel kind an operator is charged to ("gemm.<grid kind>" for GEMMs).
+std::string kernel_kind(const workloads::Operator& op, const LayerPlan& layer);
+
+// One layer's work for one microbatch.
+struct LayerWork {
+  std::uint64_t cycles = 0;
+  std::map<std::string, std::uint64_t> by_kind;  // adds up to `cycles`
+};
+
+// Everything a microbatch costs the layers, before the pipeline composes it: the work
+// of each layer (its operators, grouped as above), the kernels' busy counts, and the
+// bytes its operators read and write.
+struct MicrobatchWork {
+  std::uint64_t tokens = 0;
+  std::vector<LayerWork> layers;
+  KernelTiming totals;
+  std::uint64_t weight_bytes_read = 0;
+  std::uint64_t kv_bytes_read = 0;
+  std::uint64_t kv_bytes_written = 0;
+};
+MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mb,
+                               KernelTimer& timer);
+
+// Activation moves between consecutive layers on one wafer, by (layer, tokens): the same
+// for every pass, so a caller may keep it across passes.
+using MoveMemo = std::map<std::pair<std::size_t, std::uint64_t>, KernelTiming>;
+
+// The pipeline of microbatches whose work is known.
+WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vector<const MicrobatchWork*>& work,
+                            KernelTimer& timer, const ScheduleOptions& opt, MoveMemo& moves);
+
+// Both: the work of each lowered microbatch, then the pipeline.
+WaferRunResult run_schedule(const std::vector<LayerPlan>& plans, const std::vector<workloads::OperatorGraph>& mbs,
+                            KernelTimer& timer, const ScheduleOptions& opt);
+
+}  // namespace wse::wafer

@@ -1,0 +1,278 @@
+#include "wse_mesh/decode/simulated_kernels.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "wse_mesh/pe.h"
+
+namespace wse::wafer {
+
+namespace {
+
+using workloads::OpKind;
+using workloads::Operator;
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+std::uint32_t to_u32(std::uint64_t v, const char* what) {
+  if (v > std::numeric_limits<std::uint32_t>::max()) {
+    throw std::invalid_argument(std::string("decode: ") + what + " " + std::to_string(v) + " exceeds 32 bits");
+  }
+  return static_cast<std::uint32_t>(v);
+}
+
+std::uint64_t distance(PeCoord a, PeCoord b) {
+  const auto d = [](std::uint32_t u, std::uint32_t v) { return u > v ? u - v : v - u; };
+  return std::uint64_t{d(a.x, b.x)} + d(a.y, b.y);
+}
+
+}  // namespace
+
+SimulatedKernels::SimulatedKernels(const WaferConfig& wafer, const SimulatedKernelOptions& opt, KernelCache& cache)
+    : wafer_(wafer), opt_(opt), cache_(cache) {}
+
+std::uint64_t SimulatedKernels::message_cycles(std::uint64_t hops, std::uint64_t wavelets) const {
+  return hops * wafer_.fabric.hop_latency_cycles + wavelets + 2ULL * wafer_.fabric.ramp_latency_cycles;
+}
+
+KernelTiming SimulatedKernels::time(const Operator& op, const LayerPlan& layer) {
+  switch (op.kind) {
+    case OpKind::gemm:
+      return gemm(op, layer);
+    case OpKind::attention:
+      return attention(op, layer);
+    case OpKind::embedding:
+      return embedding(op, layer);
+    case OpKind::norm:
+    case OpKind::router:
+    case OpKind::rope:
+    case OpKind::activation:
+    case OpKind::residual_add:
+    case OpKind::expert_combine:
+      return vector(op, layer);
+  }
+  throw std::logic_error("SimulatedKernels: unknown operator kind");
+}
+
+GemvConfig SimulatedKernels::gemv_config(const Operator& op, const LayerPlan& layer) const {
+  GridShape g;
+  std::uint64_t rows = op.n;
+  const TensorGrid* t = layer.grid(op.name);
+  if (t != nullptr && t->rows == op.n && t->cols == op.k) {
+    g = t->grid;
+  } else if (t != nullptr && t->cols == op.k && op.count == 1 && t->copies > 1 && t->rows * t->copies >= op.n) {
+    // A tensor cut by rows into slices (LM head): the slices compute at once; time one.
+    g = t->grid;
+    rows = t->rows;
+  } else {
+    // No placed tensor of this shape (MLA's absorbed per-head products): the auto grid.
+    const PlacementOptions& p = opt_.placement;
+    const auto share = static_cast<std::uint64_t>(p.weight_sram_share * static_cast<double>(wafer_.pe.sram_bytes));
+    const std::uint64_t budget = std::min(share, wafer_.pe.sram_bytes - p.reserved_sram_bytes);
+    g = smallest_grid(op.n, op.k, op.weight_dtype, budget, wafer_.height, wafer_.width, p.gemm_vectors);
+    if (g.is_auto()) {
+      throw CapacityError("decode: layer " + std::to_string(op.layer) + " GEMM '" + op.name + "' (" +
+                              std::to_string(op.n) + " x " + std::to_string(op.k) + ") has no grid on " + wafer_.name,
+                          0);
+    }
+  }
+  GemvConfig c;
+  c.rows = rows;
+  c.cols = op.k;
+  c.grid_rows = g.rows;
+  c.grid_cols = g.cols;
+  c.accumulate = Accumulate::kFp32;
+  c.reduction = Reduction::kChain;  // the one mapped at tiled fidelity too
+  // A pass carries at most gemm_vectors tokens (what the weight PEs buffer).
+  c.vectors = to_u32(std::min<std::uint64_t>(op.m, opt_.placement.gemm_vectors), "GEMM vectors");
+  return c;
+}
+
+KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) {
+  const GemvConfig full = gemv_config(op, layer);
+  PeConfig pe = wafer_.pe;
+  // Narrower weights pack more values per PE than the fp16 kernel assumes: widen its
+  // SRAM by the packing factor so that its capacity check sees the placed tile.
+  const double bits = workloads::bits_per_value(op.weight_dtype);
+  if (bits < 16.0) pe.sram_bytes = static_cast<std::uint64_t>(static_cast<double>(pe.sram_bytes) * 16.0 / bits);
+  const std::uint32_t k = wafer_.tile;
+  const auto run = [&](const GemvConfig& c) {
+    return k > 1 ? cache_.gemv_tiled(wafer_.fabric, k, pe, c) : cache_.gemv(wafer_.fabric, pe, c);
+  };
+  // m tokens in passes of `full.vectors`, one after another on the grid.
+  const std::uint64_t passes = op.m / full.vectors;
+  const std::uint64_t rest = op.m % full.vectors;
+  KernelTiming t;
+  // Instances at once on their own grids: experts (count), or the slices of a tensor
+  // cut by rows.
+  const std::uint64_t instances = std::uint64_t{op.count} * ceil_div(op.n, full.rows);
+  const auto add = [&](const GemvConfig& c, std::uint64_t times) {
+    const GemvResult g = run(c);
+    t.cycles += times * g.total_cycles;
+    t.link_cycles += times * instances * g.wavelet_hops * k;  // a tiled hop crosses k PE links
+    t.pe_busy_cycles += times * instances * g.compute_cycles * c.grid_rows * c.grid_cols;
+  };
+  if (passes > 0) add(full, passes);
+  if (rest > 0) {
+    GemvConfig c = full;
+    c.vectors = static_cast<std::uint32_t>(rest);
+    add(c, 1);
+  }
+  // Per multiply-accumulate: the fp16 weight and the fp32 accumulator read, the
+  // accumulator written (pe.h: fmac_cycles).
+  const std::uint64_t macs = std::uint64_t{op.count} * op.m * op.n * op.k;
+  t.sram_read_bytes = macs * (2 + 4);
+  t.sram_write_bytes = macs * 4;
+  return t;
+}
+
+AttentionConfig SimulatedKernels::attention_config(const Operator& op, const LayerPlan& layer) const {
+  AttentionConfig a;
+  a.q_heads = op.q_heads;
+  a.kv_heads = op.kv_heads;
+  a.head_dim = op.qk_head_dim;
+  a.context = op.kv_len - std::min(op.kv_len, op.query_len);
+  a.query_tokens = to_u32(op.query_len, "attention query tokens");
+  a.tokens_per_pe = layer.attention_tokens_per_pe;
+  if (a.query_tokens == 1) {
+    // Decode: the time depends on the number of token blocks, not on how full the last
+    // (never the fullest) block is (docs/wse_mesh.md, "Attention"): round the context up
+    // to a full last block so that one simulated result serves every context of it.
+    const std::uint64_t blocks = ceil_div(a.context + 1, a.tokens_per_pe);
+    a.context = blocks * a.tokens_per_pe - 1;
+  }
+  a.max_grid_cols = opt_.attention_max_grid_cols;
+  a.kv_bytes = workloads::bytes_per_value(op.weight_dtype);  // the lowering gives attention the KV dtype
+  a.reduction = opt_.attention_combine;
+  return a;
+}
+
+KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& layer) {
+  const AttentionConfig a = attention_config(op, layer);
+  KernelTiming t;
+  // Query vectors that do not fit the PEs beside their K and V run in parts one after
+  // another on the same PEs: a prefill chunk as sub-chunks of half the tokens (then a
+  // quarter, ...), each seeing the cache up to its first token; then the query heads
+  // sharing a KV head in groups of half as many (MLA decode: 128 heads on one latent).
+  std::uint32_t sub = a.query_tokens;
+  std::uint32_t groups = 1;
+  for (;;) {
+    try {
+      AttentionConfig part = a;
+      part.q_heads = a.q_heads / groups;
+      for (std::uint32_t done = 0; done < a.query_tokens; done += sub) {
+        part.context = a.context + done;
+        part.query_tokens = std::min(sub, a.query_tokens - done);
+        const AttentionResult res = cache_.attention(wafer_.fabric, wafer_.pe, part);
+        t.cycles += groups * res.total_cycles;
+        t.link_cycles += groups * res.wavelet_hops;
+        t.pe_busy_cycles += groups * res.compute_cycles * res.grid_rows * res.grid_cols;
+      }
+      break;
+    } catch (const CapacityError&) {
+      t = KernelTiming{};
+      const std::uint32_t group_heads = a.q_heads / groups;
+      if (sub > 1) {
+        sub = (sub + 1) / 2;
+      } else if (group_heads % 2 == 0 && (group_heads / 2) % a.kv_heads == 0) {
+        groups *= 2;
+      } else {
+        throw;
+      }
+    }
+  }
+  t.sram_read_bytes = op.kv_read_bytes;
+  t.sram_write_bytes = op.kv_write_bytes;
+  return t;
+}
+
+VectorKernelConfig SimulatedKernels::vector_config(const Operator& op, const LayerPlan& layer) const {
+  VectorKernelConfig v;
+  v.dtype = Accumulate::kFp16;
+  v.reduction = Reduction::kTree;
+  const TensorGrid* in = layer.input_grid();
+  const std::uint64_t hidden = in != nullptr ? in->cols : op.elements;
+  const std::uint32_t line = in != nullptr ? in->grid.cols : 1;
+  std::uint64_t length = op.elements;  // values of one vector
+  switch (op.kind) {
+    case OpKind::norm:
+      v.op = VectorOp::kRmsNorm;
+      // The norm's scale vector is as long as the vector it normalises (q/k norms: a head).
+      length = op.weight_bytes > 0 ? op.weight_bytes / workloads::bytes_per_value(op.weight_dtype) : hidden;
+      break;
+    case OpKind::router: {
+      v.op = VectorOp::kSoftmax;
+      const TensorGrid* gate = layer.grid("mlp.gate");
+      length = gate != nullptr ? gate->rows : op.elements;
+      break;
+    }
+    default:
+      // Elementwise: no reduction, so the values are one long vector on the line.
+      v.op = VectorOp::kElementwise;
+      v.ops_per_element = to_u32(op.elements > 0 ? op.vector_ops / op.elements : 1, "operations per value");
+      break;
+  }
+  if (length == 0 || op.elements % length != 0) length = op.elements;
+  v.elements = length;
+  v.vectors = to_u32(op.elements / length, "vectors");
+  // The line holds every vector's slice (and the norm's weights) at once: at least as
+  // many PEs as that takes within a PE's SRAM beside its reserve.
+  const std::uint64_t usable = wafer_.pe.sram_bytes - std::min(wafer_.pe.sram_bytes - 1, opt_.placement.reserved_sram_bytes);
+  const std::uint64_t needed = ceil_div(length * (2 * std::uint64_t{v.vectors} + 4), usable);
+  v.pes = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(line, needed), length));
+  return v;
+}
+
+KernelTiming SimulatedKernels::vector(const Operator& op, const LayerPlan& layer) {
+  const VectorKernelConfig v = vector_config(op, layer);
+  const VectorKernelResult res = cache_.vector_kernel(wafer_.fabric, wafer_.pe, v);
+  KernelTiming t;
+  t.cycles = res.total_cycles;
+  t.link_cycles = res.wavelet_hops;
+  t.pe_busy_cycles = res.local_cycles * v.pes;
+  t.sram_read_bytes = op.input_bytes;
+  t.sram_write_bytes = op.output_bytes;
+  return t;
+}
+
+KernelTiming SimulatedKernels::embedding(const Operator& op, const LayerPlan& layer) const {
+  const TensorGrid* table = layer.grid("embed_tokens");
+  const TensorGrid* in = layer.input_grid();
+  if (table == nullptr) throw std::logic_error("decode: the embedding runs on a layer without the table");
+  const std::uint64_t hidden = table->cols;
+  const std::uint64_t tokens = op.elements / hidden;
+  const std::uint64_t kt = ceil_div(hidden, table->grid.cols);
+  // Each of the table grid's Q columns sends Kt fp16 values per token (2 per wavelet).
+  const std::uint64_t wavelets = tokens * ceil_div(kt * workloads::bytes_per_value(op.activation_dtype), 4);
+  const std::uint64_t hops = in != nullptr ? distance(table->origins.front(), in->origins.front()) : 0;
+  KernelTiming t;
+  t.cycles = message_cycles(hops, wavelets);
+  t.link_cycles = table->grid.cols * wavelets * hops;
+  t.sram_read_bytes = op.weight_bytes;
+  return t;
+}
+
+KernelTiming SimulatedKernels::move(const LayerPlan& from, const LayerPlan& to, std::uint64_t /*tokens*/,
+                                    std::uint64_t bytes) {
+  const TensorGrid* src = from.output_grid();
+  const TensorGrid* dst = to.input_grid();
+  PeCoord a{from.region.x0, from.region.y0}, b{to.region.x0, to.region.y0};
+  std::uint64_t lanes = 1;
+  if (src != nullptr && dst != nullptr) {
+    // The output sits on the east column of the source grid, one share per PE row; the
+    // input goes to the top row of the destination grid, one segment per PE column.
+    a = src->origins.front();
+    a.x += src->grid.cols - 1;
+    b = dst->origins.front();
+    lanes = std::min(src->grid.rows, dst->grid.cols);
+  }
+  const std::uint64_t wavelets = ceil_div(bytes, 4);
+  const std::uint64_t hops = distance(a, b);
+  KernelTiming t;
+  t.cycles = message_cycles(hops, ceil_div(wavelets, lanes));
+  t.link_cycles = wavelets * hops;
+  return t;
+}
+
+}  // namespace wse::wafer

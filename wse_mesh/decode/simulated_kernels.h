@@ -1,0 +1,78 @@
+// The operators of a lowered forward pass timed by the wse_mesh kernels on the grids of
+// the placement (docs/wse_mesh.md, "Decode on the wafer", "Operators as kernels"):
+//  - gemm: the GEMV of gemv.h with `vectors` = m (the microbatch's tokens; in passes of
+//    at most `gemm_vectors`, one after another) on the weight's P x Q grid, fp32
+//    accumulation, chain reduction; tiled fidelity
+//    (run_gemv_tiled, k = wafer.tile) when k > 1. The `count` instances (experts) sit on
+//    their own grids and run at once: the time is one instance's. A GEMM without a placed
+//    tensor of its name (MLA's absorbed per-head products) runs on the auto grid of its
+//    shape. Weights narrower than 16 bits are timed as the fp16 kernel (the SDK lists
+//    fp16 FMACs only: the PE is taken to widen them on the way), with the kernel's SRAM
+//    check scaled by the same packing factor as the placement used;
+//  - attention: run_attention per sequence (KV spread over its own PEs, the layer's
+//    tokens per PE); the sequences of a microbatch hold disjoint PEs and run at once; a
+//    decode context is rounded up to fill its last block of tokens_per_pe tokens (the
+//    kernel's time depends on the block count only), so one result serves a whole block;
+//    query vectors that do not fit beside the cache run in parts one after another: a
+//    prefill chunk as sub-chunks of half (a quarter, ...) the tokens, then the query
+//    heads of a KV head in groups (MLA decode: 128 heads share one latent head);
+//  - norm (RMSNorm), router (softmax over the experts), activation, rope, residual_add,
+//    expert_combine (elementwise, operations per value as the lowering counts them):
+//    run_vector_kernel on a line of PEs as long as the layer's input grid is wide (its
+//    top row holds the x segments of the next GEMV), or longer when the values of all the
+//    microbatch's tokens need more PEs' SRAM;
+//  - embedding: a lookup, composed: each of the table grid's Q columns reads its Kt
+//    values of each token's row and sends them to the input grid as one message per
+//    column (fabric rule: h x H + n + 2R for n wavelets over h hops, fabric_test);
+//  - moves between layers: the output grid's P rows each send their share of the
+//    hidden state to the next layer's input grid, min(P, Q) messages in parallel, timed
+//    by the same message rule over the Manhattan distance between the grids.
+// Every kernel result is reused through KernelCache (every layer runs the same shapes).
+#pragma once
+
+#include <cstdint>
+
+#include "wse_mesh/attention.h"
+#include "wse_mesh/decode/kernel_timer.h"
+#include "wse_mesh/decode/placement.h"
+#include "wse_mesh/kernel_cache.h"
+#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/wafer_config.h"
+
+namespace wse::wafer {
+
+struct SimulatedKernelOptions {
+  PlacementOptions placement;                // for the auto grid of unplaced GEMMs
+  std::uint32_t attention_max_grid_cols = 256;
+  Reduction attention_combine = Reduction::kChain;
+};
+
+class SimulatedKernels : public KernelTimer {
+ public:
+  SimulatedKernels(const WaferConfig& wafer, const SimulatedKernelOptions& opt, KernelCache& cache);
+
+  KernelTiming time(const workloads::Operator& op, const LayerPlan& layer) override;
+  KernelTiming move(const LayerPlan& from, const LayerPlan& to, std::uint64_t tokens,
+                    std::uint64_t bytes) override;
+  std::uint64_t reused() const override { return cache_.hits(); }
+  std::uint64_t simulated() const override { return cache_.misses(); }
+
+  // The kernel configurations an operator maps to (exposed for tests and reports).
+  GemvConfig gemv_config(const workloads::Operator& op, const LayerPlan& layer) const;
+  AttentionConfig attention_config(const workloads::Operator& op, const LayerPlan& layer) const;
+  VectorKernelConfig vector_config(const workloads::Operator& op, const LayerPlan& layer) const;
+
+ private:
+  KernelTiming gemm(const workloads::Operator& op, const LayerPlan& layer);
+  KernelTiming attention(const workloads::Operator& op, const LayerPlan& layer);
+  KernelTiming vector(const workloads::Operator& op, const LayerPlan& layer);
+  KernelTiming embedding(const workloads::Operator& op, const LayerPlan& layer) const;
+  // n wavelets over h hops as one uncontended message (fabric rule 1-3).
+  std::uint64_t message_cycles(std::uint64_t hops, std::uint64_t wavelets) const;
+
+  WaferConfig wafer_;
+  SimulatedKernelOptions opt_;
+  KernelCache& cache_;
+};
+
+}  // namespace wse::wafer

@@ -1,0 +1,384 @@
+#include "wse_mesh/decode/wafer_decoder.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "wse_mesh/decode/schedule.h"
+#include "wse_mesh/decode/simulated_kernels.h"
+#include "wse_mesh/pe.h"
+
+namespace wse::wafer {
+
+namespace {
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+// "auto" or "PxQ" (P rows by Q columns of PEs).
+GridShape parse_grid(config::Section& s, std::string_view key, const std::string& text) {
+  if (text == "auto") return {};
+  const auto x = text.find('x');
+  const auto number = [&](std::string_view part) -> std::uint32_t {
+    if (part.empty() || part.size() > 6 || part.find_first_not_of("0123456789") != std::string_view::npos) {
+      s.fail(key, "expected `auto` or a grid \"PxQ\" (P rows by Q columns of PEs, e.g. \"32x64\"), found \"" +
+                      text + "\"");
+    }
+    const auto v = static_cast<std::uint32_t>(std::stoul(std::string(part)));
+    if (v == 0) s.fail(key, "a grid needs at least one PE row and column, found \"" + text + "\"");
+    return v;
+  };
+  if (x == std::string::npos) number("");
+  const std::string_view sv(text);
+  return {number(sv.substr(0, x)), number(sv.substr(x + 1))};
+}
+
+}  // namespace
+
+PlacementOptions DecodeConfig::placement() const {
+  PlacementOptions p;
+  p.wafers = wafers;
+  p.grids = grids;
+  p.weight_sram_share = weight_sram_share;
+  p.reserved_sram_bytes = reserved_sram_bytes;
+  p.gemm_vectors = gemm_vectors;
+  p.vocab_slices = vocab_slices;
+  return p;
+}
+
+DecodeConfig read_decode_config(config::Section& s) {
+  DecodeConfig c;
+  c.wafers = static_cast<std::uint32_t>(
+      s.integer("wafers", {.doc = "systems one copy of the model spans: its layers are split into this many "
+                                  "contiguous groups (balanced by weight bytes), pipelined, activations passed "
+                                  "between systems over the link",
+                           .def = "1",
+                           .min = 1,
+                           .max = 256}));
+  c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
+                                                    .def = "1.2 Tb/s",
+                                                    .min = 0,
+                                                    .min_exclusive = true});
+  c.link_latency =
+      s.duration("link_latency", {.doc = "one-way latency of that link (first byte out to first byte in)",
+                                  .def = "10 us",
+                                  .min = 0});
+  c.microbatch = static_cast<std::uint32_t>(
+      s.integer("microbatch", {.doc = "sequences per microbatch: a batch is split into microbatches that flow "
+                                      "through the layer regions as a pipeline",
+                               .def = "1",
+                               .min = 1,
+                               .max = 1 << 20}));
+  c.prefill_chunk_tokens = static_cast<std::uint32_t>(s.integer(
+      "prefill_chunk_tokens",
+      {.doc = "a prompt is cut into pieces of this many tokens, each its own microbatch, so that its tokens "
+              "flow through the layer regions as a pipeline (piece k attends to the pieces before it)",
+       .def = "1",
+       .min = 1,
+       .max = 1 << 20}));
+  c.weight_sram_share = s.number(
+      "weight_sram_share", {.doc = "auto grids: the smallest P x Q grid whose fullest PE holds its weight tile, "
+                                   "x segment and accumulators within this share of its SRAM",
+                            .def = "0.9",
+                            .min = 0,
+                            .max = 1,
+                            .min_exclusive = true});
+  c.reserved_sram_bytes = s.size("reserved_sram", {.doc = "SRAM per PE kept for program, stack and activations "
+                                                         "in flight: never weights or KV cache",
+                                                  .def = "2 KiB",
+                                                  .min = 0})
+                              .bytes;
+  c.gemm_vectors = static_cast<std::uint32_t>(s.integer(
+      "gemm_vectors", {.doc = "tokens whose x segments and accumulators each weight PE holds at once (counted "
+                              "in the weight grids' SRAM); a microbatch of more tokens runs its GEMMs in passes "
+                              "of this many, one after another",
+                       .def = "1",
+                       .min = 1,
+                       .max = 4096}));
+  c.vocab_slices = static_cast<std::uint32_t>(s.integer(
+      "vocab_slices", {.doc = "the embedding table and the LM head are cut by vocabulary rows into this many "
+                              "grids (each its own reduction chains), which compute at once",
+                       .def = "8",
+                       .min = 1,
+                       .max = 4096}));
+  config::Section grids = s.section("grids", "GEMV grid per weight kind: `auto` or \"PxQ\"", true);
+  for (std::string_view kind : kGridKinds) {
+    const std::string text =
+        grids.string(kind, {.doc = "P x Q grid of each weight of this kind (P splits the output features, Q "
+                                   "the input features), or `auto`",
+                            .def = "auto"});
+    const GridShape g = parse_grid(grids, kind, text);
+    if (!g.is_auto()) c.grids[std::string(kind)] = g;
+    c.options["grids." + std::string(kind)] = text;
+  }
+  config::Section att = s.section("attention", "KV cache mapping of the attention kernel", true);
+  c.tokens_per_pe = static_cast<std::uint32_t>(
+      att.integer("tokens_per_pe", {.doc = "cached tokens of one KV head per PE (at least; raised for a pass "
+                                           "whose KV would need more PEs than the region has)",
+                                    .def = "16",
+                                    .min = 1,
+                                    .max = 65536}));
+  c.attention_max_grid_cols = static_cast<std::uint32_t>(
+      att.integer("max_grid_cols", {.doc = "PE columns per KV-head row; longer contexts wrap onto more rows",
+                                    .def = "256",
+                                    .min = 1,
+                                    .max = 65535}));
+  c.attention_combine = att.enumeration<Reduction>(
+      "combine", {.doc = "combine of the partial results along a head's PEs: chain (pipelined) or tree", .def = "chain"},
+      {{"chain", Reduction::kChain}, {"tree", Reduction::kTree}});
+  c.options["attention.combine"] = c.attention_combine == Reduction::kChain ? "chain" : "tree";
+  c.options["prefill_chunk_tokens"] = std::to_string(c.prefill_chunk_tokens);
+  c.options["weight_sram_share"] = std::to_string(c.weight_sram_share);
+  c.options["reserved_sram"] = std::to_string(c.reserved_sram_bytes) + " B";
+  c.options["gemm_vectors"] = std::to_string(c.gemm_vectors);
+  c.options["vocab_slices"] = std::to_string(c.vocab_slices);
+  c.options["attention.tokens_per_pe"] = std::to_string(c.tokens_per_pe);
+  c.options["attention.max_grid_cols"] = std::to_string(c.attention_max_grid_cols);
+  return c;
+}
+
+struct WaferDecoder::Impl {
+  Impl(const WaferConfig& w, const DecodeConfig& c, const workloads::TransformerModel& m)
+      : wafer(w),
+        cfg(c),
+        model(m),
+        cache(w.kernels),
+        passes(group.counter("passes", "passes", "forward passes run (decode steps and prefill batches)")),
+        microbatches(group.counter("microbatches", "microbatches", "microbatches pipelined through the layers")),
+        tokens(group.counter("tokens", "tokens", "tokens computed (new tokens of all sequences)")),
+        reused(group.counter("kernels_reused", "kernels", "kernel results reused without simulating")),
+        simulated(group.counter("kernels_simulated", "kernels", "kernels simulated (first use, or reuse off)")),
+        simulated_s(group.scalar("simulated_s", "s", "simulated time of all passes")) {}
+
+  WaferConfig wafer;
+  DecodeConfig cfg;
+  workloads::TransformerModel model;
+  std::vector<LayerPlan> plans;
+  std::vector<LayerRegion> regions;
+  std::uint64_t kv_tokens = 0;
+  KernelCache cache;
+  std::unique_ptr<KernelTimer> timer;
+  stats::Group group{"wafer_decoder"};
+  stats::Counter& passes;
+  stats::Counter& microbatches;
+  stats::Counter& tokens;
+  stats::Counter& reused;
+  stats::Counter& simulated;
+  stats::Scalar& simulated_s;
+  std::map<std::string, stats::Scalar*> kernel_s;  // critical-path time per kernel kind, all passes
+  std::uint64_t reused_seen = 0, simulated_seen = 0;
+  // Decode microbatches already costed, by what decides their work: the tokens per PE of
+  // every layer's attention and, per sequence, the number of tokens_per_pe blocks its
+  // context fills (the attention kernel's time depends on the block count only, and
+  // every other kernel on the token count only). A decode step of the serving loop
+  // differs from the last one by one token per sequence, so most microbatches are found
+  // here without lowering or looking up any kernel. Off when kernel reuse is off.
+  std::map<std::vector<std::uint64_t>, MicrobatchWork> decode_memo;
+  MoveMemo moves;
+  stats::Counter* memo_hits = nullptr;
+
+  void place() {
+    plans = place_model(wafer, cfg.placement(), model);
+    kv_tokens = std::numeric_limits<std::uint64_t>::max();
+    for (const LayerPlan& p : plans) {
+      regions.push_back(p.region);
+      if (p.kv_bytes_per_token > 0) kv_tokens = std::min(kv_tokens, p.region.kv_capacity_bytes / p.kv_bytes_per_token);
+    }
+    if (kv_tokens == std::numeric_limits<std::uint64_t>::max()) kv_tokens = 0;
+  }
+
+  // Checks that the batch's KV cache fits every layer's region and sets the attention's
+  // tokens per PE: the configured value, doubled until the batch's KV heads fit the
+  // region's PEs (each sequence's head takes ceil(tokens / tokens_per_pe) PEs).
+  void prepare(const std::vector<workloads::Sequence>& batch) {
+    const std::uint64_t heads = model.attention == workloads::AttentionKind::mla ? 1 : model.kv_heads;
+    for (std::size_t l = 0; l < plans.size(); ++l) {
+      LayerPlan& p = plans[l];
+      std::uint64_t bytes = 0;
+      std::vector<std::uint64_t> cached;
+      for (const auto& s : batch) {
+        cached.push_back(model.kv_tokens(static_cast<std::uint32_t>(l), s.offset + s.new_tokens));
+        bytes += cached.back() * p.kv_bytes_per_token;
+      }
+      if (bytes > p.region.kv_capacity_bytes) {
+        throw CapacityError("decode: the KV cache of the batch in layer " + std::to_string(l) + " (" +
+                                bytes_text(bytes) + ") exceeds what its region holds (" +
+                                bytes_text(p.region.kv_capacity_bytes) + "); short by " +
+                                bytes_text(bytes - p.region.kv_capacity_bytes) +
+                                ". Admit less context (kv_capacity_bytes) or set more decode.wafers.",
+                            bytes - p.region.kv_capacity_bytes);
+      }
+      const std::uint64_t pes = std::uint64_t{p.region.width} * p.region.height;
+      std::uint64_t tpp = cfg.tokens_per_pe;
+      const auto need = [&](std::uint64_t t) {
+        std::uint64_t n = 0;
+        for (std::uint64_t c : cached) n += heads * ceil_div(std::max<std::uint64_t>(c, 1), t);
+        return n;
+      };
+      while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
+      p.attention_tokens_per_pe = static_cast<std::uint32_t>(tpp);
+    }
+  }
+
+  // Prefill sequences cut into pieces of prefill_chunk_tokens, in order (piece k of a
+  // prompt at offset + k x chunk; only a prompt's last piece produces logits).
+  std::vector<workloads::Sequence> pieces(const std::vector<workloads::Sequence>& batch) const {
+    std::vector<workloads::Sequence> out;
+    const std::uint64_t c = cfg.prefill_chunk_tokens;
+    for (const auto& s : batch) {
+      if (s.new_tokens <= c) {
+        out.push_back(s);
+        continue;
+      }
+      for (std::uint64_t done = 0; done < s.new_tokens; done += c) {
+        const std::uint64_t n = std::min(c, s.new_tokens - done);
+        out.push_back({n, s.offset + done, s.logits && done + n == s.new_tokens});
+      }
+    }
+    return out;
+  }
+
+  WaferRunResult run(const std::vector<workloads::Sequence>& request_batch) {
+    if (request_batch.empty()) throw std::invalid_argument("decode: an empty batch");
+    prepare(request_batch);
+    const std::vector<workloads::Sequence> batch = pieces(request_batch);
+    if (memo_hits == nullptr) {
+      memo_hits = &group.counter("microbatches_reused", "microbatches",
+                                 "microbatches whose work was known from an earlier pass (one token per "
+                                 "sequence, same context blocks)");
+    }
+    std::vector<MicrobatchWork> fresh;  // work not kept in the memo
+    fresh.reserve(ceil_div(batch.size(), cfg.microbatch));
+    std::vector<const MicrobatchWork*> work;
+    std::uint64_t kv_read = 0, kv_written = 0;
+    for (std::size_t i = 0; i < batch.size(); i += cfg.microbatch) {
+      const std::size_t end = std::min(batch.size(), i + cfg.microbatch);
+      const std::vector<workloads::Sequence> seqs(batch.begin() + static_cast<std::ptrdiff_t>(i),
+                                                  batch.begin() + static_cast<std::ptrdiff_t>(end));
+      bool one_token = cache.enabled();
+      for (const auto& s : seqs) one_token = one_token && s.new_tokens == 1 && s.offset > 0;
+      if (one_token) {
+        std::vector<std::uint64_t> key;
+        for (const LayerPlan& p : plans) key.push_back(p.attention_tokens_per_pe);
+        for (const auto& s : seqs) {
+          key.push_back(s.logits ? 1 : 0);
+          for (const LayerPlan& p : plans) {
+            const std::uint64_t t = std::max<std::uint64_t>(1, p.attention_tokens_per_pe);
+            key.push_back(ceil_div(s.offset + s.new_tokens, t));
+          }
+          // The KV bytes of this sequence itself (a reused microbatch's are those of the
+          // first context in its blocks): it reads its whole cache, the new token
+          // included, and writes the new token's K and V (operators.h).
+          kv_read += model.kv_bytes(s.offset + 1);
+          kv_written += model.kv_bytes(1);
+        }
+        auto it = decode_memo.find(key);
+        if (it == decode_memo.end()) {
+          it = decode_memo.emplace(std::move(key), microbatch_work(plans, workloads::lower(model, seqs), *timer)).first;
+        } else {
+          memo_hits->add();
+        }
+        work.push_back(&it->second);
+      } else {
+        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs), *timer));
+        work.push_back(&fresh.back());
+        kv_read += fresh.back().kv_bytes_read;
+        kv_written += fresh.back().kv_bytes_written;
+      }
+    }
+    ScheduleOptions o;
+    o.clock_hz = wafer.clock.hz;
+    o.link_bandwidth_bytes_per_s = cfg.link_bandwidth.bytes_per_s;
+    o.link_latency_s = cfg.link_latency.seconds;
+    o.wafers = cfg.wafers;
+    o.pes_per_wafer = std::uint64_t{wafer.width} * wafer.height;
+    o.link_directions_per_wafer =
+        2 * (std::uint64_t{wafer.width - 1} * wafer.height + std::uint64_t{wafer.width} * (wafer.height - 1));
+    o.sram_port_bytes_per_cycle =
+        std::uint64_t{wafer.pe.sram_read_ports + wafer.pe.sram_write_ports} * wafer.pe.sram_port_bits / 8;
+    o.hidden = model.hidden;
+    o.activation_bytes = workloads::bytes_per_value(model.activation_dtype);
+    WaferRunResult r = run_pipeline(plans, work, *timer, o, moves);
+    r.kv_bytes_read = kv_read;
+    r.kv_bytes_written = kv_written;
+
+    passes.add();
+    microbatches.add(work.size());
+    for (const auto& s : request_batch) tokens.add(s.new_tokens);
+    reused.add(timer->reused() - reused_seen);
+    simulated.add(timer->simulated() - simulated_seen);
+    reused_seen = timer->reused();
+    simulated_seen = timer->simulated();
+    simulated_s.set(simulated_s.value() + r.seconds);
+    for (const auto& [kind, s] : r.kernel_seconds) {
+      auto it = kernel_s.find(kind);
+      if (it == kernel_s.end()) {
+        std::string name = "critical_" + kind + "_s";
+        std::replace(name.begin(), name.end(), '.', '_');
+        it = kernel_s.emplace(kind, &group.scalar(name, "s", "time of " + kind + " on the critical path, all passes")).first;
+      }
+      it->second->set(it->second->value() + s);
+    }
+    return r;
+  }
+};
+
+WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, const workloads::TransformerModel& model)
+    : WaferDecoder(wafer, cfg, model, nullptr) {}
+
+WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, const workloads::TransformerModel& model,
+                           std::unique_ptr<KernelTimer> timer)
+    : impl_(std::make_unique<Impl>(wafer, cfg, model)) {
+  if (cfg.microbatch == 0) throw std::invalid_argument("decode.microbatch must be at least 1");
+  impl_->place();
+  if (timer) {
+    impl_->timer = std::move(timer);
+  } else {
+    SimulatedKernelOptions o;
+    o.placement = cfg.placement();
+    o.attention_max_grid_cols = cfg.attention_max_grid_cols;
+    o.attention_combine = cfg.attention_combine;
+    impl_->timer = std::make_unique<SimulatedKernels>(impl_->wafer, o, impl_->cache);
+  }
+}
+
+WaferDecoder::~WaferDecoder() = default;
+
+std::uint64_t WaferDecoder::kv_capacity_tokens() const { return impl_->kv_tokens; }
+std::uint64_t WaferDecoder::kv_capacity_bytes() const {
+  // In the units of model.kv_bytes(context), summed over requests: the full-attention
+  // layers bind (a sliding layer keeps at most its window of each sequence), so the
+  // limit is the tokens every layer holds times those layers' bytes per token.
+  std::uint64_t full = 0;
+  for (const LayerPlan& p : impl_->plans) full += p.window_tokens == 0 ? 1 : 0;
+  if (full == 0) full = impl_->plans.size();
+  return impl_->kv_tokens * impl_->model.kv_bytes_per_token_per_layer() * full;
+}
+const std::vector<LayerRegion>& WaferDecoder::regions() const { return impl_->regions; }
+const std::vector<LayerPlan>& WaferDecoder::plans() const { return impl_->plans; }
+
+WaferRunResult WaferDecoder::decode_step(const std::vector<std::uint64_t>& contexts) {
+  std::vector<workloads::Sequence> batch;
+  for (std::uint64_t c : contexts) {
+    if (c == 0) throw std::invalid_argument("decode_step: a sequence with an empty context");
+    batch.push_back({1, c, true});
+  }
+  return impl_->run(batch);
+}
+
+WaferRunResult WaferDecoder::prefill(const std::vector<std::uint64_t>& chunk_tokens,
+                                     const std::vector<std::uint64_t>& offsets) {
+  if (!offsets.empty() && offsets.size() != chunk_tokens.size()) {
+    throw std::invalid_argument("prefill: offsets and chunk_tokens differ in length");
+  }
+  std::vector<workloads::Sequence> batch;
+  for (std::size_t i = 0; i < chunk_tokens.size(); ++i) {
+    batch.push_back({chunk_tokens[i], offsets.empty() ? 0 : offsets[i], true});
+  }
+  return impl_->run(batch);
+}
+
+WaferRunResult WaferDecoder::forward(const std::vector<workloads::Sequence>& batch) { return impl_->run(batch); }
+
+const stats::Group& WaferDecoder::stats() const { return impl_->group; }
+
+}  // namespace wse::wafer

@@ -1,0 +1,110 @@
+// A transformer served by one or more Cerebras systems: every layer's weights and KV
+// cache placed on a region of a wafer (layers split over several wafers as a pipeline,
+// activations passed between wafers over a configured link), and forward passes (decode
+// steps, prefill chunks) run as the kernels of wse_mesh (GEMV/GEMM, attention, vector
+// kernels) on those regions, in a pipeline of microbatches across the layer regions.
+//
+// Documented in docs/wse_mesh.md, "Decode on the wafer": placement rules, the schedule,
+// per-kernel breakdown, capacity errors, and what is simulated versus composed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "systemc_models/config/config.h"
+#include "systemc_models/stats/stats.h"
+#include "systemc_models/units/units.h"
+#include "wse_mesh/decode/kernel_timer.h"
+#include "wse_mesh/decode/placement.h"
+#include "wse_mesh/wafer_config.h"
+#include "workloads/model/operators.h"
+#include "workloads/model/transformer.h"
+
+namespace wse::wafer {
+
+// How a model is mapped on its wafers (YAML section `decode:`; see read_decode_config).
+struct DecodeConfig {
+  std::uint32_t wafers = 1;                // systems one copy of the model spans (layers pipelined)
+  Bandwidth link_bandwidth{1.2e12 / 8};    // activation link between consecutive wafers (assumption)
+  Duration link_latency{10e-6};            // its one-way latency (assumption)
+  std::uint32_t microbatch = 1;            // sequences per microbatch in the layer pipeline
+  // A prompt (or prefill chunk) is cut into pieces of this many tokens, each its own
+  // microbatch, so that its tokens flow through the layer regions as a pipeline.
+  std::uint32_t prefill_chunk_tokens = 1;
+  // Everything else (grid per kernel, KV tokens per PE, SRAM shares) is the decoder's
+  // documented choice, read by read_decode_config with its defaults.
+  std::map<std::string, std::string> options;  // resolved extra keys, for reports
+
+  // --- the decoder's choices (docs/wse_mesh.md, "Decode on the wafer") -------------------
+  std::map<std::string, GridShape> grids;    // per weight kind (kGridKinds); missing = auto
+  double weight_sram_share = 0.9;            // auto grids: a weight PE's tile + buffers <= share x SRAM
+  std::uint64_t reserved_sram_bytes = 2048;  // per PE, never used for weights or KV (program, stack)
+  std::uint32_t gemm_vectors = 1;            // tokens a weight PE buffers at once; larger GEMMs run in passes
+  std::uint32_t vocab_slices = 8;            // embedding table and LM head cut by rows into this many grids
+  std::uint32_t tokens_per_pe = 16;          // attention: cached tokens of one KV head per PE (at least)
+  std::uint32_t attention_max_grid_cols = 256;  // attention: PE columns per KV-head row
+  Reduction attention_combine = Reduction::kChain;  // attention: combine along a head's rows
+
+  PlacementOptions placement() const;
+};
+
+DecodeConfig read_decode_config(config::Section& decode);
+
+// The result of one forward pass (decode step or prefill batch).
+struct WaferRunResult {
+  double seconds = 0.0;                      // first microbatch in to last output out
+  std::vector<double> layer_done_s;          // per layer: when its last microbatch is done
+  std::map<std::string, double> kernel_seconds;  // per kernel kind: busy time on the critical path
+  std::uint64_t weight_bytes_read = 0;
+  std::uint64_t kv_bytes_read = 0;
+  std::uint64_t kv_bytes_written = 0;
+  std::uint64_t link_bytes = 0;              // activations between wafers
+  // Busy fractions over `seconds` (0..1), for the utilization report.
+  double fabric_link_busy = 0.0;             // router-to-router link directions
+  double sram_port_busy = 0.0;               // SRAM read/write ports of all PEs
+  double pe_busy = 0.0;                      // PE compute engines
+  double link_busy = 0.0;                    // inter-wafer activation links
+  std::uint32_t microbatches = 0;            // the pass was split into this many
+};
+
+class WaferDecoder : public stats::Provider {
+ public:
+  // Places `model` on the wafers; throws CapacityError (naming the layer, tensor and
+  // shortfall) when the weights do not fit.
+  WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, const workloads::TransformerModel& model);
+  // The same with another kernel timer (tests: hand-set cycles) instead of the simulated
+  // wse_mesh kernels.
+  WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, const workloads::TransformerModel& model,
+               std::unique_ptr<KernelTimer> timer);
+  ~WaferDecoder() override;
+
+  // KV-cache bytes the placement leaves free, all layers together (the admission limit).
+  // = kv_capacity_tokens() x the KV bytes per token of the full-attention layers (all
+  // layers when none slides): requests admitted while the sum of model.kv_bytes(context)
+  // stays under it fit every layer's region.
+  std::uint64_t kv_capacity_bytes() const;
+  const std::vector<LayerRegion>& regions() const;
+  // Tokens every layer can cache (the minimum over layers of region capacity / bytes
+  // per token of that layer).
+  std::uint64_t kv_capacity_tokens() const;
+  // Placement details: grids and their positions per layer.
+  const std::vector<LayerPlan>& plans() const;
+
+  // One decode step: one new token for each sequence with the given cached context.
+  WaferRunResult decode_step(const std::vector<std::uint64_t>& contexts);
+  // A prefill batch: chunk_tokens[i] tokens of prompt i at offsets[i] (empty: from 0).
+  WaferRunResult prefill(const std::vector<std::uint64_t>& chunk_tokens, const std::vector<std::uint64_t>& offsets = {});
+  // Any batch (decode steps and prefill chunks mixed), as workloads::lower takes it.
+  WaferRunResult forward(const std::vector<workloads::Sequence>& batch);
+
+  const stats::Group& stats() const override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wse::wafer
