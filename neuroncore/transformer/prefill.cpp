@@ -1,8 +1,11 @@
 #include "neuroncore/transformer/prefill.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
-#include <sstream>
+#include <string_view>
+#include <type_traits>
 
 namespace wse::neuron {
 
@@ -65,6 +68,224 @@ void depend_all(Program& p, Program::Id id, const std::vector<Program::Id>& on) 
   for (Program::Id d : on) p.depend(id, d);
 }
 
+// DMA instructions covering a contiguous byte stream, in order: the ones a consumer of
+// [begin, end) waits for.
+struct PieceStream {
+  std::vector<std::uint64_t> end;  // end offset of each piece
+  std::vector<Program::Id> id;
+  std::pair<std::size_t, std::size_t> covering(std::uint64_t begin, std::uint64_t stop) const {
+    const auto first = static_cast<std::size_t>(std::upper_bound(end.begin(), end.end(), begin) - end.begin());
+    auto last = static_cast<std::size_t>(std::lower_bound(end.begin(), end.end(), stop) - end.begin());
+    last = std::min(last + 1, end.size());
+    return {first, last};
+  }
+  void depend(Program& p, Program::Id consumer, std::uint64_t begin, std::uint64_t stop) const {
+    const auto [a, b] = covering(begin, stop);
+    for (std::size_t i = a; i < b; ++i) p.depend(consumer, id[i]);
+  }
+};
+
+// The smallest DMA instruction that still lets a chip's queues outrun its HBM: a queue
+// spends `instruction_overhead` per instruction and then moves data at its bandwidth, so
+// with pieces of s bytes the queues of all cores deliver
+//   R_dma x s / (s + overhead x b_q)   (R_dma = cores x queues x b_q),
+// which stays at or above the HBM peak R_hbm for s >= overhead x b_q x R_hbm / (R_dma - R_hbm).
+// Smaller pieces let the consumers start earlier; larger ones would only add pipeline
+// fill. 0 when the queues cannot outrun the HBM at all (then as large as allowed).
+std::uint64_t smallest_efficient_dma_piece(const ChipConfig& chip) {
+  const DmaConfig& d = chip.core.dma;
+  const double b_q = d.bandwidth_per_queue.bytes_per_s;
+  const double r_dma = b_q * d.queues * chip.cores;
+  const double r_hbm = chip.hbm.peak_bandwidth().bytes_per_s;
+  if (r_dma <= r_hbm) return 0;
+  const double s = d.instruction_overhead.seconds * b_q * r_hbm / (r_dma - r_hbm);
+  return ceil_div(static_cast<std::uint64_t>(std::ceil(s)), 4096) * 4096;
+}
+
+// C groups of the streamed GEMM held in SBUF until their store is done.
+constexpr std::size_t kCStoreSlots = 8;
+
+// SBUF ring for the C rows of the streamed GEMM awaiting their store: kCStoreSlots groups
+// of half the PSUM banks' 128-row blocks of `tokens` columns.
+std::uint64_t c_ring_bytes(const NeuronCoreConfig& nc, std::uint64_t tokens, std::uint64_t e) {
+  return kCStoreSlots * std::max<std::uint32_t>(1, nc.psum_banks / 2) * nc.tensor.columns * tokens * e;
+}
+
+// The weight-streaming GEMM of one core for few token rows (decode), `count` independent
+// instances (MoE experts) one after another in the same program:
+//   C_i^T[out x T] = W_i^T[out x k] X_i^T[k x T], T <= max_moving.
+// The weights of all instances form one stream, in instance, n-block, k-tile order, cut
+// into DMA instructions of about `piece_target` bytes dealt round-robin over the load
+// queues, through a ring of SBUF slots (a piece reuses a slot once the last matmul reading
+// the slot's previous piece is done). An instance's X^T is loaded (one piece per load
+// queue) when its first matmul is emitted, so it queues behind the previous instance's
+// weights. Each 128 x 128 weight tile is the stationary side of a matmul, the T tokens
+// stream; one PSUM bank per block of 128 outputs accumulates the k tiles. Half of the
+// banks are drained at a time by one vector copy, whose C rows are stored by one DMA
+// instruction on the store queues (a share of the queues proportional to the output's part
+// of the bytes moved, at least one), so stores never wait behind loads.
+Program streamed_gemm_program(const ChipConfig& chip, std::uint64_t out, std::uint64_t k, std::uint64_t tokens,
+                              DType t, std::uint64_t piece_target, std::uint64_t hbm_base, std::uint64_t count) {
+  const NeuronCoreConfig& nc = chip.core;
+  const std::uint32_t queues = nc.dma.queues;
+  const std::uint64_t e = bytes_of(t);
+  const std::uint64_t tk = nc.tensor.rows, tm = nc.tensor.columns;
+  const std::uint64_t kt = ceil_div(k, tk), nb = ceil_div(out, tm);
+  const std::uint64_t act_bytes = k * tokens * e, w_bytes = out * k * e * count, out_bytes = out * tokens * e;
+  const std::uint32_t store_queues =
+      queues == 1 ? 0
+                  : static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+                        ceil_div(std::uint64_t{queues} * out_bytes, act_bytes + w_bytes / count + out_bytes), 1,
+                        queues - 1));
+  const std::uint32_t load_queues = queues - store_queues;
+  Program p;
+  std::uint32_t next_load = 0, next_store = 0;
+  auto load = [&](std::uint64_t addr, std::uint64_t bytes) {
+    const Program::Id id = p.dma_load(next_load, addr, bytes);
+    next_load = (next_load + 1) % load_queues;
+    return id;
+  };
+  const std::uint64_t act_base = hbm_base, w_base = act_base + act_bytes * count, c_base = w_base + w_bytes;
+  // An instance's activations: one piece per load queue (at least 4 KiB each).
+  auto load_activations = [&](std::uint64_t instance) {
+    PieceStream act;
+    const std::uint64_t pieces = std::clamp<std::uint64_t>(act_bytes / 4096, 1, load_queues);
+    const std::uint64_t piece = ceil_div(act_bytes, pieces);
+    for (std::uint64_t off = 0; off < act_bytes; off += piece) {
+      const std::uint64_t len = std::min(piece, act_bytes - off);
+      act.end.push_back(off + len);
+      act.id.push_back(load(act_base + instance * act_bytes + off, len));
+    }
+    return act;
+  };
+  // Weights: a whole number of pieces per load queue, so that the queues end together.
+  // The pieces of one round over the queues arrive together, and the matmuls of the last
+  // round can only start then: that round is cut into quarters, so that the tensor engine
+  // works through the end of the stream while its last quarters arrive.
+  const std::uint64_t w_pieces = std::min<std::uint64_t>(
+      std::max<std::uint64_t>(1, w_bytes / 4096),
+      ceil_div(std::max<std::uint64_t>(1, ceil_div(w_bytes, piece_target)), load_queues) * load_queues);
+  const std::uint64_t w_piece = ceil_div(w_bytes, w_pieces);
+  std::vector<std::uint64_t> w_sizes;
+  {
+    // The first round is staggered (queue q's first piece is (q + 1) / queues of a piece),
+    // so that the queues' instruction costs fall at different times and the HBM stays busy
+    // while some queues prepare their next instruction.
+    const std::uint64_t main = w_pieces > load_queues ? w_pieces - load_queues : 0;
+    std::uint64_t placed = 0;
+    for (std::uint64_t i = 0; i < main; ++i) {
+      const std::uint64_t len =
+          i < load_queues ? std::max<std::uint64_t>(4096, w_piece * (i + 1) / load_queues) : w_piece;
+      if (placed + len >= w_bytes) break;
+      w_sizes.push_back(len);
+      placed += len;
+    }
+    const std::uint64_t rest = w_bytes - placed;
+    const std::uint64_t tail = std::clamp<std::uint64_t>(rest / 4096, 1, 4ULL * load_queues);
+    const std::uint64_t tail_piece = ceil_div(rest, tail);
+    for (std::uint64_t off = 0; off < rest; off += tail_piece) w_sizes.push_back(std::min(tail_piece, rest - off));
+  }
+  const std::uint64_t slots = std::max<std::uint64_t>(2, nc.sbuf.bytes / 2 / w_piece);
+  PieceStream w;
+  std::vector<Program::Id> w_reader;
+  std::vector<bool> w_read;
+  std::uint64_t w_emitted = 0;
+  auto ensure = [&](std::uint64_t upto) {
+    while (w_emitted < upto) {
+      const std::size_t i = w.id.size();
+      const std::uint64_t len = w_sizes[i];
+      const Program::Id id = load(w_base + w_emitted, len);
+      if (i >= slots) {
+        if (!w_read[i - slots]) throw std::logic_error("streamed GEMM: a weight slot is reused before it was read");
+        p.depend(id, w_reader[i - slots]);
+      }
+      w_emitted += len;
+      w.end.push_back(w_emitted);
+      w.id.push_back(id);
+      w_reader.push_back(0);
+      w_read.push_back(false);
+    }
+  };
+  const std::uint32_t banks = nc.psum_banks;
+  const std::uint64_t group_blocks = std::max<std::uint32_t>(1, banks / 2);
+  std::vector<Program::Id> bank_drain(banks, 0);
+  std::vector<bool> bank_drained(banks, false);
+  // C rows wait in a ring of SBUF (c_ring_bytes) for their store. Consecutive groups are
+  // stored by one instruction once they reach a full group's bytes: the tiny outputs of
+  // many expert instances would otherwise each pay the 600 ns instruction cost.
+  const std::uint64_t ring = c_ring_bytes(nc, tokens, e);
+  const std::uint64_t flush_bytes = group_blocks * tm * tokens * e;
+  PieceStream stored;  // issued stores, by end offset in the output
+  std::vector<Program::Id> pending;  // copies of groups not yet stored
+  std::uint64_t pending_from = 0;
+  std::vector<Program::Id> group_last;
+  std::uint64_t w_off = 0, group_rows = 0, c_off = 0, blocks = 0;
+  for (std::uint64_t instance = 0; instance < count; ++instance) {
+    PieceStream act;
+    for (std::uint64_t b = 0; b < nb; ++b, ++blocks) {
+      const std::uint64_t m_len = std::min(tm, out - b * tm);
+      const std::size_t bank = blocks % banks;
+      Program::Id mm = 0;
+      for (std::uint64_t j = 0; j < kt; ++j) {
+        const std::uint64_t k_len = std::min(tk, k - j * tk);
+        const std::uint64_t tile = k_len * m_len * e;
+        if (act.id.empty()) act = load_activations(instance);
+        ensure(w_off + tile);
+        mm = p.matmul(static_cast<std::uint32_t>(k_len), static_cast<std::uint32_t>(m_len),
+                      static_cast<std::uint32_t>(tokens), t);
+        w.depend(p, mm, w_off, w_off + tile);
+        act.depend(p, mm, j * tk * tokens * e, (j * tk + k_len) * tokens * e);
+        if (j == 0 && bank_drained[bank]) p.depend(mm, bank_drain[bank]);
+        const auto [a, z] = w.covering(w_off, w_off + tile);
+        for (std::size_t i = a; i < z; ++i) {
+          w_reader[i] = mm;
+          w_read[i] = true;
+        }
+        w_off += tile;
+      }
+      group_last.push_back(mm);
+      group_rows += m_len;
+      if (group_last.size() < group_blocks && b + 1 < nb) continue;
+      const std::uint64_t bytes = group_rows * tokens * e;
+      const Program::Id copy = p.elementwise(Engine::kVector, group_rows * tokens, DType::kFp32);
+      depend_all(p, copy, group_last);
+      // The ring space this group overwrites must have been stored.
+      if (c_off + bytes > ring) stored.depend(p, copy, c_off > ring ? c_off - ring : 0, c_off + bytes - ring);
+      for (std::uint64_t bb = blocks + 1 - group_last.size(); bb <= blocks; ++bb) {
+        bank_drain[bb % banks] = copy;
+        bank_drained[bb % banks] = true;
+      }
+      pending.push_back(copy);
+      c_off += bytes;
+      const bool last = b + 1 == nb && instance + 1 == count;
+      if (c_off - pending_from >= flush_bytes || last) {
+        const std::uint64_t len = c_off - pending_from;
+        // The last store: every load is done, so it is spread over all queues.
+        const std::uint64_t pieces = last ? std::clamp<std::uint64_t>(len / 4096, 1, queues) : 1;
+        const std::uint64_t piece = ceil_div(len, pieces);
+        for (std::uint64_t off = 0; off < len; off += piece) {
+          std::uint32_t q = 0;
+          if (last) {
+            q = static_cast<std::uint32_t>(off / piece) % queues;
+          } else if (store_queues > 0) {
+            q = load_queues + next_store;
+            next_store = (next_store + 1) % store_queues;
+          }
+          const Program::Id st = p.dma_store(q, c_base + pending_from + off, std::min(piece, len - off));
+          depend_all(p, st, pending);
+          stored.end.push_back(pending_from + std::min(off + piece, len));
+          stored.id.push_back(st);
+        }
+        pending.clear();
+        pending_from = c_off;
+      }
+      group_last.clear();
+      group_rows = 0;
+    }
+  }
+  return p;
+}
+
 }  // namespace
 
 EngineBusy& EngineBusy::operator+=(const EngineBusy& o) {
@@ -99,15 +320,100 @@ EngineBusy EngineBusy::scaled(std::uint64_t times) const {
   return b;  // instructions and chip runs are what was simulated: not repeated
 }
 
+EngineBusy EngineBusy::interpolated(const EngineBusy& a, const EngineBusy& b, double w) {
+  auto lerp = [w](double x, double y) { return x + (y - x) * w; };
+  EngineBusy r;
+  r.elapsed_ps = static_cast<std::uint64_t>(
+      std::llround(lerp(static_cast<double>(a.elapsed_ps), static_cast<double>(b.elapsed_ps))));
+  r.tensor_ps = lerp(a.tensor_ps, b.tensor_ps);
+  r.vector_ps = lerp(a.vector_ps, b.vector_ps);
+  r.scalar_ps = lerp(a.scalar_ps, b.scalar_ps);
+  r.gpsimd_ps = lerp(a.gpsimd_ps, b.gpsimd_ps);
+  r.dma_ps = lerp(a.dma_ps, b.dma_ps);
+  r.hbm_ps = lerp(a.hbm_ps, b.hbm_ps);
+  r.link_ps = lerp(a.link_ps, b.link_ps);
+  r.collective_ps = lerp(a.collective_ps, b.collective_ps);
+  r.instructions = a.instructions + b.instructions;
+  r.chip_runs = a.chip_runs + b.chip_runs;
+  return r;
+}
+
+SampleInterval token_sample_interval(std::uint64_t x, std::uint64_t grain) {
+  if (grain == 0) return {x, x};
+  // Steps of g up to 32 g, then doubling per octave: 16 points in [16 g 2^j, 16 g 2^(j+1)).
+  std::uint64_t step = grain;
+  while (x / step >= 32) step *= 2;
+  // Between two multiples L < x < L + step the points are L + 1 and L + step: every count
+  // of (L, L + step] has the same number of 128-token tiles when step is a multiple of 128
+  // (a row-parallel GEMM's time jumps by ~2% as a tile of rows starts).
+  const std::uint64_t base = x / step * step;
+  if (base == x || base + 1 == x) return {x, x};
+  return {base + 1, base + step};
+}
+
+std::uint64_t attention_matmul_flops(const Operator& op, std::uint32_t tp_degree, std::uint32_t lnc,
+                                     std::uint32_t chip_cores, std::uint32_t q_tile, std::uint32_t key_block) {
+  // The loops of run_attention, counting 2 x q rows x keys x (dk + dv) per (tile, block).
+  const std::uint32_t cores = std::min(tp_degree * lnc, chip_cores);
+  const std::uint64_t q_tiles = ceil_div(op.query_len, q_tile);
+  const std::uint64_t keys_total = op.context_offset + op.query_len;
+  const std::uint64_t d = std::uint64_t{op.qk_head_dim} + op.v_head_dim;
+  std::uint64_t flops = 0;
+  for (std::uint32_t core = 0; core < cores; ++core) {
+    const std::uint32_t logical = core / lnc;
+    const std::uint32_t half = core % lnc;
+    for (std::uint32_t h = logical; h < op.q_heads; h += tp_degree) {
+      for (std::uint64_t t = half; t < q_tiles; t += lnc) {
+        const std::uint64_t q_rows = std::min<std::uint64_t>(q_tile, op.query_len - t * q_tile);
+        const std::uint64_t first = op.context_offset + t * q_tile;
+        const std::uint64_t last = first + q_rows - 1;
+        const std::uint64_t lo = op.window == 0 || first + 1 <= op.window ? 0 : first + 1 - op.window;
+        for (std::uint64_t j = lo / key_block; j <= last / key_block; ++j) {
+          flops += 2 * q_rows * std::min<std::uint64_t>(key_block, keys_total - j * key_block) * d;
+        }
+      }
+    }
+  }
+  return flops;
+}
+
+namespace {
+
+// Appends numbers and separators to a key (std::to_chars: keys are built for every
+// operator of every step, and stream formatting dominated the run time of cached steps).
+struct KeyWriter {
+  std::string& out;
+  template <typename T>
+    requires std::is_unsigned_v<T> && (!std::is_same_v<T, char>) && (!std::is_same_v<T, bool>)
+  KeyWriter& operator<<(T v) {
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+    return *this;
+  }
+  KeyWriter& operator<<(char c) {
+    out.push_back(c);
+    return *this;
+  }
+  KeyWriter& operator<<(std::string_view v) {
+    out.append(v);
+    return *this;
+  }
+};
+
+}  // namespace
+
 std::string operator_key(const Operator& op) {
-  std::ostringstream k;
-  k << workloads::to_string(op.kind) << '|' << op.name << '|' << op.count << '|' << op.m << ',' << op.k << ','
-    << op.n << '|' << op.q_heads << ',' << op.kv_heads << ',' << op.qk_head_dim << ',' << op.v_head_dim << '|'
-    << op.query_len << ',' << op.kv_len << ',' << op.context_offset << ',' << op.window << ',' << op.sinks << '|'
-    << op.elements << ',' << op.vector_ops << '|' << static_cast<int>(op.weight_dtype) << ','
-    << static_cast<int>(op.activation_dtype) << '|' << op.input_bytes << ',' << op.output_bytes << ','
-    << op.weight_bytes;
-  return k.str();
+  std::string s;
+  s.reserve(160);
+  KeyWriter k{s};
+  k << std::string_view(workloads::to_string(op.kind)) << '|' << op.name << '|' << op.count << '|' << op.m << ','
+    << op.k << ',' << op.n << '|' << op.q_heads << ',' << op.kv_heads << ',' << op.qk_head_dim << ','
+    << op.v_head_dim << '|' << op.query_len << ',' << op.kv_len << ',' << op.context_offset << ',' << op.window
+    << ',' << static_cast<std::uint64_t>(op.sinks) << '|' << op.elements << ',' << op.vector_ops << '|'
+    << static_cast<std::uint64_t>(op.weight_dtype) << ',' << static_cast<std::uint64_t>(op.activation_dtype) << '|'
+    << op.input_bytes << ',' << op.output_bytes << ',' << op.weight_bytes;
+  return s;
 }
 
 TrainiumPrefill::TrainiumPrefill(const ChipConfig& chip, const InstanceConfig& instance, const PrefillConfig& prefill)
@@ -163,6 +469,21 @@ HbmFootprint TrainiumPrefill::check_capacity(const workloads::OperatorGraph& g, 
   return f;
 }
 
+template <typename F>
+EngineBusy TrainiumPrefill::cached(const std::string& key, F&& simulate) {
+  if (cfg_.reuse) {
+    if (auto it = op_cache_.find(key); it != op_cache_.end()) {
+      EngineBusy b = it->second;
+      b.instructions = 0;
+      b.chip_runs = 0;
+      return b;
+    }
+  }
+  const EngineBusy b = simulate();
+  if (cfg_.reuse) op_cache_.emplace(key, b);
+  return b;
+}
+
 EngineBusy TrainiumPrefill::run_programs(const std::vector<Program>& programs) {
   ChipSim sim(chip_);
   const ChipResult r = sim.run(programs);
@@ -196,6 +517,19 @@ EngineBusy TrainiumPrefill::gemm_piece(const GemmShape& s) {
   return run_programs(programs);
 }
 
+EngineBusy TrainiumPrefill::streamed_gemm(std::uint64_t out_features, std::uint64_t k, std::uint64_t tokens, DType t,
+                                          std::uint64_t count) {
+  // Weight pieces: the smallest that keeps the queues ahead of the HBM (the earlier the
+  // matmuls can start, the shorter the tail after the last byte), at most gemm_dma_piece.
+  const std::uint64_t efficient = smallest_efficient_dma_piece(chip_);
+  const std::uint64_t piece = efficient == 0 ? cfg_.gemm_dma_piece : std::min(cfg_.gemm_dma_piece, efficient);
+  std::vector<Program> programs;
+  for (std::uint32_t c = 0; c < sim_cores_; ++c) {
+    programs.push_back(streamed_gemm_program(chip_, out_features, k, tokens, t, piece, base(c), count));
+  }
+  return run_programs(programs);
+}
+
 EngineBusy TrainiumPrefill::run_gemm_op(const Operator& op) {
   const std::uint64_t p = cfg_.physical_cores();
   const bool row = row_parallel(op);
@@ -204,6 +538,49 @@ EngineBusy TrainiumPrefill::run_gemm_op(const Operator& op) {
   const DType t = chip_dtype(op.weight_dtype);
   EngineBusy total;
   if (op.m == 0 || op.count == 0) return total;
+  const std::uint64_t grain = cfg_.token_grain;
+  // Matmul flops of `tokens` rows of one instance on every core of the group (the
+  // kernels' matmuls cover the core's k x n slice exactly).
+  auto flops_of = [&](std::uint64_t tokens) { return 2 * tokens * k * n * sim_cores_ * chips_; };
+  // Key prefix of the pieces of this GEMM's shape (everything but the token count).
+  auto shape_key = [&](std::string_view kind) {
+    std::string key;
+    KeyWriter w{key};
+    w << kind << '|' << std::uint64_t{row} << '|' << k << ',' << n << ',' << static_cast<std::uint64_t>(t) << ','
+      << op.count << ',' << op.n << ',' << static_cast<std::uint64_t>(op.activation_dtype) << '|';
+    return key;
+  };
+  // Few token rows (a decode step, a prefill's LM head): the weights are the traffic, so
+  // they are streamed once in large DMA instructions over all queues, the tokens being
+  // the moving side of one pass. Needs X^T and the C store buffers in half of SBUF (the
+  // weight ring takes the other half); otherwise the tiled GEMM below.
+  const NeuronCoreConfig& nc = chip_.core;
+  const std::uint64_t e = bytes_of(t);
+  auto streamed_fits = [&](std::uint64_t m) {
+    return m <= nc.tensor.max_moving && 2 * k * m * e + c_ring_bytes(nc, m, e) <= nc.sbuf.bytes / 2;
+  };
+  // A row-parallel GEMM's partial sums are all-reduced (per block of tokens, or once for
+  // all instances of the streamed kernel).
+  const std::uint64_t row_bytes = op.n * workloads::bytes_per_value(op.activation_dtype);
+  if (streamed_fits(op.m)) {
+    // `count` instances (experts) are one kernel: the fixed costs of a GEMM are paid once,
+    // and the partial sums of a row-parallel one are all-reduced once, for all instances'
+    // rows together (the expert outputs of a token are then combined).
+    auto streamed_at = [&](std::uint64_t m) {
+      EngineBusy b = streamed_gemm(n, k, m, t, op.count);
+      if (row) b += all_reduce(m * op.count * row_bytes);
+      return b;
+    };
+    const SampleInterval s = token_sample_interval(op.m, grain);
+    // Sampled only when both points run the same kernel as M (from g tokens on).
+    if (grain == 0 || s.exact() || op.m < grain || !streamed_fits(s.hi)) return streamed_at(op.m);
+    const std::string key = shape_key("streamed_gemm");
+    total = EngineBusy::interpolated(cached(key + std::to_string(s.lo), [&] { return streamed_at(s.lo); }),
+                                     cached(key + std::to_string(s.hi), [&] { return streamed_at(s.hi); }),
+                                     s.weight(op.m));
+    total.flops = flops_of(op.m) * op.count;
+    return total;
+  }
   // Column-parallel (narrow N slice, deep K): weights stationary, C^T[n x tokens] =
   // W^T[n x k] X^T[k x tokens], tokens streaming. Row-parallel (shallow K slice, full N):
   // tokens stationary, the weight rows streaming. Tokens in blocks of gemm_token_block.
@@ -211,16 +588,35 @@ EngineBusy TrainiumPrefill::run_gemm_op(const Operator& op) {
   const std::uint64_t full = op.m / block;
   const std::uint64_t rest = op.m % block;
   auto shape = [&](std::uint64_t tokens) { return row ? GemmShape{tokens, k, n, t} : GemmShape{n, k, tokens, t}; };
-  // A row-parallel block's partial sums are all-reduced block by block.
-  const std::uint64_t row_bytes = op.n * workloads::bytes_per_value(op.activation_dtype);
   auto piece = [&](std::uint64_t tokens) {
     EngineBusy b = gemm_piece(shape(tokens));
     if (row) b += all_reduce(tokens * row_bytes);
     return b;
   };
   EngineBusy one;
-  if (full > 0) one += piece(block).scaled(full);
-  if (rest > 0) one += piece(rest);
+  if (grain == 0) {
+    if (full > 0) one += piece(block).scaled(full);
+    if (rest > 0) one += piece(rest);
+  } else {
+    // Pieces through the reuse cache by token count; the remainder interpolated between
+    // its sample points (below g tokens, or at a sample point, simulated as it is).
+    const std::string key = shape_key("gemm_piece");
+    auto piece_at = [&](std::uint64_t tokens) {
+      return cached(key + std::to_string(tokens), [&] { return piece(tokens); });
+    };
+    if (full > 0) one += piece_at(block).scaled(full);
+    if (rest > 0) {
+      const SampleInterval s = token_sample_interval(rest, grain);
+      if (s.exact() || rest < grain) {
+        one += piece_at(rest);
+      } else {
+        EngineBusy r = EngineBusy::interpolated(piece_at(s.lo), piece_at(std::min(s.hi, block)),
+                                                SampleInterval{s.lo, std::min(s.hi, block)}.weight(rest));
+        r.flops = flops_of(rest);
+        one += r;
+      }
+    }
+  }
   total += one.scaled(op.count);
   total.instructions = one.instructions;
   total.chip_runs = one.chip_runs;
@@ -234,19 +630,27 @@ EngineBusy TrainiumPrefill::all_reduce(std::uint64_t bytes) {
   // Reduce-scatter inside the chip through HBM: each core reads its share of the
   // other cores' partial sums, adds them (vector, fp32 accumulate of bf16 values), stores.
   if (c > 1) {
+    // Each of the c - 1 loads of a core takes enough queues that together they cover the
+    // core's queues, in pieces of at least smallest_efficient_dma_piece when the share is
+    // large (a decode step's share is ~100 KiB: 4 KiB pieces would spend 3/4 of the time
+    // on instruction costs).
+    const std::uint32_t queues = chip_.core.dma.queues;
+    const std::uint64_t efficient = std::max<std::uint64_t>(smallest_efficient_dma_piece(chip_), 4096);
+    const auto per_load = static_cast<std::uint32_t>(
+        std::clamp<std::uint64_t>(std::max<std::uint64_t>(queues / (c - 1), ceil_div(share, efficient)), 1, queues));
     std::vector<Program> rs(c), ag(c);
     for (std::uint32_t i = 0; i < c; ++i) {
       DmaEmitter dma{rs[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
       std::vector<Program::Id> loads;
       for (std::uint32_t j = 0; j + 1 < c; ++j) {
-        const auto l = dma.transfer(false, share, {});
+        const auto l = dma.transfer(false, share, {}, per_load);
         const Program::Id add = rs[i].elementwise(Engine::kVector, share / 2, DType::kBf16);
         depend_all(rs[i], add, l);
         loads.push_back(add);
       }
       dma.transfer(true, share, loads);
       DmaEmitter gather{ag[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
-      for (std::uint32_t j = 0; j + 1 < c; ++j) gather.transfer(false, share, {});
+      for (std::uint32_t j = 0; j + 1 < c; ++j) gather.transfer(false, share, {}, per_load);
     }
     b += run_programs(rs);
     if (chips_ > 1) {
@@ -272,11 +676,17 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
   const std::uint32_t heads_per_kv = std::max<std::uint32_t>(1, op.q_heads / std::max<std::uint32_t>(op.kv_heads, 1));
   const std::uint32_t dk = op.qk_head_dim, dv = op.v_head_dim;
   const std::uint64_t kv_head_bytes = keys_total * (dk + dv) * e;
-  if (kv_head_bytes > nc.sbuf.bytes / 2) {
-    throw CapacityError("SBUF capacity exceeded: attention keeps the K and V of a head (" +
-                        std::to_string(keys_total) + " keys) in SBUF: needs " + binary(kv_head_bytes) +
-                        " but half of SBUF is " + binary(nc.sbuf.bytes / 2) + " (" +
-                        binary(kv_head_bytes - nc.sbuf.bytes / 2) + " over)");
+  // K and V of a head stay in (half of) SBUF for all its query tiles when they fit;
+  // otherwise they are streamed, flash-attention style: each query tile loads the key
+  // blocks it sees into a ring of slots in that half, a slot reused once the P V
+  // matmuls of the block it held are done, so a long context reads K and V once per
+  // query tile instead of once.
+  const bool stream = kv_head_bytes > nc.sbuf.bytes / 2;
+  const std::uint64_t block_bytes = std::uint64_t{kb} * (dk + dv) * e;
+  const std::uint64_t ring = std::max<std::uint64_t>(2, (nc.sbuf.bytes / 2) / block_bytes);
+  if (stream && 2 * block_bytes > nc.sbuf.bytes / 2) {
+    throw CapacityError("SBUF capacity exceeded: attention streams two key blocks of " + std::to_string(kb) +
+                        " keys (" + binary(2 * block_bytes) + ") but half of SBUF is " + binary(nc.sbuf.bytes / 2));
   }
   std::vector<Program> programs(sim_cores_);
   for (std::uint32_t core = 0; core < sim_cores_; ++core) {
@@ -289,10 +699,16 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
     std::vector<Program::Id> s_bank_reader(2, 0);
     std::vector<bool> s_bank_used(2, false);
     std::uint64_t s_count = 0;
+    // Streaming: the ring of K/V slots, the last P V matmul that read each, and the
+    // slot each of the current tile's blocks went to.
+    std::vector<Program::Id> ring_reader(stream ? ring : 0, 0);
+    std::vector<bool> ring_used(stream ? ring : 0, false);
+    std::vector<std::size_t> stream_slot;
+    std::uint64_t ring_count = 0;
     for (std::uint32_t h = logical; h < op.q_heads; h += cfg_.tp_degree) {
       const std::uint32_t g = h / heads_per_kv;
       auto& blocks = kv[g];
-      if (blocks.empty()) {
+      if (blocks.empty() && !stream) {
         for (std::uint64_t j = 0; j < key_blocks; ++j) {
           const std::uint64_t n_keys = std::min<std::uint64_t>(kb, keys_total - j * kb);
           auto kl = dma.transfer(false, n_keys * dk * e, {}, 2);
@@ -310,7 +726,24 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
         const std::uint64_t j0 = lo / kb, j1 = last / kb;  // blocks above the diagonal skipped
         const auto q = dma.transfer(false, q_rows * dk * e, {}, 2);
         const auto m = static_cast<std::uint32_t>(q_rows);
+        if (stream) {
+          // This tile's key blocks, each loaded into the next ring slot once the P V
+          // matmuls of the block the slot held before are done.
+          blocks.assign(key_blocks, {});
+          stream_slot.assign(key_blocks, 0);
+        }
+        auto load = [&](std::uint64_t j) {
+          if (!stream || !blocks[j].first.empty()) return;
+          const std::uint64_t n_keys = std::min<std::uint64_t>(kb, keys_total - j * kb);
+          const std::size_t slot = ring_count++ % ring;
+          std::vector<Program::Id> deps;
+          if (ring_used[slot]) deps.push_back(ring_reader[slot]);
+          blocks[j].first = dma.transfer(false, n_keys * dk * e, deps, 2);
+          blocks[j].second = dma.transfer(false, n_keys * dv * e, deps, 2);
+          stream_slot[j] = slot;
+        };
         auto qk = [&](std::uint64_t j) {
+          load(j);
           const auto n_keys = static_cast<std::uint32_t>(std::min<std::uint64_t>(kb, keys_total - j * kb));
           const std::size_t bank = s_count++ % 2;
           Program::Id mm = 0;
@@ -340,6 +773,10 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
                                   DType::kBf16, {ex});
             depend_all(prog, last_pv, blocks[j].second);
           }
+          if (stream) {
+            ring_reader[stream_slot[j]] = last_pv;
+            ring_used[stream_slot[j]] = true;
+          }
           cur = next;
         }
         const Program::Id norm = prog.elementwise(Engine::kVector, q_rows * dv, DType::kFp32, {last_pv});
@@ -347,6 +784,241 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
       }
     }
     // A core with no head still runs (idle) so that the chip's cores stay aligned.
+  }
+  return run_programs(programs);
+}
+
+EngineBusy TrainiumPrefill::run_attention_sampled(const Operator& op) {
+  const std::uint64_t grain = cfg_.token_grain;
+  // Chunk c: sampled from g queries on (below, as it is); offset o: sampled from 0.
+  // Sliding-window attention is simulated as it is (its key range changes regime with the
+  // offset).
+  SampleInterval c = token_sample_interval(op.query_len, grain);
+  if (op.query_len < grain) c = {op.query_len, op.query_len};
+  const SampleInterval o = token_sample_interval(op.context_offset, grain);
+  const NeuronCoreConfig& nc = chip_.core;
+  const std::uint64_t hi_head_bytes = (o.hi + c.hi) * (std::uint64_t{op.qk_head_dim} + op.v_head_dim) *
+                                      bytes_of(DType::kBf16);
+  if (grain == 0 || op.window != 0 || (c.exact() && o.exact()) || hi_head_bytes > nc.sbuf.bytes / 2) {
+    return run_attention(op);
+  }
+  auto corner = [&](std::uint64_t queries, std::uint64_t offset) {
+    std::string key;
+    KeyWriter w{key};
+    w << std::string_view("attention_sample|") << op.q_heads << ',' << op.kv_heads << ',' << op.qk_head_dim << ','
+      << op.v_head_dim << '|' << queries << ',' << offset;
+    return cached(key, [&] {
+      Operator s = op;
+      s.query_len = queries;
+      s.context_offset = offset;
+      s.kv_len = offset + queries;
+      return run_attention(s);
+    });
+  };
+  const double wc = c.weight(op.query_len);
+  auto along_c = [&](std::uint64_t offset) {
+    if (c.exact()) return corner(c.lo, offset);
+    return EngineBusy::interpolated(corner(c.lo, offset), corner(c.hi, offset), wc);
+  };
+  EngineBusy b = o.exact() ? along_c(o.lo)
+                           : EngineBusy::interpolated(along_c(o.lo), along_c(o.hi), o.weight(op.context_offset));
+  b.flops = attention_matmul_flops(op, cfg_.tp_degree, cfg_.lnc, chip_.cores, nc.tensor.columns,
+                                   cfg_.attention_key_block) *
+            chips_;
+  return b;
+}
+
+bool is_decode_attention(const Operator& op) { return op.kind == OpKind::attention && op.query_len == 1; }
+
+namespace {
+
+// KV bytes of one key of one kv head: what the operator reads from the cache (MLA decode
+// reads one latent per key for both K and V), or K and V of the head dims when the
+// operator names none.
+std::uint64_t kv_bytes_per_key(const Operator& op) {
+  const std::uint64_t keys = std::max<std::uint64_t>(op.kv_len, 1) * std::max<std::uint32_t>(op.kv_heads, 1);
+  if (op.kv_read_bytes >= keys) return op.kv_read_bytes / keys;
+  return std::uint64_t{op.qk_head_dim + op.v_head_dim} * bytes_of(chip_dtype(op.weight_dtype));
+}
+
+}  // namespace
+
+namespace {
+
+// `b` joins the decode attention batch that `a` starts: same layer and shape.
+bool same_decode_batch(const Operator& a, const Operator& b) {
+  return is_decode_attention(b) && b.layer == a.layer && b.name == a.name && b.q_heads == a.q_heads &&
+         b.kv_heads == a.kv_heads && b.qk_head_dim == a.qk_head_dim && b.v_head_dim == a.v_head_dim &&
+         b.weight_dtype == a.weight_dtype;
+}
+
+}  // namespace
+
+std::string decode_attention_key(const std::vector<Operator>& sequences) {
+  if (sequences.empty()) return {};
+  const Operator& a = sequences.front();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> keys;
+  for (const Operator& op : sequences) keys.emplace_back(op.kv_len, kv_bytes_per_key(op));
+  std::sort(keys.begin(), keys.end());
+  std::string s;
+  s.reserve(64 + 12 * keys.size());
+  KeyWriter k{s};
+  k << std::string_view("decode_attention|") << a.name << '|' << a.q_heads << ',' << a.kv_heads << ','
+    << a.qk_head_dim << ',' << a.v_head_dim << ',' << static_cast<std::uint64_t>(a.weight_dtype) << '|';
+  for (const auto& [n, b] : keys) k << n << ':' << b << ',';
+  return s;
+}
+
+EngineBusy TrainiumPrefill::run_decode_attention(const std::vector<Operator>& sequences) {
+  const NeuronCoreConfig& nc = chip_.core;
+  const Operator& a = sequences.front();
+  const std::uint32_t kb = cfg_.attention_key_block;
+  const std::uint32_t rows = nc.tensor.rows;
+  const std::uint32_t dk = a.qk_head_dim, dv = a.v_head_dim;
+  const std::uint32_t kv_heads = std::max<std::uint32_t>(a.kv_heads, 1);
+  const std::uint32_t heads_per_kv = std::max<std::uint32_t>(1, a.q_heads / kv_heads);
+  const std::uint64_t e = bytes_of(DType::kBf16);  // queries and outputs
+  const std::uint64_t kv_e = bytes_of(chip_dtype(a.weight_dtype));  // the cache's type
+  // The query heads of this chip (head h on logical core h mod tp, as for prefill),
+  // counted per kv head: the GQA rows that share one K and V stream.
+  const std::uint32_t chip_logical = std::max<std::uint32_t>(1, sim_cores_ / cfg_.lnc);
+  std::map<std::uint32_t, std::uint32_t> group_rows;
+  for (std::uint32_t h = 0; h < a.q_heads; ++h) {
+    if (h % cfg_.tp_degree < chip_logical) ++group_rows[std::min(h / heads_per_kv, kv_heads - 1)];
+  }
+  struct Pair {
+    std::uint64_t keys;
+    std::uint64_t bytes_per_key;
+    std::uint32_t q_rows;
+  };
+  std::vector<Pair> pairs;
+  for (const Operator& op : sequences) {
+    for (const auto& [g, n] : group_rows) {
+      // More query rows than the array's columns (MLA: every head shares one latent) are
+      // split into several pairs, each streaming the K/V again.
+      for (std::uint32_t r0 = 0; r0 < n; r0 += nc.tensor.columns) {
+        pairs.push_back(Pair{std::max<std::uint64_t>(op.kv_len, 1), kv_bytes_per_key(op),
+                             std::min(nc.tensor.columns, n - r0)});
+      }
+    }
+  }
+  // Longest first, each to the core with the fewest KV bytes so far (ties: lowest core):
+  // depends only on the multiset of lengths.
+  std::stable_sort(pairs.begin(), pairs.end(), [](const Pair& x, const Pair& y) {
+    return x.keys * x.bytes_per_key != y.keys * y.bytes_per_key ? x.keys * x.bytes_per_key > y.keys * y.bytes_per_key
+                                                                 : x.q_rows > y.q_rows;
+  });
+  std::vector<std::vector<Pair>> dealt(sim_cores_);
+  std::vector<std::uint64_t> load(sim_cores_, 0);
+  for (const Pair& pr : pairs) {
+    const auto c = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    dealt[c].push_back(pr);
+    load[c] += pr.keys * pr.bytes_per_key;
+  }
+  // K and V stream through a ring of key-block slots in half of SBUF.
+  const std::uint64_t block_bytes = std::uint64_t{kb} * pairs.front().bytes_per_key;
+  for (const Pair& pr : pairs) {
+    if (std::uint64_t{kb} * pr.bytes_per_key > nc.sbuf.bytes / 4) {
+      throw CapacityError("SBUF capacity exceeded: a decode attention key block of " + std::to_string(kb) +
+                          " keys needs " + binary(kb * pr.bytes_per_key) + " but a quarter of SBUF is " +
+                          binary(nc.sbuf.bytes / 4));
+    }
+  }
+  const std::uint64_t slots = std::max<std::uint64_t>(2, nc.sbuf.bytes / 2 / std::max<std::uint64_t>(block_bytes, 1));
+  // PSUM: two banks for the scores (QK^T of the next block while this one's softmax runs),
+  // the others for the outputs of successive pairs.
+  const std::uint32_t out_banks = std::max<std::uint32_t>(1, nc.psum_banks - 2);
+  const std::uint64_t efficient = std::max<std::uint64_t>(smallest_efficient_dma_piece(chip_), 4096);
+  std::vector<Program> programs(sim_cores_);
+  for (std::uint32_t core = 0; core < sim_cores_; ++core) {
+    Program& prog = programs[core];
+    DmaEmitter dma{prog, nc.dma.queues, 0, base(core), chip_.hbm.capacity().bytes};
+    // Split the K and V loads so that the core's loads cover all of its queues, and into
+    // pieces of about smallest_efficient_dma_piece: the pieces of one round over the queues
+    // arrive together, and smaller rounds let the softmax of a pair start sooner.
+    std::uint64_t loads = 0;
+    for (const Pair& pr : dealt[core]) loads += 2 * ceil_div(pr.keys, kb);
+    const auto pieces = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+        std::max(ceil_div(nc.dma.queues, std::max<std::uint64_t>(loads, 1)), ceil_div(block_bytes / 2, efficient)), 1,
+        nc.dma.queues));
+    std::vector<Program::Id> slot_reader(slots, 0);
+    std::vector<bool> slot_read(slots, false);
+    std::uint64_t blocks_seen = 0;
+    std::vector<Program::Id> s_bank_reader(2, 0);
+    std::vector<bool> s_bank_used(2, false);
+    std::uint64_t s_count = 0;
+    std::vector<Program::Id> out_reader(out_banks, 0);
+    std::vector<bool> out_used(out_banks, false);
+    // The queries of all of the core's pairs come in one load (rows of the batch's q
+    // activations) and the outputs leave in one store at the end: a store waiting for a
+    // pair's softmax would hold back the K/V loads queued behind it.
+    std::uint64_t q_bytes = 0, out_bytes = 0;
+    for (const Pair& pr : dealt[core]) {
+      q_bytes += std::uint64_t{pr.q_rows} * dk * e;
+      out_bytes += std::uint64_t{pr.q_rows} * dv * e;
+    }
+    if (dealt[core].empty()) continue;
+    const auto q = dma.transfer(false, q_bytes, {}, 1);
+    std::vector<Program::Id> outputs;
+    for (std::size_t i = 0; i < dealt[core].size(); ++i) {
+      const Pair& pr = dealt[core][i];
+      const auto m = pr.q_rows;
+      const std::uint64_t k_bytes = std::min<std::uint64_t>(pr.bytes_per_key, std::uint64_t{dk} * kv_e);
+      const std::uint64_t v_bytes = pr.bytes_per_key - k_bytes;  // 0: V is part of the K latent (MLA)
+      const std::size_t obank = i % out_banks;
+      const std::uint64_t nblocks = ceil_div(pr.keys, kb);
+      std::vector<std::pair<std::vector<Program::Id>, std::vector<Program::Id>>> kv(nblocks);
+      std::vector<std::uint64_t> slot_of(nblocks);
+      // Block j's K and V into the next ring slot, once the slot's previous block is read
+      // (emitted when QK^T of block j is: the reader of a slot `slots` blocks back exists).
+      auto load_block = [&](std::uint64_t j) {
+        const std::uint64_t n = std::min<std::uint64_t>(kb, pr.keys - j * kb);
+        const std::uint64_t slot = blocks_seen++ % slots;
+        slot_of[j] = slot;
+        std::vector<Program::Id> deps;
+        if (slot_read[slot]) deps.push_back(slot_reader[slot]);
+        kv[j].first = dma.transfer(false, n * k_bytes, deps, pieces);
+        kv[j].second = v_bytes == 0 ? kv[j].first : dma.transfer(false, n * v_bytes, deps, pieces);
+      };
+      auto qk = [&](std::uint64_t j) {
+        load_block(j);
+        const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kb, pr.keys - j * kb));
+        const std::size_t bank = s_count++ % 2;
+        Program::Id mm = 0;
+        for (std::uint32_t d0 = 0; d0 < dk; d0 += rows) {
+          mm = prog.matmul(std::min(rows, dk - d0), m, n, DType::kBf16);
+          depend_all(prog, mm, q);
+          depend_all(prog, mm, kv[j].first);
+          if (s_bank_used[bank]) prog.depend(mm, s_bank_reader[bank]);
+        }
+        return std::pair{mm, bank};
+      };
+      auto cur = qk(0);
+      Program::Id last_pv = 0;
+      for (std::uint64_t j = 0; j < nblocks; ++j) {
+        const auto next = j + 1 < nblocks ? qk(j + 1) : cur;  // QK^T of the next block before PV of this one
+        const std::uint64_t n = std::min<std::uint64_t>(kb, pr.keys - j * kb);
+        const std::uint64_t scores = std::uint64_t{m} * n;
+        const Program::Id vec = prog.elementwise(Engine::kVector, scores * 2, DType::kFp32, {cur.first});
+        const Program::Id ex = prog.elementwise(Engine::kScalar, scores, DType::kFp32, {vec});
+        s_bank_reader[cur.second] = ex;
+        s_bank_used[cur.second] = true;
+        for (std::uint64_t k0 = 0; k0 < n; k0 += rows) {
+          last_pv = prog.matmul(static_cast<std::uint32_t>(std::min<std::uint64_t>(rows, n - k0)), m, dv,
+                                DType::kBf16, {ex});
+          depend_all(prog, last_pv, kv[j].second);
+          if (j == 0 && k0 == 0 && out_used[obank]) prog.depend(last_pv, out_reader[obank]);
+        }
+        slot_reader[slot_of[j]] = last_pv;
+        slot_read[slot_of[j]] = true;
+        cur = next;
+      }
+      const Program::Id norm = prog.elementwise(Engine::kVector, std::uint64_t{m} * dv, DType::kFp32, {last_pv});
+      out_reader[obank] = norm;
+      out_used[obank] = true;
+      outputs.push_back(norm);
+    }
+    dma.transfer(true, out_bytes, outputs, 1);
   }
   return run_programs(programs);
 }
@@ -407,6 +1079,36 @@ EngineBusy TrainiumPrefill::run_embedding(const Operator& op) {
   return run_programs(programs);
 }
 
+EngineBusy TrainiumPrefill::run_per_token(const Operator& op) {
+  return op.kind == OpKind::embedding ? run_embedding(op) : run_elementwise(op);
+}
+
+EngineBusy TrainiumPrefill::run_per_token_sampled(const Operator& op) {
+  // An operator over the batch's M tokens has per-token values, passes and bytes: the
+  // sample operators at M_s tokens are the same operator with every count scaled by M_s / M
+  // (the final norm over the logit rows, outside the layers, is not over M: exact).
+  const std::uint64_t m = graph_tokens_;
+  const SampleInterval s = token_sample_interval(m, cfg_.token_grain);
+  const bool embedding = op.kind == OpKind::embedding;
+  const bool per_token = m > 0 && (op.layer >= 0 || embedding) && op.elements % m == 0 &&
+                         op.vector_ops % m == 0 && op.input_bytes % m == 0 && op.output_bytes % m == 0 &&
+                         (!embedding || op.weight_bytes % m == 0);
+  if (cfg_.token_grain == 0 || !per_token || s.exact() || m < cfg_.token_grain) return run_per_token(op);
+  auto sample = [&](std::uint64_t tokens) {
+    Operator x = op;
+    x.elements = op.elements / m * tokens;
+    x.vector_ops = op.vector_ops / m * tokens;
+    x.input_bytes = op.input_bytes / m * tokens;
+    x.output_bytes = op.output_bytes / m * tokens;
+    // The embedding gathers a table row per token; a norm's weights do not grow with M.
+    if (embedding) x.weight_bytes = op.weight_bytes / m * tokens;
+    return cached(operator_key(x), [&] { return run_per_token(x); });
+  };
+  EngineBusy b = EngineBusy::interpolated(sample(s.lo), sample(s.hi), s.weight(m));
+  b.flops = 0;  // no matmuls
+  return b;
+}
+
 EngineBusy TrainiumPrefill::run_operator(const Operator& op) {
   std::string key;
   if (cfg_.reuse) {
@@ -422,15 +1124,32 @@ EngineBusy TrainiumPrefill::run_operator(const Operator& op) {
   EngineBusy b;
   switch (op.kind) {
     case OpKind::gemm: b = run_gemm_op(op); break;
-    case OpKind::attention: b = run_attention(op); break;
-    case OpKind::embedding: b = run_embedding(op); break;
+    case OpKind::attention: b = cfg_.token_grain == 0 ? run_attention(op) : run_attention_sampled(op); break;
+    case OpKind::embedding:
     case OpKind::norm:
     case OpKind::rope:
     case OpKind::activation:
     case OpKind::router:
     case OpKind::expert_combine:
-    case OpKind::residual_add: b = run_elementwise(op); break;
+    case OpKind::residual_add: b = cfg_.token_grain == 0 ? run_per_token(op) : run_per_token_sampled(op); break;
   }
+  if (cfg_.reuse) op_cache_.emplace(key, b);
+  return b;
+}
+
+EngineBusy TrainiumPrefill::run_decode_attention_cached(const std::vector<Operator>& sequences) {
+  std::string key;
+  if (cfg_.reuse) {
+    key = decode_attention_key(sequences);
+    if (auto it = op_cache_.find(key); it != op_cache_.end()) {
+      ++reused_operators_;
+      EngineBusy b = it->second;
+      b.instructions = 0;
+      b.chip_runs = 0;
+      return b;
+    }
+  }
+  const EngineBusy b = run_decode_attention(sequences);
   if (cfg_.reuse) op_cache_.emplace(key, b);
   return b;
 }
@@ -465,6 +1184,8 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
   r.chips = chips_;
   r.links = chips_ > 1 ? group_.chips() * 4 : 0;
   reused_operators_ = 0;
+  graph_tokens_ = 0;
+  for (const workloads::Sequence& q : g.sequences) graph_tokens_ += q.new_tokens;
   std::size_t i = 0;
   while (i < g.ops.size()) {
     // One part of the timeline: a decoder layer, or a run of operators outside the layers.
@@ -478,7 +1199,20 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
     EngineBusy part;
     bool cached = false;
     if (cfg_.reuse && layer >= 0) {
-      for (std::size_t o = i; o < j; ++o) key += operator_key(g.ops[o]) + ';';
+      // A run of decode attentions enters the key as its batch key (sorted lengths): a
+      // layer whose sequences are a permutation of an earlier one's is the same layer.
+      for (std::size_t o = i; o < j;) {
+        std::size_t e = o + 1;
+        if (is_decode_attention(g.ops[o])) {
+          while (e < j && same_decode_batch(g.ops[o], g.ops[e])) ++e;
+          key += decode_attention_key({g.ops.begin() + static_cast<std::ptrdiff_t>(o),
+                                       g.ops.begin() + static_cast<std::ptrdiff_t>(e)});
+        } else {
+          key += operator_key(g.ops[o]);
+        }
+        key += ';';
+        o = e;
+      }
       if (auto it = layer_cache_.find(key); it != layer_cache_.end()) {
         for (const OperatorTime& ot : it->second) part += ot.busy;
         part.instructions = 0;
@@ -489,10 +1223,26 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
       }
     }
     if (!cached) {
-      for (const Operator& op : fuse(g.ops, i, j)) {
+      const std::vector<Operator> ops = fuse(g.ops, i, j);
+      for (std::size_t o = 0; o < ops.size();) {
+        const Operator& op = ops[o];
+        if (is_decode_attention(op)) {
+          // The layer's consecutive decode attentions of the same shape: one kernel.
+          std::size_t e = o + 1;
+          while (e < ops.size() && same_decode_batch(op, ops[e])) ++e;
+          const std::vector<Operator> batch(ops.begin() + static_cast<std::ptrdiff_t>(o),
+                                            ops.begin() + static_cast<std::ptrdiff_t>(e));
+          const EngineBusy b = run_decode_attention_cached(batch);
+          part += b;
+          lt.operators.push_back(OperatorTime{op.name + " (decode x" + std::to_string(batch.size()) + ")",
+                                              workloads::to_string(op.kind), b});
+          o = e;
+          continue;
+        }
         const EngineBusy b = run_operator(op);
         part += b;
         lt.operators.push_back(OperatorTime{op.name, workloads::to_string(op.kind), b});
+        ++o;
       }
       if (cfg_.reuse && layer >= 0) layer_cache_.emplace(key, lt.operators);
     }
@@ -542,6 +1292,14 @@ PrefillConfig read_prefill_config(config::Section& s) {
                          .bytes;
   c.fuse_projections = s.boolean("fuse_projections", {.doc = "run q/k/v and gate/up as one GEMM each (fused kernels)",
                                                       .def = d.fuse_projections ? "true" : "false"});
+  c.token_grain = static_cast<std::uint64_t>(s.integer(
+      "token_grain",
+      {.doc = "simulation choice: token counts (GEMM rows, attention chunk and offset, per-token operators) "
+              "simulated only at sample points on a grid of steps of this grain up to 32 x grain, then 16 "
+              "steps per octave; a count between grid points L and L + step is interpolated linearly "
+              "between L + 1 and L + step (bilinearly for attention), flops exact; 0: every count "
+              "simulated exactly",
+       .def = std::to_string(d.token_grain), .min = 0, .max = 1 << 20}));
   c.hbm_fidelity = s.enumeration<HbmFidelity>(
       "hbm_fidelity", {.doc = "HBM model for whole-model prefill", .def = "streaming"},
       {{"streaming", HbmFidelity::kStreaming}, {"banks", HbmFidelity::kBanks}});

@@ -1,6 +1,6 @@
-// The prefill of a transformer batch on a Trainium instance: every operator of a
-// workloads::OperatorGraph lowered to NeuronCore programs, run on the chip model, with the
-// tensor-parallel all-reduces as traffic on the NeuronLink torus.
+// The prefill (or decode step) of a transformer batch on a Trainium instance: every
+// operator of a workloads::OperatorGraph lowered to NeuronCore programs, run on the chip
+// model, with the tensor-parallel all-reduces as traffic on the NeuronLink torus.
 //
 // Mapping (docs/neuroncore.md, "Transformer prefill"):
 //  - P = tp_degree x lnc physical cores take part; a logical core is `lnc` physical cores.
@@ -14,7 +14,18 @@
 //  - After a row-parallel GEMM: all-reduce of the partial outputs = reduce-scatter inside
 //    the chip through HBM (DMA + vector adds), all-reduce between chips on the torus
 //    (instance/torus.h, link-level messages), all-gather inside the chip through HBM.
-//  - Attention (one operator per sequence): heads over logical cores, the 128-query tiles
+//  - GEMMs of few token rows (M <= one moving pass, 512: decode steps, the LM head of a
+//    prefill) run as a weight-streaming kernel instead: the core's weight slice is cut into
+//    large DMA instructions spread over the load queues (a share of the queues, in
+//    proportion to the bytes, carries the output stores), streamed once through a ring of
+//    SBUF buffers, each 128 x 128 weight tile stationary while the M tokens stream.
+//  - Decode attention (query_len 1): the attention operators of one layer's decode
+//    sequences run as one kernel. A chip holds the query heads of its logical cores (as
+//    for prefill); its (sequence, kv head) pairs, each with all of the chip's query heads
+//    of that kv head (GQA rows stacked), are dealt over the chip's physical cores (longest
+//    first, to the least loaded core); each core streams the K and V blocks of its pairs
+//    through a ring of SBUF buffers.
+//  - Prefill attention (one operator per sequence): heads over logical cores, the 128-query tiles
 //    of a head over the lnc physical cores of its logical core. Per query tile and block
 //    of keys: QK^T matmuls, softmax (vector: max and subtract, plus the causal mask on
 //    blocks that cross the diagonal; scalar: exp with row sums), PV matmuls accumulating in
@@ -25,7 +36,13 @@
 //  - Operators run one after another (each a fresh chip run: an operator boundary is a
 //    synchronisation point, no overlap between operators).
 //  - Repeated work is simulated once (`reuse`): an operator or a whole decoder layer whose
-//    key (every field that decides its time) was seen before takes the cached result.
+//    key (every field that decides its time) was seen before takes the cached result; a
+//    batched decode attention is keyed by its sorted sequence lengths.
+//  - Token counts sampled (`token_grain` g > 0): an operator whose time depends on a
+//    token count (GEMM rows, prefill attention chunk and offset, per-token element-wise
+//    operators) is simulated only at sample points (token_sample_interval) and its busy
+//    times are interpolated linearly between the two neighbouring points (bilinearly in
+//    chunk and offset for attention); matmul flops are counted exactly for the true count.
 #pragma once
 
 #include <cstdint>
@@ -59,10 +76,30 @@ struct PrefillConfig {
   // Smallest DMA instruction of a GEMM operand transfer: a 128 x 512 bf16 slice (128 KiB)
   // goes as one instruction, so the 600 ns instruction cost is amortised (the GEMM
   // lowering's 4 KiB default makes 8 KiB pieces that spend 2/3 of a queue's time on it).
+  // Also the largest weight piece of the weight-streaming GEMM of few token rows.
   std::uint64_t gemm_dma_piece = 128 * 1024;
   HbmFidelity hbm_fidelity = HbmFidelity::kStreaming;  // for the whole-model runs
+  // Token counts simulated only at sample points (token_sample_interval), times
+  // interpolated between them; 0: every token count simulated exactly.
+  std::uint64_t token_grain = 128;
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };
+
+// The two sample points around a token count x for a grain g > 0. The grid: steps of g up
+// to 32 g, then 16 steps per octave (in [16 g 2^j, 16 g 2^(j+1)) steps of g 2^j). A count
+// strictly between two grid points L and L + step is interpolated between L + 1 and
+// L + step (the counts of (L, L + step] have the same number of 128-token tiles when the
+// step is a multiple of 128); a grid point or L + 1 is its own sample (lo == hi == x).
+// x < g gives {1, g}. grain 0: {x, x}.
+struct SampleInterval {
+  std::uint64_t lo = 0;
+  std::uint64_t hi = 0;
+  bool exact() const { return lo == hi; }
+  double weight(std::uint64_t x) const {  // of hi
+    return exact() ? 0.0 : static_cast<double>(x - lo) / static_cast<double>(hi - lo);
+  }
+};
+SampleInterval token_sample_interval(std::uint64_t x, std::uint64_t grain);
 
 // Reads the `prefill:` section (configs/hardware/trn2_48xlarge.yaml).
 PrefillConfig read_prefill_config(config::Section& s);
@@ -83,6 +120,10 @@ struct EngineBusy {
   std::uint64_t chip_runs = 0;     // chip simulations run
   EngineBusy& operator+=(const EngineBusy& o);
   EngineBusy scaled(std::uint64_t times) const;  // a repeated piece of work
+  // Busy times (elapsed included) interpolated between a and b, w in [0, 1] of the way to
+  // b; flops left to the caller (counted exactly); instructions and chip runs summed
+  // (what was simulated for the two points).
+  static EngineBusy interpolated(const EngineBusy& a, const EngineBusy& b, double w);
 };
 
 struct OperatorTime {
@@ -157,6 +198,24 @@ class TrainiumPrefill {
   EngineBusy run_operator(const workloads::Operator& op);
   EngineBusy run_gemm_op(const workloads::Operator& op);
   EngineBusy run_attention(const workloads::Operator& op);
+  // Prefill attention with token_grain: bilinear in (query_len, context_offset) between
+  // the simulated corners of the sample cell.
+  EngineBusy run_attention_sampled(const workloads::Operator& op);
+  // Per-token operators (element-wise, embedding) with token_grain: linear in the batch's
+  // token count between two sample operators of the same per-token shape.
+  EngineBusy run_per_token_sampled(const workloads::Operator& op);
+  EngineBusy run_per_token(const workloads::Operator& op);
+  // The result under `key` in the reuse cache, or `simulate()` (then cached when reuse is
+  // on); a cached result reports no instructions and no chip runs.
+  template <typename F>
+  EngineBusy cached(const std::string& key, F&& simulate);
+  // The decode attention operators (query_len 1) of one layer as one kernel.
+  EngineBusy run_decode_attention(const std::vector<workloads::Operator>& sequences);
+  EngineBusy run_decode_attention_cached(const std::vector<workloads::Operator>& sequences);
+  // A GEMM of `tokens` <= max_moving rows on every simulated core: C^T[out x tokens] =
+  // W^T[out x k] X^T[k x tokens], the weights streamed once; `count` instances in one kernel.
+  EngineBusy streamed_gemm(std::uint64_t out_features, std::uint64_t k, std::uint64_t tokens, DType t,
+                           std::uint64_t count);
   EngineBusy run_elementwise(const workloads::Operator& op);
   EngineBusy run_embedding(const workloads::Operator& op);
   EngineBusy all_reduce(std::uint64_t bytes);
@@ -174,9 +233,21 @@ class TrainiumPrefill {
   std::map<std::string, EngineBusy> op_cache_;
   std::map<std::string, std::vector<OperatorTime>> layer_cache_;
   std::uint64_t reused_operators_ = 0;
+  std::uint64_t graph_tokens_ = 0;  // new tokens of the graph being run (sequences' sum)
 };
 
 // Key of everything that decides an operator's time on a given configuration.
 std::string operator_key(const workloads::Operator& op);
+// Key of a batched decode attention: the shape of the first operator and the sorted key
+// counts (kv_len) with the KV bytes of every sequence; the order of the sequences and
+// their positions do not change the kernel's time.
+std::string decode_attention_key(const std::vector<workloads::Operator>& sequences);
+// A decode attention operator: one query token of one sequence.
+bool is_decode_attention(const workloads::Operator& op);
+// Matmul flops of one chip's cores (min(tp_degree x lnc, cores_per_chip)) for a prefill
+// attention operator as run_attention issues them: whole key blocks of `key_block` from
+// the window's edge to the diagonal, QK^T and PV.
+std::uint64_t attention_matmul_flops(const workloads::Operator& op, std::uint32_t tp_degree, std::uint32_t lnc,
+                                     std::uint32_t chip_cores, std::uint32_t q_tile, std::uint32_t key_block);
 
 }  // namespace wse::neuron

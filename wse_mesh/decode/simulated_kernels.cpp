@@ -1,5 +1,7 @@
 #include "wse_mesh/decode/simulated_kernels.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
@@ -148,6 +150,36 @@ AttentionConfig SimulatedKernels::attention_config(const Operator& op, const Lay
   return a;
 }
 
+SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const AttentionConfig& part) {
+  const auto exact = [&](const AttentionConfig& a) {
+    const AttentionResult res = cache_.attention(wafer_.fabric, wafer_.pe, a);
+    return AttentionCost{static_cast<double>(res.total_cycles), static_cast<double>(res.wavelet_hops),
+                         static_cast<double>(res.compute_cycles) * res.grid_rows * res.grid_cols};
+  };
+  const std::uint64_t g = opt_.attention_block_grain;
+  const std::uint64_t blocks = ceil_div(part.context + 1, part.tokens_per_pe);
+  // Decode only, and only between two multiples of the grain that wrap a head's blocks
+  // onto the same number of PE rows (the kernel's time is close to linear in the
+  // columns there: the query multicast and the combine chain grow by one hop each).
+  if (g == 0 || part.query_tokens != 1 || blocks <= g || blocks % g == 0) return exact(part);
+  const std::uint64_t lo = blocks / g * g, hi = lo + g;
+  const std::uint64_t cols = part.max_grid_cols;
+  if (ceil_div(lo, cols) != ceil_div(hi, cols)) return exact(part);
+  AttentionConfig a_lo = part, a_hi = part;
+  a_lo.context = lo * part.tokens_per_pe - 1;
+  a_hi.context = hi * part.tokens_per_pe - 1;
+  AttentionCost c_lo, c_hi;
+  try {
+    c_lo = exact(a_lo);
+    c_hi = exact(a_hi);
+  } catch (const CapacityError&) {
+    return exact(part);
+  }
+  const double w = static_cast<double>(blocks - lo) / static_cast<double>(g);
+  return {c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
+          c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
+}
+
 KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& layer) {
   const AttentionConfig a = attention_config(op, layer);
   KernelTiming t;
@@ -164,10 +196,10 @@ KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& la
       for (std::uint32_t done = 0; done < a.query_tokens; done += sub) {
         part.context = a.context + done;
         part.query_tokens = std::min(sub, a.query_tokens - done);
-        const AttentionResult res = cache_.attention(wafer_.fabric, wafer_.pe, part);
-        t.cycles += groups * res.total_cycles;
-        t.link_cycles += groups * res.wavelet_hops;
-        t.pe_busy_cycles += groups * res.compute_cycles * res.grid_rows * res.grid_cols;
+        const AttentionCost c = attention_cost(part);
+        t.cycles += groups * static_cast<std::uint64_t>(std::llround(c.cycles));
+        t.link_cycles += groups * static_cast<std::uint64_t>(std::llround(c.hops));
+        t.pe_busy_cycles += groups * static_cast<std::uint64_t>(std::llround(c.pe_busy));
       }
       break;
     } catch (const CapacityError&) {

@@ -45,6 +45,9 @@ struct SimulatedKernelOptions {
   PlacementOptions placement;                // for the auto grid of unplaced GEMMs
   std::uint32_t attention_max_grid_cols = 256;
   Reduction attention_combine = Reduction::kChain;
+  // Decode attention over more than this many token blocks per head is simulated at
+  // multiples of it and interpolated in between (0: every block count simulated).
+  std::uint32_t attention_block_grain = 16;
 };
 
 class SimulatedKernels : public KernelTimer {
@@ -67,6 +70,12 @@ class SimulatedKernels : public KernelTimer {
   KernelTiming attention(const workloads::Operator& op, const LayerPlan& layer);
   KernelTiming vector(const workloads::Operator& op, const LayerPlan& layer);
   KernelTiming embedding(const workloads::Operator& op, const LayerPlan& layer) const;
+  // One attention kernel call: through the cache, or for a decode of many blocks,
+  // interpolated between the two neighbouring multiples of attention_block_grain.
+  struct AttentionCost {
+    double cycles = 0, hops = 0, pe_busy = 0;
+  };
+  AttentionCost attention_cost(const AttentionConfig& part);
   // n wavelets over h hops as one uncontended message (fabric rule 1-3).
   std::uint64_t message_cycles(std::uint64_t hops, std::uint64_t wavelets) const;
 

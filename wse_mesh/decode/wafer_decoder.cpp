@@ -126,6 +126,14 @@ DecodeConfig read_decode_config(config::Section& s) {
       "combine", {.doc = "combine of the partial results along a head's PEs: chain (pipelined) or tree", .def = "chain"},
       {{"chain", Reduction::kChain}, {"tree", Reduction::kTree}});
   c.options["attention.combine"] = c.attention_combine == Reduction::kChain ? "chain" : "tree";
+  c.attention_block_grain = static_cast<std::uint32_t>(att.integer(
+      "block_grain", {.doc = "simulation choice: a decode over more than this many token blocks per head is "
+                             "simulated at the neighbouring multiples of it and interpolated linearly in between "
+                             "(0: every block count simulated; error bound in docs/wse_mesh.md)",
+                      .def = "16",
+                      .min = 0,
+                      .max = 65536}));
+  c.options["attention.block_grain"] = std::to_string(c.attention_block_grain);
   c.options["prefill_chunk_tokens"] = std::to_string(c.prefill_chunk_tokens);
   c.options["weight_sram_share"] = std::to_string(c.weight_sram_share);
   c.options["reserved_sram"] = std::to_string(c.reserved_sram_bytes) + " B";
@@ -337,6 +345,7 @@ WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, co
     o.placement = cfg.placement();
     o.attention_max_grid_cols = cfg.attention_max_grid_cols;
     o.attention_combine = cfg.attention_combine;
+    o.attention_block_grain = cfg.attention_block_grain;
     impl_->timer = std::make_unique<SimulatedKernels>(impl_->wafer, o, impl_->cache);
   }
 }

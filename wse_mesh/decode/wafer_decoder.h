@@ -47,6 +47,7 @@ struct DecodeConfig {
   std::uint32_t tokens_per_pe = 16;          // attention: cached tokens of one KV head per PE (at least)
   std::uint32_t attention_max_grid_cols = 256;  // attention: PE columns per KV-head row
   Reduction attention_combine = Reduction::kChain;  // attention: combine along a head's rows
+  std::uint32_t attention_block_grain = 16;  // attention: decode block counts sampled at multiples (0: exact)
 
   PlacementOptions placement() const;
 };
