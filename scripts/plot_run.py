@@ -49,8 +49,22 @@ def latency_cdf(run_dir, prefix, name):
         return None
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        header = reader.fieldnames or []
+        header = list(reader.fieldnames or [])
         rows = list(reader)
+    # A serving run's requests.csv gives the times of each request's milestones: derive
+    # the latencies (as summary.json does) when they are not columns of their own.
+    if "first_token_s" in header and "ttft_s" not in header:
+        for r in rows:
+            try:
+                arrival, first, last = float(r["arrival_s"]), float(r["first_token_s"]), float(r["last_token_s"])
+                tokens = int(r["tokens_out"])
+            except (KeyError, ValueError):
+                continue
+            r["ttft_s"] = str(first - arrival)
+            r["e2e_s"] = str(last - arrival)
+            if tokens > 1:
+                r["tpot_s"] = str((last - first) / (tokens - 1))
+        header += ["ttft_s", "tpot_s", "e2e_s"]
     cols = []
     for group in LATENCY_GROUPS:
         cols = [c for c in group if c in header]

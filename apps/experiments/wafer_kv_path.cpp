@@ -91,8 +91,12 @@ void WaferKvPath::to_wafer(unsigned prefill_instance, unsigned decode_system, un
   const double start = sc_core::sc_time_stamp().to_seconds();
   efa_.transfer(prefill_instance, cs3, bytes);
   const double arrived = sc_core::sc_time_stamp().to_seconds();
-  const std::vector<wafer::LayerRegion> dest(regions_.begin() + first_layer, regions_.begin() + last_layer + 1);
-  const WaferIngress in = wafer_ingress(wafer_, dest);
+  auto it = ingress_.find({first_layer, last_layer});
+  if (it == ingress_.end()) {
+    const std::vector<wafer::LayerRegion> dest(regions_.begin() + first_layer, regions_.begin() + last_layer + 1);
+    it = ingress_.emplace(std::make_pair(first_layer, last_layer), wafer_ingress(wafer_, dest)).first;
+  }
+  const WaferIngress in = it->second;
   Edge& e = edges_.at(cs3);
   // Cut through: the edge takes the bytes as they arrive, behind whatever it is already
   // taking in, and cannot finish before the last byte has arrived.

@@ -20,6 +20,7 @@
 // avoids.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -67,6 +68,7 @@ class WaferKvPath : public sc_core::sc_module, public serving::KvPath, public st
     trace::TrackId track{};
   };
   std::vector<Edge> edges_;  // per CS-3: system * wafers + wafer
+  std::map<std::pair<std::uint32_t, std::uint32_t>, WaferIngress> ingress_;  // by (first, last) layer
   trace::Writer* trace_;
   stats::Group stats_;
   stats::Counter& bytes_;

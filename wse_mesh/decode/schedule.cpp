@@ -12,12 +12,12 @@ using workloads::OpKind;
 using workloads::Operator;
 
 // A step of the pipeline with the step that decided its start (critical path).
-struct Step {
+struct Step {  // 32 bytes: hundreds of thousands of passes fill millions of these
   enum class Kind : std::uint8_t { kRun, kMove, kLink };
   Kind kind = Kind::kRun;
   double start = 0.0, end = 0.0;
   int pred = -1;
-  std::size_t mb = 0, layer = 0;
+  std::uint32_t mb = 0, layer = 0;
 };
 
 void add(KernelTiming& sum, const KernelTiming& t) {
@@ -28,7 +28,25 @@ void add(KernelTiming& sum, const KernelTiming& t) {
   sum.pe_busy_cycles += t.pe_busy_cycles;
 }
 
+// Kernel kinds interned once per process, so that the critical-path walk of every pass
+// adds up cycles by index instead of looking up strings.
+std::vector<std::string>& kind_table() {
+  static std::vector<std::string> names;
+  return names;
+}
+
+std::uint16_t intern_kind(const std::string& kind) {
+  std::vector<std::string>& names = kind_table();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == kind) return static_cast<std::uint16_t>(i);
+  }
+  names.push_back(kind);
+  return static_cast<std::uint16_t>(names.size() - 1);
+}
+
 }  // namespace
+
+const std::string& kernel_kind_name(std::uint16_t id) { return kind_table().at(id); }
 
 std::string kernel_kind(const Operator& op, const LayerPlan& layer) {
   if (op.kind == OpKind::gemm) {
@@ -59,8 +77,16 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     if (!open) return;
     std::uint64_t cycles = 0;
     for (const auto& [name, c] : slowest) cycles += c;
-    w.layers[group_layer].cycles += cycles;
-    w.layers[group_layer].by_kind[group_kind] += cycles;
+    LayerWork& lw = w.layers[group_layer];
+    lw.cycles += cycles;
+    lw.by_kind[group_kind] += cycles;
+    const std::uint16_t id = intern_kind(group_kind);
+    auto it = std::find_if(lw.by_kind_id.begin(), lw.by_kind_id.end(), [&](const auto& e) { return e.first == id; });
+    if (it == lw.by_kind_id.end()) {
+      lw.by_kind_id.emplace_back(id, cycles);
+    } else {
+      it->second += cycles;
+    }
     slowest.clear();
     open = false;
   };
@@ -125,7 +151,11 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
 
   // The pipeline.
   const double clock = opt.clock_hz;
-  std::vector<Step> steps;
+  // The steps of the pass, in a buffer kept across passes: a serving run schedules
+  // hundreds of thousands of passes, and allocating (and faulting in) a fresh buffer of
+  // microbatches x layers steps each time costs more than the schedule itself.
+  thread_local std::vector<Step> steps;
+  steps.clear();
   steps.reserve(M * L * 3);
   std::vector<int> last_run(L, -1);                                   // previous microbatch's run per layer
   std::vector<int> link_last(opt.wafers > 0 ? opt.wafers : 1, -1);    // last transfer per link (wafer w -> w+1)
@@ -134,16 +164,32 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     steps.push_back(s);
     return static_cast<int>(steps.size() - 1);
   };
+  // The moves of the current token count, per layer (looked up once per count).
+  std::vector<const KernelTiming*> move_of(L, nullptr);
+  std::uint64_t move_tokens = UINT64_MAX;
   for (std::size_t mb = 0; mb < M; ++mb) {
     const std::uint64_t tokens = work[mb]->tokens;
     const std::uint64_t act_bytes = tokens * opt.hidden * opt.activation_bytes;
+    if (tokens != move_tokens) {
+      move_tokens = tokens;
+      for (std::size_t l = 1; l < L; ++l) {
+        if (plans[l].region.wafer != plans[l - 1].region.wafer) continue;
+        auto it = moves.find({l, tokens});
+        if (it == moves.end()) {
+          it = moves.emplace(std::make_pair(l, tokens), timer.move(plans[l - 1], plans[l], tokens, act_bytes)).first;
+        }
+        move_of[l] = &it->second;
+      }
+    }
     int arrival = -1;  // the step whose end is when the input is at layer l
+    const auto mb32 = static_cast<std::uint32_t>(mb);
     for (std::size_t l = 0; l < L; ++l) {
+      const auto l32 = static_cast<std::uint32_t>(l);
       if (l > 0) {
         const int prev_run = last_run[l - 1];  // this microbatch's run of layer l-1 (already updated)
         if (plans[l].region.wafer != plans[l - 1].region.wafer) {
           const std::uint32_t link = plans[l - 1].region.wafer;
-          Step xfer{Step::Kind::kLink, 0, 0, prev_run, mb, l};
+          Step xfer{Step::Kind::kLink, 0, 0, prev_run, mb32, l32};
           xfer.start = steps[prev_run].end;
           if (link_last[link] >= 0 && steps[link_last[link]].end > xfer.start) {
             xfer.start = steps[link_last[link]].end;
@@ -154,17 +200,16 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
           r.link_bytes += act_bytes;
           const int xi = push(xfer);
           link_last[link] = xi;
-          Step lat{Step::Kind::kLink, steps[xi].end, steps[xi].end + opt.link_latency_s, xi, mb, l};
+          Step lat{Step::Kind::kLink, steps[xi].end, steps[xi].end + opt.link_latency_s, xi, mb32, l32};
           arrival = push(lat);
         } else {
-          auto it = moves.find({l, tokens});
-          if (it == moves.end()) it = moves.emplace(std::make_pair(l, tokens), timer.move(plans[l - 1], plans[l], tokens, act_bytes)).first;
-          add(totals, it->second);
+          const KernelTiming& mv = *move_of[l];
+          add(totals, mv);
           const double start = steps[prev_run].end;
-          arrival = push({Step::Kind::kMove, start, start + static_cast<double>(it->second.cycles) / clock, prev_run, mb, l});
+          arrival = push({Step::Kind::kMove, start, start + static_cast<double>(mv.cycles) / clock, prev_run, mb32, l32});
         }
       }
-      Step run{Step::Kind::kRun, 0.0, 0.0, arrival, mb, l};
+      Step run{Step::Kind::kRun, 0.0, 0.0, arrival, mb32, l32};
       run.start = arrival >= 0 ? steps[arrival].end : 0.0;
       if (last_run[l] >= 0 && steps[last_run[l]].end > run.start) {
         run.start = steps[last_run[l]].end;
@@ -179,13 +224,12 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   r.seconds = steps[last_run[L - 1]].end;
 
   // Critical path, charged by kernel kind.
+  std::vector<std::uint64_t> critical(kind_table().size(), 0);
   for (int i = last_run[L - 1]; i >= 0; i = steps[i].pred) {
     const Step& s = steps[i];
     switch (s.kind) {
       case Step::Kind::kRun:
-        for (const auto& [kind, cycles] : work[s.mb]->layers[s.layer].by_kind) {
-          r.kernel_seconds[kind] += static_cast<double>(cycles) / clock;
-        }
+        for (const auto& [id, cycles] : work[s.mb]->layers[s.layer].by_kind_id) critical[id] += cycles;
         break;
       case Step::Kind::kMove:
         r.kernel_seconds["activation_move"] += s.end - s.start;
@@ -193,6 +237,12 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
       case Step::Kind::kLink:
         r.kernel_seconds["link"] += s.end - s.start;
         break;
+    }
+  }
+
+  for (std::size_t id = 0; id < critical.size(); ++id) {
+    if (critical[id] > 0) {
+      r.kernel_seconds[kind_table()[id]] += static_cast<double>(critical[id]) / clock;
     }
   }
 

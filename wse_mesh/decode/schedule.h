@@ -49,7 +49,12 @@ std::string kernel_kind(const workloads::Operator& op, const LayerPlan& layer);
 struct LayerWork {
   std::uint64_t cycles = 0;
   std::map<std::string, std::uint64_t> by_kind;  // adds up to `cycles`
+  // The same by interned kind index (kernel_kind_name), for the critical-path walk.
+  std::vector<std::pair<std::uint16_t, std::uint64_t>> by_kind_id;
 };
+
+// The name of an interned kernel kind index of LayerWork::by_kind_id.
+const std::string& kernel_kind_name(std::uint16_t id);
 
 // Everything a microbatch costs the layers, before the pipeline composes it: the work
 // of each layer (its operators, grouped as above), the kernels' busy counts, and the

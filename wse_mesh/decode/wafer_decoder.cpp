@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
+#include <unordered_map>
 
 #include "wse_mesh/decode/schedule.h"
 #include "wse_mesh/decode/simulated_kernels.h"
@@ -180,7 +181,14 @@ struct WaferDecoder::Impl {
   // every other kernel on the token count only). A decode step of the serving loop
   // differs from the last one by one token per sequence, so most microbatches are found
   // here without lowering or looking up any kernel. Off when kernel reuse is off.
-  std::map<std::vector<std::uint64_t>, MicrobatchWork> decode_memo;
+  struct KeyHash {
+    std::size_t operator()(const std::vector<std::uint64_t>& k) const {
+      std::uint64_t h = 1469598103934665603ULL;  // FNV-1a over the words
+      for (std::uint64_t w : k) h = (h ^ w) * 1099511628211ULL;
+      return static_cast<std::size_t>(h);
+    }
+  };
+  std::unordered_map<std::vector<std::uint64_t>, MicrobatchWork, KeyHash> decode_memo;
   MoveMemo moves;
   stats::Counter* memo_hits = nullptr;
 
@@ -199,14 +207,41 @@ struct WaferDecoder::Impl {
   // region's PEs (each sequence's head takes ceil(tokens / tokens_per_pe) PEs).
   void prepare(const std::vector<workloads::Sequence>& batch) {
     const std::uint64_t heads = model.attention == workloads::AttentionKind::mla ? 1 : model.kv_heads;
+    // Layers with the same window keep the same tokens of every sequence, and layers
+    // whose regions have as many PEs then need the same tokens per PE: worked out once
+    // per such class of layers (every layer of a dense model is one class).
+    struct Class {
+      std::uint32_t window;
+      std::uint64_t pes;
+      std::uint64_t tokens;  // cached tokens of the batch
+      std::uint32_t tpp;
+    };
+    std::vector<Class> classes;
+    std::vector<std::uint64_t> cached;
+    cached.reserve(batch.size());
     for (std::size_t l = 0; l < plans.size(); ++l) {
       LayerPlan& p = plans[l];
-      std::uint64_t bytes = 0;
-      std::vector<std::uint64_t> cached;
-      for (const auto& s : batch) {
-        cached.push_back(model.kv_tokens(static_cast<std::uint32_t>(l), s.offset + s.new_tokens));
-        bytes += cached.back() * p.kv_bytes_per_token;
+      const std::uint64_t pes = std::uint64_t{p.region.width} * p.region.height;
+      auto c = std::find_if(classes.begin(), classes.end(),
+                            [&](const Class& k) { return k.window == p.window_tokens && k.pes == pes; });
+      if (c == classes.end()) {
+        cached.clear();
+        std::uint64_t total = 0;
+        for (const auto& s : batch) {
+          cached.push_back(model.kv_tokens(static_cast<std::uint32_t>(l), s.offset + s.new_tokens));
+          total += cached.back();
+        }
+        std::uint64_t tpp = cfg.tokens_per_pe;
+        const auto need = [&](std::uint64_t t) {
+          std::uint64_t n = 0;
+          for (std::uint64_t k : cached) n += heads * ceil_div(std::max<std::uint64_t>(k, 1), t);
+          return n;
+        };
+        while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
+        classes.push_back({p.window_tokens, pes, total, static_cast<std::uint32_t>(tpp)});
+        c = classes.end() - 1;
       }
+      const std::uint64_t bytes = c->tokens * p.kv_bytes_per_token;
       if (bytes > p.region.kv_capacity_bytes) {
         throw CapacityError("decode: the KV cache of the batch in layer " + std::to_string(l) + " (" +
                                 bytes_text(bytes) + ") exceeds what its region holds (" +
@@ -215,15 +250,7 @@ struct WaferDecoder::Impl {
                                 ". Admit less context (kv_capacity_bytes) or set more decode.wafers.",
                             bytes - p.region.kv_capacity_bytes);
       }
-      const std::uint64_t pes = std::uint64_t{p.region.width} * p.region.height;
-      std::uint64_t tpp = cfg.tokens_per_pe;
-      const auto need = [&](std::uint64_t t) {
-        std::uint64_t n = 0;
-        for (std::uint64_t c : cached) n += heads * ceil_div(std::max<std::uint64_t>(c, 1), t);
-        return n;
-      };
-      while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
-      p.attention_tokens_per_pe = static_cast<std::uint32_t>(tpp);
+      p.attention_tokens_per_pe = c->tpp;
     }
   }
 
@@ -265,13 +292,26 @@ struct WaferDecoder::Impl {
       bool one_token = cache.enabled();
       for (const auto& s : seqs) one_token = one_token && s.new_tokens == 1 && s.offset > 0;
       if (one_token) {
+        // When every layer has the same tokens per PE (the usual case), the blocks of a
+        // context are the same in every layer (a sliding layer's min(context, window)
+        // fills ceil(min(...) / t) = min(ceil(context / t), ceil(window / t)) blocks, a
+        // function of the former): one entry per sequence suffices.
         std::vector<std::uint64_t> key;
-        for (const LayerPlan& p : plans) key.push_back(p.attention_tokens_per_pe);
+        const bool uniform = std::all_of(plans.begin(), plans.end(), [&](const LayerPlan& p) {
+          return p.attention_tokens_per_pe == plans.front().attention_tokens_per_pe;
+        });
+        if (uniform) {
+          key.push_back(plans.front().attention_tokens_per_pe);
+        } else {
+          key.push_back(0);
+          for (const LayerPlan& p : plans) key.push_back(p.attention_tokens_per_pe);
+        }
         for (const auto& s : seqs) {
           key.push_back(s.logits ? 1 : 0);
           for (const LayerPlan& p : plans) {
             const std::uint64_t t = std::max<std::uint64_t>(1, p.attention_tokens_per_pe);
             key.push_back(ceil_div(s.offset + s.new_tokens, t));
+            if (uniform) break;
           }
           // The KV bytes of this sequence itself (a reused microbatch's are those of the
           // first context in its blocks): it reads its whole cache, the new token
