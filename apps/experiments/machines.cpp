@@ -13,7 +13,9 @@ TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workload
       dma_(group.utilization("sbuf_dma", "DMA queues moving data between HBM and SBUF busy, mean over a core's queues "
                                          "(SBUF is modelled as capacity; its traffic is these queues)")),
       hbm_(group.utilization("hbm", "HBM data bus busy, per chip")),
-      link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")) {}
+      link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")),
+      chip_runs_(group.counter("chip_simulations", "runs",
+                               "chip programs simulated for this machine's batches (the rest reused)")) {}
 
 serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
   std::vector<std::uint64_t> tokens, offsets;
@@ -44,6 +46,7 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   dma_.add_busy(r.dma_utilization() * r.seconds());
   hbm_.add_busy(r.hbm_utilization() * r.seconds());
   link_.add_busy(r.link_utilization() * r.seconds());
+  chip_runs_.add(r.busy.chip_runs);
 }
 
 WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)

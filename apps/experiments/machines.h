@@ -35,6 +35,7 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   stats::Utilization& dma_;
   stats::Utilization& hbm_;
   stats::Utilization& link_;
+  stats::Counter& chip_runs_;
 };
 
 // One CS-3 system (or a pipeline of several holding one copy of the model): decode steps
