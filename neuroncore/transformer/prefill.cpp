@@ -68,6 +68,48 @@ void depend_all(Program& p, Program::Id id, const std::vector<Program::Id>& on) 
   for (Program::Id d : on) p.depend(id, d);
 }
 
+// Buffers that work passes through in turn (SBUF slots of streamed K/V blocks, PSUM
+// score or output banks): a new user of a buffer waits for the instruction that last
+// read it.
+class BufferRing {
+ public:
+  explicit BufferRing(std::size_t buffers) : reader_(buffers, 0), read_(buffers, false) {}
+  std::size_t next() { return used_++ % reader_.size(); }
+  // What a new user of `b` waits for: nothing the first time round.
+  std::vector<Program::Id> wait_for(std::size_t b) const {
+    return read_[b] ? std::vector<Program::Id>{reader_[b]} : std::vector<Program::Id>{};
+  }
+  void order_after_reader(Program& p, Program::Id id, std::size_t b) const {
+    if (read_[b]) p.depend(id, reader_[b]);
+  }
+  void read_by(std::size_t b, Program::Id id) {
+    reader_[b] = id;
+    read_[b] = true;
+  }
+
+ private:
+  std::vector<Program::Id> reader_;
+  std::vector<bool> read_;
+  std::uint64_t used_ = 0;
+};
+
+// QK^T of m queries against n keys into the next score bank: matmuls over the head
+// dimension dk in slices of the array's rows, each after the queries, the keys and the
+// bank's last reader. Returns the last matmul and the bank.
+std::pair<Program::Id, std::size_t> qk_scores(Program& prog, BufferRing& banks, std::uint32_t dk, std::uint32_t rows,
+                                              std::uint32_t m, std::uint32_t n, const std::vector<Program::Id>& q,
+                                              const std::vector<Program::Id>& k) {
+  const std::size_t bank = banks.next();
+  Program::Id mm = 0;
+  for (std::uint32_t d0 = 0; d0 < dk; d0 += rows) {
+    mm = prog.matmul(std::min(rows, dk - d0), m, n, DType::kBf16);
+    depend_all(prog, mm, q);
+    depend_all(prog, mm, k);
+    banks.order_after_reader(prog, mm, bank);
+  }
+  return {mm, bank};
+}
+
 // DMA instructions covering a contiguous byte stream, in order: the ones a consumer of
 // [begin, end) waits for.
 struct PieceStream {
@@ -696,15 +738,11 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
     const std::uint32_t half = core % cfg_.lnc;
     // K and V blocks of each kv head this core needs, loaded once.
     std::map<std::uint32_t, std::vector<std::pair<std::vector<Program::Id>, std::vector<Program::Id>>>> kv;
-    std::vector<Program::Id> s_bank_reader(2, 0);
-    std::vector<bool> s_bank_used(2, false);
-    std::uint64_t s_count = 0;
-    // Streaming: the ring of K/V slots, the last P V matmul that read each, and the
-    // slot each of the current tile's blocks went to.
-    std::vector<Program::Id> ring_reader(stream ? ring : 0, 0);
-    std::vector<bool> ring_used(stream ? ring : 0, false);
+    BufferRing score_banks(2);
+    // Streaming: the ring of K/V slots (read by the P V matmuls), and the slot each of
+    // the current tile's blocks went to.
+    BufferRing slots(stream ? ring : 1);
     std::vector<std::size_t> stream_slot;
-    std::uint64_t ring_count = 0;
     for (std::uint32_t h = logical; h < op.q_heads; h += cfg_.tp_degree) {
       const std::uint32_t g = h / heads_per_kv;
       auto& blocks = kv[g];
@@ -735,9 +773,8 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
         auto load = [&](std::uint64_t j) {
           if (!stream || !blocks[j].first.empty()) return;
           const std::uint64_t n_keys = std::min<std::uint64_t>(kb, keys_total - j * kb);
-          const std::size_t slot = ring_count++ % ring;
-          std::vector<Program::Id> deps;
-          if (ring_used[slot]) deps.push_back(ring_reader[slot]);
+          const std::size_t slot = slots.next();
+          const std::vector<Program::Id> deps = slots.wait_for(slot);
           blocks[j].first = dma.transfer(false, n_keys * dk * e, deps, 2);
           blocks[j].second = dma.transfer(false, n_keys * dv * e, deps, 2);
           stream_slot[j] = slot;
@@ -745,15 +782,7 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
         auto qk = [&](std::uint64_t j) {
           load(j);
           const auto n_keys = static_cast<std::uint32_t>(std::min<std::uint64_t>(kb, keys_total - j * kb));
-          const std::size_t bank = s_count++ % 2;
-          Program::Id mm = 0;
-          for (std::uint32_t d0 = 0; d0 < dk; d0 += rows) {
-            mm = prog.matmul(std::min(rows, dk - d0), m, n_keys, DType::kBf16);
-            depend_all(prog, mm, q);
-            depend_all(prog, mm, blocks[j].first);
-            if (s_bank_used[bank]) prog.depend(mm, s_bank_reader[bank]);
-          }
-          return std::pair{mm, bank};
+          return qk_scores(prog, score_banks, dk, rows, m, n_keys, q, blocks[j].first);
         };
         auto cur = qk(j0);
         Program::Id last_pv = 0;
@@ -766,17 +795,13 @@ EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
           const Program::Id vec = prog.elementwise(Engine::kVector, scores * (masked ? 3 : 2), DType::kFp32,
                                                    {cur.first});
           const Program::Id ex = prog.elementwise(Engine::kScalar, scores, DType::kFp32, {vec});
-          s_bank_reader[cur.second] = ex;
-          s_bank_used[cur.second] = true;
+          score_banks.read_by(cur.second, ex);
           for (std::uint64_t k0 = 0; k0 < n_keys; k0 += rows) {
             last_pv = prog.matmul(static_cast<std::uint32_t>(std::min<std::uint64_t>(rows, n_keys - k0)), m, dv,
                                   DType::kBf16, {ex});
             depend_all(prog, last_pv, blocks[j].second);
           }
-          if (stream) {
-            ring_reader[stream_slot[j]] = last_pv;
-            ring_used[stream_slot[j]] = true;
-          }
+          if (stream) slots.read_by(stream_slot[j], last_pv);
           cur = next;
         }
         const Program::Id norm = prog.elementwise(Engine::kVector, q_rows * dv, DType::kFp32, {last_pv});
@@ -941,14 +966,9 @@ EngineBusy TrainiumPrefill::run_decode_attention(const std::vector<Operator>& se
     const auto pieces = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
         std::max(ceil_div(nc.dma.queues, std::max<std::uint64_t>(loads, 1)), ceil_div(block_bytes / 2, efficient)), 1,
         nc.dma.queues));
-    std::vector<Program::Id> slot_reader(slots, 0);
-    std::vector<bool> slot_read(slots, false);
-    std::uint64_t blocks_seen = 0;
-    std::vector<Program::Id> s_bank_reader(2, 0);
-    std::vector<bool> s_bank_used(2, false);
-    std::uint64_t s_count = 0;
-    std::vector<Program::Id> out_reader(out_banks, 0);
-    std::vector<bool> out_used(out_banks, false);
+    BufferRing slot_ring(slots);
+    BufferRing score_banks(2);
+    BufferRing out_ring(out_banks);
     // The queries of all of the core's pairs come in one load (rows of the batch's q
     // activations) and the outputs leave in one store at the end: a store waiting for a
     // pair's softmax would hold back the K/V loads queued behind it.
@@ -973,25 +993,16 @@ EngineBusy TrainiumPrefill::run_decode_attention(const std::vector<Operator>& se
       // (emitted when QK^T of block j is: the reader of a slot `slots` blocks back exists).
       auto load_block = [&](std::uint64_t j) {
         const std::uint64_t n = std::min<std::uint64_t>(kb, pr.keys - j * kb);
-        const std::uint64_t slot = blocks_seen++ % slots;
+        const std::size_t slot = slot_ring.next();
         slot_of[j] = slot;
-        std::vector<Program::Id> deps;
-        if (slot_read[slot]) deps.push_back(slot_reader[slot]);
+        const std::vector<Program::Id> deps = slot_ring.wait_for(slot);
         kv[j].first = dma.transfer(false, n * k_bytes, deps, pieces);
         kv[j].second = v_bytes == 0 ? kv[j].first : dma.transfer(false, n * v_bytes, deps, pieces);
       };
       auto qk = [&](std::uint64_t j) {
         load_block(j);
         const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kb, pr.keys - j * kb));
-        const std::size_t bank = s_count++ % 2;
-        Program::Id mm = 0;
-        for (std::uint32_t d0 = 0; d0 < dk; d0 += rows) {
-          mm = prog.matmul(std::min(rows, dk - d0), m, n, DType::kBf16);
-          depend_all(prog, mm, q);
-          depend_all(prog, mm, kv[j].first);
-          if (s_bank_used[bank]) prog.depend(mm, s_bank_reader[bank]);
-        }
-        return std::pair{mm, bank};
+        return qk_scores(prog, score_banks, dk, rows, m, n, q, kv[j].first);
       };
       auto cur = qk(0);
       Program::Id last_pv = 0;
@@ -1001,21 +1012,18 @@ EngineBusy TrainiumPrefill::run_decode_attention(const std::vector<Operator>& se
         const std::uint64_t scores = std::uint64_t{m} * n;
         const Program::Id vec = prog.elementwise(Engine::kVector, scores * 2, DType::kFp32, {cur.first});
         const Program::Id ex = prog.elementwise(Engine::kScalar, scores, DType::kFp32, {vec});
-        s_bank_reader[cur.second] = ex;
-        s_bank_used[cur.second] = true;
+        score_banks.read_by(cur.second, ex);
         for (std::uint64_t k0 = 0; k0 < n; k0 += rows) {
           last_pv = prog.matmul(static_cast<std::uint32_t>(std::min<std::uint64_t>(rows, n - k0)), m, dv,
                                 DType::kBf16, {ex});
           depend_all(prog, last_pv, kv[j].second);
-          if (j == 0 && k0 == 0 && out_used[obank]) prog.depend(last_pv, out_reader[obank]);
+          if (j == 0 && k0 == 0) out_ring.order_after_reader(prog, last_pv, obank);
         }
-        slot_reader[slot_of[j]] = last_pv;
-        slot_read[slot_of[j]] = true;
+        slot_ring.read_by(slot_of[j], last_pv);
         cur = next;
       }
       const Program::Id norm = prog.elementwise(Engine::kVector, std::uint64_t{m} * dv, DType::kFp32, {last_pv});
-      out_reader[obank] = norm;
-      out_used[obank] = true;
+      out_ring.read_by(obank, norm);
       outputs.push_back(norm);
     }
     dma.transfer(true, out_bytes, outputs, 1);
