@@ -156,7 +156,10 @@ struct WaferDecoder::Impl {
         tokens(group.counter("tokens", "tokens", "tokens computed (new tokens of all sequences)")),
         reused(group.counter("kernels_reused", "kernels", "kernel results reused without simulating")),
         simulated(group.counter("kernels_simulated", "kernels", "kernels simulated (first use, or reuse off)")),
-        simulated_s(group.scalar("simulated_s", "s", "simulated time of all passes")) {}
+        simulated_s(group.scalar("simulated_s", "s", "simulated time of all passes")),
+        memo_hits(group.counter("microbatches_reused", "microbatches",
+                                "microbatches whose work was known from an earlier pass (one token per "
+                                "sequence, same context blocks)")) {}
 
   WaferConfig wafer;
   DecodeConfig cfg;
@@ -190,7 +193,7 @@ struct WaferDecoder::Impl {
   };
   std::unordered_map<std::vector<std::uint64_t>, MicrobatchWork, KeyHash> decode_memo;
   MoveMemo moves;
-  stats::Counter* memo_hits = nullptr;
+  stats::Counter& memo_hits;
 
   void place() {
     plans = place_model(wafer, cfg.placement(), model);
@@ -276,10 +279,20 @@ struct WaferDecoder::Impl {
     if (request_batch.empty()) throw std::invalid_argument("decode: an empty batch");
     prepare(request_batch);
     const std::vector<workloads::Sequence> batch = pieces(request_batch);
-    if (memo_hits == nullptr) {
-      memo_hits = &group.counter("microbatches_reused", "microbatches",
-                                 "microbatches whose work was known from an earlier pass (one token per "
-                                 "sequence, same context blocks)");
+    // The part of a memo key every microbatch of this pass shares: the tokens per PE of
+    // the layers. When every layer has the same (the usual case), the blocks of a
+    // context are the same in every layer (a sliding layer's min(context, window) fills
+    // ceil(min(...) / t) = min(ceil(context / t), ceil(window / t)) blocks, a function of
+    // the former): one block count per sequence suffices.
+    const bool uniform = std::all_of(plans.begin(), plans.end(), [&](const LayerPlan& p) {
+      return p.attention_tokens_per_pe == plans.front().attention_tokens_per_pe;
+    });
+    std::vector<std::uint64_t> key_prefix;
+    if (uniform) {
+      key_prefix.push_back(plans.front().attention_tokens_per_pe);
+    } else {
+      key_prefix.push_back(0);
+      for (const LayerPlan& p : plans) key_prefix.push_back(p.attention_tokens_per_pe);
     }
     std::vector<MicrobatchWork> fresh;  // work not kept in the memo
     fresh.reserve(ceil_div(batch.size(), cfg.microbatch));
@@ -292,20 +305,7 @@ struct WaferDecoder::Impl {
       bool one_token = cache.enabled();
       for (const auto& s : seqs) one_token = one_token && s.new_tokens == 1 && s.offset > 0;
       if (one_token) {
-        // When every layer has the same tokens per PE (the usual case), the blocks of a
-        // context are the same in every layer (a sliding layer's min(context, window)
-        // fills ceil(min(...) / t) = min(ceil(context / t), ceil(window / t)) blocks, a
-        // function of the former): one entry per sequence suffices.
-        std::vector<std::uint64_t> key;
-        const bool uniform = std::all_of(plans.begin(), plans.end(), [&](const LayerPlan& p) {
-          return p.attention_tokens_per_pe == plans.front().attention_tokens_per_pe;
-        });
-        if (uniform) {
-          key.push_back(plans.front().attention_tokens_per_pe);
-        } else {
-          key.push_back(0);
-          for (const LayerPlan& p : plans) key.push_back(p.attention_tokens_per_pe);
-        }
+        std::vector<std::uint64_t> key = key_prefix;
         for (const auto& s : seqs) {
           key.push_back(s.logits ? 1 : 0);
           for (const LayerPlan& p : plans) {
@@ -323,7 +323,7 @@ struct WaferDecoder::Impl {
         if (it == decode_memo.end()) {
           it = decode_memo.emplace(std::move(key), microbatch_work(plans, workloads::lower(model, seqs), *timer)).first;
         } else {
-          memo_hits->add();
+          memo_hits.add();
         }
         work.push_back(&it->second);
       } else {
