@@ -4,6 +4,21 @@
 
 namespace wse::experiments {
 
+namespace {
+
+// A prefill batch as the models take it: the chunks' token counts and context offsets.
+std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>> chunk_lists(
+    const std::vector<serving::PrefillChunk>& batch) {
+  std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>> out;
+  for (const auto& c : batch) {
+    out.first.push_back(c.tokens);
+    out.second.push_back(c.context_offset);
+  }
+  return out;
+}
+
+}  // namespace
+
 TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model,
                                  stats::Group& group)
     : runner_(runner),
@@ -18,11 +33,7 @@ TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workload
                                "chip programs simulated for this machine's batches (the rest reused)")) {}
 
 serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
-  std::vector<std::uint64_t> tokens, offsets;
-  for (const auto& c : batch) {
-    tokens.push_back(c.tokens);
-    offsets.push_back(c.context_offset);
-  }
+  const auto [tokens, offsets] = chunk_lists(batch);
   const neuron::PrefillResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
   account(r);
   serving::PrefillTiming t;
@@ -59,11 +70,7 @@ WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)
       kv_bytes_(group.counter("kv_bytes_read", "B", "KV-cache bytes read from PE SRAM")) {}
 
 serving::PrefillTiming WaferMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
-  std::vector<std::uint64_t> tokens, offsets;
-  for (const auto& c : batch) {
-    tokens.push_back(c.tokens);
-    offsets.push_back(c.context_offset);
-  }
+  const auto [tokens, offsets] = chunk_lists(batch);
   const wafer::WaferRunResult r = decoder_.prefill(tokens, offsets);
   account(r);
   serving::PrefillTiming t;
