@@ -25,7 +25,7 @@ std::uint64_t ChipSim::matmul_cycles(const TensorEngineConfig& t, std::uint32_t 
 ChipSim::ChipSim(const ChipConfig& cfg) : cfg_(cfg), hbm_(make_hbm_backend(cfg.hbm, cfg.hbm_fidelity)) {}
 
 std::uint64_t ChipSim::cycles_to_ps(double cycles, Frequency f) const {
-  return static_cast<std::uint64_t>(std::llround(cycles * 1e12 / f.hz));
+  return round_ps(cycles * 1e12 / f.hz);
 }
 
 void ChipSim::push(std::uint64_t at, EventKind k, std::uint32_t core, std::uint32_t index) {
@@ -190,7 +190,7 @@ void ChipSim::dispatch_dma(std::uint32_t c, std::uint32_t q, std::uint64_t now) 
   const std::uint64_t start = std::max({core.ready_ps[i], dq.free_ps, now});
   core.result.timing[i].start_ps = start;
   // Descriptor generation, then data.
-  dq.next_issue_ps = start + static_cast<std::uint64_t>(std::llround(dma.instruction_overhead.seconds * 1e12));
+  dq.next_issue_ps = start + round_ps(dma.instruction_overhead.seconds * 1e12);
   dq.issue_pending = true;
   push(dq.next_issue_ps, EventKind::kDmaIssue, c, q);
 }
@@ -217,8 +217,7 @@ void ChipSim::issue_chunks(std::uint32_t c, std::uint32_t q, std::uint64_t now) 
     ++dq.in_flight;
     // The queue's own rate: the next chunk leaves one serialization time later.
     dq.next_issue_ps = std::max(dq.next_issue_ps, now) +
-                       static_cast<std::uint64_t>(std::llround(
-                           static_cast<double>(bytes) / dma.bandwidth_per_queue.bytes_per_s * 1e12));
+                       round_ps(static_cast<double>(bytes) / dma.bandwidth_per_queue.bytes_per_s * 1e12);
   }
 }
 

@@ -5,6 +5,7 @@
 
 namespace wse::neuron {
 
+
 StreamingHbm::StreamingHbm(const HbmConfig& cfg) {
   cfg.validate();
   const double refresh_share =
@@ -18,18 +19,26 @@ void StreamingHbm::submit(std::uint64_t now_ps, std::uint64_t, std::uint64_t byt
   const double start = std::max(free_ps_, static_cast<double>(now_ps));
   const double serial = static_cast<double>(bytes) / bytes_per_ps_;
   free_ps_ = start + serial;
-  busy_ps_ += static_cast<std::uint64_t>(std::llround(serial));
-  done_.push(Item{static_cast<std::uint64_t>(std::llround(free_ps_)) + latency_ps_, seq_++, tag});
+  busy_ps_ += round_ps(serial);
+  if (head_ == done_.size()) {  // drained: reuse the buffer from its start
+    done_.clear();
+    head_ = 0;
+  } else if (head_ >= 4096 && head_ * 2 >= done_.size()) {  // never drained: drop the delivered half
+    done_.erase(done_.begin(), done_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  done_.push_back(Item{round_ps(free_ps_) + latency_ps_, tag});
 }
 
 std::uint64_t StreamingHbm::next_event_ps() const {
-  return done_.empty() ? kNever : done_.top().done_ps;
+  return head_ == done_.size() ? kNever : done_[head_].done_ps;
 }
 
 void StreamingHbm::advance_to(std::uint64_t t_ps, const Done& done) {
-  while (!done_.empty() && done_.top().done_ps <= t_ps) {
-    const Item i = done_.top();
-    done_.pop();
+  // `done` may submit (a DMA queue issues its next chunk), which can reallocate done_:
+  // copy the item before calling it.
+  while (head_ < done_.size() && done_[head_].done_ps <= t_ps) {
+    const Item i = done_[head_++];
     done(i.tag, i.done_ps);
   }
 }

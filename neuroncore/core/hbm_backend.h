@@ -5,13 +5,20 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <queue>
 #include <vector>
 
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/hbm/hbm_system.h"
 
 namespace wse::neuron {
+
+// std::llround for a non-negative time below 2^52 ps, without the libm call (the chip
+// simulation rounds a few times per 2 KiB DMA chunk): the fraction x - trunc(x) is
+// exact in that range, and halves round up as llround's do.
+inline std::uint64_t round_ps(double x) {
+  const auto t = static_cast<std::uint64_t>(x);
+  return t + (x - static_cast<double>(t) >= 0.5 ? 1 : 0);
+}
 
 class HbmBackend {
  public:
@@ -45,16 +52,14 @@ class StreamingHbm final : public HbmBackend {
   std::uint64_t latency_ps_;
   double free_ps_ = 0.0;
   std::uint64_t busy_ps_ = 0;
+  // Completions in submission order: the pipe is FIFO and the latency constant, so
+  // done times never decrease (a ring buffer, not a heap).
   struct Item {
     std::uint64_t done_ps;
-    std::uint64_t seq;
     std::uint64_t tag;
-    bool operator>(const Item& o) const {
-      return done_ps != o.done_ps ? done_ps > o.done_ps : seq > o.seq;
-    }
   };
-  std::priority_queue<Item, std::vector<Item>, std::greater<>> done_;
-  std::uint64_t seq_ = 0;
+  std::vector<Item> done_;
+  std::size_t head_ = 0;
 };
 
 // Bank fidelity: the HbmSystem.

@@ -871,6 +871,20 @@ std::uint64_t kv_bytes_per_key(const Operator& op) {
 namespace {
 
 // `b` joins the decode attention batch that `a` starts: same layer and shape.
+// Everything of two operators but their layer is equal: the two decide the same time
+// (their operator_key / decode_attention_key would be equal).
+bool same_but_layer(const Operator& a, const Operator& b) {
+  static_assert(sizeof(Operator) == 200, "an Operator field was added or removed: compare it here");
+  return a.kind == b.kind && a.count == b.count && a.m == b.m && a.k == b.k && a.n == b.n &&
+         a.sequence == b.sequence && a.q_heads == b.q_heads && a.kv_heads == b.kv_heads &&
+         a.qk_head_dim == b.qk_head_dim && a.v_head_dim == b.v_head_dim && a.query_len == b.query_len &&
+         a.kv_len == b.kv_len && a.context_offset == b.context_offset && a.window == b.window &&
+         a.sinks == b.sinks && a.elements == b.elements && a.weight_dtype == b.weight_dtype &&
+         a.activation_dtype == b.activation_dtype && a.flops == b.flops && a.vector_ops == b.vector_ops &&
+         a.weight_bytes == b.weight_bytes && a.input_bytes == b.input_bytes && a.output_bytes == b.output_bytes &&
+         a.kv_read_bytes == b.kv_read_bytes && a.kv_write_bytes == b.kv_write_bytes && a.name == b.name;
+}
+
 bool same_decode_batch(const Operator& a, const Operator& b) {
   return is_decode_attention(b) && b.layer == a.layer && b.name == a.name && b.q_heads == a.q_heads &&
          b.kv_heads == a.kv_heads && b.qk_head_dim == a.qk_head_dim && b.v_head_dim == a.v_head_dim &&
@@ -1195,6 +1209,7 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
   graph_tokens_ = 0;
   for (const workloads::Sequence& q : g.sequences) graph_tokens_ += q.new_tokens;
   std::size_t i = 0;
+  std::size_t prev_i = 0, prev_j = 0;  // the previous part's operators
   while (i < g.ops.size()) {
     // One part of the timeline: a decoder layer, or a run of operators outside the layers.
     const std::int32_t layer = g.ops[i].layer;
@@ -1206,7 +1221,19 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
     std::string key;
     EngineBusy part;
     bool cached = false;
-    if (cfg_.reuse && layer >= 0) {
+    // A layer whose operators equal the previous layer's but for their layer index (most
+    // layers of a dense model): its key is the previous layer's, which is in the cache
+    // now, so take the previous layer's times without building the key.
+    if (cfg_.reuse && layer >= 0 && !r.layers.empty() && r.layers.back().layer >= 0 && j - i == prev_j - prev_i &&
+        std::equal(g.ops.begin() + static_cast<std::ptrdiff_t>(i), g.ops.begin() + static_cast<std::ptrdiff_t>(j),
+                   g.ops.begin() + static_cast<std::ptrdiff_t>(prev_i), same_but_layer)) {
+      lt.operators = r.layers.back().operators;
+      for (const OperatorTime& ot : lt.operators) part += ot.busy;
+      part.instructions = 0;
+      part.chip_runs = 0;
+      cached = true;
+      ++r.reused_layers;
+    } else if (cfg_.reuse && layer >= 0) {
       // A run of decode attentions enters the key as its batch key (sorted lengths): a
       // layer whose sequences are a permutation of an earlier one's is the same layer.
       for (std::size_t o = i; o < j;) {
@@ -1258,7 +1285,9 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
     r.total_ps += part.elapsed_ps;
     lt.end_ps = r.total_ps;
     lt.reused = cached;
-    r.layers.push_back(lt);
+    r.layers.push_back(std::move(lt));
+    prev_i = i;
+    prev_j = j;
     i = j;
   }
   r.reused_operators = reused_operators_;

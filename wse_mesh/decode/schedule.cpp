@@ -80,13 +80,6 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     LayerWork& lw = w.layers[group_layer];
     lw.cycles += cycles;
     lw.by_kind[group_kind] += cycles;
-    const std::uint16_t id = intern_kind(group_kind);
-    auto it = std::find_if(lw.by_kind_id.begin(), lw.by_kind_id.end(), [&](const auto& e) { return e.first == id; });
-    if (it == lw.by_kind_id.end()) {
-      lw.by_kind_id.emplace_back(id, cycles);
-    } else {
-      it->second += cycles;
-    }
     slowest.clear();
     open = false;
   };
@@ -119,6 +112,12 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     c = std::max(c, t.cycles);
   }
   flush();
+  w.kind_begin.reserve(L + 1);
+  for (const LayerWork& lw : w.layers) {
+    w.kind_begin.push_back(static_cast<std::uint32_t>(w.kind_cycles.size()));
+    for (const auto& [kind, cycles] : lw.by_kind) w.kind_cycles.emplace_back(intern_kind(kind), cycles);
+  }
+  w.kind_begin.push_back(static_cast<std::uint32_t>(w.kind_cycles.size()));
   return w;
 }
 
@@ -149,21 +148,29 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     r.kv_bytes_written += w->kv_bytes_written;
   }
 
-  // The pipeline.
+  // The pipeline, one cell per (microbatch, layer). A cell keeps only what the
+  // critical-path walk needs to retrace it exactly: when its run ended, which input
+  // decided its start, and for a layer whose input crosses a link, when that transfer
+  // ended and what decided the transfer's start. The buffers live across passes: a
+  // serving run schedules hundreds of thousands of passes.
   const double clock = opt.clock_hz;
-  // The steps of the pass, in a buffer kept across passes: a serving run schedules
-  // hundreds of thousands of passes, and allocating (and faulting in) a fresh buffer of
-  // microbatches x layers steps each time costs more than the schedule itself.
-  thread_local std::vector<Step> steps;
-  steps.clear();
-  steps.reserve(M * L * 3);
-  std::vector<int> last_run(L, -1);                                   // previous microbatch's run per layer
-  std::vector<int> link_last(opt.wafers > 0 ? opt.wafers : 1, -1);    // last transfer per link (wafer w -> w+1)
+  thread_local std::vector<double> done;       // run end of cell mb * L + l
+  thread_local std::vector<double> xfer_end;   // link cells: the transfer's end
+  thread_local std::vector<std::int32_t> xfer_pred;  // link cells: previous transfer's cell, or -1 (the run)
+  thread_local std::vector<std::uint8_t> after_prev;  // 1: the run waited for the previous microbatch
+  done.assign(M * L, 0.0);
+  after_prev.assign(M * L, 0);
+  xfer_end.resize(M * L);
+  xfer_pred.resize(M * L);
+  std::vector<std::int32_t> link_last(opt.wafers > 0 ? opt.wafers : 1, -1);  // last transfer's cell per link
+  // Per layer: the link its input crosses (the sending wafer), or -1 when it comes over
+  // the fabric of the same wafer; read once, not from the plans in the inner loop.
+  thread_local std::vector<std::int32_t> link_in;
+  link_in.assign(L, -1);
+  for (std::size_t l = 1; l < L; ++l) {
+    if (plans[l].region.wafer != plans[l - 1].region.wafer) link_in[l] = static_cast<std::int32_t>(plans[l - 1].region.wafer);
+  }
   double link_transfer_s = 0.0;
-  const auto push = [&](Step s) {
-    steps.push_back(s);
-    return static_cast<int>(steps.size() - 1);
-  };
   // The moves of the current token count, per layer (looked up once per count).
   std::vector<const KernelTiming*> move_of(L, nullptr);
   std::uint64_t move_tokens = UINT64_MAX;
@@ -173,7 +180,7 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     if (tokens != move_tokens) {
       move_tokens = tokens;
       for (std::size_t l = 1; l < L; ++l) {
-        if (plans[l].region.wafer != plans[l - 1].region.wafer) continue;
+        if (link_in[l] >= 0) continue;
         auto it = moves.find({l, tokens});
         if (it == moves.end()) {
           it = moves.emplace(std::make_pair(l, tokens), timer.move(plans[l - 1], plans[l], tokens, act_bytes)).first;
@@ -181,63 +188,84 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
         move_of[l] = &it->second;
       }
     }
-    int arrival = -1;  // the step whose end is when the input is at layer l
-    const auto mb32 = static_cast<std::uint32_t>(mb);
+    const std::size_t row = mb * L;
     for (std::size_t l = 0; l < L; ++l) {
-      const auto l32 = static_cast<std::uint32_t>(l);
+      const std::size_t cell = row + l;
+      double arrival = 0.0;  // when the input is at layer l
       if (l > 0) {
-        const int prev_run = last_run[l - 1];  // this microbatch's run of layer l-1 (already updated)
-        if (plans[l].region.wafer != plans[l - 1].region.wafer) {
-          const std::uint32_t link = plans[l - 1].region.wafer;
-          Step xfer{Step::Kind::kLink, 0, 0, prev_run, mb32, l32};
-          xfer.start = steps[prev_run].end;
-          if (link_last[link] >= 0 && steps[link_last[link]].end > xfer.start) {
-            xfer.start = steps[link_last[link]].end;
-            xfer.pred = link_last[link];
+        const double prev_done = done[cell - 1];  // this microbatch's run of layer l-1
+        if (link_in[l] >= 0) {
+          const auto link = static_cast<std::size_t>(link_in[l]);
+          double start = prev_done;
+          xfer_pred[cell] = -1;
+          if (link_last[link] >= 0 && xfer_end[static_cast<std::size_t>(link_last[link])] > start) {
+            start = xfer_end[static_cast<std::size_t>(link_last[link])];
+            xfer_pred[cell] = link_last[link];
           }
-          xfer.end = xfer.start + static_cast<double>(act_bytes) / opt.link_bandwidth_bytes_per_s;
-          link_transfer_s += xfer.end - xfer.start;
+          const double end = start + static_cast<double>(act_bytes) / opt.link_bandwidth_bytes_per_s;
+          link_transfer_s += end - start;
           r.link_bytes += act_bytes;
-          const int xi = push(xfer);
-          link_last[link] = xi;
-          Step lat{Step::Kind::kLink, steps[xi].end, steps[xi].end + opt.link_latency_s, xi, mb32, l32};
-          arrival = push(lat);
+          xfer_end[cell] = end;
+          link_last[link] = static_cast<std::int32_t>(cell);
+          arrival = end + opt.link_latency_s;
         } else {
-          const KernelTiming& mv = *move_of[l];
-          add(totals, mv);
-          const double start = steps[prev_run].end;
-          arrival = push({Step::Kind::kMove, start, start + static_cast<double>(mv.cycles) / clock, prev_run, mb32, l32});
+          add(totals, *move_of[l]);
+          arrival = prev_done + static_cast<double>(move_of[l]->cycles) / clock;
         }
       }
-      Step run{Step::Kind::kRun, 0.0, 0.0, arrival, mb32, l32};
-      run.start = arrival >= 0 ? steps[arrival].end : 0.0;
-      if (last_run[l] >= 0 && steps[last_run[l]].end > run.start) {
-        run.start = steps[last_run[l]].end;
-        run.pred = last_run[l];
+      double start = arrival;
+      if (mb > 0 && done[cell - L] > start) {
+        start = done[cell - L];
+        after_prev[cell] = 1;
       }
-      run.end = run.start + static_cast<double>(work[mb]->layers[l].cycles) / clock;
-      last_run[l] = push(run);
+      done[cell] = start + static_cast<double>(work[mb]->layers[l].cycles) / clock;
     }
   }
   r.layer_done_s.resize(L);
-  for (std::size_t l = 0; l < L; ++l) r.layer_done_s[l] = steps[last_run[l]].end;
-  r.seconds = steps[last_run[L - 1]].end;
+  for (std::size_t l = 0; l < L; ++l) r.layer_done_s[l] = done[(M - 1) * L + l];
+  r.seconds = done[M * L - 1];
 
-  // Critical path, charged by kernel kind.
+  // Critical path, charged by kernel kind: from the last run back, through the step that
+  // decided each start (the previous microbatch's run of the layer, the activation move
+  // or the link transfer and its latency, or the previous transfer on the link).
   std::vector<std::uint64_t> critical(kind_table().size(), 0);
-  for (int i = last_run[L - 1]; i >= 0; i = steps[i].pred) {
-    const Step& s = steps[i];
-    switch (s.kind) {
-      case Step::Kind::kRun:
-        for (const auto& [id, cycles] : work[s.mb]->layers[s.layer].by_kind_id) critical[id] += cycles;
-        break;
-      case Step::Kind::kMove:
-        r.kernel_seconds["activation_move"] += s.end - s.start;
-        break;
-      case Step::Kind::kLink:
-        r.kernel_seconds["link"] += s.end - s.start;
-        break;
+  std::size_t mb = M - 1, l = L - 1;
+  std::uint64_t walk_tokens = move_tokens;  // move_of holds this count's moves
+  for (;;) {
+    const MicrobatchWork& w = *work[mb];
+    for (std::uint32_t k = w.kind_begin[l]; k < w.kind_begin[l + 1]; ++k) critical[w.kind_cycles[k].first] += w.kind_cycles[k].second;
+    const std::size_t cell = mb * L + l;
+    if (after_prev[cell] != 0) {
+      --mb;
+      continue;
     }
+    if (l == 0) break;
+    if (link_in[l] >= 0) {
+      // The link's latency, then the transfer, then back through the transfers before it
+      // on the link while one of them decided the start, to the run that sent the first.
+      r.kernel_seconds["link"] += (xfer_end[cell] + opt.link_latency_s) - xfer_end[cell];
+      std::size_t x = cell;
+      for (;;) {
+        const std::int32_t p = xfer_pred[x];
+        const double start = p >= 0 ? xfer_end[static_cast<std::size_t>(p)] : done[x - 1];
+        r.kernel_seconds["link"] += xfer_end[x] - start;
+        if (p < 0) break;
+        x = static_cast<std::size_t>(p);
+      }
+      mb = x / L;
+      l = x % L - 1;
+      continue;
+    }
+    if (work[mb]->tokens != walk_tokens) {  // the moves of this token count, as in the pass
+      walk_tokens = work[mb]->tokens;
+      for (std::size_t m = 1; m < L; ++m) {
+        if (link_in[m] < 0) move_of[m] = &moves.at({m, walk_tokens});
+      }
+    }
+    const double start = done[cell - 1];
+    const double move = static_cast<double>(move_of[l]->cycles) / clock;
+    r.kernel_seconds["activation_move"] += (start + move) - start;
+    --l;
   }
 
   for (std::size_t id = 0; id < critical.size(); ++id) {

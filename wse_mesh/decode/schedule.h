@@ -49,11 +49,9 @@ std::string kernel_kind(const workloads::Operator& op, const LayerPlan& layer);
 struct LayerWork {
   std::uint64_t cycles = 0;
   std::map<std::string, std::uint64_t> by_kind;  // adds up to `cycles`
-  // The same by interned kind index (kernel_kind_name), for the critical-path walk.
-  std::vector<std::pair<std::uint16_t, std::uint64_t>> by_kind_id;
 };
 
-// The name of an interned kernel kind index of LayerWork::by_kind_id.
+// The name of an interned kernel kind index of MicrobatchWork::kind_cycles.
 const std::string& kernel_kind_name(std::uint16_t id);
 
 // Everything a microbatch costs the layers, before the pipeline composes it: the work
@@ -66,6 +64,10 @@ struct MicrobatchWork {
   std::uint64_t weight_bytes_read = 0;
   std::uint64_t kv_bytes_read = 0;
   std::uint64_t kv_bytes_written = 0;
+  // LayerWork::by_kind by interned kind index (kernel_kind_name), every layer's in one
+  // array for the critical-path walk: layer l's are [kind_begin[l], kind_begin[l + 1]).
+  std::vector<std::pair<std::uint16_t, std::uint64_t>> kind_cycles;
+  std::vector<std::uint32_t> kind_begin;
 };
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mb,
                                KernelTimer& timer);
