@@ -45,6 +45,32 @@ struct LinkFault {
   Duration until{0.0};
 };
 
+// A window of time during which a path (or, with all_paths, every path) is down and SRD
+// knows it (the NIC's path health tracking): path selection sends nothing over it, and
+// when every path is down the adapters hold their packets until one returns. A packet
+// that still reaches a path while it is down (chosen before the window opened) is lost.
+// Set from an experiment's fault schedule (`faults:`, kind efa_path_down).
+struct PathOutage {
+  bool all_paths = true;
+  std::uint32_t path = 0;
+  Duration from{0.0};
+  Duration until{0.0};
+};
+
+// A window of time during which packets are dropped with `probability` (instead of
+// srd.loss_probability, if larger) on one path, on the adapters of one machine (one
+// adapter, or all of them), or everywhere. Set from an experiment's fault schedule
+// (`faults:`, kind efa_loss_burst).
+struct LossBurst {
+  static constexpr std::uint32_t kAny = 0xffffffffU;
+  double probability = 0.0;
+  std::uint32_t path = kAny;     // kAny: every path
+  std::uint32_t machine = kAny;  // kAny: every machine (senders first, then receivers)
+  std::uint32_t adapter = kAny;  // of `machine`; kAny: all its adapters
+  Duration from{0.0};
+  Duration until{0.0};
+};
+
 // The switched network between the sender machines and the receiver machines. Each
 // path is one route through the spine, shared by every flow that is sprayed over it;
 // its capacity and queue are shared in each direction.
@@ -55,6 +81,7 @@ struct EfaFabricConfig {
   Duration path_latency_spread{2e-6};  // path i adds spread * i / (paths - 1)
   std::vector<PathCongestion> congestion;
   std::vector<LinkFault> faults;
+  std::vector<PathOutage> outages;  // not read from `efa:` (see PathOutage)
 };
 
 enum class PathSelection { RoundRobin, Adaptive };
@@ -80,6 +107,7 @@ struct SrdConfig {
   // at least bursts_per_message bursts per message (so short messages keep detail).
   Size burst{1024 * 1024};
   std::uint32_t bursts_per_message = 64;
+  std::vector<LossBurst> loss_bursts;  // not read from `efa:` (see LossBurst)
 };
 
 struct EfaNetworkConfig {

@@ -60,6 +60,25 @@ void validate(const EfaNetworkConfig& c) {
                                                       " does not exist");
     check(f.until.seconds >= f.from.seconds, "efa.fabric.faults: until must not be before from");
   }
+  for (const auto& o : c.fabric.outages) {
+    check(o.all_paths || o.path < c.fabric.paths, "efa_path_down: path " + std::to_string(o.path) +
+                                                      " does not exist (paths are 0.." +
+                                                      std::to_string(c.fabric.paths - 1) + ")");
+    check(o.until.seconds >= o.from.seconds, "efa_path_down: the end must not be before the start");
+  }
+  for (const auto& b : c.srd.loss_bursts) {
+    check(b.probability >= 0 && b.probability < 1, "efa_loss_burst: probability must be in [0, 1)");
+    check(b.path == LossBurst::kAny || b.path < c.fabric.paths,
+          "efa_loss_burst: path " + std::to_string(b.path) + " does not exist (paths are 0.." +
+              std::to_string(c.fabric.paths - 1) + ")");
+    check(b.machine == LossBurst::kAny || b.machine < c.senders + c.receivers,
+          "efa_loss_burst: machine " + std::to_string(b.machine) + " does not exist");
+    check(b.adapter == LossBurst::kAny ||
+              (b.machine != LossBurst::kAny &&
+               b.adapter < (b.machine < c.senders ? c.sender.adapters : c.receiver.adapters)),
+          "efa_loss_burst: adapter " + std::to_string(b.adapter) + " does not exist on its machine");
+    check(b.until.seconds >= b.from.seconds, "efa_loss_burst: the end must not be before the start");
+  }
   check(c.srd.retransmit_timeout.seconds > 0, "efa.srd.retransmit_timeout must be > 0");
   check(c.srd.retry_budget <= 200, "efa.srd.retry_budget must be at most 200");
   check(c.srd.loss_probability >= 0 && c.srd.loss_probability < 1,
@@ -78,6 +97,8 @@ SrdEngine::SrdEngine(const EfaNetworkConfig& config, std::string stats_name)
   packets_sent_ = &stats_.counter("packets_sent", "packets", "SRD packets put on the wire, retransmissions included");
   packets_lost_ = &stats_.counter("packets_lost", "packets", "SRD packets dropped in the network");
   packets_retransmitted_ = &stats_.counter("packets_retransmitted", "packets", "SRD packets sent again after a timeout");
+  packets_rerouted_ = &stats_.counter("packets_rerouted", "packets",
+                                      "SRD packets sent over another path because the next one was down (efa_path_down)");
   packets_duplicate_ = &stats_.counter("packets_duplicate", "packets", "SRD packets that arrived twice and were discarded");
   bytes_placed_ = &stats_.counter("bytes_placed", "B", "payload bytes placed at their destination");
   completion_latency_ = &stats_.distribution("completion_latency", "us", "post to completion of each RDMA operation");
@@ -125,6 +146,16 @@ SrdEngine::SrdEngine(const EfaNetworkConfig& config, std::string stats_name)
     else
       fault_windows_path_[f.path].push_back(w);
   }
+  // Fault schedule (efa_config.h: PathOutage, LossBurst).
+  outages_path_.resize(fc.paths);
+  for (const auto& o : fc.outages) {
+    auto w = std::make_pair(to_ps(o.from), to_ps(o.until));
+    if (o.all_paths)
+      outages_all_.push_back(w);
+    else
+      outages_path_[o.path].push_back(w);
+  }
+  has_outages_ = !fc.outages.empty();
   timeout_ps_ = to_ps(config_.srd.retransmit_timeout);
   congestion_delay_ps_ = to_ps(config_.srd.congestion_delay);
 }
@@ -307,8 +338,57 @@ bool SrdEngine::link_down(std::uint32_t path, std::uint64_t t_ps) const {
   return false;
 }
 
-bool SrdEngine::draw_loss(std::uint64_t packets) {
-  const double p = config_.srd.loss_probability;
+// --- Fault schedule: path outages and loss bursts -------------------------------------
+
+bool SrdEngine::path_out(std::uint32_t path, std::uint64_t t_ps) const {
+  for (const auto& w : outages_all_)
+    if (t_ps >= w.first && t_ps < w.second) return true;
+  for (const auto& w : outages_path_[path])
+    if (t_ps >= w.first && t_ps < w.second) return true;
+  return false;
+}
+
+std::uint64_t SrdEngine::paths_return_ps(std::uint64_t t_ps) const {
+  std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+  for (std::uint32_t p = 0; p < config_.fabric.paths && best > t_ps; ++p) {
+    // The first time >= t_ps at which path p is out of every window.
+    std::uint64_t t = t_ps;
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (const auto* ws : {&outages_all_, &outages_path_[p]})
+        for (const auto& w : *ws)
+          if (t >= w.first && t < w.second) {
+            t = w.second;
+            moved = true;
+          }
+    }
+    best = std::min(best, t);
+  }
+  return best;
+}
+
+double SrdEngine::loss_at(std::uint32_t path, const Flow& f, std::uint64_t t_ps) const {
+  double p = config_.srd.loss_probability;
+  for (const auto& b : config_.srd.loss_bursts) {
+    if (t_ps < to_ps(b.from) || t_ps >= to_ps(b.until)) continue;
+    if (b.path != LossBurst::kAny && b.path != path) continue;
+    if (b.machine != LossBurst::kAny) {
+      // The burst hits the packets that leave or enter the machine's adapters.
+      bool hit = false;
+      for (const std::uint32_t ai : {f.src, f.dst}) {
+        const std::uint32_t m = adapters_[ai].machine;
+        hit = hit || (m == b.machine && (b.adapter == LossBurst::kAny || ai - adapter_base_[m] == b.adapter));
+      }
+      if (!hit) continue;
+    }
+    p = std::max(p, b.probability);
+  }
+  return p;
+}
+
+// -------------------------------------------------------------------------------------
+
+bool SrdEngine::draw_loss(std::uint64_t packets, double p) {
   if (p <= 0.0) return false;
   // A train is lost (and sent again whole) if any of its packets is lost.
   const double p_train = packets == 1 ? p : 1.0 - std::pow(1.0 - p, static_cast<double>(packets));
@@ -323,15 +403,29 @@ std::uint64_t SrdEngine::path_wait(std::uint32_t p, std::uint8_t dir, std::uint6
 }
 
 std::uint32_t SrdEngine::choose_path(Adapter& a, std::uint8_t dir, std::uint64_t arrive_ps,
-                                     std::uint64_t wire) {
+                                     std::uint64_t wire, std::uint64_t packets) {
   const std::uint32_t n = config_.fabric.paths;
   std::uint32_t best = a.next_path % n;
+  if (has_outages_ && path_out(best, arrive_ps)) {
+    // A path that is down carries nothing: spray to the next path that is up. If every
+    // path is down the packet goes as planned and is lost (pick() holds new packets
+    // while no path is up, so only packets picked just before that happen here).
+    for (std::uint32_t k = 1; k < n; ++k) {
+      const std::uint32_t p = (a.next_path + k) % n;
+      if (!path_out(p, arrive_ps)) {
+        best = p;
+        packets_rerouted_->add(packets);
+        break;
+      }
+    }
+  }
   if (config_.srd.path_selection == PathSelection::Adaptive && n > 1) {
     // Spray round robin, but skip paths with a longer queue: the wait a packet sent now
     // would see, from the path's backlog including packets already on their way to it.
     std::uint64_t best_wait = std::numeric_limits<std::uint64_t>::max();
     for (std::uint32_t k = 0; k < n; ++k) {
       const std::uint32_t p = (a.next_path + k) % n;
+      if (has_outages_ && path_out(p, arrive_ps)) continue;
       const std::uint64_t wait = path_wait(p, dir, arrive_ps);
       if (wait < best_wait) {
         best_wait = wait;
@@ -349,6 +443,15 @@ void SrdEngine::pick(std::uint32_t ai) {
   Adapter& a = adapters_[ai];
   a.pick_scheduled = false;
   if (static_cast<double>(a.outstanding_bytes) >= a.cwnd_bytes) return;  // an ack or timer kicks
+  if (has_outages_ && (!a.active.empty() || !a.retransmit.empty())) {
+    // Every path is down: hold the packets until one returns (efa_path_down).
+    const std::uint64_t up = paths_return_ps(now_ps_);
+    if (up > now_ps_) {
+      a.pick_scheduled = true;
+      schedule(up, Ev::Pick, ai);
+      return;
+    }
+  }
 
   std::uint32_t fi = 0, unit = 0;
   bool found = false;
@@ -403,7 +506,7 @@ void SrdEngine::pick(std::uint32_t ai) {
   tx.attempt = attempt;
   tx.refs = 2;  // the journey and the timer
   tx.counted = true;
-  tx.path = static_cast<std::uint16_t>(choose_path(a, f.dir, t.head_ps + nic, s.wire));
+  tx.path = static_cast<std::uint16_t>(choose_path(a, f.dir, t.head_ps + nic, s.wire, s.packets));
   tx.tail_ps = t.tail_ps + nic;
   tx.sent_ps = t.tail_ps + nic;
   tx.queued_ps = 0;
@@ -445,7 +548,8 @@ void SrdEngine::path_arrive(std::uint32_t ti) {
     release(ti);
     return;
   }
-  if (link_down(tx.path, now_ps_) || draw_loss(s.packets)) {
+  if (link_down(tx.path, now_ps_) || path_out(tx.path, now_ps_) ||
+      draw_loss(s.packets, loss_at(tx.path, f, now_ps_))) {
     packets_lost_->add(s.packets);
     release(ti);  // the timer will find it unacknowledged
     return;

@@ -107,6 +107,7 @@ class SrdEngine {
   std::uint64_t packets_lost() const { return packets_lost_->value(); }
   std::uint64_t packets_retransmitted() const { return packets_retransmitted_->value(); }
   std::uint64_t packets_duplicate() const { return packets_duplicate_->value(); }
+  std::uint64_t packets_rerouted() const { return packets_rerouted_->value(); }
   std::uint64_t bytes_placed() const { return bytes_placed_->value(); }
 
  private:
@@ -202,9 +203,15 @@ class SrdEngine {
   void uncount(Transmission& tx);
   UnitShape shape(const Flow& f, std::uint32_t unit) const;
   std::uint64_t path_wait(std::uint32_t path, std::uint8_t dir, std::uint64_t arrive_ps) const;
-  std::uint32_t choose_path(Adapter& a, std::uint8_t dir, std::uint64_t arrive_ps, std::uint64_t wire);
+  std::uint32_t choose_path(Adapter& a, std::uint8_t dir, std::uint64_t arrive_ps, std::uint64_t wire,
+                            std::uint64_t packets);
   bool link_down(std::uint32_t path, std::uint64_t t_ps) const;
-  bool draw_loss(std::uint64_t packets);
+  // Fault schedule: a path out (PathOutage) at t; the first time >= t at which some path
+  // is up; the loss probability of a packet of flow f entering `path` at t (LossBurst).
+  bool path_out(std::uint32_t path, std::uint64_t t_ps) const;
+  std::uint64_t paths_return_ps(std::uint64_t t_ps) const;
+  double loss_at(std::uint32_t path, const Flow& f, std::uint64_t t_ps) const;
+  bool draw_loss(std::uint64_t packets, double p);
   std::uint32_t adapter_index(std::uint32_t machine, std::uint32_t adapter) const;
   std::uint32_t adapters_of(std::uint32_t machine) const;
   std::string describe(const Message& m) const;
@@ -228,6 +235,9 @@ class SrdEngine {
   std::uint64_t congestion_delay_ps_ = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> fault_windows_all_;
   std::vector<std::vector<std::pair<std::uint64_t, std::uint64_t>>> fault_windows_path_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> outages_all_;
+  std::vector<std::vector<std::pair<std::uint64_t, std::uint64_t>>> outages_path_;
+  bool has_outages_ = false;
   std::mt19937_64 rng_;
   trace::Writer* trace_ = nullptr;
   std::vector<std::vector<std::pair<std::uint64_t, trace::TrackId>>> trace_lanes_;  // per machine: (busy until, track)
@@ -241,6 +251,7 @@ class SrdEngine {
   stats::Counter* packets_lost_;
   stats::Counter* packets_retransmitted_;
   stats::Counter* packets_duplicate_;
+  stats::Counter* packets_rerouted_;
   stats::Counter* bytes_placed_;
   stats::Distribution* completion_latency_;
 };

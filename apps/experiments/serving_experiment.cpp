@@ -65,6 +65,7 @@ void ServingExperiment::start(std::vector<workloads::Request> requests,
 
 void ServingExperiment::run(sim::RunContext&) {
   sc_core::sc_start();
+  system_->close_run();  // a request still waiting now is rejected, with the reason
   end_s_ = system_->end_s();
 }
 
@@ -77,6 +78,35 @@ void ServingExperiment::summarize(nlohmann::json& s) const {
   s["decode_kv_capacity_bytes"] = cfg_.decode_kv_capacity_bytes;
   summarize_machines(s);
   serving::summarize(*system_, cfg_, s);
+  if (!faults_.empty()) summarize_faults(s);
+}
+
+void ServingExperiment::summarize_faults(nlohmann::json& s) const {
+  nlohmann::json f = nlohmann::json::object();
+  f["schedule"] = faults_.counts();
+  serving::summarize_faults(*system_, f);
+  // Requests touched by a fault: re-routed or rejected, or with a KV transfer that
+  // overlapped an EFA fault window.
+  std::uint64_t affected = 0, efa_affected = 0;
+  for (const serving::RequestRecord& r : system_->records()) {
+    bool efa_hit = false;
+    for (const auto& e : faults_.entries) {
+      if (e.kind == "decode_system_down" || r.kv_start_s < 0) continue;
+      const double end = r.kv_end_s >= 0 ? r.kv_end_s : end_s_;
+      efa_hit = efa_hit || (r.kv_start_s < e.end_s && end >= e.start_s);
+    }
+    efa_affected += efa_hit ? 1 : 0;
+    affected += efa_hit || r.reroutes > 0 || r.rejected() ? 1 : 0;
+  }
+  f["requests_affected"] = affected;
+  if (const efa::SrdEngine* e = efa_engine()) {
+    f["efa"] = {{"packets_sent", e->packets_sent()},
+                {"packets_lost", e->packets_lost()},
+                {"packets_retransmitted", e->packets_retransmitted()},
+                {"packets_rerouted", e->packets_rerouted()},
+                {"requests_with_transfer_in_fault_window", efa_affected}};
+  }
+  s["faults"] = f;
 }
 
 }  // namespace wse::experiments

@@ -14,7 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/experiments/faults.h"
 #include "efa_link/efa_config.h"
+#include "efa_link/srd_engine.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/prefill.h"
@@ -57,6 +59,9 @@ class ServingExperiment : public sim::Experiment {
   double simulated_seconds() const override { return end_s_; }
   std::map<std::string, std::string> extra_files() const override;
   void summarize(nlohmann::json& s) const override;
+  // The fault schedule the run follows (already applied to its configuration); a
+  // non-empty one adds a `faults` section to summary.json.
+  void set_fault_schedule(FaultSchedule f) { faults_ = std::move(f); }
 
  protected:
   ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg);
@@ -65,12 +70,17 @@ class ServingExperiment : public sim::Experiment {
              const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path, trace::Writer* trace);
   // Mode-specific figures, added to summary.json before the serving figures.
   virtual void summarize_machines(nlohmann::json& /*s*/) const {}
+  // The EFA transport carrying the KV caches, if the mode has one (fault figures).
+  virtual const efa::SrdEngine* efa_engine() const { return nullptr; }
 
   workloads::TransformerModel model_;
   serving::ServingConfig cfg_;
   std::unique_ptr<serving::ServingSystem> system_;
 
  private:
+  void summarize_faults(nlohmann::json& s) const;
+
+  FaultSchedule faults_;
   double end_s_ = 0;
 };
 

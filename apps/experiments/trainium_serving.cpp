@@ -73,6 +73,8 @@ class TrainiumServing final : public ServingExperiment {
   }
 
  private:
+  const efa::SrdEngine* efa_engine() const override { return kv_path_ ? &kv_path_->network().engine() : nullptr; }
+
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<EfaKvPath> kv_path_;
 };
@@ -84,7 +86,7 @@ namespace {
 std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, const sim::ExperimentInfo& info,
                                                        serving::Placement placement) {
   config::Section tr = root;  // replaced by the workload.trace section
-  ModelAndTrace in = read_model_and_trace(root, &tr);
+  ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
   const workloads::TransformerModel& model = in.model;
   const TrainiumSide trn = read_trainium_side(root);
   config::Section sv = root.section("serving", "serving policy", true);
@@ -101,6 +103,9 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
     efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
                            "serving.decode_instances");
   }
+  FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
+                                     placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
+  apply_faults(faults, efa ? &*efa : nullptr, cfg);
   // The KV cache lives in the HBM that the weights leave free on a decode instance.
   const std::uint64_t hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();
   if (model.weight_bytes() >= hbm) {
@@ -110,7 +115,10 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes, "an instance's HBM after the weights",
                      "use an instance with more HBM or drop the request");
-  return std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, efa ? &*efa : nullptr, info.trace);
+  auto experiment =
+      std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, efa ? &*efa : nullptr, info.trace);
+  experiment->set_fault_schedule(std::move(faults));
+  return experiment;
 }
 
 }  // namespace

@@ -78,6 +78,9 @@ class WaferServing final : public ServingExperiment {
   std::vector<const stats::Group*> extra_stats() const override { return {&decoder_->stats()}; }
 
  private:
+  const efa::SrdEngine* efa_engine() const override {
+    return kv_path_ ? &kv_path_->efa().network().engine() : nullptr;
+  }
   void summarize_machines(nlohmann::json& s) const override {
     // Where decode time goes: busy seconds per kernel kind over all steps, and shares.
     std::map<std::string, double> kernels;
@@ -115,12 +118,23 @@ class WaferServing final : public ServingExperiment {
 std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const sim::ExperimentInfo& info,
                                                     serving::Placement placement) {
   config::Section tr = root;  // replaced by the workload.trace section
-  ModelAndTrace in = read_model_and_trace(root, &tr);
+  ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
   const workloads::TransformerModel& model = in.model;
   std::optional<TrainiumSide> trainium;
   if (placement == serving::Placement::disaggregated) trainium = read_trainium_side(root);
   config::Section wafer_s = root.section("wafer", "the CS-3's wafer (configs/hardware/cs3.yaml)");
   const wafer::WaferConfig wafer_cfg = wafer::read_wafer_config(wafer_s);
+  if (info.memory) {
+    // The largest fabric a kernel is simulated on is the whole wafer at its tile.
+    const std::uint64_t nodes = std::uint64_t{(wafer_cfg.width + wafer_cfg.tile - 1) / wafer_cfg.tile} *
+                                ((wafer_cfg.height + wafer_cfg.tile - 1) / wafer_cfg.tile);
+    const std::uint64_t per = wafer::Fabric::idle_bytes_per_router(wafer_cfg.fabric.colors);
+    info.memory->charge(wafer_s, "width", sim::mul_sat(nodes, per),
+                        "the fabric of a " + std::to_string(wafer_cfg.width) + " x " +
+                            std::to_string(wafer_cfg.height) + " wafer at tile " + std::to_string(wafer_cfg.tile) +
+                            " (" + std::to_string(nodes) + " routers x " + std::to_string(per) + " B)",
+                        "use a coarser wafer.fabric.tile or a smaller wafer (wafer.width, wafer.height)");
+  }
   config::Section dec = root.section("decode", "how the model is placed on the CS-3s and run", true);
   const wafer::DecodeConfig dcfg = wafer::read_decode_config(dec);
   config::Section sv = root.section("serving", "serving policy", true);
@@ -139,6 +153,9 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
                            cfg.decode_systems * dcfg.wafers,
                            "serving.decode_systems x decode.wafers: every CS-3 has its own EFA attachment");
   }
+  FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
+                                     placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
+  apply_faults(faults, efa ? &*efa : nullptr, cfg);
   std::unique_ptr<wafer::WaferDecoder> decoder;
   try {
     decoder = std::make_unique<wafer::WaferDecoder>(wafer_cfg, dcfg, model);
@@ -150,8 +167,11 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
-  return std::make_unique<WaferServing>(model, std::move(in.requests), cfg, wafer_cfg, dcfg, std::move(decoder),
-                                        trainium ? &*trainium : nullptr, efa ? &*efa : nullptr, info.trace);
+  auto experiment = std::make_unique<WaferServing>(model, std::move(in.requests), cfg, wafer_cfg, dcfg,
+                                                  std::move(decoder), trainium ? &*trainium : nullptr,
+                                                  efa ? &*efa : nullptr, info.trace);
+  experiment->set_fault_schedule(std::move(faults));
+  return experiment;
 }
 
 }  // namespace

@@ -29,6 +29,18 @@ ServingConfig read_serving_config(config::Section& s) {
   }
   const Duration ttft = s.duration("ttft_slo", {.doc = "time-to-first-token target for goodput (0 s = none)", .def = "0 s"});
   const Duration tpot = s.duration("tpot_slo", {.doc = "time-per-output-token target for goodput (0 s = none)", .def = "0 s"});
+  c.failover = s.enumeration<Failover>(
+      "failover", {.doc = "a request whose decode system failed: resend_kv (the prefill side resends the prompt's KV "
+                          "while it holds it) or reprefill (recompute it)", .def = "resend_kv"},
+      {{"resend_kv", Failover::resend_kv}, {"reprefill", Failover::reprefill}});
+  c.prefill_kv_hold_s = s.duration("prefill_kv_hold", {.doc = "how long the prefill side keeps a request's KV after "
+                                                              "its prefill, for resend_kv (0 s = until the request ends)",
+                                                       .def = "0 s", .min = 0})
+                            .seconds;
+  c.reject_after_s = s.duration("reject_after", {.doc = "a request that has waited this long for a decode system while "
+                                                        "none is up is rejected (0 s = it waits)",
+                                                 .def = "0 s", .min = 0})
+                         .seconds;
   c.ttft_slo_s = ttft.seconds;
   c.tpot_slo_s = tpot.seconds;
   return c;

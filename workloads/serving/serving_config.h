@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "systemc_models/config/config.h"
 
@@ -27,6 +28,24 @@ enum class Routing {
   prefix_affinity,  // the instance whose prefix cache holds most of the prompt (ties: least loaded)
 };
 
+// What a request whose decode system failed does to get its KV cache back.
+enum class Failover {
+  // The prefill instance sends the prompt's KV again if it still holds it (see
+  // prefill_kv_hold) and recomputes only the KV of the tokens generated so far;
+  // otherwise as reprefill.
+  resend_kv,
+  // The prefill instance recomputes the KV of the prompt and the generated tokens.
+  reprefill,
+};
+
+// Decode system `system` fails at `start_s` (its running and waiting requests lose their
+// KV) and comes back empty at `end_s` (< 0: it does not come back).
+struct DecodeOutage {
+  unsigned system = 0;
+  double start_s = 0;
+  double end_s = -1;
+};
+
 struct ServingConfig {
   Placement placement = Placement::disaggregated;
   unsigned prefill_instances = 1;
@@ -46,6 +65,11 @@ struct ServingConfig {
   std::uint32_t prefix_block_tokens = 512;
   double ttft_slo_s = 0.0;  // 0 = no target
   double tpot_slo_s = 0.0;
+  // Recovery from decode-system failures (docs/faults.md).
+  Failover failover = Failover::resend_kv;
+  double prefill_kv_hold_s = 0.0;  // the prefill side keeps a request's KV this long after its prefill (0 = until it ends)
+  double reject_after_s = 0.0;     // a request waiting this long with no decode system up is rejected (0 = never)
+  std::vector<DecodeOutage> decode_outages;  // from the experiment's fault schedule
 
   // Filled by the system from the model and hardware, not from the serving section.
   std::uint32_t layers = 1;

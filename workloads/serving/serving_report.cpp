@@ -56,7 +56,8 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
   }
   const double span = first_arrival < 0 ? 0 : last_token - first_arrival;
   const std::uint64_t done = ttft.count();
-  s["requests"] = {{"completed", done}, {"total", system.requests().size()}, {"ttft_s", percentiles(ttft)},
+  s["requests"] = {{"completed", done}, {"rejected", system.rejected()}, {"total", system.requests().size()},
+                   {"ttft_s", percentiles(ttft)},
                    {"tpot_s", percentiles(tpot)}, {"e2e_s", percentiles(e2e)}};
   s["throughput"] = {{"output_tokens_per_s", span > 0 ? static_cast<double>(tokens) / span : 0.0},
                      {"requests_per_s", span > 0 ? static_cast<double>(done) / span : 0.0},
@@ -69,10 +70,34 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
                   {"requests_per_s", span > 0 ? static_cast<double>(good) / span : 0.0}};
 }
 
+void summarize_faults(const ServingSystem& system, nlohmann::json& faults) {
+  std::uint64_t affected = 0, reroutes = 0, reprefills = 0, resends = 0, resent_bytes = 0, recomputed = 0;
+  nlohmann::json reasons = nlohmann::json::object();
+  for (const RequestRecord& r : system.records()) {
+    affected += r.reroutes > 0 || r.rejected() ? 1 : 0;
+    reroutes += r.reroutes;
+    reprefills += r.reprefills;
+    resends += r.kv_resends;
+    resent_bytes += r.kv_bytes_resent;
+    recomputed += r.tokens_recomputed;
+    if (r.rejected()) reasons[r.reason] = reasons.value(r.reason, 0) + 1;
+  }
+  faults["decode_failures"] = system.decode_failures();
+  faults["requests_rerouted_or_rejected"] = affected;
+  faults["reroutes"] = reroutes;
+  faults["reprefills"] = reprefills;
+  faults["kv_resends"] = resends;
+  faults["kv_bytes_resent"] = resent_bytes;
+  faults["tokens_recomputed"] = recomputed;
+  faults["rejected"] = system.rejected();
+  faults["rejected_reasons"] = reasons;
+}
+
 std::string requests_csv(const ServingSystem& system) {
   sim::CsvWriter csv({"request", "arrival_s", "input_tokens", "output_tokens", "prefix_hit_tokens", "prefill_instance",
                       "prefill_start_s", "prefill_end_s", "kv_bytes", "transfer_start_s", "transfer_end_s",
-                      "decode_system", "decode_start_s", "first_token_s", "last_token_s", "tokens_out"});
+                      "decode_system", "decode_start_s", "first_token_s", "last_token_s", "tokens_out", "state",
+                      "reason", "reroutes", "reprefills", "kv_resends", "kv_bytes_resent", "tokens_recomputed"});
   const auto& reqs = system.requests();
   const auto& recs = system.records();
   for (std::size_t i = 0; i < recs.size(); ++i) {
@@ -81,7 +106,9 @@ std::string requests_csv(const ServingSystem& system) {
              std::to_string(reqs[i].output_tokens), std::to_string(r.prefix_hit_tokens),
              std::to_string(r.prefill_instance), t(r.prefill_start_s), t(r.first_token_s), std::to_string(r.kv_bytes),
              t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system), t(r.decode_start_s),
-             t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out)});
+             t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out), r.state(), r.reason,
+             std::to_string(r.reroutes), std::to_string(r.reprefills), std::to_string(r.kv_resends),
+             std::to_string(r.kv_bytes_resent), std::to_string(r.tokens_recomputed)});
   }
   return csv.str();
 }

@@ -9,14 +9,21 @@
 
 namespace wse::serving {
 
-// Adds to `summary`: requests.{completed, ttft_s, tpot_s, e2e_s}, throughput.{
+// Adds to `summary`: requests.{completed, rejected, total, ttft_s, tpot_s, e2e_s}, throughput.{
 // output_tokens_per_s, requests_per_s}, kv_transfer.{bytes, time_s, hidden_share}
 // (disaggregated), goodput.{ttft_slo_s, tpot_slo_s, requests, fraction,
 // requests_per_s}. Rates are over the span from the first arrival to the last token.
 void summarize(const ServingSystem& system, const ServingConfig& config, nlohmann::json& summary);
 
+// Adds to `faults` what decode-system failures did: failures, requests re-routed or
+// rejected, re-routes, re-prefills, KV resends, KV bytes sent again, tokens recomputed,
+// rejections by reason (docs/faults.md).
+void summarize_faults(const ServingSystem& system, nlohmann::json& faults);
+
 // One row per request: arrival, prefill start/end, transfer start/end, decode start,
-// first and last token, tokens, machines.
+// first and last token, tokens, machines; its terminal state (completed, rejected) and
+// reason; fault bookkeeping (re-routes, re-prefills, KV resends and bytes, tokens
+// recomputed).
 std::string requests_csv(const ServingSystem& system);
 
 // Share of a request's KV transfer that overlapped its own prefill: the length of

@@ -25,6 +25,10 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       records_(requests_.size()),
       prompt_left_(requests_.size()),
       prompt_done_(requests_.size(), 0),
+      kv_tokens_(requests_.size(), 0),
+      recovering_(requests_.size(), 0),
+      waiting_decode_(requests_.size(), 0),
+      in_prefill_(requests_.size(), 0),
       prefill_(std::move(prefill)),
       decode_(std::move(decode)),
       kv_path_(kv_path),
@@ -48,7 +52,16 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     throw std::invalid_argument("serving: colocated machines need as many decode as prefill backends");
   }
   if (!colocated && !kv_path_) throw std::invalid_argument("serving: disaggregated placement needs a KV path");
-  for (std::size_t r = 0; r < requests_.size(); ++r) prompt_left_[r] = requests_[r].input_tokens;
+  for (std::size_t r = 0; r < requests_.size(); ++r) {
+    prompt_left_[r] = requests_[r].input_tokens;
+    kv_tokens_[r] = requests_[r].input_tokens;
+  }
+  if (colocated && !config_.decode_outages.empty()) {
+    throw std::invalid_argument("serving: decode_system_down needs disaggregated placement");
+  }
+  for (const DecodeOutage& o : config_.decode_outages) {
+    if (o.system >= decode_.size()) throw std::invalid_argument("serving: decode outage of a system that does not exist");
+  }
   std::vector<stats::Group*> machine_groups;
   for (unsigned i = 0; i < pf_.size(); ++i) {
     stats::Group& g = stats_.child((colocated ? "machine" : "prefill") + std::to_string(i));
@@ -75,6 +88,9 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
   if (!colocated) {
     for (unsigned j = 0; j < dc_.size(); ++j) {
       sc_core::sc_spawn([this, j] { decode_machine(j); }, sc_core::sc_gen_unique_name("decode"));
+    }
+    for (const DecodeOutage& o : config_.decode_outages) {
+      sc_core::sc_spawn([this, o] { outage(o); }, sc_core::sc_gen_unique_name("outage"));
     }
   }
 }
@@ -145,6 +161,10 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
     if (chunk == prompt_left_[r]) finishing.push_back(r);
   }
   if (batch.empty()) return false;
+  // Requests whose KV this batch rebuilds after a decode failure produce no token.
+  std::vector<std::uint8_t> rebuilt;
+  for (std::uint64_t r : finishing) rebuilt.push_back(recovering_[r]);
+  for (const auto& c : batch) in_prefill_[c.request] = 1;
   const double start = now_s();
   std::uint32_t tokens = 0;
   for (const auto& c : batch) {
@@ -159,7 +179,10 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
   const PrefillTiming timing = prefill_[i]->prefill(batch);
   if (config_.placement == Placement::disaggregated) {
     for (std::uint64_t r : finishing) {
-      if (outputs(requests_[r]) > 1) sc_core::sc_spawn([this, r, start, timing] { send_kv(r, start, timing); });
+      if (outputs(requests_[r]) > 1) {
+        const bool recovery = recovering_[r] != 0;
+        sc_core::sc_spawn([this, r, start, timing, recovery] { send_kv(r, start, timing, recovery); });
+      }
     }
   }
   sc_core::wait(sc_core::sc_time(timing.seconds, sc_core::SC_SEC));
@@ -172,7 +195,12 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
     p.queued_tokens -= c.tokens;
   }
   while (!p.queue.empty() && prompt_left_[p.queue.front()] == 0) p.queue.pop_front();
-  for (std::uint64_t r : finishing) finish_prefill(r, i);
+  for (std::size_t k = 0; k < finishing.size(); ++k) {
+    recovering_[finishing[k]] = 0;
+    if (!rebuilt[k]) finish_prefill(finishing[k], i);
+  }
+  for (const auto& c : batch) in_prefill_[c.request] = 0;
+  prefill_done_.notify(sc_core::SC_ZERO_TIME);
   return true;
 }
 
@@ -194,9 +222,13 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
 
 int ServingSystem::reserve_decode(std::uint64_t r) {
   const std::uint64_t need = config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
+  const sc_core::sc_time deadline = sc_core::sc_time_stamp() + sc_core::sc_time(config_.reject_after_s, sc_core::SC_SEC);
   while (true) {
     int best = -1;
+    bool any_up = false;
     for (unsigned j = 0; j < dc_.size(); ++j) {
+      if (!dc_[j].up) continue;  // failed: route around it
+      any_up = true;
       if (dc_[j].reserved_bytes + need > config_.decode_kv_capacity_bytes) continue;
       if (best < 0 || dc_[j].reserved_bytes < dc_[static_cast<unsigned>(best)].reserved_bytes) best = static_cast<int>(j);
     }
@@ -204,43 +236,156 @@ int ServingSystem::reserve_decode(std::uint64_t r) {
       dc_[static_cast<unsigned>(best)].reserved_bytes += need;
       return best;
     }
-    sc_core::wait(room_freed_);
+    waiting_decode_[r] = 1;
+    if (!any_up && config_.reject_after_s > 0) {
+      // No decode system is up: wait for one (a system coming back frees room) until the
+      // deadline, then give up on the request.
+      if (sc_core::sc_time_stamp() >= deadline) {
+        waiting_decode_[r] = 0;
+        return -1;
+      }
+      sc_core::wait(deadline - sc_core::sc_time_stamp(), room_freed_);
+    } else {
+      sc_core::wait(room_freed_);
+    }
+    waiting_decode_[r] = 0;
   }
 }
 
-void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming timing) {
+void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming timing, bool recovery) {
   const int dest = reserve_decode(r);
   RequestRecord& rec = records_[r];
+  if (dest < 0) {
+    wait_prefill_end(r, batch_start_s + timing.seconds);
+    reject(r, "no decode system up within serving.reject_after");
+    return;
+  }
+  const auto d = static_cast<unsigned>(dest);
+  const std::uint64_t epoch = dc_[d].epoch;
   rec.decode_system = dest;
-  const std::uint64_t total = config_.kv_bytes(requests_[r].input_tokens);
+  const std::uint64_t total = config_.kv_bytes(kv_tokens_[r]);
   const auto src = static_cast<unsigned>(rec.prefill_instance);
+  // A message's bytes count once sent; the KV is lost (and sent again) if the decode
+  // system fails before the request joins it.
+  auto sent_bytes = [&](std::uint64_t bytes) {
+    rec.kv_bytes += bytes;
+    kv_bytes_ += bytes;
+    if (recovery) rec.kv_bytes_resent += bytes;
+  };
   if (config_.kv_send == KvSend::after_prefill) {
     wait_until(batch_start_s + timing.seconds);
-    rec.kv_start_s = now_s();
-    kv_path_->transfer_layers(src, static_cast<unsigned>(dest), 0, config_.layers - 1, total, r);
+    if (dc_[d].epoch == epoch) {
+      if (rec.kv_start_s < 0) rec.kv_start_s = now_s();
+      kv_path_->transfer_layers(src, d, 0, config_.layers - 1, total, r);
+      sent_bytes(total);
+    }
   } else {
     const std::uint32_t layers = config_.layers;
     std::uint64_t sent = 0;
-    for (std::uint32_t first = 0; first < layers; first += config_.kv_layers_per_message) {
+    for (std::uint32_t first = 0; first < layers && dc_[d].epoch == epoch; first += config_.kv_layers_per_message) {
       const std::uint32_t last = std::min(layers, first + config_.kv_layers_per_message) - 1;
       const double ready = timing.layer_done_s.size() > last ? timing.layer_done_s[last] : timing.seconds;
       wait_until(batch_start_s + ready);
+      if (dc_[d].epoch != epoch) break;  // the destination failed: send no more
       // Bytes of layers [0, last] minus what was sent: exact integer split of the total.
       const std::uint64_t upto = total * (last + 1) / layers;
       if (rec.kv_start_s < 0) rec.kv_start_s = now_s();
-      kv_path_->transfer_layers(src, static_cast<unsigned>(dest), first, last, upto - sent, r);
+      kv_path_->transfer_layers(src, d, first, last, upto - sent, r);
+      sent_bytes(upto - sent);
       sent = upto;
     }
   }
-  rec.kv_end_s = now_s();
-  rec.kv_bytes = total;
-  kv_bytes_ += total;
-  kv_time_.sample(rec.kv_end_s - rec.kv_start_s);
+  if (rec.kv_start_s >= 0) rec.kv_end_s = now_s();  // the last KV byte sent for r arrived
   // The decode side needs the first token too, which the prefill produced by now or
   // will produce at the batch end.
   wait_until(batch_start_s + timing.seconds);
-  dc_[static_cast<unsigned>(dest)].ready.push_back(r);
-  dc_[static_cast<unsigned>(dest)].work.notify(sc_core::SC_ZERO_TIME);
+  if (dc_[d].epoch != epoch) {
+    wait_prefill_end(r, batch_start_s + timing.seconds);
+    recover(r);  // the destination failed while the KV was on its way
+    return;
+  }
+  dc_[d].ready.push_back(r);
+  dc_[d].work.notify(sc_core::SC_ZERO_TIME);
+}
+
+void ServingSystem::wait_prefill_end(std::uint64_t r, double batch_end_s) {
+  wait_until(batch_end_s);
+  // The prefill machine may not have closed the batch yet at this very time.
+  while (in_prefill_[r]) sc_core::wait(prefill_done_);
+}
+
+void ServingSystem::outage(DecodeOutage o) {
+  wait_until(o.start_s);
+  fail_decode(o.system);
+  if (o.end_s < 0) return;
+  wait_until(o.end_s);
+  DecodeState& d = dc_[o.system];
+  d.up = true;  // back, empty
+  d.work.notify(sc_core::SC_ZERO_TIME);
+  room_freed_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void ServingSystem::fail_decode(unsigned j) {
+  DecodeState& d = dc_[j];
+  d.up = false;
+  ++d.epoch;
+  ++decode_failures_;
+  d.failed.notify(sc_core::SC_ZERO_TIME);  // the step in progress is lost
+  std::vector<std::uint64_t> lost(d.running.begin(), d.running.end());
+  lost.insert(lost.end(), d.ready.begin(), d.ready.end());
+  d.running.clear();
+  d.ready.clear();
+  d.reserved_bytes = 0;
+  for (std::uint64_t r : lost) recover(r);
+}
+
+void ServingSystem::recover(std::uint64_t r) {
+  RequestRecord& rec = records_[r];
+  ++rec.reroutes;
+  const std::uint32_t input = requests_[r].input_tokens;
+  // The KV on the decode side covered the prompt and every generated token but the
+  // last (whose KV the next step would have made).
+  const std::uint32_t generated = rec.tokens_out > 0 ? rec.tokens_out - 1 : 0;
+  const bool held = config_.failover == Failover::resend_kv &&
+                    (config_.prefill_kv_hold_s <= 0 || now_s() - rec.first_token_s <= config_.prefill_kv_hold_s);
+  kv_tokens_[r] = std::uint64_t{input} + generated;
+  PrefillState& p = pf_[static_cast<unsigned>(rec.prefill_instance)];
+  if (held) {
+    // The prefill side still holds the prompt's KV: it computes only the generated
+    // tokens' KV (a chunk after the prompt), then sends it all again.
+    ++rec.kv_resends;
+    rec.tokens_recomputed += generated;
+    if (generated == 0) {
+      sc_core::sc_spawn([this, r] { send_kv(r, now_s(), PrefillTiming{}, true); });
+      return;
+    }
+    prompt_done_[r] = input;
+    prompt_left_[r] = generated;
+  } else {
+    ++rec.reprefills;
+    rec.tokens_recomputed += std::uint64_t{input} + generated;
+    prompt_done_[r] = 0;
+    prompt_left_[r] = input + generated;
+  }
+  recovering_[r] = 1;
+  p.queue.push_back(r);
+  p.queued_tokens += prompt_left_[r];
+  p.work.notify(sc_core::SC_ZERO_TIME);
+}
+
+void ServingSystem::reject(std::uint64_t r, std::string reason) {
+  RequestRecord& rec = records_[r];
+  rec.rejected_s = now_s();
+  rec.reason = std::move(reason);
+  ++rejected_;
+  end_s_ = std::max(end_s_, rec.rejected_s);
+}
+
+void ServingSystem::close_run() {
+  for (std::uint64_t r = 0; r < records_.size(); ++r) {
+    if (records_[r].completed() || records_[r].rejected()) continue;
+    reject(r, waiting_decode_[r] ? "no decode system up when the run ended" : "unfinished when the run ended");
+  }
 }
 
 void ServingSystem::decode_machine(unsigned j) {
@@ -259,6 +404,7 @@ void ServingSystem::colocated_machine(unsigned i) {
 
 bool ServingSystem::run_decode_step(unsigned j) {
   DecodeState& d = dc_[j];
+  if (!d.up) return false;
   const bool colocated = config_.placement == Placement::colocated;
   while (!d.ready.empty() && d.running.size() < config_.decode_max_batch) {
     const std::uint64_t r = d.ready.front();
@@ -278,7 +424,12 @@ bool ServingSystem::run_decode_step(unsigned j) {
   for (std::uint64_t r : d.running) contexts.push_back(requests_[r].input_tokens + records_[r].tokens_out);
   const double start = now_s();
   const double t = decode_[j]->step(contexts);
-  sc_core::wait(sc_core::sc_time(t, sc_core::SC_SEC));
+  const std::uint64_t epoch = d.epoch;
+  sc_core::wait(sc_core::sc_time(t, sc_core::SC_SEC), d.failed);
+  if (d.epoch != epoch) {
+    d.busy->add_busy(now_s() - start);  // the system failed during the step: its tokens are lost
+    return true;
+  }
   d.busy->add_busy(t);
   decode_batch_.sample(static_cast<double>(d.running.size()));
   if (trace_) trace_->slice(d.track, "decode x" + std::to_string(d.running.size()), start, t);
@@ -310,6 +461,7 @@ void ServingSystem::finish_request(std::uint64_t r) {
   ++completed_;
   end_s_ = std::max(end_s_, rec.last_token_s);
   ttft_.sample(rec.first_token_s - rec.arrival_s);
+  if (rec.kv_start_s >= 0 && rec.kv_end_s >= 0) kv_time_.sample(rec.kv_end_s - rec.kv_start_s);
   e2e_.sample(rec.last_token_s - rec.arrival_s);
   if (rec.tokens_out > 1) tpot_.sample((rec.last_token_s - rec.first_token_s) / (rec.tokens_out - 1));
 }
