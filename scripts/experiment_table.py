@@ -6,7 +6,8 @@
 One column per run: requests, TTFT and TPOT percentiles, output tokens per second,
 goodput under the configured SLOs, KV transfer (bytes, p50, share hidden behind the
 prefill), the decode step and its largest kernels on the wafer, the three busiest
-resource classes, simulated and wall time.
+resource classes, simulated time, and the wall time from host.json (the host's figures,
+kept out of summary.json).
 """
 import argparse
 import json
@@ -18,7 +19,7 @@ def fmt_ms(s):
     return "-" if s is None else f"{s * 1e3:.1f}"
 
 
-def row_values(summary):
+def row_values(summary, host):
     r = summary.get("requests", {})
     t = summary.get("throughput", {})
     kv = summary.get("kv_transfer")
@@ -37,9 +38,14 @@ def row_values(summary):
     if g:
         out["goodput (SLO met)"] = f"{100 * g.get('fraction', 0):.1f}%"
     if kv:
-        out["KV bytes"] = f"{kv['bytes'] / 1e9:.1f} GB"
-        out["KV transfer p50 (ms)"] = fmt_ms(kv["time_s"]["p50"])
-        out["KV hidden behind prefill"] = f"{100 * kv['hidden_share']:.1f}%"
+        # kv_transfer-mode runs have no prefill to hide behind, and may name their keys
+        # differently: show what the summary has.
+        if "bytes" in kv:
+            out["KV bytes"] = f"{kv['bytes'] / 1e9:.1f} GB"
+        if "p50" in kv.get("time_s", {}):
+            out["KV transfer p50 (ms)"] = fmt_ms(kv["time_s"]["p50"])
+        if "hidden_share" in kv:
+            out["KV hidden behind prefill"] = f"{100 * kv['hidden_share']:.1f}%"
     if w:
         out["decode step mean (ms)"] = fmt_ms(w.get("mean_step_s"))
         ks = sorted(w.get("kernel_seconds", {}).items(), key=lambda kv: -kv[1]["share"])[:3]
@@ -48,7 +54,9 @@ def row_values(summary):
     cls = sorted(summary.get("utilization_by_class", {}).items(), key=lambda kv: -kv[1]["max"])[:3]
     out["busiest resources (max)"] = ", ".join(f"{k} {100 * v['max']:.1f}%" for k, v in cls)
     out["simulated (s)"] = f"{summary.get('simulated_time_s', 0):.1f}"
-    out["wall (s)"] = f"{summary.get('wall_time_s', 0):.1f}"
+    # Older runs kept the wall time in summary.json.
+    wall = host.get("wall_time_s", summary.get("wall_time_s"))
+    out["wall (s)"] = "-" if wall is None else f"{wall:.1f}"
     return out
 
 
@@ -62,7 +70,9 @@ def main():
         if not p.exists():
             sys.exit(f"experiment_table.py: {p} does not exist (run `wse-emu run EXPERIMENT --out {d}` first)")
         s = json.loads(p.read_text())
-        cols.append((s.get("experiment", d), row_values(s)))
+        h = pathlib.Path(d) / "host.json"
+        host = json.loads(h.read_text()) if h.exists() else {}
+        cols.append((s.get("experiment", d), row_values(s, host)))
     keys = []
     for _, v in cols:
         for k in v:

@@ -15,6 +15,7 @@ are drawn. Needs python3-matplotlib (Debian); draws with the Agg backend (no dis
 import argparse
 import csv
 import math
+import os
 import re
 import sys
 
@@ -119,6 +120,18 @@ def main(argv=None):
         rows = list(reader)
     if "status" not in header:
         sys.exit(f"{a.results}: not a wse-emu sweep results.csv (no status column)")
+    # The host's figures of each point (wall_time_s, cpu_time_s, peak_rss_bytes) are in
+    # host.csv next to results.csv, which stays reproducible; join them in when asked for.
+    host_path = os.path.join(os.path.dirname(a.results), "host.csv")
+    if any(y not in header for y in a.y) and os.path.exists(host_path):
+        with open(host_path, newline="") as f:
+            host_reader = csv.DictReader(f)
+            host_rows = {r["point"]: r for r in host_reader}
+            host_cols = [c for c in (host_reader.fieldnames or []) if c not in header]
+        for r in rows:
+            for c in host_cols:
+                r[c] = host_rows.get(r["point"], {}).get(c, "")
+        header = header + host_cols
     varied = header[1:header.index("status")]
     for key in [a.x] + (a.series or []):
         if key not in varied:

@@ -631,6 +631,13 @@ std::uint64_t Fabric::link_wavelets(PeCoord pe, Port p) const {
   return link_count_[static_cast<std::size_t>(index(pe)) * kPorts + static_cast<std::size_t>(p)];
 }
 
+std::size_t Fabric::idle_bytes_per_router(std::uint32_t colors) {
+  // routes_ and block_ per (router, color); router_, source_of_, xy_ and link_count_
+  // (one per output port) per router. dor_color_ and the wheel do not grow with routers.
+  return colors * (sizeof(std::uint16_t) + sizeof(std::uint32_t)) + sizeof(RouterState) +
+         sizeof(std::uint32_t) * (2 + kPorts);
+}
+
 std::size_t Fabric::state_bytes() const {
   std::size_t b = routes_.capacity() * sizeof(std::uint16_t) + block_.capacity() * sizeof(std::uint32_t) +
                   channels_.capacity() * sizeof(Channel) + slots_.capacity() * sizeof(MessageId) +

@@ -168,6 +168,10 @@ class Fabric {
   std::uint64_t link_wavelets(PeCoord pe, Port p) const;
   // Bytes of model state now allocated (for the scale benchmark).
   std::size_t state_bytes() const;
+  // Bytes the constructor allocates per router for a fabric of `colors` colors (its
+  // per-router and per-(router, color) tables, from their element sizes): what a
+  // fabric costs before any route is set, for memory-budget checks.
+  static std::size_t idle_bytes_per_router(std::uint32_t colors);
 
  private:
   static constexpr std::uint32_t kNone = UINT32_MAX;

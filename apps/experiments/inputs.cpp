@@ -1,15 +1,68 @@
 #include "apps/experiments/inputs.h"
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include "workloads/serving/serving_system.h"
 
 namespace wse::experiments {
 
-ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace_section) {
+std::uint64_t request_state_bytes() {
+  return sizeof(workloads::Request) + sizeof(serving::RequestRecord) + 2 * sizeof(std::uint32_t) +
+         kRequestsCsvColumns * kCsvCellBytes;
+}
+
+RequestStateEstimate request_state_estimate(const workloads::TraceOptions& opt) {
+  RequestStateEstimate e;
+  std::uint64_t hash_ids = 0;
+  if (opt.format == workloads::TraceFormat::synthetic) {
+    e.requests = opt.synthetic.requests;
+    e.key = "requests";
+  } else {
+    std::error_code ec;
+    const std::uint64_t file_bytes = std::filesystem::file_size(opt.path, ec);
+    if (opt.format == workloads::TraceFormat::mooncake_jsonl && !ec) hash_ids = file_bytes / 2;
+    e.key = "limit";
+    if (opt.limit > 0) {
+      e.requests = opt.limit;
+    } else {
+      // Every request is a line: count them (no allocation; a missing file is reported
+      // by the reader).
+      std::ifstream in(opt.path, std::ios::binary);
+      std::vector<char> buf(1 << 20);
+      while (in) {
+        in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+        const auto got = static_cast<std::size_t>(in.gcount());
+        e.requests += static_cast<std::uint64_t>(std::count(buf.data(), buf.data() + got, '\n'));
+        if (got > 0 && in.eof() && buf[got - 1] != '\n') ++e.requests;
+      }
+    }
+  }
+  e.bytes = sim::mul_sat(e.requests, request_state_bytes());
+  const std::uint64_t hash_bytes = sim::mul_sat(hash_ids, sizeof(std::uint64_t));
+  e.bytes = e.bytes > UINT64_MAX - hash_bytes ? UINT64_MAX : e.bytes + hash_bytes;
+  return e;
+}
+
+ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace_section,
+                                   sim::MemoryBudget* memory) {
   config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");
   ModelAndTrace in{workloads::read_transformer(ms), {}};
   config::Section wl = root.section("workload", "the requests");
   config::Section tr = wl.section("trace", "request trace");
   const workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  if (memory) {
+    const RequestStateEstimate e = request_state_estimate(topt);
+    memory->charge(tr, e.key, e.bytes,
+                   std::to_string(e.requests) + " requests x " + std::to_string(request_state_bytes()) +
+                       " B of per-request state" +
+                       (topt.format == workloads::TraceFormat::mooncake_jsonl
+                            ? " and their hash ids (at most one per 2 bytes of the file)"
+                            : ""),
+                   topt.format == workloads::TraceFormat::synthetic ? "generate fewer (workload.trace.requests)"
+                                                                     : "select fewer (workload.trace.limit)");
+  }
   in.requests = workloads::read_trace(topt);
   if (trace_section) *trace_section = tr;
   return in;

@@ -147,7 +147,7 @@ class KvTransfer final : public sim::Experiment {
 }  // namespace
 
 std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const sim::ExperimentInfo& info) {
-  ModelAndTrace in = read_model_and_trace(root);
+  ModelAndTrace in = read_model_and_trace(root, nullptr, info.memory);
   config::Section kv = root.section("kv_transfer", "how the KV caches travel");
   enum class Network { link, efa };
   const Network net = kv.enumeration<Network>(

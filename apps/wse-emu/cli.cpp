@@ -13,6 +13,7 @@
 #include "apps/wse-emu/regress_command.h"
 #include "apps/wse-emu/sweep_command.h"
 #include "systemc_models/config/config.h"
+#include "systemc_models/sim/output.h"
 #include "systemc_models/sim/progress.h"
 
 namespace po = boost::program_options;
@@ -48,7 +49,12 @@ struct Command {
 };
 
 Command make_run() {
-  Command c{"run", "wse-emu run EXPERIMENT.yaml --out DIR [--set KEY=VALUE]... [--trace] [--quiet]",
+  Command c{"run",
+            "wse-emu run EXPERIMENT.yaml --out DIR [--set KEY=VALUE]... [--trace] [--quiet] [--force]\n\n"
+            "DIR must not exist or be empty unless --force is given (then the files of this run\n"
+            "replace those of the same name). Writes summary.json, stats.json,\n"
+            "config.resolved.yaml, mode-specific files (byte-identical on a rerun) and host.json\n"
+            "(wall time, peak memory: the host's figures, not reproducible).",
             po::options_description("options"), {}};
   c.options.add_options()
       ("help,h", "show this help")
@@ -57,6 +63,7 @@ Command make_run() {
       ("set,s", po::value<std::vector<std::string>>()->composing(),
        "override a configuration key, e.g. --set efa.adapters=8 (repeatable)")
       ("trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")
+      ("force,f", "write into DIR even if it is not empty")
       ("quiet,q", "no progress on stderr");
   c.positional.add("experiment", 1);
   return c;
@@ -75,13 +82,14 @@ Command make_check() {
 }
 
 Command make_bench() {
-  Command c{"bench", "wse-emu bench NAME --out DIR [--quick] [--quiet]",
+  Command c{"bench", "wse-emu bench NAME --out DIR [--quick] [--quiet] [--force]",
             po::options_description("options"), {}};
   c.options.add_options()
       ("help,h", "show this help")
       ("name", po::value<std::string>(), "benchmark name (see 'wse-emu list')")
       ("out,o", po::value<std::string>(), "output directory for the CSV files")
       ("quick", "a smaller sweep (seconds instead of minutes)")
+      ("force,f", "write into DIR even if it is not empty")
       ("quiet,q", "no progress on stderr");
   c.positional.add("name", 1);
   return c;
@@ -89,16 +97,21 @@ Command make_bench() {
 
 Command make_sweep() {
   Command c{"sweep",
-            "wse-emu sweep SWEEP.yaml --out DIR [--backend local|slurm] [--jobs N] [--quiet]\n\n"
+            "wse-emu sweep SWEEP.yaml --out DIR [--backend local|slurm] [--jobs N] [--quiet] [--force]\n\n"
             "Validates every point of the sweep, then runs each as 'wse-emu run' into\n"
-            "DIR/points/<id>/ and writes DIR/results.csv (one row per point). Points whose\n"
-            "summary.json exists are not rerun. Exit 0 all points ran, 1 some failed (recorded\n"
-            "in results.csv), 2 bad sweep file or an invalid point (nothing run).",
+            "DIR/points/<id>/ and writes DIR/results.csv (one row per point; the same for any\n"
+            "--jobs and backend) and DIR/host.csv (wall time, peak memory per point; not\n"
+            "reproducible). DIR holding an earlier run of the same sweep is resumed: points whose\n"
+            "summary.json exists are not rerun. Any other non-empty DIR is refused unless\n"
+            "--force (then points of another sweep there are run again). Exit 0 all points ran,\n"
+            "1 some failed (recorded in results.csv), 2 bad sweep file, an invalid point or DIR\n"
+            "in use (nothing run).",
             po::options_description("options"), {}};
   c.options.add_options()
       ("help,h", "show this help")
       ("sweep", po::value<std::string>(), "sweep YAML file (see docs/sweeps.md)")
-      ("out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run)")
+      ("out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run of this sweep)")
+      ("force,f", "use DIR even if it holds something else (points of another sweep are rerun)")
       ("backend,b", po::value<std::string>()->default_value("local"),
        "local: parallel processes here; slurm: one sbatch job array, waited for")
       ("jobs,j", po::value<int>()->default_value(0),
@@ -122,7 +135,8 @@ Command make_regress() {
       ("all", "show every figure (default: unchanged utilizations are only counted)")
       ("suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"), "regression suite file")
       ("only", po::value<std::string>(), "run only this experiment of the suite")
-      ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)");
+      ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")
+      ("force,f", "write into --out DIR even if it is not empty");
   return c;
 }
 
@@ -184,8 +198,12 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
   ba.out_dir = vm["out"].as<std::string>();
   ba.quick = vm.count("quick") > 0;
   ba.quiet = vm.count("quiet") > 0;
+  if (!vm.count("force") && sim::directory_in_use(ba.out_dir)) {
+    std::cerr << "wse-emu: error: " << sim::output_in_use_message(ba.out_dir) << "\n";
+    return kExitBadInput;
+  }
   try {
-    fs::create_directories(ba.out_dir);
+    sim::create_output_directory(ba.out_dir);
     const auto files = b->run(ba);
     for (const auto& f : files) std::cout << (ba.out_dir / f).string() << "\n";
   } catch (const config::ConfigError& e) {
@@ -255,6 +273,7 @@ int main(int argc, char** argv) {
     opt.overrides = strings(vm, "set");
     opt.trace = vm.count("trace") > 0;
     opt.quiet = vm.count("quiet") > 0;
+    opt.force = vm.count("force") > 0;
     return run_experiment(registry, opt);
   }
   if (cmd == "check") {
@@ -280,6 +299,7 @@ int main(int argc, char** argv) {
     opt.backend = vm["backend"].as<std::string>();
     opt.jobs = vm["jobs"].as<int>();
     opt.quiet = vm.count("quiet") > 0;
+    opt.force = vm.count("force") > 0;
     if (opt.backend != "local" && opt.backend != "slurm") {
       return usage_error("sweep: unknown backend '" + opt.backend + "'; allowed: local, slurm", "sweep");
     }
@@ -297,6 +317,7 @@ int main(int argc, char** argv) {
     if (vm.count("only")) opt.only = vm["only"].as<std::string>();
     opt.update = vm.count("update") > 0;
     opt.all = vm.count("all") > 0;
+    opt.force = vm.count("force") > 0;
     return run_regress(opt);
   }
 

@@ -1,7 +1,8 @@
 // The `wse-emu` command: subcommands, their options, and exit codes.
 //   0  success
 //   1  the simulation failed while running (a model error, an I/O error)
-//   2  bad input: usage, configuration, capacity; nothing was written
+//   2  bad input: usage, configuration, capacity, memory budget, an output directory in
+//      use without --force; nothing was written
 #pragma once
 
 #include <filesystem>
@@ -24,6 +25,7 @@ struct RunOptions {
   std::vector<std::string> overrides;
   bool trace = false;
   bool quiet = false;
+  bool force = false;  // write into an --out directory that is not empty
 };
 
 // `wse-emu run`: validate, simulate, write results. Returns an exit code.

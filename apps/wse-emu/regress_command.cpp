@@ -193,12 +193,16 @@ int run_regress(const RegressOptions& opt) {
     }
   }
   const bool keep = !opt.out_dir.empty();
+  if (keep && !opt.force && sim::directory_in_use(opt.out_dir)) {
+    std::cerr << "wse-emu: error: " << sim::output_in_use_message(opt.out_dir) << "\n";
+    return kExitBadInput;
+  }
   const fs::path runs = keep ? fs::absolute(opt.out_dir)
                              : fs::temp_directory_path() / ("wse-emu-regress-" + std::to_string(::getpid()));
   bool pass = true;
   bool failed_run = false;
   try {
-    fs::create_directories(runs);
+    sim::create_output_directory(runs);
     for (const auto& en : suite.entries) {
       const fs::path dir = runs / en.name;
       fs::remove_all(dir);
@@ -217,7 +221,7 @@ int run_regress(const RegressOptions& opt) {
         failed_run = true;
         continue;
       }
-      auto now = numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")), false);
+      auto now = numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")));
       std::erase_if(now, [](const auto& f) { return f.first == "seed"; });  // an input, not a result
       const fs::path ref_file = suite.references / (en.name + ".json");
       nlohmann::json ref;

@@ -14,6 +14,7 @@ struct RegressOptions {
   std::string only;               // run just this experiment of the suite
   bool update = false;            // rewrite the references instead of judging
   bool all = false;               // show unchanged utilization figures in the table too
+  bool force = false;             // write into an out_dir that is not empty
 };
 
 int run_regress(const RegressOptions& opt);

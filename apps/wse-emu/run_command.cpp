@@ -2,11 +2,20 @@
 // and validates the whole configuration and elaborates the modules; any problem there
 // is bad input (exit 2) and nothing is written. Phase 2 simulates and writes the result
 // files atomically.
+//
+// Everything written except host.json is a function of the configuration alone: the
+// same inputs and seed give byte-identical files. What measures the host (wall and CPU
+// time, peak memory, host name, pid, start date) goes to host.json only.
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 #include <systemc>
@@ -27,13 +36,14 @@ namespace {
 struct Elaborated {
   config::Document doc;
   sim::ExperimentInfo info;
+  std::unique_ptr<sim::MemoryBudget> memory;  // info.memory points here
   std::unique_ptr<sim::Experiment> experiment;
 };
 
 // Phase 1. Throws config::ConfigError on bad input.
 Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
                      const std::vector<std::string>& overrides, trace::Writer* trace = nullptr) {
-  Elaborated e{config::load(file, overrides), {}, nullptr};
+  Elaborated e{config::load(file, overrides), {}, nullptr, nullptr};
   e.info.trace = trace;
   config::Section root = e.doc.root();
   config::Section ex = root.section("experiment", "what to run");
@@ -41,6 +51,8 @@ Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
   e.info.mode = ex.string("mode", {.doc = "experiment mode (see 'wse-emu list')"});
   e.info.seed = static_cast<std::uint64_t>(
       ex.integer("seed", {.doc = "seed of every random choice in the run", .def = "1", .min = 0}));
+  e.memory = std::make_unique<sim::MemoryBudget>(sim::MemoryBudget::read(root));
+  e.info.memory = e.memory.get();
   const sim::ExperimentFactory* factory = registry.mode(e.info.mode);
   if (!factory) {
     std::vector<std::string> names;
@@ -83,6 +95,34 @@ void flatten(const nlohmann::json& j, const std::string& prefix,
   } else {
     rows.emplace_back(prefix, j.dump());
   }
+}
+
+// The host's side of a run: not reproducible, kept out of every other file.
+nlohmann::json host_json(double wall_s) {
+  nlohmann::json h;
+  h["reproducible"] = false;
+  h["note"] =
+      "host-dependent: wall and CPU time, peak memory, host name, process id, start date, build; "
+      "not reproducible (every other output file is a function of the configuration and seed)";
+  h["wall_time_s"] = wall_s;
+  rusage ru{};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    h["cpu_time_s"] = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                      1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    h["peak_rss_bytes"] = static_cast<std::uint64_t>(ru.ru_maxrss) * 1024;  // Linux: KiB
+  }
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) == 0) h["hostname"] = host.data();
+  h["pid"] = ::getpid();
+  const std::time_t now = std::time(nullptr) - static_cast<std::time_t>(wall_s);
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);
+  std::array<char, 32> date{};
+  std::strftime(date.data(), date.size(), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  h["started_utc"] = date.data();
+  h["wse_emu_version"] = WSE_VERSION;
+  h["systemc_version"] = sc_core::sc_release();
+  return h;
 }
 
 void print_summary(const nlohmann::json& summary) {
@@ -146,6 +186,12 @@ int check_experiment(const sim::Registry& registry, const fs::path& experiment,
 
 int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
   const auto wall_start = std::chrono::steady_clock::now();
+  // An earlier run's folder is not written over unless asked (checked before anything
+  // else, so that nothing is read or written for nothing).
+  if (!opt.force && sim::directory_in_use(opt.out_dir)) {
+    std::cerr << "wse-emu: error: " << sim::output_in_use_message(opt.out_dir) << "\n";
+    return kExitBadInput;
+  }
   Elaborated e;
   std::unique_ptr<trace::Writer> trace;
   if (opt.trace) trace = std::make_unique<trace::Writer>();
@@ -157,17 +203,41 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
   }
   if (!opt.quiet) print_notes(e.doc);
 
-  // Phase 2: from here on, output exists.
+  // Phase 2: from here on, output exists. Every file is written whole or not at all; if
+  // the run fails, the files it wrote are removed again (and the folder, if it made it).
   const bool dir_existed = fs::exists(opt.out_dir);
+  std::vector<fs::path> written;
+  auto write = [&](const std::string& name, std::string_view content) {
+    sim::write_file_atomic(opt.out_dir / name, content);
+    written.push_back(opt.out_dir / name);
+  };
+  auto clean_up = [&] {
+    if (trace) trace->abandon();
+    std::error_code ec;
+    if (!dir_existed) {
+      fs::remove_all(opt.out_dir, ec);
+    } else {
+      for (const auto& f : written) fs::remove(f, ec);
+    }
+  };
   try {
-    fs::create_directories(opt.out_dir);
+    sim::create_output_directory(opt.out_dir);
+    // The completion marker (summary.json, written last) of an earlier run goes first,
+    // so a rerun that fails never leaves it next to new files.
+    for (const char* old : {"summary.json", "host.json"}) {
+      std::error_code ec;
+      if (fs::remove(opt.out_dir / old, ec); ec) {
+        throw sim::OutputError("cannot remove '" + (opt.out_dir / old).string() + "': " + ec.message());
+      }
+    }
+    // Written before simulating: an unwritable folder fails now, not after the run.
+    write("config.resolved.yaml", e.doc.resolved_yaml());
     if (trace) trace->open((opt.out_dir / "trace.json").string());
     sim::Progress progress(!opt.quiet && sim::Progress::stderr_is_terminal(), 0, "");
     sim::RunContext ctx{trace.get(), progress.enabled() ? &progress : nullptr};
     e.experiment->run(ctx);
     progress.finish();
 
-    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     const double sim_s = e.experiment->simulated_seconds();
     const auto groups = stats::collect(e.experiment->extra_stats());
     nlohmann::json summary;
@@ -175,7 +245,6 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     summary["mode"] = e.info.mode;
     summary["seed"] = e.info.seed;
     summary["simulated_time_s"] = sim_s;
-    summary["wall_time_s"] = wall_s;
     summary["events"] = sc_core::sc_delta_count() + e.experiment->model_events();
     summary["utilization"] = nlohmann::json::object();
     const auto utilizations = stats::utilizations(groups, sim_s);
@@ -187,25 +256,35 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     }
     e.experiment->summarize(summary);
 
-    sim::write_file_atomic(opt.out_dir / "config.resolved.yaml", e.doc.resolved_yaml());
-    sim::write_file_atomic(opt.out_dir / "stats.json", stats::to_json(groups, sim_s).dump(2) + "\n");
-    for (const auto& [name, content] : e.experiment->extra_files()) {
-      sim::write_file_atomic(opt.out_dir / name, content);
+    write("stats.json", stats::to_json(groups, sim_s).dump(2) + "\n");
+    for (const auto& [name, content] : e.experiment->extra_files()) write(name, content);
+    if (trace) {
+      trace->finish();
+      written.push_back(opt.out_dir / "trace.json");
     }
-    if (trace) trace->finish();
-    sim::write_file_atomic(opt.out_dir / "summary.json", summary.dump(2) + "\n");
+    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    const nlohmann::json host = host_json(wall_s);
+    write("host.json", host.dump(2) + "\n");
+    write("summary.json", summary.dump(2) + "\n");
     print_summary(summary);
+    if (!opt.quiet) {
+      std::ostringstream line;
+      line << std::fixed << std::setprecision(2) << "wall time " << wall_s << " s";
+      if (host.contains("peak_rss_bytes")) {
+        line << ", peak memory " << std::setprecision(1)
+             << static_cast<double>(host["peak_rss_bytes"].get<std::uint64_t>()) / (1024.0 * 1024.0) << " MiB";
+      }
+      std::cerr << line.str() << " (host.json)\n";
+    }
     std::cout << "results in " << opt.out_dir.string() << "/\n";
   } catch (const config::ConfigError& err) {
-    if (trace) trace->abandon();
+    clean_up();
     // Phase-2 configuration errors (found only while running) are still bad input.
     std::cerr << "wse-emu: error: " << err.what() << "\n";
-    if (!dir_existed) fs::remove_all(opt.out_dir);
     return kExitBadInput;
   } catch (const std::exception& err) {
-    if (trace) trace->abandon();
+    clean_up();
     std::cerr << "wse-emu: run failed: " << err.what() << "\n";
-    if (!dir_existed) fs::remove_all(opt.out_dir);
     return kExitRunFailed;
   }
   return kExitOk;

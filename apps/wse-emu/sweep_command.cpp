@@ -1,13 +1,16 @@
 // `wse-emu sweep SWEEP.yaml --out DIR [--backend local|slurm] [--jobs N]`.
 //
 // Layout of DIR:
-//   results.csv                 one row per point (written last, atomically)
+//   results.csv                 one row per point (written last, atomically); reproducible
+//   host.csv                    wall time and peak memory per point (the host's; not reproducible)
 //   points/<id>/point.txt       the --set overrides of the point (identifies it on resume)
 //   points/<id>/...             the point's `wse-emu run` outputs (summary.json, ...)
 //   points/<id>/stdout.txt, stderr.txt, exit_code
 //   slurm/sweep.sbatch, slurm/task-<n>.out   (slurm backend)
 //
 // A point is complete when its summary.json exists; complete points are not rerun.
+// DIR must be absent, empty, or an earlier run of the same sweep (then resumed) unless
+// --force is given.
 #include "apps/wse-emu/sweep_command.h"
 
 #include <algorithm>
@@ -261,7 +264,8 @@ std::string point_record(const Point& p) {
 }
 
 std::vector<std::string> run_args(const Sweep& s, const Point& p, const fs::path& point_dir) {
-  std::vector<std::string> a{"run", s.experiment.string(), "--out", point_dir.string(), "--quiet"};
+  // --force: the sweep made the point's folder itself (point.txt, stdout.txt, stderr.txt).
+  std::vector<std::string> a{"run", s.experiment.string(), "--out", point_dir.string(), "--quiet", "--force"};
   for (const auto& o : p.overrides) {
     a.push_back("--set");
     a.push_back(o);
@@ -426,7 +430,7 @@ bool write_results(const Sweep& s, const fs::path& out) {
     if (fs::exists(dir / "summary.json")) {
       r.status = "ok";
       for (const auto& [k, v] :
-           numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")), true)) {
+           numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")))) {
         r.figures[k] = v;
         if (known.insert(k).second) figure_order.push_back(k);
       }
@@ -445,15 +449,15 @@ bool write_results(const Sweep& s, const fs::path& out) {
     }
     rows.push_back(std::move(r));
   }
-  // Column order: simulated_time_s, events, the rest by key path, wall_time_s last.
+  // Column order: simulated_time_s, events, the rest by key path. Nothing of the host's
+  // here, so that the file is the same whatever the backend, --jobs or finishing order.
   std::vector<std::string> ordered{"simulated_time_s", "events"};
   std::vector<std::string> middle;
   for (const auto& k : figure_order) {
-    if (k != "simulated_time_s" && k != "events" && k != "wall_time_s") middle.push_back(k);
+    if (k != "simulated_time_s" && k != "events") middle.push_back(k);
   }
   std::sort(middle.begin(), middle.end());
   ordered.insert(ordered.end(), middle.begin(), middle.end());
-  ordered.push_back("wall_time_s");
 
   std::vector<std::string> header{"point"};
   header.insert(header.end(), s.columns.begin(), s.columns.end());
@@ -472,8 +476,52 @@ bool write_results(const Sweep& s, const fs::path& out) {
     }
     csv.row(cells);
   }
+  // The host's figures of each point (from its host.json), in a file of their own.
+  const std::vector<std::string> host_keys{"wall_time_s", "cpu_time_s", "peak_rss_bytes"};
+  std::vector<std::string> host_header{"point"};
+  host_header.insert(host_header.end(), s.columns.begin(), s.columns.end());
+  host_header.insert(host_header.end(), host_keys.begin(), host_keys.end());
+  sim::CsvWriter host(host_header);
+  for (const auto& p : s.points) {
+    std::vector<std::string> cells{p.id};
+    cells.insert(cells.end(), p.varied.begin(), p.varied.end());
+    nlohmann::json h;
+    const fs::path hf = out / "points" / p.id / "host.json";
+    if (fs::exists(hf)) h = nlohmann::json::parse(read_text(hf), nullptr, false);
+    for (const auto& k : host_keys) {
+      cells.push_back(h.is_object() && h.contains(k) && h[k].is_number() ? fmt_figure(h[k].get<double>()) : "");
+    }
+    host.row(cells);
+  }
+  sim::write_file_atomic(out / "host.csv", host.str());
   sim::write_file_atomic(out / "results.csv", csv.str());
   return all_ok;
+}
+
+// Why `out` (not empty) is not an earlier run of sweep `s`, or nothing if it is one.
+std::optional<std::string> foreign_content(const Sweep& s, const fs::path& out) {
+  if (!fs::is_directory(out)) return sim::output_in_use_message(out);
+  const std::set<std::string> ours{"points", "results.csv", "host.csv", "slurm"};
+  for (const auto& e : fs::directory_iterator(out)) {
+    if (!ours.count(e.path().filename().string())) {
+      return sim::output_in_use_message(out) + " (it holds '" + e.path().filename().string() +
+             "', which is not part of a sweep)";
+    }
+  }
+  std::map<std::string, const Point*> by_id;
+  for (const auto& p : s.points) by_id[p.id] = &p;
+  if (!fs::is_directory(out / "points")) return std::nullopt;
+  for (const auto& e : fs::directory_iterator(out / "points")) {
+    const std::string id = e.path().filename().string();
+    auto it = by_id.find(id);
+    const fs::path record = e.path() / "point.txt";
+    if (it == by_id.end() || (fs::exists(record) && read_text(record) != point_record(*it->second))) {
+      return e.path().string() +
+             " holds the result of a different point (another sweep file?); use a new --out, or --force to "
+             "run this sweep's points there again";
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -507,8 +555,7 @@ std::string last_error_line(const fs::path& file) {
   return last;
 }
 
-std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json& summary,
-                                                            bool keep_wall_time) {
+std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json& summary) {
   std::vector<std::pair<std::string, double>> all;
   auto walk = [&](auto&& self, const nlohmann::json& j, const std::string& prefix) -> void {
     if (j.is_object()) {
@@ -525,10 +572,6 @@ std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json
   }
   for (const auto& f : all) {
     if (f.first != "simulated_time_s" && f.first != "events" && f.first != "wall_time_s") out.push_back(f);
-  }
-  if (keep_wall_time) {
-    for (const auto& f : all)
-      if (f.first == "wall_time_s") out.push_back(f);
   }
   return out;
 }
@@ -586,22 +629,25 @@ int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
   }
 
   const fs::path out = fs::absolute(opt.out_dir).lexically_normal();
+  // DIR is new, empty, or an earlier run of this very sweep (resumed); anything else is
+  // refused before anything is written unless --force.
+  if (!opt.force && sim::directory_in_use(out)) {
+    if (auto why = foreign_content(s, out)) {
+      std::cerr << "wse-emu: error: " << *why << "\n";
+      return kExitBadInput;
+    }
+  }
   std::vector<const Point*> todo;
   try {
-    fs::create_directories(out / "points");
+    sim::create_output_directory(out / "points");
     for (const auto& p : s.points) {
       const fs::path dir = out / "points" / p.id;
       const std::string record = point_record(p);
-      if (fs::exists(dir / "summary.json")) {
-        if (read_text(dir / "point.txt") != record) {
-          std::cerr << "wse-emu: error: " << dir.string()
-                    << " holds the result of a different point (another sweep file?); use a new --out\n";
-          return kExitBadInput;
-        }
+      if (fs::exists(dir / "summary.json") && read_text(dir / "point.txt") == record) {
         continue;  // complete: resume skips it
       }
-      fs::remove_all(dir);  // an incomplete or failed attempt: start it again
-      fs::create_directories(dir);
+      fs::remove_all(dir);  // an incomplete or failed attempt, or (--force) another sweep's point
+      sim::create_output_directory(dir);
       sim::write_file_atomic(dir / "point.txt", record);
       todo.push_back(&p);
     }

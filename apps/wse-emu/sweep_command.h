@@ -23,6 +23,7 @@ struct SweepOptions {
   std::string backend = "local";  // local | slurm
   int jobs = 0;  // local: parallel processes (0 = host cores); slurm: array throttle (0 = none)
   bool quiet = false;
+  bool force = false;  // use an out_dir that holds something other than this sweep
 };
 
 int run_sweep(const sim::Registry& registry, const SweepOptions& opt);
@@ -37,9 +38,9 @@ std::optional<std::string> validate_experiment(const sim::Registry& registry,
                                                const std::vector<std::string>& overrides);
 
 // Every numeric leaf of a summary.json, its key path joined with dots, in the order
-// simulated_time_s, events, then the others by key path, wall_time_s last (if kept).
-std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json& summary,
-                                                            bool keep_wall_time);
+// simulated_time_s, events, then the others by key path. A `wall_time_s` (in
+// the summary.json of versions that kept the host's time there) is left out.
+std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json& summary);
 
 // Runs this very program (`wse-emu ARGS...`) as a child process with stdout and stderr
 // written to the given files; returns its exit status (-1 if it could not start or

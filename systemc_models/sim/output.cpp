@@ -1,23 +1,84 @@
 #include "systemc_models/sim/output.h"
 
 #include <array>
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <stdexcept>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace wse::sim {
 
-void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot open '" + tmp.string() + "' for writing");
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    if (!out) throw std::runtime_error("cannot write '" + tmp.string() + "'");
+namespace {
+
+std::string reason(int err) { return std::strerror(err); }
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR; returns 0 or errno.
+int write_all(int fd, std::string_view data) {
+  const char* p = data.data();
+  std::size_t left = data.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) return EIO;
+    p += n;
+    left -= static_cast<std::size_t>(n);
   }
+  return 0;
+}
+
+}  // namespace
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
+  const std::string tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  if (fd < 0 && errno == EEXIST) {  // left by an earlier process with our pid that died
+    ::unlink(tmp.c_str());
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  }
+  if (fd < 0) throw OutputError("cannot write '" + path.string() + "': " + reason(errno));
+  auto fail = [&](int err) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw OutputError("cannot write '" + path.string() + "': " + reason(err));
+  };
+  if (const int err = write_all(fd, content)) fail(err);
+  // Some file systems report a full disk only when the data reaches it.
+  if (::fsync(fd) != 0 && errno != EINVAL && errno != EROFS) fail(errno);
+  const int closed = ::close(fd);
+  fd = -1;
+  if (closed != 0 && errno != EINTR) fail(errno);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail(errno);
+}
+
+void create_output_directory(const std::filesystem::path& dir) {
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw std::runtime_error("cannot rename '" + tmp.string() + "' to '" + path.string() + "': " + ec.message());
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw OutputError("cannot create the output directory '" + dir.string() + "': " + ec.message());
+  if (!std::filesystem::is_directory(dir)) {
+    throw OutputError("cannot create the output directory '" + dir.string() + "': " + reason(ENOTDIR));
+  }
+}
+
+bool directory_in_use(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return false;
+  if (!std::filesystem::is_directory(dir, ec)) return true;  // a file in the way
+  return std::filesystem::directory_iterator(dir, ec) != std::filesystem::directory_iterator();
+}
+
+std::string output_in_use_message(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return "output directory '" + dir.string() + "' exists and is not a directory; choose another --out";
+  }
+  return "output directory '" + dir.string() +
+         "' already exists and is not empty; pass --force to write over it, or choose another --out";
 }
 
 CsvWriter::CsvWriter(std::vector<std::string> header) : columns_(header.size()) { row(header); }

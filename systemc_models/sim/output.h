@@ -1,15 +1,39 @@
-// Writing result files so that a reader never sees a half-written one.
+// Writing result files so that a reader never sees a half-written one, and so that a
+// full disk or an unwritable folder is an error naming the file and the reason, with no
+// partial file left behind.
 #pragma once
 
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace wse::sim {
 
-// Writes `content` to `path` + ".tmp", then renames it onto `path`.
+// An output file or folder could not be written. what() names the path and the
+// operating system's reason ("cannot write 'out/stats.json': No space left on device").
+class OutputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Writes `content` to a temporary file in the same folder (`path` + ".tmp." + pid,
+// created exclusively), checks every write, fsyncs it, closes it and renames it onto
+// `path`. On any failure the temporary file is removed, `path` is left as it was, and
+// OutputError is thrown.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+
+// Creates `dir` and its parents; OutputError naming the folder and the reason if it
+// cannot (a parent is a regular file, no permission, ...).
+void create_output_directory(const std::filesystem::path& dir);
+
+// True if `dir` exists and holds at least one entry (an empty folder is not "in use").
+bool directory_in_use(const std::filesystem::path& dir);
+
+// The message of `wse-emu run/bench/sweep --out DIR` when DIR is in use and --force was
+// not given.
+std::string output_in_use_message(const std::filesystem::path& dir);
 
 // Builds a CSV file in memory: header once, then rows of already-formatted cells.
 class CsvWriter {

@@ -16,6 +16,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "systemc_models/config/config.h"
+#include "systemc_models/sim/limits.h"
 #include "systemc_models/stats/stats.h"
 #include "systemc_models/trace/trace.h"
 
@@ -57,6 +58,10 @@ struct ExperimentInfo {
   // The timeline writer when --trace is given, else null. Its file opens only after
   // elaboration; modules may register their tracks while they are built.
   trace::Writer* trace = nullptr;
+  // limits.memory_budget, read before the factory runs: factories charge the
+  // configuration-sized state they are about to allocate. Null: no limit (tests that
+  // build experiments directly).
+  MemoryBudget* memory = nullptr;
 };
 
 // Builds an experiment from the configuration root (`experiment:` has been read).

@@ -1,15 +1,23 @@
 #include "systemc_models/trace/trace.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
+
+#include "systemc_models/sim/output.h"
 
 namespace wse::trace {
 
 namespace {
 // Trace-event timestamps are microseconds; keep picosecond resolution.
 double us(double seconds) { return seconds * 1e6; }
+constexpr std::size_t kBlock = 1 << 20;  // bytes buffered between writes
 }  // namespace
 
 Writer::Writer() = default;
@@ -19,17 +27,33 @@ Writer::Writer(std::string path) { open(std::move(path)); }
 void Writer::open(std::string path) {
   if (open_) throw std::logic_error("trace writer opened twice");
   path_ = std::move(path);
-  out_.open(path_ + ".tmp", std::ios::out | std::ios::trunc);
-  if (!out_) throw std::runtime_error("cannot open trace file '" + path_ + ".tmp' for writing");
-  out_ << "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n" << pending_;
-  pending_.clear();
-  pending_.shrink_to_fit();
+  const std::string tmp = path_ + ".tmp";
+  fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd_ < 0) throw sim::OutputError("cannot write trace file '" + path_ + "': " + std::strerror(errno));
+  buffer_.insert(0, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
   open_ = true;
+  error_ = 0;
+  if (buffer_.size() >= kBlock) flush_buffer();
+}
+
+void Writer::flush_buffer() {
+  // After a failure nothing more is written; finish() reports the first error.
+  std::size_t done = 0;
+  while (error_ == 0 && done < buffer_.size()) {
+    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error_ = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  buffer_.clear();
 }
 
 void Writer::emit(const std::string& text) {
-  if (open_) out_ << text;
-  else pending_ += text;
+  buffer_ += text;
+  if (open_ && buffer_.size() >= kBlock) flush_buffer();
 }
 
 Writer::~Writer() {
@@ -104,19 +128,27 @@ void Writer::flow(std::uint64_t flow_id, TrackId track, double at_s, bool first,
 
 void Writer::finish() {
   if (!open_) throw std::logic_error("trace writer finished before it was opened");
-  out_ << "\n]}\n";
-  out_.close();
+  buffer_ += "\n]}\n";
+  flush_buffer();
+  if (error_ == 0 && ::fsync(fd_) != 0 && errno != EINVAL && errno != EROFS) error_ = errno;
+  if (::close(fd_) != 0 && error_ == 0 && errno != EINTR) error_ = errno;
+  fd_ = -1;
   open_ = false;
-  if (!out_ || std::rename((path_ + ".tmp").c_str(), path_.c_str()) != 0) {
-    throw std::runtime_error("cannot write trace file '" + path_ + "'");
+  const std::string tmp = path_ + ".tmp";
+  if (error_ == 0 && std::rename(tmp.c_str(), path_.c_str()) != 0) error_ = errno;
+  if (error_ != 0) {
+    ::unlink(tmp.c_str());
+    throw sim::OutputError("cannot write trace file '" + path_ + "': " + std::strerror(error_));
   }
 }
 
 void Writer::abandon() {
   if (!open_) return;
-  out_.close();
+  ::close(fd_);
+  fd_ = -1;
   open_ = false;
-  std::remove((path_ + ".tmp").c_str());
+  buffer_.clear();
+  ::unlink((path_ + ".tmp").c_str());
 }
 
 }  // namespace wse::trace

@@ -4,11 +4,12 @@
 //
 // Each resource gets its own track (a "thread" in trace-event terms) grouped under a
 // process (the machine or module it belongs to). Events are streamed to a temporary
-// file and renamed into place by finish(), so an aborted run leaves no trace.json.
+// file and renamed into place by finish(), so an aborted run leaves no trace.json. A
+// write that fails (a full disk) is remembered and reported by finish(), which then
+// removes the temporary file: no truncated trace.json is ever left.
 #pragma once
 
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <string>
 #include <string_view>
@@ -21,7 +22,8 @@ using TrackId = std::uint32_t;
 
 class Writer {
  public:
-  // Opens `path` + ".tmp" for writing; throws std::runtime_error on failure.
+  // Opens `path` + ".tmp" for writing; throws sim::OutputError (a std::runtime_error
+  // naming the file and the reason) on failure.
   explicit Writer(std::string path);
   // A writer whose file is opened later by open(): events recorded before (track
   // names registered while modules are built) are kept in memory until then. This
@@ -48,7 +50,8 @@ class Writer {
   void flow(std::uint64_t flow_id, TrackId track, double at_s, bool first, bool last);
 
   std::uint64_t events_written() const { return events_; }
-  // Closes the JSON array and renames the temporary file to `path`.
+  // Closes the JSON array, flushes, fsyncs and renames the temporary file to `path`;
+  // throws sim::OutputError (temporary file removed) if any write failed.
   void finish();
   // Deletes the temporary file (an aborted run).
   void abandon();
@@ -56,11 +59,13 @@ class Writer {
  private:
   void begin_event();
   void emit(const std::string& text);
+  void flush_buffer();
   std::uint32_t process_id(std::string_view process);
 
   std::string path_;
-  std::ofstream out_;
-  std::string pending_;  // events recorded before open()
+  int fd_ = -1;
+  std::string buffer_;   // events recorded before open(), then written in blocks
+  int error_ = 0;        // errno of the first failed write (0: none)
   bool open_ = false;
   std::uint64_t events_ = 0;
   std::map<std::string, std::uint32_t, std::less<>> processes_;
