@@ -18,6 +18,17 @@ if(WSE_ENABLE_UBSAN)
   target_compile_options(wse_project_options INTERFACE -fsanitize=undefined -fno-sanitize-recover=undefined)
   target_link_options(wse_project_options INTERFACE -fsanitize=undefined)
 endif()
+if(WSE_BUILD_FUZZERS)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "WSE_BUILD_FUZZERS needs clang's libFuzzer: configure with "
+                        "-DCMAKE_CXX_COMPILER=clang++ (scripts/test_sanitizers.sh does)")
+  endif()
+  # Coverage feedback for libFuzzer in all project code, so the same build serves the
+  # tests and the fuzz targets (fuzz/ links its programs with -fsanitize=fuzzer; the
+  # sanitizer runtimes supply the callbacks to every other program).
+  target_compile_options(wse_project_options INTERFACE -fsanitize=fuzzer-no-link)
+  target_link_options(wse_project_options INTERFACE -fsanitize=fuzzer-no-link)
+endif()
 # Headers are included by path from the project root: #include "systemc_models/units/units.h".
 target_include_directories(wse_project_options INTERFACE ${PROJECT_SOURCE_DIR})
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages wse-emu needs to build and test; skips what is present.
+#   scripts/install_deps.sh [--sanitizers]   (also clang, its sanitizer and libFuzzer
+#                                             runtimes and llvm-symbolizer: build-san/)
 set -euo pipefail
 
 packages=(
@@ -14,6 +16,13 @@ packages=(
   python3 python3-matplotlib  # plots (scripts/plot_*.py)
   slurm-wlm munge           # sweep --backend slurm and its one-node test cluster
 )
+if [[ "${1:-}" == --sanitizers ]]; then
+  packages+=(
+    clang                   # scripts/test_sanitizers.sh, scripts/fuzz.sh
+    libclang-rt-dev         # ASan/UBSan runtimes and libFuzzer (-fsanitize=fuzzer)
+    llvm                    # llvm-symbolizer: source lines in sanitizer reports
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -286,7 +286,7 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
     std::size_t used = 0;
     for (; used < s.arrivals.size(); ++used) {
       const auto [arrived, msg] = s.arrivals[used];
-      auto stream = std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& x) { return x.first == msg; });
+      auto stream = std::find_if(s.streams.begin(), s.streams.end(), [&wanted = msg](const auto& x) { return x.first == wanted; });
       const std::uint64_t k = stream == s.streams.end() ? 0 : stream->second;
       const std::uint64_t own = s.query_done[k / payload_per_query];
       if (own == kUnknown) break;  // this PE's own result for that query is not ready yet

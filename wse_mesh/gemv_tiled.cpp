@@ -13,7 +13,6 @@ namespace wse::wafer {
 namespace {
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-constexpr std::uint64_t kUnknown = UINT64_MAX;
 
 // Hands out a node's wavelets to its lanes round-robin over the lanes that still expect
 // some (sender and receiver use the same rule, so they agree on each wavelet's lane).

@@ -254,7 +254,7 @@ VectorKernelResult run_vector_kernel(Fabric& fabric, const PeConfig& pe, const V
     for (; used < q.size(); ++used) {
       const auto [arrived, msg] = q[used];
       auto stream =
-          std::find_if(s.streams[r].begin(), s.streams[r].end(), [&](const auto& x) { return x.first == msg; });
+          std::find_if(s.streams[r].begin(), s.streams[r].end(), [&wanted = msg](const auto& x) { return x.first == wanted; });
       const std::uint64_t k = stream == s.streams[r].end() ? 0 : stream->second;
       const std::uint64_t own = s.own_ready[r * V + k / n];
       if (own == kUnknown) break;  // this PE's own part of that vector is not computed yet

@@ -316,28 +316,28 @@ auto with_unit_errors(const Source& src, const std::string& path, F&& f) {
 
 Size Section::size(std::string_view key, const Param& p) {
   auto [text, src] = scalar_text(key, p, "a size such as '48 KiB'");
-  Size v = with_unit_errors(src, key_path(key), [&] { return parse_size(text); });
+  Size v = with_unit_errors(src, key_path(key), [&t = text] { return parse_size(t); });
   check_range(key, src, text, static_cast<double>(v.bytes), p, "B");
   return v;
 }
 
 Bandwidth Section::bandwidth(std::string_view key, const Param& p) {
   auto [text, src] = scalar_text(key, p, "a bandwidth such as '100 Gb/s'");
-  Bandwidth v = with_unit_errors(src, key_path(key), [&] { return parse_bandwidth(text); });
+  Bandwidth v = with_unit_errors(src, key_path(key), [&t = text] { return parse_bandwidth(t); });
   check_range(key, src, text, v.bytes_per_s, p, "B/s");
   return v;
 }
 
 Frequency Section::frequency(std::string_view key, const Param& p) {
   auto [text, src] = scalar_text(key, p, "a frequency such as '1.1 GHz'");
-  Frequency v = with_unit_errors(src, key_path(key), [&] { return parse_frequency(text); });
+  Frequency v = with_unit_errors(src, key_path(key), [&t = text] { return parse_frequency(t); });
   check_range(key, src, text, v.hz, p, "Hz");
   return v;
 }
 
 Duration Section::duration(std::string_view key, const Param& p, std::optional<Frequency> clock) {
   auto [text, src] = scalar_text(key, p, "a time such as '600 ns'");
-  Duration v = with_unit_errors(src, key_path(key), [&] { return parse_duration(text, clock); });
+  Duration v = with_unit_errors(src, key_path(key), [&t = text, &clock] { return parse_duration(t, clock); });
   check_range(key, src, text, v.seconds, p, "s");
   return v;
 }

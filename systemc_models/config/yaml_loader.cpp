@@ -22,7 +22,33 @@ Source mark_source(const std::string& file, const YAML::Mark& m) {
   return Source{file, m.line + 1, m.column + 1};
 }
 
-NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign) {
+// YAML aliases (*name) share nodes, and the tree below copies them: an alias that refers
+// to itself would recurse forever, and aliases of aliases grow exponentially ("billion
+// laughs": nine lines can stand for 10^8 values). A configuration is at most a few dozen
+// levels deep and has no more values than a few per byte of its text, so both are
+// bounded and reported as bad input.
+constexpr int kMaxDepth = 100;
+constexpr std::size_t kNodesPerByte = 4;
+constexpr std::size_t kMinNodeBudget = 1024;
+
+struct ConvertLimits {
+  std::size_t nodes_left;
+  explicit ConvertLimits(std::size_t text_bytes) : nodes_left(kMinNodeBudget + kNodesPerByte * text_bytes) {}
+};
+
+NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign, ConvertLimits& limits,
+                int depth = 0) {
+  if (depth > kMaxDepth) {
+    throw ConfigError(mark_source(file, y.Mark()), "",
+                      "values nested more than " + std::to_string(kMaxDepth) +
+                          " levels deep (an alias that refers to itself?)");
+  }
+  if (limits.nodes_left == 0) {
+    throw ConfigError(mark_source(file, y.Mark()), "",
+                      "aliases expand to too many values (more than " + std::to_string(kNodesPerByte) +
+                          " per byte of the file); write the values out or use fewer nested aliases");
+  }
+  --limits.nodes_left;
   auto n = std::make_shared<Node>();
   n->source = mark_source(file, y.Mark());
   n->foreign = foreign;
@@ -38,7 +64,7 @@ NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign) {
       break;
     case YAML::NodeType::Sequence:
       n->kind = Node::Kind::Seq;
-      for (const auto& e : y) n->seq.push_back(convert(e, file, foreign));
+      for (const auto& e : y) n->seq.push_back(convert(e, file, foreign, limits, depth + 1));
       break;
     case YAML::NodeType::Map:
       n->kind = Node::Kind::Map;
@@ -53,7 +79,7 @@ NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign) {
           throw ConfigError(mark_source(file, kv.first.Mark()), key,
                             "duplicate key '" + key + "' in the same mapping; keep one of them");
         }
-        n->map.emplace_back(key, convert(kv.second, file, foreign));
+        n->map.emplace_back(key, convert(kv.second, file, foreign, limits, depth + 1));
         Node& value = *n->map.back().second;
         value.key_source = mark_source(file, kv.first.Mark());
         // Errors about a scalar point at the value; about a mapping, sequence or empty
@@ -72,7 +98,7 @@ void merge_into(Node& dst, const NodePtr& src) {
     return;
   }
   for (const auto& [k, v] : src->map) {
-    auto it = std::find_if(dst.map.begin(), dst.map.end(), [&](const auto& e) { return e.first == k; });
+    auto it = std::find_if(dst.map.begin(), dst.map.end(), [&key = k](const auto& e) { return e.first == key; });
     if (it == dst.map.end()) {
       dst.map.emplace_back(k, v);
     } else if (it->second->kind == Node::Kind::Map && v->kind == Node::Kind::Map) {
@@ -147,7 +173,8 @@ class Loader {
                         std::string("expected a mapping of keys at the top level, found a ") +
                             (y.IsSequence() ? "sequence" : "scalar"));
     }
-    return convert(y, name, foreign);
+    ConvertLimits limits(text.size());
+    return convert(y, name, foreign, limits);
   }
 
   // Resolves `include:` keys in `node` and below; `dir` is the folder of the file the
@@ -211,11 +238,17 @@ void apply_override(Node& root, const std::string& text) {
   parts.push_back(cur);
   for (const auto& p : parts) {
     if (p.empty()) throw ConfigError(src, path, "empty name in key path");
+    // Includes are resolved while files are read, before overrides apply: an `include`
+    // key set here would never be read (and the resolved document would not load).
+    if (p == "include") {
+      throw ConfigError(src, path, "'include' cannot be set with --set; write it in a configuration file");
+    }
   }
   NodePtr leaf;
   try {
     YAML::Node y = YAML::Load(value);
-    leaf = convert(y, src.file, false);
+    ConvertLimits limits(value.size());
+    leaf = convert(y, src.file, false, limits);
   } catch (const YAML::Exception& e) {
     throw ConfigError(src, path, "value is not valid YAML: " + e.msg);
   }

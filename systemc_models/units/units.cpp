@@ -102,6 +102,15 @@ void require_non_negative(double v, std::string_view what, std::string_view text
   }
 }
 
+// The number is finite, but times a unit factor it can overflow ("1e300 PB/s"); an
+// infinite rate or time would turn into zero or endless transfers downstream.
+double finite_product(double v, std::string_view what, std::string_view text, std::string_view allowed) {
+  if (!std::isfinite(v)) {
+    throw UnitError(std::string(what) + " is too large", std::string(text), std::string(allowed));
+  }
+  return v;
+}
+
 // Shortest decimal text that round-trips to the same double.
 std::string exact(double v) {
   std::array<char, 64> buf{};
@@ -158,13 +167,15 @@ Size parse_size(std::string_view text) {
 Bandwidth parse_bandwidth(std::string_view text) {
   const auto [n, unit] = split(text, "bandwidth", kBandwidthUnits);
   require_non_negative(n, "bandwidth", text, kBandwidthUnits);
-  return Bandwidth{n * lookup(kBandwidthTable, unit, "bandwidth", text, kBandwidthUnits)};
+  return Bandwidth{finite_product(n * lookup(kBandwidthTable, unit, "bandwidth", text, kBandwidthUnits),
+                                  "bandwidth", text, kBandwidthUnits)};
 }
 
 Frequency parse_frequency(std::string_view text) {
   const auto [n, unit] = split(text, "frequency", kFrequencyUnits);
   require_non_negative(n, "frequency", text, kFrequencyUnits);
-  return Frequency{n * lookup(kFrequencyTable, unit, "frequency", text, kFrequencyUnits)};
+  return Frequency{finite_product(n * lookup(kFrequencyTable, unit, "frequency", text, kFrequencyUnits),
+                                  "frequency", text, kFrequencyUnits)};
 }
 
 Duration parse_duration(std::string_view text, std::optional<Frequency> clock) {
@@ -175,9 +186,10 @@ Duration parse_duration(std::string_view text, std::optional<Frequency> clock) {
       throw UnitError("'cycles' needs a clock, and none is in scope for this key",
                       std::string(text), "ps, ns, us, ms, s");
     }
-    return Duration{n / clock->hz};
+    return Duration{finite_product(n / clock->hz, "time", text, kDurationUnits)};
   }
-  return Duration{n * lookup(kDurationTable, unit, "time", text, kDurationUnits)};
+  return Duration{finite_product(n * lookup(kDurationTable, unit, "time", text, kDurationUnits), "time", text,
+                                 kDurationUnits)};
 }
 
 std::string to_string(Size v) { return std::to_string(v.bytes) + " B"; }

@@ -203,6 +203,51 @@ TEST_F(ConfigFiles, CommandLineOverrides) {
   EXPECT_THAT(error_of([&] { load(exp, {"link.bandwidth.x=1"}); }), HasSubstr("cannot set a key inside a scalar"));
 }
 
+// Found by fuzzing (fuzz/regressions/fuzz_config/alias_refers_to_itself): an anchor
+// whose value refers to itself through an alias used to recurse until the stack
+// overflowed (a crash, no message). Now nesting is bounded and named.
+TEST(Config, AliasThatRefersToItselfIsAnErrorNotACrash) {
+  const std::string e = error_of([] { parse("a: &x\n  b: *x\n", "exp.yaml"); });
+  EXPECT_THAT(e, HasSubstr("exp.yaml:"));
+  EXPECT_THAT(e, HasSubstr("nested more than 100 levels deep (an alias that refers to itself?)"));
+  // 100 levels written out are still read.
+  std::string deep;
+  for (int i = 0; i < 99; ++i) deep += "{a: ";
+  deep += "1";
+  for (int i = 0; i < 99; ++i) deep += "}";
+  EXPECT_NO_THROW(parse("k: " + deep + "\n", "deep.yaml"));
+}
+
+// Found by fuzzing (fuzz/regressions/fuzz_config/nested_aliases_billion_laughs): nine
+// lines of aliases of aliases, each level a list of 8 aliases of the one before, stand
+// for 8^9 = 134,217,728 values. Copying them into the tree used to run for minutes and
+// exhaust memory. Now a file may expand to at most 1,024 + 4 values per byte of its text.
+TEST(Config, AliasesExpandingToTooManyValuesAreRefused) {
+  std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + prev;
+    for (int k = 1; k < 8; ++k) yaml += ", " + prev;
+    yaml += "]\n";
+  }
+  const std::string e = error_of([&] { parse(yaml, "laughs.yaml"); });
+  EXPECT_THAT(e, HasSubstr("laughs.yaml:"));
+  EXPECT_THAT(e, HasSubstr("aliases expand to too many values"));
+  // A modest use of aliases is fine: 8 x 8 = 64 values from two lines.
+  EXPECT_NO_THROW(parse("a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8]\na1: [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n", "ok.yaml"));
+}
+
+// Found by fuzzing (fuzz/regressions/fuzz_config/set_include): `--set include.b=2` put an
+// `include` key into the tree after includes had been resolved; it was never read, and
+// the resolved document (`wse-emu check`) carried it and did not load again.
+TEST_F(ConfigFiles, OverrideCannotAddAnInclude) {
+  const fs::path exp = write("exp.yaml", "link:\n  bandwidth: 1 GB/s\n");
+  const std::string e = error_of([&] { load(exp, {"include.b=2"}); });
+  EXPECT_THAT(e, HasSubstr("--set 'include.b=2'"));
+  EXPECT_THAT(e, HasSubstr("'include' cannot be set with --set"));
+  EXPECT_THAT(error_of([&] { load(exp, {"link.include=other.yaml"}); }), HasSubstr("'include' cannot be set"));
+}
+
 TEST(Config, DidYouMean) {
   EXPECT_EQ(did_you_mean("bandwith", {"bandwidth", "latency"}), "bandwidth");
   EXPECT_EQ(did_you_mean("zzzzzz", {"bandwidth", "latency"}), std::nullopt);

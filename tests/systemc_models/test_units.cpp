@@ -67,6 +67,25 @@ TEST(Units, ErrorsNameWhatWasFoundAndWhatIsAllowed) {
   EXPECT_THROW(parse_duration("5 fortnights"), UnitError);
 }
 
+// Found by fuzzing (fuzz/regressions/fuzz_units/): "1e300 PB/s" is a finite number
+// times a unit factor of 1e15, which overflowed to an infinite bandwidth. It used to be
+// accepted, printed as "inf B/s" (which does not parse back) and turned every transfer
+// time into 0. Now the product must be finite too.
+TEST(Units, ProductOverflowingToInfinityIsRefused) {
+  try {
+    parse_bandwidth("1e300 PB/s");
+    FAIL() << "an infinite bandwidth must be refused";
+  } catch (const UnitError& e) {
+    EXPECT_EQ(e.problem(), "bandwidth is too large");
+    EXPECT_EQ(e.found(), "1e300 PB/s");
+  }
+  EXPECT_THROW(parse_frequency("1e300 GHz"), UnitError);
+  // 1.7e308 cycles of a 0.5 Hz clock = 3.4e308 s, past the largest double.
+  EXPECT_THROW(parse_duration("1.7e308 cycles", Frequency{0.5}), UnitError);
+  // The largest finite products still parse: 1e293 PB/s = 1e308 B/s.
+  EXPECT_DOUBLE_EQ(parse_bandwidth("1e293 PB/s").bytes_per_s, 1e308);
+}
+
 TEST(Units, CanonicalTextRoundTrips) {
   for (const char* t : {"3.2 Tb/s", "1.1 GHz", "600 ns", "48 KiB", "0.1 B/s"}) {
     SCOPED_TRACE(t);

@@ -1,6 +1,9 @@
 // A fixture giving each test a fresh folder of its own under the system's temporary
-// directory (named after the test), removed when the test ends.
+// directory (named after the test and the process, so that two runs of the suite on one
+// machine never share a folder), removed when the test ends.
 #pragma once
+
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,7 +18,7 @@ class ScratchDirTest : public ::testing::Test {
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = std::filesystem::temp_directory_path() /
-           (std::string("wse_") + info->test_suite_name() + "_" + info->name());
+           (std::string("wse_") + info->test_suite_name() + "_" + info->name() + "_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }

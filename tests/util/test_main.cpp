@@ -1,5 +1,6 @@
 #include <cstdlib>
 #include <sstream>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <systemc>
@@ -21,8 +22,11 @@ void report_handler(const sc_core::sc_report& r, const sc_core::sc_actions& acti
 }  // namespace
 
 void SystemCTest::SetUp() {
-  // A fresh kernel: the old context is leaked on purpose (SystemC 2.3 cannot destroy a
-  // context whose modules still exist; tests are short-lived processes).
+  // A fresh kernel: the old context is kept, not destroyed (SystemC 2.3 cannot destroy a
+  // context whose modules still exist; tests are short-lived processes). Kept reachable
+  // from a global, so that LeakSanitizer (scripts/test_sanitizers.sh) does not report it.
+  static auto* retired = new std::vector<sc_core::sc_simcontext*>();
+  retired->push_back(sc_core::sc_curr_simcontext);
   sc_core::sc_curr_simcontext = new sc_core::sc_simcontext();
   sc_core::sc_default_global_context = sc_core::sc_curr_simcontext;
   sc_core::sc_report_handler::set_handler(report_handler);

@@ -220,5 +220,38 @@ TEST(TransformerModel, DtypesOverridesAndErrors) {
   }
 }
 
+// Found by fuzzing (fuzz/regressions/fuzz_hf_config/layers_1e9_out_of_memory.json):
+// num_hidden_layers was allowed up to 1e9, and the reader allocated per-layer tables
+// before anything else (4 GB for the windows alone): out of memory instead of an error.
+// Published models have at most a few hundred layers; the limit is 4,096.
+TEST(TransformerModel, LayerCountIsBounded) {
+  try {
+    load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=1000000000"});
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("key 'model.num_hidden_layers'"));
+    EXPECT_THAT(e.what(), HasSubstr("out of range; allowed: >= 1 and <= 4096"));
+  }
+  EXPECT_EQ(load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=4096"}).layers, 4096u);
+}
+
+// Found by fuzzing (fuzz/regressions/fuzz_hf_config/counts_wrap_past_64_bits.json):
+// every dimension was within its own limit (1e9), but hidden_size x (heads x head_dim)
+// = 1e9 x 32e9 = 3.2e19 weights passed 2^64 and the counts wrapped around to small,
+// wrong figures without a word. Models beyond 2^62 weights are now refused.
+TEST(TransformerModel, CountsThatWouldWrapAroundAreRefused) {
+  try {
+    load_model("meta-llama--Meta-Llama-3.1-8B_config.json",
+               {"model.hidden_size=1000000000", "model.head_dim=1000000000"});
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("more than 64-bit counts hold (limit 2^62)"));
+  }
+  // Large but representable: hidden 1,048,576 with 128-wide heads; q_proj alone is
+  // 2^20 x (32 x 128) = 2^32 weights.
+  const auto big = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.hidden_size=1048576"});
+  EXPECT_GT(big.parameters(), 32u * 4294967296u);
+}
+
 }  // namespace
 }  // namespace wse::workloads

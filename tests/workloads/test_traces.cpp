@@ -14,6 +14,7 @@ namespace wse::workloads {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 TEST(RequestTrace, AzureConversationHead) {
@@ -78,6 +79,93 @@ TEST(RequestTrace, MalformedLinesNameFileAndLine) {
   } catch (const config::ConfigError& e) {
     EXPECT_THAT(e.what(), HasSubstr("wse_bad_trace.jsonl:2:1"));
   }
+  fs::remove(p);
+  fs::remove(j);
+}
+
+// Found by fuzzing (fuzz/regressions/fuzz_mooncake_trace/, fuzz_azure_trace/). Token
+// counts used to be converted without checks: a JSON float out of the integer range
+// ("input_length": 1e30) was undefined behaviour (UBSan: "1e+30 is outside the range of
+// representable values"), -3 became 18446744073709551613, and any count above 2^32 - 1
+// was cut to its low 32 bits (4294967297 tokens became 1). Each is now a malformed line.
+TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
+  const fs::path j = fs::temp_directory_path() / "wse_token_counts.jsonl";
+  TraceOptions o;
+  o.path = j;
+  o.format = TraceFormat::mooncake_jsonl;
+  const auto error_for = [&](const std::string& second_line) {
+    std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\n" << second_line << "\n";
+    try {
+      read_trace(o);
+    } catch (const config::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_THAT(error_for(R"({"timestamp": 1, "input_length": 1e30, "output_length": 1})"),
+              AllOf(HasSubstr("wse_token_counts.jsonl:2:1"),
+                    HasSubstr("input_length must be a non-negative integer, found 1e+30")));
+  EXPECT_THAT(error_for(R"({"timestamp": 1, "input_length": 7, "output_length": -3})"),
+              HasSubstr("output_length must be a non-negative integer, found -3"));
+  EXPECT_THAT(error_for(R"({"timestamp": 1, "input_length": 4294967297, "output_length": 1})"),
+              HasSubstr("input_length 4294967297 is too large (at most 4294967295 tokens)"));
+  EXPECT_THAT(error_for(R"({"timestamp": 1, "input_length": 7, "output_length": 1, "hash_ids": [1, -2]})"),
+              HasSubstr("hash_ids must hold non-negative integers, found -2"));
+  EXPECT_THAT(error_for(R"({"timestamp": "soon", "input_length": 7, "output_length": 1})"),
+              HasSubstr("timestamp must be a number (ms), found \"soon\""));
+  EXPECT_THAT(error_for(R"([1, 2])"), HasSubstr("expected a JSON object, found [1,2]"));
+  EXPECT_THAT(error_for(R"({"timestamp": 1, "output_length": 1})"), HasSubstr("missing \"input_length\""));
+  // The largest count still reads.
+  EXPECT_EQ(error_for(R"({"timestamp": 1, "input_length": 4294967295, "output_length": 0})"), "no error");
+  EXPECT_EQ(read_trace(o)[1].input_tokens, 4294967295u);
+
+  const fs::path c = fs::temp_directory_path() / "wse_token_counts.csv";
+  std::ofstream(c) << "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,4294967297,44\n";
+  o.path = c;
+  o.format = TraceFormat::azure_csv;
+  try {
+    read_trace(o);
+    FAIL() << "a count above 32 bits must be refused, not cut to 1";
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("wse_token_counts.csv:2:1"),
+                                HasSubstr("token count 4294967297 is too large (at most 4294967295 tokens)")));
+  }
+  fs::remove(j);
+  fs::remove(c);
+}
+
+// Found by fuzzing (fuzz/regressions/fuzz_azure_trace/timestamp_back_after_a_jump): a
+// timestamp was only compared with the first one, so a line jumping forward (2027) and
+// the next falling back (2023, still after the first) gave arrivals 0, 4.3, 1.3e8, 4.7 s:
+// a request arriving before the one read ahead of it. Now each is compared with the
+// request before.
+TEST(RequestTrace, TimestampEarlierThanThePreviousRequestIsMalformed) {
+  const fs::path p = fs::temp_directory_path() / "wse_backwards.csv";
+  std::ofstream(p) << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                      "2023-11-16 18:15:46.6805900,374,44\n"
+                      "2027-11-16 18:15:51.2224670,879,55\n"
+                      "2023-11-16 18:15:51.3910170,91,16\n";
+  TraceOptions o;
+  o.path = p;
+  try {
+    read_trace(o);
+    FAIL() << "a timestamp before the previous request's must be refused";
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("wse_backwards.csv:4:1"),
+                                HasSubstr("timestamp goes backwards (earlier than the request before)")));
+  }
+  // Equal timestamps are in order (the Mooncake trace starts with several at 0 ms), and
+  // a trace may start before 1970 or at negative milliseconds.
+  const fs::path j = fs::temp_directory_path() / "wse_backwards.jsonl";
+  std::ofstream(j) << "{\"timestamp\": -5, \"input_length\": 1, \"output_length\": 1}\n"
+                      "{\"timestamp\": -5, \"input_length\": 1, \"output_length\": 1}\n"
+                      "{\"timestamp\": 995, \"input_length\": 1, \"output_length\": 1}\n";
+  o.path = j;
+  o.format = TraceFormat::mooncake_jsonl;
+  const auto r = read_trace(o);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_DOUBLE_EQ(r[1].arrival_s, 0.0);
+  EXPECT_DOUBLE_EQ(r[2].arrival_s, 1.0);  // (995 - (-5)) ms
   fs::remove(p);
   fs::remove(j);
 }

@@ -1,6 +1,7 @@
 #include "workloads/model/transformer.h"
 
 #include <algorithm>
+#include <sstream>
 #include <stdexcept>
 
 namespace wse::workloads {
@@ -187,8 +188,14 @@ std::uint64_t TransformerModel::kv_tokens(std::uint32_t layer, std::uint64_t con
 }
 
 std::uint64_t TransformerModel::kv_bytes(std::uint64_t context_tokens) const {
+  // Called for every admission and KV transfer of a serving run: the layers' windows
+  // read straight from the specs (kv_tokens, without its bounds check).
+  if (layer_specs.size() < layers) throw std::out_of_range("kv_bytes: fewer layer specs than layers");
   std::uint64_t tokens = 0;
-  for (std::uint32_t l = 0; l < layers; ++l) tokens += kv_tokens(l, context_tokens);
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    const std::uint32_t w = layer_specs[l].window_tokens;
+    tokens += w == 0 ? context_tokens : std::min<std::uint64_t>(context_tokens, w);
+  }
   return tokens * kv_bytes_per_token_per_layer();
 }
 
@@ -266,6 +273,8 @@ DType read_dtype(config::Section& s, std::string_view key, std::string_view doc,
                                {"fp8", DType::fp8},
                                {"mxfp4", DType::mxfp4}});
 }
+
+constexpr double kMaxLayers = 4096;
 
 std::uint32_t u32(config::Section& s, std::string_view key, std::string_view doc) {
   return static_cast<std::uint32_t>(s.integer(key, {.doc = doc, .min = 1, .max = 1e9}));
@@ -346,6 +355,29 @@ void add_moe(TransformerModel& m, LayerSpec& L, bool router_bias, bool score_bia
   }
 }
 
+// Parameter, byte and FLOP counts are 64-bit integers. Each dimension is checked on its
+// own (at most 1e9), but their products can still pass 2^64 and wrap around to a small,
+// wrong figure. The weights (the largest count; FLOPs per token are at most twice the
+// parameters) are summed in floating point and a description beyond 2^62 values is
+// refused, leaving headroom for bytes (x4 for fp32) and sums of the counts.
+void check_counts_fit(const TransformerModel& m, config::Section& s) {
+  long double values = 0;
+  const auto add = [&](const std::vector<WeightTensor>& ws) {
+    for (const auto& w : ws) values += static_cast<long double>(w.rows) * w.cols * w.copies;
+  };
+  for (const auto& spec : m.layer_specs) add(spec.weights);
+  for (const auto& spec : m.mtp_layers) add(spec.weights);
+  add(m.top_weights());
+  constexpr long double kLimit = 4611686018427387904.0L;  // 2^62
+  if (values > kLimit) {
+    std::ostringstream os;
+    os << "the model would have about " << static_cast<double>(values)
+       << " weights, more than 64-bit counts hold (limit 2^62); check hidden_size, intermediate_size, "
+          "vocab_size, num_hidden_layers and the expert counts";
+    s.fail("hidden_size", os.str());
+  }
+}
+
 }  // namespace
 
 TransformerModel read_transformer(config::Section& s) {
@@ -371,7 +403,10 @@ TransformerModel read_transformer(config::Section& s) {
                              "mixtral, qwen3_moe, deepseek_v3, gpt_oss");
   }
 
-  m.layers = u32(s, "num_hidden_layers", "decoder layers");
+  // Every layer gets its own weight list, so the count bounds memory and time: published
+  // models have at most a few hundred layers; 1e9 would allocate gigabytes before any check.
+  m.layers = static_cast<std::uint32_t>(
+      s.integer("num_hidden_layers", {.doc = "decoder layers", .min = 1, .max = kMaxLayers}));
   m.hidden = u32(s, "hidden_size", "model width");
   m.heads = u32(s, "num_attention_heads", "query heads");
   m.kv_heads = static_cast<std::uint32_t>(
@@ -576,6 +611,7 @@ TransformerModel read_transformer(config::Section& s) {
       m.mtp_layers.push_back(std::move(L));
     }
   }
+  check_counts_fit(m, s);
   return m;
 }
 

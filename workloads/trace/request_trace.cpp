@@ -30,6 +30,25 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+// A JSON value as shown in an error (cut short: a line may be long).
+std::string shown_json(const nlohmann::json& v) {
+  std::string s = v.dump();
+  if (s.size() > 40) s = s.substr(0, 40) + "...";
+  return s;
+}
+
+// Token counts are kept as 32-bit values: a longer count cannot be a real request and
+// would be cut silently, so it is bad input. Floats and negative values are too (a JSON
+// float converted to an integer would be truncated, or undefined if out of range).
+std::uint64_t token_count(const TraceOptions& o, std::uint64_t line, const char* key, const nlohmann::json& v) {
+  if (!v.is_number_unsigned())
+    bad_line(o, line, std::string(key) + " must be a non-negative integer, found " + shown_json(v));
+  const auto n = v.get<std::uint64_t>();
+  if (n > std::numeric_limits<std::uint32_t>::max())
+    bad_line(o, line, std::string(key) + " " + std::to_string(n) + " is too large (at most 4294967295 tokens)");
+  return n;
+}
+
 template <class T>
 bool to_number(std::string_view s, T& v) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -181,15 +200,19 @@ std::vector<Request> read_trace(const TraceOptions& o) {
   std::uint64_t line_no = 0;
   std::uint64_t index = 0;
   double first_s = 0.0;
+  double last_s = 0.0;
   bool have_first = false;
   const auto add = [&](double t_s, std::uint64_t in_tok, std::uint64_t out_tok,
                        std::vector<std::uint64_t> hashes) {
     if (!keep(o, index++, out.size())) return;
     if (!have_first) {
-      first_s = t_s;
+      first_s = last_s = t_s;
       have_first = true;
     }
-    if (t_s < first_s) bad_line(o, line_no, "timestamp goes backwards");
+    // Against the previous request, not only the first: the serving models take the
+    // requests in this order and a later request arriving earlier would start in the past.
+    if (t_s < last_s) bad_line(o, line_no, "timestamp goes backwards (earlier than the request before)");
+    last_s = t_s;
     Request r;
     r.id = out.size();
     r.arrival_s = (t_s - first_s) / o.rate_scale;
@@ -224,6 +247,10 @@ std::vector<Request> read_trace(const TraceOptions& o) {
         bad_line(o, line_no, "ContextTokens '" + std::string(cells[1]) + "' is not a positive integer");
       if (!to_number(cells[2], gen))
         bad_line(o, line_no, "GeneratedTokens '" + std::string(cells[2]) + "' is not an integer");
+      constexpr std::uint64_t kMaxTokens = std::numeric_limits<std::uint32_t>::max();
+      if (ctx > kMaxTokens || gen > kMaxTokens)
+        bad_line(o, line_no, "token count " + std::to_string(std::max(ctx, gen)) +
+                                 " is too large (at most 4294967295 tokens)");
       add(t, ctx, gen, {});
       if (o.limit && out.size() >= o.limit) break;
     }
@@ -237,18 +264,30 @@ std::vector<Request> read_trace(const TraceOptions& o) {
       } catch (const nlohmann::json::exception& e) {
         bad_line(o, line_no, std::string("not valid JSON: ") + e.what());
       }
-      try {
-        const double ts_ms = j.at("timestamp").get<double>();
-        const auto in_len = j.at("input_length").get<std::uint64_t>();
-        const auto out_len = j.at("output_length").get<std::uint64_t>();
-        auto hashes = j.contains("hash_ids") ? j["hash_ids"].get<std::vector<std::uint64_t>>()
-                                             : std::vector<std::uint64_t>{};
-        if (in_len == 0) bad_line(o, line_no, "input_length must be positive");
-        add(ts_ms / 1000.0, in_len, out_len, std::move(hashes));
-      } catch (const nlohmann::json::exception& e) {
-        bad_line(o, line_no,
-                 std::string("expected timestamp, input_length, output_length (numbers): ") + e.what());
+      if (!j.is_object()) bad_line(o, line_no, "expected a JSON object, found " + shown_json(j));
+      const auto field = [&](const char* key) -> const nlohmann::json& {
+        const auto it = j.find(key);
+        if (it == j.end())
+          bad_line(o, line_no, std::string("missing \"") + key + "\"; expected timestamp, input_length, output_length");
+        return *it;
+      };
+      const nlohmann::json& ts = field("timestamp");
+      if (!ts.is_number()) bad_line(o, line_no, "timestamp must be a number (ms), found " + shown_json(ts));
+      const double ts_ms = ts.get<double>();
+      const std::uint64_t in_len = token_count(o, line_no, "input_length", field("input_length"));
+      const std::uint64_t out_len = token_count(o, line_no, "output_length", field("output_length"));
+      std::vector<std::uint64_t> hashes;
+      if (const auto h = j.find("hash_ids"); h != j.end()) {
+        if (!h->is_array()) bad_line(o, line_no, "hash_ids must be a list of block ids, found " + shown_json(*h));
+        hashes.reserve(h->size());
+        for (const auto& id : *h) {
+          if (!id.is_number_unsigned())
+            bad_line(o, line_no, "hash_ids must hold non-negative integers, found " + shown_json(id));
+          hashes.push_back(id.get<std::uint64_t>());
+        }
       }
+      if (in_len == 0) bad_line(o, line_no, "input_length must be positive");
+      add(ts_ms / 1000.0, in_len, out_len, std::move(hashes));
       if (o.limit && out.size() >= o.limit) break;
     }
   }

@@ -1,0 +1,8 @@
+# Sourced by scripts/test_sanitizers.sh: how the sanitizer runtimes report (docs/trust.md).
+#  - ASan: stop at the first error; no use-after-return checks (SystemC runs its
+#    processes on stacks of its own; fake stacks for returned frames do not follow those
+#    switches). Leaks are checked (LeakSanitizer), with no suppressions.
+#  - UBSan: the build uses -fno-sanitize-recover, so any report ends the test program;
+#    print the stack that led there.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_stack_use_after_return=0:detect_leaks=1:abort_on_error=1:symbolize=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
