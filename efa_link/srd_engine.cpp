@@ -185,7 +185,70 @@ std::uint32_t SrdEngine::adapter_index(std::uint32_t machine, std::uint32_t adap
 }
 
 void SrdEngine::schedule(std::uint64_t t_ps, Ev kind, std::uint32_t idx) {
-  events_.push(Event{t_ps, seq_++, idx, kind});
+  if (kind == Ev::Timer) {
+    timer_push(Event{t_ps, seq_++, idx, kind});
+  } else {
+    events_.push(Event{t_ps, seq_++, idx, kind});
+  }
+}
+
+void SrdEngine::timer_place(std::uint32_t slot, const Event& e) {
+  timers_[slot] = e;
+  tx_[e.idx].timer_slot = slot;
+}
+
+void SrdEngine::timer_sift_up(std::uint32_t slot) {
+  const Event e = timers_[slot];
+  while (slot > 0) {
+    const std::uint32_t parent = (slot - 1) / 2;
+    if (!(timers_[parent] > e)) break;
+    timer_place(slot, timers_[parent]);
+    slot = parent;
+  }
+  timer_place(slot, e);
+}
+
+void SrdEngine::timer_sift_down(std::uint32_t slot) {
+  const Event e = timers_[slot];
+  const auto n = static_cast<std::uint32_t>(timers_.size());
+  for (;;) {
+    std::uint32_t child = 2 * slot + 1;
+    if (child >= n) break;
+    if (child + 1 < n && timers_[child] > timers_[child + 1]) ++child;
+    if (!(e > timers_[child])) break;
+    timer_place(slot, timers_[child]);
+    slot = child;
+  }
+  timer_place(slot, e);
+}
+
+void SrdEngine::timer_push(const Event& e) {
+  timers_.push_back(e);
+  timer_sift_up(static_cast<std::uint32_t>(timers_.size() - 1));
+}
+
+void SrdEngine::timer_remove(std::uint32_t slot) {
+  tx_[timers_[slot].idx].timer_slot = kNoTimer;
+  const Event last = timers_.back();
+  timers_.pop_back();
+  if (slot == timers_.size()) return;
+  timer_place(slot, last);
+  timer_sift_down(slot);
+  timer_sift_up(tx_[last.idx].timer_slot);
+}
+
+bool SrdEngine::pop_next(std::uint64_t t_ps, Event& e) {
+  const bool have_event = !events_.empty() && events_.top().t_ps <= t_ps;
+  const bool have_timer = !timers_.empty() && timers_.front().t_ps <= t_ps;
+  if (!have_event && !have_timer) return false;
+  if (have_timer && (!have_event || events_.top() > timers_.front())) {
+    e = timers_.front();
+    timer_remove(0);
+  } else {
+    e = events_.top();
+    events_.pop();
+  }
+  return true;
 }
 
 std::string SrdEngine::machine_name(std::uint32_t machine) const {
@@ -610,6 +673,14 @@ void SrdEngine::ack(std::uint32_t ti) {
   const std::uint32_t unit = tx.unit;
   uncount(tx);
   adjust_window(adapters_[src], tx, shape(f, unit).wire);
+  if (tx.timer_slot != kNoTimer) {
+    // The acknowledgement settles the transmission's timer (its unit is acknowledged, or
+    // its flow failed), which would only release the transmission when it fired: release
+    // it now and drop the timer, counted as the event it would have been.
+    timer_remove(tx.timer_slot);
+    ++events_processed_;
+    release(ti);
+  }
   release(ti);
   if (!f.failed && !(f.state[unit] & kAcked)) {
     f.state[unit] |= kAcked;
@@ -780,9 +851,8 @@ void SrdEngine::dispatch(const Event& e) {
 }
 
 void SrdEngine::run_until(std::uint64_t t_ps) {
-  while (!events_.empty() && events_.top().t_ps <= t_ps) {
-    const Event e = events_.top();
-    events_.pop();
+  Event e{};
+  while (pop_next(t_ps, e)) {
     now_ps_ = e.t_ps;
     ++events_processed_;
     dispatch(e);
@@ -791,9 +861,8 @@ void SrdEngine::run_until(std::uint64_t t_ps) {
 }
 
 void SrdEngine::run() {
-  while (!events_.empty()) {
-    const Event e = events_.top();
-    events_.pop();
+  Event e{};
+  while (pop_next(UINT64_MAX, e)) {
     now_ps_ = e.t_ps;
     ++events_processed_;
     dispatch(e);
@@ -801,8 +870,10 @@ void SrdEngine::run() {
 }
 
 std::optional<std::uint64_t> SrdEngine::next_event_ps() const {
-  if (events_.empty()) return std::nullopt;
-  return events_.top().t_ps;
+  if (events_.empty() && timers_.empty()) return std::nullopt;
+  if (timers_.empty()) return events_.top().t_ps;
+  if (events_.empty()) return timers_.front().t_ps;
+  return std::min(events_.top().t_ps, timers_.front().t_ps);
 }
 
 }  // namespace wse::efa

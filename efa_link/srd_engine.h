@@ -168,7 +168,9 @@ class SrdEngine {
     std::uint64_t tail_ps = 0;
     std::uint64_t sent_ps = 0;    // left the sending NIC
     std::uint64_t queued_ps = 0;  // waited in path and receive-port queues
+    std::uint32_t timer_slot = kNoTimer;  // position of its pending timer in timers_
   };
+  static constexpr std::uint32_t kNoTimer = 0xffffffffU;
   enum class Ev : std::uint8_t { Post, ReadRequest, Pick, PathArrive, RxArrive, Ack, Timer, FlowInPlace };
   struct Event {
     std::uint64_t t_ps;
@@ -227,7 +229,22 @@ class SrdEngine {
   std::vector<Transmission> tx_;
   std::vector<std::uint32_t> free_tx_;
   std::vector<Completion> completions_;
+  // The calendar, in two heaps ordered alike by (time, sequence): retransmission timers
+  // and every other event. The next event is the earlier of the two tops, so events run
+  // in the order of one heap. The timer heap is indexed (each transmission knows its
+  // timer's slot): an acknowledgement settles its transmission's timer, which would only
+  // release the transmission when it fired, so the acknowledgement does that and removes
+  // the timer. Only the timers of trains still unacknowledged stay in the heap, not one
+  // per train sent within the last timeout.
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  std::vector<Event> timers_;  // binary min-heap by (time, sequence); Event::idx = transmission
+  void timer_push(const Event& e);
+  void timer_remove(std::uint32_t slot);
+  void timer_place(std::uint32_t slot, const Event& e);
+  void timer_sift_up(std::uint32_t slot);
+  void timer_sift_down(std::uint32_t slot);
+  // Takes the next event at or before t_ps into e; false if there is none.
+  bool pop_next(std::uint64_t t_ps, Event& e);
   std::uint64_t seq_ = 0;
   std::uint64_t now_ps_ = 0;
   std::uint64_t events_processed_ = 0;
