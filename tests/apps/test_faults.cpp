@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/cli_harness.h"
+#include "util/shipped_files.h"
 
 namespace wse::testing {
 namespace {
@@ -161,24 +162,8 @@ TEST_P(FaultSchedules, NoRequestIsLostAndTheFaultHasAnEffect) {
   fs::remove_all(scratch);
 }
 
-std::vector<std::string> shipped_schedules() {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(fs::path(WSE_SOURCE_DIR) / "configs/faults")) {
-    if (e.path().extension() == ".yaml") names.push_back(e.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string n = fs::path(info.param).stem().string();
-  for (char& ch : n) {
-    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  }
-  return n;
-}
-
-INSTANTIATE_TEST_SUITE_P(Shipped, FaultSchedules, ::testing::ValuesIn(shipped_schedules()), test_name);
+INSTANTIATE_TEST_SUITE_P(Shipped, FaultSchedules, ::testing::ValuesIn(shipped_yaml_files("configs/faults")),
+                         file_param_name);
 
 // A bad schedule stops `wse-emu check` with exit 2, naming file:line, the key and what
 // is allowed.

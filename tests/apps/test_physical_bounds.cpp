@@ -22,6 +22,7 @@
 
 #include "systemc_models/units/units.h"
 #include "util/cli_harness.h"
+#include "util/shipped_files.h"
 
 namespace wse::testing {
 namespace {
@@ -159,26 +160,16 @@ TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
 
 std::vector<std::string> shipped_experiments() {
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(fs::path(WSE_SOURCE_DIR) / "configs/experiments")) {
-    if (e.path().extension() != ".yaml") continue;
+  for (const std::string& name : shipped_yaml_files("configs/experiments")) {
     // op_trace runs an operator file, not a request trace: it has no requests to bound.
-    const YAML::Node c = YAML::LoadFile(e.path().string());
+    const YAML::Node c = YAML::LoadFile((fs::path(WSE_SOURCE_DIR) / "configs/experiments" / name).string());
     if (c["experiment"] && c["experiment"]["mode"] && c["experiment"]["mode"].as<std::string>() == "op_trace") continue;
-    names.push_back(e.path().filename().string());
+    names.push_back(name);
   }
-  std::sort(names.begin(), names.end());
   return names;
 }
 
-std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string n = fs::path(info.param).stem().string();
-  for (char& ch : n) {
-    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  }
-  return n;
-}
-
-INSTANTIATE_TEST_SUITE_P(Shipped, PhysicalBounds, ::testing::ValuesIn(shipped_experiments()), test_name);
+INSTANTIATE_TEST_SUITE_P(Shipped, PhysicalBounds, ::testing::ValuesIn(shipped_experiments()), file_param_name);
 
 }  // namespace
 }  // namespace wse::testing

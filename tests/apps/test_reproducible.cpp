@@ -11,6 +11,7 @@
 
 #include "apps/experiments/inputs.h"
 #include "util/cli_harness.h"
+#include "util/shipped_files.h"
 
 namespace wse::testing {
 namespace {
@@ -80,24 +81,8 @@ TEST_P(Reproducible, TwoRunsWriteTheSameBytes) {
   fs::remove_all(scratch);
 }
 
-std::vector<std::string> shipped_experiments() {
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(fs::path(WSE_SOURCE_DIR) / "configs/experiments")) {
-    if (e.path().extension() == ".yaml") names.push_back(e.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string n = fs::path(info.param).stem().string();
-  for (char& ch : n) {
-    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-  }
-  return n;
-}
-
-INSTANTIATE_TEST_SUITE_P(Shipped, Reproducible, ::testing::ValuesIn(shipped_experiments()), test_name);
+INSTANTIATE_TEST_SUITE_P(Shipped, Reproducible, ::testing::ValuesIn(shipped_yaml_files("configs/experiments")),
+                         file_param_name);
 
 // Six points of the KV-link experiment (two link bandwidths x three arrival rates, 20
 // requests each) with --jobs 1 and --jobs 2: the points finish in different orders,

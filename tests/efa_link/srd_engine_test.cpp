@@ -19,15 +19,7 @@ namespace wse::efa {
 namespace {
 
 using wse::efa::testing::simple_config;
-
-WorkRequest write(std::uint64_t bytes, std::uint32_t from = 0, std::uint32_t to = 1) {
-  WorkRequest wr;
-  wr.op = RdmaOp::Write;
-  wr.initiator = from;
-  wr.target = to;
-  wr.bytes = bytes;
-  return wr;
-}
+using wse::efa::testing::write;
 
 // One uncontended RDMA write of 9192 B = packets of 4096, 4096 and 1000 B payload
 // (wire 4160, 4160, 1064 B with the 64 B header), all on the single path.

@@ -17,15 +17,7 @@ namespace wse::efa {
 namespace {
 
 using wse::efa::testing::simple_config;
-
-WorkRequest write(std::uint64_t bytes, std::uint32_t from = 0, std::uint32_t to = 1) {
-  WorkRequest wr;
-  wr.op = RdmaOp::Write;
-  wr.initiator = from;
-  wr.target = to;
-  wr.bytes = bytes;
-  return wr;
-}
+using wse::efa::testing::write;
 
 double busy(const SrdEngine& e, const std::string& path, const std::string& stat) {
   for (const auto& g : e.stats().children()) {

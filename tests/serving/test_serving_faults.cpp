@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "systemc_models/tlm/shared_resource.h"
+#include "serving/serving_doubles.h"
 #include "util/systemc_test.h"
 #include "workloads/serving/serving_report.h"
 #include "workloads/serving/serving_system.h"
@@ -17,63 +18,10 @@
 namespace wse::serving {
 namespace {
 
-// Prefill takes 1 ms + 10 us per token; layer l of L is done at (l+1)/L of the batch.
-class LinearPrefill : public PrefillBackend {
- public:
-  explicit LinearPrefill(unsigned layers) : layers_(layers) {}
-  PrefillTiming prefill(const std::vector<PrefillChunk>& batch) override {
-    std::uint64_t tokens = 0;
-    for (const auto& c : batch) tokens += c.tokens;
-    PrefillTiming t;
-    t.seconds = 1e-3 + 10e-6 * static_cast<double>(tokens);
-    for (unsigned l = 0; l < layers_; ++l) t.layer_done_s.push_back(t.seconds * (l + 1) / layers_);
-    batches.push_back(batch);
-    return t;
-  }
-  std::vector<std::vector<PrefillChunk>> batches;
-
- private:
-  unsigned layers_;
-};
-
-// Every decode step takes 1 ms.
-class FixedDecode : public DecodeBackend {
- public:
-  double step(const std::vector<std::uint32_t>& contexts) override {
-    steps += 1;
-    (void)contexts;
-    return 1e-3;
-  }
-  int steps = 0;
-};
-
-// One shared link: 1 GB/s, 10 us latency, FIFO.
-class LinkPath : public KvPath {
- public:
-  LinkPath() {
-    tlm_blocks::SharedResourceConfig c;
-    c.bandwidth = Bandwidth{1e9};
-    c.latency = Duration{10e-6};
-    c.initiators = 4;
-    link_ = std::make_unique<tlm_blocks::SharedResource>("link", c);
-  }
-  void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) override {
-    destinations.push_back(decode_system);
-    link_->transfer(prefill_instance, bytes);
-  }
-  std::vector<unsigned> destinations;
-
- private:
-  std::unique_ptr<tlm_blocks::SharedResource> link_;
-};
-
-workloads::Request req(double arrival_s, std::uint32_t in, std::uint32_t out) {
-  workloads::Request r;
-  r.arrival_s = arrival_s;
-  r.input_tokens = in;
-  r.output_tokens = out;
-  return r;
-}
+using doubles::FixedDecode;
+using doubles::LinearPrefill;
+using doubles::LinkPath;
+using doubles::req;
 
 // One request of 100 prompt tokens and 5 output tokens; 2 layers, layer-wise sending,
 // 1000 B of KV per token, two decode systems.

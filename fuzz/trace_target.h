@@ -1,0 +1,42 @@
+// The body shared by the request-trace fuzz targets: the input is the trace file, in the
+// given format. A request read must have positive input tokens, arrivals that start at 0
+// and never go backwards, and ids in order.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "fuzz/fuzz_util.h"
+#include "systemc_models/config/config.h"
+#include "workloads/trace/request_trace.h"
+
+namespace wse::fuzz {
+
+inline int fuzz_trace(workloads::TraceFormat format, const std::string& file_name, const std::uint8_t* data,
+                      std::size_t size) {
+  workloads::TraceOptions o;
+  o.format = format;
+  o.path = write_scratch(file_name, std::string_view(reinterpret_cast<const char*>(data), size));
+  try {
+    const auto requests = workloads::read_trace(o);
+    double last = 0.0;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const workloads::Request& r = requests[i];
+      if (r.id != i) finding("request ids out of order");
+      if (r.input_tokens == 0) finding("a request with no input tokens");
+      if (!std::isfinite(r.arrival_s) || r.arrival_s < last || (i == 0 && r.arrival_s != 0.0))
+        finding("arrival " + std::to_string(r.arrival_s) + " of request " + std::to_string(i));
+      last = r.arrival_s;
+    }
+  } catch (const config::ConfigError&) {
+    // bad input, reported with file and line
+  } catch (const std::exception& e) {
+    unexpected(e);
+  }
+  return 0;
+}
+
+}  // namespace wse::fuzz
