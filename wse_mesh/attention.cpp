@@ -14,16 +14,6 @@ constexpr std::uint64_t kUnknown = UINT64_MAX;
 constexpr std::uint32_t kNone = UINT32_MAX;
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
-std::uint32_t rounds_for(std::uint32_t n) {
-  std::uint32_t r = 0;
-  while ((1u << r) < n) ++r;
-  return r;
-}
-// Colors one line reduction of n PEs takes (chain: two alternating; tree: one per round).
-std::uint32_t colors_needed(Reduction red, std::uint32_t n) {
-  if (n <= 1) return 0;
-  return red == Reduction::kChain ? (n > 2 ? 2u : 1u) : rounds_for(n);
-}
 
 // Where a head's cached tokens live. Block b (tokens [b * tpp, (b + 1) * tpp)) is on the
 // head's PE (b mod Q, b / Q); block ids double as node ids within a head.
@@ -119,8 +109,8 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
                                 ") does not fit the " + std::to_string(fc.width) + " x " +
                                 std::to_string(fc.height) + " fabric");
   }
-  const std::uint32_t n_row_colors = colors_needed(a.reduction, L.Q);
-  const std::uint32_t n_col_colors = colors_needed(a.reduction, L.R);
+  const std::uint32_t n_row_colors = reduction_colors(a.reduction, L.Q);
+  const std::uint32_t n_col_colors = reduction_colors(a.reduction, L.R);
   const auto col_color = static_cast<Color>(kRowColor + n_row_colors);
   if (col_color + n_col_colors > fc.colors) {
     throw std::invalid_argument("attention: append, query and a " +

@@ -14,17 +14,7 @@ std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / 
 constexpr std::uint32_t kNoParent = UINT32_MAX;
 constexpr std::uint64_t kUnknown = UINT64_MAX;
 
-std::uint32_t rounds_for(std::uint32_t n) {
-  std::uint32_t r = 0;
-  while ((1u << r) < n) ++r;
-  return r;
-}
 
-// Colors a line reduction of n PEs uses (chain: 2 alternating, tree: one per round).
-std::uint32_t colors_needed(Reduction red, std::uint32_t n) {
-  if (n <= 1) return 0;
-  return red == Reduction::kChain ? (n > 2 ? 2u : 1u) : rounds_for(n);
-}
 
 void check_fits(const FabricConfig& fc, PeCoord origin, std::uint32_t P, std::uint32_t Q, const char* what) {
   if (P == 0 || Q == 0)
@@ -49,8 +39,8 @@ CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConf
   const std::uint32_t Q = r.grid_cols;
   check_fits(fc, r.origin, P, Q, "reduce");
   if (r.elements == 0) throw std::invalid_argument("reduce: elements must be at least 1");
-  const std::uint32_t n_row_colors = colors_needed(r.reduction, Q);
-  const std::uint32_t n_col_colors = colors_needed(r.reduction, P);
+  const std::uint32_t n_row_colors = reduction_colors(r.reduction, Q);
+  const std::uint32_t n_col_colors = reduction_colors(r.reduction, P);
   if (r.row_color + n_row_colors > fc.colors || r.col_color + n_col_colors > fc.colors) {
     throw std::invalid_argument("reduce: the row phase needs colors " + std::to_string(r.row_color) + ".." +
                                 std::to_string(r.row_color + n_row_colors) +

@@ -113,8 +113,7 @@ GemvResult run_gemv_on(Fabric& fabric, const PeConfig& pe, const GemvConfig& g, 
     // Binary tree to the west: in round s, PE j with j mod 2^(s+1) = 2^s sends to
     // j - 2^s over 2^s hops on color tree_color + s.
     root = 0;
-    std::uint32_t rounds = 0;
-    while ((1u << rounds) < Q) ++rounds;
+    const std::uint32_t rounds = tree_rounds(Q);
     if (g.tree_color + rounds > fc.colors) {
       throw std::invalid_argument("gemv: a tree reduction over " + std::to_string(Q) + " PEs needs " +
                                   std::to_string(rounds) + " colors from " + std::to_string(g.tree_color) +

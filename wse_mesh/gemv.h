@@ -45,6 +45,18 @@ namespace wse::wafer {
 //    on its own color (colors tree_color .. tree_color + rounds - 1).
 enum class Reduction : std::uint8_t { kChain, kTree };
 
+// Rounds of a tree reduction of n PEs: ceil(log2 n).
+inline std::uint32_t tree_rounds(std::uint32_t n) {
+  std::uint32_t r = 0;
+  while ((1u << r) < n) ++r;
+  return r;
+}
+// Colors one line reduction of n PEs takes (chain: two alternating; tree: one per round).
+inline std::uint32_t reduction_colors(Reduction red, std::uint32_t n) {
+  if (n <= 1) return 0;
+  return red == Reduction::kChain ? (n > 2 ? 2u : 1u) : tree_rounds(n);
+}
+
 struct GemvConfig {
   std::uint64_t rows = 4096;    // M: output elements
   std::uint64_t cols = 4096;    // K: input elements

@@ -15,16 +15,6 @@ namespace {
 constexpr std::uint64_t kUnknown = UINT64_MAX;
 constexpr std::uint32_t kNone = UINT32_MAX;
 
-std::uint32_t rounds_for(std::uint32_t n) {
-  std::uint32_t r = 0;
-  while ((1u << r) < n) ++r;
-  return r;
-}
-std::uint32_t colors_needed(Reduction red, std::uint32_t n) {
-  if (n <= 1) return 0;
-  return red == Reduction::kChain ? (n > 2 ? 2u : 1u) : rounds_for(n);
-}
-
 // One reduce-and-broadcast round of a kernel: every PE's local work `local` (cycles as a
 // function of its element count), then `reduce_wavelets` fp32 values summed (or maxed)
 // into the root, the root's scalar work `root_cycles`, and `broadcast_wavelets` values
@@ -34,7 +24,6 @@ struct Round {
   std::uint64_t root_cycles = 0;
   std::uint64_t broadcast_wavelets = 1;
 };
-
 
 const char* op_name(VectorOp op) {
   switch (op) {
@@ -137,7 +126,7 @@ VectorKernelResult run_vector_kernel(Fabric& fabric, const PeConfig& pe, const V
 
   // Routes: each round's reduction (chain to the east, tree to the west, as collectives.h)
   // on its own colors, then its broadcast from the root back along the line on one color.
-  const std::uint32_t n_red = colors_needed(v.reduction, p);
+  const std::uint32_t n_red = reduction_colors(v.reduction, p);
   const std::uint32_t colors_used = static_cast<std::uint32_t>(n_rounds) * (n_red + (p > 1 ? 1 : 0));
   if (colors_used > fc.colors) {
     throw std::invalid_argument(what + " over " + std::to_string(p) + " PEs needs " + std::to_string(colors_used) +

@@ -512,9 +512,10 @@ HbmFootprint TrainiumPrefill::check_capacity(const workloads::OperatorGraph& g, 
 }
 
 template <typename F>
-EngineBusy TrainiumPrefill::cached(const std::string& key, F&& simulate) {
+EngineBusy TrainiumPrefill::cached(const std::string& key, F&& simulate, bool count_reuse) {
   if (cfg_.reuse) {
     if (auto it = op_cache_.find(key); it != op_cache_.end()) {
+      if (count_reuse) ++reused_operators_;
       EngineBusy b = it->second;
       b.instructions = 0;
       b.chip_runs = 0;
@@ -1132,48 +1133,26 @@ EngineBusy TrainiumPrefill::run_per_token_sampled(const Operator& op) {
 }
 
 EngineBusy TrainiumPrefill::run_operator(const Operator& op) {
-  std::string key;
-  if (cfg_.reuse) {
-    key = operator_key(op);
-    if (auto it = op_cache_.find(key); it != op_cache_.end()) {
-      ++reused_operators_;
-      EngineBusy b = it->second;
-      b.instructions = 0;
-      b.chip_runs = 0;
-      return b;
+  const auto simulate = [&] {
+    switch (op.kind) {
+      case OpKind::gemm: return run_gemm_op(op);
+      case OpKind::attention: return cfg_.token_grain == 0 ? run_attention(op) : run_attention_sampled(op);
+      case OpKind::embedding:
+      case OpKind::norm:
+      case OpKind::rope:
+      case OpKind::activation:
+      case OpKind::router:
+      case OpKind::expert_combine:
+      case OpKind::residual_add: break;
     }
-  }
-  EngineBusy b;
-  switch (op.kind) {
-    case OpKind::gemm: b = run_gemm_op(op); break;
-    case OpKind::attention: b = cfg_.token_grain == 0 ? run_attention(op) : run_attention_sampled(op); break;
-    case OpKind::embedding:
-    case OpKind::norm:
-    case OpKind::rope:
-    case OpKind::activation:
-    case OpKind::router:
-    case OpKind::expert_combine:
-    case OpKind::residual_add: b = cfg_.token_grain == 0 ? run_per_token(op) : run_per_token_sampled(op); break;
-  }
-  if (cfg_.reuse) op_cache_.emplace(key, b);
-  return b;
+    return cfg_.token_grain == 0 ? run_per_token(op) : run_per_token_sampled(op);
+  };
+  return cached(cfg_.reuse ? operator_key(op) : std::string(), simulate, true);
 }
 
 EngineBusy TrainiumPrefill::run_decode_attention_cached(const std::vector<Operator>& sequences) {
-  std::string key;
-  if (cfg_.reuse) {
-    key = decode_attention_key(sequences);
-    if (auto it = op_cache_.find(key); it != op_cache_.end()) {
-      ++reused_operators_;
-      EngineBusy b = it->second;
-      b.instructions = 0;
-      b.chip_runs = 0;
-      return b;
-    }
-  }
-  const EngineBusy b = run_decode_attention(sequences);
-  if (cfg_.reuse) op_cache_.emplace(key, b);
-  return b;
+  return cached(cfg_.reuse ? decode_attention_key(sequences) : std::string(),
+                [&] { return run_decode_attention(sequences); }, true);
 }
 
 std::vector<Operator> TrainiumPrefill::fuse(const std::vector<Operator>& ops, std::size_t from, std::size_t to) const {

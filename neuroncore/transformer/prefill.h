@@ -206,9 +206,10 @@ class TrainiumPrefill {
   EngineBusy run_per_token_sampled(const workloads::Operator& op);
   EngineBusy run_per_token(const workloads::Operator& op);
   // The result under `key` in the reuse cache, or `simulate()` (then cached when reuse is
-  // on); a cached result reports no instructions and no chip runs.
+  // on); a cached result reports no instructions and no chip runs. `count_reuse`: a hit
+  // counts as a reused operator (whole operators; not the sample points of one).
   template <typename F>
-  EngineBusy cached(const std::string& key, F&& simulate);
+  EngineBusy cached(const std::string& key, F&& simulate, bool count_reuse = false);
   // The decode attention operators (query_len 1) of one layer as one kernel.
   EngineBusy run_decode_attention(const std::vector<workloads::Operator>& sequences);
   EngineBusy run_decode_attention_cached(const std::vector<workloads::Operator>& sequences);

@@ -9,28 +9,10 @@
 #include <vector>
 
 #include "neuroncore/transformer/prefill.h"
-#include "systemc_models/config/config.h"
 #include "systemc_models/sim/output.h"
+#include "workloads/model/reference_models.h"
 
 namespace wse::neuron {
-
-namespace {
-
-// Llama-3.1-70B: the architecture fields of its Hugging Face config.json
-// (workloads/data/models/meta-llama--Meta-Llama-3.1-70B_config.json).
-constexpr const char* kLlama70B = R"(model:
-  name: Llama-3.1-70B
-  model_type: llama
-  hidden_size: 8192
-  intermediate_size: 28672
-  num_attention_heads: 64
-  num_hidden_layers: 80
-  num_key_value_heads: 8
-  vocab_size: 128256
-  tie_word_embeddings: false
-)";
-
-}  // namespace
 
 double PrefillBatchSeries::mean_wall_ms(std::size_t from, std::size_t to) const {
   to = std::min(to, wall_ms.size());
@@ -62,11 +44,7 @@ PrefillBatchSeries time_prefill_batches(const workloads::TransformerModel& model
 }
 
 std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
-  auto doc = config::parse(kLlama70B, "llama-3.1-70b");
-  config::Section root = doc.root();
-  config::Section ms = root.section("model", "model");
-  const workloads::TransformerModel model = workloads::read_transformer(ms);
-  doc.finish();
+  const workloads::TransformerModel model = workloads::llama31_70b();
   const std::uint64_t tokens = args.quick ? 2000 : 10000;
   // trn2.48xlarge with the defaults of configs/hardware/trn2_48xlarge.yaml.
   const ChipConfig chip = trainium2_chip();

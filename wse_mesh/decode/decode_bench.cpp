@@ -4,49 +4,14 @@
 #include <cstdio>
 #include <string_view>
 
-#include "systemc_models/config/config.h"
 #include "systemc_models/sim/output.h"
 #include "wse_mesh/benches.h"
 #include "wse_mesh/decode/wafer_decoder.h"
+#include "workloads/model/reference_models.h"
 
 namespace wse::wafer {
 
 namespace {
-
-// The architecture fields of the Hugging Face config.json files of
-// workloads/data/models/meta-llama--Meta-Llama-3.1-{8B,70B}_config.json, bf16 (as
-// configs/models/llama-3.1-{8b,70b}.yaml).
-constexpr std::string_view kLlama8B = R"(model:
-  name: Llama-3.1-8B
-  model_type: llama
-  hidden_size: 4096
-  intermediate_size: 14336
-  num_attention_heads: 32
-  num_hidden_layers: 32
-  num_key_value_heads: 8
-  vocab_size: 128256
-  tie_word_embeddings: false
-)";
-constexpr std::string_view kLlama70B = R"(model:
-  name: Llama-3.1-70B
-  model_type: llama
-  hidden_size: 8192
-  intermediate_size: 28672
-  num_attention_heads: 64
-  num_hidden_layers: 80
-  num_key_value_heads: 8
-  vocab_size: 128256
-  tie_word_embeddings: false
-)";
-
-workloads::TransformerModel model_of(std::string_view yaml, std::string_view name) {
-  auto doc = config::parse(yaml, name);
-  config::Section root = doc.root();
-  config::Section m = root.section("model", "model");
-  workloads::TransformerModel t = workloads::read_transformer(m);
-  doc.finish();
-  return t;
-}
 
 // A CS-3 as configs/hardware/cs3.yaml describes it, GEMVs at tiled fidelity k = 8.
 WaferConfig cs3_tiled() {
@@ -59,8 +24,7 @@ WaferConfig cs3_tiled() {
 }
 
 struct Case {
-  std::string_view yaml;
-  std::string_view file;
+  workloads::TransformerModel (*model)();
   std::uint32_t wafers;
   double weight_sram_share;  // 0.9: the default (configs/hardware/cs3_decode.yaml)
 };
@@ -77,7 +41,7 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
   // Llama-3.1-8B also with its weights spread thinner (half of each PE's SRAM, the least
   // that fits): the trade of KV capacity for GEMV speed.
   std::vector<Case> cases = {
-      {kLlama8B, "llama-3.1-8b", 1, 0.9}, {kLlama8B, "llama-3.1-8b", 1, 0.5}, {kLlama70B, "llama-3.1-70b", 4, 0.9}};
+      {workloads::llama31_8b, 1, 0.9}, {workloads::llama31_8b, 1, 0.5}, {workloads::llama31_70b, 4, 0.9}};
   std::vector<std::uint32_t> batches = {1, 8, 32};
   std::vector<std::uint64_t> contexts = {1024, 4096};
   if (args.quick) {
@@ -95,7 +59,7 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
   sim::CsvWriter csv(header);
   const WaferConfig wafer = cs3_tiled();
   for (const Case& c : cases) {
-    const workloads::TransformerModel model = model_of(c.yaml, c.file);
+    const workloads::TransformerModel model = c.model();
     DecodeConfig cfg;  // the defaults of configs/hardware/cs3_decode.yaml
     cfg.wafers = c.wafers;
     cfg.weight_sram_share = c.weight_sram_share;
