@@ -276,7 +276,30 @@ GemvResult run_gemv_on(Fabric& fabric, const PeConfig& pe, const GemvConfig& g, 
 
 }  // namespace
 
+const char* reduction_name(Reduction r) {
+  switch (r) {
+    case Reduction::kChain:
+      return "chain";
+    case Reduction::kTree:
+      return "tree";
+    case Reduction::kKTree:
+      return "ktree";
+  }
+  return "?";
+}
+
+bool parse_reduction(std::string_view name, Reduction& out) {
+  for (Reduction r : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+    if (name == reduction_name(r)) {
+      out = r;
+      return true;
+    }
+  }
+  return false;
+}
+
 GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& g) {
+  if (g.reduction == Reduction::kKTree) throw std::invalid_argument("gemv: the K-tree reduction is not mapped yet");
   detail::VectorTimes times(g.grid_rows, g.vectors);
   return run_gemv_on(fabric, pe, g, times);
 }
@@ -285,6 +308,7 @@ GemvResult run_gemv(const FabricConfig& fc, const PeConfig& pe, const GemvConfig
   FabricConfig sized = fc;
   sized.width = g.origin.x + g.grid_cols;
   sized.height = g.origin.y + g.grid_rows;
+  if (g.reduction == Reduction::kKTree) throw std::invalid_argument("gemv: the K-tree reduction is not mapped yet");
   return detail::run_gemm(g, pe, g.origin, [&](const GemvConfig& part, detail::VectorTimes& times) {
     Fabric fabric(sized);
     return run_gemv_on(fabric, pe, part, times);

@@ -33,6 +33,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string_view>
 
 #include "wse_mesh/fabric.h"
 #include "wse_mesh/pe.h"
@@ -43,7 +44,12 @@ namespace wse::wafer {
 //  - kChain: pipelined chain to the east (Q - 1 stages of one hop each).
 //  - kTree: binary tree to the west in ceil(log2 Q) rounds; round s joins PEs 2^s apart
 //    on its own color (colors tree_color .. tree_color + rounds - 1).
-enum class Reduction : std::uint8_t { kChain, kTree };
+//  - kKTree: K-tree (WaferLLM's MeshGEMV): groups of ktree_group PEs reduce to their
+//    roots, then the roots to the row's root.
+enum class Reduction : std::uint8_t { kChain, kTree, kKTree };
+// "chain", "tree", "ktree".
+const char* reduction_name(Reduction r);
+bool parse_reduction(std::string_view name, Reduction& out);
 
 // Rounds of a tree reduction of n PEs: ceil(log2 n).
 inline std::uint32_t tree_rounds(std::uint32_t n) {
@@ -68,6 +74,7 @@ struct GemvConfig {
   Reduction reduction = Reduction::kChain;
   std::array<Color, 2> psum_colors{1, 2};  // chain
   Color tree_color = 1;                    // tree: first of ceil(log2 Q) colors
+  std::uint32_t ktree_group = 0;           // K-tree: PEs per group (0 = auto)
   // Input vectors streamed through the grid one after another against the same
   // stationary weights: 1 = GEMV; m > 1 = the GEMM Y = W X of m columns (a decode batch
   // of m tokens, or m prompt tokens of a prefill). Vector v's x segment follows vector

@@ -51,6 +51,12 @@ class WaferMachine : public serving::PrefillBackend, public serving::DecodeBacke
   const std::map<std::string, double>& kernel_seconds() const { return kernel_s_; }
   std::uint64_t steps() const { return steps_; }
   double decode_seconds() const { return decode_s_; }
+  // The physical floors (WaferFloor) of the decode steps and of the prefill passes run,
+  // summed term by term, and the simulated seconds of the prefill passes.
+  const wafer::WaferFloor& decode_floor() const { return decode_floor_; }
+  const wafer::WaferFloor& prefill_floor() const { return prefill_floor_; }
+  std::uint64_t prefills() const { return prefills_; }
+  double prefill_seconds() const { return prefill_s_; }
 
  private:
   void account(const wafer::WaferRunResult& r);
@@ -64,6 +70,9 @@ class WaferMachine : public serving::PrefillBackend, public serving::DecodeBacke
   std::map<std::string, double> kernel_s_;
   std::uint64_t steps_ = 0;
   double decode_s_ = 0.0;
+  wafer::WaferFloor decode_floor_, prefill_floor_;
+  std::uint64_t prefills_ = 0;
+  double prefill_s_ = 0.0;
 };
 
 }  // namespace wse::experiments

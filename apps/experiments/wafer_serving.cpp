@@ -99,7 +99,38 @@ class WaferServing final : public ServingExperiment {
     }
     std::vector<std::uint32_t> layers(dcfg_.wafers, 0);
     for (const auto& r : decoder_->regions()) ++layers.at(r.wafer);
+    // The physical floor beside the simulated time: per decode step and per prefill pass
+    // (means over the run), and the ratio of the simulated total to the floor's.
+    wafer::WaferFloor df, pf;
+    double prefill_s = 0.0;
+    std::uint64_t prefills = 0;
+    const auto add = [](wafer::WaferFloor& a, const wafer::WaferFloor& b) {
+      a.compute_s += b.compute_s;
+      a.sram_s += b.sram_s;
+      a.latency_s += b.latency_s;
+      a.step_s += b.step_s;
+    };
+    for (const auto& w : machines_->wafers()) {
+      add(df, w->decode_floor());
+      add(pf, w->prefill_floor());
+      prefill_s += w->prefill_seconds();
+      prefills += w->prefills();
+    }
+    const auto floor_json = [](const wafer::WaferFloor& f, double simulated_s, std::uint64_t passes) {
+      const double n = passes > 0 ? static_cast<double>(passes) : 1.0;
+      return nlohmann::json{{"passes", passes},
+                            {"simulated_s", simulated_s / n},
+                            {"compute_s", f.compute_s / n},
+                            {"sram_s", f.sram_s / n},
+                            {"latency_s", f.latency_s / n},
+                            {"step_s", f.step_s / n},
+                            {"ratio", f.step_s > 0.0 ? simulated_s / f.step_s : 0.0}};
+    };
+    nlohmann::json floor = {{"decode_step", floor_json(df, decode_s, steps)}};
+    if (prefills > 0) floor["prefill_pass"] = floor_json(pf, prefill_s, prefills);
     s["wafer"] = {{"name", wafer_.name},
+                  {"mapping", dcfg_.mapping == wafer::Mapping::kSpread ? "spread" : "packed"},
+                  {"floor", floor},
                   {"wafers_per_decode_system", dcfg_.wafers},
                   {"decode_systems", cfg_.decode_systems},
                   {"layers_per_wafer", layers},
@@ -156,6 +187,13 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
   apply_faults(faults, efa ? &*efa : nullptr, cfg);
+  if (!dcfg.region.is_auto() && (dcfg.region.rows > wafer_cfg.height || dcfg.region.cols > wafer_cfg.width)) {
+    dec.fail("region", "the region " + std::to_string(dcfg.region.rows) + "x" + std::to_string(dcfg.region.cols) +
+                           " (rows x columns) exceeds the " + std::to_string(wafer_cfg.height) + " x " +
+                           std::to_string(wafer_cfg.width) + " PEs of " + wafer_cfg.name +
+                           "; use at most \"" + std::to_string(wafer_cfg.height) + "x" +
+                           std::to_string(wafer_cfg.width) + "\", or `all`");
+  }
   std::unique_ptr<wafer::WaferDecoder> decoder;
   try {
     decoder = std::make_unique<wafer::WaferDecoder>(wafer_cfg, dcfg, model);

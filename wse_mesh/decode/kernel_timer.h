@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "wse_mesh/decode/placement.h"
 #include "workloads/model/operators.h"
@@ -31,6 +33,11 @@ class KernelTimer {
   // input grid on the same wafer.
   virtual KernelTiming move(const LayerPlan& from, const LayerPlan& to, std::uint64_t tokens,
                             std::uint64_t bytes) = 0;
+  // Handing a GEMM's results (`tokens` vectors) from where its kernel leaves them to
+  // where the next kernel of the layer reads its input (0 unless modelled).
+  virtual KernelTiming handoff(const TensorGrid& /*grid*/, std::uint64_t /*tokens*/) { return {}; }
+  // Which reduction the GEMV kernels chose, by name: distinct kernels of each choice.
+  virtual std::map<std::string, std::uint64_t> reductions_chosen() const { return {}; }
   // Kernel results reused and simulated so far (0 when nothing is cached).
   virtual std::uint64_t reused() const { return 0; }
   virtual std::uint64_t simulated() const { return 0; }

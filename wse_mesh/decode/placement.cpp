@@ -230,7 +230,7 @@ GridShape narrowest_grid(std::uint64_t rows, std::uint64_t cols, DType dtype, st
 
 const TensorGrid* LayerPlan::grid(std::string_view tensor) const {
   for (const TensorGrid& g : grids) {
-    if (g.tensor == tensor) return &g;
+    if (g.holds(tensor)) return &g;
   }
   return nullptr;
 }
@@ -250,6 +250,144 @@ const TensorGrid* LayerPlan::output_grid() const {
   return out;
 }
 
+namespace {
+
+// The grids that read the same input and are fused under kSpread: consecutive single
+// copies of the same kind (q, k, v; gate, up), input features and weight type.
+bool fusable(const TensorGrid& a, const TensorGrid& b) {
+  return a.copies == 1 && b.copies == 1 && a.kind == b.kind && (a.kind == "qkv" || a.kind == "gate_up") &&
+         a.cols == b.cols && a.dtype == b.dtype;
+}
+
+TensorGrid fuse(const std::vector<TensorGrid>& group) {
+  TensorGrid f = group.front();
+  const std::string& first = group.front().tensor;
+  const std::size_t dot = first.rfind('.');
+  f.tensor = (dot == std::string::npos ? std::string() : first.substr(0, dot + 1)) +
+             (f.kind == "qkv" ? "qkv_proj" : "gate_up_proj");
+  f.rows = 0;
+  f.weight_bytes = 0;
+  for (const TensorGrid& t : group) {
+    f.members.push_back(t.tensor);
+    f.rows += t.rows;
+    f.weight_bytes += t.weight_bytes;
+  }
+  return f;
+}
+
+// The partition of a rows x cols rectangle into `copies` equal rectangles of a grid
+// rr x cc (rr cc >= copies) with the largest rectangle; ties: the squarer.
+GridShape copy_area(std::uint32_t rows, std::uint32_t cols, std::uint32_t copies, std::uint32_t& per_row) {
+  GridShape best;
+  per_row = 1;
+  std::uint64_t best_area = 0;
+  for (std::uint32_t cc = 1; cc <= std::min(copies, cols); ++cc) {
+    const std::uint32_t rr = static_cast<std::uint32_t>(ceil_div(copies, cc));
+    if (rr > rows) continue;
+    const GridShape g{rows / rr, cols / cc};
+    const std::uint64_t area = std::uint64_t{g.rows} * g.cols;
+    const auto squarer = [&] {
+      const auto skew = [](GridShape x) { return x.rows > x.cols ? x.rows - x.cols : x.cols - x.rows; };
+      return skew(g) < skew(best);
+    };
+    if (area > best_area || (area == best_area && squarer())) {
+      best = g;
+      best_area = area;
+      per_row = cc;
+    }
+  }
+  return best;
+}
+
+// kSpread: the layer's weights laid over its whole region (docs/wse_mesh.md, "Mappings").
+// Fuses the projections that read one input, gives every tensor (each copy) its share
+// of the region, and checks that each PE holds its tiles of all the layer's tensors (the
+// fullest PE of every tile, all on one PE: the grids share their north-west corner).
+// Returns false, leaving `p` as the packing placed it, when they do not.
+bool spread_layer(LayerPlan& p, std::uint64_t usable, std::uint32_t vectors, std::uint32_t quantum) {
+  std::vector<TensorGrid> grids;
+  for (std::size_t i = 0; i < p.grids.size();) {
+    std::size_t j = i + 1;
+    while (j < p.grids.size() && fusable(p.grids[i], p.grids[j])) ++j;
+    if (j - i > 1) {
+      grids.push_back(fuse({p.grids.begin() + static_cast<std::ptrdiff_t>(i),
+                            p.grids.begin() + static_cast<std::ptrdiff_t>(j)}));
+    } else {
+      grids.push_back(p.grids[i]);  // a copy: p is left whole if the spread does not fit
+    }
+    i = j;
+  }
+  const LayerRegion& r = p.region;
+  const std::uint64_t region_pes = std::uint64_t{r.width} * r.height;
+  std::uint64_t per_pe = ceil_div(p.vector_weight_bytes, region_pes);  // norms, biases: spread evenly
+  std::uint64_t grid_pe_bytes = 0;
+  for (TensorGrid& t : grids) {
+    std::uint32_t per_row = 1;
+    t.area = copy_area(r.height, r.width, t.copies, per_row);
+    if (t.area.rows == 0 || t.area.cols == 0) return false;  // more copies than PEs
+    // The kernel grid in the default orientation, and turned (P along the rectangle's
+    // columns): the SRAM of the fuller of the two is counted, so either may run.
+    const auto whole = [&](std::uint64_t side) { return side >= quantum ? side / quantum * quantum : side; };
+    const auto kernel_grid = [&](std::uint32_t p_side, std::uint32_t q_side) {
+      return GridShape{static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(p_side), t.rows)),
+                       static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(q_side), t.cols))};
+    };
+    t.grid = kernel_grid(t.area.rows, t.area.cols);
+    const GridShape turned = kernel_grid(t.area.cols, t.area.rows);
+    t.pe_bytes = std::max(gemv_pe_bytes(t.rows, t.cols, t.grid, t.dtype, vectors),
+                          gemv_pe_bytes(t.rows, t.cols, turned, t.dtype, vectors));
+    t.origins.assign(t.copies, PeCoord{0, 0});
+    for (std::uint32_t c = 0; c < t.copies; ++c) {
+      t.origins[c] = PeCoord{r.x0 + (c % per_row) * t.area.cols, r.y0 + (c / per_row) * t.area.rows};
+    }
+    if (t.kind == "embedding") {
+      // A lookup table, not a GEMV: its rows are dealt over the area with no buffers.
+      t.pe_bytes = ceil_div(t.weight_bytes, std::uint64_t{t.copies} * t.grid.rows * t.grid.cols);
+    }
+    grid_pe_bytes += std::uint64_t{t.copies} * t.grid.rows * t.grid.cols * t.pe_bytes;
+    per_pe += t.pe_bytes;
+  }
+  if (per_pe > usable) return false;
+  p.grids = std::move(grids);
+  p.grid_pe_bytes = grid_pe_bytes;
+  p.spread = true;
+  return true;
+}
+
+}  // namespace
+
+std::uint32_t auto_region_columns(std::uint32_t layers, std::uint32_t width, std::uint32_t height) {
+  std::uint32_t best = 1;
+  double best_skew = 0.0;
+  for (std::uint32_t c = 1; c <= std::min(layers, width); ++c) {
+    const double w = static_cast<double>(width) / c;
+    const double h = static_cast<double>(height) * c / layers;
+    const double skew = std::max(w, h) / std::min(w, h);
+    if (c == 1 || skew < best_skew) {
+      best = c;
+      best_skew = skew;
+    }
+  }
+  return best;
+}
+
+bool TensorGrid::holds(std::string_view name) const {
+  if (tensor == name) return true;
+  return std::find(members.begin(), members.end(), name) != members.end();
+}
+
+bool overlaps(const TensorGrid& a, const TensorGrid& b) {
+  const GridShape fa = a.footprint(), fb = b.footprint();
+  for (const PeCoord& oa : a.origins) {
+    for (const PeCoord& ob : b.origins) {
+      const bool apart = oa.x + fa.cols <= ob.x || ob.x + fb.cols <= oa.x || oa.y + fa.rows <= ob.y ||
+                         ob.y + fb.rows <= oa.y;
+      if (!apart) return true;
+    }
+  }
+  return false;
+}
+
 std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOptions& opt,
                                    const workloads::TransformerModel& model) {
   if (model.layers == 0) throw std::invalid_argument("decode placement: the model has no layers");
@@ -265,8 +403,13 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
   const std::uint64_t usable = sram - opt.reserved_sram_bytes;  // per PE: weights, buffers, KV
   const auto share_budget = static_cast<std::uint64_t>(opt.weight_sram_share * static_cast<double>(sram));
   const std::uint64_t budget = std::min(share_budget, usable);
-  const std::uint32_t W = wafer.width, H = wafer.height;
-  const std::uint64_t row_bytes = std::uint64_t{W} * usable;
+  const std::uint32_t wafer_w = opt.region.is_auto() ? wafer.width : opt.region.cols;
+  const std::uint32_t H = opt.region.is_auto() ? wafer.height : opt.region.rows;
+  if (wafer_w > wafer.width || H > wafer.height) {
+    throw std::invalid_argument("decode.region " + shape_text(opt.region) + " (rows x columns) exceeds the " +
+                                std::to_string(wafer.height) + " x " + std::to_string(wafer.width) + " PEs of " +
+                                wafer.name);
+  }
 
   std::vector<LayerWeights> weights = collect(model, opt.vocab_slices);
 
@@ -288,12 +431,13 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
   std::uint64_t all_min_pes = 0;
   for (const LayerWeights& lw : weights) {
     for (const TensorGrid& t : lw.grids) {
-      const GridShape g = smallest_grid(t.rows, t.cols, t.dtype, budget, H, W, opt.gemm_vectors);
-      all_min_pes += std::uint64_t{t.copies} * (g.is_auto() ? std::uint64_t{H} * W : std::uint64_t{g.rows} * g.cols);
+      const GridShape g = smallest_grid(t.rows, t.cols, t.dtype, budget, H, wafer_w, opt.gemm_vectors);
+      all_min_pes +=
+          std::uint64_t{t.copies} * (g.is_auto() ? std::uint64_t{H} * wafer_w : std::uint64_t{g.rows} * g.cols);
     }
   }
   const auto suggest_wafers = [&] {
-    return std::max<std::uint64_t>(opt.wafers + 1, ceil_div(all_min_pes, std::uint64_t{W} * H));
+    return std::max<std::uint64_t>(opt.wafers + 1, ceil_div(all_min_pes, std::uint64_t{wafer_w} * H));
   };
   const auto too_big = [&](std::uint32_t l, const TensorGrid& t, const std::string& why) {
     return CapacityError("decode placement: layer " + std::to_string(l) + " tensor '" + t.tensor + "' (" +
@@ -302,12 +446,15 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
                          0);
   };
 
-  for (std::uint32_t w = 0; w < opt.wafers; ++w) {
-    const std::uint32_t a = first[w];
-    const std::uint32_t b = (w + 1 < opt.wafers ? first[w + 1] : model.layers);  // [a, b)
+  // One strip: layers [a, b) of wafer w as bands of full strip width W (columns x0 ..
+  // x0 + W - 1), stacked north to south (south to north when `upward`).
+  const auto place_strip = [&](std::uint32_t w, std::uint32_t a, std::uint32_t b, std::uint32_t x0,
+                                std::uint32_t W, bool upward, bool spread) {
+    const std::uint64_t row_bytes = std::uint64_t{W} * usable;
     const std::uint32_t n_layers = b - a;
-    const std::string wafer_text = "wafer " + std::to_string(w) + " (" + wafer.name + ", " + std::to_string(W) +
-                                   " x " + std::to_string(H) + " PEs)";
+    const std::string wafer_text =
+        "wafer " + std::to_string(w) + " (" + wafer.name + ", " + std::to_string(W) + " x " + std::to_string(H) +
+        " PEs" + (W != wafer.width || H != wafer.height ? " of the region used" : "") + ")";
 
     // Configured grids are shelf-packed at the top of their layer's band, tallest first.
     std::vector<std::uint32_t> fixed_rows(n_layers, 0);
@@ -500,19 +647,74 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     std::uint64_t used_rows = 0;
     for (std::uint32_t l = a; l < b; ++l) used_rows += band[l - a] = rows_for(plans[l], lo);
     for (std::uint64_t i = 0; used_rows < H; ++i, ++used_rows) ++band[i % band.size()];  // leftover rows
-    std::uint32_t y0 = 0;
+    std::uint32_t y0 = upward ? H : 0;
     for (std::uint32_t l = a; l < b; ++l) {
       LayerPlan& p = plans[l];
+      const auto height = static_cast<std::uint32_t>(band[l - a]);
+      if (upward) y0 -= height;
       p.region.wafer = w;
-      p.region.x0 = 0;
+      p.region.x0 = x0;
       p.region.y0 = y0;
       p.region.width = W;
-      p.region.height = static_cast<std::uint32_t>(band[l - a]);
-      p.region.kv_capacity_bytes = p.region.height * row_bytes - p.grid_pe_bytes - p.vector_weight_bytes;
+      p.region.height = height;
       for (TensorGrid& t : p.grids) {
-        for (PeCoord& o : t.origins) o.y += y0;
+        for (PeCoord& o : t.origins) {
+          o.x += x0;
+          o.y += y0;
+        }
       }
-      y0 += p.region.height;
+      if (spread) spread_layer(p, usable, opt.gemm_vectors, std::max<std::uint32_t>(1, opt.grid_quantum));
+      p.region.kv_capacity_bytes = p.region.height * row_bytes - p.grid_pe_bytes - p.vector_weight_bytes;
+      if (!upward) y0 += height;
+    }
+  };
+
+  for (std::uint32_t w = 0; w < opt.wafers; ++w) {
+    const std::uint32_t a = first[w];
+    const std::uint32_t b = (w + 1 < opt.wafers ? first[w + 1] : model.layers);  // [a, b)
+    // Consecutive layers per strip, balanced by weight bytes; strips snake (north to
+    // south, then south to north) so that consecutive layers stay neighbours.
+    const auto place_strips = [&](std::uint32_t strips) {
+      const std::vector<std::uint64_t> strip_bytes(layer_bytes.begin() + a, layer_bytes.begin() + b);
+      const std::vector<std::uint32_t> strip_first = split_layers(strip_bytes, strips);
+      std::uint32_t x0 = 0;
+      for (std::uint32_t s = 0; s < strips; ++s) {
+        const std::uint32_t sa = a + strip_first[s];
+        const std::uint32_t sb = s + 1 < strips ? a + strip_first[s + 1] : b;
+        const std::uint32_t width = wafer_w / strips + (s < wafer_w % strips ? 1 : 0);
+        place_strip(w, sa, sb, x0, width, s % 2 == 1, opt.mapping == Mapping::kSpread);
+        x0 += width;
+      }
+    };
+    if (opt.mapping == Mapping::kPacked) {
+      place_strips(1);
+      continue;
+    }
+    // Spread: the wafer must hold the layers as one strip first (the capacity errors speak
+    // of the whole wafer). Then the most strips up to the square-region count whose bands
+    // the strips' width still holds (narrower strips pack the band sizing's grids less
+    // well; one strip always places, as just shown).
+    const std::vector<LayerWeights> kept(weights.begin() + a, weights.begin() + b);
+    const auto restore = [&] {
+      for (std::uint32_t l = a; l < b; ++l) {
+        weights[l] = kept[l - a];
+        plans[l].grids.clear();
+        plans[l].grid_pe_bytes = 0;
+        plans[l].spread = false;
+      }
+    };
+    place_strip(w, a, b, 0, wafer_w, false, false);
+    restore();
+    std::uint32_t strips = opt.region_columns > 0 ? opt.region_columns : auto_region_columns(b - a, wafer_w, H);
+    strips = std::min({strips, b - a, wafer_w});
+    for (;; --strips) {
+      try {
+        place_strips(strips);
+        break;
+      } catch (const CapacityError&) {
+        if (strips == 1) throw;
+        restore();
+      }
     }
   }
   return plans;

@@ -51,8 +51,32 @@ struct GridShape {
 inline constexpr std::string_view kGridKinds[] = {"qkv",     "o",      "gate_up", "down",
                                                   "experts", "router", "lm_head", "embedding"};
 
+// How a layer's weights are laid out on its region (`decode.mapping`).
+//  - kSpread (default): every weight matrix is tiled in two dimensions over the whole
+//    region of its layer (copies of a tensor, such as routed experts or vocabulary
+//    slices, over a partition of it), so every PE holds its tile of each matrix of its
+//    layer plus its share of the KV cache; projections that read the same input (q, k,
+//    v; gate, up) are fused into one matrix, as serving software does. A wafer (or
+//    decode.region) is cut into column strips of layers so that a layer's region is
+//    close to square (decode.region_columns).
+//  - kPacked: each matrix on the fewest PEs that hold it within weight_sram_share
+//    (narrowest grids shelf-packed at the top of the band), the rest of the band for KV:
+//    kept as an ablation.
+enum class Mapping : std::uint8_t { kSpread, kPacked };
+
 // Placement choices (the part of DecodeConfig the placement reads).
 struct PlacementOptions {
+  Mapping mapping = Mapping::kSpread;
+  // The rectangle of each wafer the model may use: P rows x Q columns at the north-west
+  // corner (0 x 0: the whole wafer).
+  GridShape region;
+  // kSpread: column strips per wafer, each holding consecutive layers as bands stacked
+  // north to south (0 = the count that makes a layer's region closest to square).
+  std::uint32_t region_columns = 0;
+  // kSpread: kernel grids are whole multiples of this many PEs a side where the area
+  // allows (the wafer's simulation tile, so that layers whose regions differ by a few rows
+  // share one simulated kernel; the rows left hold KV).
+  std::uint32_t grid_quantum = 1;
   std::uint32_t wafers = 1;
   std::map<std::string, GridShape> grids;  // by kind; missing or 0 x 0 = auto
   double weight_sram_share = 0.9;          // auto grids: tile + x segment + accumulators <= share x SRAM
@@ -90,6 +114,19 @@ struct TensorGrid {
   std::uint64_t pe_bytes = 0;        // fullest PE of a copy (gemv_pe_bytes)
   std::uint64_t weight_bytes = 0;    // the tensor, all copies
   std::vector<PeCoord> origins;      // north-west PE of each copy, wafer coordinates
+  // kSpread: the weights fused into this grid (q, k, v; gate, up), in row order; empty
+  // when the grid holds `tensor` alone.
+  std::vector<std::string> members;
+  // kSpread: the rectangle (rows x columns of PEs, wafer orientation) one copy is spread
+  // over; `grid` is then its kernel grid in the default orientation (P along the
+  // rectangle's rows), and the kernel may also run it turned by 90 degrees. 0 x 0 under
+  // kPacked (the grid is the footprint).
+  GridShape area;
+
+  // The PEs one copy covers, in wafer orientation.
+  GridShape footprint() const { return area.is_auto() ? grid : area; }
+  // Whether `name` is this grid's tensor or one of its fused members.
+  bool holds(std::string_view name) const;
 };
 
 // Everything the schedule and the kernels need about one layer's region.
@@ -101,11 +138,14 @@ struct LayerPlan {
   std::uint64_t kv_bytes_per_token = 0;      // this layer's cache per token (model)
   std::uint32_t window_tokens = 0;           // sliding window (0: full attention)
   std::uint32_t weight_rows = 0;             // rows of the band the weight grids take
+  // kSpread: the layer's weights are spread over its region. False under kPacked, and for
+  // a layer whose PEs could not hold their spread tiles (the packed grids kept).
+  bool spread = false;
   // Attention mapping of the current pass: cached tokens of one KV head per PE (set per
   // pass by the decoder: the configured value, raised when the batch needs more).
   std::uint32_t attention_tokens_per_pe = 16;
 
-  // The grid of a tensor, or null.
+  // The grid of a tensor (or the fused grid that holds it), or null.
   const TensorGrid* grid(std::string_view tensor) const;
   // The grid that receives the layer's input (the first q/kv projection), or null.
   const TensorGrid* input_grid() const;
@@ -117,6 +157,14 @@ struct LayerPlan {
 // (and the number of wafers that would be needed) when the weights do not fit.
 std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOptions& opt,
                                    const workloads::TransformerModel& model);
+
+// The number of column strips decode.region_columns = 0 picks for `layers` layers on a
+// width x height rectangle: the count c (1 .. min(layers, width)) whose layer regions,
+// (width / c) x (height c / layers), are closest to square.
+std::uint32_t auto_region_columns(std::uint32_t layers, std::uint32_t width, std::uint32_t height);
+
+// Whether two grids' footprints (all copies) share a PE.
+bool overlaps(const TensorGrid& a, const TensorGrid& b);
 
 // "1.50 GiB (1610612736 B)": region-sized byte counts in messages.
 std::string bytes_text(std::uint64_t bytes);

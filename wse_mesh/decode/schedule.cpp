@@ -56,31 +56,96 @@ std::string kernel_kind(const Operator& op, const LayerPlan& layer) {
   return workloads::to_string(op.kind);
 }
 
+namespace {
+
+// Operators that leave their output in place, with no collective: they cost a floor
+// latency of nothing (docs/wse_mesh.md, "The floor").
+bool local_only(OpKind k) {
+  return k == OpKind::rope || k == OpKind::activation || k == OpKind::residual_add || k == OpKind::expert_combine;
+}
+
+}  // namespace
+
+// The fewest hops a collective over `bytes` of operands can take (docs/wse_mesh.md, "The
+// floor"): the operands fill at least n = ceil(bytes / SRAM) PEs, and at most 2d^2 + 2d +
+// 1 PEs lie within d hops of any PE, so some operand is at least the smallest such d away
+// from wherever the result forms.
+std::uint64_t floor_hops(std::uint64_t bytes, std::uint64_t sram_bytes_per_pe) {
+  if (sram_bytes_per_pe == 0 || bytes == 0) return 0;
+  const std::uint64_t n = (bytes + sram_bytes_per_pe - 1) / sram_bytes_per_pe;
+  std::uint64_t d = 0;
+  while (2 * d * d + 2 * d + 1 < n) ++d;
+  return d;
+}
+
+namespace {
+
+}  // namespace
+
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mbg,
-                               KernelTimer& timer) {
+                               KernelTimer& timer, std::uint64_t sram_bytes_per_pe) {
   if (plans.empty()) throw std::invalid_argument("run_schedule: no layers");
   const std::size_t L = plans.size();
   MicrobatchWork w;
   w.layers.resize(L);
+  w.floor_hops.assign(L, 0);
   for (const auto& s : mbg.sequences) w.tokens += s.new_tokens;
   bool in_layers = false;
-  // A group of operators that run at once on disjoint PEs: a run of consecutive
-  // operators of one kind and name in one layer (the sequences' attention), or of the
-  // routed experts (the token-count groups of each expert weight: all their gate
-  // projections at once, then the up, then the down). Its time: the sum over names of
-  // the slowest operator of that name.
+  // A group: consecutive operators of one kind in one layer that may run at once: the
+  // sequences' attention (same name), the routed experts (every expert weight), or GEMMs
+  // reading the same input (same k: q, k, v; gate, up). Inside a group, operators on the
+  // same grid (or of the same name, without a grid) are one stage, whose time is its
+  // slowest operator's (experts with different token counts are different copies; the
+  // fused q/k/v grid is timed once). Stages then form levels in order: a stage joins the
+  // current level when it reads the same input and its PEs are disjoint from every
+  // stage of the level (they run at once); otherwise it starts the next level. A group's
+  // time is the sum of its levels' slowest stages, plus, for GEMMs, the hand-off of each
+  // level's results to the next kernel (KernelTimer::handoff).
+  struct Stage {
+    const TensorGrid* grid = nullptr;
+    std::string name;
+    std::uint64_t k = 0;
+    std::uint64_t cycles = 0;
+    std::uint64_t handoff = 0;
+    std::uint64_t operand_bytes = 0;  // weights or KV one operator gathers from (the floor)
+  };
   bool open = false;
   std::size_t group_layer = 0;
   std::string group_kind, group_name;
-  std::map<std::string, std::uint64_t> slowest;  // by operator name
+  std::uint64_t group_k = 0;
+  bool group_collective = false;
+  std::vector<Stage> stages;
   const auto flush = [&] {
     if (!open) return;
-    std::uint64_t cycles = 0;
-    for (const auto& [name, c] : slowest) cycles += c;
+    std::uint64_t cycles = 0, moves = 0;
+    std::size_t level_begin = 0;
+    std::uint64_t level_max = 0, level_move = 0, level_bytes = 0;
+    std::uint64_t hops = 0;  // the floor: fewest hops of the levels' collectives
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      bool joins = i > 0 && stages[i].k == stages[level_begin].k;
+      for (std::size_t j = level_begin; joins && j < i; ++j) {
+        joins = stages[i].grid != nullptr && stages[j].grid != nullptr && !overlaps(*stages[i].grid, *stages[j].grid);
+      }
+      if (!joins && i > 0) {
+        cycles += level_max;
+        moves += level_move;
+        hops += floor_hops(level_bytes, sram_bytes_per_pe);
+        level_begin = i;
+        level_max = level_move = level_bytes = 0;
+      }
+      level_max = std::max(level_max, stages[i].cycles);
+      level_move = std::max(level_move, stages[i].handoff);
+      level_bytes = std::max(level_bytes, stages[i].operand_bytes);
+    }
+    cycles += level_max;
+    moves += level_move;
+    hops += floor_hops(level_bytes, sram_bytes_per_pe);
     LayerWork& lw = w.layers[group_layer];
-    lw.cycles += cycles;
+    lw.cycles += cycles + moves;
     lw.by_kind[group_kind] += cycles;
-    slowest.clear();
+    if (moves > 0) lw.by_kind["kernel_move"] += moves;
+    if (group_collective) w.floor_hops[group_layer] += hops;
+    stages.clear();
     open = false;
   };
   for (const Operator& op : mbg.ops) {
@@ -93,23 +158,43 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     } else {
       layer = (op.kind == OpKind::embedding || !in_layers) ? 0 : L - 1;
     }
-    const KernelTiming t = timer.time(op, plans[layer]);
-    add(w.totals, t);
+    const LayerPlan& plan = plans[layer];
     w.weight_bytes_read += op.weight_bytes;
     w.kv_bytes_read += op.kv_read_bytes;
     w.kv_bytes_written += op.kv_write_bytes;
-    const std::string kind = kernel_kind(op, plans[layer]);
+    if (op.kind == OpKind::gemm || op.kind == OpKind::attention) w.flops += op.flops;
+    const std::string kind = kernel_kind(op, plan);
+    const bool gemm = op.kind == OpKind::gemm;
     const bool joins = open && group_layer == layer && group_kind == kind &&
-                       (kind == "gemm.experts" || group_name == op.name);
+                       (kind == "gemm.experts" || group_name == op.name || (gemm && op.k == group_k));
     if (!joins) {
       flush();
       open = true;
       group_layer = layer;
       group_kind = kind;
       group_name = op.name;
+      group_k = op.k;
+      group_collective = !local_only(op.kind) && op.kind != OpKind::embedding;
     }
-    std::uint64_t& c = slowest[op.name];
-    c = std::max(c, t.cycles);
+    const TensorGrid* grid = gemm ? plan.grid(op.name) : nullptr;
+    auto it = std::find_if(stages.begin(), stages.end(), [&](const Stage& s) {
+      return grid != nullptr ? s.grid == grid : (s.grid == nullptr && s.name == op.name);
+    });
+    // A fused grid computes all its members' outputs in one GEMM: timed once.
+    if (it != stages.end() && grid != nullptr && !grid->members.empty()) continue;
+    const KernelTiming t = timer.time(op, plan);
+    add(w.totals, t);
+    if (it == stages.end()) {
+      stages.push_back({grid, op.name, op.k, 0, 0});
+      it = stages.end() - 1;
+    }
+    it->cycles = std::max(it->cycles, t.cycles);
+    it->operand_bytes = std::max(it->operand_bytes, op.weight_bytes / std::max<std::uint32_t>(1, op.count) + op.kv_read_bytes);
+    if (grid != nullptr && grid->kind != "lm_head") {
+      const KernelTiming h = timer.handoff(*grid, op.m);
+      add(w.totals, h);
+      it->handoff = std::max(it->handoff, h.cycles);
+    }
   }
   flush();
   w.kind_begin.reserve(L + 1);
@@ -121,12 +206,52 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
   return w;
 }
 
+namespace {
+
+// The physical floor of a pass (docs/wse_mesh.md, "The floor"): its matrix FLOPs at every
+// PE's peak, its SRAM bytes at every PE's ports, and the longest chain of dependent
+// collectives of one microbatch at the fewest hops its operands allow, plus the link
+// crossings between wafers (latency and the activations' transfer).
+WaferFloor pass_floor(const std::vector<const MicrobatchWork*>& work, const std::vector<std::int32_t>& link_in,
+                      const ScheduleOptions& opt) {
+  WaferFloor f;
+  const double clock = opt.clock_hz;
+  const double pes = static_cast<double>(opt.wafers) * static_cast<double>(opt.pes_per_wafer);
+  std::uint64_t flops = 0, reads = 0, writes = 0;
+  double chain = 0.0;
+  for (const MicrobatchWork* w : work) {
+    flops += w->flops;
+    reads += w->weight_bytes_read + w->kv_bytes_read;
+    writes += w->kv_bytes_written;
+    std::uint64_t hops = 0;
+    for (std::uint64_t h : w->floor_hops) hops += h;
+    double s = static_cast<double>(hops) * opt.hop_latency_cycles / clock;
+    const double act = static_cast<double>(w->tokens) * opt.hidden * opt.activation_bytes;
+    for (std::int32_t link : link_in) {
+      if (link >= 0) s += opt.link_latency_s + act / opt.link_bandwidth_bytes_per_s;
+    }
+    chain = std::max(chain, s);
+  }
+  if (pes > 0.0 && opt.macs_per_cycle_per_pe > 0) {
+    f.compute_s = static_cast<double>(flops) / (2.0 * static_cast<double>(opt.macs_per_cycle_per_pe) * pes * clock);
+  }
+  if (pes > 0.0 && opt.sram_read_bytes_per_cycle > 0 && opt.sram_write_bytes_per_cycle > 0) {
+    f.sram_s = std::max(static_cast<double>(reads) / (pes * static_cast<double>(opt.sram_read_bytes_per_cycle) * clock),
+                        static_cast<double>(writes) / (pes * static_cast<double>(opt.sram_write_bytes_per_cycle) * clock));
+  }
+  f.latency_s = chain;
+  f.step_s = std::max({f.compute_s, f.sram_s, f.latency_s});
+  return f;
+}
+
+}  // namespace
+
 WaferRunResult run_schedule(const std::vector<LayerPlan>& plans, const std::vector<workloads::OperatorGraph>& mbs,
                             KernelTimer& timer, const ScheduleOptions& opt) {
   if (mbs.empty()) throw std::invalid_argument("run_schedule: no microbatches");
   std::vector<MicrobatchWork> work;
   work.reserve(mbs.size());
-  for (const auto& g : mbs) work.push_back(microbatch_work(plans, g, timer));
+  for (const auto& g : mbs) work.push_back(microbatch_work(plans, g, timer, opt.floor_sram_bytes_per_pe));
   std::vector<const MicrobatchWork*> ptrs;
   for (const auto& w : work) ptrs.push_back(&w);
   MoveMemo moves;
@@ -292,6 +417,8 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     }
     if (opt.wafers > 1) r.link_busy = link_transfer_s / ((wafers - 1.0) * r.seconds);
   }
+  r.floor = pass_floor(work, link_in, opt);
+  r.floor_ratio = r.floor.step_s > 0.0 ? r.seconds / r.floor.step_s : 0.0;
   return r;
 }
 

@@ -40,6 +40,13 @@ struct ScheduleOptions {
   std::uint64_t sram_port_bytes_per_cycle = 0;    // one PE: reads + writes
   std::uint32_t hidden = 0;                       // activations moved between layers
   std::uint32_t activation_bytes = 2;
+  // The floor (WaferFloor): the PEs' peak multiply-accumulates per cycle (SIMD width of
+  // the fp16 FMAC), SRAM port bytes per cycle for reads and for writes, the hop latency.
+  std::uint64_t macs_per_cycle_per_pe = 0;
+  std::uint64_t sram_read_bytes_per_cycle = 0;
+  std::uint64_t sram_write_bytes_per_cycle = 0;
+  std::uint32_t hop_latency_cycles = 1;
+  std::uint64_t floor_sram_bytes_per_pe = 0;  // run_schedule: sizes the latency floor (microbatch_work)
 };
 
 // The kernel kind an operator is charged to ("gemm.<grid kind>" for GEMMs).
@@ -64,13 +71,22 @@ struct MicrobatchWork {
   std::uint64_t weight_bytes_read = 0;
   std::uint64_t kv_bytes_read = 0;
   std::uint64_t kv_bytes_written = 0;
+  std::uint64_t flops = 0;  // matrix FLOPs (GEMMs, attention)
+  // Per layer: the fewest hops of its dependent collectives, one after another (the
+  // latency floor; floor_hops of each level's operands).
+  std::vector<std::uint64_t> floor_hops;
   // LayerWork::by_kind by interned kind index (kernel_kind_name), every layer's in one
   // array for the critical-path walk: layer l's are [kind_begin[l], kind_begin[l + 1]).
   std::vector<std::pair<std::uint16_t, std::uint64_t>> kind_cycles;
   std::vector<std::uint32_t> kind_begin;
 };
+// `sram_bytes_per_pe` sizes the latency floor (0: none).
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mb,
-                               KernelTimer& timer);
+                               KernelTimer& timer, std::uint64_t sram_bytes_per_pe = 0);
+
+// The fewest hops a collective whose operands fill ceil(bytes / SRAM) PEs can take: the
+// smallest d with 2 d^2 + 2 d + 1 (the PEs within d hops of one PE) at least that many.
+std::uint64_t floor_hops(std::uint64_t bytes, std::uint64_t sram_bytes_per_pe);
 
 // Activation moves between consecutive layers on one wafer, by (layer, tokens): the same
 // for every pass, so a caller may keep it across passes.

@@ -61,7 +61,11 @@ GemvConfig SimulatedKernels::gemv_config(const Operator& op, const LayerPlan& la
   GridShape g;
   std::uint64_t rows = op.n;
   const TensorGrid* t = layer.grid(op.name);
-  if (t != nullptr && t->rows == op.n && t->cols == op.k) {
+  if (t != nullptr && !t->members.empty() && t->cols == op.k) {
+    // A fused grid (q, k, v; gate, up): one GEMV over all its members' rows.
+    g = t->grid;
+    rows = t->rows;
+  } else if (t != nullptr && t->rows == op.n && t->cols == op.k) {
     g = t->grid;
   } else if (t != nullptr && t->cols == op.k && op.count == 1 && t->copies > 1 && t->rows * t->copies >= op.n) {
     // A tensor cut by rows into slices (LM head): the slices compute at once; time one.
@@ -84,8 +88,8 @@ GemvConfig SimulatedKernels::gemv_config(const Operator& op, const LayerPlan& la
   c.cols = op.k;
   c.grid_rows = g.rows;
   c.grid_cols = g.cols;
-  c.accumulate = Accumulate::kFp32;
-  c.reduction = Reduction::kChain;  // the one mapped at tiled fidelity too
+  c.accumulate = opt_.accumulate;
+  c.reduction = opt_.reduction_auto ? Reduction::kChain : opt_.reduction;  // auto: fastest_gemv tries each
   // A pass carries at most gemm_vectors tokens (what the weight PEs buffer).
   c.vectors = to_u32(std::min<std::uint64_t>(op.m, opt_.placement.gemm_vectors), "GEMM vectors");
   return c;
@@ -99,9 +103,8 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
   const double bits = workloads::bits_per_value(op.weight_dtype);
   if (bits < 16.0) pe.sram_bytes = static_cast<std::uint64_t>(static_cast<double>(pe.sram_bytes) * 16.0 / bits);
   const std::uint32_t k = wafer_.tile;
-  const auto run = [&](const GemvConfig& c) {
-    return k > 1 ? cache_.gemv_tiled(wafer_.fabric, k, pe, c) : cache_.gemv(wafer_.fabric, pe, c);
-  };
+  const TensorGrid* placed = layer.grid(op.name);
+  const auto run = [&](const GemvConfig& c) { return fastest_gemv(c, placed, pe); };
   // m tokens in passes of `full.vectors`, one after another on the grid.
   const std::uint64_t passes = op.m / full.vectors;
   const std::uint64_t rest = op.m % full.vectors;
@@ -121,11 +124,83 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
     c.vectors = static_cast<std::uint32_t>(rest);
     add(c, 1);
   }
-  // Per multiply-accumulate: the fp16 weight and the fp32 accumulator read, the
-  // accumulator written (pe.h: fmac_cycles).
-  const std::uint64_t macs = std::uint64_t{op.count} * op.m * op.n * op.k;
-  t.sram_read_bytes = macs * (2 + 4);
-  t.sram_write_bytes = macs * 4;
+  // Per multiply-accumulate: the fp16 weight and the accumulator read, the accumulator
+  // written (pe.h: fmac_cycles). A fused grid computes all its members' rows.
+  const std::uint64_t acc = accumulator_bytes(full.accumulate);
+  const std::uint64_t rows = placed != nullptr && !placed->members.empty() ? placed->rows : op.n;
+  const std::uint64_t macs = std::uint64_t{op.count} * op.m * rows * op.k;
+  t.sram_read_bytes = macs * (2 + acc);
+  t.sram_write_bytes = macs * acc;
+  return t;
+}
+
+GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid* t, const PeConfig& pe) {
+  const std::uint32_t k = wafer_.tile;
+  const auto run = [&](const GemvConfig& x) {
+    return k > 1 ? cache_.gemv_tiled(wafer_.fabric, k, pe, x) : cache_.gemv(wafer_.fabric, pe, x);
+  };
+  std::vector<GemvConfig> shapes = {c};
+  if (t != nullptr && !t->area.is_auto()) {
+    // Spread: the kernel may run the tile grid with P along the area's columns instead.
+    GemvConfig turned = c;
+    const std::uint64_t q = std::max<std::uint32_t>(1, opt_.placement.grid_quantum);
+    const auto whole = [&](std::uint64_t side) { return side >= q ? side / q * q : side; };
+    turned.grid_rows = static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(t->area.cols), c.rows));
+    turned.grid_cols = static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(t->area.rows), c.cols));
+    if (turned.grid_rows != c.grid_rows || turned.grid_cols != c.grid_cols) shapes.push_back(turned);
+  }
+  std::vector<Reduction> reductions = {c.reduction};
+  if (opt_.reduction_auto) reductions = {Reduction::kChain, Reduction::kTree, Reduction::kKTree};
+  GemvResult best;
+  const GemvConfig* best_cfg = nullptr;
+  std::vector<GemvConfig> tried;
+  tried.reserve(shapes.size() * reductions.size());
+  for (const GemvConfig& shape : shapes) {
+    for (Reduction red : reductions) {
+      GemvConfig x = shape;
+      x.reduction = red;
+      GemvResult r;
+      try {
+        r = run(x);
+      } catch (const std::invalid_argument&) {
+        continue;  // a reduction not mapped at this fidelity or for this grid
+      } catch (const CapacityError&) {
+        continue;  // buffers that do not fit in this orientation
+      }
+      tried.push_back(x);
+      if (best_cfg == nullptr || r.total_cycles < best.total_cycles) {
+        best = r;
+        best_cfg = &tried.back();
+      }
+    }
+  }
+  if (best_cfg == nullptr) return run(c);  // none ran: the error of the configured one
+  const std::string key = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " on " +
+                          std::to_string(c.grid_rows) + "x" + std::to_string(c.grid_cols) + " m " +
+                          std::to_string(c.vectors);
+  chosen_[key] = reduction_name(best_cfg->reduction);
+  return best;
+}
+
+std::map<std::string, std::uint64_t> SimulatedKernels::reductions_chosen() const {
+  std::map<std::string, std::uint64_t> n;
+  for (const auto& [kernel, red] : chosen_) ++n[red];
+  return n;
+}
+
+KernelTiming SimulatedKernels::handoff(const TensorGrid& grid, std::uint64_t tokens) {
+  // The results lie on the root line of the grid, one block of about M / P values (each
+  // of `tokens` vectors) per PE of it. Spread: the next kernel's grid is laid out so that
+  // this line is its input line (alternating orientations, as WaferLLM lays out its
+  // layers): the block leaves and re-enters through the PE's ramp only. Packed: it
+  // crosses to the next grid, bounded by the grid's own span (P - 1) + (Q - 1) hops.
+  const std::uint64_t p = std::max<std::uint32_t>(1, grid.grid.rows);
+  const std::uint64_t block = ceil_div(grid.rows, p) * tokens * 2;  // fp16 activations
+  const std::uint64_t wavelets = ceil_div(block, 4);
+  const std::uint64_t hops = grid.area.is_auto() ? grid.grid.rows + grid.grid.cols - 2 : 0;
+  KernelTiming t;
+  t.cycles = message_cycles(hops, wavelets);
+  t.link_cycles = p * wavelets * hops;
   return t;
 }
 
@@ -144,7 +219,8 @@ AttentionConfig SimulatedKernels::attention_config(const Operator& op, const Lay
     const std::uint64_t blocks = ceil_div(a.context + 1, a.tokens_per_pe);
     a.context = blocks * a.tokens_per_pe - 1;
   }
-  a.max_grid_cols = opt_.attention_max_grid_cols;
+  // A head's PEs stay inside the layer's region: no wider than it.
+  a.max_grid_cols = std::min(opt_.attention_max_grid_cols, std::max<std::uint32_t>(1, layer.region.width));
   a.kv_bytes = workloads::bytes_per_value(op.weight_dtype);  // the lowering gives attention the KV dtype
   a.reduction = opt_.attention_combine;
   return a;

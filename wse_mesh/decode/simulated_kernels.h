@@ -31,6 +31,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "wse_mesh/attention.h"
 #include "wse_mesh/decode/kernel_timer.h"
@@ -48,6 +50,9 @@ struct SimulatedKernelOptions {
   // Decode attention over more than this many token blocks per head is simulated at
   // multiples of it and interpolated in between (0: every block count simulated).
   std::uint32_t attention_block_grain = 16;
+  Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums
+  bool reduction_auto = true;                 // GEMV: the fastest of chain, tree, K-tree per kernel
+  Reduction reduction = Reduction::kTree;     // GEMV, when not auto
 };
 
 class SimulatedKernels : public KernelTimer {
@@ -57,6 +62,8 @@ class SimulatedKernels : public KernelTimer {
   KernelTiming time(const workloads::Operator& op, const LayerPlan& layer) override;
   KernelTiming move(const LayerPlan& from, const LayerPlan& to, std::uint64_t tokens,
                     std::uint64_t bytes) override;
+  KernelTiming handoff(const TensorGrid& grid, std::uint64_t tokens) override;
+  std::map<std::string, std::uint64_t> reductions_chosen() const override;
   std::uint64_t reused() const override { return cache_.hits(); }
   std::uint64_t simulated() const override { return cache_.misses(); }
 
@@ -67,6 +74,9 @@ class SimulatedKernels : public KernelTimer {
 
  private:
   KernelTiming gemm(const workloads::Operator& op, const LayerPlan& layer);
+  // The GEMV (or GEMM pass) `c` on its grid and, for a spread tensor, on its grid turned
+  // by 90 degrees, with each reduction allowed: the fastest run.
+  GemvResult fastest_gemv(const GemvConfig& c, const TensorGrid* t, const PeConfig& pe);
   KernelTiming attention(const workloads::Operator& op, const LayerPlan& layer);
   KernelTiming vector(const workloads::Operator& op, const LayerPlan& layer);
   KernelTiming embedding(const workloads::Operator& op, const LayerPlan& layer) const;
@@ -82,6 +92,7 @@ class SimulatedKernels : public KernelTimer {
   WaferConfig wafer_;
   SimulatedKernelOptions opt_;
   KernelCache& cache_;
+  std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
 };
 
 }  // namespace wse::wafer

@@ -16,12 +16,13 @@ namespace {
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // "auto" or "PxQ" (P rows by Q columns of PEs).
-GridShape parse_grid(config::Section& s, std::string_view key, const std::string& text) {
-  if (text == "auto") return {};
+GridShape parse_grid(config::Section& s, std::string_view key, const std::string& text,
+                     std::string_view whole = "auto") {
+  if (text == whole) return {};
   const auto x = text.find('x');
   const auto number = [&](std::string_view part) -> std::uint32_t {
     if (part.empty() || part.size() > 6 || part.find_first_not_of("0123456789") != std::string_view::npos) {
-      s.fail(key, "expected `auto` or a grid \"PxQ\" (P rows by Q columns of PEs, e.g. \"32x64\"), found \"" +
+      s.fail(key, "expected `" + std::string(whole) + "` or a grid \"PxQ\" (P rows by Q columns of PEs, e.g. \"32x64\"), found \"" +
                       text + "\"");
     }
     const auto v = static_cast<std::uint32_t>(std::stoul(std::string(part)));
@@ -43,6 +44,9 @@ PlacementOptions DecodeConfig::placement() const {
   p.reserved_sram_bytes = reserved_sram_bytes;
   p.gemm_vectors = gemm_vectors;
   p.vocab_slices = vocab_slices;
+  p.mapping = mapping;
+  p.region = region;
+  p.region_columns = region_columns;
   return p;
 }
 
@@ -55,6 +59,40 @@ DecodeConfig read_decode_config(config::Section& s) {
                            .def = "1",
                            .min = 1,
                            .max = 256}));
+  c.mapping = s.enumeration<Mapping>(
+      "mapping",
+      {.doc = "how a layer's weights lie on its region: spread (every matrix tiled in 2-D over the whole region, "
+              "q/k/v and gate/up fused, the layers in column strips of near-square regions: the best public "
+              "mapping) or packed (each matrix on the fewest PEs that hold it: an ablation)",
+       .def = "spread"},
+      {{"spread", Mapping::kSpread}, {"packed", Mapping::kPacked}});
+  c.region = parse_grid(s, "region",
+                        s.string("region", {.doc = "the rectangle of each wafer the model is placed on and run, "
+                                                   "\"PxQ\" (P rows by Q columns of PEs at the north-west corner), "
+                                                   "or `all`",
+                                            .def = "all"}),
+                        "all");
+  c.region_columns = static_cast<std::uint32_t>(s.integer(
+      "region_columns",
+      {.doc = "spread: column strips per wafer, each holding consecutive layers as bands (0: the count that makes "
+              "a layer's region closest to square)",
+       .def = "0",
+       .min = 0,
+       .max = 4096}));
+  c.accumulate = s.enumeration<Accumulate>(
+      "accumulate",
+      {.doc = "GEMV partial sums in SRAM: fp16 (@fmach, as the SDK's FP16 GEMV benchmark and WaferLLM) or fp32 "
+              "(@fmachs); sets the SRAM port traffic per multiply-accumulate",
+       .def = "fp16"},
+      {{"fp16", Accumulate::kFp16}, {"fp32", Accumulate::kFp32}});
+  const std::string red = s.string(
+      "reduction", {.doc = "GEMV partial-sum reduction along the grid rows: auto (each kernel simulated with chain, "
+                           "tree and K-tree, the fastest taken, as tuned software would), chain, tree or ktree",
+                    .def = "auto"});
+  c.reduction_auto = red == "auto";
+  if (!c.reduction_auto && !parse_reduction(red, c.reduction)) {
+    s.fail("reduction", "expected auto, chain, tree or ktree, found \"" + red + "\"");
+  }
   c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
                                                     .def = "1.2 Tb/s",
                                                     .min = 0,
@@ -157,6 +195,7 @@ struct WaferDecoder::Impl {
         reused(group.counter("kernels_reused", "kernels", "kernel results reused without simulating")),
         simulated(group.counter("kernels_simulated", "kernels", "kernels simulated (first use, or reuse off)")),
         simulated_s(group.scalar("simulated_s", "s", "simulated time of all passes")),
+        floor_s(group.scalar("floor_s", "s", "physical floor of all passes (WaferFloor::step_s, summed)")),
         memo_hits(group.counter("microbatches_reused", "microbatches",
                                 "microbatches whose work was known from an earlier pass (one token per "
                                 "sequence, same context blocks)")) {}
@@ -176,6 +215,8 @@ struct WaferDecoder::Impl {
   stats::Counter& reused;
   stats::Counter& simulated;
   stats::Scalar& simulated_s;
+  stats::Scalar& floor_s;
+  std::map<std::string, stats::Scalar*> reduction_kernels;  // GEMV kernels per chosen reduction
   std::map<std::string, stats::Scalar*> kernel_s;  // critical-path time per kernel kind, all passes
   std::uint64_t reused_seen = 0, simulated_seen = 0;
   // Decode microbatches already costed, by what decides their work: the tokens per PE of
@@ -196,7 +237,9 @@ struct WaferDecoder::Impl {
   stats::Counter& memo_hits;
 
   void place() {
-    plans = place_model(wafer, cfg.placement(), model);
+    PlacementOptions opt = cfg.placement();
+    opt.grid_quantum = wafer.tile;
+    plans = place_model(wafer, opt, model);
     kv_tokens = std::numeric_limits<std::uint64_t>::max();
     for (const LayerPlan& p : plans) {
       regions.push_back(p.region);
@@ -321,13 +364,13 @@ struct WaferDecoder::Impl {
         }
         auto it = decode_memo.find(key);
         if (it == decode_memo.end()) {
-          it = decode_memo.emplace(std::move(key), microbatch_work(plans, workloads::lower(model, seqs), *timer)).first;
+          it = decode_memo.emplace(std::move(key), microbatch_work(plans, workloads::lower(model, seqs), *timer, wafer.pe.sram_bytes)).first;
         } else {
           memo_hits.add();
         }
         work.push_back(&it->second);
       } else {
-        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs), *timer));
+        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs), *timer, wafer.pe.sram_bytes));
         work.push_back(&fresh.back());
         kv_read += fresh.back().kv_bytes_read;
         kv_written += fresh.back().kv_bytes_written;
@@ -338,9 +381,15 @@ struct WaferDecoder::Impl {
     o.link_bandwidth_bytes_per_s = cfg.link_bandwidth.bytes_per_s;
     o.link_latency_s = cfg.link_latency.seconds;
     o.wafers = cfg.wafers;
-    o.pes_per_wafer = std::uint64_t{wafer.width} * wafer.height;
-    o.link_directions_per_wafer =
-        2 * (std::uint64_t{wafer.width - 1} * wafer.height + std::uint64_t{wafer.width} * (wafer.height - 1));
+    // The rectangle of each wafer in use (decode.region, or the whole wafer).
+    const std::uint64_t used_w = cfg.region.is_auto() ? wafer.width : cfg.region.cols;
+    const std::uint64_t used_h = cfg.region.is_auto() ? wafer.height : cfg.region.rows;
+    o.pes_per_wafer = used_w * used_h;
+    o.link_directions_per_wafer = 2 * ((used_w - 1) * used_h + used_w * (used_h - 1));
+    o.macs_per_cycle_per_pe = wafer.pe.simd_fp16_fmac;
+    o.sram_read_bytes_per_cycle = std::uint64_t{wafer.pe.sram_read_ports} * wafer.pe.sram_port_bits / 8;
+    o.sram_write_bytes_per_cycle = std::uint64_t{wafer.pe.sram_write_ports} * wafer.pe.sram_port_bits / 8;
+    o.hop_latency_cycles = wafer.fabric.hop_latency_cycles;
     o.sram_port_bytes_per_cycle =
         std::uint64_t{wafer.pe.sram_read_ports + wafer.pe.sram_write_ports} * wafer.pe.sram_port_bits / 8;
     o.hidden = model.hidden;
@@ -357,6 +406,17 @@ struct WaferDecoder::Impl {
     reused_seen = timer->reused();
     simulated_seen = timer->simulated();
     simulated_s.set(simulated_s.value() + r.seconds);
+    floor_s.set(floor_s.value() + r.floor.step_s);
+    for (const auto& [name, n] : timer->reductions_chosen()) {
+      auto it = reduction_kernels.find(name);
+      if (it == reduction_kernels.end()) {
+        it = reduction_kernels
+                 .emplace(name, &group.scalar("gemv_reduction_" + name, "kernels",
+                                              "distinct GEMV kernels whose fastest reduction was " + name))
+                 .first;
+      }
+      it->second->set(static_cast<double>(n));
+    }
     for (const auto& [kind, s] : r.kernel_seconds) {
       auto it = kernel_s.find(kind);
       if (it == kernel_s.end()) {
@@ -383,9 +443,13 @@ WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, co
   } else {
     SimulatedKernelOptions o;
     o.placement = cfg.placement();
+    o.placement.grid_quantum = wafer.tile;
     o.attention_max_grid_cols = cfg.attention_max_grid_cols;
     o.attention_combine = cfg.attention_combine;
     o.attention_block_grain = cfg.attention_block_grain;
+    o.accumulate = cfg.accumulate;
+    o.reduction_auto = cfg.reduction_auto;
+    o.reduction = cfg.reduction;
     impl_->timer = std::make_unique<SimulatedKernels>(impl_->wafer, o, impl_->cache);
   }
 }

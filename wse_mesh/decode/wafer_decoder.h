@@ -19,6 +19,8 @@
 #include "systemc_models/units/units.h"
 #include "wse_mesh/decode/kernel_timer.h"
 #include "wse_mesh/decode/placement.h"
+#include "wse_mesh/gemv.h"
+#include "wse_mesh/pe.h"
 #include "wse_mesh/wafer_config.h"
 #include "workloads/model/operators.h"
 #include "workloads/model/transformer.h"
@@ -39,6 +41,12 @@ struct DecodeConfig {
   std::map<std::string, std::string> options;  // resolved extra keys, for reports
 
   // --- the decoder's choices (docs/wse_mesh.md, "Decode on the wafer") -------------------
+  Mapping mapping = Mapping::kSpread;        // spread (the best public mapping) or packed (ablation)
+  GridShape region;                          // rows x columns of each wafer used (0 x 0: all)
+  std::uint32_t region_columns = 0;          // spread: column strips of layers (0: auto, square regions)
+  Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums (SDK fp16 GEMV, WaferLLM: @fmach)
+  bool reduction_auto = true;                // GEMV reduction: the fastest of chain, tree, K-tree per kernel
+  Reduction reduction = Reduction::kTree;    // when not auto
   std::map<std::string, GridShape> grids;    // per weight kind (kGridKinds); missing = auto
   double weight_sram_share = 0.9;            // auto grids: a weight PE's tile + buffers <= share x SRAM
   std::uint64_t reserved_sram_bytes = 2048;  // per PE, never used for weights or KV (program, stack)
@@ -54,8 +62,19 @@ struct DecodeConfig {
 
 DecodeConfig read_decode_config(config::Section& decode);
 
+// The physical lower bound of a pass on the hardware that ran it (docs/wse_mesh.md, "The
+// floor"): no mapping can beat any of the three terms.
+struct WaferFloor {
+  double compute_s = 0.0;  // matrix FLOPs / (all PEs x fp16 FMAC SIMD width x 2 x clock)
+  double sram_s = 0.0;     // SRAM bytes read (written) / all PEs' read (write) port bytes per second
+  double latency_s = 0.0;  // dependent collectives x their fewest hops x hop latency, + link crossings
+  double step_s = 0.0;     // the largest of the three
+};
+
 // The result of one forward pass (decode step or prefill batch).
 struct WaferRunResult {
+  WaferFloor floor;
+  double floor_ratio = 0.0;                  // seconds / floor.step_s
   double seconds = 0.0;                      // first microbatch in to last output out
   std::vector<double> layer_done_s;          // per layer: when its last microbatch is done
   std::map<std::string, double> kernel_seconds;  // per kernel kind: busy time on the critical path

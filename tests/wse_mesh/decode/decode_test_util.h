@@ -57,9 +57,16 @@ inline WaferConfig tiny_wafer(std::uint32_t height) {
   return w;
 }
 
-// Every grid configured, so that the placement of tiny_llama can be followed by hand.
+// Every grid configured, so that the placement of tiny_llama can be followed by hand:
+// the packed mapping (each grid where configured), fp32 accumulation and the chain
+// reduction, the kernels these hand derivations follow. The spread mapping has tests
+// of its own (spread_test.cpp).
 inline DecodeConfig tiny_decode_config() {
   DecodeConfig c;
+  c.mapping = Mapping::kPacked;
+  c.accumulate = Accumulate::kFp32;
+  c.reduction_auto = false;
+  c.reduction = Reduction::kChain;
   c.reserved_sram_bytes = 1024;
   c.vocab_slices = 1;
   c.grids = {{"qkv", {2, 2}},     {"o", {2, 2}},       {"gate_up", {2, 4}},

@@ -17,25 +17,39 @@ using test::tiny_decode_config;
 using test::tiny_llama;
 using test::tiny_wafer;
 
-// Every grid copy lies inside its layer's region and no two copies (of any layer on the
-// same wafer) share a PE; regions of a wafer tile its rows without gaps.
+// Regions of a wafer tile it without gaps or overlaps; every grid copy lies inside its
+// layer's region. Packed grids share no PE (of any layer on the wafer); spread grids
+// cover their layer's region, each tensor's copies on disjoint PEs.
 void expect_disjoint(const WaferConfig& w, const std::vector<LayerPlan>& plans, std::uint32_t wafers) {
   for (std::uint32_t wafer = 0; wafer < wafers; ++wafer) {
+    std::vector<char> region_of(std::size_t{w.width} * w.height, 0);
     std::vector<char> used(std::size_t{w.width} * w.height, 0);
-    std::uint32_t next_row = 0;
+    std::uint64_t covered = 0;
     for (const LayerPlan& p : plans) {
       if (p.region.wafer != wafer) continue;
-      EXPECT_EQ(p.region.y0, next_row) << "layer " << p.region.layer;
-      next_row += p.region.height;
+      const LayerRegion& r = p.region;
+      ASSERT_LE(r.x0 + r.width, w.width);
+      ASSERT_LE(r.y0 + r.height, w.height);
+      for (std::uint32_t y = r.y0; y < r.y0 + r.height; ++y) {
+        for (std::uint32_t x = r.x0; x < r.x0 + r.width; ++x) {
+          char& c = region_of[std::size_t{y} * w.width + x];
+          ASSERT_EQ(c, 0) << "PE (" << x << "," << y << ") in two regions; layer " << r.layer;
+          c = 1;
+        }
+      }
+      covered += std::uint64_t{r.width} * r.height;
       for (const TensorGrid& t : p.grids) {
         ASSERT_EQ(t.origins.size(), t.copies);
+        const GridShape f = t.footprint();
+        std::vector<char> own(std::size_t{w.width} * w.height, 0);
         for (const PeCoord& o : t.origins) {
-          ASSERT_GE(o.y, p.region.y0);
-          ASSERT_LE(o.y + t.grid.rows, p.region.y0 + p.region.height) << t.tensor << " of layer " << p.region.layer;
-          ASSERT_LE(o.x + t.grid.cols, w.width);
-          for (std::uint32_t y = o.y; y < o.y + t.grid.rows; ++y) {
-            for (std::uint32_t x = o.x; x < o.x + t.grid.cols; ++x) {
-              char& c = used[std::size_t{y} * w.width + x];
+          ASSERT_GE(o.y, r.y0);
+          ASSERT_GE(o.x, r.x0);
+          ASSERT_LE(o.y + f.rows, r.y0 + r.height) << t.tensor << " of layer " << r.layer;
+          ASSERT_LE(o.x + f.cols, r.x0 + r.width) << t.tensor << " of layer " << r.layer;
+          for (std::uint32_t y = o.y; y < o.y + f.rows; ++y) {
+            for (std::uint32_t x = o.x; x < o.x + f.cols; ++x) {
+              char& c = (p.spread ? own : used)[std::size_t{y} * w.width + x];
               ASSERT_EQ(c, 0) << "PE (" << x << "," << y << ") holds two grids; " << t.tensor;
               c = 1;
             }
@@ -43,7 +57,7 @@ void expect_disjoint(const WaferConfig& w, const std::vector<LayerPlan>& plans, 
         }
       }
     }
-    EXPECT_EQ(next_row, w.height) << "wafer " << wafer;
+    EXPECT_EQ(covered, std::uint64_t{w.width} * w.height) << "wafer " << wafer;
   }
 }
 
