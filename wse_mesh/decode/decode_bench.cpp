@@ -1,6 +1,7 @@
 #include "wse_mesh/decode/decode_bench.h"
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <string_view>
 
@@ -23,10 +24,24 @@ WaferConfig cs3_tiled() {
   return w;
 }
 
+// A WSE-2 as configs/hardware/wse2.yaml describes it (757 x 996), tile 8.
+WaferConfig wse2_tiled() {
+  WaferConfig w = cs3_tiled();
+  w.name = "WSE-2";
+  w.width = 757;
+  w.height = 996;
+  w.pe = wse2_pe_config();
+  w.fabric.width = w.width;
+  w.fabric.height = w.height;
+  return w;
+}
+
 struct Case {
   workloads::TransformerModel (*model)();
   std::uint32_t wafers;
-  double weight_sram_share;  // 0.9: the default (configs/hardware/cs3_decode.yaml)
+  Mapping mapping;
+  bool wse2 = false;
+  GridShape region;  // 0 x 0: the whole wafer
 };
 
 // Kernel kinds reported as columns (anything else goes to "other").
@@ -38,18 +53,26 @@ constexpr std::string_view kKinds[] = {"gemm.qkv",   "gemm.o",   "gemm.gate_up",
 }  // namespace
 
 std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
-  // Llama-3.1-8B also with its weights spread thinner (half of each PE's SRAM, the least
-  // that fits): the trade of KV capacity for GEMV speed.
-  std::vector<Case> cases = {
-      {workloads::llama31_8b, 1, 0.9}, {workloads::llama31_8b, 1, 0.5}, {workloads::llama31_70b, 4, 0.9}};
+  // Spread (the default) beside packed (the ablation) for Llama-3.1-8B on one CS-3 and
+  // 70B on four; 8B on WSE-2 sub-regions of 300^2 to 660^2 and the whole wafer.
+  std::vector<Case> cases = {{workloads::llama31_8b, 1, Mapping::kSpread, false, {}},
+                             {workloads::llama31_8b, 1, Mapping::kPacked, false, {}},
+                             {workloads::llama31_70b, 4, Mapping::kSpread, false, {}},
+                             {workloads::llama31_70b, 4, Mapping::kPacked, false, {}}};
+  for (std::uint32_t side : {300u, 420u, 540u, 660u}) {
+    cases.push_back({workloads::llama31_8b, 1, Mapping::kSpread, true, GridShape{side, side}});
+  }
+  cases.push_back({workloads::llama31_8b, 1, Mapping::kSpread, true, {}});
   std::vector<std::uint32_t> batches = {1, 8, 32};
   std::vector<std::uint64_t> contexts = {1024, 4096};
   if (args.quick) {
-    cases.resize(1);
+    cases.resize(2);
     batches = {1, 8};
     contexts = {1024};
   }
-  std::vector<std::string> header = {"model", "wafers", "weight_sram_share", "tile", "batch", "context", "microbatch", "step_us",
+  std::vector<std::string> header = {"model",      "wafer",   "region", "mapping",    "wafers",
+                                     "tile",       "batch",   "context", "microbatch", "step_us",
+                                     "floor_us",   "ratio",   "floor_compute_us", "floor_sram_us", "floor_latency_us",
                                      "tokens_per_s_per_sequence", "tokens_per_s"};
   for (std::string_view k : kKinds) header.push_back(std::string(k) + "_us");
   for (const char* c : {"other_us", "fabric_link_busy", "sram_port_busy", "pe_busy", "link_busy", "weight_GB_read",
@@ -57,16 +80,28 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
     header.emplace_back(c);
   }
   sim::CsvWriter csv(header);
-  const WaferConfig wafer = cs3_tiled();
   for (const Case& c : cases) {
+    const WaferConfig wafer = c.wse2 ? wse2_tiled() : cs3_tiled();
     const workloads::TransformerModel model = c.model();
     DecodeConfig cfg;  // the defaults of configs/hardware/cs3_decode.yaml
     cfg.wafers = c.wafers;
-    cfg.weight_sram_share = c.weight_sram_share;
-    WaferDecoder decoder(wafer, cfg, model);  // one decoder per model: kernel results are shared
+    cfg.mapping = c.mapping;
+    cfg.region = c.region;
+    const char* mapping = c.mapping == Mapping::kSpread ? "spread" : "packed";
+    const std::string region =
+        c.region.is_auto() ? "all" : std::to_string(c.region.rows) + "x" + std::to_string(c.region.cols);
+    std::unique_ptr<WaferDecoder> placed;
+    try {
+      placed = std::make_unique<WaferDecoder>(wafer, cfg, model);  // one decoder per case: kernel results shared
+    } catch (const CapacityError& e) {
+      if (!args.quiet) std::printf("decode: %s on %s region %s: does not fit: %s\n", model.name.c_str(),
+                                   wafer.name.c_str(), region.c_str(), e.what());
+      continue;
+    }
+    WaferDecoder& decoder = *placed;
     if (!args.quiet) {
-      std::printf("decode: %s on %u x %s (tile %u, weight share %.2f): KV capacity %.2f GB (%llu tokens)\n",
-                  model.name.c_str(), c.wafers, wafer.name.c_str(), wafer.tile, c.weight_sram_share,
+      std::printf("decode: %s on %u x %s (tile %u, %s, region %s): KV capacity %.2f GB (%llu tokens)\n",
+                  model.name.c_str(), c.wafers, wafer.name.c_str(), wafer.tile, mapping, region.c_str(),
                   static_cast<double>(decoder.kv_capacity_bytes()) / 1e9,
                   static_cast<unsigned long long>(decoder.kv_capacity_tokens()));
     }
@@ -91,13 +126,20 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
           }
         }
         std::vector<std::string> row = {model.name,
+                                        wafer.name,
+                                        region,
+                                        mapping,
                                         std::to_string(c.wafers),
-                                        sim::fmt_num(c.weight_sram_share),
                                         std::to_string(wafer.tile),
                                         std::to_string(batch),
                                         std::to_string(context),
                                         std::to_string(cfg.microbatch),
                                         sim::fmt_num(r.seconds * 1e6),
+                                        sim::fmt_num(r.floor.step_s * 1e6),
+                                        sim::fmt_num(r.floor_ratio),
+                                        sim::fmt_num(r.floor.compute_s * 1e6),
+                                        sim::fmt_num(r.floor.sram_s * 1e6),
+                                        sim::fmt_num(r.floor.latency_s * 1e6),
                                         sim::fmt_num(1.0 / r.seconds),
                                         sim::fmt_num(batch / r.seconds)};
         double other = r.seconds;
@@ -120,10 +162,10 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
         row.push_back(sim::fmt_num(wall));
         csv.row(row);
         if (!args.quiet) {
-          std::printf("decode: %s batch %u context %llu: step %.1f us (%.0f tokens/s per sequence), wall %.2f s "
-                      "(%llu kernels simulated, %llu reused)\n",
-                      model.name.c_str(), batch, static_cast<unsigned long long>(context), r.seconds * 1e6,
-                      1.0 / r.seconds, wall, static_cast<unsigned long long>(new_simulated),
+          std::printf("decode: %s %s batch %u context %llu: step %.1f us (%.0f tokens/s per sequence), floor %.1f "
+                      "us (ratio %.1f), wall %.2f s (%llu kernels simulated, %llu reused)\n",
+                      model.name.c_str(), mapping, batch, static_cast<unsigned long long>(context), r.seconds * 1e6,
+                      1.0 / r.seconds, r.floor.step_s * 1e6, r.floor_ratio, wall, static_cast<unsigned long long>(new_simulated),
                       static_cast<unsigned long long>(new_reused));
           std::fflush(stdout);
         }

@@ -669,6 +669,51 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     }
   };
 
+  // Spread: layers [a, b) of wafer w as bands of the strip (columns x0 .. x0 + W - 1)
+  // whose heights are proportional to the layers' weight bytes (largest remainders, at
+  // least one row each), every layer spread over its band. False when a band's PEs do not
+  // hold their tiles (or there are more layers than rows).
+  const auto spread_strip = [&](std::uint32_t w, std::uint32_t a, std::uint32_t b, std::uint32_t x0,
+                                std::uint32_t W, bool upward) {
+    const std::uint32_t n = b - a;
+    if (n > H) return false;
+    std::uint64_t total = 0;
+    for (std::uint32_t l = a; l < b; ++l) total += std::max<std::uint64_t>(1, layer_bytes[l]);
+    std::vector<std::uint32_t> rows(n, 1);
+    std::vector<std::pair<double, std::uint32_t>> rest;
+    std::uint32_t given = n;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const double share = static_cast<double>(H - n) * static_cast<double>(std::max<std::uint64_t>(1, layer_bytes[a + i])) /
+                           static_cast<double>(total);
+      const auto whole = static_cast<std::uint32_t>(share);
+      rows[i] += whole;
+      given += whole;
+      rest.emplace_back(share - whole, i);
+    }
+    std::stable_sort(rest.begin(), rest.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+    for (std::size_t i = 0; given < H; ++i, ++given) ++rows[rest[i % n].second];
+    std::uint32_t y0 = upward ? H : 0;
+    for (std::uint32_t l = a; l < b; ++l) {
+      LayerPlan& p = plans[l];
+      const std::uint32_t height = rows[l - a];
+      if (upward) y0 -= height;
+      p.region.wafer = w;
+      p.region.x0 = x0;
+      p.region.y0 = y0;
+      p.region.width = W;
+      p.region.height = height;
+      p.grids = weights[l].grids;
+      p.grid_pe_bytes = 0;
+      p.weight_rows = height;
+      if (!spread_layer(p, usable, opt.gemm_vectors, std::max<std::uint32_t>(1, opt.grid_quantum))) return false;
+      const std::uint64_t region_bytes = std::uint64_t{W} * height * usable;
+      if (p.grid_pe_bytes + p.vector_weight_bytes > region_bytes) return false;
+      p.region.kv_capacity_bytes = region_bytes - p.grid_pe_bytes - p.vector_weight_bytes;
+      if (!upward) y0 += height;
+    }
+    return true;
+  };
+
   for (std::uint32_t w = 0; w < opt.wafers; ++w) {
     const std::uint32_t a = first[w];
     const std::uint32_t b = (w + 1 < opt.wafers ? first[w + 1] : model.layers);  // [a, b)
@@ -690,10 +735,11 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       place_strips(1);
       continue;
     }
-    // Spread: the wafer must hold the layers as one strip first (the capacity errors speak
-    // of the whole wafer). Then the most strips up to the square-region count whose bands
-    // the strips' width still holds (narrower strips pack the band sizing's grids less
-    // well; one strip always places, as just shown).
+    // Spread: the layers in column strips of bands whose heights follow the layers' weight
+    // bytes (so every PE holds about the same weight bytes, whatever the SRAM), the most
+    // strips up to the square-region count whose PEs hold their tiles. Should none, the
+    // bands are sized as the packed placement sizes them (its capacity errors, which
+    // speak of the whole wafer, are the ones raised) and each layer spread where it fits.
     const std::vector<LayerWeights> kept(weights.begin() + a, weights.begin() + b);
     const auto restore = [&] {
       for (std::uint32_t l = a; l < b; ++l) {
@@ -703,19 +749,24 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
         plans[l].spread = false;
       }
     };
-    place_strip(w, a, b, 0, wafer_w, false, false);
-    restore();
     std::uint32_t strips = opt.region_columns > 0 ? opt.region_columns : auto_region_columns(b - a, wafer_w, H);
     strips = std::min({strips, b - a, wafer_w});
-    for (;; --strips) {
-      try {
-        place_strips(strips);
-        break;
-      } catch (const CapacityError&) {
-        if (strips == 1) throw;
-        restore();
+    bool placed = false;
+    for (; strips >= 1 && !placed; --strips) {
+      const std::vector<std::uint64_t> strip_bytes(layer_bytes.begin() + a, layer_bytes.begin() + b);
+      const std::vector<std::uint32_t> strip_first = split_layers(strip_bytes, strips);
+      placed = true;
+      std::uint32_t x0 = 0;
+      for (std::uint32_t s = 0; s < strips && placed; ++s) {
+        const std::uint32_t sa = a + strip_first[s];
+        const std::uint32_t sb = s + 1 < strips ? a + strip_first[s + 1] : b;
+        const std::uint32_t width = wafer_w / strips + (s < wafer_w % strips ? 1 : 0);
+        placed = spread_strip(w, sa, sb, x0, width, s % 2 == 1);
+        x0 += width;
       }
+      if (!placed) restore();
     }
+    if (!placed) place_strip(w, a, b, 0, wafer_w, false, true);
   }
   return plans;
 }

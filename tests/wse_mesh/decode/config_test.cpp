@@ -75,6 +75,11 @@ TEST(DecodeConfigTest, DefaultsMatchTheStructAndTheShippedFile) {
   EXPECT_DOUBLE_EQ(shipped.link_latency.seconds, def.link_latency.seconds);
   EXPECT_EQ(shipped.microbatch, def.microbatch);
   EXPECT_TRUE(shipped.grids.empty());
+  EXPECT_EQ(shipped.mapping, def.mapping);
+  EXPECT_EQ(shipped.region, def.region);
+  EXPECT_EQ(shipped.region_columns, def.region_columns);
+  EXPECT_EQ(shipped.accumulate, def.accumulate);
+  EXPECT_EQ(shipped.reduction_auto, def.reduction_auto);
 }
 
 TEST(DecodeConfigTest, BadValuesNameTheKey) {
@@ -95,6 +100,15 @@ TEST(DecodeConfigTest, BadValuesNameTheKey) {
   EXPECT_NE(m.find("decode.wafers"), std::string::npos) << m;
   m = message("decode:\n  weight_sram_share: 1.5\n");
   EXPECT_NE(m.find("decode.weight_sram_share"), std::string::npos) << m;
+  m = message("decode:\n  mapping: scattered\n");
+  EXPECT_NE(m.find("decode.mapping"), std::string::npos) << m;
+  m = message("decode:\n  reduction: ring\n");
+  EXPECT_NE(m.find("decode.reduction"), std::string::npos) << m;
+  EXPECT_NE(m.find("ktree"), std::string::npos) << m;
+  m = message("decode:\n  region: 300by300\n");
+  EXPECT_NE(m.find("decode.region"), std::string::npos) << m;
+  m = message("decode:\n  accumulate: fp8\n");
+  EXPECT_NE(m.find("decode.accumulate"), std::string::npos) << m;
   m = message("decode:\n  grid:\n    qkv: auto\n");  // a typo
   EXPECT_NE(m.find("grid"), std::string::npos) << m;
 }
