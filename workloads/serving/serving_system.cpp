@@ -11,7 +11,7 @@ namespace {
 double now_s() { return sc_core::sc_time_stamp().to_seconds(); }
 void wait_until(double t_s) {
   const double dt = t_s - now_s();
-  if (dt > 0) sc_core::wait(sc_core::sc_time(dt, sc_core::SC_SEC));
+  if (dt > 0) sc_core::wait(sim_delay(dt, "a scheduled time (an arrival, the end of a prefill batch or a fault)"));
 }
 std::uint32_t outputs(const workloads::Request& r) { return std::max<std::uint32_t>(1, r.output_tokens); }
 }  // namespace
@@ -185,7 +185,7 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
       }
     }
   }
-  sc_core::wait(sc_core::sc_time(timing.seconds, sc_core::SC_SEC));
+  sc_core::wait(sim_delay(timing.seconds, "a prefill batch"));
   p.busy->add_busy(timing.seconds);
   prefill_batch_tokens_.sample(tokens);
   if (trace_) trace_->slice(p.track, "prefill " + std::to_string(tokens) + " tokens", start, timing.seconds);
@@ -222,7 +222,12 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
 
 int ServingSystem::reserve_decode(std::uint64_t r) {
   const std::uint64_t need = config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
-  const sc_core::sc_time deadline = sc_core::sc_time_stamp() + sc_core::sc_time(config_.reject_after_s, sc_core::SC_SEC);
+  // A deadline beyond the longest simulated time can never pass: the request waits
+  // without one (rather than the run failing for a time nothing would reach).
+  const bool has_deadline = now_s() + config_.reject_after_s <= kMaxSimulatedSeconds;
+  const sc_core::sc_time deadline =
+      has_deadline ? sc_core::sc_time_stamp() + sim_time(config_.reject_after_s, "serving.reject_after")
+                   : sc_core::SC_ZERO_TIME;
   while (true) {
     int best = -1;
     bool any_up = false;
@@ -237,7 +242,7 @@ int ServingSystem::reserve_decode(std::uint64_t r) {
       return best;
     }
     waiting_decode_[r] = 1;
-    if (!any_up && config_.reject_after_s > 0) {
+    if (!any_up && config_.reject_after_s > 0 && has_deadline) {
       // No decode system is up: wait for one (a system coming back frees room) until the
       // deadline, then give up on the request.
       if (sc_core::sc_time_stamp() >= deadline) {
@@ -425,7 +430,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
   const double start = now_s();
   const double t = decode_[j]->step(contexts);
   const std::uint64_t epoch = d.epoch;
-  sc_core::wait(sc_core::sc_time(t, sc_core::SC_SEC), d.failed);
+  sc_core::wait(sim_delay(t, "a decode step"), d.failed);
   if (d.epoch != epoch) {
     d.busy->add_busy(now_s() - start);  // the system failed during the step: its tokens are lost
     return true;
