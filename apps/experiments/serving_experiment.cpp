@@ -41,10 +41,12 @@ void check_requests_fit(const config::Section& trace, const workloads::Transform
                         const std::vector<workloads::Request>& requests, std::uint64_t capacity_bytes,
                         std::string_view machine, std::string_view fix) {
   for (const auto& r : requests) {
-    const std::uint64_t need = model.kv_bytes(r.input_tokens + std::max<std::uint32_t>(1, r.output_tokens));
+    // In 64 bits: two 32-bit counts near 2^32 would wrap to a small context that fits.
+    const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
+    const std::uint64_t need = model.kv_bytes(tokens);
     if (need > capacity_bytes) {
-      trace.fail("path", "request " + std::to_string(r.id) + " needs more KV cache (" + std::to_string(need) +
-                             " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
+      trace.fail("path", "request " + std::to_string(r.id) + " (" + std::to_string(tokens) +
+                             " tokens of context) needs more KV cache (" + std::to_string(need) + " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
                              " B); " + std::string(fix));
     }
   }

@@ -138,5 +138,24 @@ TEST_F(Trust, RejectAfterOf1e9SecondsIsRefused) {
   EXPECT_THAT(r.err, HasSubstr("key 'serving.reject_after': time is longer than a run can simulate"));
 }
 
+// --- Item 2: the KV fit check added prompt and output tokens in 32 bits. ---
+
+// An output of 4,294,967,295 tokens wrapped to 99 tokens of context: the check passed
+// and the run went on for about 4.29e9 decode steps.
+TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
+  write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 4294967295}\n");
+  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': request 0 (4294967395 tokens of context) needs more KV "
+                               "cache"));
+  EXPECT_THAT(r.err, HasSubstr("raise decode.wafers or drop the request"));
+}
+
+// A prompt of 4,294,967,295 tokens failed at run time with SystemC text.
+TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
+  write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 4294967295, \"output_length\": 10}\n");
+  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err, HasSubstr("request 0 (4294967305 tokens of context) needs more KV cache"));
+}
+
 }  // namespace
 }  // namespace wse::testing

@@ -14,6 +14,9 @@ void wait_until(double t_s) {
   if (dt > 0) sc_core::wait(sim_delay(dt, "a scheduled time (an arrival, the end of a prefill batch or a fault)"));
 }
 std::uint32_t outputs(const workloads::Request& r) { return std::max<std::uint32_t>(1, r.output_tokens); }
+// Prompt and output tokens: the context a request's KV cache holds at its end (in 64
+// bits; two 32-bit counts may not fit in 32).
+std::uint64_t final_context(const workloads::Request& r) { return std::uint64_t{r.input_tokens} + outputs(r); }
 }  // namespace
 
 ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingConfig& config,
@@ -221,7 +224,7 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
 }
 
 int ServingSystem::reserve_decode(std::uint64_t r) {
-  const std::uint64_t need = config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
+  const std::uint64_t need = config_.kv_bytes(final_context(requests_[r]));
   // A deadline beyond the longest simulated time can never pass: the request waits
   // without one (rather than the run failing for a time nothing would reach).
   const bool has_deadline = now_s() + config_.reject_after_s <= kMaxSimulatedSeconds;
@@ -414,7 +417,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
   while (!d.ready.empty() && d.running.size() < config_.decode_max_batch) {
     const std::uint64_t r = d.ready.front();
     if (colocated) {
-      const std::uint64_t need = config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
+      const std::uint64_t need = config_.kv_bytes(final_context(requests_[r]));
       if (d.reserved_bytes + need > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
       d.reserved_bytes += need;
       records_[r].decode_system = static_cast<int>(j);
@@ -449,7 +452,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
     records_[r].tokens_out += 1;
     output_tokens_ += 1;
     if (records_[r].tokens_out >= outputs(requests_[r])) {
-      d.reserved_bytes -= config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
+      d.reserved_bytes -= config_.kv_bytes(final_context(requests_[r]));
       finish_request(r);
       room_freed_.notify(sc_core::SC_ZERO_TIME);
     } else {
