@@ -1,6 +1,9 @@
 // Request trace readers: arrival times relative to the first request, limits, rate
 // scaling, and malformed lines named by file and line.
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -268,6 +271,48 @@ TEST(SyntheticTrace, RatesAndVariationWithinStatisticalTolerance) {
     EXPECT_NEAR(in / static_cast<double>(r.size()), 1155.0, 30.0);
     EXPECT_NEAR(out / static_cast<double>(r.size()), 200.5, 3.0);
   }
+}
+
+// cv 1e-160 is inside the documented range (0, 100], but its shape 1/cv^2 overflows to
+// infinity and Marsaglia-Tsang's acceptance test computed inf - inf = NaN: generating
+// the second gap never returned (`check` and `run` hung). Run in a child process with
+// an alarm, so that a hang fails the test instead of stalling the suite.
+TEST(SyntheticTraceDeathTest, TinyCvReturnsPromptlyWithRegularGaps) {
+  const auto generate = [](double cv) {
+    SyntheticOptions o;
+    o.process = ArrivalProcess::gamma;
+    o.rate_per_s = 2.0;
+    o.cv = cv;
+    o.requests = 1000;
+    o.seed = 1;
+    o.input = {.distribution = LengthDistribution::fixed, .value = 100};
+    o.output = {.distribution = LengthDistribution::fixed, .value = 10};
+    return generate_synthetic(o);
+  };
+  EXPECT_EXIT(
+      {
+        alarm(10);
+        const auto r = generate(1e-160);
+        // Gaps of exactly 1 / rate = 0.5 s: arrivals 0, 0.5, 1, ... (exact in binary).
+        bool exact = r.size() == 1000;
+        for (std::size_t i = 0; i < r.size(); ++i) exact = exact && r[i].arrival_s == 0.5 * static_cast<double>(i);
+        std::exit(exact ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  // Just past the threshold (shape 1e14): the normal limit, with the spread asked for.
+  const auto r = generate(1e-7);
+  double sum = 0, sum2 = 0;
+  for (std::size_t i = 1; i < r.size(); ++i) {
+    const double gap = r[i].arrival_s - r[i - 1].arrival_s;
+    sum += gap;
+    sum2 += gap * gap;
+  }
+  const double n = static_cast<double>(r.size() - 1), mean = sum / n;
+  EXPECT_NEAR(mean, 0.5, 1e-7);
+  EXPECT_GT(sum2 / n - mean * mean, 0.0);  // not constant
+  // And below it (shape 1e8), Marsaglia-Tsang as before: mean 0.5, spread about 5e-5.
+  const auto q = generate(1e-4);
+  EXPECT_NEAR(q.back().arrival_s / 999.0, 0.5, 1e-5);
 }
 
 TEST(SyntheticTrace, ConfigReaderAndErrors) {
