@@ -322,11 +322,20 @@ void ServingSystem::wait_prefill_end(std::uint64_t r, double batch_end_s) {
   while (in_prefill_[r]) sc_core::wait(prefill_done_);
 }
 
+bool ServingSystem::wait_until_unless_done(double t_s) {
+  if (all_done()) return false;
+  const double dt = t_s - now_s();
+  if (dt > 0) sc_core::wait(sim_delay(dt, "a scheduled fault"), all_done_);
+  return !all_done();
+}
+
 void ServingSystem::outage(DecodeOutage o) {
-  wait_until(o.start_s);
+  // A failure scheduled after the last request ended is not part of the run: it is
+  // neither simulated nor counted in decode_failures.
+  if (!wait_until_unless_done(o.start_s)) return;
   fail_decode(o.system);
   if (o.end_s < 0) return;
-  wait_until(o.end_s);
+  if (!wait_until_unless_done(o.end_s)) return;
   DecodeState& d = dc_[o.system];
   d.up = true;  // back, empty
   d.work.notify(sc_core::SC_ZERO_TIME);
@@ -387,9 +396,11 @@ void ServingSystem::reject(std::uint64_t r, std::string reason) {
   rec.reason = std::move(reason);
   ++rejected_;
   end_s_ = std::max(end_s_, rec.rejected_s);
+  if (all_done() && !closing_) all_done_.notify(sc_core::SC_ZERO_TIME);
 }
 
 void ServingSystem::close_run() {
+  closing_ = true;
   for (std::uint64_t r = 0; r < records_.size(); ++r) {
     if (records_[r].completed() || records_[r].rejected()) continue;
     reject(r, waiting_decode_[r] ? "no decode system up when the run ended" : "unfinished when the run ended");
@@ -468,6 +479,7 @@ void ServingSystem::finish_request(std::uint64_t r) {
   rec.last_token_s = now_s();
   ++completed_;
   end_s_ = std::max(end_s_, rec.last_token_s);
+  if (all_done()) all_done_.notify(sc_core::SC_ZERO_TIME);
   ttft_.sample(rec.first_token_s - rec.arrival_s);
   if (rec.kv_start_s >= 0 && rec.kv_end_s >= 0) kv_time_.sample(rec.kv_end_s - rec.kv_start_s);
   e2e_.sample(rec.last_token_s - rec.arrival_s);
