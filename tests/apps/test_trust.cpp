@@ -157,5 +157,30 @@ TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
   EXPECT_THAT(r.err, HasSubstr("request 0 (4294967305 tokens of context) needs more KV cache"));
 }
 
+// --- Item 10: invalid UTF-8 in a string value. ---
+
+// The whole simulation ran, then exit 1 with nlohmann's raw type_error.316 when the
+// name reached summary.json. Now refused at load, naming the key.
+TEST_F(Trust, InvalidUtf8InAStringValueIsRefusedAtLoad) {
+  const fs::path f = write("u.yaml", "include: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                     "experiment: {name: \"caf\xe9\"}\n"
+                                     "workload: {trace: {limit: 3}}\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("u.yaml:2:20: key 'experiment.name': is not valid UTF-8 (byte 0xE9 at offset 3 of "
+                               "the value)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("type_error")));
+}
+
+// Item 15: a trace file name with a non-UTF-8 byte was written into
+// config.resolved.yaml as U+FFFD, so the resolved file did not rerun.
+TEST_F(Trust, TraceFileNameThatIsNotUtf8IsRefused) {
+  const std::string name = "tr\xe9.csv";
+  fs::copy_file(kSrc + "/workloads/data/traces/azure2023_conv.csv", dir_ / name);
+  const fs::path f = write("n.yaml", "include: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                     "workload: {trace: {limit: 3, path: \"" + name + "\"}}\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': is not valid UTF-8 (byte 0xE9 at offset 2"));
+}
+
 }  // namespace
 }  // namespace wse::testing
