@@ -52,6 +52,18 @@ void check_requests_fit(const config::Section& trace, const workloads::Transform
   }
 }
 
+void check_reserved_sram(config::Section& wafer, config::Section& decode, std::uint64_t pe_sram_bytes,
+                         std::uint64_t reserved_sram_bytes) {
+  if (reserved_sram_bytes < pe_sram_bytes) return;
+  config::Section pe = wafer.section("pe", "processing element: SRAM and SIMD widths", true);
+  const auto from_set = [](const config::Source& s) { return s.file.rfind("--set", 0) == 0; };
+  const std::string detail = "decode.reserved_sram (" + pretty_binary(Size{reserved_sram_bytes}) +
+                             ") must be smaller than a PE's SRAM, wafer.pe.sram (" +
+                             pretty_binary(Size{pe_sram_bytes}) + "); ";
+  if (from_set(pe.source_of("sram"))) pe.fail("sram", detail + "raise wafer.pe.sram or lower decode.reserved_sram");
+  decode.fail("reserved_sram", detail + "lower decode.reserved_sram or raise wafer.pe.sram");
+}
+
 ServingExperiment::ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg)
     : model_(model), cfg_(cfg) {
   cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };

@@ -156,6 +156,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
   apply_faults(faults, efa ? &*efa : nullptr, cfg);
+  check_reserved_sram(wafer_s, dec, wafer_cfg.pe.sram_bytes, dcfg.reserved_sram_bytes);
   std::unique_ptr<wafer::WaferDecoder> decoder;
   try {
     decoder = std::make_unique<wafer::WaferDecoder>(wafer_cfg, dcfg, model);

@@ -182,5 +182,22 @@ TEST_F(Trust, TraceFileNameThatIsNotUtf8IsRefused) {
   EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': is not valid UTF-8 (byte 0xE9 at offset 2"));
 }
 
+// --- Item 14: an error caused by a --set is located at the --set. ---
+
+// It was reported at `default.yaml:28:11: key 'decode.wafers'`, a key nobody changed.
+TEST_F(Trust, SramTooSmallForTheReservationPointsAtTheSet) {
+  Result r = run_bad("configs/experiments/default.yaml --set 'wafer.pe.sram=0.5 KiB'");
+  EXPECT_THAT(r.err, HasSubstr("wse-emu: error: --set 'wafer.pe.sram=0.5 KiB': key 'wafer.pe.sram': "
+                               "decode.reserved_sram (2.00 KiB) must be smaller than a PE's SRAM, wafer.pe.sram "
+                               "(512.00 B); raise wafer.pe.sram or lower decode.reserved_sram"));
+  EXPECT_THAT(r.err, Not(HasSubstr("decode.wafers")));
+  // Given in a file, the same mistake is at decode.reserved_sram, where it was written.
+  const fs::path f = write("r.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
+                                     "decode: {reserved_sram: 48 KiB}\n");
+  Result s = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(s.err, HasSubstr("r.yaml:2:25: key 'decode.reserved_sram': decode.reserved_sram (48.00 KiB) must be "
+                               "smaller than a PE's SRAM, wafer.pe.sram (48.00 KiB)"));
+}
+
 }  // namespace
 }  // namespace wse::testing
