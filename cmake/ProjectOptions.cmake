@@ -4,7 +4,7 @@ add_library(wse::project_options ALIAS wse_project_options)
 target_compile_options(wse_project_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
   -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough)
-if(WSE_WARNINGS_AS_ERRORS)
+if(WSE_WERROR)
   target_compile_options(wse_project_options INTERFACE -Werror)
 endif()
 if(WSE_ENABLE_ASAN)

@@ -79,6 +79,9 @@ std::uint64_t EfaNetwork::post(EfaAttachment& from, tlm::tlm_generic_payload& gp
 
 void EfaNetwork::wake_at(std::uint64_t t_ps) {
   const std::uint64_t now = now_ps();
+  // The engine's event times are sums of picoseconds: one beyond the longest simulated
+  // time fails the run (TimeOverflow) instead of wrapping around.
+  if (t_ps > kMaxSimulatedPs) (void)sim_ps(static_cast<double>(t_ps) * 1e-12, "an EFA network event");
   wake_.notify(sc_core::sc_time::from_value(t_ps > now ? t_ps - now : 0));
 }
 

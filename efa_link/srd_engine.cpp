@@ -161,7 +161,11 @@ SrdEngine::SrdEngine(const EfaNetworkConfig& config, std::string stats_name)
 }
 
 std::uint64_t SrdEngine::dur_ps(const Server& s, std::uint64_t bytes) {
-  return static_cast<std::uint64_t>(std::llround(static_cast<double>(bytes) * s.ps_per_byte));
+  const double ps = static_cast<double>(bytes) * s.ps_per_byte;
+  if (!(ps <= static_cast<double>(kMaxSimulatedPs))) {
+    (void)sim_ps(ps * 1e-12, "an EFA transfer of " + std::to_string(bytes) + " B");
+  }
+  return static_cast<std::uint64_t>(std::llround(ps));
 }
 
 SrdEngine::Train SrdEngine::pass(Server& s, Train in, std::uint64_t first_bytes,

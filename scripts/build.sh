@@ -3,7 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="${WSE_JOBS:-2}"
+# Warnings are errors here (WSE_WERROR; off by default for a plain CMake build).
 if [ ! -f build/build.ninja ]; then
-  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${WSE_BUILD_TYPE:-RelWithDebInfo}" "$@"
+  cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${WSE_BUILD_TYPE:-RelWithDebInfo}" -DWSE_WERROR=ON "$@"
+elif ! grep -q '^WSE_WERROR:BOOL=ON$' build/CMakeCache.txt; then
+  cmake -S . -B build -DWSE_WERROR=ON
 fi
 cmake --build build -j "$jobs"

@@ -21,6 +21,8 @@ if [ ! -f build-san/build.ninja ]; then
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -mllvm -asan-stack=0" \
     -DWSE_ENABLE_ASAN=ON -DWSE_ENABLE_UBSAN=ON \
-    -DWSE_BUILD_FUZZERS=ON -DWSE_BUILD_BENCH=OFF
+    -DWSE_BUILD_FUZZERS=ON -DWSE_BUILD_BENCH=OFF -DWSE_WERROR=ON
+elif ! grep -q '^WSE_WERROR:BOOL=ON$' build-san/CMakeCache.txt; then
+  cmake -S . -B build-san -DWSE_WERROR=ON
 fi
 cmake --build build-san -j "$jobs" ${1:+--target "$@"}

@@ -44,6 +44,10 @@ FaultSchedule read_faults(config::Section& root, const efa::EfaNetworkConfig* ef
       if (e.end_s <= e.start_s) f.fail("end", "must be after 'start'");
     } else if (f.has("duration")) {
       e.end_s = e.start_s + f.duration("duration", {.doc = "how long the fault lasts", .min = 0, .min_exclusive = true}).seconds;
+      if (e.end_s > kMaxSimulatedSeconds) {
+        f.fail("duration", "the fault would end at " + to_string(Duration{e.end_s}) +
+                               " (start + duration), later than a run can simulate, " + max_simulated_time_text());
+      }
     } else if (kind != Kind::decode_down) {
       f.fail("end", "kind " + name + " needs 'end' or 'duration'");
     }

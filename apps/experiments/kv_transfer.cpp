@@ -1,6 +1,8 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn
 #include "apps/experiments/kv_transfer.h"
 
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 #include <systemc>
 
@@ -57,7 +59,7 @@ class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
   void sender(unsigned s, unsigned senders) {
     for (std::size_t i = s; i < requests_.size(); i += senders) {
       const auto& r = requests_[i];
-      const sc_core::sc_time arrival(r.arrival_s, sc_core::SC_SEC);
+      const sc_core::sc_time arrival = sim_time(r.arrival_s, "a request's arrival");
       if (arrival > sc_core::sc_time_stamp()) wait(arrival - sc_core::sc_time_stamp());
       Record& rec = records_[i];
       rec.arrival_s = r.arrival_s;
@@ -144,6 +146,30 @@ class KvTransfer final : public sim::Experiment {
   double end_s_ = 0;
 };
 
+// The largest KV cache must cross the link, unloaded, within the longest simulated time:
+// known at load, so a link too slow for it is bad input (a queue of transfers that
+// still overflows fails the run, naming the link).
+void check_transfers_fit(const config::Section& link_s, const tlm_blocks::SharedResourceConfig& link,
+                         const ModelAndTrace& in) {
+  std::uint64_t largest = 0;
+  std::uint64_t id = 0;
+  for (const auto& r : in.requests) {
+    const std::uint64_t b = in.model.kv_bytes(r.input_tokens);
+    if (b > largest) {
+      largest = b;
+      id = r.id;
+    }
+  }
+  const tlm_blocks::TransferTiming timing(link, "kv_transfer.link");
+  const double seconds = link.latency.seconds + static_cast<double>(largest) / timing.peak_bandwidth().bytes_per_s;
+  if (seconds <= kMaxSimulatedSeconds) return;
+  std::ostringstream m;
+  m << "the KV cache of request " << id << " (" << largest << " B) takes " << seconds << " s over this link ("
+    << pretty(timing.peak_bandwidth()) << "), longer than a run can simulate, " << max_simulated_time_text()
+    << "; raise the bandwidth";
+  link_s.fail(timing.width_mode() ? "width" : "bandwidth", m.str());
+}
+
 }  // namespace
 
 std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const sim::ExperimentInfo& info) {
@@ -164,6 +190,7 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
     if (link.initiators != senders) {
       link_s.fail("initiators", "must equal kv_transfer.senders (" + std::to_string(senders) + ")");
     }
+    check_transfers_fit(link_s, link, in);
     path = std::make_unique<SharedLinkKvPath>("kv_path", link, info.trace);
   } else {
     config::Section efa_s = root.section("efa", "the EFA network (senders = prefill machines)");

@@ -41,13 +41,27 @@ void check_requests_fit(const config::Section& trace, const workloads::Transform
                         const std::vector<workloads::Request>& requests, std::uint64_t capacity_bytes,
                         std::string_view machine, std::string_view fix) {
   for (const auto& r : requests) {
-    const std::uint64_t need = model.kv_bytes(r.input_tokens + std::max<std::uint32_t>(1, r.output_tokens));
+    // In 64 bits: two 32-bit counts near 2^32 would wrap to a small context that fits.
+    const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
+    const std::uint64_t need = model.kv_bytes(tokens);
     if (need > capacity_bytes) {
-      trace.fail("path", "request " + std::to_string(r.id) + " needs more KV cache (" + std::to_string(need) +
-                             " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
+      trace.fail("path", "request " + std::to_string(r.id) + " (" + std::to_string(tokens) +
+                             " tokens of context) needs more KV cache (" + std::to_string(need) + " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
                              " B); " + std::string(fix));
     }
   }
+}
+
+void check_reserved_sram(config::Section& wafer, config::Section& decode, std::uint64_t pe_sram_bytes,
+                         std::uint64_t reserved_sram_bytes) {
+  if (reserved_sram_bytes < pe_sram_bytes) return;
+  config::Section pe = wafer.section("pe", "processing element: SRAM and SIMD widths", true);
+  const auto from_set = [](const config::Source& s) { return s.file.rfind("--set", 0) == 0; };
+  const std::string detail = "decode.reserved_sram (" + pretty_binary(Size{reserved_sram_bytes}) +
+                             ") must be smaller than a PE's SRAM, wafer.pe.sram (" +
+                             pretty_binary(Size{pe_sram_bytes}) + "); ";
+  if (from_set(pe.source_of("sram"))) pe.fail("sram", detail + "raise wafer.pe.sram or lower decode.reserved_sram");
+  decode.fail("reserved_sram", detail + "lower decode.reserved_sram or raise wafer.pe.sram");
 }
 
 ServingExperiment::ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg)

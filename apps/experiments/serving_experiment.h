@@ -53,6 +53,13 @@ void check_requests_fit(const config::Section& trace, const workloads::Transform
                         const std::vector<workloads::Request>& requests, std::uint64_t capacity_bytes,
                         std::string_view machine, std::string_view fix);
 
+// decode.reserved_sram must be below a PE's SRAM (wafer.pe.sram). The wafer decoder
+// checks it too, but its error could only be placed at decode.wafers; this one is
+// placed at whichever of the two keys a --set gave (wafer.pe.sram first), else at
+// decode.reserved_sram.
+void check_reserved_sram(config::Section& wafer, config::Section& decode, std::uint64_t pe_sram_bytes,
+                         std::uint64_t reserved_sram_bytes);
+
 class ServingExperiment : public sim::Experiment {
  public:
   void run(sim::RunContext&) override;

@@ -113,7 +113,7 @@ void WaferKvPath::to_wafer(unsigned prefill_instance, unsigned decode_system, un
     trace_->flow(request, e.track, edge_start, false, false);
   }
   const double now = sc_core::sc_time_stamp().to_seconds();
-  if (done > now) sc_core::wait(sc_core::sc_time(done - now, sc_core::SC_SEC));
+  if (done > now) sc_core::wait(sim_delay(done - now, "a KV transfer into the wafer"));
 }
 
 }  // namespace wse::experiments

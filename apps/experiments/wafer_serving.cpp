@@ -194,6 +194,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
                            "; use at most \"" + std::to_string(wafer_cfg.height) + "x" +
                            std::to_string(wafer_cfg.width) + "\", or `all`");
   }
+  check_reserved_sram(wafer_s, dec, wafer_cfg.pe.sram_bytes, dcfg.reserved_sram_bytes);
   std::unique_ptr<wafer::WaferDecoder> decoder;
   try {
     decoder = std::make_unique<wafer::WaferDecoder>(wafer_cfg, dcfg, model);

@@ -137,7 +137,13 @@ namespace wse::neuron {
 InstanceConfig read_instance_config(config::Section& s) {
   const InstanceConfig d;
   InstanceConfig c;
-  const std::string def_torus = "[" + std::to_string(d.chips_x) + ", " + std::to_string(d.chips_y) + "]";
+  // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict overlap in
+  // `"[" + std::string&&` (inlined basic_string::insert), which failed Release builds with -Werror.
+  std::string def_torus = "[";
+  def_torus += std::to_string(d.chips_x);
+  def_torus += ", ";
+  def_torus += std::to_string(d.chips_y);
+  def_torus += "]";
   const std::vector<std::int64_t> torus = s.integer_list(
       "torus", {.doc = "chips along X and Y of the NeuronLink torus", .def = def_torus});
   if (torus.size() != 2 || torus[0] < 1 || torus[1] < 1 || torus[0] * torus[1] > 4096) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
@@ -33,6 +34,41 @@ std::string shown(const std::string& text) {
   constexpr std::size_t kMax = 60;
   if (text.size() <= kMax) return "'" + text + "'";
   return "'" + text.substr(0, kMax) + "...'";
+}
+
+// Offset of the first byte that does not belong to well-formed UTF-8 (no overlong
+// forms, surrogates or code points past U+10FFFF), or npos.
+std::size_t invalid_utf8_at(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;
+      if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;
+      if (b == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + n >= s.size()) return i;  // truncated sequence
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return i;
+    }
+    i += n + 1;
+  }
+  return std::string_view::npos;
 }
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
@@ -266,6 +302,16 @@ std::pair<std::string, Source> Section::scalar_text(std::string_view key, const 
     text = c->scalar;
     src = c->source;
     quoted = c->quoted;
+    // The configuration is UTF-8 text: a stray byte (a Latin-1 file, a file name in
+    // another encoding) would reach the JSON and YAML outputs, which cannot hold it.
+    if (const std::size_t at = invalid_utf8_at(text); at != std::string::npos) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[at])));
+      throw ConfigError(src, key_path(key),
+                        "is not valid UTF-8 (byte " + std::string(byte) + " at offset " + std::to_string(at) +
+                            " of the value); write the value in UTF-8 (re-save the file as UTF-8, or rename "
+                            "the file it names)");
+    }
   } else if (p.def) {
     if (c) c->consumed = true;
     text = std::string(*p.def);

@@ -105,7 +105,9 @@ void SharedResource::arbitrate() {
   }
   const sc_core::sc_time& now = sc_core::sc_time_stamp();
   const std::uint64_t serialization_ps = timing_.serialization_ps(r->bytes);
-  const std::uint64_t done_in_ps = serialization_ps + timing_.latency_ps();
+  const std::uint64_t done_in_ps = add_ps(serialization_ps, timing_.latency_ps(), "a transfer's duration");
+  // Its end must fit in simulated time too (a time beyond it fails the run).
+  (void)add_ps(sc_time_to_ps(now), done_in_ps, std::string(name()) + ": the end of a transfer");
   r->done.notify(ps_to_sc_time(done_in_ps));
 
   busy_ps_ += serialization_ps;

@@ -11,7 +11,6 @@ namespace {
   throw std::invalid_argument(std::string(who) + ": " + message);
 }
 
-std::uint64_t round_ps(double seconds) { return static_cast<std::uint64_t>(std::llround(seconds * 1e12)); }
 }  // namespace
 
 std::string_view to_string(Arbitration a) {
@@ -45,6 +44,10 @@ void validate(const SharedResourceConfig& c, std::string_view who) {
 }
 
 sc_core::sc_time ps_to_sc_time(std::uint64_t ps) {
+  if (ps > kMaxSimulatedPs) {
+    throw TimeOverflow("simulated time overflow: a time of " + std::to_string(ps) +
+                       " ps is beyond the longest time a run can simulate, " + max_simulated_time_text());
+  }
   return sc_core::sc_time(static_cast<double>(ps), sc_core::SC_PS);
 }
 
@@ -52,12 +55,12 @@ std::uint64_t sc_time_to_ps(const sc_core::sc_time& t) {
   return static_cast<std::uint64_t>(std::llround(t / sc_core::sc_time(1.0, sc_core::SC_PS)));
 }
 
-TransferTiming::TransferTiming(const SharedResourceConfig& c, std::string_view who) {
+TransferTiming::TransferTiming(const SharedResourceConfig& c, std::string_view who) : who_(who) {
   validate(c, who);
   width_bytes_ = c.width.bytes;
   clock_hz_ = c.clock.hz;
   bytes_per_s_ = c.bandwidth.bytes_per_s;
-  latency_ps_ = round_ps(c.latency.seconds);
+  latency_ps_ = sim_ps(c.latency.seconds, who_ + ": latency");
 }
 
 std::uint64_t TransferTiming::cycles(std::uint64_t bytes) const {
@@ -69,9 +72,14 @@ std::uint64_t TransferTiming::serialization_ps(std::uint64_t bytes) const {
   if (width_bytes_ > 0) {
     // Whole cycles, then cycles x period in one rounding (no per-cycle drift when the
     // period is not a whole number of picoseconds, e.g. 1.1 GHz).
-    return static_cast<std::uint64_t>(std::llround(static_cast<double>(cycles(bytes)) * 1e12 / clock_hz_));
+    return checked(static_cast<double>(cycles(bytes)) * 1e12 / clock_hz_, bytes);
   }
-  return static_cast<std::uint64_t>(std::llround(static_cast<double>(bytes) * 1e12 / bytes_per_s_));
+  return checked(static_cast<double>(bytes) * 1e12 / bytes_per_s_, bytes);
+}
+
+std::uint64_t TransferTiming::checked(double ps, std::uint64_t bytes) const {
+  if (ps <= static_cast<double>(kMaxSimulatedPs)) return static_cast<std::uint64_t>(std::llround(ps));
+  return sim_ps(ps * 1e-12, who_ + ": a transfer of " + std::to_string(bytes) + " B at " + pretty(peak_bandwidth()));
 }
 
 Bandwidth TransferTiming::peak_bandwidth() const {
@@ -83,8 +91,8 @@ BandwidthCalendar::Reservation BandwidthCalendar::reserve(std::uint64_t ready_ps
   Reservation r;
   r.start_ps = ready_ps > free_at_ps_ ? ready_ps : free_at_ps_;
   const std::uint64_t serialization = timing_.serialization_ps(bytes);
-  r.serialized_ps = r.start_ps + serialization;
-  r.done_ps = r.serialized_ps + timing_.latency_ps();
+  r.serialized_ps = add_ps(r.start_ps, serialization, "the end of a transfer's serialization");
+  r.done_ps = add_ps(r.serialized_ps, timing_.latency_ps(), "the end of a transfer");
   free_at_ps_ = r.serialized_ps;
   busy_ps_ += serialization;
   return r;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <systemc>
@@ -69,13 +70,16 @@ class TransferTiming {
   [[nodiscard]] std::uint64_t latency_ps() const { return latency_ps_; }
   // Uncontended completion time of one transfer: latency + serialization.
   [[nodiscard]] std::uint64_t unloaded_ps(std::uint64_t bytes) const {
-    return latency_ps_ + serialization_ps(bytes);
+    return add_ps(latency_ps_, serialization_ps(bytes), "a transfer's latency and serialization");
   }
   // Peak rate: width x clock, or the bandwidth.
   [[nodiscard]] Bandwidth peak_bandwidth() const;
   [[nodiscard]] bool width_mode() const { return width_bytes_ > 0; }
 
  private:
+  // Rounded picoseconds; a time beyond kMaxSimulatedPs throws TimeOverflow.
+  [[nodiscard]] std::uint64_t checked(double ps, std::uint64_t bytes) const;
+  std::string who_;
   std::uint64_t width_bytes_ = 0;
   double clock_hz_ = 0.0;
   double bytes_per_s_ = 0.0;

@@ -111,6 +111,16 @@ double finite_product(double v, std::string_view what, std::string_view text, st
   return v;
 }
 
+// A configured time must fit in simulated time (kMaxSimulatedSeconds): beyond it
+// SystemC would clamp it silently.
+Duration within_simulated_time(double seconds, std::string_view text) {
+  if (seconds > kMaxSimulatedSeconds) {
+    throw UnitError("time is longer than a run can simulate, " + max_simulated_time_text(), std::string(text),
+                    "ps, ns, us, ms, s up to 9223372.036854775 s");
+  }
+  return Duration{seconds};
+}
+
 // Shortest decimal text that round-trips to the same double.
 std::string exact(double v) {
   std::array<char, 64> buf{};
@@ -143,7 +153,45 @@ UnitError::UnitError(std::string problem, std::string found, std::string allowed
 
 sc_core::sc_time Frequency::period() const { return sc_core::sc_time(1.0 / hz, sc_core::SC_SEC); }
 
-sc_core::sc_time Duration::to_sc_time() const { return sc_core::sc_time(seconds, sc_core::SC_SEC); }
+sc_core::sc_time Duration::to_sc_time() const { return sim_time(seconds, "a configured time"); }
+
+std::string max_simulated_time_text() { return "9223372.036854775 s (2^63 ps, about 106.75 days)"; }
+
+namespace {
+[[noreturn]] void time_overflow(double seconds, std::string_view what) {
+  std::array<char, 64> buf{};
+  std::snprintf(buf.data(), buf.size(), "%.17g", seconds);
+  if (!(seconds >= 0.0)) {
+    throw TimeOverflow("invalid simulated time: " + std::string(what) + " is " + buf.data() + " s");
+  }
+  throw TimeOverflow("simulated time overflow: " + std::string(what) + " reaches " + buf.data() +
+                     " s, beyond the longest time a run can simulate, " + max_simulated_time_text());
+}
+}  // namespace
+
+sc_core::sc_time sim_time(double seconds, std::string_view what) {
+  if (!(seconds >= 0.0) || !(seconds <= kMaxSimulatedSeconds)) time_overflow(seconds, what);
+  return sc_core::sc_time(seconds, sc_core::SC_SEC);
+}
+
+std::uint64_t sim_ps(double seconds, std::string_view what) {
+  if (!(seconds >= 0.0) || !(seconds <= kMaxSimulatedSeconds)) time_overflow(seconds, what);
+  return static_cast<std::uint64_t>(std::llround(seconds * 1e12));
+}
+
+sc_core::sc_time sim_delay(double seconds, std::string_view what) {
+  if (!(seconds >= 0.0) || !(seconds <= kMaxSimulatedSeconds)) time_overflow(seconds, what);
+  const double end = sc_core::sc_time_stamp().to_seconds() + seconds;
+  if (!(end <= kMaxSimulatedSeconds)) time_overflow(end, what);
+  return sc_core::sc_time(seconds, sc_core::SC_SEC);
+}
+
+std::uint64_t add_ps(std::uint64_t a, std::uint64_t b, std::string_view what) {
+  if (a > kMaxSimulatedPs || b > kMaxSimulatedPs - a) {
+    time_overflow(static_cast<double>(a) * 1e-12 + static_cast<double>(b) * 1e-12, what);
+  }
+  return a + b;
+}
 
 std::uint64_t Duration::cycles(Frequency clock) const {
   return static_cast<std::uint64_t>(std::llround(seconds * clock.hz));
@@ -186,10 +234,11 @@ Duration parse_duration(std::string_view text, std::optional<Frequency> clock) {
       throw UnitError("'cycles' needs a clock, and none is in scope for this key",
                       std::string(text), "ps, ns, us, ms, s");
     }
-    return Duration{finite_product(n / clock->hz, "time", text, kDurationUnits)};
+    return within_simulated_time(finite_product(n / clock->hz, "time", text, kDurationUnits), text);
   }
-  return Duration{finite_product(n * lookup(kDurationTable, unit, "time", text, kDurationUnits), "time", text,
-                                 kDurationUnits)};
+  return within_simulated_time(
+      finite_product(n * lookup(kDurationTable, unit, "time", text, kDurationUnits), "time", text, kDurationUnits),
+      text);
 }
 
 std::string to_string(Size v) { return std::to_string(v.bytes) + " B"; }

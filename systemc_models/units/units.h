@@ -51,6 +51,33 @@ struct Duration {
   [[nodiscard]] std::uint64_t cycles(Frequency clock) const;
 };
 
+// The longest span of simulated time. sc_time counts picoseconds in 64 bits, and
+// SystemC 2.3 converts a double to it through a signed 64-bit integer, so a time of
+// 2^63 ps (9,223,372.04 s, about 106.75 days) or more does not fit: the conversion
+// saturates and the run would report a wrong, clamped figure. Every configured time is
+// refused beyond this limit (parse_duration), and every time a model computes goes
+// through the checked conversions below.
+inline constexpr double kMaxSimulatedSeconds = 9223372.036854775;
+inline constexpr std::uint64_t kMaxSimulatedPs = 9223372036854775000ULL;
+// "9223372.036854775 s (2^63 ps, about 106.75 days)": for messages.
+std::string max_simulated_time_text();
+
+// A computed time that does not fit (see kMaxSimulatedSeconds). The run fails (exit 1)
+// with the message, which names what overflowed; nothing is clamped.
+class TimeOverflow : public std::overflow_error {
+ public:
+  using std::overflow_error::overflow_error;
+};
+
+// Checked conversions of a computed time in seconds; `what` names it in the error
+// ("decode step of system 0", ...). Negative or non-finite times are errors too.
+[[nodiscard]] sc_core::sc_time sim_time(double seconds, std::string_view what);
+[[nodiscard]] std::uint64_t sim_ps(double seconds, std::string_view what);
+// A delay from now (sc_time_stamp()): its end must fit as well.
+[[nodiscard]] sc_core::sc_time sim_delay(double seconds, std::string_view what);
+// a + b in picoseconds, checked against kMaxSimulatedPs.
+[[nodiscard]] std::uint64_t add_ps(std::uint64_t a, std::uint64_t b, std::string_view what);
+
 // Thrown by the parsers below. `found` is the offending text; `allowed` lists what the
 // parser accepts. The configuration layer adds file, line, column and key path.
 class UnitError : public std::runtime_error {

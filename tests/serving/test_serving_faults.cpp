@@ -95,6 +95,40 @@ TEST_F(ServingFaults, ResendKvRecomputesOnlyTheGeneratedTokens) {
   EXPECT_NE(csv.find(",5,completed,,1,0,1,101000,1\n"), std::string::npos) << csv;
 }
 
+// The request ends at 6.06 ms; a failure scheduled for 1 s is after the run's end. It
+// used to be counted (decode_failures 1, the simulation running on to 1 s); it is now
+// neither simulated nor counted. One at 3.5 ms in the same run still is.
+TEST_F(ServingFaults, FailureScheduledAfterTheRunEndedIsNotCounted) {
+  LinearPrefill prefill(2);
+  FixedDecode d0, d1;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.decode_outages = {DecodeOutage{1, 1.0, -1}, DecodeOutage{0, 1.0, 2.0}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  run_to_end();
+  sys.close_run();
+  EXPECT_EQ(sys.records()[0].tokens_out, 5u);
+  EXPECT_NEAR(ms(sys.end_s()), 6.06, 1e-9);
+  EXPECT_EQ(sys.decode_failures(), 0u);
+  EXPECT_LT(sc_core::sc_time_stamp().to_seconds(), 1.0) << "the simulation ran on to the failure";
+  nlohmann::json f;
+  summarize_faults(sys, f);
+  EXPECT_EQ(f["decode_failures"], 0);
+}
+
+TEST_F(ServingFaults, FailureDuringTheRunIsStillCounted) {
+  LinearPrefill prefill(2);
+  FixedDecode d0, d1;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.decode_outages = {DecodeOutage{0, 3.5e-3, -1}, DecodeOutage{1, 1.0, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  run_to_end();
+  sys.close_run();
+  EXPECT_STREQ(sys.records()[0].state(), "completed");
+  EXPECT_EQ(sys.decode_failures(), 1u);
+}
+
 // The same failure with reprefill: the prefill side recomputes 101 tokens from offset 0,
 // 1 ms + 1.01 ms = 2.01 ms from 3.5 ms (layer 0 at 4.505 ms, layer 1 at 5.51 ms); the
 // two 50,500 B messages land at 4.5655 and 5.5705 ms; tokens 3, 4, 5 at 6.5705, 7.5705,

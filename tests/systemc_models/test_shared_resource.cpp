@@ -27,6 +27,7 @@
 namespace wse::tlm_blocks {
 namespace {
 
+using ::testing::HasSubstr;
 using sc_core::SC_NS;
 using sc_core::sc_time;
 using wse::testing::SystemCTest;
@@ -452,6 +453,27 @@ TEST(BandwidthCalendar, ReservationsQueueBackToBackAndIdleGapsAreNotBusy) {
   EXPECT_EQ(d.done_ps, 4110 * kNs);
   EXPECT_EQ(cal.busy_ps(), 1600 * kNs);
   EXPECT_EQ(cal.free_at_ps(), 4100 * kNs);
+}
+
+// 122 MB at 1 b/s is 9.8e8 s: the picoseconds passed 2^63 and llround saturated, so the
+// transfer reported 9223372.04 s. Now the run fails naming the resource and transfer.
+TEST(TransferTiming, TransferBeyondTheLongestSimulatedTimeThrows) {
+  SharedResourceConfig c;
+  c.bandwidth = Bandwidth{1.0 / 8};
+  const TransferTiming t(c, "kv_path.link");
+  try {
+    (void)t.serialization_ps(122'000'000);
+    FAIL();
+  } catch (const TimeOverflow& e) {
+    EXPECT_THAT(e.what(), HasSubstr("simulated time overflow: kv_path.link: a transfer of 122000000 B at 0.125 B/s "
+                                    "reaches 976000000"));
+  }
+  EXPECT_EQ(t.serialization_ps(1), 8'000'000'000'000u);  // 8 s
+  // Back-to-back reservations, each within the limit, whose sum is not.
+  c.bandwidth = Bandwidth{1.0};
+  BandwidthCalendar cal(c, "cal");
+  (void)cal.reserve(0, 5'000'000);  // 5e6 s
+  EXPECT_THROW((void)cal.reserve(0, 5'000'000), TimeOverflow);
 }
 
 TEST(BandwidthCalendar, RejectsAZeroBandwidth) {

@@ -2,6 +2,9 @@
 // bits versus bytes, and the errors for bare numbers and unknown units.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+
 #include "systemc_models/units/units.h"
 
 namespace wse {
@@ -84,6 +87,40 @@ TEST(Units, ProductOverflowingToInfinityIsRefused) {
   EXPECT_THROW(parse_duration("1.7e308 cycles", Frequency{0.5}), UnitError);
   // The largest finite products still parse: 1e293 PB/s = 1e308 B/s.
   EXPECT_DOUBLE_EQ(parse_bandwidth("1e293 PB/s").bytes_per_s, 1e308);
+}
+
+// sc_time counts 64-bit picoseconds and SystemC converts a double through a signed
+// 64-bit integer: `1e9 s` became 2^63 ps = 9223372.04 s, silently. Configured times
+// beyond 2^63 ps are refused; computed ones fail the run (TimeOverflow).
+TEST(Units, TimesBeyond2To63PicosecondsAreRefusedNotClamped) {
+  try {
+    parse_duration("1e9 s");
+    FAIL() << "a time past 2^63 ps must be refused";
+  } catch (const UnitError& e) {
+    EXPECT_EQ(e.problem(), "time is longer than a run can simulate, 9223372.036854775 s (2^63 ps, about 106.75 days)");
+    EXPECT_EQ(e.found(), "1e9 s");
+  }
+  EXPECT_THROW(parse_duration("9223373 s"), UnitError);
+  EXPECT_THROW(parse_duration("1e19 cycles", Frequency{1e12}), UnitError);  // 1e7 s
+  EXPECT_EQ(parse_duration("9223372 s").seconds, 9223372.0);                 // just inside
+  EXPECT_EQ(sim_time(9223372.0, "t").value(), 9223372000000000000ULL);
+
+  // Computed times: the conversions to sc_time and picoseconds are checked.
+  try {
+    (void)sim_time(1e9, "a decode step");
+    FAIL();
+  } catch (const TimeOverflow& e) {
+    EXPECT_STREQ(e.what(), "simulated time overflow: a decode step reaches 1000000000 s, beyond the longest time "
+                           "a run can simulate, 9223372.036854775 s (2^63 ps, about 106.75 days)");
+  }
+  EXPECT_THROW((void)sim_ps(1e7, "x"), TimeOverflow);
+  EXPECT_THROW((void)sim_ps(std::numeric_limits<double>::quiet_NaN(), "x"), TimeOverflow);
+  EXPECT_THROW((void)sim_time(-1.0, "x"), TimeOverflow);
+  EXPECT_EQ(sim_ps(1.5e-9, "x"), 1500u);
+  EXPECT_THROW((void)add_ps(kMaxSimulatedPs, 1, "x"), TimeOverflow);
+  EXPECT_THROW((void)add_ps(UINT64_MAX, UINT64_MAX, "x"), TimeOverflow);  // would wrap to a small number
+  EXPECT_EQ(add_ps(kMaxSimulatedPs - 1, 1, "x"), kMaxSimulatedPs);
+  EXPECT_THROW((void)Duration{1e9}.to_sc_time(), TimeOverflow);
 }
 
 TEST(Units, CanonicalTextRoundTrips) {

@@ -1,6 +1,9 @@
 // Request trace readers: arrival times relative to the first request, limits, rate
 // scaling, and malformed lines named by file and line.
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -138,12 +141,13 @@ TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
 // timestamp was only compared with the first one, so a line jumping forward (2027) and
 // the next falling back (2023, still after the first) gave arrivals 0, 4.3, 1.3e8, 4.7 s:
 // a request arriving before the one read ahead of it. Now each is compared with the
-// request before.
+// request before. (The jump here is to 2023-12-16, 30 days: a jump of years is now
+// refused by itself, as later than a run can simulate.)
 TEST(RequestTrace, TimestampEarlierThanThePreviousRequestIsMalformed) {
   const fs::path p = fs::temp_directory_path() / "wse_backwards.csv";
   std::ofstream(p) << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
                       "2023-11-16 18:15:46.6805900,374,44\n"
-                      "2027-11-16 18:15:51.2224670,879,55\n"
+                      "2023-12-16 18:15:51.2224670,879,55\n"
                       "2023-11-16 18:15:51.3910170,91,16\n";
   TraceOptions o;
   o.path = p;
@@ -267,6 +271,48 @@ TEST(SyntheticTrace, RatesAndVariationWithinStatisticalTolerance) {
     EXPECT_NEAR(in / static_cast<double>(r.size()), 1155.0, 30.0);
     EXPECT_NEAR(out / static_cast<double>(r.size()), 200.5, 3.0);
   }
+}
+
+// cv 1e-160 is inside the documented range (0, 100], but its shape 1/cv^2 overflows to
+// infinity and Marsaglia-Tsang's acceptance test computed inf - inf = NaN: generating
+// the second gap never returned (`check` and `run` hung). Run in a child process with
+// an alarm, so that a hang fails the test instead of stalling the suite.
+TEST(SyntheticTraceDeathTest, TinyCvReturnsPromptlyWithRegularGaps) {
+  const auto generate = [](double cv) {
+    SyntheticOptions o;
+    o.process = ArrivalProcess::gamma;
+    o.rate_per_s = 2.0;
+    o.cv = cv;
+    o.requests = 1000;
+    o.seed = 1;
+    o.input = {.distribution = LengthDistribution::fixed, .value = 100};
+    o.output = {.distribution = LengthDistribution::fixed, .value = 10};
+    return generate_synthetic(o);
+  };
+  EXPECT_EXIT(
+      {
+        alarm(10);
+        const auto r = generate(1e-160);
+        // Gaps of exactly 1 / rate = 0.5 s: arrivals 0, 0.5, 1, ... (exact in binary).
+        bool exact = r.size() == 1000;
+        for (std::size_t i = 0; i < r.size(); ++i) exact = exact && r[i].arrival_s == 0.5 * static_cast<double>(i);
+        std::exit(exact ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  // Just past the threshold (shape 1e14): the normal limit, with the spread asked for.
+  const auto r = generate(1e-7);
+  double sum = 0, sum2 = 0;
+  for (std::size_t i = 1; i < r.size(); ++i) {
+    const double gap = r[i].arrival_s - r[i - 1].arrival_s;
+    sum += gap;
+    sum2 += gap * gap;
+  }
+  const double n = static_cast<double>(r.size() - 1), mean = sum / n;
+  EXPECT_NEAR(mean, 0.5, 1e-7);
+  EXPECT_GT(sum2 / n - mean * mean, 0.0);  // not constant
+  // And below it (shape 1e8), Marsaglia-Tsang as before: mean 0.5, spread about 5e-5.
+  const auto q = generate(1e-4);
+  EXPECT_NEAR(q.back().arrival_s / 999.0, 0.5, 1e-5);
 }
 
 TEST(SyntheticTrace, ConfigReaderAndErrors) {

@@ -203,7 +203,23 @@ Operator read_op(LineReader& r) {
   op.weight_dtype = r.dtype_or("weight_dtype", DType::bf16);
   op.activation_dtype = r.dtype_or("activation_dtype", DType::bf16);
   // A hand-written GEMM may leave its FLOPs out: 2 x M x K x N per instance.
-  op.flops = r.u64_or("flops", op.kind == OpKind::gemm ? 2 * op.m * op.k * op.n * op.count : 0);
+  // Checked: a product past 2^64 would wrap around to a small (or zero) count.
+  std::uint64_t gemm_flops = 0;
+  if (op.kind == OpKind::gemm && !r.has("flops")) {
+    std::uint64_t f = 2;
+    for (const std::uint64_t factor : {op.m, op.k, op.n, std::uint64_t{op.count}}) {
+      if (__builtin_mul_overflow(f, factor, &f)) {
+        std::ostringstream m;
+        m << "2 x m x k x n x count = " << 2.0 * static_cast<double>(op.m) * static_cast<double>(op.k) *
+                 static_cast<double>(op.n) * op.count
+          << " FLOPs does not fit in 64 bits (at most 18446744073709551615); split the operator into smaller "
+             "ones or give smaller dimensions";
+        r.fail("m", m.str());
+      }
+    }
+    gemm_flops = f;
+  }
+  op.flops = r.u64_or("flops", gemm_flops);
   op.vector_ops = r.u64_or("vector_ops", 0);
   op.weight_bytes = r.u64_or("weight_bytes", 0);
   op.input_bytes = r.u64_or("input_bytes", 0);
@@ -275,6 +291,7 @@ OpTrace read_op_trace(std::istream& in, const std::string& file) {
   int line_no = 0;
   bool have_header = false;
   std::uint64_t expected_ops = 0;
+  std::uint64_t total_flops = 0;  // checked: OperatorGraph::total_flops() must not wrap
   const auto parse = [&](const std::string& s) {
     try {
       return nlohmann::json::parse(s);
@@ -346,6 +363,10 @@ OpTrace read_op_trace(std::istream& in, const std::string& file) {
     if (op.layer >= 0 && t.model.layers > 0 && static_cast<std::uint64_t>(op.layer) >= t.model.layers) {
       r.fail("layer", "is " + std::to_string(op.layer) + " but the model has " +
                           std::to_string(t.model.layers) + " layers");
+    }
+    if (__builtin_add_overflow(total_flops, op.flops, &total_flops)) {
+      r.fail("flops", "the operators' FLOPs up to this line add up to more than 2^64 - 1 "
+                      "(18446744073709551615); split the trace");
     }
     t.graph.ops.push_back(std::move(op));
   }

@@ -11,9 +11,12 @@ namespace {
 double now_s() { return sc_core::sc_time_stamp().to_seconds(); }
 void wait_until(double t_s) {
   const double dt = t_s - now_s();
-  if (dt > 0) sc_core::wait(sc_core::sc_time(dt, sc_core::SC_SEC));
+  if (dt > 0) sc_core::wait(sim_delay(dt, "a scheduled time (an arrival, the end of a prefill batch or a fault)"));
 }
 std::uint32_t outputs(const workloads::Request& r) { return std::max<std::uint32_t>(1, r.output_tokens); }
+// Prompt and output tokens: the context a request's KV cache holds at its end (in 64
+// bits; two 32-bit counts may not fit in 32).
+std::uint64_t final_context(const workloads::Request& r) { return std::uint64_t{r.input_tokens} + outputs(r); }
 }  // namespace
 
 ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingConfig& config,
@@ -185,7 +188,7 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
       }
     }
   }
-  sc_core::wait(sc_core::sc_time(timing.seconds, sc_core::SC_SEC));
+  sc_core::wait(sim_delay(timing.seconds, "a prefill batch"));
   p.busy->add_busy(timing.seconds);
   prefill_batch_tokens_.sample(tokens);
   if (trace_) trace_->slice(p.track, "prefill " + std::to_string(tokens) + " tokens", start, timing.seconds);
@@ -221,8 +224,13 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
 }
 
 int ServingSystem::reserve_decode(std::uint64_t r) {
-  const std::uint64_t need = config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
-  const sc_core::sc_time deadline = sc_core::sc_time_stamp() + sc_core::sc_time(config_.reject_after_s, sc_core::SC_SEC);
+  const std::uint64_t need = config_.kv_bytes(final_context(requests_[r]));
+  // A deadline beyond the longest simulated time can never pass: the request waits
+  // without one (rather than the run failing for a time nothing would reach).
+  const bool has_deadline = now_s() + config_.reject_after_s <= kMaxSimulatedSeconds;
+  const sc_core::sc_time deadline =
+      has_deadline ? sc_core::sc_time_stamp() + sim_time(config_.reject_after_s, "serving.reject_after")
+                   : sc_core::SC_ZERO_TIME;
   while (true) {
     int best = -1;
     bool any_up = false;
@@ -237,7 +245,7 @@ int ServingSystem::reserve_decode(std::uint64_t r) {
       return best;
     }
     waiting_decode_[r] = 1;
-    if (!any_up && config_.reject_after_s > 0) {
+    if (!any_up && config_.reject_after_s > 0 && has_deadline) {
       // No decode system is up: wait for one (a system coming back frees room) until the
       // deadline, then give up on the request.
       if (sc_core::sc_time_stamp() >= deadline) {
@@ -314,11 +322,20 @@ void ServingSystem::wait_prefill_end(std::uint64_t r, double batch_end_s) {
   while (in_prefill_[r]) sc_core::wait(prefill_done_);
 }
 
+bool ServingSystem::wait_until_unless_done(double t_s) {
+  if (all_done()) return false;
+  const double dt = t_s - now_s();
+  if (dt > 0) sc_core::wait(sim_delay(dt, "a scheduled fault"), all_done_);
+  return !all_done();
+}
+
 void ServingSystem::outage(DecodeOutage o) {
-  wait_until(o.start_s);
+  // A failure scheduled after the last request ended is not part of the run: it is
+  // neither simulated nor counted in decode_failures.
+  if (!wait_until_unless_done(o.start_s)) return;
   fail_decode(o.system);
   if (o.end_s < 0) return;
-  wait_until(o.end_s);
+  if (!wait_until_unless_done(o.end_s)) return;
   DecodeState& d = dc_[o.system];
   d.up = true;  // back, empty
   d.work.notify(sc_core::SC_ZERO_TIME);
@@ -379,9 +396,11 @@ void ServingSystem::reject(std::uint64_t r, std::string reason) {
   rec.reason = std::move(reason);
   ++rejected_;
   end_s_ = std::max(end_s_, rec.rejected_s);
+  if (all_done() && !closing_) all_done_.notify(sc_core::SC_ZERO_TIME);
 }
 
 void ServingSystem::close_run() {
+  closing_ = true;
   for (std::uint64_t r = 0; r < records_.size(); ++r) {
     if (records_[r].completed() || records_[r].rejected()) continue;
     reject(r, waiting_decode_[r] ? "no decode system up when the run ended" : "unfinished when the run ended");
@@ -409,7 +428,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
   while (!d.ready.empty() && d.running.size() < config_.decode_max_batch) {
     const std::uint64_t r = d.ready.front();
     if (colocated) {
-      const std::uint64_t need = config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
+      const std::uint64_t need = config_.kv_bytes(final_context(requests_[r]));
       if (d.reserved_bytes + need > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
       d.reserved_bytes += need;
       records_[r].decode_system = static_cast<int>(j);
@@ -425,7 +444,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
   const double start = now_s();
   const double t = decode_[j]->step(contexts);
   const std::uint64_t epoch = d.epoch;
-  sc_core::wait(sc_core::sc_time(t, sc_core::SC_SEC), d.failed);
+  sc_core::wait(sim_delay(t, "a decode step"), d.failed);
   if (d.epoch != epoch) {
     d.busy->add_busy(now_s() - start);  // the system failed during the step: its tokens are lost
     return true;
@@ -444,7 +463,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
     records_[r].tokens_out += 1;
     output_tokens_ += 1;
     if (records_[r].tokens_out >= outputs(requests_[r])) {
-      d.reserved_bytes -= config_.kv_bytes(requests_[r].input_tokens + outputs(requests_[r]));
+      d.reserved_bytes -= config_.kv_bytes(final_context(requests_[r]));
       finish_request(r);
       room_freed_.notify(sc_core::SC_ZERO_TIME);
     } else {
@@ -460,6 +479,7 @@ void ServingSystem::finish_request(std::uint64_t r) {
   rec.last_token_s = now_s();
   ++completed_;
   end_s_ = std::max(end_s_, rec.last_token_s);
+  if (all_done()) all_done_.notify(sc_core::SC_ZERO_TIME);
   ttft_.sample(rec.first_token_s - rec.arrival_s);
   if (rec.kv_start_s >= 0 && rec.kv_end_s >= 0) kv_time_.sample(rec.kv_end_s - rec.kv_start_s);
   e2e_.sample(rec.last_token_s - rec.arrival_s);

@@ -120,6 +120,11 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   // Waits until the prefill batch of r has ended and been accounted (its first token).
   void wait_prefill_end(std::uint64_t r, double batch_end_s);
   void outage(DecodeOutage o);
+  // Every request completed or rejected: the run has ended.
+  bool all_done() const { return completed_ + rejected_ == requests_.size(); }
+  // Waits until simulated time t_s, unless the run ends first; false if it did (then
+  // nothing scheduled for later happens, and the simulation does not run on to it).
+  bool wait_until_unless_done(double t_s);
   void fail_decode(unsigned j);
   // Sends r, whose decode system failed, back to its prefill instance (docs/faults.md).
   void recover(std::uint64_t r);
@@ -145,6 +150,8 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<PrefillState> pf_;
   std::vector<DecodeState> dc_;
   sc_core::sc_event room_freed_;  // a decode system released KV capacity
+  sc_core::sc_event all_done_;    // the last request completed or was rejected
+  bool closing_ = false;          // in close_run(), after the simulation
   unsigned next_round_robin_ = 0;
   std::uint64_t completed_ = 0;
   std::uint64_t rejected_ = 0;

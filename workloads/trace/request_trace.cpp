@@ -1,12 +1,14 @@
 #include "workloads/trace/request_trace.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +30,13 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+// A number as written in a configuration (shortest text that reads back the same).
+std::string exact_text(double v) {
+  std::array<char, 32> buf{};
+  const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  return std::string(buf.data(), res.ptr);
 }
 
 // A JSON value as shown in an error (cut short: a line may be long).
@@ -163,15 +172,25 @@ std::uint32_t draw_length(Draw& d, const LengthSpec& s) {
 std::vector<Request> generate_synthetic(const SyntheticOptions& o) {
   Draw d(o.seed);
   // Gamma gaps with mean 1/rate and coefficient of variation cv: shape 1/cv^2,
-  // scale 1/(rate x shape).
+  // scale 1/(rate x shape). Above shape 1e10 (cv below 1e-5) Marsaglia-Tsang's
+  // acceptance test loses its precision to cancellation (d - d v with d ~ shape), and
+  // past shape ~1e308 (cv 1e-160) it computes inf - inf and never accepts: there a gap is
+  // drawn from the normal limit of Gamma(shape) / shape, 1 + cv Z (its skewness 2 cv,
+  // below 2e-5, is lost), which is exactly 1 / rate once cv Z is below half an ulp.
+  constexpr double kNormalLimitShape = 1e10;
   const double shape = 1.0 / (o.cv * o.cv);
   std::vector<Request> out;
   out.reserve(o.requests);
   double t = 0.0;
   for (std::uint64_t i = 0; i < o.requests; ++i) {
     if (i > 0) {
-      t += o.process == ArrivalProcess::poisson ? d.exponential() / o.rate_per_s
-                                                : d.gamma(shape) / (o.rate_per_s * shape);
+      if (o.process == ArrivalProcess::poisson) {
+        t += d.exponential() / o.rate_per_s;
+      } else if (shape <= kNormalLimitShape) {
+        t += d.gamma(shape) / (o.rate_per_s * shape);
+      } else {
+        t += std::max(0.0, 1.0 + o.cv * d.normal()) / o.rate_per_s;
+      }
     }
     Request r;
     r.id = i;
@@ -188,6 +207,19 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     auto out = generate_synthetic(o.synthetic);
     for (auto& r : out) r.arrival_s /= o.rate_scale;
     if (out.empty()) throw std::invalid_argument("synthetic trace with no requests");
+    // Arrivals never decrease: the last one is the span.
+    const double span = out.back().arrival_s;
+    if (!(span <= kMaxSimulatedSeconds)) {
+      const bool scaled = o.rate_scale != 1.0;
+      std::ostringstream m;
+      m << out.size() << " requests at " << o.synthetic.rate_per_s << " per second"
+        << (scaled ? " and rate_scale " + exact_text(o.rate_scale) : std::string()) << " arrive over " << span
+        << " s, longer than a run can simulate, " << max_simulated_time_text() << "; raise the rate ("
+        << o.rate_key << (scaled ? " or " + o.rate_scale_key : std::string())
+        << ") or generate fewer requests (workload.trace.requests)";
+      throw config::ConfigError(scaled ? o.rate_scale_source : o.rate_source, scaled ? o.rate_scale_key : o.rate_key,
+                                m.str());
+    }
     return out;
   }
   std::ifstream in(o.path);
@@ -216,6 +248,16 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     Request r;
     r.id = out.size();
     r.arrival_s = (t_s - first_s) / o.rate_scale;
+    // Beyond the longest simulated time SystemC would clamp the arrival silently.
+    if (!(r.arrival_s <= kMaxSimulatedSeconds)) {
+      std::ostringstream m;
+      m << "request " << r.id << " arrives " << r.arrival_s << " s after the first one"
+        << (o.rate_scale != 1.0 ? " (after " + o.rate_scale_key + " " + exact_text(o.rate_scale) + ")" : std::string())
+        << ", later than a run can simulate, " << max_simulated_time_text() << "; select fewer requests ("
+        << "workload.trace.start, workload.trace.limit)"
+        << (o.rate_scale < 1.0 ? " or raise " + o.rate_scale_key : std::string());
+      bad_line(o, line_no, m.str());
+    }
     r.input_tokens = static_cast<std::uint32_t>(in_tok);
     r.output_tokens = static_cast<std::uint32_t>(out_tok);
     r.hash_ids = std::move(hashes);
@@ -274,6 +316,7 @@ std::vector<Request> read_trace(const TraceOptions& o) {
       const nlohmann::json& ts = field("timestamp");
       if (!ts.is_number()) bad_line(o, line_no, "timestamp must be a number (ms), found " + shown_json(ts));
       const double ts_ms = ts.get<double>();
+      if (!std::isfinite(ts_ms)) bad_line(o, line_no, "timestamp must be a finite number (ms), found " + shown_json(ts));
       const std::uint64_t in_len = token_count(o, line_no, "input_length", field("input_length"));
       const std::uint64_t out_len = token_count(o, line_no, "output_length", field("output_length"));
       std::vector<std::uint64_t> hashes;
@@ -355,6 +398,8 @@ TraceOptions read_trace_options(config::Section& s) {
         "process", {.doc = "poisson (exponential gaps) or gamma (gaps with a chosen CV)", .def = "poisson"},
         {{"poisson", ArrivalProcess::poisson}, {"gamma", ArrivalProcess::gamma}});
     y.rate_per_s = a.number("rate", {.doc = "mean arrivals per second", .min = 0, .min_exclusive = true});
+    o.rate_source = a.source_of("rate");
+    o.rate_key = a.key_path("rate");
     if (y.process == ArrivalProcess::gamma) {
       y.cv = a.number("cv", {.doc = "coefficient of variation of the gaps (1 = Poisson)",
                              .min = 0,
@@ -379,6 +424,8 @@ TraceOptions read_trace_options(config::Section& s) {
                                          .def = "1.0",
                                          .min = 0,
                                          .min_exclusive = true});
+  o.rate_scale_source = s.source_of("rate_scale");
+  o.rate_scale_key = s.key_path("rate_scale");
   return o;
 }
 

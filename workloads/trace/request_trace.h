@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "systemc_models/config/config.h"
@@ -60,9 +61,16 @@ struct TraceOptions {
   std::uint64_t start = 0;     // skip this many requests
   std::uint64_t limit = 0;     // 0 = all
   double rate_scale = 1.0;     // arrival rate multiplier (2 = twice as fast)
+  // Where rate_scale and the synthetic arrival rate were written, and their key paths,
+  // for errors about the span of the arrivals (read_trace_options fills them).
+  config::Source rate_scale_source, rate_source;
+  std::string rate_scale_key = "workload.trace.rate_scale", rate_key = "workload.trace.arrival.rate";
 };
 
-// Throws config::ConfigError naming the file and line of a malformed line.
+// Throws config::ConfigError naming the file and line of a malformed line, and for
+// arrivals (after rate_scale) beyond the longest simulated time (kMaxSimulatedSeconds):
+// the file and line of the first such request, or for a synthetic trace the arrival
+// rate (or rate_scale, if it is not 1).
 std::vector<Request> read_trace(const TraceOptions& opt);
 
 // Reads `trace:` (format, then path, start, limit for files or the synthetic keys;

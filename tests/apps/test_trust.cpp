@@ -1,0 +1,203 @@
+// Hostile input that used to give silent wrong numbers or hang (issue 17): each case is
+// the reproduction, run through the wse-emu program, with the exit status and the
+// message it must now give. docs/trust.md lists them.
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "util/cli_harness.h"
+#include "util/scratch_dir.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kSrc = WSE_SOURCE_DIR;
+
+class Trust : public ScratchDirTest {
+ protected:
+  // `wse-emu run ARGS --out DIR`: bad input is exit 2, one message, no output folder.
+  Result run_bad(const std::string& args) {
+    const fs::path out = dir_ / "out";
+    Result r = wse_emu("run " + args + " --out '" + out.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "bad input must not create the output directory";
+    EXPECT_THAT(r.err, HasSubstr("wse-emu: error: "));
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one message: " << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("9223372.04"))) << r.out;
+    return r;
+  }
+  // A run that must fail (exit 1) and leave nothing behind.
+  Result run_failed(const std::string& args) {
+    const fs::path out = dir_ / "out";
+    Result r = wse_emu("run " + args + " --out '" + out.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "a failed run removes its folder";
+    EXPECT_THAT(r.err, HasSubstr("wse-emu: run failed: "));
+    return r;
+  }
+  // A synthetic kv_transfer experiment (a 70B model over one link) with `trace` under
+  // workload.trace and `extra` appended.
+  fs::path synthetic(const std::string& trace, const std::string& extra = "") {
+    return write("s.yaml", "experiment: {name: s, mode: kv_transfer}\n"
+                           "include: " + kSrc + "/configs/models/llama-3.1-70b.yaml\n"
+                           "workload:\n  trace:\n    format: synthetic\n" + trace +
+                               "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n" + extra);
+  }
+};
+
+const std::string kKvLink = "configs/experiments/kv_link.yaml --set workload.trace.limit=3";
+
+// --- Item 1: times past 2^63 ps used to saturate at 9,223,372.04 s with exit 0. ---
+
+// `--set 'kv_transfer.link.bandwidth=1 b/s'`: a 122 MB transfer reported 9223372.04 s.
+TEST_F(Trust, LinkTooSlowForATransferIsRefusedAtLoad) {
+  Result r = run_bad(kKvLink + " --set 'kv_transfer.link.bandwidth=1 b/s'");
+  EXPECT_THAT(r.err, HasSubstr("--set 'kv_transfer.link.bandwidth=1 b/s': key 'kv_transfer.link.bandwidth'"));
+  EXPECT_THAT(r.err, HasSubstr("longer than a run can simulate, 9223372.036854775 s (2^63 ps"));
+  EXPECT_THAT(r.err, HasSubstr("raise the bandwidth"));
+}
+
+// Each transfer fits, but three queued one after another end beyond 2^63 ps: found only
+// while running, so the run fails (exit 1) naming what overflowed.
+TEST_F(Trust, QueueOfTransfersPastTheLimitFailsTheRun) {
+  Result r = run_failed(kKvLink + " --set 'kv_transfer.link.bandwidth=300 b/s'");
+  EXPECT_THAT(r.err, HasSubstr("simulated time overflow"));
+  EXPECT_THAT(r.err, HasSubstr("beyond the longest time a run can simulate"));
+  EXPECT_THAT(r.out + r.err, Not(HasSubstr("9223372.04")));
+}
+
+TEST_F(Trust, RateScaleStretchingTheTracePastTheLimitIsRefused) {
+  Result r = run_bad(kKvLink + " --set workload.trace.rate_scale=1e-9");
+  EXPECT_THAT(r.err, HasSubstr("azure2023_conv.csv:3:1: "));  // the first request too late
+  EXPECT_THAT(r.err, HasSubstr("(after workload.trace.rate_scale 1e-09)"));
+  EXPECT_THAT(r.err, HasSubstr("later than a run can simulate"));
+}
+
+TEST_F(Trust, AzureTraceSpanningAYearIsRefused) {
+  write("year.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:15:46.6805900,374,44\n"
+        "2024-01-01 00:00:00.0000000,100,10\n"  // 45 days: fits
+        "2024-11-16 18:15:46.6805900,100,10\n");  // a year: does not
+  Result r = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "year.csv").string());
+  EXPECT_THAT(r.err, HasSubstr("year.csv:4:1: malformed trace line: request 2 arrives 3.16224e+07 s after the first"));
+}
+
+TEST_F(Trust, MooncakeTimestampOf1e300IsRefused) {
+  write("m.jsonl",
+        "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10, \"hash_ids\": [1]}\n"
+        "{\"timestamp\": 1e300, \"input_length\": 100, \"output_length\": 10, \"hash_ids\": [2]}\n");
+  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err, HasSubstr("m.jsonl:2:1: malformed trace line: request 1 arrives 1e+297 s after the first"));
+}
+
+TEST_F(Trust, SyntheticRateTooLowIsRefused) {
+  const fs::path f = synthetic(
+      "    requests: 3\n"
+      "    arrival: {rate: 1e-9}\n"
+      "    input_tokens: {distribution: fixed, value: 100}\n"
+      "    output_tokens: {distribution: fixed, value: 10}\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("s.yaml:7:21: key 'workload.trace.arrival.rate': 3 requests at 1e-09 per second"));
+  EXPECT_THAT(r.err, HasSubstr("longer than a run can simulate"));
+  EXPECT_THAT(r.err, HasSubstr("raise the rate"));
+}
+
+TEST_F(Trust, LinkLatencyOf1e9SecondsIsRefused) {
+  Result r = run_bad(kKvLink + " --set 'kv_transfer.link.latency=1e9 s'");
+  EXPECT_THAT(r.err, HasSubstr("key 'kv_transfer.link.latency': time is longer than a run can simulate, "
+                               "9223372.036854775 s (2^63 ps, about 106.75 days): found '1e9 s'"));
+}
+
+TEST_F(Trust, FaultWindowPastTheLimitIsRefused) {
+  const fs::path f = write("f.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
+                                     "faults:\n"
+                                     "  - kind: efa_path_down\n"
+                                     "    start: 0 s\n"
+                                     "    end: 1e9 s\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("f.yaml:5:10: key 'faults[0].end': time is longer than a run can simulate"));
+  const fs::path g = write("g.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
+                                     "faults:\n"
+                                     "  - kind: efa_path_down\n"
+                                     "    start: 9000000 s\n"
+                                     "    duration: 9000000 s\n");
+  Result s = run_bad("'" + g.string() + "'");
+  EXPECT_THAT(s.err, HasSubstr("key 'faults[0].duration': the fault would end at 1.8e+07 s (start + duration)"));
+}
+
+TEST_F(Trust, RejectAfterOf1e9SecondsIsRefused) {
+  Result r = run_bad("configs/experiments/default.yaml --set 'serving.reject_after=1e9 s'");
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.reject_after': time is longer than a run can simulate"));
+}
+
+// --- Item 2: the KV fit check added prompt and output tokens in 32 bits. ---
+
+// An output of 4,294,967,295 tokens wrapped to 99 tokens of context: the check passed
+// and the run went on for about 4.29e9 decode steps.
+TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
+  write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 4294967295}\n");
+  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': request 0 (4294967395 tokens of context) needs more KV "
+                               "cache"));
+  EXPECT_THAT(r.err, HasSubstr("raise decode.wafers or drop the request"));
+}
+
+// A prompt of 4,294,967,295 tokens failed at run time with SystemC text.
+TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
+  write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 4294967295, \"output_length\": 10}\n");
+  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err, HasSubstr("request 0 (4294967305 tokens of context) needs more KV cache"));
+}
+
+// --- Item 10: invalid UTF-8 in a string value. ---
+
+// The whole simulation ran, then exit 1 with nlohmann's raw type_error.316 when the
+// name reached summary.json. Now refused at load, naming the key.
+TEST_F(Trust, InvalidUtf8InAStringValueIsRefusedAtLoad) {
+  const fs::path f = write("u.yaml", "include: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                     "experiment: {name: \"caf\xe9\"}\n"
+                                     "workload: {trace: {limit: 3}}\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("u.yaml:2:20: key 'experiment.name': is not valid UTF-8 (byte 0xE9 at offset 3 of "
+                               "the value)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("type_error")));
+}
+
+// Item 15: a trace file name with a non-UTF-8 byte was written into
+// config.resolved.yaml as U+FFFD, so the resolved file did not rerun.
+TEST_F(Trust, TraceFileNameThatIsNotUtf8IsRefused) {
+  const std::string name = "tr\xe9.csv";
+  fs::copy_file(kSrc + "/workloads/data/traces/azure2023_conv.csv", dir_ / name);
+  const fs::path f = write("n.yaml", "include: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                     "workload: {trace: {limit: 3, path: \"" + name + "\"}}\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': is not valid UTF-8 (byte 0xE9 at offset 2"));
+}
+
+// --- Item 14: an error caused by a --set is located at the --set. ---
+
+// It was reported at `default.yaml:28:11: key 'decode.wafers'`, a key nobody changed.
+TEST_F(Trust, SramTooSmallForTheReservationPointsAtTheSet) {
+  Result r = run_bad("configs/experiments/default.yaml --set 'wafer.pe.sram=0.5 KiB'");
+  EXPECT_THAT(r.err, HasSubstr("wse-emu: error: --set 'wafer.pe.sram=0.5 KiB': key 'wafer.pe.sram': "
+                               "decode.reserved_sram (2.00 KiB) must be smaller than a PE's SRAM, wafer.pe.sram "
+                               "(512.00 B); raise wafer.pe.sram or lower decode.reserved_sram"));
+  EXPECT_THAT(r.err, Not(HasSubstr("decode.wafers")));
+  // Given in a file, the same mistake is at decode.reserved_sram, where it was written.
+  const fs::path f = write("r.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
+                                     "decode: {reserved_sram: 48 KiB}\n");
+  Result s = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(s.err, HasSubstr("r.yaml:2:25: key 'decode.reserved_sram': decode.reserved_sram (48.00 KiB) must be "
+                               "smaller than a PE's SRAM, wafer.pe.sram (48.00 KiB)"));
+}
+
+}  // namespace
+}  // namespace wse::testing
