@@ -40,6 +40,65 @@ struct PeState {
   MessageId out = UINT32_MAX;                // the partial sums this PE sends on
 };
 
+}  // namespace
+
+const char* reduction_name(Reduction r) {
+  switch (r) {
+    case Reduction::kChain:
+      return "chain";
+    case Reduction::kTree:
+      return "tree";
+    case Reduction::kKTree:
+      return "ktree";
+  }
+  return "?";
+}
+
+bool parse_reduction(std::string_view name, Reduction& r) {
+  for (Reduction x : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+    if (name == reduction_name(x)) {
+      r = x;
+      return true;
+    }
+  }
+  return false;
+}
+
+void require_mapped(Reduction red, std::initializer_list<Reduction> mapped, const char* kernel) {
+  std::string names;
+  for (Reduction m : mapped) {
+    if (m == red) return;
+    names += std::string(names.empty() ? "" : ", ") + reduction_name(m);
+  }
+  throw std::invalid_argument(std::string(kernel) + ": the " + reduction_name(red) +
+                              " reduction is not mapped for this kernel (mapped: " + names + ")");
+}
+
+std::uint64_t ktree_latency(std::uint32_t n, std::uint32_t g, std::uint32_t hop, std::uint32_t ramp,
+                            std::uint64_t add) {
+  if (n <= 1) return 0;
+  const std::uint64_t gg = std::min(std::max(g, 1u), n);
+  const std::uint64_t groups = ceil_div(n, gg);
+  return (gg - 1) * (2ull * ramp + hop + 1 + add) + (groups - 1) * (2ull * ramp + gg * hop + 1 + add);
+}
+
+std::uint32_t ktree_auto_group(std::uint32_t n, std::uint32_t hop, std::uint32_t ramp, std::uint64_t add,
+                               std::uint32_t multiple_of) {
+  const std::uint32_t step = std::max(multiple_of, 1u);
+  std::uint32_t best = step;
+  std::uint64_t best_t = UINT64_MAX;
+  for (std::uint32_t g = step; g < n + step; g += step) {
+    const std::uint64_t t = ktree_latency(n, g, hop, ramp, add);
+    if (t < best_t) {
+      best_t = t;
+      best = g;
+    }
+  }
+  return best;
+}
+
+namespace {
+
 GemvResult run_gemv_on(Fabric& fabric, const PeConfig& pe, const GemvConfig& g, detail::VectorTimes& times) {
   const auto t0 = std::chrono::steady_clock::now();
   validate(pe);
@@ -108,6 +167,21 @@ GemvResult run_gemv_on(Fabric& fabric, const PeConfig& pe, const GemvConfig& g, 
     }
     for (std::uint32_t i = 0; i < P; ++i) {
       for (std::uint32_t j = 0; j + 1 < Q; ++j) route_row(i, j, j + 1, g.psum_colors[j % 2]);
+    }
+  } else if (g.reduction == Reduction::kKTree) {
+    // Groups of ktree_group PEs: chains east to each group's east PE (psum_colors by
+    // column parity), then a chain east over the group roots (ktree_colors by group
+    // parity), whose wavelets the PEs in between pass on.
+    root = Q - 1;
+    const std::uint32_t gs = detail::ktree_group_size(g, fc, pe, Q, 1);
+    detail::check_ktree_colors(g, fc);
+    for (std::uint32_t j = 0; j + 1 < Q; ++j) {
+      const bool group_root = (j + 1) % gs == 0;
+      const std::uint32_t to = group_root ? std::min(j + gs, Q - 1) : j + 1;
+      const Color c = group_root ? g.ktree_colors[(j / gs) % 2] : g.psum_colors[j % 2];
+      out_color[j] = c;
+      ++n_in[to];
+      for (std::uint32_t i = 0; i < P; ++i) route_row(i, j, to, c);
     }
   } else {
     // Binary tree to the west: in round s, PE j with j mod 2^(s+1) = 2^s sends to

@@ -20,7 +20,6 @@ PeConfig wse3_kernel_pe() {
 
 constexpr double kClockHz = 1.1e9;  // cs3.yaml (assumption: WSE-2's clock)
 
-const char* reduction_name(Reduction r) { return r == Reduction::kChain ? "chain" : "tree"; }
 
 }  // namespace
 
