@@ -102,6 +102,7 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
                          std::uint32_t heads) {
   const auto t0 = std::chrono::steady_clock::now();
   validate(pe);
+  require_mapped(a.reduction, {Reduction::kChain, Reduction::kTree}, "attention (combine)");
   const FabricConfig& fc = fabric.config();
   if (a.origin.x + L.Q > fc.width || a.origin.y + heads * L.R > fc.height) {
     throw std::invalid_argument("attention: a " + std::to_string(L.Q) + " x " + std::to_string(heads * L.R) +
@@ -114,7 +115,7 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
   const auto col_color = static_cast<Color>(kRowColor + n_row_colors);
   if (col_color + n_col_colors > fc.colors) {
     throw std::invalid_argument("attention: append, query and a " +
-                                std::string(a.reduction == Reduction::kChain ? "chain" : "tree") +
+                                std::string(reduction_name(a.reduction)) +
                                 " combine over " + std::to_string(L.Q) + " x " + std::to_string(L.R) +
                                 " PEs need " + std::to_string(col_color + n_col_colors) + " colors, beyond the " +
                                 std::to_string(fc.colors) + " colors");

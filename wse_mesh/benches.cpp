@@ -163,7 +163,7 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
   const FabricConfig fabric;  // per-PE fabric defaults (1-cycle hops and ramps)
   // One row: the GEMV (m = 1) or GEMM of m vectors, per-PE (k = 1) or tiled with nodes of k x k PEs.
   auto run_row = [&](const Wafer& w, const GemvConfig& gc, std::uint32_t k) {
-    const char* red_name = gc.reduction == Reduction::kChain ? "chain" : "tree";
+    const char* red_name = reduction_name(gc.reduction);
     const std::string shape = std::to_string(gc.rows) + "x" + std::to_string(gc.cols);
     const std::string gs = std::to_string(gc.grid_rows) + "x" + std::to_string(gc.grid_cols);
     const std::string m = std::to_string(gc.vectors);
@@ -310,7 +310,8 @@ std::vector<std::string> bench_collectives(const sim::BenchArgs& args) {
     for (std::uint64_t n : lengths) {
       if (side > 256 && n > 8) continue;  // 2-D tree on 720 x 720 with 64 wavelets: minutes of CPU
       for (Reduction red : {Reduction::kChain, Reduction::kTree}) {
-        const char* name = red == Reduction::kChain ? "reduce_chain" : "reduce_tree";
+        const std::string name_s = std::string("reduce_") + reduction_name(red);
+        const char* name = name_s.c_str();
         ReduceConfig line;
         line.elements = n;
         line.reduction = red;

@@ -33,6 +33,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
 
 #include "wse_mesh/fabric.h"
@@ -44,12 +45,18 @@ namespace wse::wafer {
 //  - kChain: pipelined chain to the east (Q - 1 stages of one hop each).
 //  - kTree: binary tree to the west in ceil(log2 Q) rounds; round s joins PEs 2^s apart
 //    on its own color (colors tree_color .. tree_color + rounds - 1).
-//  - kKTree: K-tree (WaferLLM's MeshGEMV): groups of ktree_group PEs reduce to their
-//    roots, then the roots to the row's root.
+//  - kKTree: the reduce half of WaferLLM's K-tree all-reduce (MeshGEMV): the row is cut
+//    into groups of g = ktree_group consecutive PEs; phase 1 reduces each group to its
+//    east PE (the group root) by a pipelined chain (colors psum_colors, by column
+//    parity); phase 2 reduces the group roots to the row's east PE by a pipelined chain
+//    over the roots, g hops a stage, the PEs in between passing the wavelets on (colors
+//    ktree_colors, by group parity). Root: the east PE, as the chain.
 enum class Reduction : std::uint8_t { kChain, kTree, kKTree };
+
 // "chain", "tree", "ktree".
 const char* reduction_name(Reduction r);
-bool parse_reduction(std::string_view name, Reduction& out);
+// Parses one of reduction_name's names; false (and `r` unchanged) for anything else.
+bool parse_reduction(std::string_view name, Reduction& r);
 
 // Rounds of a tree reduction of n PEs: ceil(log2 n).
 inline std::uint32_t tree_rounds(std::uint32_t n) {
@@ -57,11 +64,29 @@ inline std::uint32_t tree_rounds(std::uint32_t n) {
   while ((1u << r) < n) ++r;
   return r;
 }
-// Colors one line reduction of n PEs takes (chain: two alternating; tree: one per round).
+// Colors one line reduction of n PEs takes (chain: two alternating; tree: one per round;
+// K-tree: two for the group chains and two for the chain over the group roots).
 inline std::uint32_t reduction_colors(Reduction red, std::uint32_t n) {
   if (n <= 1) return 0;
-  return red == Reduction::kChain ? (n > 2 ? 2u : 1u) : tree_rounds(n);
+  if (red == Reduction::kChain) return n > 2 ? 2u : 1u;
+  if (red == Reduction::kKTree) return n > 2 ? 4u : 2u;
+  return tree_rounds(n);
 }
+// Throws std::invalid_argument naming `kernel` when `red` is a reduction it does not map.
+void require_mapped(Reduction red, std::initializer_list<Reduction> mapped, const char* kernel);
+
+// Uncontended latency of one wavelet of sums through a K-tree over n PEs with groups of
+// g (PEs per group): (g' - 1) chain stages of 2R + H + 1 + a inside the largest group
+// (g' = min(g, n)), then (ceil(n / g) - 1) stages of 2R + g H + 1 + a over the group
+// roots (a = add cycles of one wavelet). With R = H = a = 1: 4g + 4n/g + n - 9 (for g
+// dividing n), least at g = sqrt(n).
+std::uint64_t ktree_latency(std::uint32_t n, std::uint32_t g, std::uint32_t hop, std::uint32_t ramp,
+                            std::uint64_t add);
+// The group size K-tree uses over n PEs when GemvConfig::ktree_group is 0: the g in
+// 1..n, a multiple of `multiple_of` (tiled fidelity: whole nodes, k), that minimises
+// ktree_latency (the smallest such g on ties); about sqrt(n) on the default fabric.
+std::uint32_t ktree_auto_group(std::uint32_t n, std::uint32_t hop, std::uint32_t ramp, std::uint64_t add,
+                               std::uint32_t multiple_of = 1);
 
 struct GemvConfig {
   std::uint64_t rows = 4096;    // M: output elements
@@ -74,7 +99,11 @@ struct GemvConfig {
   Reduction reduction = Reduction::kChain;
   std::array<Color, 2> psum_colors{1, 2};  // chain
   Color tree_color = 1;                    // tree: first of ceil(log2 Q) colors
-  std::uint32_t ktree_group = 0;           // K-tree: PEs per group (0 = auto)
+  // K-tree: PEs per group along the row (0 = auto: ktree_auto_group, about sqrt(Q)).
+  // Phase 1 (the chains inside the groups) takes psum_colors, phase 2 (the chain over
+  // the group roots) ktree_colors: four colors in all, besides x_color.
+  std::uint32_t ktree_group = 0;
+  std::array<Color, 2> ktree_colors{3, 4};
   // Input vectors streamed through the grid one after another against the same
   // stationary weights: 1 = GEMV; m > 1 = the GEMM Y = W X of m columns (a decode batch
   // of m tokens, or m prompt tokens of a prefill). Vector v's x segment follows vector

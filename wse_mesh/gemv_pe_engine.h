@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -143,6 +144,36 @@ class GemvPeEngine {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> busy_;  // adds [start, end) not yet passed
   std::size_t busy_head_ = 0;
 };
+
+// The K-tree's group size for a row of Q PEs: GemvConfig::ktree_group, or when 0 the
+// group size minimising the uncontended estimate (ktree_auto_group) among multiples of
+// `multiple_of` (tiled fidelity: whole nodes).
+inline std::uint32_t ktree_group_size(const GemvConfig& g, const FabricConfig& fc, const PeConfig& pe,
+                                      std::uint32_t Q, std::uint32_t multiple_of) {
+  if (g.ktree_group != 0) return g.ktree_group;
+  const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);
+  return ktree_auto_group(Q, fc.hop_latency_cycles, fc.ramp_latency_cycles, add_cycles(pe, g.accumulate, per),
+                          multiple_of);
+}
+
+// The K-tree's four colors (psum_colors for the group chains, ktree_colors for the chain
+// over the roots) must be distinct, apart from x_color and within the fabric's colors.
+inline void check_ktree_colors(const GemvConfig& g, const FabricConfig& fc) {
+  const std::array<Color, 5> c{g.x_color, g.psum_colors[0], g.psum_colors[1], g.ktree_colors[0],
+                               g.ktree_colors[1]};
+  for (std::size_t a = 0; a < c.size(); ++a) {
+    if (c[a] >= fc.colors) {
+      throw std::invalid_argument("gemv: K-tree color " + std::to_string(c[a]) + " beyond the " +
+                                  std::to_string(fc.colors) + " colors");
+    }
+    for (std::size_t b = a + 1; b < c.size(); ++b) {
+      if (c[a] == c[b]) {
+        throw std::invalid_argument("gemv: the K-tree needs x_color, psum_colors and ktree_colors distinct (color " +
+                                    std::to_string(c[a]) + " twice)");
+      }
+    }
+  }
+}
 
 // Places the GEMV's tensors in the SRAM of the PE at `at`, the north-west PE of the grid
 // (the largest tile, and a top-row PE, which keeps x): the W tile, the m x segments it

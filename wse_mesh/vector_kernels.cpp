@@ -47,6 +47,7 @@ VectorKernelResult run_vector_kernel(Fabric& fabric, const PeConfig& pe, const V
   const FabricConfig& fc = fabric.config();
   const std::uint32_t p = v.pes;
   const std::string what = std::string("vector kernel ") + op_name(v.op);
+  require_mapped(v.reduction, {Reduction::kChain, Reduction::kTree}, what.c_str());
   if (p == 0) throw std::invalid_argument(what + ": pes must be at least 1");
   if (v.vectors == 0) throw std::invalid_argument(what + ": vectors must be at least 1");
   if (v.elements < p) {

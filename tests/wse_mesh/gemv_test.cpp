@@ -267,6 +267,80 @@ TEST_F(GemvTest, TreeReductionExactCycles) {
   EXPECT_EQ(run_gemv(fc, wse2_pe(), g).total_cycles, 20u);
 }
 
+TEST_F(GemvTest, KTreeReductionExactCycles) {
+  // Same 4 x 4 GEMV with a K-tree of groups of 2: row i's PEs finish their FMACs at T
+  // (8, 12, 13, 14 as above).
+  // Phase 1 (chains inside the groups {0, 1}, {2, 3}): PEs 0 and 2 send at T, T+1; PEs 1
+  //   and 3 get them at T+3, T+4 and add them at T+4..T+5 and T+5..T+6.
+  // Phase 2 (group root 1 -> row root 3, 2 hops): PE 1 sends at T+5, T+6; PE 3 gets them
+  //   at T+5+1+2+1 = T+9, T+10 and adds them at T+10..T+11 and T+11..T+12.
+  // Row 3 ends at 14 + 12 = 26: the tree's figure (its mirror image here).
+  FabricConfig fc;
+  GemvConfig g;
+  g.rows = 16;
+  g.cols = 16;
+  g.grid_rows = 4;
+  g.grid_cols = 4;
+  g.accumulate = Accumulate::kFp16;
+  g.reduction = Reduction::kKTree;
+  g.ktree_group = 2;
+  GemvResult r = run_gemv(fc, wse2_pe(), g);
+  EXPECT_EQ(r.compute_done_cycles, 14u);
+  EXPECT_EQ(r.total_cycles, 26u);
+  EXPECT_EQ(r.wavelet_hops, 4u * 2 * 3 + 4u * (2 * 1 + 1 * 2) * 2);
+  // Groups of 4 (one group: the chain) and of 1 (every PE a root: a chain over the
+  // roots, one hop a stage): the chain's 30 cycles, on other colors for g = 1.
+  g.ktree_group = 4;
+  EXPECT_EQ(run_gemv(fc, wse2_pe(), g).total_cycles, 30u);
+  g.ktree_group = 1;
+  EXPECT_EQ(run_gemv(fc, wse2_pe(), g).total_cycles, 30u);
+
+  // One row of 9 PEs, W 1 x 9 fp32: Kt = Mt = 1, one FMAC of 1 cycle (x in SRAM): T = 1;
+  // one wavelet of sums; add 1 cycle. Groups of 3 {0,1,2} {3,4,5} {6,7,8}, roots 2, 5, 8.
+  // Phase 1: PE 0 sends at 1, PE 1 gets it at 4, adds in 5, sends at 6; PE 2 gets it at
+  //   9, adds in 10: final at 11 (roots 2 and 5; PE 8 has added PE 7's at 11 too).
+  // Phase 2 (3 hops a stage): PE 2 sends at 11, PE 5 gets it at 11 + 1 + 3 + 1 = 16, adds
+  //   in 17, sends at 18; PE 8 gets it at 23, adds in 24: total 25 = T + ktree_latency
+  //   (9, 3) = 1 + 2 x 5 + 2 x (2 + 3 + 1 + 1). The chain: 1 + 8 x 5 = 41.
+  // Auto group (ktree_group 0): ktree_latency over g = 1, 2, 3, 4, 5, 9 is 40, 29, 24,
+  //   31, 29, 40: g = 3.
+  g.rows = 1;
+  g.cols = 9;
+  g.grid_rows = 1;
+  g.grid_cols = 9;
+  g.accumulate = Accumulate::kFp32;
+  g.ktree_group = 3;
+  r = run_gemv(fc, wse2_pe(), g);
+  EXPECT_EQ(r.total_cycles, 25u);
+  EXPECT_EQ(r.wavelet_hops, 6u * 1 + 2u * 3);
+  EXPECT_EQ(ktree_latency(9, 3, 1, 1, 1), 24u);
+  EXPECT_EQ(ktree_auto_group(9, 1, 1, 1), 3u);
+  g.ktree_group = 0;
+  EXPECT_EQ(run_gemv(fc, wse2_pe(), g).total_cycles, 25u);
+  g.reduction = Reduction::kChain;
+  EXPECT_EQ(run_gemv(fc, wse2_pe(), g).total_cycles, 41u);
+  // Colors: the K-tree's four must be distinct and apart from x_color.
+  g.reduction = Reduction::kKTree;
+  g.ktree_colors = {2, 4};  // psum_colors are 1, 2
+  EXPECT_THROW(run_gemv(fc, wse2_pe(), g), std::invalid_argument);
+}
+
+TEST_F(GemvTest, ReductionNames) {
+  for (Reduction r : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+    Reduction parsed = Reduction::kChain;
+    EXPECT_TRUE(parse_reduction(reduction_name(r), parsed));
+    EXPECT_EQ(parsed, r);
+  }
+  EXPECT_STREQ(reduction_name(Reduction::kKTree), "ktree");
+  Reduction r = Reduction::kTree;
+  EXPECT_FALSE(parse_reduction("k-tree", r));
+  EXPECT_EQ(r, Reduction::kTree);
+  // About sqrt(n) on the default fabric: 4g + 4n/g + n - 9 is least at g = sqrt(n).
+  EXPECT_EQ(ktree_auto_group(16, 1, 1, 1), 4u);
+  EXPECT_EQ(ktree_auto_group(64, 1, 1, 1), 8u);
+  EXPECT_EQ(ktree_auto_group(64, 1, 1, 1, 16), 16u);  // multiples of 16 only
+}
+
 TEST_F(GemvTest, TreeVersusChainOnLongRows) {
   // 64 columns, 4 grid rows. Short vectors (16 rows: 4 fp32 sums per PE): the chain pays
   // 63 stages of ~5 cycles, the tree 6 rounds of 2^s hops: the tree wins by far.
