@@ -4,7 +4,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <queue>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -421,10 +421,7 @@ struct GraphNode {
 // A wavelet of sums crossing an edge inside a node: delivered at `cycle` to PE column
 // `to`, PE row `r` of node (J, I), from PE column `from`.
 struct InsideDelivery {
-  std::uint64_t cycle;
-  std::uint64_t seq;
   std::uint32_t J, I, r, to, from;
-  bool operator>(const InsideDelivery& o) const { return cycle != o.cycle ? cycle > o.cycle : seq > o.seq; }
 };
 
 GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
@@ -468,6 +465,14 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
     }
   }
 
+  // Children of each PE column, and each child's place among its parent's streams.
+  std::vector<std::vector<std::uint32_t>> children(Q);
+  std::vector<std::uint32_t> slot(Q, 0);
+  for (std::uint32_t j = 0; j < Q; ++j) {
+    if (edge[j].to == UINT32_MAX) continue;
+    slot[j] = static_cast<std::uint32_t>(children[edge[j].to].size());
+    children[edge[j].to].push_back(j);
+  }
   std::vector<GraphNode> st(static_cast<std::size_t>(Pn) * Qn);
   auto node = [&](std::uint32_t J, std::uint32_t I) -> GraphNode& {
     return st[static_cast<std::size_t>(I) * Qn + J];
@@ -492,9 +497,7 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
           // Each PE of the node runs the FMACs of its own tile (as run_gemv).
           s.engines.emplace_back(tile_k(J * k + c), fmac_cycles(pe, g.accumulate, tile_m(I * k + r)));
           GraphPe p;
-          for (std::uint32_t j = 0; j < Q; ++j) {
-            if (edge[j].to == J * k + c) p.streams.push_back(Incoming{j, 0, {}, 0});
-          }
+          for (std::uint32_t j : children[J * k + c]) p.streams.push_back(Incoming{j, 0, {}, 0});
           s.pes.push_back(std::move(p));
         }
       }
@@ -502,8 +505,8 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
     }
   }
   const std::uint64_t start_cycle = fabric.now();
-  std::priority_queue<InsideDelivery, std::vector<InsideDelivery>, std::greater<>> inside;
-  std::uint64_t seq = 0;
+  // Crossings inside nodes by delivery cycle, in the order they were booked.
+  std::map<std::uint64_t, std::vector<InsideDelivery>> inside;
 
   // Wavelet w of the sums of vector v at PE (r, c) of node (J, I) is final at `cycle`.
   auto final_sum = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c, std::uint32_t v,
@@ -527,7 +530,7 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
     GraphPe& p = s.pes[static_cast<std::size_t>(r) * kc(J) + c];
     const std::uint64_t leave = std::max(cycle, p.ramp_free);
     p.ramp_free = leave + 1;
-    inside.push({leave + e.inside_delay, seq++, J, I, r, e.to, j});
+    inside[leave + e.inside_delay].push_back({J, I, r, e.to, j});
   };
   // Moves PE (r, c) of node (J, I) on as far as what has arrived allows (run_gemv's pump).
   auto pump = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c) {
@@ -581,9 +584,8 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
     GraphNode& s = node(J, I);
     const std::uint32_t c = to - J * k;
     GraphPe& p = s.pes[static_cast<std::size_t>(r) * kc(J) + c];
-    auto x = std::find_if(p.streams.begin(), p.streams.end(), [&](const Incoming& in) { return in.from == from; });
-    if (x == p.streams.end()) throw std::logic_error("gemv tiled: sums from a PE that is not a child");
-    x->waiting.emplace_back(cycle, p.arrivals++);
+    Incoming& x = p.streams[slot[from]];
+    x.waiting.emplace_back(cycle, p.arrivals++);
     pump(J, I, r, c);
   };
 
@@ -622,15 +624,14 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
   // are taken before the fabric's deliveries of cycle d.
   for (;;) {
     const std::uint64_t next_fabric = fabric.idle() ? UINT64_MAX : fabric.next_activity_cycle();
-    const std::uint64_t next_inside = inside.empty() ? UINT64_MAX : inside.top().cycle;
+    const std::uint64_t next_inside = inside.empty() ? UINT64_MAX : inside.begin()->first;
     if (next_fabric == UINT64_MAX && next_inside == UINT64_MAX) break;
     if (next_inside <= next_fabric) {
       fabric.run_until_idle(next_inside);
-      while (!inside.empty() && inside.top().cycle == next_inside) {
-        const InsideDelivery d = inside.top();
-        inside.pop();
-        receive(d.J, d.I, d.r, d.to, d.from, d.cycle);
-      }
+      // Crossings booked now land at least 2R + 1 cycles later: this cycle's list is final.
+      std::vector<InsideDelivery> due = std::move(inside.begin()->second);
+      inside.erase(inside.begin());
+      for (const InsideDelivery& d : due) receive(d.J, d.I, d.r, d.to, d.from, next_inside);
     } else {
       fabric.run_until_idle(next_fabric + 1);
     }

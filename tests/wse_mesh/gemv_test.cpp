@@ -2,6 +2,7 @@
 #include "wse_mesh/gemv.h"
 #include "wse_mesh/gemv_tiled.h"
 
+#include <array>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -413,6 +414,36 @@ TEST_F(GemvTest, Fp16AccumulationHalvesComputeAndSumsOnABiggerGrid) {
     EXPECT_EQ(f.compute_cycles, 512u);
     EXPECT_LT(h.total_cycles + 200, f.total_cycles);
     EXPECT_LT(h.wavelet_hops, f.wavelet_hops);
+  }
+}
+
+TEST_F(GemvTest, NoGemvBeatsItsFloor) {
+  // gemv_floor_cycles: max(m ceil(Mt Kt / simd_fp16_fmac), (P - 1 + Q - 1) H + 2R).
+  // 4 x 4 example (WSE-2): compute ceil(16 / 4) = 4, latency 6 + 2 = 8: floor 8 (30 run).
+  GemvConfig g = four_by_four(1);
+  EXPECT_EQ(gemv_floor_cycles(FabricConfig{}, wse2_pe(), g), 8u);
+  g.vectors = 3;
+  EXPECT_EQ(gemv_floor_cycles(FabricConfig{}, wse2_pe(), g), 12u);
+  // Every reduction, both accumulations, both PEs, per-PE and tiled, on a few shapes.
+  for (GemvConfig s : {four_by_four(1), four_by_four(8)}) {
+    for (auto [m, k, p, q] : {std::array<std::uint32_t, 4>{256, 256, 16, 16}, {100, 90, 12, 18},
+                              {64, 4096, 1, 64}, {4096, 64, 64, 1}}) {
+      s.rows = m;
+      s.cols = k;
+      s.grid_rows = p;
+      s.grid_cols = q;
+      for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+        for (Accumulate acc : {Accumulate::kFp16, Accumulate::kFp32}) {
+          for (const PeConfig& pe : {wse2_pe(), wse3_pe()}) {
+            s.reduction = red;
+            s.accumulate = acc;
+            const std::uint64_t floor = gemv_floor_cycles(FabricConfig{}, pe, s);
+            EXPECT_GE(run_gemv(FabricConfig{}, pe, s).total_cycles, floor);
+            EXPECT_GE(run_gemv_tiled(FabricConfig{}, 4, pe, s).total_cycles, floor);
+          }
+        }
+      }
+    }
   }
 }
 
