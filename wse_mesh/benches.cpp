@@ -1,6 +1,10 @@
 #include "wse_mesh/benches.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "systemc_models/sim/output.h"
 #include "wse_mesh/collectives.h"
@@ -123,6 +127,102 @@ std::vector<std::string> bench_fabric(const sim::BenchArgs& args) {
   return {"fabric_traffic.csv", "fabric_saturation.csv", "fabric_sensitivity.csv"};
 }
 
+namespace {
+
+// Splits "a,b" and repeated options into their values.
+std::vector<std::string> option_values(const sim::BenchArgs& args, const std::string& name) {
+  std::vector<std::string> out;
+  auto it = args.options.find(name);
+  if (it == args.options.end()) return out;
+  for (const std::string& v : it->second) {
+    std::size_t start = 0;
+    while (start <= v.size()) {
+      const std::size_t comma = v.find(',', start);
+      const std::string part = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (!part.empty()) out.push_back(part);
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+std::uint64_t parse_count(const std::string& s, const char* what) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != s.size() || v == 0) throw std::invalid_argument(std::string("bench gemv: bad ") + what + " '" + s + "'");
+  return v;
+}
+
+struct GemvSweep {
+  std::vector<std::uint64_t> sizes = {4096, 8192, 16384, 32768};
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> grids = {{120, 120}, {240, 240}, {480, 480}, {720, 720}};
+  std::vector<Reduction> reductions = {Reduction::kChain, Reduction::kTree, Reduction::kKTree};
+  std::vector<Accumulate> accumulations = {Accumulate::kFp16, Accumulate::kFp32};
+  bool custom = false;  // any option given: no GEMM section
+};
+
+GemvSweep gemv_sweep(const sim::BenchArgs& args) {
+  GemvSweep s;
+  if (args.quick) {
+    s.sizes = {4096};
+    s.grids = {{60, 60}, {120, 120}};
+  }
+  if (auto v = option_values(args, "size"); !v.empty()) {
+    s.sizes.clear();
+    for (const std::string& x : v) s.sizes.push_back(parse_count(x, "--size"));
+    s.custom = true;
+  }
+  if (auto v = option_values(args, "grid"); !v.empty()) {
+    s.grids.clear();
+    for (const std::string& x : v) {
+      const std::size_t cross = x.find('x');
+      const auto p = static_cast<std::uint32_t>(parse_count(x.substr(0, cross), "--grid"));
+      const auto q = cross == std::string::npos ? p
+                                                : static_cast<std::uint32_t>(parse_count(x.substr(cross + 1), "--grid"));
+      s.grids.emplace_back(p, q);
+    }
+    s.custom = true;
+  }
+  if (auto v = option_values(args, "reduction"); !v.empty()) {
+    s.reductions.clear();
+    for (const std::string& x : v) {
+      Reduction r = Reduction::kChain;
+      if (x == "all") {
+        s.reductions = {Reduction::kChain, Reduction::kTree, Reduction::kKTree};
+      } else if (parse_reduction(x, r)) {
+        s.reductions.push_back(r);
+      } else {
+        throw std::invalid_argument("bench gemv: --reduction must be chain, tree, ktree or all, not '" + x + "'");
+      }
+    }
+    s.custom = true;
+  }
+  if (auto v = option_values(args, "accumulate"); !v.empty()) {
+    s.accumulations.clear();
+    for (const std::string& x : v) {
+      if (x == "all") {
+        s.accumulations = {Accumulate::kFp16, Accumulate::kFp32};
+      } else if (x == "fp16") {
+        s.accumulations.push_back(Accumulate::kFp16);
+      } else if (x == "fp32") {
+        s.accumulations.push_back(Accumulate::kFp32);
+      } else {
+        throw std::invalid_argument("bench gemv: --accumulate must be fp16, fp32 or all, not '" + x + "'");
+      }
+    }
+    s.custom = true;
+  }
+  return s;
+}
+
+}  // namespace
+
 std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
   struct Wafer {
     const char* name;
@@ -132,23 +232,23 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
   };
   const std::vector<Wafer> wafers = {{"WSE-2", wse2_pe_config(), 757, 1.1e9},
                                      {"WSE-3", wse3_pe_config(), 762, 1.1e9}};
-  std::vector<std::uint64_t> sizes = {4096, 8192, 16384, 32768};
-  std::vector<std::uint32_t> grids = {120, 240, 480, 720};
-  if (args.quick) {
-    sizes = {4096};
-    grids = {60, 120};
-  }
+  const GemvSweep sweep = gemv_sweep(args);
   sim::CsvWriter csv({"wafer",
                       "matrix",
                       "grid",
                       "reduction",
+                      "ktree_group",
+                      "accumulate",
                       "vectors",
+                      "fidelity",
                       "k",
                       "tile_rows",
                       "tile_cols",
                       "sram_bytes_per_pe",
                       "fits",
                       "total_cycles",
+                      "floor_cycles",
+                      "ratio",
                       "total_us",
                       "per_vector_us",
                       "first_vector_cycles",
@@ -162,11 +262,20 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
                       "note"});
   const FabricConfig fabric;  // per-PE fabric defaults (1-cycle hops and ramps)
   // One row: the GEMV (m = 1) or GEMM of m vectors, per-PE (k = 1) or tiled with nodes of k x k PEs.
-  auto run_row = [&](const Wafer& w, const GemvConfig& gc, std::uint32_t k) {
+  auto run_row = [&](const Wafer& w, GemvConfig gc, std::uint32_t k) {
     const char* red_name = reduction_name(gc.reduction);
     const std::string shape = std::to_string(gc.rows) + "x" + std::to_string(gc.cols);
     const std::string gs = std::to_string(gc.grid_rows) + "x" + std::to_string(gc.grid_cols);
     const std::string m = std::to_string(gc.vectors);
+    const char* acc = gc.accumulate == Accumulate::kFp16 ? "fp16" : "fp32";
+    const std::string fidelity = k == 1 ? "per-PE" : "tiled";
+    if (gc.reduction == Reduction::kKTree && gc.ktree_group == 0) {
+      // The group the kernel would pick, stated in the row (whole nodes when tiled).
+      gc.ktree_group = ktree_auto_group(gc.grid_cols, fabric.hop_latency_cycles, fabric.ramp_latency_cycles,
+                                        add_cycles(w.pe, gc.accumulate, 4 / accumulator_bytes(gc.accumulate)), k);
+    }
+    const std::string group = gc.reduction == Reduction::kKTree ? std::to_string(gc.ktree_group) : "";
+    const std::uint64_t floor = gemv_floor_cycles(fabric, w.pe, gc);
     try {
       const GemvResult r = k == 1 ? run_gemv(fabric, w.pe, gc) : run_gemv_tiled(fabric, k, w.pe, gc);
       const double us = static_cast<double>(r.total_cycles) / w.clock_hz * 1e6;
@@ -174,13 +283,18 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
                shape,
                gs,
                red_name,
+               group,
+               acc,
                m,
+               fidelity,
                std::to_string(k),
                std::to_string(r.tile_rows),
                std::to_string(r.tile_cols),
                std::to_string(r.sram_bytes_per_pe),
                "yes",
                std::to_string(r.total_cycles),
+               std::to_string(floor),
+               sim::fmt_num(static_cast<double>(r.total_cycles) / static_cast<double>(floor)),
                sim::fmt_num(us),
                sim::fmt_num(us / gc.vectors),
                std::to_string(r.first_vector_cycles),
@@ -194,11 +308,11 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
                ""});
       if (!args.quiet) {
         std::fprintf(stderr,
-                     "gemv %s %s x %s on %s, %s, k %u: %llu cycles (%.3f us per vector; multicast %llu, "
-                     "compute %llu, reduction %llu) %.2f s\n",
-                     w.name, shape.c_str(), m.c_str(), gs.c_str(), red_name, k,
-                     static_cast<unsigned long long>(r.total_cycles), us / gc.vectors,
-                     static_cast<unsigned long long>(r.multicast_cycles),
+                     "gemv %s %s x %s on %s, %s %s, %s k %u: %llu cycles (floor %llu; %.3f us per vector; "
+                     "multicast %llu, compute %llu, reduction %llu) %.2f s\n",
+                     w.name, shape.c_str(), m.c_str(), gs.c_str(), red_name, acc, fidelity.c_str(), k,
+                     static_cast<unsigned long long>(r.total_cycles), static_cast<unsigned long long>(floor),
+                     us / gc.vectors, static_cast<unsigned long long>(r.multicast_cycles),
                      static_cast<unsigned long long>(r.compute_cycles),
                      static_cast<unsigned long long>(r.reduction_cycles), r.wall_seconds);
         std::fflush(stderr);
@@ -206,48 +320,34 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
     } catch (const CapacityError& e) {
       const std::uint64_t mt = (gc.rows + gc.grid_rows - 1) / gc.grid_rows;
       const std::uint64_t kt = (gc.cols + gc.grid_cols - 1) / gc.grid_cols;
-      csv.row({w.name,
-               shape,
-               gs,
-               red_name,
-               m,
-               std::to_string(k),
-               std::to_string(mt),
-               std::to_string(kt),
-               "",
-               "no",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
+      csv.row({w.name, shape, gs, red_name, group, acc, m, fidelity, std::to_string(k), std::to_string(mt),
+               std::to_string(kt), "", "no", "", std::to_string(floor), "", "", "", "", "", "", "", "", "", "", "",
                e.what()});
     }
   };
+  // Per-PE up to 240 a side; tiled k = 8 above (within the tested node bounds, at a
+  // fraction of the CPU).
   for (const Wafer& w : wafers) {
-    for (std::uint64_t n : sizes) {
-      for (std::uint32_t g : grids) {
-        for (Reduction red : {Reduction::kChain, Reduction::kTree}) {
-          if (g > w.max_grid) continue;
-          // The per-PE tree costs 20 to 90 s of simulation a row on 240 a side and more
-          // (its long hops cross many routers): kept for 4096 on every grid and 8192 up to
-          // 240, enough to show the trend against the chain.
-          if (red == Reduction::kTree && n != 4096 && !(n == 8192 && g <= 240)) continue;
-          GemvConfig gc;
-          gc.rows = gc.cols = n;
-          gc.grid_rows = gc.grid_cols = g;
-          gc.accumulate = Accumulate::kFp32;
-          gc.reduction = red;
-          run_row(w, gc, 1);
+    for (std::uint64_t n : sweep.sizes) {
+      for (const auto& [gp, gq] : sweep.grids) {
+        if (std::min(gp, gq) > w.max_grid) continue;
+        for (Accumulate acc : sweep.accumulations) {
+          for (Reduction red : sweep.reductions) {
+            GemvConfig gc;
+            gc.rows = gc.cols = n;
+            gc.grid_rows = gp;
+            gc.grid_cols = gq;
+            gc.accumulate = acc;
+            gc.reduction = red;
+            run_row(w, gc, std::max(gp, gq) > 240 ? 8 : 1);
+          }
         }
       }
     }
+  }
+  if (sweep.custom) {
+    sim::write_file_atomic(args.out_dir / "gemv.csv", csv.str());
+    return {"gemv.csv"};
   }
   // GEMM: m vectors through the grid (a decode batch of m tokens, or m prompt tokens),
   // WSE-3, chain reduction, on tiled fidelity k = 8 (per-PE would take a minute per row

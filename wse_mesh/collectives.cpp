@@ -29,15 +29,40 @@ void check_fits(const FabricConfig& fc, PeCoord origin, std::uint32_t P, std::ui
 
 std::uint64_t per_wavelet(Accumulate dtype) { return 4 / accumulator_bytes(dtype); }
 
-}  // namespace
+// Routes of the all-reduce's broadcast from the root (rc, rr): up and down the root
+// column, and from each of its PEs along its row; every PE but the root copies to RAMP.
+void route_broadcast_back(Fabric& fabric, PeCoord origin, std::uint32_t P, std::uint32_t Q, std::uint32_t rc,
+                          std::uint32_t rr, Color c) {
+  for (std::uint32_t i = 0; i < P; ++i) {
+    for (std::uint32_t j = 0; j < Q; ++j) {
+      PortMask rx = 0;
+      PortMask tx = 0;
+      if (j == rc) {
+        rx = i == rr ? mask(Port::kRamp) : mask(i > rr ? Port::kNorth : Port::kSouth);
+        if (i != rr) tx |= mask(Port::kRamp);
+        if (i >= rr && i + 1 < P) tx |= mask(Port::kSouth);
+        if (i <= rr && i > 0) tx |= mask(Port::kNorth);
+        if (j + 1 < Q) tx |= mask(Port::kEast);
+        if (j > 0) tx |= mask(Port::kWest);
+      } else {
+        rx = mask(j > rc ? Port::kWest : Port::kEast);
+        tx = mask(Port::kRamp);
+        if (j > rc && j + 1 < Q) tx |= mask(Port::kEast);
+        if (j < rc && j > 0) tx |= mask(Port::kWest);
+      }
+      if (tx != 0) fabric.set_route({origin.x + j, origin.y + i}, c, rx, tx);
+    }
+  }
+}
 
-CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r) {
+CollectiveResult reduce_impl(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r, bool allreduce) {
   const auto t0 = std::chrono::steady_clock::now();
   validate(pe);
   const FabricConfig& fc = fabric.config();
   const std::uint32_t P = r.grid_rows;
   const std::uint32_t Q = r.grid_cols;
-  check_fits(fc, r.origin, P, Q, "reduce");
+  const char* what = allreduce ? "all-reduce" : "reduce";
+  check_fits(fc, r.origin, P, Q, what);
   if (r.elements == 0) throw std::invalid_argument("reduce: elements must be at least 1");
   const std::uint32_t n_row_colors = reduction_colors(r.reduction, Q);
   const std::uint32_t n_col_colors = reduction_colors(r.reduction, P);
@@ -93,6 +118,19 @@ CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConf
       for (std::uint32_t k = 0; k + 1 < n; ++k) link(k, k + 1, static_cast<Color>(base + k % 2));
       return n - 1;
     }
+    if (r.reduction == Reduction::kKTree) {
+      const std::uint32_t gs = r.ktree_group != 0 ? r.ktree_group
+                                                  : ktree_auto_group(n, fc.hop_latency_cycles, fc.ramp_latency_cycles,
+                                                                     add_cycles(pe, r.dtype, per));
+      for (std::uint32_t k = 0; k + 1 < n; ++k) {
+        if ((k + 1) % gs == 0) {
+          link(k, std::min(k + gs, n - 1), static_cast<Color>(base + 2 + (k / gs) % 2));
+        } else {
+          link(k, k + 1, static_cast<Color>(base + k % 2));
+        }
+      }
+      return n - 1;
+    }
     for (std::uint32_t s = 0; (1u << s) < n; ++s) {
       const std::uint32_t span = 1u << s;
       for (std::uint32_t k = span; k < n; k += 2 * span) link(k, k - span, static_cast<Color>(base + s));
@@ -126,9 +164,27 @@ CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConf
   std::vector<PeState> st(N);
   const std::uint64_t start_cycle = fabric.now();
   std::uint64_t done = N == 1 ? start_cycle : kUnknown;
+  // All-reduce: the result's way back, and its deliveries.
+  MessageId bcast = UINT32_MAX;
+  std::uint64_t bcast_last = start_cycle;
+  std::uint64_t bcast_delivered = 0;
+  if (allreduce && N > 1) {
+    if (r.broadcast_color >= fc.colors ||
+        (n_row_colors > 0 && r.broadcast_color >= r.row_color && r.broadcast_color < r.row_color + n_row_colors) ||
+        (n_col_colors > 0 && r.broadcast_color >= r.col_color && r.broadcast_color < r.col_color + n_col_colors)) {
+      throw std::invalid_argument("all-reduce: broadcast_color " + std::to_string(r.broadcast_color) +
+                                  " overlaps the reduction's colors or lies beyond the fabric's");
+    }
+    route_broadcast_back(fabric, r.origin, P, Q, root_col, root_row, r.broadcast_color);
+  }
   auto elements_in = [&](std::uint64_t w) { return std::min(per, r.elements - w * per); };
 
   fabric.on_delivery([&](PeCoord p, MessageId msg, std::uint64_t cycle) {
+    if (allreduce && fabric.message(msg).color == r.broadcast_color) {
+      bcast_last = std::max(bcast_last, cycle + 1);  // usable the cycle after it arrives
+      ++bcast_delivered;
+      return;
+    }
     const std::uint32_t id = node(p.x - r.origin.x, p.y - r.origin.y);
     PeState& s = st[id];
     if (s.contributions.empty()) s.contributions.assign(n_wavelets, 0);
@@ -145,6 +201,10 @@ CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConf
     if (k != s.next_final++) throw std::logic_error("reduce: sums completed out of order");
     if (id == root) {
       if (k + 1 == n_wavelets) done = s.engine_free;
+      if (allreduce) {
+        if (bcast == UINT32_MAX) bcast = fabric.open_message(at(root_col, root_row), r.broadcast_color);
+        fabric.append_wavelets(bcast, 1, s.engine_free);
+      }
       return;
     }
     if (s.out == UINT32_MAX) s.out = fabric.open_message(p, out_color[id]);
@@ -161,15 +221,30 @@ CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConf
   fabric.run_until_idle();
   fabric.on_delivery(nullptr);
   if (done == kUnknown) throw std::logic_error("reduce: the root never completed its sum");
+  if (allreduce && bcast_delivered != (N - 1) * n_wavelets) {
+    throw std::logic_error("all-reduce: " + std::to_string(bcast_delivered) + " wavelets of the result delivered, expected " +
+                           std::to_string((N - 1) * n_wavelets));
+  }
 
   CollectiveResult res;
-  res.total_cycles = done - start_cycle;
+  res.reduce_cycles = done - start_cycle;
+  res.total_cycles = allreduce ? std::max(done, bcast_last) - start_cycle : res.reduce_cycles;
   res.wavelets = n_wavelets;
   res.root = {root_col, root_row};
   res.wavelet_hops = fabric.wavelet_hops() - hops0;
   res.fabric_cycles_simulated = fabric.cycles_simulated() - sim0;
   res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+}  // namespace
+
+CollectiveResult run_reduce(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r) {
+  return reduce_impl(fabric, pe, r, false);
+}
+
+CollectiveResult run_allreduce(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r) {
+  return reduce_impl(fabric, pe, r, true);
 }
 
 CollectiveResult run_broadcast(Fabric& fabric, const PeConfig& pe, const BroadcastConfig& b) {
@@ -258,6 +333,11 @@ FabricConfig sized_for(const FabricConfig& fc, PeCoord origin, std::uint32_t P, 
 CollectiveResult run_reduce(const FabricConfig& fc, const PeConfig& pe, const ReduceConfig& r) {
   Fabric fabric(sized_for(fc, r.origin, r.grid_rows, r.grid_cols));
   return run_reduce(fabric, pe, r);
+}
+
+CollectiveResult run_allreduce(const FabricConfig& fc, const PeConfig& pe, const ReduceConfig& r) {
+  Fabric fabric(sized_for(fc, r.origin, r.grid_rows, r.grid_cols));
+  return run_allreduce(fabric, pe, r);
 }
 
 CollectiveResult run_broadcast(const FabricConfig& fc, const PeConfig& pe, const BroadcastConfig& b) {

@@ -97,6 +97,16 @@ std::uint32_t ktree_auto_group(std::uint32_t n, std::uint32_t hop, std::uint32_t
   return best;
 }
 
+std::uint64_t gemv_floor_cycles(const FabricConfig& fc, const PeConfig& pe, const GemvConfig& g) {
+  if (g.grid_rows == 0 || g.grid_cols == 0) return 0;
+  const std::uint64_t Mt = ceil_div(g.rows, g.grid_rows);
+  const std::uint64_t Kt = ceil_div(g.cols, g.grid_cols);
+  const std::uint64_t compute = std::uint64_t{g.vectors} * ceil_div(Mt * Kt, pe.simd_fp16_fmac);
+  const std::uint64_t latency = (std::uint64_t{g.grid_rows} - 1 + g.grid_cols - 1) * fc.hop_latency_cycles +
+                                2ull * fc.ramp_latency_cycles;
+  return std::max(compute, latency);
+}
+
 namespace {
 
 GemvResult run_gemv_on(Fabric& fabric, const PeConfig& pe, const GemvConfig& g, detail::VectorTimes& times) {

@@ -141,6 +141,13 @@ struct GemvResult {
   double wall_seconds = 0.0;
 };
 
+// A lower bound on any GEMV (GEMM of m vectors) of `g` on its grid: the larger of
+//  compute: m x ceil(Mt Kt / simd_fp16_fmac), every multiply-add of the largest tile at
+//           the widest SIMD rate (fp16), no port limit;
+//  latency: ((P - 1) + (Q - 1)) H + 2R, x crossing the grid's rows and the sums its
+//           columns, one ramp out and one in.
+std::uint64_t gemv_floor_cycles(const FabricConfig& fabric, const PeConfig& pe, const GemvConfig& g);
+
 // Runs the GEMV on `fabric` (which must contain the grid at `origin`). Throws
 // CapacityError if a PE's tile, input segment and accumulators exceed its SRAM.
 GemvResult run_gemv(Fabric& fabric, const PeConfig& pe, const GemvConfig& gemv);

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +35,57 @@ struct LaneDealer {
   }
 };
 
+constexpr std::uint64_t kXPerWavelet = 2;
+
+// The node grid of a tiled GEMV, after the checks every reduction shares.
+struct TiledGrid {
+  FabricConfig fabric;  // tiled(per_pe sized to the grid, k)
+  std::uint32_t Pn = 0, Qn = 0;
+  std::uint64_t Mt = 0, Kt = 0;
+  std::uint64_t sram_used = 0;
+};
+
+TiledGrid tiled_grid(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g) {
+  validate(pe);
+  if (k == 0) throw std::invalid_argument("gemv tiled: k must be at least 1");
+  const std::uint32_t P = g.grid_rows;
+  const std::uint32_t Q = g.grid_cols;
+  if (P == 0 || Q == 0) throw std::invalid_argument("gemv: grid_rows and grid_cols must be at least 1");
+  if (P > g.rows || Q > g.cols) {
+    throw std::invalid_argument(
+        "gemv: the grid is larger than the matrix (some PEs would hold no rows or columns)");
+  }
+  if (g.vectors == 0) throw std::invalid_argument("gemv: vectors must be at least 1");
+  TiledGrid t;
+  t.Pn = static_cast<std::uint32_t>(ceil_div(P, k));
+  t.Qn = static_cast<std::uint32_t>(ceil_div(Q, k));
+  FabricConfig sized = per_pe;
+  sized.width = Q;
+  sized.height = P;
+  t.fabric = tiled(sized, k);
+  t.Mt = ceil_div(g.rows, P);
+  t.Kt = ceil_div(g.cols, Q);
+  t.sram_used = detail::place_gemv_tensors({0, 0}, pe, t.Mt, t.Kt, g.vectors,
+                                           accumulator_bytes(g.accumulate));  // as run_gemv
+  return t;
+}
+
+// x south down each node column, copied to every node's RAMP below the top row.
+void route_x(Fabric& fabric, const GemvConfig& g, std::uint32_t Pn, std::uint32_t Qn) {
+  for (std::uint32_t J = 0; J < Qn && Pn > 1; ++J) {
+    for (std::uint32_t I = 0; I < Pn; ++I) {
+      const PeCoord at{J, I};
+      if (I == 0) {
+        fabric.set_route(at, g.x_color, mask(Port::kRamp), mask(Port::kSouth));
+      } else if (I + 1 < Pn) {
+        fabric.set_route(at, g.x_color, mask(Port::kNorth), mask(Port::kSouth, Port::kRamp));
+      } else {
+        fabric.set_route(at, g.x_color, mask(Port::kNorth), mask(Port::kRamp));
+      }
+    }
+  }
+}
+
 struct NodeState {
   std::vector<detail::GemvPeEngine> pes;  // [r * kc + c]: the node's PE (PE row r, PE column c)
   LaneDealer x_lanes;                     // this vector's x wavelets to PE columns
@@ -49,58 +103,28 @@ struct NodeState {
   MessageId out = UINT32_MAX;
 };
 
-GemvResult run_gemv_tiled_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
-                             const GemvConfig& g, detail::VectorTimes& times) {
+GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const GemvConfig& g, detail::VectorTimes& times) {
   const auto t0 = std::chrono::steady_clock::now();
-  validate(pe);
-  if (k == 0) throw std::invalid_argument("gemv tiled: k must be at least 1");
-  if (g.reduction != Reduction::kChain) {
-    throw std::invalid_argument("gemv tiled: only the chain reduction is mapped at node granularity");
-  }
+  const TiledGrid tg = tiled_grid(per_pe, k, pe, g);
   const std::uint32_t P = g.grid_rows;
   const std::uint32_t Q = g.grid_cols;
-  if (P == 0 || Q == 0) throw std::invalid_argument("gemv: grid_rows and grid_cols must be at least 1");
-  if (P > g.rows || Q > g.cols) {
-    throw std::invalid_argument(
-        "gemv: the grid is larger than the matrix (some PEs would hold no rows or columns)");
-  }
-  const std::uint32_t Pn = static_cast<std::uint32_t>(ceil_div(P, k));
-  const std::uint32_t Qn = static_cast<std::uint32_t>(ceil_div(Q, k));
-  FabricConfig sized = per_pe;
-  sized.width = Q;
-  sized.height = P;
-  sized = tiled(sized, k);
-  Fabric fabric(sized);
+  const std::uint32_t Pn = tg.Pn;
+  const std::uint32_t Qn = tg.Qn;
+  Fabric fabric(tg.fabric);
   const std::uint32_t R = per_pe.ramp_latency_cycles;
-
-  const std::uint64_t Mt = ceil_div(g.rows, P);
-  const std::uint64_t Kt = ceil_div(g.cols, Q);
+  const std::uint64_t Mt = tg.Mt;
+  const std::uint64_t Kt = tg.Kt;
   auto tile_m = [&](std::uint32_t i) { return g.rows / P + (i < g.rows % P ? 1 : 0); };
   auto tile_k = [&](std::uint32_t j) { return g.cols / Q + (j < g.cols % Q ? 1 : 0); };
   auto kc = [&](std::uint32_t J) { return std::min(k, Q - J * k); };  // PE columns of node column J
   auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };  // PE rows of node row I
-  const std::uint64_t acc_bytes = accumulator_bytes(g.accumulate);
-  const std::uint64_t per = 4 / acc_bytes;  // partial sums per 32-bit wavelet
-  constexpr std::uint64_t kXPerWavelet = 2;
-
-  if (g.vectors == 0) throw std::invalid_argument("gemv: vectors must be at least 1");
+  const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);  // partial sums per 32-bit wavelet
   const std::uint32_t n_vec = g.vectors;
-  const std::uint64_t sram_used =
-      detail::place_gemv_tensors({0, 0}, pe, Mt, Kt, n_vec, acc_bytes);  // as run_gemv
+  const std::uint64_t sram_used = tg.sram_used;
 
   // Routes on the node grid: x south down each node column; sums east, colors by parity.
-  for (std::uint32_t J = 0; J < Qn && Pn > 1; ++J) {
-    for (std::uint32_t I = 0; I < Pn; ++I) {
-      const PeCoord at{J, I};
-      if (I == 0) {
-        fabric.set_route(at, g.x_color, mask(Port::kRamp), mask(Port::kSouth));
-      } else if (I + 1 < Pn) {
-        fabric.set_route(at, g.x_color, mask(Port::kNorth), mask(Port::kSouth, Port::kRamp));
-      } else {
-        fabric.set_route(at, g.x_color, mask(Port::kNorth), mask(Port::kRamp));
-      }
-    }
-  }
+  route_x(fabric, g, Pn, Qn);
   for (std::uint32_t I = 0; I < Pn; ++I) {
     for (std::uint32_t J = 0; J + 1 < Qn; ++J) {
       fabric.set_route({J, I}, g.psum_colors[J % 2], mask(Port::kRamp), mask(Port::kEast));
@@ -295,12 +319,361 @@ GemvResult run_gemv_tiled_on(const FabricConfig& per_pe, std::uint32_t k, const 
   return r;
 }
 
+// ---------------------------------------------------------------------------------------
+// Tree and K-tree at node granularity. The row's reduction is a graph over PE columns
+// (the per-PE mapping's: who sends to whom, on which color). An edge whose two PE columns
+// lie in one node is crossed inside the node with the per-PE costs; an edge between nodes
+// is carried by the node fabric. Inside a node every PE has its own engine and its own
+// streams of incoming sums, and adds them exactly as run_gemv's PEs do (in arrival order,
+// vector by vector, after its own FMACs of the vector).
+
+// One PE column's outgoing edge in a row's reduction graph.
+struct Edge {
+  std::uint32_t to = UINT32_MAX;  // the PE column it sends to (UINT32_MAX: the root)
+  Color color = 0;                // node-fabric color, for an edge between nodes
+  bool between_nodes = false;
+  // Inside a node: cycles from the wavelet leaving the sender's ramp to its delivery at
+  // the receiver, 2R + h H, h the PE hops the node fabric does not already count.
+  std::uint64_t inside_delay = 0;
+};
+
+// The graph of a tree (binary, to the west) or K-tree (to the east) over Q PE columns,
+// nodes of k columns. Tree: k must be a power of two, so that every round either stays
+// inside nodes (span < k; its hops 2^s H are counted in the crossing) or joins node
+// column 0s 2^s / k node hops apart (exactly the per-PE hops). K-tree: groups of whole
+// nodes (g a multiple of k), so a group root is a node's east PE column and the chain over
+// the roots runs g / k node hops a stage (the per-PE hops); inside a group the chain is
+// crossed as the tiled chain's (the H of each PE link in the k H node hop).
+std::vector<Edge> row_graph(const GemvConfig& g, const FabricConfig& fc, const PeConfig& pe, std::uint32_t k,
+                            std::uint32_t& root) {
+  const std::uint32_t Q = g.grid_cols;
+  const std::uint64_t R = fc.ramp_latency_cycles;
+  const std::uint64_t H = fc.hop_latency_cycles;
+  std::vector<Edge> e(Q);
+  if (g.reduction == Reduction::kTree) {
+    if ((k & (k - 1)) != 0) {
+      throw std::invalid_argument("gemv tiled: the tree is mapped on nodes of a power-of-two side only (k " +
+                                  std::to_string(k) + ")");
+    }
+    const std::uint32_t rounds = tree_rounds(Q);
+    if (g.tree_color + rounds > fc.colors) {
+      throw std::invalid_argument("gemv: a tree reduction over " + std::to_string(Q) + " PEs needs " +
+                                  std::to_string(rounds) + " colors from " + std::to_string(g.tree_color) +
+                                  ", beyond the " + std::to_string(fc.colors) + " colors");
+    }
+    if (g.x_color >= g.tree_color && g.x_color < g.tree_color + rounds) {
+      throw std::invalid_argument("gemv: x_color overlaps the tree reduction's colors");
+    }
+    root = 0;
+    for (std::uint32_t r = 0; r < rounds; ++r) {
+      const std::uint32_t span = 1u << r;
+      for (std::uint32_t j = span; j < Q; j += 2 * span) {
+        e[j] = {j - span, static_cast<Color>(g.tree_color + r), j / k != (j - span) / k, 2 * R + span * H};
+      }
+    }
+    return e;
+  }
+  detail::check_ktree_colors(g, fc);
+  const std::uint32_t gs = detail::ktree_group_size(g, fc, pe, Q, k);
+  if (gs % k != 0) {
+    throw std::invalid_argument("gemv tiled: K-tree groups must be whole nodes (ktree_group " + std::to_string(gs) +
+                                " is not a multiple of k " + std::to_string(k) + ")");
+  }
+  root = Q - 1;
+  for (std::uint32_t j = 0; j + 1 < Q; ++j) {
+    if ((j + 1) % gs == 0) {  // a group root: on to the next root
+      const std::uint32_t to = std::min(j + gs, Q - 1);
+      e[j] = {to, g.ktree_colors[(j / gs) % 2], true, 2 * R + (to - j) * H};
+    } else {
+      e[j] = {j + 1, g.psum_colors[(j / k) % 2], j / k != (j + 1) / k, 2 * R};
+    }
+  }
+  return e;
+}
+
+// One stream of sums into a PE (from one child PE column), m x n wavelets in order.
+struct Incoming {
+  std::uint32_t from = 0;
+  std::uint64_t added = 0;                                       // wavelets added so far
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> waiting;  // (delivery cycle, arrival order)
+  std::size_t head = 0;
+};
+
+struct GraphPe {
+  std::uint32_t vector = 0;     // the vector whose sums it is adding (or sending, at a leaf)
+  std::uint64_t adds_left = 0;  // adds of `vector` still to book
+  std::uint64_t arrivals = 0;
+  std::uint64_t ramp_free = 0;  // its ramp out, for sends inside the node: one wavelet a cycle
+  std::vector<Incoming> streams;
+  std::vector<std::uint16_t> contributions;  // per wavelet of `vector`: streams added
+};
+
+struct GraphNode {
+  std::vector<detail::GemvPeEngine> engines;  // [r * kc + c]
+  std::vector<GraphPe> pes;                   // [r * kc + c]
+  LaneDealer x_lanes;
+  std::uint64_t x_wavelets = 0;
+  std::uint64_t last_x_delivery = 0;
+  MessageId out = UINT32_MAX;        // the one stream of sums that leaves the node on the fabric
+  std::deque<std::uint32_t> out_rows;  // its wavelets' PE rows, in order (the receiver pops them)
+};
+
+// A wavelet of sums crossing an edge inside a node: delivered at `cycle` to PE column
+// `to`, PE row `r` of node (J, I), from PE column `from`.
+struct InsideDelivery {
+  std::uint32_t J, I, r, to, from;
+};
+
+GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const GemvConfig& g, detail::VectorTimes& times) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const TiledGrid tg = tiled_grid(per_pe, k, pe, g);
+  const std::uint32_t P = g.grid_rows, Q = g.grid_cols, Pn = tg.Pn, Qn = tg.Qn;
+  Fabric fabric(tg.fabric);
+  route_x(fabric, g, Pn, Qn);
+  std::uint32_t root = 0;
+  const std::vector<Edge> edge = row_graph(g, per_pe, pe, k, root);
+
+  auto tile_m = [&](std::uint32_t i) { return g.rows / P + (i < g.rows % P ? 1 : 0); };
+  auto tile_k = [&](std::uint32_t j) { return g.cols / Q + (j < g.cols % Q ? 1 : 0); };
+  auto kc = [&](std::uint32_t J) { return std::min(k, Q - J * k); };
+  auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };
+  const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);
+  auto n_psum = [&](std::uint32_t i) { return ceil_div(tile_m(i), per); };
+  const std::uint32_t n_vec = g.vectors;
+
+  // Node-fabric routes of the edges between nodes (a node sends at most one stream: the
+  // tree's column 0, the K-tree's east column), and who receives what.
+  std::vector<std::uint32_t> n_in(Q, 0);
+  std::vector<std::uint32_t> send_col(Qn, UINT32_MAX);  // the PE column whose sums leave node column J
+  for (std::uint32_t j = 0; j < Q; ++j) {
+    if (edge[j].to == UINT32_MAX) continue;
+    ++n_in[edge[j].to];
+    if (!edge[j].between_nodes) continue;
+    const std::uint32_t from = j / k;
+    const std::uint32_t to = edge[j].to / k;
+    if (send_col[from] != UINT32_MAX) throw std::logic_error("gemv tiled: two streams leave one node");
+    send_col[from] = j;
+    const bool east = to > from;
+    const Port fwd = east ? Port::kEast : Port::kWest;
+    const Port back = east ? Port::kWest : Port::kEast;
+    for (std::uint32_t I = 0; I < Pn; ++I) {
+      fabric.set_route({from, I}, edge[j].color, mask(Port::kRamp), mask(fwd));
+      for (std::uint32_t m = std::min(from, to) + 1; m < std::max(from, to); ++m)
+        fabric.set_route({m, I}, edge[j].color, mask(back), mask(fwd));
+      fabric.set_route({to, I}, edge[j].color, mask(back), mask(Port::kRamp));
+    }
+  }
+
+  // Children of each PE column, and each child's place among its parent's streams.
+  std::vector<std::vector<std::uint32_t>> children(Q);
+  std::vector<std::uint32_t> slot(Q, 0);
+  for (std::uint32_t j = 0; j < Q; ++j) {
+    if (edge[j].to == UINT32_MAX) continue;
+    slot[j] = static_cast<std::uint32_t>(children[edge[j].to].size());
+    children[edge[j].to].push_back(j);
+  }
+  std::vector<GraphNode> st(static_cast<std::size_t>(Pn) * Qn);
+  auto node = [&](std::uint32_t J, std::uint32_t I) -> GraphNode& {
+    return st[static_cast<std::size_t>(I) * Qn + J];
+  };
+  auto x_dealer = [&](std::uint32_t J) {
+    LaneDealer d;
+    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k + c), kXPerWavelet));
+    return d;
+  };
+  std::vector<std::uint64_t> x_per_vector(Qn, 0);
+  for (std::uint32_t J = 0; J < Qn; ++J) {
+    for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector[J] += ceil_div(tile_k(J * k + c), kXPerWavelet);
+  }
+  std::vector<std::uint64_t> row_done(Pn, 0);
+  std::vector<std::uint64_t> row_left(Pn, 0);  // sum wavelets (all vectors) still to finish at the root
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    for (std::uint32_t J = 0; J < Qn; ++J) {
+      GraphNode& s = node(J, I);
+      for (std::uint32_t r = 0; r < kr(I); ++r) {
+        if (J == 0) row_left[I] += n_vec * n_psum(I * k + r);
+        for (std::uint32_t c = 0; c < kc(J); ++c) {
+          // Each PE of the node runs the FMACs of its own tile (as run_gemv).
+          s.engines.emplace_back(tile_k(J * k + c), fmac_cycles(pe, g.accumulate, tile_m(I * k + r)));
+          GraphPe p;
+          for (std::uint32_t j : children[J * k + c]) p.streams.push_back(Incoming{j, 0, {}, 0});
+          s.pes.push_back(std::move(p));
+        }
+      }
+      s.x_lanes = x_dealer(J);
+    }
+  }
+  const std::uint64_t start_cycle = fabric.now();
+  // Crossings inside nodes by delivery cycle, in the order they were booked.
+  std::map<std::uint64_t, std::vector<InsideDelivery>> inside;
+
+  // Wavelet w of the sums of vector v at PE (r, c) of node (J, I) is final at `cycle`.
+  auto final_sum = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c, std::uint32_t v,
+                       std::uint64_t w, std::uint64_t cycle) {
+    GraphNode& s = node(J, I);
+    const std::uint32_t j = J * k + c;
+    const Edge& e = edge[j];
+    if (j == root) {
+      row_done[I] = std::max(row_done[I], cycle);
+      --row_left[I];
+      times.sum_final(I * k + r, v, cycle - start_cycle);
+      (void)w;
+      return;
+    }
+    if (e.between_nodes) {
+      if (s.out == UINT32_MAX) s.out = fabric.open_message({J, I}, e.color);
+      fabric.append_wavelets(s.out, 1, cycle);
+      s.out_rows.push_back(r);
+      return;
+    }
+    GraphPe& p = s.pes[static_cast<std::size_t>(r) * kc(J) + c];
+    const std::uint64_t leave = std::max(cycle, p.ramp_free);
+    p.ramp_free = leave + 1;
+    inside[leave + e.inside_delay].push_back({J, I, r, e.to, j});
+  };
+  // Moves PE (r, c) of node (J, I) on as far as what has arrived allows (run_gemv's pump).
+  auto pump = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c) {
+    GraphNode& s = node(J, I);
+    const std::size_t idx = static_cast<std::size_t>(r) * kc(J) + c;
+    GraphPe& p = s.pes[idx];
+    detail::GemvPeEngine& eng = s.engines[idx];
+    const std::uint32_t i = I * k + r;
+    const std::uint32_t nin = n_in[J * k + c];
+    const std::uint64_t mi = tile_m(i);
+    const std::uint64_t n = n_psum(i);
+    while (p.vector < n_vec && eng.x_complete(p.vector)) {
+      const std::uint32_t v = p.vector;
+      const std::uint64_t done = eng.fmacs_done(v);
+      times.fmacs(i, v, done - start_cycle);
+      if (nin == 0) {
+        for (std::uint64_t w = 0; w < n; ++w) final_sum(J, I, r, c, v, w, done);
+        ++p.vector;
+        continue;
+      }
+      if (p.adds_left == 0) {
+        p.adds_left = nin * n;
+        p.contributions.assign(n, 0);
+      }
+      while (p.adds_left > 0) {
+        Incoming* next = nullptr;
+        for (Incoming& x : p.streams) {
+          if (x.head < x.waiting.size() && x.added / n == v &&
+              (next == nullptr || x.waiting[x.head].second < next->waiting[next->head].second)) {
+            next = &x;
+          }
+        }
+        if (next == nullptr) return;  // the rest of this vector's sums are still on their way
+        const std::uint64_t w = next->added % n;
+        const std::uint64_t end = eng.add(next->waiting[next->head].first + 1, done,
+                                          add_cycles(pe, g.accumulate, std::min(per, mi - w * per)));
+        ++next->added;
+        if (++next->head == next->waiting.size()) {
+          next->waiting.clear();
+          next->head = 0;
+        }
+        --p.adds_left;
+        if (++p.contributions[w] == nin) final_sum(J, I, r, c, v, w, end);
+      }
+      ++p.vector;
+    }
+  };
+  // A wavelet of sums from PE column `from` reaches PE (r, to) of node (J, I) at `cycle`.
+  auto receive = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t to, std::uint32_t from,
+                     std::uint64_t cycle) {
+    GraphNode& s = node(J, I);
+    const std::uint32_t c = to - J * k;
+    GraphPe& p = s.pes[static_cast<std::size_t>(r) * kc(J) + c];
+    Incoming& x = p.streams[slot[from]];
+    x.waiting.emplace_back(cycle, p.arrivals++);
+    pump(J, I, r, c);
+  };
+
+  fabric.on_delivery([&](PeCoord at, MessageId msg, std::uint64_t cycle) {
+    const std::uint32_t J = at.x;
+    const std::uint32_t I = at.y;
+    GraphNode& s = node(J, I);
+    if (fabric.message(msg).color == g.x_color) {
+      // Every PE row of the node gets the wavelet of its PE column's segment.
+      const std::uint32_t lane = s.x_lanes.deal();
+      for (std::uint32_t r = 0; r < kr(I); ++r) s.engines[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
+      s.last_x_delivery = cycle;
+      times.x(s.x_wavelets / x_per_vector[J], cycle + 1 - start_cycle);
+      if (++s.x_wavelets % x_per_vector[J] == 0) s.x_lanes = x_dealer(J);  // the next vector's segments
+      for (std::uint32_t r = 0; r < kr(I); ++r) pump(J, I, r, lane);
+      return;
+    }
+    GraphNode& sender = node(fabric.message(msg).src.x, I);
+    const std::uint32_t from = send_col[fabric.message(msg).src.x];
+    const std::uint32_t r = sender.out_rows.front();
+    sender.out_rows.pop_front();
+    receive(J, I, r, edge[from].to, from, cycle);
+  });
+
+  const std::uint64_t hops0 = fabric.wavelet_hops();
+  for (std::uint32_t J = 0; J < Qn; ++J) {
+    GraphNode& s = node(J, 0);
+    if (Pn > 1) fabric.inject({J, 0}, g.x_color, static_cast<std::uint32_t>(n_vec * x_per_vector[J]), start_cycle);
+    for (detail::GemvPeEngine& e : s.engines) e.x_in_sram(start_cycle, n_vec * e.x_wavelets_per_vector());
+    s.x_wavelets = n_vec * x_per_vector[J];
+    for (std::uint32_t r = 0; r < kr(0); ++r) {
+      for (std::uint32_t c = 0; c < kc(J); ++c) pump(J, 0, r, c);
+    }
+  }
+  // The fabric and the crossings inside nodes, merged in time: crossings due at cycle d
+  // are taken before the fabric's deliveries of cycle d.
+  for (;;) {
+    const std::uint64_t next_fabric = fabric.idle() ? UINT64_MAX : fabric.next_activity_cycle();
+    const std::uint64_t next_inside = inside.empty() ? UINT64_MAX : inside.begin()->first;
+    if (next_fabric == UINT64_MAX && next_inside == UINT64_MAX) break;
+    if (next_inside <= next_fabric) {
+      fabric.run_until_idle(next_inside);
+      // Crossings booked now land at least 2R + 1 cycles later: this cycle's list is final.
+      std::vector<InsideDelivery> due = std::move(inside.begin()->second);
+      inside.erase(inside.begin());
+      for (const InsideDelivery& d : due) receive(d.J, d.I, d.r, d.to, d.from, next_inside);
+    } else {
+      fabric.run_until_idle(next_fabric + 1);
+    }
+  }
+  fabric.on_delivery(nullptr);
+
+  GemvResult res;
+  res.tile_rows = tg.Mt;
+  res.tile_cols = tg.Kt;
+  res.sram_bytes_per_pe = tg.sram_used;
+  res.compute_cycles = n_vec * tg.Kt * fmac_cycles(pe, g.accumulate, tg.Mt);
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    if (row_left[I] != 0) throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
+    res.total_cycles = std::max(res.total_cycles, row_done[I] - start_cycle);
+  }
+  for (std::uint32_t i = 0; i < P; ++i) {
+    res.first_vector_cycles = std::max(res.first_vector_cycles, times.sums_final[std::size_t{i} * n_vec]);
+  }
+  res.vectors_simulated = n_vec;
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    for (std::uint32_t J = 0; J < Qn; ++J) {
+      const GraphNode& s = node(J, I);
+      for (const detail::GemvPeEngine& e : s.engines) {
+        res.compute_done_cycles = std::max(res.compute_done_cycles, e.last_fmacs_done() - start_cycle);
+      }
+      if (I > 0) res.multicast_cycles = std::max(res.multicast_cycles, s.last_x_delivery + 1 - start_cycle);
+    }
+  }
+  res.reduction_cycles = res.total_cycles - res.compute_done_cycles;
+  res.wavelet_hops = fabric.wavelet_hops() - hops0;
+  res.fabric_cycles_simulated = fabric.cycles_simulated();
+  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
 }  // namespace
 
 GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                           const GemvConfig& g) {
   return detail::run_gemm(g, pe, {0, 0}, [&](const GemvConfig& part, detail::VectorTimes& times) {
-    return run_gemv_tiled_on(per_pe, k, pe, part, times);
+    return part.reduction == Reduction::kChain ? run_gemv_tiled_chain_on(per_pe, k, pe, part, times)
+                                               : run_gemv_tiled_graph_on(per_pe, k, pe, part, times);
   });
 }
 

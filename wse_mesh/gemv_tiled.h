@@ -19,7 +19,16 @@
 //    the node hop (k x H). Uncontended that is start + a + (kc - 1)(2R + 1 + a), the
 //    per-PE chain stage 2R + H + 1 + a per PE crossed. The west node's sums start at its
 //    west PE column (no add there), one wavelet per cycle per PE row's ramp.
-//  Only the chain reduction is mapped at node granularity (kTree is rejected).
+//  - tree and K-tree (any m): the row's reduction graph of run_gemv over PE columns; an
+//    edge inside a node is crossed there with the per-PE costs (2R + h H, then the add,
+//    on the receiving PE's own engine, in arrival order with the node's other arrivals,
+//    merged in time with the fabric's deliveries), an edge between nodes is carried by
+//    the node fabric (a node sends at most one stream; a side list of PE rows travels
+//    with it). Tree: k must be a power of two (rounds of span >= k join node column 0s,
+//    2^s / k node hops: the per-PE hops). K-tree: groups of whole nodes (ktree_group a
+//    multiple of k; auto picks the best multiple of k); inside a group the chain is
+//    crossed as above without the H (in the node hop, as the chain), the chain over the
+//    roots runs g / k node hops a stage.
 #pragma once
 
 #include <cstdint>

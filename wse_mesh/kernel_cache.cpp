@@ -58,7 +58,8 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Ge
   o << "gemv|" << g.rows << 'x' << g.cols << "|grid:" << g.grid_rows << 'x' << g.grid_cols
     << "|vectors:" << g.vectors << ",sim:" << g.simulated_vectors << "|acc:" << static_cast<int>(g.accumulate)
     << "|red:" << static_cast<int>(g.reduction) << "|colors:" << int{g.x_color} << ','
-    << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ',' << int{g.tree_color};
+    << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ',' << int{g.tree_color} << ','
+    << int{g.ktree_colors[0]} << ',' << int{g.ktree_colors[1]} << "|ktree_group:" << g.ktree_group;
   put_hardware(o, f, pe);
   return o.str();
 }
@@ -67,7 +68,8 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Re
   std::ostringstream o;
   o << "reduce|" << r.elements << "|grid:" << r.grid_rows << 'x' << r.grid_cols
     << "|dtype:" << static_cast<int>(r.dtype) << "|red:" << static_cast<int>(r.reduction)
-    << "|colors:" << int{r.row_color} << ',' << int{r.col_color};
+    << "|colors:" << int{r.row_color} << ',' << int{r.col_color} << ',' << int{r.broadcast_color}
+    << "|ktree_group:" << r.ktree_group;
   put_hardware(o, f, pe);
   return o.str();
 }

@@ -82,13 +82,20 @@ Command make_check() {
 }
 
 Command make_bench() {
-  Command c{"bench", "wse-emu bench NAME --out DIR [--quick] [--quiet] [--force]",
+  Command c{"bench",
+            "wse-emu bench NAME --out DIR [--quick] [--quiet] [--force]\n"
+            "  bench gemv also: [--size N]... [--grid PxQ|SIDE]... [--reduction chain|tree|ktree|all]\n"
+            "                   [--accumulate fp16|fp32|all] (values may be comma lists)",
             po::options_description("options"), {}};
   c.options.add_options()
       ("help,h", "show this help")
       ("name", po::value<std::string>(), "benchmark name (see 'wse-emu list')")
       ("out,o", po::value<std::string>(), "output directory for the CSV files")
       ("quick", "a smaller sweep (seconds instead of minutes)")
+      ("size", po::value<std::vector<std::string>>()->composing(), "gemv: square matrix side(s)")
+      ("grid", po::value<std::vector<std::string>>()->composing(), "gemv: PE grid(s), PxQ or a side")
+      ("reduction", po::value<std::vector<std::string>>()->composing(), "gemv: chain, tree, ktree or all")
+      ("accumulate", po::value<std::vector<std::string>>()->composing(), "gemv: fp16, fp32 or all")
       ("force,f", "write into DIR even if it is not empty")
       ("quiet,q", "no progress on stderr");
   c.positional.add("name", 1);
@@ -198,6 +205,9 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
   ba.out_dir = vm["out"].as<std::string>();
   ba.quick = vm.count("quick") > 0;
   ba.quiet = vm.count("quiet") > 0;
+  for (const char* opt : {"size", "grid", "reduction", "accumulate"}) {
+    if (vm.count(opt)) ba.options[opt] = vm[opt].as<std::vector<std::string>>();
+  }
   if (!vm.count("force") && sim::directory_in_use(ba.out_dir)) {
     std::cerr << "wse-emu: error: " << sim::output_in_use_message(ba.out_dir) << "\n";
     return kExitBadInput;

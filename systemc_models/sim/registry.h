@@ -72,6 +72,10 @@ struct BenchArgs {
   std::filesystem::path out_dir;  // exists; write CSV files here (sim::write_file_atomic)
   bool quick = false;             // smaller sweep for tests
   bool quiet = false;
+  // Bench-specific choices from the command line, by option name (e.g. "size", "grid",
+  // "reduction", "accumulate" for `bench gemv`), each value as given (repeatable options
+  // give several); a bench ignores the names it does not know.
+  std::map<std::string, std::vector<std::string>> options;
 };
 
 struct Bench {

@@ -73,6 +73,55 @@ TEST_F(CollectivesTest, TwoByTwoExactCycles) {
   EXPECT_EQ(tree.root, (PeCoord{0, 0}));
 }
 
+TEST_F(CollectivesTest, KTreeLineExactCycles) {
+  // 1 x 9, one fp32 wavelet, groups of 3 ({0,1,2} {3,4,5} {6,7,8}, roots 2, 5, 8).
+  // Phase 1: PE 0 sends at 0, PE 1 gets it at 3, adds in 4, sends at 5; PE 2 gets it at
+  //   8, adds in 9: final at 10 (likewise PE 5; PE 8 has added PE 7's by 10).
+  // Phase 2 (3 hops a stage): PE 2 sends at 10, PE 5 gets it at 10 + 1 + 3 + 1 = 15, adds
+  //   in 16, sends at 17; PE 8 gets it at 22, adds in 23: 24 = ktree_latency(9, 3).
+  //   The chain: 8 stages of 5 = 40.
+  ReduceConfig r = reduce_cfg(1, 9, 1, Reduction::kKTree);
+  r.ktree_group = 3;
+  CollectiveResult res = run_reduce(FabricConfig{}, PeConfig{}, r);
+  EXPECT_EQ(res.total_cycles, 24u);
+  EXPECT_EQ(res.root, (PeCoord{8, 0}));
+  EXPECT_EQ(res.wavelet_hops, 6u * 1 + 2u * 3);
+  r.ktree_group = 0;  // auto: 3 for 9 PEs (gemv_test.cpp)
+  EXPECT_EQ(run_reduce(FabricConfig{}, PeConfig{}, r).total_cycles, 24u);
+  EXPECT_EQ(run_reduce(FabricConfig{}, PeConfig{}, reduce_cfg(1, 9, 1, Reduction::kChain)).total_cycles, 40u);
+}
+
+TEST_F(CollectivesTest, KTreeAllReduceOnFourByFourExactCycles) {
+  // 4 x 4 grid, 2 fp32 wavelets per PE, K-tree with groups of 2 on the rows (to column 3)
+  // and then on column 3 (to row 3); root (3, 3). Wavelet k (0, 1):
+  //  rows: PEs 0 and 2 send k at k; PEs 1 and 3 get it at k + 3 and add in k + 4 (final
+  //    at PE 1: k + 5). Group root 1 -> row root 3 (2 hops): sent at k + 5, arrives
+  //    k + 9, added in k + 10: the row sum is final at PE (3, i) at k + 11 (its adds at
+  //    4, 5, 10, 11: no clash).
+  //  column 3: (3,0) sends k at k + 11; (3,1) gets it at k + 14, adds in k + 15, final
+  //    k + 16; (3,2) sends its row sum at k + 11 to (3,3): arrives k + 14, added in
+  //    k + 15. Group root (3,1) -> (3,3) (2 hops): sent k + 16, arrives k + 20, added in
+  //    k + 21: final at k + 22. Reduce: wavelet 1 at 23 cycles.
+  //  Broadcast back on color 23: the root sends wavelet k at k + 22 up column 3 and each
+  //    column PE west along its row; the farthest PE (0, 0) is 6 hops away: wavelet 1
+  //    (sent at 23) gets there at 23 + 1 + 6 + 1 = 31, usable at 32.
+  ReduceConfig r = reduce_cfg(4, 4, 2, Reduction::kKTree);
+  r.ktree_group = 2;
+  const CollectiveResult red = run_reduce(FabricConfig{}, PeConfig{}, r);
+  EXPECT_EQ(red.total_cycles, 23u);
+  EXPECT_EQ(red.root, (PeCoord{3, 3}));
+  const CollectiveResult all = run_allreduce(FabricConfig{}, PeConfig{}, r);
+  EXPECT_EQ(all.reduce_cycles, 23u);
+  EXPECT_EQ(all.total_cycles, 32u);
+  EXPECT_EQ(all.root, (PeCoord{3, 3}));
+  // Wavelet-hops: reduce per row 2 x 1 + 1 x 2 links, the column the same, 2 wavelets
+  // each: 5 x 4 x 2 = 40; broadcast: 3 links of column 3 and 3 per row, 2 wavelets: 30.
+  EXPECT_EQ(all.wavelet_hops, 40u + 30u);
+  // The broadcast color may not overlap the reduction's (row phase 0..3 here).
+  r.broadcast_color = 2;
+  EXPECT_THROW(run_allreduce(FabricConfig{}, PeConfig{}, r), std::invalid_argument);
+}
+
 TEST_F(CollectivesTest, AddCostFollowsSramPorts) {
   // 16-bit SRAM ports: an fp32 add writes 32 bits through one 16-bit port: 2 cycles.
   // Chain of 2 PEs, 3 wavelets: they reach PE 1 at 3, 4, 5; adds run 4-5, 6-7, 8-9

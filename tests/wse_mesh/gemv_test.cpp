@@ -1,6 +1,8 @@
 // GEMV on a PE grid and the PE cost model, with cycle counts derived by hand.
 #include "wse_mesh/gemv.h"
+#include "wse_mesh/gemv_tiled.h"
 
+#include <array>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -339,6 +341,110 @@ TEST_F(GemvTest, ReductionNames) {
   EXPECT_EQ(ktree_auto_group(16, 1, 1, 1), 4u);
   EXPECT_EQ(ktree_auto_group(64, 1, 1, 1), 8u);
   EXPECT_EQ(ktree_auto_group(64, 1, 1, 1, 16), 16u);  // multiples of 16 only
+}
+
+PeConfig wse3_pe() {  // cs3.yaml: SIMD 8 (fp16 FMAC and add), 4 (fp16-in fp32 FMAC, fp32 add), 64-bit ports
+  PeConfig pe;
+  pe.simd_fp16_fmac = 8;
+  pe.simd_fp16_fp32_fmac = 4;
+  pe.simd_fp32_add = 4;
+  pe.simd_fp16_add = 8;
+  pe.simd_fp32_fmac = 4;
+  pe.sram_port_bits = 64;
+  return pe;
+}
+
+TEST_F(GemvTest, Fp16AccumulationOnWse3ExactCycles) {
+  // 16 x 16 on 4 x 4 (4 x 4 tiles), WSE-3 PE, chain, H = R = 1.
+  // fp16 accumulation (@fmach, as the SDK's gemv-checkerboard and WaferLLM):
+  //  FMAC over 4 fp16 accumulators: max(4/8, 4 x 32 / 128, 4 x 16 / 64) -> 1 cycle; an
+  //  x wavelet (2 elements) is 2 cycles of FMACs. Sums: 4 fp16 = 2 wavelets, add of 2 fp16
+  //  = max(2/8, 32/128, 32/64) -> 1 cycle.
+  //  Top row: 4 elements x 1 = 4. Row i >= 1: x wavelet w arrives at w + i + 2; w0's
+  //  FMACs run i+3..i+5, w1's i+5..i+7: T_i = i + 7, row 3 at 10.
+  //  Chain: 3 stages of 5 (ramp, hop, ramp, issue, add), the second wavelet one behind:
+  //  T + 16. Total 10 + 16 = 26.
+  // fp32 accumulation (@fmachs): FMAC over 4 fp32: max(4/4, 4 x 48 / 128, 4 x 32 / 64) -> 2;
+  //  a wavelet of x is 4 cycles; row i: w0 i+3..i+7, w1 i+7..i+11: T_3 = 14. Sums: 4 fp32
+  //  = 4 wavelets, add 1 cycle: wavelet k final at the east PE at T + k + 15: 14 + 18 = 32.
+  GemvConfig g = four_by_four(1);
+  const GemvResult h = run_gemv(FabricConfig{}, wse3_pe(), g);
+  EXPECT_EQ(h.compute_cycles, 4u);
+  EXPECT_EQ(h.compute_done_cycles, 10u);
+  EXPECT_EQ(h.multicast_cycles, 7u);
+  EXPECT_EQ(h.total_cycles, 26u);
+  EXPECT_EQ(h.wavelet_hops, 4u * 2 * 3 + 4u * 3 * 2);
+  g.accumulate = Accumulate::kFp32;
+  const GemvResult f = run_gemv(FabricConfig{}, wse3_pe(), g);
+  EXPECT_EQ(f.compute_cycles, 8u);
+  EXPECT_EQ(f.compute_done_cycles, 14u);
+  EXPECT_EQ(f.total_cycles, 32u);
+  EXPECT_EQ(f.wavelet_hops, 4u * 2 * 3 + 4u * 3 * 4);
+  // The same on tiled fidelity k = 1, and a GEMM: every reduction, both accumulations.
+  for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+    for (Accumulate acc : {Accumulate::kFp16, Accumulate::kFp32}) {
+      for (std::uint32_t m : {1u, 8u}) {
+        GemvConfig x = four_by_four(m);
+        x.accumulate = acc;
+        x.reduction = red;
+        EXPECT_EQ(run_gemv_tiled(FabricConfig{}, 1, wse3_pe(), x).total_cycles,
+                  run_gemv(FabricConfig{}, wse3_pe(), x).total_cycles);
+      }
+    }
+  }
+}
+
+TEST_F(GemvTest, Fp16AccumulationHalvesComputeAndSumsOnABiggerGrid) {
+  // 1024 x 1024 on 32 x 32 (32 x 32 tiles), WSE-3 PE. fp16: FMAC over 32 accumulators
+  // max(32/8, 32 x 32 / 128, 32 x 16 / 64) = 8 cycles, x 32 elements = 256; 16 wavelets of
+  // sums per PE. fp32: max(32/4, 32 x 48 / 128, 32 x 32 / 64) = 16, x 32 = 512; 32 wavelets.
+  // Half the FMAC time and half the wavelets down each reduction.
+  GemvConfig g;
+  g.rows = g.cols = 1024;
+  g.grid_rows = g.grid_cols = 32;
+  for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+    g.reduction = red;
+    g.accumulate = Accumulate::kFp16;
+    const GemvResult h = run_gemv(FabricConfig{}, wse3_pe(), g);
+    g.accumulate = Accumulate::kFp32;
+    const GemvResult f = run_gemv(FabricConfig{}, wse3_pe(), g);
+    SCOPED_TRACE(std::string(reduction_name(red)) + ": fp16 " + std::to_string(h.total_cycles) + ", fp32 " +
+                 std::to_string(f.total_cycles));
+    EXPECT_EQ(h.compute_cycles, 256u);
+    EXPECT_EQ(f.compute_cycles, 512u);
+    EXPECT_LT(h.total_cycles + 200, f.total_cycles);
+    EXPECT_LT(h.wavelet_hops, f.wavelet_hops);
+  }
+}
+
+TEST_F(GemvTest, NoGemvBeatsItsFloor) {
+  // gemv_floor_cycles: max(m ceil(Mt Kt / simd_fp16_fmac), (P - 1 + Q - 1) H + 2R).
+  // 4 x 4 example (WSE-2): compute ceil(16 / 4) = 4, latency 6 + 2 = 8: floor 8 (30 run).
+  GemvConfig g = four_by_four(1);
+  EXPECT_EQ(gemv_floor_cycles(FabricConfig{}, wse2_pe(), g), 8u);
+  g.vectors = 3;
+  EXPECT_EQ(gemv_floor_cycles(FabricConfig{}, wse2_pe(), g), 12u);
+  // Every reduction, both accumulations, both PEs, per-PE and tiled, on a few shapes.
+  for (GemvConfig s : {four_by_four(1), four_by_four(8)}) {
+    for (auto [m, k, p, q] : {std::array<std::uint32_t, 4>{256, 256, 16, 16}, {100, 90, 12, 18},
+                              {64, 4096, 1, 64}, {4096, 64, 64, 1}}) {
+      s.rows = m;
+      s.cols = k;
+      s.grid_rows = p;
+      s.grid_cols = q;
+      for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+        for (Accumulate acc : {Accumulate::kFp16, Accumulate::kFp32}) {
+          for (const PeConfig& pe : {wse2_pe(), wse3_pe()}) {
+            s.reduction = red;
+            s.accumulate = acc;
+            const std::uint64_t floor = gemv_floor_cycles(FabricConfig{}, pe, s);
+            EXPECT_GE(run_gemv(FabricConfig{}, pe, s).total_cycles, floor);
+            EXPECT_GE(run_gemv_tiled(FabricConfig{}, 4, pe, s).total_cycles, floor);
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST_F(GemvTest, TreeVersusChainOnLongRows) {

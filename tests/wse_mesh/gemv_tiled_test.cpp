@@ -1,9 +1,11 @@
 // GEMV on tiled fidelity against the per-PE GEMV on grids where per-PE is affordable.
 #include "wse_mesh/gemv_tiled.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -107,10 +109,139 @@ TEST_F(GemvTiledTest, TiledStaysWithinTheNodeBound) {
   }
 }
 
-TEST_F(GemvTiledTest, RejectsTheTree) {
-  GemvConfig g = gemv_cfg(64, 64, 4, 4);
+// Grids for the tree and K-tree bounds: even splits (16 x 16, 32 x 32) and partial edge
+// nodes (10 x 6; 12 x 18, whose 18 columns leave a last node of 2 for k = 4 and 8).
+std::vector<GemvConfig> bound_grids() {
+  return {gemv_cfg(256, 256, 16, 16), gemv_cfg(512, 512, 32, 32), gemv_cfg(100, 70, 10, 6),
+          gemv_cfg(100, 90, 12, 18)};
+}
+
+// x skew a node hides (docs/wse_mesh.md): per-PE, PE row i of the grid gets x wavelet w at
+// w + 2R + i H and starts on it one cycle later; a tiled node hands it to all its PE rows
+// at its first row's time, and the top node row takes it from SRAM for all its rows: up
+// to (k - 1) H + 2R + 1 early (R = H = 1 here).
+// Nodes split the grid evenly and PEs the matrix evenly.
+bool even(const GemvConfig& g, std::uint32_t k) {
+  return g.grid_rows % k == 0 && g.grid_cols % k == 0 && g.rows % g.grid_rows == 0 && g.cols % g.grid_cols == 0;
+}
+
+std::int64_t x_skew(std::uint32_t k) { return static_cast<std::int64_t>(k - 1) + 3; }
+
+TEST_F(GemvTiledTest, TreeAndKTreeOnOnePePerNodeAreThePerPeGemv) {
+  // k = 1: every node is one PE; the node mapping of the tree and the K-tree is
+  // run_gemv's, cycle for cycle, for one vector and for a GEMM of 8.
+  for (Reduction red : {Reduction::kTree, Reduction::kKTree}) {
+    for (std::uint32_t m : {1u, 8u}) {
+      for (GemvConfig g : {gemv_cfg(16, 16, 4, 4), gemv_cfg(256, 256, 16, 16), gemv_cfg(100, 70, 10, 6),
+                           gemv_cfg(100, 90, 12, 18)}) {
+        for (std::uint32_t group : {0u, 4u}) {
+          if (red == Reduction::kTree && group != 0) continue;
+          g.vectors = m;
+          g.reduction = red;
+          g.ktree_group = group;
+          SCOPED_TRACE(std::string(reduction_name(red)) + " m " + std::to_string(m) + ", grid " +
+                       std::to_string(g.grid_rows) + "x" + std::to_string(g.grid_cols) + " group " +
+                       std::to_string(group));
+          const GemvResult per_pe = run_gemv(FabricConfig{}, PeConfig{}, g);
+          const GemvResult tiled1 = run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g);
+          EXPECT_EQ(tiled1.total_cycles, per_pe.total_cycles);
+          EXPECT_EQ(tiled1.first_vector_cycles, per_pe.first_vector_cycles);
+          EXPECT_EQ(tiled1.multicast_cycles, per_pe.multicast_cycles);
+          EXPECT_EQ(tiled1.compute_done_cycles, per_pe.compute_done_cycles);
+          EXPECT_EQ(tiled1.wavelet_hops, per_pe.wavelet_hops);
+        }
+      }
+    }
+  }
+  // The hand-derived 4 x 4 figures of gemv_test.cpp: tree 26, K-tree (groups of 2) 26.
+  GemvConfig g = gemv_cfg(16, 16, 4, 4);
+  g.accumulate = Accumulate::kFp16;
   g.reduction = Reduction::kTree;
-  EXPECT_THROW(run_gemv_tiled(FabricConfig{}, 2, PeConfig{}, g), std::invalid_argument);
+  EXPECT_EQ(run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g).total_cycles, 26u);
+  g.reduction = Reduction::kKTree;
+  g.ktree_group = 2;
+  EXPECT_EQ(run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g).total_cycles, 26u);
+}
+
+TEST_F(GemvTiledTest, TreeStaysWithinItsNodeBound) {
+  // Rounds of span 2^s >= k join node column 0s over 2^s / k node hops of k H: exactly the
+  // per-PE hops; rounds of span < k are crossed inside the node with the per-PE costs
+  // (2R + 2^s H + 1 + a). What the node does not see: the x skew (up to x_skew(k) early),
+  // and inside a node the sharing of links and of the receivers' ramps between the
+  // log2 k inner rounds' streams of n wavelets (per-PE, every round into PE column 0
+  // crosses the link 1 -> 0), at most log2(k) n a cycles. Bound:
+  //   -(x_skew(k) + log2(k) n a) <= tiled - per-PE <= 0.
+  // Even splits (of nodes and tiles): exactly -(k - 1) H, the last node row's x skew (16 x 16: per-PE 342,
+  // tiled 341 / 339 / 335 for k = 2 / 4 / 8; 32 x 32: 378 against 377 / 375 / 371); the
+  // 12 x 18 grid (n = 9) shows the inner rounds' sharing: 108 against 100 / 96 / 95.
+  const PeConfig pe;
+  const FabricConfig fc;
+  for (std::uint32_t m : {1u, 8u}) {
+    for (GemvConfig g : bound_grids()) {
+      g.reduction = Reduction::kTree;
+      g.vectors = m;
+      const GemvResult per_pe = run_gemv(fc, pe, g);
+      const std::int64_t n = static_cast<std::int64_t>((g.rows + g.grid_rows - 1) / g.grid_rows);  // fp32
+      for (std::uint32_t k : {2u, 4u, 8u}) {
+        const GemvResult t = run_gemv_tiled(fc, k, pe, g);
+        const std::int64_t d = diff(t, per_pe);
+        SCOPED_TRACE("m " + std::to_string(m) + " grid " + std::to_string(g.grid_rows) + "x" +
+                     std::to_string(g.grid_cols) + " k " + std::to_string(k) + ": per-PE " +
+                     std::to_string(per_pe.total_cycles) + ", tiled " + std::to_string(t.total_cycles));
+        EXPECT_LE(d, 0);
+        EXPECT_GE(d, -(x_skew(k) + static_cast<std::int64_t>(tree_rounds(k)) * n));
+        if (even(g, k)) {
+          EXPECT_EQ(d, -static_cast<std::int64_t>(k - 1));
+        }
+        EXPECT_LE(t.compute_done_cycles, per_pe.compute_done_cycles);
+      }
+    }
+  }
+}
+
+TEST_F(GemvTiledTest, KTreeStaysWithinItsNodeBound) {
+  // Groups of whole nodes (g a multiple of k; here g = max(k, 4), the same g per-PE).
+  // Inside a group the chain is the tiled chain's (the H of a PE link inside the k H node
+  // hop: a group's last node's k - 1 hops are not counted), and the chain over the roots
+  // runs g / k node hops of k H a stage: the per-PE hops, except the last stage into a
+  // partial east node of kc < k PE columns, which a node hop of k H makes (k - kc) H late.
+  // Bound: -(x_skew(k) + (k - 1) H) <= tiled - per-PE <= (k - kc) H (0 on even splits).
+  // Even splits (of nodes and tiles), one vector: exactly -2 (k - 1) H, as the chain (16 x 16: per-PE 336 for
+  // g = 4, 340 for g = 8; tiled 334 / 330 / 326 for k = 2 / 4 / 8).
+  const PeConfig pe;
+  const FabricConfig fc;
+  for (std::uint32_t m : {1u, 8u}) {
+    for (GemvConfig g : bound_grids()) {
+      g.reduction = Reduction::kKTree;
+      g.vectors = m;
+      for (std::uint32_t k : {2u, 4u, 8u}) {
+        g.ktree_group = std::max(k, 4u);
+        const GemvResult per_pe = run_gemv(fc, pe, g);
+        const GemvResult t = run_gemv_tiled(fc, k, pe, g);
+        const std::int64_t d = diff(t, per_pe);
+        SCOPED_TRACE("m " + std::to_string(m) + " grid " + std::to_string(g.grid_rows) + "x" +
+                     std::to_string(g.grid_cols) + " k " + std::to_string(k) + ": per-PE " +
+                     std::to_string(per_pe.total_cycles) + ", tiled " + std::to_string(t.total_cycles));
+        const std::uint32_t kc = g.grid_cols % k;
+        EXPECT_LE(d, kc == 0 ? 0 : static_cast<std::int64_t>(k - kc));
+        EXPECT_GE(d, -(x_skew(k) + static_cast<std::int64_t>(k - 1)));
+        if (m == 1 && even(g, k)) {
+          EXPECT_EQ(d, -2 * static_cast<std::int64_t>(k - 1));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(GemvTiledTest, RejectsWhatNodesCannotMap) {
+  GemvConfig g = gemv_cfg(64, 64, 6, 6);
+  g.reduction = Reduction::kTree;
+  EXPECT_THROW(run_gemv_tiled(FabricConfig{}, 3, PeConfig{}, g), std::invalid_argument);  // k not 2^i
+  g.reduction = Reduction::kKTree;
+  g.ktree_group = 4;
+  EXPECT_THROW(run_gemv_tiled(FabricConfig{}, 8, PeConfig{}, g), std::invalid_argument);  // g not k x i
+  g.ktree_group = 0;  // auto: a multiple of k
+  EXPECT_NO_THROW(run_gemv_tiled(FabricConfig{}, 3, PeConfig{}, g));
   EXPECT_THROW(run_gemv_tiled(FabricConfig{}, 2, PeConfig{}, gemv_cfg(32768, 32768, 4, 4)), CapacityError);
 }
 

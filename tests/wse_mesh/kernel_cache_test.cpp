@@ -85,6 +85,25 @@ TEST_F(KernelCacheTest, EverythingThatDecidesTheTimeIsInTheKey) {
   g = gemv_cfg();
   g.reduction = Reduction::kTree;
   EXPECT_NE(KernelCache::key(fc, pe, g), KernelCache::key(fc, pe, gemv_cfg()));
+  // The K-tree, its group size and its colors each change the key, per-PE and tiled.
+  GemvConfig kt = gemv_cfg();
+  kt.reduction = Reduction::kKTree;
+  EXPECT_NE(KernelCache::key(fc, pe, kt), KernelCache::key(fc, pe, g));
+  EXPECT_NE(KernelCache::key(fc, pe, kt), KernelCache::key(fc, pe, gemv_cfg()));
+  GemvConfig kt2 = kt;
+  kt2.ktree_group = 2;
+  EXPECT_NE(KernelCache::key(fc, pe, kt2), KernelCache::key(fc, pe, kt));
+  EXPECT_NE(KernelCache::key_tiled(fc, 2, pe, kt2), KernelCache::key_tiled(fc, 2, pe, kt));
+  GemvConfig kt3 = kt2;
+  kt3.ktree_colors = {5, 6};
+  EXPECT_NE(KernelCache::key(fc, pe, kt3), KernelCache::key(fc, pe, kt2));
+  EXPECT_EQ(cache.gemv(fc, pe, kt2).total_cycles, run_gemv(fc, pe, kt2).total_cycles);
+  ReduceConfig rk;
+  rk.reduction = Reduction::kKTree;
+  ReduceConfig rk2 = rk;
+  rk2.ktree_group = 2;
+  EXPECT_NE(KernelCache::key(fc, pe, rk2), KernelCache::key(fc, pe, rk));
+  EXPECT_NE(KernelCache::key(fc, pe, rk), KernelCache::key(fc, pe, ReduceConfig{}));
   // The origin does not decide the time on a fresh fabric: the same key, a hit, and the
   // direct simulation at the new origin agrees.
   g = gemv_cfg();
@@ -93,7 +112,7 @@ TEST_F(KernelCacheTest, EverythingThatDecidesTheTimeIsInTheKey) {
   const std::uint64_t hits = cache.hits();
   EXPECT_EQ(cache.gemv(fc, pe, g).total_cycles, run_gemv(fc, pe, g).total_cycles);
   EXPECT_EQ(cache.hits(), hits + 1);
-  EXPECT_EQ(cache.misses(), 3u);  // per-PE, slower fabric, tiled k = 2
+  EXPECT_EQ(cache.misses(), 4u);  // per-PE, slower fabric, tiled k = 2, K-tree
 }
 
 TEST_F(KernelCacheTest, GemmVectorsAreInTheGemvKeys) {
