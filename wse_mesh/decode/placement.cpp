@@ -1,6 +1,7 @@
 #include "wse_mesh/decode/placement.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -319,12 +320,30 @@ bool spread_layer(LayerPlan& p, std::uint64_t usable, std::uint32_t vectors, std
   }
   const LayerRegion& r = p.region;
   const std::uint64_t region_pes = std::uint64_t{r.width} * r.height;
-  std::uint64_t per_pe = ceil_div(p.vector_weight_bytes, region_pes);  // norms, biases: spread evenly
+  // A layer that also holds the embedding table or the LM head gives those vocabulary
+  // tensors their own rows at the bottom of its region, in proportion to their bytes, and
+  // its other matrices the rows above: so that its projections run on a region like every
+  // other layer's (and share their simulated kernels), not stretched over the table's rows.
+  const auto vocab = [](const TensorGrid& t) { return t.kind == "embedding" || t.kind == "lm_head"; };
+  std::uint64_t vocab_bytes = 0, other_bytes = 0;
+  for (const TensorGrid& t : grids) (vocab(t) ? vocab_bytes : other_bytes) += t.weight_bytes;
+  std::uint32_t vocab_rows = 0;
+  if (vocab_bytes > 0 && other_bytes > 0 && r.height > 1) {
+    const double share = static_cast<double>(vocab_bytes) / static_cast<double>(vocab_bytes + other_bytes);
+    vocab_rows = std::clamp<std::uint32_t>(static_cast<std::uint32_t>(std::lround(share * r.height)), 1, r.height - 1);
+  } else if (vocab_bytes > 0) {
+    vocab_rows = r.height;
+  }
+  const std::uint64_t vector_share = ceil_div(p.vector_weight_bytes, region_pes);  // norms, biases: spread evenly
+  std::uint64_t per_pe_top = vector_share, per_pe_bottom = vector_share;
   std::uint64_t grid_pe_bytes = 0;
   for (TensorGrid& t : grids) {
+    const bool bottom = vocab(t);
+    const std::uint32_t rows = bottom ? vocab_rows : r.height - vocab_rows;
+    const std::uint32_t y0 = bottom ? r.y0 + r.height - vocab_rows : r.y0;
     std::uint32_t per_row = 1;
-    t.area = copy_area(r.height, r.width, t.copies, per_row);
-    if (t.area.rows == 0 || t.area.cols == 0) return false;  // more copies than PEs
+    t.area = copy_area(rows, r.width, t.copies, per_row);
+    if (rows == 0 || t.area.rows == 0 || t.area.cols == 0) return false;  // more copies than PEs
     // The kernel grid in the default orientation, and turned (P along the rectangle's
     // columns): the SRAM of the fuller of the two is counted, so either may run.
     const auto whole = [&](std::uint64_t side) { return side >= quantum ? side / quantum * quantum : side; };
@@ -338,16 +357,16 @@ bool spread_layer(LayerPlan& p, std::uint64_t usable, std::uint32_t vectors, std
                           gemv_pe_bytes(t.rows, t.cols, turned, t.dtype, vectors));
     t.origins.assign(t.copies, PeCoord{0, 0});
     for (std::uint32_t c = 0; c < t.copies; ++c) {
-      t.origins[c] = PeCoord{r.x0 + (c % per_row) * t.area.cols, r.y0 + (c / per_row) * t.area.rows};
+      t.origins[c] = PeCoord{r.x0 + (c % per_row) * t.area.cols, y0 + (c / per_row) * t.area.rows};
     }
     if (t.kind == "embedding") {
       // A lookup table, not a GEMV: its rows are dealt over the area with no buffers.
       t.pe_bytes = ceil_div(t.weight_bytes, std::uint64_t{t.copies} * t.grid.rows * t.grid.cols);
     }
     grid_pe_bytes += std::uint64_t{t.copies} * t.grid.rows * t.grid.cols * t.pe_bytes;
-    per_pe += t.pe_bytes;
+    (bottom ? per_pe_bottom : per_pe_top) += t.pe_bytes;
   }
-  if (per_pe > usable) return false;
+  if (per_pe_top > usable || per_pe_bottom > usable) return false;
   p.grids = std::move(grids);
   p.grid_pe_bytes = grid_pe_bytes;
   p.spread = true;
@@ -679,19 +698,29 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     if (n > H) return false;
     std::uint64_t total = 0;
     for (std::uint32_t l = a; l < b; ++l) total += std::max<std::uint64_t>(1, layer_bytes[l]);
+    // In units of the kernel-grid quantum (so that layers of equal bytes get equal
+    // regions and share their simulated kernels): one unit each, the rest in proportion
+    // to the bytes, the units left over one each to the layers of most bytes first; rows
+    // short of a whole unit go to the strip's last layer.
+    const std::uint32_t u = std::max<std::uint32_t>(1, opt.grid_quantum) <= H / n ? std::max<std::uint32_t>(1, opt.grid_quantum) : 1;
+    const std::uint32_t units = H / u;
     std::vector<std::uint32_t> rows(n, 1);
-    std::vector<std::pair<double, std::uint32_t>> rest;
     std::uint32_t given = n;
     for (std::uint32_t i = 0; i < n; ++i) {
-      const double share = static_cast<double>(H - n) * static_cast<double>(std::max<std::uint64_t>(1, layer_bytes[a + i])) /
+      const double share = static_cast<double>(units - n) *
+                           static_cast<double>(std::max<std::uint64_t>(1, layer_bytes[a + i])) /
                            static_cast<double>(total);
       const auto whole = static_cast<std::uint32_t>(share);
       rows[i] += whole;
       given += whole;
-      rest.emplace_back(share - whole, i);
     }
-    std::stable_sort(rest.begin(), rest.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
-    for (std::size_t i = 0; given < H; ++i, ++given) ++rows[rest[i % n].second];
+    std::vector<std::uint32_t> order(n);
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::uint32_t x, std::uint32_t y) { return layer_bytes[a + x] > layer_bytes[a + y]; });
+    for (std::size_t i = 0; given < units; ++i, ++given) ++rows[order[i % n]];
+    for (std::uint32_t& r : rows) r *= u;
+    rows.back() += H - units * u;
     std::uint32_t y0 = upward ? H : 0;
     for (std::uint32_t l = a; l < b; ++l) {
       LayerPlan& p = plans[l];

@@ -151,6 +151,29 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
   }
   std::vector<Reduction> reductions = {c.reduction};
   if (opt_.reduction_auto) reductions = {Reduction::kChain, Reduction::kTree, Reduction::kKTree};
+  // The choice (orientation, reduction) made for a matrix on a grid is reused for the
+  // same matrix on grids within a quarter octave of it on both sides (layers whose regions
+  // differ by a few rows): only the chosen run is simulated for them. Off with kernel
+  // reuse, and whenever that run does not go through.
+  const auto bucket = [](std::uint32_t side) {
+    return static_cast<std::uint64_t>(std::floor(4.0 * std::log2(static_cast<double>(std::max<std::uint32_t>(1, side)))));
+  };
+  const std::string family = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " m" + std::to_string(c.vectors) +
+                             " a" + std::to_string(static_cast<int>(c.accumulate)) + " b" +
+                             std::to_string(bucket(c.grid_rows)) + "," + std::to_string(bucket(c.grid_cols)) + " s" +
+                             std::to_string(shapes.size());
+  if (cache_.enabled() && shapes.size() * reductions.size() > 1) {
+    const auto it = choice_.find(family);
+    if (it != choice_.end() && it->second.first < shapes.size()) {
+      GemvConfig x = shapes[it->second.first];
+      x.reduction = it->second.second;
+      try {
+        return run(x);
+      } catch (const std::invalid_argument&) {
+      } catch (const CapacityError&) {
+      }
+    }
+  }
   GemvResult best;
   const GemvConfig* best_cfg = nullptr;
   std::vector<GemvConfig> tried;
@@ -171,6 +194,7 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
       if (best_cfg == nullptr || r.total_cycles < best.total_cycles) {
         best = r;
         best_cfg = &tried.back();
+        choice_[family] = {static_cast<std::size_t>(&shape - shapes.data()), red};
       }
     }
   }

@@ -93,6 +93,7 @@ class SimulatedKernels : public KernelTimer {
   SimulatedKernelOptions opt_;
   KernelCache& cache_;
   std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
+  std::map<std::string, std::pair<std::size_t, Reduction>> choice_;  // shape family -> (orientation, reduction)
 };
 
 }  // namespace wse::wafer

@@ -3,6 +3,7 @@
 // "The floor").
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <memory>
 
 #include "decode_test_util.h"
@@ -39,8 +40,18 @@ TEST(DecodeSpread, TinyModelFusesAndSpreadsOverEachRegion) {
     EXPECT_EQ(qkv->tensor, "self_attn.qkv_proj");
     EXPECT_EQ(qkv->rows, 128u);
     EXPECT_EQ(qkv->cols, 64u);
-    EXPECT_EQ(qkv->area, (GridShape{p.region.height, p.region.width}));
-    EXPECT_EQ(qkv->grid, (GridShape{std::min(p.region.height, 128u), std::min(p.region.width, 64u)}));
+    // The vocabulary tensor (embedding table on layer 0, LM head on layer 1) takes rows at
+    // the bottom of the region in proportion to its bytes; the matrices the rows above.
+    std::uint64_t vocab = 0, other = 0;
+    for (const TensorGrid& t : p.grids) {
+      (t.kind == "embedding" || t.kind == "lm_head" ? vocab : other) += t.weight_bytes;
+    }
+    ASSERT_GT(vocab, 0u);  // 256 x 64 bf16 = 32 KiB at each end
+    EXPECT_EQ(vocab, 32768u);
+    const auto vocab_rows = static_cast<std::uint32_t>(
+        std::lround(static_cast<double>(vocab) / static_cast<double>(vocab + other) * p.region.height));
+    EXPECT_EQ(qkv->area, (GridShape{p.region.height - vocab_rows, p.region.width}));
+    EXPECT_EQ(qkv->grid, (GridShape{std::min(qkv->area.rows, 128u), std::min(p.region.width, 64u)}));
     // Its PE: the fuller orientation's tile ceil(128 / P) x ceil(64 / Q) bf16 values,
     // one x segment (2 Kt B) and fp16 accumulators... counted as the placement counts them.
     const GridShape g = qkv->grid;
