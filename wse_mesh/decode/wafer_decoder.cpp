@@ -277,12 +277,19 @@ struct WaferDecoder::Impl {
           cached.push_back(model.kv_tokens(static_cast<std::uint32_t>(l), s.offset + s.new_tokens));
           total += cached.back();
         }
-        std::uint64_t tpp = cfg.tokens_per_pe;
         const auto need = [&](std::uint64_t t) {
           std::uint64_t n = 0;
           for (std::uint64_t k : cached) n += heads * ceil_div(std::max<std::uint64_t>(k, 1), t);
           return n;
         };
+        std::uint64_t tpp = cfg.tokens_per_pe;
+        if (p.spread) {
+          // Spread: the KV is dealt over more of the region when that is faster: the
+          // fastest of tokens_per_pe / 4, / 2 and tokens_per_pe (each at least what fits).
+          tpp = std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4);
+          while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
+          tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
+        }
         while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
         classes.push_back({p.window_tokens, pes, total, static_cast<std::uint32_t>(tpp)});
         c = classes.end() - 1;
@@ -298,6 +305,48 @@ struct WaferDecoder::Impl {
       }
       p.attention_tokens_per_pe = c->tpp;
     }
+  }
+
+  // The tokens per PE, from `lo` doubling up to `hi`, at which layer l's attention of the
+  // batch's longest sequence (a decode of its context) is fastest; remembered per layer
+  // window, region size and power-of-two bucket of that context.
+  std::map<std::vector<std::uint64_t>, std::uint64_t> tpp_choice;
+  std::uint64_t fastest_tokens_per_pe(std::size_t l, const std::vector<workloads::Sequence>& batch, std::uint64_t lo,
+                                      std::uint64_t hi) {
+    if (lo >= hi) return lo;
+    std::uint64_t context = 1;
+    for (const auto& s : batch) context = std::max(context, s.offset + s.new_tokens);
+    std::uint64_t bucket = 1;
+    while (bucket < context) bucket *= 2;
+    LayerPlan& p = plans[l];
+    const std::vector<std::uint64_t> key = {p.window_tokens, std::uint64_t{p.region.width} * p.region.height, bucket, lo, hi};
+    if (const auto it = tpp_choice.find(key); it != tpp_choice.end()) return it->second;
+    const workloads::OperatorGraph g = workloads::lower(model, {workloads::Sequence{1, bucket, false}});
+    const workloads::Operator* att = nullptr;
+    for (const auto& op : g.ops) {
+      if (op.kind == workloads::OpKind::attention && op.layer == static_cast<std::int32_t>(l)) att = &op;
+    }
+    std::uint64_t best = lo;
+    if (att != nullptr) {
+      const std::uint32_t kept = p.attention_tokens_per_pe;
+      std::uint64_t best_cycles = UINT64_MAX;
+      for (std::uint64_t t = lo; t <= hi; t *= 2) {
+        p.attention_tokens_per_pe = static_cast<std::uint32_t>(t);
+        std::uint64_t cycles = UINT64_MAX;
+        try {
+          cycles = timer->time(*att, p).cycles;
+        } catch (const CapacityError&) {
+          continue;
+        }
+        if (cycles < best_cycles) {
+          best_cycles = cycles;
+          best = t;
+        }
+      }
+      p.attention_tokens_per_pe = kept;
+    }
+    tpp_choice.emplace(key, best);
+    return best;
   }
 
   // Prefill sequences cut into pieces of prefill_chunk_tokens, in order (piece k of a
