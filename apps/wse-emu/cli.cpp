@@ -165,6 +165,11 @@ bool parse(Command& c, const std::vector<std::string>& args, po::variables_map& 
     exit_code = kExitOk;
     return false;
   }
+  // An empty --out ('' from an unset shell variable) is bad input, not a failed run.
+  if (vm.count("out") && vm["out"].as<std::string>().empty()) {
+    exit_code = usage_error(std::string(c.name) + ": --out needs a folder name, found ''", c.name);
+    return false;
+  }
   return true;
 }
 

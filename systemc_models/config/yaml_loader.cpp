@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "systemc_models/config/config.h"
@@ -71,8 +72,10 @@ NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign, Conv
       for (const auto& kv : y) {
         if (!kv.first.IsScalar()) {
           throw ConfigError(mark_source(file, kv.first.Mark()), "",
-                            "a key must be a plain name, found a " +
-                                std::string(kv.first.IsMap() ? "mapping" : "sequence"));
+                            "a key must be a plain name, found " +
+                                std::string(kv.first.IsMap()        ? "a mapping"
+                                            : kv.first.IsSequence() ? "a sequence"
+                                                                    : "an empty (null) key"));
         }
         const std::string key = kv.first.Scalar();
         if (n->find(key)) {
@@ -161,6 +164,11 @@ class Loader {
     YAML::Node y;
     try {
       y = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own depth limit (its message is "bad file").
+      throw ConfigError(mark_source(name, e.mark), "",
+                        "values nested more than " + std::to_string(e.depth()) +
+                            " levels deep: not a configuration file (nest at most 100 levels)");
     } catch (const YAML::Exception& e) {
       throw ConfigError(mark_source(name, e.mark), "", "syntax error: " + e.msg);
     }

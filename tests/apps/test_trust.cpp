@@ -199,5 +199,53 @@ TEST_F(Trust, SramTooSmallForTheReservationPointsAtTheSet) {
                                "smaller than a PE's SRAM, wafer.pe.sram (48.00 KiB)"));
 }
 
+// --- Item 15: the smaller cases. ---
+
+// YAML nested beyond yaml-cpp's depth limit said "syntax error: bad file".
+TEST_F(Trust, YamlNestedTooDeepSaysSo) {
+  std::string deep = "a: ";
+  for (int i = 0; i < 600; ++i) deep += "[";
+  for (int i = 0; i < 600; ++i) deep += "]";
+  const fs::path f = write("deep.yaml", deep + "\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("deep.yaml:1:"));
+  EXPECT_THAT(r.err, HasSubstr("values nested more than"));
+  EXPECT_THAT(r.err, Not(HasSubstr("bad file")));
+}
+
+// A null key was described as "a sequence".
+TEST_F(Trust, NullKeyIsCalledANullKey) {
+  const fs::path f = write("null.yaml", "experiment: {name: x}\n: 3\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("a key must be a plain name, found an empty (null) key"));
+}
+
+// Entries of mlp_only_layers were not range-checked: layer 99 of a 48-layer model was
+// accepted and meant nothing.
+TEST_F(Trust, MlpOnlyLayersMustBeLayersOfTheModel) {
+  Result r = run_bad("configs/experiments/moe_qwen3_30b.yaml --set 'model.mlp_only_layers=[3, 99]'");
+  EXPECT_THAT(r.err, HasSubstr("key 'model.mlp_only_layers': value '99' is out of range"));
+}
+
+// 2023-02-31 was accepted (as 2023-03-03), then the next line was reported as
+// "timestamp goes backwards".
+TEST_F(Trust, DateThatDoesNotExistIsMalformed) {
+  write("feb.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2024-02-29 00:00:00.0000000,374,44\n"  // a leap day: fine
+        "2023-02-31 00:00:00.0000000,100,10\n"
+        "2023-03-01 00:00:00.0000000,100,10\n");
+  Result r = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "feb.csv").string());
+  EXPECT_THAT(r.err, HasSubstr("feb.csv:3:1: malformed trace line: TIMESTAMP '2023-02-31 00:00:00.0000000' is not"));
+}
+
+// `--out ''` read the whole configuration, then exited 1.
+TEST_F(Trust, EmptyOutIsBadInput) {
+  Result r = wse_emu("run configs/experiments/kv_link.yaml --out ''", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("wse-emu: error: run: --out needs a folder name, found ''"));
+  EXPECT_THAT(r.err, Not(HasSubstr("note:")));  // nothing was read
+}
+
 }  // namespace
 }  // namespace wse::testing

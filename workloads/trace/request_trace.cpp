@@ -77,6 +77,10 @@ bool parse_timestamp(std::string_view t, double& seconds) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+  // The day must exist in that month: 2023-02-31 would otherwise count as 2023-03-03.
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  constexpr unsigned kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (d > kDays[mo - 1] + (mo == 2 && leap ? 1u : 0u)) return false;
   double frac = 0.0;
   if (t.size() > 19) {
     if (t[19] != '.') return false;
