@@ -247,5 +247,33 @@ TEST_F(Trust, EmptyOutIsBadInput) {
   EXPECT_THAT(r.err, Not(HasSubstr("note:")));  // nothing was read
 }
 
+// --- Item 13: regress with a corrupt, empty or wrongly typed reference file. ---
+
+// Each gave exit 1 with a raw parser message naming no file, after running the
+// experiment. Now exit 2 naming the file (and the figure), before anything runs.
+TEST_F(Trust, RegressRefusesABadReferenceNamingFileAndFigure) {
+  const fs::path suite = write("suite.yaml", "references: refs\n"
+                                             "experiments:\n"
+                                             "  - name: kv_link\n"
+                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                             "    set: {workload.trace.limit: 3}\n");
+  const auto regress = [&](const std::string& reference) {
+    write("refs/kv_link.json", reference);
+    Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
+    EXPECT_THAT(r.err, HasSubstr("wse-emu: error: reference " + (dir_ / "refs/kv_link.json").string() + ": "));
+    EXPECT_THAT(r.err, HasSubstr("delete it and run 'wse-emu regress --update'"));
+    return r.err;
+  };
+  EXPECT_THAT(regress("{\"figures\": {\"events\": "), HasSubstr(": not valid JSON ("));
+  EXPECT_THAT(regress(""), HasSubstr(": the file is empty"));
+  EXPECT_THAT(regress("[1, 2]"), HasSubstr(": expected a JSON object with \"figures\", found array"));
+  EXPECT_THAT(regress(R"({"figures": {"events": {"value": "4993"}}})"),
+              HasSubstr(": figure 'events': \"value\" must be a number, found \"4993\""));
+  EXPECT_THAT(regress(R"({"figures": {"events": {"value": 4993, "tolerance": {"relative": -1}}}})"),
+              HasSubstr(": figure 'events': tolerance \"relative\" must be a number, 0 or more, found -1"));
+}
+
 }  // namespace
 }  // namespace wse::testing
