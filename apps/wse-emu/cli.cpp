@@ -215,7 +215,7 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
     std::cerr << "wse-emu: error: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const std::exception& e) {
-    std::cerr << "wse-emu: bench '" << name << "' failed: " << e.what() << "\n";
+    std::cerr << "wse-emu: bench '" << name << "' failed: " << error_text(e) << "\n";
     return kExitRunFailed;
   }
   return kExitOk;
@@ -223,7 +223,44 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
 
 }  // namespace
 
+std::string error_text(const std::exception& e) {
+  std::string text = e.what();
+  if (const auto* r = dynamic_cast<const sc_core::sc_report*>(&e)) text = r->get_msg();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  std::string one;
+  for (char c : text) {
+    if (c == '\n') {
+      one += "; ";
+    } else {
+      one += c;
+    }
+  }
+  return one;
+}
+
+namespace {
+int dispatch(int argc, char** argv);
+}
+
+// No exception reaches SystemC's reporter (which prints on stdout): whatever escapes a
+// command ends the program with one last line on stderr and exit 1.
 int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const config::ConfigError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: run failed: " << error_text(e) << "\n";
+  } catch (...) {
+    std::cerr << "wse-emu: run failed: an unknown exception\n";
+  }
+  return kExitRunFailed;
+}
+
+namespace {
+
+int dispatch(int argc, char** argv) {
   sim::Registry registry;
   register_all(registry);
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -330,5 +367,7 @@ int main(int argc, char** argv) {
   auto guess = config::did_you_mean(cmd, known);
   return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
 }
+
+}  // namespace
 
 }  // namespace wse::app

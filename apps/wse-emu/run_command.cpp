@@ -284,7 +284,7 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     return kExitBadInput;
   } catch (const std::exception& err) {
     clean_up();
-    std::cerr << "wse-emu: run failed: " << err.what() << "\n";
+    std::cerr << "wse-emu: run failed: " << error_text(err) << "\n";
     return kExitRunFailed;
   }
   return kExitOk;

@@ -119,6 +119,11 @@ class Loader {
   NodePtr load_file(const fs::path& file, const Source& included_from) {
     const std::string shown = file.lexically_normal().string();
     std::error_code ec;
+    // A symlink loop or an unreadable folder: its reason, not "does not exist".
+    if (const auto st = fs::status(file, ec); ec && st.type() != fs::file_type::not_found) {
+      throw ConfigError(included_from.file.empty() ? Source{shown, 0, 0} : included_from, "",
+                        "cannot read '" + shown + "': " + ec.message());
+    }
     if (!fs::exists(file, ec)) {
       throw ConfigError(included_from.file.empty() ? Source{shown, 0, 0} : included_from, "",
                         included_from.file.empty()

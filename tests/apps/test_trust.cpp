@@ -275,5 +275,57 @@ TEST_F(Trust, RegressRefusesABadReferenceNamingFileAndFigure) {
               HasSubstr(": figure 'events': tolerance \"relative\" must be a number, 0 or more, found -1"));
 }
 
+// --- Item 11: file errors with their reason on stderr; no SystemC text. ---
+
+// A trace path that was a symlink loop exited 1 with SystemC's "Error: (E549) uncaught
+// exception: filesystem error ..." on stdout only; a directory, FIFO or device "did not
+// exist".
+TEST_F(Trust, TracePathThatIsNotAFileSaysWhy) {
+  fs::create_symlink(dir_ / "loop_a", dir_ / "loop_b");
+  fs::create_symlink(dir_ / "loop_b", dir_ / "loop_a");
+  Result loop = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "loop_a").string());
+  EXPECT_THAT(loop.err, HasSubstr("key 'workload.trace.path': cannot read trace file '" +
+                                  (dir_ / "loop_a").string() + "': Too many levels of symbolic links"));
+  EXPECT_EQ(loop.out, "");
+  Result folder = run_bad(kKvLink + " --set workload.trace.path=" + dir_.string());
+  EXPECT_THAT(folder.err, HasSubstr("' is a directory, not a trace file"));
+  Result device = run_bad(kKvLink + " --set workload.trace.path=/dev/null");
+  EXPECT_THAT(device.err, HasSubstr("'/dev/null' is not a regular file (a FIFO, socket or device)"));
+  // The experiment file itself.
+  Result top = wse_emu("check '" + (dir_ / "loop_a").string() + "'", dir_ / "io");
+  EXPECT_EQ(top.exit_code, 2);
+  EXPECT_THAT(top.err, HasSubstr("Too many levels of symbolic links"));
+}
+
+// A failure inside the simulation went through SystemC's reporter: "run failed: Error:
+// (E549) uncaught exception: ..." followed by "In file: ..." and "In process: ... @ ...
+// ps" lines. Now the run ends with one line, the tool's own.
+TEST_F(Trust, RunFailureEndsWithOneLineOfItsOwn) {
+  Result r = run_failed(kKvLink + " --set 'kv_transfer.link.bandwidth=300 b/s'");
+  ASSERT_FALSE(r.err.empty());
+  std::string last = r.err.substr(0, r.err.size() - 1);
+  last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+  EXPECT_THAT(last, HasSubstr("wse-emu: run failed: simulated time overflow: kv_path.link: the end of a transfer"));
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("E549")));
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("In process:")));
+}
+
+// Item 12: the sweep's error column held SystemC's "In process: ... @ ... ps" trailer;
+// it now holds the point's own last error line.
+TEST_F(Trust, SweepErrorColumnHoldsTheToolsOwnMessage) {
+  const fs::path sweep = write("s.yaml", "description: a point that overflows simulated time\n"
+                                         "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                         "grid:\n"
+                                         "  workload.trace.limit: [3]\n"
+                                         "  kv_transfer.link.bandwidth: [300 b/s]\n");
+  Result r = wse_emu("sweep '" + sweep.string() + "' --out '" + (dir_ / "sw").string() + "' --jobs 1 --quiet",
+                     dir_ / "io");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string csv = slurp(dir_ / "sw" / "results.csv");
+  EXPECT_THAT(csv, HasSubstr("run failed: simulated time overflow: kv_path.link: the end of a transfer reaches"));
+  EXPECT_THAT(csv, Not(HasSubstr("In process")));
+  EXPECT_THAT(csv, Not(HasSubstr("E549")));
+}
+
 }  // namespace
 }  // namespace wse::testing

@@ -416,8 +416,21 @@ TraceOptions read_trace_options(config::Section& s) {
     y.output = read_length(out);
   } else {
     o.path = s.path("path", {.doc = "request trace file"});
-    if (!std::filesystem::is_regular_file(o.path)) {
+    // With error codes: a symlink loop or an unreadable folder is bad input with its
+    // reason, not an exception out of the filesystem library.
+    std::error_code ec;
+    const auto st = std::filesystem::status(o.path, ec);
+    if (ec && st.type() != std::filesystem::file_type::not_found) {
+      s.fail("path", "cannot read trace file '" + o.path.string() + "': " + ec.message());
+    }
+    if (st.type() == std::filesystem::file_type::not_found) {
       s.fail("path", "trace file '" + o.path.string() + "' does not exist");
+    }
+    if (st.type() == std::filesystem::file_type::directory) {
+      s.fail("path", "'" + o.path.string() + "' is a directory, not a trace file");
+    }
+    if (st.type() != std::filesystem::file_type::regular) {
+      s.fail("path", "'" + o.path.string() + "' is not a regular file (a FIFO, socket or device); give a trace file");
     }
     o.start = static_cast<std::uint64_t>(
         s.integer("start", {.doc = "requests to skip at the start", .def = "0", .min = 0}));
