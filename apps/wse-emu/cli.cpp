@@ -61,7 +61,8 @@ Command make_run() {
       ("experiment", po::value<std::string>(), "experiment YAML file")
       ("out,o", po::value<std::string>(), "output directory (created; files written atomically)")
       ("set,s", po::value<std::vector<std::string>>()->composing(),
-       "override a configuration key, e.g. --set efa.adapters=8 (repeatable)")
+       "override a configuration key, e.g. --set efa.sender.adapters=8 (repeatable; a relative path "
+       "in VALUE is taken from the current directory)")
       ("trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")
       ("force,f", "write into DIR even if it is not empty")
       ("quiet,q", "no progress on stderr");
@@ -123,7 +124,7 @@ Command make_sweep() {
 
 Command make_regress() {
   Command c{"regress",
-            "wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR] [--all]\n\n"
+            "wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR] [--all] [--quiet]\n\n"
             "Reruns the suite's experiments and prints, per summary figure, the reference,\n"
             "the value now, the change and the verdict. Exit 1 when a figure is out of\n"
             "tolerance. --update rewrites the references (keeping their tolerances) and\n"
@@ -136,7 +137,8 @@ Command make_regress() {
       ("suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"), "regression suite file")
       ("only", po::value<std::string>(), "run only this experiment of the suite")
       ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")
-      ("force,f", "write into --out DIR even if it is not empty");
+      ("force,f", "write into --out DIR even if it is not empty")
+      ("quiet,q", "print only each experiment's verdict and the result, not the figure tables");
   return c;
 }
 
@@ -360,6 +362,7 @@ int dispatch(int argc, char** argv) {
     opt.update = vm.count("update") > 0;
     opt.all = vm.count("all") > 0;
     opt.force = vm.count("force") > 0;
+    opt.quiet = vm.count("quiet") > 0;
     return run_regress(opt);
   }
 

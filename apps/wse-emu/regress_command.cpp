@@ -356,8 +356,8 @@ int run_regress(const RegressOptions& opt) {
           ++out_of_tolerance;
         }
       }
-      print_table(rows);
-      if (hidden)
+      if (!opt.quiet) print_table(rows);
+      if (hidden && !opt.quiet)
         std::cout << "(" << hidden << " unchanged utilization figure(s) not shown; --all shows them)\n";
       std::cout << (out_of_tolerance ? std::to_string(out_of_tolerance) + " figure(s) out of tolerance"
                                      : "all figures within tolerance")

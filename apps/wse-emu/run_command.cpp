@@ -7,11 +7,13 @@
 // same inputs and seed give byte-identical files. What measures the host (wall and CPU
 // time, peak memory, host name, pid, start date) goes to host.json only.
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include <sys/resource.h>
@@ -158,6 +160,46 @@ void print_summary(const nlohmann::json& summary) {
   }
 }
 
+// A default as the schema writes it, in base units ("137438953472 B/s", "1e-06 s"),
+// shown with the prefix a person would write ("128 GiB/s", "1 us", "27.34375 GB/s").
+// Other text is shown as is.
+std::string with_unit_prefix(const std::string& text) {
+  const auto space = text.find(' ');
+  if (space == std::string::npos) return text;
+  const std::string unit = text.substr(space + 1);
+  double v = 0;
+  const char* b = text.data();
+  if (auto [p, ec] = std::from_chars(b, b + space, v); ec != std::errc() || p != b + space || v <= 0) return text;
+  std::vector<std::pair<std::string, double>> prefixes;
+  if (unit == "s") {
+    prefixes = {{"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"ns", 1e-9}, {"ps", 1e-12}};
+  } else if (unit == "Hz") {
+    prefixes = {{"Hz", 1}, {"kHz", 1e3}, {"MHz", 1e6}, {"GHz", 1e9}};
+  } else if (unit == "B" || unit == "B/s") {
+    const std::string per = unit == "B/s" ? "/s" : "";
+    for (const auto& [n, f] : std::vector<std::pair<std::string, double>>{
+             {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0},
+             {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}}) {
+      prefixes.emplace_back(n + per, f);
+    }
+  } else {
+    return text;
+  }
+  // The shortest text with a number from 1 to below 1024, else with any number from 1.
+  for (const double limit : {1024.0, std::numeric_limits<double>::infinity()}) {
+    std::string best;
+    for (const auto& [name, scale] : prefixes) {
+      const double m = v / scale;
+      if (m < 1 || m >= limit) continue;
+      std::array<char, 64> buf{};
+      std::snprintf(buf.data(), buf.size(), "%.12g %s", m, name.c_str());
+      if (best.empty() || std::string(buf.data()).size() < best.size()) best = buf.data();
+    }
+    if (!best.empty()) return best;
+  }
+  return text;
+}
+
 }  // namespace
 
 int check_experiment(const sim::Registry& registry, const fs::path& experiment,
@@ -170,7 +212,7 @@ int check_experiment(const sim::Registry& registry, const fs::path& experiment,
       for (const auto& p : e.doc.params()) w = std::max(w, p.key_path.size());
       for (const auto& p : e.doc.params()) {
         std::cout << std::left << std::setw(static_cast<int>(w)) << p.key_path << "  " << p.value
-                  << "   [default: " << p.def << "]  " << p.doc << "\n";
+                  << "   [default: " << with_unit_prefix(p.def) << "]  " << p.doc << "\n";
       }
     } else {
       std::cout << "# resolved configuration of " << experiment.string()

@@ -327,5 +327,40 @@ TEST_F(Trust, SweepErrorColumnHoldsTheToolsOwnMessage) {
   EXPECT_THAT(csv, Not(HasSubstr("E549")));
 }
 
+// --- Item 18: command-line consistency. ---
+
+TEST_F(Trust, RunHelpExampleUsesARealKey) {
+  Result help = wse_emu("help run", dir_ / "io");
+  EXPECT_THAT(help.out, HasSubstr("efa.sender.adapters=8"));  // was efa.adapters, not a key
+  Result check = wse_emu("check configs/experiments/default.yaml --set efa.sender.adapters=8", dir_ / "io");
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+}
+
+// Defaults were listed in base units: `[default: 137438953472 B/s]`, `[default: 1e-06 s]`.
+TEST_F(Trust, CheckParamsShowsDefaultsWithUnitPrefixes) {
+  Result r = wse_emu("check configs/experiments/default.yaml --params", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("[default: 128 GiB/s]  bandwidth of one link, each direction"));
+  EXPECT_THAT(r.out, HasSubstr("[default: 1 us]  latency of one link hop"));
+  EXPECT_THAT(r.out, HasSubstr("[default: 27.34375 GB/s]  data rate of one DMA queue"));
+  EXPECT_THAT(r.out, Not(HasSubstr("137438953472 B/s")));
+}
+
+// `regress` did not accept --quiet, which run and bench do.
+TEST_F(Trust, RegressAcceptsQuiet) {
+  const fs::path suite = write("suite.yaml", "references: refs\n"
+                                             "experiments:\n"
+                                             "  - name: kv_link\n"
+                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                             "    set: {workload.trace.limit: 3}\n");
+  Result update = wse_emu("regress --update --quiet --suite '" + suite.string() + "'", dir_ / "io");
+  ASSERT_EQ(update.exit_code, 0) << update.err;
+  Result r = wse_emu("regress --quiet --suite '" + suite.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("all figures within tolerance"));
+  EXPECT_THAT(r.out, HasSubstr("regression: PASS"));
+  EXPECT_THAT(r.out, Not(HasSubstr("figure  ")));  // no table
+}
+
 }  // namespace
 }  // namespace wse::testing
