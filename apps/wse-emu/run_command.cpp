@@ -9,7 +9,9 @@
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
@@ -200,6 +202,65 @@ std::string with_unit_prefix(const std::string& text) {
   return text;
 }
 
+// SIGINT, SIGTERM and SIGHUP (Ctrl-C, Slurm's time limit, a closed terminal) remove
+// the files this run created (and its folder, if it created it), print one line and
+// exit 128 + n. The handler may only make async-signal-safe calls, so the paths are
+// kept in fixed buffers, each registered before its file is created.
+namespace interrupt {
+constexpr int kMaxFiles = 64;
+constexpr std::size_t kMaxPath = 4096;
+char g_files[kMaxFiles][kMaxPath];
+volatile std::sig_atomic_t g_count = 0;
+char g_dir[kMaxPath];
+volatile std::sig_atomic_t g_remove_dir = 0;
+
+void say(const char* s) { (void)!::write(2, s, std::strlen(s)); }
+
+extern "C" void on_signal(int sig) {
+  for (int i = 0; i < g_count; ++i) ::unlink(g_files[i]);
+  if (g_remove_dir) ::rmdir(g_dir);
+  say("wse-emu: interrupted by ");
+  say(sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+  say(g_count > 0 || g_remove_dir ? "; removed this run's files\n" : "\n");
+  ::_exit(128 + sig);
+}
+
+void copy(char* to, const std::string& from) {
+  const std::size_t n = std::min(from.size(), kMaxPath - 1);
+  std::memcpy(to, from.data(), n);
+  to[n] = '\0';
+}
+
+// Before the run creates anything: the folder to remove if the run creates it.
+void arm(const fs::path& dir, bool remove_dir) {
+  g_count = 0;
+  copy(g_dir, dir.string());
+  g_remove_dir = remove_dir ? 1 : 0;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+// A file the run is about to create, with its temporary name (written first).
+void track(const fs::path& file) {
+  for (const std::string& p : {file.string(), file.string() + ".tmp." + std::to_string(::getpid())}) {
+    if (g_count >= kMaxFiles || p.size() >= kMaxPath) continue;
+    copy(g_files[g_count], p);
+    g_count = g_count + 1;  // after the copy: the handler sees whole paths only
+  }
+}
+
+// The run is over (its results complete, or removed by its own clean-up).
+void disarm() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
+  g_count = 0;
+  g_remove_dir = 0;
+}
+}  // namespace interrupt
+
 }  // namespace
 
 int check_experiment(const sim::Registry& registry, const fs::path& experiment,
@@ -248,8 +309,10 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
   // Phase 2: from here on, output exists. Every file is written whole or not at all; if
   // the run fails, the files it wrote are removed again (and the folder, if it made it).
   const bool dir_existed = fs::exists(opt.out_dir);
+  interrupt::arm(opt.out_dir, !dir_existed);
   std::vector<fs::path> written;
   auto write = [&](const std::string& name, std::string_view content) {
+    interrupt::track(opt.out_dir / name);
     sim::write_file_atomic(opt.out_dir / name, content);
     written.push_back(opt.out_dir / name);
   };
@@ -274,7 +337,10 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     }
     // Written before simulating: an unwritable folder fails now, not after the run.
     write("config.resolved.yaml", e.doc.resolved_yaml());
-    if (trace) trace->open((opt.out_dir / "trace.json").string());
+    if (trace) {
+      interrupt::track(opt.out_dir / "trace.json");
+      trace->open((opt.out_dir / "trace.json").string());
+    }
     sim::Progress progress(!opt.quiet && sim::Progress::stderr_is_terminal(), 0, "");
     sim::RunContext ctx{trace.get(), progress.enabled() ? &progress : nullptr};
     e.experiment->run(ctx);
@@ -318,14 +384,17 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       }
       std::cerr << line.str() << " (host.json)\n";
     }
+    interrupt::disarm();
     std::cout << "results in " << opt.out_dir.string() << "/\n";
   } catch (const config::ConfigError& err) {
     clean_up();
+    interrupt::disarm();
     // Phase-2 configuration errors (found only while running) are still bad input.
     std::cerr << "wse-emu: error: " << err.what() << "\n";
     return kExitBadInput;
   } catch (const std::exception& err) {
     clean_up();
+    interrupt::disarm();
     std::cerr << "wse-emu: run failed: " << error_text(err) << "\n";
     return kExitRunFailed;
   }

@@ -1,9 +1,15 @@
 // Hostile input that used to give silent wrong numbers or hang (issue 17): each case is
 // the reproduction, run through the wse-emu program, with the exit status and the
 // message it must now give. docs/trust.md lists them.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -361,6 +367,57 @@ TEST_F(Trust, RegressAcceptsQuiet) {
   EXPECT_THAT(r.out, HasSubstr("regression: PASS"));
   EXPECT_THAT(r.out, Not(HasSubstr("figure  ")));  // no table
 }
+
+// --- Item 8: SIGINT, SIGTERM and SIGHUP. ---
+
+// They acted like SIGKILL: config.resolved.yaml and a 0-byte trace.json.tmp were left
+// behind and the rerun was refused without --force. Now the run removes its files (and
+// the folder it created), prints one line and exits 128 + n.
+class TrustSignals : public Trust, public ::testing::WithParamInterface<int> {
+ protected:
+  // Starts `wse-emu run` of the whole default experiment with --trace (several seconds),
+  // waits until it has written config.resolved.yaml, sends `sig`, and returns the exit
+  // status and stderr.
+  std::pair<int, std::string> interrupt(const fs::path& out, int sig) {
+    const fs::path err = dir_ / "stderr.txt";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 2);
+      ::chdir(WSE_SOURCE_DIR);
+      const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
+      ::execl(bin.c_str(), bin.c_str(), "run", "configs/experiments/default.yaml", "--out", out.c_str(), "--trace",
+              "--quiet", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 3000 && !fs::exists(out / "config.resolved.yaml"); ++i) ::usleep(10000);
+    EXPECT_TRUE(fs::exists(out / "config.resolved.yaml")) << "the run did not start";
+    ::usleep(200000);  // into the simulation, with trace.json.tmp.PID open
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err)};
+  }
+};
+
+TEST_P(TrustSignals, RemovesTheRunsFilesAndExits128PlusN) {
+  const int sig = GetParam();
+  const auto [code, err] = interrupt(dir_ / "out", sig);
+  EXPECT_EQ(code, 128 + sig) << err;
+  EXPECT_FALSE(fs::exists(dir_ / "out")) << "the folder this run created is removed";
+  EXPECT_THAT(err, HasSubstr("wse-emu: interrupted by " + std::string(sig == SIGINT    ? "SIGINT"
+                                                                         : sig == SIGTERM ? "SIGTERM"
+                                                                                          : "SIGHUP") +
+                             "; removed this run's files\n"));
+  // A folder that existed (empty) stays, empty: only this run's files go.
+  fs::create_directories(dir_ / "kept");
+  const auto [code2, err2] = interrupt(dir_ / "kept", sig);
+  EXPECT_EQ(code2, 128 + sig) << err2;
+  ASSERT_TRUE(fs::exists(dir_ / "kept"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "kept")) << "left: " << fs::directory_iterator(dir_ / "kept")->path();
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, TrustSignals, ::testing::Values(SIGINT, SIGTERM, SIGHUP));
 
 }  // namespace
 }  // namespace wse::testing
