@@ -13,11 +13,13 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <limits>
 #include <sstream>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -261,6 +263,37 @@ void disarm() {
 }
 }  // namespace interrupt
 
+// The output folder is claimed by one run at a time: a marker created exclusively
+// (O_EXCL) holding the claimant's pid, removed when the run ends. Two runs that both
+// found a new or empty --out cannot both write into it; a marker left by a process that
+// no longer exists (killed outright) is taken over.
+constexpr const char* kClaim = ".wse-emu-run.claim";
+
+// Returns an empty string once claimed, else why not (another live run's pid).
+std::string claim_folder(const fs::path& dir) {
+  const fs::path claim = dir / kClaim;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int fd = ::open(claim.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      const std::string pid = std::to_string(::getpid()) + "\n";
+      const bool ok = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+      ::close(fd);
+      if (!ok) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
+      return "";
+    }
+    if (errno != EEXIST) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
+    std::ifstream in(claim);
+    long other = 0;
+    in >> other;
+    if (other > 0 && (::kill(static_cast<pid_t>(other), 0) == 0 || errno == EPERM)) {
+      return "output directory '" + dir.string() + "' is being written by another run (pid " +
+             std::to_string(other) + "); wait for it to end, or choose another --out";
+    }
+    ::unlink(claim.c_str());  // left by a run that no longer exists
+  }
+  return "output directory '" + dir.string() + "' could not be claimed; choose another --out";
+}
+
 }  // namespace
 
 int check_experiment(const sim::Registry& registry, const fs::path& experiment,
@@ -325,11 +358,30 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       for (const auto& f : written) fs::remove(f, ec);
     }
   };
+  // Created and claimed before anything is written; a folder claimed by another run is
+  // left to it (nothing here removes what that run wrote).
   try {
     sim::create_output_directory(opt.out_dir);
+    if (const std::string other = claim_folder(opt.out_dir); !other.empty()) {
+      interrupt::disarm();
+      std::cerr << "wse-emu: error: " << other << "\n";
+      return kExitBadInput;
+    }
+    interrupt::track(opt.out_dir / kClaim);  // ours now
+  } catch (const std::exception& err) {
+    interrupt::disarm();
+    std::cerr << "wse-emu: run failed: " << error_text(err) << "\n";
+    return kExitRunFailed;
+  }
+  written.push_back(opt.out_dir / kClaim);
+  try {
     // The completion marker (summary.json, written last) of an earlier run goes first,
     // so a rerun that fails never leaves it next to new files.
-    for (const char* old : {"summary.json", "host.json"}) {
+    // Without --trace, an earlier run's trace.json would sit beside results it does not
+    // belong to.
+    std::vector<std::string> olds{"summary.json", "host.json"};
+    if (!opt.trace) olds.emplace_back("trace.json");
+    for (const std::string& old : olds) {
       std::error_code ec;
       if (fs::remove(opt.out_dir / old, ec); ec) {
         throw sim::OutputError("cannot remove '" + (opt.out_dir / old).string() + "': " + ec.message());
@@ -384,6 +436,8 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       }
       std::cerr << line.str() << " (host.json)\n";
     }
+    std::error_code unclaim;
+    fs::remove(opt.out_dir / kClaim, unclaim);
     interrupt::disarm();
     std::cout << "results in " << opt.out_dir.string() << "/\n";
   } catch (const config::ConfigError& err) {

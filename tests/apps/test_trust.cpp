@@ -419,5 +419,40 @@ TEST_P(TrustSignals, RemovesTheRunsFilesAndExits128PlusN) {
 
 INSTANTIATE_TEST_SUITE_P(Signals, TrustSignals, ::testing::Values(SIGINT, SIGTERM, SIGHUP));
 
+// --- Item 9: two runs into one --out. ---
+
+// Both passed the "new or empty" check and the folder mixed their files. The folder is
+// now claimed with a marker created exclusively: a second claimant is refused (exit 2)
+// and removes nothing; a marker left by a process that no longer exists is taken over.
+TEST_F(Trust, AFolderClaimedByAnotherRunIsRefused) {
+  const fs::path out = dir_ / "out";
+  fs::create_directories(out);
+  write("out/.wse-emu-run.claim", std::to_string(::getpid()) + "\n");  // this test: a live process
+  Result r = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("is being written by another run (pid " + std::to_string(::getpid()) + ")"));
+  EXPECT_TRUE(fs::exists(out / ".wse-emu-run.claim")) << "the other run's marker is not removed";
+  EXPECT_FALSE(fs::exists(out / "config.resolved.yaml"));
+  // A marker of a process that has exited: taken over, and removed at the end.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  write("out/.wse-emu-run.claim", std::to_string(gone) + "\n");
+  Result s = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_TRUE(fs::exists(out / "summary.json"));
+  EXPECT_FALSE(fs::exists(out / ".wse-emu-run.claim"));
+}
+
+// --force without --trace left an earlier run's trace.json beside the new results.
+TEST_F(Trust, ForceWithoutTraceRemovesAnEarlierTrace) {
+  const fs::path out = dir_ / "out";
+  ASSERT_EQ(wse_emu("run " + kKvLink + " --trace --quiet --out '" + out.string() + "'", dir_ / "io").exit_code, 0);
+  ASSERT_TRUE(fs::exists(out / "trace.json"));
+  Result r = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(out / "trace.json"));
+}
+
 }  // namespace
 }  // namespace wse::testing
