@@ -1,6 +1,7 @@
 // Fuzz target: the quantity parsers (systemc_models/units). Every parser either returns
 // a value or throws UnitError; a value's canonical text (to_string) must parse back to
-// the same value, as units.h promises, and must be finite.
+// the same value, as units.h promises, and must be finite; a time must lie within the
+// longest simulated time (beyond it SystemC would clamp it).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   expect_unit_error_or_value(text, [](std::string_view t) {
     const wse::Duration v = wse::parse_duration(t);
     check_finite(v.seconds, "time", t);
+    if (v.seconds > wse::kMaxSimulatedSeconds) finding("time beyond the longest simulated time: " + std::string(t));
     if (wse::parse_duration(wse::to_string(v)) != v) finding("time does not round-trip: " + std::string(t));
     (void)wse::pretty(v);
   });
@@ -62,6 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // "N cycles" with a clock in scope (the wafer's 1.1 GHz).
     const wse::Duration v = wse::parse_duration(t, wse::Frequency{1.1e9});
     check_finite(v.seconds, "time", t);
+    if (v.seconds > wse::kMaxSimulatedSeconds) finding("time beyond the longest simulated time: " + std::string(t));
     (void)v.cycles(wse::Frequency{1.1e9});
   });
   return 0;

@@ -1,6 +1,7 @@
 // The body shared by the request-trace fuzz targets: the input is the trace file, in the
-// given format. A request read must have positive input tokens, arrivals that start at 0
-// and never go backwards, and ids in order.
+// given format. A request read must have positive input tokens, arrivals that start at 0,
+// never go backwards and lie within the longest simulated time (units.h), and ids in
+// order.
 #pragma once
 
 #include <cmath>
@@ -29,6 +30,9 @@ inline int fuzz_trace(workloads::TraceFormat format, const std::string& file_nam
       if (r.input_tokens == 0) finding("a request with no input tokens");
       if (!std::isfinite(r.arrival_s) || r.arrival_s < last || (i == 0 && r.arrival_s != 0.0))
         finding("arrival " + std::to_string(r.arrival_s) + " of request " + std::to_string(i));
+      if (r.arrival_s > kMaxSimulatedSeconds)
+        finding("arrival " + std::to_string(r.arrival_s) + " s of request " + std::to_string(i) +
+                " is beyond the longest simulated time (it would be clamped)");
       last = r.arrival_s;
     }
   } catch (const config::ConfigError&) {

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
-all=(fuzz_units fuzz_config fuzz_hf_config fuzz_azure_trace fuzz_mooncake_trace fuzz_op_trace)
+all=(fuzz_units fuzz_config fuzz_hf_config fuzz_azure_trace fuzz_mooncake_trace fuzz_op_trace fuzz_synthetic)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do

@@ -75,7 +75,13 @@ class OpTraceRun final : public sim::Experiment {
 std::unique_ptr<sim::Experiment> make_op_trace(config::Section& root, const sim::ExperimentInfo& /*info*/) {
   config::Section ot = root.section("op_trace", "the operator trace to execute");
   const auto path = ot.path("path", {.doc = "operator-trace file (JSON Lines, docs/trace_format.md)"});
-  if (!std::filesystem::is_regular_file(path)) ot.fail("path", "operator trace '" + path.string() + "' does not exist");
+  std::error_code ec;  // a symlink loop is bad input with its reason, not an exception
+  const auto type = std::filesystem::status(path, ec).type();
+  if (type == std::filesystem::file_type::not_found) ot.fail("path", "operator trace '" + path.string() + "' does not exist");
+  if (ec) ot.fail("path", "cannot read operator trace '" + path.string() + "': " + ec.message());
+  if (type != std::filesystem::file_type::regular) {
+    ot.fail("path", "'" + path.string() + "' is not a regular file (a directory, FIFO or device); give an operator trace");
+  }
   workloads::OpTrace trace = workloads::read_op_trace(path);
   config::Section trn = root.section("trainium", "the Trainium chip");
   const neuron::ChipConfig chip = neuron::read_chip_config(trn);

@@ -61,7 +61,8 @@ Command make_run() {
       ("experiment", po::value<std::string>(), "experiment YAML file")
       ("out,o", po::value<std::string>(), "output directory (created; files written atomically)")
       ("set,s", po::value<std::vector<std::string>>()->composing(),
-       "override a configuration key, e.g. --set efa.adapters=8 (repeatable)")
+       "override a configuration key, e.g. --set efa.sender.adapters=8 (repeatable; a relative path "
+       "in VALUE is taken from the current directory)")
       ("trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")
       ("force,f", "write into DIR even if it is not empty")
       ("quiet,q", "no progress on stderr");
@@ -130,7 +131,7 @@ Command make_sweep() {
 
 Command make_regress() {
   Command c{"regress",
-            "wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR] [--all]\n\n"
+            "wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR] [--all] [--quiet]\n\n"
             "Reruns the suite's experiments and prints, per summary figure, the reference,\n"
             "the value now, the change and the verdict. Exit 1 when a figure is out of\n"
             "tolerance. --update rewrites the references (keeping their tolerances) and\n"
@@ -143,7 +144,8 @@ Command make_regress() {
       ("suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"), "regression suite file")
       ("only", po::value<std::string>(), "run only this experiment of the suite")
       ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")
-      ("force,f", "write into --out DIR even if it is not empty");
+      ("force,f", "write into --out DIR even if it is not empty")
+      ("quiet,q", "print only each experiment's verdict and the result, not the figure tables");
   return c;
 }
 
@@ -170,6 +172,11 @@ bool parse(Command& c, const std::vector<std::string>& args, po::variables_map& 
   if (vm.count("help")) {
     print_help(c);
     exit_code = kExitOk;
+    return false;
+  }
+  // An empty --out ('' from an unset shell variable) is bad input, not a failed run.
+  if (vm.count("out") && vm["out"].as<std::string>().empty()) {
+    exit_code = usage_error(std::string(c.name) + ": --out needs a folder name, found ''", c.name);
     return false;
   }
   return true;
@@ -220,7 +227,7 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
     std::cerr << "wse-emu: error: " << e.what() << "\n";
     return kExitBadInput;
   } catch (const std::exception& e) {
-    std::cerr << "wse-emu: bench '" << name << "' failed: " << e.what() << "\n";
+    std::cerr << "wse-emu: bench '" << name << "' failed: " << error_text(e) << "\n";
     return kExitRunFailed;
   }
   return kExitOk;
@@ -228,7 +235,44 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
 
 }  // namespace
 
+std::string error_text(const std::exception& e) {
+  std::string text = e.what();
+  if (const auto* r = dynamic_cast<const sc_core::sc_report*>(&e)) text = r->get_msg();
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  std::string one;
+  for (char c : text) {
+    if (c == '\n') {
+      one += "; ";
+    } else {
+      one += c;
+    }
+  }
+  return one;
+}
+
+namespace {
+int dispatch(int argc, char** argv);
+}
+
+// No exception reaches SystemC's reporter (which prints on stdout): whatever escapes a
+// command ends the program with one last line on stderr and exit 1.
 int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const config::ConfigError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: run failed: " << error_text(e) << "\n";
+  } catch (...) {
+    std::cerr << "wse-emu: run failed: an unknown exception\n";
+  }
+  return kExitRunFailed;
+}
+
+namespace {
+
+int dispatch(int argc, char** argv) {
   sim::Registry registry;
   register_all(registry);
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -328,6 +372,7 @@ int main(int argc, char** argv) {
     opt.update = vm.count("update") > 0;
     opt.all = vm.count("all") > 0;
     opt.force = vm.count("force") > 0;
+    opt.quiet = vm.count("quiet") > 0;
     return run_regress(opt);
   }
 
@@ -335,5 +380,7 @@ int main(int argc, char** argv) {
   auto guess = config::did_you_mean(cmd, known);
   return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
 }
+
+}  // namespace
 
 }  // namespace wse::app

@@ -5,6 +5,7 @@
 //      use without --force; nothing was written
 #pragma once
 
+#include <exception>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -18,6 +19,12 @@ inline constexpr int kExitRunFailed = 1;
 inline constexpr int kExitBadInput = 2;
 
 int main(int argc, char** argv);
+
+// An exception's message as one line for "wse-emu: run failed: <what>": an exception
+// that passed through the SystemC kernel (an sc_report "(E549) uncaught exception")
+// gives the original message, without SystemC's "In file: ... In process: ... @ ... ps"
+// lines; line breaks become "; ".
+std::string error_text(const std::exception& e);
 
 struct RunOptions {
   std::filesystem::path experiment;

@@ -174,6 +174,46 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
+// A reference file as written by --update: {"figures": {NAME: {"value": number,
+// "tolerance": {"relative": number >= 0, "absolute": number >= 0}}}}. Anything else
+// (a corrupt, empty or hand-edited file) is bad input naming the file and the figure;
+// checked before any experiment runs.
+nlohmann::json read_reference(const fs::path& file) {
+  const auto bad = [&](const std::string& what) {
+    return SuiteError("reference " + file.string() + ": " + what + "; fix the file, or delete it and run "
+                      "'wse-emu regress --update' to write it again");
+  };
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw bad("cannot be read");
+  const std::string text = read_text(file);
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw bad("the file is empty");
+  nlohmann::json ref;
+  try {
+    ref = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw bad(std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!ref.is_object()) throw bad("expected a JSON object with \"figures\", found " + std::string(ref.type_name()));
+  const auto figures = ref.find("figures");
+  if (figures == ref.end() || !figures->is_object()) throw bad("\"figures\" must be an object of figures");
+  for (const auto& [name, f] : figures->items()) {
+    const std::string at = "figure '" + name + "': ";
+    if (!f.is_object()) throw bad(at + "expected an object with \"value\", found " + std::string(f.type_name()));
+    const auto v = f.find("value");
+    if (v == f.end() || !v->is_number())
+      throw bad(at + "\"value\" must be a number, found " + (v == f.end() ? "nothing" : v->dump()));
+    if (const auto t = f.find("tolerance"); t != f.end()) {
+      if (!t->is_object()) throw bad(at + "\"tolerance\" must be an object {relative, absolute}");
+      for (const char* k : {"relative", "absolute"}) {
+        const auto x = t->find(k);
+        if (x != t->end() && (!x->is_number() || x->get<double>() < 0))
+          throw bad(at + "tolerance \"" + k + "\" must be a number, 0 or more, found " + x->dump());
+      }
+    }
+  }
+  return ref;
+}
+
 }  // namespace
 
 int run_regress(const RegressOptions& opt) {
@@ -191,6 +231,16 @@ int run_regress(const RegressOptions& opt) {
                 << "\n";
       return kExitBadInput;
     }
+  }
+  std::map<std::string, nlohmann::json> references;
+  try {
+    for (const auto& en : suite.entries) {
+      const fs::path ref_file = suite.references / (en.name + ".json");
+      if (fs::exists(ref_file)) references[en.name] = read_reference(ref_file);
+    }
+  } catch (const SuiteError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
   }
   const bool keep = !opt.out_dir.empty();
   if (keep && !opt.force && sim::directory_in_use(opt.out_dir)) {
@@ -224,8 +274,7 @@ int run_regress(const RegressOptions& opt) {
       auto now = numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")));
       std::erase_if(now, [](const auto& f) { return f.first == "seed"; });  // an input, not a result
       const fs::path ref_file = suite.references / (en.name + ".json");
-      nlohmann::json ref;
-      if (fs::exists(ref_file)) ref = nlohmann::json::parse(read_text(ref_file));
+      const nlohmann::json ref = references.count(en.name) ? references[en.name] : nlohmann::json();
       const nlohmann::json ref_figures = ref.contains("figures") ? ref["figures"] : nlohmann::json::object();
 
       if (opt.update) {
@@ -307,8 +356,8 @@ int run_regress(const RegressOptions& opt) {
           ++out_of_tolerance;
         }
       }
-      print_table(rows);
-      if (hidden)
+      if (!opt.quiet) print_table(rows);
+      if (hidden && !opt.quiet)
         std::cout << "(" << hidden << " unchanged utilization figure(s) not shown; --all shows them)\n";
       std::cout << (out_of_tolerance ? std::to_string(out_of_tolerance) + " figure(s) out of tolerance"
                                      : "all figures within tolerance")

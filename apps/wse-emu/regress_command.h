@@ -15,6 +15,7 @@ struct RegressOptions {
   bool update = false;            // rewrite the references instead of judging
   bool all = false;               // show unchanged utilization figures in the table too
   bool force = false;             // write into an out_dir that is not empty
+  bool quiet = false;             // only the verdicts, not the figure tables
 };
 
 int run_regress(const RegressOptions& opt);

@@ -7,13 +7,19 @@
 // same inputs and seed give byte-identical files. What measures the host (wall and CPU
 // time, peak memory, host name, pid, start date) goes to host.json only.
 #include <array>
+#include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -158,6 +164,136 @@ void print_summary(const nlohmann::json& summary) {
   }
 }
 
+// A default as the schema writes it, in base units ("137438953472 B/s", "1e-06 s"),
+// shown with the prefix a person would write ("128 GiB/s", "1 us", "27.34375 GB/s").
+// Other text is shown as is.
+std::string with_unit_prefix(const std::string& text) {
+  const auto space = text.find(' ');
+  if (space == std::string::npos) return text;
+  const std::string unit = text.substr(space + 1);
+  double v = 0;
+  const char* b = text.data();
+  if (auto [p, ec] = std::from_chars(b, b + space, v); ec != std::errc() || p != b + space || v <= 0) return text;
+  std::vector<std::pair<std::string, double>> prefixes;
+  if (unit == "s") {
+    prefixes = {{"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"ns", 1e-9}, {"ps", 1e-12}};
+  } else if (unit == "Hz") {
+    prefixes = {{"Hz", 1}, {"kHz", 1e3}, {"MHz", 1e6}, {"GHz", 1e9}};
+  } else if (unit == "B" || unit == "B/s") {
+    const std::string per = unit == "B/s" ? "/s" : "";
+    for (const auto& [n, f] : std::vector<std::pair<std::string, double>>{
+             {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0},
+             {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}}) {
+      prefixes.emplace_back(n + per, f);
+    }
+  } else {
+    return text;
+  }
+  // The shortest text with a number from 1 to below 1024, else with any number from 1.
+  for (const double limit : {1024.0, std::numeric_limits<double>::infinity()}) {
+    std::string best;
+    for (const auto& [name, scale] : prefixes) {
+      const double m = v / scale;
+      if (m < 1 || m >= limit) continue;
+      std::array<char, 64> buf{};
+      std::snprintf(buf.data(), buf.size(), "%.12g %s", m, name.c_str());
+      if (best.empty() || std::string(buf.data()).size() < best.size()) best = buf.data();
+    }
+    if (!best.empty()) return best;
+  }
+  return text;
+}
+
+// SIGINT, SIGTERM and SIGHUP (Ctrl-C, Slurm's time limit, a closed terminal) remove
+// the files this run created (and its folder, if it created it), print one line and
+// exit 128 + n. The handler may only make async-signal-safe calls, so the paths are
+// kept in fixed buffers, each registered before its file is created.
+namespace interrupt {
+constexpr int kMaxFiles = 64;
+constexpr std::size_t kMaxPath = 4096;
+char g_files[kMaxFiles][kMaxPath];
+volatile std::sig_atomic_t g_count = 0;
+char g_dir[kMaxPath];
+volatile std::sig_atomic_t g_remove_dir = 0;
+
+void say(const char* s) { (void)!::write(2, s, std::strlen(s)); }
+
+extern "C" void on_signal(int sig) {
+  for (int i = 0; i < g_count; ++i) ::unlink(g_files[i]);
+  if (g_remove_dir) ::rmdir(g_dir);
+  say("wse-emu: interrupted by ");
+  say(sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+  say(g_count > 0 || g_remove_dir ? "; removed this run's files\n" : "\n");
+  ::_exit(128 + sig);
+}
+
+void copy(char* to, const std::string& from) {
+  const std::size_t n = std::min(from.size(), kMaxPath - 1);
+  std::memcpy(to, from.data(), n);
+  to[n] = '\0';
+}
+
+// Before the run creates anything: the folder to remove if the run creates it.
+void arm(const fs::path& dir, bool remove_dir) {
+  g_count = 0;
+  copy(g_dir, dir.string());
+  g_remove_dir = remove_dir ? 1 : 0;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+// A file the run is about to create, with its temporary name (written first).
+void track(const fs::path& file) {
+  for (const std::string& p : {file.string(), file.string() + ".tmp." + std::to_string(::getpid())}) {
+    if (g_count >= kMaxFiles || p.size() >= kMaxPath) continue;
+    copy(g_files[g_count], p);
+    g_count = g_count + 1;  // after the copy: the handler sees whole paths only
+  }
+}
+
+// The run is over (its results complete, or removed by its own clean-up).
+void disarm() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_DFL);
+  g_count = 0;
+  g_remove_dir = 0;
+}
+}  // namespace interrupt
+
+// The output folder is claimed by one run at a time: a marker created exclusively
+// (O_EXCL) holding the claimant's pid, removed when the run ends. Two runs that both
+// found a new or empty --out cannot both write into it; a marker left by a process that
+// no longer exists (killed outright) is taken over.
+constexpr const char* kClaim = ".wse-emu-run.claim";
+
+// Returns an empty string once claimed, else why not (another live run's pid).
+std::string claim_folder(const fs::path& dir) {
+  const fs::path claim = dir / kClaim;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int fd = ::open(claim.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      const std::string pid = std::to_string(::getpid()) + "\n";
+      const bool ok = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+      ::close(fd);
+      if (!ok) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
+      return "";
+    }
+    if (errno != EEXIST) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
+    std::ifstream in(claim);
+    long other = 0;
+    in >> other;
+    if (other > 0 && (::kill(static_cast<pid_t>(other), 0) == 0 || errno == EPERM)) {
+      return "output directory '" + dir.string() + "' is being written by another run (pid " +
+             std::to_string(other) + "); wait for it to end, or choose another --out";
+    }
+    ::unlink(claim.c_str());  // left by a run that no longer exists
+  }
+  return "output directory '" + dir.string() + "' could not be claimed; choose another --out";
+}
+
 }  // namespace
 
 int check_experiment(const sim::Registry& registry, const fs::path& experiment,
@@ -170,7 +306,7 @@ int check_experiment(const sim::Registry& registry, const fs::path& experiment,
       for (const auto& p : e.doc.params()) w = std::max(w, p.key_path.size());
       for (const auto& p : e.doc.params()) {
         std::cout << std::left << std::setw(static_cast<int>(w)) << p.key_path << "  " << p.value
-                  << "   [default: " << p.def << "]  " << p.doc << "\n";
+                  << "   [default: " << with_unit_prefix(p.def) << "]  " << p.doc << "\n";
       }
     } else {
       std::cout << "# resolved configuration of " << experiment.string()
@@ -206,8 +342,10 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
   // Phase 2: from here on, output exists. Every file is written whole or not at all; if
   // the run fails, the files it wrote are removed again (and the folder, if it made it).
   const bool dir_existed = fs::exists(opt.out_dir);
+  interrupt::arm(opt.out_dir, !dir_existed);
   std::vector<fs::path> written;
   auto write = [&](const std::string& name, std::string_view content) {
+    interrupt::track(opt.out_dir / name);
     sim::write_file_atomic(opt.out_dir / name, content);
     written.push_back(opt.out_dir / name);
   };
@@ -220,11 +358,30 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       for (const auto& f : written) fs::remove(f, ec);
     }
   };
+  // Created and claimed before anything is written; a folder claimed by another run is
+  // left to it (nothing here removes what that run wrote).
   try {
     sim::create_output_directory(opt.out_dir);
+    if (const std::string other = claim_folder(opt.out_dir); !other.empty()) {
+      interrupt::disarm();
+      std::cerr << "wse-emu: error: " << other << "\n";
+      return kExitBadInput;
+    }
+    interrupt::track(opt.out_dir / kClaim);  // ours now
+  } catch (const std::exception& err) {
+    interrupt::disarm();
+    std::cerr << "wse-emu: run failed: " << error_text(err) << "\n";
+    return kExitRunFailed;
+  }
+  written.push_back(opt.out_dir / kClaim);
+  try {
     // The completion marker (summary.json, written last) of an earlier run goes first,
     // so a rerun that fails never leaves it next to new files.
-    for (const char* old : {"summary.json", "host.json"}) {
+    // Without --trace, an earlier run's trace.json would sit beside results it does not
+    // belong to.
+    std::vector<std::string> olds{"summary.json", "host.json"};
+    if (!opt.trace) olds.emplace_back("trace.json");
+    for (const std::string& old : olds) {
       std::error_code ec;
       if (fs::remove(opt.out_dir / old, ec); ec) {
         throw sim::OutputError("cannot remove '" + (opt.out_dir / old).string() + "': " + ec.message());
@@ -232,7 +389,10 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     }
     // Written before simulating: an unwritable folder fails now, not after the run.
     write("config.resolved.yaml", e.doc.resolved_yaml());
-    if (trace) trace->open((opt.out_dir / "trace.json").string());
+    if (trace) {
+      interrupt::track(opt.out_dir / "trace.json");
+      trace->open((opt.out_dir / "trace.json").string());
+    }
     sim::Progress progress(!opt.quiet && sim::Progress::stderr_is_terminal(), 0, "");
     sim::RunContext ctx{trace.get(), progress.enabled() ? &progress : nullptr};
     e.experiment->run(ctx);
@@ -276,15 +436,20 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       }
       std::cerr << line.str() << " (host.json)\n";
     }
+    std::error_code unclaim;
+    fs::remove(opt.out_dir / kClaim, unclaim);
+    interrupt::disarm();
     std::cout << "results in " << opt.out_dir.string() << "/\n";
   } catch (const config::ConfigError& err) {
     clean_up();
+    interrupt::disarm();
     // Phase-2 configuration errors (found only while running) are still bad input.
     std::cerr << "wse-emu: error: " << err.what() << "\n";
     return kExitBadInput;
   } catch (const std::exception& err) {
     clean_up();
-    std::cerr << "wse-emu: run failed: " << err.what() << "\n";
+    interrupt::disarm();
+    std::cerr << "wse-emu: run failed: " << error_text(err) << "\n";
     return kExitRunFailed;
   }
   return kExitOk;

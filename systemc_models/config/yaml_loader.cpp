@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "systemc_models/config/config.h"
@@ -71,8 +72,10 @@ NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign, Conv
       for (const auto& kv : y) {
         if (!kv.first.IsScalar()) {
           throw ConfigError(mark_source(file, kv.first.Mark()), "",
-                            "a key must be a plain name, found a " +
-                                std::string(kv.first.IsMap() ? "mapping" : "sequence"));
+                            "a key must be a plain name, found " +
+                                std::string(kv.first.IsMap()        ? "a mapping"
+                                            : kv.first.IsSequence() ? "a sequence"
+                                                                    : "an empty (null) key"));
         }
         const std::string key = kv.first.Scalar();
         if (n->find(key)) {
@@ -116,6 +119,11 @@ class Loader {
   NodePtr load_file(const fs::path& file, const Source& included_from) {
     const std::string shown = file.lexically_normal().string();
     std::error_code ec;
+    // A symlink loop or an unreadable folder: its reason, not "does not exist".
+    if (const auto st = fs::status(file, ec); ec && st.type() != fs::file_type::not_found) {
+      throw ConfigError(included_from.file.empty() ? Source{shown, 0, 0} : included_from, "",
+                        "cannot read '" + shown + "': " + ec.message());
+    }
     if (!fs::exists(file, ec)) {
       throw ConfigError(included_from.file.empty() ? Source{shown, 0, 0} : included_from, "",
                         included_from.file.empty()
@@ -161,6 +169,11 @@ class Loader {
     YAML::Node y;
     try {
       y = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+      // yaml-cpp's own depth limit (its message is "bad file").
+      throw ConfigError(mark_source(name, e.mark), "",
+                        "values nested more than " + std::to_string(e.depth()) +
+                            " levels deep: not a configuration file (nest at most 100 levels)");
     } catch (const YAML::Exception& e) {
       throw ConfigError(mark_source(name, e.mark), "", "syntax error: " + e.msg);
     }

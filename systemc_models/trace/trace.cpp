@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -18,6 +19,9 @@ namespace {
 // Trace-event timestamps are microseconds; keep picosecond resolution.
 double us(double seconds) { return seconds * 1e6; }
 constexpr std::size_t kBlock = 1 << 20;  // bytes buffered between writes
+// The file being written, named after the process as write_file_atomic's are, so that
+// two processes never share one and an interrupted run's leftover is recognizable.
+std::string temporary(const std::string& path) { return path + ".tmp." + std::to_string(::getpid()); }
 }  // namespace
 
 Writer::Writer() = default;
@@ -27,7 +31,7 @@ Writer::Writer(std::string path) { open(std::move(path)); }
 void Writer::open(std::string path) {
   if (open_) throw std::logic_error("trace writer opened twice");
   path_ = std::move(path);
-  const std::string tmp = path_ + ".tmp";
+  const std::string tmp = temporary(path_);
   fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd_ < 0) throw sim::OutputError("cannot write trace file '" + path_ + "': " + std::strerror(errno));
   buffer_.insert(0, "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
@@ -134,7 +138,7 @@ void Writer::finish() {
   if (::close(fd_) != 0 && error_ == 0 && errno != EINTR) error_ = errno;
   fd_ = -1;
   open_ = false;
-  const std::string tmp = path_ + ".tmp";
+  const std::string tmp = temporary(path_);
   if (error_ == 0 && std::rename(tmp.c_str(), path_.c_str()) != 0) error_ = errno;
   if (error_ != 0) {
     ::unlink(tmp.c_str());
@@ -148,7 +152,7 @@ void Writer::abandon() {
   fd_ = -1;
   open_ = false;
   buffer_.clear();
-  ::unlink((path_ + ".tmp").c_str());
+  ::unlink(temporary(path_).c_str());
 }
 
 }  // namespace wse::trace

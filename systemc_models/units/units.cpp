@@ -151,7 +151,7 @@ UnitError::UnitError(std::string problem, std::string found, std::string allowed
       found_(std::move(found)),
       allowed_(std::move(allowed)) {}
 
-sc_core::sc_time Frequency::period() const { return sc_core::sc_time(1.0 / hz, sc_core::SC_SEC); }
+sc_core::sc_time Frequency::period() const { return sim_time(1.0 / hz, "a clock period"); }
 
 sc_core::sc_time Duration::to_sc_time() const { return sim_time(seconds, "a configured time"); }
 

@@ -1,9 +1,15 @@
 // Hostile input that used to give silent wrong numbers or hang (issue 17): each case is
 // the reproduction, run through the wse-emu program, with the exit status and the
 // message it must now give. docs/trust.md lists them.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -197,6 +203,255 @@ TEST_F(Trust, SramTooSmallForTheReservationPointsAtTheSet) {
   Result s = run_bad("'" + f.string() + "'");
   EXPECT_THAT(s.err, HasSubstr("r.yaml:2:25: key 'decode.reserved_sram': decode.reserved_sram (48.00 KiB) must be "
                                "smaller than a PE's SRAM, wafer.pe.sram (48.00 KiB)"));
+}
+
+// --- Item 15: the smaller cases. ---
+
+// YAML nested beyond yaml-cpp's depth limit said "syntax error: bad file".
+TEST_F(Trust, YamlNestedTooDeepSaysSo) {
+  std::string deep = "a: ";
+  for (int i = 0; i < 600; ++i) deep += "[";
+  for (int i = 0; i < 600; ++i) deep += "]";
+  const fs::path f = write("deep.yaml", deep + "\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("deep.yaml:1:"));
+  EXPECT_THAT(r.err, HasSubstr("values nested more than"));
+  EXPECT_THAT(r.err, Not(HasSubstr("bad file")));
+}
+
+// A null key was described as "a sequence".
+TEST_F(Trust, NullKeyIsCalledANullKey) {
+  const fs::path f = write("null.yaml", "experiment: {name: x}\n: 3\n");
+  Result r = run_bad("'" + f.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("a key must be a plain name, found an empty (null) key"));
+}
+
+// Entries of mlp_only_layers were not range-checked: layer 99 of a 48-layer model was
+// accepted and meant nothing.
+TEST_F(Trust, MlpOnlyLayersMustBeLayersOfTheModel) {
+  Result r = run_bad("configs/experiments/moe_qwen3_30b.yaml --set 'model.mlp_only_layers=[3, 99]'");
+  EXPECT_THAT(r.err, HasSubstr("key 'model.mlp_only_layers': value '99' is out of range"));
+}
+
+// 2023-02-31 was accepted (as 2023-03-03), then the next line was reported as
+// "timestamp goes backwards".
+TEST_F(Trust, DateThatDoesNotExistIsMalformed) {
+  write("feb.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2024-02-29 00:00:00.0000000,374,44\n"  // a leap day: fine
+        "2023-02-31 00:00:00.0000000,100,10\n"
+        "2023-03-01 00:00:00.0000000,100,10\n");
+  Result r = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "feb.csv").string());
+  EXPECT_THAT(r.err, HasSubstr("feb.csv:3:1: malformed trace line: TIMESTAMP '2023-02-31 00:00:00.0000000' is not"));
+}
+
+// `--out ''` read the whole configuration, then exited 1.
+TEST_F(Trust, EmptyOutIsBadInput) {
+  Result r = wse_emu("run configs/experiments/kv_link.yaml --out ''", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("wse-emu: error: run: --out needs a folder name, found ''"));
+  EXPECT_THAT(r.err, Not(HasSubstr("note:")));  // nothing was read
+}
+
+// --- Item 13: regress with a corrupt, empty or wrongly typed reference file. ---
+
+// Each gave exit 1 with a raw parser message naming no file, after running the
+// experiment. Now exit 2 naming the file (and the figure), before anything runs.
+TEST_F(Trust, RegressRefusesABadReferenceNamingFileAndFigure) {
+  const fs::path suite = write("suite.yaml", "references: refs\n"
+                                             "experiments:\n"
+                                             "  - name: kv_link\n"
+                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                             "    set: {workload.trace.limit: 3}\n");
+  const auto regress = [&](const std::string& reference) {
+    write("refs/kv_link.json", reference);
+    Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
+    EXPECT_THAT(r.err, HasSubstr("wse-emu: error: reference " + (dir_ / "refs/kv_link.json").string() + ": "));
+    EXPECT_THAT(r.err, HasSubstr("delete it and run 'wse-emu regress --update'"));
+    return r.err;
+  };
+  EXPECT_THAT(regress("{\"figures\": {\"events\": "), HasSubstr(": not valid JSON ("));
+  EXPECT_THAT(regress(""), HasSubstr(": the file is empty"));
+  EXPECT_THAT(regress("[1, 2]"), HasSubstr(": expected a JSON object with \"figures\", found array"));
+  EXPECT_THAT(regress(R"({"figures": {"events": {"value": "4993"}}})"),
+              HasSubstr(": figure 'events': \"value\" must be a number, found \"4993\""));
+  EXPECT_THAT(regress(R"({"figures": {"events": {"value": 4993, "tolerance": {"relative": -1}}}})"),
+              HasSubstr(": figure 'events': tolerance \"relative\" must be a number, 0 or more, found -1"));
+}
+
+// --- Item 11: file errors with their reason on stderr; no SystemC text. ---
+
+// A trace path that was a symlink loop exited 1 with SystemC's "Error: (E549) uncaught
+// exception: filesystem error ..." on stdout only; a directory, FIFO or device "did not
+// exist".
+TEST_F(Trust, TracePathThatIsNotAFileSaysWhy) {
+  fs::create_symlink(dir_ / "loop_a", dir_ / "loop_b");
+  fs::create_symlink(dir_ / "loop_b", dir_ / "loop_a");
+  Result loop = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "loop_a").string());
+  EXPECT_THAT(loop.err, HasSubstr("key 'workload.trace.path': cannot read trace file '" +
+                                  (dir_ / "loop_a").string() + "': Too many levels of symbolic links"));
+  EXPECT_EQ(loop.out, "");
+  Result folder = run_bad(kKvLink + " --set workload.trace.path=" + dir_.string());
+  EXPECT_THAT(folder.err, HasSubstr("' is a directory, not a trace file"));
+  Result device = run_bad(kKvLink + " --set workload.trace.path=/dev/null");
+  EXPECT_THAT(device.err, HasSubstr("'/dev/null' is not a regular file (a FIFO, socket or device)"));
+  // The experiment file itself.
+  Result top = wse_emu("check '" + (dir_ / "loop_a").string() + "'", dir_ / "io");
+  EXPECT_EQ(top.exit_code, 2);
+  EXPECT_THAT(top.err, HasSubstr("Too many levels of symbolic links"));
+}
+
+// A failure inside the simulation went through SystemC's reporter: "run failed: Error:
+// (E549) uncaught exception: ..." followed by "In file: ..." and "In process: ... @ ...
+// ps" lines. Now the run ends with one line, the tool's own.
+TEST_F(Trust, RunFailureEndsWithOneLineOfItsOwn) {
+  Result r = run_failed(kKvLink + " --set 'kv_transfer.link.bandwidth=300 b/s'");
+  ASSERT_FALSE(r.err.empty());
+  std::string last = r.err.substr(0, r.err.size() - 1);
+  last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+  EXPECT_THAT(last, HasSubstr("wse-emu: run failed: simulated time overflow: kv_path.link: the end of a transfer"));
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("E549")));
+  EXPECT_THAT(r.err + r.out, Not(HasSubstr("In process:")));
+}
+
+// Item 12: the sweep's error column held SystemC's "In process: ... @ ... ps" trailer;
+// it now holds the point's own last error line.
+TEST_F(Trust, SweepErrorColumnHoldsTheToolsOwnMessage) {
+  const fs::path sweep = write("s.yaml", "description: a point that overflows simulated time\n"
+                                         "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                         "grid:\n"
+                                         "  workload.trace.limit: [3]\n"
+                                         "  kv_transfer.link.bandwidth: [300 b/s]\n");
+  Result r = wse_emu("sweep '" + sweep.string() + "' --out '" + (dir_ / "sw").string() + "' --jobs 1 --quiet",
+                     dir_ / "io");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string csv = slurp(dir_ / "sw" / "results.csv");
+  EXPECT_THAT(csv, HasSubstr("run failed: simulated time overflow: kv_path.link: the end of a transfer reaches"));
+  EXPECT_THAT(csv, Not(HasSubstr("In process")));
+  EXPECT_THAT(csv, Not(HasSubstr("E549")));
+}
+
+// --- Item 18: command-line consistency. ---
+
+TEST_F(Trust, RunHelpExampleUsesARealKey) {
+  Result help = wse_emu("help run", dir_ / "io");
+  EXPECT_THAT(help.out, HasSubstr("efa.sender.adapters=8"));  // was efa.adapters, not a key
+  Result check = wse_emu("check configs/experiments/default.yaml --set efa.sender.adapters=8", dir_ / "io");
+  EXPECT_EQ(check.exit_code, 0) << check.err;
+}
+
+// Defaults were listed in base units: `[default: 137438953472 B/s]`, `[default: 1e-06 s]`.
+TEST_F(Trust, CheckParamsShowsDefaultsWithUnitPrefixes) {
+  Result r = wse_emu("check configs/experiments/default.yaml --params", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("[default: 128 GiB/s]  bandwidth of one link, each direction"));
+  EXPECT_THAT(r.out, HasSubstr("[default: 1 us]  latency of one link hop"));
+  EXPECT_THAT(r.out, HasSubstr("[default: 27.34375 GB/s]  data rate of one DMA queue"));
+  EXPECT_THAT(r.out, Not(HasSubstr("137438953472 B/s")));
+}
+
+// `regress` did not accept --quiet, which run and bench do.
+TEST_F(Trust, RegressAcceptsQuiet) {
+  const fs::path suite = write("suite.yaml", "references: refs\n"
+                                             "experiments:\n"
+                                             "  - name: kv_link\n"
+                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                             "    set: {workload.trace.limit: 3}\n");
+  Result update = wse_emu("regress --update --quiet --suite '" + suite.string() + "'", dir_ / "io");
+  ASSERT_EQ(update.exit_code, 0) << update.err;
+  Result r = wse_emu("regress --quiet --suite '" + suite.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("all figures within tolerance"));
+  EXPECT_THAT(r.out, HasSubstr("regression: PASS"));
+  EXPECT_THAT(r.out, Not(HasSubstr("figure  ")));  // no table
+}
+
+// --- Item 8: SIGINT, SIGTERM and SIGHUP. ---
+
+// They acted like SIGKILL: config.resolved.yaml and a 0-byte trace.json.tmp were left
+// behind and the rerun was refused without --force. Now the run removes its files (and
+// the folder it created), prints one line and exits 128 + n.
+class TrustSignals : public Trust, public ::testing::WithParamInterface<int> {
+ protected:
+  // Starts `wse-emu run` of the whole default experiment with --trace (several seconds),
+  // waits until it has written config.resolved.yaml, sends `sig`, and returns the exit
+  // status and stderr.
+  std::pair<int, std::string> interrupt(const fs::path& out, int sig) {
+    const fs::path err = dir_ / "stderr.txt";
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 2);
+      ::chdir(WSE_SOURCE_DIR);
+      const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
+      ::execl(bin.c_str(), bin.c_str(), "run", "configs/experiments/default.yaml", "--out", out.c_str(), "--trace",
+              "--quiet", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    for (int i = 0; i < 3000 && !fs::exists(out / "config.resolved.yaml"); ++i) ::usleep(10000);
+    EXPECT_TRUE(fs::exists(out / "config.resolved.yaml")) << "the run did not start";
+    ::usleep(200000);  // into the simulation, with trace.json.tmp.PID open
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(err)};
+  }
+};
+
+TEST_P(TrustSignals, RemovesTheRunsFilesAndExits128PlusN) {
+  const int sig = GetParam();
+  const auto [code, err] = interrupt(dir_ / "out", sig);
+  EXPECT_EQ(code, 128 + sig) << err;
+  EXPECT_FALSE(fs::exists(dir_ / "out")) << "the folder this run created is removed";
+  EXPECT_THAT(err, HasSubstr("wse-emu: interrupted by " + std::string(sig == SIGINT    ? "SIGINT"
+                                                                         : sig == SIGTERM ? "SIGTERM"
+                                                                                          : "SIGHUP") +
+                             "; removed this run's files\n"));
+  // A folder that existed (empty) stays, empty: only this run's files go.
+  fs::create_directories(dir_ / "kept");
+  const auto [code2, err2] = interrupt(dir_ / "kept", sig);
+  EXPECT_EQ(code2, 128 + sig) << err2;
+  ASSERT_TRUE(fs::exists(dir_ / "kept"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "kept")) << "left: " << fs::directory_iterator(dir_ / "kept")->path();
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, TrustSignals, ::testing::Values(SIGINT, SIGTERM, SIGHUP));
+
+// --- Item 9: two runs into one --out. ---
+
+// Both passed the "new or empty" check and the folder mixed their files. The folder is
+// now claimed with a marker created exclusively: a second claimant is refused (exit 2)
+// and removes nothing; a marker left by a process that no longer exists is taken over.
+TEST_F(Trust, AFolderClaimedByAnotherRunIsRefused) {
+  const fs::path out = dir_ / "out";
+  fs::create_directories(out);
+  write("out/.wse-emu-run.claim", std::to_string(::getpid()) + "\n");  // this test: a live process
+  Result r = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("is being written by another run (pid " + std::to_string(::getpid()) + ")"));
+  EXPECT_TRUE(fs::exists(out / ".wse-emu-run.claim")) << "the other run's marker is not removed";
+  EXPECT_FALSE(fs::exists(out / "config.resolved.yaml"));
+  // A marker of a process that has exited: taken over, and removed at the end.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  write("out/.wse-emu-run.claim", std::to_string(gone) + "\n");
+  Result s = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_TRUE(fs::exists(out / "summary.json"));
+  EXPECT_FALSE(fs::exists(out / ".wse-emu-run.claim"));
+}
+
+// --force without --trace left an earlier run's trace.json beside the new results.
+TEST_F(Trust, ForceWithoutTraceRemovesAnEarlierTrace) {
+  const fs::path out = dir_ / "out";
+  ASSERT_EQ(wse_emu("run " + kKvLink + " --trace --quiet --out '" + out.string() + "'", dir_ / "io").exit_code, 0);
+  ASSERT_TRUE(fs::exists(out / "trace.json"));
+  Result r = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(out / "trace.json"));
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 // The statistics and trace hooks that models build on.
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -150,10 +152,10 @@ TEST(TraceWriter, FinishWritesValidTraceEventJson) {
   w.flow(7, link, 5e-6, false, true);
   // Streaming to the temporary file: nothing at the final path until finish().
   EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_TRUE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
   w.finish();
   EXPECT_TRUE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
 
   std::ifstream in(path);
   const nlohmann::json doc = nlohmann::json::parse(in);  // throws if not valid JSON
@@ -185,7 +187,7 @@ TEST(TraceWriter, AbandonLeavesNoFile) {
     trace::Writer w(path);
     w.slice(w.track("p", "t"), "x", 0.0, 1e-9);
     w.abandon();
-    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
   }
   EXPECT_FALSE(std::filesystem::exists(path));
   {
@@ -193,7 +195,7 @@ TEST(TraceWriter, AbandonLeavesNoFile) {
     w.instant(w.track("p", "t"), "x", 0.0);
   }
   EXPECT_FALSE(std::filesystem::exists(path));
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
 }
 
 TEST(TraceWriter, UnwritableDirectoryThrows) {

@@ -121,6 +121,8 @@ TEST(Units, TimesBeyond2To63PicosecondsAreRefusedNotClamped) {
   EXPECT_THROW((void)add_ps(UINT64_MAX, UINT64_MAX, "x"), TimeOverflow);  // would wrap to a small number
   EXPECT_EQ(add_ps(kMaxSimulatedPs - 1, 1, "x"), kMaxSimulatedPs);
   EXPECT_THROW((void)Duration{1e9}.to_sc_time(), TimeOverflow);
+  EXPECT_THROW((void)Frequency{1e-9}.period(), TimeOverflow);  // a period of 1e9 s
+  EXPECT_EQ(Frequency{1e9}.period().value(), 1000u);
 }
 
 TEST(Units, CanonicalTextRoundTrips) {

@@ -550,8 +550,11 @@ TransformerModel read_transformer(config::Section& s) {
       const auto step = s.integer("decoder_sparse_step",
                                   {.doc = "every step-th layer is MoE", .def = "1", .min = 1, .max = 1e6});
       std::vector<std::int64_t> dense_layers;
-      if (s.has("mlp_only_layers"))
-        dense_layers = s.integer_list("mlp_only_layers", {.doc = "layers with a dense MLP"});
+      if (s.has("mlp_only_layers")) {
+        dense_layers = s.integer_list("mlp_only_layers", {.doc = "layers with a dense MLP",
+                                                          .min = 0,
+                                                          .max = static_cast<double>(m.layers) - 1});
+      }
       for (std::uint32_t l = 0; l < m.layers; ++l) {
         moe[l] = (l + 1) % step == 0 &&
                  std::find(dense_layers.begin(), dense_layers.end(), l) == dense_layers.end();

@@ -77,6 +77,10 @@ bool parse_timestamp(std::string_view t, double& seconds) {
     return false;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+  // The day must exist in that month: 2023-02-31 would otherwise count as 2023-03-03.
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  constexpr unsigned kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (d > kDays[mo - 1] + (mo == 2 && leap ? 1u : 0u)) return false;
   double frac = 0.0;
   if (t.size() > 19) {
     if (t[19] != '.') return false;
@@ -412,8 +416,21 @@ TraceOptions read_trace_options(config::Section& s) {
     y.output = read_length(out);
   } else {
     o.path = s.path("path", {.doc = "request trace file"});
-    if (!std::filesystem::is_regular_file(o.path)) {
+    // With error codes: a symlink loop or an unreadable folder is bad input with its
+    // reason, not an exception out of the filesystem library.
+    std::error_code ec;
+    const auto st = std::filesystem::status(o.path, ec);
+    if (ec && st.type() != std::filesystem::file_type::not_found) {
+      s.fail("path", "cannot read trace file '" + o.path.string() + "': " + ec.message());
+    }
+    if (st.type() == std::filesystem::file_type::not_found) {
       s.fail("path", "trace file '" + o.path.string() + "' does not exist");
+    }
+    if (st.type() == std::filesystem::file_type::directory) {
+      s.fail("path", "'" + o.path.string() + "' is a directory, not a trace file");
+    }
+    if (st.type() != std::filesystem::file_type::regular) {
+      s.fail("path", "'" + o.path.string() + "' is not a regular file (a FIFO, socket or device); give a trace file");
     }
     o.start = static_cast<std::uint64_t>(
         s.integer("start", {.doc = "requests to skip at the start", .def = "0", .min = 0}));
