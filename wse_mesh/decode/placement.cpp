@@ -300,6 +300,16 @@ GridShape copy_area(std::uint32_t rows, std::uint32_t cols, std::uint32_t copies
   return best;
 }
 
+// A band's place: wafer w, north-west PE (x0, y0), W x height PEs.
+void set_band(LayerRegion& r, std::uint32_t w, std::uint32_t x0, std::uint32_t y0, std::uint32_t W,
+              std::uint32_t height) {
+  r.wafer = w;
+  r.x0 = x0;
+  r.y0 = y0;
+  r.width = W;
+  r.height = height;
+}
+
 // kSpread: the layer's weights laid over its whole region (docs/wse_mesh.md, "Mappings").
 // Fuses the projections that read one input, gives every tensor (each copy) its share
 // of the region, and checks that each PE holds its tiles of all the layer's tensors (the
@@ -671,11 +681,7 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       LayerPlan& p = plans[l];
       const auto height = static_cast<std::uint32_t>(band[l - a]);
       if (upward) y0 -= height;
-      p.region.wafer = w;
-      p.region.x0 = x0;
-      p.region.y0 = y0;
-      p.region.width = W;
-      p.region.height = height;
+      set_band(p.region, w, x0, y0, W, height);
       for (TensorGrid& t : p.grids) {
         for (PeCoord& o : t.origins) {
           o.x += x0;
@@ -726,11 +732,7 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       LayerPlan& p = plans[l];
       const std::uint32_t height = rows[l - a];
       if (upward) y0 -= height;
-      p.region.wafer = w;
-      p.region.x0 = x0;
-      p.region.y0 = y0;
-      p.region.width = W;
-      p.region.height = height;
+      set_band(p.region, w, x0, y0, W, height);
       p.grids = weights[l].grids;
       p.grid_pe_bytes = 0;
       p.weight_rows = height;
