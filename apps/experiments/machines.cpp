@@ -60,17 +60,6 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   chip_runs_.add(r.busy.chip_runs);
 }
 
-namespace {
-
-void add_floor(wafer::WaferFloor& sum, const wafer::WaferFloor& f) {
-  sum.compute_s += f.compute_s;
-  sum.sram_s += f.sram_s;
-  sum.latency_s += f.latency_s;
-  sum.step_s += f.step_s;
-}
-
-}  // namespace
-
 WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)
     : decoder_(decoder),
       pe_(group.utilization("pe_compute", "PE compute engines busy, mean over the wafers' PEs")),
@@ -84,7 +73,7 @@ serving::PrefillTiming WaferMachine::prefill(const std::vector<serving::PrefillC
   const auto [tokens, offsets] = chunk_lists(batch);
   const wafer::WaferRunResult r = decoder_.prefill(tokens, offsets);
   account(r);
-  add_floor(prefill_floor_, r.floor);
+  prefill_floor_ += r.floor;
   ++prefills_;
   prefill_s_ += r.seconds;
   serving::PrefillTiming t;
@@ -97,7 +86,7 @@ double WaferMachine::step(const std::vector<std::uint32_t>& contexts) {
   std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
   const wafer::WaferRunResult r = decoder_.decode_step(ctx);
   account(r);
-  add_floor(decode_floor_, r.floor);
+  decode_floor_ += r.floor;
   ++steps_;
   decode_s_ += r.seconds;
   return r.seconds;

@@ -104,15 +104,9 @@ class WaferServing final : public ServingExperiment {
     wafer::WaferFloor df, pf;
     double prefill_s = 0.0;
     std::uint64_t prefills = 0;
-    const auto add = [](wafer::WaferFloor& a, const wafer::WaferFloor& b) {
-      a.compute_s += b.compute_s;
-      a.sram_s += b.sram_s;
-      a.latency_s += b.latency_s;
-      a.step_s += b.step_s;
-    };
     for (const auto& w : machines_->wafers()) {
-      add(df, w->decode_floor());
-      add(pf, w->prefill_floor());
+      df += w->decode_floor();
+      pf += w->prefill_floor();
       prefill_s += w->prefill_seconds();
       prefills += w->prefills();
     }

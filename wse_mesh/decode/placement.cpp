@@ -362,9 +362,9 @@ bool spread_layer(LayerPlan& p, std::uint64_t usable, std::uint32_t vectors, std
                        static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(q_side), t.cols))};
     };
     t.grid = kernel_grid(t.area.rows, t.area.cols);
-    const GridShape turned = kernel_grid(t.area.cols, t.area.rows);
+    t.turned = kernel_grid(t.area.cols, t.area.rows);
     t.pe_bytes = std::max(gemv_pe_bytes(t.rows, t.cols, t.grid, t.dtype, vectors),
-                          gemv_pe_bytes(t.rows, t.cols, turned, t.dtype, vectors));
+                          gemv_pe_bytes(t.rows, t.cols, t.turned, t.dtype, vectors));
     t.origins.assign(t.copies, PeCoord{0, 0});
     for (std::uint32_t c = 0; c < t.copies; ++c) {
       t.origins[c] = PeCoord{r.x0 + (c % per_row) * t.area.cols, y0 + (c / per_row) * t.area.rows};
@@ -708,7 +708,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     // regions and share their simulated kernels): one unit each, the rest in proportion
     // to the bytes, the units left over one each to the layers of most bytes first; rows
     // short of a whole unit go to the strip's last layer.
-    const std::uint32_t u = std::max<std::uint32_t>(1, opt.grid_quantum) <= H / n ? std::max<std::uint32_t>(1, opt.grid_quantum) : 1;
+    const std::uint32_t quantum = std::max<std::uint32_t>(1, opt.grid_quantum);
+    const std::uint32_t u = quantum <= H / n ? quantum : 1;
     const std::uint32_t units = H / u;
     std::vector<std::uint32_t> rows(n, 1);
     std::uint32_t given = n;
@@ -736,7 +737,7 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       p.grids = weights[l].grids;
       p.grid_pe_bytes = 0;
       p.weight_rows = height;
-      if (!spread_layer(p, usable, opt.gemm_vectors, std::max<std::uint32_t>(1, opt.grid_quantum))) return false;
+      if (!spread_layer(p, usable, opt.gemm_vectors, quantum)) return false;
       const std::uint64_t region_bytes = std::uint64_t{W} * height * usable;
       if (p.grid_pe_bytes + p.vector_weight_bytes > region_bytes) return false;
       p.region.kv_capacity_bytes = region_bytes - p.grid_pe_bytes - p.vector_weight_bytes;
@@ -748,22 +749,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
   for (std::uint32_t w = 0; w < opt.wafers; ++w) {
     const std::uint32_t a = first[w];
     const std::uint32_t b = (w + 1 < opt.wafers ? first[w + 1] : model.layers);  // [a, b)
-    // Consecutive layers per strip, balanced by weight bytes; strips snake (north to
-    // south, then south to north) so that consecutive layers stay neighbours.
-    const auto place_strips = [&](std::uint32_t strips) {
-      const std::vector<std::uint64_t> strip_bytes(layer_bytes.begin() + a, layer_bytes.begin() + b);
-      const std::vector<std::uint32_t> strip_first = split_layers(strip_bytes, strips);
-      std::uint32_t x0 = 0;
-      for (std::uint32_t s = 0; s < strips; ++s) {
-        const std::uint32_t sa = a + strip_first[s];
-        const std::uint32_t sb = s + 1 < strips ? a + strip_first[s + 1] : b;
-        const std::uint32_t width = wafer_w / strips + (s < wafer_w % strips ? 1 : 0);
-        place_strip(w, sa, sb, x0, width, s % 2 == 1, opt.mapping == Mapping::kSpread);
-        x0 += width;
-      }
-    };
     if (opt.mapping == Mapping::kPacked) {
-      place_strips(1);
+      place_strip(w, a, b, 0, wafer_w, false, false);
       continue;
     }
     // Spread: the layers in column strips of bands whose heights follow the layers' weight
@@ -782,9 +769,11 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     };
     std::uint32_t strips = opt.region_columns > 0 ? opt.region_columns : auto_region_columns(b - a, wafer_w, H);
     strips = std::min({strips, b - a, wafer_w});
+    // Consecutive layers per strip, balanced by weight bytes; strips snake (north to
+    // south, then south to north) so that consecutive layers stay neighbours.
+    const std::vector<std::uint64_t> strip_bytes(layer_bytes.begin() + a, layer_bytes.begin() + b);
     bool placed = false;
     for (; strips >= 1 && !placed; --strips) {
-      const std::vector<std::uint64_t> strip_bytes(layer_bytes.begin() + a, layer_bytes.begin() + b);
       const std::vector<std::uint32_t> strip_first = split_layers(strip_bytes, strips);
       placed = true;
       std::uint32_t x0 = 0;

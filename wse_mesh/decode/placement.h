@@ -122,6 +122,9 @@ struct TensorGrid {
   // rectangle's rows), and the kernel may also run it turned by 90 degrees. 0 x 0 under
   // kPacked (the grid is the footprint).
   GridShape area;
+  // kSpread: the kernel grid turned by 90 degrees (P along the area's columns), which the
+  // kernel may run instead of `grid`; 0 x 0 under kPacked.
+  GridShape turned;
 
   // The PEs one copy covers, in wafer orientation.
   GridShape footprint() const { return area.is_auto() ? grid : area; }

@@ -140,14 +140,12 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
     return k > 1 ? cache_.gemv_tiled(wafer_.fabric, k, pe, x) : cache_.gemv(wafer_.fabric, pe, x);
   };
   std::vector<GemvConfig> shapes = {c};
-  if (t != nullptr && !t->area.is_auto()) {
-    // Spread: the kernel may run the tile grid with P along the area's columns instead.
+  if (t != nullptr && !t->turned.is_auto() && t->turned != t->grid) {
+    // Spread: the kernel may run the tile grid turned (placement.h, TensorGrid::turned).
     GemvConfig turned = c;
-    const std::uint64_t q = std::max<std::uint32_t>(1, opt_.placement.grid_quantum);
-    const auto whole = [&](std::uint64_t side) { return side >= q ? side / q * q : side; };
-    turned.grid_rows = static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(t->area.cols), c.rows));
-    turned.grid_cols = static_cast<std::uint32_t>(std::min<std::uint64_t>(whole(t->area.rows), c.cols));
-    if (turned.grid_rows != c.grid_rows || turned.grid_cols != c.grid_cols) shapes.push_back(turned);
+    turned.grid_rows = t->turned.rows;
+    turned.grid_cols = t->turned.cols;
+    shapes.push_back(turned);
   }
   std::vector<Reduction> reductions = {c.reduction};
   if (opt_.reduction_auto) reductions = {Reduction::kChain, Reduction::kTree, Reduction::kKTree};

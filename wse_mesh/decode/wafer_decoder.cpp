@@ -492,7 +492,6 @@ WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, co
   } else {
     SimulatedKernelOptions o;
     o.placement = cfg.placement();
-    o.placement.grid_quantum = wafer.tile;
     o.attention_max_grid_cols = cfg.attention_max_grid_cols;
     o.attention_combine = cfg.attention_combine;
     o.attention_block_grain = cfg.attention_block_grain;

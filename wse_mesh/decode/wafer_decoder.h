@@ -69,6 +69,15 @@ struct WaferFloor {
   double sram_s = 0.0;     // SRAM bytes read (written) / all PEs' read (write) port bytes per second
   double latency_s = 0.0;  // dependent collectives x their fewest hops x hop latency, + link crossings
   double step_s = 0.0;     // the largest of the three
+
+  // Term by term: the floors of several passes, summed.
+  WaferFloor& operator+=(const WaferFloor& f) {
+    compute_s += f.compute_s;
+    sram_s += f.sram_s;
+    latency_s += f.latency_s;
+    step_s += f.step_s;
+    return *this;
+  }
 };
 
 // The result of one forward pass (decode step or prefill batch).
