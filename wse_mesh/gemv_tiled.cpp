@@ -15,6 +15,42 @@ namespace wse::wafer {
 
 namespace {
 
+// What the result needs of a node: its PEs' engines and its last x delivery.
+struct NodeView {
+  const std::vector<detail::GemvPeEngine>* engines;
+  std::uint64_t last_x_delivery;
+};
+
+// The times both node mappings (chain; tree and K-tree) report the same way: the last
+// root row's sums, vector 0's, the last FMACs of any PE and the last x delivery below
+// the top node row; throws if a node row's sums never all arrived. `node(J, I)` gives a
+// NodeView of node column J, node row I (Pn = row_left.size() rows, Qn columns).
+template <class Node>
+void finish_times(GemvResult& r, const std::vector<std::uint64_t>& row_left, const std::vector<std::uint64_t>& row_done,
+                  std::uint64_t start_cycle, const detail::VectorTimes& times, std::uint32_t P, std::uint32_t Qn,
+                  Node node) {
+  const auto Pn = static_cast<std::uint32_t>(row_left.size());
+  const std::uint32_t n_vec = times.vectors;
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    if (row_left[I] != 0) throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
+    r.total_cycles = std::max(r.total_cycles, row_done[I] - start_cycle);
+  }
+  for (std::uint32_t i = 0; i < P; ++i) {
+    r.first_vector_cycles = std::max(r.first_vector_cycles, times.sums_final[std::size_t{i} * n_vec]);
+  }
+  r.vectors_simulated = n_vec;
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    for (std::uint32_t J = 0; J < Qn; ++J) {
+      const NodeView v = node(J, I);
+      for (const detail::GemvPeEngine& e : *v.engines) {
+        r.compute_done_cycles = std::max(r.compute_done_cycles, e.last_fmacs_done() - start_cycle);
+      }
+      if (I > 0) r.multicast_cycles = std::max(r.multicast_cycles, v.last_x_delivery + 1 - start_cycle);
+    }
+  }
+  r.reduction_cycles = r.total_cycles - r.compute_done_cycles;
+}
+
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // Hands out a node's wavelets to its lanes round-robin over the lanes that still expect
@@ -294,25 +330,10 @@ GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, 
   r.tile_cols = Kt;
   r.sram_bytes_per_pe = sram_used;
   r.compute_cycles = n_vec * Kt * fmac_cycles(pe, g.accumulate, Mt);
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    if (row_left[I] != 0)
-      throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
-    r.total_cycles = std::max(r.total_cycles, row_done[I] - start_cycle);
-  }
-  for (std::uint32_t i = 0; i < P; ++i) {
-    r.first_vector_cycles = std::max(r.first_vector_cycles, times.sums_final[std::size_t{i} * n_vec]);
-  }
-  r.vectors_simulated = n_vec;
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    for (std::uint32_t J = 0; J < Qn; ++J) {
-      const NodeState& s = node(J, I);
-      for (const detail::GemvPeEngine& e : s.pes) {
-        r.compute_done_cycles = std::max(r.compute_done_cycles, e.last_fmacs_done() - start_cycle);
-      }
-      if (I > 0) r.multicast_cycles = std::max(r.multicast_cycles, s.last_x_delivery + 1 - start_cycle);
-    }
-  }
-  r.reduction_cycles = r.total_cycles - r.compute_done_cycles;
+  finish_times(r, row_left, row_done, start_cycle, times, P, Qn, [&](std::uint32_t J, std::uint32_t I) {
+    const NodeState& s = node(J, I);
+    return NodeView{&s.pes, s.last_x_delivery};
+  });
   r.wavelet_hops = fabric.wavelet_hops();
   r.fabric_cycles_simulated = fabric.cycles_simulated();
   r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -643,24 +664,10 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
   res.tile_cols = tg.Kt;
   res.sram_bytes_per_pe = tg.sram_used;
   res.compute_cycles = n_vec * tg.Kt * fmac_cycles(pe, g.accumulate, tg.Mt);
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    if (row_left[I] != 0) throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
-    res.total_cycles = std::max(res.total_cycles, row_done[I] - start_cycle);
-  }
-  for (std::uint32_t i = 0; i < P; ++i) {
-    res.first_vector_cycles = std::max(res.first_vector_cycles, times.sums_final[std::size_t{i} * n_vec]);
-  }
-  res.vectors_simulated = n_vec;
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    for (std::uint32_t J = 0; J < Qn; ++J) {
-      const GraphNode& s = node(J, I);
-      for (const detail::GemvPeEngine& e : s.engines) {
-        res.compute_done_cycles = std::max(res.compute_done_cycles, e.last_fmacs_done() - start_cycle);
-      }
-      if (I > 0) res.multicast_cycles = std::max(res.multicast_cycles, s.last_x_delivery + 1 - start_cycle);
-    }
-  }
-  res.reduction_cycles = res.total_cycles - res.compute_done_cycles;
+  finish_times(res, row_left, row_done, start_cycle, times, P, Qn, [&](std::uint32_t J, std::uint32_t I) {
+    const GraphNode& s = node(J, I);
+    return NodeView{&s.engines, s.last_x_delivery};
+  });
   res.wavelet_hops = fabric.wavelet_hops() - hops0;
   res.fabric_cycles_simulated = fabric.cycles_simulated();
   res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
