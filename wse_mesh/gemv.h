@@ -121,6 +121,11 @@ struct GemvConfig {
   // pipeline's steady state), adds the other m - s vectors at p cycles each; otherwise it
   // simulates all m after all. GemvResult::vectors_simulated tells which happened.
   std::uint32_t simulated_vectors = 8;
+  // Simulation shortcut of run_gemv_tiled: node rows below the top one whose PE rows hold
+  // the same tile heights run alike, each later by the x multicast's node hop (k H), so
+  // only the last node row of each such run of rows is simulated and the others follow
+  // by that shift (gemv_tiled.h, "Folded node rows"). Exact; false simulates every row.
+  bool fold_rows = true;
 };
 
 // With m = `vectors` > 1 every field covers all m vectors: the times are those of the

@@ -674,13 +674,95 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
   return res;
 }
 
+// ---------------------------------------------------------------------------------------
+// Folded node rows (GemvConfig::fold_rows). The node rows below the top one are coupled
+// only through the x multicast, which reaches node row I + 1 one node hop (k H) after
+// node row I; the reductions run along the rows. A node row's timeline is therefore that
+// of any other node row with the same PE-row tile heights (the same kr and the same count
+// of rows holding ceil(M / P) rows), shifted by k H per node row. Those classes are runs
+// of consecutive node rows (the taller tiles come first); the grid of the top node row and
+// the last node row of each run is simulated, and every other node row's times are its
+// run's last row's, earlier by k H per node row. Results equal the whole grid's (tested).
+template <class On>
+GemvResult run_folded(const FabricConfig& per_pe, std::uint32_t k, const GemvConfig& g, detail::VectorTimes& times,
+                      On on) {
+  const std::uint32_t P = g.grid_rows, Q = g.grid_cols;
+  const auto Pn = static_cast<std::uint32_t>(ceil_div(P, k));
+  if (!g.fold_rows || Pn <= 3 || g.rows < P || Q == 0 || Q > g.cols) return on(g, times);
+  const std::uint64_t base = g.rows / P, rem = g.rows % P;
+  const auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };
+  const auto tall = [&](std::uint32_t I) {  // PE rows of node row I holding base + 1 rows
+    const std::uint64_t first = std::uint64_t{I} * k;
+    return rem <= first ? std::uint64_t{0} : std::min<std::uint64_t>(kr(I), rem - first);
+  };
+  std::vector<std::uint32_t> cls(Pn, 0);  // node row -> its node row in the folded grid
+  std::vector<std::uint32_t> kept = {0};  // folded node row -> node row of the whole grid
+  for (std::uint32_t I = 1; I < Pn; ++I) {
+    if (kept.size() > 1 && kr(I) == kr(kept.back()) && tall(I) == tall(kept.back())) {
+      kept.back() = I;
+    } else {
+      kept.push_back(I);
+    }
+    cls[I] = static_cast<std::uint32_t>(kept.size() - 1);
+  }
+  const auto Pf = static_cast<std::uint32_t>(kept.size());
+  if (Pf == Pn) return on(g, times);
+  GemvConfig f = g;
+  f.grid_rows = k * (Pf - 1) + kr(Pn - 1);
+  f.rows = 0;
+  for (std::uint32_t I : kept) f.rows += kr(I) * base + tall(I);
+  const std::uint32_t nv = times.vectors;
+  detail::VectorTimes ft(f.grid_rows, nv);
+  GemvResult r = on(f, ft);
+
+  const std::uint64_t d = tiled(per_pe, k).hop_latency_cycles;  // one node hop of the x multicast
+  for (std::uint32_t I = 0; I < Pn; ++I) {
+    const std::uint64_t shift = (I - cls[I]) * d;
+    for (std::uint32_t row = 0; row < kr(I); ++row) {
+      const std::size_t from = (std::size_t{cls[I]} * k + row) * nv;
+      for (std::uint32_t v = 0; v < nv; ++v) {
+        times.sum_final(I * k + row, v, ft.sums_final[from + v] + shift);
+        times.fmacs(I * k + row, v, ft.fmacs_done[from + v] + shift);
+      }
+    }
+  }
+  const std::uint64_t x_later = std::uint64_t{Pn - Pf} * d;  // the last node row's x
+  for (std::uint32_t v = 0; v < nv; ++v) times.x(v, ft.x_delivered[v] + x_later);
+  r.total_cycles = *std::max_element(times.sums_final.begin(), times.sums_final.end());
+  r.compute_done_cycles = *std::max_element(times.fmacs_done.begin(), times.fmacs_done.end());
+  r.first_vector_cycles = 0;
+  for (std::uint32_t i = 0; i < P; ++i) {
+    r.first_vector_cycles = std::max(r.first_vector_cycles, times.sums_final[std::size_t{i} * nv]);
+  }
+  if (r.multicast_cycles > 0) r.multicast_cycles += x_later;
+  r.reduction_cycles = r.total_cycles - r.compute_done_cycles;
+  // Hops: the x stream of each node column crosses Pn - 1 node links; the reductions carry
+  // each node row's sum wavelets over the same row-wise routes, so in proportion to them.
+  std::uint64_t x_wavelets = 0;
+  for (std::uint32_t j = 0; j < Q; ++j) x_wavelets += ceil_div(g.cols / Q + (j < g.cols % Q ? 1 : 0), kXPerWavelet);
+  x_wavelets *= nv;
+  const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);
+  const auto sums = [&](std::uint32_t I) {
+    return kr(I) * ceil_div(base, per) + tall(I) * (ceil_div(base + 1, per) - ceil_div(base, per));
+  };
+  std::uint64_t sums_kept = 0, sums_all = 0;
+  for (std::uint32_t I : kept) sums_kept += sums(I);
+  for (std::uint32_t I = 0; I < Pn; ++I) sums_all += sums(I);
+  const std::uint64_t reduce_hops = r.wavelet_hops - x_wavelets * (Pf - 1);
+  if (reduce_hops % sums_kept != 0) throw std::logic_error("gemv tiled: folded reduction hops are not per sum wavelet");
+  r.wavelet_hops = x_wavelets * (Pn - 1) + reduce_hops / sums_kept * sums_all;
+  return r;
+}
+
 }  // namespace
 
 GemvResult run_gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                           const GemvConfig& g) {
   return detail::run_gemm(g, pe, {0, 0}, [&](const GemvConfig& part, detail::VectorTimes& times) {
-    return part.reduction == Reduction::kChain ? run_gemv_tiled_chain_on(per_pe, k, pe, part, times)
-                                               : run_gemv_tiled_graph_on(per_pe, k, pe, part, times);
+    return run_folded(per_pe, k, part, times, [&](const GemvConfig& c, detail::VectorTimes& t) {
+      return c.reduction == Reduction::kChain ? run_gemv_tiled_chain_on(per_pe, k, pe, c, t)
+                                              : run_gemv_tiled_graph_on(per_pe, k, pe, c, t);
+    });
   });
 }
 

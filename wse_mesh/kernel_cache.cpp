@@ -59,7 +59,7 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Ge
     << "|vectors:" << g.vectors << ",sim:" << g.simulated_vectors << "|acc:" << static_cast<int>(g.accumulate)
     << "|red:" << static_cast<int>(g.reduction) << "|colors:" << int{g.x_color} << ','
     << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ',' << int{g.tree_color} << ','
-    << int{g.ktree_colors[0]} << ',' << int{g.ktree_colors[1]} << "|ktree_group:" << g.ktree_group;
+    << int{g.ktree_colors[0]} << ',' << int{g.ktree_colors[1]} << "|ktree_group:" << g.ktree_group << "|fold:" << g.fold_rows;
   put_hardware(o, f, pe);
   return o.str();
 }

@@ -233,6 +233,52 @@ TEST_F(GemvTiledTest, KTreeStaysWithinItsNodeBound) {
   }
 }
 
+TEST_F(GemvTiledTest, FoldedNodeRowsGiveTheWholeGridsResult) {
+  // GemvConfig::fold_rows simulates the top node row and the last node row of each run of
+  // node rows with the same tile heights, and shifts the others by the x multicast's node
+  // hop. It is a shortcut, not an approximation: every figure equals the whole grid's, for
+  // each reduction, one vector and GEMMs (also past simulated_vectors), fp16 and fp32,
+  // grids whose rows are not a multiple of k, and M not a multiple of P (taller tiles in
+  // the first rows, ending inside a node row or at its edge).
+  struct Shape {
+    std::uint64_t m, n;
+    std::uint32_t P, Q;
+  };
+  const std::vector<Shape> shapes = {{1000, 512, 64, 32}, {1024, 512, 64, 32}, {700, 300, 37, 40},
+                                     {333, 256, 45, 16},  {4096, 640, 60, 64}, {600, 128, 50, 8}};
+  int folded = 0;
+  for (const Shape& s : shapes) {
+    for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+      for (std::uint32_t m : {1u, 3u, 12u}) {
+        for (Accumulate acc : {Accumulate::kFp16, Accumulate::kFp32}) {
+          GemvConfig g = gemv_cfg(s.m, s.n, s.P, s.Q);
+          g.reduction = red;
+          g.vectors = m;
+          g.accumulate = acc;
+          SCOPED_TRACE(std::to_string(s.m) + "x" + std::to_string(s.n) + " on " + std::to_string(s.P) + "x" +
+                       std::to_string(s.Q) + " " + reduction_name(red) + " m " + std::to_string(m) + " acc " +
+                       std::to_string(static_cast<int>(acc)));
+          g.fold_rows = false;
+          const GemvResult whole = run_gemv_tiled(FabricConfig{}, 4, PeConfig{}, g);
+          g.fold_rows = true;
+          const GemvResult fold = run_gemv_tiled(FabricConfig{}, 4, PeConfig{}, g);
+          EXPECT_EQ(fold.total_cycles, whole.total_cycles);
+          EXPECT_EQ(fold.first_vector_cycles, whole.first_vector_cycles);
+          EXPECT_EQ(fold.multicast_cycles, whole.multicast_cycles);
+          EXPECT_EQ(fold.compute_cycles, whole.compute_cycles);
+          EXPECT_EQ(fold.compute_done_cycles, whole.compute_done_cycles);
+          EXPECT_EQ(fold.reduction_cycles, whole.reduction_cycles);
+          EXPECT_EQ(fold.wavelet_hops, whole.wavelet_hops);
+          EXPECT_EQ(fold.sram_bytes_per_pe, whole.sram_bytes_per_pe);
+          EXPECT_EQ(fold.vectors_simulated, whole.vectors_simulated);
+          if (fold.fabric_cycles_simulated < whole.fabric_cycles_simulated) ++folded;
+        }
+      }
+    }
+  }
+  EXPECT_GT(folded, 0);  // the shortcut did run
+}
+
 TEST_F(GemvTiledTest, RejectsWhatNodesCannotMap) {
   GemvConfig g = gemv_cfg(64, 64, 6, 6);
   g.reduction = Reduction::kTree;

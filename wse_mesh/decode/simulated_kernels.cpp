@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 
 #include "wse_mesh/pe.h"
@@ -30,6 +31,17 @@ std::uint64_t distance(PeCoord a, PeCoord b) {
 }
 
 }  // namespace
+
+std::uint64_t gemv_root_engine_floor(const PeConfig& pe, const GemvConfig& c) {
+  if (c.grid_rows == 0 || c.grid_cols == 0) return 0;
+  const std::uint64_t mt = ceil_div(c.rows, c.grid_rows);  // the first PE row's tiles
+  const std::uint64_t kt = c.cols / c.grid_cols;           // the narrowest tile
+  const std::uint64_t per = 4 / accumulator_bytes(c.accumulate);
+  std::uint64_t adds = 0;  // one stream of this row's sums, wavelet by wavelet
+  for (std::uint64_t w = 0; w * per < mt; ++w) adds += add_cycles(pe, c.accumulate, std::min(per, mt - w * per));
+  const std::uint64_t streams = c.grid_cols <= 1 ? 0 : c.reduction == Reduction::kTree ? tree_rounds(c.grid_cols) : 1;
+  return std::uint64_t{c.vectors} * (kt * fmac_cycles(pe, c.accumulate, mt) + streams * adds);
+}
 
 SimulatedKernels::SimulatedKernels(const WaferConfig& wafer, const SimulatedKernelOptions& opt, KernelCache& cache)
     : wafer_(wafer), opt_(opt), cache_(cache) {}
@@ -172,48 +184,69 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
       }
     }
   }
-  GemvResult best;
-  const GemvConfig* best_cfg = nullptr;
-  std::vector<GemvConfig> tried;
-  tried.reserve(shapes.size() * reductions.size());
-  // Two orientations: the tree (the usual winner on spread grids) picks the orientation,
-  // then the other reductions run on that one only (4 runs, not 6).
-  std::size_t only_shape = shapes.size();
-  if (shapes.size() == 2 && reductions.size() > 1) {
-    std::uint64_t cycles[2] = {UINT64_MAX, UINT64_MAX};
-    for (std::size_t i = 0; i < 2; ++i) {
-      GemvConfig x = shapes[i];
-      x.reduction = Reduction::kTree;
-      try {
-        cycles[i] = run(x).total_cycles;
-      } catch (const std::invalid_argument&) {
-      } catch (const CapacityError&) {
-      }
+  // The search skips a candidate whose root-engine floor (gemv_root_engine_floor) cannot
+  // beat the best result found so far: the choice is the one trying every candidate would
+  // make, ties included (the earlier orientation, then chain before tree before K-tree).
+  const auto attempt = [&](const GemvConfig& x) -> std::optional<GemvResult> {
+    try {
+      return run(x);
+    } catch (const std::invalid_argument&) {
+      return std::nullopt;  // a reduction not mapped at this fidelity or for this grid
+    } catch (const CapacityError&) {
+      return std::nullopt;  // buffers that do not fit in this orientation
     }
+  };
+  // Two orientations: the tree (the usual winner on spread grids) picks the orientation,
+  // then the other reductions run on that one only (4 runs at most, not 6).
+  std::size_t only_shape = shapes.size();
+  std::optional<GemvResult> tree_on[2];
+  if (shapes.size() == 2 && reductions.size() > 1) {
+    GemvConfig x[2] = {shapes[0], shapes[1]};
+    std::uint64_t floor[2], cycles[2] = {UINT64_MAX, UINT64_MAX};
+    for (std::size_t i = 0; i < 2; ++i) {
+      x[i].reduction = Reduction::kTree;
+      floor[i] = gemv_root_engine_floor(pe, x[i]);
+    }
+    const std::size_t first = floor[1] < floor[0] ? 1 : 0, second = 1 - first;
+    tree_on[first] = attempt(x[first]);
+    if (tree_on[first]) cycles[first] = tree_on[first]->total_cycles;
+    // The second wins only by fewer cycles if it is shape 1, by as many if it is shape 0.
+    const bool can_win = second == 1 ? floor[1] < cycles[first] : floor[0] <= cycles[first];
+    if (can_win) tree_on[second] = attempt(x[second]);
+    if (tree_on[second]) cycles[second] = tree_on[second]->total_cycles;
     if (cycles[0] != UINT64_MAX || cycles[1] != UINT64_MAX) only_shape = cycles[1] < cycles[0] ? 1 : 0;
   }
-  for (const GemvConfig& shape : shapes) {
-    if (only_shape < shapes.size() && &shape - shapes.data() != static_cast<std::ptrdiff_t>(only_shape)) continue;
-    for (Reduction red : reductions) {
-      GemvConfig x = shape;
-      x.reduction = red;
-      GemvResult r;
-      try {
-        r = run(x);
-      } catch (const std::invalid_argument&) {
-        continue;  // a reduction not mapped at this fidelity or for this grid
-      } catch (const CapacityError&) {
-        continue;  // buffers that do not fit in this orientation
+  GemvResult best;
+  std::optional<GemvConfig> best_cfg;
+  std::size_t best_rank = 0;  // the candidate's place in the order of trying every one
+  for (std::size_t si = 0; si < shapes.size(); ++si) {
+    if (only_shape < shapes.size() && si != only_shape) continue;
+    // The tree's result on the chosen orientation is known: it bounds the others first.
+    std::vector<std::size_t> order(reductions.size());
+    for (std::size_t ri = 0; ri < order.size(); ++ri) order[ri] = ri;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return (reductions[a] == Reduction::kTree && tree_on[si % 2]) > (reductions[b] == Reduction::kTree && tree_on[si % 2]);
+    });
+    for (std::size_t ri : order) {
+      GemvConfig x = shapes[si];
+      x.reduction = reductions[ri];
+      const std::size_t rank = si * reductions.size() + ri;
+      if (best_cfg) {
+        const std::uint64_t floor = gemv_root_engine_floor(pe, x);
+        if (floor > best.total_cycles || (floor == best.total_cycles && rank > best_rank)) continue;
       }
-      tried.push_back(x);
-      if (best_cfg == nullptr || r.total_cycles < best.total_cycles) {
-        best = r;
-        best_cfg = &tried.back();
-        choice_[family] = {static_cast<std::size_t>(&shape - shapes.data()), red};
+      const bool known = x.reduction == Reduction::kTree && shapes.size() == 2 && tree_on[si];
+      const std::optional<GemvResult> r = known ? tree_on[si] : attempt(x);
+      if (!r) continue;
+      if (!best_cfg || r->total_cycles < best.total_cycles || (r->total_cycles == best.total_cycles && rank < best_rank)) {
+        best = *r;
+        best_cfg = x;
+        best_rank = rank;
+        choice_[family] = {si, x.reduction};
       }
     }
   }
-  if (best_cfg == nullptr) return run(c);  // none ran: the error of the configured one
+  if (!best_cfg) return run(c);  // none ran: the error of the configured one
   const std::string key = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " on " +
                           std::to_string(c.grid_rows) + "x" + std::to_string(c.grid_cols) + " m " +
                           std::to_string(c.vectors);

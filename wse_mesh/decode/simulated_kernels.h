@@ -55,6 +55,14 @@ struct SimulatedKernelOptions {
   Reduction reduction = Reduction::kTree;     // GEMV, when not auto
 };
 
+// A lower bound on the cycles of the GEMV (GEMM of c.vectors vectors) `c`, from its root
+// PE's engine alone: a PE of the first PE row (ceil(M / P) rows) runs its FMACs over at
+// least floor(K / Q) x elements per vector and, on the same engine, adds every wavelet of
+// sums of each stream it receives (the tree's root one per round, ceil(log2 Q); the
+// chain's and the K-tree's at least one). SimulatedKernels::fastest_gemv skips a
+// candidate whose bound cannot beat the best result found.
+std::uint64_t gemv_root_engine_floor(const PeConfig& pe, const GemvConfig& c);
+
 class SimulatedKernels : public KernelTimer {
  public:
   SimulatedKernels(const WaferConfig& wafer, const SimulatedKernelOptions& opt, KernelCache& cache);

@@ -11,6 +11,7 @@
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "wse_mesh/gemv.h"
+#include "wse_mesh/gemv_tiled.h"
 #include "workloads/model/operators.h"
 
 namespace wse::wafer {
@@ -119,6 +120,54 @@ TEST(DecodeSpread, FourByFourSpreadGemvTakesTheFasterReduction) {
   // fp16 weight and accumulator and writing the accumulator.
   EXPECT_EQ(time.sram_read_bytes, 256u * 4);
   EXPECT_EQ(time.sram_write_bytes, 256u * 2);
+}
+
+TEST(DecodeSpread, RootEngineFloorByHandAndBelowEveryRun) {
+  // The bound the reduction search prunes with. 16 x 16 on 4 x 4 WSE-2 PEs, fp16: the
+  // first row's tiles are 4 x 4; an FMAC over 4 accumulators takes max(4 / 4 SIMD,
+  // 4 x 32 bits / (2 ports x 32), 4 x 16 / 32) = 2 cycles, 4 x elements: 8 cycles. Four
+  // sums are 2 wavelets, each added in max(2 / 4, 32 / 64, 32 / 32) = 1 cycle. The tree's
+  // root receives ceil(log2 4) = 2 streams: 8 + 2 x 2 = 12; the chain's and the K-tree's
+  // root at least one: 10. Three vectors: three times as much.
+  GemvConfig c;
+  c.rows = 16;
+  c.cols = 16;
+  c.accumulate = Accumulate::kFp16;
+  c.reduction = Reduction::kTree;
+  EXPECT_EQ(gemv_root_engine_floor(PeConfig{}, c), 12u);
+  c.reduction = Reduction::kChain;
+  EXPECT_EQ(gemv_root_engine_floor(PeConfig{}, c), 10u);
+  c.vectors = 3;
+  EXPECT_EQ(gemv_root_engine_floor(PeConfig{}, c), 30u);
+  // Never above a simulated run, per PE or tiled, whatever the shape, reduction, vectors
+  // or accumulator (otherwise the search could skip the fastest candidate).
+  struct Shape {
+    std::uint64_t m, n;
+    std::uint32_t P, Q;
+  };
+  for (const Shape& s : {Shape{16, 16, 4, 4}, Shape{1002, 64, 16, 32}, Shape{300, 1000, 40, 24}, Shape{64, 512, 4, 64}}) {
+    for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
+      for (Accumulate acc : {Accumulate::kFp16, Accumulate::kFp32}) {
+        for (std::uint32_t m : {1u, 4u}) {
+          GemvConfig g;
+          g.rows = s.m;
+          g.cols = s.n;
+          g.grid_rows = s.P;
+          g.grid_cols = s.Q;
+          g.reduction = red;
+          g.accumulate = acc;
+          g.vectors = m;
+          SCOPED_TRACE(std::to_string(s.m) + "x" + std::to_string(s.n) + " on " + std::to_string(s.P) + "x" +
+                       std::to_string(s.Q) + " " + reduction_name(red) + " m " + std::to_string(m));
+          const std::uint64_t floor = gemv_root_engine_floor(PeConfig{}, g);
+          EXPECT_LE(floor, run_gemv_tiled(FabricConfig{}, 4, PeConfig{}, g).total_cycles);
+          if (s.P * s.Q <= 1024) {
+            EXPECT_LE(floor, run_gemv(FabricConfig{}, PeConfig{}, g).total_cycles);
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(DecodeSpread, FloorOfATinyStepByHand) {
