@@ -306,13 +306,23 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   };
   const std::uint64_t g = opt_.attention_block_grain;
   const std::uint64_t blocks = ceil_div(part.context + 1, part.tokens_per_pe);
-  // Decode only, and only between two multiples of the grain that wrap a head's blocks
-  // onto the same number of PE rows (the kernel's time is close to linear in the
-  // columns there: the query multicast and the combine chain grow by one hop each).
-  if (g == 0 || part.query_tokens != 1 || blocks <= g || blocks % g == 0) return exact(part);
-  const std::uint64_t lo = blocks / g * g, hi = lo + g;
+  // Decode only, between two multiples of the grain, or, where a head's blocks wrap onto
+  // one more PE row between them, between the block counts on either side of the wrap
+  // that have this count's rows (the kernel's time is close to linear in the columns
+  // with the rows fixed: the query multicast and the combine chain grow by one hop each).
+  if (g == 0 || part.query_tokens != 1 || blocks <= g) return exact(part);
+  // The grain doubles with each doubling of the blocks past 32 grains: the interval stays
+  // between 1/32 and 1/16 of the blocks.
+  const std::uint64_t grain = g << static_cast<unsigned>(std::max(0.0, std::floor(std::log2(static_cast<double>(blocks) / (16.0 * static_cast<double>(g))))));
+  if (blocks % grain == 0) return exact(part);
+  std::uint64_t lo = blocks / grain * grain, hi = lo + grain;
   const std::uint64_t cols = part.max_grid_cols;
-  if (ceil_div(lo, cols) != ceil_div(hi, cols)) return exact(part);
+  if (ceil_div(lo, cols) != ceil_div(hi, cols)) {
+    const std::uint64_t rows = ceil_div(blocks, cols);
+    lo = std::max(lo, (rows - 1) * cols + 1);
+    hi = std::min(hi, rows * cols);
+    if (blocks == lo || blocks == hi) return exact(part);
+  }
   AttentionConfig a_lo = part, a_hi = part;
   a_lo.context = lo * part.tokens_per_pe - 1;
   a_hi.context = hi * part.tokens_per_pe - 1;
@@ -323,7 +333,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   } catch (const CapacityError&) {
     return exact(part);
   }
-  const double w = static_cast<double>(blocks - lo) / static_cast<double>(g);
+  const double w = static_cast<double>(blocks - lo) / static_cast<double>(hi - lo);
   return {c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
           c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
 }
