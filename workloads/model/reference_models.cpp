@@ -31,6 +31,32 @@ constexpr std::string_view kLlama70B = R"(model:
   tie_word_embeddings: false
 )";
 
+// Qwen3-32B (Qwen/Qwen3-32B config.json): GQA with per-head q/k norms, head_dim 128.
+constexpr std::string_view kQwen32B = R"(model:
+  name: Qwen3-32B
+  model_type: qwen3
+  hidden_size: 5120
+  intermediate_size: 25600
+  num_attention_heads: 64
+  num_hidden_layers: 64
+  num_key_value_heads: 8
+  head_dim: 128
+  vocab_size: 151936
+  tie_word_embeddings: false
+)";
+// Llama-3.1-405B (meta-llama/Meta-Llama-3.1-405B config.json).
+constexpr std::string_view kLlama405B = R"(model:
+  name: Llama-3.1-405B
+  model_type: llama
+  hidden_size: 16384
+  intermediate_size: 53248
+  num_attention_heads: 128
+  num_hidden_layers: 126
+  num_key_value_heads: 8
+  vocab_size: 128256
+  tie_word_embeddings: false
+)";
+
 TransformerModel model_of(std::string_view yaml, std::string_view name) {
   auto doc = config::parse(yaml, name);
   config::Section root = doc.root();
@@ -44,5 +70,7 @@ TransformerModel model_of(std::string_view yaml, std::string_view name) {
 
 TransformerModel llama31_8b() { return model_of(kLlama8B, "llama-3.1-8b"); }
 TransformerModel llama31_70b() { return model_of(kLlama70B, "llama-3.1-70b"); }
+TransformerModel qwen3_32b() { return model_of(kQwen32B, "qwen3-32b"); }
+TransformerModel llama31_405b() { return model_of(kLlama405B, "llama-3.1-405b"); }
 
 }  // namespace wse::workloads

@@ -1,6 +1,7 @@
 #include "wse_mesh/decode/decode_bench.h"
 
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <cstdio>
 #include <string_view>
@@ -58,7 +59,9 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
   std::vector<Case> cases = {{workloads::llama31_8b, 1, Mapping::kSpread, false, {}},
                              {workloads::llama31_8b, 1, Mapping::kPacked, false, {}},
                              {workloads::llama31_70b, 4, Mapping::kSpread, false, {}},
-                             {workloads::llama31_70b, 4, Mapping::kPacked, false, {}}};
+                             {workloads::llama31_70b, 4, Mapping::kPacked, false, {}},
+                             {workloads::qwen3_32b, 2, Mapping::kSpread, false, {}},
+                             {workloads::llama31_405b, 0, Mapping::kSpread, false, {}}};  // 0: the fewest that hold it
   for (std::uint32_t side : {300u, 420u, 540u, 660u}) {
     cases.push_back({workloads::llama31_8b, 1, Mapping::kSpread, true, GridShape{side, side}});
   }
@@ -92,16 +95,30 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
         c.region.is_auto() ? "all" : std::to_string(c.region.rows) + "x" + std::to_string(c.region.cols);
     std::unique_ptr<WaferDecoder> placed;
     try {
-      placed = std::make_unique<WaferDecoder>(wafer, cfg, model);  // one decoder per case: kernel results shared
+      if (c.wafers == 0) {
+        // The fewest wafers: from the weights over the wafer's SRAM up, one more at a time.
+        const double sram = static_cast<double>(wafer.pe.sram_bytes) * wafer.width * wafer.height;
+        cfg.wafers = static_cast<std::uint32_t>(std::ceil(static_cast<double>(model.weight_bytes()) / sram));
+        for (;; ++cfg.wafers) {
+          try {
+            placed = std::make_unique<WaferDecoder>(wafer, cfg, model);
+            break;
+          } catch (const CapacityError&) {
+            if (cfg.wafers >= 4 * std::ceil(static_cast<double>(model.weight_bytes()) / sram)) throw;
+          }
+        }
+      } else {
+        placed = std::make_unique<WaferDecoder>(wafer, cfg, model);  // one decoder per case: kernel results shared
+      }
     } catch (const CapacityError& e) {
-      if (!args.quiet) std::printf("decode: %s on %s region %s: does not fit: %s\n", model.name.c_str(),
+      if (!args.quiet) std::printf("decode: %s on %u x %s region %s: does not fit: %s\n", model.name.c_str(), cfg.wafers,
                                    wafer.name.c_str(), region.c_str(), e.what());
       continue;
     }
     WaferDecoder& decoder = *placed;
     if (!args.quiet) {
       std::printf("decode: %s on %u x %s (tile %u, %s, region %s): KV capacity %.2f GB (%llu tokens)\n",
-                  model.name.c_str(), c.wafers, wafer.name.c_str(), wafer.tile, mapping, region.c_str(),
+                  model.name.c_str(), cfg.wafers, wafer.name.c_str(), wafer.tile, mapping, region.c_str(),
                   static_cast<double>(decoder.kv_capacity_bytes()) / 1e9,
                   static_cast<unsigned long long>(decoder.kv_capacity_tokens()));
     }
@@ -129,7 +146,7 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
                                         wafer.name,
                                         region,
                                         mapping,
-                                        std::to_string(c.wafers),
+                                        std::to_string(cfg.wafers),
                                         std::to_string(wafer.tile),
                                         std::to_string(batch),
                                         std::to_string(context),
