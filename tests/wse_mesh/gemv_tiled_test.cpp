@@ -25,6 +25,16 @@ GemvConfig gemv_cfg(std::uint64_t m, std::uint64_t n, std::uint32_t P, std::uint
   return g;
 }
 
+// The figures a GEMV reports that two mappings of the same run must share.
+void expect_same_times(const GemvResult& a, const GemvResult& b) {
+  EXPECT_EQ(a.total_cycles, b.total_cycles);
+  EXPECT_EQ(a.first_vector_cycles, b.first_vector_cycles);
+  EXPECT_EQ(a.multicast_cycles, b.multicast_cycles);
+  EXPECT_EQ(a.compute_done_cycles, b.compute_done_cycles);
+  EXPECT_EQ(a.wavelet_hops, b.wavelet_hops);
+  EXPECT_EQ(a.sram_bytes_per_pe, b.sram_bytes_per_pe);
+}
+
 std::int64_t diff(const GemvResult& a, const GemvResult& b) {
   return static_cast<std::int64_t>(a.total_cycles) - static_cast<std::int64_t>(b.total_cycles);
 }
@@ -38,13 +48,7 @@ TEST_F(GemvTiledTest, OnePePerNodeIsThePerPeGemv) {
       SCOPED_TRACE("m " + std::to_string(m) + ", grid " + std::to_string(g.grid_rows) + "x" +
                    std::to_string(g.grid_cols));
       const GemvResult per_pe = run_gemv(FabricConfig{}, PeConfig{}, g);
-      const GemvResult tiled1 = run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g);
-      EXPECT_EQ(tiled1.total_cycles, per_pe.total_cycles);
-      EXPECT_EQ(tiled1.first_vector_cycles, per_pe.first_vector_cycles);
-      EXPECT_EQ(tiled1.multicast_cycles, per_pe.multicast_cycles);
-      EXPECT_EQ(tiled1.compute_done_cycles, per_pe.compute_done_cycles);
-      EXPECT_EQ(tiled1.wavelet_hops, per_pe.wavelet_hops);
-      EXPECT_EQ(tiled1.sram_bytes_per_pe, per_pe.sram_bytes_per_pe);
+      expect_same_times(run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g), per_pe);
     }
   }
   // The 4 x 4 GEMM of 3 vectors derived by hand in gemv_test.cpp: 46 cycles.
@@ -143,12 +147,7 @@ TEST_F(GemvTiledTest, TreeAndKTreeOnOnePePerNodeAreThePerPeGemv) {
                        std::to_string(g.grid_rows) + "x" + std::to_string(g.grid_cols) + " group " +
                        std::to_string(group));
           const GemvResult per_pe = run_gemv(FabricConfig{}, PeConfig{}, g);
-          const GemvResult tiled1 = run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g);
-          EXPECT_EQ(tiled1.total_cycles, per_pe.total_cycles);
-          EXPECT_EQ(tiled1.first_vector_cycles, per_pe.first_vector_cycles);
-          EXPECT_EQ(tiled1.multicast_cycles, per_pe.multicast_cycles);
-          EXPECT_EQ(tiled1.compute_done_cycles, per_pe.compute_done_cycles);
-          EXPECT_EQ(tiled1.wavelet_hops, per_pe.wavelet_hops);
+          expect_same_times(run_gemv_tiled(FabricConfig{}, 1, PeConfig{}, g), per_pe);
         }
       }
     }
@@ -262,14 +261,9 @@ TEST_F(GemvTiledTest, FoldedNodeRowsGiveTheWholeGridsResult) {
           const GemvResult whole = run_gemv_tiled(FabricConfig{}, 4, PeConfig{}, g);
           g.fold_rows = true;
           const GemvResult fold = run_gemv_tiled(FabricConfig{}, 4, PeConfig{}, g);
-          EXPECT_EQ(fold.total_cycles, whole.total_cycles);
-          EXPECT_EQ(fold.first_vector_cycles, whole.first_vector_cycles);
-          EXPECT_EQ(fold.multicast_cycles, whole.multicast_cycles);
+          expect_same_times(fold, whole);
           EXPECT_EQ(fold.compute_cycles, whole.compute_cycles);
-          EXPECT_EQ(fold.compute_done_cycles, whole.compute_done_cycles);
           EXPECT_EQ(fold.reduction_cycles, whole.reduction_cycles);
-          EXPECT_EQ(fold.wavelet_hops, whole.wavelet_hops);
-          EXPECT_EQ(fold.sram_bytes_per_pe, whole.sram_bytes_per_pe);
           EXPECT_EQ(fold.vectors_simulated, whole.vectors_simulated);
           if (fold.fabric_cycles_simulated < whole.fabric_cycles_simulated) ++folded;
         }
