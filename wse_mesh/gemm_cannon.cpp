@@ -15,10 +15,10 @@ std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / 
 struct Plan {
   std::uint32_t P = 0, Q = 0;
   std::uint64_t M = 0, K = 0, m = 0;
-  std::uint64_t acc = 2;        // accumulator bytes
-  std::uint32_t R = 1;          // rounds
-  std::uint64_t b = 1;          // tokens of the largest block
-  std::uint64_t sram = 0;       // fullest PE
+  std::uint64_t acc = 2;   // accumulator bytes
+  std::uint32_t R = 1;     // rounds
+  std::uint64_t b = 1;     // tokens of the largest block
+  std::uint64_t sram = 0;  // fullest PE
   std::uint64_t H = 1, ramp = 1;
   std::vector<std::uint32_t> col_of;   // ring position -> PE column
   std::vector<std::uint32_t> pos_of;   // PE column -> ring position
@@ -35,7 +35,9 @@ struct Plan {
   // Wavelets of one token's partial sums (accumulator precision) and its output (fp16).
   std::uint64_t sum_wavelets(std::uint64_t mt) const { return ceil_div(mt * acc, 4); }
   static std::uint64_t out_wavelets(std::uint64_t mt) { return ceil_div(mt * 2, 4); }
-  static std::uint64_t act_wavelets(std::uint64_t tokens, std::uint64_t kt) { return ceil_div(tokens * kt * 2, 4); }
+  static std::uint64_t act_wavelets(std::uint64_t tokens, std::uint64_t kt) {
+    return ceil_div(tokens * kt * 2, 4);
+  }
 };
 
 Plan plan(const FabricConfig& fabric, const PeConfig& pe, const GemmCannonConfig& g) {
@@ -46,11 +48,12 @@ Plan plan(const FabricConfig& fabric, const PeConfig& pe, const GemmCannonConfig
   p.M = g.rows;
   p.K = g.cols;
   p.m = g.tokens;
-  if (p.P == 0 || p.Q == 0) throw std::invalid_argument("gemm cannon: grid_rows and grid_cols must be at least 1");
+  if (p.P == 0 || p.Q == 0)
+    throw std::invalid_argument("gemm cannon: grid_rows and grid_cols must be at least 1");
   if (p.P > p.M || p.Q > p.K) {
     throw std::invalid_argument("gemm cannon: the " + std::to_string(p.P) + " x " + std::to_string(p.Q) +
-                                " grid is larger than the " + std::to_string(p.M) + " x " + std::to_string(p.K) +
-                                " matrix (some PEs would hold no rows or columns)");
+                                " grid is larger than the " + std::to_string(p.M) + " x " +
+                                std::to_string(p.K) + " matrix (some PEs would hold no rows or columns)");
   }
   if (p.m == 0) throw std::invalid_argument("gemm cannon: tokens must be at least 1");
   p.acc = accumulator_bytes(g.accumulate);
@@ -141,7 +144,8 @@ struct Broadcast {
   std::vector<std::uint64_t> link_free;          // per column: the link free of the previous block
   std::vector<std::uint64_t> arrive;             // per column: this step's block usable
   std::vector<std::vector<std::uint64_t>> done;  // [s mod 3][column]: latest end of step s
-  explicit Broadcast(std::uint32_t q) : link_free(q, 0), arrive(q, 0), done(3, std::vector<std::uint64_t>(q, 0)) {}
+  explicit Broadcast(std::uint32_t q)
+      : link_free(q, 0), arrive(q, 0), done(3, std::vector<std::uint64_t>(q, 0)) {}
 };
 
 void broadcast_step(const Plan& p, Broadcast& bc, std::uint64_t s, std::uint64_t D,
@@ -206,7 +210,8 @@ GemmCannonResult run_gemm_cannon(const FabricConfig& fabric, const PeConfig& pe,
   for (std::uint32_t i = 0; i < P; ++i) {
     w1[i] = p.sum_wavelets(p.tile_m(i));
     wout[i] = Plan::out_wavelets(p.tile_m(i));
-    for (std::uint32_t c = 0; c < Q; ++c) c1[std::uint64_t{i} * Q + c] = kt[c] * fmac_cycles(pe, g.accumulate, p.tile_m(i));
+    for (std::uint32_t c = 0; c < Q; ++c)
+      c1[std::uint64_t{i} * Q + c] = kt[c] * fmac_cycles(pe, g.accumulate, p.tile_m(i));
   }
   // Per PE (row i, ring position l): engine free, link to l - 1 free, ramp out free; and
   // the arrival cycle of each token's sums for the next step (double-buffered by parity).
@@ -281,15 +286,18 @@ GemmCannonResult run_gemm_cannon_tiled(const FabricConfig& per_pe, std::uint32_t
     const std::uint64_t mt = p.tile_m(std::uint64_t{n} * k);
     w1[n] = p.sum_wavelets(mt);
     wout[n] = Plan::out_wavelets(mt);
-    for (std::uint32_t c = 0; c < Q; ++c) c1[std::uint64_t{n} * Q + c] = kt[c] * fmac_cycles(pe, g.accumulate, mt);
+    for (std::uint32_t c = 0; c < Q; ++c)
+      c1[std::uint64_t{n} * Q + c] = kt[c] * fmac_cycles(pe, g.accumulate, mt);
   }
   // Per (node row, ring position): engine free, link free, ramp out free, and the last
   // step's block: its first FMAC start and last FMAC end (its tokens evenly spaced in
   // between) and the cycle its first token's sums left.
   const std::uint64_t cells = std::uint64_t{nodes} * Q;
   std::vector<std::uint64_t> engine(cells, 0), link(cells, 0), out(cells, 0);
-  std::vector<std::uint64_t> first_send[2] = {std::vector<std::uint64_t>(cells, 0), std::vector<std::uint64_t>(cells, 0)};
-  std::vector<std::uint64_t> last_send[2] = {std::vector<std::uint64_t>(cells, 0), std::vector<std::uint64_t>(cells, 0)};
+  std::vector<std::uint64_t> first_send[2] = {std::vector<std::uint64_t>(cells, 0),
+                                              std::vector<std::uint64_t>(cells, 0)};
+  std::vector<std::uint64_t> last_send[2] = {std::vector<std::uint64_t>(cells, 0),
+                                             std::vector<std::uint64_t>(cells, 0)};
   Broadcast bc(Q);
   std::uint64_t fill = 0, done = 0, total = 0;
   const std::uint64_t steps = std::uint64_t{p.R} * Q;

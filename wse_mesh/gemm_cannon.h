@@ -80,21 +80,21 @@ struct GemmCannonConfig {
 };
 
 struct GemmCannonResult {
-  std::uint64_t tile_rows = 0;          // Mt of the fullest PE
-  std::uint64_t tile_cols = 0;          // Kt of the fullest PE
-  std::uint32_t block_tokens = 0;       // b: the largest block
-  std::uint32_t rounds = 0;             // R
-  std::uint64_t steps = 0;              // R x Q
-  std::uint64_t sram_bytes_per_pe = 0;  // tile + buffers + outputs of the fullest PE
-  std::uint64_t total_cycles = 0;       // the last output block out of its PE
-  std::uint64_t fill_cycles = 0;        // the last PE's first FMAC starts (first block entered)
-  std::uint64_t compute_cycles = 0;     // the busiest PE's FMAC cycles (m tokens)
+  std::uint64_t tile_rows = 0;            // Mt of the fullest PE
+  std::uint64_t tile_cols = 0;            // Kt of the fullest PE
+  std::uint32_t block_tokens = 0;         // b: the largest block
+  std::uint32_t rounds = 0;               // R
+  std::uint64_t steps = 0;                // R x Q
+  std::uint64_t sram_bytes_per_pe = 0;    // tile + buffers + outputs of the fullest PE
+  std::uint64_t total_cycles = 0;         // the last output block out of its PE
+  std::uint64_t fill_cycles = 0;          // the last PE's first FMAC starts (first block entered)
+  std::uint64_t compute_cycles = 0;       // the busiest PE's FMAC cycles (m tokens)
   std::uint64_t compute_done_cycles = 0;  // the last FMAC done
-  std::uint64_t drain_cycles = 0;       // total - compute done: the last outputs leaving
-  std::uint64_t shift_cycles = 0;       // the busiest link's wavelets (ring edge or column)
-  std::uint64_t busy_cycles = 0;        // FMAC cycles summed over all PEs
-  std::uint64_t wavelet_hops = 0;       // PE links crossed by all wavelets (sums, activations)
-  std::uint32_t max_ring_hops = 0;      // 2 for a folded ring of Q >= 3
+  std::uint64_t drain_cycles = 0;         // total - compute done: the last outputs leaving
+  std::uint64_t shift_cycles = 0;         // the busiest link's wavelets (ring edge or column)
+  std::uint64_t busy_cycles = 0;          // FMAC cycles summed over all PEs
+  std::uint64_t wavelet_hops = 0;         // PE links crossed by all wavelets (sums, activations)
+  std::uint32_t max_ring_hops = 0;        // 2 for a folded ring of Q >= 3
   double wall_seconds = 0.0;
 };
 

@@ -120,8 +120,8 @@ GemvResult KernelCache::gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, 
 std::string KernelCache::key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                              const GemmCannonConfig& g) {
   std::ostringstream o;
-  o << "cannon|k:" << k << '|' << g.rows << 'x' << g.cols << "|tokens:" << g.tokens << "|grid:" << g.grid_rows << 'x'
-    << g.grid_cols << "|acc:" << static_cast<int>(g.accumulate) << "|block:" << g.block_tokens
+  o << "cannon|k:" << k << '|' << g.rows << 'x' << g.cols << "|tokens:" << g.tokens << "|grid:" << g.grid_rows
+    << 'x' << g.grid_cols << "|acc:" << static_cast<int>(g.accumulate) << "|block:" << g.block_tokens
     << "|buffer:" << g.buffer_bytes;
   put_hardware(o, per_pe, pe);
   return o.str();

@@ -51,7 +51,8 @@ class KernelCache : public stats::Provider {
   std::uint64_t hits() const { return hits_.value(); }
   std::uint64_t misses() const { return misses_.value(); }
   std::size_t entries() const {
-    return gemv_.size() + gemm_cannon_.size() + collective_.size() + attention_.size() + vector_kernel_.size();
+    return gemv_.size() + gemm_cannon_.size() + collective_.size() + attention_.size() +
+           vector_kernel_.size();
   }
   void clear();
 
@@ -76,7 +77,8 @@ class KernelCache : public stats::Provider {
   static std::string key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                                const GemvConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
-  static std::string key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemmCannonConfig& g);
+  static std::string key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                         const GemmCannonConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const VectorKernelConfig& v);
 

@@ -70,8 +70,8 @@ TEST(GemmCannon, TwoByTwoStepByHand) {
   EXPECT_EQ(r.compute_done_cycles, 12u);
   EXPECT_EQ(r.total_cycles, 15u);
   EXPECT_EQ(r.drain_cycles, 3u);
-  EXPECT_EQ(r.compute_cycles, 4u);   // m x C1
-  EXPECT_EQ(r.busy_cycles, 16u);     // 4 PEs
+  EXPECT_EQ(r.compute_cycles, 4u);  // m x C1
+  EXPECT_EQ(r.busy_cycles, 16u);    // 4 PEs
   // Links: each ring edge carries the one block that is not final at its receiver (1
   // wavelet); each column link both blocks (2): the busiest carries 2. Hops: 2 rows x 2
   // edges x 1 wavelet x 1 hop + 2 columns x 2 wavelets x 1 link = 8.
@@ -110,20 +110,21 @@ TEST(GemmCannon, TiledWithinKMinusOneHopsOfPerPe) {
     std::uint64_t rows, cols, tokens;
     std::uint32_t P, Q;
   };
-  const std::vector<Shape> shapes = {{64, 64, 16, 4, 4},     {60, 62, 13, 4, 4},   {100, 90, 37, 12, 10},
-                                     {100, 90, 7, 12, 10},   {257, 129, 500, 16, 16}, {1000, 999, 64, 33, 17},
-                                     {50, 300, 40, 7, 30},   {64, 64, 100, 8, 8}};
+  const std::vector<Shape> shapes = {{64, 64, 16, 4, 4},   {60, 62, 13, 4, 4},      {100, 90, 37, 12, 10},
+                                     {100, 90, 7, 12, 10}, {257, 129, 500, 16, 16}, {1000, 999, 64, 33, 17},
+                                     {50, 300, 40, 7, 30}, {64, 64, 100, 8, 8}};
   for (const PeConfig& pe : {PeConfig{}, wse3_pe_config()}) {
     for (const Shape& s : shapes) {
       GemmCannonConfig g = cannon(s.rows, s.cols, s.tokens, s.P, s.Q);
       g.buffer_bytes = 40000;
       const GemmCannonResult per_pe = run_gemm_cannon(FabricConfig{}, pe, g);
-      SCOPED_TRACE(std::to_string(s.rows) + "x" + std::to_string(s.cols) + " m " + std::to_string(s.tokens) + " on " +
-                   std::to_string(s.P) + "x" + std::to_string(s.Q));
+      SCOPED_TRACE(std::to_string(s.rows) + "x" + std::to_string(s.cols) + " m " + std::to_string(s.tokens) +
+                   " on " + std::to_string(s.P) + "x" + std::to_string(s.Q));
       EXPECT_EQ(run_gemm_cannon_tiled(FabricConfig{}, 1, pe, g).total_cycles, per_pe.total_cycles);
       for (std::uint32_t k : {2u, 4u, 8u}) {
         const GemmCannonResult t = run_gemm_cannon_tiled(FabricConfig{}, k, pe, g);
-        const auto d = static_cast<std::int64_t>(t.total_cycles) - static_cast<std::int64_t>(per_pe.total_cycles);
+        const auto d =
+            static_cast<std::int64_t>(t.total_cycles) - static_cast<std::int64_t>(per_pe.total_cycles);
         EXPECT_LE(d, 0) << "k " << k;
         EXPECT_GE(d, -static_cast<std::int64_t>(k - 1)) << "k " << k;
         EXPECT_EQ(t.wavelet_hops, per_pe.wavelet_hops);  // counted per PE link at both fidelities

@@ -196,9 +196,27 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
     prompt = 1024;
     chunks = {256};
   }
-  sim::CsvWriter csv({"model", "wafer", "region", "tile", "prompt", "chunk", "gemm", "prefill_ms", "tokens_per_s",
-                      "floor_ms", "ratio", "floor_compute_ms", "floor_sram_ms", "floor_latency_ms", "gemm_ms",
-                      "attention_ms", "attention_share", "other_ms", "cannon_kernels", "gemv_kernels", "pe_busy",
+  sim::CsvWriter csv({"model",
+                      "wafer",
+                      "region",
+                      "tile",
+                      "prompt",
+                      "chunk",
+                      "gemm",
+                      "prefill_ms",
+                      "tokens_per_s",
+                      "floor_ms",
+                      "ratio",
+                      "floor_compute_ms",
+                      "floor_sram_ms",
+                      "floor_latency_ms",
+                      "gemm_ms",
+                      "attention_ms",
+                      "attention_share",
+                      "other_ms",
+                      "cannon_kernels",
+                      "gemv_kernels",
+                      "pe_busy",
                       "wall_s"});
   const workloads::TransformerModel model = workloads::llama31_8b();
   for (const Region& c : regions) {
@@ -212,16 +230,38 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
       placed = std::make_unique<WaferDecoder>(wafer, cfg, model);
     } catch (const CapacityError& e) {
       if (!args.quiet) {
-        std::printf("prefill-wafer: %s on %s region %s: does not fit: %s\n", model.name.c_str(), wafer.name.c_str(),
-                    region.c_str(), e.what());
+        std::printf("prefill-wafer: %s on %s region %s: does not fit: %s\n", model.name.c_str(),
+                    wafer.name.c_str(), region.c_str(), e.what());
       }
-      csv.row({model.name, wafer.name, region, std::to_string(wafer.tile), std::to_string(prompt), "", "",
-               "does not fit", "", "", "", "", "", "", "", "", "", "", "", "", "", ""});
+      csv.row({model.name,
+               wafer.name,
+               region,
+               std::to_string(wafer.tile),
+               std::to_string(prompt),
+               "",
+               "",
+               "does not fit",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               ""});
       continue;
     }
     WaferDecoder& decoder = *placed;
     if (prompt + 1 > decoder.kv_capacity_tokens()) {
-      if (!args.quiet) std::printf("prefill-wafer: %s region %s: the prompt's KV exceeds the capacity\n", model.name.c_str(), region.c_str());
+      if (!args.quiet)
+        std::printf("prefill-wafer: %s region %s: the prompt's KV exceeds the capacity\n", model.name.c_str(),
+                    region.c_str());
       continue;
     }
     for (std::uint32_t chunk : chunks) {
@@ -244,20 +284,36 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
           }
         }
         const char* name = algo == GemmAlgorithm::kAuto ? "auto" : "gemv";
-        csv.row({model.name, wafer.name, region, std::to_string(wafer.tile), std::to_string(prompt),
-                 std::to_string(chunk), name, sim::fmt_num(r.seconds * 1e3),
-                 sim::fmt_num(static_cast<double>(prompt) / r.seconds), sim::fmt_num(r.floor.step_s * 1e3),
-                 sim::fmt_num(r.floor_ratio), sim::fmt_num(r.floor.compute_s * 1e3), sim::fmt_num(r.floor.sram_s * 1e3),
-                 sim::fmt_num(r.floor.latency_s * 1e3), sim::fmt_num(gemm * 1e3), sim::fmt_num(attention * 1e3),
-                 sim::fmt_num(attention / r.seconds), sim::fmt_num((r.seconds - gemm - attention) * 1e3),
-                 sim::fmt_num(cannon), sim::fmt_num(gemv), sim::fmt_num(r.pe_busy), sim::fmt_num(wall)});
+        csv.row({model.name,
+                 wafer.name,
+                 region,
+                 std::to_string(wafer.tile),
+                 std::to_string(prompt),
+                 std::to_string(chunk),
+                 name,
+                 sim::fmt_num(r.seconds * 1e3),
+                 sim::fmt_num(static_cast<double>(prompt) / r.seconds),
+                 sim::fmt_num(r.floor.step_s * 1e3),
+                 sim::fmt_num(r.floor_ratio),
+                 sim::fmt_num(r.floor.compute_s * 1e3),
+                 sim::fmt_num(r.floor.sram_s * 1e3),
+                 sim::fmt_num(r.floor.latency_s * 1e3),
+                 sim::fmt_num(gemm * 1e3),
+                 sim::fmt_num(attention * 1e3),
+                 sim::fmt_num(attention / r.seconds),
+                 sim::fmt_num((r.seconds - gemm - attention) * 1e3),
+                 sim::fmt_num(cannon),
+                 sim::fmt_num(gemv),
+                 sim::fmt_num(r.pe_busy),
+                 sim::fmt_num(wall)});
         if (!args.quiet) {
-          std::printf("prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s: %.2f ms "
-                      "(%.0f tokens/s), floor %.2f ms (ratio %.1f); GEMMs %.2f ms, attention %.2f ms (%.0f%%) on the "
-                      "critical path; wall %.1f s\n",
-                      model.name.c_str(), wafer.name.c_str(), region.c_str(), static_cast<unsigned long long>(prompt),
-                      chunk, name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds, r.floor.step_s * 1e3,
-                      r.floor_ratio, gemm * 1e3, attention * 1e3, 100.0 * attention / r.seconds, wall);
+          std::printf(
+              "prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s: %.2f ms "
+              "(%.0f tokens/s), floor %.2f ms (ratio %.1f); GEMMs %.2f ms, attention %.2f ms (%.0f%%) on the "
+              "critical path; wall %.1f s\n",
+              model.name.c_str(), wafer.name.c_str(), region.c_str(), static_cast<unsigned long long>(prompt),
+              chunk, name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds, r.floor.step_s * 1e3,
+              r.floor_ratio, gemm * 1e3, attention * 1e3, 100.0 * attention / r.seconds, wall);
           std::fflush(stdout);
         }
       }

@@ -9,9 +9,9 @@
 #include <map>
 #include <string>
 
+#include "workloads/model/operators.h"
 #include "wse_mesh/decode/placement.h"
 #include "wse_mesh/gemm_cannon.h"
-#include "workloads/model/operators.h"
 
 namespace wse::wafer {
 

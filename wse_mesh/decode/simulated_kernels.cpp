@@ -163,8 +163,9 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
   return t;
 }
 
-GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint64_t tokens, const TensorGrid* t,
-                                                  const LayerPlan& layer, const PeConfig& pe) {
+GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint64_t tokens,
+                                                  const TensorGrid* t, const LayerPlan& layer,
+                                                  const PeConfig& pe) {
   // SRAM a weight PE has for the blocks and outputs beside its weights: spread, the share
   // of the region its layer's weights leave (what the KV cache otherwise takes); packed
   // (or an unplaced GEMM), its SRAM less the reserve and its grid's placed bytes.
@@ -174,8 +175,8 @@ GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint
     const std::uint64_t pes = std::uint64_t{layer.region.width} * layer.region.height;
     budget = pes > 0 ? layer.region.kv_capacity_bytes / pes : 0;
   } else {
-    const std::uint64_t held = t != nullptr ? t->pe_bytes
-                                            : ceil_div(c.rows, c.grid_rows) * ceil_div(c.cols, c.grid_cols) * 2;
+    const std::uint64_t held =
+        t != nullptr ? t->pe_bytes : ceil_div(c.rows, c.grid_rows) * ceil_div(c.cols, c.grid_cols) * 2;
     budget = wafer_.pe.sram_bytes - reserve - std::min(wafer_.pe.sram_bytes - reserve, held);
   }
   if (budget == 0) {

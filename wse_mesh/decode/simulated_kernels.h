@@ -5,8 +5,8 @@
 //    accumulation, chain reduction; tiled fidelity
 //    (run_gemv_tiled, k = wafer.tile) when k > 1. With m > 1 the weight-stationary
 //    Cannon GEMM of gemm_cannon.h runs instead when it is faster (gemm_algorithm auto, on
-//    the grid or turned), its buffers within what the layer's placement leaves a PE. The `count` instances (experts) sit on
-//    their own grids and run at once: the time is one instance's. A GEMM without a placed
+//    the grid or turned), its buffers within what the layer's placement leaves a PE. The `count` instances
+//    (experts) sit on their own grids and run at once: the time is one instance's. A GEMM without a placed
 //    tensor of its name (MLA's absorbed per-head products) runs on the auto grid of its
 //    shape. Weights narrower than 16 bits are timed as the fp16 kernel (the SDK lists
 //    fp16 FMACs only: the PE is taken to widen them on the way), with the kernel's SRAM

@@ -95,9 +95,10 @@ DecodeConfig read_decode_config(config::Section& s) {
   }
   const std::string algo = s.string(
       "gemm_algorithm",
-      {.doc = "GEMMs of more than one token (prefill chunks, decode microbatches): auto (the faster of the GEMV "
-              "passes and the weight-stationary Cannon GEMM per kernel, as tuned software would), gemv (the "
-              "passes only: the ablation) or cannon (Cannon wherever its buffers fit)",
+      {.doc =
+           "GEMMs of more than one token (prefill chunks, decode microbatches): auto (the faster of the GEMV "
+           "passes and the weight-stationary Cannon GEMM per kernel, as tuned software would), gemv (the "
+           "passes only: the ablation) or cannon (Cannon wherever its buffers fit)",
        .def = "auto"});
   if (!parse_gemm_algorithm(algo, c.gemm_algorithm)) {
     s.fail("gemm_algorithm", "expected auto, gemv or cannon, found \"" + algo + "\"");
@@ -480,10 +481,11 @@ struct WaferDecoder::Impl {
     for (const auto& [name, n] : timer->gemm_algorithms_chosen()) {
       auto it = algorithm_kernels.find(name);
       if (it == algorithm_kernels.end()) {
-        it = algorithm_kernels
-                 .emplace(name, &group.scalar("gemm_algorithm_" + name, "kernels",
-                                              "distinct GEMM kernels of more than one token timed as " + name))
-                 .first;
+        it =
+            algorithm_kernels
+                .emplace(name, &group.scalar("gemm_algorithm_" + name, "kernels",
+                                             "distinct GEMM kernels of more than one token timed as " + name))
+                .first;
       }
       it->second->set(static_cast<double>(n));
     }

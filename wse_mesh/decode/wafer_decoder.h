@@ -48,7 +48,7 @@ struct DecodeConfig {
   Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums (SDK fp16 GEMV, WaferLLM: @fmach)
   bool reduction_auto = true;                // GEMV reduction: the fastest of chain, tree, K-tree per kernel
   Reduction reduction = Reduction::kTree;    // when not auto
-  GemmAlgorithm gemm_algorithm = GemmAlgorithm::kAuto;  // GEMMs of m > 1 tokens: faster of GEMV passes and Cannon
+  GemmAlgorithm gemm_algorithm = GemmAlgorithm::kAuto;  // GEMMs of m > 1 tokens: GEMV passes or Cannon
   std::map<std::string, GridShape> grids;    // per weight kind (kGridKinds); missing = auto
   double weight_sram_share = 0.9;            // auto grids: a weight PE's tile + buffers <= share x SRAM
   std::uint64_t reserved_sram_bytes = 2048;  // per PE, never used for weights or KV (program, stack)

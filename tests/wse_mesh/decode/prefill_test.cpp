@@ -7,9 +7,10 @@
 #include <string>
 
 #include "decode_test_util.h"
+#include "systemc_models/config/config.h"
+#include "workloads/model/operators.h"
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "workloads/model/operators.h"
 
 namespace wse::wafer {
 namespace {
@@ -25,7 +26,8 @@ WaferConfig cs3_tiled() {
 
 double stat(const stats::Group& g, const std::string& name) {
   for (const auto& s : g.stats()) {
-    if (const auto* x = dynamic_cast<const stats::Scalar*>(s.get()); x && x->name() == name) return x->value();
+    if (const auto* x = dynamic_cast<const stats::Scalar*>(s.get()); x && x->name() == name)
+      return x->value();
   }
   return -1.0;
 }
@@ -33,8 +35,8 @@ double stat(const stats::Group& g, const std::string& name) {
 // The GEMMs of one layer of a prefill of `tokens` tokens (one microbatch), summed, with
 // the given algorithm; a fused grid is timed once, as the schedule does.
 std::uint64_t layer_gemm_cycles(const WaferConfig& w, const DecodeConfig& cfg, const LayerPlan& plan,
-                                const workloads::TransformerModel& m, std::uint64_t tokens, GemmAlgorithm algo,
-                                KernelCache& cache) {
+                                const workloads::TransformerModel& m, std::uint64_t tokens,
+                                GemmAlgorithm algo, KernelCache& cache) {
   SimulatedKernelOptions o;
   o.placement = cfg.placement();
   o.accumulate = cfg.accumulate;
@@ -44,7 +46,8 @@ std::uint64_t layer_gemm_cycles(const WaferConfig& w, const DecodeConfig& cfg, c
   std::set<const TensorGrid*> timed;
   std::uint64_t cycles = 0;
   for (const auto& op : g.ops) {
-    if (op.kind != workloads::OpKind::gemm || op.layer != static_cast<std::int32_t>(plan.region.layer)) continue;
+    if (op.kind != workloads::OpKind::gemm || op.layer != static_cast<std::int32_t>(plan.region.layer))
+      continue;
     const TensorGrid* grid = plan.grid(op.name);
     if (grid != nullptr && !timed.insert(grid).second) continue;
     cycles += k.time(op, plan).cycles;
@@ -95,6 +98,35 @@ TEST(DecodePrefill, ChunkedPrefillDoesNotBeatItsFloorAndBeatsTheGemvPasses) {
   EXPECT_GE(gemv.seconds, gemv.floor.step_s);
   EXPECT_DOUBLE_EQ(gemv.floor.step_s, cannon.floor.step_s);  // the same work
   EXPECT_LT(cannon.seconds, gemv.seconds);
+}
+
+TEST(DecodePrefill, GemmAlgorithmIsReadAndShipped) {
+  const auto read = [](const std::string& yaml) {
+    auto doc = config::parse(yaml, "decode.yaml");
+    config::Section root = doc.root();
+    config::Section s = root.section("decode", "decode");
+    DecodeConfig c = read_decode_config(s);
+    doc.finish();
+    return c;
+  };
+  EXPECT_EQ(read("decode: {}\n").gemm_algorithm, DecodeConfig{}.gemm_algorithm);
+  EXPECT_EQ(DecodeConfig{}.gemm_algorithm, GemmAlgorithm::kAuto);
+  EXPECT_EQ(read("decode:\n  gemm_algorithm: gemv\n").gemm_algorithm, GemmAlgorithm::kGemv);
+  EXPECT_EQ(read("decode:\n  gemm_algorithm: cannon\n").gemm_algorithm, GemmAlgorithm::kCannon);
+  std::string m;
+  try {
+    read("decode:\n  gemm_algorithm: systolic\n");
+  } catch (const config::ConfigError& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find("decode.gemm_algorithm"), std::string::npos) << m;
+  EXPECT_NE(m.find("auto, gemv or cannon"), std::string::npos) << m;
+  // The shipped file sets the default.
+  auto doc = config::load(testing::source_path("configs/hardware/cs3_decode.yaml"));
+  config::Section root = doc.root();
+  config::Section s = root.section("decode", "decode");
+  EXPECT_EQ(read_decode_config(s).gemm_algorithm, GemmAlgorithm::kAuto);
+  doc.finish();
 }
 
 }  // namespace
