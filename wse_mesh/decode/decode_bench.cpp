@@ -196,28 +196,27 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
     prompt = 1024;
     chunks = {256};
   }
-  sim::CsvWriter csv({"model",
-                      "wafer",
-                      "region",
-                      "tile",
-                      "prompt",
-                      "chunk",
-                      "gemm",
-                      "prefill_ms",
-                      "tokens_per_s",
-                      "floor_ms",
-                      "ratio",
-                      "floor_compute_ms",
-                      "floor_sram_ms",
-                      "floor_latency_ms",
-                      "gemm_ms",
-                      "attention_ms",
-                      "attention_share",
-                      "other_ms",
-                      "cannon_kernels",
-                      "gemv_kernels",
-                      "pe_busy",
-                      "wall_s"});
+  const std::vector<std::string> header = {"model",
+                                           "wafer",
+                                           "region",
+                                           "tile",
+                                           "prompt",
+                                           "chunk",
+                                           "gemm",
+                                           "prefill_ms",
+                                           "tokens_per_s",
+                                           "floor_ms",
+                                           "ratio",
+                                           "floor_compute_ms",
+                                           "floor_sram_ms",
+                                           "floor_latency_ms",
+                                           "gemm_ms",
+                                           "attention_ms",
+                                           "attention_share",
+                                           "other_ms",
+                                           "pe_busy",
+                                           "wall_s"};
+  sim::CsvWriter csv(header);
   const workloads::TransformerModel model = workloads::llama31_8b();
   for (const Region& c : regions) {
     const WaferConfig wafer = c.wse2 ? wse2_tiled() : cs3_tiled();
@@ -233,28 +232,14 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
         std::printf("prefill-wafer: %s on %s region %s: does not fit: %s\n", model.name.c_str(),
                     wafer.name.c_str(), region.c_str(), e.what());
       }
-      csv.row({model.name,
-               wafer.name,
-               region,
-               std::to_string(wafer.tile),
-               std::to_string(prompt),
-               "",
-               "",
-               "does not fit",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               "",
-               ""});
+      std::vector<std::string> row(header.size(), "");
+      row[0] = model.name;
+      row[1] = wafer.name;
+      row[2] = region;
+      row[3] = std::to_string(wafer.tile);
+      row[4] = std::to_string(prompt);
+      row[7] = "does not fit";
+      csv.row(row);
       continue;
     }
     WaferDecoder& decoder = *placed;
@@ -276,13 +261,6 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
           if (kind.rfind("gemm.", 0) == 0) gemm += sec;
           if (kind == "attention") attention = sec;
         }
-        double cannon = 0.0, gemv = 0.0;
-        for (const auto& st : decoder.stats().stats()) {
-          if (const auto* x = dynamic_cast<const stats::Scalar*>(st.get())) {
-            if (x->name() == "gemm_algorithm_cannon") cannon = x->value();
-            if (x->name() == "gemm_algorithm_gemv") gemv = x->value();
-          }
-        }
         const char* name = algo == GemmAlgorithm::kAuto ? "auto" : "gemv";
         csv.row({model.name,
                  wafer.name,
@@ -302,8 +280,6 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
                  sim::fmt_num(attention * 1e3),
                  sim::fmt_num(attention / r.seconds),
                  sim::fmt_num((r.seconds - gemm - attention) * 1e3),
-                 sim::fmt_num(cannon),
-                 sim::fmt_num(gemv),
                  sim::fmt_num(r.pe_busy),
                  sim::fmt_num(wall)});
         if (!args.quiet) {

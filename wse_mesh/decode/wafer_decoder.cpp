@@ -478,6 +478,9 @@ struct WaferDecoder::Impl {
       }
       it->second->set(static_cast<double>(n));
     }
+    // A GEMM kernel counts under the algorithm its latest timing took (an ablation that
+    // switches decode.gemm_algorithm moves kernels from one count to the other).
+    for (auto& [name, scalar] : algorithm_kernels) scalar->set(0.0);
     for (const auto& [name, n] : timer->gemm_algorithms_chosen()) {
       auto it = algorithm_kernels.find(name);
       if (it == algorithm_kernels.end()) {
