@@ -42,8 +42,8 @@
 // Two fidelities: run_gemm_cannon (per-PE: every PE's own tile, token by token) and
 // run_gemm_cannon_tiled (nodes of k x k PEs: the k PE rows of a node row run as its
 // largest, its broadcast crosses node hops of k H, each PE column runs as its node
-// column's largest, a block per step in closed form). Bound (tested): per-PE - (k - 1) H
-// <= tiled; tiled = per-PE for k = 1 when the tiles are equal.
+// column's largest, a block per step in closed form). Bound (tested on uneven tiles too):
+// tiled = per-PE for k = 1, and per-PE - (k - 1) H <= tiled <= per-PE.
 #pragma once
 
 #include <cstdint>
