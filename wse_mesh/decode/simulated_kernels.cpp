@@ -151,7 +151,13 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
                             std::to_string(full.grid_rows) + "x" + std::to_string(full.grid_cols) + " m " +
                             std::to_string(op.m);
     algorithm_[key] = cannon ? "cannon" : "gemv";
-    if (cannon && placed != nullptr) cannon_outputs_.insert({placed, op.m});
+    if (placed != nullptr) {
+      if (cannon) {
+        cannon_outputs_.insert({placed, op.m});
+      } else {
+        cannon_outputs_.erase({placed, op.m});  // the hand-off is the GEMV's again (an ablation)
+      }
+    }
   }
   // Per multiply-accumulate: the fp16 weight and the accumulator read, the accumulator
   // written (pe.h: fmac_cycles). A fused grid computes all its members' rows.
@@ -200,14 +206,24 @@ GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint
   }
   bool found = false;
   GemmCannonResult best;
+  std::string misfit;
   for (const GemmCannonConfig& x : shapes) {
+    // A shape whose buffers did not fit is not tried again (nor counted as simulated).
+    const std::string key = KernelCache::key(wafer_.fabric, wafer_.tile, pe, x);
+    if (cannon_misfits_.count(key) > 0) continue;
     try {
       const GemmCannonResult r = cache_.gemm_cannon(wafer_.fabric, wafer_.tile, pe, x);
       if (!found || r.total_cycles < best.total_cycles) best = r;
       found = true;
-    } catch (const CapacityError&) {
-      if (&x == &shapes.back() && !found) throw;
+    } catch (const CapacityError& e) {
+      cannon_misfits_.insert(key);
+      misfit = e.what();
     }
+  }
+  if (!found) {
+    throw CapacityError("decode: the Cannon GEMM of " + std::to_string(c.rows) + " x " + std::to_string(c.cols) +
+                            " does not fit beside the weights" + (misfit.empty() ? "" : ": " + misfit),
+                        1);
   }
   return best;
 }

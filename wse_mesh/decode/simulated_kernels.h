@@ -110,6 +110,7 @@ class SimulatedKernels : public KernelTimer {
   std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
   std::map<std::string, std::string> algorithm_;  // GEMM kernel (shape, grid, tokens) -> gemv or cannon
   std::set<std::pair<const TensorGrid*, std::uint64_t>> cannon_outputs_;  // (grid, tokens) run as Cannon
+  std::set<std::string> cannon_misfits_;  // Cannon kernels (cache keys) whose buffers did not fit
   std::map<std::string, std::pair<std::size_t, Reduction>> choice_;  // shape family -> (orientation, reduction)
 };
 
