@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 
@@ -56,6 +57,7 @@ Plan plan(const FabricConfig& fabric, const PeConfig& pe, const GemmCannonConfig
                                 std::to_string(p.K) + " matrix (some PEs would hold no rows or columns)");
   }
   if (p.m == 0) throw std::invalid_argument("gemm cannon: tokens must be at least 1");
+  if (g.groups == 0) throw std::invalid_argument("gemm cannon: groups must be at least 1");
   p.acc = accumulator_bytes(g.accumulate);
   p.H = fabric.hop_latency_cycles;
   p.ramp = fabric.ramp_latency_cycles;
@@ -197,8 +199,77 @@ std::uint32_t folded_position(std::uint32_t column, std::uint32_t q) {
   return column % 2 == 0 ? column / 2 : q - 1 - (column - 1) / 2;
 }
 
+namespace {
+
+// Split-K (GemmCannonConfig::groups = G > 1): each group of q = Q / G PE columns is a
+// Cannon GEMM of its own (its columns' share of K, a ring of q), run by `run`; then the
+// groups' partial sums are chained east, group g - 1's block landing on the PE of group g
+// that holds the same block, q columns on (h = q hops), and added there token by token:
+//   T = max over g of (done_g + (G - 1 - g) (q H + w1 + 2R + add(Mt))) + ceil(Mt / 2) + 2R.
+template <class Run>
+GemmCannonResult split_k(const FabricConfig& fabric, const PeConfig& pe, const GemmCannonConfig& g, Run run) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::uint32_t G = g.groups, Q = g.grid_cols;
+  if (Q % G != 0 || G > Q) {
+    throw std::invalid_argument("gemm cannon: groups (" + std::to_string(G) + ") must divide grid_cols (" +
+                                std::to_string(Q) + ")");
+  }
+  if (g.grid_cols > g.cols) throw std::invalid_argument("gemm cannon: the grid is larger than the matrix");
+  const std::uint32_t q = Q / G;
+  const std::uint64_t mt = ceil_div(g.rows, g.grid_rows);
+  const std::uint64_t acc = accumulator_bytes(g.accumulate);
+  const std::uint64_t stage = std::uint64_t{q} * fabric.hop_latency_cycles + ceil_div(mt * acc, 4) +
+                              2ULL * fabric.ramp_latency_cycles + add_cycles(pe, g.accumulate, mt);
+  GemmCannonResult res;
+  std::map<std::uint64_t, GemmCannonResult> by_cols;  // groups of the same K share a run
+  std::uint64_t end = 0;
+  for (std::uint32_t grp = 0; grp < G; ++grp) {
+    std::uint64_t cols = 0;  // the group's columns of the balanced split of K over Q
+    for (std::uint32_t c = grp * q; c < (grp + 1) * q; ++c) cols += g.cols / Q + (c < g.cols % Q ? 1 : 0);
+    auto it = by_cols.find(cols);
+    if (it == by_cols.end()) {
+      GemmCannonConfig sub = g;
+      sub.cols = cols;
+      sub.grid_cols = q;
+      sub.groups = 1;
+      it = by_cols.emplace(cols, run(sub)).first;
+    }
+    const GemmCannonResult& r = it->second;
+    end = std::max(end, r.compute_done_cycles + std::uint64_t{G - 1 - grp} * stage);
+    if (grp == 0) res = r;  // the largest columns: the fullest PE
+    res.fill_cycles = std::max(res.fill_cycles, r.fill_cycles);
+    if (grp > 0) {
+      res.busy_cycles += r.busy_cycles;
+      res.wavelet_hops += r.wavelet_hops;
+    }
+  }
+  std::uint64_t adds = 0, hops = 0;
+  for (std::uint32_t i = 0; i < g.grid_rows; ++i) {
+    const std::uint64_t mti = g.rows / g.grid_rows + (i < g.rows % g.grid_rows ? 1 : 0);
+    adds += std::uint64_t{G - 1} * g.tokens * add_cycles(pe, g.accumulate, mti);
+    hops += std::uint64_t{G - 1} * g.tokens * ceil_div(mti * acc, 4) * q;
+  }
+  res.busy_cycles += adds;
+  res.wavelet_hops += hops;
+  // The east links carry a ring edge's sums and the chain's.
+  res.shift_cycles += g.tokens * ceil_div(mt * acc, 4);
+  res.tile_cols = ceil_div(g.cols, Q);
+  res.groups = G;
+  res.compute_done_cycles = end;
+  res.total_cycles = end + ceil_div(mt * 2, 4) + 2ULL * fabric.ramp_latency_cycles;
+  res.drain_cycles = res.total_cycles - end;
+  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace
+
 GemmCannonResult run_gemm_cannon(const FabricConfig& fabric, const PeConfig& pe, const GemmCannonConfig& g) {
   const auto t0 = std::chrono::steady_clock::now();
+  if (g.groups > 1) {
+    return split_k(fabric, pe, g,
+                   [&](const GemmCannonConfig& sub) { return run_gemm_cannon(fabric, pe, sub); });
+  }
   const Plan p = plan(fabric, pe, g);
   GemmCannonResult res;
   fill_counts(p, pe, g.accumulate, res);
@@ -270,6 +341,10 @@ GemmCannonResult run_gemm_cannon_tiled(const FabricConfig& per_pe, std::uint32_t
                                        const GemmCannonConfig& g) {
   if (k == 0) throw std::invalid_argument("gemm cannon tiled: k must be at least 1");
   const auto t0 = std::chrono::steady_clock::now();
+  if (g.groups > 1) {
+    return split_k(per_pe, pe, g,
+                   [&](const GemmCannonConfig& sub) { return run_gemm_cannon_tiled(per_pe, k, pe, sub); });
+  }
   const Plan p = plan(per_pe, pe, g);
   GemmCannonResult res;
   fill_counts(p, pe, g.accumulate, res);

@@ -77,6 +77,10 @@ struct GemmCannonConfig {
   // SRAM of a PE for everything but its weight tile (blocks, outputs); 0 = the PE's SRAM
   // less the tile. The decoder passes what the layer's placement leaves.
   std::uint64_t buffer_bytes = 0;
+  // Split-K: G rings of Q / G PE columns (G divides Q), each a Cannon GEMM over its
+  // columns' share of K, their partial sums then chained east across the groups and added
+  // (for m < Q, where one ring of Q takes Q steps whatever m). 1 = one ring a row.
+  std::uint32_t groups = 1;
 };
 
 struct GemmCannonResult {
@@ -95,6 +99,7 @@ struct GemmCannonResult {
   std::uint64_t busy_cycles = 0;          // FMAC cycles summed over all PEs
   std::uint64_t wavelet_hops = 0;         // PE links crossed by all wavelets (sums, activations)
   std::uint32_t max_ring_hops = 0;        // 2 for a folded ring of Q >= 3
+  std::uint32_t groups = 1;               // split-K rings of a row
   double wall_seconds = 0.0;
 };
 

@@ -122,7 +122,7 @@ std::string KernelCache::key(const FabricConfig& per_pe, std::uint32_t k, const 
   std::ostringstream o;
   o << "cannon|k:" << k << '|' << g.rows << 'x' << g.cols << "|tokens:" << g.tokens << "|grid:" << g.grid_rows
     << 'x' << g.grid_cols << "|acc:" << static_cast<int>(g.accumulate) << "|block:" << g.block_tokens
-    << "|buffer:" << g.buffer_bytes;
+    << "|buffer:" << g.buffer_bytes << "|groups:" << g.groups;
   put_hardware(o, per_pe, pe);
   return o.str();
 }

@@ -101,11 +101,38 @@ TEST(GemmCannon, SmallGemmByHand) {
   EXPECT_EQ(r.total_cycles, r.fill_cycles + r.compute_cycles + r.drain_cycles);
 }
 
+TEST(GemmCannon, SplitKRingsByHand) {
+  // W 4 x 8 on a row of 4 PEs (Mt = 4, Kt = 2), two tokens, split into G = 2 rings of 2
+  // PEs (columns 0-1 and 2-3, K 4 each). WSE-2 PE, fp16 sums, H = R = 1: C1 = 2 fmac(4) =
+  // 2 x 2 = 4; a token's sums are 2 wavelets, one hop: L = 1 + 2 + 2R = 5; D = 0 + 2R = 2.
+  //  - Each ring: step 0 from 3 (1 wavelet of x + D) to 7; the sums arrive at 7 + 5 = 12;
+  //    step 1 runs 12 .. 16.
+  //  - Ring 0's final sums go q = 2 columns east to the PE of ring 1 that holds the same
+  //    block and are added there: a stage of 2 H + 2 wavelets + 2R + add(4) (= max(4/4,
+  //    4 x 16 / 64, 4 x 16 / 32) = 2) = 8: done at 16 + 8 = 24; the fp16 outputs (2
+  //    wavelets) out through the ramp: 24 + 2 + 2R = 28.
+  GemmCannonConfig g = cannon(4, 8, 2, 1, 4);
+  g.groups = 2;
+  const GemmCannonResult split = run_gemm_cannon(FabricConfig{}, PeConfig{}, g);
+  EXPECT_EQ(split.groups, 2u);
+  EXPECT_EQ(split.steps, 2u);
+  EXPECT_EQ(split.compute_done_cycles, 24u);
+  EXPECT_EQ(split.total_cycles, 28u);
+  EXPECT_EQ(split.compute_cycles, 8u);  // m C1: each PE still multiplies every token
+  EXPECT_EQ(run_gemm_cannon_tiled(FabricConfig{}, 1, PeConfig{}, g).total_cycles, 28u);
+  // One ring of 4 for two tokens takes 4 steps: each token's sums visit all four PEs.
+  g.groups = 1;
+  EXPECT_GT(run_gemm_cannon(FabricConfig{}, PeConfig{}, g).total_cycles, split.total_cycles);
+  // Groups must divide the ring.
+  g.groups = 3;
+  EXPECT_THROW(run_gemm_cannon(FabricConfig{}, PeConfig{}, g), std::invalid_argument);
+}
+
 TEST(GemmCannon, TiledWithinKMinusOneHopsOfPerPe) {
   // k = 1 is the per-PE kernel a block at a time: equal to the cycle, uneven tiles and
-  // blocks included. With nodes of k x k PEs a node row's broadcast reaches all its PE
-  // rows at the time of its first (up to (k - 1) H early) and runs as its largest tile;
-  // measured on these shapes: -(k - 1) H <= tiled - per-PE <= 0.
+  // blocks included, one ring a row or split K. With nodes of k x k PEs a node row's broadcast reaches all
+  // its PE rows at the time of its first (up to (k - 1) H early) and runs as its largest tile; measured on
+  // these shapes: -(k - 1) H <= tiled - per-PE <= 0.
   struct Shape {
     std::uint64_t rows, cols, tokens;
     std::uint32_t P, Q;
@@ -115,20 +142,25 @@ TEST(GemmCannon, TiledWithinKMinusOneHopsOfPerPe) {
                                      {50, 300, 40, 7, 30}, {64, 64, 100, 8, 8}};
   for (const PeConfig& pe : {PeConfig{}, wse3_pe_config()}) {
     for (const Shape& s : shapes) {
-      GemmCannonConfig g = cannon(s.rows, s.cols, s.tokens, s.P, s.Q);
-      g.buffer_bytes = 40000;
-      const GemmCannonResult per_pe = run_gemm_cannon(FabricConfig{}, pe, g);
-      SCOPED_TRACE(std::to_string(s.rows) + "x" + std::to_string(s.cols) + " m " + std::to_string(s.tokens) +
-                   " on " + std::to_string(s.P) + "x" + std::to_string(s.Q));
-      EXPECT_EQ(run_gemm_cannon_tiled(FabricConfig{}, 1, pe, g).total_cycles, per_pe.total_cycles);
-      for (std::uint32_t k : {2u, 4u, 8u}) {
-        const GemmCannonResult t = run_gemm_cannon_tiled(FabricConfig{}, k, pe, g);
-        const auto d =
-            static_cast<std::int64_t>(t.total_cycles) - static_cast<std::int64_t>(per_pe.total_cycles);
-        EXPECT_LE(d, 0) << "k " << k;
-        EXPECT_GE(d, -static_cast<std::int64_t>(k - 1)) << "k " << k;
-        EXPECT_EQ(t.wavelet_hops, per_pe.wavelet_hops);  // counted per PE link at both fidelities
-        EXPECT_EQ(t.compute_cycles, per_pe.compute_cycles);
+      for (std::uint32_t groups : {1u, 2u}) {  // one ring a row, and split K in two
+        if (s.Q % groups != 0) continue;
+        GemmCannonConfig g = cannon(s.rows, s.cols, s.tokens, s.P, s.Q);
+        g.buffer_bytes = 40000;
+        g.groups = groups;
+        const GemmCannonResult per_pe = run_gemm_cannon(FabricConfig{}, pe, g);
+        SCOPED_TRACE(std::to_string(s.rows) + "x" + std::to_string(s.cols) + " m " +
+                     std::to_string(s.tokens) + " on " + std::to_string(s.P) + "x" + std::to_string(s.Q) +
+                     " groups " + std::to_string(groups));
+        EXPECT_EQ(run_gemm_cannon_tiled(FabricConfig{}, 1, pe, g).total_cycles, per_pe.total_cycles);
+        for (std::uint32_t k : {2u, 4u, 8u}) {
+          const GemmCannonResult t = run_gemm_cannon_tiled(FabricConfig{}, k, pe, g);
+          const auto d =
+              static_cast<std::int64_t>(t.total_cycles) - static_cast<std::int64_t>(per_pe.total_cycles);
+          EXPECT_LE(d, 0) << "k " << k;
+          EXPECT_GE(d, -static_cast<std::int64_t>(k - 1)) << "k " << k;
+          EXPECT_EQ(t.wavelet_hops, per_pe.wavelet_hops);  // counted per PE link at both fidelities
+          EXPECT_EQ(t.compute_cycles, per_pe.compute_cycles);
+        }
       }
     }
   }

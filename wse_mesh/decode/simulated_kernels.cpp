@@ -198,11 +198,29 @@ GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint
   g.grid_cols = c.grid_cols;
   g.accumulate = c.accumulate;
   g.buffer_bytes = budget;
-  std::vector<GemmCannonConfig> shapes = {g};
+  std::vector<GemmCannonConfig> grids = {g};
   if (t != nullptr && !t->turned.is_auto() && t->turned != t->grid) {
     g.grid_rows = t->turned.rows;
     g.grid_cols = t->turned.cols;
-    shapes.push_back(g);
+    grids.push_back(g);
+  }
+  // Fewer tokens than a ring has PEs: also split K into G rings of Q / G (G dividing Q),
+  // the smallest G with rings of at most m / 2 and of at most m / 4 PEs (two or four
+  // tokens a block, enough to hide a shift behind the FMACs).
+  std::vector<GemmCannonConfig> shapes;
+  for (const GemmCannonConfig& x : grids) {
+    shapes.push_back(x);
+    for (std::uint64_t per : {2, 4}) {
+      if (tokens >= std::uint64_t{x.grid_cols} * per) continue;
+      for (std::uint32_t groups = 2; groups <= x.grid_cols; ++groups) {
+        if (x.grid_cols % groups == 0 && std::uint64_t{x.grid_cols / groups} * per <= std::max<std::uint64_t>(tokens, per)) {
+          GemmCannonConfig split = x;
+          split.groups = groups;
+          if (split.groups != shapes.back().groups) shapes.push_back(split);
+          break;
+        }
+      }
+    }
   }
   bool found = false;
   GemmCannonResult best;
