@@ -34,6 +34,10 @@
 //    cycle, blocks back to back), into the second of two activation buffers, once every PE
 //    of the column has finished the step that used that buffer (double buffering). The
 //    first block entering the column is the fill.
+//  - Split-K (groups G > 1, G dividing Q): G rings of Q / G consecutive PE columns, each
+//    the above over its columns' share of K, then each block's partial sums chained east
+//    across the groups (q = Q / G hops a stage) and added token by token (add_cycles);
+//    for m < Q, where one ring of Q takes Q steps whatever m.
 // SRAM (the fullest PE, tile Mt_0 x Kt_0): the weight tile, two activation blocks (fp16),
 // two partial-sum blocks (accumulator precision) and the output blocks it keeps until the
 // next kernel reads them (R blocks of b x Mt fp16); R grows (more, smaller blocks) until

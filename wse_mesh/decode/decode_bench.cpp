@@ -190,7 +190,7 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
   for (std::uint32_t side : {300u, 420u, 540u, 660u}) regions.push_back({true, GridShape{side, side}});
   regions.push_back({true, {}});
   std::uint64_t prompt = 4096;
-  std::vector<std::uint32_t> chunks = {128, 512};
+  std::vector<std::uint32_t> chunks = {64, 128, 512};
   if (args.quick) {
     regions.resize(1);
     prompt = 1024;
