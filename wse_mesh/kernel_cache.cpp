@@ -34,6 +34,7 @@ KernelCache::KernelCache(const KernelCacheConfig& cfg)
 
 void KernelCache::clear() {
   gemv_.clear();
+  gemm_cannon_.clear();
   collective_.clear();
   attention_.clear();
   vector_kernel_.clear();
@@ -114,6 +115,23 @@ std::string KernelCache::key_tiled(const FabricConfig& per_pe, std::uint32_t k, 
 GemvResult KernelCache::gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                                    const GemvConfig& g) {
   return lookup(gemv_, key_tiled(per_pe, k, pe, g), [&] { return run_gemv_tiled(per_pe, k, pe, g); });
+}
+
+std::string KernelCache::key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                             const GemmCannonConfig& g) {
+  std::ostringstream o;
+  o << "cannon|k:" << k << '|' << g.rows << 'x' << g.cols << "|tokens:" << g.tokens << "|grid:" << g.grid_rows
+    << 'x' << g.grid_cols << "|acc:" << static_cast<int>(g.accumulate) << "|block:" << g.block_tokens
+    << "|buffer:" << g.buffer_bytes << "|groups:" << g.groups;
+  put_hardware(o, per_pe, pe);
+  return o.str();
+}
+
+GemmCannonResult KernelCache::gemm_cannon(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                          const GemmCannonConfig& g) {
+  return lookup(gemm_cannon_, key(per_pe, k, pe, g), [&] {
+    return k > 1 ? run_gemm_cannon_tiled(per_pe, k, pe, g) : run_gemm_cannon(per_pe, pe, g);
+  });
 }
 
 CollectiveResult KernelCache::reduce(const FabricConfig& f, const PeConfig& pe, const ReduceConfig& r) {

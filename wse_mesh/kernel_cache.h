@@ -27,6 +27,7 @@
 #include "wse_mesh/attention.h"
 #include "wse_mesh/collectives.h"
 #include "wse_mesh/fabric.h"
+#include "wse_mesh/gemm_cannon.h"
 #include "wse_mesh/gemv.h"
 #include "wse_mesh/gemv_tiled.h"
 #include "wse_mesh/pe.h"
@@ -50,7 +51,8 @@ class KernelCache : public stats::Provider {
   std::uint64_t hits() const { return hits_.value(); }
   std::uint64_t misses() const { return misses_.value(); }
   std::size_t entries() const {
-    return gemv_.size() + collective_.size() + attention_.size() + vector_kernel_.size();
+    return gemv_.size() + gemm_cannon_.size() + collective_.size() + attention_.size() +
+           vector_kernel_.size();
   }
   void clear();
 
@@ -60,6 +62,9 @@ class KernelCache : public stats::Provider {
   GemvResult gemv(const FabricConfig& fabric, const PeConfig& pe, const GemvConfig& g);
   // run_gemv_tiled: nodes of k x k PEs over the per-PE fabric `per_pe`.
   GemvResult gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g);
+  // gemm_cannon.h: run_gemm_cannon (per-PE) for k = 1, run_gemm_cannon_tiled for k > 1.
+  GemmCannonResult gemm_cannon(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                               const GemmCannonConfig& g);
   CollectiveResult reduce(const FabricConfig& fabric, const PeConfig& pe, const ReduceConfig& r);
   CollectiveResult broadcast(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
   AttentionResult attention(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
@@ -72,6 +77,8 @@ class KernelCache : public stats::Provider {
   static std::string key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                                const GemvConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
+  static std::string key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                         const GemmCannonConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const VectorKernelConfig& v);
 
@@ -86,6 +93,7 @@ class KernelCache : public stats::Provider {
   stats::Counter& hits_;
   stats::Counter& misses_;
   std::unordered_map<std::string, GemvResult> gemv_;
+  std::unordered_map<std::string, GemmCannonResult> gemm_cannon_;
   std::unordered_map<std::string, CollectiveResult> collective_;
   std::unordered_map<std::string, AttentionResult> attention_;
   std::unordered_map<std::string, VectorKernelResult> vector_kernel_;

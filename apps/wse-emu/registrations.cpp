@@ -33,6 +33,13 @@ void register_all(sim::Registry& registry) {
   registry.add_bench("decode", sim::Bench{"wafer decode step: Llama-3.1-8B on one CS-3 and Llama-3.1-70B on four, "
                                           "batch 1/8/32, 1K/4K context: step time, per-kernel critical path, tokens/s",
                                           wafer::bench_decode});
+  registry.add_bench(
+      "prefill-wafer",
+      sim::Bench{"wafer prefill of a 4K prompt: Llama-3.1-8B on one CS-3 and WSE-2 sub-regions, "
+                 "chunks pipelined through the layers, GEMMs as the faster of the GEMV passes and "
+                 "the weight-stationary Cannon GEMM against the GEMV passes alone: tokens/s, floor, "
+                 "ratio, GEMM and attention shares",
+                 wafer::bench_prefill_wafer});
 #endif
 }
 

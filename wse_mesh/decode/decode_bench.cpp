@@ -193,4 +193,127 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
   return {"decode.csv"};
 }
 
+std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
+  // Llama-3.1-8B, one 4,096-token prompt: one CS-3 and the WSE-2 sub-regions of the
+  // decode bench. The prompt runs as pipelined chunks (decode.prefill_chunk_tokens); each
+  // chunk's GEMMs are the faster of the GEMV passes and the Cannon GEMM (auto), then the
+  // same passes with the GEMV passes alone (gemv: the ablation, every kernel result
+  // reused from the auto pass but the GEMMs').
+  struct Region {
+    bool wse2;
+    GridShape region;
+  };
+  std::vector<Region> regions = {{false, {}}};
+  for (std::uint32_t side : {300u, 420u, 540u, 660u}) regions.push_back({true, GridShape{side, side}});
+  regions.push_back({true, {}});
+  std::uint64_t prompt = 4096;
+  std::vector<std::uint32_t> chunks = {64, 128, 512};
+  if (args.quick) {
+    regions.resize(1);
+    prompt = 1024;
+    chunks = {256};
+  }
+  const std::vector<std::string> header = {"model",
+                                           "wafer",
+                                           "region",
+                                           "tile",
+                                           "prompt",
+                                           "chunk",
+                                           "gemm",
+                                           "prefill_ms",
+                                           "tokens_per_s",
+                                           "floor_ms",
+                                           "ratio",
+                                           "floor_compute_ms",
+                                           "floor_sram_ms",
+                                           "floor_latency_ms",
+                                           "gemm_ms",
+                                           "attention_ms",
+                                           "attention_share",
+                                           "other_ms",
+                                           "pe_busy",
+                                           "wall_s"};
+  sim::CsvWriter csv(header);
+  const workloads::TransformerModel model = workloads::llama31_8b();
+  for (const Region& c : regions) {
+    const WaferConfig wafer = c.wse2 ? wse2_tiled() : cs3_tiled();
+    const std::string region =
+        c.region.is_auto() ? "all" : std::to_string(c.region.rows) + "x" + std::to_string(c.region.cols);
+    DecodeConfig cfg;  // the defaults of configs/hardware/cs3_decode.yaml
+    cfg.region = c.region;
+    std::unique_ptr<WaferDecoder> placed;
+    try {
+      placed = std::make_unique<WaferDecoder>(wafer, cfg, model);
+    } catch (const CapacityError& e) {
+      if (!args.quiet) {
+        std::printf("prefill-wafer: %s on %s region %s: does not fit: %s\n", model.name.c_str(),
+                    wafer.name.c_str(), region.c_str(), e.what());
+      }
+      std::vector<std::string> row(header.size(), "");
+      row[0] = model.name;
+      row[1] = wafer.name;
+      row[2] = region;
+      row[3] = std::to_string(wafer.tile);
+      row[4] = std::to_string(prompt);
+      row[7] = "does not fit";
+      csv.row(row);
+      continue;
+    }
+    WaferDecoder& decoder = *placed;
+    if (prompt + 1 > decoder.kv_capacity_tokens()) {
+      if (!args.quiet)
+        std::printf("prefill-wafer: %s region %s: the prompt's KV exceeds the capacity\n", model.name.c_str(),
+                    region.c_str());
+      continue;
+    }
+    for (std::uint32_t chunk : chunks) {
+      decoder.set_prefill_chunk_tokens(chunk);
+      for (GemmAlgorithm algo : {GemmAlgorithm::kAuto, GemmAlgorithm::kGemv}) {
+        decoder.set_gemm_algorithm(algo);
+        const auto t0 = std::chrono::steady_clock::now();
+        const WaferRunResult r = decoder.prefill({prompt});
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        double gemm = 0.0, attention = 0.0;
+        for (const auto& [kind, sec] : r.kernel_seconds) {
+          if (kind.rfind("gemm.", 0) == 0) gemm += sec;
+          if (kind == "attention") attention = sec;
+        }
+        const char* name = algo == GemmAlgorithm::kAuto ? "auto" : "gemv";
+        csv.row({model.name,
+                 wafer.name,
+                 region,
+                 std::to_string(wafer.tile),
+                 std::to_string(prompt),
+                 std::to_string(chunk),
+                 name,
+                 sim::fmt_num(r.seconds * 1e3),
+                 sim::fmt_num(static_cast<double>(prompt) / r.seconds),
+                 sim::fmt_num(r.floor.step_s * 1e3),
+                 sim::fmt_num(r.floor_ratio),
+                 sim::fmt_num(r.floor.compute_s * 1e3),
+                 sim::fmt_num(r.floor.sram_s * 1e3),
+                 sim::fmt_num(r.floor.latency_s * 1e3),
+                 sim::fmt_num(gemm * 1e3),
+                 sim::fmt_num(attention * 1e3),
+                 sim::fmt_num(attention / r.seconds),
+                 sim::fmt_num((r.seconds - gemm - attention) * 1e3),
+                 sim::fmt_num(r.pe_busy),
+                 sim::fmt_num(wall)});
+        if (!args.quiet) {
+          std::printf(
+              "prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s: %.2f ms "
+              "(%.0f tokens/s), floor %.2f ms (ratio %.1f); GEMMs %.2f ms, attention %.2f ms (%.0f%%) on the "
+              "critical path; wall %.1f s\n",
+              model.name.c_str(), wafer.name.c_str(), region.c_str(), static_cast<unsigned long long>(prompt),
+              chunk, name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds, r.floor.step_s * 1e3,
+              r.floor_ratio, gemm * 1e3, attention * 1e3, 100.0 * attention / r.seconds, wall);
+          std::fflush(stdout);
+        }
+      }
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "prefill_wafer.csv", csv.str());
+  return {"prefill_wafer.csv"};
+}
+
 }  // namespace wse::wafer

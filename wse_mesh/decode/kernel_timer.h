@@ -9,8 +9,9 @@
 #include <map>
 #include <string>
 
-#include "wse_mesh/decode/placement.h"
 #include "workloads/model/operators.h"
+#include "wse_mesh/decode/placement.h"
+#include "wse_mesh/gemm_cannon.h"
 
 namespace wse::wafer {
 
@@ -38,6 +39,12 @@ class KernelTimer {
   virtual KernelTiming handoff(const TensorGrid& /*grid*/, std::uint64_t /*tokens*/) { return {}; }
   // Which reduction the GEMV kernels chose, by name: distinct kernels of each choice.
   virtual std::map<std::string, std::uint64_t> reductions_chosen() const { return {}; }
+  // Which algorithm the GEMMs of m > 1 tokens took ("gemv" passes or "cannon"), by name:
+  // distinct kernels of each.
+  virtual std::map<std::string, std::uint64_t> gemm_algorithms_chosen() const { return {}; }
+  // The GEMM algorithm of later calls (an ablation on the same kernel results); ignored
+  // by timers without a choice.
+  virtual void set_gemm_algorithm(GemmAlgorithm /*a*/) {}
   // Kernel results reused and simulated so far (0 when nothing is cached).
   virtual std::uint64_t reused() const { return 0; }
   virtual std::uint64_t simulated() const { return 0; }

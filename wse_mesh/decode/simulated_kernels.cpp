@@ -116,25 +116,60 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
   if (bits < 16.0) pe.sram_bytes = static_cast<std::uint64_t>(static_cast<double>(pe.sram_bytes) * 16.0 / bits);
   const std::uint32_t k = wafer_.tile;
   const TensorGrid* placed = layer.grid(op.name);
-  const auto run = [&](const GemvConfig& c) { return fastest_gemv(c, placed, pe); };
-  // m tokens in passes of `full.vectors`, one after another on the grid.
-  const std::uint64_t passes = op.m / full.vectors;
-  const std::uint64_t rest = op.m % full.vectors;
-  KernelTiming t;
   // Instances at once on their own grids: experts (count), or the slices of a tensor
   // cut by rows.
   const std::uint64_t instances = std::uint64_t{op.count} * ceil_div(op.n, full.rows);
-  const auto add = [&](const GemvConfig& c, std::uint64_t times) {
-    const GemvResult g = run(c);
-    t.cycles += times * g.total_cycles;
-    t.link_cycles += times * instances * g.wavelet_hops * k;  // a tiled hop crosses k PE links
-    t.pe_busy_cycles += times * instances * g.compute_cycles * c.grid_rows * c.grid_cols;
-  };
-  if (passes > 0) add(full, passes);
-  if (rest > 0) {
-    GemvConfig c = full;
-    c.vectors = static_cast<std::uint32_t>(rest);
-    add(c, 1);
+  KernelTiming t;
+  // m > 1 tokens: the weight-stationary Cannon GEMM when it is the faster (auto) or asked
+  // for, and its buffers fit beside the weights.
+  const GemmAlgorithm algo = opt_.gemm_algorithm;
+  bool cannon = false;
+  GemmCannonResult cr;
+  if (op.m > 1 && algo != GemmAlgorithm::kGemv) {
+    try {
+      cr = fastest_cannon(full, op.m, placed, layer, pe);
+      cannon = true;
+    } catch (const CapacityError&) {
+    } catch (const std::invalid_argument&) {
+    }
+  }
+  if (!cannon || algo == GemmAlgorithm::kAuto) {
+    const auto run = [&](const GemvConfig& c) { return fastest_gemv(c, placed, pe); };
+    // m tokens in passes of `full.vectors`, one after another on the grid.
+    const std::uint64_t passes = op.m / full.vectors;
+    const std::uint64_t rest = op.m % full.vectors;
+    const auto add = [&](const GemvConfig& c, std::uint64_t times) {
+      const GemvResult g = run(c);
+      t.cycles += times * g.total_cycles;
+      t.link_cycles += times * instances * g.wavelet_hops * k;  // a tiled hop crosses k PE links
+      t.pe_busy_cycles += times * instances * g.compute_cycles * c.grid_rows * c.grid_cols;
+    };
+    if (passes > 0) add(full, passes);
+    if (rest > 0) {
+      GemvConfig c = full;
+      c.vectors = static_cast<std::uint32_t>(rest);
+      add(c, 1);
+    }
+  }
+  if (cannon && (algo == GemmAlgorithm::kCannon || cr.total_cycles < t.cycles)) {
+    t.cycles = cr.total_cycles;
+    t.link_cycles = instances * cr.wavelet_hops;  // counted in PE links at either fidelity
+    t.pe_busy_cycles = instances * cr.busy_cycles;
+  } else {
+    cannon = false;
+  }
+  if (op.m > 1) {
+    const std::string key = std::to_string(full.rows) + "x" + std::to_string(full.cols) + " on " +
+                            std::to_string(full.grid_rows) + "x" + std::to_string(full.grid_cols) + " m " +
+                            std::to_string(op.m);
+    algorithm_[key] = cannon ? "cannon" : "gemv";
+    if (placed != nullptr) {
+      if (cannon) {
+        cannon_outputs_.insert({placed, op.m});
+      } else {
+        cannon_outputs_.erase({placed, op.m});  // the hand-off is the GEMV's again (an ablation)
+      }
+    }
   }
   // Per multiply-accumulate: the fp16 weight and the accumulator read, the accumulator
   // written (pe.h: fmac_cycles). A fused grid computes all its members' rows.
@@ -144,6 +179,89 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
   t.sram_read_bytes = macs * (2 + acc);
   t.sram_write_bytes = macs * acc;
   return t;
+}
+
+GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint64_t tokens,
+                                                  const TensorGrid* t, const LayerPlan& layer,
+                                                  const PeConfig& pe) {
+  // SRAM a weight PE has for the blocks and outputs beside its weights: spread, the share
+  // of the region its layer's weights leave (what the KV cache otherwise takes); packed
+  // (or an unplaced GEMM), its SRAM less the reserve and its grid's placed bytes.
+  std::uint64_t budget = 0;
+  const std::uint64_t reserve = std::min(wafer_.pe.sram_bytes, opt_.placement.reserved_sram_bytes);
+  if (layer.spread && t != nullptr && !t->area.is_auto()) {
+    const std::uint64_t pes = std::uint64_t{layer.region.width} * layer.region.height;
+    budget = pes > 0 ? layer.region.kv_capacity_bytes / pes : 0;
+  } else {
+    const std::uint64_t held =
+        t != nullptr ? t->pe_bytes : ceil_div(c.rows, c.grid_rows) * ceil_div(c.cols, c.grid_cols) * 2;
+    budget = wafer_.pe.sram_bytes - reserve - std::min(wafer_.pe.sram_bytes - reserve, held);
+  }
+  if (budget == 0) {
+    throw CapacityError("decode: no SRAM beside the weights of a " + std::to_string(c.rows) + " x " +
+                            std::to_string(c.cols) + " GEMM for Cannon's blocks",
+                        1);
+  }
+  GemmCannonConfig g;
+  g.rows = c.rows;
+  g.cols = c.cols;
+  g.tokens = tokens;
+  g.grid_rows = c.grid_rows;
+  g.grid_cols = c.grid_cols;
+  g.accumulate = c.accumulate;
+  g.buffer_bytes = budget;
+  std::vector<GemmCannonConfig> grids = {g};
+  if (t != nullptr && !t->turned.is_auto() && t->turned != t->grid) {
+    g.grid_rows = t->turned.rows;
+    g.grid_cols = t->turned.cols;
+    grids.push_back(g);
+  }
+  // Fewer tokens than a ring has PEs: also split K into G rings of Q / G (G dividing Q),
+  // the smallest G with rings of at most m / 2 and of at most m / 4 PEs (two or four
+  // tokens a block, enough to hide a shift behind the FMACs).
+  std::vector<GemmCannonConfig> shapes;
+  for (const GemmCannonConfig& x : grids) {
+    shapes.push_back(x);
+    for (std::uint64_t per : {2, 4}) {
+      if (tokens >= std::uint64_t{x.grid_cols} * per) continue;
+      for (std::uint32_t groups = 2; groups <= x.grid_cols; ++groups) {
+        if (x.grid_cols % groups == 0 && std::uint64_t{x.grid_cols / groups} * per <= std::max<std::uint64_t>(tokens, per)) {
+          GemmCannonConfig split = x;
+          split.groups = groups;
+          if (split.groups != shapes.back().groups) shapes.push_back(split);
+          break;
+        }
+      }
+    }
+  }
+  bool found = false;
+  GemmCannonResult best;
+  std::string misfit;
+  for (const GemmCannonConfig& x : shapes) {
+    // A shape whose buffers did not fit is not tried again (nor counted as simulated).
+    const std::string key = KernelCache::key(wafer_.fabric, wafer_.tile, pe, x);
+    if (cannon_misfits_.count(key) > 0) continue;
+    try {
+      const GemmCannonResult r = cache_.gemm_cannon(wafer_.fabric, wafer_.tile, pe, x);
+      if (!found || r.total_cycles < best.total_cycles) best = r;
+      found = true;
+    } catch (const CapacityError& e) {
+      cannon_misfits_.insert(key);
+      misfit = e.what();
+    }
+  }
+  if (!found) {
+    throw CapacityError("decode: the Cannon GEMM of " + std::to_string(c.rows) + " x " + std::to_string(c.cols) +
+                            " does not fit beside the weights" + (misfit.empty() ? "" : ": " + misfit),
+                        1);
+  }
+  return best;
+}
+
+std::map<std::string, std::uint64_t> SimulatedKernels::gemm_algorithms_chosen() const {
+  std::map<std::string, std::uint64_t> n;
+  for (const auto& [kernel, algo] : algorithm_) ++n[algo];
+  return n;
 }
 
 GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid* t, const PeConfig& pe) {
@@ -261,6 +379,17 @@ std::map<std::string, std::uint64_t> SimulatedKernels::reductions_chosen() const
 }
 
 KernelTiming SimulatedKernels::handoff(const TensorGrid& grid, std::uint64_t tokens) {
+  if (cannon_outputs_.count({&grid, tokens}) > 0) {
+    // A Cannon GEMM's outputs left their PEs through the ramps in its drain (spread: into
+    // the next kernel's layout, as below); packed, they then cross the grid's span.
+    KernelTiming t;
+    if (grid.area.is_auto()) {
+      const std::uint64_t hops = grid.grid.rows + grid.grid.cols - 2;
+      t.cycles = hops * wafer_.fabric.hop_latency_cycles;
+      t.link_cycles = tokens * ceil_div(grid.rows * 2, 4) * hops;
+    }
+    return t;
+  }
   // The results lie on the root line of the grid, one block of about M / P values (each
   // of `tokens` vectors) per PE of it. Spread: the next kernel's grid is laid out so that
   // this line is its input line (alternating orientations, as WaferLLM lays out its
@@ -305,18 +434,43 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
                          static_cast<double>(res.compute_cycles) * res.grid_rows * res.grid_cols};
   };
   const std::uint64_t g = opt_.attention_block_grain;
-  const std::uint64_t blocks = ceil_div(part.context + 1, part.tokens_per_pe);
+  const std::uint64_t tpp = part.tokens_per_pe, qt = part.query_tokens;
+  const std::uint64_t cols = part.max_grid_cols;
+  if (g > 0 && qt > 1) {
+    // A prefill sub-chunk: its time is linear in the tokens N = context + qt while a
+    // head's blocks wrap onto the same number of PE rows (measured: to the cycle at tpp 16,
+    // within 0.1% at tpp 4; docs/wse_mesh.md, "Prefill as a GEMM"), so it is simulated at
+    // the two ends of that range of block counts and interpolated in tokens.
+    const std::uint64_t n = part.context + qt;
+    const std::uint64_t rows = ceil_div(ceil_div(n, tpp), cols);
+    const std::uint64_t lo = std::max((rows - 1) * cols + 1, ceil_div(qt, tpp)) * tpp;  // tokens
+    const std::uint64_t hi = rows * cols * tpp;
+    if (n <= lo || n >= hi) return exact(part);
+    AttentionConfig a_lo = part, a_hi = part;
+    a_lo.context = lo - qt;
+    a_hi.context = hi - qt;
+    AttentionCost c_lo, c_hi;
+    try {
+      c_lo = exact(a_lo);
+      c_hi = exact(a_hi);
+    } catch (const CapacityError&) {
+      return exact(part);
+    }
+    const double w = static_cast<double>(n - lo) / static_cast<double>(hi - lo);
+    return {c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
+            c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
+  }
+  const std::uint64_t blocks = ceil_div(part.context + 1, tpp);
   // Decode only, between two multiples of the grain, or, where a head's blocks wrap onto
   // one more PE row between them, between the block counts on either side of the wrap
   // that have this count's rows (the kernel's time is close to linear in the columns
   // with the rows fixed: the query multicast and the combine chain grow by one hop each).
-  if (g == 0 || part.query_tokens != 1 || blocks <= g) return exact(part);
+  if (g == 0 || qt != 1 || blocks <= g) return exact(part);
   // The grain doubles with each doubling of the blocks past 32 grains: the interval stays
   // between 1/32 and 1/16 of the blocks.
   const std::uint64_t grain = g << static_cast<unsigned>(std::max(0.0, std::floor(std::log2(static_cast<double>(blocks) / (16.0 * static_cast<double>(g))))));
   if (blocks % grain == 0) return exact(part);
   std::uint64_t lo = blocks / grain * grain, hi = lo + grain;
-  const std::uint64_t cols = part.max_grid_cols;
   if (ceil_div(lo, cols) != ceil_div(hi, cols)) {
     const std::uint64_t rows = ceil_div(blocks, cols);
     lo = std::max(lo, (rows - 1) * cols + 1);
@@ -324,8 +478,8 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     if (blocks == lo || blocks == hi) return exact(part);
   }
   AttentionConfig a_lo = part, a_hi = part;
-  a_lo.context = lo * part.tokens_per_pe - 1;
-  a_hi.context = hi * part.tokens_per_pe - 1;
+  a_lo.context = lo * tpp - 1;
+  a_hi.context = hi * tpp - 1;
   AttentionCost c_lo, c_hi;
   try {
     c_lo = exact(a_lo);
@@ -408,8 +562,11 @@ VectorKernelConfig SimulatedKernels::vector_config(const Operator& op, const Lay
   v.vectors = to_u32(op.elements / length, "vectors");
   // The line holds every vector's slice (and the norm's weights) at once: at least as
   // many PEs as that takes within a PE's SRAM beside its reserve.
+  // A PE holds e = ceil(length / pes) values of every vector and of the weight: at most
+  // usable / (2 vectors + 4) bytes' worth, so pes >= ceil(length / that).
   const std::uint64_t usable = wafer_.pe.sram_bytes - std::min(wafer_.pe.sram_bytes - 1, opt_.placement.reserved_sram_bytes);
-  const std::uint64_t needed = ceil_div(length * (2 * std::uint64_t{v.vectors} + 4), usable);
+  const std::uint64_t per_pe = std::max<std::uint64_t>(1, usable / (2 * std::uint64_t{v.vectors} + 4));
+  const std::uint64_t needed = ceil_div(length, per_pe);
   v.pes = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(line, needed), length));
   return v;
 }

@@ -3,8 +3,10 @@
 //  - gemm: the GEMV of gemv.h with `vectors` = m (the microbatch's tokens; in passes of
 //    at most `gemm_vectors`, one after another) on the weight's P x Q grid, fp32
 //    accumulation, chain reduction; tiled fidelity
-//    (run_gemv_tiled, k = wafer.tile) when k > 1. The `count` instances (experts) sit on
-//    their own grids and run at once: the time is one instance's. A GEMM without a placed
+//    (run_gemv_tiled, k = wafer.tile) when k > 1. With m > 1 the weight-stationary
+//    Cannon GEMM of gemm_cannon.h runs instead when it is faster (gemm_algorithm auto, on
+//    the grid or turned), its buffers within what the layer's placement leaves a PE. The `count` instances
+//    (experts) sit on their own grids and run at once: the time is one instance's. A GEMM without a placed
 //    tensor of its name (MLA's absorbed per-head products) runs on the auto grid of its
 //    shape. Weights narrower than 16 bits are timed as the fp16 kernel (the SDK lists
 //    fp16 FMACs only: the PE is taken to widen them on the way), with the kernel's SRAM
@@ -32,7 +34,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "wse_mesh/attention.h"
 #include "wse_mesh/decode/kernel_timer.h"
@@ -48,11 +52,16 @@ struct SimulatedKernelOptions {
   std::uint32_t attention_max_grid_cols = 256;
   Reduction attention_combine = Reduction::kChain;
   // Decode attention over more than this many token blocks per head is simulated at
-  // multiples of it and interpolated in between (0: every block count simulated).
+  // multiples of it and interpolated in between; a prefill sub-chunk at the two ends of
+  // the block counts that wrap onto as many PE rows as its own (0: all simulated).
   std::uint32_t attention_block_grain = 16;
   Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums
   bool reduction_auto = true;                 // GEMV: the fastest of chain, tree, K-tree per kernel
   Reduction reduction = Reduction::kTree;     // GEMV, when not auto
+  // GEMMs of m > 1 tokens: the GEMV passes (the timer's own default, as before the
+  // Cannon GEMM), the faster of them and the Cannon GEMM (auto: what WaferDecoder passes
+  // from decode.gemm_algorithm), or Cannon (gemm_cannon.h, GemmAlgorithm).
+  GemmAlgorithm gemm_algorithm = GemmAlgorithm::kGemv;
 };
 
 // A lower bound on the cycles of the GEMV (GEMM of c.vectors vectors) `c`, from its root
@@ -72,6 +81,8 @@ class SimulatedKernels : public KernelTimer {
                     std::uint64_t bytes) override;
   KernelTiming handoff(const TensorGrid& grid, std::uint64_t tokens) override;
   std::map<std::string, std::uint64_t> reductions_chosen() const override;
+  std::map<std::string, std::uint64_t> gemm_algorithms_chosen() const override;
+  void set_gemm_algorithm(GemmAlgorithm a) override { opt_.gemm_algorithm = a; }
   std::uint64_t reused() const override { return cache_.hits(); }
   std::uint64_t simulated() const override { return cache_.misses(); }
 
@@ -82,6 +93,10 @@ class SimulatedKernels : public KernelTimer {
 
  private:
   KernelTiming gemm(const workloads::Operator& op, const LayerPlan& layer);
+  // The Cannon GEMM of `c`'s matrix and m tokens on its grid and, for a spread tensor,
+  // turned: the faster (throws CapacityError when neither fits).
+  GemmCannonResult fastest_cannon(const GemvConfig& c, std::uint64_t tokens, const TensorGrid* t,
+                                  const LayerPlan& layer, const PeConfig& pe);
   // The GEMV (or GEMM pass) `c` on its grid and, for a spread tensor, on its grid turned
   // by 90 degrees, with each reduction allowed: the fastest run.
   GemvResult fastest_gemv(const GemvConfig& c, const TensorGrid* t, const PeConfig& pe);
@@ -101,6 +116,9 @@ class SimulatedKernels : public KernelTimer {
   SimulatedKernelOptions opt_;
   KernelCache& cache_;
   std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
+  std::map<std::string, std::string> algorithm_;  // GEMM kernel (shape, grid, tokens) -> gemv or cannon
+  std::set<std::pair<const TensorGrid*, std::uint64_t>> cannon_outputs_;  // (grid, tokens) run as Cannon
+  std::set<std::string> cannon_misfits_;  // Cannon kernels (cache keys) whose buffers did not fit
   std::map<std::string, std::pair<std::size_t, Reduction>> choice_;  // shape family -> (orientation, reduction)
 };
 

@@ -93,6 +93,17 @@ DecodeConfig read_decode_config(config::Section& s) {
   if (!c.reduction_auto && !parse_reduction(red, c.reduction)) {
     s.fail("reduction", "expected auto, chain, tree or ktree, found \"" + red + "\"");
   }
+  const std::string algo = s.string(
+      "gemm_algorithm",
+      {.doc =
+           "GEMMs of more than one token (prefill chunks, decode microbatches): auto (the faster of the GEMV "
+           "passes and the weight-stationary Cannon GEMM per kernel, as tuned software would), gemv (the "
+           "passes only: the ablation) or cannon (Cannon wherever its buffers fit)",
+       .def = "auto"});
+  if (!parse_gemm_algorithm(algo, c.gemm_algorithm)) {
+    s.fail("gemm_algorithm", "expected auto, gemv or cannon, found \"" + algo + "\"");
+  }
+  c.options["gemm_algorithm"] = gemm_algorithm_name(c.gemm_algorithm);
   c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
                                                     .def = "1.2 Tb/s",
                                                     .min = 0,
@@ -218,6 +229,7 @@ struct WaferDecoder::Impl {
   stats::Scalar& simulated_s;
   stats::Scalar& floor_s;
   std::map<std::string, stats::Scalar*> reduction_kernels;  // GEMV kernels per chosen reduction
+  std::map<std::string, stats::Scalar*> algorithm_kernels;  // GEMM kernels (m > 1) per algorithm taken
   std::map<std::string, stats::Scalar*> kernel_s;  // critical-path time per kernel kind, all passes
   std::uint64_t reused_seen = 0, simulated_seen = 0;
   // Decode microbatches already costed, by what decides their work: the tokens per PE of
@@ -467,6 +479,20 @@ struct WaferDecoder::Impl {
       }
       it->second->set(static_cast<double>(n));
     }
+    // A GEMM kernel counts under the algorithm its latest timing took (an ablation that
+    // switches decode.gemm_algorithm moves kernels from one count to the other).
+    for (auto& [name, scalar] : algorithm_kernels) scalar->set(0.0);
+    for (const auto& [name, n] : timer->gemm_algorithms_chosen()) {
+      auto it = algorithm_kernels.find(name);
+      if (it == algorithm_kernels.end()) {
+        it =
+            algorithm_kernels
+                .emplace(name, &group.scalar("gemm_algorithm_" + name, "kernels",
+                                             "distinct GEMM kernels of more than one token timed as " + name))
+                .first;
+      }
+      it->second->set(static_cast<double>(n));
+    }
     for (const auto& [kind, s] : r.kernel_seconds) {
       auto it = kernel_s.find(kind);
       if (it == kernel_s.end()) {
@@ -499,6 +525,7 @@ WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, co
     o.accumulate = cfg.accumulate;
     o.reduction_auto = cfg.reduction_auto;
     o.reduction = cfg.reduction;
+    o.gemm_algorithm = cfg.gemm_algorithm;
     impl_->timer = std::make_unique<SimulatedKernels>(impl_->wafer, o, impl_->cache);
   }
 }
@@ -540,6 +567,17 @@ WaferRunResult WaferDecoder::prefill(const std::vector<std::uint64_t>& chunk_tok
 }
 
 WaferRunResult WaferDecoder::forward(const std::vector<workloads::Sequence>& batch) { return impl_->run(batch); }
+
+void WaferDecoder::set_gemm_algorithm(GemmAlgorithm a) {
+  impl_->cfg.gemm_algorithm = a;
+  impl_->timer->set_gemm_algorithm(a);
+  impl_->decode_memo.clear();  // reused microbatches were timed with the other algorithm
+}
+
+void WaferDecoder::set_prefill_chunk_tokens(std::uint32_t tokens) {
+  if (tokens == 0) throw std::invalid_argument("decode.prefill_chunk_tokens must be at least 1");
+  impl_->cfg.prefill_chunk_tokens = tokens;
+}
 
 const stats::Group& WaferDecoder::stats() const { return impl_->group; }
 

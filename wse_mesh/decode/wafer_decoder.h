@@ -19,6 +19,7 @@
 #include "systemc_models/units/units.h"
 #include "wse_mesh/decode/kernel_timer.h"
 #include "wse_mesh/decode/placement.h"
+#include "wse_mesh/gemm_cannon.h"
 #include "wse_mesh/gemv.h"
 #include "wse_mesh/pe.h"
 #include "wse_mesh/wafer_config.h"
@@ -47,6 +48,7 @@ struct DecodeConfig {
   Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums (SDK fp16 GEMV, WaferLLM: @fmach)
   bool reduction_auto = true;                // GEMV reduction: the fastest of chain, tree, K-tree per kernel
   Reduction reduction = Reduction::kTree;    // when not auto
+  GemmAlgorithm gemm_algorithm = GemmAlgorithm::kAuto;  // GEMMs of m > 1 tokens: GEMV passes or Cannon
   std::map<std::string, GridShape> grids;    // per weight kind (kGridKinds); missing = auto
   double weight_sram_share = 0.9;            // auto grids: a weight PE's tile + buffers <= share x SRAM
   std::uint64_t reserved_sram_bytes = 2048;  // per PE, never used for weights or KV (program, stack)
@@ -128,6 +130,12 @@ class WaferDecoder : public stats::Provider {
   WaferRunResult prefill(const std::vector<std::uint64_t>& chunk_tokens, const std::vector<std::uint64_t>& offsets = {});
   // Any batch (decode steps and prefill chunks mixed), as workloads::lower takes it.
   WaferRunResult forward(const std::vector<workloads::Sequence>& batch);
+
+  // The GEMM algorithm of later passes (DecodeConfig::gemm_algorithm), keeping every
+  // kernel result simulated so far: an ablation on the same decoder.
+  void set_gemm_algorithm(GemmAlgorithm a);
+  // DecodeConfig::prefill_chunk_tokens of later passes, keeping the kernel results.
+  void set_prefill_chunk_tokens(std::uint32_t tokens);
 
   const stats::Group& stats() const override;
 
