@@ -1,8 +1,8 @@
 // The operators of a lowered forward pass timed by the wse_mesh kernels on the grids of
 // the placement (docs/wse_mesh.md, "Decode on the wafer", "Operators as kernels"):
 //  - gemm: the GEMV of gemv.h with `vectors` = m (the microbatch's tokens; in passes of
-//    at most `gemm_vectors`, one after another) on the weight's P x Q grid, fp32
-//    accumulation, chain reduction; tiled fidelity
+//    at most `gemm_vectors`, one after another) on the weight's P x Q grid (or turned),
+//    the configured accumulation, the fastest reduction (fastest_gemv); tiled fidelity
 //    (run_gemv_tiled, k = wafer.tile) when k > 1. With m > 1 the weight-stationary
 //    Cannon GEMM of gemm_cannon.h runs instead when it is faster (gemm_algorithm auto, on
 //    the grid or turned), its buffers within what the layer's placement leaves a PE. The `count` instances
