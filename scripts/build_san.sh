@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs="${WSE_JOBS:-2}"
+source scripts/ccache_env.sh
 if [ ! -f build-san/build.ninja ]; then
   # -O1: less compile time than -O2 and still quick tests; line tables are enough for
   # symbolized sanitizer reports. Benchmarks are left out (speed is not measured under
@@ -21,7 +22,8 @@ if [ ! -f build-san/build.ninja ]; then
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -gline-tables-only -mllvm -asan-stack=0" \
     -DWSE_ENABLE_ASAN=ON -DWSE_ENABLE_UBSAN=ON \
-    -DWSE_BUILD_FUZZERS=ON -DWSE_BUILD_BENCH=OFF -DWSE_WERROR=ON
+    -DWSE_BUILD_FUZZERS=ON -DWSE_BUILD_BENCH=OFF -DWSE_WERROR=ON \
+    ${WSE_LAUNCHER:+"-DCMAKE_CXX_COMPILER_LAUNCHER=$WSE_LAUNCHER"}
 elif ! grep -q '^WSE_WERROR:BOOL=ON$' build-san/CMakeCache.txt; then
   cmake -S . -B build-san -DWSE_WERROR=ON
 fi

@@ -6,6 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
+  ccache                    # compiled objects reused across build folders and checkouts
   libsystemc-dev            # SystemC 2.3.4 + TLM-2.0
   libyaml-cpp-dev           # configuration files
   libboost-program-options-dev
