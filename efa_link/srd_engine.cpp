@@ -579,7 +579,7 @@ void SrdEngine::pick(std::uint32_t ai) {
   tx.queued_ps = 0;
   a.outstanding_bytes += s.wire;
   schedule(t.head_ps + nic, Ev::PathArrive, ti);
-  schedule(t.tail_ps + nic + retransmit_timeout_ps(a) + burst_slack_ps(a, s), Ev::Timer, ti);
+  schedule(t.tail_ps + nic + retransmit_timeout_ps(a, attempt) + burst_slack_ps(a, s), Ev::Timer, ti);
 
   if (!a.active.empty() || !a.retransmit.empty()) {
     // Pick the next train so that its DMA ends when the port frees: the port never idles
@@ -700,9 +700,28 @@ std::uint64_t SrdEngine::burst_slack_ps(const Adapter& a, const UnitShape& s) co
   return s.packets > 1 ? 2 * dur_ps(a.tx, s.wire) : 0;
 }
 
-std::uint64_t SrdEngine::retransmit_timeout_ps(const Adapter& a) const {
-  if (!config_.srd.adaptive_timeout || a.srtt_ps == 0) return timeout_ps_;
-  return std::max(timeout_ps_, static_cast<std::uint64_t>(a.srtt_ps + 4 * a.rttvar_ps));
+std::uint64_t SrdEngine::retransmit_timeout_ps(const Adapter& a, std::uint8_t attempt) const {
+  if (!config_.srd.adaptive_timeout) return timeout_ps_;
+  const std::uint64_t rto =
+      a.srtt_ps == 0 ? timeout_ps_ : std::max(timeout_ps_, static_cast<std::uint64_t>(a.srtt_ps + 4 * a.rttvar_ps));
+  // Exponential backoff (RFC 6298, 5.5, per unit): the k-th transmission of a unit waits
+  // 2^(k-1) timeouts, at most kMaxBackoff. The round-trip estimate learns only from first
+  // transmissions (Karn), so under a queue that outgrew it every copy would time out
+  // again after the same stale timeout; doubling lets a copy outwait the queue, while a
+  // path that stays down still uses up the retry budget within a bounded time.
+  const std::uint64_t backoff = std::uint64_t{1} << std::min<unsigned>(attempt > 0 ? attempt - 1 : 0, kMaxBackoffShift);
+  return rto * backoff;
+}
+
+void SrdEngine::sample_round_trip(Adapter& a, std::uint64_t rtt_ps) {
+  const double sample = static_cast<double>(rtt_ps);
+  if (a.srtt_ps == 0) {
+    a.srtt_ps = sample;
+    a.rttvar_ps = sample / 2;
+  } else {
+    a.rttvar_ps = 0.75 * a.rttvar_ps + 0.25 * std::abs(a.srtt_ps - sample);
+    a.srtt_ps = 0.875 * a.srtt_ps + 0.125 * sample;
+  }
 }
 
 void SrdEngine::adjust_window(Adapter& a, const Transmission& tx, std::uint64_t wire) {
@@ -716,14 +735,7 @@ void SrdEngine::adjust_window(Adapter& a, const Transmission& tx, std::uint64_t 
   if (tx.attempt == 1) {
     // Round-trip estimate from first transmissions only (a retransmitted packet's
     // acknowledgement may belong to either copy).
-    const double sample = static_cast<double>(rtt);
-    if (a.srtt_ps == 0) {
-      a.srtt_ps = sample;
-      a.rttvar_ps = sample / 2;
-    } else {
-      a.rttvar_ps = 0.75 * a.rttvar_ps + 0.25 * std::abs(a.srtt_ps - sample);
-      a.srtt_ps = 0.875 * a.srtt_ps + 0.125 * sample;
-    }
+    sample_round_trip(a, rtt);
   }
   if (tx.queued_ps > congestion_delay_ps_) {
     if (now_ps_ >= a.last_decrease_ps + rtt) {
@@ -748,7 +760,7 @@ void SrdEngine::timer(std::uint32_t ti) {
     // The round-trip estimate may have grown since the timer was set (queues building):
     // wait until the packet is late by the current estimate.
     const std::uint64_t deadline =
-        tx.sent_ps + retransmit_timeout_ps(adapters_[src]) + burst_slack_ps(adapters_[src], shape(f, unit));
+        tx.sent_ps + retransmit_timeout_ps(adapters_[src], tx.attempt) + burst_slack_ps(adapters_[src], shape(f, unit));
     if (deadline > now_ps_) {
       schedule(deadline, Ev::Timer, ti);
       return;

@@ -200,7 +200,9 @@ class SrdEngine {
   void fail_flow(std::uint32_t flow, std::uint32_t unit);
   void release(std::uint32_t tx);
   void adjust_window(Adapter& a, const Transmission& tx, std::uint64_t wire);
-  std::uint64_t retransmit_timeout_ps(const Adapter& a) const;
+  static void sample_round_trip(Adapter& a, std::uint64_t rtt_ps);
+  std::uint64_t retransmit_timeout_ps(const Adapter& a, std::uint8_t attempt) const;
+  static constexpr unsigned kMaxBackoffShift = 6;  // assumption: a retransmission waits at most 64 timeouts
   std::uint64_t burst_slack_ps(const Adapter& a, const UnitShape& s) const;
   void uncount(Transmission& tx);
   UnitShape shape(const Flow& f, std::uint32_t unit) const;
