@@ -11,12 +11,15 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <fcntl.h>
@@ -76,16 +79,55 @@ Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
   return e;
 }
 
+// Where the notes already shown are remembered: $WSE_EMU_STATE_DIR, else
+// $XDG_CACHE_HOME/wse-emu, else ~/.cache/wse-emu; empty if none can be named.
+fs::path notes_shown_file() {
+  fs::path dir;
+  if (const char* d = std::getenv("WSE_EMU_STATE_DIR"); d && *d) {
+    dir = d;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    dir = fs::path(x) / "wse-emu";
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    dir = fs::path(h) / ".cache" / "wse-emu";
+  } else {
+    return {};
+  }
+  return dir / "notes_shown";
+}
+
 void print_notes(const config::Document& doc) {
-  // Group notes by file so that an HF config.json with many unused keys is one line.
+  // Group notes by file so that an HF config.json with many unused keys is one line. A
+  // file's note is shown once: the first run that reads the file (as it is now: its
+  // path, size and contents' hash) prints it, later runs do not; a changed file is noted
+  // again. Remembered in notes_shown_file(); if that cannot be written, every run notes.
   std::map<std::string, std::vector<std::string>> by_file;
   for (const auto& n : doc.notes()) by_file[n.source.file].push_back(n.key_path);
+  if (by_file.empty()) return;
+  const fs::path state = notes_shown_file();
+  std::set<std::string> shown;
+  if (!state.empty()) {
+    std::ifstream in(state);
+    for (std::string line; std::getline(in, line);) shown.insert(line);
+  }
+  std::vector<std::string> fresh;
   for (const auto& [file, keys] : by_file) {
+    std::string stamp = fs::absolute(file).lexically_normal().string();
+    if (std::ifstream f(file, std::ios::binary); f) {
+      const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      stamp += " " + std::to_string(text.size()) + " " + std::to_string(std::hash<std::string>{}(text));
+    }
+    if (shown.count(stamp)) continue;
     std::string list;
     for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-    std::cerr << "note: " << keys.size() << " key(s) of " << file
-              << " are not used by this model: " << list << "\n";
+    std::cerr << "note: " << keys.size() << " key(s) of " << file << " are not used by this model: " << list
+              << " (shown once per file; --quiet hides it)\n";
+    fresh.push_back(stamp);
   }
+  if (fresh.empty() || state.empty()) return;
+  std::error_code ec;
+  fs::create_directories(state.parent_path(), ec);
+  std::ofstream out(state, std::ios::app);
+  for (const auto& s : fresh) out << s << "\n";
 }
 
 void flatten(const nlohmann::json& j, const std::string& prefix,

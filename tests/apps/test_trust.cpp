@@ -454,5 +454,48 @@ TEST_F(Trust, ForceWithoutTraceRemovesAnEarlierTrace) {
   EXPECT_FALSE(fs::exists(out / "trace.json"));
 }
 
+
+// --- CLI consistency ---
+
+// An experiment that includes llama8b_one_cs3.yaml (an Azure trace file) could not switch
+// to a synthetic trace: `workload.trace.path` and `limit` were inherited, and B check said
+// "key 'workload.trace.path': unknown key 'path' Known keys here: arrival, format, ...".
+// A null value removes an inherited key (in a file, and with --set KEY=null).
+TEST_F(Trust, NullRemovesAnInheritedKey) {
+  const fs::path f = write("synthetic8b.yaml", "include: " + kSrc + "/configs/experiments/llama8b_one_cs3.yaml\n"
+                                               "workload:\n  trace:\n    path: ~\n    limit: null\n    start:\n"
+                                               "    format: synthetic\n    requests: 3\n    seed: 1\n"
+                                               "    arrival: {process: poisson, rate: 40}\n"
+                                               "    input_tokens: {distribution: fixed, value: 8192}\n"
+                                               "    output_tokens: {distribution: fixed, value: 16}\n");
+  Result r = wse_emu("check '" + f.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out + r.err, Not(HasSubstr("unknown key")));
+  // --set removes too: the trace's limit, which `check` then does not show.
+  Result s = wse_emu("check configs/experiments/llama8b_one_cs3.yaml --set workload.trace.limit=null", dir_ / "io");
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_THAT(s.out, Not(HasSubstr("limit: 1000"))) << s.out;
+}
+
+// The note listing a Hugging Face config.json's unused keys came on every run of every
+// shipped experiment (B run configs/experiments/kv_link.yaml ... : "note: 14 key(s) of
+// .../Meta-Llama-3.1-70B_config.json are not used by this model: ..."). It is shown once
+// per file (remembered in $WSE_EMU_STATE_DIR, else ~/.cache/wse-emu) and --quiet hides it.
+TEST_F(Trust, UnusedHuggingFaceKeysAreNotedOncePerFile) {
+  const std::string env = "env WSE_EMU_STATE_DIR='" + (dir_ / "state").string() + "' ";
+  auto run = [&](const std::string& extra, const std::string& out) {
+    const std::string cmd = "run " + kKvLink + extra + " --out '" + (dir_ / out).string() + "'";
+    const std::string full = "cd '" + kSrc + "' && " + env + "'" + std::string(WSE_BINARY_DIR) + "/bin/wse-emu' " + cmd +
+                             " >/dev/null 2>'" + (dir_ / "err.txt").string() + "'";
+    EXPECT_EQ(std::system(full.c_str()), 0);
+    return slurp(dir_ / "err.txt");
+  };
+  EXPECT_THAT(run(" --quiet", "q"), Not(HasSubstr("are not used by this model")));
+  const std::string first = run("", "a");
+  EXPECT_THAT(first, HasSubstr("are not used by this model"));
+  EXPECT_THAT(first, HasSubstr("shown once per file"));
+  EXPECT_THAT(run("", "b"), Not(HasSubstr("are not used by this model")));
+}
+
 }  // namespace
 }  // namespace wse::testing
