@@ -525,7 +525,7 @@ void SrdEngine::pick(std::uint32_t ai) {
   while (!found && !a.retransmit.empty()) {
     auto [f, u] = a.retransmit.front();
     a.retransmit.pop_front();
-    if (flows_[f].failed || (flows_[f].state[u] & kAcked)) continue;
+    if (flows_[f].failed || flows_[f].finished || (flows_[f].state[u] & kAcked)) continue;
     fi = f;
     unit = u;
     found = true;
@@ -534,7 +534,7 @@ void SrdEngine::pick(std::uint32_t ai) {
     const std::uint32_t f = a.active.front();
     a.active.pop_front();
     Flow& fl = flows_[f];
-    if (fl.failed || fl.next_new >= fl.units) continue;
+    if (fl.failed || fl.finished || fl.next_new >= fl.units) continue;
     fi = f;
     unit = fl.next_new++;
     if (fl.next_new < fl.units) a.active.push_back(f);  // round robin between flows
@@ -646,7 +646,7 @@ void SrdEngine::rx_arrive(std::uint32_t ti) {
   t = pass(d.dma_write, t, s.first_payload, s.last_payload, s.payload);
   const std::uint64_t placed_ps = t.tail_ps + to_ps(d.cfg->nic_latency);
 
-  if (f.state[tx.unit] & kPlaced) {
+  if (f.finished || (f.state[tx.unit] & kPlaced)) {
     packets_duplicate_->add(s.packets);  // reassembly drops the second copy
   } else {
     f.state[tx.unit] |= kPlaced;
@@ -686,7 +686,7 @@ void SrdEngine::ack(std::uint32_t ti) {
     release(ti);
   }
   release(ti);
-  if (!f.failed && !(f.state[unit] & kAcked)) {
+  if (!f.failed && !f.finished && !(f.state[unit] & kAcked)) {
     f.state[unit] |= kAcked;
     ++f.acked;
     if (f.acked == f.units && messages_[f.message].wr.op == RdmaOp::Write) flow_done(fi, now_ps_);
@@ -754,8 +754,8 @@ void SrdEngine::timer(std::uint32_t ti) {
   const std::uint32_t unit = tx.unit;
   Flow& f = flows_[fi];
   const std::uint32_t src = f.src;
-  const bool superseded = f.tries[unit] != tx.attempt;
-  const bool settled = f.failed || f.finished || (f.state[unit] & kAcked) || superseded;
+  const bool settled =
+      f.failed || f.finished || (f.state[unit] & kAcked) || f.tries[unit] != tx.attempt;  // or superseded
   if (!settled && config_.srd.adaptive_timeout) {
     // The round-trip estimate may have grown since the timer was set (queues building):
     // wait until the packet is late by the current estimate.
@@ -808,9 +808,21 @@ void SrdEngine::fail_flow(std::uint32_t fi, std::uint32_t unit) {
     if (g.finished) continue;
     g.failed = true;
     g.finished = true;
+    release_units(g);
     --msg.flows_left;
   }
   if (msg.flows_left == 0) flow_done(fi, now_ps_);
+}
+
+void SrdEngine::release_units(Flow& f) {
+  // Nothing reads a finished flow's per-unit tables (copies still in flight check
+  // `finished` first): give their memory back, a run keeps every flow.
+  std::vector<std::uint8_t>().swap(f.tries);
+  std::vector<std::uint8_t>().swap(f.state);
+}
+
+std::uint64_t SrdEngine::retained_bytes_per_message(std::uint32_t rails) {
+  return sizeof(Message) + sizeof(Completion) + static_cast<std::uint64_t>(rails) * sizeof(Flow);
 }
 
 void SrdEngine::flow_done(std::uint32_t fi, std::uint64_t t_ps) {
@@ -818,6 +830,7 @@ void SrdEngine::flow_done(std::uint32_t fi, std::uint64_t t_ps) {
   Message& msg = messages_[f.message];
   if (!f.failed) {
     f.finished = true;
+    release_units(f);
     if (--msg.flows_left != 0) return;
   }
   // Every flow of the message finished (or one failed and this is the last).

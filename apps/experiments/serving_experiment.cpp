@@ -37,6 +37,21 @@ efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, 
   return efa;
 }
 
+void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving, const serving::ServingConfig& cfg,
+                         const efa::EfaNetworkConfig& efa, std::uint64_t requests, unsigned parts) {
+  if (!memory || requests == 0) return;
+  const bool layerwise = cfg.kv_send == serving::KvSend::layerwise;
+  const std::uint64_t per_msg = std::max<std::uint32_t>(1, cfg.kv_layers_per_message);
+  const std::uint64_t messages =
+      (layerwise ? (std::uint64_t{cfg.layers} + per_msg - 1) / per_msg : 1) + (parts > 1 ? parts - 1 : 0);
+  const std::uint64_t per_request = messages * efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters);
+  memory->charge(serving, layerwise ? "kv_layers_per_message" : "kv_send", sim::mul_sat(requests, per_request),
+                 std::to_string(requests) + " requests x " + std::to_string(messages) + " EFA messages x " +
+                     std::to_string(efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters)) +
+                     " B kept by the transport (a flow per sender adapter)",
+                 "send more layers per message (serving.kv_layers_per_message), or fewer requests");
+}
+
 void check_requests_fit(const config::Section& trace, const workloads::TransformerModel& model,
                         const std::vector<workloads::Request>& requests, std::uint64_t capacity_bytes,
                         std::string_view machine, std::string_view fix) {

@@ -150,7 +150,10 @@ TEST_F(Trust, RejectAfterOf1e9SecondsIsRefused) {
 // and the run went on for about 4.29e9 decode steps.
 TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
   write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 4294967295}\n");
-  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  // The context window (PromptLongerThanTheContextWindowIsRefusedAtItsLine) would refuse
+  // it first; without one, the KV capacity check must.
+  Result r = run_bad("configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
+                     (dir_ / "m.jsonl").string());
   EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': request 0 (4294967395 tokens of context) needs more KV "
                                "cache"));
   EXPECT_THAT(r.err, HasSubstr("raise decode.wafers or drop the request"));
@@ -159,8 +162,12 @@ TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
 // A prompt of 4,294,967,295 tokens failed at run time with SystemC text.
 TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
   write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 4294967295, \"output_length\": 10}\n");
-  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  Result r = run_bad("configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
+                     (dir_ / "m.jsonl").string());
   EXPECT_THAT(r.err, HasSubstr("request 0 (4294967305 tokens of context) needs more KV cache"));
+  // With the model's window: refused at the trace line, the count unwrapped too.
+  Result w = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(w.err, HasSubstr("m.jsonl:1:1: request 0 needs 4294967305 tokens of context"));
 }
 
 // --- Item 10: invalid UTF-8 in a string value. ---
@@ -495,6 +502,41 @@ TEST_F(Trust, UnusedHuggingFaceKeysAreNotedOncePerFile) {
   EXPECT_THAT(first, HasSubstr("are not used by this model"));
   EXPECT_THAT(first, HasSubstr("shown once per file"));
   EXPECT_THAT(run("", "b"), Not(HasSubstr("are not used by this model")));
+}
+
+
+// --- Decisions on requests the model cannot take ---
+
+// A prompt longer than the model's context window (150,000 tokens for Llama-3.1-8B,
+// whose max_position_embeddings is 131,072) ran as if the model could take it. Now it is
+// refused as the trace is read, at its line, naming the window; the key is no longer
+// among the "unused" ones. A synthetic trace that can generate such a request is refused
+// at workload.trace.input_tokens.
+TEST_F(Trust, PromptLongerThanTheContextWindowIsRefusedAtItsLine) {
+  write("long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    "2023-11-16 18:15:46.6805900,1000,10\n"
+                    "2023-11-16 18:15:47.6805900,150000,10\n");
+  const fs::path e = write("e.yaml", "experiment: {name: e, mode: kv_transfer}\n"
+                                     "include: " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
+                                     "workload:\n  trace: {format: azure_csv, path: long.csv}\n"
+                                     "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
+  Result r = run_bad("'" + e.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("long.csv:3:1: "));
+  EXPECT_THAT(r.err, HasSubstr("request 1 needs 150010 tokens of context (150000 of prompt + 10 of output), more "
+                               "than the model's context window, max_position_embeddings = 131072"));
+  // 131,062 + 10 tokens fill the window exactly: accepted.
+  write("long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,131062,10\n");
+  Result ok = wse_emu("check '" + e.string() + "'", dir_ / "io");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const fs::path syn = write("syn.yaml", "experiment: {name: e, mode: kv_transfer}\n"
+                                         "include: " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
+                                         "workload:\n  trace:\n    format: synthetic\n    requests: 2\n"
+                                         "    arrival: {process: poisson, rate: 1}\n"
+                                         "    input_tokens: {distribution: fixed, value: 150000}\n"
+                                         "    output_tokens: {distribution: fixed, value: 10}\n"
+                                         "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
+  Result s = run_bad("'" + syn.string() + "'");
+  EXPECT_THAT(s.err, HasSubstr("key 'workload.trace.input_tokens': generated request 0 needs 150010 tokens"));
 }
 
 }  // namespace

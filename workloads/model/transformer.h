@@ -83,6 +83,7 @@ struct TransformerModel {
   std::string name;
   std::string model_type;            // Hugging Face model_type
   std::uint32_t layers = 0;          // num_hidden_layers (the main stack, without MTP)
+  std::uint64_t max_position_embeddings = 0;  // the context window in tokens (0: not given)
   std::uint32_t hidden = 0;          // hidden_size
   std::uint32_t heads = 0;           // num_attention_heads
   std::uint32_t kv_heads = 0;        // num_key_value_heads (GQA); MLA: = heads
