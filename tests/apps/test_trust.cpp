@@ -539,5 +539,48 @@ TEST_F(Trust, PromptLongerThanTheContextWindowIsRefusedAtItsLine) {
   EXPECT_THAT(s.err, HasSubstr("key 'workload.trace.input_tokens': generated request 0 needs 150010 tokens"));
 }
 
+
+// SIGTERM to `wse-emu sweep` (Slurm's time limit, kill) ended the sweep and left its
+// running point behind, still simulating and writing into the folder. Now the signal is
+// passed on: the point removes its files (as `run` does), the sweep exits 128 + 15 and
+// names what happened, and no point process is left.
+TEST_F(Trust, SweepPassesSigtermOnToItsRunningPoint) {
+  const fs::path sweep = write("s.yaml", "experiment: " + kSrc + "/configs/experiments/default.yaml\n"
+                                         "grid:\n  workload.trace.limit: [1000]\n");
+  const fs::path out = dir_ / "out";
+  const fs::path err = dir_ / "stderr.txt";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::chdir(WSE_SOURCE_DIR);
+    const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
+    ::execl(bin.c_str(), bin.c_str(), "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "1",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait for the point's run to claim its folder: the marker holds its pid.
+  fs::path claim;
+  for (int i = 0; i < 3000 && claim.empty(); ++i) {
+    if (fs::exists(out / "points"))
+      for (const auto& d : fs::directory_iterator(out / "points"))
+        if (fs::exists(d.path() / ".wse-emu-run.claim") && fs::file_size(d.path() / ".wse-emu-run.claim") > 0)
+          claim = d.path() / ".wse-emu-run.claim";
+    if (claim.empty()) ::usleep(10000);
+  }
+  ASSERT_FALSE(claim.empty()) << "the point did not start: " << slurp(err);
+  const pid_t point = static_cast<pid_t>(std::stol(slurp(claim)));
+  ::usleep(200000);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << slurp(err);
+  EXPECT_THAT(slurp(err), HasSubstr("sweep stopped by Terminated (signal 15): the running points were stopped too"));
+  EXPECT_NE(::kill(point, 0), 0) << "the point's process " << point << " is still running";
+  EXPECT_FALSE(fs::exists(claim.parent_path() / "summary.json"));
+  EXPECT_FALSE(fs::exists(claim.parent_path() / "exit_code")) << "a stopped point is not recorded as run";
+}
+
 }  // namespace
 }  // namespace wse::testing
