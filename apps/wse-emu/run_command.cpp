@@ -430,7 +430,7 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       }
     }
     // Written before simulating: an unwritable folder fails now, not after the run.
-    write("config.resolved.yaml", e.doc.resolved_yaml());
+    write("config.resolved.yaml", e.doc.resolved_yaml(opt.out_dir, opt.experiment));
     if (trace) {
       interrupt::track(opt.out_dir / "trace.json");
       trace->open((opt.out_dir / "trace.json").string());

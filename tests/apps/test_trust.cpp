@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <utility>
 
@@ -580,6 +581,49 @@ TEST_F(Trust, SweepPassesSigtermOnToItsRunningPoint) {
   EXPECT_NE(::kill(point, 0), 0) << "the point's process " << point << " is still running";
   EXPECT_FALSE(fs::exists(claim.parent_path() / "summary.json"));
   EXPECT_FALSE(fs::exists(claim.parent_path() / "exit_code")) << "a stopped point is not recorded as run";
+}
+
+
+// config.resolved.yaml held the checkout's absolute trace path (workload.trace.path:
+// "/work/a/workloads/data/traces/...csv"), so two clones wrote different files. A path
+// inside the folder that holds both the output and the experiment (the checkout, when
+// the output is inside it) is now written relative to the output folder; the file still
+// reruns; an output outside keeps the absolute path.
+TEST_F(Trust, ResolvedConfigurationIsTheSameInTwoClones) {
+  auto clone = [&](const std::string& name) {
+    const fs::path root = dir_ / name;
+    fs::create_directories(root / "configs" / "experiments");
+    fs::create_directories(root / "traces");
+    std::ofstream(root / "traces" / "t.csv") << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                                "2023-11-16 18:15:46.6805900,1000,10\n"
+                                                "2023-11-16 18:15:47.6805900,2000,10\n";
+    std::ofstream(root / "configs" / "experiments" / "e.yaml")
+        << "experiment: {name: e, mode: kv_transfer}\n"
+        << "include: " << kSrc << "/configs/models/llama-3.1-8b.yaml\n"
+        << "workload:\n  trace: {format: azure_csv, path: ../../traces/t.csv}\n"
+        << "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n";
+    Result r = wse_emu("run '" + (root / "configs/experiments/e.yaml").string() + "' --quiet --out '" +
+                           (root / "out" / "e").string() + "'",
+                       dir_ / "io");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return slurp(root / "out" / "e" / "config.resolved.yaml");
+  };
+  const std::string a = clone("a"), b = clone("b");
+  EXPECT_THAT(a, HasSubstr("path: \"../../traces/t.csv\""));
+  EXPECT_EQ(a, b);
+  // It reruns from where it is.
+  Result again = wse_emu("run '" + (dir_ / "a/out/e/config.resolved.yaml").string() + "' --quiet --out '" +
+                             (dir_ / "a/out/again").string() + "'",
+                         dir_ / "io");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  // Written outside the clone: absolute, as before.
+  Result outside = wse_emu("run '" + (dir_ / "a/configs/experiments/e.yaml").string() + "' --quiet --out /var/tmp/" +
+                               dir_.filename().string() + "_out",
+                           dir_ / "io");
+  EXPECT_EQ(outside.exit_code, 0) << outside.err;
+  const fs::path outside_dir = fs::path("/var/tmp") / (dir_.filename().string() + "_out");
+  EXPECT_THAT(slurp(outside_dir / "config.resolved.yaml"), HasSubstr((dir_ / "a/traces/t.csv").string()));
+  fs::remove_all(outside_dir);
 }
 
 }  // namespace
