@@ -305,36 +305,8 @@ void disarm() {
 }
 }  // namespace interrupt
 
-// The output folder is claimed by one run at a time: a marker created exclusively
-// (O_EXCL) holding the claimant's pid, removed when the run ends. Two runs that both
-// found a new or empty --out cannot both write into it; a marker left by a process that
-// no longer exists (killed outright) is taken over.
-constexpr const char* kClaim = ".wse-emu-run.claim";
-
-// Returns an empty string once claimed, else why not (another live run's pid).
-std::string claim_folder(const fs::path& dir) {
-  const fs::path claim = dir / kClaim;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const int fd = ::open(claim.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      const std::string pid = std::to_string(::getpid()) + "\n";
-      const bool ok = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
-      ::close(fd);
-      if (!ok) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
-      return "";
-    }
-    if (errno != EEXIST) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
-    std::ifstream in(claim);
-    long other = 0;
-    in >> other;
-    if (other > 0 && (::kill(static_cast<pid_t>(other), 0) == 0 || errno == EPERM)) {
-      return "output directory '" + dir.string() + "' is being written by another run (pid " +
-             std::to_string(other) + "); wait for it to end, or choose another --out";
-    }
-    ::unlink(claim.c_str());  // left by a run that no longer exists
-  }
-  return "output directory '" + dir.string() + "' could not be claimed; choose another --out";
-}
+using sim::claim_folder;
+constexpr const char* kClaim = sim::kClaimMarker;
 
 }  // namespace
 

@@ -25,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -576,7 +577,7 @@ bool write_results(const Sweep& s, const fs::path& out) {
 // Why `out` (not empty) is not an earlier run of sweep `s`, or nothing if it is one.
 std::optional<std::string> foreign_content(const Sweep& s, const fs::path& out) {
   if (!fs::is_directory(out)) return sim::output_in_use_message(out);
-  const std::set<std::string> ours{"points", "results.csv", "host.csv", "slurm"};
+  const std::set<std::string> ours{"points", "results.csv", "host.csv", "slurm", sim::kClaimMarker};
   for (const auto& e : fs::directory_iterator(out)) {
     if (!ours.count(e.path().filename().string())) {
       return sim::output_in_use_message(out) + " (it holds '" + e.path().filename().string() +
@@ -713,8 +714,15 @@ int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
     }
   }
   std::vector<const Point*> todo;
+  std::unique_ptr<sim::FolderClaim> claim;
   try {
     sim::create_output_directory(out / "points");
+    // One sweep at a time in a folder (as `run`): a second one would run the same points.
+    claim = std::make_unique<sim::FolderClaim>(out);
+    if (!claim->refused().empty()) {
+      std::cerr << "wse-emu: error: " << claim->refused() << "\n";
+      return kExitBadInput;
+    }
     for (const auto& p : s.points) {
       const fs::path dir = out / "points" / p.id;
       const std::string record = point_record(p);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -624,6 +625,43 @@ TEST_F(Trust, ResolvedConfigurationIsTheSameInTwoClones) {
   const fs::path outside_dir = fs::path("/var/tmp") / (dir_.filename().string() + "_out");
   EXPECT_THAT(slurp(outside_dir / "config.resolved.yaml"), HasSubstr((dir_ / "a/traces/t.csv").string()));
   fs::remove_all(outside_dir);
+}
+
+
+// `run --out` claims its folder with an O_EXCL marker; sweep, bench and regress did not:
+// two of them into one new --out mixed their files. Now each claims it the same way: a
+// folder held by a live process (here this test's pid) is refused with exit 2 naming
+// the pid, and nothing of the other's is removed.
+TEST_F(Trust, SweepBenchAndRegressClaimTheirFolder) {
+  const std::string pid = std::to_string(::getpid());
+  const fs::path sweep = write("s.yaml", "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                         "grid:\n  workload.trace.limit: [2, 3]\n");
+  const fs::path suite = write("suite.yaml", "references: refs\ntolerance: {relative: 1.0e-6, absolute: 0}\n"
+                                             "experiments:\n  - name: kv_link\n"
+                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                             "    set: {workload.trace.limit: 3}\n");
+  const std::vector<std::pair<std::string, std::string>> commands{
+      {"sweep", "sweep '" + sweep.string() + "' --quiet --out "},
+      {"bench", "bench efa --quick --quiet --force --out "},
+      {"regress", "regress --quiet --suite '" + suite.string() + "' --force --out "}};
+  for (const auto& [name, cmd] : commands) {
+    const fs::path out = dir_ / ("out_" + name);
+    fs::create_directories(out);
+    write("out_" + name + "/.wse-emu-run.claim", pid + "\n");
+    Result r = wse_emu(cmd + "'" + out.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << name << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("is being written by another run (pid " + pid + ")")) << name;
+    EXPECT_EQ(slurp(out / ".wse-emu-run.claim"), pid + "\n") << name << ": the other's marker is kept";
+  }
+  // A stale marker (a process that has exited) is taken over, and removed at the end.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  write("out_sweep/.wse-emu-run.claim", std::to_string(gone) + "\n");
+  Result ok = wse_emu("sweep '" + sweep.string() + "' --quiet --out '" + (dir_ / "out_sweep").string() + "'", dir_ / "io");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out_sweep" / ".wse-emu-run.claim"));
+  EXPECT_TRUE(fs::exists(dir_ / "out_sweep" / "results.csv"));
 }
 
 }  // namespace
