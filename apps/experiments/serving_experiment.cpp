@@ -5,6 +5,7 @@
 #include <systemc>
 
 #include "apps/experiments/inputs.h"
+#include "systemc_models/sim/progress.h"
 #include "workloads/serving/serving_report.h"
 
 namespace wse::experiments {
@@ -92,7 +93,12 @@ void ServingExperiment::start(std::vector<workloads::Request> requests,
                                                      trace);
 }
 
-void ServingExperiment::run(sim::RunContext&) {
+void ServingExperiment::run(sim::RunContext& ctx) {
+  if (ctx.progress) {
+    ctx.progress->set_total(static_cast<double>(system_->requests().size()), "requests");
+    sim::Progress* p = ctx.progress;
+    system_->on_request_end([p](double t_s, std::uint64_t ended) { p->update_every_call(t_s, static_cast<double>(ended)); });
+  }
   sc_core::sc_start();
   system_->close_run();  // a request still waiting now is rejected, with the reason
   end_s_ = system_->end_s();
