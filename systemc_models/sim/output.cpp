@@ -1,11 +1,11 @@
 #include "systemc_models/sim/output.h"
 
 #include <array>
-#include <csignal>
-#include <fstream>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -112,7 +112,6 @@ std::string fmt_num(double v) {
   std::snprintf(buf.data(), buf.size(), "%.9g", v);
   return buf.data();
 }
-
 
 std::string claim_folder(const fs::path& dir) {
   const fs::path claim = dir / kClaimMarker;
