@@ -525,7 +525,7 @@ void SrdEngine::pick(std::uint32_t ai) {
   while (!found && !a.retransmit.empty()) {
     auto [f, u] = a.retransmit.front();
     a.retransmit.pop_front();
-    if (flows_[f].failed || (flows_[f].state[u] & kAcked)) continue;
+    if (flows_[f].failed || flows_[f].finished || (flows_[f].state[u] & kAcked)) continue;
     fi = f;
     unit = u;
     found = true;
@@ -534,7 +534,7 @@ void SrdEngine::pick(std::uint32_t ai) {
     const std::uint32_t f = a.active.front();
     a.active.pop_front();
     Flow& fl = flows_[f];
-    if (fl.failed || fl.next_new >= fl.units) continue;
+    if (fl.failed || fl.finished || fl.next_new >= fl.units) continue;
     fi = f;
     unit = fl.next_new++;
     if (fl.next_new < fl.units) a.active.push_back(f);  // round robin between flows
@@ -579,7 +579,7 @@ void SrdEngine::pick(std::uint32_t ai) {
   tx.queued_ps = 0;
   a.outstanding_bytes += s.wire;
   schedule(t.head_ps + nic, Ev::PathArrive, ti);
-  schedule(t.tail_ps + nic + retransmit_timeout_ps(a) + burst_slack_ps(a, s), Ev::Timer, ti);
+  schedule(t.tail_ps + nic + retransmit_timeout_ps(a, attempt) + burst_slack_ps(a, s), Ev::Timer, ti);
 
   if (!a.active.empty() || !a.retransmit.empty()) {
     // Pick the next train so that its DMA ends when the port frees: the port never idles
@@ -646,7 +646,7 @@ void SrdEngine::rx_arrive(std::uint32_t ti) {
   t = pass(d.dma_write, t, s.first_payload, s.last_payload, s.payload);
   const std::uint64_t placed_ps = t.tail_ps + to_ps(d.cfg->nic_latency);
 
-  if (f.state[tx.unit] & kPlaced) {
+  if (f.finished || (f.state[tx.unit] & kPlaced)) {
     packets_duplicate_->add(s.packets);  // reassembly drops the second copy
   } else {
     f.state[tx.unit] |= kPlaced;
@@ -686,7 +686,7 @@ void SrdEngine::ack(std::uint32_t ti) {
     release(ti);
   }
   release(ti);
-  if (!f.failed && !(f.state[unit] & kAcked)) {
+  if (!f.failed && !f.finished && !(f.state[unit] & kAcked)) {
     f.state[unit] |= kAcked;
     ++f.acked;
     if (f.acked == f.units && messages_[f.message].wr.op == RdmaOp::Write) flow_done(fi, now_ps_);
@@ -700,9 +700,28 @@ std::uint64_t SrdEngine::burst_slack_ps(const Adapter& a, const UnitShape& s) co
   return s.packets > 1 ? 2 * dur_ps(a.tx, s.wire) : 0;
 }
 
-std::uint64_t SrdEngine::retransmit_timeout_ps(const Adapter& a) const {
-  if (!config_.srd.adaptive_timeout || a.srtt_ps == 0) return timeout_ps_;
-  return std::max(timeout_ps_, static_cast<std::uint64_t>(a.srtt_ps + 4 * a.rttvar_ps));
+std::uint64_t SrdEngine::retransmit_timeout_ps(const Adapter& a, std::uint8_t attempt) const {
+  if (!config_.srd.adaptive_timeout) return timeout_ps_;
+  const std::uint64_t rto =
+      a.srtt_ps == 0 ? timeout_ps_ : std::max(timeout_ps_, static_cast<std::uint64_t>(a.srtt_ps + 4 * a.rttvar_ps));
+  // Exponential backoff (RFC 6298, 5.5, per unit): the k-th transmission of a unit waits
+  // 2^(k-1) timeouts, at most kMaxBackoff. The round-trip estimate learns only from first
+  // transmissions (Karn), so under a queue that outgrew it every copy would time out
+  // again after the same stale timeout; doubling lets a copy outwait the queue, while a
+  // path that stays down still uses up the retry budget within a bounded time.
+  const std::uint64_t backoff = std::uint64_t{1} << std::min<unsigned>(attempt > 0 ? attempt - 1 : 0, kMaxBackoffShift);
+  return rto * backoff;
+}
+
+void SrdEngine::sample_round_trip(Adapter& a, std::uint64_t rtt_ps) {
+  const double sample = static_cast<double>(rtt_ps);
+  if (a.srtt_ps == 0) {
+    a.srtt_ps = sample;
+    a.rttvar_ps = sample / 2;
+  } else {
+    a.rttvar_ps = 0.75 * a.rttvar_ps + 0.25 * std::abs(a.srtt_ps - sample);
+    a.srtt_ps = 0.875 * a.srtt_ps + 0.125 * sample;
+  }
 }
 
 void SrdEngine::adjust_window(Adapter& a, const Transmission& tx, std::uint64_t wire) {
@@ -716,14 +735,7 @@ void SrdEngine::adjust_window(Adapter& a, const Transmission& tx, std::uint64_t 
   if (tx.attempt == 1) {
     // Round-trip estimate from first transmissions only (a retransmitted packet's
     // acknowledgement may belong to either copy).
-    const double sample = static_cast<double>(rtt);
-    if (a.srtt_ps == 0) {
-      a.srtt_ps = sample;
-      a.rttvar_ps = sample / 2;
-    } else {
-      a.rttvar_ps = 0.75 * a.rttvar_ps + 0.25 * std::abs(a.srtt_ps - sample);
-      a.srtt_ps = 0.875 * a.srtt_ps + 0.125 * sample;
-    }
+    sample_round_trip(a, rtt);
   }
   if (tx.queued_ps > congestion_delay_ps_) {
     if (now_ps_ >= a.last_decrease_ps + rtt) {
@@ -742,13 +754,13 @@ void SrdEngine::timer(std::uint32_t ti) {
   const std::uint32_t unit = tx.unit;
   Flow& f = flows_[fi];
   const std::uint32_t src = f.src;
-  const bool superseded = f.tries[unit] != tx.attempt;
-  const bool settled = f.failed || f.finished || (f.state[unit] & kAcked) || superseded;
+  const bool settled =
+      f.failed || f.finished || (f.state[unit] & kAcked) || f.tries[unit] != tx.attempt;  // or superseded
   if (!settled && config_.srd.adaptive_timeout) {
     // The round-trip estimate may have grown since the timer was set (queues building):
     // wait until the packet is late by the current estimate.
     const std::uint64_t deadline =
-        tx.sent_ps + retransmit_timeout_ps(adapters_[src]) + burst_slack_ps(adapters_[src], shape(f, unit));
+        tx.sent_ps + retransmit_timeout_ps(adapters_[src], tx.attempt) + burst_slack_ps(adapters_[src], shape(f, unit));
     if (deadline > now_ps_) {
       schedule(deadline, Ev::Timer, ti);
       return;
@@ -796,9 +808,21 @@ void SrdEngine::fail_flow(std::uint32_t fi, std::uint32_t unit) {
     if (g.finished) continue;
     g.failed = true;
     g.finished = true;
+    release_units(g);
     --msg.flows_left;
   }
   if (msg.flows_left == 0) flow_done(fi, now_ps_);
+}
+
+void SrdEngine::release_units(Flow& f) {
+  // Nothing reads a finished flow's per-unit tables (copies still in flight check
+  // `finished` first): give their memory back, a run keeps every flow.
+  std::vector<std::uint8_t>().swap(f.tries);
+  std::vector<std::uint8_t>().swap(f.state);
+}
+
+std::uint64_t SrdEngine::retained_bytes_per_message(std::uint32_t rails) {
+  return sizeof(Message) + sizeof(Completion) + static_cast<std::uint64_t>(rails) * sizeof(Flow);
 }
 
 void SrdEngine::flow_done(std::uint32_t fi, std::uint64_t t_ps) {
@@ -806,6 +830,7 @@ void SrdEngine::flow_done(std::uint32_t fi, std::uint64_t t_ps) {
   Message& msg = messages_[f.message];
   if (!f.failed) {
     f.finished = true;
+    release_units(f);
     if (--msg.flows_left != 0) return;
   }
   // Every flow of the message finished (or one failed and this is the last).

@@ -99,6 +99,11 @@ class SrdEngine {
   std::uint32_t machines() const { return config_.senders + config_.receivers; }
   std::uint64_t events_processed() const { return events_processed_; }
   const std::vector<Completion>& completions() const { return completions_; }
+  // What one posted operation keeps for the rest of the run, striped over `rails` flows
+  // (its per-unit tables are released when it completes): the budget's estimate
+  // (limits.memory_budget) for the KV transfers of a run. Deque storage, plus the
+  // allocator's 16 B per block, rounded.
+  static std::uint64_t retained_bytes_per_message(std::uint32_t rails);
   const stats::Group& stats() const { return stats_; }
   const EfaNetworkConfig& config() const { return config_; }
 
@@ -200,9 +205,12 @@ class SrdEngine {
   void fail_flow(std::uint32_t flow, std::uint32_t unit);
   void release(std::uint32_t tx);
   void adjust_window(Adapter& a, const Transmission& tx, std::uint64_t wire);
-  std::uint64_t retransmit_timeout_ps(const Adapter& a) const;
+  static void sample_round_trip(Adapter& a, std::uint64_t rtt_ps);
+  std::uint64_t retransmit_timeout_ps(const Adapter& a, std::uint8_t attempt) const;
+  static constexpr unsigned kMaxBackoffShift = 6;  // assumption: a retransmission waits at most 64 timeouts
   std::uint64_t burst_slack_ps(const Adapter& a, const UnitShape& s) const;
   void uncount(Transmission& tx);
+  static void release_units(Flow& f);
   UnitShape shape(const Flow& f, std::uint32_t unit) const;
   std::uint64_t path_wait(std::uint32_t path, std::uint8_t dir, std::uint64_t arrive_ps) const;
   std::uint32_t choose_path(Adapter& a, std::uint8_t dir, std::uint64_t arrive_ps, std::uint64_t wire,
@@ -224,8 +232,11 @@ class SrdEngine {
   std::vector<Adapter> adapters_;
   std::vector<std::uint32_t> adapter_base_;  // first adapter of each machine
   std::vector<Path> paths_;
-  std::vector<Flow> flows_;
-  std::vector<Message> messages_;
+  // Deques: a message's index is its id for good, and a deque grows without copying
+  // (a vector's doubling held old and new copies at once: 176 MB of flows at 4,500
+  // requests of layer-wise KV transfers).
+  std::deque<Flow> flows_;
+  std::deque<Message> messages_;
   std::vector<Transmission> tx_;
   std::vector<std::uint32_t> free_tx_;
   std::vector<Completion> completions_;

@@ -51,7 +51,12 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
   ModelAndTrace in{workloads::read_transformer(ms), {}};
   config::Section wl = root.section("workload", "the requests");
   config::Section tr = wl.section("trace", "request trace");
-  const workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  workloads::TraceOptions topt = workloads::read_trace_options(tr);
+  if (in.model.max_position_embeddings > 0) {
+    topt.max_context_tokens = in.model.max_position_embeddings;
+    topt.max_context_what = "max_position_embeddings = " + std::to_string(in.model.max_position_embeddings) +
+                            " (" + in.model.name + ")";
+  }
   if (memory) {
     const RequestStateEstimate e = request_state_estimate(topt);
     memory->charge(tr, e.key, e.bytes,
@@ -64,6 +69,16 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
                                                                      : "select fewer (workload.trace.limit)");
   }
   in.requests = workloads::read_trace(topt);
+  if (topt.format == workloads::TraceFormat::synthetic && topt.max_context_tokens > 0) {
+    for (const auto& r : in.requests) {
+      const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
+      if (tokens > topt.max_context_tokens) {
+        tr.fail("input_tokens", "generated request " + std::to_string(r.id) + " needs " + std::to_string(tokens) +
+                                    " tokens of context, more than the model's context window, " +
+                                    topt.max_context_what + "; lower input_tokens.max and output_tokens.max");
+      }
+    }
+  }
   if (trace_section) *trace_section = tr;
   return in;
 }

@@ -5,6 +5,7 @@
 #include <systemc>
 
 #include "apps/experiments/inputs.h"
+#include "systemc_models/sim/progress.h"
 #include "workloads/serving/serving_report.h"
 
 namespace wse::experiments {
@@ -35,6 +36,21 @@ efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, 
     efa_s.fail("receivers", "must equal " + std::string(receivers_rule) + " (" + std::to_string(receivers) + ")");
   }
   return efa;
+}
+
+void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving, const serving::ServingConfig& cfg,
+                         const efa::EfaNetworkConfig& efa, std::uint64_t requests, unsigned parts) {
+  if (!memory || requests == 0) return;
+  const bool layerwise = cfg.kv_send == serving::KvSend::layerwise;
+  const std::uint64_t per_msg = std::max<std::uint32_t>(1, cfg.kv_layers_per_message);
+  const std::uint64_t messages =
+      (layerwise ? (std::uint64_t{cfg.layers} + per_msg - 1) / per_msg : 1) + (parts > 1 ? parts - 1 : 0);
+  const std::uint64_t per_request = messages * efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters);
+  memory->charge(serving, layerwise ? "kv_layers_per_message" : "kv_send", sim::mul_sat(requests, per_request),
+                 std::to_string(requests) + " requests x " + std::to_string(messages) + " EFA messages x " +
+                     std::to_string(efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters)) +
+                     " B kept by the transport (a flow per sender adapter)",
+                 "send more layers per message (serving.kv_layers_per_message), or fewer requests");
 }
 
 void check_requests_fit(const config::Section& trace, const workloads::TransformerModel& model,
@@ -77,7 +93,12 @@ void ServingExperiment::start(std::vector<workloads::Request> requests,
                                                      trace);
 }
 
-void ServingExperiment::run(sim::RunContext&) {
+void ServingExperiment::run(sim::RunContext& ctx) {
+  if (ctx.progress) {
+    ctx.progress->set_total(static_cast<double>(system_->requests().size()), "requests");
+    sim::Progress* p = ctx.progress;
+    system_->on_request_end([p](double t_s, std::uint64_t ended) { p->update_every_call(t_s, static_cast<double>(ended)); });
+  }
   sc_core::sc_start();
   system_->close_run();  // a request still waiting now is rejected, with the reason
   end_s_ = system_->end_s();

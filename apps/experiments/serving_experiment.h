@@ -17,6 +17,7 @@
 #include "apps/experiments/faults.h"
 #include "efa_link/efa_config.h"
 #include "efa_link/srd_engine.h"
+#include "systemc_models/sim/limits.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/prefill.h"
@@ -45,6 +46,15 @@ unsigned read_machine_count(config::Section& serving, std::string_view key, std:
 // (`senders_rule`, `receivers_rule` say where the counts come from, for the error).
 efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, std::string_view senders_rule,
                                        unsigned receivers, std::string_view receivers_rule);
+
+// Charges limits.memory_budget with what the EFA engine keeps of the KV transfers of
+// `requests` requests for the whole run: each request's messages (one per
+// kv_layers_per_message layers when layer-wise, one otherwise; up to `parts` - 1 more
+// where a message is split between machines), each striped over the sender's adapters
+// (efa::SrdEngine::retained_bytes_per_message). Charged at serving.kv_layers_per_message
+// (layer-wise) or serving.kv_send.
+void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving, const serving::ServingConfig& cfg,
+                         const efa::EfaNetworkConfig& efa, std::uint64_t requests, unsigned parts);
 
 // Every request's whole context (prompt + outputs) must fit one decode machine's KV
 // capacity; otherwise a configuration error at `trace.path` naming the request and what

@@ -177,6 +177,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
     efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances",
                            cfg.decode_systems * dcfg.wafers,
                            "serving.decode_systems x decode.wafers: every CS-3 has its own EFA attachment");
+    charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), dcfg.wafers);
   }
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);

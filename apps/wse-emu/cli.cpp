@@ -221,6 +221,11 @@ int cmd_bench(const sim::Registry& registry, const std::vector<std::string>& arg
   }
   try {
     sim::create_output_directory(ba.out_dir);
+    const sim::FolderClaim claim(ba.out_dir);  // one command at a time in the folder, as `run`
+    if (!claim.refused().empty()) {
+      std::cerr << "wse-emu: error: " << claim.refused() << "\n";
+      return kExitBadInput;
+    }
     const auto files = b->run(ba);
     for (const auto& f : files) std::cout << (ba.out_dir / f).string() << "\n";
   } catch (const config::ConfigError& e) {

@@ -253,6 +253,11 @@ int run_regress(const RegressOptions& opt) {
   bool failed_run = false;
   try {
     sim::create_output_directory(runs);
+    const sim::FolderClaim claim(runs);  // one command at a time in the folder, as `run`
+    if (!claim.refused().empty()) {
+      std::cerr << "wse-emu: error: " << claim.refused() << "\n";
+      return kExitBadInput;
+    }
     for (const auto& en : suite.entries) {
       const fs::path dir = runs / en.name;
       fs::remove_all(dir);

@@ -11,12 +11,15 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <fcntl.h>
@@ -76,16 +79,55 @@ Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
   return e;
 }
 
+// Where the notes already shown are remembered: $WSE_EMU_STATE_DIR, else
+// $XDG_CACHE_HOME/wse-emu, else ~/.cache/wse-emu; empty if none can be named.
+fs::path notes_shown_file() {
+  fs::path dir;
+  if (const char* d = std::getenv("WSE_EMU_STATE_DIR"); d && *d) {
+    dir = d;
+  } else if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) {
+    dir = fs::path(x) / "wse-emu";
+  } else if (const char* h = std::getenv("HOME"); h && *h) {
+    dir = fs::path(h) / ".cache" / "wse-emu";
+  } else {
+    return {};
+  }
+  return dir / "notes_shown";
+}
+
 void print_notes(const config::Document& doc) {
-  // Group notes by file so that an HF config.json with many unused keys is one line.
+  // Group notes by file so that an HF config.json with many unused keys is one line. A
+  // file's note is shown once: the first run that reads the file (as it is now: its
+  // path, size and contents' hash) prints it, later runs do not; a changed file is noted
+  // again. Remembered in notes_shown_file(); if that cannot be written, every run notes.
   std::map<std::string, std::vector<std::string>> by_file;
   for (const auto& n : doc.notes()) by_file[n.source.file].push_back(n.key_path);
+  if (by_file.empty()) return;
+  const fs::path state = notes_shown_file();
+  std::set<std::string> shown;
+  if (!state.empty()) {
+    std::ifstream in(state);
+    for (std::string line; std::getline(in, line);) shown.insert(line);
+  }
+  std::vector<std::string> fresh;
   for (const auto& [file, keys] : by_file) {
+    std::string stamp = fs::absolute(file).lexically_normal().string();
+    if (std::ifstream f(file, std::ios::binary); f) {
+      const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      stamp += " " + std::to_string(text.size()) + " " + std::to_string(std::hash<std::string>{}(text));
+    }
+    if (shown.count(stamp)) continue;
     std::string list;
     for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
-    std::cerr << "note: " << keys.size() << " key(s) of " << file
-              << " are not used by this model: " << list << "\n";
+    std::cerr << "note: " << keys.size() << " key(s) of " << file << " are not used by this model: " << list
+              << " (shown once per file; --quiet hides it)\n";
+    fresh.push_back(stamp);
   }
+  if (fresh.empty() || state.empty()) return;
+  std::error_code ec;
+  fs::create_directories(state.parent_path(), ec);
+  std::ofstream out(state, std::ios::app);
+  for (const auto& s : fresh) out << s << "\n";
 }
 
 void flatten(const nlohmann::json& j, const std::string& prefix,
@@ -263,36 +305,8 @@ void disarm() {
 }
 }  // namespace interrupt
 
-// The output folder is claimed by one run at a time: a marker created exclusively
-// (O_EXCL) holding the claimant's pid, removed when the run ends. Two runs that both
-// found a new or empty --out cannot both write into it; a marker left by a process that
-// no longer exists (killed outright) is taken over.
-constexpr const char* kClaim = ".wse-emu-run.claim";
-
-// Returns an empty string once claimed, else why not (another live run's pid).
-std::string claim_folder(const fs::path& dir) {
-  const fs::path claim = dir / kClaim;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    const int fd = ::open(claim.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      const std::string pid = std::to_string(::getpid()) + "\n";
-      const bool ok = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
-      ::close(fd);
-      if (!ok) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
-      return "";
-    }
-    if (errno != EEXIST) throw sim::OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
-    std::ifstream in(claim);
-    long other = 0;
-    in >> other;
-    if (other > 0 && (::kill(static_cast<pid_t>(other), 0) == 0 || errno == EPERM)) {
-      return "output directory '" + dir.string() + "' is being written by another run (pid " +
-             std::to_string(other) + "); wait for it to end, or choose another --out";
-    }
-    ::unlink(claim.c_str());  // left by a run that no longer exists
-  }
-  return "output directory '" + dir.string() + "' could not be claimed; choose another --out";
-}
+using sim::claim_folder;
+constexpr const char* kClaim = sim::kClaimMarker;
 
 }  // namespace
 
@@ -388,7 +402,7 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       }
     }
     // Written before simulating: an unwritable folder fails now, not after the run.
-    write("config.resolved.yaml", e.doc.resolved_yaml());
+    write("config.resolved.yaml", e.doc.resolved_yaml(opt.out_dir, opt.experiment));
     if (trace) {
       interrupt::track(opt.out_dir / "trace.json");
       trace->open((opt.out_dir / "trace.json").string());

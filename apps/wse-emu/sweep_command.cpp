@@ -14,6 +14,9 @@
 #include "apps/wse-emu/sweep_command.h"
 
 #include <algorithm>
+#include <iomanip>
+#include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -22,6 +25,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -311,21 +315,79 @@ pid_t spawn_self(const std::vector<std::string>& args, const fs::path& out_file,
   return rc == 0 ? pid : -1;
 }
 
-void run_local(const Sweep& s, const std::vector<const Point*>& todo, const fs::path& out, int jobs,
-               bool quiet) {
+// SIGINT, SIGTERM or SIGHUP to a local sweep (Slurm's time limit, kill, Ctrl-C) is
+// passed on to the points running (each removes its own files and exits 128 + n, as
+// `run` does); the sweep starts no further point, waits for them and exits 128 + n.
+// Without this the running points were left behind, still writing.
+namespace stop {
+constexpr std::size_t kMaxChildren = 1024;
+volatile std::sig_atomic_t signal_number = 0;
+pid_t children[kMaxChildren];  // 0: free slot; read by the handler
+volatile std::sig_atomic_t child_count = 0;
+
+extern "C" void on_sweep_signal(int sig) {
+  signal_number = sig;
+  for (std::sig_atomic_t i = 0; i < child_count; ++i)
+    if (children[i] > 0) ::kill(children[i], sig);
+}
+
+void add(pid_t pid) {
+  for (std::sig_atomic_t i = 0; i < child_count; ++i)
+    if (children[i] == 0) {
+      children[i] = pid;
+      return;
+    }
+  if (static_cast<std::size_t>(child_count) < kMaxChildren) {
+    children[child_count] = pid;
+    child_count = child_count + 1;
+  }
+}
+
+void remove(pid_t pid) {
+  for (std::sig_atomic_t i = 0; i < child_count; ++i)
+    if (children[i] == pid) children[i] = 0;
+}
+}  // namespace stop
+
+std::string duration_text(double s) {
+  std::ostringstream o;
+  if (s >= 3600) o << static_cast<long>(s / 3600) << "h" << std::setw(2) << std::setfill('0') << static_cast<long>(s / 60) % 60 << "m";
+  else if (s >= 60) o << static_cast<long>(s / 60) << "m" << std::setw(2) << std::setfill('0') << static_cast<long>(s) % 60 << "s";
+  else o << static_cast<long>(s + 0.5) << "s";
+  return o.str();
+}
+
+// Returns the signal that stopped the sweep, 0 if every point ran.
+int run_local(const Sweep& s, const std::vector<const Point*>& todo, const fs::path& out, int jobs,
+              bool quiet) {
   std::map<pid_t, const Point*> running;
   std::size_t next = 0, done = 0;
-  const std::size_t limit = static_cast<std::size_t>(std::max(1, jobs));
+  const std::size_t limit = std::min(stop::kMaxChildren, static_cast<std::size_t>(std::max(1, jobs)));
+  const auto t0 = std::chrono::steady_clock::now();
+  struct sigaction sa {}, old_int {}, old_term {}, old_hup {};
+  sa.sa_handler = stop::on_sweep_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: waitpid returns to see the signal
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  ::sigaction(SIGHUP, &sa, &old_hup);
   auto finish = [&](const Point* p, int code) {
+    if (stop::signal_number != 0) return;  // stopped, not finished: a resume reruns it
     sim::write_file_atomic(out / "points" / p->id / "exit_code", std::to_string(code) + "\n");
     ++done;
     if (!quiet) {
+      // Points done and an estimate of the time left: the mean wall time per point so
+      // far, over the points left, `jobs` at a time.
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double left = static_cast<double>(todo.size() - done);
+      const double eta = elapsed / static_cast<double>(done) * left;
       std::cerr << "[" << done << "/" << todo.size() << "] point " << p->id << " (" << describe(s, *p)
-                << "): " << (code == 0 ? "ok" : "FAILED, exit " + std::to_string(code)) << "\n";
+                << "): " << (code == 0 ? "ok" : "FAILED, exit " + std::to_string(code)) << "; " << duration_text(elapsed)
+                << " so far" << (done < todo.size() ? ", about " + duration_text(eta) + " left" : std::string()) << "\n";
     }
   };
   while (next < todo.size() || !running.empty()) {
-    while (next < todo.size() && running.size() < limit) {
+    while (stop::signal_number == 0 && next < todo.size() && running.size() < limit) {
       const Point* p = todo[next++];
       const fs::path dir = out / "points" / p->id;
       const pid_t pid = spawn_self(run_args(s, *p, dir), dir / "stdout.txt", dir / "stderr.txt");
@@ -335,18 +397,32 @@ void run_local(const Sweep& s, const std::vector<const Point*>& todo, const fs::
         finish(p, 127);
       } else {
         running.emplace(pid, p);
+        stop::add(pid);
+        if (stop::signal_number != 0) ::kill(pid, stop::signal_number);  // arrived while starting it
       }
     }
-    if (running.empty()) continue;
+    if (running.empty()) {
+      if (stop::signal_number != 0) break;
+      continue;
+    }
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) break;
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
     auto it = running.find(pid);
     if (it == running.end()) continue;
+    stop::remove(pid);
     finish(it->second,
            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
     running.erase(it);
   }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGHUP, &old_hup, nullptr);
+  stop::child_count = 0;
+  return stop::signal_number;
 }
 
 // One job array: task n runs todo[n]. Each task records its point's exit code itself,
@@ -501,7 +577,7 @@ bool write_results(const Sweep& s, const fs::path& out) {
 // Why `out` (not empty) is not an earlier run of sweep `s`, or nothing if it is one.
 std::optional<std::string> foreign_content(const Sweep& s, const fs::path& out) {
   if (!fs::is_directory(out)) return sim::output_in_use_message(out);
-  const std::set<std::string> ours{"points", "results.csv", "host.csv", "slurm"};
+  const std::set<std::string> ours{"points", "results.csv", "host.csv", "slurm", sim::kClaimMarker};
   for (const auto& e : fs::directory_iterator(out)) {
     if (!ours.count(e.path().filename().string())) {
       return sim::output_in_use_message(out) + " (it holds '" + e.path().filename().string() +
@@ -638,8 +714,15 @@ int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
     }
   }
   std::vector<const Point*> todo;
+  std::unique_ptr<sim::FolderClaim> claim;
   try {
     sim::create_output_directory(out / "points");
+    // One sweep at a time in a folder (as `run`): a second one would run the same points.
+    claim = std::make_unique<sim::FolderClaim>(out);
+    if (!claim->refused().empty()) {
+      std::cerr << "wse-emu: error: " << claim->refused() << "\n";
+      return kExitBadInput;
+    }
     for (const auto& p : s.points) {
       const fs::path dir = out / "points" / p.id;
       const std::string record = point_record(p);
@@ -659,7 +742,11 @@ int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
       if (opt.backend == "local") {
         int jobs = opt.jobs;
         if (jobs <= 0) jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-        run_local(s, todo, out, jobs, opt.quiet);
+        if (const int sig = run_local(s, todo, out, jobs, opt.quiet); sig != 0) {
+          std::cerr << "wse-emu: sweep stopped by " << ::strsignal(sig) << " (signal " << sig
+                    << "): the running points were stopped too; rerun the same command to resume\n";
+          return 128 + sig;
+        }
       } else {
         run_slurm(s, todo, out, opt.jobs, opt.quiet);
       }

@@ -432,7 +432,9 @@ fs::path Section::path(std::string_view key, const Param& p) {
   }
   v = v.lexically_normal();
   // The resolved document carries the absolute path so that it runs from anywhere.
-  put(*out_, key, make_scalar(v.string(), true, std::string(p.doc)));
+  NodePtr written = make_scalar(v.string(), true, std::string(p.doc));
+  written->is_path = true;
+  put(*out_, key, written);
   return v;
 }
 
@@ -557,6 +559,35 @@ std::string Document::resolved_yaml() const {
   YAML::Emitter e;
   e.SetIndent(2);
   emit(e, out_ ? *out_ : Node{});
+  std::string s = e.c_str();
+  s += "\n";
+  return s;
+}
+
+namespace {
+NodePtr relative_paths(const Node& n, const fs::path& written_in, const fs::path& base) {
+  auto c = std::make_shared<Node>(n);
+  if (c->kind == Node::Kind::Scalar && c->is_path) {
+    const fs::path p(c->scalar);
+    const fs::path rel = p.lexically_relative(base);
+    if (p.is_absolute() && !rel.empty() && *rel.begin() != "..") c->scalar = p.lexically_relative(written_in).string();
+  }
+  for (auto& [k, v] : c->map) v = relative_paths(*v, written_in, base);
+  for (auto& e : c->seq) e = relative_paths(*e, written_in, base);
+  return c;
+}
+}  // namespace
+
+std::string Document::resolved_yaml(const fs::path& written_in, const fs::path& experiment) const {
+  const fs::path out = fs::absolute(written_in).lexically_normal();
+  const fs::path exp = fs::absolute(experiment).lexically_normal().parent_path();
+  // The deepest common folder; the file system root alone does not count.
+  fs::path base;
+  for (auto a = out.begin(), b = exp.begin(); a != out.end() && b != exp.end() && *a == *b; ++a, ++b) base /= *a;
+  if (!out_ || base.empty() || base == base.root_path()) return resolved_yaml();
+  YAML::Emitter e;
+  e.SetIndent(2);
+  emit(e, *relative_paths(*out_, out, base));
   std::string s = e.c_str();
   s += "\n";
   return s;

@@ -70,6 +70,7 @@ struct Node {
   bool consumed = false;          // read by the schema
   std::set<std::string> known;    // keys the schema asked for at this mapping
   std::string doc;                // description (resolved output only), written as a comment
+  bool is_path = false;           // a file path (resolved output only), absolute
 
   std::shared_ptr<Node> find(std::string_view key) const;
   std::string kind_name() const;
@@ -171,6 +172,13 @@ class Document {
   // The resolved configuration as YAML: every key read, defaults written out, each
   // with its description as a comment.
   std::string resolved_yaml() const;
+  // The same, to be written into the folder `written_in` for the experiment file
+  // `experiment`: a file path (absolute in resolved_yaml()) that lies inside the deepest
+  // folder holding both `written_in` and the experiment file's folder (a checkout, when
+  // the output goes inside it) is written relative to `written_in`, so that two clones
+  // write the same file and it reruns from where it is (relative paths are taken from
+  // the file's folder). Any other path stays absolute.
+  std::string resolved_yaml(const std::filesystem::path& written_in, const std::filesystem::path& experiment) const;
   const std::vector<Note>& notes() const { return notes_; }
   const NodePtr& tree() const { return tree_; }
   // Documentation of every parameter read: key path, value, default, description.

@@ -95,6 +95,8 @@ NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign, Conv
 }
 
 // Replaces or merges `src` into `dst` (maps merge key by key; anything else replaces).
+// A key whose value is null (`key: null`, `key: ~`, `key:`) removes the key that an
+// earlier file gave (a derived experiment drops an inherited key).
 void merge_into(Node& dst, const NodePtr& src) {
   if (dst.kind != Node::Kind::Map || src->kind != Node::Kind::Map) {
     dst = *src;
@@ -102,6 +104,10 @@ void merge_into(Node& dst, const NodePtr& src) {
   }
   for (const auto& [k, v] : src->map) {
     auto it = std::find_if(dst.map.begin(), dst.map.end(), [&key = k](const auto& e) { return e.first == key; });
+    if (v->kind == Node::Kind::Null && it != dst.map.end()) {
+      dst.map.erase(it);
+      continue;
+    }
     if (it == dst.map.end()) {
       dst.map.emplace_back(k, v);
     } else if (it->second->kind == Node::Kind::Map && v->kind == Node::Kind::Map) {
@@ -271,7 +277,10 @@ void apply_override(Node& root, const std::string& text) {
     for (auto& e : n.seq) self(*e, self);
   };
   mark(*leaf, mark);
-  if (leaf->kind == Node::Kind::Null) leaf->kind = Node::Kind::Scalar;  // "--set a=" is ""
+  // "--set a=null" or "--set a=~" removes the key, as `a: null` in a file does; "--set a="
+  // is the empty string.
+  const bool remove = leaf->kind == Node::Kind::Null && !value.empty();
+  if (leaf->kind == Node::Kind::Null) leaf->kind = Node::Kind::Scalar;
   Node* node = &root;
   std::string walked;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -282,8 +291,13 @@ void apply_override(Node& root, const std::string& text) {
     auto it = std::find_if(node->map.begin(), node->map.end(),
                            [&](const auto& e) { return e.first == parts[i]; });
     if (i + 1 == parts.size()) {
-      if (it == node->map.end()) node->map.emplace_back(parts[i], leaf);
-      else it->second = leaf;
+      if (remove) {
+        if (it != node->map.end()) node->map.erase(it);
+      } else if (it == node->map.end()) {
+        node->map.emplace_back(parts[i], leaf);
+      } else {
+        it->second = leaf;
+      }
       return;
     }
     if (it == node->map.end()) {

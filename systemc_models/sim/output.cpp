@@ -2,14 +2,18 @@
 
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 namespace wse::sim {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -107,6 +111,38 @@ std::string fmt_num(double v) {
   std::array<char, 64> buf{};
   std::snprintf(buf.data(), buf.size(), "%.9g", v);
   return buf.data();
+}
+
+std::string claim_folder(const fs::path& dir) {
+  const fs::path claim = dir / kClaimMarker;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int fd = ::open(claim.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      const std::string pid = std::to_string(::getpid()) + "\n";
+      const bool ok = ::write(fd, pid.data(), pid.size()) == static_cast<ssize_t>(pid.size());
+      ::close(fd);
+      if (!ok) throw OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
+      return "";
+    }
+    if (errno != EEXIST) throw OutputError("cannot write '" + claim.string() + "': " + std::strerror(errno));
+    std::ifstream in(claim);
+    long other = 0;
+    in >> other;
+    if (other > 0 && (::kill(static_cast<pid_t>(other), 0) == 0 || errno == EPERM)) {
+      return "output directory '" + dir.string() + "' is being written by another run (pid " +
+             std::to_string(other) + "); wait for it to end, or choose another --out";
+    }
+    ::unlink(claim.c_str());  // left by a process that no longer exists
+  }
+  return "output directory '" + dir.string() + "' could not be claimed; choose another --out";
+}
+
+FolderClaim::FolderClaim(fs::path dir) : dir_(std::move(dir)) { refused_ = claim_folder(dir_); }
+
+FolderClaim::~FolderClaim() {
+  if (!refused_.empty()) return;
+  std::error_code ec;
+  fs::remove(dir_ / kClaimMarker, ec);
 }
 
 }  // namespace wse::sim

@@ -35,6 +35,32 @@ bool directory_in_use(const std::filesystem::path& dir);
 // not given.
 std::string output_in_use_message(const std::filesystem::path& dir);
 
+// The output folder is claimed by one command at a time (run, sweep, bench, regress): a
+// marker `.wse-emu-run.claim` created exclusively (O_EXCL) holding the claimant's pid,
+// removed when the command ends. Two commands that both found a new or empty --out
+// cannot both write into it; a marker left by a process that no longer exists (killed
+// outright) is taken over.
+inline constexpr const char* kClaimMarker = ".wse-emu-run.claim";
+
+// Claims `dir` (which must exist). Returns an empty string once claimed, else why not
+// (another live process's pid). OutputError if the marker cannot be written.
+std::string claim_folder(const std::filesystem::path& dir);
+
+// A claim held for a scope: `refused()` is why not, if the folder is another's; the
+// marker is removed on destruction when this claimed it.
+class FolderClaim {
+ public:
+  explicit FolderClaim(std::filesystem::path dir);
+  ~FolderClaim();
+  FolderClaim(const FolderClaim&) = delete;
+  FolderClaim& operator=(const FolderClaim&) = delete;
+  const std::string& refused() const { return refused_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::string refused_;
+};
+
 // Builds a CSV file in memory: header once, then rows of already-formatted cells.
 class CsvWriter {
  public:

@@ -16,6 +16,11 @@ void Progress::update(double simulated_s, double work_done) {
   if (!enabled_) return;
   // Look at the wall clock only every 256 calls: update() sits on hot paths.
   if ((++calls_ & 0xFFU) != 0) return;
+  update_every_call(simulated_s, work_done);
+}
+
+void Progress::update_every_call(double simulated_s, double work_done) {
+  if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_ < std::chrono::milliseconds(250)) return;
   last_ = now;

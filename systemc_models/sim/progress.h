@@ -18,6 +18,9 @@ class Progress {
     unit_ = std::move(unit);
   }
   void update(double simulated_s, double work_done);
+  // The same for callers off the hot path (a request ended): looks at the wall clock on
+  // every call, not every 256th, so that a slow run draws its line too.
+  void update_every_call(double simulated_s, double work_done);
   void finish();
   bool enabled() const { return enabled_; }
   // True when stderr is a terminal (progress is worth drawing).

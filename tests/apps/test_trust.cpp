@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -150,7 +152,10 @@ TEST_F(Trust, RejectAfterOf1e9SecondsIsRefused) {
 // and the run went on for about 4.29e9 decode steps.
 TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
   write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 4294967295}\n");
-  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  // The context window (PromptLongerThanTheContextWindowIsRefusedAtItsLine) would refuse
+  // it first; without one, the KV capacity check must.
+  Result r = run_bad("configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
+                     (dir_ / "m.jsonl").string());
   EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': request 0 (4294967395 tokens of context) needs more KV "
                                "cache"));
   EXPECT_THAT(r.err, HasSubstr("raise decode.wafers or drop the request"));
@@ -159,8 +164,12 @@ TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
 // A prompt of 4,294,967,295 tokens failed at run time with SystemC text.
 TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
   write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 4294967295, \"output_length\": 10}\n");
-  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  Result r = run_bad("configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
+                     (dir_ / "m.jsonl").string());
   EXPECT_THAT(r.err, HasSubstr("request 0 (4294967305 tokens of context) needs more KV cache"));
+  // With the model's window: refused at the trace line, the count unwrapped too.
+  Result w = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(w.err, HasSubstr("m.jsonl:1:1: request 0 needs 4294967305 tokens of context"));
 }
 
 // --- Item 10: invalid UTF-8 in a string value. ---
@@ -452,6 +461,233 @@ TEST_F(Trust, ForceWithoutTraceRemovesAnEarlierTrace) {
   Result r = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(out / "trace.json"));
+}
+
+
+// --- CLI consistency ---
+
+// An experiment that includes llama8b_one_cs3.yaml (an Azure trace file) could not switch
+// to a synthetic trace: `workload.trace.path` and `limit` were inherited, and B check said
+// "key 'workload.trace.path': unknown key 'path' Known keys here: arrival, format, ...".
+// A null value removes an inherited key (in a file, and with --set KEY=null).
+TEST_F(Trust, NullRemovesAnInheritedKey) {
+  const fs::path f = write("synthetic8b.yaml", "include: " + kSrc + "/configs/experiments/llama8b_one_cs3.yaml\n"
+                                               "workload:\n  trace:\n    path: ~\n    limit: null\n    start:\n"
+                                               "    format: synthetic\n    requests: 3\n    seed: 1\n"
+                                               "    arrival: {process: poisson, rate: 40}\n"
+                                               "    input_tokens: {distribution: fixed, value: 8192}\n"
+                                               "    output_tokens: {distribution: fixed, value: 16}\n");
+  Result r = wse_emu("check '" + f.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out + r.err, Not(HasSubstr("unknown key")));
+  // --set removes too: the trace's limit, which `check` then does not show.
+  Result s = wse_emu("check configs/experiments/llama8b_one_cs3.yaml --set workload.trace.limit=null", dir_ / "io");
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_THAT(s.out, Not(HasSubstr("limit: 1000"))) << s.out;
+}
+
+// The note listing a Hugging Face config.json's unused keys came on every run of every
+// shipped experiment (B run configs/experiments/kv_link.yaml ... : "note: 14 key(s) of
+// .../Meta-Llama-3.1-70B_config.json are not used by this model: ..."). It is shown once
+// per file (remembered in $WSE_EMU_STATE_DIR, else ~/.cache/wse-emu) and --quiet hides it.
+TEST_F(Trust, UnusedHuggingFaceKeysAreNotedOncePerFile) {
+  const std::string env = "env WSE_EMU_STATE_DIR='" + (dir_ / "state").string() + "' ";
+  auto run = [&](const std::string& extra, const std::string& out) {
+    const std::string cmd = "run " + kKvLink + extra + " --out '" + (dir_ / out).string() + "'";
+    const std::string full = "cd '" + kSrc + "' && " + env + "'" + std::string(WSE_BINARY_DIR) + "/bin/wse-emu' " + cmd +
+                             " >/dev/null 2>'" + (dir_ / "err.txt").string() + "'";
+    EXPECT_EQ(std::system(full.c_str()), 0);
+    return slurp(dir_ / "err.txt");
+  };
+  EXPECT_THAT(run(" --quiet", "q"), Not(HasSubstr("are not used by this model")));
+  const std::string first = run("", "a");
+  EXPECT_THAT(first, HasSubstr("are not used by this model"));
+  EXPECT_THAT(first, HasSubstr("shown once per file"));
+  EXPECT_THAT(run("", "b"), Not(HasSubstr("are not used by this model")));
+}
+
+
+// --- Decisions on requests the model cannot take ---
+
+// A prompt longer than the model's context window (150,000 tokens for Llama-3.1-8B,
+// whose max_position_embeddings is 131,072) ran as if the model could take it. Now it is
+// refused as the trace is read, at its line, naming the window; the key is no longer
+// among the "unused" ones. A synthetic trace that can generate such a request is refused
+// at workload.trace.input_tokens.
+TEST_F(Trust, PromptLongerThanTheContextWindowIsRefusedAtItsLine) {
+  write("long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                    "2023-11-16 18:15:46.6805900,1000,10\n"
+                    "2023-11-16 18:15:47.6805900,150000,10\n");
+  const fs::path e = write("e.yaml", "experiment: {name: e, mode: kv_transfer}\n"
+                                     "include: " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
+                                     "workload:\n  trace: {format: azure_csv, path: long.csv}\n"
+                                     "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
+  Result r = run_bad("'" + e.string() + "'");
+  EXPECT_THAT(r.err, HasSubstr("long.csv:3:1: "));
+  EXPECT_THAT(r.err, HasSubstr("request 1 needs 150010 tokens of context (150000 of prompt + 10 of output), more "
+                               "than the model's context window, max_position_embeddings = 131072"));
+  // 131,062 + 10 tokens fill the window exactly: accepted.
+  write("long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,131062,10\n");
+  Result ok = wse_emu("check '" + e.string() + "'", dir_ / "io");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const fs::path syn = write("syn.yaml", "experiment: {name: e, mode: kv_transfer}\n"
+                                         "include: " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
+                                         "workload:\n  trace:\n    format: synthetic\n    requests: 2\n"
+                                         "    arrival: {process: poisson, rate: 1}\n"
+                                         "    input_tokens: {distribution: fixed, value: 150000}\n"
+                                         "    output_tokens: {distribution: fixed, value: 10}\n"
+                                         "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
+  Result s = run_bad("'" + syn.string() + "'");
+  EXPECT_THAT(s.err, HasSubstr("key 'workload.trace.input_tokens': generated request 0 needs 150010 tokens"));
+}
+
+
+// SIGTERM to `wse-emu sweep` (Slurm's time limit, kill) ended the sweep and left its
+// running point behind, still simulating and writing into the folder. Now the signal is
+// passed on: the point removes its files (as `run` does), the sweep exits 128 + 15 and
+// names what happened, and no point process is left.
+TEST_F(Trust, SweepPassesSigtermOnToItsRunningPoint) {
+  const fs::path sweep = write("s.yaml", "experiment: " + kSrc + "/configs/experiments/default.yaml\n"
+                                         "grid:\n  workload.trace.limit: [1000]\n");
+  const fs::path out = dir_ / "out";
+  const fs::path err = dir_ / "stderr.txt";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 2);
+    ::chdir(WSE_SOURCE_DIR);
+    const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
+    ::execl(bin.c_str(), bin.c_str(), "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "1",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait for the point's run to claim its folder: the marker holds its pid.
+  fs::path claim;
+  for (int i = 0; i < 3000 && claim.empty(); ++i) {
+    if (fs::exists(out / "points"))
+      for (const auto& d : fs::directory_iterator(out / "points"))
+        if (fs::exists(d.path() / ".wse-emu-run.claim") && fs::file_size(d.path() / ".wse-emu-run.claim") > 0)
+          claim = d.path() / ".wse-emu-run.claim";
+    if (claim.empty()) ::usleep(10000);
+  }
+  ASSERT_FALSE(claim.empty()) << "the point did not start: " << slurp(err);
+  const pid_t point = static_cast<pid_t>(std::stol(slurp(claim)));
+  ::usleep(200000);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << slurp(err);
+  EXPECT_THAT(slurp(err), HasSubstr("sweep stopped by Terminated (signal 15): the running points were stopped too"));
+  EXPECT_NE(::kill(point, 0), 0) << "the point's process " << point << " is still running";
+  EXPECT_FALSE(fs::exists(claim.parent_path() / "summary.json"));
+  EXPECT_FALSE(fs::exists(claim.parent_path() / "exit_code")) << "a stopped point is not recorded as run";
+}
+
+
+// config.resolved.yaml held the checkout's absolute trace path (workload.trace.path:
+// "/work/a/workloads/data/traces/...csv"), so two clones wrote different files. A path
+// inside the folder that holds both the output and the experiment (the checkout, when
+// the output is inside it) is now written relative to the output folder; the file still
+// reruns; an output outside keeps the absolute path.
+TEST_F(Trust, ResolvedConfigurationIsTheSameInTwoClones) {
+  auto clone = [&](const std::string& name) {
+    const fs::path root = dir_ / name;
+    fs::create_directories(root / "configs" / "experiments");
+    fs::create_directories(root / "traces");
+    std::ofstream(root / "traces" / "t.csv") << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                                "2023-11-16 18:15:46.6805900,1000,10\n"
+                                                "2023-11-16 18:15:47.6805900,2000,10\n";
+    std::ofstream(root / "configs" / "experiments" / "e.yaml")
+        << "experiment: {name: e, mode: kv_transfer}\n"
+        << "include: " << kSrc << "/configs/models/llama-3.1-8b.yaml\n"
+        << "workload:\n  trace: {format: azure_csv, path: ../../traces/t.csv}\n"
+        << "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n";
+    Result r = wse_emu("run '" + (root / "configs/experiments/e.yaml").string() + "' --quiet --out '" +
+                           (root / "out" / "e").string() + "'",
+                       dir_ / "io");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return slurp(root / "out" / "e" / "config.resolved.yaml");
+  };
+  const std::string a = clone("a"), b = clone("b");
+  EXPECT_THAT(a, HasSubstr("path: \"../../traces/t.csv\""));
+  EXPECT_EQ(a, b);
+  // It reruns from where it is.
+  Result again = wse_emu("run '" + (dir_ / "a/out/e/config.resolved.yaml").string() + "' --quiet --out '" +
+                             (dir_ / "a/out/again").string() + "'",
+                         dir_ / "io");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  // Written outside the clone: absolute, as before.
+  Result outside = wse_emu("run '" + (dir_ / "a/configs/experiments/e.yaml").string() + "' --quiet --out /var/tmp/" +
+                               dir_.filename().string() + "_out",
+                           dir_ / "io");
+  EXPECT_EQ(outside.exit_code, 0) << outside.err;
+  const fs::path outside_dir = fs::path("/var/tmp") / (dir_.filename().string() + "_out");
+  EXPECT_THAT(slurp(outside_dir / "config.resolved.yaml"), HasSubstr((dir_ / "a/traces/t.csv").string()));
+  fs::remove_all(outside_dir);
+}
+
+
+// `run --out` claims its folder with an O_EXCL marker; sweep, bench and regress did not:
+// two of them into one new --out mixed their files. Now each claims it the same way: a
+// folder held by a live process (here this test's pid) is refused with exit 2 naming
+// the pid, and nothing of the other's is removed.
+TEST_F(Trust, SweepBenchAndRegressClaimTheirFolder) {
+  const std::string pid = std::to_string(::getpid());
+  const fs::path sweep = write("s.yaml", "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                         "grid:\n  workload.trace.limit: [2, 3]\n");
+  const fs::path suite = write("suite.yaml", "references: refs\ntolerance: {relative: 1.0e-6, absolute: 0}\n"
+                                             "experiments:\n  - name: kv_link\n"
+                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
+                                             "    set: {workload.trace.limit: 3}\n");
+  const std::vector<std::pair<std::string, std::string>> commands{
+      {"sweep", "sweep '" + sweep.string() + "' --quiet --out "},
+      {"bench", "bench efa --quick --quiet --force --out "},
+      {"regress", "regress --quiet --suite '" + suite.string() + "' --force --out "}};
+  for (const auto& [name, cmd] : commands) {
+    const fs::path out = dir_ / ("out_" + name);
+    fs::create_directories(out);
+    write("out_" + name + "/.wse-emu-run.claim", pid + "\n");
+    Result r = wse_emu(cmd + "'" + out.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << name << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr("is being written by another run (pid " + pid + ")")) << name;
+    EXPECT_EQ(slurp(out / ".wse-emu-run.claim"), pid + "\n") << name << ": the other's marker is kept";
+  }
+  // A stale marker (a process that has exited) is taken over, and removed at the end.
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  write("out_sweep/.wse-emu-run.claim", std::to_string(gone) + "\n");
+  Result ok = wse_emu("sweep '" + sweep.string() + "' --quiet --out '" + (dir_ / "out_sweep").string() + "'", dir_ / "io");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out_sweep" / ".wse-emu-run.claim"));
+  EXPECT_TRUE(fs::exists(dir_ / "out_sweep" / "results.csv"));
+}
+
+
+// `run` drew its progress line (simulated time, requests done, rate, ETA) only in
+// kv_transfer mode, though docs/results.md promises it for every mode. The serving modes
+// draw it now, on a terminal only (here a pseudo-terminal made by script(1)); not when
+// stderr is a file.
+TEST_F(Trust, ServingRunShowsProgressOnATerminal) {
+  const fs::path e = write("t.yaml", "experiment: {name: t, mode: trainium_only, seed: 1}\n"
+                                     "include:\n  - " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
+                                     "  - " + kSrc + "/configs/hardware/trn2_48xlarge.yaml\n"
+                                     "workload:\n  trace:\n    format: synthetic\n    requests: 40000\n    seed: 1\n"
+                                     "    arrival: {process: poisson, rate: 1000}\n"
+                                     "    input_tokens: {distribution: fixed, value: 32}\n"
+                                     "    output_tokens: {distribution: fixed, value: 2}\n"
+                                     "serving: {instances: 1, prefill_max_batch_tokens: 8192, decode_max_batch: 64}\n");
+  const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
+  const std::string cmd = "script -qec \"'" + bin + "' run '" + e.string() + "' --out '" + (dir_ / "tty").string() +
+                          "'\" /dev/null > '" + (dir_ / "tty.txt").string() + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir_ / "tty.txt");
+  const std::string tty = slurp(dir_ / "tty.txt");
+  EXPECT_THAT(tty, HasSubstr("/40000 requests ("));
+  EXPECT_THAT(tty, HasSubstr("requests/s | ETA "));
+  Result file = wse_emu("run '" + e.string() + "' --out '" + (dir_ / "file").string() + "'", dir_ / "io");
+  EXPECT_EQ(file.exit_code, 0) << file.err;
+  EXPECT_THAT(file.err, Not(HasSubstr("ETA")));
 }
 
 }  // namespace

@@ -227,6 +227,29 @@ TEST_F(Sweep, PlotScriptsDrawPngs) {
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.err, HasSubstr("'kv_transfer.senders' is not a varied parameter"));
 
+  // Two sweeps overlaid, --logy on one panel only. Before: one results.csv only, --logy
+  // on every panel, rates such as output_tokens_per_s labelled [s], the title the
+  // folder's absolute path, colours repeating after ten lines.
+  fs::create_directories(dir_ / "other");
+  fs::copy_file(out / "results.csv", dir_ / "other" / "results.csv");
+  Result overlay =
+      shell("/usr/bin/python3 scripts/plot_sweep.py '" + (out / "results.csv").string() + "' '" +
+                (dir_ / "other" / "results.csv").string() +
+                "' --x kv_transfer.link.bandwidth --y kv_transfer.time_s.p99 kv_transfer.time_s.p50"
+                " --logy kv_transfer.time_s.p99 --out '" +
+                (dir_ / "overlay.png").string() + "'",
+            dir_ / "io");
+  ASSERT_EQ(overlay.exit_code, 0) << overlay.err;
+  EXPECT_TRUE(is_png(dir_ / "overlay.png"));
+  Result units = shell(
+      "/usr/bin/python3 -c 'import sys; sys.path.insert(0, \"scripts\"); import plot_sweep as p, itertools; "
+      "print(p.figure_scale(\"throughput.output_tokens_per_s\", [1e3])[1]); "
+      "print(p.sweep_name(\"/a/b/mysweep/results.csv\")); "
+      "print(len({str(s[\"color\"]) + s[\"marker\"] for s in itertools.islice(p.line_styles(), 40)}))'",
+      dir_ / "io");
+  ASSERT_EQ(units.exit_code, 0) << units.err;
+  EXPECT_EQ(units.out, "tokens/s\nmysweep\n40\n");
+
   // An experiment's outputs with a trace: latency CDF, utilization bars and over time.
   const fs::path run = dir_ / "run";
   ASSERT_EQ(wse_emu("run '" + (dir_ / "base.yaml").string() + "' --out '" + run.string() +

@@ -407,6 +407,12 @@ TransformerModel read_transformer(config::Section& s) {
   // models have at most a few hundred layers; 1e9 would allocate gigabytes before any check.
   m.layers = static_cast<std::uint32_t>(
       s.integer("num_hidden_layers", {.doc = "decoder layers", .min = 1, .max = kMaxLayers}));
+  m.max_position_embeddings = static_cast<std::uint64_t>(s.integer(
+      "max_position_embeddings",
+      {.doc = "the context window in tokens: a request whose prompt and output exceed it is refused (0: unchecked)",
+       .def = "0",
+       .min = 0,
+       .max = 4294967296.0}));
   m.hidden = u32(s, "hidden_size", "model width");
   m.heads = u32(s, "num_attention_heads", "query heads");
   m.kv_heads = static_cast<std::uint32_t>(

@@ -81,18 +81,19 @@ using BytesByDType = std::array<std::uint64_t, kDTypeCount>;
 
 struct TransformerModel {
   std::string name;
-  std::string model_type;            // Hugging Face model_type
-  std::uint32_t layers = 0;          // num_hidden_layers (the main stack, without MTP)
-  std::uint32_t hidden = 0;          // hidden_size
-  std::uint32_t heads = 0;           // num_attention_heads
-  std::uint32_t kv_heads = 0;        // num_key_value_heads (GQA); MLA: = heads
-  std::uint32_t head_dim = 0;        // head_dim or hidden / heads (GQA)
-  std::uint32_t intermediate = 0;    // intermediate_size (dense MLP width)
-  std::uint32_t vocab = 0;           // vocab_size
-  bool tied_embeddings = false;      // tie_word_embeddings
-  DType weight_dtype = DType::bf16;  // everything not named below
-  DType linear_dtype = DType::bf16;  // attention projections, dense MLP, shared experts
-  DType expert_dtype = DType::bf16;  // routed-expert matrices
+  std::string model_type;                     // Hugging Face model_type
+  std::uint32_t layers = 0;                   // num_hidden_layers (the main stack, without MTP)
+  std::uint64_t max_position_embeddings = 0;  // the context window in tokens (0: not given)
+  std::uint32_t hidden = 0;                   // hidden_size
+  std::uint32_t heads = 0;                    // num_attention_heads
+  std::uint32_t kv_heads = 0;                 // num_key_value_heads (GQA); MLA: = heads
+  std::uint32_t head_dim = 0;                 // head_dim or hidden / heads (GQA)
+  std::uint32_t intermediate = 0;             // intermediate_size (dense MLP width)
+  std::uint32_t vocab = 0;                    // vocab_size
+  bool tied_embeddings = false;               // tie_word_embeddings
+  DType weight_dtype = DType::bf16;           // everything not named below
+  DType linear_dtype = DType::bf16;           // attention projections, dense MLP, shared experts
+  DType expert_dtype = DType::bf16;           // routed-expert matrices
   DType kv_dtype = DType::bf16;
   DType activation_dtype = DType::bf16;
 

@@ -396,6 +396,7 @@ void ServingSystem::reject(std::uint64_t r, std::string reason) {
   rec.reason = std::move(reason);
   ++rejected_;
   end_s_ = std::max(end_s_, rec.rejected_s);
+  if (on_end_) on_end_(rec.rejected_s, completed_ + rejected_);
   if (all_done() && !closing_) all_done_.notify(sc_core::SC_ZERO_TIME);
 }
 
@@ -479,6 +480,7 @@ void ServingSystem::finish_request(std::uint64_t r) {
   rec.last_token_s = now_s();
   ++completed_;
   end_s_ = std::max(end_s_, rec.last_token_s);
+  if (on_end_) on_end_(rec.last_token_s, completed_ + rejected_);
   if (all_done()) all_done_.notify(sc_core::SC_ZERO_TIME);
   ttft_.sample(rec.first_token_s - rec.arrival_s);
   if (rec.kv_start_s >= 0 && rec.kv_end_s >= 0) kv_time_.sample(rec.kv_end_s - rec.kv_start_s);

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,9 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   const stats::Group& stats() const override { return stats_; }
   const std::vector<workloads::Request>& requests() const { return requests_; }
   const std::vector<RequestRecord>& records() const { return records_; }
+  // Called (with the simulated time and the requests ended so far) each time a request
+  // completes or is rejected: `wse-emu run`'s progress line on a terminal.
+  void on_request_end(std::function<void(double, std::uint64_t)> f) { on_end_ = std::move(f); }
   std::uint64_t completed() const { return completed_; }
   std::uint64_t rejected() const { return rejected_; }
   std::uint64_t decode_failures() const { return decode_failures_; }
@@ -151,6 +155,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<DecodeState> dc_;
   sc_core::sc_event room_freed_;  // a decode system released KV capacity
   sc_core::sc_event all_done_;    // the last request completed or was rejected
+  std::function<void(double, std::uint64_t)> on_end_;
   bool closing_ = false;          // in close_run(), after the simulation
   unsigned next_round_robin_ = 0;
   std::uint64_t completed_ = 0;

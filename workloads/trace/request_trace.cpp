@@ -262,6 +262,15 @@ std::vector<Request> read_trace(const TraceOptions& o) {
         << (o.rate_scale < 1.0 ? " or raise " + o.rate_scale_key : std::string());
       bad_line(o, line_no, m.str());
     }
+    if (o.max_context_tokens > 0 && in_tok + std::max<std::uint64_t>(1, out_tok) > o.max_context_tokens) {
+      throw config::ConfigError(
+          config::Source{o.path.string(), static_cast<int>(line_no), 1}, "",
+          "request " + std::to_string(r.id) + " needs " + std::to_string(in_tok + std::max<std::uint64_t>(1, out_tok)) +
+              " tokens of context (" + std::to_string(in_tok) + " of prompt + " +
+              std::to_string(std::max<std::uint64_t>(1, out_tok)) + " of output), more than the model's context window, " +
+              o.max_context_what + "; select other requests (workload.trace.start, workload.trace.limit) or a "
+              "model with a longer context");
+    }
     r.input_tokens = static_cast<std::uint32_t>(in_tok);
     r.output_tokens = static_cast<std::uint32_t>(out_tok);
     r.hash_ids = std::move(hashes);

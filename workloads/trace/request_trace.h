@@ -65,6 +65,11 @@ struct TraceOptions {
   // for errors about the span of the arrivals (read_trace_options fills them).
   config::Source rate_scale_source, rate_source;
   std::string rate_scale_key = "workload.trace.rate_scale", rate_key = "workload.trace.arrival.rate";
+  // The model's context window (max_position_embeddings; 0 = unchecked) and where it was
+  // given: a request whose prompt plus output (at least 1) exceeds it is refused at its
+  // line (the caller checks synthetic traces).
+  std::uint64_t max_context_tokens = 0;
+  std::string max_context_what;
 };
 
 // Throws config::ConfigError naming the file and line of a malformed line, and for
