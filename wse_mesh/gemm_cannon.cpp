@@ -264,6 +264,21 @@ GemmCannonResult split_k(const FabricConfig& fabric, const PeConfig& pe, const G
 
 }  // namespace
 
+namespace {
+
+// The result's times from a run's fill, its last multiply-add and its last sum out.
+GemmCannonResult finished(GemmCannonResult res, std::uint64_t fill, std::uint64_t done, std::uint64_t total,
+                          std::chrono::steady_clock::time_point t0) {
+  res.fill_cycles = fill;
+  res.compute_done_cycles = done;
+  res.total_cycles = total;
+  res.drain_cycles = total - done;
+  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace
+
 GemmCannonResult run_gemm_cannon(const FabricConfig& fabric, const PeConfig& pe, const GemmCannonConfig& g) {
   const auto t0 = std::chrono::steady_clock::now();
   if (g.groups > 1) {
@@ -329,12 +344,7 @@ GemmCannonResult run_gemm_cannon(const FabricConfig& fabric, const PeConfig& pe,
       }
     }
   }
-  res.fill_cycles = fill;
-  res.compute_done_cycles = done;
-  res.total_cycles = total;
-  res.drain_cycles = total - done;
-  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return res;
+  return finished(res, fill, done, total, t0);
 }
 
 GemmCannonResult run_gemm_cannon_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
@@ -421,12 +431,7 @@ GemmCannonResult run_gemm_cannon_tiled(const FabricConfig& per_pe, std::uint32_t
       }
     }
   }
-  res.fill_cycles = fill;
-  res.compute_done_cycles = done;
-  res.total_cycles = total;
-  res.drain_cycles = total - done;
-  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return res;
+  return finished(res, fill, done, total, t0);
 }
 
 }  // namespace wse::wafer

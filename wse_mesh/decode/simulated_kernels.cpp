@@ -433,6 +433,22 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     return AttentionCost{static_cast<double>(res.total_cycles), static_cast<double>(res.wavelet_hops),
                          static_cast<double>(res.compute_cycles) * res.grid_rows * res.grid_cols};
   };
+  // The part's cost a fraction w of the way from its cost at context lo to that at hi
+  // (each simulated), or simulated itself where a sample point does not fit.
+  const auto between = [&](std::uint64_t lo, std::uint64_t hi, double w) {
+    AttentionConfig a_lo = part, a_hi = part;
+    a_lo.context = lo;
+    a_hi.context = hi;
+    AttentionCost c_lo, c_hi;
+    try {
+      c_lo = exact(a_lo);
+      c_hi = exact(a_hi);
+    } catch (const CapacityError&) {
+      return exact(part);
+    }
+    return AttentionCost{c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
+                         c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
+  };
   const std::uint64_t g = opt_.attention_block_grain;
   const std::uint64_t tpp = part.tokens_per_pe, qt = part.query_tokens;
   const std::uint64_t cols = part.max_grid_cols;
@@ -446,19 +462,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     const std::uint64_t lo = std::max((rows - 1) * cols + 1, ceil_div(qt, tpp)) * tpp;  // tokens
     const std::uint64_t hi = rows * cols * tpp;
     if (n <= lo || n >= hi) return exact(part);
-    AttentionConfig a_lo = part, a_hi = part;
-    a_lo.context = lo - qt;
-    a_hi.context = hi - qt;
-    AttentionCost c_lo, c_hi;
-    try {
-      c_lo = exact(a_lo);
-      c_hi = exact(a_hi);
-    } catch (const CapacityError&) {
-      return exact(part);
-    }
-    const double w = static_cast<double>(n - lo) / static_cast<double>(hi - lo);
-    return {c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
-            c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
+    return between(lo - qt, hi - qt, static_cast<double>(n - lo) / static_cast<double>(hi - lo));
   }
   const std::uint64_t blocks = ceil_div(part.context + 1, tpp);
   // Decode only, between two multiples of the grain, or, where a head's blocks wrap onto
@@ -477,19 +481,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     hi = std::min(hi, rows * cols);
     if (blocks == lo || blocks == hi) return exact(part);
   }
-  AttentionConfig a_lo = part, a_hi = part;
-  a_lo.context = lo * tpp - 1;
-  a_hi.context = hi * tpp - 1;
-  AttentionCost c_lo, c_hi;
-  try {
-    c_lo = exact(a_lo);
-    c_hi = exact(a_hi);
-  } catch (const CapacityError&) {
-    return exact(part);
-  }
-  const double w = static_cast<double>(blocks - lo) / static_cast<double>(hi - lo);
-  return {c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
-          c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
+  return between(lo * tpp - 1, hi * tpp - 1, static_cast<double>(blocks - lo) / static_cast<double>(hi - lo));
 }
 
 KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& layer) {
