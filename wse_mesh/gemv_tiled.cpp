@@ -73,6 +73,10 @@ struct LaneDealer {
 
 constexpr std::uint64_t kXPerWavelet = 2;
 
+// Rows (columns) of a matrix of n that PE row (column) i of `parts` holds: the first
+// n mod parts hold one more.
+std::uint64_t share(std::uint64_t n, std::uint32_t parts, std::uint32_t i) { return n / parts + (i < n % parts ? 1 : 0); }
+
 // The node grid of a tiled GEMV, after the checks every reduction shares.
 struct TiledGrid {
   FabricConfig fabric;  // tiled(per_pe sized to the grid, k)
@@ -151,8 +155,8 @@ GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, 
   const std::uint32_t R = per_pe.ramp_latency_cycles;
   const std::uint64_t Mt = tg.Mt;
   const std::uint64_t Kt = tg.Kt;
-  auto tile_m = [&](std::uint32_t i) { return g.rows / P + (i < g.rows % P ? 1 : 0); };
-  auto tile_k = [&](std::uint32_t j) { return g.cols / Q + (j < g.cols % Q ? 1 : 0); };
+  auto tile_m = [&](std::uint32_t i) { return share(g.rows, P, i); };
+  auto tile_k = [&](std::uint32_t j) { return share(g.cols, Q, j); };
   auto kc = [&](std::uint32_t J) { return std::min(k, Q - J * k); };  // PE columns of node column J
   auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };  // PE rows of node row I
   const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);  // partial sums per 32-bit wavelet
@@ -455,8 +459,8 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
   std::uint32_t root = 0;
   const std::vector<Edge> edge = row_graph(g, per_pe, pe, k, root);
 
-  auto tile_m = [&](std::uint32_t i) { return g.rows / P + (i < g.rows % P ? 1 : 0); };
-  auto tile_k = [&](std::uint32_t j) { return g.cols / Q + (j < g.cols % Q ? 1 : 0); };
+  auto tile_m = [&](std::uint32_t i) { return share(g.rows, P, i); };
+  auto tile_k = [&](std::uint32_t j) { return share(g.cols, Q, j); };
   auto kc = [&](std::uint32_t J) { return std::min(k, Q - J * k); };
   auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };
   const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);
@@ -739,7 +743,7 @@ GemvResult run_folded(const FabricConfig& per_pe, std::uint32_t k, const GemvCon
   // Hops: the x stream of each node column crosses Pn - 1 node links; the reductions carry
   // each node row's sum wavelets over the same row-wise routes, so in proportion to them.
   std::uint64_t x_wavelets = 0;
-  for (std::uint32_t j = 0; j < Q; ++j) x_wavelets += ceil_div(g.cols / Q + (j < g.cols % Q ? 1 : 0), kXPerWavelet);
+  for (std::uint32_t j = 0; j < Q; ++j) x_wavelets += ceil_div(share(g.cols, Q, j), kXPerWavelet);
   x_wavelets *= nv;
   const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);
   const auto sums = [&](std::uint32_t I) {

@@ -96,15 +96,16 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
     std::unique_ptr<WaferDecoder> placed;
     try {
       if (c.wafers == 0) {
-        // The fewest wafers: from the weights over the wafer's SRAM up, one more at a time.
+        // The fewest wafers: from the weights over the wafer's SRAM up, one more at a time
+        // (up to four times that many).
         const double sram = static_cast<double>(wafer.pe.sram_bytes) * wafer.width * wafer.height;
-        cfg.wafers = static_cast<std::uint32_t>(std::ceil(static_cast<double>(model.weight_bytes()) / sram));
-        for (;; ++cfg.wafers) {
+        const auto least = static_cast<std::uint32_t>(std::ceil(static_cast<double>(model.weight_bytes()) / sram));
+        for (cfg.wafers = least;; ++cfg.wafers) {
           try {
             placed = std::make_unique<WaferDecoder>(wafer, cfg, model);
             break;
           } catch (const CapacityError&) {
-            if (cfg.wafers >= 4 * std::ceil(static_cast<double>(model.weight_bytes()) / sram)) throw;
+            if (cfg.wafers >= 4 * least) throw;
           }
         }
       } else {

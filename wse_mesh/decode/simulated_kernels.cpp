@@ -340,11 +340,10 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
   for (std::size_t si = 0; si < shapes.size(); ++si) {
     if (only_shape < shapes.size() && si != only_shape) continue;
     // The tree's result on the chosen orientation is known: it bounds the others first.
+    const auto known = [&](std::size_t ri) { return reductions[ri] == Reduction::kTree && tree_on[si]; };
     std::vector<std::size_t> order(reductions.size());
     for (std::size_t ri = 0; ri < order.size(); ++ri) order[ri] = ri;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      return (reductions[a] == Reduction::kTree && tree_on[si % 2]) > (reductions[b] == Reduction::kTree && tree_on[si % 2]);
-    });
+    std::stable_partition(order.begin(), order.end(), known);
     for (std::size_t ri : order) {
       GemvConfig x = shapes[si];
       x.reduction = reductions[ri];
@@ -353,8 +352,7 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
         const std::uint64_t floor = gemv_root_engine_floor(pe, x);
         if (floor > best.total_cycles || (floor == best.total_cycles && rank > best_rank)) continue;
       }
-      const bool known = x.reduction == Reduction::kTree && shapes.size() == 2 && tree_on[si];
-      const std::optional<GemvResult> r = known ? tree_on[si] : attempt(x);
+      const std::optional<GemvResult> r = known(ri) ? tree_on[si] : attempt(x);
       if (!r) continue;
       if (!best_cfg || r->total_cycles < best.total_cycles || (r->total_cycles == best.total_cycles && rank < best_rank)) {
         best = *r;
