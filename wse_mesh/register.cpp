@@ -1,7 +1,7 @@
 #include "wse_mesh/register.h"
 
-#include "wse_mesh/benches.h"
-#include "wse_mesh/kernel_benches.h"
+#include "wse_mesh/benches/benches.h"
+#include "wse_mesh/benches/kernel_benches.h"
 
 namespace wse::wafer {
 

@@ -8,9 +8,9 @@
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/units/units.h"
-#include "wse_mesh/kernel_cache.h"
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/kernel_cache.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

@@ -4,7 +4,7 @@
 //
 // `io` takes writes from outside the wafer (weights, KV caches arriving over EFA,
 // tokens). The wafer's SRAM is one address space: address = PE index (y * width + x) *
-// sram_bytes + offset within that PE. A write crosses the I/O edge (wse_mesh/io_edge.h),
+// sram_bytes + offset within that PE. A write crosses the I/O edge (wse_mesh/fabric/io_edge.h),
 // travels the fabric to the PE, and b_transport returns when its last wavelet has
 // arrived. Reads, and writes that cross a PE boundary, are answered with TLM error
 // responses.
@@ -25,8 +25,8 @@
 #include <tlm>
 
 #include "systemc_models/stats/stats.h"
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/io_edge.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/fabric/io_edge.h"
 #include "wse_mesh/wafer_config.h"
 
 namespace wse::wafer {

@@ -20,7 +20,7 @@
 #include "workloads/serving/serving_report.h"
 #include "workloads/serving/serving_system.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/pe.h"
 #include "wse_mesh/wafer_config.h"
 
 namespace wse::experiments {

@@ -13,7 +13,7 @@
 #include "wse_mesh/register.h"
 #endif
 #ifdef WSE_HAVE_WSE_MESH_DECODE
-#include "wse_mesh/decode/decode_bench.h"
+#include "wse_mesh/benches/decode_bench.h"
 #endif
 
 namespace wse::app {

@@ -6,9 +6,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include "wse_mesh/benches.h"
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/traffic.h"
+#include "wse_mesh/benches/benches.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/fabric/traffic.h"
 
 namespace {
 

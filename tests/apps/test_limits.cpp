@@ -13,7 +13,7 @@
 #include "util/cli_harness.h"
 #include "util/scratch_dir.h"
 #include "workloads/serving/serving_system.h"
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 namespace wse::testing {
 namespace {

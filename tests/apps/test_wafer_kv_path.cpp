@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "apps/experiments/wafer_kv_path.h"
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/io_edge.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/fabric/io_edge.h"
 
 namespace wse::experiments {
 namespace {

@@ -7,7 +7,7 @@
 //  - add of one fp32 element (one wavelet): SIMD 2 -> 1 cycle; reads 32 bits over
 //    2 x 32 -> 1; writes 32 over 32 -> 1: 1 cycle. One chain stage (ramp, hop, ramp,
 //    add issue, add) therefore costs 5 cycles.
-#include "wse_mesh/collectives.h"
+#include "wse_mesh/kernels/collectives.h"
 
 #include <gtest/gtest.h>
 

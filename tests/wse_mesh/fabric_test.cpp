@@ -1,7 +1,7 @@
 // Per-PE fabric: exact cycle counts derived by hand from the timing rules in
-// wse_mesh/fabric.h (ramp R cycles each way, H cycles per hop, one wavelet per cycle per
+// wse_mesh/fabric/fabric.h (ramp R cycles each way, H cycles per hop, one wavelet per cycle per
 // link direction, credits back C cycles after a slot empties).
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 #include <map>
 #include <vector>

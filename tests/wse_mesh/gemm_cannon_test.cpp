@@ -1,6 +1,6 @@
 // The weight-stationary Cannon GEMM (gemm_cannon.h): steps and a small GEMM derived by
 // hand, the folded ring, tiled against per-PE, and the SRAM paths.
-#include "wse_mesh/gemm_cannon.h"
+#include "wse_mesh/kernels/gemm_cannon.h"
 
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "wse_mesh/benches.h"
+#include "wse_mesh/benches/benches.h"
 
 namespace wse::wafer {
 namespace {

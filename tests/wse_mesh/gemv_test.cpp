@@ -1,6 +1,6 @@
 // GEMV on a PE grid and the PE cost model, with cycle counts derived by hand.
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/gemv_tiled.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/gemv_tiled.h"
 
 #include <array>
 #include <string>

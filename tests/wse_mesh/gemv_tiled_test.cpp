@@ -1,5 +1,5 @@
 // GEMV on tiled fidelity against the per-PE GEMV on grids where per-PE is affordable.
-#include "wse_mesh/gemv_tiled.h"
+#include "wse_mesh/kernels/gemv_tiled.h"
 
 #include <algorithm>
 #include <cstdint>

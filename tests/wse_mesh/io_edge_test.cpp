@@ -1,5 +1,5 @@
 // Data entering through the wafer's I/O edge and reaching a far PE.
-#include "wse_mesh/io_edge.h"
+#include "wse_mesh/fabric/io_edge.h"
 
 #include <vector>
 

@@ -1,6 +1,6 @@
 // Kernel results simulated once and reused: same cycles with reuse on and off, hits and
 // misses counted, and every value that decides the time in the key.
-#include "wse_mesh/kernel_cache.h"
+#include "wse_mesh/kernels/kernel_cache.h"
 
 #include <gtest/gtest.h>
 

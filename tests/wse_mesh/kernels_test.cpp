@@ -25,8 +25,8 @@
 #include <string>
 
 #include "util/systemc_test.h"
-#include "wse_mesh/attention.h"
-#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/kernels/attention.h"
+#include "wse_mesh/kernels/vector_kernels.h"
 #include "wse_mesh/wafer_config.h"
 
 namespace wse::wafer {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "util/systemc_test.h"
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 namespace wse::wafer {
 namespace {

@@ -5,7 +5,7 @@
 #include <exception>
 #include <filesystem>
 
-#include "wse_mesh/decode/decode_bench.h"
+#include "wse_mesh/benches/decode_bench.h"
 
 // The SystemC library provides main() and calls sc_main().
 int sc_main(int argc, char** argv) {

@@ -11,7 +11,7 @@
 
 #include "workloads/model/operators.h"
 #include "wse_mesh/decode/placement.h"
-#include "wse_mesh/gemm_cannon.h"
+#include "wse_mesh/kernels/gemm_cannon.h"
 
 namespace wse::wafer {
 

@@ -9,7 +9,7 @@
 
 #include "systemc_models/units/units.h"
 
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

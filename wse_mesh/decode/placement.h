@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/wafer_config.h"
 #include "workloads/model/transformer.h"
 

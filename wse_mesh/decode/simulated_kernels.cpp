@@ -7,7 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

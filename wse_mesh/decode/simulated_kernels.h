@@ -38,11 +38,11 @@
 #include <string>
 #include <utility>
 
-#include "wse_mesh/attention.h"
+#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/decode/kernel_timer.h"
 #include "wse_mesh/decode/placement.h"
-#include "wse_mesh/kernel_cache.h"
-#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/kernels/kernel_cache.h"
+#include "wse_mesh/kernels/vector_kernels.h"
 #include "wse_mesh/wafer_config.h"
 
 namespace wse::wafer {

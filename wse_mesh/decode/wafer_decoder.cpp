@@ -7,7 +7,7 @@
 
 #include "wse_mesh/decode/schedule.h"
 #include "wse_mesh/decode/simulated_kernels.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

@@ -6,7 +6,7 @@
 #include "decode_test_util.h"
 #include "wse_mesh/decode/placement.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 namespace {

@@ -7,11 +7,11 @@
 #include <memory>
 
 #include "decode_test_util.h"
-#include "wse_mesh/attention.h"
+#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/vector_kernels.h"
 
 namespace wse::wafer {
 namespace {

@@ -10,8 +10,8 @@
 #include "wse_mesh/decode/schedule.h"
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/gemv_tiled.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/gemv_tiled.h"
 #include "workloads/model/operators.h"
 
 namespace wse::wafer {

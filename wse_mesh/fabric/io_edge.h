@@ -15,7 +15,7 @@
 #include <cstdint>
 
 #include "systemc_models/units/units.h"
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 namespace wse::wafer {
 

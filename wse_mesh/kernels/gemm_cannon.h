@@ -54,8 +54,8 @@
 #include <string_view>
 #include <vector>
 
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

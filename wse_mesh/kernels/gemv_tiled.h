@@ -33,9 +33,9 @@
 
 #include <cstdint>
 
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

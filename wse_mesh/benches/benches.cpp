@@ -1,4 +1,4 @@
-#include "wse_mesh/benches.h"
+#include "wse_mesh/benches/benches.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -7,11 +7,11 @@
 #include <utility>
 
 #include "systemc_models/sim/output.h"
-#include "wse_mesh/collectives.h"
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/gemv_tiled.h"
-#include "wse_mesh/kernel_cache.h"
-#include "wse_mesh/traffic.h"
+#include "wse_mesh/kernels/collectives.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/gemv_tiled.h"
+#include "wse_mesh/kernels/kernel_cache.h"
+#include "wse_mesh/fabric/traffic.h"
 
 namespace wse::wafer {
 

@@ -1,4 +1,4 @@
-#include "wse_mesh/gemv_tiled.h"
+#include "wse_mesh/kernels/gemv_tiled.h"
 
 #include <algorithm>
 #include <chrono>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "wse_mesh/gemv_pe_engine.h"
+#include "wse_mesh/kernels/gemv_pe_engine.h"
 
 namespace wse::wafer {
 

@@ -1,4 +1,4 @@
-#include "wse_mesh/decode/decode_bench.h"
+#include "wse_mesh/benches/decode_bench.h"
 
 #include <chrono>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "systemc_models/sim/output.h"
-#include "wse_mesh/benches.h"
+#include "wse_mesh/benches/benches.h"
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "workloads/model/reference_models.h"
 

@@ -1,4 +1,4 @@
-#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/kernels/vector_kernels.h"
 
 #include <algorithm>
 #include <array>

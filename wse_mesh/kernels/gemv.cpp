@@ -1,4 +1,4 @@
-#include "wse_mesh/gemv.h"
+#include "wse_mesh/kernels/gemv.h"
 
 #include <algorithm>
 #include <chrono>
@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "wse_mesh/gemv_pe_engine.h"
+#include "wse_mesh/kernels/gemv_pe_engine.h"
 
 namespace wse::wafer {
 

@@ -1,4 +1,4 @@
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 #include <algorithm>
 #include <bit>

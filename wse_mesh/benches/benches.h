@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "systemc_models/sim/registry.h"
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

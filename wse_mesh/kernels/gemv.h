@@ -36,8 +36,8 @@
 #include <initializer_list>
 #include <string_view>
 
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 

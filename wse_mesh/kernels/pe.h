@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 namespace wse::wafer {
 

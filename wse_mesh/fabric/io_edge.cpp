@@ -1,4 +1,4 @@
-#include "wse_mesh/io_edge.h"
+#include "wse_mesh/fabric/io_edge.h"
 
 #include <algorithm>
 #include <cmath>

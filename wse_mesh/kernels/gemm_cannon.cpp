@@ -1,4 +1,4 @@
-#include "wse_mesh/gemm_cannon.h"
+#include "wse_mesh/kernels/gemm_cannon.h"
 
 #include <algorithm>
 #include <chrono>

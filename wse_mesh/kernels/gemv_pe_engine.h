@@ -27,8 +27,8 @@
 #include <utility>
 #include <vector>
 
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer::detail {
 

@@ -24,14 +24,14 @@
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/stats/stats.h"
-#include "wse_mesh/attention.h"
-#include "wse_mesh/collectives.h"
-#include "wse_mesh/fabric.h"
-#include "wse_mesh/gemm_cannon.h"
-#include "wse_mesh/gemv.h"
-#include "wse_mesh/gemv_tiled.h"
-#include "wse_mesh/pe.h"
-#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/kernels/attention.h"
+#include "wse_mesh/kernels/collectives.h"
+#include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/gemm_cannon.h"
+#include "wse_mesh/kernels/gemv.h"
+#include "wse_mesh/kernels/gemv_tiled.h"
+#include "wse_mesh/kernels/pe.h"
+#include "wse_mesh/kernels/vector_kernels.h"
 
 namespace wse::wafer {
 

@@ -1,4 +1,4 @@
-#include "wse_mesh/collectives.h"
+#include "wse_mesh/kernels/collectives.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,11 +1,11 @@
-#include "wse_mesh/kernel_benches.h"
+#include "wse_mesh/benches/kernel_benches.h"
 
 #include <cstdio>
 
 #include "systemc_models/sim/output.h"
-#include "wse_mesh/attention.h"
-#include "wse_mesh/benches.h"
-#include "wse_mesh/vector_kernels.h"
+#include "wse_mesh/kernels/attention.h"
+#include "wse_mesh/benches/benches.h"
+#include "wse_mesh/kernels/vector_kernels.h"
 
 namespace wse::wafer {
 

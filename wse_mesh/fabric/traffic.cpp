@@ -1,4 +1,4 @@
-#include "wse_mesh/traffic.h"
+#include "wse_mesh/fabric/traffic.h"
 
 #include <chrono>
 #include <random>

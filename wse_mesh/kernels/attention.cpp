@@ -1,4 +1,4 @@
-#include "wse_mesh/attention.h"
+#include "wse_mesh/kernels/attention.h"
 
 #include <algorithm>
 #include <chrono>

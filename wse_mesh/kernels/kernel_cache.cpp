@@ -1,4 +1,4 @@
-#include "wse_mesh/kernel_cache.h"
+#include "wse_mesh/kernels/kernel_cache.h"
 
 #include <sstream>
 

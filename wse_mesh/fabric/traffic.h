@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "wse_mesh/fabric.h"
+#include "wse_mesh/fabric/fabric.h"
 
 namespace wse::wafer {
 

@@ -1,4 +1,4 @@
-#include "wse_mesh/pe.h"
+#include "wse_mesh/kernels/pe.h"
 
 #include <algorithm>
 #include <cstdio>
