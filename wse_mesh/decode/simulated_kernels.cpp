@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -471,14 +472,51 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   // The grain doubles with each doubling of the blocks past 32 grains: the interval stays
   // between 1/32 and 1/16 of the blocks.
   const std::uint64_t grain = g << static_cast<unsigned>(std::max(0.0, std::floor(std::log2(static_cast<double>(blocks) / (16.0 * static_cast<double>(g))))));
-  if (blocks % grain == 0) return exact(part);
-  std::uint64_t lo = blocks / grain * grain, hi = lo + grain;
-  if (ceil_div(lo, cols) != ceil_div(hi, cols)) {
-    const std::uint64_t rows = ceil_div(blocks, cols);
+  const std::uint64_t rows = ceil_div(blocks, cols);
+  std::uint64_t lo = blocks / grain * grain, hi = lo + grain;  // lo == hi: b is a sample point
+  if (blocks % grain == 0) {
+    hi = lo;
+  } else if (ceil_div(lo, cols) != ceil_div(hi, cols)) {
     lo = std::max(lo, (rows - 1) * cols + 1);
     hi = std::min(hi, rows * cols);
-    if (blocks == lo || blocks == hi) return exact(part);
+    if (blocks == lo || blocks == hi) lo = hi = blocks;
   }
+  // Plateaus. With the rows fixed, one more block adds a PE at the end of the last row:
+  // its work, its hops and its combine stage come on top of the others', so the time
+  // does not fall as the blocks grow, from the second block of a new row on (the first
+  // is the new row's column-0 PE, whose append runs down column 0: measured slower, by
+  // 22-29 cycles of 9,500 with the chain). This is checked block by block in the test.
+  // Where the time is the same at both ends of an interval, it is that time all along
+  // the interval. The interval is b's stretch of block counts with its rows, from the
+  // second (for one row, between two powers of two: one tree level), halved at
+  // multiples of the grain toward b while its ends differ, down to [lo, hi]. On a
+  // plateau the cycles are exact; the hops and PE busy, which do grow, are interpolated
+  // between its ends.
+  std::uint64_t a = rows > 1 ? (rows - 1) * cols + 2 : (std::bit_floor(blocks - 1) + 1);
+  std::uint64_t c = rows > 1 ? rows * cols : std::min<std::uint64_t>(cols, 2 * (a - 1));
+  const auto point = [&](std::uint64_t b) {
+    AttentionConfig at = part;
+    at.context = b * tpp - 1;
+    return exact(at);
+  };
+  // (A chain along one row grows by one stage a block: no plateau to look for there.)
+  const bool look = rows > 1 || part.reduction != Reduction::kChain;
+  try {
+    while (look && c - a > std::max(hi - lo, grain) && a <= blocks && blocks <= c) {
+      const AttentionCost ca = point(a), cc = point(c);
+      if (ca.cycles == cc.cycles) {
+        const double w = static_cast<double>(blocks - a) / static_cast<double>(c - a);
+        return AttentionCost{ca.cycles, ca.hops + w * (cc.hops - ca.hops), ca.pe_busy + w * (cc.pe_busy - ca.pe_busy)};
+      }
+      if (rows == 1) break;  // one row: the tree's stretch only (the chain grows along it)
+      const std::uint64_t mid = (a + c) / 2 / grain * grain;
+      if (mid <= a || mid >= c) break;
+      (blocks <= mid ? c : a) = mid;
+    }
+  } catch (const CapacityError&) {
+    // an end of the stretch does not fit the PEs: the interval [lo, hi] alone
+  }
+  if (lo == hi) return exact(part);
   return between(lo * tpp - 1, hi * tpp - 1, static_cast<double>(blocks - lo) / static_cast<double>(hi - lo));
 }
 

@@ -52,8 +52,9 @@ struct SimulatedKernelOptions {
   std::uint32_t attention_max_grid_cols = 256;
   Reduction attention_combine = Reduction::kChain;
   // Decode attention over more than this many token blocks per head is simulated at
-  // multiples of it and interpolated in between; a prefill sub-chunk at the two ends of
-  // the block counts that wrap onto as many PE rows as its own (0: all simulated).
+  // multiples of it and interpolated in between, or taken from the ends of a plateau of
+  // equal times; a prefill sub-chunk at the two ends of the block counts that wrap onto
+  // as many PE rows as its own (0: all simulated).
   std::uint32_t attention_block_grain = 16;
   Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums
   bool reduction_auto = true;                 // GEMV: the fastest of chain, tree, K-tree per kernel

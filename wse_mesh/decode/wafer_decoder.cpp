@@ -179,7 +179,8 @@ DecodeConfig read_decode_config(config::Section& s) {
   c.attention_block_grain = static_cast<std::uint32_t>(att.integer(
       "block_grain", {.doc = "simulation choice: a decode over more than this many token blocks per head is "
                              "simulated at the neighbouring multiples of it (doubled with each doubling of the "
-                             "blocks past 32 of it; never across a row wrap) and interpolated linearly in between "
+                             "blocks past 32 of it; never across a row wrap) and interpolated linearly in between, "
+                             "or taken from the ends of a plateau of equal times "
                              "(0: every block count simulated; error bound in docs/wse_mesh.md)",
                       .def = "16",
                       .min = 0,

@@ -233,5 +233,82 @@ TEST(DecodeSimulated, SampledAttentionBlocksStayWithinOnePercent) {
   EXPECT_EQ(sampled.time(op, plan).cycles, exact.time(op, plan).cycles);
 }
 
+
+// The plateau rule of the sampler (attention_cost) rests on this: with a head's rows
+// fixed, one more token block never makes the attention faster (it adds a PE with its
+// work, hops and combine stage at the end of the last row), from the second block of a
+// row on. (The first block of a new row sits on column 0, under the head's root, and
+// is measured 22-29 cycles slower than the second with the chain combine: 9,503 against
+// 9,481 at 33 and 34 blocks.) Checked block by block, for both combines, on 16-column
+// rows with Llama-3.1-70B's heads (8 queries per KV head, head_dim 128) and with small
+// heads, up to 5 rows.
+TEST(DecodeSimulated, AttentionTimeNeverFallsAsBlocksGrowWithTheRowsFixed) {
+  const WaferConfig w = test::load_cs3();
+  for (const Reduction red : {Reduction::kChain, Reduction::kTree}) {
+    for (const std::uint32_t head_dim : {16u, 128u}) {
+      AttentionConfig a;
+      a.q_heads = 64;
+      a.kv_heads = 8;
+      a.head_dim = head_dim;
+      a.tokens_per_pe = 4;
+      a.max_grid_cols = 16;
+      a.reduction = red;
+      std::uint64_t last = 0;
+      for (std::uint64_t blocks = 1; blocks <= 80; ++blocks) {
+        a.context = blocks * 4 - 1;
+        const std::uint64_t t = run_attention(w.fabric, w.pe, a).total_cycles;
+        if ((blocks - 1) % 16 > 1) {  // from the second block count of a row band on
+          EXPECT_GE(t, last) << blocks << " blocks, " << reduction_name(red) << ", head_dim " << head_dim;
+        }
+        last = t;
+      }
+    }
+  }
+}
+
+// On a plateau (the same cycles at both ends of a row band, from its second block count)
+// the sampler returns those cycles for every block count in between without simulating
+// them: 70B heads on 16-column rows, tree combine, 3 rows (34 to 48 blocks), grain 4.
+TEST(DecodeSimulated, SampledAttentionOnAPlateauIsExactAndSimulatesOnlyItsEnds) {
+  const WaferConfig w = test::load_cs3();
+  KernelCache cache;
+  SimulatedKernelOptions opt;
+  opt.attention_block_grain = 4;
+  opt.attention_combine = Reduction::kTree;
+  SimulatedKernels sampled(w, opt, cache);
+  LayerPlan plan;
+  plan.attention_tokens_per_pe = 4;
+  plan.region.width = 16;
+  workloads::Operator op;
+  op.kind = workloads::OpKind::attention;
+  op.name = "self_attn";
+  op.q_heads = 64;
+  op.kv_heads = 8;
+  op.qk_head_dim = 128;
+  op.v_head_dim = 128;
+  op.query_len = 1;
+  op.weight_dtype = workloads::DType::bf16;
+  AttentionConfig a;
+  a.q_heads = 64;
+  a.kv_heads = 8;
+  a.head_dim = 128;
+  a.tokens_per_pe = 4;
+  a.max_grid_cols = 16;
+  a.reduction = Reduction::kTree;
+  const auto exact_at = [&](std::uint64_t blocks) {
+    a.context = blocks * 4 - 1;
+    return run_attention(w.fabric, w.pe, a).total_cycles;
+  };
+  // The tree's levels: 4 along a row of 16 and 2 up a column of 3, for every block count
+  // of the band, so 34..48 blocks is one plateau (its ends equal, checked here).
+  ASSERT_EQ(exact_at(34), exact_at(48));
+  for (const std::uint64_t blocks : {35u, 41u, 46u, 47u}) {
+    op.kv_len = blocks * 4;  // a context of blocks x 4 - 1 and the new token: `blocks` blocks
+    EXPECT_EQ(sampled.time(op, plan).cycles, exact_at(34)) << blocks << " blocks";
+  }
+  // Two kernels simulated: the band's ends, 34 and 48 blocks.
+  EXPECT_EQ(cache.misses(), 2u);
+}
+
 }  // namespace
 }  // namespace wse::wafer
