@@ -98,148 +98,219 @@ struct PeState {
   MessageId out = kNone;
 };
 
-AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L,
-                         std::uint32_t heads) {
-  const auto t0 = std::chrono::steady_clock::now();
-  validate(pe);
-  require_mapped(a.reduction, {Reduction::kChain, Reduction::kTree}, "attention (combine)");
-  const FabricConfig& fc = fabric.config();
-  if (a.origin.x + L.Q > fc.width || a.origin.y + heads * L.R > fc.height) {
-    throw std::invalid_argument("attention: a " + std::to_string(L.Q) + " x " + std::to_string(heads * L.R) +
-                                " PE grid at (" + std::to_string(a.origin.x) + "," + std::to_string(a.origin.y) +
-                                ") does not fit the " + std::to_string(fc.width) + " x " +
-                                std::to_string(fc.height) + " fabric");
-  }
-  const std::uint32_t n_row_colors = reduction_colors(a.reduction, L.Q);
-  const std::uint32_t n_col_colors = reduction_colors(a.reduction, L.R);
-  const auto col_color = static_cast<Color>(kRowColor + n_row_colors);
-  if (col_color + n_col_colors > fc.colors) {
-    throw std::invalid_argument("attention: append, query and a " +
-                                std::string(reduction_name(a.reduction)) +
-                                " combine over " + std::to_string(L.Q) + " x " + std::to_string(L.R) +
-                                " PEs need " + std::to_string(col_color + n_col_colors) + " colors, beyond the " +
-                                std::to_string(fc.colors) + " colors");
-  }
+// The instruction costs of the mapping's steps on one PE (pe.h).
+struct AttentionCosts {
+  AttentionCosts(const PeConfig& pe, const AttentionConfig& a, const Layout& L)
+      : pe_(pe), D_(L.D), kv_bits_(8 * a.kv_bytes), per_wavelet_(4 / a.kv_bytes),
+        k_wavelets(ceil_div(L.D, per_wavelet_)), payload_per_query(L.D + 2),
+        payload(L.queries() * payload_per_query),
+        combine_m(vector_cycles(pe, pe.simd_fp32_add, 1, 32, 32) + 2 * exp_cycles(pe, 1)),
+        combine_o(2 * vector_cycles(pe, pe.simd_fp32_fmac, 1, 32, 32)),
+        normalize(reciprocal_cycles(pe, 1) + fp32_scale_cycles(pe, L.D)) {}
 
-  // SRAM of the fullest PE (block 0: a full block whenever the cache holds tokens_per_pe).
-  const std::uint64_t T0 = L.tokens_in(0);
-  const std::string kv_type = a.kv_bytes == 1 ? "fp8" : (a.kv_bytes == 2 ? "fp16" : "fp32");
-  SramPlacement sram(a.origin, pe.sram_bytes);
-  sram.place("K cache (" + std::to_string(T0) + " tokens x " + std::to_string(L.D) + " " + kv_type + ")",
-             T0 * L.D * a.kv_bytes);
-  sram.place("V cache (" + std::to_string(T0) + " tokens x " + std::to_string(L.D) + " " + kv_type + ")",
-             T0 * L.D * a.kv_bytes);
-  sram.place("query vectors (" + std::to_string(L.queries()) + " x " + std::to_string(L.D) + " fp16)",
-             L.queries() * L.D * 2);
-  sram.place("scores (" + std::to_string(L.queries()) + " x " + std::to_string(T0) + " fp32)",
-             L.queries() * T0 * 4);
-  sram.place("partial outputs (" + std::to_string(L.queries()) + " x " + std::to_string(L.D + 2) + " fp32)",
-             L.queries() * (L.D + 2) * 4);
-
-  // Instruction costs (pe.h). Scores: for each query element q[d], one FMAC over the
-  // token's scores s[0:T] += q[d] * K^T[d][0:T] (K read at kv width, scores fp32 read and
-  // written, q[d] from the fabric). Then per query: max, exp(s - m), sum, and P V as T
-  // FMACs o[0:D] += p[t] * V[t][0:D].
-  const std::uint32_t kv_bits = 8 * a.kv_bytes;
-  auto score_fmac = [&](std::uint64_t T) {
-    return vector_cycles(pe, pe.simd_fp16_fp32_fmac, T, kv_bits + 32, 32);
-  };
-  auto softmax_pv = [&](std::uint64_t T) {
-    if (T == 0) return std::uint64_t{0};
-    const std::uint64_t reduce = vector_cycles(pe, pe.simd_fp32_add, T, 32, 0);  // max, then sum
-    return 2 * reduce + exp_cycles(pe, T) + T * vector_cycles(pe, pe.simd_fp16_fp32_fmac, L.D, kv_bits + 32, 32);
-  };
+  // Scores: for each query element q[d], one FMAC over the token's scores
+  // s[0:T] += q[d] * K^T[d][0:T] (K read at kv width, scores fp32 read and written, q[d]
+  // from the fabric).
+  std::uint64_t score_fmac(std::uint64_t T) const {
+    return vector_cycles(pe_, pe_.simd_fp16_fp32_fmac, T, kv_bits_ + 32, 32);
+  }
+  // Then per query: max, exp(s - m), sum, and P V as T FMACs o[0:D] += p[t] * V[t][0:D].
+  std::uint64_t softmax_pv(std::uint64_t T) const {
+    if (T == 0) return 0;
+    const std::uint64_t reduce = vector_cycles(pe_, pe_.simd_fp32_add, T, 32, 0);  // max, then sum
+    return 2 * reduce + exp_cycles(pe_, T) + T * vector_cycles(pe_, pe_.simd_fp16_fp32_fmac, D_, kv_bits_ + 32, 32);
+  }
   // Append: each wavelet of K is written into the column of K^T (a strided write: SIMD
   // width 1, SDK), each wavelet of V contiguously.
-  const std::uint64_t per_wavelet = 4 / a.kv_bytes;
-  const std::uint64_t k_wavelets = ceil_div(L.D, per_wavelet);  // per token, same for V
-  auto store_cost = [&](std::uint64_t w) {
+  std::uint64_t store(std::uint64_t w) const {
     const std::uint64_t in_token = w % (2 * k_wavelets);
     const bool is_k = in_token < k_wavelets;
     const std::uint64_t idx = is_k ? in_token : in_token - k_wavelets;
-    const std::uint64_t values = std::min(per_wavelet, L.D - idx * per_wavelet);
-    return is_k ? vector_cycles(pe, 1, values, 0, kv_bits) : vector_cycles(pe, pe.simd_fp16_add, values, 0, kv_bits);
-  };
-  // Combine of (m, l, o[D]) per query: on m, m' = max(m_own, m_in), alpha = exp(m_own - m'),
-  // beta = exp(m_in - m'); on each of l, o[d]: own = alpha * own + beta * in (two fp32
-  // multiply-adds of one element, `in` from the fabric). The root divides o by l.
-  const std::uint64_t payload_per_query = L.D + 2;
-  const std::uint64_t payload = L.queries() * payload_per_query;
-  const std::uint64_t combine_m = vector_cycles(pe, pe.simd_fp32_add, 1, 32, 32) + 2 * exp_cycles(pe, 1);
-  const std::uint64_t combine_o = 2 * vector_cycles(pe, pe.simd_fp32_fmac, 1, 32, 32);
-  const std::uint64_t normalize = reciprocal_cycles(pe, 1) + fp32_scale_cycles(pe, L.D);
-  if (payload > UINT32_MAX || L.queries() * L.D > (1ull << 31)) {
-    throw std::invalid_argument("attention: " + std::to_string(L.queries()) +
-                                " queries per KV head exceed the combine's stream size");
+    const std::uint64_t values = std::min(per_wavelet_, D_ - idx * per_wavelet_);
+    return is_k ? vector_cycles(pe_, 1, values, 0, kv_bits_) : vector_cycles(pe_, pe_.simd_fp16_add, values, 0, kv_bits_);
   }
 
-  // Node id (block) of the head-relative coordinates, and fabric coordinates.
-  auto at = [&](std::uint32_t h, std::uint32_t b) {
-    return PeCoord{a.origin.x + b % L.Q, a.origin.y + h * L.R + b / L.Q};
-  };
+ private:
+  const PeConfig& pe_;
+  std::uint64_t D_;
+  std::uint32_t kv_bits_;
+  std::uint64_t per_wavelet_;
 
-  // Routes, the same for every head on its own rows: no route leaves a head's rows, so
-  // heads never share a link.
-  std::vector<PortMask> rx(L.nb, 0), tx(L.nb, 0);
+ public:
+  const std::uint64_t k_wavelets;  // wavelets of one token's K (the same for V)
+  // Combine of (m, l, o[D]) per query: on m, m' = max(m_own, m_in), alpha = exp(m_own -
+  // m'), beta = exp(m_in - m'); on each of l, o[d]: own = alpha * own + beta * in (two
+  // fp32 multiply-adds of one element, `in` from the fabric). The root divides o by l.
+  const std::uint64_t payload_per_query;
+  const std::uint64_t payload;
+  const std::uint64_t combine_m;
+  const std::uint64_t combine_o;
+  const std::uint64_t normalize;
+};
+
+// One run of the mapping on `heads` heads of a fabric, in its steps: the routes of the
+// append, the query multicast and the combine; then each PE's behaviour as wavelets
+// reach it (store, score, combine, finish at the root); then the result.
+class AttentionRun {
+ public:
+  AttentionRun(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L, std::uint32_t heads)
+      : fabric_(fabric), a_(a), L_(L), heads_(heads), cost_(pe, a, L),
+        first_owner_(static_cast<std::uint32_t>(L.context / L.tpp)),
+        last_owner_(static_cast<std::uint32_t>((L.N - 1) / L.tpp)) {
+    validate(pe);
+    require_mapped(a.reduction, {Reduction::kChain, Reduction::kTree}, "attention (combine)");
+    check_fit();
+    sram_ = place_sram(pe);
+    if (cost_.payload > UINT32_MAX || L.queries() * L.D > (1ull << 31)) {
+      throw std::invalid_argument("attention: " + std::to_string(L.queries()) +
+                                  " queries per KV head exceed the combine's stream size");
+    }
+  }
+
+  AttentionResult run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    route_append();
+    route_query();
+    route_combine();
+    st_.resize(static_cast<std::size_t>(heads_) * L_.nb);
+    head_done_.assign(heads_, kUnknown);
+    msg_base_ = static_cast<MessageId>(fabric_.message_count());
+    start_ = fabric_.now();
+    fabric_.on_delivery([this](PeCoord p, MessageId msg, std::uint64_t cycle) { deliver(p, msg, cycle); });
+    const std::uint64_t hops0 = fabric_.wavelet_hops();
+    const std::uint64_t sim0 = fabric_.cycles_simulated();
+    for (std::uint32_t h = 0; h < heads_; ++h) start_head(h);
+    fabric_.run_until_idle();
+    fabric_.on_delivery(nullptr);
+    AttentionResult res = collect();
+    res.wavelet_hops = fabric_.wavelet_hops() - hops0;
+    res.fabric_cycles_simulated = fabric_.cycles_simulated() - sim0;
+    res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+  }
+
+ private:
+  // --- The grid, its colors and its SRAM -----------------------------------------------
+  void check_fit() {
+    const FabricConfig& fc = fabric_.config();
+    if (a_.origin.x + L_.Q > fc.width || a_.origin.y + heads_ * L_.R > fc.height) {
+      throw std::invalid_argument("attention: a " + std::to_string(L_.Q) + " x " + std::to_string(heads_ * L_.R) +
+                                  " PE grid at (" + std::to_string(a_.origin.x) + "," + std::to_string(a_.origin.y) +
+                                  ") does not fit the " + std::to_string(fc.width) + " x " +
+                                  std::to_string(fc.height) + " fabric");
+    }
+    const std::uint32_t n_row_colors = reduction_colors(a_.reduction, L_.Q);
+    const std::uint32_t n_col_colors = reduction_colors(a_.reduction, L_.R);
+    col_color_ = static_cast<Color>(kRowColor + n_row_colors);
+    if (col_color_ + n_col_colors > fc.colors) {
+      throw std::invalid_argument("attention: append, query and a " + std::string(reduction_name(a_.reduction)) +
+                                  " combine over " + std::to_string(L_.Q) + " x " + std::to_string(L_.R) +
+                                  " PEs need " + std::to_string(col_color_ + n_col_colors) + " colors, beyond the " +
+                                  std::to_string(fc.colors) + " colors");
+    }
+  }
+
+  // SRAM of the fullest PE (block 0: a full block whenever the cache holds tokens_per_pe).
+  std::uint64_t place_sram(const PeConfig& pe) const {
+    const std::uint64_t T0 = L_.tokens_in(0);
+    const std::string kv_type = a_.kv_bytes == 1 ? "fp8" : (a_.kv_bytes == 2 ? "fp16" : "fp32");
+    SramPlacement sram(a_.origin, pe.sram_bytes);
+    sram.place("K cache (" + std::to_string(T0) + " tokens x " + std::to_string(L_.D) + " " + kv_type + ")",
+               T0 * L_.D * a_.kv_bytes);
+    sram.place("V cache (" + std::to_string(T0) + " tokens x " + std::to_string(L_.D) + " " + kv_type + ")",
+               T0 * L_.D * a_.kv_bytes);
+    sram.place("query vectors (" + std::to_string(L_.queries()) + " x " + std::to_string(L_.D) + " fp16)",
+               L_.queries() * L_.D * 2);
+    sram.place("scores (" + std::to_string(L_.queries()) + " x " + std::to_string(T0) + " fp32)",
+               L_.queries() * T0 * 4);
+    sram.place("partial outputs (" + std::to_string(L_.queries()) + " x " + std::to_string(L_.D + 2) + " fp32)",
+               L_.queries() * (L_.D + 2) * 4);
+    return sram.used_bytes();
+  }
+
+  // Fabric coordinates of block b of head h.
+  PeCoord at(std::uint32_t h, std::uint32_t b) const {
+    return PeCoord{a_.origin.x + b % L_.Q, a_.origin.y + h * L_.R + b / L_.Q};
+  }
+
+  // --- Routes: the same for every head on its own rows (no route leaves a head's rows,
+  // so heads never share a link) -------------------------------------------------------
   // Append: a tree from the source (block 0) east along row 0, then south to each owner.
-  const std::uint32_t first_owner = static_cast<std::uint32_t>(L.context / L.tpp);
-  const std::uint32_t last_owner = static_cast<std::uint32_t>((L.N - 1) / L.tpp);
-  for (std::uint32_t b = std::max(first_owner, 1u); b <= last_owner; ++b) {
-    const std::uint32_t c = b % L.Q;
-    const std::uint32_t r = b / L.Q;
-    rx[0] = mask(Port::kRamp);
-    tx[0] |= mask(c > 0 ? Port::kEast : Port::kSouth);
-    for (std::uint32_t x = 1; x <= c; ++x) {
-      rx[x] = mask(Port::kWest);
-      tx[x] |= mask(x < c ? Port::kEast : (r > 0 ? Port::kSouth : Port::kRamp));
+  void route_append() {
+    std::vector<PortMask> rx(L_.nb, 0), tx(L_.nb, 0);
+    for (std::uint32_t b = std::max(first_owner_, 1u); b <= last_owner_; ++b) {
+      const std::uint32_t c = b % L_.Q;
+      const std::uint32_t r = b / L_.Q;
+      rx[0] = mask(Port::kRamp);
+      tx[0] |= mask(c > 0 ? Port::kEast : Port::kSouth);
+      for (std::uint32_t x = 1; x <= c; ++x) {
+        rx[x] = mask(Port::kWest);
+        tx[x] |= mask(x < c ? Port::kEast : (r > 0 ? Port::kSouth : Port::kRamp));
+      }
+      for (std::uint32_t y = 1; y <= r; ++y) {
+        rx[y * L_.Q + c] = mask(Port::kNorth);
+        tx[y * L_.Q + c] |= mask(y < r ? Port::kSouth : Port::kRamp);
+      }
     }
-    for (std::uint32_t y = 1; y <= r; ++y) {
-      rx[y * L.Q + c] = mask(Port::kNorth);
-      tx[y * L.Q + c] |= mask(y < r ? Port::kSouth : Port::kRamp);
+    for (std::uint32_t h = 0; h < heads_; ++h) {
+      for (std::uint32_t b = 0; b < L_.nb; ++b) {
+        if (tx[b] != 0) fabric_.set_route(at(h, b), kAppendColor, rx[b], tx[b]);
+      }
     }
   }
-  for (std::uint32_t h = 0; h < heads; ++h) {
-    for (std::uint32_t b = 0; b < L.nb; ++b) {
-      if (tx[b] != 0) fabric.set_route(at(h, b), kAppendColor, rx[b], tx[b]);
-    }
-  }
+
   // Query multicast: east along row 0, and from each PE of row 0 south down its column.
-  for (std::uint32_t b = 0; b < L.nb; ++b) {
-    const std::uint32_t c = b % L.Q;
-    const std::uint32_t r = b / L.Q;
-    PortMask in = 0;
-    PortMask out = 0;
-    if (b == 0) {
-      in = mask(Port::kRamp);
-    } else {
-      in = mask(r == 0 ? Port::kWest : Port::kNorth);
-      out |= mask(Port::kRamp);
+  void route_query() {
+    if (L_.nb <= 1) return;
+    std::vector<PortMask> rx(L_.nb, 0), tx(L_.nb, 0);
+    for (std::uint32_t b = 0; b < L_.nb; ++b) {
+      const std::uint32_t c = b % L_.Q;
+      const std::uint32_t r = b / L_.Q;
+      PortMask in = 0;
+      PortMask out = 0;
+      if (b == 0) {
+        in = mask(Port::kRamp);
+      } else {
+        in = mask(r == 0 ? Port::kWest : Port::kNorth);
+        out |= mask(Port::kRamp);
+      }
+      if (r == 0 && c + 1 < L_.row_len(0)) out |= mask(Port::kEast);
+      if (r + 1 < L_.col_rows(c)) out |= mask(Port::kSouth);
+      rx[b] = in;
+      tx[b] = out;
     }
-    if (r == 0 && c + 1 < L.row_len(0)) out |= mask(Port::kEast);
-    if (r + 1 < L.col_rows(c)) out |= mask(Port::kSouth);
-    rx[b] = in;
-    tx[b] = out;
+    for (std::uint32_t h = 0; h < heads_; ++h) {
+      for (std::uint32_t b = 0; b < L_.nb; ++b) fabric_.set_route(at(h, b), kQueryColor, rx[b], tx[b]);
+    }
   }
-  for (std::uint32_t h = 0; h < heads && L.nb > 1; ++h) {
-    for (std::uint32_t b = 0; b < L.nb; ++b) fabric.set_route(at(h, b), kQueryColor, rx[b], tx[b]);
-  }
+
   // Combine: along each row toward the west (column 0), then up column 0 to the source.
-  std::vector<std::uint32_t> parent(L.nb, kNone), n_in(L.nb, 0);
-  std::vector<Color> out_color(L.nb, 0);
-  auto reduce_line = [&](std::uint32_t n, auto node_of, Color base, bool horizontal) {
+  void route_combine() {
+    parent_.assign(L_.nb, kNone);
+    n_in_.assign(L_.nb, 0);
+    out_color_.assign(L_.nb, 0);
+    for (std::uint32_t r = 0; r < L_.R; ++r) {
+      reduce_line(L_.row_len(r), [&](std::uint32_t k) { return r * L_.Q + k; }, kRowColor, true);
+    }
+    reduce_line(L_.R, [&](std::uint32_t k) { return k * L_.Q; }, col_color_, false);
+  }
+
+  // The chain or tree over the n nodes node_of(0..n-1) of one line, toward node_of(0).
+  template <class NodeOf>
+  void reduce_line(std::uint32_t n, NodeOf node_of, Color base, bool horizontal) {
     auto link = [&](std::uint32_t from, std::uint32_t to, Color color) {
       const Port fwd = horizontal ? Port::kWest : Port::kNorth;  // toward the line's first PE
       const Port back = horizontal ? Port::kEast : Port::kSouth;
-      for (std::uint32_t h = 0; h < heads; ++h) {
-        fabric.set_route(at(h, node_of(from)), color, mask(Port::kRamp), mask(fwd));
-        for (std::uint32_t m = to + 1; m < from; ++m) fabric.set_route(at(h, node_of(m)), color, mask(back), mask(fwd));
-        fabric.set_route(at(h, node_of(to)), color, mask(back), mask(Port::kRamp));
+      for (std::uint32_t h = 0; h < heads_; ++h) {
+        fabric_.set_route(at(h, node_of(from)), color, mask(Port::kRamp), mask(fwd));
+        for (std::uint32_t m = to + 1; m < from; ++m) fabric_.set_route(at(h, node_of(m)), color, mask(back), mask(fwd));
+        fabric_.set_route(at(h, node_of(to)), color, mask(back), mask(Port::kRamp));
       }
-      parent[node_of(from)] = node_of(to);
-      out_color[node_of(from)] = color;
-      ++n_in[node_of(to)];
+      parent_[node_of(from)] = node_of(to);
+      out_color_[node_of(from)] = color;
+      ++n_in_[node_of(to)];
     };
-    if (a.reduction == Reduction::kChain) {
+    if (a_.reduction == Reduction::kChain) {
       for (std::uint32_t k = n - 1; k >= 1 && n > 1; --k) link(k, k - 1, static_cast<Color>(base + (k + 1) % 2));
       return;
     }
@@ -247,39 +318,45 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
       const std::uint32_t span = 1u << s;
       for (std::uint32_t k = span; k < n; k += 2 * span) link(k, k - span, static_cast<Color>(base + s));
     }
-  };
-  for (std::uint32_t r = 0; r < L.R; ++r) {
-    reduce_line(L.row_len(r), [&](std::uint32_t k) { return r * L.Q + k; }, kRowColor, true);
   }
-  reduce_line(L.R, [&](std::uint32_t k) { return k * L.Q; }, col_color, false);
 
-  std::vector<PeState> st(static_cast<std::size_t>(heads) * L.nb);
-  std::vector<std::uint64_t> head_done(heads, kUnknown);
-  std::vector<MsgInfo> info;
-  const MessageId msg_base = static_cast<MessageId>(fabric.message_count());
-  auto note = [&](MessageId id, MsgInfo mi) {
-    if (id - msg_base >= info.size()) info.resize(id - msg_base + 1);
-    info[id - msg_base] = mi;
-  };
-  const std::uint64_t start = fabric.now();
+  // --- Each PE's behaviour ------------------------------------------------------------
+  PeState& state(std::uint32_t h, std::uint32_t b) { return st_[static_cast<std::size_t>(h) * L_.nb + b]; }
+
+  void note(MessageId id, MsgInfo mi) {
+    if (id - msg_base_ >= info_.size()) info_.resize(id - msg_base_ + 1);
+    info_[id - msg_base_] = mi;
+  }
+
+  // The PE's combine stream toward its parent, opened on first use.
+  MessageId out_stream(std::uint32_t h, std::uint32_t b) {
+    PeState& s = state(h, b);
+    if (s.out == kNone) {
+      s.out = fabric_.open_message(at(h, b), out_color_[b]);
+      note(s.out, {MsgKind::kCombine, h, kNone});
+    }
+    return s.out;
+  }
 
   // The root divides each query's output by its sum as that output becomes final.
-  auto root_final = [&](std::uint32_t h, PeState& s, std::uint64_t k) {
-    if (k % payload_per_query != payload_per_query - 1) return;
-    s.engine_free += normalize;
-    if (k + 1 == payload) head_done[h] = s.engine_free;
-  };
+  void root_final(std::uint32_t h, PeState& s, std::uint64_t k) {
+    if (k % cost_.payload_per_query != cost_.payload_per_query - 1) return;
+    s.engine_free += cost_.normalize;
+    if (k + 1 == cost_.payload) head_done_[h] = s.engine_free;
+  }
+
   // Combines the waiting wavelets in arrival order, each once this PE's own result for
   // that query is done; a wavelet complete from every stream goes on toward the root.
-  auto drain = [&](std::uint32_t h, std::uint32_t b) {
-    PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
-    if (s.contributions.empty()) s.contributions.assign(payload, 0);
+  void drain(std::uint32_t h, std::uint32_t b) {
+    PeState& s = state(h, b);
+    if (s.contributions.empty()) s.contributions.assign(cost_.payload, 0);
     std::size_t used = 0;
     for (; used < s.arrivals.size(); ++used) {
       const auto [arrived, msg] = s.arrivals[used];
-      auto stream = std::find_if(s.streams.begin(), s.streams.end(), [&wanted = msg](const auto& x) { return x.first == wanted; });
+      auto stream = std::find_if(s.streams.begin(), s.streams.end(),
+                                 [&wanted = msg](const auto& x) { return x.first == wanted; });
       const std::uint64_t k = stream == s.streams.end() ? 0 : stream->second;
-      const std::uint64_t own = s.query_done[k / payload_per_query];
+      const std::uint64_t own = s.query_done[k / cost_.payload_per_query];
       if (own == kUnknown) break;  // this PE's own result for that query is not ready yet
       if (stream == s.streams.end()) {
         s.streams.emplace_back(msg, 0);
@@ -287,81 +364,78 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
       }
       ++stream->second;
       const std::uint64_t begin = std::max({arrived + 1, own, s.engine_free});
-      s.engine_free = begin + (k % payload_per_query == 0 ? combine_m : combine_o);
-      if (++s.contributions[k] < n_in[b]) continue;
+      s.engine_free = begin + (k % cost_.payload_per_query == 0 ? cost_.combine_m : cost_.combine_o);
+      if (++s.contributions[k] < n_in_[b]) continue;
       if (k != s.next_final++) throw std::logic_error("attention: combine completed out of order");
       if (b == 0) {
         root_final(h, s, k);
       } else {
-        if (s.out == kNone) {
-          s.out = fabric.open_message(at(h, b), out_color[b]);
-          note(s.out, {MsgKind::kCombine, h, kNone});
-        }
-        fabric.append_wavelets(s.out, 1, s.engine_free);
+        fabric_.append_wavelets(out_stream(h, b), 1, s.engine_free);
       }
     }
     s.arrivals.erase(s.arrivals.begin(), s.arrivals.begin() + static_cast<std::ptrdiff_t>(used));
-  };
+  }
+
   // Query `query`'s partial result (m, l, o) is done on this PE.
-  auto query_ready = [&](std::uint32_t h, std::uint32_t b, std::uint64_t query) {
-    PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
-    if (b == 0 && n_in[0] == 0) {  // one PE: no combine
+  void query_ready(std::uint32_t h, std::uint32_t b, std::uint64_t query) {
+    PeState& s = state(h, b);
+    if (b == 0 && n_in_[0] == 0) {  // one PE: no combine
       s.engine_free = std::max(s.engine_free, s.query_done[query]);
-      root_final(h, s, (query + 1) * payload_per_query - 1);
-    } else if (n_in[b] == 0) {  // a leaf: the query's partial result goes out at once
-      if (s.out == kNone) {
-        s.out = fabric.open_message(at(h, b), out_color[b]);
-        note(s.out, {MsgKind::kCombine, h, kNone});
-      }
-      fabric.append_wavelets(s.out, static_cast<std::uint32_t>(payload_per_query), s.query_done[query]);
+      root_final(h, s, (query + 1) * cost_.payload_per_query - 1);
+    } else if (n_in_[b] == 0) {  // a leaf: the query's partial result goes out at once
+      fabric_.append_wavelets(out_stream(h, b), static_cast<std::uint32_t>(cost_.payload_per_query),
+                              s.query_done[query]);
     } else {
       drain(h, b);
     }
-  };
+  }
+
   // One q wavelet (two fp16 elements) usable at `usable`: its score FMACs, and the
   // softmax and P V of each query it completes.
-  const std::uint64_t q_elements = L.queries() * L.D;
-  const std::uint64_t q_wavelet_count = ceil_div(q_elements, 2);
-  auto process_q = [&](std::uint32_t h, std::uint32_t b, std::uint64_t usable) {
-    PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
-    if (s.query_done.empty()) s.query_done.assign(L.queries(), kUnknown);
+  void process_q(std::uint32_t h, std::uint32_t b, std::uint64_t usable) {
+    PeState& s = state(h, b);
+    if (s.query_done.empty()) s.query_done.assign(L_.queries(), kUnknown);
+    const std::uint64_t q_elements = L_.queries() * L_.D;
     const std::uint64_t w = s.q_wavelets++;
     const std::uint64_t begin = std::max(usable, s.engine_free);
     std::uint64_t t = begin;
     std::uint64_t completed[2];
     std::size_t n_completed = 0;
     for (std::uint64_t e = 2 * w; e < std::min(2 * w + 2, q_elements); ++e) {
-      const std::uint64_t query = e / L.D;
-      const std::uint64_t T = L.attended(b, query / L.G);
-      t += score_fmac(T);
-      if (e % L.D == L.D - 1) {
-        t += softmax_pv(T);
+      const std::uint64_t query = e / L_.D;
+      const std::uint64_t T = L_.attended(b, query / L_.G);
+      t += cost_.score_fmac(T);
+      if (e % L_.D == L_.D - 1) {
+        t += cost_.softmax_pv(T);
         s.query_done[query] = t;
         completed[n_completed++] = query;
       }
     }
     s.busy += t - begin;
     s.engine_free = t;
-    if (s.q_wavelets == q_wavelet_count) s.own_done = t;
+    if (s.q_wavelets == q_wavelet_count()) s.own_done = t;
     for (std::size_t i = 0; i < n_completed; ++i) query_ready(h, b, completed[i]);
-  };
-  auto append_stored = [&](std::uint32_t h, std::uint32_t b) {
-    PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
+  }
+
+  std::uint64_t q_wavelet_count() const { return ceil_div(L_.queries() * L_.D, 2); }
+
+  void append_stored(std::uint32_t h, std::uint32_t b) {
+    PeState& s = state(h, b);
     s.append_done = s.engine_free;
     for (const std::uint64_t d : s.pending_q) process_q(h, b, d + 1);
     s.pending_q.clear();
-  };
+  }
 
-  fabric.on_delivery([&](PeCoord p, MessageId msg, std::uint64_t cycle) {
-    const std::uint32_t h = (p.y - a.origin.y) / L.R;
-    const std::uint32_t b = ((p.y - a.origin.y) % L.R) * L.Q + (p.x - a.origin.x);
-    PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
-    const Color color = fabric.message(msg).color;
+  void deliver(PeCoord p, MessageId msg, std::uint64_t cycle) {
+    const std::uint32_t h = (p.y - a_.origin.y) / L_.R;
+    const std::uint32_t b = ((p.y - a_.origin.y) % L_.R) * L_.Q + (p.x - a_.origin.x);
+    PeState& s = state(h, b);
+    const Color color = fabric_.message(msg).color;
     if (color == kAppendColor) {
       // The append tree passes every owner's tokens by every owner: keep one's own.
-      if (msg - msg_base >= info.size() || info[msg - msg_base].owner != b) return;
+      if (msg - msg_base_ >= info_.size() || info_[msg - msg_base_].owner != b) return;
       const std::uint64_t w = s.append_stored++;
-      const std::uint64_t cost = store_cost(w);
+      const std::uint64_t cost = cost_.store(w);
       s.engine_free = std::max(cycle + 1, s.engine_free) + cost;
       s.busy += cost;
       if (s.append_stored == s.append_expected) append_stored(h, b);
@@ -376,64 +450,83 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
       s.arrivals.emplace_back(cycle, msg);
       drain(h, b);
     }
-  });
+  }
 
-  const std::uint64_t hops0 = fabric.wavelet_hops();
-  const std::uint64_t sim0 = fabric.cycles_simulated();
-  for (std::uint32_t h = 0; h < heads; ++h) {
-    // The new tokens' K and V: sent from the source to each owner; the source stores its own.
-    for (std::uint32_t b = first_owner; b <= last_owner; ++b) {
-      const std::uint64_t first = std::max<std::uint64_t>(L.context, static_cast<std::uint64_t>(b) * L.tpp);
-      const std::uint64_t last = std::min<std::uint64_t>(L.N, (static_cast<std::uint64_t>(b) + 1) * L.tpp);
-      const std::uint64_t wavelets = (last - first) * 2 * k_wavelets;
-      PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
+  // The new tokens' K and V, sent from the source to each owner (the source stores its
+  // own), and the queries, multicast from the source, which computes from its SRAM at once.
+  void start_head(std::uint32_t h) {
+    for (std::uint32_t b = first_owner_; b <= last_owner_; ++b) {
+      const std::uint64_t first = std::max<std::uint64_t>(L_.context, static_cast<std::uint64_t>(b) * L_.tpp);
+      const std::uint64_t last = std::min<std::uint64_t>(L_.N, (static_cast<std::uint64_t>(b) + 1) * L_.tpp);
+      const std::uint64_t wavelets = (last - first) * 2 * cost_.k_wavelets;
+      PeState& s = state(h, b);
       s.append_expected = wavelets;
       s.append_done = kUnknown;
       if (b == 0) {
-        for (std::uint64_t w = 0; w < wavelets; ++w) s.busy += store_cost(w);
+        for (std::uint64_t w = 0; w < wavelets; ++w) s.busy += cost_.store(w);
         s.append_stored = wavelets;
-        s.engine_free = start + s.busy;
+        s.engine_free = start_ + s.busy;
         s.append_done = s.engine_free;
       } else {
         if (wavelets > UINT32_MAX) throw std::invalid_argument("attention: append message too long");
-        const MessageId id = fabric.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start);
+        const MessageId id = fabric_.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start_);
         note(id, {MsgKind::kAppend, h, b});
       }
     }
-    // The queries: multicast from the source, which computes from its SRAM at once.
-    if (L.nb > 1) {
-      if (q_wavelet_count > UINT32_MAX) throw std::invalid_argument("attention: query message too long");
-      const MessageId id = fabric.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelet_count), start);
+    const std::uint64_t q_wavelets = q_wavelet_count();
+    if (L_.nb > 1) {
+      if (q_wavelets > UINT32_MAX) throw std::invalid_argument("attention: query message too long");
+      const MessageId id = fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
       note(id, {MsgKind::kQuery, h, kNone});
     }
-    PeState& src = st[static_cast<std::size_t>(h) * L.nb];
-    src.engine_free = std::max(src.engine_free, start);
-    for (std::uint64_t w = 0; w < q_wavelet_count; ++w) process_q(h, 0, start);
+    PeState& src = state(h, 0);
+    src.engine_free = std::max(src.engine_free, start_);
+    for (std::uint64_t w = 0; w < q_wavelets; ++w) process_q(h, 0, start_);
   }
-  fabric.run_until_idle();
-  fabric.on_delivery(nullptr);
 
-  AttentionResult res;
-  res.grid_rows = a.kv_heads * L.R;
-  res.grid_cols = L.Q;
-  res.sram_bytes_per_pe = sram.used_bytes();
-  for (std::uint32_t h = 0; h < heads; ++h) {
-    if (head_done[h] == kUnknown) throw std::logic_error("attention: head " + std::to_string(h) + " never completed");
-    res.total_cycles = std::max(res.total_cycles, head_done[h] - start);
-    for (std::uint32_t b = 0; b < L.nb; ++b) {
-      const PeState& s = st[static_cast<std::size_t>(h) * L.nb + b];
-      if (b >= first_owner && b <= last_owner) res.append_cycles = std::max(res.append_cycles, s.append_done - start);
-      if (s.last_q_delivery != kUnknown) res.query_cycles = std::max(res.query_cycles, s.last_q_delivery + 1 - start);
-      res.compute_cycles = std::max(res.compute_cycles, s.busy);
-      if (s.own_done == kUnknown) throw std::logic_error("attention: a PE never finished its local work");
-      res.compute_done_cycles = std::max(res.compute_done_cycles, s.own_done - start);
+  // --- The result -----------------------------------------------------------------------
+  AttentionResult collect() {
+    AttentionResult res;
+    res.grid_rows = a_.kv_heads * L_.R;
+    res.grid_cols = L_.Q;
+    res.sram_bytes_per_pe = sram_;
+    for (std::uint32_t h = 0; h < heads_; ++h) {
+      if (head_done_[h] == kUnknown) throw std::logic_error("attention: head " + std::to_string(h) + " never completed");
+      res.total_cycles = std::max(res.total_cycles, head_done_[h] - start_);
+      for (std::uint32_t b = 0; b < L_.nb; ++b) {
+        const PeState& s = state(h, b);
+        if (b >= first_owner_ && b <= last_owner_) res.append_cycles = std::max(res.append_cycles, s.append_done - start_);
+        if (s.last_q_delivery != kUnknown) res.query_cycles = std::max(res.query_cycles, s.last_q_delivery + 1 - start_);
+        res.compute_cycles = std::max(res.compute_cycles, s.busy);
+        if (s.own_done == kUnknown) throw std::logic_error("attention: a PE never finished its local work");
+        res.compute_done_cycles = std::max(res.compute_done_cycles, s.own_done - start_);
+      }
     }
+    res.combine_cycles = res.total_cycles - res.compute_done_cycles;
+    return res;
   }
-  res.combine_cycles = res.total_cycles - res.compute_done_cycles;
-  res.wavelet_hops = fabric.wavelet_hops() - hops0;
-  res.fabric_cycles_simulated = fabric.cycles_simulated() - sim0;
-  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return res;
+
+  Fabric& fabric_;
+  const AttentionConfig& a_;
+  const Layout& L_;
+  const std::uint32_t heads_;
+  const AttentionCosts cost_;
+  const std::uint32_t first_owner_;  // blocks that receive the new tokens
+  const std::uint32_t last_owner_;
+  Color col_color_ = 0;              // the first color of the combine's column phase
+  std::uint64_t sram_ = 0;           // SRAM bytes of the fullest PE
+  std::vector<std::uint32_t> parent_, n_in_;  // per block: the combine's parent, streams in
+  std::vector<Color> out_color_;     // per block: the color of its combine stream
+  std::vector<PeState> st_;
+  std::vector<std::uint64_t> head_done_;
+  std::vector<MsgInfo> info_;
+  MessageId msg_base_ = 0;
+  std::uint64_t start_ = 0;
+};
+
+AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L,
+                         std::uint32_t heads) {
+  return AttentionRun(fabric, pe, a, L, heads).run();
 }
 
 }  // namespace
