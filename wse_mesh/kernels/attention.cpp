@@ -148,13 +148,25 @@ struct AttentionCosts {
   const std::uint64_t normalize;
 };
 
+// A delivery at a PE of column 0 other than the combine's column phase (row phase,
+// query, the PE's own append), recorded by a folded run's first pass for its second.
+struct HeadDelivery {
+  std::uint64_t cycle = 0;
+  std::uint32_t row = 0;  // the head's row
+  Color color = 0;
+  MessageId msg = 0;
+};
+
 // One run of the mapping on `heads` heads of a fabric, in its steps: the routes of the
 // append, the query multicast and the combine; then each PE's behaviour as wavelets
 // reach it (store, score, combine, finish at the root); then the result.
 class AttentionRun {
  public:
-  AttentionRun(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L, std::uint32_t heads)
-      : fabric_(fabric), a_(a), L_(L), heads_(heads), cost_(pe, a, L),
+  // `column_only`: the second pass of a folded run, on a fabric one PE wide: the
+  // head's column 0 runs the column phase, fed by replay() instead of its rows.
+  AttentionRun(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L, std::uint32_t heads,
+               bool column_only = false)
+      : fabric_(fabric), a_(a), L_(L), heads_(heads), column_only_(column_only), cost_(pe, a, L),
         first_owner_(static_cast<std::uint32_t>(L.context / L.tpp)),
         last_owner_(static_cast<std::uint32_t>((L.N - 1) / L.tpp)) {
     validate(pe);
@@ -167,10 +179,33 @@ class AttentionRun {
     }
   }
 
+  // Records the deliveries at column 0 (see HeadDelivery) into `out` during run().
+  void record_head_deliveries(std::vector<HeadDelivery>* out) { record_ = out; }
+  // Deliveries replayed at column 0 during run() (column_only), sorted by cycle; each
+  // `msg` must be a stream id unused by the fabric.
+  void replay(std::vector<HeadDelivery> events) { replay_ = std::move(events); }
+  // Link wavelets sent north on column 0 (the combine's column phase) and sent west or
+  // south by the PEs of `row` of head 0: the hops of one row (run() first).
+  std::uint64_t column_north_hops() const {
+    std::uint64_t n = 0;
+    for (std::uint32_t r = 0; r < L_.R; ++r) n += fabric_.link_wavelets(at(0, r * L_.Q), Port::kNorth);
+    return n;
+  }
+  std::uint64_t row_out_hops(std::uint32_t row) const {
+    std::uint64_t n = 0;
+    for (std::uint32_t c = 0; c < L_.row_len(row); ++c) {
+      n += fabric_.link_wavelets(at(0, row * L_.Q + c), Port::kWest) +
+           fabric_.link_wavelets(at(0, row * L_.Q + c), Port::kSouth);
+    }
+    return n;
+  }
+
   AttentionResult run() {
     const auto t0 = std::chrono::steady_clock::now();
-    route_append();
-    route_query();
+    if (!column_only_) {
+      route_append();
+      route_query();
+    }
     route_combine();
     st_.resize(static_cast<std::size_t>(heads_) * L_.nb);
     head_done_.assign(heads_, kUnknown);
@@ -180,8 +215,21 @@ class AttentionRun {
     const std::uint64_t hops0 = fabric_.wavelet_hops();
     const std::uint64_t sim0 = fabric_.cycles_simulated();
     for (std::uint32_t h = 0; h < heads_; ++h) start_head(h);
+    for (std::size_t i = 0; i < replay_.size();) {
+      const std::uint64_t cycle = replay_[i].cycle;
+      fabric_.run_until_idle(cycle);
+      fabric_.advance_to(cycle);
+      for (; i < replay_.size() && replay_[i].cycle == cycle; ++i) {
+        const HeadDelivery& e = replay_[i];
+        handle(0, e.row * L_.Q, e.color, e.msg, e.cycle);
+      }
+    }
     fabric_.run_until_idle();
     fabric_.on_delivery(nullptr);
+    if (column_only_) {
+      return AttentionResult{.total_cycles = head_done_.at(0) - start_,
+                             .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+    }
     AttentionResult res = collect();
     res.wavelet_hops = fabric_.wavelet_hops() - hops0;
     res.fabric_cycles_simulated = fabric_.cycles_simulated() - sim0;
@@ -193,7 +241,7 @@ class AttentionRun {
   // --- The grid, its colors and its SRAM -----------------------------------------------
   void check_fit() {
     const FabricConfig& fc = fabric_.config();
-    if (a_.origin.x + L_.Q > fc.width || a_.origin.y + heads_ * L_.R > fc.height) {
+    if (a_.origin.x + (column_only_ ? 1 : L_.Q) > fc.width || a_.origin.y + heads_ * L_.R > fc.height) {
       throw std::invalid_argument("attention: a " + std::to_string(L_.Q) + " x " + std::to_string(heads_ * L_.R) +
                                   " PE grid at (" + std::to_string(a_.origin.x) + "," + std::to_string(a_.origin.y) +
                                   ") does not fit the " + std::to_string(fc.width) + " x " +
@@ -301,7 +349,7 @@ class AttentionRun {
     auto link = [&](std::uint32_t from, std::uint32_t to, Color color) {
       const Port fwd = horizontal ? Port::kWest : Port::kNorth;  // toward the line's first PE
       const Port back = horizontal ? Port::kEast : Port::kSouth;
-      for (std::uint32_t h = 0; h < heads_; ++h) {
+      for (std::uint32_t h = 0; h < heads_ && (!column_only_ || !horizontal); ++h) {
         fabric_.set_route(at(h, node_of(from)), color, mask(Port::kRamp), mask(fwd));
         for (std::uint32_t m = to + 1; m < from; ++m) fabric_.set_route(at(h, node_of(m)), color, mask(back), mask(fwd));
         fabric_.set_route(at(h, node_of(to)), color, mask(back), mask(Port::kRamp));
@@ -429,11 +477,18 @@ class AttentionRun {
   void deliver(PeCoord p, MessageId msg, std::uint64_t cycle) {
     const std::uint32_t h = (p.y - a_.origin.y) / L_.R;
     const std::uint32_t b = ((p.y - a_.origin.y) % L_.R) * L_.Q + (p.x - a_.origin.x);
-    PeState& s = state(h, b);
     const Color color = fabric_.message(msg).color;
+    // The append tree passes every owner's tokens by every owner: keep one's own.
+    if (color == kAppendColor && (msg - msg_base_ >= info_.size() || info_[msg - msg_base_].owner != b)) return;
+    if (record_ != nullptr && h == 0 && p.x == a_.origin.x && color < col_color_) {
+      record_->push_back(HeadDelivery{cycle, b / L_.Q, color, msg});
+    }
+    handle(h, b, color, msg, cycle);
+  }
+
+  void handle(std::uint32_t h, std::uint32_t b, Color color, MessageId msg, std::uint64_t cycle) {
+    PeState& s = state(h, b);
     if (color == kAppendColor) {
-      // The append tree passes every owner's tokens by every owner: keep one's own.
-      if (msg - msg_base_ >= info_.size() || info_[msg - msg_base_].owner != b) return;
       const std::uint64_t w = s.append_stored++;
       const std::uint64_t cost = cost_.store(w);
       s.engine_free = std::max(cycle + 1, s.engine_free) + cost;
@@ -467,14 +522,14 @@ class AttentionRun {
         s.append_stored = wavelets;
         s.engine_free = start_ + s.busy;
         s.append_done = s.engine_free;
-      } else {
+      } else if (!column_only_) {
         if (wavelets > UINT32_MAX) throw std::invalid_argument("attention: append message too long");
         const MessageId id = fabric_.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start_);
         note(id, {MsgKind::kAppend, h, b});
       }
     }
     const std::uint64_t q_wavelets = q_wavelet_count();
-    if (L_.nb > 1) {
+    if (L_.nb > 1 && !column_only_) {
       if (q_wavelets > UINT32_MAX) throw std::invalid_argument("attention: query message too long");
       const MessageId id = fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
       note(id, {MsgKind::kQuery, h, kNone});
@@ -503,6 +558,7 @@ class AttentionRun {
       }
     }
     res.combine_cycles = res.total_cycles - res.compute_done_cycles;
+    res.rows_simulated = L_.R;
     return res;
   }
 
@@ -510,6 +566,7 @@ class AttentionRun {
   const AttentionConfig& a_;
   const Layout& L_;
   const std::uint32_t heads_;
+  const bool column_only_;
   const AttentionCosts cost_;
   const std::uint32_t first_owner_;  // blocks that receive the new tokens
   const std::uint32_t last_owner_;
@@ -522,11 +579,86 @@ class AttentionRun {
   std::vector<MsgInfo> info_;
   MessageId msg_base_ = 0;
   std::uint64_t start_ = 0;
+  std::vector<HeadDelivery>* record_ = nullptr;
+  std::vector<HeadDelivery> replay_;
 };
 
 AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L,
                          std::uint32_t heads) {
   return AttentionRun(fabric, pe, a, L, heads).run();
+}
+
+FabricConfig sized_to(const FabricConfig& fc, const AttentionConfig& a, std::uint32_t cols, std::uint32_t rows) {
+  FabricConfig sized = fc;
+  sized.width = a.origin.x + cols;
+  sized.height = a.origin.y + rows;
+  return sized;
+}
+
+// Folded rows (AttentionConfig::fold_rows). A head's rows 1 .. R-2 hold full blocks and
+// none of the new tokens; each receives the query (and passes the append on) one hop
+// after the row above, and its row phase of the combine uses only its own links. So the
+// first pass simulates a head of three rows, the first, one of those middle rows and
+// the last (the new tokens' row, with the same columns), recording what reaches each
+// row's column-0 PE; the second simulates the head's column 0 alone, all R rows, with
+// the combine's column phase on the fabric and each row's recorded deliveries replayed
+// at its column-0 PE, later by one hop per row (row r of the middle ones: r - 1 hops;
+// the last row: R - 3). Not exact by construction: in the whole head a row's column-0 PE
+// also receives the column phase from the rows below, on the same ramp, while its row
+// phase arrives, and a prefill chunk's longer append shares a column's south links with
+// the query multicast in a pattern that is not quite a shift. Measured (test
+// KernelsTest.FoldedRowsGiveTheWholeHeadsResult, DecodeSimulated.FoldedAttentionRowsStay-
+// WithinATenthOfAPercent and docs/wse_mesh.md): a decode's total is within 0.1% of the
+// whole head's (10 of 188 small-head chain cases off by 1-2 cycles; every other figure
+// equal); a chunk's last query delivery moves by up to 9 of ~580 cycles. (At 4 rows, a
+// chunk's total moved by 2 of 12,025 cycles and no time was saved: folding starts at 5.)
+AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const AttentionConfig& a, const Layout& L) {
+  const std::uint64_t dropped_tokens = std::uint64_t{L.R - 3} * L.Q * L.tpp;
+  AttentionConfig a3 = a;
+  a3.context = a.context - dropped_tokens;
+  const Layout L3 = layout_of(a3);
+  Fabric f1(sized_to(fc, a, L3.Q, L3.R));
+  AttentionRun pass1(f1, pe, a3, L3, 1);
+  std::vector<HeadDelivery> rec;
+  pass1.record_head_deliveries(&rec);
+  AttentionResult res = pass1.run();
+  const std::uint64_t north1 = pass1.column_north_hops();
+  const std::uint64_t middle_row_hops = pass1.row_out_hops(1);
+
+  const std::uint64_t hop = fc.hop_latency_cycles;
+  const auto n1 = static_cast<MessageId>(f1.message_count());
+  std::vector<HeadDelivery> events;
+  events.reserve(rec.size() * L.R / 2);
+  for (std::uint32_t r = 0; r < L.R; ++r) {
+    const std::uint32_t folded = r == 0 ? 0 : (r + 1 == L.R ? 2 : 1);
+    const std::uint64_t later = (r - folded) * hop;
+    for (const HeadDelivery& e : rec) {
+      if (e.row != folded) continue;
+      events.push_back(HeadDelivery{e.cycle + later, r, e.color, (MessageId{1} << 30) + r * n1 + e.msg});
+    }
+  }
+  std::stable_sort(events.begin(), events.end(), [](const HeadDelivery& x, const HeadDelivery& y) { return x.cycle < y.cycle; });
+  Fabric f2(sized_to(fc, a, 1, L.R));
+  AttentionRun pass2(f2, pe, a, L, 1, true);
+  pass2.replay(std::move(events));
+  const AttentionResult col = pass2.run();
+
+  const std::uint64_t later = std::uint64_t{L.R - 3} * hop;  // the last row's times
+  res.grid_rows = a.kv_heads * L.R;
+  res.total_cycles = col.total_cycles;
+  res.append_cycles += later;
+  res.query_cycles += later;
+  res.compute_done_cycles += later;
+  res.combine_cycles = res.total_cycles - std::min(res.total_cycles, res.compute_done_cycles);
+  // Hops: the first pass's, less its column phase, plus the column phase of all R rows,
+  // plus R - 3 more middle rows; the middle row simulated sends the query south into the
+  // last row only, the others into a full row: Q - (the last row's length) more columns.
+  const std::uint64_t into_full_row =
+      middle_row_hops + std::uint64_t{L.Q - L.row_len(L.R - 1)} * ceil_div(L.queries() * L.D, 2);
+  res.wavelet_hops = res.wavelet_hops - north1 + std::uint64_t{L.R - 3} * into_full_row + f2.wavelet_hops();
+  res.fabric_cycles_simulated += f2.cycles_simulated();
+  res.wall_seconds += col.wall_seconds;
+  return res;
 }
 
 }  // namespace
@@ -546,10 +678,8 @@ AttentionResult run_attention(const FabricConfig& fc, const PeConfig& pe, const 
   // rows: on an otherwise empty fabric every head takes exactly the same cycles, so one
   // head is simulated (on a fabric the size of its rows) and stands for all.
   const Layout L = layout_of(a);
-  FabricConfig sized = fc;
-  sized.width = a.origin.x + L.Q;
-  sized.height = a.origin.y + L.R;
-  Fabric fabric(sized);
+  if (a.fold_rows && L.R >= 5 && L.context / L.tpp >= std::uint64_t{L.R - 1} * L.Q) return run_folded(fc, pe, a, L);
+  Fabric fabric(sized_to(fc, a, L.Q, L.R));
   return simulate(fabric, pe, a, L, 1);
 }
 

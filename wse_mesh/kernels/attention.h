@@ -46,6 +46,13 @@ struct AttentionConfig {
   std::uint32_t kv_bytes = 2;            // bytes per cached value (bf16/fp16: 2, fp8: 1)
   Reduction reduction = Reduction::kTree;  // the combine along a head's rows
   PeCoord origin{0, 0};                  // north-west PE of the grid on the fabric
+  // Simulation choice (FabricConfig overload, a head of 5 rows or more whose new tokens
+  // land in its last row): rows 1 .. R-2 of a head are alike, each one hop later than
+  // the one above, so one of them is simulated, with the head's first and last rows, and
+  // the column phase of the combine is then simulated on the head's column 0 with each
+  // row's deliveries there replayed, shifted. Within 0.1% of the whole head's time, and
+  // equal in most cases (tested; docs/wse_mesh.md, "Attention"); false simulates every row.
+  bool fold_rows = true;
 };
 
 struct AttentionResult {
@@ -60,6 +67,7 @@ struct AttentionResult {
   std::uint64_t combine_cycles = 0;       // total - compute_done: the exposed combine
   std::uint64_t wavelet_hops = 0;
   std::uint64_t fabric_cycles_simulated = 0;
+  std::uint32_t rows_simulated = 0;       // a head's rows simulated in full (3 when folded)
   double wall_seconds = 0.0;
 };
 

@@ -88,7 +88,7 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const At
   std::ostringstream o;
   o << "attention|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
     << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << "|max_cols:" << a.max_grid_cols
-    << "|kv_bytes:" << a.kv_bytes << "|red:" << static_cast<int>(a.reduction);
+    << "|kv_bytes:" << a.kv_bytes << "|red:" << static_cast<int>(a.reduction) << "|fold:" << a.fold_rows;
   put_hardware(o, f, pe);
   return o.str();
 }
