@@ -492,6 +492,12 @@ TrainiumPrefill::TrainiumPrefill(const ChipConfig& chip, const InstanceConfig& i
     throw std::invalid_argument("prefill: " + std::to_string(chips_) + " chips do not form a sub-torus of " +
                                 std::to_string(instance_.chips_x) + " x " + std::to_string(instance_.chips_y));
   }
+  if (!algorithm_applies(group_, group_.algorithm)) {
+    throw std::invalid_argument("prefill: the group's " + std::to_string(group_.chips_x) + " x " +
+                                std::to_string(group_.chips_y) + " chips cannot run the collective algorithm " +
+                                std::string(to_string(group_.algorithm)) +
+                                " (instance.collective_algorithm); use auto, ring, mesh or torus2d");
+  }
   if (cfg_.attention_key_block == 0 || cfg_.attention_key_block > chip_.core.tensor.max_moving ||
       cfg_.gemm_token_block == 0 || cfg_.elementwise_tile == 0) {
     throw std::invalid_argument("prefill: attention_key_block must be in 1.." +

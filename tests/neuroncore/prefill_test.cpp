@@ -553,6 +553,12 @@ TEST(Prefill, GroupLargerThanTheInstanceIsRejected) {
   cfg.tp_degree = 6;
   cfg.lnc = 2;  // 12 cores: not whole chips
   EXPECT_THROW(TrainiumPrefill(trainium2_chip(), InstanceConfig{}, cfg), std::invalid_argument);
+  cfg.tp_degree = 48;  // x LNC 2 = 96 cores: 12 chips, a 4 x 3 sub-torus, where rdh cannot run
+  InstanceConfig rdh;
+  rdh.algorithm = CollectiveAlgorithm::kRdh;
+  EXPECT_THROW(TrainiumPrefill(trainium2_chip(), rdh, cfg), std::invalid_argument);
+  rdh.algorithm = CollectiveAlgorithm::kAuto;
+  EXPECT_EQ(TrainiumPrefill(trainium2_chip(), rdh, cfg).chips(), 12u);
 }
 
 // ---- Token counts sampled (token_grain) ----
