@@ -19,8 +19,9 @@ void register_neuroncore(sim::Registry& registry) {
                          run_gemm_bench});
   registry.add_bench(
       "collective",
-      sim::Bench{"NeuronLink collectives (all-reduce, all-gather, reduce-scatter) on the 4 x 4 "
-                 "torus of a trn2.48xlarge: bandwidth versus message size (collective.csv)",
+      sim::Bench{"NeuronLink collectives (all-reduce, all-gather, reduce-scatter) on 2 to 64 chips of "
+                 "trn2.48xlarge links: latency of each algorithm (ring, rdh, mesh, torus2d) versus message "
+                 "size 4 B to 1 GiB beside its alpha-beta price, and the one chosen (collective.csv)",
                  run_collective_bench});
   registry.add_bench(
       "prefill",

@@ -1,5 +1,8 @@
 #include "apps/experiments/machines.h"
 
+#include <string>
+#include <utility>
+
 #include "workloads/model/operators.h"
 
 namespace wse::experiments {
@@ -29,13 +32,25 @@ TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workload
                                          "(SBUF is modelled as capacity; its traffic is these queues)")),
       hbm_(group.utilization("hbm", "HBM data bus busy, per chip")),
       link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")),
+      runtime_(group.utilization("runtime", "runtime work of the passes: launch barrier, logits all-gather, "
+                                            "on-device sampling, host overhead not hidden")),
       chip_runs_(group.counter("chip_simulations", "runs",
-                               "chip programs simulated for this machine's batches (the rest reused)")) {}
+                               "chip programs simulated for this machine's batches (the rest reused)")) {
+  for (neuron::CollectiveAlgorithm a : neuron::kCollectiveAlgorithms) {
+    algorithms_.push_back(&group.utilization(
+        "collective_" + std::string(neuron::to_string(a)),
+        "inter-chip collectives run with the " + std::string(neuron::to_string(a)) +
+            " algorithm (chosen per message size): share of the time"));
+  }
+}
 
 serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
   const auto [tokens, offsets] = chunk_lists(batch);
   const neuron::PrefillResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
   account(r);
+  prefill_floor_.floor += r.floor;
+  ++prefill_floor_.passes;
+  prefill_floor_.simulated_s += r.seconds();
   serving::PrefillTiming t;
   t.seconds = r.seconds();
   for (const auto& l : r.layers) {
@@ -48,6 +63,9 @@ double TrainiumMachine::step(const std::vector<std::uint32_t>& contexts) {
   std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
   const neuron::PrefillResult r = runner_.run(workloads::lower_decode(model_, ctx), model_.weight_bytes());
   account(r);
+  decode_floor_.floor += r.floor;
+  ++decode_floor_.passes;
+  decode_floor_.simulated_s += r.seconds();
   return r.seconds();
 }
 
@@ -57,7 +75,34 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   dma_.add_busy(r.dma_utilization() * r.seconds());
   hbm_.add_busy(r.hbm_utilization() * r.seconds());
   link_.add_busy(r.link_utilization() * r.seconds());
+  runtime_.add_busy(r.busy.runtime_ps * 1e-12);
+  for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_ps[i] * 1e-12);
   chip_runs_.add(r.busy.chip_runs);
+}
+
+nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines) {
+  TrainiumMachine::Floors prefill, decode;
+  for (const TrainiumMachine* m : machines) {
+    for (auto [sum, part] : {std::pair{&prefill, &m->prefill_floor()}, std::pair{&decode, &m->decode_floor()}}) {
+      sum->floor += part->floor;
+      sum->passes += part->passes;
+      sum->simulated_s += part->simulated_s;
+    }
+  }
+  const auto floor_json = [](const TrainiumMachine::Floors& f) {
+    const double n = f.passes > 0 ? static_cast<double>(f.passes) : 1.0;
+    return nlohmann::json{{"passes", f.passes},
+                          {"simulated_s", f.simulated_s / n},
+                          {"compute_s", f.floor.compute_s / n},
+                          {"hbm_s", f.floor.hbm_s / n},
+                          {"collective_s", f.floor.collective_s / n},
+                          {"step_s", f.floor.step_s / n},
+                          {"ratio", f.floor.step_s > 0.0 ? f.simulated_s / f.floor.step_s : 0.0}};
+  };
+  nlohmann::json floor = nlohmann::json::object();
+  if (prefill.passes > 0) floor["prefill_pass"] = floor_json(prefill);
+  if (decode.passes > 0) floor["decode_step"] = floor_json(decode);
+  return nlohmann::json{{"floor", floor}};
 }
 
 WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "neuroncore/transformer/prefill.h"
 #include "systemc_models/stats/stats.h"
 #include "workloads/model/transformer.h"
@@ -25,6 +27,15 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model, stats::Group& group);
   serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
   double step(const std::vector<std::uint32_t>& contexts) override;
+  // The physical floors (TrainiumFloor) of the passes run, summed term by term, with their
+  // count and simulated seconds.
+  struct Floors {
+    neuron::TrainiumFloor floor;
+    std::uint64_t passes = 0;
+    double simulated_s = 0.0;
+  };
+  const Floors& prefill_floor() const { return prefill_floor_; }
+  const Floors& decode_floor() const { return decode_floor_; }
 
  private:
   void account(const neuron::PrefillResult& r);
@@ -35,8 +46,15 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   stats::Utilization& dma_;
   stats::Utilization& hbm_;
   stats::Utilization& link_;
+  stats::Utilization& runtime_;
+  std::vector<stats::Utilization*> algorithms_;  // by CollectiveAlgorithm
   stats::Counter& chip_runs_;
+  Floors prefill_floor_, decode_floor_;
 };
+
+// summary.json `trainium`: the floors of the prefill passes and decode steps of these
+// machines (means per pass, and the ratio of simulated to floor time).
+nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines);
 
 // One CS-3 system (or a pipeline of several holding one copy of the model): decode steps
 // and, in wafer_only mode, prefill batches run on the wafer model (wse_mesh/decode).

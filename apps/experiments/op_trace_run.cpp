@@ -49,6 +49,16 @@ class OpTraceRun final : public sim::Experiment {
                      {"achieved_flops_per_s", result_.seconds() > 0
                                                   ? static_cast<double>(g.total_flops()) / result_.seconds()
                                                   : 0.0}};
+    // The floor of the one pass, as the serving modes give it (mean over their passes).
+    const neuron::TrainiumFloor& f = result_.floor;
+    s["trainium"]["floor"][g.phase == "decode" ? "decode_step" : "prefill_pass"] = {
+        {"passes", 1},
+        {"simulated_s", result_.seconds()},
+        {"compute_s", f.compute_s},
+        {"hbm_s", f.hbm_s},
+        {"collective_s", f.collective_s},
+        {"step_s", f.step_s},
+        {"ratio", f.step_s > 0.0 ? result_.seconds() / f.step_s : 0.0}};
   }
   std::map<std::string, std::string> extra_files() const override {
     sim::CsvWriter csv({"layer", "start_s", "end_s", "reused"});

@@ -47,6 +47,11 @@ class Machines : public sc_core::sc_module, public stats::Provider {
   const stats::Group& stats() const override { return stats_; }
   const std::vector<serving::PrefillBackend*>& prefill() const { return prefill_; }
   const std::vector<serving::DecodeBackend*>& decode() const { return decode_; }
+  std::vector<const TrainiumMachine*> all() const {
+    std::vector<const TrainiumMachine*> out;
+    for (const auto& m : machines_) out.push_back(m.get());
+    return out;
+  }
 
  private:
   stats::Group stats_;
@@ -74,6 +79,7 @@ class TrainiumServing final : public ServingExperiment {
 
  private:
   const efa::SrdEngine* efa_engine() const override { return kv_path_ ? &kv_path_->network().engine() : nullptr; }
+  void summarize_machines(nlohmann::json& s) const override { s["trainium"] = trainium_summary(machines_->all()); }
 
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<EfaKvPath> kv_path_;

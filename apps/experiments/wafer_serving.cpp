@@ -50,6 +50,11 @@ class Machines : public sc_core::sc_module, public stats::Provider {
   const std::vector<serving::PrefillBackend*>& prefill() const { return prefill_; }
   const std::vector<serving::DecodeBackend*>& decode() const { return decode_; }
   const std::vector<std::unique_ptr<WaferMachine>>& wafers() const { return wafers_; }
+  std::vector<const TrainiumMachine*> trainium() const {
+    std::vector<const TrainiumMachine*> out;
+    for (const auto& m : trainium_) out.push_back(m.get());
+    return out;
+  }
 
  private:
   stats::Group stats_;
@@ -131,6 +136,7 @@ class WaferServing final : public ServingExperiment {
                   {"decode_steps", steps},
                   {"mean_step_s", steps ? decode_s / static_cast<double>(steps) : 0.0},
                   {"kernel_seconds", per_kernel}};
+    if (!machines_->trainium().empty()) s["trainium"] = trainium_summary(machines_->trainium());
   }
 
   wafer::WaferConfig wafer_;

@@ -3,6 +3,7 @@
 // TP over all cores (configs/hardware/trn2_48xlarge.yaml). Prints the wall times, the
 // simulated prefill time, per-layer timeline excerpts and the engine utilizations.
 // Usage: neuroncore_prefill_bench [batch ...]   (default: 1 64)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,13 +25,14 @@ void print(const char* what, const PrefillResult& r, double wall_s, double flops
               static_cast<unsigned long long>(r.busy.chip_runs), static_cast<unsigned long long>(r.reused_layers),
               static_cast<unsigned long long>(r.reused_operators));
   std::printf("  simulated prefill    %.3f ms on %u cores (%u chips)\n", r.seconds() * 1e3, r.physical_cores, r.chips);
-  if (r.layers.size() > 2) {
-    std::printf("  layer 0 ready at     %.3f ms, last layer at %.3f ms\n", r.layers[1].end_ps * 1e-9,
-                r.layers[r.layers.size() - 2].end_ps * 1e-9);
+  const auto first = std::find_if(r.layers.begin(), r.layers.end(), [](const auto& l) { return l.layer >= 0; });
+  const auto last = std::find_if(r.layers.rbegin(), r.layers.rend(), [](const auto& l) { return l.layer >= 0; });
+  if (first != r.layers.end()) {
+    std::printf("  layer 0 ready at     %.3f ms, last layer at %.3f ms\n", first->end_ps * 1e-9, last->end_ps * 1e-9);
   }
-  if (r.layers.size() > 2 && r.layers[1].operators.size() <= 16) {
+  if (first != r.layers.end() && first->operators.size() <= 16) {
     std::printf("  decoder layer 0 by operator (time, tensor / vector / scalar / DMA busy per core, collective):\n");
-    for (const auto& o : r.layers[1].operators) {
+    for (const auto& o : first->operators) {
       std::printf("    %-44s %9.1f us  %8.1f / %7.1f / %7.1f / %8.1f us  %8.1f us\n", o.name.c_str(),
                   o.busy.elapsed_ps * 1e-6, o.busy.tensor_ps * 1e-6, o.busy.vector_ps * 1e-6, o.busy.scalar_ps * 1e-6,
                   o.busy.dma_ps * 1e-6, o.busy.collective_ps * 1e-6);

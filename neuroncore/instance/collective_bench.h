@@ -1,5 +1,6 @@
-// The `collective` microbenchmark: all-reduce, all-gather and reduce-scatter bandwidth
-// versus message size on one trn2.48xlarge instance (4 x 4 NeuronLink torus).
+// The `collective` microbenchmark: all-reduce, all-gather and reduce-scatter
+// latency versus message size per algorithm on 2 to 64 chips of trn2.48xlarge links,
+// beside the alpha-beta price of each schedule.
 #pragma once
 
 #include <string>

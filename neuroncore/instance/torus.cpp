@@ -1,8 +1,9 @@
 #include "neuroncore/instance/torus.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
-#include <functional>
+#include <limits>
 #include <queue>
 #include <stdexcept>
 
@@ -17,119 +18,336 @@ std::string_view to_string(Collective c) {
   return "?";
 }
 
+std::string_view to_string(CollectiveAlgorithm a) {
+  switch (a) {
+    case CollectiveAlgorithm::kRing: return "ring";
+    case CollectiveAlgorithm::kRdh: return "rdh";
+    case CollectiveAlgorithm::kMesh: return "mesh";
+    case CollectiveAlgorithm::kTorus2d: return "torus2d";
+    case CollectiveAlgorithm::kAuto: return "auto";
+  }
+  return "?";
+}
+
 namespace {
 
-struct Phase {
-  int dim;               // 0 = X, 1 = Y
-  double bytes_per_step;  // per direction
+// One message part: from a chip, dx hops along X then dy along Y (signed: the direction).
+struct Send {
+  std::int32_t dx = 0;
+  std::int32_t dy = 0;
+  double bytes = 0;
 };
 
-struct Arrival {
-  std::uint64_t at_ps;
-  std::uint64_t seq;
-  std::uint32_t chip;  // receiver
-  std::uint32_t phase;
-  int dir;             // 0 = +, 1 = -
-  std::uint32_t step;  // 1-based
-  bool operator>(const Arrival& o) const { return at_ps != o.at_ps ? at_ps > o.at_ps : seq > o.seq; }
+// rounds[chip][round]: what the chip sends in that round.
+using Schedule = std::vector<std::vector<std::vector<Send>>>;
+
+struct Torus {
+  std::uint32_t nx, ny;
+  std::uint32_t chips() const { return nx * ny; }
+  std::uint32_t x(std::uint32_t c) const { return c % nx; }
+  std::uint32_t y(std::uint32_t c) const { return c / nx; }
+  std::uint32_t at(std::uint32_t x, std::uint32_t y) const { return x + y * nx; }
+  // The chip dx along X and dy along Y from c, wrapping.
+  std::uint32_t moved(std::uint32_t c, std::int64_t dx, std::int64_t dy) const {
+    const auto wrap = [](std::int64_t v, std::uint32_t n) {
+      return static_cast<std::uint32_t>(((v % n) + n) % n);
+    };
+    return at(wrap(x(c) + dx, nx), wrap(y(c) + dy, ny));
+  }
 };
 
-}  // namespace
+// Signed shortest displacements from a to b on a ring of n; a tie (n even, half the ring
+// away) gives both ways.
+std::vector<std::int32_t> displacements(std::uint32_t a, std::uint32_t b, std::uint32_t n) {
+  const auto fwd = static_cast<std::int32_t>((b + n - a) % n);
+  const auto ni = static_cast<std::int32_t>(n);
+  if (fwd == 0) return {0};
+  if (2 * fwd < ni) return {fwd};
+  if (2 * fwd > ni) return {fwd - ni};
+  return {fwd, fwd - ni};
+}
 
-CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::uint64_t bytes) {
-  const std::uint32_t nx = cfg.chips_x, ny = cfg.chips_y, p = cfg.chips();
-  if (nx == 0 || ny == 0) throw std::invalid_argument("instance: torus dimensions must be >= 1");
-  const double s = static_cast<double>(bytes);
-  std::vector<Phase> phases;
+// Sends from chip a to chip b: the short way round in X and in Y, a tie split evenly.
+void route(const Torus& t, std::uint32_t a, std::uint32_t b, double bytes, std::vector<Send>& out) {
+  const auto xs = displacements(t.x(a), t.x(b), t.nx);
+  const auto ys = displacements(t.y(a), t.y(b), t.ny);
+  const double part = bytes / static_cast<double>(xs.size() * ys.size());
+  for (std::int32_t dx : xs) {
+    for (std::int32_t dy : ys) out.push_back(Send{dx, dy, part});
+  }
+}
+
+// The chips in ring order: a snake (row 0 left to right, row 1 right to left, ...), so
+// that consecutive chips are neighbours (and the last is next to the first when ny is
+// even or 1).
+std::vector<std::uint32_t> snake(const Torus& t) {
+  std::vector<std::uint32_t> order;
+  for (std::uint32_t y = 0; y < t.ny; ++y) {
+    for (std::uint32_t i = 0; i < t.nx; ++i) order.push_back(t.at(y % 2 == 0 ? i : t.nx - 1 - i, y));
+  }
+  return order;
+}
+
+// The single step from a to its ring neighbour b in the ring's direction `sign` (+1: the
+// snake's order): a tie (a ring of two) takes the link of that direction.
+Send step(const Torus& t, std::uint32_t a, std::uint32_t b, int sign, double bytes) {
+  Send s;
+  s.bytes = bytes;
+  const auto xs = displacements(t.x(a), t.x(b), t.nx);
+  const auto ys = displacements(t.y(a), t.y(b), t.ny);
+  s.dx = xs.size() == 2 ? (sign > 0 ? xs[0] : xs[1]) : xs[0];
+  s.dy = ys.size() == 2 ? (sign > 0 ? ys[0] : ys[1]) : ys[0];
+  return s;
+}
+
+Schedule build(const Torus& t, Collective c, double s, CollectiveAlgorithm a) {
+  const std::uint32_t p = t.chips();
   const bool rs = c != Collective::kAllGather;
   const bool ag = c != Collective::kReduceScatter;
-  if (rs) {
-    if (nx > 1) phases.push_back({0, s / (2.0 * nx)});
-    if (ny > 1) phases.push_back({1, s / (2.0 * nx * ny)});
-  }
-  if (ag) {
-    if (ny > 1) phases.push_back({1, s / (2.0 * nx * ny)});
-    if (nx > 1) phases.push_back({0, s / (2.0 * nx)});
-  }
-  auto ring_size = [&](int dim) { return dim == 0 ? nx : ny; };
-  auto neighbour = [&](std::uint32_t chip, int dim, int dir) {
-    const std::uint32_t x = chip % nx, y = chip / nx;
-    const int step = dir == 0 ? 1 : -1;
-    if (dim == 0) return static_cast<std::uint32_t>((x + nx + step) % nx + y * nx);
-    return static_cast<std::uint32_t>(x + ((y + ny + step) % ny) * nx);
+  Schedule sched(p);
+  const auto add_round = [&](auto&& sends_of) {
+    for (std::uint32_t chip = 0; chip < p; ++chip) sched[chip].push_back(sends_of(chip));
   };
-  // Directed links: chip x (dim, dir).
+  switch (a) {
+    case CollectiveAlgorithm::kRing: {
+      const std::vector<std::uint32_t> order = snake(t);
+      std::vector<std::uint32_t> pos(p);
+      for (std::uint32_t i = 0; i < p; ++i) pos[order[i]] = i;
+      const double part = s / (2.0 * p);
+      const std::uint32_t rounds = (rs ? p - 1 : 0) + (ag ? p - 1 : 0);
+      for (std::uint32_t r = 0; r < rounds; ++r) {
+        add_round([&](std::uint32_t chip) {
+          const std::uint32_t next = order[(pos[chip] + 1) % p], prev = order[(pos[chip] + p - 1) % p];
+          return std::vector<Send>{step(t, chip, next, +1, part), step(t, chip, prev, -1, part)};
+        });
+      }
+      break;
+    }
+    case CollectiveAlgorithm::kRdh: {
+      const auto levels = static_cast<std::uint32_t>(std::countr_zero(p));
+      const auto round_k = [&](std::uint32_t k) {
+        add_round([&](std::uint32_t chip) {
+          std::vector<Send> out;
+          route(t, chip, chip ^ (1u << k), s / std::ldexp(1.0, static_cast<int>(k) + 1), out);
+          return out;
+        });
+      };
+      if (rs) {
+        for (std::uint32_t k = 0; k < levels; ++k) round_k(k);
+      }
+      if (ag) {
+        for (std::uint32_t k = levels; k-- > 0;) round_k(k);
+      }
+      break;
+    }
+    case CollectiveAlgorithm::kMesh: {
+      const auto round = [&] {
+        add_round([&](std::uint32_t chip) {
+          std::vector<Send> out;
+          // In the same relative order on every chip: offsets (i mod nx, i / nx).
+          for (std::uint32_t i = 1; i < p; ++i) route(t, chip, t.moved(chip, i % t.nx, i / t.nx), s / p, out);
+          return out;
+        });
+      };
+      if (rs) round();
+      if (ag) round();
+      break;
+    }
+    case CollectiveAlgorithm::kTorus2d: {
+      const auto phase = [&](bool along_x, double bytes) {
+        const std::uint32_t n = along_x ? t.nx : t.ny;
+        for (std::uint32_t r = 0; r + 1 < n; ++r) {
+          add_round([&](std::uint32_t chip) {
+            std::vector<Send> out;
+            for (int sign : {+1, -1}) {
+              const std::uint32_t to = along_x ? t.moved(chip, sign, 0) : t.moved(chip, 0, sign);
+              out.push_back(step(t, chip, to, sign, bytes));
+            }
+            return out;
+          });
+        }
+      };
+      const double x_part = s / (2.0 * t.nx), y_part = s / (2.0 * t.nx * t.ny);
+      if (rs) {
+        phase(true, x_part);
+        phase(false, y_part);
+      }
+      if (ag) {
+        phase(false, y_part);
+        phase(true, x_part);
+      }
+      break;
+    }
+    case CollectiveAlgorithm::kAuto: break;
+  }
+  return sched;
+}
+
+// A message part's head reaching `chip` at `at_ps`: with hops left (dx, dy), it takes
+// the next link; without, it is delivered (the round's data at its receiver).
+struct Event {
+  double at_ps;
+  std::uint64_t seq;
+  std::uint32_t chip;
+  std::uint32_t round;
+  std::int32_t dx, dy;
+  double bytes;
+  bool operator>(const Event& o) const { return at_ps != o.at_ps ? at_ps > o.at_ps : seq > o.seq; }
+};
+
+CollectiveResult simulate(const InstanceConfig& cfg, const Torus& t, Collective c, std::uint64_t bytes,
+                          CollectiveAlgorithm a) {
+  const std::uint32_t p = t.chips();
+  const double s = static_cast<double>(bytes);
+  const Schedule sched = build(t, c, s, a);
+  const std::size_t rounds = p > 0 ? sched[0].size() : 0;
+  const double bytes_per_ps = cfg.link_bandwidth.bytes_per_s * 1e-12;
+  const auto latency_ps = static_cast<std::uint64_t>(std::llround(cfg.link_latency.seconds * 1e12));
+  const auto setup_ps = static_cast<std::uint64_t>(std::llround(cfg.collective_setup.seconds * 1e12));
+  CollectiveResult r;
+  r.algorithm = a;
+  r.rounds = static_cast<std::uint32_t>(rounds);
+  // Expected arrivals per (chip, round).
+  std::vector<std::vector<std::uint32_t>> expect(p, std::vector<std::uint32_t>(rounds, 0));
+  // The alpha-beta price of the rounds: per round, the most hops of a message x the hop
+  // latency, plus the most bytes one link must carry if a chip spreads what it sends evenly
+  // over its useful links (at least its largest message) over the link bandwidth.
+  const double useful_links = 2.0 * ((t.nx > 1 ? 1 : 0) + (t.ny > 1 ? 1 : 0));
+  double ab = 0;
+  for (std::size_t k = 0; k < rounds; ++k) {
+    double hops = 0, link_bytes = 0;
+    for (std::uint32_t chip = 0; chip < p; ++chip) {
+      double sent = 0;
+      for (const Send& m : sched[chip][k]) {
+        ++expect[t.moved(chip, m.dx, m.dy)][k];
+        hops = std::max(hops, static_cast<double>(std::abs(m.dx) + std::abs(m.dy)));
+        link_bytes = std::max(link_bytes, m.bytes);
+        sent += m.bytes;
+      }
+      link_bytes = std::max(link_bytes, sent / useful_links);
+    }
+    ab += hops * static_cast<double>(latency_ps) + link_bytes / bytes_per_ps;
+  }
+  r.alpha_beta_ps = setup_ps + static_cast<std::uint64_t>(std::llround(ab));
+  // Directed links: chip x (dim, dir), each serving the heads that reach it in time order.
   std::vector<double> link_free(static_cast<std::size_t>(p) * 4, 0.0);
   double link_busy = 0.0;
-  const double bytes_per_ps = cfg.link_bandwidth.bytes_per_s * 1e-12;
-  const std::uint64_t latency_ps = static_cast<std::uint64_t>(std::llround(cfg.link_latency.seconds * 1e12));
-  std::priority_queue<Arrival, std::vector<Arrival>, std::greater<>> q;
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> q;
   std::uint64_t seq = 0;
-  CollectiveResult r;
-  auto send = [&](std::uint32_t from, std::uint32_t phase, int dir, std::uint32_t step, std::uint64_t t) {
-    const Phase& ph = phases[phase];
-    double& free = link_free[from * 4 + ph.dim * 2 + dir];
-    const double start = std::max(free, static_cast<double>(t));
-    const double serial = ph.bytes_per_step / bytes_per_ps;
+  const auto send = [&](std::uint32_t from, std::uint32_t round, const Send& m, double at) {
+    ++r.messages;
+    q.push(Event{at, seq++, from, round, m.dx, m.dy, m.bytes});
+  };
+  // The head of `e` takes its next link: X first, then Y.
+  const auto hop = [&](const Event& e) {
+    const int dim = e.dx != 0 ? 0 : 1;
+    const std::int32_t d = dim == 0 ? e.dx : e.dy;
+    const int dir = d > 0 ? 0 : 1;
+    const int sign = d > 0 ? 1 : -1;
+    const double serial = e.bytes / bytes_per_ps;
+    double& free = link_free[static_cast<std::size_t>(e.chip) * 4 + dim * 2 + dir];
+    const double start = std::max(free, e.at_ps);
     free = start + serial;
     link_busy += serial;
-    ++r.messages;
-    q.push(Arrival{static_cast<std::uint64_t>(std::llround(free)) + latency_ps, seq++,
-                   neighbour(from, ph.dim, dir), phase, dir, step});
+    Event next = e;
+    next.seq = seq++;
+    next.chip = dim == 0 ? t.moved(e.chip, sign, 0) : t.moved(e.chip, 0, sign);
+    (dim == 0 ? next.dx : next.dy) -= sign;
+    // The last link delivers `link_latency` after the last byte; an earlier one passes the
+    // head on `link_latency` after it entered (cut through).
+    next.at_ps = next.dx == 0 && next.dy == 0 ? static_cast<double>(std::llround(free) + latency_ps)
+                                              : start + static_cast<double>(latency_ps);
+    q.push(next);
   };
-  // Per chip: directions finished in its current phase.
-  std::vector<int> done_dirs(p, 0);
-  std::vector<std::uint32_t> phase_of(p, 0);
-  std::vector<std::uint64_t> finish(p, 0);
-  auto start_phase = [&](std::uint32_t chip, std::uint32_t phase, std::uint64_t t) {
-    phase_of[chip] = phase;
-    done_dirs[chip] = 0;
-    for (int dir = 0; dir < 2; ++dir) send(chip, phase, dir, 1, t);
-  };
-  if (!phases.empty()) {
-    for (std::uint32_t chip = 0; chip < p; ++chip) start_phase(chip, 0, 0);
-  }
-  // A chip may receive a message of its next phase before it finished the current one
-  // (a neighbour ahead of it); such arrivals wait here.
-  std::vector<std::vector<Arrival>> early(p);
-  std::function<void(const Arrival&)> receive = [&](const Arrival& a) {
-    const std::uint32_t n = ring_size(phases[a.phase].dim);
-    if (a.step < n - 1) {
-      send(a.chip, a.phase, a.dir, a.step + 1, a.at_ps);
-      return;
-    }
-    if (++done_dirs[a.chip] < 2) return;
-    finish[a.chip] = a.at_ps;
-    if (a.phase + 1 < phases.size()) {
-      start_phase(a.chip, a.phase + 1, a.at_ps);
-      std::vector<Arrival> waiting;
-      waiting.swap(early[a.chip]);
-      for (Arrival w : waiting) {
-        w.at_ps = std::max(w.at_ps, a.at_ps);
-        receive(w);
+  std::vector<std::vector<std::uint32_t>> got(p, std::vector<std::uint32_t>(rounds, 0));
+  std::vector<std::uint32_t> current(p, 0);
+  std::vector<std::uint64_t> finish(p, setup_ps);
+  // Starts the chip's rounds from `current` for as long as they are complete.
+  const auto advance = [&](std::uint32_t chip, std::uint64_t at) {
+    while (current[chip] < rounds) {
+      const std::uint32_t k = current[chip];
+      if (got[chip][k] < expect[chip][k]) return;
+      finish[chip] = at;
+      ++current[chip];
+      if (current[chip] < rounds) {
+        for (const Send& m : sched[chip][current[chip]]) send(chip, current[chip], m, static_cast<double>(at));
       }
     }
   };
+  if (rounds > 0) {
+    for (std::uint32_t chip = 0; chip < p; ++chip) {
+      for (const Send& m : sched[chip][0]) send(chip, 0, m, static_cast<double>(setup_ps));
+    }
+  }
   while (!q.empty()) {
-    const Arrival a = q.top();
+    const Event e = q.top();
     q.pop();
-    if (a.phase != phase_of[a.chip]) {
-      early[a.chip].push_back(a);
+    if (e.dx != 0 || e.dy != 0) {
+      hop(e);
       continue;
     }
-    receive(a);
+    ++got[e.chip][e.round];
+    if (e.round == current[e.chip]) advance(e.chip, static_cast<std::uint64_t>(e.at_ps));
   }
-  r.time_ps = *std::max_element(finish.begin(), finish.end());
-  const double t = static_cast<double>(r.time_ps) * 1e-12;
-  r.algorithm_bandwidth = t > 0 ? s / t : 0.0;
+  r.time_ps = rounds > 0 ? *std::max_element(finish.begin(), finish.end()) : 0;
+  const double time = static_cast<double>(r.time_ps) * 1e-12;
+  r.algorithm_bandwidth = time > 0 ? s / time : 0.0;
   const double factor = c == Collective::kAllReduce ? 2.0 * (p - 1) / p : (p - 1.0) / p;
   r.bus_bandwidth = r.algorithm_bandwidth * factor;
-  r.link_utilization = r.time_ps > 0 ? link_busy / (static_cast<double>(p) * 4 * r.time_ps) : 0.0;
+  r.link_utilization = r.time_ps > 0 ? link_busy / (static_cast<double>(p) * 4 * static_cast<double>(r.time_ps)) : 0.0;
   return r;
 }
 
-}  // namespace wse::neuron
+Torus torus_of(const InstanceConfig& cfg) {
+  if (cfg.chips_x == 0 || cfg.chips_y == 0) throw std::invalid_argument("instance: torus dimensions must be >= 1");
+  return Torus{cfg.chips_x, cfg.chips_y};
+}
 
+}  // namespace
+
+bool algorithm_applies(const InstanceConfig& cfg, CollectiveAlgorithm a) {
+  if (a == CollectiveAlgorithm::kAuto) return true;
+  if (a == CollectiveAlgorithm::kRdh) return std::has_single_bit(cfg.chips_x) && std::has_single_bit(cfg.chips_y);
+  return true;
+}
+
+CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::uint64_t bytes, CollectiveAlgorithm a) {
+  const Torus t = torus_of(cfg);
+  if (a == CollectiveAlgorithm::kAuto) return run_collective(cfg, c, bytes);
+  if (!algorithm_applies(cfg, a)) {
+    throw std::invalid_argument("instance: collective algorithm " + std::string(to_string(a)) + " needs a torus of " +
+                                "power-of-two sides, not " + std::to_string(cfg.chips_x) + " x " +
+                                std::to_string(cfg.chips_y));
+  }
+  if (t.chips() == 1) {
+    CollectiveResult r;
+    r.algorithm = a;
+    return r;  // nothing to exchange
+  }
+  return simulate(cfg, t, c, bytes, a);
+}
+
+CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::uint64_t bytes) {
+  if (cfg.algorithm != CollectiveAlgorithm::kAuto) return run_collective(cfg, c, bytes, cfg.algorithm);
+  CollectiveResult best;
+  best.time_ps = std::numeric_limits<std::uint64_t>::max();
+  for (CollectiveAlgorithm a : kCollectiveAlgorithms) {
+    if (!algorithm_applies(cfg, a)) continue;
+    const CollectiveResult r = run_collective(cfg, c, bytes, a);
+    if (r.time_ps < best.time_ps) best = r;  // ties: the first in kCollectiveAlgorithms
+  }
+  return best;
+}
+
+double collective_floor_seconds(const InstanceConfig& cfg, Collective c, std::uint64_t bytes) {
+  const std::uint32_t p = cfg.chips();
+  const std::uint32_t links = 2 * ((cfg.chips_x > 1 ? 1 : 0) + (cfg.chips_y > 1 ? 1 : 0));
+  if (p <= 1 || links == 0) return 0.0;
+  const double share = (c == Collective::kAllReduce ? 2.0 : 1.0) * (p - 1) / p * static_cast<double>(bytes);
+  return share / (links * cfg.link_bandwidth.bytes_per_s);
+}
+
+}  // namespace wse::neuron
 #include "systemc_models/config/config.h"
 
 namespace wse::neuron {
@@ -155,8 +373,27 @@ InstanceConfig read_instance_config(config::Section& s) {
   const std::string def_lat = wse::to_string(d.link_latency);
   c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "bandwidth of one link, each direction",
                                                     .def = def_bw, .min = 0, .min_exclusive = true});
-  c.link_latency = s.duration("link_latency", {.doc = "latency of one link hop", .def = def_lat,
-                                               .min = 0});
+  c.link_latency = s.duration("link_latency", {.doc = "latency of one link hop (per hop of a message, per ring step)",
+                                               .def = def_lat, .min = 0});
+  c.collective_setup = s.duration(
+      "collective_setup", {.doc = "fixed cost of one collective before its first message: the ranks' "
+                                  "synchronisation and the DMA descriptor setup",
+                           .def = wse::to_string(d.collective_setup), .min = 0});
+  c.algorithm = s.enumeration<CollectiveAlgorithm>(
+      "collective_algorithm",
+      {.doc = "algorithm of the collectives between chips: auto (the fastest for each message size, as the "
+              "runtime chooses), ring, rdh (recursive halving-doubling), mesh or torus2d",
+       .def = "auto"},
+      {{"auto", CollectiveAlgorithm::kAuto},
+       {"ring", CollectiveAlgorithm::kRing},
+       {"rdh", CollectiveAlgorithm::kRdh},
+       {"mesh", CollectiveAlgorithm::kMesh},
+       {"torus2d", CollectiveAlgorithm::kTorus2d}});
+  if (!algorithm_applies(c, c.algorithm)) {
+    s.fail("collective_algorithm", "rdh needs a torus whose sides are powers of two, not " +
+                                       std::to_string(c.chips_x) + " x " + std::to_string(c.chips_y) +
+                                       "; use auto, ring, mesh or torus2d");
+  }
   return c;
 }
 

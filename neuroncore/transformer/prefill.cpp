@@ -340,6 +340,9 @@ EngineBusy& EngineBusy::operator+=(const EngineBusy& o) {
   hbm_ps += o.hbm_ps;
   link_ps += o.link_ps;
   collective_ps += o.collective_ps;
+  for (std::size_t i = 0; i < algorithm_ps.size(); ++i) algorithm_ps[i] += o.algorithm_ps[i];
+  collective_floor_ps += o.collective_floor_ps;
+  runtime_ps += o.runtime_ps;
   flops += o.flops;
   instructions += o.instructions;
   chip_runs += o.chip_runs;
@@ -358,6 +361,9 @@ EngineBusy EngineBusy::scaled(std::uint64_t times) const {
   b.hbm_ps *= t;
   b.link_ps *= t;
   b.collective_ps *= t;
+  for (double& a : b.algorithm_ps) a *= t;
+  b.collective_floor_ps *= t;
+  b.runtime_ps *= t;
   b.flops *= times;
   return b;  // instructions and chip runs are what was simulated: not repeated
 }
@@ -375,6 +381,9 @@ EngineBusy EngineBusy::interpolated(const EngineBusy& a, const EngineBusy& b, do
   r.hbm_ps = lerp(a.hbm_ps, b.hbm_ps);
   r.link_ps = lerp(a.link_ps, b.link_ps);
   r.collective_ps = lerp(a.collective_ps, b.collective_ps);
+  for (std::size_t i = 0; i < r.algorithm_ps.size(); ++i) r.algorithm_ps[i] = lerp(a.algorithm_ps[i], b.algorithm_ps[i]);
+  r.collective_floor_ps = lerp(a.collective_floor_ps, b.collective_floor_ps);
+  r.runtime_ps = lerp(a.runtime_ps, b.runtime_ps);
   r.instructions = a.instructions + b.instructions;
   r.chip_runs = a.chip_runs + b.chip_runs;
   return r;
@@ -482,6 +491,12 @@ TrainiumPrefill::TrainiumPrefill(const ChipConfig& chip, const InstanceConfig& i
   if (group_.chips_x * group_.chips_y != chips_ || group_.chips_y > instance_.chips_y) {
     throw std::invalid_argument("prefill: " + std::to_string(chips_) + " chips do not form a sub-torus of " +
                                 std::to_string(instance_.chips_x) + " x " + std::to_string(instance_.chips_y));
+  }
+  if (!algorithm_applies(group_, group_.algorithm)) {
+    throw std::invalid_argument("prefill: the group's " + std::to_string(group_.chips_x) + " x " +
+                                std::to_string(group_.chips_y) + " chips cannot run the collective algorithm " +
+                                std::string(to_string(group_.algorithm)) +
+                                " (instance.collective_algorithm); use auto, ring, mesh or torus2d");
   }
   if (cfg_.attention_key_block == 0 || cfg_.attention_key_block > chip_.core.tensor.max_moving ||
       cfg_.gemm_token_block == 0 || cfg_.elementwise_tile == 0) {
@@ -697,9 +712,11 @@ EngineBusy TrainiumPrefill::all_reduce(std::uint64_t bytes) {
     }
     b += run_programs(rs);
     if (chips_ > 1) {
-      const CollectiveResult r = run_collective(group_, Collective::kAllReduce, bytes);
+      const CollectiveResult& r = group_collective(Collective::kAllReduce, bytes);
       b.elapsed_ps += r.time_ps;
       b.collective_ps += static_cast<double>(r.time_ps);
+      b.algorithm_ps[static_cast<std::size_t>(r.algorithm)] += static_cast<double>(r.time_ps);
+      b.collective_floor_ps += collective_floor_seconds(group_, Collective::kAllReduce, bytes) * 1e12;
       b.link_ps += r.link_utilization * static_cast<double>(group_.chips()) * 4 * static_cast<double>(r.time_ps);
     }
     b += run_programs(ag);
@@ -1187,6 +1204,11 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
   reused_operators_ = 0;
   graph_tokens_ = 0;
   for (const workloads::Sequence& q : g.sequences) graph_tokens_ += q.new_tokens;
+  if (LayerTime launch = cfg_.runtime ? runtime_before(0) : LayerTime{}; !launch.operators.empty()) {
+    for (const OperatorTime& ot : launch.operators) r.busy += ot.busy;
+    r.total_ps = launch.end_ps;
+    r.layers.push_back(std::move(launch));
+  }
   std::size_t i = 0;
   std::size_t prev_i = 0, prev_j = 0;  // the previous part's operators
   while (i < g.ops.size()) {
@@ -1269,8 +1291,123 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
     prev_j = j;
     i = j;
   }
+  if (cfg_.runtime) {
+    LayerTime after = runtime_after(g, r.total_ps, r.total_ps);
+    for (const OperatorTime& ot : after.operators) r.busy += ot.busy;
+    r.total_ps = after.end_ps;
+    if (!after.operators.empty()) r.layers.push_back(std::move(after));
+  }
   r.reused_operators = reused_operators_;
+  r.floor = floor_of(g, r.busy);
   return r;
+}
+
+const CollectiveResult& TrainiumPrefill::group_collective(Collective c, std::uint64_t bytes) {
+  const auto key = std::make_pair(c, bytes);
+  if (auto it = collective_cache_.find(key); it != collective_cache_.end()) return it->second;
+  return collective_cache_.emplace(key, run_collective(group_, c, bytes)).first->second;
+}
+
+namespace {
+
+OperatorTime collective_time(std::string name, const CollectiveResult& r, const InstanceConfig& group) {
+  OperatorTime t{std::move(name), "runtime", {}};
+  t.busy.elapsed_ps = r.time_ps;
+  t.busy.collective_ps = static_cast<double>(r.time_ps);
+  t.busy.runtime_ps = static_cast<double>(r.time_ps);
+  if (r.time_ps > 0) t.busy.algorithm_ps[static_cast<std::size_t>(r.algorithm)] = static_cast<double>(r.time_ps);
+  t.busy.link_ps = r.link_utilization * static_cast<double>(group.chips()) * 4 * static_cast<double>(r.time_ps);
+  return t;
+}
+
+}  // namespace
+
+LayerTime TrainiumPrefill::runtime_before(std::uint64_t start_ps) {
+  // The ranks of a graph start together: a barrier, priced as an all-reduce of one 4-byte
+  // flag between the chips of the group (the cores of a chip share its semaphores).
+  LayerTime lt;
+  lt.start_ps = lt.end_ps = start_ps;
+  if (chips_ <= 1) return lt;
+  lt.operators.push_back(collective_time("runtime.launch_barrier", group_collective(Collective::kAllReduce, 4), group_));
+  lt.end_ps += lt.operators.back().busy.elapsed_ps;
+  return lt;
+}
+
+LayerTime TrainiumPrefill::runtime_after(const workloads::OperatorGraph& g, std::uint64_t start_ps,
+                                         std::uint64_t device_ps) {
+  LayerTime lt;
+  lt.start_ps = lt.end_ps = start_ps;
+  const Operator* head = nullptr;
+  for (const Operator& op : g.ops) {
+    if (op.name == "lm_head") head = &op;
+  }
+  if (head != nullptr && head->m > 0) {
+    // The LM head is column-parallel: each chip holds vocab / chips of every row's logits.
+    // They are all-gathered between the chips, then each logit row is sampled on one core
+    // (rows dealt over the chip's cores): the row loaded, a max pass (vector), exp with the
+    // row sum (scalar, fp32), a scan to the sampled token (vector), the token stored.
+    if (chips_ > 1) {
+      lt.operators.push_back(
+          collective_time("runtime.logits_all_gather", group_collective(Collective::kAllGather, head->output_bytes),
+                          group_));
+    }
+    const std::uint64_t rows = head->m, vocab = head->n;
+    const std::uint64_t row_bytes = head->output_bytes / rows;
+    const std::string key = "runtime.sampling|" + std::to_string(rows) + "," + std::to_string(vocab) + "," +
+                            std::to_string(row_bytes);
+    EngineBusy b = cached(key, [&] {
+      const std::uint32_t cores = static_cast<std::uint32_t>(std::min<std::uint64_t>(sim_cores_, rows));
+      std::vector<Program> programs(cores);
+      for (std::uint32_t c = 0; c < cores; ++c) {
+        const std::uint64_t mine = rows / cores + (c < rows % cores ? 1 : 0);
+        Program& prog = programs[c];
+        DmaEmitter dma{prog, chip_.core.dma.queues, 0, base(c), chip_.hbm.capacity().bytes};
+        const auto in = dma.transfer(false, mine * row_bytes, {});
+        const std::uint64_t values = mine * vocab;
+        Program::Id last = prog.elementwise(Engine::kVector, values, DType::kFp32);
+        depend_all(prog, last, in);
+        const Program::Id exp = prog.elementwise(Engine::kScalar, values, DType::kFp32, {last});
+        last = exp;
+        if (cfg_.sampling_vector_passes > 1) {
+          last = prog.elementwise(Engine::kVector, values * (cfg_.sampling_vector_passes - 1), DType::kFp32, {exp});
+        }
+        dma.transfer(true, mine * 4, {last});
+      }
+      return run_programs(programs);
+    });
+    b.runtime_ps = static_cast<double>(b.elapsed_ps);
+    lt.operators.push_back(OperatorTime{"runtime.sampling", "runtime", b});
+  }
+  for (const OperatorTime& ot : lt.operators) lt.end_ps += ot.busy.elapsed_ps;
+  // The host's work per invocation: hidden behind the device's pass with asynchronous
+  // execution (the next invocation is prepared while this one runs), else paid in full.
+  const auto host_ps = static_cast<std::uint64_t>(std::llround(cfg_.host_overhead.seconds * 1e12));
+  const std::uint64_t device = device_ps + (lt.end_ps - start_ps);
+  const std::uint64_t exposed = cfg_.async_execution ? (host_ps > device ? host_ps - device : 0) : host_ps;
+  if (exposed > 0) {
+    OperatorTime h{"runtime.host", "runtime", {}};
+    h.busy.elapsed_ps = exposed;
+    h.busy.runtime_ps = static_cast<double>(exposed);
+    lt.operators.push_back(h);
+    lt.end_ps += exposed;
+  }
+  return lt;
+}
+
+TrainiumFloor TrainiumPrefill::floor_of(const workloads::OperatorGraph& g, const EngineBusy& busy) const {
+  TrainiumFloor f;
+  const TensorEngineConfig& te = chip_.core.tensor;
+  double moving = te.moving_per_cycle(DType::kBf16);
+  for (const Operator& op : g.ops) {
+    if (op.kind == OpKind::gemm) moving = std::max(moving, te.moving_per_cycle(chip_dtype(op.weight_dtype)));
+  }
+  const double peak = static_cast<double>(cfg_.physical_cores()) * te.rows * te.columns * 2.0 * te.clock.hz * moving;
+  f.compute_s = static_cast<double>(busy.flops) / peak;
+  const double bytes = static_cast<double>(g.total_weight_bytes() + g.total_kv_read_bytes() + g.total_kv_write_bytes());
+  f.hbm_s = bytes / chips_ / chip_.hbm.peak_bandwidth().bytes_per_s;
+  f.collective_s = busy.collective_floor_ps * 1e-12;
+  f.step_s = std::max({f.compute_s, f.hbm_s, f.collective_s});
+  return f;
 }
 
 PrefillResult TrainiumPrefill::run(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& prompt_tokens) {
@@ -1316,6 +1453,21 @@ PrefillConfig read_prefill_config(config::Section& s) {
               "between L + 1 and L + step (bilinearly for attention), flops exact; 0: every count "
               "simulated exactly",
        .def = std::to_string(d.token_grain), .min = 0, .max = 1 << 20}));
+  c.runtime = s.boolean(
+      "runtime", {.doc = "model the runtime around each pass: a launch barrier between the chips, the logits' "
+                         "all-gather, on-device sampling and the host overhead not hidden",
+                  .def = d.runtime ? "true" : "false"});
+  c.host_overhead = s.duration(
+      "host_overhead", {.doc = "host work per graph invocation (dispatch, tensor allocation): paid in full "
+                               "without async_execution, else only where it exceeds the device's pass",
+                        .def = wse::to_string(d.host_overhead), .min = 0});
+  c.async_execution = s.boolean(
+      "async_execution", {.doc = "the host prepares the next invocation while the device runs this one",
+                          .def = d.async_execution ? "true" : "false"});
+  c.sampling_vector_passes = static_cast<std::uint32_t>(s.integer(
+      "sampling_vector_passes", {.doc = "vector-engine passes over each logit row of on-device sampling (besides "
+                                        "the scalar engine's exp with the row sum)",
+                                 .def = std::to_string(d.sampling_vector_passes), .min = 1, .max = 64}));
   c.hbm_fidelity = s.enumeration<HbmFidelity>(
       "hbm_fidelity", {.doc = "HBM model for whole-model prefill", .def = "streaming"},
       {{"streaming", HbmFidelity::kStreaming}, {"banks", HbmFidelity::kBanks}});

@@ -45,6 +45,7 @@
 //    chunk and offset for attention); matmul flops are counted exactly for the true count.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <stdexcept>
@@ -82,6 +83,12 @@ struct PrefillConfig {
   // Token counts simulated only at sample points (token_sample_interval), times
   // interpolated between them; 0: every token count simulated exactly.
   std::uint64_t token_grain = 128;
+  // The runtime around each pass (one graph invocation): see TrainiumPrefill::run. Off,
+  // a pass is its operators alone.
+  bool runtime = true;
+  Duration host_overhead{437e-6};  // host work per invocation (dispatch, tensor allocation)
+  bool async_execution = true;     // the host prepares the next invocation while this one runs
+  std::uint32_t sampling_vector_passes = 2;  // over the logits: the max, then the scan to the sampled token
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };
 
@@ -115,6 +122,10 @@ struct EngineBusy {
   double hbm_ps = 0;     // data-bus time of one chip's HBM
   double link_ps = 0;    // summed over the directed NeuronLink links of the group
   double collective_ps = 0;  // time spent in inter-chip collectives
+  // collective_ps by the algorithm that ran (index: CollectiveAlgorithm, auto excluded).
+  std::array<double, kCollectiveAlgorithms.size()> algorithm_ps{};
+  double collective_floor_ps = 0;  // the collectives' bandwidth-only floor (collective_floor_seconds)
+  double runtime_ps = 0;     // launch barrier, logits gather, sampling, host overhead not hidden
   std::uint64_t flops = 0;   // matmul flops of the whole group of cores
   std::uint64_t instructions = 0;  // simulated (not reused) instructions
   std::uint64_t chip_runs = 0;     // chip simulations run
@@ -140,8 +151,24 @@ struct LayerTime {
   std::vector<OperatorTime> operators;  // in execution order
 };
 
+// The physical floor of a pass: each term a time the instance cannot beat.
+struct TrainiumFloor {
+  double compute_s = 0.0;     // matmul flops / (physical cores x tensor-engine peak of the weights' type)
+  double hbm_s = 0.0;         // (weights + KV read + KV written) / chips / one chip's HBM peak
+  double collective_s = 0.0;  // inter-chip collectives, bandwidth only (collective_floor_seconds)
+  double step_s = 0.0;        // the largest of the three
+  TrainiumFloor& operator+=(const TrainiumFloor& f) {
+    compute_s += f.compute_s;
+    hbm_s += f.hbm_s;
+    collective_s += f.collective_s;
+    step_s += f.step_s;
+    return *this;
+  }
+};
+
 struct PrefillResult {
   std::uint64_t total_ps = 0;
+  TrainiumFloor floor;
   std::vector<LayerTime> layers;  // in execution order, including the -1 parts
   EngineBusy busy;
   std::uint32_t physical_cores = 0;
@@ -220,6 +247,13 @@ class TrainiumPrefill {
   EngineBusy run_elementwise(const workloads::Operator& op);
   EngineBusy run_embedding(const workloads::Operator& op);
   EngineBusy all_reduce(std::uint64_t bytes);
+  // One inter-chip collective of the group (cfg algorithm, auto: the fastest), memoised.
+  const CollectiveResult& group_collective(Collective c, std::uint64_t bytes);
+  // The runtime's work around a pass: the launch barrier before it; after it the logits'
+  // all-gather, on-device sampling and the host overhead the device time does not hide.
+  LayerTime runtime_before(std::uint64_t start_ps);
+  LayerTime runtime_after(const workloads::OperatorGraph& g, std::uint64_t start_ps, std::uint64_t device_ps);
+  TrainiumFloor floor_of(const workloads::OperatorGraph& g, const EngineBusy& busy) const;
   EngineBusy run_programs(const std::vector<Program>& programs);
   EngineBusy gemm_piece(const GemmShape& s);
   // Start of core `c`'s share of the chip's HBM address space.
@@ -232,6 +266,7 @@ class TrainiumPrefill {
   std::uint32_t chips_ = 1;
   std::uint32_t sim_cores_ = 1;
   std::map<std::string, EngineBusy> op_cache_;
+  std::map<std::pair<Collective, std::uint64_t>, CollectiveResult> collective_cache_;
   std::map<std::string, std::vector<OperatorTime>> layer_cache_;
   std::uint64_t reused_operators_ = 0;
   std::uint64_t graph_tokens_ = 0;  // new tokens of the graph being run (sequences' sum)

@@ -80,7 +80,9 @@ std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
   // wall time of a first step and of a next step whose contexts all grew by one (the
   // serving runs reuse one TrainiumPrefill for thousands of steps).
   sim::CsvWriter decode({"batch", "context_tokens", "step_ms", "hbm_bound_ms", "hbm_utilization",
-                         "attention_us_per_layer", "layer_us", "first_step_wall_ms", "next_step_wall_ms"});
+                         "attention_us_per_layer", "layer_us", "collective_ms", "runtime_ms", "floor_compute_ms",
+                         "floor_hbm_ms", "floor_collective_ms", "floor_ratio", "first_step_wall_ms",
+                         "next_step_wall_ms"});
   const std::uint64_t context = 1000;
   for (const std::uint64_t batch : {std::uint64_t{1}, std::uint64_t{8}, std::uint64_t{64}}) {
     TrainiumPrefill step(chip, instance, cfg);
@@ -92,22 +94,30 @@ std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
     const auto d2 = std::chrono::steady_clock::now();
     const double bound = static_cast<double>(model.weight_bytes() + g.total_kv_read_bytes()) /
                          (static_cast<double>(d.chips) * chip.hbm.peak_bandwidth().bytes_per_s);
+    const LayerTime& layer0 = *std::find_if(d.layers.begin(), d.layers.end(), [](const LayerTime& l) { return l.layer == 0; });
     double attention_ps = 0;
-    for (const OperatorTime& o : d.layers.at(1).operators) {
+    for (const OperatorTime& o : layer0.operators) {
       if (o.kind == "attention") attention_ps += static_cast<double>(o.busy.elapsed_ps);
     }
-    const double layer_ps = static_cast<double>(d.layers.at(1).end_ps - d.layers.at(1).start_ps);
+    const double layer_ps = static_cast<double>(layer0.end_ps - layer0.start_ps);
+    const double ratio = d.floor.step_s > 0 ? d.seconds() / d.floor.step_s : 0.0;
     const double first_ms = std::chrono::duration<double>(d1 - d0).count() * 1e3;
     const double next_ms = std::chrono::duration<double>(d2 - d1).count() * 1e3;
     decode.row({std::to_string(batch), std::to_string(context), sim::fmt_num(d.seconds() * 1e3),
                 sim::fmt_num(bound * 1e3), sim::fmt_num(d.hbm_utilization()), sim::fmt_num(attention_ps * 1e-6),
-                sim::fmt_num(layer_ps * 1e-6), sim::fmt_num(first_ms), sim::fmt_num(next_ms)});
+                sim::fmt_num(layer_ps * 1e-6), sim::fmt_num(d.busy.collective_ps * 1e-9),
+                sim::fmt_num(d.busy.runtime_ps * 1e-9), sim::fmt_num(d.floor.compute_s * 1e3),
+                sim::fmt_num(d.floor.hbm_s * 1e3), sim::fmt_num(d.floor.collective_s * 1e3), sim::fmt_num(ratio),
+                sim::fmt_num(first_ms), sim::fmt_num(next_ms)});
     if (!args.quiet) {
       std::printf("decode step, %llu x %llu cached tokens: %.3f ms simulated (HBM bound %.3f ms, HBM %.1f%%), "
-                  "attention %.1f us of a %.1f us layer; wall %.1f ms first step, %.2f ms next step\n",
+                  "attention %.1f us of a %.1f us layer; collectives %.3f ms, runtime %.3f ms; floor: compute "
+                  "%.3f ms, HBM %.3f ms, collective bandwidth %.3f ms, ratio %.2f; wall %.1f ms first step, "
+                  "%.2f ms next step\n",
                   static_cast<unsigned long long>(batch), static_cast<unsigned long long>(context),
                   d.seconds() * 1e3, bound * 1e3, 100 * d.hbm_utilization(), attention_ps * 1e-6, layer_ps * 1e-6,
-                  first_ms, next_ms);
+                  d.busy.collective_ps * 1e-9, d.busy.runtime_ps * 1e-9, d.floor.compute_s * 1e3,
+                  d.floor.hbm_s * 1e3, d.floor.collective_s * 1e3, ratio, first_ms, next_ms);
     }
   }
   sim::write_file_atomic(args.out_dir / "decode_steps.csv", decode.str());

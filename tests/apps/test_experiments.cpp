@@ -1,6 +1,7 @@
 // End-to-end runs of shipped experiments through the real command: result files,
 // summary keys, a hand-derived figure, determinism, and the resolved configuration
 // running to the same result.
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -223,6 +224,21 @@ TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
   const double ttft = std::stod(cells[13]) - std::stod(cells[1]);
   EXPECT_GE(ttft, 2 * 70553706496.0 * 374 / (128 * 128 * 128 * 2 * 2.4e9));
   EXPECT_GT(s["utilization"]["trainium.instance0.hbm"].get<double>(), 0.0);
+  // The floor beside the result: no pass beats it, and the decode floor's HBM term is at
+  // least the weights a step reads (all but the embedding table, of which it gathers one
+  // row per sequence: 141,107,412,992 - 128,256 x 8,192 x 2 B) over 16 x 2.9 TB/s = 2.996 ms.
+  for (const char* pass : {"prefill_pass", "decode_step"}) {
+    const auto& f = s["trainium"]["floor"][pass];
+    EXPECT_GT(f["passes"].get<double>(), 0.0) << pass;
+    EXPECT_GE(f["simulated_s"].get<double>(), f["step_s"].get<double>()) << pass;
+    EXPECT_GE(f["ratio"].get<double>(), 1.0) << pass;
+    // Means over the passes: the mean of each pass's largest term is at least the largest mean.
+    EXPECT_GE(f["step_s"].get<double>() * (1 + 1e-12), std::max({f["compute_s"].get<double>(), f["hbm_s"].get<double>(),
+                                                                 f["collective_s"].get<double>()}))
+        << pass;
+  }
+  EXPECT_GE(s["trainium"]["floor"]["decode_step"]["hbm_s"].get<double>(),
+            (141107412992.0 - 128256.0 * 8192 * 2) / (16 * 2.9e12));
 }
 
 TEST_F(Experiments, TrainiumDisaggregatedStreamsTheKvBehindThePrefill) {

@@ -356,7 +356,8 @@ TEST_F(Trust, CheckParamsShowsDefaultsWithUnitPrefixes) {
   Result r = wse_emu("check configs/experiments/default.yaml --params", dir_ / "io");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("[default: 128 GiB/s]  bandwidth of one link, each direction"));
-  EXPECT_THAT(r.out, HasSubstr("[default: 1 us]  latency of one link hop"));
+  EXPECT_THAT(r.out, HasSubstr("[default: 1.5 us]  latency of one link hop"));
+  EXPECT_THAT(r.out, HasSubstr("[default: 2.1 us]  fixed cost of one collective"));
   EXPECT_THAT(r.out, HasSubstr("[default: 27.34375 GB/s]  data rate of one DMA queue"));
   EXPECT_THAT(r.out, Not(HasSubstr("137438953472 B/s")));
 }

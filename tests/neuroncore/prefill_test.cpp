@@ -23,6 +23,7 @@ PrefillConfig single_core() {
   p.tp_degree = 1;
   p.lnc = 1;
   p.token_grain = 0;
+  p.runtime = false;  // the operators alone
   return p;
 }
 
@@ -30,6 +31,7 @@ PrefillConfig single_core() {
 PrefillConfig whole_instance(std::uint64_t grain) {
   PrefillConfig p;
   p.token_grain = grain;
+  p.runtime = false;  // the operators alone
   return p;
 }
 
@@ -384,6 +386,91 @@ TEST(Prefill, DecodeStepIsNeverFasterThanItsBytesOverTheHbm) {
   EXPECT_LE(r.dma_utilization(), 1.0);
 }
 
+TEST(Prefill, RuntimeAroundAPassByHand) {
+  // Llama-3.1-70B cut to 1 layer, a decode step of 2 sequences on the whole trn2.48xlarge
+  // (TP 64 x LNC 2: 16 chips, the group is the 4 x 4 torus). With the runtime, the pass is
+  //   launch barrier (an all-reduce of 4 B between the chips, the fastest algorithm)
+  //   + the operators (unchanged)
+  //   + the logits' all-gather (2 rows x 128,256 x 2 B between the chips)
+  //   + sampling (a chip run: each row on one core)
+  //   + host overhead: synchronous, all 437 us; asynchronous, what exceeds the device's pass.
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-70B_config.json", {"model.num_hidden_layers=1"});
+  const ChipConfig chip = trainium2_chip();
+  PrefillConfig off = whole_instance(0);
+  PrefillConfig on = off;
+  on.runtime = true;
+  PrefillConfig sync = on;
+  sync.async_execution = false;
+  const auto g = workloads::lower_decode(m, {1000, 1000});
+  const PrefillResult a = TrainiumPrefill(chip, InstanceConfig{}, off).run(g);
+  const PrefillResult b = TrainiumPrefill(chip, InstanceConfig{}, on).run(g);
+  const PrefillResult c = TrainiumPrefill(chip, InstanceConfig{}, sync).run(g);
+  const InstanceConfig inst;
+  const CollectiveResult barrier = run_collective(inst, Collective::kAllReduce, 4);
+  EXPECT_EQ(barrier.algorithm, CollectiveAlgorithm::kMesh);  // one round trip of a few hops
+  std::uint64_t logits = 0;
+  for (const Operator& op : g.ops) {
+    if (op.name == "lm_head") logits = op.output_bytes;
+  }
+  ASSERT_EQ(logits, 2u * 128256u * 2u);
+  const CollectiveResult gather = run_collective(inst, Collective::kAllGather, logits);
+  ASSERT_GE(b.layers.size(), 2u);
+  ASSERT_EQ(b.layers.front().operators.size(), 1u);
+  EXPECT_EQ(b.layers.front().operators[0].name, "runtime.launch_barrier");
+  EXPECT_EQ(b.layers.front().end_ps, barrier.time_ps);
+  const auto& tail = b.layers.back().operators;
+  ASSERT_GE(tail.size(), 2u);
+  EXPECT_EQ(tail[0].name, "runtime.logits_all_gather");
+  EXPECT_EQ(tail[0].busy.elapsed_ps, gather.time_ps);
+  EXPECT_EQ(tail[1].name, "runtime.sampling");
+  const std::uint64_t sampling = tail[1].busy.elapsed_ps;
+  EXPECT_GT(sampling, 0u);
+  const std::uint64_t device = barrier.time_ps + a.total_ps + gather.time_ps + sampling;
+  EXPECT_EQ(c.total_ps, device + 437'000'000u);
+  EXPECT_EQ(b.total_ps, std::max<std::uint64_t>(device, 437'000'000u));
+  EXPECT_DOUBLE_EQ(b.busy.runtime_ps, static_cast<double>(b.total_ps - a.total_ps));
+  // The operators' layer ends later by the barrier alone.
+  EXPECT_EQ(b.layers[2].end_ps, a.layers[1].end_ps + barrier.time_ps);
+}
+
+TEST(Prefill, NoPassBeatsItsFloor) {
+  // Llama-3.1-70B cut to 2 layers on the whole trn2.48xlarge, runtime on, token counts
+  // sampled as the experiments run them. The floor's terms by hand:
+  //   compute: matmul flops / (128 cores x 128 x 128 x 2 x 2.4 GHz), bf16
+  //   HBM: (weights + KV read + KV written) / 16 chips / 2.9 TB/s per chip
+  //   collectives: 2 all-reduces per layer of tokens x 8192 x 2 B, each 2 x 15/16 x S
+  //   over a chip's 4 links of 128 GiB/s.
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-70B_config.json", {"model.num_hidden_layers=2"});
+  const ChipConfig chip = trainium2_chip();
+  PrefillConfig cfg = whole_instance(128);
+  cfg.runtime = true;
+  TrainiumPrefill p(chip, InstanceConfig{}, cfg);
+  const double peak = 128.0 * 128 * 128 * 2 * 2.4e9;
+  const auto check = [&](const workloads::OperatorGraph& g, std::uint64_t tokens, const std::string& what) {
+    const PrefillResult r = p.run(g, m.weight_bytes());
+    EXPECT_GE(r.seconds(), r.floor.step_s) << what;
+    EXPECT_NEAR(r.floor.compute_s, static_cast<double>(r.busy.flops) / peak, 1e-15) << what;
+    const double bytes =
+        static_cast<double>(g.total_weight_bytes() + g.total_kv_read_bytes() + g.total_kv_write_bytes());
+    EXPECT_NEAR(r.floor.hbm_s, bytes / 16 / chip.hbm.peak_bandwidth().bytes_per_s, 1e-15) << what;
+    const double ar = 2.0 * 15 / 16 * static_cast<double>(tokens * 8192 * 2) / (4 * 128.0 * (1ULL << 30));
+    EXPECT_NEAR(r.floor.collective_s, 4 * ar, 4 * ar * 1e-9) << what;
+    EXPECT_DOUBLE_EQ(r.floor.step_s, std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s})) << what;
+    return r;
+  };
+  for (const std::uint64_t b : {1u, 8u, 64u}) {
+    const PrefillResult r = check(workloads::lower_decode(m, std::vector<std::uint64_t>(b, 1000)), b,
+                                  "decode B = " + std::to_string(b));
+    EXPECT_EQ(r.floor.step_s, r.floor.hbm_s);  // decode reads the weights: HBM-bound
+  }
+  for (const std::uint64_t t : {130u, 1000u, 3000u}) {
+    const PrefillResult r = check(workloads::lower_prefill(m, {t}), t, "prefill " + std::to_string(t));
+    if (t == 3000) {
+      EXPECT_EQ(r.floor.step_s, r.floor.compute_s);
+    }
+  }
+}
+
 TEST(Prefill, DecodeStepsOfMoeSlidingWindowAndLatentModelsRun) {
   // Mixtral (expert GEMMs with `count`), gpt-oss (sliding-window layers, sinks, mxfp4
   // experts) and DeepSeek-V3 (MLA: one latent per key is both K and V, 128 query heads
@@ -466,6 +553,12 @@ TEST(Prefill, GroupLargerThanTheInstanceIsRejected) {
   cfg.tp_degree = 6;
   cfg.lnc = 2;  // 12 cores: not whole chips
   EXPECT_THROW(TrainiumPrefill(trainium2_chip(), InstanceConfig{}, cfg), std::invalid_argument);
+  cfg.tp_degree = 48;  // x LNC 2 = 96 cores: 12 chips, a 4 x 3 sub-torus, where rdh cannot run
+  InstanceConfig rdh;
+  rdh.algorithm = CollectiveAlgorithm::kRdh;
+  EXPECT_THROW(TrainiumPrefill(trainium2_chip(), rdh, cfg), std::invalid_argument);
+  rdh.algorithm = CollectiveAlgorithm::kAuto;
+  EXPECT_EQ(TrainiumPrefill(trainium2_chip(), rdh, cfg).chips(), 12u);
 }
 
 // ---- Token counts sampled (token_grain) ----
