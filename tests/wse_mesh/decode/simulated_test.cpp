@@ -182,6 +182,33 @@ TEST(DecodeSimulated, GemmOfMoreTokensThanBuffersRunsInPasses) {
 namespace wse::wafer {
 namespace {
 
+// A decode attention operator of `q_heads` query heads on 8 KV heads of 128 (bf16 KV).
+workloads::Operator decode_attention_op(std::uint32_t q_heads) {
+  workloads::Operator op;
+  op.kind = workloads::OpKind::attention;
+  op.name = "self_attn";
+  op.q_heads = q_heads;
+  op.kv_heads = 8;
+  op.qk_head_dim = 128;
+  op.v_head_dim = 128;
+  op.query_len = 1;
+  op.weight_dtype = workloads::DType::bf16;
+  return op;
+}
+
+// The attention kernel of `q_heads` query heads on 8 KV heads, 4 tokens per PE, rows of
+// `cols` PEs.
+AttentionConfig head_grid(std::uint32_t q_heads, std::uint32_t head_dim, std::uint32_t cols, Reduction red) {
+  AttentionConfig a;
+  a.q_heads = q_heads;
+  a.kv_heads = 8;
+  a.head_dim = head_dim;
+  a.tokens_per_pe = 4;
+  a.max_grid_cols = cols;
+  a.reduction = red;
+  return a;
+}
+
 // Decode attention over many token blocks is simulated at sample points (multiples of
 // attention_block_grain, coarser past 32 grains, never across a row wrap) and
 // interpolated in between. Llama-3.1-8B's heads (32 query heads on 8 KV heads of 128), 16
@@ -201,15 +228,7 @@ TEST(DecodeSimulated, SampledAttentionBlocksStayWithinOnePercent) {
   // 201 blocks lie in grain intervals where they do (64 | 80, 128 | 144, 192 | 208), so
   // they are interpolated between the block counts beside the wrap with their own rows.
   plan.region.width = 64;
-  workloads::Operator op;
-  op.kind = workloads::OpKind::attention;
-  op.name = "self_attn";
-  op.q_heads = 32;
-  op.kv_heads = 8;
-  op.qk_head_dim = 128;
-  op.v_head_dim = 128;
-  op.query_len = 1;
-  op.weight_dtype = workloads::DType::bf16;
+  workloads::Operator op = decode_attention_op(32);
   double worst = 0.0;
   for (std::uint64_t blocks : {20, 37, 75, 130, 201, 700, 1500, 2100}) {
     op.kv_len = blocks * 16 - 3;  // a context in the middle of its last block
@@ -247,13 +266,7 @@ TEST(DecodeSimulated, AttentionTimeNeverFallsAsBlocksGrowWithTheRowsFixed) {
   const WaferConfig w = test::load_cs3();
   for (const Reduction red : {Reduction::kChain, Reduction::kTree}) {
     for (const std::uint32_t head_dim : {16u, 128u}) {
-      AttentionConfig a;
-      a.q_heads = 64;
-      a.kv_heads = 8;
-      a.head_dim = head_dim;
-      a.tokens_per_pe = 4;
-      a.max_grid_cols = 16;
-      a.reduction = red;
+      AttentionConfig a = head_grid(64, head_dim, 16, red);
       a.fold_rows = false;  // the whole head: the property of the mapping itself
       std::uint64_t last = 0;
       for (std::uint64_t blocks = 1; blocks <= 80; ++blocks) {
@@ -281,22 +294,8 @@ TEST(DecodeSimulated, SampledAttentionOnAPlateauIsExactAndSimulatesOnlyItsEnds) 
   LayerPlan plan;
   plan.attention_tokens_per_pe = 4;
   plan.region.width = 16;
-  workloads::Operator op;
-  op.kind = workloads::OpKind::attention;
-  op.name = "self_attn";
-  op.q_heads = 64;
-  op.kv_heads = 8;
-  op.qk_head_dim = 128;
-  op.v_head_dim = 128;
-  op.query_len = 1;
-  op.weight_dtype = workloads::DType::bf16;
-  AttentionConfig a;
-  a.q_heads = 64;
-  a.kv_heads = 8;
-  a.head_dim = 128;
-  a.tokens_per_pe = 4;
-  a.max_grid_cols = 16;
-  a.reduction = Reduction::kTree;
+  workloads::Operator op = decode_attention_op(64);
+  AttentionConfig a = head_grid(64, 128, 16, Reduction::kTree);
   const auto exact_at = [&](std::uint64_t blocks) {
     a.context = blocks * 4 - 1;
     return run_attention(w.fabric, w.pe, a).total_cycles;
@@ -323,13 +322,7 @@ TEST(DecodeSimulated, FoldedAttentionRowsStayWithinATenthOfAPercent) {
   int differ = 0;
   for (const Reduction red : {Reduction::kChain, Reduction::kTree}) {
     for (const std::uint32_t head_dim : {16u, 64u}) {
-      AttentionConfig a;
-      a.q_heads = 64;
-      a.kv_heads = 8;
-      a.head_dim = head_dim;
-      a.tokens_per_pe = 4;
-      a.max_grid_cols = 16;
-      a.reduction = red;
+      AttentionConfig a = head_grid(64, head_dim, 16, red);
       for (std::uint64_t blocks = 66; blocks <= 112; ++blocks) {
         a.context = blocks * 4 - 1;
         a.fold_rows = false;
