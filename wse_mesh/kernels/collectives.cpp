@@ -55,73 +55,131 @@ void route_broadcast_back(Fabric& fabric, PeCoord origin, std::uint32_t P, std::
   }
 }
 
-CollectiveResult reduce_impl(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r, bool allreduce) {
-  const auto t0 = std::chrono::steady_clock::now();
-  validate(pe);
-  const FabricConfig& fc = fabric.config();
-  const std::uint32_t P = r.grid_rows;
-  const std::uint32_t Q = r.grid_cols;
-  const char* what = allreduce ? "all-reduce" : "reduce";
-  check_fits(fc, r.origin, P, Q, what);
-  if (r.elements == 0) throw std::invalid_argument("reduce: elements must be at least 1");
-  const std::uint32_t n_row_colors = reduction_colors(r.reduction, Q);
-  const std::uint32_t n_col_colors = reduction_colors(r.reduction, P);
-  if (r.row_color + n_row_colors > fc.colors || r.col_color + n_col_colors > fc.colors) {
-    throw std::invalid_argument("reduce: the row phase needs colors " + std::to_string(r.row_color) + ".." +
-                                std::to_string(r.row_color + n_row_colors) +
-                                " (exclusive) and the column phase " + std::to_string(r.col_color) + ".." +
-                                std::to_string(r.col_color + n_col_colors) + ", beyond the " +
-                                std::to_string(fc.colors) + " colors");
+// A reduction (or all-reduce) over a P x Q grid, in the mapping's steps: the checks and
+// SRAM, the reduction graph and its routes (each row toward its root column, then that
+// column toward the root), the all-reduce's way back, each PE's behaviour as partial
+// sums reach it, and the result.
+class ReduceRun {
+ public:
+  ReduceRun(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r, bool allreduce)
+      : fabric_(fabric), pe_(pe), r_(r), allreduce_(allreduce), P_(r.grid_rows), Q_(r.grid_cols),
+        N_(static_cast<std::size_t>(P_) * Q_), per_(per_wavelet(r.dtype)) {
+    validate(pe);
+    check();
+    n_wavelets_ = ceil_div(r.elements, per_);
+    // Every PE holds its vector (the running sum) in SRAM.
+    SramPlacement sram(r.origin, pe.sram_bytes);
+    sram.place("reduce vector (" + std::to_string(r.elements) + (r.dtype == Accumulate::kFp16 ? " fp16)" : " fp32)"),
+               r.elements * accumulator_bytes(r.dtype));
   }
-  if (n_row_colors > 0 && n_col_colors > 0 && r.row_color < r.col_color + n_col_colors &&
-      r.col_color < r.row_color + n_row_colors) {
-    throw std::invalid_argument("reduce: the row and column phases' colors overlap");
-  }
-  const std::uint64_t per = per_wavelet(r.dtype);
-  const std::uint64_t n_wavelets = ceil_div(r.elements, per);
-  // Every PE holds its vector (the running sum) in SRAM.
-  SramPlacement sram(r.origin, pe.sram_bytes);
-  sram.place(
-      "reduce vector (" + std::to_string(r.elements) + (r.dtype == Accumulate::kFp16 ? " fp16)" : " fp32)"),
-      r.elements * accumulator_bytes(r.dtype));
 
-  // The reduction graph over the grid: node = i * Q + j.
-  const std::size_t N = static_cast<std::size_t>(P) * Q;
-  std::vector<std::uint32_t> parent(N, kNoParent);
-  std::vector<Color> out_color(N, 0);
-  std::vector<std::uint32_t> n_in(N, 0);
-  auto node = [&](std::uint32_t j, std::uint32_t i) { return i * Q + j; };
-  auto at = [&](std::uint32_t j, std::uint32_t i) { return PeCoord{r.origin.x + j, r.origin.y + i}; };
+  CollectiveResult run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    build_graph();
+    st_.resize(N_);
+    start_ = fabric_.now();
+    done_ = N_ == 1 ? start_ : kUnknown;
+    bcast_last_ = start_;
+    if (allreduce_ && N_ > 1) route_way_back();
+    fabric_.on_delivery([this](PeCoord p, MessageId msg, std::uint64_t cycle) { deliver(p, msg, cycle); });
+    start_leaves();
+    const std::uint64_t hops0 = fabric_.wavelet_hops();
+    const std::uint64_t sim0 = fabric_.cycles_simulated();
+    fabric_.run_until_idle();
+    fabric_.on_delivery(nullptr);
+    if (done_ == kUnknown) throw std::logic_error("reduce: the root never completed its sum");
+    if (allreduce_ && bcast_delivered_ != (N_ - 1) * n_wavelets_) {
+      throw std::logic_error("all-reduce: " + std::to_string(bcast_delivered_) +
+                             " wavelets of the result delivered, expected " + std::to_string((N_ - 1) * n_wavelets_));
+    }
+    CollectiveResult res;
+    res.reduce_cycles = done_ - start_;
+    res.total_cycles = allreduce_ ? std::max(done_, bcast_last_) - start_ : res.reduce_cycles;
+    res.wavelets = n_wavelets_;
+    res.root = {root_col_, root_row_};
+    res.wavelet_hops = fabric_.wavelet_hops() - hops0;
+    res.fabric_cycles_simulated = fabric_.cycles_simulated() - sim0;
+    res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+  }
+
+ private:
+  struct PeState {
+    std::uint64_t engine_free = 0;
+    std::vector<std::pair<MessageId, std::uint64_t>> streams;  // incoming stream -> next wavelet index
+    std::vector<std::uint32_t> contributions;                  // per wavelet: streams added so far
+    std::uint64_t next_final = 0;
+    MessageId out = UINT32_MAX;
+  };
+
+  // --- Checks: the grid, the elements and the phases' colors ---------------------------
+  void check() {
+    const FabricConfig& fc = fabric_.config();
+    check_fits(fc, r_.origin, P_, Q_, allreduce_ ? "all-reduce" : "reduce");
+    if (r_.elements == 0) throw std::invalid_argument("reduce: elements must be at least 1");
+    n_row_colors_ = reduction_colors(r_.reduction, Q_);
+    n_col_colors_ = reduction_colors(r_.reduction, P_);
+    if (r_.row_color + n_row_colors_ > fc.colors || r_.col_color + n_col_colors_ > fc.colors) {
+      throw std::invalid_argument("reduce: the row phase needs colors " + std::to_string(r_.row_color) + ".." +
+                                  std::to_string(r_.row_color + n_row_colors_) + " (exclusive) and the column phase " +
+                                  std::to_string(r_.col_color) + ".." + std::to_string(r_.col_color + n_col_colors_) +
+                                  ", beyond the " + std::to_string(fc.colors) + " colors");
+    }
+    if (n_row_colors_ > 0 && n_col_colors_ > 0 && r_.row_color < r_.col_color + n_col_colors_ &&
+        r_.col_color < r_.row_color + n_row_colors_) {
+      throw std::invalid_argument("reduce: the row and column phases' colors overlap");
+    }
+  }
+
+  std::uint32_t node(std::uint32_t j, std::uint32_t i) const { return i * Q_ + j; }
+  PeCoord at(std::uint32_t j, std::uint32_t i) const { return PeCoord{r_.origin.x + j, r_.origin.y + i}; }
+
+  // --- The reduction graph over the grid (node = i * Q + j) and its routes -------------
+  void build_graph() {
+    parent_.assign(N_, kNoParent);
+    out_color_.assign(N_, 0);
+    n_in_.assign(N_, 0);
+    for (std::uint32_t i = 0; i < P_; ++i) {
+      root_col_ = reduce_line(
+          Q_, [&](std::uint32_t k) { return std::pair<std::uint32_t, std::uint32_t>{k, i}; }, r_.row_color, true);
+    }
+    root_row_ = reduce_line(
+        P_, [&](std::uint32_t k) { return std::pair<std::uint32_t, std::uint32_t>{root_col_, k}; }, r_.col_color,
+        false);
+    root_ = node(root_col_, root_row_);
+  }
+
   // A line of n PEs, `pos(k)` its k-th PE (grid coordinates). Links child -> parent with
   // routes along the line. Returns the root's position on the line.
-  auto reduce_line = [&](std::uint32_t n, auto pos, Color base, bool horizontal) -> std::uint32_t {
+  template <class Pos>
+  std::uint32_t reduce_line(std::uint32_t n, Pos pos, Color base, bool horizontal) {
     auto link = [&](std::uint32_t from, std::uint32_t to, Color c) {
       const bool forward = to > from;  // east or south
-      const Port fwd =
-          horizontal ? (forward ? Port::kEast : Port::kWest) : (forward ? Port::kSouth : Port::kNorth);
-      const Port back =
-          horizontal ? (forward ? Port::kWest : Port::kEast) : (forward ? Port::kNorth : Port::kSouth);
+      const Port fwd = horizontal ? (forward ? Port::kEast : Port::kWest) : (forward ? Port::kSouth : Port::kNorth);
+      const Port back = horizontal ? (forward ? Port::kWest : Port::kEast) : (forward ? Port::kNorth : Port::kSouth);
       const auto [fj, fi] = pos(from);
       const auto [tj, ti] = pos(to);
-      fabric.set_route(at(fj, fi), c, mask(Port::kRamp), mask(fwd));
+      fabric_.set_route(at(fj, fi), c, mask(Port::kRamp), mask(fwd));
       for (std::uint32_t m = std::min(from, to) + 1; m < std::max(from, to); ++m) {
         const auto [mj, mi] = pos(m);
-        fabric.set_route(at(mj, mi), c, mask(back), mask(fwd));
+        fabric_.set_route(at(mj, mi), c, mask(back), mask(fwd));
       }
-      fabric.set_route(at(tj, ti), c, mask(back), mask(Port::kRamp));
-      parent[node(fj, fi)] = node(tj, ti);
-      out_color[node(fj, fi)] = c;
-      ++n_in[node(tj, ti)];
+      fabric_.set_route(at(tj, ti), c, mask(back), mask(Port::kRamp));
+      parent_[node(fj, fi)] = node(tj, ti);
+      out_color_[node(fj, fi)] = c;
+      ++n_in_[node(tj, ti)];
     };
     if (n <= 1) return 0;
-    if (r.reduction == Reduction::kChain) {
+    if (r_.reduction == Reduction::kChain) {
       for (std::uint32_t k = 0; k + 1 < n; ++k) link(k, k + 1, static_cast<Color>(base + k % 2));
       return n - 1;
     }
-    if (r.reduction == Reduction::kKTree) {
-      const std::uint32_t gs = r.ktree_group != 0 ? r.ktree_group
-                                                  : ktree_auto_group(n, fc.hop_latency_cycles, fc.ramp_latency_cycles,
-                                                                     add_cycles(pe, r.dtype, per));
+    if (r_.reduction == Reduction::kKTree) {
+      const FabricConfig& fc = fabric_.config();
+      const std::uint32_t gs = r_.ktree_group != 0
+                                   ? r_.ktree_group
+                                   : ktree_auto_group(n, fc.hop_latency_cycles, fc.ramp_latency_cycles,
+                                                      add_cycles(pe_, r_.dtype, per_));
       for (std::uint32_t k = 0; k + 1 < n; ++k) {
         if ((k + 1) % gs == 0) {
           link(k, std::min(k + gs, n - 1), static_cast<Color>(base + 2 + (k / gs) % 2));
@@ -136,105 +194,88 @@ CollectiveResult reduce_impl(Fabric& fabric, const PeConfig& pe, const ReduceCon
       for (std::uint32_t k = span; k < n; k += 2 * span) link(k, k - span, static_cast<Color>(base + s));
     }
     return 0;
-  };
-  std::uint32_t root_col = 0;
-  for (std::uint32_t i = 0; i < P; ++i) {
-    root_col = reduce_line(
-        Q,
-        [&](std::uint32_t k) {
-          return std::pair<std::uint32_t, std::uint32_t>{k, i};
-        },
-        r.row_color, true);
   }
-  const std::uint32_t root_row = reduce_line(
-      P,
-      [&](std::uint32_t k) {
-        return std::pair<std::uint32_t, std::uint32_t>{root_col, k};
-      },
-      r.col_color, false);
-  const std::uint32_t root = node(root_col, root_row);
 
-  struct PeState {
-    std::uint64_t engine_free = 0;
-    std::vector<std::pair<MessageId, std::uint64_t>> streams;  // incoming stream -> next wavelet index
-    std::vector<std::uint32_t> contributions;                  // per wavelet: streams added so far
-    std::uint64_t next_final = 0;
-    MessageId out = UINT32_MAX;
-  };
-  std::vector<PeState> st(N);
-  const std::uint64_t start_cycle = fabric.now();
-  std::uint64_t done = N == 1 ? start_cycle : kUnknown;
-  // All-reduce: the result's way back, and its deliveries.
-  MessageId bcast = UINT32_MAX;
-  std::uint64_t bcast_last = start_cycle;
-  std::uint64_t bcast_delivered = 0;
-  if (allreduce && N > 1) {
-    if (r.broadcast_color >= fc.colors ||
-        (n_row_colors > 0 && r.broadcast_color >= r.row_color && r.broadcast_color < r.row_color + n_row_colors) ||
-        (n_col_colors > 0 && r.broadcast_color >= r.col_color && r.broadcast_color < r.col_color + n_col_colors)) {
-      throw std::invalid_argument("all-reduce: broadcast_color " + std::to_string(r.broadcast_color) +
+  // All-reduce: the result's way back from the root to every PE.
+  void route_way_back() {
+    const FabricConfig& fc = fabric_.config();
+    if (r_.broadcast_color >= fc.colors ||
+        (n_row_colors_ > 0 && r_.broadcast_color >= r_.row_color && r_.broadcast_color < r_.row_color + n_row_colors_) ||
+        (n_col_colors_ > 0 && r_.broadcast_color >= r_.col_color && r_.broadcast_color < r_.col_color + n_col_colors_)) {
+      throw std::invalid_argument("all-reduce: broadcast_color " + std::to_string(r_.broadcast_color) +
                                   " overlaps the reduction's colors or lies beyond the fabric's");
     }
-    route_broadcast_back(fabric, r.origin, P, Q, root_col, root_row, r.broadcast_color);
+    route_broadcast_back(fabric_, r_.origin, P_, Q_, root_col_, root_row_, r_.broadcast_color);
   }
-  auto elements_in = [&](std::uint64_t w) { return std::min(per, r.elements - w * per); };
 
-  fabric.on_delivery([&](PeCoord p, MessageId msg, std::uint64_t cycle) {
-    if (allreduce && fabric.message(msg).color == r.broadcast_color) {
-      bcast_last = std::max(bcast_last, cycle + 1);  // usable the cycle after it arrives
-      ++bcast_delivered;
+  // --- Each PE's behaviour ------------------------------------------------------------
+  std::uint64_t elements_in(std::uint64_t w) const { return std::min(per_, r_.elements - w * per_); }
+
+  // A partial-sum wavelet reaches a PE: it is added once the PE's engine is free; a sum
+  // complete from every stream goes on to the parent (or, at the root, is final).
+  void deliver(PeCoord p, MessageId msg, std::uint64_t cycle) {
+    if (allreduce_ && fabric_.message(msg).color == r_.broadcast_color) {
+      bcast_last_ = std::max(bcast_last_, cycle + 1);  // usable the cycle after it arrives
+      ++bcast_delivered_;
       return;
     }
-    const std::uint32_t id = node(p.x - r.origin.x, p.y - r.origin.y);
-    PeState& s = st[id];
-    if (s.contributions.empty()) s.contributions.assign(n_wavelets, 0);
-    auto stream =
-        std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& x) { return x.first == msg; });
+    const std::uint32_t id = node(p.x - r_.origin.x, p.y - r_.origin.y);
+    PeState& s = st_[id];
+    if (s.contributions.empty()) s.contributions.assign(n_wavelets_, 0);
+    auto stream = std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& x) { return x.first == msg; });
     if (stream == s.streams.end()) {
       s.streams.emplace_back(msg, 0);
       stream = s.streams.end() - 1;
     }
     const std::uint64_t k = stream->second++;
     const std::uint64_t start = std::max(cycle + 1, s.engine_free);
-    s.engine_free = start + add_cycles(pe, r.dtype, elements_in(k));
-    if (++s.contributions[k] < n_in[id]) return;
+    s.engine_free = start + add_cycles(pe_, r_.dtype, elements_in(k));
+    if (++s.contributions[k] < n_in_[id]) return;
     if (k != s.next_final++) throw std::logic_error("reduce: sums completed out of order");
-    if (id == root) {
-      if (k + 1 == n_wavelets) done = s.engine_free;
-      if (allreduce) {
-        if (bcast == UINT32_MAX) bcast = fabric.open_message(at(root_col, root_row), r.broadcast_color);
-        fabric.append_wavelets(bcast, 1, s.engine_free);
+    if (id == root_) {
+      if (k + 1 == n_wavelets_) done_ = s.engine_free;
+      if (allreduce_) {
+        if (bcast_ == UINT32_MAX) bcast_ = fabric_.open_message(at(root_col_, root_row_), r_.broadcast_color);
+        fabric_.append_wavelets(bcast_, 1, s.engine_free);
       }
       return;
     }
-    if (s.out == UINT32_MAX) s.out = fabric.open_message(p, out_color[id]);
-    fabric.append_wavelets(s.out, 1, s.engine_free);
-  });
-  // Leaves: their vector is final at the start.
-  for (std::uint32_t id = 0; id < N; ++id) {
-    if (n_in[id] == 0 && parent[id] != kNoParent) {
-      fabric.inject(at(id % Q, id / Q), out_color[id], static_cast<std::uint32_t>(n_wavelets), start_cycle);
-    }
-  }
-  const std::uint64_t hops0 = fabric.wavelet_hops();
-  const std::uint64_t sim0 = fabric.cycles_simulated();
-  fabric.run_until_idle();
-  fabric.on_delivery(nullptr);
-  if (done == kUnknown) throw std::logic_error("reduce: the root never completed its sum");
-  if (allreduce && bcast_delivered != (N - 1) * n_wavelets) {
-    throw std::logic_error("all-reduce: " + std::to_string(bcast_delivered) + " wavelets of the result delivered, expected " +
-                           std::to_string((N - 1) * n_wavelets));
+    if (s.out == UINT32_MAX) s.out = fabric_.open_message(p, out_color_[id]);
+    fabric_.append_wavelets(s.out, 1, s.engine_free);
   }
 
-  CollectiveResult res;
-  res.reduce_cycles = done - start_cycle;
-  res.total_cycles = allreduce ? std::max(done, bcast_last) - start_cycle : res.reduce_cycles;
-  res.wavelets = n_wavelets;
-  res.root = {root_col, root_row};
-  res.wavelet_hops = fabric.wavelet_hops() - hops0;
-  res.fabric_cycles_simulated = fabric.cycles_simulated() - sim0;
-  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return res;
+  // Leaves: their vector is final at the start.
+  void start_leaves() {
+    for (std::uint32_t id = 0; id < N_; ++id) {
+      if (n_in_[id] == 0 && parent_[id] != kNoParent) {
+        fabric_.inject(at(id % Q_, id / Q_), out_color_[id], static_cast<std::uint32_t>(n_wavelets_), start_);
+      }
+    }
+  }
+
+  Fabric& fabric_;
+  const PeConfig& pe_;
+  const ReduceConfig& r_;
+  const bool allreduce_;
+  const std::uint32_t P_, Q_;
+  const std::size_t N_;
+  const std::uint64_t per_;  // elements per wavelet
+  std::uint64_t n_wavelets_ = 0;
+  std::uint32_t n_row_colors_ = 0, n_col_colors_ = 0;
+  std::vector<std::uint32_t> parent_;
+  std::vector<Color> out_color_;
+  std::vector<std::uint32_t> n_in_;
+  std::uint32_t root_col_ = 0, root_row_ = 0, root_ = 0;
+  std::vector<PeState> st_;
+  std::uint64_t start_ = 0;
+  std::uint64_t done_ = kUnknown;
+  MessageId bcast_ = UINT32_MAX;  // all-reduce: the result's stream from the root
+  std::uint64_t bcast_last_ = 0;
+  std::uint64_t bcast_delivered_ = 0;
+};
+
+CollectiveResult reduce_impl(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r, bool allreduce) {
+  return ReduceRun(fabric, pe, r, allreduce).run();
 }
 
 }  // namespace
