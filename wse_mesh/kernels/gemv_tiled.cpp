@@ -143,121 +143,151 @@ struct NodeState {
   MessageId out = UINT32_MAX;
 };
 
-GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
-                                   const GemvConfig& g, detail::VectorTimes& times) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const TiledGrid tg = tiled_grid(per_pe, k, pe, g);
-  const std::uint32_t P = g.grid_rows;
-  const std::uint32_t Q = g.grid_cols;
-  const std::uint32_t Pn = tg.Pn;
-  const std::uint32_t Qn = tg.Qn;
-  Fabric fabric(tg.fabric);
-  const std::uint32_t R = per_pe.ramp_latency_cycles;
-  const std::uint64_t Mt = tg.Mt;
-  const std::uint64_t Kt = tg.Kt;
-  auto tile_m = [&](std::uint32_t i) { return share(g.rows, P, i); };
-  auto tile_k = [&](std::uint32_t j) { return share(g.cols, Q, j); };
-  auto kc = [&](std::uint32_t J) { return std::min(k, Q - J * k); };  // PE columns of node column J
-  auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };  // PE rows of node row I
-  const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);  // partial sums per 32-bit wavelet
-  const std::uint32_t n_vec = g.vectors;
-  const std::uint64_t sram_used = tg.sram_used;
+// The tiled GEMV with the chain reduction, in the mapping's steps: the node grid, the
+// routes (x south down each node column, sums east), each node's behaviour as x and sums
+// reach it (its PEs' FMACs, and the crossing of its PE columns by each wavelet of sums),
+// and the result.
+class TiledChainRun {
+ public:
+  TiledChainRun(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g,
+                detail::VectorTimes& times)
+      : k_(k), pe_(pe), g_(g), times_(times), tg_(tiled_grid(per_pe, k, pe, g)), fabric_(tg_.fabric),
+        P_(g.grid_rows), Q_(g.grid_cols), Pn_(tg_.Pn), Qn_(tg_.Qn), R_(per_pe.ramp_latency_cycles),
+        per_(4 / accumulator_bytes(g.accumulate)) {}
 
-  // Routes on the node grid: x south down each node column; sums east, colors by parity.
-  route_x(fabric, g, Pn, Qn);
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    for (std::uint32_t J = 0; J + 1 < Qn; ++J) {
-      fabric.set_route({J, I}, g.psum_colors[J % 2], mask(Port::kRamp), mask(Port::kEast));
-      fabric.set_route({J + 1, I}, g.psum_colors[J % 2], mask(Port::kWest), mask(Port::kRamp));
-    }
+  GemvResult run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    route();
+    init_nodes();
+    fabric_.on_delivery([this](PeCoord at, MessageId msg, std::uint64_t cycle) { deliver(at, msg, cycle); });
+    start_top_row();
+    fabric_.run_until_idle();
+    fabric_.on_delivery(nullptr);
+    GemvResult r;
+    r.tile_rows = tg_.Mt;
+    r.tile_cols = tg_.Kt;
+    r.sram_bytes_per_pe = tg_.sram_used;
+    r.compute_cycles = g_.vectors * tg_.Kt * fmac_cycles(pe_, g_.accumulate, tg_.Mt);
+    finish_times(r, row_left_, row_done_, start_cycle_, times_, P_, Qn_, [&](std::uint32_t J, std::uint32_t I) {
+      const NodeState& s = node(J, I);
+      return NodeView{&s.pes, s.last_x_delivery};
+    });
+    r.wavelet_hops = fabric_.wavelet_hops();
+    r.fabric_cycles_simulated = fabric_.cycles_simulated();
+    r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
   }
 
-  std::vector<NodeState> st(static_cast<std::size_t>(Pn) * Qn);
-  auto node = [&](std::uint32_t J, std::uint32_t I) -> NodeState& {
-    return st[static_cast<std::size_t>(I) * Qn + J];
-  };
-  auto x_dealer = [&](std::uint32_t J) {
-    LaneDealer d;
-    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k + c), kXPerWavelet));
-    return d;
-  };
+ private:
+  // --- The node grid --------------------------------------------------------------------
+  std::uint64_t tile_m(std::uint32_t i) const { return share(g_.rows, P_, i); }
+  std::uint64_t tile_k(std::uint32_t j) const { return share(g_.cols, Q_, j); }
+  std::uint32_t kc(std::uint32_t J) const { return std::min(k_, Q_ - J * k_); }  // PE columns of node column J
+  std::uint32_t kr(std::uint32_t I) const { return std::min(k_, P_ - I * k_); }  // PE rows of node row I
+  NodeState& node(std::uint32_t J, std::uint32_t I) { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
+  const NodeState& node(std::uint32_t J, std::uint32_t I) const { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
+
   // Wavelets per vector: of x into node column J, of sums out of node row I.
-  std::vector<std::uint64_t> x_per_vector(Qn, 0);
-  std::vector<std::uint64_t> psum_per_vector(Pn, 0);
-  for (std::uint32_t J = 0; J < Qn; ++J) {
-    for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector[J] += ceil_div(tile_k(J * k + c), kXPerWavelet);
-  }
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    for (std::uint32_t r = 0; r < kr(I); ++r) psum_per_vector[I] += ceil_div(tile_m(I * k + r), per);
-  }
-  auto x_wavelets = [&](std::uint32_t J) { return x_per_vector[J]; };
-  auto psum_wavelets = [&](std::uint32_t I) { return psum_per_vector[I]; };
-  auto psum_dealer = [&](std::uint32_t I) {
+  std::uint64_t x_wavelets(std::uint32_t J) const { return x_per_vector_[J]; }
+  std::uint64_t psum_wavelets(std::uint32_t I) const { return psum_per_vector_[I]; }
+  LaneDealer x_dealer(std::uint32_t J) const {
     LaneDealer d;
-    for (std::uint32_t r = 0; r < kr(I); ++r) d.left.push_back(ceil_div(tile_m(I * k + r), per));
+    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k_ + c), kXPerWavelet));
     return d;
-  };
-  auto start_vector = [&](NodeState& s, std::uint32_t I) {
+  }
+  LaneDealer psum_dealer(std::uint32_t I) const {
+    LaneDealer d;
+    for (std::uint32_t r = 0; r < kr(I); ++r) d.left.push_back(ceil_div(tile_m(I * k_ + r), per_));
+    return d;
+  }
+  void start_vector(NodeState& s, std::uint32_t I) const {
     s.psum_lanes = psum_dealer(I);
     s.taken = 0;
     s.psum_lane_elements.clear();
-    for (std::uint32_t r = 0; r < kr(I); ++r) s.psum_lane_elements.push_back(tile_m(I * k + r));
-  };
-  std::vector<std::uint64_t> row_done(Pn, 0);
-  const std::uint64_t start_cycle = fabric.now();
-  std::vector<std::uint64_t> row_left(Pn, 0);  // sum wavelets (all vectors) still to finish at the root
-  for (std::uint32_t I = 0; I < Pn; ++I) row_left[I] = n_vec * psum_wavelets(I);
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    for (std::uint32_t J = 0; J < Qn; ++J) {
-      NodeState& s = node(J, I);
-      // Every PE of the node runs the FMACs of its PE column over the node's largest tile.
-      for (std::uint32_t r = 0; r < kr(I); ++r) {
-        for (std::uint32_t c = 0; c < kc(J); ++c) {
-          s.pes.emplace_back(tile_k(J * k + c), fmac_cycles(pe, g.accumulate, tile_m(I * k)));
-        }
+    for (std::uint32_t r = 0; r < kr(I); ++r) s.psum_lane_elements.push_back(tile_m(I * k_ + r));
+  }
+
+  // --- Routes on the node grid: x south down each node column; sums east, colors by parity.
+  void route() {
+    route_x(fabric_, g_, Pn_, Qn_);
+    for (std::uint32_t I = 0; I < Pn_; ++I) {
+      for (std::uint32_t J = 0; J + 1 < Qn_; ++J) {
+        fabric_.set_route({J, I}, g_.psum_colors[J % 2], mask(Port::kRamp), mask(Port::kEast));
+        fabric_.set_route({J + 1, I}, g_.psum_colors[J % 2], mask(Port::kWest), mask(Port::kRamp));
       }
-      s.x_lanes = x_dealer(J);
-      s.ramp_free.assign(kr(I), 0);
-      s.done.assign(static_cast<std::size_t>(kr(I)) * kc(J), 0);
-      start_vector(s, I);
     }
   }
+
+  void init_nodes() {
+    st_.resize(static_cast<std::size_t>(Pn_) * Qn_);
+    x_per_vector_.assign(Qn_, 0);
+    psum_per_vector_.assign(Pn_, 0);
+    for (std::uint32_t J = 0; J < Qn_; ++J) {
+      for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
+    }
+    for (std::uint32_t I = 0; I < Pn_; ++I) {
+      for (std::uint32_t r = 0; r < kr(I); ++r) psum_per_vector_[I] += ceil_div(tile_m(I * k_ + r), per_);
+    }
+    row_done_.assign(Pn_, 0);
+    start_cycle_ = fabric_.now();
+    row_left_.assign(Pn_, 0);
+    for (std::uint32_t I = 0; I < Pn_; ++I) row_left_[I] = g_.vectors * psum_wavelets(I);
+    for (std::uint32_t I = 0; I < Pn_; ++I) {
+      for (std::uint32_t J = 0; J < Qn_; ++J) {
+        NodeState& s = node(J, I);
+        // Every PE of the node runs the FMACs of its PE column over the node's largest tile.
+        for (std::uint32_t r = 0; r < kr(I); ++r) {
+          for (std::uint32_t c = 0; c < kc(J); ++c) {
+            s.pes.emplace_back(tile_k(J * k_ + c), fmac_cycles(pe_, g_.accumulate, tile_m(I * k_)));
+          }
+        }
+        s.x_lanes = x_dealer(J);
+        s.ramp_free.assign(kr(I), 0);
+        s.done.assign(static_cast<std::size_t>(kr(I)) * kc(J), 0);
+        start_vector(s, I);
+      }
+    }
+  }
+
+  // --- Each node's behaviour ----------------------------------------------------------
   // A wavelet of sums of PE row `lane` of node (J, I) is final at `cycle`.
-  auto final_sum = [&](std::uint32_t J, std::uint32_t I, std::uint32_t lane, std::uint64_t cycle) {
+  void final_sum(std::uint32_t J, std::uint32_t I, std::uint32_t lane, std::uint64_t cycle) {
     NodeState& s = node(J, I);
-    if (J + 1 == Qn) {
-      row_done[I] = std::max(row_done[I], cycle);
-      --row_left[I];
-      times.sum_final(I * k + lane, s.vector, cycle - start_cycle);
+    if (J + 1 == Qn_) {
+      row_done_[I] = std::max(row_done_[I], cycle);
+      --row_left_[I];
+      times_.sum_final(I * k_ + lane, s.vector, cycle - start_cycle_);
       return;
     }
-    if (s.out == UINT32_MAX) s.out = fabric.open_message({J, I}, g.psum_colors[J % 2]);
-    fabric.append_wavelets(s.out, 1, cycle);
-  };
+    if (s.out == UINT32_MAX) s.out = fabric_.open_message({J, I}, g_.psum_colors[J % 2]);
+    fabric_.append_wavelets(s.out, 1, cycle);
+  }
+
   // Crosses PE columns c0 .. kc - 1 of PE row `lane`: each adds after the previous one's
   // add ends + R + R (ramp out, ramp in) + 1 (issue); the H of each PE link is in the node
   // hop. `arrive` is the cycle the add at PE column c0 may start.
-  auto cross = [&](NodeState& s, std::uint32_t J, std::uint32_t lane, std::uint32_t c0, std::uint64_t arrive,
-                   std::uint64_t a) {
+  std::uint64_t cross(NodeState& s, std::uint32_t J, std::uint32_t lane, std::uint32_t c0, std::uint64_t arrive,
+                      std::uint64_t a) const {
     std::uint64_t t = arrive;
     for (std::uint32_t c = c0; c < kc(J); ++c) {
       const std::size_t p = static_cast<std::size_t>(lane) * kc(J) + c;
-      t = s.pes[p].add(t, s.done[p], a) + (c + 1 < kc(J) ? std::uint64_t{2} * R + 1 : 0);
+      t = s.pes[p].add(t, s.done[p], a) + (c + 1 < kc(J) ? std::uint64_t{2} * R_ + 1 : 0);
     }
     return t;
-  };
+  }
+
   // Moves node (J, I) on vector by vector as far as what has arrived allows (run_gemv's
   // pump at node granularity; one incoming stream, the chain).
-  auto pump = [&](std::uint32_t J, std::uint32_t I) {
+  void pump(std::uint32_t J, std::uint32_t I) {
     NodeState& s = node(J, I);
     const std::uint64_t n = psum_wavelets(I);
-    while (s.vector < n_vec) {
+    while (s.vector < g_.vectors) {
       const std::uint32_t v = s.vector;
       if (s.x_wavelets < (std::uint64_t{v} + 1) * x_wavelets(J)) return;  // x of vector v still on its way
       if (s.done_vector != v) {  // lay out the node's FMACs of vector v once
         for (std::size_t p = 0; p < s.pes.size(); ++p) {
           s.done[p] = s.pes[p].fmacs_done(v);
-          times.fmacs(I * k + static_cast<std::uint32_t>(p / kc(J)), v, s.done[p] - start_cycle);
+          times_.fmacs(I * k_ + static_cast<std::uint32_t>(p / kc(J)), v, s.done[p] - start_cycle_);
         }
         s.done_vector = v;
       }
@@ -266,15 +296,15 @@ GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, 
         // cycle per PE row and cross the node's other kc - 1 PE columns.
         for (std::uint64_t w = 0; w < n; ++w) {
           const std::uint32_t lane = s.psum_lanes.deal();
-          const std::uint64_t e = std::min(per, s.psum_lane_elements[lane]);
+          const std::uint64_t e = std::min(per_, s.psum_lane_elements[lane]);
           s.psum_lane_elements[lane] -= e;
-          const std::uint64_t a = add_cycles(pe, g.accumulate, e);
+          const std::uint64_t a = add_cycles(pe_, g_.accumulate, e);
           const std::uint64_t own = s.done[static_cast<std::size_t>(lane) * kc(J)];
           std::uint64_t final_cycle = own;
-          if (Qn > 1 || kc(J) > 1) {
+          if (Qn_ > 1 || kc(J) > 1) {
             const std::uint64_t leave = std::max(own, s.ramp_free[lane]);
             s.ramp_free[lane] = leave + 1;
-            final_cycle = kc(J) > 1 ? cross(s, J, lane, 1, leave + std::uint64_t{2} * R + 1, a) : leave;
+            final_cycle = kc(J) > 1 ? cross(s, J, lane, 1, leave + std::uint64_t{2} * R_ + 1, a) : leave;
           }
           final_sum(J, I, lane, final_cycle);
         }
@@ -288,60 +318,66 @@ GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, 
             s.head = 0;
           }
           const std::uint32_t lane = s.psum_lanes.deal();
-          const std::uint64_t e = std::min(per, s.psum_lane_elements[lane]);
+          const std::uint64_t e = std::min(per_, s.psum_lane_elements[lane]);
           s.psum_lane_elements[lane] -= e;
           ++s.taken;
-          final_sum(J, I, lane, cross(s, J, lane, 0, d + 1, add_cycles(pe, g.accumulate, e)));
+          final_sum(J, I, lane, cross(s, J, lane, 0, d + 1, add_cycles(pe_, g_.accumulate, e)));
         }
       }
       ++s.vector;
       start_vector(s, I);
     }
-  };
+  }
 
-  fabric.on_delivery([&](PeCoord at, MessageId msg, std::uint64_t cycle) {
+  void deliver(PeCoord at, MessageId msg, std::uint64_t cycle) {
     const std::uint32_t J = at.x;
     const std::uint32_t I = at.y;
     NodeState& s = node(J, I);
-    if (fabric.message(msg).color == g.x_color) {
+    if (fabric_.message(msg).color == g_.x_color) {
       // Every PE row of the node gets the wavelet of its PE column's segment.
       const std::uint32_t lane = s.x_lanes.deal();
-      for (std::uint32_t r = 0; r < kr(I); ++r)
-        s.pes[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
+      for (std::uint32_t r = 0; r < kr(I); ++r) s.pes[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
       s.last_x_delivery = cycle;
       const std::uint64_t v = s.x_wavelets / x_wavelets(J);
-      times.x(v, cycle + 1 - start_cycle);
+      times_.x(v, cycle + 1 - start_cycle_);
       if (++s.x_wavelets % x_wavelets(J) == 0) s.x_lanes = x_dealer(J);  // the next vector's segments
     } else {
       s.waiting.push_back(cycle);
     }
     pump(J, I);
-  });
-
-  for (std::uint32_t J = 0; J < Qn; ++J) {
-    NodeState& s = node(J, 0);
-    const std::uint64_t xw = x_wavelets(J);
-    if (Pn > 1) fabric.inject({J, 0}, g.x_color, static_cast<std::uint32_t>(n_vec * xw), start_cycle);
-    for (detail::GemvPeEngine& e : s.pes) e.x_in_sram(start_cycle, n_vec * e.x_wavelets_per_vector());
-    s.x_wavelets = n_vec * xw;
-    pump(J, 0);
   }
-  fabric.run_until_idle();
-  fabric.on_delivery(nullptr);
 
-  GemvResult r;
-  r.tile_rows = Mt;
-  r.tile_cols = Kt;
-  r.sram_bytes_per_pe = sram_used;
-  r.compute_cycles = n_vec * Kt * fmac_cycles(pe, g.accumulate, Mt);
-  finish_times(r, row_left, row_done, start_cycle, times, P, Qn, [&](std::uint32_t J, std::uint32_t I) {
-    const NodeState& s = node(J, I);
-    return NodeView{&s.pes, s.last_x_delivery};
-  });
-  r.wavelet_hops = fabric.wavelet_hops();
-  r.fabric_cycles_simulated = fabric.cycles_simulated();
-  r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
+  // The top node row has x in SRAM: it sends and computes at once.
+  void start_top_row() {
+    for (std::uint32_t J = 0; J < Qn_; ++J) {
+      NodeState& s = node(J, 0);
+      const std::uint64_t xw = x_wavelets(J);
+      if (Pn_ > 1) fabric_.inject({J, 0}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * xw), start_cycle_);
+      for (detail::GemvPeEngine& e : s.pes) e.x_in_sram(start_cycle_, g_.vectors * e.x_wavelets_per_vector());
+      s.x_wavelets = g_.vectors * xw;
+      pump(J, 0);
+    }
+  }
+
+  const std::uint32_t k_;
+  const PeConfig& pe_;
+  const GemvConfig& g_;
+  detail::VectorTimes& times_;
+  const TiledGrid tg_;
+  Fabric fabric_;
+  const std::uint32_t P_, Q_, Pn_, Qn_;
+  const std::uint32_t R_;    // ramp latency of a PE
+  const std::uint64_t per_;  // partial sums per 32-bit wavelet
+  std::vector<NodeState> st_;
+  std::vector<std::uint64_t> x_per_vector_, psum_per_vector_;
+  std::vector<std::uint64_t> row_done_;
+  std::vector<std::uint64_t> row_left_;  // sum wavelets (all vectors) still to finish at the root
+  std::uint64_t start_cycle_ = 0;
+};
+
+GemvResult run_gemv_tiled_chain_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const GemvConfig& g, detail::VectorTimes& times) {
+  return TiledChainRun(per_pe, k, pe, g, times).run();
 }
 
 // ---------------------------------------------------------------------------------------
