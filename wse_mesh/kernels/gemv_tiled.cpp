@@ -485,130 +485,163 @@ struct InsideDelivery {
   std::uint32_t J, I, r, to, from;
 };
 
-GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
-                                   const GemvConfig& g, detail::VectorTimes& times) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const TiledGrid tg = tiled_grid(per_pe, k, pe, g);
-  const std::uint32_t P = g.grid_rows, Q = g.grid_cols, Pn = tg.Pn, Qn = tg.Qn;
-  Fabric fabric(tg.fabric);
-  route_x(fabric, g, Pn, Qn);
-  std::uint32_t root = 0;
-  const std::vector<Edge> edge = row_graph(g, per_pe, pe, k, root);
+// The tiled GEMV with the tree or K-tree reduction, in the mapping's steps: the node grid
+// and the row's reduction graph, the node-fabric routes of its edges between nodes, each
+// PE's behaviour inside its node (FMACs, adds in arrival order, sends inside the node or
+// onto the fabric), the fabric and the crossings inside nodes merged in time, and the
+// result.
+class TiledGraphRun {
+ public:
+  TiledGraphRun(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g,
+                detail::VectorTimes& times)
+      : k_(k), per_pe_(per_pe), pe_(pe), g_(g), times_(times), tg_(tiled_grid(per_pe, k, pe, g)), fabric_(tg_.fabric),
+        P_(g.grid_rows), Q_(g.grid_cols), Pn_(tg_.Pn), Qn_(tg_.Qn), per_(4 / accumulator_bytes(g.accumulate)) {}
 
-  auto tile_m = [&](std::uint32_t i) { return share(g.rows, P, i); };
-  auto tile_k = [&](std::uint32_t j) { return share(g.cols, Q, j); };
-  auto kc = [&](std::uint32_t J) { return std::min(k, Q - J * k); };
-  auto kr = [&](std::uint32_t I) { return std::min(k, P - I * k); };
-  const std::uint64_t per = 4 / accumulator_bytes(g.accumulate);
-  auto n_psum = [&](std::uint32_t i) { return ceil_div(tile_m(i), per); };
-  const std::uint32_t n_vec = g.vectors;
+  GemvResult run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    route_x(fabric_, g_, Pn_, Qn_);
+    edge_ = row_graph(g_, per_pe_, pe_, k_, root_);
+    route_edges();
+    init_nodes();
+    start_cycle_ = fabric_.now();
+    fabric_.on_delivery([this](PeCoord at, MessageId msg, std::uint64_t cycle) { deliver(at, msg, cycle); });
+    const std::uint64_t hops0 = fabric_.wavelet_hops();
+    start_top_row();
+    run_merged();
+    fabric_.on_delivery(nullptr);
+    GemvResult res;
+    res.tile_rows = tg_.Mt;
+    res.tile_cols = tg_.Kt;
+    res.sram_bytes_per_pe = tg_.sram_used;
+    res.compute_cycles = g_.vectors * tg_.Kt * fmac_cycles(pe_, g_.accumulate, tg_.Mt);
+    finish_times(res, row_left_, row_done_, start_cycle_, times_, P_, Qn_, [&](std::uint32_t J, std::uint32_t I) {
+      const GraphNode& s = node(J, I);
+      return NodeView{&s.engines, s.last_x_delivery};
+    });
+    res.wavelet_hops = fabric_.wavelet_hops() - hops0;
+    res.fabric_cycles_simulated = fabric_.cycles_simulated();
+    res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+  }
 
+ private:
+  // --- The node grid --------------------------------------------------------------------
+  std::uint64_t tile_m(std::uint32_t i) const { return share(g_.rows, P_, i); }
+  std::uint64_t tile_k(std::uint32_t j) const { return share(g_.cols, Q_, j); }
+  std::uint32_t kc(std::uint32_t J) const { return std::min(k_, Q_ - J * k_); }
+  std::uint32_t kr(std::uint32_t I) const { return std::min(k_, P_ - I * k_); }
+  std::uint64_t n_psum(std::uint32_t i) const { return ceil_div(tile_m(i), per_); }
+  GraphNode& node(std::uint32_t J, std::uint32_t I) { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
+  const GraphNode& node(std::uint32_t J, std::uint32_t I) const { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
+  LaneDealer x_dealer(std::uint32_t J) const {
+    LaneDealer d;
+    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k_ + c), kXPerWavelet));
+    return d;
+  }
+
+  // --- Routes ---------------------------------------------------------------------------
   // Node-fabric routes of the edges between nodes (a node sends at most one stream: the
   // tree's column 0, the K-tree's east column), and who receives what.
-  std::vector<std::uint32_t> n_in(Q, 0);
-  std::vector<std::uint32_t> send_col(Qn, UINT32_MAX);  // the PE column whose sums leave node column J
-  for (std::uint32_t j = 0; j < Q; ++j) {
-    if (edge[j].to == UINT32_MAX) continue;
-    ++n_in[edge[j].to];
-    if (!edge[j].between_nodes) continue;
-    const std::uint32_t from = j / k;
-    const std::uint32_t to = edge[j].to / k;
-    if (send_col[from] != UINT32_MAX) throw std::logic_error("gemv tiled: two streams leave one node");
-    send_col[from] = j;
-    const bool east = to > from;
-    const Port fwd = east ? Port::kEast : Port::kWest;
-    const Port back = east ? Port::kWest : Port::kEast;
-    for (std::uint32_t I = 0; I < Pn; ++I) {
-      fabric.set_route({from, I}, edge[j].color, mask(Port::kRamp), mask(fwd));
-      for (std::uint32_t m = std::min(from, to) + 1; m < std::max(from, to); ++m)
-        fabric.set_route({m, I}, edge[j].color, mask(back), mask(fwd));
-      fabric.set_route({to, I}, edge[j].color, mask(back), mask(Port::kRamp));
-    }
-  }
-
-  // Children of each PE column, and each child's place among its parent's streams.
-  std::vector<std::vector<std::uint32_t>> children(Q);
-  std::vector<std::uint32_t> slot(Q, 0);
-  for (std::uint32_t j = 0; j < Q; ++j) {
-    if (edge[j].to == UINT32_MAX) continue;
-    slot[j] = static_cast<std::uint32_t>(children[edge[j].to].size());
-    children[edge[j].to].push_back(j);
-  }
-  std::vector<GraphNode> st(static_cast<std::size_t>(Pn) * Qn);
-  auto node = [&](std::uint32_t J, std::uint32_t I) -> GraphNode& {
-    return st[static_cast<std::size_t>(I) * Qn + J];
-  };
-  auto x_dealer = [&](std::uint32_t J) {
-    LaneDealer d;
-    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k + c), kXPerWavelet));
-    return d;
-  };
-  std::vector<std::uint64_t> x_per_vector(Qn, 0);
-  for (std::uint32_t J = 0; J < Qn; ++J) {
-    for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector[J] += ceil_div(tile_k(J * k + c), kXPerWavelet);
-  }
-  std::vector<std::uint64_t> row_done(Pn, 0);
-  std::vector<std::uint64_t> row_left(Pn, 0);  // sum wavelets (all vectors) still to finish at the root
-  for (std::uint32_t I = 0; I < Pn; ++I) {
-    for (std::uint32_t J = 0; J < Qn; ++J) {
-      GraphNode& s = node(J, I);
-      for (std::uint32_t r = 0; r < kr(I); ++r) {
-        if (J == 0) row_left[I] += n_vec * n_psum(I * k + r);
-        for (std::uint32_t c = 0; c < kc(J); ++c) {
-          // Each PE of the node runs the FMACs of its own tile (as run_gemv).
-          s.engines.emplace_back(tile_k(J * k + c), fmac_cycles(pe, g.accumulate, tile_m(I * k + r)));
-          GraphPe p;
-          for (std::uint32_t j : children[J * k + c]) p.streams.push_back(Incoming{j, 0, {}, 0});
-          s.pes.push_back(std::move(p));
+  void route_edges() {
+    n_in_.assign(Q_, 0);
+    send_col_.assign(Qn_, UINT32_MAX);
+    for (std::uint32_t j = 0; j < Q_; ++j) {
+      if (edge_[j].to == UINT32_MAX) continue;
+      ++n_in_[edge_[j].to];
+      if (!edge_[j].between_nodes) continue;
+      const std::uint32_t from = j / k_;
+      const std::uint32_t to = edge_[j].to / k_;
+      if (send_col_[from] != UINT32_MAX) throw std::logic_error("gemv tiled: two streams leave one node");
+      send_col_[from] = j;
+      const bool east = to > from;
+      const Port fwd = east ? Port::kEast : Port::kWest;
+      const Port back = east ? Port::kWest : Port::kEast;
+      for (std::uint32_t I = 0; I < Pn_; ++I) {
+        fabric_.set_route({from, I}, edge_[j].color, mask(Port::kRamp), mask(fwd));
+        for (std::uint32_t m = std::min(from, to) + 1; m < std::max(from, to); ++m) {
+          fabric_.set_route({m, I}, edge_[j].color, mask(back), mask(fwd));
         }
+        fabric_.set_route({to, I}, edge_[j].color, mask(back), mask(Port::kRamp));
       }
-      s.x_lanes = x_dealer(J);
     }
   }
-  const std::uint64_t start_cycle = fabric.now();
-  // Crossings inside nodes by delivery cycle, in the order they were booked.
-  std::map<std::uint64_t, std::vector<InsideDelivery>> inside;
 
+  // Children of each PE column, each child's place among its parent's streams, and every
+  // node's PEs.
+  void init_nodes() {
+    children_.assign(Q_, {});
+    slot_.assign(Q_, 0);
+    for (std::uint32_t j = 0; j < Q_; ++j) {
+      if (edge_[j].to == UINT32_MAX) continue;
+      slot_[j] = static_cast<std::uint32_t>(children_[edge_[j].to].size());
+      children_[edge_[j].to].push_back(j);
+    }
+    st_.resize(static_cast<std::size_t>(Pn_) * Qn_);
+    x_per_vector_.assign(Qn_, 0);
+    for (std::uint32_t J = 0; J < Qn_; ++J) {
+      for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
+    }
+    row_done_.assign(Pn_, 0);
+    row_left_.assign(Pn_, 0);
+    for (std::uint32_t I = 0; I < Pn_; ++I) {
+      for (std::uint32_t J = 0; J < Qn_; ++J) {
+        GraphNode& s = node(J, I);
+        for (std::uint32_t r = 0; r < kr(I); ++r) {
+          if (J == 0) row_left_[I] += g_.vectors * n_psum(I * k_ + r);
+          for (std::uint32_t c = 0; c < kc(J); ++c) {
+            // Each PE of the node runs the FMACs of its own tile (as run_gemv).
+            s.engines.emplace_back(tile_k(J * k_ + c), fmac_cycles(pe_, g_.accumulate, tile_m(I * k_ + r)));
+            GraphPe p;
+            for (std::uint32_t j : children_[J * k_ + c]) p.streams.push_back(Incoming{j, 0, {}, 0});
+            s.pes.push_back(std::move(p));
+          }
+        }
+        s.x_lanes = x_dealer(J);
+      }
+    }
+  }
+
+  // --- Each PE's behaviour ------------------------------------------------------------
   // Wavelet w of the sums of vector v at PE (r, c) of node (J, I) is final at `cycle`.
-  auto final_sum = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c, std::uint32_t v,
-                       std::uint64_t w, std::uint64_t cycle) {
+  void final_sum(std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c, std::uint32_t v,
+                 std::uint64_t cycle) {
     GraphNode& s = node(J, I);
-    const std::uint32_t j = J * k + c;
-    const Edge& e = edge[j];
-    if (j == root) {
-      row_done[I] = std::max(row_done[I], cycle);
-      --row_left[I];
-      times.sum_final(I * k + r, v, cycle - start_cycle);
-      (void)w;
+    const std::uint32_t j = J * k_ + c;
+    const Edge& e = edge_[j];
+    if (j == root_) {
+      row_done_[I] = std::max(row_done_[I], cycle);
+      --row_left_[I];
+      times_.sum_final(I * k_ + r, v, cycle - start_cycle_);
       return;
     }
     if (e.between_nodes) {
-      if (s.out == UINT32_MAX) s.out = fabric.open_message({J, I}, e.color);
-      fabric.append_wavelets(s.out, 1, cycle);
+      if (s.out == UINT32_MAX) s.out = fabric_.open_message({J, I}, e.color);
+      fabric_.append_wavelets(s.out, 1, cycle);
       s.out_rows.push_back(r);
       return;
     }
     GraphPe& p = s.pes[static_cast<std::size_t>(r) * kc(J) + c];
     const std::uint64_t leave = std::max(cycle, p.ramp_free);
     p.ramp_free = leave + 1;
-    inside[leave + e.inside_delay].push_back({J, I, r, e.to, j});
-  };
+    inside_[leave + e.inside_delay].push_back({J, I, r, e.to, j});
+  }
+
   // Moves PE (r, c) of node (J, I) on as far as what has arrived allows (run_gemv's pump).
-  auto pump = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c) {
+  void pump(std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t c) {
     GraphNode& s = node(J, I);
     const std::size_t idx = static_cast<std::size_t>(r) * kc(J) + c;
     GraphPe& p = s.pes[idx];
     detail::GemvPeEngine& eng = s.engines[idx];
-    const std::uint32_t i = I * k + r;
-    const std::uint32_t nin = n_in[J * k + c];
+    const std::uint32_t i = I * k_ + r;
+    const std::uint32_t nin = n_in_[J * k_ + c];
     const std::uint64_t mi = tile_m(i);
     const std::uint64_t n = n_psum(i);
-    while (p.vector < n_vec && eng.x_complete(p.vector)) {
+    while (p.vector < g_.vectors && eng.x_complete(p.vector)) {
       const std::uint32_t v = p.vector;
       const std::uint64_t done = eng.fmacs_done(v);
-      times.fmacs(i, v, done - start_cycle);
+      times_.fmacs(i, v, done - start_cycle_);
       if (nin == 0) {
-        for (std::uint64_t w = 0; w < n; ++w) final_sum(J, I, r, c, v, w, done);
+        for (std::uint64_t w = 0; w < n; ++w) final_sum(J, I, r, c, v, done);
         ++p.vector;
         continue;
       }
@@ -627,91 +660,114 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
         if (next == nullptr) return;  // the rest of this vector's sums are still on their way
         const std::uint64_t w = next->added % n;
         const std::uint64_t end = eng.add(next->waiting[next->head].first + 1, done,
-                                          add_cycles(pe, g.accumulate, std::min(per, mi - w * per)));
+                                          add_cycles(pe_, g_.accumulate, std::min(per_, mi - w * per_)));
         ++next->added;
         if (++next->head == next->waiting.size()) {
           next->waiting.clear();
           next->head = 0;
         }
         --p.adds_left;
-        if (++p.contributions[w] == nin) final_sum(J, I, r, c, v, w, end);
+        if (++p.contributions[w] == nin) final_sum(J, I, r, c, v, end);
       }
       ++p.vector;
     }
-  };
+  }
+
   // A wavelet of sums from PE column `from` reaches PE (r, to) of node (J, I) at `cycle`.
-  auto receive = [&](std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t to, std::uint32_t from,
-                     std::uint64_t cycle) {
+  void receive(std::uint32_t J, std::uint32_t I, std::uint32_t r, std::uint32_t to, std::uint32_t from,
+               std::uint64_t cycle) {
     GraphNode& s = node(J, I);
-    const std::uint32_t c = to - J * k;
+    const std::uint32_t c = to - J * k_;
     GraphPe& p = s.pes[static_cast<std::size_t>(r) * kc(J) + c];
-    Incoming& x = p.streams[slot[from]];
+    Incoming& x = p.streams[slot_[from]];
     x.waiting.emplace_back(cycle, p.arrivals++);
     pump(J, I, r, c);
-  };
+  }
 
-  fabric.on_delivery([&](PeCoord at, MessageId msg, std::uint64_t cycle) {
+  void deliver(PeCoord at, MessageId msg, std::uint64_t cycle) {
     const std::uint32_t J = at.x;
     const std::uint32_t I = at.y;
     GraphNode& s = node(J, I);
-    if (fabric.message(msg).color == g.x_color) {
+    if (fabric_.message(msg).color == g_.x_color) {
       // Every PE row of the node gets the wavelet of its PE column's segment.
       const std::uint32_t lane = s.x_lanes.deal();
-      for (std::uint32_t r = 0; r < kr(I); ++r) s.engines[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
+      for (std::uint32_t r = 0; r < kr(I); ++r) {
+        s.engines[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
+      }
       s.last_x_delivery = cycle;
-      times.x(s.x_wavelets / x_per_vector[J], cycle + 1 - start_cycle);
-      if (++s.x_wavelets % x_per_vector[J] == 0) s.x_lanes = x_dealer(J);  // the next vector's segments
+      times_.x(s.x_wavelets / x_per_vector_[J], cycle + 1 - start_cycle_);
+      if (++s.x_wavelets % x_per_vector_[J] == 0) s.x_lanes = x_dealer(J);  // the next vector's segments
       for (std::uint32_t r = 0; r < kr(I); ++r) pump(J, I, r, lane);
       return;
     }
-    GraphNode& sender = node(fabric.message(msg).src.x, I);
-    const std::uint32_t from = send_col[fabric.message(msg).src.x];
+    GraphNode& sender = node(fabric_.message(msg).src.x, I);
+    const std::uint32_t from = send_col_[fabric_.message(msg).src.x];
     const std::uint32_t r = sender.out_rows.front();
     sender.out_rows.pop_front();
-    receive(J, I, r, edge[from].to, from, cycle);
-  });
+    receive(J, I, r, edge_[from].to, from, cycle);
+  }
 
-  const std::uint64_t hops0 = fabric.wavelet_hops();
-  for (std::uint32_t J = 0; J < Qn; ++J) {
-    GraphNode& s = node(J, 0);
-    if (Pn > 1) fabric.inject({J, 0}, g.x_color, static_cast<std::uint32_t>(n_vec * x_per_vector[J]), start_cycle);
-    for (detail::GemvPeEngine& e : s.engines) e.x_in_sram(start_cycle, n_vec * e.x_wavelets_per_vector());
-    s.x_wavelets = n_vec * x_per_vector[J];
-    for (std::uint32_t r = 0; r < kr(0); ++r) {
-      for (std::uint32_t c = 0; c < kc(J); ++c) pump(J, 0, r, c);
+  // The top node row has x in SRAM: it sends and computes at once.
+  void start_top_row() {
+    for (std::uint32_t J = 0; J < Qn_; ++J) {
+      GraphNode& s = node(J, 0);
+      if (Pn_ > 1) {
+        fabric_.inject({J, 0}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * x_per_vector_[J]), start_cycle_);
+      }
+      for (detail::GemvPeEngine& e : s.engines) e.x_in_sram(start_cycle_, g_.vectors * e.x_wavelets_per_vector());
+      s.x_wavelets = g_.vectors * x_per_vector_[J];
+      for (std::uint32_t r = 0; r < kr(0); ++r) {
+        for (std::uint32_t c = 0; c < kc(J); ++c) pump(J, 0, r, c);
+      }
     }
   }
+
   // The fabric and the crossings inside nodes, merged in time: crossings due at cycle d
   // are taken before the fabric's deliveries of cycle d.
-  for (;;) {
-    const std::uint64_t next_fabric = fabric.idle() ? UINT64_MAX : fabric.next_activity_cycle();
-    const std::uint64_t next_inside = inside.empty() ? UINT64_MAX : inside.begin()->first;
-    if (next_fabric == UINT64_MAX && next_inside == UINT64_MAX) break;
-    if (next_inside <= next_fabric) {
-      fabric.run_until_idle(next_inside);
-      // Crossings booked now land at least 2R + 1 cycles later: this cycle's list is final.
-      std::vector<InsideDelivery> due = std::move(inside.begin()->second);
-      inside.erase(inside.begin());
-      for (const InsideDelivery& d : due) receive(d.J, d.I, d.r, d.to, d.from, next_inside);
-    } else {
-      fabric.run_until_idle(next_fabric + 1);
+  void run_merged() {
+    for (;;) {
+      const std::uint64_t next_fabric = fabric_.idle() ? UINT64_MAX : fabric_.next_activity_cycle();
+      const std::uint64_t next_inside = inside_.empty() ? UINT64_MAX : inside_.begin()->first;
+      if (next_fabric == UINT64_MAX && next_inside == UINT64_MAX) break;
+      if (next_inside <= next_fabric) {
+        fabric_.run_until_idle(next_inside);
+        // Crossings booked now land at least 2R + 1 cycles later: this cycle's list is final.
+        std::vector<InsideDelivery> due = std::move(inside_.begin()->second);
+        inside_.erase(inside_.begin());
+        for (const InsideDelivery& d : due) receive(d.J, d.I, d.r, d.to, d.from, next_inside);
+      } else {
+        fabric_.run_until_idle(next_fabric + 1);
+      }
     }
   }
-  fabric.on_delivery(nullptr);
 
-  GemvResult res;
-  res.tile_rows = tg.Mt;
-  res.tile_cols = tg.Kt;
-  res.sram_bytes_per_pe = tg.sram_used;
-  res.compute_cycles = n_vec * tg.Kt * fmac_cycles(pe, g.accumulate, tg.Mt);
-  finish_times(res, row_left, row_done, start_cycle, times, P, Qn, [&](std::uint32_t J, std::uint32_t I) {
-    const GraphNode& s = node(J, I);
-    return NodeView{&s.engines, s.last_x_delivery};
-  });
-  res.wavelet_hops = fabric.wavelet_hops() - hops0;
-  res.fabric_cycles_simulated = fabric.cycles_simulated();
-  res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return res;
+  const std::uint32_t k_;
+  const FabricConfig& per_pe_;
+  const PeConfig& pe_;
+  const GemvConfig& g_;
+  detail::VectorTimes& times_;
+  const TiledGrid tg_;
+  Fabric fabric_;
+  const std::uint32_t P_, Q_, Pn_, Qn_;
+  const std::uint64_t per_;  // partial sums per 32-bit wavelet
+  std::vector<Edge> edge_;   // per PE column: its edge of the row's reduction graph
+  std::uint32_t root_ = 0;
+  std::vector<std::uint32_t> n_in_;
+  std::vector<std::uint32_t> send_col_;  // the PE column whose sums leave node column J
+  std::vector<std::vector<std::uint32_t>> children_;
+  std::vector<std::uint32_t> slot_;
+  std::vector<GraphNode> st_;
+  std::vector<std::uint64_t> x_per_vector_;
+  std::vector<std::uint64_t> row_done_;
+  std::vector<std::uint64_t> row_left_;  // sum wavelets (all vectors) still to finish at the root
+  std::uint64_t start_cycle_ = 0;
+  // Crossings inside nodes by delivery cycle, in the order they were booked.
+  std::map<std::uint64_t, std::vector<InsideDelivery>> inside_;
+};
+
+GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const GemvConfig& g, detail::VectorTimes& times) {
+  return TiledGraphRun(per_pe, k, pe, g, times).run();
 }
 
 // ---------------------------------------------------------------------------------------
