@@ -6,6 +6,8 @@
 //   {"experiment": "...", "set": [...],
 //    "figures": {"simulated_time_s": {"value": 216.03, "tolerance": {"relative": 1e-6, "absolute": 0}}, ...}}
 // A figure is within tolerance when |now - reference| <= max(absolute, relative * |reference|).
+// A reference also keeps the run's resolved configuration ("config": key path -> value
+// text), so that a comparison leads with the inputs that changed.
 #include "apps/wse-emu/regress_command.h"
 
 #include <algorithm>
@@ -174,6 +176,92 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
+// The resolved configuration of a run (its config.resolved.yaml) as key path -> value
+// text: what a comparison diffs to name the inputs that changed. A list of plain values
+// is one entry ("[a, b]"); an absolute path is written relative to the experiment file's
+// folder, so that two checkouts record the same text.
+using FlatConfig = std::map<std::string, std::string>;
+
+void flatten_config(const YAML::Node& n, const std::string& path, const fs::path& base, FlatConfig& out) {
+  if (n.IsMap()) {
+    if (n.size() == 0 && !path.empty()) out[path] = "{}";
+    for (const auto& kv : n) {
+      const std::string k = kv.first.Scalar();
+      flatten_config(kv.second, path.empty() ? k : path + "." + k, base, out);
+    }
+  } else if (n.IsSequence()) {
+    bool plain = true;
+    for (const auto& e : n) plain = plain && e.IsScalar();
+    if (plain) {
+      std::string text = "[";
+      for (std::size_t i = 0; i < n.size(); ++i) text += (i ? ", " : "") + n[i].Scalar();
+      out[path] = text + "]";
+    } else {
+      for (std::size_t i = 0; i < n.size(); ++i) flatten_config(n[i], path + "[" + std::to_string(i) + "]", base, out);
+    }
+  } else if (n.IsScalar()) {
+    std::string v = n.Scalar();
+    if (!v.empty() && v.front() == '/') {
+      const fs::path rel = fs::path(v).lexically_relative(base);
+      if (!rel.empty()) v = rel.generic_string();
+    }
+    out[path] = v;
+  } else {
+    out[path] = "~";
+  }
+}
+
+FlatConfig resolved_config(const fs::path& resolved_yaml, const fs::path& experiment) {
+  FlatConfig out;
+  flatten_config(YAML::LoadFile(resolved_yaml.string()), "", experiment.parent_path(), out);
+  return out;
+}
+
+// The figures a reader looks at first; the rest (per-resource utilizations, the wafer's
+// kernel breakdown, model constants) are listed with --all.
+bool headline(const std::string& figure) {
+  const std::string group = figure.substr(0, figure.find('.'));
+  for (const char* h : {"simulated_time_s", "requests", "throughput", "goodput", "kv_transfer"}) {
+    if (group == h) return true;
+  }
+  return false;
+}
+
+// The configuration keys whose values differ between the reference and this run.
+std::vector<std::vector<std::string>> config_changes(const nlohmann::json& ref, const FlatConfig& now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [k, v] : now) {
+    const auto r = ref.find(k);
+    if (r == ref.end()) {
+      rows.push_back({k, "(not set)", v});
+    } else if (r->get<std::string>() != v) {
+      rows.push_back({k, r->get<std::string>(), v});
+    }
+  }
+  for (const auto& [k, r] : ref.items()) {
+    if (!now.count(k)) rows.push_back({k, r.get<std::string>(), "(not set)"});
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// What a comparison leads with: the configuration keys that differ from the reference's.
+void print_config_changes(const nlohmann::json& ref, const FlatConfig& now) {
+  if (!ref.contains("config")) {
+    std::cout << "configuration: not in the reference (written by 'wse-emu regress --update' from now on)\n";
+    return;
+  }
+  const auto changed = config_changes(ref["config"], now);
+  if (changed.empty()) {
+    std::cout << "configuration: as in the reference\n";
+    return;
+  }
+  std::cout << "configuration: " << changed.size() << " key(s) differ from the reference\n";
+  std::vector<std::vector<std::string>> rows{{"  key", "reference", "now"}};
+  for (const auto& c : changed) rows.push_back({"  " + c[0], c[1], c[2]});
+  print_table(rows);
+}
+
 // A reference file as written by --update: {"figures": {NAME: {"value": number,
 // "tolerance": {"relative": number >= 0, "absolute": number >= 0}}}}. Anything else
 // (a corrupt, empty or hand-edited file) is bad input naming the file and the figure;
@@ -209,6 +297,12 @@ nlohmann::json read_reference(const fs::path& file) {
         if (x != t->end() && (!x->is_number() || x->get<double>() < 0))
           throw bad(at + "tolerance \"" + k + "\" must be a number, 0 or more, found " + x->dump());
       }
+    }
+  }
+  if (const auto c = ref.find("config"); c != ref.end()) {
+    if (!c->is_object()) throw bad("\"config\" must be an object of key paths and value texts");
+    for (const auto& [k, v] : c->items()) {
+      if (!v.is_string()) throw bad("config key '" + k + "': the value must be a string, found " + v.dump());
     }
   }
   return ref;
@@ -287,7 +381,15 @@ int run_regress(const RegressOptions& opt) {
         out["experiment"] = en.experiment_as_written;
         out["set"] = en.overrides;
         out["figures"] = nlohmann::json::object();
+        const FlatConfig config = resolved_config(dir / "config.resolved.yaml", en.experiment);
+        out["config"] = config;
         int changes = 0;
+        if (ref.contains("config")) {
+          for (const auto& c : config_changes(ref["config"], config))
+            std::cout << "  configuration " << c[0] << ": " << c[1] << " -> " << c[2] << "\n";
+        } else {
+          std::cout << "  configuration recorded (" << config.size() << " keys)\n";
+        }
         for (const auto& [k, v] : now) {
           Tolerance t = suite.default_tolerance;
           if (ref_figures.contains(k)) {
@@ -328,14 +430,24 @@ int run_regress(const RegressOptions& opt) {
         pass = false;
         continue;
       }
+      // First the inputs that changed, then the headline figures that moved; every
+      // other figure is counted by group (--all lists them all).
+      const FlatConfig config = resolved_config(dir / "config.resolved.yaml", en.experiment);
+      if (!opt.quiet) print_config_changes(ref, config);
       std::vector<std::vector<std::string>> rows{
           {"figure", "reference", "now", "change", "tolerance", "verdict"}};
       int out_of_tolerance = 0;
       std::map<std::string, double> now_map(now.begin(), now.end());
-      std::size_t hidden = 0;
+      // Figures not listed, by group: moved, and of those out of tolerance.
+      std::map<std::string, std::pair<int, int>> unlisted;
+      std::size_t unchanged = 0;
       for (const auto& [k, v] : now) {
         if (!ref_figures.contains(k)) {
-          rows.push_back({k, "-", num(v), "", "", "new (not judged)"});
+          if (opt.all || headline(k)) {
+            rows.push_back({k, "-", num(v), "", "", "new (not judged)"});
+          } else {
+            ++unlisted[k.substr(0, k.find('.')) + " (new)"].first;
+          }
           continue;
         }
         const auto& r = ref_figures[k];
@@ -347,9 +459,14 @@ int run_regress(const RegressOptions& opt) {
         }
         const bool ok = std::fabs(v - ref_v) <= std::max(t.absolute, t.relative * std::fabs(ref_v));
         if (!ok) ++out_of_tolerance;
-        // Hundreds of per-resource utilizations: the table shows those that moved.
-        if (ok && !opt.all && k.rfind("utilization.", 0) == 0 && v == ref_v) {
-          ++hidden;
+        if (!opt.all && !(headline(k) && v != ref_v)) {
+          if (v == ref_v) {
+            ++unchanged;
+          } else {
+            auto& u = unlisted[k.substr(0, k.find('.'))];
+            ++u.first;
+            if (!ok) ++u.second;
+          }
           continue;
         }
         rows.push_back(
@@ -361,9 +478,26 @@ int run_regress(const RegressOptions& opt) {
           ++out_of_tolerance;
         }
       }
-      if (!opt.quiet) print_table(rows);
-      if (hidden && !opt.quiet)
-        std::cout << "(" << hidden << " unchanged utilization figure(s) not shown; --all shows them)\n";
+      if (!opt.quiet) {
+        if (rows.size() > 1) {
+          print_table(rows);
+        } else if (!opt.all) {
+          std::cout << "headline figures: as in the reference\n";
+        }
+        if (!unlisted.empty()) {
+          int moved = 0, out = 0;
+          std::string groups;
+          for (const auto& [g, c] : unlisted) {
+            moved += c.first;
+            out += c.second;
+            groups += (groups.empty() ? "" : ", ") + g + " " + std::to_string(c.first) +
+                      (c.second ? " (" + std::to_string(c.second) + " out of tolerance)" : "");
+          }
+          std::cout << moved << " other figure(s) moved, " << out << " of them out of tolerance: " << groups
+                    << "; --all lists them\n";
+        }
+        if (unchanged) std::cout << "(" << unchanged << " unchanged figure(s) not listed; --all lists them)\n";
+      }
       std::cout << (out_of_tolerance ? std::to_string(out_of_tolerance) + " figure(s) out of tolerance"
                                      : "all figures within tolerance")
                 << "\n";
