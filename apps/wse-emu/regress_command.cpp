@@ -54,10 +54,20 @@ struct Suite {
   std::vector<Entry> entries;
 };
 
-class SuiteError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using SuiteError = InputFileError;
+
+std::string line_of(const fs::path& file, const YAML::Node& n) {
+  return file.string() + ":" + std::to_string(n.Mark().line + 1);
+}
+
+// A value of the suite that must be text (a name, a path, a key).
+std::string text(const fs::path& file, const YAML::Node& n, const std::string& what) {
+  if (!n.IsScalar()) {
+    throw SuiteError(line_of(file, n) + ": " + what + " must be text, found " +
+                     (n.IsSequence() ? "a list" : n.IsMap() ? "a mapping" : "nothing"));
+  }
+  return n.Scalar();
+}
 
 // A typo in the suite must not fall back to a default: unknown keys are errors.
 void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known) {
@@ -65,7 +75,7 @@ void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<s
     throw SuiteError(file.string() + ":" + std::to_string(map.Mark().line + 1) + ": expected a mapping");
   }
   for (const auto& kv : map) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = text(file, kv.first, "a key");
     if (std::find(known.begin(), known.end(), k) != known.end()) continue;
     std::string all;
     for (const auto& n : known) all += (all.empty() ? "" : ", ") + n;
@@ -78,10 +88,15 @@ void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<s
 Tolerance read_tolerance(const fs::path& file, const YAML::Node& n, Tolerance t) {
   if (!n) return t;
   check_keys(file, n, {"relative", "absolute"});
-  if (n["relative"]) t.relative = n["relative"].as<double>();
-  if (n["absolute"]) t.absolute = n["absolute"].as<double>();
-  if (t.relative < 0 || t.absolute < 0) {
-    throw SuiteError(file.string() + ":" + std::to_string(n.Mark().line + 1) + ": tolerances are 0 or more");
+  for (const char* k : {"relative", "absolute"}) {
+    if (!n[k]) continue;
+    double v = -1;
+    if (n[k].IsScalar() && !YAML::convert<double>::decode(n[k], v)) v = -1;
+    if (!n[k].IsScalar() || !std::isfinite(v) || v < 0) {
+      throw SuiteError(line_of(file, n[k]) + ": tolerance '" + k + "' must be a finite number, 0 or more (e.g. " +
+                       (std::string(k) == "relative" ? "1.0e-6" : "0") + ")");
+    }
+    (std::string(k) == "relative" ? t.relative : t.absolute) = v;
   }
   return t;
 }
@@ -98,7 +113,7 @@ Suite read_suite(const fs::path& file) {
   check_keys(file, root, {"references", "tolerance", "experiments"});
   Suite s;
   s.references =
-      (base / (root["references"] ? root["references"].as<std::string>() : "references")).lexically_normal();
+      (base / (root["references"] ? text(file, root["references"], "'references:'") : "references")).lexically_normal();
   s.default_tolerance = read_tolerance(file, root["tolerance"], s.default_tolerance);
   if (!root["experiments"] || !root["experiments"].IsSequence() || root["experiments"].size() == 0) {
     throw SuiteError(file.string() + ": 'experiments:' must list at least one {name:, experiment:}");
@@ -110,8 +125,12 @@ Suite read_suite(const fs::path& file) {
     }
     check_keys(file, e, {"name", "experiment", "set"});
     Entry en;
-    en.name = e["name"].as<std::string>();
-    en.experiment_as_written = e["experiment"].as<std::string>();
+    en.name = text(file, e["name"], "'name:'");
+    if (en.name.empty() || en.name.find_first_of("/\\") != std::string::npos || en.name == "." || en.name == "..") {
+      throw SuiteError(line_of(file, e["name"]) + ": 'name:' '" + en.name +
+                       "' names the reference file <name>.json and the run's folder: use letters, digits, _ or -");
+    }
+    en.experiment_as_written = text(file, e["experiment"], "'experiment:'");
     en.experiment = (base / en.experiment_as_written).lexically_normal();
     if (!fs::is_regular_file(en.experiment)) {
       throw SuiteError(file.string() + ":" + std::to_string(e.Mark().line + 1) + ": experiment '" +
@@ -123,7 +142,8 @@ Suite read_suite(const fs::path& file) {
                          ": 'set' must be a mapping of key paths to values, e.g. {workload.trace.limit: 20}");
       }
       for (const auto& kv : e["set"])
-        en.overrides.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+        en.overrides.push_back(text(file, kv.first, "a 'set:' key") + "=" +
+                               text(file, kv.second, "the value of 'set: " + kv.first.Scalar() + "'"));
     }
     s.entries.push_back(std::move(en));
   }
@@ -290,12 +310,15 @@ nlohmann::json read_reference(const fs::path& file) {
     const auto v = f.find("value");
     if (v == f.end() || !v->is_number())
       throw bad(at + "\"value\" must be a number, found " + (v == f.end() ? "nothing" : v->dump()));
+    if (!std::isfinite(v->get<double>())) throw bad(at + "\"value\" must be a finite number");
     if (const auto t = f.find("tolerance"); t != f.end()) {
       if (!t->is_object()) throw bad(at + "\"tolerance\" must be an object {relative, absolute}");
       for (const char* k : {"relative", "absolute"}) {
         const auto x = t->find(k);
-        if (x != t->end() && (!x->is_number() || x->get<double>() < 0))
+        if (x != t->end() && (!x->is_number() || !(x->get<double>() >= 0)))
           throw bad(at + "tolerance \"" + k + "\" must be a number, 0 or more, found " + x->dump());
+        if (x != t->end() && !std::isfinite(x->get<double>()))
+          throw bad(at + "tolerance \"" + k + "\" must be a finite number, 0 or more");
       }
     }
   }
@@ -309,6 +332,16 @@ nlohmann::json read_reference(const fs::path& file) {
 }
 
 }  // namespace
+
+std::size_t check_regress_suite(const fs::path& suite_file) {
+  const Suite suite = read_suite(suite_file);
+  std::size_t figures = 0;
+  for (const auto& en : suite.entries) {
+    const fs::path ref_file = suite.references / (en.name + ".json");
+    if (fs::exists(ref_file)) figures += read_reference(ref_file)["figures"].size();
+  }
+  return figures;
+}
 
 int run_regress(const RegressOptions& opt) {
   Suite suite;

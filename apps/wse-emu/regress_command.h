@@ -3,6 +3,7 @@
 // figure with its own tolerance.
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 
@@ -19,5 +20,10 @@ struct RegressOptions {
 };
 
 int run_regress(const RegressOptions& opt);
+
+// Reads a regression suite and the reference files it names, as `wse-emu regress` does
+// before it runs anything; returns the number of reference figures read. Throws
+// InputFileError (sweep_command.h) naming the file (fuzz/fuzz_regress.cpp).
+std::size_t check_regress_suite(const std::filesystem::path& suite);
 
 }  // namespace wse::app

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +28,18 @@ struct SweepOptions {
 };
 
 int run_sweep(const sim::Registry& registry, const SweepOptions& opt);
+
+// Bad input in a sweep file, a regression suite or a reference file: the message names
+// the file (and line, key or figure) and what to change. The commands exit 2 with it.
+class InputFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Reads a sweep file and enumerates its points as `wse-emu sweep` does before it
+// validates them: each point's `--set` overrides (KEY=YAML), the fixed `set:` first.
+// Throws InputFileError (fuzz/fuzz_sweep.cpp).
+std::vector<std::vector<std::string>> sweep_points(const std::filesystem::path& file);
 
 // ---- shared with `wse-emu regress` ----
 

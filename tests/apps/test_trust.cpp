@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -288,6 +289,60 @@ TEST_F(Trust, RegressRefusesABadReferenceNamingFileAndFigure) {
               HasSubstr(": figure 'events': \"value\" must be a number, found \"4993\""));
   EXPECT_THAT(regress(R"({"figures": {"events": {"value": 4993, "tolerance": {"relative": -1}}}})"),
               HasSubstr(": figure 'events': tolerance \"relative\" must be a number, 0 or more, found -1"));
+}
+
+// --- Item 22: wall-time cliffs. ---
+
+// decode.prefill_chunk_tokens above 1 on wafer_only times every prompt token afresh
+// (the whole 1,000-request trace: about a million token passes, against 1,260 at the
+// default 1, tens of minutes more of CPU), and nothing said so. `check` and `run` now
+// warn on stderr, one line naming where the value was set, the key, the value, both
+// estimates and what to do; the default, and a trace short enough for the difference not
+// to matter, get no warning.
+TEST_F(Trust, CostlyPrefillChunkIsWarnedAboutByCheckAndRun) {
+  const std::string wafer = "configs/experiments/wafer_only.yaml";
+  const auto warnings = [](const std::string& err) {
+    std::vector<std::string> w;
+    std::istringstream in(err);
+    for (std::string l; std::getline(in, l);)
+      if (l.find("warning") != std::string::npos) w.push_back(l);
+    return w;
+  };
+  Result costly = wse_emu("check " + wafer + " --set decode.prefill_chunk_tokens=4", dir_ / "io");
+  EXPECT_EQ(costly.exit_code, 0) << costly.err;
+  ASSERT_EQ(warnings(costly.err).size(), 1u) << costly.err;
+  EXPECT_THAT(warnings(costly.err)[0],
+              HasSubstr("wse-emu: warning: --set 'decode.prefill_chunk_tokens=4': key 'decode.prefill_chunk_tokens' = "
+                        "4: the prompts' prefill is estimated at 1014189 token passes to simulate, against 1260 at "
+                        "the default 1 (804x; "));
+  EXPECT_THAT(warnings(costly.err)[0], HasSubstr("min more of CPU; keep the default 1 unless chunked prefill is what "
+                                                 "is studied, or run fewer requests (workload.trace.limit)"));
+  EXPECT_THAT(costly.out, HasSubstr("prefill_chunk_tokens: 4"));  // the resolved file is still printed
+
+  Result def = wse_emu("check " + wafer, dir_ / "io");
+  EXPECT_EQ(def.exit_code, 0) << def.err;
+  EXPECT_THAT(warnings(def.err), ::testing::IsEmpty()) << def.err;
+  Result small = wse_emu("check " + wafer + " --set decode.prefill_chunk_tokens=4 --set workload.trace.limit=3",
+                         dir_ / "io");
+  EXPECT_THAT(warnings(small.err), ::testing::IsEmpty()) << small.err;
+
+  // Set in a file: the warning names its line.
+  const fs::path file = write("chunked.yaml", "include: " + kSrc + "/" + wafer + "\n"
+                                              "decode:\n"
+                                              "  prefill_chunk_tokens: 2\n");
+  Result in_file = wse_emu("check '" + file.string() + "'", dir_ / "io");
+  ASSERT_EQ(warnings(in_file.err).size(), 1u) << in_file.err;
+  EXPECT_THAT(warnings(in_file.err)[0], HasSubstr("chunked.yaml:3:25: key 'decode.prefill_chunk_tokens' = 2: "));
+
+  // `run` warns before it simulates (here it then fails at once: its --out is under a
+  // regular file).
+  write("plain", "x");
+  Result run = wse_emu("run " + wafer + " --set decode.prefill_chunk_tokens=4 --quiet --out '" +
+                           (dir_ / "plain" / "out").string() + "'",
+                       dir_ / "io");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  ASSERT_EQ(warnings(run.err).size(), 1u) << run.err;
+  EXPECT_THAT(warnings(run.err)[0], HasSubstr("key 'decode.prefill_chunk_tokens' = 4: "));
 }
 
 // --- Item 11: file errors with their reason on stderr; no SystemC text. ---
