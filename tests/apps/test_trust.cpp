@@ -345,6 +345,49 @@ TEST_F(Trust, CostlyPrefillChunkIsWarnedAboutByCheckAndRun) {
   EXPECT_THAT(warnings(run.err)[0], HasSubstr("key 'decode.prefill_chunk_tokens' = 4: "));
 }
 
+// --- Fuzzing at depth: the sweep file and the regression suite (fuzz_sweep, fuzz_regress). ---
+
+// A key that is a YAML list gave yaml-cpp's "bad conversion", naming neither the key nor
+// what to write; 64 grid keys of two values each made 2^64 points, which wrapped around
+// to 0 under the 100,000-point limit: a sweep of nothing, exit 0.
+TEST_F(Trust, SweepFileKeysMustBeTextAndThePointCountCannotWrap) {
+  const std::string head = "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\ngrid:\n";
+  const fs::path list_key = write("list_key.yaml", head + "  [a, b]: [1]\n");
+  Result r = wse_emu("sweep '" + list_key.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("list_key.yaml:3:3: a key must be text (a configuration key path such as a.b.c), "
+                               "found a list"));
+  std::string many = head;
+  for (int i = 0; i < 64; ++i) many += "  k" + std::to_string(i) + ": [1, 2]\n";
+  const fs::path wrap = write("wrap.yaml", many);
+  Result w = wse_emu("sweep '" + wrap.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
+  EXPECT_EQ(w.exit_code, 2) << w.out << w.err;
+  EXPECT_THAT(w.err, HasSubstr("wrap.yaml: more than 100000 points (the product of the lists' lengths)"));
+  EXPECT_FALSE(fs::exists(dir_ / "sw"));
+}
+
+// An infinite tolerance (`.inf`) passed every figure whatever it was; a tolerance that
+// was not a number gave yaml-cpp's "bad conversion" naming no file; an experiment named
+// with a path (`../x`) would have written its reference outside the references folder.
+TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
+  const std::string exp = "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n";
+  const auto regress = [&](const std::string& suite) {
+    const fs::path f = write("suite.yaml", suite);
+    Result r = wse_emu("regress --suite '" + f.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
+    return r.err;
+  };
+  EXPECT_THAT(regress("tolerance: {relative: .inf}\nexperiments:\n  - name: kv_link\n" + exp),
+              HasSubstr("suite.yaml:1: tolerance 'relative' must be a finite number, 0 or more (e.g. 1.0e-6)"));
+  EXPECT_THAT(regress("tolerance: {absolute: abc}\nexperiments:\n  - name: kv_link\n" + exp),
+              HasSubstr("suite.yaml:1: tolerance 'absolute' must be a finite number, 0 or more (e.g. 0)"));
+  EXPECT_THAT(regress("experiments:\n  - name: ../kv_link\n" + exp),
+              HasSubstr("suite.yaml:2: 'name:' '../kv_link' names the reference file <name>.json"));
+  EXPECT_THAT(regress("experiments:\n  - name: [kv_link]\n" + exp),
+              HasSubstr("suite.yaml:2: 'name:' must be text, found a list"));
+}
+
 // --- Item 11: file errors with their reason on stderr; no SystemC text. ---
 
 // A trace path that was a symlink loop exited 1 with SystemC's "Error: (E549) uncaught
