@@ -102,7 +102,7 @@ Tolerance read_tolerance(const fs::path& file, const YAML::Node& n, Tolerance t)
 }
 
 Suite read_suite(const fs::path& file) {
-  if (!fs::is_regular_file(file)) throw SuiteError("regression suite '" + file.string() + "' does not exist");
+  if (const auto why = not_a_file(file)) throw SuiteError("regression suite '" + file.string() + "' " + *why);
   const fs::path base = fs::absolute(file).parent_path();
   YAML::Node root;
   try {
@@ -132,9 +132,8 @@ Suite read_suite(const fs::path& file) {
     }
     en.experiment_as_written = text(file, e["experiment"], "'experiment:'");
     en.experiment = (base / en.experiment_as_written).lexically_normal();
-    if (!fs::is_regular_file(en.experiment)) {
-      throw SuiteError(file.string() + ":" + std::to_string(e.Mark().line + 1) + ": experiment '" +
-                       en.experiment.string() + "' does not exist");
+    if (const auto why = not_a_file(en.experiment)) {
+      throw SuiteError(line_of(file, e) + ": experiment '" + en.experiment.string() + "' " + *why);
     }
     if (e["set"]) {
       if (!e["set"].IsMap()) {
@@ -282,6 +281,15 @@ void print_config_changes(const nlohmann::json& ref, const FlatConfig& now) {
   print_table(rows);
 }
 
+// Whether the reference file of an experiment exists; a path the system cannot even
+// look at (too long, a loop) is bad input naming it.
+bool reference_exists(const fs::path& ref_file) {
+  std::error_code ec;
+  const bool there = fs::exists(ref_file, ec);
+  if (ec) throw SuiteError("reference " + ref_file.string() + ": cannot be read: " + ec.message());
+  return there;
+}
+
 // A reference file as written by --update: {"figures": {NAME: {"value": number,
 // "tolerance": {"relative": number >= 0, "absolute": number >= 0}}}}. Anything else
 // (a corrupt, empty or hand-edited file) is bad input naming the file and the figure;
@@ -338,7 +346,7 @@ std::size_t check_regress_suite(const fs::path& suite_file) {
   std::size_t figures = 0;
   for (const auto& en : suite.entries) {
     const fs::path ref_file = suite.references / (en.name + ".json");
-    if (fs::exists(ref_file)) figures += read_reference(ref_file)["figures"].size();
+    if (reference_exists(ref_file)) figures += read_reference(ref_file)["figures"].size();
   }
   return figures;
 }
@@ -363,7 +371,7 @@ int run_regress(const RegressOptions& opt) {
   try {
     for (const auto& en : suite.entries) {
       const fs::path ref_file = suite.references / (en.name + ".json");
-      if (fs::exists(ref_file)) references[en.name] = read_reference(ref_file);
+      if (reference_exists(ref_file)) references[en.name] = read_reference(ref_file);
     }
   } catch (const SuiteError& e) {
     std::cerr << "wse-emu: error: " << e.what() << "\n";

@@ -14,7 +14,7 @@ struct RegressOptions {
   std::filesystem::path out_dir;  // keep the runs here (default: a temporary folder, removed)
   std::string only;               // run just this experiment of the suite
   bool update = false;            // rewrite the references instead of judging
-  bool all = false;               // show unchanged utilization figures in the table too
+  bool all = false;               // list every figure (default: the headline figures that moved)
   bool force = false;             // write into an out_dir that is not empty
   bool quiet = false;             // only the verdicts, not the figure tables
 };

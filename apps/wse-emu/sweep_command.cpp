@@ -150,7 +150,7 @@ Dimension read_zip_group(const fs::path& file, const YAML::Node& group) {
 }
 
 Sweep read_sweep(const fs::path& file) {
-  if (!fs::is_regular_file(file)) throw SweepError("sweep file '" + file.string() + "' does not exist");
+  if (const auto why = not_a_file(file)) throw SweepError("sweep file '" + file.string() + "' " + *why);
   YAML::Node root;
   try {
     root = YAML::LoadFile(file.string());
@@ -180,9 +180,8 @@ Sweep read_sweep(const fs::path& file) {
   }
   s.experiment = fs::absolute(file).parent_path() / root["experiment"].Scalar();
   s.experiment = s.experiment.lexically_normal();
-  if (!fs::is_regular_file(s.experiment)) {
-    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() +
-                     "' does not exist");
+  if (const auto why = not_a_file(s.experiment)) {
+    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() + "' " + *why);
   }
   std::set<std::string> seen;
   auto claim = [&](const YAML::Node& at, const std::string& key) {
@@ -616,6 +615,16 @@ std::optional<std::string> foreign_content(const Sweep& s, const fs::path& out) 
 }  // namespace
 
 // ---- shared helpers ----
+
+std::optional<std::string> not_a_file(const fs::path& file) {
+  std::error_code ec;
+  const auto st = fs::status(file, ec);
+  if (st.type() == fs::file_type::not_found) return "does not exist";
+  if (ec) return "cannot be read: " + ec.message();
+  if (st.type() == fs::file_type::directory) return "is a directory, not a file";
+  if (st.type() != fs::file_type::regular) return "is not a regular file (a FIFO, socket or device)";
+  return std::nullopt;
+}
 
 std::vector<std::vector<std::string>> sweep_points(const fs::path& file) {
   std::vector<std::vector<std::string>> out;

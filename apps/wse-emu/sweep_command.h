@@ -36,6 +36,11 @@ class InputFileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Why `file` cannot be read as a regular file ("does not exist", "is a directory", or the
+// operating system's reason, e.g. "File name too long"), or nothing when it can. Never
+// throws (the error-code overloads of std::filesystem).
+std::optional<std::string> not_a_file(const std::filesystem::path& file);
+
 // Reads a sweep file and enumerates its points as `wse-emu sweep` does before it
 // validates them: each point's `--set` overrides (KEY=YAML), the fixed `set:` first.
 // Throws InputFileError (fuzz/fuzz_sweep.cpp).

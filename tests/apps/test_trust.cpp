@@ -388,6 +388,25 @@ TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
               HasSubstr("suite.yaml:2: 'name:' must be text, found a list"));
 }
 
+// Found by fuzz_regress: an experiment path longer than the system allows (a corrupted
+// suite) escaped as std::filesystem's "filesystem error: status: File name too long
+// [...]", naming neither the suite nor its line; the sweep file's base experiment too.
+TEST_F(Trust, SuiteAndSweepWithAnUnreadableExperimentPathNameTheirLine) {
+  const std::string long_name(5000, 'G');
+  const fs::path suite = write("suite.yaml", "experiments:\n  - name: a\n    experiment: " + long_name + "\n");
+  Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("suite.yaml:2: experiment '"));
+  EXPECT_THAT(r.err, HasSubstr("' cannot be read: File name too long"));
+  EXPECT_THAT(r.err, Not(HasSubstr("filesystem error")));
+  const fs::path sweep = write("sweep.yaml", "experiment: " + long_name + "\ngrid:\n  a: [1]\n");
+  Result w = wse_emu("sweep '" + sweep.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
+  EXPECT_EQ(w.exit_code, 2) << w.err;
+  EXPECT_THAT(w.err, HasSubstr("sweep.yaml:1:13: base experiment '"));
+  EXPECT_THAT(w.err, HasSubstr("' cannot be read: File name too long"));
+  EXPECT_THAT(w.err, Not(HasSubstr("filesystem error")));
+}
+
 // --- Item 11: file errors with their reason on stderr; no SystemC text. ---
 
 // A trace path that was a symlink loop exited 1 with SystemC's "Error: (E549) uncaught
