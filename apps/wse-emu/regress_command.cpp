@@ -197,11 +197,18 @@ std::string read_text(const fs::path& p) {
 
 // The resolved configuration of a run (its config.resolved.yaml) as key path -> value
 // text: what a comparison diffs to name the inputs that changed. A list of plain values
-// is one entry ("[a, b]"); an absolute path is written relative to the experiment file's
-// folder, so that two checkouts record the same text.
+// is one entry ("[a, b]"); a file path is written relative to the experiment file's
+// folder (`base`), so that two checkouts, and runs kept in any --out folder, record the
+// same text. The run wrote a path absolute, or relative to its own folder (`run_dir`)
+// when both lie in one checkout.
 using FlatConfig = std::map<std::string, std::string>;
 
-void flatten_config(const YAML::Node& n, const std::string& path, const fs::path& base, FlatConfig& out) {
+struct ConfigPaths {
+  fs::path base;     // the experiment file's folder
+  fs::path run_dir;  // the folder config.resolved.yaml was written in
+};
+
+void flatten_config(const YAML::Node& n, const std::string& path, const ConfigPaths& base, FlatConfig& out) {
   if (n.IsMap()) {
     if (n.size() == 0 && !path.empty()) out[path] = "{}";
     for (const auto& kv : n) {
@@ -220,8 +227,15 @@ void flatten_config(const YAML::Node& n, const std::string& path, const fs::path
     }
   } else if (n.IsScalar()) {
     std::string v = n.Scalar();
+    fs::path file;
+    std::error_code ec;
     if (!v.empty() && v.front() == '/') {
-      const fs::path rel = fs::path(v).lexically_relative(base);
+      file = v;
+    } else if (v.find('/') != std::string::npos && fs::exists(base.run_dir / v, ec)) {
+      file = (base.run_dir / v).lexically_normal();
+    }
+    if (!file.empty()) {
+      const fs::path rel = file.lexically_relative(base.base);
       if (!rel.empty()) v = rel.generic_string();
     }
     out[path] = v;
@@ -232,7 +246,8 @@ void flatten_config(const YAML::Node& n, const std::string& path, const fs::path
 
 FlatConfig resolved_config(const fs::path& resolved_yaml, const fs::path& experiment) {
   FlatConfig out;
-  flatten_config(YAML::LoadFile(resolved_yaml.string()), "", experiment.parent_path(), out);
+  flatten_config(YAML::LoadFile(resolved_yaml.string()), "", {experiment.parent_path(), resolved_yaml.parent_path()},
+                 out);
   return out;
 }
 
