@@ -494,7 +494,8 @@ int run_regress(const RegressOptions& opt) {
           {"figure", "reference", "now", "change", "tolerance", "verdict"}};
       int out_of_tolerance = 0;
       std::map<std::string, double> now_map(now.begin(), now.end());
-      // Figures not listed, by group: moved, and of those out of tolerance.
+      // Figures not listed, by group ("utilization", "utilization (missing)", "wafer (new)"):
+      // changed, and of those out of tolerance.
       std::map<std::string, std::pair<int, int>> unlisted;
       std::size_t unchanged = 0;
       for (const auto& [k, v] : now) {
@@ -530,8 +531,14 @@ int run_regress(const RegressOptions& opt) {
       }
       for (const auto& [k, r] : ref_figures.items()) {
         if (!now_map.count(k)) {
-          rows.push_back({k, num(r["value"].get<double>()), "-", "", "", "MISSING"});
           ++out_of_tolerance;
+          if (opt.all || headline(k)) {
+            rows.push_back({k, num(r["value"].get<double>()), "-", "", "", "MISSING"});
+          } else {
+            auto& u = unlisted[k.substr(0, k.find('.')) + " (missing)"];
+            ++u.first;
+            ++u.second;
+          }
         }
       }
       if (!opt.quiet) {
@@ -549,7 +556,7 @@ int run_regress(const RegressOptions& opt) {
             groups += (groups.empty() ? "" : ", ") + g + " " + std::to_string(c.first) +
                       (c.second ? " (" + std::to_string(c.second) + " out of tolerance)" : "");
           }
-          std::cout << moved << " other figure(s) moved, " << out << " of them out of tolerance: " << groups
+          std::cout << moved << " other figure(s) changed, " << out << " of them out of tolerance: " << groups
                     << "; --all lists them\n";
         }
         if (unchanged) std::cout << "(" << unchanged << " unchanged figure(s) not listed; --all lists them)\n";

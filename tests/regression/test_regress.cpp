@@ -125,6 +125,15 @@ TEST_F(Regress, MissingFigureAndMissingReferenceFail) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(line_of(r.out, "kv_transfer.gone"), MatchesRegex(".*MISSING"));
   EXPECT_THAT(line_of(r.out, "events"), MatchesRegex(".*new \\(not judged\\)"));
+  // Without --all, a missing headline figure is listed, a missing utilization counted.
+  ref["figures"]["utilization.gone"] = {{"value", 0.5}};
+  save(ref);
+  Result brief = regress();
+  EXPECT_EQ(brief.exit_code, 1);
+  EXPECT_THAT(line_of(brief.out, "kv_transfer.gone"), MatchesRegex(".*MISSING"));
+  EXPECT_EQ(line_of(brief.out, "utilization.gone"), "");
+  EXPECT_THAT(brief.out, HasSubstr("events (new) 1, utilization (missing) 1 (1 out of tolerance)"));
+  EXPECT_THAT(brief.out, HasSubstr("2 figure(s) out of tolerance"));
   fs::remove(dir_ / "refs/kv_link.json");
   Result none = regress();
   EXPECT_EQ(none.exit_code, 1);
@@ -161,7 +170,7 @@ TEST_F(Regress, OneHardwareChangeLeadsWithTheChangedKeyAndTheHeadlineFiguresThat
   // The rest is counted, not listed: neither the event count nor any utilization.
   EXPECT_EQ(line_of(r.out, "events"), "");
   for (const auto& l : lines) EXPECT_NE(l.rfind("utilization", 0), 0u) << l;
-  EXPECT_THAT(r.out, HasSubstr("other figure(s) moved, 4 of them out of tolerance: events 1 (1 out of tolerance)"));
+  EXPECT_THAT(r.out, HasSubstr("other figure(s) changed, 4 of them out of tolerance: events 1 (1 out of tolerance)"));
   EXPECT_THAT(r.out, HasSubstr("--all lists them"));
   EXPECT_THAT(r.out, HasSubstr("14 figure(s) out of tolerance"));
   // --all lists every figure, moved or not.
