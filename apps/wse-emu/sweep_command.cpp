@@ -651,7 +651,7 @@ std::string last_error_line(const fs::path& file) {
   std::string line, last;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line.rfind("note: ", 0) != 0) last = line;
+    if (!line.empty() && line.rfind("note: ", 0) != 0 && line.rfind("wse-emu: warning: ", 0) != 0) last = line;
   }
   for (const char* prefix : {"wse-emu: error: ", "wse-emu: "}) {
     if (last.rfind(prefix, 0) == 0) return last.substr(std::string(prefix).size());

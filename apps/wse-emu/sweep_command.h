@@ -66,8 +66,8 @@ std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json
 int run_self(const std::vector<std::string>& args, const std::filesystem::path& stdout_file,
              const std::filesystem::path& stderr_file);
 
-// The last non-empty line of a text file, without a leading "wse-emu: error: " (the
-// message a failed run leaves on stderr).
+// The last non-empty line of a text file that is neither a note nor a warning, without
+// a leading "wse-emu: error: " (the message a failed run leaves on stderr).
 std::string last_error_line(const std::filesystem::path& file);
 
 // Path of the running wse-emu executable.
