@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
-all=(fuzz_units fuzz_config fuzz_hf_config fuzz_azure_trace fuzz_mooncake_trace fuzz_op_trace fuzz_synthetic)
+all=(fuzz_units fuzz_config fuzz_hf_config fuzz_azure_trace fuzz_mooncake_trace fuzz_op_trace fuzz_synthetic fuzz_faults fuzz_sweep fuzz_regress)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -29,6 +29,8 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
 out=build-san/fuzz
 summary=()
+# The fuzzer's CPU time (user and system seconds) is measured with bash's `time`.
+TIMEFORMAT='%U %S'
 failed=0
 clean=0
 found=0
@@ -56,11 +58,12 @@ for t in "${targets[@]}"; do
   echo "== $t: fuzzing for ${seconds} s"
   start=$(date +%s)
   set +e
-  "$bin" -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$findings/" "$work" "fuzz/corpus/$t" >"$log" 2>&1
+  { time "$bin" -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$findings/" "$work" "fuzz/corpus/$t" >"$log" 2>&1; } 2>"$out/logs/$t.cpu"
   rc=$?
   set -e
   elapsed=$(($(date +%s) - start))
+  cpu=$(awk '{ printf "%.1f", $1 + $2 }' "$out/logs/$t.cpu")
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(grep -oE '(INITED|DONE|NEW|REDUCE|pulse|RELOAD) +cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 | awk '{print $3 " edges, " $5 " features"}')
   if ((rc != 0)); then
@@ -70,7 +73,7 @@ for t in "${targets[@]}"; do
     grep -E 'ERROR: |FUZZ FINDING|runtime error|SUMMARY|Test unit written' "$log" | head -n 20 || true
   fi
   if [[ $status == ok ]]; then clean=$((clean + 1)); else found=$((found + 1)); fi
-  summary+=("$(printf '%-20s %-10s runs %-9s time %4ss  coverage %s' "$t" "$status" "${runs:-?}" "$elapsed" "${cov:-?}")")
+  summary+=("$(printf '%-20s %-10s runs %-9s time %4ss cpu %6ss  coverage %s' "$t" "$status" "${runs:-?}" "$elapsed" "$cpu" "${cov:-?}")")
 done
 echo
 echo "== fuzz summary (${seconds} s per target; findings in $out/findings/)"

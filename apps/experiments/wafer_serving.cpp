@@ -2,7 +2,12 @@
 #include "apps/experiments/wafer_serving.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <iomanip>
 #include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <systemc>
@@ -26,6 +31,53 @@
 namespace wse::experiments {
 
 namespace {
+
+// Simulation cost of the prompts' prefill on the wafer (wafer_only), from the structure:
+// token passes, a pass being one token timed through every layer's kernels (each kernel
+// a cache lookup once its shape has been simulated). Pieces of one token past a prompt's
+// first (decode.prefill_chunk_tokens 1) are timed once per context length in blocks of
+// attention.tokens_per_pe and reused by every prompt (the decoder's microbatch memo), so
+// a trace costs about one pass per request plus one per block of its longest prompt;
+// longer pieces are timed afresh, each in ceil(tokens / gemm_vectors) passes, so the
+// cost grows with the trace's total prompt tokens. Measured on a 2-core machine, a pass
+// costs 1.6 to 3 ms of CPU (wafer_only, chunk 4 against 1: 5.1 s more for 1,649 prompt
+// tokens at workload.trace.limit=3, 18.5 s more for 11,540 at limit 20).
+std::uint64_t prefill_token_passes(const std::vector<workloads::Request>& requests, std::uint64_t chunk,
+                                   std::uint64_t gemm_vectors, std::uint64_t tokens_per_pe) {
+  const auto ceil_div = [](std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; };
+  std::uint64_t passes = 0;
+  if (chunk == 1) {
+    std::uint64_t longest = 0;
+    for (const auto& r : requests) longest = std::max<std::uint64_t>(longest, r.input_tokens);
+    return requests.size() + ceil_div(longest, tokens_per_pe);
+  }
+  for (const auto& r : requests) {
+    const std::uint64_t whole = r.input_tokens / chunk, rest = r.input_tokens % chunk;
+    passes += whole * ceil_div(chunk, gemm_vectors) + (rest ? ceil_div(rest, gemm_vectors) : 0);
+  }
+  return passes;
+}
+
+// Warns when decode.prefill_chunk_tokens costs far more simulation than its default (1):
+// at least 10 times the passes and 20,000 passes (half a minute or more) more.
+void warn_prefill_cost(const config::Section& dec, const wafer::DecodeConfig& d,
+                       const std::vector<workloads::Request>& requests, std::vector<std::string>* warnings) {
+  if (!warnings || d.prefill_chunk_tokens == 1) return;
+  const std::uint64_t now = prefill_token_passes(requests, d.prefill_chunk_tokens, d.gemm_vectors, d.tokens_per_pe);
+  const std::uint64_t def = prefill_token_passes(requests, 1, d.gemm_vectors, d.tokens_per_pe);
+  if (now < 10 * def || now - def < 20000) return;
+  const double minutes_lo = static_cast<double>(now - def) * 1.6e-3 / 60;
+  const double minutes_hi = static_cast<double>(now - def) * 3e-3 / 60;
+  std::ostringstream m;
+  m << std::setprecision(2) << dec.source_of("prefill_chunk_tokens").where() << ": key '"
+    << dec.key_path("prefill_chunk_tokens") << "' = " << d.prefill_chunk_tokens
+    << ": the prompts' prefill is estimated at " << now << " token passes to simulate, against " << def
+    << " at the default 1 (" << now / std::max<std::uint64_t>(def, 1)
+    << "x; pieces longer than one token are timed afresh for every prompt), about " << minutes_lo << " to "
+    << minutes_hi << " min more of CPU; keep the default 1 unless chunked prefill is what is studied, or "
+    << "run fewer requests (workload.trace.limit)";
+  warnings->push_back(m.str());
+}
 
 class Machines : public sc_core::sc_module, public stats::Provider {
  public:
@@ -168,6 +220,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   }
   config::Section dec = root.section("decode", "how the model is placed on the CS-3s and run", true);
   const wafer::DecodeConfig dcfg = wafer::read_decode_config(dec);
+  if (placement == serving::Placement::colocated) warn_prefill_cost(dec, dcfg, in.requests, info.warnings);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
   cfg.placement = placement;

@@ -132,15 +132,17 @@ Command make_sweep() {
 Command make_regress() {
   Command c{"regress",
             "wse-emu regress [--update] [--suite FILE] [--only NAME] [--out DIR] [--all] [--quiet]\n\n"
-            "Reruns the suite's experiments and prints, per summary figure, the reference,\n"
-            "the value now, the change and the verdict. Exit 1 when a figure is out of\n"
-            "tolerance. --update rewrites the references (keeping their tolerances) and\n"
-            "prints what changed.",
+            "Reruns the suite's experiments. Per experiment it prints first the configuration\n"
+            "keys that differ from the reference's, then the headline figures (time, requests,\n"
+            "throughput, goodput, KV transfer) that moved, and counts the other figures that\n"
+            "moved; --all lists every figure. Exit 1 when a figure is out of tolerance.\n"
+            "--update rewrites the references (keeping their tolerances) and prints what\n"
+            "changed.",
             po::options_description("options"), {}};
   c.options.add_options()
       ("help,h", "show this help")
       ("update", "rewrite the reference files from this run")
-      ("all", "show every figure (default: unchanged utilizations are only counted)")
+      ("all", "list every figure (default: the headline figures that moved; the others are counted)")
       ("suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"), "regression suite file")
       ("only", po::value<std::string>(), "run only this experiment of the suite")
       ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")

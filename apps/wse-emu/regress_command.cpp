@@ -6,6 +6,8 @@
 //   {"experiment": "...", "set": [...],
 //    "figures": {"simulated_time_s": {"value": 216.03, "tolerance": {"relative": 1e-6, "absolute": 0}}, ...}}
 // A figure is within tolerance when |now - reference| <= max(absolute, relative * |reference|).
+// A reference also keeps the run's resolved configuration ("config": key path -> value
+// text), so that a comparison leads with the inputs that changed.
 #include "apps/wse-emu/regress_command.h"
 
 #include <algorithm>
@@ -52,10 +54,20 @@ struct Suite {
   std::vector<Entry> entries;
 };
 
-class SuiteError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using SuiteError = InputFileError;
+
+std::string line_of(const fs::path& file, const YAML::Node& n) {
+  return file.string() + ":" + std::to_string(n.Mark().line + 1);
+}
+
+// A value of the suite that must be text (a name, a path, a key).
+std::string text(const fs::path& file, const YAML::Node& n, const std::string& what) {
+  if (!n.IsScalar()) {
+    throw SuiteError(line_of(file, n) + ": " + what + " must be text, found " +
+                     (n.IsSequence() ? "a list" : n.IsMap() ? "a mapping" : "nothing"));
+  }
+  return n.Scalar();
+}
 
 // A typo in the suite must not fall back to a default: unknown keys are errors.
 void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known) {
@@ -63,7 +75,7 @@ void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<s
     throw SuiteError(file.string() + ":" + std::to_string(map.Mark().line + 1) + ": expected a mapping");
   }
   for (const auto& kv : map) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = text(file, kv.first, "a key");
     if (std::find(known.begin(), known.end(), k) != known.end()) continue;
     std::string all;
     for (const auto& n : known) all += (all.empty() ? "" : ", ") + n;
@@ -76,16 +88,21 @@ void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<s
 Tolerance read_tolerance(const fs::path& file, const YAML::Node& n, Tolerance t) {
   if (!n) return t;
   check_keys(file, n, {"relative", "absolute"});
-  if (n["relative"]) t.relative = n["relative"].as<double>();
-  if (n["absolute"]) t.absolute = n["absolute"].as<double>();
-  if (t.relative < 0 || t.absolute < 0) {
-    throw SuiteError(file.string() + ":" + std::to_string(n.Mark().line + 1) + ": tolerances are 0 or more");
+  for (const char* k : {"relative", "absolute"}) {
+    if (!n[k]) continue;
+    double v = -1;
+    if (n[k].IsScalar() && !YAML::convert<double>::decode(n[k], v)) v = -1;
+    if (!n[k].IsScalar() || !std::isfinite(v) || v < 0) {
+      throw SuiteError(line_of(file, n[k]) + ": tolerance '" + k + "' must be a finite number, 0 or more (e.g. " +
+                       (std::string(k) == "relative" ? "1.0e-6" : "0") + ")");
+    }
+    (std::string(k) == "relative" ? t.relative : t.absolute) = v;
   }
   return t;
 }
 
 Suite read_suite(const fs::path& file) {
-  if (!fs::is_regular_file(file)) throw SuiteError("regression suite '" + file.string() + "' does not exist");
+  if (const auto why = not_a_file(file)) throw SuiteError("regression suite '" + file.string() + "' " + *why);
   const fs::path base = fs::absolute(file).parent_path();
   YAML::Node root;
   try {
@@ -96,7 +113,7 @@ Suite read_suite(const fs::path& file) {
   check_keys(file, root, {"references", "tolerance", "experiments"});
   Suite s;
   s.references =
-      (base / (root["references"] ? root["references"].as<std::string>() : "references")).lexically_normal();
+      (base / (root["references"] ? text(file, root["references"], "'references:'") : "references")).lexically_normal();
   s.default_tolerance = read_tolerance(file, root["tolerance"], s.default_tolerance);
   if (!root["experiments"] || !root["experiments"].IsSequence() || root["experiments"].size() == 0) {
     throw SuiteError(file.string() + ": 'experiments:' must list at least one {name:, experiment:}");
@@ -108,12 +125,15 @@ Suite read_suite(const fs::path& file) {
     }
     check_keys(file, e, {"name", "experiment", "set"});
     Entry en;
-    en.name = e["name"].as<std::string>();
-    en.experiment_as_written = e["experiment"].as<std::string>();
+    en.name = text(file, e["name"], "'name:'");
+    if (en.name.empty() || en.name.find_first_of("/\\") != std::string::npos || en.name == "." || en.name == "..") {
+      throw SuiteError(line_of(file, e["name"]) + ": 'name:' '" + en.name +
+                       "' names the reference file <name>.json and the run's folder: use letters, digits, _ or -");
+    }
+    en.experiment_as_written = text(file, e["experiment"], "'experiment:'");
     en.experiment = (base / en.experiment_as_written).lexically_normal();
-    if (!fs::is_regular_file(en.experiment)) {
-      throw SuiteError(file.string() + ":" + std::to_string(e.Mark().line + 1) + ": experiment '" +
-                       en.experiment.string() + "' does not exist");
+    if (const auto why = not_a_file(en.experiment)) {
+      throw SuiteError(line_of(file, e) + ": experiment '" + en.experiment.string() + "' " + *why);
     }
     if (e["set"]) {
       if (!e["set"].IsMap()) {
@@ -121,7 +141,8 @@ Suite read_suite(const fs::path& file) {
                          ": 'set' must be a mapping of key paths to values, e.g. {workload.trace.limit: 20}");
       }
       for (const auto& kv : e["set"])
-        en.overrides.push_back(kv.first.as<std::string>() + "=" + kv.second.as<std::string>());
+        en.overrides.push_back(text(file, kv.first, "a 'set:' key") + "=" +
+                               text(file, kv.second, "the value of 'set: " + kv.first.Scalar() + "'"));
     }
     s.entries.push_back(std::move(en));
   }
@@ -174,6 +195,116 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
+// The resolved configuration of a run (its config.resolved.yaml) as key path -> value
+// text: what a comparison diffs to name the inputs that changed. A list of plain values
+// is one entry ("[a, b]"); a file path is written relative to the experiment file's
+// folder (`base`), so that two checkouts, and runs kept in any --out folder, record the
+// same text. The run wrote a path absolute, or relative to its own folder (`run_dir`)
+// when both lie in one checkout.
+using FlatConfig = std::map<std::string, std::string>;
+
+struct ConfigPaths {
+  fs::path base;     // the experiment file's folder
+  fs::path run_dir;  // the folder config.resolved.yaml was written in
+};
+
+void flatten_config(const YAML::Node& n, const std::string& path, const ConfigPaths& base, FlatConfig& out) {
+  if (n.IsMap()) {
+    if (n.size() == 0 && !path.empty()) out[path] = "{}";
+    for (const auto& kv : n) {
+      const std::string k = kv.first.Scalar();
+      flatten_config(kv.second, path.empty() ? k : path + "." + k, base, out);
+    }
+  } else if (n.IsSequence()) {
+    bool plain = true;
+    for (const auto& e : n) plain = plain && e.IsScalar();
+    if (plain) {
+      std::string text = "[";
+      for (std::size_t i = 0; i < n.size(); ++i) text += (i ? ", " : "") + n[i].Scalar();
+      out[path] = text + "]";
+    } else {
+      for (std::size_t i = 0; i < n.size(); ++i) flatten_config(n[i], path + "[" + std::to_string(i) + "]", base, out);
+    }
+  } else if (n.IsScalar()) {
+    std::string v = n.Scalar();
+    fs::path file;
+    std::error_code ec;
+    if (!v.empty() && v.front() == '/') {
+      file = v;
+    } else if (v.find('/') != std::string::npos && fs::exists(base.run_dir / v, ec)) {
+      file = (base.run_dir / v).lexically_normal();
+    }
+    if (!file.empty()) {
+      const fs::path rel = file.lexically_relative(base.base);
+      if (!rel.empty()) v = rel.generic_string();
+    }
+    out[path] = v;
+  } else {
+    out[path] = "~";
+  }
+}
+
+FlatConfig resolved_config(const fs::path& resolved_yaml, const fs::path& experiment) {
+  FlatConfig out;
+  flatten_config(YAML::LoadFile(resolved_yaml.string()), "", {experiment.parent_path(), resolved_yaml.parent_path()},
+                 out);
+  return out;
+}
+
+// The figures a reader looks at first; the rest (per-resource utilizations, the wafer's
+// kernel breakdown, model constants) are listed with --all.
+bool headline(const std::string& figure) {
+  const std::string group = figure.substr(0, figure.find('.'));
+  for (const char* h : {"simulated_time_s", "requests", "throughput", "goodput", "kv_transfer"}) {
+    if (group == h) return true;
+  }
+  return false;
+}
+
+// The configuration keys whose values differ between the reference and this run.
+std::vector<std::vector<std::string>> config_changes(const nlohmann::json& ref, const FlatConfig& now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [k, v] : now) {
+    const auto r = ref.find(k);
+    if (r == ref.end()) {
+      rows.push_back({k, "(not set)", v});
+    } else if (r->get<std::string>() != v) {
+      rows.push_back({k, r->get<std::string>(), v});
+    }
+  }
+  for (const auto& [k, r] : ref.items()) {
+    if (!now.count(k)) rows.push_back({k, r.get<std::string>(), "(not set)"});
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// What a comparison leads with: the configuration keys that differ from the reference's.
+void print_config_changes(const nlohmann::json& ref, const FlatConfig& now) {
+  if (!ref.contains("config")) {
+    std::cout << "configuration: not in the reference (written by 'wse-emu regress --update' from now on)\n";
+    return;
+  }
+  const auto changed = config_changes(ref["config"], now);
+  if (changed.empty()) {
+    std::cout << "configuration: as in the reference\n";
+    return;
+  }
+  std::cout << "configuration: " << changed.size() << " key(s) differ from the reference\n";
+  std::vector<std::vector<std::string>> rows{{"  key", "reference", "now"}};
+  for (const auto& c : changed) rows.push_back({"  " + c[0], c[1], c[2]});
+  print_table(rows);
+}
+
+// Whether the reference file of an experiment exists; a path the system cannot even
+// look at (too long, a loop) is bad input naming it.
+bool reference_exists(const fs::path& ref_file) {
+  std::error_code ec;
+  const bool there = fs::exists(ref_file, ec);
+  if (ec) throw SuiteError("reference " + ref_file.string() + ": cannot be read: " + ec.message());
+  return there;
+}
+
 // A reference file as written by --update: {"figures": {NAME: {"value": number,
 // "tolerance": {"relative": number >= 0, "absolute": number >= 0}}}}. Anything else
 // (a corrupt, empty or hand-edited file) is bad input naming the file and the figure;
@@ -202,19 +333,38 @@ nlohmann::json read_reference(const fs::path& file) {
     const auto v = f.find("value");
     if (v == f.end() || !v->is_number())
       throw bad(at + "\"value\" must be a number, found " + (v == f.end() ? "nothing" : v->dump()));
+    if (!std::isfinite(v->get<double>())) throw bad(at + "\"value\" must be a finite number");
     if (const auto t = f.find("tolerance"); t != f.end()) {
       if (!t->is_object()) throw bad(at + "\"tolerance\" must be an object {relative, absolute}");
       for (const char* k : {"relative", "absolute"}) {
         const auto x = t->find(k);
-        if (x != t->end() && (!x->is_number() || x->get<double>() < 0))
+        if (x != t->end() && (!x->is_number() || !(x->get<double>() >= 0)))
           throw bad(at + "tolerance \"" + k + "\" must be a number, 0 or more, found " + x->dump());
+        if (x != t->end() && !std::isfinite(x->get<double>()))
+          throw bad(at + "tolerance \"" + k + "\" must be a finite number, 0 or more");
       }
+    }
+  }
+  if (const auto c = ref.find("config"); c != ref.end()) {
+    if (!c->is_object()) throw bad("\"config\" must be an object of key paths and value texts");
+    for (const auto& [k, v] : c->items()) {
+      if (!v.is_string()) throw bad("config key '" + k + "': the value must be a string, found " + v.dump());
     }
   }
   return ref;
 }
 
 }  // namespace
+
+std::size_t check_regress_suite(const fs::path& suite_file) {
+  const Suite suite = read_suite(suite_file);
+  std::size_t figures = 0;
+  for (const auto& en : suite.entries) {
+    const fs::path ref_file = suite.references / (en.name + ".json");
+    if (reference_exists(ref_file)) figures += read_reference(ref_file)["figures"].size();
+  }
+  return figures;
+}
 
 int run_regress(const RegressOptions& opt) {
   Suite suite;
@@ -236,7 +386,7 @@ int run_regress(const RegressOptions& opt) {
   try {
     for (const auto& en : suite.entries) {
       const fs::path ref_file = suite.references / (en.name + ".json");
-      if (fs::exists(ref_file)) references[en.name] = read_reference(ref_file);
+      if (reference_exists(ref_file)) references[en.name] = read_reference(ref_file);
     }
   } catch (const SuiteError& e) {
     std::cerr << "wse-emu: error: " << e.what() << "\n";
@@ -287,7 +437,15 @@ int run_regress(const RegressOptions& opt) {
         out["experiment"] = en.experiment_as_written;
         out["set"] = en.overrides;
         out["figures"] = nlohmann::json::object();
+        const FlatConfig config = resolved_config(dir / "config.resolved.yaml", en.experiment);
+        out["config"] = config;
         int changes = 0;
+        if (ref.contains("config")) {
+          for (const auto& c : config_changes(ref["config"], config))
+            std::cout << "  configuration " << c[0] << ": " << c[1] << " -> " << c[2] << "\n";
+        } else {
+          std::cout << "  configuration recorded (" << config.size() << " keys)\n";
+        }
         for (const auto& [k, v] : now) {
           Tolerance t = suite.default_tolerance;
           if (ref_figures.contains(k)) {
@@ -328,14 +486,25 @@ int run_regress(const RegressOptions& opt) {
         pass = false;
         continue;
       }
+      // First the inputs that changed, then the headline figures that moved; every
+      // other figure is counted by group (--all lists them all).
+      const FlatConfig config = resolved_config(dir / "config.resolved.yaml", en.experiment);
+      if (!opt.quiet) print_config_changes(ref, config);
       std::vector<std::vector<std::string>> rows{
           {"figure", "reference", "now", "change", "tolerance", "verdict"}};
       int out_of_tolerance = 0;
       std::map<std::string, double> now_map(now.begin(), now.end());
-      std::size_t hidden = 0;
+      // Figures not listed, by group ("utilization", "utilization (missing)", "wafer (new)"):
+      // changed, and of those out of tolerance.
+      std::map<std::string, std::pair<int, int>> unlisted;
+      std::size_t unchanged = 0;
       for (const auto& [k, v] : now) {
         if (!ref_figures.contains(k)) {
-          rows.push_back({k, "-", num(v), "", "", "new (not judged)"});
+          if (opt.all || headline(k)) {
+            rows.push_back({k, "-", num(v), "", "", "new (not judged)"});
+          } else {
+            ++unlisted[k.substr(0, k.find('.')) + " (new)"].first;
+          }
           continue;
         }
         const auto& r = ref_figures[k];
@@ -347,9 +516,14 @@ int run_regress(const RegressOptions& opt) {
         }
         const bool ok = std::fabs(v - ref_v) <= std::max(t.absolute, t.relative * std::fabs(ref_v));
         if (!ok) ++out_of_tolerance;
-        // Hundreds of per-resource utilizations: the table shows those that moved.
-        if (ok && !opt.all && k.rfind("utilization.", 0) == 0 && v == ref_v) {
-          ++hidden;
+        if (!opt.all && !(headline(k) && v != ref_v)) {
+          if (v == ref_v) {
+            ++unchanged;
+          } else {
+            auto& u = unlisted[k.substr(0, k.find('.'))];
+            ++u.first;
+            if (!ok) ++u.second;
+          }
           continue;
         }
         rows.push_back(
@@ -357,13 +531,36 @@ int run_regress(const RegressOptions& opt) {
       }
       for (const auto& [k, r] : ref_figures.items()) {
         if (!now_map.count(k)) {
-          rows.push_back({k, num(r["value"].get<double>()), "-", "", "", "MISSING"});
           ++out_of_tolerance;
+          if (opt.all || headline(k)) {
+            rows.push_back({k, num(r["value"].get<double>()), "-", "", "", "MISSING"});
+          } else {
+            auto& u = unlisted[k.substr(0, k.find('.')) + " (missing)"];
+            ++u.first;
+            ++u.second;
+          }
         }
       }
-      if (!opt.quiet) print_table(rows);
-      if (hidden && !opt.quiet)
-        std::cout << "(" << hidden << " unchanged utilization figure(s) not shown; --all shows them)\n";
+      if (!opt.quiet) {
+        if (rows.size() > 1) {
+          print_table(rows);
+        } else if (!opt.all) {
+          std::cout << "headline figures: as in the reference\n";
+        }
+        if (!unlisted.empty()) {
+          int moved = 0, out = 0;
+          std::string groups;
+          for (const auto& [g, c] : unlisted) {
+            moved += c.first;
+            out += c.second;
+            groups += (groups.empty() ? "" : ", ") + g + " " + std::to_string(c.first) +
+                      (c.second ? " (" + std::to_string(c.second) + " out of tolerance)" : "");
+          }
+          std::cout << moved << " other figure(s) changed, " << out << " of them out of tolerance: " << groups
+                    << "; --all lists them\n";
+        }
+        if (unchanged) std::cout << "(" << unchanged << " unchanged figure(s) not listed; --all lists them)\n";
+      }
       std::cout << (out_of_tolerance ? std::to_string(out_of_tolerance) + " figure(s) out of tolerance"
                                      : "all figures within tolerance")
                 << "\n";

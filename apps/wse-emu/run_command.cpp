@@ -46,14 +46,21 @@ struct Elaborated {
   config::Document doc;
   sim::ExperimentInfo info;
   std::unique_ptr<sim::MemoryBudget> memory;  // info.memory points here
+  std::unique_ptr<std::vector<std::string>> warnings = std::make_unique<std::vector<std::string>>();  // info.warnings
   std::unique_ptr<sim::Experiment> experiment;
 };
+
+// The configuration's warnings (ExperimentInfo::warnings), one line each on stderr.
+void print_warnings(const Elaborated& e) {
+  for (const auto& w : *e.warnings) std::cerr << "wse-emu: warning: " << w << "\n";
+}
 
 // Phase 1. Throws config::ConfigError on bad input.
 Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
                      const std::vector<std::string>& overrides, trace::Writer* trace = nullptr) {
-  Elaborated e{config::load(file, overrides), {}, nullptr, nullptr};
+  Elaborated e{config::load(file, overrides), {}, nullptr, std::make_unique<std::vector<std::string>>(), nullptr};
   e.info.trace = trace;
+  e.info.warnings = e.warnings.get();
   config::Section root = e.doc.root();
   config::Section ex = root.section("experiment", "what to run");
   e.info.name = ex.string("name", {.doc = "experiment name, reported in summary.json"});
@@ -315,6 +322,7 @@ int check_experiment(const sim::Registry& registry, const fs::path& experiment,
   try {
     Elaborated e = elaborate(registry, experiment, overrides);
     print_notes(e.doc);
+    print_warnings(e);
     if (list_params) {
       std::size_t w = 0;
       for (const auto& p : e.doc.params()) w = std::max(w, p.key_path.size());
@@ -352,6 +360,7 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     return kExitBadInput;
   }
   if (!opt.quiet) print_notes(e.doc);
+  print_warnings(e);
 
   // Phase 2: from here on, output exists. Every file is written whole or not at all; if
   // the run fails, the files it wrote are removed again (and the folder, if it made it).

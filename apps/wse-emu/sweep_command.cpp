@@ -49,10 +49,7 @@ namespace wse::app {
 
 namespace {
 
-class SweepError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using SweepError = InputFileError;
 
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -109,6 +106,15 @@ struct Sweep {
   std::vector<Point> points;
 };
 
+// A key of the sweep file, which must be plain text (a YAML key can be a list or a mapping).
+std::string key_text(const fs::path& file, const YAML::Node& key) {
+  if (!key.IsScalar()) {
+    throw SweepError(where(file, key) + ": a key must be text (a configuration key path such as a.b.c), found " +
+                     (key.IsSequence() ? "a list" : key.IsMap() ? "a mapping" : "nothing"));
+  }
+  return key.Scalar();
+}
+
 void check_key_path(const fs::path& file, const YAML::Node& at, const std::string& key) {
   const bool ok = !key.empty() && key.front() != '.' && key.back() != '.' &&
                   key.find("..") == std::string::npos && key.find_first_of(" =\t") == std::string::npos;
@@ -123,7 +129,7 @@ Dimension read_zip_group(const fs::path& file, const YAML::Node& group) {
   std::size_t length = 0;
   std::string first;
   for (const auto& kv : group) {
-    const std::string key = kv.first.as<std::string>();
+    const std::string key = key_text(file, kv.first);
     check_key_path(file, kv.first, key);
     if (!kv.second.IsSequence() || kv.second.size() == 0) {
       throw SweepError(where(file, kv.second) + ": zip key '" + key + "' needs a non-empty list of values");
@@ -144,7 +150,7 @@ Dimension read_zip_group(const fs::path& file, const YAML::Node& group) {
 }
 
 Sweep read_sweep(const fs::path& file) {
-  if (!fs::is_regular_file(file)) throw SweepError("sweep file '" + file.string() + "' does not exist");
+  if (const auto why = not_a_file(file)) throw SweepError("sweep file '" + file.string() + "' " + *why);
   YAML::Node root;
   try {
     root = YAML::LoadFile(file.string());
@@ -156,7 +162,7 @@ Sweep read_sweep(const fs::path& file) {
     throw SweepError(file.string() + ": a sweep file is a mapping (experiment:, grid:, zip:)");
   const std::vector<std::string> known{"name", "experiment", "set", "grid", "zip", "description"};
   for (const auto& kv : root) {
-    const std::string k = kv.first.as<std::string>();
+    const std::string k = key_text(file, kv.first);
     if (std::find(known.begin(), known.end(), k) == known.end()) {
       auto guess = config::did_you_mean(k, known);
       throw SweepError(where(file, kv.first) + ": unknown key '" + k + "'" +
@@ -165,16 +171,17 @@ Sweep read_sweep(const fs::path& file) {
     }
   }
   Sweep s;
-  s.name = root["name"] ? root["name"].as<std::string>() : file.stem().string();
+  if (root["name"] && !root["name"].IsScalar())
+    throw SweepError(where(file, root["name"]) + ": 'name:' is the sweep's name, a text");
+  s.name = root["name"] ? root["name"].Scalar() : file.stem().string();
   if (!root["experiment"] || !root["experiment"].IsScalar()) {
     throw SweepError(file.string() +
                      ": 'experiment:' (the base experiment file, relative to the sweep file) is required");
   }
-  s.experiment = fs::absolute(file).parent_path() / root["experiment"].as<std::string>();
+  s.experiment = fs::absolute(file).parent_path() / root["experiment"].Scalar();
   s.experiment = s.experiment.lexically_normal();
-  if (!fs::is_regular_file(s.experiment)) {
-    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() +
-                     "' does not exist");
+  if (const auto why = not_a_file(s.experiment)) {
+    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() + "' " + *why);
   }
   std::set<std::string> seen;
   auto claim = [&](const YAML::Node& at, const std::string& key) {
@@ -185,7 +192,7 @@ Sweep read_sweep(const fs::path& file) {
   if (const YAML::Node set = root["set"]) {
     if (!set.IsMap()) throw SweepError(where(file, set) + ": 'set:' is a mapping of key paths to values");
     for (const auto& kv : set) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = key_text(file, kv.first);
       claim(kv.first, key);
       s.fixed.push_back(key + "=" + to_value(kv.second).yaml);
     }
@@ -193,7 +200,7 @@ Sweep read_sweep(const fs::path& file) {
   if (const YAML::Node grid = root["grid"]) {
     if (!grid.IsMap()) throw SweepError(where(file, grid) + ": 'grid:' is a mapping of key paths to lists");
     for (const auto& kv : grid) {
-      const std::string key = kv.first.as<std::string>();
+      const std::string key = key_text(file, kv.first);
       claim(kv.first, key);
       if (!kv.second.IsSequence() || kv.second.size() == 0) {
         throw SweepError(where(file, kv.second) + ": grid key '" + key +
@@ -226,11 +233,16 @@ Sweep read_sweep(const fs::path& file) {
     for (const auto& k : d.keys) s.columns.push_back(k);
 
   // Mixed-radix enumeration, the first dimension slowest: the order a person reads the file.
+  // Counted with a stop at the limit: a product of many dimensions would wrap around.
+  constexpr std::size_t kMaxPoints = 100000;
   std::size_t n = 1;
-  for (const auto& d : s.dims) n *= d.choices.size();
-  if (n > 100000)
-    throw SweepError(file.string() + ": " + std::to_string(n) +
-                     " points; more than 100000 is surely a mistake");
+  for (const auto& d : s.dims) {
+    n *= d.choices.size();
+    if (n > kMaxPoints)
+      throw SweepError(file.string() + ": more than " + std::to_string(kMaxPoints) +
+                       " points (the product of the lists' lengths); that is surely a mistake: vary fewer keys "
+                       "or fewer values");
+  }
   const std::size_t width = std::max<std::size_t>(3, std::to_string(n - 1).size());
   for (std::size_t i = 0; i < n; ++i) {
     Point p;
@@ -604,6 +616,22 @@ std::optional<std::string> foreign_content(const Sweep& s, const fs::path& out) 
 
 // ---- shared helpers ----
 
+std::optional<std::string> not_a_file(const fs::path& file) {
+  std::error_code ec;
+  const auto st = fs::status(file, ec);
+  if (st.type() == fs::file_type::not_found) return "does not exist";
+  if (ec) return "cannot be read: " + ec.message();
+  if (st.type() == fs::file_type::directory) return "is a directory, not a file";
+  if (st.type() != fs::file_type::regular) return "is not a regular file (a FIFO, socket or device)";
+  return std::nullopt;
+}
+
+std::vector<std::vector<std::string>> sweep_points(const fs::path& file) {
+  std::vector<std::vector<std::string>> out;
+  for (auto& p : read_sweep(file).points) out.push_back(std::move(p.overrides));
+  return out;
+}
+
 fs::path self_executable() {
   std::error_code ec;
   fs::path p = fs::read_symlink("/proc/self/exe", ec);
@@ -623,7 +651,7 @@ std::string last_error_line(const fs::path& file) {
   std::string line, last;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line.rfind("note: ", 0) != 0) last = line;
+    if (!line.empty() && line.rfind("note: ", 0) != 0 && line.rfind("wse-emu: warning: ", 0) != 0) last = line;
   }
   for (const char* prefix : {"wse-emu: error: ", "wse-emu: "}) {
     if (last.rfind(prefix, 0) == 0) return last.substr(std::string(prefix).size());

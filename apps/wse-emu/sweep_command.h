@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,23 @@ struct SweepOptions {
 
 int run_sweep(const sim::Registry& registry, const SweepOptions& opt);
 
+// Bad input in a sweep file, a regression suite or a reference file: the message names
+// the file (and line, key or figure) and what to change. The commands exit 2 with it.
+class InputFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Why `file` cannot be read as a regular file ("does not exist", "is a directory", or the
+// operating system's reason, e.g. "File name too long"), or nothing when it can. Never
+// throws (the error-code overloads of std::filesystem).
+std::optional<std::string> not_a_file(const std::filesystem::path& file);
+
+// Reads a sweep file and enumerates its points as `wse-emu sweep` does before it
+// validates them: each point's `--set` overrides (KEY=YAML), the fixed `set:` first.
+// Throws InputFileError (fuzz/fuzz_sweep.cpp).
+std::vector<std::vector<std::string>> sweep_points(const std::filesystem::path& file);
+
 // ---- shared with `wse-emu regress` ----
 
 // The validation `wse-emu check` does (load, override, elaborate, unknown-key check),
@@ -48,8 +66,8 @@ std::vector<std::pair<std::string, double>> numeric_figures(const nlohmann::json
 int run_self(const std::vector<std::string>& args, const std::filesystem::path& stdout_file,
              const std::filesystem::path& stderr_file);
 
-// The last non-empty line of a text file, without a leading "wse-emu: error: " (the
-// message a failed run leaves on stderr).
+// The last non-empty line of a text file that is neither a note nor a warning, without
+// a leading "wse-emu: error: " (the message a failed run leaves on stderr).
 std::string last_error_line(const std::filesystem::path& file);
 
 // Path of the running wse-emu executable.

@@ -62,6 +62,10 @@ struct ExperimentInfo {
   // configuration-sized state they are about to allocate. Null: no limit (tests that
   // build experiments directly).
   MemoryBudget* memory = nullptr;
+  // Warnings about the configuration that do not stop it (e.g. a knob whose estimated
+  // simulation cost is far above its default's): one line each, naming file:line and
+  // key; `check` and `run` print them on stderr. Null: not collected.
+  std::vector<std::string>* warnings = nullptr;
 };
 
 // Builds an experiment from the configuration root (`experiment:` has been read).

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -288,6 +289,122 @@ TEST_F(Trust, RegressRefusesABadReferenceNamingFileAndFigure) {
               HasSubstr(": figure 'events': \"value\" must be a number, found \"4993\""));
   EXPECT_THAT(regress(R"({"figures": {"events": {"value": 4993, "tolerance": {"relative": -1}}}})"),
               HasSubstr(": figure 'events': tolerance \"relative\" must be a number, 0 or more, found -1"));
+}
+
+// --- Item 22: wall-time cliffs. ---
+
+// decode.prefill_chunk_tokens above 1 on wafer_only times every prompt token afresh
+// (the whole 1,000-request trace: about a million token passes, against 1,260 at the
+// default 1, tens of minutes more of CPU), and nothing said so. `check` and `run` now
+// warn on stderr, one line naming where the value was set, the key, the value, both
+// estimates and what to do; the default, and a trace short enough for the difference not
+// to matter, get no warning.
+TEST_F(Trust, CostlyPrefillChunkIsWarnedAboutByCheckAndRun) {
+  const std::string wafer = "configs/experiments/wafer_only.yaml";
+  const auto warnings = [](const std::string& err) {
+    std::vector<std::string> w;
+    std::istringstream in(err);
+    for (std::string l; std::getline(in, l);)
+      if (l.find("warning") != std::string::npos) w.push_back(l);
+    return w;
+  };
+  Result costly = wse_emu("check " + wafer + " --set decode.prefill_chunk_tokens=4", dir_ / "io");
+  EXPECT_EQ(costly.exit_code, 0) << costly.err;
+  ASSERT_EQ(warnings(costly.err).size(), 1u) << costly.err;
+  EXPECT_THAT(warnings(costly.err)[0],
+              HasSubstr("wse-emu: warning: --set 'decode.prefill_chunk_tokens=4': key 'decode.prefill_chunk_tokens' = "
+                        "4: the prompts' prefill is estimated at 1014189 token passes to simulate, against 1260 at "
+                        "the default 1 (804x; "));
+  EXPECT_THAT(warnings(costly.err)[0], HasSubstr("min more of CPU; keep the default 1 unless chunked prefill is what "
+                                                 "is studied, or run fewer requests (workload.trace.limit)"));
+  EXPECT_THAT(costly.out, HasSubstr("prefill_chunk_tokens: 4"));  // the resolved file is still printed
+
+  Result def = wse_emu("check " + wafer, dir_ / "io");
+  EXPECT_EQ(def.exit_code, 0) << def.err;
+  EXPECT_THAT(warnings(def.err), ::testing::IsEmpty()) << def.err;
+  Result small = wse_emu("check " + wafer + " --set decode.prefill_chunk_tokens=4 --set workload.trace.limit=3",
+                         dir_ / "io");
+  EXPECT_THAT(warnings(small.err), ::testing::IsEmpty()) << small.err;
+
+  // Set in a file: the warning names its line.
+  const fs::path file = write("chunked.yaml", "include: " + kSrc + "/" + wafer + "\n"
+                                              "decode:\n"
+                                              "  prefill_chunk_tokens: 2\n");
+  Result in_file = wse_emu("check '" + file.string() + "'", dir_ / "io");
+  ASSERT_EQ(warnings(in_file.err).size(), 1u) << in_file.err;
+  EXPECT_THAT(warnings(in_file.err)[0], HasSubstr("chunked.yaml:3:25: key 'decode.prefill_chunk_tokens' = 2: "));
+
+  // `run` warns before it simulates (here it then fails at once: its --out is under a
+  // regular file).
+  write("plain", "x");
+  Result run = wse_emu("run " + wafer + " --set decode.prefill_chunk_tokens=4 --quiet --out '" +
+                           (dir_ / "plain" / "out").string() + "'",
+                       dir_ / "io");
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  ASSERT_EQ(warnings(run.err).size(), 1u) << run.err;
+  EXPECT_THAT(warnings(run.err)[0], HasSubstr("key 'decode.prefill_chunk_tokens' = 4: "));
+}
+
+// --- Fuzzing at depth: the sweep file and the regression suite (fuzz_sweep, fuzz_regress). ---
+
+// A key that is a YAML list gave yaml-cpp's "bad conversion", naming neither the key nor
+// what to write; 64 grid keys of two values each made 2^64 points, which wrapped around
+// to 0 under the 100,000-point limit: a sweep of nothing, exit 0.
+TEST_F(Trust, SweepFileKeysMustBeTextAndThePointCountCannotWrap) {
+  const std::string head = "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\ngrid:\n";
+  const fs::path list_key = write("list_key.yaml", head + "  [a, b]: [1]\n");
+  Result r = wse_emu("sweep '" + list_key.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("list_key.yaml:3:3: a key must be text (a configuration key path such as a.b.c), "
+                               "found a list"));
+  std::string many = head;
+  for (int i = 0; i < 64; ++i) many += "  k" + std::to_string(i) + ": [1, 2]\n";
+  const fs::path wrap = write("wrap.yaml", many);
+  Result w = wse_emu("sweep '" + wrap.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
+  EXPECT_EQ(w.exit_code, 2) << w.out << w.err;
+  EXPECT_THAT(w.err, HasSubstr("wrap.yaml: more than 100000 points (the product of the lists' lengths)"));
+  EXPECT_FALSE(fs::exists(dir_ / "sw"));
+}
+
+// An infinite tolerance (`.inf`) passed every figure whatever it was; a tolerance that
+// was not a number gave yaml-cpp's "bad conversion" naming no file; an experiment named
+// with a path (`../x`) would have written its reference outside the references folder.
+TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
+  const std::string exp = "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n";
+  const auto regress = [&](const std::string& suite) {
+    const fs::path f = write("suite.yaml", suite);
+    Result r = wse_emu("regress --suite '" + f.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
+    return r.err;
+  };
+  EXPECT_THAT(regress("tolerance: {relative: .inf}\nexperiments:\n  - name: kv_link\n" + exp),
+              HasSubstr("suite.yaml:1: tolerance 'relative' must be a finite number, 0 or more (e.g. 1.0e-6)"));
+  EXPECT_THAT(regress("tolerance: {absolute: abc}\nexperiments:\n  - name: kv_link\n" + exp),
+              HasSubstr("suite.yaml:1: tolerance 'absolute' must be a finite number, 0 or more (e.g. 0)"));
+  EXPECT_THAT(regress("experiments:\n  - name: ../kv_link\n" + exp),
+              HasSubstr("suite.yaml:2: 'name:' '../kv_link' names the reference file <name>.json"));
+  EXPECT_THAT(regress("experiments:\n  - name: [kv_link]\n" + exp),
+              HasSubstr("suite.yaml:2: 'name:' must be text, found a list"));
+}
+
+// Found by fuzz_regress: an experiment path longer than the system allows (a corrupted
+// suite) escaped as std::filesystem's "filesystem error: status: File name too long
+// [...]", naming neither the suite nor its line; the sweep file's base experiment too.
+TEST_F(Trust, SuiteAndSweepWithAnUnreadableExperimentPathNameTheirLine) {
+  const std::string long_name(5000, 'G');
+  const fs::path suite = write("suite.yaml", "experiments:\n  - name: a\n    experiment: " + long_name + "\n");
+  Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("suite.yaml:2: experiment '"));
+  EXPECT_THAT(r.err, HasSubstr("' cannot be read: File name too long"));
+  EXPECT_THAT(r.err, Not(HasSubstr("filesystem error")));
+  const fs::path sweep = write("sweep.yaml", "experiment: " + long_name + "\ngrid:\n  a: [1]\n");
+  Result w = wse_emu("sweep '" + sweep.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
+  EXPECT_EQ(w.exit_code, 2) << w.err;
+  EXPECT_THAT(w.err, HasSubstr("sweep.yaml:1:13: base experiment '"));
+  EXPECT_THAT(w.err, HasSubstr("' cannot be read: File name too long"));
+  EXPECT_THAT(w.err, Not(HasSubstr("filesystem error")));
 }
 
 // --- Item 11: file errors with their reason on stderr; no SystemC text. ---

@@ -2,8 +2,12 @@
 // reference moved out of tolerance (on a copy) fails with that figure named; a change
 // inside a figure's own tolerance passes; --update rewrites the copy, prints what
 // changed, and keeps the figure's tolerance.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -51,9 +55,13 @@ class Regress : public ::testing::Test {
 };
 
 TEST_F(Regress, ShippedReferencesPass) {
-  Result r = wse_emu("regress", dir_ / "io");
+  Result r = wse_emu("regress --all", dir_ / "io");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("figure"));
+  // Every reference holds its resolved configuration, and the runs match it.
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("configuration: not in the reference")));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("key(s) differ from the reference")));
+  EXPECT_THAT(r.out, HasSubstr("configuration: as in the reference"));
   EXPECT_THAT(r.out, HasSubstr("regression: PASS"));
   EXPECT_THAT(r.out, HasSubstr("== default ("));  // every listed experiment ran
   EXPECT_THAT(r.out, HasSubstr("== kv_link ("));
@@ -69,7 +77,7 @@ TEST_F(Regress, PerturbedReferenceFailsAndUpdateRestoresIt) {
   ref["figures"]["kv_transfer.time_s.p99"]["value"] = p99 * 1.01;
   ref["figures"]["kv_transfer.time_s.p99"]["tolerance"] = {{"relative", 1e-6}, {"absolute", 0}};
   save(ref);
-  Result r = regress();
+  Result r = regress("--all");
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_THAT(line_of(r.out, "kv_transfer.time_s.p99"), MatchesRegex(".*-0\\.99 %.* OUT OF TOLERANCE"));
   EXPECT_THAT(line_of(r.out, "simulated_time_s"), MatchesRegex(".* ok"));
@@ -113,10 +121,19 @@ TEST_F(Regress, MissingFigureAndMissingReferenceFail) {
   ref["figures"]["kv_transfer.gone"] = {{"value", 1.0}, {"tolerance", {{"relative", 0}}}};
   ref["figures"].erase("events");
   save(ref);
-  Result r = regress();
+  Result r = regress("--all");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(line_of(r.out, "kv_transfer.gone"), MatchesRegex(".*MISSING"));
   EXPECT_THAT(line_of(r.out, "events"), MatchesRegex(".*new \\(not judged\\)"));
+  // Without --all, a missing headline figure is listed, a missing utilization counted.
+  ref["figures"]["utilization.gone"] = {{"value", 0.5}};
+  save(ref);
+  Result brief = regress();
+  EXPECT_EQ(brief.exit_code, 1);
+  EXPECT_THAT(line_of(brief.out, "kv_transfer.gone"), MatchesRegex(".*MISSING"));
+  EXPECT_EQ(line_of(brief.out, "utilization.gone"), "");
+  EXPECT_THAT(brief.out, HasSubstr("events (new) 1, utilization (missing) 1 (1 out of tolerance)"));
+  EXPECT_THAT(brief.out, HasSubstr("2 figure(s) out of tolerance"));
   fs::remove(dir_ / "refs/kv_link.json");
   Result none = regress();
   EXPECT_EQ(none.exit_code, 1);
@@ -129,6 +146,66 @@ TEST_F(Regress, MissingFigureAndMissingReferenceFail) {
   Result typo = wse_emu("regress --suite '" + (dir_ / "typo.yaml").string() + "'", dir_ / "io");
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_THAT(typo.err, HasSubstr("typo.yaml:2: unknown key 'tolerence'; did you mean 'tolerance'?"));
+}
+
+// Issue 17, item 20: after one hardware change, `regress` printed every figure (some 300
+// lines for the default experiment) and never named the input that changed. It now
+// leads with the configuration keys that differ from the reference's resolved
+// configuration, then the headline figures that moved; the others are counted by group
+// and listed with --all.
+TEST_F(Regress, OneHardwareChangeLeadsWithTheChangedKeyAndTheHeadlineFiguresThatMoved) {
+  ASSERT_TRUE(reference().contains("config")) << "the shipped reference holds its resolved configuration";
+  std::ofstream(dir_ / "suite.yaml", std::ios::app) << "    set: {kv_transfer.link.bandwidth: 1.6 Tb/s}\n";
+  Result r = regress();
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  std::istringstream in(r.out);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_GE(lines.size(), 4u) << r.out;
+  EXPECT_THAT(lines[0], HasSubstr("== kv_link ("));
+  EXPECT_EQ(lines[1], "configuration: 1 key(s) differ from the reference");
+  EXPECT_THAT(lines[3], MatchesRegex(" *kv_transfer.link.bandwidth +3.2 Tb/s +1.6 Tb/s"));
+  // The headline figures that moved, with their verdicts.
+  EXPECT_THAT(line_of(r.out, "kv_transfer.time_s.p99"), MatchesRegex(".*\\+99.6 %.* OUT OF TOLERANCE"));
+  // The rest is counted, not listed: neither the event count nor any utilization.
+  EXPECT_EQ(line_of(r.out, "events"), "");
+  for (const auto& l : lines) EXPECT_NE(l.rfind("utilization", 0), 0u) << l;
+  EXPECT_THAT(r.out, HasSubstr("other figure(s) changed, 4 of them out of tolerance: events 1 (1 out of tolerance)"));
+  EXPECT_THAT(r.out, HasSubstr("--all lists them"));
+  EXPECT_THAT(r.out, HasSubstr("14 figure(s) out of tolerance"));
+  // --all lists every figure, moved or not.
+  Result all = regress("--all");
+  EXPECT_EQ(all.exit_code, 1);
+  EXPECT_THAT(line_of(all.out, "events"), MatchesRegex(".* OUT OF TOLERANCE"));
+  EXPECT_THAT(line_of(all.out, "model.weight_bytes"), MatchesRegex(".* ok"));
+  EXPECT_GT(std::count(all.out.begin(), all.out.end(), '\n'), std::count(r.out.begin(), r.out.end(), '\n') + 5);
+}
+
+// A reference written before the configuration was recorded says so; --update records
+// it, with the trace's path relative to the experiment's folder (the same text in every
+// checkout), and the next comparison finds it unchanged.
+TEST_F(Regress, UpdateRecordsTheResolvedConfiguration) {
+  nlohmann::json ref = reference();
+  ref.erase("config");
+  save(ref);
+  Result r = regress();
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("configuration: not in the reference"));
+  Result u = regress("--update");
+  EXPECT_EQ(u.exit_code, 0) << u.out << u.err;
+  EXPECT_THAT(u.out, HasSubstr("configuration recorded ("));
+  const nlohmann::json after = reference();
+  ASSERT_TRUE(after.contains("config"));
+  EXPECT_EQ(after["config"]["kv_transfer.link.bandwidth"], "3.2 Tb/s");
+  EXPECT_EQ(after["config"]["workload.trace.path"], "../../workloads/data/traces/azure2023_conv.csv");
+  EXPECT_THAT(regress().out, HasSubstr("configuration: as in the reference"));
+  // A reference whose configuration is not key -> text is bad input naming the file.
+  ref = reference();
+  ref["config"]["kv_transfer.link.bandwidth"] = 3.2;
+  save(ref);
+  Result bad = regress();
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("kv_link.json: config key 'kv_transfer.link.bandwidth': the value must be a string"));
 }
 
 }  // namespace

@@ -64,8 +64,10 @@ bool to_number(std::string_view s, T& v) {
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
+}  // namespace
+
 // "2023-11-16 18:17:03.9799600" -> seconds since the epoch (fraction kept).
-bool parse_timestamp(std::string_view t, double& seconds) {
+bool parse_azure_timestamp(std::string_view t, double& seconds) {
   if (t.size() < 19 || t[4] != '-' || t[7] != '-' || (t[10] != ' ' && t[10] != 'T') || t[13] != ':' ||
       t[16] != ':') {
     return false;
@@ -94,6 +96,8 @@ bool parse_timestamp(std::string_view t, double& seconds) {
   seconds = static_cast<double>(days_from_civil(y, mo, d)) * 86400.0 + h * 3600.0 + mi * 60.0 + s + frac;
   return true;
 }
+
+namespace {
 
 std::vector<std::string_view> split_csv(std::string_view line) {
   std::vector<std::string_view> cells;
@@ -295,7 +299,7 @@ std::vector<Request> read_trace(const TraceOptions& o) {
         bad_line(o, line_no, "expected 3 comma-separated columns, found " + std::to_string(cells.size()));
       double t = 0;
       std::uint64_t ctx = 0, gen = 0;
-      if (!parse_timestamp(cells[0], t))
+      if (!parse_azure_timestamp(cells[0], t))
         bad_line(o, line_no,
                  "TIMESTAMP '" + std::string(cells[0]) + "' is not 'YYYY-MM-DD hh:mm:ss.fffffff'");
       if (!to_number(cells[1], ctx) || ctx == 0)

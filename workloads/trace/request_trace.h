@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "systemc_models/config/config.h"
@@ -77,6 +78,12 @@ struct TraceOptions {
 // the file and line of the first such request, or for a synthetic trace the arrival
 // rate (or rate_scale, if it is not 1).
 std::vector<Request> read_trace(const TraceOptions& opt);
+
+// An Azure TIMESTAMP, "YYYY-MM-DD hh:mm:ss[.fffffff]" (or a 'T' between date and time),
+// as seconds since 1970-01-01 (proleptic Gregorian, fraction kept); false when malformed
+// or when the day does not exist in its month (2023-02-31). Second 60 (a leap second)
+// counts as the next minute's second 0, as POSIX time does.
+bool parse_azure_timestamp(std::string_view text, double& seconds);
 
 // Reads `trace:` (format, then path, start, limit for files or the synthetic keys;
 // rate_scale for all).
