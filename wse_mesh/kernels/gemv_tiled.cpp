@@ -142,17 +142,61 @@ struct NodeState {
   MessageId out = UINT32_MAX;
 };
 
+// What both tiled mappings (chain; tree and K-tree) share: the node grid and its fabric,
+// each PE row's and column's share of the matrix, the x wavelets each node column takes
+// per vector, and the result's fields that follow from the grid.
+class TiledRunBase {
+ protected:
+  TiledRunBase(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g,
+               detail::VectorTimes& times)
+      : k_(k), pe_(pe), g_(g), times_(times), tg_(tiled_grid(per_pe, k, pe, g)), fabric_(tg_.fabric),
+        P_(g.grid_rows), Q_(g.grid_cols), Pn_(tg_.Pn), Qn_(tg_.Qn), per_(4 / accumulator_bytes(g.accumulate)) {
+    x_per_vector_.assign(Qn_, 0);
+    for (std::uint32_t J = 0; J < Qn_; ++J) {
+      for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
+    }
+  }
+
+  std::uint64_t tile_m(std::uint32_t i) const { return share(g_.rows, P_, i); }
+  std::uint64_t tile_k(std::uint32_t j) const { return share(g_.cols, Q_, j); }
+  std::uint32_t kc(std::uint32_t J) const { return std::min(k_, Q_ - J * k_); }  // PE columns of node column J
+  std::uint32_t kr(std::uint32_t I) const { return std::min(k_, P_ - I * k_); }  // PE rows of node row I
+  // This vector's x wavelets of node column J, dealt to its PE columns.
+  LaneDealer x_dealer(std::uint32_t J) const {
+    LaneDealer d;
+    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k_ + c), kXPerWavelet));
+    return d;
+  }
+  // The result's tile, SRAM and compute fields.
+  GemvResult grid_result() const {
+    GemvResult r;
+    r.tile_rows = tg_.Mt;
+    r.tile_cols = tg_.Kt;
+    r.sram_bytes_per_pe = tg_.sram_used;
+    r.compute_cycles = g_.vectors * tg_.Kt * fmac_cycles(pe_, g_.accumulate, tg_.Mt);
+    return r;
+  }
+
+  const std::uint32_t k_;
+  const PeConfig& pe_;
+  const GemvConfig& g_;
+  detail::VectorTimes& times_;
+  const TiledGrid tg_;
+  Fabric fabric_;
+  const std::uint32_t P_, Q_, Pn_, Qn_;
+  const std::uint64_t per_;  // partial sums per 32-bit wavelet
+  std::vector<std::uint64_t> x_per_vector_;  // x wavelets per vector into node column J
+};
+
 // The tiled GEMV with the chain reduction, in the mapping's steps: the node grid, the
 // routes (x south down each node column, sums east), each node's behaviour as x and sums
 // reach it (its PEs' FMACs, and the crossing of its PE columns by each wavelet of sums),
 // and the result.
-class TiledChainRun {
+class TiledChainRun : TiledRunBase {
  public:
   TiledChainRun(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g,
                 detail::VectorTimes& times)
-      : k_(k), pe_(pe), g_(g), times_(times), tg_(tiled_grid(per_pe, k, pe, g)), fabric_(tg_.fabric),
-        P_(g.grid_rows), Q_(g.grid_cols), Pn_(tg_.Pn), Qn_(tg_.Qn), R_(per_pe.ramp_latency_cycles),
-        per_(4 / accumulator_bytes(g.accumulate)) {}
+      : TiledRunBase(per_pe, k, pe, g, times), R_(per_pe.ramp_latency_cycles) {}
 
   GemvResult run() {
     const auto t0 = std::chrono::steady_clock::now();
@@ -162,11 +206,7 @@ class TiledChainRun {
     start_top_row();
     fabric_.run_until_idle();
     fabric_.on_delivery(nullptr);
-    GemvResult r;
-    r.tile_rows = tg_.Mt;
-    r.tile_cols = tg_.Kt;
-    r.sram_bytes_per_pe = tg_.sram_used;
-    r.compute_cycles = g_.vectors * tg_.Kt * fmac_cycles(pe_, g_.accumulate, tg_.Mt);
+    GemvResult r = grid_result();
     finish_times(r, row_left_, row_done_, start_cycle_, times_, P_, Qn_, [&](std::uint32_t J, std::uint32_t I) {
       const NodeState& s = node(J, I);
       return NodeView{&s.pes, s.last_x_delivery};
@@ -179,21 +219,12 @@ class TiledChainRun {
 
  private:
   // --- The node grid --------------------------------------------------------------------
-  std::uint64_t tile_m(std::uint32_t i) const { return share(g_.rows, P_, i); }
-  std::uint64_t tile_k(std::uint32_t j) const { return share(g_.cols, Q_, j); }
-  std::uint32_t kc(std::uint32_t J) const { return std::min(k_, Q_ - J * k_); }  // PE columns of node column J
-  std::uint32_t kr(std::uint32_t I) const { return std::min(k_, P_ - I * k_); }  // PE rows of node row I
   NodeState& node(std::uint32_t J, std::uint32_t I) { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
   const NodeState& node(std::uint32_t J, std::uint32_t I) const { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
 
   // Wavelets per vector: of x into node column J, of sums out of node row I.
   std::uint64_t x_wavelets(std::uint32_t J) const { return x_per_vector_[J]; }
   std::uint64_t psum_wavelets(std::uint32_t I) const { return psum_per_vector_[I]; }
-  LaneDealer x_dealer(std::uint32_t J) const {
-    LaneDealer d;
-    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k_ + c), kXPerWavelet));
-    return d;
-  }
   LaneDealer psum_dealer(std::uint32_t I) const {
     LaneDealer d;
     for (std::uint32_t r = 0; r < kr(I); ++r) d.left.push_back(ceil_div(tile_m(I * k_ + r), per_));
@@ -219,11 +250,7 @@ class TiledChainRun {
 
   void init_nodes() {
     st_.resize(static_cast<std::size_t>(Pn_) * Qn_);
-    x_per_vector_.assign(Qn_, 0);
     psum_per_vector_.assign(Pn_, 0);
-    for (std::uint32_t J = 0; J < Qn_; ++J) {
-      for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
-    }
     for (std::uint32_t I = 0; I < Pn_; ++I) {
       for (std::uint32_t r = 0; r < kr(I); ++r) psum_per_vector_[I] += ceil_div(tile_m(I * k_ + r), per_);
     }
@@ -358,17 +385,9 @@ class TiledChainRun {
     }
   }
 
-  const std::uint32_t k_;
-  const PeConfig& pe_;
-  const GemvConfig& g_;
-  detail::VectorTimes& times_;
-  const TiledGrid tg_;
-  Fabric fabric_;
-  const std::uint32_t P_, Q_, Pn_, Qn_;
-  const std::uint32_t R_;    // ramp latency of a PE
-  const std::uint64_t per_;  // partial sums per 32-bit wavelet
+  const std::uint32_t R_;  // ramp latency of a PE
   std::vector<NodeState> st_;
-  std::vector<std::uint64_t> x_per_vector_, psum_per_vector_;
+  std::vector<std::uint64_t> psum_per_vector_;  // sum wavelets per vector out of node row I
   std::vector<std::uint64_t> row_done_;
   std::vector<std::uint64_t> row_left_;  // sum wavelets (all vectors) still to finish at the root
   std::uint64_t start_cycle_ = 0;
@@ -489,12 +508,11 @@ struct InsideDelivery {
 // PE's behaviour inside its node (FMACs, adds in arrival order, sends inside the node or
 // onto the fabric), the fabric and the crossings inside nodes merged in time, and the
 // result.
-class TiledGraphRun {
+class TiledGraphRun : TiledRunBase {
  public:
   TiledGraphRun(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g,
                 detail::VectorTimes& times)
-      : k_(k), per_pe_(per_pe), pe_(pe), g_(g), times_(times), tg_(tiled_grid(per_pe, k, pe, g)), fabric_(tg_.fabric),
-        P_(g.grid_rows), Q_(g.grid_cols), Pn_(tg_.Pn), Qn_(tg_.Qn), per_(4 / accumulator_bytes(g.accumulate)) {}
+      : TiledRunBase(per_pe, k, pe, g, times), per_pe_(per_pe) {}
 
   GemvResult run() {
     const auto t0 = std::chrono::steady_clock::now();
@@ -508,11 +526,7 @@ class TiledGraphRun {
     start_top_row();
     run_merged();
     fabric_.on_delivery(nullptr);
-    GemvResult res;
-    res.tile_rows = tg_.Mt;
-    res.tile_cols = tg_.Kt;
-    res.sram_bytes_per_pe = tg_.sram_used;
-    res.compute_cycles = g_.vectors * tg_.Kt * fmac_cycles(pe_, g_.accumulate, tg_.Mt);
+    GemvResult res = grid_result();
     finish_times(res, row_left_, row_done_, start_cycle_, times_, P_, Qn_, [&](std::uint32_t J, std::uint32_t I) {
       const GraphNode& s = node(J, I);
       return NodeView{&s.engines, s.last_x_delivery};
@@ -525,18 +539,9 @@ class TiledGraphRun {
 
  private:
   // --- The node grid --------------------------------------------------------------------
-  std::uint64_t tile_m(std::uint32_t i) const { return share(g_.rows, P_, i); }
-  std::uint64_t tile_k(std::uint32_t j) const { return share(g_.cols, Q_, j); }
-  std::uint32_t kc(std::uint32_t J) const { return std::min(k_, Q_ - J * k_); }
-  std::uint32_t kr(std::uint32_t I) const { return std::min(k_, P_ - I * k_); }
   std::uint64_t n_psum(std::uint32_t i) const { return ceil_div(tile_m(i), per_); }
   GraphNode& node(std::uint32_t J, std::uint32_t I) { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
   const GraphNode& node(std::uint32_t J, std::uint32_t I) const { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
-  LaneDealer x_dealer(std::uint32_t J) const {
-    LaneDealer d;
-    for (std::uint32_t c = 0; c < kc(J); ++c) d.left.push_back(ceil_div(tile_k(J * k_ + c), kXPerWavelet));
-    return d;
-  }
 
   // --- Routes ---------------------------------------------------------------------------
   // Node-fabric routes of the edges between nodes (a node sends at most one stream: the
@@ -576,10 +581,6 @@ class TiledGraphRun {
       children_[edge_[j].to].push_back(j);
     }
     st_.resize(static_cast<std::size_t>(Pn_) * Qn_);
-    x_per_vector_.assign(Qn_, 0);
-    for (std::uint32_t J = 0; J < Qn_; ++J) {
-      for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
-    }
     row_done_.assign(Pn_, 0);
     row_left_.assign(Pn_, 0);
     for (std::uint32_t I = 0; I < Pn_; ++I) {
@@ -740,15 +741,7 @@ class TiledGraphRun {
     }
   }
 
-  const std::uint32_t k_;
   const FabricConfig& per_pe_;
-  const PeConfig& pe_;
-  const GemvConfig& g_;
-  detail::VectorTimes& times_;
-  const TiledGrid tg_;
-  Fabric fabric_;
-  const std::uint32_t P_, Q_, Pn_, Qn_;
-  const std::uint64_t per_;  // partial sums per 32-bit wavelet
   std::vector<Edge> edge_;   // per PE column: its edge of the row's reduction graph
   std::uint32_t root_ = 0;
   std::vector<std::uint32_t> n_in_;
@@ -756,7 +749,6 @@ class TiledGraphRun {
   std::vector<std::vector<std::uint32_t>> children_;
   std::vector<std::uint32_t> slot_;
   std::vector<GraphNode> st_;
-  std::vector<std::uint64_t> x_per_vector_;
   std::vector<std::uint64_t> row_done_;
   std::vector<std::uint64_t> row_left_;  // sum wavelets (all vectors) still to finish at the root
   std::uint64_t start_cycle_ = 0;
