@@ -51,6 +51,30 @@ class Trust : public ScratchDirTest {
     EXPECT_THAT(r.err, HasSubstr("wse-emu: run failed: "));
     return r;
   }
+  // Starts `wse-emu ARGS` from the checkout in a child process, its stderr into `err`;
+  // returns the child's pid.
+  pid_t start_wse_emu(const std::vector<std::string>& args, const fs::path& err) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 2);
+      ::chdir(WSE_SOURCE_DIR);
+      const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
+      std::vector<char*> argv = {const_cast<char*>(bin.c_str())};
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
+  // The pid of a process that has exited (a stale claim marker's).
+  static pid_t exited_pid() {
+    const pid_t gone = ::fork();
+    if (gone == 0) ::_exit(0);
+    ::waitpid(gone, nullptr, 0);
+    return gone;
+  }
   // A synthetic kv_transfer experiment (a 70B model over one link) with `trace` under
   // workload.trace and `extra` appended.
   fs::path synthetic(const std::string& trace, const std::string& extra = "") {
@@ -507,16 +531,8 @@ class TrustSignals : public Trust, public ::testing::WithParamInterface<int> {
   // status and stderr.
   std::pair<int, std::string> interrupt(const fs::path& out, int sig) {
     const fs::path err = dir_ / "stderr.txt";
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 2);
-      ::chdir(WSE_SOURCE_DIR);
-      const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
-      ::execl(bin.c_str(), bin.c_str(), "run", "configs/experiments/default.yaml", "--out", out.c_str(), "--trace",
-              "--quiet", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    const pid_t pid =
+        start_wse_emu({"run", "configs/experiments/default.yaml", "--out", out.string(), "--trace", "--quiet"}, err);
     for (int i = 0; i < 3000 && !fs::exists(out / "config.resolved.yaml"); ++i) ::usleep(10000);
     EXPECT_TRUE(fs::exists(out / "config.resolved.yaml")) << "the run did not start";
     ::usleep(200000);  // into the simulation, with trace.json.tmp.PID open
@@ -561,9 +577,7 @@ TEST_F(Trust, AFolderClaimedByAnotherRunIsRefused) {
   EXPECT_TRUE(fs::exists(out / ".wse-emu-run.claim")) << "the other run's marker is not removed";
   EXPECT_FALSE(fs::exists(out / "config.resolved.yaml"));
   // A marker of a process that has exited: taken over, and removed at the end.
-  const pid_t gone = ::fork();
-  if (gone == 0) ::_exit(0);
-  ::waitpid(gone, nullptr, 0);
+  const pid_t gone = exited_pid();
   write("out/.wse-emu-run.claim", std::to_string(gone) + "\n");
   Result s = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
   EXPECT_EQ(s.exit_code, 0) << s.err;
@@ -669,16 +683,7 @@ TEST_F(Trust, SweepPassesSigtermOnToItsRunningPoint) {
                                          "grid:\n  workload.trace.limit: [1000]\n");
   const fs::path out = dir_ / "out";
   const fs::path err = dir_ / "stderr.txt";
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 2);
-    ::chdir(WSE_SOURCE_DIR);
-    const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
-    ::execl(bin.c_str(), bin.c_str(), "sweep", sweep.c_str(), "--out", out.c_str(), "--jobs", "1",
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t pid = start_wse_emu({"sweep", sweep.string(), "--out", out.string(), "--jobs", "1"}, err);
   // Wait for the point's run to claim its folder: the marker holds its pid.
   fs::path claim;
   for (int i = 0; i < 3000 && claim.empty(); ++i) {
@@ -772,9 +777,7 @@ TEST_F(Trust, SweepBenchAndRegressClaimTheirFolder) {
     EXPECT_EQ(slurp(out / ".wse-emu-run.claim"), pid + "\n") << name << ": the other's marker is kept";
   }
   // A stale marker (a process that has exited) is taken over, and removed at the end.
-  const pid_t gone = ::fork();
-  if (gone == 0) ::_exit(0);
-  ::waitpid(gone, nullptr, 0);
+  const pid_t gone = exited_pid();
   write("out_sweep/.wse-emu-run.claim", std::to_string(gone) + "\n");
   Result ok = wse_emu("sweep '" + sweep.string() + "' --quiet --out '" + (dir_ / "out_sweep").string() + "'", dir_ / "io");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;

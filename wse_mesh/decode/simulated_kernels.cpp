@@ -432,21 +432,28 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     return AttentionCost{static_cast<double>(res.total_cycles), static_cast<double>(res.wavelet_hops),
                          static_cast<double>(res.compute_cycles) * res.grid_rows * res.grid_cols};
   };
+  // The part simulated at another context (a sample point).
+  const auto at_context = [&](std::uint64_t context) {
+    AttentionConfig a = part;
+    a.context = context;
+    return exact(a);
+  };
+  // A fraction w of the way from x to y.
+  const auto lerp = [](const AttentionCost& x, const AttentionCost& y, double w) {
+    return AttentionCost{x.cycles + w * (y.cycles - x.cycles), x.hops + w * (y.hops - x.hops),
+                         x.pe_busy + w * (y.pe_busy - x.pe_busy)};
+  };
   // The part's cost a fraction w of the way from its cost at context lo to that at hi
   // (each simulated), or simulated itself where a sample point does not fit.
   const auto between = [&](std::uint64_t lo, std::uint64_t hi, double w) {
-    AttentionConfig a_lo = part, a_hi = part;
-    a_lo.context = lo;
-    a_hi.context = hi;
     AttentionCost c_lo, c_hi;
     try {
-      c_lo = exact(a_lo);
-      c_hi = exact(a_hi);
+      c_lo = at_context(lo);
+      c_hi = at_context(hi);
     } catch (const CapacityError&) {
       return exact(part);
     }
-    return AttentionCost{c_lo.cycles + w * (c_hi.cycles - c_lo.cycles), c_lo.hops + w * (c_hi.hops - c_lo.hops),
-                         c_lo.pe_busy + w * (c_hi.pe_busy - c_lo.pe_busy)};
+    return lerp(c_lo, c_hi, w);
   };
   const std::uint64_t g = opt_.attention_block_grain;
   const std::uint64_t tpp = part.tokens_per_pe, qt = part.query_tokens;
@@ -494,20 +501,13 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   // between its ends.
   std::uint64_t a = rows > 1 ? (rows - 1) * cols + 2 : (std::bit_floor(blocks - 1) + 1);
   std::uint64_t c = rows > 1 ? rows * cols : std::min<std::uint64_t>(cols, 2 * (a - 1));
-  const auto point = [&](std::uint64_t b) {
-    AttentionConfig at = part;
-    at.context = b * tpp - 1;
-    return exact(at);
-  };
+  const auto point = [&](std::uint64_t b) { return at_context(b * tpp - 1); };  // b full blocks
   // (A chain along one row grows by one stage a block: no plateau to look for there.)
   const bool look = rows > 1 || part.reduction != Reduction::kChain;
   try {
     while (look && c - a > std::max(hi - lo, grain) && a <= blocks && blocks <= c) {
       const AttentionCost ca = point(a), cc = point(c);
-      if (ca.cycles == cc.cycles) {
-        const double w = static_cast<double>(blocks - a) / static_cast<double>(c - a);
-        return AttentionCost{ca.cycles, ca.hops + w * (cc.hops - ca.hops), ca.pe_busy + w * (cc.pe_busy - ca.pe_busy)};
-      }
+      if (ca.cycles == cc.cycles) return lerp(ca, cc, static_cast<double>(blocks - a) / static_cast<double>(c - a));
       if (rows == 1) break;  // one row: the tree's stretch only (the chain grows along it)
       const std::uint64_t mid = (a + c) / 2 / grain * grain;
       if (mid <= a || mid >= c) break;

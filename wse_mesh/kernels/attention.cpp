@@ -38,6 +38,7 @@ struct Layout {
   std::uint32_t row_len(std::uint32_t r) const { return std::min(Q, nb - r * Q); }
   std::uint32_t col_rows(std::uint32_t c) const { return (nb - c + Q - 1) / Q; }
   std::uint64_t queries() const { return G * qt; }
+  std::uint64_t q_wavelets() const { return ceil_div(queries() * D, 2); }  // the query multicast (fp16 pairs)
 };
 
 Layout layout_of(const AttentionConfig& a) {
@@ -461,11 +462,9 @@ class AttentionRun {
     }
     s.busy += t - begin;
     s.engine_free = t;
-    if (s.q_wavelets == q_wavelet_count()) s.own_done = t;
+    if (s.q_wavelets == L_.q_wavelets()) s.own_done = t;
     for (std::size_t i = 0; i < n_completed; ++i) query_ready(h, b, completed[i]);
   }
-
-  std::uint64_t q_wavelet_count() const { return ceil_div(L_.queries() * L_.D, 2); }
 
   void append_stored(std::uint32_t h, std::uint32_t b) {
     PeState& s = state(h, b);
@@ -528,7 +527,7 @@ class AttentionRun {
         note(id, {MsgKind::kAppend, h, b});
       }
     }
-    const std::uint64_t q_wavelets = q_wavelet_count();
+    const std::uint64_t q_wavelets = L_.q_wavelets();
     if (L_.nb > 1 && !column_only_) {
       if (q_wavelets > UINT32_MAX) throw std::invalid_argument("attention: query message too long");
       const MessageId id = fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
@@ -654,7 +653,7 @@ AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const Att
   // plus R - 3 more middle rows; the middle row simulated sends the query south into the
   // last row only, the others into a full row: Q - (the last row's length) more columns.
   const std::uint64_t into_full_row =
-      middle_row_hops + std::uint64_t{L.Q - L.row_len(L.R - 1)} * ceil_div(L.queries() * L.D, 2);
+      middle_row_hops + std::uint64_t{L.Q - L.row_len(L.R - 1)} * L.q_wavelets();
   res.wavelet_hops = res.wavelet_hops - north1 + std::uint64_t{L.R - 3} * into_full_row + f2.wavelet_hops();
   res.fabric_cycles_simulated += f2.cycles_simulated();
   res.wall_seconds += col.wall_seconds;
