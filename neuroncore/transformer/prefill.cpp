@@ -1204,11 +1204,14 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
   reused_operators_ = 0;
   graph_tokens_ = 0;
   for (const workloads::Sequence& q : g.sequences) graph_tokens_ += q.new_tokens;
-  if (LayerTime launch = cfg_.runtime ? runtime_before(0) : LayerTime{}; !launch.operators.empty()) {
-    for (const OperatorTime& ot : launch.operators) r.busy += ot.busy;
-    r.total_ps = launch.end_ps;
-    r.layers.push_back(std::move(launch));
-  }
+  // A runtime part of the timeline (before or after the layers), when it has operators.
+  const auto add_runtime = [&r](LayerTime part) {
+    if (part.operators.empty()) return;
+    for (const OperatorTime& ot : part.operators) r.busy += ot.busy;
+    r.total_ps = part.end_ps;
+    r.layers.push_back(std::move(part));
+  };
+  if (cfg_.runtime) add_runtime(runtime_before(0));
   std::size_t i = 0;
   std::size_t prev_i = 0, prev_j = 0;  // the previous part's operators
   while (i < g.ops.size()) {
@@ -1291,12 +1294,7 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
     prev_j = j;
     i = j;
   }
-  if (cfg_.runtime) {
-    LayerTime after = runtime_after(g, r.total_ps, r.total_ps);
-    for (const OperatorTime& ot : after.operators) r.busy += ot.busy;
-    r.total_ps = after.end_ps;
-    if (!after.operators.empty()) r.layers.push_back(std::move(after));
-  }
+  if (cfg_.runtime) add_runtime(runtime_after(g, r.total_ps, r.total_ps));
   r.reused_operators = reused_operators_;
   r.floor = floor_of(g, r.busy);
   return r;
@@ -1337,10 +1335,10 @@ LayerTime TrainiumPrefill::runtime_after(const workloads::OperatorGraph& g, std:
                                          std::uint64_t device_ps) {
   LayerTime lt;
   lt.start_ps = lt.end_ps = start_ps;
-  const Operator* head = nullptr;
-  for (const Operator& op : g.ops) {
-    if (op.name == "lm_head") head = &op;
-  }
+  // The LM head, the graph's last operator of that name (looked for from the end, where
+  // the lowering puts it: this runs on every pass).
+  const auto it = std::find_if(g.ops.rbegin(), g.ops.rend(), [](const Operator& op) { return op.name == "lm_head"; });
+  const Operator* head = it == g.ops.rend() ? nullptr : &*it;
   if (head != nullptr && head->m > 0) {
     // The LM head is column-parallel: each chip holds vocab / chips of every row's logits.
     // They are all-gathered between the chips, then each logit row is sampled on one core
