@@ -1,6 +1,7 @@
 #include "wse_mesh/kernels/attention.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -626,13 +627,14 @@ AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const Att
 
   const std::uint64_t hop = fc.hop_latency_cycles;
   const auto n1 = static_cast<MessageId>(f1.message_count());
+  std::array<std::vector<HeadDelivery>, 3> by_row;  // the recording, per row of the first pass
+  for (const HeadDelivery& e : rec) by_row.at(e.row).push_back(e);
   std::vector<HeadDelivery> events;
   events.reserve(rec.size() * L.R / 2);
   for (std::uint32_t r = 0; r < L.R; ++r) {
     const std::uint32_t folded = r == 0 ? 0 : (r + 1 == L.R ? 2 : 1);
     const std::uint64_t later = (r - folded) * hop;
-    for (const HeadDelivery& e : rec) {
-      if (e.row != folded) continue;
+    for (const HeadDelivery& e : by_row[folded]) {
       events.push_back(HeadDelivery{e.cycle + later, r, e.color, (MessageId{1} << 30) + r * n1 + e.msg});
     }
   }
