@@ -174,6 +174,20 @@ TEST(RequestTrace, TimestampEarlierThanThePreviousRequestIsMalformed) {
   fs::remove(j);
 }
 
+// Found by fuzzing (fuzz/regressions/fuzz_azure_trace/signed_year): '-000-11-16' passed
+// the number reader as year 0 (a sign in the year field) and the written line read back
+// as '0000-11-16'. Every date and time field is now digits only.
+TEST(RequestTrace, AzureTimestampFieldsAreDigitsOnly) {
+  double s = 0.0;
+  EXPECT_TRUE(parse_azure_timestamp("2023-11-16 18:15:52", s));
+  // 2023-11-16 is day 19,677 after 1970-01-01; 18:15:52 is 65,752 s into it.
+  EXPECT_DOUBLE_EQ(s, 19677.0 * 86400.0 + 65752.0);
+  for (const char* bad : {"-000-11-16 18:15:52", "+023-11-16 18:15:52", "2023-+1-16 18:15:52",
+                          "2023-11- 6 18:15:52", "2023-11-16 -1:15:52", "2023-11-16 18:15:+2"}) {
+    EXPECT_FALSE(parse_azure_timestamp(bad, s)) << bad;
+  }
+}
+
 // The reference for the exact values below: std::mt19937_64 is fully specified by the
 // C++ standard (seeded 5489 its first output is 14,514,284,786,278,117,030). With that
 // output x, u = (x >> 11) / 2^53 = 0.7868209548678019, so request 0's uniform output

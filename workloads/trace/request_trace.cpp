@@ -72,6 +72,12 @@ bool parse_azure_timestamp(std::string_view t, double& seconds) {
       t[16] != ':') {
     return false;
   }
+  // Every field is digits only: a sign ('-000', '+023') or a space would otherwise pass the
+  // number reader and give a year the writer never meant.
+  constexpr std::size_t kDigits[] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+  for (const std::size_t i : kDigits) {
+    if (t[i] < '0' || t[i] > '9') return false;
+  }
   int y = 0;
   unsigned mo = 0, d = 0, h = 0, mi = 0, s = 0;
   if (!to_number(t.substr(0, 4), y) || !to_number(t.substr(5, 2), mo) || !to_number(t.substr(8, 2), d) ||
