@@ -134,6 +134,7 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
           continue;
         }
         const auto t0 = std::chrono::steady_clock::now();
+        decoder.reset_kv_layout();  // each row a steady step of its own batch
         const WaferRunResult r = decoder.decode_step(std::vector<std::uint64_t>(batch, context));
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::uint64_t simulated = 0, reused = 0;

@@ -186,6 +186,14 @@ DecodeConfig read_decode_config(config::Section& s) {
                       .min = 0,
                       .max = 65536}));
   c.options["attention.block_grain"] = std::to_string(c.attention_block_grain);
+  c.kv_layout = att.enumeration<KvLayout>(
+      "kv_layout",
+      {.doc = "how a batch's KV heads share the region's PEs: balanced (the fewest tokens per PE with which "
+              "the batch fits, kept while it fits; a change shifts the cache along each head's PEs, timed) or "
+              "doubling (ablation: tokens_per_pe doubled until the batch fits, re-chosen every pass, moves untimed)",
+       .def = "balanced"},
+      {{"balanced", KvLayout::kBalanced}, {"doubling", KvLayout::kDoubling}});
+  c.options["attention.kv_layout"] = c.kv_layout == KvLayout::kBalanced ? "balanced" : "doubling";
   c.options["prefill_chunk_tokens"] = std::to_string(c.prefill_chunk_tokens);
   c.options["weight_sram_share"] = std::to_string(c.weight_sram_share);
   c.options["reserved_sram"] = std::to_string(c.reserved_sram_bytes) + " B";
@@ -209,6 +217,9 @@ struct WaferDecoder::Impl {
         simulated(group.counter("kernels_simulated", "kernels", "kernels simulated (first use, or reuse off)")),
         simulated_s(group.scalar("simulated_s", "s", "simulated time of all passes")),
         floor_s(group.scalar("floor_s", "s", "physical floor of all passes (WaferFloor::step_s, summed)")),
+        relayouts(group.counter("kv_relayouts", "passes",
+                                "passes that first moved the KV cache into a new layout (balanced layout: "
+                                "tokens per PE changed)")),
         memo_hits(group.counter("microbatches_reused", "microbatches",
                                 "microbatches whose work was known from an earlier pass (one token per "
                                 "sequence, same context blocks)")) {}
@@ -248,6 +259,7 @@ struct WaferDecoder::Impl {
   };
   std::unordered_map<std::vector<std::uint64_t>, MicrobatchWork, KeyHash> decode_memo;
   MoveMemo moves;
+  stats::Counter& relayouts;
   stats::Counter& memo_hits;
 
   void place() {
@@ -262,11 +274,38 @@ struct WaferDecoder::Impl {
     if (kv_tokens == std::numeric_limits<std::uint64_t>::max()) kv_tokens = 0;
   }
 
+  // The KV layout each class of layers had on the last pass (balanced layout): its tokens
+  // per PE and the power-of-two bucket of the longest context it was chosen for.
+  struct Layout {
+    std::uint64_t tpp = 0;
+    std::uint64_t bucket = 0;
+  };
+  std::map<std::pair<std::uint32_t, std::uint64_t>, Layout> layouts;  // by (window, region PEs)
+  double relayout_s = 0.0;  // this pass: the slowest layer class's move into its new layout
+
   // Checks that the batch's KV cache fits every layer's region and sets the attention's
-  // tokens per PE: the configured value, doubled until the batch's KV heads fit the
-  // region's PEs (each sequence's head takes ceil(tokens / tokens_per_pe) PEs).
+  // tokens per PE (each sequence's KV head takes ceil(tokens / tokens_per_pe) PEs of the
+  // region; docs/wse_mesh.md, "KV layout"):
+  //  - balanced: at least the fewest tokens per PE with which the batch's heads fit the
+  //    region; under spread the fastest of that and tokens_per_pe / 4, / 2, x 1 above it.
+  //    A class of layers keeps its layout while it fits and the longest context stays in
+  //    its power-of-two bucket; a change is a move of the cache, timed (relayout_cycles).
+  //  - doubling: tokens_per_pe (spread: the fastest of / 4, / 2, x 1), doubled until the
+  //    batch fits, afresh every pass, moves untimed.
   void prepare(const std::vector<workloads::Sequence>& batch) {
     const std::uint64_t heads = model.attention == workloads::AttentionKind::mla ? 1 : model.kv_heads;
+    const bool balanced = cfg.kv_layout == KvLayout::kBalanced;
+    // Only decode steps keep (and move) the layout: a prefill pass writes its prompt's KV
+    // where the decode layout puts it, and its own attention runs at the layout chosen
+    // for it alone, leaving the kept one as it was.
+    const bool decode_pass = std::all_of(batch.begin(), batch.end(), [](const workloads::Sequence& s) {
+      return s.new_tokens == 1 && s.offset > 0;
+    });
+    relayout_s = 0.0;
+    // The layouts this pass takes, kept only once the batch is known to fit (a refused
+    // batch moves nothing).
+    std::map<std::pair<std::uint32_t, std::uint64_t>, Layout> taken = layouts;
+    double moving_s = 0.0;
     // Layers with the same window keep the same tokens of every sequence, and layers
     // whose regions have as many PEs then need the same tokens per PE: worked out once
     // per such class of layers (every layer of a dense model is one class).
@@ -279,6 +318,10 @@ struct WaferDecoder::Impl {
     std::vector<Class> classes;
     std::vector<std::uint64_t> cached;
     cached.reserve(batch.size());
+    std::uint64_t context = 1;
+    for (const auto& s : batch) context = std::max(context, s.offset + s.new_tokens);
+    std::uint64_t bucket = 1;
+    while (bucket < context) bucket *= 2;
     for (std::size_t l = 0; l < plans.size(); ++l) {
       LayerPlan& p = plans[l];
       const std::uint64_t pes = std::uint64_t{p.region.width} * p.region.height;
@@ -286,10 +329,11 @@ struct WaferDecoder::Impl {
                             [&](const Class& k) { return k.window == p.window_tokens && k.pes == pes; });
       if (c == classes.end()) {
         cached.clear();
-        std::uint64_t total = 0;
+        std::uint64_t total = 0, longest = 1;
         for (const auto& s : batch) {
           cached.push_back(model.kv_tokens(static_cast<std::uint32_t>(l), s.offset + s.new_tokens));
           total += cached.back();
+          longest = std::max(longest, cached.back());
         }
         const auto need = [&](std::uint64_t t) {
           std::uint64_t n = 0;
@@ -297,14 +341,38 @@ struct WaferDecoder::Impl {
           return n;
         };
         std::uint64_t tpp = cfg.tokens_per_pe;
-        if (p.spread) {
-          // Spread: the KV is dealt over more of the region when that is faster: the
-          // fastest of tokens_per_pe / 4, / 2 and tokens_per_pe (each at least what fits).
-          tpp = std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4);
+        if (balanced) {
+          // The fewest tokens per PE with which the batch fits (need falls as t grows; at
+          // the longest context every head takes one PE, the least it can).
+          std::uint64_t lo = 1, hi = longest;
+          while (lo < hi) {
+            const std::uint64_t mid = lo + (hi - lo) / 2;
+            if (need(mid) <= pes) hi = mid; else lo = mid + 1;
+          }
+          const std::uint64_t fit = lo;
+          tpp = std::max(fit, p.spread ? std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4) : tpp);
+          const auto key = std::make_pair(p.window_tokens, pes);
+          const auto kept = decode_pass ? layouts.find(key) : layouts.end();
+          if (kept != layouts.end() && kept->second.tpp >= fit && kept->second.bucket == bucket) {
+            tpp = kept->second.tpp;  // still fits, same bucket: the cache stays where it is
+          } else {
+            if (p.spread) tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
+            if (kept != layouts.end() && kept->second.tpp != tpp) {
+              moving_s = std::max(moving_s, static_cast<double>(relayout_cycles(p, batch, l, kept->second.tpp, tpp)) /
+                                                wafer.clock.hz);
+            }
+            if (decode_pass) taken[key] = {tpp, bucket};
+          }
+        } else {
+          if (p.spread) {
+            // Spread: the KV is dealt over more of the region when that is faster: the
+            // fastest of tokens_per_pe / 4, / 2 and tokens_per_pe (each at least what fits).
+            tpp = std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4);
+            while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
+            tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
+          }
           while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
-          tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
         }
-        while (need(tpp) > pes && tpp < (1ULL << 30)) tpp *= 2;
         classes.push_back({p.window_tokens, pes, total, static_cast<std::uint32_t>(tpp)});
         c = classes.end() - 1;
       }
@@ -319,6 +387,72 @@ struct WaferDecoder::Impl {
       }
       p.attention_tokens_per_pe = c->tpp;
     }
+    layouts = std::move(taken);
+    relayout_s = moving_s;
+  }
+
+  // Cycles to move layer l's cached KV of the batch from a layout of `from` tokens per PE
+  // into one of `to` (balanced layout; docs/wse_mesh.md, "KV layout"). The sequences'
+  // heads own disjoint PEs and move at once; the slowest sets the time. A head's tokens
+  // stay in order along its chain of PEs (block b at row b / Q, column b mod Q), so the
+  // boundary after chain position k is crossed by |min(N, k from) - min(N, k to)| tokens,
+  // each 2 ceil(D / per-wavelet) wavelets of K and V, one wavelet a cycle on a link. A PE
+  // stores the tokens it receives (those of its new block it did not hold) as the append
+  // does (K strided at SIMD 1, V contiguous), and the farthest token travels its
+  // Manhattan distance:
+  //   cycles = max(busiest boundary x wavelets per token, most received x store cycles
+  //                per token) + farthest hops x hop latency   (0 when nothing moves).
+  std::uint64_t relayout_cycles(const LayerPlan& p, const std::vector<workloads::Sequence>& batch, std::size_t l,
+                                std::uint64_t from, std::uint64_t to) const {
+    const std::uint64_t D = model.attention == workloads::AttentionKind::mla
+                                ? std::uint64_t{model.kv_lora_rank} + model.qk_rope_head_dim
+                                : model.head_dim;
+    const std::uint64_t kv_bytes = workloads::bytes_per_value(model.kv_dtype);
+    const std::uint64_t per_wavelet = std::max<std::uint64_t>(1, 4 / kv_bytes);
+    const std::uint64_t wavelets = 2 * ceil_div(D, per_wavelet);
+    const auto bits = static_cast<std::uint32_t>(8 * kv_bytes);
+    std::uint64_t store = 0;  // one token's K and V stored, wavelet by wavelet
+    for (std::uint64_t d = 0; d < D; d += per_wavelet) {
+      const std::uint64_t values = std::min(per_wavelet, D - d);
+      store += vector_cycles(wafer.pe, 1, values, 0, bits) + vector_cycles(wafer.pe, wafer.pe.simd_fp16_add, values, 0, bits);
+    }
+    const std::uint64_t cols_cap =
+        std::min<std::uint64_t>(cfg.attention_max_grid_cols, std::max<std::uint32_t>(1, p.region.width));
+    const std::uint64_t small = std::min(from, to), large = std::max(from, to);
+    std::uint64_t worst = 0;
+    for (const auto& s : batch) {
+      const std::uint64_t n = model.kv_tokens(static_cast<std::uint32_t>(l), s.offset);  // cached before this pass
+      if (n == 0) continue;
+      // The crossing count rises while k x large < N and falls after: its peak is at
+      // k = floor(N / large) or the next k.
+      std::uint64_t cross = 0;
+      for (const std::uint64_t k : {n / large, n / large + 1}) {
+        cross = std::max(cross, std::min(n, k * large) - std::min(n, k * small));
+      }
+      const std::uint64_t q_from = std::min(ceil_div(n, from), cols_cap), q_to = std::min(ceil_div(n, to), cols_cap);
+      const auto row_col = [](std::uint64_t block, std::uint64_t q) { return std::make_pair(block / q, block % q); };
+      const auto dist = [](std::uint64_t a, std::uint64_t b) { return a > b ? a - b : b - a; };
+      std::uint64_t received = 0;
+      for (std::uint64_t j = 0; j * to < n; ++j) {
+        const std::uint64_t a = j * to, b = std::min(n, a + to);
+        const bool same_pe = row_col(j, q_from) == row_col(j, q_to);
+        const std::uint64_t lo = std::max(a, j * from), hi = std::min(b, (j + 1) * from);
+        received = std::max(received, (b - a) - (same_pe && hi > lo ? hi - lo : 0));
+      }
+      if (cross == 0 && received == 0) continue;
+      // The farthest token: displacements change only at block starts, so the first and
+      // last token of every block of the finer layout cover them all.
+      std::uint64_t hops = 0;
+      for (std::uint64_t i = 0; i < n; i += small) {
+        for (const std::uint64_t t : {i, std::min(n - 1, i + small - 1)}) {
+          const auto [r0, c0] = row_col(t / from, q_from);
+          const auto [r1, c1] = row_col(t / to, q_to);
+          hops = std::max(hops, dist(r0, r1) + dist(c0, c1));
+        }
+      }
+      worst = std::max(worst, std::max(cross * wavelets, received * store) + hops * wafer.fabric.hop_latency_cycles);
+    }
+    return worst;
   }
 
   // The tokens per PE, from `lo` doubling up to `hi`, at which layer l's attention of the
@@ -458,6 +592,15 @@ struct WaferDecoder::Impl {
     o.hidden = model.hidden;
     o.activation_bytes = workloads::bytes_per_value(model.activation_dtype);
     WaferRunResult r = run_pipeline(plans, work, *timer, o, moves);
+    if (relayout_s > 0.0) {
+      // The cache moves into this pass's layout before its first microbatch (every layer
+      // region at once): the pass starts that much later.
+      r.seconds += relayout_s;
+      r.kernel_seconds["kv_relayout"] += relayout_s;
+      for (double& t : r.layer_done_s) t += relayout_s;
+      r.floor_ratio = r.floor.step_s > 0.0 ? r.seconds / r.floor.step_s : 0.0;
+      relayouts.add();
+    }
     r.kv_bytes_read = kv_read;
     r.kv_bytes_written = kv_written;
 
@@ -568,6 +711,8 @@ WaferRunResult WaferDecoder::prefill(const std::vector<std::uint64_t>& chunk_tok
 }
 
 WaferRunResult WaferDecoder::forward(const std::vector<workloads::Sequence>& batch) { return impl_->run(batch); }
+
+void WaferDecoder::reset_kv_layout() { impl_->layouts.clear(); }
 
 void WaferDecoder::set_gemm_algorithm(GemmAlgorithm a) {
   impl_->cfg.gemm_algorithm = a;

@@ -28,6 +28,15 @@
 
 namespace wse::wafer {
 
+// How a batch's KV cache shares a layer region's PEs (docs/wse_mesh.md, "KV layout").
+//  - balanced: a head's tokens per PE is the fewest with which the whole batch fits the
+//    region (no PE holds more than it must), kept from step to step while it fits; when it
+//    changes, the cache is shifted into the new layout along each head's chain of PEs,
+//    and that move is timed (`kv_relayout` on the critical path).
+//  - doubling (ablation, the earlier layout): tokens per PE doubled until the batch fits,
+//    chosen afresh every pass, the moves between layouts untimed.
+enum class KvLayout { kBalanced, kDoubling };
+
 // How a model is mapped on its wafers (YAML section `decode:`; see read_decode_config).
 struct DecodeConfig {
   std::uint32_t wafers = 1;                // systems one copy of the model spans (layers pipelined)
@@ -58,6 +67,7 @@ struct DecodeConfig {
   std::uint32_t attention_max_grid_cols = 256;  // attention: PE columns per KV-head row
   Reduction attention_combine = Reduction::kChain;  // attention: combine along a head's rows
   std::uint32_t attention_block_grain = 16;  // attention: decode block counts sampled at multiples (0: exact)
+  KvLayout kv_layout = KvLayout::kBalanced;  // attention: how a batch's KV heads share the region's PEs
 
   PlacementOptions placement() const;
 };
@@ -131,6 +141,10 @@ class WaferDecoder : public stats::Provider {
   // Any batch (decode steps and prefill chunks mixed), as workloads::lower takes it.
   WaferRunResult forward(const std::vector<workloads::Sequence>& batch);
 
+  // Forgets the KV layout kept from earlier decode steps (balanced layout): the next step
+  // finds its batch's cache laid out for it, as after its prefill, and moves nothing.
+  // Benches use it so that each row is a steady step of its own batch.
+  void reset_kv_layout();
   // The GEMM algorithm of later passes (DecodeConfig::gemm_algorithm), keeping every
   // kernel result simulated so far: an ablation on the same decoder.
   void set_gemm_algorithm(GemmAlgorithm a);

@@ -49,6 +49,7 @@ TEST(DecodeConfigTest, DefaultsMatchTheStructAndTheShippedFile) {
   EXPECT_EQ(empty.tokens_per_pe, def.tokens_per_pe);
   EXPECT_EQ(empty.attention_max_grid_cols, def.attention_max_grid_cols);
   EXPECT_EQ(empty.attention_combine, def.attention_combine);
+  EXPECT_EQ(empty.kv_layout, def.kv_layout);
   EXPECT_EQ(empty.gemm_vectors, def.gemm_vectors);
   EXPECT_EQ(empty.vocab_slices, def.vocab_slices);
   EXPECT_TRUE(empty.grids.empty());
@@ -72,6 +73,7 @@ TEST(DecodeConfigTest, DefaultsMatchTheStructAndTheShippedFile) {
   EXPECT_EQ(shipped.vocab_slices, def.vocab_slices);
   EXPECT_EQ(shipped.tokens_per_pe, def.tokens_per_pe);
   EXPECT_EQ(shipped.attention_combine, def.attention_combine);
+  EXPECT_EQ(shipped.kv_layout, def.kv_layout);
   EXPECT_DOUBLE_EQ(shipped.link_latency.seconds, def.link_latency.seconds);
   EXPECT_EQ(shipped.microbatch, def.microbatch);
   EXPECT_TRUE(shipped.grids.empty());
@@ -109,6 +111,10 @@ TEST(DecodeConfigTest, BadValuesNameTheKey) {
   EXPECT_NE(m.find("decode.region"), std::string::npos) << m;
   m = message("decode:\n  accumulate: fp8\n");
   EXPECT_NE(m.find("decode.accumulate"), std::string::npos) << m;
+  m = message("decode:\n  attention:\n    kv_layout: round_robin\n");
+  EXPECT_NE(m.find("decode.attention.kv_layout"), std::string::npos) << m;
+  EXPECT_NE(m.find("balanced"), std::string::npos) << m;
+  EXPECT_NE(m.find("doubling"), std::string::npos) << m;
   m = message("decode:\n  grid:\n    qkv: auto\n");  // a typo
   EXPECT_NE(m.find("grid"), std::string::npos) << m;
 }

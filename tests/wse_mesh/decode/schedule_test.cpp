@@ -221,11 +221,76 @@ TEST(DecodeSchedule, BatchBeyondKvCapacityIsRefused) {
     EXPECT_NE(std::string(e.what()).find("layer 0"), std::string::npos) << e.what();
   }
   // The attention's tokens per PE grow when the batch needs more PEs than the region:
-  // 8021 tokens x 2 heads at 16 per PE need 1004 PEs > 160 (16 x 10): 16 -> 128 (126 PEs).
+  // 8021 tokens x 2 heads at 16 per PE need 1004 PEs > 160 (16 x 10). Balanced layout
+  // (the default): the fewest with which the heads fit, 2 ceil(8021 / t) <= 160, first at
+  // t = 101 (80 blocks of 101 hold 8080; at 100, 81 blocks). The refused batch above
+  // changed nothing (it would have taken 103: 4 ceil(4101 / t) <= 160).
   d.decode_step({8020});
-  EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 128u);
-  d.decode_step({10});
+  EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 101u);
+  d.decode_step({10});  // the longest context left its bucket: back to tokens_per_pe
   EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 16u);
+  // The doubling layout (ablation): 16 -> 128 (2 x 63 = 126 PEs), PEs holding 27 tokens
+  // more than they must.
+  DecodeConfig doubling = tiny_decode_config();
+  doubling.kv_layout = KvLayout::kDoubling;
+  WaferDecoder dd(tiny_wafer(20), doubling, tiny_llama(), std::make_unique<HandTimer>(o_proj_only, 0));
+  dd.decode_step({8020});
+  EXPECT_EQ(dd.plans()[0].attention_tokens_per_pe, 128u);
+  dd.decode_step({10});
+  EXPECT_EQ(dd.plans()[0].attention_tokens_per_pe, 16u);
+}
+
+// A balanced layout that must change moves the cache, and the move is timed.
+TEST(DecodeSchedule, KvRelayoutIsTimedWhenTokensPerPeChange) {
+  WaferDecoder d(tiny_wafer(20), tiny_decode_config(), tiny_llama(), std::make_unique<HandTimer>(o_proj_only, 0));
+  WaferDecoder fresh(tiny_wafer(20), tiny_decode_config(), tiny_llama(), std::make_unique<HandTimer>(o_proj_only, 0));
+  // 7901 tokens, 2 heads, 160 PEs: 2 ceil(7901 / t) <= 160 first at t = 99 (80 x 99 = 7920).
+  d.decode_step({7900});
+  EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 99u);
+  // A prefill pass between steps runs its attention at its own layout (a 50-token prompt
+  // alone: tokens_per_pe, 16) and leaves the decode layout as it was.
+  d.prefill({50});
+  EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 16u);
+  const WaferRunResult same = d.decode_step({7901});  // 7902 still fit, same bucket: kept
+  EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 99u);
+  EXPECT_EQ(same.kernel_seconds.count("kv_relayout"), 0u);
+  // A sequence of 101 tokens joins: ceil(7903 / t) + ceil(101 / t) <= 80 first at t = 101
+  // (79 + 1; at 100, 80 + 2). The long sequence's 7,902 cached tokens move from blocks of
+  // 99 into blocks of 101 (the short one's 100 move one token, less). tiny_llama: D = 16,
+  // fp16, so a token is 2 x 8 = 16 wavelets, and its store 8 K wavelets x 2 cycles (SIMD 1,
+  // two values) + 8 V wavelets x 1 = 24 cycles. Region 16 wide: both layouts 16 columns.
+  //  - busiest boundary, after k = 78 blocks: 78 x 101 - 78 x 99 = 156 tokens (k = 79:
+  //    7902 - 7821 = 81): 156 x 16 = 2,496 cycles;
+  //  - most received: new block 50 (5,050..5,150) held nothing of it (old block 50 is
+  //    4,950..5,048): 101 tokens x 24 = 2,424 cycles;
+  //  - farthest: token 1,584 goes from old block 16 (row 1, column 0) to new block 15
+  //    (row 0, column 15): 16 hops x 1 cycle.
+  // max(2,496, 2,424) + 16 = 2,512 cycles = 2.512 us at 1 GHz, before the pass.
+  const WaferRunResult moved = d.decode_step({7902, 100});
+  EXPECT_EQ(d.plans()[0].attention_tokens_per_pe, 101u);
+  ASSERT_EQ(moved.kernel_seconds.count("kv_relayout"), 1u);
+  EXPECT_NEAR(moved.kernel_seconds.at("kv_relayout"), 2512e-9, 1e-15);
+  const WaferRunResult unmoved = fresh.decode_step({7902, 100});  // the layout the prefill built
+  EXPECT_EQ(fresh.plans()[0].attention_tokens_per_pe, 101u);
+  EXPECT_EQ(unmoved.kernel_seconds.count("kv_relayout"), 0u);
+  EXPECT_NEAR(moved.seconds - unmoved.seconds, 2512e-9, 1e-15);
+  double sum = 0.0;
+  for (const auto& [kind, t] : moved.kernel_seconds) sum += t;
+  EXPECT_NEAR(sum, moved.seconds, 1e-15);
+  // The doubling ablation re-chooses every pass and moves for free: 128 per PE throughout.
+  DecodeConfig doubling = tiny_decode_config();
+  doubling.kv_layout = KvLayout::kDoubling;
+  WaferDecoder dd(tiny_wafer(20), doubling, tiny_llama(), std::make_unique<HandTimer>(o_proj_only, 0));
+  dd.decode_step({7900});
+  const WaferRunResult free_move = dd.decode_step({7902, 100});
+  EXPECT_EQ(dd.plans()[0].attention_tokens_per_pe, 128u);
+  EXPECT_EQ(free_move.kernel_seconds.count("kv_relayout"), 0u);
+  // A bench row forgets the kept layout: the same batch then moves nothing.
+  d.reset_kv_layout();
+  d.decode_step({7900});
+  EXPECT_EQ(d.decode_step({7902, 100}).kernel_seconds.count("kv_relayout"), 1u);
+  d.reset_kv_layout();
+  EXPECT_EQ(d.decode_step({7902, 100}).kernel_seconds.count("kv_relayout"), 0u);
 }
 
 TEST(DecodeSchedule, StatisticsCountPasses) {

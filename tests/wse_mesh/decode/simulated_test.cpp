@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include <memory>
+#include <string>
 
 #include "decode_test_util.h"
 #include "wse_mesh/kernels/attention.h"
@@ -95,6 +96,29 @@ TEST(DecodeSimulated, ContextsOfOneBlockShareAResult) {
   EXPECT_EQ(counter(d.stats(), "kernels_simulated"), simulated);
   EXPECT_NE(d.decode_step({16}).seconds, five);
   EXPECT_EQ(counter(d.stats(), "kernels_simulated"), simulated + 1);
+}
+
+// No PE overflows early: 8,021 tokens of 2 KV heads on the 160 PEs of a layer region.
+// The attention's fullest PE holds K and V (tpp x 16 values x 2 x 2 B = 64 tpp), the G = 2
+// query vectors (2 x 16 x 2 B = 64), fp32 scores (2 tpp x 4 B = 8 tpp) and partial results
+// (2 x 18 x 4 B = 144): 72 tpp + 208 B of its 8,192, so at most 110 tokens a PE. The
+// balanced layout takes 101 (7,480 B); doubling takes 128 and overflows, although the
+// batch's KV bytes fit the region: K and V alone fill the 8 KiB, and the first query
+// vector (1 x 16 fp16, 32 B) is the tensor named short.
+TEST(DecodeSimulated, BalancedKvLayoutHoldsWhatDoublingOverflows) {
+  WaferDecoder balanced(tiny_wafer(20), tiny_decode_config(), tiny_llama());
+  EXPECT_NO_THROW(balanced.decode_step({8020}));
+  EXPECT_EQ(balanced.plans()[0].attention_tokens_per_pe, 101u);
+  DecodeConfig cfg = tiny_decode_config();
+  cfg.kv_layout = KvLayout::kDoubling;
+  WaferDecoder doubling(tiny_wafer(20), cfg, tiny_llama());
+  try {
+    doubling.decode_step({8020});
+    FAIL() << "128 tokens per PE do not fit an 8 KiB PE";
+  } catch (const CapacityError& e) {
+    EXPECT_EQ(e.shortfall_bytes(), 32u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("K cache (128 tokens x 16 fp16) 4 KiB"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DecodeSimulated, ReuseChangesNothing) {
