@@ -1,6 +1,8 @@
 #include "wse_mesh/decode/wafer_decoder.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <unordered_map>
@@ -194,6 +196,15 @@ DecodeConfig read_decode_config(config::Section& s) {
        .def = "balanced"},
       {{"balanced", KvLayout::kBalanced}, {"doubling", KvLayout::kDoubling}});
   c.options["attention.kv_layout"] = c.kv_layout == KvLayout::kBalanced ? "balanced" : "doubling";
+  c.kv_layout_steps = static_cast<std::uint32_t>(att.integer(
+      "layout_steps",
+      {.doc = "balanced layout: 0 = exactly the fewest tokens per PE that fit; n > 0 = headroom, the next "
+              "of n values per doubling (4: 16, 20, 24, 28, 32, 40, ...), so that a growing batch moves its "
+              "cache less often",
+       .def = "0",
+       .min = 0,
+       .max = 1024}));
+  c.options["attention.layout_steps"] = std::to_string(c.kv_layout_steps);
   c.options["prefill_chunk_tokens"] = std::to_string(c.prefill_chunk_tokens);
   c.options["weight_sram_share"] = std::to_string(c.weight_sram_share);
   c.options["reserved_sram"] = std::to_string(c.reserved_sram_bytes) + " B";
@@ -203,6 +214,20 @@ DecodeConfig read_decode_config(config::Section& s) {
   c.options["attention.max_grid_cols"] = std::to_string(c.attention_max_grid_cols);
   return c;
 }
+
+namespace {
+
+// The least tokens-per-PE value a balanced layout takes at or above t: with `steps` values
+// per doubling, m x 2^e for m in [steps, 2 steps) (steps 4: ..., 16, 20, 24, 28, 32, 40,
+// ...); t itself below `steps` or when steps is 0.
+std::uint64_t layout_step(std::uint64_t t, std::uint32_t steps) {
+  if (steps == 0 || t <= steps) return t;
+  std::uint64_t scale = 1;
+  while (std::uint64_t{steps} * scale * 2 <= t) scale *= 2;
+  return ceil_div(t, scale) * scale;  // m = ceil(t / scale) <= 2 steps; 2 steps x scale is the next octave's first
+}
+
+}  // namespace
 
 struct WaferDecoder::Impl {
   Impl(const WaferConfig& w, const DecodeConfig& c, const workloads::TransformerModel& m)
@@ -349,11 +374,17 @@ struct WaferDecoder::Impl {
             const std::uint64_t mid = lo + (hi - lo) / 2;
             if (need(mid) <= pes) hi = mid; else lo = mid + 1;
           }
-          const std::uint64_t fit = lo;
+          // Headroom (layout_steps > 0): the next value of the layout's steps, so that a
+          // growing batch moves the cache less often; never more than a PE's share of the
+          // region's KV bytes.
+          const std::uint64_t share = p.kv_bytes_per_token > 0
+                                          ? p.region.kv_capacity_bytes / pes / (p.kv_bytes_per_token / heads)
+                                          : lo;
+          const std::uint64_t fit = std::max(lo, std::min(layout_step(lo, cfg.kv_layout_steps), share));
           tpp = std::max(fit, p.spread ? std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4) : tpp);
           const auto key = std::make_pair(p.window_tokens, pes);
           const auto kept = decode_pass ? layouts.find(key) : layouts.end();
-          if (kept != layouts.end() && kept->second.tpp >= fit && kept->second.bucket == bucket) {
+          if (kept != layouts.end() && kept->second.tpp >= lo && kept->second.bucket == bucket) {
             tpp = kept->second.tpp;  // still fits, same bucket: the cache stays where it is
           } else {
             if (p.spread) tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
@@ -396,12 +427,15 @@ struct WaferDecoder::Impl {
   // heads own disjoint PEs and move at once; the slowest sets the time. A head's tokens
   // stay in order along its chain of PEs (block b at row b / Q, column b mod Q), so the
   // boundary after chain position k is crossed by |min(N, k from) - min(N, k to)| tokens,
-  // each 2 ceil(D / per-wavelet) wavelets of K and V, one wavelet a cycle on a link. A PE
+  // each 2 ceil(D / per-wavelet) wavelets of K and V, one wavelet a cycle on each link
+  // across the cut: Q + 1 links where both layouts span two rows or more (the row-major
+  // prefix's staircase: Q column links and one row link), else the one row link. A PE
   // stores the tokens it receives (those of its new block it did not hold) as the append
   // does (K strided at SIMD 1, V contiguous), and the farthest token travels its
   // Manhattan distance:
-  //   cycles = max(busiest boundary x wavelets per token, most received x store cycles
-  //                per token) + farthest hops x hop latency   (0 when nothing moves).
+  //   cycles = max(ceil(busiest boundary x wavelets per token / links across it),
+  //                most received x store cycles per token)
+  //            + farthest hops x hop latency   (0 when nothing moves).
   std::uint64_t relayout_cycles(const LayerPlan& p, const std::vector<workloads::Sequence>& batch, std::size_t l,
                                 std::uint64_t from, std::uint64_t to) const {
     const std::uint64_t D = model.attention == workloads::AttentionKind::mla
@@ -450,7 +484,10 @@ struct WaferDecoder::Impl {
           hops = std::max(hops, dist(r0, r1) + dist(c0, c1));
         }
       }
-      worst = std::max(worst, std::max(cross * wavelets, received * store) + hops * wafer.fabric.hop_latency_cycles);
+      const bool rows = ceil_div(n, from) > q_from && ceil_div(n, to) > q_to;
+      const std::uint64_t links = rows ? std::min(q_from, q_to) + 1 : 1;
+      worst = std::max(worst, std::max(ceil_div(cross * wavelets, links), received * store) +
+                                  hops * wafer.fabric.hop_latency_cycles);
     }
     return worst;
   }

@@ -68,6 +68,7 @@ struct DecodeConfig {
   Reduction attention_combine = Reduction::kChain;  // attention: combine along a head's rows
   std::uint32_t attention_block_grain = 16;  // attention: decode block counts sampled at multiples (0: exact)
   KvLayout kv_layout = KvLayout::kBalanced;  // attention: how a batch's KV heads share the region's PEs
+  std::uint32_t kv_layout_steps = 0;         // balanced layout: tokens-per-PE values per doubling (0: exact)
 
   PlacementOptions placement() const;
 };
