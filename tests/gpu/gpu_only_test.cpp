@@ -1,0 +1,104 @@
+// The gpu_only mode through the command: a short run reports gpu.floor as trainium.floor
+// is reported, and a model whose weights do not fit the GPUs' HBM at the chosen tensor
+// parallelism is one message naming the key, exit 2, nothing written.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/cli_harness.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class GpuOnly : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("wse_gpu_only_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(GpuOnly, ShortRunReportsTheFloorOfBothPhases) {
+  const Result r =
+      wse_emu("run configs/experiments/gpu_only.yaml --quiet --set workload.trace.limit=8 --out '" +
+                  (dir_ / "run").string() + "'",
+              dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir_ / "run" / "summary.json"));
+  EXPECT_EQ(s["mode"], "gpu_only");
+  EXPECT_EQ(s["requests"]["completed"], 8);
+  for (const char* phase : {"prefill_pass", "decode_step"}) {
+    const nlohmann::json& f = s["gpu"]["floor"][phase];
+    ASSERT_TRUE(f.is_object()) << phase;
+    const double step = f["step_s"].get<double>();
+    // The mean of each pass's largest term is at least each term's mean.
+    for (const char* term : {"compute_s", "hbm_s", "collective_s"}) {
+      EXPECT_GE(step, f[term].get<double>()) << phase << " " << term;
+    }
+    // No pass beats its floor.
+    EXPECT_GE(f["ratio"].get<double>(), 1.0) << phase;
+    EXPECT_GT(f["passes"].get<double>(), 0.0) << phase;
+  }
+  // A decode step of Llama-3.1-70B on eight H100s is bound by HBM (the weights), a
+  // prefill pass of the trace's prompts by the tensor cores.
+  EXPECT_GT(s["gpu"]["floor"]["decode_step"]["hbm_s"].get<double>(),
+            s["gpu"]["floor"]["decode_step"]["compute_s"].get<double>());
+  EXPECT_GT(s["gpu"]["floor"]["prefill_pass"]["compute_s"].get<double>(),
+            s["gpu"]["floor"]["prefill_pass"]["hbm_s"].get<double>());
+}
+
+TEST_F(GpuOnly, ModelBeyondTheHbmAtTheChosenTpIsOneMessage) {
+  // Llama-3.1-70B's 131.42 GiB of bf16 weights on one 80 GiB H100.
+  const fs::path out = dir_ / "run";
+  const Result r =
+      wse_emu("run configs/experiments/gpu_only.yaml --set gpu_pass.tp_degree=1 --out '" + out.string() + "'",
+              dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("gpu_pass.tp_degree"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("do not fit the HBM of tp_degree 1 GPU(s) (80.00 GiB each)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("at least 2"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(GpuOnly, TpDegreeMustDivideTheInstance) {
+  const Result r = wse_emu("check configs/experiments/gpu_only.yaml --set gpu_pass.tp_degree=3", dir_ / "io");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("gpu_pass.tp_degree"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("must divide the instance's 8 GPUs"), std::string::npos) << r.err;
+}
+
+TEST_F(GpuOnly, EveryGpuInstanceFileRunsTheTrace) {
+  // The H200 and B200 instances in place of the p5.48xlarge: same trace, faster steps
+  // with more HBM bandwidth.
+  double tpot_h100 = 0;
+  for (const char* inst : {"p5_48xlarge", "p5en_48xlarge", "p6_b200"}) {
+    const fs::path exp = dir_ / (std::string(inst) + ".yaml");
+    std::ofstream(exp) << "include:\n  - " << WSE_SOURCE_DIR << "/configs/experiments/gpu_only.yaml\n  - "
+                       << WSE_SOURCE_DIR << "/configs/hardware/" << inst << ".yaml\n";
+    const Result r = wse_emu("run '" + exp.string() + "' --quiet --set workload.trace.limit=8 --out '" +
+                                 (dir_ / inst).string() + "'",
+                             dir_ / "io");
+    ASSERT_EQ(r.exit_code, 0) << inst << ": " << r.err;
+    const nlohmann::json s = nlohmann::json::parse(slurp(dir_ / inst / "summary.json"));
+    const double tpot = s["requests"]["tpot_s"]["p50"].get<double>();
+    if (std::string(inst) == "p5_48xlarge") {
+      tpot_h100 = tpot;
+    } else {
+      EXPECT_LT(tpot, tpot_h100) << inst;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wse::testing
