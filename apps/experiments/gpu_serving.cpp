@@ -215,9 +215,11 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "the HBM of a tensor-parallel group of GPUs after the weights",
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
+  const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
   auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, instances, groups, g,
                                                  node, pass, info.trace);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_cost(RunCost{{fleet}});
   return experiment;
 }
 

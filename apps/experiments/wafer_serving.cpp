@@ -260,10 +260,16 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
+  RunCost cost;
+  if (placement == serving::Placement::disaggregated) {
+    cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
+  }
+  cost.fleet.push_back(read_fleet_part(root, "cs3", std::uint64_t{cfg.decode_systems} * dcfg.wafers));
   auto experiment = std::make_unique<WaferServing>(model, std::move(in.requests), cfg, wafer_cfg, dcfg,
                                                   std::move(decoder), trainium ? &*trainium : nullptr,
                                                   efa ? &*efa : nullptr, info.trace);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_cost(std::move(cost));
   return experiment;
 }
 

@@ -56,6 +56,32 @@ TEST_F(GpuOnly, ShortRunReportsTheFloorOfBothPhases) {
             s["gpu"]["floor"]["prefill_pass"]["hbm_s"].get<double>());
 }
 
+// The run's cost: one p5.48xlarge at $55.04 per hour for the simulated time; per million
+// output tokens, and per million tokens with the completed requests' prompts.
+TEST_F(GpuOnly, CostIsTheInstanceHourlyPriceOverTheRun) {
+  const Result r =
+      wse_emu("run configs/experiments/gpu_only.yaml --quiet --set workload.trace.limit=8 --out '" +
+                  (dir_ / "run").string() + "'",
+              dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir_ / "run" / "summary.json"));
+  const nlohmann::json& c = s["cost"];
+  const double t = s["simulated_time_s"].get<double>();
+  EXPECT_DOUBLE_EQ(c["fleet_usd_per_hour"].get<double>(), 55.04);
+  EXPECT_EQ(c["fleet"]["gpu_instance"]["count"], 1);
+  EXPECT_DOUBLE_EQ(c["usd"].get<double>(), 55.04 * t / 3600.0);
+  const double out = s["throughput"]["output_tokens"].get<double>();
+  EXPECT_DOUBLE_EQ(c["usd_per_million_output_tokens"].get<double>(), c["usd"].get<double>() / out * 1e6);
+  EXPECT_LT(c["usd_per_million_tokens"].get<double>(), c["usd_per_million_output_tokens"].get<double>());
+  // A p6-b200.48xlarge is priced at $113.9328 per hour.
+  const fs::path exp = dir_ / "b200.yaml";
+  std::ofstream(exp) << "include:\n  - " << WSE_SOURCE_DIR << "/configs/experiments/gpu_only.yaml\n  - "
+                     << WSE_SOURCE_DIR << "/configs/hardware/p6_b200.yaml\n";
+  const Result b = wse_emu("check '" + exp.string() + "' --params", dir_ / "io");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.out.find("113.9328"), std::string::npos);
+}
+
 TEST_F(GpuOnly, ModelBeyondTheHbmAtTheChosenTpIsOneMessage) {
   // Llama-3.1-70B's 131.42 GiB of bf16 weights on one 80 GiB H100.
   const fs::path out = dir_ / "run";
