@@ -126,5 +126,17 @@ TEST_F(GpuOnly, EveryGpuInstanceFileRunsTheTrace) {
   }
 }
 
+TEST_F(GpuOnly, BenchesWriteTheirCsv) {
+  const Result g = wse_emu("bench gpu-gemm --quick --quiet --out '" + (dir_ / "g").string() + "'", dir_ / "io");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string gemm = slurp(dir_ / "g" / "gpu_gemm.csv");
+  // qkv at M = 8,192 is not in the quick sweep; M = 2,048 is: 64 x 128 tiles, 320 CTAs in
+  // 3 waves (tests/gpu/gemm_test.cpp derives the same loss for 128 x 256 tiles at M 8,192).
+  EXPECT_NE(gemm.find("qkv,bf16,2048,8192,1280,64,128,64,1,320,3,"), std::string::npos) << gemm.substr(0, 400);
+  const Result a = wse_emu("bench gpu-allreduce --quick --quiet --out '" + (dir_ / "a").string() + "'", dir_ / "io");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_NE(slurp(dir_ / "a" / "gpu_allreduce.csv").find("8,1048576,"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace wse::testing
