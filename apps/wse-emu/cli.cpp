@@ -160,7 +160,8 @@ Command make_compare() {
             "output tokens/s, goodput, tokens per joule, dollars per million tokens, the busiest\n"
             "resource), each with its ratio to the baseline run (the first folder unless\n"
             "--baseline names one), and writes them to DIR/compare.csv. A sweep's output folder\n"
-            "stands for its points. A figure a run does not report shows as '-'.",
+            "stands for its points. A figure a run does not report shows as '-'.\n"
+            "scripts/plot_compare.py DIR draws DIR/compare.png from compare.csv.",
             po::options_description("options"), {}};
   c.options.add_options()
       ("help,h", "show this help")

@@ -1,6 +1,7 @@
 // `wse-emu compare`: headline figures of run folders side by side with ratios to the
 // baseline, in a table and in compare.csv; a sweep folder stands for its points; a
 // folder without a summary is bad input (exit 2, no compare.csv).
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -71,6 +72,25 @@ TEST_F(Compare, ThreeRunsWithRatiosToTheBaseline) {
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(b.out, "");
   EXPECT_THAT(slurp(dir_ / "cmp2" / "compare.csv"), HasSubstr("tpot_p50_s,0.01,2.000,0.005,1.000\n"));
+}
+
+// scripts/plot_compare.py draws compare.png from compare.csv.
+TEST_F(Compare, PlotScriptDrawsAPng) {
+  run("a", 0.010, 20.0, "x");
+  run("b", 0.002, 100.0, "x");
+  ASSERT_EQ(wse_emu("compare '" + (dir_ / "a").string() + "' '" + (dir_ / "b").string() + "' --quiet --out '" +
+                        (dir_ / "cmp").string() + "'",
+                    dir_ / "io")
+                .exit_code,
+            0);
+  const std::string cmd = "cd '" + std::string(WSE_SOURCE_DIR) + "' && /usr/bin/python3 scripts/plot_compare.py '" +
+                          (dir_ / "cmp").string() + "' > '" + (dir_ / "plot.out").string() + "' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir_ / "plot.out");
+  EXPECT_EQ(slurp(dir_ / "cmp" / "compare.png").rfind("\x89PNG\r\n", 0), 0u);
+  // A file that is not a compare.csv is refused with the fix.
+  std::ofstream(dir_ / "cmp" / "compare.csv") << "x,y\n";
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  EXPECT_THAT(slurp(dir_ / "plot.out"), HasSubstr("not a compare.csv"));
 }
 
 TEST_F(Compare, ASweepFolderStandsForItsPoints) {
