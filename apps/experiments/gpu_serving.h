@@ -14,4 +14,10 @@ namespace wse::experiments {
 
 std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim::ExperimentInfo& info);
 
+// Mode `trainium_prefill_gpu_decode`: a pool of Trainium instances prefills, the KV cache
+// crosses the EFA network (layer by layer or after the prefill, as configured) to a pool
+// of GPU instances (each tensor-parallel group an EFA receiver), which decode.
+std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Section& root,
+                                                                  const sim::ExperimentInfo& info);
+
 }  // namespace wse::experiments

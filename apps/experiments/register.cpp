@@ -25,6 +25,8 @@ void register_experiments(sim::Registry& registry) {
                     make_wafer_only);
   registry.add_mode("gpu_only", "a request trace served by GPU instances alone (tensor-parallel groups, prefill and "
                     "decode colocated)", make_gpu_only);
+  registry.add_mode("trainium_prefill_gpu_decode", "Trainium prefill pool, KV caches over EFA, GPU decode pool",
+                    make_trainium_prefill_gpu_decode);
   registry.add_mode("op_trace", "an operator-trace file executed on the Trainium model (trace-driven)",
                     make_op_trace);
 }

@@ -107,6 +107,11 @@ Bounds bounds_of(const YAML::Node& c) {
     b.prefill_flops_per_s = gpu_flops(c);
     b.decode_bytes_per_s = gpu_hbm(c);
   }
+  if (mode == "trainium_prefill_gpu_decode") {
+    b.prefill_flops_per_s = trainium_flops(c);
+    b.decode_bytes_per_s = gpu_hbm(c);
+    b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), efa_side(c["efa"]["receiver"]));
+  }
   if (mode == "trainium_disaggregated") {
     b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), efa_side(c["efa"]["receiver"]));
   }

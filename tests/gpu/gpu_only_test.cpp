@@ -126,14 +126,43 @@ TEST_F(GpuOnly, EveryGpuInstanceFileRunsTheTrace) {
   }
 }
 
+// Trainium prefill, EFA, GPU decode: both machines' floors, the KV transfer, and a fleet
+// of one trn2.48xlarge ($35.76/h) and one p5.48xlarge ($55.04/h) = $90.80 per hour.
+TEST_F(GpuOnly, TrainiumPrefillGpuDecodeRuns) {
+  const Result r = wse_emu(
+      "run configs/experiments/trainium_prefill_gpu_decode.yaml --quiet --set workload.trace.limit=8 "
+      "--out '" +
+          (dir_ / "run").string() + "'",
+      dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir_ / "run" / "summary.json"));
+  EXPECT_EQ(s["mode"], "trainium_prefill_gpu_decode");
+  EXPECT_EQ(s["requests"]["completed"], 8);
+  EXPECT_TRUE(s["trainium"]["floor"]["prefill_pass"].is_object());
+  EXPECT_FALSE(s["trainium"]["floor"].contains("decode_step"));
+  EXPECT_TRUE(s["gpu"]["floor"]["decode_step"].is_object());
+  EXPECT_FALSE(s["gpu"]["floor"].contains("prefill_pass"));
+  EXPECT_GT(s["kv_transfer"]["bytes"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(s["cost"]["fleet_usd_per_hour"].get<double>(), 35.76 + 55.04);
+  // The EFA receivers are the GPU groups: tp 4 makes two per p5.48xlarge.
+  const Result bad = wse_emu(
+      "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("efa.receivers"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("(2)"), std::string::npos) << bad.err;
+}
+
 TEST_F(GpuOnly, BenchesWriteTheirCsv) {
-  const Result g = wse_emu("bench gpu-gemm --quick --quiet --out '" + (dir_ / "g").string() + "'", dir_ / "io");
+  const Result g =
+      wse_emu("bench gpu-gemm --quick --quiet --out '" + (dir_ / "g").string() + "'", dir_ / "io");
   ASSERT_EQ(g.exit_code, 0) << g.err;
   const std::string gemm = slurp(dir_ / "g" / "gpu_gemm.csv");
   // qkv at M = 8,192 is not in the quick sweep; M = 2,048 is: 64 x 128 tiles, 320 CTAs in
   // 3 waves (tests/gpu/gemm_test.cpp derives the same loss for 128 x 256 tiles at M 8,192).
-  EXPECT_NE(gemm.find("qkv,bf16,2048,8192,1280,64,128,64,1,320,3,"), std::string::npos) << gemm.substr(0, 400);
-  const Result a = wse_emu("bench gpu-allreduce --quick --quiet --out '" + (dir_ / "a").string() + "'", dir_ / "io");
+  EXPECT_NE(gemm.find("qkv,bf16,2048,8192,1280,64,128,64,1,320,3,"), std::string::npos)
+      << gemm.substr(0, 400);
+  const Result a =
+      wse_emu("bench gpu-allreduce --quick --quiet --out '" + (dir_ / "a").string() + "'", dir_ / "io");
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_NE(slurp(dir_ / "a" / "gpu_allreduce.csv").find("8,1048576,"), std::string::npos);
 }
