@@ -27,6 +27,9 @@ void register_experiments(sim::Registry& registry) {
                     "decode colocated)", make_gpu_only);
   registry.add_mode("trainium_prefill_gpu_decode", "Trainium prefill pool, KV caches over EFA, GPU decode pool",
                     make_trainium_prefill_gpu_decode);
+  registry.add_mode("gpu_prefill_cs3_decode",
+                    "GPU prefill pool, KV caches over EFA into the CS-3s' wafer SRAM, CS-3 decode systems",
+                    make_gpu_prefill_cs3_decode);
   registry.add_mode("op_trace", "an operator-trace file executed on the Trainium model (trace-driven)",
                     make_op_trace);
 }

@@ -123,6 +123,12 @@ Bounds bounds_of(const YAML::Node& c) {
     const double per_wafer = std::min(efa_side(c["efa"]["receiver"]), bw(c["wafer"]["io_bandwidth"]));
     b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), per_wafer * wafers(c));
   }
+  if (mode == "gpu_prefill_cs3_decode") {
+    b.prefill_flops_per_s = gpu_flops(c);
+    b.decode_bytes_per_s = wafer_sram_bw(c);
+    const double per_wafer = std::min(efa_side(c["efa"]["receiver"]), bw(c["wafer"]["io_bandwidth"]));
+    b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), per_wafer * wafers(c));
+  }
   if (mode == "wafer_only") {
     b.prefill_flops_per_s = wafer_flops(c);
     b.decode_bytes_per_s = wafer_sram_bw(c);

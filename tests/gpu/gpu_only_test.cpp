@@ -152,6 +152,31 @@ TEST_F(GpuOnly, TrainiumPrefillGpuDecodeRuns) {
   EXPECT_NE(bad.err.find("(2)"), std::string::npos) << bad.err;
 }
 
+// GPU prefill, EFA, CS-3 decode: the GPU prefill floor, the wafers' decode floor, the KV
+// transfer, and a fleet of one p5.48xlarge ($55.04/h) and four CS-3s (4 x $95.06/h) =
+// $435.28 per hour.
+TEST_F(GpuOnly, GpuPrefillCs3DecodeRuns) {
+  const Result r = wse_emu(
+      "run configs/experiments/gpu_prefill_cs3_decode.yaml --quiet --set workload.trace.limit=8 --out '" +
+          (dir_ / "run").string() + "'",
+      dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir_ / "run" / "summary.json"));
+  EXPECT_EQ(s["mode"], "gpu_prefill_cs3_decode");
+  EXPECT_EQ(s["requests"]["completed"], 8);
+  EXPECT_TRUE(s["gpu"]["floor"]["prefill_pass"].is_object());
+  EXPECT_FALSE(s["gpu"]["floor"].contains("decode_step"));
+  EXPECT_TRUE(s["wafer"]["floor"]["decode_step"].is_object());
+  EXPECT_FALSE(s.contains("trainium"));
+  EXPECT_GT(s["kv_transfer"]["bytes"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(s["cost"]["fleet_usd_per_hour"].get<double>(), 55.04 + 4 * 95.06);
+  // The EFA senders are the GPU groups: tp 4 makes two per p5.48xlarge.
+  const Result bad = wse_emu(
+      "check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("efa.senders"), std::string::npos) << bad.err;
+}
+
 TEST_F(GpuOnly, BenchesWriteTheirCsv) {
   const Result g =
       wse_emu("bench gpu-gemm --quick --quiet --out '" + (dir_ / "g").string() + "'", dir_ / "io");
