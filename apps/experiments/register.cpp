@@ -1,5 +1,6 @@
 #include "apps/experiments/register.h"
 
+#include "apps/experiments/gpu_serving.h"
 #include "apps/experiments/kv_transfer.h"
 #include "apps/experiments/op_trace_run.h"
 #include "apps/experiments/trainium_serving.h"
@@ -22,6 +23,13 @@ void register_experiments(sim::Registry& registry) {
                     make_disaggregated);
   registry.add_mode("wafer_only", "a request trace served by CS-3 systems alone (prefill and decode on the wafer)",
                     make_wafer_only);
+  registry.add_mode("gpu_only", "a request trace served by GPU instances alone (tensor-parallel groups, prefill and "
+                    "decode colocated)", make_gpu_only);
+  registry.add_mode("trainium_prefill_gpu_decode", "Trainium prefill pool, KV caches over EFA, GPU decode pool",
+                    make_trainium_prefill_gpu_decode);
+  registry.add_mode("gpu_prefill_cs3_decode",
+                    "GPU prefill pool, KV caches over EFA into the CS-3s' wafer SRAM, CS-3 decode systems",
+                    make_gpu_prefill_cs3_decode);
   registry.add_mode("op_trace", "an operator-trace file executed on the Trainium model (trace-driven)",
                     make_op_trace);
 }

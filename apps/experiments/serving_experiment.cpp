@@ -114,6 +114,17 @@ void ServingExperiment::summarize(nlohmann::json& s) const {
   summarize_machines(s);
   serving::summarize(*system_, cfg_, s);
   if (!faults_.empty()) summarize_faults(s);
+  if (!cost_.fleet.empty()) {
+    std::uint64_t output = 0, prompt = 0;
+    const auto& records = system_->records();
+    const auto& requests = system_->requests();
+    for (std::size_t i = 0; i < records.size() && i < requests.size(); ++i) {
+      if (!records[i].completed()) continue;
+      output += records[i].tokens_out;
+      prompt += requests[i].input_tokens;
+    }
+    s["cost"] = cost_.summary(end_s_, output, prompt);
+  }
 }
 
 void ServingExperiment::summarize_faults(nlohmann::json& s) const {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/experiments/cost.h"
 #include "apps/experiments/faults.h"
 #include "efa_link/efa_config.h"
 #include "efa_link/srd_engine.h"
@@ -79,6 +80,8 @@ class ServingExperiment : public sim::Experiment {
   // The fault schedule the run follows (already applied to its configuration); a
   // non-empty one adds a `faults` section to summary.json.
   void set_fault_schedule(FaultSchedule f) { faults_ = std::move(f); }
+  // The machines rented for the run and their prices: summary.json `cost`.
+  void set_cost(RunCost c) { cost_ = std::move(c); }
 
  protected:
   ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg);
@@ -98,6 +101,7 @@ class ServingExperiment : public sim::Experiment {
   void summarize_faults(nlohmann::json& s) const;
 
   FaultSchedule faults_;
+  RunCost cost_;
   double end_s_ = 0;
 };
 

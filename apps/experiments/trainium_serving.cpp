@@ -122,9 +122,13 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes, "an instance's HBM after the weights",
                      "use an instance with more HBM or drop the request");
+  const FleetPart fleet = read_fleet_part(
+      root, "trainium_instance",
+      cfg.prefill_instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
   auto experiment =
       std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, efa ? &*efa : nullptr, info.trace);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_cost(RunCost{{fleet}});
   return experiment;
 }
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <systemc>
 
+#include "apps/experiments/gpu_machines.h"
 #include "apps/experiments/inputs.h"
 #include "apps/experiments/machines.h"
 #include "apps/experiments/serving_experiment.h"
@@ -122,15 +123,21 @@ class WaferServing final : public ServingExperiment {
   WaferServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
                const serving::ServingConfig& cfg, const wafer::WaferConfig& wafer_cfg, const wafer::DecodeConfig& dcfg,
                std::unique_ptr<wafer::WaferDecoder> decoder, const TrainiumSide* trainium,
-               const efa::EfaNetworkConfig* efa, trace::Writer* trace)
+               const efa::EfaNetworkConfig* efa, trace::Writer* trace, const GpuSide* gpu = nullptr)
       : ServingExperiment(model, cfg), wafer_(wafer_cfg), dcfg_(dcfg), decoder_(std::move(decoder)) {
     machines_ = std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances, cfg_.decode_systems,
                                            trainium);
+    // GPU prefill (gpu_prefill_cs3_decode): the prefill machines are the GPU groups.
+    if (gpu) {
+      gpu_ = std::make_unique<GpuMachines>("gpu", cfg_.prefill_instances / gpu->groups, gpu->groups, gpu->gpu,
+                                           gpu->node, gpu->pass, model_);
+    }
     if (efa) {
       kv_path_ = std::make_unique<WaferKvPath>("kv_path", *efa, wafer_, decoder_->regions(), dcfg_.wafers,
                                                cfg_.decode_systems, trace);
     }
-    start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
+    start(std::move(requests), gpu_ ? gpu_->prefill() : machines_->prefill(), machines_->decode(),
+          kv_path_.get(), trace);
   }
   std::vector<const stats::Group*> extra_stats() const override { return {&decoder_->stats()}; }
 
@@ -189,22 +196,30 @@ class WaferServing final : public ServingExperiment {
                   {"mean_step_s", steps ? decode_s / static_cast<double>(steps) : 0.0},
                   {"kernel_seconds", per_kernel}};
     if (!machines_->trainium().empty()) s["trainium"] = trainium_summary(machines_->trainium());
+    if (gpu_) s["gpu"] = gpu_->summary();
   }
 
   wafer::WaferConfig wafer_;
   wafer::DecodeConfig dcfg_;
   std::unique_ptr<wafer::WaferDecoder> decoder_;
   std::unique_ptr<Machines> machines_;
+  std::unique_ptr<GpuMachines> gpu_;
   std::unique_ptr<WaferKvPath> kv_path_;
 };
 
+// `gpu_prefill`: GPU instances prefill in place of Trainium (disaggregated placement only).
 std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const sim::ExperimentInfo& info,
-                                                    serving::Placement placement) {
+                                                    serving::Placement placement, bool gpu_prefill = false) {
   config::Section tr = root;  // replaced by the workload.trace section
   ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
   const workloads::TransformerModel& model = in.model;
   std::optional<TrainiumSide> trainium;
-  if (placement == serving::Placement::disaggregated) trainium = read_trainium_side(root);
+  std::optional<GpuSide> gpu;
+  if (gpu_prefill) {
+    gpu = read_gpu_side(root, model);
+  } else if (placement == serving::Placement::disaggregated) {
+    trainium = read_trainium_side(root);
+  }
   config::Section wafer_s = root.section("wafer", "the CS-3's wafer (configs/hardware/cs3.yaml)");
   const wafer::WaferConfig wafer_cfg = wafer::read_wafer_config(wafer_s);
   if (info.memory) {
@@ -230,10 +245,15 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
     cfg.prefill_instances = cfg.decode_systems = read_machine_count(
         sv, "systems", "CS-3 decode systems serving the trace (each decode.wafers CS-3s holding one model copy)");
   } else {
-    cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
+    cfg.prefill_instances =
+        gpu ? read_machine_count(sv, "prefill_instances", "GPU instances that prefill") * gpu->groups
+            : read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
     cfg.decode_systems = read_machine_count(
         sv, "decode_systems", "CS-3 decode systems (each decode.wafers CS-3s holding one copy of the model)");
-    efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances",
+    efa = read_serving_efa(root, cfg.prefill_instances,
+                           gpu ? "serving.prefill_instances x the tensor-parallel groups of an instance "
+                                 "(gpu_instance.gpus / gpu_pass.tp_degree): every group is an EFA sender"
+                               : "serving.prefill_instances",
                            cfg.decode_systems * dcfg.wafers,
                            "serving.decode_systems x decode.wafers: every CS-3 has its own EFA attachment");
     charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), dcfg.wafers);
@@ -260,10 +280,18 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
+  RunCost cost;
+  if (gpu) {
+    cost.fleet.push_back(read_fleet_part(root, "gpu_instance", cfg.prefill_instances / gpu->groups));
+  } else if (placement == serving::Placement::disaggregated) {
+    cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
+  }
+  cost.fleet.push_back(read_fleet_part(root, "cs3", std::uint64_t{cfg.decode_systems} * dcfg.wafers));
   auto experiment = std::make_unique<WaferServing>(model, std::move(in.requests), cfg, wafer_cfg, dcfg,
                                                   std::move(decoder), trainium ? &*trainium : nullptr,
-                                                  efa ? &*efa : nullptr, info.trace);
+                                                  efa ? &*efa : nullptr, info.trace, gpu ? &*gpu : nullptr);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_cost(std::move(cost));
   return experiment;
 }
 
@@ -275,6 +303,11 @@ std::unique_ptr<sim::Experiment> make_disaggregated(config::Section& root, const
 
 std::unique_ptr<sim::Experiment> make_wafer_only(config::Section& root, const sim::ExperimentInfo& info) {
   return make_wafer_serving(root, info, serving::Placement::colocated);
+}
+
+std::unique_ptr<sim::Experiment> make_gpu_prefill_cs3_decode(config::Section& root,
+                                                             const sim::ExperimentInfo& info) {
+  return make_wafer_serving(root, info, serving::Placement::disaggregated, true);
 }
 
 }  // namespace wse::experiments

@@ -18,5 +18,9 @@ namespace wse::experiments {
 
 std::unique_ptr<sim::Experiment> make_disaggregated(config::Section& root, const sim::ExperimentInfo& info);
 std::unique_ptr<sim::Experiment> make_wafer_only(config::Section& root, const sim::ExperimentInfo& info);
+// Mode `gpu_prefill_cs3_decode`: as `disaggregated`, with GPU instances prefilling
+// (each tensor-parallel group an EFA sender; docs/gpu.md).
+std::unique_ptr<sim::Experiment> make_gpu_prefill_cs3_decode(config::Section& root,
+                                                             const sim::ExperimentInfo& info);
 
 }  // namespace wse::experiments

@@ -10,6 +10,7 @@
 #include <tlm>
 
 #include "apps/wse-emu/registrations.h"
+#include "apps/wse-emu/compare_command.h"
 #include "apps/wse-emu/regress_command.h"
 #include "apps/wse-emu/sweep_command.h"
 #include "systemc_models/config/config.h"
@@ -35,6 +36,7 @@ constexpr const char* kUsage =
     "  bench NAME --out DIR            run a microbenchmark, writing CSV files\n"
     "  sweep SWEEP.yaml --out DIR      run every point of a parameter sweep; DIR/results.csv\n"
     "  regress [--update]              rerun the regression suite against its references\n"
+    "  compare RUN_DIR... [--baseline DIR]  headline figures of runs side by side; compare.csv\n"
     "  list                            list experiment modes and benchmarks\n"
     "  version                         print the version and the SystemC version\n"
     "  help [COMMAND]                  show help for a command\n"
@@ -148,6 +150,26 @@ Command make_regress() {
       ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")
       ("force,f", "write into --out DIR even if it is not empty")
       ("quiet,q", "print only each experiment's verdict and the result, not the figure tables");
+  return c;
+}
+
+Command make_compare() {
+  Command c{"compare",
+            "wse-emu compare RUN_DIR... [--baseline DIR] [--out DIR] [--quiet]\n\n"
+            "Prints the headline figures of the run folders side by side (TTFT and TPOT p50/p99,\n"
+            "output tokens/s, goodput, tokens per joule, dollars per million tokens, the busiest\n"
+            "resource), each with its ratio to the baseline run (the first folder unless\n"
+            "--baseline names one), and writes them to DIR/compare.csv. A sweep's output folder\n"
+            "stands for its points. A figure a run does not report shows as '-'.\n"
+            "scripts/plot_compare.py DIR draws DIR/compare.png from compare.csv.",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("runs", po::value<std::vector<std::string>>()->multitoken(), "run folders (positional)")
+      ("baseline,b", po::value<std::string>(), "the run the ratios are to (default: the first)")
+      ("out,o", po::value<std::string>()->default_value("."), "folder for compare.csv")
+      ("quiet,q", "write compare.csv only, print no table");
+  c.positional.add("runs", -1);
   return c;
 }
 
@@ -305,6 +327,7 @@ int dispatch(int argc, char** argv) {
     else if (topic == "bench") print_help(make_bench());
     else if (topic == "sweep") print_help(make_sweep());
     else if (topic == "regress") print_help(make_regress());
+    else if (topic == "compare") print_help(make_compare());
     else if (topic == "version" || topic == "list" || topic == "help") std::cout << kUsage;
     else return usage_error("no help for unknown command '" + topic + "'");
     return kExitOk;
@@ -383,7 +406,21 @@ int dispatch(int argc, char** argv) {
     return run_regress(opt);
   }
 
-  std::vector<std::string> known{"run", "check", "bench", "sweep", "regress", "list", "version", "help"};
+  if (cmd == "compare") {
+    Command c = make_compare();
+    po::variables_map vm;
+    int code = 0;
+    if (!parse(c, args, vm, code)) return code;
+    if (!vm.count("runs")) return usage_error("compare: which run folders?", "compare");
+    CompareOptions opt;
+    for (const std::string& r : vm["runs"].as<std::vector<std::string>>()) opt.runs.emplace_back(r);
+    if (vm.count("baseline")) opt.baseline = vm["baseline"].as<std::string>();
+    opt.out_dir = vm["out"].as<std::string>();
+    opt.quiet = vm.count("quiet") > 0;
+    return run_compare(opt);
+  }
+
+  std::vector<std::string> known{"run", "check", "bench", "sweep", "regress", "compare", "list", "version", "help"};
   auto guess = config::did_you_mean(cmd, known);
   return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
 }

@@ -9,6 +9,9 @@
 #ifdef WSE_HAVE_NEURONCORE
 #include "neuroncore/register.h"
 #endif
+#ifdef WSE_HAVE_GPU
+#include "gpu/register.h"
+#endif
 #ifdef WSE_HAVE_WSE_MESH
 #include "wse_mesh/register.h"
 #endif
@@ -25,6 +28,9 @@ void register_all(sim::Registry& registry) {
 #endif
 #ifdef WSE_HAVE_NEURONCORE
   neuron::register_neuroncore(registry);
+#endif
+#ifdef WSE_HAVE_GPU
+  gpu::register_gpu(registry);
 #endif
 #ifdef WSE_HAVE_WSE_MESH
   wafer::register_wse_mesh(registry);

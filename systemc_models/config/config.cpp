@@ -469,6 +469,12 @@ std::vector<std::int64_t> Section::integer_list(std::string_view key, const Para
     o->seq.push_back(make_scalar(e->scalar, false, ""));
   }
   put(*out_, key, o);
+  // Listed by `check --params` as the scalars are (as "[a, b, ...]").
+  std::string text = "[";
+  for (std::size_t i = 0; i < out.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(out[i]);
+  text += "]";
+  doc_->params_.push_back(
+      Document::ParamDoc{key_path(key), text, p.def ? std::string(*p.def) : "(required)", std::string(p.doc)});
   return out;
 }
 

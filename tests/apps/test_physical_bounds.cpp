@@ -6,7 +6,8 @@
 //    over the peak FLOPs of the prefill machine;
 //  - a decode step (a request's time per output token) is no faster than the weight bytes
 //    one token's GEMMs read over the memory bandwidth of the decode machine (HBM on
-//    Trainium, the SRAM read ports of every PE on the wafers);
+//    Trainium and on a tensor-parallel group of GPUs, the SRAM read ports of every PE on
+//    the wafers);
 //  - a KV transfer is no faster than its bytes over the narrowest link on its way (the
 //    sender's adapters, the receivers' adapters, and on CS-3s their system I/O).
 // The bounds are computed here from the resolved configuration, independently of the
@@ -74,6 +75,15 @@ double trainium_hbm(const YAML::Node& c) {
   for (const auto& d : c["instance"]["torus"]) chips *= d.as<double>();
   return bw(c["trainium"]["hbm"]["peak_bandwidth"]) * chips;
 }
+// One tensor-parallel group of GPUs (a gpu_only machine): tp_degree GPUs.
+double gpu_flops(const YAML::Node& c) {
+  const YAML::Node t = c["gpu"]["tensor"];
+  const double per_clock = std::max(t["flops_per_clock_bf16"].as<double>(), t["flops_per_clock_fp8"].as<double>());
+  return c["gpu"]["sms"].as<double>() * per_clock * hz(t["clock"]) * c["gpu_pass"]["tp_degree"].as<double>();
+}
+double gpu_hbm(const YAML::Node& c) {
+  return bw(c["gpu"]["hbm"]["peak_bandwidth"]) * c["gpu_pass"]["tp_degree"].as<double>();
+}
 double wafers(const YAML::Node& c) { return c["decode"] ? c["decode"]["wafers"].as<double>() : 1.0; }
 double wafer_pes(const YAML::Node& c) { return c["wafer"]["width"].as<double>() * c["wafer"]["height"].as<double>(); }
 double wafer_sram_bw(const YAML::Node& c) {
@@ -93,6 +103,15 @@ Bounds bounds_of(const YAML::Node& c) {
     b.prefill_flops_per_s = trainium_flops(c);
     b.decode_bytes_per_s = trainium_hbm(c);
   }
+  if (mode == "gpu_only") {
+    b.prefill_flops_per_s = gpu_flops(c);
+    b.decode_bytes_per_s = gpu_hbm(c);
+  }
+  if (mode == "trainium_prefill_gpu_decode") {
+    b.prefill_flops_per_s = trainium_flops(c);
+    b.decode_bytes_per_s = gpu_hbm(c);
+    b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), efa_side(c["efa"]["receiver"]));
+  }
   if (mode == "trainium_disaggregated") {
     b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), efa_side(c["efa"]["receiver"]));
   }
@@ -101,6 +120,12 @@ Bounds bounds_of(const YAML::Node& c) {
     b.decode_bytes_per_s = wafer_sram_bw(c);
     // A request's KV spreads over the decode system's wafers, each with its own
     // attachment and I/O edge.
+    const double per_wafer = std::min(efa_side(c["efa"]["receiver"]), bw(c["wafer"]["io_bandwidth"]));
+    b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), per_wafer * wafers(c));
+  }
+  if (mode == "gpu_prefill_cs3_decode") {
+    b.prefill_flops_per_s = gpu_flops(c);
+    b.decode_bytes_per_s = wafer_sram_bw(c);
     const double per_wafer = std::min(efa_side(c["efa"]["receiver"]), bw(c["wafer"]["io_bandwidth"]));
     b.kv_bytes_per_s = std::min(efa_side(c["efa"]["sender"]), per_wafer * wafers(c));
   }

@@ -1,0 +1,164 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn in the serving system
+#include "apps/experiments/gpu_serving.h"
+
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "apps/experiments/gpu_machines.h"
+#include "apps/experiments/inputs.h"
+#include "apps/experiments/kv_paths.h"
+#include "apps/experiments/machines.h"
+#include "apps/experiments/serving_experiment.h"
+#include "gpu/core/gpu_config.h"
+#include "gpu/node/nvswitch.h"
+#include "gpu/transformer/pass.h"
+#include "systemc_models/stats/stats.h"
+#include "workloads/model/operators.h"
+#include "workloads/serving/serving_system.h"
+
+namespace wse::experiments {
+
+namespace {
+
+class GpuServing final : public ServingExperiment {
+ public:
+  GpuServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
+             const serving::ServingConfig& cfg, unsigned instances, unsigned groups, const gpu::GpuConfig& g,
+             const gpu::NodeConfig& node, const gpu::PassConfig& pass, trace::Writer* trace)
+      : ServingExperiment(model, cfg) {
+    machines_ = std::make_unique<GpuMachines>("gpu", instances, groups, g, node, pass, model_);
+    start(std::move(requests), machines_->prefill(), machines_->decode(), nullptr, trace);
+  }
+
+ private:
+  void summarize_machines(nlohmann::json& s) const override { s["gpu"] = machines_->summary(); }
+  std::unique_ptr<GpuMachines> machines_;
+};
+
+}  // namespace
+
+namespace {
+
+// The Trainium prefill instances of trainium_prefill_gpu_decode.
+class TrainiumPrefillPool : public sc_core::sc_module, public stats::Provider {
+ public:
+  TrainiumPrefillPool(const sc_core::sc_module_name& name, unsigned instances, const TrainiumSide& trn,
+                      const workloads::TransformerModel& model)
+      : sc_module(name), stats_(std::string(basename())), runner_(trn.chip, trn.instance, trn.prefill) {
+    for (unsigned i = 0; i < instances; ++i) {
+      machines_.push_back(
+          std::make_unique<TrainiumMachine>(runner_, model, stats_.child("prefill" + std::to_string(i))));
+      prefill_.push_back(machines_.back().get());
+    }
+  }
+  const stats::Group& stats() const override { return stats_; }
+  const std::vector<serving::PrefillBackend*>& prefill() const { return prefill_; }
+  std::vector<const TrainiumMachine*> all() const {
+    std::vector<const TrainiumMachine*> out;
+    for (const auto& m : machines_) out.push_back(m.get());
+    return out;
+  }
+
+ private:
+  stats::Group stats_;
+  neuron::TrainiumPrefill runner_;
+  std::vector<std::unique_ptr<TrainiumMachine>> machines_;
+  std::vector<serving::PrefillBackend*> prefill_;
+};
+
+class TrainiumPrefillGpuDecode final : public ServingExperiment {
+ public:
+  TrainiumPrefillGpuDecode(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
+                           const serving::ServingConfig& cfg, const TrainiumSide& trn,
+                           unsigned decode_instances, const GpuSide& g, const efa::EfaNetworkConfig& efa,
+                           trace::Writer* trace)
+      : ServingExperiment(model, cfg) {
+    prefill_ = std::make_unique<TrainiumPrefillPool>("trainium", cfg_.prefill_instances, trn, model_);
+    decode_ = std::make_unique<GpuMachines>("gpu", decode_instances, g.groups, g.gpu, g.node, g.pass, model_);
+    kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, trace);
+    start(std::move(requests), prefill_->prefill(), decode_->decode(), kv_path_.get(), trace);
+  }
+
+ private:
+  const efa::SrdEngine* efa_engine() const override { return &kv_path_->network().engine(); }
+  void summarize_machines(nlohmann::json& s) const override {
+    s["trainium"] = trainium_summary(prefill_->all());
+    s["gpu"] = decode_->summary();
+  }
+  std::unique_ptr<TrainiumPrefillPool> prefill_;
+  std::unique_ptr<GpuMachines> decode_;
+  std::unique_ptr<EfaKvPath> kv_path_;
+};
+
+}  // namespace
+
+std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim::ExperimentInfo& info) {
+  config::Section tr = root;  // replaced by the workload.trace section
+  ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
+  const workloads::TransformerModel& model = in.model;
+  const GpuSide g = read_gpu_side(root, model);
+  config::Section sv = root.section("serving", "serving policy", true);
+  serving::ServingConfig cfg = serving::read_serving_config(sv);
+  cfg.placement = serving::Placement::colocated;
+  cfg.layers = model.layers;
+  const unsigned instances = read_machine_count(sv, "instances", "GPU instances serving the trace");
+  cfg.prefill_instances = cfg.decode_systems = instances * g.groups;
+  FaultSchedule faults = read_faults(root, nullptr, 0);
+  apply_faults(faults, nullptr, cfg);
+  cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;
+  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
+                     "the HBM of a tensor-parallel group of GPUs after the weights",
+                     "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
+  const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
+  auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, instances, g.groups,
+                                                 g.gpu, g.node, g.pass, info.trace);
+  experiment->set_fault_schedule(std::move(faults));
+  experiment->set_cost(RunCost{{fleet}});
+  return experiment;
+}
+
+std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Section& root,
+                                                                  const sim::ExperimentInfo& info) {
+  config::Section tr = root;  // replaced by the workload.trace section
+  ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
+  const workloads::TransformerModel& model = in.model;
+  const TrainiumSide trn = read_trainium_side(root);
+  const GpuSide g = read_gpu_side(root, model);
+  config::Section sv = root.section("serving", "serving policy", true);
+  serving::ServingConfig cfg = serving::read_serving_config(sv);
+  cfg.placement = serving::Placement::disaggregated;
+  cfg.layers = model.layers;
+  cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
+  const unsigned decode_instances = read_machine_count(sv, "decode_instances", "GPU instances that decode");
+  cfg.decode_systems = decode_instances * g.groups;
+  efa::EfaNetworkConfig efa = read_serving_efa(
+      root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
+      "serving.decode_instances x the tensor-parallel groups of an instance (gpu_instance.gpus / "
+      "gpu_pass.tp_degree): every group is an EFA receiver");
+  charge_kv_transfers(info.memory, sv, cfg, efa, in.requests.size(), 1);
+  FaultSchedule faults = read_faults(root, &efa, cfg.decode_systems);
+  apply_faults(faults, &efa, cfg);
+  // The prefill instance holds the whole model in its HBM (as in trainium_disaggregated).
+  const std::uint64_t trn_hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();
+  if (model.weight_bytes() >= trn_hbm) {
+    root.fail("model", "the weights (" + std::to_string(model.weight_bytes()) +
+                           " B) do not fit the Trainium instance's HBM (" + std::to_string(trn_hbm) + " B)");
+  }
+  cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;
+  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
+                     "the HBM of a tensor-parallel group of GPUs after the weights",
+                     "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
+  RunCost cost;
+  cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
+  cost.fleet.push_back(read_fleet_part(root, "gpu_instance", decode_instances));
+  auto experiment = std::make_unique<TrainiumPrefillGpuDecode>(model, std::move(in.requests), cfg, trn,
+                                                               decode_instances, g, efa, info.trace);
+  experiment->set_fault_schedule(std::move(faults));
+  experiment->set_cost(std::move(cost));
+  return experiment;
+}
+
+}  // namespace wse::experiments

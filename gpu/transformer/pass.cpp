@@ -1,0 +1,335 @@
+#include "gpu/transformer/pass.h"
+
+#include <algorithm>
+#include <functional>
+#include <queue>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace wse::gpu {
+
+namespace {
+
+using workloads::Operator;
+using workloads::OpKind;
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool row_parallel(const Operator& op) {
+  return ends_with(op.name, "o_proj") || ends_with(op.name, "down_proj");
+}
+
+bool is_decode_attention(const Operator& op) {
+  return op.kind == OpKind::attention && op.query_len == 1 && op.context_offset > 0;
+}
+
+// Operators equal but for their decoder layer (and so timed the same).
+bool same_but_layer(const Operator& a, const Operator& b) {
+  return a.kind == b.kind && a.count == b.count && a.m == b.m && a.k == b.k && a.n == b.n &&
+         a.sequence == b.sequence && a.q_heads == b.q_heads && a.kv_heads == b.kv_heads &&
+         a.qk_head_dim == b.qk_head_dim && a.v_head_dim == b.v_head_dim && a.query_len == b.query_len &&
+         a.kv_len == b.kv_len && a.context_offset == b.context_offset && a.window == b.window &&
+         a.sinks == b.sinks && a.elements == b.elements && a.weight_dtype == b.weight_dtype &&
+         a.activation_dtype == b.activation_dtype && a.flops == b.flops && a.weight_bytes == b.weight_bytes &&
+         a.input_bytes == b.input_bytes && a.output_bytes == b.output_bytes &&
+         a.kv_read_bytes == b.kv_read_bytes && a.kv_write_bytes == b.kv_write_bytes && a.name == b.name;
+}
+
+// Element-wise operators split over the GPUs of the group (by head or by intermediate
+// column); the others run whole on every GPU.
+bool split_elementwise(OpKind k) { return k == OpKind::rope || k == OpKind::activation; }
+
+std::uint64_t share(std::uint64_t bytes, std::uint64_t part, std::uint64_t whole) {
+  return whole == 0 ? bytes : bytes / whole * part + bytes % whole * part / whole;
+}
+
+}  // namespace
+
+GpuBusy& GpuBusy::operator+=(const GpuBusy& o) {
+  tensor_s += o.tensor_s;
+  hbm_s += o.hbm_s;
+  nvlink_s += o.nvlink_s;
+  launch_s += o.launch_s;
+  for (std::size_t i = 0; i < algorithm_s.size(); ++i) algorithm_s[i] += o.algorithm_s[i];
+  kernels += o.kernels;
+  return *this;
+}
+
+GpuPass::GpuPass(const GpuConfig& gpu, const NodeConfig& node, const PassConfig& pass)
+    : gpu_(gpu), node_(node), cfg_(pass), hbm_(hbm_pipe(gpu.hbm)) {
+  if (cfg_.tp_degree == 0 || cfg_.tp_degree > node_.gpus) {
+    throw std::invalid_argument("tp_degree " + std::to_string(cfg_.tp_degree) + " must be 1 to the node's " +
+                                std::to_string(node_.gpus) + " GPUs");
+  }
+  if (cfg_.gemm_tiles.empty()) throw std::invalid_argument("no GEMM tile configured");
+}
+
+GemmShape GpuPass::shard(const Operator& op) const {
+  const std::uint64_t p = cfg_.tp_degree;
+  GemmShape s{op.m, op.k, op.n, op.count, op.weight_dtype};
+  if (row_parallel(op)) {
+    s.k = ceil_div(op.k, p);
+  } else {
+    s.n = ceil_div(op.n, p);
+  }
+  return s;
+}
+
+const GemmTiming& GpuPass::gemm(const GemmShape& s) {
+  const auto key = std::make_tuple(s.m, s.k, s.n, s.count, static_cast<int>(s.dtype));
+  auto it = gemm_cache_.find(key);
+  if (it == gemm_cache_.end()) it = gemm_cache_.emplace(key, best_gemm(gpu_, hbm_, s, cfg_.gemm_tiles)).first;
+  return it->second;
+}
+
+double GpuPass::attention_compute_s(const Operator& op) {
+  const auto key = std::make_tuple(op.query_len, op.context_offset, op.window, op.q_heads, op.kv_heads,
+                                   op.qk_head_dim, op.v_head_dim, static_cast<int>(op.weight_dtype));
+  if (auto it = attention_cache_.find(key); it != attention_cache_.end()) return it->second;
+  const std::uint64_t bq = cfg_.attention_query_tile, bk = cfg_.attention_key_block;
+  const std::uint64_t heads = ceil_div(op.q_heads, cfg_.tp_degree);
+  const double block_clocks = static_cast<double>(bq * bk) * (op.qk_head_dim + op.v_head_dim) * 2.0 /
+                              gpu_.tensor.flops_per_clock(op.weight_dtype);
+  // Key blocks of each query tile (rows o + i bq ... the tile's last row, causal).
+  std::vector<std::uint64_t> blocks;
+  for (std::uint64_t first = 0; first < op.query_len; first += bq) {
+    const std::uint64_t last_row = op.context_offset + std::min(first + bq, op.query_len) - 1;
+    const std::uint64_t first_row = op.context_offset + first;
+    const std::uint64_t first_key =
+        op.window == 0 || first_row + 1 < op.window ? 0 : first_row + 1 - op.window;
+    const std::uint64_t b = ceil_div(last_row + 1, bk) - first_key / bk;
+    for (std::uint64_t h = 0; h < heads; ++h) blocks.push_back(b);
+  }
+  // Longest first, each to the least loaded SM (the CTA scheduler hands a free SM the next CTA).
+  std::sort(blocks.begin(), blocks.end(), std::greater<>());
+  std::priority_queue<std::uint64_t, std::vector<std::uint64_t>, std::greater<>> sms;
+  for (std::uint32_t s = 0; s < gpu_.sms; ++s) sms.push(0);
+  std::uint64_t makespan = 0;
+  for (std::uint64_t b : blocks) {
+    const std::uint64_t load = sms.top() + b;
+    sms.pop();
+    sms.push(load);
+    makespan = std::max(makespan, load);
+  }
+  const double s = static_cast<double>(makespan) * block_clocks / gpu_.tensor.clock.hz;
+  attention_cache_.emplace(key, s);
+  return s;
+}
+
+void GpuPass::kernel(Part& p, double compute_s, double tensor_s, std::uint64_t hbm_bytes) const {
+  const double launch = cfg_.kernel_launch.seconds;
+  p.seconds += launch + std::max(compute_s, hbm_.seconds(hbm_bytes));
+  p.busy.launch_s += launch;
+  p.busy.tensor_s += tensor_s;
+  p.busy.hbm_s += static_cast<double>(hbm_bytes) / hbm_.bytes_per_s;
+  ++p.busy.kernels;
+}
+
+void GpuPass::all_reduce(Part& p, std::uint64_t bytes) const {
+  const NodeCollective c = node_all_reduce(node_, cfg_.tp_degree, bytes);
+  p.seconds += c.seconds;
+  p.busy.nvlink_s += c.seconds;
+  p.busy.algorithm_s[static_cast<std::size_t>(c.algorithm)] += c.seconds;
+  p.collective_floor_s += c.floor_s;
+}
+
+void GpuPass::decode_attention(Part& p, const std::vector<Operator>& seqs) const {
+  const std::uint64_t bk = cfg_.attention_key_block;
+  std::uint64_t blocks = 0, bytes = 0;
+  double flops = 0;
+  const Operator& first = seqs.front();
+  const std::uint64_t kv_heads = ceil_div(first.kv_heads, cfg_.tp_degree);
+  const std::uint64_t q_heads = ceil_div(first.q_heads, cfg_.tp_degree);
+  const std::uint64_t group = ceil_div(first.q_heads, std::max<std::uint32_t>(first.kv_heads, 1));
+  const std::uint64_t rows = ceil_div(group, cfg_.decode_query_rows) * cfg_.decode_query_rows;
+  for (const Operator& op : seqs) {
+    blocks += kv_heads * ceil_div(op.kv_len, bk);
+    bytes += share(op.kv_read_bytes + op.kv_write_bytes, kv_heads, op.kv_heads) +
+             share(op.input_bytes + op.output_bytes, q_heads, op.q_heads);
+    flops += static_cast<double>(op.flops) * static_cast<double>(q_heads) / op.q_heads;
+  }
+  const double block_clocks = static_cast<double>(rows * bk) * (first.qk_head_dim + first.v_head_dim) * 2.0 /
+                              gpu_.tensor.flops_per_clock(first.weight_dtype);
+  const double compute =
+      static_cast<double>(ceil_div(blocks, gpu_.sms)) * block_clocks / gpu_.tensor.clock.hz;
+  kernel(p, compute, flops / gpu_.peak_flops(first.weight_dtype), bytes);
+}
+
+GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t from, std::size_t to) {
+  // Fuse q/k/v and gate/up: column-parallel GEMMs of the same input, one after another.
+  std::vector<Operator> ops;
+  for (std::size_t o = from; o < to; ++o) {
+    const Operator& op = all[o];
+    if (cfg_.fuse_projections && !ops.empty()) {
+      Operator& prev = ops.back();
+      if (op.kind == OpKind::gemm && prev.kind == OpKind::gemm && !row_parallel(op) && !row_parallel(prev) &&
+          op.m == prev.m && op.k == prev.k && op.count == 1 && prev.count == 1 &&
+          op.weight_dtype == prev.weight_dtype && op.activation_dtype == prev.activation_dtype) {
+        prev.name += "+" + op.name;
+        prev.n += op.n;
+        prev.flops += op.flops;
+        prev.weight_bytes += op.weight_bytes;
+        prev.output_bytes += op.output_bytes;
+        continue;
+      }
+    }
+    ops.push_back(op);
+  }
+  Part p;
+  const std::uint64_t tp = cfg_.tp_degree;
+  for (std::size_t o = 0; o < ops.size();) {
+    const Operator& op = ops[o];
+    if (is_decode_attention(op)) {
+      std::size_t e = o + 1;
+      while (e < ops.size() && is_decode_attention(ops[e]) && ops[e].q_heads == op.q_heads &&
+             ops[e].kv_heads == op.kv_heads && ops[e].qk_head_dim == op.qk_head_dim &&
+             ops[e].v_head_dim == op.v_head_dim && ops[e].weight_dtype == op.weight_dtype)
+        ++e;
+      decode_attention(
+          p, {ops.begin() + static_cast<std::ptrdiff_t>(o), ops.begin() + static_cast<std::ptrdiff_t>(e)});
+      o = e;
+      continue;
+    }
+    switch (op.kind) {
+      case OpKind::gemm: {
+        const GemmShape s = shard(op);
+        const GemmTiming& g = gemm(s);
+        kernel(p, g.compute_s, static_cast<double>(g.flops) / gpu_.peak_flops(s.dtype), g.hbm_bytes);
+        if (row_parallel(op) && tp > 1) all_reduce(p, op.output_bytes);
+        break;
+      }
+      case OpKind::attention: {
+        const std::uint64_t hq = ceil_div(op.q_heads, tp), hkv = ceil_div(op.kv_heads, tp);
+        const std::uint64_t bytes = share(op.input_bytes + op.output_bytes, hq, op.q_heads) +
+                                    share(op.kv_read_bytes + op.kv_write_bytes, hkv, op.kv_heads);
+        const double flops = static_cast<double>(op.flops) * static_cast<double>(hq) / op.q_heads;
+        kernel(p, attention_compute_s(op), flops / gpu_.peak_flops(op.weight_dtype), bytes);
+        break;
+      }
+      default: {
+        const std::uint64_t bytes = split_elementwise(op.kind) ? ceil_div(op.bytes(), tp) : op.bytes();
+        kernel(p, 0.0, 0.0, bytes);
+        break;
+      }
+    }
+    ++o;
+  }
+  return p;
+}
+
+GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
+  GpuPassResult r;
+  double collective_floor = 0.0;
+  std::size_t prev_i = 0, prev_j = 0;
+  Part prev;
+  bool prev_layer = false;
+  for (std::size_t i = 0; i < g.ops.size();) {
+    const std::int32_t layer = g.ops[i].layer;
+    std::size_t j = i;
+    while (j < g.ops.size() && g.ops[j].layer == layer) ++j;
+    Part part;
+    if (layer >= 0 && prev_layer && j - i == prev_j - prev_i &&
+        std::equal(g.ops.begin() + static_cast<std::ptrdiff_t>(i),
+                   g.ops.begin() + static_cast<std::ptrdiff_t>(j),
+                   g.ops.begin() + static_cast<std::ptrdiff_t>(prev_i), same_but_layer)) {
+      part = prev;
+      ++r.reused_layers;
+    } else {
+      part = run_ops(g.ops, i, j);
+    }
+    r.seconds += part.seconds;
+    r.busy += part.busy;
+    collective_floor += part.collective_floor_s;
+    if (layer >= 0) r.layer_done_s.push_back(r.seconds);
+    prev = part;
+    prev_layer = layer >= 0;
+    prev_i = i;
+    prev_j = j;
+    i = j;
+  }
+  // The floor.
+  workloads::DType fastest = workloads::DType::bf16;
+  for (const Operator& op : g.ops) {
+    if (op.kind == OpKind::gemm &&
+        gpu_.tensor.flops_per_clock(op.weight_dtype) > gpu_.tensor.flops_per_clock(fastest)) {
+      fastest = op.weight_dtype;
+    }
+  }
+  const double tp = cfg_.tp_degree;
+  r.floor.compute_s = static_cast<double>(g.total_flops()) / (tp * gpu_.peak_flops(fastest));
+  r.floor.hbm_s =
+      static_cast<double>(g.total_weight_bytes() + g.total_kv_read_bytes() + g.total_kv_write_bytes()) / tp /
+      hbm_.peak_bytes_per_s;
+  r.floor.collective_s = collective_floor;
+  r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s});
+  return r;
+}
+
+}  // namespace wse::gpu
+
+#include "systemc_models/config/config.h"
+
+namespace wse::gpu {
+
+PassConfig read_pass_config(config::Section& s) {
+  const PassConfig d;
+  PassConfig c;
+  c.tp_degree = static_cast<std::uint32_t>(
+      s.integer("tp_degree", {.doc = "tensor-parallel degree: GPUs of one node a model copy is sharded over",
+                              .def = std::to_string(d.tp_degree),
+                              .min = 1,
+                              .max = 72}));
+  std::string def_tiles = "[";
+  for (const CtaTile& t : d.gemm_tiles) {
+    if (def_tiles.size() > 1) def_tiles += ", ";
+    def_tiles += std::to_string(t.m) + ", " + std::to_string(t.n) + ", " + std::to_string(t.k);
+  }
+  def_tiles += "]";
+  const std::vector<std::int64_t> flat = s.integer_list(
+      "gemm_tiles",
+      {.doc = "CTA tiles of the GEMM kernels, m, n, k after one another (three numbers per tile)",
+       .def = def_tiles});
+  if (flat.empty() || flat.size() % 3 != 0) {
+    s.fail("gemm_tiles", "expected one or more tiles as m, n, k triples (e.g. [128, 256, 64]), got " +
+                             std::to_string(flat.size()) + " numbers");
+  }
+  c.gemm_tiles.clear();
+  for (std::size_t i = 0; i < flat.size(); i += 3) {
+    if (flat[i] < 1 || flat[i + 1] < 1 || flat[i + 2] < 1 || flat[i] > 1024 || flat[i + 1] > 1024 ||
+        flat[i + 2] > 1024) {
+      s.fail("gemm_tiles", "tile " + std::to_string(i / 3 + 1) + " needs m, n and k from 1 to 1024");
+    }
+    c.gemm_tiles.push_back({static_cast<std::uint32_t>(flat[i]), static_cast<std::uint32_t>(flat[i + 1]),
+                            static_cast<std::uint32_t>(flat[i + 2])});
+  }
+  c.attention_query_tile = static_cast<std::uint32_t>(
+      s.integer("attention_query_tile", {.doc = "query rows of one prefill attention CTA",
+                                         .def = std::to_string(d.attention_query_tile),
+                                         .min = 1,
+                                         .max = 4096}));
+  c.attention_key_block = static_cast<std::uint32_t>(
+      s.integer("attention_key_block", {.doc = "keys per step of an attention CTA's loop",
+                                        .def = std::to_string(d.attention_key_block),
+                                        .min = 1,
+                                        .max = 65536}));
+  c.decode_query_rows = static_cast<std::uint32_t>(
+      s.integer("decode_query_rows",
+                {.doc = "rows a decode attention CTA computes for a KV head's query heads (padded)",
+                 .def = std::to_string(d.decode_query_rows),
+                 .min = 1,
+                 .max = 4096}));
+  c.kernel_launch =
+      s.duration("kernel_launch", {.doc = "time between two kernels of a pass (launch and drain)",
+                                   .def = wse::to_string(d.kernel_launch),
+                                   .min = 0});
+  c.fuse_projections = s.boolean("fuse_projections", {.doc = "q/k/v and gate/up run as one GEMM each",
+                                                      .def = d.fuse_projections ? "true" : "false"});
+  return c;
+}
+
+}  // namespace wse::gpu

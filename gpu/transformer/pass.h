@@ -1,0 +1,126 @@
+// A forward pass (a prefill batch or a decode step) of a transformer on a group of
+// `tp_degree` GPUs of one node with tensor parallelism: every operator of a
+// workloads::OperatorGraph becomes a kernel of one GPU's share of the work, timed from
+// the GPU's structure (gpu/core/gemm.h, the HBM pipe), and the all-reduces of tensor
+// parallelism run on the node's NVSwitch (gpu/node/nvswitch.h). docs/gpu.md gives the
+// equations; in short:
+//  - GEMMs: column-parallel (N / tp per GPU: q/k/v, gate/up, experts' gate/up, router,
+//    LM head) or row-parallel (K / tp: o_proj, down_proj, followed by an all-reduce of
+//    the M x N output); q/k/v and gate/up fused into one GEMM each (`fuse_projections`);
+//    each timed by best_gemm over the configured CTA tiles.
+//  - Prefill attention (one operator per sequence), FlashAttention-style: one CTA per
+//    (query tile of `attention_query_tile` rows, head of this GPU), looping over key
+//    blocks of `attention_key_block` up to the causal diagonal (whole blocks: the masked
+//    part of a diagonal block is computed); CTAs placed longest first on the least
+//    loaded SM; time max(that makespan, its bytes through HBM).
+//  - Decode attention: the decode sequences of a layer as one kernel; each (sequence,
+//    KV head) pair's query heads padded to `decode_query_rows` rows, its key blocks spread
+//    over all SMs (split-KV); time max(compute, the KV bytes through HBM).
+//  - Element-wise operators are memory-bound: their bytes through HBM; rope and the
+//    activation are split over the GPUs (heads, intermediate columns), norms, residual
+//    adds, embedding, router and expert combine run whole on every GPU.
+//  - Every kernel adds `kernel_launch`; kernels run one after another.
+//  - A decoder layer equal to the previous one but for its index takes its times.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include "gpu/core/gemm.h"
+#include "gpu/core/gpu_config.h"
+#include "gpu/node/nvswitch.h"
+#include "workloads/model/operators.h"
+
+namespace wse::config {
+class Section;
+}
+
+namespace wse::gpu {
+
+struct PassConfig {
+  std::uint32_t tp_degree = 8;
+  // The kernel library's CTA tiles (m x n x k), tried in this order for every GEMM.
+  std::vector<CtaTile> gemm_tiles = {{128, 256, 64}, {128, 128, 64}, {64, 128, 64}};
+  std::uint32_t attention_query_tile = 128;
+  std::uint32_t attention_key_block = 128;
+  std::uint32_t decode_query_rows = 64;
+  Duration kernel_launch{1e-6};
+  bool fuse_projections = true;
+};
+
+// Reads a `gpu_pass:` section.
+PassConfig read_pass_config(config::Section& s);
+
+// The physical floor of a pass on the group: each term a time it cannot beat.
+struct GpuFloor {
+  double compute_s = 0.0;     // matrix flops / (tp x the GPU's dense peak for the weights' type)
+  double hbm_s = 0.0;         // (weights + KV read + KV written) / tp / one GPU's HBM peak
+  double collective_s = 0.0;  // all-reduces, bandwidth only (S / B each)
+  double step_s = 0.0;        // the largest of the three
+  GpuFloor& operator+=(const GpuFloor& f) {
+    compute_s += f.compute_s;
+    hbm_s += f.hbm_s;
+    collective_s += f.collective_s;
+    step_s += f.step_s;
+    return *this;
+  }
+};
+
+// Busy seconds of one GPU of the group (all GPUs of a group do the same work).
+struct GpuBusy {
+  double tensor_s = 0.0;  // matrix flops of the GPU / its dense peak: time at full rate
+  double hbm_s = 0.0;     // bytes / the HBM pipe's streaming bandwidth
+  double nvlink_s = 0.0;  // all-reduces
+  double launch_s = 0.0;  // kernel launches
+  std::array<double, kNodeAlgorithms.size()> algorithm_s{};  // nvlink_s by the algorithm that ran
+  std::uint64_t kernels = 0;
+  GpuBusy& operator+=(const GpuBusy& o);
+};
+
+struct GpuPassResult {
+  double seconds = 0.0;
+  std::vector<double> layer_done_s;  // per decoder layer: when its output is ready
+  GpuBusy busy;
+  GpuFloor floor;
+  std::uint64_t reused_layers = 0;
+};
+
+class GpuPass {
+ public:
+  // Throws std::invalid_argument when tp_degree exceeds the node's GPUs.
+  GpuPass(const GpuConfig& gpu, const NodeConfig& node, const PassConfig& pass);
+  GpuPassResult run(const workloads::OperatorGraph& g);
+  const HbmPipe& hbm() const { return hbm_; }
+  // One GPU's share of a GEMM operator (column- or row-parallel).
+  GemmShape shard(const workloads::Operator& op) const;
+  const GemmTiming& gemm(const GemmShape& s);
+  // Compute time of one prefill attention operator on one GPU (the CTA makespan).
+  double attention_compute_s(const workloads::Operator& op);
+
+ private:
+  struct Part {
+    double seconds = 0.0;
+    GpuBusy busy;
+    double collective_floor_s = 0.0;
+  };
+  Part run_ops(const std::vector<workloads::Operator>& ops, std::size_t from, std::size_t to);
+  void kernel(Part& p, double compute_s, double tensor_s, std::uint64_t hbm_bytes) const;
+  void all_reduce(Part& p, std::uint64_t bytes) const;
+  void decode_attention(Part& p, const std::vector<workloads::Operator>& seqs) const;
+
+  GpuConfig gpu_;
+  NodeConfig node_;
+  PassConfig cfg_;
+  HbmPipe hbm_;
+  std::map<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t, std::uint32_t, int>, GemmTiming>
+      gemm_cache_;
+  std::map<std::tuple<std::uint64_t, std::uint64_t, std::uint32_t, std::uint32_t, std::uint32_t,
+                      std::uint32_t, std::uint32_t, int>,
+           double>
+      attention_cache_;
+};
+
+}  // namespace wse::gpu
