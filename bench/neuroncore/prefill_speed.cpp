@@ -2,7 +2,8 @@
 // prompt (target: under 2 s of wall time) and a batch of 64 such prompts (under 60 s),
 // TP over all cores (configs/hardware/trn2_48xlarge.yaml). Prints the wall times, the
 // simulated prefill time, per-layer timeline excerpts and the engine utilizations.
-// Usage: neuroncore_prefill_bench [batch ...]   (default: 1 64)
+// Usage: neuroncore_prefill_bench [batch ...] [hw.KEY=VALUE ...]   (default: 1 64), e.g.
+// hw.prefill.overlap=true
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -50,13 +51,21 @@ void print(const char* what, const PrefillResult& r, double wall_s, double flops
 
 int sc_main(int argc, char** argv) {  // libsystemc provides main()
   std::vector<std::uint64_t> batches;
-  for (int i = 1; i < argc; ++i) batches.push_back(std::strtoull(argv[i], nullptr, 10));
+  std::vector<std::string> overrides;  // hw.prefill.overlap=true, ...
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.find('=') != std::string::npos) {
+      overrides.push_back(a);
+    } else {
+      batches.push_back(std::strtoull(argv[i], nullptr, 10));
+    }
+  }
   if (batches.empty()) batches = {1, 64};
   const std::string root = WSE_SOURCE_DIR;
   auto doc = wse::config::parse("model:\n  include: " + root +
                                     "/workloads/data/models/meta-llama--Meta-Llama-3.1-70B_config.json\n"
                                     "hw:\n  include: " + root + "/configs/hardware/trn2_48xlarge.yaml\n",
-                                "prefill_bench.yaml");
+                                "prefill_bench.yaml", overrides);
   wse::config::Section r = doc.root();
   wse::config::Section ms = r.section("model", "model");
   const wse::workloads::TransformerModel model = wse::workloads::read_transformer(ms);
