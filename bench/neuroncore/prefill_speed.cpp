@@ -2,12 +2,14 @@
 // prompt (target: under 2 s of wall time) and a batch of 64 such prompts (under 60 s),
 // TP over all cores (configs/hardware/trn2_48xlarge.yaml). Prints the wall times, the
 // simulated prefill time, per-layer timeline excerpts and the engine utilizations.
-// Usage: neuroncore_prefill_bench [batch ...] [hw.KEY=VALUE ...]   (default: 1 64), e.g.
-// hw.prefill.overlap=true
+// Usage: neuroncore_prefill_bench [batch ...] [HARDWARE.yaml] [hw.KEY=VALUE ...]
+// (default: 1 64 on configs/hardware/trn2_48xlarge.yaml), e.g.
+// neuroncore_prefill_bench 1 configs/hardware/trn3_instance.yaml hw.prefill.overlap=true
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -52,19 +54,22 @@ void print(const char* what, const PrefillResult& r, double wall_s, double flops
 int sc_main(int argc, char** argv) {  // libsystemc provides main()
   std::vector<std::uint64_t> batches;
   std::vector<std::string> overrides;  // hw.prefill.overlap=true, ...
+  const std::string root = WSE_SOURCE_DIR;
+  std::string hardware = root + "/configs/hardware/trn2_48xlarge.yaml";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a.find('=') != std::string::npos) {
+    if (a.size() > 5 && a.compare(a.size() - 5, 5, ".yaml") == 0) {
+      hardware = std::filesystem::absolute(a).string();
+    } else if (a.find('=') != std::string::npos) {
       overrides.push_back(a);
     } else {
       batches.push_back(std::strtoull(argv[i], nullptr, 10));
     }
   }
   if (batches.empty()) batches = {1, 64};
-  const std::string root = WSE_SOURCE_DIR;
   auto doc = wse::config::parse("model:\n  include: " + root +
                                     "/workloads/data/models/meta-llama--Meta-Llama-3.1-70B_config.json\n"
-                                    "hw:\n  include: " + root + "/configs/hardware/trn2_48xlarge.yaml\n",
+                                    "hw:\n  include: " + hardware + "\n",
                                 "prefill_bench.yaml", overrides);
   wse::config::Section r = doc.root();
   wse::config::Section ms = r.section("model", "model");
@@ -77,7 +82,8 @@ int sc_main(int argc, char** argv) {  // libsystemc provides main()
   wse::config::Section pre = hw.section("prefill", "prefill");
   const wse::neuron::PrefillConfig cfg = wse::neuron::read_prefill_config(pre);
   doc.finish();
-  std::printf("Llama-3.1-70B bf16 prefill on trn2.48xlarge: TP %u x LNC %u, %s HBM, GEMM token block %llu\n",
+  std::printf("Llama-3.1-70B bf16 prefill on %s: TP %u x LNC %u, %s HBM, GEMM token block %llu\n",
+              std::filesystem::path(hardware).filename().c_str(),
               cfg.tp_degree, cfg.lnc, cfg.hbm_fidelity == wse::neuron::HbmFidelity::kStreaming ? "streaming" : "bank",
               static_cast<unsigned long long>(cfg.gemm_token_block));
   for (std::uint64_t b : batches) {

@@ -743,7 +743,8 @@ EngineBusy TrainiumPrefill::link_collective(Collective c, std::uint64_t bytes) {
   b.collective_ps = static_cast<double>(r.time_ps);
   b.algorithm_ps[static_cast<std::size_t>(r.algorithm)] = static_cast<double>(r.time_ps);
   b.collective_floor_ps = collective_floor_seconds(group_, c, bytes) * 1e12;
-  b.link_ps = r.link_utilization * static_cast<double>(group_.chips()) * 4 * static_cast<double>(r.time_ps);
+  b.link_ps = r.link_utilization * static_cast<double>(group_.chips() * group_.links_per_chip()) *
+              static_cast<double>(r.time_ps);
   return b;
 }
 
@@ -1386,7 +1387,7 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
   PrefillResult r;
   r.physical_cores = cfg_.physical_cores();
   r.chips = chips_;
-  r.links = chips_ > 1 ? group_.chips() * 4 : 0;
+  r.links = chips_ > 1 ? group_.chips() * group_.links_per_chip() : 0;
   reused_operators_ = 0;
   graph_tokens_ = 0;
   for (const workloads::Sequence& q : g.sequences) graph_tokens_ += q.new_tokens;
@@ -1517,7 +1518,8 @@ OperatorTime collective_time(std::string name, const CollectiveResult& r, const 
   t.busy.collective_ps = static_cast<double>(r.time_ps);
   t.busy.runtime_ps = static_cast<double>(r.time_ps);
   if (r.time_ps > 0) t.busy.algorithm_ps[static_cast<std::size_t>(r.algorithm)] = static_cast<double>(r.time_ps);
-  t.busy.link_ps = r.link_utilization * static_cast<double>(group.chips()) * 4 * static_cast<double>(r.time_ps);
+  t.busy.link_ps = r.link_utilization * static_cast<double>(group.chips() * group.links_per_chip()) *
+                  static_cast<double>(r.time_ps);
   return t;
 }
 
