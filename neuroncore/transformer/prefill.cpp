@@ -575,6 +575,13 @@ EngineBusy TrainiumPrefill::gemm_piece(const GemmShape& s) {
   return run_programs(programs);
 }
 
+std::uint64_t TrainiumPrefill::efficient_dma_piece() const {
+  // When the queues cannot outrun the HBM at all (Trainium3: "DMA 4.9 TB/s" against 4.9
+  // TB/s of HBM), no piece is large enough: pieces as large as allowed, gemm_dma_piece.
+  const std::uint64_t efficient = smallest_efficient_dma_piece(chip_);
+  return efficient == 0 ? cfg_.gemm_dma_piece : std::max<std::uint64_t>(efficient, 4096);
+}
+
 EngineBusy TrainiumPrefill::streamed_gemm(std::uint64_t out_features, std::uint64_t k, std::uint64_t tokens, DType t,
                                           std::uint64_t count) {
   // Weight pieces: the smallest that keeps the queues ahead of the HBM (the earlier the
@@ -687,12 +694,12 @@ namespace {
 
 // Pieces per load of an in-chip reduce-scatter or all-gather of `share` bytes per core
 // over c cores: each of a core's c - 1 loads takes enough queues that together they cover
-// the core's queues, in pieces of at least smallest_efficient_dma_piece when the share is
-// large (a decode step's share is ~100 KiB: 4 KiB pieces would spend 3/4 of the time on
+// the core's queues, in pieces of at least `efficient` bytes when the share is large (a
+// decode step's share is ~100 KiB: 4 KiB pieces would spend 3/4 of the time on
 // instruction costs).
-std::uint32_t in_chip_pieces_per_load(const ChipConfig& chip, std::uint32_t c, std::uint64_t share) {
+std::uint32_t in_chip_pieces_per_load(const ChipConfig& chip, std::uint32_t c, std::uint64_t share,
+                                      std::uint64_t efficient) {
   const std::uint32_t queues = chip.core.dma.queues;
-  const std::uint64_t efficient = std::max<std::uint64_t>(smallest_efficient_dma_piece(chip), 4096);
   return static_cast<std::uint32_t>(
       std::clamp<std::uint64_t>(std::max<std::uint64_t>(queues / (c - 1), ceil_div(share, efficient)), 1, queues));
 }
@@ -705,7 +712,7 @@ EngineBusy TrainiumPrefill::in_chip_reduce_scatter(std::uint64_t bytes) {
   const std::uint32_t c = sim_cores_;
   if (c <= 1) return {};
   const std::uint64_t share = ceil_div(bytes, c);
-  const std::uint32_t per_load = in_chip_pieces_per_load(chip_, c, share);
+  const std::uint32_t per_load = in_chip_pieces_per_load(chip_, c, share, efficient_dma_piece());
   std::vector<Program> rs(c);
   for (std::uint32_t i = 0; i < c; ++i) {
     DmaEmitter dma{rs[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
@@ -726,7 +733,7 @@ EngineBusy TrainiumPrefill::in_chip_all_gather(std::uint64_t bytes) {
   const std::uint32_t c = sim_cores_;
   if (c <= 1) return {};
   const std::uint64_t share = ceil_div(bytes, c);
-  const std::uint32_t per_load = in_chip_pieces_per_load(chip_, c, share);
+  const std::uint32_t per_load = in_chip_pieces_per_load(chip_, c, share, efficient_dma_piece());
   std::vector<Program> ag(c);
   for (std::uint32_t i = 0; i < c; ++i) {
     DmaEmitter gather{ag[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
@@ -1172,7 +1179,7 @@ EngineBusy TrainiumPrefill::run_decode_attention(const std::vector<Operator>& se
   // PSUM: two banks for the scores (QK^T of the next block while this one's softmax runs),
   // the others for the outputs of successive pairs.
   const std::uint32_t out_banks = std::max<std::uint32_t>(1, nc.psum_banks - 2);
-  const std::uint64_t efficient = std::max<std::uint64_t>(smallest_efficient_dma_piece(chip_), 4096);
+  const std::uint64_t efficient = efficient_dma_piece();
   std::vector<Program> programs(sim_cores_);
   for (std::uint32_t core = 0; core < sim_cores_; ++core) {
     Program& prog = programs[core];

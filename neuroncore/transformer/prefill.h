@@ -303,6 +303,9 @@ class TrainiumPrefill {
   LayerTime runtime_after(const workloads::OperatorGraph& g, std::uint64_t start_ps, std::uint64_t device_ps);
   TrainiumFloor floor_of(const workloads::OperatorGraph& g, const EngineBusy& busy) const;
   EngineBusy run_programs(const std::vector<Program>& programs);
+  // The smallest DMA piece of K/V loads and in-chip collectives that keeps the queues
+  // ahead of the HBM (at least 4 KiB), or gemm_dma_piece when none does.
+  std::uint64_t efficient_dma_piece() const;
   EngineBusy gemm_piece(const GemmShape& s);
   // Start of core `c`'s share of the chip's HBM address space.
   std::uint64_t base(std::uint32_t c) const { return chip_.hbm.capacity().bytes / sim_cores_ * c; }
