@@ -1,6 +1,8 @@
 #include "apps/experiments/serving_experiment.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include <systemc>
 
@@ -18,6 +20,14 @@ TrainiumSide read_trainium_side(config::Section& root) {
   t.instance = neuron::read_instance_config(inst);
   config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
   t.prefill = neuron::read_prefill_config(pre);
+  // The tensor-parallel group must fit the instance (whole chips forming a sub-torus, or
+  // any chips of a switch): bad input at prefill.tp_degree, not a failed run.
+  try {
+    const neuron::TrainiumPrefill group(t.chip, t.instance, t.prefill);
+  } catch (const std::invalid_argument& e) {
+    pre.fail("tp_degree", std::string(e.what()) +
+                              "; lower prefill.tp_degree or prefill.lnc, or give the instance more chips");
+  }
   return t;
 }
 

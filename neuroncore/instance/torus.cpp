@@ -43,6 +43,7 @@ using Schedule = std::vector<std::vector<std::vector<Send>>>;
 
 struct Torus {
   std::uint32_t nx, ny;
+  bool via_switch = false;  // Topology::kSwitch: nx chips, ny = 1
   std::uint32_t chips() const { return nx * ny; }
   std::uint32_t x(std::uint32_t c) const { return c % nx; }
   std::uint32_t y(std::uint32_t c) const { return c / nx; }
@@ -67,8 +68,26 @@ std::vector<std::int32_t> displacements(std::uint32_t a, std::uint32_t b, std::u
   return {fwd, fwd - ni};
 }
 
+// Through the switch (Topology::kSwitch): dx counts the links left (the sender's up link,
+// then the receiver's down link), dy is the receiver + 1.
+Send through_switch(std::uint32_t b, double bytes) {
+  return Send{2, static_cast<std::int32_t>(b) + 1, bytes};
+}
+
+// The chip a message part from `chip` is addressed to.
+std::uint32_t receiver(const Torus& t, std::uint32_t chip, const Send& m) {
+  return t.via_switch ? static_cast<std::uint32_t>(m.dy - 1) : t.moved(chip, m.dx, m.dy);
+}
+
+// Links a message part crosses.
+std::int32_t hops_of(const Torus& t, const Send& m) { return t.via_switch ? 2 : std::abs(m.dx) + std::abs(m.dy); }
+
 // Sends from chip a to chip b: the short way round in X and in Y, a tie split evenly.
 void route(const Torus& t, std::uint32_t a, std::uint32_t b, double bytes, std::vector<Send>& out) {
+  if (t.via_switch) {
+    out.push_back(through_switch(b, bytes));
+    return;
+  }
   const auto xs = displacements(t.x(a), t.x(b), t.nx);
   const auto ys = displacements(t.y(a), t.y(b), t.ny);
   const double part = bytes / static_cast<double>(xs.size() * ys.size());
@@ -91,6 +110,7 @@ std::vector<std::uint32_t> snake(const Torus& t) {
 // The single step from a to its ring neighbour b in the ring's direction `sign` (+1: the
 // snake's order): a tie (a ring of two) takes the link of that direction.
 Send step(const Torus& t, std::uint32_t a, std::uint32_t b, int sign, double bytes) {
+  if (t.via_switch) return through_switch(b, bytes);
   Send s;
   s.bytes = bytes;
   const auto xs = displacements(t.x(a), t.x(b), t.nx);
@@ -212,15 +232,15 @@ CollectiveResult simulate(const InstanceConfig& cfg, const Torus& t, Collective 
   // The alpha-beta price of the rounds: per round, the most hops of a message x the hop
   // latency, plus the most bytes one link must carry if a chip spreads what it sends evenly
   // over its useful links (at least its largest message) over the link bandwidth.
-  const double useful_links = 2.0 * ((t.nx > 1 ? 1 : 0) + (t.ny > 1 ? 1 : 0));
+  const double useful_links = t.via_switch ? 1.0 : 2.0 * ((t.nx > 1 ? 1 : 0) + (t.ny > 1 ? 1 : 0));
   double ab = 0;
   for (std::size_t k = 0; k < rounds; ++k) {
     double hops = 0, link_bytes = 0;
     for (std::uint32_t chip = 0; chip < p; ++chip) {
       double sent = 0;
       for (const Send& m : sched[chip][k]) {
-        ++expect[t.moved(chip, m.dx, m.dy)][k];
-        hops = std::max(hops, static_cast<double>(std::abs(m.dx) + std::abs(m.dy)));
+        ++expect[receiver(t, chip, m)][k];
+        hops = std::max(hops, static_cast<double>(hops_of(t, m)));
         link_bytes = std::max(link_bytes, m.bytes);
         sent += m.bytes;
       }
@@ -238,8 +258,35 @@ CollectiveResult simulate(const InstanceConfig& cfg, const Torus& t, Collective 
     ++r.messages;
     q.push(Event{at, seq++, from, round, m.dx, m.dy, m.bytes});
   };
+  // Through the switch: the sender's up link (link 0 of the chip), then the receiver's
+  // down link (link 1 of the receiver).
+  const auto hop_switch = [&](const Event& e) {
+    const double serial = e.bytes / bytes_per_ps;
+    const auto to = static_cast<std::uint32_t>(e.dy - 1);
+    const bool up = e.dx == 2;
+    double& free = link_free[static_cast<std::size_t>(up ? e.chip : to) * 4 + (up ? 0 : 1)];
+    const double start = std::max(free, e.at_ps);
+    free = start + serial;
+    link_busy += serial;
+    Event next = e;
+    next.seq = seq++;
+    if (up) {
+      next.dx = 1;
+      next.at_ps = start + static_cast<double>(latency_ps);
+    } else {
+      next.chip = to;
+      next.dx = 0;
+      next.dy = 0;
+      next.at_ps = static_cast<double>(std::llround(free) + latency_ps);
+    }
+    q.push(next);
+  };
   // The head of `e` takes its next link: X first, then Y.
   const auto hop = [&](const Event& e) {
+    if (t.via_switch) {
+      hop_switch(e);
+      return;
+    }
     const int dim = e.dx != 0 ? 0 : 1;
     const std::int32_t d = dim == 0 ? e.dx : e.dy;
     const int dir = d > 0 ? 0 : 1;
@@ -294,13 +341,17 @@ CollectiveResult simulate(const InstanceConfig& cfg, const Torus& t, Collective 
   r.algorithm_bandwidth = time > 0 ? s / time : 0.0;
   const double factor = c == Collective::kAllReduce ? 2.0 * (p - 1) / p : (p - 1.0) / p;
   r.bus_bandwidth = r.algorithm_bandwidth * factor;
-  r.link_utilization = r.time_ps > 0 ? link_busy / (static_cast<double>(p) * 4 * static_cast<double>(r.time_ps)) : 0.0;
+  const double links = static_cast<double>(p) * (t.via_switch ? 2 : 4);
+  r.link_utilization = r.time_ps > 0 ? link_busy / (links * static_cast<double>(r.time_ps)) : 0.0;
   return r;
 }
 
 Torus torus_of(const InstanceConfig& cfg) {
   if (cfg.chips_x == 0 || cfg.chips_y == 0) throw std::invalid_argument("instance: torus dimensions must be >= 1");
-  return Torus{cfg.chips_x, cfg.chips_y};
+  if (cfg.topology == Topology::kSwitch && cfg.chips_y != 1) {
+    throw std::invalid_argument("instance: a switch holds chips_x chips and chips_y = 1");
+  }
+  return Torus{cfg.chips_x, cfg.chips_y, cfg.topology == Topology::kSwitch};
 }
 
 }  // namespace
@@ -308,6 +359,7 @@ Torus torus_of(const InstanceConfig& cfg) {
 bool algorithm_applies(const InstanceConfig& cfg, CollectiveAlgorithm a) {
   if (a == CollectiveAlgorithm::kAuto) return true;
   if (a == CollectiveAlgorithm::kRdh) return std::has_single_bit(cfg.chips_x) && std::has_single_bit(cfg.chips_y);
+  if (a == CollectiveAlgorithm::kTorus2d) return cfg.topology == Topology::kTorus;
   return true;
 }
 
@@ -315,6 +367,9 @@ CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::ui
   const Torus t = torus_of(cfg);
   if (a == CollectiveAlgorithm::kAuto) return run_collective(cfg, c, bytes);
   if (!algorithm_applies(cfg, a)) {
+    if (a == CollectiveAlgorithm::kTorus2d) {
+      throw std::invalid_argument("instance: collective algorithm torus2d needs a torus, not a switch");
+    }
     throw std::invalid_argument("instance: collective algorithm " + std::string(to_string(a)) + " needs a torus of " +
                                 "power-of-two sides, not " + std::to_string(cfg.chips_x) + " x " +
                                 std::to_string(cfg.chips_y));
@@ -341,7 +396,8 @@ CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::ui
 
 double collective_floor_seconds(const InstanceConfig& cfg, Collective c, std::uint64_t bytes) {
   const std::uint32_t p = cfg.chips();
-  const std::uint32_t links = 2 * ((cfg.chips_x > 1 ? 1 : 0) + (cfg.chips_y > 1 ? 1 : 0));
+  const std::uint32_t links =
+      cfg.topology == Topology::kSwitch ? 1 : 2 * ((cfg.chips_x > 1 ? 1 : 0) + (cfg.chips_y > 1 ? 1 : 0));
   if (p <= 1 || links == 0) return 0.0;
   const double share = (c == Collective::kAllReduce ? 2.0 : 1.0) * (p - 1) / p * static_cast<double>(bytes);
   return share / (links * cfg.link_bandwidth.bytes_per_s);
@@ -362,16 +418,27 @@ InstanceConfig read_instance_config(config::Section& s) {
   def_torus += ", ";
   def_torus += std::to_string(d.chips_y);
   def_torus += "]";
-  const std::vector<std::int64_t> torus = s.integer_list(
-      "torus", {.doc = "chips along X and Y of the NeuronLink torus", .def = def_torus});
-  if (torus.size() != 2 || torus[0] < 1 || torus[1] < 1 || torus[0] * torus[1] > 4096) {
-    s.fail("torus", "expected two positive chip counts [x, y] (at most 4096 chips)");
+  c.topology = s.enumeration<Topology>(
+      "topology", {.doc = "how the chips are linked: torus (a 2-D NeuronLink torus, `torus: [x, y]`) or switch "
+                          "(every chip on one port of a non-blocking switch, `chips: N`)",
+                   .def = "torus"},
+      {{"torus", Topology::kTorus}, {"switch", Topology::kSwitch}});
+  if (c.topology == Topology::kSwitch) {
+    c.chips_x = static_cast<std::uint32_t>(
+        s.integer("chips", {.doc = "chips on the switch", .def = "16", .min = 1, .max = 4096}));
+    c.chips_y = 1;
+  } else {
+    const std::vector<std::int64_t> torus = s.integer_list(
+        "torus", {.doc = "chips along X and Y of the NeuronLink torus", .def = def_torus});
+    if (torus.size() != 2 || torus[0] < 1 || torus[1] < 1 || torus[0] * torus[1] > 4096) {
+      s.fail("torus", "expected two positive chip counts [x, y] (at most 4096 chips)");
+    }
+    c.chips_x = static_cast<std::uint32_t>(torus[0]);
+    c.chips_y = static_cast<std::uint32_t>(torus[1]);
   }
-  c.chips_x = static_cast<std::uint32_t>(torus[0]);
-  c.chips_y = static_cast<std::uint32_t>(torus[1]);
   const std::string def_bw = wse::to_string(d.link_bandwidth);
   const std::string def_lat = wse::to_string(d.link_latency);
-  c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "bandwidth of one link, each direction",
+  c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "bandwidth of one link, each direction (switch: of a chip's port)",
                                                     .def = def_bw, .min = 0, .min_exclusive = true});
   c.link_latency = s.duration("link_latency", {.doc = "latency of one link hop (per hop of a message, per ring step)",
                                                .def = def_lat, .min = 0});
@@ -390,6 +457,13 @@ InstanceConfig read_instance_config(config::Section& s) {
        {"mesh", CollectiveAlgorithm::kMesh},
        {"torus2d", CollectiveAlgorithm::kTorus2d}});
   if (!algorithm_applies(c, c.algorithm)) {
+    if (c.algorithm == CollectiveAlgorithm::kTorus2d) {
+      s.fail("collective_algorithm", "torus2d needs topology torus, not switch; use auto, ring, rdh or mesh");
+    }
+    if (c.topology == Topology::kSwitch) {
+      s.fail("collective_algorithm", "rdh needs a power-of-two number of chips on the switch, not " +
+                                         std::to_string(c.chips_x) + "; use auto, ring or mesh");
+    }
     s.fail("collective_algorithm", "rdh needs a torus whose sides are powers of two, not " +
                                        std::to_string(c.chips_x) + " x " + std::to_string(c.chips_y) +
                                        "; use auto, ring, mesh or torus2d");

@@ -30,6 +30,12 @@
 //              S / (2 nx ny)), all-gather along Y, then along X.
 // `auto` simulates every algorithm that applies and takes the fastest, as the Neuron
 // runtime chooses its algorithm by message size.
+//
+// Topology `switch` (Trainium3: "NeuronSwitch-v1 all-to-all"): the chips hang off one
+// non-blocking switch, each by one port, an up link and a down link of `link_bandwidth`
+// each. Every message crosses two links, the sender's up link and the receiver's down
+// link (cut through, as on the torus). The ring, rdh (p a power of two) and mesh
+// algorithms run on it (the ring in chip order); torus2d does not apply.
 #pragma once
 
 #include <array>
@@ -51,7 +57,11 @@ inline constexpr std::array<CollectiveAlgorithm, 4> kCollectiveAlgorithms{
     CollectiveAlgorithm::kRing, CollectiveAlgorithm::kRdh, CollectiveAlgorithm::kMesh, CollectiveAlgorithm::kTorus2d};
 std::string_view to_string(CollectiveAlgorithm a);
 
+enum class Topology : std::uint8_t { kTorus, kSwitch };
+
 struct InstanceConfig {
+  Topology topology = Topology::kTorus;
+  // Torus: chips along X and Y. Switch: chips_x chips, chips_y = 1.
   std::uint32_t chips_x = 4;  // trn2.48xlarge: "16 Trainium2 chips in a 4x4 2D torus"
   std::uint32_t chips_y = 4;
   // Per direction of one link: 1,024 GiB/s per chip over 4 links x 2 directions.
@@ -63,6 +73,9 @@ struct InstanceConfig {
   Duration collective_setup{2.1e-6};
   CollectiveAlgorithm algorithm = CollectiveAlgorithm::kAuto;
   std::uint32_t chips() const { return chips_x * chips_y; }
+  // Directed links per chip: four neighbours on the torus, a port's up and down link on
+  // the switch.
+  std::uint32_t links_per_chip() const { return topology == Topology::kSwitch ? 2 : 4; }
 };
 
 enum class Collective { kAllReduce, kAllGather, kReduceScatter };
@@ -83,7 +96,7 @@ struct CollectiveResult {
 };
 
 // Whether `a` can run on the torus of `cfg` (rdh: a power-of-two number of chips on a
-// torus whose sides are powers of two).
+// torus whose sides are powers of two; torus2d: not on a switch).
 bool algorithm_applies(const InstanceConfig& cfg, CollectiveAlgorithm a);
 
 // Simulates one collective of `bytes` starting on every chip at time 0 with
@@ -94,7 +107,8 @@ CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::ui
                                 CollectiveAlgorithm a);
 
 // The bandwidth-only floor of a collective on the group: the bytes every chip must send
-// (all-reduce 2 (p - 1) / p x S, the others (p - 1) / p x S) over its four links.
+// (all-reduce 2 (p - 1) / p x S, the others (p - 1) / p x S) over its useful links (two
+// per torus dimension longer than one chip; one on a switch).
 double collective_floor_seconds(const InstanceConfig& cfg, Collective c, std::uint64_t bytes);
 
 InstanceConfig read_instance_config(config::Section& s);

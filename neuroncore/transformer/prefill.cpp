@@ -575,6 +575,13 @@ EngineBusy TrainiumPrefill::gemm_piece(const GemmShape& s) {
   return run_programs(programs);
 }
 
+std::uint64_t TrainiumPrefill::efficient_dma_piece() const {
+  // When the queues cannot outrun the HBM at all (Trainium3: "DMA 4.9 TB/s" against 4.9
+  // TB/s of HBM), no piece is large enough: pieces as large as allowed, gemm_dma_piece.
+  const std::uint64_t efficient = smallest_efficient_dma_piece(chip_);
+  return efficient == 0 ? cfg_.gemm_dma_piece : std::max<std::uint64_t>(efficient, 4096);
+}
+
 EngineBusy TrainiumPrefill::streamed_gemm(std::uint64_t out_features, std::uint64_t k, std::uint64_t tokens, DType t,
                                           std::uint64_t count) {
   // Weight pieces: the smallest that keeps the queues ahead of the HBM (the earlier the
@@ -586,6 +593,12 @@ EngineBusy TrainiumPrefill::streamed_gemm(std::uint64_t out_features, std::uint6
     programs.push_back(streamed_gemm_program(chip_, out_features, k, tokens, t, piece, base(c), count));
   }
   return run_programs(programs);
+}
+
+bool TrainiumPrefill::streams_weights(std::uint64_t k, std::uint64_t tokens, DType t) const {
+  const NeuronCoreConfig& nc = chip_.core;
+  const std::uint64_t e = bytes_of(t);
+  return tokens <= nc.tensor.max_moving && 2 * k * tokens * e + c_ring_bytes(nc, tokens, e) <= nc.sbuf.bytes / 2;
 }
 
 EngineBusy TrainiumPrefill::run_gemm_op(const Operator& op) {
@@ -612,11 +625,7 @@ EngineBusy TrainiumPrefill::run_gemm_op(const Operator& op) {
   // they are streamed once in large DMA instructions over all queues, the tokens being
   // the moving side of one pass. Needs X^T and the C store buffers in half of SBUF (the
   // weight ring takes the other half); otherwise the tiled GEMM below.
-  const NeuronCoreConfig& nc = chip_.core;
-  const std::uint64_t e = bytes_of(t);
-  auto streamed_fits = [&](std::uint64_t m) {
-    return m <= nc.tensor.max_moving && 2 * k * m * e + c_ring_bytes(nc, m, e) <= nc.sbuf.bytes / 2;
-  };
+  auto streamed_fits = [&](std::uint64_t m) { return streams_weights(k, m, t); };
   // A row-parallel GEMM's partial sums are all-reduced (per block of tokens, or once for
   // all instances of the streamed kernel).
   const std::uint64_t row_bytes = op.n * workloads::bytes_per_value(op.activation_dtype);
@@ -681,47 +690,232 @@ EngineBusy TrainiumPrefill::run_gemm_op(const Operator& op) {
   return total;
 }
 
-EngineBusy TrainiumPrefill::all_reduce(std::uint64_t bytes) {
-  EngineBusy b;
+namespace {
+
+// Pieces per load of an in-chip reduce-scatter or all-gather of `share` bytes per core
+// over c cores: each of a core's c - 1 loads takes enough queues that together they cover
+// the core's queues, in pieces of at least `efficient` bytes when the share is large (a
+// decode step's share is ~100 KiB: 4 KiB pieces would spend 3/4 of the time on
+// instruction costs).
+std::uint32_t in_chip_pieces_per_load(const ChipConfig& chip, std::uint32_t c, std::uint64_t share,
+                                      std::uint64_t efficient) {
+  const std::uint32_t queues = chip.core.dma.queues;
+  return static_cast<std::uint32_t>(
+      std::clamp<std::uint64_t>(std::max<std::uint64_t>(queues / (c - 1), ceil_div(share, efficient)), 1, queues));
+}
+
+}  // namespace
+
+EngineBusy TrainiumPrefill::in_chip_reduce_scatter(std::uint64_t bytes) {
+  // Each core reads its share of the other cores' partial sums, adds them (vector, fp32
+  // accumulate of bf16 values), stores its share.
   const std::uint32_t c = sim_cores_;
+  if (c <= 1) return {};
   const std::uint64_t share = ceil_div(bytes, c);
-  // Reduce-scatter inside the chip through HBM: each core reads its share of the
-  // other cores' partial sums, adds them (vector, fp32 accumulate of bf16 values), stores.
-  if (c > 1) {
-    // Each of the c - 1 loads of a core takes enough queues that together they cover the
-    // core's queues, in pieces of at least smallest_efficient_dma_piece when the share is
-    // large (a decode step's share is ~100 KiB: 4 KiB pieces would spend 3/4 of the time
-    // on instruction costs).
-    const std::uint32_t queues = chip_.core.dma.queues;
-    const std::uint64_t efficient = std::max<std::uint64_t>(smallest_efficient_dma_piece(chip_), 4096);
-    const auto per_load = static_cast<std::uint32_t>(
-        std::clamp<std::uint64_t>(std::max<std::uint64_t>(queues / (c - 1), ceil_div(share, efficient)), 1, queues));
-    std::vector<Program> rs(c), ag(c);
-    for (std::uint32_t i = 0; i < c; ++i) {
-      DmaEmitter dma{rs[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
-      std::vector<Program::Id> loads;
-      for (std::uint32_t j = 0; j + 1 < c; ++j) {
-        const auto l = dma.transfer(false, share, {}, per_load);
-        const Program::Id add = rs[i].elementwise(Engine::kVector, share / 2, DType::kBf16);
-        depend_all(rs[i], add, l);
-        loads.push_back(add);
-      }
-      dma.transfer(true, share, loads);
-      DmaEmitter gather{ag[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
-      for (std::uint32_t j = 0; j + 1 < c; ++j) gather.transfer(false, share, {}, per_load);
+  const std::uint32_t per_load = in_chip_pieces_per_load(chip_, c, share, efficient_dma_piece());
+  std::vector<Program> rs(c);
+  for (std::uint32_t i = 0; i < c; ++i) {
+    DmaEmitter dma{rs[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
+    std::vector<Program::Id> loads;
+    for (std::uint32_t j = 0; j + 1 < c; ++j) {
+      const auto l = dma.transfer(false, share, {}, per_load);
+      const Program::Id add = rs[i].elementwise(Engine::kVector, share / 2, DType::kBf16);
+      depend_all(rs[i], add, l);
+      loads.push_back(add);
     }
-    b += run_programs(rs);
-    if (chips_ > 1) {
-      const CollectiveResult& r = group_collective(Collective::kAllReduce, bytes);
-      b.elapsed_ps += r.time_ps;
-      b.collective_ps += static_cast<double>(r.time_ps);
-      b.algorithm_ps[static_cast<std::size_t>(r.algorithm)] += static_cast<double>(r.time_ps);
-      b.collective_floor_ps += collective_floor_seconds(group_, Collective::kAllReduce, bytes) * 1e12;
-      b.link_ps += r.link_utilization * static_cast<double>(group_.chips()) * 4 * static_cast<double>(r.time_ps);
-    }
-    b += run_programs(ag);
+    dma.transfer(true, share, loads);
   }
+  return run_programs(rs);
+}
+
+EngineBusy TrainiumPrefill::in_chip_all_gather(std::uint64_t bytes) {
+  // Each core loads the c - 1 other cores' shares.
+  const std::uint32_t c = sim_cores_;
+  if (c <= 1) return {};
+  const std::uint64_t share = ceil_div(bytes, c);
+  const std::uint32_t per_load = in_chip_pieces_per_load(chip_, c, share, efficient_dma_piece());
+  std::vector<Program> ag(c);
+  for (std::uint32_t i = 0; i < c; ++i) {
+    DmaEmitter gather{ag[i], chip_.core.dma.queues, 0, base(i), chip_.hbm.capacity().bytes};
+    for (std::uint32_t j = 0; j + 1 < c; ++j) gather.transfer(false, share, {}, per_load);
+  }
+  return run_programs(ag);
+}
+
+EngineBusy TrainiumPrefill::link_collective(Collective c, std::uint64_t bytes) {
+  EngineBusy b;
+  if (chips_ <= 1) return b;
+  const CollectiveResult& r = group_collective(c, bytes);
+  b.elapsed_ps = r.time_ps;
+  b.collective_ps = static_cast<double>(r.time_ps);
+  b.algorithm_ps[static_cast<std::size_t>(r.algorithm)] = static_cast<double>(r.time_ps);
+  b.collective_floor_ps = collective_floor_seconds(group_, c, bytes) * 1e12;
+  b.link_ps = r.link_utilization * static_cast<double>(group_.chips() * group_.links_per_chip()) *
+              static_cast<double>(r.time_ps);
   return b;
+}
+
+EngineBusy TrainiumPrefill::all_reduce(std::uint64_t bytes) {
+  // Reduce-scatter inside the chip through HBM, all-reduce between the chips on the
+  // torus, all-gather inside the chip, one after another.
+  EngineBusy b;
+  if (sim_cores_ <= 1) return b;
+  b += in_chip_reduce_scatter(bytes);
+  b += link_collective(Collective::kAllReduce, bytes);
+  b += in_chip_all_gather(bytes);
+  return b;
+}
+
+std::uint64_t overlap_makespan(const std::vector<OverlapChunk>& chunks) {
+  constexpr std::size_t kStages = 6;
+  // The resource of each stage: 0 the chip, 1 the NeuronLink.
+  constexpr std::array<std::size_t, kStages> resource{0, 0, 1, 0, 1, 0};
+  const auto duration = [](const OverlapChunk& c, std::size_t stage) {
+    switch (stage) {
+      case 0: return c.gemm_ps;
+      case 1: return c.rs_chip_ps;
+      case 2: return c.rs_link_ps;
+      case 3: return c.shard_ps;
+      case 4: return c.ag_link_ps;
+      default: return c.ag_chip_ps;
+    }
+  };
+  std::vector<std::size_t> next(chunks.size(), 0);   // each chunk's next stage
+  std::vector<std::uint64_t> ready(chunks.size(), 0);  // the end of its previous stage
+  std::array<std::uint64_t, 2> free{0, 0};
+  std::uint64_t end = 0;
+  for (std::size_t left = chunks.size() * kStages; left > 0; --left) {
+    // The stage that can start first (ties: the lower chunk); every other stage waiting
+    // for the same resource starts no earlier, so committing it first is exact.
+    std::size_t best = chunks.size();
+    std::uint64_t best_start = 0;
+    for (std::size_t k = 0; k < chunks.size(); ++k) {
+      if (next[k] == kStages) continue;
+      const std::uint64_t start = std::max(ready[k], free[resource[next[k]]]);
+      if (best == chunks.size() || start < best_start) {
+        best = k;
+        best_start = start;
+      }
+    }
+    const std::size_t stage = next[best]++;
+    const std::uint64_t stop = best_start + duration(chunks[best], stage);
+    free[resource[stage]] = stop;
+    ready[best] = stop;
+    end = std::max(end, stop);
+  }
+  return end;
+}
+
+std::ptrdiff_t TrainiumPrefill::overlap_segment(const std::vector<Operator>& ops, std::size_t from) const {
+  const Operator& op = ops[from];
+  if (!cfg_.overlap || chips_ <= 1 || sim_cores_ <= 1 || op.kind != OpKind::gemm || !row_parallel(op) ||
+      op.count != 1 || op.m == 0) {
+    return -1;
+  }
+  const std::uint64_t chunk = std::min(cfg_.overlap_chunk_tokens, cfg_.gemm_token_block);
+  if (ceil_div(op.m, chunk) < 2) return -1;
+  // The residual adds and norms right after it, over the same tokens (per-token counts):
+  // they run on each chunk's shard between its reduce-scatter and its all-gather.
+  const std::uint64_t m = op.m;
+  std::size_t j = from + 1;
+  while (j < ops.size() && (ops[j].kind == OpKind::residual_add || ops[j].kind == OpKind::norm) &&
+         ops[j].layer == op.layer && ops[j].elements > 0 && ops[j].elements % m == 0 && ops[j].vector_ops % m == 0 &&
+         ops[j].input_bytes % m == 0 && ops[j].output_bytes % m == 0) {
+    ++j;
+  }
+  return static_cast<std::ptrdiff_t>(j - from - 1);
+}
+
+std::vector<OverlapChunk> TrainiumPrefill::overlap_pipeline(const std::vector<Operator>& ops, std::size_t from) {
+  std::vector<OverlapChunk> pipeline;
+  const std::ptrdiff_t shard = overlap_segment(ops, from);
+  if (shard >= 0) run_overlapped(ops, from, static_cast<std::size_t>(shard), &pipeline);
+  return pipeline;
+}
+
+EngineBusy TrainiumPrefill::run_overlapped(const std::vector<Operator>& ops, std::size_t from, std::size_t shard,
+                                           std::vector<OverlapChunk>* chunks_out) {
+  const Operator& op = ops[from];
+  const std::uint64_t k = ceil_div(op.k, cfg_.physical_cores());
+  const std::uint64_t n = op.n;
+  const DType t = chip_dtype(op.weight_dtype);
+  const std::uint64_t row_bytes = op.n * workloads::bytes_per_value(op.activation_dtype);
+  const std::uint64_t m = op.m;
+  const std::uint64_t block = cfg_.gemm_token_block;
+  const std::uint64_t chunks = ceil_div(m, std::min(cfg_.overlap_chunk_tokens, block));
+  // Chunks of equal size (the first m mod chunks one row longer).
+  const std::uint64_t q = m / chunks, longer = m % chunks;
+  // The key of this segment's shape: everything but the token count.
+  std::string key;
+  {
+    KeyWriter w{key};
+    w << std::string_view("overlap|") << k << ',' << n << ',' << static_cast<std::uint64_t>(t) << ','
+      << static_cast<std::uint64_t>(op.activation_dtype) << '|';
+    for (std::size_t i = 1; i <= shard; ++i) {
+      const Operator& e = ops[from + i];
+      w << std::string_view(workloads::to_string(e.kind)) << ',' << e.elements / m << ',' << e.vector_ops / m << ','
+        << e.input_bytes / m << ',' << e.output_bytes / m << ',' << e.weight_bytes << ';';
+    }
+  }
+  constexpr std::size_t kParts = 6;
+  using Parts = std::array<EngineBusy, kParts>;  // the stages of OverlapChunk, in order
+  auto parts_at = [&](std::uint64_t tokens) {
+    Parts p;
+    const std::uint64_t bytes = tokens * row_bytes;
+    const std::string at = key + std::to_string(tokens) + '|';
+    // The kernel a GEMM of this many rows runs as (run_gemm_op), without its all-reduce.
+    p[0] = cached(at + "gemm", [&] {
+      return streams_weights(k, tokens, t) ? streamed_gemm(n, k, tokens, t, 1) : gemm_piece(GemmShape{tokens, k, n, t});
+    });
+    p[1] = cached(at + "rs_chip", [&] { return in_chip_reduce_scatter(bytes); });
+    p[2] = link_collective(Collective::kReduceScatter, bytes);
+    p[3] = cached(at + "shard", [&] {
+      EngineBusy b;
+      for (std::size_t i = 1; i <= shard; ++i) {
+        Operator x = ops[from + i];
+        x.elements = x.elements / m * tokens;
+        x.vector_ops = x.vector_ops / m * tokens;
+        x.input_bytes = x.input_bytes / m * tokens;
+        x.output_bytes = x.output_bytes / m * tokens;
+        b += run_per_token(x);
+      }
+      return b;
+    });
+    p[4] = link_collective(Collective::kAllGather, bytes);
+    p[5] = cached(at + "ag_chip", [&] { return in_chip_all_gather(bytes); });
+    return p;
+  };
+  // A chunk's parts, interpolated between the sample points around its size (token_grain).
+  auto parts_of = [&](std::uint64_t tokens) {
+    const SampleInterval s = token_sample_interval(tokens, cfg_.token_grain);
+    if (cfg_.token_grain == 0 || s.exact() || tokens < cfg_.token_grain) return parts_at(tokens);
+    const SampleInterval clipped{s.lo, std::min(s.hi, block)};
+    const Parts lo = parts_at(clipped.lo), hi = parts_at(clipped.hi);
+    Parts p;
+    for (std::size_t i = 0; i < kParts; ++i) p[i] = EngineBusy::interpolated(lo[i], hi[i], clipped.weight(tokens));
+    return p;
+  };
+  auto stages = [](const Parts& p) {
+    return OverlapChunk{p[0].elapsed_ps, p[1].elapsed_ps, p[2].elapsed_ps,
+                        p[3].elapsed_ps, p[4].elapsed_ps, p[5].elapsed_ps};
+  };
+  EngineBusy total;
+  std::vector<OverlapChunk> pipeline;
+  auto add_chunks = [&](std::uint64_t tokens, std::uint64_t count) {
+    if (count == 0) return;
+    const Parts p = parts_of(tokens);
+    for (const EngineBusy& b : p) {
+      total += b.scaled(count);  // instructions and chip runs once: what was simulated
+    }
+    pipeline.insert(pipeline.end(), count, stages(p));
+  };
+  add_chunks(q + 1, longer);
+  add_chunks(q, chunks - longer);
+  // Busy times are the parts' sums; the time is the pipeline's.
+  total.elapsed_ps = overlap_makespan(pipeline);
+  total.flops = 2 * m * k * n * sim_cores_ * chips_;
+  if (chunks_out != nullptr) *chunks_out = std::move(pipeline);
+  return total;
 }
 
 EngineBusy TrainiumPrefill::run_attention(const Operator& op) {
@@ -985,7 +1179,7 @@ EngineBusy TrainiumPrefill::run_decode_attention(const std::vector<Operator>& se
   // PSUM: two banks for the scores (QK^T of the next block while this one's softmax runs),
   // the others for the outputs of successive pairs.
   const std::uint32_t out_banks = std::max<std::uint32_t>(1, nc.psum_banks - 2);
-  const std::uint64_t efficient = std::max<std::uint64_t>(smallest_efficient_dma_piece(chip_), 4096);
+  const std::uint64_t efficient = efficient_dma_piece();
   std::vector<Program> programs(sim_cores_);
   for (std::uint32_t core = 0; core < sim_cores_; ++core) {
     Program& prog = programs[core];
@@ -1200,7 +1394,7 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
   PrefillResult r;
   r.physical_cores = cfg_.physical_cores();
   r.chips = chips_;
-  r.links = chips_ > 1 ? group_.chips() * 4 : 0;
+  r.links = chips_ > 1 ? group_.chips() * group_.links_per_chip() : 0;
   reused_operators_ = 0;
   graph_tokens_ = 0;
   for (const workloads::Sequence& q : g.sequences) graph_tokens_ += q.new_tokens;
@@ -1278,6 +1472,23 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
           o = e;
           continue;
         }
+        if (const std::ptrdiff_t shard = overlap_segment(ops, o); shard >= 0) {
+          // A row-parallel GEMM with its all-reduce and the residual adds and norms after it
+          // as one pipeline of token chunks.
+          const auto count = static_cast<std::size_t>(shard);
+          std::string name = op.name;
+          std::string segment = "overlapped|" + operator_key(op);
+          for (std::size_t x = 1; x <= count; ++x) {
+            name += "+" + ops[o + x].name;
+            segment += ';' + operator_key(ops[o + x]);
+          }
+          const EngineBusy b = this->cached(cfg_.reuse ? segment : std::string(),
+                                            [&] { return run_overlapped(ops, o, count); }, true);
+          part += b;
+          lt.operators.push_back(OperatorTime{name + " (overlapped)", workloads::to_string(op.kind), b});
+          o += 1 + count;
+          continue;
+        }
         const EngineBusy b = run_operator(op);
         part += b;
         lt.operators.push_back(OperatorTime{op.name, workloads::to_string(op.kind), b});
@@ -1314,7 +1525,8 @@ OperatorTime collective_time(std::string name, const CollectiveResult& r, const 
   t.busy.collective_ps = static_cast<double>(r.time_ps);
   t.busy.runtime_ps = static_cast<double>(r.time_ps);
   if (r.time_ps > 0) t.busy.algorithm_ps[static_cast<std::size_t>(r.algorithm)] = static_cast<double>(r.time_ps);
-  t.busy.link_ps = r.link_utilization * static_cast<double>(group.chips()) * 4 * static_cast<double>(r.time_ps);
+  t.busy.link_ps = r.link_utilization * static_cast<double>(group.chips() * group.links_per_chip()) *
+                  static_cast<double>(r.time_ps);
   return t;
 }
 
@@ -1466,6 +1678,16 @@ PrefillConfig read_prefill_config(config::Section& s) {
       "sampling_vector_passes", {.doc = "vector-engine passes over each logit row of on-device sampling (besides "
                                         "the scalar engine's exp with the row sum)",
                                  .def = std::to_string(d.sampling_vector_passes), .min = 1, .max = 64}));
+  c.overlap = s.boolean(
+      "overlap", {.doc = "row-parallel GEMMs of two or more chunks of overlap_chunk_tokens rows, their all-reduce "
+                         "(split into a reduce-scatter and an all-gather between the chips) and the residual add and "
+                         "norm after them run as a pipeline of token chunks: a chunk's collective on the NeuronLink "
+                         "overlaps the next chunk's compute; false: every operator after the previous one",
+                  .def = d.overlap ? "true" : "false"});
+  c.overlap_chunk_tokens = static_cast<std::uint64_t>(s.integer(
+      "overlap_chunk_tokens", {.doc = "token rows of one chunk of the overlap pipeline (at most gemm_token_block "
+                                      "is used)",
+                               .def = std::to_string(d.overlap_chunk_tokens), .min = 128, .max = 1 << 20}));
   c.hbm_fidelity = s.enumeration<HbmFidelity>(
       "hbm_fidelity", {.doc = "HBM model for whole-model prefill", .def = "streaming"},
       {{"streaming", HbmFidelity::kStreaming}, {"banks", HbmFidelity::kBanks}});

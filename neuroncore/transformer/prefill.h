@@ -34,7 +34,12 @@
 //    are sequence-parallel: each core takes 1/P of the values, in tiles (load, engine
 //    passes, store). Embedding: one DMA gather per token row.
 //  - Operators run one after another (each a fresh chip run: an operator boundary is a
-//    synchronisation point, no overlap between operators).
+//    synchronisation point). With `overlap`, a row-parallel GEMM of at least two chunks of
+//    overlap_chunk_tokens rows, its all-reduce and the residual add and norm after it run
+//    as a pipeline of token chunks: the all-reduce split sequence-parallel into a
+//    reduce-scatter and an all-gather around the element-wise operators (on the chunk's
+//    shard), the chip and the NeuronLink each working on one chunk at a time, so a
+//    chunk's collective overlaps the next chunk's GEMM (overlap_makespan).
 //  - Repeated work is simulated once (`reuse`): an operator or a whole decoder layer whose
 //    key (every field that decides its time) was seen before takes the cached result; a
 //    batched decode attention is keyed by its sorted sequence lengths.
@@ -89,6 +94,10 @@ struct PrefillConfig {
   Duration host_overhead{437e-6};  // host work per invocation (dispatch, tensor allocation)
   bool async_execution = true;     // the host prepares the next invocation while this one runs
   std::uint32_t sampling_vector_passes = 2;  // over the logits: the max, then the scan to the sampled token
+  // Row-parallel GEMMs of more than one chunk run as a pipeline of token chunks whose
+  // inter-chip collectives overlap the next chunk's compute (docs/neuroncore.md, "Overlap").
+  bool overlap = false;
+  std::uint64_t overlap_chunk_tokens = 2048;  // token rows of one chunk of that pipeline
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };
 
@@ -107,6 +116,24 @@ struct SampleInterval {
   }
 };
 SampleInterval token_sample_interval(std::uint64_t x, std::uint64_t grain);
+
+// One token chunk of an overlapped row-parallel GEMM (PrefillConfig::overlap), in ps: the
+// stages run in this order, each after the previous one of the chunk, on the chip or on
+// the NeuronLink.
+struct OverlapChunk {
+  std::uint64_t gemm_ps = 0;     // chip: the GEMM on the chunk's rows (partial sums)
+  std::uint64_t rs_chip_ps = 0;  // chip: reduce-scatter of the partial sums inside the chip, through HBM
+  std::uint64_t rs_link_ps = 0;  // NeuronLink: reduce-scatter between the chips
+  std::uint64_t shard_ps = 0;    // chip: the residual add and norm after the GEMM, on the chunk's shard
+  std::uint64_t ag_link_ps = 0;  // NeuronLink: all-gather between the chips
+  std::uint64_t ag_chip_ps = 0;  // chip: all-gather inside the chip, through HBM
+};
+
+// The end of the pipeline of `chunks` on two resources, the chip and the NeuronLink, each
+// running one stage at a time, without preemption: whenever a resource is free it starts
+// the stage that can start first (a stage waits for the previous stage of its chunk),
+// ties to the lower chunk, then to the earlier stage. With one chunk: the sum of its stages.
+std::uint64_t overlap_makespan(const std::vector<OverlapChunk>& chunks);
 
 // Reads the `prefill:` section (configs/hardware/trn2_48xlarge.yaml).
 PrefillConfig read_prefill_config(config::Section& s);
@@ -216,6 +243,11 @@ class TrainiumPrefill {
   // model's full weights.
   PrefillResult run(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& prompt_tokens);
 
+  // The chunks of the pipeline that ops[from] (a row-parallel GEMM) and the residual adds
+  // and norms after it run as with `overlap` (their parts simulated, or from the cache);
+  // empty when ops[from] does not run overlapped.
+  std::vector<OverlapChunk> overlap_pipeline(const std::vector<workloads::Operator>& ops, std::size_t from);
+
   std::uint32_t simulated_cores() const { return sim_cores_; }
   std::uint32_t chips() const { return chips_; }
 
@@ -224,6 +256,9 @@ class TrainiumPrefill {
                                         std::size_t to) const;
   EngineBusy run_operator(const workloads::Operator& op);
   EngineBusy run_gemm_op(const workloads::Operator& op);
+  // A GEMM of `tokens` rows (K = k per core) runs as the weight-streaming kernel: tokens
+  // within one moving pass, X^T and the C buffers within half of SBUF.
+  bool streams_weights(std::uint64_t k, std::uint64_t tokens, DType t) const;
   EngineBusy run_attention(const workloads::Operator& op);
   // Prefill attention with token_grain: bilinear in (query_len, context_offset) between
   // the simulated corners of the sample cell.
@@ -247,6 +282,19 @@ class TrainiumPrefill {
   EngineBusy run_elementwise(const workloads::Operator& op);
   EngineBusy run_embedding(const workloads::Operator& op);
   EngineBusy all_reduce(std::uint64_t bytes);
+  // The two chip runs of an all-reduce of `bytes` inside the chip (through HBM).
+  EngineBusy in_chip_reduce_scatter(std::uint64_t bytes);
+  EngineBusy in_chip_all_gather(std::uint64_t bytes);
+  // An inter-chip collective of the group with its busy times (collective, links, floor).
+  EngineBusy link_collective(Collective c, std::uint64_t bytes);
+  // ops[from] is a row-parallel GEMM that runs overlapped (overlap on, tiled, at least two
+  // chunks, more than one chip): how many of the operators after it (residual adds and
+  // norms over the same tokens) join its pipeline; -1 when it does not run overlapped.
+  std::ptrdiff_t overlap_segment(const std::vector<workloads::Operator>& ops, std::size_t from) const;
+  // The GEMM ops[from] and the `shard` operators after it as a pipeline of token chunks.
+  // `pipeline`, when given, receives the chunks.
+  EngineBusy run_overlapped(const std::vector<workloads::Operator>& ops, std::size_t from, std::size_t shard,
+                            std::vector<OverlapChunk>* pipeline = nullptr);
   // One inter-chip collective of the group (cfg algorithm, auto: the fastest), memoised.
   const CollectiveResult& group_collective(Collective c, std::uint64_t bytes);
   // The runtime's work around a pass: the launch barrier before it; after it the logits'
@@ -255,6 +303,9 @@ class TrainiumPrefill {
   LayerTime runtime_after(const workloads::OperatorGraph& g, std::uint64_t start_ps, std::uint64_t device_ps);
   TrainiumFloor floor_of(const workloads::OperatorGraph& g, const EngineBusy& busy) const;
   EngineBusy run_programs(const std::vector<Program>& programs);
+  // The smallest DMA piece of K/V loads and in-chip collectives that keeps the queues
+  // ahead of the HBM (at least 4 KiB), or gemm_dma_piece when none does.
+  std::uint64_t efficient_dma_piece() const;
   EngineBusy gemm_piece(const GemmShape& s);
   // Start of core `c`'s share of the chip's HBM address space.
   std::uint64_t base(std::uint32_t c) const { return chip_.hbm.capacity().bytes / sim_cores_ * c; }

@@ -138,6 +138,16 @@ TEST_F(Cli, MalformedTraceLineNamesFileAndLine) {
   EXPECT_THAT(r.err, HasSubstr("ContextTokens 'abc' is not a positive integer"));
 }
 
+TEST_F(Cli, TrainiumGroupLargerThanTheInstanceIsBadInputAtItsKey) {
+  // TP 64 x LNC 2 = 128 cores, 16 chips, on a switch of 8 Trainium3 chips (64 cores).
+  const std::string src = WSE_SOURCE_DIR;
+  Result r = run_bad(fs::path(src) / "configs/experiments/trn3_cs3.yaml", "--set instance.chips=8");
+  EXPECT_THAT(r.err, HasSubstr("prefill.tp_degree"));
+  EXPECT_THAT(r.err, HasSubstr("trn3_instance.yaml:"));
+  EXPECT_THAT(r.err, HasSubstr("128 physical cores, but the instance has 64"));
+  EXPECT_THAT(r.err, HasSubstr("lower prefill.tp_degree or prefill.lnc"));
+}
+
 TEST_F(Cli, CheckPrintsTheResolvedConfiguration) {
   Result r = wse_emu("check '" + experiment("e.yaml", "").string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 0) << r.err;

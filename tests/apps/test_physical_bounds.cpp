@@ -13,6 +13,7 @@
 // The bounds are computed here from the resolved configuration, independently of the
 // models that produced the times.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -62,18 +63,24 @@ struct Bounds {
   double kv_bytes_per_s = 0;       // narrowest link of a KV transfer (0: no transfer)
 };
 
+// The chips that run a Trainium pass: the prefill group (tp_degree x lnc physical
+// cores), at most the instance's chips (a torus [x, y], or `chips` on a switch).
+double trainium_chips(const YAML::Node& c) {
+  const YAML::Node i = c["instance"];
+  double chips = 1;
+  if (i["topology"] && i["topology"].as<std::string>() == "switch") {
+    chips = i["chips"].as<double>();
+  } else {
+    for (const auto& d : i["torus"]) chips *= d.as<double>();
+  }
+  const double cores = c["prefill"]["tp_degree"].as<double>() * c["prefill"]["lnc"].as<double>();
+  return std::min(chips, std::max(1.0, std::ceil(cores / c["trainium"]["cores"].as<double>())));
+}
 double trainium_flops(const YAML::Node& c) {
   const YAML::Node t = c["trainium"]["neuroncore"]["tensor"];
   const double moving = std::max(t["moving_per_cycle_bf16"].as<double>(), t["moving_per_cycle_fp8"].as<double>());
   const double per_core = t["rows"].as<double>() * t["columns"].as<double>() * 2.0 * hz(t["clock"]) * moving;
-  double chips = 1;
-  for (const auto& d : c["instance"]["torus"]) chips *= d.as<double>();
-  return per_core * c["trainium"]["cores"].as<double>() * chips;
-}
-double trainium_hbm(const YAML::Node& c) {
-  double chips = 1;
-  for (const auto& d : c["instance"]["torus"]) chips *= d.as<double>();
-  return bw(c["trainium"]["hbm"]["peak_bandwidth"]) * chips;
+  return per_core * c["trainium"]["cores"].as<double>() * trainium_chips(c);
 }
 // One tensor-parallel group of GPUs (a gpu_only machine): tp_degree GPUs.
 double gpu_flops(const YAML::Node& c) {
@@ -84,6 +91,7 @@ double gpu_flops(const YAML::Node& c) {
 double gpu_hbm(const YAML::Node& c) {
   return bw(c["gpu"]["hbm"]["peak_bandwidth"]) * c["gpu_pass"]["tp_degree"].as<double>();
 }
+double trainium_hbm(const YAML::Node& c) { return bw(c["trainium"]["hbm"]["peak_bandwidth"]) * trainium_chips(c); }
 double wafers(const YAML::Node& c) { return c["decode"] ? c["decode"]["wafers"].as<double>() : 1.0; }
 double wafer_pes(const YAML::Node& c) { return c["wafer"]["width"].as<double>() * c["wafer"]["height"].as<double>(); }
 double wafer_sram_bw(const YAML::Node& c) {

@@ -155,6 +155,78 @@ TEST(Collective, FloorIsTheBytesEachChipMustSendOverItsLinks) {
   EXPECT_EQ(collective_floor_seconds(torus(1, 1), Collective::kAllReduce, 1 << 20), 0.0);
 }
 
+// The same round figures on a switch of `chips` ports.
+InstanceConfig switched(std::uint32_t chips) {
+  InstanceConfig c = torus(chips, 1);
+  c.topology = Topology::kSwitch;
+  return c;
+}
+
+TEST(Collective, SwitchAllReduceOnFourChipsByHand) {
+  // 1 MiB on 4 chips of a switch: every message crosses the sender's up link and the
+  // receiver's down link (1 us each), cut through: a message of b bytes sent alone at T
+  // holds the up link [T, T + b / B], the down link [T + 1 us, T + 1 us + b / B], and is
+  // delivered 1 us after, T + 2 us + b / B.
+  //   ring: 6 rounds; each chip sends 128 KiB (1 us) to the next and to the previous chip,
+  //     one after the other on its up link [T, T + 1], [T + 1, T + 2]; a down link takes the
+  //     first [T + 1, T + 2] and the second [T + 2, T + 3], delivered T + 4: 6 x 4 + 0.5
+  //     = 24.5 us;
+  //   mesh: 2 rounds; each chip sends 256 KiB (2 us) to each of the 3 others, up link
+  //     [T, T + 2], [T + 2, T + 4], [T + 4, T + 6]; the receiver's down link takes them as
+  //     they come, [T + 1, T + 3], [T + 3, T + 5], [T + 5, T + 7], the last delivered
+  //     T + 8: 2 x 8 + 0.5 = 16.5 us;
+  //   rdh: rounds of 512 KiB (4 us) to chip ^ 1, 256 KiB (2 us) to chip ^ 2, then the
+  //     reverse: 1 + 4 + 1 = 6 us and 1 + 2 + 1 = 4 us each: 2 x (6 + 4) + 0.5 = 20.5 us;
+  //   torus2d does not apply; auto takes the mesh.
+  // Nothing contends beyond the up link, so every alpha-beta price (per round 2 hops +
+  // the chip's bytes over its one port) equals the simulated time.
+  const InstanceConfig sw = switched(4);
+  const CollectiveResult ring = run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRing);
+  EXPECT_EQ(ring.time_ps, 24'500'000u);
+  EXPECT_EQ(ring.alpha_beta_ps, 24'500'000u);
+  const CollectiveResult mesh = run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kMesh);
+  EXPECT_EQ(mesh.time_ps, 16'500'000u);
+  EXPECT_EQ(mesh.alpha_beta_ps, 16'500'000u);
+  const CollectiveResult rdh = run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRdh);
+  EXPECT_EQ(rdh.time_ps, 20'500'000u);
+  EXPECT_EQ(rdh.alpha_beta_ps, 20'500'000u);
+  EXPECT_FALSE(algorithm_applies(sw, CollectiveAlgorithm::kTorus2d));
+  EXPECT_THROW(run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kTorus2d),
+               std::invalid_argument);
+  EXPECT_EQ(run_collective(sw, Collective::kAllReduce, 1 << 20).algorithm, CollectiveAlgorithm::kMesh);
+  // Reduce-scatter and all-gather are the mesh's two rounds apart: 8.5 us each.
+  EXPECT_EQ(run_collective(sw, Collective::kReduceScatter, 1 << 20, CollectiveAlgorithm::kMesh).time_ps, 8'500'000u);
+  EXPECT_EQ(run_collective(sw, Collective::kAllGather, 1 << 20, CollectiveAlgorithm::kMesh).time_ps, 8'500'000u);
+  // Floor: each chip sends 2 x 3/4 x 1 MiB through its one port: 1.5 MiB / 131.072 GB/s = 12 us.
+  EXPECT_NEAR(collective_floor_seconds(sw, Collective::kAllReduce, 1 << 20), 12e-6, 1e-15);
+  // Three chips: rdh does not apply.
+  EXPECT_FALSE(algorithm_applies(switched(3), CollectiveAlgorithm::kRdh));
+}
+
+TEST(HardwareFiles, SwitchTopologyIsReadWithItsChipCount) {
+  config::Document doc = config::parse("instance:\n  topology: switch\n  chips: 12\n", "t.yaml");
+  config::Section root = doc.root();
+  config::Section s = root.section("instance", "instance");
+  const InstanceConfig c = read_instance_config(s);
+  doc.finish();
+  EXPECT_EQ(c.topology, Topology::kSwitch);
+  EXPECT_EQ(c.chips(), 12u);
+  EXPECT_EQ(c.links_per_chip(), 2u);
+  // torus2d on a switch is bad input at its key.
+  try {
+    config::Document bad =
+        config::parse("instance:\n  topology: switch\n  chips: 4\n  collective_algorithm: torus2d\n", "b.yaml");
+    config::Section r = bad.root();
+    config::Section i = r.section("instance", "instance");
+    read_instance_config(i);
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("b.yaml:4"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("instance.collective_algorithm"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("torus2d needs topology torus"));
+  }
+}
+
 TEST(HardwareFiles, Trn2ChipAndInstanceReadCompletely) {
   config::Document doc =
       config::load(wse::testing::source_path("configs/hardware/trn2_48xlarge.yaml"));
@@ -185,18 +257,29 @@ TEST(HardwareFiles, Trn2ChipAndInstanceReadCompletely) {
 }
 
 TEST(HardwareFiles, Trn3ChipAndInstanceReadCompletely) {
-  config::Document doc =
-      config::load(wse::testing::source_path("configs/hardware/trn3_instance.yaml"));
-  config::Section root = doc.root();
-  config::Section trn = root.section("trainium", "Trainium chip");
-  const ChipConfig chip = read_chip_config(trn);
-  config::Section inst = root.section("instance", "instance");
-  read_instance_config(inst);
-  doc.finish();
-  EXPECT_EQ(chip.core.sbuf, Size{32ULL << 20});
-  EXPECT_EQ(chip.core.tensor.moving_per_cycle_fp8, 4.0);
-  EXPECT_NEAR(chip.hbm.peak_bandwidth().bytes_per_s, trainium3_hbm().peak_bandwidth().bytes_per_s, 1e3);
-  EXPECT_EQ(chip.hbm.capacity(), Size{144ULL << 30});
+  for (const char* file : {"configs/hardware/trn3_instance.yaml", "configs/hardware/trn3_ultraserver.yaml"}) {
+    SCOPED_TRACE(file);
+    config::Document doc = config::load(wse::testing::source_path(file));
+    config::Section root = doc.root();
+    config::Section trn = root.section("trainium", "Trainium chip");
+    const ChipConfig chip = read_chip_config(trn);
+    config::Section inst = root.section("instance", "instance");
+    const InstanceConfig i = read_instance_config(inst);
+    config::Section pre = root.section("prefill", "transformer prefill");
+    const PrefillConfig p = read_prefill_config(pre);
+    doc.finish();  // every key in the files was read
+    EXPECT_EQ(chip.core.sbuf, Size{32ULL << 20});
+    EXPECT_EQ(chip.core.tensor.moving_per_cycle_fp8, 4.0);
+    EXPECT_NEAR(chip.hbm.peak_bandwidth().bytes_per_s, trainium3_hbm().peak_bandwidth().bytes_per_s, 1e3);
+    EXPECT_EQ(chip.hbm.capacity(), Size{144ULL << 30});
+    EXPECT_EQ(i.topology, Topology::kSwitch);
+    EXPECT_EQ(i.chips(), std::string(file).find("ultraserver") != std::string::npos ? 144u : 16u);
+    EXPECT_NEAR(i.link_bandwidth.bytes_per_s, 1024.0 * (1ULL << 30), 1.0);
+    // TP 64 x LNC 2: 128 cores, 16 chips of the instance or of the UltraServer.
+    EXPECT_EQ(p.tp_degree * p.lnc, 128u);
+    const TrainiumPrefill prefill(chip, i, p);
+    EXPECT_EQ(prefill.chips(), 16u);
+  }
 }
 
 TEST(HardwareFiles, BadTorusIsReportedAtItsKey) {

@@ -183,6 +183,161 @@ TEST(Prefill, AllReduceAfterORunsOnTheTorus) {
   EXPECT_EQ(r.busy.flops, 2u * 128u * 2048u * 1024u);
 }
 
+TEST(Prefill, OverlapOfACollectiveWithTheNextGemmByHand) {
+  // Two chunks of a row-parallel GEMM: GEMM 0, its collectives, and GEMM 1, which does not
+  // need them. Stages (us): GEMM 10, reduce-scatter in the chip 2, reduce-scatter between
+  // the chips 6 (link), residual add and norm on the shard 1, all-gather between the chips
+  // 6 (link), all-gather in the chip 2.
+  //   overlap off: every stage after the previous one: 2 x (10 + 2 + 6 + 1 + 6 + 2) = 54 us.
+  //   overlap on (chip | link):
+  //     GEMM 0 [0, 10], RS chip 0 [10, 12]
+  //     at 12: RS link 0 and GEMM 1 can both start (tie: chunk 0 first, on the link)
+  //       RS link 0 [12, 18] | GEMM 1 [12, 22]      <- the collective hidden by GEMM 1
+  //     at 22: norm 0 (ready 18) and RS chip 1 (ready 22) tie: chunk 0, norm 0 [22, 23]
+  //     at 23: AG link 0 [23, 29] | RS chip 1 [23, 25]
+  //     at 29: AG chip 0 (ready 29, chip free 25) and RS link 1 (ready 25, link free 29)
+  //       tie: AG chip 0 [29, 31] | RS link 1 [29, 35]
+  //     norm 1 [35, 36], AG link 1 [36, 42], AG chip 1 [42, 44]
+  //   -> 44 us: 10 us of the 54 hidden (RS link 0 behind GEMM 1, AG link 0 and RS link 1
+  //      behind the chip's RS 1 and AG 0).
+  constexpr std::uint64_t us = 1'000'000;
+  const OverlapChunk c{10 * us, 2 * us, 6 * us, 1 * us, 6 * us, 2 * us};
+  EXPECT_EQ(overlap_makespan({c}), 27 * us);  // one chunk: nothing to overlap
+  EXPECT_EQ(overlap_makespan({c, c}), 44 * us);
+  // A collective longer than the next GEMM: link stages of 15 us.
+  //   GEMM 0 [0, 10], RS chip 0 [10, 12]; RS link 0 [12, 27] | GEMM 1 [12, 22]
+  //   RS chip 1 [22, 24] (norm 0 waits for RS link 0 until 27)
+  //   at 27: norm 0 [27, 28] | RS link 1 [27, 42] (ready since 24: it takes the link
+  //     before AG link 0, ready only at 28)
+  //   AG link 0 [42, 57] | norm 1 [42, 43]; AG chip 0 [57, 59] | AG link 1 [57, 72];
+  //   AG chip 1 [72, 74]
+  //   -> 74 us against 2 x 45 = 90 us off: the link is the bottleneck (4 x 15 us from 12).
+  const OverlapChunk slow{10 * us, 2 * us, 15 * us, 1 * us, 15 * us, 2 * us};
+  EXPECT_EQ(overlap_makespan({slow, slow}), 74 * us);
+}
+
+TEST(Prefill, OverlappedGemmRunsTheChunksOfItsParts) {
+  // TP 16 x LNC 1 = 2 chips (a 2 x 1 torus): o_proj of 256 tokens (K 2048, N 1024) with
+  // the residual add and the norm after it, in chunks of 128 tokens. With overlap the
+  // three operators are one timeline entry whose time is the pipeline of two chunks
+  // (overlap_makespan, derived by hand in the test above), each chunk's parts being:
+  //   link stages: a reduce-scatter and an all-gather of 128 x 1024 x 2 B on the 2 x 1 torus;
+  //   GEMM + the in-chip reduce-scatter and all-gather = the 128-token o_proj without
+  //     overlap minus its all-reduce between the chips;
+  //   shard = the 128-token residual add and norm without overlap.
+  PrefillConfig off = single_core();
+  off.tp_degree = 16;
+  PrefillConfig on = off;
+  on.overlap = true;
+  on.overlap_chunk_tokens = 128;
+  auto gemm = [](std::uint64_t m) {
+    Operator o;
+    o.kind = OpKind::gemm;
+    o.name = "self_attn.o_proj";
+    o.layer = 0;
+    o.m = m;
+    o.k = 2048;
+    o.n = 1024;
+    return o;
+  };
+  auto elementwise = [](OpKind kind, const char* name, std::uint64_t tokens, std::uint64_t ops, std::uint64_t inputs) {
+    Operator e;
+    e.kind = kind;
+    e.name = name;
+    e.layer = 0;
+    e.elements = tokens * 1024;
+    e.vector_ops = ops * e.elements;
+    e.input_bytes = inputs * 2 * e.elements;
+    e.output_bytes = 2 * e.elements;
+    return e;
+  };
+  auto layer = [&](std::uint64_t m) {
+    return std::vector<Operator>{gemm(m), elementwise(OpKind::residual_add, "attn_residual", m, 1, 2),
+                                 elementwise(OpKind::norm, "post_attention_layernorm", m, 4, 1)};
+  };
+  const ChipConfig chip = trainium2_chip();
+  InstanceConfig two;
+  two.chips_x = 2;
+  two.chips_y = 1;
+  const std::uint64_t chunk_bytes = 128 * 1024 * 2;
+  const CollectiveResult rs = run_collective(two, Collective::kReduceScatter, chunk_bytes);
+  const CollectiveResult ag = run_collective(two, Collective::kAllGather, chunk_bytes);
+  const CollectiveResult ar = run_collective(two, Collective::kAllReduce, chunk_bytes);
+
+  TrainiumPrefill p(chip, InstanceConfig{}, on);
+  const std::vector<OverlapChunk> pipeline = p.overlap_pipeline(layer(256), 0);
+  ASSERT_EQ(pipeline.size(), 2u);
+  const PrefillResult gemm_alone = TrainiumPrefill(chip, InstanceConfig{}, off).run(graph_of({gemm(128)}));
+  const PrefillResult shard_alone =
+      TrainiumPrefill(chip, InstanceConfig{}, off).run(graph_of({layer(128)[1], layer(128)[2]}));
+  for (const OverlapChunk& c : pipeline) {
+    EXPECT_EQ(c.rs_link_ps, rs.time_ps);
+    EXPECT_EQ(c.ag_link_ps, ag.time_ps);
+    EXPECT_EQ(c.gemm_ps + c.rs_chip_ps + c.ag_chip_ps, gemm_alone.total_ps - ar.time_ps);
+    EXPECT_EQ(c.shard_ps, shard_alone.total_ps);
+  }
+  const PrefillResult r = p.run(graph_of(layer(256)));
+  ASSERT_EQ(r.layers.size(), 1u);
+  ASSERT_EQ(r.layers[0].operators.size(), 1u);
+  EXPECT_EQ(r.layers[0].operators[0].name, "self_attn.o_proj+attn_residual+post_attention_layernorm (overlapped)");
+  EXPECT_EQ(r.total_ps, overlap_makespan(pipeline));
+  EXPECT_DOUBLE_EQ(r.busy.collective_ps, 2.0 * static_cast<double>(rs.time_ps + ag.time_ps));
+  EXPECT_EQ(r.busy.flops, 2u * 256u * 2048u * 1024u);
+  // The chunks' stages one after another, against the pipeline: the link stages hidden
+  // behind the chip's work, at most all of them.
+  std::uint64_t serial = 0, link = 0;
+  for (const OverlapChunk& c : pipeline) {
+    serial += c.gemm_ps + c.rs_chip_ps + c.rs_link_ps + c.shard_ps + c.ag_link_ps + c.ag_chip_ps;
+    link += c.rs_link_ps + c.ag_link_ps;
+  }
+  EXPECT_LT(r.total_ps, serial);
+  EXPECT_GE(r.total_ps, serial - link);
+  // Overlap off: the same operators one after another (the GEMM whole, its all-reduce).
+  const PrefillResult s = TrainiumPrefill(chip, InstanceConfig{}, off).run(graph_of(layer(256)));
+  EXPECT_EQ(s.layers[0].operators.size(), 3u);
+  EXPECT_EQ(s.busy.flops, r.busy.flops);
+  // One chunk (m <= overlap_chunk_tokens), one chip or a decode-sized GEMM: not overlapped.
+  EXPECT_TRUE(p.overlap_pipeline(layer(128), 0).empty());
+  PrefillConfig one_chip = on;
+  one_chip.tp_degree = 8;
+  EXPECT_TRUE(TrainiumPrefill(chip, InstanceConfig{}, one_chip).overlap_pipeline(layer(256), 0).empty());
+}
+
+TEST(Prefill, QueuesThatCannotOutrunTheHbmTakeTheLargestPieces) {
+  // Trainium3's DMA queues move 4.9 TB/s, its HBM 4.9 TB/s: no DMA piece keeps the queues
+  // ahead of the HBM, so K/V loads and in-chip collectives take the largest pieces
+  // (gemm_dma_piece), not 4 KiB ones that spend most of a queue's time on the 600 ns
+  // instruction cost. Every rate of a Trainium3 chip is at least Trainium2's, so a decode
+  // step of Llama-3.1-70B (one layer, 64 sequences of 10,000 tokens, TP 64 x LNC 2) and its
+  // batched attention must not be slower there (with 4 KiB pieces the attention took 261 us
+  // against 138 us on Trainium2).
+  config::Document doc = config::load(testing::source_path("configs/hardware/trn3_instance.yaml"));
+  config::Section root = doc.root();
+  config::Section trn = root.section("trainium", "chip");
+  const ChipConfig trn3 = read_chip_config(trn);
+  config::Section inst = root.section("instance", "instance");
+  const InstanceConfig switch16 = read_instance_config(inst);
+  config::Section pre = root.section("prefill", "prefill");
+  PrefillConfig cfg = read_prefill_config(pre);
+  doc.finish();
+  cfg.runtime = false;
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-70B_config.json", {"model.num_hidden_layers=1"});
+  const auto g = workloads::lower_decode(m, std::vector<std::uint64_t>(64, 10000));
+  const PrefillResult a = TrainiumPrefill(trainium2_chip(), InstanceConfig{}, cfg).run(g);
+  const PrefillResult b = TrainiumPrefill(trn3, switch16, cfg).run(g);
+  auto attention = [](const PrefillResult& r) {
+    for (const LayerTime& l : r.layers) {
+      for (const OperatorTime& o : l.operators) {
+        if (o.name.find("(decode x64)") != std::string::npos) return o.busy.elapsed_ps;
+      }
+    }
+    return std::uint64_t{0};
+  };
+  ASSERT_GT(attention(a), 0u);
+  EXPECT_LT(attention(b), attention(a));
+  EXPECT_LT(b.total_ps, a.total_ps);
+}
+
 TEST(Prefill, ReusedLayersGiveTheSameAnswer) {
   // Llama-3.1-8B cut to 3 layers, one 256-token prompt, TP 8 on one chip.
   const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=3"});
