@@ -19,6 +19,10 @@ for t in "${targets[@]}"; do
   [[ " ${all[*]} " == *" $t "* ]] || { echo "unknown fuzz target '$t'; targets: ${all[*]}" >&2; exit 2; }
 done
 timeout_s="${WSE_FUZZ_TIMEOUT:-10}"  # one input taking longer is a hang
+# libFuzzer's seed: 0 (the default) draws a new one each run, so every run explores
+# afresh; a fixed seed (CI: 1) explores the same inputs in the same order, so that a
+# clean run stays clean on the next commit unless the code changed what the inputs do.
+seed="${WSE_FUZZ_SEED:-0}"
 
 scripts/install_deps.sh --sanitizers
 scripts/build_san.sh "${targets[@]}"
@@ -58,7 +62,7 @@ for t in "${targets[@]}"; do
   echo "== $t: fuzzing for ${seconds} s"
   start=$(date +%s)
   set +e
-  { time "$bin" -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb=2048 -print_final_stats=1 \
+  { time "$bin" -seed="$seed" -max_total_time="$seconds" -timeout="$timeout_s" -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$findings/" "$work" "fuzz/corpus/$t" >"$log" 2>&1; } 2>"$out/logs/$t.cpu"
   rc=$?
   set -e
