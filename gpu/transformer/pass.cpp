@@ -16,14 +16,6 @@ using workloads::OpKind;
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-bool row_parallel(const Operator& op) {
-  return ends_with(op.name, "o_proj") || ends_with(op.name, "down_proj");
-}
-
 bool is_decode_attention(const Operator& op) {
   return op.kind == OpKind::attention && op.query_len == 1 && op.context_offset > 0;
 }
@@ -162,24 +154,10 @@ void GpuPass::decode_attention(Part& p, const std::vector<Operator>& seqs) const
 
 GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t from, std::size_t to) {
   // Fuse q/k/v and gate/up: column-parallel GEMMs of the same input, one after another.
-  std::vector<Operator> ops;
-  for (std::size_t o = from; o < to; ++o) {
-    const Operator& op = all[o];
-    if (cfg_.fuse_projections && !ops.empty()) {
-      Operator& prev = ops.back();
-      if (op.kind == OpKind::gemm && prev.kind == OpKind::gemm && !row_parallel(op) && !row_parallel(prev) &&
-          op.m == prev.m && op.k == prev.k && op.count == 1 && prev.count == 1 &&
-          op.weight_dtype == prev.weight_dtype && op.activation_dtype == prev.activation_dtype) {
-        prev.name += "+" + op.name;
-        prev.n += op.n;
-        prev.flops += op.flops;
-        prev.weight_bytes += op.weight_bytes;
-        prev.output_bytes += op.output_bytes;
-        continue;
-      }
-    }
-    ops.push_back(op);
-  }
+  const std::vector<Operator> ops =
+      cfg_.fuse_projections ? workloads::fuse_projections(all, from, to)
+                            : std::vector<Operator>(all.begin() + static_cast<std::ptrdiff_t>(from),
+                                                    all.begin() + static_cast<std::ptrdiff_t>(to));
   Part p;
   const std::uint64_t tp = cfg_.tp_degree;
   for (std::size_t o = 0; o < ops.size();) {

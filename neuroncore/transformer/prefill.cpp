@@ -29,12 +29,6 @@ DType chip_dtype(workloads::DType t) {
   return DType::kBf16;
 }
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Row-parallel projections: the input features are split, partial outputs all-reduced.
-bool row_parallel(const Operator& op) { return ends_with(op.name, "o_proj") || ends_with(op.name, "down_proj"); }
 
 std::string binary(std::uint64_t bytes) { return pretty_binary(Size{bytes}); }
 
@@ -1366,29 +1360,6 @@ EngineBusy TrainiumPrefill::run_decode_attention_cached(const std::vector<Operat
                 [&] { return run_decode_attention(sequences); }, true);
 }
 
-std::vector<Operator> TrainiumPrefill::fuse(const std::vector<Operator>& ops, std::size_t from, std::size_t to) const {
-  std::vector<Operator> out;
-  for (std::size_t o = from; o < to; ++o) {
-    const Operator& op = ops[o];
-    if (cfg_.fuse_projections && !out.empty()) {
-      Operator& prev = out.back();
-      // q/k/v and gate/up: column-parallel GEMMs of the same input, one after another.
-      if (op.kind == OpKind::gemm && prev.kind == OpKind::gemm && !row_parallel(op) && !row_parallel(prev) &&
-          op.m == prev.m && op.k == prev.k && op.count == 1 && prev.count == 1 &&
-          op.weight_dtype == prev.weight_dtype && op.activation_dtype == prev.activation_dtype) {
-        prev.name += "+" + op.name;
-        prev.n += op.n;
-        prev.flops += op.flops;
-        prev.weight_bytes += op.weight_bytes;
-        prev.output_bytes += op.output_bytes;
-        continue;
-      }
-    }
-    out.push_back(op);
-  }
-  return out;
-}
-
 PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint64_t model_weight_bytes) {
   check_capacity(g, model_weight_bytes);
   PrefillResult r;
@@ -1456,7 +1427,10 @@ PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint6
       }
     }
     if (!cached) {
-      const std::vector<Operator> ops = fuse(g.ops, i, j);
+      const std::vector<Operator> ops =
+          cfg_.fuse_projections ? workloads::fuse_projections(g.ops, i, j)
+                                : std::vector<Operator>(g.ops.begin() + static_cast<std::ptrdiff_t>(i),
+                                                        g.ops.begin() + static_cast<std::ptrdiff_t>(j));
       for (std::size_t o = 0; o < ops.size();) {
         const Operator& op = ops[o];
         if (is_decode_attention(op)) {

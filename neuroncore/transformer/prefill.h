@@ -252,8 +252,6 @@ class TrainiumPrefill {
   std::uint32_t chips() const { return chips_; }
 
  private:
-  std::vector<workloads::Operator> fuse(const std::vector<workloads::Operator>& ops, std::size_t from,
-                                        std::size_t to) const;
   EngineBusy run_operator(const workloads::Operator& op);
   EngineBusy run_gemm_op(const workloads::Operator& op);
   // A GEMM of `tokens` rows (K = k per core) runs as the weight-streaming kernel: tokens

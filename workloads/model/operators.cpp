@@ -1,5 +1,7 @@
 #include "workloads/model/operators.h"
 
+#include <string_view>
+
 #include <array>
 #include <stdexcept>
 #include <utility>
@@ -413,6 +415,35 @@ OperatorGraph lower_decode(const TransformerModel& model, const std::vector<std:
     batch.push_back({1, c, true});
   }
   return lower(model, batch);
+}
+
+bool row_parallel(const Operator& op) {
+  const auto ends_with = [&](std::string_view suffix) {
+    return op.name.size() >= suffix.size() && op.name.compare(op.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return ends_with("o_proj") || ends_with("down_proj");
+}
+
+std::vector<Operator> fuse_projections(const std::vector<Operator>& ops, std::size_t from, std::size_t to) {
+  std::vector<Operator> out;
+  for (std::size_t o = from; o < to; ++o) {
+    const Operator& op = ops[o];
+    if (!out.empty()) {
+      Operator& prev = out.back();
+      if (op.kind == OpKind::gemm && prev.kind == OpKind::gemm && !row_parallel(op) && !row_parallel(prev) &&
+          op.m == prev.m && op.k == prev.k && op.count == 1 && prev.count == 1 &&
+          op.weight_dtype == prev.weight_dtype && op.activation_dtype == prev.activation_dtype) {
+        prev.name += "+" + op.name;
+        prev.n += op.n;
+        prev.flops += op.flops;
+        prev.weight_bytes += op.weight_bytes;
+        prev.output_bytes += op.output_bytes;
+        continue;
+      }
+    }
+    out.push_back(op);
+  }
+  return out;
 }
 
 }  // namespace wse::workloads

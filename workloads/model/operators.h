@@ -110,4 +110,12 @@ OperatorGraph lower_prefill(const TransformerModel& model, const std::vector<std
 // One decode step: one new token per running request with context_tokens[i] tokens cached.
 OperatorGraph lower_decode(const TransformerModel& model, const std::vector<std::uint64_t>& context_tokens);
 
+// Tensor parallelism's split of a projection: row-parallel (o_proj, down_proj: the input
+// features split, the partial outputs all-reduced), or column-parallel (every other GEMM).
+bool row_parallel(const Operator& op);
+// ops[from, to) with each run of column-parallel GEMMs of the same input, one after
+// another (q, k, v; gate, up: same m, k, dtypes, one copy each), fused into one GEMM
+// named "a+b+...", as serving software fuses them.
+std::vector<Operator> fuse_projections(const std::vector<Operator>& ops, std::size_t from, std::size_t to);
+
 }  // namespace wse::workloads
