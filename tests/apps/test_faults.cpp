@@ -87,7 +87,7 @@ class FaultSchedules : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FaultSchedules, NoRequestIsLostAndTheFaultHasAnEffect) {
   const fs::path file = fs::path(WSE_SOURCE_DIR) / "configs/faults" / GetParam();
-  const fs::path scratch = fs::temp_directory_path() / ("wse_faults_" + file.stem().string());
+  const fs::path scratch = ::wse::testing::temp_path("wse_faults_" + file.stem().string());
   fs::remove_all(scratch);
   const RunFiles f = run(file, scratch / "faults", "");
   const RunFiles ref = run(file, scratch / "reference", "--set 'faults=[]'");
@@ -168,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(Shipped, FaultSchedules, ::testing::ValuesIn(shipped_ya
 // A bad schedule stops `wse-emu check` with exit 2, naming file:line, the key and what
 // is allowed.
 TEST(FaultScheduleErrors, NameFileLineKeyAndWhatIsAllowed) {
-  const fs::path dir = fs::temp_directory_path() / "wse_faults_errors";
+  const fs::path dir = ::wse::testing::temp_path("wse_faults_errors");
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string base = "include: " + std::string(WSE_SOURCE_DIR) + "/configs/faults/decode_down_resend.yaml\n";

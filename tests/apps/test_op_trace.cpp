@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(OpTraceMode, GenerateWriteReadRunGivesTheSameResult) {
-  const fs::path dir = fs::temp_directory_path() / "wse_op_trace_mode";
+  const fs::path dir = ::wse::testing::temp_path("wse_op_trace_mode");
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string src = WSE_SOURCE_DIR;
@@ -68,7 +68,7 @@ TEST(OpTraceMode, GenerateWriteReadRunGivesTheSameResult) {
 }
 
 TEST(OpTraceMode, AMalformedTraceIsBadInput) {
-  const fs::path dir = fs::temp_directory_path() / "wse_op_trace_bad";
+  const fs::path dir = ::wse::testing::temp_path("wse_op_trace_bad");
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "bad.jsonl") << "{\"format\": \"something else\"}\n";

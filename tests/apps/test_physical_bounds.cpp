@@ -153,7 +153,7 @@ class PhysicalBounds : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
   const fs::path exp = fs::path(WSE_SOURCE_DIR) / "configs/experiments" / GetParam();
-  const fs::path scratch = fs::temp_directory_path() / ("wse_bounds_" + exp.stem().string());
+  const fs::path scratch = ::wse::testing::temp_path("wse_bounds_" + exp.stem().string());
   fs::remove_all(scratch);
   const fs::path out = scratch / "run";
   const Result r = wse_emu("run '" + exp.string() + "' --quiet --set workload.trace.limit=12 --out '" +

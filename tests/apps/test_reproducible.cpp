@@ -42,7 +42,9 @@ class Reproducible : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Reproducible, TwoRunsWriteTheSameBytes) {
   const fs::path exp = fs::path(WSE_SOURCE_DIR) / "configs/experiments" / GetParam();
-  const fs::path scratch = fs::temp_directory_path() / ("wse_repro_" + exp.stem().string());
+  // The process id keeps two checkouts' suites running at once out of each other's folders.
+  const fs::path scratch =
+      ::wse::testing::temp_path("wse_repro_" + exp.stem().string() + "_" + std::to_string(::getpid()));
   fs::remove_all(scratch);
   // One experiment also writes its timeline, which must reproduce too.
   const std::string trace = exp.stem() == "kv_transfer_efa" ? " --trace" : "";
@@ -88,7 +90,7 @@ INSTANTIATE_TEST_SUITE_P(Shipped, Reproducible, ::testing::ValuesIn(shipped_yaml
 // requests each) with --jobs 1 and --jobs 2: the points finish in different orders,
 // results.csv must not show it. The host's times are in host.csv, one row per point.
 TEST(ReproducibleSweep, ResultsCsvIsTheSameWithOneJobAndWithTwo) {
-  const fs::path scratch = fs::temp_directory_path() / "wse_repro_sweep";
+  const fs::path scratch = ::wse::testing::temp_path("wse_repro_sweep");
   fs::remove_all(scratch);
   fs::create_directories(scratch);
   {

@@ -78,7 +78,7 @@ TEST_F(Serving, LayerwiseKvOverlapsThePrefill) {
 }
 
 TEST_F(Serving, TraceFollowsEachRequestFromPrefillToItsLastToken) {
-  const std::string path = (std::filesystem::temp_directory_path() / "wse_serving_trace.json").string();
+  const std::string path = (::wse::testing::temp_path("wse_serving_trace.json")).string();
   {
     trace::Writer writer(path);
     LinearPrefill prefill(2);

@@ -355,7 +355,7 @@ TEST_F(SharedResourceTest, TraceGetsOneSlicePerTransfer) {
   // Two 1000 B transfers at 0 ns, FIFO: slices [0, 1 us) and [1 us, 2 us) on the
   // resource's track (trace timestamps are microseconds).
   const std::string path =
-      (std::filesystem::temp_directory_path() / "wse_shared_resource_trace.json").string();
+      (::wse::testing::temp_path("wse_shared_resource_trace.json")).string();
   {
     trace::Writer writer(path);
     Rig bench(gigabyte_per_second(Duration{10e-9}, 2), &writer);

@@ -58,7 +58,7 @@ TEST(RequestTrace, WholeAzureFilesAndMooncake) {
 }
 
 TEST(RequestTrace, MalformedLinesNameFileAndLine) {
-  const fs::path p = fs::temp_directory_path() / "wse_bad_trace.csv";
+  const fs::path p = ::wse::testing::temp_path("wse_bad_trace.csv");
   std::ofstream(p) << "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
                       "2023-11-16 18:15:47,12\n";
   TraceOptions o;
@@ -72,7 +72,7 @@ TEST(RequestTrace, MalformedLinesNameFileAndLine) {
   }
   std::ofstream(p) << "time,in,out\n";
   EXPECT_THROW(read_trace(o), config::ConfigError);
-  const fs::path j = fs::temp_directory_path() / "wse_bad_trace.jsonl";
+  const fs::path j = ::wse::testing::temp_path("wse_bad_trace.jsonl");
   std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\n{\"timestamp\": 1,\n";
   o.path = j;
   o.format = TraceFormat::mooncake_jsonl;
@@ -92,7 +92,7 @@ TEST(RequestTrace, MalformedLinesNameFileAndLine) {
 // representable values"), -3 became 18446744073709551613, and any count above 2^32 - 1
 // was cut to its low 32 bits (4294967297 tokens became 1). Each is now a malformed line.
 TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
-  const fs::path j = fs::temp_directory_path() / "wse_token_counts.jsonl";
+  const fs::path j = ::wse::testing::temp_path("wse_token_counts.jsonl");
   TraceOptions o;
   o.path = j;
   o.format = TraceFormat::mooncake_jsonl;
@@ -122,7 +122,7 @@ TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
   EXPECT_EQ(error_for(R"({"timestamp": 1, "input_length": 4294967295, "output_length": 0})"), "no error");
   EXPECT_EQ(read_trace(o)[1].input_tokens, 4294967295u);
 
-  const fs::path c = fs::temp_directory_path() / "wse_token_counts.csv";
+  const fs::path c = ::wse::testing::temp_path("wse_token_counts.csv");
   std::ofstream(c) << "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,4294967297,44\n";
   o.path = c;
   o.format = TraceFormat::azure_csv;
@@ -144,7 +144,7 @@ TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
 // request before. (The jump here is to 2023-12-16, 30 days: a jump of years is now
 // refused by itself, as later than a run can simulate.)
 TEST(RequestTrace, TimestampEarlierThanThePreviousRequestIsMalformed) {
-  const fs::path p = fs::temp_directory_path() / "wse_backwards.csv";
+  const fs::path p = ::wse::testing::temp_path("wse_backwards.csv");
   std::ofstream(p) << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
                       "2023-11-16 18:15:46.6805900,374,44\n"
                       "2023-12-16 18:15:51.2224670,879,55\n"
@@ -160,7 +160,7 @@ TEST(RequestTrace, TimestampEarlierThanThePreviousRequestIsMalformed) {
   }
   // Equal timestamps are in order (the Mooncake trace starts with several at 0 ms), and
   // a trace may start before 1970 or at negative milliseconds.
-  const fs::path j = fs::temp_directory_path() / "wse_backwards.jsonl";
+  const fs::path j = ::wse::testing::temp_path("wse_backwards.jsonl");
   std::ofstream(j) << "{\"timestamp\": -5, \"input_length\": 1, \"output_length\": 1}\n"
                       "{\"timestamp\": -5, \"input_length\": 1, \"output_length\": 1}\n"
                       "{\"timestamp\": 995, \"input_length\": 1, \"output_length\": 1}\n";
