@@ -19,8 +19,8 @@ using ::testing::HasSubstr;
 class Compare : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wse_compare_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = ::wse::testing::temp_path("wse_compare_" +
+                                     std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

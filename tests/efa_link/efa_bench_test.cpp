@@ -27,7 +27,7 @@ std::vector<std::vector<std::string>> read_csv(const std::filesystem::path& p) {
 }
 
 TEST(EfaBench, QuickRunWritesCsvFiles) {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "efa_bench_test";
+  const std::filesystem::path dir = ::wse::testing::temp_path("efa_bench_test");
   std::filesystem::create_directories(dir);
   sim::BenchArgs args;
   args.out_dir = dir;

@@ -438,7 +438,7 @@ TEST(SrdEngine, UtilizationCountsBusyTimeOfEachResource) {
 
 // With a trace writer, each operation is one slice from post to completion.
 TEST(SrdEngine, TraceHasOneSlicePerOperation) {
-  const std::string path = (std::filesystem::temp_directory_path() / "efa_trace_test.json").string();
+  const std::string path = ::wse::testing::temp_path("efa_trace_test.json").string();
   {
     trace::Writer w(path);
     SrdEngine e(simple_config());

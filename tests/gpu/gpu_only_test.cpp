@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 class GpuOnly : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("wse_gpu_only_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = ::wse::testing::temp_path("wse_gpu_only_" +
+                                     std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

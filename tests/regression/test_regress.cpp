@@ -25,8 +25,8 @@ using ::testing::MatchesRegex;
 class Regress : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           (std::string("wse_regress_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = ::wse::testing::temp_path(std::string("wse_regress_") +
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "refs");
     // A copy of the suite: the shipped kv_link experiment (fast), its shipped reference.

@@ -134,7 +134,7 @@ TEST_F(StatsCollectTest, WalkerFindsProvidersInTheModuleTree) {
 }
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / name).string();
+  return ::wse::testing::temp_path(name).string();
 }
 
 TEST(TraceWriter, FinishWritesValidTraceEventJson) {
