@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <systemc>
 
+#include "apps/experiments/energy.h"
 #include "gpu/core/gpu_config.h"
 #include "gpu/node/nvswitch.h"
 #include "gpu/transformer/pass.h"
@@ -74,9 +75,15 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
 
   const Floors& prefill_floor() const { return prefill_floor_; }
   const Floors& decode_floor() const { return decode_floor_; }
+  // The group's work over the run (all its GPUs): the energy model's counts.
+  const Activity& activity() const { return activity_; }
 
  private:
   void account(const gpu::GpuPassResult& r, Floors& f) {
+    const double gpus = runner_.tp_degree();
+    activity_.flops += r.busy.flops * gpus;
+    activity_.memory_bytes += static_cast<double>(r.busy.hbm_bytes) * gpus;
+    activity_.link_bytes += static_cast<double>(r.busy.nvlink_bytes) * gpus;
     tensor_.add_busy(r.busy.tensor_s);
     hbm_.add_busy(r.busy.hbm_s);
     nvlink_.add_busy(r.busy.nvlink_s);
@@ -97,6 +104,7 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
   std::vector<stats::Utilization*> algorithms_;
   stats::Counter& kernels_;
   Floors prefill_floor_, decode_floor_;
+  Activity activity_;
 };
 
 // The GPU groups of the experiment: `instances` nodes of `groups` tensor-parallel groups.
@@ -123,6 +131,12 @@ class GpuMachines : public sc_core::sc_module, public stats::Provider {
   // summary.json `gpu`: the floors of the prefill passes and decode steps (means per
   // pass, and the ratio of simulated to floor time), as `trainium.floor`.
   nlohmann::json summary() const;
+  // The work of all groups: the energy model's counts.
+  Activity activity() const {
+    Activity a;
+    for (const auto& m : machines_) a += m->activity();
+    return a;
+  }
 
  private:
   stats::Group stats_;

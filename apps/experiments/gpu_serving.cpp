@@ -35,6 +35,9 @@ class GpuServing final : public ServingExperiment {
 
  private:
   void summarize_machines(nlohmann::json& s) const override { s["gpu"] = machines_->summary(); }
+  std::map<std::string, Activity> activity() const override {
+    return {{"gpu_instance", machines_->activity()}};
+  }
   std::unique_ptr<GpuMachines> machines_;
 };
 
@@ -88,6 +91,9 @@ class TrainiumPrefillGpuDecode final : public ServingExperiment {
     s["trainium"] = trainium_summary(prefill_->all());
     s["gpu"] = decode_->summary();
   }
+  std::map<std::string, Activity> activity() const override {
+    return {{"trainium_instance", total_activity(prefill_->all())}, {"gpu_instance", decode_->activity()}};
+  }
   std::unique_ptr<TrainiumPrefillPool> prefill_;
   std::unique_ptr<GpuMachines> decode_;
   std::unique_ptr<EfaKvPath> kv_path_;
@@ -116,6 +122,7 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, instances, g.groups,
                                                  g.gpu, g.node, g.pass, info.trace);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;
 }
@@ -157,6 +164,7 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   auto experiment = std::make_unique<TrainiumPrefillGpuDecode>(model, std::move(in.requests), cfg, trn,
                                                                decode_instances, g, efa, info.trace);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_energy(read_run_energy(root, cost, model));
   experiment->set_cost(std::move(cost));
   return experiment;
 }

@@ -78,6 +78,9 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   runtime_.add_busy(r.busy.runtime_ps * 1e-12);
   for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_ps[i] * 1e-12);
   chip_runs_.add(r.busy.chip_runs);
+  activity_.flops += static_cast<double>(r.busy.flops);
+  activity_.memory_bytes += r.busy.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips;
+  activity_.link_bytes += r.busy.link_ps * 1e-12 * runner_.link_bytes_per_s();
 }
 
 nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines) {
@@ -144,6 +147,11 @@ void WaferMachine::account(const wafer::WaferRunResult& r) {
   link_.add_busy(r.link_busy * r.seconds);
   weight_bytes_.add(r.weight_bytes_read);
   kv_bytes_.add(r.kv_bytes_read);
+  activity_.flops += static_cast<double>(r.flops);
+  activity_.memory_bytes += static_cast<double>(r.sram_read_bytes + r.sram_write_bytes);
+  activity_.link_bytes += static_cast<double>(r.link_bytes);
+  // A wavelet is 32 bits.
+  activity_.fabric_bytes += static_cast<double>(r.fabric_wavelet_hops) * 4.0;
   for (const auto& [k, s] : r.kernel_seconds) kernel_s_[k] += s;
 }
 

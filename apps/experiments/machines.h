@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/experiments/energy.h"
 #include "neuroncore/transformer/prefill.h"
 #include "systemc_models/stats/stats.h"
 #include "workloads/model/transformer.h"
@@ -36,6 +37,8 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   };
   const Floors& prefill_floor() const { return prefill_floor_; }
   const Floors& decode_floor() const { return decode_floor_; }
+  // The instance's work over the run: the energy model's counts.
+  const Activity& activity() const { return activity_; }
 
  private:
   void account(const neuron::PrefillResult& r);
@@ -50,11 +53,20 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   std::vector<stats::Utilization*> algorithms_;  // by CollectiveAlgorithm
   stats::Counter& chip_runs_;
   Floors prefill_floor_, decode_floor_;
+  Activity activity_;
 };
 
 // summary.json `trainium`: the floors of the prefill passes and decode steps of these
 // machines (means per pass, and the ratio of simulated to floor time).
 nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines);
+
+// The work of these machines over the run, summed.
+template <class Machines>
+Activity total_activity(const Machines& machines) {
+  Activity a;
+  for (const auto& m : machines) a += m->activity();
+  return a;
+}
 
 // One CS-3 system (or a pipeline of several holding one copy of the model): decode steps
 // and, in wafer_only mode, prefill batches run on the wafer model (wse_mesh/decode).
@@ -75,6 +87,8 @@ class WaferMachine : public serving::PrefillBackend, public serving::DecodeBacke
   const wafer::WaferFloor& prefill_floor() const { return prefill_floor_; }
   std::uint64_t prefills() const { return prefills_; }
   double prefill_seconds() const { return prefill_s_; }
+  // The system's work over the run (all its wafers): the energy model's counts.
+  const Activity& activity() const { return activity_; }
 
  private:
   void account(const wafer::WaferRunResult& r);
@@ -91,6 +105,7 @@ class WaferMachine : public serving::PrefillBackend, public serving::DecodeBacke
   wafer::WaferFloor decode_floor_, prefill_floor_;
   std::uint64_t prefills_ = 0;
   double prefill_s_ = 0.0;
+  Activity activity_;
 };
 
 }  // namespace wse::experiments

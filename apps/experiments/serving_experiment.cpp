@@ -124,16 +124,19 @@ void ServingExperiment::summarize(nlohmann::json& s) const {
   summarize_machines(s);
   serving::summarize(*system_, cfg_, s);
   if (!faults_.empty()) summarize_faults(s);
-  if (!cost_.fleet.empty()) {
-    std::uint64_t output = 0, prompt = 0;
-    const auto& records = system_->records();
-    const auto& requests = system_->requests();
-    for (std::size_t i = 0; i < records.size() && i < requests.size(); ++i) {
-      if (!records[i].completed()) continue;
-      output += records[i].tokens_out;
-      prompt += requests[i].input_tokens;
-    }
-    s["cost"] = cost_.summary(end_s_, output, prompt);
+  std::uint64_t output = 0, prompt = 0;  // of the completed requests
+  const auto& records = system_->records();
+  const auto& requests = system_->requests();
+  for (std::size_t i = 0; i < records.size() && i < requests.size(); ++i) {
+    if (!records[i].completed()) continue;
+    output += records[i].tokens_out;
+    prompt += requests[i].input_tokens;
+  }
+  if (!cost_.fleet.empty()) s["cost"] = cost_.summary(end_s_, output, prompt);
+  if (!energy_.empty()) {
+    const efa::SrdEngine* efa = efa_engine();
+    const double efa_bytes = efa ? static_cast<double>(efa->bytes_placed()) : 0.0;
+    s["energy"] = energy_.summary(end_s_, activity(), efa_bytes, output, prompt);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/experiments/cost.h"
+#include "apps/experiments/energy.h"
 #include "apps/experiments/faults.h"
 #include "efa_link/efa_config.h"
 #include "efa_link/srd_engine.h"
@@ -82,6 +83,8 @@ class ServingExperiment : public sim::Experiment {
   void set_fault_schedule(FaultSchedule f) { faults_ = std::move(f); }
   // The machines rented for the run and their prices: summary.json `cost`.
   void set_cost(RunCost c) { cost_ = std::move(c); }
+  // The power models of those machines: summary.json `energy`.
+  void set_energy(RunEnergy e) { energy_ = std::move(e); }
 
  protected:
   ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg);
@@ -92,6 +95,9 @@ class ServingExperiment : public sim::Experiment {
   virtual void summarize_machines(nlohmann::json& /*s*/) const {}
   // The EFA transport carrying the KV caches, if the mode has one (fault figures).
   virtual const efa::SrdEngine* efa_engine() const { return nullptr; }
+  // The work of the machines over the run by class (trainium_instance, cs3, gpu_instance),
+  // as their models count it: summary.json `energy`.
+  virtual std::map<std::string, Activity> activity() const = 0;
 
   workloads::TransformerModel model_;
   serving::ServingConfig cfg_;
@@ -102,6 +108,7 @@ class ServingExperiment : public sim::Experiment {
 
   FaultSchedule faults_;
   RunCost cost_;
+  RunEnergy energy_;
   double end_s_ = 0;
 };
 

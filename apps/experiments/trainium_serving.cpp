@@ -80,6 +80,9 @@ class TrainiumServing final : public ServingExperiment {
  private:
   const efa::SrdEngine* efa_engine() const override { return kv_path_ ? &kv_path_->network().engine() : nullptr; }
   void summarize_machines(nlohmann::json& s) const override { s["trainium"] = trainium_summary(machines_->all()); }
+  std::map<std::string, Activity> activity() const override {
+    return {{"trainium_instance", total_activity(machines_->all())}};
+  }
 
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<EfaKvPath> kv_path_;
@@ -128,6 +131,7 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   auto experiment =
       std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, efa ? &*efa : nullptr, info.trace);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;
 }

@@ -145,6 +145,14 @@ class WaferServing final : public ServingExperiment {
   const efa::SrdEngine* efa_engine() const override {
     return kv_path_ ? &kv_path_->efa().network().engine() : nullptr;
   }
+  std::map<std::string, Activity> activity() const override {
+    std::map<std::string, Activity> a = {{"cs3", total_activity(machines_->wafers())}};
+    if (gpu_) a["gpu_instance"] = gpu_->activity();
+    if (!machines_->trainium().empty()) {
+      a["trainium_instance"] = total_activity(machines_->trainium());
+    }
+    return a;
+  }
   void summarize_machines(nlohmann::json& s) const override {
     // Where decode time goes: busy seconds per kernel kind over all steps, and shares.
     std::map<std::string, double> kernels;
@@ -291,6 +299,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
                                                   std::move(decoder), trainium ? &*trainium : nullptr,
                                                   efa ? &*efa : nullptr, info.trace, gpu ? &*gpu : nullptr);
   experiment->set_fault_schedule(std::move(faults));
+  experiment->set_energy(read_run_energy(root, cost, model));
   experiment->set_cost(std::move(cost));
   return experiment;
 }

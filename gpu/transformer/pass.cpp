@@ -46,6 +46,9 @@ GpuBusy& GpuBusy::operator+=(const GpuBusy& o) {
   tensor_s += o.tensor_s;
   hbm_s += o.hbm_s;
   nvlink_s += o.nvlink_s;
+  flops += o.flops;
+  hbm_bytes += o.hbm_bytes;
+  nvlink_bytes += o.nvlink_bytes;
   launch_s += o.launch_s;
   for (std::size_t i = 0; i < algorithm_s.size(); ++i) algorithm_s[i] += o.algorithm_s[i];
   kernels += o.kernels;
@@ -113,12 +116,15 @@ double GpuPass::attention_compute_s(const Operator& op) {
   return s;
 }
 
-void GpuPass::kernel(Part& p, double compute_s, double tensor_s, std::uint64_t hbm_bytes) const {
+void GpuPass::kernel(Part& p, double compute_s, double flops, workloads::DType t,
+                     std::uint64_t hbm_bytes) const {
   const double launch = cfg_.kernel_launch.seconds;
   p.seconds += launch + std::max(compute_s, hbm_.seconds(hbm_bytes));
   p.busy.launch_s += launch;
-  p.busy.tensor_s += tensor_s;
+  p.busy.tensor_s += flops > 0.0 ? flops / gpu_.peak_flops(t) : 0.0;
+  p.busy.flops += flops;
   p.busy.hbm_s += static_cast<double>(hbm_bytes) / hbm_.bytes_per_s;
+  p.busy.hbm_bytes += hbm_bytes;
   ++p.busy.kernels;
 }
 
@@ -126,6 +132,8 @@ void GpuPass::all_reduce(Part& p, std::uint64_t bytes) const {
   const NodeCollective c = node_all_reduce(node_, cfg_.tp_degree, bytes);
   p.seconds += c.seconds;
   p.busy.nvlink_s += c.seconds;
+  // The bytes the bandwidth floor counts: a GPU's whole buffer leaves it (none alone).
+  p.busy.nvlink_bytes += c.floor_s > 0.0 ? bytes : 0;
   p.busy.algorithm_s[static_cast<std::size_t>(c.algorithm)] += c.seconds;
   p.collective_floor_s += c.floor_s;
 }
@@ -149,7 +157,7 @@ void GpuPass::decode_attention(Part& p, const std::vector<Operator>& seqs) const
                               gpu_.tensor.flops_per_clock(first.weight_dtype);
   const double compute =
       static_cast<double>(ceil_div(blocks, gpu_.sms)) * block_clocks / gpu_.tensor.clock.hz;
-  kernel(p, compute, flops / gpu_.peak_flops(first.weight_dtype), bytes);
+  kernel(p, compute, flops, first.weight_dtype, bytes);
 }
 
 GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t from, std::size_t to) {
@@ -177,7 +185,7 @@ GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t fro
       case OpKind::gemm: {
         const GemmShape s = shard(op);
         const GemmTiming& g = gemm(s);
-        kernel(p, g.compute_s, static_cast<double>(g.flops) / gpu_.peak_flops(s.dtype), g.hbm_bytes);
+        kernel(p, g.compute_s, static_cast<double>(g.flops), s.dtype, g.hbm_bytes);
         if (row_parallel(op) && tp > 1) all_reduce(p, op.output_bytes);
         break;
       }
@@ -186,12 +194,12 @@ GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t fro
         const std::uint64_t bytes = share(op.input_bytes + op.output_bytes, hq, op.q_heads) +
                                     share(op.kv_read_bytes + op.kv_write_bytes, hkv, op.kv_heads);
         const double flops = static_cast<double>(op.flops) * static_cast<double>(hq) / op.q_heads;
-        kernel(p, attention_compute_s(op), flops / gpu_.peak_flops(op.weight_dtype), bytes);
+        kernel(p, attention_compute_s(op), flops, op.weight_dtype, bytes);
         break;
       }
       default: {
         const std::uint64_t bytes = split_elementwise(op.kind) ? ceil_div(op.bytes(), tp) : op.bytes();
-        kernel(p, 0.0, 0.0, bytes);
+        kernel(p, 0.0, 0.0, op.weight_dtype, bytes);
         break;
       }
     }

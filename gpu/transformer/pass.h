@@ -77,6 +77,10 @@ struct GpuBusy {
   double launch_s = 0.0;  // kernel launches
   std::array<double, kNodeAlgorithms.size()> algorithm_s{};  // nvlink_s by the algorithm that ran
   std::uint64_t kernels = 0;
+  // The work behind the busy times (the energy model's counts, apps/experiments/energy.h).
+  double flops = 0.0;              // matrix FLOPs of the GPU
+  std::uint64_t hbm_bytes = 0;     // bytes of the GPU's HBM, read and written
+  std::uint64_t nvlink_bytes = 0;  // all-reduce buffers sent: the floor's S per all-reduce
   GpuBusy& operator+=(const GpuBusy& o);
 };
 
@@ -93,6 +97,8 @@ class GpuPass {
   // Throws std::invalid_argument when tp_degree exceeds the node's GPUs.
   GpuPass(const GpuConfig& gpu, const NodeConfig& node, const PassConfig& pass);
   GpuPassResult run(const workloads::OperatorGraph& g);
+  // GPUs of a tensor-parallel group (a result's busy counts are one GPU's).
+  std::uint32_t tp_degree() const { return cfg_.tp_degree; }
   const HbmPipe& hbm() const { return hbm_; }
   // One GPU's share of a GEMM operator (column- or row-parallel).
   GemmShape shard(const workloads::Operator& op) const;
@@ -107,7 +113,9 @@ class GpuPass {
     double collective_floor_s = 0.0;
   };
   Part run_ops(const std::vector<workloads::Operator>& ops, std::size_t from, std::size_t to);
-  void kernel(Part& p, double compute_s, double tensor_s, std::uint64_t hbm_bytes) const;
+  // A kernel of `flops` matrix FLOPs of type `t` (its tensor-core busy time is flops / the
+  // peak for t) moving `hbm_bytes`.
+  void kernel(Part& p, double compute_s, double flops, workloads::DType t, std::uint64_t hbm_bytes) const;
   void all_reduce(Part& p, std::uint64_t bytes) const;
   void decode_attention(Part& p, const std::vector<workloads::Operator>& seqs) const;
 

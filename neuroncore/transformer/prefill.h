@@ -250,6 +250,11 @@ class TrainiumPrefill {
 
   std::uint32_t simulated_cores() const { return sim_cores_; }
   std::uint32_t chips() const { return chips_; }
+  // One chip's HBM peak, and one NeuronLink link's bandwidth in each direction: a
+  // result's busy times (hbm_ps per chip, link_ps over the links) at these rates are the
+  // bytes moved.
+  double hbm_bytes_per_s() const { return chip_.hbm.peak_bandwidth().bytes_per_s; }
+  double link_bytes_per_s() const { return group_.link_bandwidth.bytes_per_s; }
 
  private:
   EngineBusy run_operator(const workloads::Operator& op);

@@ -268,6 +268,7 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   KernelTiming totals;
   for (const MicrobatchWork* w : work) {
     add(totals, w->totals);
+    r.flops += w->flops;
     r.weight_bytes_read += w->weight_bytes_read;
     r.kv_bytes_read += w->kv_bytes_read;
     r.kv_bytes_written += w->kv_bytes_written;
@@ -399,6 +400,9 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     }
   }
 
+  r.sram_read_bytes = totals.sram_read_bytes;
+  r.sram_write_bytes = totals.sram_write_bytes;
+  r.fabric_wavelet_hops = totals.link_cycles;
   // Busy fractions over the pass.
   const double cycles = r.seconds * clock;
   if (cycles > 0.0) {

@@ -104,6 +104,11 @@ struct WaferRunResult {
   std::uint64_t kv_bytes_read = 0;
   std::uint64_t kv_bytes_written = 0;
   std::uint64_t link_bytes = 0;              // activations between wafers
+  // The work of the pass, all wafers (the energy model's counts, apps/experiments/energy.h).
+  std::uint64_t flops = 0;                   // matrix FLOPs (the floor's)
+  std::uint64_t sram_read_bytes = 0;         // read by the PEs' instructions
+  std::uint64_t sram_write_bytes = 0;        // written by the PEs' instructions
+  std::uint64_t fabric_wavelet_hops = 0;     // PE-to-PE link directions busy, summed
   // Busy fractions over `seconds` (0..1), for the utilization report.
   double fabric_link_busy = 0.0;             // router-to-router link directions
   double sram_port_busy = 0.0;               // SRAM read/write ports of all PEs
