@@ -1,5 +1,7 @@
 #include "apps/experiments/gpu_machines.h"
 
+#include "apps/experiments/floor_summary.h"
+
 #include <utility>
 
 #include "systemc_models/units/units.h"
@@ -41,28 +43,6 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
 }
 
 nlohmann::json GpuMachines::summary() const {
-  GpuMachine::Floors prefill, decode;
-  for (const auto& m : machines_) {
-    for (auto [sum, part] :
-         {std::pair{&prefill, &m->prefill_floor()}, std::pair{&decode, &m->decode_floor()}}) {
-      sum->floor += part->floor;
-      sum->passes += part->passes;
-      sum->simulated_s += part->simulated_s;
-    }
-  }
-  const auto floor_json = [](const GpuMachine::Floors& f) {
-    const double n = f.passes > 0 ? static_cast<double>(f.passes) : 1.0;
-    return nlohmann::json{{"passes", f.passes},
-                          {"simulated_s", f.simulated_s / n},
-                          {"compute_s", f.floor.compute_s / n},
-                          {"hbm_s", f.floor.hbm_s / n},
-                          {"collective_s", f.floor.collective_s / n},
-                          {"step_s", f.floor.step_s / n},
-                          {"ratio", f.floor.step_s > 0.0 ? f.simulated_s / f.floor.step_s : 0.0}};
-  };
-  nlohmann::json floor = nlohmann::json::object();
-  if (prefill.passes > 0) floor["prefill_pass"] = floor_json(prefill);
-  if (decode.passes > 0) floor["decode_step"] = floor_json(decode);
-  return nlohmann::json{{"floor", floor}, {"tp_groups", machines_.size()}};
+  return nlohmann::json{{"floor", pass_floors(machines_)}, {"tp_groups", machines_.size()}};
 }
 }  // namespace wse::experiments

@@ -1,5 +1,7 @@
 #include "apps/experiments/machines.h"
 
+#include "apps/experiments/floor_summary.h"
+
 #include <string>
 #include <utility>
 
@@ -84,28 +86,7 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
 }
 
 nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines) {
-  TrainiumMachine::Floors prefill, decode;
-  for (const TrainiumMachine* m : machines) {
-    for (auto [sum, part] : {std::pair{&prefill, &m->prefill_floor()}, std::pair{&decode, &m->decode_floor()}}) {
-      sum->floor += part->floor;
-      sum->passes += part->passes;
-      sum->simulated_s += part->simulated_s;
-    }
-  }
-  const auto floor_json = [](const TrainiumMachine::Floors& f) {
-    const double n = f.passes > 0 ? static_cast<double>(f.passes) : 1.0;
-    return nlohmann::json{{"passes", f.passes},
-                          {"simulated_s", f.simulated_s / n},
-                          {"compute_s", f.floor.compute_s / n},
-                          {"hbm_s", f.floor.hbm_s / n},
-                          {"collective_s", f.floor.collective_s / n},
-                          {"step_s", f.floor.step_s / n},
-                          {"ratio", f.floor.step_s > 0.0 ? f.simulated_s / f.floor.step_s : 0.0}};
-  };
-  nlohmann::json floor = nlohmann::json::object();
-  if (prefill.passes > 0) floor["prefill_pass"] = floor_json(prefill);
-  if (decode.passes > 0) floor["decode_step"] = floor_json(decode);
-  return nlohmann::json{{"floor", floor}};
+  return nlohmann::json{{"floor", pass_floors(machines)}};
 }
 
 WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)
