@@ -25,27 +25,16 @@ void validate(const PeConfig& c) {
 }
 
 std::uint64_t fmac_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t e) {
-  if (e == 0) return 0;
-  const std::uint64_t acc_bits = 8ull * accumulator_bytes(acc);
-  const std::uint64_t simd = acc == Accumulate::kFp16 ? pe.simd_fp16_fmac : pe.simd_fp16_fp32_fmac;
-  const std::uint64_t read_bits_per_cycle =
-      static_cast<std::uint64_t>(pe.sram_read_ports) * pe.sram_port_bits;
-  const std::uint64_t write_bits_per_cycle =
-      static_cast<std::uint64_t>(pe.sram_write_ports) * pe.sram_port_bits;
-  return std::max({ceil_div(e, simd), ceil_div(e * (16 + acc_bits), read_bits_per_cycle),
-                   ceil_div(e * acc_bits, write_bits_per_cycle)});
+  // Reads the fp16 operand and the accumulator, writes the accumulator.
+  const auto acc_bits = static_cast<std::uint32_t>(8 * accumulator_bytes(acc));
+  const std::uint32_t simd = acc == Accumulate::kFp16 ? pe.simd_fp16_fmac : pe.simd_fp16_fp32_fmac;
+  return vector_cycles(pe, simd, e, 16 + acc_bits, acc_bits);
 }
 
 std::uint64_t add_cycles(const PeConfig& pe, Accumulate acc, std::uint64_t e) {
-  if (e == 0) return 0;
-  const std::uint64_t acc_bits = 8ull * accumulator_bytes(acc);
-  const std::uint64_t simd = acc == Accumulate::kFp16 ? pe.simd_fp16_add : pe.simd_fp32_add;
-  const std::uint64_t read_bits_per_cycle =
-      static_cast<std::uint64_t>(pe.sram_read_ports) * pe.sram_port_bits;
-  const std::uint64_t write_bits_per_cycle =
-      static_cast<std::uint64_t>(pe.sram_write_ports) * pe.sram_port_bits;
-  return std::max({ceil_div(e, simd), ceil_div(e * acc_bits, read_bits_per_cycle),
-                   ceil_div(e * acc_bits, write_bits_per_cycle)});
+  const auto acc_bits = static_cast<std::uint32_t>(8 * accumulator_bytes(acc));
+  const std::uint32_t simd = acc == Accumulate::kFp16 ? pe.simd_fp16_add : pe.simd_fp32_add;
+  return vector_cycles(pe, simd, e, acc_bits, acc_bits);
 }
 
 std::uint64_t vector_cycles(const PeConfig& pe, std::uint32_t simd, std::uint64_t e, std::uint32_t read_bits,
