@@ -9,6 +9,7 @@
 
 #include "wse_mesh/decode/schedule.h"
 #include "wse_mesh/decode/simulated_kernels.h"
+#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
@@ -217,6 +218,16 @@ DecodeConfig read_decode_config(config::Section& s) {
 
 namespace {
 
+// The power of two at or above the batch's longest context (new tokens included): the
+// bucket for which a layout is chosen.
+std::uint64_t context_bucket(const std::vector<workloads::Sequence>& batch) {
+  std::uint64_t context = 1;
+  for (const auto& s : batch) context = std::max(context, s.offset + s.new_tokens);
+  std::uint64_t bucket = 1;
+  while (bucket < context) bucket *= 2;
+  return bucket;
+}
+
 // The least tokens-per-PE value a balanced layout takes at or above t: with `steps` values
 // per doubling, m x 2^e for m in [steps, 2 steps) (steps 4: ..., 16, 20, 24, 28, 32, 40,
 // ...); t itself below `steps` or when steps is 0.
@@ -343,10 +354,7 @@ struct WaferDecoder::Impl {
     std::vector<Class> classes;
     std::vector<std::uint64_t> cached;
     cached.reserve(batch.size());
-    std::uint64_t context = 1;
-    for (const auto& s : batch) context = std::max(context, s.offset + s.new_tokens);
-    std::uint64_t bucket = 1;
-    while (bucket < context) bucket *= 2;
+    const std::uint64_t bucket = context_bucket(batch);
     for (std::size_t l = 0; l < plans.size(); ++l) {
       LayerPlan& p = plans[l];
       const std::uint64_t pes = std::uint64_t{p.region.width} * p.region.height;
@@ -441,15 +449,9 @@ struct WaferDecoder::Impl {
     const std::uint64_t D = model.attention == workloads::AttentionKind::mla
                                 ? std::uint64_t{model.kv_lora_rank} + model.qk_rope_head_dim
                                 : model.head_dim;
-    const std::uint64_t kv_bytes = workloads::bytes_per_value(model.kv_dtype);
-    const std::uint64_t per_wavelet = std::max<std::uint64_t>(1, 4 / kv_bytes);
-    const std::uint64_t wavelets = 2 * ceil_div(D, per_wavelet);
-    const auto bits = static_cast<std::uint32_t>(8 * kv_bytes);
-    std::uint64_t store = 0;  // one token's K and V stored, wavelet by wavelet
-    for (std::uint64_t d = 0; d < D; d += per_wavelet) {
-      const std::uint64_t values = std::min(per_wavelet, D - d);
-      store += vector_cycles(wafer.pe, 1, values, 0, bits) + vector_cycles(wafer.pe, wafer.pe.simd_fp16_add, values, 0, bits);
-    }
+    const auto kv_bytes = static_cast<std::uint32_t>(workloads::bytes_per_value(model.kv_dtype));
+    const std::uint64_t wavelets = kv_token_wavelets(D, kv_bytes);
+    const std::uint64_t store = kv_token_store_cycles(wafer.pe, D, kv_bytes);  // one token's K and V stored
     const std::uint64_t cols_cap =
         std::min<std::uint64_t>(cfg.attention_max_grid_cols, std::max<std::uint32_t>(1, p.region.width));
     const std::uint64_t small = std::min(from, to), large = std::max(from, to);
@@ -499,10 +501,7 @@ struct WaferDecoder::Impl {
   std::uint64_t fastest_tokens_per_pe(std::size_t l, const std::vector<workloads::Sequence>& batch, std::uint64_t lo,
                                       std::uint64_t hi) {
     if (lo >= hi) return lo;
-    std::uint64_t context = 1;
-    for (const auto& s : batch) context = std::max(context, s.offset + s.new_tokens);
-    std::uint64_t bucket = 1;
-    while (bucket < context) bucket *= 2;
+    const std::uint64_t bucket = context_bucket(batch);
     LayerPlan& p = plans[l];
     const std::vector<std::uint64_t> key = {p.window_tokens, std::uint64_t{p.region.width} * p.region.height, bucket, lo, hi};
     if (const auto it = tpp_choice.find(key); it != tpp_choice.end()) return it->second;

@@ -125,11 +125,7 @@ struct AttentionCosts {
   // Append: each wavelet of K is written into the column of K^T (a strided write: SIMD
   // width 1, SDK), each wavelet of V contiguously.
   std::uint64_t store(std::uint64_t w) const {
-    const std::uint64_t in_token = w % (2 * k_wavelets);
-    const bool is_k = in_token < k_wavelets;
-    const std::uint64_t idx = is_k ? in_token : in_token - k_wavelets;
-    const std::uint64_t values = std::min(per_wavelet_, D_ - idx * per_wavelet_);
-    return is_k ? vector_cycles(pe_, 1, values, 0, kv_bits_) : vector_cycles(pe_, pe_.simd_fp16_add, values, 0, kv_bits_);
+    return kv_wavelet_store_cycles(pe_, D_, kv_bits_ / 8, w % (2 * k_wavelets));
   }
 
  private:
@@ -682,6 +678,28 @@ AttentionResult run_attention(const FabricConfig& fc, const PeConfig& pe, const 
   if (a.fold_rows && L.R >= 5 && L.context / L.tpp >= std::uint64_t{L.R - 1} * L.Q) return run_folded(fc, pe, a, L);
   Fabric fabric(sized_to(fc, a, L.Q, L.R));
   return simulate(fabric, pe, a, L, 1);
+}
+
+std::uint64_t kv_token_wavelets(std::uint64_t head_dim, std::uint32_t kv_bytes) {
+  return 2 * ceil_div(head_dim, 4 / kv_bytes);
+}
+
+std::uint64_t kv_wavelet_store_cycles(const PeConfig& pe, std::uint64_t head_dim, std::uint32_t kv_bytes,
+                                      std::uint64_t idx) {
+  const std::uint64_t per_wavelet = 4 / kv_bytes, k_wavelets = ceil_div(head_dim, per_wavelet);
+  const bool is_k = idx < k_wavelets;
+  const std::uint64_t in_half = is_k ? idx : idx - k_wavelets;
+  const std::uint64_t values = std::min(per_wavelet, head_dim - in_half * per_wavelet);
+  const std::uint32_t bits = 8 * kv_bytes;
+  return is_k ? vector_cycles(pe, 1, values, 0, bits) : vector_cycles(pe, pe.simd_fp16_add, values, 0, bits);
+}
+
+std::uint64_t kv_token_store_cycles(const PeConfig& pe, std::uint64_t head_dim, std::uint32_t kv_bytes) {
+  std::uint64_t c = 0;
+  for (std::uint64_t w = 0; w < kv_token_wavelets(head_dim, kv_bytes); ++w) {
+    c += kv_wavelet_store_cycles(pe, head_dim, kv_bytes, w);
+  }
+  return c;
 }
 
 }  // namespace wse::wafer

@@ -79,4 +79,15 @@ AttentionResult run_attention(const FabricConfig& fabric, const PeConfig& pe, co
 // The grid the mapping needs (rows, cols), without simulating.
 std::pair<std::uint32_t, std::uint32_t> attention_grid(const AttentionConfig& a);
 
+// One cached token's K and V on the fabric: 2 ceil(D / values per 32-bit wavelet)
+// wavelets at kv_bytes a value.
+std::uint64_t kv_token_wavelets(std::uint64_t head_dim, std::uint32_t kv_bytes);
+// Cycles a PE takes to store K/V wavelet `idx` of a token (idx < kv_token_wavelets, K's
+// first): a K wavelet goes into a column of K^T (a strided write: SIMD width 1, SDK), a V
+// wavelet contiguously. The append's store, and a KV layout move's.
+std::uint64_t kv_wavelet_store_cycles(const PeConfig& pe, std::uint64_t head_dim, std::uint32_t kv_bytes,
+                                      std::uint64_t idx);
+// All of one token's wavelets stored.
+std::uint64_t kv_token_store_cycles(const PeConfig& pe, std::uint64_t head_dim, std::uint32_t kv_bytes);
+
 }  // namespace wse::wafer
