@@ -96,7 +96,7 @@ struct PrefillConfig {
   std::uint32_t sampling_vector_passes = 2;  // over the logits: the max, then the scan to the sampled token
   // Row-parallel GEMMs of more than one chunk run as a pipeline of token chunks whose
   // inter-chip collectives overlap the next chunk's compute (docs/neuroncore.md, "Overlap").
-  bool overlap = false;
+  bool overlap = true;
   std::uint64_t overlap_chunk_tokens = 2048;  // token rows of one chunk of that pipeline
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };
