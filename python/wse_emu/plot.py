@@ -180,7 +180,7 @@ def sweep_table(sweeps: Sequence[Sweep], x: str, y: Sequence[str], series: Seque
     'sweep' column; and the keys that make separate lines."""
     frames, varied_all = [], []
     for s, name in zip(sweeps, _sweep_names(sweeps)):
-        file = s.path / "results.csv"
+        file = s.results_file
         for key in [x, *(series or [])]:
             if key not in s.varied:
                 raise WseEmuError(f"{file}: '{key}' is not a varied parameter; varied: {', '.join(s.varied)}")

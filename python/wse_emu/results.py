@@ -183,15 +183,19 @@ class Run:
 
     def trace_utilization(self, bins: int = 200) -> pd.DataFrame:
         """Busy share of each trace track per time bin, from trace.json's complete ('X')
-        slices: index time_s (bin middles), one column per track, named as the trace
-        names it. Needs a run made with --trace."""
+        slices: index time_s (bin middles), one column per track, named 'process: track'
+        as the trace names them ('cs3_0: io_edge'). Needs a run made with --trace."""
         path = self.trace_path
         if path is None:
-            raise WseEmuError(f"'{self.path / 'trace.json'}': no such file; rerun with --trace (wse_emu.run(..., trace=True))")
+            raise WseEmuError(f"'{self.path / 'trace.json'}': no such file; rerun with --trace "
+                              "(wse_emu.run(..., trace=True))")
         doc = _read_json(path, "rerun with --trace")
         events = doc["traceEvents"] if isinstance(doc, dict) else doc
-        names = {(e.get("pid"), e.get("tid")): e["args"]["name"] for e in events
-                 if e.get("ph") == "M" and e.get("name") == "thread_name"}
+        meta = [e for e in events if e.get("ph") == "M"]
+        process = {e.get("pid"): e["args"]["name"] for e in meta if e.get("name") == "process_name"}
+        names = {(e.get("pid"), e.get("tid")): f"{process[e.get('pid')]}: {e['args']['name']}"
+                 if e.get("pid") in process else e["args"]["name"]
+                 for e in meta if e.get("name") == "thread_name"}
         slices: dict[tuple, list[tuple[float, float]]] = {}
         end_us = self.summary_json.get("simulated_time_s", 0) * 1e6
         for e in events:
@@ -216,21 +220,24 @@ class Run:
                     b[i] += edge - t
                     t = edge
             label = names.get(key, f"{key[0]}/{key[1]}")
-            while label in busy:  # two tracks of one name stay apart
-                label += "'"
+            if label in busy:  # two tracks of one name stay apart
+                label = f"{label} ({key[0]}/{key[1]})"
             busy[label] = [min(1.0, x / width) for x in b]
         index = pd.Index([(i + 0.5) * width * 1e-6 for i in range(bins)], name="time_s")
         return pd.DataFrame(busy, index=index)
 
 
 class Sweep:
-    """The folder of one `wse-emu sweep`: results.csv, host.csv, points/<id>/."""
+    """The folder of one `wse-emu sweep`: results.csv, host.csv, points/<id>/. `path` is
+    the folder, or a results file in it (a copy of results.csv under another name)."""
 
     kind = "sweep"
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        file = self.path / "results.csv"
+        given = Path(path)
+        self.path = given.parent if given.is_file() else given
+        file = given if given.is_file() else given / "results.csv"
+        self.results_file = file
         if not file.is_file():
             raise WseEmuError(
                 f"'{file}': no such file; the sweep in '{self.path}' has not finished (results.csv is "
@@ -238,7 +245,7 @@ class Sweep:
         with open(file, newline="") as f:
             header = next(csv.reader(f), [])
         if "status" not in header or header[:1] != ["point"]:
-            raise WseEmuError(f"'{file}': not a wse-emu sweep results.csv (no point and status columns)")
+            raise WseEmuError(f"{file}: not a wse-emu sweep results.csv (no point and status columns)")
         self.varied: list[str] = header[1:header.index("status")]
         text = {c: str for c in ["point", *self.varied, "status", "error"]}
         #: the varied values as written in the sweep file ("400 Gb/s"), one row per point
