@@ -1,5 +1,6 @@
 """compare() against what `wse-emu compare` wrote for the same folders (fixtures/compare)."""
 import math
+import shutil
 
 import pytest
 
@@ -58,3 +59,10 @@ def test_compare_refuses_what_is_not_a_run(fixtures, tmp_path):
     (tmp_path / "compare.csv").write_text("x,y\n")
     with pytest.raises(WseEmuError, match="not a compare.csv"):
         wse_emu.read_compare_csv(tmp_path)
+
+
+def test_runs_of_one_name_are_told_apart_by_their_parents(fixtures, tmp_path):
+    for sweep in ["a", "b"]:
+        shutil.copytree(fixtures / "sweep_gpu", tmp_path / sweep)
+    t = wse_emu.compare([tmp_path / "a" / "points" / "002", tmp_path / "b" / "points" / "002", fixtures / "kv_link_5"])
+    assert list(t.columns[0::2]) == ["a/points/002", "b/points/002", "kv_link_5"]

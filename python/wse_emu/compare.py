@@ -61,6 +61,21 @@ def _runs(items: Iterable[str | Path | Run | Sweep]) -> list[Run]:
     return runs
 
 
+def _names(runs: list[Run]) -> list[str]:
+    """Each run's folder name; where two share one, as many parent folders as tell them
+    apart ('a/run', 'b/run'; a sweep's points: 'sweep_a/points/002')."""
+    parts = [r.path.resolve().parts for r in runs]
+    levels = [1] * len(runs)
+    while True:
+        names = ["/".join(p[-k:]) for p, k in zip(parts, levels)]
+        seen = Counter(names)
+        grow = [i for i, n in enumerate(names) if seen[n] > 1 and levels[i] < len(parts[i])]
+        if not grow:
+            return names
+        for i in grow:
+            levels[i] += 1
+
+
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -68,7 +83,7 @@ def _number(v: Any) -> bool:
 def compare(runs: Iterable[str | Path | Run | Sweep], baseline: str | Path | Run | None = None) -> pd.DataFrame:
     """The headline figures of `runs` side by side, as `wse-emu compare` writes compare.csv:
     index 'figure' (COMPARE_FIGURES, then busiest_resource); per run a column of values
-    named by its folder (with its parent's name when two runs share one) and a column
+    named by its folder (with parent folders when two runs share a name) and a column
     'NAME/BASELINE' of ratios to the baseline run. The baseline is the first run unless
     given; a baseline not among the runs is added as the first. A figure a run does not
     report is None; a ratio that cannot be taken is NaN."""
@@ -83,8 +98,7 @@ def compare(runs: Iterable[str | Path | Run | Sweep], baseline: str | Path | Run
             base = same[0]
         else:
             rs.insert(0, b)
-    seen = Counter(r.path.name for r in rs)
-    names = [f"{r.path.resolve().parent.name}/{r.path.name}" if seen[r.path.name] > 1 else r.path.name for r in rs]
+    names = _names(rs)
     rows = {}
     for fig, path in COMPARE_FIGURES:
         b = rs[base].figure(path)
