@@ -144,8 +144,8 @@ def figure_scale(name: str, values: Iterable[float]) -> tuple[float, str]:
 def plain_log_ticks(axis) -> None:
     """Log axes labelled 0.01, 3, 400 rather than 10^-2, 3x10^0, 4x10^2."""
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
-        lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+    axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(  # 2 and 5 of each decade, 0.2 and 0.05 too
+        lambda v, _: f"{v:g}" if f"{v:g}".lstrip("0.")[:1] in ("2", "5") else ""))
 
 
 def _short(key: str) -> str:
