@@ -29,6 +29,10 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import wse_emu  # noqa: E402
 from wse_emu import plot  # noqa: E402
+from wse_emu.plot import figure_scale, line_styles, sweep_name  # noqa: E402
+
+# The script's own names before it wrapped the package (tests/sweep/test_sweep.cpp imports them).
+__all__ = ["figure_scale", "line_styles", "main", "sweep_name"]
 
 
 def main(argv=None):

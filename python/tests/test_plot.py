@@ -69,6 +69,9 @@ def test_the_scripts_write_their_files(fixtures, tmp_path, capsys):
     for f in [*written, tmp_path / "sweep.png", tmp_path / "cmp.png"]:
         with open(f, "rb") as png:
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    sweep_script = script("plot_sweep.py")  # its names from before the package, still there
+    assert sweep_script.sweep_name("/a/b/mysweep/results.csv") == "mysweep"
+    assert sweep_script.figure_scale("throughput.output_tokens_per_s", [1e3])[1] == "tokens/s"
     with pytest.raises(SystemExit, match="nowhere/summary.json': no such file"):
         script("plot_run.py").main([str(tmp_path / "nowhere")])
     plt.close("all")

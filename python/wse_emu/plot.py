@@ -166,10 +166,16 @@ def line_styles() -> Iterator[dict]:
         i += 1
 
 
+def sweep_name(results: str | os.PathLike) -> str:
+    """A sweep's name: the name of the folder of its results file (not its path)."""
+    folder = os.path.dirname(os.path.abspath(results))
+    return os.path.basename(folder) or folder
+
+
 def _sweep_names(sweeps: Sequence[Sweep]) -> list[str]:
-    names = [s.path.resolve().name for s in sweeps]
+    names = [sweep_name(s.results_file) for s in sweeps]
     if len(set(names)) < len(names):  # two folders of one name: tell them apart by path
-        names = [os.path.relpath(s.path.resolve()) for s in sweeps]
+        names = [os.path.relpath(os.path.dirname(os.path.abspath(s.results_file))) for s in sweeps]
     return names
 
 
