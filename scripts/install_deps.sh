@@ -14,7 +14,8 @@ packages=(
   libfmt-dev
   googletest libgtest-dev libgmock-dev
   libbenchmark-dev          # speed benchmarks in bench/
-  python3 python3-matplotlib  # plots (scripts/plot_*.py)
+  python3 python3-matplotlib python3-pandas  # the wse_emu package (python/) and the plots (scripts/plot_*.py)
+  python3-pytest python3-pip python3-venv     # its tests, and `pip install -e python` (docs/python.md)
   slurm-wlm munge           # sweep --backend slurm and its one-node test cluster
 )
 if [[ "${1:-}" == --sanitizers ]]; then
