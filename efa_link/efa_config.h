@@ -122,7 +122,9 @@ struct EfaNetworkConfig {
 // Throws std::invalid_argument naming the field and what is allowed.
 void validate(const EfaNetworkConfig& c);
 
-// Fills the config from the `efa` section (see configs/hardware/efa_*.yaml).
-EfaNetworkConfig read_efa_config(config::Section& efa);
+// Fills the config from the `efa` section (see configs/hardware/efa_*.yaml). `senders`
+// and `receivers` default to base's: a serving experiment derives them from its machine
+// pools (apps/experiments/serving_experiment.cpp), so its file need not type them again.
+EfaNetworkConfig read_efa_config(config::Section& efa, const EfaNetworkConfig& base = {});
 
 }  // namespace wse::efa

@@ -54,14 +54,18 @@ EfaAdapterConfig read_adapter(config::Section& s, const EfaAdapterConfig& base, 
 
 }  // namespace
 
-EfaNetworkConfig read_efa_config(config::Section& efa) {
+EfaNetworkConfig read_efa_config(config::Section& efa, const EfaNetworkConfig& base) {
   const EfaNetworkConfig d;  // the defaults
   Defaults def;
   EfaNetworkConfig c;
-  c.senders = static_cast<std::uint32_t>(
-      efa.integer("senders", {.doc = "sender machines (e.g. prefill instances)", .def = def(d.senders), .min = 1, .max = 4096}));
-  c.receivers = static_cast<std::uint32_t>(
-      efa.integer("receivers", {.doc = "receiver machines (e.g. decode systems)", .def = def(d.receivers), .min = 1, .max = 4096}));
+  c.senders = static_cast<std::uint32_t>(efa.integer(
+      "senders", {.doc = "sender machines (e.g. prefill instances; in a serving experiment, derived from its prefill "
+                         "pool)",
+                  .def = def(base.senders), .min = 1, .max = 4096}));
+  c.receivers = static_cast<std::uint32_t>(efa.integer(
+      "receivers", {.doc = "receiver machines (e.g. decode systems; in a serving experiment, derived from its decode "
+                           "pool)",
+                    .def = def(base.receivers), .min = 1, .max = 4096}));
   config::Section snd = efa.section("sender", "EFA attachment of each sender machine", true);
   c.sender = read_adapter(snd, d.sender, def);
   config::Section rcv = efa.section("receiver", "EFA attachment of each receiver machine (defaults: the sender's)", true);

@@ -38,12 +38,19 @@ unsigned read_machine_count(config::Section& serving, std::string_view key, std:
 efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, std::string_view senders_rule,
                                        unsigned receivers, std::string_view receivers_rule) {
   config::Section efa_s = root.section("efa", "the EFA network (senders: prefill machines, receivers: decode machines)");
-  efa::EfaNetworkConfig efa = efa::read_efa_config(efa_s);
+  // The counts are the pools': derived, so a file need not type them twice; one that
+  // does and disagrees is refused, naming both keys.
+  efa::EfaNetworkConfig base;
+  base.senders = senders;
+  base.receivers = receivers;
+  efa::EfaNetworkConfig efa = efa::read_efa_config(efa_s, base);
   if (efa.senders != senders) {
-    efa_s.fail("senders", "must equal " + std::string(senders_rule) + " (" + std::to_string(senders) + ")");
+    efa_s.fail("senders", "is " + std::to_string(efa.senders) + " but " + std::string(senders_rule) + " gives " +
+                              std::to_string(senders) + " senders; leave efa.senders out (it is derived from them)");
   }
   if (efa.receivers != receivers) {
-    efa_s.fail("receivers", "must equal " + std::string(receivers_rule) + " (" + std::to_string(receivers) + ")");
+    efa_s.fail("receivers", "is " + std::to_string(efa.receivers) + " but " + std::string(receivers_rule) + " gives " +
+                                std::to_string(receivers) + " receivers; leave efa.receivers out (it is derived from them)");
   }
   return efa;
 }

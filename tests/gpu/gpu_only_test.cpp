@@ -144,12 +144,19 @@ TEST_F(GpuOnly, TrainiumPrefillGpuDecodeRuns) {
   EXPECT_FALSE(s["gpu"]["floor"].contains("prefill_pass"));
   EXPECT_GT(s["kv_transfer"]["bytes"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(s["cost"]["fleet_usd_per_hour"].get<double>(), 35.76 + 55.04);
-  // The EFA receivers are the GPU groups: tp 4 makes two per p5.48xlarge.
-  const Result bad = wse_emu(
+  // The EFA receivers are the GPU groups, derived: tp 4 makes two per p5.48xlarge. Typed
+  // as well and disagreeing, they are refused, naming both keys.
+  const Result derived = wse_emu(
       "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
+  EXPECT_EQ(derived.exit_code, 0) << derived.err;
+  EXPECT_NE(derived.out.find("receivers: 2"), std::string::npos) << derived.out;
+  const Result bad = wse_emu(
+      "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=4 --set efa.receivers=1",
+      dir_ / "io");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("efa.receivers"), std::string::npos) << bad.err;
-  EXPECT_NE(bad.err.find("(2)"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("serving.decode_instances"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("gives 2 receivers"), std::string::npos) << bad.err;
 }
 
 // GPU prefill, EFA, CS-3 decode: the GPU prefill floor, the wafers' decode floor, the KV
@@ -170,11 +177,18 @@ TEST_F(GpuOnly, GpuPrefillCs3DecodeRuns) {
   EXPECT_FALSE(s.contains("trainium"));
   EXPECT_GT(s["kv_transfer"]["bytes"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(s["cost"]["fleet_usd_per_hour"].get<double>(), 55.04 + 4 * 95.06);
-  // The EFA senders are the GPU groups: tp 4 makes two per p5.48xlarge.
+  // The EFA senders are the GPU groups, derived: tp 4 makes two per p5.48xlarge. Typed as
+  // well and disagreeing, they are refused, naming both keys.
+  const Result derived =
+      wse_emu("check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
+  EXPECT_EQ(derived.exit_code, 0) << derived.err;
+  EXPECT_NE(derived.out.find("senders: 2"), std::string::npos) << derived.out;
   const Result bad = wse_emu(
-      "check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
+      "check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=4 --set efa.senders=1",
+      dir_ / "io");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("efa.senders"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("serving.prefill_instances"), std::string::npos) << bad.err;
 }
 
 TEST_F(GpuOnly, BenchesWriteTheirCsv) {
