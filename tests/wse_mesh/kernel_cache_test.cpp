@@ -236,6 +236,48 @@ TEST_F(KernelCacheTest, AttentionAndVectorKernelsAreSimulatedOnceAndReused) {
   EXPECT_EQ(on.entries(), 0u);
 }
 
+// Attention kernels simulated ahead on host threads give the results simulated on the
+// caller's thread, and count as they would without the prefetch: a miss when first
+// asked for, a hit after. A kernel that does not fit is left to attention(), which throws.
+TEST_F(KernelCacheTest, PrefetchedAttentionIsTheSameKernelAndCountsAsWithout) {
+  KernelCache threaded(KernelCacheConfig{.threads = 2});
+  KernelCache serial(KernelCacheConfig{.threads = 1});
+  const FabricConfig fc;
+  const PeConfig pe;
+  AttentionConfig a;
+  a.q_heads = 4;
+  a.kv_heads = 2;
+  a.head_dim = 16;
+  a.tokens_per_pe = 8;
+  a.max_grid_cols = 8;
+  std::vector<AttentionConfig> kernels;
+  for (const std::uint64_t context : {32u, 64u, 96u, 64u}) {  // 64 twice: prefetched once
+    kernels.push_back(a);
+    kernels.back().context = context;
+  }
+  threaded.prefetch_attention(fc, pe, kernels);
+  serial.prefetch_attention(fc, pe, kernels);  // one thread: nothing ahead
+  EXPECT_EQ(threaded.misses(), 0u);
+  EXPECT_EQ(threaded.entries(), 0u);  // held aside until asked for
+  for (const AttentionConfig& k : kernels) {
+    const AttentionResult t = threaded.attention(fc, pe, k);
+    const AttentionResult s = serial.attention(fc, pe, k);
+    const AttentionResult direct = run_attention(fc, pe, k);
+    EXPECT_EQ(t.total_cycles, direct.total_cycles);
+    EXPECT_EQ(s.total_cycles, direct.total_cycles);
+  }
+  EXPECT_EQ(threaded.misses(), 3u);
+  EXPECT_EQ(threaded.hits(), 1u);
+  EXPECT_EQ(serial.misses(), threaded.misses());
+  EXPECT_EQ(serial.hits(), threaded.hits());
+  // A context whose grid (8 tokens a PE, 8 columns a row) is taller than the fabric fails
+  // ahead, and attention() throws on the caller's thread as it would have.
+  AttentionConfig too_big = a;
+  too_big.context = 1ull << 40;
+  threaded.prefetch_attention(fc, pe, {too_big, a});
+  EXPECT_ANY_THROW(threaded.attention(fc, pe, too_big));
+}
+
 TEST_F(KernelCacheTest, SwitchFromConfigAndApi) {
   config::Document doc = config::parse("kernels:\n  reuse_kernel_results: false\n", "test.yaml");
   config::Section root = doc.root();
@@ -254,6 +296,7 @@ TEST_F(KernelCacheTest, SwitchFromConfigAndApi) {
   config::Section r2 = empty.root();
   config::Section k2 = r2.section("kernels", "wafer kernels");
   EXPECT_TRUE(read_kernel_cache_config(k2).reuse);
+  EXPECT_EQ(read_kernel_cache_config(k2).threads, 0u);  // 0: one per hardware thread
 }
 
 }  // namespace

@@ -438,6 +438,16 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     a.context = context;
     return exact(a);
   };
+  // The part at several contexts, simulated side by side on host threads ahead of the
+  // calls that use them (KernelCache::prefetch_attention: the results are the same).
+  const auto prefetch = [&](std::initializer_list<std::uint64_t> contexts) {
+    std::vector<AttentionConfig> kernels;
+    for (const std::uint64_t context : contexts) {
+      kernels.push_back(part);
+      kernels.back().context = context;
+    }
+    cache_.prefetch_attention(wafer_.fabric, wafer_.pe, kernels);
+  };
   // A fraction w of the way from x to y.
   const auto lerp = [](const AttentionCost& x, const AttentionCost& y, double w) {
     return AttentionCost{x.cycles + w * (y.cycles - x.cycles), x.hops + w * (y.hops - x.hops),
@@ -447,6 +457,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   // (each simulated), or simulated itself where a sample point does not fit.
   const auto between = [&](std::uint64_t lo, std::uint64_t hi, double w) {
     AttentionCost c_lo, c_hi;
+    prefetch({lo, hi});
     try {
       c_lo = at_context(lo);
       c_hi = at_context(hi);
@@ -515,6 +526,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     try {
       while (rc - ra > 1) {
         const std::uint64_t ba = ra * cols, bc = rc * cols;
+        prefetch({ba * tpp - 1, bc * tpp - 1});
         const AttentionCost ca = point(ba), cc = point(bc);
         if (ca.cycles == cc.cycles) {
           return lerp(ca, cc, static_cast<double>(blocks - ba) / static_cast<double>(bc - ba));
@@ -530,6 +542,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   const bool look = rows > 1 || part.reduction != Reduction::kChain;
   try {
     while (look && c - a > std::max(hi - lo, grain) && a <= blocks && blocks <= c) {
+      prefetch({a * tpp - 1, c * tpp - 1});
       const AttentionCost ca = point(a), cc = point(c);
       if (ca.cycles == cc.cycles) return lerp(ca, cc, static_cast<double>(blocks - a) / static_cast<double>(c - a));
       if (rows == 1) break;  // one row: the tree's stretch only (the chain grows along it)

@@ -1,6 +1,9 @@
 #include "wse_mesh/kernels/kernel_cache.h"
 
+#include <algorithm>
+#include <exception>
 #include <sstream>
+#include <thread>
 
 namespace wse::wafer {
 
@@ -24,19 +27,25 @@ KernelCacheConfig read_kernel_cache_config(config::Section& s) {
                       {.doc = "simulate each distinct wafer kernel (kind, shapes, grid, dtype, fabric and PE "
                               "values, fidelity) once and reuse its time; false simulates every call",
                        .def = "true"});
+  c.threads = static_cast<std::uint32_t>(s.integer(
+      "threads", {.doc = "host threads that simulate the attention kernels a decode step's sampler needs together "
+                         "(0: one per hardware thread); only the host's time changes",
+                  .def = "0", .min = 0, .max = 256}));
   return c;
 }
 
 KernelCache::KernelCache(const KernelCacheConfig& cfg)
     : enabled_(cfg.reuse),
       hits_(group_.counter("hits", "kernels", "kernel results reused without simulating")),
-      misses_(group_.counter("misses", "kernels", "kernels simulated (not found, or reuse off)")) {}
+      misses_(group_.counter("misses", "kernels", "kernels simulated (not found, or reuse off)")),
+      threads_(cfg.threads > 0 ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())) {}
 
 void KernelCache::clear() {
   gemv_.clear();
   gemm_cannon_.clear();
   collective_.clear();
   attention_.clear();
+  prefetched_.clear();
   vector_kernel_.clear();
 }
 
@@ -143,7 +152,52 @@ CollectiveResult KernelCache::broadcast(const FabricConfig& f, const PeConfig& p
 }
 
 AttentionResult KernelCache::attention(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
-  return lookup(attention_, key(f, pe, a), [&] { return run_attention(f, pe, a); });
+  const std::string k = key(f, pe, a);
+  return lookup(attention_, k, [&] {
+    if (auto it = prefetched_.find(k); it != prefetched_.end()) {
+      AttentionResult r = it->second;
+      prefetched_.erase(it);
+      return r;
+    }
+    return run_attention(f, pe, a);
+  });
+}
+
+void KernelCache::prefetch_attention(const FabricConfig& f, const PeConfig& pe,
+                                     const std::vector<AttentionConfig>& kernels) {
+  if (!enabled_ || threads_ < 2) return;
+  std::vector<std::string> keys;
+  std::vector<const AttentionConfig*> todo;
+  for (const AttentionConfig& a : kernels) {
+    std::string k = key(f, pe, a);
+    if (attention_.contains(k) || prefetched_.contains(k) || std::find(keys.begin(), keys.end(), k) != keys.end()) {
+      continue;
+    }
+    keys.push_back(std::move(k));
+    todo.push_back(&a);
+  }
+  if (todo.size() < 2) return;  // one kernel: attention() simulates it on this thread
+  std::vector<AttentionResult> results(todo.size());
+  std::vector<char> ok(todo.size(), 0);
+  const std::size_t n_threads = std::min<std::size_t>(threads_, todo.size());
+  std::vector<std::thread> pool;
+  pool.reserve(n_threads);
+  for (std::size_t t = 0; t < n_threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (std::size_t i = t; i < todo.size(); i += n_threads) {
+        try {
+          results[i] = run_attention(f, pe, *todo[i]);
+          ok[i] = 1;
+        } catch (...) {
+          // left to attention(), which simulates it again and throws on the caller's thread
+        }
+      }
+    });
+  }
+  for (std::thread& th : pool) th.join();
+  for (std::size_t i = 0; i < todo.size(); ++i) {
+    if (ok[i]) prefetched_.emplace(std::move(keys[i]), results[i]);
+  }
 }
 
 VectorKernelResult KernelCache::vector_kernel(const FabricConfig& f, const PeConfig& pe,

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/stats/stats.h"
@@ -37,6 +38,9 @@ namespace wse::wafer {
 
 struct KernelCacheConfig {
   bool reuse = true;  // false: every kernel is simulated every time
+  // Host threads that simulate attention kernels the sampler needs together (prefetch);
+  // 0: one per hardware thread. Results are the same for every value.
+  std::uint32_t threads = 0;
 };
 
 // Reads `reuse_kernel_results` from the given section (e.g. `wafer.kernels`).
@@ -68,6 +72,12 @@ class KernelCache : public stats::Provider {
   CollectiveResult reduce(const FabricConfig& fabric, const PeConfig& pe, const ReduceConfig& r);
   CollectiveResult broadcast(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
   AttentionResult attention(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  // Simulates, side by side on host threads, those of `kernels` that are not cached yet,
+  // so that the attention() calls that follow find them. Only the host's time changes:
+  // each kernel is simulated alone on its own fabric, a result is counted as a miss
+  // when attention() first asks for it (as without the prefetch), and a kernel that
+  // fails (e.g. does not fit its PEs) is left to attention() to simulate and throw.
+  void prefetch_attention(const FabricConfig& fabric, const PeConfig& pe, const std::vector<AttentionConfig>& kernels);
   VectorKernelResult vector_kernel(const FabricConfig& fabric, const PeConfig& pe,
                                    const VectorKernelConfig& v);
 
@@ -96,6 +106,8 @@ class KernelCache : public stats::Provider {
   std::unordered_map<std::string, GemmCannonResult> gemm_cannon_;
   std::unordered_map<std::string, CollectiveResult> collective_;
   std::unordered_map<std::string, AttentionResult> attention_;
+  std::unordered_map<std::string, AttentionResult> prefetched_;  // simulated ahead, not yet asked for
+  std::uint32_t threads_ = 1;
   std::unordered_map<std::string, VectorKernelResult> vector_kernel_;
 };
 
