@@ -11,6 +11,7 @@
 
 #include "apps/wse-emu/registrations.h"
 #include "apps/wse-emu/compare_command.h"
+#include "apps/wse-emu/plan_command.h"
 #include "apps/wse-emu/regress_command.h"
 #include "apps/wse-emu/sweep_command.h"
 #include "systemc_models/config/config.h"
@@ -37,6 +38,7 @@ constexpr const char* kUsage =
     "  sweep SWEEP.yaml --out DIR      run every point of a parameter sweep; DIR/results.csv\n"
     "  regress [--update]              rerun the regression suite against its references\n"
     "  compare RUN_DIR... [--baseline DIR]  headline figures of runs side by side; compare.csv\n"
+    "  plan PLAN.yaml --out DIR        size a fleet: the fewest machines that meet the SLOs; plan.csv\n"
     "  list                            list experiment modes and benchmarks\n"
     "  version                         print the version and the SystemC version\n"
     "  help [COMMAND]                  show help for a command\n"
@@ -128,6 +130,32 @@ Command make_sweep() {
        "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")
       ("quiet,q", "no progress on stderr");
   c.positional.add("sweep", 1);
+  return c;
+}
+
+Command make_plan() {
+  Command c{"plan",
+            "wse-emu plan PLAN.yaml --out DIR [--backend local|slurm] [--jobs N] [--quiet] [--force]\n\n"
+            "Sizes a fleet: for every workload and arrival rate of the plan, the fewest prefill\n"
+            "machines that meet the SLOs for each decode pool size (bisection, assuming more\n"
+            "machines never hurt; implied points are not run), and the deployment with the lowest\n"
+            "objective (cost, power, machines or a summary figure). Each deployment is one\n"
+            "'wse-emu run' into DIR/points/<id>/ (resumed when DIR holds an earlier run of the\n"
+            "plan). Writes DIR/plan.csv (every deployment run) and DIR/frontier.csv;\n"
+            "scripts/plot_plan.py DIR draws DIR/plan.png. Exit 0 done, 1 a run failed, 2 bad plan\n"
+            "file (docs/serving.md, 'Sizing a fleet').",
+            po::options_description("options"), {}};
+  c.options.add_options()
+      ("help,h", "show this help")
+      ("plan", po::value<std::string>(), "plan YAML file")
+      ("out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run of the plan)")
+      ("force,f", "use DIR even if it holds something else")
+      ("backend,b", po::value<std::string>()->default_value("local"),
+       "local: parallel processes here; slurm: one sbatch job array per round, waited for")
+      ("jobs,j", po::value<int>()->default_value(0),
+       "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")
+      ("quiet,q", "no progress on stderr");
+  c.positional.add("plan", 1);
   return c;
 }
 
@@ -328,6 +356,7 @@ int dispatch(int argc, char** argv) {
     else if (topic == "sweep") print_help(make_sweep());
     else if (topic == "regress") print_help(make_regress());
     else if (topic == "compare") print_help(make_compare());
+    else if (topic == "plan") print_help(make_plan());
     else if (topic == "version" || topic == "list" || topic == "help") std::cout << kUsage;
     else return usage_error("no help for unknown command '" + topic + "'");
     return kExitOk;
@@ -420,7 +449,28 @@ int dispatch(int argc, char** argv) {
     return run_compare(opt);
   }
 
-  std::vector<std::string> known{"run", "check", "bench", "sweep", "regress", "compare", "list", "version", "help"};
+  if (cmd == "plan") {
+    Command c = make_plan();
+    po::variables_map vm;
+    int code = 0;
+    if (!parse(c, args, vm, code)) return code;
+    if (!vm.count("plan")) return usage_error("plan: which plan file?", "plan");
+    if (!vm.count("out")) return usage_error("plan: --out DIR is required", "plan");
+    PlanOptions opt;
+    opt.plan_file = vm["plan"].as<std::string>();
+    opt.out_dir = vm["out"].as<std::string>();
+    opt.backend = vm["backend"].as<std::string>();
+    opt.jobs = vm["jobs"].as<int>();
+    opt.quiet = vm.count("quiet") > 0;
+    opt.force = vm.count("force") > 0;
+    if (opt.backend != "local" && opt.backend != "slurm") {
+      return usage_error("plan: unknown backend '" + opt.backend + "'; allowed: local, slurm", "plan");
+    }
+    if (opt.jobs < 0) return usage_error("plan: --jobs must be 0 or more", "plan");
+    return run_plan(registry, opt);
+  }
+
+  std::vector<std::string> known{"run", "check", "bench", "sweep", "regress", "compare", "plan", "list", "version", "help"};
   auto guess = config::did_you_mean(cmd, known);
   return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
 }

@@ -702,6 +702,38 @@ std::optional<std::string> validate_experiment(const sim::Registry& registry, co
   return msg.empty() ? std::string("invalid configuration") : msg;
 }
 
+int run_point_specs(const fs::path& experiment, const std::vector<PointSpec>& points, const fs::path& out,
+                    const std::string& backend, int jobs, bool quiet) {
+  Sweep s;
+  s.name = out.filename().string();
+  s.experiment = experiment;
+  s.columns = {"point"};
+  for (const PointSpec& spec : points) {
+    Point p;
+    p.id = spec.id;
+    p.varied = {spec.label};
+    p.overrides = spec.overrides;
+    s.points.push_back(std::move(p));
+  }
+  std::vector<const Point*> todo;
+  for (const auto& p : s.points) {
+    const fs::path dir = out / "points" / p.id;
+    const std::string record = point_record(p);
+    if (fs::exists(dir / "summary.json") && read_text(dir / "point.txt") == record) continue;
+    fs::remove_all(dir);
+    sim::create_output_directory(dir);
+    sim::write_file_atomic(dir / "point.txt", record);
+    todo.push_back(&p);
+  }
+  if (todo.empty()) return 0;
+  if (backend == "slurm") {
+    run_slurm(s, todo, out, jobs, quiet);
+    return 0;
+  }
+  if (jobs <= 0) jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return run_local(s, todo, out, jobs, quiet);
+}
+
 int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
   Sweep s;
   try {

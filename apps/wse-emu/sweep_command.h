@@ -46,6 +46,22 @@ std::optional<std::string> not_a_file(const std::filesystem::path& file);
 // Throws InputFileError (fuzz/fuzz_sweep.cpp).
 std::vector<std::vector<std::string>> sweep_points(const std::filesystem::path& file);
 
+// ---- shared with `wse-emu plan` ----
+
+// A run of the base experiment with its overrides (KEY=YAML), into out/points/<id>.
+struct PointSpec {
+  std::string id;
+  std::string label;  // what the progress lines call it
+  std::vector<std::string> overrides;
+};
+
+// Runs, as `wse-emu sweep` does (one `wse-emu run` process a point, locally `jobs` at a
+// time or as a Slurm job array), those of `points` not complete in out/points/<id>
+// (summary.json there, and point.txt naming the same overrides); returns the signal that
+// stopped them, 0 when every point ran. A point's exit status is in its exit_code file.
+int run_point_specs(const std::filesystem::path& experiment, const std::vector<PointSpec>& points,
+                    const std::filesystem::path& out, const std::string& backend, int jobs, bool quiet);
+
 // ---- shared with `wse-emu regress` ----
 
 // The validation `wse-emu check` does (load, override, elaborate, unknown-key check),

@@ -75,3 +75,30 @@ def test_the_scripts_write_their_files(fixtures, tmp_path, capsys):
     with pytest.raises(SystemExit, match="nowhere/summary.json': no such file"):
         script("plot_run.py").main([str(tmp_path / "nowhere")])
     plt.close("all")
+
+
+def test_plan_frontier_one_line_per_workload(tmp_path, capsys):
+    # A plan's frontier.csv as `wse-emu plan` writes it: two workloads at two rates, one
+    # decode pool size; the best row of each (workload, rate) is drawn.
+    (tmp_path / "plan.csv").write_text("workload,rate,prefill,decode,status,objective,point,error\n")
+    (tmp_path / "frontier.csv").write_text(
+        "workload,rate,decode,fewest_prefill,prefill_per_decode,objective,best\n"
+        "code,4,1,3,3,523.28,1\ncode,16,1,8,8,702.08,1\n"
+        "chat,4,1,1,1,451.76,1\nchat,16,1,,,,0\n")
+    plan = wse_emu.load(tmp_path)
+    assert list(plan.best()["fewest_prefill"]) == [3, 8, 1]
+    fig = plot.plan_frontier(plan)
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines()] == ["code", "chat"]
+    assert list(left.get_lines()[0].get_ydata()) == [3, 8]
+    assert list(right.get_lines()[1].get_ydata()) == [451.76]
+    assert [t.get_text() for t in left.texts] == ["3 x 1", "8 x 1", "1 x 1"]
+    script("plot_plan.py").main([str(tmp_path)])
+    with open(tmp_path / "plan.png", "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.split() == [str(tmp_path / "plan.png")]
+    plt.close("all")
+    (tmp_path / "frontier.csv").write_text("workload,rate,decode,fewest_prefill,prefill_per_decode,objective,best\n"
+                                           "chat,16,1,,,,0\n")
+    with pytest.raises(WseEmuError, match="no deployment in frontier.csv meets the SLOs"):
+        plot.plan_frontier(wse_emu.load(tmp_path))

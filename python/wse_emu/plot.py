@@ -1,6 +1,6 @@
 """Plots of runs, sweeps and comparisons (matplotlib; each returns a Figure to show or save).
 
-scripts/plot_run.py, plot_sweep.py and plot_compare.py are command-line wrappers over
+scripts/plot_run.py, plot_sweep.py, plot_compare.py and plot_plan.py are command-line wrappers over
 these functions. Import this module in a notebook as `from wse_emu import plot`; the
 scripts select the Agg backend (no display) before importing it.
 """
@@ -16,7 +16,7 @@ import matplotlib.ticker
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .results import Run, Sweep, WseEmuError
+from .results import Plan, Run, Sweep, WseEmuError
 from .units import parse_quantities
 
 # Latency columns of requests.csv, in the order shown; the first group present wins.
@@ -315,5 +315,33 @@ def compare_bars(table: pd.DataFrame) -> Figure:
                             va="bottom", fontsize=7)
         ax.margins(y=0.15)
     fig.suptitle("wse-emu compare (labels: ratio to the baseline)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plan_frontier(plan: Plan) -> Figure:
+    """The plan's answer against the arrival rate, one line per workload: the chosen
+    deployment's prefill machines per decode machine (left) and its objective (right),
+    each point labelled prefill x decode."""
+    best = plan.best()
+    if best.empty:
+        raise WseEmuError(f"'{plan.path}': no deployment in frontier.csv meets the SLOs; nothing to plot")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for style, (workload, rows) in zip(line_styles(), best.groupby("workload", sort=False)):
+        rows = rows.sort_values("rate")
+        fewest = rows["fewest_prefill"].astype(int)
+        left.plot(rows["rate"], rows["prefill_per_decode"], label=workload, **style)
+        right.plot(rows["rate"], rows["objective"], label=workload, **style)
+        for x, p, d, y in zip(rows["rate"], fewest, rows["decode"], rows["prefill_per_decode"]):
+            left.annotate(f"{p} x {d}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    left.set_xlabel("arrival rate")
+    left.set_ylabel("prefill machines per decode machine")
+    left.set_title("fewest prefill per decode that meet the SLOs")
+    right.set_xlabel("arrival rate")
+    right.set_ylabel("objective (lower is better)")
+    right.set_title("the chosen deployment's objective")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -289,7 +289,9 @@ class Sweep:
 
 
 class Plan:
-    """The folder of a `wse-emu plan` (fleet sizing): plan.csv as `table`."""
+    """The folder of a `wse-emu plan` (fleet sizing): plan.csv (every deployment run) as
+    `table`, frontier.csv (per workload, rate and decode pool size: the fewest prefill
+    machines, and the best deployment by the objective) as `frontier`."""
 
     kind = "plan"
 
@@ -299,6 +301,14 @@ class Plan:
         if not file.is_file():
             raise WseEmuError(f"'{file}': no such file; is '{self.path}' the --out folder of 'wse-emu plan'?")
         self.table: pd.DataFrame = pd.read_csv(file)
+        front = self.path / "frontier.csv"
+        self.frontier: pd.DataFrame = pd.read_csv(front) if front.is_file() else pd.DataFrame()
+
+    def best(self) -> pd.DataFrame:
+        """One row per workload and rate: the deployment the plan chose."""
+        if self.frontier.empty:
+            return self.frontier
+        return self.frontier[self.frontier["best"] == 1].reset_index(drop=True)
 
     def __repr__(self) -> str:
         return f"Plan('{self.path}': {len(self.table)} rows)"

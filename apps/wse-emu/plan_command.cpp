@@ -1,0 +1,577 @@
+// `wse-emu plan PLAN.yaml --out DIR [--backend local|slurm] [--jobs N]` (plan_command.h).
+//
+// Layout of DIR:
+//   plan.csv        one row per deployment run: workload, rate, pools, whether it met the
+//                   SLOs, the SLO figures and the objective (written last, atomically)
+//   frontier.csv    per workload and rate: the fewest prefill machines for each decode
+//                   pool size, and the best deployment by the objective
+//   points/<id>/    each run's `wse-emu run` outputs (resumed: complete points are not rerun)
+#include "apps/wse-emu/plan_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include "apps/wse-emu/cli.h"
+#include "apps/wse-emu/sweep_command.h"
+#include "systemc_models/config/config.h"
+#include "systemc_models/sim/output.h"
+#include "systemc_models/units/units.h"
+
+namespace fs = std::filesystem;
+
+namespace wse::app {
+
+// ---- the search ----------------------------------------------------------------------
+
+PlanSearch::PlanSearch(std::uint32_t p_min, std::uint32_t p_max, std::uint32_t d_min, std::uint32_t d_max)
+    : p_min_(p_min), p_max_(p_max), d_min_(d_min), d_max_(d_max) {
+  for (std::uint32_t d = d_min; d <= d_max; ++d) bisect_[d] = Bisection{p_min, p_max + 1};
+}
+
+std::optional<bool> PlanSearch::implied_outcome(std::uint32_t p, std::uint32_t d) const {
+  bool met = false, missed = false;
+  for (const auto& [pd, ok] : measured_) {
+    if (ok && pd.first <= p && pd.second <= d) met = true;
+    if (!ok && pd.first >= p && pd.second >= d) missed = true;
+  }
+  if (met == missed) return std::nullopt;  // nothing known, or measured results disagree: run it
+  return met;
+}
+
+std::optional<bool> PlanSearch::known(std::uint32_t p, std::uint32_t d) const {
+  if (auto it = measured_.find({p, d}); it != measured_.end()) return it->second;
+  return implied_outcome(p, d);
+}
+
+bool PlanSearch::implied(std::uint32_t p, std::uint32_t d) const {
+  return !measured_.contains({p, d}) && implied_outcome(p, d).has_value();
+}
+
+void PlanSearch::settle() {
+  for (auto& [d, b] : bisect_) {
+    while (!b.done) {
+      // First the largest pool (settles whether d can meet the SLOs at all), then bisection.
+      const std::uint32_t q = b.hi == p_max_ + 1 ? p_max_ : b.lo + (b.hi - b.lo) / 2;
+      if (b.lo >= b.hi) {
+        b.done = true;
+        break;
+      }
+      const std::optional<bool> k = known(q, d);
+      if (!k) break;
+      if (*k) {
+        b.hi = q;
+      } else if (q == p_max_) {
+        b.lo = b.hi = p_max_ + 1;  // even the largest pool misses
+      } else {
+        b.lo = q + 1;
+      }
+    }
+  }
+}
+
+std::vector<std::pair<std::uint32_t, std::uint32_t>> PlanSearch::next_round() {
+  settle();
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> round;
+  for (const auto& [d, b] : bisect_) {
+    if (b.done) continue;
+    round.emplace_back(b.hi == p_max_ + 1 ? p_max_ : b.lo + (b.hi - b.lo) / 2, d);
+  }
+  return round;
+}
+
+void PlanSearch::record(std::uint32_t p, std::uint32_t d, bool met) { measured_[{p, d}] = met; }
+
+std::optional<std::uint32_t> PlanSearch::fewest(std::uint32_t d) const {
+  const auto it = bisect_.find(d);
+  if (it == bisect_.end() || !it->second.done || it->second.hi > p_max_) return std::nullopt;
+  return it->second.hi;
+}
+
+std::vector<std::pair<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::uint32_t, std::uint32_t>>>
+PlanSearch::contradictions() const {
+  std::vector<std::pair<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::uint32_t, std::uint32_t>>> out;
+  for (const auto& [miss, miss_ok] : measured_) {
+    if (miss_ok) continue;
+    for (const auto& [met, met_ok] : measured_) {
+      if (met_ok && met.first <= miss.first && met.second <= miss.second) {
+        out.push_back({miss, met});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// ---- the plan file -------------------------------------------------------------------
+
+namespace {
+
+using PlanError = InputFileError;
+
+std::string where(const fs::path& file, const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return file.string();
+  return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+std::string scalar(const fs::path& file, const YAML::Node& n, const std::string& what) {
+  if (!n || !n.IsScalar()) throw PlanError(where(file, n) + ": " + what);
+  return n.Scalar();
+}
+
+// A value as --set takes it: scalars as written, lists and mappings in flow form.
+std::string yaml_text(const YAML::Node& n) {
+  if (n.IsScalar()) {
+    if (n.Tag() == "!") {
+      YAML::Emitter e;
+      e << YAML::DoubleQuoted << n.Scalar();
+      return e.c_str();
+    }
+    return n.Scalar();
+  }
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known,
+                const std::string& what) {
+  for (const auto& kv : map) {
+    const std::string k = scalar(file, kv.first, what + " keys are text");
+    if (std::find(known.begin(), known.end(), k) != known.end()) continue;
+    const auto guess = config::did_you_mean(k, known);
+    std::string list;
+    for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
+    throw PlanError(where(file, kv.first) + ": unknown key '" + k + "' in " + what +
+                    (guess ? "; did you mean '" + *guess + "'?" : "") + " Known keys: " + list);
+  }
+}
+
+struct Pool {
+  std::string key;  // configuration key path of the machine count
+  std::uint32_t min = 1, max = 1;
+};
+
+struct Workload {
+  std::string name;
+  std::vector<std::string> overrides;
+};
+
+struct Slo {
+  std::string figure;  // summary.json key path
+  double limit = 0.0;  // the figure must be at most this
+  std::string written;
+};
+
+struct Plan {
+  std::string name;
+  fs::path experiment;
+  std::vector<std::string> fixed;
+  std::vector<Workload> workloads;
+  std::string rate_key;
+  std::vector<std::string> rates;  // as written
+  Pool prefill, decode;
+  std::vector<Slo> slos;
+  std::string objective;   // cost | power | machines | a summary figure path
+  std::string objective_figure;  // the figure minimised (empty: machines)
+};
+
+std::uint32_t count_value(const fs::path& file, const YAML::Node& n, const std::string& what) {
+  const std::string text = scalar(file, n, what + " is a whole number of machines");
+  std::size_t used = 0;
+  long long v = -1;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || v < 1 || v > 4096) {
+    throw PlanError(where(file, n) + ": " + what + " is '" + text + "'; give a whole number from 1 to 4096");
+  }
+  return static_cast<std::uint32_t>(v);
+}
+
+Pool read_pool(const fs::path& file, const YAML::Node& n, const std::string& name) {
+  if (!n || !n.IsMap()) {
+    throw PlanError(where(file, n) + ": 'pools." + name +
+                    "' is a mapping {key: CONFIG.KEY, min: N, max: M} (the machine count to size)");
+  }
+  check_keys(file, n, {"key", "min", "max"}, "pools." + name);
+  Pool p;
+  p.key = scalar(file, n["key"], "'pools." + name + ".key' is the configuration key of the machine count");
+  p.min = n["min"] ? count_value(file, n["min"], "'pools." + name + ".min'") : 1;
+  p.max = count_value(file, n["max"], "'pools." + name + ".max'");
+  if (p.min > p.max) {
+    throw PlanError(where(file, n["max"]) + ": 'pools." + name + ".max' (" + std::to_string(p.max) +
+                    ") is below its min (" + std::to_string(p.min) + ")");
+  }
+  return p;
+}
+
+Plan read_plan(const fs::path& file) {
+  if (const auto why = not_a_file(file)) throw PlanError("plan file '" + file.string() + "' " + *why);
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file.string());
+  } catch (const YAML::Exception& e) {
+    throw PlanError(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                    ": " + e.msg);
+  }
+  if (!root.IsMap()) throw PlanError(file.string() + ": a plan file is a mapping (experiment:, pools:, slo:, ...)");
+  check_keys(file, root, {"name", "description", "experiment", "set", "workloads", "rates", "pools", "slo", "objective"},
+             "the plan");
+  Plan p;
+  p.name = root["name"] ? scalar(file, root["name"], "'name:' is the plan's name, a text") : file.stem().string();
+  if (!root["experiment"]) {
+    throw PlanError(file.string() + ": 'experiment:' (the base experiment file, relative to the plan file) is required");
+  }
+  p.experiment = (fs::absolute(file).parent_path() /
+                  scalar(file, root["experiment"], "'experiment:' is a file name"))
+                     .lexically_normal();
+  if (const auto why = not_a_file(p.experiment)) {
+    throw PlanError(where(file, root["experiment"]) + ": base experiment '" + p.experiment.string() + "' " + *why);
+  }
+  if (const YAML::Node set = root["set"]) {
+    if (!set.IsMap()) throw PlanError(where(file, set) + ": 'set:' is a mapping of key paths to values");
+    for (const auto& kv : set) p.fixed.push_back(scalar(file, kv.first, "keys are text") + "=" + yaml_text(kv.second));
+  }
+  if (const YAML::Node w = root["workloads"]) {
+    if (!w.IsMap() || w.size() == 0) {
+      throw PlanError(where(file, w) + ": 'workloads:' maps a name to its overrides (a mapping, {} for the base)");
+    }
+    for (const auto& kv : w) {
+      Workload wl;
+      wl.name = scalar(file, kv.first, "a workload's name is text");
+      if (wl.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+          std::string::npos) {
+        throw PlanError(where(file, kv.first) + ": workload name '" + wl.name +
+                        "' names folders: use letters, digits and _");
+      }
+      if (!kv.second.IsMap() && !(kv.second.IsNull())) {
+        throw PlanError(where(file, kv.second) + ": workload '" + wl.name + "' is a mapping of key paths to values");
+      }
+      if (kv.second.IsMap()) {
+        for (const auto& o : kv.second) {
+          wl.overrides.push_back(scalar(file, o.first, "keys are text") + "=" + yaml_text(o.second));
+        }
+      }
+      p.workloads.push_back(std::move(wl));
+    }
+  } else {
+    p.workloads.push_back(Workload{"base", {}});
+  }
+  const YAML::Node rates = root["rates"];
+  if (!rates || !rates.IsMap()) {
+    throw PlanError(where(file, rates) + ": 'rates:' is required: {key: workload.trace.rate_scale, values: [...]}");
+  }
+  check_keys(file, rates, {"key", "values"}, "rates");
+  p.rate_key = scalar(file, rates["key"], "'rates.key' is the configuration key of the arrival rate");
+  if (!rates["values"] || !rates["values"].IsSequence() || rates["values"].size() == 0) {
+    throw PlanError(where(file, rates["values"]) + ": 'rates.values' is a non-empty list of rates");
+  }
+  for (const auto& v : rates["values"]) p.rates.push_back(scalar(file, v, "a rate is a value"));
+  const YAML::Node pools = root["pools"];
+  if (!pools || !pools.IsMap()) {
+    throw PlanError(where(file, pools) + ": 'pools:' is required: {prefill: {key, min, max}, decode: {key, min, max}}");
+  }
+  check_keys(file, pools, {"prefill", "decode"}, "pools");
+  p.prefill = read_pool(file, pools["prefill"], "prefill");
+  p.decode = read_pool(file, pools["decode"], "decode");
+  if (p.prefill.key == p.decode.key) {
+    throw PlanError(where(file, pools) + ": both pools size '" + p.prefill.key + "'; give each its own key");
+  }
+  const YAML::Node slo = root["slo"];
+  if (!slo || !slo.IsMap() || slo.size() == 0) {
+    throw PlanError(where(file, slo) +
+                    ": 'slo:' is required: summary figures and their limits, e.g. requests.ttft_s.p99: 2 s");
+  }
+  for (const auto& kv : slo) {
+    Slo s;
+    s.figure = scalar(file, kv.first, "an SLO names a summary figure");
+    s.written = scalar(file, kv.second, "an SLO's limit is a value");
+    try {
+      // A time with its unit (the SLO figures of summary.json are in seconds), or a number.
+      if (s.written.find_first_of("abcdefghijklmnopqrstuvwxyz") != std::string::npos) {
+        s.limit = parse_duration(s.written).seconds;
+      } else {
+        std::size_t used = 0;
+        s.limit = std::stod(s.written, &used);
+        if (used != s.written.size()) throw std::invalid_argument("trailing text");
+      }
+    } catch (const std::exception&) {
+      throw PlanError(where(file, kv.second) + ": SLO '" + s.figure + "' limit '" + s.written +
+                      "' is neither a time (2 s, 50 ms) nor a number");
+    }
+    p.slos.push_back(std::move(s));
+  }
+  p.objective = root["objective"] ? scalar(file, root["objective"], "'objective:' is a text") : "cost";
+  if (p.objective == "cost") {
+    p.objective_figure = "cost.fleet_usd_per_hour";
+  } else if (p.objective == "power") {
+    p.objective_figure = "energy.mean_power_w";
+  } else if (p.objective != "machines") {
+    p.objective_figure = p.objective;  // a summary figure, minimised
+  }
+  return p;
+}
+
+// A summary figure by its dotted path, or nothing.
+std::optional<double> figure(const nlohmann::json& summary, const std::string& path) {
+  const nlohmann::json* j = &summary;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    const std::size_t dot = path.find('.', start);
+    const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!j->is_object() || !j->contains(part)) return std::nullopt;
+    j = &(*j)[part];
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  if (!j->is_number()) return std::nullopt;
+  return j->get<double>();
+}
+
+std::string fmt(double v) {
+  std::ostringstream o;
+  o << std::setprecision(10) << v;
+  return o.str();
+}
+
+// A CSV field: quoted when it holds a comma, a quote or a line break.
+std::string csv_text(const std::string& v) {
+  if (v.find_first_of(",\"\n") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c == '\n' ? ' ' : c);
+  return q + "\"";
+}
+
+std::string point_id(const Plan& plan, std::size_t w, std::size_t r, std::uint32_t p, std::uint32_t d) {
+  return plan.workloads[w].name + "-rate" + std::to_string(r) + "-p" + std::to_string(p) + "-d" + std::to_string(d);
+}
+
+std::vector<std::string> overrides(const Plan& plan, std::size_t w, std::size_t r, std::uint32_t p, std::uint32_t d) {
+  std::vector<std::string> o = plan.fixed;
+  o.insert(o.end(), plan.workloads[w].overrides.begin(), plan.workloads[w].overrides.end());
+  o.push_back(plan.rate_key + "=" + plan.rates[r]);
+  o.push_back(plan.prefill.key + "=" + std::to_string(p));
+  o.push_back(plan.decode.key + "=" + std::to_string(d));
+  return o;
+}
+
+// One run's outcome as plan.csv records it.
+struct Outcome {
+  std::string status;  // met | missed | invalid (not run: counted as missed)
+  std::vector<std::optional<double>> slo_values;
+  std::optional<double> objective;
+  std::string note;
+};
+
+struct Scenario {
+  std::size_t w, r;
+  PlanSearch search;
+  std::map<std::pair<std::uint32_t, std::uint32_t>, Outcome> outcomes;
+};
+
+}  // namespace
+
+int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
+  Plan plan;
+  try {
+    plan = read_plan(opt.plan_file);
+  } catch (const PlanError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
+    return kExitBadInput;
+  } catch (const YAML::Exception& e) {
+    std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": " << e.what() << "\n";
+    return kExitBadInput;
+  }
+  // The largest deployment of every workload and rate must be a valid configuration: a
+  // mistyped key or value is bad input, not "does not meet the SLOs".
+  for (std::size_t w = 0; w < plan.workloads.size(); ++w) {
+    for (std::size_t r = 0; r < plan.rates.size(); ++r) {
+      if (auto err = validate_experiment(registry, plan.experiment,
+                                         overrides(plan, w, r, plan.prefill.max, plan.decode.max))) {
+        std::cerr << "wse-emu: error: plan " << opt.plan_file.string() << ", workload " << plan.workloads[w].name
+                  << " at " << plan.rate_key << "=" << plan.rates[r] << " with the largest pools: " << *err << "\n";
+        return kExitBadInput;
+      }
+    }
+  }
+  const fs::path out = fs::absolute(opt.out_dir).lexically_normal();
+  if (!opt.force && sim::directory_in_use(out) && !fs::exists(out / "points")) {
+    std::cerr << "wse-emu: error: " << sim::output_in_use_message(out) << "\n";
+    return kExitBadInput;
+  }
+  std::vector<Scenario> scenarios;
+  for (std::size_t w = 0; w < plan.workloads.size(); ++w) {
+    for (std::size_t r = 0; r < plan.rates.size(); ++r) {
+      scenarios.push_back(Scenario{w, r, PlanSearch(plan.prefill.min, plan.prefill.max, plan.decode.min, plan.decode.max), {}});
+    }
+  }
+  try {
+    sim::create_output_directory(out / "points");
+    const sim::FolderClaim claim(out);
+    if (!claim.refused().empty()) {
+      std::cerr << "wse-emu: error: " << claim.refused() << "\n";
+      return kExitBadInput;
+    }
+    for (int round = 1;; ++round) {
+      std::vector<PointSpec> specs;
+      std::vector<std::pair<Scenario*, std::pair<std::uint32_t, std::uint32_t>>> asked;
+      for (Scenario& s : scenarios) {
+        for (const auto& pd : s.search.next_round()) {
+          const auto [p, d] = pd;
+          const std::vector<std::string> o = overrides(plan, s.w, s.r, p, d);
+          if (auto err = validate_experiment(registry, plan.experiment, o)) {
+            // A smaller deployment the configuration refuses (e.g. the model's weights do
+            // not fit fewer machines): it cannot meet the SLOs; recorded, not run. (The
+            // largest deployment was checked above: the keys and values are sound.)
+            s.search.record(p, d, false);
+            s.outcomes[pd] = Outcome{"invalid", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt, *err};
+            continue;
+          }
+          specs.push_back(PointSpec{point_id(plan, s.w, s.r, p, d),
+                                    plan.workloads[s.w].name + " rate " + plan.rates[s.r] + ": " +
+                                        std::to_string(p) + " prefill, " + std::to_string(d) + " decode",
+                                    o});
+          asked.push_back({&s, pd});
+        }
+      }
+      if (specs.empty()) {
+        bool more = false;
+        for (Scenario& s : scenarios) more = more || !s.search.next_round().empty();
+        if (!more) break;
+        continue;  // only does_not_fit points this round: ask again
+      }
+      if (!opt.quiet) std::cerr << "plan " << plan.name << ": round " << round << ", " << specs.size() << " run(s)\n";
+      if (const int sig = run_point_specs(plan.experiment, specs, out, opt.backend, opt.jobs, opt.quiet); sig != 0) {
+        std::cerr << "wse-emu: plan stopped by signal " << sig << "; rerun the same command to resume\n";
+        return 128 + sig;
+      }
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        auto& [s, pd] = asked[i];
+        const fs::path dir = out / "points" / specs[i].id;
+        std::ifstream in(dir / "summary.json");
+        if (!in) {
+          std::cerr << "wse-emu: error: plan point " << specs[i].id << " (" << specs[i].label
+                    << ") failed: " << last_error_line(dir / "stderr.txt") << " (see " << (dir / "stderr.txt").string()
+                    << ")\n";
+          return kExitRunFailed;
+        }
+        const nlohmann::json summary = nlohmann::json::parse(in);
+        Outcome o;
+        bool met = true;
+        for (const Slo& slo : plan.slos) {
+          const std::optional<double> v = figure(summary, slo.figure);
+          if (!v) {
+            std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": SLO figure '" << slo.figure
+                      << "' is not in the summary.json of " << dir.string()
+                      << "; give a numeric key path of summary.json (e.g. requests.ttft_s.p99)\n";
+            return kExitBadInput;
+          }
+          o.slo_values.push_back(v);
+          met = met && *v <= slo.limit;
+        }
+        if (!plan.objective_figure.empty()) {
+          o.objective = figure(summary, plan.objective_figure);
+          if (!o.objective) {
+            std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": objective '" << plan.objective
+                      << "' (figure " << plan.objective_figure << ") is not in the summary.json of " << dir.string()
+                      << "; use cost, power, machines or a numeric key path of summary.json\n";
+            return kExitBadInput;
+          }
+        } else {
+          o.objective = pd.first + pd.second;
+        }
+        o.status = met ? "met" : "missed";
+        s->search.record(pd.first, pd.second, met);
+        s->outcomes[pd] = std::move(o);
+      }
+    }
+
+    // plan.csv: every deployment run (or found not to fit), in scenario order.
+    std::ostringstream csv;
+    csv << "workload,rate,prefill,decode,status";
+    for (const Slo& slo : plan.slos) csv << "," << slo.figure;
+    csv << ",objective,point,error\n";
+    std::ostringstream front;
+    front << "workload,rate,decode,fewest_prefill,prefill_per_decode,objective,best\n";
+    std::ostringstream table;
+    std::size_t runs = 0;
+    bool contradiction = false;
+    for (Scenario& s : scenarios) {
+      const std::string& wname = plan.workloads[s.w].name;
+      for (const auto& [pd, o] : s.outcomes) {
+        csv << wname << "," << plan.rates[s.r] << "," << pd.first << "," << pd.second << "," << o.status;
+        for (const auto& v : o.slo_values) csv << "," << (v ? fmt(*v) : "");
+        csv << "," << (o.objective ? fmt(*o.objective) : "") << ","
+            << (o.status == "invalid" ? "" : point_id(plan, s.w, s.r, pd.first, pd.second)) << "," << csv_text(o.note)
+            << "\n";
+        if (o.status != "invalid") ++runs;
+      }
+      // The best: the lowest objective among the fewest-prefill points (ties: fewer machines).
+      std::optional<std::pair<std::uint32_t, std::uint32_t>> best;
+      double best_v = std::numeric_limits<double>::infinity();
+      for (std::uint32_t d = plan.decode.min; d <= plan.decode.max; ++d) {
+        const auto p = s.search.fewest(d);
+        if (!p) continue;
+        const auto it = s.outcomes.find({*p, d});
+        if (it == s.outcomes.end() || !it->second.objective) continue;  // implied by a smaller deployment
+        const double v = *it->second.objective;
+        if (v < best_v || (v == best_v && best && *p + d < best->first + best->second)) {
+          best_v = v;
+          best = std::make_pair(*p, d);
+        }
+      }
+      for (std::uint32_t d = plan.decode.min; d <= plan.decode.max; ++d) {
+        const auto p = s.search.fewest(d);
+        front << wname << "," << plan.rates[s.r] << "," << d << "," << (p ? std::to_string(*p) : "") << ","
+              << (p ? fmt(static_cast<double>(*p) / d) : "") << ",";
+        const auto it = p ? s.outcomes.find({*p, d}) : s.outcomes.end();
+        front << (it != s.outcomes.end() && it->second.objective ? fmt(*it->second.objective) : "") << ","
+              << (best && p && best->first == *p && best->second == d ? 1 : 0) << "\n";
+      }
+      table << "  " << std::left << std::setw(16) << wname << std::setw(10) << plan.rates[s.r];
+      if (best) {
+        table << std::setw(10) << best->first << std::setw(10) << best->second << std::setw(14)
+              << fmt(static_cast<double>(best->first) / best->second) << fmt(best_v) << "\n";
+      } else {
+        table << "no deployment up to " << plan.prefill.max << " prefill x " << plan.decode.max
+              << " decode meets the SLOs\n";
+      }
+      for (const auto& [miss, met] : s.search.contradictions()) {
+        contradiction = true;
+        std::cerr << "wse-emu: note: " << wname << " rate " << plan.rates[s.r] << ": " << miss.first << " prefill x "
+                  << miss.second << " decode missed the SLOs although " << met.first << " x " << met.second
+                  << " met them (more machines made it worse; the search assumes they never do)\n";
+      }
+    }
+    sim::write_file_atomic(out / "plan.csv", csv.str());
+    sim::write_file_atomic(out / "frontier.csv", front.str());
+    std::cout << "plan " << plan.name << ": " << runs << " run(s); objective " << plan.objective
+              << (plan.objective_figure.empty() || plan.objective_figure == plan.objective
+                      ? std::string()
+                      : " (" + plan.objective_figure + ")")
+              << ", SLOs";
+    for (const Slo& slo : plan.slos) std::cout << " " << slo.figure << " <= " << slo.written;
+    std::cout << "\n  " << std::left << std::setw(16) << "workload" << std::setw(10) << "rate" << std::setw(10)
+              << "prefill" << std::setw(10) << "decode" << std::setw(14) << "per decode" << "objective\n"
+              << table.str() << (out / "plan.csv").string() << "\n";
+    (void)contradiction;
+  } catch (const std::exception& e) {
+    std::cerr << "wse-emu: plan failed: " << e.what() << "\n";
+    return kExitRunFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace wse::app

@@ -1,0 +1,79 @@
+// `wse-emu plan PLAN.yaml --out DIR`: size a fleet. For every workload and arrival rate
+// of the plan, the smallest pools of each kind that meet the service-level objectives,
+// and among them the deployment that minimises the objective (fleet cost, power or
+// machine count). Each evaluation is one `wse-emu run` of the base experiment (run as
+// `wse-emu sweep` runs its points: locally or on Slurm, resumable).
+//
+// The search (PlanSearch) assumes what the serving model guarantees in the large: more
+// machines never make an SLO worse. Then a deployment (p, d) that meets the SLOs means
+// every (p' >= p, d' >= d) does, and one that misses means every (p' <= p, d' <= d)
+// misses; such points are implied, not run. For each decode pool size d it finds the
+// fewest prefill machines p*(d) by bisection on [min, max] (first asking the largest,
+// which settles whether d can meet the SLOs at all), all d of all scenarios in the same
+// rounds so that a round's runs go out in parallel. A measured result that contradicts
+// an implication (more machines, an SLO missed) is reported in plan.csv and on stderr.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "systemc_models/sim/registry.h"
+
+namespace wse::app {
+
+struct PlanOptions {
+  std::filesystem::path plan_file;
+  std::filesystem::path out_dir;
+  std::string backend = "local";  // local | slurm
+  int jobs = 0;
+  bool quiet = false;
+  bool force = false;
+};
+
+int run_plan(const sim::Registry& registry, const PlanOptions& opt);
+
+// The bisection of one scenario (a workload at a rate) over prefill counts p in
+// [p_min, p_max] for every decode count d in [d_min, d_max]. Pure: the caller runs the
+// points it asks for and records whether each met the SLOs.
+class PlanSearch {
+ public:
+  PlanSearch(std::uint32_t p_min, std::uint32_t p_max, std::uint32_t d_min, std::uint32_t d_max);
+
+  // Deployments (p, d) to run next: one per decode count whose search is not done and
+  // whose next point is not implied by a result already known. Empty when every search
+  // is done.
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> next_round();
+  void record(std::uint32_t p, std::uint32_t d, bool met);
+
+  // Known (run or implied) outcome of (p, d), or nothing.
+  std::optional<bool> known(std::uint32_t p, std::uint32_t d) const;
+  // Whether (p, d)'s outcome was implied by another point (not run).
+  bool implied(std::uint32_t p, std::uint32_t d) const;
+  // The fewest prefill machines that meet the SLOs with d decode machines, or nothing
+  // when even p_max misses. Valid once next_round() returned empty.
+  std::optional<std::uint32_t> fewest(std::uint32_t d) const;
+  // Measured outcomes that contradict monotonicity: a point that missed although one
+  // with no more machines of either kind met (pairs: the one that missed, the one that met).
+  std::vector<std::pair<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::uint32_t, std::uint32_t>>>
+  contradictions() const;
+  std::size_t runs() const { return measured_.size(); }
+
+ private:
+  struct Bisection {
+    std::uint32_t lo, hi;  // p*(d) is in [lo, hi] (hi = p_max + 1: none)
+    bool done = false;
+  };
+  std::optional<bool> implied_outcome(std::uint32_t p, std::uint32_t d) const;
+  void settle();  // advances every bisection past points whose outcome is known
+
+  std::uint32_t p_min_, p_max_, d_min_, d_max_;
+  std::map<std::uint32_t, Bisection> bisect_;                             // by d
+  std::map<std::pair<std::uint32_t, std::uint32_t>, bool> measured_;      // (p, d) -> met
+};
+
+}  // namespace wse::app

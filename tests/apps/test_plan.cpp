@@ -1,0 +1,218 @@
+// `wse-emu plan`: the search (PlanSearch) round by round against a known need, what a
+// result implies about other deployments, and the command end to end on KV-transfer runs
+// whose times are derived by hand, its outputs, resume and bad plan files.
+#include <filesystem>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "apps/wse-emu/plan_command.h"
+#include "sweep/csv.h"
+#include "util/cli_harness.h"
+#include "util/scratch_dir.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using Deployment = std::pair<std::uint32_t, std::uint32_t>;  // (prefill, decode)
+using Round = std::vector<Deployment>;
+
+// Prefill counts 1..8, decode counts 1..2; a deployment meets the SLOs when it has at
+// least need(d) prefill machines: need(1) = 5, need(2) = 3. By hand:
+//   round 1: the largest pool of each d first:   (8,1) met, (8,2) met
+//   round 2: bisection of [1, 8): mid 1 + 7/2 = 4: (4,1) missed, (4,2) met
+//   round 3: d=1 on [5, 8): 5 + 3/2 = 6; d=2 on [1, 4): 1 + 3/2 = 2: (6,1) met, (2,2) missed
+//   round 4: d=1 on [5, 6): 5; d=2 on [3, 4): 3: (5,1) met, (3,2) met
+//   then both bisections are empty: p*(1) = 5, p*(2) = 3, 8 runs.
+TEST(PlanSearch, BisectsEachDecodeCountRoundByRound) {
+  app::PlanSearch s(1, 8, 1, 2);
+  const auto met = [](Deployment x) { return x.first >= (x.second == 1 ? 5u : 3u); };
+  const std::vector<Round> expected{{{8, 1}, {8, 2}}, {{4, 1}, {4, 2}}, {{6, 1}, {2, 2}}, {{5, 1}, {3, 2}}};
+  for (const Round& want : expected) {
+    const Round got = s.next_round();
+    ASSERT_EQ(got, want);
+    for (const Deployment& x : got) s.record(x.first, x.second, met(x));
+  }
+  EXPECT_TRUE(s.next_round().empty());
+  EXPECT_EQ(s.fewest(1), 5u);
+  EXPECT_EQ(s.fewest(2), 3u);
+  EXPECT_EQ(s.runs(), 8u);
+  EXPECT_TRUE(s.contradictions().empty());
+}
+
+// A decode count whose largest pool misses is settled in one run.
+TEST(PlanSearch, ADecodeCountThatCannotMeetTheSlosStopsAtTheLargestPool) {
+  app::PlanSearch s(1, 4, 1, 2);
+  ASSERT_EQ(s.next_round(), (Round{{4, 1}, {4, 2}}));
+  s.record(4, 1, false);
+  s.record(4, 2, true);
+  ASSERT_EQ(s.next_round(), (Round{{2, 2}}));  // d = 1 is done: nothing up to 4 meets
+  s.record(2, 2, true);
+  ASSERT_EQ(s.next_round(), (Round{{1, 2}}));
+  s.record(1, 2, false);
+  EXPECT_TRUE(s.next_round().empty());
+  EXPECT_EQ(s.fewest(1), std::nullopt);
+  EXPECT_EQ(s.fewest(2), 2u);
+  EXPECT_EQ(s.runs(), 4u);
+}
+
+// More machines never hurt: a deployment that met implies every larger one does; one
+// that missed implies every smaller one misses; such points are not asked for.
+TEST(PlanSearch, ResultsImplyLargerAndSmallerDeploymentsAndContradictionsAreReported) {
+  app::PlanSearch s(1, 8, 1, 3);
+  s.record(3, 1, true);
+  s.record(2, 3, false);
+  EXPECT_EQ(s.known(5, 2), true);
+  EXPECT_TRUE(s.implied(5, 2));
+  EXPECT_EQ(s.known(1, 1), false);
+  EXPECT_TRUE(s.implied(1, 1));
+  EXPECT_EQ(s.known(2, 2), false);   // (2, 3) missed: fewer decode machines miss too
+  EXPECT_EQ(s.known(3, 1), true);
+  EXPECT_FALSE(s.implied(3, 1));     // measured
+  EXPECT_EQ(s.known(4, 1), true);
+  EXPECT_EQ(s.known(1, 3), false);
+  EXPECT_EQ(s.known(2, 1), false);
+  EXPECT_EQ(s.known(7, 1), true);
+  EXPECT_EQ(s.known(2, 4), std::nullopt);  // more decode than (2,3), no more prefill than (3,1)
+  // Nothing is left to run: each bisection (largest pool, then [1, 8) from 4, [1, 4)
+  // from 2, [3, 4) from 3) finds every point known. d=1: (8,1), (4,1) implied met by
+  // (3,1), (2,1) implied missed by (2,3), (3,1) measured: p* = 3. d=2: (8,2), (4,2) met,
+  // (2,2) missed, (3,2) met, all implied: p* = 3. d=3: (8,3), (4,3) met, (2,3)
+  // measured missed, (3,3) implied met: p* = 3.
+  EXPECT_TRUE(s.next_round().empty());
+  EXPECT_EQ(s.fewest(1), 3u);
+  EXPECT_EQ(s.fewest(2), 3u);
+  EXPECT_EQ(s.fewest(3), 3u);
+  // A measured miss with more machines than a deployment that met contradicts the rule.
+  s.record(4, 2, false);
+  ASSERT_EQ(s.contradictions().size(), 1u);
+  EXPECT_EQ(s.contradictions()[0].first, (Deployment{4, 2}));
+  EXPECT_EQ(s.contradictions()[0].second, (Deployment{3, 1}));
+}
+
+class Plan : public ScratchDirTest {
+ protected:
+  void SetUp() override {
+    ScratchDirTest::SetUp();
+    // One request of the Azure conversation trace (374 input tokens) over a 400 GB/s
+    // link with 15 us latency: Llama-3.1-70B's KV of 374 x 327,680 B = 122,552,320 B
+    // takes 122,552,320 / 400e9 = 306.3808 us + 15 us = 321.3808 us. The plan's two
+    // "pools" are the senders and the link's initiators, which this mode requires equal:
+    // a deployment with unequal counts is invalid (not run, counted as missing the SLOs,
+    // as a fleet whose model does not fit).
+    const std::string src = WSE_SOURCE_DIR;
+    write("base.yaml",
+          "experiment: {name: t, mode: kv_transfer}\n"
+          "include:\n  - " + src + "/configs/models/llama-3.1-70b.yaml\n"
+          "  - " + src + "/configs/workloads/azure_conv_1000.yaml\n"
+          "workload: {trace: {limit: 1}}\n"
+          "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
+  }
+  std::string plan_file(const std::string& slo, const std::string& extra = "") {
+    return "experiment: base.yaml\n"
+           "rates: {key: workload.trace.rate_scale, values: [1]}\n"
+           "pools:\n"
+           "  prefill: {key: kv_transfer.senders, min: 1, max: 2}\n"
+           "  decode: {key: kv_transfer.link.initiators, min: 1, max: 2}\n"
+           "slo: {kv_transfer.time_s.max: " + slo + "}\n"
+           "objective: machines\n" + extra;
+  }
+  Result plan(const std::string& file, const fs::path& out) {
+    return wse_emu("plan '" + (dir_ / file).string() + "' --out '" + out.string() + "' --jobs 2", dir_ / "io");
+  }
+};
+
+// SLO 400 us (met by 321.3808 us). Round 1 asks each decode count's largest pool:
+// (2,1) is invalid (1 initiator, 2 senders), so d = 1 cannot meet the SLOs; (2,2) runs
+// and meets them. Round 2 bisects [1, 2) for d = 2 at 1: (1,2) is invalid. So 1 run,
+// p*(2) = 2, and the best deployment is 2 x 2 (objective: 4 machines).
+TEST_F(Plan, TheFewestMachinesThatMeetTheSloAndInvalidDeploymentsCountAsMissing) {
+  write("p.yaml", plan_file("400 us"));
+  const fs::path out = dir_ / "out";
+  Result r = plan("p.yaml", out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Csv csv = read_csv(out / "plan.csv");
+  ASSERT_EQ(csv.rows.size(), 3u);  // (1,2), (2,1), (2,2) in (prefill, decode) order
+  EXPECT_EQ(csv.header[5], "kv_transfer.time_s.max");
+  EXPECT_EQ(csv.at(0, "status"), "invalid");
+  EXPECT_THAT(csv.at(0, "error"), HasSubstr("must equal kv_transfer.senders"));
+  EXPECT_EQ(csv.at(0, "point"), "");
+  EXPECT_EQ(csv.at(1, "status"), "invalid");
+  EXPECT_EQ(csv.at(2, "status"), "met");
+  EXPECT_EQ(csv.at(2, "point"), "base-rate0-p2-d2");
+  EXPECT_NEAR(std::stod(csv.at(2, "kv_transfer.time_s.max")), 321.3808e-6, 1e-12);
+  EXPECT_EQ(csv.at(2, "objective"), "4");
+  const Csv front = read_csv(out / "frontier.csv");
+  ASSERT_EQ(front.rows.size(), 2u);
+  EXPECT_EQ(front.at(0, "fewest_prefill"), "");
+  EXPECT_EQ(front.at(1, "fewest_prefill"), "2");
+  EXPECT_EQ(front.at(1, "prefill_per_decode"), "1");
+  EXPECT_EQ(front.at(1, "best"), "1");
+  EXPECT_THAT(r.out, HasSubstr("1 run(s)"));
+  EXPECT_TRUE(fs::exists(out / "points" / "base-rate0-p2-d2" / "summary.json"));
+  // Again into the same folder: the point is complete, nothing runs, the same plan.csv.
+  const std::string first = slurp(out / "plan.csv");
+  Result again = plan("p.yaml", out);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(slurp(out / "plan.csv"), first);
+  EXPECT_THAT(again.err, ::testing::Not(HasSubstr("] point ")));
+}
+
+// SLO 300 us: 321.3808 us misses it. The one valid largest deployment (2,2) runs and
+// misses; no deployment meets the SLOs and the plan says so.
+TEST_F(Plan, ATightSloThatNothingMeetsIsSaid) {
+  write("p.yaml", plan_file("300 us"));
+  const fs::path out = dir_ / "out";
+  Result r = plan("p.yaml", out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Csv csv = read_csv(out / "plan.csv");
+  ASSERT_EQ(csv.rows.size(), 2u);
+  EXPECT_EQ(csv.at(1, "status"), "missed");
+  EXPECT_EQ(csv.at(1, "prefill"), "2");
+  EXPECT_THAT(r.out, HasSubstr("no deployment up to 2 prefill x 2 decode meets the SLOs"));
+}
+
+TEST_F(Plan, BadPlanFilesNameTheLineAndTheFix) {
+  write("typo.yaml", plan_file("400 us", "objectiv: cost\n"));
+  Result r = plan("typo.yaml", dir_ / "o1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("typo.yaml:8:1: unknown key 'objectiv'"));
+  EXPECT_THAT(r.err, HasSubstr("did you mean 'objective'"));
+  EXPECT_FALSE(fs::exists(dir_ / "o1"));
+
+  write("range.yaml",
+        "experiment: base.yaml\nrates: {key: workload.trace.rate_scale, values: [1]}\n"
+        "pools:\n  prefill: {key: kv_transfer.senders, min: 3, max: 2}\n"
+        "  decode: {key: kv_transfer.link.initiators, max: 1}\nslo: {kv_transfer.time_s.max: 1 ms}\n");
+  r = plan("range.yaml", dir_ / "o2");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("range.yaml:4:"));
+  EXPECT_THAT(r.err, HasSubstr("'pools.prefill.max' (2) is below its min (3)"));
+
+  write("unit.yaml", plan_file("fast"));
+  r = plan("unit.yaml", dir_ / "o3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("limit 'fast' is neither a time"));
+
+  // A key the experiment does not have: bad input before anything runs.
+  write("key.yaml", "experiment: base.yaml\nrates: {key: workload.trace.rate_scale, values: [1]}\n"
+                    "pools:\n  prefill: {key: kv_transfer.sendres, max: 2}\n"
+                    "  decode: {key: kv_transfer.link.initiators, max: 1}\nslo: {kv_transfer.time_s.max: 1 ms}\n");
+  r = plan("key.yaml", dir_ / "o4");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("sendres"));
+  EXPECT_FALSE(fs::exists(dir_ / "o4"));
+
+  // An SLO figure that summary.json does not have.
+  write("fig.yaml", plan_file("1 ms").replace(plan_file("1 ms").find("kv_transfer.time_s.max"), 22,
+                                              "kv_transfer.time_s.p999"));
+  r = plan("fig.yaml", dir_ / "o5");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("SLO figure 'kv_transfer.time_s.p999' is not in the summary.json"));
+}
+
+}  // namespace
+}  // namespace wse::testing
