@@ -1,0 +1,81 @@
+"""wse_emu.claims: the claims study's capacity reading, tables and folder loading (docs/claims.md)."""
+import math
+import shutil
+
+import pandas as pd
+import pytest
+
+from wse_emu import WseEmuError
+from wse_emu import claims
+
+
+def points(rows):
+    """A study table as load_study returns it, from (system, trace, rate, tokens/s, TPOT p99)."""
+    t = pd.DataFrame(rows, columns=["system", "trace", "rate", "output_tokens_per_s", "tpot_p99_s"])
+    t["kind"] = "rates"
+    return t
+
+
+def test_capacity_interpolates_where_tpot_crosses_the_target():
+    t = points([("a", "conv", 1, 1000.0, 0.004), ("a", "conv", 4, 3000.0, 0.006), ("a", "conv", 16, 5000.0, 0.100)])
+    cap = claims.capacity_at_tpot(t, 0.005).iloc[0]
+    # 0.005 is half way from 0.004 to 0.006: half way from 1,000 to 3,000 tokens/s
+    assert cap["capacity_tokens_per_s"] == pytest.approx(2000.0)
+    assert cap["how"] == "interpolated"
+    cap = claims.capacity_at_tpot(t, 0.053).iloc[0]
+    assert cap["capacity_tokens_per_s"] == pytest.approx(3000.0 + 0.5 * 2000.0)
+
+
+def test_capacity_is_a_lower_bound_when_every_point_meets_it_and_zero_when_none_does():
+    t = points([("a", "conv", 1, 1000.0, 0.002), ("a", "conv", 16, 4000.0, 0.0022),
+                ("b", "conv", 1, 1100.0, 0.030), ("b", "conv", 16, 3000.0, 0.300)])
+    cap = claims.capacity_at_tpot(t, 0.005).set_index("system")
+    assert cap.loc["a", "capacity_tokens_per_s"] == 4000.0 and cap.loc["a", "how"] == "at least"
+    assert cap.loc["b", "capacity_tokens_per_s"] == 0.0 and cap.loc["b", "how"] == "none"
+
+
+def test_capacity_takes_the_points_in_order_of_throughput_not_rate():
+    # a saturated system may serve fewer tokens/s at a higher rate (a finite trace drains)
+    t = points([("a", "conv", 16, 2000.0, 0.009), ("a", "conv", 1, 1000.0, 0.001), ("a", "conv", 4, 3000.0, 0.020)])
+    cap = claims.capacity_at_tpot(t, 0.005).iloc[0]
+    assert cap["capacity_tokens_per_s"] == pytest.approx(1000.0 + 0.5 * 1000.0)
+
+
+def test_capacity_table_ratios_to_the_reference():
+    t = points([("cs3_trn2", "conversation", 1, 1000.0, 0.002), ("cs3_trn2", "conversation", 4, 4000.0, 0.002),
+                ("cs3_alone", "conversation", 1, 1000.0, 0.003), ("cs3_alone", "conversation", 4, 4000.0, 0.007)])
+    table = claims.capacity_table(t, [0.005], "conversation", ["cs3_trn2", "cs3_alone"])
+    assert list(table["system"]) == [claims.LABELS["cs3_trn2"], claims.LABELS["cs3_alone"]]
+    assert list(table["output tokens/s within it"]) == [4000.0, pytest.approx(2500.0)]
+    assert table["x cs3_alone"].iloc[0] == pytest.approx(4000.0 / 2500.0)
+
+
+def test_markdown_and_fmt():
+    assert claims.fmt(None) == "-" and claims.fmt(math.nan) == "-"
+    assert claims.fmt(12345.6) == "12,346"
+    assert claims.fmt(0.0012345) == "0.00123"
+    assert claims.fmt(3.14159) == "3.14"
+    text = claims.markdown(pd.DataFrame({"x": [1.5, math.nan], "name": ["a", "b"]}))
+    assert text.splitlines() == ["| x | name |", "|---|---|", "| 1.5 | a |", "| - | b |"]
+    assert claims.ratio(1.0, 0.0) != claims.ratio(1.0, 0.0)  # NaN
+
+
+def test_trace_names():
+    assert claims.trace_name("workloads/data/traces/azure2023_conv.csv") == "conversation"
+    assert claims.trace_name("workloads/data/traces/azure2023_code.csv") == "code"
+
+
+def test_load_study_reads_sweep_folders(fixtures, tmp_path):
+    # a sweep folder named as the study names them: <kind>_<system>
+    shutil.copytree(fixtures / "sweep_gpu", tmp_path / "rates_h100_only")
+    t = claims.load_study(tmp_path)
+    assert set(t["system"]) == {"h100_only"} and set(t["kind"]) == {"rates"}
+    assert t["tokens_per_s_per_user"].iloc[0] == pytest.approx(1.0 / t["tpot_p50_s"].iloc[0])
+    shutil.copytree(fixtures / "sweep_gpu", tmp_path / "rates_nonesuch")
+    with pytest.raises(WseEmuError, match="not one of the study's"):
+        claims.load_study(tmp_path)
+
+
+def test_load_study_refuses_a_folder_without_sweeps(tmp_path):
+    with pytest.raises(WseEmuError, match="no sweep folders"):
+        claims.load_study(tmp_path)
