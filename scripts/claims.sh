@@ -19,6 +19,11 @@ out="$1"
 [ -n "$out" ] || die "OUT is empty; give the output folder"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 
+bin="${WSE_EMU_BIN:-$repo/build/bin/wse-emu}"
+[ -f "$bin" ] && [ -x "$bin" ] || die "no wse-emu program at '$bin': build it with scripts/build.sh (or set WSE_EMU_BIN)"
+/usr/bin/python3 -c "import pandas, matplotlib" 2>/dev/null \
+  || die "python3-pandas and python3-matplotlib are needed for the tables and plots (scripts/install_deps.sh)"
+
 # OUT: new, empty, or an earlier claims study's (marked); never anything else.
 if [ -e "$out" ] && [ ! -d "$out" ]; then
   die "'$out' exists and is not a folder"
@@ -30,10 +35,6 @@ mkdir -p "$out" 2>/dev/null || die "cannot create '$out'"
 [ -w "$out" ] || die "'$out' is not writable"
 out="$(cd "$out" && pwd)"
 
-bin="${WSE_EMU_BIN:-$repo/build/bin/wse-emu}"
-[ -f "$bin" ] && [ -x "$bin" ] || die "no wse-emu program at '$bin': build it with scripts/build.sh (or set WSE_EMU_BIN)"
-/usr/bin/python3 -c "import pandas, matplotlib" 2>/dev/null \
-  || die "python3-pandas and python3-matplotlib are needed for the tables and plots (scripts/install_deps.sh)"
 jobs="${CLAIMS_JOBS:-1}"
 nice="${CLAIMS_NICE:-10}"
 touch "$out/.claims_study"

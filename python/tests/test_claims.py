@@ -79,3 +79,33 @@ def test_load_study_reads_sweep_folders(fixtures, tmp_path):
 def test_load_study_refuses_a_folder_without_sweeps(tmp_path):
     with pytest.raises(WseEmuError, match="no sweep folders"):
         claims.load_study(tmp_path)
+
+
+SCRIPT = __import__("pathlib").Path(__file__).resolve().parents[2] / "scripts" / "claims.sh"
+
+
+def run_script(*args, env=None):
+    import os
+    import subprocess
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def test_claims_sh_refuses_a_missing_binary_before_touching_out(tmp_path):
+    out = tmp_path / "new"
+    p = run_script(str(out), env={"WSE_EMU_BIN": str(tmp_path / "no-such-wse-emu")})
+    assert p.returncode == 2
+    assert "no wse-emu program at" in p.stderr and "scripts/build.sh" in p.stderr
+    assert not out.exists()
+
+
+def test_claims_sh_refuses_bad_out(tmp_path, wse_emu_bin):
+    env = {"WSE_EMU_BIN": str(wse_emu_bin)}
+    f = tmp_path / "file"
+    f.write_text("x")
+    p = run_script(str(f), env=env)
+    assert p.returncode == 2 and "is not a folder" in p.stderr
+    p = run_script(str(tmp_path), env=env)  # not empty, not a study's output
+    assert p.returncode == 2 and "not the output of scripts/claims.sh" in p.stderr
+    p = run_script(env=env)
+    assert p.returncode == 2 and "usage" in p.stderr
