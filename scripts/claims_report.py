@@ -51,6 +51,8 @@ def plot_speed(points, path):
     """TPOT p50 and output tokens/s against the arrival rate, per trace."""
     t = claims.pick(points, "rates")
     traces = [tr for tr in ("conversation", "code") if tr in set(t["trace"])]
+    if not traces:
+        return
     fig, axes = plt.subplots(2, len(traces), figsize=(5.2 * len(traces), 6.4), squeeze=False)
     for col, tr in enumerate(traces):
         g = t[t["trace"] == tr]
@@ -71,6 +73,8 @@ def plot_capacity(points, path):
     a TPOT target is where a curve crosses the target's line."""
     t = claims.pick(points, "rates")
     traces = [tr for tr in ("conversation", "code") if tr in set(t["trace"])]
+    if not traces:
+        return
     fig, axes = plt.subplots(1, len(traces), figsize=(5.2 * len(traces), 3.9), squeeze=False)
     for col, tr in enumerate(traces):
         ax = axes[0, col]
@@ -97,6 +101,8 @@ def plot_efficiency(points, path):
     """Output tokens per joule and dollars per million output tokens against the rate."""
     t = claims.pick(points, "rates")
     traces = [tr for tr in ("conversation", "code") if tr in set(t["trace"])]
+    if not traces:
+        return
     fig, axes = plt.subplots(2, len(traces), figsize=(5.2 * len(traces), 6.4), squeeze=False)
     for col, tr in enumerate(traces):
         g = t[t["trace"] == tr]
