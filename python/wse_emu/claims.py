@@ -64,7 +64,7 @@ def trace_name(path: str) -> str:
 def sweep_table(sweep: Sweep, system: str) -> pd.DataFrame:
     """One sweep's ok points as rows: system, trace (from workload.trace.path), rate
     (workload.trace.rate_scale), output_mean (workload.trace.output_tokens.mean, for the
-    mix sweeps), prefill_instances (serving.prefill_instances), then FIGURES by short name."""
+    mix sweeps; NaN where not varied), prefill_instances (serving.prefill_instances), then FIGURES by short name."""
     r = sweep.results
     bad = r[r["status"] != "ok"]
     if len(bad):
@@ -72,7 +72,8 @@ def sweep_table(sweep: Sweep, system: str) -> pd.DataFrame:
             f"{p} ({s}: {e})" for p, s, e in zip(bad["point"], bad["status"], bad["error"])))
     out = pd.DataFrame({"system": system, "point": r["point"]})
     out["trace"] = [trace_name(p) for p in r["workload.trace.path"]] if "workload.trace.path" in r else "conversation"
-    out["rate"] = r["workload.trace.rate_scale"].astype(float) if "workload.trace.rate_scale" in r else 1.0
+    # not varied (a mix or pool sweep sets it in its set: section): NaN, the sweep file says it
+    out["rate"] = r["workload.trace.rate_scale"].astype(float) if "workload.trace.rate_scale" in r else math.nan
     out["output_mean"] = r["workload.trace.output_tokens.mean"].astype(float) \
         if "workload.trace.output_tokens.mean" in r else math.nan
     if "workload.trace.output_tokens.mean" in r:
