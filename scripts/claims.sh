@@ -55,8 +55,10 @@ for point in 000:1x 002:16x; do
   id="${point%%:*}"; tag="${point##*:}"
   dirs=()
   for d in "$out"/rates_*; do dirs+=("$d/points/$id"); done
+  mkdir -p "$out/compare_conversation_$tag"
   "$bin" compare "${dirs[@]}" --baseline "$out/rates_h100_only/points/$id" --out "$out/compare_conversation_$tag" \
-    --force --quiet > "$out/compare_conversation_$tag.txt" || die "wse-emu compare failed"
+    > "$out/compare_conversation_$tag/compare.txt" || die "wse-emu compare failed"
+  /usr/bin/python3 scripts/plot_compare.py "$out/compare_conversation_$tag" > /dev/null || die "plot_compare.py failed"
 done
 
 /usr/bin/python3 scripts/claims_report.py "$out" || die "the tables and plots could not be written"
