@@ -53,12 +53,17 @@ done
 # at 16x (point 002), against conventional GPU serving on one p5.48xlarge.
 for point in 000:1x 002:16x; do
   id="${point%%:*}"; tag="${point##*:}"
+  cmp="$out/compare_conversation_$tag"
+  mkdir -p "$cmp/runs"
   dirs=()
-  for d in "$out"/rates_*; do dirs+=("$d/points/$id"); done
-  mkdir -p "$out/compare_conversation_$tag"
-  "$bin" compare "${dirs[@]}" --baseline "$out/rates_h100_only/points/$id" --out "$out/compare_conversation_$tag" \
-    > "$out/compare_conversation_$tag/compare.txt" || die "wse-emu compare failed"
-  /usr/bin/python3 scripts/plot_compare.py "$out/compare_conversation_$tag" > /dev/null || die "plot_compare.py failed"
+  for d in "$out"/rates_*; do  # named by system, so that compare's columns say which is which
+    system="${d##*/rates_}"
+    ln -sfn "../../$(basename "$d")/points/$id" "$cmp/runs/$system"
+    dirs+=("$cmp/runs/$system")
+  done
+  "$bin" compare "${dirs[@]}" --baseline "$cmp/runs/h100_only" --out "$cmp" \
+    > "$cmp/compare.txt" || die "wse-emu compare failed"
+  /usr/bin/python3 scripts/plot_compare.py "$cmp" > /dev/null || die "plot_compare.py failed"
 done
 
 /usr/bin/python3 scripts/claims_report.py "$out" || die "the tables and plots could not be written"
