@@ -110,3 +110,30 @@ def test_claims_sh_refuses_bad_out(tmp_path, wse_emu_bin):
     assert p.returncode == 2 and "not the output of scripts/claims.sh" in p.stderr
     p = run_script(env=env)
     assert p.returncode == 2 and "usage" in p.stderr
+
+
+def test_every_point_of_the_study_validates(wse_emu_bin):
+    """Each point of configs/studies/claims/sweeps/*.yaml, as `wse-emu sweep` would run it
+    (its set: and grid values as --set, from the repository root), passes `wse-emu check`."""
+    import itertools
+    import subprocess
+
+    import wse_emu
+    yaml = pytest.importorskip("yaml")
+    repo = SCRIPT.parents[1]
+    sweeps = sorted((repo / "configs" / "studies" / "claims" / "sweeps").glob("*.yaml"))
+    assert len(sweeps) >= 9
+    systems = {p.stem for p in (repo / "configs" / "studies" / "claims").glob("*.yaml")} - {"study"}
+    assert systems == set(claims.LABELS)
+    for sweep in sweeps:
+        doc = yaml.safe_load(sweep.read_text())
+        kind, _, system = sweep.stem.partition("_")
+        assert system in claims.LABELS and kind in ("rates", "mix", "pool"), sweep.name
+        experiment = (sweep.parent / doc["experiment"]).resolve()
+        fixed = [f"{k}={wse_emu.config_text(v)}" for k, v in (doc.get("set") or {}).items()]
+        grid = doc.get("grid") or {}
+        for values in itertools.product(*grid.values()):
+            sets = fixed + [f"{k}={wse_emu.config_text(v)}" for k, v in zip(grid, values)]
+            args = [str(wse_emu_bin), "check", str(experiment)] + sum((["--set", s] for s in sets), [])
+            p = subprocess.run(args, cwd=repo, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            assert p.returncode == 0, f"{sweep.name} {sets}: {p.stderr}"
