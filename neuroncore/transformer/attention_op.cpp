@@ -20,7 +20,7 @@ using workloads::OpKind;
 std::uint64_t attention_matmul_flops(const Operator& op, std::uint32_t tp_degree, std::uint32_t lnc,
                                      std::uint32_t chip_cores, std::uint32_t q_tile,
                                      std::uint32_t key_block) {
-  // The loops of run_attention, counting 2 x q rows x keys x (dk + dv) per (tile, block).
+  // The loops of AttentionMapping::run, counting 2 x q rows x keys x (dk + dv) per (tile, block).
   const std::uint32_t cores = std::min(tp_degree * lnc, chip_cores);
   const std::uint64_t q_tiles = ceil_div(op.query_len, q_tile);
   const std::uint64_t keys_total = op.context_offset + op.query_len;

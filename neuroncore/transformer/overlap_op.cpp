@@ -114,20 +114,22 @@ EngineBusy OverlapMapping::run(const std::vector<Operator>& ops, std::size_t fro
         << ',' << e.input_bytes / m << ',' << e.output_bytes / m << ',' << e.weight_bytes << ';';
     }
   }
+  GemmMapping gemm(ctx_);
+  CollectiveMapping collective(ctx_);
+  ElementwiseMapping elementwise(ctx_);
   constexpr std::size_t kParts = 6;
   using Parts = std::array<EngineBusy, kParts>;  // the stages of OverlapChunk, in order
   auto parts_at = [&](std::uint64_t tokens) {
     Parts p;
     const std::uint64_t bytes = tokens * row_bytes;
     const std::string at = key + std::to_string(tokens) + '|';
-    // The kernel a GEMM of this many rows runs as (run_gemm_op), without its all-reduce.
+    // The kernel a GEMM of this many rows runs as (GemmMapping::run), without its all-reduce.
     p[0] = ctx_.cached(at + "gemm", [&] {
-      return GemmMapping(ctx_).streams_weights(k, tokens, t)
-                 ? GemmMapping(ctx_).streamed(n, k, tokens, t, 1)
-                 : GemmMapping(ctx_).piece(GemmShape{tokens, k, n, t});
+      return gemm.streams_weights(k, tokens, t) ? gemm.streamed(n, k, tokens, t, 1)
+                                                : gemm.piece(GemmShape{tokens, k, n, t});
     });
-    p[1] = ctx_.cached(at + "rs_chip", [&] { return CollectiveMapping(ctx_).in_chip_reduce_scatter(bytes); });
-    p[2] = CollectiveMapping(ctx_).link_collective(Collective::kReduceScatter, bytes);
+    p[1] = ctx_.cached(at + "rs_chip", [&] { return collective.in_chip_reduce_scatter(bytes); });
+    p[2] = collective.link_collective(Collective::kReduceScatter, bytes);
     p[3] = ctx_.cached(at + "shard", [&] {
       EngineBusy b;
       for (std::size_t i = 1; i <= shard; ++i) {
@@ -136,12 +138,12 @@ EngineBusy OverlapMapping::run(const std::vector<Operator>& ops, std::size_t fro
         x.vector_ops = x.vector_ops / m * tokens;
         x.input_bytes = x.input_bytes / m * tokens;
         x.output_bytes = x.output_bytes / m * tokens;
-        b += ElementwiseMapping(ctx_).run(x);
+        b += elementwise.run(x);
       }
       return b;
     });
-    p[4] = CollectiveMapping(ctx_).link_collective(Collective::kAllGather, bytes);
-    p[5] = ctx_.cached(at + "ag_chip", [&] { return CollectiveMapping(ctx_).in_chip_all_gather(bytes); });
+    p[4] = collective.link_collective(Collective::kAllGather, bytes);
+    p[5] = ctx_.cached(at + "ag_chip", [&] { return collective.in_chip_all_gather(bytes); });
     return p;
   };
   // A chunk's parts, interpolated between the sample points around its size (token_grain).

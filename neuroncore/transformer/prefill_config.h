@@ -33,7 +33,7 @@ struct PrefillConfig {
   // Token counts simulated only at sample points (token_sample_interval), times
   // interpolated between them; 0: every token count simulated exactly.
   std::uint64_t token_grain = 128;
-  // The runtime around each pass (one graph invocation): see TrainiumPrefill::run. Off,
+  // The runtime around each pass (one graph invocation): see runtime_op.h. Off,
   // a pass is its operators alone.
   bool runtime = true;
   Duration host_overhead{437e-6};            // host work per invocation (dispatch, tensor allocation)
