@@ -1,5 +1,6 @@
 #include "neuroncore/transformer/register.h"
 
+#include "neuroncore/transformer/parallelism_bench.h"
 #include "neuroncore/transformer/prefill_bench.h"
 
 namespace wse::neuron {
@@ -12,6 +13,13 @@ void register_neuroncore_transformer(sim::Registry& registry) {
                  "1, 8 and 64 sequences of 1,000 cached tokens "
                  "(prefill_layers.csv, prefill_operators.csv, decode_steps.csv)",
                  run_prefill_bench});
+  registry.add_bench(
+      "parallelism",
+      sim::Bench{"Trainium parallelism: Llama-3.1-70B prompts of 1K, 4K and 16K tokens on a trn2.48xlarge split "
+                 "tp x pp x dp over its 16 chips (pp stages of contiguous layers, pp microbatches, the stage "
+                 "boundary on NeuronLink): time to first token and prompts/s of each, the best per prompt "
+                 "length (parallelism.csv)",
+                 run_parallelism_bench});
 }
 
 }  // namespace wse::neuron

@@ -5,7 +5,7 @@
 
 namespace wse::neuron {
 
-// Registers the bench `prefill`.
+// Registers the benches `prefill` and `parallelism`.
 void register_neuroncore_transformer(sim::Registry& registry);
 
 }  // namespace wse::neuron
