@@ -43,6 +43,12 @@ struct PrefillConfig {
   // inter-chip collectives overlap the next chunk's compute (docs/neuroncore.md, "Overlap").
   bool overlap = true;
   std::uint64_t overlap_chunk_tokens = 2048;  // token rows of one chunk of that pipeline
+  // Pipeline and data parallelism over the instance's chips (pipeline_op.h; the mode
+  // trainium_prefill): pp_degree stages of contiguous layers, each a group of tp_degree x
+  // lnc cores, a prompt in `microbatches` sequence chunks; dp_degree replicas.
+  std::uint32_t pp_degree = 1;
+  std::uint32_t dp_degree = 1;
+  std::uint32_t microbatches = 1;
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };
 

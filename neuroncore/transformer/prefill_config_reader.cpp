@@ -16,6 +16,17 @@ PrefillConfig read_prefill_config(config::Section& s) {
                               .def = std::to_string(d.tp_degree),
                               .min = 1,
                               .max = 4096}));
+  c.pp_degree = static_cast<std::uint32_t>(s.integer(
+      "pp_degree", {.doc = "pipeline-parallel degree: stages of contiguous decoder layers, each a tensor-parallel "
+                           "group of chips of its own (mode trainium_prefill; the serving modes run 1)",
+                    .def = std::to_string(d.pp_degree), .min = 1, .max = 1024}));
+  c.dp_degree = static_cast<std::uint32_t>(s.integer(
+      "dp_degree", {.doc = "data-parallel degree: independent replicas of the tp x pp group on the instance's "
+                           "chips (mode trainium_prefill; the serving modes run 1)",
+                    .def = std::to_string(d.dp_degree), .min = 1, .max = 1024}));
+  c.microbatches = static_cast<std::uint32_t>(s.integer(
+      "microbatches", {.doc = "sequence chunks a prompt is cut into to flow through the pipeline stages",
+                       .def = std::to_string(d.microbatches), .min = 1, .max = 4096}));
   c.lnc = s.enumeration<std::uint32_t>(
       "lnc",
       {.doc = "logical NeuronCore config: physical cores per logical core", .def = std::to_string(d.lnc)},
