@@ -3,7 +3,6 @@
 #include "neuroncore/core/gemm_bench.h"
 #include "neuroncore/hbm/hbm_bench.h"
 #include "neuroncore/instance/collective_bench.h"
-#include "neuroncore/transformer/prefill_bench.h"
 
 namespace wse::neuron {
 
@@ -23,13 +22,6 @@ void register_neuroncore(sim::Registry& registry) {
                  "trn2.48xlarge links: latency of each algorithm (ring, rdh, mesh, torus2d) versus message "
                  "size 4 B to 1 GiB beside its alpha-beta price, and the one chosen (collective.csv)",
                  run_collective_bench});
-  registry.add_bench(
-      "prefill",
-      sim::Bench{"Transformer prefill and decode: one 10,000-token Llama-3.1-70B prompt on a trn2.48xlarge "
-                 "(TP 64 x LNC 2): per-layer timeline and the operators of a layer, then decode steps of "
-                 "1, 8 and 64 sequences of 1,000 cached tokens "
-                 "(prefill_layers.csv, prefill_operators.csv, decode_steps.csv)",
-                 run_prefill_bench});
 }
 
 }  // namespace wse::neuron

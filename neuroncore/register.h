@@ -5,7 +5,7 @@
 
 namespace wse::neuron {
 
-// Registers the benches `hbm`, `gemm` and `collective`.
+// Registers the benches `hbm`, `gemm` and `collective` (`prefill`: transformer/register.h).
 void register_neuroncore(sim::Registry& registry);
 
 }  // namespace wse::neuron

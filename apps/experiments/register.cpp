@@ -3,6 +3,7 @@
 #include "apps/experiments/gpu_serving.h"
 #include "apps/experiments/kv_transfer.h"
 #include "apps/experiments/op_trace_run.h"
+#include "apps/experiments/trainium_prefill_run.h"
 #include "apps/experiments/trainium_serving.h"
 #include "apps/experiments/wafer_serving.h"
 
@@ -32,6 +33,9 @@ void register_experiments(sim::Registry& registry) {
                     make_gpu_prefill_cs3_decode);
   registry.add_mode("op_trace", "an operator-trace file executed on the Trainium model (trace-driven)",
                     make_op_trace);
+  registry.add_mode("trainium_prefill",
+                    "one prompt prefilled on a Trainium instance split tp x pp x dp (pipeline stages, microbatches)",
+                    make_trainium_prefill);
 }
 
 }  // namespace wse::experiments

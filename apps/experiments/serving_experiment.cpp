@@ -20,6 +20,17 @@ TrainiumSide read_trainium_side(config::Section& root) {
   t.instance = neuron::read_instance_config(inst);
   config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
   t.prefill = neuron::read_prefill_config(pre);
+  // A serving instance runs one tensor-parallel group: its machines are the instances.
+  if (t.prefill.pp_degree != 1) {
+    pre.fail("pp_degree", "is " + std::to_string(t.prefill.pp_degree) +
+                              " but a serving instance runs one tensor-parallel group; pipeline parallelism "
+                              "runs in mode trainium_prefill (configs/sweeps/trainium_parallelism.yaml): set 1");
+  }
+  if (t.prefill.dp_degree != 1) {
+    pre.fail("dp_degree", "is " + std::to_string(t.prefill.dp_degree) +
+                              " but a serving instance runs one tensor-parallel group; for replicas raise "
+                              "serving.instances (or prefill_instances), or use mode trainium_prefill: set 1");
+  }
   // The tensor-parallel group must fit the instance (whole chips forming a sub-torus, or
   // any chips of a switch): bad input at prefill.tp_degree, not a failed run.
   try {

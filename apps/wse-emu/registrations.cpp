@@ -9,6 +9,9 @@
 #ifdef WSE_HAVE_NEURONCORE
 #include "neuroncore/register.h"
 #endif
+#ifdef WSE_HAVE_NEURONCORE_TRANSFORMER
+#include "neuroncore/transformer/register.h"
+#endif
 #ifdef WSE_HAVE_GPU
 #include "gpu/register.h"
 #endif
@@ -28,6 +31,9 @@ void register_all(sim::Registry& registry) {
 #endif
 #ifdef WSE_HAVE_NEURONCORE
   neuron::register_neuroncore(registry);
+#endif
+#ifdef WSE_HAVE_NEURONCORE_TRANSFORMER
+  neuron::register_neuroncore_transformer(registry);
 #endif
 #ifdef WSE_HAVE_GPU
   gpu::register_gpu(registry);

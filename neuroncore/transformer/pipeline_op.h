@@ -1,0 +1,76 @@
+// Pipeline parallelism over the chips of an instance (docs/neuroncore.md, "Parallelism:
+// tp x pp x dp"): the decoder layers split into pp stages of contiguous layers, each stage
+// a tensor-parallel group of its own chips (TrainiumPrefill of tp_degree x lnc cores); a
+// prompt cut into microbatches (sequence chunks) that flow through the stages, a chunk's
+// activations crossing from one stage's chips to the next stage's over NeuronLink; dp
+// independent replicas of that pipeline on the remaining chips.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "neuroncore/core/neuroncore_config.h"
+#include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/prefill.h"
+#include "neuroncore/transformer/prefill_config.h"
+#include "workloads/model/transformer.h"
+
+namespace wse::neuron {
+
+// The stage of decoder layer `layer` (0-based) when `layers` layers are split into `pp`
+// contiguous stages, the first layers mod pp stages one layer longer.
+std::uint32_t stage_of_layer(std::uint32_t layer, std::uint32_t layers, std::uint32_t pp);
+
+// The end of a pipeline of chunks through stages, in ps: stage s of chunk c starts once
+// stage s - 1 of chunk c has ended and its activations have crossed (transfer_ps[c]) and
+// stage s has ended chunk c - 1:
+//   end[c][s] = max(end[c][s-1] + transfer_ps[c], end[c-1][s]) + stage_ps[c][s]
+// (end[c][-1] = -transfer_ps[c], end[-1][s] = 0); the result is end[C-1][S-1].
+std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& stage_ps,
+                                const std::vector<std::uint64_t>& transfer_ps);
+
+struct PipelineResult {
+  std::uint64_t total_ps = 0;  // the prompt's prefill: the pipeline's end
+  std::vector<std::vector<std::uint64_t>> stage_ps;  // [chunk][stage]: each stage's time on the chunk
+  std::vector<std::uint64_t> transfer_ps;  // [chunk]: one stage boundary's activation transfer
+  std::uint64_t bottleneck_ps = 0;  // the busiest stage's time over all chunks
+  std::uint32_t chips_per_stage = 1;
+  std::uint32_t chips = 1;  // chips_per_stage x pp x dp
+  std::uint32_t replicas = 1;  // dp
+  // Prompts per second of the dp replicas, each a stream of prompts through its stages:
+  // dp / bottleneck (a stage takes the next prompt's first chunk once it has ended this
+  // prompt's last).
+  double prompts_per_s() const;
+  double seconds() const { return static_cast<double>(total_ps) * 1e-12; }
+};
+
+class TrainiumPipeline {
+ public:
+  // `prefill` gives each stage's tensor-parallel group (tp_degree x lnc cores); `pp` stages
+  // and `dp` replicas of the pipeline must fit the instance's chips, a stage being whole
+  // chips when pp > 1; `microbatches` sequence chunks per prompt. Throws
+  // std::invalid_argument naming the parallelism and how many chips it lacks.
+  TrainiumPipeline(const ChipConfig& chip, const InstanceConfig& instance, const PrefillConfig& prefill,
+                   std::uint32_t pp, std::uint32_t dp, std::uint32_t microbatches);
+
+  // One prompt of `prompt_tokens` through the stages (chunks as equal as can be, the first
+  // prompt_tokens mod microbatches one token longer). Throws CapacityError when a stage's
+  // share of the weights and KV cache does not fit one chip's HBM.
+  PipelineResult run(const workloads::TransformerModel& m, std::uint64_t prompt_tokens);
+
+  // Per chip of the fullest stage: its layers' weights and the prompt's KV cache over the
+  // stage's chips (the embedding with stage 0, the final norm and LM head with the last).
+  HbmFootprint stage_footprint(const workloads::TransformerModel& m, std::uint64_t prompt_tokens) const;
+
+ private:
+  ChipConfig chip_;
+  InstanceConfig instance_;
+  InstanceConfig pair_;  // two neighbouring chips: a stage boundary
+  TrainiumPrefill stage_;  // one stage's tensor-parallel group (stages are alike)
+  std::uint32_t pp_ = 1;
+  std::uint32_t dp_ = 1;
+  std::uint32_t microbatches_ = 1;
+  std::uint32_t chips_per_stage_ = 1;
+};
+
+}  // namespace wse::neuron
