@@ -33,6 +33,7 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       held_(requests_.size(), 0),
       swapped_(requests_.size(), 0),
       last_token_at_(requests_.size(), 0.0),
+      ready_seq_(requests_.size(), 0),
       waiting_decode_(requests_.size(), 0),
       in_prefill_(requests_.size(), 0),
       prefill_(std::move(prefill)),
@@ -210,8 +211,7 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
     if (!rebuilt[k]) {
       finish_prefill(finishing[k], i);
     } else if (config_.placement == Placement::colocated) {
-      dc_[i].ready.push_back(finishing[k]);  // rebuilt after a preemption: back to the decode side
-      dc_[i].work.notify(sc_core::SC_ZERO_TIME);
+      make_ready(i, finishing[k]);  // rebuilt after a preemption: back to the decode side
     }
   }
   for (const auto& c : batch) in_prefill_[c.request] = 0;
@@ -232,8 +232,7 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
     return;
   }
   if (config_.placement == Placement::colocated) {
-    dc_[instance].ready.push_back(r);
-    dc_[instance].work.notify(sc_core::SC_ZERO_TIME);
+    make_ready(instance, r);
   }
 }
 
@@ -366,8 +365,7 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
     recover(r);  // the destination failed while the KV was on its way
     return;
   }
-  dc_[d].ready.push_back(r);
-  dc_[d].work.notify(sc_core::SC_ZERO_TIME);
+  make_ready(d, r);
 }
 
 void ServingSystem::wait_prefill_end(std::uint64_t r, double batch_end_s) {
@@ -403,7 +401,10 @@ void ServingSystem::fail_decode(unsigned j) {
   ++decode_failures_;
   d.failed.notify(sc_core::SC_ZERO_TIME);  // the step in progress is lost
   std::vector<std::uint64_t> lost(d.running.begin(), d.running.end());
-  lost.insert(lost.end(), d.ready.begin(), d.ready.end());
+  // The waiting ones in the order they became ready.
+  std::vector<std::uint64_t> ready(d.ready.begin(), d.ready.end());
+  std::sort(ready.begin(), ready.end(), [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
+  lost.insert(lost.end(), ready.begin(), ready.end());
   d.running.clear();
   d.ready.clear();
   d.reserved_bytes = 0;
@@ -483,13 +484,11 @@ bool ServingSystem::run_decode_step(unsigned j) {
   DecodeState& d = dc_[j];
   if (!d.up) return false;
   const bool colocated = config_.placement == Placement::colocated;
-  while (!d.ready.empty() && d.running.size() < config_.decode_max_batch) {
-    // The first in admission order (disaggregated: its room is reserved already).
-    auto next = d.ready.begin();
-    for (auto it = d.ready.begin(); it != d.ready.end(); ++it) {
-      if (admitted_before(*it, *next)) next = it;
-    }
-    const std::uint64_t r = *next;
+  // d.ready is in admission order: those admitted are a prefix of it (the first that
+  // does not fit stops the rest). They join the batch in the order they became ready.
+  std::size_t admitted = 0;
+  while (admitted < d.ready.size() && d.running.size() + admitted < config_.decode_max_batch) {
+    const std::uint64_t r = d.ready[admitted];
     if (colocated) {
       const std::uint64_t need = admission_bytes(r);
       if (d.reserved_bytes + need > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
@@ -497,7 +496,12 @@ bool ServingSystem::run_decode_step(unsigned j) {
       held_[r] = need;
       records_[r].decode_system = static_cast<int>(j);
     }
-    d.ready.erase(next);
+    ++admitted;
+  }
+  std::vector<std::uint64_t> joining(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
+  d.ready.erase(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
+  std::sort(joining.begin(), joining.end(), [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
+  for (std::uint64_t r : joining) {
     if (swapped_[r]) {
       // Its KV comes back from host memory before the step.
       swapped_[r] = 0;
@@ -554,6 +558,15 @@ bool ServingSystem::run_decode_step(unsigned j) {
   return true;
 }
 
+void ServingSystem::make_ready(unsigned j, std::uint64_t r) {
+  DecodeState& d = dc_[j];
+  ready_seq_[r] = next_ready_seq_++;
+  d.ready.insert(std::upper_bound(d.ready.begin(), d.ready.end(), r,
+                                  [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); }),
+                 r);
+  d.work.notify(sc_core::SC_ZERO_TIME);
+}
+
 void ServingSystem::grow_kv(unsigned j) {
   DecodeState& d = dc_[j];
   std::vector<std::uint64_t> order(d.running.begin(), d.running.end());
@@ -600,7 +613,7 @@ void ServingSystem::preempt(std::uint64_t r, unsigned j) {
     swap_bytes_ += bytes;
     if (config_.placement == Placement::colocated) {
       swapped_[r] = 1;
-      d.ready.push_back(r);
+      make_ready(j, r);
     } else {
       sc_core::sc_spawn([this, r, j] { swap_back(r, j); });
     }
@@ -629,8 +642,7 @@ void ServingSystem::swap_back(std::uint64_t r, unsigned j) {
   d.swap_s += static_cast<double>(bytes) / config_.swap_bandwidth_Bps;  // in, before its next step
   records_[r].swap_bytes += bytes;
   swap_bytes_ += bytes;
-  d.ready.push_back(r);
-  d.work.notify(sc_core::SC_ZERO_TIME);
+  make_ready(j, r);
 }
 
 void ServingSystem::finish_request(std::uint64_t r) {

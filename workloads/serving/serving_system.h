@@ -122,7 +122,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
     trace::TrackId track = 0;
   };
   struct DecodeState {
-    std::deque<std::uint64_t> ready;   // KV in place, waiting for a batch slot
+    std::deque<std::uint64_t> ready;   // KV in place, waiting for a batch slot; in admission order
     std::vector<std::uint64_t> running;
     std::uint64_t reserved_bytes = 0;
     double swap_s = 0;  // swap traffic the next step waits for (preemption by swap)
@@ -156,6 +156,8 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   // decode system j, preempting the last in admission order while it does not fit.
   void grow_kv(unsigned j);
   void preempt(std::uint64_t r, unsigned j);
+  // r waits on decode system j for a batch slot (colocated: and for room).
+  void make_ready(unsigned j, std::uint64_t r);
   // Disaggregated swap: r's KV, in decode system j's host memory, comes back once r is
   // admitted there again.
   void swap_back(std::uint64_t r, unsigned j);
@@ -185,6 +187,8 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<std::uint64_t> held_;         // KV bytes reserved on its decode system
   std::vector<std::uint8_t> swapped_;       // colocated: its KV is in host memory, to come back when admitted
   std::vector<double> last_token_at_;       // when its latest token was emitted
+  std::vector<std::uint64_t> ready_seq_;    // when it last became ready, as a sequence number
+  std::uint64_t next_ready_seq_ = 0;
   std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in the order they came
   std::uint64_t bound_waiting_ = 0;         // of which bound to one decode system (swapped out)
   std::vector<std::vector<double>> token_times_;
