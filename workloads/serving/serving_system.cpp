@@ -265,7 +265,9 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
   const sc_core::sc_time deadline =
       has_deadline ? sc_core::sc_time_stamp() + sim_time(config_.reject_after_s, "serving.reject_after")
                    : sc_core::SC_ZERO_TIME;
-  waiting_.push_back(r);
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), r,
+                                   [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); }),
+                  r);
   if (bound >= 0) ++bound_waiting_;
   // Leaves the queue; the next in order may now be admitted.
   auto leave = [&] {
@@ -275,8 +277,7 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
   };
   while (true) {
     // Only the first waiter in admission order may take room: none overtakes it.
-    bool first = true;
-    for (std::uint64_t q : waiting_) first = first && (q == r || !admitted_before(q, r));
+    const bool first = waiting_.front() == r;
     int best = -1;
     bool any_up = false;
     for (unsigned j = 0; j < dc_.size(); ++j) {

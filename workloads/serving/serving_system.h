@@ -189,7 +189,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<double> last_token_at_;       // when its latest token was emitted
   std::vector<std::uint64_t> ready_seq_;    // when it last became ready, as a sequence number
   std::uint64_t next_ready_seq_ = 0;
-  std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in the order they came
+  std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in admission order
   std::uint64_t bound_waiting_ = 0;         // of which bound to one decode system (swapped out)
   std::vector<std::vector<double>> token_times_;
   bool record_token_times_ = false;
