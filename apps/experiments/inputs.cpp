@@ -9,7 +9,7 @@
 namespace wse::experiments {
 
 std::uint64_t request_state_bytes() {
-  return sizeof(workloads::Request) + sizeof(serving::RequestRecord) + 2 * sizeof(std::uint32_t) +
+  return sizeof(workloads::Request) + sizeof(serving::RequestRecord) + kServingCounterBytes +
          kRequestsCsvColumns * kCsvCellBytes;
 }
 

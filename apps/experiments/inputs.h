@@ -26,9 +26,12 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
                                    sim::MemoryBudget* memory = nullptr);
 
 // Bytes a run holds per request for its whole length: the trace's Request, the serving
-// system's RequestRecord and its two prompt counters, and the request's requests.csv row
-// (kRequestsCsvColumns cells of at most kCsvCellBytes characters each).
-inline constexpr std::uint64_t kRequestsCsvColumns = 23;  // requests_csv (docs/results.md)
+// system's RequestRecord, its two prompt counters and its admission state (the KV it
+// holds, when it became ready, when its latest token came, a swapped flag), and the
+// request's requests.csv row (kRequestsCsvColumns cells of at most kCsvCellBytes
+// characters each).
+inline constexpr std::uint64_t kRequestsCsvColumns = 26;  // requests_csv (docs/results.md)
+inline constexpr std::uint64_t kServingCounterBytes = 2 * 4 + 3 * 8 + 1;
 inline constexpr std::uint64_t kCsvCellBytes = 21;        // 20 digits of a 64-bit count and a comma
 std::uint64_t request_state_bytes();
 

@@ -127,13 +127,17 @@ void ServingExperiment::run(sim::RunContext& ctx) {
     sim::Progress* p = ctx.progress;
     system_->on_request_end([p](double t_s, std::uint64_t ended) { p->update_every_call(t_s, static_cast<double>(ended)); });
   }
+  token_times_ = ctx.token_times;
+  system_->record_token_times(token_times_);
   sc_core::sc_start();
   system_->close_run();  // a request still waiting now is rejected, with the reason
   end_s_ = system_->end_s();
 }
 
 std::map<std::string, std::string> ServingExperiment::extra_files() const {
-  return {{"requests.csv", serving::requests_csv(*system_)}};
+  std::map<std::string, std::string> files{{"requests.csv", serving::requests_csv(*system_)}};
+  if (token_times_) files["tokens.csv"] = serving::tokens_csv(*system_);
+  return files;
 }
 
 void ServingExperiment::summarize(nlohmann::json& s) const {

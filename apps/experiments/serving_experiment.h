@@ -107,6 +107,7 @@ class ServingExperiment : public sim::Experiment {
   void summarize_faults(nlohmann::json& s) const;
 
   FaultSchedule faults_;
+  bool token_times_ = false;  // --token-times: tokens.csv
   RunCost cost_;
   RunEnergy energy_;
   double end_s_ = 0;

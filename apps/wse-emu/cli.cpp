@@ -54,7 +54,8 @@ struct Command {
 
 Command make_run() {
   Command c{"run",
-            "wse-emu run EXPERIMENT.yaml --out DIR [--set KEY=VALUE]... [--trace] [--quiet] [--force]\n\n"
+            "wse-emu run EXPERIMENT.yaml --out DIR [--set KEY=VALUE]... [--trace] [--token-times] [--quiet]\n"
+            "             [--force]\n\n"
             "DIR must not exist or be empty unless --force is given (then the files of this run\n"
             "replace those of the same name). Writes summary.json, stats.json,\n"
             "config.resolved.yaml, mode-specific files (byte-identical on a rerun) and host.json\n"
@@ -68,6 +69,7 @@ Command make_run() {
        "override a configuration key, e.g. --set efa.sender.adapters=8 (repeatable; a relative path "
        "in VALUE is taken from the current directory)")
       ("trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")
+      ("token-times", "also write DIR/tokens.csv: every output token's emission time (serving modes)")
       ("force,f", "write into DIR even if it is not empty")
       ("quiet,q", "no progress on stderr");
   c.positional.add("experiment", 1);
@@ -385,6 +387,7 @@ int dispatch(int argc, char** argv) {
     opt.out_dir = vm["out"].as<std::string>();
     opt.overrides = strings(vm, "set");
     opt.trace = vm.count("trace") > 0;
+    opt.token_times = vm.count("token-times") > 0;
     opt.quiet = vm.count("quiet") > 0;
     opt.force = vm.count("force") > 0;
     return run_experiment(registry, opt);

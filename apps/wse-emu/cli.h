@@ -31,6 +31,7 @@ struct RunOptions {
   std::filesystem::path out_dir;
   std::vector<std::string> overrides;
   bool trace = false;
+  bool token_times = false;  // also write tokens.csv (serving modes)
   bool quiet = false;
   bool force = false;  // write into an --out directory that is not empty
 };

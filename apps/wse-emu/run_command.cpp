@@ -404,6 +404,7 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     // belong to.
     std::vector<std::string> olds{"summary.json", "host.json"};
     if (!opt.trace) olds.emplace_back("trace.json");
+    if (!opt.token_times) olds.emplace_back("tokens.csv");  // likewise, from an earlier --token-times
     for (const std::string& old : olds) {
       std::error_code ec;
       if (fs::remove(opt.out_dir / old, ec); ec) {
@@ -417,7 +418,7 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       trace->open((opt.out_dir / "trace.json").string());
     }
     sim::Progress progress(!opt.quiet && sim::Progress::stderr_is_terminal(), 0, "");
-    sim::RunContext ctx{trace.get(), progress.enabled() ? &progress : nullptr};
+    sim::RunContext ctx{trace.get(), progress.enabled() ? &progress : nullptr, opt.token_times};
     e.experiment->run(ctx);
     progress.finish();
 
@@ -440,7 +441,11 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     e.experiment->summarize(summary);
 
     write("stats.json", stats::to_json(groups, sim_s).dump(2) + "\n");
-    for (const auto& [name, content] : e.experiment->extra_files()) write(name, content);
+    const auto extra = e.experiment->extra_files();
+    for (const auto& [name, content] : extra) write(name, content);
+    if (opt.token_times && !extra.contains("tokens.csv")) {
+      std::cerr << "wse-emu: warning: --token-times: mode '" << e.info.mode << "' emits no tokens; no tokens.csv written\n";
+    }
     if (trace) {
       trace->finish();
       written.push_back(opt.out_dir / "trace.json");

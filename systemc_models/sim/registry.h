@@ -28,6 +28,7 @@ class Progress;
 struct RunContext {
   trace::Writer* trace = nullptr;  // null when --trace is off
   Progress* progress = nullptr;    // null when progress is silenced
+  bool token_times = false;        // --token-times: keep every token's emission time (tokens.csv)
 };
 
 // An experiment elaborated from configuration (phase 1: all validation, capacity

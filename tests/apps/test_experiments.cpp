@@ -219,7 +219,9 @@ TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
   // The first request (374 prompt tokens, alone) needs 2 x 70.55e9 x 374 FLOPs; 128
   // cores of 128 x 128 MACs at 2.4 GHz give at most 128 x 78.6 TFLOPS: >= 5.2 ms.
   const auto cells = csv_rows(slurp(out / "requests.csv")).at(1);
-  ASSERT_EQ(cells.size(), 23u);  // 16 timing columns, state, reason, 5 fault counters (docs/faults.md)
+  // 16 timing columns, state, reason, 5 fault counters (docs/faults.md), 3 preemption
+  // counters (docs/serving.md)
+  ASSERT_EQ(cells.size(), 26u);
   EXPECT_EQ(cells[2], "374");
   const double ttft = std::stod(cells[13]) - std::stod(cells[1]);
   EXPECT_GE(ttft, 2 * 70553706496.0 * 374 / (128 * 128 * 128 * 2 * 2.4e9));

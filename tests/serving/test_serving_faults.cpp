@@ -92,7 +92,7 @@ TEST_F(ServingFaults, ResendKvRecomputesOnlyTheGeneratedTokens) {
   EXPECT_EQ(f["kv_bytes_resent"], 101000);
   EXPECT_EQ(f["tokens_recomputed"], 1);
   const std::string csv = requests_csv(sys);
-  EXPECT_NE(csv.find(",5,completed,,1,0,1,101000,1\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",5,completed,,1,0,1,101000,1,0,0,0\n"), std::string::npos) << csv;
 }
 
 // The request ends at 6.06 ms; a failure scheduled for 1 s is after the run's end. It

@@ -137,6 +137,31 @@ TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
   fs::remove(c);
 }
 
+// serving.admission: priority reads a Mooncake line's optional integer "priority" (0
+// when absent); anything else is a malformed line.
+TEST(RequestTrace, MooncakePriority) {
+  const fs::path j = ::wse::testing::temp_path("wse_priority.jsonl");
+  TraceOptions o;
+  o.path = j;
+  o.format = TraceFormat::mooncake_jsonl;
+  std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\n"
+                   << "{\"timestamp\": 1, \"input_length\": 5, \"output_length\": 1, \"priority\": -7}\n";
+  const auto reqs = read_trace(o);
+  EXPECT_EQ(reqs[0].priority, 0);
+  EXPECT_EQ(reqs[1].priority, -7);
+  for (const std::string bad : {"\"high\"", "1.5", "9223372036854775808"}) {
+    std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1, \"priority\": " << bad << "}\n";
+    try {
+      read_trace(o);
+      FAIL() << bad;
+    } catch (const config::ConfigError& e) {
+      EXPECT_THAT(e.what(), AllOf(HasSubstr("wse_priority.jsonl:1:1"),
+                                  HasSubstr("priority must be an integer (lower is admitted first), found")));
+    }
+  }
+  fs::remove(j);
+}
+
 // Found by fuzzing (fuzz/regressions/fuzz_azure_trace/timestamp_back_after_a_jump): a
 // timestamp was only compared with the first one, so a line jumping forward (2027) and
 // the next falling back (2023, still after the first) gave arrivals 0, 4.3, 1.3e8, 4.7 s:

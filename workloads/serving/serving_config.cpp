@@ -41,6 +41,24 @@ ServingConfig read_serving_config(config::Section& s) {
                                                         "none is up is rejected (0 s = it waits)",
                                                  .def = "0 s", .min = 0})
                          .seconds;
+  c.admission = s.enumeration<Admission>(
+      "admission", {.doc = "the order in which requests waiting for decode KV capacity are admitted; none overtakes "
+                           "the first in the order (docs/serving.md)", .def = "fcfs"},
+      {{"fcfs", Admission::fcfs}, {"shortest_first", Admission::shortest_first}, {"priority", Admission::priority}});
+  c.output_length = s.enumeration<OutputLength>(
+      "output_length", {.doc = "oracle: admission reserves the KV of prompt + every output token (no preemption); "
+                               "unknown: KV is reserved as it grows and a request is preempted when it runs out",
+                        .def = "oracle"},
+      {{"oracle", OutputLength::oracle}, {"unknown", OutputLength::unknown}});
+  c.preemption = s.enumeration<Preemption>(
+      "preemption", {.doc = "what a request preempted for KV capacity gives up (output_length: unknown): recompute "
+                            "(its KV, rebuilt by the prefill side) or swap (copied to host memory and back)",
+                     .def = "recompute"},
+      {{"recompute", Preemption::recompute}, {"swap", Preemption::swap}});
+  c.swap_bandwidth_Bps = s.bandwidth("swap_bandwidth", {.doc = "decode machine to host memory and back, each way, "
+                                                               "for preemption by swap (PCIe 5.0 x16: 64 GB/s)",
+                                                        .def = "64 GB/s", .min = 0, .min_exclusive = true})
+                             .bytes_per_s;
   c.ttft_slo_s = ttft.seconds;
   c.tpot_slo_s = tpot.seconds;
   return c;

@@ -38,6 +38,32 @@ enum class Failover {
   reprefill,
 };
 
+// The order in which requests waiting for decode KV capacity are admitted
+// (docs/serving.md). The first in the order is admitted first; while it does not fit,
+// nothing behind it is (no request overtakes another).
+enum class Admission {
+  fcfs,            // by arrival
+  shortest_first,  // fewest tokens the scheduler knows of (prompt + output under oracle, prompt under unknown); ties by arrival
+  priority,        // lowest workloads::Request::priority first; ties by arrival
+};
+
+// What admission knows of a request's output length.
+enum class OutputLength {
+  // Every output length is known in advance: a request reserves the KV of its whole
+  // context (prompt + all outputs) when admitted, and nothing is ever preempted.
+  oracle,
+  // Output lengths are discovered as tokens are generated: a request reserves the KV of
+  // its context so far and grows it token by token; when a decode system runs out, the
+  // last in admission order is preempted (serving.preemption).
+  unknown,
+};
+
+// What a preempted request gives up (output_length unknown).
+enum class Preemption {
+  recompute,  // its KV is dropped; the prefill side recomputes prompt + generated tokens and sends it again
+  swap,       // its KV is copied to host memory (swap_bandwidth) and back when there is room again
+};
+
 // Decode system `system` fails at `start_s` (its running and waiting requests lose their
 // KV) and comes back empty at `end_s` (< 0: it does not come back).
 struct DecodeOutage {
@@ -69,6 +95,10 @@ struct ServingConfig {
   Failover failover = Failover::resend_kv;
   double prefill_kv_hold_s = 0.0;  // the prefill side keeps a request's KV this long after its prefill (0 = until it ends)
   double reject_after_s = 0.0;     // a request waiting this long with no decode system up is rejected (0 = never)
+  Admission admission = Admission::fcfs;
+  OutputLength output_length = OutputLength::oracle;
+  Preemption preemption = Preemption::recompute;
+  double swap_bandwidth_Bps = 64e9;  // decode machine <-> host memory, each way, for preemption by swap
   std::vector<DecodeOutage> decode_outages;  // from the experiment's fault schedule
 
   // Filled by the system from the model and hardware, not from the serving section.

@@ -58,13 +58,24 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
   const std::uint64_t done = ttft.count();
   s["requests"] = {{"completed", done}, {"rejected", system.rejected()}, {"total", system.requests().size()},
                    {"ttft_s", percentiles(ttft)},
-                   {"tpot_s", percentiles(tpot)}, {"e2e_s", percentiles(e2e)}};
+                   {"tpot_s", percentiles(tpot)}, {"e2e_s", percentiles(e2e)}, {"itl_s", percentiles(system.itl())}};
   s["throughput"] = {{"output_tokens_per_s", span > 0 ? static_cast<double>(tokens) / span : 0.0},
                      {"requests_per_s", span > 0 ? static_cast<double>(done) / span : 0.0},
                      {"output_tokens", tokens}};
   if (config.placement == Placement::disaggregated) {
     s["kv_transfer"] = {{"bytes", kv_bytes}, {"time_s", percentiles(kv)}, {"hidden_share", hidden.mean()}};
   }
+  std::uint64_t preempted = 0, swaps = 0, recomputed = 0, swap_bytes = 0;
+  for (const RequestRecord& r : system.records()) {
+    preempted += r.preemptions > 0 ? 1 : 0;
+    swaps += r.swaps;
+    recomputed += r.preempt_tokens_recomputed;
+    swap_bytes += r.swap_bytes;
+  }
+  s["preemption"] = {{"policy", config.preemption == Preemption::swap ? "swap" : "recompute"},
+                     {"preemptions", system.preemptions()}, {"requests_preempted", preempted},
+                     {"by_recompute", system.preemptions() - swaps}, {"by_swap", swaps},
+                     {"tokens_recomputed", recomputed}, {"swap_bytes", swap_bytes}};
   s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s}, {"tpot_slo_s", config.tpot_slo_s}, {"requests", good},
                   {"fraction", done ? static_cast<double>(good) / static_cast<double>(done) : 0.0},
                   {"requests_per_s", span > 0 ? static_cast<double>(good) / span : 0.0}};
@@ -93,11 +104,24 @@ void summarize_faults(const ServingSystem& system, nlohmann::json& faults) {
   faults["rejected_reasons"] = reasons;
 }
 
+std::string tokens_csv(const ServingSystem& system) {
+  sim::CsvWriter csv({"request", "token", "time_s"});
+  const auto& reqs = system.requests();
+  const auto& times = system.token_times();
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    for (std::size_t k = 0; k < times[i].size(); ++k) {
+      csv.row({std::to_string(reqs[i].id), std::to_string(k), sim::fmt_num(times[i][k])});
+    }
+  }
+  return csv.str();
+}
+
 std::string requests_csv(const ServingSystem& system) {
   sim::CsvWriter csv({"request", "arrival_s", "input_tokens", "output_tokens", "prefix_hit_tokens", "prefill_instance",
                       "prefill_start_s", "prefill_end_s", "kv_bytes", "transfer_start_s", "transfer_end_s",
                       "decode_system", "decode_start_s", "first_token_s", "last_token_s", "tokens_out", "state",
-                      "reason", "reroutes", "reprefills", "kv_resends", "kv_bytes_resent", "tokens_recomputed"});
+                      "reason", "reroutes", "reprefills", "kv_resends", "kv_bytes_resent", "tokens_recomputed",
+                      "preemptions", "preempt_tokens_recomputed", "swap_bytes"});
   const auto& reqs = system.requests();
   const auto& recs = system.records();
   for (std::size_t i = 0; i < recs.size(); ++i) {
@@ -108,7 +132,8 @@ std::string requests_csv(const ServingSystem& system) {
              t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system), t(r.decode_start_s),
              t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out), r.state(), r.reason,
              std::to_string(r.reroutes), std::to_string(r.reprefills), std::to_string(r.kv_resends),
-             std::to_string(r.kv_bytes_resent), std::to_string(r.tokens_recomputed)});
+             std::to_string(r.kv_bytes_resent), std::to_string(r.tokens_recomputed), std::to_string(r.preemptions),
+             std::to_string(r.preempt_tokens_recomputed), std::to_string(r.swap_bytes)});
   }
   return csv.str();
 }

@@ -30,6 +30,10 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       prompt_done_(requests_.size(), 0),
       kv_tokens_(requests_.size(), 0),
       recovering_(requests_.size(), 0),
+      held_(requests_.size(), 0),
+      swapped_(requests_.size(), 0),
+      last_token_at_(requests_.size(), 0.0),
+      ready_seq_(requests_.size(), 0),
       waiting_decode_(requests_.size(), 0),
       in_prefill_(requests_.size(), 0),
       prefill_(std::move(prefill)),
@@ -47,7 +51,11 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       prefill_batch_tokens_(stats_.distribution("prefill_batch_tokens", "tokens", "prompt tokens in each prefill batch")),
       kv_bytes_(stats_.counter("kv_bytes", "B", "KV-cache bytes sent from prefill to decode machines")),
       output_tokens_(stats_.counter("output_tokens", "tokens", "tokens generated")),
-      prefix_hit_tokens_(stats_.counter("prefix_hit_tokens", "tokens", "prompt tokens served from the prefix cache")) {
+      prefix_hit_tokens_(stats_.counter("prefix_hit_tokens", "tokens", "prompt tokens served from the prefix cache")),
+      itl_(stats_.distribution("itl", "s", "inter-token latency: the gap before each token after a request's first")),
+      preemptions_(stats_.counter("preemptions", "requests", "running requests preempted for decode KV capacity "
+                                                             "(output_length unknown)")),
+      swap_bytes_(stats_.counter("swap_bytes", "B", "KV bytes of preempted requests copied to host memory and back")) {
   if (!config_.kv_bytes) throw std::invalid_argument("serving: kv_bytes function is not set");
   if (prefill_.empty() || decode_.empty()) throw std::invalid_argument("serving: no prefill or decode machines");
   const bool colocated = config_.placement == Placement::colocated;
@@ -183,7 +191,7 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
   if (config_.placement == Placement::disaggregated) {
     for (std::uint64_t r : finishing) {
       if (outputs(requests_[r]) > 1) {
-        const bool recovery = recovering_[r] != 0;
+        const bool recovery = recovering_[r] == 1;  // a fault's resend (not a preemption's)
         sc_core::sc_spawn([this, r, start, timing, recovery] { send_kv(r, start, timing, recovery); });
       }
     }
@@ -200,7 +208,11 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
   while (!p.queue.empty() && prompt_left_[p.queue.front()] == 0) p.queue.pop_front();
   for (std::size_t k = 0; k < finishing.size(); ++k) {
     recovering_[finishing[k]] = 0;
-    if (!rebuilt[k]) finish_prefill(finishing[k], i);
+    if (!rebuilt[k]) {
+      finish_prefill(finishing[k], i);
+    } else if (config_.placement == Placement::colocated) {
+      make_ready(i, finishing[k]);  // rebuilt after a preemption: back to the decode side
+    }
   }
   for (const auto& c : batch) in_prefill_[c.request] = 0;
   prefill_done_.notify(sc_core::SC_ZERO_TIME);
@@ -212,37 +224,78 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
   rec.first_token_s = now_s();
   rec.tokens_out = 1;
   output_tokens_ += 1;
+  last_token_at_[r] = rec.first_token_s;
+  if (record_token_times_) token_times_[r].push_back(rec.first_token_s);
   if (pf_[instance].cache) pf_[instance].cache->insert(requests_[r].hash_ids);
   if (outputs(requests_[r]) <= 1) {
     finish_request(r);
     return;
   }
   if (config_.placement == Placement::colocated) {
-    dc_[instance].ready.push_back(r);
-    dc_[instance].work.notify(sc_core::SC_ZERO_TIME);
+    make_ready(instance, r);
   }
 }
 
-int ServingSystem::reserve_decode(std::uint64_t r) {
-  const std::uint64_t need = config_.kv_bytes(final_context(requests_[r]));
+bool ServingSystem::admitted_before(std::uint64_t r, std::uint64_t q) const {
+  const workloads::Request& a = requests_[r];
+  const workloads::Request& b = requests_[q];
+  if (config_.admission == Admission::shortest_first) {
+    const bool oracle = config_.output_length == OutputLength::oracle;
+    const std::uint64_t la = oracle ? final_context(a) : a.input_tokens;
+    const std::uint64_t lb = oracle ? final_context(b) : b.input_tokens;
+    if (la != lb) return la < lb;
+  } else if (config_.admission == Admission::priority && a.priority != b.priority) {
+    return a.priority < b.priority;
+  }
+  if (a.arrival_s != b.arrival_s) return a.arrival_s < b.arrival_s;
+  return r < q;
+}
+
+std::uint64_t ServingSystem::admission_bytes(std::uint64_t r) const {
+  if (config_.output_length == OutputLength::oracle) return config_.kv_bytes(final_context(requests_[r]));
+  // The context so far: the prompt and every token generated (at least the first).
+  return config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + std::max<std::uint32_t>(1, records_[r].tokens_out));
+}
+
+int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
+  const std::uint64_t need = admission_bytes(r);
   // A deadline beyond the longest simulated time can never pass: the request waits
   // without one (rather than the run failing for a time nothing would reach).
   const bool has_deadline = now_s() + config_.reject_after_s <= kMaxSimulatedSeconds;
   const sc_core::sc_time deadline =
       has_deadline ? sc_core::sc_time_stamp() + sim_time(config_.reject_after_s, "serving.reject_after")
                    : sc_core::SC_ZERO_TIME;
+  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), r,
+                                   [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); }),
+                  r);
+  if (bound >= 0) ++bound_waiting_;
+  // Leaves the queue; the next in order may now be admitted.
+  auto leave = [&] {
+    waiting_.erase(std::find(waiting_.begin(), waiting_.end(), r));
+    if (bound >= 0) --bound_waiting_;
+    if (!waiting_.empty()) room_freed_.notify(sc_core::SC_ZERO_TIME);
+  };
   while (true) {
+    // Only the first waiter in admission order may take room: none overtakes it.
+    const bool first = waiting_.front() == r;
     int best = -1;
     bool any_up = false;
     for (unsigned j = 0; j < dc_.size(); ++j) {
+      if (bound >= 0 && j != static_cast<unsigned>(bound)) continue;
       if (!dc_[j].up) continue;  // failed: route around it
       any_up = true;
-      if (dc_[j].reserved_bytes + need > config_.decode_kv_capacity_bytes) continue;
+      if (!first || dc_[j].reserved_bytes + need > config_.decode_kv_capacity_bytes) continue;
       if (best < 0 || dc_[j].reserved_bytes < dc_[static_cast<unsigned>(best)].reserved_bytes) best = static_cast<int>(j);
     }
     if (best >= 0) {
       dc_[static_cast<unsigned>(best)].reserved_bytes += need;
+      held_[r] = need;
+      leave();
       return best;
+    }
+    if (bound >= 0 && !any_up) {
+      leave();  // the system holding its swapped KV failed
+      return -1;
     }
     waiting_decode_[r] = 1;
     if (!any_up && config_.reject_after_s > 0 && has_deadline) {
@@ -250,6 +303,7 @@ int ServingSystem::reserve_decode(std::uint64_t r) {
       // deadline, then give up on the request.
       if (sc_core::sc_time_stamp() >= deadline) {
         waiting_decode_[r] = 0;
+        leave();
         return -1;
       }
       sc_core::wait(deadline - sc_core::sc_time_stamp(), room_freed_);
@@ -312,8 +366,7 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
     recover(r);  // the destination failed while the KV was on its way
     return;
   }
-  dc_[d].ready.push_back(r);
-  dc_[d].work.notify(sc_core::SC_ZERO_TIME);
+  make_ready(d, r);
 }
 
 void ServingSystem::wait_prefill_end(std::uint64_t r, double batch_end_s) {
@@ -349,16 +402,22 @@ void ServingSystem::fail_decode(unsigned j) {
   ++decode_failures_;
   d.failed.notify(sc_core::SC_ZERO_TIME);  // the step in progress is lost
   std::vector<std::uint64_t> lost(d.running.begin(), d.running.end());
-  lost.insert(lost.end(), d.ready.begin(), d.ready.end());
+  // The waiting ones in the order they became ready.
+  std::vector<std::uint64_t> ready(d.ready.begin(), d.ready.end());
+  std::sort(ready.begin(), ready.end(), [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
+  lost.insert(lost.end(), ready.begin(), ready.end());
   d.running.clear();
   d.ready.clear();
   d.reserved_bytes = 0;
   for (std::uint64_t r : lost) recover(r);
+  if (bound_waiting_ > 0) room_freed_.notify(sc_core::SC_ZERO_TIME);  // swapped out to it: lost with it
 }
 
 void ServingSystem::recover(std::uint64_t r) {
   RequestRecord& rec = records_[r];
   ++rec.reroutes;
+  held_[r] = 0;
+  swapped_[r] = 0;
   const std::uint32_t input = requests_[r].input_tokens;
   // The KV on the decode side covered the prompt and every generated token but the
   // last (whose KV the next step would have made).
@@ -426,24 +485,44 @@ bool ServingSystem::run_decode_step(unsigned j) {
   DecodeState& d = dc_[j];
   if (!d.up) return false;
   const bool colocated = config_.placement == Placement::colocated;
-  while (!d.ready.empty() && d.running.size() < config_.decode_max_batch) {
-    const std::uint64_t r = d.ready.front();
+  // d.ready is in admission order: those admitted are a prefix of it (the first that
+  // does not fit stops the rest). They join the batch in the order they became ready.
+  std::size_t admitted = 0;
+  while (admitted < d.ready.size() && d.running.size() + admitted < config_.decode_max_batch) {
+    const std::uint64_t r = d.ready[admitted];
     if (colocated) {
-      const std::uint64_t need = config_.kv_bytes(final_context(requests_[r]));
+      const std::uint64_t need = admission_bytes(r);
       if (d.reserved_bytes + need > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
       d.reserved_bytes += need;
+      held_[r] = need;
       records_[r].decode_system = static_cast<int>(j);
     }
-    d.ready.pop_front();
+    ++admitted;
+  }
+  std::vector<std::uint64_t> joining(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
+  d.ready.erase(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
+  std::sort(joining.begin(), joining.end(), [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
+  for (std::uint64_t r : joining) {
+    if (swapped_[r]) {
+      // Its KV comes back from host memory before the step.
+      swapped_[r] = 0;
+      const std::uint64_t bytes = config_.kv_bytes(kv_tokens_[r]);
+      d.swap_s += static_cast<double>(bytes) / config_.swap_bandwidth_Bps;
+      records_[r].swap_bytes += bytes;
+      swap_bytes_ += bytes;
+    }
     records_[r].decode_start_s = now_s();
     d.running.push_back(r);
   }
+  if (config_.output_length == OutputLength::unknown) grow_kv(j);
   if (d.running.empty()) return false;
   std::vector<std::uint32_t> contexts;
   contexts.reserve(d.running.size());
   for (std::uint64_t r : d.running) contexts.push_back(requests_[r].input_tokens + records_[r].tokens_out);
   const double start = now_s();
-  const double t = decode_[j]->step(contexts);
+  // Swap traffic of this step's preemptions and re-admissions goes first.
+  const double t = decode_[j]->step(contexts) + d.swap_s;
+  d.swap_s = 0;
   const std::uint64_t epoch = d.epoch;
   sc_core::wait(sim_delay(t, "a decode step"), d.failed);
   if (d.epoch != epoch) {
@@ -463,8 +542,13 @@ bool ServingSystem::run_decode_step(unsigned j) {
     }
     records_[r].tokens_out += 1;
     output_tokens_ += 1;
+    const double at = now_s();
+    itl_.sample(at - last_token_at_[r]);
+    last_token_at_[r] = at;
+    if (record_token_times_) token_times_[r].push_back(at);
     if (records_[r].tokens_out >= outputs(requests_[r])) {
-      d.reserved_bytes -= config_.kv_bytes(final_context(requests_[r]));
+      d.reserved_bytes -= held_[r];
+      held_[r] = 0;
       finish_request(r);
       room_freed_.notify(sc_core::SC_ZERO_TIME);
     } else {
@@ -473,6 +557,93 @@ bool ServingSystem::run_decode_step(unsigned j) {
   }
   d.running.swap(still);
   return true;
+}
+
+void ServingSystem::make_ready(unsigned j, std::uint64_t r) {
+  DecodeState& d = dc_[j];
+  ready_seq_[r] = next_ready_seq_++;
+  d.ready.insert(std::upper_bound(d.ready.begin(), d.ready.end(), r,
+                                  [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); }),
+                 r);
+  d.work.notify(sc_core::SC_ZERO_TIME);
+}
+
+void ServingSystem::grow_kv(unsigned j) {
+  DecodeState& d = dc_[j];
+  std::vector<std::uint64_t> order(d.running.begin(), d.running.end());
+  std::stable_sort(order.begin(), order.end(),
+                   [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); });
+  std::size_t end = order.size();
+  for (std::size_t i = 0; i < end; ++i) {
+    const std::uint64_t r = order[i];
+    // The step adds the KV of one more token: the context after it.
+    const std::uint64_t after = config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out + 1);
+    const std::uint64_t grow = after > held_[r] ? after - held_[r] : 0;
+    while (i < end && d.reserved_bytes + grow > config_.decode_kv_capacity_bytes) preempt(order[--end], j);
+    if (i >= end) break;  // r was the last in order: it preempted itself
+    d.reserved_bytes += grow;
+    held_[r] += grow;
+  }
+  if (end == order.size()) return;
+  std::vector<std::uint64_t> kept;
+  for (std::uint64_t r : d.running) {
+    if (std::find(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(end), r) !=
+        order.begin() + static_cast<std::ptrdiff_t>(end)) {
+      kept.push_back(r);
+    }
+  }
+  d.running.swap(kept);
+}
+
+void ServingSystem::preempt(std::uint64_t r, unsigned j) {
+  DecodeState& d = dc_[j];
+  RequestRecord& rec = records_[r];
+  d.reserved_bytes -= held_[r];
+  held_[r] = 0;
+  ++rec.preemptions;
+  preemptions_ += 1;
+  // The KV it has: the prompt and every generated token but the last (whose KV the
+  // next step would have made).
+  const std::uint32_t generated = rec.tokens_out > 0 ? rec.tokens_out - 1 : 0;
+  kv_tokens_[r] = std::uint64_t{requests_[r].input_tokens} + generated;
+  if (config_.preemption == Preemption::swap) {
+    ++rec.swaps;
+    const std::uint64_t bytes = config_.kv_bytes(kv_tokens_[r]);
+    d.swap_s += static_cast<double>(bytes) / config_.swap_bandwidth_Bps;  // out, before the step
+    rec.swap_bytes += bytes;
+    swap_bytes_ += bytes;
+    if (config_.placement == Placement::colocated) {
+      swapped_[r] = 1;
+      make_ready(j, r);
+    } else {
+      sc_core::sc_spawn([this, r, j] { swap_back(r, j); });
+    }
+  } else {
+    // Recompute: the prefill side rebuilds the KV of prompt + generated tokens (and,
+    // disaggregated, sends it again).
+    rec.preempt_tokens_recomputed += kv_tokens_[r];
+    PrefillState& p = pf_[static_cast<unsigned>(rec.prefill_instance)];
+    prompt_done_[r] = 0;
+    prompt_left_[r] = static_cast<std::uint32_t>(kv_tokens_[r]);
+    recovering_[r] = 2;
+    p.queue.push_back(r);
+    p.queued_tokens += prompt_left_[r];
+    p.work.notify(sc_core::SC_ZERO_TIME);
+  }
+  room_freed_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void ServingSystem::swap_back(std::uint64_t r, unsigned j) {
+  if (reserve_decode(r, static_cast<int>(j)) < 0) {
+    recover(r);  // the host memory of a failed system: rebuilt as after the failure
+    return;
+  }
+  DecodeState& d = dc_[j];
+  const std::uint64_t bytes = config_.kv_bytes(kv_tokens_[r]);
+  d.swap_s += static_cast<double>(bytes) / config_.swap_bandwidth_Bps;  // in, before its next step
+  records_[r].swap_bytes += bytes;
+  swap_bytes_ += bytes;
+  make_ready(j, r);
 }
 
 void ServingSystem::finish_request(std::uint64_t r) {

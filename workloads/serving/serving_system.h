@@ -6,9 +6,17 @@
 //
 // Token accounting: the prefill of a request produces its first output token (TTFT is
 // the end of its last prefill chunk); each decode step gives every request in the
-// batch one more token. A request admitted to a decode machine reserves the KV of its
-// whole context (prompt + all output tokens) there, so a running batch never runs out
-// of memory and nothing is preempted; requests wait, in order, for room.
+// batch one more token.
+//
+// Admission (docs/serving.md): requests waiting for KV capacity on the decode side are
+// admitted in the order of serving.admission (fcfs: by arrival); while the first in
+// that order does not fit, no request behind it is admitted. With output_length oracle
+// a request reserves the KV of its whole context (prompt + all output tokens), so a
+// running batch never runs out of memory and nothing is preempted. With unknown it
+// reserves the KV of its context so far (prompt + first token) and, before each step,
+// of the token that step adds; when that does not fit, the running request last in
+// admission order is preempted (serving.preemption: recompute on the prefill side, or
+// swap to host memory), until it fits.
 //
 // Faults (ServingConfig::decode_outages, docs/faults.md): a decode system that fails
 // loses the KV of its running and waiting requests (and the step in progress); each is
@@ -58,6 +66,11 @@ struct RequestRecord {
   std::uint32_t kv_resends = 0;  // the prefill side sent the prompt's KV it held again
   std::uint64_t tokens_recomputed = 0;
   std::uint64_t kv_bytes_resent = 0;
+  // Preemption for KV capacity (output_length unknown).
+  std::uint32_t preemptions = 0;
+  std::uint32_t swaps = 0;                    // of which by swap (the others recomputed)
+  std::uint64_t preempt_tokens_recomputed = 0;  // prompt + generated tokens rebuilt after preemption
+  std::uint64_t swap_bytes = 0;               // KV bytes copied to host memory and back
 
   bool completed() const { return last_token_s >= 0; }
   bool rejected() const { return rejected_s >= 0; }
@@ -81,6 +94,17 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::uint64_t completed() const { return completed_; }
   std::uint64_t rejected() const { return rejected_; }
   std::uint64_t decode_failures() const { return decode_failures_; }
+  std::uint64_t preemptions() const { return preemptions_.value(); }
+  // Inter-token latency: the gap before each token after a request's first, over every
+  // such token emitted in the run.
+  const stats::Distribution& itl() const { return itl_; }
+  // Keep every token's emission time (call before the simulation): token_times()[r]
+  // lists request r's, the first token's first (`wse-emu run --token-times`).
+  void record_token_times(bool on) {
+    record_token_times_ = on;
+    token_times_.assign(on ? requests_.size() : 0, {});
+  }
+  const std::vector<std::vector<double>>& token_times() const { return token_times_; }
   // Call once after the simulation has ended: a request still waiting then (for a
   // decode system that never came back) is rejected with that reason, so every request
   // ends in a terminal state.
@@ -98,9 +122,10 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
     trace::TrackId track = 0;
   };
   struct DecodeState {
-    std::deque<std::uint64_t> ready;   // KV in place, waiting for a batch slot
+    std::deque<std::uint64_t> ready;   // KV in place, waiting for a batch slot; in admission order
     std::vector<std::uint64_t> running;
     std::uint64_t reserved_bytes = 0;
+    double swap_s = 0;  // swap traffic the next step waits for (preemption by swap)
     bool up = true;
     std::uint64_t epoch = 0;  // failures so far: work begun in an older epoch was lost
     sc_core::sc_event work;
@@ -119,8 +144,23 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   // Disaggregated: reserves room on a decode system and sends the KV of `r`.
   // `recovery`: the KV is sent again after a decode system failed.
   void send_kv(std::uint64_t r, double batch_start_s, PrefillTiming timing, bool recovery);
-  // The decode system with room for r (-1: rejected, no decode system came up in time).
-  int reserve_decode(std::uint64_t r);
+  // The decode system with room for r, admitted in serving.admission order (-1:
+  // rejected, no decode system came up in time; or `bound` >= 0, the only system r may
+  // use, is down).
+  int reserve_decode(std::uint64_t r, int bound = -1);
+  // r comes before q in admission order.
+  bool admitted_before(std::uint64_t r, std::uint64_t q) const;
+  // KV bytes r reserves when admitted (output_length oracle: its whole context).
+  std::uint64_t admission_bytes(std::uint64_t r) const;
+  // Output length unknown: reserves the KV each running request's next token adds on
+  // decode system j, preempting the last in admission order while it does not fit.
+  void grow_kv(unsigned j);
+  void preempt(std::uint64_t r, unsigned j);
+  // r waits on decode system j for a batch slot (colocated: and for room).
+  void make_ready(unsigned j, std::uint64_t r);
+  // Disaggregated swap: r's KV, in decode system j's host memory, comes back once r is
+  // admitted there again.
+  void swap_back(std::uint64_t r, unsigned j);
   // Waits until the prefill batch of r has ended and been accounted (its first token).
   void wait_prefill_end(std::uint64_t r, double batch_end_s);
   void outage(DecodeOutage o);
@@ -143,7 +183,16 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<std::uint32_t> prompt_left_;  // prompt tokens not yet prefilled
   std::vector<std::uint32_t> prompt_done_;  // prompt tokens whose KV exists
   std::vector<std::uint64_t> kv_tokens_;    // tokens whose KV send_kv moves (prompt, + generated in recovery)
-  std::vector<std::uint8_t> recovering_;    // queued for prefill to rebuild KV lost with a decode system
+  std::vector<std::uint8_t> recovering_;    // queued for prefill to rebuild KV: lost with a decode system (1) or preempted (2)
+  std::vector<std::uint64_t> held_;         // KV bytes reserved on its decode system
+  std::vector<std::uint8_t> swapped_;       // colocated: its KV is in host memory, to come back when admitted
+  std::vector<double> last_token_at_;       // when its latest token was emitted
+  std::vector<std::uint64_t> ready_seq_;    // when it last became ready, as a sequence number
+  std::uint64_t next_ready_seq_ = 0;
+  std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in admission order
+  std::uint64_t bound_waiting_ = 0;         // of which bound to one decode system (swapped out)
+  std::vector<std::vector<double>> token_times_;
+  bool record_token_times_ = false;
   std::vector<std::uint8_t> waiting_decode_;  // in reserve_decode
   std::vector<std::uint8_t> in_prefill_;      // in a prefill batch that has not ended
   sc_core::sc_event prefill_done_;            // a prefill batch ended
@@ -173,6 +222,9 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   stats::Counter& kv_bytes_;
   stats::Counter& output_tokens_;
   stats::Counter& prefix_hit_tokens_;
+  stats::Distribution& itl_;
+  stats::Counter& preemptions_;
+  stats::Counter& swap_bytes_;
 };
 
 }  // namespace wse::serving

@@ -249,7 +249,7 @@ std::vector<Request> read_trace(const TraceOptions& o) {
   double last_s = 0.0;
   bool have_first = false;
   const auto add = [&](double t_s, std::uint64_t in_tok, std::uint64_t out_tok,
-                       std::vector<std::uint64_t> hashes) {
+                       std::vector<std::uint64_t> hashes, std::int64_t priority = 0) {
     if (!keep(o, index++, out.size())) return;
     if (!have_first) {
       first_s = last_s = t_s;
@@ -284,6 +284,7 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     r.input_tokens = static_cast<std::uint32_t>(in_tok);
     r.output_tokens = static_cast<std::uint32_t>(out_tok);
     r.hash_ids = std::move(hashes);
+    r.priority = priority;
     out.push_back(std::move(r));
   };
 
@@ -352,8 +353,16 @@ std::vector<Request> read_trace(const TraceOptions& o) {
           hashes.push_back(id.get<std::uint64_t>());
         }
       }
+      std::int64_t priority = 0;
+      if (const auto p = j.find("priority"); p != j.end()) {
+        if (!p->is_number_integer() ||
+            (p->is_number_unsigned() && p->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
+          bad_line(o, line_no, "priority must be an integer (lower is admitted first), found " + shown_json(*p));
+        }
+        priority = p->get<std::int64_t>();
+      }
       if (in_len == 0) bad_line(o, line_no, "input_length must be positive");
-      add(ts_ms / 1000.0, in_len, out_len, std::move(hashes));
+      add(ts_ms / 1000.0, in_len, out_len, std::move(hashes), priority);
       if (o.limit && out.size() >= o.limit) break;
     }
   }

@@ -21,6 +21,7 @@ struct Request {
   std::uint32_t input_tokens = 0;
   std::uint32_t output_tokens = 0;
   std::vector<std::uint64_t> hash_ids;  // Mooncake 512-token prefix blocks
+  std::int64_t priority = 0;            // serving.admission: priority admits the lowest first (Mooncake "priority")
 };
 
 enum class TraceFormat { azure_csv, mooncake_jsonl, synthetic };

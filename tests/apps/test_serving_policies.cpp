@@ -1,0 +1,118 @@
+// The admission, output-length and preemption keys and --token-times through the
+// wse-emu program (docs/serving.md): a bad value is one message naming file, line and
+// key with the values allowed, exit 2 and no output folder; --token-times writes
+// tokens.csv, whose rows agree with requests.csv.
+#include <algorithm>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/cli_harness.h"
+#include "util/scratch_dir.h"
+
+namespace wse::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+const std::string kSrc = WSE_SOURCE_DIR;
+
+class ServingPolicies : public ScratchDirTest {
+ protected:
+  // The trainium_only experiment on its first 3 requests, with `serving` lines added to
+  // its serving section (line 5 of the file onwards).
+  fs::path experiment(const std::string& serving) {
+    return write("exp.yaml", "include:\n  - " + kSrc + "/configs/experiments/trainium_only.yaml\n"
+                             "workload: {trace: {limit: 3}}\n"
+                             "serving:\n" + serving);
+  }
+  Result run_bad(const fs::path& file) {
+    const fs::path out = dir_ / "out";
+    Result r = wse_emu("run '" + file.string() + "' --out '" + out.string() + "'", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "bad input must not create the output directory";
+    EXPECT_THAT(r.err, HasSubstr("wse-emu: error: "));
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one message: " << r.err;
+    return r;
+  }
+};
+
+TEST_F(ServingPolicies, BadValuesAreRefusedAtTheirLine) {
+  const fs::path f = experiment("  admission: lifo\n");
+  Result r = run_bad(f);
+  EXPECT_THAT(r.err, HasSubstr(f.string() + ":5:14: key 'serving.admission'"));
+  EXPECT_THAT(r.err, HasSubstr("serving.admission"));
+  EXPECT_THAT(r.err, HasSubstr("fcfs, shortest_first, priority"));
+
+  r = run_bad(experiment("  output_length: guess\n"));
+  EXPECT_THAT(r.err, HasSubstr(":5:18:"));
+  EXPECT_THAT(r.err, HasSubstr("serving.output_length"));
+  EXPECT_THAT(r.err, HasSubstr("oracle, unknown"));
+
+  r = run_bad(experiment("  output_length: unknown\n  preemption: drop\n"));
+  EXPECT_THAT(r.err, HasSubstr(":6:15:"));
+  EXPECT_THAT(r.err, HasSubstr("serving.preemption"));
+  EXPECT_THAT(r.err, HasSubstr("recompute, swap"));
+
+  r = run_bad(experiment("  swap_bandwidth: 0 GB/s\n"));
+  EXPECT_THAT(r.err, HasSubstr(":5:19:"));
+  EXPECT_THAT(r.err, HasSubstr("serving.swap_bandwidth"));
+  EXPECT_THAT(r.err, HasSubstr("allowed: > 0 B/s"));
+}
+
+TEST_F(ServingPolicies, TokenTimesFileAgreesWithRequests) {
+  const fs::path out = dir_ / "out";
+  Result r = wse_emu("run '" + experiment("  admission: fcfs\n").string() + "' --out '" + out.string() +
+                         "' --token-times --quiet",
+                     dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string tokens = slurp(out / "tokens.csv");
+  std::istringstream lines(tokens);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(line, "request,token,time_s");
+  // requests.csv: request, ..., first_token_s (column 14), last_token_s (15), tokens_out (16).
+  std::istringstream reqs(slurp(out / "requests.csv"));
+  std::getline(reqs, line);
+  std::uint64_t rows = 0, requests = 0;
+  while (std::getline(reqs, line)) {
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(c);
+    ASSERT_GE(cells.size(), 16u);
+    const std::uint64_t n = std::stoull(cells[15]);
+    // Its tokens: 0 at the first token's time, n - 1 at the last's.
+    std::string first, last;
+    for (std::uint64_t k = 0; k < n; ++k) {
+      ASSERT_TRUE(std::getline(lines, line));
+      const std::string prefix = cells[0] + "," + std::to_string(k) + ",";
+      ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
+      if (k == 0) first = line.substr(prefix.size());
+      last = line.substr(prefix.size());
+    }
+    EXPECT_EQ(first, cells[13]);
+    EXPECT_EQ(last, cells[14]);
+    rows += n;
+    ++requests;
+  }
+  EXPECT_EQ(requests, 3u);
+  EXPECT_FALSE(std::getline(lines, line));
+  const auto s = nlohmann::json::parse(slurp(out / "summary.json"));
+  // One gap per token after each request's first.
+  EXPECT_EQ(s["requests"]["itl_s"]["count"].get<std::uint64_t>(), rows - requests);
+  EXPECT_EQ(s["throughput"]["output_tokens"].get<std::uint64_t>(), rows);
+
+  // Without the flag, the earlier tokens.csv goes.
+  r = wse_emu("run '" + (dir_ / "exp.yaml").string() + "' --out '" + out.string() + "' --force --quiet", dir_ / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(fs::exists(out / "tokens.csv"));
+}
+
+}  // namespace
+}  // namespace wse::testing
