@@ -149,6 +149,31 @@ TEST(AttentionStream, QueriesThatDoNotFitRunInRoundsThenFail) {
   }
 }
 
+TEST(AttentionStream, SmallerStreamBlocksSpreadTheHeadOverMorePes) {
+  // A cache of 4 tokens a PE (context 12 + 4 new: 4 blocks on a row of 4); streamed in
+  // blocks of 2 tokens the head spans 8 PEs (two rows of 4), so each ring step is half
+  // the work and the rings are as long: with 16 queries (4 a column either way) the
+  // chunk takes less time, and the PEs that hold no cache receive their pieces first
+  // (the cached tokens' K and V from their PE: part of the input phase).
+  AttentionStreamConfig a = tiny(12, 4, 4);
+  a.q_heads = 4;
+  a.ring = StreamRing::kRows;
+  const AttentionStreamResult whole = run_attention_stream(FabricConfig{}, PeConfig{}, a);
+  EXPECT_EQ(whole.grid_rows, 1u);
+  EXPECT_EQ(whole.grid_cols, 4u);
+  a.stream_tokens_per_pe = 2;
+  const AttentionStreamResult halves = run_attention_stream(FabricConfig{}, PeConfig{}, a);
+  EXPECT_EQ(halves.grid_rows, 2u);
+  EXPECT_EQ(halves.grid_cols, 4u);
+  EXPECT_LT(halves.compute_cycles, whole.compute_cycles);
+  EXPECT_LT(halves.total_cycles, whole.total_cycles);
+  // SRAM: the cache (4 tokens: 2 x 32 B), the PE's stream block (2 x 16 B) and two
+  // buffers (64 B), then the queries (4 x (8 + 8 + 24) B).
+  EXPECT_EQ(halves.sram_bytes_per_pe, 64u + 32u + 64u + 4u * 40u);
+  a.stream_tokens_per_pe = 8;
+  EXPECT_THROW(run_attention_stream(FabricConfig{}, PeConfig{}, a), std::invalid_argument);
+}
+
 TEST(AttentionStream, RowsCombineUpTheColumns) {
   // Context 14, 2 tokens: 8 blocks on 2 rows of 4, one ring a row; each query lives on
   // its column in both rows and row 1's partial result is combined into row 0's (one

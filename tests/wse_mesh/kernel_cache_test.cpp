@@ -189,6 +189,8 @@ TEST_F(KernelCacheTest, AttentionStreamKeyHoldsEveryField) {
   expect_key_changes(
       a, [](AttentionStreamConfig& c) { c.tokens_per_pe = 8; }, "tokens_per_pe");
   expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.stream_tokens_per_pe = 4; }, "stream_tokens_per_pe");
+  expect_key_changes(
       a, [](AttentionStreamConfig& c) { c.max_grid_cols = 128; }, "max_grid_cols");
   expect_key_changes(
       a, [](AttentionStreamConfig& c) { c.kv_bytes = 1; }, "kv_bytes");

@@ -568,18 +568,29 @@ KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& la
   }
   // A prefill chunk: K and V streamed past stationary queries (attention_stream.h), where
   // its queries fit; auto also times the decode kernel's sub-chunks and takes the faster.
-  const AttentionStreamConfig s = stream_config(a);
+  // The stream blocks are the cache's blocks or pieces of them (half, a quarter, ... as
+  // many tokens), spreading each head over more of the layer's PEs: the planner takes the
+  // fastest whose heads fit the region's rows.
+  AttentionStreamConfig s = stream_config(a);
   const std::string key = KernelCache::key(wafer_.fabric, wafer_.pe, s);
   std::optional<KernelTiming> stream;
-  try {
-    const AttentionStreamResult r = cache_.attention_stream(wafer_.fabric, wafer_.pe, s);
-    KernelTiming t;
-    t.cycles = r.total_cycles;
-    t.link_cycles = r.wavelet_hops;
-    t.pe_busy_cycles = r.busy_cycles;
-    stream = t;
-  } catch (const CapacityError&) {
-    // one query a PE does not fit beside its block and buffers: the decode kernel's parts
+  for (std::uint32_t tpp = a.tokens_per_pe; tpp >= 1; tpp /= 2) {
+    s.stream_tokens_per_pe = tpp;
+    AttentionConfig grid = a;
+    grid.tokens_per_pe = tpp;
+    if (tpp < a.tokens_per_pe && attention_grid(grid).first > std::max<std::uint32_t>(1, layer.region.height)) break;
+    try {
+      const AttentionStreamResult r = cache_.attention_stream(wafer_.fabric, wafer_.pe, s);
+      if (!stream || r.total_cycles < stream->cycles) {
+        KernelTiming t;
+        t.cycles = r.total_cycles;
+        t.link_cycles = r.wavelet_hops;
+        t.pe_busy_cycles = r.busy_cycles;
+        stream = t;
+      }
+    } catch (const CapacityError&) {
+      // one query a PE does not fit beside its blocks and buffers
+    }
   }
   KernelTiming t;
   if (stream && mode == PrefillAttention::kStream) {

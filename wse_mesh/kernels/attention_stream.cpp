@@ -21,6 +21,8 @@ std::uint64_t manhattan(PeCoord a, PeCoord b) {
 // One head's shapes (attention.h's layout) and the costs of the mapping's steps.
 struct Head {
   std::uint64_t G = 0, qt = 0, D = 0, tpp = 0, context = 0, N = 0;
+  std::uint64_t cache_tpp = 0;  // the cache's layout: blocks of cache_tpp tokens on cache_Q columns
+  std::uint32_t cache_Q = 0;
   std::uint32_t nb = 0, Q = 0, R = 0, kv_bytes = 2;
   std::uint64_t H = 1, ramp = 1;
   std::uint64_t kvw = 0;        // wavelets of one token's K and V
@@ -58,7 +60,11 @@ Head head_of(const FabricConfig& fabric, const PeConfig& pe, const AttentionStre
   h.G = a.q_heads / a.kv_heads;
   h.qt = a.query_tokens;
   h.D = a.head_dim;
-  h.tpp = a.tokens_per_pe;
+  require(a.stream_tokens_per_pe <= a.tokens_per_pe, "stream_tokens_per_pe must be at most tokens_per_pe");
+  h.cache_tpp = a.tokens_per_pe;
+  h.tpp = a.stream_tokens_per_pe > 0 ? a.stream_tokens_per_pe : a.tokens_per_pe;
+  h.cache_Q = static_cast<std::uint32_t>(std::min<std::uint64_t>(ceil_div(a.context + a.query_tokens, h.cache_tpp),
+                                                                 a.max_grid_cols));
   h.context = a.context;
   h.N = a.context + a.query_tokens;
   const std::uint64_t blocks = ceil_div(h.N, h.tpp);
@@ -136,6 +142,7 @@ std::vector<std::vector<std::uint32_t>> deal(const Head& h, std::uint32_t slots)
 }
 
 std::uint64_t block_bytes(const Head& h) { return h.tpp * h.D * h.kv_bytes; }  // K (or V) of a block
+std::uint64_t cache_bytes(const Head& h) { return h.cache_tpp * h.D * h.kv_bytes; }
 std::uint64_t query_bytes(const Head& h) { return h.D * 2 + h.tpp * 4 + (h.D + 2) * 4; }
 
 struct Timing {
@@ -150,7 +157,10 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
   for (const auto& s : dealt) qv = std::max<std::uint64_t>(qv, s.size());
   // SRAM: the fewest rounds whose queries fit.
   const std::uint64_t capacity = a.sram_bytes > 0 ? a.sram_bytes : pe.sram_bytes;
-  const std::uint64_t fixed = 6 * block_bytes(h);  // own K and V + two received blocks
+  // Own K and V (the cache; with smaller stream blocks, the cache and a copy of the
+  // PE's stream block) and two received blocks.
+  const bool split = h.tpp < h.cache_tpp;
+  const std::uint64_t fixed = 2 * cache_bytes(h) + (split ? 6 : 4) * block_bytes(h);
   const std::uint64_t per_q = query_bytes(h);
   std::uint64_t fit = capacity > fixed ? (capacity - fixed) / per_q : 0;
   std::uint64_t qr = std::min(qv, std::max<std::uint64_t>(fit, 1));
@@ -158,8 +168,12 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
   qr = ceil_div(qv, rounds);
   const std::string kv_type = h.kv_bytes == 1 ? "fp8" : h.kv_bytes == 2 ? "fp16" : "fp32";
   SramPlacement sram({0, 0}, capacity);
-  sram.place("K and V cache (" + std::to_string(h.tpp) + " tokens x 2 x " + std::to_string(h.D) + " " + kv_type + ")",
-             2 * block_bytes(h));
+  sram.place("K and V cache (" + std::to_string(h.cache_tpp) + " tokens x 2 x " + std::to_string(h.D) + " " +
+                 kv_type + ")",
+             2 * cache_bytes(h));
+  if (split) {
+    sram.place("stream block (" + std::to_string(h.tpp) + " tokens of K and V)", 2 * block_bytes(h));
+  }
   sram.place("receive buffers (2 blocks of " + std::to_string(h.tpp) + " tokens of K and V)", 4 * block_bytes(h));
   sram.place("query vectors (" + std::to_string(qr) + " x " + std::to_string(h.D) + " fp16)", qr * h.D * 2);
   sram.place("scores (" + std::to_string(qr) + " x " + std::to_string(h.tpp) + " fp32)", qr * h.tpp * 4);
@@ -175,14 +189,25 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
   const std::uint64_t head_pes = h.nb;
   // Own blocks: those holding new tokens are stored from the source's stream first.
   std::vector<std::uint64_t> own(h.nb, 0);
+  std::uint64_t split_hops = 0;
   for (std::uint32_t b = 0; b < h.nb; ++b) {
     const std::uint64_t first = std::uint64_t{b} * h.tpp, end = first + h.tokens_in(b);
+    if (split && first < h.context) {
+      // Cached tokens of a stream block smaller than the cache's: sent by the PE that
+      // caches them, its stream blocks in token order (kv_token_wavelets a token).
+      const std::uint64_t c = first / h.cache_tpp, old_end = std::min(end, h.context);
+      const PeCoord from{static_cast<std::uint32_t>(c % h.cache_Q), static_cast<std::uint32_t>(c / h.cache_Q)};
+      const std::uint64_t d = manhattan(from, h.pe_of(b));
+      own[b] = (old_end - c * h.cache_tpp) * h.kvw + d * h.H + R2 + h.store[old_end - first];
+      split_hops += (old_end - first) * h.kvw * d;
+    }
     if (end <= h.context) continue;
     const std::uint64_t first_new = std::max(first, h.context), n_new = end - first_new;
-    own[b] = (first_new - h.context) * h.kvw + manhattan(source, h.pe_of(b)) * h.H + R2 +
-             n_new * std::max(h.kvw, h.store_tok);
+    own[b] = std::max(own[b], (first_new - h.context) * h.kvw + manhattan(source, h.pe_of(b)) * h.H + R2 +
+                                  n_new * std::max(h.kvw, h.store_tok));
   }
   const std::uint64_t kv_stream = h.qt * h.kvw;
+  t.hops += split_hops;
   std::uint64_t start = 0;  // of the round
   std::vector<std::uint64_t> engine_busy(h.nb, 0);
   for (std::uint64_t round = 0; round < rounds; ++round) {
@@ -347,6 +372,7 @@ AttentionStreamConfig stream_config(const AttentionConfig& a) {
   s.context = a.context;
   s.query_tokens = a.query_tokens;
   s.tokens_per_pe = a.tokens_per_pe;
+  s.stream_tokens_per_pe = 0;
   s.max_grid_cols = a.max_grid_cols;
   s.kv_bytes = a.kv_bytes;
   return s;

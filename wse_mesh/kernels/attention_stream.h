@@ -8,6 +8,14 @@
 //  - The KV cache lies as attention.h lays it (attention_grid): block b (tpp tokens) on
 //    the head's PE (column b mod Q, row b / Q), nb = ceil(N / tpp) blocks, N = context +
 //    query_tokens. The chunk's new K and V are appended to their owner PEs first.
+//  - Stream blocks: the blocks that move are the cache's (stream_tokens_per_pe = 0) or
+//    pieces of them of stream_tokens_per_pe tokens, laid out as attention.h would lay a
+//    cache of that many tokens a PE: the head then spans ceil(N / that) PEs (more PEs, each
+//    fewer tokens a step). Each piece of the cache is first sent, in token order, from the
+//    PE that caches it to the PE that starts with it (h H + its wavelets + 2R, then stored),
+//    and the working copies are dropped at the end (the cache stays where it was).
+//    The decoder's planner tries the cache's blocks, half, a quarter, ... while the
+//    heads fit the layer region's rows, and keeps the fastest.
 //  - Rings: the head's PEs form rings along which the blocks move one ring position a
 //    step; a ring of n PEs is folded as gemm_cannon.h's (position l on the path's PE
 //    folded_column(l, n)), so ring neighbours are at most 2 hops apart on a straight path.
@@ -99,6 +107,11 @@ struct AttentionStreamConfig {
   std::uint64_t context = 0;          // tokens cached before the chunk
   std::uint32_t query_tokens = 64;    // the chunk
   std::uint32_t tokens_per_pe = 16;   // the KV layout (attention.h)
+  // Tokens of a block streamed around the rings (at most tokens_per_pe; 0 = tokens_per_pe):
+  // smaller blocks spread the head over more PEs (ceil(N / this) of them, laid out as
+  // attention.h lays a cache of this many tokens a PE), each cached block first sent in
+  // pieces from the PE that caches it.
+  std::uint32_t stream_tokens_per_pe = 0;
   std::uint32_t max_grid_cols = 256;  // the KV layout (attention.h)
   std::uint32_t kv_bytes = 2;
   StreamRing ring = StreamRing::kAuto;
@@ -110,7 +123,7 @@ struct AttentionStreamConfig {
 AttentionStreamConfig stream_config(const AttentionConfig& a);
 
 struct AttentionStreamResult {
-  std::uint32_t grid_rows = 0;            // kv_heads x rows per head (attention_grid)
+  std::uint32_t grid_rows = 0;            // kv_heads x rows per head of the stream blocks' layout
   std::uint32_t grid_cols = 0;
   StreamRing ring = StreamRing::kRows;    // the rings timed (kAuto: the faster)
   std::uint32_t rings = 0;                // per head

@@ -106,8 +106,8 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const At
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionStreamConfig& a) {
   std::ostringstream o;
   o << "attention_stream|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
-    << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << "|max_cols:" << a.max_grid_cols
-    << "|kv_bytes:" << a.kv_bytes << "|ring:" << static_cast<int>(a.ring) << "|sram:" << a.sram_bytes;
+    << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << ',' << a.stream_tokens_per_pe
+    << "|max_cols:" << a.max_grid_cols << "|kv_bytes:" << a.kv_bytes << "|ring:" << static_cast<int>(a.ring) << "|sram:" << a.sram_bytes;
   put_hardware(o, f, pe);
   return o.str();
 }
