@@ -197,8 +197,9 @@ TEST(AttentionStream, RowsCombineUpTheColumns) {
 
 TEST(AttentionStream, ClosedFormBoundsThePerPeRecurrences) {
   // The closed form (every block full and attended, every ring edge 2 hops, every PE
-  // waiting for the whole input) is an upper bound on the recurrences; with the chunk
-  // late in a long context (nearly every block attended) it is close.
+  // waiting for the whole input) is an upper bound on the recurrences (192 cases); with
+  // the chunk late in the context (nearly every block attended) it is within 5% (the
+  // rest: 1-hop ring edges, PEs whose queries arrive early, the chain's overlap).
   for (const PeConfig& pe : {PeConfig{}, wse3_pe_config()}) {
     for (std::uint32_t D : {16u, 64u}) {
       for (std::uint32_t tpp : {2u, 4u}) {
@@ -214,6 +215,11 @@ TEST(AttentionStream, ClosedFormBoundsThePerPeRecurrences) {
               const std::uint64_t closed = attention_stream_closed_form(FabricConfig{}, pe, a, ring, 2);
               EXPECT_LE(r.total_cycles, closed) << "D " << D << " tpp " << tpp << " context " << context << " qt "
                                                 << qt << " " << stream_ring_name(ring);
+              if (context >= 60 && qt <= 8) {
+                // Late in the context (nearly every block attended): within 5% (measured 0.02-4.6%).
+                EXPECT_GE(static_cast<double>(r.total_cycles), 0.95 * static_cast<double>(closed))
+                    << "D " << D << " tpp " << tpp << " context " << context << " qt " << qt;
+              }
             }
           }
         }
