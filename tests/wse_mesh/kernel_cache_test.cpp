@@ -174,6 +174,57 @@ TEST_F(KernelCacheTest, AttentionKeyHoldsEveryFieldButTheOrigin) {
             KernelCache::key(FabricConfig{}, PeConfig{}, VectorKernelConfig{}));
 }
 
+TEST_F(KernelCacheTest, AttentionStreamKeyHoldsEveryField) {
+  const AttentionStreamConfig a;
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.q_heads = 64; }, "q_heads");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.kv_heads = 4; }, "kv_heads");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.head_dim = 64; }, "head_dim");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.context = 2048; }, "context");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.query_tokens = 4; }, "query_tokens");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.tokens_per_pe = 8; }, "tokens_per_pe");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.stream_tokens_per_pe = 4; }, "stream_tokens_per_pe");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.max_grid_cols = 128; }, "max_grid_cols");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.kv_bytes = 1; }, "kv_bytes");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.ring = StreamRing::kSnake; }, "ring");
+  expect_key_changes(
+      a, [](AttentionStreamConfig& c) { c.sram_bytes = 4096; }, "sram_bytes");
+  PeConfig wide;
+  wide.sram_write_ports = 2;
+  EXPECT_NE(KernelCache::key(FabricConfig{}, wide, a), KernelCache::key(FabricConfig{}, PeConfig{}, a));
+  // Never the decode kernel's key for the same shapes.
+  AttentionConfig same;
+  same.context = a.context;
+  same.query_tokens = a.query_tokens;
+  same.tokens_per_pe = a.tokens_per_pe;
+  EXPECT_NE(KernelCache::key(FabricConfig{}, PeConfig{}, a), KernelCache::key(FabricConfig{}, PeConfig{}, same));
+  // Simulated once, reused.
+  KernelCache cache;
+  AttentionStreamConfig small;
+  small.q_heads = 4;
+  small.kv_heads = 2;
+  small.head_dim = 16;
+  small.context = 60;
+  small.query_tokens = 4;
+  small.tokens_per_pe = 4;
+  small.max_grid_cols = 8;
+  const std::uint64_t t = cache.attention_stream(FabricConfig{}, PeConfig{}, small).total_cycles;
+  EXPECT_EQ(cache.attention_stream(FabricConfig{}, PeConfig{}, small).total_cycles, t);
+  EXPECT_EQ(t, run_attention_stream(FabricConfig{}, PeConfig{}, small).total_cycles);
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.entries(), 1u);
+}
+
 TEST_F(KernelCacheTest, VectorKernelKeyHoldsEveryFieldButTheOrigin) {
   const VectorKernelConfig v;
   expect_key_changes(

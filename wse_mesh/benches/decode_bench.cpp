@@ -198,9 +198,11 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
 std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
   // Llama-3.1-8B, one 4,096-token prompt: one CS-3 and the WSE-2 sub-regions of the
   // decode bench. The prompt runs as pipelined chunks (decode.prefill_chunk_tokens); each
-  // chunk's GEMMs are the faster of the GEMV passes and the Cannon GEMM (auto), then the
-  // same passes with the GEMV passes alone (gemv: the ablation, every kernel result
-  // reused from the auto pass but the GEMMs').
+  // chunk's GEMMs are the faster of the GEMV passes and the Cannon GEMM (auto) and its
+  // attention the faster of the streamed kernel and the decode kernel's sub-chunks (auto);
+  // then the same passes with the decode kernel's sub-chunks alone (attention combine: the
+  // ablation) and with the GEMV passes alone (gemv: the ablation), every kernel result
+  // reused from the first pass but the ones that differ.
   struct Region {
     bool wse2;
     GridShape region;
@@ -222,6 +224,7 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
                                            "prompt",
                                            "chunk",
                                            "gemm",
+                                           "attention",
                                            "prefill_ms",
                                            "tokens_per_s",
                                            "floor_ms",
@@ -257,7 +260,7 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
       row[2] = region;
       row[3] = std::to_string(wafer.tile);
       row[4] = std::to_string(prompt);
-      row[7] = "does not fit";
+      row[8] = "does not fit";
       csv.row(row);
       continue;
     }
@@ -270,8 +273,13 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
     }
     for (std::uint32_t chunk : chunks) {
       decoder.set_prefill_chunk_tokens(chunk);
-      for (GemmAlgorithm algo : {GemmAlgorithm::kAuto, GemmAlgorithm::kGemv}) {
+      const std::vector<std::pair<GemmAlgorithm, PrefillAttention>> passes = {
+          {GemmAlgorithm::kAuto, PrefillAttention::kAuto},
+          {GemmAlgorithm::kAuto, PrefillAttention::kCombine},
+          {GemmAlgorithm::kGemv, PrefillAttention::kAuto}};
+      for (const auto& [algo, att] : passes) {
         decoder.set_gemm_algorithm(algo);
+        decoder.set_prefill_attention(att);
         const auto t0 = std::chrono::steady_clock::now();
         const WaferRunResult r = decoder.prefill({prompt});
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -281,6 +289,7 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
           if (kind == "attention") attention = sec;
         }
         const char* name = algo == GemmAlgorithm::kAuto ? "auto" : "gemv";
+        const char* att_name = prefill_attention_name(att);
         csv.row({model.name,
                  wafer.name,
                  region,
@@ -288,6 +297,7 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
                  std::to_string(prompt),
                  std::to_string(chunk),
                  name,
+                 att_name,
                  sim::fmt_num(r.seconds * 1e3),
                  sim::fmt_num(static_cast<double>(prompt) / r.seconds),
                  sim::fmt_num(r.floor.step_s * 1e3),
@@ -303,11 +313,11 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
                  sim::fmt_num(wall)});
         if (!args.quiet) {
           std::printf(
-              "prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s: %.2f ms "
+              "prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s, attention %s: %.2f ms "
               "(%.0f tokens/s), floor %.2f ms (ratio %.1f); GEMMs %.2f ms, attention %.2f ms (%.0f%%) on the "
               "critical path; wall %.1f s\n",
               model.name.c_str(), wafer.name.c_str(), region.c_str(), static_cast<unsigned long long>(prompt),
-              chunk, name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds, r.floor.step_s * 1e3,
+              chunk, name, att_name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds, r.floor.step_s * 1e3,
               r.floor_ratio, gemm * 1e3, attention * 1e3, 100.0 * attention / r.seconds, wall);
           std::fflush(stdout);
         }

@@ -11,6 +11,7 @@
 
 #include "workloads/model/operators.h"
 #include "wse_mesh/decode/placement.h"
+#include "wse_mesh/kernels/attention_stream.h"
 #include "wse_mesh/kernels/gemm_cannon.h"
 
 namespace wse::wafer {
@@ -45,6 +46,11 @@ class KernelTimer {
   // The GEMM algorithm of later calls (an ablation on the same kernel results); ignored
   // by timers without a choice.
   virtual void set_gemm_algorithm(GemmAlgorithm /*a*/) {}
+  // Which attention kernel the prefill chunks (query_tokens > 1) took ("stream" or
+  // "combine"), by name: distinct kernels of each.
+  virtual std::map<std::string, std::uint64_t> prefill_attention_chosen() const { return {}; }
+  // The prefill attention of later calls (an ablation on the same kernel results).
+  virtual void set_prefill_attention(PrefillAttention /*a*/) {}
   // Kernel results reused and simulated so far (0 when nothing is cached).
   virtual std::uint64_t reused() const { return 0; }
   virtual std::uint64_t simulated() const { return 0; }

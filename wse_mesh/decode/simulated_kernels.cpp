@@ -559,6 +559,59 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
 
 KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& layer) {
   const AttentionConfig a = attention_config(op, layer);
+  const PrefillAttention mode = opt_.prefill_attention;
+  if (a.query_tokens <= 1 || mode == PrefillAttention::kCombine) {
+    KernelTiming t = attention_combine(a);
+    t.sram_read_bytes = op.kv_read_bytes;
+    t.sram_write_bytes = op.kv_write_bytes;
+    return t;
+  }
+  // A prefill chunk: K and V streamed past stationary queries (attention_stream.h), where
+  // its queries fit; auto also times the decode kernel's sub-chunks and takes the faster.
+  // The stream blocks are the cache's blocks or pieces of them (half, a quarter, ... as
+  // many tokens), spreading each head over more of the layer's PEs: the planner takes the
+  // fastest whose heads fit the region's rows.
+  AttentionStreamConfig s = stream_config(a);
+  const std::string key = KernelCache::key(wafer_.fabric, wafer_.pe, s);
+  std::optional<KernelTiming> stream;
+  for (std::uint32_t tpp = a.tokens_per_pe; tpp >= 1; tpp /= 2) {
+    s.stream_tokens_per_pe = tpp;
+    AttentionConfig grid = a;
+    grid.tokens_per_pe = tpp;
+    if (tpp < a.tokens_per_pe && attention_grid(grid).first > std::max<std::uint32_t>(1, layer.region.height)) break;
+    try {
+      const AttentionStreamResult r = cache_.attention_stream(wafer_.fabric, wafer_.pe, s);
+      if (!stream || r.total_cycles < stream->cycles) {
+        KernelTiming t;
+        t.cycles = r.total_cycles;
+        t.link_cycles = r.wavelet_hops;
+        t.pe_busy_cycles = r.busy_cycles;
+        stream = t;
+      }
+    } catch (const CapacityError&) {
+      // one query a PE does not fit beside its blocks and buffers
+    }
+  }
+  KernelTiming t;
+  if (stream && mode == PrefillAttention::kStream) {
+    t = *stream;
+  } else {
+    t = attention_combine(a);
+    if (stream && stream->cycles < t.cycles) t = *stream;
+  }
+  prefill_attention_[key] = stream && t.cycles == stream->cycles ? "stream" : "combine";
+  t.sram_read_bytes = op.kv_read_bytes;
+  t.sram_write_bytes = op.kv_write_bytes;
+  return t;
+}
+
+std::map<std::string, std::uint64_t> SimulatedKernels::prefill_attention_chosen() const {
+  std::map<std::string, std::uint64_t> n;
+  for (const auto& [kernel, name] : prefill_attention_) ++n[name];
+  return n;
+}
+
+KernelTiming SimulatedKernels::attention_combine(const AttentionConfig& a) {
   KernelTiming t;
   // Query vectors that do not fit the PEs beside their K and V run in parts one after
   // another on the same PEs: a prefill chunk as sub-chunks of half the tokens (then a
@@ -591,8 +644,6 @@ KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& la
       }
     }
   }
-  t.sram_read_bytes = op.kv_read_bytes;
-  t.sram_write_bytes = op.kv_write_bytes;
   return t;
 }
 

@@ -17,7 +17,10 @@
 //    kernel's time depends on the block count only), so one result serves a whole block;
 //    query vectors that do not fit beside the cache run in parts one after another: a
 //    prefill chunk as sub-chunks of half (a quarter, ...) the tokens, then the query
-//    heads of a KV head in groups (MLA decode: 128 heads share one latent head);
+//    heads of a KV head in groups (MLA decode: 128 heads share one latent head); a
+//    prefill chunk (query_tokens > 1) runs instead, or when faster (prefill_attention
+//    auto), the streamed kernel of attention_stream.h (K and V shifted past stationary
+//    queries), which the statistics count;
 //  - norm (RMSNorm), router (softmax over the experts), activation, rope, residual_add,
 //    expert_combine (elementwise, operations per value as the lowering counts them):
 //    run_vector_kernel on a line of PEs as long as the layer's input grid is wide (its
@@ -63,6 +66,11 @@ struct SimulatedKernelOptions {
   // Cannon GEMM), the faster of them and the Cannon GEMM (auto: what WaferDecoder passes
   // from decode.gemm_algorithm), or Cannon (gemm_cannon.h, GemmAlgorithm).
   GemmAlgorithm gemm_algorithm = GemmAlgorithm::kGemv;
+  // Attention of a prefill chunk (query_tokens > 1): the decode kernel in sub-chunks (the
+  // timer's own default, as before the streamed kernel), the faster of it and the
+  // streamed kernel (auto: what WaferDecoder passes from decode.prefill_attention), or the
+  // streamed kernel wherever it fits (attention_stream.h, PrefillAttention).
+  PrefillAttention prefill_attention = PrefillAttention::kCombine;
 };
 
 // A lower bound on the cycles of the GEMV (GEMM of c.vectors vectors) `c`, from its root
@@ -84,6 +92,8 @@ class SimulatedKernels : public KernelTimer {
   std::map<std::string, std::uint64_t> reductions_chosen() const override;
   std::map<std::string, std::uint64_t> gemm_algorithms_chosen() const override;
   void set_gemm_algorithm(GemmAlgorithm a) override { opt_.gemm_algorithm = a; }
+  std::map<std::string, std::uint64_t> prefill_attention_chosen() const override;
+  void set_prefill_attention(PrefillAttention a) override { opt_.prefill_attention = a; }
   std::uint64_t reused() const override { return cache_.hits(); }
   std::uint64_t simulated() const override { return cache_.misses(); }
 
@@ -102,6 +112,8 @@ class SimulatedKernels : public KernelTimer {
   // by 90 degrees, with each reduction allowed: the fastest run.
   GemvResult fastest_gemv(const GemvConfig& c, const TensorGrid* t, const PeConfig& pe);
   KernelTiming attention(const workloads::Operator& op, const LayerPlan& layer);
+  // The decode kernel of attention.h for `a`, in parts that fit (sub-chunks, head groups).
+  KernelTiming attention_combine(const AttentionConfig& a);
   KernelTiming vector(const workloads::Operator& op, const LayerPlan& layer);
   KernelTiming embedding(const workloads::Operator& op, const LayerPlan& layer) const;
   // One attention kernel call: through the cache, or for a decode of many blocks,
@@ -118,6 +130,7 @@ class SimulatedKernels : public KernelTimer {
   KernelCache& cache_;
   std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
   std::map<std::string, std::string> algorithm_;  // GEMM kernel (shape, grid, tokens) -> gemv or cannon
+  std::map<std::string, std::string> prefill_attention_;  // prefill attention kernel -> stream or combine
   std::set<std::pair<const TensorGrid*, std::uint64_t>> cannon_outputs_;  // (grid, tokens) run as Cannon
   std::set<std::string> cannon_misfits_;  // Cannon kernels (cache keys) whose buffers did not fit
   std::map<std::string, std::pair<std::size_t, Reduction>> choice_;  // shape family -> (orientation, reduction)

@@ -107,6 +107,17 @@ DecodeConfig read_decode_config(config::Section& s) {
     s.fail("gemm_algorithm", "expected auto, gemv or cannon, found \"" + algo + "\"");
   }
   c.options["gemm_algorithm"] = gemm_algorithm_name(c.gemm_algorithm);
+  const std::string pfa = s.string(
+      "prefill_attention",
+      {.doc = "attention of a prefill chunk (more than one query token): auto (the faster of the two kernels per "
+              "chunk, as tuned software would), stream (K and V blocks shifted around rings of the head's PEs "
+              "past stationary queries, online softmax per PE: the Cannon of attention) or combine (the decode "
+              "kernel in sub-chunks, partial results combined across the head's PEs: the ablation)",
+       .def = "auto"});
+  if (!parse_prefill_attention(pfa, c.prefill_attention)) {
+    s.fail("prefill_attention", "expected auto, stream or combine, found \"" + pfa + "\"");
+  }
+  c.options["prefill_attention"] = prefill_attention_name(c.prefill_attention);
   c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
                                                     .def = "1.2 Tb/s",
                                                     .min = 0,
@@ -278,6 +289,7 @@ struct WaferDecoder::Impl {
   stats::Scalar& floor_s;
   std::map<std::string, stats::Scalar*> reduction_kernels;  // GEMV kernels per chosen reduction
   std::map<std::string, stats::Scalar*> algorithm_kernels;  // GEMM kernels (m > 1) per algorithm taken
+  std::map<std::string, stats::Scalar*> prefill_attention_kernels;  // prefill attention kernels per kernel taken
   std::map<std::string, stats::Scalar*> kernel_s;  // critical-path time per kernel kind, all passes
   std::uint64_t reused_seen = 0, simulated_seen = 0;
   // Decode microbatches already costed, by what decides their work: the tokens per PE of
@@ -673,6 +685,19 @@ struct WaferDecoder::Impl {
       }
       it->second->set(static_cast<double>(n));
     }
+    // A prefill attention kernel counts under the kernel its latest timing took.
+    for (auto& [name, scalar] : prefill_attention_kernels) scalar->set(0.0);
+    for (const auto& [name, n] : timer->prefill_attention_chosen()) {
+      auto it = prefill_attention_kernels.find(name);
+      if (it == prefill_attention_kernels.end()) {
+        it = prefill_attention_kernels
+                 .emplace(name, &group.scalar("prefill_attention_" + name, "kernels",
+                                              "distinct prefill attention kernels (chunks of more than one token) "
+                                              "timed as " + name))
+                 .first;
+      }
+      it->second->set(static_cast<double>(n));
+    }
     for (const auto& [kind, s] : r.kernel_seconds) {
       auto it = kernel_s.find(kind);
       if (it == kernel_s.end()) {
@@ -706,6 +731,7 @@ WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, co
     o.reduction_auto = cfg.reduction_auto;
     o.reduction = cfg.reduction;
     o.gemm_algorithm = cfg.gemm_algorithm;
+    o.prefill_attention = cfg.prefill_attention;
     impl_->timer = std::make_unique<SimulatedKernels>(impl_->wafer, o, impl_->cache);
   }
 }
@@ -754,6 +780,12 @@ void WaferDecoder::set_gemm_algorithm(GemmAlgorithm a) {
   impl_->cfg.gemm_algorithm = a;
   impl_->timer->set_gemm_algorithm(a);
   impl_->decode_memo.clear();  // reused microbatches were timed with the other algorithm
+}
+
+void WaferDecoder::set_prefill_attention(PrefillAttention a) {
+  impl_->cfg.prefill_attention = a;
+  impl_->timer->set_prefill_attention(a);
+  impl_->decode_memo.clear();  // reused microbatches were timed with the other kernel
 }
 
 void WaferDecoder::set_prefill_chunk_tokens(std::uint32_t tokens) {

@@ -66,6 +66,8 @@ struct DecodeConfig {
   std::uint32_t tokens_per_pe = 16;          // attention: cached tokens of one KV head per PE (at least)
   std::uint32_t attention_max_grid_cols = 256;  // attention: PE columns per KV-head row
   Reduction attention_combine = Reduction::kChain;  // attention: combine along a head's rows
+  // attention of a prefill chunk: streamed K/V past stationary queries, or the decode kernel
+  PrefillAttention prefill_attention = PrefillAttention::kAuto;
   std::uint32_t attention_block_grain = 16;  // attention: decode block counts sampled at multiples (0: exact)
   KvLayout kv_layout = KvLayout::kBalanced;  // attention: how a batch's KV heads share the region's PEs
   std::uint32_t kv_layout_steps = 0;         // balanced layout: tokens-per-PE values per doubling (0: exact)
@@ -154,6 +156,9 @@ class WaferDecoder : public stats::Provider {
   // The GEMM algorithm of later passes (DecodeConfig::gemm_algorithm), keeping every
   // kernel result simulated so far: an ablation on the same decoder.
   void set_gemm_algorithm(GemmAlgorithm a);
+  // The prefill attention of later passes (DecodeConfig::prefill_attention), keeping the
+  // kernel results: an ablation on the same decoder.
+  void set_prefill_attention(PrefillAttention a);
   // DecodeConfig::prefill_chunk_tokens of later passes, keeping the kernel results.
   void set_prefill_chunk_tokens(std::uint32_t tokens);
 

@@ -45,6 +45,7 @@ void KernelCache::clear() {
   gemm_cannon_.clear();
   collective_.clear();
   attention_.clear();
+  attention_stream_.clear();
   prefetched_.clear();
   vector_kernel_.clear();
 }
@@ -98,6 +99,15 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const At
   o << "attention|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
     << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << "|max_cols:" << a.max_grid_cols
     << "|kv_bytes:" << a.kv_bytes << "|red:" << static_cast<int>(a.reduction) << "|fold:" << a.fold_rows;
+  put_hardware(o, f, pe);
+  return o.str();
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionStreamConfig& a) {
+  std::ostringstream o;
+  o << "attention_stream|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
+    << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << ',' << a.stream_tokens_per_pe
+    << "|max_cols:" << a.max_grid_cols << "|kv_bytes:" << a.kv_bytes << "|ring:" << static_cast<int>(a.ring) << "|sram:" << a.sram_bytes;
   put_hardware(o, f, pe);
   return o.str();
 }
@@ -161,6 +171,11 @@ AttentionResult KernelCache::attention(const FabricConfig& f, const PeConfig& pe
     }
     return run_attention(f, pe, a);
   });
+}
+
+AttentionStreamResult KernelCache::attention_stream(const FabricConfig& f, const PeConfig& pe,
+                                                   const AttentionStreamConfig& a) {
+  return lookup(attention_stream_, key(f, pe, a), [&] { return run_attention_stream(f, pe, a); });
 }
 
 void KernelCache::prefetch_attention(const FabricConfig& f, const PeConfig& pe,

@@ -26,6 +26,7 @@
 #include "systemc_models/config/config.h"
 #include "systemc_models/stats/stats.h"
 #include "wse_mesh/kernels/attention.h"
+#include "wse_mesh/kernels/attention_stream.h"
 #include "wse_mesh/kernels/collectives.h"
 #include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/kernels/gemm_cannon.h"
@@ -56,7 +57,7 @@ class KernelCache : public stats::Provider {
   std::uint64_t misses() const { return misses_.value(); }
   std::size_t entries() const {
     return gemv_.size() + gemm_cannon_.size() + collective_.size() + attention_.size() +
-           vector_kernel_.size();
+           attention_stream_.size() + vector_kernel_.size();
   }
   void clear();
 
@@ -77,6 +78,9 @@ class KernelCache : public stats::Provider {
   // each kernel is simulated alone on its own fabric, a result is counted as a miss
   // when attention() first asks for it (as without the prefetch), and a kernel that
   // fails (e.g. does not fit its PEs) is left to attention() to simulate and throw.
+  // attention_stream.h: run_attention_stream (per-PE recurrences).
+  AttentionStreamResult attention_stream(const FabricConfig& fabric, const PeConfig& pe,
+                                         const AttentionStreamConfig& a);
   void prefetch_attention(const FabricConfig& fabric, const PeConfig& pe, const std::vector<AttentionConfig>& kernels);
   VectorKernelResult vector_kernel(const FabricConfig& fabric, const PeConfig& pe,
                                    const VectorKernelConfig& v);
@@ -90,6 +94,7 @@ class KernelCache : public stats::Provider {
   static std::string key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                          const GemmCannonConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionStreamConfig& a);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const VectorKernelConfig& v);
 
   const stats::Group& stats() const override { return group_; }
@@ -106,6 +111,7 @@ class KernelCache : public stats::Provider {
   std::unordered_map<std::string, GemmCannonResult> gemm_cannon_;
   std::unordered_map<std::string, CollectiveResult> collective_;
   std::unordered_map<std::string, AttentionResult> attention_;
+  std::unordered_map<std::string, AttentionStreamResult> attention_stream_;
   std::unordered_map<std::string, AttentionResult> prefetched_;  // simulated ahead, not yet asked for
   std::uint32_t threads_ = 1;
   std::unordered_map<std::string, VectorKernelResult> vector_kernel_;
