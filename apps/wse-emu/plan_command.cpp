@@ -452,7 +452,10 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         if (!more) break;
         continue;  // only does_not_fit points this round: ask again
       }
-      if (!opt.quiet) std::cerr << "plan " << plan.name << ": round " << round << ", " << specs.size() << " run(s)\n";
+      if (!opt.quiet) {
+        std::cerr << "plan " << plan.name << ": round " << round << ", " << specs.size()
+                  << " deployment(s) (those complete in DIR from an earlier run are reused)\n";
+      }
       if (const int sig = run_point_specs(plan.experiment, specs, out, opt.backend, opt.jobs, opt.quiet); sig != 0) {
         std::cerr << "wse-emu: plan stopped by signal " << sig << "; rerun the same command to resume\n";
         return 128 + sig;
