@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <boost/program_options.hpp>
@@ -214,6 +215,23 @@ int usage_error(const std::string& msg, const char* command = nullptr) {
   return kExitBadInput;
 }
 
+// --out, --backend, --jobs, --quiet and --force of a command that runs many points
+// (sweep, plan) into `opt`; the usage error's exit status when one is missing or wrong.
+template <class Options>
+std::optional<int> read_batch_options(const po::variables_map& vm, const std::string& cmd, Options& opt) {
+  if (!vm.count("out")) return usage_error(cmd + ": --out DIR is required", cmd.c_str());
+  opt.out_dir = vm["out"].as<std::string>();
+  opt.backend = vm["backend"].as<std::string>();
+  opt.jobs = vm["jobs"].as<int>();
+  opt.quiet = vm.count("quiet") > 0;
+  opt.force = vm.count("force") > 0;
+  if (opt.backend != "local" && opt.backend != "slurm") {
+    return usage_error(cmd + ": unknown backend '" + opt.backend + "'; allowed: local, slurm", cmd.c_str());
+  }
+  if (opt.jobs < 0) return usage_error(cmd + ": --jobs must be 0 or more", cmd.c_str());
+  return std::nullopt;
+}
+
 // Parses a subcommand's arguments; returns false (after printing) on a usage error.
 bool parse(Command& c, const std::vector<std::string>& args, po::variables_map& vm, int& exit_code) {
   try {
@@ -408,18 +426,9 @@ int dispatch(int argc, char** argv) {
     int code = 0;
     if (!parse(c, args, vm, code)) return code;
     if (!vm.count("sweep")) return usage_error("sweep: which sweep file?", "sweep");
-    if (!vm.count("out")) return usage_error("sweep: --out DIR is required", "sweep");
     SweepOptions opt;
     opt.sweep_file = vm["sweep"].as<std::string>();
-    opt.out_dir = vm["out"].as<std::string>();
-    opt.backend = vm["backend"].as<std::string>();
-    opt.jobs = vm["jobs"].as<int>();
-    opt.quiet = vm.count("quiet") > 0;
-    opt.force = vm.count("force") > 0;
-    if (opt.backend != "local" && opt.backend != "slurm") {
-      return usage_error("sweep: unknown backend '" + opt.backend + "'; allowed: local, slurm", "sweep");
-    }
-    if (opt.jobs < 0) return usage_error("sweep: --jobs must be 0 or more", "sweep");
+    if (const std::optional<int> bad = read_batch_options(vm, "sweep", opt)) return *bad;
     return run_sweep(registry, opt);
   }
   if (cmd == "regress") {
@@ -458,18 +467,9 @@ int dispatch(int argc, char** argv) {
     int code = 0;
     if (!parse(c, args, vm, code)) return code;
     if (!vm.count("plan")) return usage_error("plan: which plan file?", "plan");
-    if (!vm.count("out")) return usage_error("plan: --out DIR is required", "plan");
     PlanOptions opt;
     opt.plan_file = vm["plan"].as<std::string>();
-    opt.out_dir = vm["out"].as<std::string>();
-    opt.backend = vm["backend"].as<std::string>();
-    opt.jobs = vm["jobs"].as<int>();
-    opt.quiet = vm.count("quiet") > 0;
-    opt.force = vm.count("force") > 0;
-    if (opt.backend != "local" && opt.backend != "slurm") {
-      return usage_error("plan: unknown backend '" + opt.backend + "'; allowed: local, slurm", "plan");
-    }
-    if (opt.jobs < 0) return usage_error("plan: --jobs must be 0 or more", "plan");
+    if (const std::optional<int> bad = read_batch_options(vm, "plan", opt)) return *bad;
     return run_plan(registry, opt);
   }
 
