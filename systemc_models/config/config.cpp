@@ -571,29 +571,31 @@ std::string Document::resolved_yaml() const {
 }
 
 namespace {
-NodePtr relative_paths(const Node& n, const fs::path& written_in, const fs::path& base) {
+// A path that shares a folder other than the file system root with `written_in` is
+// written relative to `written_in`; any other stays absolute.
+NodePtr relative_paths(const Node& n, const fs::path& written_in) {
   auto c = std::make_shared<Node>(n);
   if (c->kind == Node::Kind::Scalar && c->is_path) {
     const fs::path p(c->scalar);
-    const fs::path rel = p.lexically_relative(base);
-    if (p.is_absolute() && !rel.empty() && *rel.begin() != "..") c->scalar = p.lexically_relative(written_in).string();
+    if (p.is_absolute()) {
+      fs::path common;
+      for (auto a = p.begin(), b = written_in.begin(); a != p.end() && b != written_in.end() && *a == *b; ++a, ++b) {
+        common /= *a;
+      }
+      if (!common.empty() && common != common.root_path()) c->scalar = p.lexically_relative(written_in).string();
+    }
   }
-  for (auto& [k, v] : c->map) v = relative_paths(*v, written_in, base);
-  for (auto& e : c->seq) e = relative_paths(*e, written_in, base);
+  for (auto& [k, v] : c->map) v = relative_paths(*v, written_in);
+  for (auto& e : c->seq) e = relative_paths(*e, written_in);
   return c;
 }
 }  // namespace
 
-std::string Document::resolved_yaml(const fs::path& written_in, const fs::path& experiment) const {
-  const fs::path out = fs::absolute(written_in).lexically_normal();
-  const fs::path exp = fs::absolute(experiment).lexically_normal().parent_path();
-  // The deepest common folder; the file system root alone does not count.
-  fs::path base;
-  for (auto a = out.begin(), b = exp.begin(); a != out.end() && b != exp.end() && *a == *b; ++a, ++b) base /= *a;
-  if (!out_ || base.empty() || base == base.root_path()) return resolved_yaml();
+std::string Document::resolved_yaml(const fs::path& written_in, const fs::path& /*experiment*/) const {
+  if (!out_) return resolved_yaml();
   YAML::Emitter e;
   e.SetIndent(2);
-  emit(e, *relative_paths(*out_, out, base));
+  emit(e, *relative_paths(*out_, fs::absolute(written_in).lexically_normal()));
   std::string s = e.c_str();
   s += "\n";
   return s;

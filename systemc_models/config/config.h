@@ -173,11 +173,12 @@ class Document {
   // with its description as a comment.
   std::string resolved_yaml() const;
   // The same, to be written into the folder `written_in` for the experiment file
-  // `experiment`: a file path (absolute in resolved_yaml()) that lies inside the deepest
-  // folder holding both `written_in` and the experiment file's folder (a checkout, when
-  // the output goes inside it) is written relative to `written_in`, so that two clones
-  // write the same file and it reruns from where it is (relative paths are taken from
-  // the file's folder). Any other path stays absolute.
+  // `experiment`: a file path (absolute in resolved_yaml()) that shares a folder other
+  // than the file system root with `written_in` (the checkout, when the output goes
+  // inside it) is written relative to `written_in`, so that two clones write the same
+  // file, it reruns from where it is (relative paths are taken from the file's folder),
+  // and a rerun from it into a sibling folder writes the same file again. Any other
+  // path stays absolute.
   std::string resolved_yaml(const std::filesystem::path& written_in, const std::filesystem::path& experiment) const;
   const std::vector<Note>& notes() const { return notes_; }
   const NodePtr& tree() const { return tree_; }
