@@ -117,30 +117,9 @@ namespace {
 
 using PlanError = InputFileError;
 
-std::string where(const fs::path& file, const YAML::Node& n) {
-  const YAML::Mark m = n.Mark();
-  if (m.is_null()) return file.string();
-  return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
 std::string scalar(const fs::path& file, const YAML::Node& n, const std::string& what) {
   if (!n || !n.IsScalar()) throw PlanError(where(file, n) + ": " + what);
   return n.Scalar();
-}
-
-// A value as --set takes it: scalars as written, lists and mappings in flow form.
-std::string yaml_text(const YAML::Node& n) {
-  if (n.IsScalar()) {
-    if (n.Tag() == "!") {
-      YAML::Emitter e;
-      e << YAML::DoubleQuoted << n.Scalar();
-      return e.c_str();
-    }
-    return n.Scalar();
-  }
-  YAML::Emitter e;
-  e << YAML::Flow << n;
-  return e.c_str();
 }
 
 void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known,
@@ -242,7 +221,7 @@ Plan read_plan(const fs::path& file) {
   }
   if (const YAML::Node set = root["set"]) {
     if (!set.IsMap()) throw PlanError(where(file, set) + ": 'set:' is a mapping of key paths to values");
-    for (const auto& kv : set) p.fixed.push_back(scalar(file, kv.first, "keys are text") + "=" + yaml_text(kv.second));
+    for (const auto& kv : set) p.fixed.push_back(scalar(file, kv.first, "keys are text") + "=" + set_value_text(kv.second));
   }
   if (const YAML::Node w = root["workloads"]) {
     if (!w.IsMap() || w.size() == 0) {
@@ -261,7 +240,7 @@ Plan read_plan(const fs::path& file) {
       }
       if (kv.second.IsMap()) {
         for (const auto& o : kv.second) {
-          wl.overrides.push_back(scalar(file, o.first, "keys are text") + "=" + yaml_text(o.second));
+          wl.overrides.push_back(scalar(file, o.first, "keys are text") + "=" + set_value_text(o.second));
         }
       }
       p.workloads.push_back(std::move(wl));
@@ -427,6 +406,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     for (int round = 1;; ++round) {
       std::vector<PointSpec> specs;
       std::vector<std::pair<Scenario*, std::pair<std::uint32_t, std::uint32_t>>> asked;
+      bool refused = false;  // a deployment recorded as invalid: the searches moved without a run
       for (Scenario& s : scenarios) {
         for (const auto& pd : s.search.next_round()) {
           const auto [p, d] = pd;
@@ -437,6 +417,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
             // largest deployment was checked above: the keys and values are sound.)
             s.search.record(p, d, false);
             s.outcomes[pd] = Outcome{"invalid", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt, *err};
+            refused = true;
             continue;
           }
           specs.push_back(PointSpec{point_id(plan, s.w, s.r, p, d),
@@ -447,10 +428,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         }
       }
       if (specs.empty()) {
-        bool more = false;
-        for (Scenario& s : scenarios) more = more || !s.search.next_round().empty();
-        if (!more) break;
-        continue;  // only does_not_fit points this round: ask again
+        if (!refused) break;  // every search is done
+        continue;             // only invalid deployments this round: ask again
       }
       if (!opt.quiet) {
         std::cerr << "plan " << plan.name << ": round " << round << ", " << specs.size()
@@ -510,7 +489,6 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     front << "workload,rate,decode,fewest_prefill,prefill_per_decode,objective,best\n";
     std::ostringstream table;
     std::size_t runs = 0;
-    bool contradiction = false;
     for (Scenario& s : scenarios) {
       const std::string& wname = plan.workloads[s.w].name;
       for (const auto& [pd, o] : s.outcomes) {
@@ -552,7 +530,6 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
               << " decode meets the SLOs\n";
       }
       for (const auto& [miss, met] : s.search.contradictions()) {
-        contradiction = true;
         std::cerr << "wse-emu: note: " << wname << " rate " << plan.rates[s.r] << ": " << miss.first << " prefill x "
                   << miss.second << " decode missed the SLOs although " << met.first << " x " << met.second
                   << " met them (more machines made it worse; the search assumes they never do)\n";
@@ -569,7 +546,6 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     std::cout << "\n  " << std::left << std::setw(16) << "workload" << std::setw(10) << "rate" << std::setw(10)
               << "prefill" << std::setw(10) << "decode" << std::setw(14) << "per decode" << "objective\n"
               << table.str() << (out / "plan.csv").string() << "\n";
-    (void)contradiction;
   } catch (const std::exception& e) {
     std::cerr << "wse-emu: plan failed: " << e.what() << "\n";
     return kExitRunFailed;

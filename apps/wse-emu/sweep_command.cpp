@@ -58,12 +58,6 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-std::string where(const fs::path& file, const YAML::Node& n) {
-  const YAML::Mark m = n.Mark();
-  if (m.is_null()) return file.string();
-  return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
 // One varied value: the text a person wrote (for results.csv) and the YAML given to
 // --set (quoted again when the sweep file quoted it, so "007" stays a string).
 struct Value {
@@ -72,17 +66,7 @@ struct Value {
 };
 
 Value to_value(const YAML::Node& n) {
-  if (n.IsScalar()) {
-    if (n.Tag() == "!") {  // quoted scalar: keep it a string
-      YAML::Emitter e;
-      e << YAML::DoubleQuoted << n.Scalar();
-      return {n.Scalar(), e.c_str()};
-    }
-    return {n.Scalar(), n.Scalar()};
-  }
-  YAML::Emitter e;
-  e << YAML::Flow << n;
-  return {e.c_str(), e.c_str()};
+  return {n.IsScalar() ? n.Scalar() : set_value_text(n), set_value_text(n)};
 }
 
 // A dimension of the sweep: one grid key, or a zip group (several keys moving together).
@@ -700,6 +684,23 @@ std::optional<std::string> validate_experiment(const sim::Registry& registry, co
   const std::string prefix = "wse-emu: error: ";
   if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
   return msg.empty() ? std::string("invalid configuration") : msg;
+}
+
+std::string where(const fs::path& file, const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return file.string();
+  return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+}
+
+std::string set_value_text(const YAML::Node& n) {
+  YAML::Emitter e;
+  if (n.IsScalar()) {
+    if (n.Tag() != "!") return n.Scalar();
+    e << YAML::DoubleQuoted << n.Scalar();  // quoted scalar: keep it a string
+  } else {
+    e << YAML::Flow << n;
+  }
+  return e.c_str();
 }
 
 int run_point_specs(const fs::path& experiment, const std::vector<PointSpec>& points, const fs::path& out,

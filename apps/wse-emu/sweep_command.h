@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "systemc_models/sim/registry.h"
 
@@ -47,6 +48,14 @@ std::optional<std::string> not_a_file(const std::filesystem::path& file);
 std::vector<std::vector<std::string>> sweep_points(const std::filesystem::path& file);
 
 // ---- shared with `wse-emu plan` ----
+
+// "file:line:column" of a node of a YAML file (the file alone when the node has no mark).
+std::string where(const std::filesystem::path& file, const YAML::Node& n);
+
+// A value of a sweep or plan file as `--set KEY=VALUE` takes it: a scalar as written
+// (quoted again when the file quoted it, so "007" stays a string), a list or mapping in
+// YAML flow form.
+std::string set_value_text(const YAML::Node& n);
 
 // A run of the base experiment with its overrides (KEY=YAML), into out/points/<id>.
 struct PointSpec {
