@@ -686,6 +686,26 @@ std::optional<std::string> validate_experiment(const sim::Registry& registry, co
   return msg.empty() ? std::string("invalid configuration") : msg;
 }
 
+namespace {
+// The points not complete in out/points/<id> (summary.json there, and point.txt naming
+// the same overrides), each folder emptied and its point.txt written; complete ones are
+// skipped (resume). An incomplete or failed attempt, or (--force) another sweep's point,
+// is removed first.
+std::vector<const Point*> points_to_run(const Sweep& s, const fs::path& out) {
+  std::vector<const Point*> todo;
+  for (const auto& p : s.points) {
+    const fs::path dir = out / "points" / p.id;
+    const std::string record = point_record(p);
+    if (fs::exists(dir / "summary.json") && read_text(dir / "point.txt") == record) continue;
+    fs::remove_all(dir);
+    sim::create_output_directory(dir);
+    sim::write_file_atomic(dir / "point.txt", record);
+    todo.push_back(&p);
+  }
+  return todo;
+}
+}  // namespace
+
 std::string where(const fs::path& file, const YAML::Node& n) {
   const YAML::Mark m = n.Mark();
   if (m.is_null()) return file.string();
@@ -716,16 +736,7 @@ int run_point_specs(const fs::path& experiment, const std::vector<PointSpec>& po
     p.overrides = spec.overrides;
     s.points.push_back(std::move(p));
   }
-  std::vector<const Point*> todo;
-  for (const auto& p : s.points) {
-    const fs::path dir = out / "points" / p.id;
-    const std::string record = point_record(p);
-    if (fs::exists(dir / "summary.json") && read_text(dir / "point.txt") == record) continue;
-    fs::remove_all(dir);
-    sim::create_output_directory(dir);
-    sim::write_file_atomic(dir / "point.txt", record);
-    todo.push_back(&p);
-  }
+  const std::vector<const Point*> todo = points_to_run(s, out);
   if (todo.empty()) return 0;
   if (backend == "slurm") {
     run_slurm(s, todo, out, jobs, quiet);
@@ -784,17 +795,7 @@ int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
       std::cerr << "wse-emu: error: " << claim->refused() << "\n";
       return kExitBadInput;
     }
-    for (const auto& p : s.points) {
-      const fs::path dir = out / "points" / p.id;
-      const std::string record = point_record(p);
-      if (fs::exists(dir / "summary.json") && read_text(dir / "point.txt") == record) {
-        continue;  // complete: resume skips it
-      }
-      fs::remove_all(dir);  // an incomplete or failed attempt, or (--force) another sweep's point
-      sim::create_output_directory(dir);
-      sim::write_file_atomic(dir / "point.txt", record);
-      todo.push_back(&p);
-    }
+    todo = points_to_run(s, out);
     if (!opt.quiet) {
       std::cerr << "sweep " << s.name << ": " << s.points.size() << " points, " << todo.size() << " to run ("
                 << s.points.size() - todo.size() << " already complete), backend " << opt.backend << "\n";
