@@ -74,6 +74,23 @@ TEST(Config, ResolvedDocumentWritesDefaultsAndRunsTheSame) {
   EXPECT_EQ(again.resolved_yaml(), resolved);
 }
 
+// Keys and strings that begin with a YAML document marker ("--- ", "... ") must be
+// written quoted: yaml-cpp writes them plain, and "--- a: x" read back is a new document
+// (a fuzz_config finding).
+TEST(Config, ResolvedDocumentQuotesTextThatLooksLikeADocumentMarker) {
+  Document doc = parse("\"--- a\":\n  \"... b\": \"--- c\"\n", "exp.yaml");
+  Section root = doc.root();
+  Section s = root.section("--- a", "marker-like section");
+  EXPECT_EQ(s.string("... b", {.doc = "marker-like string"}), "--- c");
+  const std::string resolved = doc.resolved_yaml();
+  EXPECT_THAT(resolved, HasSubstr("\"--- a\":"));
+  EXPECT_THAT(resolved, HasSubstr("\"... b\": \"--- c\""));
+  Document again = parse(resolved, "resolved.yaml");
+  Section r = again.root();
+  EXPECT_EQ(r.section("--- a", "marker-like section").string("... b", {.doc = "marker-like string"}), "--- c");
+  EXPECT_EQ(again.resolved_yaml(), resolved);
+}
+
 TEST(Config, UnknownKeyOneLetterOffSuggestsTheKnownKey) {
   Document doc = parse("link:\n  bandwidth: 1 GB/s\n  latncy: 5 us\n", "exp.yaml");
   const std::string e = error_of([&] { read_link(doc); });
