@@ -1,7 +1,7 @@
 // The body shared by the request-trace fuzz targets: the input is the trace file, in the
 // given format. A request read must have positive input tokens, arrivals that start at 0,
 // never go backwards and lie within the longest simulated time (units.h), and ids in
-// order.
+// order; a later session turn follows its previous turn and holds its whole context.
 #pragma once
 
 #include <cmath>
@@ -34,6 +34,20 @@ inline int fuzz_trace(workloads::TraceFormat format, const std::string& file_nam
         finding("arrival " + std::to_string(r.arrival_s) + " s of request " + std::to_string(i) +
                 " is beyond the longest simulated time (it would be clamped)");
       last = r.arrival_s;
+      // Sessions: a later turn follows its previous one, waits a finite think time and
+      // holds the previous turn's context, its answer and its own new tokens.
+      if (r.previous >= 0) {
+        if (static_cast<std::size_t>(r.previous) != i - 1 || r.turn != requests[i - 1].turn + 1 ||
+            r.session != requests[i - 1].session)
+          finding("session turn " + std::to_string(i) + " does not follow its previous turn");
+        if (!std::isfinite(r.think_s) || r.think_s < 0 || r.think_s > kMaxSimulatedSeconds)
+          finding("think time " + std::to_string(r.think_s) + " of request " + std::to_string(i));
+        const workloads::Request& p = requests[i - 1];
+        if (std::uint64_t{r.input_tokens} != std::uint64_t{p.input_tokens} + p.output_tokens + r.new_tokens)
+          finding("session turn " + std::to_string(i) + " does not hold the whole context");
+      } else if (r.in_session() && r.turn != 0) {
+        finding("a later session turn without its previous turn");
+      }
     }
   } catch (const config::ConfigError&) {
     // bad input, reported with file and line

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 shift || true
-all=(fuzz_units fuzz_config fuzz_hf_config fuzz_azure_trace fuzz_mooncake_trace fuzz_op_trace fuzz_synthetic fuzz_faults fuzz_sweep fuzz_regress)
+all=(fuzz_units fuzz_config fuzz_hf_config fuzz_azure_trace fuzz_mooncake_trace fuzz_sessions fuzz_op_trace fuzz_synthetic fuzz_faults fuzz_sweep fuzz_regress)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do

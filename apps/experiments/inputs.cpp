@@ -1,6 +1,7 @@
 #include "apps/experiments/inputs.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -19,6 +20,22 @@ RequestStateEstimate request_state_estimate(const workloads::TraceOptions& opt) 
   if (opt.format == workloads::TraceFormat::synthetic) {
     e.requests = opt.synthetic.requests;
     e.key = "requests";
+  } else if (opt.format == workloads::TraceFormat::synthetic_sessions) {
+    // Every turn is a request: sessions x the most turns a session can draw (a
+    // lognormal without a clamp counted at 4 x its mean).
+    const workloads::LengthSpec& t = opt.sessions.turns;
+    const double turns = t.distribution == workloads::LengthDistribution::fixed     ? t.value
+                         : t.distribution == workloads::LengthDistribution::uniform ? t.max
+                         : t.max > 0                                                ? t.max
+                                                                                    : 4 * t.mean;
+    e.requests = sim::mul_sat(opt.sessions.sessions, static_cast<std::uint64_t>(std::ceil(turns)));
+    e.key = "sessions";
+  } else if (opt.format == workloads::TraceFormat::sessions_jsonl) {
+    // A turn takes at least 24 bytes of the file ({"prompt":1,"output":1}).
+    std::error_code ec;
+    const std::uint64_t file_bytes = std::filesystem::file_size(opt.path, ec);
+    e.requests = ec ? 0 : file_bytes / 24;
+    e.key = "limit";
   } else {
     std::error_code ec;
     const std::uint64_t file_bytes = std::filesystem::file_size(opt.path, ec);
@@ -65,10 +82,23 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
                        (topt.format == workloads::TraceFormat::mooncake_jsonl
                             ? " and their hash ids (at most one per 2 bytes of the file)"
                             : ""),
-                   topt.format == workloads::TraceFormat::synthetic ? "generate fewer (workload.trace.requests)"
-                                                                     : "select fewer (workload.trace.limit)");
+                   topt.format == workloads::TraceFormat::synthetic            ? "generate fewer (workload.trace.requests)"
+                   : topt.format == workloads::TraceFormat::synthetic_sessions ? "generate fewer (workload.trace.sessions)"
+                                                                               : "select fewer (workload.trace.limit)");
   }
   in.requests = workloads::read_trace(topt);
+  if (topt.format == workloads::TraceFormat::synthetic_sessions && topt.max_context_tokens > 0) {
+    for (const auto& r : in.requests) {
+      const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
+      if (tokens > topt.max_context_tokens) {
+        tr.fail("turns", "turn " + std::to_string(r.turn) + " of generated session " + std::to_string(r.session) +
+                             " needs " + std::to_string(tokens) +
+                             " tokens of context (the shared prefix, every earlier turn, its prompt and output), "
+                             "more than the model's context window, " + topt.max_context_what +
+                             "; lower turns, shared_prefix, prompt_tokens or output_tokens (their max)");
+      }
+    }
+  }
   if (topt.format == workloads::TraceFormat::synthetic && topt.max_context_tokens > 0) {
     for (const auto& r : in.requests) {
       const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);

@@ -173,7 +173,14 @@ void check_transfers_fit(const config::Section& link_s, const tlm_blocks::Shared
 }  // namespace
 
 std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const sim::ExperimentInfo& info) {
-  ModelAndTrace in = read_model_and_trace(root, nullptr, info.memory);
+  config::Section tr = root;  // replaced by the workload.trace section
+  ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
+  // A later turn of a session arrives after its previous turn's answer, which only a
+  // serving run produces.
+  if (!in.requests.empty() && in.requests.front().in_session()) {
+    tr.fail("format", "sessions arrive closed loop (a turn after its previous turn's answer), which needs a "
+                      "serving run; mode kv_transfer takes a request trace (azure_csv, mooncake_jsonl or synthetic)");
+  }
   config::Section kv = root.section("kv_transfer", "how the KV caches travel");
   enum class Network { link, efa };
   const Network net = kv.enumeration<Network>(

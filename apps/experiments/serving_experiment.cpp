@@ -89,7 +89,12 @@ void check_requests_fit(const config::Section& trace, const workloads::Transform
     const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
     const std::uint64_t need = model.kv_bytes(tokens);
     if (need > capacity_bytes) {
-      trace.fail("path", "request " + std::to_string(r.id) + " (" + std::to_string(tokens) +
+      // A generated trace has no file: the error names what generated the request.
+      const std::string key = trace.has("path") ? "path" : r.in_session() ? "turns" : "input_tokens";
+      const std::string what =
+          r.in_session() ? "turn " + std::to_string(r.turn) + " of session " + std::to_string(r.session) + ", request "
+                         : std::string("request ");
+      trace.fail(key, what + std::to_string(r.id) + " (" + std::to_string(tokens) +
                              " tokens of context) needs more KV cache (" + std::to_string(need) + " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
                              " B); " + std::string(fix));
     }

@@ -392,5 +392,133 @@ TEST(SyntheticTrace, ConfigReaderAndErrors) {
   EXPECT_THROW(read(base + "  output_tokens: {distribution: zipf, value: 5}\n"), config::ConfigError);
 }
 
+// A session file: one session per line, each turn's prompt the whole context so far.
+TEST(SessionTrace, TurnsCarryTheWholeContextAndArriveAfterTheirPreviousTurn) {
+  const fs::path j = ::wse::testing::temp_path("wse_sessions.jsonl");
+  std::ofstream(j) << "{\"start_s\": 10, \"shared_prefix\": 600, \"prefix_id\": 1, \"turns\": "
+                      "[{\"prompt\": 40, \"output\": 5}, {\"prompt\": 30, \"output\": 7, \"think_s\": 2.5}]}\n"
+                      "\n"
+                      "{\"start_s\": 12, \"turns\": [{\"prompt\": 8, \"output\": 1}]}\n";
+  TraceOptions o;
+  o.format = TraceFormat::sessions_jsonl;
+  o.path = j;
+  const auto r = read_trace(o);
+  ASSERT_EQ(r.size(), 3u);
+  // Session 0: turn 0 is 600 + 40 = 640 tokens; turn 1 is 640 + 5 + 30 = 675.
+  EXPECT_EQ(r[0].input_tokens, 640u);
+  EXPECT_EQ(r[0].new_tokens, 640u);
+  EXPECT_EQ(r[1].input_tokens, 675u);
+  EXPECT_EQ(r[1].new_tokens, 30u);
+  EXPECT_EQ(r[1].output_tokens, 7u);
+  EXPECT_EQ(r[1].previous, 0);
+  EXPECT_EQ(r[1].turn, 1u);
+  EXPECT_DOUBLE_EQ(r[1].think_s, 2.5);
+  // Starts relative to the first session; a later turn holds its session's start.
+  EXPECT_DOUBLE_EQ(r[0].arrival_s, 0.0);
+  EXPECT_DOUBLE_EQ(r[1].arrival_s, 0.0);
+  EXPECT_DOUBLE_EQ(r[2].arrival_s, 2.0);
+  EXPECT_EQ(r[2].session, 1);
+  EXPECT_EQ(r[2].previous, -1);
+  // Block 0 (tokens 0-511) is the shared prefix's; block 1 is partial in both turns.
+  ASSERT_EQ(r[0].hash_ids.size(), 2u);
+  EXPECT_EQ(r[1].hash_ids[0], r[0].hash_ids[0]);
+  // start and limit count sessions.
+  o.start = 1;
+  const auto s = read_trace(o);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].input_tokens, 8u);
+  fs::remove(j);
+}
+
+TEST(SessionTrace, MalformedSessionsNameFileAndLine) {
+  const fs::path j = ::wse::testing::temp_path("wse_bad_sessions.jsonl");
+  TraceOptions o;
+  o.format = TraceFormat::sessions_jsonl;
+  o.path = j;
+  const auto error_for = [&](const std::string& second_line) {
+    std::ofstream(j) << "{\"start_s\": 0, \"turns\": [{\"prompt\": 5, \"output\": 1}]}\n" << second_line << "\n";
+    try {
+      read_trace(o);
+    } catch (const config::ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const std::string ok_turn = "{\"prompt\": 5, \"output\": 1}";
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", {\"prompt\": 5, \"output\": 1, \"think_s\": -1}]}"),
+              AllOf(HasSubstr("wse_bad_sessions.jsonl:2:1"),
+                    HasSubstr("turn 1: think_s -1 would make the turn arrive before its previous turn's answer")));
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [{\"prompt\": 5, \"output\": 1, \"think_s\": 3}]}"),
+              HasSubstr("turn 0: think_s must be 0 or absent"));
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + "], \"user\": 3}"),
+              HasSubstr("unknown field \"user\""));
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [{\"prompt\": 5, \"outputs\": 1}]}"),
+              HasSubstr("turn 0: unknown field \"outputs\""));
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": []}"), HasSubstr("must be a non-empty list"));
+  EXPECT_THAT(error_for("{\"start_s\": -1, \"turns\": [" + ok_turn + "]}"),
+              HasSubstr("start_s must be a non-negative number"));
+  EXPECT_THAT(error_for("{\"turns\": [" + ok_turn + "]}"), HasSubstr("missing \"start_s\""));
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", {\"prompt\": 0, \"output\": 1}]}"),
+              HasSubstr("turn 1: prompt must be positive"));
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [{\"prompt\": 4294967295, \"output\": 1}, " + ok_turn + "]}"),
+              HasSubstr("context grows past 4294967295 tokens"));
+  std::ofstream(j) << "{\"start_s\": 5, \"turns\": [" << ok_turn << "]}\n{\"start_s\": 4, \"turns\": [" << ok_turn
+                   << "]}\n";
+  EXPECT_THROW(read_trace(o), config::ConfigError);
+  // The model's context window holds every turn, the last one's included.
+  o.max_context_tokens = 20;
+  o.max_context_what = "max_position_embeddings = 20";
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", " + ok_turn + ", " + ok_turn + ", " + ok_turn + "]}"),
+              AllOf(HasSubstr(":2:1"), HasSubstr("turn 3 needs 24 tokens of context")));
+  fs::remove(j);
+}
+
+TEST(SessionTrace, GeneratedSessionsAreSeededAndReadFromTheConfig) {
+  const auto read = [](const std::string& yaml) {
+    auto doc = config::parse(yaml, "workload.yaml");
+    config::Section root = doc.root();
+    config::Section t = root.section("trace", "trace");
+    TraceOptions o = read_trace_options(t);
+    doc.finish();
+    return o;
+  };
+  const std::string base =
+      "trace:\n  format: synthetic_sessions\n  sessions: 20\n  seed: 3\n  arrival: {rate: 2}\n"
+      "  turns: {distribution: uniform, min: 2, max: 5}\n"
+      "  shared_prefix: {distribution: fixed, value: 1000}\n  prefix_groups: 2\n"
+      "  prompt_tokens: {distribution: fixed, value: 100}\n"
+      "  output_tokens: {distribution: fixed, value: 10}\n";
+  const TraceOptions o = read(base + "  think: {distribution: uniform, min: 1 s, max: 3 s}\n");
+  EXPECT_EQ(o.format, TraceFormat::synthetic_sessions);
+  const auto a = read_trace(o);
+  const auto b = read_trace(o);
+  ASSERT_EQ(a.size(), b.size());
+  std::int64_t sessions = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].arrival_s, b[i].arrival_s);
+    EXPECT_EQ(a[i].think_s, b[i].think_s);
+    EXPECT_EQ(a[i].hash_ids, b[i].hash_ids);
+    if (a[i].turn == 0) {
+      ++sessions;
+      EXPECT_EQ(a[i].input_tokens, 1100u);
+      EXPECT_EQ(a[i].think_s, 0.0);
+    } else {
+      // Each later turn adds the previous answer (10) and its own prompt (100).
+      EXPECT_EQ(a[i].input_tokens, a[i - 1].input_tokens + 110);
+      EXPECT_GE(a[i].think_s, 1.0);
+      EXPECT_LE(a[i].think_s, 3.0);
+    }
+  }
+  EXPECT_EQ(sessions, 20);
+  EXPECT_GE(a.size(), 40u);
+  EXPECT_LE(a.size(), 100u);
+  try {
+    read(base + "  think: {distribution: fixed, value: 2}\n");
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("trace.think.value"));
+  }
+}
+
 }  // namespace
 }  // namespace wse::workloads

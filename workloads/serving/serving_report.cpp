@@ -18,6 +18,39 @@ nlohmann::json percentiles(const stats::Distribution& d) {
 
 std::string t(double s) { return s < 0 ? "" : sim::fmt_num(s); }
 
+// Sessions (when the trace has them): how many, their turns, and for each session
+// whose every turn completed, its length from its first arrival to its last token.
+void summarize_sessions(const ServingSystem& system, nlohmann::json& s) {
+  const auto& reqs = system.requests();
+  const auto& recs = system.records();
+  if (reqs.empty() || !reqs.front().in_session()) return;
+  stats::Distribution length("session", "s", "");
+  std::uint64_t sessions = 0, completed = 0, turns_done = 0, new_tokens = 0;
+  double start = 0;
+  bool whole = true;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].turn == 0) {
+      ++sessions;
+      start = recs[i].arrival_s;
+      whole = true;
+    }
+    whole = whole && recs[i].completed();
+    turns_done += recs[i].completed() ? 1 : 0;
+    new_tokens += reqs[i].new_tokens;
+    const bool last = i + 1 == reqs.size() || reqs[i + 1].turn == 0;
+    if (last && whole) {
+      ++completed;
+      length.sample(recs[i].last_token_s - start);
+    }
+  }
+  s["sessions"] = {{"sessions", sessions},
+                   {"completed", completed},
+                   {"turns", reqs.size()},
+                   {"turns_completed", turns_done},
+                   {"new_prompt_tokens", new_tokens},
+                   {"length_s", percentiles(length)}};
+}
+
 }  // namespace
 
 double hidden_share(const RequestRecord& r) {
@@ -76,6 +109,7 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
                      {"preemptions", system.preemptions()}, {"requests_preempted", preempted},
                      {"by_recompute", system.preemptions() - swaps}, {"by_swap", swaps},
                      {"tokens_recomputed", recomputed}, {"swap_bytes", swap_bytes}};
+  summarize_sessions(system, s);
   s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s}, {"tpot_slo_s", config.tpot_slo_s}, {"requests", good},
                   {"fraction", done ? static_cast<double>(good) / static_cast<double>(done) : 0.0},
                   {"requests_per_s", span > 0 ? static_cast<double>(good) / span : 0.0}};
@@ -124,6 +158,26 @@ std::string requests_csv(const ServingSystem& system) {
                       "preemptions", "preempt_tokens_recomputed", "swap_bytes"});
   const auto& reqs = system.requests();
   const auto& recs = system.records();
+  // Traces of sessions add each request's session and turn (other traces keep their
+  // columns as they were).
+  const bool sessions = !reqs.empty() && reqs.front().in_session();
+  if (sessions) {
+    sim::CsvWriter with({"request", "session", "turn", "arrival_s", "input_tokens", "new_tokens", "output_tokens",
+                         "prefix_hit_tokens", "prefill_instance", "prefill_start_s", "prefill_end_s", "kv_bytes",
+                         "transfer_start_s", "transfer_end_s", "decode_system", "decode_start_s", "first_token_s",
+                         "last_token_s", "tokens_out", "state", "reason"});
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      const RequestRecord& r = recs[i];
+      with.row({std::to_string(reqs[i].id), std::to_string(reqs[i].session), std::to_string(reqs[i].turn),
+                t(r.arrival_s), std::to_string(reqs[i].input_tokens), std::to_string(reqs[i].new_tokens),
+                std::to_string(reqs[i].output_tokens), std::to_string(r.prefix_hit_tokens),
+                std::to_string(r.prefill_instance), t(r.prefill_start_s), t(r.first_token_s),
+                std::to_string(r.kv_bytes), t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system),
+                t(r.decode_start_s), t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out), r.state(),
+                r.reason});
+    }
+    return with.str();
+  }
   for (std::size_t i = 0; i < recs.size(); ++i) {
     const RequestRecord& r = recs[i];
     csv.row({std::to_string(reqs[i].id), t(r.arrival_s), std::to_string(reqs[i].input_tokens),

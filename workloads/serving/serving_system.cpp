@@ -63,9 +63,17 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     throw std::invalid_argument("serving: colocated machines need as many decode as prefill backends");
   }
   if (!colocated && !kv_path_) throw std::invalid_argument("serving: disaggregated placement needs a KV path");
+  next_turn_.assign(requests_.size(), -1);
   for (std::size_t r = 0; r < requests_.size(); ++r) {
     prompt_left_[r] = requests_[r].input_tokens;
     kv_tokens_[r] = requests_[r].input_tokens;
+    const std::int64_t prev = requests_[r].previous;
+    if (prev >= 0) {
+      if (static_cast<std::size_t>(prev) >= r || next_turn_[prev] >= 0) {
+        throw std::invalid_argument("serving: a session turn must follow its one previous turn in the request list");
+      }
+      next_turn_[prev] = static_cast<std::int64_t>(r);
+    }
   }
   if (colocated && !config_.decode_outages.empty()) {
     throw std::invalid_argument("serving: decode_system_down needs disaggregated placement");
@@ -89,6 +97,7 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     dc_[j].track = colocated ? pf_[j].track : (trace_ ? trace_->track("decode pool", "system " + std::to_string(j)) : 0);
   }
   sc_core::sc_spawn([this] { arrivals(); }, "arrivals");
+  sc_core::sc_spawn([this] { later_turns(); }, "later_turns");
   for (unsigned i = 0; i < pf_.size(); ++i) {
     if (colocated) {
       sc_core::sc_spawn([this, i] { colocated_machine(i); }, sc_core::sc_gen_unique_name("machine"));
@@ -125,25 +134,57 @@ unsigned ServingSystem::route(std::uint64_t r) {
 
 void ServingSystem::arrivals() {
   for (std::uint64_t r = 0; r < requests_.size(); ++r) {
+    if (requests_[r].previous >= 0) continue;  // arrives after its previous turn's answer (later_turns)
     wait_until(requests_[r].arrival_s);
-    records_[r].arrival_s = now_s();
-    const unsigned i = route(r);
-    PrefillState& p = pf_[i];
-    records_[r].prefill_instance = static_cast<int>(i);
-    if (p.cache) {
-      // A cached prefix skips its tokens; the last prompt token is always computed
-      // (its logits give the first output token).
-      const std::uint64_t hit_tokens = std::min<std::uint64_t>(
-          p.cache->leading_hits(requests_[r].hash_ids) * config_.prefix_block_tokens, requests_[r].input_tokens - 1);
-      records_[r].prefix_hit_tokens = static_cast<std::uint32_t>(hit_tokens);
-      prompt_left_[r] -= static_cast<std::uint32_t>(hit_tokens);
-      prompt_done_[r] = static_cast<std::uint32_t>(hit_tokens);
-      prefix_hit_tokens_ += hit_tokens;
-    }
-    p.queue.push_back(r);
-    p.queued_tokens += prompt_left_[r];
-    p.work.notify(sc_core::SC_ZERO_TIME);
+    arrive(r);
   }
+}
+
+void ServingSystem::later_turns() {
+  while (true) {
+    while (turn_queue_.empty()) sc_core::wait(turn_due_);
+    const auto [at, r] = turn_queue_.top();
+    if (at > now_s()) {
+      // Woken early if a turn due sooner is queued meanwhile.
+      sc_core::wait(sim_delay(at - now_s(), "a session turn's arrival"), turn_due_);
+      continue;
+    }
+    turn_queue_.pop();
+    arrive(r);
+  }
+}
+
+void ServingSystem::schedule_next_turn(std::uint64_t r) {
+  const std::int64_t next = next_turn_[r];
+  if (next < 0) return;
+  const auto n = static_cast<std::uint64_t>(next);
+  const double at = now_s() + requests_[n].think_s;
+  if (!(at <= kMaxSimulatedSeconds)) {
+    reject(n, "its think time ends later than a run can simulate");
+    return;
+  }
+  turn_queue_.emplace(at, n);
+  turn_due_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void ServingSystem::arrive(std::uint64_t r) {
+  records_[r].arrival_s = now_s();
+  const unsigned i = route(r);
+  PrefillState& p = pf_[i];
+  records_[r].prefill_instance = static_cast<int>(i);
+  if (p.cache) {
+    // A cached prefix skips its tokens; the last prompt token is always computed
+    // (its logits give the first output token).
+    const std::uint64_t hit_tokens = std::min<std::uint64_t>(
+        p.cache->leading_hits(requests_[r].hash_ids) * config_.prefix_block_tokens, requests_[r].input_tokens - 1);
+    records_[r].prefix_hit_tokens = static_cast<std::uint32_t>(hit_tokens);
+    prompt_left_[r] -= static_cast<std::uint32_t>(hit_tokens);
+    prompt_done_[r] = static_cast<std::uint32_t>(hit_tokens);
+    prefix_hit_tokens_ += hit_tokens;
+  }
+  p.queue.push_back(r);
+  p.queued_tokens += prompt_left_[r];
+  p.work.notify(sc_core::SC_ZERO_TIME);
 }
 
 void ServingSystem::prefill_machine(unsigned i) {
@@ -247,7 +288,10 @@ bool ServingSystem::admitted_before(std::uint64_t r, std::uint64_t q) const {
   } else if (config_.admission == Admission::priority && a.priority != b.priority) {
     return a.priority < b.priority;
   }
-  if (a.arrival_s != b.arrival_s) return a.arrival_s < b.arrival_s;
+  // A later session turn's arrival is known only from its record.
+  const double ta = a.previous >= 0 ? records_[r].arrival_s : a.arrival_s;
+  const double tb = b.previous >= 0 ? records_[q].arrival_s : b.arrival_s;
+  if (ta != tb) return ta < tb;
   return r < q;
 }
 
@@ -456,6 +500,10 @@ void ServingSystem::reject(std::uint64_t r, std::string reason) {
   ++rejected_;
   end_s_ = std::max(end_s_, rec.rejected_s);
   if (on_end_) on_end_(rec.rejected_s, completed_ + rejected_);
+  // The session's later turns never arrive: each ends rejected now.
+  if (const std::int64_t next = next_turn_[r]; next >= 0 && !records_[next].rejected()) {
+    reject(static_cast<std::uint64_t>(next), "an earlier turn of its session was rejected");
+  }
   if (all_done() && !closing_) all_done_.notify(sc_core::SC_ZERO_TIME);
 }
 
@@ -657,6 +705,7 @@ void ServingSystem::finish_request(std::uint64_t r) {
   if (rec.kv_start_s >= 0 && rec.kv_end_s >= 0) kv_time_.sample(rec.kv_end_s - rec.kv_start_s);
   e2e_.sample(rec.last_token_s - rec.arrival_s);
   if (rec.tokens_out > 1) tpot_.sample((rec.last_token_s - rec.first_token_s) / (rec.tokens_out - 1));
+  schedule_next_turn(r);
 }
 
 }  // namespace wse::serving

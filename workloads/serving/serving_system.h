@@ -18,6 +18,10 @@
 // admission order is preempted (serving.preemption: recompute on the prefill side, or
 // swap to host memory), until it fits.
 //
+// Sessions (docs/serving.md, "Sessions"): a request that is a later turn of a session
+// (Request::previous >= 0) arrives think_s after its previous turn's last token, closed
+// loop; if the previous turn is rejected, so is it (and the rest of its session).
+//
 // Faults (ServingConfig::decode_outages, docs/faults.md): a decode system that fails
 // loses the KV of its running and waiting requests (and the step in progress); each is
 // sent back to its prefill instance, which resends or recomputes its KV for another
@@ -29,6 +33,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <queue>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -135,6 +141,12 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   };
 
   void arrivals();
+  // Sessions: a later turn arrives its think time after its previous turn's last token
+  // (scheduled by finish_request); later_turns() releases them in time order.
+  void later_turns();
+  void schedule_next_turn(std::uint64_t r);
+  // r arrives now: routed to a prefill instance (prefix cache looked up) and queued.
+  void arrive(std::uint64_t r);
   void prefill_machine(unsigned i);
   void decode_machine(unsigned j);
   void colocated_machine(unsigned i);
@@ -191,6 +203,10 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::uint64_t next_ready_seq_ = 0;
   std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in admission order
   std::uint64_t bound_waiting_ = 0;         // of which bound to one decode system (swapped out)
+  std::vector<std::int64_t> next_turn_;      // the next turn of its session (-1: none)
+  using DueTurn = std::pair<double, std::uint64_t>;  // (arrival time, request)
+  std::priority_queue<DueTurn, std::vector<DueTurn>, std::greater<DueTurn>> turn_queue_;
+  sc_core::sc_event turn_due_;               // a turn was queued
   std::vector<std::vector<double>> token_times_;
   bool record_token_times_ = false;
   std::vector<std::uint8_t> waiting_decode_;  // in reserve_decode

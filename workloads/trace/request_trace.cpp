@@ -13,9 +13,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "workloads/trace/trace_detail.h"
+
 namespace wse::workloads {
 
-namespace {
+namespace detail {
 
 [[noreturn]] void bad_line(const TraceOptions& o, std::uint64_t line, const std::string& msg) {
   throw config::ConfigError(config::Source{o.path.string(), static_cast<int>(line), 1}, "",
@@ -64,7 +66,9 @@ bool to_number(std::string_view s, T& v) {
   return ec == std::errc() && p == s.data() + s.size() && !s.empty();
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 // "2023-11-16 18:17:03.9799600" -> seconds since the epoch (fraction kept).
 bool parse_azure_timestamp(std::string_view t, double& seconds) {
@@ -121,43 +125,9 @@ bool keep(const TraceOptions& o, std::uint64_t index, std::size_t taken) {
   return index >= o.start && (o.limit == 0 || taken < o.limit);
 }
 
-// Random draws with transforms written out (see generate_synthetic).
-class Draw {
- public:
-  explicit Draw(std::uint64_t seed) : gen_(seed) {}
-  // Uniform in [0, 1): the top 53 bits of one 64-bit output.
-  double uniform() { return static_cast<double>(gen_() >> 11) * 0x1.0p-53; }
-  // Exponential with mean 1, by inversion.
-  double exponential() { return -std::log1p(-uniform()); }
-  // Standard normal by Box-Muller (the cosine branch; one normal per two uniforms).
-  double normal() {
-    const double u1 = 1.0 - uniform();  // (0, 1]: log defined
-    const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
-  }
-  // Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 via the boost
-  // Gamma(shape) = Gamma(shape + 1) * U^(1 / shape).
-  double gamma(double shape) {
-    if (shape < 1.0) {
-      const double g = gamma(shape + 1.0);
-      return g * std::pow(1.0 - uniform(), 1.0 / shape);
-    }
-    const double d = shape - 1.0 / 3.0, c = 1.0 / std::sqrt(9.0 * d);
-    while (true) {
-      double x = 0, v = 0;
-      do {
-        x = normal();
-        v = 1.0 + c * x;
-      } while (v <= 0.0);
-      v = v * v * v;
-      const double u = 1.0 - uniform();
-      if (std::log(u) < 0.5 * x * x + d - d * v + d * std::log(v)) return d * v;
-    }
-  }
+}  // namespace
 
- private:
-  std::mt19937_64 gen_;  // the algorithm and its output sequence are fixed by the C++ standard
-};
+namespace detail {
 
 std::uint32_t draw_length(Draw& d, const LengthSpec& s) {
   switch (s.distribution) {
@@ -181,7 +151,7 @@ std::uint32_t draw_length(Draw& d, const LengthSpec& s) {
   return s.value;
 }
 
-}  // namespace
+}  // namespace detail
 
 std::vector<Request> generate_synthetic(const SyntheticOptions& o) {
   Draw d(o.seed);
@@ -236,6 +206,21 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     }
     return out;
   }
+  if (o.format == TraceFormat::synthetic_sessions) {
+    auto out = generate_sessions(o.sessions);
+    for (auto& r : out) r.arrival_s /= o.rate_scale;
+    // Session starts never decrease: the last one is the span of the starts.
+    const double span = out.back().arrival_s;
+    if (!(span <= kMaxSimulatedSeconds)) {
+      std::ostringstream m;
+      m << o.sessions.sessions << " sessions at " << o.sessions.rate_per_s << " per second start over " << span
+        << " s, longer than a run can simulate, " << max_simulated_time_text() << "; raise the rate (" << o.rate_key
+        << ") or generate fewer sessions (workload.trace.sessions)";
+      throw config::ConfigError(o.rate_source, o.rate_key, m.str());
+    }
+    return out;
+  }
+  if (o.format == TraceFormat::sessions_jsonl) return read_sessions_file(o);
   std::ifstream in(o.path);
   if (!in) {
     throw config::ConfigError(config::Source{o.path.string(), 0, 0}, "",
@@ -373,7 +358,7 @@ std::vector<Request> read_trace(const TraceOptions& o) {
   return out;
 }
 
-namespace {
+namespace detail {
 
 LengthSpec read_length(config::Section& s) {
   LengthSpec l;
@@ -410,16 +395,21 @@ LengthSpec read_length(config::Section& s) {
   return l;
 }
 
-}  // namespace
+}  // namespace detail
 
 TraceOptions read_trace_options(config::Section& s) {
   TraceOptions o;
   o.format = s.enumeration<TraceFormat>("format",
-                                        {.doc = "azure_csv, mooncake_jsonl (files) or synthetic (generated)"},
+                                        {.doc = "azure_csv, mooncake_jsonl, sessions_jsonl (files), synthetic or "
+                                                "synthetic_sessions (generated)"},
                                         {{"azure_csv", TraceFormat::azure_csv},
                                          {"mooncake_jsonl", TraceFormat::mooncake_jsonl},
-                                         {"synthetic", TraceFormat::synthetic}});
-  if (o.format == TraceFormat::synthetic) {
+                                         {"synthetic", TraceFormat::synthetic},
+                                         {"sessions_jsonl", TraceFormat::sessions_jsonl},
+                                         {"synthetic_sessions", TraceFormat::synthetic_sessions}});
+  if (o.format == TraceFormat::synthetic_sessions) {
+    read_session_options(s, o);
+  } else if (o.format == TraceFormat::synthetic) {
     SyntheticOptions& y = o.synthetic;
     y.requests = static_cast<std::uint64_t>(
         s.integer("requests", {.doc = "requests to generate", .min = 1, .max = 1e9}));
@@ -460,10 +450,11 @@ TraceOptions read_trace_options(config::Section& s) {
     if (st.type() != std::filesystem::file_type::regular) {
       s.fail("path", "'" + o.path.string() + "' is not a regular file (a FIFO, socket or device); give a trace file");
     }
-    o.start = static_cast<std::uint64_t>(
-        s.integer("start", {.doc = "requests to skip at the start", .def = "0", .min = 0}));
+    const bool sessions = o.format == TraceFormat::sessions_jsonl;
+    o.start = static_cast<std::uint64_t>(s.integer(
+        "start", {.doc = sessions ? "sessions to skip at the start" : "requests to skip at the start", .def = "0", .min = 0}));
     o.limit = static_cast<std::uint64_t>(
-        s.integer("limit", {.doc = "requests to read (0 = all)", .def = "0", .min = 0}));
+        s.integer("limit", {.doc = sessions ? "sessions to read (0 = all)" : "requests to read (0 = all)", .def = "0", .min = 0}));
   }
   o.rate_scale = s.number("rate_scale", {.doc = "arrival rate multiplier (2 = twice the trace's rate)",
                                          .def = "1.0",
