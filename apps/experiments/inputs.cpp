@@ -28,7 +28,8 @@ RequestStateEstimate request_state_estimate(const workloads::TraceOptions& opt) 
                          : t.distribution == workloads::LengthDistribution::uniform ? t.max
                          : t.max > 0                                                ? t.max
                                                                                     : 4 * t.mean;
-    e.requests = sim::mul_sat(opt.sessions.sessions, static_cast<std::uint64_t>(std::ceil(turns)));
+    const std::uint64_t sessions = opt.limit > 0 ? std::min(opt.limit, opt.sessions.sessions) : opt.sessions.sessions;
+    e.requests = sim::mul_sat(sessions, static_cast<std::uint64_t>(std::ceil(turns)));
     e.key = "sessions";
   } else if (opt.format == workloads::TraceFormat::sessions_jsonl) {
     // A turn takes at least 24 bytes of the file ({"prompt":1,"output":1}).

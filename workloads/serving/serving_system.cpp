@@ -143,10 +143,13 @@ void ServingSystem::arrivals() {
 void ServingSystem::later_turns() {
   while (true) {
     while (turn_queue_.empty()) sc_core::wait(turn_due_);
-    const auto [at, r] = turn_queue_.top();
-    if (at > now_s()) {
-      // Woken early if a turn due sooner is queued meanwhile.
-      sc_core::wait(sim_delay(at - now_s(), "a session turn's arrival"), turn_due_);
+    const auto [at_ps, r] = turn_queue_.top();
+    const std::uint64_t now_ps = sc_core::sc_time_stamp().value();
+    if (at_ps > now_ps) {
+      // Woken early if a turn due sooner is queued meanwhile. Times are compared in
+      // the simulator's own ticks: in seconds, a rounded delay could leave the
+      // wake-up a hair before its turn, and the loop would wait zero time forever.
+      sc_core::wait(sc_core::sc_time::from_value(at_ps - now_ps), turn_due_);
       continue;
     }
     turn_queue_.pop();
@@ -158,12 +161,12 @@ void ServingSystem::schedule_next_turn(std::uint64_t r) {
   const std::int64_t next = next_turn_[r];
   if (next < 0) return;
   const auto n = static_cast<std::uint64_t>(next);
-  const double at = now_s() + requests_[n].think_s;
-  if (!(at <= kMaxSimulatedSeconds)) {
+  if (!(now_s() + requests_[n].think_s <= kMaxSimulatedSeconds)) {
     reject(n, "its think time ends later than a run can simulate");
     return;
   }
-  turn_queue_.emplace(at, n);
+  const sc_core::sc_time at = sc_core::sc_time_stamp() + sim_delay(requests_[n].think_s, "a session turn's think time");
+  turn_queue_.emplace(at.value(), n);
   turn_due_.notify(sc_core::SC_ZERO_TIME);
 }
 

@@ -204,7 +204,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in admission order
   std::uint64_t bound_waiting_ = 0;         // of which bound to one decode system (swapped out)
   std::vector<std::int64_t> next_turn_;      // the next turn of its session (-1: none)
-  using DueTurn = std::pair<double, std::uint64_t>;  // (arrival time, request)
+  using DueTurn = std::pair<std::uint64_t, std::uint64_t>;  // (arrival time in simulator ticks, request)
   std::priority_queue<DueTurn, std::vector<DueTurn>, std::greater<DueTurn>> turn_queue_;
   sc_core::sc_event turn_due_;               // a turn was queued
   std::vector<std::vector<double>> token_times_;

@@ -207,7 +207,9 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     return out;
   }
   if (o.format == TraceFormat::synthetic_sessions) {
-    auto out = generate_sessions(o.sessions);
+    SessionOptions kept = o.sessions;
+    if (o.limit > 0) kept.sessions = std::min(kept.sessions, o.limit);
+    auto out = generate_sessions(kept);
     for (auto& r : out) r.arrival_s /= o.rate_scale;
     // Session starts never decrease: the last one is the span of the starts.
     const double span = out.back().arrival_s;

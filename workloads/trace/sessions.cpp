@@ -288,6 +288,9 @@ void read_session_options(config::Section& s, TraceOptions& o) {
   SessionOptions& y = o.sessions;
   y.sessions = static_cast<std::uint64_t>(s.integer("sessions", {.doc = "sessions to generate", .min = 1, .max = 1e8}));
   y.seed = static_cast<std::uint64_t>(s.integer("seed", {.doc = "random seed (same seed, same sessions)", .def = "1", .min = 0}));
+  // As a file's limit: the first sessions of the same draws (a quick look, a test).
+  o.limit = static_cast<std::uint64_t>(s.integer(
+      "limit", {.doc = "sessions to keep, the first of those generated (0 = all)", .def = "0", .min = 0}));
   config::Section a = s.section("arrival", "session start process");
   y.process = a.enumeration<ArrivalProcess>(
       "process", {.doc = "poisson (exponential gaps) or gamma (gaps with a chosen CV)", .def = "poisson"},
