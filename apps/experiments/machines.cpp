@@ -2,6 +2,7 @@
 
 #include "apps/experiments/floor_summary.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -25,8 +26,9 @@ std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>> chunk_lists(
 }  // namespace
 
 TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model,
-                                 stats::Group& group)
+                                 stats::Group& group, neuron::TrainiumPipeline* decode_split)
     : runner_(runner),
+      decode_split_(decode_split),
       model_(model),
       tensor_(group.utilization("tensor_engine", "tensor engines busy (array fraction weighted), mean over cores")),
       vector_(group.utilization("vector_engine", "vector engines busy, mean over cores")),
@@ -63,6 +65,14 @@ serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::Prefi
 
 double TrainiumMachine::step(const std::vector<std::uint32_t>& contexts) {
   std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
+  if (decode_split_ != nullptr) {
+    const neuron::PipelineResult p = decode_split_->decode_step(model_, ctx);
+    account(p);
+    decode_floor_.floor += p.floor;
+    ++decode_floor_.passes;
+    decode_floor_.simulated_s += p.seconds();
+    return p.seconds();
+  }
   const neuron::PrefillResult r = runner_.run(workloads::lower_decode(model_, ctx), model_.weight_bytes());
   account(r);
   decode_floor_.floor += r.floor;
@@ -83,6 +93,24 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   activity_.flops += static_cast<double>(r.busy.flops);
   activity_.memory_bytes += r.busy.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips;
   activity_.link_bytes += r.busy.link_ps * 1e-12 * runner_.link_bytes_per_s();
+}
+
+void TrainiumMachine::account(const neuron::PipelineResult& r) {
+  // Busy times summed over the stage groups' passes (every chunk, every replica); the
+  // machine's figures are means over its pp x dp groups, as a pass's are over its cores.
+  const double groups = static_cast<double>(r.chips) / std::max<std::uint32_t>(r.chips_per_stage, 1);
+  const neuron::EngineBusy& b = r.busy;
+  tensor_.add_busy(b.tensor_ps * 1e-12 / groups);
+  vector_.add_busy(b.vector_ps * 1e-12 / groups);
+  dma_.add_busy(b.dma_ps * 1e-12 / groups);
+  hbm_.add_busy(b.hbm_ps * 1e-12 / groups);
+  link_.add_busy(r.group_links == 0 ? 0.0 : b.link_ps * 1e-12 / r.group_links / groups);
+  runtime_.add_busy(b.runtime_ps * 1e-12 / groups);
+  for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(b.algorithm_ps[i] * 1e-12 / groups);
+  chip_runs_.add(b.chip_runs);
+  activity_.flops += static_cast<double>(b.flops);
+  activity_.memory_bytes += b.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips_per_stage;
+  activity_.link_bytes += b.link_ps * 1e-12 * runner_.link_bytes_per_s();
 }
 
 nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/experiments/energy.h"
+#include "neuroncore/transformer/pipeline_op.h"
 #include "neuroncore/transformer/prefill.h"
 #include "systemc_models/stats/stats.h"
 #include "workloads/model/transformer.h"
@@ -25,7 +26,10 @@ namespace wse::experiments {
 // One Trainium instance: both phases run its operator graphs on the Trainium model.
 class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBackend {
  public:
-  TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model, stats::Group& group);
+  // `decode_split`, when given, runs the decode steps (a split of the instance's chips of
+  // its own, trainium_decode:); else the runner does, as the prefill batches.
+  TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model, stats::Group& group,
+                  neuron::TrainiumPipeline* decode_split = nullptr);
   serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
   double step(const std::vector<std::uint32_t>& contexts) override;
   // The physical floors (TrainiumFloor) of the passes run, summed term by term, with their
@@ -42,7 +46,9 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
 
  private:
   void account(const neuron::PrefillResult& r);
+  void account(const neuron::PipelineResult& r);
   neuron::TrainiumPrefill& runner_;
+  neuron::TrainiumPipeline* decode_split_ = nullptr;
   const workloads::TransformerModel& model_;
   stats::Utilization& tensor_;
   stats::Utilization& vector_;

@@ -36,6 +36,9 @@ void register_experiments(sim::Registry& registry) {
   registry.add_mode("trainium_prefill",
                     "one prompt prefilled on a Trainium instance split tp x pp x dp (pipeline stages, microbatches)",
                     make_trainium_prefill);
+  registry.add_mode("trainium_decode",
+                    "one decode step on a Trainium instance split tp x pp x dp for decode (trainium_decode:)",
+                    make_trainium_decode);
 }
 
 }  // namespace wse::experiments

@@ -1,6 +1,8 @@
 #include "apps/experiments/trainium_prefill_run.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -9,12 +11,38 @@
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/pipeline_op.h"
+#include "neuroncore/transformer/prefill_config.h"
 #include "systemc_models/sim/output.h"
 #include "workloads/model/transformer.h"
 
 namespace wse::experiments {
 
 namespace {
+
+// Where a pass's time went (docs/neuroncore.md, "Decode with its own split"): the busy
+// times of the passes run, per stage group (summed over every chunk and replica, over
+// the pp x dp groups); for one group (pp 1, dp 1, one chunk) the pass's own.
+nlohmann::json breakdown(const neuron::PipelineResult& r) {
+  const double groups = static_cast<double>(r.chips) / std::max<std::uint32_t>(r.chips_per_stage, 1);
+  const neuron::EngineBusy& b = r.busy;
+  const double collective = b.collective_ps * 1e-12 / groups, bandwidth = b.collective_floor_ps * 1e-12 / groups;
+  return {{"collective_s", collective},
+          {"collective_bandwidth_s", bandwidth},
+          {"collective_latency_s", collective - bandwidth},
+          {"runtime_s", b.runtime_ps * 1e-12 / groups},
+          {"tensor_busy_s", b.tensor_ps * 1e-12 / groups},
+          {"hbm_busy_s", b.hbm_ps * 1e-12 / groups}};
+}
+
+nlohmann::json floor_json(const neuron::TrainiumFloor& f, double simulated_s) {
+  return {{"passes", 1},
+          {"simulated_s", simulated_s},
+          {"compute_s", f.compute_s},
+          {"hbm_s", f.hbm_s},
+          {"collective_s", f.collective_s},
+          {"step_s", f.step_s},
+          {"ratio", f.step_s > 0.0 ? simulated_s / f.step_s : 0.0}};
+}
 
 class TrainiumPrefillRun final : public sim::Experiment {
  public:
@@ -49,7 +77,10 @@ class TrainiumPrefillRun final : public sim::Experiment {
          result_.transfer_ps.empty() ? 0.0 : static_cast<double>(result_.transfer_ps.front()) * 1e-12},
         {"bottleneck_stage_s", static_cast<double>(result_.bottleneck_ps) * 1e-12},
         {"prompts_per_s", result_.prompts_per_s()},
-        {"stage_s", stages}};
+        {"stage_s", stages},
+        {"breakdown", breakdown(result_)}};
+    // The floor of the prompt's prefill, as the serving modes give their passes'.
+    s["trainium"]["floor"]["prefill_pass"] = floor_json(result_.floor, result_.seconds());
   }
 
  private:
@@ -60,7 +91,107 @@ class TrainiumPrefillRun final : public sim::Experiment {
   neuron::PipelineResult result_;
 };
 
+// Mode trainium_decode: one decode step of `sequences` sequences with `context_tokens`
+// cached tokens each, on the decode split of the instance (trainium_decode:).
+class TrainiumDecodeRun final : public sim::Experiment {
+ public:
+  TrainiumDecodeRun(workloads::TransformerModel model, std::uint64_t sequences, std::uint64_t context,
+                    const neuron::ChipConfig& chip, const neuron::InstanceConfig& instance,
+                    const neuron::PrefillConfig& split)
+      : model_(std::move(model)),
+        sequences_(sequences),
+        context_(context),
+        split_(split),
+        pipeline_(chip, instance, split, split.pp_degree, split.dp_degree, split.microbatches) {}
+
+  const neuron::TrainiumPipeline& pipeline() const { return pipeline_; }
+  void run(sim::RunContext&) override {
+    result_ = pipeline_.decode_step(model_, std::vector<std::uint64_t>(sequences_, context_));
+  }
+  double simulated_seconds() const override { return result_.seconds(); }
+  void summarize(nlohmann::json& s) const override {
+    s["model"] = model_summary(model_);
+    s["trainium_decode"] = {{"sequences", sequences_},
+                            {"context_tokens", context_},
+                            {"tp", split_.tp_degree},
+                            {"lnc", split_.lnc},
+                            {"pp", split_.pp_degree},
+                            {"dp", split_.dp_degree},
+                            {"microbatches", split_.microbatches},
+                            {"chips", result_.chips},
+                            {"chips_per_stage", result_.chips_per_stage},
+                            {"itl_s", result_.seconds()},
+                            {"tokens_per_s", result_.seconds() > 0.0
+                                                 ? static_cast<double>(sequences_) / result_.seconds()
+                                                 : 0.0},
+                            {"breakdown", breakdown(result_)}};
+    s["trainium"]["floor"]["decode_step"] = floor_json(result_.floor, result_.seconds());
+  }
+
+ private:
+  workloads::TransformerModel model_;
+  std::uint64_t sequences_, context_;
+  neuron::PrefillConfig split_;
+  neuron::TrainiumPipeline pipeline_;
+  neuron::PipelineResult result_;
+};
+
 }  // namespace
+
+std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root, const sim::ExperimentInfo& /*info*/) {
+  config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");
+  workloads::TransformerModel model = workloads::read_transformer(ms);
+  config::Section bs = root.section("batch", "the decode step: its sequences and their cached tokens");
+  const auto sequences = static_cast<std::uint64_t>(
+      bs.integer("sequences", {.doc = "sequences of the step (one new token each)", .def = "1", .min = 1, .max = 4096}));
+  const auto context = static_cast<std::uint64_t>(bs.integer(
+      "context_tokens", {.doc = "cached tokens of each sequence", .def = "1024", .min = 1, .max = 1 << 20}));
+  config::Section trn = root.section("trainium", "the Trainium chip");
+  const neuron::ChipConfig chip = neuron::read_chip_config(trn);
+  config::Section inst = root.section("instance", "the Trainium instance (chips on a NeuronLink torus or a switch)");
+  const neuron::InstanceConfig instance = neuron::read_instance_config(inst);
+  config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
+  const neuron::PrefillConfig prefill = neuron::read_prefill_config(pre);
+  config::Section dec = root.section("trainium_decode", "how the instance's chips are split for decode steps", true);
+  const neuron::PrefillConfig split = neuron::read_decode_split(dec, prefill);
+  if (split.pp_degree > model.layers) {
+    dec.fail("pp_degree", "is " + std::to_string(split.pp_degree) + " but the model has " +
+                              std::to_string(model.layers) + " decoder layers to split into stages");
+  }
+  std::unique_ptr<TrainiumDecodeRun> run;
+  try {
+    run = std::make_unique<TrainiumDecodeRun>(model, sequences, context, chip, instance, split);
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    const char* key = what.find("tp_degree") != std::string::npos || what.find("whole number") != std::string::npos ||
+                              what.rfind("prefill:", 0) == 0
+                          ? "tp_degree"
+                      : split.dp_degree > 1 ? "dp_degree"
+                                            : "pp_degree";
+    dec.fail(key, what + "; lower trainium_decode.tp_degree, pp_degree or dp_degree");
+  }
+  // Each replica's stages hold their weights; what is left must hold its sequences' KV
+  // cache (the new token's included).
+  const neuron::TrainiumPipeline::DecodeCapacity c = run->pipeline().decode_capacity(model);
+  if (c.replica_kv_bytes == 0) {
+    dec.fail(split.pp_degree > 1 ? "pp_degree" : "tp_degree",
+             "a stage of tp " + std::to_string(split.tp_degree) + " x pp " + std::to_string(split.pp_degree) +
+                 " holds per chip " + std::to_string(c.weight_bytes_per_chip) +
+                 " B of weights but a chip's HBM holds " + std::to_string(c.hbm_bytes_per_chip) + " B (" +
+                 std::to_string(c.weight_bytes_per_chip - std::min(c.weight_bytes_per_chip, c.hbm_bytes_per_chip)) +
+                 " B short, and no room left for the KV cache); raise tp_degree or pp_degree");
+  }
+  const std::uint64_t per_replica = (sequences + split.dp_degree - 1) / split.dp_degree;
+  const std::uint64_t need = per_replica * model.kv_bytes(context + 1);
+  if (need > c.replica_kv_bytes) {
+    bs.fail("sequences", std::to_string(per_replica) + " sequences per replica of " + std::to_string(context + 1) +
+                             " tokens need " + std::to_string(need) + " B of KV cache but a replica holds " +
+                             std::to_string(c.replica_kv_bytes) + " B after its weights (" +
+                             std::to_string(need - c.replica_kv_bytes) + " B short); fewer sequences or a shorter "
+                             "context, or raise trainium_decode.tp_degree or pp_degree");
+  }
+  return run;
+}
 
 std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, const sim::ExperimentInfo& /*info*/) {
   config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");

@@ -13,4 +13,10 @@ namespace wse::experiments {
 
 std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, const sim::ExperimentInfo& info);
 
+// Experiment mode `trainium_decode`: one decode step (batch.sequences sequences of
+// batch.context_tokens cached tokens) on the instance's decode split (trainium_decode:
+// tp x pp x dp, microbatches; TrainiumPipeline::decode_step): the inter-token latency, where
+// its time went, and its floor.
+std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root, const sim::ExperimentInfo& info);
+
 }  // namespace wse::experiments

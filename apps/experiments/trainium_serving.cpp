@@ -1,7 +1,10 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn in the serving system
 #include "apps/experiments/trainium_serving.h"
 
+#include <algorithm>
 #include <optional>
+#include <stdexcept>
+#include <string>
 
 #include <nlohmann/json.hpp>
 #include <systemc>
@@ -13,7 +16,9 @@
 #include "efa_link/efa_config.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/pipeline_op.h"
 #include "neuroncore/transformer/prefill.h"
+#include "neuroncore/transformer/prefill_config.h"
 #include "systemc_models/stats/stats.h"
 #include "workloads/model/operators.h"
 #include "workloads/model/transformer.h"
@@ -32,14 +37,20 @@ class Machines : public sc_core::sc_module, public stats::Provider {
  public:
   Machines(const sc_core::sc_module_name& name, unsigned prefill, unsigned decode, bool colocated,
            const neuron::ChipConfig& chip, const neuron::InstanceConfig& instance,
-           const neuron::PrefillConfig& prefill_cfg, const workloads::TransformerModel& model)
+           const neuron::PrefillConfig& prefill_cfg, const workloads::TransformerModel& model,
+           const std::optional<neuron::PrefillConfig>& decode_split)
       : sc_module(name), stats_(std::string(basename())), runner_(chip, instance, prefill_cfg) {
+    if (decode_split) {
+      decode_split_ = std::make_unique<neuron::TrainiumPipeline>(chip, instance, *decode_split, decode_split->pp_degree,
+                                                                 decode_split->dp_degree, decode_split->microbatches);
+    }
     const unsigned total = colocated ? prefill : prefill + decode;
     for (unsigned i = 0; i < total; ++i) {
       const std::string group = colocated ? "instance" + std::to_string(i)
                                 : i < prefill ? "prefill" + std::to_string(i)
                                               : "decode" + std::to_string(i - prefill);
-      machines_.push_back(std::make_unique<TrainiumMachine>(runner_, model, stats_.child(group)));
+      machines_.push_back(std::make_unique<TrainiumMachine>(runner_, model, stats_.child(group),
+                                                            i < prefill ? nullptr : decode_split_.get()));
     }
     for (unsigned i = 0; i < prefill; ++i) prefill_.push_back(machines_[i].get());
     for (unsigned j = 0; j < decode; ++j) decode_.push_back(machines_[colocated ? j : prefill + j].get());
@@ -58,6 +69,9 @@ class Machines : public sc_core::sc_module, public stats::Provider {
   // One runner for all instances: identical instances share its cache of simulated
   // layers and operators (their time depends only on the operator and the hardware).
   neuron::TrainiumPrefill runner_;
+  // The decode instances' own split (trainium_decode:), shared by them likewise; null when
+  // decode steps run as the prefill's single group.
+  std::unique_ptr<neuron::TrainiumPipeline> decode_split_;
   std::vector<std::unique_ptr<TrainiumMachine>> machines_;
   std::vector<serving::PrefillBackend*> prefill_;
   std::vector<serving::DecodeBackend*> decode_;
@@ -67,12 +81,13 @@ class TrainiumServing final : public ServingExperiment {
  public:
   // `efa` is used (and required) when the placement is disaggregated.
   TrainiumServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
-                  const serving::ServingConfig& cfg, const TrainiumSide& trn, const efa::EfaNetworkConfig* efa,
+                  const serving::ServingConfig& cfg, const TrainiumSide& trn,
+                  const std::optional<neuron::PrefillConfig>& decode_split, const efa::EfaNetworkConfig* efa,
                   trace::Writer* trace)
       : ServingExperiment(model, cfg) {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
     machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated, trn.chip,
-                                           trn.instance, trn.prefill, model_);
+                                           trn.instance, trn.prefill, model_, decode_split);
     if (!colocated) kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, trace);
     start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
   }
@@ -123,13 +138,65 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
                            std::to_string(hbm) + " B)");
   }
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
-  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes, "an instance's HBM after the weights",
-                     "use an instance with more HBM or drop the request");
+  // Decode's own split of a decode instance's chips (disaggregated only: a colocated
+  // instance holds one layout of the weights, the prefill's).
+  std::optional<neuron::PrefillConfig> decode_split;
+  std::uint64_t replica_kv = cfg.decode_kv_capacity_bytes;
+  if (std::optional<config::Section> dec = root.optional_section(
+          "trainium_decode", "how a decode instance's chips are split for decode steps: tp x pp x dp")) {
+    const neuron::PrefillConfig d = neuron::read_decode_split(*dec, trn.prefill);
+    if (placement == serving::Placement::colocated) {
+      const char* key = d.tp_degree != trn.prefill.tp_degree ? "tp_degree"
+                        : d.pp_degree != 1                  ? "pp_degree"
+                        : d.dp_degree != 1                  ? "dp_degree"
+                        : d.microbatches != 1               ? "microbatches"
+                                                            : nullptr;
+      if (key != nullptr) {
+        dec->fail(key, "differs from the prefill's split, but a colocated instance (mode trainium_only) holds one "
+                       "copy of the weights laid out for prefill.tp_degree; decode's own split needs mode "
+                       "trainium_disaggregated: remove trainium_decode." + std::string(key));
+      }
+    } else if (d.tp_degree != trn.prefill.tp_degree || d.pp_degree != 1 || d.dp_degree != 1 || d.microbatches != 1) {
+      std::optional<neuron::TrainiumPipeline> split;
+      try {
+        split.emplace(trn.chip, trn.instance, d, d.pp_degree, d.dp_degree, d.microbatches);
+      } catch (const std::invalid_argument& e) {
+        const std::string what = e.what();
+        const char* key = what.find("whole number") != std::string::npos || what.rfind("prefill:", 0) == 0 ||
+                                  what.find("tp_degree") != std::string::npos
+                              ? "tp_degree"
+                          : d.dp_degree > 1 ? "dp_degree"
+                                            : "pp_degree";
+        dec->fail(key, what + "; lower trainium_decode.tp_degree, pp_degree or dp_degree");
+      }
+      if (d.pp_degree > model.layers) {
+        dec->fail("pp_degree", "is " + std::to_string(d.pp_degree) + " but the model has " +
+                                   std::to_string(model.layers) + " decoder layers to split into stages");
+      }
+      const neuron::TrainiumPipeline::DecodeCapacity c = split->decode_capacity(model);
+      if (c.replica_kv_bytes == 0) {
+        dec->fail(d.pp_degree > 1 ? "pp_degree" : "tp_degree",
+                  "a stage of tp " + std::to_string(d.tp_degree) + " x pp " + std::to_string(d.pp_degree) +
+                      " holds per chip " + std::to_string(c.weight_bytes_per_chip) +
+                      " B of weights but a chip's HBM holds " + std::to_string(c.hbm_bytes_per_chip) + " B (" +
+                      std::to_string(c.weight_bytes_per_chip - std::min(c.weight_bytes_per_chip, c.hbm_bytes_per_chip)) +
+                      " B short, and no room left for the KV cache); raise tp_degree or pp_degree");
+      }
+      replica_kv = c.replica_kv_bytes;
+      cfg.decode_kv_capacity_bytes = c.replica_kv_bytes * c.replicas;
+      decode_split = d;
+    }
+  }
+  check_requests_fit(tr, model, in.requests, replica_kv,
+                     decode_split ? "a decode replica's HBM after its weights" : "an instance's HBM after the weights",
+                     decode_split ? "lower trainium_decode.dp_degree, or drop the request"
+                                  : "use an instance with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(
       root, "trainium_instance",
       cfg.prefill_instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
   auto experiment =
-      std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, efa ? &*efa : nullptr, info.trace);
+      std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, decode_split, efa ? &*efa : nullptr,
+                                        info.trace);
   experiment->set_fault_schedule(std::move(faults));
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});

@@ -1,6 +1,9 @@
 #include "neuroncore/transformer/pipeline_op.h"
 
 #include <algorithm>
+#include <limits>
+#include <set>
+#include <utility>
 #include <stdexcept>
 #include <string>
 
@@ -118,18 +121,126 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
                         binary(f.activation_bytes) + " of activations but a chip's HBM holds " + binary(have) + " (" +
                         binary(f.total() - have) + " over); raise pp or tp");
   }
-  PipelineResult r;
-  r.chips_per_stage = chips_per_stage_;
-  r.chips = chips_per_stage_ * pp_ * dp_;
-  r.replicas = dp_;
-  const auto layers = std::max<std::uint32_t>(m.layers, 1);
   const std::uint64_t chunks = std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(prompt_tokens, 1));
   const std::uint64_t q = prompt_tokens / chunks, longer = prompt_tokens % chunks;
+  std::vector<workloads::OperatorGraph> graphs;
   std::uint64_t offset = 0;
   for (std::uint64_t c = 0; c < chunks; ++c) {
     const std::uint64_t tokens = q + (c < longer ? 1 : 0);
-    const workloads::OperatorGraph g = workloads::lower_prefill(m, {tokens}, {offset}, {prompt_tokens});
-    const PrefillResult p = stage_.run(g);
+    graphs.push_back(workloads::lower_prefill(m, {tokens}, {offset}, {prompt_tokens}));
+    offset += tokens;
+  }
+  PipelineResult r = run_chunks(m, graphs);
+  r.chips = chips_per_stage_ * pp_ * dp_;
+  r.replicas = dp_;
+  return r;
+}
+
+PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& m,
+                                             const std::vector<std::uint64_t>& contexts) {
+  // Longest first, round robin over the replicas (ties by position: deterministic).
+  std::vector<std::size_t> order(contexts.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return contexts[a] > contexts[b]; });
+  std::vector<std::vector<std::uint64_t>> replica(dp_);
+  for (std::size_t i = 0; i < order.size(); ++i) replica[i % dp_].push_back(contexts[order[i]]);
+  PipelineResult worst;
+  TrainiumFloor floor;
+  EngineBusy busy;  // every replica's
+  bool first = true;
+  for (const std::vector<std::uint64_t>& seqs : replica) {
+    if (seqs.empty()) continue;
+    const std::size_t groups = std::min<std::size_t>(microbatches_, seqs.size());
+    const std::size_t q = seqs.size() / groups, longer = seqs.size() % groups;
+    std::vector<workloads::OperatorGraph> graphs;
+    std::size_t at = 0;
+    for (std::size_t c = 0; c < groups; ++c) {
+      const std::size_t n = q + (c < longer ? 1 : 0);
+      graphs.push_back(workloads::lower_decode(
+          m, std::vector<std::uint64_t>(seqs.begin() + static_cast<std::ptrdiff_t>(at),
+                                        seqs.begin() + static_cast<std::ptrdiff_t>(at + n))));
+      at += n;
+    }
+    PipelineResult r = run_chunks(m, graphs);
+    floor.compute_s = std::max(floor.compute_s, r.floor.compute_s);
+    floor.hbm_s = std::max(floor.hbm_s, r.floor.hbm_s);
+    floor.collective_s = std::max(floor.collective_s, r.floor.collective_s);
+    floor.step_s = std::max(floor.step_s, r.floor.step_s);
+    busy += r.busy;
+    if (first || r.total_ps > worst.total_ps) worst = std::move(r);
+    first = false;
+  }
+  worst.floor = floor;
+  worst.busy = busy;
+  worst.chips = chips_per_stage_ * pp_ * dp_;
+  worst.replicas = dp_;
+  return worst;
+}
+
+TrainiumPipeline::DecodeCapacity TrainiumPipeline::decode_capacity(const workloads::TransformerModel& m) const {
+  // The weights by stage, from a one-sequence decode graph; what the graph does not read
+  // of the model's weights (the embedding table but the gathered row) goes with stage 0.
+  const workloads::OperatorGraph g = workloads::lower_decode(m, {1});
+  const auto layers = std::max<std::uint32_t>(m.layers, 1);
+  std::vector<std::uint64_t> weights(pp_, 0);
+  bool after = false;
+  std::uint64_t counted = 0;
+  for (const workloads::Operator& op : g.ops) {
+    if (op.layer >= 0) after = true;
+    if (op.kind == workloads::OpKind::embedding) continue;
+    const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
+                            : after   ? pp_ - 1
+                                      : 0;
+    weights[s] += op.weight_bytes;
+    counted += op.weight_bytes;
+  }
+  const std::uint64_t total = m.weight_bytes();
+  weights[0] += total > counted ? total - counted : 0;
+  std::vector<std::uint32_t> stage_layers(pp_, 0);
+  for (std::uint32_t l = 0; l < layers; ++l) ++stage_layers[stage_of_layer(l, layers, pp_)];
+  DecodeCapacity c;
+  c.hbm_bytes_per_chip = chip_.hbm.capacity().bytes;
+  c.replicas = dp_;
+  const std::uint64_t stage_hbm = c.hbm_bytes_per_chip * chips_per_stage_;
+  bool fits = true;
+  std::uint64_t least = std::numeric_limits<std::uint64_t>::max();
+  for (std::uint32_t s = 0; s < pp_; ++s) {
+    c.weight_bytes_per_chip = std::max(c.weight_bytes_per_chip, ceil_div(weights[s], chips_per_stage_));
+    if (weights[s] >= stage_hbm || stage_layers[s] == 0) {
+      fits = false;
+      continue;
+    }
+    // The stage's room holds its layers' share of the KV cache: room x layers / its layers.
+    const std::uint64_t room = stage_hbm - weights[s];
+    const std::uint64_t kv =
+        stage_layers[s] == layers ? room
+                                  : static_cast<std::uint64_t>(static_cast<double>(room) * layers / stage_layers[s]);
+    least = std::min(least, kv);
+  }
+  c.replica_kv_bytes = fits ? least : 0;
+  return c;
+}
+
+PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m,
+                                            const std::vector<workloads::OperatorGraph>& graphs) {
+  PipelineResult r;
+  r.chips_per_stage = chips_per_stage_;
+  r.chips = chips_per_stage_ * pp_;
+  r.replicas = 1;
+  const auto layers = std::max<std::uint32_t>(m.layers, 1);
+  // Per stage, over the chunks: the floor's terms (compute and collective in s; HBM bytes
+  // of the KV cache, the weights counted once).
+  std::vector<double> compute_s(pp_, 0.0), collective_s(pp_, 0.0);
+  std::vector<std::uint64_t> weight_bytes(pp_, 0), kv_bytes(pp_, 0);
+  TrainiumFloor only;  // one stage, one chunk: the pass's own floor
+  std::set<std::pair<std::int32_t, std::string>> seen;  // operators whose weights are counted
+  for (std::size_t c = 0; c < graphs.size(); ++c) {
+    const workloads::OperatorGraph& g = graphs[c];
+    // The stage's share of the weights and KV cache was checked by the caller.
+    const PrefillResult p = stage_.run_unchecked(g);
+    only = p.floor;
+    r.busy += p.busy;
+    r.group_links = p.links;
     std::vector<std::uint64_t> stage(pp_, 0);
     bool after = false;
     std::uint64_t boundary_bytes = 0;  // the activations leaving a decoder layer
@@ -139,9 +250,29 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
                               : after     ? pp_ - 1
                                           : 0;
       stage[s] += lt.end_ps - lt.start_ps;
+      // The chunk's compute floor is its flops over the group's peak: each stage's share
+      // in proportion to its flops.
+      for (const OperatorTime& ot : lt.operators) {
+        if (p.busy.flops > 0) {
+          compute_s[s] += p.floor.compute_s * static_cast<double>(ot.busy.flops) / static_cast<double>(p.busy.flops);
+        }
+        collective_s[s] += ot.busy.collective_floor_ps * 1e-12;
+      }
     }
+    after = false;
     for (const workloads::Operator& op : g.ops) {
       if (op.layer == 0) boundary_bytes = op.output_bytes;  // the layer's last operator: its output
+      if (op.layer >= 0) after = true;
+      const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
+                              : after     ? pp_ - 1
+                                          : 0;
+      // Weights once (the first chunk with the operator: only the last chunk of a prompt
+      // has the LM head), but the embedding's weight bytes are the rows its tokens gather:
+      // every chunk's.
+      if (op.kind == workloads::OpKind::embedding || seen.emplace(op.layer, op.name).second) {
+        weight_bytes[s] += op.weight_bytes;
+      }
+      kv_bytes[s] += op.kv_read_bytes + op.kv_write_bytes;
     }
     std::uint64_t transfer = 0;
     if (pp_ > 1) {
@@ -152,13 +283,23 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
     }
     r.stage_ps.push_back(std::move(stage));
     r.transfer_ps.push_back(transfer);
-    offset += tokens;
   }
   r.total_ps = pipeline_makespan(r.stage_ps, r.transfer_ps);
   for (std::uint32_t s = 0; s < pp_; ++s) {
     std::uint64_t busy = 0;
     for (const auto& c : r.stage_ps) busy += c[s];
     r.bottleneck_ps = std::max(r.bottleneck_ps, busy);
+  }
+  if (pp_ == 1 && graphs.size() == 1) {
+    r.floor = only;  // the same terms, summed in the pass's own order
+  } else {
+    for (std::uint32_t s = 0; s < pp_; ++s) {
+      r.floor.compute_s = std::max(r.floor.compute_s, compute_s[s]);
+      r.floor.hbm_s = std::max(r.floor.hbm_s, static_cast<double>(weight_bytes[s] + kv_bytes[s]) / chips_per_stage_ /
+                                                  stage_.hbm_bytes_per_s());
+      r.floor.collective_s = std::max(r.floor.collective_s, collective_s[s]);
+    }
+    r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s});
   }
   return r;
 }

@@ -37,6 +37,16 @@ struct PipelineResult {
   std::uint32_t chips_per_stage = 1;
   std::uint32_t chips = 1;  // chips_per_stage x pp x dp
   std::uint32_t replicas = 1;  // dp
+  // The floor of the prompt's prefill (docs/neuroncore.md, "Parallelism: tp x pp x dp"):
+  // each term the largest over the stages of what that stage must do for all chunks at
+  // its chips' peaks (compute: the chunks' matmul flops; HBM: the stage's weights once and
+  // the chunks' KV cache read and written; collective: the chunks' tensor-parallel
+  // collectives, bandwidth only), and step_s the largest term.
+  TrainiumFloor floor;
+  // Busy times summed over every pass run for the result (each chunk on a stage group,
+  // every replica of a decode step), and the directed links of a stage group.
+  EngineBusy busy;
+  std::uint32_t group_links = 0;
   // Prompts per second of the dp replicas, each a stream of prompts through its stages:
   // dp / bottleneck (a stage takes the next prompt's first chunk once it has ended this
   // prompt's last).
@@ -62,7 +72,35 @@ class TrainiumPipeline {
   // stage's chips (the embedding with stage 0, the final norm and LM head with the last).
   HbmFootprint stage_footprint(const workloads::TransformerModel& m, std::uint64_t prompt_tokens) const;
 
+  // One decode step (docs/neuroncore.md, "Decode with its own split"): the sequences of
+  // `contexts` (cached tokens each) dealt over the dp replicas, longest first, round robin;
+  // a replica's sequences cut into min(microbatches, sequences) groups as equal as can be
+  // (the first ones one longer) that flow through its stages as a prompt's chunks do. The
+  // step ends when the slowest replica ends: the result is that replica's, its floor the
+  // largest over the replicas term by term. No capacity check (decode_capacity is the
+  // serving layer's bound on the KV cache).
+  PipelineResult decode_step(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& contexts);
+
+  // What the split leaves for the KV cache of decode: per replica, over the stages, the
+  // HBM of a stage's chips less its weights (the embedding table with stage 0, the final
+  // norm and the LM head with the last), scaled by the model's layers over the stage's
+  // (the KV cache is spread evenly over the layers); the least of the stages.
+  struct DecodeCapacity {
+    std::uint64_t weight_bytes_per_chip = 0;  // of the fullest stage
+    std::uint64_t hbm_bytes_per_chip = 0;
+    std::uint64_t replica_kv_bytes = 0;  // 0 when a stage's weights do not fit
+    std::uint32_t replicas = 1;
+  };
+  DecodeCapacity decode_capacity(const workloads::TransformerModel& m) const;
+
+  std::uint32_t chips_per_stage() const { return chips_per_stage_; }
+  std::uint32_t chips() const { return chips_per_stage_ * pp_ * dp_; }
+
  private:
+  // The chunk graphs through the stages of one replica: stage times, transfers, the end
+  // and the floor.
+  PipelineResult run_chunks(const workloads::TransformerModel& m, const std::vector<workloads::OperatorGraph>& chunks);
+
   ChipConfig chip_;
   InstanceConfig instance_;
   InstanceConfig pair_;  // two neighbouring chips: a stage boundary

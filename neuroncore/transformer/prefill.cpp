@@ -66,6 +66,10 @@ EngineBusy TrainiumPrefill::run_operator(const Operator& op) {
 
 PrefillResult TrainiumPrefill::run(const workloads::OperatorGraph& g, std::uint64_t model_weight_bytes) {
   check_capacity(g, model_weight_bytes);
+  return run_unchecked(g);
+}
+
+PrefillResult TrainiumPrefill::run_unchecked(const workloads::OperatorGraph& g) {
   PrefillResult r;
   r.physical_cores = ctx_.cfg().physical_cores();
   r.chips = ctx_.chips();

@@ -103,6 +103,9 @@ class TrainiumPrefill {
   HbmFootprint check_capacity(const workloads::OperatorGraph& g, std::uint64_t model_weight_bytes = 0) const;
 
   PrefillResult run(const workloads::OperatorGraph& g, std::uint64_t model_weight_bytes = 0);
+  // The same without the capacity check: for a graph of which the group holds a part (a
+  // pipeline stage's layers; the caller checks that part, pipeline_op.h).
+  PrefillResult run_unchecked(const workloads::OperatorGraph& g);
   // Lowers whole prompts of `prompt_tokens` and runs them, capacity checked against the
   // model's full weights.
   PrefillResult run(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& prompt_tokens);

@@ -55,4 +55,10 @@ struct PrefillConfig {
 // Reads the `prefill:` section (configs/hardware/trn2_48xlarge.yaml).
 PrefillConfig read_prefill_config(config::Section& s);
 
+// Reads the `trainium_decode:` section: the split of a decode instance's chips for decode
+// steps (tp_degree, pp_degree, dp_degree, microbatches; docs/neuroncore.md, "Decode with
+// its own split"), every other key the prefill's. tp_degree defaults to the prefill's,
+// the others to 1 (the prefill's split of one group).
+PrefillConfig read_decode_split(config::Section& s, const PrefillConfig& prefill);
+
 }  // namespace wse::neuron

@@ -104,4 +104,24 @@ PrefillConfig read_prefill_config(config::Section& s) {
   return c;
 }
 
+PrefillConfig read_decode_split(config::Section& s, const PrefillConfig& prefill) {
+  PrefillConfig c = prefill;
+  c.tp_degree = static_cast<std::uint32_t>(s.integer(
+      "tp_degree", {.doc = "tensor-parallel degree of a decode step: logical cores (prefill.lnc physical cores each) "
+                           "a layer is sharded over",
+                    .def = std::to_string(prefill.tp_degree), .min = 1, .max = 4096}));
+  c.pp_degree = static_cast<std::uint32_t>(s.integer(
+      "pp_degree", {.doc = "pipeline-parallel degree of a decode step: stages of contiguous decoder layers, each a "
+                           "tensor-parallel group of chips of its own",
+                    .def = "1", .min = 1, .max = 1024}));
+  c.dp_degree = static_cast<std::uint32_t>(s.integer(
+      "dp_degree", {.doc = "data-parallel degree of a decode step: replicas of the tp x pp group, each with a copy "
+                           "of the weights, the step's sequences dealt over them",
+                    .def = "1", .min = 1, .max = 1024}));
+  c.microbatches = static_cast<std::uint32_t>(s.integer(
+      "microbatches", {.doc = "groups a replica's sequences are cut into to flow through its pipeline stages",
+                       .def = "1", .min = 1, .max = 4096}));
+  return c;
+}
+
 }  // namespace wse::neuron

@@ -11,7 +11,8 @@
 //  - a KV transfer is no faster than its bytes over the narrowest link on its way (the
 //    sender's adapters, the receivers' adapters, and on CS-3s their system I/O).
 // The bounds are computed here from the resolved configuration, independently of the
-// models that produced the times.
+// models that produced the times. Beside them, every experiment that runs Trainium gives
+// trainium.floor, and no pass beats it.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -188,6 +189,17 @@ TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
     }
   }
   EXPECT_GT(checked, 0) << "no bound applies to " << GetParam();
+  // Every experiment that runs Trainium machines gives their floor beside the result, and
+  // no pass beats it (each pass's simulated time is at least its floor, so the means are).
+  if (c["trainium"]) {
+    const nlohmann::json& floor = s["trainium"]["floor"];
+    ASSERT_TRUE(floor.is_object() && !floor.empty()) << GetParam() << ": no trainium.floor";
+    for (const auto& [pass, f] : floor.items()) {
+      EXPECT_GT(f["passes"].get<double>(), 0.0) << pass;
+      EXPECT_GE(f["simulated_s"].get<double>(), f["step_s"].get<double>()) << pass;
+      EXPECT_GE(f["ratio"].get<double>(), 1.0) << pass;
+    }
+  }
   fs::remove_all(scratch);
 }
 

@@ -40,6 +40,21 @@ TEST(TrainiumPrefillMode, APipelineOfTwoStagesEndsByTheRecurrence) {
   EXPECT_GT(x, 0.0);
   EXPECT_NEAR(s["ttft_s"].get<double>(), std::max(a0 + b0 + x, a0 + x + a1) + b1, 1e-12);
   EXPECT_NEAR(s["prompts_per_s"].get<double>(), 1.0 / std::max(a0 + b0, a1 + b1), 1e-6);
+  // The floor beside the TTFT, as every mode that runs Trainium gives it: the TTFT does not
+  // beat it, and its terms are the stages' (pipeline_op_test.cpp derives them).
+  const auto all = nlohmann::json::parse(slurp(dir / "out" / "summary.json"));
+  const auto f = all["trainium"]["floor"]["prefill_pass"];
+  ASSERT_TRUE(f.is_object()) << all.dump(2);
+  EXPECT_EQ(f["passes"], 1);
+  EXPECT_DOUBLE_EQ(f["simulated_s"].get<double>(), s["ttft_s"].get<double>());
+  const double step = f["step_s"];
+  EXPECT_GT(f["compute_s"].get<double>(), 0.0);
+  EXPECT_GT(f["hbm_s"].get<double>(), 0.0);
+  EXPECT_GT(f["collective_s"].get<double>(), 0.0);  // TP 8 x LNC 2 is two chips: all-reduces between them
+  EXPECT_DOUBLE_EQ(step, std::max({f["compute_s"].get<double>(), f["hbm_s"].get<double>(),
+                                   f["collective_s"].get<double>()}));
+  EXPECT_GE(s["ttft_s"].get<double>(), step);
+  EXPECT_NEAR(f["ratio"].get<double>(), s["ttft_s"].get<double>() / step, 1e-12);
   fs::remove_all(dir);
 }
 
@@ -68,6 +83,67 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
                            dir / "io");
   EXPECT_EQ(serving.exit_code, 2);
   EXPECT_THAT(serving.err, HasSubstr("runs in mode trainium_prefill"));
+  fs::remove_all(dir);
+}
+
+TEST(TrainiumDecodeSplit, DecodeInstancesRunTheirOwnSplit) {
+  // trainium_disaggregated with the decode instance split TP 8 x LNC 2 (2 chips) x PP 8:
+  // the 16 chips of the trn2.48xlarge, each stage 10 of the 80 layers (about 17.6 GB of
+  // weights per stage, 8.8 GB per chip). Decode steps then run through the stages; the
+  // prefill instance keeps TP 64. Every decode step is at least its floor.
+  const fs::path dir = temp_path("wse_trainium_decode_split");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "io");
+  const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_disaggregated.yaml";
+  Result r = wse_emu("run " + base + " --quiet --out '" + (dir / "split").string() +
+                         "' --set workload.trace.limit=2 --set trainium_decode.tp_degree=8 "
+                         "--set trainium_decode.pp_degree=8 --set trainium_decode.microbatches=2",
+                     dir / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "default").string() +
+                         "' --set workload.trace.limit=2",
+                     dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const auto split = nlohmann::json::parse(slurp(dir / "split" / "summary.json"));
+  const auto def = nlohmann::json::parse(slurp(dir / "default" / "summary.json"));
+  const auto f = split["trainium"]["floor"]["decode_step"];
+  ASSERT_TRUE(f.is_object()) << split.dump(2);
+  EXPECT_GT(f["passes"].get<double>(), 0.0);
+  EXPECT_GE(f["simulated_s"].get<double>(), f["step_s"].get<double>());
+  EXPECT_GE(f["ratio"].get<double>(), 1.0);
+  // The prefill passes are the same; the decode steps are not.
+  EXPECT_DOUBLE_EQ(split["trainium"]["floor"]["prefill_pass"]["simulated_s"].get<double>(),
+                   def["trainium"]["floor"]["prefill_pass"]["simulated_s"].get<double>());
+  EXPECT_NE(f["simulated_s"].get<double>(), def["trainium"]["floor"]["decode_step"]["simulated_s"].get<double>());
+  // The resolved configuration keeps the split, so that it runs again.
+  EXPECT_THAT(slurp(dir / "split" / "config.resolved.yaml"), HasSubstr("trainium_decode:"));
+  fs::remove_all(dir);
+}
+
+TEST(TrainiumDecodeSplit, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
+  const fs::path dir = temp_path("wse_trainium_decode_bad");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "io");
+  const std::string dis = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_disaggregated.yaml";
+  // TP 64 x LNC 2 is the 16 chips: two stages need 32.
+  Result chips = wse_emu("check " + dis + " --set trainium_decode.pp_degree=2", dir / "io");
+  EXPECT_EQ(chips.exit_code, 2);
+  EXPECT_THAT(chips.err, HasSubstr("trainium_decode.pp_degree"));
+  EXPECT_THAT(chips.err, HasSubstr("needs 32 chips but the instance has 16 (16 chips short)"));
+  // TP 4 x LNC 2 is one chip: Llama-3.1-70B's 141,107,412,992 B of weights against
+  // 103,079,215,104 B of HBM, 38,028,197,888 B short.
+  Result hbm = wse_emu("check " + dis + " --set trainium_decode.tp_degree=4", dir / "io");
+  EXPECT_EQ(hbm.exit_code, 2);
+  EXPECT_THAT(hbm.err, HasSubstr("trainium_decode.tp_degree"));
+  EXPECT_THAT(hbm.err, HasSubstr("holds per chip 141107412992 B of weights but a chip's HBM holds 103079215104 B "
+                                 "(38028197888 B short"));
+  // A colocated instance holds one layout of the weights: the prefill's.
+  Result colocated = wse_emu("check " + std::string(WSE_SOURCE_DIR) +
+                                 "/configs/experiments/trainium_only.yaml --set trainium_decode.tp_degree=32",
+                             dir / "io");
+  EXPECT_EQ(colocated.exit_code, 2);
+  EXPECT_THAT(colocated.err, HasSubstr("trainium_decode.tp_degree"));
+  EXPECT_THAT(colocated.err, HasSubstr("needs mode trainium_disaggregated"));
   fs::remove_all(dir);
 }
 

@@ -1,5 +1,9 @@
 // Pipeline parallelism (pipeline_op.h): the layer split, the pipeline's end by hand, and a
 // TP x PP split of a small model derived from its parts.
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -74,6 +78,170 @@ TEST(PipelineOp, TpTimesPpSplitOfASmallModel) {
   EXPECT_EQ(r.transfer_ps[0], x);
   EXPECT_EQ(r.total_ps, std::max(a0 + b0 + x, a0 + x + a1) + b1);
   EXPECT_EQ(r.bottleneck_ps, std::max(a0 + b0, a1 + b1));
+}
+
+TEST(PipelineOp, NoSplitBeatsItsFloor) {
+  // The floor of a pipelined prompt: per stage, what it must do for all chunks at its
+  // chips' peaks; each term the largest over the stages.
+  // Llama-3.1-8B cut to 2 layers, one 512-token prompt, TP 8 x LNC 1 (one chip per stage):
+  //   compute peak of a stage: 8 cores x 128 x 128 x 2 x 2.4 GHz = 629.1456 TFLOP/s (bf16)
+  //   HBM of a stage: one chip's 2.9 TB/s
+  //   a layer (q, o 4,096^2; k, v 4,096 x 1,024; gate, up, down 4,096 x 14,336; two
+  //   norms of 4,096) is 218,112,000 values = 436,224,000 B; stage 0 holds the embedding
+  //   (the rows its 512 tokens gather, 512 x 4,096 x 2 B = 4,194,304 B, every chunk's) and
+  //   layer 0, stage 1 layer 1, the final norm (8,192 B) and the LM head (128,256 x 4,096
+  //   x 2 B = 1,050,673,152 B, in the last chunk only); each stage's KV cache is its
+  //   layer's: 4 KiB per token (2 x 8 KV heads x 128 x 2 B) written, and read by the
+  //   attention. So stage 1's
+  //   hbm_s >= 1,486,905,344 B / 2.9 TB/s = 0.5127 ms, the weights counted once however
+  //   many chunks pass.
+  // Each term is recomputed here from the chunks' own passes (flops and collective floors
+  // of the stage's timeline entries, bytes of the stage's operators), and no split beats
+  // its floor: the TTFT is at least step_s.
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  const PrefillConfig tp = exact(8, 1);
+  constexpr double peak = 8.0 * 128 * 128 * 2 * 2.4e9;
+  constexpr double hbm = 2.9e12;
+  constexpr double layer_bytes = 436'224'000.0, rows_bytes = 4'194'304.0, head_bytes = 8'192.0 + 1'050'673'152.0;
+  for (std::uint32_t pp : {1u, 2u}) {
+    for (std::uint32_t mb : {1u, 2u, 4u}) {
+      SCOPED_TRACE("pp " + std::to_string(pp) + " microbatches " + std::to_string(mb));
+      TrainiumPipeline pipe(trainium2_chip(), InstanceConfig{}, tp, pp, 1, mb);
+      const PipelineResult r = pipe.run(m, 512);
+      TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, tp);
+      std::vector<double> flops(pp, 0.0), coll(pp, 0.0), weights(pp, 0.0), rows(pp, 0.0), kv(pp, 0.0);
+      for (std::uint32_t c = 0; c < mb; ++c) {
+        const std::uint64_t t = 512 / mb;
+        const workloads::OperatorGraph g = workloads::lower_prefill(m, {t}, {c * t}, {512});
+        const PrefillResult p = alone.run(g);
+        // Stage of an entry: layers by stage_of_layer, the parts before with stage 0, after
+        // with the last.
+        bool after = false;
+        for (const LayerTime& lt : p.layers) {
+          if (lt.layer >= 0) after = true;
+          const std::uint32_t s = lt.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(lt.layer), 2, pp)
+                                  : after     ? pp - 1
+                                              : 0;
+          for (const OperatorTime& ot : lt.operators) {
+            flops[s] += static_cast<double>(ot.busy.flops);
+            coll[s] += ot.busy.collective_floor_ps * 1e-12;
+          }
+        }
+        after = false;
+        std::vector<double> chunk_weights(pp, 0.0);
+        for (const workloads::Operator& op : g.ops) {
+          if (op.layer >= 0) after = true;
+          const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), 2, pp)
+                                  : after     ? pp - 1
+                                              : 0;
+          // The weights of a stage's operators (the largest over the chunks: only the last
+          // has the LM head) plus every chunk's gathered embedding rows.
+          if (op.kind == workloads::OpKind::embedding) {
+            rows[s] += static_cast<double>(op.weight_bytes);
+          } else {
+            chunk_weights[s] += static_cast<double>(op.weight_bytes);
+          }
+          kv[s] += static_cast<double>(op.kv_read_bytes + op.kv_write_bytes);
+        }
+        for (std::uint32_t s = 0; s < pp; ++s) weights[s] = std::max(weights[s], chunk_weights[s]);
+      }
+      for (std::uint32_t s = 0; s < pp; ++s) weights[s] += rows[s];
+      double compute_s = 0, hbm_s = 0, collective_s = 0;
+      for (std::uint32_t s = 0; s < pp; ++s) {
+        compute_s = std::max(compute_s, flops[s] / peak);
+        hbm_s = std::max(hbm_s, (weights[s] + kv[s]) / hbm);
+        collective_s = std::max(collective_s, coll[s]);
+        // The stage's weights as derived above.
+        const double want = pp == 1 ? rows_bytes + 2 * layer_bytes + head_bytes
+                            : s == 0  ? rows_bytes + layer_bytes
+                                      : layer_bytes + head_bytes;
+        EXPECT_DOUBLE_EQ(weights[s], want) << "stage " << s;
+      }
+      EXPECT_NEAR(r.floor.compute_s, compute_s, 1e-9 * compute_s);
+      EXPECT_NEAR(r.floor.hbm_s, hbm_s, 1e-9 * hbm_s);
+      EXPECT_NEAR(r.floor.collective_s, collective_s, 1e-9 * collective_s + 1e-15);
+      EXPECT_DOUBLE_EQ(r.floor.step_s, std::max({compute_s, hbm_s, collective_s}));
+      EXPECT_GE(r.floor.hbm_s, (pp == 1 ? rows_bytes + 2 * layer_bytes + head_bytes : layer_bytes + head_bytes) / hbm);
+      EXPECT_GE(r.seconds(), r.floor.step_s);
+      // Every stage's work over the chunks is at least its own terms.
+      for (std::uint32_t s = 0; s < pp; ++s) {
+        std::uint64_t busy = 0;
+        for (const auto& c : r.stage_ps) busy += c[s];
+        EXPECT_GE(static_cast<double>(busy) * 1e-12, flops[s] / peak);
+        EXPECT_GE(static_cast<double>(busy) * 1e-12, (weights[s] + kv[s]) / hbm);
+        EXPECT_GE(static_cast<double>(busy) * 1e-12, coll[s]);
+      }
+      // One stage, one chunk: the floor of the pass itself.
+      if (pp == 1 && mb == 1) {
+        const PrefillResult whole = alone.run(workloads::lower_prefill(m, {512}));
+        EXPECT_NEAR(r.floor.compute_s, whole.floor.compute_s, 1e-9 * whole.floor.compute_s);
+        EXPECT_NEAR(r.floor.hbm_s, whole.floor.hbm_s, 1e-9 * whole.floor.hbm_s);
+        EXPECT_NEAR(r.floor.step_s, whole.floor.step_s, 1e-9 * whole.floor.step_s);
+      }
+    }
+  }
+}
+
+TEST(PipelineOp, DecodeStepOfATpTimesPpSplitByHand) {
+  // Llama-3.1-8B cut to 2 layers (hidden 4,096), a decode step of 4 sequences with 1,000,
+  // 700, 900 and 800 cached tokens, TP 8 x LNC 1 (one chip per stage) x PP 2, 2
+  // microbatches. Longest first the sequences are 1,000, 900, 800, 700: group a = {1,000,
+  // 900}, group b = {800, 700}. Each group's stage times are its decode pass on one TP
+  // group (stage 0: the embedding and layer 0; stage 1: layer 1, the final norm, the LM
+  // head, the logits' sampling), and across the boundary go 2 rows x 4,096 x 2 B = 16 KiB
+  // (the two-chip exchange: all-gather of 32 KiB on 2 chips), x. By the recurrence:
+  //   step = max(a0 + b0 + x, a0 + x + a1) + b1
+  // One stage (PP 1) would take a0 + a1 + b0 + b1 for the same groups, or the pass of all
+  // four at once with one microbatch.
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  const PrefillConfig tp = exact(8, 1);
+  TrainiumPipeline split(trainium2_chip(), InstanceConfig{}, tp, 2, 1, 2);
+  const PipelineResult r = split.decode_step(m, {1000, 700, 900, 800});
+  ASSERT_EQ(r.stage_ps.size(), 2u);
+  EXPECT_EQ(r.chips, 2u);
+  TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, tp);
+  const PrefillResult pa = alone.run(workloads::lower_decode(m, {1000, 900}));
+  const PrefillResult pb = alone.run(workloads::lower_decode(m, {800, 700}));
+  const std::uint64_t a0 = r.stage_ps[0][0], a1 = r.stage_ps[0][1], b0 = r.stage_ps[1][0], b1 = r.stage_ps[1][1];
+  EXPECT_EQ(a0 + a1, pa.total_ps);
+  EXPECT_EQ(b0 + b1, pb.total_ps);
+  EXPECT_EQ(a0, pa.layers[1].end_ps);  // the embedding, then layer 0
+  InstanceConfig pair;
+  pair.chips_x = 2;
+  pair.chips_y = 1;
+  const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 2 * 4096 * 2).time_ps;
+  EXPECT_EQ(r.transfer_ps[0], x);
+  EXPECT_EQ(r.transfer_ps[1], x);
+  EXPECT_EQ(r.total_ps, std::max(a0 + b0 + x, a0 + x + a1) + b1);
+  EXPECT_GE(r.seconds(), r.floor.step_s);
+  // Its floor: stage 1's weights (layer 1, the final norm, the LM head: 436,224,000 +
+  // 8,192 + 1,050,673,152 B, the gathered embedding rows being stage 0's) over one chip's
+  // 2.9 TB/s are the least HBM time, read once for both groups.
+  EXPECT_GE(r.floor.hbm_s, (436'224'000.0 + 8'192 + 1'050'673'152.0) / 2.9e12);
+  EXPECT_LT(r.floor.hbm_s, (436'224'000.0 + 8'192 + 1'050'673'152.0) / 2.9e12 * 1.01);
+
+  // Two replicas of TP 8 (DP 2, PP 1): replica 0 takes 1,000 and 800, replica 1 900 and
+  // 700; the step is the slower replica's pass.
+  TrainiumPipeline dp(trainium2_chip(), InstanceConfig{}, tp, 1, 2, 1);
+  const PipelineResult d = dp.decode_step(m, {1000, 700, 900, 800});
+  const PrefillResult r0 = alone.run(workloads::lower_decode(m, {1000, 800}));
+  const PrefillResult r1 = alone.run(workloads::lower_decode(m, {900, 700}));
+  EXPECT_EQ(d.total_ps, std::max(r0.total_ps, r1.total_ps));
+  EXPECT_EQ(d.chips, 2u);
+  EXPECT_DOUBLE_EQ(d.floor.step_s, std::max(r0.floor.step_s, r1.floor.step_s));
+  EXPECT_EQ(d.busy.flops, r0.busy.flops + r1.busy.flops);
+
+  // What the split leaves for the KV cache: stage 0 holds the embedding table
+  // (1,050,673,152 B) and layer 0 (436,224,000 B), stage 1 1,486,905,344 B (above); each
+  // stage's chip has 96 GiB = 103,079,215,104 B, and its room holds its one layer's half
+  // of the cache: 2 x (103,079,215,104 - 1,486,905,344) = 203,184,619,520 B, the least.
+  const TrainiumPipeline::DecodeCapacity c = split.decode_capacity(m);
+  EXPECT_EQ(c.weight_bytes_per_chip, 1'486'905'344u);
+  EXPECT_EQ(c.replica_kv_bytes, 203'184'619'520u);
+  // One group of TP 8 on one chip: its HBM less all the weights, 103,079,215,104 -
+  // 2,973,802,496 B.
+  const TrainiumPipeline one(trainium2_chip(), InstanceConfig{}, tp, 1, 1, 1);
+  EXPECT_EQ(one.decode_capacity(m).replica_kv_bytes, 103'079'215'104u - 2'973'802'496u);
 }
 
 TEST(PipelineOp, ChipsShortAndHbmShortAreNamed) {
