@@ -103,7 +103,6 @@ struct PeState {
   std::vector<Stream> streams;
   std::uint64_t q_query = 0;  // the query of the next q element to process, and the element in it
   std::uint64_t q_in_query = 0;
-  std::vector<std::uint16_t> contributions;
   std::uint64_t next_final = 0;
   MessageId out = kNone;
 };
@@ -418,7 +417,6 @@ class AttentionRun {
   // that query is done; a wavelet complete from every stream goes on toward the root.
   void drain(std::uint32_t h, std::uint32_t b) {
     PeState& s = state(h, b);
-    if (s.contributions.empty()) s.contributions.assign(cost_.payload, 0);
     std::size_t used = 0;
     for (; used < s.arrivals.size(); ++used) {
       const auto [arrived, msg] = s.arrivals[used];
@@ -440,7 +438,12 @@ class AttentionRun {
       }
       const std::uint64_t begin = std::max({arrived + 1, own, s.engine_free});
       s.engine_free = begin + (first_of_query ? cost_.combine_m : cost_.combine_o);
-      if (++s.contributions[k] < n_in_[b]) continue;
+      // Wavelet k is complete once every stream in has passed it (each stream comes in
+      // order): this arrival completes it if it was the last one missing.
+      if (s.streams.size() < n_in_[b]) continue;
+      bool complete = true;
+      for (const PeState::Stream& x : s.streams) complete = complete && x.k > k;
+      if (!complete) continue;
       if (k != s.next_final++) throw std::logic_error("attention: combine completed out of order");
       if (b == 0) {
         root_final(h, s, k);
