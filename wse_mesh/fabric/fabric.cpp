@@ -243,7 +243,7 @@ Fabric::ColorQueue& Fabric::queue_of(std::uint32_t r, Color color, std::uint64_t
     } else {
       if (ready_cycle < s.wake_cycle) {  // an earlier wake-up than the one booked
         s.wake_cycle = ready_cycle;
-        sleeping_.emplace(ready_cycle, si);
+        sleeping_.push(ready_cycle, si);
       }
     }
   }
@@ -274,8 +274,10 @@ void Fabric::append_wavelets(MessageId id, std::uint32_t wavelets, std::uint64_t
   queued_wavelets_ += wavelets;
 }
 
-void Fabric::schedule(std::uint64_t cycle, Event e) {
-  wheel_[cycle & (wheel_.size() - 1)].push_back(e);
+void Fabric::schedule(std::uint64_t cycle, EventKind kind, std::uint32_t a, MessageId msg) {
+  // The event is built in place (passing it whole made the caller assemble it on the
+  // stack from a byte and two words and read it back as one: a stalled load each time).
+  wheel_[cycle & (wheel_.size() - 1)].push_back(Event{kind, a, msg});
   ++events_pending_;
 }
 
@@ -311,7 +313,9 @@ bool Fabric::has_credit(std::uint32_t r, Port out, Color c) const {
 void Fabric::arrive(std::uint32_t chi, MessageId msg) {
   Channel& ch = channels_[chi];
   const std::uint32_t depth = cfg_.input_buffer_wavelets;
-  slots_[static_cast<std::size_t>(chi) * depth + (ch.head + ch.count) % depth] = msg;
+  std::uint32_t pos = static_cast<std::uint32_t>(ch.head) + ch.count;  // both < depth
+  if (pos >= depth) pos -= depth;
+  slots_[static_cast<std::size_t>(chi) * depth + pos] = msg;
   ++ch.count;
   ++buffered_;
   if (ch.count == 1) {
@@ -330,7 +334,8 @@ void Fabric::arrive(std::uint32_t chi, MessageId msg) {
 bool Fabric::inject_from(Source& s) {
   const std::size_t nq = s.queues.size();
   for (std::size_t k = 1; k <= nq; ++k) {
-    const std::size_t qi = (s.rr + k) % nq;
+    std::size_t qi = s.rr + k;  // s.rr < nq: one wrap at most (no division)
+    if (qi >= nq) qi -= nq;
     ColorQueue& q = s.queues[qi];
     if (q.bursts.empty()) continue;
     Burst& b = q.bursts.front();
@@ -339,7 +344,7 @@ bool Fabric::inject_from(Source& s) {
     Channel& ch = channels_[chi];
     if (ch.reserved >= cfg_.input_buffer_wavelets) continue;
     ++ch.reserved;
-    schedule(now_ + cfg_.ramp_latency_cycles, Event{EventKind::kArrive, chi, b.msg});
+    schedule(now_ + cfg_.ramp_latency_cycles, EventKind::kArrive, chi, b.msg);
     Message& m = messages_[b.msg];
     if (m.sent == 0) m.first_sent_cycle = now_;
     ++m.sent;
@@ -422,15 +427,16 @@ bool Fabric::allocate(std::uint32_t r, std::uint32_t round) {
     const std::uint32_t last = rs.rr[o];
     std::uint32_t first = 0;
     while (first < nc && cand[first].key <= last) ++first;
-    for (std::uint32_t j = 0; j < nc; ++j) {
-      const Candidate& c = cand[(first + j) % nc];
+    if (first == nc) first = 0;
+    for (std::uint32_t j = 0, idx = first; j < nc; ++j, idx = idx + 1 == nc ? 0 : idx + 1) {
+      const Candidate& c = cand[idx];
       if (sel[c.in] != kNone && sel[c.in] != c.key) continue;  // one wavelet per input port per round
       if (round >= width(c.in)) continue;
       if (separable && request[c.in] != c.key) continue;
       if (!(channels_[c.chi].pending & (1u << o))) continue;
       const MessageId msg = channels_[c.chi].head_msg;
       if (out == Port::kRamp) {
-        schedule(now_ + cfg_.ramp_latency_cycles, Event{EventKind::kDeliver, r, msg});
+        schedule(now_ + cfg_.ramp_latency_cycles, EventKind::kDeliver, r, msg);
       } else {
         const Color color = key_color_[c.key];
         const std::uint32_t nb = step_to(r, out);  // routes never lead off the fabric
@@ -447,7 +453,7 @@ bool Fabric::allocate(std::uint32_t r, std::uint32_t round) {
         Channel& down = channels_[dchi];
         if (down.reserved >= depth) continue;  // no credit: this color waits, others may go
         ++down.reserved;
-        schedule(now_ + cfg_.hop_latency_cycles, Event{EventKind::kArrive, dchi, msg});
+        schedule(now_ + cfg_.hop_latency_cycles, EventKind::kArrive, dchi, msg);
         ++wavelet_hops_;
       }
       ++link_count_[static_cast<std::size_t>(r) * kPorts + o];
@@ -466,10 +472,10 @@ bool Fabric::allocate(std::uint32_t r, std::uint32_t round) {
         block_[static_cast<std::size_t>(r) * colors + key_color_[sel[in]]] * kPorts + in;
     Channel& ch = channels_[chi];
     if (ch.pending != 0) continue;  // a multicast head still owes some outputs
-    ch.head = static_cast<std::uint8_t>((ch.head + 1) % depth);
+    ch.head = static_cast<std::uint8_t>(ch.head + 1u == depth ? 0u : ch.head + 1u);
     --ch.count;
     --buffered_;
-    schedule(now_ + cfg_.credit_latency_cycles, Event{EventKind::kCredit, chi, 0});
+    schedule(now_ + cfg_.credit_latency_cycles, EventKind::kCredit, chi, 0);
     if (ch.count > 0) {
       ch.head_msg = slots_[static_cast<std::size_t>(chi) * depth + ch.head];
       ch.pending = route_head(ch, ch.head_msg);
@@ -482,8 +488,9 @@ bool Fabric::allocate(std::uint32_t r, std::uint32_t round) {
 
 void Fabric::step() {
   // 1. Events due now: credits, arrivals into input buffers, deliveries to PEs.
+  const std::size_t slot = static_cast<std::size_t>(now_) & (wheel_.size() - 1);  // a power of two
   std::vector<Event> due;
-  due.swap(wheel_[now_ % wheel_.size()]);
+  due.swap(wheel_[slot]);
   events_pending_ -= due.size();
   for (const Event& e : due) {
     switch (e.kind) {
@@ -506,17 +513,16 @@ void Fabric::step() {
         break;
       case EventKind::kDeliver:
         ++delivered_;
-        if (deliver_) deliver_(coord(e.a), e.msg, now_);
+        if (deliver_) deliver_(PeCoord{xy_[e.a] >> 16, xy_[e.a] & 0xffffu}, e.msg, now_);
         break;
     }
   }
   due.clear();
-  if (wheel_[now_ % wheel_.size()].empty()) due.swap(wheel_[now_ % wheel_.size()]);  // keep capacity
+  if (wheel_[slot].empty()) due.swap(wheel_[slot]);  // keep capacity
   // 2. Each PE with a ready wavelet hands at most one to its ramp. PEs whose next
   //    wavelets become ready later sleep in a calendar instead of being polled.
-  while (!sleeping_.empty() && sleeping_.top().first <= now_) {
-    const auto [cycle, si] = sleeping_.top();
-    sleeping_.pop();
+  sleeping_.take_due(now_, due_wakes_);
+  for (const auto& [cycle, si] : due_wakes_) {
     if (cycle != sources_[si].wake_cycle) continue;  // superseded by an earlier wake-up
     sources_[si].wake_cycle = UINT64_MAX;
     if (!sources_[si].active) {
@@ -535,7 +541,7 @@ void Fabric::step() {
     if (next_ready > now_ + 1) {  // nothing to send next cycle: leave the active list
       if (next_ready != UINT64_MAX && next_ready < s.wake_cycle) {
         s.wake_cycle = next_ready;
-        sleeping_.emplace(next_ready, active_sources_[i]);
+        sleeping_.push(next_ready, active_sources_[i]);
       }
       s.active = false;
       active_sources_[i] = active_sources_.back();
@@ -598,7 +604,7 @@ std::uint64_t Fabric::next_activity_cycle() const {
       }
     }
   }
-  if (!sleeping_.empty()) next = std::min(next, std::max(now_, sleeping_.top().first));
+  if (!sleeping_.empty()) next = std::min(next, std::max(now_, sleeping_.top_cycle()));
   return next;
 }
 

@@ -28,7 +28,9 @@
 // the per-router tables (about 200 B per PE).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <functional>
 #include <queue>
@@ -261,7 +263,7 @@ class Fabric {
   }
   std::uint32_t channel_id(std::uint32_t r, Port in, Color c);          // allocates the block if needed
   std::uint32_t find_channel(std::uint32_t r, Port in, Color c) const;  // kNone if absent
-  void schedule(std::uint64_t cycle, Event e);
+  void schedule(std::uint64_t cycle, EventKind kind, std::uint32_t a, MessageId msg);
   void arrive(std::uint32_t ch, MessageId msg);
   PortMask route_head(const Channel& ch, MessageId msg) const;
   bool has_credit(std::uint32_t r, Port out, Color c) const;
@@ -287,7 +289,78 @@ class Fabric {
   std::vector<Source> sources_;
   std::vector<std::uint32_t> active_sources_;
   using Wake = std::pair<std::uint64_t, std::uint32_t>;  // (ready cycle, source)
-  std::priority_queue<Wake, std::vector<Wake>, std::greater<>> sleeping_;
+  // Wake-ups booked by sleeping sources, taken in (cycle, source) order: those of the
+  // next kSpan cycles from `from` (the first cycle not yet taken) in a ring of buckets
+  // with a bit per nonempty bucket, later ones in a heap, moved into the ring as it
+  // advances. Booked cycles are never before `from`.
+  class WakeCalendar {
+   public:
+    bool empty() const { return size_ == 0; }
+    void push(std::uint64_t cycle, std::uint32_t si) {
+      ++size_;
+      if (cycle < from_ + kSpan) {
+        put(cycle, si);
+      } else {
+        later_.emplace(cycle, si);
+      }
+    }
+    // The earliest booked cycle (empty(): UINT64_MAX).
+    std::uint64_t top_cycle() const {
+      std::uint64_t c = later_.empty() ? UINT64_MAX : later_.top().first;
+      if (bits_ != 0) {
+        const unsigned off = static_cast<unsigned>(from_ & (kSpan - 1));
+        const std::uint64_t rotated = std::rotr(bits_, static_cast<int>(off));
+        c = std::min(c, from_ + static_cast<std::uint64_t>(std::countr_zero(rotated)));
+      }
+      return c;
+    }
+    // Takes every wake-up booked at or before `now` into `out`, in (cycle, source) order.
+    void take_due(std::uint64_t now, std::vector<Wake>& out) {
+      out.clear();
+      if (now < from_ || size_ == 0) {
+        if (now >= from_) from_ = now + 1;
+        refill();
+        return;
+      }
+      const std::uint64_t last = std::min(now, from_ + kSpan - 1);
+      for (std::uint64_t c = from_; c <= last && bits_ != 0; ++c) {
+        const unsigned b = static_cast<unsigned>(c & (kSpan - 1));
+        if (!(bits_ & (1ull << b))) continue;
+        for (const std::uint32_t si : ring_[b]) out.emplace_back(c, si);
+        ring_[b].clear();
+        bits_ &= ~(1ull << b);
+      }
+      while (!later_.empty() && later_.top().first <= now) {
+        out.push_back(later_.top());
+        later_.pop();
+      }
+      if (out.size() > 1) std::sort(out.begin(), out.end());
+      size_ -= out.size();
+      from_ = now + 1;
+      refill();
+    }
+
+   private:
+    static constexpr std::uint64_t kSpan = 64;
+    void put(std::uint64_t cycle, std::uint32_t si) {
+      const unsigned b = static_cast<unsigned>(cycle & (kSpan - 1));
+      ring_[b].push_back(si);
+      bits_ |= 1ull << b;
+    }
+    void refill() {
+      while (!later_.empty() && later_.top().first < from_ + kSpan) {
+        put(later_.top().first, later_.top().second);
+        later_.pop();
+      }
+    }
+    std::uint64_t from_ = 0;
+    std::uint64_t bits_ = 0;
+    std::size_t size_ = 0;
+    std::array<std::vector<std::uint32_t>, kSpan> ring_;
+    std::priority_queue<Wake, std::vector<Wake>, std::greater<>> later_;
+  };
+  WakeCalendar sleeping_;
+  std::vector<Wake> due_wakes_;  // scratch: the wake-ups of this cycle
   std::vector<std::vector<Event>> wheel_;     // power-of-two calendar of the next cycles
   std::array<std::uint8_t, 128> key_port_{};  // key -> input port
   std::array<Color, 128> key_color_{};        // key -> color

@@ -94,8 +94,15 @@ struct PeState {
   std::uint64_t own_done = kUnknown;     // the last query's local work done
   std::vector<std::uint64_t> query_done;  // per query: its partial result (m, l, o) done
   std::vector<std::pair<std::uint64_t, MessageId>> arrivals;  // combine wavelets waiting for query_done
-  std::vector<std::pair<MessageId, std::uint64_t>> streams;   // combine stream -> next wavelet index
-  std::vector<std::uint16_t> contributions;
+  struct Stream {  // a combine stream coming in: its next wavelet's index k, as query and offset
+    MessageId msg;
+    std::uint64_t k = 0;
+    std::uint64_t query = 0;     // k / payload_per_query
+    std::uint64_t in_query = 0;  // k % payload_per_query
+  };
+  std::vector<Stream> streams;
+  std::uint64_t q_query = 0;  // the query of the next q element to process, and the element in it
+  std::uint64_t q_in_query = 0;
   std::uint64_t next_final = 0;
   MessageId out = kNone;
 };
@@ -108,16 +115,28 @@ struct AttentionCosts {
         payload(L.queries() * payload_per_query),
         combine_m(vector_cycles(pe, pe.simd_fp32_add, 1, 32, 32) + 2 * exp_cycles(pe, 1)),
         combine_o(2 * vector_cycles(pe, pe.simd_fp32_fmac, 1, 32, 32)),
-        normalize(reciprocal_cycles(pe, 1) + fp32_scale_cycles(pe, L.D)) {}
+        normalize(reciprocal_cycles(pe, 1) + fp32_scale_cycles(pe, L.D)) {
+    // The costs for every token count a PE can hold and every wavelet of a token, worked
+    // out once (the handlers ask for them per wavelet).
+    if (L.tpp <= kTabled) {
+      for (std::uint64_t T = 0; T <= L.tpp; ++T) {
+        score_fmac_.push_back(score_fmac_of(T));
+        softmax_pv_.push_back(softmax_pv_of(T));
+      }
+    }
+    for (std::uint64_t w = 0; w < 2 * k_wavelets; ++w) store_.push_back(kv_wavelet_store_cycles(pe_, D_, kv_bits_ / 8, w));
+  }
 
   // Scores: for each query element q[d], one FMAC over the token's scores
   // s[0:T] += q[d] * K^T[d][0:T] (K read at kv width, scores fp32 read and written, q[d]
   // from the fabric).
-  std::uint64_t score_fmac(std::uint64_t T) const {
+  std::uint64_t score_fmac(std::uint64_t T) const { return T < score_fmac_.size() ? score_fmac_[T] : score_fmac_of(T); }
+  std::uint64_t score_fmac_of(std::uint64_t T) const {
     return vector_cycles(pe_, pe_.simd_fp16_fp32_fmac, T, kv_bits_ + 32, 32);
   }
   // Then per query: max, exp(s - m), sum, and P V as T FMACs o[0:D] += p[t] * V[t][0:D].
-  std::uint64_t softmax_pv(std::uint64_t T) const {
+  std::uint64_t softmax_pv(std::uint64_t T) const { return T < softmax_pv_.size() ? softmax_pv_[T] : softmax_pv_of(T); }
+  std::uint64_t softmax_pv_of(std::uint64_t T) const {
     if (T == 0) return 0;
     const std::uint64_t reduce = vector_cycles(pe_, pe_.simd_fp32_add, T, 32, 0);  // max, then sum
     return 2 * reduce + exp_cycles(pe_, T) + T * vector_cycles(pe_, pe_.simd_fp16_fp32_fmac, D_, kv_bits_ + 32, 32);
@@ -125,14 +144,17 @@ struct AttentionCosts {
   // Append: each wavelet of K is written into the column of K^T (a strided write: SIMD
   // width 1, SDK), each wavelet of V contiguously.
   std::uint64_t store(std::uint64_t w) const {
-    return kv_wavelet_store_cycles(pe_, D_, kv_bits_ / 8, w % (2 * k_wavelets));
+    if (w >= store_.size()) w %= store_.size();
+    return store_[w];
   }
 
  private:
+  static constexpr std::uint64_t kTabled = 4096;  // token counts up to this are tabled
   const PeConfig& pe_;
   std::uint64_t D_;
   std::uint32_t kv_bits_;
   std::uint64_t per_wavelet_;
+  std::vector<std::uint64_t> score_fmac_, softmax_pv_, store_;
 
  public:
   const std::uint64_t k_wavelets;  // wavelets of one token's K (the same for V)
@@ -395,23 +417,33 @@ class AttentionRun {
   // that query is done; a wavelet complete from every stream goes on toward the root.
   void drain(std::uint32_t h, std::uint32_t b) {
     PeState& s = state(h, b);
-    if (s.contributions.empty()) s.contributions.assign(cost_.payload, 0);
     std::size_t used = 0;
     for (; used < s.arrivals.size(); ++used) {
       const auto [arrived, msg] = s.arrivals[used];
       auto stream = std::find_if(s.streams.begin(), s.streams.end(),
-                                 [&wanted = msg](const auto& x) { return x.first == wanted; });
-      const std::uint64_t k = stream == s.streams.end() ? 0 : stream->second;
-      const std::uint64_t own = s.query_done[k / cost_.payload_per_query];
+                                 [&wanted = msg](const PeState::Stream& x) { return x.msg == wanted; });
+      const bool known = stream != s.streams.end();
+      const std::uint64_t k = known ? stream->k : 0;
+      const std::uint64_t own = s.query_done[known ? stream->query : 0];
       if (own == kUnknown) break;  // this PE's own result for that query is not ready yet
-      if (stream == s.streams.end()) {
-        s.streams.emplace_back(msg, 0);
+      if (!known) {
+        s.streams.push_back(PeState::Stream{msg, 0, 0, 0});
         stream = s.streams.end() - 1;
       }
-      ++stream->second;
+      const bool first_of_query = stream->in_query == 0;
+      ++stream->k;
+      if (++stream->in_query == cost_.payload_per_query) {
+        stream->in_query = 0;
+        ++stream->query;
+      }
       const std::uint64_t begin = std::max({arrived + 1, own, s.engine_free});
-      s.engine_free = begin + (k % cost_.payload_per_query == 0 ? cost_.combine_m : cost_.combine_o);
-      if (++s.contributions[k] < n_in_[b]) continue;
+      s.engine_free = begin + (first_of_query ? cost_.combine_m : cost_.combine_o);
+      // Wavelet k is complete once every stream in has passed it (each stream comes in
+      // order): this arrival completes it if it was the last one missing.
+      if (s.streams.size() < n_in_[b]) continue;
+      bool complete = true;
+      for (const PeState::Stream& x : s.streams) complete = complete && x.k > k;
+      if (!complete) continue;
       if (k != s.next_final++) throw std::logic_error("attention: combine completed out of order");
       if (b == 0) {
         root_final(h, s, k);
@@ -448,13 +480,16 @@ class AttentionRun {
     std::uint64_t completed[2];
     std::size_t n_completed = 0;
     for (std::uint64_t e = 2 * w; e < std::min(2 * w + 2, q_elements); ++e) {
-      const std::uint64_t query = e / L_.D;
+      // Element e is element s.q_in_query of query s.q_query (e / D, e % D, kept as counts).
+      const std::uint64_t query = s.q_query;
       const std::uint64_t T = L_.attended(b, query / L_.G);
       t += cost_.score_fmac(T);
-      if (e % L_.D == L_.D - 1) {
+      if (++s.q_in_query == L_.D) {
         t += cost_.softmax_pv(T);
         s.query_done[query] = t;
         completed[n_completed++] = query;
+        s.q_in_query = 0;
+        ++s.q_query;
       }
     }
     s.busy += t - begin;
