@@ -153,29 +153,43 @@ std::uint32_t draw_length(Draw& d, const LengthSpec& s) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Gamma gaps with mean 1/rate and coefficient of variation cv: shape 1/cv^2,
+// scale 1/(rate x shape). Above shape 1e10 (cv below 1e-5) Marsaglia-Tsang's
+// acceptance test loses its precision to cancellation (d - d v with d ~ shape), and
+// past shape ~1e308 (cv 1e-160) it computes inf - inf and never accepts: there a gap is
+// drawn from the normal limit of Gamma(shape) / shape, 1 + cv Z (its skewness 2 cv,
+// below 2e-5, is lost), which is exactly 1 / rate once cv Z is below half an ulp.
+double arrival_gap(Draw& d, ArrivalProcess process, double rate_per_s, double cv) {
+  constexpr double kNormalLimitShape = 1e10;
+  if (process == ArrivalProcess::poisson) return d.exponential() / rate_per_s;
+  const double shape = 1.0 / (cv * cv);
+  if (shape <= kNormalLimitShape) return d.gamma(shape) / (rate_per_s * shape);
+  return std::max(0.0, 1.0 + cv * d.normal()) / rate_per_s;
+}
+
+nlohmann::json parse_json_line(const TraceOptions& o, std::uint64_t line_no, const std::string& line,
+                               const char* what) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception& e) {
+    bad_line(o, line_no, std::string("not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) bad_line(o, line_no, std::string("expected a JSON object") + what + ", found " + shown_json(j));
+  return j;
+}
+
+}  // namespace detail
+
 std::vector<Request> generate_synthetic(const SyntheticOptions& o) {
   Draw d(o.seed);
-  // Gamma gaps with mean 1/rate and coefficient of variation cv: shape 1/cv^2,
-  // scale 1/(rate x shape). Above shape 1e10 (cv below 1e-5) Marsaglia-Tsang's
-  // acceptance test loses its precision to cancellation (d - d v with d ~ shape), and
-  // past shape ~1e308 (cv 1e-160) it computes inf - inf and never accepts: there a gap is
-  // drawn from the normal limit of Gamma(shape) / shape, 1 + cv Z (its skewness 2 cv,
-  // below 2e-5, is lost), which is exactly 1 / rate once cv Z is below half an ulp.
-  constexpr double kNormalLimitShape = 1e10;
-  const double shape = 1.0 / (o.cv * o.cv);
   std::vector<Request> out;
   out.reserve(o.requests);
   double t = 0.0;
   for (std::uint64_t i = 0; i < o.requests; ++i) {
-    if (i > 0) {
-      if (o.process == ArrivalProcess::poisson) {
-        t += d.exponential() / o.rate_per_s;
-      } else if (shape <= kNormalLimitShape) {
-        t += d.gamma(shape) / (o.rate_per_s * shape);
-      } else {
-        t += std::max(0.0, 1.0 + o.cv * d.normal()) / o.rate_per_s;
-      }
-    }
+    if (i > 0) t += arrival_gap(d, o.process, o.rate_per_s, o.cv);
     Request r;
     r.id = i;
     r.arrival_s = t;
@@ -311,13 +325,7 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     while (std::getline(in, line)) {
       ++line_no;
       if (line.empty()) continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        bad_line(o, line_no, std::string("not valid JSON: ") + e.what());
-      }
-      if (!j.is_object()) bad_line(o, line_no, "expected a JSON object, found " + shown_json(j));
+      const nlohmann::json j = parse_json_line(o, line_no, line, "");
       const auto field = [&](const char* key) -> const nlohmann::json& {
         const auto it = j.find(key);
         if (it == j.end())

@@ -94,20 +94,11 @@ double draw_think(Draw& d, const ThinkSpec& s) {
 
 std::vector<Request> generate_sessions(const SessionOptions& o) {
   detail::Draw d(o.seed);
-  const double shape = 1.0 / (o.cv * o.cv);
   std::vector<Request> out;
   double t = 0.0;
   std::vector<SessionTurn> turns;
   for (std::uint64_t i = 0; i < o.sessions; ++i) {
-    if (i > 0) {
-      // As generate_synthetic's arrivals; gamma gaps with shape 1 / cv^2.
-      if (o.process == ArrivalProcess::poisson || shape > 1e10) {
-        t += (o.process == ArrivalProcess::poisson ? d.exponential() : std::max(0.0, 1.0 + o.cv * d.normal())) /
-             o.rate_per_s;
-      } else {
-        t += d.gamma(shape) / (o.rate_per_s * shape);
-      }
-    }
+    if (i > 0) t += detail::arrival_gap(d, o.process, o.rate_per_s, o.cv);
     const std::uint32_t n = detail::draw_length(d, o.turns);
     const std::uint32_t shared = o.has_shared_prefix ? detail::draw_length(d, o.shared_prefix) : 0;
     // A session's own prefix is keyed apart from the groups (top bit set).
@@ -147,13 +138,7 @@ std::vector<Request> read_sessions_file(const TraceOptions& o) {
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      bad_line(o, line_no, std::string("not valid JSON: ") + e.what());
-    }
-    if (!j.is_object()) bad_line(o, line_no, "expected a JSON object (one session), found " + shown_json(j));
+    const nlohmann::json j = parse_json_line(o, line_no, line, " (one session)");
     for (const auto& [key, value] : j.items()) {
       if (key != "start_s" && key != "shared_prefix" && key != "prefix_id" && key != "turns")
         bad_line(o, line_no, "unknown field \"" + key + "\"; a session has start_s, shared_prefix, prefix_id, turns");

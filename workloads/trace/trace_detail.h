@@ -64,6 +64,13 @@ class Draw {
   std::mt19937_64 gen_;  // the algorithm and its output sequence are fixed by the C++ standard
 };
 
+// The gap to the next arrival of a Poisson or gamma process (mean 1 / rate).
+double arrival_gap(Draw& d, ArrivalProcess process, double rate_per_s, double cv);
+// A line of a JSON Lines trace as an object, else bad_line (`what` qualifies "a JSON
+// object" in the message, e.g. " (one session)").
+nlohmann::json parse_json_line(const TraceOptions& o, std::uint64_t line_no, const std::string& line,
+                               const char* what);
+
 // One draw of a length distribution.
 std::uint32_t draw_length(Draw& d, const LengthSpec& s);
 
