@@ -28,6 +28,7 @@
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "wse_mesh/kernels/pe.h"
 #include "wse_mesh/wafer_config.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::experiments {
 
@@ -45,7 +46,6 @@ namespace {
 // tokens at workload.trace.limit=3, 18.5 s more for 11,540 at limit 20).
 std::uint64_t prefill_token_passes(const std::vector<workloads::Request>& requests, std::uint64_t chunk,
                                    std::uint64_t gemm_vectors, std::uint64_t tokens_per_pe) {
-  const auto ceil_div = [](std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; };
   std::uint64_t passes = 0;
   if (chunk == 1) {
     std::uint64_t longest = 0;

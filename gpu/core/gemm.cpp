@@ -4,14 +4,9 @@
 #include <stdexcept>
 
 #include "neuroncore/core/hbm_backend.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::gpu {
-
-namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-
-}  // namespace
 
 HbmPipe hbm_pipe(const neuron::HbmConfig& hbm) {
   const neuron::StreamingHbm pipe(hbm);

@@ -7,14 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "systemc_models/units/integer.h"
+
 namespace wse::gpu {
 
 namespace {
 
 using workloads::Operator;
 using workloads::OpKind;
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 bool is_decode_attention(const Operator& op) {
   return op.kind == OpKind::attention && op.query_len == 1 && op.context_offset > 0;

@@ -4,12 +4,11 @@
 #include <cstdio>
 #include <vector>
 
+#include "systemc_models/units/integer.h"
 
 namespace wse::neuron {
 
 namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 std::string binary(std::uint64_t bytes) { return pretty_binary(Size{bytes}); }
 

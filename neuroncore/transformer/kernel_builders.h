@@ -14,10 +14,9 @@
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/core/program.h"
 #include "workloads/model/operators.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::neuron {
-
-inline std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // The tensor engine's type for a model's data type.
 DType chip_dtype(workloads::DType t);

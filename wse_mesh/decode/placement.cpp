@@ -10,6 +10,7 @@
 #include "systemc_models/units/units.h"
 
 #include "wse_mesh/kernels/pe.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
@@ -18,8 +19,6 @@ namespace {
 using workloads::DType;
 using workloads::WeightRole;
 using workloads::WeightTensor;
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "wse_mesh/kernels/pe.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
@@ -16,8 +17,6 @@ namespace {
 
 using workloads::OpKind;
 using workloads::Operator;
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 std::uint32_t to_u32(std::uint64_t v, const char* what) {
   if (v > std::numeric_limits<std::uint32_t>::max()) {

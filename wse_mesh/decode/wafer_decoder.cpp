@@ -11,12 +11,11 @@
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/pe.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
 namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // "auto" or "PxQ" (P rows by Q columns of PEs).
 GridShape parse_grid(config::Section& s, std::string_view key, const std::string& text,

@@ -7,14 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "systemc_models/units/integer.h"
+
 namespace wse::wafer {
 
 namespace {
 
 constexpr std::uint64_t kUnknown = UINT64_MAX;
 constexpr std::uint32_t kNone = UINT32_MAX;
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-
 
 // Where a head's cached tokens live. Block b (tokens [b * tpp, (b + 1) * tpp)) is on the
 // head's PE (b mod Q, b / Q); block ids double as node ids within a head.

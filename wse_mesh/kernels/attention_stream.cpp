@@ -7,12 +7,12 @@
 #include <vector>
 
 #include "wse_mesh/kernels/gemm_cannon.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
 namespace {
 
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 std::uint64_t manhattan(PeCoord a, PeCoord b) {
   const auto d = [](std::uint32_t u, std::uint32_t v) { return u > v ? u - v : v - u; };
   return std::uint64_t{d(a.x, b.x)} + d(a.y, b.y);

@@ -6,15 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "systemc_models/units/integer.h"
+
 namespace wse::wafer {
 
 namespace {
 
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 constexpr std::uint32_t kNoParent = UINT32_MAX;
 constexpr std::uint64_t kUnknown = UINT64_MAX;
-
-
 
 void check_fits(const FabricConfig& fc, PeCoord origin, std::uint32_t P, std::uint32_t Q, const char* what) {
   if (P == 0 || Q == 0)

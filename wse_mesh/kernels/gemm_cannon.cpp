@@ -6,11 +6,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "systemc_models/units/integer.h"
+
 namespace wse::wafer {
 
 namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // What both fidelities share: the validated shapes, the blocks and the ring.
 struct Plan {

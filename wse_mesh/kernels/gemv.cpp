@@ -7,12 +7,11 @@
 #include <vector>
 
 #include "wse_mesh/kernels/gemv_pe_engine.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
 namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // Elements of a segment of `n` elements carried by wavelet `w`, `per` per wavelet.
 std::uint64_t elements_in(std::uint64_t n, std::uint64_t per, std::uint64_t w) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "wse_mesh/kernels/gemv_pe_engine.h"
+#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
@@ -49,8 +50,6 @@ void finish_times(GemvResult& r, const std::vector<std::uint64_t>& row_left, con
   }
   r.reduction_cycles = r.total_cycles - r.compute_done_cycles;
 }
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
 // Hands out a node's wavelets to its lanes round-robin over the lanes that still expect
 // some (sender and receiver use the same rule, so they agree on each wavelet's lane).

@@ -3,11 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
-namespace wse::wafer {
+#include "systemc_models/units/integer.h"
 
-namespace {
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-}  // namespace
+namespace wse::wafer {
 
 void validate(const PeConfig& c) {
   auto require = [](bool ok, const char* what) {
