@@ -105,7 +105,6 @@ DecodeConfig read_decode_config(config::Section& s) {
   if (!parse_gemm_algorithm(algo, c.gemm_algorithm)) {
     s.fail("gemm_algorithm", "expected auto, gemv or cannon, found \"" + algo + "\"");
   }
-  c.options["gemm_algorithm"] = gemm_algorithm_name(c.gemm_algorithm);
   const std::string pfa = s.string(
       "prefill_attention",
       {.doc = "attention of a prefill chunk (more than one query token): auto (the faster of the two kernels per "
@@ -116,7 +115,6 @@ DecodeConfig read_decode_config(config::Section& s) {
   if (!parse_prefill_attention(pfa, c.prefill_attention)) {
     s.fail("prefill_attention", "expected auto, stream or combine, found \"" + pfa + "\"");
   }
-  c.options["prefill_attention"] = prefill_attention_name(c.prefill_attention);
   c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
                                                     .def = "1.2 Tb/s",
                                                     .min = 0,
@@ -171,7 +169,6 @@ DecodeConfig read_decode_config(config::Section& s) {
                             .def = "auto"});
     const GridShape g = parse_grid(grids, kind, text);
     if (!g.is_auto()) c.grids[std::string(kind)] = g;
-    c.options["grids." + std::string(kind)] = text;
   }
   config::Section att = s.section("attention", "KV cache mapping of the attention kernel", true);
   c.tokens_per_pe = static_cast<std::uint32_t>(
@@ -188,7 +185,6 @@ DecodeConfig read_decode_config(config::Section& s) {
   c.attention_combine = att.enumeration<Reduction>(
       "combine", {.doc = "combine of the partial results along a head's PEs: chain (pipelined) or tree", .def = "chain"},
       {{"chain", Reduction::kChain}, {"tree", Reduction::kTree}});
-  c.options["attention.combine"] = c.attention_combine == Reduction::kChain ? "chain" : "tree";
   c.attention_block_grain = static_cast<std::uint32_t>(att.integer(
       "block_grain", {.doc = "simulation choice: a decode over more than this many token blocks per head is "
                              "simulated at the neighbouring multiples of it (doubled with each doubling of the "
@@ -198,7 +194,6 @@ DecodeConfig read_decode_config(config::Section& s) {
                       .def = "16",
                       .min = 0,
                       .max = 65536}));
-  c.options["attention.block_grain"] = std::to_string(c.attention_block_grain);
   c.kv_layout = att.enumeration<KvLayout>(
       "kv_layout",
       {.doc = "how a batch's KV heads share the region's PEs: balanced (the fewest tokens per PE with which "
@@ -206,7 +201,6 @@ DecodeConfig read_decode_config(config::Section& s) {
               "doubling (ablation: tokens_per_pe doubled until the batch fits, re-chosen every pass, moves untimed)",
        .def = "balanced"},
       {{"balanced", KvLayout::kBalanced}, {"doubling", KvLayout::kDoubling}});
-  c.options["attention.kv_layout"] = c.kv_layout == KvLayout::kBalanced ? "balanced" : "doubling";
   c.kv_layout_steps = static_cast<std::uint32_t>(att.integer(
       "layout_steps",
       {.doc = "balanced layout: 0 = exactly the fewest tokens per PE that fit; n > 0 = headroom, the next "
@@ -215,14 +209,6 @@ DecodeConfig read_decode_config(config::Section& s) {
        .def = "0",
        .min = 0,
        .max = 1024}));
-  c.options["attention.layout_steps"] = std::to_string(c.kv_layout_steps);
-  c.options["prefill_chunk_tokens"] = std::to_string(c.prefill_chunk_tokens);
-  c.options["weight_sram_share"] = std::to_string(c.weight_sram_share);
-  c.options["reserved_sram"] = std::to_string(c.reserved_sram_bytes) + " B";
-  c.options["gemm_vectors"] = std::to_string(c.gemm_vectors);
-  c.options["vocab_slices"] = std::to_string(c.vocab_slices);
-  c.options["attention.tokens_per_pe"] = std::to_string(c.tokens_per_pe);
-  c.options["attention.max_grid_cols"] = std::to_string(c.attention_max_grid_cols);
   return c;
 }
 

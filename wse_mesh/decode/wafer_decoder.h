@@ -48,7 +48,6 @@ struct DecodeConfig {
   std::uint32_t prefill_chunk_tokens = 1;
   // Everything else (grid per kernel, KV tokens per PE, SRAM shares) is the decoder's
   // documented choice, read by read_decode_config with its defaults.
-  std::map<std::string, std::string> options;  // resolved extra keys, for reports
 
   // --- the decoder's choices (docs/wse_mesh.md, "Decode on the wafer") -------------------
   Mapping mapping = Mapping::kSpread;        // spread (the best public mapping) or packed (ablation)

@@ -33,7 +33,6 @@ TEST(DecodeConfigTest, ReadsValuesAndGrids) {
   EXPECT_EQ(c.tokens_per_pe, 32u);
   EXPECT_EQ(c.attention_max_grid_cols, 128u);
   EXPECT_EQ(c.attention_combine, Reduction::kTree);
-  EXPECT_EQ(c.options.at("grids.qkv"), "32x64");
   EXPECT_EQ(c.placement().wafers, 4u);
 }
 
