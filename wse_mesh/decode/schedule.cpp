@@ -78,10 +78,6 @@ std::uint64_t floor_hops(std::uint64_t bytes, std::uint64_t sram_bytes_per_pe) {
   return d;
 }
 
-namespace {
-
-}  // namespace
-
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mbg,
                                KernelTimer& timer, std::uint64_t sram_bytes_per_pe) {
   if (plans.empty()) throw std::invalid_argument("run_schedule: no layers");
