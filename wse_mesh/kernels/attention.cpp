@@ -46,14 +46,8 @@ Layout layout_of(const AttentionConfig& a) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument("attention: " + what);
   };
-  require(a.kv_heads >= 1 && a.q_heads >= a.kv_heads && a.q_heads % a.kv_heads == 0,
-          "q_heads (" + std::to_string(a.q_heads) + ") must be a positive multiple of kv_heads (" +
-              std::to_string(a.kv_heads) + ")");
-  require(a.head_dim >= 1, "head_dim must be at least 1");
-  require(a.query_tokens >= 1, "query_tokens must be at least 1");
-  require(a.tokens_per_pe >= 1, "tokens_per_pe must be at least 1");
-  require(a.max_grid_cols >= 1, "max_grid_cols must be at least 1");
-  require(a.kv_bytes == 1 || a.kv_bytes == 2 || a.kv_bytes == 4, "kv_bytes must be 1, 2 or 4");
+  require_attention_shape("attention", {a.q_heads, a.kv_heads, a.head_dim, a.query_tokens, a.tokens_per_pe, a.max_grid_cols,
+                                  a.kv_bytes});
   Layout l;
   l.tpp = a.tokens_per_pe;
   l.D = a.head_dim;
@@ -694,6 +688,20 @@ AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const Att
 }
 
 }  // namespace
+
+void require_attention_shape(std::string_view kernel, const AttentionShape& a) {
+  auto require = [&](bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument(std::string(kernel) + ": " + what);
+  };
+  require(a.kv_heads >= 1 && a.q_heads >= a.kv_heads && a.q_heads % a.kv_heads == 0,
+          "q_heads (" + std::to_string(a.q_heads) + ") must be a positive multiple of kv_heads (" +
+              std::to_string(a.kv_heads) + ")");
+  require(a.head_dim >= 1, "head_dim must be at least 1");
+  require(a.query_tokens >= 1, "query_tokens must be at least 1");
+  require(a.tokens_per_pe >= 1, "tokens_per_pe must be at least 1");
+  require(a.max_grid_cols >= 1, "max_grid_cols must be at least 1");
+  require(a.kv_bytes == 1 || a.kv_bytes == 2 || a.kv_bytes == 4, "kv_bytes must be 1, 2 or 4");
+}
 
 std::pair<std::uint32_t, std::uint32_t> attention_grid(const AttentionConfig& a) {
   const Layout L = layout_of(a);

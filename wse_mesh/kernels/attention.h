@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/kernels/gemv.h"
@@ -78,6 +79,14 @@ AttentionResult run_attention(Fabric& fabric, const PeConfig& pe, const Attentio
 AttentionResult run_attention(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
 // The grid the mapping needs (rows, cols), without simulating.
 std::pair<std::uint32_t, std::uint32_t> attention_grid(const AttentionConfig& a);
+
+// The head shape both attention kernels need (q_heads a positive multiple of kv_heads;
+// head_dim, query_tokens, tokens_per_pe and max_grid_cols at least 1; kv_bytes 1, 2 or
+// 4); throws std::invalid_argument "<kernel>: ..." naming the first that is not.
+struct AttentionShape {
+  std::uint32_t q_heads, kv_heads, head_dim, query_tokens, tokens_per_pe, max_grid_cols, kv_bytes;
+};
+void require_attention_shape(std::string_view kernel, const AttentionShape& s);
 
 // One cached token's K and V on the fabric: 2 ceil(D / values per 32-bit wavelet)
 // wavelets at kv_bytes a value.
