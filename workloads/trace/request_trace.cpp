@@ -139,11 +139,7 @@ std::uint32_t draw_length(Draw& d, const LengthSpec& s) {
                          span - 1, static_cast<std::uint64_t>(d.uniform() * static_cast<double>(span))));
     }
     case LengthDistribution::lognormal: {
-      // mean m and CV c: sigma^2 = ln(1 + c^2), mu = ln(m) - sigma^2 / 2.
-      const double sigma2 = std::log1p(s.cv * s.cv);
-      const double mu = std::log(s.mean) - sigma2 / 2.0;
-      const double x = std::exp(mu + std::sqrt(sigma2) * d.normal());
-      const double r = std::round(x);
+      const double r = std::round(d.lognormal(s.mean, s.cv));
       const double hi = s.max == 0 ? static_cast<double>(std::numeric_limits<std::uint32_t>::max()) : s.max;
       return static_cast<std::uint32_t>(std::clamp(r, static_cast<double>(s.min), hi));
     }

@@ -80,12 +80,8 @@ double draw_think(Draw& d, const ThinkSpec& s) {
       return s.value;
     case LengthDistribution::uniform:
       return s.min + d.uniform() * (s.max - s.min);
-    case LengthDistribution::lognormal: {
-      const double sigma2 = std::log1p(s.cv * s.cv);
-      const double mu = std::log(s.mean) - sigma2 / 2.0;
-      const double x = std::exp(mu + std::sqrt(sigma2) * d.normal());
-      return std::clamp(x, s.min, s.max > 0 ? s.max : std::numeric_limits<double>::max());
-    }
+    case LengthDistribution::lognormal:
+      return std::clamp(d.lognormal(s.mean, s.cv), s.min, s.max > 0 ? s.max : std::numeric_limits<double>::max());
   }
   return s.value;
 }

@@ -40,6 +40,13 @@ class Draw {
     const double u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
   }
+  // Lognormal with mean m and coefficient of variation c: sigma^2 = ln(1 + c^2),
+  // mu = ln(m) - sigma^2 / 2.
+  double lognormal(double mean, double cv) {
+    const double sigma2 = std::log1p(cv * cv);
+    const double mu = std::log(mean) - sigma2 / 2.0;
+    return std::exp(mu + std::sqrt(sigma2) * normal());
+  }
   // Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 via the boost
   // Gamma(shape) = Gamma(shape + 1) * U^(1 / shape).
   double gamma(double shape) {
