@@ -63,6 +63,21 @@ class LinkPath : public KvPath {
   std::unique_ptr<tlm_blocks::SharedResource> link_;
 };
 
+// The configuration the rules above are stated with: 1000 B of KV per token, prefill
+// batches of up to 1000 prompt tokens, 1 GB of KV capacity per decode system (a test
+// that needs less room sets it).
+inline ServingConfig linear_config(unsigned layers, KvSend kv_send = ServingConfig{}.kv_send) {
+  ServingConfig c;
+  c.layers = layers;
+  c.kv_bytes = [](std::uint64_t tokens) { return 1000 * tokens; };
+  c.decode_kv_capacity_bytes = 1'000'000'000;
+  c.prefill_max_batch_tokens = 1000;
+  c.kv_send = kv_send;
+  return c;
+}
+
+inline double ms(double s) { return s * 1e3; }
+
 inline workloads::Request req(double arrival_s, std::uint32_t in, std::uint32_t out,
                               std::vector<std::uint64_t> hashes = {}) {
   workloads::Request r;

@@ -25,18 +25,11 @@ using doubles::LinearPrefill;
 using doubles::LinkPath;
 using doubles::req;
 
-ServingConfig base_config() {
-  ServingConfig c;
-  c.layers = 2;
-  c.kv_bytes = [](std::uint64_t tokens) { return 1000 * tokens; };  // 1000 B per token
-  c.decode_kv_capacity_bytes = 1'000'000'000;
-  c.prefill_max_batch_tokens = 1000;
-  return c;
-}
+ServingConfig base_config() { return doubles::linear_config(2); }
 
 class Serving : public testing::SystemCTest {};
 
-double ms(double s) { return s * 1e3; }
+using doubles::ms;
 
 TEST_F(Serving, LayerwiseKvOverlapsThePrefill) {
   LinearPrefill prefill(2);

@@ -24,18 +24,12 @@ using doubles::LinearPrefill;
 using doubles::LinkPath;
 using doubles::req;
 
-ServingConfig base_config() {
-  ServingConfig c;
-  c.layers = 1;
-  c.kv_bytes = [](std::uint64_t tokens) { return 1000 * tokens; };
-  c.prefill_max_batch_tokens = 1000;
-  c.kv_send = KvSend::after_prefill;
-  return c;
-}
+// Every test sets its own decode KV capacity.
+ServingConfig base_config() { return doubles::linear_config(1, KvSend::after_prefill); }
 
 class ServingAdmission : public testing::SystemCTest {};
 
-double ms(double s) { return s * 1e3; }
+using doubles::ms;
 
 // r0 (arrives 0, 100 prompt + 3 output tokens: 103,000 B of KV), r1 (0, 100 + 350:
 // 450,000 B), r2 (0.5 ms, 300 + 2: 302,000 B); 500,000 B of decode KV capacity, output

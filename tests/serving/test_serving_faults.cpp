@@ -26,18 +26,12 @@ using doubles::req;
 // One request of 100 prompt tokens and 5 output tokens; 2 layers, layer-wise sending,
 // 1000 B of KV per token, two decode systems.
 ServingConfig base_config() {
-  ServingConfig c;
-  c.layers = 2;
-  c.kv_bytes = [](std::uint64_t tokens) { return 1000 * tokens; };
-  c.decode_kv_capacity_bytes = 1'000'000'000;
-  c.prefill_max_batch_tokens = 1000;
-  c.kv_send = KvSend::layerwise;
-  return c;
+  return doubles::linear_config(2, KvSend::layerwise);
 }
 
 class ServingFaults : public testing::SystemCTest {};
 
-double ms(double s) { return s * 1e3; }
+using doubles::ms;
 
 // Without faults (test_serving.cpp, LayerwiseKvOverlapsThePrefill): prefill 0 -> 2 ms,
 // KV in place at 2.06 ms on system 0 (the first of two empty ones), decode steps end at

@@ -19,18 +19,14 @@ using doubles::LinearPrefill;
 using doubles::LinkPath;
 
 ServingConfig base_config() {
-  ServingConfig c;
-  c.layers = 1;
-  c.kv_bytes = [](std::uint64_t tokens) { return 1000 * tokens; };
-  c.prefill_max_batch_tokens = 4096;
-  c.decode_kv_capacity_bytes = 1'000'000'000;
-  c.kv_send = KvSend::after_prefill;
+  ServingConfig c = doubles::linear_config(1, KvSend::after_prefill);
+  c.prefill_max_batch_tokens = 4096;  // a 1,210-token prompt in one batch
   return c;
 }
 
 class ServingSessions : public testing::SystemCTest {};
 
-double ms(double s) { return s * 1e3; }
+using doubles::ms;
 
 std::vector<workloads::Request> session(std::uint32_t shared, std::vector<workloads::SessionTurn> turns,
                                         double start_s = 0) {
