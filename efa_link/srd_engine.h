@@ -31,6 +31,7 @@
 
 #include "efa_link/efa_config.h"
 #include "systemc_models/stats/stats.h"
+#include "systemc_models/sim/event_heap.h"
 #include "systemc_models/trace/trace.h"
 
 namespace wse::efa {
@@ -247,7 +248,7 @@ class SrdEngine {
   // release the transmission when it fired, so the acknowledgement does that and removes
   // the timer. Only the timers of trains still unacknowledged stay in the heap, not one
   // per train sent within the last timeout.
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  sim::EventHeap<Event> events_;  // (time, sequence) order
   std::vector<Event> timers_;  // binary min-heap by (time, sequence); Event::idx = transmission
   void timer_push(const Event& e);
   void timer_remove(std::uint32_t slot);

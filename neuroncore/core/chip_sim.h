@@ -24,6 +24,7 @@
 #include "neuroncore/core/hbm_backend.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/core/program.h"
+#include "systemc_models/sim/event_heap.h"
 
 namespace wse::neuron {
 
@@ -120,7 +121,7 @@ class ChipSim {
   ChipConfig cfg_;
   std::unique_ptr<HbmBackend> hbm_;
   std::vector<Core> cores_;
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  sim::EventHeap<Event> events_;  // (time, sequence) order
   std::uint64_t seq_ = 0;
   std::uint64_t now_ps_ = 0;
 };

@@ -295,9 +295,18 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   double link_transfer_s = 0.0;
   // The moves of the current token count, per layer (looked up once per count).
   std::vector<const KernelTiming*> move_of(L, nullptr);
+  thread_local std::vector<double> move_seconds;  // move_of[l]->cycles / clock
+  move_seconds.assign(L, 0.0);
   std::uint64_t move_tokens = UINT64_MAX;
   for (std::size_t mb = 0; mb < M; ++mb) {
-    const std::uint64_t tokens = work[mb]->tokens;
+    const MicrobatchWork& w = *work[mb];
+    if (w.layer_seconds_clock != clock || w.layer_seconds.size() != L) {
+      w.layer_seconds.resize(L);
+      for (std::size_t l = 0; l < L; ++l) w.layer_seconds[l] = static_cast<double>(w.layers[l].cycles) / clock;
+      w.layer_seconds_clock = clock;
+    }
+    const double* layer_s = w.layer_seconds.data();
+    const std::uint64_t tokens = w.tokens;
     const std::uint64_t act_bytes = tokens * opt.hidden * opt.activation_bytes;
     if (tokens != move_tokens) {
       move_tokens = tokens;
@@ -308,6 +317,7 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
           it = moves.emplace(std::make_pair(l, tokens), timer.move(plans[l - 1], plans[l], tokens, act_bytes)).first;
         }
         move_of[l] = &it->second;
+        move_seconds[l] = static_cast<double>(it->second.cycles) / clock;
       }
     }
     const std::size_t row = mb * L;
@@ -332,7 +342,7 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
           arrival = end + opt.link_latency_s;
         } else {
           add(totals, *move_of[l]);
-          arrival = prev_done + static_cast<double>(move_of[l]->cycles) / clock;
+          arrival = prev_done + move_seconds[l];
         }
       }
       double start = arrival;
@@ -340,7 +350,7 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
         start = done[cell - L];
         after_prev[cell] = 1;
       }
-      done[cell] = start + static_cast<double>(work[mb]->layers[l].cycles) / clock;
+      done[cell] = start + layer_s[l];
     }
   }
   r.layer_done_s.resize(L);
@@ -351,6 +361,10 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   // decided each start (the previous microbatch's run of the layer, the activation move
   // or the link transfer and its latency, or the previous transfer on the link).
   std::vector<std::uint64_t> critical(kind_table().size(), 0);
+  // The link and move times are summed here in the walk's order (the same additions, in
+  // the same order, as into their entries of kernel_seconds), and entered once.
+  double link_s = 0.0, move_s = 0.0;
+  bool link_walked = false, move_walked = false;
   std::size_t mb = M - 1, l = L - 1;
   std::uint64_t walk_tokens = move_tokens;  // move_of holds this count's moves
   for (;;) {
@@ -365,12 +379,13 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     if (link_in[l] >= 0) {
       // The link's latency, then the transfer, then back through the transfers before it
       // on the link while one of them decided the start, to the run that sent the first.
-      r.kernel_seconds["link"] += (xfer_end[cell] + opt.link_latency_s) - xfer_end[cell];
+      link_walked = true;
+      link_s += (xfer_end[cell] + opt.link_latency_s) - xfer_end[cell];
       std::size_t x = cell;
       for (;;) {
         const std::int32_t p = xfer_pred[x];
         const double start = p >= 0 ? xfer_end[static_cast<std::size_t>(p)] : done[x - 1];
-        r.kernel_seconds["link"] += xfer_end[x] - start;
+        link_s += xfer_end[x] - start;
         if (p < 0) break;
         x = static_cast<std::size_t>(p);
       }
@@ -386,9 +401,12 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     }
     const double start = done[cell - 1];
     const double move = static_cast<double>(move_of[l]->cycles) / clock;
-    r.kernel_seconds["activation_move"] += (start + move) - start;
+    move_walked = true;
+    move_s += (start + move) - start;
     --l;
   }
+  if (link_walked) r.kernel_seconds["link"] = link_s;
+  if (move_walked) r.kernel_seconds["activation_move"] = move_s;
 
   for (std::size_t id = 0; id < critical.size(); ++id) {
     if (critical[id] > 0) {

@@ -79,6 +79,10 @@ struct MicrobatchWork {
   // array for the critical-path walk: layer l's are [kind_begin[l], kind_begin[l + 1]).
   std::vector<std::pair<std::uint16_t, std::uint64_t>> kind_cycles;
   std::vector<std::uint32_t> kind_begin;
+  // run_pipeline's cache of each layer's cycles / clock (the same division, done once per
+  // work and clock rather than once per pass: memoised work is reused by many passes).
+  mutable std::vector<double> layer_seconds;
+  mutable double layer_seconds_clock = 0.0;
 };
 // `sram_bytes_per_pe` sizes the latency floor (0: none).
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mb,
