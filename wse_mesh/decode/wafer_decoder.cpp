@@ -337,7 +337,7 @@ struct WaferDecoder::Impl {
     relayout_s = 0.0;
     // The layouts this pass takes, kept only once the batch is known to fit (a refused
     // batch moves nothing).
-    std::map<std::pair<std::uint32_t, std::uint64_t>, Layout> taken = layouts;
+    std::vector<std::pair<std::pair<std::uint32_t, std::uint64_t>, Layout>> taken;
     double moving_s = 0.0;
     // Layers with the same window keep the same tokens of every sequence, and layers
     // whose regions have as many PEs then need the same tokens per PE: worked out once
@@ -371,7 +371,15 @@ struct WaferDecoder::Impl {
           return n;
         };
         std::uint64_t tpp = cfg.tokens_per_pe;
-        if (balanced) {
+        const auto key = std::make_pair(p.window_tokens, pes);
+        const auto kept = balanced && decode_pass ? layouts.find(key) : layouts.end();
+        // The kept layout still fits (at least the fewest tokens per PE the search below
+        // would find: need falls as t grows) and its bucket is this pass's: it stays, and
+        // the search is skipped.
+        if (kept != layouts.end() && kept->second.bucket == bucket &&
+            (kept->second.tpp >= longest || need(kept->second.tpp) <= pes)) {
+          tpp = kept->second.tpp;
+        } else if (balanced) {
           // The fewest tokens per PE with which the batch fits (need falls as t grows; at
           // the longest context every head takes one PE, the least it can).
           std::uint64_t lo = 1, hi = longest;
@@ -387,18 +395,13 @@ struct WaferDecoder::Impl {
                                           : lo;
           const std::uint64_t fit = std::max(lo, std::min(layout_step(lo, cfg.kv_layout_steps), share));
           tpp = std::max(fit, p.spread ? std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4) : tpp);
-          const auto key = std::make_pair(p.window_tokens, pes);
-          const auto kept = decode_pass ? layouts.find(key) : layouts.end();
-          if (kept != layouts.end() && kept->second.tpp >= lo && kept->second.bucket == bucket) {
-            tpp = kept->second.tpp;  // still fits, same bucket: the cache stays where it is
-          } else {
-            if (p.spread) tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
-            if (kept != layouts.end() && kept->second.tpp != tpp) {
-              moving_s = std::max(moving_s, static_cast<double>(relayout_cycles(p, batch, l, kept->second.tpp, tpp)) /
-                                                wafer.clock.hz);
-            }
-            if (decode_pass) taken[key] = {tpp, bucket};
+          // Not kept (it no longer fits, or the bucket changed): a new layout.
+          if (p.spread) tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
+          if (kept != layouts.end() && kept->second.tpp != tpp) {
+            moving_s = std::max(moving_s, static_cast<double>(relayout_cycles(p, batch, l, kept->second.tpp, tpp)) /
+                                              wafer.clock.hz);
           }
+          if (decode_pass) taken.emplace_back(key, Layout{tpp, bucket});
         } else {
           if (p.spread) {
             // Spread: the KV is dealt over more of the region when that is faster: the
@@ -423,7 +426,7 @@ struct WaferDecoder::Impl {
       }
       p.attention_tokens_per_pe = c->tpp;
     }
-    layouts = std::move(taken);
+    for (const auto& [key, layout] : taken) layouts[key] = layout;
     relayout_s = moving_s;
   }
 
@@ -571,15 +574,18 @@ struct WaferDecoder::Impl {
     fresh.reserve(ceil_div(batch.size(), cfg.microbatch));
     std::vector<const MicrobatchWork*> work;
     std::uint64_t kv_read = 0, kv_written = 0;
+    std::vector<std::uint64_t> key;  // reused: a memo hit allocates nothing
     for (std::size_t i = 0; i < batch.size(); i += cfg.microbatch) {
       const std::size_t end = std::min(batch.size(), i + cfg.microbatch);
-      const std::vector<workloads::Sequence> seqs(batch.begin() + static_cast<std::ptrdiff_t>(i),
-                                                  batch.begin() + static_cast<std::ptrdiff_t>(end));
+      const auto first = batch.begin() + static_cast<std::ptrdiff_t>(i);
+      const auto last = batch.begin() + static_cast<std::ptrdiff_t>(end);
+      const auto seqs_of = [&] { return std::vector<workloads::Sequence>(first, last); };
       bool one_token = cache.enabled();
-      for (const auto& s : seqs) one_token = one_token && s.new_tokens == 1 && s.offset > 0;
+      for (auto s = first; s != last; ++s) one_token = one_token && s->new_tokens == 1 && s->offset > 0;
       if (one_token) {
-        std::vector<std::uint64_t> key = key_prefix;
-        for (const auto& s : seqs) {
+        key.assign(key_prefix.begin(), key_prefix.end());
+        for (auto it = first; it != last; ++it) {
+          const workloads::Sequence& s = *it;
           key.push_back(s.logits ? 1 : 0);
           for (const LayerPlan& p : plans) {
             const std::uint64_t t = std::max<std::uint64_t>(1, p.attention_tokens_per_pe);
@@ -594,13 +600,13 @@ struct WaferDecoder::Impl {
         }
         auto it = decode_memo.find(key);
         if (it == decode_memo.end()) {
-          it = decode_memo.emplace(std::move(key), microbatch_work(plans, workloads::lower(model, seqs), *timer, wafer.pe.sram_bytes)).first;
+          it = decode_memo.emplace(key, microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.pe.sram_bytes)).first;
         } else {
           memo_hits.add();
         }
         work.push_back(&it->second);
       } else {
-        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs), *timer, wafer.pe.sram_bytes));
+        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.pe.sram_bytes));
         work.push_back(&fresh.back());
         kv_read += fresh.back().kv_bytes_read;
         kv_written += fresh.back().kv_bytes_written;
