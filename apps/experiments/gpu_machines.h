@@ -43,6 +43,9 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
                                   "tensor cores busy at their dense peak (matrix flops / peak), per GPU")),
         hbm_(group.utilization("hbm", "HBM data bus busy (bytes / streaming bandwidth), per GPU")),
         nvlink_(group.utilization("nvlink", "all-reduces of tensor parallelism on the NVSwitch")),
+        efa_(runner.tp_nodes() > 1 || runner.pp_degree() > 1
+                 ? &group.utilization("efa", "all-reduces' and stage transfers' phases between instances (EFA)")
+                 : nullptr),
         launch_(group.utilization("kernel_launch", "between kernels (launch and drain)")),
         kernels_(group.counter("kernels", "kernels", "kernels run per GPU")) {
     for (gpu::NodeAlgorithm a : gpu::kNodeAlgorithms) {
@@ -80,15 +83,20 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
 
  private:
   void account(const gpu::GpuPassResult& r, Floors& f) {
+    // r.busy is one GPU's per stage summed over the stages: the group's GPUs did tp x
+    // that, one GPU on average 1 / pp of it. EFA bytes are charged as link bytes (the
+    // reference's one SerDes energy figure covers NVLink-to-switch, NIC and EFA).
     const double gpus = runner_.tp_degree();
+    const double pp = runner_.pp_degree();
     activity_.flops += r.busy.flops * gpus;
     activity_.memory_bytes += static_cast<double>(r.busy.hbm_bytes) * gpus;
-    activity_.link_bytes += static_cast<double>(r.busy.nvlink_bytes) * gpus;
-    tensor_.add_busy(r.busy.tensor_s);
-    hbm_.add_busy(r.busy.hbm_s);
-    nvlink_.add_busy(r.busy.nvlink_s);
-    launch_.add_busy(r.busy.launch_s);
-    for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_s[i]);
+    activity_.link_bytes += static_cast<double>(r.busy.nvlink_bytes + r.busy.efa_bytes) * gpus;
+    tensor_.add_busy(r.busy.tensor_s / pp);
+    hbm_.add_busy(r.busy.hbm_s / pp);
+    nvlink_.add_busy(r.busy.nvlink_s / pp);
+    if (efa_ != nullptr) efa_->add_busy(r.busy.efa_s / pp);
+    launch_.add_busy(r.busy.launch_s / pp);
+    for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_s[i] / pp);
     kernels_.add(r.busy.kernels);
     f.floor += r.floor;
     ++f.passes;
@@ -100,6 +108,7 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
   stats::Utilization& tensor_;
   stats::Utilization& hbm_;
   stats::Utilization& nvlink_;
+  stats::Utilization* efa_;
   stats::Utilization& launch_;
   std::vector<stats::Utilization*> algorithms_;
   stats::Counter& kernels_;
@@ -107,20 +116,28 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
   Activity activity_;
 };
 
-// The GPU groups of the experiment: `instances` nodes of `groups` tensor-parallel groups.
+// The GPU groups of the experiment: `instances` nodes of `groups` groups each (a group of
+// tp x pp GPUs within a node), or `instances` / `span` groups each over `span` nodes.
 class GpuMachines : public sc_core::sc_module, public stats::Provider {
  public:
   GpuMachines(const sc_core::sc_module_name& name, unsigned instances, unsigned groups,
               const gpu::GpuConfig& g, const gpu::NodeConfig& node, const gpu::PassConfig& pass,
-              const workloads::TransformerModel& model)
+              const workloads::TransformerModel& model, unsigned span = 1)
       : sc_module(name), stats_(std::string(basename())), runner_(g, node, pass) {
+    const auto add = [&](const std::string& id) {
+      machines_.push_back(std::make_unique<GpuMachine>(runner_, model, stats_.child(id)));
+      prefill_.push_back(machines_.back().get());
+      decode_.push_back(machines_.back().get());
+    };
+    if (span > 1) {
+      for (unsigned i = 0; i + span <= instances; i += span) {
+        add("instances" + std::to_string(i) + "_" + std::to_string(i + span - 1));
+      }
+      return;
+    }
     for (unsigned i = 0; i < instances; ++i) {
       for (unsigned k = 0; k < groups; ++k) {
-        const std::string id =
-            "instance" + std::to_string(i) + (groups > 1 ? "_tp_group" + std::to_string(k) : std::string());
-        machines_.push_back(std::make_unique<GpuMachine>(runner_, model, stats_.child(id)));
-        prefill_.push_back(machines_.back().get());
-        decode_.push_back(machines_.back().get());
+        add("instance" + std::to_string(i) + (groups > 1 ? "_tp_group" + std::to_string(k) : std::string()));
       }
     }
   }
@@ -148,16 +165,21 @@ class GpuMachines : public sc_core::sc_module, public stats::Provider {
 };
 
 // The GPU side as the experiment YAML gives it (`gpu:`, `gpu_instance:`, `gpu_pass:`),
-// checked: tp_degree divides the instance's GPUs, and the weights sharded over a group
-// fit its GPUs' HBM (the KV cache lives in the HBM they leave free).
+// checked: tp_degree divides the instance's GPUs or is a multiple of them, pp_degree with
+// tp_degree dividing them, the group (tp x pp GPUs) within an instance or over whole
+// instances, and each stage's weights sharded over its GPUs fit their HBM (the KV cache
+// lives in the HBM they leave free).
 struct GpuSide {
   gpu::GpuConfig gpu;
   gpu::NodeConfig node;
   gpu::PassConfig pass;
-  unsigned groups = 1;                  // tensor-parallel groups (model copies) per instance
+  unsigned groups = 1;                  // groups (model copies) per instance; 1 when a group spans instances
+  unsigned span = 1;                    // instances one group spans (tp x pp / the instance's GPUs, at least 1)
   std::uint64_t kv_capacity_bytes = 0;  // per group, after the weights
 };
 
-GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model);
+// `multi_node`: whether the mode accepts a group over several instances (gpu_only); the
+// others refuse it at gpu_pass.tp_degree or pp_degree.
+GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model, bool multi_node = false);
 
 }  // namespace wse::experiments
