@@ -27,6 +27,10 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
                     (multi_node ? ", or be a multiple of them (a group over several instances)" : "") + "; got " +
                     std::to_string(tp));
   }
+  if (pp > 1 && !multi_node) {
+    pass_s.fail("pp_degree", "pipeline stages run in mode gpu_only only (each engine a serving machine); "
+                             "use pp_degree 1, got " + std::to_string(pp));
+  }
   if (pp > 1 && gpus % tp != 0) {
     pass_s.fail("pp_degree", "a pipeline needs tp_degree to divide the instance's " + n_gpus +
                                  " GPUs (each stage's GPUs in one instance); got tp_degree " + std::to_string(tp) +
@@ -100,7 +104,7 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
   }
   const std::uint32_t kv_heads = std::max<std::uint32_t>(model.kv_heads, 1);
   if (tp > kv_heads) kv /= tp / kv_heads;
-  g.kv_capacity_bytes = kv;
+  g.kv_capacity_bytes = kv / pp;  // each of the pp engines holds its own batches' KV
   return g;
 }
 

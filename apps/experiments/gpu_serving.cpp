@@ -116,7 +116,9 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
                              " instances (gpu_pass.tp_degree x pp_degree over gpu_instance.gpus): use a multiple of " +
                              std::to_string(g.span) + "; got " + std::to_string(instances));
   }
-  cfg.prefill_instances = cfg.decode_systems = g.span > 1 ? instances / g.span : instances * g.groups;
+  // Serving machines: the groups, or with pipeline stages the groups' pp engines each.
+  cfg.prefill_instances = cfg.decode_systems =
+      (g.span > 1 ? instances / g.span : instances * g.groups) * g.pass.pp_degree;
   FaultSchedule faults = read_faults(root, nullptr, 0);
   apply_faults(faults, nullptr, cfg);
   cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;

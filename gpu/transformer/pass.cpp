@@ -263,6 +263,9 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
   Part prev;
   bool prev_layer = false, after = false;
   std::uint32_t stage = 0;
+  double stage_start = 0.0;
+  r.stage_s.assign(pp, 0.0);
+  r.transfer_s.assign(pp - 1, 0.0);
   for (std::size_t i = 0; i < g.ops.size();) {
     const std::int32_t layer = g.ops[i].layer;
     std::size_t j = i;
@@ -272,6 +275,7 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
                                       : 0;
     after = after || layer >= 0;
     for (; stage < s; ++stage) {
+      r.stage_s[stage] = r.seconds - stage_start;
       // The activations cross from stage `stage` to the next: between nodes when the
       // next stage's first GPU starts a node.
       const bool across = cfg_.tp_degree * pp > node_.gpus && (stage + 1) * cfg_.tp_degree % node_.gpus == 0;
@@ -280,6 +284,8 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
                                                                                  : g.ops[i].input_bytes,
                                        across));
       r.seconds += x.seconds;
+      r.transfer_s[stage] = x.seconds;
+      stage_start = r.seconds;
       r.busy += x.busy;
       work[stage].collective_s += x.collective_floor_s;
       work[stage].efa_s += x.efa_floor_s;
@@ -310,6 +316,7 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
     prev_j = j;
     i = j;
   }
+  r.stage_s[stage] = r.seconds - stage_start;
   // The floor: each term the largest over the stages (a stage's GPUs can do no better
   // than their share at their peaks).
   workloads::DType fastest = workloads::DType::bf16;

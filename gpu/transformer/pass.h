@@ -105,6 +105,8 @@ struct GpuBusy {
 struct GpuPassResult {
   double seconds = 0.0;
   std::vector<double> layer_done_s;  // per decoder layer: when its output is ready
+  std::vector<double> stage_s;       // per pipeline stage: its kernels' time
+  std::vector<double> transfer_s;    // per stage boundary: the activations' crossing
   GpuBusy busy;
   GpuFloor floor;
   std::uint64_t reused_layers = 0;
