@@ -148,11 +148,17 @@ TEST_F(GpuOnly, ImpossibleMultiInstanceSplitsAreOneMessageAtTheirKey) {
   const Result stages = wse_emu("check " + exp + " --set gpu_pass.tp_degree=16", dir_ / "io");
   EXPECT_EQ(stages.exit_code, 2);
   EXPECT_NE(stages.err.find("gpu_pass.pp_degree"), std::string::npos) << stages.err;
-  // The disaggregated modes keep a group within one instance.
+  // The disaggregated modes keep a group within one instance, without pipeline stages.
   const Result dis = wse_emu(
       "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=16", dir_ / "io");
   EXPECT_EQ(dis.exit_code, 2);
   EXPECT_NE(dis.err.find("gpu_pass.tp_degree"), std::string::npos) << dis.err;
+  const Result dis_pp = wse_emu("check configs/experiments/trainium_prefill_gpu_decode.yaml --set "
+                                "gpu_pass.tp_degree=4 --set gpu_pass.pp_degree=2",
+                                dir_ / "io");
+  EXPECT_EQ(dis_pp.exit_code, 2);
+  EXPECT_NE(dis_pp.err.find("gpu_pass.pp_degree"), std::string::npos) << dis_pp.err;
+  EXPECT_NE(dis_pp.err.find("mode gpu_only only"), std::string::npos) << dis_pp.err;
 }
 
 TEST_F(GpuOnly, EveryGpuInstanceFileRunsTheTrace) {
