@@ -103,8 +103,8 @@ std::vector<std::string> run_allreduce_bench(const sim::BenchArgs& args) {
       nodes_csv.row({std::to_string(n), std::to_string(n * node.gpus), std::to_string(bytes),
                      sim::fmt_num(ring.seconds * 1e6), sim::fmt_num(one.seconds * 1e6),
                      std::string(to_string(a.efa_algorithm)), sim::fmt_num(a.seconds * 1e6),
-                     sim::fmt_num(a.efa_s * 1e6), sim::fmt_num(a.floor_s * 1e6), sim::fmt_num(a.efa_floor_s * 1e6),
-                     sim::fmt_num(bus)});
+                     sim::fmt_num(a.efa_s * 1e6), sim::fmt_num(a.floor_s * 1e6),
+                     sim::fmt_num(a.efa_floor_s * 1e6), sim::fmt_num(bus)});
       if (!args.quiet && n == 2) {
         std::printf("2 x 8 GPUs %11llu B  %10.2f us (EFA %s %.2f us)  bus %7.1f GB/s\n",
                     static_cast<unsigned long long>(bytes), a.seconds * 1e6,

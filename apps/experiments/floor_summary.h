@@ -18,7 +18,8 @@ nlohmann::json pass_floors(const Machines& machines) {
   using Floors = std::decay_t<decltype((*std::begin(machines))->prefill_floor())>;
   Floors prefill, decode;
   for (const auto& m : machines) {
-    for (auto [sum, part] : {std::pair{&prefill, &m->prefill_floor()}, std::pair{&decode, &m->decode_floor()}}) {
+    for (auto [sum, part] :
+         {std::pair{&prefill, &m->prefill_floor()}, std::pair{&decode, &m->decode_floor()}}) {
       sum->floor += part->floor;
       sum->passes += part->passes;
       sum->simulated_s += part->simulated_s;

@@ -24,17 +24,19 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
                 "must divide the instance's " + n_gpus +
                     " GPUs (gpu_instance.gpus), each group of tp_degree GPUs holding one copy of the "
                     "model" +
-                    (multi_node ? ", or be a multiple of them (a group over several instances)" : "") + "; got " +
-                    std::to_string(tp));
+                    (multi_node ? ", or be a multiple of them (a group over several instances)" : "") +
+                    "; got " + std::to_string(tp));
   }
   if (pp > 1 && !multi_node) {
-    pass_s.fail("pp_degree", "pipeline stages run in mode gpu_only only (each engine a serving machine); "
-                             "use pp_degree 1, got " + std::to_string(pp));
+    pass_s.fail("pp_degree",
+                "pipeline stages run in mode gpu_only only (each engine a serving machine); "
+                "use pp_degree 1, got " +
+                    std::to_string(pp));
   }
   if (pp > 1 && gpus % tp != 0) {
     pass_s.fail("pp_degree", "a pipeline needs tp_degree to divide the instance's " + n_gpus +
-                                 " GPUs (each stage's GPUs in one instance); got tp_degree " + std::to_string(tp) +
-                                 ": use pp_degree 1");
+                                 " GPUs (each stage's GPUs in one instance); got tp_degree " +
+                                 std::to_string(tp) + ": use pp_degree 1");
   }
   if (pp > model.layers) {
     pass_s.fail("pp_degree", "more stages (" + std::to_string(pp) + ") than the model's " +
@@ -43,8 +45,8 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
   const unsigned group = tp * pp;
   if (gpus % group != 0 && (!multi_node || group % gpus != 0)) {
     pass_s.fail(pp > 1 ? "pp_degree" : "tp_degree",
-                "tp_degree x pp_degree = " + std::to_string(group) + " GPUs must divide the instance's " + n_gpus +
-                    " GPUs" + (multi_node ? " or be a multiple of them (whole instances)" : "") +
+                "tp_degree x pp_degree = " + std::to_string(group) + " GPUs must divide the instance's " +
+                    n_gpus + " GPUs" + (multi_node ? " or be a multiple of them (whole instances)" : "") +
                     (multi_node ? "" : ": a group over several instances runs in mode gpu_only only"));
   }
   // Each stage's weights: its layers', the embedding table with stage 0, the final norm and
@@ -74,20 +76,20 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
     if (pp > 1) {
       fix = "raise gpu_pass.pp_degree or tp_degree";
     } else if (need <= gpus) {
-      fix = "raise gpu_pass.tp_degree to at least " + std::to_string(need) + " (a divisor of the instance's " +
-            n_gpus + " GPUs)";
+      fix = "raise gpu_pass.tp_degree to at least " + std::to_string(need) +
+            " (a divisor of the instance's " + n_gpus + " GPUs)";
     } else if (multi_node) {
       fix = "the model needs " + std::to_string(need) + " GPUs' HBM, more than one instance has: raise " +
-            "gpu_pass.pp_degree (stages on instances of their own) or tp_degree to a multiple of the " + n_gpus +
-            " GPUs, or use a GPU with more HBM";
+            "gpu_pass.pp_degree (stages on instances of their own) or tp_degree to a multiple of the " +
+            n_gpus + " GPUs, or use a GPU with more HBM";
     } else {
       fix = "the model needs " + std::to_string(need) +
             " GPUs' HBM, more than one instance has: use a GPU with more HBM";
     }
     const std::string what = pp > 1 ? "stage " + std::to_string(s) + "'s weights (" : "the model's weights (";
     pass_s.fail(pp > 1 ? "pp_degree" : "tp_degree",
-                what + pretty_binary(Size{stage_w[s]}) + ") do not fit the HBM of tp_degree " + std::to_string(tp) +
-                    " GPU(s) (" + pretty_binary(Size{per_gpu}) + " each): " + fix);
+                what + pretty_binary(Size{stage_w[s]}) + ") do not fit the HBM of tp_degree " +
+                    std::to_string(tp) + " GPU(s) (" + pretty_binary(Size{per_gpu}) + " each): " + fix);
   }
   g.groups = group <= gpus ? gpus / group : 1;
   g.span = group <= gpus ? 1 : group / gpus;
@@ -97,9 +99,9 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
   std::uint64_t kv = 0;
   for (std::uint32_t s = 0; s < pp; ++s) {
     const std::uint64_t free_b = hbm - stage_w[s];
-    const std::uint64_t c =
-        pp == 1 ? free_b
-                : static_cast<std::uint64_t>(static_cast<double>(free_b) * model.layers / std::max(stage_l[s], 1u));
+    const std::uint64_t c = pp == 1 ? free_b
+                                    : static_cast<std::uint64_t>(static_cast<double>(free_b) * model.layers /
+                                                                 std::max(stage_l[s], 1u));
     kv = s == 0 ? c : std::min(kv, c);
   }
   const std::uint32_t kv_heads = std::max<std::uint32_t>(model.kv_heads, 1);

@@ -47,7 +47,8 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
         hbm_(group.utilization("hbm", "HBM data bus busy (bytes / streaming bandwidth), per GPU")),
         nvlink_(group.utilization("nvlink", "all-reduces of tensor parallelism on the NVSwitch")),
         efa_(runner.tp_nodes() > 1 || runner.pp_degree() > 1
-                 ? &group.utilization("efa", "all-reduces' and stage transfers' phases between instances (EFA)")
+                 ? &group.utilization("efa",
+                                      "all-reduces' and stage transfers' phases between instances (EFA)")
                  : nullptr),
         launch_(group.utilization("kernel_launch", "between kernels (launch and drain)")),
         kernels_(group.counter("kernels", "kernels", "kernels run per GPU")) {
@@ -231,13 +232,14 @@ struct GpuSide {
   gpu::GpuConfig gpu;
   gpu::NodeConfig node;
   gpu::PassConfig pass;
-  unsigned groups = 1;                  // groups (model copies) per instance; 1 when a group spans instances
-  unsigned span = 1;                    // instances one group spans (tp x pp / the instance's GPUs, at least 1)
+  unsigned groups = 1;  // groups (model copies) per instance; 1 when a group spans instances
+  unsigned span = 1;    // instances one group spans (tp x pp / the instance's GPUs, at least 1)
   std::uint64_t kv_capacity_bytes = 0;  // per serving machine: a group's after the weights, / pp engines
 };
 
 // `multi_node`: whether the mode accepts a group over several instances (gpu_only); the
 // others refuse it at gpu_pass.tp_degree or pp_degree.
-GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model, bool multi_node = false);
+GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model,
+                      bool multi_node = false);
 
 }  // namespace wse::experiments

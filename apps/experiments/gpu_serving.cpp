@@ -112,9 +112,10 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   cfg.layers = model.layers;
   const unsigned instances = read_machine_count(sv, "instances", "GPU instances serving the trace");
   if (instances % g.span != 0) {
-    sv.fail("instances", "a model copy spans " + std::to_string(g.span) +
-                             " instances (gpu_pass.tp_degree x pp_degree over gpu_instance.gpus): use a multiple of " +
-                             std::to_string(g.span) + "; got " + std::to_string(instances));
+    sv.fail("instances",
+            "a model copy spans " + std::to_string(g.span) +
+                " instances (gpu_pass.tp_degree x pp_degree over gpu_instance.gpus): use a multiple of " +
+                std::to_string(g.span) + "; got " + std::to_string(instances));
   }
   // Serving machines: the groups, or with pipeline stages the groups' pp engines each.
   cfg.prefill_instances = cfg.decode_systems =

@@ -101,14 +101,15 @@ NodeCollective multi_node_all_reduce(const NodeConfig& cfg, std::uint32_t nodes,
                         : NodeAlgorithm::kRing;
   r.efa_s = r.efa_algorithm == NodeAlgorithm::kRing ? ring : one_shot;
   r.efa_bytes = static_cast<std::uint64_t>(r.efa_algorithm == NodeAlgorithm::kRing ? 2.0 * (n - 1.0) / n * c
-                                                                                    : (n - 1.0) * c);
+                                                                                   : (n - 1.0) * c);
   r.seconds = cfg.collective_setup.seconds + in_node + r.efa_s;
   r.floor_s = (g - 1.0) / g * s / b;
   r.efa_floor_s = 2.0 * (n - 1.0) / n * c / be;
   return r;
 }
 
-NodeCollective stage_transfer(const NodeConfig& cfg, std::uint32_t gpus, std::uint64_t bytes, bool across_nodes) {
+NodeCollective stage_transfer(const NodeConfig& cfg, std::uint32_t gpus, std::uint64_t bytes,
+                              bool across_nodes) {
   NodeCollective r;
   if (bytes == 0) return r;
   const double k = std::max<std::uint32_t>(gpus, 1);
@@ -180,22 +181,24 @@ NodeConfig read_node_config(config::Section& s) {
                                               .def = wse::to_string(de.line_rate),
                                               .min = 0,
                                               .min_exclusive = true});
-  c.efa.mtu = e.size("mtu", {.doc = "payload bytes per SRD packet",
-                             .def = wse::to_string(de.mtu),
-                             .min = 1});
+  c.efa.mtu = e.size("mtu", {.doc = "payload bytes per SRD packet", .def = wse::to_string(de.mtu), .min = 1});
   c.efa.header = e.size("header", {.doc = "per-packet bytes on the wire besides the payload",
                                    .def = wse::to_string(de.header),
                                    .min = 0});
   c.efa.nic_latency = e.duration("nic_latency", {.doc = "processing in the NIC, paid once on each side",
                                                  .def = wse::to_string(de.nic_latency),
                                                  .min = 0});
-  c.efa.path_latency = e.duration("path_latency", {.doc = "one-way latency through the network between instances",
-                                                   .def = wse::to_string(de.path_latency),
-                                                   .min = 0});
+  c.efa.path_latency =
+      e.duration("path_latency", {.doc = "one-way latency through the network between instances",
+                                  .def = wse::to_string(de.path_latency),
+                                  .min = 0});
   c.efa.algorithm = e.enumeration<NodeAlgorithm>(
       "collective_algorithm",
-      {.doc = "all-reduce between instances: auto (the faster for each size), ring or one_shot", .def = "auto"},
-      {{"auto", NodeAlgorithm::kAuto}, {"ring", NodeAlgorithm::kRing}, {"one_shot", NodeAlgorithm::kOneShot}});
+      {.doc = "all-reduce between instances: auto (the faster for each size), ring or one_shot",
+       .def = "auto"},
+      {{"auto", NodeAlgorithm::kAuto},
+       {"ring", NodeAlgorithm::kRing},
+       {"one_shot", NodeAlgorithm::kOneShot}});
   return c;
 }
 

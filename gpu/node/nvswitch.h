@@ -53,12 +53,12 @@ std::string_view to_string(NodeAlgorithm a);
 
 // The EFA attachment of one node (the efa_link/ model's adapter and path parameters).
 struct NodeEfa {
-  std::uint32_t adapters = 32;        // p5.48xlarge: "32 network cards"
-  Bandwidth line_rate{100e9 / 8};     // per adapter, each direction: 3,200 Gbps / 32
-  Size mtu{8192};                     // payload bytes per SRD packet
-  Size header{64};                    // per-packet bytes on the wire besides payload
-  Duration nic_latency{1.5e-6};       // in the NIC, paid once on each side
-  Duration path_latency{12e-6};       // one way through the network, fastest path
+  std::uint32_t adapters = 32;                     // p5.48xlarge: "32 network cards"
+  Bandwidth line_rate{100e9 / 8};                  // per adapter, each direction: 3,200 Gbps / 32
+  Size mtu{8192};                                  // payload bytes per SRD packet
+  Size header{64};                                 // per-packet bytes on the wire besides payload
+  Duration nic_latency{1.5e-6};                    // in the NIC, paid once on each side
+  Duration path_latency{12e-6};                    // one way through the network, fastest path
   NodeAlgorithm algorithm = NodeAlgorithm::kAuto;  // between nodes: ring, one_shot or auto
   // Payload bandwidth of one GPU's rail (adapters / gpus of the node), each direction.
   double rail_bytes_per_s(std::uint32_t gpus) const;
@@ -109,7 +109,8 @@ NodeCollective multi_node_all_reduce(const NodeConfig& cfg, std::uint32_t nodes,
 // else over NVLink), and the next stage all-gathers them:
 //   setup + latency + bytes / (gpus x bw) + node_scatter_s(gpus, bytes)
 // floor_s / efa_floor_s: bytes / (gpus x bw) on the link crossed.
-NodeCollective stage_transfer(const NodeConfig& cfg, std::uint32_t gpus, std::uint64_t bytes, bool across_nodes);
+NodeCollective stage_transfer(const NodeConfig& cfg, std::uint32_t gpus, std::uint64_t bytes,
+                              bool across_nodes);
 
 // Reads a `gpu_instance:` section (configs/hardware/p5_48xlarge.yaml).
 NodeConfig read_node_config(config::Section& s);

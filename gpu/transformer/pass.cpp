@@ -76,8 +76,9 @@ GpuPass::GpuPass(const GpuConfig& gpu, const NodeConfig& node, const PassConfig&
   }
   const std::uint32_t group = tp * pp;
   if (gpus % group != 0 && group % gpus != 0) {
-    throw std::invalid_argument("tp_degree x pp_degree = " + std::to_string(group) + " must divide the node's " +
-                                std::to_string(gpus) + " GPUs or be a multiple of them");
+    throw std::invalid_argument("tp_degree x pp_degree = " + std::to_string(group) +
+                                " must divide the node's " + std::to_string(gpus) +
+                                " GPUs or be a multiple of them");
   }
   tp_nodes_ = tp > gpus ? tp / gpus : 1;
   if (cfg_.gemm_tiles.empty()) throw std::invalid_argument("no GEMM tile configured");
@@ -271,8 +272,8 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
     std::size_t j = i;
     while (j < g.ops.size() && g.ops[j].layer == layer) ++j;
     const std::uint32_t s = layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(layer), layers, pp)
-                            : after   ? pp - 1
-                                      : 0;
+                            : after    ? pp - 1
+                                       : 0;
     after = after || layer >= 0;
     for (; stage < s; ++stage) {
       r.stage_s[stage] = r.seconds - stage_start;
@@ -280,9 +281,8 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
       // next stage's first GPU starts a node.
       const bool across = cfg_.tp_degree * pp > node_.gpus && (stage + 1) * cfg_.tp_degree % node_.gpus == 0;
       Part x;
-      add_collective(x, stage_transfer(node_, cfg_.tp_degree, stream_bytes != 0 ? stream_bytes
-                                                                                 : g.ops[i].input_bytes,
-                                       across));
+      add_collective(x, stage_transfer(node_, cfg_.tp_degree,
+                                       stream_bytes != 0 ? stream_bytes : g.ops[i].input_bytes, across));
       r.seconds += x.seconds;
       r.transfer_s[stage] = x.seconds;
       stage_start = r.seconds;
@@ -347,19 +347,19 @@ namespace wse::gpu {
 PassConfig read_pass_config(config::Section& s) {
   const PassConfig d;
   PassConfig c;
-  c.tp_degree = static_cast<std::uint32_t>(
-      s.integer("tp_degree", {.doc = "tensor-parallel degree: GPUs a stage's layers are sharded over (a divisor "
-                                     "of the instance's GPUs, or a multiple of them: a group over several "
-                                     "instances, its all-reduces over EFA between them)",
-                              .def = std::to_string(d.tp_degree),
-                              .min = 1,
-                              .max = 1024}));
-  c.pp_degree = static_cast<std::uint32_t>(
-      s.integer("pp_degree", {.doc = "pipeline stages of contiguous decoder layers, each on tp_degree GPUs of "
-                                     "its own; stages on different instances send activations over EFA",
-                              .def = std::to_string(d.pp_degree),
-                              .min = 1,
-                              .max = 1024}));
+  c.tp_degree = static_cast<std::uint32_t>(s.integer(
+      "tp_degree", {.doc = "tensor-parallel degree: GPUs a stage's layers are sharded over (a divisor "
+                           "of the instance's GPUs, or a multiple of them: a group over several "
+                           "instances, its all-reduces over EFA between them)",
+                    .def = std::to_string(d.tp_degree),
+                    .min = 1,
+                    .max = 1024}));
+  c.pp_degree = static_cast<std::uint32_t>(s.integer(
+      "pp_degree", {.doc = "pipeline stages of contiguous decoder layers, each on tp_degree GPUs of "
+                           "its own; stages on different instances send activations over EFA",
+                    .def = std::to_string(d.pp_degree),
+                    .min = 1,
+                    .max = 1024}));
   std::string def_tiles = "[";
   for (const CtaTile& t : d.gemm_tiles) {
     if (def_tiles.size() > 1) def_tiles += ", ";
