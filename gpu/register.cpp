@@ -85,7 +85,35 @@ std::vector<std::string> run_allreduce_bench(const sim::BenchArgs& args) {
     }
   }
   sim::write_file_atomic(args.out_dir / "gpu_allreduce.csv", csv.str());
-  return {"gpu_allreduce.csv"};
+  // Over 2 and 4 p5.48xlarge (8 GPUs each, 32 EFA adapters of 100 Gb/s): the hierarchical
+  // all-reduce with each algorithm between the nodes, the one auto takes, its EFA phase,
+  // and the NVLink and EFA floors.
+  sim::CsvWriter nodes_csv({"nodes", "gpus", "bytes", "efa_ring_us", "efa_one_shot_us", "chosen", "total_us",
+                            "efa_us", "nvlink_floor_us", "efa_floor_us", "bus_bandwidth_gb_s"});
+  for (std::uint32_t n : {2u, 4u}) {
+    for (std::uint64_t bytes = 1024; bytes <= (args.quick ? (1ULL << 20) : (1ULL << 30)); bytes *= 4) {
+      NodeConfig fixed = node;
+      fixed.efa.algorithm = NodeAlgorithm::kRing;
+      const NodeCollective ring = multi_node_all_reduce(fixed, n, bytes);
+      fixed.efa.algorithm = NodeAlgorithm::kOneShot;
+      const NodeCollective one = multi_node_all_reduce(fixed, n, bytes);
+      const NodeCollective a = multi_node_all_reduce(node, n, bytes);
+      const double p = static_cast<double>(n) * node.gpus;
+      const double bus = 2.0 * (p - 1) / p * static_cast<double>(bytes) / a.seconds * 1e-9;
+      nodes_csv.row({std::to_string(n), std::to_string(n * node.gpus), std::to_string(bytes),
+                     sim::fmt_num(ring.seconds * 1e6), sim::fmt_num(one.seconds * 1e6),
+                     std::string(to_string(a.efa_algorithm)), sim::fmt_num(a.seconds * 1e6),
+                     sim::fmt_num(a.efa_s * 1e6), sim::fmt_num(a.floor_s * 1e6),
+                     sim::fmt_num(a.efa_floor_s * 1e6), sim::fmt_num(bus)});
+      if (!args.quiet && n == 2) {
+        std::printf("2 x 8 GPUs %11llu B  %10.2f us (EFA %s %.2f us)  bus %7.1f GB/s\n",
+                    static_cast<unsigned long long>(bytes), a.seconds * 1e6,
+                    std::string(to_string(a.efa_algorithm)).c_str(), a.efa_s * 1e6, bus);
+      }
+    }
+  }
+  sim::write_file_atomic(args.out_dir / "gpu_allreduce_nodes.csv", nodes_csv.str());
+  return {"gpu_allreduce.csv", "gpu_allreduce_nodes.csv"};
 }
 
 }  // namespace
@@ -99,7 +127,8 @@ void register_gpu(sim::Registry& registry) {
   registry.add_bench(
       "gpu-allreduce",
       sim::Bench{"all-reduce on a p5.48xlarge NVSwitch, 2 to 8 GPUs, 1 KiB to 1 GiB: ring, one_shot "
-                 "and nvls prices, the one chosen, the floor and the bus bandwidth (gpu_allreduce.csv)",
+                 "and nvls prices, the one chosen, the floor and the bus bandwidth (gpu_allreduce.csv); "
+                 "the hierarchical all-reduce over 2 and 4 p5.48xlarge over EFA (gpu_allreduce_nodes.csv)",
                  run_allreduce_bench});
 }
 

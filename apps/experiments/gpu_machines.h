@@ -6,6 +6,7 @@
 // trainium_prefill_gpu_decode and gpu_prefill_cs3_decode.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,8 +27,10 @@
 
 namespace wse::experiments {
 
-// One tensor-parallel group of GPUs holding one copy of the model: both phases run its
-// operator graphs on the GPU model.
+// One group of GPUs holding one copy of the model (pp stages of tp GPUs): both phases run
+// its operator graphs on the GPU model. With pipeline stages, the serving machines are
+// the group's pp engines (GpuEngine), each with its own batches, sharing the stages: a
+// pass takes each stage when the stage is free, first come first served (reserve()).
 class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend {
  public:
   struct Floors {
@@ -43,6 +46,10 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
                                   "tensor cores busy at their dense peak (matrix flops / peak), per GPU")),
         hbm_(group.utilization("hbm", "HBM data bus busy (bytes / streaming bandwidth), per GPU")),
         nvlink_(group.utilization("nvlink", "all-reduces of tensor parallelism on the NVSwitch")),
+        efa_(runner.tp_nodes() > 1 || runner.pp_degree() > 1
+                 ? &group.utilization("efa",
+                                      "all-reduces' and stage transfers' phases between instances (EFA)")
+                 : nullptr),
         launch_(group.utilization("kernel_launch", "between kernels (launch and drain)")),
         kernels_(group.counter("kernels", "kernels", "kernels run per GPU")) {
     for (gpu::NodeAlgorithm a : gpu::kNodeAlgorithms) {
@@ -61,8 +68,8 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
     const gpu::GpuPassResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets));
     account(r, prefill_floor_);
     serving::PrefillTiming t;
-    t.seconds = r.seconds;
     t.layer_done_s = r.layer_done_s;
+    t.seconds = reserve(r, &t.layer_done_s);
     return t;
   }
 
@@ -70,7 +77,7 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
     const std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
     const gpu::GpuPassResult r = runner_.run(workloads::lower_decode(model_, ctx));
     account(r, decode_floor_);
-    return r.seconds;
+    return reserve(r, nullptr);
   }
 
   const Floors& prefill_floor() const { return prefill_floor_; }
@@ -78,17 +85,53 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
   // The group's work over the run (all its GPUs): the energy model's counts.
   const Activity& activity() const { return activity_; }
 
+  // The time from now until a pass's end. One stage: the pass's time. Stages: stage s
+  // starts when the previous stage has ended and the activations have crossed, and when
+  // stage s has ended the passes reserved before (another engine's):
+  //   start_s = max(end_{s-1} + transfer_{s-1}, free_s),  end_s = start_s + stage_s,
+  //   free_s = end_s; the result is end_{pp-1} - now. Layer done times shift with their stage.
+  double reserve(const gpu::GpuPassResult& r, std::vector<double>* layer_done) {
+    if (r.stage_s.size() <= 1) return r.seconds;
+    if (free_.size() != r.stage_s.size()) free_.assign(r.stage_s.size(), 0.0);
+    const double now = sc_core::sc_time_stamp().to_seconds();
+    double t = now, nominal = 0.0;
+    std::vector<double> shift(r.stage_s.size(), 0.0);
+    for (std::size_t s = 0; s < r.stage_s.size(); ++s) {
+      if (s > 0) {
+        t += r.transfer_s[s - 1];
+        nominal += r.transfer_s[s - 1];
+      }
+      const double start = std::max(t, free_[s]);
+      shift[s] = start - now - nominal;
+      t = start + r.stage_s[s];
+      free_[s] = t;
+      nominal += r.stage_s[s];
+    }
+    if (layer_done != nullptr) {
+      const auto layers = static_cast<std::uint32_t>(layer_done->size());
+      for (std::uint32_t l = 0; l < layers; ++l) {
+        (*layer_done)[l] += shift[gpu::stage_of_layer(l, layers, runner_.pp_degree())];
+      }
+    }
+    return t - now;
+  }
+
  private:
   void account(const gpu::GpuPassResult& r, Floors& f) {
+    // r.busy is one GPU's per stage summed over the stages: the group's GPUs did tp x
+    // that, one GPU on average 1 / pp of it. EFA bytes are charged as link bytes (the
+    // reference's one SerDes energy figure covers NVLink-to-switch, NIC and EFA).
     const double gpus = runner_.tp_degree();
+    const double pp = runner_.pp_degree();
     activity_.flops += r.busy.flops * gpus;
     activity_.memory_bytes += static_cast<double>(r.busy.hbm_bytes) * gpus;
-    activity_.link_bytes += static_cast<double>(r.busy.nvlink_bytes) * gpus;
-    tensor_.add_busy(r.busy.tensor_s);
-    hbm_.add_busy(r.busy.hbm_s);
-    nvlink_.add_busy(r.busy.nvlink_s);
-    launch_.add_busy(r.busy.launch_s);
-    for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_s[i]);
+    activity_.link_bytes += static_cast<double>(r.busy.nvlink_bytes + r.busy.efa_bytes) * gpus;
+    tensor_.add_busy(r.busy.tensor_s / pp);
+    hbm_.add_busy(r.busy.hbm_s / pp);
+    nvlink_.add_busy(r.busy.nvlink_s / pp);
+    if (efa_ != nullptr) efa_->add_busy(r.busy.efa_s / pp);
+    launch_.add_busy(r.busy.launch_s / pp);
+    for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_s[i] / pp);
     kernels_.add(r.busy.kernels);
     f.floor += r.floor;
     ++f.passes;
@@ -100,27 +143,59 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
   stats::Utilization& tensor_;
   stats::Utilization& hbm_;
   stats::Utilization& nvlink_;
+  stats::Utilization* efa_;
   stats::Utilization& launch_;
   std::vector<stats::Utilization*> algorithms_;
   stats::Counter& kernels_;
   Floors prefill_floor_, decode_floor_;
   Activity activity_;
+  std::vector<double> free_;  // per stage: when the passes reserved so far leave it
 };
 
-// The GPU groups of the experiment: `instances` nodes of `groups` tensor-parallel groups.
+// One engine of a group with pipeline stages: a serving machine of its own (its own
+// batches and 1/pp of the group's KV cache) whose passes run on the group's stages.
+class GpuEngine : public serving::PrefillBackend, public serving::DecodeBackend {
+ public:
+  explicit GpuEngine(GpuMachine& group) : group_(group) {}
+  serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override {
+    return group_.prefill(batch);
+  }
+  double step(const std::vector<std::uint32_t>& contexts) override { return group_.step(contexts); }
+
+ private:
+  GpuMachine& group_;
+};
+
+// The GPU groups of the experiment: `instances` nodes of `groups` groups each (a group of
+// tp x pp GPUs within a node), or `instances` / `span` groups each over `span` nodes.
 class GpuMachines : public sc_core::sc_module, public stats::Provider {
  public:
   GpuMachines(const sc_core::sc_module_name& name, unsigned instances, unsigned groups,
               const gpu::GpuConfig& g, const gpu::NodeConfig& node, const gpu::PassConfig& pass,
-              const workloads::TransformerModel& model)
+              const workloads::TransformerModel& model, unsigned span = 1)
       : sc_module(name), stats_(std::string(basename())), runner_(g, node, pass) {
-    for (unsigned i = 0; i < instances; ++i) {
-      for (unsigned k = 0; k < groups; ++k) {
-        const std::string id =
-            "instance" + std::to_string(i) + (groups > 1 ? "_tp_group" + std::to_string(k) : std::string());
-        machines_.push_back(std::make_unique<GpuMachine>(runner_, model, stats_.child(id)));
+    const auto add = [&](const std::string& id) {
+      machines_.push_back(std::make_unique<GpuMachine>(runner_, model, stats_.child(id)));
+      if (pass.pp_degree == 1) {
         prefill_.push_back(machines_.back().get());
         decode_.push_back(machines_.back().get());
+        return;
+      }
+      for (std::uint32_t e = 0; e < pass.pp_degree; ++e) {
+        engines_.push_back(std::make_unique<GpuEngine>(*machines_.back()));
+        prefill_.push_back(engines_.back().get());
+        decode_.push_back(engines_.back().get());
+      }
+    };
+    if (span > 1) {
+      for (unsigned i = 0; i + span <= instances; i += span) {
+        add("instances" + std::to_string(i) + "_" + std::to_string(i + span - 1));
+      }
+      return;
+    }
+    for (unsigned i = 0; i < instances; ++i) {
+      for (unsigned k = 0; k < groups; ++k) {
+        add("instance" + std::to_string(i) + (groups > 1 ? "_tp_group" + std::to_string(k) : std::string()));
       }
     }
   }
@@ -143,21 +218,28 @@ class GpuMachines : public sc_core::sc_module, public stats::Provider {
   // One runner for all groups: identical groups share its caches of GEMM and attention times.
   gpu::GpuPass runner_;
   std::vector<std::unique_ptr<GpuMachine>> machines_;
+  std::vector<std::unique_ptr<GpuEngine>> engines_;  // pp per group with pipeline stages
   std::vector<serving::PrefillBackend*> prefill_;
   std::vector<serving::DecodeBackend*> decode_;
 };
 
 // The GPU side as the experiment YAML gives it (`gpu:`, `gpu_instance:`, `gpu_pass:`),
-// checked: tp_degree divides the instance's GPUs, and the weights sharded over a group
-// fit its GPUs' HBM (the KV cache lives in the HBM they leave free).
+// checked: tp_degree divides the instance's GPUs or is a multiple of them, pp_degree with
+// tp_degree dividing them, the group (tp x pp GPUs) within an instance or over whole
+// instances, and each stage's weights sharded over its GPUs fit their HBM (the KV cache
+// lives in the HBM they leave free).
 struct GpuSide {
   gpu::GpuConfig gpu;
   gpu::NodeConfig node;
   gpu::PassConfig pass;
-  unsigned groups = 1;                  // tensor-parallel groups (model copies) per instance
-  std::uint64_t kv_capacity_bytes = 0;  // per group, after the weights
+  unsigned groups = 1;  // groups (model copies) per instance; 1 when a group spans instances
+  unsigned span = 1;    // instances one group spans (tp x pp / the instance's GPUs, at least 1)
+  std::uint64_t kv_capacity_bytes = 0;  // per serving machine: a group's after the weights, / pp engines
 };
 
-GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model);
+// `multi_node`: whether the mode accepts a group over several instances (gpu_only); the
+// others refuse it at gpu_pass.tp_degree or pp_degree.
+GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model,
+                      bool multi_node = false);
 
 }  // namespace wse::experiments

@@ -27,9 +27,9 @@ class GpuServing final : public ServingExperiment {
  public:
   GpuServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
              const serving::ServingConfig& cfg, unsigned instances, unsigned groups, const gpu::GpuConfig& g,
-             const gpu::NodeConfig& node, const gpu::PassConfig& pass, trace::Writer* trace)
+             const gpu::NodeConfig& node, const gpu::PassConfig& pass, unsigned span, trace::Writer* trace)
       : ServingExperiment(model, cfg) {
-    machines_ = std::make_unique<GpuMachines>("gpu", instances, groups, g, node, pass, model_);
+    machines_ = std::make_unique<GpuMachines>("gpu", instances, groups, g, node, pass, model_, span);
     start(std::move(requests), machines_->prefill(), machines_->decode(), nullptr, trace);
   }
 
@@ -105,13 +105,21 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   config::Section tr = root;  // replaced by the workload.trace section
   ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
   const workloads::TransformerModel& model = in.model;
-  const GpuSide g = read_gpu_side(root, model);
+  const GpuSide g = read_gpu_side(root, model, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
   cfg.placement = serving::Placement::colocated;
   cfg.layers = model.layers;
   const unsigned instances = read_machine_count(sv, "instances", "GPU instances serving the trace");
-  cfg.prefill_instances = cfg.decode_systems = instances * g.groups;
+  if (instances % g.span != 0) {
+    sv.fail("instances",
+            "a model copy spans " + std::to_string(g.span) +
+                " instances (gpu_pass.tp_degree x pp_degree over gpu_instance.gpus): use a multiple of " +
+                std::to_string(g.span) + "; got " + std::to_string(instances));
+  }
+  // Serving machines: the groups, or with pipeline stages the groups' pp engines each.
+  cfg.prefill_instances = cfg.decode_systems =
+      (g.span > 1 ? instances / g.span : instances * g.groups) * g.pass.pp_degree;
   FaultSchedule faults = read_faults(root, nullptr, 0);
   apply_faults(faults, nullptr, cfg);
   cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;
@@ -120,7 +128,7 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
   auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, instances, g.groups,
-                                                 g.gpu, g.node, g.pass, info.trace);
+                                                 g.gpu, g.node, g.pass, g.span, info.trace);
   experiment->set_fault_schedule(std::move(faults));
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});

@@ -1,9 +1,11 @@
 // Experiment mode `gpu_only`: a request trace served by GPU instances alone (e.g.
-// p5.48xlarge, eight H100 SXM on an NVSwitch). Each instance holds gpus / tp_degree
-// copies of the model, one per tensor-parallel group of GPUs; each group does both
-// phases (colocated), its prefill batches and decode steps the operator graphs of
-// workloads/model/operators.h run on the GPU model (gpu/transformer/pass.h). The KV cache
-// stays in the group's HBM, whose room after the weights limits the decode batch.
+// p5.48xlarge, eight H100 SXM on an NVSwitch). Each instance holds gpus / (tp_degree x
+// pp_degree) copies of the model, or a copy spans tp x pp / gpus instances (its
+// collectives and stage transfers over EFA between them); each copy does both phases
+// (colocated; with pipeline stages as pp engines sharing them), its prefill batches and
+// decode steps the operator graphs of workloads/model/operators.h run on the GPU model
+// (gpu/transformer/pass.h). The KV cache stays in the copy's HBM, whose room after the
+// weights limits the decode batch.
 #pragma once
 
 #include <memory>

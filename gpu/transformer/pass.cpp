@@ -42,13 +42,21 @@ std::uint64_t share(std::uint64_t bytes, std::uint64_t part, std::uint64_t whole
 
 }  // namespace
 
+std::uint32_t stage_of_layer(std::uint32_t layer, std::uint32_t layers, std::uint32_t pp) {
+  const std::uint32_t base = layers / pp, longer = layers % pp;
+  const std::uint32_t split = longer * (base + 1);  // the first `longer` stages hold base + 1 layers
+  return layer < split ? layer / (base + 1) : longer + (layer - split) / std::max<std::uint32_t>(base, 1);
+}
+
 GpuBusy& GpuBusy::operator+=(const GpuBusy& o) {
   tensor_s += o.tensor_s;
   hbm_s += o.hbm_s;
   nvlink_s += o.nvlink_s;
+  efa_s += o.efa_s;
   flops += o.flops;
   hbm_bytes += o.hbm_bytes;
   nvlink_bytes += o.nvlink_bytes;
+  efa_bytes += o.efa_bytes;
   launch_s += o.launch_s;
   for (std::size_t i = 0; i < algorithm_s.size(); ++i) algorithm_s[i] += o.algorithm_s[i];
   kernels += o.kernels;
@@ -57,10 +65,22 @@ GpuBusy& GpuBusy::operator+=(const GpuBusy& o) {
 
 GpuPass::GpuPass(const GpuConfig& gpu, const NodeConfig& node, const PassConfig& pass)
     : gpu_(gpu), node_(node), cfg_(pass), hbm_(hbm_pipe(gpu.hbm)) {
-  if (cfg_.tp_degree == 0 || cfg_.tp_degree > node_.gpus) {
-    throw std::invalid_argument("tp_degree " + std::to_string(cfg_.tp_degree) + " must be 1 to the node's " +
-                                std::to_string(node_.gpus) + " GPUs");
+  const std::uint32_t gpus = node_.gpus, tp = cfg_.tp_degree, pp = cfg_.pp_degree;
+  if (tp == 0 || (gpus % tp != 0 && tp % gpus != 0)) {
+    throw std::invalid_argument("tp_degree " + std::to_string(tp) + " must divide the node's " +
+                                std::to_string(gpus) + " GPUs or be a multiple of them");
   }
+  if (pp == 0 || (pp > 1 && gpus % tp != 0)) {
+    throw std::invalid_argument("pp_degree " + std::to_string(pp) + " needs tp_degree to divide the node's " +
+                                std::to_string(gpus) + " GPUs");
+  }
+  const std::uint32_t group = tp * pp;
+  if (gpus % group != 0 && group % gpus != 0) {
+    throw std::invalid_argument("tp_degree x pp_degree = " + std::to_string(group) +
+                                " must divide the node's " + std::to_string(gpus) +
+                                " GPUs or be a multiple of them");
+  }
+  tp_nodes_ = tp > gpus ? tp / gpus : 1;
   if (cfg_.gemm_tiles.empty()) throw std::invalid_argument("no GEMM tile configured");
 }
 
@@ -129,6 +149,10 @@ void GpuPass::kernel(Part& p, double compute_s, double flops, workloads::DType t
 }
 
 void GpuPass::all_reduce(Part& p, std::uint64_t bytes) const {
+  if (tp_nodes_ > 1) {
+    add_collective(p, multi_node_all_reduce(node_, tp_nodes_, bytes));
+    return;
+  }
   const NodeCollective c = node_all_reduce(node_, cfg_.tp_degree, bytes);
   p.seconds += c.seconds;
   p.busy.nvlink_s += c.seconds;
@@ -136,6 +160,19 @@ void GpuPass::all_reduce(Part& p, std::uint64_t bytes) const {
   p.busy.nvlink_bytes += c.floor_s > 0.0 ? bytes : 0;
   p.busy.algorithm_s[static_cast<std::size_t>(c.algorithm)] += c.seconds;
   p.collective_floor_s += c.floor_s;
+}
+
+// A collective with a part between nodes (a hierarchical all-reduce, a stage transfer):
+// NVLink is busy for its time but the EFA phase, EFA for that phase.
+void GpuPass::add_collective(Part& p, const NodeCollective& c) const {
+  p.seconds += c.seconds;
+  p.busy.nvlink_s += c.seconds - c.efa_s;
+  p.busy.efa_s += c.efa_s;
+  p.busy.nvlink_bytes += static_cast<std::uint64_t>(c.floor_s * node_.link_bandwidth.bytes_per_s);
+  p.busy.efa_bytes += c.efa_bytes;
+  p.busy.algorithm_s[static_cast<std::size_t>(c.algorithm)] += c.seconds - c.efa_s;
+  p.collective_floor_s += c.floor_s;
+  p.efa_floor_s += c.efa_floor_s;
 }
 
 void GpuPass::decode_attention(Part& p, const std::vector<Operator>& seqs) const {
@@ -210,14 +247,49 @@ GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t fro
 
 GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
   GpuPassResult r;
-  double collective_floor = 0.0;
+  const std::uint32_t pp = cfg_.pp_degree;
+  std::uint32_t layers = 0;
+  std::uint64_t stream_bytes = 0;  // the residual stream: what crosses a stage boundary
+  for (const Operator& op : g.ops) {
+    if (op.layer >= 0) layers = std::max(layers, static_cast<std::uint32_t>(op.layer) + 1);
+    if (op.kind == OpKind::embedding && stream_bytes == 0) stream_bytes = op.output_bytes;
+  }
+  // Each stage's share of the floor: its matrix FLOPs, HBM bytes, collective floors.
+  struct StageWork {
+    std::uint64_t flops = 0, bytes = 0;
+    double collective_s = 0.0, efa_s = 0.0;
+  };
+  std::vector<StageWork> work(pp);
   std::size_t prev_i = 0, prev_j = 0;
   Part prev;
-  bool prev_layer = false;
+  bool prev_layer = false, after = false;
+  std::uint32_t stage = 0;
+  double stage_start = 0.0;
+  r.stage_s.assign(pp, 0.0);
+  r.transfer_s.assign(pp - 1, 0.0);
   for (std::size_t i = 0; i < g.ops.size();) {
     const std::int32_t layer = g.ops[i].layer;
     std::size_t j = i;
     while (j < g.ops.size() && g.ops[j].layer == layer) ++j;
+    const std::uint32_t s = layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(layer), layers, pp)
+                            : after    ? pp - 1
+                                       : 0;
+    after = after || layer >= 0;
+    for (; stage < s; ++stage) {
+      r.stage_s[stage] = r.seconds - stage_start;
+      // The activations cross from stage `stage` to the next: between nodes when the
+      // next stage's first GPU starts a node.
+      const bool across = cfg_.tp_degree * pp > node_.gpus && (stage + 1) * cfg_.tp_degree % node_.gpus == 0;
+      Part x;
+      add_collective(x, stage_transfer(node_, cfg_.tp_degree,
+                                       stream_bytes != 0 ? stream_bytes : g.ops[i].input_bytes, across));
+      r.seconds += x.seconds;
+      r.transfer_s[stage] = x.seconds;
+      stage_start = r.seconds;
+      r.busy += x.busy;
+      work[stage].collective_s += x.collective_floor_s;
+      work[stage].efa_s += x.efa_floor_s;
+    }
     Part part;
     if (layer >= 0 && prev_layer && j - i == prev_j - prev_i &&
         std::equal(g.ops.begin() + static_cast<std::ptrdiff_t>(i),
@@ -230,7 +302,13 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
     }
     r.seconds += part.seconds;
     r.busy += part.busy;
-    collective_floor += part.collective_floor_s;
+    StageWork& w = work[s];
+    for (std::size_t o = i; o < j; ++o) {
+      w.flops += g.ops[o].flops;
+      w.bytes += g.ops[o].weight_bytes + g.ops[o].kv_read_bytes + g.ops[o].kv_write_bytes;
+    }
+    w.collective_s += part.collective_floor_s;
+    w.efa_s += part.efa_floor_s;
     if (layer >= 0) r.layer_done_s.push_back(r.seconds);
     prev = part;
     prev_layer = layer >= 0;
@@ -238,7 +316,9 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
     prev_j = j;
     i = j;
   }
-  // The floor.
+  r.stage_s[stage] = r.seconds - stage_start;
+  // The floor: each term the largest over the stages (a stage's GPUs can do no better
+  // than their share at their peaks).
   workloads::DType fastest = workloads::DType::bf16;
   for (const Operator& op : g.ops) {
     if (op.kind == OpKind::gemm &&
@@ -247,12 +327,14 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
     }
   }
   const double tp = cfg_.tp_degree;
-  r.floor.compute_s = static_cast<double>(g.total_flops()) / (tp * gpu_.peak_flops(fastest));
-  r.floor.hbm_s =
-      static_cast<double>(g.total_weight_bytes() + g.total_kv_read_bytes() + g.total_kv_write_bytes()) / tp /
-      hbm_.peak_bytes_per_s;
-  r.floor.collective_s = collective_floor;
-  r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s});
+  for (const StageWork& w : work) {
+    r.floor.compute_s =
+        std::max(r.floor.compute_s, static_cast<double>(w.flops) / (tp * gpu_.peak_flops(fastest)));
+    r.floor.hbm_s = std::max(r.floor.hbm_s, static_cast<double>(w.bytes) / tp / hbm_.peak_bytes_per_s);
+    r.floor.collective_s = std::max(r.floor.collective_s, w.collective_s);
+    r.floor.efa_s = std::max(r.floor.efa_s, w.efa_s);
+  }
+  r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s, r.floor.efa_s});
   return r;
 }
 
@@ -265,11 +347,19 @@ namespace wse::gpu {
 PassConfig read_pass_config(config::Section& s) {
   const PassConfig d;
   PassConfig c;
-  c.tp_degree = static_cast<std::uint32_t>(
-      s.integer("tp_degree", {.doc = "tensor-parallel degree: GPUs of one node a model copy is sharded over",
-                              .def = std::to_string(d.tp_degree),
-                              .min = 1,
-                              .max = 72}));
+  c.tp_degree = static_cast<std::uint32_t>(s.integer(
+      "tp_degree", {.doc = "tensor-parallel degree: GPUs a stage's layers are sharded over (a divisor "
+                           "of the instance's GPUs, or a multiple of them: a group over several "
+                           "instances, its all-reduces over EFA between them)",
+                    .def = std::to_string(d.tp_degree),
+                    .min = 1,
+                    .max = 1024}));
+  c.pp_degree = static_cast<std::uint32_t>(s.integer(
+      "pp_degree", {.doc = "pipeline stages of contiguous decoder layers, each on tp_degree GPUs of "
+                           "its own; stages on different instances send activations over EFA",
+                    .def = std::to_string(d.pp_degree),
+                    .min = 1,
+                    .max = 1024}));
   std::string def_tiles = "[";
   for (const CtaTile& t : d.gemm_tiles) {
     if (def_tiles.size() > 1) def_tiles += ", ";

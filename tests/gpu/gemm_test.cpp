@@ -132,5 +132,42 @@ TEST(GpuNode, AllReduceAlgorithmsPricedAlphaBeta) {
   EXPECT_EQ(node_all_reduce(n, 1, mib).seconds, 0.0);
 }
 
+// The hierarchical all-reduce of a tensor-parallel group over 2 p5.48xlarge (2 nodes x 8
+// H100), 1 MiB per GPU (64 tokens x 8,192 x 2 B), NodeConfig's defaults: NVLink 450 GB/s,
+// alpha 1 us, setup 2 us; EFA 32 adapters of 100 Gb/s (12.5 GB/s), MTU 8,192 B, header
+// 64 B, NIC 1.5 us, path 12 us.
+//   1. reduce-scatter in each node, direct: 1 us + 7/8 x 1 MiB / 450 GB/s = 1 + 2.038898
+//      = 3.038898 us (each GPU then holds C = 1 MiB / 8 = 131,072 B reduced over its node)
+//   2. between the nodes, each GPU on its rail of 32 / 8 = 4 adapters: Be = 4 x 12.5 GB/s x
+//      8,192 / 8,256 = 49.612403 GB/s, Le = 2 x 1.5 + 12 = 15 us;
+//      one_shot 15 + 131,072 / Be = 15 + 2.641920 = 17.641920 us,
+//      ring 2 x (15 + 65,536 / Be) = 32.641920 us: one_shot
+//   3. all-gather in each node: 3.038898 us
+// 2 + 3.038898 + 17.641920 + 3.038898 = 25.719716 us. Floors: NVLink 7/8 x 1 MiB /
+// 450 GB/s = 2.038898 us; EFA 2 x (1/2) x 131,072 / Be = 2.641920 us.
+TEST(GpuNode, HierarchicalAllReduceOverTwoNodesByHand) {
+  const NodeConfig n;
+  const double be = 4.0 * 12.5e9 * 8192.0 / 8256.0;
+  const double rs = 1e-6 + 7.0 * 1048576.0 / (8.0 * 450e9);
+  const NodeCollective r = multi_node_all_reduce(n, 2, 1048576);
+  EXPECT_NEAR(n.efa.rail_bytes_per_s(8), be, 1e-3);
+  EXPECT_NEAR(n.efa.latency_s(), 15e-6, 1e-18);
+  EXPECT_EQ(r.efa_algorithm, NodeAlgorithm::kOneShot);
+  EXPECT_NEAR(r.efa_s, 15e-6 + 131072.0 / be, 1e-15);
+  EXPECT_NEAR(r.seconds, 2e-6 + 2.0 * rs + 15e-6 + 131072.0 / be, 1e-15);
+  EXPECT_NEAR(r.seconds, 25.719716e-6, 1e-12);
+  EXPECT_NEAR(r.floor_s, 7.0 / 8.0 * 1048576.0 / 450e9, 1e-15);
+  EXPECT_NEAR(r.efa_floor_s, 131072.0 / be, 1e-15);
+  EXPECT_EQ(r.efa_bytes, 131072u);
+  // 64 MiB over 4 nodes: C = 8 MiB, C / Be = 169.083 us; one_shot 15 + 3 x 169.083 =
+  // 522.25 us, ring 6 x 15 + 1.5 x 169.083 = 343.62 us: ring, each GPU sending 2 x 3/4 C.
+  const NodeCollective big = multi_node_all_reduce(n, 4, 64ULL << 20);
+  EXPECT_EQ(big.efa_algorithm, NodeAlgorithm::kRing);
+  EXPECT_NEAR(big.efa_s, 6.0 * (15e-6 + 8388608.0 / (4.0 * be)), 1e-15);
+  EXPECT_EQ(big.efa_bytes, 12582912u);
+  // One node: the node's all-reduce.
+  EXPECT_EQ(multi_node_all_reduce(n, 1, 1048576).seconds, node_all_reduce(n, 8, 1048576).seconds);
+}
+
 }  // namespace
 }  // namespace wse::gpu

@@ -104,6 +104,63 @@ TEST_F(GpuOnly, TpDegreeMustDivideTheInstance) {
   EXPECT_NE(r.err.find("must divide the instance's 8 GPUs"), std::string::npos) << r.err;
 }
 
+// Llama-3.1-405B over two p5.48xlarge, both mappings: tp 8 x pp 2 (the default, a stage
+// per instance) and tp 16 (gpu_only_405b_tp16.yaml). One model copy of two instances;
+// both floors carry an EFA term, and no pass beats its floor.
+TEST_F(GpuOnly, ModelOverTwoInstancesRunsBothMappings) {
+  for (const char* file : {"gpu_only_405b", "gpu_only_405b_tp16"}) {
+    const fs::path out = dir_ / file;
+    const Result r = wse_emu("run configs/experiments/" + std::string(file) +
+                                 ".yaml --quiet --set workload.trace.limit=4 --out '" + out.string() + "'",
+                             dir_ / "io");
+    ASSERT_EQ(r.exit_code, 0) << file << ": " << r.err;
+    const nlohmann::json s = nlohmann::json::parse(slurp(out / "summary.json"));
+    EXPECT_EQ(s["requests"]["completed"], 4) << file;
+    EXPECT_EQ(s["gpu"]["tp_groups"], 1) << file;
+    EXPECT_EQ(s["cost"]["fleet"]["gpu_instance"]["count"], 2) << file;
+    for (const char* phase : {"prefill_pass", "decode_step"}) {
+      const nlohmann::json& f = s["gpu"]["floor"][phase];
+      ASSERT_TRUE(f.contains("efa_s")) << file << " " << phase;
+      EXPECT_GT(f["efa_s"].get<double>(), 0.0) << file << " " << phase;
+      EXPECT_GE(f["step_s"].get<double>(), f["efa_s"].get<double>()) << file << " " << phase;
+      EXPECT_GE(f["ratio"].get<double>(), 1.0) << file << " " << phase;
+    }
+  }
+}
+
+// Splits that cannot be built are refused at their key, exit 2.
+TEST_F(GpuOnly, ImpossibleMultiInstanceSplitsAreOneMessageAtTheirKey) {
+  const std::string exp = "configs/experiments/gpu_only_405b.yaml";
+  const Result tp = wse_emu("check " + exp + " --set gpu_pass.tp_degree=12 --set gpu_pass.pp_degree=1", dir_ / "io");
+  EXPECT_EQ(tp.exit_code, 2);
+  EXPECT_NE(tp.err.find("gpu_pass.tp_degree"), std::string::npos) << tp.err;
+  EXPECT_NE(tp.err.find("or be a multiple of them"), std::string::npos) << tp.err;
+  // 405B's 755 GiB on one instance's 8 x 80 GiB.
+  const Result fit = wse_emu("check " + exp + " --set gpu_pass.pp_degree=1", dir_ / "io");
+  EXPECT_EQ(fit.exit_code, 2);
+  EXPECT_NE(fit.err.find("gpu_pass.tp_degree"), std::string::npos) << fit.err;
+  EXPECT_NE(fit.err.find("raise gpu_pass.pp_degree"), std::string::npos) << fit.err;
+  EXPECT_EQ(std::count(fit.err.begin(), fit.err.end(), '\n'), 1) << fit.err;
+  const Result inst = wse_emu("check " + exp + " --set serving.instances=3", dir_ / "io");
+  EXPECT_EQ(inst.exit_code, 2);
+  EXPECT_NE(inst.err.find("serving.instances"), std::string::npos) << inst.err;
+  EXPECT_NE(inst.err.find("use a multiple of 2"), std::string::npos) << inst.err;
+  const Result stages = wse_emu("check " + exp + " --set gpu_pass.tp_degree=16", dir_ / "io");
+  EXPECT_EQ(stages.exit_code, 2);
+  EXPECT_NE(stages.err.find("gpu_pass.pp_degree"), std::string::npos) << stages.err;
+  // The disaggregated modes keep a group within one instance, without pipeline stages.
+  const Result dis = wse_emu(
+      "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=16", dir_ / "io");
+  EXPECT_EQ(dis.exit_code, 2);
+  EXPECT_NE(dis.err.find("gpu_pass.tp_degree"), std::string::npos) << dis.err;
+  const Result dis_pp = wse_emu("check configs/experiments/trainium_prefill_gpu_decode.yaml --set "
+                                "gpu_pass.tp_degree=4 --set gpu_pass.pp_degree=2",
+                                dir_ / "io");
+  EXPECT_EQ(dis_pp.exit_code, 2);
+  EXPECT_NE(dis_pp.err.find("gpu_pass.pp_degree"), std::string::npos) << dis_pp.err;
+  EXPECT_NE(dis_pp.err.find("mode gpu_only only"), std::string::npos) << dis_pp.err;
+}
+
 TEST_F(GpuOnly, EveryGpuInstanceFileRunsTheTrace) {
   // The H200 and B200 instances in place of the p5.48xlarge: same trace, faster steps
   // with more HBM bandwidth.
@@ -204,6 +261,8 @@ TEST_F(GpuOnly, BenchesWriteTheirCsv) {
       wse_emu("bench gpu-allreduce --quick --quiet --out '" + (dir_ / "a").string() + "'", dir_ / "io");
   ASSERT_EQ(a.exit_code, 0) << a.err;
   EXPECT_NE(slurp(dir_ / "a" / "gpu_allreduce.csv").find("8,1048576,"), std::string::npos);
+  // 2 x 8 GPUs, 1 MiB: 25.719716 us (GpuNode.HierarchicalAllReduceOverTwoNodesByHand).
+  EXPECT_NE(slurp(dir_ / "a" / "gpu_allreduce_nodes.csv").find("2,16,1048576,"), std::string::npos);
 }
 
 }  // namespace

@@ -157,10 +157,83 @@ TEST(GpuPass, DecodeStepReusesEqualLayersAndStaysAboveItsFloor) {
   EXPECT_EQ(again.run(g).seconds, r.seconds);
 }
 
-TEST(GpuPass, TensorParallelDegreeBeyondTheNodeIsRefused) {
-  PassConfig cfg;
-  cfg.tp_degree = 16;
-  EXPECT_THROW(GpuPass(GpuConfig{}, NodeConfig{}, cfg), std::invalid_argument);
+// A group spans whole nodes or divides one: tp 16 (two nodes) and tp 8 x pp 3 (three
+// nodes) are groups; tp 12 is not, nor a pipeline of stages spanning nodes.
+TEST(GpuPass, GroupsSpanWholeNodesOrDivideOne) {
+  const auto make = [](std::uint32_t tp, std::uint32_t pp) {
+    PassConfig cfg;
+    cfg.tp_degree = tp;
+    cfg.pp_degree = pp;
+    return GpuPass(GpuConfig{}, NodeConfig{}, cfg);
+  };
+  EXPECT_EQ(make(16, 1).tp_nodes(), 2u);
+  EXPECT_EQ(make(8, 3).tp_nodes(), 1u);
+  EXPECT_EQ(make(4, 2).pp_degree(), 2u);
+  EXPECT_THROW(make(12, 1), std::invalid_argument);
+  EXPECT_THROW(make(16, 2), std::invalid_argument);
+  EXPECT_THROW(make(4, 3), std::invalid_argument);
+}
+
+// One decode step of a tiny model (Llama-3.1-8B cut to 2 layers: hidden 4,096, 32 query
+// and 8 KV heads) for one sequence of 100 cached tokens, on two p5.48xlarge.
+//
+// TP 8 x PP 2: layer 0 (with the embedding) on node 0, layer 1 (with the final norm and
+// LM head) on node 1. Each stage runs the kernels TP 8 on one node runs, so the step is the
+// one-node step plus one stage transfer: the token's 4,096 x 2 B = 8,192 B of activations,
+// each of node 0's 8 GPUs sending 1,024 B on its rail to its peer (15 us + 1,024 / Be,
+// Be = 49.612403 GB/s as in GpuNode.HierarchicalAllReduceOverTwoNodesByHand), then an
+// all-gather on node 1 (1 us + 7/8 x 8,192 / 450 GB/s), 2 us setup: 2 + 15 + 0.020640 +
+// 1 + 0.015929 = 18.036569 us. Its EFA
+// floor is 1,024 / Be = 20.64 ns; the HBM floor is the larger stage's, node 1's: layer 1
+// and the head.
+//
+// TP 16 over both nodes: 2 row-parallel GEMMs per layer (o_proj, down_proj), 4 all-reduces
+// of 8,192 B, each with an EFA phase between the nodes of one_shot 15 us + 1,024 / Be =
+// 15.020640 us (each GPU's 8,192 / 8 B after its node's reduce-scatter, sent to its peer);
+// the EFA floor 4 x 2 (1/2) x 1,024 / Be = 82.56 ns, 4 x 1,024 B sent by each GPU.
+TEST(GpuPass, MultiNodeDecodeStepOfATinyModel) {
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  const auto g = workloads::lower_decode(m, {100});
+  const double be = 4.0 * 12.5e9 * 8192.0 / 8256.0;
+  PassConfig one_node;
+  GpuPass tp8(GpuConfig{}, NodeConfig{}, one_node);
+  const GpuPassResult a = tp8.run(g);
+  PassConfig piped;
+  piped.pp_degree = 2;
+  GpuPass pp2(GpuConfig{}, NodeConfig{}, piped);
+  const GpuPassResult b = pp2.run(g);
+  const double transfer = 2e-6 + 15e-6 + 1024.0 / be + 1e-6 + 7.0 / 8.0 * 8192.0 / 450e9;
+  EXPECT_NEAR(transfer, 18.036569e-6, 1e-12);
+  EXPECT_NEAR(b.seconds, a.seconds + transfer, 1e-15);
+  ASSERT_EQ(b.layer_done_s.size(), 2u);
+  EXPECT_NEAR(b.layer_done_s[0], a.layer_done_s[0], 1e-15);
+  EXPECT_NEAR(b.layer_done_s[1], a.layer_done_s[1] + transfer, 1e-15);
+  EXPECT_NEAR(b.busy.efa_s, 15e-6 + 1024.0 / be, 1e-15);
+  EXPECT_EQ(b.busy.efa_bytes, 1024u);
+  EXPECT_NEAR(b.floor.efa_s, 1024.0 / be, 1e-18);
+  std::uint64_t stage1 = 0;
+  bool second = false;
+  for (const auto& op : g.ops) {
+    second = second || op.layer == 1;
+    if (second) stage1 += op.weight_bytes + op.kv_read_bytes + op.kv_write_bytes;
+  }
+  EXPECT_DOUBLE_EQ(b.floor.hbm_s, static_cast<double>(stage1) / 8.0 / pp2.hbm().peak_bytes_per_s);
+  EXPECT_DOUBLE_EQ(b.floor.step_s, b.floor.hbm_s);
+  EXPECT_GT(b.seconds, b.floor.step_s);
+
+  PassConfig wide;
+  wide.tp_degree = 16;
+  GpuPass tp16(GpuConfig{}, NodeConfig{}, wide);
+  const GpuPassResult c = tp16.run(g);
+  EXPECT_EQ(tp16.tp_nodes(), 2u);
+  const NodeCollective ar = multi_node_all_reduce(NodeConfig{}, 2, 8192);
+  EXPECT_EQ(ar.efa_algorithm, NodeAlgorithm::kOneShot);
+  EXPECT_NEAR(ar.efa_s, 15e-6 + 1024.0 / be, 1e-15);
+  EXPECT_NEAR(ar.efa_s, 15.020640e-6, 1e-12);
+  EXPECT_NEAR(c.busy.efa_s, 4.0 * ar.efa_s, 1e-15);
+  EXPECT_EQ(c.busy.efa_bytes, 4u * 1024u);
+  EXPECT_NEAR(c.floor.efa_s, 4.0 * 1024.0 / be, 1e-18);
+  EXPECT_GT(c.seconds, c.floor.step_s);
 }
 
 }  // namespace
