@@ -113,8 +113,9 @@ void check_reserved_sram(config::Section& wafer, config::Section& decode, std::u
   decode.fail("reserved_sram", detail + "lower decode.reserved_sram or raise wafer.pe.sram");
 }
 
-ServingExperiment::ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg)
-    : model_(model), cfg_(cfg) {
+ServingExperiment::ServingExperiment(const workloads::TransformerModel& model,
+                                     const serving::ServingConfig& cfg, FaultSchedule faults)
+    : model_(model), cfg_(cfg), faults_(std::move(faults)) {
   cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };
 }
 
@@ -122,8 +123,8 @@ void ServingExperiment::start(std::vector<workloads::Request> requests,
                               const std::vector<serving::PrefillBackend*>& prefill,
                               const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path,
                               trace::Writer* trace) {
-  system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), prefill, decode, kv_path,
-                                                     trace);
+  system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), prefill, decode,
+                                                     kv_path, trace, faults_.decode_down);
 }
 
 void ServingExperiment::run(sim::RunContext& ctx) {

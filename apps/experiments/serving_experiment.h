@@ -78,16 +78,19 @@ class ServingExperiment : public sim::Experiment {
   double simulated_seconds() const override { return end_s_; }
   std::map<std::string, std::string> extra_files() const override;
   void summarize(nlohmann::json& s) const override;
-  // The fault schedule the run follows (already applied to its configuration); a
-  // non-empty one adds a `faults` section to summary.json.
-  void set_fault_schedule(FaultSchedule f) { faults_ = std::move(f); }
   // The machines rented for the run and their prices: summary.json `cost`.
   void set_cost(RunCost c) { cost_ = std::move(c); }
   // The power models of those machines: summary.json `energy`.
   void set_energy(RunEnergy e) { energy_ = std::move(e); }
 
  protected:
-  ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg);
+  // `faults`: the fault schedule the run follows, an argument beside the configuration
+  // (the derived constructor gives fault_schedule().efa to its EFA network, start()
+  // gives the decode outages to the serving system); a non-empty one adds a `faults`
+  // section to summary.json.
+  ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg,
+                    FaultSchedule faults);
+  const FaultSchedule& fault_schedule() const { return faults_; }
   // Builds the serving system over the machines (call once, from the derived constructor).
   void start(std::vector<workloads::Request> requests, const std::vector<serving::PrefillBackend*>& prefill,
              const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path, trace::Writer* trace);
