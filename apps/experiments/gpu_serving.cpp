@@ -141,9 +141,12 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   const unsigned decode_instances = read_machine_count(sv, "decode_instances", "GPU instances that decode");
   cfg.decode_systems = decode_instances * g.groups;
   efa::EfaNetworkConfig efa = read_serving_efa(
-      root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
-      "serving.decode_instances x the tensor-parallel groups of an instance (gpu_instance.gpus / "
-      "gpu_pass.tp_degree): every group is an EFA receiver");
+      root, {cfg.prefill_instances, located_key(sv, "prefill_instances"), ""},
+      {cfg.decode_systems,
+       located_key(sv, "decode_instances") + " x the tensor-parallel groups of an instance, " +
+           located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
+           located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree"),
+       "every group is an EFA receiver"});
   charge_kv_transfers(info.memory, sv, cfg, efa, in.requests.size(), 1);
   FaultSchedule faults = read_faults(root, &efa, cfg.decode_systems);
   // The prefill instance holds the whole model in its HBM (as in trainium_disaggregated).

@@ -124,8 +124,8 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   } else {
     cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
     cfg.decode_systems = read_machine_count(sv, "decode_instances", "Trainium instances that decode");
-    efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
-                           "serving.decode_instances");
+    efa = read_serving_efa(root, {cfg.prefill_instances, located_key(sv, "prefill_instances"), ""},
+                           {cfg.decode_systems, located_key(sv, "decode_instances"), ""});
     charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), 1);
   }
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,

@@ -262,12 +262,17 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
             : read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
     cfg.decode_systems = read_machine_count(
         sv, "decode_systems", "CS-3 decode systems (each decode.wafers CS-3s holding one copy of the model)");
-    efa = read_serving_efa(root, cfg.prefill_instances,
-                           gpu ? "serving.prefill_instances x the tensor-parallel groups of an instance "
-                                 "(gpu_instance.gpus / gpu_pass.tp_degree): every group is an EFA sender"
-                               : "serving.prefill_instances",
-                           cfg.decode_systems * dcfg.wafers,
-                           "serving.decode_systems x decode.wafers: every CS-3 has its own EFA attachment");
+    DerivedCount senders{cfg.prefill_instances, located_key(sv, "prefill_instances"), ""};
+    if (gpu) {
+      senders.from += " x the tensor-parallel groups of an instance, " +
+                      located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
+                      located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree");
+      senders.why = "every group is an EFA sender";
+    }
+    efa = read_serving_efa(root, senders,
+                           {cfg.decode_systems * dcfg.wafers,
+                            located_key(sv, "decode_systems") + " x " + located_key(dec, "wafers"),
+                            "every CS-3 has its own EFA attachment"});
     charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), dcfg.wafers);
   }
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
