@@ -49,7 +49,7 @@ struct LinkFault {
 // knows it (the NIC's path health tracking): path selection sends nothing over it, and
 // when every path is down the adapters hold their packets until one returns. A packet
 // that still reaches a path while it is down (chosen before the window opened) is lost.
-// Set from an experiment's fault schedule (`faults:`, kind efa_path_down).
+// An entry of an experiment's fault schedule (`faults:`, kind efa_path_down; EfaFaults).
 struct PathOutage {
   bool all_paths = true;
   std::uint32_t path = 0;
@@ -59,8 +59,8 @@ struct PathOutage {
 
 // A window of time during which packets are dropped with `probability` (instead of
 // srd.loss_probability, if larger) on one path, on the adapters of one machine (one
-// adapter, or all of them), or everywhere. Set from an experiment's fault schedule
-// (`faults:`, kind efa_loss_burst).
+// adapter, or all of them), or everywhere. An entry of an experiment's fault schedule
+// (`faults:`, kind efa_loss_burst; EfaFaults).
 struct LossBurst {
   static constexpr std::uint32_t kAny = 0xffffffffU;
   double probability = 0.0;
@@ -81,7 +81,6 @@ struct EfaFabricConfig {
   Duration path_latency_spread{2e-6};  // path i adds spread * i / (paths - 1)
   std::vector<PathCongestion> congestion;
   std::vector<LinkFault> faults;
-  std::vector<PathOutage> outages;  // not read from `efa:` (see PathOutage)
 };
 
 enum class PathSelection { RoundRobin, Adaptive };
@@ -107,7 +106,6 @@ struct SrdConfig {
   // at least bursts_per_message bursts per message (so short messages keep detail).
   Size burst{1024 * 1024};
   std::uint32_t bursts_per_message = 64;
-  std::vector<LossBurst> loss_bursts;  // not read from `efa:` (see LossBurst)
 };
 
 struct EfaNetworkConfig {
@@ -119,8 +117,21 @@ struct EfaNetworkConfig {
   SrdConfig srd;
 };
 
+// The EFA part of an experiment's fault schedule (`faults:`, docs/faults.md). It is given
+// to the network beside its configuration (SrdEngine, EfaNetwork), never written into it:
+// the configuration is the machines, the schedule what happens to them during one run.
+struct EfaFaults {
+  std::vector<PathOutage> path_down;   // kind efa_path_down
+  std::vector<LossBurst> loss_bursts;  // kind efa_loss_burst
+  bool empty() const { return path_down.empty() && loss_bursts.empty(); }
+};
+
 // Throws std::invalid_argument naming the field and what is allowed.
 void validate(const EfaNetworkConfig& c);
+// Throws std::invalid_argument naming the fault kind and what is allowed: a target that
+// is not in the network `c`, a window that ends before it starts, a probability not in
+// [0, 1).
+void validate(const EfaFaults& f, const EfaNetworkConfig& c);
 
 // Fills the config from the `efa` section (see configs/hardware/efa_*.yaml). `senders`
 // and `receivers` default to base's: a serving experiment derives them from its machine

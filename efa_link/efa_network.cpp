@@ -35,8 +35,8 @@ tlm::tlm_sync_enum EfaAttachment::nb_transport_fw(tlm::tlm_generic_payload& gp, 
   return tlm::TLM_UPDATED;
 }
 
-EfaNetwork::EfaNetwork(sc_core::sc_module_name name, const EfaNetworkConfig& config)
-    : sc_core::sc_module(name), engine_(config, std::string(basename())) {
+EfaNetwork::EfaNetwork(sc_core::sc_module_name name, const EfaNetworkConfig& config, const EfaFaults& faults)
+    : sc_core::sc_module(name), engine_(config, faults, std::string(basename())) {
   if (sc_core::sc_get_time_resolution() != sc_core::sc_time(1, sc_core::SC_PS))
     throw std::logic_error("EfaNetwork needs the SystemC time resolution of 1 ps");
   for (std::uint32_t m = 0; m < engine_.machines(); ++m) {

@@ -71,7 +71,8 @@ class EfaAttachment : public sc_core::sc_module {
 
 class EfaNetwork : public sc_core::sc_module, public stats::Provider {
  public:
-  EfaNetwork(sc_core::sc_module_name name, const EfaNetworkConfig& config);
+  // `faults`: the fault schedule the network runs under (EfaFaults; none by default).
+  EfaNetwork(sc_core::sc_module_name name, const EfaNetworkConfig& config, const EfaFaults& faults = {});
   ~EfaNetwork() override;
 
   // Senders first (sender(i) == attachment(i)), then receivers.

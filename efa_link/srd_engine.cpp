@@ -60,13 +60,24 @@ void validate(const EfaNetworkConfig& c) {
                                                       " does not exist");
     check(f.until.seconds >= f.from.seconds, "efa.fabric.faults: until must not be before from");
   }
-  for (const auto& o : c.fabric.outages) {
+  check(c.srd.retransmit_timeout.seconds > 0, "efa.srd.retransmit_timeout must be > 0");
+  check(c.srd.retry_budget <= 200, "efa.srd.retry_budget must be at most 200");
+  check(c.srd.loss_probability >= 0 && c.srd.loss_probability < 1,
+        "efa.srd.loss_probability must be in [0, 1)");
+  check(c.srd.max_outstanding.bytes > 0, "efa.srd.max_outstanding must be > 0");
+  check(c.srd.congestion_delay.seconds >= 0, "efa.srd.congestion_delay must be >= 0");
+  check(c.srd.burst.bytes >= c.sender.mtu.bytes, "efa.srd.burst must be at least one mtu");
+  check(c.srd.bursts_per_message >= 1, "efa.srd.bursts_per_message must be at least 1");
+}
+
+void validate(const EfaFaults& f, const EfaNetworkConfig& c) {
+  for (const auto& o : f.path_down) {
     check(o.all_paths || o.path < c.fabric.paths, "efa_path_down: path " + std::to_string(o.path) +
                                                       " does not exist (paths are 0.." +
                                                       std::to_string(c.fabric.paths - 1) + ")");
     check(o.until.seconds >= o.from.seconds, "efa_path_down: the end must not be before the start");
   }
-  for (const auto& b : c.srd.loss_bursts) {
+  for (const auto& b : f.loss_bursts) {
     check(b.probability >= 0 && b.probability < 1, "efa_loss_burst: probability must be in [0, 1)");
     check(b.path == LossBurst::kAny || b.path < c.fabric.paths,
           "efa_loss_burst: path " + std::to_string(b.path) + " does not exist (paths are 0.." +
@@ -79,19 +90,12 @@ void validate(const EfaNetworkConfig& c) {
           "efa_loss_burst: adapter " + std::to_string(b.adapter) + " does not exist on its machine");
     check(b.until.seconds >= b.from.seconds, "efa_loss_burst: the end must not be before the start");
   }
-  check(c.srd.retransmit_timeout.seconds > 0, "efa.srd.retransmit_timeout must be > 0");
-  check(c.srd.retry_budget <= 200, "efa.srd.retry_budget must be at most 200");
-  check(c.srd.loss_probability >= 0 && c.srd.loss_probability < 1,
-        "efa.srd.loss_probability must be in [0, 1)");
-  check(c.srd.max_outstanding.bytes > 0, "efa.srd.max_outstanding must be > 0");
-  check(c.srd.congestion_delay.seconds >= 0, "efa.srd.congestion_delay must be >= 0");
-  check(c.srd.burst.bytes >= c.sender.mtu.bytes, "efa.srd.burst must be at least one mtu");
-  check(c.srd.bursts_per_message >= 1, "efa.srd.bursts_per_message must be at least 1");
 }
 
-SrdEngine::SrdEngine(const EfaNetworkConfig& config, std::string stats_name)
-    : config_(config), rng_(config.srd.seed), stats_(std::move(stats_name)) {
+SrdEngine::SrdEngine(const EfaNetworkConfig& config, EfaFaults faults, std::string stats_name)
+    : config_(config), faults_(std::move(faults)), rng_(config.srd.seed), stats_(std::move(stats_name)) {
   validate(config_);
+  validate(faults_, config_);
   messages_done_ = &stats_.counter("messages_completed", "messages", "RDMA operations completed");
   messages_failed_ = &stats_.counter("messages_failed", "messages", "RDMA operations failed (retry budget)");
   packets_sent_ = &stats_.counter("packets_sent", "packets", "SRD packets put on the wire, retransmissions included");
@@ -146,16 +150,16 @@ SrdEngine::SrdEngine(const EfaNetworkConfig& config, std::string stats_name)
     else
       fault_windows_path_[f.path].push_back(w);
   }
-  // Fault schedule (efa_config.h: PathOutage, LossBurst).
+  // Fault schedule (efa_config.h: EfaFaults).
   outages_path_.resize(fc.paths);
-  for (const auto& o : fc.outages) {
+  for (const auto& o : faults_.path_down) {
     auto w = std::make_pair(to_ps(o.from), to_ps(o.until));
     if (o.all_paths)
       outages_all_.push_back(w);
     else
       outages_path_[o.path].push_back(w);
   }
-  has_outages_ = !fc.outages.empty();
+  has_outages_ = !faults_.path_down.empty();
   timeout_ps_ = to_ps(config_.srd.retransmit_timeout);
   congestion_delay_ps_ = to_ps(config_.srd.congestion_delay);
 }
@@ -436,7 +440,7 @@ std::uint64_t SrdEngine::paths_return_ps(std::uint64_t t_ps) const {
 
 double SrdEngine::loss_at(std::uint32_t path, const Flow& f, std::uint64_t t_ps) const {
   double p = config_.srd.loss_probability;
-  for (const auto& b : config_.srd.loss_bursts) {
+  for (const auto& b : faults_.loss_bursts) {
     if (t_ps < to_ps(b.from) || t_ps >= to_ps(b.until)) continue;
     if (b.path != LossBurst::kAny && b.path != path) continue;
     if (b.machine != LossBurst::kAny) {

@@ -78,7 +78,11 @@ class SrdEngine {
   using PlaceFn = std::function<void(std::uint64_t message, std::uint64_t offset, std::uint64_t bytes)>;
 
   // Throws std::invalid_argument if the configuration is invalid.
-  SrdEngine(const EfaNetworkConfig& config, std::string stats_name = "efa");
+  SrdEngine(const EfaNetworkConfig& config, std::string stats_name = "efa")
+      : SrdEngine(config, EfaFaults{}, std::move(stats_name)) {}
+  // The network `config` under the fault schedule `faults` (path outages, loss bursts),
+  // given beside the configuration; throws std::invalid_argument if either is invalid.
+  SrdEngine(const EfaNetworkConfig& config, EfaFaults faults, std::string stats_name = "efa");
 
   void on_completion(CompletionFn f) { on_completion_ = std::move(f); }
   void on_place(PlaceFn f) { on_place_ = std::move(f); }
@@ -107,6 +111,7 @@ class SrdEngine {
   static std::uint64_t retained_bytes_per_message(std::uint32_t rails);
   const stats::Group& stats() const { return stats_; }
   const EfaNetworkConfig& config() const { return config_; }
+  const EfaFaults& faults() const { return faults_; }
 
   // Counters, also in stats().
   std::uint64_t packets_sent() const { return packets_sent_->value(); }
@@ -230,6 +235,7 @@ class SrdEngine {
   void trace_message(const Message& m, const Completion& c);
 
   EfaNetworkConfig config_;
+  EfaFaults faults_;
   std::vector<Adapter> adapters_;
   std::vector<std::uint32_t> adapter_base_;  // first adapter of each machine
   std::vector<Path> paths_;

@@ -5,9 +5,9 @@
 // longest simulated time (units.h), each end after its start (only a decode system may
 // stay down: end < 0); targets within the network and the decode systems; loss
 // probabilities within [0, 1]; no two outages of one decode system overlapping; the
-// counts equal to the entries; and apply_faults, then the EFA network's own validation,
-// must accept what the reader accepted (a fault refused only when the run starts would
-// be a late error).
+// counts equal to the entries; and the EFA network's own validation of the schedule
+// (efa::validate(EfaFaults, config)) must accept what the reader accepted (a fault
+// refused only when the run starts would be a late error).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -59,11 +59,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         check_window(e.start_s, e.end_s, e.kind);
       }
     }
-    for (const auto& p : s.path_down) {
+    for (const auto& p : s.efa.path_down) {
       check_window(p.from.seconds, p.until.seconds, "efa_path_down");
       if (!p.all_paths && p.path >= efa.fabric.paths) finding("efa_path_down on path " + std::to_string(p.path));
     }
-    for (const auto& b : s.loss_bursts) {
+    for (const auto& b : s.efa.loss_bursts) {
       check_window(b.from.seconds, b.until.seconds, "efa_loss_burst");
       if (!(b.probability >= 0 && b.probability <= 1)) finding("loss probability " + std::to_string(b.probability));
       if (b.path != b.kAny && b.path >= efa.fabric.paths) finding("loss burst on path " + std::to_string(b.path));
@@ -90,10 +90,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::size_t total = 0;
     for (const auto& [k, v] : counts.items()) total += v.get<std::size_t>();
     if (total != s.entries.size()) finding("counts() does not add up to the entries");
-    wse::serving::ServingConfig serving;
-    ex::apply_faults(s, &efa, serving);
     try {
-      wse::efa::validate(efa);
+      wse::efa::validate(s.efa, efa);
     } catch (const std::invalid_argument& e) {
       finding(std::string("the reader accepted a schedule the EFA network refuses: ") + e.what());
     }

@@ -110,7 +110,7 @@ FaultSchedule read_faults(config::Section& root, const efa::EfaNetworkConfig* ef
           }
           b.adapter = a;
         }
-        out.loss_bursts.push_back(b);
+        out.efa.loss_bursts.push_back(b);
         break;
       }
       case Kind::path_down: {
@@ -118,7 +118,7 @@ FaultSchedule read_faults(config::Section& root, const efa::EfaNetworkConfig* ef
         o.from = Duration{e.start_s};
         o.until = Duration{e.end_s};
         read_path(nullptr, &o);
-        out.path_down.push_back(o);
+        out.efa.path_down.push_back(o);
         break;
       }
       case Kind::decode_down: {
@@ -146,14 +146,6 @@ FaultSchedule read_faults(config::Section& root, const efa::EfaNetworkConfig* ef
     out.entries.push_back(e);
   }
   return out;
-}
-
-void apply_faults(const FaultSchedule& schedule, efa::EfaNetworkConfig* efa, serving::ServingConfig& serving) {
-  if (efa) {
-    efa->fabric.outages.insert(efa->fabric.outages.end(), schedule.path_down.begin(), schedule.path_down.end());
-    efa->srd.loss_bursts.insert(efa->srd.loss_bursts.end(), schedule.loss_bursts.begin(), schedule.loss_bursts.end());
-  }
-  serving.decode_outages = schedule.decode_down;
 }
 
 }  // namespace wse::experiments

@@ -6,8 +6,9 @@
 //                       around it, and holds its packets while no path is up
 //   decode_system_down  decode system `system` fails at start (comes back at end, if
 //                       given): its requests are re-routed (serving.failover)
-// The EFA kinds become efa::PathOutage / efa::LossBurst entries of the network's
-// configuration, the decode kind serving::DecodeOutage entries of the serving one.
+// The schedule is an argument of its own to the models, beside their configurations
+// (which it never changes): the EFA kinds are the efa::EfaFaults given to the EFA
+// network, the decode kind the serving::DecodeOutage list given to the serving system.
 #pragma once
 
 #include <string>
@@ -28,9 +29,8 @@ struct FaultSchedule {
     double end_s = -1;  // < 0: open (a decode system that does not come back)
   };
   std::vector<Entry> entries;
-  std::vector<efa::PathOutage> path_down;
-  std::vector<efa::LossBurst> loss_bursts;
-  std::vector<serving::DecodeOutage> decode_down;
+  efa::EfaFaults efa;                              // for the EFA network (efa::EfaNetwork)
+  std::vector<serving::DecodeOutage> decode_down;  // for the serving system (serving::ServingSystem)
 
   bool empty() const { return entries.empty(); }
   // {"efa_loss_burst": n, "efa_path_down": n, "decode_system_down": n}
@@ -42,8 +42,5 @@ struct FaultSchedule {
 // the targets. `decode_systems` bounds decode_system_down (0: the mode has no separate
 // decode systems, and that kind is an error). Errors name the entry's key.
 FaultSchedule read_faults(config::Section& root, const efa::EfaNetworkConfig* efa, unsigned decode_systems);
-
-// Adds the EFA faults of `schedule` to `efa` and the decode outages to `serving`.
-void apply_faults(const FaultSchedule& schedule, efa::EfaNetworkConfig* efa, serving::ServingConfig& serving);
 
 }  // namespace wse::experiments

@@ -26,9 +26,10 @@ namespace {
 class GpuServing final : public ServingExperiment {
  public:
   GpuServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
-             const serving::ServingConfig& cfg, unsigned instances, unsigned groups, const gpu::GpuConfig& g,
-             const gpu::NodeConfig& node, const gpu::PassConfig& pass, unsigned span, trace::Writer* trace)
-      : ServingExperiment(model, cfg) {
+             const serving::ServingConfig& cfg, FaultSchedule faults, unsigned instances, unsigned groups,
+             const gpu::GpuConfig& g, const gpu::NodeConfig& node, const gpu::PassConfig& pass, unsigned span,
+             trace::Writer* trace)
+      : ServingExperiment(model, cfg, std::move(faults)) {
     machines_ = std::make_unique<GpuMachines>("gpu", instances, groups, g, node, pass, model_, span);
     start(std::move(requests), machines_->prefill(), machines_->decode(), nullptr, trace);
   }
@@ -75,13 +76,13 @@ class TrainiumPrefillPool : public sc_core::sc_module, public stats::Provider {
 class TrainiumPrefillGpuDecode final : public ServingExperiment {
  public:
   TrainiumPrefillGpuDecode(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
-                           const serving::ServingConfig& cfg, const TrainiumSide& trn,
+                           const serving::ServingConfig& cfg, FaultSchedule faults, const TrainiumSide& trn,
                            unsigned decode_instances, const GpuSide& g, const efa::EfaNetworkConfig& efa,
                            trace::Writer* trace)
-      : ServingExperiment(model, cfg) {
+      : ServingExperiment(model, cfg, std::move(faults)) {
     prefill_ = std::make_unique<TrainiumPrefillPool>("trainium", cfg_.prefill_instances, trn, model_);
     decode_ = std::make_unique<GpuMachines>("gpu", decode_instances, g.groups, g.gpu, g.node, g.pass, model_);
-    kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, trace);
+    kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, fault_schedule().efa, trace);
     start(std::move(requests), prefill_->prefill(), decode_->decode(), kv_path_.get(), trace);
   }
 
@@ -121,15 +122,13 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   cfg.prefill_instances = cfg.decode_systems =
       (g.span > 1 ? instances / g.span : instances * g.groups) * g.pass.pp_degree;
   FaultSchedule faults = read_faults(root, nullptr, 0);
-  apply_faults(faults, nullptr, cfg);
   cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "the HBM of a tensor-parallel group of GPUs after the weights",
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
-  auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, instances, g.groups,
-                                                 g.gpu, g.node, g.pass, g.span, info.trace);
-  experiment->set_fault_schedule(std::move(faults));
+  auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, std::move(faults), instances,
+                                                 g.groups, g.gpu, g.node, g.pass, g.span, info.trace);
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;
@@ -150,12 +149,14 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   const unsigned decode_instances = read_machine_count(sv, "decode_instances", "GPU instances that decode");
   cfg.decode_systems = decode_instances * g.groups;
   efa::EfaNetworkConfig efa = read_serving_efa(
-      root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
-      "serving.decode_instances x the tensor-parallel groups of an instance (gpu_instance.gpus / "
-      "gpu_pass.tp_degree): every group is an EFA receiver");
+      root, {cfg.prefill_instances, located_key(sv, "prefill_instances"), ""},
+      {cfg.decode_systems,
+       located_key(sv, "decode_instances") + " x the tensor-parallel groups of an instance, " +
+           located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
+           located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree"),
+       "every group is an EFA receiver"});
   charge_kv_transfers(info.memory, sv, cfg, efa, in.requests.size(), 1);
   FaultSchedule faults = read_faults(root, &efa, cfg.decode_systems);
-  apply_faults(faults, &efa, cfg);
   // The prefill instance holds the whole model in its HBM (as in trainium_disaggregated).
   const std::uint64_t trn_hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();
   if (model.weight_bytes() >= trn_hbm) {
@@ -169,9 +170,8 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   RunCost cost;
   cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
   cost.fleet.push_back(read_fleet_part(root, "gpu_instance", decode_instances));
-  auto experiment = std::make_unique<TrainiumPrefillGpuDecode>(model, std::move(in.requests), cfg, trn,
-                                                               decode_instances, g, efa, info.trace);
-  experiment->set_fault_schedule(std::move(faults));
+  auto experiment = std::make_unique<TrainiumPrefillGpuDecode>(
+      model, std::move(in.requests), cfg, std::move(faults), trn, decode_instances, g, efa, info.trace);
   experiment->set_energy(read_run_energy(root, cost, model));
   experiment->set_cost(std::move(cost));
   return experiment;

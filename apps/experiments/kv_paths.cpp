@@ -13,8 +13,9 @@ void SharedLinkKvPath::transfer(unsigned prefill_instance, unsigned /*decode_sys
   link_.transfer(prefill_instance, bytes);
 }
 
-EfaKvPath::EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config, trace::Writer* trace)
-    : sc_module(name), network_("efa", config) {
+EfaKvPath::EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config,
+                     const efa::EfaFaults& faults, trace::Writer* trace)
+    : sc_module(name), network_("efa", config, faults) {
   network_.set_trace(trace);
   for (std::uint32_t i = 0; i < config.senders; ++i) {
     const std::string n = "host" + std::to_string(i);

@@ -31,8 +31,10 @@ class SharedLinkKvPath : public sc_core::sc_module, public serving::KvPath {
 
 class EfaKvPath : public sc_core::sc_module, public serving::KvPath {
  public:
-  // Senders of `config` are the prefill machines, receivers the decode machines.
-  EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config, trace::Writer* trace);
+  // Senders of `config` are the prefill machines, receivers the decode machines;
+  // `faults` is the EFA part of the run's fault schedule (docs/faults.md).
+  EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config,
+            const efa::EfaFaults& faults, trace::Writer* trace);
   // Throws std::runtime_error if the network gives up on the transfer (retry budget).
   void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) override;
   const efa::EfaNetwork& network() const { return network_; }

@@ -204,7 +204,7 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
     const efa::EfaNetworkConfig efa = efa::read_efa_config(efa_s);
     senders = efa.senders;
     receivers = efa.receivers;
-    path = std::make_unique<EfaKvPath>("kv_path", efa, info.trace);
+    path = std::make_unique<EfaKvPath>("kv_path", efa, efa::EfaFaults{}, info.trace);
   }
   return std::make_unique<KvTransfer>(std::move(path), std::move(in.requests), in.model, senders, receivers);
 }

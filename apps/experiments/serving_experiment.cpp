@@ -46,23 +46,29 @@ unsigned read_machine_count(config::Section& serving, std::string_view key, std:
   return static_cast<unsigned>(serving.integer(key, {.doc = doc, .def = "1", .min = 1, .max = 4096}));
 }
 
-efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, std::string_view senders_rule,
-                                       unsigned receivers, std::string_view receivers_rule) {
+std::string located_key(const config::Section& section, std::string_view key) {
+  if (!section.has(key)) return section.key_path(key) + " (default)";
+  return section.key_path(key) + " (" + section.source_of(key).where() + ")";
+}
+
+efa::EfaNetworkConfig read_serving_efa(config::Section& root, const DerivedCount& senders,
+                                       const DerivedCount& receivers) {
   config::Section efa_s = root.section("efa", "the EFA network (senders: prefill machines, receivers: decode machines)");
   // The counts are the pools': derived, so a file need not type them twice; one that
   // does and disagrees is refused, naming both keys.
   efa::EfaNetworkConfig base;
-  base.senders = senders;
-  base.receivers = receivers;
+  base.senders = senders.count;
+  base.receivers = receivers.count;
   efa::EfaNetworkConfig efa = efa::read_efa_config(efa_s, base);
-  if (efa.senders != senders) {
-    efa_s.fail("senders", "is " + std::to_string(efa.senders) + " but " + std::string(senders_rule) + " gives " +
-                              std::to_string(senders) + " senders; leave efa.senders out (it is derived from them)");
-  }
-  if (efa.receivers != receivers) {
-    efa_s.fail("receivers", "is " + std::to_string(efa.receivers) + " but " + std::string(receivers_rule) + " gives " +
-                                std::to_string(receivers) + " receivers; leave efa.receivers out (it is derived from them)");
-  }
+  const auto check = [&](std::string_view key, std::uint32_t typed, const DerivedCount& d) {
+    if (typed == d.count) return;
+    const std::string_view noun = d.count == 1 ? key.substr(0, key.size() - 1) : key;  // "1 sender"
+    efa_s.fail(key, "is " + std::to_string(typed) + " but " + d.from + " gives " + std::to_string(d.count) +
+                        " " + std::string(noun) + (d.why.empty() ? "" : " (" + d.why + ")") + "; leave efa." +
+                        std::string(key) + " out (it is derived from them)");
+  };
+  check("senders", efa.senders, senders);
+  check("receivers", efa.receivers, receivers);
   return efa;
 }
 
@@ -113,8 +119,9 @@ void check_reserved_sram(config::Section& wafer, config::Section& decode, std::u
   decode.fail("reserved_sram", detail + "lower decode.reserved_sram or raise wafer.pe.sram");
 }
 
-ServingExperiment::ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg)
-    : model_(model), cfg_(cfg) {
+ServingExperiment::ServingExperiment(const workloads::TransformerModel& model,
+                                     const serving::ServingConfig& cfg, FaultSchedule faults)
+    : model_(model), cfg_(cfg), faults_(std::move(faults)) {
   cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };
 }
 
@@ -122,8 +129,8 @@ void ServingExperiment::start(std::vector<workloads::Request> requests,
                               const std::vector<serving::PrefillBackend*>& prefill,
                               const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path,
                               trace::Writer* trace) {
-  system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), prefill, decode, kv_path,
-                                                     trace);
+  system_ = std::make_unique<serving::ServingSystem>("serving", cfg_, std::move(requests), prefill, decode,
+                                                     kv_path, trace, faults_.decode_down);
 }
 
 void ServingExperiment::run(sim::RunContext& ctx) {

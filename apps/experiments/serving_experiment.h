@@ -44,10 +44,24 @@ TrainiumSide read_trainium_side(config::Section& root);
 // A count of machines under `serving:` (at least 1).
 unsigned read_machine_count(config::Section& serving, std::string_view key, std::string_view doc);
 
-// Reads `efa:` and checks that its senders and receivers are the given counts
-// (`senders_rule`, `receivers_rule` say where the counts come from, for the error).
-efa::EfaNetworkConfig read_serving_efa(config::Section& root, unsigned senders, std::string_view senders_rule,
-                                       unsigned receivers, std::string_view receivers_rule);
+// A count of EFA machines (senders or receivers) derived from the machine pools: the
+// count, the pool keys it comes from, each with where it was written (located_key; e.g.
+// "serving.decode_systems (a.yaml:17:3) x decode.wafers (default)"), and why (may be
+// empty; e.g. "every CS-3 has its own EFA attachment").
+struct DerivedCount {
+  unsigned count = 0;
+  std::string from;
+  std::string why;
+};
+// "<section>.<key> (file:line:column)" where the key was written, "(--set '...')" for an
+// override, "(default)" if absent.
+std::string located_key(const config::Section& section, std::string_view key);
+
+// Reads `efa:` with its senders and receivers derived from the pools: a file need not
+// type them. One that does and disagrees is a configuration error at the typed key,
+// naming the pool keys and where they were written.
+efa::EfaNetworkConfig read_serving_efa(config::Section& root, const DerivedCount& senders,
+                                       const DerivedCount& receivers);
 
 // Charges limits.memory_budget with what the EFA engine keeps of the KV transfers of
 // `requests` requests for the whole run: each request's messages (one per
@@ -78,16 +92,19 @@ class ServingExperiment : public sim::Experiment {
   double simulated_seconds() const override { return end_s_; }
   std::map<std::string, std::string> extra_files() const override;
   void summarize(nlohmann::json& s) const override;
-  // The fault schedule the run follows (already applied to its configuration); a
-  // non-empty one adds a `faults` section to summary.json.
-  void set_fault_schedule(FaultSchedule f) { faults_ = std::move(f); }
   // The machines rented for the run and their prices: summary.json `cost`.
   void set_cost(RunCost c) { cost_ = std::move(c); }
   // The power models of those machines: summary.json `energy`.
   void set_energy(RunEnergy e) { energy_ = std::move(e); }
 
  protected:
-  ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg);
+  // `faults`: the fault schedule the run follows, an argument beside the configuration
+  // (the derived constructor gives fault_schedule().efa to its EFA network, start()
+  // gives the decode outages to the serving system); a non-empty one adds a `faults`
+  // section to summary.json.
+  ServingExperiment(const workloads::TransformerModel& model, const serving::ServingConfig& cfg,
+                    FaultSchedule faults);
+  const FaultSchedule& fault_schedule() const { return faults_; }
   // Builds the serving system over the machines (call once, from the derived constructor).
   void start(std::vector<workloads::Request> requests, const std::vector<serving::PrefillBackend*>& prefill,
              const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path, trace::Writer* trace);

@@ -81,14 +81,14 @@ class TrainiumServing final : public ServingExperiment {
  public:
   // `efa` is used (and required) when the placement is disaggregated.
   TrainiumServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
-                  const serving::ServingConfig& cfg, const TrainiumSide& trn,
+                  const serving::ServingConfig& cfg, FaultSchedule faults, const TrainiumSide& trn,
                   const std::optional<neuron::PrefillConfig>& decode_split, const efa::EfaNetworkConfig* efa,
                   trace::Writer* trace)
-      : ServingExperiment(model, cfg) {
+      : ServingExperiment(model, cfg, std::move(faults)) {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
     machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated, trn.chip,
                                            trn.instance, trn.prefill, model_, decode_split);
-    if (!colocated) kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, trace);
+    if (!colocated) kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, fault_schedule().efa, trace);
     start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
   }
 
@@ -124,13 +124,12 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   } else {
     cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
     cfg.decode_systems = read_machine_count(sv, "decode_instances", "Trainium instances that decode");
-    efa = read_serving_efa(root, cfg.prefill_instances, "serving.prefill_instances", cfg.decode_systems,
-                           "serving.decode_instances");
+    efa = read_serving_efa(root, {cfg.prefill_instances, located_key(sv, "prefill_instances"), ""},
+                           {cfg.decode_systems, located_key(sv, "decode_instances"), ""});
     charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), 1);
   }
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
-  apply_faults(faults, efa ? &*efa : nullptr, cfg);
   // The KV cache lives in the HBM that the weights leave free on a decode instance.
   const std::uint64_t hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();
   if (model.weight_bytes() >= hbm) {
@@ -194,10 +193,8 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   const FleetPart fleet = read_fleet_part(
       root, "trainium_instance",
       cfg.prefill_instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
-  auto experiment =
-      std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, trn, decode_split, efa ? &*efa : nullptr,
-                                        info.trace);
-  experiment->set_fault_schedule(std::move(faults));
+  auto experiment = std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, std::move(faults),
+                                                      trn, decode_split, efa ? &*efa : nullptr, info.trace);
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;

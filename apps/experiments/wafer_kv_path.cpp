@@ -27,10 +27,11 @@ WaferIngress wafer_ingress(const wafer::WaferConfig& w, const std::vector<wafer:
 }
 
 WaferKvPath::WaferKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& efa,
-                         const wafer::WaferConfig& wafer, std::vector<wafer::LayerRegion> regions, unsigned wafers,
-                         unsigned systems, trace::Writer* trace)
+                         const efa::EfaFaults& faults, const wafer::WaferConfig& wafer,
+                         std::vector<wafer::LayerRegion> regions, unsigned wafers, unsigned systems,
+                         trace::Writer* trace)
     : sc_module(name),
-      efa_("efa_path", efa, trace),
+      efa_("efa_path", efa, faults, trace),
       wafer_(wafer),
       regions_(std::move(regions)),
       wafers_(wafers),

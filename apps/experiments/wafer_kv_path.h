@@ -45,9 +45,12 @@ WaferIngress wafer_ingress(const wafer::WaferConfig& w, const std::vector<wafer:
 class WaferKvPath : public sc_core::sc_module, public serving::KvPath, public stats::Provider {
  public:
   // `regions`: the placement of one decode system (all systems are placed alike);
-  // `wafers`: CS-3s per decode system; `systems`: decode systems.
-  WaferKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& efa, const wafer::WaferConfig& wafer,
-              std::vector<wafer::LayerRegion> regions, unsigned wafers, unsigned systems, trace::Writer* trace);
+  // `wafers`: CS-3s per decode system; `systems`: decode systems; `faults`: the EFA part
+  // of the run's fault schedule.
+  WaferKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& efa,
+              const efa::EfaFaults& faults, const wafer::WaferConfig& wafer,
+              std::vector<wafer::LayerRegion> regions, unsigned wafers, unsigned systems,
+              trace::Writer* trace);
   void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) override;
   void transfer_layers(unsigned prefill_instance, unsigned decode_system, std::uint32_t first_layer,
                        std::uint32_t last_layer, std::uint64_t bytes, std::uint64_t request) override;

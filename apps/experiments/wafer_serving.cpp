@@ -121,10 +121,14 @@ class Machines : public sc_core::sc_module, public stats::Provider {
 class WaferServing final : public ServingExperiment {
  public:
   WaferServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
-               const serving::ServingConfig& cfg, const wafer::WaferConfig& wafer_cfg, const wafer::DecodeConfig& dcfg,
-               std::unique_ptr<wafer::WaferDecoder> decoder, const TrainiumSide* trainium,
-               const efa::EfaNetworkConfig* efa, trace::Writer* trace, const GpuSide* gpu = nullptr)
-      : ServingExperiment(model, cfg), wafer_(wafer_cfg), dcfg_(dcfg), decoder_(std::move(decoder)) {
+               const serving::ServingConfig& cfg, FaultSchedule faults, const wafer::WaferConfig& wafer_cfg,
+               const wafer::DecodeConfig& dcfg, std::unique_ptr<wafer::WaferDecoder> decoder,
+               const TrainiumSide* trainium, const efa::EfaNetworkConfig* efa, trace::Writer* trace,
+               const GpuSide* gpu = nullptr)
+      : ServingExperiment(model, cfg, std::move(faults)),
+        wafer_(wafer_cfg),
+        dcfg_(dcfg),
+        decoder_(std::move(decoder)) {
     machines_ = std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances, cfg_.decode_systems,
                                            trainium);
     // GPU prefill (gpu_prefill_cs3_decode): the prefill machines are the GPU groups.
@@ -133,8 +137,8 @@ class WaferServing final : public ServingExperiment {
                                            gpu->node, gpu->pass, model_);
     }
     if (efa) {
-      kv_path_ = std::make_unique<WaferKvPath>("kv_path", *efa, wafer_, decoder_->regions(), dcfg_.wafers,
-                                               cfg_.decode_systems, trace);
+      kv_path_ = std::make_unique<WaferKvPath>("kv_path", *efa, fault_schedule().efa, wafer_,
+                                               decoder_->regions(), dcfg_.wafers, cfg_.decode_systems, trace);
     }
     start(std::move(requests), gpu_ ? gpu_->prefill() : machines_->prefill(), machines_->decode(),
           kv_path_.get(), trace);
@@ -258,17 +262,21 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
             : read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
     cfg.decode_systems = read_machine_count(
         sv, "decode_systems", "CS-3 decode systems (each decode.wafers CS-3s holding one copy of the model)");
-    efa = read_serving_efa(root, cfg.prefill_instances,
-                           gpu ? "serving.prefill_instances x the tensor-parallel groups of an instance "
-                                 "(gpu_instance.gpus / gpu_pass.tp_degree): every group is an EFA sender"
-                               : "serving.prefill_instances",
-                           cfg.decode_systems * dcfg.wafers,
-                           "serving.decode_systems x decode.wafers: every CS-3 has its own EFA attachment");
+    DerivedCount senders{cfg.prefill_instances, located_key(sv, "prefill_instances"), ""};
+    if (gpu) {
+      senders.from += " x the tensor-parallel groups of an instance, " +
+                      located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
+                      located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree");
+      senders.why = "every group is an EFA sender";
+    }
+    efa = read_serving_efa(root, senders,
+                           {cfg.decode_systems * dcfg.wafers,
+                            located_key(sv, "decode_systems") + " x " + located_key(dec, "wafers"),
+                            "every CS-3 has its own EFA attachment"});
     charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), dcfg.wafers);
   }
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
-  apply_faults(faults, efa ? &*efa : nullptr, cfg);
   if (!dcfg.region.is_auto() && (dcfg.region.rows > wafer_cfg.height || dcfg.region.cols > wafer_cfg.width)) {
     dec.fail("region", "the region " + std::to_string(dcfg.region.rows) + "x" + std::to_string(dcfg.region.cols) +
                            " (rows x columns) exceeds the " + std::to_string(wafer_cfg.height) + " x " +
@@ -295,10 +303,9 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
     cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
   }
   cost.fleet.push_back(read_fleet_part(root, "cs3", std::uint64_t{cfg.decode_systems} * dcfg.wafers));
-  auto experiment = std::make_unique<WaferServing>(model, std::move(in.requests), cfg, wafer_cfg, dcfg,
-                                                  std::move(decoder), trainium ? &*trainium : nullptr,
-                                                  efa ? &*efa : nullptr, info.trace, gpu ? &*gpu : nullptr);
-  experiment->set_fault_schedule(std::move(faults));
+  auto experiment = std::make_unique<WaferServing>(
+      model, std::move(in.requests), cfg, std::move(faults), wafer_cfg, dcfg, std::move(decoder),
+      trainium ? &*trainium : nullptr, efa ? &*efa : nullptr, info.trace, gpu ? &*gpu : nullptr);
   experiment->set_energy(read_run_energy(root, cost, model));
   experiment->set_cost(std::move(cost));
   return experiment;

@@ -156,5 +156,49 @@ TEST_F(Cli, CheckPrintsTheResolvedConfiguration) {
   EXPECT_FALSE(r.out.find("include") != std::string::npos && r.out.find("include:") != std::string::npos);
 }
 
+// The EFA machine counts of a serving experiment are declared once, in the pools:
+// with no efa.receivers the default system over 3 decode systems of decode.wafers = 4
+// CS-3s (configs/experiments/default.yaml) gets 3 x 4 = 12 receivers, and the 2
+// prefill instances 2 senders; the resolved configuration shows both. A typed count
+// that agrees is accepted; one that disagrees (8) is bad input at efa.receivers that
+// names the pool keys with where each was written (this file, line 3, and
+// default.yaml), and the derived count.
+TEST_F(Cli, EfaCountsAreDerivedFromThePoolsAndATypedCountMustAgree) {
+  const std::string src = WSE_SOURCE_DIR;
+  const std::string pools = "include: " + src +
+                            "/configs/experiments/default.yaml\n"
+                            "serving:\n"
+                            "  decode_systems: 3\n"
+                            "  prefill_instances: 2\n";
+  const Result derived = wse_emu("check '" + write("derived.yaml", pools).string() + "'", dir_ / "io");
+  EXPECT_EQ(derived.exit_code, 0) << derived.err;
+  EXPECT_THAT(derived.out, HasSubstr("\n  senders: 2  # sender machines"));
+  EXPECT_THAT(derived.out, HasSubstr("\n  receivers: 12  # receiver machines"));
+
+  const Result agrees =
+      wse_emu("check '" + write("agrees.yaml", pools + "efa: {receivers: 12, senders: 2}\n").string() + "'",
+              dir_ / "io");
+  EXPECT_EQ(agrees.exit_code, 0) << agrees.err;
+
+  const fs::path bad = write("bad.yaml", pools + "efa:\n  receivers: 8\n");
+  const Result r = run_bad(bad, "--quiet");
+  EXPECT_THAT(
+      r.err,
+      HasSubstr(bad.string() + ":6:14: key 'efa.receivers': is 8 but serving.decode_systems (" +
+                bad.string() + ":3:19) x decode.wafers (" + src + "/configs/experiments/default.yaml:"));
+  EXPECT_THAT(r.err,
+              HasSubstr(") gives 12 receivers (every CS-3 has its own EFA attachment); leave efa.receivers "
+                        "out (it is derived from them)"));
+  // A count left at its default is named as such: one prefill instance gives 1 sender.
+  const Result senders = run_bad(write("senders.yaml", "include: " + src +
+                                                           "/configs/experiments/default.yaml\n"
+                                                           "serving: {prefill_instances: ~}\n"
+                                                           "efa: {senders: 2}\n"),
+                                 "--quiet");
+  EXPECT_THAT(senders.err,
+              HasSubstr("key 'efa.senders': is 2 but serving.prefill_instances (default) gives 1 sender; "
+                        "leave efa.senders out"));
+}
+
 }  // namespace
 }  // namespace wse::testing

@@ -1,8 +1,8 @@
-// The SRD engine under a fault schedule (efa_config.h: PathOutage, LossBurst;
-// docs/faults.md): a path that is down carries nothing and SRD routes around it, or holds
-// its packets while no path is up; a loss burst drops packets only where and when it is
-// scheduled. Exact times are derived from the uncontended write of
-// srd_engine_test.cpp (UncontendedWriteCompletesAtHandDerivedTime).
+// The SRD engine under a fault schedule (efa_config.h: EfaFaults, PathOutage, LossBurst;
+// docs/faults.md), given beside the network's configuration: a path that is down carries
+// nothing and SRD routes around it, or holds its packets while no path is up; a loss
+// burst drops packets only where and when it is scheduled. Exact times are derived from
+// the uncontended write of srd_engine_test.cpp (UncontendedWriteCompletesAtHandDerivedTime).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -38,9 +38,10 @@ double busy(const SrdEngine& e, const std::string& path, const std::string& stat
 // lost or sent twice. The same whether the outage names path 0 or every path.
 TEST(SrdFaults, WriteWaitsExactlyTheOutageWhenNoPathIsUp) {
   for (const bool all_paths : {true, false}) {
-    EfaNetworkConfig cfg = simple_config();
-    cfg.fabric.outages.push_back(PathOutage{all_paths, 0, Duration{0}, Duration{250e-6}});
-    SrdEngine e(cfg);
+    const EfaNetworkConfig cfg = simple_config();
+    EfaFaults faults;
+    faults.path_down.push_back(PathOutage{all_paths, 0, Duration{0}, Duration{250e-6}});
+    SrdEngine e(cfg, faults);
     e.post(write(9192), 0);
     e.run();
     ASSERT_EQ(e.completions().size(), 1u);
@@ -56,9 +57,10 @@ TEST(SrdFaults, WriteWaitsExactlyTheOutageWhenNoPathIsUp) {
 
 // An outage that ends before the write is posted changes nothing.
 TEST(SrdFaults, OutageBeforeTheWriteChangesNothing) {
-  EfaNetworkConfig cfg = simple_config();
-  cfg.fabric.outages.push_back(PathOutage{true, 0, Duration{0}, Duration{5e-6}});
-  SrdEngine e(cfg);
+  const EfaNetworkConfig cfg = simple_config();
+  EfaFaults faults;
+  faults.path_down.push_back(PathOutage{true, 0, Duration{0}, Duration{5e-6}});
+  SrdEngine e(cfg, faults);
   e.post(write(9192), 5'000'000);
   e.run();
   ASSERT_EQ(e.completions().size(), 1u);
@@ -75,8 +77,9 @@ TEST(SrdFaults, SprayRoutesAroundAPathThatIsDown) {
   EfaNetworkConfig cfg = simple_config();
   cfg.fabric.paths = 2;
   cfg.srd.path_selection = PathSelection::RoundRobin;
-  cfg.fabric.outages.push_back(PathOutage{false, 0, Duration{0}, Duration{10.0}});
-  SrdEngine e(cfg);
+  EfaFaults faults;
+  faults.path_down.push_back(PathOutage{false, 0, Duration{0}, Duration{10.0}});
+  SrdEngine e(cfg, faults);
   e.post(write(9192), 0);
   e.run();
   ASSERT_EQ(e.completions().size(), 1u);
@@ -88,7 +91,7 @@ TEST(SrdFaults, SprayRoutesAroundAPathThatIsDown) {
 
   // Adaptive selection routes around it as well.
   cfg.srd.path_selection = PathSelection::Adaptive;
-  SrdEngine a(cfg);
+  SrdEngine a(cfg, faults);
   a.post(write(9192), 0);
   a.run();
   EXPECT_EQ(a.completions()[0].completed_ps, 24'532'480u);
@@ -110,9 +113,10 @@ TEST(SrdFaults, LossBurstHitsOnlyItsWindowAndTarget) {
   const std::uint64_t t0 = ref.completions()[0].completed_ps;
 
   // Half the packets through sender 0's adapters are lost during the write.
-  EfaNetworkConfig burst = cfg;
-  burst.srd.loss_bursts.push_back(LossBurst{0.5, LossBurst::kAny, 0, LossBurst::kAny, Duration{0}, Duration{1.0}});
-  SrdEngine hit(burst);
+  EfaFaults burst;
+  burst.loss_bursts.push_back(
+      LossBurst{0.5, LossBurst::kAny, 0, LossBurst::kAny, Duration{0}, Duration{1.0}});
+  SrdEngine hit(cfg, burst);
   hit.post(write(bytes, 0, 2), 0);
   hit.run();
   ASSERT_EQ(hit.completions().size(), 1u);
@@ -130,9 +134,7 @@ TEST(SrdFaults, LossBurstHitsOnlyItsWindowAndTarget) {
       LossBurst{0.5, LossBurst::kAny, LossBurst::kAny, LossBurst::kAny, Duration{1.0}, Duration{2.0}},
   };
   for (const LossBurst& m : misses) {
-    EfaNetworkConfig c = cfg;
-    c.srd.loss_bursts = {m};
-    SrdEngine e(c);
+    SrdEngine e(cfg, EfaFaults{{}, {m}});
     e.post(write(bytes, 0, 2), 0);
     e.run();
     EXPECT_EQ(e.packets_lost(), 0u);
@@ -141,23 +143,47 @@ TEST(SrdFaults, LossBurstHitsOnlyItsWindowAndTarget) {
 }
 
 TEST(SrdFaults, InvalidSchedulesAreRejected) {
-  auto rejects = [](EfaNetworkConfig c, const std::string& what) {
+  auto rejects = [](const EfaFaults& f, const std::string& what) {
     try {
-      SrdEngine e(c);
+      SrdEngine e(simple_config(), f);
       ADD_FAILURE() << "accepted: " << what;
     } catch (const std::invalid_argument& err) {
       EXPECT_NE(std::string(err.what()).find(what), std::string::npos) << err.what();
     }
   };
-  EfaNetworkConfig c = simple_config();
-  c.fabric.outages.push_back(PathOutage{false, 3, Duration{0}, Duration{1e-3}});
-  rejects(c, "efa_path_down: path 3 does not exist");
-  c = simple_config();
-  c.srd.loss_bursts.push_back(LossBurst{0.1, LossBurst::kAny, 7, LossBurst::kAny, Duration{0}, Duration{1e-3}});
-  rejects(c, "efa_loss_burst: machine 7 does not exist");
-  c = simple_config();
-  c.srd.loss_bursts.push_back(LossBurst{1.0, LossBurst::kAny, LossBurst::kAny, LossBurst::kAny, Duration{0}, Duration{1e-3}});
-  rejects(c, "efa_loss_burst: probability must be in [0, 1)");
+  rejects(EfaFaults{{PathOutage{false, 3, Duration{0}, Duration{1e-3}}}, {}},
+          "efa_path_down: path 3 does not exist");
+  rejects(EfaFaults{{}, {LossBurst{0.1, LossBurst::kAny, 7, LossBurst::kAny, Duration{0}, Duration{1e-3}}}},
+          "efa_loss_burst: machine 7 does not exist");
+  rejects(EfaFaults{{},
+                    {LossBurst{1.0, LossBurst::kAny, LossBurst::kAny, LossBurst::kAny, Duration{0},
+                               Duration{1e-3}}}},
+          "efa_loss_burst: probability must be in [0, 1)");
+}
+
+// The schedule is an argument beside the configuration, which it leaves as it was: one
+// configuration gives a faulted engine and a fault-free one. With its only path down
+// from 0 to 250 us the 9192 B write completes at 274,532,480 ps (the first test); the
+// fault-free engine built from the same configuration afterwards completes it at
+// 24,532,480 ps, as srd_engine_test.cpp's uncontended write; the faulted engine keeps
+// the schedule (faults()) and a configuration equal to the one given (paths, seed).
+TEST(SrdFaults, TheScheduleIsGivenBesideTheConfigurationAndLeavesItAlone) {
+  const EfaNetworkConfig cfg = simple_config();
+  const EfaFaults faults{{PathOutage{true, 0, Duration{0}, Duration{250e-6}}}, {}};
+  SrdEngine faulted(cfg, faults);
+  faulted.post(write(9192), 0);
+  faulted.run();
+  SrdEngine clean(cfg);
+  clean.post(write(9192), 0);
+  clean.run();
+  EXPECT_EQ(faulted.completions().at(0).completed_ps, 274'532'480u);
+  EXPECT_EQ(clean.completions().at(0).completed_ps, 24'532'480u);
+  ASSERT_EQ(faulted.faults().path_down.size(), 1u);
+  EXPECT_EQ(faulted.faults().path_down[0].until.seconds, 250e-6);
+  EXPECT_TRUE(clean.faults().empty());
+  EXPECT_EQ(faulted.config().fabric.paths, cfg.fabric.paths);
+  EXPECT_EQ(faulted.config().fabric.faults.size(), 0u);
+  EXPECT_EQ(faulted.config().srd.seed, cfg.srd.seed);
 }
 
 }  // namespace

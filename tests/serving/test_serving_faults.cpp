@@ -5,6 +5,7 @@
 // left. Every request ends completed or rejected, and its tokens add up.
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include <memory>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -45,8 +46,8 @@ TEST_F(ServingFaults, ResendKvRecomputesOnlyTheGeneratedTokens) {
   LinkPath path;
   ServingConfig c = base_config();
   c.failover = Failover::resend_kv;
-  c.decode_outages = {DecodeOutage{0, 3.5e-3, -1}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 3.5e-3, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   const RequestRecord& r = sys.records()[0];
@@ -97,8 +98,8 @@ TEST_F(ServingFaults, FailureScheduledAfterTheRunEndedIsNotCounted) {
   FixedDecode d0, d1;
   LinkPath path;
   ServingConfig c = base_config();
-  c.decode_outages = {DecodeOutage{1, 1.0, -1}, DecodeOutage{0, 1.0, 2.0}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{1, 1.0, -1}, DecodeOutage{0, 1.0, 2.0}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   EXPECT_EQ(sys.records()[0].tokens_out, 5u);
@@ -115,8 +116,8 @@ TEST_F(ServingFaults, FailureDuringTheRunIsStillCounted) {
   FixedDecode d0, d1;
   LinkPath path;
   ServingConfig c = base_config();
-  c.decode_outages = {DecodeOutage{0, 3.5e-3, -1}, DecodeOutage{1, 1.0, -1}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 3.5e-3, -1}, DecodeOutage{1, 1.0, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   EXPECT_STREQ(sys.records()[0].state(), "completed");
@@ -133,8 +134,8 @@ TEST_F(ServingFaults, ReprefillRecomputesPromptAndGeneratedTokens) {
   LinkPath path;
   ServingConfig c = base_config();
   c.failover = Failover::reprefill;
-  c.decode_outages = {DecodeOutage{0, 3.5e-3, -1}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 3.5e-3, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   const RequestRecord& r = sys.records()[0];
@@ -158,8 +159,8 @@ TEST_F(ServingFaults, ResendFallsBackToReprefillWhenTheKvIsNoLongerHeld) {
   ServingConfig c = base_config();
   c.failover = Failover::resend_kv;
   c.prefill_kv_hold_s = 1e-3;
-  c.decode_outages = {DecodeOutage{0, 3.5e-3, -1}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 3.5e-3, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0, &d1}, &path, nullptr, outages);
   run_to_end();
   const RequestRecord& r = sys.records()[0];
   EXPECT_NEAR(ms(r.last_token_s), 8.5705, 1e-9);
@@ -179,8 +180,8 @@ TEST_F(ServingFaults, RejectedAfterTheTimeoutWhenNoDecodeSystemIsLeft) {
   LinkPath path;
   ServingConfig c = base_config();
   c.reject_after_s = 3e-3;
-  c.decode_outages = {DecodeOutage{0, 0.5e-3, -1}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 0.5e-3, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   const RequestRecord& r = sys.records()[0];
@@ -209,8 +210,8 @@ TEST_F(ServingFaults, WaitsForADecodeSystemToComeBack) {
   FixedDecode d0;
   LinkPath path;
   ServingConfig c = base_config();
-  c.decode_outages = {DecodeOutage{0, 0.5e-3, 10e-3}};
-  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 0.5e-3, 10e-3}};
+  ServingSystem sys("serving", c, {req(0, 100, 5)}, {&prefill}, {&d0}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   const RequestRecord& r = sys.records()[0];
@@ -228,8 +229,9 @@ TEST_F(ServingFaults, StillWaitingAtTheEndIsRejectedWithAReason) {
   FixedDecode d0;
   LinkPath path;
   ServingConfig c = base_config();
-  c.decode_outages = {DecodeOutage{0, 0.5e-3, -1}};
-  ServingSystem sys("serving", c, {req(0, 100, 5), req(0, 100, 1)}, {&prefill}, {&d0}, &path);
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 0.5e-3, -1}};
+  ServingSystem sys("serving", c, {req(0, 100, 5), req(0, 100, 1)}, {&prefill}, {&d0}, &path, nullptr,
+                    outages);
   sc_core::sc_start();
   sys.close_run();
   EXPECT_STREQ(sys.records()[0].state(), "rejected");

@@ -122,9 +122,9 @@ TEST_F(ServingSessions, TheTurnsAfterARejectedTurnAreRejected) {
   LinkPath path;
   ServingConfig c = base_config();
   c.reject_after_s = 1e-3;
-  c.decode_outages.push_back(DecodeOutage{0, 0.0, 1.0});
+  const std::vector<DecodeOutage> outages = {DecodeOutage{0, 0.0, 1.0}};
   const auto reqs = session(0, {{100, 3, 0}, {50, 2, 1e-3}, {50, 2, 1e-3}});
-  ServingSystem sys("serving", c, reqs, {&prefill}, {&decode}, &path);
+  ServingSystem sys("serving", c, reqs, {&prefill}, {&decode}, &path, nullptr, outages);
   run_to_end();
   sys.close_run();
   const auto& r = sys.records();

@@ -65,7 +65,9 @@ enum class Preemption {
 };
 
 // Decode system `system` fails at `start_s` (its running and waiting requests lose their
-// KV) and comes back empty at `end_s` (< 0: it does not come back).
+// KV) and comes back empty at `end_s` (< 0: it does not come back). An entry of a run's
+// fault schedule (`faults:`, kind decode_system_down), given to the ServingSystem beside
+// its ServingConfig.
 struct DecodeOutage {
   unsigned system = 0;
   double start_s = 0;
@@ -99,7 +101,6 @@ struct ServingConfig {
   OutputLength output_length = OutputLength::oracle;
   Preemption preemption = Preemption::recompute;
   double swap_bandwidth_Bps = 64e9;  // decode machine <-> host memory, each way, for preemption by swap
-  std::vector<DecodeOutage> decode_outages;  // from the experiment's fault schedule
 
   // Filled by the system from the model and hardware, not from the serving section.
   std::uint32_t layers = 1;

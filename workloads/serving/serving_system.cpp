@@ -21,7 +21,8 @@ std::uint64_t final_context(const workloads::Request& r) { return std::uint64_t{
 
 ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingConfig& config,
                              std::vector<workloads::Request> requests, std::vector<PrefillBackend*> prefill,
-                             std::vector<DecodeBackend*> decode, KvPath* kv_path, trace::Writer* trace)
+                             std::vector<DecodeBackend*> decode, KvPath* kv_path, trace::Writer* trace,
+                             const std::vector<DecodeOutage>& decode_outages)
     : sc_module(name),
       config_(config),
       requests_(std::move(requests)),
@@ -75,10 +76,10 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       next_turn_[prev] = static_cast<std::int64_t>(r);
     }
   }
-  if (colocated && !config_.decode_outages.empty()) {
+  if (colocated && !decode_outages.empty()) {
     throw std::invalid_argument("serving: decode_system_down needs disaggregated placement");
   }
-  for (const DecodeOutage& o : config_.decode_outages) {
+  for (const DecodeOutage& o : decode_outages) {
     if (o.system >= decode_.size()) throw std::invalid_argument("serving: decode outage of a system that does not exist");
   }
   std::vector<stats::Group*> machine_groups;
@@ -109,7 +110,7 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     for (unsigned j = 0; j < dc_.size(); ++j) {
       sc_core::sc_spawn([this, j] { decode_machine(j); }, sc_core::sc_gen_unique_name("decode"));
     }
-    for (const DecodeOutage& o : config_.decode_outages) {
+    for (const DecodeOutage& o : decode_outages) {
       sc_core::sc_spawn([this, o] { outage(o); }, sc_core::sc_gen_unique_name("outage"));
     }
   }

@@ -22,7 +22,7 @@
 // (Request::previous >= 0) arrives think_s after its previous turn's last token, closed
 // loop; if the previous turn is rejected, so is it (and the rest of its session).
 //
-// Faults (ServingConfig::decode_outages, docs/faults.md): a decode system that fails
+// Faults (the constructor's decode_outages, docs/faults.md): a decode system that fails
 // loses the KV of its running and waiting requests (and the step in progress); each is
 // sent back to its prefill instance, which resends or recomputes its KV for another
 // decode system. A request is never dropped: it ends completed or rejected with a
@@ -87,9 +87,12 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
  public:
   // `prefill[i]` and `decode[j]` are the machines; in colocated placement prefill[i]
   // and decode[i] are the same machine. `kv_path` is required when disaggregated.
+  // `decode_outages`: the decode-system failures of the run's fault schedule (given
+  // beside the configuration, not in it; disaggregated only).
   ServingSystem(const sc_core::sc_module_name& name, const ServingConfig& config,
                 std::vector<workloads::Request> requests, std::vector<PrefillBackend*> prefill,
-                std::vector<DecodeBackend*> decode, KvPath* kv_path, trace::Writer* trace = nullptr);
+                std::vector<DecodeBackend*> decode, KvPath* kv_path, trace::Writer* trace = nullptr,
+                const std::vector<DecodeOutage>& decode_outages = {});
 
   const stats::Group& stats() const override { return stats_; }
   const std::vector<workloads::Request>& requests() const { return requests_; }
