@@ -54,6 +54,10 @@ class KernelTimer {
   // Kernel results reused and simulated so far (0 when nothing is cached).
   virtual std::uint64_t reused() const { return 0; }
   virtual std::uint64_t simulated() const { return 0; }
+  // A count that changes whenever one of the *_chosen() tallies above may have changed,
+  // so that a caller reads them again only then; kChoicesUnknown: read them every time.
+  static constexpr std::uint64_t kChoicesUnknown = UINT64_MAX;
+  virtual std::uint64_t choices_version() const { return kChoicesUnknown; }
 };
 
 }  // namespace wse::wafer

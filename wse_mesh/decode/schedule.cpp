@@ -310,14 +310,18 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     const std::uint64_t act_bytes = tokens * opt.hidden * opt.activation_bytes;
     if (tokens != move_tokens) {
       move_tokens = tokens;
+      auto it = moves.find(tokens);
+      if (it == moves.end()) {
+        std::vector<KernelTiming> timed(L);
+        for (std::size_t l = 1; l < L; ++l) {
+          if (link_in[l] < 0) timed[l] = timer.move(plans[l - 1], plans[l], tokens, act_bytes);
+        }
+        it = moves.emplace(tokens, std::move(timed)).first;
+      }
       for (std::size_t l = 1; l < L; ++l) {
         if (link_in[l] >= 0) continue;
-        auto it = moves.find({l, tokens});
-        if (it == moves.end()) {
-          it = moves.emplace(std::make_pair(l, tokens), timer.move(plans[l - 1], plans[l], tokens, act_bytes)).first;
-        }
-        move_of[l] = &it->second;
-        move_seconds[l] = static_cast<double>(it->second.cycles) / clock;
+        move_of[l] = &it->second[l];
+        move_seconds[l] = static_cast<double>(it->second[l].cycles) / clock;
       }
     }
     const std::size_t row = mb * L;
@@ -395,8 +399,9 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
     }
     if (work[mb]->tokens != walk_tokens) {  // the moves of this token count, as in the pass
       walk_tokens = work[mb]->tokens;
+      const std::vector<KernelTiming>& timed = moves.at(walk_tokens);
       for (std::size_t m = 1; m < L; ++m) {
-        if (link_in[m] < 0) move_of[m] = &moves.at({m, walk_tokens});
+        if (link_in[m] < 0) move_of[m] = &timed[m];
       }
     }
     const double start = done[cell - 1];

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "wse_mesh/decode/kernel_timer.h"
@@ -92,9 +93,11 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
 // smallest d with 2 d^2 + 2 d + 1 (the PEs within d hops of one PE) at least that many.
 std::uint64_t floor_hops(std::uint64_t bytes, std::uint64_t sram_bytes_per_pe);
 
-// Activation moves between consecutive layers on one wafer, by (layer, tokens): the same
-// for every pass, so a caller may keep it across passes.
-using MoveMemo = std::map<std::pair<std::size_t, std::uint64_t>, KernelTiming>;
+// Activation moves between consecutive layers on one wafer, by token count: entry l of a
+// count is the move into layer l (left zero for layer 0 and for layers whose input
+// crosses a link). The same for every pass of a placement, so a caller may keep it
+// across passes; a count's moves are timed together, layer by layer, on first use.
+using MoveMemo = std::unordered_map<std::uint64_t, std::vector<KernelTiming>>;
 
 // The pipeline of microbatches whose work is known.
 WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vector<const MicrobatchWork*>& work,

@@ -163,6 +163,7 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
                             std::to_string(full.grid_rows) + "x" + std::to_string(full.grid_cols) + " m " +
                             std::to_string(op.m);
     algorithm_[key] = cannon ? "cannon" : "gemv";
+    ++choices_version_;
     if (placed != nullptr) {
       if (cannon) {
         cannon_outputs_.insert({placed, op.m});
@@ -367,6 +368,7 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
                           std::to_string(c.grid_rows) + "x" + std::to_string(c.grid_cols) + " m " +
                           std::to_string(c.vectors);
   chosen_[key] = reduction_name(best_cfg->reduction);
+  ++choices_version_;
   return best;
 }
 
@@ -599,6 +601,7 @@ KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& la
     if (stream && stream->cycles < t.cycles) t = *stream;
   }
   prefill_attention_[key] = stream && t.cycles == stream->cycles ? "stream" : "combine";
+  ++choices_version_;
   t.sram_read_bytes = op.kv_read_bytes;
   t.sram_write_bytes = op.kv_write_bytes;
   return t;

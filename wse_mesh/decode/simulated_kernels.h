@@ -93,6 +93,7 @@ class SimulatedKernels : public KernelTimer {
   std::map<std::string, std::uint64_t> gemm_algorithms_chosen() const override;
   void set_gemm_algorithm(GemmAlgorithm a) override { opt_.gemm_algorithm = a; }
   std::map<std::string, std::uint64_t> prefill_attention_chosen() const override;
+  std::uint64_t choices_version() const override { return choices_version_; }
   void set_prefill_attention(PrefillAttention a) override { opt_.prefill_attention = a; }
   std::uint64_t reused() const override { return cache_.hits(); }
   std::uint64_t simulated() const override { return cache_.misses(); }
@@ -131,6 +132,7 @@ class SimulatedKernels : public KernelTimer {
   std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
   std::map<std::string, std::string> algorithm_;  // GEMM kernel (shape, grid, tokens) -> gemv or cannon
   std::map<std::string, std::string> prefill_attention_;  // prefill attention kernel -> stream or combine
+  std::uint64_t choices_version_ = 0;  // counts the assignments to the three maps above
   std::set<std::pair<const TensorGrid*, std::uint64_t>> cannon_outputs_;  // (grid, tokens) run as Cannon
   std::set<std::string> cannon_misfits_;  // Cannon kernels (cache keys) whose buffers did not fit
   std::map<std::string, std::pair<std::size_t, Reduction>> choice_;  // shape family -> (orientation, reduction)

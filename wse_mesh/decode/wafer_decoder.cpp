@@ -533,6 +533,50 @@ struct WaferDecoder::Impl {
     return best;
   }
 
+  std::uint64_t choices_seen = KernelTimer::kChoicesUnknown;
+  // Sets the statistics of the kernels' choices from the timer's tallies.
+  void update_choice_stats() {
+    for (const auto& [name, n] : timer->reductions_chosen()) {
+      auto it = reduction_kernels.find(name);
+      if (it == reduction_kernels.end()) {
+        it = reduction_kernels
+                 .emplace(name, &group.scalar("gemv_reduction_" + name, "kernels",
+                                              "distinct GEMV kernels whose fastest reduction was " + name))
+                 .first;
+      }
+      it->second->set(static_cast<double>(n));
+    }
+    // A GEMM kernel counts under the algorithm its latest timing took (an ablation that
+    // switches decode.gemm_algorithm moves kernels from one count to the other).
+    for (auto& [name, scalar] : algorithm_kernels) scalar->set(0.0);
+    for (const auto& [name, n] : timer->gemm_algorithms_chosen()) {
+      auto it = algorithm_kernels.find(name);
+      if (it == algorithm_kernels.end()) {
+        it =
+            algorithm_kernels
+                .emplace(name, &group.scalar("gemm_algorithm_" + name, "kernels",
+                                             "distinct GEMM kernels of more than one token timed as " + name))
+                .first;
+      }
+      it->second->set(static_cast<double>(n));
+    }
+    // A prefill attention kernel counts under the kernel its latest timing took.
+    for (auto& [name, scalar] : prefill_attention_kernels) scalar->set(0.0);
+    for (const auto& [name, n] : timer->prefill_attention_chosen()) {
+      auto it = prefill_attention_kernels.find(name);
+      if (it == prefill_attention_kernels.end()) {
+        it = prefill_attention_kernels
+                 .emplace(name,
+                          &group.scalar("prefill_attention_" + name, "kernels",
+                                        "distinct prefill attention kernels (chunks of more than one token) "
+                                        "timed as " +
+                                            name))
+                 .first;
+      }
+      it->second->set(static_cast<double>(n));
+    }
+  }
+
   // Prefill sequences cut into pieces of prefill_chunk_tokens, in order (piece k of a
   // prompt at offset + k x chunk; only a prompt's last piece produces logits).
   std::vector<workloads::Sequence> pieces(const std::vector<workloads::Sequence>& batch) const {
@@ -652,43 +696,12 @@ struct WaferDecoder::Impl {
     simulated_seen = timer->simulated();
     simulated_s.set(simulated_s.value() + r.seconds);
     floor_s.set(floor_s.value() + r.floor.step_s);
-    for (const auto& [name, n] : timer->reductions_chosen()) {
-      auto it = reduction_kernels.find(name);
-      if (it == reduction_kernels.end()) {
-        it = reduction_kernels
-                 .emplace(name, &group.scalar("gemv_reduction_" + name, "kernels",
-                                              "distinct GEMV kernels whose fastest reduction was " + name))
-                 .first;
-      }
-      it->second->set(static_cast<double>(n));
-    }
-    // A GEMM kernel counts under the algorithm its latest timing took (an ablation that
-    // switches decode.gemm_algorithm moves kernels from one count to the other).
-    for (auto& [name, scalar] : algorithm_kernels) scalar->set(0.0);
-    for (const auto& [name, n] : timer->gemm_algorithms_chosen()) {
-      auto it = algorithm_kernels.find(name);
-      if (it == algorithm_kernels.end()) {
-        it =
-            algorithm_kernels
-                .emplace(name, &group.scalar("gemm_algorithm_" + name, "kernels",
-                                             "distinct GEMM kernels of more than one token timed as " + name))
-                .first;
-      }
-      it->second->set(static_cast<double>(n));
-    }
-    // A prefill attention kernel counts under the kernel its latest timing took.
-    for (auto& [name, scalar] : prefill_attention_kernels) scalar->set(0.0);
-    for (const auto& [name, n] : timer->prefill_attention_chosen()) {
-      auto it = prefill_attention_kernels.find(name);
-      if (it == prefill_attention_kernels.end()) {
-        it = prefill_attention_kernels
-                 .emplace(name, &group.scalar("prefill_attention_" + name, "kernels",
-                                              "distinct prefill attention kernels (chunks of more than one token) "
-                                              "timed as " + name))
-                 .first;
-      }
-      it->second->set(static_cast<double>(n));
-    }
+    // The kernels' choices (reductions, GEMM algorithms, prefill attention kernels), read
+    // again only when the timer says they may have changed.
+    const std::uint64_t choices = timer->choices_version();
+    const bool read_choices = choices == KernelTimer::kChoicesUnknown || choices != choices_seen;
+    choices_seen = choices;
+    if (read_choices) update_choice_stats();
     for (const auto& [kind, s] : r.kernel_seconds) {
       auto it = kernel_s.find(kind);
       if (it == kernel_s.end()) {
