@@ -92,7 +92,9 @@ class TrainiumPrefillRun final : public sim::Experiment {
 };
 
 // Mode trainium_decode: one decode step of `sequences` sequences with `context_tokens`
-// cached tokens each, on the decode split of the instance (trainium_decode:).
+// cached tokens each, on the decode split of the instance (trainium_decode:): its time
+// as one of a stream of steps (the inter-token latency under the split's schedule) and
+// from an empty pipeline (fill_s).
 class TrainiumDecodeRun final : public sim::Experiment {
  public:
   TrainiumDecodeRun(workloads::TransformerModel model, std::uint64_t sequences, std::uint64_t context,
@@ -120,7 +122,13 @@ class TrainiumDecodeRun final : public sim::Experiment {
                             {"microbatches", split_.microbatches},
                             {"chips", result_.chips},
                             {"chips_per_stage", result_.chips_per_stage},
+                            {"schedule", split_.decode_schedule == neuron::DecodeSchedule::kDrained ? "drained"
+                                                                                                  : "overlapped"},
                             {"itl_s", result_.seconds()},
+                            {"fill_s", static_cast<double>(result_.fill_ps) * 1e-12},
+                            {"token_return_s", result_.return_ps.empty()
+                                                   ? 0.0
+                                                   : static_cast<double>(result_.return_ps.front()) * 1e-12},
                             {"tokens_per_s", result_.seconds() > 0.0
                                                  ? static_cast<double>(sequences_) / result_.seconds()
                                                  : 0.0},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 #include <utility>
 #include <stdexcept>
@@ -37,6 +38,55 @@ std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& s
   return end;
 }
 
+DecodeSteps decode_steps(const std::vector<std::vector<std::uint64_t>>& stage_ps,
+                         const std::vector<std::uint64_t>& transfer_ps, const std::vector<std::uint64_t>& return_ps,
+                         bool drained) {
+  DecodeSteps out;
+  if (stage_ps.empty()) return out;
+  const std::size_t groups = stage_ps.size(), stages = stage_ps.front().size();
+  std::vector<std::uint64_t> stage_free(stages, 0);  // the end of the item before on each stage
+  std::vector<std::uint64_t> token(groups, 0);       // end[n-1][g][S-1]
+  std::uint64_t step_end = 0;                        // E[n-1]
+  // The state after each step, relative to its end, and the step it was first seen at.
+  std::map<std::vector<std::uint64_t>, std::pair<std::uint32_t, std::uint64_t>> seen;
+  std::vector<std::uint64_t> ends;  // E[n]
+  // A schedule of integer times through a strongly connected graph becomes periodic after
+  // a finite transient; the bound only guards against a transient longer than any split
+  // of an instance gives (then the mean over the second half of the steps).
+  constexpr std::uint32_t kMaxSteps = 100'000;
+  for (std::uint32_t n = 0; n < kMaxSteps; ++n) {
+    const std::uint64_t barrier = drained ? step_end : 0;
+    for (std::size_t g = 0; g < groups; ++g) {
+      std::uint64_t ready = n == 0 ? 0 : std::max(token[g] + return_ps[g], barrier);
+      for (std::size_t s = 0; s < stages; ++s) {
+        const std::uint64_t end = std::max(ready, stage_free[s]) + stage_ps[g][s];
+        stage_free[s] = end;
+        ready = end + transfer_ps[g];
+      }
+      token[g] = stage_free[stages - 1];
+    }
+    step_end = stage_free[stages - 1];
+    ends.push_back(step_end);
+    if (n == 0) out.fill_ps = step_end;
+    std::vector<std::uint64_t> state;
+    state.reserve(stages + groups);
+    for (std::uint64_t e : stage_free) state.push_back(step_end - e);
+    for (std::uint64_t e : token) state.push_back(step_end - e);
+    const auto [it, fresh] = seen.emplace(std::move(state), std::make_pair(n, step_end));
+    if (!fresh) {
+      const std::uint64_t k = n - it->second.first;
+      out.step_ps = (step_end - it->second.second + k / 2) / k;
+      out.steps_to_periodic = n + 1;
+      return out;
+    }
+  }
+  const std::size_t half = ends.size() / 2;
+  const std::uint64_t k = ends.size() - 1 - half;
+  out.step_ps = (ends.back() - ends[half] + k / 2) / k;
+  out.steps_to_periodic = kMaxSteps;
+  return out;
+}
+
 double PipelineResult::prompts_per_s() const {
   return bottleneck_ps == 0 ? 0.0 : static_cast<double>(replicas) / (static_cast<double>(bottleneck_ps) * 1e-12);
 }
@@ -51,6 +101,10 @@ InstanceConfig neighbour_pair(const InstanceConfig& instance) {
   return p;
 }
 
+// assumption: a sampled token id is an int32 (vocabularies of up to 2^31 entries; the
+// Neuron samplers return int32 ids), so a group of n sequences returns 4 n bytes.
+constexpr std::uint64_t kTokenIdBytes = 4;
+
 std::string chips_text(std::uint32_t n) { return std::to_string(n) + (n == 1 ? " chip" : " chips"); }
 
 }  // namespace
@@ -64,7 +118,8 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
       stage_(chip, instance, prefill),
       pp_(pp),
       dp_(dp),
-      microbatches_(microbatches) {
+      microbatches_(microbatches),
+      schedule_(prefill.decode_schedule) {
   if (pp == 0 || dp == 0 || microbatches == 0) {
     throw std::invalid_argument("parallelism: pp, dp and microbatches must be >= 1");
   }
@@ -145,6 +200,7 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
   std::vector<std::vector<std::uint64_t>> replica(dp_);
   for (std::size_t i = 0; i < order.size(); ++i) replica[i % dp_].push_back(contexts[order[i]]);
   PipelineResult worst;
+  std::uint64_t fill = 0;  // the slowest replica's first step
   TrainiumFloor floor;
   EngineBusy busy;  // every replica's
   bool first = true;
@@ -153,6 +209,7 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
     const std::size_t groups = std::min<std::size_t>(microbatches_, seqs.size());
     const std::size_t q = seqs.size() / groups, longer = seqs.size() % groups;
     std::vector<workloads::OperatorGraph> graphs;
+    std::vector<std::uint64_t> returns;
     std::size_t at = 0;
     for (std::size_t c = 0; c < groups; ++c) {
       const std::size_t n = q + (c < longer ? 1 : 0);
@@ -160,17 +217,28 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
           m, std::vector<std::uint64_t>(seqs.begin() + static_cast<std::ptrdiff_t>(at),
                                         seqs.begin() + static_cast<std::ptrdiff_t>(at + n))));
       at += n;
+      // The group's sampled tokens go from the last stage's chips back to stage 0's, which
+      // embed them for the next step: the two-chip exchange of the NeuronLink model, as an
+      // activation crossing a boundary (the stages laid around a ring of the instance, the
+      // last neighbouring the first).
+      returns.push_back(pp_ > 1 ? run_collective(pair_, Collective::kAllGather, 2 * n * kTokenIdBytes).time_ps : 0);
     }
     PipelineResult r = run_chunks(m, graphs);
+    r.return_ps = std::move(returns);
+    const DecodeSteps steps = decode_steps(r.stage_ps, r.transfer_ps, r.return_ps, schedule_ == DecodeSchedule::kDrained);
+    r.fill_ps = steps.fill_ps;
+    r.total_ps = steps.step_ps;
     floor.compute_s = std::max(floor.compute_s, r.floor.compute_s);
     floor.hbm_s = std::max(floor.hbm_s, r.floor.hbm_s);
     floor.collective_s = std::max(floor.collective_s, r.floor.collective_s);
     floor.step_s = std::max(floor.step_s, r.floor.step_s);
     busy += r.busy;
+    fill = std::max(fill, r.fill_ps);
     if (first || r.total_ps > worst.total_ps) worst = std::move(r);
     first = false;
   }
   worst.floor = floor;
+  worst.fill_ps = fill;
   worst.busy = busy;
   worst.chips = chips_per_stage_ * pp_ * dp_;
   worst.replicas = dp_;

@@ -121,6 +121,14 @@ PrefillConfig read_decode_split(config::Section& s, const PrefillConfig& prefill
   c.microbatches = static_cast<std::uint32_t>(s.integer(
       "microbatches", {.doc = "groups a replica's sequences are cut into to flow through its pipeline stages",
                        .def = "1", .min = 1, .max = 4096}));
+  c.decode_schedule = s.enumeration<DecodeSchedule>(
+      "schedule",
+      {.doc = "how successive decode steps share the pipeline stages (pp > 1): overlapped, a microbatch enters "
+              "stage 0 of its next step once its sampled tokens are back from the last stage, while other "
+              "microbatches are still in later stages; drained, a step begins only when the previous one has "
+              "left every stage (the ablation). The same with pp 1",
+       .def = "overlapped"},
+      {{"overlapped", DecodeSchedule::kOverlapped}, {"drained", DecodeSchedule::kDrained}});
   return c;
 }
 

@@ -120,6 +120,46 @@ TEST(TrainiumDecodeSplit, DecodeInstancesRunTheirOwnSplit) {
   fs::remove_all(dir);
 }
 
+TEST(TrainiumDecodeSplit, StepsInFlightAndTheDrainedAblation) {
+  // Mode trainium_decode, Llama-3.1-70B cut to 2 layers, TP 8 x LNC 2 (2 chips) x PP 2, 4
+  // sequences in 2 microbatches. Both schedules run the same groups through the same
+  // stages, so their first step (fill_s) is the same; overlapped, a group enters stage 0 of
+  // its next step while the other is in stage 1, so its time per step is at most the
+  // drained one's (pipeline_op_test.cpp derives both by hand).
+  const fs::path dir = temp_path("wse_trainium_decode_schedule");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "io");
+  const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_latency/llama70b_trn2_decode.yaml";
+  const std::string split =
+      " --set model.num_hidden_layers=2 --set batch.sequences=4 --set trainium_decode.tp_degree=8 "
+      "--set trainium_decode.pp_degree=2 --set trainium_decode.microbatches=2";
+  Result o = wse_emu("run " + base + " --quiet --out '" + (dir / "o").string() + "'" + split, dir / "io");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "d").string() + "'" + split +
+                         " --set trainium_decode.schedule=drained",
+                     dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const auto so = nlohmann::json::parse(slurp(dir / "o" / "summary.json"));
+  const auto sd = nlohmann::json::parse(slurp(dir / "d" / "summary.json"));
+  const auto to = so["trainium_decode"], td = sd["trainium_decode"];
+  EXPECT_EQ(to["schedule"], "overlapped");
+  EXPECT_EQ(td["schedule"], "drained");
+  EXPECT_DOUBLE_EQ(to["fill_s"].get<double>(), td["fill_s"].get<double>());
+  EXPECT_LT(to["itl_s"].get<double>(), td["itl_s"].get<double>());
+  EXPECT_GT(to["token_return_s"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(to["tokens_per_s"].get<double>(), 4.0 / to["itl_s"].get<double>());
+  // The floor is the step's under either schedule, and neither beats it.
+  const auto fo = so["trainium"]["floor"]["decode_step"], fd = sd["trainium"]["floor"]["decode_step"];
+  EXPECT_DOUBLE_EQ(fo["step_s"].get<double>(), fd["step_s"].get<double>());
+  EXPECT_GE(fo["ratio"].get<double>(), 1.0);
+  EXPECT_GE(fd["ratio"].get<double>(), fo["ratio"].get<double>());
+  // An unknown schedule is one error at its key.
+  Result bad = wse_emu("check " + base + " --set trainium_decode.schedule=eager", dir / "io");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("trainium_decode.schedule"));
+  fs::remove_all(dir);
+}
+
 TEST(TrainiumDecodeSplit, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   const fs::path dir = temp_path("wse_trainium_decode_bad");
   fs::remove_all(dir);
