@@ -87,6 +87,12 @@ DecodeSteps decode_steps(const std::vector<std::vector<std::uint64_t>>& stage_ps
   return out;
 }
 
+std::uint64_t ring_attention_exposed_ps(std::uint64_t attention_ps, std::uint64_t step_ps, std::uint32_t cp) {
+  if (cp <= 1) return 0;
+  const std::uint64_t a = attention_ps / cp;
+  return (cp - 1) * (step_ps > a ? step_ps - a : 0);
+}
+
 double PipelineResult::prompts_per_s() const {
   return bottleneck_ps == 0 ? 0.0 : static_cast<double>(replicas) / (static_cast<double>(bottleneck_ps) * 1e-12);
 }
@@ -118,10 +124,17 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
       stage_(chip, instance, prefill),
       pp_(pp),
       dp_(dp),
+      cp_(prefill.cp_degree),
       microbatches_(microbatches),
       schedule_(prefill.decode_schedule) {
-  if (pp == 0 || dp == 0 || microbatches == 0) {
-    throw std::invalid_argument("parallelism: pp, dp and microbatches must be >= 1");
+  if (pp == 0 || dp == 0 || microbatches == 0 || cp_ == 0) {
+    throw std::invalid_argument("parallelism: pp, dp, cp and microbatches must be >= 1");
+  }
+  if (cp_ > 1 && (pp > 1 || microbatches > 1)) {
+    throw std::invalid_argument("parallelism: cp_degree " + std::to_string(cp_) + " with pp " + std::to_string(pp) +
+                                " and " + std::to_string(microbatches) +
+                                " microbatches: context parallelism is modelled with one pipeline stage and one "
+                                "microbatch; set cp_degree 1, or pp_degree and microbatches 1");
   }
   const std::uint32_t cores = prefill.physical_cores();
   if (pp > 1 && cores % chip.cores != 0) {
@@ -131,11 +144,12 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
                                 "-core chips; raise tp so that each stage has chips of its own");
   }
   chips_per_stage_ = stage_.chips();
-  const std::uint32_t need = chips_per_stage_ * pp * dp;
+  const std::uint32_t need = chips_per_stage_ * pp * cp_ * dp;
   if (need > instance.chips()) {
     throw std::invalid_argument("parallelism: tp " + std::to_string(prefill.tp_degree) + " x lnc " +
                                 std::to_string(prefill.lnc) + " (" + chips_text(chips_per_stage_) + ") x pp " +
-                                std::to_string(pp) + " x dp " + std::to_string(dp) + " needs " + chips_text(need) +
+                                std::to_string(pp) + (cp_ > 1 ? " x cp_degree " + std::to_string(cp_) : "") +
+                                " x dp " + std::to_string(dp) + " needs " + chips_text(need) +
                                 " but the instance has " + std::to_string(instance.chips()) + " (" +
                                 chips_text(need - instance.chips()) + " short)");
   }
@@ -143,6 +157,8 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
 
 HbmFootprint TrainiumPipeline::stage_footprint(const workloads::TransformerModel& m,
                                                std::uint64_t prompt_tokens) const {
+  // A context-parallel group holds all the weights (pp is 1) and its share of the tokens.
+  if (cp_ > 1) prompt_tokens = ceil_div(prompt_tokens, cp_);
   const workloads::OperatorGraph g = workloads::lower_prefill(m, {prompt_tokens});
   std::vector<HbmFootprint> stages(pp_);
   const auto layers = std::max<std::uint32_t>(m.layers, 1);
@@ -175,6 +191,12 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
                         binary(f.weight_bytes) + " of weights + " + binary(f.kv_bytes) + " of KV cache + " +
                         binary(f.activation_bytes) + " of activations but a chip's HBM holds " + binary(have) + " (" +
                         binary(f.total() - have) + " over); raise pp or tp");
+  }
+  if (cp_ > 1) {
+    PipelineResult r = run_context_parallel(m, prompt_tokens);
+    r.chips = chips();
+    r.replicas = dp_;
+    return r;
   }
   const std::uint64_t chunks = std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(prompt_tokens, 1));
   const std::uint64_t q = prompt_tokens / chunks, longer = prompt_tokens % chunks;
@@ -370,6 +392,88 @@ PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m
     r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s});
   }
   return r;
+}
+
+PipelineResult TrainiumPipeline::run_context_parallel(const workloads::TransformerModel& m,
+                                                      std::uint64_t prompt_tokens) {
+  if (prompt_tokens < 2ull * cp_) {
+    throw std::invalid_argument("parallelism: cp_degree " + std::to_string(cp_) + " deals " +
+                                std::to_string(2 * cp_) + " pieces of the prompt but it has " +
+                                std::to_string(prompt_tokens) + " tokens; lower cp_degree");
+  }
+  // 2 cp pieces, the first prompt_tokens mod 2 cp one token longer; group r takes pieces r
+  // and 2 cp - 1 - r, so every group has an early and a late piece (causal attention's work
+  // grows with a query's position: the pairs even it out).
+  const std::uint64_t pieces = 2ull * cp_, q = prompt_tokens / pieces, longer = prompt_tokens % pieces;
+  std::vector<std::uint64_t> tokens(pieces), offset(pieces);
+  for (std::uint64_t i = 0, at = 0; i < pieces; ++i) {
+    tokens[i] = q + (i < longer ? 1 : 0);
+    offset[i] = at;
+    at += tokens[i];
+  }
+  const auto layers = std::max<std::uint32_t>(m.layers, 1);
+  // A ring step: every chip of a group sends its share of the group's KV block of one layer
+  // to its counterpart in the next group, a neighbour (the groups laid around a ring of the
+  // instance): the two-chip exchange of the NeuronLink model. The KV heads are spread over
+  // the group's chips (a chip holds the KV of at least one head), so a chip's share is the
+  // block over min(chips, KV heads). The steps carry the largest group's block.
+  std::uint64_t block_tokens = 0;
+  for (std::uint32_t r = 0; r < cp_; ++r) block_tokens = std::max(block_tokens, tokens[r] + tokens[pieces - 1 - r]);
+  const std::uint64_t holders = std::max<std::uint64_t>(1, std::min<std::uint64_t>(chips_per_stage_, m.kv_heads));
+  const std::uint64_t block_bytes = ceil_div(block_tokens * m.kv_bytes_per_token_per_layer(), holders);
+  PipelineResult out;
+  out.cp = cp_;
+  out.chips_per_stage = chips_per_stage_;
+  out.ring_step_ps = run_collective(pair_, Collective::kAllGather, 2 * block_bytes).time_ps;
+  // Per group: the time before the first decoder layer, each layer's time with the ring's
+  // exposed part, and the time after the last.
+  std::uint64_t before = 0, after = 0;
+  std::vector<std::uint64_t> layer_ps(layers, 0), layer_alone_ps(layers, 0);
+  for (std::uint32_t r = 0; r < cp_; ++r) {
+    const std::uint64_t a = r, b = pieces - 1 - r;
+    const workloads::OperatorGraph g =
+        workloads::lower_prefill(m, {tokens[a], tokens[b]}, {offset[a], offset[b]}, {prompt_tokens, prompt_tokens});
+    const PrefillResult p = stage_.run_unchecked(g);
+    out.rank_ps.push_back(p.total_ps);
+    out.busy += p.busy;
+    out.group_links = p.links;
+    out.floor.compute_s = std::max(out.floor.compute_s, p.floor.compute_s);
+    out.floor.hbm_s = std::max(out.floor.hbm_s, p.floor.hbm_s);
+    out.floor.collective_s = std::max(out.floor.collective_s, p.floor.collective_s);
+    std::uint64_t pre = 0, post = 0;
+    bool past = false;
+    for (const LayerTime& lt : p.layers) {
+      const std::uint64_t t = lt.end_ps - lt.start_ps;
+      if (lt.layer < 0) {
+        (past ? post : pre) += t;
+        continue;
+      }
+      past = true;
+      std::uint64_t attention = 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (ot.kind == workloads::to_string(workloads::OpKind::attention)) attention += ot.busy.elapsed_ps;
+      }
+      const auto l = static_cast<std::size_t>(lt.layer);
+      // The groups meet at every layer (a ring step waits for the neighbour's block): each
+      // layer ends with its slowest group.
+      layer_ps[l] = std::max(layer_ps[l], t + ring_attention_exposed_ps(attention, out.ring_step_ps, cp_));
+      layer_alone_ps[l] = std::max(layer_alone_ps[l], t);
+    }
+    before = std::max(before, pre);
+    after = std::max(after, post);
+  }
+  std::uint64_t total = before + after, alone = before + after;
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    total += layer_ps[l];
+    alone += layer_alone_ps[l];
+  }
+  out.total_ps = total;
+  out.ring_exposed_ps = total - alone;
+  out.stage_ps = {{total}};
+  out.transfer_ps = {0};
+  out.bottleneck_ps = total;  // every group works on the prompt to its end
+  out.floor.step_s = std::max({out.floor.compute_s, out.floor.hbm_s, out.floor.collective_s});
+  return out;
 }
 
 }  // namespace wse::neuron

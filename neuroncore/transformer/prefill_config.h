@@ -56,6 +56,10 @@ struct PrefillConfig {
   std::uint32_t pp_degree = 1;
   std::uint32_t dp_degree = 1;
   std::uint32_t microbatches = 1;
+  // Context parallelism (mode trainium_prefill, pp 1, one microbatch): cp_degree groups of
+  // tp_degree x lnc cores, each with the weights, a prompt's tokens dealt over them and
+  // attention as a ring exchanging KV blocks (docs/neuroncore.md, "Context parallelism").
+  std::uint32_t cp_degree = 1;
   DecodeSchedule decode_schedule = DecodeSchedule::kOverlapped;  // trainium_decode.schedule
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };

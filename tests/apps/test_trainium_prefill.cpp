@@ -83,6 +83,29 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
                            dir / "io");
   EXPECT_EQ(serving.exit_code, 2);
   EXPECT_THAT(serving.err, HasSubstr("runs in mode trainium_prefill"));
+  // Context parallelism: with pipeline stages (not modelled), over more chips than the
+  // instance has, fewer tokens than pieces, and in a serving mode: each at cp_degree.
+  Result cp_pp = wse_emu("check " + base + " --set prefill.tp_degree=16 --set prefill.pp_degree=2 "
+                         "--set prefill.cp_degree=2",
+                         dir / "io");
+  EXPECT_EQ(cp_pp.exit_code, 2);
+  EXPECT_THAT(cp_pp.err, HasSubstr("prefill.cp_degree"));
+  EXPECT_THAT(cp_pp.err, HasSubstr("context parallelism is modelled with one pipeline stage"));
+  Result cp_chips = wse_emu("check " + base + " --set prefill.cp_degree=2", dir / "io");
+  EXPECT_EQ(cp_chips.exit_code, 2);
+  EXPECT_THAT(cp_chips.err, HasSubstr("prefill.cp_degree"));
+  EXPECT_THAT(cp_chips.err, HasSubstr("needs 32 chips but the instance has 16 (16 chips short)"));
+  Result cp_tokens = wse_emu("check " + base + " --set prefill.tp_degree=8 --set prefill.cp_degree=8 "
+                             "--set prompt.tokens=10",
+                             dir / "io");
+  EXPECT_EQ(cp_tokens.exit_code, 2);
+  EXPECT_THAT(cp_tokens.err, HasSubstr("prefill.cp_degree"));
+  EXPECT_THAT(cp_tokens.err, HasSubstr("dealt as 16 pieces but has 10 tokens"));
+  Result cp_serving = wse_emu("check " + std::string(WSE_SOURCE_DIR) +
+                                  "/configs/experiments/trainium_only.yaml --set prefill.cp_degree=2",
+                              dir / "io");
+  EXPECT_EQ(cp_serving.exit_code, 2);
+  EXPECT_THAT(cp_serving.err, HasSubstr("prefill.cp_degree"));
   fs::remove_all(dir);
 }
 

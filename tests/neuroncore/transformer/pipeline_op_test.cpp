@@ -314,6 +314,98 @@ TEST(PipelineOp, DecodeStepOfATpTimesPpSplitByHand) {
   EXPECT_EQ(one.decode_capacity(m).replica_kv_bytes, 103'079'215'104u - 2'973'802'496u);
 }
 
+TEST(PipelineOp, RingAttentionByHand) {
+  // A layer's attention of 10 us on a group of a 4-group ring runs as 4 steps of 2.5 us
+  // (the last the rest); the 3 steps after the first each wait for a KV block from the
+  // neighbour. Blocks of 4 us: 3 x (4 - 2.5) = 4.5 us beyond the attention (3 x 4 + 2.5 =
+  // 14.5 us in all). Blocks of 2 us arrive while the step before computes: nothing
+  // exposed. One group: no ring.
+  constexpr std::uint64_t us = 1'000'000;
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 4 * us, 4), 4'500'000u);
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 2 * us, 4), 0u);
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 2'500'000, 4), 0u);
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 100 * us, 1), 0u);
+  // 2 groups: one step after the first, 6 - 10 / 2 = 1 us.
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 6 * us, 2), us);
+}
+
+TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
+  // Llama-3.1-8B cut to 2 layers (8 KV heads of 128, bf16: 4,096 B of KV per token per
+  // layer), a 512-token prompt, TP 8 x LNC 1 (one chip per group) x CP 2: 4 pieces of 128
+  // tokens, group 0 pieces 0 (tokens 0-127) and 3 (384-511), group 1 pieces 1 and 2
+  // (128-383). Each group's pass is TrainiumPrefill on one chip of its two pieces, each
+  // attending to every key before it. A ring step carries a group's block of one layer,
+  // 256 tokens x 4,096 B = 1 MiB (one chip holds all 8 KV heads), to the other chip: the
+  // two-chip exchange (all-gather of 2 MiB on 2 chips), x. Per layer l, group r's time is
+  // its layer time plus ring_attention_exposed(its attention, x, 2); the groups meet at
+  // every layer:
+  //   TTFT = max_r(before the layers) + sum_l max_r(layer + exposed) + max_r(after)
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  PrefillConfig cfg = exact(8, 1);
+  cfg.cp_degree = 2;
+  TrainiumPipeline cp(trainium2_chip(), InstanceConfig{}, cfg, 1, 1, 1);
+  EXPECT_EQ(cp.chips(), 2u);
+  const PipelineResult r = cp.run(m, 512);
+  EXPECT_EQ(r.chips, 2u);
+  EXPECT_EQ(r.cp, 2u);
+  TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, exact(8, 1));
+  const PrefillResult g0 = alone.run(workloads::lower_prefill(m, {128, 128}, {0, 384}, {512, 512}));
+  const PrefillResult g1 = alone.run(workloads::lower_prefill(m, {128, 128}, {128, 256}, {512, 512}));
+  ASSERT_EQ(r.rank_ps.size(), 2u);
+  EXPECT_EQ(r.rank_ps[0], g0.total_ps);
+  EXPECT_EQ(r.rank_ps[1], g1.total_ps);
+  InstanceConfig pair;
+  pair.chips_x = 2;
+  pair.chips_y = 1;
+  const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096).time_ps;
+  EXPECT_EQ(r.ring_step_ps, x);
+  auto parts = [&](const PrefillResult& p, std::uint64_t& before, std::uint64_t& after,
+                   std::vector<std::uint64_t>& layer) {
+    bool past = false;
+    for (const LayerTime& lt : p.layers) {
+      const std::uint64_t t = lt.end_ps - lt.start_ps;
+      if (lt.layer < 0) {
+        (past ? after : before) += t;
+        continue;
+      }
+      past = true;
+      std::uint64_t attention = 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (ot.kind == "attention") attention += ot.busy.elapsed_ps;
+      }
+      EXPECT_GT(attention, 0u);
+      layer.push_back(t + ring_attention_exposed_ps(attention, x, 2));
+    }
+  };
+  std::uint64_t b0 = 0, a0 = 0, b1 = 0, a1 = 0;
+  std::vector<std::uint64_t> l0, l1;
+  parts(g0, b0, a0, l0);
+  parts(g1, b1, a1, l1);
+  ASSERT_EQ(l0.size(), 2u);
+  ASSERT_EQ(l1.size(), 2u);
+  EXPECT_EQ(r.total_ps, std::max(b0, b1) + std::max(l0[0], l1[0]) + std::max(l0[1], l1[1]) + std::max(a0, a1));
+  // Each group's floor at its chip's peaks; the prompt's is the larger, term by term, and
+  // the TTFT does not beat it.
+  EXPECT_DOUBLE_EQ(r.floor.compute_s, std::max(g0.floor.compute_s, g1.floor.compute_s));
+  EXPECT_DOUBLE_EQ(r.floor.hbm_s, std::max(g0.floor.hbm_s, g1.floor.hbm_s));
+  EXPECT_GE(r.seconds(), r.floor.step_s);
+  // Context parallelism takes one stage and one microbatch, and its groups' chips count.
+  try {
+    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 1);
+    FAIL() << "cp with pp accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("cp_degree 2 with pp 2"));
+  }
+  PrefillConfig wide = exact(64, 2);
+  wide.cp_degree = 2;
+  try {
+    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, wide, 1, 1, 1);
+    FAIL() << "32 chips accepted on a 16-chip instance";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("x cp_degree 2 x dp 1 needs 32 chips but the instance has 16"));
+  }
+}
+
 TEST(PipelineOp, ChipsShortAndHbmShortAreNamed) {
   // TP 64 x LNC 2 is all 16 chips: two stages need 32, 16 short.
   try {
