@@ -183,6 +183,35 @@ TEST(TrainiumDecodeSplit, StepsInFlightAndTheDrainedAblation) {
   fs::remove_all(dir);
 }
 
+TEST(TrainiumDecodeSplit, ServingStepsKeepThePipelineFull) {
+  // trainium_disaggregated with TP 8 x PP 8 decode instances and 2 microbatches, under both
+  // schedules. The prefill side is the same; a decode step that follows the previous one
+  // without a gap takes the steady-state time per step, which overlapped is below the
+  // drained one, so the decode steps' mean time falls; both stay at or above the floor.
+  const fs::path dir = temp_path("wse_trainium_decode_serving_schedule");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "io");
+  const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_disaggregated.yaml";
+  // 8 requests: steps of two or more sequences, two groups in flight (with one sequence a
+  // step has one group and both schedules are the same).
+  const std::string split = "' --set workload.trace.limit=8 --set trainium_decode.tp_degree=8 "
+                            "--set trainium_decode.pp_degree=8 --set trainium_decode.microbatches=2";
+  Result o = wse_emu("run " + base + " --quiet --out '" + (dir / "o").string() + split, dir / "io");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "d").string() + split +
+                         " --set trainium_decode.schedule=drained",
+                     dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const auto fo = nlohmann::json::parse(slurp(dir / "o" / "summary.json"))["trainium"]["floor"];
+  const auto fd = nlohmann::json::parse(slurp(dir / "d" / "summary.json"))["trainium"]["floor"];
+  EXPECT_DOUBLE_EQ(fo["prefill_pass"]["simulated_s"].get<double>(), fd["prefill_pass"]["simulated_s"].get<double>());
+  const auto so = fo["decode_step"], sd = fd["decode_step"];
+  EXPECT_LT(so["simulated_s"].get<double>(), sd["simulated_s"].get<double>());  // means per step
+  EXPECT_GE(so["ratio"].get<double>(), 1.0);
+  EXPECT_GE(sd["ratio"].get<double>(), 1.0);
+  fs::remove_all(dir);
+}
+
 TEST(TrainiumDecodeSplit, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   const fs::path dir = temp_path("wse_trainium_decode_bad");
   fs::remove_all(dir);
