@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <systemc>
 
 #include "apps/experiments/energy.h"
 #include "neuroncore/transformer/pipeline_op.h"
@@ -60,6 +61,7 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   stats::Counter& chip_runs_;
   Floors prefill_floor_, decode_floor_;
   Activity activity_;
+  sc_core::sc_time next_step_at_;  // when the last decode step of the split ends
 };
 
 // summary.json `trainium`: the floors of the prefill passes and decode steps of these

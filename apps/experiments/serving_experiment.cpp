@@ -26,6 +26,11 @@ TrainiumSide read_trainium_side(config::Section& root) {
                               " but a serving instance runs one tensor-parallel group; pipeline parallelism "
                               "runs in mode trainium_prefill (configs/sweeps/trainium_parallelism.yaml): set 1");
   }
+  if (t.prefill.cp_degree != 1) {
+    pre.fail("cp_degree", "is " + std::to_string(t.prefill.cp_degree) +
+                              " but a serving instance runs one tensor-parallel group; context parallelism "
+                              "runs in mode trainium_prefill: set 1");
+  }
   if (t.prefill.dp_degree != 1) {
     pre.fail("dp_degree", "is " + std::to_string(t.prefill.dp_degree) +
                               " but a serving instance runs one tensor-parallel group; for replicas raise "

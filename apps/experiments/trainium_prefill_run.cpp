@@ -69,6 +69,7 @@ class TrainiumPrefillRun final : public sim::Experiment {
         {"lnc", prefill_.lnc},
         {"pp", prefill_.pp_degree},
         {"dp", prefill_.dp_degree},
+        {"cp", prefill_.cp_degree},
         {"microbatches", result_.stage_ps.size()},
         {"chips", result_.chips},
         {"chips_per_stage", result_.chips_per_stage},
@@ -79,6 +80,14 @@ class TrainiumPrefillRun final : public sim::Experiment {
         {"prompts_per_s", result_.prompts_per_s()},
         {"stage_s", stages},
         {"breakdown", breakdown(result_)}};
+    if (result_.cp > 1) {
+      nlohmann::json groups = nlohmann::json::array();
+      for (std::uint64_t ps : result_.rank_ps) groups.push_back(static_cast<double>(ps) * 1e-12);
+      s["trainium_prefill"]["context_parallel"] = {
+          {"group_pass_s", groups},
+          {"ring_step_s", static_cast<double>(result_.ring_step_ps) * 1e-12},
+          {"ring_exposed_s", static_cast<double>(result_.ring_exposed_ps) * 1e-12}};
+    }
     // The floor of the prompt's prefill, as the serving modes give their passes'.
     s["trainium"]["floor"]["prefill_pass"] = floor_json(result_.floor, result_.seconds());
   }
@@ -92,7 +101,9 @@ class TrainiumPrefillRun final : public sim::Experiment {
 };
 
 // Mode trainium_decode: one decode step of `sequences` sequences with `context_tokens`
-// cached tokens each, on the decode split of the instance (trainium_decode:).
+// cached tokens each, on the decode split of the instance (trainium_decode:): its time
+// as one of a stream of steps (the inter-token latency under the split's schedule) and
+// from an empty pipeline (fill_s).
 class TrainiumDecodeRun final : public sim::Experiment {
  public:
   TrainiumDecodeRun(workloads::TransformerModel model, std::uint64_t sequences, std::uint64_t context,
@@ -120,7 +131,13 @@ class TrainiumDecodeRun final : public sim::Experiment {
                             {"microbatches", split_.microbatches},
                             {"chips", result_.chips},
                             {"chips_per_stage", result_.chips_per_stage},
+                            {"schedule", split_.decode_schedule == neuron::DecodeSchedule::kDrained ? "drained"
+                                                                                                  : "overlapped"},
                             {"itl_s", result_.seconds()},
+                            {"fill_s", static_cast<double>(result_.fill_ps) * 1e-12},
+                            {"token_return_s", result_.return_ps.empty()
+                                                   ? 0.0
+                                                   : static_cast<double>(result_.return_ps.front()) * 1e-12},
                             {"tokens_per_s", result_.seconds() > 0.0
                                                  ? static_cast<double>(sequences_) / result_.seconds()
                                                  : 0.0},
@@ -216,12 +233,21 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, co
   } catch (const std::invalid_argument& e) {
     // The key whose choice does not fit: the stage's chips, or the stages and replicas.
     const std::string what = e.what();
-    const char* key = what.find("tp_degree") != std::string::npos || what.find("whole number") != std::string::npos ||
+    const char* key = what.find("cp_degree " + std::to_string(prefill.cp_degree) + " with") != std::string::npos
+                          ? "cp_degree"
+                      : what.find("tp_degree") != std::string::npos || what.find("whole number") != std::string::npos ||
                               what.rfind("prefill:", 0) == 0
                           ? "tp_degree"
                       : prefill.pp_degree > 1 ? "pp_degree"
+                      : prefill.cp_degree > 1 ? "cp_degree"
                                               : "dp_degree";
-    pre.fail(key, what + "; lower prefill.tp_degree, pp_degree or dp_degree, or use an instance with more chips");
+    pre.fail(key, what + "; lower prefill.tp_degree, pp_degree, cp_degree or dp_degree, or use an instance with "
+                         "more chips");
+  }
+  if (prefill.cp_degree > 1 && tokens < 2ull * prefill.cp_degree) {
+    pre.fail("cp_degree", "is " + std::to_string(prefill.cp_degree) + ": the prompt is dealt as " +
+                              std::to_string(2 * prefill.cp_degree) + " pieces but has " + std::to_string(tokens) +
+                              " tokens; lower cp_degree");
   }
   // The fullest stage's weights, KV cache and activations must fit one chip's HBM.
   const neuron::TrainiumPipeline check(chip, instance, prefill, prefill.pp_degree, prefill.dp_degree,
@@ -229,12 +255,17 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, co
   const neuron::HbmFootprint f = check.stage_footprint(model, tokens);
   const std::uint64_t have = chip.hbm.capacity().bytes;
   if (f.total() > have) {
-    pre.fail("pp_degree", "a stage of tp " + std::to_string(prefill.tp_degree) + " x pp " +
-                              std::to_string(prefill.pp_degree) + " holds per chip " + std::to_string(f.weight_bytes) +
-                              " B of weights + " + std::to_string(f.kv_bytes) + " B of KV cache + " +
-                              std::to_string(f.activation_bytes) + " B of activations = " +
-                              std::to_string(f.total()) + " B but a chip's HBM holds " + std::to_string(have) +
-                              " B (" + std::to_string(f.total() - have) + " B short); raise pp_degree or tp_degree");
+    const bool cp = prefill.cp_degree > 1;
+    pre.fail(cp ? "cp_degree" : "pp_degree",
+             (cp ? "a context-parallel group of tp " + std::to_string(prefill.tp_degree) + " (cp " +
+                       std::to_string(prefill.cp_degree) + ", all the weights)"
+                 : "a stage of tp " + std::to_string(prefill.tp_degree) + " x pp " +
+                       std::to_string(prefill.pp_degree)) +
+                 " holds per chip " + std::to_string(f.weight_bytes) + " B of weights + " +
+                 std::to_string(f.kv_bytes) + " B of KV cache + " + std::to_string(f.activation_bytes) +
+                 " B of activations = " + std::to_string(f.total()) + " B but a chip's HBM holds " +
+                 std::to_string(have) + " B (" + std::to_string(f.total() - have) + " B short); " +
+                 (cp ? "lower cp_degree (more chips per group)" : "raise pp_degree or tp_degree"));
   }
   return run;
 }

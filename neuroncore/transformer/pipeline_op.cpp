@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
 #include <set>
 #include <utility>
 #include <stdexcept>
@@ -37,6 +38,61 @@ std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& s
   return end;
 }
 
+DecodeSteps decode_steps(const std::vector<std::vector<std::uint64_t>>& stage_ps,
+                         const std::vector<std::uint64_t>& transfer_ps, const std::vector<std::uint64_t>& return_ps,
+                         bool drained) {
+  DecodeSteps out;
+  if (stage_ps.empty()) return out;
+  const std::size_t groups = stage_ps.size(), stages = stage_ps.front().size();
+  std::vector<std::uint64_t> stage_free(stages, 0);  // the end of the item before on each stage
+  std::vector<std::uint64_t> token(groups, 0);       // end[n-1][g][S-1]
+  std::uint64_t step_end = 0;                        // E[n-1]
+  // The state after each step, relative to its end, and the step it was first seen at.
+  std::map<std::vector<std::uint64_t>, std::pair<std::uint32_t, std::uint64_t>> seen;
+  std::vector<std::uint64_t> ends;  // E[n]
+  // A schedule of integer times through a strongly connected graph becomes periodic after
+  // a finite transient; the bound only guards against a transient longer than any split
+  // of an instance gives (then the mean over the second half of the steps).
+  constexpr std::uint32_t kMaxSteps = 100'000;
+  for (std::uint32_t n = 0; n < kMaxSteps; ++n) {
+    const std::uint64_t barrier = drained ? step_end : 0;
+    for (std::size_t g = 0; g < groups; ++g) {
+      std::uint64_t ready = n == 0 ? 0 : std::max(token[g] + return_ps[g], barrier);
+      for (std::size_t s = 0; s < stages; ++s) {
+        const std::uint64_t end = std::max(ready, stage_free[s]) + stage_ps[g][s];
+        stage_free[s] = end;
+        ready = end + transfer_ps[g];
+      }
+      token[g] = stage_free[stages - 1];
+    }
+    step_end = stage_free[stages - 1];
+    ends.push_back(step_end);
+    if (n == 0) out.fill_ps = step_end;
+    std::vector<std::uint64_t> state;
+    state.reserve(stages + groups);
+    for (std::uint64_t e : stage_free) state.push_back(step_end - e);
+    for (std::uint64_t e : token) state.push_back(step_end - e);
+    const auto [it, fresh] = seen.emplace(std::move(state), std::make_pair(n, step_end));
+    if (!fresh) {
+      const std::uint64_t k = n - it->second.first;
+      out.step_ps = (step_end - it->second.second + k / 2) / k;
+      out.steps_to_periodic = n + 1;
+      return out;
+    }
+  }
+  const std::size_t half = ends.size() / 2;
+  const std::uint64_t k = ends.size() - 1 - half;
+  out.step_ps = (ends.back() - ends[half] + k / 2) / k;
+  out.steps_to_periodic = kMaxSteps;
+  return out;
+}
+
+std::uint64_t ring_attention_exposed_ps(std::uint64_t attention_ps, std::uint64_t step_ps, std::uint32_t cp) {
+  if (cp <= 1) return 0;
+  const std::uint64_t a = attention_ps / cp;
+  return (cp - 1) * (step_ps > a ? step_ps - a : 0);
+}
+
 double PipelineResult::prompts_per_s() const {
   return bottleneck_ps == 0 ? 0.0 : static_cast<double>(replicas) / (static_cast<double>(bottleneck_ps) * 1e-12);
 }
@@ -51,6 +107,10 @@ InstanceConfig neighbour_pair(const InstanceConfig& instance) {
   return p;
 }
 
+// assumption: a sampled token id is an int32 (vocabularies of up to 2^31 entries; the
+// Neuron samplers return int32 ids), so a group of n sequences returns 4 n bytes.
+constexpr std::uint64_t kTokenIdBytes = 4;
+
 std::string chips_text(std::uint32_t n) { return std::to_string(n) + (n == 1 ? " chip" : " chips"); }
 
 }  // namespace
@@ -64,9 +124,17 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
       stage_(chip, instance, prefill),
       pp_(pp),
       dp_(dp),
-      microbatches_(microbatches) {
-  if (pp == 0 || dp == 0 || microbatches == 0) {
-    throw std::invalid_argument("parallelism: pp, dp and microbatches must be >= 1");
+      cp_(prefill.cp_degree),
+      microbatches_(microbatches),
+      schedule_(prefill.decode_schedule) {
+  if (pp == 0 || dp == 0 || microbatches == 0 || cp_ == 0) {
+    throw std::invalid_argument("parallelism: pp, dp, cp and microbatches must be >= 1");
+  }
+  if (cp_ > 1 && (pp > 1 || microbatches > 1)) {
+    throw std::invalid_argument("parallelism: cp_degree " + std::to_string(cp_) + " with pp " + std::to_string(pp) +
+                                " and " + std::to_string(microbatches) +
+                                " microbatches: context parallelism is modelled with one pipeline stage and one "
+                                "microbatch; set cp_degree 1, or pp_degree and microbatches 1");
   }
   const std::uint32_t cores = prefill.physical_cores();
   if (pp > 1 && cores % chip.cores != 0) {
@@ -76,11 +144,12 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
                                 "-core chips; raise tp so that each stage has chips of its own");
   }
   chips_per_stage_ = stage_.chips();
-  const std::uint32_t need = chips_per_stage_ * pp * dp;
+  const std::uint32_t need = chips_per_stage_ * pp * cp_ * dp;
   if (need > instance.chips()) {
     throw std::invalid_argument("parallelism: tp " + std::to_string(prefill.tp_degree) + " x lnc " +
                                 std::to_string(prefill.lnc) + " (" + chips_text(chips_per_stage_) + ") x pp " +
-                                std::to_string(pp) + " x dp " + std::to_string(dp) + " needs " + chips_text(need) +
+                                std::to_string(pp) + (cp_ > 1 ? " x cp_degree " + std::to_string(cp_) : "") +
+                                " x dp " + std::to_string(dp) + " needs " + chips_text(need) +
                                 " but the instance has " + std::to_string(instance.chips()) + " (" +
                                 chips_text(need - instance.chips()) + " short)");
   }
@@ -88,6 +157,8 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
 
 HbmFootprint TrainiumPipeline::stage_footprint(const workloads::TransformerModel& m,
                                                std::uint64_t prompt_tokens) const {
+  // A context-parallel group holds all the weights (pp is 1) and its share of the tokens.
+  if (cp_ > 1) prompt_tokens = ceil_div(prompt_tokens, cp_);
   const workloads::OperatorGraph g = workloads::lower_prefill(m, {prompt_tokens});
   std::vector<HbmFootprint> stages(pp_);
   const auto layers = std::max<std::uint32_t>(m.layers, 1);
@@ -121,6 +192,12 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
                         binary(f.activation_bytes) + " of activations but a chip's HBM holds " + binary(have) + " (" +
                         binary(f.total() - have) + " over); raise pp or tp");
   }
+  if (cp_ > 1) {
+    PipelineResult r = run_context_parallel(m, prompt_tokens);
+    r.chips = chips();
+    r.replicas = dp_;
+    return r;
+  }
   const std::uint64_t chunks = std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(prompt_tokens, 1));
   const std::uint64_t q = prompt_tokens / chunks, longer = prompt_tokens % chunks;
   std::vector<workloads::OperatorGraph> graphs;
@@ -145,6 +222,7 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
   std::vector<std::vector<std::uint64_t>> replica(dp_);
   for (std::size_t i = 0; i < order.size(); ++i) replica[i % dp_].push_back(contexts[order[i]]);
   PipelineResult worst;
+  std::uint64_t fill = 0;  // the slowest replica's first step
   TrainiumFloor floor;
   EngineBusy busy;  // every replica's
   bool first = true;
@@ -153,6 +231,7 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
     const std::size_t groups = std::min<std::size_t>(microbatches_, seqs.size());
     const std::size_t q = seqs.size() / groups, longer = seqs.size() % groups;
     std::vector<workloads::OperatorGraph> graphs;
+    std::vector<std::uint64_t> returns;
     std::size_t at = 0;
     for (std::size_t c = 0; c < groups; ++c) {
       const std::size_t n = q + (c < longer ? 1 : 0);
@@ -160,17 +239,28 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
           m, std::vector<std::uint64_t>(seqs.begin() + static_cast<std::ptrdiff_t>(at),
                                         seqs.begin() + static_cast<std::ptrdiff_t>(at + n))));
       at += n;
+      // The group's sampled tokens go from the last stage's chips back to stage 0's, which
+      // embed them for the next step: the two-chip exchange of the NeuronLink model, as an
+      // activation crossing a boundary (the stages laid around a ring of the instance, the
+      // last neighbouring the first).
+      returns.push_back(pp_ > 1 ? run_collective(pair_, Collective::kAllGather, 2 * n * kTokenIdBytes).time_ps : 0);
     }
     PipelineResult r = run_chunks(m, graphs);
+    r.return_ps = std::move(returns);
+    const DecodeSteps steps = decode_steps(r.stage_ps, r.transfer_ps, r.return_ps, schedule_ == DecodeSchedule::kDrained);
+    r.fill_ps = steps.fill_ps;
+    r.total_ps = steps.step_ps;
     floor.compute_s = std::max(floor.compute_s, r.floor.compute_s);
     floor.hbm_s = std::max(floor.hbm_s, r.floor.hbm_s);
     floor.collective_s = std::max(floor.collective_s, r.floor.collective_s);
     floor.step_s = std::max(floor.step_s, r.floor.step_s);
     busy += r.busy;
+    fill = std::max(fill, r.fill_ps);
     if (first || r.total_ps > worst.total_ps) worst = std::move(r);
     first = false;
   }
   worst.floor = floor;
+  worst.fill_ps = fill;
   worst.busy = busy;
   worst.chips = chips_per_stage_ * pp_ * dp_;
   worst.replicas = dp_;
@@ -302,6 +392,88 @@ PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m
     r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s});
   }
   return r;
+}
+
+PipelineResult TrainiumPipeline::run_context_parallel(const workloads::TransformerModel& m,
+                                                      std::uint64_t prompt_tokens) {
+  if (prompt_tokens < 2ull * cp_) {
+    throw std::invalid_argument("parallelism: cp_degree " + std::to_string(cp_) + " deals " +
+                                std::to_string(2 * cp_) + " pieces of the prompt but it has " +
+                                std::to_string(prompt_tokens) + " tokens; lower cp_degree");
+  }
+  // 2 cp pieces, the first prompt_tokens mod 2 cp one token longer; group r takes pieces r
+  // and 2 cp - 1 - r, so every group has an early and a late piece (causal attention's work
+  // grows with a query's position: the pairs even it out).
+  const std::uint64_t pieces = 2ull * cp_, q = prompt_tokens / pieces, longer = prompt_tokens % pieces;
+  std::vector<std::uint64_t> tokens(pieces), offset(pieces);
+  for (std::uint64_t i = 0, at = 0; i < pieces; ++i) {
+    tokens[i] = q + (i < longer ? 1 : 0);
+    offset[i] = at;
+    at += tokens[i];
+  }
+  const auto layers = std::max<std::uint32_t>(m.layers, 1);
+  // A ring step: every chip of a group sends its share of the group's KV block of one layer
+  // to its counterpart in the next group, a neighbour (the groups laid around a ring of the
+  // instance): the two-chip exchange of the NeuronLink model. The KV heads are spread over
+  // the group's chips (a chip holds the KV of at least one head), so a chip's share is the
+  // block over min(chips, KV heads). The steps carry the largest group's block.
+  std::uint64_t block_tokens = 0;
+  for (std::uint32_t r = 0; r < cp_; ++r) block_tokens = std::max(block_tokens, tokens[r] + tokens[pieces - 1 - r]);
+  const std::uint64_t holders = std::max<std::uint64_t>(1, std::min<std::uint64_t>(chips_per_stage_, m.kv_heads));
+  const std::uint64_t block_bytes = ceil_div(block_tokens * m.kv_bytes_per_token_per_layer(), holders);
+  PipelineResult out;
+  out.cp = cp_;
+  out.chips_per_stage = chips_per_stage_;
+  out.ring_step_ps = run_collective(pair_, Collective::kAllGather, 2 * block_bytes).time_ps;
+  // Per group: the time before the first decoder layer, each layer's time with the ring's
+  // exposed part, and the time after the last.
+  std::uint64_t before = 0, after = 0;
+  std::vector<std::uint64_t> layer_ps(layers, 0), layer_alone_ps(layers, 0);
+  for (std::uint32_t r = 0; r < cp_; ++r) {
+    const std::uint64_t a = r, b = pieces - 1 - r;
+    const workloads::OperatorGraph g =
+        workloads::lower_prefill(m, {tokens[a], tokens[b]}, {offset[a], offset[b]}, {prompt_tokens, prompt_tokens});
+    const PrefillResult p = stage_.run_unchecked(g);
+    out.rank_ps.push_back(p.total_ps);
+    out.busy += p.busy;
+    out.group_links = p.links;
+    out.floor.compute_s = std::max(out.floor.compute_s, p.floor.compute_s);
+    out.floor.hbm_s = std::max(out.floor.hbm_s, p.floor.hbm_s);
+    out.floor.collective_s = std::max(out.floor.collective_s, p.floor.collective_s);
+    std::uint64_t pre = 0, post = 0;
+    bool past = false;
+    for (const LayerTime& lt : p.layers) {
+      const std::uint64_t t = lt.end_ps - lt.start_ps;
+      if (lt.layer < 0) {
+        (past ? post : pre) += t;
+        continue;
+      }
+      past = true;
+      std::uint64_t attention = 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (ot.kind == workloads::to_string(workloads::OpKind::attention)) attention += ot.busy.elapsed_ps;
+      }
+      const auto l = static_cast<std::size_t>(lt.layer);
+      // The groups meet at every layer (a ring step waits for the neighbour's block): each
+      // layer ends with its slowest group.
+      layer_ps[l] = std::max(layer_ps[l], t + ring_attention_exposed_ps(attention, out.ring_step_ps, cp_));
+      layer_alone_ps[l] = std::max(layer_alone_ps[l], t);
+    }
+    before = std::max(before, pre);
+    after = std::max(after, post);
+  }
+  std::uint64_t total = before + after, alone = before + after;
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    total += layer_ps[l];
+    alone += layer_alone_ps[l];
+  }
+  out.total_ps = total;
+  out.ring_exposed_ps = total - alone;
+  out.stage_ps = {{total}};
+  out.transfer_ps = {0};
+  out.bottleneck_ps = total;  // every group works on the prompt to its end
+  out.floor.step_s = std::max({out.floor.compute_s, out.floor.hbm_s, out.floor.collective_s});
+  return out;
 }
 
 }  // namespace wse::neuron

@@ -29,13 +29,54 @@ std::uint32_t stage_of_layer(std::uint32_t layer, std::uint32_t layers, std::uin
 std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& stage_ps,
                                 const std::vector<std::uint64_t>& transfer_ps);
 
+// Successive decode steps of one replica through its stages (docs/neuroncore.md, "Decode
+// steps in flight"): step n of group g on stage s ends at
+//   end[n][g][s] = max(ready, end of the item before it on stage s) + stage_ps[g][s]
+// where the items of a stage run in the order (n, 0), (n, 1), ..., (n + 1, 0), ...; ready
+// is end[n][g][s-1] + transfer_ps[g] for s > 0, and for stage 0 the return of group g's
+// sampled tokens from the last stage, end[n-1][g][S-1] + return_ps[g] (0 for n = 0), and
+// with `drained` also no earlier than the end of step n - 1 (end[n-1][G-1][S-1]).
+struct DecodeSteps {
+  std::uint64_t fill_ps = 0;  // step 0 from an empty pipeline: pipeline_makespan
+  // The steady-state time per step, exact: the schedule becomes periodic (its state, the
+  // stages' and groups' last ends less the step's end, repeats after k steps: period =
+  // (E[n] - E[n - k]) / k, E[n] = end[n][G-1][S-1], rounded to the nearest ps).
+  std::uint64_t step_ps = 0;
+  std::uint32_t steps_to_periodic = 0;  // steps simulated until the state repeated
+};
+DecodeSteps decode_steps(const std::vector<std::vector<std::uint64_t>>& stage_ps,
+                         const std::vector<std::uint64_t>& transfer_ps, const std::vector<std::uint64_t>& return_ps,
+                         bool drained);
+
+// Ring attention in one decoder layer of a context-parallel group (docs/neuroncore.md,
+// "Context parallelism"): the group's attention (attention_ps, its queries against every
+// earlier key) runs as cp steps of a = floor(attention_ps / cp), the last one the rest;
+// before each of the steps after the first, the next KV block arrives from the neighbour
+// group (step_ps), while the step before computes. The time beyond attention_ps:
+//   (cp - 1) x max(step_ps, a) + (attention_ps - (cp - 1) a) - attention_ps
+//   = (cp - 1) x max(0, step_ps - a)
+std::uint64_t ring_attention_exposed_ps(std::uint64_t attention_ps, std::uint64_t step_ps, std::uint32_t cp);
+
 struct PipelineResult {
-  std::uint64_t total_ps = 0;  // the prompt's prefill: the pipeline's end
+  // The prompt's prefill: the pipeline's end. A decode step: the time per step of the
+  // steady state (decode_steps under the split's schedule), the inter-token latency.
+  std::uint64_t total_ps = 0;
   std::vector<std::vector<std::uint64_t>> stage_ps;  // [chunk][stage]: each stage's time on the chunk
   std::vector<std::uint64_t> transfer_ps;  // [chunk]: one stage boundary's activation transfer
+  // Decode: [group] the return of the group's sampled tokens from the last stage to stage
+  // 0 (0 with pp 1), and the step from an empty pipeline (a step after an idle gap).
+  std::vector<std::uint64_t> return_ps;
+  std::uint64_t fill_ps = 0;
+  // Context parallelism (cp > 1): each group's pass alone ([group]), one ring step (a KV
+  // block to the neighbour group), and the time the ring added to the prefill beyond the
+  // groups' passes.
+  std::uint32_t cp = 1;
+  std::vector<std::uint64_t> rank_ps;
+  std::uint64_t ring_step_ps = 0;
+  std::uint64_t ring_exposed_ps = 0;
   std::uint64_t bottleneck_ps = 0;  // the busiest stage's time over all chunks
   std::uint32_t chips_per_stage = 1;
-  std::uint32_t chips = 1;  // chips_per_stage x pp x dp
+  std::uint32_t chips = 1;  // chips_per_stage x pp x cp x dp
   std::uint32_t replicas = 1;  // dp
   // The floor of the prompt's prefill (docs/neuroncore.md, "Parallelism: tp x pp x dp"):
   // each term the largest over the stages of what that stage must do for all chunks at
@@ -64,12 +105,15 @@ class TrainiumPipeline {
                    std::uint32_t pp, std::uint32_t dp, std::uint32_t microbatches);
 
   // One prompt of `prompt_tokens` through the stages (chunks as equal as can be, the first
-  // prompt_tokens mod microbatches one token longer). Throws CapacityError when a stage's
-  // share of the weights and KV cache does not fit one chip's HBM.
+  // prompt_tokens mod microbatches one token longer), or with cp > 1 over the cp groups
+  // (2 cp pieces as equal as can be, group r pieces r and 2 cp - 1 - r, attention a ring of
+  // KV blocks; at least 2 cp tokens). Throws CapacityError when a stage's share of the
+  // weights and KV cache does not fit one chip's HBM.
   PipelineResult run(const workloads::TransformerModel& m, std::uint64_t prompt_tokens);
 
   // Per chip of the fullest stage: its layers' weights and the prompt's KV cache over the
   // stage's chips (the embedding with stage 0, the final norm and LM head with the last).
+  // With cp > 1: a group's, all the weights and its ceil(prompt_tokens / cp) tokens.
   HbmFootprint stage_footprint(const workloads::TransformerModel& m, std::uint64_t prompt_tokens) const;
 
   // One decode step (docs/neuroncore.md, "Decode with its own split"): the sequences of
@@ -77,8 +121,10 @@ class TrainiumPipeline {
   // a replica's sequences cut into min(microbatches, sequences) groups as equal as can be
   // (the first ones one longer) that flow through its stages as a prompt's chunks do. The
   // step ends when the slowest replica ends: the result is that replica's, its floor the
-  // largest over the replicas term by term. No capacity check (decode_capacity is the
-  // serving layer's bound on the KV cache).
+  // largest over the replicas term by term. The step's time (total_ps) is the steady
+  // state of successive steps under the split's decode_schedule (decode_steps), fill_ps
+  // the first step's. No capacity check (decode_capacity is the serving layer's bound on
+  // the KV cache).
   PipelineResult decode_step(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& contexts);
 
   // What the split leaves for the KV cache of decode: per replica, over the stages, the
@@ -94,12 +140,14 @@ class TrainiumPipeline {
   DecodeCapacity decode_capacity(const workloads::TransformerModel& m) const;
 
   std::uint32_t chips_per_stage() const { return chips_per_stage_; }
-  std::uint32_t chips() const { return chips_per_stage_ * pp_ * dp_; }
+  std::uint32_t chips() const { return chips_per_stage_ * pp_ * cp_ * dp_; }
 
  private:
   // The chunk graphs through the stages of one replica: stage times, transfers, the end
   // and the floor.
   PipelineResult run_chunks(const workloads::TransformerModel& m, const std::vector<workloads::OperatorGraph>& chunks);
+  // One prompt over the cp groups (pp 1): the groups' passes, the ring, the floor.
+  PipelineResult run_context_parallel(const workloads::TransformerModel& m, std::uint64_t prompt_tokens);
 
   ChipConfig chip_;
   InstanceConfig instance_;
@@ -107,7 +155,9 @@ class TrainiumPipeline {
   TrainiumPrefill stage_;  // one stage's tensor-parallel group (stages are alike)
   std::uint32_t pp_ = 1;
   std::uint32_t dp_ = 1;
+  std::uint32_t cp_ = 1;
   std::uint32_t microbatches_ = 1;
+  DecodeSchedule schedule_ = DecodeSchedule::kOverlapped;
   std::uint32_t chips_per_stage_ = 1;
 };
 

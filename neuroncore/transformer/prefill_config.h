@@ -14,6 +14,13 @@ class Section;
 
 namespace wse::neuron {
 
+// How a pipelined decode instance (pp > 1) runs successive steps (docs/neuroncore.md,
+// "Decode steps in flight"): overlapped, a microbatch enters stage 0 of its next step as
+// soon as its token is back from the last stage, while later microbatches are still in
+// later stages of this step, as deployed pipelines run; drained, every stage waits for the
+// whole step to end before the next step begins (the ablation). Identical with pp 1.
+enum class DecodeSchedule { kOverlapped, kDrained };
+
 struct PrefillConfig {
   std::uint32_t tp_degree = 64;  // logical cores a layer is sharded over (trn2.48xlarge: all)
   std::uint32_t lnc = 2;         // physical cores per logical core (Trainium2 default LNC=2)
@@ -49,6 +56,11 @@ struct PrefillConfig {
   std::uint32_t pp_degree = 1;
   std::uint32_t dp_degree = 1;
   std::uint32_t microbatches = 1;
+  // Context parallelism (mode trainium_prefill, pp 1, one microbatch): cp_degree groups of
+  // tp_degree x lnc cores, each with the weights, a prompt's tokens dealt over them and
+  // attention as a ring exchanging KV blocks (docs/neuroncore.md, "Context parallelism").
+  std::uint32_t cp_degree = 1;
+  DecodeSchedule decode_schedule = DecodeSchedule::kOverlapped;  // trainium_decode.schedule
   std::uint32_t physical_cores() const { return tp_degree * lnc; }
 };
 
@@ -56,7 +68,7 @@ struct PrefillConfig {
 PrefillConfig read_prefill_config(config::Section& s);
 
 // Reads the `trainium_decode:` section: the split of a decode instance's chips for decode
-// steps (tp_degree, pp_degree, dp_degree, microbatches; docs/neuroncore.md, "Decode with
+// steps (tp_degree, pp_degree, dp_degree, microbatches, schedule; docs/neuroncore.md, "Decode with
 // its own split"), every other key the prefill's. tp_degree defaults to the prefill's,
 // the others to 1 (the prefill's split of one group).
 PrefillConfig read_decode_split(config::Section& s, const PrefillConfig& prefill);

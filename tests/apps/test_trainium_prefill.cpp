@@ -83,6 +83,29 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
                            dir / "io");
   EXPECT_EQ(serving.exit_code, 2);
   EXPECT_THAT(serving.err, HasSubstr("runs in mode trainium_prefill"));
+  // Context parallelism: with pipeline stages (not modelled), over more chips than the
+  // instance has, fewer tokens than pieces, and in a serving mode: each at cp_degree.
+  Result cp_pp = wse_emu("check " + base + " --set prefill.tp_degree=16 --set prefill.pp_degree=2 "
+                         "--set prefill.cp_degree=2",
+                         dir / "io");
+  EXPECT_EQ(cp_pp.exit_code, 2);
+  EXPECT_THAT(cp_pp.err, HasSubstr("prefill.cp_degree"));
+  EXPECT_THAT(cp_pp.err, HasSubstr("context parallelism is modelled with one pipeline stage"));
+  Result cp_chips = wse_emu("check " + base + " --set prefill.cp_degree=2", dir / "io");
+  EXPECT_EQ(cp_chips.exit_code, 2);
+  EXPECT_THAT(cp_chips.err, HasSubstr("prefill.cp_degree"));
+  EXPECT_THAT(cp_chips.err, HasSubstr("needs 32 chips but the instance has 16 (16 chips short)"));
+  Result cp_tokens = wse_emu("check " + base + " --set prefill.tp_degree=8 --set prefill.cp_degree=8 "
+                             "--set prompt.tokens=10",
+                             dir / "io");
+  EXPECT_EQ(cp_tokens.exit_code, 2);
+  EXPECT_THAT(cp_tokens.err, HasSubstr("prefill.cp_degree"));
+  EXPECT_THAT(cp_tokens.err, HasSubstr("dealt as 16 pieces but has 10 tokens"));
+  Result cp_serving = wse_emu("check " + std::string(WSE_SOURCE_DIR) +
+                                  "/configs/experiments/trainium_only.yaml --set prefill.cp_degree=2",
+                              dir / "io");
+  EXPECT_EQ(cp_serving.exit_code, 2);
+  EXPECT_THAT(cp_serving.err, HasSubstr("prefill.cp_degree"));
   fs::remove_all(dir);
 }
 
@@ -117,6 +140,75 @@ TEST(TrainiumDecodeSplit, DecodeInstancesRunTheirOwnSplit) {
   EXPECT_NE(f["simulated_s"].get<double>(), def["trainium"]["floor"]["decode_step"]["simulated_s"].get<double>());
   // The resolved configuration keeps the split, so that it runs again.
   EXPECT_THAT(slurp(dir / "split" / "config.resolved.yaml"), HasSubstr("trainium_decode:"));
+  fs::remove_all(dir);
+}
+
+TEST(TrainiumDecodeSplit, StepsInFlightAndTheDrainedAblation) {
+  // Mode trainium_decode, Llama-3.1-70B cut to 2 layers, TP 8 x LNC 2 (2 chips) x PP 2, 4
+  // sequences in 2 microbatches. Both schedules run the same groups through the same
+  // stages, so their first step (fill_s) is the same; overlapped, a group enters stage 0 of
+  // its next step while the other is in stage 1, so its time per step is at most the
+  // drained one's (pipeline_op_test.cpp derives both by hand).
+  const fs::path dir = temp_path("wse_trainium_decode_schedule");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "io");
+  const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_latency/llama70b_trn2_decode.yaml";
+  const std::string split =
+      " --set model.num_hidden_layers=2 --set batch.sequences=4 --set trainium_decode.tp_degree=8 "
+      "--set trainium_decode.pp_degree=2 --set trainium_decode.microbatches=2";
+  Result o = wse_emu("run " + base + " --quiet --out '" + (dir / "o").string() + "'" + split, dir / "io");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "d").string() + "'" + split +
+                         " --set trainium_decode.schedule=drained",
+                     dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const auto so = nlohmann::json::parse(slurp(dir / "o" / "summary.json"));
+  const auto sd = nlohmann::json::parse(slurp(dir / "d" / "summary.json"));
+  const auto to = so["trainium_decode"], td = sd["trainium_decode"];
+  EXPECT_EQ(to["schedule"], "overlapped");
+  EXPECT_EQ(td["schedule"], "drained");
+  EXPECT_DOUBLE_EQ(to["fill_s"].get<double>(), td["fill_s"].get<double>());
+  EXPECT_LT(to["itl_s"].get<double>(), td["itl_s"].get<double>());
+  EXPECT_GT(to["token_return_s"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(to["tokens_per_s"].get<double>(), 4.0 / to["itl_s"].get<double>());
+  // The floor is the step's under either schedule, and neither beats it.
+  const auto fo = so["trainium"]["floor"]["decode_step"], fd = sd["trainium"]["floor"]["decode_step"];
+  EXPECT_DOUBLE_EQ(fo["step_s"].get<double>(), fd["step_s"].get<double>());
+  EXPECT_GE(fo["ratio"].get<double>(), 1.0);
+  EXPECT_GE(fd["ratio"].get<double>(), fo["ratio"].get<double>());
+  // An unknown schedule is one error at its key.
+  Result bad = wse_emu("check " + base + " --set trainium_decode.schedule=eager", dir / "io");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("trainium_decode.schedule"));
+  fs::remove_all(dir);
+}
+
+TEST(TrainiumDecodeSplit, ServingStepsKeepThePipelineFull) {
+  // trainium_disaggregated with TP 8 x PP 8 decode instances and 2 microbatches, under both
+  // schedules. The prefill side is the same; a decode step that follows the previous one
+  // without a gap takes the steady-state time per step, which overlapped is below the
+  // drained one, so the decode steps' mean time falls; both stay at or above the floor.
+  const fs::path dir = temp_path("wse_trainium_decode_serving_schedule");
+  fs::remove_all(dir);
+  fs::create_directories(dir / "io");
+  const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_disaggregated.yaml";
+  // 8 requests: steps of two or more sequences, two groups in flight (with one sequence a
+  // step has one group and both schedules are the same).
+  const std::string split = "' --set workload.trace.limit=8 --set trainium_decode.tp_degree=8 "
+                            "--set trainium_decode.pp_degree=8 --set trainium_decode.microbatches=2";
+  Result o = wse_emu("run " + base + " --quiet --out '" + (dir / "o").string() + split, dir / "io");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "d").string() + split +
+                         " --set trainium_decode.schedule=drained",
+                     dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const auto fo = nlohmann::json::parse(slurp(dir / "o" / "summary.json"))["trainium"]["floor"];
+  const auto fd = nlohmann::json::parse(slurp(dir / "d" / "summary.json"))["trainium"]["floor"];
+  EXPECT_DOUBLE_EQ(fo["prefill_pass"]["simulated_s"].get<double>(), fd["prefill_pass"]["simulated_s"].get<double>());
+  const auto so = fo["decode_step"], sd = fd["decode_step"];
+  EXPECT_LT(so["simulated_s"].get<double>(), sd["simulated_s"].get<double>());  // means per step
+  EXPECT_GE(so["ratio"].get<double>(), 1.0);
+  EXPECT_GE(sd["ratio"].get<double>(), 1.0);
   fs::remove_all(dir);
 }
 

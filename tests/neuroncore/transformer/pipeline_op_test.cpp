@@ -48,6 +48,53 @@ TEST(PipelineOp, MakespanByHand) {
   EXPECT_EQ(pipeline_makespan({{7 * us}}, {0}), 7 * us);  // one stage, one chunk
 }
 
+TEST(PipelineOp, DecodeStepsInFlightByHand) {
+  // 2 stages x 2 microbatches (groups a and b) with given stage times, in us: a0 = b0 = 4,
+  // a1 = b1 = 3; 1 us across the boundary (x) and 1 us for a group's tokens back from
+  // stage 1 to stage 0 (r).
+  //   step 0 (the fill): a: s0 [0,4] s1 [5,8]; b: s0 [4,8] s1 [9,12]          -> 12
+  // Overlapped, a group enters stage 0 once its tokens are back:
+  //   step 1: a ready 8 + 1 = 9: s0 [9,13] s1 [14,17]; b ready 13: s0 [13,17] s1 [18,21]
+  //   the state after step 1 (the stages free 4 and 0 us before the step's end, the groups'
+  //   tokens 4 and 0 us before it) is step 0's, so every step repeats it: 21 - 12 = 9 us
+  //   per step = a0 + x + a1 + r, the loop of one group (the stages' busy times per step
+  //   are only 8 and 6).
+  // Drained, step n + 1 begins when step n has ended at stage 1 (12, 24, ...):
+  //   step 1: a ready max(9, 12): s0 [12,16] s1 [17,20]; b ready max(13, 12): s0 [16,20]
+  //   s1 [21,24] -> 12 us per step, the fill again.
+  constexpr std::uint64_t us = 1'000'000;
+  const std::vector<std::vector<std::uint64_t>> t = {{4 * us, 3 * us}, {4 * us, 3 * us}};
+  const DecodeSteps o = decode_steps(t, {us, us}, {us, us}, false);
+  EXPECT_EQ(o.fill_ps, 12 * us);
+  EXPECT_EQ(o.step_ps, 9 * us);
+  EXPECT_EQ(o.steps_to_periodic, 2u);
+  const DecodeSteps d = decode_steps(t, {us, us}, {us, us}, true);
+  EXPECT_EQ(d.fill_ps, 12 * us);
+  EXPECT_EQ(d.step_ps, 12 * us);
+  // Stage 1 the slower (a0 = b0 = 2, a1 = b1 = 5 us), nothing across:
+  //   step 0: a: [0,2] [2,7]; b: [2,4] [7,12]                                   -> 12
+  //   step 1: a ready 7: s0 [7,9], s1 waits for b: [12,17]; b ready 12: [12,14] [17,22]
+  //   step 2: a ready 17: [17,19] [22,27]; b ready 22: [22,24] [27,32]
+  //   -> 10 us per step, stage 1's busy time a1 + b1 (drained: 12, the fill).
+  const std::vector<std::vector<std::uint64_t>> slow1 = {{2 * us, 5 * us}, {2 * us, 5 * us}};
+  EXPECT_EQ(decode_steps(slow1, {0, 0}, {0, 0}, false).step_ps, 10 * us);
+  EXPECT_EQ(decode_steps(slow1, {0, 0}, {0, 0}, true).step_ps, 12 * us);
+  // One group: its tokens must come back before its next step either way, so both
+  // schedules take a0 + x + a1 + r = 4 + 1 + 3 + 1 = 9 us per step (the fill 8).
+  for (const bool drained : {false, true}) {
+    const DecodeSteps one = decode_steps({{4 * us, 3 * us}}, {us}, {us}, drained);
+    EXPECT_EQ(one.fill_ps, 8 * us);
+    EXPECT_EQ(one.step_ps, 9 * us);
+  }
+  // One stage (pp 1, nothing across or back): the groups one after another, 4 + 4 us per
+  // step under both schedules, the fill included.
+  for (const bool drained : {false, true}) {
+    const DecodeSteps pp1 = decode_steps({{4 * us}, {4 * us}}, {0, 0}, {0, 0}, drained);
+    EXPECT_EQ(pp1.fill_ps, 8 * us);
+    EXPECT_EQ(pp1.step_ps, 8 * us);
+  }
+}
+
 TEST(PipelineOp, TpTimesPpSplitOfASmallModel) {
   // Llama-3.1-8B cut to 2 layers (hidden 4,096), one 512-token prompt, TP 8 x LNC 1 (one
   // chip per stage) x PP 2 (2 chips), 2 microbatches of 256 tokens (a: 0-255, b: 256-511).
@@ -197,6 +244,10 @@ TEST(PipelineOp, DecodeStepOfATpTimesPpSplitByHand) {
   const PrefillConfig tp = exact(8, 1);
   TrainiumPipeline split(trainium2_chip(), InstanceConfig{}, tp, 2, 1, 2);
   const PipelineResult r = split.decode_step(m, {1000, 700, 900, 800});
+  PrefillConfig drained_cfg = tp;
+  drained_cfg.decode_schedule = DecodeSchedule::kDrained;
+  TrainiumPipeline drained(trainium2_chip(), InstanceConfig{}, drained_cfg, 2, 1, 2);
+  const PipelineResult dr = drained.decode_step(m, {1000, 700, 900, 800});
   ASSERT_EQ(r.stage_ps.size(), 2u);
   EXPECT_EQ(r.chips, 2u);
   TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, tp);
@@ -212,7 +263,26 @@ TEST(PipelineOp, DecodeStepOfATpTimesPpSplitByHand) {
   const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 2 * 4096 * 2).time_ps;
   EXPECT_EQ(r.transfer_ps[0], x);
   EXPECT_EQ(r.transfer_ps[1], x);
-  EXPECT_EQ(r.total_ps, std::max(a0 + b0 + x, a0 + x + a1) + b1);
+  // The first step, from empty stages, by the recurrence above.
+  EXPECT_EQ(r.fill_ps, std::max(a0 + b0 + x, a0 + x + a1) + b1);
+  EXPECT_EQ(dr.fill_ps, r.fill_ps);
+  // Each group's 2 sampled tokens go back from stage 1 to stage 0: the two-chip exchange
+  // of 2 x 4 B (all-gather of 16 B on 2 chips), r.
+  const std::uint64_t back = run_collective(pair, Collective::kAllGather, 2 * 2 * 4).time_ps;
+  ASSERT_EQ(r.return_ps.size(), 2u);
+  EXPECT_EQ(r.return_ps[0], back);
+  EXPECT_EQ(r.return_ps[1], back);
+  // Overlapped steps (the default): each group's loop a0 + x + a1 + r (b's alike) against
+  // each stage's busy time per step a0 + b0, a1 + b1, the largest (with two groups of two
+  // stages no other cycle of the schedule is longer: a cycle through both groups is at
+  // most the mean of their loops).
+  EXPECT_EQ(r.total_ps, std::max({a0 + b0, a1 + b1, a0 + x + a1 + back, b0 + x + b1 + back}));
+  // Drained: step n + 1 begins at the end E of step n; group a's tokens are back before E
+  // (they left stage 1 before b1 began, and r < b1), group b's at E + r, so the step is
+  // the fill with b ready at r: max(a0 + b0 + x, r + b0 + x, a0 + x + a1) + b1.
+  ASSERT_LT(back, b1);
+  EXPECT_EQ(dr.total_ps, std::max({a0 + b0 + x, back + b0 + x, a0 + x + a1}) + b1);
+  EXPECT_LE(r.total_ps, dr.total_ps);
   EXPECT_GE(r.seconds(), r.floor.step_s);
   // Its floor: stage 1's weights (layer 1, the final norm, the LM head: 436,224,000 +
   // 8,192 + 1,050,673,152 B, the gathered embedding rows being stage 0's) over one chip's
@@ -242,6 +312,98 @@ TEST(PipelineOp, DecodeStepOfATpTimesPpSplitByHand) {
   // 2,973,802,496 B.
   const TrainiumPipeline one(trainium2_chip(), InstanceConfig{}, tp, 1, 1, 1);
   EXPECT_EQ(one.decode_capacity(m).replica_kv_bytes, 103'079'215'104u - 2'973'802'496u);
+}
+
+TEST(PipelineOp, RingAttentionByHand) {
+  // A layer's attention of 10 us on a group of a 4-group ring runs as 4 steps of 2.5 us
+  // (the last the rest); the 3 steps after the first each wait for a KV block from the
+  // neighbour. Blocks of 4 us: 3 x (4 - 2.5) = 4.5 us beyond the attention (3 x 4 + 2.5 =
+  // 14.5 us in all). Blocks of 2 us arrive while the step before computes: nothing
+  // exposed. One group: no ring.
+  constexpr std::uint64_t us = 1'000'000;
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 4 * us, 4), 4'500'000u);
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 2 * us, 4), 0u);
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 2'500'000, 4), 0u);
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 100 * us, 1), 0u);
+  // 2 groups: one step after the first, 6 - 10 / 2 = 1 us.
+  EXPECT_EQ(ring_attention_exposed_ps(10 * us, 6 * us, 2), us);
+}
+
+TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
+  // Llama-3.1-8B cut to 2 layers (8 KV heads of 128, bf16: 4,096 B of KV per token per
+  // layer), a 512-token prompt, TP 8 x LNC 1 (one chip per group) x CP 2: 4 pieces of 128
+  // tokens, group 0 pieces 0 (tokens 0-127) and 3 (384-511), group 1 pieces 1 and 2
+  // (128-383). Each group's pass is TrainiumPrefill on one chip of its two pieces, each
+  // attending to every key before it. A ring step carries a group's block of one layer,
+  // 256 tokens x 4,096 B = 1 MiB (one chip holds all 8 KV heads), to the other chip: the
+  // two-chip exchange (all-gather of 2 MiB on 2 chips), x. Per layer l, group r's time is
+  // its layer time plus ring_attention_exposed(its attention, x, 2); the groups meet at
+  // every layer:
+  //   TTFT = max_r(before the layers) + sum_l max_r(layer + exposed) + max_r(after)
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  PrefillConfig cfg = exact(8, 1);
+  cfg.cp_degree = 2;
+  TrainiumPipeline cp(trainium2_chip(), InstanceConfig{}, cfg, 1, 1, 1);
+  EXPECT_EQ(cp.chips(), 2u);
+  const PipelineResult r = cp.run(m, 512);
+  EXPECT_EQ(r.chips, 2u);
+  EXPECT_EQ(r.cp, 2u);
+  TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, exact(8, 1));
+  const PrefillResult g0 = alone.run(workloads::lower_prefill(m, {128, 128}, {0, 384}, {512, 512}));
+  const PrefillResult g1 = alone.run(workloads::lower_prefill(m, {128, 128}, {128, 256}, {512, 512}));
+  ASSERT_EQ(r.rank_ps.size(), 2u);
+  EXPECT_EQ(r.rank_ps[0], g0.total_ps);
+  EXPECT_EQ(r.rank_ps[1], g1.total_ps);
+  InstanceConfig pair;
+  pair.chips_x = 2;
+  pair.chips_y = 1;
+  const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096).time_ps;
+  EXPECT_EQ(r.ring_step_ps, x);
+  auto parts = [&](const PrefillResult& p, std::uint64_t& before, std::uint64_t& after,
+                   std::vector<std::uint64_t>& layer) {
+    bool past = false;
+    for (const LayerTime& lt : p.layers) {
+      const std::uint64_t t = lt.end_ps - lt.start_ps;
+      if (lt.layer < 0) {
+        (past ? after : before) += t;
+        continue;
+      }
+      past = true;
+      std::uint64_t attention = 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (ot.kind == "attention") attention += ot.busy.elapsed_ps;
+      }
+      EXPECT_GT(attention, 0u);
+      layer.push_back(t + ring_attention_exposed_ps(attention, x, 2));
+    }
+  };
+  std::uint64_t b0 = 0, a0 = 0, b1 = 0, a1 = 0;
+  std::vector<std::uint64_t> l0, l1;
+  parts(g0, b0, a0, l0);
+  parts(g1, b1, a1, l1);
+  ASSERT_EQ(l0.size(), 2u);
+  ASSERT_EQ(l1.size(), 2u);
+  EXPECT_EQ(r.total_ps, std::max(b0, b1) + std::max(l0[0], l1[0]) + std::max(l0[1], l1[1]) + std::max(a0, a1));
+  // Each group's floor at its chip's peaks; the prompt's is the larger, term by term, and
+  // the TTFT does not beat it.
+  EXPECT_DOUBLE_EQ(r.floor.compute_s, std::max(g0.floor.compute_s, g1.floor.compute_s));
+  EXPECT_DOUBLE_EQ(r.floor.hbm_s, std::max(g0.floor.hbm_s, g1.floor.hbm_s));
+  EXPECT_GE(r.seconds(), r.floor.step_s);
+  // Context parallelism takes one stage and one microbatch, and its groups' chips count.
+  try {
+    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 1);
+    FAIL() << "cp with pp accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("cp_degree 2 with pp 2"));
+  }
+  PrefillConfig wide = exact(64, 2);
+  wide.cp_degree = 2;
+  try {
+    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, wide, 1, 1, 1);
+    FAIL() << "32 chips accepted on a 16-chip instance";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("x cp_degree 2 x dp 1 needs 32 chips but the instance has 16"));
+  }
 }
 
 TEST(PipelineOp, ChipsShortAndHbmShortAreNamed) {
