@@ -220,6 +220,61 @@ TEST_F(ServingSessions, EvictedKvGoesToTheHostTierAndReloadsAtItsBandwidth) {
   EXPECT_EQ(s["kv_transfer"]["bytes_saved"], 201'000);
 }
 
+// Colocated (one machine prefills and decodes; no KV crosses): the machine keeps turn
+// 0's 102 tokens of KV, and turn 1's prefill computes only the 153 - 102 = 51 tokens it
+// lacks, starting at position 102.
+//   Turn 0 at 0: prefill 2 ms, first token at 2; two steps: last token at 4 ms.
+//   Turn 1 at 4 + 2 = 6 ms: prefill 1 + 0.51 = 1.51 ms, first token at 7.51 (without
+//   retention its 153 tokens take 2.53 ms, to 8.53); one step: last token at 8.51.
+struct ColocatedRun {
+  LinearPrefill prefill{1};
+  FixedDecode decode;
+  std::unique_ptr<ServingSystem> sys;
+  nlohmann::json summary;
+};
+
+void run_colocated(ColocatedRun& run, bool retention) {
+  ServingConfig c = base_config();
+  c.placement = Placement::colocated;
+  c.kv_retention = retention;
+  run.sys = std::make_unique<ServingSystem>("serving", c, session(0, {{100, 3, 0}, {50, 2, 2e-3}}),
+                                            std::vector<PrefillBackend*>{&run.prefill},
+                                            std::vector<DecodeBackend*>{&run.decode}, nullptr);
+}
+
+TEST_F(ServingSessions, ColocatedTheSecondTurnPrefillsOnlyWhatTheMachineLacks) {
+  ColocatedRun run;
+  run_colocated(run, true);
+  run_to_end();
+  const auto& r = run.sys->records();
+  EXPECT_NEAR(ms(r[0].last_token_s), 4.0, 1e-9);
+  EXPECT_NEAR(ms(r[1].arrival_s), 6.0, 1e-9);
+  ASSERT_EQ(run.prefill.batches.size(), 2u);
+  EXPECT_EQ(run.prefill.batches[1][0].tokens, 51u);
+  EXPECT_EQ(run.prefill.batches[1][0].context_offset, 102u);
+  EXPECT_EQ(r[1].kv_retained_tokens, 102u);
+  EXPECT_NEAR(ms(r[1].first_token_s), 7.51, 1e-9);
+  EXPECT_NEAR(ms(r[1].last_token_s), 8.51, 1e-9);
+  ServingConfig c = base_config();
+  c.placement = Placement::colocated;
+  nlohmann::json s;
+  summarize(*run.sys, c, s);
+  EXPECT_EQ(s["sessions"]["kv_retention"]["hits"], 1);
+  EXPECT_EQ(s["sessions"]["kv_retention"]["prefill_tokens_skipped"], 102);
+}
+
+TEST_F(ServingSessions, ColocatedWithoutRetentionTheSecondTurnPrefillsItsWholePrompt) {
+  ColocatedRun run;
+  run_colocated(run, false);
+  run_to_end();
+  const auto& r = run.sys->records();
+  ASSERT_EQ(run.prefill.batches.size(), 2u);
+  EXPECT_EQ(run.prefill.batches[1][0].tokens, 153u);
+  EXPECT_EQ(r[1].kv_retained_tokens, 0u);
+  EXPECT_NEAR(ms(r[1].first_token_s), 8.53, 1e-9);
+  EXPECT_NEAR(ms(r[1].last_token_s), 9.53, 1e-9);
+}
+
 // Turn 0: 1100 tokens (two full 512-token blocks and 76 more), 10 out; turn 1: 100
 // new tokens after 1 ms: 1210 tokens, whose first two blocks are turn 0's. With the
 // prefill instance's prefix cache on, turn 1 computes 1210 - 1024 = 186 tokens.

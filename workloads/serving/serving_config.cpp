@@ -60,8 +60,8 @@ ServingConfig read_serving_config(config::Section& s) {
                                                         .def = "64 GB/s", .min = 0, .min_exclusive = true})
                              .bytes_per_s;
   c.kv_retention = s.boolean(
-      "kv_retention", {.doc = "sessions, disaggregated: a decode system keeps a session's KV between turns (LRU "
-                              "eviction) and a returning turn sends only the KV it lacks (docs/serving.md)",
+      "kv_retention", {.doc = "sessions: a decode machine keeps a session's KV between turns (LRU eviction); a "
+                              "returning turn sends (colocated: prefills) only the KV it lacks (docs/serving.md)",
                        .def = "true"});
   if (std::optional<config::Section> tiers =
           s.optional_section("kv_tiers", "KV memory tiers below a decode machine's own, for retained session KV")) {

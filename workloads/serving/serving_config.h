@@ -109,9 +109,9 @@ struct ServingConfig {
   Preemption preemption = Preemption::recompute;
   double swap_bandwidth_Bps = 64e9;  // decode machine <-> host memory, each way, for preemption by swap
   std::vector<DecodeOutage> decode_outages;  // from the experiment's fault schedule
-  // Sessions (disaggregated placement): a decode system keeps a session's KV after each
-  // turn, evicting the least recently used when an admission needs the room; a later
-  // turn admitted where its session's KV is sends only the KV the decode side lacks.
+  // Sessions: a decode machine keeps a session's KV after each turn, evicting the least
+  // recently used when an admission needs the room; a later turn admitted where its
+  // session's KV is sends (colocated: prefills) only the KV the machine lacks.
   bool kv_retention = true;
   std::optional<KvTier> host_tier;  // serving.kv_tiers.host_dram (none: evicted KV is dropped)
 

@@ -120,6 +120,10 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
 
 unsigned ServingSystem::route(std::uint64_t r) {
   const auto n = static_cast<unsigned>(pf_.size());
+  if (config_.placement == Placement::colocated && retains(r)) {
+    // Session affinity: the machine holding the session's KV (docs/serving.md).
+    if (const auto k = kept_.find(requests_[r].session); k != kept_.end()) return k->second.system;
+  }
   if (config_.routing == Routing::round_robin) return next_round_robin_++ % n;
   unsigned best = 0;
   std::uint64_t best_hits = 0;
@@ -188,6 +192,21 @@ void ServingSystem::arrive(std::uint64_t r) {
     prompt_done_[r] = static_cast<std::uint32_t>(hit_tokens);
     prefix_hit_tokens_ += hit_tokens;
   }
+  double queue_at = now_s();
+  if (config_.placement == Placement::colocated && retains(r)) queue_at = pin_retained(r, i);
+  if (queue_at > now_s()) {
+    // Its session's KV comes back from the host tier (and evicted KV leaves for it) first.
+    sc_core::sc_spawn([this, r, i, queue_at] {
+      wait_until(queue_at);
+      queue_prefill(r, i);
+    });
+    return;
+  }
+  queue_prefill(r, i);
+}
+
+void ServingSystem::queue_prefill(std::uint64_t r, unsigned i) {
+  PrefillState& p = pf_[i];
   p.queue.push_back(r);
   p.queued_tokens += prompt_left_[r];
   p.work.notify(sc_core::SC_ZERO_TIME);
@@ -275,6 +294,11 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
   if (record_token_times_) token_times_[r].push_back(rec.first_token_s);
   if (pf_[instance].cache) pf_[instance].cache->insert(requests_[r].hash_ids);
   if (outputs(requests_[r]) <= 1) {
+    if (config_.placement == Placement::colocated) {
+      dc_[instance].reserved_bytes -= held_[r];  // its session's KV, pinned since it arrived
+      held_[r] = 0;
+      if (retains(r)) retain(r, instance);        // the machine keeps its prompt's KV
+    }
     finish_request(r);
     return;
   }
@@ -571,13 +595,20 @@ bool ServingSystem::run_decode_step(unsigned j) {
   while (admitted < d.ready.size() && d.running.size() + admitted < config_.decode_max_batch) {
     const std::uint64_t r = d.ready[admitted];
     if (colocated) {
+      // Its session's retained KV, pinned since it arrived, is part of what it needs.
       const std::uint64_t need = admission_bytes(r);
-      if (d.reserved_bytes + need > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
-      d.reserved_bytes += need;
-      held_[r] = need;
+      const std::uint64_t extra = need > held_[r] ? need - held_[r] : 0;
+      if (d.reserved_bytes + extra > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
+      d.reserved_bytes += extra;
+      held_[r] = std::max(need, held_[r]);
       records_[r].decode_system = static_cast<int>(j);
     }
     ++admitted;
+  }
+  if (colocated && admitted > 0) {
+    // Retained KV makes room for them: the step waits for what goes to the host tier.
+    const double room_at = make_room(j, 0);
+    d.swap_s = std::max(d.swap_s, room_at - now_s());
   }
   std::vector<std::uint64_t> joining(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
   d.ready.erase(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
@@ -747,7 +778,45 @@ void ServingSystem::finish_request(std::uint64_t r) {
 }
 
 bool ServingSystem::retains(std::uint64_t r) const {
-  return config_.kv_retention && config_.placement == Placement::disaggregated && requests_[r].in_session();
+  return config_.kv_retention && requests_[r].in_session();
+}
+
+double ServingSystem::pin_retained(std::uint64_t r, unsigned i) {
+  DecodeState& d = dc_[i];
+  const std::int64_t session = requests_[r].session;
+  double at = now_s();
+  const auto k = kept_.find(session);
+  const std::uint32_t input = requests_[r].input_tokens;
+  if (k != kept_.end() && k->second.system == i && d.reserved_bytes + k->second.bytes <= config_.decode_kv_capacity_bytes) {
+    const Kept e = k->second;
+    forget(session);
+    d.reserved_bytes += e.bytes;  // pinned: it stays until r is admitted (and becomes part of r's)
+    held_[r] = e.bytes;
+    records_[r].kv_retained_tokens = e.tokens;
+    // The prefill computes only what the machine lacks (the last prompt token at least).
+    const auto skip = static_cast<std::uint32_t>(std::min<std::uint64_t>(e.tokens, input - 1));
+    if (skip > prompt_done_[r]) {
+      retention_.prefill_tokens_skipped += skip - prompt_done_[r];
+      prompt_done_[r] = skip;
+      prompt_left_[r] = input - skip;
+    }
+    if (e.host) {
+      const double start = std::max(now_s(), d.host_in_free_s);
+      d.host_in_free_s = start + static_cast<double>(e.bytes) / config_.host_tier->bandwidth_Bps;
+      at = d.host_in_free_s;
+      records_[r].kv_reload_s = d.host_in_free_s - start;
+      ++retention_.host_hits;
+      retention_.host_reload_bytes += e.bytes;
+    } else {
+      ++retention_.hits;
+    }
+    at = std::max(at, make_room(i, 0));
+  } else {
+    if (k != kept_.end()) forget(session);  // no room to pin it now: a miss
+    if (requests_[r].previous >= 0) ++retention_.misses;
+  }
+  retention_seen_[r] = 1;
+  return at;
 }
 
 void ServingSystem::admit_retained(std::uint64_t r, unsigned j) {

@@ -21,13 +21,15 @@
 // Sessions (docs/serving.md, "Sessions"): a request that is a later turn of a session
 // (Request::previous >= 0) arrives think_s after its previous turn's last token, closed
 // loop; if the previous turn is rejected, so is it (and the rest of its session).
-// With serving.kv_retention (disaggregated), a decode system keeps a session's KV after
+// With serving.kv_retention, a decode system keeps a session's KV after
 // each turn (the prompt and every answer token but the last), in the KV room admission
 // draws from: an admission that needs the room evicts the least recently used (to the
 // host tier, serving.kv_tiers.host_dram, when there is one). A later turn prefers the
 // decode system holding its session's KV (if it has room; otherwise it is a miss and
 // that KV is dropped); admitted there, it sends only the KV the system lacks, and joins
 // once its session's KV is back from the host tier and evicted KV has left for it.
+// Colocated, a later turn goes to the machine holding its session's KV, which pins it
+// until the turn is admitted; its prefill computes only the tokens after it.
 //
 // Faults (ServingConfig::decode_outages, docs/faults.md): a decode system that fails
 // loses the KV of its running and waiting requests (and the step in progress); each is
@@ -110,6 +112,7 @@ struct RetentionCounts {
   std::uint64_t host_evictions = 0;    // sessions' KV dropped from the host tier for room
   std::uint64_t host_write_bytes = 0;  // KV bytes evicted to the host tier
   std::uint64_t host_reload_bytes = 0; // KV bytes reloaded from it
+  std::uint64_t prefill_tokens_skipped = 0;  // colocated: prompt tokens not prefilled (beyond the prefix cache)
 };
 
 class ServingSystem : public sc_core::sc_module, public stats::Provider {
@@ -239,6 +242,11 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   // KV and `extra` fit; returns when the evicted KV has left for the host tier.
   double make_room(unsigned j, std::uint64_t extra);
   void forget(std::int64_t session);  // drops its retained KV, wherever it is
+  // Colocated: r arrives on machine i, which may hold its session's KV: pinned for r
+  // (reserved until r is admitted), its prefill skips those tokens. Returns when r may
+  // join the prefill queue (after a reload from the host tier).
+  double pin_retained(std::uint64_t r, unsigned i);
+  void queue_prefill(std::uint64_t r, unsigned i);
 
   const ServingConfig config_;
   std::vector<workloads::Request> requests_;
