@@ -166,6 +166,103 @@ TEST_F(ServingSessions, RetainedKvIsEvictedLeastRecentlyUsedFirst) {
   EXPECT_EQ(s["kv_transfer"]["bytes"], 523'000);  // 100,000 + 100,000 + 200,000 + 11,000 + 112,000
 }
 
+// Session affinity over two decode systems (each 1 GB of room).
+//   A0 (session 0: 100 in, 2 out) at 0: both systems empty, system 0 (the first of
+//     the least loaded); KV in place at 2.11, one step to 3.11; A's 101 tokens stay on 0.
+//   X0 (session 1: 100 in, 50 out) at 4 ms: both empty again, system 0; prefill to 6,
+//     KV in place at 6.11, steps every 1 ms from 6.11 to 55.11.
+//   A1 (112 in, 2 out) at 3.11 + 5 = 8.11 ms: system 0 holds X's 150,000 B, system 1
+//     nothing. With retention it goes to system 0, which holds A's KV: prefill to
+//     10.23, 11,000 B in place at 10.251; it joins the step that starts at 11.11 and
+//     ends at 12.11. Without, to the least loaded, system 1: its 112,000 B in place at
+//     10.352, one step to 11.352.
+std::vector<workloads::Request> affinity_sessions() {
+  std::vector<workloads::Request> reqs;
+  EXPECT_TRUE(workloads::append_session(reqs, 0, 0, 0, 0, {{100, 2, 0}, {10, 2, 5e-3}}));
+  EXPECT_TRUE(workloads::append_session(reqs, 1, 4e-3, 0, 1, {{100, 50, 0}}));
+  return reqs;  // A0, A1, X0
+}
+
+TEST_F(ServingSessions, ALaterTurnGoesToTheDecodeSystemHoldingItsSession) {
+  LinearPrefill prefill(1);
+  FixedDecode d0, d1;
+  LinkPath path;
+  ServingSystem sys("serving", base_config(), affinity_sessions(), {&prefill}, {&d0, &d1}, &path);
+  run_to_end();
+  const auto& r = sys.records();
+  EXPECT_EQ(r[0].decode_system, 0);
+  EXPECT_EQ(r[2].decode_system, 0);
+  EXPECT_NEAR(ms(r[2].last_token_s), 55.11, 1e-9);
+  EXPECT_NEAR(ms(r[1].arrival_s), 8.11, 1e-9);
+  EXPECT_EQ(r[1].decode_system, 0);
+  EXPECT_EQ(r[1].kv_bytes, 11'000u);
+  EXPECT_NEAR(ms(r[1].kv_end_s), 10.251, 1e-9);
+  EXPECT_NEAR(ms(r[1].decode_start_s), 11.11, 1e-9);
+  EXPECT_NEAR(ms(r[1].last_token_s), 12.11, 1e-9);
+  EXPECT_EQ(sys.retention().hits, 1u);
+}
+
+TEST_F(ServingSessions, WithoutRetentionALaterTurnGoesToTheLeastLoadedDecodeSystem) {
+  LinearPrefill prefill(1);
+  FixedDecode d0, d1;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.kv_retention = false;
+  ServingSystem sys("serving", c, affinity_sessions(), {&prefill}, {&d0, &d1}, &path);
+  run_to_end();
+  const auto& r = sys.records();
+  EXPECT_EQ(r[1].decode_system, 1);
+  EXPECT_EQ(r[1].kv_bytes, 112'000u);
+  EXPECT_NEAR(ms(r[1].kv_end_s), 10.352, 1e-9);
+  EXPECT_NEAR(ms(r[1].last_token_s), 11.352, 1e-9);
+}
+
+// Output length unknown: a running request's growing KV evicts retained KV before any
+// request is preempted. 250,000 B of room. A0 (100 in, 2 out) ends at 3.11 ms and
+// leaves 101,000 B retained. B0 (100 in, 50 out) at 4 ms reserves its 101 tokens
+// (101,000 B: with A's, 202,000) and one more token's before each step; its 49th step
+// (at 54.11 ms) needs 150,000 B, and 150,000 + 101,000 > 250,000: A's KV is evicted,
+// nothing is preempted, and B's last token comes at 6.11 + 49 = 55.11 ms.
+TEST_F(ServingSessions, GrowingKvEvictsRetainedKvBeforePreempting) {
+  LinearPrefill prefill(1);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.decode_kv_capacity_bytes = 250'000;
+  c.output_length = OutputLength::unknown;
+  std::vector<workloads::Request> reqs;
+  ASSERT_TRUE(workloads::append_session(reqs, 0, 0, 0, 0, {{100, 2, 0}}));
+  ASSERT_TRUE(workloads::append_session(reqs, 1, 4e-3, 0, 1, {{100, 50, 0}}));
+  ServingSystem sys("serving", c, reqs, {&prefill}, {&decode}, &path);
+  run_to_end();
+  const auto& r = sys.records();
+  EXPECT_NEAR(ms(r[0].last_token_s), 3.11, 1e-9);
+  EXPECT_NEAR(ms(r[1].last_token_s), 55.11, 1e-9);
+  EXPECT_EQ(sys.preemptions(), 0u);
+  EXPECT_EQ(sys.evicted_sessions(), (std::vector<std::int64_t>{0}));
+}
+
+// A decode system that fails loses the KV it retained: A0 ends at 3.11 ms on the only
+// system, which is down from 4 to 5 ms; A1 (112 in) at 8.11 ms is a miss and sends all
+// its 112,000 B: prefill to 10.23, in place at 10.352, last token at 11.352.
+TEST_F(ServingSessions, AFailedDecodeSystemLosesItsRetainedKv) {
+  LinearPrefill prefill(1);
+  FixedDecode decode;
+  LinkPath path;
+  ServingConfig c = base_config();
+  c.decode_outages.push_back(DecodeOutage{0, 4e-3, 5e-3});
+  ServingSystem sys("serving", c, session(0, {{100, 2, 0}, {10, 2, 5e-3}}), {&prefill}, {&decode}, &path);
+  run_to_end();
+  const auto& r = sys.records();
+  EXPECT_EQ(sys.decode_failures(), 1u);
+  EXPECT_EQ(r[1].kv_retained_tokens, 0u);
+  EXPECT_EQ(r[1].kv_bytes, 112'000u);
+  EXPECT_NEAR(ms(r[1].kv_end_s), 10.352, 1e-9);
+  EXPECT_NEAR(ms(r[1].last_token_s), 11.352, 1e-9);
+  EXPECT_EQ(sys.retention().misses, 1u);
+  EXPECT_EQ(sys.retention().evictions, 0u);
+}
+
 // The host tier: 250,000 B of decode KV room, a host DRAM tier of 1 MB at 50 MB/s each
 // way (1 us per 50 B).
 //   A0 (200 in, 2 out) at 0: prefill 3 ms, 200,000 B in place at 3.21, ends at 4.21;
