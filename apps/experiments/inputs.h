@@ -27,11 +27,13 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
 
 // Bytes a run holds per request for its whole length: the trace's Request, the serving
 // system's RequestRecord, its two prompt counters and its admission state (the KV it
-// holds, when it became ready, when its latest token came, a swapped flag), and the
+// holds, when it became ready, when its latest token came, a swapped flag; for KV
+// retention the tokens its next send need not send, when its decode system takes it,
+// a counted flag), and the
 // request's requests.csv row (kRequestsCsvColumns cells of at most kCsvCellBytes
 // characters each).
 inline constexpr std::uint64_t kRequestsCsvColumns = 26;  // requests_csv (docs/results.md)
-inline constexpr std::uint64_t kServingCounterBytes = 2 * 4 + 3 * 8 + 1;
+inline constexpr std::uint64_t kServingCounterBytes = 2 * 4 + 5 * 8 + 2;
 inline constexpr std::uint64_t kCsvCellBytes = 21;        // 20 digits of a 64-bit count and a comma
 std::uint64_t request_state_bytes();
 

@@ -86,13 +86,14 @@ class MemoryLimits : public ScratchDirTest {
 // Request, 88 B (id 8, arrival 8, two uint32 token counts 8, the hash-id vector 24,
 // priority 8; for sessions the previous turn 8, the session 8, the think time 8, the
 // turn and the new tokens 8); the serving system's RequestRecord; its two uint32 prompt counters, 8 B,
-// and admission state, 25 B (KV held, ready order, latest token time, swapped flag);
+// and admission state, 42 B (KV held, ready order, latest token time, swapped flag; KV
+// retention's retained tokens, ready-after time, counted flag);
 // and the requests.csv row, 26 columns of at most 21 characters, 546 B. With the 16 GiB
-// default budget (17,179,869,184 B) that is refused for any RequestRecord: 10^8 x 667 B
-// alone is 66.7 GB.
+// default budget (17,179,869,184 B) that is refused for any RequestRecord: 10^8 x 684 B
+// alone is 68.4 GB.
 TEST_F(MemoryLimits, HundredMillionRequestsAreRefusedBeforeTheTraceIsGenerated) {
   ASSERT_EQ(sizeof(workloads::Request), 88u);
-  const std::uint64_t per = 88 + sizeof(serving::RequestRecord) + 8 + 25 + 26 * 21;
+  const std::uint64_t per = 88 + sizeof(serving::RequestRecord) + 8 + 42 + 26 * 21;
   ASSERT_EQ(experiments::request_state_bytes(), per);
   Result r = run_refused(synthetic("100000000"), "");
   EXPECT_THAT(r.err, HasSubstr("e.yaml:7:15: key 'workload.trace.requests'"));

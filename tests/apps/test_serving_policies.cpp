@@ -1,4 +1,4 @@
-// The admission, output-length and preemption keys and --token-times through the
+// The admission, output-length, preemption and KV-tier keys and --token-times through the
 // wse-emu program (docs/serving.md): a bad value is one message naming file, line and
 // key with the values allowed, exit 2 and no output folder; --token-times writes
 // tokens.csv, whose rows agree with requests.csv.
@@ -64,6 +64,19 @@ TEST_F(ServingPolicies, BadValuesAreRefusedAtTheirLine) {
   EXPECT_THAT(r.err, HasSubstr(":5:19:"));
   EXPECT_THAT(r.err, HasSubstr("serving.swap_bandwidth"));
   EXPECT_THAT(r.err, HasSubstr("allowed: > 0 B/s"));
+
+  // The host KV tier: a zero bandwidth, an unknown tier, a tier without its capacity.
+  r = run_bad(experiment("  kv_tiers:\n    host_dram:\n      capacity: 1 TiB\n      bandwidth: 0 GB/s\n"));
+  EXPECT_THAT(r.err, HasSubstr(":8:18:"));
+  EXPECT_THAT(r.err, HasSubstr("serving.kv_tiers.host_dram.bandwidth"));
+  EXPECT_THAT(r.err, HasSubstr("allowed: > 0 B/s"));
+
+  r = run_bad(experiment("  kv_tiers:\n    nvme:\n      capacity: 1 TiB\n"));
+  EXPECT_THAT(r.err, HasSubstr(":6:5:"));
+  EXPECT_THAT(r.err, HasSubstr("unknown key 'nvme'"));
+
+  r = run_bad(experiment("  kv_tiers:\n    host_dram:\n      bandwidth: 64 GB/s\n"));
+  EXPECT_THAT(r.err, HasSubstr("serving.kv_tiers.host_dram.capacity"));
 }
 
 TEST_F(ServingPolicies, TokenTimesFileAgreesWithRequests) {

@@ -59,6 +59,24 @@ ServingConfig read_serving_config(config::Section& s) {
                                                                "for preemption by swap (PCIe 5.0 x16: 64 GB/s)",
                                                         .def = "64 GB/s", .min = 0, .min_exclusive = true})
                              .bytes_per_s;
+  c.kv_retention = s.boolean(
+      "kv_retention", {.doc = "sessions: a decode machine keeps a session's KV between turns (LRU eviction); a "
+                              "returning turn sends (colocated: prefills) only the KV it lacks (docs/serving.md)",
+                       .def = "true"});
+  if (std::optional<config::Section> tiers =
+          s.optional_section("kv_tiers", "KV memory tiers below a decode machine's own, for retained session KV")) {
+    if (std::optional<config::Section> host = tiers->optional_section(
+            "host_dram", "host DRAM beside each decode system: evicted session KV goes here and reloads from here")) {
+      KvTier t;
+      t.capacity_bytes = host->size("capacity", {.doc = "host DRAM for retained KV, per decode system", .min = 0,
+                                                 .min_exclusive = true})
+                             .bytes;
+      t.bandwidth_Bps = host->bandwidth("bandwidth", {.doc = "host DRAM to the decode machine and back, each way",
+                                                      .min = 0, .min_exclusive = true})
+                            .bytes_per_s;
+      c.host_tier = t;
+    }
+  }
   c.ttft_slo_s = ttft.seconds;
   c.tpot_slo_s = tpot.seconds;
   return c;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "systemc_models/config/config.h"
@@ -74,6 +75,14 @@ struct DecodeOutage {
   double end_s = -1;
 };
 
+// A tier of KV memory below the decode machine's own (SRAM on a CS-3, HBM on Trainium),
+// to which a session's retained KV is evicted and from which a returning turn reloads
+// it (docs/serving.md, "KV retention between turns").
+struct KvTier {
+  std::uint64_t capacity_bytes = 0;  // per decode system
+  double bandwidth_Bps = 0;          // between the tier and the decode machine, each way
+};
+
 struct ServingConfig {
   Placement placement = Placement::disaggregated;
   unsigned prefill_instances = 1;
@@ -101,6 +110,11 @@ struct ServingConfig {
   OutputLength output_length = OutputLength::oracle;
   Preemption preemption = Preemption::recompute;
   double swap_bandwidth_Bps = 64e9;  // decode machine <-> host memory, each way, for preemption by swap
+  // Sessions: a decode machine keeps a session's KV after each turn, evicting the least
+  // recently used when an admission needs the room; a later turn admitted where its
+  // session's KV is sends (colocated: prefills) only the KV the machine lacks.
+  bool kv_retention = true;
+  std::optional<KvTier> host_tier;  // serving.kv_tiers.host_dram (none: evicted KV is dropped)
 
   // Filled by the system from the model and hardware, not from the serving section.
   std::uint32_t layers = 1;

@@ -20,7 +20,20 @@ std::string t(double s) { return s < 0 ? "" : sim::fmt_num(s); }
 
 // Sessions (when the trace has them): how many, their turns, and for each session
 // whose every turn completed, its length from its first arrival to its last token.
-void summarize_sessions(const ServingSystem& system, nlohmann::json& s) {
+nlohmann::json retention_json(const RetentionCounts& k, bool enabled) {
+  return {{"enabled", enabled},
+          {"hits", k.hits},
+          {"host_hits", k.host_hits},
+          {"misses", k.misses},
+          {"evictions", k.evictions},
+          {"evicted_to_host", k.evicted_to_host},
+          {"host_evictions", k.host_evictions},
+          {"host_write_bytes", k.host_write_bytes},
+          {"host_reloads", k.host_hits},
+          {"host_reload_bytes", k.host_reload_bytes}};
+}
+
+void summarize_sessions(const ServingSystem& system, const ServingConfig& config, nlohmann::json& s) {
   const auto& reqs = system.requests();
   const auto& recs = system.records();
   if (reqs.empty() || !reqs.front().in_session()) return;
@@ -49,6 +62,11 @@ void summarize_sessions(const ServingSystem& system, nlohmann::json& s) {
                    {"turns_completed", turns_done},
                    {"new_prompt_tokens", new_tokens},
                    {"length_s", percentiles(length)}};
+  if (config.placement == Placement::colocated) {
+    // No KV crosses machines: what retention saves is prefill work.
+    s["sessions"]["kv_retention"] = retention_json(system.retention(), config.kv_retention);
+    s["sessions"]["kv_retention"]["prefill_tokens_skipped"] = system.retention().prefill_tokens_skipped;
+  }
 }
 
 }  // namespace
@@ -97,6 +115,11 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
                      {"output_tokens", tokens}};
   if (config.placement == Placement::disaggregated) {
     s["kv_transfer"] = {{"bytes", kv_bytes}, {"time_s", percentiles(kv)}, {"hidden_share", hidden.mean()}};
+    if (!system.requests().empty() && system.requests().front().in_session()) {
+      const RetentionCounts& k = system.retention();
+      s["kv_transfer"]["bytes_saved"] = k.bytes_saved;
+      s["kv_transfer"]["retention"] = retention_json(k, config.kv_retention);
+    }
   }
   std::uint64_t preempted = 0, swaps = 0, recomputed = 0, swap_bytes = 0;
   for (const RequestRecord& r : system.records()) {
@@ -109,7 +132,7 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
                      {"preemptions", system.preemptions()}, {"requests_preempted", preempted},
                      {"by_recompute", system.preemptions() - swaps}, {"by_swap", swaps},
                      {"tokens_recomputed", recomputed}, {"swap_bytes", swap_bytes}};
-  summarize_sessions(system, s);
+  summarize_sessions(system, config, s);
   s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s}, {"tpot_slo_s", config.tpot_slo_s}, {"requests", good},
                   {"fraction", done ? static_cast<double>(good) / static_cast<double>(done) : 0.0},
                   {"requests_per_s", span > 0 ? static_cast<double>(good) / span : 0.0}};
@@ -164,7 +187,7 @@ std::string requests_csv(const ServingSystem& system) {
   if (sessions) {
     sim::CsvWriter with({"request", "session", "turn", "arrival_s", "input_tokens", "new_tokens", "output_tokens",
                          "prefix_hit_tokens", "prefill_instance", "prefill_start_s", "prefill_end_s", "kv_bytes",
-                         "transfer_start_s", "transfer_end_s", "decode_system", "decode_start_s", "first_token_s",
+                         "kv_retained_tokens", "kv_bytes_saved", "kv_reload_s", "transfer_start_s", "transfer_end_s", "decode_system", "decode_start_s", "first_token_s",
                          "last_token_s", "tokens_out", "state", "reason"});
     for (std::size_t i = 0; i < recs.size(); ++i) {
       const RequestRecord& r = recs[i];
@@ -172,7 +195,8 @@ std::string requests_csv(const ServingSystem& system) {
                 t(r.arrival_s), std::to_string(reqs[i].input_tokens), std::to_string(reqs[i].new_tokens),
                 std::to_string(reqs[i].output_tokens), std::to_string(r.prefix_hit_tokens),
                 std::to_string(r.prefill_instance), t(r.prefill_start_s), t(r.first_token_s),
-                std::to_string(r.kv_bytes), t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system),
+                std::to_string(r.kv_bytes), std::to_string(r.kv_retained_tokens), std::to_string(r.kv_bytes_saved),
+                sim::fmt_num(r.kv_reload_s), t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system),
                 t(r.decode_start_s), t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out), r.state(),
                 r.reason});
     }

@@ -35,6 +35,9 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       swapped_(requests_.size(), 0),
       last_token_at_(requests_.size(), 0.0),
       ready_seq_(requests_.size(), 0),
+      retained_now_(requests_.size(), 0),
+      ready_after_(requests_.size(), 0.0),
+      retention_seen_(requests_.size(), 0),
       waiting_decode_(requests_.size(), 0),
       in_prefill_(requests_.size(), 0),
       prefill_(std::move(prefill)),
@@ -118,6 +121,10 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
 
 unsigned ServingSystem::route(std::uint64_t r) {
   const auto n = static_cast<unsigned>(pf_.size());
+  if (config_.placement == Placement::colocated && retains(r)) {
+    // Session affinity: the machine holding the session's KV (docs/serving.md).
+    if (const auto k = kept_.find(requests_[r].session); k != kept_.end()) return k->second.system;
+  }
   if (config_.routing == Routing::round_robin) return next_round_robin_++ % n;
   unsigned best = 0;
   std::uint64_t best_hits = 0;
@@ -186,6 +193,21 @@ void ServingSystem::arrive(std::uint64_t r) {
     prompt_done_[r] = static_cast<std::uint32_t>(hit_tokens);
     prefix_hit_tokens_ += hit_tokens;
   }
+  double queue_at = now_s();
+  if (config_.placement == Placement::colocated && retains(r)) queue_at = pin_retained(r, i);
+  if (queue_at > now_s()) {
+    // Its session's KV comes back from the host tier (and evicted KV leaves for it) first.
+    sc_core::sc_spawn([this, r, i, queue_at] {
+      wait_until(queue_at);
+      queue_prefill(r, i);
+    });
+    return;
+  }
+  queue_prefill(r, i);
+}
+
+void ServingSystem::queue_prefill(std::uint64_t r, unsigned i) {
+  PrefillState& p = pf_[i];
   p.queue.push_back(r);
   p.queued_tokens += prompt_left_[r];
   p.work.notify(sc_core::SC_ZERO_TIME);
@@ -273,6 +295,11 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
   if (record_token_times_) token_times_[r].push_back(rec.first_token_s);
   if (pf_[instance].cache) pf_[instance].cache->insert(requests_[r].hash_ids);
   if (outputs(requests_[r]) <= 1) {
+    if (config_.placement == Placement::colocated) {
+      dc_[instance].reserved_bytes -= held_[r];  // its session's KV, pinned since it arrived
+      held_[r] = 0;
+      if (retains(r)) retain(r, instance);        // the machine keeps its prompt's KV
+    }
     finish_request(r);
     return;
   }
@@ -326,6 +353,12 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
   while (true) {
     // Only the first waiter in admission order may take room: none overtakes it.
     const bool first = waiting_.front() == r;
+    // Session affinity: the system holding the session's retained KV, if it has room
+    // (retained KV never counts against room: it is evicted for an admission).
+    int affine = -1;
+    if (retains(r)) {
+      if (const auto k = kept_.find(requests_[r].session); k != kept_.end()) affine = static_cast<int>(k->second.system);
+    }
     int best = -1;
     bool any_up = false;
     for (unsigned j = 0; j < dc_.size(); ++j) {
@@ -333,11 +366,16 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
       if (!dc_[j].up) continue;  // failed: route around it
       any_up = true;
       if (!first || dc_[j].reserved_bytes + need > config_.decode_kv_capacity_bytes) continue;
+      if (static_cast<int>(j) == affine) {
+        best = affine;
+        break;
+      }
       if (best < 0 || dc_[j].reserved_bytes < dc_[static_cast<unsigned>(best)].reserved_bytes) best = static_cast<int>(j);
     }
     if (best >= 0) {
       dc_[static_cast<unsigned>(best)].reserved_bytes += need;
       held_[r] = need;
+      admit_retained(r, static_cast<unsigned>(best));
       leave();
       return best;
     }
@@ -373,7 +411,15 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
   const auto d = static_cast<unsigned>(dest);
   const std::uint64_t epoch = dc_[d].epoch;
   rec.decode_system = dest;
-  const std::uint64_t total = config_.kv_bytes(kv_tokens_[r]);
+  std::uint64_t total = config_.kv_bytes(kv_tokens_[r]);
+  if (retained_now_[r] > 0) {
+    // Its decode system holds its session's KV of the earlier turns: only the rest crosses.
+    const std::uint64_t saved = std::min(total, config_.kv_bytes(retained_now_[r]));
+    total -= saved;
+    rec.kv_bytes_saved += saved;
+    retention_.bytes_saved += saved;
+    retained_now_[r] = 0;
+  }
   const auto src = static_cast<unsigned>(rec.prefill_instance);
   // A message's bytes count once sent; the KV is lost (and sent again) if the decode
   // system fails before the request joins it.
@@ -409,6 +455,8 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
   // The decode side needs the first token too, which the prefill produced by now or
   // will produce at the batch end.
   wait_until(batch_start_s + timing.seconds);
+  // And its session's KV back from the host tier, and the room evictions made for it.
+  wait_until(ready_after_[r]);
   if (dc_[d].epoch != epoch) {
     wait_prefill_end(r, batch_start_s + timing.seconds);
     recover(r);  // the destination failed while the KV was on its way
@@ -457,6 +505,10 @@ void ServingSystem::fail_decode(unsigned j) {
   d.running.clear();
   d.ready.clear();
   d.reserved_bytes = 0;
+  // Retained session KV is lost with the system (its host tier's too, as swapped KV).
+  std::vector<std::int64_t> gone(d.kept.begin(), d.kept.end());
+  gone.insert(gone.end(), d.host.begin(), d.host.end());
+  for (std::int64_t s : gone) forget(s);
   for (std::uint64_t r : lost) recover(r);
   if (bound_waiting_ > 0) room_freed_.notify(sc_core::SC_ZERO_TIME);  // swapped out to it: lost with it
 }
@@ -465,6 +517,7 @@ void ServingSystem::recover(std::uint64_t r) {
   RequestRecord& rec = records_[r];
   ++rec.reroutes;
   held_[r] = 0;
+  retained_now_[r] = 0;
   swapped_[r] = 0;
   const std::uint32_t input = requests_[r].input_tokens;
   // The KV on the decode side covered the prompt and every generated token but the
@@ -543,13 +596,20 @@ bool ServingSystem::run_decode_step(unsigned j) {
   while (admitted < d.ready.size() && d.running.size() + admitted < config_.decode_max_batch) {
     const std::uint64_t r = d.ready[admitted];
     if (colocated) {
+      // Its session's retained KV, pinned since it arrived, is part of what it needs.
       const std::uint64_t need = admission_bytes(r);
-      if (d.reserved_bytes + need > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
-      d.reserved_bytes += need;
-      held_[r] = need;
+      const std::uint64_t extra = need > held_[r] ? need - held_[r] : 0;
+      if (d.reserved_bytes + extra > config_.decode_kv_capacity_bytes) break;  // wait for room, in order
+      d.reserved_bytes += extra;
+      held_[r] = std::max(need, held_[r]);
       records_[r].decode_system = static_cast<int>(j);
     }
     ++admitted;
+  }
+  if (colocated && admitted > 0) {
+    // Retained KV makes room for them: the step waits for what goes to the host tier.
+    const double room_at = make_room(j, 0);
+    d.swap_s = std::max(d.swap_s, room_at - now_s());
   }
   std::vector<std::uint64_t> joining(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
   d.ready.erase(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
@@ -601,6 +661,7 @@ bool ServingSystem::run_decode_step(unsigned j) {
     if (records_[r].tokens_out >= outputs(requests_[r])) {
       d.reserved_bytes -= held_[r];
       held_[r] = 0;
+      if (retains(r)) retain(r, j);
       finish_request(r);
       room_freed_.notify(sc_core::SC_ZERO_TIME);
     } else {
@@ -631,6 +692,9 @@ void ServingSystem::grow_kv(unsigned j) {
     // The step adds the KV of one more token: the context after it.
     const std::uint64_t after = config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out + 1);
     const std::uint64_t grow = after > held_[r] ? after - held_[r] : 0;
+    // Retained session KV goes before any running request: the step waits for it to leave.
+    const double room_at = make_room(j, grow);
+    d.swap_s = std::max(d.swap_s, room_at - now_s());
     while (i < end && d.reserved_bytes + grow > config_.decode_kv_capacity_bytes) preempt(order[--end], j);
     if (i >= end) break;  // r was the last in order: it preempted itself
     d.reserved_bytes += grow;
@@ -652,6 +716,7 @@ void ServingSystem::preempt(std::uint64_t r, unsigned j) {
   RequestRecord& rec = records_[r];
   d.reserved_bytes -= held_[r];
   held_[r] = 0;
+  retained_now_[r] = 0;
   ++rec.preemptions;
   preemptions_ += 1;
   // The KV it has: the prompt and every generated token but the last (whose KV the
@@ -690,6 +755,7 @@ void ServingSystem::swap_back(std::uint64_t r, unsigned j) {
     recover(r);  // the host memory of a failed system: rebuilt as after the failure
     return;
   }
+  wait_until(ready_after_[r]);  // room that evictions to the host tier made for it
   DecodeState& d = dc_[j];
   const std::uint64_t bytes = config_.kv_bytes(kv_tokens_[r]);
   d.swap_s += static_cast<double>(bytes) / config_.swap_bandwidth_Bps;  // in, before its next step
@@ -710,6 +776,145 @@ void ServingSystem::finish_request(std::uint64_t r) {
   e2e_.sample(rec.last_token_s - rec.arrival_s);
   if (rec.tokens_out > 1) tpot_.sample((rec.last_token_s - rec.first_token_s) / (rec.tokens_out - 1));
   schedule_next_turn(r);
+}
+
+bool ServingSystem::retains(std::uint64_t r) const {
+  return config_.kv_retention && requests_[r].in_session();
+}
+
+double ServingSystem::pin_retained(std::uint64_t r, unsigned i) {
+  DecodeState& d = dc_[i];
+  const std::int64_t session = requests_[r].session;
+  double at = now_s();
+  const auto k = kept_.find(session);
+  const std::uint32_t input = requests_[r].input_tokens;
+  if (k != kept_.end() && k->second.system == i && d.reserved_bytes + k->second.bytes <= config_.decode_kv_capacity_bytes) {
+    const Kept e = k->second;
+    forget(session);
+    d.reserved_bytes += e.bytes;  // pinned: it stays until r is admitted (and becomes part of r's)
+    held_[r] = e.bytes;
+    records_[r].kv_retained_tokens = e.tokens;
+    // The prefill computes only what the machine lacks (the last prompt token at least).
+    const auto skip = static_cast<std::uint32_t>(std::min<std::uint64_t>(e.tokens, input - 1));
+    if (skip > prompt_done_[r]) {
+      retention_.prefill_tokens_skipped += skip - prompt_done_[r];
+      prompt_done_[r] = skip;
+      prompt_left_[r] = input - skip;
+    }
+    if (e.host) {
+      const double start = std::max(now_s(), d.host_in_free_s);
+      d.host_in_free_s = start + static_cast<double>(e.bytes) / config_.host_tier->bandwidth_Bps;
+      at = d.host_in_free_s;
+      records_[r].kv_reload_s = d.host_in_free_s - start;
+      ++retention_.host_hits;
+      retention_.host_reload_bytes += e.bytes;
+    } else {
+      ++retention_.hits;
+    }
+    at = std::max(at, make_room(i, 0));
+  } else {
+    if (k != kept_.end()) forget(session);  // no room to pin it now: a miss
+    if (requests_[r].previous >= 0) ++retention_.misses;
+  }
+  retention_seen_[r] = 1;
+  return at;
+}
+
+void ServingSystem::admit_retained(std::uint64_t r, unsigned j) {
+  if (!retains(r)) return;
+  DecodeState& d = dc_[j];
+  const std::int64_t session = requests_[r].session;
+  if (const auto k = kept_.find(session); k != kept_.end()) {
+    const Kept e = k->second;
+    forget(session);  // taken into r's reservation, or stale (r runs elsewhere)
+    if (e.system == j) {
+      retained_now_[r] = e.tokens;
+      records_[r].kv_retained_tokens = e.tokens;
+      if (e.host) {
+        // Reloaded over the host tier's link, after the reloads queued before it.
+        const double start = std::max(now_s(), d.host_in_free_s);
+        d.host_in_free_s = start + static_cast<double>(e.bytes) / config_.host_tier->bandwidth_Bps;
+        ready_after_[r] = std::max(ready_after_[r], d.host_in_free_s);
+        records_[r].kv_reload_s = d.host_in_free_s - start;
+        ++retention_.host_hits;
+        retention_.host_reload_bytes += e.bytes;
+      } else {
+        ++retention_.hits;
+      }
+      retention_seen_[r] = 1;
+    }
+  }
+  if (!retention_seen_[r] && requests_[r].previous >= 0) ++retention_.misses;
+  retention_seen_[r] = 1;
+  ready_after_[r] = std::max(ready_after_[r], make_room(j, 0));
+}
+
+void ServingSystem::retain(std::uint64_t r, unsigned j) {
+  DecodeState& d = dc_[j];
+  const std::int64_t session = requests_[r].session;
+  forget(session);
+  // The KV of the prompt and every token generated but the last (which no step fed).
+  const std::uint64_t tokens = std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out - 1;
+  Kept e;
+  e.system = j;
+  e.tokens = tokens;
+  e.bytes = config_.kv_bytes(tokens);
+  d.kept.push_front(session);
+  e.pos = d.kept.begin();
+  d.kept_bytes += e.bytes;
+  kept_[session] = e;
+  make_room(j, 0);
+}
+
+double ServingSystem::make_room(unsigned j, std::uint64_t extra) {
+  DecodeState& d = dc_[j];
+  double done = now_s();
+  while (!d.kept.empty() && d.reserved_bytes + d.kept_bytes + extra > config_.decode_kv_capacity_bytes) {
+    const std::int64_t s = d.kept.back();
+    Kept& e = kept_.at(s);
+    d.kept.pop_back();
+    d.kept_bytes -= e.bytes;
+    ++retention_.evictions;
+    evicted_sessions_.push_back(s);
+    const std::optional<KvTier>& tier = config_.host_tier;
+    if (!tier || e.bytes > tier->capacity_bytes) {
+      kept_.erase(s);
+      continue;
+    }
+    while (d.host_bytes + e.bytes > tier->capacity_bytes) {
+      const std::int64_t old = d.host.back();
+      d.host.pop_back();
+      d.host_bytes -= kept_.at(old).bytes;
+      kept_.erase(old);
+      ++retention_.host_evictions;
+    }
+    // Written to the host tier over its link, after the writes queued before it; the
+    // room is free once it has left.
+    const double start = std::max(now_s(), d.host_out_free_s);
+    d.host_out_free_s = start + static_cast<double>(e.bytes) / tier->bandwidth_Bps;
+    done = std::max(done, d.host_out_free_s);
+    e.host = true;
+    d.host.push_front(s);
+    e.pos = d.host.begin();
+    d.host_bytes += e.bytes;
+    ++retention_.evicted_to_host;
+    retention_.host_write_bytes += e.bytes;
+  }
+  return done;
+}
+
+void ServingSystem::forget(std::int64_t session) {
+  const auto k = kept_.find(session);
+  if (k == kept_.end()) return;
+  DecodeState& d = dc_[k->second.system];
+  if (k->second.host) {
+    d.host.erase(k->second.pos);
+    d.host_bytes -= k->second.bytes;
+  } else {
+    d.kept.erase(k->second.pos);
+    d.kept_bytes -= k->second.bytes;
+  }
+  kept_.erase(k);
 }
 
 }  // namespace wse::serving

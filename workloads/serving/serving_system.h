@@ -21,6 +21,15 @@
 // Sessions (docs/serving.md, "Sessions"): a request that is a later turn of a session
 // (Request::previous >= 0) arrives think_s after its previous turn's last token, closed
 // loop; if the previous turn is rejected, so is it (and the rest of its session).
+// With serving.kv_retention, a decode system keeps a session's KV after
+// each turn (the prompt and every answer token but the last), in the KV room admission
+// draws from: an admission that needs the room evicts the least recently used (to the
+// host tier, serving.kv_tiers.host_dram, when there is one). A later turn prefers the
+// decode system holding its session's KV (if it has room; otherwise it is a miss and
+// that KV is dropped); admitted there, it sends only the KV the system lacks, and joins
+// once its session's KV is back from the host tier and evicted KV has left for it.
+// Colocated, a later turn goes to the machine holding its session's KV, which pins it
+// until the turn is admitted; its prefill computes only the tokens after it.
 //
 // Faults (the constructor's decode_outages, docs/faults.md): a decode system that fails
 // loses the KV of its running and waiting requests (and the step in progress); each is
@@ -32,10 +41,12 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <queue>
 #include <utility>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <systemc>
@@ -77,10 +88,31 @@ struct RequestRecord {
   std::uint32_t swaps = 0;                    // of which by swap (the others recomputed)
   std::uint64_t preempt_tokens_recomputed = 0;  // prompt + generated tokens rebuilt after preemption
   std::uint64_t swap_bytes = 0;               // KV bytes copied to host memory and back
+  // KV retention between session turns (serving.kv_retention).
+  std::uint64_t kv_retained_tokens = 0;  // its session's KV tokens its decode system held when it was admitted
+  std::uint64_t kv_bytes_saved = 0;      // KV bytes not sent because its decode system held them
+  double kv_reload_s = 0;                // its session's KV reloading from the host tier: start to end (0: none)
 
   bool completed() const { return last_token_s >= 0; }
   bool rejected() const { return rejected_s >= 0; }
   const char* state() const { return completed() ? "completed" : rejected() ? "rejected" : "unfinished"; }
+};
+
+// KV retention between session turns, over the run (docs/serving.md, "KV retention
+// between turns"). A later turn admitted to a decode system is a hit (its session's KV
+// is in the decode machine's memory), a host hit (in that system's host tier: it
+// reloads) or a miss (nowhere, or on a system it was not admitted to).
+struct RetentionCounts {
+  std::uint64_t hits = 0;
+  std::uint64_t host_hits = 0;
+  std::uint64_t misses = 0;
+  std::uint64_t bytes_saved = 0;       // KV bytes the hits and host hits did not send
+  std::uint64_t evictions = 0;         // sessions' KV evicted from a decode machine's memory for room
+  std::uint64_t evicted_to_host = 0;   // of which kept in the host tier
+  std::uint64_t host_evictions = 0;    // sessions' KV dropped from the host tier for room
+  std::uint64_t host_write_bytes = 0;  // KV bytes evicted to the host tier
+  std::uint64_t host_reload_bytes = 0; // KV bytes reloaded from it
+  std::uint64_t prefill_tokens_skipped = 0;  // colocated: prompt tokens not prefilled (beyond the prefix cache)
 };
 
 class ServingSystem : public sc_core::sc_module, public stats::Provider {
@@ -120,6 +152,9 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   void close_run();
   // Simulated time at which the last request finished.
   double end_s() const { return end_s_; }
+  const RetentionCounts& retention() const { return retention_; }
+  // The sessions whose KV was evicted from a decode machine's memory, in eviction order.
+  const std::vector<std::int64_t>& evicted_sessions() const { return evicted_sessions_; }
 
  private:
   struct PrefillState {
@@ -137,6 +172,14 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
     double swap_s = 0;  // swap traffic the next step waits for (preemption by swap)
     bool up = true;
     std::uint64_t epoch = 0;  // failures so far: work begun in an older epoch was lost
+    // Sessions' retained KV (kv_retention): in the machine's memory and in its host
+    // tier, most recently used first.
+    std::list<std::int64_t> kept;
+    std::list<std::int64_t> host;
+    std::uint64_t kept_bytes = 0;
+    std::uint64_t host_bytes = 0;
+    double host_out_free_s = 0;  // the host tier's link is busy each way until then
+    double host_in_free_s = 0;
     sc_core::sc_event work;
     sc_core::sc_event failed;
     stats::Utilization* busy = nullptr;
@@ -191,6 +234,22 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   void finish_prefill(std::uint64_t r, unsigned instance);
   void finish_request(std::uint64_t r);
   unsigned route(std::uint64_t r);
+  // KV retention (sessions, disaggregated, serving.kv_retention).
+  bool retains(std::uint64_t r) const;
+  // r, just admitted to decode system j: takes its session's retained KV (a hit if it
+  // is on j) and evicts others' until j's reservations and retained KV fit.
+  void admit_retained(std::uint64_t r, unsigned j);
+  // r ended on decode system j: j keeps its session's KV.
+  void retain(std::uint64_t r, unsigned j);
+  // Evicts the least recently used retained KV of j until its reservations, its retained
+  // KV and `extra` fit; returns when the evicted KV has left for the host tier.
+  double make_room(unsigned j, std::uint64_t extra);
+  void forget(std::int64_t session);  // drops its retained KV, wherever it is
+  // Colocated: r arrives on machine i, which may hold its session's KV: pinned for r
+  // (reserved until r is admitted), its prefill skips those tokens. Returns when r may
+  // join the prefill queue (after a reload from the host tier).
+  double pin_retained(std::uint64_t r, unsigned i);
+  void queue_prefill(std::uint64_t r, unsigned i);
 
   const ServingConfig config_;
   std::vector<workloads::Request> requests_;
@@ -212,6 +271,19 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   sc_core::sc_event turn_due_;               // a turn was queued
   std::vector<std::vector<double>> token_times_;
   bool record_token_times_ = false;
+  struct Kept {
+    unsigned system = 0;
+    bool host = false;  // in the host tier (else in the machine's memory)
+    std::uint64_t tokens = 0;
+    std::uint64_t bytes = 0;
+    std::list<std::int64_t>::iterator pos;
+  };
+  std::unordered_map<std::int64_t, Kept> kept_;  // by session
+  std::vector<std::uint64_t> retained_now_;      // tokens its next KV send need not send
+  std::vector<double> ready_after_;              // its decode system takes it no earlier (reload, evictions)
+  std::vector<std::uint8_t> retention_seen_;     // its first admission was counted (hit or miss)
+  RetentionCounts retention_;
+  std::vector<std::int64_t> evicted_sessions_;
   std::vector<std::uint8_t> waiting_decode_;  // in reserve_decode
   std::vector<std::uint8_t> in_prefill_;      // in a prefill batch that has not ended
   sc_core::sc_event prefill_done_;            // a prefill batch ended
