@@ -540,45 +540,29 @@ struct WaferDecoder::Impl {
   WaferRunResult last_pipeline;
   // Sets the statistics of the kernels' choices from the timer's tallies.
   void update_choice_stats() {
-    for (const auto& [name, n] : timer->reductions_chosen()) {
-      auto it = reduction_kernels.find(name);
-      if (it == reduction_kernels.end()) {
-        it = reduction_kernels
-                 .emplace(name, &group.scalar("gemv_reduction_" + name, "kernels",
-                                              "distinct GEMV kernels whose fastest reduction was " + name))
-                 .first;
+    // Each tally's count of distinct kernels per choice, as a scalar "<prefix><choice>"
+    // made the first time that choice is seen.
+    const auto tally = [&](std::map<std::string, stats::Scalar*>& scalars, const std::map<std::string, std::uint64_t>& n,
+                           const std::string& prefix, const std::string& description) {
+      for (const auto& [name, count] : n) {
+        auto it = scalars.find(name);
+        if (it == scalars.end()) {
+          it = scalars.emplace(name, &group.scalar(prefix + name, "kernels", description + name)).first;
+        }
+        it->second->set(static_cast<double>(count));
       }
-      it->second->set(static_cast<double>(n));
-    }
+    };
+    tally(reduction_kernels, timer->reductions_chosen(), "gemv_reduction_",
+          "distinct GEMV kernels whose fastest reduction was ");
     // A GEMM kernel counts under the algorithm its latest timing took (an ablation that
     // switches decode.gemm_algorithm moves kernels from one count to the other).
     for (auto& [name, scalar] : algorithm_kernels) scalar->set(0.0);
-    for (const auto& [name, n] : timer->gemm_algorithms_chosen()) {
-      auto it = algorithm_kernels.find(name);
-      if (it == algorithm_kernels.end()) {
-        it =
-            algorithm_kernels
-                .emplace(name, &group.scalar("gemm_algorithm_" + name, "kernels",
-                                             "distinct GEMM kernels of more than one token timed as " + name))
-                .first;
-      }
-      it->second->set(static_cast<double>(n));
-    }
+    tally(algorithm_kernels, timer->gemm_algorithms_chosen(), "gemm_algorithm_",
+          "distinct GEMM kernels of more than one token timed as ");
     // A prefill attention kernel counts under the kernel its latest timing took.
     for (auto& [name, scalar] : prefill_attention_kernels) scalar->set(0.0);
-    for (const auto& [name, n] : timer->prefill_attention_chosen()) {
-      auto it = prefill_attention_kernels.find(name);
-      if (it == prefill_attention_kernels.end()) {
-        it = prefill_attention_kernels
-                 .emplace(name,
-                          &group.scalar("prefill_attention_" + name, "kernels",
-                                        "distinct prefill attention kernels (chunks of more than one token) "
-                                        "timed as " +
-                                            name))
-                 .first;
-      }
-      it->second->set(static_cast<double>(n));
-    }
+    tally(prefill_attention_kernels, timer->prefill_attention_chosen(), "prefill_attention_",
+          "distinct prefill attention kernels (chunks of more than one token) timed as ");
   }
 
   // Prefill sequences cut into pieces of prefill_chunk_tokens, in order (piece k of a
