@@ -88,6 +88,37 @@ TEST_F(KernelsTest, CombineChainVersusTree) {
   EXPECT_LT(tree.total_cycles, chain.total_cycles);
 }
 
+// attention_decode_floor, the bound the decoder's tokens-per-PE search prunes with: a PE
+// holding a full block does, per query, D score FMACs over its tokens and the softmax
+// and P V. The 1 x 4 head above (1 query, D = 4, T = 2): 4 x 2 + 26 = 34, below its PE
+// 3's 40 (stores 6 + 34) and its total 109. Across shapes (1 to 4 queries per KV head,
+// 1 to 8 tokens per PE, contexts inside and beyond one block, both combines) the floor
+// never exceeds the busiest PE's engine time, so never the total.
+TEST_F(KernelsTest, DecodeAttentionFloorByHandAndBelowEveryRun) {
+  EXPECT_EQ(attention_decode_floor(PeConfig{}, small_attention(7, Reduction::kTree)), 34u);
+  int cases = 0;
+  for (const Reduction red : {Reduction::kChain, Reduction::kTree}) {
+    for (const std::uint32_t G : {1u, 4u}) {
+      for (const std::uint32_t tpp : {1u, 2u, 8u}) {
+        for (const std::uint64_t context : {0ull, 5ull, 40ull}) {
+          AttentionConfig a = small_attention(context, red);
+          a.q_heads = 2 * G;
+          a.kv_heads = 2;
+          a.tokens_per_pe = tpp;
+          a.max_grid_cols = 8;
+          const AttentionResult r = run_attention(FabricConfig{}, PeConfig{}, a);
+          const std::uint64_t floor = attention_decode_floor(PeConfig{}, a);
+          EXPECT_LE(floor, r.compute_cycles) << "G " << G << ", tpp " << tpp << ", context " << context;
+          EXPECT_LE(floor, r.total_cycles);
+          EXPECT_GT(floor, 0u);
+          ++cases;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(cases, 36);
+}
+
 // Folded rows (AttentionConfig::fold_rows): a head of 5 rows or more whose new tokens
 // land in its last row is simulated as its first, one middle and its last row, then its
 // column 0 with the rows' deliveries replayed one hop later per row. Every field equals

@@ -125,16 +125,10 @@ struct AttentionCosts {
   // s[0:T] += q[d] * K^T[d][0:T] (K read at kv width, scores fp32 read and written, q[d]
   // from the fabric).
   std::uint64_t score_fmac(std::uint64_t T) const { return T < score_fmac_.size() ? score_fmac_[T] : score_fmac_of(T); }
-  std::uint64_t score_fmac_of(std::uint64_t T) const {
-    return vector_cycles(pe_, pe_.simd_fp16_fp32_fmac, T, kv_bits_ + 32, 32);
-  }
+  std::uint64_t score_fmac_of(std::uint64_t T) const { return attention_score_fmac_cycles(pe_, T, kv_bits_ / 8); }
   // Then per query: max, exp(s - m), sum, and P V as T FMACs o[0:D] += p[t] * V[t][0:D].
   std::uint64_t softmax_pv(std::uint64_t T) const { return T < softmax_pv_.size() ? softmax_pv_[T] : softmax_pv_of(T); }
-  std::uint64_t softmax_pv_of(std::uint64_t T) const {
-    if (T == 0) return 0;
-    const std::uint64_t reduce = vector_cycles(pe_, pe_.simd_fp32_add, T, 32, 0);  // max, then sum
-    return 2 * reduce + exp_cycles(pe_, T) + T * vector_cycles(pe_, pe_.simd_fp16_fp32_fmac, D_, kv_bits_ + 32, 32);
-  }
+  std::uint64_t softmax_pv_of(std::uint64_t T) const { return attention_softmax_pv_cycles(pe_, T, D_, kv_bits_ / 8); }
   // Append: each wavelet of K is written into the column of K^T (a strided write: SIMD
   // width 1, SDK), each wavelet of V contiguously.
   std::uint64_t store(std::uint64_t w) const {
@@ -735,6 +729,25 @@ std::uint64_t kv_wavelet_store_cycles(const PeConfig& pe, std::uint64_t head_dim
   const std::uint64_t values = std::min(per_wavelet, head_dim - in_half * per_wavelet);
   const std::uint32_t bits = 8 * kv_bytes;
   return is_k ? vector_cycles(pe, 1, values, 0, bits) : vector_cycles(pe, pe.simd_fp16_add, values, 0, bits);
+}
+
+std::uint64_t attention_score_fmac_cycles(const PeConfig& pe, std::uint64_t T, std::uint32_t kv_bytes) {
+  return vector_cycles(pe, pe.simd_fp16_fp32_fmac, T, 8 * kv_bytes + 32, 32);
+}
+
+std::uint64_t attention_softmax_pv_cycles(const PeConfig& pe, std::uint64_t T, std::uint64_t head_dim,
+                                          std::uint32_t kv_bytes) {
+  if (T == 0) return 0;
+  const std::uint64_t reduce = vector_cycles(pe, pe.simd_fp32_add, T, 32, 0);  // max, then sum
+  return 2 * reduce + exp_cycles(pe, T) + T * vector_cycles(pe, pe.simd_fp16_fp32_fmac, head_dim, 8 * kv_bytes + 32, 32);
+}
+
+std::uint64_t attention_decode_floor(const PeConfig& pe, const AttentionConfig& a) {
+  if (a.kv_heads == 0 || a.tokens_per_pe == 0) return 0;
+  const std::uint64_t G = a.q_heads / a.kv_heads;
+  const std::uint64_t T = std::min<std::uint64_t>(a.tokens_per_pe, a.context + 1);
+  return G * (a.head_dim * attention_score_fmac_cycles(pe, T, a.kv_bytes) +
+              attention_softmax_pv_cycles(pe, T, a.head_dim, a.kv_bytes));
 }
 
 std::uint64_t kv_token_store_cycles(const PeConfig& pe, std::uint64_t head_dim, std::uint32_t kv_bytes) {

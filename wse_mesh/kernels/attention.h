@@ -99,4 +99,19 @@ std::uint64_t kv_wavelet_store_cycles(const PeConfig& pe, std::uint64_t head_dim
 // All of one token's wavelets stored.
 std::uint64_t kv_token_store_cycles(const PeConfig& pe, std::uint64_t head_dim, std::uint32_t kv_bytes);
 
+// The instruction costs of a PE's local work over T cached tokens (docs/wse_mesh.md,
+// "Attention", phase 3): one score FMAC s[0:T] += q[d] K^T[d][0:T] per query element, and
+// per query the max, exp(s - m), sum and P V (T FMACs of D values).
+std::uint64_t attention_score_fmac_cycles(const PeConfig& pe, std::uint64_t T, std::uint32_t kv_bytes);
+std::uint64_t attention_softmax_pv_cycles(const PeConfig& pe, std::uint64_t T, std::uint64_t head_dim,
+                                          std::uint32_t kv_bytes);
+
+// A lower bound on a decode's (query_tokens 1) total cycles: a PE holding a full block
+// (min(tokens_per_pe, context + 1) tokens) does, for each of the q_heads / kv_heads
+// queries, head_dim score FMACs and the softmax and P V over its tokens on its one
+// engine before the head's output can be complete. The decoder's search for the fastest
+// tokens per PE skips a candidate whose floor cannot beat the best time found, as the
+// GEMV search does with its root-engine floor.
+std::uint64_t attention_decode_floor(const PeConfig& pe, const AttentionConfig& a);
+
 }  // namespace wse::wafer
