@@ -33,7 +33,17 @@ struct PlanOptions {
   int jobs = 0;
   bool quiet = false;
   bool force = false;
+  bool prune = true;  // false (--no-prune): run deployments the floor bound rules out
 };
+
+// The floor bound on a prefill pool (docs/plan.md, "Pruning with the floors"). A
+// TTFT quantile q of N requests is at most L only if m = ceil(q/100 x N) requests
+// (nearest rank) each have their first token by arrival + L, so by the last arrival + L:
+// their prefill work, at least the sum of the m smallest per-request lower bounds W_m,
+// fits in p machines x (span + L), span = last arrival - first arrival. The fewest
+// prefill machines not ruled out: ceil(W_m / (span + L)), at least 1.
+// `work_s`: each request's prefill work lower bound in machine-seconds (any order).
+std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s, double quantile);
 
 int run_plan(const sim::Registry& registry, const PlanOptions& opt);
 
