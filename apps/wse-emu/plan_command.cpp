@@ -437,72 +437,79 @@ std::vector<std::map<std::string, std::string>> read_requests(const fs::path& fi
 }
 
 // The floor bound of a scenario from one of its runs (docs/plan.md, "Pruning with the
-// floors"): the run's prefill passes' compute floor C (machine-seconds), the model's
-// FLOPs and each request's prompt give each request's prefill work lower bound
-//   w_i = C x (layer GEMM FLOPs per token x n_i) / F,   F = sum_j (all GEMM FLOPs per token x n_j
-//                                                             + causal attention FLOPs of n_j)
-// (C / F is at most the machine's seconds per FLOP, as F is at least the FLOPs the floor
-// counted). Sets s.prefill_floor (0: no bound) and s.floor_reason.
-void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill,
-                  const std::vector<std::string>& probe_overrides) {
+// floors"). Each request's prefill needs at least the GEMM FLOPs of its decoder layers,
+// and a prefill machine does at most its tensor engines' peak, the figure its floor
+// (`trainium.floor.prefill_pass.compute_s`) divides by:
+//   w_i  = layer GEMM FLOPs per token x n_i / peak
+//   peak = physical cores (prefill.tp_degree x prefill.lnc) x rows x columns x 2 x clock
+//          x the most moving columns per cycle of any type
+// read from the run's resolved configuration. Sets s.prefill_floor (0: no bound) and
+// s.floor_reason.
+void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill) {
   s.probed = true;
   std::vector<std::pair<double, const Slo*>> ttft;
   for (const Slo& slo : plan.slos) {
     if (const auto q = ttft_quantile(slo.figure)) ttft.emplace_back(*q, &slo);
   }
+  // The pool must be the Trainium prefill instances, one prefill machine each, each
+  // running one pass at a time on all its cores.
   if (ttft.empty() || plan.prefill.key != "serving.prefill_instances") return;
   std::ifstream in(dir / "summary.json");
   const nlohmann::json summary = nlohmann::json::parse(in);
-  std::optional<double> passes, compute;
-  std::string prefix, floor_key;
-  for (const std::string kind : {"trainium", "gpu"}) {
-    passes = figure(summary, kind + ".floor.prefill_pass.passes");
-    compute = figure(summary, kind + ".floor.prefill_pass.compute_s");
-    if (passes && compute) {
-      prefix = kind == "trainium" ? "trn_prefill" : "gpu_prefill";
-      floor_key = kind + ".floor.prefill_pass";
-      break;
-    }
-  }
-  if (!passes || !compute || *passes <= 0.0 || *compute <= 0.0) return;
-  // One prefill machine per instance of the pool (the bound is per machine running passes).
+  if (!figure(summary, "trainium.floor.prefill_pass.passes")) return;
   std::ifstream st(dir / "stats.json");
   if (!st) return;
   const nlohmann::json stats = nlohmann::json::parse(st);
   std::uint32_t machines = 0;
   if (stats.contains("machines") && stats["machines"].is_object()) {
-    for (const auto& [k, v] : stats["machines"].items()) machines += k.rfind(prefix, 0) == 0 ? 1 : 0;
+    for (const auto& [k, v] : stats["machines"].items()) machines += k.rfind("trn_prefill", 0) == 0 ? 1 : 0;
   }
   if (machines != probe_prefill) return;
+  const YAML::Node cfg = YAML::LoadFile((dir / "config.resolved.yaml").string());
+  const YAML::Node pf = cfg["prefill"];
+  const YAML::Node te = cfg["trainium"]["neuroncore"]["tensor"];
+  if (!pf || !te || pf["pp_degree"].as<int>(1) != 1 || pf["dp_degree"].as<int>(1) != 1 ||
+      pf["cp_degree"].as<int>(1) != 1) {
+    return;
+  }
+  // The floor's rate: the most moving columns per cycle of bf16 and of the types the
+  // model's GEMM weights are stored in (a type not named here: the most of any type).
+  const auto moving_of = [&](const std::string& type) {
+    double most = 0.0;
+    for (const char* k : {"moving_per_cycle_bf16", "moving_per_cycle_fp8", "moving_per_cycle_fp32"}) {
+      if (te[k]) most = std::max(most, te[k].as<double>());
+    }
+    const std::string key = type == "bf16" || type == "fp16" ? "moving_per_cycle_bf16"
+                            : type.rfind("fp8", 0) == 0     ? "moving_per_cycle_fp8"
+                            : type == "fp32"                ? "moving_per_cycle_fp32"
+                                                            : "";
+    return !key.empty() && te[key] ? te[key].as<double>() : most;
+  };
+  double moving = moving_of("bf16");
+  for (const char* k : {"weight_dtype", "linear_weight_dtype", "expert_weight_dtype"}) {
+    if (cfg["model"][k]) moving = std::max(moving, moving_of(cfg["model"][k].as<std::string>()));
+  }
+  const double peak = pf["tp_degree"].as<double>() * pf["lnc"].as<double>() * te["rows"].as<double>() *
+                      te["columns"].as<double>() * 2.0 * parse_frequency(te["clock"].as<std::string>()).hz * moving;
+  if (!(peak > 0.0)) return;
   const auto rows = read_requests(dir / "requests.csv");
   if (rows.empty()) return;
-  config::Document doc = config::load(plan.experiment, probe_overrides);
+  config::Document doc = config::load(dir / "config.resolved.yaml");
   config::Section root = doc.root();
   config::Section ms = root.section("model", "the transformer");
   const workloads::TransformerModel model = workloads::read_transformer(ms);
   const double layer_flops = static_cast<double>(model.layer_linear_flops_per_token());
-  const double all_flops = static_cast<double>(model.linear_flops_per_token());
-  std::vector<double> tokens;
-  double first = std::numeric_limits<double>::infinity(), last = -first, f_total = 0.0;
+  std::vector<double> work;
+  double first = std::numeric_limits<double>::infinity(), last = -first;
   for (const auto& r : rows) {
     // Only a trace whose every request was prefilled once, whole, fits the bound: a
-    // rejected request (absent from the TTFT percentiles), a prefix hit or a recompute
-    // makes the probe's work differ from the prompts'.
+    // rejected request is absent from the TTFT percentiles, and a prefix hit skips work.
     const auto num = [&](const std::string& k) { return r.contains(k) && !r.at(k).empty() ? std::stod(r.at(k)) : 0.0; };
-    if (!r.contains("state") || r.at("state") != "completed" || num("prefix_hit_tokens") != 0.0 ||
-        num("reprefills") != 0.0 || num("preempt_tokens_recomputed") != 0.0 || num("tokens_recomputed") != 0.0) {
-      return;
-    }
-    const double n = num("input_tokens");
-    const double a = num("arrival_s");
-    tokens.push_back(n);
-    first = std::min(first, a);
-    last = std::max(last, a);
-    f_total += all_flops * n + static_cast<double>(model.prefill_attention_flops(static_cast<std::uint64_t>(n)));
+    if (!r.contains("state") || r.at("state") != "completed" || num("prefix_hit_tokens") != 0.0) return;
+    work.push_back(layer_flops * num("input_tokens") / peak);
+    first = std::min(first, num("arrival_s"));
+    last = std::max(last, num("arrival_s"));
   }
-  const double c = *passes * *compute;
-  std::vector<double> work;
-  for (double n : tokens) work.push_back(c * layer_flops * n / f_total);
   const double span = last - first;
   for (const auto& [q, slo] : ttft) {
     const std::uint32_t need = fewest_prefill_by_floor(work, span, slo->limit, q);
@@ -516,8 +523,8 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
     for (std::size_t i = 0; i < m; ++i) w += sorted[i];
     s.floor_reason = "prefill floor: the " + std::to_string(m) + " of " + std::to_string(sorted.size()) +
                      " requests that " + slo->figure + " <= " + slo->written + " needs take at least " + fmt(w) +
-                     " machine-s of prefill at the floor (" + floor_key +
-                     ".compute_s), more than p x (arrival span " + fmt(span) + " s + " + fmt(slo->limit) +
+                     " machine-s of prefill (their decoder GEMMs at the tensor engines' peak, " + fmt(peak) +
+                     " FLOP/s), more than p x (arrival span " + fmt(span) + " s + " + fmt(slo->limit) +
                      " s) for p < " + std::to_string(need);
   }
 }
@@ -535,6 +542,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": " << e.what() << "\n";
     return kExitBadInput;
   }
+  plan.prune = plan.prune && opt.prune;
   // The largest deployment of every workload and rate must be a valid configuration: a
   // mistyped key or value is bad input, not "does not meet the SLOs".
   for (std::size_t w = 0; w < plan.workloads.size(); ++w) {
@@ -648,7 +656,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         s->search.record(pd.first, pd.second, met);
         s->outcomes[pd] = std::move(o);
         if (plan.prune && !s->probed) {
-          derive_floor(plan, *s, dir, pd.first, overrides(plan, s->w, s->r, pd.first, pd.second));
+          derive_floor(plan, *s, dir, pd.first);
         }
       }
     }
