@@ -12,6 +12,9 @@
 // which settles whether d can meet the SLOs at all), all d of all scenarios in the same
 // rounds so that a round's runs go out in parallel. A measured result that contradicts
 // an implication (more machines, an SLO missed) is reported in plan.csv and on stderr.
+// A deployment whose prefill pool cannot meet a TTFT SLO even at the tensor engines' peak
+// (fewest_prefill_by_floor, from the scenario's first run) is recorded as `pruned`, a
+// miss, without a run; what its run would say, so the search and its answer are unchanged.
 #pragma once
 
 #include <cstdint>
