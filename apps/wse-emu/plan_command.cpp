@@ -656,7 +656,13 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         s->search.record(pd.first, pd.second, met);
         s->outcomes[pd] = std::move(o);
         if (plan.prune && !s->probed) {
-          derive_floor(plan, *s, dir, pd.first);
+          try {
+            derive_floor(plan, *s, dir, pd.first);
+          } catch (const std::exception& e) {
+            // An output the bound cannot read: no bound (every deployment runs).
+            s->prefill_floor = 0;
+            std::cerr << "wse-emu: note: no floor bound for " << specs[i].label << ": " << e.what() << "\n";
+          }
         }
       }
     }
