@@ -138,11 +138,13 @@ Command make_sweep() {
 
 Command make_plan() {
   Command c{"plan",
-            "wse-emu plan PLAN.yaml --out DIR [--backend local|slurm] [--jobs N] [--quiet] [--force]\n\n"
+            "wse-emu plan PLAN.yaml --out DIR [--backend local|slurm] [--jobs N] [--no-prune] [--quiet] [--force]\n\n"
             "Sizes a fleet: for every workload and arrival rate of the plan, the fewest prefill\n"
             "machines that meet the SLOs for each decode pool size (bisection, assuming more\n"
             "machines never hurt; implied points are not run), and the deployment with the lowest\n"
-            "objective (cost, power, machines or a summary figure). Each deployment is one\n"
+            "objective (cost, power, machines or a summary figure). A deployment whose prefill\n"
+            "pool cannot meet a TTFT SLO even at the machines' floor is 'pruned', not run\n"
+            "(--no-prune or 'prune: false' runs it). Each deployment is one\n"
             "'wse-emu run' into DIR/points/<id>/ (resumed when DIR holds an earlier run of the\n"
             "plan). Writes DIR/plan.csv (every deployment run) and DIR/frontier.csv;\n"
             "scripts/plot_plan.py DIR draws DIR/plan.png. Exit 0 done, 1 a run failed, 2 bad plan\n"
@@ -157,6 +159,7 @@ Command make_plan() {
        "local: parallel processes here; slurm: one sbatch job array per round, waited for")
       ("jobs,j", po::value<int>()->default_value(0),
        "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")
+      ("no-prune", "run every deployment the search asks for, even one its floor bound rules out")
       ("quiet,q", "no progress on stderr");
   c.positional.add("plan", 1);
   return c;
@@ -470,6 +473,7 @@ int dispatch(int argc, char** argv) {
     PlanOptions opt;
     opt.plan_file = vm["plan"].as<std::string>();
     if (const std::optional<int> bad = read_batch_options(vm, "plan", opt)) return *bad;
+    opt.prune = vm.count("no-prune") == 0;
     return run_plan(registry, opt);
   }
 

@@ -25,6 +25,7 @@
 #include "systemc_models/config/config.h"
 #include "systemc_models/sim/output.h"
 #include "systemc_models/units/units.h"
+#include "workloads/model/transformer.h"
 
 namespace fs = std::filesystem;
 
@@ -111,6 +112,19 @@ PlanSearch::contradictions() const {
   return out;
 }
 
+// ---- the floor bound -----------------------------------------------------------------
+
+std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s, double quantile) {
+  if (work_s.empty() || !(span_s + limit_s > 0.0)) return 1;
+  std::sort(work_s.begin(), work_s.end());
+  const double rank = std::ceil(quantile / 100.0 * static_cast<double>(work_s.size()));
+  const auto m = static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(work_s.size())));
+  double w = 0.0;
+  for (std::size_t i = 0; i < m; ++i) w += work_s[i];
+  const double need = std::ceil(w / (span_s + limit_s));
+  return need < 1.0 ? 1u : need > 1e9 ? 1000000000u : static_cast<std::uint32_t>(need);
+}
+
 // ---- the plan file -------------------------------------------------------------------
 
 namespace {
@@ -162,6 +176,7 @@ struct Plan {
   std::vector<Slo> slos;
   std::string objective;   // cost | power | machines | a summary figure path
   std::string objective_figure;  // the figure minimised (empty: machines)
+  bool prune = true;             // rule out deployments by the floor bound (prune: false: run them)
 };
 
 std::uint32_t count_value(const fs::path& file, const YAML::Node& n, const std::string& what) {
@@ -206,7 +221,7 @@ Plan read_plan(const fs::path& file) {
                     ": " + e.msg);
   }
   if (!root.IsMap()) throw PlanError(file.string() + ": a plan file is a mapping (experiment:, pools:, slo:, ...)");
-  check_keys(file, root, {"name", "description", "experiment", "set", "workloads", "rates", "pools", "slo", "objective"},
+  check_keys(file, root, {"name", "description", "experiment", "set", "workloads", "rates", "pools", "slo", "objective", "prune"},
              "the plan");
   Plan p;
   p.name = root["name"] ? scalar(file, root["name"], "'name:' is the plan's name, a text") : file.stem().string();
@@ -292,6 +307,14 @@ Plan read_plan(const fs::path& file) {
     }
     p.slos.push_back(std::move(s));
   }
+  if (const YAML::Node pr = root["prune"]) {
+    const std::string v = scalar(file, pr, "'prune:' is true or false");
+    if (v != "true" && v != "false") {
+      throw PlanError(where(file, pr) + ": 'prune:' is '" + v + "'; give true (rule out deployments by the floor " +
+                      "bound, the default) or false (run every deployment the search asks for)");
+    }
+    p.prune = v == "true";
+  }
   p.objective = root["objective"] ? scalar(file, root["objective"], "'objective:' is a text") : "cost";
   if (p.objective == "cost") {
     p.objective_figure = "cost.fleet_usd_per_hour";
@@ -358,7 +381,153 @@ struct Scenario {
   std::size_t w, r;
   PlanSearch search;
   std::map<std::pair<std::uint32_t, std::uint32_t>, Outcome> outcomes;
+  bool probed = false;              // the floor bound was derived (or found not to apply)
+  std::uint32_t prefill_floor = 0;  // fewer prefill machines than this cannot meet a TTFT SLO
+  std::string floor_reason;         // why (plan.csv `error` of a pruned deployment)
 };
+
+// The TTFT quantile an SLO figure names (requests.ttft_s.p99 -> 99, .max -> 100), or nothing.
+std::optional<double> ttft_quantile(const std::string& figure) {
+  const std::string prefix = "requests.ttft_s.";
+  if (figure.rfind(prefix, 0) != 0) return std::nullopt;
+  const std::string q = figure.substr(prefix.size());
+  if (q == "max") return 100.0;
+  if (q.size() < 2 || q[0] != 'p' || q.find_first_not_of("0123456789", 1) != std::string::npos) return std::nullopt;
+  const double v = std::stod(q.substr(1));
+  if (v <= 0.0 || v > 100.0) return std::nullopt;
+  return v;
+}
+
+// requests.csv as text columns by name (fields may be quoted).
+std::vector<std::map<std::string, std::string>> read_requests(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f(1);
+    bool quoted = false;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      const char c = line[i];
+      if (quoted) {
+        if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+          f.back() += '"';
+          ++i;
+        } else if (c == '"') {
+          quoted = false;
+        } else {
+          f.back() += c;
+        }
+      } else if (c == '"') {
+        quoted = true;
+      } else if (c == ',') {
+        f.emplace_back();
+      } else {
+        f.back() += c;
+      }
+    }
+    rows.push_back(std::move(f));
+  }
+  std::vector<std::map<std::string, std::string>> out;
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    std::map<std::string, std::string> m;
+    for (std::size_t c = 0; c < rows[0].size() && c < rows[r].size(); ++c) m[rows[0][c]] = rows[r][c];
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// The floor bound of a scenario from one of its runs (docs/plan.md, "Pruning with the
+// floors"). Each request's prefill needs at least the GEMM FLOPs of its decoder layers,
+// and a prefill machine does at most its tensor engines' peak, the figure its floor
+// (`trainium.floor.prefill_pass.compute_s`) divides by:
+//   w_i  = layer GEMM FLOPs per token x n_i / peak
+//   peak = physical cores (prefill.tp_degree x prefill.lnc) x rows x columns x 2 x clock
+//          x the most moving columns per cycle of any type
+// read from the run's resolved configuration. Sets s.prefill_floor (0: no bound) and
+// s.floor_reason.
+void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill) {
+  s.probed = true;
+  std::vector<std::pair<double, const Slo*>> ttft;
+  for (const Slo& slo : plan.slos) {
+    if (const auto q = ttft_quantile(slo.figure)) ttft.emplace_back(*q, &slo);
+  }
+  // The pool must be the Trainium prefill instances, one prefill machine each, each
+  // running one pass at a time on all its cores.
+  if (ttft.empty() || plan.prefill.key != "serving.prefill_instances") return;
+  std::ifstream in(dir / "summary.json");
+  const nlohmann::json summary = nlohmann::json::parse(in);
+  if (!figure(summary, "trainium.floor.prefill_pass.passes")) return;
+  std::ifstream st(dir / "stats.json");
+  if (!st) return;
+  const nlohmann::json stats = nlohmann::json::parse(st);
+  std::uint32_t machines = 0;
+  if (stats.contains("machines") && stats["machines"].is_object()) {
+    for (const auto& [k, v] : stats["machines"].items()) machines += k.rfind("trn_prefill", 0) == 0 ? 1 : 0;
+  }
+  if (machines != probe_prefill) return;
+  const YAML::Node cfg = YAML::LoadFile((dir / "config.resolved.yaml").string());
+  const YAML::Node pf = cfg["prefill"];
+  const YAML::Node te = cfg["trainium"]["neuroncore"]["tensor"];
+  if (!pf || !te || pf["pp_degree"].as<int>(1) != 1 || pf["dp_degree"].as<int>(1) != 1 ||
+      pf["cp_degree"].as<int>(1) != 1) {
+    return;
+  }
+  // The floor's rate: the most moving columns per cycle of bf16 and of the types the
+  // model's GEMM weights are stored in (a type not named here: the most of any type).
+  const auto moving_of = [&](const std::string& type) {
+    double most = 0.0;
+    for (const char* k : {"moving_per_cycle_bf16", "moving_per_cycle_fp8", "moving_per_cycle_fp32"}) {
+      if (te[k]) most = std::max(most, te[k].as<double>());
+    }
+    const std::string key = type == "bf16" || type == "fp16" ? "moving_per_cycle_bf16"
+                            : type.rfind("fp8", 0) == 0     ? "moving_per_cycle_fp8"
+                            : type == "fp32"                ? "moving_per_cycle_fp32"
+                                                            : "";
+    return !key.empty() && te[key] ? te[key].as<double>() : most;
+  };
+  double moving = moving_of("bf16");
+  for (const char* k : {"weight_dtype", "linear_weight_dtype", "expert_weight_dtype"}) {
+    if (cfg["model"][k]) moving = std::max(moving, moving_of(cfg["model"][k].as<std::string>()));
+  }
+  const double peak = pf["tp_degree"].as<double>() * pf["lnc"].as<double>() * te["rows"].as<double>() *
+                      te["columns"].as<double>() * 2.0 * parse_frequency(te["clock"].as<std::string>()).hz * moving;
+  if (!(peak > 0.0)) return;
+  const auto rows = read_requests(dir / "requests.csv");
+  if (rows.empty()) return;
+  config::Document doc = config::load(dir / "config.resolved.yaml");
+  config::Section root = doc.root();
+  config::Section ms = root.section("model", "the transformer");
+  const workloads::TransformerModel model = workloads::read_transformer(ms);
+  const double layer_flops = static_cast<double>(model.layer_linear_flops_per_token());
+  std::vector<double> work;
+  double first = std::numeric_limits<double>::infinity(), last = -first;
+  for (const auto& r : rows) {
+    // Only a trace whose every request was prefilled once, whole, fits the bound: a
+    // rejected request is absent from the TTFT percentiles, and a prefix hit skips work.
+    const auto num = [&](const std::string& k) { return r.contains(k) && !r.at(k).empty() ? std::stod(r.at(k)) : 0.0; };
+    if (!r.contains("state") || r.at("state") != "completed" || num("prefix_hit_tokens") != 0.0) return;
+    work.push_back(layer_flops * num("input_tokens") / peak);
+    first = std::min(first, num("arrival_s"));
+    last = std::max(last, num("arrival_s"));
+  }
+  const double span = last - first;
+  for (const auto& [q, slo] : ttft) {
+    const std::uint32_t need = fewest_prefill_by_floor(work, span, slo->limit, q);
+    if (need <= s.prefill_floor) continue;
+    s.prefill_floor = need;
+    std::vector<double> sorted = work;
+    std::sort(sorted.begin(), sorted.end());
+    const auto m = static_cast<std::size_t>(
+        std::clamp(std::ceil(q / 100.0 * static_cast<double>(sorted.size())), 1.0, static_cast<double>(sorted.size())));
+    double w = 0.0;
+    for (std::size_t i = 0; i < m; ++i) w += sorted[i];
+    s.floor_reason = "prefill floor: the " + std::to_string(m) + " of " + std::to_string(sorted.size()) +
+                     " requests that " + slo->figure + " <= " + slo->written + " needs take at least " + fmt(w) +
+                     " machine-s of prefill (their decoder GEMMs at the tensor engines' peak, " + fmt(peak) +
+                     " FLOP/s), more than p x (arrival span " + fmt(span) + " s + " + fmt(slo->limit) +
+                     " s) for p < " + std::to_string(need);
+  }
+}
 
 }  // namespace
 
@@ -373,6 +542,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": " << e.what() << "\n";
     return kExitBadInput;
   }
+  plan.prune = plan.prune && opt.prune;
   // The largest deployment of every workload and rate must be a valid configuration: a
   // mistyped key or value is bad input, not "does not meet the SLOs".
   for (std::size_t w = 0; w < plan.workloads.size(); ++w) {
@@ -393,7 +563,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
   std::vector<Scenario> scenarios;
   for (std::size_t w = 0; w < plan.workloads.size(); ++w) {
     for (std::size_t r = 0; r < plan.rates.size(); ++r) {
-      scenarios.push_back(Scenario{w, r, PlanSearch(plan.prefill.min, plan.prefill.max, plan.decode.min, plan.decode.max), {}});
+      scenarios.push_back(Scenario{w, r, PlanSearch(plan.prefill.min, plan.prefill.max, plan.decode.min, plan.decode.max), {}, false, 0, {}});
     }
   }
   try {
@@ -411,6 +581,14 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         for (const auto& pd : s.search.next_round()) {
           const auto [p, d] = pd;
           const std::vector<std::string> o = overrides(plan, s.w, s.r, p, d);
+          if (plan.prune && p < s.prefill_floor) {
+            // Ruled out by the floor bound: it cannot meet a TTFT SLO; recorded, not run.
+            s.search.record(p, d, false);
+            s.outcomes[pd] = Outcome{"pruned", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt,
+                                     s.floor_reason};
+            refused = true;
+            continue;
+          }
           if (auto err = validate_experiment(registry, plan.experiment, o)) {
             // A smaller deployment the configuration refuses (e.g. the model's weights do
             // not fit fewer machines): it cannot meet the SLOs; recorded, not run. (The
@@ -477,6 +655,15 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         o.status = met ? "met" : "missed";
         s->search.record(pd.first, pd.second, met);
         s->outcomes[pd] = std::move(o);
+        if (plan.prune && !s->probed) {
+          try {
+            derive_floor(plan, *s, dir, pd.first);
+          } catch (const std::exception& e) {
+            // An output the bound cannot read: no bound (every deployment runs).
+            s->prefill_floor = 0;
+            std::cerr << "wse-emu: note: no floor bound for " << specs[i].label << ": " << e.what() << "\n";
+          }
+        }
       }
     }
 
@@ -488,16 +675,17 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     std::ostringstream front;
     front << "workload,rate,decode,fewest_prefill,prefill_per_decode,objective,best\n";
     std::ostringstream table;
-    std::size_t runs = 0;
+    std::size_t runs = 0, pruned = 0;
     for (Scenario& s : scenarios) {
       const std::string& wname = plan.workloads[s.w].name;
       for (const auto& [pd, o] : s.outcomes) {
         csv << wname << "," << plan.rates[s.r] << "," << pd.first << "," << pd.second << "," << o.status;
         for (const auto& v : o.slo_values) csv << "," << (v ? fmt(*v) : "");
         csv << "," << (o.objective ? fmt(*o.objective) : "") << ","
-            << (o.status == "invalid" ? "" : point_id(plan, s.w, s.r, pd.first, pd.second)) << "," << csv_text(o.note)
+            << (o.status == "invalid" || o.status == "pruned" ? "" : point_id(plan, s.w, s.r, pd.first, pd.second)) << "," << csv_text(o.note)
             << "\n";
-        if (o.status != "invalid") ++runs;
+        if (o.status == "pruned") ++pruned;
+        if (o.status != "invalid" && o.status != "pruned") ++runs;
       }
       // The best: the lowest objective among the fewest-prefill points (ties: fewer machines).
       std::optional<std::pair<std::uint32_t, std::uint32_t>> best;
@@ -529,6 +717,9 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         table << "no deployment up to " << plan.prefill.max << " prefill x " << plan.decode.max
               << " decode meets the SLOs\n";
       }
+      if (plan.prune && s.prefill_floor > 1) {
+        table << "    floor bound: " << s.prefill_floor << " prefill machines at least (" << s.floor_reason << ")\n";
+      }
       for (const auto& [miss, met] : s.search.contradictions()) {
         std::cerr << "wse-emu: note: " << wname << " rate " << plan.rates[s.r] << ": " << miss.first << " prefill x "
                   << miss.second << " decode missed the SLOs although " << met.first << " x " << met.second
@@ -537,7 +728,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     }
     sim::write_file_atomic(out / "plan.csv", csv.str());
     sim::write_file_atomic(out / "frontier.csv", front.str());
-    std::cout << "plan " << plan.name << ": " << runs << " run(s); objective " << plan.objective
+    std::cout << "plan " << plan.name << ": " << runs << " run(s), " << pruned
+              << " pruned by the floor bound (not run)" << (plan.prune ? "" : " [pruning off]") << "; objective " << plan.objective
               << (plan.objective_figure.empty() || plan.objective_figure == plan.objective
                       ? std::string()
                       : " (" + plan.objective_figure + ")")

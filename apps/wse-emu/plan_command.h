@@ -12,6 +12,9 @@
 // which settles whether d can meet the SLOs at all), all d of all scenarios in the same
 // rounds so that a round's runs go out in parallel. A measured result that contradicts
 // an implication (more machines, an SLO missed) is reported in plan.csv and on stderr.
+// A deployment whose prefill pool cannot meet a TTFT SLO even at the tensor engines' peak
+// (fewest_prefill_by_floor, from the scenario's first run) is recorded as `pruned`, a
+// miss, without a run; what its run would say, so the search and its answer are unchanged.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +36,17 @@ struct PlanOptions {
   int jobs = 0;
   bool quiet = false;
   bool force = false;
+  bool prune = true;  // false (--no-prune): run deployments the floor bound rules out
 };
+
+// The floor bound on a prefill pool (docs/plan.md, "Pruning with the floors"). A
+// TTFT quantile q of N requests is at most L only if m = ceil(q/100 x N) requests
+// (nearest rank) each have their first token by arrival + L, so by the last arrival + L:
+// their prefill work, at least the sum of the m smallest per-request lower bounds W_m,
+// fits in p machines x (span + L), span = last arrival - first arrival. The fewest
+// prefill machines not ruled out: ceil(W_m / (span + L)), at least 1.
+// `work_s`: each request's prefill work lower bound in machine-seconds (any order).
+std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s, double quantile);
 
 int run_plan(const sim::Registry& registry, const PlanOptions& opt);
 

@@ -93,6 +93,57 @@ TEST(PlanSearch, ResultsImplyLargerAndSmallerDeploymentsAndContradictionsAreRepo
   EXPECT_EQ(s.contradictions()[0].second, (Deployment{3, 1}));
 }
 
+// The floor bound by hand. Per-request work 0.25, 0.5, 0.75 and 1 machine-s, arrivals
+// 0.5 s apart at most, TTFT limit 0.25 s: span + limit = 0.75 s.
+//   max (q 100): m = 4, W = 2.5 s: 2.5 / 0.75 = 3.33 -> 4 machines at least
+//   p99:         m = ceil(3.96) = 4: the same, 4
+//   p75:         m = 3, W = 1.5 s: 1.5 / 0.75 = 2 -> 2 (2 machines do exactly 1.5 s)
+//   p50:         m = 2, W = 0.75 s: 1 -> 1
+// and no requests: 1.
+TEST(PlanFloor, FewestPrefillMachinesTheFloorAllowsByHand) {
+  const std::vector<double> work{1.0, 0.25, 0.75, 0.5};  // any order
+  EXPECT_EQ(app::fewest_prefill_by_floor(work, 0.5, 0.25, 100), 4u);
+  EXPECT_EQ(app::fewest_prefill_by_floor(work, 0.5, 0.25, 99), 4u);
+  EXPECT_EQ(app::fewest_prefill_by_floor(work, 0.5, 0.25, 75), 2u);
+  EXPECT_EQ(app::fewest_prefill_by_floor(work, 0.5, 0.25, 50), 1u);
+  EXPECT_EQ(app::fewest_prefill_by_floor({}, 0.5, 0.25, 99), 1u);
+}
+
+// Pruning never changes the answer: the search of BisectsEachDecodeCountRoundByRound
+// (need(1) = 5, need(2) = 3, prefill 1..8, decode 1..2) with a floor bound of 3 prefill
+// machines (valid: both needs are at least 3). A point below the bound is recorded as
+// missed without a run, which is what its run would have said, so the search asks the
+// same points in the same rounds. By hand: rounds (8,1) (8,2) | (4,1) (4,2) | (6,1)
+// (2,2) | (5,1) (3,2); only (2,2) is below 3: 8 points, 7 runs, 1 saved; p*(1) = 5 and
+// p*(2) = 3 both ways.
+TEST(PlanSearch, PruningByAValidFloorBoundGivesTheSameFrontierWithFewerRuns) {
+  const auto met = [](Deployment x) { return x.first >= (x.second == 1 ? 5u : 3u); };
+  const std::uint32_t floor_bound = 3;
+  const auto search = [&](bool prune, std::size_t& runs) {
+    app::PlanSearch s(1, 8, 1, 2);
+    runs = 0;
+    for (Round r = s.next_round(); !r.empty(); r = s.next_round()) {
+      for (const Deployment& x : r) {
+        if (prune && x.first < floor_bound) {
+          s.record(x.first, x.second, false);  // pruned: not run
+          continue;
+        }
+        ++runs;
+        s.record(x.first, x.second, met(x));
+      }
+    }
+    return std::make_pair(s.fewest(1), s.fewest(2));
+  };
+  std::size_t unpruned_runs = 0, pruned_runs = 0;
+  const auto unpruned = search(false, unpruned_runs);
+  const auto pruned = search(true, pruned_runs);
+  EXPECT_EQ(unpruned, pruned);
+  EXPECT_EQ(pruned.first, 5u);
+  EXPECT_EQ(pruned.second, 3u);
+  EXPECT_EQ(unpruned_runs, 8u);
+  EXPECT_EQ(pruned_runs, 7u);
+}
+
 class Plan : public ScratchDirTest {
  protected:
   void SetUp() override {
@@ -192,6 +243,11 @@ TEST_F(Plan, BadPlanFilesNameTheLineAndTheFix) {
   EXPECT_THAT(r.err, HasSubstr("range.yaml:4:"));
   EXPECT_THAT(r.err, HasSubstr("'pools.prefill.max' (2) is below its min (3)"));
 
+  write("prune.yaml", plan_file("400 us", "prune: sometimes\n"));
+  r = plan("prune.yaml", dir_ / "o6");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("prune.yaml:8:8: 'prune:' is 'sometimes'; give true"));
+
   write("unit.yaml", plan_file("fast"));
   r = plan("unit.yaml", dir_ / "o3");
   EXPECT_EQ(r.exit_code, 2);
@@ -212,6 +268,47 @@ TEST_F(Plan, BadPlanFilesNameTheLineAndTheFix) {
   r = plan("fig.yaml", dir_ / "o5");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("SLO figure 'kv_transfer.time_s.p999' is not in the summary.json"));
+}
+
+// The floor bound of a serving plan, by hand. Llama-3.1-8B (32 layers, hidden 4,096, 8
+// KV heads of 128, MLP 14,336) prefilled on trn2.48xlarge, four prompts of 8,192 tokens
+// all at t = 0 (span 0). Decoder GEMM FLOPs per token: 2 x 32 x (4,096 x (4,096 + 1,024
+// + 1,024 + 4,096) + 3 x 4,096 x 14,336) = 13,958,643,712; tensor-engine peak: 128
+// physical cores x 128 x 128 x 2 x 2.4 GHz x 1 (bf16) = 1.00663296e16 FLOP/s. Each
+// prompt: 13,958,643,712 x 8,192 / 1.00663296e16 = 11.3596 ms; TTFT p99 of 4 requests
+// is the 4th (m = ceil(3.96) = 4): W = 45.43829333 ms. With a 40 ms limit, p machines
+// do at most p x (0 + 40 ms): p >= ceil(45.438 / 40) = 2. The largest pool (4
+// instances) runs first, misses (each prefill alone takes more than 40 ms) and settles
+// the search; the bound is reported, nothing is pruned (the search asks no point below
+// it), and --no-prune gives the same plan.csv and frontier.csv.
+TEST_F(Plan, TheFloorBoundOfAServingPlanByHandAndNoPruneGivesTheSameFrontier) {
+  std::string trace;
+  for (int i = 0; i < 4; ++i) trace += "{\"timestamp\": 0, \"input_length\": 8192, \"output_length\": 2}\n";
+  write("four.jsonl", trace);
+  const std::string src = WSE_SOURCE_DIR;
+  write("serving.yaml", "experiment: " + src + "/configs/experiments/llama8b_one_cs3.yaml\n"
+                        "set: {workload.trace: {format: mooncake_jsonl, path: " + (dir_ / "four.jsonl").string() + "}}\n"
+                        "rates: {key: workload.trace.rate_scale, values: [1]}\n"
+                        "pools:\n"
+                        "  prefill: {key: serving.prefill_instances, min: 1, max: 4}\n"
+                        "  decode: {key: serving.decode_systems, min: 1, max: 1}\n"
+                        "slo: {requests.ttft_s.p99: 40 ms}\n"
+                        "objective: machines\n");
+  Result r = plan("serving.yaml", dir_ / "pruned");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("1 run(s), 0 pruned by the floor bound"));
+  EXPECT_THAT(r.out, HasSubstr("floor bound: 2 prefill machines at least"));
+  EXPECT_THAT(r.out, HasSubstr("the 4 of 4 requests that requests.ttft_s.p99 <= 40 ms needs take at least "
+                               "0.04543829333 machine-s"));
+  EXPECT_THAT(r.out, HasSubstr("1.00663296e+16 FLOP/s"));
+  Result u = wse_emu("plan '" + (dir_ / "serving.yaml").string() + "' --out '" + (dir_ / "unpruned").string() +
+                         "' --jobs 2 --no-prune",
+                     dir_ / "io");
+  ASSERT_EQ(u.exit_code, 0) << u.err;
+  EXPECT_THAT(u.out, HasSubstr("[pruning off]"));
+  EXPECT_THAT(u.out, ::testing::Not(HasSubstr("floor bound:")));
+  EXPECT_EQ(slurp(dir_ / "unpruned" / "frontier.csv"), slurp(dir_ / "pruned" / "frontier.csv"));
+  EXPECT_EQ(slurp(dir_ / "unpruned" / "plan.csv"), slurp(dir_ / "pruned" / "plan.csv"));
 }
 
 }  // namespace
