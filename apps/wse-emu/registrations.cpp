@@ -17,9 +17,10 @@ void register_all(sim::Registry& registry) {
   neuron::register_neuroncore_transformer(registry);
   gpu::register_gpu(registry);
   wafer::register_wse_mesh(registry);
-  registry.add_bench("decode", sim::Bench{"wafer decode step: Llama-3.1-8B on one CS-3 and Llama-3.1-70B on four, "
-                                          "batch 1/8/32, 1K/4K context: step time, per-kernel critical path, tokens/s",
-                                          wafer::bench_decode});
+  registry.add_bench("decode",
+                     sim::Bench{"wafer decode step: Llama-3.1-8B on one CS-3 and Llama-3.1-70B on four, "
+                                "batch 1/8/32, 1K/4K context: step time, per-kernel critical path, tokens/s",
+                                wafer::bench_decode});
   registry.add_bench(
       "prefill-wafer",
       sim::Bench{"wafer prefill of a 4K prompt: Llama-3.1-8B on one CS-3 and WSE-2 sub-regions, "
