@@ -14,6 +14,7 @@ packages=(
   libfmt-dev
   googletest libgtest-dev libgmock-dev
   libbenchmark-dev          # speed benchmarks in bench/
+  clang-format clang-tidy   # scripts/lint.sh and scripts/format.sh (.clang-format, .clang-tidy)
   python3 python3-matplotlib python3-pandas  # the wse_emu package (python/) and the plots (scripts/plot_*.py)
   python3-pytest python3-pip python3-venv     # its tests, and `pip install -e python` (docs/python.md)
   slurm-wlm munge           # sweep --backend slurm and its one-node test cluster

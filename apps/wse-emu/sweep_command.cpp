@@ -41,7 +41,7 @@
 #include "systemc_models/config/config.h"
 #include "systemc_models/sim/output.h"
 
-extern char** environ;
+extern char** environ;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): POSIX's, for posix_spawn
 
 namespace fs = std::filesystem;
 
@@ -315,11 +315,14 @@ pid_t spawn_self(const std::vector<std::string>& args, const fs::path& out_file,
 // passed on to the points running (each removes its own files and exits 128 + n, as
 // `run` does); the sweep starts no further point, waits for them and exits 128 + n.
 // Without this the running points were left behind, still writing.
+// Process-wide because a signal handler receives no object to hold them.
 namespace stop {
 constexpr std::size_t kMaxChildren = 1024;
+// NOLINTBEGIN(cppcoreguidelines-avoid-non-const-global-variables)
 volatile std::sig_atomic_t signal_number = 0;
 pid_t children[kMaxChildren];  // 0: free slot; read by the handler
 volatile std::sig_atomic_t child_count = 0;
+// NOLINTEND(cppcoreguidelines-avoid-non-const-global-variables)
 
 extern "C" void on_sweep_signal(int sig) {
   signal_number = sig;
@@ -349,7 +352,7 @@ std::string duration_text(double s) {
   std::ostringstream o;
   if (s >= 3600) o << static_cast<long>(s / 3600) << "h" << std::setw(2) << std::setfill('0') << static_cast<long>(s / 60) % 60 << "m";
   else if (s >= 60) o << static_cast<long>(s / 60) << "m" << std::setw(2) << std::setfill('0') << static_cast<long>(s) % 60 << "s";
-  else o << static_cast<long>(s + 0.5) << "s";
+  else o << std::lround(s) << "s";
   return o.str();
 }
 

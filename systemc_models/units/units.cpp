@@ -201,6 +201,7 @@ Size parse_size(std::string_view text) {
   const auto [n, unit] = split(text, "size", kSizeUnits);
   require_non_negative(n, "size", text, kSizeUnits);
   const double bytes = n * lookup(kSizeTable, unit, "size", text, kSizeUnits);
+  // NOLINTNEXTLINE(bugprone-integer-division): half the largest count, in whole bytes
   if (bytes > static_cast<double>(std::numeric_limits<std::uint64_t>::max() / 2)) {
     throw UnitError("size is too large", std::string(text), std::string(kSizeUnits));
   }

@@ -137,25 +137,25 @@ TEST_P(FaultSchedules, NoRequestIsLostAndTheFaultHasAnEffect) {
   EXPECT_EQ(completed + rejected, f.rows.size());
   EXPECT_EQ(s["throughput"]["output_tokens"].get<std::uint64_t>(), tokens);
   EXPECT_EQ(s["kv_transfer"]["bytes"].get<std::uint64_t>(), kv_bytes);
-  const nlohmann::json& fs_ = s["faults"];
-  EXPECT_EQ(fs_["reroutes"].get<std::uint64_t>(), reroutes);
-  EXPECT_EQ(fs_["kv_bytes_resent"].get<std::uint64_t>(), resent);
-  EXPECT_EQ(fs_["tokens_recomputed"].get<std::uint64_t>(), recomputed);
-  EXPECT_EQ(fs_["rejected"].get<std::uint64_t>(), rejected);
+  const nlohmann::json& fault_stats = s["faults"];
+  EXPECT_EQ(fault_stats["reroutes"].get<std::uint64_t>(), reroutes);
+  EXPECT_EQ(fault_stats["kv_bytes_resent"].get<std::uint64_t>(), resent);
+  EXPECT_EQ(fault_stats["tokens_recomputed"].get<std::uint64_t>(), recomputed);
+  EXPECT_EQ(fault_stats["rejected"].get<std::uint64_t>(), rejected);
 
   // The fault had an effect.
-  const nlohmann::json& kinds = fs_["schedule"];
-  EXPECT_GT(fs_["requests_affected"].get<std::uint64_t>(), 0u);
+  const nlohmann::json& kinds = fault_stats["schedule"];
+  EXPECT_GT(fault_stats["requests_affected"].get<std::uint64_t>(), 0u);
   if (kinds["efa_loss_burst"].get<int>() > 0) {
-    EXPECT_GT(fs_["efa"]["packets_retransmitted"].get<std::uint64_t>(), 0u);
+    EXPECT_GT(fault_stats["efa"]["packets_retransmitted"].get<std::uint64_t>(), 0u);
     EXPECT_GT(transfer_seconds(f.rows), transfer_seconds(ref.rows));
   }
   if (kinds["efa_path_down"].get<int>() > 0) {
-    EXPECT_GT(fs_["efa"]["packets_rerouted"].get<std::uint64_t>(), 0u);
-    EXPECT_GT(fs_["efa"]["requests_with_transfer_in_fault_window"].get<std::uint64_t>(), 0u);
+    EXPECT_GT(fault_stats["efa"]["packets_rerouted"].get<std::uint64_t>(), 0u);
+    EXPECT_GT(fault_stats["efa"]["requests_with_transfer_in_fault_window"].get<std::uint64_t>(), 0u);
   }
   if (kinds["decode_system_down"].get<int>() > 0) {
-    EXPECT_GT(fs_["decode_failures"].get<std::uint64_t>(), 0u);
+    EXPECT_GT(fault_stats["decode_failures"].get<std::uint64_t>(), 0u);
     EXPECT_GT(reroutes + rejected, 0u);
     EXPECT_TRUE(rerouted_later) << "a re-routed request finished no later than without the fault";
   }

@@ -1,6 +1,7 @@
 #include "wse_mesh/decode/schedule.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <stdexcept>
 
@@ -28,25 +29,18 @@ void add(KernelTiming& sum, const KernelTiming& t) {
   sum.pe_busy_cycles += t.pe_busy_cycles;
 }
 
-// Kernel kinds interned once per process, so that the critical-path walk of every pass
-// adds up cycles by index instead of looking up strings.
-std::vector<std::string>& kind_table() {
-  static std::vector<std::string> names;
-  return names;
-}
-
-std::uint16_t intern_kind(const std::string& kind) {
-  std::vector<std::string>& names = kind_table();
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == kind) return static_cast<std::uint16_t>(i);
-  }
-  names.push_back(kind);
-  return static_cast<std::uint16_t>(names.size() - 1);
-}
+// kKernelKinds lists "gemm." and each of these eight grid kinds: a grid kind added there
+// needs its entry here too.
+static_assert(std::size(kGridKinds) == 8, "kKernelKinds: add \"gemm.<kind>\" for the new grid kind");
 
 }  // namespace
 
-const std::string& kernel_kind_name(std::uint16_t id) { return kind_table().at(id); }
+std::uint16_t kernel_kind_index(std::string_view kind) {
+  for (std::size_t i = 0; i < kKernelKindCount; ++i) {
+    if (kKernelKinds[i] == kind) return static_cast<std::uint16_t>(i);
+  }
+  throw std::logic_error("kernel_kind_index: kernel kind '" + std::string(kind) + "' is not in kKernelKinds");
+}
 
 std::string kernel_kind(const Operator& op, const LayerPlan& layer) {
   if (op.kind == OpKind::gemm) {
@@ -196,7 +190,7 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
   w.kind_begin.reserve(L + 1);
   for (const LayerWork& lw : w.layers) {
     w.kind_begin.push_back(static_cast<std::uint32_t>(w.kind_cycles.size()));
-    for (const auto& [kind, cycles] : lw.by_kind) w.kind_cycles.emplace_back(intern_kind(kind), cycles);
+    for (const auto& [kind, cycles] : lw.by_kind) w.kind_cycles.emplace_back(kernel_kind_index(kind), cycles);
   }
   w.kind_begin.push_back(static_cast<std::uint32_t>(w.kind_cycles.size()));
   return w;
@@ -273,8 +267,11 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   // The pipeline, one cell per (microbatch, layer). A cell keeps only what the
   // critical-path walk needs to retrace it exactly: when its run ended, which input
   // decided its start, and for a layer whose input crosses a link, when that transfer
-  // ended and what decided the transfer's start. The buffers live across passes: a
-  // serving run schedules hundreds of thousands of passes.
+  // ended and what decided the transfer's start. The buffers' storage lives across passes
+  // (a serving run schedules hundreds of thousands of passes), thread_local so that
+  // decoders on different threads do not share it; they hold no state between calls:
+  // every entry a pass reads it has written (assign, or a link cell's transfer written
+  // before link_last or xfer_pred points at it).
   const double clock = opt.clock_hz;
   thread_local std::vector<double> done;       // run end of cell mb * L + l
   thread_local std::vector<double> xfer_end;   // link cells: the transfer's end
@@ -364,7 +361,7 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   // Critical path, charged by kernel kind: from the last run back, through the step that
   // decided each start (the previous microbatch's run of the layer, the activation move
   // or the link transfer and its latency, or the previous transfer on the link).
-  std::vector<std::uint64_t> critical(kind_table().size(), 0);
+  std::array<std::uint64_t, kKernelKindCount> critical{};
   // The link and move times are summed here in the walk's order (the same additions, in
   // the same order, as into their entries of kernel_seconds), and entered once.
   double link_s = 0.0, move_s = 0.0;
@@ -413,9 +410,9 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   if (link_walked) r.kernel_seconds["link"] = link_s;
   if (move_walked) r.kernel_seconds["activation_move"] = move_s;
 
-  for (std::size_t id = 0; id < critical.size(); ++id) {
+  for (std::size_t id = 0; id < kKernelKindCount; ++id) {
     if (critical[id] > 0) {
-      r.kernel_seconds[kind_table()[id]] += static_cast<double>(critical[id]) / clock;
+      r.kernel_seconds[std::string(kKernelKinds[id])] += static_cast<double>(critical[id]) / clock;
     }
   }
 

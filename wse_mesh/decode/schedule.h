@@ -19,8 +19,10 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -53,14 +55,25 @@ struct ScheduleOptions {
 // The kernel kind an operator is charged to ("gemm.<grid kind>" for GEMMs).
 std::string kernel_kind(const workloads::Operator& op, const LayerPlan& layer);
 
+// Every kind a layer's work is charged to, fixed: "gemm.<grid kind>" for each of
+// kGridKinds and "gemm.other" (a GEMM without a grid), each other operator kind
+// (workloads::to_string), and "kernel_move" (the hand-offs between a group's stages).
+// MicrobatchWork::kind_cycles holds indices into it, so that the critical-path walk of
+// every pass adds cycles by index, with no table shared between decoders.
+inline constexpr std::string_view kKernelKinds[] = {
+    "gemm.qkv",     "gemm.o",         "gemm.gate_up", "gemm.down",      "gemm.experts", "gemm.router",
+    "gemm.lm_head", "gemm.embedding", "gemm.other",   "embedding",      "norm",         "rope",
+    "attention",    "activation",     "router",       "expert_combine", "residual_add", "kernel_move"};
+inline constexpr std::size_t kKernelKindCount = std::size(kKernelKinds);
+
+// The index of `kind` in kKernelKinds; std::logic_error for a kind not in it.
+std::uint16_t kernel_kind_index(std::string_view kind);
+
 // One layer's work for one microbatch.
 struct LayerWork {
   std::uint64_t cycles = 0;
   std::map<std::string, std::uint64_t> by_kind;  // adds up to `cycles`
 };
-
-// The name of an interned kernel kind index of MicrobatchWork::kind_cycles.
-const std::string& kernel_kind_name(std::uint16_t id);
 
 // Everything a microbatch costs the layers, before the pipeline composes it: the work
 // of each layer (its operators, grouped as above), the kernels' busy counts, and the
@@ -76,7 +89,7 @@ struct MicrobatchWork {
   // Per layer: the fewest hops of its dependent collectives, one after another (the
   // latency floor; floor_hops of each level's operands).
   std::vector<std::uint64_t> floor_hops;
-  // LayerWork::by_kind by interned kind index (kernel_kind_name), every layer's in one
+  // LayerWork::by_kind by index into kKernelKinds, every layer's in one
   // array for the critical-path walk: layer l's are [kind_begin[l], kind_begin[l + 1]).
   std::vector<std::pair<std::uint16_t, std::uint64_t>> kind_cycles;
   std::vector<std::uint32_t> kind_begin;

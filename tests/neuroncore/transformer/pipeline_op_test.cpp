@@ -391,7 +391,7 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   EXPECT_GE(r.seconds(), r.floor.step_s);
   // Context parallelism takes one stage and one microbatch, and its groups' chips count.
   try {
-    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 1);
+    (void)TrainiumPipeline(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 1);
     FAIL() << "cp with pp accepted";
   } catch (const std::invalid_argument& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("cp_degree 2 with pp 2"));
@@ -399,7 +399,7 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   PrefillConfig wide = exact(64, 2);
   wide.cp_degree = 2;
   try {
-    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, wide, 1, 1, 1);
+    (void)TrainiumPipeline(trainium2_chip(), InstanceConfig{}, wide, 1, 1, 1);
     FAIL() << "32 chips accepted on a 16-chip instance";
   } catch (const std::invalid_argument& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("x cp_degree 2 x dp 1 needs 32 chips but the instance has 16"));
@@ -409,7 +409,7 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
 TEST(PipelineOp, ChipsShortAndHbmShortAreNamed) {
   // TP 64 x LNC 2 is all 16 chips: two stages need 32, 16 short.
   try {
-    TrainiumPipeline(trainium2_chip(), InstanceConfig{}, exact(64, 2), 2, 1, 1);
+    (void)TrainiumPipeline(trainium2_chip(), InstanceConfig{}, exact(64, 2), 2, 1, 1);
     FAIL() << "32 chips accepted on a 16-chip instance";
   } catch (const std::invalid_argument& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("needs 32 chips but the instance has 16 (16 chips short)"));

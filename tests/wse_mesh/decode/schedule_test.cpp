@@ -4,6 +4,9 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include "decode_test_util.h"
 #include "wse_mesh/decode/schedule.h"
@@ -373,6 +376,28 @@ TEST(DecodeSchedule, PromptTokensFlowThroughTheLayersAsAPipeline) {
   EXPECT_EQ(w.microbatches, 1u);
   EXPECT_NEAR(w.seconds, 1.3 * kUs, 1e-15);
   EXPECT_EQ(w.kv_bytes_written, tiny_llama().kv_bytes(4));
+}
+
+TEST(DecodeSchedule, KernelKindTableHoldsEveryKindAnOperatorIsChargedTo) {
+  // kernel_kind gives "gemm.<grid kind>" for a GEMM with a grid (8 kGridKinds) or
+  // "gemm.other" without, and the operator kind's name otherwise (8 kinds besides gemm);
+  // microbatch_work adds "kernel_move": 8 + 1 + 8 + 1 = 18 entries, each once.
+  EXPECT_EQ(kKernelKindCount, 18u);
+  for (std::string_view grid : kGridKinds) {
+    const std::string kind = "gemm." + std::string(grid);
+    EXPECT_EQ(kKernelKinds[kernel_kind_index(kind)], kind);
+  }
+  EXPECT_EQ(kKernelKinds[kernel_kind_index("gemm.other")], "gemm.other");
+  for (workloads::OpKind k :
+       {workloads::OpKind::embedding, workloads::OpKind::norm, workloads::OpKind::rope,
+        workloads::OpKind::attention, workloads::OpKind::activation, workloads::OpKind::router,
+        workloads::OpKind::expert_combine, workloads::OpKind::residual_add}) {
+    EXPECT_EQ(kKernelKinds[kernel_kind_index(workloads::to_string(k))], workloads::to_string(k));
+  }
+  EXPECT_EQ(kKernelKinds[kernel_kind_index("kernel_move")], "kernel_move");
+  // Indices are positions: the table has no duplicate.
+  for (std::size_t i = 0; i < kKernelKindCount; ++i) EXPECT_EQ(kernel_kind_index(kKernelKinds[i]), i);
+  EXPECT_THROW(kernel_kind_index("gemm.unknown"), std::logic_error);
 }
 
 }  // namespace
