@@ -51,6 +51,11 @@ class KernelTimer {
   virtual std::map<std::string, std::uint64_t> prefill_attention_chosen() const { return {}; }
   // The prefill attention of later calls (an ablation on the same kernel results).
   virtual void set_prefill_attention(PrefillAttention /*a*/) {}
+  // A lower bound on time(op, layer).cycles for a decode attention operator, found
+  // without simulating (0: no bound).
+  virtual std::uint64_t attention_floor(const workloads::Operator& /*op*/, const LayerPlan& /*layer*/) const {
+    return 0;
+  }
   // Kernel results reused and simulated so far (0 when nothing is cached).
   virtual std::uint64_t reused() const { return 0; }
   virtual std::uint64_t simulated() const { return 0; }

@@ -427,6 +427,11 @@ AttentionConfig SimulatedKernels::attention_config(const Operator& op, const Lay
   return a;
 }
 
+std::uint64_t SimulatedKernels::attention_floor(const Operator& op, const LayerPlan& layer) const {
+  if (op.kind != workloads::OpKind::attention || op.query_len != 1) return 0;
+  return attention_decode_floor(wafer_.pe, attention_config(op, layer));
+}
+
 SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const AttentionConfig& part) {
   const auto exact = [&](const AttentionConfig& a) {
     const AttentionResult res = cache_.attention(wafer_.fabric, wafer_.pe, a);

@@ -94,6 +94,8 @@ class SimulatedKernels : public KernelTimer {
   void set_gemm_algorithm(GemmAlgorithm a) override { opt_.gemm_algorithm = a; }
   std::map<std::string, std::uint64_t> prefill_attention_chosen() const override;
   std::uint64_t choices_version() const override { return choices_version_; }
+  // attention_decode_floor of the kernel time() would simulate (decode: one query token).
+  std::uint64_t attention_floor(const workloads::Operator& op, const LayerPlan& layer) const override;
   void set_prefill_attention(PrefillAttention a) override { opt_.prefill_attention = a; }
   std::uint64_t reused() const override { return cache_.hits(); }
   std::uint64_t simulated() const override { return cache_.misses(); }

@@ -514,21 +514,17 @@ struct WaferDecoder::Impl {
     if (att != nullptr) {
       const std::uint32_t kept = p.attention_tokens_per_pe;
       std::uint64_t best_cycles = UINT64_MAX;
-      // A candidate whose floor (attention_decode_floor: a full block's local work, which
-      // grows with t) cannot beat the best time found is not simulated, and neither is
-      // any larger one: ties keep the smaller t, so the choice is the one simulating
+      // A candidate whose floor (KernelTimer::attention_floor: a full block's local work,
+      // which grows with t) cannot beat the best time found is not simulated, and neither
+      // is any larger one: ties keep the smaller t, so the choice is the one simulating
       // every candidate would make (MLA's latent heads are not bounded this way).
-      AttentionConfig bound;
-      bound.q_heads = att->q_heads;
-      bound.kv_heads = att->kv_heads;
-      bound.head_dim = att->qk_head_dim;
-      bound.context = att->kv_len - std::min(att->kv_len, att->query_len);
-      bound.kv_bytes = static_cast<std::uint32_t>(workloads::bytes_per_value(att->weight_dtype));
-      const bool bounded = model.attention != workloads::AttentionKind::mla && att->query_len == 1;
+      const bool bounded = model.attention != workloads::AttentionKind::mla;
       for (std::uint64_t t = lo; t <= hi; t *= 2) {
-        bound.tokens_per_pe = static_cast<std::uint32_t>(t);
-        if (bounded && best_cycles != UINT64_MAX && attention_decode_floor(wafer.pe, bound) >= best_cycles) break;
         p.attention_tokens_per_pe = static_cast<std::uint32_t>(t);
+        if (bounded && best_cycles != UINT64_MAX) {
+          const std::uint64_t floor = timer->attention_floor(*att, p);
+          if (floor > 0 && floor >= best_cycles) break;
+        }
         std::uint64_t cycles = UINT64_MAX;
         try {
           cycles = timer->time(*att, p).cycles;
