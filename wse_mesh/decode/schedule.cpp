@@ -73,7 +73,7 @@ std::uint64_t floor_hops(std::uint64_t bytes, std::uint64_t sram_bytes_per_pe) {
 }
 
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mbg,
-                               KernelTimer& timer, std::uint64_t sram_bytes_per_pe) {
+                               KernelTimer& timer, double clock_hz, std::uint64_t sram_bytes_per_pe) {
   if (plans.empty()) throw std::invalid_argument("run_schedule: no layers");
   const std::size_t L = plans.size();
   MicrobatchWork w;
@@ -193,6 +193,9 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     for (const auto& [kind, cycles] : lw.by_kind) w.kind_cycles.emplace_back(kernel_kind_index(kind), cycles);
   }
   w.kind_begin.push_back(static_cast<std::uint32_t>(w.kind_cycles.size()));
+  w.clock_hz = clock_hz;
+  w.layer_seconds.resize(L);
+  for (std::size_t l = 0; l < L; ++l) w.layer_seconds[l] = static_cast<double>(w.layers[l].cycles) / clock_hz;
   return w;
 }
 
@@ -241,7 +244,7 @@ WaferRunResult run_schedule(const std::vector<LayerPlan>& plans, const std::vect
   if (mbs.empty()) throw std::invalid_argument("run_schedule: no microbatches");
   std::vector<MicrobatchWork> work;
   work.reserve(mbs.size());
-  for (const auto& g : mbs) work.push_back(microbatch_work(plans, g, timer, opt.floor_sram_bytes_per_pe));
+  for (const auto& g : mbs) work.push_back(microbatch_work(plans, g, timer, opt.clock_hz, opt.floor_sram_bytes_per_pe));
   std::vector<const MicrobatchWork*> ptrs;
   for (const auto& w : work) ptrs.push_back(&w);
   MoveMemo moves;
@@ -297,10 +300,8 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   std::uint64_t move_tokens = UINT64_MAX;
   for (std::size_t mb = 0; mb < M; ++mb) {
     const MicrobatchWork& w = *work[mb];
-    if (w.layer_seconds_clock != clock || w.layer_seconds.size() != L) {
-      w.layer_seconds.resize(L);
-      for (std::size_t l = 0; l < L; ++l) w.layer_seconds[l] = static_cast<double>(w.layers[l].cycles) / clock;
-      w.layer_seconds_clock = clock;
+    if (w.clock_hz != clock || w.layer_seconds.size() != L) {
+      throw std::invalid_argument("run_pipeline: a microbatch's work was timed for another clock or placement");
     }
     const double* layer_s = w.layer_seconds.data();
     const std::uint64_t tokens = w.tokens;

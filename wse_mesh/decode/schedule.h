@@ -93,14 +93,15 @@ struct MicrobatchWork {
   // array for the critical-path walk: layer l's are [kind_begin[l], kind_begin[l + 1]).
   std::vector<std::pair<std::uint16_t, std::uint64_t>> kind_cycles;
   std::vector<std::uint32_t> kind_begin;
-  // run_pipeline's cache of each layer's cycles / clock (the same division, done once per
-  // work and clock rather than once per pass: memoised work is reused by many passes).
-  mutable std::vector<double> layer_seconds;
-  mutable double layer_seconds_clock = 0.0;
+  // Each layer's cycles / clock_hz, divided once here rather than in every pass that
+  // reuses this work (run_pipeline refuses work timed at another clock).
+  double clock_hz = 0.0;
+  std::vector<double> layer_seconds;
 };
-// `sram_bytes_per_pe` sizes the latency floor (0: none).
+// `clock_hz`: the wafer clock (layer_seconds); `sram_bytes_per_pe` sizes the latency
+// floor (0: none).
 MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const workloads::OperatorGraph& mb,
-                               KernelTimer& timer, std::uint64_t sram_bytes_per_pe = 0);
+                               KernelTimer& timer, double clock_hz, std::uint64_t sram_bytes_per_pe = 0);
 
 // The fewest hops a collective whose operands fill ceil(bytes / SRAM) PEs can take: the
 // smallest d with 2 d^2 + 2 d + 1 (the PEs within d hops of one PE) at least that many.

@@ -641,13 +641,13 @@ struct WaferDecoder::Impl {
         }
         auto it = decode_memo.find(key);
         if (it == decode_memo.end()) {
-          it = decode_memo.emplace(key, microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.pe.sram_bytes)).first;
+          it = decode_memo.emplace(key, microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.clock.hz, wafer.pe.sram_bytes)).first;
         } else {
           memo_hits.add();
         }
         work.push_back(&it->second);
       } else {
-        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.pe.sram_bytes));
+        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.clock.hz, wafer.pe.sram_bytes));
         work.push_back(&fresh.back());
         kv_read += fresh.back().kv_bytes_read;
         kv_written += fresh.back().kv_bytes_written;
