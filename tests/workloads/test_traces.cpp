@@ -16,6 +16,18 @@
 namespace wse::workloads {
 namespace {
 
+// The message read_trace gives for the file `o.path` written with `first` and then
+// `second` as its lines, or "no error" when it reads.
+std::string second_line_error(const TraceOptions& o, const std::string& first, const std::string& second) {
+  std::ofstream(o.path) << first << "\n" << second << "\n";
+  try {
+    read_trace(o);
+  } catch (const config::ConfigError& e) {
+    return std::string(e.what());
+  }
+  return std::string("no error");
+}
+
 namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
@@ -97,13 +109,7 @@ TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
   o.path = j;
   o.format = TraceFormat::mooncake_jsonl;
   const auto error_for = [&](const std::string& second_line) {
-    std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1}\n" << second_line << "\n";
-    try {
-      read_trace(o);
-    } catch (const config::ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+    return second_line_error(o, R"({"timestamp": 0, "input_length": 5, "output_length": 1})", second_line);
   };
   EXPECT_THAT(error_for(R"({"timestamp": 1, "input_length": 1e30, "output_length": 1})"),
               AllOf(HasSubstr("wse_token_counts.jsonl:2:1"),
@@ -438,13 +444,7 @@ TEST(SessionTrace, MalformedSessionsNameFileAndLine) {
   o.format = TraceFormat::sessions_jsonl;
   o.path = j;
   const auto error_for = [&](const std::string& second_line) {
-    std::ofstream(j) << "{\"start_s\": 0, \"turns\": [{\"prompt\": 5, \"output\": 1}]}\n" << second_line << "\n";
-    try {
-      read_trace(o);
-    } catch (const config::ConfigError& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
+    return second_line_error(o, R"({"start_s": 0, "turns": [{"prompt": 5, "output": 1}]})", second_line);
   };
   const std::string ok_turn = "{\"prompt\": 5, \"output\": 1}";
   EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", {\"prompt\": 5, \"output\": 1, \"think_s\": -1}]}"),
