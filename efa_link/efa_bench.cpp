@@ -53,7 +53,8 @@ struct SizeSweep {
 void message_size_sweep(const std::vector<std::pair<std::string, EfaNetworkConfig>>& configs, bool quick,
                         sim::CsvWriter& out, sim::CsvWriter& summary) {
   std::vector<std::uint64_t> sizes;
-  for (std::uint64_t s = 64; s <= (quick ? (16ULL << 20) : (1ULL << 30)); s *= quick ? 16 : 4) sizes.push_back(s);
+  for (std::uint64_t s = 64; s <= (quick ? (16ULL << 20) : (1ULL << 30)); s *= quick ? 16 : 4)
+    sizes.push_back(s);
   for (const auto& [name, cfg] : configs) {
     std::vector<std::uint32_t> rail_choices{1};
     if (cfg.sender.adapters > 1) rail_choices.push_back(cfg.sender.adapters);
@@ -114,8 +115,8 @@ void fairness_sweep(const std::vector<std::pair<std::string, EfaNetworkConfig>>&
       const double jain = sum * sum / (n * sum_sq);
       const double aggregate = gbps(bytes * n, last);
       out.row({name, std::to_string(cfg.sender.adapters), std::to_string(n), std::to_string(bytes),
-               fmt_num(aggregate), fmt_num(rails_line_gbps(cfg, cfg.sender.adapters)), fmt_num(jain), fmt_num(lo),
-               fmt_num(hi)});
+               fmt_num(aggregate), fmt_num(rails_line_gbps(cfg, cfg.sender.adapters)), fmt_num(jain),
+               fmt_num(lo), fmt_num(hi)});
     }
   }
 }
@@ -143,9 +144,10 @@ void loss_sweep(const EfaNetworkConfig& base, const std::string& name, bool quic
       const auto k = static_cast<std::size_t>(std::ceil(q / 100.0 * static_cast<double>(t.size())));
       return t[std::min(t.size() - 1, k == 0 ? 0 : k - 1)];
     };
-    out.row({name, fmt_num(loss), std::to_string(count), std::to_string(bytes), fmt_num(pct(50)), fmt_num(pct(90)),
-             fmt_num(pct(99)), fmt_num(pct(99.9)), fmt_num(t.back()), std::to_string(e.packets_lost()),
-             std::to_string(e.packets_retransmitted()), std::to_string(failed)});
+    out.row({name, fmt_num(loss), std::to_string(count), std::to_string(bytes), fmt_num(pct(50)),
+             fmt_num(pct(90)), fmt_num(pct(99)), fmt_num(pct(99.9)), fmt_num(t.back()),
+             std::to_string(e.packets_lost()), std::to_string(e.packets_retransmitted()),
+             std::to_string(failed)});
   }
 }
 
@@ -164,8 +166,9 @@ void path_sweep(const EfaNetworkConfig& base, const std::string& name, bool quic
       e.run();
       const Completion& c = e.completions().at(0);
       out.row({name, sel == PathSelection::Adaptive ? "adaptive" : "round_robin", std::to_string(paths),
-               std::to_string(bytes), c.ok ? "1" : "0", fmt_num(c.completed_ps * 1e-6), fmt_num(gbps(bytes, c.completed_ps)),
-               std::to_string(c.packets_retransmitted), std::to_string(e.packets_duplicate())});
+               std::to_string(bytes), c.ok ? "1" : "0", fmt_num(c.completed_ps * 1e-6),
+               fmt_num(gbps(bytes, c.completed_ps)), std::to_string(c.packets_retransmitted),
+               std::to_string(e.packets_duplicate())});
     }
   }
 }
@@ -180,7 +183,8 @@ void incast_sweep(const EfaNetworkConfig& base, bool quick, sim::CsvWriter& out)
   cs3.receiver.adapters = 6;
   for (const auto& [receiver, cfg0] : {std::make_pair(std::string("trn2_48xlarge"), base),
                                        std::make_pair(std::string("6x200G_1.2Tbps"), cs3)}) {
-    for (std::uint32_t n : quick ? std::vector<std::uint32_t>{1, 4} : std::vector<std::uint32_t>{1, 2, 4, 8}) {
+    for (std::uint32_t n :
+         quick ? std::vector<std::uint32_t>{1, 4} : std::vector<std::uint32_t>{1, 2, 4, 8}) {
       EfaNetworkConfig cfg = cfg0;
       cfg.senders = n;
       SrdEngine e(cfg);
@@ -199,8 +203,8 @@ void incast_sweep(const EfaNetworkConfig& base, bool quick, sim::CsvWriter& out)
         last = std::max(last, c.completed_ps);
       }
       out.row({receiver, std::to_string(n), std::to_string(bytes), fmt_num(gbps(bytes * n, last)),
-               fmt_num(cfg.receiver.line_rate.bytes_per_s * 8e-9 * cfg.receiver.adapters), fmt_num(sum * sum / (n * sum_sq)),
-               fmt_num(lo), fmt_num(hi), std::to_string(failed)});
+               fmt_num(cfg.receiver.line_rate.bytes_per_s * 8e-9 * cfg.receiver.adapters),
+               fmt_num(sum * sum / (n * sum_sq)), fmt_num(lo), fmt_num(hi), std::to_string(failed)});
     }
   }
 }
@@ -238,22 +242,22 @@ std::vector<std::string> run_efa_bench(const sim::BenchArgs& args) {
   files.push_back("efa_summary.csv");
 
   say("fairness of concurrent flows");
-  sim::CsvWriter fair({"config", "adapters", "flows", "message_bytes", "aggregate_gbps", "attachment_line_rate_gbps",
-                       "jain_index", "min_flow_gbps", "max_flow_gbps"});
+  sim::CsvWriter fair({"config", "adapters", "flows", "message_bytes", "aggregate_gbps",
+                       "attachment_line_rate_gbps", "jain_index", "min_flow_gbps", "max_flow_gbps"});
   fairness_sweep(configs, args.quick, fair);
   sim::write_file_atomic(args.out_dir / "efa_fairness.csv", fair.str());
   files.push_back("efa_fairness.csv");
 
   say("packet loss vs completion time");
-  sim::CsvWriter loss({"config", "loss_probability", "messages", "message_bytes", "p50_us", "p90_us", "p99_us",
-                       "p999_us", "max_us", "packets_lost", "packets_retransmitted", "failed"});
+  sim::CsvWriter loss({"config", "loss_probability", "messages", "message_bytes", "p50_us", "p90_us",
+                       "p99_us", "p999_us", "max_us", "packets_lost", "packets_retransmitted", "failed"});
   loss_sweep(configs[0].second, configs[0].first, args.quick, loss);
   sim::write_file_atomic(args.out_dir / "efa_loss.csv", loss.str());
   files.push_back("efa_loss.csv");
 
   say("path count under one congested path");
-  sim::CsvWriter paths({"config", "path_selection", "paths", "message_bytes", "ok", "completion_us", "bandwidth_gbps",
-                        "packets_retransmitted", "packets_duplicate"});
+  sim::CsvWriter paths({"config", "path_selection", "paths", "message_bytes", "ok", "completion_us",
+                        "bandwidth_gbps", "packets_retransmitted", "packets_duplicate"});
   path_sweep(configs[0].second, configs[0].first, args.quick, paths);
   sim::write_file_atomic(args.out_dir / "efa_paths.csv", paths.str());
   files.push_back("efa_paths.csv");

@@ -22,11 +22,11 @@ namespace wse::efa {
 // One machine's EFA attachment: `adapters` identical adapters (EFA devices).
 struct EfaAdapterConfig {
   std::uint32_t adapters = 1;
-  Bandwidth line_rate{100e9 / 8};      // per adapter, each direction
-  Size mtu{8192};                      // payload bytes per SRD packet
-  Size header{64};                     // per-packet bytes on the wire besides payload
-  Bandwidth host_dma{16e9};            // per adapter, each direction (host memory <-> NIC)
-  Duration nic_latency{1.5e-6};        // processing in the NIC, paid once on each side
+  Bandwidth line_rate{100e9 / 8};  // per adapter, each direction
+  Size mtu{8192};                  // payload bytes per SRD packet
+  Size header{64};                 // per-packet bytes on the wire besides payload
+  Bandwidth host_dma{16e9};        // per adapter, each direction (host memory <-> NIC)
+  Duration nic_latency{1.5e-6};    // processing in the NIC, paid once on each side
 };
 
 // One congested path: `load` is the fraction of its capacity used by traffic outside
@@ -94,8 +94,8 @@ struct SrdConfig {
   // round trip + 4 x its mean deviation, as TCP's RTO), so that queueing alone does not
   // trigger retransmissions.
   bool adaptive_timeout = true;
-  std::uint32_t retry_budget = 8;       // retransmissions of one packet before failure
-  double loss_probability = 0.0;        // per packet per path crossing
+  std::uint32_t retry_budget = 8;  // retransmissions of one packet before failure
+  double loss_probability = 0.0;   // per packet per path crossing
   std::uint64_t seed = 1;
   Size max_outstanding{4 * 1024 * 1024};  // unacknowledged bytes per adapter
   // Delay-based congestion control: packets that queued in the network longer than this

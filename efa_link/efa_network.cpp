@@ -41,7 +41,8 @@ EfaNetwork::EfaNetwork(sc_core::sc_module_name name, const EfaNetworkConfig& con
     throw std::logic_error("EfaNetwork needs the SystemC time resolution of 1 ps");
   for (std::uint32_t m = 0; m < engine_.machines(); ++m) {
     const std::uint32_t senders = engine_.config().senders;
-    const std::string n = m < senders ? "sender" + std::to_string(m) : "receiver" + std::to_string(m - senders);
+    const std::string n =
+        m < senders ? "sender" + std::to_string(m) : "receiver" + std::to_string(m - senders);
     attachments_.push_back(std::make_unique<EfaAttachment>(n.c_str(), *this, m));
   }
   engine_.on_completion([this](const Completion& c) { complete(c); });
@@ -53,7 +54,8 @@ EfaNetwork::EfaNetwork(sc_core::sc_module_name name, const EfaNetworkConfig& con
 
 EfaNetwork::~EfaNetwork() = default;
 
-std::uint64_t EfaNetwork::post(EfaAttachment& from, tlm::tlm_generic_payload& gp, const sc_core::sc_time& delay) {
+std::uint64_t EfaNetwork::post(EfaAttachment& from, tlm::tlm_generic_payload& gp,
+                               const sc_core::sc_time& delay) {
   auto* ext = gp.get_extension<EfaWorkRequestExt>();
   if (!ext) {
     SC_REPORT_ERROR("efa", "RDMA work request without EfaWorkRequestExt");

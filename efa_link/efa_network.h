@@ -20,9 +20,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <tlm_utils/simple_target_socket.h>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_target_socket.h>
 
 #include "efa_link/efa_config.h"
 #include "efa_link/srd_engine.h"

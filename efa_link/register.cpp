@@ -5,10 +5,10 @@
 namespace wse::efa {
 
 void register_efa_link(sim::Registry& registry) {
-  registry.add_bench("efa", sim::Bench{
-                                "EFA RDMA link: bandwidth and latency vs message size, fairness of 1..64 flows, "
-                                "packet loss vs completion-time percentiles, 1 vs many paths around a congested path",
-                                run_efa_bench});
+  registry.add_bench(
+      "efa", sim::Bench{"EFA RDMA link: bandwidth and latency vs message size, fairness of 1..64 flows, "
+                        "packet loss vs completion-time percentiles, 1 vs many paths around a congested path",
+                        run_efa_bench});
 }
 
 }  // namespace wse::efa

@@ -51,13 +51,13 @@ void validate(const EfaNetworkConfig& c) {
         "efa.fabric.path_latency and path_latency_spread must be >= 0");
   for (const auto& g : c.fabric.congestion) {
     check(g.path < c.fabric.paths, "efa.fabric.congestion: path " + std::to_string(g.path) +
-                                       " does not exist (paths are 0.." +
-                                       std::to_string(c.fabric.paths - 1) + ")");
+                                       " does not exist (paths are 0.." + std::to_string(c.fabric.paths - 1) +
+                                       ")");
     check(g.load >= 0 && g.load < 1, "efa.fabric.congestion: load must be in [0, 1)");
   }
   for (const auto& f : c.fabric.faults) {
-    check(f.all_paths || f.path < c.fabric.paths, "efa.fabric.faults: path " + std::to_string(f.path) +
-                                                      " does not exist");
+    check(f.all_paths || f.path < c.fabric.paths,
+          "efa.fabric.faults: path " + std::to_string(f.path) + " does not exist");
     check(f.until.seconds >= f.from.seconds, "efa.fabric.faults: until must not be before from");
   }
   check(c.srd.retransmit_timeout.seconds > 0, "efa.srd.retransmit_timeout must be > 0");
@@ -98,14 +98,19 @@ SrdEngine::SrdEngine(const EfaNetworkConfig& config, EfaFaults faults, std::stri
   validate(faults_, config_);
   messages_done_ = &stats_.counter("messages_completed", "messages", "RDMA operations completed");
   messages_failed_ = &stats_.counter("messages_failed", "messages", "RDMA operations failed (retry budget)");
-  packets_sent_ = &stats_.counter("packets_sent", "packets", "SRD packets put on the wire, retransmissions included");
+  packets_sent_ =
+      &stats_.counter("packets_sent", "packets", "SRD packets put on the wire, retransmissions included");
   packets_lost_ = &stats_.counter("packets_lost", "packets", "SRD packets dropped in the network");
-  packets_retransmitted_ = &stats_.counter("packets_retransmitted", "packets", "SRD packets sent again after a timeout");
-  packets_rerouted_ = &stats_.counter("packets_rerouted", "packets",
-                                      "SRD packets sent over another path because the next one was down (efa_path_down)");
-  packets_duplicate_ = &stats_.counter("packets_duplicate", "packets", "SRD packets that arrived twice and were discarded");
+  packets_retransmitted_ =
+      &stats_.counter("packets_retransmitted", "packets", "SRD packets sent again after a timeout");
+  packets_rerouted_ =
+      &stats_.counter("packets_rerouted", "packets",
+                      "SRD packets sent over another path because the next one was down (efa_path_down)");
+  packets_duplicate_ =
+      &stats_.counter("packets_duplicate", "packets", "SRD packets that arrived twice and were discarded");
   bytes_placed_ = &stats_.counter("bytes_placed", "B", "payload bytes placed at their destination");
-  completion_latency_ = &stats_.distribution("completion_latency", "us", "post to completion of each RDMA operation");
+  completion_latency_ =
+      &stats_.distribution("completion_latency", "us", "post to completion of each RDMA operation");
 
   const std::uint32_t n = machines();
   for (std::uint32_t m = 0; m < n; ++m) {
@@ -123,7 +128,8 @@ SrdEngine::SrdEngine(const EfaNetworkConfig& config, EfaFaults faults, std::stri
       ad.dma_read = {0, ps_per_byte(ac.host_dma), &g.utilization("host_dma_read", "host memory -> NIC DMA")};
       ad.tx = {0, ps_per_byte(ac.line_rate), &g.utilization("tx", "NIC transmit port")};
       ad.rx = {0, ps_per_byte(ac.line_rate), &g.utilization("rx", "NIC receive port")};
-      ad.dma_write = {0, ps_per_byte(ac.host_dma), &g.utilization("host_dma_write", "NIC -> host memory DMA")};
+      ad.dma_write = {0, ps_per_byte(ac.host_dma),
+                      &g.utilization("host_dma_write", "NIC -> host memory DMA")};
       ad.cwnd_bytes = static_cast<double>(config_.srd.max_outstanding.bytes);
       adapters_.push_back(ad);
     }
@@ -172,8 +178,8 @@ std::uint64_t SrdEngine::dur_ps(const Server& s, std::uint64_t bytes) {
   return static_cast<std::uint64_t>(std::llround(ps));
 }
 
-SrdEngine::Train SrdEngine::pass(Server& s, Train in, std::uint64_t first_bytes,
-                                 std::uint64_t last_bytes, std::uint64_t total_bytes) {
+SrdEngine::Train SrdEngine::pass(Server& s, Train in, std::uint64_t first_bytes, std::uint64_t last_bytes,
+                                 std::uint64_t total_bytes) {
   const std::uint64_t start = std::max(in.head_ps, s.free_ps);
   const std::uint64_t busy = dur_ps(s, total_bytes);
   s.free_ps = start + busy;
@@ -271,9 +277,11 @@ void SrdEngine::trace_message(const Message& m, const Completion& c) {
   std::size_t lane = 0;
   while (lane < lanes.size() && lanes[lane].first > c.posted_ps) ++lane;
   if (lane == lanes.size())
-    lanes.emplace_back(0, trace_->track("EFA " + machine_name(m.wr.initiator), "RDMA lane " + std::to_string(lane)));
+    lanes.emplace_back(
+        0, trace_->track("EFA " + machine_name(m.wr.initiator), "RDMA lane " + std::to_string(lane)));
   lanes[lane].first = c.completed_ps;
-  const std::string name = std::string(m.wr.op == RdmaOp::Write ? "write " : "read ") + std::to_string(m.wr.bytes) + " B";
+  const std::string name =
+      std::string(m.wr.op == RdmaOp::Write ? "write " : "read ") + std::to_string(m.wr.bytes) + " B";
   trace_->slice(lanes[lane].second, name, static_cast<double>(c.posted_ps) * 1e-12,
                 static_cast<double>(c.completed_ps - c.posted_ps) * 1e-12,
                 {{"target", machine_name(m.wr.target)},
@@ -360,7 +368,8 @@ std::uint64_t SrdEngine::post(const WorkRequest& wr, std::uint64_t at_ps) {
                       (packets + config_.srd.bursts_per_message - 1) / config_.srd.bursts_per_message));
       f.unit_bytes = per_unit * mtu;
     }
-    f.units = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (p.bytes + f.unit_bytes - 1) / f.unit_bytes));
+    f.units =
+        static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (p.bytes + f.unit_bytes - 1) / f.unit_bytes));
     f.tries.assign(f.units, 0);
     f.state.assign(f.units, 0);
     flows_.push_back(std::move(f));
@@ -669,7 +678,8 @@ void SrdEngine::rx_arrive(std::uint32_t ti) {
   }
   // The acknowledgement returns over the reverse direction of the same path; it is a
   // header-sized packet, so only latency is modelled for it.
-  const std::uint64_t ack_ps = placed_ps + paths_[tx.path].latency_ps + to_ps(adapters_[f.src].cfg->nic_latency);
+  const std::uint64_t ack_ps =
+      placed_ps + paths_[tx.path].latency_ps + to_ps(adapters_[f.src].cfg->nic_latency);
   schedule(ack_ps, Ev::Ack, ti);
 }
 
@@ -707,13 +717,15 @@ std::uint64_t SrdEngine::burst_slack_ps(const Adapter& a, const UnitShape& s) co
 std::uint64_t SrdEngine::retransmit_timeout_ps(const Adapter& a, std::uint8_t attempt) const {
   if (!config_.srd.adaptive_timeout) return timeout_ps_;
   const std::uint64_t rto =
-      a.srtt_ps == 0 ? timeout_ps_ : std::max(timeout_ps_, static_cast<std::uint64_t>(a.srtt_ps + 4 * a.rttvar_ps));
+      a.srtt_ps == 0 ? timeout_ps_
+                     : std::max(timeout_ps_, static_cast<std::uint64_t>(a.srtt_ps + 4 * a.rttvar_ps));
   // Exponential backoff (RFC 6298, 5.5, per unit): the k-th transmission of a unit waits
   // 2^(k-1) timeouts, at most kMaxBackoff. The round-trip estimate learns only from first
   // transmissions (Karn), so under a queue that outgrew it every copy would time out
   // again after the same stale timeout; doubling lets a copy outwait the queue, while a
   // path that stays down still uses up the retry budget within a bounded time.
-  const std::uint64_t backoff = std::uint64_t{1} << std::min<unsigned>(attempt > 0 ? attempt - 1 : 0, kMaxBackoffShift);
+  const std::uint64_t backoff = std::uint64_t{1}
+                                << std::min<unsigned>(attempt > 0 ? attempt - 1 : 0, kMaxBackoffShift);
   return rto * backoff;
 }
 
@@ -743,7 +755,8 @@ void SrdEngine::adjust_window(Adapter& a, const Transmission& tx, std::uint64_t 
   }
   if (tx.queued_ps > congestion_delay_ps_) {
     if (now_ps_ >= a.last_decrease_ps + rtt) {
-      const double over = static_cast<double>(tx.queued_ps - congestion_delay_ps_) / static_cast<double>(tx.queued_ps);
+      const double over =
+          static_cast<double>(tx.queued_ps - congestion_delay_ps_) / static_cast<double>(tx.queued_ps);
       a.cwnd_bytes = std::max(mtu_wire, a.cwnd_bytes * std::max(0.5, 1.0 - 0.8 * over));
       a.last_decrease_ps = now_ps_;
     }
@@ -763,8 +776,8 @@ void SrdEngine::timer(std::uint32_t ti) {
   if (!settled && config_.srd.adaptive_timeout) {
     // The round-trip estimate may have grown since the timer was set (queues building):
     // wait until the packet is late by the current estimate.
-    const std::uint64_t deadline =
-        tx.sent_ps + retransmit_timeout_ps(adapters_[src], tx.attempt) + burst_slack_ps(adapters_[src], shape(f, unit));
+    const std::uint64_t deadline = tx.sent_ps + retransmit_timeout_ps(adapters_[src], tx.attempt) +
+                                   burst_slack_ps(adapters_[src], shape(f, unit));
     if (deadline > now_ps_) {
       schedule(deadline, Ev::Timer, ti);
       return;
@@ -798,9 +811,10 @@ void SrdEngine::fail_flow(std::uint32_t fi, std::uint32_t unit) {
     const std::uint64_t off = f.offset + static_cast<std::uint64_t>(unit) * f.unit_bytes;
     std::ostringstream e;
     e << describe(msg) << " failed at " << fmt_time(now_ps_) << ": bytes " << off << ".." << off + s.payload
-      << " were sent " << static_cast<int>(f.tries[unit]) << " times without acknowledgement (efa.srd.retry_budget = "
-      << config_.srd.retry_budget << " retransmissions, efa.srd.retransmit_timeout = "
-      << fmt_time(timeout_ps_) << (config_.srd.adaptive_timeout ? " or the measured round trip" : "")
+      << " were sent " << static_cast<int>(f.tries[unit])
+      << " times without acknowledgement (efa.srd.retry_budget = " << config_.srd.retry_budget
+      << " retransmissions, efa.srd.retransmit_timeout = " << fmt_time(timeout_ps_)
+      << (config_.srd.adaptive_timeout ? " or the measured round trip" : "")
       << "); the network path stayed down or lossy";
     msg.error = e.str();
   }
@@ -866,20 +880,34 @@ void SrdEngine::dispatch(const Event& e) {
         // streams the data back.
         const std::uint32_t ia = msg.wr.initiator_adapter == kAllAdapters ? 0 : msg.wr.initiator_adapter;
         const std::uint32_t ta = msg.wr.target_adapter == kAllAdapters ? 0 : msg.wr.target_adapter;
-        const std::uint64_t t = now_ps_ + to_ps(adapters_[adapter_index(msg.wr.initiator, ia)].cfg->nic_latency) +
-                                paths_[0].latency_ps +
-                                to_ps(adapters_[adapter_index(msg.wr.target, ta)].cfg->nic_latency);
+        const std::uint64_t t =
+            now_ps_ + to_ps(adapters_[adapter_index(msg.wr.initiator, ia)].cfg->nic_latency) +
+            paths_[0].latency_ps + to_ps(adapters_[adapter_index(msg.wr.target, ta)].cfg->nic_latency);
         schedule(t, Ev::ReadRequest, e.idx);
       }
       break;
     }
-    case Ev::ReadRequest: activate_message(e.idx, now_ps_); break;
-    case Ev::Pick: pick(e.idx); break;
-    case Ev::PathArrive: path_arrive(e.idx); break;
-    case Ev::RxArrive: rx_arrive(e.idx); break;
-    case Ev::Ack: ack(e.idx); break;
-    case Ev::Timer: timer(e.idx); break;
-    case Ev::FlowInPlace: flow_in_place(e.idx); break;
+    case Ev::ReadRequest:
+      activate_message(e.idx, now_ps_);
+      break;
+    case Ev::Pick:
+      pick(e.idx);
+      break;
+    case Ev::PathArrive:
+      path_arrive(e.idx);
+      break;
+    case Ev::RxArrive:
+      rx_arrive(e.idx);
+      break;
+    case Ev::Ack:
+      ack(e.idx);
+      break;
+    case Ev::Timer:
+      timer(e.idx);
+      break;
+    case Ev::FlowInPlace:
+      flow_in_place(e.idx);
+      break;
   }
 }
 

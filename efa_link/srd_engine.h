@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "efa_link/efa_config.h"
-#include "systemc_models/stats/stats.h"
 #include "systemc_models/sim/event_heap.h"
+#include "systemc_models/stats/stats.h"
 #include "systemc_models/trace/trace.h"
 
 namespace wse::efa {
@@ -63,11 +63,11 @@ struct Completion {
   std::uint64_t message = 0;
   std::uint64_t tag = 0;
   bool ok = true;
-  std::string error;           // set when !ok
+  std::string error;  // set when !ok
   std::uint64_t posted_ps = 0;
-  std::uint64_t in_place_ps = 0;    // every byte at its destination
-  std::uint64_t completed_ps = 0;   // the initiator sees the completion
-  std::uint64_t packets_sent = 0;   // including retransmissions
+  std::uint64_t in_place_ps = 0;   // every byte at its destination
+  std::uint64_t completed_ps = 0;  // the initiator sees the completion
+  std::uint64_t packets_sent = 0;  // including retransmissions
   std::uint64_t packets_retransmitted = 0;
 };
 
@@ -139,7 +139,7 @@ class SrdEngine {
     std::deque<std::uint32_t> active;  // flows with never-sent units, served round robin
     std::deque<std::pair<std::uint32_t, std::uint32_t>> retransmit;  // (flow, unit)
     std::uint64_t outstanding_bytes = 0;
-    double cwnd_bytes = 0;  // congestion window (<= max_outstanding)
+    double cwnd_bytes = 0;              // congestion window (<= max_outstanding)
     double srtt_ps = 0, rttvar_ps = 0;  // smoothed round trip and its mean deviation
     std::uint64_t last_decrease_ps = 0;
     bool pick_scheduled = false;
@@ -177,8 +177,8 @@ class SrdEngine {
     bool counted = false;  // still counted in the source adapter's outstanding bytes
     std::uint16_t path = 0;
     std::uint64_t tail_ps = 0;
-    std::uint64_t sent_ps = 0;    // left the sending NIC
-    std::uint64_t queued_ps = 0;  // waited in path and receive-port queues
+    std::uint64_t sent_ps = 0;            // left the sending NIC
+    std::uint64_t queued_ps = 0;          // waited in path and receive-port queues
     std::uint32_t timer_slot = kNoTimer;  // position of its pending timer in timers_
   };
   static constexpr std::uint32_t kNoTimer = 0xffffffffU;
@@ -255,7 +255,7 @@ class SrdEngine {
   // the timer. Only the timers of trains still unacknowledged stay in the heap, not one
   // per train sent within the last timeout.
   sim::EventHeap<Event> events_;  // (time, sequence) order
-  std::vector<Event> timers_;  // binary min-heap by (time, sequence); Event::idx = transmission
+  std::vector<Event> timers_;     // binary min-heap by (time, sequence); Event::idx = transmission
   void timer_push(const Event& e);
   void timer_remove(std::uint32_t slot);
   void timer_place(std::uint32_t slot, const Event& e);
@@ -275,7 +275,8 @@ class SrdEngine {
   bool has_outages_ = false;
   std::mt19937_64 rng_;
   trace::Writer* trace_ = nullptr;
-  std::vector<std::vector<std::pair<std::uint64_t, trace::TrackId>>> trace_lanes_;  // per machine: (busy until, track)
+  std::vector<std::vector<std::pair<std::uint64_t, trace::TrackId>>>
+      trace_lanes_;  // per machine: (busy until, track)
   CompletionFn on_completion_;
   PlaceFn on_place_;
 

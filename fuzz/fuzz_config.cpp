@@ -56,15 +56,14 @@ void read_everything(config::Section& s, const config::Node& node) {
     }
     const config::Param p{.doc = "fuzzed", .def = "1"};
     tolerate_config_error([&] { (void)s.size(key, {.doc = "size", .def = "1 B", .min = 0}); });
-    tolerate_config_error([&] { (void)s.bandwidth(key, {.doc = "bw", .def = "1 B/s", .min = 0, .min_exclusive = true}); });
+    tolerate_config_error(
+        [&] { (void)s.bandwidth(key, {.doc = "bw", .def = "1 B/s", .min = 0, .min_exclusive = true}); });
     tolerate_config_error([&] { (void)s.frequency(key, {.doc = "f", .def = "1 Hz", .max = 1e12}); });
     tolerate_config_error([&] { (void)s.duration(key, {.doc = "t", .def = "1 ns"}, wse::Frequency{1e9}); });
     tolerate_config_error([&] { (void)s.integer(key, {.doc = "i", .def = "1", .min = -1e6, .max = 1e18}); });
     tolerate_config_error([&] { (void)s.number(key, {.doc = "x", .def = "1.5", .min = 0}); });
     tolerate_config_error([&] { (void)s.boolean(key, {.doc = "b", .def = "false"}); });
-    tolerate_config_error([&] {
-      (void)s.enumeration<int>(key, p, {{"one", 1}, {"two", 2}, {"three", 3}});
-    });
+    tolerate_config_error([&] { (void)s.enumeration<int>(key, p, {{"one", 1}, {"two", 2}, {"three", 3}}); });
     tolerate_config_error([&] { (void)s.path(key, {.doc = "path", .def = "file.txt"}); });
     tolerate_config_error([&] { (void)s.string(key, p); });
   }

@@ -61,16 +61,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     for (const auto& p : s.efa.path_down) {
       check_window(p.from.seconds, p.until.seconds, "efa_path_down");
-      if (!p.all_paths && p.path >= efa.fabric.paths) finding("efa_path_down on path " + std::to_string(p.path));
+      if (!p.all_paths && p.path >= efa.fabric.paths)
+        finding("efa_path_down on path " + std::to_string(p.path));
     }
     for (const auto& b : s.efa.loss_bursts) {
       check_window(b.from.seconds, b.until.seconds, "efa_loss_burst");
-      if (!(b.probability >= 0 && b.probability <= 1)) finding("loss probability " + std::to_string(b.probability));
-      if (b.path != b.kAny && b.path >= efa.fabric.paths) finding("loss burst on path " + std::to_string(b.path));
+      if (!(b.probability >= 0 && b.probability <= 1))
+        finding("loss probability " + std::to_string(b.probability));
+      if (b.path != b.kAny && b.path >= efa.fabric.paths)
+        finding("loss burst on path " + std::to_string(b.path));
       if (b.machine != b.kAny) {
-        if (b.machine >= efa.senders + efa.receivers) finding("loss burst on machine " + std::to_string(b.machine));
+        if (b.machine >= efa.senders + efa.receivers)
+          finding("loss burst on machine " + std::to_string(b.machine));
         const std::uint32_t adapters = b.machine < efa.senders ? efa.sender.adapters : efa.receiver.adapters;
-        if (b.adapter != b.kAny && b.adapter >= adapters) finding("loss burst on adapter " + std::to_string(b.adapter));
+        if (b.adapter != b.kAny && b.adapter >= adapters)
+          finding("loss burst on adapter " + std::to_string(b.adapter));
       } else if (b.adapter != b.kAny) {
         finding("loss burst on an adapter of no machine");
       }
@@ -82,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (o.end_s >= 0) check_window(o.start_s, o.end_s, "decode_system_down");
       for (std::size_t j = 0; j < i; ++j) {
         const auto& p = s.decode_down[j];
-        if (p.system == o.system && (p.end_s < 0 || o.start_s < p.end_s) && (o.end_s < 0 || p.start_s < o.end_s))
+        if (p.system == o.system && (p.end_s < 0 || o.start_s < p.end_s) &&
+            (o.end_s < 0 || p.start_s < o.end_s))
           finding("two overlapping outages of decode system " + std::to_string(o.system));
       }
     }

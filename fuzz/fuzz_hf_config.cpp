@@ -46,7 +46,8 @@ void use_model(const wl::TransformerModel& m) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   wse::fuzz::write_scratch("config.json", text);
-  const auto main_file = wse::fuzz::write_scratch("model.yaml", "model:\n  include: config.json\n  name: fuzzed\n");
+  const auto main_file =
+      wse::fuzz::write_scratch("model.yaml", "model:\n  include: config.json\n  name: fuzzed\n");
   try {
     config::Document doc = config::load(main_file);
     config::Section root = doc.root();

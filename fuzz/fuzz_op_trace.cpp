@@ -39,8 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const wl::Operator& op = t.graph.ops[i++];
       sum += static_cast<double>(op.flops);
       if (op.kind != wl::OpKind::gemm || nlohmann::json::parse(line).contains("flops")) continue;
-      const double exact = 2.0 * static_cast<double>(op.m) * static_cast<double>(op.k) * static_cast<double>(op.n) *
-                           static_cast<double>(op.count);
+      const double exact = 2.0 * static_cast<double>(op.m) * static_cast<double>(op.k) *
+                           static_cast<double>(op.n) * static_cast<double>(op.count);
       if (std::fabs(static_cast<double>(op.flops) - exact) > 1e-9 * exact)
         finding("gemm FLOPs " + std::to_string(op.flops) + " are not 2 x m x k x n x count");
     }

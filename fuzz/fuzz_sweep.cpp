@@ -20,7 +20,8 @@ using wse::fuzz::unexpected;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const auto base = wse::fuzz::write_scratch("base.yaml", "a: 1\nb: {c: 2}\n");
-  const auto file = wse::fuzz::write_scratch("sweep.yaml", std::string(reinterpret_cast<const char*>(data), size));
+  const auto file =
+      wse::fuzz::write_scratch("sweep.yaml", std::string(reinterpret_cast<const char*>(data), size));
   try {
     const std::vector<std::vector<std::string>> points = wse::app::sweep_points(file);
     if (points.empty() || points.size() > 100000) finding(std::to_string(points.size()) + " points");
@@ -42,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
     }
   } catch (const wse::app::InputFileError& e) {
-    if (std::string(e.what()).find(file.string()) == std::string::npos && std::string(e.what()).find("sweep file '") != 0)
+    if (std::string(e.what()).find(file.string()) == std::string::npos &&
+        std::string(e.what()).find("sweep file '") != 0)
       finding(std::string("a sweep file error that does not name the file: ") + e.what());
   } catch (const std::exception& e) {
     unexpected(e);

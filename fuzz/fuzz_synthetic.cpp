@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const wl::TraceOptions o = wl::read_trace_options(tr);
     doc.finish();
     if (o.format != wl::TraceFormat::synthetic) return 0;  // files: the trace targets
-    if (o.synthetic.requests > 20000) return 0;            // the memory budget's business, not the generator's
+    if (o.synthetic.requests > 20000) return 0;  // the memory budget's business, not the generator's
     const auto requests = wl::read_trace(o);
     double last = 0.0;
     for (std::size_t i = 0; i < requests.size(); ++i) {

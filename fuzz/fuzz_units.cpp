@@ -44,19 +44,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   expect_unit_error_or_value(text, [](std::string_view t) {
     const wse::Bandwidth v = wse::parse_bandwidth(t);
     check_finite(v.bytes_per_s, "bandwidth", t);
-    if (wse::parse_bandwidth(wse::to_string(v)) != v) finding("bandwidth does not round-trip: " + std::string(t));
+    if (wse::parse_bandwidth(wse::to_string(v)) != v)
+      finding("bandwidth does not round-trip: " + std::string(t));
     (void)wse::pretty(v);
   });
   expect_unit_error_or_value(text, [](std::string_view t) {
     const wse::Frequency v = wse::parse_frequency(t);
     check_finite(v.hz, "frequency", t);
-    if (wse::parse_frequency(wse::to_string(v)) != v) finding("frequency does not round-trip: " + std::string(t));
+    if (wse::parse_frequency(wse::to_string(v)) != v)
+      finding("frequency does not round-trip: " + std::string(t));
     (void)wse::pretty(v);
   });
   expect_unit_error_or_value(text, [](std::string_view t) {
     const wse::Duration v = wse::parse_duration(t);
     check_finite(v.seconds, "time", t);
-    if (v.seconds > wse::kMaxSimulatedSeconds) finding("time beyond the longest simulated time: " + std::string(t));
+    if (v.seconds > wse::kMaxSimulatedSeconds)
+      finding("time beyond the longest simulated time: " + std::string(t));
     if (wse::parse_duration(wse::to_string(v)) != v) finding("time does not round-trip: " + std::string(t));
     (void)wse::pretty(v);
   });
@@ -64,7 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // "N cycles" with a clock in scope (the wafer's 1.1 GHz).
     const wse::Duration v = wse::parse_duration(t, wse::Frequency{1.1e9});
     check_finite(v.seconds, "time", t);
-    if (v.seconds > wse::kMaxSimulatedSeconds) finding("time beyond the longest simulated time: " + std::string(t));
+    if (v.seconds > wse::kMaxSimulatedSeconds)
+      finding("time beyond the longest simulated time: " + std::string(t));
     (void)v.cycles(wse::Frequency{1.1e9});
   });
   return 0;

@@ -70,9 +70,12 @@ PeConfig read_pe_config(config::Section& s) {
       read_u32(s, "simd_fp32_add", {.doc = "fp32 adds per cycle (@fadds)", .def = "2", .min = 1, .max = 64});
   c.simd_fp16_add =
       read_u32(s, "simd_fp16_add", {.doc = "fp16 adds per cycle (@faddh)", .def = "4", .min = 1, .max = 64});
-  c.simd_fp32_fmac = read_u32(
-      s, "simd_fp32_fmac",
-      {.doc = "fp32 multiply-adds per cycle (@fmacs; exp, rsqrt and rescaling passes)", .def = "2", .min = 1, .max = 64});
+  c.simd_fp32_fmac =
+      read_u32(s, "simd_fp32_fmac",
+               {.doc = "fp32 multiply-adds per cycle (@fmacs; exp, rsqrt and rescaling passes)",
+                .def = "2",
+                .min = 1,
+                .max = 64});
   c.exp_fmacs_per_element =
       read_u32(s, "exp_fmacs_per_element",
                {.doc = "fp32 FMAC passes of exp(x) (range reduction, polynomial, exponent insert)",
@@ -82,9 +85,9 @@ PeConfig read_pe_config(config::Section& s) {
   c.rsqrt_fmacs_per_element = read_u32(
       s, "rsqrt_fmacs_per_element",
       {.doc = "fp32 FMAC passes of 1/sqrt(x) (seed and Newton steps)", .def = "7", .min = 1, .max = 64});
-  c.reciprocal_fmacs_per_element = read_u32(
-      s, "reciprocal_fmacs_per_element",
-      {.doc = "fp32 FMAC passes of 1/x (seed and Newton steps)", .def = "5", .min = 1, .max = 64});
+  c.reciprocal_fmacs_per_element =
+      read_u32(s, "reciprocal_fmacs_per_element",
+               {.doc = "fp32 FMAC passes of 1/x (seed and Newton steps)", .def = "5", .min = 1, .max = 64});
   return c;
 }
 

@@ -8,8 +8,8 @@
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/units/units.h"
-#include "wse_mesh/kernels/kernel_cache.h"
 #include "wse_mesh/fabric/fabric.h"
+#include "wse_mesh/kernels/kernel_cache.h"
 #include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {

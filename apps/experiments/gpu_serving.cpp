@@ -127,8 +127,9 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
                      "the HBM of a tensor-parallel group of GPUs after the weights",
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
-  auto experiment = std::make_unique<GpuServing>(model, std::move(in.requests), cfg, std::move(faults), instances,
-                                                 g.groups, g.gpu, g.node, g.pass, g.span, info.trace);
+  auto experiment =
+      std::make_unique<GpuServing>(model, std::move(in.requests), cfg, std::move(faults), instances, g.groups,
+                                   g.gpu, g.node, g.pass, g.span, info.trace);
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;

@@ -28,7 +28,8 @@ RequestStateEstimate request_state_estimate(const workloads::TraceOptions& opt) 
                          : t.distribution == workloads::LengthDistribution::uniform ? t.max
                          : t.max > 0                                                ? t.max
                                                                                     : 4 * t.mean;
-    const std::uint64_t sessions = opt.limit > 0 ? std::min(opt.limit, opt.sessions.sessions) : opt.sessions.sessions;
+    const std::uint64_t sessions =
+        opt.limit > 0 ? std::min(opt.limit, opt.sessions.sessions) : opt.sessions.sessions;
     e.requests = sim::mul_sat(sessions, static_cast<std::uint64_t>(std::ceil(turns)));
     e.key = "sessions";
   } else if (opt.format == workloads::TraceFormat::sessions_jsonl) {
@@ -83,28 +84,35 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
                        (topt.format == workloads::TraceFormat::mooncake_jsonl
                             ? " and their hash ids (at most one per 2 bytes of the file)"
                             : ""),
-                   topt.format == workloads::TraceFormat::synthetic            ? "generate fewer (workload.trace.requests)"
-                   : topt.format == workloads::TraceFormat::synthetic_sessions ? "generate fewer (workload.trace.sessions)"
-                                                                               : "select fewer (workload.trace.limit)");
+                   topt.format == workloads::TraceFormat::synthetic
+                       ? "generate fewer (workload.trace.requests)"
+                   : topt.format == workloads::TraceFormat::synthetic_sessions
+                       ? "generate fewer (workload.trace.sessions)"
+                       : "select fewer (workload.trace.limit)");
   }
   in.requests = workloads::read_trace(topt);
   if (topt.format == workloads::TraceFormat::synthetic_sessions && topt.max_context_tokens > 0) {
     for (const auto& r : in.requests) {
-      const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
+      const std::uint64_t tokens =
+          std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
       if (tokens > topt.max_context_tokens) {
-        tr.fail("turns", "turn " + std::to_string(r.turn) + " of generated session " + std::to_string(r.session) +
-                             " needs " + std::to_string(tokens) +
-                             " tokens of context (the shared prefix, every earlier turn, its prompt and output), "
-                             "more than the model's context window, " + topt.max_context_what +
-                             "; lower turns, shared_prefix, prompt_tokens or output_tokens (their max)");
+        tr.fail("turns",
+                "turn " + std::to_string(r.turn) + " of generated session " + std::to_string(r.session) +
+                    " needs " + std::to_string(tokens) +
+                    " tokens of context (the shared prefix, every earlier turn, its prompt and output), "
+                    "more than the model's context window, " +
+                    topt.max_context_what +
+                    "; lower turns, shared_prefix, prompt_tokens or output_tokens (their max)");
       }
     }
   }
   if (topt.format == workloads::TraceFormat::synthetic && topt.max_context_tokens > 0) {
     for (const auto& r : in.requests) {
-      const std::uint64_t tokens = std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
+      const std::uint64_t tokens =
+          std::uint64_t{r.input_tokens} + std::max<std::uint32_t>(1, r.output_tokens);
       if (tokens > topt.max_context_tokens) {
-        tr.fail("input_tokens", "generated request " + std::to_string(r.id) + " needs " + std::to_string(tokens) +
+        tr.fail("input_tokens", "generated request " + std::to_string(r.id) + " needs " +
+                                    std::to_string(tokens) +
                                     " tokens of context, more than the model's context window, " +
                                     topt.max_context_what + "; lower input_tokens.max and output_tokens.max");
       }
@@ -115,8 +123,10 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
 }
 
 nlohmann::json model_summary(const workloads::TransformerModel& model) {
-  const double bits = std::min(workloads::bits_per_value(model.linear_dtype), workloads::bits_per_value(model.expert_dtype));
-  const double token_weight_bytes = static_cast<double>(model.layer_linear_flops_per_token()) / 2.0 * bits / 8.0;
+  const double bits =
+      std::min(workloads::bits_per_value(model.linear_dtype), workloads::bits_per_value(model.expert_dtype));
+  const double token_weight_bytes =
+      static_cast<double>(model.layer_linear_flops_per_token()) / 2.0 * bits / 8.0;
   return {{"name", model.name},
           {"weight_bytes", model.weight_bytes()},
           {"kv_bytes_per_token", model.kv_bytes_per_token()},

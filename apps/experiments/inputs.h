@@ -34,7 +34,7 @@ ModelAndTrace read_model_and_trace(config::Section& root, config::Section* trace
 // characters each).
 inline constexpr std::uint64_t kRequestsCsvColumns = 26;  // requests_csv (docs/results.md)
 inline constexpr std::uint64_t kServingCounterBytes = 2 * 4 + 5 * 8 + 2;
-inline constexpr std::uint64_t kCsvCellBytes = 21;        // 20 digits of a 64-bit count and a comma
+inline constexpr std::uint64_t kCsvCellBytes = 21;  // 20 digits of a 64-bit count and a comma
 std::uint64_t request_state_bytes();
 
 // The most requests `opt` can select (synthetic: its count; a file: its limit, else the

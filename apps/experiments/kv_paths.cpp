@@ -5,8 +5,8 @@
 
 namespace wse::experiments {
 
-SharedLinkKvPath::SharedLinkKvPath(const sc_core::sc_module_name& name, const tlm_blocks::SharedResourceConfig& link,
-                                   trace::Writer* trace)
+SharedLinkKvPath::SharedLinkKvPath(const sc_core::sc_module_name& name,
+                                   const tlm_blocks::SharedResourceConfig& link, trace::Writer* trace)
     : sc_module(name), link_("link", link, trace) {}
 
 void SharedLinkKvPath::transfer(unsigned prefill_instance, unsigned /*decode_system*/, std::uint64_t bytes) {

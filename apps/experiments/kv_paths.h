@@ -9,9 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include <tlm_utils/simple_initiator_socket.h>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
 
 #include "efa_link/efa_network.h"
 #include "systemc_models/tlm/shared_resource.h"

@@ -39,12 +39,11 @@ class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
         receivers_(receivers),
         records_(requests_.size()),
         stats_(std::string(basename())),
-        transfer_time_(stats_.distribution("transfer_time", "s",
-                                           "from arrival to the last byte in place, per request")),
+        transfer_time_(
+            stats_.distribution("transfer_time", "s", "from arrival to the last byte in place, per request")),
         bytes_(stats_.counter("bytes", "B", "KV cache bytes sent")) {
     for (unsigned s = 0; s < senders; ++s) {
-      sc_core::sc_spawn([this, s, senders] { sender(s, senders); },
-                        sc_core::sc_gen_unique_name("sender"));
+      sc_core::sc_spawn([this, s, senders] { sender(s, senders); }, sc_core::sc_gen_unique_name("sender"));
     }
   }
 
@@ -116,14 +115,19 @@ class KvTransfer final : public sim::Experiment {
     }
     s["model"] = model_summary(model_);
     s["requests"] = {{"completed", recs.size()}};
-    s["kv_transfer"] = {
-        {"bytes", system_->total_bytes()},
-        {"time_s", {{"mean", t.mean()}, {"p50", t.percentile(50)}, {"p90", t.percentile(90)},
-                    {"p99", t.percentile(99)}, {"max", t.max()}}},
-        // Per request: its KV bytes over its transfer time (queueing included).
-        {"request_bandwidth_bytes_per_s", {{"p50", bw.percentile(50)}, {"p90", bw.percentile(90)}, {"max", bw.max()}}},
-        // All KV bytes over the simulated time: the load the trace offers the path.
-        {"offered_load_bytes_per_s", end_s_ > 0 ? static_cast<double>(system_->total_bytes()) / end_s_ : 0.0}};
+    s["kv_transfer"] = {{"bytes", system_->total_bytes()},
+                        {"time_s",
+                         {{"mean", t.mean()},
+                          {"p50", t.percentile(50)},
+                          {"p90", t.percentile(90)},
+                          {"p99", t.percentile(99)},
+                          {"max", t.max()}}},
+                        // Per request: its KV bytes over its transfer time (queueing included).
+                        {"request_bandwidth_bytes_per_s",
+                         {{"p50", bw.percentile(50)}, {"p90", bw.percentile(90)}, {"max", bw.max()}}},
+                        // All KV bytes over the simulated time: the load the trace offers the path.
+                        {"offered_load_bytes_per_s",
+                         end_s_ > 0 ? static_cast<double>(system_->total_bytes()) / end_s_ : 0.0}};
   }
 
   std::map<std::string, std::string> extra_files() const override {
@@ -161,7 +165,8 @@ void check_transfers_fit(const config::Section& link_s, const tlm_blocks::Shared
     }
   }
   const tlm_blocks::TransferTiming timing(link, "kv_transfer.link");
-  const double seconds = link.latency.seconds + static_cast<double>(largest) / timing.peak_bandwidth().bytes_per_s;
+  const double seconds =
+      link.latency.seconds + static_cast<double>(largest) / timing.peak_bandwidth().bytes_per_s;
   if (seconds <= kMaxSimulatedSeconds) return;
   std::ostringstream m;
   m << "the KV cache of request " << id << " (" << largest << " B) takes " << seconds << " s over this link ("
@@ -178,8 +183,9 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
   // A later turn of a session arrives after its previous turn's answer, which only a
   // serving run produces.
   if (!in.requests.empty() && in.requests.front().in_session()) {
-    tr.fail("format", "sessions arrive closed loop (a turn after its previous turn's answer), which needs a "
-                      "serving run; mode kv_transfer takes a request trace (azure_csv, mooncake_jsonl or synthetic)");
+    tr.fail("format",
+            "sessions arrive closed loop (a turn after its previous turn's answer), which needs a "
+            "serving run; mode kv_transfer takes a request trace (azure_csv, mooncake_jsonl or synthetic)");
   }
   config::Section kv = root.section("kv_transfer", "how the KV caches travel");
   enum class Network { link, efa };
@@ -190,8 +196,8 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
   unsigned senders = 1;
   unsigned receivers = 1;
   if (net == Network::link) {
-    senders = static_cast<unsigned>(
-        kv.integer("senders", {.doc = "prefill machines sending KV caches", .def = "1", .min = 1, .max = 4096}));
+    senders = static_cast<unsigned>(kv.integer(
+        "senders", {.doc = "prefill machines sending KV caches", .def = "1", .min = 1, .max = 4096}));
     config::Section link_s = kv.section("link", "the shared link (bandwidth, latency, arbitration)");
     const tlm_blocks::SharedResourceConfig link = tlm_blocks::read_shared_resource_config(link_s, senders);
     if (link.initiators != senders) {

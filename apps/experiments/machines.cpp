@@ -32,27 +32,31 @@ TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workload
     : runner_(runner),
       decode_split_(decode_split),
       model_(model),
-      tensor_(group.utilization("tensor_engine", "tensor engines busy (array fraction weighted), mean over cores")),
+      tensor_(group.utilization("tensor_engine",
+                                "tensor engines busy (array fraction weighted), mean over cores")),
       vector_(group.utilization("vector_engine", "vector engines busy, mean over cores")),
-      dma_(group.utilization("sbuf_dma", "DMA queues moving data between HBM and SBUF busy, mean over a core's queues "
-                                         "(SBUF is modelled as capacity; its traffic is these queues)")),
+      dma_(group.utilization("sbuf_dma",
+                             "DMA queues moving data between HBM and SBUF busy, mean over a core's queues "
+                             "(SBUF is modelled as capacity; its traffic is these queues)")),
       hbm_(group.utilization("hbm", "HBM data bus busy, per chip")),
       link_(group.utilization("neuronlink", "NeuronLink links busy, mean over links")),
-      runtime_(group.utilization("runtime", "runtime work of the passes: launch barrier, logits all-gather, "
-                                            "on-device sampling, host overhead not hidden")),
+      runtime_(group.utilization("runtime",
+                                 "runtime work of the passes: launch barrier, logits all-gather, "
+                                 "on-device sampling, host overhead not hidden")),
       chip_runs_(group.counter("chip_simulations", "runs",
                                "chip programs simulated for this machine's batches (the rest reused)")) {
   for (neuron::CollectiveAlgorithm a : neuron::kCollectiveAlgorithms) {
-    algorithms_.push_back(&group.utilization(
-        "collective_" + std::string(neuron::to_string(a)),
-        "inter-chip collectives run with the " + std::string(neuron::to_string(a)) +
-            " algorithm (chosen per message size): share of the time"));
+    algorithms_.push_back(&group.utilization("collective_" + std::string(neuron::to_string(a)),
+                                             "inter-chip collectives run with the " +
+                                                 std::string(neuron::to_string(a)) +
+                                                 " algorithm (chosen per message size): share of the time"));
   }
 }
 
 serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
   const auto [tokens, offsets] = chunk_lists(batch);
-  const neuron::PrefillResult r = runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
+  const neuron::PrefillResult r =
+      runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
   account(r);
   prefill_floor_.floor += r.floor;
   ++prefill_floor_.passes;
@@ -98,7 +102,8 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   hbm_.add_busy(r.hbm_utilization() * r.seconds());
   link_.add_busy(r.link_utilization() * r.seconds());
   runtime_.add_busy(r.busy.runtime_ps * 1e-12);
-  for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(r.busy.algorithm_ps[i] * 1e-12);
+  for (std::size_t i = 0; i < algorithms_.size(); ++i)
+    algorithms_[i]->add_busy(r.busy.algorithm_ps[i] * 1e-12);
   chip_runs_.add(r.busy.chip_runs);
   activity_.flops += static_cast<double>(r.busy.flops);
   activity_.memory_bytes += r.busy.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips;
@@ -116,7 +121,8 @@ void TrainiumMachine::account(const neuron::PipelineResult& r) {
   hbm_.add_busy(b.hbm_ps * 1e-12 / groups);
   link_.add_busy(r.group_links == 0 ? 0.0 : b.link_ps * 1e-12 / r.group_links / groups);
   runtime_.add_busy(b.runtime_ps * 1e-12 / groups);
-  for (std::size_t i = 0; i < algorithms_.size(); ++i) algorithms_[i]->add_busy(b.algorithm_ps[i] * 1e-12 / groups);
+  for (std::size_t i = 0; i < algorithms_.size(); ++i)
+    algorithms_[i]->add_busy(b.algorithm_ps[i] * 1e-12 / groups);
   chip_runs_.add(b.chip_runs);
   activity_.flops += static_cast<double>(b.flops);
   activity_.memory_bytes += b.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips_per_stage;
@@ -131,7 +137,8 @@ WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)
     : decoder_(decoder),
       pe_(group.utilization("pe_compute", "PE compute engines busy, mean over the wafers' PEs")),
       sram_(group.utilization("sram_ports", "PE SRAM read and write ports busy, mean over the wafers' PEs")),
-      fabric_(group.utilization("fabric_links", "router-to-router link directions busy, mean over the wafers")),
+      fabric_(
+          group.utilization("fabric_links", "router-to-router link directions busy, mean over the wafers")),
       link_(group.utilization("pipeline_link", "activation links between the wafers of the pipeline busy")),
       weight_bytes_(group.counter("weight_bytes_read", "B", "weight bytes read from PE SRAM")),
       kv_bytes_(group.counter("kv_bytes_read", "B", "KV-cache bytes read from PE SRAM")) {}

@@ -29,8 +29,8 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
  public:
   // `decode_split`, when given, runs the decode steps (a split of the instance's chips of
   // its own, trainium_decode:); else the runner does, as the prefill batches.
-  TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model, stats::Group& group,
-                  neuron::TrainiumPipeline* decode_split = nullptr);
+  TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model,
+                  stats::Group& group, neuron::TrainiumPipeline* decode_split = nullptr);
   serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
   double step(const std::vector<std::uint32_t>& contexts) override;
   // The physical floors (TrainiumFloor) of the passes run, summed term by term, with their

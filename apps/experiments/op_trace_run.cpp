@@ -20,7 +20,8 @@ class OpTraceRun final : public sim::Experiment {
       : trace_(std::move(trace)),
         runner_(chip, instance, prefill),
         stats_("trainium"),
-        tensor_(stats_.utilization("tensor_engine", "tensor engines busy (array fraction weighted), mean over cores")),
+        tensor_(stats_.utilization("tensor_engine",
+                                   "tensor engines busy (array fraction weighted), mean over cores")),
         vector_(stats_.utilization("vector_engine", "vector engines busy, mean over cores")),
         hbm_(stats_.utilization("hbm", "HBM data bus busy, per chip")),
         link_(stats_.utilization("neuronlink", "NeuronLink links busy, mean over links")) {
@@ -39,16 +40,16 @@ class OpTraceRun final : public sim::Experiment {
   std::vector<const stats::Group*> extra_stats() const override { return {&stats_}; }
   void summarize(nlohmann::json& s) const override {
     const workloads::OperatorGraph& g = trace_.graph;
-    s["op_trace"] = {{"model", trace_.model.name},
-                     {"phase", g.phase},
-                     {"sequences", g.sequences.size()},
-                     {"operators", g.ops.size()},
-                     {"flops", g.total_flops()},
-                     {"bytes", g.total_bytes()},
-                     {"layers_reused", result_.reused_layers},
-                     {"achieved_flops_per_s", result_.seconds() > 0
-                                                  ? static_cast<double>(g.total_flops()) / result_.seconds()
-                                                  : 0.0}};
+    s["op_trace"] = {
+        {"model", trace_.model.name},
+        {"phase", g.phase},
+        {"sequences", g.sequences.size()},
+        {"operators", g.ops.size()},
+        {"flops", g.total_flops()},
+        {"bytes", g.total_bytes()},
+        {"layers_reused", result_.reused_layers},
+        {"achieved_flops_per_s",
+         result_.seconds() > 0 ? static_cast<double>(g.total_flops()) / result_.seconds() : 0.0}};
     // The floor of the one pass, as the serving modes give it (mean over their passes).
     const neuron::TrainiumFloor& f = result_.floor;
     s["trainium"]["floor"][g.phase == "decode" ? "decode_step" : "prefill_pass"] = {
@@ -87,10 +88,12 @@ std::unique_ptr<sim::Experiment> make_op_trace(config::Section& root, const sim:
   const auto path = ot.path("path", {.doc = "operator-trace file (JSON Lines, docs/trace_format.md)"});
   std::error_code ec;  // a symlink loop is bad input with its reason, not an exception
   const auto type = std::filesystem::status(path, ec).type();
-  if (type == std::filesystem::file_type::not_found) ot.fail("path", "operator trace '" + path.string() + "' does not exist");
+  if (type == std::filesystem::file_type::not_found)
+    ot.fail("path", "operator trace '" + path.string() + "' does not exist");
   if (ec) ot.fail("path", "cannot read operator trace '" + path.string() + "': " + ec.message());
   if (type != std::filesystem::file_type::regular) {
-    ot.fail("path", "'" + path.string() + "' is not a regular file (a directory, FIFO or device); give an operator trace");
+    ot.fail("path", "'" + path.string() +
+                        "' is not a regular file (a directory, FIFO or device); give an operator trace");
   }
   workloads::OpTrace trace = workloads::read_op_trace(path);
   config::Section trn = root.section("trainium", "the Trainium chip");

@@ -22,9 +22,10 @@ TrainiumSide read_trainium_side(config::Section& root) {
   t.prefill = neuron::read_prefill_config(pre);
   // A serving instance runs one tensor-parallel group: its machines are the instances.
   if (t.prefill.pp_degree != 1) {
-    pre.fail("pp_degree", "is " + std::to_string(t.prefill.pp_degree) +
-                              " but a serving instance runs one tensor-parallel group; pipeline parallelism "
-                              "runs in mode trainium_prefill (configs/sweeps/trainium_parallelism.yaml): set 1");
+    pre.fail("pp_degree",
+             "is " + std::to_string(t.prefill.pp_degree) +
+                 " but a serving instance runs one tensor-parallel group; pipeline parallelism "
+                 "runs in mode trainium_prefill (configs/sweeps/trainium_parallelism.yaml): set 1");
   }
   if (t.prefill.cp_degree != 1) {
     pre.fail("cp_degree", "is " + std::to_string(t.prefill.cp_degree) +
@@ -32,9 +33,10 @@ TrainiumSide read_trainium_side(config::Section& root) {
                               "runs in mode trainium_prefill: set 1");
   }
   if (t.prefill.dp_degree != 1) {
-    pre.fail("dp_degree", "is " + std::to_string(t.prefill.dp_degree) +
-                              " but a serving instance runs one tensor-parallel group; for replicas raise "
-                              "serving.instances (or prefill_instances), or use mode trainium_prefill: set 1");
+    pre.fail("dp_degree",
+             "is " + std::to_string(t.prefill.dp_degree) +
+                 " but a serving instance runs one tensor-parallel group; for replicas raise "
+                 "serving.instances (or prefill_instances), or use mode trainium_prefill: set 1");
   }
   // The tensor-parallel group must fit the instance (whole chips forming a sub-torus, or
   // any chips of a switch): bad input at prefill.tp_degree, not a failed run.
@@ -58,7 +60,8 @@ std::string located_key(const config::Section& section, std::string_view key) {
 
 efa::EfaNetworkConfig read_serving_efa(config::Section& root, const DerivedCount& senders,
                                        const DerivedCount& receivers) {
-  config::Section efa_s = root.section("efa", "the EFA network (senders: prefill machines, receivers: decode machines)");
+  config::Section efa_s =
+      root.section("efa", "the EFA network (senders: prefill machines, receivers: decode machines)");
   // The counts are the pools': derived, so a file need not type them twice; one that
   // does and disagrees is refused, naming both keys.
   efa::EfaNetworkConfig base;
@@ -77,15 +80,18 @@ efa::EfaNetworkConfig read_serving_efa(config::Section& root, const DerivedCount
   return efa;
 }
 
-void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving, const serving::ServingConfig& cfg,
-                         const efa::EfaNetworkConfig& efa, std::uint64_t requests, unsigned parts) {
+void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving,
+                         const serving::ServingConfig& cfg, const efa::EfaNetworkConfig& efa,
+                         std::uint64_t requests, unsigned parts) {
   if (!memory || requests == 0) return;
   const bool layerwise = cfg.kv_send == serving::KvSend::layerwise;
   const std::uint64_t per_msg = std::max<std::uint32_t>(1, cfg.kv_layers_per_message);
   const std::uint64_t messages =
       (layerwise ? (std::uint64_t{cfg.layers} + per_msg - 1) / per_msg : 1) + (parts > 1 ? parts - 1 : 0);
-  const std::uint64_t per_request = messages * efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters);
-  memory->charge(serving, layerwise ? "kv_layers_per_message" : "kv_send", sim::mul_sat(requests, per_request),
+  const std::uint64_t per_request =
+      messages * efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters);
+  memory->charge(serving, layerwise ? "kv_layers_per_message" : "kv_send",
+                 sim::mul_sat(requests, per_request),
                  std::to_string(requests) + " requests x " + std::to_string(messages) + " EFA messages x " +
                      std::to_string(efa::SrdEngine::retained_bytes_per_message(efa.sender.adapters)) +
                      " B kept by the transport (a flow per sender adapter)",
@@ -102,12 +108,13 @@ void check_requests_fit(const config::Section& trace, const workloads::Transform
     if (need > capacity_bytes) {
       // A generated trace has no file: the error names what generated the request.
       const std::string key = trace.has("path") ? "path" : r.in_session() ? "turns" : "input_tokens";
-      const std::string what =
-          r.in_session() ? "turn " + std::to_string(r.turn) + " of session " + std::to_string(r.session) + ", request "
-                         : std::string("request ");
+      const std::string what = r.in_session() ? "turn " + std::to_string(r.turn) + " of session " +
+                                                    std::to_string(r.session) + ", request "
+                                              : std::string("request ");
       trace.fail(key, what + std::to_string(r.id) + " (" + std::to_string(tokens) +
-                             " tokens of context) needs more KV cache (" + std::to_string(need) + " B) than " + std::string(machine) + " holds (" + std::to_string(capacity_bytes) +
-                             " B); " + std::string(fix));
+                          " tokens of context) needs more KV cache (" + std::to_string(need) + " B) than " +
+                          std::string(machine) + " holds (" + std::to_string(capacity_bytes) + " B); " +
+                          std::string(fix));
     }
   }
 }
@@ -120,7 +127,8 @@ void check_reserved_sram(config::Section& wafer, config::Section& decode, std::u
   const std::string detail = "decode.reserved_sram (" + pretty_binary(Size{reserved_sram_bytes}) +
                              ") must be smaller than a PE's SRAM, wafer.pe.sram (" +
                              pretty_binary(Size{pe_sram_bytes}) + "); ";
-  if (from_set(pe.source_of("sram"))) pe.fail("sram", detail + "raise wafer.pe.sram or lower decode.reserved_sram");
+  if (from_set(pe.source_of("sram")))
+    pe.fail("sram", detail + "raise wafer.pe.sram or lower decode.reserved_sram");
   decode.fail("reserved_sram", detail + "lower decode.reserved_sram or raise wafer.pe.sram");
 }
 
@@ -142,7 +150,8 @@ void ServingExperiment::run(sim::RunContext& ctx) {
   if (ctx.progress) {
     ctx.progress->set_total(static_cast<double>(system_->requests().size()), "requests");
     sim::Progress* p = ctx.progress;
-    system_->on_request_end([p](double t_s, std::uint64_t ended) { p->update_every_call(t_s, static_cast<double>(ended)); });
+    system_->on_request_end(
+        [p](double t_s, std::uint64_t ended) { p->update_every_call(t_s, static_cast<double>(ended)); });
   }
   token_times_ = ctx.token_times;
   system_->record_token_times(token_times_);

@@ -19,11 +19,11 @@
 #include "apps/experiments/faults.h"
 #include "efa_link/efa_config.h"
 #include "efa_link/srd_engine.h"
-#include "systemc_models/sim/limits.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/prefill.h"
 #include "systemc_models/config/config.h"
+#include "systemc_models/sim/limits.h"
 #include "systemc_models/sim/registry.h"
 #include "workloads/model/transformer.h"
 #include "workloads/serving/serving_config.h"
@@ -69,8 +69,9 @@ efa::EfaNetworkConfig read_serving_efa(config::Section& root, const DerivedCount
 // where a message is split between machines), each striped over the sender's adapters
 // (efa::SrdEngine::retained_bytes_per_message). Charged at serving.kv_layers_per_message
 // (layer-wise) or serving.kv_send.
-void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving, const serving::ServingConfig& cfg,
-                         const efa::EfaNetworkConfig& efa, std::uint64_t requests, unsigned parts);
+void charge_kv_transfers(sim::MemoryBudget* memory, config::Section& serving,
+                         const serving::ServingConfig& cfg, const efa::EfaNetworkConfig& efa,
+                         std::uint64_t requests, unsigned parts);
 
 // Every request's whole context (prompt + outputs) must fit one decode machine's KV
 // capacity; otherwise a configuration error at `trace.path` naming the request and what
@@ -107,7 +108,8 @@ class ServingExperiment : public sim::Experiment {
   const FaultSchedule& fault_schedule() const { return faults_; }
   // Builds the serving system over the machines (call once, from the derived constructor).
   void start(std::vector<workloads::Request> requests, const std::vector<serving::PrefillBackend*>& prefill,
-             const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path, trace::Writer* trace);
+             const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path,
+             trace::Writer* trace);
   // Mode-specific figures, added to summary.json before the serving figures.
   virtual void summarize_machines(nlohmann::json& /*s*/) const {}
   // The EFA transport carrying the KV caches, if the mode has one (fault figures).

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,7 +25,8 @@ namespace {
 nlohmann::json breakdown(const neuron::PipelineResult& r) {
   const double groups = static_cast<double>(r.chips) / std::max<std::uint32_t>(r.chips_per_stage, 1);
   const neuron::EngineBusy& b = r.busy;
-  const double collective = b.collective_ps * 1e-12 / groups, bandwidth = b.collective_floor_ps * 1e-12 / groups;
+  const double collective = b.collective_ps * 1e-12 / groups,
+               bandwidth = b.collective_floor_ps * 1e-12 / groups;
   return {{"collective_s", collective},
           {"collective_bandwidth_s", bandwidth},
           {"collective_latency_s", collective - bandwidth},
@@ -46,8 +47,9 @@ nlohmann::json floor_json(const neuron::TrainiumFloor& f, double simulated_s) {
 
 class TrainiumPrefillRun final : public sim::Experiment {
  public:
-  TrainiumPrefillRun(workloads::TransformerModel model, std::uint64_t prompt_tokens, const neuron::ChipConfig& chip,
-                     const neuron::InstanceConfig& instance, const neuron::PrefillConfig& prefill)
+  TrainiumPrefillRun(workloads::TransformerModel model, std::uint64_t prompt_tokens,
+                     const neuron::ChipConfig& chip, const neuron::InstanceConfig& instance,
+                     const neuron::PrefillConfig& prefill)
       : model_(std::move(model)),
         prompt_tokens_(prompt_tokens),
         prefill_(prefill),
@@ -122,26 +124,23 @@ class TrainiumDecodeRun final : public sim::Experiment {
   double simulated_seconds() const override { return result_.seconds(); }
   void summarize(nlohmann::json& s) const override {
     s["model"] = model_summary(model_);
-    s["trainium_decode"] = {{"sequences", sequences_},
-                            {"context_tokens", context_},
-                            {"tp", split_.tp_degree},
-                            {"lnc", split_.lnc},
-                            {"pp", split_.pp_degree},
-                            {"dp", split_.dp_degree},
-                            {"microbatches", split_.microbatches},
-                            {"chips", result_.chips},
-                            {"chips_per_stage", result_.chips_per_stage},
-                            {"schedule", split_.decode_schedule == neuron::DecodeSchedule::kDrained ? "drained"
-                                                                                                  : "overlapped"},
-                            {"itl_s", result_.seconds()},
-                            {"fill_s", static_cast<double>(result_.fill_ps) * 1e-12},
-                            {"token_return_s", result_.return_ps.empty()
-                                                   ? 0.0
-                                                   : static_cast<double>(result_.return_ps.front()) * 1e-12},
-                            {"tokens_per_s", result_.seconds() > 0.0
-                                                 ? static_cast<double>(sequences_) / result_.seconds()
-                                                 : 0.0},
-                            {"breakdown", breakdown(result_)}};
+    s["trainium_decode"] = {
+        {"sequences", sequences_},
+        {"context_tokens", context_},
+        {"tp", split_.tp_degree},
+        {"lnc", split_.lnc},
+        {"pp", split_.pp_degree},
+        {"dp", split_.dp_degree},
+        {"microbatches", split_.microbatches},
+        {"chips", result_.chips},
+        {"chips_per_stage", result_.chips_per_stage},
+        {"schedule", split_.decode_schedule == neuron::DecodeSchedule::kDrained ? "drained" : "overlapped"},
+        {"itl_s", result_.seconds()},
+        {"fill_s", static_cast<double>(result_.fill_ps) * 1e-12},
+        {"token_return_s",
+         result_.return_ps.empty() ? 0.0 : static_cast<double>(result_.return_ps.front()) * 1e-12},
+        {"tokens_per_s", result_.seconds() > 0.0 ? static_cast<double>(sequences_) / result_.seconds() : 0.0},
+        {"breakdown", breakdown(result_)}};
     s["trainium"]["floor"]["decode_step"] = floor_json(result_.floor, result_.seconds());
   }
 
@@ -155,21 +154,24 @@ class TrainiumDecodeRun final : public sim::Experiment {
 
 }  // namespace
 
-std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root, const sim::ExperimentInfo& /*info*/) {
+std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root,
+                                                      const sim::ExperimentInfo& /*info*/) {
   config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");
   workloads::TransformerModel model = workloads::read_transformer(ms);
   config::Section bs = root.section("batch", "the decode step: its sequences and their cached tokens");
-  const auto sequences = static_cast<std::uint64_t>(
-      bs.integer("sequences", {.doc = "sequences of the step (one new token each)", .def = "1", .min = 1, .max = 4096}));
+  const auto sequences = static_cast<std::uint64_t>(bs.integer(
+      "sequences", {.doc = "sequences of the step (one new token each)", .def = "1", .min = 1, .max = 4096}));
   const auto context = static_cast<std::uint64_t>(bs.integer(
       "context_tokens", {.doc = "cached tokens of each sequence", .def = "1024", .min = 1, .max = 1 << 20}));
   config::Section trn = root.section("trainium", "the Trainium chip");
   const neuron::ChipConfig chip = neuron::read_chip_config(trn);
-  config::Section inst = root.section("instance", "the Trainium instance (chips on a NeuronLink torus or a switch)");
+  config::Section inst =
+      root.section("instance", "the Trainium instance (chips on a NeuronLink torus or a switch)");
   const neuron::InstanceConfig instance = neuron::read_instance_config(inst);
   config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
   const neuron::PrefillConfig prefill = neuron::read_prefill_config(pre);
-  config::Section dec = root.section("trainium_decode", "how the instance's chips are split for decode steps", true);
+  config::Section dec =
+      root.section("trainium_decode", "how the instance's chips are split for decode steps", true);
   const neuron::PrefillConfig split = neuron::read_decode_split(dec, prefill);
   if (split.pp_degree > model.layers) {
     dec.fail("pp_degree", "is " + std::to_string(split.pp_degree) + " but the model has " +
@@ -180,8 +182,8 @@ std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root, con
     run = std::make_unique<TrainiumDecodeRun>(model, sequences, context, chip, instance, split);
   } catch (const std::invalid_argument& e) {
     const std::string what = e.what();
-    const char* key = what.find("tp_degree") != std::string::npos || what.find("whole number") != std::string::npos ||
-                              what.rfind("prefill:", 0) == 0
+    const char* key = what.find("tp_degree") != std::string::npos ||
+                              what.find("whole number") != std::string::npos || what.rfind("prefill:", 0) == 0
                           ? "tp_degree"
                       : split.dp_degree > 1 ? "dp_degree"
                                             : "pp_degree";
@@ -195,28 +197,33 @@ std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root, con
              "a stage of tp " + std::to_string(split.tp_degree) + " x pp " + std::to_string(split.pp_degree) +
                  " holds per chip " + std::to_string(c.weight_bytes_per_chip) +
                  " B of weights but a chip's HBM holds " + std::to_string(c.hbm_bytes_per_chip) + " B (" +
-                 std::to_string(c.weight_bytes_per_chip - std::min(c.weight_bytes_per_chip, c.hbm_bytes_per_chip)) +
+                 std::to_string(c.weight_bytes_per_chip -
+                                std::min(c.weight_bytes_per_chip, c.hbm_bytes_per_chip)) +
                  " B short, and no room left for the KV cache); raise tp_degree or pp_degree");
   }
   const std::uint64_t per_replica = (sequences + split.dp_degree - 1) / split.dp_degree;
   const std::uint64_t need = per_replica * model.kv_bytes(context + 1);
   if (need > c.replica_kv_bytes) {
-    bs.fail("sequences", std::to_string(per_replica) + " sequences per replica of " + std::to_string(context + 1) +
-                             " tokens need " + std::to_string(need) + " B of KV cache but a replica holds " +
-                             std::to_string(c.replica_kv_bytes) + " B after its weights (" +
-                             std::to_string(need - c.replica_kv_bytes) + " B short); fewer sequences or a shorter "
+    bs.fail("sequences", std::to_string(per_replica) + " sequences per replica of " +
+                             std::to_string(context + 1) + " tokens need " + std::to_string(need) +
+                             " B of KV cache but a replica holds " + std::to_string(c.replica_kv_bytes) +
+                             " B after its weights (" + std::to_string(need - c.replica_kv_bytes) +
+                             " B short); fewer sequences or a shorter "
                              "context, or raise trainium_decode.tp_degree or pp_degree");
   }
   return run;
 }
 
-std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, const sim::ExperimentInfo& /*info*/) {
+std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root,
+                                                       const sim::ExperimentInfo& /*info*/) {
   config::Section ms = root.section("model", "the transformer (a Hugging Face config.json)");
   workloads::TransformerModel model = workloads::read_transformer(ms);
   config::Section pr = root.section("prompt", "the prompt prefilled");
   const auto tokens = static_cast<std::uint64_t>(
       pr.integer("tokens", {.doc = "prompt tokens prefilled (one prompt, from an empty KV cache)",
-                            .def = "1024", .min = 1, .max = 1 << 20}));
+                            .def = "1024",
+                            .min = 1,
+                            .max = 1 << 20}));
   if (model.max_position_embeddings > 0 && tokens > model.max_position_embeddings) {
     pr.fail("tokens", std::to_string(tokens) + " tokens exceed the model's max_position_embeddings " +
                           std::to_string(model.max_position_embeddings) + "; use a shorter prompt");
@@ -233,21 +240,23 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, co
   } catch (const std::invalid_argument& e) {
     // The key whose choice does not fit: the stage's chips, or the stages and replicas.
     const std::string what = e.what();
-    const char* key = what.find("cp_degree " + std::to_string(prefill.cp_degree) + " with") != std::string::npos
-                          ? "cp_degree"
-                      : what.find("tp_degree") != std::string::npos || what.find("whole number") != std::string::npos ||
-                              what.rfind("prefill:", 0) == 0
-                          ? "tp_degree"
-                      : prefill.pp_degree > 1 ? "pp_degree"
-                      : prefill.cp_degree > 1 ? "cp_degree"
-                                              : "dp_degree";
-    pre.fail(key, what + "; lower prefill.tp_degree, pp_degree, cp_degree or dp_degree, or use an instance with "
-                         "more chips");
+    const char* key =
+        what.find("cp_degree " + std::to_string(prefill.cp_degree) + " with") != std::string::npos
+            ? "cp_degree"
+        : what.find("tp_degree") != std::string::npos || what.find("whole number") != std::string::npos ||
+                what.rfind("prefill:", 0) == 0
+            ? "tp_degree"
+        : prefill.pp_degree > 1 ? "pp_degree"
+        : prefill.cp_degree > 1 ? "cp_degree"
+                                : "dp_degree";
+    pre.fail(key, what +
+                      "; lower prefill.tp_degree, pp_degree, cp_degree or dp_degree, or use an instance with "
+                      "more chips");
   }
   if (prefill.cp_degree > 1 && tokens < 2ull * prefill.cp_degree) {
     pre.fail("cp_degree", "is " + std::to_string(prefill.cp_degree) + ": the prompt is dealt as " +
-                              std::to_string(2 * prefill.cp_degree) + " pieces but has " + std::to_string(tokens) +
-                              " tokens; lower cp_degree");
+                              std::to_string(2 * prefill.cp_degree) + " pieces but has " +
+                              std::to_string(tokens) + " tokens; lower cp_degree");
   }
   // The fullest stage's weights, KV cache and activations must fit one chip's HBM.
   const neuron::TrainiumPipeline check(chip, instance, prefill, prefill.pp_degree, prefill.dp_degree,

@@ -11,7 +11,8 @@
 
 namespace wse::experiments {
 
-std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root, const sim::ExperimentInfo& info);
+std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root,
+                                                       const sim::ExperimentInfo& info);
 
 // Experiment mode `trainium_decode`: one decode step (batch.sequences sequences of
 // batch.context_tokens cached tokens) on the instance's decode split (trainium_decode:

@@ -41,12 +41,13 @@ class Machines : public sc_core::sc_module, public stats::Provider {
            const std::optional<neuron::PrefillConfig>& decode_split)
       : sc_module(name), stats_(std::string(basename())), runner_(chip, instance, prefill_cfg) {
     if (decode_split) {
-      decode_split_ = std::make_unique<neuron::TrainiumPipeline>(chip, instance, *decode_split, decode_split->pp_degree,
-                                                                 decode_split->dp_degree, decode_split->microbatches);
+      decode_split_ =
+          std::make_unique<neuron::TrainiumPipeline>(chip, instance, *decode_split, decode_split->pp_degree,
+                                                     decode_split->dp_degree, decode_split->microbatches);
     }
     const unsigned total = colocated ? prefill : prefill + decode;
     for (unsigned i = 0; i < total; ++i) {
-      const std::string group = colocated ? "instance" + std::to_string(i)
+      const std::string group = colocated     ? "instance" + std::to_string(i)
                                 : i < prefill ? "prefill" + std::to_string(i)
                                               : "decode" + std::to_string(i - prefill);
       machines_.push_back(std::make_unique<TrainiumMachine>(runner_, model, stats_.child(group),
@@ -86,15 +87,19 @@ class TrainiumServing final : public ServingExperiment {
                   trace::Writer* trace)
       : ServingExperiment(model, cfg, std::move(faults)) {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
-    machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated, trn.chip,
-                                           trn.instance, trn.prefill, model_, decode_split);
+    machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated,
+                                           trn.chip, trn.instance, trn.prefill, model_, decode_split);
     if (!colocated) kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, fault_schedule().efa, trace);
     start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
   }
 
  private:
-  const efa::SrdEngine* efa_engine() const override { return kv_path_ ? &kv_path_->network().engine() : nullptr; }
-  void summarize_machines(nlohmann::json& s) const override { s["trainium"] = trainium_summary(machines_->all()); }
+  const efa::SrdEngine* efa_engine() const override {
+    return kv_path_ ? &kv_path_->network().engine() : nullptr;
+  }
+  void summarize_machines(nlohmann::json& s) const override {
+    s["trainium"] = trainium_summary(machines_->all());
+  }
   std::map<std::string, Activity> activity() const override {
     return {{"trainium_instance", total_activity(machines_->all())}};
   }
@@ -133,8 +138,8 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   // The KV cache lives in the HBM that the weights leave free on a decode instance.
   const std::uint64_t hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();
   if (model.weight_bytes() >= hbm) {
-    root.fail("model", "the weights (" + std::to_string(model.weight_bytes()) + " B) do not fit the instance's HBM (" +
-                           std::to_string(hbm) + " B)");
+    root.fail("model", "the weights (" + std::to_string(model.weight_bytes()) +
+                           " B) do not fit the instance's HBM (" + std::to_string(hbm) + " B)");
   }
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
   // Decode's own split of a decode instance's chips (disaggregated only: a colocated
@@ -146,16 +151,19 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
     const neuron::PrefillConfig d = neuron::read_decode_split(*dec, trn.prefill);
     if (placement == serving::Placement::colocated) {
       const char* key = d.tp_degree != trn.prefill.tp_degree ? "tp_degree"
-                        : d.pp_degree != 1                  ? "pp_degree"
-                        : d.dp_degree != 1                  ? "dp_degree"
-                        : d.microbatches != 1               ? "microbatches"
-                                                            : nullptr;
+                        : d.pp_degree != 1                   ? "pp_degree"
+                        : d.dp_degree != 1                   ? "dp_degree"
+                        : d.microbatches != 1                ? "microbatches"
+                                                             : nullptr;
       if (key != nullptr) {
-        dec->fail(key, "differs from the prefill's split, but a colocated instance (mode trainium_only) holds one "
-                       "copy of the weights laid out for prefill.tp_degree; decode's own split needs mode "
-                       "trainium_disaggregated: remove trainium_decode." + std::string(key));
+        dec->fail(key,
+                  "differs from the prefill's split, but a colocated instance (mode trainium_only) holds one "
+                  "copy of the weights laid out for prefill.tp_degree; decode's own split needs mode "
+                  "trainium_disaggregated: remove trainium_decode." +
+                      std::string(key));
       }
-    } else if (d.tp_degree != trn.prefill.tp_degree || d.pp_degree != 1 || d.dp_degree != 1 || d.microbatches != 1) {
+    } else if (d.tp_degree != trn.prefill.tp_degree || d.pp_degree != 1 || d.dp_degree != 1 ||
+               d.microbatches != 1) {
       std::optional<neuron::TrainiumPipeline> split;
       try {
         split.emplace(trn.chip, trn.instance, d, d.pp_degree, d.dp_degree, d.microbatches);
@@ -177,8 +185,10 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
         dec->fail(d.pp_degree > 1 ? "pp_degree" : "tp_degree",
                   "a stage of tp " + std::to_string(d.tp_degree) + " x pp " + std::to_string(d.pp_degree) +
                       " holds per chip " + std::to_string(c.weight_bytes_per_chip) +
-                      " B of weights but a chip's HBM holds " + std::to_string(c.hbm_bytes_per_chip) + " B (" +
-                      std::to_string(c.weight_bytes_per_chip - std::min(c.weight_bytes_per_chip, c.hbm_bytes_per_chip)) +
+                      " B of weights but a chip's HBM holds " + std::to_string(c.hbm_bytes_per_chip) +
+                      " B (" +
+                      std::to_string(c.weight_bytes_per_chip -
+                                     std::min(c.weight_bytes_per_chip, c.hbm_bytes_per_chip)) +
                       " B short, and no room left for the KV cache); raise tp_degree or pp_degree");
       }
       replica_kv = c.replica_kv_bytes;
@@ -186,10 +196,11 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
       decode_split = d;
     }
   }
-  check_requests_fit(tr, model, in.requests, replica_kv,
-                     decode_split ? "a decode replica's HBM after its weights" : "an instance's HBM after the weights",
-                     decode_split ? "lower trainium_decode.dp_degree, or drop the request"
-                                  : "use an instance with more HBM or drop the request");
+  check_requests_fit(
+      tr, model, in.requests, replica_kv,
+      decode_split ? "a decode replica's HBM after its weights" : "an instance's HBM after the weights",
+      decode_split ? "lower trainium_decode.dp_degree, or drop the request"
+                   : "use an instance with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(
       root, "trainium_instance",
       cfg.prefill_instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
@@ -206,7 +217,8 @@ std::unique_ptr<sim::Experiment> make_trainium_only(config::Section& root, const
   return make_trainium_serving(root, info, serving::Placement::colocated);
 }
 
-std::unique_ptr<sim::Experiment> make_trainium_disaggregated(config::Section& root, const sim::ExperimentInfo& info) {
+std::unique_ptr<sim::Experiment> make_trainium_disaggregated(config::Section& root,
+                                                             const sim::ExperimentInfo& info) {
   return make_trainium_serving(root, info, serving::Placement::disaggregated);
 }
 

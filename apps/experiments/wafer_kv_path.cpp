@@ -17,11 +17,12 @@ WaferIngress wafer_ingress(const wafer::WaferConfig& w, const std::vector<wafer:
   const double clock = w.clock.hz;
   WaferIngress in;
   constexpr double kWaveletBytes = 4.0;  // 32-bit wavelets (SDK)
-  in.bytes_per_s = std::min(w.io_bandwidth.bytes_per_s, static_cast<double>(rows.size()) * kWaveletBytes * clock);
+  in.bytes_per_s =
+      std::min(w.io_bandwidth.bytes_per_s, static_cast<double>(rows.size()) * kWaveletBytes * clock);
   // The edge PE is x = 0: x_max hops to the farthest column, the two ramps (into the
   // edge PE's router, out to the destination PE) and the cycle a wavelet takes to cross.
-  const double cycles = static_cast<double>(x_max) * w.fabric.hop_latency_cycles +
-                        2.0 * w.fabric.ramp_latency_cycles + 1.0;
+  const double cycles =
+      static_cast<double>(x_max) * w.fabric.hop_latency_cycles + 2.0 * w.fabric.ramp_latency_cycles + 1.0;
   in.carry_s = cycles / clock;
   return in;
 }
@@ -51,8 +52,9 @@ void WaferKvPath::transfer(unsigned prefill_instance, unsigned decode_system, st
   transfer_layers(prefill_instance, decode_system, 0, layers - 1, bytes, 0);
 }
 
-void WaferKvPath::transfer_layers(unsigned prefill_instance, unsigned decode_system, std::uint32_t first_layer,
-                                  std::uint32_t last_layer, std::uint64_t bytes, std::uint64_t request) {
+void WaferKvPath::transfer_layers(unsigned prefill_instance, unsigned decode_system,
+                                  std::uint32_t first_layer, std::uint32_t last_layer, std::uint64_t bytes,
+                                  std::uint64_t request) {
   // Each layer's share of `bytes` (an exact integer split), summed per wafer.
   const std::uint64_t n = last_layer - first_layer + 1;
   struct Part {
@@ -69,7 +71,8 @@ void WaferKvPath::transfer_layers(unsigned prefill_instance, unsigned decode_sys
     parts.back().bytes += share;
   }
   if (parts.size() == 1) {
-    to_wafer(prefill_instance, decode_system, parts[0].wafer, parts[0].first, parts[0].last, parts[0].bytes, request);
+    to_wafer(prefill_instance, decode_system, parts[0].wafer, parts[0].first, parts[0].last, parts[0].bytes,
+             request);
     return;
   }
   sc_core::sc_event_and_list all;
@@ -85,8 +88,9 @@ void WaferKvPath::transfer_layers(unsigned prefill_instance, unsigned decode_sys
   sc_core::wait(all);
 }
 
-void WaferKvPath::to_wafer(unsigned prefill_instance, unsigned decode_system, unsigned wafer, std::uint32_t first_layer,
-                           std::uint32_t last_layer, std::uint64_t bytes, std::uint64_t request) {
+void WaferKvPath::to_wafer(unsigned prefill_instance, unsigned decode_system, unsigned wafer,
+                           std::uint32_t first_layer, std::uint32_t last_layer, std::uint64_t bytes,
+                           std::uint64_t request) {
   if (bytes == 0) return;
   const unsigned cs3 = decode_system * wafers_ + wafer;
   const double start = sc_core::sc_time_stamp().to_seconds();
@@ -94,7 +98,8 @@ void WaferKvPath::to_wafer(unsigned prefill_instance, unsigned decode_system, un
   const double arrived = sc_core::sc_time_stamp().to_seconds();
   auto it = ingress_.find({first_layer, last_layer});
   if (it == ingress_.end()) {
-    const std::vector<wafer::LayerRegion> dest(regions_.begin() + first_layer, regions_.begin() + last_layer + 1);
+    const std::vector<wafer::LayerRegion> dest(regions_.begin() + first_layer,
+                                               regions_.begin() + last_layer + 1);
     it = ingress_.emplace(std::make_pair(first_layer, last_layer), wafer_ingress(wafer_, dest)).first;
   }
   const WaferIngress in = it->second;
@@ -108,8 +113,9 @@ void WaferKvPath::to_wafer(unsigned prefill_instance, unsigned decode_system, un
   bytes_ += bytes;
   const double done = edge_end + in.carry_s;
   if (trace_) {
-    trace_->slice(e.track, "KV r" + std::to_string(request) + " L" + std::to_string(first_layer) + "-" +
-                               std::to_string(last_layer),
+    trace_->slice(e.track,
+                  "KV r" + std::to_string(request) + " L" + std::to_string(first_layer) + "-" +
+                      std::to_string(last_layer),
                   edge_start, done - edge_start, {{"bytes", std::to_string(bytes)}});
     trace_->flow(request, e.track, edge_start, false, false);
   }

@@ -22,13 +22,13 @@
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/prefill.h"
 #include "systemc_models/stats/stats.h"
+#include "systemc_models/units/integer.h"
 #include "workloads/model/transformer.h"
 #include "workloads/serving/serving_report.h"
 #include "workloads/serving/serving_system.h"
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "wse_mesh/kernels/pe.h"
 #include "wse_mesh/wafer_config.h"
-#include "systemc_models/units/integer.h"
 
 namespace wse::experiments {
 
@@ -64,7 +64,8 @@ std::uint64_t prefill_token_passes(const std::vector<workloads::Request>& reques
 void warn_prefill_cost(const config::Section& dec, const wafer::DecodeConfig& d,
                        const std::vector<workloads::Request>& requests, std::vector<std::string>* warnings) {
   if (!warnings || d.prefill_chunk_tokens == 1) return;
-  const std::uint64_t now = prefill_token_passes(requests, d.prefill_chunk_tokens, d.gemm_vectors, d.tokens_per_pe);
+  const std::uint64_t now =
+      prefill_token_passes(requests, d.prefill_chunk_tokens, d.gemm_vectors, d.tokens_per_pe);
   const std::uint64_t def = prefill_token_passes(requests, 1, d.gemm_vectors, d.tokens_per_pe);
   if (now < 10 * def || now - def < 20000) return;
   const double minutes_lo = static_cast<double>(now - def) * 1.6e-3 / 60;
@@ -82,19 +83,21 @@ void warn_prefill_cost(const config::Section& dec, const wafer::DecodeConfig& d,
 
 class Machines : public sc_core::sc_module, public stats::Provider {
  public:
-  Machines(const sc_core::sc_module_name& name, const workloads::TransformerModel& model, wafer::WaferDecoder& decoder,
-           unsigned prefill, unsigned decode, const TrainiumSide* trainium)
+  Machines(const sc_core::sc_module_name& name, const workloads::TransformerModel& model,
+           wafer::WaferDecoder& decoder, unsigned prefill, unsigned decode, const TrainiumSide* trainium)
       : sc_module(name), stats_(std::string(basename())) {
     if (trainium) {
-      runner_ = std::make_unique<neuron::TrainiumPrefill>(trainium->chip, trainium->instance, trainium->prefill);
+      runner_ =
+          std::make_unique<neuron::TrainiumPrefill>(trainium->chip, trainium->instance, trainium->prefill);
       for (unsigned i = 0; i < prefill; ++i) {
-        trainium_.push_back(
-            std::make_unique<TrainiumMachine>(*runner_, model, stats_.child("trn_prefill" + std::to_string(i))));
+        trainium_.push_back(std::make_unique<TrainiumMachine>(
+            *runner_, model, stats_.child("trn_prefill" + std::to_string(i))));
         prefill_.push_back(trainium_.back().get());
       }
     }
     for (unsigned j = 0; j < decode; ++j) {
-      wafers_.push_back(std::make_unique<WaferMachine>(decoder, stats_.child("cs3_system" + std::to_string(j))));
+      wafers_.push_back(
+          std::make_unique<WaferMachine>(decoder, stats_.child("cs3_system" + std::to_string(j))));
       decode_.push_back(wafers_.back().get());
       if (!trainium) prefill_.push_back(wafers_.back().get());
     }
@@ -129,8 +132,8 @@ class WaferServing final : public ServingExperiment {
         wafer_(wafer_cfg),
         dcfg_(dcfg),
         decoder_(std::move(decoder)) {
-    machines_ = std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances, cfg_.decode_systems,
-                                           trainium);
+    machines_ = std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances,
+                                           cfg_.decode_systems, trainium);
     // GPU prefill (gpu_prefill_cs3_decode): the prefill machines are the GPU groups.
     if (gpu) {
       gpu_ = std::make_unique<GpuMachines>("gpu", cfg_.prefill_instances / gpu->groups, gpu->groups, gpu->gpu,
@@ -241,8 +244,9 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
     const std::uint64_t per = wafer::Fabric::idle_bytes_per_router(wafer_cfg.fabric.colors);
     info.memory->charge(wafer_s, "width", sim::mul_sat(nodes, per),
                         "the fabric of a " + std::to_string(wafer_cfg.width) + " x " +
-                            std::to_string(wafer_cfg.height) + " wafer at tile " + std::to_string(wafer_cfg.tile) +
-                            " (" + std::to_string(nodes) + " routers x " + std::to_string(per) + " B)",
+                            std::to_string(wafer_cfg.height) + " wafer at tile " +
+                            std::to_string(wafer_cfg.tile) + " (" + std::to_string(nodes) + " routers x " +
+                            std::to_string(per) + " B)",
                         "use a coarser wafer.fabric.tile or a smaller wafer (wafer.width, wafer.height)");
   }
   config::Section dec = root.section("decode", "how the model is placed on the CS-3s and run", true);
@@ -255,7 +259,8 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   std::optional<efa::EfaNetworkConfig> efa;
   if (placement == serving::Placement::colocated) {
     cfg.prefill_instances = cfg.decode_systems = read_machine_count(
-        sv, "systems", "CS-3 decode systems serving the trace (each decode.wafers CS-3s holding one model copy)");
+        sv, "systems",
+        "CS-3 decode systems serving the trace (each decode.wafers CS-3s holding one model copy)");
   } else {
     cfg.prefill_instances =
         gpu ? read_machine_count(sv, "prefill_instances", "GPU instances that prefill") * gpu->groups
@@ -278,11 +283,11 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
   if (!dcfg.region.is_auto() && (dcfg.region.rows > wafer_cfg.height || dcfg.region.cols > wafer_cfg.width)) {
-    dec.fail("region", "the region " + std::to_string(dcfg.region.rows) + "x" + std::to_string(dcfg.region.cols) +
-                           " (rows x columns) exceeds the " + std::to_string(wafer_cfg.height) + " x " +
-                           std::to_string(wafer_cfg.width) + " PEs of " + wafer_cfg.name +
-                           "; use at most \"" + std::to_string(wafer_cfg.height) + "x" +
-                           std::to_string(wafer_cfg.width) + "\", or `all`");
+    dec.fail("region",
+             "the region " + std::to_string(dcfg.region.rows) + "x" + std::to_string(dcfg.region.cols) +
+                 " (rows x columns) exceeds the " + std::to_string(wafer_cfg.height) + " x " +
+                 std::to_string(wafer_cfg.width) + " PEs of " + wafer_cfg.name + "; use at most \"" +
+                 std::to_string(wafer_cfg.height) + "x" + std::to_string(wafer_cfg.width) + "\", or `all`");
   }
   check_reserved_sram(wafer_s, dec, wafer_cfg.pe.sram_bytes, dcfg.reserved_sram_bytes);
   std::unique_ptr<wafer::WaferDecoder> decoder;

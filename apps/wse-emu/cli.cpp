@@ -10,9 +10,9 @@
 #include <systemc>
 #include <tlm>
 
-#include "apps/wse-emu/registrations.h"
 #include "apps/wse-emu/compare_command.h"
 #include "apps/wse-emu/plan_command.h"
+#include "apps/wse-emu/registrations.h"
 #include "apps/wse-emu/regress_command.h"
 #include "apps/wse-emu/sweep_command.h"
 #include "systemc_models/config/config.h"
@@ -61,30 +61,30 @@ Command make_run() {
             "replace those of the same name). Writes summary.json, stats.json,\n"
             "config.resolved.yaml, mode-specific files (byte-identical on a rerun) and host.json\n"
             "(wall time, peak memory: the host's figures, not reproducible).",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("experiment", po::value<std::string>(), "experiment YAML file")
-      ("out,o", po::value<std::string>(), "output directory (created; files written atomically)")
-      ("set,s", po::value<std::vector<std::string>>()->composing(),
-       "override a configuration key, e.g. --set efa.sender.adapters=8 (repeatable; a relative path "
-       "in VALUE is taken from the current directory)")
-      ("trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")
-      ("token-times", "also write DIR/tokens.csv: every output token's emission time (serving modes)")
-      ("force,f", "write into DIR even if it is not empty")
-      ("quiet,q", "no progress on stderr");
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")("experiment", po::value<std::string>(),
+                                                      "experiment YAML file")(
+      "out,o", po::value<std::string>(), "output directory (created; files written atomically)")(
+      "set,s", po::value<std::vector<std::string>>()->composing(),
+      "override a configuration key, e.g. --set efa.sender.adapters=8 (repeatable; a relative path "
+      "in VALUE is taken from the current directory)")(
+      "trace", "also write DIR/trace.json (Chrome/Perfetto trace events)")(
+      "token-times", "also write DIR/tokens.csv: every output token's emission time (serving modes)")(
+      "force,f", "write into DIR even if it is not empty")("quiet,q", "no progress on stderr");
   c.positional.add("experiment", 1);
   return c;
 }
 
 Command make_check() {
-  Command c{"check", "wse-emu check EXPERIMENT.yaml [--set KEY=VALUE]... [--params]",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("experiment", po::value<std::string>(), "experiment YAML file")
-      ("set,s", po::value<std::vector<std::string>>()->composing(), "override a configuration key")
-      ("params", "list every parameter with its value, default and description instead");
+  Command c{"check",
+            "wse-emu check EXPERIMENT.yaml [--set KEY=VALUE]... [--params]",
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")("experiment", po::value<std::string>(),
+                                                      "experiment YAML file")(
+      "set,s", po::value<std::vector<std::string>>()->composing(), "override a configuration key")(
+      "params", "list every parameter with its value, default and description instead");
   c.positional.add("experiment", 1);
   return c;
 }
@@ -94,18 +94,17 @@ Command make_bench() {
             "wse-emu bench NAME --out DIR [--quick] [--quiet] [--force]\n"
             "  bench gemv also: [--size N]... [--grid PxQ|SIDE]... [--reduction chain|tree|ktree|all]\n"
             "                   [--accumulate fp16|fp32|all] (values may be comma lists)",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("name", po::value<std::string>(), "benchmark name (see 'wse-emu list')")
-      ("out,o", po::value<std::string>(), "output directory for the CSV files")
-      ("quick", "a smaller sweep (seconds instead of minutes)")
-      ("size", po::value<std::vector<std::string>>()->composing(), "gemv: square matrix side(s)")
-      ("grid", po::value<std::vector<std::string>>()->composing(), "gemv: PE grid(s), PxQ or a side")
-      ("reduction", po::value<std::vector<std::string>>()->composing(), "gemv: chain, tree, ktree or all")
-      ("accumulate", po::value<std::vector<std::string>>()->composing(), "gemv: fp16, fp32 or all")
-      ("force,f", "write into DIR even if it is not empty")
-      ("quiet,q", "no progress on stderr");
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")("name", po::value<std::string>(),
+                                                      "benchmark name (see 'wse-emu list')")(
+      "out,o", po::value<std::string>(), "output directory for the CSV files")(
+      "quick", "a smaller sweep (seconds instead of minutes)")(
+      "size", po::value<std::vector<std::string>>()->composing(), "gemv: square matrix side(s)")(
+      "grid", po::value<std::vector<std::string>>()->composing(), "gemv: PE grid(s), PxQ or a side")(
+      "reduction", po::value<std::vector<std::string>>()->composing(), "gemv: chain, tree, ktree or all")(
+      "accumulate", po::value<std::vector<std::string>>()->composing(), "gemv: fp16, fp32 or all")(
+      "force,f", "write into DIR even if it is not empty")("quiet,q", "no progress on stderr");
   c.positional.add("name", 1);
   return c;
 }
@@ -121,24 +120,26 @@ Command make_sweep() {
             "--force (then points of another sweep there are run again). Exit 0 all points ran,\n"
             "1 some failed (recorded in results.csv), 2 bad sweep file, an invalid point or DIR\n"
             "in use (nothing run).",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("sweep", po::value<std::string>(), "sweep YAML file (see docs/sweeps.md)")
-      ("out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run of this sweep)")
-      ("force,f", "use DIR even if it holds something else (points of another sweep are rerun)")
-      ("backend,b", po::value<std::string>()->default_value("local"),
-       "local: parallel processes here; slurm: one sbatch job array, waited for")
-      ("jobs,j", po::value<int>()->default_value(0),
-       "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")
-      ("quiet,q", "no progress on stderr");
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")("sweep", po::value<std::string>(),
+                                                      "sweep YAML file (see docs/sweeps.md)")(
+      "out,o", po::value<std::string>(),
+      "output directory (resumed if it holds an earlier run of this sweep)")(
+      "force,f", "use DIR even if it holds something else (points of another sweep are rerun)")(
+      "backend,b", po::value<std::string>()->default_value("local"),
+      "local: parallel processes here; slurm: one sbatch job array, waited for")(
+      "jobs,j", po::value<int>()->default_value(0),
+      "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")(
+      "quiet,q", "no progress on stderr");
   c.positional.add("sweep", 1);
   return c;
 }
 
 Command make_plan() {
   Command c{"plan",
-            "wse-emu plan PLAN.yaml --out DIR [--backend local|slurm] [--jobs N] [--no-prune] [--quiet] [--force]\n\n"
+            "wse-emu plan PLAN.yaml --out DIR [--backend local|slurm] [--jobs N] [--no-prune] [--quiet] "
+            "[--force]\n\n"
             "Sizes a fleet: for every workload and arrival rate of the plan, the fewest prefill\n"
             "machines that meet the SLOs for each decode pool size (bisection, assuming more\n"
             "machines never hurt; implied points are not run), and the deployment with the lowest\n"
@@ -149,18 +150,17 @@ Command make_plan() {
             "plan). Writes DIR/plan.csv (every deployment run) and DIR/frontier.csv;\n"
             "scripts/plot_plan.py DIR draws DIR/plan.png. Exit 0 done, 1 a run failed, 2 bad plan\n"
             "file (docs/serving.md, 'Sizing a fleet').",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("plan", po::value<std::string>(), "plan YAML file")
-      ("out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run of the plan)")
-      ("force,f", "use DIR even if it holds something else")
-      ("backend,b", po::value<std::string>()->default_value("local"),
-       "local: parallel processes here; slurm: one sbatch job array per round, waited for")
-      ("jobs,j", po::value<int>()->default_value(0),
-       "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")
-      ("no-prune", "run every deployment the search asks for, even one its floor bound rules out")
-      ("quiet,q", "no progress on stderr");
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")("plan", po::value<std::string>(), "plan YAML file")(
+      "out,o", po::value<std::string>(), "output directory (resumed if it holds an earlier run of the plan)")(
+      "force,f", "use DIR even if it holds something else")(
+      "backend,b", po::value<std::string>()->default_value("local"),
+      "local: parallel processes here; slurm: one sbatch job array per round, waited for")(
+      "jobs,j", po::value<int>()->default_value(0),
+      "local: parallel processes (0 = host cores); slurm: array throttle %N (0 = none)")(
+      "no-prune", "run every deployment the search asks for, even one its floor bound rules out")(
+      "quiet,q", "no progress on stderr");
   c.positional.add("plan", 1);
   return c;
 }
@@ -174,16 +174,15 @@ Command make_regress() {
             "moved; --all lists every figure. Exit 1 when a figure is out of tolerance.\n"
             "--update rewrites the references (keeping their tolerances) and prints what\n"
             "changed.",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("update", "rewrite the reference files from this run")
-      ("all", "list every figure (default: the headline figures that moved; the others are counted)")
-      ("suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"), "regression suite file")
-      ("only", po::value<std::string>(), "run only this experiment of the suite")
-      ("out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")
-      ("force,f", "write into --out DIR even if it is not empty")
-      ("quiet,q", "print only each experiment's verdict and the result, not the figure tables");
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")("update", "rewrite the reference files from this run")(
+      "all", "list every figure (default: the headline figures that moved; the others are counted)")(
+      "suite", po::value<std::string>()->default_value("tests/regression/suite.yaml"),
+      "regression suite file")("only", po::value<std::string>(), "run only this experiment of the suite")(
+      "out,o", po::value<std::string>(), "keep the runs' outputs here (default: temporary, removed)")(
+      "force,f", "write into --out DIR even if it is not empty")(
+      "quiet,q", "print only each experiment's verdict and the result, not the figure tables");
   return c;
 }
 
@@ -196,20 +195,18 @@ Command make_compare() {
             "--baseline names one), and writes them to DIR/compare.csv. A sweep's output folder\n"
             "stands for its points. A figure a run does not report shows as '-'.\n"
             "scripts/plot_compare.py DIR draws DIR/compare.png from compare.csv.",
-            po::options_description("options"), {}};
-  c.options.add_options()
-      ("help,h", "show this help")
-      ("runs", po::value<std::vector<std::string>>()->multitoken(), "run folders (positional)")
-      ("baseline,b", po::value<std::string>(), "the run the ratios are to (default: the first)")
-      ("out,o", po::value<std::string>()->default_value("."), "folder for compare.csv")
-      ("quiet,q", "write compare.csv only, print no table");
+            po::options_description("options"),
+            {}};
+  c.options.add_options()("help,h", "show this help")(
+      "runs", po::value<std::vector<std::string>>()->multitoken(), "run folders (positional)")(
+      "baseline,b", po::value<std::string>(), "the run the ratios are to (default: the first)")(
+      "out,o", po::value<std::string>()->default_value("."), "folder for compare.csv")(
+      "quiet,q", "write compare.csv only, print no table");
   c.positional.add("runs", -1);
   return c;
 }
 
-void print_help(const Command& c) {
-  std::cout << "usage: " << c.synopsis << "\n\n" << c.options << "\n";
-}
+void print_help(const Command& c) { std::cout << "usage: " << c.synopsis << "\n\n" << c.options << "\n"; }
 
 int usage_error(const std::string& msg, const char* command = nullptr) {
   std::cerr << "wse-emu: error: " << msg << "\n";
@@ -373,15 +370,24 @@ int dispatch(int argc, char** argv) {
       return kExitOk;
     }
     const std::string& topic = args.front();
-    if (topic == "run") print_help(make_run());
-    else if (topic == "check") print_help(make_check());
-    else if (topic == "bench") print_help(make_bench());
-    else if (topic == "sweep") print_help(make_sweep());
-    else if (topic == "regress") print_help(make_regress());
-    else if (topic == "compare") print_help(make_compare());
-    else if (topic == "plan") print_help(make_plan());
-    else if (topic == "version" || topic == "list" || topic == "help") std::cout << kUsage;
-    else return usage_error("no help for unknown command '" + topic + "'");
+    if (topic == "run")
+      print_help(make_run());
+    else if (topic == "check")
+      print_help(make_check());
+    else if (topic == "bench")
+      print_help(make_bench());
+    else if (topic == "sweep")
+      print_help(make_sweep());
+    else if (topic == "regress")
+      print_help(make_regress());
+    else if (topic == "compare")
+      print_help(make_compare());
+    else if (topic == "plan")
+      print_help(make_plan());
+    else if (topic == "version" || topic == "list" || topic == "help")
+      std::cout << kUsage;
+    else
+      return usage_error("no help for unknown command '" + topic + "'");
     return kExitOk;
   }
   if (cmd == "version" || cmd == "--version") {
@@ -477,7 +483,8 @@ int dispatch(int argc, char** argv) {
     return run_plan(registry, opt);
   }
 
-  std::vector<std::string> known{"run", "check", "bench", "sweep", "regress", "compare", "plan", "list", "version", "help"};
+  std::vector<std::string> known{"run",     "check", "bench", "sweep",   "regress",
+                                 "compare", "plan",  "list",  "version", "help"};
   auto guess = config::did_you_mean(cmd, known);
   return usage_error("unknown command '" + cmd + "'" + (guess ? "; did you mean '" + *guess + "'?" : ""));
 }

@@ -17,8 +17,8 @@
 #include <set>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "apps/wse-emu/cli.h"
 #include "apps/wse-emu/sweep_command.h"
@@ -99,7 +99,8 @@ std::optional<std::uint32_t> PlanSearch::fewest(std::uint32_t d) const {
 
 std::vector<std::pair<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::uint32_t, std::uint32_t>>>
 PlanSearch::contradictions() const {
-  std::vector<std::pair<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::uint32_t, std::uint32_t>>> out;
+  std::vector<std::pair<std::pair<std::uint32_t, std::uint32_t>, std::pair<std::uint32_t, std::uint32_t>>>
+      out;
   for (const auto& [miss, miss_ok] : measured_) {
     if (miss_ok) continue;
     for (const auto& [met, met_ok] : measured_) {
@@ -114,7 +115,8 @@ PlanSearch::contradictions() const {
 
 // ---- the floor bound -----------------------------------------------------------------
 
-std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s, double quantile) {
+std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s,
+                                      double quantile) {
   if (work_s.empty() || !(span_s + limit_s > 0.0)) return 1;
   std::sort(work_s.begin(), work_s.end());
   const double rank = std::ceil(quantile / 100.0 * static_cast<double>(work_s.size()));
@@ -174,7 +176,7 @@ struct Plan {
   std::vector<std::string> rates;  // as written
   Pool prefill, decode;
   std::vector<Slo> slos;
-  std::string objective;   // cost | power | machines | a summary figure path
+  std::string objective;         // cost | power | machines | a summary figure path
   std::string objective_figure;  // the figure minimised (empty: machines)
   bool prune = true;             // rule out deployments by the floor bound (prune: false: run them)
 };
@@ -217,30 +219,38 @@ Plan read_plan(const fs::path& file) {
   try {
     root = YAML::LoadFile(file.string());
   } catch (const YAML::Exception& e) {
-    throw PlanError(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
-                    ": " + e.msg);
+    throw PlanError(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
+                    std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
-  if (!root.IsMap()) throw PlanError(file.string() + ": a plan file is a mapping (experiment:, pools:, slo:, ...)");
-  check_keys(file, root, {"name", "description", "experiment", "set", "workloads", "rates", "pools", "slo", "objective", "prune"},
+  if (!root.IsMap())
+    throw PlanError(file.string() + ": a plan file is a mapping (experiment:, pools:, slo:, ...)");
+  check_keys(file, root,
+             {"name", "description", "experiment", "set", "workloads", "rates", "pools", "slo", "objective",
+              "prune"},
              "the plan");
   Plan p;
-  p.name = root["name"] ? scalar(file, root["name"], "'name:' is the plan's name, a text") : file.stem().string();
+  p.name =
+      root["name"] ? scalar(file, root["name"], "'name:' is the plan's name, a text") : file.stem().string();
   if (!root["experiment"]) {
-    throw PlanError(file.string() + ": 'experiment:' (the base experiment file, relative to the plan file) is required");
+    throw PlanError(file.string() +
+                    ": 'experiment:' (the base experiment file, relative to the plan file) is required");
   }
-  p.experiment = (fs::absolute(file).parent_path() /
-                  scalar(file, root["experiment"], "'experiment:' is a file name"))
-                     .lexically_normal();
+  p.experiment =
+      (fs::absolute(file).parent_path() / scalar(file, root["experiment"], "'experiment:' is a file name"))
+          .lexically_normal();
   if (const auto why = not_a_file(p.experiment)) {
-    throw PlanError(where(file, root["experiment"]) + ": base experiment '" + p.experiment.string() + "' " + *why);
+    throw PlanError(where(file, root["experiment"]) + ": base experiment '" + p.experiment.string() + "' " +
+                    *why);
   }
   if (const YAML::Node set = root["set"]) {
     if (!set.IsMap()) throw PlanError(where(file, set) + ": 'set:' is a mapping of key paths to values");
-    for (const auto& kv : set) p.fixed.push_back(scalar(file, kv.first, "keys are text") + "=" + set_value_text(kv.second));
+    for (const auto& kv : set)
+      p.fixed.push_back(scalar(file, kv.first, "keys are text") + "=" + set_value_text(kv.second));
   }
   if (const YAML::Node w = root["workloads"]) {
     if (!w.IsMap() || w.size() == 0) {
-      throw PlanError(where(file, w) + ": 'workloads:' maps a name to its overrides (a mapping, {} for the base)");
+      throw PlanError(where(file, w) +
+                      ": 'workloads:' maps a name to its overrides (a mapping, {} for the base)");
     }
     for (const auto& kv : w) {
       Workload wl;
@@ -251,7 +261,8 @@ Plan read_plan(const fs::path& file) {
                         "' names folders: use letters, digits and _");
       }
       if (!kv.second.IsMap() && !(kv.second.IsNull())) {
-        throw PlanError(where(file, kv.second) + ": workload '" + wl.name + "' is a mapping of key paths to values");
+        throw PlanError(where(file, kv.second) + ": workload '" + wl.name +
+                        "' is a mapping of key paths to values");
       }
       if (kv.second.IsMap()) {
         for (const auto& o : kv.second) {
@@ -265,7 +276,8 @@ Plan read_plan(const fs::path& file) {
   }
   const YAML::Node rates = root["rates"];
   if (!rates || !rates.IsMap()) {
-    throw PlanError(where(file, rates) + ": 'rates:' is required: {key: workload.trace.rate_scale, values: [...]}");
+    throw PlanError(where(file, rates) +
+                    ": 'rates:' is required: {key: workload.trace.rate_scale, values: [...]}");
   }
   check_keys(file, rates, {"key", "values"}, "rates");
   p.rate_key = scalar(file, rates["key"], "'rates.key' is the configuration key of the arrival rate");
@@ -275,7 +287,8 @@ Plan read_plan(const fs::path& file) {
   for (const auto& v : rates["values"]) p.rates.push_back(scalar(file, v, "a rate is a value"));
   const YAML::Node pools = root["pools"];
   if (!pools || !pools.IsMap()) {
-    throw PlanError(where(file, pools) + ": 'pools:' is required: {prefill: {key, min, max}, decode: {key, min, max}}");
+    throw PlanError(where(file, pools) +
+                    ": 'pools:' is required: {prefill: {key, min, max}, decode: {key, min, max}}");
   }
   check_keys(file, pools, {"prefill", "decode"}, "pools");
   p.prefill = read_pool(file, pools["prefill"], "prefill");
@@ -310,7 +323,8 @@ Plan read_plan(const fs::path& file) {
   if (const YAML::Node pr = root["prune"]) {
     const std::string v = scalar(file, pr, "'prune:' is true or false");
     if (v != "true" && v != "false") {
-      throw PlanError(where(file, pr) + ": 'prune:' is '" + v + "'; give true (rule out deployments by the floor " +
+      throw PlanError(where(file, pr) + ": 'prune:' is '" + v +
+                      "'; give true (rule out deployments by the floor " +
                       "bound, the default) or false (run every deployment the search asks for)");
     }
     p.prune = v == "true";
@@ -357,10 +371,12 @@ std::string csv_text(const std::string& v) {
 }
 
 std::string point_id(const Plan& plan, std::size_t w, std::size_t r, std::uint32_t p, std::uint32_t d) {
-  return plan.workloads[w].name + "-rate" + std::to_string(r) + "-p" + std::to_string(p) + "-d" + std::to_string(d);
+  return plan.workloads[w].name + "-rate" + std::to_string(r) + "-p" + std::to_string(p) + "-d" +
+         std::to_string(d);
 }
 
-std::vector<std::string> overrides(const Plan& plan, std::size_t w, std::size_t r, std::uint32_t p, std::uint32_t d) {
+std::vector<std::string> overrides(const Plan& plan, std::size_t w, std::size_t r, std::uint32_t p,
+                                   std::uint32_t d) {
   std::vector<std::string> o = plan.fixed;
   o.insert(o.end(), plan.workloads[w].overrides.begin(), plan.workloads[w].overrides.end());
   o.push_back(plan.rate_key + "=" + plan.rates[r]);
@@ -392,7 +408,8 @@ std::optional<double> ttft_quantile(const std::string& figure) {
   if (figure.rfind(prefix, 0) != 0) return std::nullopt;
   const std::string q = figure.substr(prefix.size());
   if (q == "max") return 100.0;
-  if (q.size() < 2 || q[0] != 'p' || q.find_first_not_of("0123456789", 1) != std::string::npos) return std::nullopt;
+  if (q.size() < 2 || q[0] != 'p' || q.find_first_not_of("0123456789", 1) != std::string::npos)
+    return std::nullopt;
   const double v = std::stod(q.substr(1));
   if (v <= 0.0 || v > 100.0) return std::nullopt;
   return v;
@@ -480,9 +497,9 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
       if (te[k]) most = std::max(most, te[k].as<double>());
     }
     const std::string key = type == "bf16" || type == "fp16" ? "moving_per_cycle_bf16"
-                            : type.rfind("fp8", 0) == 0     ? "moving_per_cycle_fp8"
-                            : type == "fp32"                ? "moving_per_cycle_fp32"
-                                                            : "";
+                            : type.rfind("fp8", 0) == 0      ? "moving_per_cycle_fp8"
+                            : type == "fp32"                 ? "moving_per_cycle_fp32"
+                                                             : "";
     return !key.empty() && te[key] ? te[key].as<double>() : most;
   };
   double moving = moving_of("bf16");
@@ -490,7 +507,8 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
     if (cfg["model"][k]) moving = std::max(moving, moving_of(cfg["model"][k].as<std::string>()));
   }
   const double peak = pf["tp_degree"].as<double>() * pf["lnc"].as<double>() * te["rows"].as<double>() *
-                      te["columns"].as<double>() * 2.0 * parse_frequency(te["clock"].as<std::string>()).hz * moving;
+                      te["columns"].as<double>() * 2.0 * parse_frequency(te["clock"].as<std::string>()).hz *
+                      moving;
   if (!(peak > 0.0)) return;
   const auto rows = read_requests(dir / "requests.csv");
   if (rows.empty()) return;
@@ -504,7 +522,9 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
   for (const auto& r : rows) {
     // Only a trace whose every request was prefilled once, whole, fits the bound: a
     // rejected request is absent from the TTFT percentiles, and a prefix hit skips work.
-    const auto num = [&](const std::string& k) { return r.contains(k) && !r.at(k).empty() ? std::stod(r.at(k)) : 0.0; };
+    const auto num = [&](const std::string& k) {
+      return r.contains(k) && !r.at(k).empty() ? std::stod(r.at(k)) : 0.0;
+    };
     if (!r.contains("state") || r.at("state") != "completed" || num("prefix_hit_tokens") != 0.0) return;
     work.push_back(layer_flops * num("input_tokens") / peak);
     first = std::min(first, num("arrival_s"));
@@ -517,15 +537,15 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
     s.prefill_floor = need;
     std::vector<double> sorted = work;
     std::sort(sorted.begin(), sorted.end());
-    const auto m = static_cast<std::size_t>(
-        std::clamp(std::ceil(q / 100.0 * static_cast<double>(sorted.size())), 1.0, static_cast<double>(sorted.size())));
+    const auto m = static_cast<std::size_t>(std::clamp(
+        std::ceil(q / 100.0 * static_cast<double>(sorted.size())), 1.0, static_cast<double>(sorted.size())));
     double w = 0.0;
     for (std::size_t i = 0; i < m; ++i) w += sorted[i];
     s.floor_reason = "prefill floor: the " + std::to_string(m) + " of " + std::to_string(sorted.size()) +
-                     " requests that " + slo->figure + " <= " + slo->written + " needs take at least " + fmt(w) +
-                     " machine-s of prefill (their decoder GEMMs at the tensor engines' peak, " + fmt(peak) +
-                     " FLOP/s), more than p x (arrival span " + fmt(span) + " s + " + fmt(slo->limit) +
-                     " s) for p < " + std::to_string(need);
+                     " requests that " + slo->figure + " <= " + slo->written + " needs take at least " +
+                     fmt(w) + " machine-s of prefill (their decoder GEMMs at the tensor engines' peak, " +
+                     fmt(peak) + " FLOP/s), more than p x (arrival span " + fmt(span) + " s + " +
+                     fmt(slo->limit) + " s) for p < " + std::to_string(need);
   }
 }
 
@@ -549,8 +569,9 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
     for (std::size_t r = 0; r < plan.rates.size(); ++r) {
       if (auto err = validate_experiment(registry, plan.experiment,
                                          overrides(plan, w, r, plan.prefill.max, plan.decode.max))) {
-        std::cerr << "wse-emu: error: plan " << opt.plan_file.string() << ", workload " << plan.workloads[w].name
-                  << " at " << plan.rate_key << "=" << plan.rates[r] << " with the largest pools: " << *err << "\n";
+        std::cerr << "wse-emu: error: plan " << opt.plan_file.string() << ", workload "
+                  << plan.workloads[w].name << " at " << plan.rate_key << "=" << plan.rates[r]
+                  << " with the largest pools: " << *err << "\n";
         return kExitBadInput;
       }
     }
@@ -563,7 +584,14 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
   std::vector<Scenario> scenarios;
   for (std::size_t w = 0; w < plan.workloads.size(); ++w) {
     for (std::size_t r = 0; r < plan.rates.size(); ++r) {
-      scenarios.push_back(Scenario{w, r, PlanSearch(plan.prefill.min, plan.prefill.max, plan.decode.min, plan.decode.max), {}, false, 0, {}});
+      scenarios.push_back(
+          Scenario{w,
+                   r,
+                   PlanSearch(plan.prefill.min, plan.prefill.max, plan.decode.min, plan.decode.max),
+                   {},
+                   false,
+                   0,
+                   {}});
     }
   }
   try {
@@ -584,8 +612,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
           if (plan.prune && p < s.prefill_floor) {
             // Ruled out by the floor bound: it cannot meet a TTFT SLO; recorded, not run.
             s.search.record(p, d, false);
-            s.outcomes[pd] = Outcome{"pruned", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt,
-                                     s.floor_reason};
+            s.outcomes[pd] = Outcome{"pruned", std::vector<std::optional<double>>(plan.slos.size()),
+                                     std::nullopt, s.floor_reason};
             refused = true;
             continue;
           }
@@ -594,7 +622,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
             // not fit fewer machines): it cannot meet the SLOs; recorded, not run. (The
             // largest deployment was checked above: the keys and values are sound.)
             s.search.record(p, d, false);
-            s.outcomes[pd] = Outcome{"invalid", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt, *err};
+            s.outcomes[pd] =
+                Outcome{"invalid", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt, *err};
             refused = true;
             continue;
           }
@@ -613,7 +642,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         std::cerr << "plan " << plan.name << ": round " << round << ", " << specs.size()
                   << " deployment(s) (those complete in DIR from an earlier run are reused)\n";
       }
-      if (const int sig = run_point_specs(plan.experiment, specs, out, opt.backend, opt.jobs, opt.quiet); sig != 0) {
+      if (const int sig = run_point_specs(plan.experiment, specs, out, opt.backend, opt.jobs, opt.quiet);
+          sig != 0) {
         std::cerr << "wse-emu: plan stopped by signal " << sig << "; rerun the same command to resume\n";
         return 128 + sig;
       }
@@ -623,8 +653,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         std::ifstream in(dir / "summary.json");
         if (!in) {
           std::cerr << "wse-emu: error: plan point " << specs[i].id << " (" << specs[i].label
-                    << ") failed: " << last_error_line(dir / "stderr.txt") << " (see " << (dir / "stderr.txt").string()
-                    << ")\n";
+                    << ") failed: " << last_error_line(dir / "stderr.txt") << " (see "
+                    << (dir / "stderr.txt").string() << ")\n";
           return kExitRunFailed;
         }
         const nlohmann::json summary = nlohmann::json::parse(in);
@@ -645,7 +675,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
           o.objective = figure(summary, plan.objective_figure);
           if (!o.objective) {
             std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": objective '" << plan.objective
-                      << "' (figure " << plan.objective_figure << ") is not in the summary.json of " << dir.string()
+                      << "' (figure " << plan.objective_figure << ") is not in the summary.json of "
+                      << dir.string()
                       << "; use cost, power, machines or a numeric key path of summary.json\n";
             return kExitBadInput;
           }
@@ -682,8 +713,9 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         csv << wname << "," << plan.rates[s.r] << "," << pd.first << "," << pd.second << "," << o.status;
         for (const auto& v : o.slo_values) csv << "," << (v ? fmt(*v) : "");
         csv << "," << (o.objective ? fmt(*o.objective) : "") << ","
-            << (o.status == "invalid" || o.status == "pruned" ? "" : point_id(plan, s.w, s.r, pd.first, pd.second)) << "," << csv_text(o.note)
-            << "\n";
+            << (o.status == "invalid" || o.status == "pruned" ? ""
+                                                              : point_id(plan, s.w, s.r, pd.first, pd.second))
+            << "," << csv_text(o.note) << "\n";
         if (o.status == "pruned") ++pruned;
         if (o.status != "invalid" && o.status != "pruned") ++runs;
       }
@@ -718,25 +750,29 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
               << " decode meets the SLOs\n";
       }
       if (plan.prune && s.prefill_floor > 1) {
-        table << "    floor bound: " << s.prefill_floor << " prefill machines at least (" << s.floor_reason << ")\n";
+        table << "    floor bound: " << s.prefill_floor << " prefill machines at least (" << s.floor_reason
+              << ")\n";
       }
       for (const auto& [miss, met] : s.search.contradictions()) {
-        std::cerr << "wse-emu: note: " << wname << " rate " << plan.rates[s.r] << ": " << miss.first << " prefill x "
-                  << miss.second << " decode missed the SLOs although " << met.first << " x " << met.second
+        std::cerr << "wse-emu: note: " << wname << " rate " << plan.rates[s.r] << ": " << miss.first
+                  << " prefill x " << miss.second << " decode missed the SLOs although " << met.first << " x "
+                  << met.second
                   << " met them (more machines made it worse; the search assumes they never do)\n";
       }
     }
     sim::write_file_atomic(out / "plan.csv", csv.str());
     sim::write_file_atomic(out / "frontier.csv", front.str());
     std::cout << "plan " << plan.name << ": " << runs << " run(s), " << pruned
-              << " pruned by the floor bound (not run)" << (plan.prune ? "" : " [pruning off]") << "; objective " << plan.objective
+              << " pruned by the floor bound (not run)" << (plan.prune ? "" : " [pruning off]")
+              << "; objective " << plan.objective
               << (plan.objective_figure.empty() || plan.objective_figure == plan.objective
                       ? std::string()
                       : " (" + plan.objective_figure + ")")
               << ", SLOs";
     for (const Slo& slo : plan.slos) std::cout << " " << slo.figure << " <= " << slo.written;
-    std::cout << "\n  " << std::left << std::setw(16) << "workload" << std::setw(10) << "rate" << std::setw(10)
-              << "prefill" << std::setw(10) << "decode" << std::setw(14) << "per decode" << "objective\n"
+    std::cout << "\n  " << std::left << std::setw(16) << "workload" << std::setw(10) << "rate"
+              << std::setw(10) << "prefill" << std::setw(10) << "decode" << std::setw(14) << "per decode"
+              << "objective\n"
               << table.str() << (out / "plan.csv").string() << "\n";
   } catch (const std::exception& e) {
     std::cerr << "wse-emu: plan failed: " << e.what() << "\n";

@@ -46,7 +46,8 @@ struct PlanOptions {
 // fits in p machines x (span + L), span = last arrival - first arrival. The fewest
 // prefill machines not ruled out: ceil(W_m / (span + L)), at least 1.
 // `work_s`: each request's prefill work lower bound in machine-seconds (any order).
-std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s, double quantile);
+std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s,
+                                      double quantile);
 
 int run_plan(const sim::Registry& registry, const PlanOptions& opt);
 
@@ -85,8 +86,8 @@ class PlanSearch {
   void settle();  // advances every bisection past points whose outcome is known
 
   std::uint32_t p_min_, p_max_, d_min_, d_max_;
-  std::map<std::uint32_t, Bisection> bisect_;                             // by d
-  std::map<std::pair<std::uint32_t, std::uint32_t>, bool> measured_;      // (p, d) -> met
+  std::map<std::uint32_t, Bisection> bisect_;                         // by d
+  std::map<std::pair<std::uint32_t, std::uint32_t>, bool> measured_;  // (p, d) -> met
 };
 
 }  // namespace wse::app

@@ -64,7 +64,9 @@ std::string line_of(const fs::path& file, const YAML::Node& n) {
 std::string text(const fs::path& file, const YAML::Node& n, const std::string& what) {
   if (!n.IsScalar()) {
     throw SuiteError(line_of(file, n) + ": " + what + " must be text, found " +
-                     (n.IsSequence() ? "a list" : n.IsMap() ? "a mapping" : "nothing"));
+                     (n.IsSequence() ? "a list"
+                      : n.IsMap()    ? "a mapping"
+                                     : "nothing"));
   }
   return n.Scalar();
 }
@@ -93,7 +95,8 @@ Tolerance read_tolerance(const fs::path& file, const YAML::Node& n, Tolerance t)
     double v = -1;
     if (n[k].IsScalar() && !YAML::convert<double>::decode(n[k], v)) v = -1;
     if (!n[k].IsScalar() || !std::isfinite(v) || v < 0) {
-      throw SuiteError(line_of(file, n[k]) + ": tolerance '" + k + "' must be a finite number, 0 or more (e.g. " +
+      throw SuiteError(line_of(file, n[k]) + ": tolerance '" + k +
+                       "' must be a finite number, 0 or more (e.g. " +
                        (std::string(k) == "relative" ? "1.0e-6" : "0") + ")");
     }
     (std::string(k) == "relative" ? t.relative : t.absolute) = v;
@@ -113,7 +116,8 @@ Suite read_suite(const fs::path& file) {
   check_keys(file, root, {"references", "tolerance", "experiments"});
   Suite s;
   s.references =
-      (base / (root["references"] ? text(file, root["references"], "'references:'") : "references")).lexically_normal();
+      (base / (root["references"] ? text(file, root["references"], "'references:'") : "references"))
+          .lexically_normal();
   s.default_tolerance = read_tolerance(file, root["tolerance"], s.default_tolerance);
   if (!root["experiments"] || !root["experiments"].IsSequence() || root["experiments"].size() == 0) {
     throw SuiteError(file.string() + ": 'experiments:' must list at least one {name:, experiment:}");
@@ -126,9 +130,11 @@ Suite read_suite(const fs::path& file) {
     check_keys(file, e, {"name", "experiment", "set"});
     Entry en;
     en.name = text(file, e["name"], "'name:'");
-    if (en.name.empty() || en.name.find_first_of("/\\") != std::string::npos || en.name == "." || en.name == "..") {
-      throw SuiteError(line_of(file, e["name"]) + ": 'name:' '" + en.name +
-                       "' names the reference file <name>.json and the run's folder: use letters, digits, _ or -");
+    if (en.name.empty() || en.name.find_first_of("/\\") != std::string::npos || en.name == "." ||
+        en.name == "..") {
+      throw SuiteError(
+          line_of(file, e["name"]) + ": 'name:' '" + en.name +
+          "' names the reference file <name>.json and the run's folder: use letters, digits, _ or -");
     }
     en.experiment_as_written = text(file, e["experiment"], "'experiment:'");
     en.experiment = (base / en.experiment_as_written).lexically_normal();
@@ -223,7 +229,8 @@ void flatten_config(const YAML::Node& n, const std::string& path, const ConfigPa
       for (std::size_t i = 0; i < n.size(); ++i) text += (i ? ", " : "") + n[i].Scalar();
       out[path] = text + "]";
     } else {
-      for (std::size_t i = 0; i < n.size(); ++i) flatten_config(n[i], path + "[" + std::to_string(i) + "]", base, out);
+      for (std::size_t i = 0; i < n.size(); ++i)
+        flatten_config(n[i], path + "[" + std::to_string(i) + "]", base, out);
     }
   } else if (n.IsScalar()) {
     std::string v = n.Scalar();
@@ -246,8 +253,8 @@ void flatten_config(const YAML::Node& n, const std::string& path, const ConfigPa
 
 FlatConfig resolved_config(const fs::path& resolved_yaml, const fs::path& experiment) {
   FlatConfig out;
-  flatten_config(YAML::LoadFile(resolved_yaml.string()), "", {experiment.parent_path(), resolved_yaml.parent_path()},
-                 out);
+  flatten_config(YAML::LoadFile(resolved_yaml.string()), "",
+                 {experiment.parent_path(), resolved_yaml.parent_path()}, out);
   return out;
 }
 
@@ -311,7 +318,8 @@ bool reference_exists(const fs::path& ref_file) {
 // checked before any experiment runs.
 nlohmann::json read_reference(const fs::path& file) {
   const auto bad = [&](const std::string& what) {
-    return SuiteError("reference " + file.string() + ": " + what + "; fix the file, or delete it and run "
+    return SuiteError("reference " + file.string() + ": " + what +
+                      "; fix the file, or delete it and run "
                       "'wse-emu regress --update' to write it again");
   };
   std::ifstream in(file, std::ios::binary);
@@ -324,12 +332,14 @@ nlohmann::json read_reference(const fs::path& file) {
   } catch (const nlohmann::json::exception& e) {
     throw bad(std::string("not valid JSON (") + e.what() + ")");
   }
-  if (!ref.is_object()) throw bad("expected a JSON object with \"figures\", found " + std::string(ref.type_name()));
+  if (!ref.is_object())
+    throw bad("expected a JSON object with \"figures\", found " + std::string(ref.type_name()));
   const auto figures = ref.find("figures");
   if (figures == ref.end() || !figures->is_object()) throw bad("\"figures\" must be an object of figures");
   for (const auto& [name, f] : figures->items()) {
     const std::string at = "figure '" + name + "': ";
-    if (!f.is_object()) throw bad(at + "expected an object with \"value\", found " + std::string(f.type_name()));
+    if (!f.is_object())
+      throw bad(at + "expected an object with \"value\", found " + std::string(f.type_name()));
     const auto v = f.find("value");
     if (v == f.end() || !v->is_number())
       throw bad(at + "\"value\" must be a number, found " + (v == f.end() ? "nothing" : v->dump()));
@@ -559,7 +569,8 @@ int run_regress(const RegressOptions& opt) {
           std::cout << moved << " other figure(s) changed, " << out << " of them out of tolerance: " << groups
                     << "; --all lists them\n";
         }
-        if (unchanged) std::cout << "(" << unchanged << " unchanged figure(s) not listed; --all lists them)\n";
+        if (unchanged)
+          std::cout << "(" << unchanged << " unchanged figure(s) not listed; --all lists them)\n";
       }
       std::cout << (out_of_tolerance ? std::to_string(out_of_tolerance) + " figure(s) out of tolerance"
                                      : "all figures within tolerance")

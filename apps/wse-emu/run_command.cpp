@@ -46,7 +46,8 @@ struct Elaborated {
   config::Document doc;
   sim::ExperimentInfo info;
   std::unique_ptr<sim::MemoryBudget> memory;  // info.memory points here
-  std::unique_ptr<std::vector<std::string>> warnings = std::make_unique<std::vector<std::string>>();  // info.warnings
+  std::unique_ptr<std::vector<std::string>> warnings =
+      std::make_unique<std::vector<std::string>>();  // info.warnings
   std::unique_ptr<sim::Experiment> experiment;
 };
 
@@ -58,7 +59,8 @@ void print_warnings(const Elaborated& e) {
 // Phase 1. Throws config::ConfigError on bad input.
 Elaborated elaborate(const sim::Registry& registry, const fs::path& file,
                      const std::vector<std::string>& overrides, trace::Writer* trace = nullptr) {
-  Elaborated e{config::load(file, overrides), {}, nullptr, std::make_unique<std::vector<std::string>>(), nullptr};
+  Elaborated e{
+      config::load(file, overrides), {}, nullptr, std::make_unique<std::vector<std::string>>(), nullptr};
   e.info.trace = trace;
   e.info.warnings = e.warnings.get();
   config::Section root = e.doc.root();
@@ -198,17 +200,19 @@ void print_summary(const nlohmann::json& summary) {
   const nlohmann::json& classes = summary["utilization_by_class"];
   std::vector<std::pair<double, std::string>> order;
   for (const auto& [k, v] : classes.items()) order.emplace_back(v["max"].get<double>(), k);
-  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(order.begin(), order.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   std::size_t w = 14;
   for (const auto& [f, k] : order) w = std::max(w, k.size());
-  std::cout << "utilization by resource class (busiest first)\n  " << std::left << std::setw(static_cast<int>(w))
-            << "class" << "     max     mean  count  busiest\n";
+  std::cout << "utilization by resource class (busiest first)\n  " << std::left
+            << std::setw(static_cast<int>(w)) << "class"
+            << "     max     mean  count  busiest\n";
   for (const auto& [f, k] : order) {
     const nlohmann::json& c = classes[k];
     std::cout << "  " << std::left << std::setw(static_cast<int>(w)) << k << std::right << std::fixed
               << std::setprecision(1) << std::setw(7) << f * 100 << " %" << std::setw(7)
-              << c["mean"].get<double>() * 100 << " %" << std::setw(7) << c["count"].get<std::size_t>() << "  "
-              << (c["count"].get<std::size_t>() > 1 ? c["busiest"].get<std::string>() : "") << "\n";
+              << c["mean"].get<double>() * 100 << " %" << std::setw(7) << c["count"].get<std::size_t>()
+              << "  " << (c["count"].get<std::size_t>() > 1 ? c["busiest"].get<std::string>() : "") << "\n";
     std::cout.unsetf(std::ios::fixed);
   }
 }
@@ -222,7 +226,8 @@ std::string with_unit_prefix(const std::string& text) {
   const std::string unit = text.substr(space + 1);
   double v = 0;
   const char* b = text.data();
-  if (auto [p, ec] = std::from_chars(b, b + space, v); ec != std::errc() || p != b + space || v <= 0) return text;
+  if (auto [p, ec] = std::from_chars(b, b + space, v); ec != std::errc() || p != b + space || v <= 0)
+    return text;
   std::vector<std::pair<std::string, double>> prefixes;
   if (unit == "s") {
     prefixes = {{"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"ns", 1e-9}, {"ps", 1e-12}};
@@ -230,9 +235,15 @@ std::string with_unit_prefix(const std::string& text) {
     prefixes = {{"Hz", 1}, {"kHz", 1e3}, {"MHz", 1e6}, {"GHz", 1e9}};
   } else if (unit == "B" || unit == "B/s") {
     const std::string per = unit == "B/s" ? "/s" : "";
-    for (const auto& [n, f] : std::vector<std::pair<std::string, double>>{
-             {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"KiB", 1024.0}, {"MiB", 1048576.0},
-             {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}}) {
+    for (const auto& [n, f] : std::vector<std::pair<std::string, double>>{{"B", 1},
+                                                                          {"KB", 1e3},
+                                                                          {"MB", 1e6},
+                                                                          {"GB", 1e9},
+                                                                          {"TB", 1e12},
+                                                                          {"KiB", 1024.0},
+                                                                          {"MiB", 1048576.0},
+                                                                          {"GiB", 1073741824.0},
+                                                                          {"TiB", 1099511627776.0}}) {
       prefixes.emplace_back(n + per, f);
     }
   } else {
@@ -334,8 +345,7 @@ int check_experiment(const sim::Registry& registry, const fs::path& experiment,
                   << "   [default: " << with_unit_prefix(p.def) << "]  " << p.doc << "\n";
       }
     } else {
-      std::cout << "# resolved configuration of " << experiment.string()
-                << " (every default written out)\n"
+      std::cout << "# resolved configuration of " << experiment.string() << " (every default written out)\n"
                 << e.doc.resolved_yaml();
     }
     return kExitOk;
@@ -447,13 +457,15 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
     const auto extra = e.experiment->extra_files();
     for (const auto& [name, content] : extra) write(name, content);
     if (opt.token_times && !extra.contains("tokens.csv")) {
-      std::cerr << "wse-emu: warning: --token-times: mode '" << e.info.mode << "' emits no tokens; no tokens.csv written\n";
+      std::cerr << "wse-emu: warning: --token-times: mode '" << e.info.mode
+                << "' emits no tokens; no tokens.csv written\n";
     }
     if (trace) {
       trace->finish();
       written.push_back(opt.out_dir / "trace.json");
     }
-    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    const double wall_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     const nlohmann::json host = host_json(wall_s);
     write("host.json", host.dump(2) + "\n");
     write("summary.json", summary.dump(2) + "\n");
@@ -463,7 +475,8 @@ int run_experiment(const sim::Registry& registry, const RunOptions& opt) {
       line << std::fixed << std::setprecision(2) << "wall time " << wall_s << " s";
       if (host.contains("peak_rss_bytes")) {
         line << ", peak memory " << std::setprecision(1)
-             << static_cast<double>(host["peak_rss_bytes"].get<std::uint64_t>()) / (1024.0 * 1024.0) << " MiB";
+             << static_cast<double>(host["peak_rss_bytes"].get<std::uint64_t>()) / (1024.0 * 1024.0)
+             << " MiB";
       }
       std::cerr << line.str() << " (host.json)\n";
     }

@@ -14,15 +14,15 @@
 #include "apps/wse-emu/sweep_command.h"
 
 #include <algorithm>
-#include <iomanip>
 #include <cerrno>
-#include <csignal>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -41,7 +41,8 @@
 #include "systemc_models/config/config.h"
 #include "systemc_models/sim/output.h"
 
-extern char** environ;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): POSIX's, for posix_spawn
+extern char**
+    environ;  // NOLINT(cppcoreguidelines-avoid-non-const-global-variables): POSIX's, for posix_spawn
 
 namespace fs = std::filesystem;
 
@@ -93,8 +94,11 @@ struct Sweep {
 // A key of the sweep file, which must be plain text (a YAML key can be a list or a mapping).
 std::string key_text(const fs::path& file, const YAML::Node& key) {
   if (!key.IsScalar()) {
-    throw SweepError(where(file, key) + ": a key must be text (a configuration key path such as a.b.c), found " +
-                     (key.IsSequence() ? "a list" : key.IsMap() ? "a mapping" : "nothing"));
+    throw SweepError(where(file, key) +
+                     ": a key must be text (a configuration key path such as a.b.c), found " +
+                     (key.IsSequence() ? "a list"
+                      : key.IsMap()    ? "a mapping"
+                                       : "nothing"));
   }
   return key.Scalar();
 }
@@ -165,7 +169,8 @@ Sweep read_sweep(const fs::path& file) {
   s.experiment = fs::absolute(file).parent_path() / root["experiment"].Scalar();
   s.experiment = s.experiment.lexically_normal();
   if (const auto why = not_a_file(s.experiment)) {
-    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() + "' " + *why);
+    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() + "' " +
+                     *why);
   }
   std::set<std::string> seen;
   auto claim = [&](const YAML::Node& at, const std::string& key) {
@@ -223,9 +228,10 @@ Sweep read_sweep(const fs::path& file) {
   for (const auto& d : s.dims) {
     n *= d.choices.size();
     if (n > kMaxPoints)
-      throw SweepError(file.string() + ": more than " + std::to_string(kMaxPoints) +
-                       " points (the product of the lists' lengths); that is surely a mistake: vary fewer keys "
-                       "or fewer values");
+      throw SweepError(
+          file.string() + ": more than " + std::to_string(kMaxPoints) +
+          " points (the product of the lists' lengths); that is surely a mistake: vary fewer keys "
+          "or fewer values");
   }
   const std::size_t width = std::max<std::size_t>(3, std::to_string(n - 1).size());
   for (std::size_t i = 0; i < n; ++i) {
@@ -350,9 +356,14 @@ void remove(pid_t pid) {
 
 std::string duration_text(double s) {
   std::ostringstream o;
-  if (s >= 3600) o << static_cast<long>(s / 3600) << "h" << std::setw(2) << std::setfill('0') << static_cast<long>(s / 60) % 60 << "m";
-  else if (s >= 60) o << static_cast<long>(s / 60) << "m" << std::setw(2) << std::setfill('0') << static_cast<long>(s) % 60 << "s";
-  else o << std::lround(s) << "s";
+  if (s >= 3600)
+    o << static_cast<long>(s / 3600) << "h" << std::setw(2) << std::setfill('0')
+      << static_cast<long>(s / 60) % 60 << "m";
+  else if (s >= 60)
+    o << static_cast<long>(s / 60) << "m" << std::setw(2) << std::setfill('0') << static_cast<long>(s) % 60
+      << "s";
+  else
+    o << std::lround(s) << "s";
   return o.str();
 }
 
@@ -363,7 +374,8 @@ int run_local(const Sweep& s, const std::vector<const Point*>& todo, const fs::p
   std::size_t next = 0, done = 0;
   const std::size_t limit = std::min(stop::kMaxChildren, static_cast<std::size_t>(std::max(1, jobs)));
   const auto t0 = std::chrono::steady_clock::now();
-  struct sigaction sa {}, old_int {}, old_term {}, old_hup {};
+  struct sigaction sa {
+  }, old_int{}, old_term{}, old_hup{};
   sa.sa_handler = stop::on_sweep_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: waitpid returns to see the signal
@@ -381,8 +393,9 @@ int run_local(const Sweep& s, const std::vector<const Point*>& todo, const fs::p
       const double left = static_cast<double>(todo.size() - done);
       const double eta = elapsed / static_cast<double>(done) * left;
       std::cerr << "[" << done << "/" << todo.size() << "] point " << p->id << " (" << describe(s, *p)
-                << "): " << (code == 0 ? "ok" : "FAILED, exit " + std::to_string(code)) << "; " << duration_text(elapsed)
-                << " so far" << (done < todo.size() ? ", about " + duration_text(eta) + " left" : std::string()) << "\n";
+                << "): " << (code == 0 ? "ok" : "FAILED, exit " + std::to_string(code)) << "; "
+                << duration_text(elapsed) << " so far"
+                << (done < todo.size() ? ", about " + duration_text(eta) + " left" : std::string()) << "\n";
     }
   };
   while (next < todo.size() || !running.empty()) {
@@ -504,8 +517,7 @@ bool write_results(const Sweep& s, const fs::path& out) {
     Row r;
     if (fs::exists(dir / "summary.json")) {
       r.status = "ok";
-      for (const auto& [k, v] :
-           numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")))) {
+      for (const auto& [k, v] : numeric_figures(nlohmann::json::parse(read_text(dir / "summary.json")))) {
         r.figures[k] = v;
         if (known.insert(k).second) figure_order.push_back(k);
       }
@@ -564,7 +576,8 @@ bool write_results(const Sweep& s, const fs::path& out) {
     const fs::path hf = out / "points" / p.id / "host.json";
     if (fs::exists(hf)) h = nlohmann::json::parse(read_text(hf), nullptr, false);
     for (const auto& k : host_keys) {
-      cells.push_back(h.is_object() && h.contains(k) && h[k].is_number() ? fmt_figure(h[k].get<double>()) : "");
+      cells.push_back(h.is_object() && h.contains(k) && h[k].is_number() ? fmt_figure(h[k].get<double>())
+                                                                         : "");
     }
     host.row(cells);
   }
@@ -638,7 +651,8 @@ std::string last_error_line(const fs::path& file) {
   std::string line, last;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty() && line.rfind("note: ", 0) != 0 && line.rfind("wse-emu: warning: ", 0) != 0) last = line;
+    if (!line.empty() && line.rfind("note: ", 0) != 0 && line.rfind("wse-emu: warning: ", 0) != 0)
+      last = line;
   }
   for (const char* prefix : {"wse-emu: error: ", "wse-emu: "}) {
     if (last.rfind(prefix, 0) == 0) return last.substr(std::string(prefix).size());

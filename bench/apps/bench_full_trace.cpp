@@ -36,8 +36,9 @@ int main(int argc, char** argv) {
     }
   }
   const fs::path out = fs::temp_directory_path() / ("wse_full_trace_" + std::to_string(::getpid()));
-  std::vector<std::string> args = {(binary / "bin/wse-emu").string(), "run", experiment, "--out", out.string(),
-                                   "--set", "workload.trace.limit=0"};
+  std::vector<std::string> args = {
+      (binary / "bin/wse-emu").string(), "run", experiment, "--out", out.string(), "--set",
+      "workload.trace.limit=0"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> cargs;
   for (auto& a : args) cargs.push_back(a.data());

@@ -9,9 +9,9 @@
 // 128 head_dim x 2 B = 327,680 B = 320 KiB.
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -38,7 +38,8 @@ struct Request {
 // "2023-11-16 18:15:46.6805900" -> seconds since midnight.
 double seconds_of_day(const std::string& stamp) {
   const auto space = stamp.find(' ');
-  if (space == std::string::npos || stamp.size() < space + 9) throw std::runtime_error("bad TIMESTAMP '" + stamp + "'");
+  if (space == std::string::npos || stamp.size() < space + 9)
+    throw std::runtime_error("bad TIMESTAMP '" + stamp + "'");
   const std::string t = stamp.substr(space + 1);
   return std::stod(t.substr(0, 2)) * 3600 + std::stod(t.substr(3, 2)) * 60 + std::stod(t.substr(6));
 }
@@ -57,7 +58,8 @@ std::vector<Request> read_trace(const std::string& path, std::size_t limit) {
     std::stringstream s(line);
     std::string stamp, ctx;
     if (!std::getline(s, stamp, ',') || !std::getline(s, ctx, ','))
-      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": expected TIMESTAMP,ContextTokens,...");
+      throw std::runtime_error(path + ":" + std::to_string(line_no) +
+                               ": expected TIMESTAMP,ContextTokens,...");
     const double t = seconds_of_day(stamp);
     if (t0 < 0) t0 = t;
     out.push_back({t - t0, std::stoull(ctx)});
@@ -88,7 +90,7 @@ struct KvSender : sc_core::sc_module, tlm::tlm_bw_transport_if<> {
       ext->tag = i;
       gp->set_extension(ext);
       gp->set_command(tlm::TLM_WRITE_COMMAND);
-      gp->set_data_ptr(nullptr);  // timing only
+      gp->set_data_ptr(nullptr);                                   // timing only
       ext->bytes = requests[i].context_tokens * kKvBytesPerToken;  // 64-bit: long contexts exceed 4 GiB
       tlm::tlm_phase phase = tlm::BEGIN_REQ;
       sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
@@ -96,7 +98,8 @@ struct KvSender : sc_core::sc_module, tlm::tlm_bw_transport_if<> {
       gps.push_back(std::move(gp));
     }
   }
-  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& gp, tlm::tlm_phase& phase, sc_core::sc_time&) override {
+  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& gp, tlm::tlm_phase& phase,
+                                     sc_core::sc_time&) override {
     const auto& c = gp.get_extension<wse::efa::EfaWorkRequestExt>()->completion;
     if (!c.ok) ++failed;
     latency_us.push_back(static_cast<double>(c.completed_ps - c.posted_ps) * 1e-6);
@@ -114,9 +117,12 @@ int sc_main(int argc, char** argv) {
   std::string trace = std::string(WSE_SOURCE_DIR) + "/workloads/data/traces/azure2023_conv.csv";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
-    if (k == "--requests") requests = std::stoul(argv[i + 1]);
-    else if (k == "--grain") grain = argv[i + 1];
-    else if (k == "--trace") trace = argv[i + 1];
+    if (k == "--requests")
+      requests = std::stoul(argv[i + 1]);
+    else if (k == "--grain")
+      grain = argv[i + 1];
+    else if (k == "--trace")
+      trace = argv[i + 1];
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
@@ -140,19 +146,25 @@ int sc_main(int argc, char** argv) {
     const auto wall2 = std::chrono::steady_clock::now();
     std::vector<double> lat = host.latency_us;
     std::sort(lat.begin(), lat.end());
-    auto pct = [&](double q) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(q / 100 * lat.size()))]; };
+    auto pct = [&](double q) {
+      return lat.empty() ? 0.0
+                         : lat[std::min(lat.size() - 1, static_cast<std::size_t>(q / 100 * lat.size()))];
+    };
     std::printf("requests %zu, KV bytes %.3f TB (%.1f GiB), grain %s\n", host.requests.size(), bytes * 1e-12,
                 bytes / 1073741824.0, grain.c_str());
-    std::printf("simulated %.3f s, completions %zu (failed %llu), transfer latency p50 %.1f us p99 %.1f us max %.1f us\n",
-                sc_core::sc_time_stamp().to_seconds(), lat.size(), static_cast<unsigned long long>(host.failed),
-                pct(50), pct(99), lat.empty() ? 0.0 : lat.back());
+    std::printf(
+        "simulated %.3f s, completions %zu (failed %llu), transfer latency p50 %.1f us p99 %.1f us max %.1f "
+        "us\n",
+        sc_core::sc_time_stamp().to_seconds(), lat.size(), static_cast<unsigned long long>(host.failed),
+        pct(50), pct(99), lat.empty() ? 0.0 : lat.back());
     std::printf("engine events %llu, packets sent %llu (retransmitted %llu, duplicates %llu)\n",
                 static_cast<unsigned long long>(net.engine().events_processed()),
                 static_cast<unsigned long long>(net.engine().packets_sent()),
                 static_cast<unsigned long long>(net.engine().packets_retransmitted()),
                 static_cast<unsigned long long>(net.engine().packets_duplicate()));
     std::printf("wall time: setup %.3f s, simulation %.3f s (CPU %.3f s)\n",
-                std::chrono::duration<double>(wall1 - wall0).count(), std::chrono::duration<double>(wall2 - wall1).count(),
+                std::chrono::duration<double>(wall1 - wall0).count(),
+                std::chrono::duration<double>(wall2 - wall1).count(),
                 static_cast<double>(cpu2 - cpu1) / CLOCKS_PER_SEC);
     return host.failed == 0 && lat.size() == host.requests.size() ? 0 : 1;
   } catch (const std::exception& e) {

@@ -19,8 +19,7 @@ void gemm(benchmark::State& state, HbmFidelity f, std::uint64_t size) {
     r = run_gemm(chip, {size, size, size, DType::kBf16});
     instructions += static_cast<double>(r.instructions);
   }
-  state.counters["instructions_per_cpu_s"] =
-      benchmark::Counter(instructions, benchmark::Counter::kIsRate);
+  state.counters["instructions_per_cpu_s"] = benchmark::Counter(instructions, benchmark::Counter::kIsRate);
   state.counters["simulated_us"] = r.seconds * 1e6;
   state.counters["tensor_utilization"] = r.tensor_utilization;
 }

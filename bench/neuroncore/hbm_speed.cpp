@@ -9,9 +9,9 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <tlm_utils/simple_initiator_socket.h>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
 
 #include "neuroncore/hbm/hbm.h"
 #include "neuroncore/hbm/hbm_presets.h"
@@ -32,23 +32,18 @@ void core(benchmark::State& state, HbmPattern pattern, HbmScope scope) {
     r = run_hbm_traffic(trainium2_hbm(), spec);
     accesses += static_cast<double>(r.accesses);
   }
-  state.counters["accesses_per_cpu_s"] =
-      benchmark::Counter(accesses, benchmark::Counter::kIsRate);
+  state.counters["accesses_per_cpu_s"] = benchmark::Counter(accesses, benchmark::Counter::kIsRate);
   state.counters["efficiency"] = r.efficiency;
 }
 
 void BM_HbmCoreSequentialChip(benchmark::State& s) {
   core(s, HbmPattern::kSequential, HbmScope::kAllChannels);
 }
-void BM_HbmCoreRandomChip(benchmark::State& s) {
-  core(s, HbmPattern::kRandom, HbmScope::kAllChannels);
-}
+void BM_HbmCoreRandomChip(benchmark::State& s) { core(s, HbmPattern::kRandom, HbmScope::kAllChannels); }
 void BM_HbmCoreSequentialChannel(benchmark::State& s) {
   core(s, HbmPattern::kSequential, HbmScope::kOneChannel);
 }
-void BM_HbmCoreRandomChannel(benchmark::State& s) {
-  core(s, HbmPattern::kRandom, HbmScope::kOneChannel);
-}
+void BM_HbmCoreRandomChannel(benchmark::State& s) { core(s, HbmPattern::kRandom, HbmScope::kOneChannel); }
 BENCHMARK(BM_HbmCoreSequentialChip)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_HbmCoreRandomChip)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_HbmCoreSequentialChannel)->Unit(benchmark::kMillisecond);
@@ -65,8 +60,7 @@ struct RandomReader : sc_core::sc_module {
   std::uint64_t state = 88172645463325252ULL;
   std::uint64_t capacity;
   unsigned char buf[32] = {};
-  RandomReader(const sc_core::sc_module_name& n, std::uint64_t count, std::size_t window,
-               std::uint64_t cap)
+  RandomReader(const sc_core::sc_module_name& n, std::uint64_t count, std::size_t window, std::uint64_t cap)
       : sc_core::sc_module(n), socket("socket"), payloads(window), remaining(count), capacity(cap) {
     socket.register_nb_transport_bw(this, &RandomReader::nb_transport_bw);
     SC_METHOD(start);
@@ -90,8 +84,7 @@ struct RandomReader : sc_core::sc_module {
   void start() {
     for (auto& p : payloads) send(p);
   }
-  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& p, tlm::tlm_phase&,
-                                     sc_core::sc_time&) {
+  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& p, tlm::tlm_phase&, sc_core::sc_time&) {
     ++completed;
     if (remaining > 0) send(p);
     return tlm::TLM_COMPLETED;

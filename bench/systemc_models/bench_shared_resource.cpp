@@ -37,8 +37,8 @@ void run(benchmark::State& state, wse::tlm_blocks::Arbitration policy) {
     utilization = r->utilization(sc_core::sc_time_stamp());
     state.ResumeTiming();
   }
-  state.counters["transfers_per_s"] =
-      benchmark::Counter(static_cast<double>(kTransfersPerInitiatorTotal), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["transfers_per_s"] = benchmark::Counter(static_cast<double>(kTransfersPerInitiatorTotal),
+                                                         benchmark::Counter::kIsIterationInvariantRate);
   state.counters["utilization"] = utilization;
 }
 

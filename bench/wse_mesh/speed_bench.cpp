@@ -7,8 +7,8 @@
 #include <benchmark/benchmark.h>
 
 #include "wse_mesh/benches/benches.h"
-#include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/fabric/traffic.h"
+#include "wse_mesh/kernels/gemv.h"
 
 namespace {
 

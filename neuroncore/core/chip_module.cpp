@@ -44,8 +44,8 @@ void TrainiumChip::run() {
   hbm_->set_lanes(result_.hbm_lanes);
   hbm_->add_busy(static_cast<double>(result_.hbm_busy_ps) * 1e-12);
   finish_->set(static_cast<double>(result_.end_ps) * 1e-12);
-  const auto resolution_ps = static_cast<std::uint64_t>(
-      std::llround(sc_core::sc_get_time_resolution().to_seconds() * 1e12));
+  const auto resolution_ps =
+      static_cast<std::uint64_t>(std::llround(sc_core::sc_get_time_resolution().to_seconds() * 1e12));
   sc_core::wait(sc_core::sc_time::from_value(result_.end_ps / std::max<std::uint64_t>(resolution_ps, 1)));
   done.notify(sc_core::SC_ZERO_TIME);
 }

@@ -21,8 +21,7 @@ class TrainiumChip : public sc_core::sc_module, public stats::Provider {
  public:
   SC_HAS_PROCESS(TrainiumChip);
   // `cfg` must outlive the module.
-  TrainiumChip(const sc_core::sc_module_name& name, const ChipConfig& cfg,
-               std::vector<Program> programs);
+  TrainiumChip(const sc_core::sc_module_name& name, const ChipConfig& cfg, std::vector<Program> programs);
   const stats::Group& stats() const override;
   // Valid after the simulation passed `done`.
   const ChipResult& result() const { return result_; }

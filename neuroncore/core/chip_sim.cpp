@@ -34,8 +34,8 @@ void ChipSim::push(std::uint64_t at, EventKind k, std::uint32_t core, std::uint3
 
 ChipResult ChipSim::run(const std::vector<Program>& programs) {
   if (programs.size() > cfg_.cores) {
-    throw std::invalid_argument("chip: " + std::to_string(programs.size()) +
-                                " programs for " + std::to_string(cfg_.cores) + " cores");
+    throw std::invalid_argument("chip: " + std::to_string(programs.size()) + " programs for " +
+                                std::to_string(cfg_.cores) + " cores");
   }
   const NeuronCoreConfig& nc = cfg_.core;
   cores_.assign(programs.size(), Core{});
@@ -55,24 +55,29 @@ ChipResult ChipSim::run(const std::vector<Program>& programs) {
       for (std::uint32_t d : ins.deps) core.dependents[d].push_back(i);
       switch (ins.engine) {
         case Engine::kTensor:
-          if (ins.k == 0 || ins.k > nc.tensor.rows || ins.m == 0 || ins.m > nc.tensor.columns ||
-              ins.n == 0 || ins.n > nc.tensor.max_moving) {
+          if (ins.k == 0 || ins.k > nc.tensor.rows || ins.m == 0 || ins.m > nc.tensor.columns || ins.n == 0 ||
+              ins.n > nc.tensor.max_moving) {
             throw std::invalid_argument(
                 "matmul " + std::to_string(i) + ": K x M x N = " + std::to_string(ins.k) + " x " +
                 std::to_string(ins.m) + " x " + std::to_string(ins.n) + " exceeds one tile (" +
-                std::to_string(nc.tensor.rows) + " x " + std::to_string(nc.tensor.columns) +
-                " x " + std::to_string(nc.tensor.max_moving) + ")");
+                std::to_string(nc.tensor.rows) + " x " + std::to_string(nc.tensor.columns) + " x " +
+                std::to_string(nc.tensor.max_moving) + ")");
           }
           core.tensor.order.push_back(i);
           break;
-        case Engine::kVector: core.vector.order.push_back(i); break;
-        case Engine::kScalar: core.scalar.order.push_back(i); break;
-        case Engine::kGpSimd: core.gpsimd.order.push_back(i); break;
+        case Engine::kVector:
+          core.vector.order.push_back(i);
+          break;
+        case Engine::kScalar:
+          core.scalar.order.push_back(i);
+          break;
+        case Engine::kGpSimd:
+          core.gpsimd.order.push_back(i);
+          break;
         case Engine::kDma:
           if (ins.queue >= nc.dma.queues) {
             throw std::invalid_argument("DMA instruction " + std::to_string(i) + " names queue " +
-                                        std::to_string(ins.queue) + " of " +
-                                        std::to_string(nc.dma.queues));
+                                        std::to_string(ins.queue) + " of " + std::to_string(nc.dma.queues));
           }
           core.queues[ins.queue].order.push_back(i);
           break;
@@ -113,8 +118,9 @@ ChipResult ChipSim::run(const std::vector<Program>& programs) {
   ChipResult r;
   for (Core& core : cores_) {
     if (core.done != core.program->size()) {
-      throw std::logic_error("chip: a program deadlocked (an instruction waits for one that "
-                             "comes later on the same engine)");
+      throw std::logic_error(
+          "chip: a program deadlocked (an instruction waits for one that "
+          "comes later on the same engine)");
     }
     r.end_ps = std::max(r.end_ps, core.result.end_ps);
     r.cores.push_back(std::move(core.result));
@@ -136,22 +142,22 @@ void ChipSim::dispatch(std::uint32_t c, EngineQueue& e) {
     InstructionTiming& t = core.result.timing[i];
     if (ins.engine == Engine::kTensor) {
       const TensorEngineConfig& te = nc.tensor;
-      const std::uint64_t load_ps = cycles_to_ps(
-          std::ceil(static_cast<double>(ins.k) / te.stationary_rows_per_cycle), te.clock);
+      const std::uint64_t load_ps =
+          cycles_to_ps(std::ceil(static_cast<double>(ins.k) / te.stationary_rows_per_cycle), te.clock);
       const double stream_cycles = std::ceil(ins.n / te.moving_per_cycle(ins.dtype));
       const std::uint64_t stream_ps = cycles_to_ps(stream_cycles, te.clock);
       const std::uint64_t drain_ps = cycles_to_ps(ins.k + ins.m, te.clock);
-      const std::uint64_t load_start =
-          te.stationary_preload ? std::max({ready, core.load_end_ps, core.stream_start_ps})
-                                : std::max({ready, core.load_end_ps, core.stream_end_ps});
+      const std::uint64_t load_start = te.stationary_preload
+                                           ? std::max({ready, core.load_end_ps, core.stream_start_ps})
+                                           : std::max({ready, core.load_end_ps, core.stream_end_ps});
       core.load_end_ps = load_start + load_ps;
       core.stream_start_ps = std::max(core.load_end_ps, core.stream_end_ps);
       core.stream_end_ps = core.stream_start_ps + stream_ps;
       t.start_ps = load_start;
       t.end_ps = core.stream_end_ps + drain_ps;
       core.result.tensor_stream_ps += stream_ps;
-      core.result.tensor_full_array_ps += static_cast<double>(stream_ps) * ins.k / te.rows *
-                                          ins.m / te.columns * ins.n /
+      core.result.tensor_full_array_ps += static_cast<double>(stream_ps) * ins.k / te.rows * ins.m /
+                                          te.columns * ins.n /
                                           (stream_cycles * te.moving_per_cycle(ins.dtype));
       core.result.flops += 2ULL * ins.k * ins.m * ins.n;
     } else {
@@ -254,11 +260,21 @@ void ChipSim::complete(std::uint32_t c, std::uint32_t i, std::uint64_t now) {
     if (--core.pending_deps[d] == 0) {
       const Instruction& di = core.program->instructions()[d];
       switch (di.engine) {
-        case Engine::kTensor: dispatch(c, core.tensor); break;
-        case Engine::kVector: dispatch(c, core.vector); break;
-        case Engine::kScalar: dispatch(c, core.scalar); break;
-        case Engine::kGpSimd: dispatch(c, core.gpsimd); break;
-        case Engine::kDma: dispatch_dma(c, di.queue, now); break;
+        case Engine::kTensor:
+          dispatch(c, core.tensor);
+          break;
+        case Engine::kVector:
+          dispatch(c, core.vector);
+          break;
+        case Engine::kScalar:
+          dispatch(c, core.scalar);
+          break;
+        case Engine::kGpSimd:
+          dispatch(c, core.gpsimd);
+          break;
+        case Engine::kDma:
+          dispatch_dma(c, di.queue, now);
+          break;
       }
     }
   }

@@ -36,8 +36,8 @@ struct InstructionTiming {
 struct CoreResult {
   std::vector<InstructionTiming> timing;  // by instruction index
   std::uint64_t end_ps = 0;
-  std::uint64_t tensor_stream_ps = 0;   // time the array streams moving data
-  double tensor_full_array_ps = 0.0;    // stream time weighted by the array fraction used
+  std::uint64_t tensor_stream_ps = 0;  // time the array streams moving data
+  double tensor_full_array_ps = 0.0;   // stream time weighted by the array fraction used
   std::uint64_t vector_busy_ps = 0;
   std::uint64_t scalar_busy_ps = 0;
   std::uint64_t gpsimd_busy_ps = 0;
@@ -63,8 +63,8 @@ class ChipSim {
   ChipResult run(const std::vector<Program>& programs);
 
   // Time of one matmul alone (operands ready, array idle), in cycles.
-  static std::uint64_t matmul_cycles(const TensorEngineConfig& t, std::uint32_t k,
-                                     std::uint32_t m, std::uint32_t n, DType d);
+  static std::uint64_t matmul_cycles(const TensorEngineConfig& t, std::uint32_t k, std::uint32_t m,
+                                     std::uint32_t n, DType d);
 
  private:
   struct DmaQueue {

@@ -13,8 +13,8 @@ namespace {
 std::string binary(std::uint64_t bytes) { return pretty_binary(Size{bytes}); }
 
 std::string over(const char* what, std::uint64_t need, std::uint64_t have, const std::string& detail) {
-  return std::string(what) + " capacity exceeded: " + detail + " needs " + binary(need) + " but " +
-         what + " holds " + binary(have) + " (" + binary(need - have) + " over)";
+  return std::string(what) + " capacity exceeded: " + detail + " needs " + binary(need) + " but " + what +
+         " holds " + binary(have) + " (" + binary(need - have) + " over)";
 }
 
 }  // namespace
@@ -25,9 +25,9 @@ GemmFootprint gemm_footprint(const NeuronCoreConfig& nc, const GemmShape& s, con
   const std::uint64_t k_rows = ceil_div(s.k, nc.tensor.rows) * nc.tensor.rows;
   GemmFootprint f{};
   const std::uint64_t panel = k_rows * n_tile * e;
-  f.sbuf_bytes = panel + std::uint64_t{p.a_buffers} * p.a_slab_tiles * nc.tensor.rows *
-                       nc.tensor.columns * e                                  // A slabs
-                 + p.c_buffers * nc.tensor.columns * n_tile * e;              // C tiles
+  f.sbuf_bytes =
+      panel + std::uint64_t{p.a_buffers} * p.a_slab_tiles * nc.tensor.rows * nc.tensor.columns * e  // A slabs
+      + p.c_buffers * nc.tensor.columns * n_tile * e;                                               // C tiles
   f.b_buffers = 1;
   if (s.n > n_tile && f.sbuf_bytes + panel <= nc.sbuf.bytes) {
     f.b_buffers = 2;
@@ -50,8 +50,7 @@ Program lower_gemm(const ChipConfig& chip, const GemmShape& s, const GemmPlan& p
                                  " plus A and C buffers)"));
   }
   if (f.hbm_bytes > chip.hbm.capacity().bytes) {
-    throw CapacityError(over("HBM", f.hbm_bytes, chip.hbm.capacity().bytes,
-                             shape + " (A, B and C)"));
+    throw CapacityError(over("HBM", f.hbm_bytes, chip.hbm.capacity().bytes, shape + " (A, B and C)"));
   }
   const std::uint64_t psum_bank_bytes = nc.psum.bytes / nc.psum_banks / nc.partitions;
   const std::uint64_t n_tile = std::min<std::uint64_t>(s.n, nc.tensor.max_moving);
@@ -76,14 +75,14 @@ Program lower_gemm(const ChipConfig& chip, const GemmShape& s, const GemmPlan& p
   // One transfer split over the queues; returns the pieces.
   auto transfer = [&](bool store, std::uint64_t addr, std::uint64_t bytes,
                       const std::vector<Program::Id>& deps) {
-    const std::uint64_t pieces = std::clamp<std::uint64_t>(
-        bytes / std::max<std::uint64_t>(p.min_dma_piece, 1), 1, queues);
+    const std::uint64_t pieces =
+        std::clamp<std::uint64_t>(bytes / std::max<std::uint64_t>(p.min_dma_piece, 1), 1, queues);
     const std::uint64_t piece = ceil_div(bytes, pieces);
     std::vector<Program::Id> ids;
     for (std::uint64_t off = 0; off < bytes; off += piece) {
       const std::uint64_t len = std::min(piece, bytes - off);
-      const Program::Id id = store ? prog.dma_store(next_queue, addr + off, len)
-                                   : prog.dma_load(next_queue, addr + off, len);
+      const Program::Id id =
+          store ? prog.dma_store(next_queue, addr + off, len) : prog.dma_load(next_queue, addr + off, len);
       for (Program::Id d : deps) prog.depend(id, d);
       next_queue = (next_queue + 1) % queues;
       ids.push_back(id);
@@ -143,9 +142,9 @@ Program lower_gemm(const ChipConfig& chip, const GemmShape& s, const GemmPlan& p
         flush_store();
         for (std::uint64_t kb = kb0; kb < kb1; ++kb) {
           const std::uint64_t k_len = std::min(tk, s.k - kb * tk);
-          const Program::Id mm = prog.matmul(static_cast<std::uint32_t>(k_len),
-                                             static_cast<std::uint32_t>(m_len),
-                                             static_cast<std::uint32_t>(n_len), s.dtype);
+          const Program::Id mm =
+              prog.matmul(static_cast<std::uint32_t>(k_len), static_cast<std::uint32_t>(m_len),
+                          static_cast<std::uint32_t>(n_len), s.dtype);
           wait_all(mm, slab);
           wait_all(mm, b_slice[kb]);
           if (kb == 0 && bank_drained[bank]) prog.depend(mm, bank_drain[bank]);
@@ -157,8 +156,7 @@ Program lower_gemm(const ChipConfig& chip, const GemmShape& s, const GemmPlan& p
         a_slot_read[slot] = true;
       }
       const std::size_t cslot = group % p.c_buffers;
-      const Program::Id copy =
-          prog.elementwise(Engine::kVector, m_len * n_len, DType::kFp32, {last_mm});
+      const Program::Id copy = prog.elementwise(Engine::kVector, m_len * n_len, DType::kFp32, {last_mm});
       wait_all(copy, c_slot_store[cslot]);
       bank_drain[bank] = copy;
       bank_drained[bank] = true;
@@ -191,8 +189,7 @@ GemmResult run_gemm_on_cores(const ChipConfig& chip, const GemmShape& s, std::ui
                              const GemmPlan& p) {
   if (cores == 0 || cores > chip.cores || s.n % cores != 0) {
     throw std::invalid_argument("gemm: N = " + std::to_string(s.n) + " does not split over " +
-                                std::to_string(cores) + " of " + std::to_string(chip.cores) +
-                                " cores");
+                                std::to_string(cores) + " of " + std::to_string(chip.cores) + " cores");
   }
   const GemmShape part{s.m, s.k, s.n / cores, s.dtype};
   const std::uint64_t per_core = gemm_footprint(chip.core, part, p).hbm_bytes;

@@ -13,7 +13,8 @@
 // least `min_dma_piece`), as the DMA descriptors of a kernel are spread over the
 // engines. Queues run in program order, so the store of a C tile is emitted after the
 // first A loads of the next block (software pipelining): otherwise it would hold those
-// loads back until the block's compute ends. Operands are stored tile-major in HBM (every tile is one contiguous range).
+// loads back until the block's compute ends. Operands are stored tile-major in HBM (every tile is one
+// contiguous range).
 #pragma once
 
 #include <cstdint>

@@ -5,17 +5,14 @@
 
 namespace wse::neuron {
 
-
 StreamingHbm::StreamingHbm(const HbmConfig& cfg) {
   cfg.validate();
-  const double refresh_share =
-      cfg.refresh ? static_cast<double>(cfg.timing.tRFC) / cfg.timing.tREFI : 0.0;
+  const double refresh_share = cfg.refresh ? static_cast<double>(cfg.timing.tRFC) / cfg.timing.tREFI : 0.0;
   bytes_per_ps_ = cfg.peak_bandwidth().bytes_per_s * (1.0 - refresh_share) * 1e-12;
   latency_ps_ = (cfg.timing.tRCD_RD + cfg.timing.tCL) * cfg.tck_ps() + cfg.burst_ps();
 }
 
-void StreamingHbm::submit(std::uint64_t now_ps, std::uint64_t, std::uint64_t bytes, bool,
-                          std::uint64_t tag) {
+void StreamingHbm::submit(std::uint64_t now_ps, std::uint64_t, std::uint64_t bytes, bool, std::uint64_t tag) {
   const double start = std::max(free_ps_, static_cast<double>(now_ps));
   const double serial = static_cast<double>(bytes) / bytes_per_ps_;
   free_ps_ = start + serial;

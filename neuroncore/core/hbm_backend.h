@@ -25,8 +25,8 @@ class HbmBackend {
   static constexpr std::uint64_t kNever = HbmSystem::kNever;
   using Done = std::function<void(std::uint64_t tag, std::uint64_t done_ps)>;
   virtual ~HbmBackend() = default;
-  virtual void submit(std::uint64_t now_ps, std::uint64_t address, std::uint64_t bytes,
-                      bool write, std::uint64_t tag) = 0;
+  virtual void submit(std::uint64_t now_ps, std::uint64_t address, std::uint64_t bytes, bool write,
+                      std::uint64_t tag) = 0;
   virtual std::uint64_t next_event_ps() const = 0;
   virtual void advance_to(std::uint64_t t_ps, const Done& done) = 0;
   virtual std::uint64_t busy_ps() const = 0;  // data transfer time summed over lanes
@@ -71,9 +71,7 @@ class BankHbm final : public HbmBackend {
     system_.submit(now_ps, address, bytes, write, tag);
   }
   std::uint64_t next_event_ps() const override { return system_.next_event_ps(); }
-  void advance_to(std::uint64_t t_ps, const Done& done) override {
-    system_.advance_to(t_ps, done);
-  }
+  void advance_to(std::uint64_t t_ps, const Done& done) override { system_.advance_to(t_ps, done); }
   std::uint64_t busy_ps() const override;
   double lanes() const override { return system_.config().pseudo_channels(); }
   const HbmSystem& system() const { return system_; }

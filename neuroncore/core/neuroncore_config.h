@@ -24,8 +24,8 @@ std::uint32_t bytes_of(DType t);
 // into the array; the moving tile (K partitions x N) streams through it; results
 // (M x N, fp32) accumulate in PSUM.
 struct TensorEngineConfig {
-  std::uint32_t rows = 128;     // contraction (partition) dimension K of one matmul
-  std::uint32_t columns = 128;  // stationary free dimension M of one matmul
+  std::uint32_t rows = 128;        // contraction (partition) dimension K of one matmul
+  std::uint32_t columns = 128;     // stationary free dimension M of one matmul
   std::uint32_t max_moving = 512;  // N of one matmul: one PSUM bank of 512 fp32
   Frequency clock{2.4e9};
   // Moving columns entering the array per cycle: bf16 1 (79 TFLOPS = 128x128x2x2.4G),
@@ -53,9 +53,9 @@ struct ElementEngineConfig {
 };
 
 struct DmaConfig {
-  std::uint32_t queues = 16;  // per core: 128 DMA engines per chip / 8 cores
+  std::uint32_t queues = 16;                    // per core: 128 DMA engines per chip / 8 cores
   Bandwidth bandwidth_per_queue{3.5e12 / 128};  // 3.5 TB/s over 128 engines
-  Duration instruction_overhead{600e-9};  // "each descriptor-generated DMA instruction ~600 ns"
+  Duration instruction_overhead{600e-9};        // "each descriptor-generated DMA instruction ~600 ns"
   // A DMA instruction is sent to HBM in chunks of this size, with at most this many in
   // flight per queue (assumption).
   Size chunk{2048};

@@ -30,8 +30,7 @@ Program::Id Program::matmul(std::uint32_t k, std::uint32_t m, std::uint32_t n, D
   return add(std::move(i));
 }
 
-Program::Id Program::elementwise(Engine e, std::uint64_t elements, DType t,
-                                 std::initializer_list<Id> deps) {
+Program::Id Program::elementwise(Engine e, std::uint64_t elements, DType t, std::initializer_list<Id> deps) {
   Instruction i;
   i.engine = e;
   i.elements = elements;

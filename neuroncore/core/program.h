@@ -33,8 +33,7 @@ struct Instruction {
 class Program {
  public:
   using Id = std::uint32_t;
-  Id matmul(std::uint32_t k, std::uint32_t m, std::uint32_t n, DType t,
-            std::initializer_list<Id> deps = {});
+  Id matmul(std::uint32_t k, std::uint32_t m, std::uint32_t n, DType t, std::initializer_list<Id> deps = {});
   Id elementwise(Engine e, std::uint64_t elements, DType t, std::initializer_list<Id> deps = {});
   Id dma_load(std::uint32_t queue, std::uint64_t hbm_address, std::uint64_t bytes,
               std::initializer_list<Id> deps = {});

@@ -9,8 +9,8 @@ Hbm::Hbm(const sc_core::sc_module_name& name, const HbmConfig& cfg)
     : sc_core::sc_module(name),
       socket("socket"),
       system_(cfg),
-      resolution_ps_(static_cast<std::uint64_t>(
-          std::llround(sc_core::sc_get_time_resolution().to_seconds() * 1e12))),
+      resolution_ps_(
+          static_cast<std::uint64_t>(std::llround(sc_core::sc_get_time_resolution().to_seconds() * 1e12))),
       stats_(this->name()) {
   if (resolution_ps_ == 0) resolution_ps_ = 1;
   socket.register_nb_transport_fw(this, &Hbm::nb_transport_fw);
@@ -63,8 +63,8 @@ void Hbm::submit(int initiator, tlm::tlm_generic_payload& trans, sc_core::sc_eve
   schedule_wake();
 }
 
-tlm::tlm_sync_enum Hbm::nb_transport_fw(int initiator, tlm::tlm_generic_payload& trans,
-                                        tlm::tlm_phase& phase, sc_core::sc_time& delay) {
+tlm::tlm_sync_enum Hbm::nb_transport_fw(int initiator, tlm::tlm_generic_payload& trans, tlm::tlm_phase& phase,
+                                        sc_core::sc_time& delay) {
   if (phase == tlm::END_RESP) return tlm::TLM_COMPLETED;
   if (phase != tlm::BEGIN_REQ) {
     SC_REPORT_ERROR(name(), "unexpected TLM phase on the forward path");
@@ -92,8 +92,7 @@ void Hbm::on_delayed() {
     submit(d.initiator, *d.trans, nullptr);
   }
   if (!delayed_.empty()) {
-    delayed_event_.notify(
-        sc_core::sc_time::from_value((delayed_.top().at_ps - now) / resolution_ps_));
+    delayed_event_.notify(sc_core::sc_time::from_value((delayed_.top().at_ps - now) / resolution_ps_));
   }
 }
 
@@ -123,9 +122,8 @@ void Hbm::schedule_wake() {
 void Hbm::on_wake() {
   wake_at_ps_ = HbmSystem::kNever;
   finished_.clear();
-  system_.advance_to(now_ps(), [this](std::uint64_t slot, std::uint64_t done_ps) {
-    finished_.emplace_back(slot, done_ps);
-  });
+  system_.advance_to(
+      now_ps(), [this](std::uint64_t slot, std::uint64_t done_ps) { finished_.emplace_back(slot, done_ps); });
   // Answer after the model's state is settled: an initiator may send its next request
   // from inside nb_transport_bw.
   for (const auto& finished : finished_) {

@@ -13,9 +13,9 @@
 #include <queue>
 #include <vector>
 
+#include <tlm_utils/multi_passthrough_target_socket.h>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include "neuroncore/hbm/hbm_config.h"
 #include "neuroncore/hbm/hbm_system.h"
@@ -41,8 +41,8 @@ class Hbm : public sc_core::sc_module, public stats::Provider {
     std::uint64_t arrival_ps = 0;
   };
 
-  tlm::tlm_sync_enum nb_transport_fw(int initiator, tlm::tlm_generic_payload& trans,
-                                     tlm::tlm_phase& phase, sc_core::sc_time& delay);
+  tlm::tlm_sync_enum nb_transport_fw(int initiator, tlm::tlm_generic_payload& trans, tlm::tlm_phase& phase,
+                                     sc_core::sc_time& delay);
   void b_transport(int initiator, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay);
   void submit(int initiator, tlm::tlm_generic_payload& trans, sc_core::sc_event* blocking);
   void on_delayed();
@@ -61,9 +61,7 @@ class Hbm : public sc_core::sc_module, public stats::Provider {
     std::uint64_t order;
     int initiator;
     tlm::tlm_generic_payload* trans;
-    bool operator>(const Delayed& o) const {
-      return at_ps != o.at_ps ? at_ps > o.at_ps : order > o.order;
-    }
+    bool operator>(const Delayed& o) const { return at_ps != o.at_ps ? at_ps > o.at_ps : order > o.order; }
   };
   std::priority_queue<Delayed, std::vector<Delayed>, std::greater<>> delayed_;
   std::uint64_t delayed_order_ = 0;

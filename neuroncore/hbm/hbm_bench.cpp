@@ -21,8 +21,8 @@ std::vector<std::string> run_hbm_bench(const sim::BenchArgs& args) {
   const std::uint64_t n_chip = args.quick ? 20000 : 400000;
   const std::uint64_t n_latency = args.quick ? 2000 : 20000;
   for (const Device& d : devices) {
-    auto run = [&](HbmPattern p, HbmScope s, std::uint64_t bytes, std::uint64_t outstanding,
-                   std::uint64_t n, bool refresh = true) {
+    auto run = [&](HbmPattern p, HbmScope s, std::uint64_t bytes, std::uint64_t outstanding, std::uint64_t n,
+                   bool refresh = true) {
       HbmConfig cfg = d.cfg;
       cfg.refresh = refresh;
       HbmTrafficSpec spec;
@@ -34,8 +34,7 @@ std::vector<std::string> run_hbm_bench(const sim::BenchArgs& args) {
       const HbmTrafficResult r = run_hbm_traffic(cfg, spec);
       const std::uint64_t shown_outstanding =
           outstanding != 0 ? outstanding
-                           : 2ULL * d.cfg.queue_depth *
-                                 (s == HbmScope::kOneChannel ? 1 : d.cfg.channels());
+                           : 2ULL * d.cfg.queue_depth * (s == HbmScope::kOneChannel ? 1 : d.cfg.channels());
       csv.row({d.name, refresh ? "on" : "off", to_string(p), to_string(s), std::to_string(bytes),
                std::to_string(shown_outstanding), std::to_string(r.requests),
                sim::fmt_num(r.achieved_bytes_per_s / 1e9), sim::fmt_num(r.peak_bytes_per_s / 1e9),
@@ -43,8 +42,8 @@ std::vector<std::string> run_hbm_bench(const sim::BenchArgs& args) {
       if (!args.quiet) {
         std::printf("%-18s refresh %-3s %-10s %-7s %4llu B  eff %.3f  %8.1f GB/s  lat %7.1f ns\n",
                     d.name.c_str(), refresh ? "on" : "off", to_string(p).c_str(), to_string(s).c_str(),
-                    static_cast<unsigned long long>(bytes), r.efficiency,
-                    r.achieved_bytes_per_s / 1e9, r.mean_latency_s * 1e9);
+                    static_cast<unsigned long long>(bytes), r.efficiency, r.achieved_bytes_per_s / 1e9,
+                    r.mean_latency_s * 1e9);
       }
     };
     for (HbmScope s : {HbmScope::kOneChannel, HbmScope::kAllChannels}) {

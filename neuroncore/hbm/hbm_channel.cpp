@@ -102,8 +102,7 @@ void HbmChannel::choose(PseudoChannel& pc, std::uint32_t i) {
   pc.seq[i] = seq;
 }
 
-std::uint64_t HbmChannel::floor_ps(const PseudoChannel& pc, std::uint8_t kind,
-                                   std::uint32_t g) const {
+std::uint64_t HbmChannel::floor_ps(const PseudoChannel& pc, std::uint8_t kind, std::uint32_t g) const {
   std::uint64_t f = pc.next_cmd_ps;
   switch (static_cast<Command>(kind)) {
     case Command::kActivate:
@@ -127,8 +126,7 @@ HbmChannel::Decision HbmChannel::decide(PseudoChannel& pc) {
   // earliest time first, then row hits, then the oldest (FR-FCFS).
   std::uint64_t floors[4][kMaxBanks];
   const std::uint64_t common = pc.next_cmd_ps;
-  const std::uint64_t act_common =
-      pc.activates >= 4 ? std::max(common, pc.faw[pc.faw_pos] + tFAW_) : common;
+  const std::uint64_t act_common = pc.activates >= 4 ? std::max(common, pc.faw[pc.faw_pos] + tFAW_) : common;
   const std::uint64_t rd_common = std::max(common, pc.rd_bus_floor_ps);
   const std::uint64_t wr_common = std::max(common, pc.wr_bus_floor_ps);
   for (std::uint32_t g = 0; g < groups_per_pc_; ++g) {
@@ -182,12 +180,9 @@ void HbmChannel::merge(PseudoChannel& pc, std::uint32_t i) {
   const std::uint64_t t = std::max(pc.local_ps[i], floor_ps(pc, k, group_of_[i]));
   best.completion_bound_ps = std::min(best.completion_bound_ps, t + to_data_end_[k]);
   const bool hit = k >= 2;
-  const bool best_hit =
-      best.cmd == Command::kRead || best.cmd == Command::kWrite;
+  const bool best_hit = best.cmd == Command::kRead || best.cmd == Command::kWrite;
   const bool better =
-      t < best.time_ps ||
-      (t == best.time_ps &&
-       (hit != best_hit ? hit : pc.seq[i] < pc.seq[best.bank]));
+      t < best.time_ps || (t == best.time_ps && (hit != best_hit ? hit : pc.seq[i] < pc.seq[best.bank]));
   if (better) {
     if (refresh_enabled_ && t >= pc.next_refresh_ps) {
       pc.decision_valid = false;
@@ -280,8 +275,7 @@ void HbmChannel::issue(PseudoChannel& pc, const Decision& d) {
         const std::uint64_t ccd = i == g ? tCCD_L_ : (sid_of_group_[i] == sid ? tCCD_S_ : tCCD_R_);
         if (write) {
           pc.bg_next_wr[i] = std::max(pc.bg_next_wr[i], t + ccd);
-          pc.bg_next_rd[i] =
-              std::max(pc.bg_next_rd[i], ceil_tck(data_end + (i == g ? tWTR_L_ : tWTR_S_)));
+          pc.bg_next_rd[i] = std::max(pc.bg_next_rd[i], ceil_tck(data_end + (i == g ? tWTR_L_ : tWTR_S_)));
         } else {
           pc.bg_next_rd[i] = std::max(pc.bg_next_rd[i], t + ccd);
           pc.bg_next_wr[i] = std::max(pc.bg_next_wr[i], t + tRTW_);

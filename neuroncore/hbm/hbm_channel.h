@@ -47,7 +47,7 @@ class HbmChannel {
     std::uint64_t activates = 0;
     std::uint64_t precharges = 0;  // row conflicts (refresh precharges not counted)
     std::uint64_t refreshes = 0;
-    std::uint64_t data_busy_ps = 0;      // summed over both pseudo-channels
+    std::uint64_t data_busy_ps = 0;  // summed over both pseudo-channels
     std::uint64_t read_latency_sum_ps = 0;
     std::uint64_t read_latency_max_ps = 0;
   };

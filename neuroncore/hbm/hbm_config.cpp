@@ -7,14 +7,22 @@ namespace wse::neuron {
 
 std::string_view to_string(HbmField f) {
   switch (f) {
-    case HbmField::kStack: return "stack";
-    case HbmField::kChannel: return "channel";
-    case HbmField::kPseudoChannel: return "pseudo_channel";
-    case HbmField::kSid: return "sid";
-    case HbmField::kBankGroup: return "bank_group";
-    case HbmField::kBank: return "bank";
-    case HbmField::kRow: return "row";
-    case HbmField::kColumn: return "column";
+    case HbmField::kStack:
+      return "stack";
+    case HbmField::kChannel:
+      return "channel";
+    case HbmField::kPseudoChannel:
+      return "pseudo_channel";
+    case HbmField::kSid:
+      return "sid";
+    case HbmField::kBankGroup:
+      return "bank_group";
+    case HbmField::kBank:
+      return "bank";
+    case HbmField::kRow:
+      return "row";
+    case HbmField::kColumn:
+      return "column";
   }
   return "?";
 }
@@ -43,12 +51,13 @@ void HbmConfig::validate() const {
   auto fail = [](const std::string& what) { throw std::invalid_argument("hbm: " + what); };
   if (stacks == 0 || channels_per_stack == 0 || pseudo_channels_per_channel == 0 || sids == 0 ||
       bank_groups == 0 || banks_per_group == 0) {
-    fail("every organisation count (stacks, channels, pseudo-channels, SIDs, bank groups, banks) "
-         "must be at least 1");
+    fail(
+        "every organisation count (stacks, channels, pseudo-channels, SIDs, bank groups, banks) "
+        "must be at least 1");
   }
   if (access.bytes == 0 || page.bytes % access.bytes != 0) {
-    fail("page (" + wse::to_string(page) + ") must be a whole number of accesses (" +
-         wse::to_string(access) + ")");
+    fail("page (" + wse::to_string(page) + ") must be a whole number of accesses (" + wse::to_string(access) +
+         ")");
   }
   if (access.bytes * 8 != static_cast<std::uint64_t>(dq_bits) * burst_length) {
     fail("one access (" + wse::to_string(access) + ") must equal burst_length (" +

@@ -82,10 +82,9 @@ struct HbmConfig {
   bool refresh = true;
   // Address fields from the most to the least significant; below them sits the offset
   // within one access. Mixed radix, so field sizes need not be powers of two.
-  std::vector<HbmField> address_mapping = {
-      HbmField::kRow,      HbmField::kBank,          HbmField::kSid,
-      HbmField::kColumn,   HbmField::kBankGroup,     HbmField::kPseudoChannel,
-      HbmField::kChannel,  HbmField::kStack};
+  std::vector<HbmField> address_mapping = {HbmField::kRow,     HbmField::kBank,      HbmField::kSid,
+                                           HbmField::kColumn,  HbmField::kBankGroup, HbmField::kPseudoChannel,
+                                           HbmField::kChannel, HbmField::kStack};
 
   // Derived figures.
   std::uint32_t channels() const { return stacks * channels_per_stack; }

@@ -19,8 +19,7 @@ struct Reader {
     defaults.push_back(std::move(text));
     return defaults.back();
   }
-  std::uint32_t count(std::string_view key, std::string_view doc, std::uint32_t def,
-                      double max = 1 << 20) {
+  std::uint32_t count(std::string_view key, std::string_view doc, std::uint32_t def, double max = 1 << 20) {
     return static_cast<std::uint32_t>(
         s.integer(key, {.doc = doc, .def = keep(std::to_string(def)), .min = 1, .max = max}));
   }
@@ -34,42 +33,49 @@ HbmConfig read_hbm_config(config::Section& s) {
   Reader r{s, {}};
   r.defaults.reserve(64);
   c.stacks = r.count("stacks", "HBM stacks on the chip", d.stacks, 64);
-  c.channels_per_stack = r.count("channels_per_stack", "independent channels per stack",
-                                 d.channels_per_stack, 64);
+  c.channels_per_stack =
+      r.count("channels_per_stack", "independent channels per stack", d.channels_per_stack, 64);
   c.pseudo_channels_per_channel =
       r.count("pseudo_channels_per_channel", "pseudo-channels per channel (own banks and data bus)",
               d.pseudo_channels_per_channel, 8);
   c.sids = r.count("sids", "stack IDs per pseudo-channel", d.sids, 8);
   c.bank_groups = r.count("bank_groups", "bank groups per SID", d.bank_groups, 16);
   c.banks_per_group = r.count("banks_per_group", "banks per bank group", d.banks_per_group, 16);
-  const Size total = s.size(
-      "capacity", {.doc = "capacity of all stacks together (rows per bank follow from it)",
-                   .def = r.keep(wse::to_string(d.capacity())), .min = 0, .min_exclusive = true});
+  const Size total =
+      s.size("capacity", {.doc = "capacity of all stacks together (rows per bank follow from it)",
+                          .def = r.keep(wse::to_string(d.capacity())),
+                          .min = 0,
+                          .min_exclusive = true});
   c.capacity_per_stack = Size{total.bytes / c.stacks};
   c.page = s.size("page", {.doc = "row (page) size of one pseudo-channel bank",
-                           .def = r.keep(wse::to_string(d.page)), .min = 0, .min_exclusive = true});
+                           .def = r.keep(wse::to_string(d.page)),
+                           .min = 0,
+                           .min_exclusive = true});
   c.access = s.size("access", {.doc = "bytes moved by one column command (one burst)",
-                               .def = r.keep(wse::to_string(d.access)), .min = 0,
+                               .def = r.keep(wse::to_string(d.access)),
+                               .min = 0,
                                .min_exclusive = true});
   c.dq_bits = r.count("dq_bits", "data pins per pseudo-channel", d.dq_bits, 1024);
   c.burst_length = r.count("burst_length", "beats per burst", d.burst_length, 64);
   c.tCK = s.duration("tCK", {.doc = "command clock period; timing values are cycles of it",
-                             .def = r.keep(wse::to_string(d.tCK)), .min = 0,
+                             .def = r.keep(wse::to_string(d.tCK)),
+                             .min = 0,
                              .min_exclusive = true});
   if (s.has("pin_rate") && s.has("peak_bandwidth")) {
     s.fail("peak_bandwidth", "give either 'pin_rate' or 'peak_bandwidth', not both");
   }
   std::optional<Bandwidth> peak;
   if (s.has("peak_bandwidth")) {
-    peak = s.bandwidth(
-        "peak_bandwidth",
-        {.doc = "data bandwidth of all stacks: rescales the device given by tCK and timing "
-                "(at the default pin_rate, 6.4 Gb/s) to this rate: pin rate and tCK scale, "
-                "timing durations in ns are kept",
-         .min = 0, .min_exclusive = true});
+    peak = s.bandwidth("peak_bandwidth",
+                       {.doc = "data bandwidth of all stacks: rescales the device given by tCK and timing "
+                               "(at the default pin_rate, 6.4 Gb/s) to this rate: pin rate and tCK scale, "
+                               "timing durations in ns are kept",
+                        .min = 0,
+                        .min_exclusive = true});
   } else {
     c.pin_rate = s.bandwidth("pin_rate", {.doc = "data rate per pin (e.g. 6.4 Gb/s)",
-                                          .def = r.keep(wse::to_string(d.pin_rate)), .min = 0,
+                                          .def = r.keep(wse::to_string(d.pin_rate)),
+                                          .min = 0,
                                           .min_exclusive = true});
   }
   {
@@ -78,8 +84,7 @@ HbmConfig read_hbm_config(config::Section& s) {
     rt.defaults.reserve(32);
     auto cyc = [&](std::string_view key, std::string_view doc, std::uint32_t def) {
       return static_cast<std::uint32_t>(
-          t.integer(key, {.doc = doc, .def = rt.keep(std::to_string(def)), .min = 0,
-                          .max = 1e7}));
+          t.integer(key, {.doc = doc, .def = rt.keep(std::to_string(def)), .min = 0, .max = 1e7}));
     };
     const HbmTiming& dt = d.timing;
     HbmTiming& ct = c.timing;
@@ -104,19 +109,19 @@ HbmConfig read_hbm_config(config::Section& s) {
     ct.tRFC = cyc("tRFC", "all-bank refresh cycle", dt.tRFC);
     ct.tREFI = cyc("tREFI", "refresh interval", dt.tREFI);
   }
-  c.queue_depth = r.count("queue_depth", "scheduler queue entries per channel (FR-FCFS window)",
-                          d.queue_depth, 65536);
+  c.queue_depth =
+      r.count("queue_depth", "scheduler queue entries per channel (FR-FCFS window)", d.queue_depth, 65536);
   c.refresh = s.boolean("refresh", {.doc = "model all-bank refresh", .def = "true"});
   std::string def_map = "[";
   for (std::size_t i = 0; i < d.address_mapping.size(); ++i) {
     def_map += (i ? ", " : "") + std::string(to_string(d.address_mapping[i]));
   }
   def_map += "]";
-  const std::vector<std::string> fields = s.string_list(
-      "address_mapping",
-      {.doc = "address fields from most to least significant (stack, channel, pseudo_channel, "
-              "sid, bank_group, bank, row, column)",
-       .def = r.keep(def_map)});
+  const std::vector<std::string> fields =
+      s.string_list("address_mapping",
+                    {.doc = "address fields from most to least significant (stack, channel, pseudo_channel, "
+                            "sid, bank_group, bank, row, column)",
+                     .def = r.keep(def_map)});
   c.address_mapping.clear();
   for (const std::string& f : fields) {
     bool found = false;

@@ -17,8 +17,8 @@ HbmSystem::HbmSystem(const HbmConfig& cfg) : cfg_(validated(cfg)), map_(cfg_) {
   channel_next_.assign(channels_.size(), kNever);
 }
 
-void HbmSystem::submit(std::uint64_t now_ps, std::uint64_t address, std::uint64_t bytes,
-                       bool write, std::uint64_t tag) {
+void HbmSystem::submit(std::uint64_t now_ps, std::uint64_t address, std::uint64_t bytes, bool write,
+                       std::uint64_t tag) {
   const std::uint64_t access = cfg_.access.bytes;
   const std::uint64_t first = address / access;
   const std::uint64_t last = (address + std::max<std::uint64_t>(bytes, 1) - 1) / access;
@@ -38,11 +38,10 @@ void HbmSystem::submit(std::uint64_t now_ps, std::uint64_t address, std::uint64_
     const std::uint32_t ch = map_.global_channel(c);
     HbmChannel& channel = channels_[ch];
     channel.advance(now_ps);
-    channel.enqueue(now_ps, HbmChannel::Access{slot, c.row,
-                                               static_cast<std::uint8_t>(c.pseudo_channel),
-                                               static_cast<std::uint8_t>(c.sid),
-                                               static_cast<std::uint8_t>(c.bank_group),
-                                               static_cast<std::uint8_t>(c.bank), write});
+    channel.enqueue(
+        now_ps, HbmChannel::Access{slot, c.row, static_cast<std::uint8_t>(c.pseudo_channel),
+                                   static_cast<std::uint8_t>(c.sid), static_cast<std::uint8_t>(c.bank_group),
+                                   static_cast<std::uint8_t>(c.bank), write});
     channel_next_[ch] = channel.next_event_ps();
     next_event_ = std::min(next_event_, channel_next_[ch]);
   }

@@ -1,17 +1,15 @@
 #include "neuroncore/hbm/hbm_traffic.h"
 
 #include <chrono>
-#include <stdexcept>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "neuroncore/hbm/hbm_system.h"
 
 namespace wse::neuron {
 
-std::string to_string(HbmPattern p) {
-  return p == HbmPattern::kSequential ? "sequential" : "random";
-}
+std::string to_string(HbmPattern p) { return p == HbmPattern::kSequential ? "sequential" : "random"; }
 std::string to_string(HbmScope s) { return s == HbmScope::kOneChannel ? "channel" : "chip"; }
 
 HbmTrafficResult run_hbm_traffic(const HbmConfig& cfg, const HbmTrafficSpec& spec) {
@@ -19,8 +17,7 @@ HbmTrafficResult run_hbm_traffic(const HbmConfig& cfg, const HbmTrafficSpec& spe
   const HbmAddressMap& map = sys.address_map();
   const bool one = spec.scope == HbmScope::kOneChannel;
   const std::uint64_t channels = one ? 1 : cfg.channels();
-  const std::uint64_t outstanding =
-      spec.outstanding != 0 ? spec.outstanding : 2 * cfg.queue_depth * channels;
+  const std::uint64_t outstanding = spec.outstanding != 0 ? spec.outstanding : 2 * cfg.queue_depth * channels;
   const std::uint64_t access = cfg.access.bytes;
   const std::uint64_t request = std::max(spec.request_bytes, access) / access * access;
   if (one && request / access > 64) {
@@ -62,8 +59,7 @@ HbmTrafficResult run_hbm_traffic(const HbmConfig& cfg, const HbmTrafficSpec& spe
       // A request larger than one access stays in the channel: its accesses are the
       // consecutive in-channel addresses.
       for (std::uint64_t k = 0; k < request / access; ++k) {
-        sys.submit(now, pin(addr + k * access * cfg.channels()), access, spec.write,
-                   tag * 64 + k);
+        sys.submit(now, pin(addr + k * access * cfg.channels()), access, spec.write, tag * 64 + k);
       }
     } else {
       sys.submit(now, addr, request, spec.write, tag);
@@ -100,8 +96,8 @@ HbmTrafficResult run_hbm_traffic(const HbmConfig& cfg, const HbmTrafficSpec& spe
   r.simulated_s = static_cast<double>(now) * 1e-12;
   r.achieved_bytes_per_s =
       r.simulated_s > 0 ? static_cast<double>(r.requests * request) / r.simulated_s : 0.0;
-  r.peak_bytes_per_s = cfg.peak_bandwidth().bytes_per_s * static_cast<double>(channels) /
-                       static_cast<double>(cfg.channels());
+  r.peak_bytes_per_s =
+      cfg.peak_bandwidth().bytes_per_s * static_cast<double>(channels) / static_cast<double>(cfg.channels());
   r.efficiency = r.achieved_bytes_per_s / r.peak_bytes_per_s;
   r.mean_latency_s = r.requests > 0 ? latency_sum_s / static_cast<double>(r.requests) : 0.0;
   r.wall_s = std::chrono::duration<double>(wall1 - wall0).count();

@@ -22,8 +22,8 @@ std::pair<std::uint32_t, std::uint32_t> shape_of(std::uint32_t ranks) {
 }  // namespace
 
 std::vector<std::string> run_collective_bench(const sim::BenchArgs& args) {
-  sim::CsvWriter csv({"collective", "chips", "torus", "bytes", "algorithm", "chosen", "time_us", "alpha_beta_us",
-                      "rounds", "algbw_GBps", "busbw_GBps", "link_utilization", "messages"});
+  sim::CsvWriter csv({"collective", "chips", "torus", "bytes", "algorithm", "chosen", "time_us",
+                      "alpha_beta_us", "rounds", "algbw_GBps", "busbw_GBps", "link_utilization", "messages"});
   const InstanceConfig base;  // trn2.48xlarge links, as configs/hardware/trn2_48xlarge.yaml
   const std::uint64_t max_bytes = args.quick ? (16ULL << 20) : (1ULL << 30);
   if (!args.quiet) {
@@ -37,8 +37,10 @@ std::vector<std::string> run_collective_bench(const sim::BenchArgs& args) {
       std::tie(inst.chips_x, inst.chips_y) = shape_of(ranks);
       const std::string shape = std::to_string(inst.chips_x) + "x" + std::to_string(inst.chips_y);
       if (!args.quiet) {
-        std::printf("\n%s on %u chips (%s)\n%12s", std::string(to_string(c)).c_str(), ranks, shape.c_str(), "bytes");
-        for (CollectiveAlgorithm a : kCollectiveAlgorithms) std::printf(" %21s", std::string(to_string(a)).c_str());
+        std::printf("\n%s on %u chips (%s)\n%12s", std::string(to_string(c)).c_str(), ranks, shape.c_str(),
+                    "bytes");
+        for (CollectiveAlgorithm a : kCollectiveAlgorithms)
+          std::printf(" %21s", std::string(to_string(a)).c_str());
         std::printf("  chosen\n");
       }
       for (std::uint64_t bytes = 4; bytes <= max_bytes; bytes *= 4) {

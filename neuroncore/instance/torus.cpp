@@ -11,20 +11,28 @@ namespace wse::neuron {
 
 std::string_view to_string(Collective c) {
   switch (c) {
-    case Collective::kAllReduce: return "all_reduce";
-    case Collective::kAllGather: return "all_gather";
-    case Collective::kReduceScatter: return "reduce_scatter";
+    case Collective::kAllReduce:
+      return "all_reduce";
+    case Collective::kAllGather:
+      return "all_gather";
+    case Collective::kReduceScatter:
+      return "reduce_scatter";
   }
   return "?";
 }
 
 std::string_view to_string(CollectiveAlgorithm a) {
   switch (a) {
-    case CollectiveAlgorithm::kRing: return "ring";
-    case CollectiveAlgorithm::kRdh: return "rdh";
-    case CollectiveAlgorithm::kMesh: return "mesh";
-    case CollectiveAlgorithm::kTorus2d: return "torus2d";
-    case CollectiveAlgorithm::kAuto: return "auto";
+    case CollectiveAlgorithm::kRing:
+      return "ring";
+    case CollectiveAlgorithm::kRdh:
+      return "rdh";
+    case CollectiveAlgorithm::kMesh:
+      return "mesh";
+    case CollectiveAlgorithm::kTorus2d:
+      return "torus2d";
+    case CollectiveAlgorithm::kAuto:
+      return "auto";
   }
   return "?";
 }
@@ -80,7 +88,9 @@ std::uint32_t receiver(const Torus& t, std::uint32_t chip, const Send& m) {
 }
 
 // Links a message part crosses.
-std::int32_t hops_of(const Torus& t, const Send& m) { return t.via_switch ? 2 : std::abs(m.dx) + std::abs(m.dy); }
+std::int32_t hops_of(const Torus& t, const Send& m) {
+  return t.via_switch ? 2 : std::abs(m.dx) + std::abs(m.dy);
+}
 
 // Sends from chip a to chip b: the short way round in X and in Y, a tie split evenly.
 void route(const Torus& t, std::uint32_t a, std::uint32_t b, double bytes, std::vector<Send>& out) {
@@ -198,7 +208,8 @@ Schedule build(const Torus& t, Collective c, double s, CollectiveAlgorithm a) {
       }
       break;
     }
-    case CollectiveAlgorithm::kAuto: break;
+    case CollectiveAlgorithm::kAuto:
+      break;
   }
   return sched;
 }
@@ -317,7 +328,8 @@ CollectiveResult simulate(const InstanceConfig& cfg, const Torus& t, Collective 
       finish[chip] = at;
       ++current[chip];
       if (current[chip] < rounds) {
-        for (const Send& m : sched[chip][current[chip]]) send(chip, current[chip], m, static_cast<double>(at));
+        for (const Send& m : sched[chip][current[chip]])
+          send(chip, current[chip], m, static_cast<double>(at));
       }
     }
   };
@@ -347,7 +359,8 @@ CollectiveResult simulate(const InstanceConfig& cfg, const Torus& t, Collective 
 }
 
 Torus torus_of(const InstanceConfig& cfg) {
-  if (cfg.chips_x == 0 || cfg.chips_y == 0) throw std::invalid_argument("instance: torus dimensions must be >= 1");
+  if (cfg.chips_x == 0 || cfg.chips_y == 0)
+    throw std::invalid_argument("instance: torus dimensions must be >= 1");
   if (cfg.topology == Topology::kSwitch && cfg.chips_y != 1) {
     throw std::invalid_argument("instance: a switch holds chips_x chips and chips_y = 1");
   }
@@ -358,21 +371,23 @@ Torus torus_of(const InstanceConfig& cfg) {
 
 bool algorithm_applies(const InstanceConfig& cfg, CollectiveAlgorithm a) {
   if (a == CollectiveAlgorithm::kAuto) return true;
-  if (a == CollectiveAlgorithm::kRdh) return std::has_single_bit(cfg.chips_x) && std::has_single_bit(cfg.chips_y);
+  if (a == CollectiveAlgorithm::kRdh)
+    return std::has_single_bit(cfg.chips_x) && std::has_single_bit(cfg.chips_y);
   if (a == CollectiveAlgorithm::kTorus2d) return cfg.topology == Topology::kTorus;
   return true;
 }
 
-CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::uint64_t bytes, CollectiveAlgorithm a) {
+CollectiveResult run_collective(const InstanceConfig& cfg, Collective c, std::uint64_t bytes,
+                                CollectiveAlgorithm a) {
   const Torus t = torus_of(cfg);
   if (a == CollectiveAlgorithm::kAuto) return run_collective(cfg, c, bytes);
   if (!algorithm_applies(cfg, a)) {
     if (a == CollectiveAlgorithm::kTorus2d) {
       throw std::invalid_argument("instance: collective algorithm torus2d needs a torus, not a switch");
     }
-    throw std::invalid_argument("instance: collective algorithm " + std::string(to_string(a)) + " needs a torus of " +
-                                "power-of-two sides, not " + std::to_string(cfg.chips_x) + " x " +
-                                std::to_string(cfg.chips_y));
+    throw std::invalid_argument("instance: collective algorithm " + std::string(to_string(a)) +
+                                " needs a torus of " + "power-of-two sides, not " +
+                                std::to_string(cfg.chips_x) + " x " + std::to_string(cfg.chips_y));
   }
   if (t.chips() == 1) {
     CollectiveResult r;
@@ -419,17 +434,18 @@ InstanceConfig read_instance_config(config::Section& s) {
   def_torus += std::to_string(d.chips_y);
   def_torus += "]";
   c.topology = s.enumeration<Topology>(
-      "topology", {.doc = "how the chips are linked: torus (a 2-D NeuronLink torus, `torus: [x, y]`) or switch "
-                          "(every chip on one port of a non-blocking switch, `chips: N`)",
-                   .def = "torus"},
+      "topology",
+      {.doc = "how the chips are linked: torus (a 2-D NeuronLink torus, `torus: [x, y]`) or switch "
+              "(every chip on one port of a non-blocking switch, `chips: N`)",
+       .def = "torus"},
       {{"torus", Topology::kTorus}, {"switch", Topology::kSwitch}});
   if (c.topology == Topology::kSwitch) {
     c.chips_x = static_cast<std::uint32_t>(
         s.integer("chips", {.doc = "chips on the switch", .def = "16", .min = 1, .max = 4096}));
     c.chips_y = 1;
   } else {
-    const std::vector<std::int64_t> torus = s.integer_list(
-        "torus", {.doc = "chips along X and Y of the NeuronLink torus", .def = def_torus});
+    const std::vector<std::int64_t> torus =
+        s.integer_list("torus", {.doc = "chips along X and Y of the NeuronLink torus", .def = def_torus});
     if (torus.size() != 2 || torus[0] < 1 || torus[1] < 1 || torus[0] * torus[1] > 4096) {
       s.fail("torus", "expected two positive chip counts [x, y] (at most 4096 chips)");
     }
@@ -438,14 +454,19 @@ InstanceConfig read_instance_config(config::Section& s) {
   }
   const std::string def_bw = wse::to_string(d.link_bandwidth);
   const std::string def_lat = wse::to_string(d.link_latency);
-  c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "bandwidth of one link, each direction (switch: of a chip's port)",
-                                                    .def = def_bw, .min = 0, .min_exclusive = true});
-  c.link_latency = s.duration("link_latency", {.doc = "latency of one link hop (per hop of a message, per ring step)",
-                                               .def = def_lat, .min = 0});
-  c.collective_setup = s.duration(
-      "collective_setup", {.doc = "fixed cost of one collective before its first message: the ranks' "
-                                  "synchronisation and the DMA descriptor setup",
-                           .def = wse::to_string(d.collective_setup), .min = 0});
+  c.link_bandwidth = s.bandwidth("link_bandwidth",
+                                 {.doc = "bandwidth of one link, each direction (switch: of a chip's port)",
+                                  .def = def_bw,
+                                  .min = 0,
+                                  .min_exclusive = true});
+  c.link_latency = s.duration(
+      "link_latency",
+      {.doc = "latency of one link hop (per hop of a message, per ring step)", .def = def_lat, .min = 0});
+  c.collective_setup = s.duration("collective_setup",
+                                  {.doc = "fixed cost of one collective before its first message: the ranks' "
+                                          "synchronisation and the DMA descriptor setup",
+                                   .def = wse::to_string(d.collective_setup),
+                                   .min = 0});
   c.algorithm = s.enumeration<CollectiveAlgorithm>(
       "collective_algorithm",
       {.doc = "algorithm of the collectives between chips: auto (the fastest for each message size, as the "

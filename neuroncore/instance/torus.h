@@ -54,7 +54,8 @@ namespace wse::neuron {
 
 enum class CollectiveAlgorithm : std::uint8_t { kRing, kRdh, kMesh, kTorus2d, kAuto };
 inline constexpr std::array<CollectiveAlgorithm, 4> kCollectiveAlgorithms{
-    CollectiveAlgorithm::kRing, CollectiveAlgorithm::kRdh, CollectiveAlgorithm::kMesh, CollectiveAlgorithm::kTorus2d};
+    CollectiveAlgorithm::kRing, CollectiveAlgorithm::kRdh, CollectiveAlgorithm::kMesh,
+    CollectiveAlgorithm::kTorus2d};
 std::string_view to_string(CollectiveAlgorithm a);
 
 enum class Topology : std::uint8_t { kTorus, kSwitch };
@@ -82,7 +83,7 @@ enum class Collective { kAllReduce, kAllGather, kReduceScatter };
 std::string_view to_string(Collective c);
 
 struct CollectiveResult {
-  std::uint64_t time_ps = 0;  // setup included
+  std::uint64_t time_ps = 0;   // setup included
   std::uint64_t messages = 0;  // message parts sent (a tie split in two counts two)
   std::uint32_t rounds = 0;
   CollectiveAlgorithm algorithm = CollectiveAlgorithm::kTorus2d;  // the one that ran

@@ -13,8 +13,8 @@
 
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/core/program.h"
-#include "workloads/model/operators.h"
 #include "systemc_models/units/integer.h"
+#include "workloads/model/operators.h"
 
 namespace wse::neuron {
 

@@ -28,7 +28,7 @@ std::vector<std::string> run_parallelism_bench(const sim::BenchArgs& args) {
   // stages runs pp microbatches.
   const ChipConfig chip = trainium2_chip();
   const InstanceConfig instance;
-  const std::vector<Scheme> schemes = {{64, 1, 1}, {32, 2, 1}, {16, 4, 1},   {8, 8, 1},   {32, 1, 2},
+  const std::vector<Scheme> schemes = {{64, 1, 1}, {32, 2, 1}, {16, 4, 1},    {8, 8, 1},   {32, 1, 2},
                                        {16, 2, 2}, {16, 1, 4}, {16, 1, 1, 4}, {8, 1, 1, 8}};
   const std::vector<std::uint64_t> prompts =
       args.quick ? std::vector<std::uint64_t>{1024} : std::vector<std::uint64_t>{1024, 4096, 16384};
@@ -47,8 +47,8 @@ std::vector<std::string> run_parallelism_bench(const sim::BenchArgs& args) {
       rows.push_back(Row{prompt, s, p.run(model, prompt)});
       if (!args.quiet) {
         std::printf("prompt %llu tokens, tp %u x pp %u x cp %u x dp %u: TTFT %.2f ms, %.2f prompts/s\n",
-                    static_cast<unsigned long long>(prompt), s.tp, s.pp, s.cp, s.dp, rows.back().r.seconds() * 1e3,
-                    rows.back().r.prompts_per_s());
+                    static_cast<unsigned long long>(prompt), s.tp, s.pp, s.cp, s.dp,
+                    rows.back().r.seconds() * 1e3, rows.back().r.prompts_per_s());
       }
     }
   }
@@ -63,8 +63,9 @@ std::vector<std::string> run_parallelism_bench(const sim::BenchArgs& args) {
       best_x = std::max(best_x, o.r.prompts_per_s());
     }
     csv.row({std::to_string(row.prompt), std::to_string(row.s.tp), "2", std::to_string(row.s.pp),
-             std::to_string(row.s.cp), std::to_string(row.s.dp), std::to_string(row.s.pp), std::to_string(row.r.chips),
-             sim::fmt_num(row.r.seconds() * 1e3), sim::fmt_num(static_cast<double>(row.r.bottleneck_ps) * 1e-9),
+             std::to_string(row.s.cp), std::to_string(row.s.dp), std::to_string(row.s.pp),
+             std::to_string(row.r.chips), sim::fmt_num(row.r.seconds() * 1e3),
+             sim::fmt_num(static_cast<double>(row.r.bottleneck_ps) * 1e-9),
              sim::fmt_num(row.r.prompts_per_s()), row.r.total_ps == best_t ? "1" : "0",
              row.r.prompts_per_s() == best_x ? "1" : "0"});
   }

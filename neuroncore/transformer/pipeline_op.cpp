@@ -4,9 +4,9 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <utility>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "neuroncore/transformer/kernel_builders.h"
 #include "workloads/model/operators.h"
@@ -39,8 +39,8 @@ std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& s
 }
 
 DecodeSteps decode_steps(const std::vector<std::vector<std::uint64_t>>& stage_ps,
-                         const std::vector<std::uint64_t>& transfer_ps, const std::vector<std::uint64_t>& return_ps,
-                         bool drained) {
+                         const std::vector<std::uint64_t>& transfer_ps,
+                         const std::vector<std::uint64_t>& return_ps, bool drained) {
   DecodeSteps out;
   if (stage_ps.empty()) return out;
   const std::size_t groups = stage_ps.size(), stages = stage_ps.front().size();
@@ -94,7 +94,8 @@ std::uint64_t ring_attention_exposed_ps(std::uint64_t attention_ps, std::uint64_
 }
 
 double PipelineResult::prompts_per_s() const {
-  return bottleneck_ps == 0 ? 0.0 : static_cast<double>(replicas) / (static_cast<double>(bottleneck_ps) * 1e-12);
+  return bottleneck_ps == 0 ? 0.0
+                            : static_cast<double>(replicas) / (static_cast<double>(bottleneck_ps) * 1e-12);
 }
 
 namespace {
@@ -131,27 +132,28 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
     throw std::invalid_argument("parallelism: pp, dp, cp and microbatches must be >= 1");
   }
   if (cp_ > 1 && (pp > 1 || microbatches > 1)) {
-    throw std::invalid_argument("parallelism: cp_degree " + std::to_string(cp_) + " with pp " + std::to_string(pp) +
-                                " and " + std::to_string(microbatches) +
-                                " microbatches: context parallelism is modelled with one pipeline stage and one "
-                                "microbatch; set cp_degree 1, or pp_degree and microbatches 1");
+    throw std::invalid_argument(
+        "parallelism: cp_degree " + std::to_string(cp_) + " with pp " + std::to_string(pp) + " and " +
+        std::to_string(microbatches) +
+        " microbatches: context parallelism is modelled with one pipeline stage and one "
+        "microbatch; set cp_degree 1, or pp_degree and microbatches 1");
   }
   const std::uint32_t cores = prefill.physical_cores();
   if (pp > 1 && cores % chip.cores != 0) {
-    throw std::invalid_argument("parallelism: a pipeline stage of tp " + std::to_string(prefill.tp_degree) + " x lnc " +
-                                std::to_string(prefill.lnc) + " = " + std::to_string(cores) +
+    throw std::invalid_argument("parallelism: a pipeline stage of tp " + std::to_string(prefill.tp_degree) +
+                                " x lnc " + std::to_string(prefill.lnc) + " = " + std::to_string(cores) +
                                 " cores is not a whole number of " + std::to_string(chip.cores) +
                                 "-core chips; raise tp so that each stage has chips of its own");
   }
   chips_per_stage_ = stage_.chips();
   const std::uint32_t need = chips_per_stage_ * pp * cp_ * dp;
   if (need > instance.chips()) {
-    throw std::invalid_argument("parallelism: tp " + std::to_string(prefill.tp_degree) + " x lnc " +
-                                std::to_string(prefill.lnc) + " (" + chips_text(chips_per_stage_) + ") x pp " +
-                                std::to_string(pp) + (cp_ > 1 ? " x cp_degree " + std::to_string(cp_) : "") +
-                                " x dp " + std::to_string(dp) + " needs " + chips_text(need) +
-                                " but the instance has " + std::to_string(instance.chips()) + " (" +
-                                chips_text(need - instance.chips()) + " short)");
+    throw std::invalid_argument(
+        "parallelism: tp " + std::to_string(prefill.tp_degree) + " x lnc " + std::to_string(prefill.lnc) +
+        " (" + chips_text(chips_per_stage_) + ") x pp " + std::to_string(pp) +
+        (cp_ > 1 ? " x cp_degree " + std::to_string(cp_) : "") + " x dp " + std::to_string(dp) + " needs " +
+        chips_text(need) + " but the instance has " + std::to_string(instance.chips()) + " (" +
+        chips_text(need - instance.chips()) + " short)");
   }
 }
 
@@ -167,8 +169,8 @@ HbmFootprint TrainiumPipeline::stage_footprint(const workloads::TransformerModel
   for (const workloads::Operator& op : g.ops) {
     if (op.layer >= 0) after = true;
     const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
-                            : after   ? pp_ - 1
-                                      : 0;
+                            : after       ? pp_ - 1
+                                          : 0;
     stages[s].weight_bytes += op.weight_bytes;
     stages[s].kv_bytes += op.kv_write_bytes + op.kv_read_bytes;
     act = std::max(act, op.input_bytes + op.output_bytes);
@@ -187,9 +189,10 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
   const HbmFootprint f = stage_footprint(m, prompt_tokens);
   const std::uint64_t have = chip_.hbm.capacity().bytes;
   if (f.total() > have) {
-    throw CapacityError("HBM capacity exceeded: a pipeline stage of " + chips_text(chips_per_stage_) + " holds per chip " +
-                        binary(f.weight_bytes) + " of weights + " + binary(f.kv_bytes) + " of KV cache + " +
-                        binary(f.activation_bytes) + " of activations but a chip's HBM holds " + binary(have) + " (" +
+    throw CapacityError("HBM capacity exceeded: a pipeline stage of " + chips_text(chips_per_stage_) +
+                        " holds per chip " + binary(f.weight_bytes) + " of weights + " + binary(f.kv_bytes) +
+                        " of KV cache + " + binary(f.activation_bytes) +
+                        " of activations but a chip's HBM holds " + binary(have) + " (" +
                         binary(f.total() - have) + " over); raise pp or tp");
   }
   if (cp_ > 1) {
@@ -198,7 +201,8 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
     r.replicas = dp_;
     return r;
   }
-  const std::uint64_t chunks = std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(prompt_tokens, 1));
+  const std::uint64_t chunks =
+      std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(prompt_tokens, 1));
   const std::uint64_t q = prompt_tokens / chunks, longer = prompt_tokens % chunks;
   std::vector<workloads::OperatorGraph> graphs;
   std::uint64_t offset = 0;
@@ -218,7 +222,8 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
   // Longest first, round robin over the replicas (ties by position: deterministic).
   std::vector<std::size_t> order(contexts.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return contexts[a] > contexts[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return contexts[a] > contexts[b]; });
   std::vector<std::vector<std::uint64_t>> replica(dp_);
   for (std::size_t i = 0; i < order.size(); ++i) replica[i % dp_].push_back(contexts[order[i]]);
   PipelineResult worst;
@@ -243,11 +248,13 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
       // embed them for the next step: the two-chip exchange of the NeuronLink model, as an
       // activation crossing a boundary (the stages laid around a ring of the instance, the
       // last neighbouring the first).
-      returns.push_back(pp_ > 1 ? run_collective(pair_, Collective::kAllGather, 2 * n * kTokenIdBytes).time_ps : 0);
+      returns.push_back(pp_ > 1 ? run_collective(pair_, Collective::kAllGather, 2 * n * kTokenIdBytes).time_ps
+                                : 0);
     }
     PipelineResult r = run_chunks(m, graphs);
     r.return_ps = std::move(returns);
-    const DecodeSteps steps = decode_steps(r.stage_ps, r.transfer_ps, r.return_ps, schedule_ == DecodeSchedule::kDrained);
+    const DecodeSteps steps =
+        decode_steps(r.stage_ps, r.transfer_ps, r.return_ps, schedule_ == DecodeSchedule::kDrained);
     r.fill_ps = steps.fill_ps;
     r.total_ps = steps.step_ps;
     floor.compute_s = std::max(floor.compute_s, r.floor.compute_s);
@@ -267,7 +274,8 @@ PipelineResult TrainiumPipeline::decode_step(const workloads::TransformerModel& 
   return worst;
 }
 
-TrainiumPipeline::DecodeCapacity TrainiumPipeline::decode_capacity(const workloads::TransformerModel& m) const {
+TrainiumPipeline::DecodeCapacity TrainiumPipeline::decode_capacity(
+    const workloads::TransformerModel& m) const {
   // The weights by stage, from a one-sequence decode graph; what the graph does not read
   // of the model's weights (the embedding table but the gathered row) goes with stage 0.
   const workloads::OperatorGraph g = workloads::lower_decode(m, {1});
@@ -279,8 +287,8 @@ TrainiumPipeline::DecodeCapacity TrainiumPipeline::decode_capacity(const workloa
     if (op.layer >= 0) after = true;
     if (op.kind == workloads::OpKind::embedding) continue;
     const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
-                            : after   ? pp_ - 1
-                                      : 0;
+                            : after       ? pp_ - 1
+                                          : 0;
     weights[s] += op.weight_bytes;
     counted += op.weight_bytes;
   }
@@ -303,8 +311,9 @@ TrainiumPipeline::DecodeCapacity TrainiumPipeline::decode_capacity(const workloa
     // The stage's room holds its layers' share of the KV cache: room x layers / its layers.
     const std::uint64_t room = stage_hbm - weights[s];
     const std::uint64_t kv =
-        stage_layers[s] == layers ? room
-                                  : static_cast<std::uint64_t>(static_cast<double>(room) * layers / stage_layers[s]);
+        stage_layers[s] == layers
+            ? room
+            : static_cast<std::uint64_t>(static_cast<double>(room) * layers / stage_layers[s]);
     least = std::min(least, kv);
   }
   c.replica_kv_bytes = fits ? least : 0;
@@ -322,7 +331,7 @@ PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m
   // of the KV cache, the weights counted once).
   std::vector<double> compute_s(pp_, 0.0), collective_s(pp_, 0.0);
   std::vector<std::uint64_t> weight_bytes(pp_, 0), kv_bytes(pp_, 0);
-  TrainiumFloor only;  // one stage, one chunk: the pass's own floor
+  TrainiumFloor only;                                   // one stage, one chunk: the pass's own floor
   std::set<std::pair<std::int32_t, std::string>> seen;  // operators whose weights are counted
   for (std::size_t c = 0; c < graphs.size(); ++c) {
     const workloads::OperatorGraph& g = graphs[c];
@@ -336,15 +345,17 @@ PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m
     std::uint64_t boundary_bytes = 0;  // the activations leaving a decoder layer
     for (const LayerTime& lt : p.layers) {
       if (lt.layer >= 0) after = true;
-      const std::uint32_t s = lt.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(lt.layer), layers, pp_)
-                              : after     ? pp_ - 1
-                                          : 0;
+      const std::uint32_t s = lt.layer >= 0
+                                  ? stage_of_layer(static_cast<std::uint32_t>(lt.layer), layers, pp_)
+                              : after ? pp_ - 1
+                                      : 0;
       stage[s] += lt.end_ps - lt.start_ps;
       // The chunk's compute floor is its flops over the group's peak: each stage's share
       // in proportion to its flops.
       for (const OperatorTime& ot : lt.operators) {
         if (p.busy.flops > 0) {
-          compute_s[s] += p.floor.compute_s * static_cast<double>(ot.busy.flops) / static_cast<double>(p.busy.flops);
+          compute_s[s] +=
+              p.floor.compute_s * static_cast<double>(ot.busy.flops) / static_cast<double>(p.busy.flops);
         }
         collective_s[s] += ot.busy.collective_floor_ps * 1e-12;
       }
@@ -353,9 +364,10 @@ PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m
     for (const workloads::Operator& op : g.ops) {
       if (op.layer == 0) boundary_bytes = op.output_bytes;  // the layer's last operator: its output
       if (op.layer >= 0) after = true;
-      const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
-                              : after     ? pp_ - 1
-                                          : 0;
+      const std::uint32_t s = op.layer >= 0
+                                  ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
+                              : after ? pp_ - 1
+                                      : 0;
       // Weights once (the first chunk with the operator: only the last chunk of a prompt
       // has the LM head), but the embedding's weight bytes are the rows its tokens gather:
       // every chunk's.
@@ -385,8 +397,8 @@ PipelineResult TrainiumPipeline::run_chunks(const workloads::TransformerModel& m
   } else {
     for (std::uint32_t s = 0; s < pp_; ++s) {
       r.floor.compute_s = std::max(r.floor.compute_s, compute_s[s]);
-      r.floor.hbm_s = std::max(r.floor.hbm_s, static_cast<double>(weight_bytes[s] + kv_bytes[s]) / chips_per_stage_ /
-                                                  stage_.hbm_bytes_per_s());
+      r.floor.hbm_s = std::max(r.floor.hbm_s, static_cast<double>(weight_bytes[s] + kv_bytes[s]) /
+                                                  chips_per_stage_ / stage_.hbm_bytes_per_s());
       r.floor.collective_s = std::max(r.floor.collective_s, collective_s[s]);
     }
     r.floor.step_s = std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s});
@@ -418,8 +430,10 @@ PipelineResult TrainiumPipeline::run_context_parallel(const workloads::Transform
   // the group's chips (a chip holds the KV of at least one head), so a chip's share is the
   // block over min(chips, KV heads). The steps carry the largest group's block.
   std::uint64_t block_tokens = 0;
-  for (std::uint32_t r = 0; r < cp_; ++r) block_tokens = std::max(block_tokens, tokens[r] + tokens[pieces - 1 - r]);
-  const std::uint64_t holders = std::max<std::uint64_t>(1, std::min<std::uint64_t>(chips_per_stage_, m.kv_heads));
+  for (std::uint32_t r = 0; r < cp_; ++r)
+    block_tokens = std::max(block_tokens, tokens[r] + tokens[pieces - 1 - r]);
+  const std::uint64_t holders =
+      std::max<std::uint64_t>(1, std::min<std::uint64_t>(chips_per_stage_, m.kv_heads));
   const std::uint64_t block_bytes = ceil_div(block_tokens * m.kv_bytes_per_token_per_layer(), holders);
   PipelineResult out;
   out.cp = cp_;
@@ -431,8 +445,8 @@ PipelineResult TrainiumPipeline::run_context_parallel(const workloads::Transform
   std::vector<std::uint64_t> layer_ps(layers, 0), layer_alone_ps(layers, 0);
   for (std::uint32_t r = 0; r < cp_; ++r) {
     const std::uint64_t a = r, b = pieces - 1 - r;
-    const workloads::OperatorGraph g =
-        workloads::lower_prefill(m, {tokens[a], tokens[b]}, {offset[a], offset[b]}, {prompt_tokens, prompt_tokens});
+    const workloads::OperatorGraph g = workloads::lower_prefill(
+        m, {tokens[a], tokens[b]}, {offset[a], offset[b]}, {prompt_tokens, prompt_tokens});
     const PrefillResult p = stage_.run_unchecked(g);
     out.rank_ps.push_back(p.total_ps);
     out.busy += p.busy;

@@ -45,8 +45,8 @@ struct DecodeSteps {
   std::uint32_t steps_to_periodic = 0;  // steps simulated until the state repeated
 };
 DecodeSteps decode_steps(const std::vector<std::vector<std::uint64_t>>& stage_ps,
-                         const std::vector<std::uint64_t>& transfer_ps, const std::vector<std::uint64_t>& return_ps,
-                         bool drained);
+                         const std::vector<std::uint64_t>& transfer_ps,
+                         const std::vector<std::uint64_t>& return_ps, bool drained);
 
 // Ring attention in one decoder layer of a context-parallel group (docs/neuroncore.md,
 // "Context parallelism"): the group's attention (attention_ps, its queries against every
@@ -62,7 +62,7 @@ struct PipelineResult {
   // steady state (decode_steps under the split's schedule), the inter-token latency.
   std::uint64_t total_ps = 0;
   std::vector<std::vector<std::uint64_t>> stage_ps;  // [chunk][stage]: each stage's time on the chunk
-  std::vector<std::uint64_t> transfer_ps;  // [chunk]: one stage boundary's activation transfer
+  std::vector<std::uint64_t> transfer_ps;            // [chunk]: one stage boundary's activation transfer
   // Decode: [group] the return of the group's sampled tokens from the last stage to stage
   // 0 (0 with pp 1), and the step from an empty pipeline (a step after an idle gap).
   std::vector<std::uint64_t> return_ps;
@@ -76,7 +76,7 @@ struct PipelineResult {
   std::uint64_t ring_exposed_ps = 0;
   std::uint64_t bottleneck_ps = 0;  // the busiest stage's time over all chunks
   std::uint32_t chips_per_stage = 1;
-  std::uint32_t chips = 1;  // chips_per_stage x pp x cp x dp
+  std::uint32_t chips = 1;     // chips_per_stage x pp x cp x dp
   std::uint32_t replicas = 1;  // dp
   // The floor of the prompt's prefill (docs/neuroncore.md, "Parallelism: tp x pp x dp"):
   // each term the largest over the stages of what that stage must do for all chunks at
@@ -125,7 +125,8 @@ class TrainiumPipeline {
   // state of successive steps under the split's decode_schedule (decode_steps), fill_ps
   // the first step's. No capacity check (decode_capacity is the serving layer's bound on
   // the KV cache).
-  PipelineResult decode_step(const workloads::TransformerModel& m, const std::vector<std::uint64_t>& contexts);
+  PipelineResult decode_step(const workloads::TransformerModel& m,
+                             const std::vector<std::uint64_t>& contexts);
 
   // What the split leaves for the KV cache of decode: per replica, over the stages, the
   // HBM of a stage's chips less its weights (the embedding table with stage 0, the final
@@ -145,13 +146,14 @@ class TrainiumPipeline {
  private:
   // The chunk graphs through the stages of one replica: stage times, transfers, the end
   // and the floor.
-  PipelineResult run_chunks(const workloads::TransformerModel& m, const std::vector<workloads::OperatorGraph>& chunks);
+  PipelineResult run_chunks(const workloads::TransformerModel& m,
+                            const std::vector<workloads::OperatorGraph>& chunks);
   // One prompt over the cp groups (pp 1): the groups' passes, the ring, the floor.
   PipelineResult run_context_parallel(const workloads::TransformerModel& m, std::uint64_t prompt_tokens);
 
   ChipConfig chip_;
   InstanceConfig instance_;
-  InstanceConfig pair_;  // two neighbouring chips: a stage boundary
+  InstanceConfig pair_;    // two neighbouring chips: a stage boundary
   TrainiumPrefill stage_;  // one stage's tensor-parallel group (stages are alike)
   std::uint32_t pp_ = 1;
   std::uint32_t dp_ = 1;

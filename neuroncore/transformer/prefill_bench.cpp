@@ -80,9 +80,9 @@ std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
   // wall time of a first step and of a next step whose contexts all grew by one (the
   // serving runs reuse one TrainiumPrefill for thousands of steps).
   sim::CsvWriter decode({"batch", "context_tokens", "step_ms", "hbm_bound_ms", "hbm_utilization",
-                         "attention_us_per_layer", "layer_us", "collective_ms", "runtime_ms", "floor_compute_ms",
-                         "floor_hbm_ms", "floor_collective_ms", "floor_ratio", "first_step_wall_ms",
-                         "next_step_wall_ms"});
+                         "attention_us_per_layer", "layer_us", "collective_ms", "runtime_ms",
+                         "floor_compute_ms", "floor_hbm_ms", "floor_collective_ms", "floor_ratio",
+                         "first_step_wall_ms", "next_step_wall_ms"});
   const std::uint64_t context = 1000;
   for (const std::uint64_t batch : {std::uint64_t{1}, std::uint64_t{8}, std::uint64_t{64}}) {
     TrainiumPrefill step(chip, instance, cfg);
@@ -90,11 +90,13 @@ std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
     const auto g = workloads::lower_decode(model, std::vector<std::uint64_t>(batch, context));
     const PrefillResult d = step.run(g, model.weight_bytes());
     const auto d1 = std::chrono::steady_clock::now();
-    step.run(workloads::lower_decode(model, std::vector<std::uint64_t>(batch, context + 1)), model.weight_bytes());
+    step.run(workloads::lower_decode(model, std::vector<std::uint64_t>(batch, context + 1)),
+             model.weight_bytes());
     const auto d2 = std::chrono::steady_clock::now();
     const double bound = static_cast<double>(model.weight_bytes() + g.total_kv_read_bytes()) /
                          (static_cast<double>(d.chips) * chip.hbm.peak_bandwidth().bytes_per_s);
-    const LayerTime& layer0 = *std::find_if(d.layers.begin(), d.layers.end(), [](const LayerTime& l) { return l.layer == 0; });
+    const LayerTime& layer0 =
+        *std::find_if(d.layers.begin(), d.layers.end(), [](const LayerTime& l) { return l.layer == 0; });
     double attention_ps = 0;
     for (const OperatorTime& o : layer0.operators) {
       if (o.kind == "attention") attention_ps += static_cast<double>(o.busy.elapsed_ps);
@@ -104,20 +106,22 @@ std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
     const double first_ms = std::chrono::duration<double>(d1 - d0).count() * 1e3;
     const double next_ms = std::chrono::duration<double>(d2 - d1).count() * 1e3;
     decode.row({std::to_string(batch), std::to_string(context), sim::fmt_num(d.seconds() * 1e3),
-                sim::fmt_num(bound * 1e3), sim::fmt_num(d.hbm_utilization()), sim::fmt_num(attention_ps * 1e-6),
-                sim::fmt_num(layer_ps * 1e-6), sim::fmt_num(d.busy.collective_ps * 1e-9),
-                sim::fmt_num(d.busy.runtime_ps * 1e-9), sim::fmt_num(d.floor.compute_s * 1e3),
-                sim::fmt_num(d.floor.hbm_s * 1e3), sim::fmt_num(d.floor.collective_s * 1e3), sim::fmt_num(ratio),
-                sim::fmt_num(first_ms), sim::fmt_num(next_ms)});
+                sim::fmt_num(bound * 1e3), sim::fmt_num(d.hbm_utilization()),
+                sim::fmt_num(attention_ps * 1e-6), sim::fmt_num(layer_ps * 1e-6),
+                sim::fmt_num(d.busy.collective_ps * 1e-9), sim::fmt_num(d.busy.runtime_ps * 1e-9),
+                sim::fmt_num(d.floor.compute_s * 1e3), sim::fmt_num(d.floor.hbm_s * 1e3),
+                sim::fmt_num(d.floor.collective_s * 1e3), sim::fmt_num(ratio), sim::fmt_num(first_ms),
+                sim::fmt_num(next_ms)});
     if (!args.quiet) {
-      std::printf("decode step, %llu x %llu cached tokens: %.3f ms simulated (HBM bound %.3f ms, HBM %.1f%%), "
-                  "attention %.1f us of a %.1f us layer; collectives %.3f ms, runtime %.3f ms; floor: compute "
-                  "%.3f ms, HBM %.3f ms, collective bandwidth %.3f ms, ratio %.2f; wall %.1f ms first step, "
-                  "%.2f ms next step\n",
-                  static_cast<unsigned long long>(batch), static_cast<unsigned long long>(context),
-                  d.seconds() * 1e3, bound * 1e3, 100 * d.hbm_utilization(), attention_ps * 1e-6, layer_ps * 1e-6,
-                  d.busy.collective_ps * 1e-9, d.busy.runtime_ps * 1e-9, d.floor.compute_s * 1e3,
-                  d.floor.hbm_s * 1e3, d.floor.collective_s * 1e3, ratio, first_ms, next_ms);
+      std::printf(
+          "decode step, %llu x %llu cached tokens: %.3f ms simulated (HBM bound %.3f ms, HBM %.1f%%), "
+          "attention %.1f us of a %.1f us layer; collectives %.3f ms, runtime %.3f ms; floor: compute "
+          "%.3f ms, HBM %.3f ms, collective bandwidth %.3f ms, ratio %.2f; wall %.1f ms first step, "
+          "%.2f ms next step\n",
+          static_cast<unsigned long long>(batch), static_cast<unsigned long long>(context), d.seconds() * 1e3,
+          bound * 1e3, 100 * d.hbm_utilization(), attention_ps * 1e-6, layer_ps * 1e-6,
+          d.busy.collective_ps * 1e-9, d.busy.runtime_ps * 1e-9, d.floor.compute_s * 1e3, d.floor.hbm_s * 1e3,
+          d.floor.collective_s * 1e3, ratio, first_ms, next_ms);
     }
   }
   sim::write_file_atomic(args.out_dir / "decode_steps.csv", decode.str());
@@ -147,23 +151,26 @@ std::vector<std::string> run_prefill_bench(const sim::BenchArgs& args) {
   }
   sim::write_file_atomic(args.out_dir / "prefill_batches.csv", bat.str());
   if (!args.quiet) {
-    std::printf("%zu prefill batches of 1-3 prompts of 200-2,200 tokens: token_grain %llu: wall %.1f ms first, "
-                "%.1f ms mean of the next; token_grain 0: %.1f ms first, %.1f ms mean of the next; largest "
-                "batch error %.3f%%\n",
-                series, static_cast<unsigned long long>(cfg.token_grain), sampled.first_wall_ms(),
-                sampled.mean_wall_ms(1, series), reference.first_wall_ms(), reference.mean_wall_ms(1, series), worst);
+    std::printf(
+        "%zu prefill batches of 1-3 prompts of 200-2,200 tokens: token_grain %llu: wall %.1f ms first, "
+        "%.1f ms mean of the next; token_grain 0: %.1f ms first, %.1f ms mean of the next; largest "
+        "batch error %.3f%%\n",
+        series, static_cast<unsigned long long>(cfg.token_grain), sampled.first_wall_ms(),
+        sampled.mean_wall_ms(1, series), reference.first_wall_ms(), reference.mean_wall_ms(1, series), worst);
     if (longer > series) {
-      std::printf("%zu batches with token_grain %llu: %.2f s wall in all, %.2f ms per batch over the last 100\n",
-                  longer, static_cast<unsigned long long>(cfg.token_grain), sampled.total_wall_ms() * 1e-3,
-                  sampled.mean_wall_ms(longer - 100, longer));
+      std::printf(
+          "%zu batches with token_grain %llu: %.2f s wall in all, %.2f ms per batch over the last 100\n",
+          longer, static_cast<unsigned long long>(cfg.token_grain), sampled.total_wall_ms() * 1e-3,
+          sampled.mean_wall_ms(longer - 100, longer));
     }
   }
   if (!args.quiet) {
-    std::printf("Llama-3.1-70B, %llu tokens, trn2.48xlarge TP %u x LNC %u: %.3f ms simulated (%.2f s wall); "
-                "tensor %.1f%%, vector %.1f%%, scalar %.1f%%, DMA %.1f%%, HBM %.1f%%, NeuronLink %.1f%%\n",
-                static_cast<unsigned long long>(tokens), cfg.tp_degree, cfg.lnc, r.seconds() * 1e3, wall,
-                100 * r.tensor_utilization(), 100 * r.vector_utilization(), 100 * r.scalar_utilization(),
-                100 * r.dma_utilization(), 100 * r.hbm_utilization(), 100 * r.link_utilization());
+    std::printf(
+        "Llama-3.1-70B, %llu tokens, trn2.48xlarge TP %u x LNC %u: %.3f ms simulated (%.2f s wall); "
+        "tensor %.1f%%, vector %.1f%%, scalar %.1f%%, DMA %.1f%%, HBM %.1f%%, NeuronLink %.1f%%\n",
+        static_cast<unsigned long long>(tokens), cfg.tp_degree, cfg.lnc, r.seconds() * 1e3, wall,
+        100 * r.tensor_utilization(), 100 * r.vector_utilization(), 100 * r.scalar_utilization(),
+        100 * r.dma_utilization(), 100 * r.hbm_utilization(), 100 * r.link_utilization());
   }
   return {"prefill_layers.csv", "prefill_operators.csv", "decode_steps.csv", "prefill_batches.csv"};
 }

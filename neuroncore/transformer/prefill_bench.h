@@ -25,7 +25,9 @@ struct PrefillBatchSeries {
   double first_wall_ms() const { return wall_ms.empty() ? 0.0 : wall_ms.front(); }
   // Mean wall time of batches [from, to) (to clamped to the series).
   double mean_wall_ms(std::size_t from, std::size_t to) const;
-  double total_wall_ms() const { return mean_wall_ms(0, wall_ms.size()) * static_cast<double>(wall_ms.size()); }
+  double total_wall_ms() const {
+    return mean_wall_ms(0, wall_ms.size()) * static_cast<double>(wall_ms.size());
+  }
 };
 PrefillBatchSeries time_prefill_batches(const workloads::TransformerModel& model, const ChipConfig& chip,
                                         const InstanceConfig& instance, const PrefillConfig& cfg,

@@ -17,22 +17,33 @@ PrefillConfig read_prefill_config(config::Section& s) {
                               .min = 1,
                               .max = 4096}));
   c.pp_degree = static_cast<std::uint32_t>(s.integer(
-      "pp_degree", {.doc = "pipeline-parallel degree: stages of contiguous decoder layers, each a tensor-parallel "
-                           "group of chips of its own (mode trainium_prefill; the serving modes run 1)",
-                    .def = std::to_string(d.pp_degree), .min = 1, .max = 1024}));
-  c.dp_degree = static_cast<std::uint32_t>(s.integer(
-      "dp_degree", {.doc = "data-parallel degree: independent replicas of the tp x pp group on the instance's "
-                           "chips (mode trainium_prefill; the serving modes run 1)",
-                    .def = std::to_string(d.dp_degree), .min = 1, .max = 1024}));
+      "pp_degree",
+      {.doc = "pipeline-parallel degree: stages of contiguous decoder layers, each a tensor-parallel "
+              "group of chips of its own (mode trainium_prefill; the serving modes run 1)",
+       .def = std::to_string(d.pp_degree),
+       .min = 1,
+       .max = 1024}));
+  c.dp_degree = static_cast<std::uint32_t>(
+      s.integer("dp_degree",
+                {.doc = "data-parallel degree: independent replicas of the tp x pp group on the instance's "
+                        "chips (mode trainium_prefill; the serving modes run 1)",
+                 .def = std::to_string(d.dp_degree),
+                 .min = 1,
+                 .max = 1024}));
   c.microbatches = static_cast<std::uint32_t>(s.integer(
       "microbatches", {.doc = "sequence chunks a prompt is cut into to flow through the pipeline stages",
-                       .def = std::to_string(d.microbatches), .min = 1, .max = 4096}));
+                       .def = std::to_string(d.microbatches),
+                       .min = 1,
+                       .max = 4096}));
   c.cp_degree = static_cast<std::uint32_t>(s.integer(
-      "cp_degree", {.doc = "context-parallel degree: groups of tp_degree x lnc cores on chips of their own, each "
-                           "with a copy of the weights, a prompt's tokens dealt over them (2 cp pieces, group r "
-                           "pieces r and 2 cp - 1 - r) and attention a ring passing KV blocks between the groups "
-                           "(mode trainium_prefill with pp_degree 1 and one microbatch; the serving modes run 1)",
-                    .def = std::to_string(d.cp_degree), .min = 1, .max = 1024}));
+      "cp_degree",
+      {.doc = "context-parallel degree: groups of tp_degree x lnc cores on chips of their own, each "
+              "with a copy of the weights, a prompt's tokens dealt over them (2 cp pieces, group r "
+              "pieces r and 2 cp - 1 - r) and attention a ring passing KV blocks between the groups "
+              "(mode trainium_prefill with pp_degree 1 and one microbatch; the serving modes run 1)",
+       .def = std::to_string(d.cp_degree),
+       .min = 1,
+       .max = 1024}));
   c.lnc = s.enumeration<std::uint32_t>(
       "lnc",
       {.doc = "logical NeuronCore config: physical cores per logical core", .def = std::to_string(d.lnc)},
@@ -114,26 +125,38 @@ PrefillConfig read_decode_split(config::Section& s, const PrefillConfig& prefill
   PrefillConfig c = prefill;
   c.cp_degree = 1;  // a decode step has one new token per sequence: nothing to deal over groups
   c.tp_degree = static_cast<std::uint32_t>(s.integer(
-      "tp_degree", {.doc = "tensor-parallel degree of a decode step: logical cores (prefill.lnc physical cores each) "
-                           "a layer is sharded over",
-                    .def = std::to_string(prefill.tp_degree), .min = 1, .max = 4096}));
+      "tp_degree",
+      {.doc = "tensor-parallel degree of a decode step: logical cores (prefill.lnc physical cores each) "
+              "a layer is sharded over",
+       .def = std::to_string(prefill.tp_degree),
+       .min = 1,
+       .max = 4096}));
   c.pp_degree = static_cast<std::uint32_t>(s.integer(
-      "pp_degree", {.doc = "pipeline-parallel degree of a decode step: stages of contiguous decoder layers, each a "
-                           "tensor-parallel group of chips of its own",
-                    .def = "1", .min = 1, .max = 1024}));
+      "pp_degree",
+      {.doc = "pipeline-parallel degree of a decode step: stages of contiguous decoder layers, each a "
+              "tensor-parallel group of chips of its own",
+       .def = "1",
+       .min = 1,
+       .max = 1024}));
   c.dp_degree = static_cast<std::uint32_t>(s.integer(
-      "dp_degree", {.doc = "data-parallel degree of a decode step: replicas of the tp x pp group, each with a copy "
-                           "of the weights, the step's sequences dealt over them",
-                    .def = "1", .min = 1, .max = 1024}));
+      "dp_degree",
+      {.doc = "data-parallel degree of a decode step: replicas of the tp x pp group, each with a copy "
+              "of the weights, the step's sequences dealt over them",
+       .def = "1",
+       .min = 1,
+       .max = 1024}));
   c.microbatches = static_cast<std::uint32_t>(s.integer(
       "microbatches", {.doc = "groups a replica's sequences are cut into to flow through its pipeline stages",
-                       .def = "1", .min = 1, .max = 4096}));
+                       .def = "1",
+                       .min = 1,
+                       .max = 4096}));
   c.decode_schedule = s.enumeration<DecodeSchedule>(
       "schedule",
-      {.doc = "how successive decode steps share the pipeline stages (pp > 1): overlapped, a microbatch enters "
-              "stage 0 of its next step once its sampled tokens are back from the last stage, while other "
-              "microbatches are still in later stages; drained, a step begins only when the previous one has "
-              "left every stage (the ablation). The same with pp 1",
+      {.doc =
+           "how successive decode steps share the pipeline stages (pp > 1): overlapped, a microbatch enters "
+           "stage 0 of its next step once its sampled tokens are back from the last stage, while other "
+           "microbatches are still in later stages; drained, a step begins only when the previous one has "
+           "left every stage (the ablation). The same with pp 1",
        .def = "overlapped"},
       {{"overlapped", DecodeSchedule::kOverlapped}, {"drained", DecodeSchedule::kDrained}});
   return c;

@@ -15,11 +15,12 @@ void register_neuroncore_transformer(sim::Registry& registry) {
                  run_prefill_bench});
   registry.add_bench(
       "parallelism",
-      sim::Bench{"Trainium parallelism: Llama-3.1-70B prompts of 1K, 4K and 16K tokens on a trn2.48xlarge split "
-                 "tp x pp x dp over its 16 chips (pp stages of contiguous layers, pp microbatches, the stage "
-                 "boundary on NeuronLink): time to first token and prompts/s of each, the best per prompt "
-                 "length (parallelism.csv)",
-                 run_parallelism_bench});
+      sim::Bench{
+          "Trainium parallelism: Llama-3.1-70B prompts of 1K, 4K and 16K tokens on a trn2.48xlarge split "
+          "tp x pp x dp over its 16 chips (pp stages of contiguous layers, pp microbatches, the stage "
+          "boundary on NeuronLink): time to first token and prompts/s of each, the best per prompt "
+          "length (parallelism.csv)",
+          run_parallelism_bench});
 }
 
 }  // namespace wse::neuron

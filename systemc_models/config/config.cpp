@@ -14,8 +14,7 @@ namespace fs = std::filesystem;
 
 // Defined in yaml_loader.cpp.
 NodePtr load_tree(const fs::path& file, const std::vector<std::string>& overrides);
-NodePtr parse_tree(std::string_view text, std::string_view name,
-                   const std::vector<std::string>& overrides);
+NodePtr parse_tree(std::string_view text, std::string_view name, const std::vector<std::string>& overrides);
 
 namespace {
 
@@ -124,8 +123,10 @@ void emit(YAML::Emitter& e, const Node& n) {
       e << YAML::Null;
       break;
     case Node::Kind::Scalar:
-      if (n.quoted || starts_with_document_marker(n.scalar)) e << YAML::DoubleQuoted << n.scalar;
-      else e << n.scalar;
+      if (n.quoted || starts_with_document_marker(n.scalar))
+        e << YAML::DoubleQuoted << n.scalar;
+      else
+        e << n.scalar;
       break;
     case Node::Kind::Seq:
       e << YAML::BeginSeq;
@@ -177,16 +178,19 @@ NodePtr Node::find(std::string_view key) const {
 
 std::string Node::kind_name() const {
   switch (kind) {
-    case Kind::Null: return "empty value";
-    case Kind::Scalar: return "scalar";
-    case Kind::Map: return "mapping";
-    case Kind::Seq: return "sequence";
+    case Kind::Null:
+      return "empty value";
+    case Kind::Scalar:
+      return "scalar";
+    case Kind::Map:
+      return "mapping";
+    case Kind::Seq:
+      return "sequence";
   }
   return "?";
 }
 
-std::optional<std::string> did_you_mean(std::string_view word,
-                                        const std::vector<std::string>& candidates) {
+std::optional<std::string> did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
   std::optional<std::string> best;
   std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const auto& c : candidates) {
@@ -236,8 +240,8 @@ Section Section::section(std::string_view key, std::string_view doc, bool allow_
   if (!c || c->kind == Node::Kind::Null) {
     if (!allow_missing) {
       throw ConfigError(node_->source, key_path(key),
-                        "missing required section '" + std::string(key) + "' (" +
-                            std::string(doc) + "); add it as a mapping of keys");
+                        "missing required section '" + std::string(key) + "' (" + std::string(doc) +
+                            "); add it as a mapping of keys");
     }
     if (c) c->consumed = true;
     c = make_map();
@@ -275,8 +279,7 @@ std::vector<Section> Section::section_list(std::string_view key, std::string_vie
   }
   if (c->kind != Node::Kind::Seq) {
     throw ConfigError(c->source, key_path(key),
-                      "expected a list of mappings (" + std::string(doc) + "), found a " +
-                          c->kind_name());
+                      "expected a list of mappings (" + std::string(doc) + "), found a " + c->kind_name());
   }
   c->consumed = true;
   auto out_seq = std::make_shared<Node>();
@@ -331,14 +334,13 @@ std::pair<std::string, Source> Section::scalar_text(std::string_view key, const 
                           "; expected " + std::string(type_name) + ")");
   }
   put(*out_, key, make_scalar(text, quoted, std::string(p.doc)));
-  doc_->params_.push_back(Document::ParamDoc{key_path(key), text,
-                                             p.def ? std::string(*p.def) : "(required)",
+  doc_->params_.push_back(Document::ParamDoc{key_path(key), text, p.def ? std::string(*p.def) : "(required)",
                                              std::string(p.doc)});
   return {text, src};
 }
 
-void Section::check_range(std::string_view key, const Source& src, const std::string& text,
-                          double value, const Param& p, std::string_view unit) const {
+void Section::check_range(std::string_view key, const Source& src, const std::string& text, double value,
+                          const Param& p, std::string_view unit) const {
   auto bound = [&](double b) {
     std::ostringstream os;
     os << b;
@@ -352,8 +354,7 @@ void Section::check_range(std::string_view key, const Source& src, const std::st
     if (p.min) allowed += (p.min_exclusive ? "> " : ">= ") + bound(*p.min);
     if (p.min && p.max) allowed += " and ";
     if (p.max) allowed += "<= " + bound(*p.max);
-    throw ConfigError(src, key_path(key),
-                      "value " + shown(text) + " is out of range; allowed: " + allowed);
+    throw ConfigError(src, key_path(key), "value " + shown(text) + " is out of range; allowed: " + allowed);
   }
 }
 
@@ -363,8 +364,8 @@ auto with_unit_errors(const Source& src, const std::string& path, F&& f) {
   try {
     return f();
   } catch (const UnitError& e) {
-    throw ConfigError(src, path, e.problem() + ": found " + shown(e.found()) + "; allowed units: " +
-                                     e.allowed());
+    throw ConfigError(src, path,
+                      e.problem() + ": found " + shown(e.found()) + "; allowed units: " + e.allowed());
   }
 }
 }  // namespace
@@ -461,8 +462,8 @@ std::vector<std::int64_t> Section::integer_list(std::string_view key, const Para
     c = parsed.tree()->find("v");
   }
   if (c->kind != Node::Kind::Seq) {
-    throw ConfigError(c->source, key_path(key), "expected a list of integers such as [1, 2], found a " +
-                                                    c->kind_name());
+    throw ConfigError(c->source, key_path(key),
+                      "expected a list of integers such as [1, 2], found a " + c->kind_name());
   }
   c->consumed = true;
   auto o = std::make_shared<Node>();
@@ -470,8 +471,9 @@ std::vector<std::int64_t> Section::integer_list(std::string_view key, const Para
   for (const auto& e : c->seq) {
     std::int64_t v = 0;
     if (e->kind != Node::Kind::Scalar || !parse_whole(e->scalar, v)) {
-      throw ConfigError(e->source, key_path(key), "expected an integer in the list, found " +
-                                                      (e->kind == Node::Kind::Scalar ? shown(e->scalar) : "a " + e->kind_name()));
+      throw ConfigError(e->source, key_path(key),
+                        "expected an integer in the list, found " +
+                            (e->kind == Node::Kind::Scalar ? shown(e->scalar) : "a " + e->kind_name()));
     }
     check_range(key, e->source, e->scalar, static_cast<double>(v), p, "");
     out.push_back(v);
@@ -482,8 +484,8 @@ std::vector<std::int64_t> Section::integer_list(std::string_view key, const Para
   std::string text = "[";
   for (std::size_t i = 0; i < out.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(out[i]);
   text += "]";
-  doc_->params_.push_back(
-      Document::ParamDoc{key_path(key), text, p.def ? std::string(*p.def) : "(required)", std::string(p.doc)});
+  doc_->params_.push_back(Document::ParamDoc{key_path(key), text, p.def ? std::string(*p.def) : "(required)",
+                                             std::string(p.doc)});
   return out;
 }
 
@@ -588,10 +590,12 @@ NodePtr relative_paths(const Node& n, const fs::path& written_in) {
     const fs::path p(c->scalar);
     if (p.is_absolute()) {
       fs::path common;
-      for (auto a = p.begin(), b = written_in.begin(); a != p.end() && b != written_in.end() && *a == *b; ++a, ++b) {
+      for (auto a = p.begin(), b = written_in.begin(); a != p.end() && b != written_in.end() && *a == *b;
+           ++a, ++b) {
         common /= *a;
       }
-      if (!common.empty() && common != common.root_path()) c->scalar = p.lexically_relative(written_in).string();
+      if (!common.empty() && common != common.root_path())
+        c->scalar = p.lexically_relative(written_in).string();
     }
   }
   for (auto& [k, v] : c->map) v = relative_paths(*v, written_in);
@@ -616,8 +620,7 @@ Document load(const fs::path& file, const std::vector<std::string>& overrides) {
   return d;
 }
 
-Document parse(std::string_view yaml_text, std::string_view name,
-               const std::vector<std::string>& overrides) {
+Document parse(std::string_view yaml_text, std::string_view name, const std::vector<std::string>& overrides) {
   Document d;
   d.tree_ = parse_tree(yaml_text, name, overrides);
   return d;

@@ -64,13 +64,13 @@ struct Node {
   bool quoted = false;  // the scalar was written in quotes (so "3" is a string, not a number)
   std::vector<std::pair<std::string, std::shared_ptr<Node>>> map;
   std::vector<std::shared_ptr<Node>> seq;
-  Source source;                  // where the value is written
-  Source key_source;              // where its key is written (map entries only)
-  bool foreign = false;           // from a .json file: unread keys are notes, not errors
-  bool consumed = false;          // read by the schema
-  std::set<std::string> known;    // keys the schema asked for at this mapping
-  std::string doc;                // description (resolved output only), written as a comment
-  bool is_path = false;           // a file path (resolved output only), absolute
+  Source source;                // where the value is written
+  Source key_source;            // where its key is written (map entries only)
+  bool foreign = false;         // from a .json file: unread keys are notes, not errors
+  bool consumed = false;        // read by the schema
+  std::set<std::string> known;  // keys the schema asked for at this mapping
+  std::string doc;              // description (resolved output only), written as a comment
+  bool is_path = false;         // a file path (resolved output only), absolute
 
   std::shared_ptr<Node> find(std::string_view key) const;
   std::string kind_name() const;
@@ -111,8 +111,7 @@ class Section {
   Bandwidth bandwidth(std::string_view key, const Param& p);
   Frequency frequency(std::string_view key, const Param& p);
   // "N cycles" is accepted when `clock` is given.
-  Duration duration(std::string_view key, const Param& p,
-                    std::optional<Frequency> clock = std::nullopt);
+  Duration duration(std::string_view key, const Param& p, std::optional<Frequency> clock = std::nullopt);
   std::int64_t integer(std::string_view key, const Param& p);
   double number(std::string_view key, const Param& p);
   bool boolean(std::string_view key, const Param& p);
@@ -145,8 +144,7 @@ class Section {
                                              std::string_view type_name);
   void check_range(std::string_view key, const Source& src, const std::string& text, double value,
                    const Param& p, std::string_view unit) const;
-  std::size_t choice_index(std::string_view key, const Param& p,
-                           const std::vector<std::string_view>& names);
+  std::size_t choice_index(std::string_view key, const Param& p, const std::vector<std::string_view>& names);
   NodePtr child(std::string_view key) const;
 
   Document* doc_;
@@ -179,7 +177,8 @@ class Document {
   // file, it reruns from where it is (relative paths are taken from the file's folder),
   // and a rerun from it into a sibling folder writes the same file again. Any other
   // path stays absolute.
-  std::string resolved_yaml(const std::filesystem::path& written_in, const std::filesystem::path& experiment) const;
+  std::string resolved_yaml(const std::filesystem::path& written_in,
+                            const std::filesystem::path& experiment) const;
   const std::vector<Note>& notes() const { return notes_; }
   const NodePtr& tree() const { return tree_; }
   // Documentation of every parameter read: key path, value, default, description.
@@ -209,7 +208,6 @@ Document parse(std::string_view yaml_text, std::string_view name = "<string>",
                const std::vector<std::string>& overrides = {});
 
 // Closest candidate by edit distance, if close enough to suggest.
-std::optional<std::string> did_you_mean(std::string_view word,
-                                        const std::vector<std::string>& candidates);
+std::optional<std::string> did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace wse::config

@@ -72,10 +72,10 @@ NodePtr convert(const YAML::Node& y, const std::string& file, bool foreign, Conv
       for (const auto& kv : y) {
         if (!kv.first.IsScalar()) {
           throw ConfigError(mark_source(file, kv.first.Mark()), "",
-                            "a key must be a plain name, found " +
-                                std::string(kv.first.IsMap()        ? "a mapping"
-                                            : kv.first.IsSequence() ? "a sequence"
-                                                                    : "an empty (null) key"));
+                            "a key must be a plain name, found " + std::string(kv.first.IsMap() ? "a mapping"
+                                                                               : kv.first.IsSequence()
+                                                                                   ? "a sequence"
+                                                                                   : "an empty (null) key"));
         }
         const std::string key = kv.first.Scalar();
         if (n->find(key)) {
@@ -103,7 +103,8 @@ void merge_into(Node& dst, const NodePtr& src) {
     return;
   }
   for (const auto& [k, v] : src->map) {
-    auto it = std::find_if(dst.map.begin(), dst.map.end(), [&key = k](const auto& e) { return e.first == key; });
+    auto it =
+        std::find_if(dst.map.begin(), dst.map.end(), [&key = k](const auto& e) { return e.first == key; });
     if (v->kind == Node::Kind::Null && it != dst.map.end()) {
       dst.map.erase(it);
       continue;
@@ -132,10 +133,10 @@ class Loader {
     }
     if (!fs::exists(file, ec)) {
       throw ConfigError(included_from.file.empty() ? Source{shown, 0, 0} : included_from, "",
-                        included_from.file.empty()
-                            ? "file '" + shown + "' does not exist"
-                            : "include '" + shown + "' does not exist; check the path (relative "
-                              "paths are taken from the including file's folder)");
+                        included_from.file.empty() ? "file '" + shown + "' does not exist"
+                                                   : "include '" + shown +
+                                                         "' does not exist; check the path (relative "
+                                                         "paths are taken from the including file's folder)");
     }
     if (!fs::is_regular_file(file, ec)) {
       throw ConfigError(included_from, "", "'" + shown + "' is not a regular file");
@@ -145,9 +146,10 @@ class Loader {
       std::string chain;
       for (const auto& p : stack_) chain += p.filename().string() + " -> ";
       chain += canonical.filename().string();
-      throw ConfigError(included_from, "include", "include cycle: " + chain +
-                                                      "; a file cannot include itself, directly or "
-                                                      "through others");
+      throw ConfigError(included_from, "include",
+                        "include cycle: " + chain +
+                            "; a file cannot include itself, directly or "
+                            "through others");
     }
     const auto bytes = fs::file_size(file, ec);
     if (bytes > kMaxConfigBytes) {
@@ -169,8 +171,7 @@ class Loader {
 
   NodePtr parse_text(const std::string& text, const std::string& name, bool foreign) {
     if (text.find('\0') != std::string::npos) {
-      throw ConfigError(Source{name, 0, 0}, "",
-                        "file contains NUL bytes: not a YAML or JSON text file");
+      throw ConfigError(Source{name, 0, 0}, "", "file contains NUL bytes: not a YAML or JSON text file");
     }
     YAML::Node y;
     try {
@@ -210,9 +211,12 @@ class Loader {
     result->foreign = node->foreign;
     if (auto inc = node->find("include")) {
       std::vector<NodePtr> items;
-      if (inc->kind == Node::Kind::Scalar) items.push_back(inc);
-      else if (inc->kind == Node::Kind::Seq) items = inc->seq;
-      else throw ConfigError(inc->source, "include", "expected a file path or a list of file paths");
+      if (inc->kind == Node::Kind::Scalar)
+        items.push_back(inc);
+      else if (inc->kind == Node::Kind::Seq)
+        items = inc->seq;
+      else
+        throw ConfigError(inc->source, "include", "expected a file path or a list of file paths");
       for (const auto& item : items) {
         if (item->kind != Node::Kind::Scalar || item->scalar.empty()) {
           throw ConfigError(item->source, "include", "expected a file path");
@@ -288,8 +292,8 @@ void apply_override(Node& root, const std::string& text) {
     if (node->kind != Node::Kind::Map) {
       throw ConfigError(src, walked, "cannot set a key inside a " + node->kind_name());
     }
-    auto it = std::find_if(node->map.begin(), node->map.end(),
-                           [&](const auto& e) { return e.first == parts[i]; });
+    auto it =
+        std::find_if(node->map.begin(), node->map.end(), [&](const auto& e) { return e.first == parts[i]; });
     if (i + 1 == parts.size()) {
       if (remove) {
         if (it != node->map.end()) node->map.erase(it);
@@ -323,8 +327,7 @@ NodePtr load_tree(const fs::path& file, const std::vector<std::string>& override
   return root;
 }
 
-NodePtr parse_tree(std::string_view text, std::string_view name,
-                   const std::vector<std::string>& overrides) {
+NodePtr parse_tree(std::string_view text, std::string_view name, const std::vector<std::string>& overrides) {
   Loader loader;
   NodePtr root = loader.parse_text(std::string(text), std::string(name), false);
   root = loader.resolve(root, fs::current_path());

@@ -18,15 +18,16 @@ MemoryBudget MemoryBudget::read(config::Section& root) {
 }
 
 std::uint64_t mul_sat(std::uint64_t a, std::uint64_t b) {
-  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return std::numeric_limits<std::uint64_t>::max();
+  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a)
+    return std::numeric_limits<std::uint64_t>::max();
   return a * b;
 }
 
 void MemoryBudget::charge(const config::Section& s, std::string_view key, std::uint64_t bytes,
                           std::string_view what, std::string_view fix) {
-  const std::uint64_t total =
-      bytes > std::numeric_limits<std::uint64_t>::max() - charged_ ? std::numeric_limits<std::uint64_t>::max()
-                                                                 : charged_ + bytes;
+  const std::uint64_t total = bytes > std::numeric_limits<std::uint64_t>::max() - charged_
+                                  ? std::numeric_limits<std::uint64_t>::max()
+                                  : charged_ + bytes;
   if (total > budget_) {
     std::string msg = "needs an estimated " + std::to_string(bytes) + " B (" + pretty_binary(Size{bytes}) +
                       ") for " + std::string(what);

@@ -7,8 +7,11 @@
 namespace wse::sim {
 
 Progress::Progress(bool enabled, double total_work, std::string unit)
-    : enabled_(enabled), total_(total_work), unit_(std::move(unit)),
-      start_(std::chrono::steady_clock::now()), last_(start_) {}
+    : enabled_(enabled),
+      total_(total_work),
+      unit_(std::move(unit)),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
 
 bool Progress::stderr_is_terminal() { return ::isatty(STDERR_FILENO) != 0; }
 
@@ -28,12 +31,11 @@ void Progress::update_every_call(double simulated_s, double work_done) {
   const double rate = wall > 0 ? work_done / wall : 0.0;
   if (total_ > 0) {
     const double eta = rate > 0 ? (total_ - work_done) / rate : 0.0;
-    std::fprintf(stderr, "\r  sim %.6g s | %.0f/%.0f %s (%.0f%%) | %.3g %s/s | ETA %.0f s   ",
-                 simulated_s, work_done, total_, unit_.c_str(), 100.0 * work_done / total_, rate,
-                 unit_.c_str(), eta);
+    std::fprintf(stderr, "\r  sim %.6g s | %.0f/%.0f %s (%.0f%%) | %.3g %s/s | ETA %.0f s   ", simulated_s,
+                 work_done, total_, unit_.c_str(), 100.0 * work_done / total_, rate, unit_.c_str(), eta);
   } else {
-    std::fprintf(stderr, "\r  sim %.6g s | %.0f %s | %.3g %s/s   ", simulated_s, work_done,
-                 unit_.c_str(), rate, unit_.c_str());
+    std::fprintf(stderr, "\r  sim %.6g s | %.0f %s | %.3g %s/s   ", simulated_s, work_done, unit_.c_str(),
+                 rate, unit_.c_str());
   }
   drawn_ = true;
 }

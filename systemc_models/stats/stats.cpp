@@ -107,8 +107,7 @@ void Group::collect_utilization(const std::string& prefix, double elapsed_s,
   const std::string path = prefix.empty() ? name_ : prefix + "." + name_;
   for (const auto& s : stats_) {
     if (const auto* u = dynamic_cast<const Utilization*>(s.get())) {
-      out.emplace_back(u->name() == "utilization" ? path : path + "." + u->name(),
-                       u->fraction(elapsed_s));
+      out.emplace_back(u->name() == "utilization" ? path : path + "." + u->name(), u->fraction(elapsed_s));
     }
   }
   for (const auto& c : children_) c.collect_utilization(path, elapsed_s, out);
@@ -177,7 +176,8 @@ std::string class_pattern(const std::string& path) {
 }
 }  // namespace
 
-std::vector<UtilizationClass> utilization_classes(const std::vector<std::pair<std::string, double>>& utilizations) {
+std::vector<UtilizationClass> utilization_classes(
+    const std::vector<std::pair<std::string, double>>& utilizations) {
   std::map<std::string, UtilizationClass> by_pattern;
   for (const auto& [path, f] : utilizations) {
     const std::string p = class_pattern(path);

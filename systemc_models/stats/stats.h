@@ -58,7 +58,10 @@ class Counter final : public Stat {
  public:
   using Stat::Stat;
   void add(std::uint64_t n = 1) { value_ += n; }
-  Counter& operator+=(std::uint64_t n) { value_ += n; return *this; }
+  Counter& operator+=(std::uint64_t n) {
+    value_ += n;
+    return *this;
+  }
   std::uint64_t value() const { return value_; }
   void to_json(nlohmann::json& out, double elapsed_s) const override;
   void reset() override { value_ = 0; }
@@ -163,14 +166,15 @@ std::vector<std::pair<std::string, double>> utilizations(const std::vector<const
 // Resources of one kind: the paths that differ only in their indices
 // ("efa.sender0.adapter3.tx" and "efa.sender1.adapter0.tx" are "efa.sender*.adapter*.tx").
 struct UtilizationClass {
-  std::string pattern;   // the path with every index replaced by '*'
+  std::string pattern;  // the path with every index replaced by '*'
   double max = 0.0;
   double mean = 0.0;
   std::size_t count = 0;
-  std::string busiest;   // the path with the highest utilization (first in path order on ties)
+  std::string busiest;  // the path with the highest utilization (first in path order on ties)
 };
 
 // Classes of `utilizations` (path, fraction), busiest class first (ties: by pattern).
-std::vector<UtilizationClass> utilization_classes(const std::vector<std::pair<std::string, double>>& utilizations);
+std::vector<UtilizationClass> utilization_classes(
+    const std::vector<std::pair<std::string, double>>& utilizations);
 
 }  // namespace wse::stats

@@ -79,7 +79,8 @@ std::uint64_t TransferTiming::serialization_ps(std::uint64_t bytes) const {
 
 std::uint64_t TransferTiming::checked(double ps, std::uint64_t bytes) const {
   if (ps <= static_cast<double>(kMaxSimulatedPs)) return static_cast<std::uint64_t>(std::llround(ps));
-  return sim_ps(ps * 1e-12, who_ + ": a transfer of " + std::to_string(bytes) + " B at " + pretty(peak_bandwidth()));
+  return sim_ps(ps * 1e-12,
+                who_ + ": a transfer of " + std::to_string(bytes) + " B at " + pretty(peak_bandwidth()));
 }
 
 Bandwidth TransferTiming::peak_bandwidth() const {

@@ -3,8 +3,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <string>
 #include <stdexcept>
+#include <string>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -75,8 +75,8 @@ std::uint32_t Writer::process_id(std::string_view process) {
   const auto pid = static_cast<std::uint32_t>(processes_.size() + 1);
   processes_.emplace(std::string(process), pid);
   begin_event();
-  emit(nlohmann::json{{"ph", "M"}, {"name", "process_name"}, {"pid", pid},
-                         {"args", {{"name", process}}}}.dump());
+  emit(nlohmann::json{{"ph", "M"}, {"name", "process_name"}, {"pid", pid}, {"args", {{"name", process}}}}
+           .dump());
   return pid;
 }
 
@@ -89,14 +89,15 @@ TrackId Writer::track(std::string_view process, std::string_view track) {
   track_process_.push_back(pid);
   tracks_.emplace(std::move(key), id);
   begin_event();
-  emit(nlohmann::json{{"ph", "M"}, {"name", "thread_name"}, {"pid", pid}, {"tid", id + 1},
-                         {"args", {{"name", track}}}}.dump());
+  emit(nlohmann::json{
+      {"ph", "M"}, {"name", "thread_name"}, {"pid", pid}, {"tid", id + 1}, {"args", {{"name", track}}}}
+           .dump());
   return id;
 }
 
 void Writer::slice(TrackId track, std::string_view name, double start_s, double duration_s,
                    const std::vector<std::pair<std::string, std::string>>& args) {
-  nlohmann::json e{{"ph", "X"}, {"name", name}, {"pid", track_process_.at(track)},
+  nlohmann::json e{{"ph", "X"},        {"name", name},      {"pid", track_process_.at(track)},
                    {"tid", track + 1}, {"ts", us(start_s)}, {"dur", us(duration_s)}};
   if (!args.empty()) {
     nlohmann::json a = nlohmann::json::object();
@@ -109,22 +110,32 @@ void Writer::slice(TrackId track, std::string_view name, double start_s, double 
 
 void Writer::instant(TrackId track, std::string_view name, double at_s) {
   begin_event();
-  emit(nlohmann::json{{"ph", "i"}, {"s", "t"}, {"name", name},
-                         {"pid", track_process_.at(track)}, {"tid", track + 1},
-                         {"ts", us(at_s)}}.dump());
+  emit(nlohmann::json{{"ph", "i"},
+                      {"s", "t"},
+                      {"name", name},
+                      {"pid", track_process_.at(track)},
+                      {"tid", track + 1},
+                      {"ts", us(at_s)}}
+           .dump());
 }
 
 void Writer::counter(std::string_view process, std::string_view name, double at_s, double value) {
   const std::uint32_t pid = process_id(process);
   begin_event();
-  emit(nlohmann::json{{"ph", "C"}, {"name", name}, {"pid", pid}, {"ts", us(at_s)},
-                         {"args", {{"value", value}}}}.dump());
+  emit(nlohmann::json{
+      {"ph", "C"}, {"name", name}, {"pid", pid}, {"ts", us(at_s)}, {"args", {{"value", value}}}}
+           .dump());
 }
 
 void Writer::flow(std::uint64_t flow_id, TrackId track, double at_s, bool first, bool last) {
   const char* ph = first ? "s" : (last ? "f" : "t");
-  nlohmann::json e{{"ph", ph}, {"id", flow_id}, {"name", "request"}, {"cat", "request"},
-                   {"pid", track_process_.at(track)}, {"tid", track + 1}, {"ts", us(at_s)}};
+  nlohmann::json e{{"ph", ph},
+                   {"id", flow_id},
+                   {"name", "request"},
+                   {"cat", "request"},
+                   {"pid", track_process_.at(track)},
+                   {"tid", track + 1},
+                   {"ts", us(at_s)}};
   if (last) e["bp"] = "e";
   begin_event();
   emit(e.dump());

@@ -64,8 +64,8 @@ class Writer {
 
   std::string path_;
   int fd_ = -1;
-  std::string buffer_;   // events recorded before open(), then written in blocks
-  int error_ = 0;        // errno of the first failed write (0: none)
+  std::string buffer_;  // events recorded before open(), then written in blocks
+  int error_ = 0;       // errno of the first failed write (0: none)
   bool open_ = false;
   std::uint64_t events_ = 0;
   std::map<std::string, std::uint32_t, std::less<>> processes_;

@@ -18,26 +18,42 @@ struct UnitFactor {
 
 // Sizes: decimal (KB = 1000) and binary (KiB = 1024) prefixes are different units.
 constexpr std::array kSizeTable{
-    UnitFactor{"B", 1.0},           UnitFactor{"KB", 1e3},
-    UnitFactor{"MB", 1e6},          UnitFactor{"GB", 1e9},
-    UnitFactor{"TB", 1e12},         UnitFactor{"PB", 1e15},
-    UnitFactor{"KiB", 1024.0},      UnitFactor{"MiB", 1048576.0},
-    UnitFactor{"GiB", 1073741824.0}, UnitFactor{"TiB", 1099511627776.0},
+    UnitFactor{"B", 1.0},
+    UnitFactor{"KB", 1e3},
+    UnitFactor{"MB", 1e6},
+    UnitFactor{"GB", 1e9},
+    UnitFactor{"TB", 1e12},
+    UnitFactor{"PB", 1e15},
+    UnitFactor{"KiB", 1024.0},
+    UnitFactor{"MiB", 1048576.0},
+    UnitFactor{"GiB", 1073741824.0},
+    UnitFactor{"TiB", 1099511627776.0},
 };
 
 constexpr std::array kBandwidthTable{
-    UnitFactor{"B/s", 1.0},           UnitFactor{"KB/s", 1e3},
-    UnitFactor{"MB/s", 1e6},          UnitFactor{"GB/s", 1e9},
-    UnitFactor{"TB/s", 1e12},         UnitFactor{"PB/s", 1e15},
-    UnitFactor{"KiB/s", 1024.0},      UnitFactor{"MiB/s", 1048576.0},
-    UnitFactor{"GiB/s", 1073741824.0}, UnitFactor{"TiB/s", 1099511627776.0},
+    UnitFactor{"B/s", 1.0},
+    UnitFactor{"KB/s", 1e3},
+    UnitFactor{"MB/s", 1e6},
+    UnitFactor{"GB/s", 1e9},
+    UnitFactor{"TB/s", 1e12},
+    UnitFactor{"PB/s", 1e15},
+    UnitFactor{"KiB/s", 1024.0},
+    UnitFactor{"MiB/s", 1048576.0},
+    UnitFactor{"GiB/s", 1073741824.0},
+    UnitFactor{"TiB/s", 1099511627776.0},
     // Bits: divide by 8.
-    UnitFactor{"b/s", 1.0 / 8},       UnitFactor{"Kb/s", 1e3 / 8},
-    UnitFactor{"Mb/s", 1e6 / 8},      UnitFactor{"Gb/s", 1e9 / 8},
-    UnitFactor{"Tb/s", 1e12 / 8},     UnitFactor{"Pb/s", 1e15 / 8},
-    UnitFactor{"bps", 1.0 / 8},       UnitFactor{"Kbps", 1e3 / 8},
-    UnitFactor{"Mbps", 1e6 / 8},      UnitFactor{"Gbps", 1e9 / 8},
-    UnitFactor{"Tbps", 1e12 / 8},     UnitFactor{"Pbps", 1e15 / 8},
+    UnitFactor{"b/s", 1.0 / 8},
+    UnitFactor{"Kb/s", 1e3 / 8},
+    UnitFactor{"Mb/s", 1e6 / 8},
+    UnitFactor{"Gb/s", 1e9 / 8},
+    UnitFactor{"Tb/s", 1e12 / 8},
+    UnitFactor{"Pb/s", 1e15 / 8},
+    UnitFactor{"bps", 1.0 / 8},
+    UnitFactor{"Kbps", 1e3 / 8},
+    UnitFactor{"Mbps", 1e6 / 8},
+    UnitFactor{"Gbps", 1e9 / 8},
+    UnitFactor{"Tbps", 1e12 / 8},
+    UnitFactor{"Pbps", 1e15 / 8},
 };
 
 constexpr std::array kFrequencyTable{
@@ -90,15 +106,13 @@ double lookup(const std::array<UnitFactor, N>& table, std::string_view unit, std
   for (const auto& u : table) {
     if (u.name == unit) return u.factor;
   }
-  throw UnitError("unknown " + std::string(what) + " unit '" + std::string(unit) + "'",
-                  std::string(text), std::string(allowed));
+  throw UnitError("unknown " + std::string(what) + " unit '" + std::string(unit) + "'", std::string(text),
+                  std::string(allowed));
 }
 
-void require_non_negative(double v, std::string_view what, std::string_view text,
-                          std::string_view allowed) {
+void require_non_negative(double v, std::string_view what, std::string_view text, std::string_view allowed) {
   if (v < 0.0) {
-    throw UnitError(std::string(what) + " cannot be negative", std::string(text),
-                    std::string(allowed));
+    throw UnitError(std::string(what) + " cannot be negative", std::string(text), std::string(allowed));
   }
 }
 
@@ -207,8 +221,7 @@ Size parse_size(std::string_view text) {
   }
   const double rounded = std::round(bytes);
   if (std::fabs(bytes - rounded) > 1e-6 * std::max(1.0, bytes)) {
-    throw UnitError("size must be a whole number of bytes", std::string(text),
-                    std::string(kSizeUnits));
+    throw UnitError("size must be a whole number of bytes", std::string(text), std::string(kSizeUnits));
   }
   return Size{static_cast<std::uint64_t>(rounded)};
 }
@@ -232,14 +245,14 @@ Duration parse_duration(std::string_view text, std::optional<Frequency> clock) {
   require_non_negative(n, "time", text, kDurationUnits);
   if (unit == "cycles" || unit == "cycle") {
     if (!clock) {
-      throw UnitError("'cycles' needs a clock, and none is in scope for this key",
-                      std::string(text), "ps, ns, us, ms, s");
+      throw UnitError("'cycles' needs a clock, and none is in scope for this key", std::string(text),
+                      "ps, ns, us, ms, s");
     }
     return within_simulated_time(finite_product(n / clock->hz, "time", text, kDurationUnits), text);
   }
-  return within_simulated_time(
-      finite_product(n * lookup(kDurationTable, unit, "time", text, kDurationUnits), "time", text, kDurationUnits),
-      text);
+  return within_simulated_time(finite_product(n * lookup(kDurationTable, unit, "time", text, kDurationUnits),
+                                              "time", text, kDurationUnits),
+                               text);
 }
 
 std::string to_string(Size v) { return std::to_string(v.bytes) + " B"; }
@@ -267,11 +280,16 @@ std::string pretty(Duration v) {
   const double s = v.seconds;
   std::array<char, 64> buf{};
   if (s == 0.0) return "0 s";
-  if (s < 1e-9) std::snprintf(buf.data(), buf.size(), "%.4g ps", s * 1e12);
-  else if (s < 1e-6) std::snprintf(buf.data(), buf.size(), "%.4g ns", s * 1e9);
-  else if (s < 1e-3) std::snprintf(buf.data(), buf.size(), "%.4g us", s * 1e6);
-  else if (s < 1.0) std::snprintf(buf.data(), buf.size(), "%.4g ms", s * 1e3);
-  else std::snprintf(buf.data(), buf.size(), "%.4g s", s);
+  if (s < 1e-9)
+    std::snprintf(buf.data(), buf.size(), "%.4g ps", s * 1e12);
+  else if (s < 1e-6)
+    std::snprintf(buf.data(), buf.size(), "%.4g ns", s * 1e9);
+  else if (s < 1e-3)
+    std::snprintf(buf.data(), buf.size(), "%.4g us", s * 1e6);
+  else if (s < 1.0)
+    std::snprintf(buf.data(), buf.size(), "%.4g ms", s * 1e3);
+  else
+    std::snprintf(buf.data(), buf.size(), "%.4g s", s);
   return buf.data();
 }
 

@@ -23,11 +23,17 @@ class Cli : public ScratchDirTest {
   fs::path experiment(const std::string& name, const std::string& extra,
                       const std::string& rate = "    bandwidth: 400 GB/s\n") {
     const std::string src = WSE_SOURCE_DIR;
-    return write(name, "experiment: {name: t, mode: kv_transfer}\n"
-                       "include:\n  - " + src + "/configs/models/llama-3.1-70b.yaml\n"
-                       "  - " + src + "/configs/workloads/azure_conv_1000.yaml\n"
-                       "workload: {trace: {limit: 5}}\n"
-                       "kv_transfer:\n  link:\n" + rate + "    latency: 15 us\n" + extra);
+    return write(name,
+                 "experiment: {name: t, mode: kv_transfer}\n"
+                 "include:\n  - " +
+                     src +
+                     "/configs/models/llama-3.1-70b.yaml\n"
+                     "  - " +
+                     src +
+                     "/configs/workloads/azure_conv_1000.yaml\n"
+                     "workload: {trace: {limit: 5}}\n"
+                     "kv_transfer:\n  link:\n" +
+                     rate + "    latency: 15 us\n" + extra);
   }
   // Runs `wse-emu run FILE --out DIR` and checks the bad-input contract.
   Result run_bad(const fs::path& file, const std::string& extra_args = "") {
@@ -131,8 +137,9 @@ TEST_F(Cli, SetOfAKeyThatDoesNotExist) {
 }
 
 TEST_F(Cli, MalformedTraceLineNamesFileAndLine) {
-  write("t.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,100,5\n"
-                 "2023-11-16 18:17:04.1,abc,5\n");
+  write("t.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,100,5\n"
+        "2023-11-16 18:17:04.1,abc,5\n");
   Result r = run_bad(experiment("e.yaml", ""), "--set workload.trace.path=" + (dir_ / "t.csv").string());
   EXPECT_THAT(r.err, HasSubstr("t.csv:3:1"));
   EXPECT_THAT(r.err, HasSubstr("ContextTokens 'abc' is not a positive integer"));

@@ -19,8 +19,8 @@ using ::testing::HasSubstr;
 class Compare : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::wse::testing::temp_path("wse_compare_" +
-                                     std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = ::wse::testing::temp_path(
+        "wse_compare_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -78,13 +78,14 @@ TEST_F(Compare, ThreeRunsWithRatiosToTheBaseline) {
 TEST_F(Compare, PlotScriptDrawsAPng) {
   run("a", 0.010, 20.0, "x");
   run("b", 0.002, 100.0, "x");
-  ASSERT_EQ(wse_emu("compare '" + (dir_ / "a").string() + "' '" + (dir_ / "b").string() + "' --quiet --out '" +
-                        (dir_ / "cmp").string() + "'",
+  ASSERT_EQ(wse_emu("compare '" + (dir_ / "a").string() + "' '" + (dir_ / "b").string() +
+                        "' --quiet --out '" + (dir_ / "cmp").string() + "'",
                     dir_ / "io")
                 .exit_code,
             0);
-  const std::string cmd = "cd '" + std::string(WSE_SOURCE_DIR) + "' && /usr/bin/python3 scripts/plot_compare.py '" +
-                          (dir_ / "cmp").string() + "' > '" + (dir_ / "plot.out").string() + "' 2>&1";
+  const std::string cmd = "cd '" + std::string(WSE_SOURCE_DIR) +
+                          "' && /usr/bin/python3 scripts/plot_compare.py '" + (dir_ / "cmp").string() +
+                          "' > '" + (dir_ / "plot.out").string() + "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir_ / "plot.out");
   EXPECT_EQ(slurp(dir_ / "cmp" / "compare.png").rfind("\x89PNG\r\n", 0), 0u);
   // A file that is not a compare.csv is refused with the fix.

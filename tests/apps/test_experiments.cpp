@@ -38,9 +38,10 @@ class Experiments : public ScratchDirTest {
 
 TEST_F(Experiments, KvTransferRunsOverTheEfaNetwork) {
   const fs::path out = dir_ / "run";
-  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --set workload.trace.limit=50 --out '" +
-                         out.string() + "'",
-                     dir_ / "io");
+  Result r =
+      wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --set workload.trace.limit=50 --out '" +
+                  out.string() + "'",
+              dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = summary(out);
   EXPECT_EQ(s["experiment"], "kv_transfer_efa");
@@ -78,11 +79,11 @@ TEST_F(Experiments, DefaultIsTheDisaggregatedSystem) {
   EXPECT_EQ(layers, 80u);
   EXPECT_EQ(s["wafer"]["wafers_per_decode_system"], 4);
   // Every resource class of the system has a utilization.
-  for (const char* k : {"machines.trn_prefill*.tensor_engine", "machines.trn_prefill*.hbm",
-                        "machines.trn_prefill*.sbuf_dma", "machines.trn_prefill*.neuronlink",
-                        "efa.sender*.adapter*.tx", "efa.receiver*.adapter*.rx", "kv_path.cs3_*.io_edge",
-                        "machines.cs3_system*.pe_compute", "machines.cs3_system*.sram_ports",
-                        "machines.cs3_system*.fabric_links", "machines.cs3_system*.pipeline_link"}) {
+  for (const char* k :
+       {"machines.trn_prefill*.tensor_engine", "machines.trn_prefill*.hbm", "machines.trn_prefill*.sbuf_dma",
+        "machines.trn_prefill*.neuronlink", "efa.sender*.adapter*.tx", "efa.receiver*.adapter*.rx",
+        "kv_path.cs3_*.io_edge", "machines.cs3_system*.pe_compute", "machines.cs3_system*.sram_ports",
+        "machines.cs3_system*.fabric_links", "machines.cs3_system*.pipeline_link"}) {
     ASSERT_TRUE(s["utilization_by_class"].contains(k)) << k;
   }
   EXPECT_EQ(s["utilization_by_class"]["kv_path.cs3_*.io_edge"]["count"], 4);
@@ -143,7 +144,8 @@ TEST_F(Experiments, SharedLinkExperimentWritesEveryResultFile) {
 }
 
 TEST_F(Experiments, SameInputsGiveIdenticalOutputs) {
-  const std::string args = "run configs/experiments/default.yaml --quiet --set workload.trace.limit=40 --out '";
+  const std::string args =
+      "run configs/experiments/default.yaml --quiet --set workload.trace.limit=40 --out '";
   ASSERT_EQ(wse_emu(args + (dir_ / "a").string() + "'", dir_ / "io").exit_code, 0);
   ASSERT_EQ(wse_emu(args + (dir_ / "b").string() + "'", dir_ / "io").exit_code, 0);
   // Every file but host.json (the host's wall time and memory) byte for byte.
@@ -170,7 +172,8 @@ TEST_F(Experiments, ResolvedConfigurationRunsToTheSameResult) {
 std::vector<std::pair<double, double>> transfers(const std::string& text) {
   std::vector<std::pair<double, double>> out;
   const auto rows = csv_rows(text);
-  for (std::size_t n = 1; n < rows.size(); ++n) out.emplace_back(std::stod(rows[n].at(3)), std::stod(rows[n].at(6)));
+  for (std::size_t n = 1; n < rows.size(); ++n)
+    out.emplace_back(std::stod(rows[n].at(3)), std::stod(rows[n].at(6)));
   return out;
 }
 
@@ -180,7 +183,8 @@ TEST_F(Experiments, NoEfaTransferBeatsTheNarrowestLink) {
   // small-message latency is 2 x 1.5 us (NICs) + 12 us (fastest path) = 15 us. No
   // transfer may take less than 15 us + bytes / 150 GB/s.
   const fs::path out = dir_ / "e";
-  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
+  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --out '" + out.string() + "'",
+                     dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto t = transfers(slurp(out / "requests.csv"));
   ASSERT_EQ(t.size(), 1000u);
@@ -191,7 +195,8 @@ TEST_F(Experiments, NoTransferBeatsTheLink) {
   // The whole shared-link experiment (1,000 requests): no request's KV arrives faster
   // than latency + bytes / bandwidth of the link it crosses (15 us, 3.2 Tb/s = 400 GB/s).
   const fs::path out = dir_ / "d";
-  Result r = wse_emu("run configs/experiments/kv_link.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
+  Result r =
+      wse_emu("run configs/experiments/kv_link.yaml --quiet --out '" + out.string() + "'", dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto t = transfers(slurp(out / "requests.csv"));
   std::size_t queued = 0;
@@ -207,9 +212,10 @@ TEST_F(Experiments, NoTransferBeatsTheLink) {
 
 TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
   const fs::path out = dir_ / "trn";
-  Result r = wse_emu("run configs/experiments/trainium_only.yaml --quiet --set workload.trace.limit=10 --out '" +
-                         out.string() + "'",
-                     dir_ / "io");
+  Result r =
+      wse_emu("run configs/experiments/trainium_only.yaml --quiet --set workload.trace.limit=10 --out '" +
+                  out.string() + "'",
+              dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = summary(out);
   EXPECT_EQ(s["requests"]["completed"], 10);
@@ -235,8 +241,9 @@ TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
     EXPECT_GE(f["simulated_s"].get<double>(), f["step_s"].get<double>()) << pass;
     EXPECT_GE(f["ratio"].get<double>(), 1.0) << pass;
     // Means over the passes: the mean of each pass's largest term is at least the largest mean.
-    EXPECT_GE(f["step_s"].get<double>() * (1 + 1e-12), std::max({f["compute_s"].get<double>(), f["hbm_s"].get<double>(),
-                                                                 f["collective_s"].get<double>()}))
+    EXPECT_GE(
+        f["step_s"].get<double>() * (1 + 1e-12),
+        std::max({f["compute_s"].get<double>(), f["hbm_s"].get<double>(), f["collective_s"].get<double>()}))
         << pass;
   }
   EXPECT_GE(s["trainium"]["floor"]["decode_step"]["hbm_s"].get<double>(),
@@ -245,9 +252,10 @@ TEST_F(Experiments, TrainiumOnlyServesTheTraceWithinPhysicalBounds) {
 
 TEST_F(Experiments, TrainiumDisaggregatedStreamsTheKvBehindThePrefill) {
   const fs::path out = dir_ / "dis";
-  Result r = wse_emu("run configs/experiments/trainium_disaggregated.yaml --quiet --set workload.trace.limit=10 --out '" +
-                         out.string() + "'",
-                     dir_ / "io");
+  Result r = wse_emu(
+      "run configs/experiments/trainium_disaggregated.yaml --quiet --set workload.trace.limit=10 --out '" +
+          out.string() + "'",
+      dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = summary(out);
   EXPECT_EQ(s["requests"]["completed"], 10);
@@ -272,9 +280,10 @@ TEST_F(Experiments, TrainiumDisaggregatedStreamsTheKvBehindThePrefill) {
 
 TEST_F(Experiments, TraceIsPerfettoJson) {
   const fs::path out = dir_ / "t";
-  Result r = wse_emu("run configs/experiments/kv_transfer_efa.yaml --quiet --trace --set workload.trace.limit=10 --out '" +
-                         out.string() + "'",
-                     dir_ / "io");
+  Result r = wse_emu(
+      "run configs/experiments/kv_transfer_efa.yaml --quiet --trace --set workload.trace.limit=10 --out '" +
+          out.string() + "'",
+      dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto t = nlohmann::json::parse(slurp(out / "trace.json"));
   ASSERT_TRUE(t.contains("traceEvents"));

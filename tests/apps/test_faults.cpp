@@ -58,7 +58,9 @@ double num(const Row& r, const std::string& k) {
   const auto it = r.find(k);
   return it == r.end() || it->second.empty() ? -1.0 : std::stod(it->second);
 }
-std::uint64_t count(const Row& r, const std::string& k) { return static_cast<std::uint64_t>(std::stoull(r.at(k))); }
+std::uint64_t count(const Row& r, const std::string& k) {
+  return static_cast<std::uint64_t>(std::stoull(r.at(k)));
+}
 
 struct RunFiles {
   nlohmann::json summary;
@@ -78,7 +80,8 @@ RunFiles run(const fs::path& file, const fs::path& out, const std::string& extra
 double transfer_seconds(const std::vector<Row>& rows) {
   double t = 0;
   for (const Row& r : rows) {
-    if (num(r, "transfer_start_s") >= 0 && num(r, "transfer_end_s") >= 0) t += num(r, "transfer_end_s") - num(r, "transfer_start_s");
+    if (num(r, "transfer_start_s") >= 0 && num(r, "transfer_end_s") >= 0)
+      t += num(r, "transfer_end_s") - num(r, "transfer_start_s");
   }
   return t;
 }
@@ -105,7 +108,8 @@ TEST_P(FaultSchedules, NoRequestIsLostAndTheFaultHasAnEffect) {
   EXPECT_EQ(f.rows.size(), s["requests"]["total"].get<std::size_t>());
 
   // Terminal states and token counts; totals are the sums over the rows.
-  std::uint64_t completed = 0, rejected = 0, tokens = 0, kv_bytes = 0, reroutes = 0, resent = 0, recomputed = 0;
+  std::uint64_t completed = 0, rejected = 0, tokens = 0, kv_bytes = 0, reroutes = 0, resent = 0,
+                recomputed = 0;
   std::map<std::string, const Row*> ref_by_id;
   for (const Row& r : ref.rows) ref_by_id[r.at("request")] = &r;
   bool rerouted_later = true;
@@ -171,7 +175,8 @@ TEST(FaultScheduleErrors, NameFileLineKeyAndWhatIsAllowed) {
   const fs::path dir = ::wse::testing::temp_path("wse_faults_errors");
   fs::remove_all(dir);
   fs::create_directories(dir);
-  const std::string base = "include: " + std::string(WSE_SOURCE_DIR) + "/configs/faults/decode_down_resend.yaml\n";
+  const std::string base =
+      "include: " + std::string(WSE_SOURCE_DIR) + "/configs/faults/decode_down_resend.yaml\n";
   struct Case {
     std::string faults;
     std::string key;
@@ -180,14 +185,16 @@ TEST(FaultScheduleErrors, NameFileLineKeyAndWhatIsAllowed) {
   const std::vector<Case> cases = {
       {"  - {kind: decode_system_dwn, system: 0, start: 1 s}\n", "faults[0].kind", "efa_loss_burst"},
       {"  - {kind: decode_system_down, system: 2, start: 1 s}\n", "faults[0].system", "there are 2 (0..1)"},
-      {"  - {kind: efa_path_down, path: 64, start: 1 s, end: 2 s}\n", "faults[0].path", "efa.fabric.paths is 64"},
+      {"  - {kind: efa_path_down, path: 64, start: 1 s, end: 2 s}\n", "faults[0].path",
+       "efa.fabric.paths is 64"},
       {"  - {kind: efa_path_down, start: 1 s}\n", "faults[0].end", "needs 'end' or 'duration'"},
       {"  - {kind: efa_loss_burst, probability: 1.5, start: 1 s, end: 2 s}\n", "faults[0].probability", ""},
       {"  - {kind: efa_path_down, probability: 0.1, start: 1 s, end: 2 s}\n", "faults[0].probability",
        "it is for efa_loss_burst"},
-      {"  - {kind: decode_system_down, system: 0, start: 2 s, end: 1 s}\n", "faults[0].end", "must be after 'start'"},
-      {"  - {kind: efa_loss_burst, probability: 0.1, receiver: 8, start: 1 s, end: 2 s}\n", "faults[0].receiver",
-       "efa.receivers is 8"},
+      {"  - {kind: decode_system_down, system: 0, start: 2 s, end: 1 s}\n", "faults[0].end",
+       "must be after 'start'"},
+      {"  - {kind: efa_loss_burst, probability: 0.1, receiver: 8, start: 1 s, end: 2 s}\n",
+       "faults[0].receiver", "efa.receivers is 8"},
       {"  - {kind: decode_system_down, system: 0, start: 1 s, end: 3 s}\n"
        "  - {kind: decode_system_down, system: 0, start: 2 s}\n",
        "faults[1].start", "overlaps"},

@@ -65,16 +65,21 @@ class MemoryLimits : public ScratchDirTest {
     const std::string src = WSE_SOURCE_DIR;
     return write("e.yaml",
                  "experiment: {name: t, mode: kv_transfer}\n"
-                 "include:\n  - " + src + "/configs/models/llama-3.1-70b.yaml\n"
-                 "workload:\n  trace:\n    format: synthetic\n    requests: " + requests + "\n"
-                 "    arrival: {rate: 10}\n"
-                 "    input_tokens: {distribution: fixed, value: 100}\n"
-                 "    output_tokens: {distribution: fixed, value: 10}\n"
-                 "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
+                 "include:\n  - " +
+                     src +
+                     "/configs/models/llama-3.1-70b.yaml\n"
+                     "workload:\n  trace:\n    format: synthetic\n    requests: " +
+                     requests +
+                     "\n"
+                     "    arrival: {rate: 10}\n"
+                     "    input_tokens: {distribution: fixed, value: 100}\n"
+                     "    output_tokens: {distribution: fixed, value: 10}\n"
+                     "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
   }
   Result run_refused(const fs::path& exp, const std::string& extra) {
     const fs::path out = dir_ / "out";
-    Result r = wse_emu("run '" + exp.string() + "' --quiet --out '" + out.string() + "' " + extra, dir_ / "io");
+    Result r =
+        wse_emu("run '" + exp.string() + "' --quiet --out '" + out.string() + "' " + extra, dir_ / "io");
     EXPECT_EQ(r.exit_code, 2) << r.err;
     EXPECT_FALSE(fs::exists(out)) << "nothing written";
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one message: " << r.err;
@@ -120,8 +125,9 @@ TEST_F(MemoryLimits, TheBudgetIsAKnobOfTheCommandLine) {
 // 15,626,209 routers, 3,187,746,636 B: within the budget.
 TEST_F(MemoryLimits, ABillionPeWaferIsRefusedWithTheFabricEstimate) {
   const std::string exp = std::string(WSE_SOURCE_DIR) + "/configs/experiments/llama8b_one_cs3.yaml";
-  Result r = run_refused(exp, "--set workload.trace.limit=2 --set wafer.width=31623 --set wafer.height=31623 "
-                              "--set wafer.fabric.tile=1");
+  Result r = run_refused(exp,
+                         "--set workload.trace.limit=2 --set wafer.width=31623 --set wafer.height=31623 "
+                         "--set wafer.fabric.tile=1");
   EXPECT_THAT(r.err, HasSubstr("key 'wafer.width'"));
   EXPECT_THAT(r.err, HasSubstr("needs an estimated 204002882316 B (189.99 GiB)"));
   EXPECT_THAT(r.err, HasSubstr("the fabric of a 31623 x 31623 wafer at tile 1 (1000014129 routers x 204 B)"));
@@ -135,11 +141,15 @@ TEST_F(MemoryLimits, ABillionPeWaferIsRefusedWithTheFabricEstimate) {
 // RequestRecord).
 TEST_F(MemoryLimits, AnUnlimitedTraceFileIsBoundedByItsLines) {
   const std::string src = WSE_SOURCE_DIR;
-  const fs::path exp = write("f.yaml", "experiment: {name: t, mode: kv_transfer}\n"
-                                       "include:\n  - " + src + "/configs/models/llama-3.1-70b.yaml\n"
-                                       "workload:\n  trace:\n    format: azure_csv\n    path: " + src +
-                                       "/workloads/data/traces/azure2023_code.csv\n"
-                                       "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
+  const fs::path exp = write("f.yaml",
+                             "experiment: {name: t, mode: kv_transfer}\n"
+                             "include:\n  - " +
+                                 src +
+                                 "/configs/models/llama-3.1-70b.yaml\n"
+                                 "workload:\n  trace:\n    format: azure_csv\n    path: " +
+                                 src +
+                                 "/workloads/data/traces/azure2023_code.csv\n"
+                                 "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
   Result r = run_refused(exp, "--set 'limits.memory_budget=1 MiB'");
   const std::uint64_t per = experiments::request_state_bytes();
   EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.limit'"));

@@ -51,8 +51,8 @@ TEST(OpTraceMode, GenerateWriteReadRunGivesTheSameResult) {
   std::ofstream(dir / "exp.yaml") << "experiment: {name: trace, mode: op_trace}\n"
                                   << "include: " << src << "/configs/hardware/trn2_48xlarge.yaml\n"
                                   << "op_trace: {path: " << file.string() << "}\n";
-  Result r = wse_emu("run '" + (dir / "exp.yaml").string() + "' --quiet --out '" + (dir / "out").string() + "'",
-                     dir / "io");
+  Result r = wse_emu(
+      "run '" + (dir / "exp.yaml").string() + "' --quiet --out '" + (dir / "out").string() + "'", dir / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = nlohmann::json::parse(slurp(dir / "out" / "summary.json"));
 
@@ -75,8 +75,8 @@ TEST(OpTraceMode, AMalformedTraceIsBadInput) {
   std::ofstream(dir / "exp.yaml") << "experiment: {name: trace, mode: op_trace}\n"
                                   << "include: " << WSE_SOURCE_DIR << "/configs/hardware/trn2_48xlarge.yaml\n"
                                   << "op_trace: {path: " << (dir / "bad.jsonl").string() << "}\n";
-  Result r = wse_emu("run '" + (dir / "exp.yaml").string() + "' --quiet --out '" + (dir / "out").string() + "'",
-                     dir / "io");
+  Result r = wse_emu(
+      "run '" + (dir / "exp.yaml").string() + "' --quiet --out '" + (dir / "out").string() + "'", dir / "io");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_NE(r.err.find("bad.jsonl:1"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "out"));

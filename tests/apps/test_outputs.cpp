@@ -39,14 +39,22 @@ class Outputs : public ScratchDirTest {
   // Azure conversation trace over one 400 GB/s link.
   fs::path experiment(int limit = 5) {
     const std::string src = WSE_SOURCE_DIR;
-    return write("e.yaml", "experiment: {name: t, mode: kv_transfer}\n"
-                           "include:\n  - " + src + "/configs/models/llama-3.1-70b.yaml\n"
-                           "  - " + src + "/configs/workloads/azure_conv_1000.yaml\n"
-                           "workload: {trace: {limit: " + std::to_string(limit) + "}}\n"
-                           "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
+    return write("e.yaml",
+                 "experiment: {name: t, mode: kv_transfer}\n"
+                 "include:\n  - " +
+                     src +
+                     "/configs/models/llama-3.1-70b.yaml\n"
+                     "  - " +
+                     src +
+                     "/configs/workloads/azure_conv_1000.yaml\n"
+                     "workload: {trace: {limit: " +
+                     std::to_string(limit) +
+                     "}}\n"
+                     "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
   }
   Result run(const fs::path& out, const std::string& extra = "") {
-    return wse_emu("run '" + experiment().string() + "' --quiet --out '" + out.string() + "' " + extra, dir_ / "io");
+    return wse_emu("run '" + experiment().string() + "' --quiet --out '" + out.string() + "' " + extra,
+                   dir_ / "io");
   }
 };
 
@@ -60,7 +68,8 @@ TEST_F(Outputs, RunRefusesAFolderInUseWithoutForce) {
 
   Result again = run(out);
   EXPECT_EQ(again.exit_code, 2);
-  EXPECT_THAT(again.err, HasSubstr("output directory '" + out.string() + "' already exists and is not empty"));
+  EXPECT_THAT(again.err,
+              HasSubstr("output directory '" + out.string() + "' already exists and is not empty"));
   EXPECT_THAT(again.err, HasSubstr("--force"));
   EXPECT_EQ(names_in(out), before) << "nothing written";
   EXPECT_EQ(fs::last_write_time(out / "summary.json"), stamp);
@@ -87,19 +96,18 @@ TEST_F(Outputs, BenchSweepAndRegressRefuseAFolderInUse) {
 
   write("s.yaml", "experiment: e.yaml\ngrid:\n  kv_transfer.link.bandwidth: [100 GB/s, 200 GB/s]\n");
   experiment();
-  Result sweep = wse_emu("sweep '" + (dir_ / "s.yaml").string() + "' -q --out '" + (dir_ / "used").string() + "'",
-                         dir_ / "io");
+  Result sweep = wse_emu(
+      "sweep '" + (dir_ / "s.yaml").string() + "' -q --out '" + (dir_ / "used").string() + "'", dir_ / "io");
   EXPECT_EQ(sweep.exit_code, 2);
   EXPECT_THAT(sweep.err, HasSubstr("it holds 'x.csv', which is not part of a sweep"));
   EXPECT_EQ(names_in(dir_ / "used"), std::set<std::string>{"x.csv"});
-  Result forced = wse_emu(
-      "sweep '" + (dir_ / "s.yaml").string() + "' -q --jobs 2 --force --out '" + (dir_ / "used").string() + "'",
-      dir_ / "io");
+  Result forced = wse_emu("sweep '" + (dir_ / "s.yaml").string() + "' -q --jobs 2 --force --out '" +
+                              (dir_ / "used").string() + "'",
+                          dir_ / "io");
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_TRUE(fs::exists(dir_ / "used" / "results.csv"));
 
-  Result regress =
-      wse_emu("regress --only kv_link --out '" + (dir_ / "used").string() + "'", dir_ / "io");
+  Result regress = wse_emu("regress --only kv_link --out '" + (dir_ / "used").string() + "'", dir_ / "io");
   EXPECT_EQ(regress.exit_code, 2);
   EXPECT_THAT(regress.err, HasSubstr("already exists and is not empty"));
 }
@@ -125,7 +133,8 @@ int run_with_file_limit(const std::vector<std::string>& args, rlim_t limit, cons
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
-    if (!std::freopen(err_file.c_str(), "w", stderr) || !std::freopen("/dev/null", "w", stdout)) std::_Exit(126);
+    if (!std::freopen(err_file.c_str(), "w", stderr) || !std::freopen("/dev/null", "w", stdout))
+      std::_Exit(126);
     ::signal(SIGXFSZ, SIG_IGN);
     rlimit lim{limit, limit};
     ::setrlimit(RLIMIT_FSIZE, &lim);
@@ -143,17 +152,20 @@ int run_with_file_limit(const std::vector<std::string>& args, rlim_t limit, cons
 TEST_F(Outputs, AFullDiskIsAnErrorNamingTheFileAndLeavesNoPartialFile) {
   const fs::path exp = experiment(1000);
   const fs::path ref = dir_ / "ref";
-  ASSERT_EQ(wse_emu("run '" + exp.string() + "' --quiet --out '" + ref.string() + "'", dir_ / "io").exit_code, 0);
+  ASSERT_EQ(wse_emu("run '" + exp.string() + "' --quiet --out '" + ref.string() + "'", dir_ / "io").exit_code,
+            0);
   const std::uintmax_t csv_bytes = fs::file_size(ref / "requests.csv");
   std::uintmax_t others = 0;
-  for (const char* f : {"config.resolved.yaml", "stats.json"}) others = std::max(others, fs::file_size(ref / f));
+  for (const char* f : {"config.resolved.yaml", "stats.json"})
+    others = std::max(others, fs::file_size(ref / f));
   ASSERT_LT(others, csv_bytes);
   const rlim_t limit = (others + csv_bytes) / 2;
   for (const bool existed : {false, true}) {
     const fs::path out = dir_ / (existed ? "empty" : "new");
     if (existed) fs::create_directories(out);
     const fs::path err_file = dir_ / "full.err";
-    const int status = run_with_file_limit({"run", exp.string(), "--quiet", "--out", out.string()}, limit, err_file);
+    const int status =
+        run_with_file_limit({"run", exp.string(), "--quiet", "--out", out.string()}, limit, err_file);
     ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal: SIGXFSZ was not ignored";
     EXPECT_EQ(WEXITSTATUS(status), 1);
     const std::string err = slurp(err_file);

@@ -20,8 +20,8 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "systemc_models/units/units.h"
 #include "util/cli_harness.h"
@@ -79,29 +79,36 @@ double trainium_chips(const YAML::Node& c) {
 }
 double trainium_flops(const YAML::Node& c) {
   const YAML::Node t = c["trainium"]["neuroncore"]["tensor"];
-  const double moving = std::max(t["moving_per_cycle_bf16"].as<double>(), t["moving_per_cycle_fp8"].as<double>());
+  const double moving =
+      std::max(t["moving_per_cycle_bf16"].as<double>(), t["moving_per_cycle_fp8"].as<double>());
   const double per_core = t["rows"].as<double>() * t["columns"].as<double>() * 2.0 * hz(t["clock"]) * moving;
   return per_core * c["trainium"]["cores"].as<double>() * trainium_chips(c);
 }
 // One tensor-parallel group of GPUs (a gpu_only machine): tp_degree GPUs.
 double gpu_flops(const YAML::Node& c) {
   const YAML::Node t = c["gpu"]["tensor"];
-  const double per_clock = std::max(t["flops_per_clock_bf16"].as<double>(), t["flops_per_clock_fp8"].as<double>());
+  const double per_clock =
+      std::max(t["flops_per_clock_bf16"].as<double>(), t["flops_per_clock_fp8"].as<double>());
   return c["gpu"]["sms"].as<double>() * per_clock * hz(t["clock"]) * c["gpu_pass"]["tp_degree"].as<double>();
 }
 double gpu_hbm(const YAML::Node& c) {
   return bw(c["gpu"]["hbm"]["peak_bandwidth"]) * c["gpu_pass"]["tp_degree"].as<double>();
 }
-double trainium_hbm(const YAML::Node& c) { return bw(c["trainium"]["hbm"]["peak_bandwidth"]) * trainium_chips(c); }
+double trainium_hbm(const YAML::Node& c) {
+  return bw(c["trainium"]["hbm"]["peak_bandwidth"]) * trainium_chips(c);
+}
 double wafers(const YAML::Node& c) { return c["decode"] ? c["decode"]["wafers"].as<double>() : 1.0; }
-double wafer_pes(const YAML::Node& c) { return c["wafer"]["width"].as<double>() * c["wafer"]["height"].as<double>(); }
+double wafer_pes(const YAML::Node& c) {
+  return c["wafer"]["width"].as<double>() * c["wafer"]["height"].as<double>();
+}
 double wafer_sram_bw(const YAML::Node& c) {
   const YAML::Node pe = c["wafer"]["pe"];
   return wafer_pes(c) * pe["sram_read_ports"].as<double>() * pe["sram_port_bits"].as<double>() / 8.0 *
          hz(c["wafer"]["clock"]) * wafers(c);
 }
 double wafer_flops(const YAML::Node& c) {
-  return wafer_pes(c) * c["wafer"]["pe"]["simd_fp16_fmac"].as<double>() * 2.0 * hz(c["wafer"]["clock"]) * wafers(c);
+  return wafer_pes(c) * c["wafer"]["pe"]["simd_fp16_fmac"].as<double>() * 2.0 * hz(c["wafer"]["clock"]) *
+         wafers(c);
 }
 double efa_side(const YAML::Node& side) { return side["adapters"].as<double>() * bw(side["line_rate"]); }
 
@@ -157,9 +164,9 @@ TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
   const fs::path scratch = ::wse::testing::temp_path("wse_bounds_" + exp.stem().string());
   fs::remove_all(scratch);
   const fs::path out = scratch / "run";
-  const Result r = wse_emu("run '" + exp.string() + "' --quiet --set workload.trace.limit=12 --out '" +
-                               out.string() + "'",
-                           scratch);
+  const Result r =
+      wse_emu("run '" + exp.string() + "' --quiet --set workload.trace.limit=12 --out '" + out.string() + "'",
+              scratch);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const YAML::Node c = YAML::LoadFile((out / "config.resolved.yaml").string());
   const nlohmann::json s = nlohmann::json::parse(slurp(out / "summary.json"));
@@ -174,11 +181,13 @@ TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
     if (b.prefill_flops_per_s > 0 && num(rec, "prefill_end_s") >= 0) {
       const double tokens = num(rec, "input_tokens") - std::max(0.0, num(rec, "prefix_hit_tokens"));
       const double bound = flops_per_token * tokens / b.prefill_flops_per_s;
-      EXPECT_GE(num(rec, "prefill_end_s") - num(rec, "prefill_start_s"), bound * (1 - 1e-9)) << id << " prefill";
+      EXPECT_GE(num(rec, "prefill_end_s") - num(rec, "prefill_start_s"), bound * (1 - 1e-9))
+          << id << " prefill";
       ++checked;
     }
     if (b.decode_bytes_per_s > 0 && num(rec, "tokens_out") >= 2) {
-      const double tpot = (num(rec, "last_token_s") - num(rec, "first_token_s")) / (num(rec, "tokens_out") - 1);
+      const double tpot =
+          (num(rec, "last_token_s") - num(rec, "first_token_s")) / (num(rec, "tokens_out") - 1);
       EXPECT_GE(tpot, token_bytes / b.decode_bytes_per_s * (1 - 1e-9)) << id << " decode step";
       ++checked;
     }
@@ -208,13 +217,15 @@ std::vector<std::string> shipped_experiments() {
   for (const std::string& name : shipped_yaml_files("configs/experiments")) {
     // op_trace runs an operator file, not a request trace: it has no requests to bound.
     const YAML::Node c = YAML::LoadFile((fs::path(WSE_SOURCE_DIR) / "configs/experiments" / name).string());
-    if (c["experiment"] && c["experiment"]["mode"] && c["experiment"]["mode"].as<std::string>() == "op_trace") continue;
+    if (c["experiment"] && c["experiment"]["mode"] && c["experiment"]["mode"].as<std::string>() == "op_trace")
+      continue;
     names.push_back(name);
   }
   return names;
 }
 
-INSTANTIATE_TEST_SUITE_P(Shipped, PhysicalBounds, ::testing::ValuesIn(shipped_experiments()), file_param_name);
+INSTANTIATE_TEST_SUITE_P(Shipped, PhysicalBounds, ::testing::ValuesIn(shipped_experiments()),
+                         file_param_name);
 
 }  // namespace
 }  // namespace wse::testing

@@ -69,9 +69,9 @@ TEST(PlanSearch, ResultsImplyLargerAndSmallerDeploymentsAndContradictionsAreRepo
   EXPECT_TRUE(s.implied(5, 2));
   EXPECT_EQ(s.known(1, 1), false);
   EXPECT_TRUE(s.implied(1, 1));
-  EXPECT_EQ(s.known(2, 2), false);   // (2, 3) missed: fewer decode machines miss too
+  EXPECT_EQ(s.known(2, 2), false);  // (2, 3) missed: fewer decode machines miss too
   EXPECT_EQ(s.known(3, 1), true);
-  EXPECT_FALSE(s.implied(3, 1));     // measured
+  EXPECT_FALSE(s.implied(3, 1));  // measured
   EXPECT_EQ(s.known(4, 1), true);
   EXPECT_EQ(s.known(1, 3), false);
   EXPECT_EQ(s.known(2, 1), false);
@@ -157,10 +157,14 @@ class Plan : public ScratchDirTest {
     const std::string src = WSE_SOURCE_DIR;
     write("base.yaml",
           "experiment: {name: t, mode: kv_transfer}\n"
-          "include:\n  - " + src + "/configs/models/llama-3.1-70b.yaml\n"
-          "  - " + src + "/configs/workloads/azure_conv_1000.yaml\n"
-          "workload: {trace: {limit: 1}}\n"
-          "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
+          "include:\n  - " +
+              src +
+              "/configs/models/llama-3.1-70b.yaml\n"
+              "  - " +
+              src +
+              "/configs/workloads/azure_conv_1000.yaml\n"
+              "workload: {trace: {limit: 1}}\n"
+              "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
   }
   std::string plan_file(const std::string& slo, const std::string& extra = "") {
     return "experiment: base.yaml\n"
@@ -168,11 +172,15 @@ class Plan : public ScratchDirTest {
            "pools:\n"
            "  prefill: {key: kv_transfer.senders, min: 1, max: 2}\n"
            "  decode: {key: kv_transfer.link.initiators, min: 1, max: 2}\n"
-           "slo: {kv_transfer.time_s.max: " + slo + "}\n"
-           "objective: machines\n" + extra;
+           "slo: {kv_transfer.time_s.max: " +
+           slo +
+           "}\n"
+           "objective: machines\n" +
+           extra;
   }
   Result plan(const std::string& file, const fs::path& out) {
-    return wse_emu("plan '" + (dir_ / file).string() + "' --out '" + out.string() + "' --jobs 2", dir_ / "io");
+    return wse_emu("plan '" + (dir_ / file).string() + "' --out '" + out.string() + "' --jobs 2",
+                   dir_ / "io");
   }
 };
 
@@ -254,9 +262,10 @@ TEST_F(Plan, BadPlanFilesNameTheLineAndTheFix) {
   EXPECT_THAT(r.err, HasSubstr("limit 'fast' is neither a time"));
 
   // A key the experiment does not have: bad input before anything runs.
-  write("key.yaml", "experiment: base.yaml\nrates: {key: workload.trace.rate_scale, values: [1]}\n"
-                    "pools:\n  prefill: {key: kv_transfer.sendres, max: 2}\n"
-                    "  decode: {key: kv_transfer.link.initiators, max: 1}\nslo: {kv_transfer.time_s.max: 1 ms}\n");
+  write("key.yaml",
+        "experiment: base.yaml\nrates: {key: workload.trace.rate_scale, values: [1]}\n"
+        "pools:\n  prefill: {key: kv_transfer.sendres, max: 2}\n"
+        "  decode: {key: kv_transfer.link.initiators, max: 1}\nslo: {kv_transfer.time_s.max: 1 ms}\n");
   r = plan("key.yaml", dir_ / "o4");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("sendres"));
@@ -286,14 +295,17 @@ TEST_F(Plan, TheFloorBoundOfAServingPlanByHandAndNoPruneGivesTheSameFrontier) {
   for (int i = 0; i < 4; ++i) trace += "{\"timestamp\": 0, \"input_length\": 8192, \"output_length\": 2}\n";
   write("four.jsonl", trace);
   const std::string src = WSE_SOURCE_DIR;
-  write("serving.yaml", "experiment: " + src + "/configs/experiments/llama8b_one_cs3.yaml\n"
-                        "set: {workload.trace: {format: mooncake_jsonl, path: " + (dir_ / "four.jsonl").string() + "}}\n"
-                        "rates: {key: workload.trace.rate_scale, values: [1]}\n"
-                        "pools:\n"
-                        "  prefill: {key: serving.prefill_instances, min: 1, max: 4}\n"
-                        "  decode: {key: serving.decode_systems, min: 1, max: 1}\n"
-                        "slo: {requests.ttft_s.p99: 40 ms}\n"
-                        "objective: machines\n");
+  write("serving.yaml", "experiment: " + src +
+                            "/configs/experiments/llama8b_one_cs3.yaml\n"
+                            "set: {workload.trace: {format: mooncake_jsonl, path: " +
+                            (dir_ / "four.jsonl").string() +
+                            "}}\n"
+                            "rates: {key: workload.trace.rate_scale, values: [1]}\n"
+                            "pools:\n"
+                            "  prefill: {key: serving.prefill_instances, min: 1, max: 4}\n"
+                            "  decode: {key: serving.decode_systems, min: 1, max: 1}\n"
+                            "slo: {requests.ttft_s.p99: 40 ms}\n"
+                            "objective: machines\n");
   Result r = plan("serving.yaml", dir_ / "pruned");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("1 run(s), 0 pruned by the floor bound"));
@@ -301,8 +313,8 @@ TEST_F(Plan, TheFloorBoundOfAServingPlanByHandAndNoPruneGivesTheSameFrontier) {
   EXPECT_THAT(r.out, HasSubstr("the 4 of 4 requests that requests.ttft_s.p99 <= 40 ms needs take at least "
                                "0.04543829333 machine-s"));
   EXPECT_THAT(r.out, HasSubstr("1.00663296e+16 FLOP/s"));
-  Result u = wse_emu("plan '" + (dir_ / "serving.yaml").string() + "' --out '" + (dir_ / "unpruned").string() +
-                         "' --jobs 2 --no-prune",
+  Result u = wse_emu("plan '" + (dir_ / "serving.yaml").string() + "' --out '" +
+                         (dir_ / "unpruned").string() + "' --jobs 2 --no-prune",
                      dir_ / "io");
   ASSERT_EQ(u.exit_code, 0) << u.err;
   EXPECT_THAT(u.out, HasSubstr("[pruning off]"));

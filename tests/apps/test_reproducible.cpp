@@ -33,7 +33,8 @@ std::string first_difference(const std::string& a, const std::string& b) {
   for (int line = 1;; ++line) {
     const bool ga = static_cast<bool>(std::getline(ia, la));
     const bool gb = static_cast<bool>(std::getline(ib, lb));
-    if (!ga && !gb) return "(same lines; sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()) + ")";
+    if (!ga && !gb)
+      return "(same lines; sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()) + ")";
     if (la != lb || ga != gb) return "line " + std::to_string(line) + ":\n  " + la + "\n  " + lb;
   }
 }
@@ -83,8 +84,8 @@ TEST_P(Reproducible, TwoRunsWriteTheSameBytes) {
   fs::remove_all(scratch);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shipped, Reproducible, ::testing::ValuesIn(shipped_yaml_files("configs/experiments")),
-                         file_param_name);
+INSTANTIATE_TEST_SUITE_P(Shipped, Reproducible,
+                         ::testing::ValuesIn(shipped_yaml_files("configs/experiments")), file_param_name);
 
 // Six points of the KV-link experiment (two link bandwidths x three arrival rates, 20
 // requests each) with --jobs 1 and --jobs 2: the points finish in different orders,
@@ -94,10 +95,11 @@ TEST(ReproducibleSweep, ResultsCsvIsTheSameWithOneJobAndWithTwo) {
   fs::remove_all(scratch);
   fs::create_directories(scratch);
   {
-    std::ofstream(scratch / "s.yaml") << "experiment: " << WSE_SOURCE_DIR << "/configs/experiments/kv_link.yaml\n"
-                                      << "set:\n  workload.trace.limit: 20\n"
-                                      << "grid:\n  kv_transfer.link.bandwidth: [400 Gb/s, 1.6 Tb/s]\n"
-                                      << "  workload.trace.rate_scale: [1, 10, 100]\n";
+    std::ofstream(scratch / "s.yaml")
+        << "experiment: " << WSE_SOURCE_DIR << "/configs/experiments/kv_link.yaml\n"
+        << "set:\n  workload.trace.limit: 20\n"
+        << "grid:\n  kv_transfer.link.bandwidth: [400 Gb/s, 1.6 Tb/s]\n"
+        << "  workload.trace.rate_scale: [1, 10, 100]\n";
   }
   for (const char* jobs : {"1", "2"}) {
     const Result r = wse_emu("sweep '" + (scratch / "s.yaml").string() + "' -q --jobs " + jobs + " --out '" +
@@ -110,8 +112,9 @@ TEST(ReproducibleSweep, ResultsCsvIsTheSameWithOneJobAndWithTwo) {
   EXPECT_TRUE(one == two) << "results.csv differs, first at " << first_difference(one, two);
   EXPECT_EQ(one.find("wall_time_s"), std::string::npos);
   const std::string host = slurp(scratch / "j2" / "host.csv");
-  EXPECT_EQ(host.substr(0, host.find('\n')),
-            "point,kv_transfer.link.bandwidth,workload.trace.rate_scale,wall_time_s,cpu_time_s,peak_rss_bytes");
+  EXPECT_EQ(
+      host.substr(0, host.find('\n')),
+      "point,kv_transfer.link.bandwidth,workload.trace.rate_scale,wall_time_s,cpu_time_s,peak_rss_bytes");
   EXPECT_EQ(std::count(host.begin(), host.end(), '\n'), 7) << host;
   fs::remove_all(scratch);
 }

@@ -28,9 +28,11 @@ class ServingPolicies : public ScratchDirTest {
   // The trainium_only experiment on its first 3 requests, with `serving` lines added to
   // its serving section (line 5 of the file onwards).
   fs::path experiment(const std::string& serving) {
-    return write("exp.yaml", "include:\n  - " + kSrc + "/configs/experiments/trainium_only.yaml\n"
-                             "workload: {trace: {limit: 3}}\n"
-                             "serving:\n" + serving);
+    return write("exp.yaml", "include:\n  - " + kSrc +
+                                 "/configs/experiments/trainium_only.yaml\n"
+                                 "workload: {trace: {limit: 3}}\n"
+                                 "serving:\n" +
+                                 serving);
   }
   Result run_bad(const fs::path& file) {
     const fs::path out = dir_ / "out";
@@ -122,7 +124,8 @@ TEST_F(ServingPolicies, TokenTimesFileAgreesWithRequests) {
   EXPECT_EQ(s["throughput"]["output_tokens"].get<std::uint64_t>(), rows);
 
   // Without the flag, the earlier tokens.csv goes.
-  r = wse_emu("run '" + (dir_ / "exp.yaml").string() + "' --out '" + out.string() + "' --force --quiet", dir_ / "io");
+  r = wse_emu("run '" + (dir_ / "exp.yaml").string() + "' --out '" + out.string() + "' --force --quiet",
+              dir_ / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(out / "tokens.csv"));
 }

@@ -91,7 +91,8 @@ TEST_P(SessionExperiments, TwoSessionsRunClosedLoopAndReproduce) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shipped, SessionExperiments,
-                         ::testing::ValuesIn(shipped_yaml_files("configs/experiments/sessions")), file_param_name);
+                         ::testing::ValuesIn(shipped_yaml_files("configs/experiments/sessions")),
+                         file_param_name);
 
 }  // namespace
 }  // namespace wse::testing

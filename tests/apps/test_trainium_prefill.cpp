@@ -25,10 +25,11 @@ TEST(TrainiumPrefillMode, APipelineOfTwoStagesEndsByTheRecurrence) {
   const fs::path dir = temp_path("wse_trainium_prefill_mode");
   fs::remove_all(dir);
   fs::create_directories(dir / "io");
-  Result r = wse_emu("run " + std::string(WSE_SOURCE_DIR) + "/" + kBase + " --quiet --out '" + (dir / "out").string() +
-                         "' --set model.num_hidden_layers=2 --set prompt.tokens=512 --set prefill.tp_degree=8 "
-                         "--set prefill.pp_degree=2 --set prefill.microbatches=2",
-                     dir / "io");
+  Result r = wse_emu(
+      "run " + std::string(WSE_SOURCE_DIR) + "/" + kBase + " --quiet --out '" + (dir / "out").string() +
+          "' --set model.num_hidden_layers=2 --set prompt.tokens=512 --set prefill.tp_degree=8 "
+          "--set prefill.pp_degree=2 --set prefill.microbatches=2",
+      dir / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = nlohmann::json::parse(slurp(dir / "out" / "summary.json"))["trainium_prefill"];
   EXPECT_EQ(s["chips"], 4);
@@ -64,15 +65,15 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   fs::create_directories(dir / "io");
   const std::string base = std::string(WSE_SOURCE_DIR) + "/" + kBase;
   // TP 64 x LNC 2 is the 16 chips: two stages need 32.
-  Result chips = wse_emu("run " + base + " --quiet --out '" + (dir / "a").string() + "' --set prefill.pp_degree=2",
-                         dir / "io");
+  Result chips = wse_emu(
+      "run " + base + " --quiet --out '" + (dir / "a").string() + "' --set prefill.pp_degree=2", dir / "io");
   EXPECT_EQ(chips.exit_code, 2);
   EXPECT_THAT(chips.err, HasSubstr("prefill.pp_degree"));
   EXPECT_THAT(chips.err, HasSubstr("needs 32 chips but the instance has 16 (16 chips short)"));
   EXPECT_FALSE(fs::exists(dir / "a"));
   // One chip holding all of Llama-3.1-70B: short of HBM.
-  Result hbm = wse_emu("run " + base + " --quiet --out '" + (dir / "b").string() + "' --set prefill.tp_degree=4",
-                       dir / "io");
+  Result hbm = wse_emu(
+      "run " + base + " --quiet --out '" + (dir / "b").string() + "' --set prefill.tp_degree=4", dir / "io");
   EXPECT_EQ(hbm.exit_code, 2);
   EXPECT_THAT(hbm.err, HasSubstr("prefill.pp_degree"));
   EXPECT_THAT(hbm.err, HasSubstr("B short); raise pp_degree or tp_degree"));
@@ -85,8 +86,9 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   EXPECT_THAT(serving.err, HasSubstr("runs in mode trainium_prefill"));
   // Context parallelism: with pipeline stages (not modelled), over more chips than the
   // instance has, fewer tokens than pieces, and in a serving mode: each at cp_degree.
-  Result cp_pp = wse_emu("check " + base + " --set prefill.tp_degree=16 --set prefill.pp_degree=2 "
-                         "--set prefill.cp_degree=2",
+  Result cp_pp = wse_emu("check " + base +
+                             " --set prefill.tp_degree=16 --set prefill.pp_degree=2 "
+                             "--set prefill.cp_degree=2",
                          dir / "io");
   EXPECT_EQ(cp_pp.exit_code, 2);
   EXPECT_THAT(cp_pp.err, HasSubstr("prefill.cp_degree"));
@@ -95,8 +97,9 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   EXPECT_EQ(cp_chips.exit_code, 2);
   EXPECT_THAT(cp_chips.err, HasSubstr("prefill.cp_degree"));
   EXPECT_THAT(cp_chips.err, HasSubstr("needs 32 chips but the instance has 16 (16 chips short)"));
-  Result cp_tokens = wse_emu("check " + base + " --set prefill.tp_degree=8 --set prefill.cp_degree=8 "
-                             "--set prompt.tokens=10",
+  Result cp_tokens = wse_emu("check " + base +
+                                 " --set prefill.tp_degree=8 --set prefill.cp_degree=8 "
+                                 "--set prompt.tokens=10",
                              dir / "io");
   EXPECT_EQ(cp_tokens.exit_code, 2);
   EXPECT_THAT(cp_tokens.err, HasSubstr("prefill.cp_degree"));
@@ -123,9 +126,9 @@ TEST(TrainiumDecodeSplit, DecodeInstancesRunTheirOwnSplit) {
                          "--set trainium_decode.pp_degree=8 --set trainium_decode.microbatches=2",
                      dir / "io");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "default").string() +
-                         "' --set workload.trace.limit=2",
-                     dir / "io");
+  Result d = wse_emu(
+      "run " + base + " --quiet --out '" + (dir / "default").string() + "' --set workload.trace.limit=2",
+      dir / "io");
   ASSERT_EQ(d.exit_code, 0) << d.err;
   const auto split = nlohmann::json::parse(slurp(dir / "split" / "summary.json"));
   const auto def = nlohmann::json::parse(slurp(dir / "default" / "summary.json"));
@@ -137,7 +140,8 @@ TEST(TrainiumDecodeSplit, DecodeInstancesRunTheirOwnSplit) {
   // The prefill passes are the same; the decode steps are not.
   EXPECT_DOUBLE_EQ(split["trainium"]["floor"]["prefill_pass"]["simulated_s"].get<double>(),
                    def["trainium"]["floor"]["prefill_pass"]["simulated_s"].get<double>());
-  EXPECT_NE(f["simulated_s"].get<double>(), def["trainium"]["floor"]["decode_step"]["simulated_s"].get<double>());
+  EXPECT_NE(f["simulated_s"].get<double>(),
+            def["trainium"]["floor"]["decode_step"]["simulated_s"].get<double>());
   // The resolved configuration keeps the split, so that it runs again.
   EXPECT_THAT(slurp(dir / "split" / "config.resolved.yaml"), HasSubstr("trainium_decode:"));
   fs::remove_all(dir);
@@ -152,7 +156,8 @@ TEST(TrainiumDecodeSplit, StepsInFlightAndTheDrainedAblation) {
   const fs::path dir = temp_path("wse_trainium_decode_schedule");
   fs::remove_all(dir);
   fs::create_directories(dir / "io");
-  const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_latency/llama70b_trn2_decode.yaml";
+  const std::string base =
+      std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_latency/llama70b_trn2_decode.yaml";
   const std::string split =
       " --set model.num_hidden_layers=2 --set batch.sequences=4 --set trainium_decode.tp_degree=8 "
       "--set trainium_decode.pp_degree=2 --set trainium_decode.microbatches=2";
@@ -194,8 +199,9 @@ TEST(TrainiumDecodeSplit, ServingStepsKeepThePipelineFull) {
   const std::string base = std::string(WSE_SOURCE_DIR) + "/configs/experiments/trainium_disaggregated.yaml";
   // 8 requests: steps of two or more sequences, two groups in flight (with one sequence a
   // step has one group and both schedules are the same).
-  const std::string split = "' --set workload.trace.limit=8 --set trainium_decode.tp_degree=8 "
-                            "--set trainium_decode.pp_degree=8 --set trainium_decode.microbatches=2";
+  const std::string split =
+      "' --set workload.trace.limit=8 --set trainium_decode.tp_degree=8 "
+      "--set trainium_decode.pp_degree=8 --set trainium_decode.microbatches=2";
   Result o = wse_emu("run " + base + " --quiet --out '" + (dir / "o").string() + split, dir / "io");
   ASSERT_EQ(o.exit_code, 0) << o.err;
   Result d = wse_emu("run " + base + " --quiet --out '" + (dir / "d").string() + split +
@@ -204,7 +210,8 @@ TEST(TrainiumDecodeSplit, ServingStepsKeepThePipelineFull) {
   ASSERT_EQ(d.exit_code, 0) << d.err;
   const auto fo = nlohmann::json::parse(slurp(dir / "o" / "summary.json"))["trainium"]["floor"];
   const auto fd = nlohmann::json::parse(slurp(dir / "d" / "summary.json"))["trainium"]["floor"];
-  EXPECT_DOUBLE_EQ(fo["prefill_pass"]["simulated_s"].get<double>(), fd["prefill_pass"]["simulated_s"].get<double>());
+  EXPECT_DOUBLE_EQ(fo["prefill_pass"]["simulated_s"].get<double>(),
+                   fd["prefill_pass"]["simulated_s"].get<double>());
   const auto so = fo["decode_step"], sd = fd["decode_step"];
   EXPECT_LT(so["simulated_s"].get<double>(), sd["simulated_s"].get<double>());  // means per step
   EXPECT_GE(so["ratio"].get<double>(), 1.0);
@@ -227,8 +234,9 @@ TEST(TrainiumDecodeSplit, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   Result hbm = wse_emu("check " + dis + " --set trainium_decode.tp_degree=4", dir / "io");
   EXPECT_EQ(hbm.exit_code, 2);
   EXPECT_THAT(hbm.err, HasSubstr("trainium_decode.tp_degree"));
-  EXPECT_THAT(hbm.err, HasSubstr("holds per chip 141107412992 B of weights but a chip's HBM holds 103079215104 B "
-                                 "(38028197888 B short"));
+  EXPECT_THAT(hbm.err,
+              HasSubstr("holds per chip 141107412992 B of weights but a chip's HBM holds 103079215104 B "
+                        "(38028197888 B short"));
   // A colocated instance holds one layout of the weights: the prefill's.
   Result colocated = wse_emu("check " + std::string(WSE_SOURCE_DIR) +
                                  "/configs/experiments/trainium_only.yaml --set trainium_decode.tp_degree=32",

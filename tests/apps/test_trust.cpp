@@ -78,10 +78,13 @@ class Trust : public ScratchDirTest {
   // A synthetic kv_transfer experiment (a 70B model over one link) with `trace` under
   // workload.trace and `extra` appended.
   fs::path synthetic(const std::string& trace, const std::string& extra = "") {
-    return write("s.yaml", "experiment: {name: s, mode: kv_transfer}\n"
-                           "include: " + kSrc + "/configs/models/llama-3.1-70b.yaml\n"
-                           "workload:\n  trace:\n    format: synthetic\n" + trace +
-                               "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n" + extra);
+    return write("s.yaml",
+                 "experiment: {name: s, mode: kv_transfer}\n"
+                 "include: " +
+                     kSrc +
+                     "/configs/models/llama-3.1-70b.yaml\n"
+                     "workload:\n  trace:\n    format: synthetic\n" +
+                     trace + "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n" + extra);
   }
 };
 
@@ -117,18 +120,22 @@ TEST_F(Trust, AzureTraceSpanningAYearIsRefused) {
   write("year.csv",
         "TIMESTAMP,ContextTokens,GeneratedTokens\n"
         "2023-11-16 18:15:46.6805900,374,44\n"
-        "2024-01-01 00:00:00.0000000,100,10\n"  // 45 days: fits
+        "2024-01-01 00:00:00.0000000,100,10\n"    // 45 days: fits
         "2024-11-16 18:15:46.6805900,100,10\n");  // a year: does not
   Result r = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "year.csv").string());
-  EXPECT_THAT(r.err, HasSubstr("year.csv:4:1: malformed trace line: request 2 arrives 3.16224e+07 s after the first"));
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("year.csv:4:1: malformed trace line: request 2 arrives 3.16224e+07 s after the first"));
 }
 
 TEST_F(Trust, MooncakeTimestampOf1e300IsRefused) {
   write("m.jsonl",
         "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 10, \"hash_ids\": [1]}\n"
         "{\"timestamp\": 1e300, \"input_length\": 100, \"output_length\": 10, \"hash_ids\": [2]}\n");
-  Result r = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
-  EXPECT_THAT(r.err, HasSubstr("m.jsonl:2:1: malformed trace line: request 1 arrives 1e+297 s after the first"));
+  Result r =
+      run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err,
+              HasSubstr("m.jsonl:2:1: malformed trace line: request 1 arrives 1e+297 s after the first"));
 }
 
 TEST_F(Trust, SyntheticRateTooLowIsRefused) {
@@ -138,7 +145,8 @@ TEST_F(Trust, SyntheticRateTooLowIsRefused) {
       "    input_tokens: {distribution: fixed, value: 100}\n"
       "    output_tokens: {distribution: fixed, value: 10}\n");
   Result r = run_bad("'" + f.string() + "'");
-  EXPECT_THAT(r.err, HasSubstr("s.yaml:7:21: key 'workload.trace.arrival.rate': 3 requests at 1e-09 per second"));
+  EXPECT_THAT(r.err,
+              HasSubstr("s.yaml:7:21: key 'workload.trace.arrival.rate': 3 requests at 1e-09 per second"));
   EXPECT_THAT(r.err, HasSubstr("longer than a run can simulate"));
   EXPECT_THAT(r.err, HasSubstr("raise the rate"));
 }
@@ -150,20 +158,23 @@ TEST_F(Trust, LinkLatencyOf1e9SecondsIsRefused) {
 }
 
 TEST_F(Trust, FaultWindowPastTheLimitIsRefused) {
-  const fs::path f = write("f.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
-                                     "faults:\n"
-                                     "  - kind: efa_path_down\n"
-                                     "    start: 0 s\n"
-                                     "    end: 1e9 s\n");
+  const fs::path f = write("f.yaml", "include: " + kSrc +
+                                         "/configs/experiments/default.yaml\n"
+                                         "faults:\n"
+                                         "  - kind: efa_path_down\n"
+                                         "    start: 0 s\n"
+                                         "    end: 1e9 s\n");
   Result r = run_bad("'" + f.string() + "'");
   EXPECT_THAT(r.err, HasSubstr("f.yaml:5:10: key 'faults[0].end': time is longer than a run can simulate"));
-  const fs::path g = write("g.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
-                                     "faults:\n"
-                                     "  - kind: efa_path_down\n"
-                                     "    start: 9000000 s\n"
-                                     "    duration: 9000000 s\n");
+  const fs::path g = write("g.yaml", "include: " + kSrc +
+                                         "/configs/experiments/default.yaml\n"
+                                         "faults:\n"
+                                         "  - kind: efa_path_down\n"
+                                         "    start: 9000000 s\n"
+                                         "    duration: 9000000 s\n");
   Result s = run_bad("'" + g.string() + "'");
-  EXPECT_THAT(s.err, HasSubstr("key 'faults[0].duration': the fault would end at 1.8e+07 s (start + duration)"));
+  EXPECT_THAT(s.err,
+              HasSubstr("key 'faults[0].duration': the fault would end at 1.8e+07 s (start + duration)"));
 }
 
 TEST_F(Trust, RejectAfterOf1e9SecondsIsRefused) {
@@ -179,21 +190,25 @@ TEST_F(Trust, OutputOf2To32Minus1TokensIsRefusedNotWrapped) {
   write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 4294967295}\n");
   // The context window (PromptLongerThanTheContextWindowIsRefusedAtItsLine) would refuse
   // it first; without one, the KV capacity check must.
-  Result r = run_bad("configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
-                     (dir_ / "m.jsonl").string());
-  EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': request 0 (4294967395 tokens of context) needs more KV "
-                               "cache"));
+  Result r = run_bad(
+      "configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
+      (dir_ / "m.jsonl").string());
+  EXPECT_THAT(r.err,
+              HasSubstr("key 'workload.trace.path': request 0 (4294967395 tokens of context) needs more KV "
+                        "cache"));
   EXPECT_THAT(r.err, HasSubstr("raise decode.wafers or drop the request"));
 }
 
 // A prompt of 4,294,967,295 tokens failed at run time with SystemC text.
 TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
   write("m.jsonl", "{\"timestamp\": 0, \"input_length\": 4294967295, \"output_length\": 10}\n");
-  Result r = run_bad("configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
-                     (dir_ / "m.jsonl").string());
+  Result r = run_bad(
+      "configs/experiments/mooncake.yaml --set model.max_position_embeddings=0 --set workload.trace.path=" +
+      (dir_ / "m.jsonl").string());
   EXPECT_THAT(r.err, HasSubstr("request 0 (4294967305 tokens of context) needs more KV cache"));
   // With the model's window: refused at the trace line, the count unwrapped too.
-  Result w = run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
+  Result w =
+      run_bad("configs/experiments/mooncake.yaml --set workload.trace.path=" + (dir_ / "m.jsonl").string());
   EXPECT_THAT(w.err, HasSubstr("m.jsonl:1:1: request 0 needs 4294967305 tokens of context"));
 }
 
@@ -202,12 +217,14 @@ TEST_F(Trust, PromptOf2To32Minus1TokensIsRefused) {
 // The whole simulation ran, then exit 1 with nlohmann's raw type_error.316 when the
 // name reached summary.json. Now refused at load, naming the key.
 TEST_F(Trust, InvalidUtf8InAStringValueIsRefusedAtLoad) {
-  const fs::path f = write("u.yaml", "include: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                     "experiment: {name: \"caf\xe9\"}\n"
-                                     "workload: {trace: {limit: 3}}\n");
+  const fs::path f = write("u.yaml", "include: " + kSrc +
+                                         "/configs/experiments/kv_link.yaml\n"
+                                         "experiment: {name: \"caf\xe9\"}\n"
+                                         "workload: {trace: {limit: 3}}\n");
   Result r = run_bad("'" + f.string() + "'");
-  EXPECT_THAT(r.err, HasSubstr("u.yaml:2:20: key 'experiment.name': is not valid UTF-8 (byte 0xE9 at offset 3 of "
-                               "the value)"));
+  EXPECT_THAT(r.err,
+              HasSubstr("u.yaml:2:20: key 'experiment.name': is not valid UTF-8 (byte 0xE9 at offset 3 of "
+                        "the value)"));
   EXPECT_THAT(r.err, Not(HasSubstr("type_error")));
 }
 
@@ -216,8 +233,10 @@ TEST_F(Trust, InvalidUtf8InAStringValueIsRefusedAtLoad) {
 TEST_F(Trust, TraceFileNameThatIsNotUtf8IsRefused) {
   const std::string name = "tr\xe9.csv";
   fs::copy_file(kSrc + "/workloads/data/traces/azure2023_conv.csv", dir_ / name);
-  const fs::path f = write("n.yaml", "include: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                     "workload: {trace: {limit: 3, path: \"" + name + "\"}}\n");
+  const fs::path f = write("n.yaml", "include: " + kSrc +
+                                         "/configs/experiments/kv_link.yaml\n"
+                                         "workload: {trace: {limit: 3, path: \"" +
+                                         name + "\"}}\n");
   Result r = run_bad("'" + f.string() + "'");
   EXPECT_THAT(r.err, HasSubstr("key 'workload.trace.path': is not valid UTF-8 (byte 0xE9 at offset 2"));
 }
@@ -227,16 +246,19 @@ TEST_F(Trust, TraceFileNameThatIsNotUtf8IsRefused) {
 // It was reported at `default.yaml:28:11: key 'decode.wafers'`, a key nobody changed.
 TEST_F(Trust, SramTooSmallForTheReservationPointsAtTheSet) {
   Result r = run_bad("configs/experiments/default.yaml --set 'wafer.pe.sram=0.5 KiB'");
-  EXPECT_THAT(r.err, HasSubstr("wse-emu: error: --set 'wafer.pe.sram=0.5 KiB': key 'wafer.pe.sram': "
-                               "decode.reserved_sram (2.00 KiB) must be smaller than a PE's SRAM, wafer.pe.sram "
-                               "(512.00 B); raise wafer.pe.sram or lower decode.reserved_sram"));
+  EXPECT_THAT(r.err,
+              HasSubstr("wse-emu: error: --set 'wafer.pe.sram=0.5 KiB': key 'wafer.pe.sram': "
+                        "decode.reserved_sram (2.00 KiB) must be smaller than a PE's SRAM, wafer.pe.sram "
+                        "(512.00 B); raise wafer.pe.sram or lower decode.reserved_sram"));
   EXPECT_THAT(r.err, Not(HasSubstr("decode.wafers")));
   // Given in a file, the same mistake is at decode.reserved_sram, where it was written.
-  const fs::path f = write("r.yaml", "include: " + kSrc + "/configs/experiments/default.yaml\n"
-                                     "decode: {reserved_sram: 48 KiB}\n");
+  const fs::path f = write("r.yaml", "include: " + kSrc +
+                                         "/configs/experiments/default.yaml\n"
+                                         "decode: {reserved_sram: 48 KiB}\n");
   Result s = run_bad("'" + f.string() + "'");
-  EXPECT_THAT(s.err, HasSubstr("r.yaml:2:25: key 'decode.reserved_sram': decode.reserved_sram (48.00 KiB) must be "
-                               "smaller than a PE's SRAM, wafer.pe.sram (48.00 KiB)"));
+  EXPECT_THAT(s.err,
+              HasSubstr("r.yaml:2:25: key 'decode.reserved_sram': decode.reserved_sram (48.00 KiB) must be "
+                        "smaller than a PE's SRAM, wafer.pe.sram (48.00 KiB)"));
 }
 
 // --- Item 15: the smaller cases. ---
@@ -276,7 +298,8 @@ TEST_F(Trust, DateThatDoesNotExistIsMalformed) {
         "2023-02-31 00:00:00.0000000,100,10\n"
         "2023-03-01 00:00:00.0000000,100,10\n");
   Result r = run_bad(kKvLink + " --set workload.trace.path=" + (dir_ / "feb.csv").string());
-  EXPECT_THAT(r.err, HasSubstr("feb.csv:3:1: malformed trace line: TIMESTAMP '2023-02-31 00:00:00.0000000' is not"));
+  EXPECT_THAT(r.err,
+              HasSubstr("feb.csv:3:1: malformed trace line: TIMESTAMP '2023-02-31 00:00:00.0000000' is not"));
 }
 
 // `--out ''` read the whole configuration, then exited 1.
@@ -292,17 +315,21 @@ TEST_F(Trust, EmptyOutIsBadInput) {
 // Each gave exit 1 with a raw parser message naming no file, after running the
 // experiment. Now exit 2 naming the file (and the figure), before anything runs.
 TEST_F(Trust, RegressRefusesABadReferenceNamingFileAndFigure) {
-  const fs::path suite = write("suite.yaml", "references: refs\n"
-                                             "experiments:\n"
-                                             "  - name: kv_link\n"
-                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                             "    set: {workload.trace.limit: 3}\n");
+  const fs::path suite = write("suite.yaml",
+                               "references: refs\n"
+                               "experiments:\n"
+                               "  - name: kv_link\n"
+                               "    experiment: " +
+                                   kSrc +
+                                   "/configs/experiments/kv_link.yaml\n"
+                                   "    set: {workload.trace.limit: 3}\n");
   const auto regress = [&](const std::string& reference) {
     write("refs/kv_link.json", reference);
     Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
     EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
     EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
-    EXPECT_THAT(r.err, HasSubstr("wse-emu: error: reference " + (dir_ / "refs/kv_link.json").string() + ": "));
+    EXPECT_THAT(r.err,
+                HasSubstr("wse-emu: error: reference " + (dir_ / "refs/kv_link.json").string() + ": "));
     EXPECT_THAT(r.err, HasSubstr("delete it and run 'wse-emu regress --update'"));
     return r.err;
   };
@@ -335,28 +362,33 @@ TEST_F(Trust, CostlyPrefillChunkIsWarnedAboutByCheckAndRun) {
   Result costly = wse_emu("check " + wafer + " --set decode.prefill_chunk_tokens=4", dir_ / "io");
   EXPECT_EQ(costly.exit_code, 0) << costly.err;
   ASSERT_EQ(warnings(costly.err).size(), 1u) << costly.err;
+  EXPECT_THAT(
+      warnings(costly.err)[0],
+      HasSubstr(
+          "wse-emu: warning: --set 'decode.prefill_chunk_tokens=4': key 'decode.prefill_chunk_tokens' = "
+          "4: the prompts' prefill is estimated at 1014189 token passes to simulate, against 1260 at "
+          "the default 1 (804x; "));
   EXPECT_THAT(warnings(costly.err)[0],
-              HasSubstr("wse-emu: warning: --set 'decode.prefill_chunk_tokens=4': key 'decode.prefill_chunk_tokens' = "
-                        "4: the prompts' prefill is estimated at 1014189 token passes to simulate, against 1260 at "
-                        "the default 1 (804x; "));
-  EXPECT_THAT(warnings(costly.err)[0], HasSubstr("min more of CPU; keep the default 1 unless chunked prefill is what "
-                                                 "is studied, or run fewer requests (workload.trace.limit)"));
+              HasSubstr("min more of CPU; keep the default 1 unless chunked prefill is what "
+                        "is studied, or run fewer requests (workload.trace.limit)"));
   EXPECT_THAT(costly.out, HasSubstr("prefill_chunk_tokens: 4"));  // the resolved file is still printed
 
   Result def = wse_emu("check " + wafer, dir_ / "io");
   EXPECT_EQ(def.exit_code, 0) << def.err;
   EXPECT_THAT(warnings(def.err), ::testing::IsEmpty()) << def.err;
-  Result small = wse_emu("check " + wafer + " --set decode.prefill_chunk_tokens=4 --set workload.trace.limit=3",
-                         dir_ / "io");
+  Result small = wse_emu(
+      "check " + wafer + " --set decode.prefill_chunk_tokens=4 --set workload.trace.limit=3", dir_ / "io");
   EXPECT_THAT(warnings(small.err), ::testing::IsEmpty()) << small.err;
 
   // Set in a file: the warning names its line.
-  const fs::path file = write("chunked.yaml", "include: " + kSrc + "/" + wafer + "\n"
-                                              "decode:\n"
-                                              "  prefill_chunk_tokens: 2\n");
+  const fs::path file = write("chunked.yaml", "include: " + kSrc + "/" + wafer +
+                                                  "\n"
+                                                  "decode:\n"
+                                                  "  prefill_chunk_tokens: 2\n");
   Result in_file = wse_emu("check '" + file.string() + "'", dir_ / "io");
   ASSERT_EQ(warnings(in_file.err).size(), 1u) << in_file.err;
-  EXPECT_THAT(warnings(in_file.err)[0], HasSubstr("chunked.yaml:3:25: key 'decode.prefill_chunk_tokens' = 2: "));
+  EXPECT_THAT(warnings(in_file.err)[0],
+              HasSubstr("chunked.yaml:3:25: key 'decode.prefill_chunk_tokens' = 2: "));
 
   // `run` warns before it simulates (here it then fails at once: its --out is under a
   // regular file).
@@ -379,8 +411,9 @@ TEST_F(Trust, SweepFileKeysMustBeTextAndThePointCountCannotWrap) {
   const fs::path list_key = write("list_key.yaml", head + "  [a, b]: [1]\n");
   Result r = wse_emu("sweep '" + list_key.string() + "' --out '" + (dir_ / "sw").string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("list_key.yaml:3:3: a key must be text (a configuration key path such as a.b.c), "
-                               "found a list"));
+  EXPECT_THAT(r.err,
+              HasSubstr("list_key.yaml:3:3: a key must be text (a configuration key path such as a.b.c), "
+                        "found a list"));
   std::string many = head;
   for (int i = 0; i < 64; ++i) many += "  k" + std::to_string(i) + ": [1, 2]\n";
   const fs::path wrap = write("wrap.yaml", many);
@@ -402,8 +435,9 @@ TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
     EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
     return r.err;
   };
-  EXPECT_THAT(regress("tolerance: {relative: .inf}\nexperiments:\n  - name: kv_link\n" + exp),
-              HasSubstr("suite.yaml:1: tolerance 'relative' must be a finite number, 0 or more (e.g. 1.0e-6)"));
+  EXPECT_THAT(
+      regress("tolerance: {relative: .inf}\nexperiments:\n  - name: kv_link\n" + exp),
+      HasSubstr("suite.yaml:1: tolerance 'relative' must be a finite number, 0 or more (e.g. 1.0e-6)"));
   EXPECT_THAT(regress("tolerance: {absolute: abc}\nexperiments:\n  - name: kv_link\n" + exp),
               HasSubstr("suite.yaml:1: tolerance 'absolute' must be a finite number, 0 or more (e.g. 0)"));
   EXPECT_THAT(regress("experiments:\n  - name: ../kv_link\n" + exp),
@@ -417,7 +451,8 @@ TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
 // [...]", naming neither the suite nor its line; the sweep file's base experiment too.
 TEST_F(Trust, SuiteAndSweepWithAnUnreadableExperimentPathNameTheirLine) {
   const std::string long_name(5000, 'G');
-  const fs::path suite = write("suite.yaml", "experiments:\n  - name: a\n    experiment: " + long_name + "\n");
+  const fs::path suite =
+      write("suite.yaml", "experiments:\n  - name: a\n    experiment: " + long_name + "\n");
   Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("suite.yaml:2: experiment '"));
@@ -461,7 +496,8 @@ TEST_F(Trust, RunFailureEndsWithOneLineOfItsOwn) {
   ASSERT_FALSE(r.err.empty());
   std::string last = r.err.substr(0, r.err.size() - 1);
   last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
-  EXPECT_THAT(last, HasSubstr("wse-emu: run failed: simulated time overflow: kv_path.link: the end of a transfer"));
+  EXPECT_THAT(last,
+              HasSubstr("wse-emu: run failed: simulated time overflow: kv_path.link: the end of a transfer"));
   EXPECT_THAT(r.err + r.out, Not(HasSubstr("E549")));
   EXPECT_THAT(r.err + r.out, Not(HasSubstr("In process:")));
 }
@@ -469,16 +505,20 @@ TEST_F(Trust, RunFailureEndsWithOneLineOfItsOwn) {
 // Item 12: the sweep's error column held SystemC's "In process: ... @ ... ps" trailer;
 // it now holds the point's own last error line.
 TEST_F(Trust, SweepErrorColumnHoldsTheToolsOwnMessage) {
-  const fs::path sweep = write("s.yaml", "description: a point that overflows simulated time\n"
-                                         "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                         "grid:\n"
-                                         "  workload.trace.limit: [3]\n"
-                                         "  kv_transfer.link.bandwidth: [300 b/s]\n");
+  const fs::path sweep = write("s.yaml",
+                               "description: a point that overflows simulated time\n"
+                               "experiment: " +
+                                   kSrc +
+                                   "/configs/experiments/kv_link.yaml\n"
+                                   "grid:\n"
+                                   "  workload.trace.limit: [3]\n"
+                                   "  kv_transfer.link.bandwidth: [300 b/s]\n");
   Result r = wse_emu("sweep '" + sweep.string() + "' --out '" + (dir_ / "sw").string() + "' --jobs 1 --quiet",
                      dir_ / "io");
   EXPECT_EQ(r.exit_code, 1) << r.err;
   const std::string csv = slurp(dir_ / "sw" / "results.csv");
-  EXPECT_THAT(csv, HasSubstr("run failed: simulated time overflow: kv_path.link: the end of a transfer reaches"));
+  EXPECT_THAT(csv,
+              HasSubstr("run failed: simulated time overflow: kv_path.link: the end of a transfer reaches"));
   EXPECT_THAT(csv, Not(HasSubstr("In process")));
   EXPECT_THAT(csv, Not(HasSubstr("E549")));
 }
@@ -505,11 +545,14 @@ TEST_F(Trust, CheckParamsShowsDefaultsWithUnitPrefixes) {
 
 // `regress` did not accept --quiet, which run and bench do.
 TEST_F(Trust, RegressAcceptsQuiet) {
-  const fs::path suite = write("suite.yaml", "references: refs\n"
-                                             "experiments:\n"
-                                             "  - name: kv_link\n"
-                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                             "    set: {workload.trace.limit: 3}\n");
+  const fs::path suite = write("suite.yaml",
+                               "references: refs\n"
+                               "experiments:\n"
+                               "  - name: kv_link\n"
+                               "    experiment: " +
+                                   kSrc +
+                                   "/configs/experiments/kv_link.yaml\n"
+                                   "    set: {workload.trace.limit: 3}\n");
   Result update = wse_emu("regress --update --quiet --suite '" + suite.string() + "'", dir_ / "io");
   ASSERT_EQ(update.exit_code, 0) << update.err;
   Result r = wse_emu("regress --quiet --suite '" + suite.string() + "'", dir_ / "io");
@@ -531,8 +574,8 @@ class TrustSignals : public Trust, public ::testing::WithParamInterface<int> {
   // status and stderr.
   std::pair<int, std::string> interrupt(const fs::path& out, int sig) {
     const fs::path err = dir_ / "stderr.txt";
-    const pid_t pid =
-        start_wse_emu({"run", "configs/experiments/default.yaml", "--out", out.string(), "--trace", "--quiet"}, err);
+    const pid_t pid = start_wse_emu(
+        {"run", "configs/experiments/default.yaml", "--out", out.string(), "--trace", "--quiet"}, err);
     for (int i = 0; i < 3000 && !fs::exists(out / "config.resolved.yaml"); ++i) ::usleep(10000);
     EXPECT_TRUE(fs::exists(out / "config.resolved.yaml")) << "the run did not start";
     ::usleep(200000);  // into the simulation, with trace.json.tmp.PID open
@@ -548,9 +591,10 @@ TEST_P(TrustSignals, RemovesTheRunsFilesAndExits128PlusN) {
   const auto [code, err] = interrupt(dir_ / "out", sig);
   EXPECT_EQ(code, 128 + sig) << err;
   EXPECT_FALSE(fs::exists(dir_ / "out")) << "the folder this run created is removed";
-  EXPECT_THAT(err, HasSubstr("wse-emu: interrupted by " + std::string(sig == SIGINT    ? "SIGINT"
-                                                                         : sig == SIGTERM ? "SIGTERM"
-                                                                                          : "SIGHUP") +
+  EXPECT_THAT(err, HasSubstr("wse-emu: interrupted by " +
+                             std::string(sig == SIGINT    ? "SIGINT"
+                                         : sig == SIGTERM ? "SIGTERM"
+                                                          : "SIGHUP") +
                              "; removed this run's files\n"));
   // A folder that existed (empty) stays, empty: only this run's files go.
   fs::create_directories(dir_ / "kept");
@@ -588,13 +632,13 @@ TEST_F(Trust, AFolderClaimedByAnotherRunIsRefused) {
 // --force without --trace left an earlier run's trace.json beside the new results.
 TEST_F(Trust, ForceWithoutTraceRemovesAnEarlierTrace) {
   const fs::path out = dir_ / "out";
-  ASSERT_EQ(wse_emu("run " + kKvLink + " --trace --quiet --out '" + out.string() + "'", dir_ / "io").exit_code, 0);
+  ASSERT_EQ(
+      wse_emu("run " + kKvLink + " --trace --quiet --out '" + out.string() + "'", dir_ / "io").exit_code, 0);
   ASSERT_TRUE(fs::exists(out / "trace.json"));
   Result r = wse_emu("run " + kKvLink + " --force --quiet --out '" + out.string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(fs::exists(out / "trace.json"));
 }
-
 
 // --- CLI consistency ---
 
@@ -603,17 +647,20 @@ TEST_F(Trust, ForceWithoutTraceRemovesAnEarlierTrace) {
 // "key 'workload.trace.path': unknown key 'path' Known keys here: arrival, format, ...".
 // A null value removes an inherited key (in a file, and with --set KEY=null).
 TEST_F(Trust, NullRemovesAnInheritedKey) {
-  const fs::path f = write("synthetic8b.yaml", "include: " + kSrc + "/configs/experiments/llama8b_one_cs3.yaml\n"
-                                               "workload:\n  trace:\n    path: ~\n    limit: null\n    start:\n"
-                                               "    format: synthetic\n    requests: 3\n    seed: 1\n"
-                                               "    arrival: {process: poisson, rate: 40}\n"
-                                               "    input_tokens: {distribution: fixed, value: 8192}\n"
-                                               "    output_tokens: {distribution: fixed, value: 16}\n");
+  const fs::path f =
+      write("synthetic8b.yaml", "include: " + kSrc +
+                                    "/configs/experiments/llama8b_one_cs3.yaml\n"
+                                    "workload:\n  trace:\n    path: ~\n    limit: null\n    start:\n"
+                                    "    format: synthetic\n    requests: 3\n    seed: 1\n"
+                                    "    arrival: {process: poisson, rate: 40}\n"
+                                    "    input_tokens: {distribution: fixed, value: 8192}\n"
+                                    "    output_tokens: {distribution: fixed, value: 16}\n");
   Result r = wse_emu("check '" + f.string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out + r.err, Not(HasSubstr("unknown key")));
   // --set removes too: the trace's limit, which `check` then does not show.
-  Result s = wse_emu("check configs/experiments/llama8b_one_cs3.yaml --set workload.trace.limit=null", dir_ / "io");
+  Result s =
+      wse_emu("check configs/experiments/llama8b_one_cs3.yaml --set workload.trace.limit=null", dir_ / "io");
   EXPECT_EQ(s.exit_code, 0) << s.err;
   EXPECT_THAT(s.out, Not(HasSubstr("limit: 1000"))) << s.out;
 }
@@ -626,8 +673,8 @@ TEST_F(Trust, UnusedHuggingFaceKeysAreNotedOncePerFile) {
   const std::string env = "env WSE_EMU_STATE_DIR='" + (dir_ / "state").string() + "' ";
   auto run = [&](const std::string& extra, const std::string& out) {
     const std::string cmd = "run " + kKvLink + extra + " --out '" + (dir_ / out).string() + "'";
-    const std::string full = "cd '" + kSrc + "' && " + env + "'" + std::string(WSE_BINARY_DIR) + "/bin/wse-emu' " + cmd +
-                             " >/dev/null 2>'" + (dir_ / "err.txt").string() + "'";
+    const std::string full = "cd '" + kSrc + "' && " + env + "'" + std::string(WSE_BINARY_DIR) +
+                             "/bin/wse-emu' " + cmd + " >/dev/null 2>'" + (dir_ / "err.txt").string() + "'";
     EXPECT_EQ(std::system(full.c_str()), 0);
     return slurp(dir_ / "err.txt");
   };
@@ -638,7 +685,6 @@ TEST_F(Trust, UnusedHuggingFaceKeysAreNotedOncePerFile) {
   EXPECT_THAT(run("", "b"), Not(HasSubstr("are not used by this model")));
 }
 
-
 // --- Decisions on requests the model cannot take ---
 
 // A prompt longer than the model's context window (150,000 tokens for Llama-3.1-8B,
@@ -647,40 +693,48 @@ TEST_F(Trust, UnusedHuggingFaceKeysAreNotedOncePerFile) {
 // among the "unused" ones. A synthetic trace that can generate such a request is refused
 // at workload.trace.input_tokens.
 TEST_F(Trust, PromptLongerThanTheContextWindowIsRefusedAtItsLine) {
-  write("long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"
-                    "2023-11-16 18:15:46.6805900,1000,10\n"
-                    "2023-11-16 18:15:47.6805900,150000,10\n");
-  const fs::path e = write("e.yaml", "experiment: {name: e, mode: kv_transfer}\n"
-                                     "include: " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
-                                     "workload:\n  trace: {format: azure_csv, path: long.csv}\n"
-                                     "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
+  write("long.csv",
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:15:46.6805900,1000,10\n"
+        "2023-11-16 18:15:47.6805900,150000,10\n");
+  const fs::path e = write("e.yaml",
+                           "experiment: {name: e, mode: kv_transfer}\n"
+                           "include: " +
+                               kSrc +
+                               "/configs/models/llama-3.1-8b.yaml\n"
+                               "workload:\n  trace: {format: azure_csv, path: long.csv}\n"
+                               "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
   Result r = run_bad("'" + e.string() + "'");
   EXPECT_THAT(r.err, HasSubstr("long.csv:3:1: "));
-  EXPECT_THAT(r.err, HasSubstr("request 1 needs 150010 tokens of context (150000 of prompt + 10 of output), more "
-                               "than the model's context window, max_position_embeddings = 131072"));
+  EXPECT_THAT(r.err,
+              HasSubstr("request 1 needs 150010 tokens of context (150000 of prompt + 10 of output), more "
+                        "than the model's context window, max_position_embeddings = 131072"));
   // 131,062 + 10 tokens fill the window exactly: accepted.
   write("long.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,131062,10\n");
   Result ok = wse_emu("check '" + e.string() + "'", dir_ / "io");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
-  const fs::path syn = write("syn.yaml", "experiment: {name: e, mode: kv_transfer}\n"
-                                         "include: " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
-                                         "workload:\n  trace:\n    format: synthetic\n    requests: 2\n"
-                                         "    arrival: {process: poisson, rate: 1}\n"
-                                         "    input_tokens: {distribution: fixed, value: 150000}\n"
-                                         "    output_tokens: {distribution: fixed, value: 10}\n"
-                                         "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
+  const fs::path syn = write("syn.yaml",
+                             "experiment: {name: e, mode: kv_transfer}\n"
+                             "include: " +
+                                 kSrc +
+                                 "/configs/models/llama-3.1-8b.yaml\n"
+                                 "workload:\n  trace:\n    format: synthetic\n    requests: 2\n"
+                                 "    arrival: {process: poisson, rate: 1}\n"
+                                 "    input_tokens: {distribution: fixed, value: 150000}\n"
+                                 "    output_tokens: {distribution: fixed, value: 10}\n"
+                                 "kv_transfer:\n  link: {bandwidth: 400 GB/s, latency: 15 us}\n");
   Result s = run_bad("'" + syn.string() + "'");
   EXPECT_THAT(s.err, HasSubstr("key 'workload.trace.input_tokens': generated request 0 needs 150010 tokens"));
 }
-
 
 // SIGTERM to `wse-emu sweep` (Slurm's time limit, kill) ended the sweep and left its
 // running point behind, still simulating and writing into the folder. Now the signal is
 // passed on: the point removes its files (as `run` does), the sweep exits 128 + 15 and
 // names what happened, and no point process is left.
 TEST_F(Trust, SweepPassesSigtermOnToItsRunningPoint) {
-  const fs::path sweep = write("s.yaml", "experiment: " + kSrc + "/configs/experiments/default.yaml\n"
-                                         "grid:\n  workload.trace.limit: [1000]\n");
+  const fs::path sweep = write("s.yaml", "experiment: " + kSrc +
+                                             "/configs/experiments/default.yaml\n"
+                                             "grid:\n  workload.trace.limit: [1000]\n");
   const fs::path out = dir_ / "out";
   const fs::path err = dir_ / "stderr.txt";
   const pid_t pid = start_wse_emu({"sweep", sweep.string(), "--out", out.string(), "--jobs", "1"}, err);
@@ -701,12 +755,12 @@ TEST_F(Trust, SweepPassesSigtermOnToItsRunningPoint) {
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << slurp(err);
-  EXPECT_THAT(slurp(err), HasSubstr("sweep stopped by Terminated (signal 15): the running points were stopped too"));
+  EXPECT_THAT(slurp(err),
+              HasSubstr("sweep stopped by Terminated (signal 15): the running points were stopped too"));
   EXPECT_NE(::kill(point, 0), 0) << "the point's process " << point << " is still running";
   EXPECT_FALSE(fs::exists(claim.parent_path() / "summary.json"));
   EXPECT_FALSE(fs::exists(claim.parent_path() / "exit_code")) << "a stopped point is not recorded as run";
 }
-
 
 // config.resolved.yaml held the checkout's absolute trace path (workload.trace.path:
 // "/work/a/workloads/data/traces/...csv"), so two clones wrote different files. A path
@@ -741,8 +795,8 @@ TEST_F(Trust, ResolvedConfigurationIsTheSameInTwoClones) {
                          dir_ / "io");
   EXPECT_EQ(again.exit_code, 0) << again.err;
   // Written outside the clone: absolute, as before.
-  Result outside = wse_emu("run '" + (dir_ / "a/configs/experiments/e.yaml").string() + "' --quiet --out /var/tmp/" +
-                               dir_.filename().string() + "_out",
+  Result outside = wse_emu("run '" + (dir_ / "a/configs/experiments/e.yaml").string() +
+                               "' --quiet --out /var/tmp/" + dir_.filename().string() + "_out",
                            dir_ / "io");
   EXPECT_EQ(outside.exit_code, 0) << outside.err;
   const fs::path outside_dir = fs::path("/var/tmp") / (dir_.filename().string() + "_out");
@@ -750,19 +804,22 @@ TEST_F(Trust, ResolvedConfigurationIsTheSameInTwoClones) {
   fs::remove_all(outside_dir);
 }
 
-
 // `run --out` claims its folder with an O_EXCL marker; sweep, bench and regress did not:
 // two of them into one new --out mixed their files. Now each claims it the same way: a
 // folder held by a live process (here this test's pid) is refused with exit 2 naming
 // the pid, and nothing of the other's is removed.
 TEST_F(Trust, SweepBenchAndRegressClaimTheirFolder) {
   const std::string pid = std::to_string(::getpid());
-  const fs::path sweep = write("s.yaml", "experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                         "grid:\n  workload.trace.limit: [2, 3]\n");
-  const fs::path suite = write("suite.yaml", "references: refs\ntolerance: {relative: 1.0e-6, absolute: 0}\n"
-                                             "experiments:\n  - name: kv_link\n"
-                                             "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n"
-                                             "    set: {workload.trace.limit: 3}\n");
+  const fs::path sweep = write("s.yaml", "experiment: " + kSrc +
+                                             "/configs/experiments/kv_link.yaml\n"
+                                             "grid:\n  workload.trace.limit: [2, 3]\n");
+  const fs::path suite = write("suite.yaml",
+                               "references: refs\ntolerance: {relative: 1.0e-6, absolute: 0}\n"
+                               "experiments:\n  - name: kv_link\n"
+                               "    experiment: " +
+                                   kSrc +
+                                   "/configs/experiments/kv_link.yaml\n"
+                                   "    set: {workload.trace.limit: 3}\n");
   const std::vector<std::pair<std::string, std::string>> commands{
       {"sweep", "sweep '" + sweep.string() + "' --quiet --out "},
       {"bench", "bench efa --quick --quiet --force --out "},
@@ -779,29 +836,36 @@ TEST_F(Trust, SweepBenchAndRegressClaimTheirFolder) {
   // A stale marker (a process that has exited) is taken over, and removed at the end.
   const pid_t gone = exited_pid();
   write("out_sweep/.wse-emu-run.claim", std::to_string(gone) + "\n");
-  Result ok = wse_emu("sweep '" + sweep.string() + "' --quiet --out '" + (dir_ / "out_sweep").string() + "'", dir_ / "io");
+  Result ok = wse_emu("sweep '" + sweep.string() + "' --quiet --out '" + (dir_ / "out_sweep").string() + "'",
+                      dir_ / "io");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   EXPECT_FALSE(fs::exists(dir_ / "out_sweep" / ".wse-emu-run.claim"));
   EXPECT_TRUE(fs::exists(dir_ / "out_sweep" / "results.csv"));
 }
-
 
 // `run` drew its progress line (simulated time, requests done, rate, ETA) only in
 // kv_transfer mode, though docs/results.md promises it for every mode. The serving modes
 // draw it now, on a terminal only (here a pseudo-terminal made by script(1)); not when
 // stderr is a file.
 TEST_F(Trust, ServingRunShowsProgressOnATerminal) {
-  const fs::path e = write("t.yaml", "experiment: {name: t, mode: trainium_only, seed: 1}\n"
-                                     "include:\n  - " + kSrc + "/configs/models/llama-3.1-8b.yaml\n"
-                                     "  - " + kSrc + "/configs/hardware/trn2_48xlarge.yaml\n"
-                                     "workload:\n  trace:\n    format: synthetic\n    requests: 40000\n    seed: 1\n"
-                                     "    arrival: {process: poisson, rate: 1000}\n"
-                                     "    input_tokens: {distribution: fixed, value: 32}\n"
-                                     "    output_tokens: {distribution: fixed, value: 2}\n"
-                                     "serving: {instances: 1, prefill_max_batch_tokens: 8192, decode_max_batch: 64}\n");
+  const fs::path e =
+      write("t.yaml",
+            "experiment: {name: t, mode: trainium_only, seed: 1}\n"
+            "include:\n  - " +
+                kSrc +
+                "/configs/models/llama-3.1-8b.yaml\n"
+                "  - " +
+                kSrc +
+                "/configs/hardware/trn2_48xlarge.yaml\n"
+                "workload:\n  trace:\n    format: synthetic\n    requests: 40000\n    seed: 1\n"
+                "    arrival: {process: poisson, rate: 1000}\n"
+                "    input_tokens: {distribution: fixed, value: 32}\n"
+                "    output_tokens: {distribution: fixed, value: 2}\n"
+                "serving: {instances: 1, prefill_max_batch_tokens: 8192, decode_max_batch: 64}\n");
   const std::string bin = std::string(WSE_BINARY_DIR) + "/bin/wse-emu";
-  const std::string cmd = "script -qec \"'" + bin + "' run '" + e.string() + "' --out '" + (dir_ / "tty").string() +
-                          "'\" /dev/null > '" + (dir_ / "tty.txt").string() + "' 2>&1";
+  const std::string cmd = "script -qec \"'" + bin + "' run '" + e.string() + "' --out '" +
+                          (dir_ / "tty").string() + "'\" /dev/null > '" + (dir_ / "tty.txt").string() +
+                          "' 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir_ / "tty.txt");
   const std::string tty = slurp(dir_ / "tty.txt");
   EXPECT_THAT(tty, HasSubstr("/40000 requests ("));

@@ -68,7 +68,8 @@ TEST(WaferIngress, AgreesWithThePerPeFabricWithinOneMessage) {
   ec.clock = w.clock;
   wafer::IoEdge edge(fabric, ec);
   std::uint64_t last = 0;
-  fabric.on_delivery([&](wafer::PeCoord, wafer::MessageId, std::uint64_t cycle) { last = std::max(last, cycle); });
+  fabric.on_delivery(
+      [&](wafer::PeCoord, wafer::MessageId, std::uint64_t cycle) { last = std::max(last, cycle); });
   std::uint64_t left = bytes;
   for (std::uint32_t k = 0; left > 0; ++k) {
     const std::uint64_t b = std::min<std::uint64_t>(136, left);

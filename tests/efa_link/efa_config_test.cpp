@@ -98,7 +98,8 @@ TEST(EfaConfig, ErrorsNameTheKey) {
   };
   EXPECT_NE(message("efa: {sender: {line_rat: 100 Gb/s}}").find("line_rat"), std::string::npos);
   EXPECT_NE(message("efa: {sender: {line_rate: 100 GB}}").find("efa.sender.line_rate"), std::string::npos);
-  EXPECT_NE(message("efa: {fabric: {paths: 4, congestion: [{path: 4, load: 0.5}]}}").find("efa.fabric.congestion[0].path"),
+  EXPECT_NE(message("efa: {fabric: {paths: 4, congestion: [{path: 4, load: 0.5}]}}")
+                .find("efa.fabric.congestion[0].path"),
             std::string::npos);
   EXPECT_NE(message("efa: {srd: {grain: fluid}}").find("efa.srd.grain"), std::string::npos);
   EXPECT_NE(message("efa: {srd: {loss_probability: 1}}").find("efa.srd.loss_probability"), std::string::npos);

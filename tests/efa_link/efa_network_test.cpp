@@ -5,9 +5,9 @@
 #include <memory>
 #include <vector>
 
+#include <tlm_utils/simple_initiator_socket.h>
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/simple_initiator_socket.h>
 
 #include "efa_link/efa_network.h"
 #include "efa_link/simple_config.h"

@@ -15,8 +15,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "efa_link/srd_engine.h"
 #include "efa_link/simple_config.h"
+#include "efa_link/srd_engine.h"
 
 namespace wse::efa {
 namespace {
@@ -24,7 +24,8 @@ namespace {
 using wse::efa::testing::simple_config;
 using wse::efa::testing::write;
 
-constexpr std::uint64_t kIncastWarmUp = 200;       // 64 KiB writes, one every 1.25 us, round robin over the senders
+constexpr std::uint64_t kIncastWarmUp =
+    200;  // 64 KiB writes, one every 1.25 us, round robin over the senders
 constexpr std::uint64_t kIncastBytes = 64ULL << 20;  // then one 64 MiB write from each sender at once
 
 // One uncontended RDMA write of 9192 B = packets of 4096, 4096 and 1000 B payload
@@ -260,7 +261,8 @@ TEST(SrdEngine, PacketAndBurstGrainsAgreeWithin2Percent) {
     std::sort(t.begin(), t.end());
     return t;
   };
-  for (const auto& sizes : {std::vector<std::uint64_t>{256ULL << 20}, std::vector<std::uint64_t>(8, 32ULL << 20)}) {
+  for (const auto& sizes :
+       {std::vector<std::uint64_t>{256ULL << 20}, std::vector<std::uint64_t>(8, 32ULL << 20)}) {
     const auto packet = run(Grain::Packet, sizes);
     const auto burst = run(Grain::Burst, sizes);
     ASSERT_EQ(packet.size(), burst.size());
@@ -330,10 +332,11 @@ TEST(SrdEngine, IncastWithoutLossCompletesAtBothGrains) {
     // The receive ports move 16 x 64 MiB (+64 B per 8 KiB packet) at 6 x 25 GB/s: at
     // least 7.22 ms.
     EXPECT_GT(last, 16.0 * kIncastBytes * (8256.0 / 8192.0) / 150e9 * 1e12);
-    std::printf("incast, %s grain: last write %.1f us after the burst; %llu of %llu packets sent again, none lost\n",
-                g == Grain::Packet ? "packet" : "burst", last * 1e-6,
-                static_cast<unsigned long long>(e.packets_retransmitted()),
-                static_cast<unsigned long long>(e.packets_sent()));
+    std::printf(
+        "incast, %s grain: last write %.1f us after the burst; %llu of %llu packets sent again, none lost\n",
+        g == Grain::Packet ? "packet" : "burst", last * 1e-6,
+        static_cast<unsigned long long>(e.packets_retransmitted()),
+        static_cast<unsigned long long>(e.packets_sent()));
   };
   run(Grain::Packet);
   run(Grain::Burst);

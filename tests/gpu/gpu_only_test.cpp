@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 class GpuOnly : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::wse::testing::temp_path("wse_gpu_only_" +
-                                     std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    dir_ = ::wse::testing::temp_path(
+        "wse_gpu_only_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -131,7 +131,8 @@ TEST_F(GpuOnly, ModelOverTwoInstancesRunsBothMappings) {
 // Splits that cannot be built are refused at their key, exit 2.
 TEST_F(GpuOnly, ImpossibleMultiInstanceSplitsAreOneMessageAtTheirKey) {
   const std::string exp = "configs/experiments/gpu_only_405b.yaml";
-  const Result tp = wse_emu("check " + exp + " --set gpu_pass.tp_degree=12 --set gpu_pass.pp_degree=1", dir_ / "io");
+  const Result tp =
+      wse_emu("check " + exp + " --set gpu_pass.tp_degree=12 --set gpu_pass.pp_degree=1", dir_ / "io");
   EXPECT_EQ(tp.exit_code, 2);
   EXPECT_NE(tp.err.find("gpu_pass.tp_degree"), std::string::npos) << tp.err;
   EXPECT_NE(tp.err.find("or be a multiple of them"), std::string::npos) << tp.err;
@@ -153,9 +154,10 @@ TEST_F(GpuOnly, ImpossibleMultiInstanceSplitsAreOneMessageAtTheirKey) {
       "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=16", dir_ / "io");
   EXPECT_EQ(dis.exit_code, 2);
   EXPECT_NE(dis.err.find("gpu_pass.tp_degree"), std::string::npos) << dis.err;
-  const Result dis_pp = wse_emu("check configs/experiments/trainium_prefill_gpu_decode.yaml --set "
-                                "gpu_pass.tp_degree=4 --set gpu_pass.pp_degree=2",
-                                dir_ / "io");
+  const Result dis_pp = wse_emu(
+      "check configs/experiments/trainium_prefill_gpu_decode.yaml --set "
+      "gpu_pass.tp_degree=4 --set gpu_pass.pp_degree=2",
+      dir_ / "io");
   EXPECT_EQ(dis_pp.exit_code, 2);
   EXPECT_NE(dis_pp.err.find("gpu_pass.pp_degree"), std::string::npos) << dis_pp.err;
   EXPECT_NE(dis_pp.err.find("mode gpu_only only"), std::string::npos) << dis_pp.err;
@@ -208,7 +210,8 @@ TEST_F(GpuOnly, TrainiumPrefillGpuDecodeRuns) {
   EXPECT_EQ(derived.exit_code, 0) << derived.err;
   EXPECT_NE(derived.out.find("receivers: 2"), std::string::npos) << derived.out;
   const Result bad = wse_emu(
-      "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=4 --set efa.receivers=1",
+      "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=4 --set "
+      "efa.receivers=1",
       dir_ / "io");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("efa.receivers"), std::string::npos) << bad.err;
@@ -236,8 +239,8 @@ TEST_F(GpuOnly, GpuPrefillCs3DecodeRuns) {
   EXPECT_DOUBLE_EQ(s["cost"]["fleet_usd_per_hour"].get<double>(), 55.04 + 4 * 95.06);
   // The EFA senders are the GPU groups, derived: tp 4 makes two per p5.48xlarge. Typed as
   // well and disagreeing, they are refused, naming both keys.
-  const Result derived =
-      wse_emu("check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
+  const Result derived = wse_emu(
+      "check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=4", dir_ / "io");
   EXPECT_EQ(derived.exit_code, 0) << derived.err;
   EXPECT_NE(derived.out.find("senders: 2"), std::string::npos) << derived.out;
   const Result bad = wse_emu(

@@ -192,20 +192,25 @@ TEST(Gemm, SbufOverflowNamesWhatDoesNotFitAndByHowMuch) {
   // K = 32768 bf16: the B panel alone is 32768 x 512 x 2 B = 32 MiB; with three A slabs
   // (3 x 16 x 128 x 128 x 2 B = 1.5 MiB) and two C tiles (2 x 128 x 512 x 2 B = 256 KiB)
   // the kernel needs 33.75 MiB of the 24 MiB SBUF: 9.75 MiB over.
-  EXPECT_THAT([] { lower_gemm(trainium2_chip(), {128, 32768, 512, DType::kBf16}); },
-              ::testing::ThrowsMessage<CapacityError>(::testing::AllOf(
-                  HasSubstr("SBUF capacity exceeded"), HasSubstr("GEMM 128x32768x512 bf16"),
-                  HasSubstr("needs 33.75 MiB"), HasSubstr("holds 24.00 MiB"),
-                  HasSubstr("(9.75 MiB over)"))));
+  EXPECT_THAT(
+      [] {
+        lower_gemm(trainium2_chip(), {128, 32768, 512, DType::kBf16});
+      },
+      ::testing::ThrowsMessage<CapacityError>(::testing::AllOf(
+          HasSubstr("SBUF capacity exceeded"), HasSubstr("GEMM 128x32768x512 bf16"),
+          HasSubstr("needs 33.75 MiB"), HasSubstr("holds 24.00 MiB"), HasSubstr("(9.75 MiB over)"))));
 }
 
 TEST(Gemm, HbmOverflowNamesWhatDoesNotFit) {
   // (M K + K N + M N) x 2 B with M = N = 2^20, K = 128: 2 TiB + 0.5 GiB needed, 96 GiB
   // held: 1.91 TiB over.
-  EXPECT_THAT([] { lower_gemm(trainium2_chip(), {1ULL << 20, 128, 1ULL << 20, DType::kBf16}); },
-              ::testing::ThrowsMessage<CapacityError>(::testing::AllOf(
-                  HasSubstr("HBM capacity exceeded"), HasSubstr("(A, B and C) needs 2.00 TiB"),
-                  HasSubstr("holds 96.00 GiB"), HasSubstr("(1.91 TiB over)"))));
+  EXPECT_THAT(
+      [] {
+        lower_gemm(trainium2_chip(), {1ULL << 20, 128, 1ULL << 20, DType::kBf16});
+      },
+      ::testing::ThrowsMessage<CapacityError>(
+          ::testing::AllOf(HasSubstr("HBM capacity exceeded"), HasSubstr("(A, B and C) needs 2.00 TiB"),
+                           HasSubstr("holds 96.00 GiB"), HasSubstr("(1.91 TiB over)"))));
 }
 
 TEST(Program, RejectsAMatmulLargerThanTheArrayAndForwardDependencies) {

@@ -21,9 +21,8 @@ namespace {
 
 constexpr std::uint64_t kTck = 625;  // ps
 
-HbmChannel::Access access(std::uint64_t tag, std::uint32_t row, std::uint8_t sid,
-                          std::uint8_t bank_group, std::uint8_t bank = 0,
-                          std::uint8_t pseudo_channel = 0) {
+HbmChannel::Access access(std::uint64_t tag, std::uint32_t row, std::uint8_t sid, std::uint8_t bank_group,
+                          std::uint8_t bank = 0, std::uint8_t pseudo_channel = 0) {
   return HbmChannel::Access{tag, row, pseudo_channel, sid, bank_group, bank, false};
 }
 
@@ -55,8 +54,7 @@ TEST(HbmChannel, ReadToClosedBankTakesActivateReadAndBurst) {
 TEST(HbmChannel, RowHitNeedsOnlyTheReadCommand) {
   // Second read to the open row arrives at 100 ns (a tCK edge): RD at once, done 20 tCK
   // + burst later.
-  const auto done =
-      run_channel(hbm3_reference(), {{0, access(0, 7, 0, 0)}, {100'000, access(1, 7, 0, 0)}});
+  const auto done = run_channel(hbm3_reference(), {{0, access(0, 7, 0, 0)}, {100'000, access(1, 7, 0, 0)}});
   EXPECT_EQ(done[1], 100'000 + 20 * kTck + 1250);  // 113750 ps
 }
 
@@ -64,8 +62,7 @@ TEST(HbmChannel, RowConflictPaysPrechargeActivateRead) {
   // Row 8 of the bank holding open row 7, arriving at 100 ns (tRAS long past): PRE at
   // 100 ns, ACT tRP later, RD tRCD later: (26 + 31 + 20) x 625 + 1250 = 49375 ps,
   // hardware.md's "about tRP + tRCD + tCL + burst, roughly 50 ns".
-  const auto done =
-      run_channel(hbm3_reference(), {{0, access(0, 7, 0, 0)}, {100'000, access(1, 8, 0, 0)}});
+  const auto done = run_channel(hbm3_reference(), {{0, access(0, 7, 0, 0)}, {100'000, access(1, 8, 0, 0)}});
   EXPECT_EQ(done[1] - 100'000, 77 * kTck + 1250);
 }
 
@@ -73,8 +70,7 @@ TEST(HbmChannel, ConflictWaitsForOlderRowHitAndTras) {
   // Both at 0, same bank, rows 1 and 2. ACT row 1 at 0, RD at 31 (done 53 tCK). PRE no
   // earlier than tRAS = 45 and RD + tRTP = 40: at 45. ACT no earlier than PRE + tRP = 71
   // and the first ACT + tRC = 72: at 72; RD at 103; done 125 tCK.
-  const auto done =
-      run_channel(hbm3_reference(), {{0, access(0, 1, 0, 0)}, {0, access(1, 2, 0, 0)}});
+  const auto done = run_channel(hbm3_reference(), {{0, access(0, 1, 0, 0)}, {0, access(1, 2, 0, 0)}});
   EXPECT_EQ(done[0], 53 * kTck);
   EXPECT_EQ(done[1], 125 * kTck);
 }
@@ -98,12 +94,11 @@ TEST(HbmChannel, FullQueueHoldsRequestUntilAColumnCommandFreesAnEntry) {
   // the queue it would be ACT 8, RD 39, done 61 tCK.
   HbmConfig cfg = hbm3_reference();
   cfg.queue_depth = 2;
-  const auto done = run_channel(
-      cfg, {{0, access(0, 1, 0, 0)}, {0, access(1, 1, 0, 1)}, {0, access(2, 1, 0, 2)}});
+  const auto done =
+      run_channel(cfg, {{0, access(0, 1, 0, 0)}, {0, access(1, 1, 0, 1)}, {0, access(2, 1, 0, 2)}});
   EXPECT_EQ(done[2], 85 * kTck);
   const auto free_done = run_channel(
-      hbm3_reference(),
-      {{0, access(0, 1, 0, 0)}, {0, access(1, 1, 0, 1)}, {0, access(2, 1, 0, 2)}});
+      hbm3_reference(), {{0, access(0, 1, 0, 0)}, {0, access(1, 1, 0, 1)}, {0, access(2, 1, 0, 2)}});
   EXPECT_EQ(free_done[2], 61 * kTck);
 }
 
@@ -122,7 +117,8 @@ TEST(HbmChannel, ReadArrivingWhenRefreshIsDueWaitsTrfc) {
 TEST(HbmAddressMap, RoundTripsAndInterleavesChannelsFirst) {
   const HbmConfig cfg = trainium2_hbm();
   const HbmAddressMap map(cfg);
-  for (std::uint64_t a : std::vector<std::uint64_t>{0, 32, 4096, 123456789ULL * 32, cfg.capacity().bytes - 32}) {
+  for (std::uint64_t a :
+       std::vector<std::uint64_t>{0, 32, 4096, 123456789ULL * 32, cfg.capacity().bytes - 32}) {
     EXPECT_EQ(map.encode(map.decode(a)), a);
   }
   // Default mapping: stack, then channel, then pseudo-channel, then bank group vary
@@ -263,8 +259,7 @@ struct StreamReader : sc_core::sc_module {
   std::uint64_t completed = 0;
   std::uint64_t last_done_ps = 0;
   unsigned char buf[64] = {};
-  StreamReader(const sc_core::sc_module_name& n, std::uint64_t b, std::uint64_t count,
-               std::size_t window)
+  StreamReader(const sc_core::sc_module_name& n, std::uint64_t b, std::uint64_t count, std::size_t window)
       : sc_core::sc_module(n), socket("socket"), payloads(window), bytes(b), remaining(count) {
     socket.register_nb_transport_bw(this, &StreamReader::nb_transport_bw);
     SC_METHOD(start);
@@ -286,8 +281,7 @@ struct StreamReader : sc_core::sc_module {
       if (remaining > 0) send(p);
     }
   }
-  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& p, tlm::tlm_phase& phase,
-                                     sc_core::sc_time&) {
+  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload& p, tlm::tlm_phase& phase, sc_core::sc_time&) {
     EXPECT_EQ(phase, tlm::BEGIN_RESP);
     ++completed;
     last_done_ps = sc_core::sc_time_stamp().value();

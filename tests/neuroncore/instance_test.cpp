@@ -34,17 +34,20 @@ TEST(Collective, TorusAllReduceOnFourChipsByHand) {
   //   all-gather Y 2 us, all-gather X 3 us: 0.5 + 10 = 10.5 us;
   // 4 rounds x 4 chips x 2 directions = 32 messages; nothing contends, so the alpha-beta
   // price is the same.
-  const CollectiveResult r = run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kTorus2d);
+  const CollectiveResult r =
+      run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kTorus2d);
   EXPECT_EQ(r.time_ps, 10'500'000u);
   EXPECT_EQ(r.alpha_beta_ps, 10'500'000u);
   EXPECT_EQ(r.messages, 32u);
   EXPECT_EQ(r.rounds, 4u);
   EXPECT_EQ(r.algorithm, CollectiveAlgorithm::kTorus2d);
   // The halves: reduce-scatter 0.5 + 3 + 2, all-gather 0.5 + 2 + 3.
-  EXPECT_EQ(run_collective(torus(2, 2), Collective::kReduceScatter, 1 << 20, CollectiveAlgorithm::kTorus2d).time_ps,
-            5'500'000u);
-  EXPECT_EQ(run_collective(torus(2, 2), Collective::kAllGather, 1 << 20, CollectiveAlgorithm::kTorus2d).time_ps,
-            5'500'000u);
+  EXPECT_EQ(
+      run_collective(torus(2, 2), Collective::kReduceScatter, 1 << 20, CollectiveAlgorithm::kTorus2d).time_ps,
+      5'500'000u);
+  EXPECT_EQ(
+      run_collective(torus(2, 2), Collective::kAllGather, 1 << 20, CollectiveAlgorithm::kTorus2d).time_ps,
+      5'500'000u);
 }
 
 TEST(Collective, RingAllReduceOnFourChipsByHand) {
@@ -52,7 +55,8 @@ TEST(Collective, RingAllReduceOnFourChipsByHand) {
   // over one link and to the previous over another. 2 (p - 1) = 6 rounds of
   // S / (2p) = 128 KiB each way: 1 us + 1 us hop = 2 us per round: 0.5 + 12 = 12.5 us;
   // 6 x 4 x 2 = 48 messages.
-  const CollectiveResult r = run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRing);
+  const CollectiveResult r =
+      run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRing);
   EXPECT_EQ(r.time_ps, 12'500'000u);
   EXPECT_EQ(r.alpha_beta_ps, 12'500'000u);
   EXPECT_EQ(r.messages, 48u);
@@ -66,7 +70,8 @@ TEST(Collective, HalvingDoublingAllReduceOnFourChipsByHand) {
   // all-gather is the same rounds in reverse: 0.5 + 3 + 2 + 2 + 3 = 10.5 us, as the torus
   // rings (on 2 x 2 they move the same bytes over the same links);
   // 4 rounds x 4 chips x 2 parts = 32 messages.
-  const CollectiveResult r = run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRdh);
+  const CollectiveResult r =
+      run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRdh);
   EXPECT_EQ(r.time_ps, 10'500'000u);
   EXPECT_EQ(r.messages, 32u);
   EXPECT_EQ(r.rounds, 4u);
@@ -86,7 +91,8 @@ TEST(Collective, MeshAllReduceOnFourChipsByHand) {
   // x 2 rounds = 64 messages. The alpha-beta price has no queueing: a round is the
   // diagonal's 2 hops + the 768 KiB a chip sends spread over its 4 links (192 KiB,
   // 1.5 us): 0.5 + 2 x 3.5 = 7.5 us.
-  const CollectiveResult r = run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kMesh);
+  const CollectiveResult r =
+      run_collective(torus(2, 2), Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kMesh);
   EXPECT_EQ(r.time_ps, 9'500'000u);
   EXPECT_EQ(r.alpha_beta_ps, 7'500'000u);
   EXPECT_EQ(r.messages, 64u);
@@ -105,7 +111,8 @@ TEST(Collective, AutoTakesTheFastestAlgorithm) {
   InstanceConfig big = torus(4, 4);
   const CollectiveResult t = run_collective(big, Collective::kAllReduce, 256ULL << 20);
   for (CollectiveAlgorithm a : kCollectiveAlgorithms) {
-    EXPECT_LE(t.time_ps, run_collective(big, Collective::kAllReduce, 256ULL << 20, a).time_ps) << to_string(a);
+    EXPECT_LE(t.time_ps, run_collective(big, Collective::kAllReduce, 256ULL << 20, a).time_ps)
+        << to_string(a);
   }
   // A forced algorithm is the one that runs.
   big.algorithm = CollectiveAlgorithm::kRing;
@@ -181,10 +188,12 @@ TEST(Collective, SwitchAllReduceOnFourChipsByHand) {
   // Nothing contends beyond the up link, so every alpha-beta price (per round 2 hops +
   // the chip's bytes over its one port) equals the simulated time.
   const InstanceConfig sw = switched(4);
-  const CollectiveResult ring = run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRing);
+  const CollectiveResult ring =
+      run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRing);
   EXPECT_EQ(ring.time_ps, 24'500'000u);
   EXPECT_EQ(ring.alpha_beta_ps, 24'500'000u);
-  const CollectiveResult mesh = run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kMesh);
+  const CollectiveResult mesh =
+      run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kMesh);
   EXPECT_EQ(mesh.time_ps, 16'500'000u);
   EXPECT_EQ(mesh.alpha_beta_ps, 16'500'000u);
   const CollectiveResult rdh = run_collective(sw, Collective::kAllReduce, 1 << 20, CollectiveAlgorithm::kRdh);
@@ -195,8 +204,10 @@ TEST(Collective, SwitchAllReduceOnFourChipsByHand) {
                std::invalid_argument);
   EXPECT_EQ(run_collective(sw, Collective::kAllReduce, 1 << 20).algorithm, CollectiveAlgorithm::kMesh);
   // Reduce-scatter and all-gather are the mesh's two rounds apart: 8.5 us each.
-  EXPECT_EQ(run_collective(sw, Collective::kReduceScatter, 1 << 20, CollectiveAlgorithm::kMesh).time_ps, 8'500'000u);
-  EXPECT_EQ(run_collective(sw, Collective::kAllGather, 1 << 20, CollectiveAlgorithm::kMesh).time_ps, 8'500'000u);
+  EXPECT_EQ(run_collective(sw, Collective::kReduceScatter, 1 << 20, CollectiveAlgorithm::kMesh).time_ps,
+            8'500'000u);
+  EXPECT_EQ(run_collective(sw, Collective::kAllGather, 1 << 20, CollectiveAlgorithm::kMesh).time_ps,
+            8'500'000u);
   // Floor: each chip sends 2 x 3/4 x 1 MiB through its one port: 1.5 MiB / 131.072 GB/s = 12 us.
   EXPECT_NEAR(collective_floor_seconds(sw, Collective::kAllReduce, 1 << 20), 12e-6, 1e-15);
   // Three chips: rdh does not apply.
@@ -214,8 +225,8 @@ TEST(HardwareFiles, SwitchTopologyIsReadWithItsChipCount) {
   EXPECT_EQ(c.links_per_chip(), 2u);
   // torus2d on a switch is bad input at its key.
   try {
-    config::Document bad =
-        config::parse("instance:\n  topology: switch\n  chips: 4\n  collective_algorithm: torus2d\n", "b.yaml");
+    config::Document bad = config::parse(
+        "instance:\n  topology: switch\n  chips: 4\n  collective_algorithm: torus2d\n", "b.yaml");
     config::Section r = bad.root();
     config::Section i = r.section("instance", "instance");
     read_instance_config(i);
@@ -228,8 +239,7 @@ TEST(HardwareFiles, SwitchTopologyIsReadWithItsChipCount) {
 }
 
 TEST(HardwareFiles, Trn2ChipAndInstanceReadCompletely) {
-  config::Document doc =
-      config::load(wse::testing::source_path("configs/hardware/trn2_48xlarge.yaml"));
+  config::Document doc = config::load(wse::testing::source_path("configs/hardware/trn2_48xlarge.yaml"));
   config::Section root = doc.root();
   config::Section trn = root.section("trainium", "Trainium chip");
   const ChipConfig chip = read_chip_config(trn);
@@ -237,7 +247,7 @@ TEST(HardwareFiles, Trn2ChipAndInstanceReadCompletely) {
   const InstanceConfig i = read_instance_config(inst);
   config::Section pre = root.section("prefill", "transformer prefill");
   const PrefillConfig p = read_prefill_config(pre);
-  doc.finish();  // every key in the files was read
+  doc.finish();                                            // every key in the files was read
   EXPECT_EQ(p.tp_degree * p.lnc, chip.cores * i.chips());  // TP over all the instance's cores
   EXPECT_EQ(p.hbm_fidelity, HbmFidelity::kStreaming);
   EXPECT_EQ(p.gemm_dma_piece, 128u * 1024u);
@@ -297,7 +307,8 @@ TEST(HardwareFiles, BadTorusIsReportedAtItsKey) {
 
 TEST(HardwareFiles, RdhOnATorusOfOddSideIsReportedAtItsKey) {
   try {
-    config::Document doc = config::parse("instance:\n  torus: [4, 3]\n  collective_algorithm: rdh\n", "t.yaml");
+    config::Document doc =
+        config::parse("instance:\n  torus: [4, 3]\n  collective_algorithm: rdh\n", "t.yaml");
     config::Section root = doc.root();
     config::Section s = root.section("instance", "instance");
     read_instance_config(s);

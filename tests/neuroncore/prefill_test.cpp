@@ -14,8 +14,8 @@
 namespace wse::neuron {
 namespace {
 
-using workloads::OpKind;
 using workloads::Operator;
+using workloads::OpKind;
 
 // The tests below pin the exact model (every token count simulated): token_grain 0.
 PrefillConfig single_core() {
@@ -42,9 +42,11 @@ workloads::OperatorGraph graph_of(std::vector<Operator> ops) {
   return g;
 }
 
-workloads::TransformerModel load_model(const std::string& file, const std::vector<std::string>& overrides = {}) {
-  auto doc = config::parse("model:\n  include: " + testing::source_path("workloads/data/models/" + file) + "\n",
-                           "model.yaml", overrides);
+workloads::TransformerModel load_model(const std::string& file,
+                                       const std::vector<std::string>& overrides = {}) {
+  auto doc =
+      config::parse("model:\n  include: " + testing::source_path("workloads/data/models/" + file) + "\n",
+                    "model.yaml", overrides);
   config::Section root = doc.root();
   config::Section m = root.section("model", "model");
   workloads::TransformerModel t = workloads::read_transformer(m);
@@ -240,7 +242,8 @@ TEST(Prefill, OverlappedGemmRunsTheChunksOfItsParts) {
     o.n = 1024;
     return o;
   };
-  auto elementwise = [](OpKind kind, const char* name, std::uint64_t tokens, std::uint64_t ops, std::uint64_t inputs) {
+  auto elementwise = [](OpKind kind, const char* name, std::uint64_t tokens, std::uint64_t ops,
+                        std::uint64_t inputs) {
     Operator e;
     e.kind = kind;
     e.name = name;
@@ -279,7 +282,8 @@ TEST(Prefill, OverlappedGemmRunsTheChunksOfItsParts) {
   const PrefillResult r = p.run(graph_of(layer(256)));
   ASSERT_EQ(r.layers.size(), 1u);
   ASSERT_EQ(r.layers[0].operators.size(), 1u);
-  EXPECT_EQ(r.layers[0].operators[0].name, "self_attn.o_proj+attn_residual+post_attention_layernorm (overlapped)");
+  EXPECT_EQ(r.layers[0].operators[0].name,
+            "self_attn.o_proj+attn_residual+post_attention_layernorm (overlapped)");
   EXPECT_EQ(r.total_ps, overlap_makespan(pipeline));
   EXPECT_DOUBLE_EQ(r.busy.collective_ps, 2.0 * static_cast<double>(rs.time_ps + ag.time_ps));
   EXPECT_EQ(r.busy.flops, 2u * 256u * 2048u * 1024u);
@@ -435,7 +439,9 @@ TEST(Prefill, ModelThatDoesNotFitIsAClearError) {
 
 // Bytes one chip's streaming HBM moves in `busy_ps` of data-bus time. Each 2 KiB chunk's
 // bus time is rounded to a picosecond (up to 1.4 B at 2.7 TB/s), so comparisons allow 0.1%.
-double hbm_bytes(const ChipConfig& chip, double busy_ps) { return busy_ps * StreamingHbm(chip.hbm).bytes_per_ps(); }
+double hbm_bytes(const ChipConfig& chip, double busy_ps) {
+  return busy_ps * StreamingHbm(chip.hbm).bytes_per_ps();
+}
 
 Operator decode_attention(std::uint64_t context, std::uint32_t heads, std::uint32_t kv_heads) {
   Operator a = attention(1, heads, kv_heads);
@@ -501,7 +507,8 @@ TEST(Prefill, DecodeAttentionOfABatchIsOneKernel) {
 }
 
 TEST(Prefill, DecodeAttentionKeyIgnoresTheOrderOfTheSequences) {
-  std::vector<Operator> a = {decode_attention(100, 8, 2), decode_attention(900, 8, 2), decode_attention(500, 8, 2)};
+  std::vector<Operator> a = {decode_attention(100, 8, 2), decode_attention(900, 8, 2),
+                             decode_attention(500, 8, 2)};
   std::vector<Operator> b = {a[2], a[0], a[1]};
   EXPECT_EQ(decode_attention_key(a), decode_attention_key(b));
   b[1] = decode_attention(101, 8, 2);
@@ -610,7 +617,8 @@ TEST(Prefill, NoPassBeatsItsFloor) {
     EXPECT_NEAR(r.floor.hbm_s, bytes / 16 / chip.hbm.peak_bandwidth().bytes_per_s, 1e-15) << what;
     const double ar = 2.0 * 15 / 16 * static_cast<double>(tokens * 8192 * 2) / (4 * 128.0 * (1ULL << 30));
     EXPECT_NEAR(r.floor.collective_s, 4 * ar, 4 * ar * 1e-9) << what;
-    EXPECT_DOUBLE_EQ(r.floor.step_s, std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s})) << what;
+    EXPECT_DOUBLE_EQ(r.floor.step_s, std::max({r.floor.compute_s, r.floor.hbm_s, r.floor.collective_s}))
+        << what;
     return r;
   };
   for (const std::uint64_t b : {1u, 8u, 64u}) {
@@ -635,7 +643,8 @@ TEST(Prefill, DecodeStepsOfMoeSlidingWindowAndLatentModelsRun) {
       {"mistralai--Mixtral-8x7B-v0.1_config.json", {"model.num_hidden_layers=2"}},
       {"openai--gpt-oss-20b_config.json",
        {"model.num_hidden_layers=2", "model.layer_types=[sliding_attention, full_attention]"}},
-      {"deepseek-ai--DeepSeek-V3_config.json", {"model.num_hidden_layers=2", "model.first_k_dense_replace=1"}}};
+      {"deepseek-ai--DeepSeek-V3_config.json",
+       {"model.num_hidden_layers=2", "model.first_k_dense_replace=1"}}};
   const ChipConfig chip = trainium2_chip();
   for (const auto& [file, overrides] : models) {
     const auto m = load_model(file, overrides);
@@ -725,8 +734,8 @@ TEST(Prefill, TokenSampleIntervalsByHand) {
   EXPECT_EQ(token_sample_interval(130, 128).lo, 129u);  // (128, 256]
   EXPECT_EQ(token_sample_interval(130, 128).hi, 256u);
   EXPECT_DOUBLE_EQ(token_sample_interval(130, 128).weight(130), 1.0 / 127);
-  EXPECT_TRUE(token_sample_interval(128, 128).exact());  // grid point
-  EXPECT_TRUE(token_sample_interval(129, 128).exact());  // L + 1 is a sample itself
+  EXPECT_TRUE(token_sample_interval(128, 128).exact());   // grid point
+  EXPECT_TRUE(token_sample_interval(129, 128).exact());   // L + 1 is a sample itself
   EXPECT_EQ(token_sample_interval(3000, 128).lo, 2945u);  // 23 x 128 = 2,944
   EXPECT_EQ(token_sample_interval(3000, 128).hi, 3072u);
   EXPECT_EQ(token_sample_interval(5000, 128).lo, 4865u);  // step 256: 19 x 256 = 4,864
@@ -771,7 +780,8 @@ TEST(Prefill, SampledTokenCountsStayWithinTheMeasuredBound) {
     for (std::size_t i = 0; i < so.size(); ++i) {
       EXPECT_EQ(so[i].busy.flops, eo[i].busy.flops) << tokens << " " << so[i].name;
       if (so[i].kind == "gemm") {
-        EXPECT_LT(relative_error(so[i].busy.elapsed_ps, eo[i].busy.elapsed_ps), 0.035) << tokens << " " << so[i].name;
+        EXPECT_LT(relative_error(so[i].busy.elapsed_ps, eo[i].busy.elapsed_ps), 0.035)
+            << tokens << " " << so[i].name;
         EXPECT_NEAR(so[i].busy.tensor_ps / eo[i].busy.tensor_ps, 1.0, 0.035) << tokens << " " << so[i].name;
         EXPECT_NEAR(so[i].busy.hbm_ps / eo[i].busy.hbm_ps, 1.0, 0.035) << tokens << " " << so[i].name;
       }
@@ -813,7 +823,8 @@ TEST(Prefill, SampledMoeSlidingWindowAndLatentModelsKeepTheirFlops) {
       {"mistralai--Mixtral-8x7B-v0.1_config.json", {"model.num_hidden_layers=2"}},
       {"openai--gpt-oss-20b_config.json",
        {"model.num_hidden_layers=2", "model.layer_types=[sliding_attention, full_attention]"}},
-      {"deepseek-ai--DeepSeek-V3_config.json", {"model.num_hidden_layers=2", "model.first_k_dense_replace=1"}}};
+      {"deepseek-ai--DeepSeek-V3_config.json",
+       {"model.num_hidden_layers=2", "model.first_k_dense_replace=1"}}};
   for (const auto& [file, overrides] : models) {
     const auto m = load_model(file, overrides);
     TrainiumPrefill exact(trainium2_chip(), InstanceConfig{}, whole_instance(0));

@@ -170,7 +170,8 @@ TEST_F(Regress, OneHardwareChangeLeadsWithTheChangedKeyAndTheHeadlineFiguresThat
   // The rest is counted, not listed: neither the event count nor any utilization.
   EXPECT_EQ(line_of(r.out, "events"), "");
   for (const auto& l : lines) EXPECT_NE(l.rfind("utilization", 0), 0u) << l;
-  EXPECT_THAT(r.out, HasSubstr("other figure(s) changed, 4 of them out of tolerance: events 1 (1 out of tolerance)"));
+  EXPECT_THAT(
+      r.out, HasSubstr("other figure(s) changed, 4 of them out of tolerance: events 1 (1 out of tolerance)"));
   EXPECT_THAT(r.out, HasSubstr("--all lists them"));
   EXPECT_THAT(r.out, HasSubstr("14 figure(s) out of tolerance"));
   // --all lists every figure, moved or not.
@@ -178,7 +179,8 @@ TEST_F(Regress, OneHardwareChangeLeadsWithTheChangedKeyAndTheHeadlineFiguresThat
   EXPECT_EQ(all.exit_code, 1);
   EXPECT_THAT(line_of(all.out, "events"), MatchesRegex(".* OUT OF TOLERANCE"));
   EXPECT_THAT(line_of(all.out, "model.weight_bytes"), MatchesRegex(".* ok"));
-  EXPECT_GT(std::count(all.out.begin(), all.out.end(), '\n'), std::count(r.out.begin(), r.out.end(), '\n') + 5);
+  EXPECT_GT(std::count(all.out.begin(), all.out.end(), '\n'),
+            std::count(r.out.begin(), r.out.end(), '\n') + 5);
 }
 
 // A reference written before the configuration was recorded says so; --update records
@@ -205,7 +207,8 @@ TEST_F(Regress, UpdateRecordsTheResolvedConfiguration) {
   save(ref);
   Result bad = regress();
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_THAT(bad.err, HasSubstr("kv_link.json: config key 'kv_transfer.link.bandwidth': the value must be a string"));
+  EXPECT_THAT(bad.err,
+              HasSubstr("kv_link.json: config key 'kv_transfer.link.bandwidth': the value must be a string"));
 }
 
 }  // namespace

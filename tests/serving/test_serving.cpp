@@ -9,10 +9,10 @@
 
 #include <gtest/gtest.h>
 
-#include "systemc_models/tlm/shared_resource.h"
-#include "serving/serving_doubles.h"
-#include "util/systemc_test.h"
 #include <nlohmann/json.hpp>
+#include "serving/serving_doubles.h"
+#include "systemc_models/tlm/shared_resource.h"
+#include "util/systemc_test.h"
 
 #include "workloads/serving/serving_report.h"
 #include "workloads/serving/serving_system.h"
@@ -67,7 +67,9 @@ TEST_F(Serving, LayerwiseKvOverlapsThePrefill) {
   EXPECT_EQ(s["kv_transfer"]["bytes"], 100000);
   EXPECT_EQ(s["goodput"]["requests"], 0);
   const std::string csv = requests_csv(sys);
-  EXPECT_NE(csv.find("0,0,100,3,0,0,0,0.002,100000,0.001,0.00206,0,0.00206,0.002,0.00406,3"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("0,0,100,3,0,0,0,0.002,100000,0.001,0.00206,0,0.00206,0.002,0.00406,3"),
+            std::string::npos)
+      << csv;
 }
 
 TEST_F(Serving, TraceFollowsEachRequestFromPrefillToItsLastToken) {
@@ -79,7 +81,8 @@ TEST_F(Serving, TraceFollowsEachRequestFromPrefillToItsLastToken) {
     LinkPath path_model;
     ServingConfig c = base_config();
     // r0: 3 tokens (prefill + 2 decode steps); r1: 1 token (no decode, no arrow).
-    ServingSystem sys("serving", c, {req(0, 100, 3), req(0, 100, 1)}, {&prefill}, {&decode}, &path_model, &writer);
+    ServingSystem sys("serving", c, {req(0, 100, 3), req(0, 100, 1)}, {&prefill}, {&decode}, &path_model,
+                      &writer);
     run_to_end();
     writer.finish();
   }
@@ -201,7 +204,8 @@ TEST_F(Serving, PrefixReuseSkipsCachedBlocks) {
   c.prefill_max_batch_tokens = 4096;
   // Two 1024-token prompts with the same two 512-token blocks, 100 ms apart. The second
   // finds both blocks cached; its last token is still computed: 1 token, 1.01 ms.
-  ServingSystem sys("serving", c, {req(0, 1024, 1, {7, 8}), req(0.1, 1024, 1, {7, 8})}, {&prefill}, {&decode}, &path);
+  ServingSystem sys("serving", c, {req(0, 1024, 1, {7, 8}), req(0.1, 1024, 1, {7, 8})}, {&prefill}, {&decode},
+                    &path);
   run_to_end();
   EXPECT_EQ(sys.records()[1].prefix_hit_tokens, 1023u);
   EXPECT_NEAR(ms(sys.records()[0].first_token_s), 1.0 + 10.24, 1e-9);

@@ -49,8 +49,8 @@ TEST_F(ServingAdmission, FcfsAdmitsInArrivalOrderWithoutOvertaking) {
   ServingConfig c = base_config();
   c.admission = Admission::fcfs;
   c.decode_kv_capacity_bytes = 500'000;
-  ServingSystem sys("serving", c, {req(0, 100, 3), req(0, 100, 350), req(0.5e-3, 300, 2)}, {&prefill}, {&decode},
-                    &path);
+  ServingSystem sys("serving", c, {req(0, 100, 3), req(0, 100, 350), req(0.5e-3, 300, 2)}, {&prefill},
+                    {&decode}, &path);
   run_to_end();
   const auto& r = sys.records();
   EXPECT_NEAR(ms(r[0].kv_start_s), 3.0, 1e-9);
@@ -71,7 +71,8 @@ TEST_F(ServingAdmission, FcfsAdmitsInArrivalOrderWithoutOvertaking) {
 // 12,000 B); 200,000 B of capacity.
 //   Batch 1 at 0: r0 + r1, 0 -> 3 ms; batch 2: r2, 10 tokens, 3 -> 4.1 ms.
 //   At 0 r0 reserves 103,000 B; r1 does not fit (253,000 B) and waits.
-std::vector<RequestRecord> three_requests(Admission admission, std::vector<std::int64_t> priorities = {0, 0, 0}) {
+std::vector<RequestRecord> three_requests(Admission admission,
+                                          std::vector<std::int64_t> priorities = {0, 0, 0}) {
   LinearPrefill prefill(1);
   FixedDecode decode;
   LinkPath path;

@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "systemc_models/tlm/shared_resource.h"
 #include "serving/serving_doubles.h"
+#include "systemc_models/tlm/shared_resource.h"
 #include "util/systemc_test.h"
 #include "workloads/serving/serving_report.h"
 #include "workloads/serving/serving_system.h"
@@ -26,9 +26,7 @@ using doubles::req;
 
 // One request of 100 prompt tokens and 5 output tokens; 2 layers, layer-wise sending,
 // 1000 B of KV per token, two decode systems.
-ServingConfig base_config() {
-  return doubles::linear_config(2, KvSend::layerwise);
-}
+ServingConfig base_config() { return doubles::linear_config(2, KvSend::layerwise); }
 
 class ServingFaults : public testing::SystemCTest {};
 

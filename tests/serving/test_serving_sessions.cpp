@@ -251,8 +251,8 @@ TEST_F(ServingSessions, AFailedDecodeSystemLosesItsRetainedKv) {
   LinkPath path;
   ServingConfig c = base_config();
   const std::vector<DecodeOutage> outages = {DecodeOutage{0, 4e-3, 5e-3}};
-  ServingSystem sys("serving", c, session(0, {{100, 2, 0}, {10, 2, 5e-3}}), {&prefill}, {&decode}, &path, nullptr,
-                    outages);
+  ServingSystem sys("serving", c, session(0, {{100, 2, 0}, {10, 2, 5e-3}}), {&prefill}, {&decode}, &path,
+                    nullptr, outages);
   run_to_end();
   const auto& r = sys.records();
   EXPECT_EQ(sys.decode_failures(), 1u);

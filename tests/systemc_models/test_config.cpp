@@ -87,7 +87,8 @@ TEST(Config, ResolvedDocumentQuotesTextThatLooksLikeADocumentMarker) {
   EXPECT_THAT(resolved, HasSubstr("\"... b\": \"--- c\""));
   Document again = parse(resolved, "resolved.yaml");
   Section r = again.root();
-  EXPECT_EQ(r.section("--- a", "marker-like section").string("... b", {.doc = "marker-like string"}), "--- c");
+  EXPECT_EQ(r.section("--- a", "marker-like section").string("... b", {.doc = "marker-like string"}),
+            "--- c");
   EXPECT_EQ(again.resolved_yaml(), resolved);
 }
 
@@ -125,11 +126,13 @@ TEST(Config, NegativeBandwidthAndUnknownUnit) {
 
 TEST(Config, OutOfRangeWrongTypeMissingKeyAndBadChoice) {
   Document range = parse("link:\n  bandwidth: 1 GB/s\n  lanes: 65\n", "exp.yaml");
-  EXPECT_THAT(error_of([&] { read_link(range); }), HasSubstr("'65' is out of range; allowed: >= 1 and <= 64"));
+  EXPECT_THAT(error_of([&] { read_link(range); }),
+              HasSubstr("'65' is out of range; allowed: >= 1 and <= 64"));
   Document type = parse("link:\n  bandwidth: 1 GB/s\n  lanes: four\n", "exp.yaml");
   EXPECT_THAT(error_of([&] { read_link(type); }), HasSubstr("expected an integer, found 'four'"));
   Document section = parse("link: fast\n", "exp.yaml");
-  EXPECT_THAT(error_of([&] { read_link(section); }), HasSubstr("expected a mapping (a link), found a scalar 'fast'"));
+  EXPECT_THAT(error_of([&] { read_link(section); }),
+              HasSubstr("expected a mapping (a link), found a scalar 'fast'"));
   Document missing = parse("link:\n  lanes: 2\n", "exp.yaml");
   EXPECT_THAT(error_of([&] { read_link(missing); }), HasSubstr("missing required key 'bandwidth'"));
   Document choice = parse("link:\n  bandwidth: 1 GB/s\n  arbitration: fif0\n", "exp.yaml");
@@ -154,7 +157,7 @@ TEST_F(ConfigFiles, IncludesMergeInOrderAndLocalKeysOverride) {
   Document doc = load(exp);
   const Link l = read_link(doc);
   EXPECT_DOUBLE_EQ(l.bandwidth.bytes_per_s, 8e9);  // the later include wins
-  EXPECT_EQ(l.lanes, 8);                          // the including file wins over both
+  EXPECT_EQ(l.lanes, 8);                           // the including file wins over both
   // Errors point at the file that wrote the value.
   write("hw/bad.yaml", "link:\n  bandwidth: fast\n");
   const fs::path exp2 = write("exp2.yaml", "include: hw/bad.yaml\n");
@@ -178,7 +181,8 @@ TEST_F(ConfigFiles, IncludeUnderAKeyReadsJsonAsItIs) {
 TEST_F(ConfigFiles, IncludeCycleMissingIncludeEmptyFileAndGarbage) {
   write("a.yaml", "include: b.yaml\nx: 1\n");
   write("b.yaml", "include: a.yaml\n");
-  EXPECT_THAT(error_of([&] { load(dir_ / "a.yaml"); }), HasSubstr("include cycle: a.yaml -> b.yaml -> a.yaml"));
+  EXPECT_THAT(error_of([&] { load(dir_ / "a.yaml"); }),
+              HasSubstr("include cycle: a.yaml -> b.yaml -> a.yaml"));
   write("self.yaml", "include: self.yaml\n");
   EXPECT_THAT(error_of([&] { load(dir_ / "self.yaml"); }), HasSubstr("include cycle"));
   write("c.yaml", "include: nowhere.yaml\n");
@@ -189,7 +193,8 @@ TEST_F(ConfigFiles, IncludeCycleMissingIncludeEmptyFileAndGarbage) {
   write("empty.yaml", "# nothing here\n");
   EXPECT_THAT(error_of([&] { load(dir_ / "empty.yaml"); }), HasSubstr("file is empty"));
   write("list.yaml", "- 1\n- 2\n");
-  EXPECT_THAT(error_of([&] { load(dir_ / "list.yaml"); }), HasSubstr("expected a mapping of keys at the top level"));
+  EXPECT_THAT(error_of([&] { load(dir_ / "list.yaml"); }),
+              HasSubstr("expected a mapping of keys at the top level"));
   // Random bytes: refused as binary, never parsed for long.
   std::string garbage(1 << 20, '\0');
   std::mt19937 rng(7);
@@ -217,7 +222,8 @@ TEST_F(ConfigFiles, CommandLineOverrides) {
   EXPECT_THAT(e, HasSubstr("--set 'link.bandwith=2 GB/s'"));
   EXPECT_THAT(e, HasSubstr("did you mean 'bandwidth'?"));
   EXPECT_THAT(error_of([&] { load(exp, {"novalue"}); }), HasSubstr("expected KEY.PATH=VALUE"));
-  EXPECT_THAT(error_of([&] { load(exp, {"link.bandwidth.x=1"}); }), HasSubstr("cannot set a key inside a scalar"));
+  EXPECT_THAT(error_of([&] { load(exp, {"link.bandwidth.x=1"}); }),
+              HasSubstr("cannot set a key inside a scalar"));
 }
 
 // Found by fuzzing (fuzz/regressions/fuzz_config/alias_refers_to_itself): an anchor
@@ -251,7 +257,8 @@ TEST(Config, AliasesExpandingToTooManyValuesAreRefused) {
   EXPECT_THAT(e, HasSubstr("laughs.yaml:"));
   EXPECT_THAT(e, HasSubstr("aliases expand to too many values"));
   // A modest use of aliases is fine: 8 x 8 = 64 values from two lines.
-  EXPECT_NO_THROW(parse("a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8]\na1: [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n", "ok.yaml"));
+  EXPECT_NO_THROW(
+      parse("a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8]\na1: [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n", "ok.yaml"));
 }
 
 // Found by fuzzing (fuzz/regressions/fuzz_config/set_include): `--set include.b=2` put an
@@ -262,7 +269,8 @@ TEST_F(ConfigFiles, OverrideCannotAddAnInclude) {
   const std::string e = error_of([&] { load(exp, {"include.b=2"}); });
   EXPECT_THAT(e, HasSubstr("--set 'include.b=2'"));
   EXPECT_THAT(e, HasSubstr("'include' cannot be set with --set"));
-  EXPECT_THAT(error_of([&] { load(exp, {"link.include=other.yaml"}); }), HasSubstr("'include' cannot be set"));
+  EXPECT_THAT(error_of([&] { load(exp, {"link.include=other.yaml"}); }),
+              HasSubstr("'include' cannot be set"));
 }
 
 TEST(Config, DidYouMean) {

@@ -27,9 +27,9 @@
 namespace wse::tlm_blocks {
 namespace {
 
-using ::testing::HasSubstr;
 using sc_core::SC_NS;
 using sc_core::sc_time;
+using ::testing::HasSubstr;
 using wse::testing::SystemCTest;
 
 constexpr std::uint64_t kNs = 1000;  // picoseconds per nanosecond
@@ -354,8 +354,7 @@ TEST_F(SharedResourceTest, NonBlockingInitiatorsAreServedThroughTheSocketAdapter
 TEST_F(SharedResourceTest, TraceGetsOneSlicePerTransfer) {
   // Two 1000 B transfers at 0 ns, FIFO: slices [0, 1 us) and [1 us, 2 us) on the
   // resource's track (trace timestamps are microseconds).
-  const std::string path =
-      (::wse::testing::temp_path("wse_shared_resource_trace.json")).string();
+  const std::string path = (::wse::testing::temp_path("wse_shared_resource_trace.json")).string();
   {
     trace::Writer writer(path);
     Rig bench(gigabyte_per_second(Duration{10e-9}, 2), &writer);
@@ -465,8 +464,9 @@ TEST(TransferTiming, TransferBeyondTheLongestSimulatedTimeThrows) {
     (void)t.serialization_ps(122'000'000);
     FAIL();
   } catch (const TimeOverflow& e) {
-    EXPECT_THAT(e.what(), HasSubstr("simulated time overflow: kv_path.link: a transfer of 122000000 B at 0.125 B/s "
-                                    "reaches 976000000"));
+    EXPECT_THAT(e.what(),
+                HasSubstr("simulated time overflow: kv_path.link: a transfer of 122000000 B at 0.125 B/s "
+                          "reaches 976000000"));
   }
   EXPECT_EQ(t.serialization_ps(1), 8'000'000'000'000u);  // 8 s
   // Back-to-back reservations, each within the limit, whose sum is not.

@@ -133,9 +133,7 @@ TEST_F(StatsCollectTest, WalkerFindsProvidersInTheModuleTree) {
   EXPECT_EQ(u[0].first, "mem.access");
 }
 
-std::string temp_path(const std::string& name) {
-  return ::wse::testing::temp_path(name).string();
-}
+std::string temp_path(const std::string& name) { return ::wse::testing::temp_path(name).string(); }
 
 TEST(TraceWriter, FinishWritesValidTraceEventJson) {
   const std::string path = temp_path("wse_trace_writer_test.json");
@@ -209,9 +207,11 @@ namespace wse::stats {
 namespace {
 
 TEST(UtilizationClasses, GroupPathsThatDifferOnlyInTheirIndices) {
-  const std::vector<std::pair<std::string, double>> u{
-      {"efa.sender0.adapter0.tx", 0.5}, {"efa.sender0.adapter1.tx", 0.25}, {"efa.sender1.adapter0.tx", 0.75},
-      {"efa.fabric.path12.forward", 0.125}, {"trn2.hbm", 0.9}};
+  const std::vector<std::pair<std::string, double>> u{{"efa.sender0.adapter0.tx", 0.5},
+                                                      {"efa.sender0.adapter1.tx", 0.25},
+                                                      {"efa.sender1.adapter0.tx", 0.75},
+                                                      {"efa.fabric.path12.forward", 0.125},
+                                                      {"trn2.hbm", 0.9}};
   const auto c = utilization_classes(u);
   ASSERT_EQ(c.size(), 3u);
   // Busiest class first. A trailing number of any name component is an index, so

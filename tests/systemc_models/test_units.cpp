@@ -13,7 +13,7 @@ namespace {
 TEST(Units, SizesDistinguishDecimalAndBinaryPrefixes) {
   EXPECT_EQ(parse_size("1 KB").bytes, 1000u);
   EXPECT_EQ(parse_size("1 KiB").bytes, 1024u);
-  EXPECT_EQ(parse_size("48 KiB").bytes, 49152u);       // one WSE PE's SRAM
+  EXPECT_EQ(parse_size("48 KiB").bytes, 49152u);         // one WSE PE's SRAM
   EXPECT_EQ(parse_size("96 GiB").bytes, 103079215104u);  // one Trainium2 chip's HBM
   EXPECT_EQ(parse_size("2 MB").bytes, 2000000u);
   EXPECT_EQ(parse_size("1.5 KiB").bytes, 1536u);
@@ -97,12 +97,13 @@ TEST(Units, TimesBeyond2To63PicosecondsAreRefusedNotClamped) {
     parse_duration("1e9 s");
     FAIL() << "a time past 2^63 ps must be refused";
   } catch (const UnitError& e) {
-    EXPECT_EQ(e.problem(), "time is longer than a run can simulate, 9223372.036854775 s (2^63 ps, about 106.75 days)");
+    EXPECT_EQ(e.problem(),
+              "time is longer than a run can simulate, 9223372.036854775 s (2^63 ps, about 106.75 days)");
     EXPECT_EQ(e.found(), "1e9 s");
   }
   EXPECT_THROW(parse_duration("9223373 s"), UnitError);
   EXPECT_THROW(parse_duration("1e19 cycles", Frequency{1e12}), UnitError);  // 1e7 s
-  EXPECT_EQ(parse_duration("9223372 s").seconds, 9223372.0);                 // just inside
+  EXPECT_EQ(parse_duration("9223372 s").seconds, 9223372.0);                // just inside
   EXPECT_EQ(sim_time(9223372.0, "t").value(), 9223372000000000000ULL);
 
   // Computed times: the conversions to sc_time and picoseconds are checked.
@@ -110,8 +111,9 @@ TEST(Units, TimesBeyond2To63PicosecondsAreRefusedNotClamped) {
     (void)sim_time(1e9, "a decode step");
     FAIL();
   } catch (const TimeOverflow& e) {
-    EXPECT_STREQ(e.what(), "simulated time overflow: a decode step reaches 1000000000 s, beyond the longest time "
-                           "a run can simulate, 9223372.036854775 s (2^63 ps, about 106.75 days)");
+    EXPECT_STREQ(e.what(),
+                 "simulated time overflow: a decode step reaches 1000000000 s, beyond the longest time "
+                 "a run can simulate, 9223372.036854775 s (2^63 ps, about 106.75 days)");
   }
   EXPECT_THROW((void)sim_ps(1e7, "x"), TimeOverflow);
   EXPECT_THROW((void)sim_ps(std::numeric_limits<double>::quiet_NaN(), "x"), TimeOverflow);

@@ -13,8 +13,8 @@ namespace {
 // SystemC reports of severity warning and above fail the current test.
 void report_handler(const sc_core::sc_report& r, const sc_core::sc_actions& actions) {
   if (r.get_severity() >= sc_core::SC_WARNING) {
-    ADD_FAILURE() << "SystemC " << (r.get_severity() == sc_core::SC_WARNING ? "warning" : "error")
-                  << " [" << r.get_msg_type() << "]: " << r.get_msg();
+    ADD_FAILURE() << "SystemC " << (r.get_severity() == sc_core::SC_WARNING ? "warning" : "error") << " ["
+                  << r.get_msg_type() << "]: " << r.get_msg();
     return;
   }
   sc_core::sc_report_handler::default_handler(r, actions & ~sc_core::SC_STOP & ~sc_core::SC_ABORT);
@@ -43,9 +43,7 @@ void SystemCTest::run_to_end() {
 
 std::uint64_t SystemCTest::now_ps() { return sc_core::sc_time_stamp().value(); }
 
-std::string source_path(const std::string& relative) {
-  return std::string(WSE_SOURCE_DIR) + "/" + relative;
-}
+std::string source_path(const std::string& relative) { return std::string(WSE_SOURCE_DIR) + "/" + relative; }
 
 }  // namespace wse::testing
 

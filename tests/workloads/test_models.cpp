@@ -232,7 +232,8 @@ TEST(TransformerModel, LayerCountIsBounded) {
     EXPECT_THAT(e.what(), HasSubstr("key 'model.num_hidden_layers'"));
     EXPECT_THAT(e.what(), HasSubstr("out of range; allowed: >= 1 and <= 4096"));
   }
-  EXPECT_EQ(load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=4096"}).layers, 4096u);
+  EXPECT_EQ(load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=4096"}).layers,
+            4096u);
 }
 
 // Found by fuzzing (fuzz/regressions/fuzz_hf_config/counts_wrap_past_64_bits.json):

@@ -150,19 +150,23 @@ TEST(OpTrace, ErrorsNameFileLineAndKey) {
 // bits they wrapped to 0, and the run reported `op_trace.flops: 0` with exit 0.
 TEST(OpTrace, GemmFlopsBeyond64BitsAreRefusedNotWrapped) {
   EXPECT_THAT(
-      error_of(kHeader + R"({"kind":"gemm","name":"w","layer":0,"m":1048576,"k":128,"n":1048576,"count":4194304})"),
+      error_of(kHeader +
+               R"({"kind":"gemm","name":"w","layer":0,"m":1048576,"k":128,"n":1048576,"count":4194304})"),
       AllOf(HasSubstr("bad.jsonl:2:1: key 'm': 2 x m x k x n x count = 1.18059e+21 FLOPs does not fit in "
                       "64 bits")));
   // Just below 2^64: exact.
-  std::stringstream ok(kHeader + R"({"kind":"gemm","name":"w","layer":0,"m":1048576,"k":128,"n":1048576,"count":32767})"
-                                 "\n");
+  std::stringstream ok(kHeader +
+                       R"({"kind":"gemm","name":"w","layer":0,"m":1048576,"k":128,"n":1048576,"count":32767})"
+                       "\n");
   const OpTrace t = read_op_trace(ok, "ok.jsonl");
   EXPECT_EQ(t.graph.ops[0].flops, 2ULL * 1048576ULL * 128ULL * 1048576ULL * 32767ULL);
   // Three operators that fit alone (2^63 - 2^48 FLOPs each) but whose sum wraps.
-  const std::string big = R"({"kind":"gemm","name":"w","layer":0,"m":1048576,"k":128,"n":1048576,"count":32767})";
-  EXPECT_THAT(error_of(kHeader + big + "\n" + big + "\n" + big),
-              AllOf(HasSubstr("bad.jsonl:4:1: key 'flops': the operators' FLOPs up to this line add up to more "
-                              "than 2^64 - 1")));
+  const std::string big =
+      R"({"kind":"gemm","name":"w","layer":0,"m":1048576,"k":128,"n":1048576,"count":32767})";
+  EXPECT_THAT(
+      error_of(kHeader + big + "\n" + big + "\n" + big),
+      AllOf(HasSubstr("bad.jsonl:4:1: key 'flops': the operators' FLOPs up to this line add up to more "
+                      "than 2^64 - 1")));
 }
 
 }  // namespace

@@ -136,8 +136,9 @@ TEST(RequestTrace, TokenCountsMustBeNonNegative32BitIntegers) {
     read_trace(o);
     FAIL() << "a count above 32 bits must be refused, not cut to 1";
   } catch (const config::ConfigError& e) {
-    EXPECT_THAT(e.what(), AllOf(HasSubstr("wse_token_counts.csv:2:1"),
-                                HasSubstr("token count 4294967297 is too large (at most 4294967295 tokens)")));
+    EXPECT_THAT(e.what(),
+                AllOf(HasSubstr("wse_token_counts.csv:2:1"),
+                      HasSubstr("token count 4294967297 is too large (at most 4294967295 tokens)")));
   }
   fs::remove(j);
   fs::remove(c);
@@ -156,7 +157,8 @@ TEST(RequestTrace, MooncakePriority) {
   EXPECT_EQ(reqs[0].priority, 0);
   EXPECT_EQ(reqs[1].priority, -7);
   for (const std::string bad : {"\"high\"", "1.5", "9223372036854775808"}) {
-    std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1, \"priority\": " << bad << "}\n";
+    std::ofstream(j) << "{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 1, \"priority\": " << bad
+                     << "}\n";
     try {
       read_trace(o);
       FAIL() << bad;
@@ -340,7 +342,8 @@ TEST(SyntheticTraceDeathTest, TinyCvReturnsPromptlyWithRegularGaps) {
         const auto r = generate(1e-160);
         // Gaps of exactly 1 / rate = 0.5 s: arrivals 0, 0.5, 1, ... (exact in binary).
         bool exact = r.size() == 1000;
-        for (std::size_t i = 0; i < r.size(); ++i) exact = exact && r[i].arrival_s == 0.5 * static_cast<double>(i);
+        for (std::size_t i = 0; i < r.size(); ++i)
+          exact = exact && r[i].arrival_s == 0.5 * static_cast<double>(i);
         // _exit: the child only reports the result; exit handlers (the leak check of a
         // sanitizer build, which would count `r` on this frame as lost) are the parent's.
         _exit(exact ? 0 : 1);
@@ -403,10 +406,11 @@ TEST(SyntheticTrace, ConfigReaderAndErrors) {
 // A session file: one session per line, each turn's prompt the whole context so far.
 TEST(SessionTrace, TurnsCarryTheWholeContextAndArriveAfterTheirPreviousTurn) {
   const fs::path j = ::wse::testing::temp_path("wse_sessions.jsonl");
-  std::ofstream(j) << "{\"start_s\": 10, \"shared_prefix\": 600, \"prefix_id\": 1, \"turns\": "
-                      "[{\"prompt\": 40, \"output\": 5}, {\"prompt\": 30, \"output\": 7, \"think_s\": 2.5}]}\n"
-                      "\n"
-                      "{\"start_s\": 12, \"turns\": [{\"prompt\": 8, \"output\": 1}]}\n";
+  std::ofstream(j)
+      << "{\"start_s\": 10, \"shared_prefix\": 600, \"prefix_id\": 1, \"turns\": "
+         "[{\"prompt\": 40, \"output\": 5}, {\"prompt\": 30, \"output\": 7, \"think_s\": 2.5}]}\n"
+         "\n"
+         "{\"start_s\": 12, \"turns\": [{\"prompt\": 8, \"output\": 1}]}\n";
   TraceOptions o;
   o.format = TraceFormat::sessions_jsonl;
   o.path = j;
@@ -447,9 +451,11 @@ TEST(SessionTrace, MalformedSessionsNameFileAndLine) {
     return second_line_error(o, R"({"start_s": 0, "turns": [{"prompt": 5, "output": 1}]})", second_line);
   };
   const std::string ok_turn = "{\"prompt\": 5, \"output\": 1}";
-  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", {\"prompt\": 5, \"output\": 1, \"think_s\": -1}]}"),
-              AllOf(HasSubstr("wse_bad_sessions.jsonl:2:1"),
-                    HasSubstr("turn 1: think_s -1 would make the turn arrive before its previous turn's answer")));
+  EXPECT_THAT(
+      error_for("{\"start_s\": 1, \"turns\": [" + ok_turn +
+                ", {\"prompt\": 5, \"output\": 1, \"think_s\": -1}]}"),
+      AllOf(HasSubstr("wse_bad_sessions.jsonl:2:1"),
+            HasSubstr("turn 1: think_s -1 would make the turn arrive before its previous turn's answer")));
   EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [{\"prompt\": 5, \"output\": 1, \"think_s\": 3}]}"),
               HasSubstr("turn 0: think_s must be 0 or absent"));
   EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + "], \"user\": 3}"),
@@ -462,15 +468,17 @@ TEST(SessionTrace, MalformedSessionsNameFileAndLine) {
   EXPECT_THAT(error_for("{\"turns\": [" + ok_turn + "]}"), HasSubstr("missing \"start_s\""));
   EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", {\"prompt\": 0, \"output\": 1}]}"),
               HasSubstr("turn 1: prompt must be positive"));
-  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [{\"prompt\": 4294967295, \"output\": 1}, " + ok_turn + "]}"),
-              HasSubstr("context grows past 4294967295 tokens"));
-  std::ofstream(j) << "{\"start_s\": 5, \"turns\": [" << ok_turn << "]}\n{\"start_s\": 4, \"turns\": [" << ok_turn
-                   << "]}\n";
+  EXPECT_THAT(
+      error_for("{\"start_s\": 1, \"turns\": [{\"prompt\": 4294967295, \"output\": 1}, " + ok_turn + "]}"),
+      HasSubstr("context grows past 4294967295 tokens"));
+  std::ofstream(j) << "{\"start_s\": 5, \"turns\": [" << ok_turn << "]}\n{\"start_s\": 4, \"turns\": ["
+                   << ok_turn << "]}\n";
   EXPECT_THROW(read_trace(o), config::ConfigError);
   // The model's context window holds every turn, the last one's included.
   o.max_context_tokens = 20;
   o.max_context_what = "max_position_embeddings = 20";
-  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", " + ok_turn + ", " + ok_turn + ", " + ok_turn + "]}"),
+  EXPECT_THAT(error_for("{\"start_s\": 1, \"turns\": [" + ok_turn + ", " + ok_turn + ", " + ok_turn + ", " +
+                        ok_turn + "]}"),
               AllOf(HasSubstr(":2:1"), HasSubstr("turn 3 needs 24 tokens of context")));
   fs::remove(j);
 }

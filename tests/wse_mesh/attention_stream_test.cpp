@@ -213,8 +213,8 @@ TEST(AttentionStream, ClosedFormBoundsThePerPeRecurrences) {
               a.ring = ring;
               const AttentionStreamResult r = run_attention_stream(FabricConfig{}, pe, a);
               const std::uint64_t closed = attention_stream_closed_form(FabricConfig{}, pe, a, ring, 2);
-              EXPECT_LE(r.total_cycles, closed) << "D " << D << " tpp " << tpp << " context " << context << " qt "
-                                                << qt << " " << stream_ring_name(ring);
+              EXPECT_LE(r.total_cycles, closed) << "D " << D << " tpp " << tpp << " context " << context
+                                                << " qt " << qt << " " << stream_ring_name(ring);
               if (context >= 60 && qt <= 8) {
                 // Late in the context (nearly every block attended): within 5% (measured 0.02-4.6%).
                 EXPECT_GE(static_cast<double>(r.total_cycles), 0.95 * static_cast<double>(closed))
@@ -279,7 +279,8 @@ TEST(AttentionStream, RingShiftsOnTheFabric) {
       sent.emplace_back(f.inject(rings[k][e].front(), static_cast<Color>(e), 8, 0), rings[k][e].size() - 1);
     }
     f.run_until_idle();
-    for (const auto& [m, hops] : sent) EXPECT_EQ(last[m] + 1, hops * 1 + 8 + 2) << "ring " << k << " message " << m;
+    for (const auto& [m, hops] : sent)
+      EXPECT_EQ(last[m] + 1, hops * 1 + 8 + 2) << "ring " << k << " message " << m;
   }
 }
 

@@ -426,8 +426,10 @@ TEST_F(GemvTest, NoGemvBeatsItsFloor) {
   EXPECT_EQ(gemv_floor_cycles(FabricConfig{}, wse2_pe(), g), 12u);
   // Every reduction, both accumulations, both PEs, per-PE and tiled, on a few shapes.
   for (GemvConfig s : {four_by_four(1), four_by_four(8)}) {
-    for (auto [m, k, p, q] : {std::array<std::uint32_t, 4>{256, 256, 16, 16}, {100, 90, 12, 18},
-                              {64, 4096, 1, 64}, {4096, 64, 64, 1}}) {
+    for (auto [m, k, p, q] : {std::array<std::uint32_t, 4>{256, 256, 16, 16},
+                              {100, 90, 12, 18},
+                              {64, 4096, 1, 64},
+                              {4096, 64, 64, 1}}) {
       s.rows = m;
       s.cols = k;
       s.grid_rows = p;

@@ -126,7 +126,8 @@ std::vector<GemvConfig> bound_grids() {
 // to (k - 1) H + 2R + 1 early (R = H = 1 here).
 // Nodes split the grid evenly and PEs the matrix evenly.
 bool even(const GemvConfig& g, std::uint32_t k) {
-  return g.grid_rows % k == 0 && g.grid_cols % k == 0 && g.rows % g.grid_rows == 0 && g.cols % g.grid_cols == 0;
+  return g.grid_rows % k == 0 && g.grid_cols % k == 0 && g.rows % g.grid_rows == 0 &&
+         g.cols % g.grid_cols == 0;
 }
 
 std::int64_t x_skew(std::uint32_t k) { return static_cast<std::int64_t>(k - 1) + 3; }

@@ -206,7 +206,8 @@ TEST_F(KernelCacheTest, AttentionStreamKeyHoldsEveryField) {
   same.context = a.context;
   same.query_tokens = a.query_tokens;
   same.tokens_per_pe = a.tokens_per_pe;
-  EXPECT_NE(KernelCache::key(FabricConfig{}, PeConfig{}, a), KernelCache::key(FabricConfig{}, PeConfig{}, same));
+  EXPECT_NE(KernelCache::key(FabricConfig{}, PeConfig{}, a),
+            KernelCache::key(FabricConfig{}, PeConfig{}, same));
   // Simulated once, reused.
   KernelCache cache;
   AttentionStreamConfig small;

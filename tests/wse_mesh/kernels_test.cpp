@@ -64,7 +64,7 @@ TEST_F(KernelsTest, DecodeAttentionOnFourPesExactCycles) {
   EXPECT_EQ(r.grid_rows, 1u);
   EXPECT_EQ(r.grid_cols, 4u);
   EXPECT_EQ(r.append_cycles, 13u);
-  EXPECT_EQ(r.query_cycles, 8u);    // PE 3's second q wavelet at 7, usable at 8
+  EXPECT_EQ(r.query_cycles, 8u);     // PE 3's second q wavelet at 7, usable at 8
   EXPECT_EQ(r.compute_cycles, 40u);  // PE 3: stores 6 + 34
   EXPECT_EQ(r.compute_done_cycles, 47u);
   EXPECT_EQ(r.total_cycles, 109u);
@@ -80,11 +80,13 @@ TEST_F(KernelsTest, CombineChainVersusTree) {
   // 99; PE 0 gets them at 92, 94, .., 102: m at 93..110, then 112, .., 120; normalised
   // at 129: 20 cycles more than the tree, whose two streams into PE 0 overlap PE 3's
   // late start.
-  const AttentionResult chain = run_attention(FabricConfig{}, PeConfig{}, small_attention(7, Reduction::kChain));
+  const AttentionResult chain =
+      run_attention(FabricConfig{}, PeConfig{}, small_attention(7, Reduction::kChain));
   EXPECT_EQ(chain.compute_done_cycles, 47u);
   EXPECT_EQ(chain.total_cycles, 129u);
   EXPECT_EQ(chain.wavelet_hops, 4u * 3 + 2u * 3 + 6u * 3);
-  const AttentionResult tree = run_attention(FabricConfig{}, PeConfig{}, small_attention(7, Reduction::kTree));
+  const AttentionResult tree =
+      run_attention(FabricConfig{}, PeConfig{}, small_attention(7, Reduction::kTree));
   EXPECT_LT(tree.total_cycles, chain.total_cycles);
 }
 
@@ -147,9 +149,9 @@ TEST_F(KernelsTest, FoldedRowsGiveTheWholeHeadsResult) {
             const AttentionResult whole = run_attention(fc, PeConfig{}, a);
             a.fold_rows = true;
             const AttentionResult f = run_attention(fc, PeConfig{}, a);
-            const std::string where = std::string(reduction_name(red)) + ", hop " + std::to_string(hop) + ", " +
-                                      std::to_string(Q) + " columns, " + std::to_string(blocks) + " blocks, " +
-                                      std::to_string(query_tokens) + " query tokens";
+            const std::string where = std::string(reduction_name(red)) + ", hop " + std::to_string(hop) +
+                                      ", " + std::to_string(Q) + " columns, " + std::to_string(blocks) +
+                                      " blocks, " + std::to_string(query_tokens) + " query tokens";
             EXPECT_EQ(whole.rows_simulated, (blocks + Q - 1) / Q) << where;
             EXPECT_EQ(f.rows_simulated, 3u) << where;
             folded_cases += f.rows_simulated == 3u;
@@ -291,7 +293,8 @@ TEST_F(KernelsTest, RmsNormOnFourPesExactCycles) {
   // Tree: PE 1 -> 0, PE 3 -> 2 delivered at 5, added 6..7; PE 2 sends at 7, reaching
   // PE 0 at 11, added 12..13; scale 13..21; broadcast at 21 reaches PE j at 23 + j,
   // usable 24 + j; PE 3 done at 27 + 4 = 31.
-  const VectorKernelResult t = run_vector_kernel(FabricConfig{}, PeConfig{}, line(VectorOp::kRmsNorm, 16, 4, Reduction::kTree));
+  const VectorKernelResult t =
+      run_vector_kernel(FabricConfig{}, PeConfig{}, line(VectorOp::kRmsNorm, 16, 4, Reduction::kTree));
   EXPECT_EQ(t.total_cycles, 31u);
   EXPECT_EQ(t.local_cycles, 6u);
   EXPECT_EQ(t.reduce_cycles, 21u - 2u);
@@ -343,8 +346,9 @@ TEST_F(KernelsTest, TwoVectorsPipeline) {
 }
 
 TEST_F(KernelsTest, VectorKernelErrors) {
-  EXPECT_THROW(run_vector_kernel(FabricConfig{}, PeConfig{}, line(VectorOp::kRmsNorm, 3, 4, Reduction::kTree)),
-               std::invalid_argument);  // fewer values than PEs
+  EXPECT_THROW(
+      run_vector_kernel(FabricConfig{}, PeConfig{}, line(VectorOp::kRmsNorm, 3, 4, Reduction::kTree)),
+      std::invalid_argument);  // fewer values than PEs
   VectorKernelConfig big = line(VectorOp::kRmsNorm, 64 * 1024, 1, Reduction::kTree);
   EXPECT_THROW(run_vector_kernel(FabricConfig{}, PeConfig{}, big), CapacityError);  // 128 KiB on one PE
 }

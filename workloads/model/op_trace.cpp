@@ -210,8 +210,9 @@ Operator read_op(LineReader& r) {
     for (const std::uint64_t factor : {op.m, op.k, op.n, std::uint64_t{op.count}}) {
       if (__builtin_mul_overflow(f, factor, &f)) {
         std::ostringstream m;
-        m << "2 x m x k x n x count = " << 2.0 * static_cast<double>(op.m) * static_cast<double>(op.k) *
-                 static_cast<double>(op.n) * op.count
+        m << "2 x m x k x n x count = "
+          << 2.0 * static_cast<double>(op.m) * static_cast<double>(op.k) * static_cast<double>(op.n) *
+                 op.count
           << " FLOPs does not fit in 64 bits (at most 18446744073709551615); split the operator into smaller "
              "ones or give smaller dimensions";
         r.fail("m", m.str());
@@ -365,8 +366,9 @@ OpTrace read_op_trace(std::istream& in, const std::string& file) {
                           std::to_string(t.model.layers) + " layers");
     }
     if (__builtin_add_overflow(total_flops, op.flops, &total_flops)) {
-      r.fail("flops", "the operators' FLOPs up to this line add up to more than 2^64 - 1 "
-                      "(18446744073709551615); split the trace");
+      r.fail("flops",
+             "the operators' FLOPs up to this line add up to more than 2^64 - 1 "
+             "(18446744073709551615); split the trace");
     }
     t.graph.ops.push_back(std::move(op));
   }

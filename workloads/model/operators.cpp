@@ -419,7 +419,8 @@ OperatorGraph lower_decode(const TransformerModel& model, const std::vector<std:
 
 bool row_parallel(const Operator& op) {
   const auto ends_with = [&](std::string_view suffix) {
-    return op.name.size() >= suffix.size() && op.name.compare(op.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return op.name.size() >= suffix.size() &&
+           op.name.compare(op.name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   return ends_with("o_proj") || ends_with("down_proj");
 }

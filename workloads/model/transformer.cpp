@@ -407,12 +407,12 @@ TransformerModel read_transformer(config::Section& s) {
   // models have at most a few hundred layers; 1e9 would allocate gigabytes before any check.
   m.layers = static_cast<std::uint32_t>(
       s.integer("num_hidden_layers", {.doc = "decoder layers", .min = 1, .max = kMaxLayers}));
-  m.max_position_embeddings = static_cast<std::uint64_t>(s.integer(
-      "max_position_embeddings",
-      {.doc = "the context window in tokens: a request whose prompt and output exceed it is refused (0: unchecked)",
-       .def = "0",
-       .min = 0,
-       .max = 4294967296.0}));
+  m.max_position_embeddings = static_cast<std::uint64_t>(
+      s.integer("max_position_embeddings", {.doc = "the context window in tokens: a request whose prompt and "
+                                                   "output exceed it is refused (0: unchecked)",
+                                            .def = "0",
+                                            .min = 0,
+                                            .max = 4294967296.0}));
   m.hidden = u32(s, "hidden_size", "model width");
   m.heads = u32(s, "num_attention_heads", "query heads");
   m.kv_heads = static_cast<std::uint32_t>(
@@ -557,9 +557,9 @@ TransformerModel read_transformer(config::Section& s) {
                                   {.doc = "every step-th layer is MoE", .def = "1", .min = 1, .max = 1e6});
       std::vector<std::int64_t> dense_layers;
       if (s.has("mlp_only_layers")) {
-        dense_layers = s.integer_list("mlp_only_layers", {.doc = "layers with a dense MLP",
-                                                          .min = 0,
-                                                          .max = static_cast<double>(m.layers) - 1});
+        dense_layers = s.integer_list(
+            "mlp_only_layers",
+            {.doc = "layers with a dense MLP", .min = 0, .max = static_cast<double>(m.layers) - 1});
       }
       for (std::uint32_t l = 0; l < m.layers; ++l) {
         moe[l] = (l + 1) % step == 0 &&

@@ -20,8 +20,8 @@ struct PrefillChunk {
 };
 
 struct PrefillTiming {
-  double seconds = 0.0;               // the whole batch, start to end
-  std::vector<double> layer_done_s;   // per layer: when its output is ready, from the start
+  double seconds = 0.0;              // the whole batch, start to end
+  std::vector<double> layer_done_s;  // per layer: when its output is ready, from the start
 };
 
 class PrefillBackend {

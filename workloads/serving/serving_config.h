@@ -44,7 +44,8 @@ enum class Failover {
 // nothing behind it is (no request overtakes another).
 enum class Admission {
   fcfs,            // by arrival
-  shortest_first,  // fewest tokens the scheduler knows of (prompt + output under oracle, prompt under unknown); ties by arrival
+  shortest_first,  // fewest tokens the scheduler knows of (prompt + output under oracle, prompt under
+                   // unknown); ties by arrival
   priority,        // lowest workloads::Request::priority first; ties by arrival
 };
 
@@ -104,8 +105,10 @@ struct ServingConfig {
   double tpot_slo_s = 0.0;
   // Recovery from decode-system failures (docs/faults.md).
   Failover failover = Failover::resend_kv;
-  double prefill_kv_hold_s = 0.0;  // the prefill side keeps a request's KV this long after its prefill (0 = until it ends)
-  double reject_after_s = 0.0;     // a request waiting this long with no decode system up is rejected (0 = never)
+  double prefill_kv_hold_s =
+      0.0;  // the prefill side keeps a request's KV this long after its prefill (0 = until it ends)
+  double reject_after_s =
+      0.0;  // a request waiting this long with no decode system up is rejected (0 = never)
   Admission admission = Admission::fcfs;
   OutputLength output_length = OutputLength::oracle;
   Preemption preemption = Preemption::recompute;
@@ -119,7 +122,7 @@ struct ServingConfig {
   // Filled by the system from the model and hardware, not from the serving section.
   std::uint32_t layers = 1;
   std::function<std::uint64_t(std::uint64_t tokens)> kv_bytes;  // KV of a context of `tokens`
-  std::uint64_t decode_kv_capacity_bytes = 0;                    // per decode system
+  std::uint64_t decode_kv_capacity_bytes = 0;                   // per decode system
 };
 
 // Reads `serving:` (everything except the fields the system fills).

@@ -12,7 +12,10 @@ namespace wse::serving {
 namespace {
 
 nlohmann::json percentiles(const stats::Distribution& d) {
-  return {{"mean", d.mean()}, {"p50", d.percentile(50)}, {"p90", d.percentile(90)}, {"p99", d.percentile(99)},
+  return {{"mean", d.mean()},
+          {"p50", d.percentile(50)},
+          {"p90", d.percentile(90)},
+          {"p99", d.percentile(99)},
           {"count", d.count()}};
 }
 
@@ -56,12 +59,9 @@ void summarize_sessions(const ServingSystem& system, const ServingConfig& config
       length.sample(recs[i].last_token_s - start);
     }
   }
-  s["sessions"] = {{"sessions", sessions},
-                   {"completed", completed},
-                   {"turns", reqs.size()},
-                   {"turns_completed", turns_done},
-                   {"new_prompt_tokens", new_tokens},
-                   {"length_s", percentiles(length)}};
+  s["sessions"] = {
+      {"sessions", sessions},          {"completed", completed},          {"turns", reqs.size()},
+      {"turns_completed", turns_done}, {"new_prompt_tokens", new_tokens}, {"length_s", percentiles(length)}};
   if (config.placement == Placement::colocated) {
     // No KV crosses machines: what retention saves is prefill work.
     s["sessions"]["kv_retention"] = retention_json(system.retention(), config.kv_retention);
@@ -107,9 +107,13 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
   }
   const double span = first_arrival < 0 ? 0 : last_token - first_arrival;
   const std::uint64_t done = ttft.count();
-  s["requests"] = {{"completed", done}, {"rejected", system.rejected()}, {"total", system.requests().size()},
+  s["requests"] = {{"completed", done},
+                   {"rejected", system.rejected()},
+                   {"total", system.requests().size()},
                    {"ttft_s", percentiles(ttft)},
-                   {"tpot_s", percentiles(tpot)}, {"e2e_s", percentiles(e2e)}, {"itl_s", percentiles(system.itl())}};
+                   {"tpot_s", percentiles(tpot)},
+                   {"e2e_s", percentiles(e2e)},
+                   {"itl_s", percentiles(system.itl())}};
   s["throughput"] = {{"output_tokens_per_s", span > 0 ? static_cast<double>(tokens) / span : 0.0},
                      {"requests_per_s", span > 0 ? static_cast<double>(done) / span : 0.0},
                      {"output_tokens", tokens}};
@@ -129,11 +133,16 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
     swap_bytes += r.swap_bytes;
   }
   s["preemption"] = {{"policy", config.preemption == Preemption::swap ? "swap" : "recompute"},
-                     {"preemptions", system.preemptions()}, {"requests_preempted", preempted},
-                     {"by_recompute", system.preemptions() - swaps}, {"by_swap", swaps},
-                     {"tokens_recomputed", recomputed}, {"swap_bytes", swap_bytes}};
+                     {"preemptions", system.preemptions()},
+                     {"requests_preempted", preempted},
+                     {"by_recompute", system.preemptions() - swaps},
+                     {"by_swap", swaps},
+                     {"tokens_recomputed", recomputed},
+                     {"swap_bytes", swap_bytes}};
   summarize_sessions(system, config, s);
-  s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s}, {"tpot_slo_s", config.tpot_slo_s}, {"requests", good},
+  s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s},
+                  {"tpot_slo_s", config.tpot_slo_s},
+                  {"requests", good},
                   {"fraction", done ? static_cast<double>(good) / static_cast<double>(done) : 0.0},
                   {"requests_per_s", span > 0 ? static_cast<double>(good) / span : 0.0}};
 }
@@ -174,44 +183,119 @@ std::string tokens_csv(const ServingSystem& system) {
 }
 
 std::string requests_csv(const ServingSystem& system) {
-  sim::CsvWriter csv({"request", "arrival_s", "input_tokens", "output_tokens", "prefix_hit_tokens", "prefill_instance",
-                      "prefill_start_s", "prefill_end_s", "kv_bytes", "transfer_start_s", "transfer_end_s",
-                      "decode_system", "decode_start_s", "first_token_s", "last_token_s", "tokens_out", "state",
-                      "reason", "reroutes", "reprefills", "kv_resends", "kv_bytes_resent", "tokens_recomputed",
-                      "preemptions", "preempt_tokens_recomputed", "swap_bytes"});
+  sim::CsvWriter csv({"request",
+                      "arrival_s",
+                      "input_tokens",
+                      "output_tokens",
+                      "prefix_hit_tokens",
+                      "prefill_instance",
+                      "prefill_start_s",
+                      "prefill_end_s",
+                      "kv_bytes",
+                      "transfer_start_s",
+                      "transfer_end_s",
+                      "decode_system",
+                      "decode_start_s",
+                      "first_token_s",
+                      "last_token_s",
+                      "tokens_out",
+                      "state",
+                      "reason",
+                      "reroutes",
+                      "reprefills",
+                      "kv_resends",
+                      "kv_bytes_resent",
+                      "tokens_recomputed",
+                      "preemptions",
+                      "preempt_tokens_recomputed",
+                      "swap_bytes"});
   const auto& reqs = system.requests();
   const auto& recs = system.records();
   // Traces of sessions add each request's session and turn (other traces keep their
   // columns as they were).
   const bool sessions = !reqs.empty() && reqs.front().in_session();
   if (sessions) {
-    sim::CsvWriter with({"request", "session", "turn", "arrival_s", "input_tokens", "new_tokens", "output_tokens",
-                         "prefix_hit_tokens", "prefill_instance", "prefill_start_s", "prefill_end_s", "kv_bytes",
-                         "kv_retained_tokens", "kv_bytes_saved", "kv_reload_s", "transfer_start_s", "transfer_end_s", "decode_system", "decode_start_s", "first_token_s",
-                         "last_token_s", "tokens_out", "state", "reason"});
+    sim::CsvWriter with({"request",
+                         "session",
+                         "turn",
+                         "arrival_s",
+                         "input_tokens",
+                         "new_tokens",
+                         "output_tokens",
+                         "prefix_hit_tokens",
+                         "prefill_instance",
+                         "prefill_start_s",
+                         "prefill_end_s",
+                         "kv_bytes",
+                         "kv_retained_tokens",
+                         "kv_bytes_saved",
+                         "kv_reload_s",
+                         "transfer_start_s",
+                         "transfer_end_s",
+                         "decode_system",
+                         "decode_start_s",
+                         "first_token_s",
+                         "last_token_s",
+                         "tokens_out",
+                         "state",
+                         "reason"});
     for (std::size_t i = 0; i < recs.size(); ++i) {
       const RequestRecord& r = recs[i];
-      with.row({std::to_string(reqs[i].id), std::to_string(reqs[i].session), std::to_string(reqs[i].turn),
-                t(r.arrival_s), std::to_string(reqs[i].input_tokens), std::to_string(reqs[i].new_tokens),
-                std::to_string(reqs[i].output_tokens), std::to_string(r.prefix_hit_tokens),
-                std::to_string(r.prefill_instance), t(r.prefill_start_s), t(r.first_token_s),
-                std::to_string(r.kv_bytes), std::to_string(r.kv_retained_tokens), std::to_string(r.kv_bytes_saved),
-                sim::fmt_num(r.kv_reload_s), t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system),
-                t(r.decode_start_s), t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out), r.state(),
+      with.row({std::to_string(reqs[i].id),
+                std::to_string(reqs[i].session),
+                std::to_string(reqs[i].turn),
+                t(r.arrival_s),
+                std::to_string(reqs[i].input_tokens),
+                std::to_string(reqs[i].new_tokens),
+                std::to_string(reqs[i].output_tokens),
+                std::to_string(r.prefix_hit_tokens),
+                std::to_string(r.prefill_instance),
+                t(r.prefill_start_s),
+                t(r.first_token_s),
+                std::to_string(r.kv_bytes),
+                std::to_string(r.kv_retained_tokens),
+                std::to_string(r.kv_bytes_saved),
+                sim::fmt_num(r.kv_reload_s),
+                t(r.kv_start_s),
+                t(r.kv_end_s),
+                std::to_string(r.decode_system),
+                t(r.decode_start_s),
+                t(r.first_token_s),
+                t(r.last_token_s),
+                std::to_string(r.tokens_out),
+                r.state(),
                 r.reason});
     }
     return with.str();
   }
   for (std::size_t i = 0; i < recs.size(); ++i) {
     const RequestRecord& r = recs[i];
-    csv.row({std::to_string(reqs[i].id), t(r.arrival_s), std::to_string(reqs[i].input_tokens),
-             std::to_string(reqs[i].output_tokens), std::to_string(r.prefix_hit_tokens),
-             std::to_string(r.prefill_instance), t(r.prefill_start_s), t(r.first_token_s), std::to_string(r.kv_bytes),
-             t(r.kv_start_s), t(r.kv_end_s), std::to_string(r.decode_system), t(r.decode_start_s),
-             t(r.first_token_s), t(r.last_token_s), std::to_string(r.tokens_out), r.state(), r.reason,
-             std::to_string(r.reroutes), std::to_string(r.reprefills), std::to_string(r.kv_resends),
-             std::to_string(r.kv_bytes_resent), std::to_string(r.tokens_recomputed), std::to_string(r.preemptions),
-             std::to_string(r.preempt_tokens_recomputed), std::to_string(r.swap_bytes)});
+    csv.row({std::to_string(reqs[i].id),
+             t(r.arrival_s),
+             std::to_string(reqs[i].input_tokens),
+             std::to_string(reqs[i].output_tokens),
+             std::to_string(r.prefix_hit_tokens),
+             std::to_string(r.prefill_instance),
+             t(r.prefill_start_s),
+             t(r.first_token_s),
+             std::to_string(r.kv_bytes),
+             t(r.kv_start_s),
+             t(r.kv_end_s),
+             std::to_string(r.decode_system),
+             t(r.decode_start_s),
+             t(r.first_token_s),
+             t(r.last_token_s),
+             std::to_string(r.tokens_out),
+             r.state(),
+             r.reason,
+             std::to_string(r.reroutes),
+             std::to_string(r.reprefills),
+             std::to_string(r.kv_resends),
+             std::to_string(r.kv_bytes_resent),
+             std::to_string(r.tokens_recomputed),
+             std::to_string(r.preemptions),
+             std::to_string(r.preempt_tokens_recomputed),
+             std::to_string(r.swap_bytes)});
   }
   return csv.str();
 }

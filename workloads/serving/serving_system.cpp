@@ -11,12 +11,15 @@ namespace {
 double now_s() { return sc_core::sc_time_stamp().to_seconds(); }
 void wait_until(double t_s) {
   const double dt = t_s - now_s();
-  if (dt > 0) sc_core::wait(sim_delay(dt, "a scheduled time (an arrival, the end of a prefill batch or a fault)"));
+  if (dt > 0)
+    sc_core::wait(sim_delay(dt, "a scheduled time (an arrival, the end of a prefill batch or a fault)"));
 }
 std::uint32_t outputs(const workloads::Request& r) { return std::max<std::uint32_t>(1, r.output_tokens); }
 // Prompt and output tokens: the context a request's KV cache holds at its end (in 64
 // bits; two 32-bit counts may not fit in 32).
-std::uint64_t final_context(const workloads::Request& r) { return std::uint64_t{r.input_tokens} + outputs(r); }
+std::uint64_t final_context(const workloads::Request& r) {
+  return std::uint64_t{r.input_tokens} + outputs(r);
+}
 }  // namespace
 
 ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingConfig& config,
@@ -47,26 +50,35 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       pf_(prefill_.size()),
       dc_(decode_.size()),
       stats_(std::string(basename())),
-      ttft_(stats_.distribution("ttft", "s", "time to first token: arrival to the end of the last prefill chunk")),
+      ttft_(stats_.distribution("ttft", "s",
+                                "time to first token: arrival to the end of the last prefill chunk")),
       tpot_(stats_.distribution("tpot", "s", "time per output token after the first, per request")),
       e2e_(stats_.distribution("e2e", "s", "arrival to last token")),
-      kv_time_(stats_.distribution("kv_transfer_time", "s", "first KV byte leaving to all KV in place, per request")),
+      kv_time_(stats_.distribution("kv_transfer_time", "s",
+                                   "first KV byte leaving to all KV in place, per request")),
       decode_batch_(stats_.distribution("decode_batch", "requests", "requests in each decode step")),
-      prefill_batch_tokens_(stats_.distribution("prefill_batch_tokens", "tokens", "prompt tokens in each prefill batch")),
+      prefill_batch_tokens_(
+          stats_.distribution("prefill_batch_tokens", "tokens", "prompt tokens in each prefill batch")),
       kv_bytes_(stats_.counter("kv_bytes", "B", "KV-cache bytes sent from prefill to decode machines")),
       output_tokens_(stats_.counter("output_tokens", "tokens", "tokens generated")),
-      prefix_hit_tokens_(stats_.counter("prefix_hit_tokens", "tokens", "prompt tokens served from the prefix cache")),
-      itl_(stats_.distribution("itl", "s", "inter-token latency: the gap before each token after a request's first")),
-      preemptions_(stats_.counter("preemptions", "requests", "running requests preempted for decode KV capacity "
-                                                             "(output_length unknown)")),
-      swap_bytes_(stats_.counter("swap_bytes", "B", "KV bytes of preempted requests copied to host memory and back")) {
+      prefix_hit_tokens_(
+          stats_.counter("prefix_hit_tokens", "tokens", "prompt tokens served from the prefix cache")),
+      itl_(stats_.distribution("itl", "s",
+                               "inter-token latency: the gap before each token after a request's first")),
+      preemptions_(stats_.counter("preemptions", "requests",
+                                  "running requests preempted for decode KV capacity "
+                                  "(output_length unknown)")),
+      swap_bytes_(stats_.counter("swap_bytes", "B",
+                                 "KV bytes of preempted requests copied to host memory and back")) {
   if (!config_.kv_bytes) throw std::invalid_argument("serving: kv_bytes function is not set");
-  if (prefill_.empty() || decode_.empty()) throw std::invalid_argument("serving: no prefill or decode machines");
+  if (prefill_.empty() || decode_.empty())
+    throw std::invalid_argument("serving: no prefill or decode machines");
   const bool colocated = config_.placement == Placement::colocated;
   if (colocated && prefill_.size() != decode_.size()) {
     throw std::invalid_argument("serving: colocated machines need as many decode as prefill backends");
   }
-  if (!colocated && !kv_path_) throw std::invalid_argument("serving: disaggregated placement needs a KV path");
+  if (!colocated && !kv_path_)
+    throw std::invalid_argument("serving: disaggregated placement needs a KV path");
   next_turn_.assign(requests_.size(), -1);
   for (std::size_t r = 0; r < requests_.size(); ++r) {
     prompt_left_[r] = requests_[r].input_tokens;
@@ -74,7 +86,8 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     const std::int64_t prev = requests_[r].previous;
     if (prev >= 0) {
       if (static_cast<std::size_t>(prev) >= r || next_turn_[prev] >= 0) {
-        throw std::invalid_argument("serving: a session turn must follow its one previous turn in the request list");
+        throw std::invalid_argument(
+            "serving: a session turn must follow its one previous turn in the request list");
       }
       next_turn_[prev] = static_cast<std::int64_t>(r);
     }
@@ -83,7 +96,8 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     throw std::invalid_argument("serving: decode_system_down needs disaggregated placement");
   }
   for (const DecodeOutage& o : decode_outages) {
-    if (o.system >= decode_.size()) throw std::invalid_argument("serving: decode outage of a system that does not exist");
+    if (o.system >= decode_.size())
+      throw std::invalid_argument("serving: decode outage of a system that does not exist");
   }
   std::vector<stats::Group*> machine_groups;
   for (unsigned i = 0; i < pf_.size(); ++i) {
@@ -92,13 +106,16 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
     pf_[i].busy = &g.utilization(colocated ? "prefill_busy" : "utilization",
                                  "fraction of time running prefill batches");
     if (config_.prefix_reuse) pf_[i].cache = std::make_unique<PrefixCache>(config_.prefix_cache_blocks);
-    if (trace_) pf_[i].track = trace_->track(colocated ? "machines" : "prefill pool", "machine " + std::to_string(i));
+    if (trace_)
+      pf_[i].track = trace_->track(colocated ? "machines" : "prefill pool", "machine " + std::to_string(i));
   }
   for (unsigned j = 0; j < dc_.size(); ++j) {
     // Colocated: the decode statistics sit beside the prefill ones of the same machine.
     stats::Group& g = colocated ? *machine_groups[j] : stats_.child("decode" + std::to_string(j));
-    dc_[j].busy = &g.utilization(colocated ? "decode_busy" : "utilization", "fraction of time running decode steps");
-    dc_[j].track = colocated ? pf_[j].track : (trace_ ? trace_->track("decode pool", "system " + std::to_string(j)) : 0);
+    dc_[j].busy =
+        &g.utilization(colocated ? "decode_busy" : "utilization", "fraction of time running decode steps");
+    dc_[j].track =
+        colocated ? pf_[j].track : (trace_ ? trace_->track("decode pool", "system " + std::to_string(j)) : 0);
   }
   sc_core::sc_spawn([this] { arrivals(); }, "arrivals");
   sc_core::sc_spawn([this] { later_turns(); }, "later_turns");
@@ -129,9 +146,11 @@ unsigned ServingSystem::route(std::uint64_t r) {
   unsigned best = 0;
   std::uint64_t best_hits = 0;
   for (unsigned i = 0; i < n; ++i) {
-    const std::uint64_t hits =
-        config_.routing == Routing::prefix_affinity && pf_[i].cache ? pf_[i].cache->leading_hits(requests_[r].hash_ids) : 0;
-    const bool better = hits > best_hits || (hits == best_hits && pf_[i].queued_tokens < pf_[best].queued_tokens);
+    const std::uint64_t hits = config_.routing == Routing::prefix_affinity && pf_[i].cache
+                                   ? pf_[i].cache->leading_hits(requests_[r].hash_ids)
+                                   : 0;
+    const bool better =
+        hits > best_hits || (hits == best_hits && pf_[i].queued_tokens < pf_[best].queued_tokens);
     if (i == 0 || better) {
       best = i;
       best_hits = hits;
@@ -173,7 +192,8 @@ void ServingSystem::schedule_next_turn(std::uint64_t r) {
     reject(n, "its think time ends later than a run can simulate");
     return;
   }
-  const sc_core::sc_time at = sc_core::sc_time_stamp() + sim_delay(requests_[n].think_s, "a session turn's think time");
+  const sc_core::sc_time at =
+      sc_core::sc_time_stamp() + sim_delay(requests_[n].think_s, "a session turn's think time");
   turn_queue_.emplace(at.value(), n);
   turn_due_.notify(sc_core::SC_ZERO_TIME);
 }
@@ -186,8 +206,9 @@ void ServingSystem::arrive(std::uint64_t r) {
   if (p.cache) {
     // A cached prefix skips its tokens; the last prompt token is always computed
     // (its logits give the first output token).
-    const std::uint64_t hit_tokens = std::min<std::uint64_t>(
-        p.cache->leading_hits(requests_[r].hash_ids) * config_.prefix_block_tokens, requests_[r].input_tokens - 1);
+    const std::uint64_t hit_tokens =
+        std::min<std::uint64_t>(p.cache->leading_hits(requests_[r].hash_ids) * config_.prefix_block_tokens,
+                                requests_[r].input_tokens - 1);
     records_[r].prefix_hit_tokens = static_cast<std::uint32_t>(hit_tokens);
     prompt_left_[r] -= static_cast<std::uint32_t>(hit_tokens);
     prompt_done_[r] = static_cast<std::uint32_t>(hit_tokens);
@@ -231,8 +252,10 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
     std::uint32_t chunk = prompt_left_[r];
     if (config_.prefill_chunk_tokens > 0) chunk = std::min(chunk, config_.prefill_chunk_tokens);
     if (chunk > budget) {
-      if (config_.prefill_chunk_tokens > 0) chunk = budget;       // a partial chunk fills the budget
-      else if (!batch.empty()) break;                              // a whole prompt waits for the next batch
+      if (config_.prefill_chunk_tokens > 0)
+        chunk = budget;  // a partial chunk fills the budget
+      else if (!batch.empty())
+        break;  // a whole prompt waits for the next batch
     }
     batch.push_back(PrefillChunk{r, chunk, prompt_done_[r]});
     budget = chunk >= budget ? 0 : budget - chunk;
@@ -298,7 +321,7 @@ void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {
     if (config_.placement == Placement::colocated) {
       dc_[instance].reserved_bytes -= held_[r];  // its session's KV, pinned since it arrived
       held_[r] = 0;
-      if (retains(r)) retain(r, instance);        // the machine keeps its prompt's KV
+      if (retains(r)) retain(r, instance);  // the machine keeps its prompt's KV
     }
     finish_request(r);
     return;
@@ -329,7 +352,8 @@ bool ServingSystem::admitted_before(std::uint64_t r, std::uint64_t q) const {
 std::uint64_t ServingSystem::admission_bytes(std::uint64_t r) const {
   if (config_.output_length == OutputLength::oracle) return config_.kv_bytes(final_context(requests_[r]));
   // The context so far: the prompt and every token generated (at least the first).
-  return config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + std::max<std::uint32_t>(1, records_[r].tokens_out));
+  return config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} +
+                          std::max<std::uint32_t>(1, records_[r].tokens_out));
 }
 
 int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
@@ -340,9 +364,10 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
   const sc_core::sc_time deadline =
       has_deadline ? sc_core::sc_time_stamp() + sim_time(config_.reject_after_s, "serving.reject_after")
                    : sc_core::SC_ZERO_TIME;
-  waiting_.insert(std::upper_bound(waiting_.begin(), waiting_.end(), r,
-                                   [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); }),
-                  r);
+  waiting_.insert(
+      std::upper_bound(waiting_.begin(), waiting_.end(), r,
+                       [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); }),
+      r);
   if (bound >= 0) ++bound_waiting_;
   // Leaves the queue; the next in order may now be admitted.
   auto leave = [&] {
@@ -357,7 +382,8 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
     // (retained KV never counts against room: it is evicted for an admission).
     int affine = -1;
     if (retains(r)) {
-      if (const auto k = kept_.find(requests_[r].session); k != kept_.end()) affine = static_cast<int>(k->second.system);
+      if (const auto k = kept_.find(requests_[r].session); k != kept_.end())
+        affine = static_cast<int>(k->second.system);
     }
     int best = -1;
     bool any_up = false;
@@ -370,7 +396,8 @@ int ServingSystem::reserve_decode(std::uint64_t r, int bound) {
         best = affine;
         break;
       }
-      if (best < 0 || dc_[j].reserved_bytes < dc_[static_cast<unsigned>(best)].reserved_bytes) best = static_cast<int>(j);
+      if (best < 0 || dc_[j].reserved_bytes < dc_[static_cast<unsigned>(best)].reserved_bytes)
+        best = static_cast<int>(j);
     }
     if (best >= 0) {
       dc_[static_cast<unsigned>(best)].reserved_bytes += need;
@@ -438,7 +465,8 @@ void ServingSystem::send_kv(std::uint64_t r, double batch_start_s, PrefillTiming
   } else {
     const std::uint32_t layers = config_.layers;
     std::uint64_t sent = 0;
-    for (std::uint32_t first = 0; first < layers && dc_[d].epoch == epoch; first += config_.kv_layers_per_message) {
+    for (std::uint32_t first = 0; first < layers && dc_[d].epoch == epoch;
+         first += config_.kv_layers_per_message) {
       const std::uint32_t last = std::min(layers, first + config_.kv_layers_per_message) - 1;
       const double ready = timing.layer_done_s.size() > last ? timing.layer_done_s[last] : timing.seconds;
       wait_until(batch_start_s + ready);
@@ -500,7 +528,8 @@ void ServingSystem::fail_decode(unsigned j) {
   std::vector<std::uint64_t> lost(d.running.begin(), d.running.end());
   // The waiting ones in the order they became ready.
   std::vector<std::uint64_t> ready(d.ready.begin(), d.ready.end());
-  std::sort(ready.begin(), ready.end(), [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
+  std::sort(ready.begin(), ready.end(),
+            [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
   lost.insert(lost.end(), ready.begin(), ready.end());
   d.running.clear();
   d.ready.clear();
@@ -523,8 +552,9 @@ void ServingSystem::recover(std::uint64_t r) {
   // The KV on the decode side covered the prompt and every generated token but the
   // last (whose KV the next step would have made).
   const std::uint32_t generated = rec.tokens_out > 0 ? rec.tokens_out - 1 : 0;
-  const bool held = config_.failover == Failover::resend_kv &&
-                    (config_.prefill_kv_hold_s <= 0 || now_s() - rec.first_token_s <= config_.prefill_kv_hold_s);
+  const bool held =
+      config_.failover == Failover::resend_kv &&
+      (config_.prefill_kv_hold_s <= 0 || now_s() - rec.first_token_s <= config_.prefill_kv_hold_s);
   kv_tokens_[r] = std::uint64_t{input} + generated;
   PrefillState& p = pf_[static_cast<unsigned>(rec.prefill_instance)];
   if (held) {
@@ -568,7 +598,8 @@ void ServingSystem::close_run() {
   closing_ = true;
   for (std::uint64_t r = 0; r < records_.size(); ++r) {
     if (records_[r].completed() || records_[r].rejected()) continue;
-    reject(r, waiting_decode_[r] ? "no decode system up when the run ended" : "unfinished when the run ended");
+    reject(r,
+           waiting_decode_[r] ? "no decode system up when the run ended" : "unfinished when the run ended");
   }
 }
 
@@ -611,9 +642,11 @@ bool ServingSystem::run_decode_step(unsigned j) {
     const double room_at = make_room(j, 0);
     d.swap_s = std::max(d.swap_s, room_at - now_s());
   }
-  std::vector<std::uint64_t> joining(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
+  std::vector<std::uint64_t> joining(d.ready.begin(),
+                                     d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
   d.ready.erase(d.ready.begin(), d.ready.begin() + static_cast<std::ptrdiff_t>(admitted));
-  std::sort(joining.begin(), joining.end(), [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
+  std::sort(joining.begin(), joining.end(),
+            [this](std::uint64_t a, std::uint64_t b) { return ready_seq_[a] < ready_seq_[b]; });
   for (std::uint64_t r : joining) {
     if (swapped_[r]) {
       // Its KV comes back from host memory before the step.
@@ -690,7 +723,8 @@ void ServingSystem::grow_kv(unsigned j) {
   for (std::size_t i = 0; i < end; ++i) {
     const std::uint64_t r = order[i];
     // The step adds the KV of one more token: the context after it.
-    const std::uint64_t after = config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out + 1);
+    const std::uint64_t after =
+        config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out + 1);
     const std::uint64_t grow = after > held_[r] ? after - held_[r] : 0;
     // Retained session KV goes before any running request: the step waits for it to leave.
     const double room_at = make_room(j, grow);
@@ -788,7 +822,8 @@ double ServingSystem::pin_retained(std::uint64_t r, unsigned i) {
   double at = now_s();
   const auto k = kept_.find(session);
   const std::uint32_t input = requests_[r].input_tokens;
-  if (k != kept_.end() && k->second.system == i && d.reserved_bytes + k->second.bytes <= config_.decode_kv_capacity_bytes) {
+  if (k != kept_.end() && k->second.system == i &&
+      d.reserved_bytes + k->second.bytes <= config_.decode_kv_capacity_bytes) {
     const Kept e = k->second;
     forget(session);
     d.reserved_bytes += e.bytes;  // pinned: it stays until r is admitted (and becomes part of r's)

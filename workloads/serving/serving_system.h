@@ -44,9 +44,9 @@
 #include <list>
 #include <memory>
 #include <queue>
-#include <utility>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <systemc>
@@ -85,13 +85,14 @@ struct RequestRecord {
   std::uint64_t kv_bytes_resent = 0;
   // Preemption for KV capacity (output_length unknown).
   std::uint32_t preemptions = 0;
-  std::uint32_t swaps = 0;                    // of which by swap (the others recomputed)
+  std::uint32_t swaps = 0;                      // of which by swap (the others recomputed)
   std::uint64_t preempt_tokens_recomputed = 0;  // prompt + generated tokens rebuilt after preemption
-  std::uint64_t swap_bytes = 0;               // KV bytes copied to host memory and back
+  std::uint64_t swap_bytes = 0;                 // KV bytes copied to host memory and back
   // KV retention between session turns (serving.kv_retention).
-  std::uint64_t kv_retained_tokens = 0;  // its session's KV tokens its decode system held when it was admitted
-  std::uint64_t kv_bytes_saved = 0;      // KV bytes not sent because its decode system held them
-  double kv_reload_s = 0;                // its session's KV reloading from the host tier: start to end (0: none)
+  std::uint64_t kv_retained_tokens =
+      0;                             // its session's KV tokens its decode system held when it was admitted
+  std::uint64_t kv_bytes_saved = 0;  // KV bytes not sent because its decode system held them
+  double kv_reload_s = 0;            // its session's KV reloading from the host tier: start to end (0: none)
 
   bool completed() const { return last_token_s >= 0; }
   bool rejected() const { return rejected_s >= 0; }
@@ -106,13 +107,14 @@ struct RetentionCounts {
   std::uint64_t hits = 0;
   std::uint64_t host_hits = 0;
   std::uint64_t misses = 0;
-  std::uint64_t bytes_saved = 0;       // KV bytes the hits and host hits did not send
-  std::uint64_t evictions = 0;         // sessions' KV evicted from a decode machine's memory for room
-  std::uint64_t evicted_to_host = 0;   // of which kept in the host tier
-  std::uint64_t host_evictions = 0;    // sessions' KV dropped from the host tier for room
-  std::uint64_t host_write_bytes = 0;  // KV bytes evicted to the host tier
-  std::uint64_t host_reload_bytes = 0; // KV bytes reloaded from it
-  std::uint64_t prefill_tokens_skipped = 0;  // colocated: prompt tokens not prefilled (beyond the prefix cache)
+  std::uint64_t bytes_saved = 0;        // KV bytes the hits and host hits did not send
+  std::uint64_t evictions = 0;          // sessions' KV evicted from a decode machine's memory for room
+  std::uint64_t evicted_to_host = 0;    // of which kept in the host tier
+  std::uint64_t host_evictions = 0;     // sessions' KV dropped from the host tier for room
+  std::uint64_t host_write_bytes = 0;   // KV bytes evicted to the host tier
+  std::uint64_t host_reload_bytes = 0;  // KV bytes reloaded from it
+  std::uint64_t prefill_tokens_skipped =
+      0;  // colocated: prompt tokens not prefilled (beyond the prefix cache)
 };
 
 class ServingSystem : public sc_core::sc_module, public stats::Provider {
@@ -166,7 +168,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
     trace::TrackId track = 0;
   };
   struct DecodeState {
-    std::deque<std::uint64_t> ready;   // KV in place, waiting for a batch slot; in admission order
+    std::deque<std::uint64_t> ready;  // KV in place, waiting for a batch slot; in admission order
     std::vector<std::uint64_t> running;
     std::uint64_t reserved_bytes = 0;
     double swap_s = 0;  // swap traffic the next step waits for (preemption by swap)
@@ -257,18 +259,19 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<std::uint32_t> prompt_left_;  // prompt tokens not yet prefilled
   std::vector<std::uint32_t> prompt_done_;  // prompt tokens whose KV exists
   std::vector<std::uint64_t> kv_tokens_;    // tokens whose KV send_kv moves (prompt, + generated in recovery)
-  std::vector<std::uint8_t> recovering_;    // queued for prefill to rebuild KV: lost with a decode system (1) or preempted (2)
-  std::vector<std::uint64_t> held_;         // KV bytes reserved on its decode system
-  std::vector<std::uint8_t> swapped_;       // colocated: its KV is in host memory, to come back when admitted
-  std::vector<double> last_token_at_;       // when its latest token was emitted
-  std::vector<std::uint64_t> ready_seq_;    // when it last became ready, as a sequence number
+  std::vector<std::uint8_t>
+      recovering_;  // queued for prefill to rebuild KV: lost with a decode system (1) or preempted (2)
+  std::vector<std::uint64_t> held_;       // KV bytes reserved on its decode system
+  std::vector<std::uint8_t> swapped_;     // colocated: its KV is in host memory, to come back when admitted
+  std::vector<double> last_token_at_;     // when its latest token was emitted
+  std::vector<std::uint64_t> ready_seq_;  // when it last became ready, as a sequence number
   std::uint64_t next_ready_seq_ = 0;
-  std::vector<std::uint64_t> waiting_;      // disaggregated: in reserve_decode, in admission order
-  std::uint64_t bound_waiting_ = 0;         // of which bound to one decode system (swapped out)
-  std::vector<std::int64_t> next_turn_;      // the next turn of its session (-1: none)
+  std::vector<std::uint64_t> waiting_;   // disaggregated: in reserve_decode, in admission order
+  std::uint64_t bound_waiting_ = 0;      // of which bound to one decode system (swapped out)
+  std::vector<std::int64_t> next_turn_;  // the next turn of its session (-1: none)
   using DueTurn = std::pair<std::uint64_t, std::uint64_t>;  // (arrival time in simulator ticks, request)
   std::priority_queue<DueTurn, std::vector<DueTurn>, std::greater<DueTurn>> turn_queue_;
-  sc_core::sc_event turn_due_;               // a turn was queued
+  sc_core::sc_event turn_due_;  // a turn was queued
   std::vector<std::vector<double>> token_times_;
   bool record_token_times_ = false;
   struct Kept {
@@ -296,7 +299,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   sc_core::sc_event room_freed_;  // a decode system released KV capacity
   sc_core::sc_event all_done_;    // the last request completed or was rejected
   std::function<void(double, std::uint64_t)> on_end_;
-  bool closing_ = false;          // in close_run(), after the simulation
+  bool closing_ = false;  // in close_run(), after the simulation
   unsigned next_round_robin_ = 0;
   std::uint64_t completed_ = 0;
   std::uint64_t rejected_ = 0;

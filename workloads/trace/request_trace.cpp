@@ -51,12 +51,14 @@ std::string shown_json(const nlohmann::json& v) {
 // Token counts are kept as 32-bit values: a longer count cannot be a real request and
 // would be cut silently, so it is bad input. Floats and negative values are too (a JSON
 // float converted to an integer would be truncated, or undefined if out of range).
-std::uint64_t token_count(const TraceOptions& o, std::uint64_t line, const char* key, const nlohmann::json& v) {
+std::uint64_t token_count(const TraceOptions& o, std::uint64_t line, const char* key,
+                          const nlohmann::json& v) {
   if (!v.is_number_unsigned())
     bad_line(o, line, std::string(key) + " must be a non-negative integer, found " + shown_json(v));
   const auto n = v.get<std::uint64_t>();
   if (n > std::numeric_limits<std::uint32_t>::max())
-    bad_line(o, line, std::string(key) + " " + std::to_string(n) + " is too large (at most 4294967295 tokens)");
+    bad_line(o, line,
+             std::string(key) + " " + std::to_string(n) + " is too large (at most 4294967295 tokens)");
   return n;
 }
 
@@ -173,7 +175,8 @@ nlohmann::json parse_json_line(const TraceOptions& o, std::uint64_t line_no, con
   } catch (const nlohmann::json::exception& e) {
     bad_line(o, line_no, std::string("not valid JSON: ") + e.what());
   }
-  if (!j.is_object()) bad_line(o, line_no, std::string("expected a JSON object") + what + ", found " + shown_json(j));
+  if (!j.is_object())
+    bad_line(o, line_no, std::string("expected a JSON object") + what + ", found " + shown_json(j));
   return j;
 }
 
@@ -211,8 +214,8 @@ std::vector<Request> read_trace(const TraceOptions& o) {
         << " s, longer than a run can simulate, " << max_simulated_time_text() << "; raise the rate ("
         << o.rate_key << (scaled ? " or " + o.rate_scale_key : std::string())
         << ") or generate fewer requests (workload.trace.requests)";
-      throw config::ConfigError(scaled ? o.rate_scale_source : o.rate_source, scaled ? o.rate_scale_key : o.rate_key,
-                                m.str());
+      throw config::ConfigError(scaled ? o.rate_scale_source : o.rate_source,
+                                scaled ? o.rate_scale_key : o.rate_key, m.str());
     }
     return out;
   }
@@ -225,9 +228,9 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     const double span = out.back().arrival_s;
     if (!(span <= kMaxSimulatedSeconds)) {
       std::ostringstream m;
-      m << o.sessions.sessions << " sessions at " << o.sessions.rate_per_s << " per second start over " << span
-        << " s, longer than a run can simulate, " << max_simulated_time_text() << "; raise the rate (" << o.rate_key
-        << ") or generate fewer sessions (workload.trace.sessions)";
+      m << o.sessions.sessions << " sessions at " << o.sessions.rate_per_s << " per second start over "
+        << span << " s, longer than a run can simulate, " << max_simulated_time_text() << "; raise the rate ("
+        << o.rate_key << ") or generate fewer sessions (workload.trace.sessions)";
       throw config::ConfigError(o.rate_source, o.rate_key, m.str());
     }
     return out;
@@ -263,7 +266,8 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     if (!(r.arrival_s <= kMaxSimulatedSeconds)) {
       std::ostringstream m;
       m << "request " << r.id << " arrives " << r.arrival_s << " s after the first one"
-        << (o.rate_scale != 1.0 ? " (after " + o.rate_scale_key + " " + exact_text(o.rate_scale) + ")" : std::string())
+        << (o.rate_scale != 1.0 ? " (after " + o.rate_scale_key + " " + exact_text(o.rate_scale) + ")"
+                                : std::string())
         << ", later than a run can simulate, " << max_simulated_time_text() << "; select fewer requests ("
         << "workload.trace.start, workload.trace.limit)"
         << (o.rate_scale < 1.0 ? " or raise " + o.rate_scale_key : std::string());
@@ -272,10 +276,11 @@ std::vector<Request> read_trace(const TraceOptions& o) {
     if (o.max_context_tokens > 0 && in_tok + std::max<std::uint64_t>(1, out_tok) > o.max_context_tokens) {
       throw config::ConfigError(
           config::Source{o.path.string(), static_cast<int>(line_no), 1}, "",
-          "request " + std::to_string(r.id) + " needs " + std::to_string(in_tok + std::max<std::uint64_t>(1, out_tok)) +
-              " tokens of context (" + std::to_string(in_tok) + " of prompt + " +
-              std::to_string(std::max<std::uint64_t>(1, out_tok)) + " of output), more than the model's context window, " +
-              o.max_context_what + "; select other requests (workload.trace.start, workload.trace.limit) or a "
+          "request " + std::to_string(r.id) + " needs " +
+              std::to_string(in_tok + std::max<std::uint64_t>(1, out_tok)) + " tokens of context (" +
+              std::to_string(in_tok) + " of prompt + " + std::to_string(std::max<std::uint64_t>(1, out_tok)) +
+              " of output), more than the model's context window, " + o.max_context_what +
+              "; select other requests (workload.trace.start, workload.trace.limit) or a "
               "model with a longer context");
     }
     r.input_tokens = static_cast<std::uint32_t>(in_tok);
@@ -312,8 +317,9 @@ std::vector<Request> read_trace(const TraceOptions& o) {
         bad_line(o, line_no, "GeneratedTokens '" + std::string(cells[2]) + "' is not an integer");
       constexpr std::uint64_t kMaxTokens = std::numeric_limits<std::uint32_t>::max();
       if (ctx > kMaxTokens || gen > kMaxTokens)
-        bad_line(o, line_no, "token count " + std::to_string(std::max(ctx, gen)) +
-                                 " is too large (at most 4294967295 tokens)");
+        bad_line(o, line_no,
+                 "token count " + std::to_string(std::max(ctx, gen)) +
+                     " is too large (at most 4294967295 tokens)");
       add(t, ctx, gen, {});
       if (o.limit && out.size() >= o.limit) break;
     }
@@ -325,18 +331,21 @@ std::vector<Request> read_trace(const TraceOptions& o) {
       const auto field = [&](const char* key) -> const nlohmann::json& {
         const auto it = j.find(key);
         if (it == j.end())
-          bad_line(o, line_no, std::string("missing \"") + key + "\"; expected timestamp, input_length, output_length");
+          bad_line(o, line_no,
+                   std::string("missing \"") + key + "\"; expected timestamp, input_length, output_length");
         return *it;
       };
       const nlohmann::json& ts = field("timestamp");
       if (!ts.is_number()) bad_line(o, line_no, "timestamp must be a number (ms), found " + shown_json(ts));
       const double ts_ms = ts.get<double>();
-      if (!std::isfinite(ts_ms)) bad_line(o, line_no, "timestamp must be a finite number (ms), found " + shown_json(ts));
+      if (!std::isfinite(ts_ms))
+        bad_line(o, line_no, "timestamp must be a finite number (ms), found " + shown_json(ts));
       const std::uint64_t in_len = token_count(o, line_no, "input_length", field("input_length"));
       const std::uint64_t out_len = token_count(o, line_no, "output_length", field("output_length"));
       std::vector<std::uint64_t> hashes;
       if (const auto h = j.find("hash_ids"); h != j.end()) {
-        if (!h->is_array()) bad_line(o, line_no, "hash_ids must be a list of block ids, found " + shown_json(*h));
+        if (!h->is_array())
+          bad_line(o, line_no, "hash_ids must be a list of block ids, found " + shown_json(*h));
         hashes.reserve(h->size());
         for (const auto& id : *h) {
           if (!id.is_number_unsigned())
@@ -347,8 +356,11 @@ std::vector<Request> read_trace(const TraceOptions& o) {
       std::int64_t priority = 0;
       if (const auto p = j.find("priority"); p != j.end()) {
         if (!p->is_number_integer() ||
-            (p->is_number_unsigned() && p->get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-          bad_line(o, line_no, "priority must be an integer (lower is admitted first), found " + shown_json(*p));
+            (p->is_number_unsigned() &&
+             p->get<std::uint64_t>() >
+                 static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
+          bad_line(o, line_no,
+                   "priority must be an integer (lower is admitted first), found " + shown_json(*p));
         }
         priority = p->get<std::int64_t>();
       }
@@ -405,14 +417,15 @@ LengthSpec read_length(config::Section& s) {
 
 TraceOptions read_trace_options(config::Section& s) {
   TraceOptions o;
-  o.format = s.enumeration<TraceFormat>("format",
-                                        {.doc = "azure_csv, mooncake_jsonl, sessions_jsonl (files), synthetic or "
-                                                "synthetic_sessions (generated)"},
-                                        {{"azure_csv", TraceFormat::azure_csv},
-                                         {"mooncake_jsonl", TraceFormat::mooncake_jsonl},
-                                         {"synthetic", TraceFormat::synthetic},
-                                         {"sessions_jsonl", TraceFormat::sessions_jsonl},
-                                         {"synthetic_sessions", TraceFormat::synthetic_sessions}});
+  o.format =
+      s.enumeration<TraceFormat>("format",
+                                 {.doc = "azure_csv, mooncake_jsonl, sessions_jsonl (files), synthetic or "
+                                         "synthetic_sessions (generated)"},
+                                 {{"azure_csv", TraceFormat::azure_csv},
+                                  {"mooncake_jsonl", TraceFormat::mooncake_jsonl},
+                                  {"synthetic", TraceFormat::synthetic},
+                                  {"sessions_jsonl", TraceFormat::sessions_jsonl},
+                                  {"synthetic_sessions", TraceFormat::synthetic_sessions}});
   if (o.format == TraceFormat::synthetic_sessions) {
     read_session_options(s, o);
   } else if (o.format == TraceFormat::synthetic) {
@@ -454,13 +467,18 @@ TraceOptions read_trace_options(config::Section& s) {
       s.fail("path", "'" + o.path.string() + "' is a directory, not a trace file");
     }
     if (st.type() != std::filesystem::file_type::regular) {
-      s.fail("path", "'" + o.path.string() + "' is not a regular file (a FIFO, socket or device); give a trace file");
+      s.fail("path",
+             "'" + o.path.string() + "' is not a regular file (a FIFO, socket or device); give a trace file");
     }
     const bool sessions = o.format == TraceFormat::sessions_jsonl;
     o.start = static_cast<std::uint64_t>(s.integer(
-        "start", {.doc = sessions ? "sessions to skip at the start" : "requests to skip at the start", .def = "0", .min = 0}));
+        "start", {.doc = sessions ? "sessions to skip at the start" : "requests to skip at the start",
+                  .def = "0",
+                  .min = 0}));
     o.limit = static_cast<std::uint64_t>(
-        s.integer("limit", {.doc = sessions ? "sessions to read (0 = all)" : "requests to read (0 = all)", .def = "0", .min = 0}));
+        s.integer("limit", {.doc = sessions ? "sessions to read (0 = all)" : "requests to read (0 = all)",
+                            .def = "0",
+                            .min = 0}));
   }
   o.rate_scale = s.number("rate_scale", {.doc = "arrival rate multiplier (2 = twice the trace's rate)",
                                          .def = "1.0",

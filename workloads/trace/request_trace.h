@@ -24,7 +24,7 @@ struct Request {
   std::uint32_t input_tokens = 0;
   std::uint32_t output_tokens = 0;
   std::vector<std::uint64_t> hash_ids;  // Mooncake 512-token prefix blocks
-  std::int64_t priority = 0;            // serving.admission: priority admits the lowest first (Mooncake "priority")
+  std::int64_t priority = 0;  // serving.admission: priority admits the lowest first (Mooncake "priority")
   // Sessions: a turn after the first of its session arrives think_s after the previous
   // turn's last token, so its arrival is known only in the run; arrival_s then holds
   // its session's start (the earliest it can arrive) and the serving record the time
@@ -114,8 +114,9 @@ struct SessionTurn {
   std::uint32_t output = 0;
   double think_s = 0;  // after the previous turn's last token (0 for the first)
 };
-bool append_session(std::vector<Request>& out, std::uint64_t session, double start_s, std::uint32_t shared_prefix,
-                    std::uint64_t prefix_key, const std::vector<SessionTurn>& turns);
+bool append_session(std::vector<Request>& out, std::uint64_t session, double start_s,
+                    std::uint32_t shared_prefix, std::uint64_t prefix_key,
+                    const std::vector<SessionTurn>& turns);
 
 struct TraceOptions {
   TraceFormat format = TraceFormat::azure_csv;

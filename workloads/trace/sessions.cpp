@@ -23,7 +23,8 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-std::uint64_t block_hash(std::uint64_t domain, std::uint64_t owner, std::uint64_t block, std::uint64_t fill = 0) {
+std::uint64_t block_hash(std::uint64_t domain, std::uint64_t owner, std::uint64_t block,
+                         std::uint64_t fill = 0) {
   return mix(domain ^ mix(owner ^ mix(block ^ mix(fill))));
 }
 
@@ -33,8 +34,9 @@ constexpr std::uint64_t kPartialDomain = 0x5041525449410003ull;  // a last, part
 
 }  // namespace
 
-bool append_session(std::vector<Request>& out, std::uint64_t session, double start_s, std::uint32_t shared_prefix,
-                    std::uint64_t prefix_key, const std::vector<SessionTurn>& turns) {
+bool append_session(std::vector<Request>& out, std::uint64_t session, double start_s,
+                    std::uint32_t shared_prefix, std::uint64_t prefix_key,
+                    const std::vector<SessionTurn>& turns) {
   constexpr std::uint64_t kMax = std::numeric_limits<std::uint32_t>::max();
   const std::size_t first = out.size();
   std::uint64_t context = shared_prefix;
@@ -81,7 +83,8 @@ double draw_think(Draw& d, const ThinkSpec& s) {
     case LengthDistribution::uniform:
       return s.min + d.uniform() * (s.max - s.min);
     case LengthDistribution::lognormal:
-      return std::clamp(d.lognormal(s.mean, s.cv), s.min, s.max > 0 ? s.max : std::numeric_limits<double>::max());
+      return std::clamp(d.lognormal(s.mean, s.cv), s.min,
+                        s.max > 0 ? s.max : std::numeric_limits<double>::max());
   }
   return s.value;
 }
@@ -100,8 +103,9 @@ std::vector<Request> generate_sessions(const SessionOptions& o) {
     // A session's own prefix is keyed apart from the groups (top bit set).
     std::uint64_t prefix_key = (1ull << 63) | i;
     if (o.prefix_groups > 0) {
-      prefix_key = std::min<std::uint64_t>(o.prefix_groups - 1,
-                                           static_cast<std::uint64_t>(d.uniform() * static_cast<double>(o.prefix_groups)));
+      prefix_key = std::min<std::uint64_t>(
+          o.prefix_groups - 1,
+          static_cast<std::uint64_t>(d.uniform() * static_cast<double>(o.prefix_groups)));
     }
     turns.assign(n, {});
     for (std::uint32_t k = 0; k < n; ++k) {
@@ -110,7 +114,8 @@ std::vector<Request> generate_sessions(const SessionOptions& o) {
       turns[k].think_s = k == 0 ? 0.0 : detail::draw_think(d, o.think);
     }
     if (!append_session(out, i, t, shared, prefix_key, turns)) {
-      throw std::invalid_argument("generated session " + std::to_string(i) + " holds more than 4294967295 tokens");
+      throw std::invalid_argument("generated session " + std::to_string(i) +
+                                  " holds more than 4294967295 tokens");
     }
   }
   return out;
@@ -137,7 +142,8 @@ std::vector<Request> read_sessions_file(const TraceOptions& o) {
     const nlohmann::json j = parse_json_line(o, line_no, line, " (one session)");
     for (const auto& [key, value] : j.items()) {
       if (key != "start_s" && key != "shared_prefix" && key != "prefix_id" && key != "turns")
-        bad_line(o, line_no, "unknown field \"" + key + "\"; a session has start_s, shared_prefix, prefix_id, turns");
+        bad_line(o, line_no,
+                 "unknown field \"" + key + "\"; a session has start_s, shared_prefix, prefix_id, turns");
     }
     const auto start = j.find("start_s");
     if (start == j.end()) bad_line(o, line_no, "missing \"start_s\" (seconds)");
@@ -160,7 +166,8 @@ std::vector<Request> read_sessions_file(const TraceOptions& o) {
     for (std::size_t k = 0; k < tl->size(); ++k) {
       const nlohmann::json& turn = (*tl)[k];
       const std::string where = "turn " + std::to_string(k) + ": ";
-      if (!turn.is_object()) bad_line(o, line_no, where + "expected {prompt, output, think_s}, found " + shown_json(turn));
+      if (!turn.is_object())
+        bad_line(o, line_no, where + "expected {prompt, output, think_s}, found " + shown_json(turn));
       for (const auto& [key, value] : turn.items()) {
         if (key != "prompt" && key != "output" && key != "think_s")
           bad_line(o, line_no, where + "unknown field \"" + key + "\"; a turn has prompt, output, think_s");
@@ -181,11 +188,13 @@ std::vector<Request> read_sessions_file(const TraceOptions& o) {
         if (k == 0 && think != 0)
           bad_line(o, line_no, "turn 0: think_s must be 0 or absent: the first turn arrives at start_s");
         if (think < 0)
-          bad_line(o, line_no, where + "think_s " + exact_text(think) +
-                                   " would make the turn arrive before its previous turn's answer; give 0 or more");
+          bad_line(o, line_no,
+                   where + "think_s " + exact_text(think) +
+                       " would make the turn arrive before its previous turn's answer; give 0 or more");
         if (think > kMaxSimulatedSeconds)
-          bad_line(o, line_no, where + "think_s " + exact_text(think) + " is longer than a run can simulate, " +
-                                   max_simulated_time_text());
+          bad_line(o, line_no,
+                   where + "think_s " + exact_text(think) + " is longer than a run can simulate, " +
+                       max_simulated_time_text());
         turns[k].think_s = think;
       }
     }
@@ -201,7 +210,8 @@ std::vector<Request> read_sessions_file(const TraceOptions& o) {
     if (!(at <= kMaxSimulatedSeconds)) {
       std::ostringstream m;
       m << "session starts " << at << " s after the first one, later than a run can simulate, "
-        << max_simulated_time_text() << "; select fewer sessions (workload.trace.start, workload.trace.limit)";
+        << max_simulated_time_text()
+        << "; select fewer sessions (workload.trace.start, workload.trace.limit)";
       bad_line(o, line_no, m.str());
     }
     const std::size_t before = out.size();
@@ -209,13 +219,15 @@ std::vector<Request> read_sessions_file(const TraceOptions& o) {
       bad_line(o, line_no, "the session's context grows past 4294967295 tokens");
     if (o.max_context_tokens > 0) {
       for (std::size_t r = before; r < out.size(); ++r) {
-        const std::uint64_t need = std::uint64_t{out[r].input_tokens} + std::max<std::uint32_t>(1, out[r].output_tokens);
+        const std::uint64_t need =
+            std::uint64_t{out[r].input_tokens} + std::max<std::uint32_t>(1, out[r].output_tokens);
         if (need > o.max_context_tokens) {
-          bad_line(o, line_no,
-                   "turn " + std::to_string(out[r].turn) + " needs " + std::to_string(need) +
-                       " tokens of context (the shared prefix, every earlier turn and its own prompt and output), "
-                       "more than the model's context window, " + o.max_context_what +
-                       "; shorten the session or use a model with a longer context");
+          bad_line(
+              o, line_no,
+              "turn " + std::to_string(out[r].turn) + " needs " + std::to_string(need) +
+                  " tokens of context (the shared prefix, every earlier turn and its own prompt and output), "
+                  "more than the model's context window, " +
+                  o.max_context_what + "; shorten the session or use a model with a longer context");
         }
       }
     }
@@ -238,7 +250,8 @@ ThinkSpec read_think(config::Section& s) {
        {"lognormal", LengthDistribution::lognormal}});
   const auto seconds = [&](std::string_view key, std::string_view doc, std::optional<std::string_view> def) {
     const double v = s.duration(key, {.doc = doc, .def = def, .min = 0}).seconds;
-    if (v > kMaxSimulatedSeconds) s.fail(key, "is longer than a run can simulate, " + max_simulated_time_text());
+    if (v > kMaxSimulatedSeconds)
+      s.fail(key, "is longer than a run can simulate, " + max_simulated_time_text());
     return v;
   };
   switch (t.distribution) {
@@ -252,7 +265,8 @@ ThinkSpec read_think(config::Section& s) {
       break;
     case LengthDistribution::lognormal:
       t.mean = s.duration("mean", {.doc = "mean think time", .min = 0, .min_exclusive = true}).seconds;
-      if (t.mean > kMaxSimulatedSeconds) s.fail("mean", "is longer than a run can simulate, " + max_simulated_time_text());
+      if (t.mean > kMaxSimulatedSeconds)
+        s.fail("mean", "is longer than a run can simulate, " + max_simulated_time_text());
       t.cv = s.number("cv", {.doc = "coefficient of variation (standard deviation / mean)",
                              .min = 0,
                              .max = 100,
@@ -267,8 +281,10 @@ ThinkSpec read_think(config::Section& s) {
 
 void read_session_options(config::Section& s, TraceOptions& o) {
   SessionOptions& y = o.sessions;
-  y.sessions = static_cast<std::uint64_t>(s.integer("sessions", {.doc = "sessions to generate", .min = 1, .max = 1e8}));
-  y.seed = static_cast<std::uint64_t>(s.integer("seed", {.doc = "random seed (same seed, same sessions)", .def = "1", .min = 0}));
+  y.sessions = static_cast<std::uint64_t>(
+      s.integer("sessions", {.doc = "sessions to generate", .min = 1, .max = 1e8}));
+  y.seed = static_cast<std::uint64_t>(
+      s.integer("seed", {.doc = "random seed (same seed, same sessions)", .def = "1", .min = 0}));
   // As a file's limit: the first sessions of the same draws (a quick look, a test).
   o.limit = static_cast<std::uint64_t>(s.integer(
       "limit", {.doc = "sessions to keep, the first of those generated (0 = all)", .def = "0", .min = 0}));
@@ -276,21 +292,28 @@ void read_session_options(config::Section& s, TraceOptions& o) {
   y.process = a.enumeration<ArrivalProcess>(
       "process", {.doc = "poisson (exponential gaps) or gamma (gaps with a chosen CV)", .def = "poisson"},
       {{"poisson", ArrivalProcess::poisson}, {"gamma", ArrivalProcess::gamma}});
-  y.rate_per_s = a.number("rate", {.doc = "mean sessions started per second", .min = 0, .min_exclusive = true});
+  y.rate_per_s =
+      a.number("rate", {.doc = "mean sessions started per second", .min = 0, .min_exclusive = true});
   o.rate_source = a.source_of("rate");
   o.rate_key = a.key_path("rate");
   if (y.process == ArrivalProcess::gamma) {
-    y.cv = a.number("cv", {.doc = "coefficient of variation of the gaps (1 = Poisson)", .min = 0, .max = 100, .min_exclusive = true});
+    y.cv = a.number("cv", {.doc = "coefficient of variation of the gaps (1 = Poisson)",
+                           .min = 0,
+                           .max = 100,
+                           .min_exclusive = true});
   }
   config::Section turns = s.section("turns", "turns per session");
   y.turns = read_length(turns);
-  if (auto sp = s.optional_section("shared_prefix", "tokens of context every turn of a session starts with")) {
+  if (auto sp =
+          s.optional_section("shared_prefix", "tokens of context every turn of a session starts with")) {
     y.shared_prefix = read_length(*sp);
     y.has_shared_prefix = true;
   }
   y.prefix_groups = static_cast<std::uint64_t>(s.integer(
       "prefix_groups", {.doc = "distinct shared prefixes the sessions draw from (0 = each session its own)",
-                        .def = "0", .min = 0, .max = 1e12}));
+                        .def = "0",
+                        .min = 0,
+                        .max = 1e12}));
   config::Section pr = s.section("prompt_tokens", "new prompt tokens per turn");
   y.prompt = read_length(pr);
   config::Section out = s.section("output_tokens", "output tokens per turn");

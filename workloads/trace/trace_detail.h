@@ -22,7 +22,8 @@ std::string exact_text(double v);
 // A JSON value as shown in an error (cut short: a line may be long).
 std::string shown_json(const nlohmann::json& v);
 // A token count: a non-negative integer of at most 32 bits, else bad_line.
-std::uint64_t token_count(const TraceOptions& o, std::uint64_t line, const char* key, const nlohmann::json& v);
+std::uint64_t token_count(const TraceOptions& o, std::uint64_t line, const char* key,
+                          const nlohmann::json& v);
 // Reads a length distribution (fixed, uniform, lognormal) from its section.
 LengthSpec read_length(config::Section& s);
 

@@ -7,11 +7,11 @@
 #include <utility>
 
 #include "systemc_models/sim/output.h"
+#include "wse_mesh/fabric/traffic.h"
 #include "wse_mesh/kernels/collectives.h"
 #include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/kernels/gemv_tiled.h"
 #include "wse_mesh/kernels/kernel_cache.h"
-#include "wse_mesh/fabric/traffic.h"
 
 namespace wse::wafer {
 
@@ -138,7 +138,8 @@ std::vector<std::string> option_values(const sim::BenchArgs& args, const std::st
     std::size_t start = 0;
     while (start <= v.size()) {
       const std::size_t comma = v.find(',', start);
-      const std::string part = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      const std::string part =
+          v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (!part.empty()) out.push_back(part);
       if (comma == std::string::npos) break;
       start = comma + 1;
@@ -155,13 +156,15 @@ std::uint64_t parse_count(const std::string& s, const char* what) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != s.size() || v == 0) throw std::invalid_argument(std::string("bench gemv: bad ") + what + " '" + s + "'");
+  if (used != s.size() || v == 0)
+    throw std::invalid_argument(std::string("bench gemv: bad ") + what + " '" + s + "'");
   return v;
 }
 
 struct GemvSweep {
   std::vector<std::uint64_t> sizes = {4096, 8192, 16384, 32768};
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> grids = {{120, 120}, {240, 240}, {480, 480}, {720, 720}};
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> grids = {
+      {120, 120}, {240, 240}, {480, 480}, {720, 720}};
   std::vector<Reduction> reductions = {Reduction::kChain, Reduction::kTree, Reduction::kKTree};
   std::vector<Accumulate> accumulations = {Accumulate::kFp16, Accumulate::kFp32};
   bool custom = false;  // any option given: no GEMM section
@@ -183,8 +186,9 @@ GemvSweep gemv_sweep(const sim::BenchArgs& args) {
     for (const std::string& x : v) {
       const std::size_t cross = x.find('x');
       const auto p = static_cast<std::uint32_t>(parse_count(x.substr(0, cross), "--grid"));
-      const auto q = cross == std::string::npos ? p
-                                                : static_cast<std::uint32_t>(parse_count(x.substr(cross + 1), "--grid"));
+      const auto q = cross == std::string::npos
+                         ? p
+                         : static_cast<std::uint32_t>(parse_count(x.substr(cross + 1), "--grid"));
       s.grids.emplace_back(p, q);
     }
     s.custom = true;
@@ -198,7 +202,8 @@ GemvSweep gemv_sweep(const sim::BenchArgs& args) {
       } else if (parse_reduction(x, r)) {
         s.reductions.push_back(r);
       } else {
-        throw std::invalid_argument("bench gemv: --reduction must be chain, tree, ktree or all, not '" + x + "'");
+        throw std::invalid_argument("bench gemv: --reduction must be chain, tree, ktree or all, not '" + x +
+                                    "'");
       }
     }
     s.custom = true;
@@ -271,8 +276,9 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
     const std::string fidelity = k == 1 ? "per-PE" : "tiled";
     if (gc.reduction == Reduction::kKTree && gc.ktree_group == 0) {
       // The group the kernel would pick, stated in the row (whole nodes when tiled).
-      gc.ktree_group = ktree_auto_group(gc.grid_cols, fabric.hop_latency_cycles, fabric.ramp_latency_cycles,
-                                        add_cycles(w.pe, gc.accumulate, 4 / accumulator_bytes(gc.accumulate)), k);
+      gc.ktree_group =
+          ktree_auto_group(gc.grid_cols, fabric.hop_latency_cycles, fabric.ramp_latency_cycles,
+                           add_cycles(w.pe, gc.accumulate, 4 / accumulator_bytes(gc.accumulate)), k);
     }
     const std::string group = gc.reduction == Reduction::kKTree ? std::to_string(gc.ktree_group) : "";
     const std::uint64_t floor = gemv_floor_cycles(fabric, w.pe, gc);
@@ -320,8 +326,32 @@ std::vector<std::string> bench_gemv(const sim::BenchArgs& args) {
     } catch (const CapacityError& e) {
       const std::uint64_t mt = (gc.rows + gc.grid_rows - 1) / gc.grid_rows;
       const std::uint64_t kt = (gc.cols + gc.grid_cols - 1) / gc.grid_cols;
-      csv.row({w.name, shape, gs, red_name, group, acc, m, fidelity, std::to_string(k), std::to_string(mt),
-               std::to_string(kt), "", "no", "", std::to_string(floor), "", "", "", "", "", "", "", "", "", "", "",
+      csv.row({w.name,
+               shape,
+               gs,
+               red_name,
+               group,
+               acc,
+               m,
+               fidelity,
+               std::to_string(k),
+               std::to_string(mt),
+               std::to_string(kt),
+               "",
+               "no",
+               "",
+               std::to_string(floor),
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
                e.what()});
     }
   };

@@ -2,14 +2,14 @@
 
 #include <chrono>
 #include <cmath>
-#include <memory>
 #include <cstdio>
+#include <memory>
 #include <string_view>
 
 #include "systemc_models/sim/output.h"
+#include "workloads/model/reference_models.h"
 #include "wse_mesh/benches/benches.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "workloads/model/reference_models.h"
 
 namespace wse::wafer {
 
@@ -46,22 +46,22 @@ struct Case {
 };
 
 // Kernel kinds reported as columns (anything else goes to "other").
-constexpr std::string_view kKinds[] = {"gemm.qkv",   "gemm.o",   "gemm.gate_up",   "gemm.down",
-                                       "gemm.lm_head", "attention", "norm",        "rope",
-                                       "activation", "residual_add", "embedding", "activation_move",
-                                       "link"};
+constexpr std::string_view kKinds[] = {
+    "gemm.qkv", "gemm.o",     "gemm.gate_up", "gemm.down", "gemm.lm_head",    "attention", "norm",
+    "rope",     "activation", "residual_add", "embedding", "activation_move", "link"};
 
 }  // namespace
 
 std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
   // Spread (the default) beside packed (the ablation) for Llama-3.1-8B on one CS-3 and
   // 70B on four; 8B on WSE-2 sub-regions of 300^2 to 660^2 and the whole wafer.
-  std::vector<Case> cases = {{workloads::llama31_8b, 1, Mapping::kSpread, false, {}},
-                             {workloads::llama31_8b, 1, Mapping::kPacked, false, {}},
-                             {workloads::llama31_70b, 4, Mapping::kSpread, false, {}},
-                             {workloads::llama31_70b, 4, Mapping::kPacked, false, {}},
-                             {workloads::qwen3_32b, 2, Mapping::kSpread, false, {}},
-                             {workloads::llama31_405b, 0, Mapping::kSpread, false, {}}};  // 0: the fewest that hold it
+  std::vector<Case> cases = {
+      {workloads::llama31_8b, 1, Mapping::kSpread, false, {}},
+      {workloads::llama31_8b, 1, Mapping::kPacked, false, {}},
+      {workloads::llama31_70b, 4, Mapping::kSpread, false, {}},
+      {workloads::llama31_70b, 4, Mapping::kPacked, false, {}},
+      {workloads::qwen3_32b, 2, Mapping::kSpread, false, {}},
+      {workloads::llama31_405b, 0, Mapping::kSpread, false, {}}};  // 0: the fewest that hold it
   for (std::uint32_t side : {300u, 420u, 540u, 660u}) {
     cases.push_back({workloads::llama31_8b, 1, Mapping::kSpread, true, GridShape{side, side}});
   }
@@ -73,13 +73,27 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
     batches = {1, 8};
     contexts = {1024};
   }
-  std::vector<std::string> header = {"model",      "wafer",   "region", "mapping",    "wafers",
-                                     "tile",       "batch",   "context", "microbatch", "step_us",
-                                     "floor_us",   "ratio",   "floor_compute_us", "floor_sram_us", "floor_latency_us",
-                                     "tokens_per_s_per_sequence", "tokens_per_s"};
+  std::vector<std::string> header = {"model",
+                                     "wafer",
+                                     "region",
+                                     "mapping",
+                                     "wafers",
+                                     "tile",
+                                     "batch",
+                                     "context",
+                                     "microbatch",
+                                     "step_us",
+                                     "floor_us",
+                                     "ratio",
+                                     "floor_compute_us",
+                                     "floor_sram_us",
+                                     "floor_latency_us",
+                                     "tokens_per_s_per_sequence",
+                                     "tokens_per_s"};
   for (std::string_view k : kKinds) header.push_back(std::string(k) + "_us");
-  for (const char* c : {"other_us", "fabric_link_busy", "sram_port_busy", "pe_busy", "link_busy", "weight_GB_read",
-                        "kv_GB_read", "kv_capacity_GB", "kernels_simulated", "kernels_reused", "wall_s"}) {
+  for (const char* c :
+       {"other_us", "fabric_link_busy", "sram_port_busy", "pe_busy", "link_busy", "weight_GB_read",
+        "kv_GB_read", "kv_capacity_GB", "kernels_simulated", "kernels_reused", "wall_s"}) {
     header.emplace_back(c);
   }
   sim::CsvWriter csv(header);
@@ -99,7 +113,8 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
         // The fewest wafers: from the weights over the wafer's SRAM up, one more at a time
         // (up to four times that many).
         const double sram = static_cast<double>(wafer.pe.sram_bytes) * wafer.width * wafer.height;
-        const auto least = static_cast<std::uint32_t>(std::ceil(static_cast<double>(model.weight_bytes()) / sram));
+        const auto least =
+            static_cast<std::uint32_t>(std::ceil(static_cast<double>(model.weight_bytes()) / sram));
         for (cfg.wafers = least;; ++cfg.wafers) {
           try {
             placed = std::make_unique<WaferDecoder>(wafer, cfg, model);
@@ -109,11 +124,13 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
           }
         }
       } else {
-        placed = std::make_unique<WaferDecoder>(wafer, cfg, model);  // one decoder per case: kernel results shared
+        placed =
+            std::make_unique<WaferDecoder>(wafer, cfg, model);  // one decoder per case: kernel results shared
       }
     } catch (const CapacityError& e) {
-      if (!args.quiet) std::printf("decode: %s on %u x %s region %s: does not fit: %s\n", model.name.c_str(), cfg.wafers,
-                                   wafer.name.c_str(), region.c_str(), e.what());
+      if (!args.quiet)
+        std::printf("decode: %s on %u x %s region %s: does not fit: %s\n", model.name.c_str(), cfg.wafers,
+                    wafer.name.c_str(), region.c_str(), e.what());
       continue;
     }
     WaferDecoder& decoder = *placed;
@@ -169,7 +186,8 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
           row.push_back(sim::fmt_num(s * 1e6));
         }
         row.push_back(sim::fmt_num(std::max(0.0, other) * 1e6));
-        for (double v : {r.fabric_link_busy, r.sram_port_busy, r.pe_busy, r.link_busy}) row.push_back(sim::fmt_num(v));
+        for (double v : {r.fabric_link_busy, r.sram_port_busy, r.pe_busy, r.link_busy})
+          row.push_back(sim::fmt_num(v));
         row.push_back(sim::fmt_num(static_cast<double>(r.weight_bytes_read) / 1e9));
         row.push_back(sim::fmt_num(static_cast<double>(r.kv_bytes_read) / 1e9));
         row.push_back(sim::fmt_num(static_cast<double>(decoder.kv_capacity_bytes()) / 1e9));
@@ -181,11 +199,12 @@ std::vector<std::string> bench_decode(const sim::BenchArgs& args) {
         row.push_back(sim::fmt_num(wall));
         csv.row(row);
         if (!args.quiet) {
-          std::printf("decode: %s %s batch %u context %llu: step %.1f us (%.0f tokens/s per sequence), floor %.1f "
-                      "us (ratio %.1f), wall %.2f s (%llu kernels simulated, %llu reused)\n",
-                      model.name.c_str(), mapping, batch, static_cast<unsigned long long>(context), r.seconds * 1e6,
-                      1.0 / r.seconds, r.floor.step_s * 1e6, r.floor_ratio, wall, static_cast<unsigned long long>(new_simulated),
-                      static_cast<unsigned long long>(new_reused));
+          std::printf(
+              "decode: %s %s batch %u context %llu: step %.1f us (%.0f tokens/s per sequence), floor %.1f "
+              "us (ratio %.1f), wall %.2f s (%llu kernels simulated, %llu reused)\n",
+              model.name.c_str(), mapping, batch, static_cast<unsigned long long>(context), r.seconds * 1e6,
+              1.0 / r.seconds, r.floor.step_s * 1e6, r.floor_ratio, wall,
+              static_cast<unsigned long long>(new_simulated), static_cast<unsigned long long>(new_reused));
           std::fflush(stdout);
         }
       }
@@ -217,27 +236,12 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
     prompt = 1024;
     chunks = {256};
   }
-  const std::vector<std::string> header = {"model",
-                                           "wafer",
-                                           "region",
-                                           "tile",
-                                           "prompt",
-                                           "chunk",
-                                           "gemm",
-                                           "attention",
-                                           "prefill_ms",
-                                           "tokens_per_s",
-                                           "floor_ms",
-                                           "ratio",
-                                           "floor_compute_ms",
-                                           "floor_sram_ms",
-                                           "floor_latency_ms",
-                                           "gemm_ms",
-                                           "attention_ms",
-                                           "attention_share",
-                                           "other_ms",
-                                           "pe_busy",
-                                           "wall_s"};
+  const std::vector<std::string> header = {
+      "model",    "wafer",        "region",           "tile",          "prompt",
+      "chunk",    "gemm",         "attention",        "prefill_ms",    "tokens_per_s",
+      "floor_ms", "ratio",        "floor_compute_ms", "floor_sram_ms", "floor_latency_ms",
+      "gemm_ms",  "attention_ms", "attention_share",  "other_ms",      "pe_busy",
+      "wall_s"};
   sim::CsvWriter csv(header);
   const workloads::TransformerModel model = workloads::llama31_8b();
   for (const Region& c : regions) {
@@ -313,12 +317,14 @@ std::vector<std::string> bench_prefill_wafer(const sim::BenchArgs& args) {
                  sim::fmt_num(wall)});
         if (!args.quiet) {
           std::printf(
-              "prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s, attention %s: %.2f ms "
+              "prefill-wafer: %s on %s region %s, %llu-token prompt in chunks of %u, GEMMs %s, attention %s: "
+              "%.2f ms "
               "(%.0f tokens/s), floor %.2f ms (ratio %.1f); GEMMs %.2f ms, attention %.2f ms (%.0f%%) on the "
               "critical path; wall %.1f s\n",
               model.name.c_str(), wafer.name.c_str(), region.c_str(), static_cast<unsigned long long>(prompt),
-              chunk, name, att_name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds, r.floor.step_s * 1e3,
-              r.floor_ratio, gemm * 1e3, attention * 1e3, 100.0 * attention / r.seconds, wall);
+              chunk, name, att_name, r.seconds * 1e3, static_cast<double>(prompt) / r.seconds,
+              r.floor.step_s * 1e3, r.floor_ratio, gemm * 1e3, attention * 1e3, 100.0 * attention / r.seconds,
+              wall);
           std::fflush(stdout);
         }
       }

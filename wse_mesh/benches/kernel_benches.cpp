@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "systemc_models/sim/output.h"
-#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/benches/benches.h"
+#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/vector_kernels.h"
 
 namespace wse::wafer {
@@ -20,7 +20,6 @@ PeConfig wse3_kernel_pe() {
 
 constexpr double kClockHz = 1.1e9;  // cs3.yaml (assumption: WSE-2's clock)
 
-
 }  // namespace
 
 std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
@@ -35,7 +34,8 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
   }
   sim::CsvWriter csv({"context", "tokens_per_pe", "max_grid_cols", "combine", "grid_rows", "grid_cols",
                       "sram_bytes_per_pe", "total_cycles", "total_us", "append_cycles", "query_cycles",
-                      "compute_cycles", "compute_done_cycles", "combine_cycles", "wavelet_hops", "wall_s", "error"});
+                      "compute_cycles", "compute_done_cycles", "combine_cycles", "wavelet_hops", "wall_s",
+                      "error"});
   auto run = [&](std::uint64_t ctx, std::uint32_t tpp, std::uint32_t max_cols, Reduction red) {
     AttentionConfig a;
     a.q_heads = 32;
@@ -48,21 +48,24 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
     const auto [rows, cols] = attention_grid(a);
     try {
       const AttentionResult r = run_attention(fc, pe, a);
-      csv.row({std::to_string(ctx), std::to_string(tpp), std::to_string(max_cols), reduction_name(red),
-               std::to_string(r.grid_rows), std::to_string(r.grid_cols), std::to_string(r.sram_bytes_per_pe),
-               std::to_string(r.total_cycles), sim::fmt_num(static_cast<double>(r.total_cycles) / kClockHz * 1e6),
-               std::to_string(r.append_cycles), std::to_string(r.query_cycles), std::to_string(r.compute_cycles),
-               std::to_string(r.compute_done_cycles), std::to_string(r.combine_cycles),
-               std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds), ""});
+      csv.row(
+          {std::to_string(ctx), std::to_string(tpp), std::to_string(max_cols), reduction_name(red),
+           std::to_string(r.grid_rows), std::to_string(r.grid_cols), std::to_string(r.sram_bytes_per_pe),
+           std::to_string(r.total_cycles), sim::fmt_num(static_cast<double>(r.total_cycles) / kClockHz * 1e6),
+           std::to_string(r.append_cycles), std::to_string(r.query_cycles), std::to_string(r.compute_cycles),
+           std::to_string(r.compute_done_cycles), std::to_string(r.combine_cycles),
+           std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds), ""});
       if (!args.quiet) {
-        std::fprintf(stderr,
-                     "attention %s ctx %6llu tpp %2u grid %4ux%-4u total %7llu cycles (append %llu, query %llu, "
-                     "compute %llu, done %llu, combine %llu) %.3f s\n",
-                     reduction_name(red), static_cast<unsigned long long>(ctx), tpp, r.grid_rows, r.grid_cols,
-                     static_cast<unsigned long long>(r.total_cycles), static_cast<unsigned long long>(r.append_cycles),
-                     static_cast<unsigned long long>(r.query_cycles), static_cast<unsigned long long>(r.compute_cycles),
-                     static_cast<unsigned long long>(r.compute_done_cycles),
-                     static_cast<unsigned long long>(r.combine_cycles), r.wall_seconds);
+        std::fprintf(
+            stderr,
+            "attention %s ctx %6llu tpp %2u grid %4ux%-4u total %7llu cycles (append %llu, query %llu, "
+            "compute %llu, done %llu, combine %llu) %.3f s\n",
+            reduction_name(red), static_cast<unsigned long long>(ctx), tpp, r.grid_rows, r.grid_cols,
+            static_cast<unsigned long long>(r.total_cycles), static_cast<unsigned long long>(r.append_cycles),
+            static_cast<unsigned long long>(r.query_cycles),
+            static_cast<unsigned long long>(r.compute_cycles),
+            static_cast<unsigned long long>(r.compute_done_cycles),
+            static_cast<unsigned long long>(r.combine_cycles), r.wall_seconds);
       }
     } catch (const CapacityError& e) {
       csv.row({std::to_string(ctx), std::to_string(tpp), std::to_string(max_cols), reduction_name(red),
@@ -75,8 +78,8 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
     }
   }
   // The grid's shape: the same 8K-token cache on fewer columns and more rows per head.
-  const std::vector<std::uint32_t> shapes = args.quick ? std::vector<std::uint32_t>{32}
-                                                       : std::vector<std::uint32_t>{16, 32, 64, 128};
+  const std::vector<std::uint32_t> shapes =
+      args.quick ? std::vector<std::uint32_t>{32} : std::vector<std::uint32_t>{16, 32, 64, 128};
   for (const Reduction red : reductions) {
     for (const std::uint32_t max_cols : shapes) run(8192, 16, max_cols, red);
   }
@@ -87,7 +90,8 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
     const char* name;
     std::uint64_t elements;
   };
-  const std::vector<VectorCase> cases = {{VectorOp::kRmsNorm, "rmsnorm", 4096}, {VectorOp::kSoftmax, "softmax", 8192}};
+  const std::vector<VectorCase> cases = {{VectorOp::kRmsNorm, "rmsnorm", 4096},
+                                         {VectorOp::kSoftmax, "softmax", 8192}};
   std::vector<std::uint32_t> lines = {16, 64, 256, 720};
   if (args.quick) lines = {16, 64};
   sim::CsvWriter vcsv({"kernel", "elements", "pes", "reduction", "vectors", "total_cycles", "total_us",
@@ -105,15 +109,19 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
           const VectorKernelResult r = run_vector_kernel(fc, pe, v);
           vcsv.row({c.name, std::to_string(c.elements), std::to_string(pes), reduction_name(red),
                     std::to_string(vectors), std::to_string(r.total_cycles),
-                    sim::fmt_num(static_cast<double>(r.total_cycles) / kClockHz * 1e6), std::to_string(r.local_cycles),
-                    std::to_string(r.reduce_cycles), std::to_string(r.broadcast_cycles),
-                    std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds)});
+                    sim::fmt_num(static_cast<double>(r.total_cycles) / kClockHz * 1e6),
+                    std::to_string(r.local_cycles), std::to_string(r.reduce_cycles),
+                    std::to_string(r.broadcast_cycles), std::to_string(r.wavelet_hops),
+                    sim::fmt_num(r.wall_seconds)});
           if (!args.quiet) {
-            std::fprintf(stderr, "%s %llu on %u PEs, %s, %u vectors: %llu cycles (local %llu, reduce %llu, bcast %llu)\n",
-                         c.name, static_cast<unsigned long long>(c.elements), pes, reduction_name(red), vectors,
-                         static_cast<unsigned long long>(r.total_cycles), static_cast<unsigned long long>(r.local_cycles),
-                         static_cast<unsigned long long>(r.reduce_cycles),
-                         static_cast<unsigned long long>(r.broadcast_cycles));
+            std::fprintf(
+                stderr,
+                "%s %llu on %u PEs, %s, %u vectors: %llu cycles (local %llu, reduce %llu, bcast %llu)\n",
+                c.name, static_cast<unsigned long long>(c.elements), pes, reduction_name(red), vectors,
+                static_cast<unsigned long long>(r.total_cycles),
+                static_cast<unsigned long long>(r.local_cycles),
+                static_cast<unsigned long long>(r.reduce_cycles),
+                static_cast<unsigned long long>(r.broadcast_cycles));
           }
         }
       }

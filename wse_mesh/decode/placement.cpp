@@ -9,8 +9,8 @@
 
 #include "systemc_models/units/units.h"
 
-#include "wse_mesh/kernels/pe.h"
 #include "systemc_models/units/integer.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 
@@ -168,7 +168,8 @@ std::string grid_kind(const WeightTensor& w) {
   }
 }
 
-std::uint64_t gemv_pe_bytes(std::uint64_t rows, std::uint64_t cols, GridShape g, DType dtype, std::uint32_t vectors) {
+std::uint64_t gemv_pe_bytes(std::uint64_t rows, std::uint64_t cols, GridShape g, DType dtype,
+                            std::uint32_t vectors) {
   const std::uint64_t mt = ceil_div(rows, g.rows), kt = ceil_div(cols, g.cols);
   // The tile, and per vector in flight an fp16 x segment and fp32 accumulators.
   return workloads::bytes_of(mt * kt, dtype) + std::uint64_t{vectors} * (2 * kt + 4 * mt);
@@ -185,8 +186,9 @@ std::uint64_t cols_for_rows(std::uint64_t rows, std::uint64_t cols, DType dtype,
   if (4 * mt * v >= budget) return 0;
   const double value_bytes = workloads::bits_per_value(dtype) / 8.0;
   // Estimate, then correct (mxfp4 rounds to whole 32-value blocks).
-  auto kt = static_cast<std::uint64_t>(static_cast<double>(budget - 4 * mt * v) /
-                                       (static_cast<double>(mt) * value_bytes + 2.0 * static_cast<double>(v)));
+  auto kt =
+      static_cast<std::uint64_t>(static_cast<double>(budget - 4 * mt * v) /
+                                 (static_cast<double>(mt) * value_bytes + 2.0 * static_cast<double>(v)));
   kt = std::min<std::uint64_t>(kt, cols);
   while (kt > 0 && workloads::bytes_of(mt * kt, dtype) + v * (2 * kt + 4 * mt) > budget) --kt;
   if (kt == 0) return 0;
@@ -339,11 +341,13 @@ bool spread_layer(LayerPlan& p, std::uint64_t usable, std::uint32_t vectors, std
   std::uint32_t vocab_rows = 0;
   if (vocab_bytes > 0 && other_bytes > 0 && r.height > 1) {
     const double share = static_cast<double>(vocab_bytes) / static_cast<double>(vocab_bytes + other_bytes);
-    vocab_rows = std::clamp<std::uint32_t>(static_cast<std::uint32_t>(std::lround(share * r.height)), 1, r.height - 1);
+    vocab_rows =
+        std::clamp<std::uint32_t>(static_cast<std::uint32_t>(std::lround(share * r.height)), 1, r.height - 1);
   } else if (vocab_bytes > 0) {
     vocab_rows = r.height;
   }
-  const std::uint64_t vector_share = ceil_div(p.vector_weight_bytes, region_pes);  // norms, biases: spread evenly
+  const std::uint64_t vector_share =
+      ceil_div(p.vector_weight_bytes, region_pes);  // norms, biases: spread evenly
   std::uint64_t per_pe_top = vector_share, per_pe_bottom = vector_share;
   std::uint64_t grid_pe_bytes = 0;
   for (TensorGrid& t : grids) {
@@ -420,8 +424,9 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
                                    const workloads::TransformerModel& model) {
   if (model.layers == 0) throw std::invalid_argument("decode placement: the model has no layers");
   if (opt.wafers == 0 || opt.wafers > model.layers) {
-    throw std::invalid_argument("decode.wafers = " + std::to_string(opt.wafers) + " must be between 1 and the " +
-                                std::to_string(model.layers) + " layers of " + model.name);
+    throw std::invalid_argument("decode.wafers = " + std::to_string(opt.wafers) +
+                                " must be between 1 and the " + std::to_string(model.layers) + " layers of " +
+                                model.name);
   }
   const std::uint64_t sram = wafer.pe.sram_bytes;
   if (opt.reserved_sram_bytes >= sram) {
@@ -435,8 +440,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
   const std::uint32_t H = opt.region.is_auto() ? wafer.height : opt.region.rows;
   if (wafer_w > wafer.width || H > wafer.height) {
     throw std::invalid_argument("decode.region " + shape_text(opt.region) + " (rows x columns) exceeds the " +
-                                std::to_string(wafer.height) + " x " + std::to_string(wafer.width) + " PEs of " +
-                                wafer.name);
+                                std::to_string(wafer.height) + " x " + std::to_string(wafer.width) +
+                                " PEs of " + wafer.name);
   }
 
   std::vector<LayerWeights> weights = collect(model, opt.vocab_slices);
@@ -460,8 +465,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
   for (const LayerWeights& lw : weights) {
     for (const TensorGrid& t : lw.grids) {
       const GridShape g = smallest_grid(t.rows, t.cols, t.dtype, budget, H, wafer_w, opt.gemm_vectors);
-      all_min_pes +=
-          std::uint64_t{t.copies} * (g.is_auto() ? std::uint64_t{H} * wafer_w : std::uint64_t{g.rows} * g.cols);
+      all_min_pes += std::uint64_t{t.copies} *
+                     (g.is_auto() ? std::uint64_t{H} * wafer_w : std::uint64_t{g.rows} * g.cols);
     }
   }
   const auto suggest_wafers = [&] {
@@ -477,12 +482,12 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
   // One strip: layers [a, b) of wafer w as bands of full strip width W (columns x0 ..
   // x0 + W - 1), stacked north to south (south to north when `upward`).
   const auto place_strip = [&](std::uint32_t w, std::uint32_t a, std::uint32_t b, std::uint32_t x0,
-                                std::uint32_t W, bool upward, bool spread) {
+                               std::uint32_t W, bool upward, bool spread) {
     const std::uint64_t row_bytes = std::uint64_t{W} * usable;
     const std::uint32_t n_layers = b - a;
-    const std::string wafer_text =
-        "wafer " + std::to_string(w) + " (" + wafer.name + ", " + std::to_string(W) + " x " + std::to_string(H) +
-        " PEs" + (W != wafer.width || H != wafer.height ? " of the region used" : "") + ")";
+    const std::string wafer_text = "wafer " + std::to_string(w) + " (" + wafer.name + ", " +
+                                   std::to_string(W) + " x " + std::to_string(H) + " PEs" +
+                                   (W != wafer.width || H != wafer.height ? " of the region used" : "") + ")";
 
     // Configured grids are shelf-packed at the top of their layer's band, tallest first.
     std::vector<std::uint32_t> fixed_rows(n_layers, 0);
@@ -497,18 +502,19 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
         if (it != opt.grids.end() && !it->second.is_auto()) {
           t.grid = it->second;
           if (t.grid.rows > H || t.grid.cols > W) {
-            throw too_big(l, t, "on the configured " + t.kind + " grid " + shape_text(t.grid) + " exceeds the " +
-                                    std::to_string(W) + " x " + std::to_string(H) + " PEs of " + wafer.name);
+            throw too_big(l, t,
+                          "on the configured " + t.kind + " grid " + shape_text(t.grid) + " exceeds the " +
+                              std::to_string(W) + " x " + std::to_string(H) + " PEs of " + wafer.name);
           }
           t.pe_bytes = gemv_pe_bytes(t.rows, t.cols, t.grid, t.dtype, opt.gemm_vectors);
           if (t.pe_bytes > usable) {
             CapacityError e = too_big(l, t, "");
-            throw CapacityError(std::string(e.what()) + "on the configured " + t.kind + " grid " + shape_text(t.grid) +
-                                    " needs " + format_bytes(t.pe_bytes) + " per PE, more than the " +
-                                    format_bytes(usable) + " a PE offers after its reserve; short by " +
-                                    format_bytes(t.pe_bytes - usable) + ". Use a larger decode.grids." + t.kind +
-                                    " or `auto`.",
-                                t.pe_bytes - usable);
+            throw CapacityError(
+                std::string(e.what()) + "on the configured " + t.kind + " grid " + shape_text(t.grid) +
+                    " needs " + format_bytes(t.pe_bytes) + " per PE, more than the " + format_bytes(usable) +
+                    " a PE offers after its reserve; short by " + format_bytes(t.pe_bytes - usable) +
+                    ". Use a larger decode.grids." + t.kind + " or `auto`.",
+                t.pe_bytes - usable);
           }
           fixed.push_back(g);
         } else {
@@ -540,7 +546,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     // Auto grids (the embedding table and LM head included): each layer gets the fewest
     // rows r for which its auto grids fit below its fixed grids in s shelves of r / s rows
     // (s = 1 .. 16), each grid on the fewest columns within the shelf's height (and then the
-    // fewest rows: narrowest_grid), first fit, widest first. The rows left on the wafer then go to the KV cache.
+    // fewest rows: narrowest_grid), first fit, widest first. The rows left on the wafer then go to the KV
+    // cache.
     std::vector<std::uint32_t> weight_rows(n_layers, 0);
     const auto try_pack = [&](std::uint32_t l, std::uint32_t r) {
       std::vector<TensorGrid>& grids = weights[l].grids;
@@ -593,9 +600,10 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
         const TensorGrid& t = weights[l].grids[g];
         const GridShape m = smallest_grid(t.rows, t.cols, t.dtype, budget, H, W, opt.gemm_vectors);
         if (m.is_auto()) {
-          throw too_big(l, t, "has no grid within the " + std::to_string(W) + " x " + std::to_string(H) +
-                                  " PEs of " + wafer.name + " whose PEs hold their tile in " +
-                                  format_bytes(budget) + " (decode.weight_sram_share)");
+          throw too_big(l, t,
+                        "has no grid within the " + std::to_string(W) + " x " + std::to_string(H) +
+                            " PEs of " + wafer.name + " whose PEs hold their tile in " +
+                            format_bytes(budget) + " (decode.weight_sram_share)");
         }
         min_pes += std::uint64_t{t.copies} * m.rows * m.cols;
       }
@@ -604,14 +612,14 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       while (r <= free_rows && !try_pack(l, r)) ++r;
       if (r > free_rows) {
         const std::uint64_t short_bytes = min_pes > free_rows * W ? (min_pes - free_rows * W) * sram : 0;
-        throw CapacityError("decode placement: " + wafer_text + " cannot hold layer " + std::to_string(l) + " of " +
-                                model.name + ": its weight grids do not fit in " + std::to_string(free_rows) +
-                                " rows of " + std::to_string(W) + " PEs (they take at least " +
-                                std::to_string(min_pes) + " PEs)" +
-                                (short_bytes > 0 ? "; short by " + bytes_text(short_bytes) : std::string()) +
-                                ". Set decode.wafers to at least " + std::to_string(suggest_wafers()) + " (now " +
-                                std::to_string(opt.wafers) + "), or raise decode.weight_sram_share.",
-                            short_bytes);
+        throw CapacityError(
+            "decode placement: " + wafer_text + " cannot hold layer " + std::to_string(l) + " of " +
+                model.name + ": its weight grids do not fit in " + std::to_string(free_rows) + " rows of " +
+                std::to_string(W) + " PEs (they take at least " + std::to_string(min_pes) + " PEs)" +
+                (short_bytes > 0 ? "; short by " + bytes_text(short_bytes) : std::string()) +
+                ". Set decode.wafers to at least " + std::to_string(suggest_wafers()) + " (now " +
+                std::to_string(opt.wafers) + "), or raise decode.weight_sram_share.",
+            short_bytes);
       }
       weight_rows[l - a] = fixed_rows[l - a] + r;
     }
@@ -623,7 +631,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       }
       // The band must also hold the vector weights and the grids' buffers within `usable`.
       const std::uint64_t used = p.grid_pe_bytes + p.vector_weight_bytes;
-      p.weight_rows = std::max<std::uint32_t>(weight_rows[l - a], static_cast<std::uint32_t>(ceil_div(used, row_bytes)));
+      p.weight_rows =
+          std::max<std::uint32_t>(weight_rows[l - a], static_cast<std::uint32_t>(ceil_div(used, row_bytes)));
       p.grids = std::move(weights[l].grids);
     }
     std::uint64_t rows = 0;
@@ -636,8 +645,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
         for (const TensorGrid& t : plans[l].grids) {
           for (const PeCoord& o : t.origins) {
             if (where.empty() && y + o.y + t.grid.rows > H) {
-              where = "layer " + std::to_string(l) + " tensor '" + t.tensor + "' (grid " + shape_text(t.grid) +
-                      ", " + format_bytes(t.pe_bytes) + " per PE) would end at PE row " +
+              where = "layer " + std::to_string(l) + " tensor '" + t.tensor + "' (grid " +
+                      shape_text(t.grid) + ", " + format_bytes(t.pe_bytes) + " per PE) would end at PE row " +
                       std::to_string(y + o.y + t.grid.rows) + " of " + std::to_string(H);
             }
           }
@@ -647,8 +656,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
       if (where.empty()) where = "layer " + std::to_string(b - 1) + " (its vector weights and buffers)";
       const std::uint64_t short_rows = rows - H;
       throw CapacityError("decode placement: " + wafer_text + " cannot hold the weights of layers " +
-                              std::to_string(a) + "-" + std::to_string(b - 1) + " of " + model.name + ": " + where +
-                              "; their weight grids need " + std::to_string(rows) + " PE rows (" +
+                              std::to_string(a) + "-" + std::to_string(b - 1) + " of " + model.name + ": " +
+                              where + "; their weight grids need " + std::to_string(rows) + " PE rows (" +
                               bytes_text(rows * W * sram) + " of SRAM) against " + std::to_string(H) + " (" +
                               bytes_text(std::uint64_t{H} * W * sram) + "): short by " +
                               bytes_text(short_rows * W * sram) + ". Set decode.wafers to at least " +
@@ -658,7 +667,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     // Share the remaining rows so that every layer holds the same KV bytes: the largest C
     // with sum over layers of max(weight rows, ceil((C + used) / row bytes)) <= H.
     const auto rows_for = [&](const LayerPlan& p, std::uint64_t c) {
-      return std::max<std::uint64_t>(p.weight_rows, ceil_div(c + p.grid_pe_bytes + p.vector_weight_bytes, row_bytes));
+      return std::max<std::uint64_t>(p.weight_rows,
+                                     ceil_div(c + p.grid_pe_bytes + p.vector_weight_bytes, row_bytes));
     };
     std::uint64_t lo = 0, hi = std::uint64_t{H} * row_bytes;
     while (lo < hi) {
@@ -722,8 +732,9 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
     }
     std::vector<std::uint32_t> order(n);
     std::iota(order.begin(), order.end(), 0u);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](std::uint32_t x, std::uint32_t y) { return layer_bytes[a + x] > layer_bytes[a + y]; });
+    std::stable_sort(order.begin(), order.end(), [&](std::uint32_t x, std::uint32_t y) {
+      return layer_bytes[a + x] > layer_bytes[a + y];
+    });
     for (std::size_t i = 0; given < units; ++i, ++given) ++rows[order[i % n]];
     for (std::uint32_t& r : rows) r *= u;
     rows.back() += H - units * u;
@@ -766,7 +777,8 @@ std::vector<LayerPlan> place_model(const WaferConfig& wafer, const PlacementOpti
         plans[l].spread = false;
       }
     };
-    std::uint32_t strips = opt.region_columns > 0 ? opt.region_columns : auto_region_columns(b - a, wafer_w, H);
+    std::uint32_t strips =
+        opt.region_columns > 0 ? opt.region_columns : auto_region_columns(b - a, wafer_w, H);
     strips = std::min({strips, b - a, wafer_w});
     // Consecutive layers per strip, balanced by weight bytes; strips snake (north to
     // south, then south to north) so that consecutive layers stay neighbours.

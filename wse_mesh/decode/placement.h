@@ -22,9 +22,9 @@
 #include <string_view>
 #include <vector>
 
+#include "workloads/model/transformer.h"
 #include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/wafer_config.h"
-#include "workloads/model/transformer.h"
 
 namespace wse::wafer {
 
@@ -78,11 +78,11 @@ struct PlacementOptions {
   // share one simulated kernel; the rows left hold KV).
   std::uint32_t grid_quantum = 1;
   std::uint32_t wafers = 1;
-  std::map<std::string, GridShape> grids;  // by kind; missing or 0 x 0 = auto
-  double weight_sram_share = 0.9;          // auto grids: tile + x segment + accumulators <= share x SRAM
+  std::map<std::string, GridShape> grids;    // by kind; missing or 0 x 0 = auto
+  double weight_sram_share = 0.9;            // auto grids: tile + x segment + accumulators <= share x SRAM
   std::uint64_t reserved_sram_bytes = 2048;  // per PE: program, stack, in-flight activations (never KV)
-  std::uint32_t gemm_vectors = 1;            // vectors (tokens) a weight PE buffers at once (x segments, accumulators)
-  std::uint32_t vocab_slices = 8;            // embedding table and LM head: grids of vocab / slices rows each
+  std::uint32_t gemm_vectors = 1;  // vectors (tokens) a weight PE buffers at once (x segments, accumulators)
+  std::uint32_t vocab_slices = 8;  // embedding table and LM head: grids of vocab / slices rows each
 };
 
 // The SRAM one PE of a GEMV grid needs: tile Mt x Kt of `dtype`, and for each of
@@ -94,13 +94,15 @@ std::uint64_t gemv_pe_bytes(std::uint64_t rows, std::uint64_t cols, GridShape g,
 // The smallest grid (fewest PEs; ties: the squarest) for a rows x cols matrix whose
 // fullest PE needs at most `budget_bytes`, with P <= max_rows and Q <= max_cols. Returns
 // 0 x 0 when none exists.
-GridShape smallest_grid(std::uint64_t rows, std::uint64_t cols, workloads::DType dtype, std::uint64_t budget_bytes,
-                        std::uint32_t max_rows, std::uint32_t max_cols, std::uint32_t vectors = 1);
+GridShape smallest_grid(std::uint64_t rows, std::uint64_t cols, workloads::DType dtype,
+                        std::uint64_t budget_bytes, std::uint32_t max_rows, std::uint32_t max_cols,
+                        std::uint32_t vectors = 1);
 
 // The grid of fewest columns Q with P <= max_rows (then the fewest rows P with that Q):
 // what a shelf of max_rows rows packs best. Returns 0 x 0 when none exists.
-GridShape narrowest_grid(std::uint64_t rows, std::uint64_t cols, workloads::DType dtype, std::uint64_t budget_bytes,
-                         std::uint32_t max_rows, std::uint32_t max_cols, std::uint32_t vectors = 1);
+GridShape narrowest_grid(std::uint64_t rows, std::uint64_t cols, workloads::DType dtype,
+                         std::uint64_t budget_bytes, std::uint32_t max_rows, std::uint32_t max_cols,
+                         std::uint32_t vectors = 1);
 
 // One weight tensor's GEMV grid(s).
 struct TensorGrid {
@@ -111,9 +113,9 @@ struct TensorGrid {
   GridShape grid;            // one copy
   std::uint32_t copies = 1;  // routed experts: one grid per expert; vocabulary tensors: one per slice
   workloads::DType dtype = workloads::DType::bf16;
-  std::uint64_t pe_bytes = 0;        // fullest PE of a copy (gemv_pe_bytes)
-  std::uint64_t weight_bytes = 0;    // the tensor, all copies
-  std::vector<PeCoord> origins;      // north-west PE of each copy, wafer coordinates
+  std::uint64_t pe_bytes = 0;      // fullest PE of a copy (gemv_pe_bytes)
+  std::uint64_t weight_bytes = 0;  // the tensor, all copies
+  std::vector<PeCoord> origins;    // north-west PE of each copy, wafer coordinates
   // kSpread: the weights fused into this grid (q, k, v; gate, up), in row order; empty
   // when the grid holds `tensor` alone.
   std::vector<std::string> members;
@@ -135,12 +137,12 @@ struct TensorGrid {
 // Everything the schedule and the kernels need about one layer's region.
 struct LayerPlan {
   LayerRegion region;
-  std::vector<TensorGrid> grids;             // in the model's weight order (embedding first, LM head last)
-  std::uint64_t vector_weight_bytes = 0;     // norms, biases, sinks (spread over the region)
-  std::uint64_t grid_pe_bytes = 0;           // sum over grid PEs of pe_bytes (what the grids occupy)
-  std::uint64_t kv_bytes_per_token = 0;      // this layer's cache per token (model)
-  std::uint32_t window_tokens = 0;           // sliding window (0: full attention)
-  std::uint32_t weight_rows = 0;             // rows of the band the weight grids take
+  std::vector<TensorGrid> grids;          // in the model's weight order (embedding first, LM head last)
+  std::uint64_t vector_weight_bytes = 0;  // norms, biases, sinks (spread over the region)
+  std::uint64_t grid_pe_bytes = 0;        // sum over grid PEs of pe_bytes (what the grids occupy)
+  std::uint64_t kv_bytes_per_token = 0;   // this layer's cache per token (model)
+  std::uint32_t window_tokens = 0;        // sliding window (0: full attention)
+  std::uint32_t weight_rows = 0;          // rows of the band the weight grids take
   // kSpread: the layer's weights are spread over its region. False under kPacked, and for
   // a layer whose PEs could not hold their spread tiles (the packed grids kept).
   bool spread = false;

@@ -9,8 +9,8 @@ namespace wse::wafer {
 
 namespace {
 
-using workloads::OpKind;
 using workloads::Operator;
+using workloads::OpKind;
 
 // A step of the pipeline with the step that decided its start (critical path).
 struct Step {  // 32 bytes: hundreds of thousands of passes fill millions of these
@@ -55,7 +55,8 @@ namespace {
 // Operators that leave their output in place, with no collective: they cost a floor
 // latency of nothing (docs/wse_mesh.md, "The floor").
 bool local_only(OpKind k) {
-  return k == OpKind::rope || k == OpKind::activation || k == OpKind::residual_add || k == OpKind::expert_combine;
+  return k == OpKind::rope || k == OpKind::activation || k == OpKind::residual_add ||
+         k == OpKind::expert_combine;
 }
 
 }  // namespace
@@ -114,7 +115,8 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     for (std::size_t i = 0; i < stages.size(); ++i) {
       bool joins = i > 0 && stages[i].k == stages[level_begin].k;
       for (std::size_t j = level_begin; joins && j < i; ++j) {
-        joins = stages[i].grid != nullptr && stages[j].grid != nullptr && !overlaps(*stages[i].grid, *stages[j].grid);
+        joins = stages[i].grid != nullptr && stages[j].grid != nullptr &&
+                !overlaps(*stages[i].grid, *stages[j].grid);
       }
       if (!joins && i > 0) {
         cycles += level_max;
@@ -143,8 +145,9 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
     if (op.layer >= 0) {
       layer = static_cast<std::size_t>(op.layer);
       in_layers = true;
-      if (layer >= L) throw std::invalid_argument("run_schedule: operator of layer " + std::to_string(layer) +
-                                                  " beyond the " + std::to_string(L) + " placed layers");
+      if (layer >= L)
+        throw std::invalid_argument("run_schedule: operator of layer " + std::to_string(layer) +
+                                    " beyond the " + std::to_string(L) + " placed layers");
     } else {
       layer = (op.kind == OpKind::embedding || !in_layers) ? 0 : L - 1;
     }
@@ -179,7 +182,8 @@ MicrobatchWork microbatch_work(const std::vector<LayerPlan>& plans, const worklo
       it = stages.end() - 1;
     }
     it->cycles = std::max(it->cycles, t.cycles);
-    it->operand_bytes = std::max(it->operand_bytes, op.weight_bytes / std::max<std::uint32_t>(1, op.count) + op.kv_read_bytes);
+    it->operand_bytes = std::max(it->operand_bytes,
+                                 op.weight_bytes / std::max<std::uint32_t>(1, op.count) + op.kv_read_bytes);
     if (grid != nullptr && grid->kind != "lm_head") {
       const KernelTiming h = timer.handoff(*grid, op.m);
       add(w.totals, h);
@@ -205,8 +209,8 @@ namespace {
 // PE's peak, its SRAM bytes at every PE's ports, and the longest chain of dependent
 // collectives of one microbatch at the fewest hops its operands allow, plus the link
 // crossings between wafers (latency and the activations' transfer).
-WaferFloor pass_floor(const std::vector<const MicrobatchWork*>& work, const std::vector<std::int32_t>& link_in,
-                      const ScheduleOptions& opt) {
+WaferFloor pass_floor(const std::vector<const MicrobatchWork*>& work,
+                      const std::vector<std::int32_t>& link_in, const ScheduleOptions& opt) {
   WaferFloor f;
   const double clock = opt.clock_hz;
   const double pes = static_cast<double>(opt.wafers) * static_cast<double>(opt.pes_per_wafer);
@@ -226,11 +230,13 @@ WaferFloor pass_floor(const std::vector<const MicrobatchWork*>& work, const std:
     chain = std::max(chain, s);
   }
   if (pes > 0.0 && opt.macs_per_cycle_per_pe > 0) {
-    f.compute_s = static_cast<double>(flops) / (2.0 * static_cast<double>(opt.macs_per_cycle_per_pe) * pes * clock);
+    f.compute_s =
+        static_cast<double>(flops) / (2.0 * static_cast<double>(opt.macs_per_cycle_per_pe) * pes * clock);
   }
   if (pes > 0.0 && opt.sram_read_bytes_per_cycle > 0 && opt.sram_write_bytes_per_cycle > 0) {
-    f.sram_s = std::max(static_cast<double>(reads) / (pes * static_cast<double>(opt.sram_read_bytes_per_cycle) * clock),
-                        static_cast<double>(writes) / (pes * static_cast<double>(opt.sram_write_bytes_per_cycle) * clock));
+    f.sram_s = std::max(
+        static_cast<double>(reads) / (pes * static_cast<double>(opt.sram_read_bytes_per_cycle) * clock),
+        static_cast<double>(writes) / (pes * static_cast<double>(opt.sram_write_bytes_per_cycle) * clock));
   }
   f.latency_s = chain;
   f.step_s = std::max({f.compute_s, f.sram_s, f.latency_s});
@@ -239,20 +245,23 @@ WaferFloor pass_floor(const std::vector<const MicrobatchWork*>& work, const std:
 
 }  // namespace
 
-WaferRunResult run_schedule(const std::vector<LayerPlan>& plans, const std::vector<workloads::OperatorGraph>& mbs,
-                            KernelTimer& timer, const ScheduleOptions& opt) {
+WaferRunResult run_schedule(const std::vector<LayerPlan>& plans,
+                            const std::vector<workloads::OperatorGraph>& mbs, KernelTimer& timer,
+                            const ScheduleOptions& opt) {
   if (mbs.empty()) throw std::invalid_argument("run_schedule: no microbatches");
   std::vector<MicrobatchWork> work;
   work.reserve(mbs.size());
-  for (const auto& g : mbs) work.push_back(microbatch_work(plans, g, timer, opt.clock_hz, opt.floor_sram_bytes_per_pe));
+  for (const auto& g : mbs)
+    work.push_back(microbatch_work(plans, g, timer, opt.clock_hz, opt.floor_sram_bytes_per_pe));
   std::vector<const MicrobatchWork*> ptrs;
   for (const auto& w : work) ptrs.push_back(&w);
   MoveMemo moves;
   return run_pipeline(plans, ptrs, timer, opt, moves);
 }
 
-WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vector<const MicrobatchWork*>& work,
-                            KernelTimer& timer, const ScheduleOptions& opt, MoveMemo& moves) {
+WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans,
+                            const std::vector<const MicrobatchWork*>& work, KernelTimer& timer,
+                            const ScheduleOptions& opt, MoveMemo& moves) {
   if (plans.empty()) throw std::invalid_argument("run_schedule: no layers");
   if (work.empty()) throw std::invalid_argument("run_schedule: no microbatches");
   const std::size_t L = plans.size(), M = work.size();
@@ -276,9 +285,9 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   // every entry a pass reads it has written (assign, or a link cell's transfer written
   // before link_last or xfer_pred points at it).
   const double clock = opt.clock_hz;
-  thread_local std::vector<double> done;       // run end of cell mb * L + l
-  thread_local std::vector<double> xfer_end;   // link cells: the transfer's end
-  thread_local std::vector<std::int32_t> xfer_pred;  // link cells: previous transfer's cell, or -1 (the run)
+  thread_local std::vector<double> done;              // run end of cell mb * L + l
+  thread_local std::vector<double> xfer_end;          // link cells: the transfer's end
+  thread_local std::vector<std::int32_t> xfer_pred;   // link cells: previous transfer's cell, or -1 (the run)
   thread_local std::vector<std::uint8_t> after_prev;  // 1: the run waited for the previous microbatch
   done.assign(M * L, 0.0);
   after_prev.assign(M * L, 0);
@@ -290,7 +299,8 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   thread_local std::vector<std::int32_t> link_in;
   link_in.assign(L, -1);
   for (std::size_t l = 1; l < L; ++l) {
-    if (plans[l].region.wafer != plans[l - 1].region.wafer) link_in[l] = static_cast<std::int32_t>(plans[l - 1].region.wafer);
+    if (plans[l].region.wafer != plans[l - 1].region.wafer)
+      link_in[l] = static_cast<std::int32_t>(plans[l - 1].region.wafer);
   }
   double link_transfer_s = 0.0;
   // The moves of the current token count, per layer (looked up once per count).
@@ -301,7 +311,8 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   for (std::size_t mb = 0; mb < M; ++mb) {
     const MicrobatchWork& w = *work[mb];
     if (w.clock_hz != clock || w.layer_seconds.size() != L) {
-      throw std::invalid_argument("run_pipeline: a microbatch's work was timed for another clock or placement");
+      throw std::invalid_argument(
+          "run_pipeline: a microbatch's work was timed for another clock or placement");
     }
     const double* layer_s = w.layer_seconds.data();
     const std::uint64_t tokens = w.tokens;
@@ -371,7 +382,8 @@ WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vect
   std::uint64_t walk_tokens = move_tokens;  // move_of holds this count's moves
   for (;;) {
     const MicrobatchWork& w = *work[mb];
-    for (std::uint32_t k = w.kind_begin[l]; k < w.kind_begin[l + 1]; ++k) critical[w.kind_cycles[k].first] += w.kind_cycles[k].second;
+    for (std::uint32_t k = w.kind_begin[l]; k < w.kind_begin[l + 1]; ++k)
+      critical[w.kind_cycles[k].first] += w.kind_cycles[k].second;
     const std::size_t cell = mb * L + l;
     if (after_prev[cell] != 0) {
       --mb;

@@ -26,10 +26,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "workloads/model/operators.h"
 #include "wse_mesh/decode/kernel_timer.h"
 #include "wse_mesh/decode/placement.h"
 #include "wse_mesh/decode/wafer_decoder.h"
-#include "workloads/model/operators.h"
 
 namespace wse::wafer {
 
@@ -38,10 +38,10 @@ struct ScheduleOptions {
   double link_bandwidth_bytes_per_s = 1.2e12 / 8;
   double link_latency_s = 10e-6;
   std::uint32_t wafers = 1;
-  std::uint64_t pes_per_wafer = 0;                // for the busy fractions
-  std::uint64_t link_directions_per_wafer = 0;    // router-to-router link directions
-  std::uint64_t sram_port_bytes_per_cycle = 0;    // one PE: reads + writes
-  std::uint32_t hidden = 0;                       // activations moved between layers
+  std::uint64_t pes_per_wafer = 0;              // for the busy fractions
+  std::uint64_t link_directions_per_wafer = 0;  // router-to-router link directions
+  std::uint64_t sram_port_bytes_per_cycle = 0;  // one PE: reads + writes
+  std::uint32_t hidden = 0;                     // activations moved between layers
   std::uint32_t activation_bytes = 2;
   // The floor (WaferFloor): the PEs' peak multiply-accumulates per cycle (SIMD width of
   // the fp16 FMAC), SRAM port bytes per cycle for reads and for writes, the hop latency.
@@ -114,11 +114,13 @@ std::uint64_t floor_hops(std::uint64_t bytes, std::uint64_t sram_bytes_per_pe);
 using MoveMemo = std::unordered_map<std::uint64_t, std::vector<KernelTiming>>;
 
 // The pipeline of microbatches whose work is known.
-WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans, const std::vector<const MicrobatchWork*>& work,
-                            KernelTimer& timer, const ScheduleOptions& opt, MoveMemo& moves);
+WaferRunResult run_pipeline(const std::vector<LayerPlan>& plans,
+                            const std::vector<const MicrobatchWork*>& work, KernelTimer& timer,
+                            const ScheduleOptions& opt, MoveMemo& moves);
 
 // Both: the work of each lowered microbatch, then the pipeline.
-WaferRunResult run_schedule(const std::vector<LayerPlan>& plans, const std::vector<workloads::OperatorGraph>& mbs,
-                            KernelTimer& timer, const ScheduleOptions& opt);
+WaferRunResult run_schedule(const std::vector<LayerPlan>& plans,
+                            const std::vector<workloads::OperatorGraph>& mbs, KernelTimer& timer,
+                            const ScheduleOptions& opt);
 
 }  // namespace wse::wafer

@@ -8,19 +8,20 @@
 #include <optional>
 #include <stdexcept>
 
-#include "wse_mesh/kernels/pe.h"
 #include "systemc_models/units/integer.h"
+#include "wse_mesh/kernels/pe.h"
 
 namespace wse::wafer {
 
 namespace {
 
-using workloads::OpKind;
 using workloads::Operator;
+using workloads::OpKind;
 
 std::uint32_t to_u32(std::uint64_t v, const char* what) {
   if (v > std::numeric_limits<std::uint32_t>::max()) {
-    throw std::invalid_argument(std::string("decode: ") + what + " " + std::to_string(v) + " exceeds 32 bits");
+    throw std::invalid_argument(std::string("decode: ") + what + " " + std::to_string(v) +
+                                " exceeds 32 bits");
   }
   return static_cast<std::uint32_t>(v);
 }
@@ -38,12 +39,16 @@ std::uint64_t gemv_root_engine_floor(const PeConfig& pe, const GemvConfig& c) {
   const std::uint64_t kt = c.cols / c.grid_cols;           // the narrowest tile
   const std::uint64_t per = 4 / accumulator_bytes(c.accumulate);
   std::uint64_t adds = 0;  // one stream of this row's sums, wavelet by wavelet
-  for (std::uint64_t w = 0; w * per < mt; ++w) adds += add_cycles(pe, c.accumulate, std::min(per, mt - w * per));
-  const std::uint64_t streams = c.grid_cols <= 1 ? 0 : c.reduction == Reduction::kTree ? tree_rounds(c.grid_cols) : 1;
+  for (std::uint64_t w = 0; w * per < mt; ++w)
+    adds += add_cycles(pe, c.accumulate, std::min(per, mt - w * per));
+  const std::uint64_t streams = c.grid_cols <= 1                  ? 0
+                                : c.reduction == Reduction::kTree ? tree_rounds(c.grid_cols)
+                                                                  : 1;
   return std::uint64_t{c.vectors} * (kt * fmac_cycles(pe, c.accumulate, mt) + streams * adds);
 }
 
-SimulatedKernels::SimulatedKernels(const WaferConfig& wafer, const SimulatedKernelOptions& opt, KernelCache& cache)
+SimulatedKernels::SimulatedKernels(const WaferConfig& wafer, const SimulatedKernelOptions& opt,
+                                   KernelCache& cache)
     : wafer_(wafer), opt_(opt), cache_(cache) {}
 
 std::uint64_t SimulatedKernels::message_cycles(std::uint64_t hops, std::uint64_t wavelets) const {
@@ -79,19 +84,22 @@ GemvConfig SimulatedKernels::gemv_config(const Operator& op, const LayerPlan& la
     rows = t->rows;
   } else if (t != nullptr && t->rows == op.n && t->cols == op.k) {
     g = t->grid;
-  } else if (t != nullptr && t->cols == op.k && op.count == 1 && t->copies > 1 && t->rows * t->copies >= op.n) {
+  } else if (t != nullptr && t->cols == op.k && op.count == 1 && t->copies > 1 &&
+             t->rows * t->copies >= op.n) {
     // A tensor cut by rows into slices (LM head): the slices compute at once; time one.
     g = t->grid;
     rows = t->rows;
   } else {
     // No placed tensor of this shape (MLA's absorbed per-head products): the auto grid.
     const PlacementOptions& p = opt_.placement;
-    const auto share = static_cast<std::uint64_t>(p.weight_sram_share * static_cast<double>(wafer_.pe.sram_bytes));
+    const auto share =
+        static_cast<std::uint64_t>(p.weight_sram_share * static_cast<double>(wafer_.pe.sram_bytes));
     const std::uint64_t budget = std::min(share, wafer_.pe.sram_bytes - p.reserved_sram_bytes);
     g = smallest_grid(op.n, op.k, op.weight_dtype, budget, wafer_.height, wafer_.width, p.gemm_vectors);
     if (g.is_auto()) {
       throw CapacityError("decode: layer " + std::to_string(op.layer) + " GEMM '" + op.name + "' (" +
-                              std::to_string(op.n) + " x " + std::to_string(op.k) + ") has no grid on " + wafer_.name,
+                              std::to_string(op.n) + " x " + std::to_string(op.k) + ") has no grid on " +
+                              wafer_.name,
                           0);
     }
   }
@@ -113,7 +121,8 @@ KernelTiming SimulatedKernels::gemm(const Operator& op, const LayerPlan& layer) 
   // Narrower weights pack more values per PE than the fp16 kernel assumes: widen its
   // SRAM by the packing factor so that its capacity check sees the placed tile.
   const double bits = workloads::bits_per_value(op.weight_dtype);
-  if (bits < 16.0) pe.sram_bytes = static_cast<std::uint64_t>(static_cast<double>(pe.sram_bytes) * 16.0 / bits);
+  if (bits < 16.0)
+    pe.sram_bytes = static_cast<std::uint64_t>(static_cast<double>(pe.sram_bytes) * 16.0 / bits);
   const std::uint32_t k = wafer_.tile;
   const TensorGrid* placed = layer.grid(op.name);
   // Instances at once on their own grids: experts (count), or the slices of a tensor
@@ -226,7 +235,8 @@ GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint
     for (std::uint64_t per : {2, 4}) {
       if (tokens >= std::uint64_t{x.grid_cols} * per) continue;
       for (std::uint32_t groups = 2; groups <= x.grid_cols; ++groups) {
-        if (x.grid_cols % groups == 0 && std::uint64_t{x.grid_cols / groups} * per <= std::max<std::uint64_t>(tokens, per)) {
+        if (x.grid_cols % groups == 0 &&
+            std::uint64_t{x.grid_cols / groups} * per <= std::max<std::uint64_t>(tokens, per)) {
           GemmCannonConfig split = x;
           split.groups = groups;
           if (split.groups != shapes.back().groups) shapes.push_back(split);
@@ -252,8 +262,9 @@ GemmCannonResult SimulatedKernels::fastest_cannon(const GemvConfig& c, std::uint
     }
   }
   if (!found) {
-    throw CapacityError("decode: the Cannon GEMM of " + std::to_string(c.rows) + " x " + std::to_string(c.cols) +
-                            " does not fit beside the weights" + (misfit.empty() ? "" : ": " + misfit),
+    throw CapacityError("decode: the Cannon GEMM of " + std::to_string(c.rows) + " x " +
+                            std::to_string(c.cols) + " does not fit beside the weights" +
+                            (misfit.empty() ? "" : ": " + misfit),
                         1);
   }
   return best;
@@ -285,12 +296,13 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
   // differ by a few rows): only the chosen run is simulated for them. Off with kernel
   // reuse, and whenever that run does not go through.
   const auto bucket = [](std::uint32_t side) {
-    return static_cast<std::uint64_t>(std::floor(4.0 * std::log2(static_cast<double>(std::max<std::uint32_t>(1, side)))));
+    return static_cast<std::uint64_t>(
+        std::floor(4.0 * std::log2(static_cast<double>(std::max<std::uint32_t>(1, side)))));
   };
-  const std::string family = std::to_string(c.rows) + "x" + std::to_string(c.cols) + " m" + std::to_string(c.vectors) +
-                             " a" + std::to_string(static_cast<int>(c.accumulate)) + " b" +
-                             std::to_string(bucket(c.grid_rows)) + "," + std::to_string(bucket(c.grid_cols)) + " s" +
-                             std::to_string(shapes.size());
+  const std::string family =
+      std::to_string(c.rows) + "x" + std::to_string(c.cols) + " m" + std::to_string(c.vectors) + " a" +
+      std::to_string(static_cast<int>(c.accumulate)) + " b" + std::to_string(bucket(c.grid_rows)) + "," +
+      std::to_string(bucket(c.grid_cols)) + " s" + std::to_string(shapes.size());
   if (cache_.enabled() && shapes.size() * reductions.size() > 1) {
     const auto it = choice_.find(family);
     if (it != choice_.end() && it->second.first < shapes.size()) {
@@ -355,7 +367,8 @@ GemvResult SimulatedKernels::fastest_gemv(const GemvConfig& c, const TensorGrid*
       }
       const std::optional<GemvResult> r = known(ri) ? tree_on[si] : attempt(x);
       if (!r) continue;
-      if (!best_cfg || r->total_cycles < best.total_cycles || (r->total_cycles == best.total_cycles && rank < best_rank)) {
+      if (!best_cfg || r->total_cycles < best.total_cycles ||
+          (r->total_cycles == best.total_cycles && rank < best_rank)) {
         best = *r;
         best_cfg = x;
         best_rank = rank;
@@ -495,7 +508,9 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
   if (g == 0 || qt != 1 || blocks <= g) return exact(part);
   // The grain doubles with each doubling of the blocks past 32 grains: the interval stays
   // between 1/32 and 1/16 of the blocks.
-  const std::uint64_t grain = g << static_cast<unsigned>(std::max(0.0, std::floor(std::log2(static_cast<double>(blocks) / (16.0 * static_cast<double>(g))))));
+  const std::uint64_t grain =
+      g << static_cast<unsigned>(std::max(
+          0.0, std::floor(std::log2(static_cast<double>(blocks) / (16.0 * static_cast<double>(g))))));
   const std::uint64_t rows = ceil_div(blocks, cols);
   std::uint64_t lo = blocks / grain * grain, hi = lo + grain;  // lo == hi: b is a sample point
   if (blocks % grain == 0) {
@@ -550,7 +565,8 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
     while (look && c - a > std::max(hi - lo, grain) && a <= blocks && blocks <= c) {
       prefetch({a * tpp - 1, c * tpp - 1});
       const AttentionCost ca = point(a), cc = point(c);
-      if (ca.cycles == cc.cycles) return lerp(ca, cc, static_cast<double>(blocks - a) / static_cast<double>(c - a));
+      if (ca.cycles == cc.cycles)
+        return lerp(ca, cc, static_cast<double>(blocks - a) / static_cast<double>(c - a));
       if (rows == 1) break;  // one row: the tree's stretch only (the chain grows along it)
       const std::uint64_t mid = (a + c) / 2 / grain * grain;
       if (mid <= a || mid >= c) break;
@@ -584,7 +600,8 @@ KernelTiming SimulatedKernels::attention(const Operator& op, const LayerPlan& la
     s.stream_tokens_per_pe = tpp;
     AttentionConfig grid = a;
     grid.tokens_per_pe = tpp;
-    if (tpp < a.tokens_per_pe && attention_grid(grid).first > std::max<std::uint32_t>(1, layer.region.height)) break;
+    if (tpp < a.tokens_per_pe && attention_grid(grid).first > std::max<std::uint32_t>(1, layer.region.height))
+      break;
     try {
       const AttentionStreamResult r = cache_.attention_stream(wafer_.fabric, wafer_.pe, s);
       if (!stream || r.total_cycles < stream->cycles) {
@@ -687,7 +704,8 @@ VectorKernelConfig SimulatedKernels::vector_config(const Operator& op, const Lay
   // many PEs as that takes within a PE's SRAM beside its reserve.
   // A PE holds e = ceil(length / pes) values of every vector and of the weight: at most
   // usable / (2 vectors + 4) bytes' worth, so pes >= ceil(length / that).
-  const std::uint64_t usable = wafer_.pe.sram_bytes - std::min(wafer_.pe.sram_bytes - 1, opt_.placement.reserved_sram_bytes);
+  const std::uint64_t usable =
+      wafer_.pe.sram_bytes - std::min(wafer_.pe.sram_bytes - 1, opt_.placement.reserved_sram_bytes);
   const std::uint64_t per_pe = std::max<std::uint64_t>(1, usable / (2 * std::uint64_t{v.vectors} + 4));
   const std::uint64_t needed = ceil_div(length, per_pe);
   v.pes = static_cast<std::uint32_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(line, needed), length));

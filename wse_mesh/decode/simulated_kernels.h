@@ -41,9 +41,9 @@
 #include <string>
 #include <utility>
 
-#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/decode/kernel_timer.h"
 #include "wse_mesh/decode/placement.h"
+#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/kernel_cache.h"
 #include "wse_mesh/kernels/vector_kernels.h"
 #include "wse_mesh/wafer_config.h"
@@ -51,7 +51,7 @@
 namespace wse::wafer {
 
 struct SimulatedKernelOptions {
-  PlacementOptions placement;                // for the auto grid of unplaced GEMMs
+  PlacementOptions placement;  // for the auto grid of unplaced GEMMs
   std::uint32_t attention_max_grid_cols = 256;
   Reduction attention_combine = Reduction::kChain;
   // Decode attention over more than this many token blocks per head is simulated at
@@ -131,13 +131,14 @@ class SimulatedKernels : public KernelTimer {
   WaferConfig wafer_;
   SimulatedKernelOptions opt_;
   KernelCache& cache_;
-  std::map<std::string, std::string> chosen_;  // GEMV kernel -> the reduction it took
+  std::map<std::string, std::string> chosen_;     // GEMV kernel -> the reduction it took
   std::map<std::string, std::string> algorithm_;  // GEMM kernel (shape, grid, tokens) -> gemv or cannon
   std::map<std::string, std::string> prefill_attention_;  // prefill attention kernel -> stream or combine
-  std::uint64_t choices_version_ = 0;  // counts the assignments to the three maps above
+  std::uint64_t choices_version_ = 0;                     // counts the assignments to the three maps above
   std::set<std::pair<const TensorGrid*, std::uint64_t>> cannon_outputs_;  // (grid, tokens) run as Cannon
   std::set<std::string> cannon_misfits_;  // Cannon kernels (cache keys) whose buffers did not fit
-  std::map<std::string, std::pair<std::size_t, Reduction>> choice_;  // shape family -> (orientation, reduction)
+  std::map<std::string, std::pair<std::size_t, Reduction>>
+      choice_;  // shape family -> (orientation, reduction)
 };
 
 }  // namespace wse::wafer

@@ -7,11 +7,11 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "systemc_models/units/integer.h"
 #include "wse_mesh/decode/schedule.h"
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/pe.h"
-#include "systemc_models/units/integer.h"
 
 namespace wse::wafer {
 
@@ -24,8 +24,9 @@ GridShape parse_grid(config::Section& s, std::string_view key, const std::string
   const auto x = text.find('x');
   const auto number = [&](std::string_view part) -> std::uint32_t {
     if (part.empty() || part.size() > 6 || part.find_first_not_of("0123456789") != std::string_view::npos) {
-      s.fail(key, "expected `" + std::string(whole) + "` or a grid \"PxQ\" (P rows by Q columns of PEs, e.g. \"32x64\"), found \"" +
-                      text + "\"");
+      s.fail(key, "expected `" + std::string(whole) +
+                      "` or a grid \"PxQ\" (P rows by Q columns of PEs, e.g. \"32x64\"), found \"" + text +
+                      "\"");
     }
     const auto v = static_cast<std::uint32_t>(std::stoul(std::string(part)));
     if (v == 0) s.fail(key, "a grid needs at least one PE row and column, found \"" + text + "\"");
@@ -54,43 +55,47 @@ PlacementOptions DecodeConfig::placement() const {
 
 DecodeConfig read_decode_config(config::Section& s) {
   DecodeConfig c;
-  c.wafers = static_cast<std::uint32_t>(
-      s.integer("wafers", {.doc = "systems one copy of the model spans: its layers are split into this many "
-                                  "contiguous groups (balanced by weight bytes), pipelined, activations passed "
-                                  "between systems over the link",
-                           .def = "1",
-                           .min = 1,
-                           .max = 256}));
+  c.wafers = static_cast<std::uint32_t>(s.integer(
+      "wafers", {.doc = "systems one copy of the model spans: its layers are split into this many "
+                        "contiguous groups (balanced by weight bytes), pipelined, activations passed "
+                        "between systems over the link",
+                 .def = "1",
+                 .min = 1,
+                 .max = 256}));
   c.mapping = s.enumeration<Mapping>(
       "mapping",
-      {.doc = "how a layer's weights lie on its region: spread (every matrix tiled in 2-D over the whole region, "
+      {.doc = "how a layer's weights lie on its region: spread (every matrix tiled in 2-D over the whole "
+              "region, "
               "q/k/v and gate/up fused, the layers in column strips of near-square regions: the best public "
               "mapping) or packed (each matrix on the fewest PEs that hold it: an ablation)",
        .def = "spread"},
       {{"spread", Mapping::kSpread}, {"packed", Mapping::kPacked}});
-  c.region = parse_grid(s, "region",
-                        s.string("region", {.doc = "the rectangle of each wafer the model is placed on and run, "
-                                                   "\"PxQ\" (P rows by Q columns of PEs at the north-west corner), "
-                                                   "or `all`",
-                                            .def = "all"}),
-                        "all");
-  c.region_columns = static_cast<std::uint32_t>(s.integer(
-      "region_columns",
-      {.doc = "spread: column strips per wafer, each holding consecutive layers as bands (0: the count that makes "
-              "a layer's region closest to square)",
-       .def = "0",
-       .min = 0,
-       .max = 4096}));
+  c.region =
+      parse_grid(s, "region",
+                 s.string("region", {.doc = "the rectangle of each wafer the model is placed on and run, "
+                                            "\"PxQ\" (P rows by Q columns of PEs at the north-west corner), "
+                                            "or `all`",
+                                     .def = "all"}),
+                 "all");
+  c.region_columns = static_cast<std::uint32_t>(
+      s.integer("region_columns", {.doc = "spread: column strips per wafer, each holding consecutive layers "
+                                          "as bands (0: the count that makes "
+                                          "a layer's region closest to square)",
+                                   .def = "0",
+                                   .min = 0,
+                                   .max = 4096}));
   c.accumulate = s.enumeration<Accumulate>(
       "accumulate",
-      {.doc = "GEMV partial sums in SRAM: fp16 (@fmach, as the SDK's FP16 GEMV benchmark and WaferLLM) or fp32 "
-              "(@fmachs); sets the SRAM port traffic per multiply-accumulate",
+      {.doc =
+           "GEMV partial sums in SRAM: fp16 (@fmach, as the SDK's FP16 GEMV benchmark and WaferLLM) or fp32 "
+           "(@fmachs); sets the SRAM port traffic per multiply-accumulate",
        .def = "fp16"},
       {{"fp16", Accumulate::kFp16}, {"fp32", Accumulate::kFp32}});
   const std::string red = s.string(
-      "reduction", {.doc = "GEMV partial-sum reduction along the grid rows: auto (each kernel simulated with chain, "
-                           "tree and K-tree, the fastest taken, as tuned software would), chain, tree or ktree",
-                    .def = "auto"});
+      "reduction",
+      {.doc = "GEMV partial-sum reduction along the grid rows: auto (each kernel simulated with chain, "
+              "tree and K-tree, the fastest taken, as tuned software would), chain, tree or ktree",
+       .def = "auto"});
   c.reduction_auto = red == "auto";
   if (!c.reduction_auto && !parse_reduction(red, c.reduction)) {
     s.fail("reduction", "expected auto, chain, tree or ktree, found \"" + red + "\"");
@@ -107,28 +112,30 @@ DecodeConfig read_decode_config(config::Section& s) {
   }
   const std::string pfa = s.string(
       "prefill_attention",
-      {.doc = "attention of a prefill chunk (more than one query token): auto (the faster of the two kernels per "
-              "chunk, as tuned software would), stream (K and V blocks shifted around rings of the head's PEs "
-              "past stationary queries, online softmax per PE: the Cannon of attention) or combine (the decode "
-              "kernel in sub-chunks, partial results combined across the head's PEs: the ablation)",
+      {.doc =
+           "attention of a prefill chunk (more than one query token): auto (the faster of the two kernels "
+           "per "
+           "chunk, as tuned software would), stream (K and V blocks shifted around rings of the head's PEs "
+           "past stationary queries, online softmax per PE: the Cannon of attention) or combine (the decode "
+           "kernel in sub-chunks, partial results combined across the head's PEs: the ablation)",
        .def = "auto"});
   if (!parse_prefill_attention(pfa, c.prefill_attention)) {
     s.fail("prefill_attention", "expected auto, stream or combine, found \"" + pfa + "\"");
   }
-  c.link_bandwidth = s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
-                                                    .def = "1.2 Tb/s",
-                                                    .min = 0,
-                                                    .min_exclusive = true});
-  c.link_latency =
-      s.duration("link_latency", {.doc = "one-way latency of that link (first byte out to first byte in)",
-                                  .def = "10 us",
-                                  .min = 0});
-  c.microbatch = static_cast<std::uint32_t>(
-      s.integer("microbatch", {.doc = "sequences per microbatch: a batch is split into microbatches that flow "
-                                      "through the layer regions as a pipeline",
-                               .def = "1",
-                               .min = 1,
-                               .max = 1 << 20}));
+  c.link_bandwidth =
+      s.bandwidth("link_bandwidth", {.doc = "activation link from one system to the next (each direction)",
+                                     .def = "1.2 Tb/s",
+                                     .min = 0,
+                                     .min_exclusive = true});
+  c.link_latency = s.duration(
+      "link_latency",
+      {.doc = "one-way latency of that link (first byte out to first byte in)", .def = "10 us", .min = 0});
+  c.microbatch = static_cast<std::uint32_t>(s.integer(
+      "microbatch", {.doc = "sequences per microbatch: a batch is split into microbatches that flow "
+                            "through the layer regions as a pipeline",
+                     .def = "1",
+                     .min = 1,
+                     .max = 1 << 20}));
   c.prefill_chunk_tokens = static_cast<std::uint32_t>(s.integer(
       "prefill_chunk_tokens",
       {.doc = "a prompt is cut into pieces of this many tokens, each its own microbatch, so that its tokens "
@@ -136,25 +143,28 @@ DecodeConfig read_decode_config(config::Section& s) {
        .def = "1",
        .min = 1,
        .max = 1 << 20}));
-  c.weight_sram_share = s.number(
-      "weight_sram_share", {.doc = "auto grids: the smallest P x Q grid whose fullest PE holds its weight tile, "
-                                   "x segment and accumulators within this share of its SRAM",
-                            .def = "0.9",
-                            .min = 0,
-                            .max = 1,
-                            .min_exclusive = true});
-  c.reserved_sram_bytes = s.size("reserved_sram", {.doc = "SRAM per PE kept for program, stack and activations "
-                                                         "in flight: never weights or KV cache",
-                                                  .def = "2 KiB",
-                                                  .min = 0})
-                              .bytes;
-  c.gemm_vectors = static_cast<std::uint32_t>(s.integer(
-      "gemm_vectors", {.doc = "tokens whose x segments and accumulators each weight PE holds at once (counted "
-                              "in the weight grids' SRAM); a microbatch of more tokens runs its GEMMs in passes "
-                              "of this many, one after another",
-                       .def = "1",
-                       .min = 1,
-                       .max = 4096}));
+  c.weight_sram_share =
+      s.number("weight_sram_share",
+               {.doc = "auto grids: the smallest P x Q grid whose fullest PE holds its weight tile, "
+                       "x segment and accumulators within this share of its SRAM",
+                .def = "0.9",
+                .min = 0,
+                .max = 1,
+                .min_exclusive = true});
+  c.reserved_sram_bytes =
+      s.size("reserved_sram", {.doc = "SRAM per PE kept for program, stack and activations "
+                                      "in flight: never weights or KV cache",
+                               .def = "2 KiB",
+                               .min = 0})
+          .bytes;
+  c.gemm_vectors = static_cast<std::uint32_t>(
+      s.integer("gemm_vectors",
+                {.doc = "tokens whose x segments and accumulators each weight PE holds at once (counted "
+                        "in the weight grids' SRAM); a microbatch of more tokens runs its GEMMs in passes "
+                        "of this many, one after another",
+                 .def = "1",
+                 .min = 1,
+                 .max = 4096}));
   c.vocab_slices = static_cast<std::uint32_t>(s.integer(
       "vocab_slices", {.doc = "the embedding table and the LM head are cut by vocabulary rows into this many "
                               "grids (each its own reduction chains), which compute at once",
@@ -183,22 +193,26 @@ DecodeConfig read_decode_config(config::Section& s) {
                                     .min = 1,
                                     .max = 65535}));
   c.attention_combine = att.enumeration<Reduction>(
-      "combine", {.doc = "combine of the partial results along a head's PEs: chain (pipelined) or tree", .def = "chain"},
+      "combine",
+      {.doc = "combine of the partial results along a head's PEs: chain (pipelined) or tree", .def = "chain"},
       {{"chain", Reduction::kChain}, {"tree", Reduction::kTree}});
   c.attention_block_grain = static_cast<std::uint32_t>(att.integer(
-      "block_grain", {.doc = "simulation choice: a decode over more than this many token blocks per head is "
-                             "simulated at the neighbouring multiples of it (doubled with each doubling of the "
-                             "blocks past 32 of it; never across a row wrap) and interpolated linearly in between, "
-                             "or taken from the ends of a plateau of equal times "
-                             "(0: every block count simulated; error bound in docs/wse_mesh.md)",
-                      .def = "16",
-                      .min = 0,
-                      .max = 65536}));
+      "block_grain",
+      {.doc = "simulation choice: a decode over more than this many token blocks per head is "
+              "simulated at the neighbouring multiples of it (doubled with each doubling of the "
+              "blocks past 32 of it; never across a row wrap) and interpolated linearly in between, "
+              "or taken from the ends of a plateau of equal times "
+              "(0: every block count simulated; error bound in docs/wse_mesh.md)",
+       .def = "16",
+       .min = 0,
+       .max = 65536}));
   c.kv_layout = att.enumeration<KvLayout>(
       "kv_layout",
-      {.doc = "how a batch's KV heads share the region's PEs: balanced (the fewest tokens per PE with which "
-              "the batch fits, kept while it fits; a change shifts the cache along each head's PEs, timed) or "
-              "doubling (ablation: tokens_per_pe doubled until the batch fits, re-chosen every pass, moves untimed)",
+      {.doc =
+           "how a batch's KV heads share the region's PEs: balanced (the fewest tokens per PE with which "
+           "the batch fits, kept while it fits; a change shifts the cache along each head's PEs, timed) or "
+           "doubling (ablation: tokens_per_pe doubled until the batch fits, re-chosen every pass, moves "
+           "untimed)",
        .def = "balanced"},
       {{"balanced", KvLayout::kBalanced}, {"doubling", KvLayout::kDoubling}});
   c.kv_layout_steps = static_cast<std::uint32_t>(att.integer(
@@ -231,7 +245,8 @@ std::uint64_t layout_step(std::uint64_t t, std::uint32_t steps) {
   if (steps == 0 || t <= steps) return t;
   std::uint64_t scale = 1;
   while (std::uint64_t{steps} * scale * 2 <= t) scale *= 2;
-  return ceil_div(t, scale) * scale;  // m = ceil(t / scale) <= 2 steps; 2 steps x scale is the next octave's first
+  return ceil_div(t, scale) *
+         scale;  // m = ceil(t / scale) <= 2 steps; 2 steps x scale is the next octave's first
 }
 
 }  // namespace
@@ -243,10 +258,12 @@ struct WaferDecoder::Impl {
         model(m),
         cache(w.kernels),
         passes(group.counter("passes", "passes", "forward passes run (decode steps and prefill batches)")),
-        microbatches(group.counter("microbatches", "microbatches", "microbatches pipelined through the layers")),
+        microbatches(
+            group.counter("microbatches", "microbatches", "microbatches pipelined through the layers")),
         tokens(group.counter("tokens", "tokens", "tokens computed (new tokens of all sequences)")),
         reused(group.counter("kernels_reused", "kernels", "kernel results reused without simulating")),
-        simulated(group.counter("kernels_simulated", "kernels", "kernels simulated (first use, or reuse off)")),
+        simulated(
+            group.counter("kernels_simulated", "kernels", "kernels simulated (first use, or reuse off)")),
         simulated_s(group.scalar("simulated_s", "s", "simulated time of all passes")),
         floor_s(group.scalar("floor_s", "s", "physical floor of all passes (WaferFloor::step_s, summed)")),
         relayouts(group.counter("kv_relayouts", "passes",
@@ -274,7 +291,8 @@ struct WaferDecoder::Impl {
   stats::Scalar& floor_s;
   std::map<std::string, stats::Scalar*> reduction_kernels;  // GEMV kernels per chosen reduction
   std::map<std::string, stats::Scalar*> algorithm_kernels;  // GEMM kernels (m > 1) per algorithm taken
-  std::map<std::string, stats::Scalar*> prefill_attention_kernels;  // prefill attention kernels per kernel taken
+  std::map<std::string, stats::Scalar*>
+      prefill_attention_kernels;                   // prefill attention kernels per kernel taken
   std::map<std::string, stats::Scalar*> kernel_s;  // critical-path time per kernel kind, all passes
   std::uint64_t reused_seen = 0, simulated_seen = 0;
   // Decode microbatches already costed, by what decides their work: the tokens per PE of
@@ -302,7 +320,8 @@ struct WaferDecoder::Impl {
     kv_tokens = std::numeric_limits<std::uint64_t>::max();
     for (const LayerPlan& p : plans) {
       regions.push_back(p.region);
-      if (p.kv_bytes_per_token > 0) kv_tokens = std::min(kv_tokens, p.region.kv_capacity_bytes / p.kv_bytes_per_token);
+      if (p.kv_bytes_per_token > 0)
+        kv_tokens = std::min(kv_tokens, p.region.kv_capacity_bytes / p.kv_bytes_per_token);
     }
     if (kv_tokens == std::numeric_limits<std::uint64_t>::max()) kv_tokens = 0;
   }
@@ -385,7 +404,10 @@ struct WaferDecoder::Impl {
           std::uint64_t lo = 1, hi = longest;
           while (lo < hi) {
             const std::uint64_t mid = lo + (hi - lo) / 2;
-            if (need(mid) <= pes) hi = mid; else lo = mid + 1;
+            if (need(mid) <= pes)
+              hi = mid;
+            else
+              lo = mid + 1;
           }
           // Headroom (layout_steps > 0): the next value of the layout's steps, so that a
           // growing batch moves the cache less often; never more than a PE's share of the
@@ -396,10 +418,12 @@ struct WaferDecoder::Impl {
           const std::uint64_t fit = std::max(lo, std::min(layout_step(lo, cfg.kv_layout_steps), share));
           tpp = std::max(fit, p.spread ? std::max<std::uint64_t>(1, cfg.tokens_per_pe / 4) : tpp);
           // Not kept (it no longer fits, or the bucket changed): a new layout.
-          if (p.spread) tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
+          if (p.spread)
+            tpp = fastest_tokens_per_pe(l, batch, tpp, std::max<std::uint64_t>(tpp, cfg.tokens_per_pe));
           if (kept != layouts.end() && kept->second.tpp != tpp) {
-            moving_s = std::max(moving_s, static_cast<double>(relayout_cycles(p, batch, l, kept->second.tpp, tpp)) /
-                                              wafer.clock.hz);
+            moving_s =
+                std::max(moving_s, static_cast<double>(relayout_cycles(p, batch, l, kept->second.tpp, tpp)) /
+                                       wafer.clock.hz);
           }
           if (decode_pass) taken.emplace_back(key, Layout{tpp, bucket});
         } else {
@@ -444,8 +468,8 @@ struct WaferDecoder::Impl {
   //   cycles = max(ceil(busiest boundary x wavelets per token / links across it),
   //                most received x store cycles per token)
   //            + farthest hops x hop latency   (0 when nothing moves).
-  std::uint64_t relayout_cycles(const LayerPlan& p, const std::vector<workloads::Sequence>& batch, std::size_t l,
-                                std::uint64_t from, std::uint64_t to) const {
+  std::uint64_t relayout_cycles(const LayerPlan& p, const std::vector<workloads::Sequence>& batch,
+                                std::size_t l, std::uint64_t from, std::uint64_t to) const {
     const std::uint64_t D = model.attention == workloads::AttentionKind::mla
                                 ? std::uint64_t{model.kv_lora_rank} + model.qk_rope_head_dim
                                 : model.head_dim;
@@ -457,7 +481,8 @@ struct WaferDecoder::Impl {
     const std::uint64_t small = std::min(from, to), large = std::max(from, to);
     std::uint64_t worst = 0;
     for (const auto& s : batch) {
-      const std::uint64_t n = model.kv_tokens(static_cast<std::uint32_t>(l), s.offset);  // cached before this pass
+      const std::uint64_t n =
+          model.kv_tokens(static_cast<std::uint32_t>(l), s.offset);  // cached before this pass
       if (n == 0) continue;
       // The crossing count rises while k x large < N and falls after: its peak is at
       // k = floor(N / large) or the next k.
@@ -465,8 +490,11 @@ struct WaferDecoder::Impl {
       for (const std::uint64_t k : {n / large, n / large + 1}) {
         cross = std::max(cross, std::min(n, k * large) - std::min(n, k * small));
       }
-      const std::uint64_t q_from = std::min(ceil_div(n, from), cols_cap), q_to = std::min(ceil_div(n, to), cols_cap);
-      const auto row_col = [](std::uint64_t block, std::uint64_t q) { return std::make_pair(block / q, block % q); };
+      const std::uint64_t q_from = std::min(ceil_div(n, from), cols_cap),
+                          q_to = std::min(ceil_div(n, to), cols_cap);
+      const auto row_col = [](std::uint64_t block, std::uint64_t q) {
+        return std::make_pair(block / q, block % q);
+      };
       const auto dist = [](std::uint64_t a, std::uint64_t b) { return a > b ? a - b : b - a; };
       std::uint64_t received = 0;
       for (std::uint64_t j = 0; j * to < n; ++j) {
@@ -498,12 +526,13 @@ struct WaferDecoder::Impl {
   // batch's longest sequence (a decode of its context) is fastest; remembered per layer
   // window, region size and power-of-two bucket of that context.
   std::map<std::vector<std::uint64_t>, std::uint64_t> tpp_choice;
-  std::uint64_t fastest_tokens_per_pe(std::size_t l, const std::vector<workloads::Sequence>& batch, std::uint64_t lo,
-                                      std::uint64_t hi) {
+  std::uint64_t fastest_tokens_per_pe(std::size_t l, const std::vector<workloads::Sequence>& batch,
+                                      std::uint64_t lo, std::uint64_t hi) {
     if (lo >= hi) return lo;
     const std::uint64_t bucket = context_bucket(batch);
     LayerPlan& p = plans[l];
-    const std::vector<std::uint64_t> key = {p.window_tokens, std::uint64_t{p.region.width} * p.region.height, bucket, lo, hi};
+    const std::vector<std::uint64_t> key = {p.window_tokens, std::uint64_t{p.region.width} * p.region.height,
+                                            bucket, lo, hi};
     if (const auto it = tpp_choice.find(key); it != tpp_choice.end()) return it->second;
     const workloads::OperatorGraph g = workloads::lower(model, {workloads::Sequence{1, bucket, false}});
     const workloads::Operator* att = nullptr;
@@ -551,8 +580,9 @@ struct WaferDecoder::Impl {
   void update_choice_stats() {
     // Each tally's count of distinct kernels per choice, as a scalar "<prefix><choice>"
     // made the first time that choice is seen.
-    const auto tally = [&](std::map<std::string, stats::Scalar*>& scalars, const std::map<std::string, std::uint64_t>& n,
-                           const std::string& prefix, const std::string& description) {
+    const auto tally = [&](std::map<std::string, stats::Scalar*>& scalars,
+                           const std::map<std::string, std::uint64_t>& n, const std::string& prefix,
+                           const std::string& description) {
       for (const auto& [name, count] : n) {
         auto it = scalars.find(name);
         if (it == scalars.end()) {
@@ -641,13 +671,17 @@ struct WaferDecoder::Impl {
         }
         auto it = decode_memo.find(key);
         if (it == decode_memo.end()) {
-          it = decode_memo.emplace(key, microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.clock.hz, wafer.pe.sram_bytes)).first;
+          it = decode_memo
+                   .emplace(key, microbatch_work(plans, workloads::lower(model, seqs_of()), *timer,
+                                                 wafer.clock.hz, wafer.pe.sram_bytes))
+                   .first;
         } else {
           memo_hits.add();
         }
         work.push_back(&it->second);
       } else {
-        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.clock.hz, wafer.pe.sram_bytes));
+        fresh.push_back(microbatch_work(plans, workloads::lower(model, seqs_of()), *timer, wafer.clock.hz,
+                                        wafer.pe.sram_bytes));
         work.push_back(&fresh.back());
         kv_read += fresh.back().kv_bytes_read;
         kv_written += fresh.back().kv_bytes_written;
@@ -717,7 +751,10 @@ struct WaferDecoder::Impl {
       if (it == kernel_s.end()) {
         std::string name = "critical_" + kind + "_s";
         std::replace(name.begin(), name.end(), '.', '_');
-        it = kernel_s.emplace(kind, &group.scalar(name, "s", "time of " + kind + " on the critical path, all passes")).first;
+        it = kernel_s
+                 .emplace(kind,
+                          &group.scalar(name, "s", "time of " + kind + " on the critical path, all passes"))
+                 .first;
       }
       it->second->set(it->second->value() + s);
     }
@@ -725,11 +762,12 @@ struct WaferDecoder::Impl {
   }
 };
 
-WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, const workloads::TransformerModel& model)
+WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg,
+                           const workloads::TransformerModel& model)
     : WaferDecoder(wafer, cfg, model, nullptr) {}
 
-WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg, const workloads::TransformerModel& model,
-                           std::unique_ptr<KernelTimer> timer)
+WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg,
+                           const workloads::TransformerModel& model, std::unique_ptr<KernelTimer> timer)
     : impl_(std::make_unique<Impl>(wafer, cfg, model)) {
   if (cfg.microbatch == 0) throw std::invalid_argument("decode.microbatch must be at least 1");
   impl_->place();
@@ -786,7 +824,9 @@ WaferRunResult WaferDecoder::prefill(const std::vector<std::uint64_t>& chunk_tok
   return impl_->run(batch);
 }
 
-WaferRunResult WaferDecoder::forward(const std::vector<workloads::Sequence>& batch) { return impl_->run(batch); }
+WaferRunResult WaferDecoder::forward(const std::vector<workloads::Sequence>& batch) {
+  return impl_->run(batch);
+}
 
 void WaferDecoder::reset_kv_layout() { impl_->layouts.clear(); }
 

@@ -17,14 +17,14 @@
 #include "systemc_models/config/config.h"
 #include "systemc_models/stats/stats.h"
 #include "systemc_models/units/units.h"
+#include "workloads/model/operators.h"
+#include "workloads/model/transformer.h"
 #include "wse_mesh/decode/kernel_timer.h"
 #include "wse_mesh/decode/placement.h"
 #include "wse_mesh/kernels/gemm_cannon.h"
 #include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/kernels/pe.h"
 #include "wse_mesh/wafer_config.h"
-#include "workloads/model/operators.h"
-#include "workloads/model/transformer.h"
 
 namespace wse::wafer {
 
@@ -39,10 +39,10 @@ enum class KvLayout { kBalanced, kDoubling };
 
 // How a model is mapped on its wafers (YAML section `decode:`; see read_decode_config).
 struct DecodeConfig {
-  std::uint32_t wafers = 1;                // systems one copy of the model spans (layers pipelined)
-  Bandwidth link_bandwidth{1.2e12 / 8};    // activation link between consecutive wafers (assumption)
-  Duration link_latency{10e-6};            // its one-way latency (assumption)
-  std::uint32_t microbatch = 1;            // sequences per microbatch in the layer pipeline
+  std::uint32_t wafers = 1;              // systems one copy of the model spans (layers pipelined)
+  Bandwidth link_bandwidth{1.2e12 / 8};  // activation link between consecutive wafers (assumption)
+  Duration link_latency{10e-6};          // its one-way latency (assumption)
+  std::uint32_t microbatch = 1;          // sequences per microbatch in the layer pipeline
   // A prompt (or prefill chunk) is cut into pieces of this many tokens, each its own
   // microbatch, so that its tokens flow through the layer regions as a pipeline.
   std::uint32_t prefill_chunk_tokens = 1;
@@ -50,20 +50,20 @@ struct DecodeConfig {
   // documented choice, read by read_decode_config with its defaults.
 
   // --- the decoder's choices (docs/wse_mesh.md, "Decode on the wafer") -------------------
-  Mapping mapping = Mapping::kSpread;        // spread (the best public mapping) or packed (ablation)
-  GridShape region;                          // rows x columns of each wafer used (0 x 0: all)
-  std::uint32_t region_columns = 0;          // spread: column strips of layers (0: auto, square regions)
+  Mapping mapping = Mapping::kSpread;         // spread (the best public mapping) or packed (ablation)
+  GridShape region;                           // rows x columns of each wafer used (0 x 0: all)
+  std::uint32_t region_columns = 0;           // spread: column strips of layers (0: auto, square regions)
   Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums (SDK fp16 GEMV, WaferLLM: @fmach)
-  bool reduction_auto = true;                // GEMV reduction: the fastest of chain, tree, K-tree per kernel
-  Reduction reduction = Reduction::kTree;    // when not auto
+  bool reduction_auto = true;                 // GEMV reduction: the fastest of chain, tree, K-tree per kernel
+  Reduction reduction = Reduction::kTree;     // when not auto
   GemmAlgorithm gemm_algorithm = GemmAlgorithm::kAuto;  // GEMMs of m > 1 tokens: GEMV passes or Cannon
-  std::map<std::string, GridShape> grids;    // per weight kind (kGridKinds); missing = auto
+  std::map<std::string, GridShape> grids;               // per weight kind (kGridKinds); missing = auto
   double weight_sram_share = 0.9;            // auto grids: a weight PE's tile + buffers <= share x SRAM
   std::uint64_t reserved_sram_bytes = 2048;  // per PE, never used for weights or KV (program, stack)
   std::uint32_t gemm_vectors = 1;            // tokens a weight PE buffers at once; larger GEMMs run in passes
   std::uint32_t vocab_slices = 8;            // embedding table and LM head cut by rows into this many grids
   std::uint32_t tokens_per_pe = 16;          // attention: cached tokens of one KV head per PE (at least)
-  std::uint32_t attention_max_grid_cols = 256;  // attention: PE columns per KV-head row
+  std::uint32_t attention_max_grid_cols = 256;      // attention: PE columns per KV-head row
   Reduction attention_combine = Reduction::kChain;  // attention: combine along a head's rows
   // attention of a prefill chunk: streamed K/V past stationary queries, or the decode kernel
   PrefillAttention prefill_attention = PrefillAttention::kAuto;
@@ -97,25 +97,25 @@ struct WaferFloor {
 // The result of one forward pass (decode step or prefill batch).
 struct WaferRunResult {
   WaferFloor floor;
-  double floor_ratio = 0.0;                  // seconds / floor.step_s
-  double seconds = 0.0;                      // first microbatch in to last output out
-  std::vector<double> layer_done_s;          // per layer: when its last microbatch is done
+  double floor_ratio = 0.0;                      // seconds / floor.step_s
+  double seconds = 0.0;                          // first microbatch in to last output out
+  std::vector<double> layer_done_s;              // per layer: when its last microbatch is done
   std::map<std::string, double> kernel_seconds;  // per kernel kind: busy time on the critical path
   std::uint64_t weight_bytes_read = 0;
   std::uint64_t kv_bytes_read = 0;
   std::uint64_t kv_bytes_written = 0;
-  std::uint64_t link_bytes = 0;              // activations between wafers
+  std::uint64_t link_bytes = 0;  // activations between wafers
   // The work of the pass, all wafers (the energy model's counts, apps/experiments/energy.h).
-  std::uint64_t flops = 0;                   // matrix FLOPs (the floor's)
-  std::uint64_t sram_read_bytes = 0;         // read by the PEs' instructions
-  std::uint64_t sram_write_bytes = 0;        // written by the PEs' instructions
-  std::uint64_t fabric_wavelet_hops = 0;     // PE-to-PE link directions busy, summed
+  std::uint64_t flops = 0;                // matrix FLOPs (the floor's)
+  std::uint64_t sram_read_bytes = 0;      // read by the PEs' instructions
+  std::uint64_t sram_write_bytes = 0;     // written by the PEs' instructions
+  std::uint64_t fabric_wavelet_hops = 0;  // PE-to-PE link directions busy, summed
   // Busy fractions over `seconds` (0..1), for the utilization report.
-  double fabric_link_busy = 0.0;             // router-to-router link directions
-  double sram_port_busy = 0.0;               // SRAM read/write ports of all PEs
-  double pe_busy = 0.0;                      // PE compute engines
-  double link_busy = 0.0;                    // inter-wafer activation links
-  std::uint32_t microbatches = 0;            // the pass was split into this many
+  double fabric_link_busy = 0.0;   // router-to-router link directions
+  double sram_port_busy = 0.0;     // SRAM read/write ports of all PEs
+  double pe_busy = 0.0;            // PE compute engines
+  double link_busy = 0.0;          // inter-wafer activation links
+  std::uint32_t microbatches = 0;  // the pass was split into this many
 };
 
 class WaferDecoder : public stats::Provider {
@@ -144,7 +144,8 @@ class WaferDecoder : public stats::Provider {
   // One decode step: one new token for each sequence with the given cached context.
   WaferRunResult decode_step(const std::vector<std::uint64_t>& contexts);
   // A prefill batch: chunk_tokens[i] tokens of prompt i at offsets[i] (empty: from 0).
-  WaferRunResult prefill(const std::vector<std::uint64_t>& chunk_tokens, const std::vector<std::uint64_t>& offsets = {});
+  WaferRunResult prefill(const std::vector<std::uint64_t>& chunk_tokens,
+                         const std::vector<std::uint64_t>& offsets = {});
   // Any batch (decode steps and prefill chunks mixed), as workloads::lower takes it.
   WaferRunResult forward(const std::vector<workloads::Sequence>& batch);
 

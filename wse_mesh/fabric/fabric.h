@@ -360,7 +360,7 @@ class Fabric {
     std::priority_queue<Wake, std::vector<Wake>, std::greater<>> later_;
   };
   WakeCalendar sleeping_;
-  std::vector<Wake> due_wakes_;  // scratch: the wake-ups of this cycle
+  std::vector<Wake> due_wakes_;               // scratch: the wake-ups of this cycle
   std::vector<std::vector<Event>> wheel_;     // power-of-two calendar of the next cycles
   std::array<std::uint8_t, 128> key_port_{};  // key -> input port
   std::array<Color, 128> key_color_{};        // key -> color

@@ -19,15 +19,15 @@ constexpr std::uint32_t kNone = UINT32_MAX;
 // Where a head's cached tokens live. Block b (tokens [b * tpp, (b + 1) * tpp)) is on the
 // head's PE (b mod Q, b / Q); block ids double as node ids within a head.
 struct Layout {
-  std::uint64_t tpp = 0;     // tokens per PE
-  std::uint64_t D = 0;       // head_dim
-  std::uint64_t G = 0;       // queries per KV head
-  std::uint64_t qt = 0;      // query tokens
+  std::uint64_t tpp = 0;  // tokens per PE
+  std::uint64_t D = 0;    // head_dim
+  std::uint64_t G = 0;    // queries per KV head
+  std::uint64_t qt = 0;   // query tokens
   std::uint64_t context = 0;
-  std::uint64_t N = 0;       // tokens after the append
-  std::uint32_t nb = 0;      // blocks (used PEs) per head
-  std::uint32_t Q = 0;       // columns
-  std::uint32_t R = 0;       // rows per head
+  std::uint64_t N = 0;   // tokens after the append
+  std::uint32_t nb = 0;  // blocks (used PEs) per head
+  std::uint32_t Q = 0;   // columns
+  std::uint32_t R = 0;   // rows per head
 
   std::uint64_t tokens_in(std::uint32_t b) const { return std::min(tpp, N - b * tpp); }
   // Tokens of block b that query token i (at position context + i) attends to (causal).
@@ -46,8 +46,8 @@ Layout layout_of(const AttentionConfig& a) {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw std::invalid_argument("attention: " + what);
   };
-  require_attention_shape("attention", {a.q_heads, a.kv_heads, a.head_dim, a.query_tokens, a.tokens_per_pe, a.max_grid_cols,
-                                  a.kv_bytes});
+  require_attention_shape("attention", {a.q_heads, a.kv_heads, a.head_dim, a.query_tokens, a.tokens_per_pe,
+                                        a.max_grid_cols, a.kv_bytes});
   Layout l;
   l.tpp = a.tokens_per_pe;
   l.D = a.head_dim;
@@ -78,15 +78,15 @@ struct MsgInfo {
 
 struct PeState {
   std::uint64_t engine_free = 0;
-  std::uint64_t busy = 0;                // local work: stores, scores, softmax, P V
-  std::uint64_t append_expected = 0;     // wavelets of new K/V this PE stores
+  std::uint64_t busy = 0;             // local work: stores, scores, softmax, P V
+  std::uint64_t append_expected = 0;  // wavelets of new K/V this PE stores
   std::uint64_t append_stored = 0;
   std::uint64_t append_done = 0;         // kUnknown while waiting for the append
   std::vector<std::uint64_t> pending_q;  // q wavelets delivered before the append was stored (cycle)
   std::uint64_t q_wavelets = 0;          // q wavelets processed
   std::uint64_t last_q_delivery = kUnknown;
-  std::uint64_t own_done = kUnknown;     // the last query's local work done
-  std::vector<std::uint64_t> query_done;  // per query: its partial result (m, l, o) done
+  std::uint64_t own_done = kUnknown;                          // the last query's local work done
+  std::vector<std::uint64_t> query_done;                      // per query: its partial result (m, l, o) done
   std::vector<std::pair<std::uint64_t, MessageId>> arrivals;  // combine wavelets waiting for query_done
   struct Stream {  // a combine stream coming in: its next wavelet's index k, as query and offset
     MessageId msg;
@@ -104,8 +104,12 @@ struct PeState {
 // The instruction costs of the mapping's steps on one PE (pe.h).
 struct AttentionCosts {
   AttentionCosts(const PeConfig& pe, const AttentionConfig& a, const Layout& L)
-      : pe_(pe), D_(L.D), kv_bits_(8 * a.kv_bytes), per_wavelet_(4 / a.kv_bytes),
-        k_wavelets(ceil_div(L.D, per_wavelet_)), payload_per_query(L.D + 2),
+      : pe_(pe),
+        D_(L.D),
+        kv_bits_(8 * a.kv_bytes),
+        per_wavelet_(4 / a.kv_bytes),
+        k_wavelets(ceil_div(L.D, per_wavelet_)),
+        payload_per_query(L.D + 2),
         payload(L.queries() * payload_per_query),
         combine_m(vector_cycles(pe, pe.simd_fp32_add, 1, 32, 32) + 2 * exp_cycles(pe, 1)),
         combine_o(2 * vector_cycles(pe, pe.simd_fp32_fmac, 1, 32, 32)),
@@ -118,17 +122,26 @@ struct AttentionCosts {
         softmax_pv_.push_back(softmax_pv_of(T));
       }
     }
-    for (std::uint64_t w = 0; w < 2 * k_wavelets; ++w) store_.push_back(kv_wavelet_store_cycles(pe_, D_, kv_bits_ / 8, w));
+    for (std::uint64_t w = 0; w < 2 * k_wavelets; ++w)
+      store_.push_back(kv_wavelet_store_cycles(pe_, D_, kv_bits_ / 8, w));
   }
 
   // Scores: for each query element q[d], one FMAC over the token's scores
   // s[0:T] += q[d] * K^T[d][0:T] (K read at kv width, scores fp32 read and written, q[d]
   // from the fabric).
-  std::uint64_t score_fmac(std::uint64_t T) const { return T < score_fmac_.size() ? score_fmac_[T] : score_fmac_of(T); }
-  std::uint64_t score_fmac_of(std::uint64_t T) const { return attention_score_fmac_cycles(pe_, T, kv_bits_ / 8); }
+  std::uint64_t score_fmac(std::uint64_t T) const {
+    return T < score_fmac_.size() ? score_fmac_[T] : score_fmac_of(T);
+  }
+  std::uint64_t score_fmac_of(std::uint64_t T) const {
+    return attention_score_fmac_cycles(pe_, T, kv_bits_ / 8);
+  }
   // Then per query: max, exp(s - m), sum, and P V as T FMACs o[0:D] += p[t] * V[t][0:D].
-  std::uint64_t softmax_pv(std::uint64_t T) const { return T < softmax_pv_.size() ? softmax_pv_[T] : softmax_pv_of(T); }
-  std::uint64_t softmax_pv_of(std::uint64_t T) const { return attention_softmax_pv_cycles(pe_, T, D_, kv_bits_ / 8); }
+  std::uint64_t softmax_pv(std::uint64_t T) const {
+    return T < softmax_pv_.size() ? softmax_pv_[T] : softmax_pv_of(T);
+  }
+  std::uint64_t softmax_pv_of(std::uint64_t T) const {
+    return attention_softmax_pv_cycles(pe_, T, D_, kv_bits_ / 8);
+  }
   // Append: each wavelet of K is written into the column of K^T (a strided write: SIMD
   // width 1, SDK), each wavelet of V contiguously.
   std::uint64_t store(std::uint64_t w) const {
@@ -172,9 +185,14 @@ class AttentionRun {
  public:
   // `column_only`: the second pass of a folded run, on a fabric one PE wide: the
   // head's column 0 runs the column phase, fed by replay() instead of its rows.
-  AttentionRun(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L, std::uint32_t heads,
-               bool column_only = false)
-      : fabric_(fabric), a_(a), L_(L), heads_(heads), column_only_(column_only), cost_(pe, a, L),
+  AttentionRun(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L,
+               std::uint32_t heads, bool column_only = false)
+      : fabric_(fabric),
+        a_(a),
+        L_(L),
+        heads_(heads),
+        column_only_(column_only),
+        cost_(pe, a, L),
         first_owner_(static_cast<std::uint32_t>(L.context / L.tpp)),
         last_owner_(static_cast<std::uint32_t>((L.N - 1) / L.tpp)) {
     validate(pe);
@@ -235,8 +253,9 @@ class AttentionRun {
     fabric_.run_until_idle();
     fabric_.on_delivery(nullptr);
     if (column_only_) {
-      return AttentionResult{.total_cycles = head_done_.at(0) - start_,
-                             .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+      return AttentionResult{
+          .total_cycles = head_done_.at(0) - start_,
+          .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
     }
     AttentionResult res = collect();
     res.wavelet_hops = fabric_.wavelet_hops() - hops0;
@@ -250,18 +269,19 @@ class AttentionRun {
   void check_fit() {
     const FabricConfig& fc = fabric_.config();
     if (a_.origin.x + (column_only_ ? 1 : L_.Q) > fc.width || a_.origin.y + heads_ * L_.R > fc.height) {
-      throw std::invalid_argument("attention: a " + std::to_string(L_.Q) + " x " + std::to_string(heads_ * L_.R) +
-                                  " PE grid at (" + std::to_string(a_.origin.x) + "," + std::to_string(a_.origin.y) +
-                                  ") does not fit the " + std::to_string(fc.width) + " x " +
-                                  std::to_string(fc.height) + " fabric");
+      throw std::invalid_argument(
+          "attention: a " + std::to_string(L_.Q) + " x " + std::to_string(heads_ * L_.R) + " PE grid at (" +
+          std::to_string(a_.origin.x) + "," + std::to_string(a_.origin.y) + ") does not fit the " +
+          std::to_string(fc.width) + " x " + std::to_string(fc.height) + " fabric");
     }
     const std::uint32_t n_row_colors = reduction_colors(a_.reduction, L_.Q);
     const std::uint32_t n_col_colors = reduction_colors(a_.reduction, L_.R);
     col_color_ = static_cast<Color>(kRowColor + n_row_colors);
     if (col_color_ + n_col_colors > fc.colors) {
-      throw std::invalid_argument("attention: append, query and a " + std::string(reduction_name(a_.reduction)) +
-                                  " combine over " + std::to_string(L_.Q) + " x " + std::to_string(L_.R) +
-                                  " PEs need " + std::to_string(col_color_ + n_col_colors) + " colors, beyond the " +
+      throw std::invalid_argument("attention: append, query and a " +
+                                  std::string(reduction_name(a_.reduction)) + " combine over " +
+                                  std::to_string(L_.Q) + " x " + std::to_string(L_.R) + " PEs need " +
+                                  std::to_string(col_color_ + n_col_colors) + " colors, beyond the " +
                                   std::to_string(fc.colors) + " colors");
     }
   }
@@ -279,8 +299,9 @@ class AttentionRun {
                L_.queries() * L_.D * 2);
     sram.place("scores (" + std::to_string(L_.queries()) + " x " + std::to_string(T0) + " fp32)",
                L_.queries() * T0 * 4);
-    sram.place("partial outputs (" + std::to_string(L_.queries()) + " x " + std::to_string(L_.D + 2) + " fp32)",
-               L_.queries() * (L_.D + 2) * 4);
+    sram.place(
+        "partial outputs (" + std::to_string(L_.queries()) + " x " + std::to_string(L_.D + 2) + " fp32)",
+        L_.queries() * (L_.D + 2) * 4);
     return sram.used_bytes();
   }
 
@@ -346,9 +367,11 @@ class AttentionRun {
     n_in_.assign(L_.nb, 0);
     out_color_.assign(L_.nb, 0);
     for (std::uint32_t r = 0; r < L_.R; ++r) {
-      reduce_line(L_.row_len(r), [&](std::uint32_t k) { return r * L_.Q + k; }, kRowColor, true);
+      reduce_line(
+          L_.row_len(r), [&](std::uint32_t k) { return r * L_.Q + k; }, kRowColor, true);
     }
-    reduce_line(L_.R, [&](std::uint32_t k) { return k * L_.Q; }, col_color_, false);
+    reduce_line(
+        L_.R, [&](std::uint32_t k) { return k * L_.Q; }, col_color_, false);
   }
 
   // The chain or tree over the n nodes node_of(0..n-1) of one line, toward node_of(0).
@@ -359,7 +382,8 @@ class AttentionRun {
       const Port back = horizontal ? Port::kEast : Port::kSouth;
       for (std::uint32_t h = 0; h < heads_ && (!column_only_ || !horizontal); ++h) {
         fabric_.set_route(at(h, node_of(from)), color, mask(Port::kRamp), mask(fwd));
-        for (std::uint32_t m = to + 1; m < from; ++m) fabric_.set_route(at(h, node_of(m)), color, mask(back), mask(fwd));
+        for (std::uint32_t m = to + 1; m < from; ++m)
+          fabric_.set_route(at(h, node_of(m)), color, mask(back), mask(fwd));
         fabric_.set_route(at(h, node_of(to)), color, mask(back), mask(Port::kRamp));
       }
       parent_[node_of(from)] = node_of(to);
@@ -367,7 +391,8 @@ class AttentionRun {
       ++n_in_[node_of(to)];
     };
     if (a_.reduction == Reduction::kChain) {
-      for (std::uint32_t k = n - 1; k >= 1 && n > 1; --k) link(k, k - 1, static_cast<Color>(base + (k + 1) % 2));
+      for (std::uint32_t k = n - 1; k >= 1 && n > 1; --k)
+        link(k, k - 1, static_cast<Color>(base + (k + 1) % 2));
       return;
     }
     for (std::uint32_t s = 0; (1u << s) < n; ++s) {
@@ -498,7 +523,8 @@ class AttentionRun {
     const std::uint32_t b = ((p.y - a_.origin.y) % L_.R) * L_.Q + (p.x - a_.origin.x);
     const Color color = fabric_.message(msg).color;
     // The append tree passes every owner's tokens by every owner: keep one's own.
-    if (color == kAppendColor && (msg - msg_base_ >= info_.size() || info_[msg - msg_base_].owner != b)) return;
+    if (color == kAppendColor && (msg - msg_base_ >= info_.size() || info_[msg - msg_base_].owner != b))
+      return;
     if (record_ != nullptr && h == 0 && p.x == a_.origin.x && color < col_color_) {
       record_->push_back(HeadDelivery{cycle, b / L_.Q, color, msg});
     }
@@ -543,14 +569,16 @@ class AttentionRun {
         s.append_done = s.engine_free;
       } else if (!column_only_) {
         if (wavelets > UINT32_MAX) throw std::invalid_argument("attention: append message too long");
-        const MessageId id = fabric_.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start_);
+        const MessageId id =
+            fabric_.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start_);
         note(id, {MsgKind::kAppend, h, b});
       }
     }
     const std::uint64_t q_wavelets = L_.q_wavelets();
     if (L_.nb > 1 && !column_only_) {
       if (q_wavelets > UINT32_MAX) throw std::invalid_argument("attention: query message too long");
-      const MessageId id = fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
+      const MessageId id =
+          fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
       note(id, {MsgKind::kQuery, h, kNone});
     }
     PeState& src = state(h, 0);
@@ -565,12 +593,15 @@ class AttentionRun {
     res.grid_cols = L_.Q;
     res.sram_bytes_per_pe = sram_;
     for (std::uint32_t h = 0; h < heads_; ++h) {
-      if (head_done_[h] == kUnknown) throw std::logic_error("attention: head " + std::to_string(h) + " never completed");
+      if (head_done_[h] == kUnknown)
+        throw std::logic_error("attention: head " + std::to_string(h) + " never completed");
       res.total_cycles = std::max(res.total_cycles, head_done_[h] - start_);
       for (std::uint32_t b = 0; b < L_.nb; ++b) {
         const PeState& s = state(h, b);
-        if (b >= first_owner_ && b <= last_owner_) res.append_cycles = std::max(res.append_cycles, s.append_done - start_);
-        if (s.last_q_delivery != kUnknown) res.query_cycles = std::max(res.query_cycles, s.last_q_delivery + 1 - start_);
+        if (b >= first_owner_ && b <= last_owner_)
+          res.append_cycles = std::max(res.append_cycles, s.append_done - start_);
+        if (s.last_q_delivery != kUnknown)
+          res.query_cycles = std::max(res.query_cycles, s.last_q_delivery + 1 - start_);
         res.compute_cycles = std::max(res.compute_cycles, s.busy);
         if (s.own_done == kUnknown) throw std::logic_error("attention: a PE never finished its local work");
         res.compute_done_cycles = std::max(res.compute_done_cycles, s.own_done - start_);
@@ -589,10 +620,10 @@ class AttentionRun {
   const AttentionCosts cost_;
   const std::uint32_t first_owner_;  // blocks that receive the new tokens
   const std::uint32_t last_owner_;
-  Color col_color_ = 0;              // the first color of the combine's column phase
-  std::uint64_t sram_ = 0;           // SRAM bytes of the fullest PE
+  Color col_color_ = 0;                       // the first color of the combine's column phase
+  std::uint64_t sram_ = 0;                    // SRAM bytes of the fullest PE
   std::vector<std::uint32_t> parent_, n_in_;  // per block: the combine's parent, streams in
-  std::vector<Color> out_color_;     // per block: the color of its combine stream
+  std::vector<Color> out_color_;              // per block: the color of its combine stream
   std::vector<PeState> st_;
   std::vector<std::uint64_t> head_done_;
   std::vector<MsgInfo> info_;
@@ -607,7 +638,8 @@ AttentionResult simulate(Fabric& fabric, const PeConfig& pe, const AttentionConf
   return AttentionRun(fabric, pe, a, L, heads).run();
 }
 
-FabricConfig sized_to(const FabricConfig& fc, const AttentionConfig& a, std::uint32_t cols, std::uint32_t rows) {
+FabricConfig sized_to(const FabricConfig& fc, const AttentionConfig& a, std::uint32_t cols,
+                      std::uint32_t rows) {
   FabricConfig sized = fc;
   sized.width = a.origin.x + cols;
   sized.height = a.origin.y + rows;
@@ -631,7 +663,8 @@ FabricConfig sized_to(const FabricConfig& fc, const AttentionConfig& a, std::uin
 // whole head's (10 of 188 small-head chain cases off by 1-2 cycles; every other figure
 // equal); a chunk's last query delivery moves by up to 9 of ~580 cycles. (At 4 rows, a
 // chunk's total moved by 2 of 12,025 cycles and no time was saved: folding starts at 5.)
-AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const AttentionConfig& a, const Layout& L) {
+AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const AttentionConfig& a,
+                           const Layout& L) {
   const std::uint64_t dropped_tokens = std::uint64_t{L.R - 3} * L.Q * L.tpp;
   AttentionConfig a3 = a;
   a3.context = a.context - dropped_tokens;
@@ -657,7 +690,8 @@ AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const Att
       events.push_back(HeadDelivery{e.cycle + later, r, e.color, (MessageId{1} << 30) + r * n1 + e.msg});
     }
   }
-  std::stable_sort(events.begin(), events.end(), [](const HeadDelivery& x, const HeadDelivery& y) { return x.cycle < y.cycle; });
+  std::stable_sort(events.begin(), events.end(),
+                   [](const HeadDelivery& x, const HeadDelivery& y) { return x.cycle < y.cycle; });
   Fabric f2(sized_to(fc, a, 1, L.R));
   AttentionRun pass2(f2, pe, a, L, 1, true);
   pass2.replay(std::move(events));
@@ -712,7 +746,8 @@ AttentionResult run_attention(const FabricConfig& fc, const PeConfig& pe, const 
   // rows: on an otherwise empty fabric every head takes exactly the same cycles, so one
   // head is simulated (on a fabric the size of its rows) and stands for all.
   const Layout L = layout_of(a);
-  if (a.fold_rows && L.R >= 5 && L.context / L.tpp >= std::uint64_t{L.R - 1} * L.Q) return run_folded(fc, pe, a, L);
+  if (a.fold_rows && L.R >= 5 && L.context / L.tpp >= std::uint64_t{L.R - 1} * L.Q)
+    return run_folded(fc, pe, a, L);
   Fabric fabric(sized_to(fc, a, L.Q, L.R));
   return simulate(fabric, pe, a, L, 1);
 }
@@ -739,7 +774,8 @@ std::uint64_t attention_softmax_pv_cycles(const PeConfig& pe, std::uint64_t T, s
                                           std::uint32_t kv_bytes) {
   if (T == 0) return 0;
   const std::uint64_t reduce = vector_cycles(pe, pe.simd_fp32_add, T, 32, 0);  // max, then sum
-  return 2 * reduce + exp_cycles(pe, T) + T * vector_cycles(pe, pe.simd_fp16_fp32_fmac, head_dim, 8 * kv_bytes + 32, 32);
+  return 2 * reduce + exp_cycles(pe, T) +
+         T * vector_cycles(pe, pe.simd_fp16_fp32_fmac, head_dim, 8 * kv_bytes + 32, 32);
 }
 
 std::uint64_t attention_decode_floor(const PeConfig& pe, const AttentionConfig& a) {

@@ -37,16 +37,16 @@
 namespace wse::wafer {
 
 struct AttentionConfig {
-  std::uint32_t q_heads = 32;            // query heads of the layer
-  std::uint32_t kv_heads = 8;            // KV heads (GQA); q_heads / kv_heads queries share one
-  std::uint32_t head_dim = 128;          // values per head in K, V and q
-  std::uint64_t context = 1024;          // tokens cached before this step
-  std::uint32_t query_tokens = 1;        // new tokens (1 for decode, a chunk for prefill)
-  std::uint32_t tokens_per_pe = 16;      // cached tokens of one KV head a PE holds (the mapping's choice)
-  std::uint32_t max_grid_cols = 256;     // PE columns per head row; more tokens wrap onto more rows
-  std::uint32_t kv_bytes = 2;            // bytes per cached value (bf16/fp16: 2, fp8: 1)
+  std::uint32_t q_heads = 32;              // query heads of the layer
+  std::uint32_t kv_heads = 8;              // KV heads (GQA); q_heads / kv_heads queries share one
+  std::uint32_t head_dim = 128;            // values per head in K, V and q
+  std::uint64_t context = 1024;            // tokens cached before this step
+  std::uint32_t query_tokens = 1;          // new tokens (1 for decode, a chunk for prefill)
+  std::uint32_t tokens_per_pe = 16;        // cached tokens of one KV head a PE holds (the mapping's choice)
+  std::uint32_t max_grid_cols = 256;       // PE columns per head row; more tokens wrap onto more rows
+  std::uint32_t kv_bytes = 2;              // bytes per cached value (bf16/fp16: 2, fp8: 1)
   Reduction reduction = Reduction::kTree;  // the combine along a head's rows
-  PeCoord origin{0, 0};                  // north-west PE of the grid on the fabric
+  PeCoord origin{0, 0};                    // north-west PE of the grid on the fabric
   // Simulation choice (FabricConfig overload, a head of 5 rows or more whose new tokens
   // land in its last row): rows 1 .. R-2 of a head are alike, each one hop later than
   // the one above, so one of them is simulated, with the head's first and last rows, and
@@ -68,7 +68,7 @@ struct AttentionResult {
   std::uint64_t combine_cycles = 0;       // total - compute_done: the exposed combine
   std::uint64_t wavelet_hops = 0;
   std::uint64_t fabric_cycles_simulated = 0;
-  std::uint32_t rows_simulated = 0;       // a head's rows simulated in full (3 when folded)
+  std::uint32_t rows_simulated = 0;  // a head's rows simulated in full (3 when folded)
   double wall_seconds = 0.0;
 };
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "wse_mesh/kernels/gemm_cannon.h"
 #include "systemc_models/units/integer.h"
+#include "wse_mesh/kernels/gemm_cannon.h"
 
 namespace wse::wafer {
 
@@ -25,8 +25,8 @@ struct Head {
   std::uint32_t cache_Q = 0;
   std::uint32_t nb = 0, Q = 0, R = 0, kv_bytes = 2;
   std::uint64_t H = 1, ramp = 1;
-  std::uint64_t kvw = 0;        // wavelets of one token's K and V
-  std::uint64_t store_tok = 0;  // the append's store of one token (strided K)
+  std::uint64_t kvw = 0;             // wavelets of one token's K and V
+  std::uint64_t store_tok = 0;       // the append's store of one token (strided K)
   std::vector<std::uint64_t> cost;   // [T]: one query's online-softmax update by T tokens
   std::vector<std::uint64_t> store;  // [T]: storing an arriving block of T tokens
   std::uint64_t combine = 0;         // one query's (m, l, o) merged into another's
@@ -48,8 +48,8 @@ Head head_of(const FabricConfig& fabric, const PeConfig& pe, const AttentionStre
     if (!ok) throw std::invalid_argument("attention stream: " + what);
   };
   validate(pe);
-  require_attention_shape("attention stream", {a.q_heads, a.kv_heads, a.head_dim, a.query_tokens, a.tokens_per_pe, a.max_grid_cols,
-                                  a.kv_bytes});
+  require_attention_shape("attention stream", {a.q_heads, a.kv_heads, a.head_dim, a.query_tokens,
+                                               a.tokens_per_pe, a.max_grid_cols, a.kv_bytes});
   Head h;
   h.G = a.q_heads / a.kv_heads;
   h.qt = a.query_tokens;
@@ -57,8 +57,8 @@ Head head_of(const FabricConfig& fabric, const PeConfig& pe, const AttentionStre
   require(a.stream_tokens_per_pe <= a.tokens_per_pe, "stream_tokens_per_pe must be at most tokens_per_pe");
   h.cache_tpp = a.tokens_per_pe;
   h.tpp = a.stream_tokens_per_pe > 0 ? a.stream_tokens_per_pe : a.tokens_per_pe;
-  h.cache_Q = static_cast<std::uint32_t>(std::min<std::uint64_t>(ceil_div(a.context + a.query_tokens, h.cache_tpp),
-                                                                 a.max_grid_cols));
+  h.cache_Q = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(ceil_div(a.context + a.query_tokens, h.cache_tpp), a.max_grid_cols));
   h.context = a.context;
   h.N = a.context + a.query_tokens;
   const std::uint64_t blocks = ceil_div(h.N, h.tpp);
@@ -168,7 +168,8 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
   if (split) {
     sram.place("stream block (" + std::to_string(h.tpp) + " tokens of K and V)", 2 * block_bytes(h));
   }
-  sram.place("receive buffers (2 blocks of " + std::to_string(h.tpp) + " tokens of K and V)", 4 * block_bytes(h));
+  sram.place("receive buffers (2 blocks of " + std::to_string(h.tpp) + " tokens of K and V)",
+             4 * block_bytes(h));
   sram.place("query vectors (" + std::to_string(qr) + " x " + std::to_string(h.D) + " fp16)", qr * h.D * 2);
   sram.place("scores (" + std::to_string(qr) + " x " + std::to_string(h.tpp) + " fp32)", qr * h.tpp * 4);
   sram.place("accumulators (" + std::to_string(qr) + " x " + std::to_string(h.D + 2) + " fp32)",
@@ -190,7 +191,8 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
       // Cached tokens of a stream block smaller than the cache's: sent by the PE that
       // caches them, its stream blocks in token order (kv_token_wavelets a token).
       const std::uint64_t c = first / h.cache_tpp, old_end = std::min(end, h.context);
-      const PeCoord from{static_cast<std::uint32_t>(c % h.cache_Q), static_cast<std::uint32_t>(c / h.cache_Q)};
+      const PeCoord from{static_cast<std::uint32_t>(c % h.cache_Q),
+                         static_cast<std::uint32_t>(c / h.cache_Q)};
       const std::uint64_t d = manhattan(from, h.pe_of(b));
       own[b] = (old_end - c * h.cache_tpp) * h.kvw + d * h.H + R2 + h.store[old_end - first];
       split_hops += (old_end - first) * h.kvw * d;
@@ -214,7 +216,8 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
       const auto& all = dealt[s];
       const std::uint64_t lo = std::min<std::uint64_t>(all.size(), round * qr);
       const std::uint64_t hi = std::min<std::uint64_t>(all.size(), lo + qr);
-      q[s].assign(all.begin() + static_cast<std::ptrdiff_t>(lo), all.begin() + static_cast<std::ptrdiff_t>(hi));
+      q[s].assign(all.begin() + static_cast<std::ptrdiff_t>(lo),
+                  all.begin() + static_cast<std::ptrdiff_t>(hi));
       off += h.query_wavelets(q[s].size());
       stream += h.query_wavelets(q[s].size());
       slot_sent[s] = off;
@@ -222,7 +225,8 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
     t.hops += stream * (head_pes - 1);  // multicast over the head's PEs
     std::uint64_t round_end = 0;
     // Per slot, per ring: the ring's end for it (for the chain).
-    std::vector<std::vector<std::uint64_t>> slot_done(rs.slots, std::vector<std::uint64_t>(rs.rings.size(), 0));
+    std::vector<std::vector<std::uint64_t>> slot_done(rs.slots,
+                                                      std::vector<std::uint64_t>(rs.rings.size(), 0));
     for (std::size_t ri = 0; ri < rs.rings.size(); ++ri) {
       const Ring& ring = rs.rings[ri];
       const auto n = static_cast<std::uint32_t>(ring.path.size());
@@ -249,8 +253,10 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
         in_hops[l] = static_cast<std::uint32_t>(manhattan(at[(l + 1) % n], at[l]));
         t.max_hops = std::max<std::uint64_t>(t.max_hops, in_hops[l]);
       }
-      std::vector<std::uint64_t> used[2] = {std::vector<std::uint64_t>(n, start), std::vector<std::uint64_t>(n, start)};
-      std::vector<std::uint64_t> fwd[2] = {std::vector<std::uint64_t>(n, start), std::vector<std::uint64_t>(n, start)};
+      std::vector<std::uint64_t> used[2] = {std::vector<std::uint64_t>(n, start),
+                                            std::vector<std::uint64_t>(n, start)};
+      std::vector<std::uint64_t> fwd[2] = {std::vector<std::uint64_t>(n, start),
+                                           std::vector<std::uint64_t>(n, start)};
       std::vector<std::uint64_t> arrive(n, 0), edge(n, 0);
       for (std::uint32_t s = 0; s < n; ++s) {
         for (std::uint32_t l = 0; l < n; ++l) {
@@ -295,7 +301,8 @@ Timing time_rings(const Head& h, const PeConfig& pe, const AttentionStreamConfig
       for (std::uint32_t l = 0; l < n; ++l) {
         t.shift = std::max(t.shift, edge[l]);
         t.done = std::max(t.done, e[l]);
-        if (mine[l] != nullptr) slot_done[static_cast<std::size_t>(ring.slot[folded_column(l, n)])][ri] = e[l];
+        if (mine[l] != nullptr)
+          slot_done[static_cast<std::size_t>(ring.slot[folded_column(l, n)])][ri] = e[l];
       }
     }
     // The chain up each column (rows), then normalise and drain.
@@ -337,7 +344,8 @@ const char* prefill_attention_name(PrefillAttention a) {
 }
 
 bool parse_prefill_attention(std::string_view name, PrefillAttention& a) {
-  for (PrefillAttention x : {PrefillAttention::kAuto, PrefillAttention::kStream, PrefillAttention::kCombine}) {
+  for (PrefillAttention x :
+       {PrefillAttention::kAuto, PrefillAttention::kStream, PrefillAttention::kCombine}) {
     if (name == prefill_attention_name(x)) {
       a = x;
       return true;
@@ -372,7 +380,8 @@ AttentionStreamConfig stream_config(const AttentionConfig& a) {
   return s;
 }
 
-std::uint64_t stream_query_cycles(const PeConfig& pe, std::uint64_t D, std::uint32_t kv_bytes, std::uint64_t T) {
+std::uint64_t stream_query_cycles(const PeConfig& pe, std::uint64_t D, std::uint32_t kv_bytes,
+                                  std::uint64_t T) {
   if (T == 0) return 0;
   const std::uint32_t kv_bits = 8 * kv_bytes;
   const std::uint64_t scores = D * vector_cycles(pe, pe.simd_fp16_fp32_fmac, T, kv_bits + 32, 32);
@@ -428,7 +437,8 @@ AttentionStreamResult run_attention_stream(const FabricConfig& fabric, const PeC
 }
 
 std::uint64_t attention_stream_closed_form(const FabricConfig& fabric, const PeConfig& pe,
-                                           const AttentionStreamConfig& a, StreamRing ring, std::uint32_t hops) {
+                                           const AttentionStreamConfig& a, StreamRing ring,
+                                           std::uint32_t hops) {
   const Head h = head_of(fabric, pe, a);
   const Rings rs = rings_of(h, ring);
   std::uint64_t n = 0;

@@ -104,9 +104,9 @@ struct AttentionStreamConfig {
   std::uint32_t q_heads = 32;
   std::uint32_t kv_heads = 8;
   std::uint32_t head_dim = 128;
-  std::uint64_t context = 0;          // tokens cached before the chunk
-  std::uint32_t query_tokens = 64;    // the chunk
-  std::uint32_t tokens_per_pe = 16;   // the KV layout (attention.h)
+  std::uint64_t context = 0;         // tokens cached before the chunk
+  std::uint32_t query_tokens = 64;   // the chunk
+  std::uint32_t tokens_per_pe = 16;  // the KV layout (attention.h)
   // Tokens of a block streamed around the rings (at most tokens_per_pe; 0 = tokens_per_pe):
   // smaller blocks spread the head over more PEs (ceil(N / this) of them, laid out as
   // attention.h lays a cache of this many tokens a PE), each cached block first sent in
@@ -123,12 +123,12 @@ struct AttentionStreamConfig {
 AttentionStreamConfig stream_config(const AttentionConfig& a);
 
 struct AttentionStreamResult {
-  std::uint32_t grid_rows = 0;            // kv_heads x rows per head of the stream blocks' layout
+  std::uint32_t grid_rows = 0;  // kv_heads x rows per head of the stream blocks' layout
   std::uint32_t grid_cols = 0;
-  StreamRing ring = StreamRing::kRows;    // the rings timed (kAuto: the faster)
-  std::uint32_t rings = 0;                // per head
-  std::uint32_t ring_length = 0;          // PEs of the longest ring (its steps)
-  std::uint32_t queries_per_pe = 0;       // qv of the fullest PE in a round
+  StreamRing ring = StreamRing::kRows;  // the rings timed (kAuto: the faster)
+  std::uint32_t rings = 0;              // per head
+  std::uint32_t ring_length = 0;        // PEs of the longest ring (its steps)
+  std::uint32_t queries_per_pe = 0;     // qv of the fullest PE in a round
   std::uint32_t rounds = 0;
   std::uint64_t sram_bytes_per_pe = 0;
   std::uint64_t total_cycles = 0;         // the last output out of its PE's ramp
@@ -154,7 +154,8 @@ AttentionStreamResult run_attention_stream(const FabricConfig& fabric, const PeC
 // The closed form above for `ring` (kRows or kSnake) on uniform full blocks, every block
 // attended, every ring edge `hops` hops: the bound the tests hold the recurrences to.
 std::uint64_t attention_stream_closed_form(const FabricConfig& fabric, const PeConfig& pe,
-                                           const AttentionStreamConfig& a, StreamRing ring, std::uint32_t hops);
+                                           const AttentionStreamConfig& a, StreamRing ring,
+                                           std::uint32_t hops);
 
 // The online-softmax update of one query by T tokens of a block (0 for T = 0), and the
 // cycles to store an arriving block of `tokens` tokens (exposed for the tests).

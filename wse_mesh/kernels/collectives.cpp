@@ -61,15 +61,22 @@ void route_broadcast_back(Fabric& fabric, PeCoord origin, std::uint32_t P, std::
 class ReduceRun {
  public:
   ReduceRun(Fabric& fabric, const PeConfig& pe, const ReduceConfig& r, bool allreduce)
-      : fabric_(fabric), pe_(pe), r_(r), allreduce_(allreduce), P_(r.grid_rows), Q_(r.grid_cols),
-        N_(static_cast<std::size_t>(P_) * Q_), per_(per_wavelet(r.dtype)) {
+      : fabric_(fabric),
+        pe_(pe),
+        r_(r),
+        allreduce_(allreduce),
+        P_(r.grid_rows),
+        Q_(r.grid_cols),
+        N_(static_cast<std::size_t>(P_) * Q_),
+        per_(per_wavelet(r.dtype)) {
     validate(pe);
     check();
     n_wavelets_ = ceil_div(r.elements, per_);
     // Every PE holds its vector (the running sum) in SRAM.
     SramPlacement sram(r.origin, pe.sram_bytes);
-    sram.place("reduce vector (" + std::to_string(r.elements) + (r.dtype == Accumulate::kFp16 ? " fp16)" : " fp32)"),
-               r.elements * accumulator_bytes(r.dtype));
+    sram.place(
+        "reduce vector (" + std::to_string(r.elements) + (r.dtype == Accumulate::kFp16 ? " fp16)" : " fp32)"),
+        r.elements * accumulator_bytes(r.dtype));
   }
 
   CollectiveResult run() {
@@ -89,7 +96,8 @@ class ReduceRun {
     if (done_ == kUnknown) throw std::logic_error("reduce: the root never completed its sum");
     if (allreduce_ && bcast_delivered_ != (N_ - 1) * n_wavelets_) {
       throw std::logic_error("all-reduce: " + std::to_string(bcast_delivered_) +
-                             " wavelets of the result delivered, expected " + std::to_string((N_ - 1) * n_wavelets_));
+                             " wavelets of the result delivered, expected " +
+                             std::to_string((N_ - 1) * n_wavelets_));
     }
     CollectiveResult res;
     res.reduce_cycles = done_ - start_;
@@ -119,10 +127,11 @@ class ReduceRun {
     n_row_colors_ = reduction_colors(r_.reduction, Q_);
     n_col_colors_ = reduction_colors(r_.reduction, P_);
     if (r_.row_color + n_row_colors_ > fc.colors || r_.col_color + n_col_colors_ > fc.colors) {
-      throw std::invalid_argument("reduce: the row phase needs colors " + std::to_string(r_.row_color) + ".." +
-                                  std::to_string(r_.row_color + n_row_colors_) + " (exclusive) and the column phase " +
-                                  std::to_string(r_.col_color) + ".." + std::to_string(r_.col_color + n_col_colors_) +
-                                  ", beyond the " + std::to_string(fc.colors) + " colors");
+      throw std::invalid_argument("reduce: the row phase needs colors " + std::to_string(r_.row_color) +
+                                  ".." + std::to_string(r_.row_color + n_row_colors_) +
+                                  " (exclusive) and the column phase " + std::to_string(r_.col_color) + ".." +
+                                  std::to_string(r_.col_color + n_col_colors_) + ", beyond the " +
+                                  std::to_string(fc.colors) + " colors");
     }
     if (n_row_colors_ > 0 && n_col_colors_ > 0 && r_.row_color < r_.col_color + n_col_colors_ &&
         r_.col_color < r_.row_color + n_row_colors_) {
@@ -140,11 +149,18 @@ class ReduceRun {
     n_in_.assign(N_, 0);
     for (std::uint32_t i = 0; i < P_; ++i) {
       root_col_ = reduce_line(
-          Q_, [&](std::uint32_t k) { return std::pair<std::uint32_t, std::uint32_t>{k, i}; }, r_.row_color, true);
+          Q_,
+          [&](std::uint32_t k) {
+            return std::pair<std::uint32_t, std::uint32_t>{k, i};
+          },
+          r_.row_color, true);
     }
     root_row_ = reduce_line(
-        P_, [&](std::uint32_t k) { return std::pair<std::uint32_t, std::uint32_t>{root_col_, k}; }, r_.col_color,
-        false);
+        P_,
+        [&](std::uint32_t k) {
+          return std::pair<std::uint32_t, std::uint32_t>{root_col_, k};
+        },
+        r_.col_color, false);
     root_ = node(root_col_, root_row_);
   }
 
@@ -154,8 +170,10 @@ class ReduceRun {
   std::uint32_t reduce_line(std::uint32_t n, Pos pos, Color base, bool horizontal) {
     auto link = [&](std::uint32_t from, std::uint32_t to, Color c) {
       const bool forward = to > from;  // east or south
-      const Port fwd = horizontal ? (forward ? Port::kEast : Port::kWest) : (forward ? Port::kSouth : Port::kNorth);
-      const Port back = horizontal ? (forward ? Port::kWest : Port::kEast) : (forward ? Port::kNorth : Port::kSouth);
+      const Port fwd =
+          horizontal ? (forward ? Port::kEast : Port::kWest) : (forward ? Port::kSouth : Port::kNorth);
+      const Port back =
+          horizontal ? (forward ? Port::kWest : Port::kEast) : (forward ? Port::kNorth : Port::kSouth);
       const auto [fj, fi] = pos(from);
       const auto [tj, ti] = pos(to);
       fabric_.set_route(at(fj, fi), c, mask(Port::kRamp), mask(fwd));
@@ -199,8 +217,10 @@ class ReduceRun {
   void route_way_back() {
     const FabricConfig& fc = fabric_.config();
     if (r_.broadcast_color >= fc.colors ||
-        (n_row_colors_ > 0 && r_.broadcast_color >= r_.row_color && r_.broadcast_color < r_.row_color + n_row_colors_) ||
-        (n_col_colors_ > 0 && r_.broadcast_color >= r_.col_color && r_.broadcast_color < r_.col_color + n_col_colors_)) {
+        (n_row_colors_ > 0 && r_.broadcast_color >= r_.row_color &&
+         r_.broadcast_color < r_.row_color + n_row_colors_) ||
+        (n_col_colors_ > 0 && r_.broadcast_color >= r_.col_color &&
+         r_.broadcast_color < r_.col_color + n_col_colors_)) {
       throw std::invalid_argument("all-reduce: broadcast_color " + std::to_string(r_.broadcast_color) +
                                   " overlaps the reduction's colors or lies beyond the fabric's");
     }
@@ -221,7 +241,8 @@ class ReduceRun {
     const std::uint32_t id = node(p.x - r_.origin.x, p.y - r_.origin.y);
     PeState& s = st_[id];
     if (s.contributions.empty()) s.contributions.assign(n_wavelets_, 0);
-    auto stream = std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& x) { return x.first == msg; });
+    auto stream =
+        std::find_if(s.streams.begin(), s.streams.end(), [&](const auto& x) { return x.first == msg; });
     if (stream == s.streams.end()) {
       s.streams.emplace_back(msg, 0);
       stream = s.streams.end() - 1;

@@ -71,8 +71,8 @@ struct BroadcastConfig {
 struct CollectiveResult {
   std::uint64_t total_cycles = 0;  // reduce: root's last add done; broadcast, all-reduce: last wavelet usable
   std::uint64_t reduce_cycles = 0;  // reduce, all-reduce: the root's last add done
-  std::uint64_t wavelets = 0;      // wavelets of the vector
-  PeCoord root{0, 0};              // reduce: the PE that holds the sum (relative to origin)
+  std::uint64_t wavelets = 0;       // wavelets of the vector
+  PeCoord root{0, 0};               // reduce: the PE that holds the sum (relative to origin)
   std::uint64_t wavelet_hops = 0;
   std::uint64_t fabric_cycles_simulated = 0;
   double wall_seconds = 0.0;

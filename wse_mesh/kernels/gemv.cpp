@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
-#include "wse_mesh/kernels/gemv_pe_engine.h"
 #include "systemc_models/units/integer.h"
+#include "wse_mesh/kernels/gemv_pe_engine.h"
 
 namespace wse::wafer {
 
@@ -120,8 +120,8 @@ class GemvRun {
     acc_bytes_ = accumulator_bytes(g.accumulate);
     psum_per_wavelet_ = 4 / acc_bytes_;  // 32-bit wavelets
     if (g.vectors == 0) throw std::invalid_argument("gemv: vectors must be at least 1");
-    sram_used_ = detail::place_gemv_tensors({g.origin.x, g.origin.y}, pe, ceil_div(g.rows, P_), ceil_div(g.cols, Q_),
-                                            g.vectors, acc_bytes_);
+    sram_used_ = detail::place_gemv_tensors({g.origin.x, g.origin.y}, pe, ceil_div(g.rows, P_),
+                                            ceil_div(g.cols, Q_), g.vectors, acc_bytes_);
   }
 
   GemvResult run() {
@@ -148,13 +148,14 @@ class GemvRun {
     const FabricConfig& fc = fabric_.config();
     if (P_ == 0 || Q_ == 0) throw std::invalid_argument("gemv: grid_rows and grid_cols must be at least 1");
     if (g_.origin.x + Q_ > fc.width || g_.origin.y + P_ > fc.height) {
-      throw std::invalid_argument("gemv: a " + std::to_string(Q_) + " x " + std::to_string(P_) + " PE grid at (" +
-                                  std::to_string(g_.origin.x) + "," + std::to_string(g_.origin.y) +
-                                  ") does not fit the " + std::to_string(fc.width) + " x " +
-                                  std::to_string(fc.height) + " fabric");
+      throw std::invalid_argument("gemv: a " + std::to_string(Q_) + " x " + std::to_string(P_) +
+                                  " PE grid at (" + std::to_string(g_.origin.x) + "," +
+                                  std::to_string(g_.origin.y) + ") does not fit the " +
+                                  std::to_string(fc.width) + " x " + std::to_string(fc.height) + " fabric");
     }
     if (P_ > g_.rows || Q_ > g_.cols) {
-      throw std::invalid_argument("gemv: the grid is larger than the matrix (some PEs would hold no rows or columns)");
+      throw std::invalid_argument(
+          "gemv: the grid is larger than the matrix (some PEs would hold no rows or columns)");
     }
   }
 
@@ -239,7 +240,8 @@ class GemvRun {
         for (std::uint32_t j = span; j < Q_; j += 2 * span) {
           out_color_[j] = static_cast<int>(g_.tree_color + r);
           ++n_in_[j - span];
-          for (std::uint32_t i = 0; i < P_; ++i) route_row(i, j, j - span, static_cast<Color>(g_.tree_color + r));
+          for (std::uint32_t i = 0; i < P_; ++i)
+            route_row(i, j, j - span, static_cast<Color>(g_.tree_color + r));
         }
       }
       if (g_.x_color >= g_.tree_color && g_.x_color < g_.tree_color + rounds) {
@@ -310,8 +312,9 @@ class GemvRun {
         }
         if (next == nullptr) return;  // the rest of this vector's sums are still on their way
         const std::uint64_t k = next->added % n;
-        const std::uint64_t end = s.engine.add(next->waiting[next->head].first + 1, done,
-                                               add_cycles(pe_, g_.accumulate, elements_in(mi, psum_per_wavelet_, k)));
+        const std::uint64_t end =
+            s.engine.add(next->waiting[next->head].first + 1, done,
+                         add_cycles(pe_, g_.accumulate, elements_in(mi, psum_per_wavelet_, k)));
         ++next->added;
         if (++next->head == next->waiting.size()) {
           next->waiting.clear();
@@ -334,7 +337,8 @@ class GemvRun {
       const std::uint64_t v = s.x_delivered++ / s.engine.x_wavelets_per_vector();
       times_.x(v, cycle + 1 - start_cycle_);
     } else {
-      auto stream = std::find_if(s.streams.begin(), s.streams.end(), [&](const Stream& x) { return x.msg == msg; });
+      auto stream =
+          std::find_if(s.streams.begin(), s.streams.end(), [&](const Stream& x) { return x.msg == msg; });
       if (stream == s.streams.end()) {
         s.streams.emplace_back();
         stream = s.streams.end() - 1;
@@ -352,8 +356,8 @@ class GemvRun {
       PeState& s = state(j, 0);
       const std::uint64_t nx = s.engine.x_wavelets_per_vector();
       if (P_ > 1) {
-        fabric_.inject({g_.origin.x + j, g_.origin.y}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * nx),
-                       start_cycle_);
+        fabric_.inject({g_.origin.x + j, g_.origin.y}, g_.x_color,
+                       static_cast<std::uint32_t>(g_.vectors * nx), start_cycle_);
       }
       s.engine.x_in_sram(start_cycle_, g_.vectors * nx);
       pump(j, 0);
@@ -369,7 +373,8 @@ class GemvRun {
     r.sram_bytes_per_pe = sram_used_;
     r.compute_cycles = n_vec * r.tile_cols * fmac_cycles(pe_, g_.accumulate, r.tile_rows);
     for (std::uint32_t i = 0; i < P_; ++i) {
-      if (row_vectors_[i] != n_vec) throw std::logic_error("gemv: row " + std::to_string(i) + " never completed");
+      if (row_vectors_[i] != n_vec)
+        throw std::logic_error("gemv: row " + std::to_string(i) + " never completed");
       r.total_cycles = std::max(r.total_cycles, row_done_[i] - start_cycle_);
       r.first_vector_cycles = std::max(r.first_vector_cycles, times_.sums_final[std::size_t{i} * n_vec]);
     }

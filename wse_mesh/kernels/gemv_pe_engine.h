@@ -168,8 +168,9 @@ inline void check_ktree_colors(const GemvConfig& g, const FabricConfig& fc) {
     }
     for (std::size_t b = a + 1; b < c.size(); ++b) {
       if (c[a] == c[b]) {
-        throw std::invalid_argument("gemv: the K-tree needs x_color, psum_colors and ktree_colors distinct (color " +
-                                    std::to_string(c[a]) + " twice)");
+        throw std::invalid_argument(
+            "gemv: the K-tree needs x_color, psum_colors and ktree_colors distinct (color " +
+            std::to_string(c[a]) + " twice)");
       }
     }
   }

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "wse_mesh/kernels/gemv_pe_engine.h"
 #include "systemc_models/units/integer.h"
+#include "wse_mesh/kernels/gemv_pe_engine.h"
 
 namespace wse::wafer {
 
@@ -26,13 +26,14 @@ struct NodeView {
 // the top node row; throws if a node row's sums never all arrived. `node(J, I)` gives a
 // NodeView of node column J, node row I (Pn = row_left.size() rows, Qn columns).
 template <class Node>
-void finish_times(GemvResult& r, const std::vector<std::uint64_t>& row_left, const std::vector<std::uint64_t>& row_done,
-                  std::uint64_t start_cycle, const detail::VectorTimes& times, std::uint32_t P, std::uint32_t Qn,
-                  Node node) {
+void finish_times(GemvResult& r, const std::vector<std::uint64_t>& row_left,
+                  const std::vector<std::uint64_t>& row_done, std::uint64_t start_cycle,
+                  const detail::VectorTimes& times, std::uint32_t P, std::uint32_t Qn, Node node) {
   const auto Pn = static_cast<std::uint32_t>(row_left.size());
   const std::uint32_t n_vec = times.vectors;
   for (std::uint32_t I = 0; I < Pn; ++I) {
-    if (row_left[I] != 0) throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
+    if (row_left[I] != 0)
+      throw std::logic_error("gemv tiled: node row " + std::to_string(I) + " never completed");
     r.total_cycles = std::max(r.total_cycles, row_done[I] - start_cycle);
   }
   for (std::uint32_t i = 0; i < P; ++i) {
@@ -73,7 +74,9 @@ constexpr std::uint64_t kXPerWavelet = 2;
 
 // Rows (columns) of a matrix of n that PE row (column) i of `parts` holds: the first
 // n mod parts hold one more.
-std::uint64_t share(std::uint64_t n, std::uint32_t parts, std::uint32_t i) { return n / parts + (i < n % parts ? 1 : 0); }
+std::uint64_t share(std::uint64_t n, std::uint32_t parts, std::uint32_t i) {
+  return n / parts + (i < n % parts ? 1 : 0);
+}
 
 // The node grid of a tiled GEMV, after the checks every reduction shares.
 struct TiledGrid {
@@ -148,17 +151,29 @@ class TiledRunBase {
  protected:
   TiledRunBase(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe, const GemvConfig& g,
                detail::VectorTimes& times)
-      : k_(k), pe_(pe), g_(g), times_(times), tg_(tiled_grid(per_pe, k, pe, g)), fabric_(tg_.fabric),
-        P_(g.grid_rows), Q_(g.grid_cols), Pn_(tg_.Pn), Qn_(tg_.Qn), per_(4 / accumulator_bytes(g.accumulate)) {
+      : k_(k),
+        pe_(pe),
+        g_(g),
+        times_(times),
+        tg_(tiled_grid(per_pe, k, pe, g)),
+        fabric_(tg_.fabric),
+        P_(g.grid_rows),
+        Q_(g.grid_cols),
+        Pn_(tg_.Pn),
+        Qn_(tg_.Qn),
+        per_(4 / accumulator_bytes(g.accumulate)) {
     x_per_vector_.assign(Qn_, 0);
     for (std::uint32_t J = 0; J < Qn_; ++J) {
-      for (std::uint32_t c = 0; c < kc(J); ++c) x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
+      for (std::uint32_t c = 0; c < kc(J); ++c)
+        x_per_vector_[J] += ceil_div(tile_k(J * k_ + c), kXPerWavelet);
     }
   }
 
   std::uint64_t tile_m(std::uint32_t i) const { return share(g_.rows, P_, i); }
   std::uint64_t tile_k(std::uint32_t j) const { return share(g_.cols, Q_, j); }
-  std::uint32_t kc(std::uint32_t J) const { return std::min(k_, Q_ - J * k_); }  // PE columns of node column J
+  std::uint32_t kc(std::uint32_t J) const {
+    return std::min(k_, Q_ - J * k_);
+  }  // PE columns of node column J
   std::uint32_t kr(std::uint32_t I) const { return std::min(k_, P_ - I * k_); }  // PE rows of node row I
   // This vector's x wavelets of node column J, dealt to its PE columns.
   LaneDealer x_dealer(std::uint32_t J) const {
@@ -183,7 +198,7 @@ class TiledRunBase {
   const TiledGrid tg_;
   Fabric fabric_;
   const std::uint32_t P_, Q_, Pn_, Qn_;
-  const std::uint64_t per_;  // partial sums per 32-bit wavelet
+  const std::uint64_t per_;                  // partial sums per 32-bit wavelet
   std::vector<std::uint64_t> x_per_vector_;  // x wavelets per vector into node column J
 };
 
@@ -206,10 +221,11 @@ class TiledChainRun : TiledRunBase {
     fabric_.run_until_idle();
     fabric_.on_delivery(nullptr);
     GemvResult r = grid_result();
-    finish_times(r, row_left_, row_done_, start_cycle_, times_, P_, Qn_, [&](std::uint32_t J, std::uint32_t I) {
-      const NodeState& s = node(J, I);
-      return NodeView{&s.pes, s.last_x_delivery};
-    });
+    finish_times(r, row_left_, row_done_, start_cycle_, times_, P_, Qn_,
+                 [&](std::uint32_t J, std::uint32_t I) {
+                   const NodeState& s = node(J, I);
+                   return NodeView{&s.pes, s.last_x_delivery};
+                 });
     r.wavelet_hops = fabric_.wavelet_hops();
     r.fabric_cycles_simulated = fabric_.cycles_simulated();
     r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -219,7 +235,9 @@ class TiledChainRun : TiledRunBase {
  private:
   // --- The node grid --------------------------------------------------------------------
   NodeState& node(std::uint32_t J, std::uint32_t I) { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
-  const NodeState& node(std::uint32_t J, std::uint32_t I) const { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
+  const NodeState& node(std::uint32_t J, std::uint32_t I) const {
+    return st_[static_cast<std::size_t>(I) * Qn_ + J];
+  }
 
   // Wavelets per vector: of x into node column J, of sums out of node row I.
   std::uint64_t x_wavelets(std::uint32_t J) const { return x_per_vector_[J]; }
@@ -291,8 +309,8 @@ class TiledChainRun : TiledRunBase {
   // Crosses PE columns c0 .. kc - 1 of PE row `lane`: each adds after the previous one's
   // add ends + R + R (ramp out, ramp in) + 1 (issue); the H of each PE link is in the node
   // hop. `arrive` is the cycle the add at PE column c0 may start.
-  std::uint64_t cross(NodeState& s, std::uint32_t J, std::uint32_t lane, std::uint32_t c0, std::uint64_t arrive,
-                      std::uint64_t a) const {
+  std::uint64_t cross(NodeState& s, std::uint32_t J, std::uint32_t lane, std::uint32_t c0,
+                      std::uint64_t arrive, std::uint64_t a) const {
     std::uint64_t t = arrive;
     for (std::uint32_t c = c0; c < kc(J); ++c) {
       const std::size_t p = static_cast<std::size_t>(lane) * kc(J) + c;
@@ -361,7 +379,8 @@ class TiledChainRun : TiledRunBase {
     if (fabric_.message(msg).color == g_.x_color) {
       // Every PE row of the node gets the wavelet of its PE column's segment.
       const std::uint32_t lane = s.x_lanes.deal();
-      for (std::uint32_t r = 0; r < kr(I); ++r) s.pes[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
+      for (std::uint32_t r = 0; r < kr(I); ++r)
+        s.pes[static_cast<std::size_t>(r) * kc(J) + lane].x_arrived(cycle + 1);
       s.last_x_delivery = cycle;
       const std::uint64_t v = s.x_wavelets / x_wavelets(J);
       times_.x(v, cycle + 1 - start_cycle_);
@@ -377,7 +396,8 @@ class TiledChainRun : TiledRunBase {
     for (std::uint32_t J = 0; J < Qn_; ++J) {
       NodeState& s = node(J, 0);
       const std::uint64_t xw = x_wavelets(J);
-      if (Pn_ > 1) fabric_.inject({J, 0}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * xw), start_cycle_);
+      if (Pn_ > 1)
+        fabric_.inject({J, 0}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * xw), start_cycle_);
       for (detail::GemvPeEngine& e : s.pes) e.x_in_sram(start_cycle_, g_.vectors * e.x_wavelets_per_vector());
       s.x_wavelets = g_.vectors * xw;
       pump(J, 0);
@@ -454,8 +474,8 @@ std::vector<Edge> row_graph(const GemvConfig& g, const FabricConfig& fc, const P
   detail::check_ktree_colors(g, fc);
   const std::uint32_t gs = detail::ktree_group_size(g, fc, pe, Q, k);
   if (gs % k != 0) {
-    throw std::invalid_argument("gemv tiled: K-tree groups must be whole nodes (ktree_group " + std::to_string(gs) +
-                                " is not a multiple of k " + std::to_string(k) + ")");
+    throw std::invalid_argument("gemv tiled: K-tree groups must be whole nodes (ktree_group " +
+                                std::to_string(gs) + " is not a multiple of k " + std::to_string(k) + ")");
   }
   root = Q - 1;
   for (std::uint32_t j = 0; j + 1 < Q; ++j) {
@@ -492,7 +512,7 @@ struct GraphNode {
   LaneDealer x_lanes;
   std::uint64_t x_wavelets = 0;
   std::uint64_t last_x_delivery = 0;
-  MessageId out = UINT32_MAX;        // the one stream of sums that leaves the node on the fabric
+  MessageId out = UINT32_MAX;          // the one stream of sums that leaves the node on the fabric
   std::deque<std::uint32_t> out_rows;  // its wavelets' PE rows, in order (the receiver pops them)
 };
 
@@ -526,10 +546,11 @@ class TiledGraphRun : TiledRunBase {
     run_merged();
     fabric_.on_delivery(nullptr);
     GemvResult res = grid_result();
-    finish_times(res, row_left_, row_done_, start_cycle_, times_, P_, Qn_, [&](std::uint32_t J, std::uint32_t I) {
-      const GraphNode& s = node(J, I);
-      return NodeView{&s.engines, s.last_x_delivery};
-    });
+    finish_times(res, row_left_, row_done_, start_cycle_, times_, P_, Qn_,
+                 [&](std::uint32_t J, std::uint32_t I) {
+                   const GraphNode& s = node(J, I);
+                   return NodeView{&s.engines, s.last_x_delivery};
+                 });
     res.wavelet_hops = fabric_.wavelet_hops() - hops0;
     res.fabric_cycles_simulated = fabric_.cycles_simulated();
     res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -540,7 +561,9 @@ class TiledGraphRun : TiledRunBase {
   // --- The node grid --------------------------------------------------------------------
   std::uint64_t n_psum(std::uint32_t i) const { return ceil_div(tile_m(i), per_); }
   GraphNode& node(std::uint32_t J, std::uint32_t I) { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
-  const GraphNode& node(std::uint32_t J, std::uint32_t I) const { return st_[static_cast<std::size_t>(I) * Qn_ + J]; }
+  const GraphNode& node(std::uint32_t J, std::uint32_t I) const {
+    return st_[static_cast<std::size_t>(I) * Qn_ + J];
+  }
 
   // --- Routes ---------------------------------------------------------------------------
   // Node-fabric routes of the edges between nodes (a node sends at most one stream: the
@@ -711,9 +734,11 @@ class TiledGraphRun : TiledRunBase {
     for (std::uint32_t J = 0; J < Qn_; ++J) {
       GraphNode& s = node(J, 0);
       if (Pn_ > 1) {
-        fabric_.inject({J, 0}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * x_per_vector_[J]), start_cycle_);
+        fabric_.inject({J, 0}, g_.x_color, static_cast<std::uint32_t>(g_.vectors * x_per_vector_[J]),
+                       start_cycle_);
       }
-      for (detail::GemvPeEngine& e : s.engines) e.x_in_sram(start_cycle_, g_.vectors * e.x_wavelets_per_vector());
+      for (detail::GemvPeEngine& e : s.engines)
+        e.x_in_sram(start_cycle_, g_.vectors * e.x_wavelets_per_vector());
       s.x_wavelets = g_.vectors * x_per_vector_[J];
       for (std::uint32_t r = 0; r < kr(0); ++r) {
         for (std::uint32_t c = 0; c < kc(J); ++c) pump(J, 0, r, c);
@@ -741,7 +766,7 @@ class TiledGraphRun : TiledRunBase {
   }
 
   const FabricConfig& per_pe_;
-  std::vector<Edge> edge_;   // per PE column: its edge of the row's reduction graph
+  std::vector<Edge> edge_;  // per PE column: its edge of the row's reduction graph
   std::uint32_t root_ = 0;
   std::vector<std::uint32_t> n_in_;
   std::vector<std::uint32_t> send_col_;  // the PE column whose sums leave node column J
@@ -770,8 +795,8 @@ GemvResult run_gemv_tiled_graph_on(const FabricConfig& per_pe, std::uint32_t k, 
 // the last node row of each run is simulated, and every other node row's times are its
 // run's last row's, earlier by k H per node row. Results equal the whole grid's (tested).
 template <class On>
-GemvResult run_folded(const FabricConfig& per_pe, std::uint32_t k, const GemvConfig& g, detail::VectorTimes& times,
-                      On on) {
+GemvResult run_folded(const FabricConfig& per_pe, std::uint32_t k, const GemvConfig& g,
+                      detail::VectorTimes& times, On on) {
   const std::uint32_t P = g.grid_rows, Q = g.grid_cols;
   const auto Pn = static_cast<std::uint32_t>(ceil_div(P, k));
   if (!g.fold_rows || Pn <= 3 || g.rows < P || Q == 0 || Q > g.cols) return on(g, times);
@@ -835,7 +860,8 @@ GemvResult run_folded(const FabricConfig& per_pe, std::uint32_t k, const GemvCon
   for (std::uint32_t I : kept) sums_kept += sums(I);
   for (std::uint32_t I = 0; I < Pn; ++I) sums_all += sums(I);
   const std::uint64_t reduce_hops = r.wavelet_hops - x_wavelets * (Pf - 1);
-  if (reduce_hops % sums_kept != 0) throw std::logic_error("gemv tiled: folded reduction hops are not per sum wavelet");
+  if (reduce_hops % sums_kept != 0)
+    throw std::logic_error("gemv tiled: folded reduction hops are not per sum wavelet");
   r.wavelet_hops = x_wavelets * (Pn - 1) + reduce_hops / sums_kept * sums_all;
   return r;
 }

@@ -28,9 +28,12 @@ KernelCacheConfig read_kernel_cache_config(config::Section& s) {
                               "values, fidelity) once and reuse its time; false simulates every call",
                        .def = "true"});
   c.threads = static_cast<std::uint32_t>(s.integer(
-      "threads", {.doc = "host threads that simulate the attention kernels a decode step's sampler needs together "
-                         "(0: one per hardware thread); only the host's time changes",
-                  .def = "0", .min = 0, .max = 256}));
+      "threads",
+      {.doc = "host threads that simulate the attention kernels a decode step's sampler needs together "
+              "(0: one per hardware thread); only the host's time changes",
+       .def = "0",
+       .min = 0,
+       .max = 256}));
   return c;
 }
 
@@ -70,7 +73,8 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Ge
     << "|vectors:" << g.vectors << ",sim:" << g.simulated_vectors << "|acc:" << static_cast<int>(g.accumulate)
     << "|red:" << static_cast<int>(g.reduction) << "|colors:" << int{g.x_color} << ','
     << int{g.psum_colors[0]} << ',' << int{g.psum_colors[1]} << ',' << int{g.tree_color} << ','
-    << int{g.ktree_colors[0]} << ',' << int{g.ktree_colors[1]} << "|ktree_group:" << g.ktree_group << "|fold:" << g.fold_rows;
+    << int{g.ktree_colors[0]} << ',' << int{g.ktree_colors[1]} << "|ktree_group:" << g.ktree_group
+    << "|fold:" << g.fold_rows;
   put_hardware(o, f, pe);
   return o.str();
 }
@@ -105,9 +109,10 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const At
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionStreamConfig& a) {
   std::ostringstream o;
-  o << "attention_stream|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
-    << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << ',' << a.stream_tokens_per_pe
-    << "|max_cols:" << a.max_grid_cols << "|kv_bytes:" << a.kv_bytes << "|ring:" << static_cast<int>(a.ring) << "|sram:" << a.sram_bytes;
+  o << "attention_stream|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim
+    << "|context:" << a.context << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << ','
+    << a.stream_tokens_per_pe << "|max_cols:" << a.max_grid_cols << "|kv_bytes:" << a.kv_bytes
+    << "|ring:" << static_cast<int>(a.ring) << "|sram:" << a.sram_bytes;
   put_hardware(o, f, pe);
   return o.str();
 }
@@ -174,7 +179,7 @@ AttentionResult KernelCache::attention(const FabricConfig& f, const PeConfig& pe
 }
 
 AttentionStreamResult KernelCache::attention_stream(const FabricConfig& f, const PeConfig& pe,
-                                                   const AttentionStreamConfig& a) {
+                                                    const AttentionStreamConfig& a) {
   return lookup(attention_stream_, key(f, pe, a), [&] { return run_attention_stream(f, pe, a); });
 }
 
@@ -185,7 +190,8 @@ void KernelCache::prefetch_attention(const FabricConfig& f, const PeConfig& pe,
   std::vector<const AttentionConfig*> todo;
   for (const AttentionConfig& a : kernels) {
     std::string k = key(f, pe, a);
-    if (attention_.contains(k) || prefetched_.contains(k) || std::find(keys.begin(), keys.end(), k) != keys.end()) {
+    if (attention_.contains(k) || prefetched_.contains(k) ||
+        std::find(keys.begin(), keys.end(), k) != keys.end()) {
       continue;
     }
     keys.push_back(std::move(k));

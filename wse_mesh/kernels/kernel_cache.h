@@ -25,10 +25,10 @@
 
 #include "systemc_models/config/config.h"
 #include "systemc_models/stats/stats.h"
+#include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/attention_stream.h"
 #include "wse_mesh/kernels/collectives.h"
-#include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/kernels/gemm_cannon.h"
 #include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/kernels/gemv_tiled.h"
@@ -81,7 +81,8 @@ class KernelCache : public stats::Provider {
   // attention_stream.h: run_attention_stream (per-PE recurrences).
   AttentionStreamResult attention_stream(const FabricConfig& fabric, const PeConfig& pe,
                                          const AttentionStreamConfig& a);
-  void prefetch_attention(const FabricConfig& fabric, const PeConfig& pe, const std::vector<AttentionConfig>& kernels);
+  void prefetch_attention(const FabricConfig& fabric, const PeConfig& pe,
+                          const std::vector<AttentionConfig>& kernels);
   VectorKernelResult vector_kernel(const FabricConfig& fabric, const PeConfig& pe,
                                    const VectorKernelConfig& v);
 

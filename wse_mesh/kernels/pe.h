@@ -35,7 +35,8 @@ struct PeConfig {
   std::uint32_t simd_fp32_fmac = 2;       // @fmacs, fp32 multiply-add (assumption: the fp32 add width)
   // Functions without an instruction of their own, as sequences of fp32 FMAC passes over
   // the vector (each pass reads and writes every element once; coefficients are scalars):
-  std::uint32_t exp_fmacs_per_element = 8;         // assumption: range reduction 2 + degree-5 Horner 5 + exponent insert 1
+  std::uint32_t exp_fmacs_per_element =
+      8;  // assumption: range reduction 2 + degree-5 Horner 5 + exponent insert 1
   std::uint32_t rsqrt_fmacs_per_element = 7;       // assumption: seed 1 + two Newton steps of 3
   std::uint32_t reciprocal_fmacs_per_element = 5;  // assumption: seed 1 + two Newton steps of 2
 };

@@ -49,8 +49,8 @@ class VectorKernelRun {
     check();
     bits_ = 8 * accumulator_bytes(v.dtype);
     const bool fp16 = v.dtype == Accumulate::kFp16;
-    mul_simd_ = fp16 ? pe.simd_fp16_fmac : pe.simd_fp32_fmac;   // x * y (+ z) in the storage type
-    add_simd_ = fp16 ? pe.simd_fp16_add : pe.simd_fp32_add;     // max, sum in the storage type
+    mul_simd_ = fp16 ? pe.simd_fp16_fmac : pe.simd_fp32_fmac;      // x * y (+ z) in the storage type
+    add_simd_ = fp16 ? pe.simd_fp16_add : pe.simd_fp32_add;        // max, sum in the storage type
     sq_simd_ = fp16 ? pe.simd_fp16_fp32_fmac : pe.simd_fp32_fmac;  // sum of squares, fp32 accumulator
     plan_rounds();
     place_sram();  // throws CapacityError when the fullest PE's share does not fit
@@ -62,7 +62,8 @@ class VectorKernelRun {
     route();
     start_ = fabric_.now();
     init_states();
-    fabric_.on_delivery([this](PeCoord at_pe, MessageId msg, std::uint64_t cycle) { deliver(at_pe, msg, cycle); });
+    fabric_.on_delivery(
+        [this](PeCoord at_pe, MessageId msg, std::uint64_t cycle) { deliver(at_pe, msg, cycle); });
     const std::uint64_t hops0 = fabric_.wavelet_hops();
     const std::uint64_t sim0 = fabric_.cycles_simulated();
     start_local_work();
@@ -96,8 +97,8 @@ class VectorKernelRun {
     if (p_ == 0) throw std::invalid_argument(what_ + ": pes must be at least 1");
     if (v_.vectors == 0) throw std::invalid_argument(what_ + ": vectors must be at least 1");
     if (v_.elements < p_) {
-      throw std::invalid_argument(what_ + ": " + std::to_string(v_.elements) + " elements cannot be split over " +
-                                  std::to_string(p_) + " PEs");
+      throw std::invalid_argument(what_ + ": " + std::to_string(v_.elements) +
+                                  " elements cannot be split over " + std::to_string(p_) + " PEs");
     }
     if (v_.op == VectorOp::kElementwise && v_.ops_per_element == 0) {
       throw std::invalid_argument(what_ + ": ops_per_element must be at least 1");
@@ -110,7 +111,9 @@ class VectorKernelRun {
     }
   }
 
-  std::uint64_t elements_of(std::uint32_t j) const { return v_.elements / p_ + (j < v_.elements % p_ ? 1 : 0); }
+  std::uint64_t elements_of(std::uint32_t j) const {
+    return v_.elements / p_ + (j < v_.elements % p_ ? 1 : 0);
+  }
 
   // The kernel as rounds (docs/wse_mesh.md, "Vector kernels").
   void plan_rounds() {
@@ -124,7 +127,7 @@ class VectorKernelRun {
         rounds_.push_back({2, 3 * fp32_scale_cycles(pe_, 1) + rsqrt_cycles(pe_, 1), 2});
         break;
       case VectorOp::kSoftmax:
-        rounds_.push_back({1, 0, 1});                           // global max
+        rounds_.push_back({1, 0, 1});                          // global max
         rounds_.push_back({1, reciprocal_cycles(pe_, 1), 1});  // 1 / global sum
         break;
       case VectorOp::kElementwise:
@@ -139,11 +142,14 @@ class VectorKernelRun {
       case VectorOp::kRmsNorm:
         // sum of x^2 (x read twice, scalar accumulator); then y = (x * scale) * w.
         if (stage == 0) return vector_cycles(pe_, sq_simd_, e, 2 * bits_, 0);
-        return vector_cycles(pe_, mul_simd_, e, bits_, bits_) + vector_cycles(pe_, mul_simd_, e, 2 * bits_, bits_);
+        return vector_cycles(pe_, mul_simd_, e, bits_, bits_) +
+               vector_cycles(pe_, mul_simd_, e, 2 * bits_, bits_);
       case VectorOp::kLayerNorm:
         // sum of x and sum of x^2; then t = x * rstd - mean * rstd, y = t * w + bias.
-        if (stage == 0) return vector_cycles(pe_, add_simd_, e, bits_, 0) + vector_cycles(pe_, sq_simd_, e, 2 * bits_, 0);
-        return vector_cycles(pe_, mul_simd_, e, bits_, bits_) + vector_cycles(pe_, mul_simd_, e, 3 * bits_, bits_);
+        if (stage == 0)
+          return vector_cycles(pe_, add_simd_, e, bits_, 0) + vector_cycles(pe_, sq_simd_, e, 2 * bits_, 0);
+        return vector_cycles(pe_, mul_simd_, e, bits_, bits_) +
+               vector_cycles(pe_, mul_simd_, e, 3 * bits_, bits_);
       case VectorOp::kSoftmax:
         // max; then exp(x - m) in place and its sum; then y = p * (1 / sum).
         if (stage == 0) return vector_cycles(pe_, add_simd_, e, bits_, 0);
@@ -184,15 +190,17 @@ class VectorKernelRun {
     n_red_ = reduction_colors(v_.reduction, p_);
     const std::uint32_t colors_used = static_cast<std::uint32_t>(n_rounds) * (n_red_ + (p_ > 1 ? 1 : 0));
     if (colors_used > fabric_.config().colors) {
-      throw std::invalid_argument(what_ + " over " + std::to_string(p_) + " PEs needs " + std::to_string(colors_used) +
-                                  " colors, beyond the " + std::to_string(fabric_.config().colors) + " colors");
+      throw std::invalid_argument(what_ + " over " + std::to_string(p_) + " PEs needs " +
+                                  std::to_string(colors_used) + " colors, beyond the " +
+                                  std::to_string(fabric_.config().colors) + " colors");
     }
     parent_.assign(p_, kNone);
     n_in_.assign(p_, 0);
     out_color_.assign(n_rounds, std::vector<Color>(p_, 0));
     for (std::size_t r = 0; r < n_rounds && p_ > 1; ++r) {
       const auto base = static_cast<Color>(r * (n_red_ + 1));
-      for (std::uint32_t c = 0; c < n_red_; ++c) color_role_[base + c] = {Kind::kReduce, static_cast<std::uint32_t>(r)};
+      for (std::uint32_t c = 0; c < n_red_; ++c)
+        color_role_[base + c] = {Kind::kReduce, static_cast<std::uint32_t>(r)};
       color_role_[broadcast_color(r)] = {Kind::kBroadcast, static_cast<std::uint32_t>(r)};
       route_reduction(r, base);
       route_broadcast(broadcast_color(r));
@@ -232,7 +240,8 @@ class VectorKernelRun {
         fabric_.set_route(at(j), bcast, mask(Port::kRamp), mask(west ? Port::kWest : Port::kEast));
       } else {
         const bool end = west ? j == 0 : j + 1 == p_;
-        const PortMask tx = static_cast<PortMask>(mask(Port::kRamp) | (end ? 0 : mask(west ? Port::kWest : Port::kEast)));
+        const PortMask tx =
+            static_cast<PortMask>(mask(Port::kRamp) | (end ? 0 : mask(west ? Port::kWest : Port::kEast)));
         fabric_.set_route(at(j), bcast, mask(west ? Port::kEast : Port::kWest), tx);
       }
     }
@@ -280,7 +289,8 @@ class VectorKernelRun {
     if (vec + 1 == v_.vectors) reduced_at_[r] = s.engine_free;
     if (p_ > 1) {
       if (s.out[r] == kNone) s.out[r] = fabric_.open_message(at(root_), broadcast_color(r));
-      fabric_.append_wavelets(s.out[r], static_cast<std::uint32_t>(rounds_[r].broadcast_wavelets), s.engine_free);
+      fabric_.append_wavelets(s.out[r], static_cast<std::uint32_t>(rounds_[r].broadcast_wavelets),
+                              s.engine_free);
       if (vec + 1 == v_.vectors) broadcast_sent_[r] = s.engine_free;
     }
     after_broadcast(root_, r, vec, s.engine_free);
@@ -383,11 +393,13 @@ class VectorKernelRun {
     for (std::uint32_t j = 0; j < p_; ++j) {
       for (std::uint32_t vec = 0; vec < V; ++vec) {
         if (st_[j].done[vec] == kUnknown) {
-          throw std::logic_error(what_ + ": PE " + std::to_string(j) + " never finished vector " + std::to_string(vec));
+          throw std::logic_error(what_ + ": PE " + std::to_string(j) + " never finished vector " +
+                                 std::to_string(vec));
         }
         res.total_cycles = std::max(res.total_cycles, st_[j].done[vec] - start_);
       }
-      for (std::size_t r = 0; r < n_rounds; ++r) last_own[r] = std::max(last_own[r], st_[j].own_ready[r * V + V - 1]);
+      for (std::size_t r = 0; r < n_rounds; ++r)
+        last_own[r] = std::max(last_own[r], st_[j].own_ready[r * V + V - 1]);
     }
     for (std::size_t r = 0; r < n_rounds; ++r) {
       res.reduce_cycles += reduced_at_[r] > last_own[r] ? reduced_at_[r] - last_own[r] : 0;
@@ -423,7 +435,8 @@ VectorKernelResult run_vector_kernel(Fabric& fabric, const PeConfig& pe, const V
   return VectorKernelRun(fabric, pe, v).run();
 }
 
-VectorKernelResult run_vector_kernel(const FabricConfig& fc, const PeConfig& pe, const VectorKernelConfig& v) {
+VectorKernelResult run_vector_kernel(const FabricConfig& fc, const PeConfig& pe,
+                                     const VectorKernelConfig& v) {
   FabricConfig sized = fc;
   sized.width = v.origin.x + v.pes;
   sized.height = v.origin.y + 1;

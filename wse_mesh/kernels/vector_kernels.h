@@ -33,10 +33,10 @@ enum class VectorOp : std::uint8_t { kRmsNorm, kLayerNorm, kSoftmax, kElementwis
 
 struct VectorKernelConfig {
   VectorOp op = VectorOp::kRmsNorm;
-  std::uint64_t elements = 4096;      // values of one vector
-  std::uint32_t vectors = 1;          // vectors (tokens) processed one after another
-  std::uint32_t pes = 64;             // PEs of the line holding each vector
-  std::uint32_t ops_per_element = 1;  // elementwise: instructions per value (SwiGLU: see docs)
+  std::uint64_t elements = 4096;         // values of one vector
+  std::uint32_t vectors = 1;             // vectors (tokens) processed one after another
+  std::uint32_t pes = 64;                // PEs of the line holding each vector
+  std::uint32_t ops_per_element = 1;     // elementwise: instructions per value (SwiGLU: see docs)
   Accumulate dtype = Accumulate::kFp16;  // storage type of the values (fp16 or fp32)
   Reduction reduction = Reduction::kTree;
   PeCoord origin{0, 0};  // west PE of the line on the fabric
@@ -55,6 +55,7 @@ struct VectorKernelResult {
 // Runs the kernel on `fabric` (which must contain the line at `origin`).
 VectorKernelResult run_vector_kernel(Fabric& fabric, const PeConfig& pe, const VectorKernelConfig& v);
 // The same on a fresh per-PE fabric exactly the size of the line.
-VectorKernelResult run_vector_kernel(const FabricConfig& fabric, const PeConfig& pe, const VectorKernelConfig& v);
+VectorKernelResult run_vector_kernel(const FabricConfig& fabric, const PeConfig& pe,
+                                     const VectorKernelConfig& v);
 
 }  // namespace wse::wafer

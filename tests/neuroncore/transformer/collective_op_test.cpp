@@ -46,7 +46,8 @@ TEST(CollectiveOp, BetweenTheChipsOnTheTorus) {
   EXPECT_EQ(l.elapsed_ps, r.time_ps);
   EXPECT_DOUBLE_EQ(l.collective_ps, static_cast<double>(r.time_ps));
   EXPECT_DOUBLE_EQ(l.algorithm_ps[static_cast<std::size_t>(r.algorithm)], static_cast<double>(r.time_ps));
-  EXPECT_DOUBLE_EQ(l.collective_floor_ps, collective_floor_seconds(two, Collective::kAllReduce, bytes) * 1e12);
+  EXPECT_DOUBLE_EQ(l.collective_floor_ps,
+                   collective_floor_seconds(two, Collective::kAllReduce, bytes) * 1e12);
   // The whole all-reduce: reduce-scatter in the chip, the link collective, all-gather.
   CollectiveMapping c(ctx);
   EXPECT_EQ(c.all_reduce(bytes).elapsed_ps,

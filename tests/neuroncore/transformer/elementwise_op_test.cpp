@@ -16,7 +16,8 @@ TEST(ElementwiseOp, NormIsOneVectorInstructionPerTile) {
   // One core, one tile of 128 x 2048 = 262,144 values, 4 vector passes: one instruction of
   // 1,048,576 elements = 64 + 1,048,576 / 512 = 2,112 cycles at 0.96 GHz = 2,200,000 ps.
   MappingContext ctx = context(exact());
-  const EngineBusy b = ElementwiseMapping(ctx).run(elementwise(OpKind::norm, "input_layernorm", 262144, 4, 1));
+  const EngineBusy b =
+      ElementwiseMapping(ctx).run(elementwise(OpKind::norm, "input_layernorm", 262144, 4, 1));
   EXPECT_DOUBLE_EQ(b.vector_ps, 2200000.0);
   EXPECT_DOUBLE_EQ(b.scalar_ps, 0.0);
   EXPECT_DOUBLE_EQ(b.tensor_ps, 0.0);
@@ -41,7 +42,8 @@ TEST(ElementwiseOp, ValuesAreSplitOverTheCoresOfTheGroup) {
   // (one pass): 64 + 32,768 / 512 = 128 cycles at 0.96 GHz = 133,333 ps (rounded to the ps)
   // on every core, so 133,333 ps on average.
   MappingContext ctx = context(exact(8));
-  const EngineBusy b = ElementwiseMapping(ctx).run(elementwise(OpKind::residual_add, "residual", 262144, 1, 2));
+  const EngineBusy b =
+      ElementwiseMapping(ctx).run(elementwise(OpKind::residual_add, "residual", 262144, 1, 2));
   EXPECT_DOUBLE_EQ(b.vector_ps, 133333.0);
 }
 

@@ -44,7 +44,8 @@ TEST(GemmOp, RowParallelGemmAllReducesItsPartialSums) {
   InstanceConfig two;
   two.chips_x = 2;
   two.chips_y = 1;
-  EXPECT_DOUBLE_EQ(b.collective_ps, static_cast<double>(run_collective(two, Collective::kAllReduce, 262144).time_ps));
+  EXPECT_DOUBLE_EQ(b.collective_ps,
+                   static_cast<double>(run_collective(two, Collective::kAllReduce, 262144).time_ps));
   EXPECT_EQ(b.chip_runs, 3u);  // the GEMM, the in-chip reduce-scatter and all-gather
 }
 

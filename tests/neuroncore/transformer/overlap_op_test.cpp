@@ -33,8 +33,10 @@ TEST(OverlapOp, TheResidualAddAndNormAfterTheGemmJoinItsPipeline) {
   p.overlap = true;
   p.overlap_chunk_tokens = 128;
   const std::vector<workloads::Operator> ops = {
-      gemm("self_attn.o_proj", 256, 2048, 1024), elementwise(OpKind::residual_add, "attn_residual", 256 * 1024, 1, 2),
-      elementwise(OpKind::norm, "post_attention_layernorm", 256 * 1024, 4, 1), gemm("mlp.up_proj", 256, 1024, 4096)};
+      gemm("self_attn.o_proj", 256, 2048, 1024),
+      elementwise(OpKind::residual_add, "attn_residual", 256 * 1024, 1, 2),
+      elementwise(OpKind::norm, "post_attention_layernorm", 256 * 1024, 4, 1),
+      gemm("mlp.up_proj", 256, 1024, 4096)};
   MappingContext ctx = context(p);
   EXPECT_EQ(OverlapMapping(ctx).segment(ops, 0), 2);
   EXPECT_EQ(OverlapMapping(ctx).segment(ops, 3), -1);  // column-parallel

@@ -9,17 +9,19 @@
 
 #include "neuroncore/transformer/pipeline_op.h"
 #include "systemc_models/config/config.h"
-#include "util/systemc_test.h"
 #include "tests/neuroncore/transformer/op_test_util.h"
+#include "util/systemc_test.h"
 
 namespace wse::neuron {
 namespace {
 
 using namespace testing_ops;
 
-workloads::TransformerModel load_model(const std::string& file, const std::vector<std::string>& overrides = {}) {
-  auto doc = config::parse("model:\n  include: " + testing::source_path("workloads/data/models/" + file) + "\n",
-                           "model.yaml", overrides);
+workloads::TransformerModel load_model(const std::string& file,
+                                       const std::vector<std::string>& overrides = {}) {
+  auto doc =
+      config::parse("model:\n  include: " + testing::source_path("workloads/data/models/" + file) + "\n",
+                    "model.yaml", overrides);
   config::Section root = doc.root();
   config::Section m = root.section("model", "model");
   workloads::TransformerModel t = workloads::read_transformer(m);
@@ -113,7 +115,8 @@ TEST(PipelineOp, TpTimesPpSplitOfASmallModel) {
   TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, tp);
   const PrefillResult pa = alone.run(workloads::lower_prefill(m, {256}, {0}, {512}));
   const PrefillResult pb = alone.run(workloads::lower_prefill(m, {256}, {256}, {512}));
-  const std::uint64_t a0 = r.stage_ps[0][0], a1 = r.stage_ps[0][1], b0 = r.stage_ps[1][0], b1 = r.stage_ps[1][1];
+  const std::uint64_t a0 = r.stage_ps[0][0], a1 = r.stage_ps[0][1], b0 = r.stage_ps[1][0],
+                      b1 = r.stage_ps[1][1];
   EXPECT_EQ(a0 + a1, pa.total_ps);
   EXPECT_EQ(b0 + b1, pb.total_ps);
   // Stage 0 of a chunk ends with layer 0's output.
@@ -149,7 +152,8 @@ TEST(PipelineOp, NoSplitBeatsItsFloor) {
   const PrefillConfig tp = exact(8, 1);
   constexpr double peak = 8.0 * 128 * 128 * 2 * 2.4e9;
   constexpr double hbm = 2.9e12;
-  constexpr double layer_bytes = 436'224'000.0, rows_bytes = 4'194'304.0, head_bytes = 8'192.0 + 1'050'673'152.0;
+  constexpr double layer_bytes = 436'224'000.0, rows_bytes = 4'194'304.0,
+                   head_bytes = 8'192.0 + 1'050'673'152.0;
   for (std::uint32_t pp : {1u, 2u}) {
     for (std::uint32_t mb : {1u, 2u, 4u}) {
       SCOPED_TRACE("pp " + std::to_string(pp) + " microbatches " + std::to_string(mb));
@@ -167,8 +171,8 @@ TEST(PipelineOp, NoSplitBeatsItsFloor) {
         for (const LayerTime& lt : p.layers) {
           if (lt.layer >= 0) after = true;
           const std::uint32_t s = lt.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(lt.layer), 2, pp)
-                                  : after     ? pp - 1
-                                              : 0;
+                                  : after       ? pp - 1
+                                                : 0;
           for (const OperatorTime& ot : lt.operators) {
             flops[s] += static_cast<double>(ot.busy.flops);
             coll[s] += ot.busy.collective_floor_ps * 1e-12;
@@ -179,8 +183,8 @@ TEST(PipelineOp, NoSplitBeatsItsFloor) {
         for (const workloads::Operator& op : g.ops) {
           if (op.layer >= 0) after = true;
           const std::uint32_t s = op.layer >= 0 ? stage_of_layer(static_cast<std::uint32_t>(op.layer), 2, pp)
-                                  : after     ? pp - 1
-                                              : 0;
+                                  : after       ? pp - 1
+                                                : 0;
           // The weights of a stage's operators (the largest over the chunks: only the last
           // has the LM head) plus every chunk's gathered embedding rows.
           if (op.kind == workloads::OpKind::embedding) {
@@ -199,16 +203,17 @@ TEST(PipelineOp, NoSplitBeatsItsFloor) {
         hbm_s = std::max(hbm_s, (weights[s] + kv[s]) / hbm);
         collective_s = std::max(collective_s, coll[s]);
         // The stage's weights as derived above.
-        const double want = pp == 1 ? rows_bytes + 2 * layer_bytes + head_bytes
-                            : s == 0  ? rows_bytes + layer_bytes
-                                      : layer_bytes + head_bytes;
+        const double want = pp == 1  ? rows_bytes + 2 * layer_bytes + head_bytes
+                            : s == 0 ? rows_bytes + layer_bytes
+                                     : layer_bytes + head_bytes;
         EXPECT_DOUBLE_EQ(weights[s], want) << "stage " << s;
       }
       EXPECT_NEAR(r.floor.compute_s, compute_s, 1e-9 * compute_s);
       EXPECT_NEAR(r.floor.hbm_s, hbm_s, 1e-9 * hbm_s);
       EXPECT_NEAR(r.floor.collective_s, collective_s, 1e-9 * collective_s + 1e-15);
       EXPECT_DOUBLE_EQ(r.floor.step_s, std::max({compute_s, hbm_s, collective_s}));
-      EXPECT_GE(r.floor.hbm_s, (pp == 1 ? rows_bytes + 2 * layer_bytes + head_bytes : layer_bytes + head_bytes) / hbm);
+      EXPECT_GE(r.floor.hbm_s,
+                (pp == 1 ? rows_bytes + 2 * layer_bytes + head_bytes : layer_bytes + head_bytes) / hbm);
       EXPECT_GE(r.seconds(), r.floor.step_s);
       // Every stage's work over the chunks is at least its own terms.
       for (std::uint32_t s = 0; s < pp; ++s) {
@@ -253,7 +258,8 @@ TEST(PipelineOp, DecodeStepOfATpTimesPpSplitByHand) {
   TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, tp);
   const PrefillResult pa = alone.run(workloads::lower_decode(m, {1000, 900}));
   const PrefillResult pb = alone.run(workloads::lower_decode(m, {800, 700}));
-  const std::uint64_t a0 = r.stage_ps[0][0], a1 = r.stage_ps[0][1], b0 = r.stage_ps[1][0], b1 = r.stage_ps[1][1];
+  const std::uint64_t a0 = r.stage_ps[0][0], a1 = r.stage_ps[0][1], b0 = r.stage_ps[1][0],
+                      b1 = r.stage_ps[1][1];
   EXPECT_EQ(a0 + a1, pa.total_ps);
   EXPECT_EQ(b0 + b1, pb.total_ps);
   EXPECT_EQ(a0, pa.layers[1].end_ps);  // the embedding, then layer 0
@@ -383,7 +389,8 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   parts(g1, b1, a1, l1);
   ASSERT_EQ(l0.size(), 2u);
   ASSERT_EQ(l1.size(), 2u);
-  EXPECT_EQ(r.total_ps, std::max(b0, b1) + std::max(l0[0], l1[0]) + std::max(l0[1], l1[1]) + std::max(a0, a1));
+  EXPECT_EQ(r.total_ps,
+            std::max(b0, b1) + std::max(l0[0], l1[0]) + std::max(l0[1], l1[1]) + std::max(a0, a1));
   // Each group's floor at its chip's peaks; the prompt's is the larger, term by term, and
   // the TTFT does not beat it.
   EXPECT_DOUBLE_EQ(r.floor.compute_s, std::max(g0.floor.compute_s, g1.floor.compute_s));
@@ -402,7 +409,8 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
     (void)TrainiumPipeline(trainium2_chip(), InstanceConfig{}, wide, 1, 1, 1);
     FAIL() << "32 chips accepted on a 16-chip instance";
   } catch (const std::invalid_argument& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("x cp_degree 2 x dp 1 needs 32 chips but the instance has 16"));
+    EXPECT_THAT(e.what(),
+                ::testing::HasSubstr("x cp_degree 2 x dp 1 needs 32 chips but the instance has 16"));
   }
 }
 
@@ -417,8 +425,10 @@ TEST(PipelineOp, ChipsShortAndHbmShortAreNamed) {
   // Llama-3.1-70B's 141 GB of bf16 weights do not fit one 96 GiB chip, but half of them per
   // chip of two stages do.
   const auto m = load_model("meta-llama--Meta-Llama-3.1-70B_config.json");
-  EXPECT_THROW(TrainiumPipeline(trainium2_chip(), InstanceConfig{}, exact(8, 1), 1, 1, 1).run(m, 128), CapacityError);
-  const HbmFootprint f = TrainiumPipeline(trainium2_chip(), InstanceConfig{}, exact(8, 1), 2, 1, 1).stage_footprint(m, 128);
+  EXPECT_THROW(TrainiumPipeline(trainium2_chip(), InstanceConfig{}, exact(8, 1), 1, 1, 1).run(m, 128),
+               CapacityError);
+  const HbmFootprint f =
+      TrainiumPipeline(trainium2_chip(), InstanceConfig{}, exact(8, 1), 2, 1, 1).stage_footprint(m, 128);
   EXPECT_LT(f.total(), trainium2_chip().hbm.capacity().bytes);
   EXPECT_GT(f.weight_bytes, m.weight_bytes() / 2 * 99 / 100);
 }

@@ -5,9 +5,9 @@
 
 #include "systemc_models/config/config.h"
 #include "util/systemc_test.h"
+#include "workloads/model/transformer.h"
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "wse_mesh/wafer_config.h"
-#include "workloads/model/transformer.h"
 
 namespace wse::wafer::test {
 
@@ -32,10 +32,11 @@ inline workloads::TransformerModel load_model(const std::string& file) {
 // A two-layer Llama: hidden 64, 4 query heads and 2 KV heads of 16, MLP 128, vocab 256,
 // bf16. Per layer: q 64x64, k and v 64x32, o 64x64, gate and up 64x128, down 128x64.
 inline workloads::TransformerModel tiny_llama(int layers = 2) {
-  const std::string yaml = "model:\n  name: tiny\n  model_type: llama\n  hidden_size: 64\n"
-                           "  intermediate_size: 128\n  num_attention_heads: 4\n  num_key_value_heads: 2\n"
-                           "  num_hidden_layers: " +
-                           std::to_string(layers) + "\n  vocab_size: 256\n  tie_word_embeddings: false\n";
+  const std::string yaml =
+      "model:\n  name: tiny\n  model_type: llama\n  hidden_size: 64\n"
+      "  intermediate_size: 128\n  num_attention_heads: 4\n  num_key_value_heads: 2\n"
+      "  num_hidden_layers: " +
+      std::to_string(layers) + "\n  vocab_size: 256\n  tie_word_embeddings: false\n";
   auto doc = config::parse(yaml, "tiny.yaml");
   config::Section root = doc.root();
   config::Section m = root.section("model", "model");
@@ -69,8 +70,8 @@ inline DecodeConfig tiny_decode_config() {
   c.reduction = Reduction::kChain;
   c.reserved_sram_bytes = 1024;
   c.vocab_slices = 1;
-  c.grids = {{"qkv", {2, 2}},     {"o", {2, 2}},       {"gate_up", {2, 4}},
-             {"down", {2, 4}},    {"lm_head", {4, 4}}, {"embedding", {4, 4}}};
+  c.grids = {{"qkv", {2, 2}},  {"o", {2, 2}},       {"gate_up", {2, 4}},
+             {"down", {2, 4}}, {"lm_head", {4, 4}}, {"embedding", {4, 4}}};
   return c;
 }
 

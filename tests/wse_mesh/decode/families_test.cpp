@@ -34,8 +34,9 @@ struct Family {
 
 TEST(DecodeFamilies, ShippedModelsPlaceAndStep) {
   const WaferConfig w = test::load_cs3();
-  for (const Family f : {Family{"qwen3-8b.yaml", 1}, Family{"gpt-oss-20b.yaml", 1}, Family{"qwen3-30b-a3b.yaml", 2},
-                         Family{"mixtral-8x7b.yaml", 3}, Family{"deepseek-v3.yaml", 20}}) {
+  for (const Family f :
+       {Family{"qwen3-8b.yaml", 1}, Family{"gpt-oss-20b.yaml", 1}, Family{"qwen3-30b-a3b.yaml", 2},
+        Family{"mixtral-8x7b.yaml", 3}, Family{"deepseek-v3.yaml", 20}}) {
     SCOPED_TRACE(f.file);
     const workloads::TransformerModel m = test::load_model(f.file);
     DecodeConfig cfg;

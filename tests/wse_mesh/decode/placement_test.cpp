@@ -136,8 +136,10 @@ TEST(DecodePlacement, TinyModelTooSmallWaferNamesTheShortfall) {
   } catch (const CapacityError& e) {
     const std::string what = e.what();
     EXPECT_EQ(e.shortfall_bytes(), 131072u);
-    EXPECT_NE(what.find("layer 1 tensor 'mlp.up_proj' (grid 2x4, 2.3 KiB (2336 B) per PE) would end at PE row 12 of 11"),
-              std::string::npos)
+    EXPECT_NE(
+        what.find(
+            "layer 1 tensor 'mlp.up_proj' (grid 2x4, 2.3 KiB (2336 B) per PE) would end at PE row 12 of 11"),
+        std::string::npos)
         << what;
     EXPECT_NE(what.find("short by 128.00 KiB (131072 B)"), std::string::npos) << what;
     EXPECT_NE(what.find("decode.wafers to at least 2"), std::string::npos) << what;

@@ -5,8 +5,8 @@
 
 #include <map>
 #include <set>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "decode_test_util.h"
 #include "systemc_models/config/config.h"
@@ -133,7 +133,8 @@ TEST(DecodePrefill, AutoPrefillAttentionIsNeverSlowerThanCombine) {
     SimulatedKernels k(w, o, cache);
     const workloads::OperatorGraph g = workloads::lower(m, {workloads::Sequence{tokens, offset, true}});
     for (const auto& op : g.ops) {
-      if (op.kind == workloads::OpKind::attention && op.layer == static_cast<std::int32_t>(plan.region.layer)) {
+      if (op.kind == workloads::OpKind::attention &&
+          op.layer == static_cast<std::int32_t>(plan.region.layer)) {
         const std::uint64_t cycles = k.time(op, plan).cycles;
         return std::make_pair(cycles, k.prefill_attention_chosen());
       }
@@ -141,7 +142,8 @@ TEST(DecodePrefill, AutoPrefillAttentionIsNeverSlowerThanCombine) {
     ADD_FAILURE() << "no attention operator";
     return std::make_pair(std::uint64_t{0}, std::map<std::string, std::uint64_t>{});
   };
-  for (const auto& [tokens, offset] : {std::pair<std::uint64_t, std::uint64_t>{64, 0}, {64, 448}, {8, 1016}}) {
+  for (const auto& [tokens, offset] :
+       {std::pair<std::uint64_t, std::uint64_t>{64, 0}, {64, 448}, {8, 1016}}) {
     const auto [best, chosen] = attention(tokens, offset, PrefillAttention::kAuto);
     const auto [combine, none] = attention(tokens, offset, PrefillAttention::kCombine);
     const auto [stream, forced] = attention(tokens, offset, PrefillAttention::kStream);
@@ -153,7 +155,8 @@ TEST(DecodePrefill, AutoPrefillAttentionIsNeverSlowerThanCombine) {
     EXPECT_EQ(chosen.begin()->first, stream <= combine ? "stream" : "combine");
     EXPECT_EQ(forced.count("stream"), 1u);
   }
-  EXPECT_EQ(attention(1, 1000, PrefillAttention::kAuto).first, attention(1, 1000, PrefillAttention::kCombine).first);
+  EXPECT_EQ(attention(1, 1000, PrefillAttention::kAuto).first,
+            attention(1, 1000, PrefillAttention::kCombine).first);
   EXPECT_TRUE(attention(1, 1000, PrefillAttention::kAuto).second.empty());
 }
 

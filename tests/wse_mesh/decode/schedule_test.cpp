@@ -85,7 +85,7 @@ TEST(DecodeSchedule, TwoWafersThreeMicrobatchesLinkIsFifo) {
   EXPECT_NEAR(sum, r.seconds, 1e-15);
   EXPECT_EQ(r.link_bytes, 3u * 128u);
   EXPECT_NEAR(r.link_busy, 3.0 / 4.8, 1e-12);  // 3 us of transfers over 4.8 us, one link
-  EXPECT_EQ(t->moved_bytes, 0u);                // no move on a wafer: one layer each
+  EXPECT_EQ(t->moved_bytes, 0u);               // no move on a wafer: one layer each
   // Every operator of the first microbatch was timed once; the other two have one token
   // each and contexts in the same tokens_per_pe block (6 and 7 tokens cached, 16 per
   // PE), so their work is reused without timing an operator again.
@@ -342,7 +342,8 @@ TEST(DecodeSchedule, StatisticsCountPasses) {
     }
   }
   EXPECT_EQ(passes, 2u);
-  EXPECT_EQ(mbs, 11u);     // 3 + 8: each prompt of 4 tokens is cut into 4 one-token pieces (prefill_chunk_tokens 1)
+  EXPECT_EQ(mbs,
+            11u);  // 3 + 8: each prompt of 4 tokens is cut into 4 one-token pieces (prefill_chunk_tokens 1)
   EXPECT_EQ(tokens, 11u);  // 3 + 8
 }
 

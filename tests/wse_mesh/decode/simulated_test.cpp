@@ -9,9 +9,9 @@
 #include <string>
 
 #include "decode_test_util.h"
-#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
+#include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/kernels/vector_kernels.h"
 
@@ -24,7 +24,8 @@ using test::tiny_wafer;
 
 std::uint64_t counter(const stats::Group& g, const std::string& name) {
   for (const auto& s : g.stats()) {
-    if (const auto* c = dynamic_cast<const stats::Counter*>(s.get()); c && c->name() == name) return c->value();
+    if (const auto* c = dynamic_cast<const stats::Counter*>(s.get()); c && c->name() == name)
+      return c->value();
   }
   return 0;
 }
@@ -82,8 +83,8 @@ TEST(DecodeSimulated, OneSequenceStepIsTheSumOfItsKernels) {
   EXPECT_LE(r.pe_busy, 1.0);
   EXPECT_GT(r.sram_port_busy, 0.0);
   EXPECT_LE(r.sram_port_busy, 1.0);
-  EXPECT_EQ(r.kv_bytes_written, 2u * 128u);         // one token, two layers
-  EXPECT_EQ(r.kv_bytes_read, 2u * 41u * 128u);      // 41 tokens (with the new one) per layer
+  EXPECT_EQ(r.kv_bytes_written, 2u * 128u);     // one token, two layers
+  EXPECT_EQ(r.kv_bytes_read, 2u * 41u * 128u);  // 41 tokens (with the new one) per layer
 }
 
 TEST(DecodeSimulated, ContextsOfOneBlockShareAResult) {
@@ -117,7 +118,8 @@ TEST(DecodeSimulated, BalancedKvLayoutHoldsWhatDoublingOverflows) {
     FAIL() << "128 tokens per PE do not fit an 8 KiB PE";
   } catch (const CapacityError& e) {
     EXPECT_EQ(e.shortfall_bytes(), 32u) << e.what();
-    EXPECT_NE(std::string(e.what()).find("K cache (128 tokens x 16 fp16) 4 KiB"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("K cache (128 tokens x 16 fp16) 4 KiB"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -271,12 +273,12 @@ TEST(DecodeSimulated, SampledAttentionBlocksStayWithinOnePercent) {
   };
   const double at129 = cycles_at(exact, 129), at144 = cycles_at(exact, 144);
   op.kv_len = 130 * 16 - 3;
-  EXPECT_EQ(sampled.time(op, plan).cycles,
-            static_cast<std::uint64_t>(std::llround(at129 + (130.0 - 129.0) / (144.0 - 129.0) * (at144 - at129))));
+  EXPECT_EQ(
+      sampled.time(op, plan).cycles,
+      static_cast<std::uint64_t>(std::llround(at129 + (130.0 - 129.0) / (144.0 - 129.0) * (at144 - at129))));
   op.kv_len = 64 * 16;  // 64 blocks: a sample point itself
   EXPECT_EQ(sampled.time(op, plan).cycles, exact.time(op, plan).cycles);
 }
-
 
 // The plateau rule of the sampler (attention_cost) rests on this: with a head's rows
 // fixed, one more token block never makes the attention faster (it adds a PE with its
@@ -333,13 +335,14 @@ TEST(DecodeSimulated, AttentionTimeNeverFallsAcrossRowBandsBarARowsFirstBlock) {
             << blocks << " blocks, " << reduction_name(red) << ", head_dim " << head_dim;
         falls += t < highest;
         ++cases;
-        if (t < highest) worst = std::max(worst, static_cast<double>(highest - t) / static_cast<double>(highest));
+        if (t < highest)
+          worst = std::max(worst, static_cast<double>(highest - t) / static_cast<double>(highest));
         highest = std::max(highest, t);
       }
     }
   }
-  std::printf("attention across row bands: %d of %d block counts below an earlier one, by %.6f at most\n", falls,
-              cases, worst);
+  std::printf("attention across row bands: %d of %d block counts below an earlier one, by %.6f at most\n",
+              falls, cases, worst);
 }
 
 // On a plateau (the same cycles at both ends of a row band, from its second block count)

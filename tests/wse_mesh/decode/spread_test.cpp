@@ -7,12 +7,12 @@
 #include <memory>
 
 #include "decode_test_util.h"
+#include "workloads/model/operators.h"
 #include "wse_mesh/decode/schedule.h"
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/kernels/gemv_tiled.h"
-#include "workloads/model/operators.h"
 
 namespace wse::wafer {
 namespace {
@@ -67,7 +67,8 @@ TEST(DecodeSpread, TinyModelFusesAndSpreadsOverEachRegion) {
     // Every PE of the region holds its tiles of all the layer's matrices and the rest is
     // KV: capacity = region bytes - what the grids' PEs hold - the vector weights.
     std::uint64_t held = 0;
-    for (const TensorGrid& t : p.grids) held += std::uint64_t{t.copies} * t.grid.rows * t.grid.cols * t.pe_bytes;
+    for (const TensorGrid& t : p.grids)
+      held += std::uint64_t{t.copies} * t.grid.rows * t.grid.cols * t.pe_bytes;
     EXPECT_EQ(p.grid_pe_bytes, held);
     EXPECT_EQ(p.region.kv_capacity_bytes,
               std::uint64_t{p.region.width} * p.region.height * (8192 - 1024) - held - p.vector_weight_bytes);
@@ -145,7 +146,8 @@ TEST(DecodeSpread, RootEngineFloorByHandAndBelowEveryRun) {
     std::uint64_t m, n;
     std::uint32_t P, Q;
   };
-  for (const Shape& s : {Shape{16, 16, 4, 4}, Shape{1002, 64, 16, 32}, Shape{300, 1000, 40, 24}, Shape{64, 512, 4, 64}}) {
+  for (const Shape& s :
+       {Shape{16, 16, 4, 4}, Shape{1002, 64, 16, 32}, Shape{300, 1000, 40, 24}, Shape{64, 512, 4, 64}}) {
     for (Reduction red : {Reduction::kChain, Reduction::kTree, Reduction::kKTree}) {
       for (Accumulate acc : {Accumulate::kFp16, Accumulate::kFp32}) {
         for (std::uint32_t m : {1u, 4u}) {
