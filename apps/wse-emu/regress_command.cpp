@@ -56,102 +56,59 @@ struct Suite {
 
 using SuiteError = InputFileError;
 
-std::string line_of(const fs::path& file, const YAML::Node& n) {
-  return file.string() + ":" + std::to_string(n.Mark().line + 1);
-}
-
-// A value of the suite that must be text (a name, a path, a key).
-std::string text(const fs::path& file, const YAML::Node& n, const std::string& what) {
-  if (!n.IsScalar()) {
-    throw SuiteError(line_of(file, n) + ": " + what + " must be text, found " +
-                     (n.IsSequence() ? "a list"
-                      : n.IsMap()    ? "a mapping"
-                                     : "nothing"));
-  }
-  return n.Scalar();
-}
-
-// A typo in the suite must not fall back to a default: unknown keys are errors.
-void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known) {
-  if (!map.IsMap()) {
-    throw SuiteError(file.string() + ":" + std::to_string(map.Mark().line + 1) + ": expected a mapping");
-  }
-  for (const auto& kv : map) {
-    const std::string k = text(file, kv.first, "a key");
-    if (std::find(known.begin(), known.end(), k) != known.end()) continue;
-    std::string all;
-    for (const auto& n : known) all += (all.empty() ? "" : ", ") + n;
-    auto guess = config::did_you_mean(k, known);
-    throw SuiteError(file.string() + ":" + std::to_string(kv.first.Mark().line + 1) + ": unknown key '" + k +
-                     "'" + (guess ? "; did you mean '" + *guess + "'?" : "") + " Known keys here: " + all);
-  }
-}
-
-Tolerance read_tolerance(const fs::path& file, const YAML::Node& n, Tolerance t) {
-  if (!n) return t;
-  check_keys(file, n, {"relative", "absolute"});
-  for (const char* k : {"relative", "absolute"}) {
-    if (!n[k]) continue;
-    double v = -1;
-    if (n[k].IsScalar() && !YAML::convert<double>::decode(n[k], v)) v = -1;
-    if (!n[k].IsScalar() || !std::isfinite(v) || v < 0) {
-      throw SuiteError(line_of(file, n[k]) + ": tolerance '" + k +
-                       "' must be a finite number, 0 or more (e.g. " +
-                       (std::string(k) == "relative" ? "1.0e-6" : "0") + ")");
-    }
-    (std::string(k) == "relative" ? t.relative : t.absolute) = v;
-  }
+// Read through the configuration language (systemc_models/config/config.h), as
+// experiment files are: every error names the suite's file:line:column and the key path,
+// and a key nothing reads (a typo) is an error with "did you mean", never a default.
+Tolerance read_tolerance(config::Section& root, Tolerance t) {
+  config::Section n = root.section("tolerance", "the tolerance of figures new to a reference", true);
+  t.relative = n.number(
+      "relative",
+      {.doc = "relative tolerance: |now - reference| <= relative x |reference|", .def = "1.0e-6", .min = 0});
+  t.absolute = n.number("absolute",
+                        {.doc = "absolute tolerance: |now - reference| <= absolute", .def = "0", .min = 0});
   return t;
 }
 
 Suite read_suite(const fs::path& file) {
   if (const auto why = not_a_file(file)) throw SuiteError("regression suite '" + file.string() + "' " + *why);
   const fs::path base = fs::absolute(file).parent_path();
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    throw SuiteError(file.string() + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  check_keys(file, root, {"references", "tolerance", "experiments"});
+  config::Document doc = config::load(file);
+  config::Section root = doc.root();
   Suite s;
-  s.references =
-      (base / (root["references"] ? text(file, root["references"], "'references:'") : "references"))
-          .lexically_normal();
-  s.default_tolerance = read_tolerance(file, root["tolerance"], s.default_tolerance);
-  if (!root["experiments"] || !root["experiments"].IsSequence() || root["experiments"].size() == 0) {
-    throw SuiteError(file.string() + ": 'experiments:' must list at least one {name:, experiment:}");
+  s.references = (base / root.string("references", {.doc = "the folder of the reference files <name>.json, "
+                                                           "relative to the suite",
+                                                    .def = "references"}))
+                     .lexically_normal();
+  s.default_tolerance = read_tolerance(root, s.default_tolerance);
+  std::vector<config::Section> experiments =
+      root.section_list("experiments", "the experiments of the suite, each {name:, experiment:, set:}");
+  if (experiments.empty()) {
+    root.fail("experiments", "must list at least one {name:, experiment:}");
   }
-  for (const auto& e : root["experiments"]) {
-    if (!e.IsMap() || !e["name"] || !e["experiment"]) {
-      throw SuiteError(file.string() + ":" + std::to_string(e.Mark().line + 1) +
-                       ": each experiment needs 'name:' and 'experiment:'");
-    }
-    check_keys(file, e, {"name", "experiment", "set"});
+  for (config::Section& e : experiments) {
     Entry en;
-    en.name = text(file, e["name"], "'name:'");
+    en.name = e.string("name", {.doc = "the reference file <name>.json and the run's folder"});
     if (en.name.empty() || en.name.find_first_of("/\\") != std::string::npos || en.name == "." ||
         en.name == "..") {
-      throw SuiteError(
-          line_of(file, e["name"]) + ": 'name:' '" + en.name +
-          "' names the reference file <name>.json and the run's folder: use letters, digits, _ or -");
+      e.fail("name",
+             "'" + en.name +
+                 "' names the reference file <name>.json and the run's folder: use letters, digits, _ "
+                 "or -");
     }
-    en.experiment_as_written = text(file, e["experiment"], "'experiment:'");
+    en.experiment_as_written = e.string("experiment", {.doc = "the experiment file, relative to the suite"});
     en.experiment = (base / en.experiment_as_written).lexically_normal();
     if (const auto why = not_a_file(en.experiment)) {
-      throw SuiteError(line_of(file, e) + ": experiment '" + en.experiment.string() + "' " + *why);
+      e.fail("experiment", "'" + en.experiment.string() + "' " + *why);
     }
-    if (e["set"]) {
-      if (!e["set"].IsMap()) {
-        throw SuiteError(file.string() + ":" + std::to_string(e["set"].Mark().line + 1) +
-                         ": 'set' must be a mapping of key paths to values, e.g. {workload.trace.limit: 20}");
+    if (std::optional<config::Section> set = e.optional_section(
+            "set", "overrides of the experiment, key path: value, e.g. {workload.trace.limit: 20}")) {
+      for (const std::string& k : set->keys()) {
+        en.overrides.push_back(k + "=" + set->string(k, {.doc = "an override of the experiment"}));
       }
-      for (const auto& kv : e["set"])
-        en.overrides.push_back(text(file, kv.first, "a 'set:' key") + "=" +
-                               text(file, kv.second, "the value of 'set: " + kv.first.Scalar() + "'"));
     }
     s.entries.push_back(std::move(en));
   }
+  doc.finish();
   return s;
 }
 

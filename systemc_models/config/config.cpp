@@ -226,6 +226,13 @@ bool Section::has(std::string_view key) const {
   return c && c->kind != Node::Kind::Null;
 }
 
+std::vector<std::string> Section::keys() const {
+  std::vector<std::string> out;
+  out.reserve(node_->map.size());
+  for (const auto& [k, v] : node_->map) out.push_back(k);
+  return out;
+}
+
 NodePtr Section::child(std::string_view key) const {
   node_->known.insert(std::string(key));
   return node_->find(key);

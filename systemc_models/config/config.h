@@ -99,6 +99,10 @@ class Section {
   const Source& source() const;
   Source source_of(std::string_view key) const;
   bool has(std::string_view key) const;
+  // The keys written in this mapping, in the order written (for a mapping whose keys are
+  // data, such as a list of overrides). Listing them does not read them: each must still
+  // be read, or `Document::finish` names it.
+  std::vector<std::string> keys() const;
 
   // A nested mapping. `section` requires it unless `allow_missing` (then an empty
   // mapping is used, so that all its keys take their defaults).

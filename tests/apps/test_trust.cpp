@@ -426,6 +426,10 @@ TEST_F(Trust, SweepFileKeysMustBeTextAndThePointCountCannotWrap) {
 // An infinite tolerance (`.inf`) passed every figure whatever it was; a tolerance that
 // was not a number gave yaml-cpp's "bad conversion" naming no file; an experiment named
 // with a path (`../x`) would have written its reference outside the references folder.
+// The suite is read through the configuration language, as experiment files are: each
+// error names file:line:column and the key path (columns counted by hand below: in
+// "tolerance: {relative: .inf}" the value starts at column 23; in "  - name: x" at 11;
+// a flow list or an empty one is located at its key, columns 5 and 1).
 TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
   const std::string exp = "    experiment: " + kSrc + "/configs/experiments/kv_link.yaml\n";
   const auto regress = [&](const std::string& suite) {
@@ -435,15 +439,27 @@ TEST_F(Trust, RegressSuiteRefusesInfiniteTolerancesAndNamesWithAPath) {
     EXPECT_THAT(r.out, Not(HasSubstr("== kv_link"))) << "nothing runs";
     return r.err;
   };
-  EXPECT_THAT(
-      regress("tolerance: {relative: .inf}\nexperiments:\n  - name: kv_link\n" + exp),
-      HasSubstr("suite.yaml:1: tolerance 'relative' must be a finite number, 0 or more (e.g. 1.0e-6)"));
+  EXPECT_THAT(regress("tolerance: {relative: .inf}\nexperiments:\n  - name: kv_link\n" + exp),
+              HasSubstr("suite.yaml:1:23: key 'tolerance.relative': expected a number, found '.inf'"));
   EXPECT_THAT(regress("tolerance: {absolute: abc}\nexperiments:\n  - name: kv_link\n" + exp),
-              HasSubstr("suite.yaml:1: tolerance 'absolute' must be a finite number, 0 or more (e.g. 0)"));
+              HasSubstr("suite.yaml:1:23: key 'tolerance.absolute': expected a number, found 'abc'"));
+  EXPECT_THAT(
+      regress("tolerance: {absolute: -1}\nexperiments:\n  - name: kv_link\n" + exp),
+      HasSubstr("suite.yaml:1:23: key 'tolerance.absolute': value '-1' is out of range; allowed: >= 0"));
   EXPECT_THAT(regress("experiments:\n  - name: ../kv_link\n" + exp),
-              HasSubstr("suite.yaml:2: 'name:' '../kv_link' names the reference file <name>.json"));
+              HasSubstr("suite.yaml:2:11: key 'experiments[0].name': '../kv_link' names the reference file "
+                        "<name>.json"));
   EXPECT_THAT(regress("experiments:\n  - name: [kv_link]\n" + exp),
-              HasSubstr("suite.yaml:2: 'name:' must be text, found a list"));
+              HasSubstr("suite.yaml:2:5: key 'experiments[0].name': expected a string, found a sequence"));
+  // A typo is an error at its key with the keys read there, never a default.
+  EXPECT_THAT(
+      regress("experiments:\n  - name: kv_link\n" + exp + "    sett: {workload.trace.limit: 3}\n"),
+      HasSubstr("suite.yaml:4:5: key 'experiments[0].sett': unknown key 'sett'; did you mean 'set'?"));
+  EXPECT_THAT(
+      regress("tolerence: {relative: 0}\nexperiments:\n  - name: kv_link\n" + exp),
+      HasSubstr("suite.yaml:1:1: key 'tolerence': unknown key 'tolerence'; did you mean 'tolerance'?"));
+  EXPECT_THAT(regress("references: refs\nexperiments: []\n"),
+              HasSubstr("suite.yaml:2:1: key 'experiments': must list at least one {name:, experiment:}"));
 }
 
 // Found by fuzz_regress: an experiment path longer than the system allows (a corrupted
@@ -455,7 +471,7 @@ TEST_F(Trust, SuiteAndSweepWithAnUnreadableExperimentPathNameTheirLine) {
       write("suite.yaml", "experiments:\n  - name: a\n    experiment: " + long_name + "\n");
   Result r = wse_emu("regress --suite '" + suite.string() + "'", dir_ / "io");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("suite.yaml:2: experiment '"));
+  EXPECT_THAT(r.err, HasSubstr("suite.yaml:3:17: key 'experiments[0].experiment': '"));
   EXPECT_THAT(r.err, HasSubstr("' cannot be read: File name too long"));
   EXPECT_THAT(r.err, Not(HasSubstr("filesystem error")));
   const fs::path sweep = write("sweep.yaml", "experiment: " + long_name + "\ngrid:\n  a: [1]\n");

@@ -101,6 +101,18 @@ TEST(Config, UnknownKeyOneLetterOffSuggestsTheKnownKey) {
   EXPECT_THAT(e, HasSubstr("Known keys here: arbitration, bandwidth, lanes, latency"));
 }
 
+// A mapping whose keys are data (a list of overrides) lists its keys in the order
+// written; listing does not read them, so a key left unread is still an unknown key.
+TEST(Config, KeysOfAMappingInOrderAndUnreadOnesStillUnknown) {
+  Document doc = parse("set:\n  b.c: 2\n  a: x\n  z: 1\n", "s.yaml");
+  Section set = doc.root().section("set", "overrides");
+  EXPECT_EQ(set.keys(), (std::vector<std::string>{"b.c", "a", "z"}));
+  EXPECT_EQ(set.string("b.c", {.doc = "o"}), "2");
+  EXPECT_EQ(set.string("a", {.doc = "o"}), "x");
+  const std::string e = error_of([&] { doc.finish(); });
+  EXPECT_THAT(e, HasSubstr("s.yaml:4:3: key 'set.z': unknown key 'z'"));
+}
+
 TEST(Config, BareNumberWhereAUnitIsRequired) {
   Document doc = parse("link:\n  bandwidth: 100\n", "exp.yaml");
   const std::string e = error_of([&] { read_link(doc); });
