@@ -337,6 +337,28 @@ TEST(DecodeSimulated, AttentionTimeNeverFallsAsBlocksGrowWithTheRowsFixed) {
   }
 }
 
+// The same property of the tiled kernel at k = 8 (the decoder samples tiled decode
+// attention the same way): one more block never makes it faster, from a row band's second
+// block on (the head's rows in one node row up to 5 rows, both combines, both head sizes).
+TEST(DecodeSimulated, TiledAttentionTimeNeverFallsAsBlocksGrowWithTheRowsFixed) {
+  const WaferConfig w = test::load_cs3();
+  for (const Reduction red : {Reduction::kChain, Reduction::kTree}) {
+    for (const std::uint32_t head_dim : {16u, 128u}) {
+      AttentionConfig a = head_grid(64, head_dim, 16, red);
+      a.fold_rows = false;
+      std::uint64_t last = 0;
+      for (std::uint64_t blocks = 1; blocks <= 80; ++blocks) {
+        a.context = blocks * 4 - 1;
+        const std::uint64_t t = run_attention_tiled(w.fabric, 8, w.pe, a).total_cycles;
+        if ((blocks - 1) % 16 > 1) {
+          EXPECT_GE(t, last) << blocks << " blocks, " << reduction_name(red) << ", head_dim " << head_dim;
+        }
+        last = t;
+      }
+    }
+  }
+}
+
 // The sampler's plateaus across row bands (attention_cost) rest on this: past the first
 // row, one more token block does not make the attention faster, whatever row it starts,
 // except the first block of a row (column 0, under the head's root: measured slower than
