@@ -330,6 +330,43 @@ TEST_F(KernelCacheTest, PrefetchedAttentionIsTheSameKernelAndCountsAsWithout) {
   EXPECT_ANY_THROW(threaded.attention(fc, pe, too_big));
 }
 
+// The tiled attention kernel is keyed by its fidelity: k is in the key, which never equals
+// the per-PE kernel's (not even at k = 1, whose cycles are the same), and a tiled result is
+// simulated once, prefetched on threads like the per-PE kernel, and equals
+// run_attention_tiled.
+TEST_F(KernelCacheTest, TiledAttentionIsKeyedByItsFidelity) {
+  const FabricConfig fc;
+  const PeConfig pe;
+  AttentionConfig a;
+  a.q_heads = 4;
+  a.kv_heads = 2;
+  a.head_dim = 16;
+  a.tokens_per_pe = 8;
+  a.max_grid_cols = 8;
+  a.reduction = Reduction::kChain;
+  a.context = 95;
+  EXPECT_NE(KernelCache::key_tiled(fc, 1, pe, a), KernelCache::key(fc, pe, a));
+  EXPECT_NE(KernelCache::key_tiled(fc, 2, pe, a), KernelCache::key_tiled(fc, 4, pe, a));
+  AttentionConfig other = a;
+  other.context = 127;
+  EXPECT_NE(KernelCache::key_tiled(fc, 4, pe, a), KernelCache::key_tiled(fc, 4, pe, other));
+  KernelCache threaded(KernelCacheConfig{.threads = 2});
+  threaded.prefetch_attention(fc, pe, {a, other}, 4);
+  EXPECT_EQ(threaded.misses(), 0u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(threaded.attention_tiled(fc, 4, pe, a).total_cycles,
+              run_attention_tiled(fc, 4, pe, a).total_cycles);
+    EXPECT_EQ(threaded.attention_tiled(fc, 4, pe, other).total_cycles,
+              run_attention_tiled(fc, 4, pe, other).total_cycles);
+  }
+  EXPECT_EQ(threaded.misses(), 2u);
+  EXPECT_EQ(threaded.hits(), 2u);
+  // The per-PE kernel of the same shape is another entry.
+  EXPECT_EQ(threaded.attention(fc, pe, a).total_cycles, run_attention(fc, pe, a).total_cycles);
+  EXPECT_EQ(threaded.misses(), 3u);
+  EXPECT_THROW(threaded.attention_tiled(fc, 0, pe, a), std::invalid_argument);
+}
+
 TEST_F(KernelCacheTest, SwitchFromConfigAndApi) {
   config::Document doc = config::parse("kernels:\n  reuse_kernel_results: false\n", "test.yaml");
   config::Section root = doc.root();

@@ -1,10 +1,12 @@
 #include "wse_mesh/benches/kernel_benches.h"
 
 #include <cstdio>
+#include <ctime>
 
 #include "systemc_models/sim/output.h"
 #include "wse_mesh/benches/benches.h"
 #include "wse_mesh/kernels/attention.h"
+#include "wse_mesh/kernels/attention_tiled.h"
 #include "wse_mesh/kernels/vector_kernels.h"
 
 namespace wse::wafer {
@@ -32,10 +34,32 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
     contexts = {1024, 4096};
     tpps = {16};
   }
-  sim::CsvWriter csv({"context", "tokens_per_pe", "max_grid_cols", "combine", "grid_rows", "grid_cols",
-                      "sram_bytes_per_pe", "total_cycles", "total_us", "append_cycles", "query_cycles",
-                      "compute_cycles", "compute_done_cycles", "combine_cycles", "wavelet_hops", "wall_s",
+  sim::CsvWriter csv({"context",
+                      "tokens_per_pe",
+                      "max_grid_cols",
+                      "combine",
+                      "grid_rows",
+                      "grid_cols",
+                      "sram_bytes_per_pe",
+                      "total_cycles",
+                      "total_us",
+                      "append_cycles",
+                      "query_cycles",
+                      "compute_cycles",
+                      "compute_done_cycles",
+                      "combine_cycles",
+                      "wavelet_hops",
+                      "wall_s",
+                      "cpu_s",
+                      "tiled8_total_cycles",
+                      "tiled8_cpu_s",
                       "error"});
+  // CPU seconds of one call (the process's, single-threaded here).
+  const auto cpu = [](auto call) {
+    const std::clock_t c0 = std::clock();
+    auto r = call();
+    return std::make_pair(r, static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC);
+  };
   auto run = [&](std::uint64_t ctx, std::uint32_t tpp, std::uint32_t max_cols, Reduction red) {
     AttentionConfig a;
     a.q_heads = 32;
@@ -47,29 +71,63 @@ std::vector<std::string> bench_attention(const sim::BenchArgs& args) {
     a.reduction = red;
     const auto [rows, cols] = attention_grid(a);
     try {
-      const AttentionResult r = run_attention(fc, pe, a);
-      csv.row(
-          {std::to_string(ctx), std::to_string(tpp), std::to_string(max_cols), reduction_name(red),
-           std::to_string(r.grid_rows), std::to_string(r.grid_cols), std::to_string(r.sram_bytes_per_pe),
-           std::to_string(r.total_cycles), sim::fmt_num(static_cast<double>(r.total_cycles) / kClockHz * 1e6),
-           std::to_string(r.append_cycles), std::to_string(r.query_cycles), std::to_string(r.compute_cycles),
-           std::to_string(r.compute_done_cycles), std::to_string(r.combine_cycles),
-           std::to_string(r.wavelet_hops), sim::fmt_num(r.wall_seconds), ""});
+      const auto [r, cpu_s] = cpu([&] { return run_attention(fc, pe, a); });
+      // The same kernel on tiled fidelity, nodes of 8 x 8 PEs (attention_tiled.h).
+      const auto [t, tiled_cpu_s] = cpu([&] { return run_attention_tiled(fc, 8, pe, a); });
+      csv.row({std::to_string(ctx),
+               std::to_string(tpp),
+               std::to_string(max_cols),
+               reduction_name(red),
+               std::to_string(r.grid_rows),
+               std::to_string(r.grid_cols),
+               std::to_string(r.sram_bytes_per_pe),
+               std::to_string(r.total_cycles),
+               sim::fmt_num(static_cast<double>(r.total_cycles) / kClockHz * 1e6),
+               std::to_string(r.append_cycles),
+               std::to_string(r.query_cycles),
+               std::to_string(r.compute_cycles),
+               std::to_string(r.compute_done_cycles),
+               std::to_string(r.combine_cycles),
+               std::to_string(r.wavelet_hops),
+               sim::fmt_num(r.wall_seconds),
+               sim::fmt_num(cpu_s),
+               std::to_string(t.total_cycles),
+               sim::fmt_num(tiled_cpu_s),
+               ""});
       if (!args.quiet) {
         std::fprintf(
             stderr,
             "attention %s ctx %6llu tpp %2u grid %4ux%-4u total %7llu cycles (append %llu, query %llu, "
-            "compute %llu, done %llu, combine %llu) %.3f s\n",
+            "compute %llu, done %llu, combine %llu) %.3f s CPU; k = 8: %llu cycles, %.3f s CPU\n",
             reduction_name(red), static_cast<unsigned long long>(ctx), tpp, r.grid_rows, r.grid_cols,
             static_cast<unsigned long long>(r.total_cycles), static_cast<unsigned long long>(r.append_cycles),
             static_cast<unsigned long long>(r.query_cycles),
             static_cast<unsigned long long>(r.compute_cycles),
             static_cast<unsigned long long>(r.compute_done_cycles),
-            static_cast<unsigned long long>(r.combine_cycles), r.wall_seconds);
+            static_cast<unsigned long long>(r.combine_cycles), cpu_s,
+            static_cast<unsigned long long>(t.total_cycles), tiled_cpu_s);
       }
     } catch (const CapacityError& e) {
-      csv.row({std::to_string(ctx), std::to_string(tpp), std::to_string(max_cols), reduction_name(red),
-               std::to_string(rows), std::to_string(cols), "", "", "", "", "", "", "", "", "", "", e.what()});
+      csv.row({std::to_string(ctx),
+               std::to_string(tpp),
+               std::to_string(max_cols),
+               reduction_name(red),
+               std::to_string(rows),
+               std::to_string(cols),
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               "",
+               e.what()});
     }
   };
   for (const Reduction red : reductions) {

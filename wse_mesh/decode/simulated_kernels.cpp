@@ -445,9 +445,18 @@ std::uint64_t SimulatedKernels::attention_floor(const Operator& op, const LayerP
   return attention_decode_floor(wafer_.pe, attention_config(op, layer));
 }
 
+std::uint32_t SimulatedKernels::attention_tile(const AttentionConfig& a) const {
+  const std::uint32_t k = wafer_.tile;
+  if (!opt_.attention_tiled || k <= 1 || a.query_tokens != 1) return 0;
+  if (a.reduction == Reduction::kTree && !std::has_single_bit(k)) return 0;
+  return k;
+}
+
 SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const AttentionConfig& part) {
+  const std::uint32_t tile = attention_tile(part);
   const auto exact = [&](const AttentionConfig& a) {
-    const AttentionResult res = cache_.attention(wafer_.fabric, wafer_.pe, a);
+    const AttentionResult res = tile > 0 ? cache_.attention_tiled(wafer_.fabric, tile, wafer_.pe, a)
+                                         : cache_.attention(wafer_.fabric, wafer_.pe, a);
     return AttentionCost{static_cast<double>(res.total_cycles), static_cast<double>(res.wavelet_hops),
                          static_cast<double>(res.compute_cycles) * res.grid_rows * res.grid_cols};
   };
@@ -465,7 +474,7 @@ SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const Attention
       kernels.push_back(part);
       kernels.back().context = context;
     }
-    cache_.prefetch_attention(wafer_.fabric, wafer_.pe, kernels);
+    cache_.prefetch_attention(wafer_.fabric, wafer_.pe, kernels, tile);
   };
   // A fraction w of the way from x to y.
   const auto lerp = [](const AttentionCost& x, const AttentionCost& y, double w) {

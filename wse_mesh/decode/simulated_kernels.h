@@ -12,7 +12,8 @@
 //    fp16 FMACs only: the PE is taken to widen them on the way), with the kernel's SRAM
 //    check scaled by the same packing factor as the placement used;
 //  - attention: run_attention per sequence (KV spread over its own PEs, the layer's
-//    tokens per PE); the sequences of a microbatch hold disjoint PEs and run at once; a
+//    tokens per PE; a decode on tiled fidelity, run_attention_tiled, when k = wafer.tile
+//    > 1 and attention_tiled); the sequences of a microbatch hold disjoint PEs and run at once; a
 //    decode context is rounded up to fill its last block of tokens_per_pe tokens (the
 //    kernel's time depends on the block count only), so one result serves a whole block;
 //    query vectors that do not fit beside the cache run in parts one after another: a
@@ -59,6 +60,10 @@ struct SimulatedKernelOptions {
   // equal times; a prefill sub-chunk at the two ends of the block counts that wrap onto
   // as many PE rows as its own (0: all simulated).
   std::uint32_t attention_block_grain = 16;
+  // Decode attention (one query token) on tiled fidelity (run_attention_tiled, k =
+  // wafer.tile) when k > 1 (the tree combine: when k is also a power of two); false: the
+  // per-PE kernel at every k (decode.attention.fidelity: per_pe).
+  bool attention_tiled = true;
   Accumulate accumulate = Accumulate::kFp16;  // GEMV partial sums
   bool reduction_auto = true;                 // GEMV: the fastest of chain, tree, K-tree per kernel
   Reduction reduction = Reduction::kTree;     // GEMV, when not auto
@@ -125,6 +130,9 @@ class SimulatedKernels : public KernelTimer {
     double cycles = 0, hops = 0, pe_busy = 0;
   };
   AttentionCost attention_cost(const AttentionConfig& part);
+  // The node size the attention kernel `a` runs at: 0 per-PE, k tiled (see
+  // SimulatedKernelOptions::attention_tiled).
+  std::uint32_t attention_tile(const AttentionConfig& a) const;
   // n wavelets over h hops as one uncontended message (fabric rule 1-3).
   std::uint64_t message_cycles(std::uint64_t hops, std::uint64_t wavelets) const;
 

@@ -206,6 +206,13 @@ DecodeConfig read_decode_config(config::Section& s) {
        .def = "16",
        .min = 0,
        .max = 65536}));
+  c.attention_tiled = att.enumeration<bool>(
+      "fidelity",
+      {.doc = "fidelity of the decode attention kernel: tiled (nodes of wafer.fabric.tile x tile PEs when "
+              "the tile is above 1; within the bound of docs/wse_mesh.md, \"Attention on tiled fidelity\") "
+              "or per_pe (a router per PE at every tile)",
+       .def = "tiled"},
+      {{"tiled", true}, {"per_pe", false}});
   c.kv_layout = att.enumeration<KvLayout>(
       "kv_layout",
       {.doc =
@@ -779,6 +786,7 @@ WaferDecoder::WaferDecoder(const WaferConfig& wafer, const DecodeConfig& cfg,
     o.attention_max_grid_cols = cfg.attention_max_grid_cols;
     o.attention_combine = cfg.attention_combine;
     o.attention_block_grain = cfg.attention_block_grain;
+    o.attention_tiled = cfg.attention_tiled;
     o.accumulate = cfg.accumulate;
     o.reduction_auto = cfg.reduction_auto;
     o.reduction = cfg.reduction;

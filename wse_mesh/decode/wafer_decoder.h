@@ -68,6 +68,7 @@ struct DecodeConfig {
   // attention of a prefill chunk: streamed K/V past stationary queries, or the decode kernel
   PrefillAttention prefill_attention = PrefillAttention::kAuto;
   std::uint32_t attention_block_grain = 16;  // attention: decode block counts sampled at multiples (0: exact)
+  bool attention_tiled = true;  // attention: decode on tiled fidelity when wafer.tile > 1 (false: per_pe)
   KvLayout kv_layout = KvLayout::kBalanced;  // attention: how a batch's KV heads share the region's PEs
   std::uint32_t kv_layout_steps = 0;         // balanced layout: tokens-per-PE values per doubling (0: exact)
 

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <chrono>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "systemc_models/units/integer.h"
+#include "wse_mesh/kernels/attention_tiled.h"
 
 namespace wse::wafer {
 
@@ -74,6 +77,7 @@ struct MsgInfo {
   MsgKind kind = MsgKind::kQuery;
   std::uint32_t head = 0;
   std::uint32_t owner = kNone;  // append: the block the new tokens belong to
+  std::uint32_t from = kNone;   // combine (tiled): the block that sends the stream
 };
 
 struct PeState {
@@ -169,6 +173,46 @@ struct AttentionCosts {
   const std::uint64_t normalize;
 };
 
+// The wavelet hops (PE links crossed) of one head of the per-PE mapping, from its static
+// routes: every wavelet crosses each link of its route once. The query multicast's tree
+// (the first row, then down each column), the append's tree (east along the first row,
+// south to each owner: every owner's message crosses all of it) and the combine's edges
+// (row phase, then column 0), each carrying the whole payload. The tiled fidelity
+// reports these (its node fabric sees only the links between nodes).
+std::uint64_t route_hops(const AttentionConfig& a, const Layout& L) {
+  const auto line = [&](std::uint64_t n) {
+    if (a.reduction == Reduction::kChain) return n > 0 ? n - 1 : 0;
+    std::uint64_t h = 0;
+    for (std::uint64_t span = 1; span < n; span *= 2) h += span * ((n - span + 2 * span - 1) / (2 * span));
+    return h;
+  };
+  std::uint64_t hops = 0;
+  if (L.nb > 1) {
+    std::uint64_t links = L.row_len(0) - 1;
+    for (std::uint32_t c = 0; c < L.Q; ++c) links += L.col_rows(c) - 1;
+    hops += links * L.q_wavelets();
+  }
+  const auto first = static_cast<std::uint32_t>(L.context / L.tpp);
+  const auto last = static_cast<std::uint32_t>((L.N - 1) / L.tpp);
+  const std::uint64_t token_wavelets = kv_token_wavelets(L.D, a.kv_bytes);
+  std::uint64_t append_wavelets = 0, east = 0;
+  std::vector<std::uint32_t> south(L.Q, 0);
+  for (std::uint32_t b = std::max(first, 1u); b <= last; ++b) {
+    const std::uint64_t lo = std::max<std::uint64_t>(L.context, std::uint64_t{b} * L.tpp);
+    const std::uint64_t hi = std::min<std::uint64_t>(L.N, (std::uint64_t{b} + 1) * L.tpp);
+    append_wavelets += (hi - lo) * token_wavelets;
+    east = std::max<std::uint64_t>(east, b % L.Q);
+    south[b % L.Q] = std::max(south[b % L.Q], b / L.Q);
+  }
+  std::uint64_t append_links = east;
+  for (const std::uint32_t r : south) append_links += r;
+  hops += append_links * append_wavelets;
+  std::uint64_t combine = line(L.R);
+  for (std::uint32_t r = 0; r < L.R; ++r) combine += line(L.row_len(r));
+  hops += combine * L.queries() * (L.D + 2);
+  return hops;
+}
+
 // A delivery at a PE of column 0 other than the combine's column phase (row phase,
 // query, the PE's own append), recorded by a folded run's first pass for its second.
 struct HeadDelivery {
@@ -185,16 +229,25 @@ class AttentionRun {
  public:
   // `column_only`: the second pass of a folded run, on a fabric one PE wide: the
   // head's column 0 runs the column phase, fed by replay() instead of its rows.
+  // `node` > 0: tiled fidelity (attention_tiled.h): `fabric` is tiled(per-PE grid, node),
+  // one head at origin (0, 0); the PEs keep their state, the fabric carries what
+  // crosses between nodes, and what stays inside a node is timed as events.
   AttentionRun(Fabric& fabric, const PeConfig& pe, const AttentionConfig& a, const Layout& L,
-               std::uint32_t heads, bool column_only = false)
+               std::uint32_t heads, bool column_only = false, std::uint32_t node = 0)
       : fabric_(fabric),
         a_(a),
         L_(L),
         heads_(heads),
         column_only_(column_only),
+        k_(node),
+        tiled_(node > 0),
+        H_(node > 0 ? fabric.config().hop_latency_cycles / node : fabric.config().hop_latency_cycles),
+        R_(fabric.config().ramp_latency_cycles),
         cost_(pe, a, L),
         first_owner_(static_cast<std::uint32_t>(L.context / L.tpp)),
         last_owner_(static_cast<std::uint32_t>((L.N - 1) / L.tpp)) {
+    if (tiled_ && (heads != 1 || column_only || a.origin.x != 0 || a.origin.y != 0))
+      throw std::logic_error("attention tiled: one head at the origin");
     validate(pe);
     require_mapped(a.reduction, {Reduction::kChain, Reduction::kTree}, "attention (combine)");
     check_fit();
@@ -240,6 +293,8 @@ class AttentionRun {
     fabric_.on_delivery([this](PeCoord p, MessageId msg, std::uint64_t cycle) { deliver(p, msg, cycle); });
     const std::uint64_t hops0 = fabric_.wavelet_hops();
     const std::uint64_t sim0 = fabric_.cycles_simulated();
+    ramp_free_.assign(tiled_ ? L_.nb : 0, 0);
+    now_ = start_;
     for (std::uint32_t h = 0; h < heads_; ++h) start_head(h);
     for (std::size_t i = 0; i < replay_.size();) {
       const std::uint64_t cycle = replay_[i].cycle;
@@ -250,7 +305,11 @@ class AttentionRun {
         handle(0, e.row * L_.Q, e.color, e.msg, e.cycle);
       }
     }
-    fabric_.run_until_idle();
+    if (tiled_) {
+      run_merged();
+    } else {
+      fabric_.run_until_idle();
+    }
     fabric_.on_delivery(nullptr);
     if (column_only_) {
       return AttentionResult{
@@ -258,7 +317,7 @@ class AttentionRun {
           .wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
     }
     AttentionResult res = collect();
-    res.wavelet_hops = fabric_.wavelet_hops() - hops0;
+    res.wavelet_hops = tiled_ ? route_hops(a_, L_) : fabric_.wavelet_hops() - hops0;
     res.fabric_cycles_simulated = fabric_.cycles_simulated() - sim0;
     res.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;
@@ -268,7 +327,9 @@ class AttentionRun {
   // --- The grid, its colors and its SRAM -----------------------------------------------
   void check_fit() {
     const FabricConfig& fc = fabric_.config();
-    if (a_.origin.x + (column_only_ ? 1 : L_.Q) > fc.width || a_.origin.y + heads_ * L_.R > fc.height) {
+    const std::uint32_t per = tiled_ ? k_ : 1;  // PEs a router stands for, each way
+    if (ceil_div(a_.origin.x + (column_only_ ? 1 : L_.Q), per) > fc.width ||
+        ceil_div(a_.origin.y + heads_ * L_.R, per) > fc.height) {
       throw std::invalid_argument(
           "attention: a " + std::to_string(L_.Q) + " x " + std::to_string(heads_ * L_.R) + " PE grid at (" +
           std::to_string(a_.origin.x) + "," + std::to_string(a_.origin.y) + ") does not fit the " +
@@ -305,9 +366,64 @@ class AttentionRun {
     return sram.used_bytes();
   }
 
-  // Fabric coordinates of block b of head h.
+  // Fabric coordinates of block b of head h (tiled: of its node).
   PeCoord at(std::uint32_t h, std::uint32_t b) const {
+    if (tiled_) return PeCoord{(b % L_.Q) / k_, (b / L_.Q) / k_};
     return PeCoord{a_.origin.x + b % L_.Q, a_.origin.y + h * L_.R + b / L_.Q};
+  }
+  // Tiled: PE hops from the north-west PE of b's node to b (where a wavelet that enters
+  // the node on the query or append tree stands for b's column and row).
+  std::uint64_t in_node(std::uint32_t b) const { return (b % L_.Q) % k_ + (b / L_.Q) % k_; }
+  bool same_node(std::uint32_t x, std::uint32_t y) const { return at(0, x) == at(0, y); }
+
+  // Static routes of `color` given per block (rx, tx as run_attention's per-PE mapping).
+  // Tiled: a node takes the ports by which the tree enters and leaves its PEs (links
+  // inside it are not on the fabric), and its RAMP when one of its PEs other than the
+  // source takes the wavelets (at the source's node: a loopback, so that the node's
+  // other PEs see each wavelet one PE hop after the source's router does, per hop).
+  void set_routes(Color color, const std::vector<PortMask>& rx, const std::vector<PortMask>& tx) {
+    if (!tiled_) {
+      for (std::uint32_t h = 0; h < heads_; ++h) {
+        for (std::uint32_t b = 0; b < L_.nb; ++b) {
+          if (tx[b] != 0) fabric_.set_route(at(h, b), color, rx[b], tx[b]);
+        }
+      }
+      return;
+    }
+    const FabricConfig& fc = fabric_.config();
+    std::vector<PortMask> nrx(static_cast<std::size_t>(fc.width) * fc.height, 0), ntx(nrx.size(), 0);
+    const auto leaves = [&](std::uint32_t b, Port p) {  // the PE link from b through p leaves b's node
+      const std::uint32_t c = b % L_.Q, r = b / L_.Q;
+      switch (p) {
+        case Port::kEast:
+          return (c + 1) % k_ == 0;
+        case Port::kWest:
+          return c % k_ == 0;
+        case Port::kSouth:
+          return (r + 1) % k_ == 0;
+        case Port::kNorth:
+          return r % k_ == 0;
+        case Port::kRamp:
+          break;
+      }
+      return true;
+    };
+    for (std::uint32_t b = 0; b < L_.nb; ++b) {
+      if (tx[b] == 0) continue;
+      const PeCoord n = at(0, b);
+      const std::size_t i = static_cast<std::size_t>(n.y) * fc.width + n.x;
+      for (int q = 0; q < kPorts; ++q) {
+        const auto p = static_cast<Port>(q);
+        if ((rx[b] & mask(p)) && leaves(b, p)) nrx[i] |= mask(p);
+        if ((tx[b] & mask(p)) && leaves(b, p)) ntx[i] |= mask(p);
+      }
+    }
+    for (std::size_t i = 0; i < nrx.size(); ++i) {
+      if (ntx[i] == 0) continue;
+      if (nrx[i] == 0) throw std::logic_error("attention tiled: a node on a tree with no way in");
+      fabric_.set_route({static_cast<std::uint32_t>(i % fc.width), static_cast<std::uint32_t>(i / fc.width)},
+                        color, nrx[i], ntx[i]);
+    }
   }
 
   // --- Routes: the same for every head on its own rows (no route leaves a head's rows,
@@ -329,11 +445,7 @@ class AttentionRun {
         tx[y * L_.Q + c] |= mask(y < r ? Port::kSouth : Port::kRamp);
       }
     }
-    for (std::uint32_t h = 0; h < heads_; ++h) {
-      for (std::uint32_t b = 0; b < L_.nb; ++b) {
-        if (tx[b] != 0) fabric_.set_route(at(h, b), kAppendColor, rx[b], tx[b]);
-      }
-    }
+    set_routes(kAppendColor, rx, tx);
   }
 
   // Query multicast: east along row 0, and from each PE of row 0 south down its column.
@@ -356,9 +468,7 @@ class AttentionRun {
       rx[b] = in;
       tx[b] = out;
     }
-    for (std::uint32_t h = 0; h < heads_; ++h) {
-      for (std::uint32_t b = 0; b < L_.nb; ++b) fabric_.set_route(at(h, b), kQueryColor, rx[b], tx[b]);
-    }
+    set_routes(kQueryColor, rx, tx);
   }
 
   // Combine: along each row toward the west (column 0), then up column 0 to the source.
@@ -366,6 +476,8 @@ class AttentionRun {
     parent_.assign(L_.nb, kNone);
     n_in_.assign(L_.nb, 0);
     out_color_.assign(L_.nb, 0);
+    intra_.assign(L_.nb, 0);
+    inside_hops_.assign(L_.nb, 0);
     for (std::uint32_t r = 0; r < L_.R; ++r) {
       reduce_line(
           L_.row_len(r), [&](std::uint32_t k) { return r * L_.Q + k; }, kRowColor, true);
@@ -380,6 +492,10 @@ class AttentionRun {
     auto link = [&](std::uint32_t from, std::uint32_t to, Color color) {
       const Port fwd = horizontal ? Port::kWest : Port::kNorth;  // toward the line's first PE
       const Port back = horizontal ? Port::kEast : Port::kSouth;
+      if (tiled_) {
+        link_nodes(node_of(from), node_of(to), color, horizontal);
+        return;
+      }
       for (std::uint32_t h = 0; h < heads_ && (!column_only_ || !horizontal); ++h) {
         fabric_.set_route(at(h, node_of(from)), color, mask(Port::kRamp), mask(fwd));
         for (std::uint32_t m = to + 1; m < from; ++m)
@@ -401,6 +517,40 @@ class AttentionRun {
     }
   }
 
+  // Tiled: the combine edge from block `from` to its parent `to`. Inside a node it is
+  // timed as an event (send()); between nodes it is a stream on the node fabric. The
+  // chain's colors alternate by node, not by PE (a node sends on one and takes the
+  // stream from the east or south on the other); the tree keeps its round's color.
+  void link_nodes(std::uint32_t from, std::uint32_t to, Color color, bool horizontal) {
+    parent_[from] = to;
+    ++n_in_[to];
+    const PeCoord f = at(0, from), t = at(0, to);
+    if (f == t) {
+      intra_[from] = 1;
+      out_color_[from] = color;
+      // The chain's PE hop inside a node is in the node hop (k H) that its stream takes
+      // to the next node (as the tiled GEMV's chain); a tree edge inside a node keeps its
+      // own hops.
+      const std::uint32_t span = horizontal ? (from % L_.Q) - (to % L_.Q) : (from / L_.Q) - (to / L_.Q);
+      inside_hops_[from] = a_.reduction == Reduction::kChain ? 0 : span;
+      return;
+    }
+    const Port fwd = horizontal ? Port::kWest : Port::kNorth;
+    const Port back = horizontal ? Port::kEast : Port::kSouth;
+    if (a_.reduction == Reduction::kChain) {
+      const Color base = horizontal ? kRowColor : col_color_;
+      color = static_cast<Color>(base + ((horizontal ? f.x : f.y) + 1) % 2);
+    }
+    out_color_[from] = color;
+    fabric_.set_route(f, color, mask(Port::kRamp), mask(fwd));
+    if (horizontal) {
+      for (std::uint32_t x = t.x + 1; x < f.x; ++x) fabric_.set_route({x, f.y}, color, mask(back), mask(fwd));
+    } else {
+      for (std::uint32_t y = t.y + 1; y < f.y; ++y) fabric_.set_route({f.x, y}, color, mask(back), mask(fwd));
+    }
+    fabric_.set_route(t, color, mask(back), mask(Port::kRamp));
+  }
+
   // --- Each PE's behaviour ------------------------------------------------------------
   PeState& state(std::uint32_t h, std::uint32_t b) { return st_[static_cast<std::size_t>(h) * L_.nb + b]; }
 
@@ -414,9 +564,39 @@ class AttentionRun {
     PeState& s = state(h, b);
     if (s.out == kNone) {
       s.out = fabric_.open_message(at(h, b), out_color_[b]);
-      note(s.out, {MsgKind::kCombine, h, kNone});
+      note(s.out, {MsgKind::kCombine, h, kNone, b});
     }
     return s.out;
+  }
+
+  // Block b's combine stream gets n wavelets ready at `ready`. Tiled, an edge inside a
+  // node: each leaves b's ramp one a cycle and reaches its parent 2R + h H later (h the
+  // PE hops not already in a node hop), an event in time with the fabric's deliveries.
+  //
+  // Tiled, an edge between nodes: the wavelets are handed to the node's ramp at `ready`
+  // (an event until then), not queued ahead: a node's ramp queue holds its PEs' streams
+  // of one color in order, and a wavelet queued early for a later cycle would hold up
+  // another PE's wavelets behind it, which per PE have ramps of their own.
+  void send(std::uint32_t h, std::uint32_t b, std::uint32_t n, std::uint64_t ready) {
+    if (!tiled_) {
+      fabric_.append_wavelets(out_stream(h, b), n, ready);
+      return;
+    }
+    if (!intra_[b]) {
+      if (ready <= now_) {
+        fabric_.append_wavelets(out_stream(h, b), n, now_);
+      } else {
+        for (std::uint32_t i = 0; i < n; ++i) inside_[ready].push_back({b, kNoColor, 0});
+      }
+      return;
+    }
+    const std::uint64_t delay = 2 * R_ + inside_hops_[b] * H_;
+    std::uint64_t& ramp = ramp_free_[b];
+    for (std::uint32_t i = 0; i < n; ++i) {
+      const std::uint64_t leave = std::max(ready, ramp);
+      ramp = leave + 1;
+      inside_[leave + delay].push_back({parent_[b], out_color_[b], kInsideStream + b});
+    }
   }
 
   // The root divides each query's output by its sum as that output becomes final.
@@ -461,7 +641,7 @@ class AttentionRun {
       if (b == 0) {
         root_final(h, s, k);
       } else {
-        fabric_.append_wavelets(out_stream(h, b), 1, s.engine_free);
+        send(h, b, 1, s.engine_free);
       }
     }
     s.arrivals.erase(s.arrivals.begin(), s.arrivals.begin() + static_cast<std::ptrdiff_t>(used));
@@ -474,8 +654,7 @@ class AttentionRun {
       s.engine_free = std::max(s.engine_free, s.query_done[query]);
       root_final(h, s, (query + 1) * cost_.payload_per_query - 1);
     } else if (n_in_[b] == 0) {  // a leaf: the query's partial result goes out at once
-      fabric_.append_wavelets(out_stream(h, b), static_cast<std::uint32_t>(cost_.payload_per_query),
-                              s.query_done[query]);
+      send(h, b, static_cast<std::uint32_t>(cost_.payload_per_query), s.query_done[query]);
     } else {
       drain(h, b);
     }
@@ -518,7 +697,75 @@ class AttentionRun {
     s.pending_q.clear();
   }
 
+  // Tiled: a wavelet reaches node p. The query reaches each PE of the node (but the
+  // source) and an append its owner one PE hop per PE after the node's north-west PE;
+  // a combine stream reaches the parent of the block that sends it.
+  void deliver_node(PeCoord p, MessageId msg, std::uint64_t cycle) {
+    const Color color = fabric_.message(msg).color;
+    const MsgInfo& info = info_.at(msg - msg_base_);
+    if (color == kAppendColor) {
+      if (at(0, info.owner) == p) at_pe(info.owner, color, msg, cycle + in_node(info.owner) * H_, cycle);
+    } else if (color == kQueryColor) {
+      const std::uint32_t c_end = std::min(L_.Q, (p.x + 1) * k_), r_end = std::min(L_.R, (p.y + 1) * k_);
+      for (std::uint32_t r = p.y * k_; r < r_end; ++r) {
+        for (std::uint32_t c = p.x * k_; c < c_end; ++c) {
+          const std::uint32_t b = r * L_.Q + c;
+          if (b == 0 || b >= L_.nb) continue;
+          at_pe(b, color, msg, cycle + in_node(b) * H_, cycle);
+        }
+      }
+    } else {
+      at_pe(parent_[info.from], color, msg, cycle, cycle);
+    }
+  }
+
+  // Tiled: block b takes a wavelet at `cycle` (now, or an event for later).
+  void at_pe(std::uint32_t b, Color color, MessageId msg, std::uint64_t cycle, std::uint64_t now) {
+    now_ = now;
+    if (cycle == now) {
+      take(b, color, msg, cycle);
+    } else {
+      inside_[cycle].push_back({b, color, msg});
+    }
+  }
+  void take(std::uint32_t b, Color color, MessageId msg, std::uint64_t cycle) {
+    if (record_ != nullptr && b % L_.Q == 0 && color < col_color_) {
+      record_->push_back(HeadDelivery{cycle, b / L_.Q, color, msg});
+    }
+    handle(0, b, color, msg, cycle);
+  }
+
+  // Tiled: the node fabric and the events inside nodes, merged in time: the events due
+  // at cycle d are taken before the fabric's deliveries of cycle d.
+  void run_merged() {
+    for (;;) {
+      const std::uint64_t next_fabric = fabric_.idle() ? UINT64_MAX : fabric_.next_activity_cycle();
+      const std::uint64_t next_inside = inside_.empty() ? UINT64_MAX : inside_.begin()->first;
+      if (next_fabric == UINT64_MAX && next_inside == UINT64_MAX) break;
+      if (next_inside <= next_fabric) {
+        fabric_.run_until_idle(next_inside);
+        // Events booked now are due at least one cycle later: this cycle's list is final.
+        const std::vector<Inside> due = std::move(inside_.begin()->second);
+        inside_.erase(inside_.begin());
+        now_ = next_inside;
+        for (const Inside& e : due) {
+          if (e.color == kNoColor) {
+            fabric_.append_wavelets(out_stream(0, e.b), 1, next_inside);  // a send handed to the ramp
+          } else {
+            take(e.b, e.color, e.msg, next_inside);
+          }
+        }
+      } else {
+        fabric_.run_until_idle(next_fabric + 1);
+      }
+    }
+  }
+
   void deliver(PeCoord p, MessageId msg, std::uint64_t cycle) {
+    if (tiled_) {
+      deliver_node(p, msg, cycle);
+      return;
+    }
     const std::uint32_t h = (p.y - a_.origin.y) / L_.R;
     const std::uint32_t b = ((p.y - a_.origin.y) % L_.R) * L_.Q + (p.x - a_.origin.x);
     const Color color = fabric_.message(msg).color;
@@ -569,21 +816,60 @@ class AttentionRun {
         s.append_done = s.engine_free;
       } else if (!column_only_) {
         if (wavelets > UINT32_MAX) throw std::invalid_argument("attention: append message too long");
-        const MessageId id =
-            fabric_.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start_);
-        note(id, {MsgKind::kAppend, h, b});
+        if (paced()) {
+          const MessageId id = fabric_.open_message(at(h, 0), kAppendColor);
+          note(id, {MsgKind::kAppend, h, b});
+          paced_.emplace_back(id, wavelets);
+        } else {
+          const MessageId id =
+              fabric_.inject(at(h, 0), kAppendColor, static_cast<std::uint32_t>(wavelets), start_);
+          note(id, {MsgKind::kAppend, h, b});
+        }
       }
     }
     const std::uint64_t q_wavelets = L_.q_wavelets();
     if (L_.nb > 1 && !column_only_) {
       if (q_wavelets > UINT32_MAX) throw std::invalid_argument("attention: query message too long");
-      const MessageId id =
-          fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
-      note(id, {MsgKind::kQuery, h, kNone});
+      if (paced()) {
+        const MessageId id = fabric_.open_message(at(h, 0), kQueryColor);
+        note(id, {MsgKind::kQuery, h, kNone});
+        pace(id, q_wavelets);
+      } else {
+        const MessageId id =
+            fabric_.inject(at(h, 0), kQueryColor, static_cast<std::uint32_t>(q_wavelets), start_);
+        note(id, {MsgKind::kQuery, h, kNone});
+      }
     }
+    if (paced()) pace(kNone, 0);
     PeState& src = state(h, 0);
     src.engine_free = std::max(src.engine_free, start_);
     for (std::uint64_t w = 0; w < q_wavelets; ++w) process_q(h, 0, start_);
+  }
+
+  // Tiled with k > 1: the source node's ramp is k^2 PE ramps wide, but the source is
+  // one PE, whose ramp takes a wavelet a cycle: its appends (owner after owner) and its
+  // query leave it alternately, one a cycle from the start, the query first, as the
+  // per-PE ramp's round-robin does (it starts after the color queued first, the append).
+  bool paced() const { return tiled_ && k_ > 1; }
+  void pace(MessageId query, std::uint64_t q_wavelets) {
+    if (query == kNone && paced_.empty()) return;
+    std::uint64_t t = start_, q_left = q_wavelets;
+    std::size_t a = 0;
+    std::uint64_t a_left = paced_.empty() ? 0 : paced_[0].second;
+    bool append_turn = query == kNone;
+    while (q_left > 0 || a < paced_.size()) {
+      const bool append = a < paced_.size() && (append_turn || q_left == 0);
+      if (append) {
+        fabric_.append_wavelets(paced_[a].first, 1, t);
+        if (--a_left == 0 && ++a < paced_.size()) a_left = paced_[a].second;
+      } else {
+        fabric_.append_wavelets(query, 1, t);
+        --q_left;
+      }
+      append_turn = !append;
+      ++t;
+    }
+    paced_.clear();
   }
 
   // --- The result -----------------------------------------------------------------------
@@ -612,11 +898,26 @@ class AttentionRun {
     return res;
   }
 
+  // Tiled: a wavelet due at a PE of a node later than its node's delivery.
+  struct Inside {
+    std::uint32_t b;
+    Color color;
+    MessageId msg;
+  };
+  // Stream ids of the combine edges inside nodes (block b: kInsideStream + b), apart
+  // from the fabric's message ids.
+  static constexpr MessageId kInsideStream = MessageId{1} << 30;
+  static constexpr Color kNoColor = 255;  // an Inside that hands block b's wavelet to its node's ramp
+
   Fabric& fabric_;
   const AttentionConfig& a_;
   const Layout& L_;
   const std::uint32_t heads_;
   const bool column_only_;
+  const std::uint32_t k_;  // tiled: PEs a node stands for, each way
+  const bool tiled_;       // k_ > 0
+  const std::uint64_t H_;  // per-PE hop latency
+  const std::uint64_t R_;  // ramp latency
   const AttentionCosts cost_;
   const std::uint32_t first_owner_;  // blocks that receive the new tokens
   const std::uint32_t last_owner_;
@@ -624,6 +925,12 @@ class AttentionRun {
   std::uint64_t sram_ = 0;                    // SRAM bytes of the fullest PE
   std::vector<std::uint32_t> parent_, n_in_;  // per block: the combine's parent, streams in
   std::vector<Color> out_color_;              // per block: the color of its combine stream
+  std::vector<char> intra_;                   // tiled, per block: its combine edge stays in its node
+  std::vector<std::uint32_t> inside_hops_;    // tiled, per block: that edge's PE hops not in a node hop
+  std::vector<std::uint64_t> ramp_free_;      // tiled, per block: its ramp free for the next inside send
+  std::map<std::uint64_t, std::vector<Inside>> inside_;     // tiled: events by cycle, in booking order
+  std::vector<std::pair<MessageId, std::uint64_t>> paced_;  // tiled: appends the source sends paced
+  std::uint64_t now_ = 0;                                   // tiled: the cycle being handled
   std::vector<PeState> st_;
   std::vector<std::uint64_t> head_done_;
   std::vector<MsgInfo> info_;
@@ -663,31 +970,36 @@ FabricConfig sized_to(const FabricConfig& fc, const AttentionConfig& a, std::uin
 // whole head's (10 of 188 small-head chain cases off by 1-2 cycles; every other figure
 // equal); a chunk's last query delivery moves by up to 9 of ~580 cycles. (At 4 rows, a
 // chunk's total moved by 2 of 12,025 cycles and no time was saved: folding starts at 5.)
+// With `node` > 0 (tiled fidelity) the first pass runs on the tiled fabric (the second
+// stays per-PE: one column) and the hops are the head's route hops.
 AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const AttentionConfig& a,
-                           const Layout& L) {
+                           const Layout& L, std::uint32_t node = 0) {
   const std::uint64_t dropped_tokens = std::uint64_t{L.R - 3} * L.Q * L.tpp;
   AttentionConfig a3 = a;
   a3.context = a.context - dropped_tokens;
   const Layout L3 = layout_of(a3);
-  Fabric f1(sized_to(fc, a, L3.Q, L3.R));
-  AttentionRun pass1(f1, pe, a3, L3, 1);
+  const FabricConfig sized3 = sized_to(fc, a, L3.Q, L3.R);
+  Fabric f1(node > 0 ? tiled(sized3, node) : sized3);
+  AttentionRun pass1(f1, pe, a3, L3, 1, false, node);
   std::vector<HeadDelivery> rec;
   pass1.record_head_deliveries(&rec);
   AttentionResult res = pass1.run();
-  const std::uint64_t north1 = pass1.column_north_hops();
-  const std::uint64_t middle_row_hops = pass1.row_out_hops(1);
+  const std::uint64_t north1 = node > 0 ? 0 : pass1.column_north_hops();
+  const std::uint64_t middle_row_hops = node > 0 ? 0 : pass1.row_out_hops(1);
 
   const std::uint64_t hop = fc.hop_latency_cycles;
-  const auto n1 = static_cast<MessageId>(f1.message_count());
   std::array<std::vector<HeadDelivery>, 3> by_row;  // the recording, per row of the first pass
   for (const HeadDelivery& e : rec) by_row.at(e.row).push_back(e);
   std::vector<HeadDelivery> events;
   events.reserve(rec.size() * L.R / 2);
+  std::map<std::pair<std::uint32_t, MessageId>, MessageId> stream;  // (row, first pass's id) -> replayed id
   for (std::uint32_t r = 0; r < L.R; ++r) {
     const std::uint32_t folded = r == 0 ? 0 : (r + 1 == L.R ? 2 : 1);
     const std::uint64_t later = (r - folded) * hop;
     for (const HeadDelivery& e : by_row[folded]) {
-      events.push_back(HeadDelivery{e.cycle + later, r, e.color, (MessageId{1} << 30) + r * n1 + e.msg});
+      const auto id =
+          stream.try_emplace({r, e.msg}, (MessageId{1} << 30) + static_cast<MessageId>(stream.size()));
+      events.push_back(HeadDelivery{e.cycle + later, r, e.color, id.first->second});
     }
   }
   std::stable_sort(events.begin(), events.end(),
@@ -709,7 +1021,9 @@ AttentionResult run_folded(const FabricConfig& fc, const PeConfig& pe, const Att
   // last row only, the others into a full row: Q - (the last row's length) more columns.
   const std::uint64_t into_full_row =
       middle_row_hops + std::uint64_t{L.Q - L.row_len(L.R - 1)} * L.q_wavelets();
-  res.wavelet_hops = res.wavelet_hops - north1 + std::uint64_t{L.R - 3} * into_full_row + f2.wavelet_hops();
+  res.wavelet_hops =
+      node > 0 ? route_hops(a, L)
+               : res.wavelet_hops - north1 + std::uint64_t{L.R - 3} * into_full_row + f2.wavelet_hops();
   res.fabric_cycles_simulated += f2.cycles_simulated();
   res.wall_seconds += col.wall_seconds;
   return res;
@@ -750,6 +1064,23 @@ AttentionResult run_attention(const FabricConfig& fc, const PeConfig& pe, const 
     return run_folded(fc, pe, a, L);
   Fabric fabric(sized_to(fc, a, L.Q, L.R));
   return simulate(fabric, pe, a, L, 1);
+}
+
+AttentionResult run_attention_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                    const AttentionConfig& a) {
+  if (k == 0) throw std::invalid_argument("attention tiled: k must be at least 1");
+  if (a.reduction == Reduction::kTree && !std::has_single_bit(k)) {
+    throw std::invalid_argument(
+        "attention tiled: the tree combine needs k a power of two (k = " + std::to_string(k) + ")");
+  }
+  AttentionConfig at = a;
+  at.origin = {0, 0};  // a fresh fabric sized to the grid (the time is translation invariant)
+  const Layout L = layout_of(at);
+  if (at.fold_rows && L.R >= 5 && L.context / L.tpp >= std::uint64_t{L.R - 1} * L.Q)
+    return run_folded(per_pe, pe, at, L, k);
+  Fabric fabric(tiled(sized_to(per_pe, at, L.Q, L.R), k));
+  AttentionResult res = AttentionRun(fabric, pe, at, L, 1, false, k).run();
+  return res;
 }
 
 std::uint64_t kv_token_wavelets(std::uint64_t head_dim, std::uint32_t kv_bytes) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <exception>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 namespace wse::wafer {
@@ -166,16 +167,32 @@ CollectiveResult KernelCache::broadcast(const FabricConfig& f, const PeConfig& p
   return lookup(collective_, key(f, pe, b), [&] { return run_broadcast(f, pe, b); });
 }
 
-AttentionResult KernelCache::attention(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
-  const std::string k = key(f, pe, a);
-  return lookup(attention_, k, [&] {
-    if (auto it = prefetched_.find(k); it != prefetched_.end()) {
+AttentionResult KernelCache::attention_kernel(const std::string& key, const FabricConfig& f, std::uint32_t k,
+                                              const PeConfig& pe, const AttentionConfig& a) {
+  return lookup(attention_, key, [&] {
+    if (auto it = prefetched_.find(key); it != prefetched_.end()) {
       AttentionResult r = it->second;
       prefetched_.erase(it);
       return r;
     }
-    return run_attention(f, pe, a);
+    return k == 0 ? run_attention(f, pe, a) : run_attention_tiled(f, k, pe, a);
   });
+}
+
+AttentionResult KernelCache::attention(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
+  return attention_kernel(key(f, pe, a), f, 0, pe, a);
+}
+
+std::string KernelCache::key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                   const AttentionConfig& a) {
+  // The node mapping differs from run_attention's (it equals it at k = 1): keep them apart.
+  return "tiled" + std::to_string(k) + "|" + key(per_pe, pe, a);
+}
+
+AttentionResult KernelCache::attention_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                             const AttentionConfig& a) {
+  if (k == 0) throw std::invalid_argument("attention tiled: k must be at least 1");
+  return attention_kernel(key_tiled(per_pe, k, pe, a), per_pe, k, pe, a);
 }
 
 AttentionStreamResult KernelCache::attention_stream(const FabricConfig& f, const PeConfig& pe,
@@ -184,12 +201,12 @@ AttentionStreamResult KernelCache::attention_stream(const FabricConfig& f, const
 }
 
 void KernelCache::prefetch_attention(const FabricConfig& f, const PeConfig& pe,
-                                     const std::vector<AttentionConfig>& kernels) {
+                                     const std::vector<AttentionConfig>& kernels, std::uint32_t tile) {
   if (!enabled_ || threads_ < 2) return;
   std::vector<std::string> keys;
   std::vector<const AttentionConfig*> todo;
   for (const AttentionConfig& a : kernels) {
-    std::string k = key(f, pe, a);
+    std::string k = tile == 0 ? key(f, pe, a) : key_tiled(f, tile, pe, a);
     if (attention_.contains(k) || prefetched_.contains(k) ||
         std::find(keys.begin(), keys.end(), k) != keys.end()) {
       continue;
@@ -207,7 +224,8 @@ void KernelCache::prefetch_attention(const FabricConfig& f, const PeConfig& pe,
     pool.emplace_back([&, t] {
       for (std::size_t i = t; i < todo.size(); i += n_threads) {
         try {
-          results[i] = run_attention(f, pe, *todo[i]);
+          results[i] =
+              tile == 0 ? run_attention(f, pe, *todo[i]) : run_attention_tiled(f, tile, pe, *todo[i]);
           ok[i] = 1;
         } catch (...) {
           // left to attention(), which simulates it again and throws on the caller's thread

@@ -28,6 +28,7 @@
 #include "wse_mesh/fabric/fabric.h"
 #include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/attention_stream.h"
+#include "wse_mesh/kernels/attention_tiled.h"
 #include "wse_mesh/kernels/collectives.h"
 #include "wse_mesh/kernels/gemm_cannon.h"
 #include "wse_mesh/kernels/gemv.h"
@@ -73,8 +74,13 @@ class KernelCache : public stats::Provider {
   CollectiveResult reduce(const FabricConfig& fabric, const PeConfig& pe, const ReduceConfig& r);
   CollectiveResult broadcast(const FabricConfig& fabric, const PeConfig& pe, const BroadcastConfig& b);
   AttentionResult attention(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  // run_attention_tiled: nodes of k x k PEs over the per-PE fabric `per_pe` (its own
+  // key: the fidelity, k, is part of it).
+  AttentionResult attention_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                                  const AttentionConfig& a);
   // Simulates, side by side on host threads, those of `kernels` that are not cached yet,
-  // so that the attention() calls that follow find them. Only the host's time changes:
+  // so that the attention() (k = 0) or attention_tiled() (k >= 1) calls that follow find
+  // them. Only the host's time changes:
   // each kernel is simulated alone on its own fabric, a result is counted as a miss
   // when attention() first asks for it (as without the prefetch), and a kernel that
   // fails (e.g. does not fit its PEs) is left to attention() to simulate and throw.
@@ -82,7 +88,7 @@ class KernelCache : public stats::Provider {
   AttentionStreamResult attention_stream(const FabricConfig& fabric, const PeConfig& pe,
                                          const AttentionStreamConfig& a);
   void prefetch_attention(const FabricConfig& fabric, const PeConfig& pe,
-                          const std::vector<AttentionConfig>& kernels);
+                          const std::vector<AttentionConfig>& kernels, std::uint32_t k = 0);
   VectorKernelResult vector_kernel(const FabricConfig& fabric, const PeConfig& pe,
                                    const VectorKernelConfig& v);
 
@@ -95,6 +101,8 @@ class KernelCache : public stats::Provider {
   static std::string key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                          const GemmCannonConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  static std::string key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
+                               const AttentionConfig& a);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionStreamConfig& a);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const VectorKernelConfig& v);
 
@@ -103,6 +111,9 @@ class KernelCache : public stats::Provider {
  private:
   template <class R, class Run>
   R lookup(std::unordered_map<std::string, R>& map, const std::string& k, Run run);
+  // An attention kernel (k = 0: per-PE; k >= 1: tiled) from the prefetched results, or run.
+  AttentionResult attention_kernel(const std::string& key, const FabricConfig& f, std::uint32_t k,
+                                   const PeConfig& pe, const AttentionConfig& a);
 
   bool enabled_;
   stats::Group group_{"kernel_cache"};

@@ -49,6 +49,9 @@ TEST(DecodeConfigTest, DefaultsMatchTheStructAndTheShippedFile) {
   EXPECT_EQ(empty.attention_max_grid_cols, def.attention_max_grid_cols);
   EXPECT_EQ(empty.attention_combine, def.attention_combine);
   EXPECT_EQ(empty.kv_layout, def.kv_layout);
+  EXPECT_EQ(empty.attention_tiled, def.attention_tiled);
+  EXPECT_TRUE(def.attention_tiled);
+  EXPECT_FALSE(read("decode:\n  attention:\n    fidelity: per_pe\n").attention_tiled);
   EXPECT_EQ(empty.gemm_vectors, def.gemm_vectors);
   EXPECT_EQ(empty.vocab_slices, def.vocab_slices);
   EXPECT_TRUE(empty.grids.empty());
@@ -73,6 +76,7 @@ TEST(DecodeConfigTest, DefaultsMatchTheStructAndTheShippedFile) {
   EXPECT_EQ(shipped.tokens_per_pe, def.tokens_per_pe);
   EXPECT_EQ(shipped.attention_combine, def.attention_combine);
   EXPECT_EQ(shipped.kv_layout, def.kv_layout);
+  EXPECT_EQ(shipped.attention_tiled, def.attention_tiled);
   EXPECT_DOUBLE_EQ(shipped.link_latency.seconds, def.link_latency.seconds);
   EXPECT_EQ(shipped.microbatch, def.microbatch);
   EXPECT_TRUE(shipped.grids.empty());
@@ -114,6 +118,9 @@ TEST(DecodeConfigTest, BadValuesNameTheKey) {
   EXPECT_NE(m.find("decode.attention.kv_layout"), std::string::npos) << m;
   EXPECT_NE(m.find("balanced"), std::string::npos) << m;
   EXPECT_NE(m.find("doubling"), std::string::npos) << m;
+  m = message("decode:\n  attention:\n    fidelity: tiles\n");
+  EXPECT_NE(m.find("decode.attention.fidelity"), std::string::npos) << m;
+  EXPECT_NE(m.find("per_pe"), std::string::npos) << m;
   m = message("decode:\n  grid:\n    qkv: auto\n");  // a typo
   EXPECT_NE(m.find("grid"), std::string::npos) << m;
 }

@@ -12,6 +12,7 @@
 #include "wse_mesh/decode/simulated_kernels.h"
 #include "wse_mesh/decode/wafer_decoder.h"
 #include "wse_mesh/kernels/attention.h"
+#include "wse_mesh/kernels/attention_tiled.h"
 #include "wse_mesh/kernels/gemv.h"
 #include "wse_mesh/kernels/vector_kernels.h"
 
@@ -85,6 +86,35 @@ TEST(DecodeSimulated, OneSequenceStepIsTheSumOfItsKernels) {
   EXPECT_LE(r.sram_port_busy, 1.0);
   EXPECT_EQ(r.kv_bytes_written, 2u * 128u);     // one token, two layers
   EXPECT_EQ(r.kv_bytes_read, 2u * 41u * 128u);  // 41 tokens (with the new one) per layer
+}
+
+// Tiled fidelity (wafer.tile 2): the decode attention runs as run_attention_tiled at
+// k = 2, unless decode.attention.fidelity is per_pe, which keeps run_attention's cycles.
+// Same step as above: 3 blocks of 16 tokens, one row of 3 PEs (nodes of PEs 0-1 and 2).
+TEST(DecodeSimulated, DecodeAttentionFollowsTheFidelitySwitch) {
+  WaferConfig w = tiny_wafer(20);
+  w.tile = 2;
+  const workloads::TransformerModel m = tiny_llama();
+  AttentionConfig a;
+  a.q_heads = 4;
+  a.kv_heads = 2;
+  a.head_dim = 16;
+  a.context = 47;
+  a.tokens_per_pe = 16;
+  a.kv_bytes = 2;
+  a.reduction = Reduction::kChain;
+  const std::uint64_t tiled = run_attention_tiled(w.fabric, 2, w.pe, a).total_cycles;
+  const std::uint64_t per_pe = run_attention(w.fabric, w.pe, a).total_cycles;
+  EXPECT_NE(tiled, per_pe);  // the chain edge inside node 0 is one hop H shorter
+  EXPECT_EQ(tiled + 1, per_pe);
+  WaferDecoder d(w, tiny_decode_config(), m);
+  EXPECT_NEAR(d.decode_step({40}).kernel_seconds.at("attention"), 2.0 * static_cast<double>(tiled) / 1e9,
+              1e-12);
+  DecodeConfig c = tiny_decode_config();
+  c.attention_tiled = false;
+  WaferDecoder p(w, c, m);
+  EXPECT_NEAR(p.decode_step({40}).kernel_seconds.at("attention"), 2.0 * static_cast<double>(per_pe) / 1e9,
+              1e-12);
 }
 
 TEST(DecodeSimulated, ContextsOfOneBlockShareAResult) {
@@ -299,6 +329,28 @@ TEST(DecodeSimulated, AttentionTimeNeverFallsAsBlocksGrowWithTheRowsFixed) {
         a.context = blocks * 4 - 1;
         const std::uint64_t t = run_attention(w.fabric, w.pe, a).total_cycles;
         if ((blocks - 1) % 16 > 1) {  // from the second block count of a row band on
+          EXPECT_GE(t, last) << blocks << " blocks, " << reduction_name(red) << ", head_dim " << head_dim;
+        }
+        last = t;
+      }
+    }
+  }
+}
+
+// The same property of the tiled kernel at k = 8 (the decoder samples tiled decode
+// attention the same way): one more block never makes it faster, from a row band's second
+// block on (the head's rows in one node row up to 5 rows, both combines, both head sizes).
+TEST(DecodeSimulated, TiledAttentionTimeNeverFallsAsBlocksGrowWithTheRowsFixed) {
+  const WaferConfig w = test::load_cs3();
+  for (const Reduction red : {Reduction::kChain, Reduction::kTree}) {
+    for (const std::uint32_t head_dim : {16u, 128u}) {
+      AttentionConfig a = head_grid(64, head_dim, 16, red);
+      a.fold_rows = false;
+      std::uint64_t last = 0;
+      for (std::uint64_t blocks = 1; blocks <= 80; ++blocks) {
+        a.context = blocks * 4 - 1;
+        const std::uint64_t t = run_attention_tiled(w.fabric, 8, w.pe, a).total_cycles;
+        if ((blocks - 1) % 16 > 1) {
           EXPECT_GE(t, last) << blocks << " blocks, " << reduction_name(red) << ", head_dim " << head_dim;
         }
         last = t;
