@@ -51,10 +51,14 @@ class TrainiumPrefillPool : public sc_core::sc_module, public stats::Provider {
  public:
   TrainiumPrefillPool(const sc_core::sc_module_name& name, unsigned instances, const TrainiumSide& trn,
                       const workloads::TransformerModel& model)
-      : sc_module(name), stats_(std::string(basename())), runner_(trn.chip, trn.instance, trn.prefill) {
+      : sc_module(name),
+        stats_(std::string(basename())),
+        runner_(trn.chip, trn.instance, trn.prefill),
+        split_(make_prefill_split(trn)) {
     for (unsigned i = 0; i < instances; ++i) {
-      machines_.push_back(
-          std::make_unique<TrainiumMachine>(runner_, model, stats_.child("prefill" + std::to_string(i))));
+      machines_.push_back(std::make_unique<TrainiumMachine>(
+          runner_, model, stats_.child(prefill_group_name("prefill", i, trn.prefill.dp_degree))));
+      machines_.back()->set_prefill_split(split_.get(), trn.prefill.pp_degree);
       prefill_.push_back(machines_.back().get());
     }
   }
@@ -69,6 +73,7 @@ class TrainiumPrefillPool : public sc_core::sc_module, public stats::Provider {
  private:
   stats::Group stats_;
   neuron::TrainiumPrefill runner_;
+  std::unique_ptr<neuron::TrainiumPipeline> split_;  // prefill.cp_degree or pp_degree > 1
   std::vector<std::unique_ptr<TrainiumMachine>> machines_;
   std::vector<serving::PrefillBackend*> prefill_;
 };
@@ -83,7 +88,13 @@ class TrainiumPrefillGpuDecode final : public ServingExperiment {
     prefill_ = std::make_unique<TrainiumPrefillPool>("trainium", cfg_.prefill_instances, trn, model_);
     decode_ = std::make_unique<GpuMachines>("gpu", decode_instances, g.groups, g.gpu, g.node, g.pass, model_);
     kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, fault_schedule().efa, trace);
-    start(std::move(requests), prefill_->prefill(), decode_->decode(), kv_path_.get(), trace);
+    serving::KvPath* path = kv_path_.get();
+    if (trn.prefill.dp_degree > 1) {
+      // The prefill replicas of an instance (prefill.dp_degree) share its EFA sender.
+      grouped_ = std::make_unique<GroupedKvPath>(*kv_path_, trn.prefill.dp_degree);
+      path = grouped_.get();
+    }
+    start(std::move(requests), prefill_->prefill(), decode_->decode(), path, trace);
   }
 
  private:
@@ -98,6 +109,7 @@ class TrainiumPrefillGpuDecode final : public ServingExperiment {
   std::unique_ptr<TrainiumPrefillPool> prefill_;
   std::unique_ptr<GpuMachines> decode_;
   std::unique_ptr<EfaKvPath> kv_path_;
+  std::unique_ptr<GroupedKvPath> grouped_;
 };
 
 }  // namespace
@@ -168,8 +180,12 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "the HBM of a tensor-parallel group of GPUs after the weights",
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
+  // The serving layer sees the instances' prefill.dp_degree replicas.
+  check_prefill_group_fits(root, trn, model, cfg.prefill_max_batch_tokens, false);
+  const unsigned trainium_instances = cfg.prefill_instances;
+  cfg.prefill_instances *= trn.prefill.dp_degree;
   RunCost cost;
-  cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
+  cost.fleet.push_back(read_fleet_part(root, "trainium_instance", trainium_instances));
   cost.fleet.push_back(read_fleet_part(root, "gpu_instance", decode_instances));
   auto experiment = std::make_unique<TrainiumPrefillGpuDecode>(
       model, std::move(in.requests), cfg, std::move(faults), trn, decode_instances, g, efa, info.trace);

@@ -19,6 +19,24 @@
 
 namespace wse::experiments {
 
+// The prefill replicas of an instance (prefill.dp_degree) share its EFA sender: serving
+// prefill machine i sends from instance i / groups of the path underneath.
+class GroupedKvPath : public serving::KvPath {
+ public:
+  GroupedKvPath(serving::KvPath& inner, unsigned groups) : inner_(inner), groups_(groups) {}
+  void transfer(unsigned prefill_machine, unsigned decode_system, std::uint64_t bytes) override {
+    inner_.transfer(prefill_machine / groups_, decode_system, bytes);
+  }
+  void transfer_layers(unsigned prefill_machine, unsigned decode_system, std::uint32_t first_layer,
+                       std::uint32_t last_layer, std::uint64_t bytes, std::uint64_t request) override {
+    inner_.transfer_layers(prefill_machine / groups_, decode_system, first_layer, last_layer, bytes, request);
+  }
+
+ private:
+  serving::KvPath& inner_;
+  unsigned groups_;
+};
+
 class SharedLinkKvPath : public sc_core::sc_module, public serving::KvPath {
  public:
   SharedLinkKvPath(const sc_core::sc_module_name& name, const tlm_blocks::SharedResourceConfig& link,

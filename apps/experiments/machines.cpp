@@ -55,6 +55,38 @@ TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workload
 
 serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::PrefillChunk>& batch) {
   const auto [tokens, offsets] = chunk_lists(batch);
+  if (prefill_split_ != nullptr) {
+    const neuron::PipelineResult p = prefill_split_->run_batch(model_, tokens, offsets);
+    account(p);
+    prefill_floor_.floor += p.floor;
+    ++prefill_floor_.passes;
+    serving::PrefillTiming t;
+    if (stage_free_ps_.size() <= 1) {  // context parallel
+      t.seconds = p.seconds();
+      prefill_floor_.simulated_s += t.seconds;
+      for (const std::uint64_t ps : p.layer_end_ps) t.layer_done_s.push_back(static_cast<double>(ps) * 1e-12);
+      return t;
+    }
+    // Pipeline stages: the batch's microbatches follow the earlier batches through the
+    // stages (each stage takes its work in order); the machine takes the next batch once
+    // this one has left stage 0. A layer's KV is ready when its stage ends the batch.
+    const std::uint64_t now = sc_core::sc_time_stamp().value();  // ps (the default resolution)
+    std::vector<std::uint64_t> free(stage_free_ps_.size(), 0);
+    for (std::size_t s = 0; s < free.size(); ++s)
+      free[s] = stage_free_ps_[s] > now ? stage_free_ps_[s] - now : 0;
+    const std::vector<std::uint64_t> ends = neuron::pipeline_stage_ends(p.stage_ps, p.transfer_ps, free);
+    for (std::size_t s = 0; s < ends.size(); ++s) stage_free_ps_[s] = now + ends[s];
+    t.seconds = static_cast<double>(ends.back()) * 1e-12;
+    t.next_batch_s = static_cast<double>(ends.front()) * 1e-12;
+    // The floor's ratio compares the batch's own pass through empty stages (the wait for
+    // earlier batches is queueing, not the pass).
+    prefill_floor_.simulated_s += p.seconds();
+    const auto pp = static_cast<std::uint32_t>(ends.size());
+    for (std::uint32_t l = 0; l < model_.layers; ++l)
+      t.layer_done_s.push_back(static_cast<double>(ends[neuron::stage_of_layer(l, model_.layers, pp)]) *
+                               1e-12);
+    return t;
+  }
   const neuron::PrefillResult r =
       runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
   account(r);

@@ -33,6 +33,15 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
                   stats::Group& group, neuron::TrainiumPipeline* decode_split = nullptr);
   serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
   double step(const std::vector<std::uint32_t>& contexts) override;
+  // prefill.cp_degree or pp_degree > 1: the prefill batches run on one replica of the split
+  // (TrainiumPipeline::run_batch) instead of the runner's one group: over its
+  // context-parallel groups, or through its pipeline stages, a batch entering the first
+  // stage once the batch before has left it (docs/neuroncore.md, "Prefill splits in the
+  // serving modes").
+  void set_prefill_split(neuron::TrainiumPipeline* split, std::uint32_t pp = 1) {
+    prefill_split_ = split;
+    stage_free_ps_.assign(pp, 0);
+  }
   // The physical floors (TrainiumFloor) of the passes run, summed term by term, with their
   // count and simulated seconds.
   struct Floors {
@@ -50,6 +59,8 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   void account(const neuron::PipelineResult& r);
   neuron::TrainiumPrefill& runner_;
   neuron::TrainiumPipeline* decode_split_ = nullptr;
+  neuron::TrainiumPipeline* prefill_split_ = nullptr;
+  std::vector<std::uint64_t> stage_free_ps_;  // pp > 1: when each stage ends its last batch, absolute
   const workloads::TransformerModel& model_;
   stats::Utilization& tensor_;
   stats::Utilization& vector_;

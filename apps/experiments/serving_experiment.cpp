@@ -7,6 +7,7 @@
 #include <systemc>
 
 #include "apps/experiments/inputs.h"
+#include "neuroncore/transformer/pipeline_op.h"
 #include "systemc_models/sim/progress.h"
 #include "workloads/serving/serving_report.h"
 
@@ -20,24 +21,6 @@ TrainiumSide read_trainium_side(config::Section& root) {
   t.instance = neuron::read_instance_config(inst);
   config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
   t.prefill = neuron::read_prefill_config(pre);
-  // A serving instance runs one tensor-parallel group: its machines are the instances.
-  if (t.prefill.pp_degree != 1) {
-    pre.fail("pp_degree",
-             "is " + std::to_string(t.prefill.pp_degree) +
-                 " but a serving instance runs one tensor-parallel group; pipeline parallelism "
-                 "runs in mode trainium_prefill (configs/sweeps/trainium_parallelism.yaml): set 1");
-  }
-  if (t.prefill.cp_degree != 1) {
-    pre.fail("cp_degree", "is " + std::to_string(t.prefill.cp_degree) +
-                              " but a serving instance runs one tensor-parallel group; context parallelism "
-                              "runs in mode trainium_prefill: set 1");
-  }
-  if (t.prefill.dp_degree != 1) {
-    pre.fail("dp_degree",
-             "is " + std::to_string(t.prefill.dp_degree) +
-                 " but a serving instance runs one tensor-parallel group; for replicas raise "
-                 "serving.instances (or prefill_instances), or use mode trainium_prefill: set 1");
-  }
   // The tensor-parallel group must fit the instance (whole chips forming a sub-torus, or
   // any chips of a switch): bad input at prefill.tp_degree, not a failed run.
   try {
@@ -46,11 +29,103 @@ TrainiumSide read_trainium_side(config::Section& root) {
     pre.fail("tp_degree", std::string(e.what()) +
                               "; lower prefill.tp_degree or prefill.lnc, or give the instance more chips");
   }
+  // prefill.dp_degree replicas, each prefill.pp_degree stages or cp_degree groups of the
+  // tensor-parallel group on chips of their own: each replica a serving machine of its own
+  // (docs/neuroncore.md, "Prefill splits in the serving modes").
+  const neuron::PrefillConfig& p = t.prefill;
+  if (p.cp_degree > 1 && p.pp_degree > 1) {
+    pre.fail("cp_degree",
+             "is " + std::to_string(p.cp_degree) + " with pp_degree " + std::to_string(p.pp_degree) +
+                 ": context parallelism within pipeline stages runs in mode trainium_prefill; the "
+                 "serving modes take one of them: set cp_degree or pp_degree 1");
+  }
+  if (p.dp_degree != 1 || p.cp_degree != 1 || p.pp_degree != 1) {
+    try {
+      const neuron::TrainiumPipeline split(t.chip, t.instance, p, p.pp_degree, p.dp_degree, p.microbatches);
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      const char* key = what.find("cp_degree " + std::to_string(p.cp_degree) + " with") != std::string::npos
+                            ? "cp_degree"
+                        : what.find("whole number") != std::string::npos ? "tp_degree"
+                        : p.pp_degree > 1                                ? "pp_degree"
+                        : p.cp_degree > 1                                ? "cp_degree"
+                                                                         : "dp_degree";
+      pre.fail(key, what + "; lower prefill.tp_degree, pp_degree, cp_degree or dp_degree");
+    }
+  }
   return t;
 }
 
 unsigned read_machine_count(config::Section& serving, std::string_view key, std::string_view doc) {
   return static_cast<unsigned>(serving.integer(key, {.doc = doc, .def = "1", .min = 1, .max = 4096}));
+}
+
+std::uint64_t prefill_group_hbm_bytes(const TrainiumSide& t) {
+  const neuron::TrainiumPrefill group(t.chip, t.instance, t.prefill);
+  return t.chip.hbm.capacity().bytes * group.chips();
+}
+
+void check_prefill_group_fits(config::Section& root, const TrainiumSide& t,
+                              const workloads::TransformerModel& model, std::uint64_t batch_tokens,
+                              bool colocated) {
+  const neuron::PrefillConfig& p = t.prefill;
+  if (p.dp_degree == 1 && p.cp_degree == 1 && p.pp_degree == 1) return;  // the instance's own check
+  config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
+  if (colocated && (p.cp_degree > 1 || p.pp_degree > 1)) {
+    const char* key = p.pp_degree > 1 ? "pp_degree" : "cp_degree";
+    pre.fail(key, "is " + std::to_string(p.pp_degree > 1 ? p.pp_degree : p.cp_degree) +
+                      " but a colocated instance (mode trainium_only) decodes where it prefilled, on one "
+                      "tensor-parallel group holding all the weights; pipeline stages and context-parallel "
+                      "groups are modelled for prefill machines: use mode trainium_disaggregated (or "
+                      "disaggregated), or set 1");
+  }
+  if (p.pp_degree > model.layers) {
+    pre.fail("pp_degree", "is " + std::to_string(p.pp_degree) + " but the model has " +
+                              std::to_string(model.layers) + " decoder layers to split into stages");
+  }
+  const char* key = p.cp_degree > 1 ? "cp_degree" : p.pp_degree > 1 ? "pp_degree" : "dp_degree";
+  const std::uint64_t hbm = prefill_group_hbm_bytes(t);
+  if (p.pp_degree == 1 && model.weight_bytes() >= hbm) {
+    pre.fail(key, "is " + std::to_string(p.cp_degree > 1 ? p.cp_degree : p.dp_degree) + ": a group of tp " +
+                      std::to_string(p.tp_degree) + " holds all the weights (" +
+                      std::to_string(model.weight_bytes()) + " B) but its chips' HBM holds " +
+                      std::to_string(hbm) + " B (" + std::to_string(model.weight_bytes() - hbm) +
+                      " B short, and no room for the KV cache); lower " + key + " and raise tp_degree");
+  }
+  if (p.cp_degree > 1 || p.pp_degree > 1) {
+    // A batch of serving.prefill_max_batch_tokens: per chip of the fullest stage (or of a
+    // context-parallel group) its weights, its share of the batch's KV cache and the largest
+    // operator's activations.
+    const neuron::TrainiumPipeline split(t.chip, t.instance, p, p.pp_degree, p.dp_degree, p.microbatches);
+    const neuron::HbmFootprint f = split.stage_footprint(model, batch_tokens);
+    const std::uint64_t have = t.chip.hbm.capacity().bytes;
+    if (f.total() > have) {
+      pre.fail(key,
+               std::string(p.cp_degree > 1 ? "a context-parallel group of tp " + std::to_string(p.tp_degree) +
+                                                 " (cp " + std::to_string(p.cp_degree) + ", all the weights)"
+                                           : "a stage of tp " + std::to_string(p.tp_degree) + " x pp " +
+                                                 std::to_string(p.pp_degree)) +
+                   " holds per chip " + std::to_string(f.weight_bytes) + " B of weights + " +
+                   std::to_string(f.kv_bytes) + " B of KV cache of a batch of " +
+                   std::to_string(batch_tokens) + " tokens + " + std::to_string(f.activation_bytes) +
+                   " B of activations = " + std::to_string(f.total()) + " B but a chip's HBM holds " +
+                   std::to_string(have) + " B (" + std::to_string(f.total() - have) + " B short); " +
+                   (p.cp_degree > 1 ? "lower cp_degree" : "raise pp_degree or tp_degree") +
+                   ", or lower serving.prefill_max_batch_tokens");
+    }
+  }
+}
+
+std::unique_ptr<neuron::TrainiumPipeline> make_prefill_split(const TrainiumSide& t) {
+  const neuron::PrefillConfig& p = t.prefill;
+  if (p.cp_degree == 1 && p.pp_degree == 1) return nullptr;
+  return std::make_unique<neuron::TrainiumPipeline>(t.chip, t.instance, p, p.pp_degree, p.dp_degree,
+                                                    p.microbatches);
+}
+
+std::string prefill_group_name(const std::string& base, unsigned machine, unsigned dp) {
+  if (dp == 1) return base + std::to_string(machine);
+  return base + std::to_string(machine / dp) + "_dp" + std::to_string(machine % dp);
 }
 
 std::string located_key(const config::Section& section, std::string_view key) {

@@ -21,6 +21,7 @@
 #include "efa_link/srd_engine.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
+#include "neuroncore/transformer/pipeline_op.h"
 #include "neuroncore/transformer/prefill.h"
 #include "systemc_models/config/config.h"
 #include "systemc_models/sim/limits.h"
@@ -40,6 +41,22 @@ struct TrainiumSide {
   neuron::PrefillConfig prefill;
 };
 TrainiumSide read_trainium_side(config::Section& root);
+
+// The prefill's replicas (prefill.dp_degree) and context-parallel groups (cp_degree): an
+// instance serves dp prefills at once, each replica cp tensor-parallel groups of its own
+// chips, so the serving layer sees instances x dp prefill machines (machine i on instance
+// i / dp; docs/neuroncore.md, "Prefill splits in the serving modes"). The HBM of one
+// group's chips; with dp or cp > 1 the model's weights must fit it, and with cp > 1 a
+// group's share of a batch of `batch_tokens` (errors at prefill.dp_degree or cp_degree;
+// cp > 1 is refused colocated); the split a prefill machine runs its batches on when cp > 1
+// (else null); the statistics name of serving machine i ("prefill3", or "prefill1_dp1"
+// with dp 2).
+std::uint64_t prefill_group_hbm_bytes(const TrainiumSide& t);
+void check_prefill_group_fits(config::Section& root, const TrainiumSide& t,
+                              const workloads::TransformerModel& model, std::uint64_t batch_tokens,
+                              bool colocated);
+std::unique_ptr<neuron::TrainiumPipeline> make_prefill_split(const TrainiumSide& t);
+std::string prefill_group_name(const std::string& base, unsigned machine, unsigned dp);
 
 // A count of machines under `serving:` (at least 1).
 unsigned read_machine_count(config::Section& serving, std::string_view key, std::string_view doc);

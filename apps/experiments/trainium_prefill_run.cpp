@@ -253,10 +253,12 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root,
                       "; lower prefill.tp_degree, pp_degree, cp_degree or dp_degree, or use an instance with "
                       "more chips");
   }
-  if (prefill.cp_degree > 1 && tokens < 2ull * prefill.cp_degree) {
-    pre.fail("cp_degree", "is " + std::to_string(prefill.cp_degree) + ": the prompt is dealt as " +
+  if (prefill.cp_degree > 1 &&
+      tokens / std::min<std::uint64_t>(prefill.microbatches, tokens) < 2ull * prefill.cp_degree) {
+    pre.fail("cp_degree", "is " + std::to_string(prefill.cp_degree) + ": the prompt (each of its " +
+                              std::to_string(prefill.microbatches) + " microbatches) is dealt as " +
                               std::to_string(2 * prefill.cp_degree) + " pieces but has " +
-                              std::to_string(tokens) + " tokens; lower cp_degree");
+                              std::to_string(tokens) + " tokens; lower cp_degree or microbatches");
   }
   // The fullest stage's weights, KV cache and activations must fit one chip's HBM.
   const neuron::TrainiumPipeline check(chip, instance, prefill, prefill.pp_degree, prefill.dp_degree,

@@ -32,7 +32,9 @@ namespace {
 
 // The Trainium instances of the experiment. Colocated: each instance is both a prefill
 // and a decode machine. Disaggregated: the first `prefill` instances prefill, the next
-// `decode` instances decode.
+// `decode` instances decode. With prefill.dp_degree > 1 the machines that prefill are the
+// instances' dp replicas (`prefill` counts them; colocated, each is also a decode machine on
+// its group).
 class Machines : public sc_core::sc_module, public stats::Provider {
  public:
   Machines(const sc_core::sc_module_name& name, unsigned prefill, unsigned decode, bool colocated,
@@ -46,14 +48,21 @@ class Machines : public sc_core::sc_module, public stats::Provider {
                                                      decode_split->dp_degree, decode_split->microbatches);
     }
     const unsigned total = colocated ? prefill : prefill + decode;
+    const unsigned dp = prefill_cfg.dp_degree;
     for (unsigned i = 0; i < total; ++i) {
-      const std::string group = colocated     ? "instance" + std::to_string(i)
-                                : i < prefill ? "prefill" + std::to_string(i)
+      const std::string group = colocated     ? prefill_group_name("instance", i, dp)
+                                : i < prefill ? prefill_group_name("prefill", i, dp)
                                               : "decode" + std::to_string(i - prefill);
       machines_.push_back(std::make_unique<TrainiumMachine>(runner_, model, stats_.child(group),
                                                             i < prefill ? nullptr : decode_split_.get()));
     }
-    for (unsigned i = 0; i < prefill; ++i) prefill_.push_back(machines_[i].get());
+    // prefill.cp_degree or pp_degree > 1: the prefill batches run over the context-parallel
+    // groups, or through the pipeline stages.
+    prefill_split_ = make_prefill_split(TrainiumSide{chip, instance, prefill_cfg});
+    for (unsigned i = 0; i < prefill; ++i) {
+      machines_[i]->set_prefill_split(prefill_split_.get(), prefill_cfg.pp_degree);
+      prefill_.push_back(machines_[i].get());
+    }
     for (unsigned j = 0; j < decode; ++j) decode_.push_back(machines_[colocated ? j : prefill + j].get());
   }
   const stats::Group& stats() const override { return stats_; }
@@ -73,6 +82,7 @@ class Machines : public sc_core::sc_module, public stats::Provider {
   // The decode instances' own split (trainium_decode:), shared by them likewise; null when
   // decode steps run as the prefill's single group.
   std::unique_ptr<neuron::TrainiumPipeline> decode_split_;
+  std::unique_ptr<neuron::TrainiumPipeline> prefill_split_;  // prefill.cp_degree or pp_degree > 1
   std::vector<std::unique_ptr<TrainiumMachine>> machines_;
   std::vector<serving::PrefillBackend*> prefill_;
   std::vector<serving::DecodeBackend*> decode_;
@@ -89,8 +99,16 @@ class TrainiumServing final : public ServingExperiment {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
     machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated,
                                            trn.chip, trn.instance, trn.prefill, model_, decode_split);
-    if (!colocated) kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, fault_schedule().efa, trace);
-    start(std::move(requests), machines_->prefill(), machines_->decode(), kv_path_.get(), trace);
+    serving::KvPath* path = nullptr;
+    if (!colocated) {
+      kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, fault_schedule().efa, trace);
+      path = kv_path_.get();
+      if (trn.prefill.dp_degree > 1) {
+        grouped_ = std::make_unique<GroupedKvPath>(*kv_path_, trn.prefill.dp_degree);
+        path = grouped_.get();
+      }
+    }
+    start(std::move(requests), machines_->prefill(), machines_->decode(), path, trace);
   }
 
  private:
@@ -106,6 +124,8 @@ class TrainiumServing final : public ServingExperiment {
 
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<EfaKvPath> kv_path_;
+  std::unique_ptr<GroupedKvPath>
+      grouped_;  // prefill.dp_degree > 1: the replicas share their instance's sender
 };
 
 }  // namespace
@@ -133,6 +153,11 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
                            {cfg.decode_systems, located_key(sv, "decode_instances"), ""});
     charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), 1);
   }
+  // The instances (fleet, EFA senders); the serving layer sees their dp prefill replicas.
+  const unsigned instances = cfg.prefill_instances;
+  const unsigned dp = trn.prefill.dp_degree;
+  cfg.prefill_instances *= dp;
+  if (placement == serving::Placement::colocated) cfg.decode_systems *= dp;
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
   // The KV cache lives in the HBM that the weights leave free on a decode instance.
@@ -142,6 +167,13 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
                            " B) do not fit the instance's HBM (" + std::to_string(hbm) + " B)");
   }
   cfg.decode_kv_capacity_bytes = hbm - model.weight_bytes();
+  check_prefill_group_fits(root, trn, model, cfg.prefill_max_batch_tokens,
+                           placement == serving::Placement::colocated);
+  if (dp > 1) {
+    // Colocated, each replica decodes on its own group: its KV room is its chips' HBM.
+    if (placement == serving::Placement::colocated)
+      cfg.decode_kv_capacity_bytes = prefill_group_hbm_bytes(trn) - model.weight_bytes();
+  }
   // Decode's own split of a decode instance's chips (disaggregated only: a colocated
   // instance holds one layout of the weights, the prefill's).
   std::optional<neuron::PrefillConfig> decode_split;
@@ -196,14 +228,29 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
       decode_split = d;
     }
   }
+  if (!decode_split && placement == serving::Placement::disaggregated &&
+      (trn.prefill.pp_degree > 1 || trn.prefill.cp_degree > 1) &&
+      model.weight_bytes() >= prefill_group_hbm_bytes(trn)) {
+    // Without trainium_decode: a decode instance runs its steps on the prefill's
+    // tensor-parallel group, which must hold all the weights.
+    config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
+    pre.fail(
+        trn.prefill.pp_degree > 1 ? "pp_degree" : "cp_degree",
+        "splits the prefill, but a decode instance without trainium_decode: runs on the prefill's group of "
+        "tp " +
+            std::to_string(trn.prefill.tp_degree) + ", whose HBM (" +
+            std::to_string(prefill_group_hbm_bytes(trn)) + " B) does not hold the weights (" +
+            std::to_string(model.weight_bytes()) +
+            " B); give decode its own split (trainium_decode.tp_degree)");
+  }
   check_requests_fit(
       tr, model, in.requests, replica_kv,
       decode_split ? "a decode replica's HBM after its weights" : "an instance's HBM after the weights",
       decode_split ? "lower trainium_decode.dp_degree, or drop the request"
                    : "use an instance with more HBM or drop the request");
-  const FleetPart fleet = read_fleet_part(
-      root, "trainium_instance",
-      cfg.prefill_instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
+  const FleetPart fleet =
+      read_fleet_part(root, "trainium_instance",
+                      instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
   auto experiment = std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, std::move(faults),
                                                       trn, decode_split, efa ? &*efa : nullptr, info.trace);
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));

@@ -14,6 +14,7 @@
 
 #include "apps/experiments/gpu_machines.h"
 #include "apps/experiments/inputs.h"
+#include "apps/experiments/kv_paths.h"
 #include "apps/experiments/machines.h"
 #include "apps/experiments/serving_experiment.h"
 #include "apps/experiments/wafer_kv_path.h"
@@ -89,9 +90,12 @@ class Machines : public sc_core::sc_module, public stats::Provider {
     if (trainium) {
       runner_ =
           std::make_unique<neuron::TrainiumPrefill>(trainium->chip, trainium->instance, trainium->prefill);
+      split_ = make_prefill_split(*trainium);
       for (unsigned i = 0; i < prefill; ++i) {
         trainium_.push_back(std::make_unique<TrainiumMachine>(
-            *runner_, model, stats_.child("trn_prefill" + std::to_string(i))));
+            *runner_, model,
+            stats_.child(prefill_group_name("trn_prefill", i, trainium->prefill.dp_degree))));
+        trainium_.back()->set_prefill_split(split_.get(), trainium->prefill.pp_degree);
         prefill_.push_back(trainium_.back().get());
       }
     }
@@ -115,6 +119,7 @@ class Machines : public sc_core::sc_module, public stats::Provider {
  private:
   stats::Group stats_;
   std::unique_ptr<neuron::TrainiumPrefill> runner_;
+  std::unique_ptr<neuron::TrainiumPipeline> split_;  // prefill.cp_degree or pp_degree > 1
   std::vector<std::unique_ptr<TrainiumMachine>> trainium_;
   std::vector<std::unique_ptr<WaferMachine>> wafers_;
   std::vector<serving::PrefillBackend*> prefill_;
@@ -143,8 +148,14 @@ class WaferServing final : public ServingExperiment {
       kv_path_ = std::make_unique<WaferKvPath>("kv_path", *efa, fault_schedule().efa, wafer_,
                                                decoder_->regions(), dcfg_.wafers, cfg_.decode_systems, trace);
     }
-    start(std::move(requests), gpu_ ? gpu_->prefill() : machines_->prefill(), machines_->decode(),
-          kv_path_.get(), trace);
+    serving::KvPath* path = kv_path_.get();
+    if (kv_path_ && trainium && trainium->prefill.dp_degree > 1) {
+      // The prefill replicas of an instance (prefill.dp_degree) share its EFA sender.
+      grouped_ = std::make_unique<GroupedKvPath>(*kv_path_, trainium->prefill.dp_degree);
+      path = grouped_.get();
+    }
+    start(std::move(requests), gpu_ ? gpu_->prefill() : machines_->prefill(), machines_->decode(), path,
+          trace);
   }
   std::vector<const stats::Group*> extra_stats() const override { return {&decoder_->stats()}; }
 
@@ -220,6 +231,7 @@ class WaferServing final : public ServingExperiment {
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<GpuMachines> gpu_;
   std::unique_ptr<WaferKvPath> kv_path_;
+  std::unique_ptr<GroupedKvPath> grouped_;
 };
 
 // `gpu_prefill`: GPU instances prefill in place of Trainium (disaggregated placement only).
@@ -301,11 +313,18 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
                      "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
+  // The Trainium instances (fleet, EFA senders); the serving layer sees their
+  // prefill.dp_degree replicas.
+  const unsigned trainium_instances = cfg.prefill_instances;
+  if (trainium) {
+    check_prefill_group_fits(root, *trainium, model, cfg.prefill_max_batch_tokens, false);
+    cfg.prefill_instances *= trainium->prefill.dp_degree;
+  }
   RunCost cost;
   if (gpu) {
     cost.fleet.push_back(read_fleet_part(root, "gpu_instance", cfg.prefill_instances / gpu->groups));
   } else if (placement == serving::Placement::disaggregated) {
-    cost.fleet.push_back(read_fleet_part(root, "trainium_instance", cfg.prefill_instances));
+    cost.fleet.push_back(read_fleet_part(root, "trainium_instance", trainium_instances));
   }
   cost.fleet.push_back(read_fleet_part(root, "cs3", std::uint64_t{cfg.decode_systems} * dcfg.wafers));
   auto experiment = std::make_unique<WaferServing>(

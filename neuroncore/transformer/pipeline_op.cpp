@@ -20,6 +20,19 @@ std::uint32_t stage_of_layer(std::uint32_t layer, std::uint32_t layers, std::uin
   return layer < split ? layer / (base + 1) : longer + (layer - split) / std::max<std::uint32_t>(base, 1);
 }
 
+std::vector<std::uint64_t> pipeline_stage_ends(const std::vector<std::vector<std::uint64_t>>& stage_ps,
+                                               const std::vector<std::uint64_t>& transfer_ps,
+                                               std::vector<std::uint64_t> stage_free_ps) {
+  for (std::size_t c = 0; c < stage_ps.size(); ++c) {
+    std::uint64_t ready = 0;  // end[c][s - 1] + transfer (none before stage 0)
+    for (std::size_t s = 0; s < stage_free_ps.size(); ++s) {
+      stage_free_ps[s] = std::max(ready, stage_free_ps[s]) + stage_ps[c][s];
+      ready = stage_free_ps[s] + transfer_ps[c];
+    }
+  }
+  return stage_free_ps;
+}
+
 std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& stage_ps,
                                 const std::vector<std::uint64_t>& transfer_ps) {
   if (stage_ps.empty()) return 0;
@@ -131,13 +144,6 @@ TrainiumPipeline::TrainiumPipeline(const ChipConfig& chip, const InstanceConfig&
   if (pp == 0 || dp == 0 || microbatches == 0 || cp_ == 0) {
     throw std::invalid_argument("parallelism: pp, dp, cp and microbatches must be >= 1");
   }
-  if (cp_ > 1 && (pp > 1 || microbatches > 1)) {
-    throw std::invalid_argument(
-        "parallelism: cp_degree " + std::to_string(cp_) + " with pp " + std::to_string(pp) + " and " +
-        std::to_string(microbatches) +
-        " microbatches: context parallelism is modelled with one pipeline stage and one "
-        "microbatch; set cp_degree 1, or pp_degree and microbatches 1");
-  }
   const std::uint32_t cores = prefill.physical_cores();
   if (pp > 1 && cores % chip.cores != 0) {
     throw std::invalid_argument("parallelism: a pipeline stage of tp " + std::to_string(prefill.tp_degree) +
@@ -196,7 +202,8 @@ PipelineResult TrainiumPipeline::run(const workloads::TransformerModel& m, std::
                         binary(f.total() - have) + " over); raise pp or tp");
   }
   if (cp_ > 1) {
-    PipelineResult r = run_context_parallel(m, prompt_tokens);
+    PipelineResult r = pp_ > 1 || microbatches_ > 1 ? run_context_parallel_stages(m, prompt_tokens)
+                                                    : run_context_parallel(m, prompt_tokens);
     r.chips = chips();
     r.replicas = dp_;
     return r;
@@ -413,15 +420,135 @@ PipelineResult TrainiumPipeline::run_context_parallel(const workloads::Transform
                                 std::to_string(2 * cp_) + " pieces of the prompt but it has " +
                                 std::to_string(prompt_tokens) + " tokens; lower cp_degree");
   }
-  // 2 cp pieces, the first prompt_tokens mod 2 cp one token longer; group r takes pieces r
-  // and 2 cp - 1 - r, so every group has an early and a late piece (causal attention's work
-  // grows with a query's position: the pairs even it out).
-  const std::uint64_t pieces = 2ull * cp_, q = prompt_tokens / pieces, longer = prompt_tokens % pieces;
-  std::vector<std::uint64_t> tokens(pieces), offset(pieces);
-  for (std::uint64_t i = 0, at = 0; i < pieces; ++i) {
-    tokens[i] = q + (i < longer ? 1 : 0);
-    offset[i] = at;
-    at += tokens[i];
+  return context_parallel(m, {prompt_tokens}, {0}, {}).result;
+}
+
+PipelineResult TrainiumPipeline::run_context_parallel_stages(const workloads::TransformerModel& m,
+                                                             std::uint64_t prompt_tokens) {
+  // The prompt in microbatches chunks as run() cuts it; each chunk over the cp groups of
+  // every stage (its own 2 cp pieces, the ring in every layer), its stage times and boundary
+  // transfer from that pass; the chunks through the stages by the pipeline's recurrence.
+  const std::uint64_t chunks =
+      std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(prompt_tokens, 1));
+  const std::uint64_t q = prompt_tokens / chunks, longer = prompt_tokens % chunks;
+  if (q < 2ull * cp_) {
+    throw std::invalid_argument("parallelism: cp_degree " + std::to_string(cp_) + " deals " +
+                                std::to_string(2 * cp_) + " pieces of each of " + std::to_string(chunks) +
+                                " microbatches but the prompt's " + std::to_string(prompt_tokens) +
+                                " tokens give " + std::to_string(q) +
+                                " tokens to a microbatch; lower cp_degree or microbatches");
+  }
+  PipelineResult out;
+  out.cp = cp_;
+  out.chips_per_stage = chips_per_stage_;
+  // The floor's parts per stage and group, summed over the chunks (the weights once: the
+  // most any chunk reads).
+  std::vector<std::vector<double>> compute(pp_, std::vector<double>(cp_, 0.0)),
+      collective(pp_, std::vector<double>(cp_, 0.0));
+  std::vector<std::vector<std::uint64_t>> weights(pp_, std::vector<std::uint64_t>(cp_, 0)),
+      kv(pp_, std::vector<std::uint64_t>(cp_, 0));
+  std::uint64_t offset = 0, exposed = 0;
+  for (std::uint64_t c = 0; c < chunks; ++c) {
+    const std::uint64_t tokens = q + (c < longer ? 1 : 0);
+    CpChunk p = context_parallel(m, {tokens}, {offset}, {prompt_tokens});
+    offset += tokens;
+    out.stage_ps.push_back(p.result.stage_ps.front());
+    out.transfer_ps.push_back(p.result.transfer_ps.front());
+    out.rank_ps = p.result.rank_ps;  // the last chunk's
+    out.ring_step_ps = std::max(out.ring_step_ps, p.result.ring_step_ps);
+    exposed += p.result.ring_exposed_ps;
+    out.busy += p.result.busy;
+    out.group_links = p.result.group_links;
+    for (std::uint32_t s = 0; s < pp_; ++s) {
+      for (std::uint32_t r = 0; r < cp_; ++r) {
+        compute[s][r] += p.compute_s[s][r];
+        collective[s][r] += p.collective_s[s][r];
+        weights[s][r] = std::max(weights[s][r], p.weight_bytes[s][r]);
+        kv[s][r] += p.kv_bytes[s][r];
+      }
+    }
+  }
+  out.total_ps = pipeline_makespan(out.stage_ps, out.transfer_ps);
+  out.ring_exposed_ps = exposed;
+  for (std::uint32_t s = 0; s < pp_; ++s) {
+    std::uint64_t busy = 0;
+    for (const auto& c : out.stage_ps) busy += c[s];
+    out.bottleneck_ps = std::max(out.bottleneck_ps, busy);
+    for (std::uint32_t r = 0; r < cp_; ++r) {
+      out.floor.compute_s = std::max(out.floor.compute_s, compute[s][r]);
+      out.floor.collective_s = std::max(out.floor.collective_s, collective[s][r]);
+      out.floor.hbm_s = std::max(out.floor.hbm_s, static_cast<double>(weights[s][r] + kv[s][r]) /
+                                                      chips_per_stage_ / stage_.hbm_bytes_per_s());
+    }
+  }
+  out.floor.step_s = std::max({out.floor.compute_s, out.floor.hbm_s, out.floor.collective_s});
+  return out;
+}
+
+PipelineResult TrainiumPipeline::run_batch(const workloads::TransformerModel& m,
+                                           const std::vector<std::uint64_t>& chunk_tokens,
+                                           const std::vector<std::uint64_t>& offsets) {
+  PipelineResult r;
+  if (cp_ > 1) {
+    if (pp_ > 1) throw std::invalid_argument("parallelism: a serving batch over cp groups with pp stages");
+    r = context_parallel(m, chunk_tokens, offsets, {}).result;
+  } else {
+    // Each chunk in min(microbatches, its tokens) pieces as run() cuts a prompt (the first
+    // ones one longer); microbatch k is the k-th piece of every chunk.
+    std::vector<std::vector<std::uint64_t>> tokens(microbatches_), offset(microbatches_), ends(microbatches_);
+    for (std::size_t c = 0; c < chunk_tokens.size(); ++c) {
+      const std::uint64_t n =
+          std::min<std::uint64_t>(microbatches_, std::max<std::uint64_t>(chunk_tokens[c], 1));
+      const std::uint64_t q = chunk_tokens[c] / n, longer = chunk_tokens[c] % n;
+      for (std::uint64_t k = 0, at = offsets[c]; k < n; ++k) {
+        const std::uint64_t t = q + (k < longer ? 1 : 0);
+        tokens[k].push_back(t);
+        offset[k].push_back(at);
+        ends[k].push_back(offsets[c] + chunk_tokens[c]);
+        at += t;
+      }
+    }
+    std::vector<workloads::OperatorGraph> graphs;
+    for (std::uint32_t k = 0; k < microbatches_; ++k) {
+      if (!tokens[k].empty()) graphs.push_back(workloads::lower_prefill(m, tokens[k], offset[k], ends[k]));
+    }
+    r = run_chunks(m, graphs);
+  }
+  r.chips = chips_per_stage_ * pp_ * cp_;  // one replica: a serving machine
+  r.replicas = 1;
+  return r;
+}
+
+TrainiumPipeline::CpChunk TrainiumPipeline::context_parallel(const workloads::TransformerModel& m,
+                                                             const std::vector<std::uint64_t>& chunk_tokens,
+                                                             const std::vector<std::uint64_t>& offsets,
+                                                             const std::vector<std::uint64_t>& prompt_ends) {
+  // Each chunk in 2 cp pieces, the first (its tokens mod 2 cp) one token longer; group r
+  // takes pieces r and 2 cp - 1 - r of every chunk, so every group has an early and a late
+  // piece (causal attention's work grows with a query's position: the pairs even it out).
+  // A chunk of fewer than 2 cp tokens leaves some pieces empty.
+  const std::uint64_t pieces = 2ull * cp_;
+  // Per group: its pieces' tokens, offsets and the chunk ends (the piece that ends a chunk
+  // produces its logits).
+  std::vector<std::vector<std::uint64_t>> g_tokens(cp_), g_offsets(cp_), g_ends(cp_);
+  std::vector<std::uint64_t> group_tokens(cp_, 0);
+  for (std::size_t c = 0; c < chunk_tokens.size(); ++c) {
+    const std::uint64_t q = chunk_tokens[c] / pieces, longer = chunk_tokens[c] % pieces;
+    std::vector<std::uint64_t> tokens(pieces), offset(pieces);
+    for (std::uint64_t i = 0, at = offsets[c]; i < pieces; ++i) {
+      tokens[i] = q + (i < longer ? 1 : 0);
+      offset[i] = at;
+      at += tokens[i];
+    }
+    for (std::uint32_t r = 0; r < cp_; ++r) {
+      for (const std::uint64_t i : {std::uint64_t{r}, pieces - 1 - r}) {
+        if (tokens[i] == 0) continue;
+        g_tokens[r].push_back(tokens[i]);
+        g_offsets[r].push_back(offset[i]);
+        g_ends[r].push_back(prompt_ends.empty() ? offsets[c] + chunk_tokens[c] : prompt_ends[c]);
+        group_tokens[r] += tokens[i];
+      }
+    }
   }
   const auto layers = std::max<std::uint32_t>(m.layers, 1);
   // A ring step: every chip of a group sends its share of the group's KV block of one layer
@@ -430,23 +557,30 @@ PipelineResult TrainiumPipeline::run_context_parallel(const workloads::Transform
   // the group's chips (a chip holds the KV of at least one head), so a chip's share is the
   // block over min(chips, KV heads). The steps carry the largest group's block.
   std::uint64_t block_tokens = 0;
-  for (std::uint32_t r = 0; r < cp_; ++r)
-    block_tokens = std::max(block_tokens, tokens[r] + tokens[pieces - 1 - r]);
+  for (std::uint32_t r = 0; r < cp_; ++r) block_tokens = std::max(block_tokens, group_tokens[r]);
   const std::uint64_t holders =
       std::max<std::uint64_t>(1, std::min<std::uint64_t>(chips_per_stage_, m.kv_heads));
   const std::uint64_t block_bytes = ceil_div(block_tokens * m.kv_bytes_per_token_per_layer(), holders);
-  PipelineResult out;
+  CpChunk chunk;
+  PipelineResult& out = chunk.result;
   out.cp = cp_;
   out.chips_per_stage = chips_per_stage_;
   out.ring_step_ps = run_collective(pair_, Collective::kAllGather, 2 * block_bytes).time_ps;
+  chunk.compute_s.assign(pp_, std::vector<double>(cp_, 0.0));
+  chunk.collective_s.assign(pp_, std::vector<double>(cp_, 0.0));
+  chunk.weight_bytes.assign(pp_, std::vector<std::uint64_t>(cp_, 0));
+  chunk.kv_bytes.assign(pp_, std::vector<std::uint64_t>(cp_, 0));
+  std::uint64_t boundary_bytes = 0;  // the largest group's activations leaving a decoder layer
   // Per group: the time before the first decoder layer, each layer's time with the ring's
   // exposed part, and the time after the last.
   std::uint64_t before = 0, after = 0;
   std::vector<std::uint64_t> layer_ps(layers, 0), layer_alone_ps(layers, 0);
   for (std::uint32_t r = 0; r < cp_; ++r) {
-    const std::uint64_t a = r, b = pieces - 1 - r;
-    const workloads::OperatorGraph g = workloads::lower_prefill(
-        m, {tokens[a], tokens[b]}, {offset[a], offset[b]}, {prompt_tokens, prompt_tokens});
+    if (g_tokens[r].empty()) {
+      out.rank_ps.push_back(0);
+      continue;
+    }
+    const workloads::OperatorGraph g = workloads::lower_prefill(m, g_tokens[r], g_offsets[r], g_ends[r]);
     const PrefillResult p = stage_.run_unchecked(g);
     out.rank_ps.push_back(p.total_ps);
     out.busy += p.busy;
@@ -458,6 +592,17 @@ PipelineResult TrainiumPipeline::run_context_parallel(const workloads::Transform
     bool past = false;
     for (const LayerTime& lt : p.layers) {
       const std::uint64_t t = lt.end_ps - lt.start_ps;
+      const std::uint32_t s = lt.layer >= 0
+                                  ? stage_of_layer(static_cast<std::uint32_t>(lt.layer), layers, pp_)
+                              : past ? pp_ - 1
+                                     : 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (p.busy.flops > 0) {
+          chunk.compute_s[s][r] +=
+              p.floor.compute_s * static_cast<double>(ot.busy.flops) / static_cast<double>(p.busy.flops);
+        }
+        chunk.collective_s[s][r] += ot.busy.collective_floor_ps * 1e-12;
+      }
       if (lt.layer < 0) {
         (past ? post : pre) += t;
         continue;
@@ -475,19 +620,40 @@ PipelineResult TrainiumPipeline::run_context_parallel(const workloads::Transform
     }
     before = std::max(before, pre);
     after = std::max(after, post);
+    bool beyond = false;
+    std::uint64_t leaving = 0;  // layer 0's last operator's output: the group's activations
+    for (const workloads::Operator& op : g.ops) {
+      if (op.layer == 0) leaving = op.output_bytes;
+      if (op.layer >= 0) beyond = true;
+      const std::uint32_t s = op.layer >= 0
+                                  ? stage_of_layer(static_cast<std::uint32_t>(op.layer), layers, pp_)
+                              : beyond ? pp_ - 1
+                                       : 0;
+      chunk.weight_bytes[s][r] += op.weight_bytes;
+      chunk.kv_bytes[s][r] += op.kv_read_bytes + op.kv_write_bytes;
+    }
+    boundary_bytes = std::max(boundary_bytes, leaving);
   }
-  std::uint64_t total = before + after, alone = before + after;
+  std::uint64_t total = before, alone = before + after;
+  std::vector<std::uint64_t> stage(pp_, 0);
+  stage[0] += before;
   for (std::uint32_t l = 0; l < layers; ++l) {
     total += layer_ps[l];
     alone += layer_alone_ps[l];
+    out.layer_end_ps.push_back(total);
+    stage[stage_of_layer(l, layers, pp_)] += layer_ps[l];
   }
+  total += after;
+  stage[pp_ - 1] += after;
   out.total_ps = total;
   out.ring_exposed_ps = total - alone;
-  out.stage_ps = {{total}};
-  out.transfer_ps = {0};
+  out.stage_ps = {stage};
+  // A stage's groups send their activations to the next stage's counterparts, neighbours:
+  // the two-chip exchange of the largest group's (as a pipeline chunk's boundary).
+  out.transfer_ps = {pp_ > 1 ? run_collective(pair_, Collective::kAllGather, 2 * boundary_bytes).time_ps : 0};
   out.bottleneck_ps = total;  // every group works on the prompt to its end
   out.floor.step_s = std::max({out.floor.compute_s, out.floor.hbm_s, out.floor.collective_s});
-  return out;
+  return chunk;
 }
 
 }  // namespace wse::neuron

@@ -29,6 +29,13 @@ std::uint32_t stage_of_layer(std::uint32_t layer, std::uint32_t layers, std::uin
 std::uint64_t pipeline_makespan(const std::vector<std::vector<std::uint64_t>>& stage_ps,
                                 const std::vector<std::uint64_t>& transfer_ps);
 
+// The same recurrence through stages still busy with earlier work until stage_free_ps[s]
+// (end[-1][s] = stage_free_ps[s]; 0 = free): a pipelined serving machine's next batch.
+// Returns the last chunk's end on every stage, end[C-1][s] (stage_free_ps when no chunk).
+std::vector<std::uint64_t> pipeline_stage_ends(const std::vector<std::vector<std::uint64_t>>& stage_ps,
+                                               const std::vector<std::uint64_t>& transfer_ps,
+                                               std::vector<std::uint64_t> stage_free_ps);
+
 // Successive decode steps of one replica through its stages (docs/neuroncore.md, "Decode
 // steps in flight"): step n of group g on stage s ends at
 //   end[n][g][s] = max(ready, end of the item before it on stage s) + stage_ps[g][s]
@@ -74,6 +81,9 @@ struct PipelineResult {
   std::vector<std::uint64_t> rank_ps;
   std::uint64_t ring_step_ps = 0;
   std::uint64_t ring_exposed_ps = 0;
+  // With cp > 1: [decoder layer] when it ends on every group (the ring's exposed part in it),
+  // from the start: the layer-wise KV send of the serving modes.
+  std::vector<std::uint64_t> layer_end_ps;
   std::uint64_t bottleneck_ps = 0;  // the busiest stage's time over all chunks
   std::uint32_t chips_per_stage = 1;
   std::uint32_t chips = 1;     // chips_per_stage x pp x cp x dp
@@ -107,9 +117,24 @@ class TrainiumPipeline {
   // One prompt of `prompt_tokens` through the stages (chunks as equal as can be, the first
   // prompt_tokens mod microbatches one token longer), or with cp > 1 over the cp groups
   // (2 cp pieces as equal as can be, group r pieces r and 2 cp - 1 - r, attention a ring of
-  // KV blocks; at least 2 cp tokens). Throws CapacityError when a stage's share of the
-  // weights and KV cache does not fit one chip's HBM.
+  // KV blocks; at least 2 cp tokens); with cp > 1 and pp stages or microbatches, each chunk
+  // over the cp groups of every stage, the chunks through the stages (at least 2 cp tokens
+  // a chunk). Throws CapacityError when a stage's share of the weights and KV cache does not
+  // fit one chip's HBM.
   PipelineResult run(const workloads::TransformerModel& m, std::uint64_t prompt_tokens);
+
+  // A serving prefill batch on one replica (docs/neuroncore.md, "Prefill splits in the
+  // serving modes"): chunk i, chunk_tokens[i] tokens of a prompt at offsets[i]. With cp > 1
+  // over the cp groups, each chunk cut into 2 cp pieces as run() cuts a prompt (a chunk of
+  // fewer than 2 cp tokens leaves some empty), group r taking pieces r and 2 cp - 1 - r of
+  // every chunk. Else through the pp stages from empty stages: each chunk cut into
+  // microbatches pieces as run() cuts a prompt, microbatch k the k-th piece of every chunk
+  // (stage_ps, transfer_ps; the caller schedules them behind its earlier batches with
+  // pipeline_stage_ends). The piece that ends a chunk produces its logits. chips is one
+  // replica's. No capacity check (the serving mode checks a batch's).
+  PipelineResult run_batch(const workloads::TransformerModel& m,
+                           const std::vector<std::uint64_t>& chunk_tokens,
+                           const std::vector<std::uint64_t>& offsets);
 
   // Per chip of the fullest stage: its layers' weights and the prompt's KV cache over the
   // stage's chips (the embedding with stage 0, the final norm and LM head with the last).
@@ -150,6 +175,23 @@ class TrainiumPipeline {
                             const std::vector<workloads::OperatorGraph>& chunks);
   // One prompt over the cp groups (pp 1): the groups' passes, the ring, the floor.
   PipelineResult run_context_parallel(const workloads::TransformerModel& m, std::uint64_t prompt_tokens);
+  // cp with pp stages or microbatches: each chunk over the cp groups of every stage.
+  PipelineResult run_context_parallel_stages(const workloads::TransformerModel& m,
+                                             std::uint64_t prompt_tokens);
+  // Chunks over the cp groups: the result (stage_ps one row: each stage's layers with the
+  // ring, the time before the layers with stage 0 and after with the last; transfer_ps the
+  // stage boundary of the largest group's activations), and the floor's parts per stage and
+  // group ([stage][group]). prompt_ends[i]: the end of chunk i's prompt (its logits), empty
+  // = each chunk's own end.
+  struct CpChunk {
+    PipelineResult result;
+    std::vector<std::vector<double>> compute_s, collective_s;
+    std::vector<std::vector<std::uint64_t>> weight_bytes, kv_bytes;
+  };
+  CpChunk context_parallel(const workloads::TransformerModel& m,
+                           const std::vector<std::uint64_t>& chunk_tokens,
+                           const std::vector<std::uint64_t>& offsets,
+                           const std::vector<std::uint64_t>& prompt_ends);
 
   ChipConfig chip_;
   InstanceConfig instance_;

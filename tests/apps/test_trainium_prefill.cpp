@@ -78,21 +78,25 @@ TEST(TrainiumPrefillMode, ASplitThatDoesNotFitIsOneErrorAtItsKey) {
   EXPECT_THAT(hbm.err, HasSubstr("prefill.pp_degree"));
   EXPECT_THAT(hbm.err, HasSubstr("B short); raise pp_degree or tp_degree"));
   EXPECT_FALSE(fs::exists(dir / "b"));
-  // The serving modes run one group per instance.
+  // A colocated serving instance (trainium_only) decodes on one group: pipeline stages
+  // are for prefill machines (trainium_disaggregated, disaggregated; the serving modes'
+  // splits are tested in test_trainium_serving_split.cpp).
   Result serving = wse_emu("check " + std::string(WSE_SOURCE_DIR) +
-                               "/configs/experiments/trainium_only.yaml --set prefill.pp_degree=2",
+                               "/configs/experiments/trainium_only.yaml --set prefill.tp_degree=32 "
+                               "--set prefill.pp_degree=2",
                            dir / "io");
   EXPECT_EQ(serving.exit_code, 2);
-  EXPECT_THAT(serving.err, HasSubstr("runs in mode trainium_prefill"));
-  // Context parallelism: with pipeline stages (not modelled), over more chips than the
-  // instance has, fewer tokens than pieces, and in a serving mode: each at cp_degree.
+  EXPECT_THAT(serving.err, HasSubstr("prefill.pp_degree"));
+  EXPECT_THAT(serving.err, HasSubstr("use mode trainium_disaggregated"));
+  // Context parallelism within pipeline stages is modelled (TP 16 x PP 2 x CP 2: 16 chips;
+  // PipelineOp.ContextParallelWithinPipelineStagesByHand); over more chips than the
+  // instance has, fewer tokens than pieces, and in a colocated serving mode: each an error
+  // at cp_degree.
   Result cp_pp = wse_emu("check " + base +
                              " --set prefill.tp_degree=16 --set prefill.pp_degree=2 "
                              "--set prefill.cp_degree=2",
                          dir / "io");
-  EXPECT_EQ(cp_pp.exit_code, 2);
-  EXPECT_THAT(cp_pp.err, HasSubstr("prefill.cp_degree"));
-  EXPECT_THAT(cp_pp.err, HasSubstr("context parallelism is modelled with one pipeline stage"));
+  EXPECT_EQ(cp_pp.exit_code, 0) << cp_pp.err;
   Result cp_chips = wse_emu("check " + base + " --set prefill.cp_degree=2", dir / "io");
   EXPECT_EQ(cp_chips.exit_code, 2);
   EXPECT_THAT(cp_chips.err, HasSubstr("prefill.cp_degree"));

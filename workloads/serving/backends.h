@@ -22,6 +22,10 @@ struct PrefillChunk {
 struct PrefillTiming {
   double seconds = 0.0;              // the whole batch, start to end
   std::vector<double> layer_done_s;  // per layer: when its output is ready, from the start
+  // A pipelined machine (prefill pipeline stages) takes its next batch into its first stage
+  // while this one is in later stages: it may begin the next batch this long after the
+  // start (below `seconds`). Negative: once this batch has ended (every other machine).
+  double next_batch_s = -1.0;
 };
 
 class PrefillBackend {

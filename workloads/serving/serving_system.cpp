@@ -32,6 +32,7 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       records_(requests_.size()),
       prompt_left_(requests_.size()),
       prompt_done_(requests_.size(), 0),
+      prompt_inflight_(requests_.size(), 0),
       kv_tokens_(requests_.size(), 0),
       recovering_(requests_.size(), 0),
       held_(requests_.size(), 0),
@@ -237,7 +238,8 @@ void ServingSystem::queue_prefill(std::uint64_t r, unsigned i) {
 void ServingSystem::prefill_machine(unsigned i) {
   while (true) {
     while (pf_[i].queue.empty()) sc_core::wait(pf_[i].work);
-    run_prefill_batch(i);
+    // Nothing to begin: the queued prompts are all in a pipelined machine's batches.
+    if (!run_prefill_batch(i)) sc_core::wait(pf_[i].work);
   }
 }
 
@@ -249,7 +251,9 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
   // FIFO: the batch takes requests from the front, never skipping one that does not fit.
   for (std::uint64_t r : p.queue) {
     if (budget == 0) break;
-    std::uint32_t chunk = prompt_left_[r];
+    const std::uint32_t left = prompt_left_[r] - prompt_inflight_[r];
+    if (left == 0) continue;  // all in batches a pipelined machine has not ended
+    std::uint32_t chunk = left;
     if (config_.prefill_chunk_tokens > 0) chunk = std::min(chunk, config_.prefill_chunk_tokens);
     if (chunk > budget) {
       if (config_.prefill_chunk_tokens > 0)
@@ -257,15 +261,18 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
       else if (!batch.empty())
         break;  // a whole prompt waits for the next batch
     }
-    batch.push_back(PrefillChunk{r, chunk, prompt_done_[r]});
+    batch.push_back(PrefillChunk{r, chunk, prompt_done_[r] + prompt_inflight_[r]});
     budget = chunk >= budget ? 0 : budget - chunk;
-    if (chunk == prompt_left_[r]) finishing.push_back(r);
+    if (chunk == left) finishing.push_back(r);
   }
   if (batch.empty()) return false;
   // Requests whose KV this batch rebuilds after a decode failure produce no token.
   std::vector<std::uint8_t> rebuilt;
   for (std::uint64_t r : finishing) rebuilt.push_back(recovering_[r]);
-  for (const auto& c : batch) in_prefill_[c.request] = 1;
+  for (const auto& c : batch) {
+    ++in_prefill_[c.request];
+    prompt_inflight_[c.request] += c.tokens;
+  }
   const double start = now_s();
   std::uint32_t tokens = 0;
   for (const auto& c : batch) {
@@ -286,11 +293,34 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
       }
     }
   }
+  if (timing.next_batch_s >= 0 && timing.next_batch_s < timing.seconds) {
+    // A pipeline: the machine takes its next batch once this one has left its first
+    // stage; this one ends later.
+    sc_core::sc_spawn([this, i, batch, finishing, rebuilt, start, seconds = timing.seconds, tokens] {
+      sc_core::wait(sim_delay(seconds, "a prefill batch"));
+      end_prefill_batch(i, batch, finishing, rebuilt, start, seconds, tokens);
+    });
+    sc_core::wait(sim_delay(timing.next_batch_s, "a pipelined prefill batch's first stage"));
+    return true;
+  }
   sc_core::wait(sim_delay(timing.seconds, "a prefill batch"));
-  p.busy->add_busy(timing.seconds);
+  end_prefill_batch(i, batch, finishing, rebuilt, start, timing.seconds, tokens);
+  return true;
+}
+
+void ServingSystem::end_prefill_batch(unsigned i, const std::vector<PrefillChunk>& batch,
+                                      const std::vector<std::uint64_t>& finishing,
+                                      const std::vector<std::uint8_t>& rebuilt, double start, double seconds,
+                                      std::uint32_t tokens) {
+  PrefillState& p = pf_[i];
+  // Busy while a batch is in the machine: a pipelined batch counts from where the one
+  // before it ended.
+  p.busy->add_busy(p.busy_until_s <= start ? seconds : start + seconds - p.busy_until_s);
+  p.busy_until_s = start + seconds;
   prefill_batch_tokens_.sample(tokens);
-  if (trace_) trace_->slice(p.track, "prefill " + std::to_string(tokens) + " tokens", start, timing.seconds);
+  if (trace_) trace_->slice(p.track, "prefill " + std::to_string(tokens) + " tokens", start, seconds);
   for (const auto& c : batch) {
+    prompt_inflight_[c.request] -= c.tokens;
     prompt_left_[c.request] -= c.tokens;
     prompt_done_[c.request] += c.tokens;
     p.queued_tokens -= c.tokens;
@@ -304,9 +334,8 @@ bool ServingSystem::run_prefill_batch(unsigned i) {
       make_ready(i, finishing[k]);  // rebuilt after a preemption: back to the decode side
     }
   }
-  for (const auto& c : batch) in_prefill_[c.request] = 0;
+  for (const auto& c : batch) --in_prefill_[c.request];
   prefill_done_.notify(sc_core::SC_ZERO_TIME);
-  return true;
 }
 
 void ServingSystem::finish_prefill(std::uint64_t r, unsigned instance) {

@@ -164,6 +164,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
     std::uint64_t queued_tokens = 0;
     sc_core::sc_event work;
     std::unique_ptr<PrefixCache> cache;
+    double busy_until_s = 0;  // the last batch begun ends then (pipelined batches overlap)
     stats::Utilization* busy = nullptr;
     trace::TrackId track = 0;
   };
@@ -198,8 +199,14 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   void prefill_machine(unsigned i);
   void decode_machine(unsigned j);
   void colocated_machine(unsigned i);
-  // Runs one prefill batch on instance i; returns true if it ran anything.
+  // Runs one prefill batch on instance i; returns true if it ran anything. A pipelined
+  // machine (PrefillTiming::next_batch_s) returns once it may take the next batch, and the
+  // batch ends later (end_prefill_batch).
   bool run_prefill_batch(unsigned i);
+  void end_prefill_batch(unsigned i, const std::vector<PrefillChunk>& batch,
+                         const std::vector<std::uint64_t>& finishing,
+                         const std::vector<std::uint8_t>& rebuilt, double start, double seconds,
+                         std::uint32_t tokens);
   bool run_decode_step(unsigned j);
   // Disaggregated: reserves room on a decode system and sends the KV of `r`.
   // `recovery`: the KV is sent again after a decode system failed.
@@ -256,9 +263,10 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   const ServingConfig config_;
   std::vector<workloads::Request> requests_;
   std::vector<RequestRecord> records_;
-  std::vector<std::uint32_t> prompt_left_;  // prompt tokens not yet prefilled
-  std::vector<std::uint32_t> prompt_done_;  // prompt tokens whose KV exists
-  std::vector<std::uint64_t> kv_tokens_;    // tokens whose KV send_kv moves (prompt, + generated in recovery)
+  std::vector<std::uint32_t> prompt_left_;      // prompt tokens not yet prefilled
+  std::vector<std::uint32_t> prompt_done_;      // prompt tokens whose KV exists
+  std::vector<std::uint32_t> prompt_inflight_;  // prompt tokens in batches not yet ended (of prompt_left_)
+  std::vector<std::uint64_t> kv_tokens_;  // tokens whose KV send_kv moves (prompt, + generated in recovery)
   std::vector<std::uint8_t>
       recovering_;  // queued for prefill to rebuild KV: lost with a decode system (1) or preempted (2)
   std::vector<std::uint64_t> held_;       // KV bytes reserved on its decode system
@@ -288,7 +296,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   RetentionCounts retention_;
   std::vector<std::int64_t> evicted_sessions_;
   std::vector<std::uint8_t> waiting_decode_;  // in reserve_decode
-  std::vector<std::uint8_t> in_prefill_;      // in a prefill batch that has not ended
+  std::vector<std::uint8_t> in_prefill_;      // in prefill batches that have not ended (how many)
   sc_core::sc_event prefill_done_;            // a prefill batch ended
   std::vector<PrefillBackend*> prefill_;
   std::vector<DecodeBackend*> decode_;

@@ -50,6 +50,23 @@ TEST(PipelineOp, MakespanByHand) {
   EXPECT_EQ(pipeline_makespan({{7 * us}}, {0}), 7 * us);  // one stage, one chunk
 }
 
+TEST(PipelineOp, StageEndsBehindEarlierWorkByHand) {
+  // A serving batch of 2 chunks (4 and 3 us per stage, 1 us across) into 2 stages that are
+  // still busy with an earlier batch: stage 0 free at 2 us, stage 1 at 9 us.
+  //   chunk 0: stage 0 [2,6], across [6,7], stage 1 waits for 9: [9,12]
+  //   chunk 1: stage 0 [6,10], across [10,11], stage 1 [12,15]
+  //   -> the last chunk ends stage 0 at 10 (the machine's next batch may enter then) and
+  //      stage 1 at 15 (the batch's end).
+  constexpr std::uint64_t us = 1'000'000;
+  EXPECT_EQ(pipeline_stage_ends({{4 * us, 3 * us}, {4 * us, 3 * us}}, {us, us}, {2 * us, 9 * us}),
+            (std::vector<std::uint64_t>{10 * us, 15 * us}));
+  // From empty stages the last stage's end is the makespan.
+  EXPECT_EQ(pipeline_stage_ends({{4 * us, 3 * us}, {4 * us, 3 * us}, {4 * us, 3 * us}}, {us, us, us}, {0, 0}),
+            (std::vector<std::uint64_t>{12 * us, 16 * us}));
+  // No chunk: the stages as they were.
+  EXPECT_EQ(pipeline_stage_ends({}, {}, {5, 7}), (std::vector<std::uint64_t>{5, 7}));
+}
+
 TEST(PipelineOp, DecodeStepsInFlightByHand) {
   // 2 stages x 2 microbatches (groups a and b) with given stage times, in us: a0 = b0 = 4,
   // a1 = b1 = 3; 1 us across the boundary (x) and 1 us for a group's tokens back from
@@ -396,13 +413,7 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   EXPECT_DOUBLE_EQ(r.floor.compute_s, std::max(g0.floor.compute_s, g1.floor.compute_s));
   EXPECT_DOUBLE_EQ(r.floor.hbm_s, std::max(g0.floor.hbm_s, g1.floor.hbm_s));
   EXPECT_GE(r.seconds(), r.floor.step_s);
-  // Context parallelism takes one stage and one microbatch, and its groups' chips count.
-  try {
-    (void)TrainiumPipeline(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 1);
-    FAIL() << "cp with pp accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_THAT(e.what(), ::testing::HasSubstr("cp_degree 2 with pp 2"));
-  }
+  // Its groups' chips count (cp with pp: ContextParallelWithinPipelineStagesByHand).
   PrefillConfig wide = exact(64, 2);
   wide.cp_degree = 2;
   try {
@@ -411,6 +422,101 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   } catch (const std::invalid_argument& e) {
     EXPECT_THAT(e.what(),
                 ::testing::HasSubstr("x cp_degree 2 x dp 1 needs 32 chips but the instance has 16"));
+  }
+}
+
+TEST(PipelineOp, ContextParallelWithinPipelineStagesByHand) {
+  // The model and prompt of ContextParallelPrefillOfASmallModel (Llama-3.1-8B cut to 2
+  // layers, 512 tokens, TP 8 x LNC 1, CP 2), now with PP 2: each stage (one layer) runs its
+  // layer over its 2 context-parallel groups, chips = 1 x pp 2 x cp 2 = 4. One microbatch:
+  // the groups' passes g0 (pieces 0-127, 384-511) and g1 (128-383) as there, per layer
+  // L_l = max_r(layer time + ring exposed) with the ring step x (1 MiB blocks), and
+  //   stage 0 = max_r(before the layers) + L_0,  stage 1 = L_1 + max_r(after)
+  // a group's activations crossing to its counterpart in stage 1: 256 tokens x 4,096 x 2 B
+  // = 2 MiB, the two-chip exchange xb;
+  //   TTFT = stage 0 + xb + stage 1.
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  PrefillConfig cfg = exact(8, 1);
+  cfg.cp_degree = 2;
+  TrainiumPipeline cp(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 1);
+  EXPECT_EQ(cp.chips(), 4u);
+  const PipelineResult r = cp.run(m, 512);
+  EXPECT_EQ(r.chips, 4u);
+  TrainiumPrefill alone(trainium2_chip(), InstanceConfig{}, exact(8, 1));
+  InstanceConfig pair;
+  pair.chips_x = 2;
+  pair.chips_y = 1;
+  // Before the layers, the layers with the ring, after them, over the groups.
+  struct Parts {
+    std::uint64_t before = 0, after = 0;
+    std::vector<std::uint64_t> layer;
+  };
+  auto parts = [&](const PrefillResult& p, std::uint64_t x, Parts& out) {
+    bool past = false;
+    std::size_t l = 0;
+    std::uint64_t before = 0, after = 0;  // this group's
+    for (const LayerTime& lt : p.layers) {
+      const std::uint64_t t = lt.end_ps - lt.start_ps;
+      if (lt.layer < 0) {
+        (past ? after : before) += t;
+        continue;
+      }
+      past = true;
+      std::uint64_t attention = 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (ot.kind == "attention") attention += ot.busy.elapsed_ps;
+      }
+      if (out.layer.size() <= l) out.layer.push_back(0);
+      out.layer[l] = std::max(out.layer[l], t + ring_attention_exposed_ps(attention, x, 2));
+      ++l;
+    }
+    out.before = std::max(out.before, before);
+    out.after = std::max(out.after, after);
+  };
+  const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096).time_ps;
+  Parts whole;
+  parts(alone.run(workloads::lower_prefill(m, {128, 128}, {0, 384}, {512, 512})), x, whole);
+  parts(alone.run(workloads::lower_prefill(m, {128, 128}, {128, 256}, {512, 512})), x, whole);
+  ASSERT_EQ(whole.layer.size(), 2u);
+  const std::uint64_t xb = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096 * 2).time_ps;
+  ASSERT_EQ(r.stage_ps.size(), 1u);
+  EXPECT_EQ(r.stage_ps[0][0], whole.before + whole.layer[0]);
+  EXPECT_EQ(r.stage_ps[0][1], whole.layer[1] + whole.after);
+  EXPECT_EQ(r.transfer_ps[0], xb);
+  EXPECT_EQ(r.total_ps, whole.before + whole.layer[0] + xb + whole.layer[1] + whole.after);
+  EXPECT_GE(r.seconds(), r.floor.step_s);
+  EXPECT_GT(r.floor.compute_s, 0.0);
+  // Two microbatches: chunk 0 (tokens 0-255) in 4 pieces of 64, group 0 {0-63, 192-255},
+  // group 1 {64-191}, a 128-token ring block (512 KiB) x0, no logits (its prompt ends at
+  // 512); chunk 1 (256-511) likewise at its offsets, with the logits. Each chunk's stage
+  // times as above, the chunks through the stages by the recurrence:
+  //   TTFT = max(c0_0 + c1_0 + xb', c0_0 + xb' + c0_1) + c1_1   (xb' the 1 MiB boundary)
+  TrainiumPipeline cp2(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 2);
+  const PipelineResult r2 = cp2.run(m, 512);
+  const std::uint64_t x0 = run_collective(pair, Collective::kAllGather, 2 * 128 * 4096).time_ps;
+  Parts c0, c1;
+  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {0, 192}, {512, 512})), x0, c0);
+  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {64, 128}, {512, 512})), x0, c0);
+  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {256, 448}, {512, 512})), x0, c1);
+  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {320, 384}, {512, 512})), x0, c1);
+  const std::uint64_t xb2 = run_collective(pair, Collective::kAllGather, 2 * 128 * 4096 * 2).time_ps;
+  const std::uint64_t c00 = c0.before + c0.layer[0], c01 = c0.layer[1] + c0.after;
+  const std::uint64_t c10 = c1.before + c1.layer[0], c11 = c1.layer[1] + c1.after;
+  ASSERT_EQ(r2.stage_ps.size(), 2u);
+  EXPECT_EQ(r2.stage_ps[0], (std::vector<std::uint64_t>{c00, c01}));
+  EXPECT_EQ(r2.stage_ps[1], (std::vector<std::uint64_t>{c10, c11}));
+  EXPECT_EQ(r2.transfer_ps, (std::vector<std::uint64_t>{xb2, xb2}));
+  EXPECT_EQ(r2.total_ps, std::max(c00 + c10 + xb2, c00 + xb2 + c01) + c11);
+  EXPECT_GE(r2.seconds(), r2.floor.step_s);
+  // Chips: TP 64 x LNC 2 x PP 2 x CP 2 on a 16-chip instance needs 64.
+  PrefillConfig wide = exact(64, 2);
+  wide.cp_degree = 2;
+  try {
+    (void)TrainiumPipeline(trainium2_chip(), InstanceConfig{}, wide, 2, 1, 1);
+    FAIL() << "64 chips accepted on a 16-chip instance";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(),
+                ::testing::HasSubstr("x pp 2 x cp_degree 2 x dp 1 needs 64 chips but the instance has 16"));
   }
 }
 
