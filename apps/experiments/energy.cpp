@@ -181,4 +181,21 @@ nlohmann::json RunEnergy::summary(double seconds, const std::map<std::string, Ac
        {{"output", per_joule(output_tokens)}, {"all", per_joule(output_tokens + prompt_tokens)}}}};
 }
 
+PassFleet read_pass_fleet(config::Section& root,
+                          const std::vector<std::pair<std::string, std::uint64_t>>& fleet,
+                          const workloads::TransformerModel& model) {
+  PassFleet f;
+  for (const auto& [kind, count] : fleet) {
+    if (count > 0) f.cost.fleet.push_back(read_fleet_part(root, kind, count));
+  }
+  f.energy = read_run_energy(root, f.cost, model);
+  return f;
+}
+
+void PassFleet::summarize(nlohmann::json& s, double seconds, const std::map<std::string, Activity>& activity,
+                          double efa_bytes, std::uint64_t output_tokens, std::uint64_t prompt_tokens) const {
+  s["cost"] = cost.summary(seconds, output_tokens, prompt_tokens);
+  s["energy"] = energy.summary(seconds, activity, efa_bytes, output_tokens, prompt_tokens);
+}
+
 }  // namespace wse::experiments

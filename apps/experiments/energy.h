@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -80,6 +81,25 @@ struct RunEnergy {
 // The power models of the fleet that `cost` rents (same kinds and counts), energy.efa and
 // energy.pue.
 RunEnergy read_run_energy(config::Section& root, const RunCost& cost,
+                          const workloads::TransformerModel& model);
+
+// The fleet of a single-pass mode (trainium_prefill, trainium_decode, op_trace,
+// kv_transfer) with its prices and power models, and its summary: the machines are held
+// for the pass's simulated time, as a serving run holds its fleet for the run.
+struct PassFleet {
+  RunCost cost;
+  RunEnergy energy;
+  // summary.json `cost` and `energy` of a pass of `seconds` whose machines did `activity`
+  // (by kind), whose EFA network (or the link standing for it) carried `efa_bytes`, that
+  // produced `output_tokens` from `prompt_tokens` prompt tokens.
+  void summarize(nlohmann::json& s, double seconds, const std::map<std::string, Activity>& activity,
+                 double efa_bytes, std::uint64_t output_tokens, std::uint64_t prompt_tokens) const;
+};
+
+// `count` machines of `kind` (trainium_instance, gpu_instance, cs3): their price and power
+// models, energy.efa and energy.pue.
+PassFleet read_pass_fleet(config::Section& root,
+                          const std::vector<std::pair<std::string, std::uint64_t>>& fleet,
                           const workloads::TransformerModel& model);
 
 }  // namespace wse::experiments

@@ -8,7 +8,8 @@
 
 namespace wse::experiments {
 
-GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model, bool multi_node) {
+GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model, bool multi_node,
+                      bool stages) {
   GpuSide g;
   config::Section gpu_s = root.section("gpu", "one GPU (streaming multiprocessors, tensor cores, HBM)");
   g.gpu = gpu::read_gpu_config(gpu_s);
@@ -27,7 +28,7 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
                     (multi_node ? ", or be a multiple of them (a group over several instances)" : "") +
                     "; got " + std::to_string(tp));
   }
-  if (pp > 1 && !multi_node) {
+  if (pp > 1 && !stages) {
     pass_s.fail("pp_degree",
                 "pipeline stages run in mode gpu_only only (each engine a serving machine); "
                 "use pp_degree 1, got " +
@@ -80,8 +81,8 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
             " (a divisor of the instance's " + n_gpus + " GPUs)";
     } else if (multi_node) {
       fix = "the model needs " + std::to_string(need) + " GPUs' HBM, more than one instance has: raise " +
-            "gpu_pass.pp_degree (stages on instances of their own) or tp_degree to a multiple of the " +
-            n_gpus + " GPUs, or use a GPU with more HBM";
+            std::string(stages ? "gpu_pass.pp_degree (stages on instances of their own) or " : "gpu_pass.") +
+            "tp_degree to a multiple of the " + n_gpus + " GPUs, or use a GPU with more HBM";
     } else {
       fix = "the model needs " + std::to_string(need) +
             " GPUs' HBM, more than one instance has: use a GPU with more HBM";

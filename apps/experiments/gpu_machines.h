@@ -237,9 +237,11 @@ struct GpuSide {
   std::uint64_t kv_capacity_bytes = 0;  // per serving machine: a group's after the weights, / pp engines
 };
 
-// `multi_node`: whether the mode accepts a group over several instances (gpu_only); the
-// others refuse it at gpu_pass.tp_degree or pp_degree.
+// `multi_node`: whether the mode accepts a group over several instances (every GPU mode:
+// tp_degree a multiple of the instance's GPUs, or with `stages` pipeline stages on
+// instances of their own); `stages`: whether it accepts pp_degree > 1 (gpu_only only; the
+// disaggregated modes refuse it at gpu_pass.pp_degree).
 GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model,
-                      bool multi_node = false);
+                      bool multi_node = false, bool stages = false);
 
 }  // namespace wse::experiments

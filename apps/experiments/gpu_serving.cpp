@@ -86,8 +86,10 @@ class TrainiumPrefillGpuDecode final : public ServingExperiment {
                            trace::Writer* trace)
       : ServingExperiment(model, cfg, std::move(faults)) {
     prefill_ = std::make_unique<TrainiumPrefillPool>("trainium", cfg_.prefill_instances, trn, model_);
-    decode_ = std::make_unique<GpuMachines>("gpu", decode_instances, g.groups, g.gpu, g.node, g.pass, model_);
-    kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, fault_schedule().efa, trace);
+    decode_ = std::make_unique<GpuMachines>("gpu", decode_instances, g.groups, g.gpu, g.node, g.pass, model_,
+                                            g.span);
+    // A group over several instances receives on each instance's attachment.
+    kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, fault_schedule().efa, trace, 1, g.span);
     serving::KvPath* path = kv_path_.get();
     if (trn.prefill.dp_degree > 1) {
       // The prefill replicas of an instance (prefill.dp_degree) share its EFA sender.
@@ -118,7 +120,7 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   config::Section tr = root;  // replaced by the workload.trace section
   ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
   const workloads::TransformerModel& model = in.model;
-  const GpuSide g = read_gpu_side(root, model, true);
+  const GpuSide g = read_gpu_side(root, model, true, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
   cfg.placement = serving::Placement::colocated;
@@ -153,22 +155,37 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   ModelAndTrace in = read_model_and_trace(root, &tr, info.memory);
   const workloads::TransformerModel& model = in.model;
   const TrainiumSide trn = read_trainium_side(root);
-  const GpuSide g = read_gpu_side(root, model);
+  const GpuSide g = read_gpu_side(root, model, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
   cfg.placement = serving::Placement::disaggregated;
   cfg.layers = model.layers;
   cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
   const unsigned decode_instances = read_machine_count(sv, "decode_instances", "GPU instances that decode");
-  cfg.decode_systems = decode_instances * g.groups;
-  efa::EfaNetworkConfig efa = read_serving_efa(
-      root, {cfg.prefill_instances, located_key(sv, "prefill_instances"), ""},
-      {cfg.decode_systems,
-       located_key(sv, "decode_instances") + " x the tensor-parallel groups of an instance, " +
-           located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
-           located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree"),
-       "every group is an EFA receiver"});
-  charge_kv_transfers(info.memory, sv, cfg, efa, in.requests.size(), 1);
+  if (decode_instances % g.span != 0) {
+    sv.fail("decode_instances",
+            "a model copy spans " + std::to_string(g.span) +
+                " instances (gpu_pass.tp_degree over gpu_instance.gpus): use a multiple of " +
+                std::to_string(g.span) + "; got " + std::to_string(decode_instances));
+  }
+  // The decode machines: the groups of each instance, or the groups over span instances.
+  cfg.decode_systems = g.span > 1 ? decode_instances / g.span : decode_instances * g.groups;
+  // Every group is an EFA receiver; a group over several instances is one per instance.
+  const DerivedCount receivers =
+      g.span > 1
+          ? DerivedCount{decode_instances, located_key(sv, "decode_instances"),
+                         "a group spans " + std::to_string(g.span) +
+                             " instances, each receiving on its own EFA attachment"}
+          : DerivedCount{cfg.decode_systems,
+                         located_key(sv, "decode_instances") +
+                             " x the tensor-parallel groups of an instance, " +
+                             located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
+                             located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree"),
+                         "every group is an EFA receiver"};
+  efa::EfaNetworkConfig efa =
+      read_serving_efa(root, {cfg.prefill_instances, located_key(sv, "prefill_instances"), ""}, receivers);
+  // A group over span instances takes each message as span writes.
+  charge_kv_transfers(info.memory, sv, cfg, efa, in.requests.size() * g.span, 1);
   FaultSchedule faults = read_faults(root, &efa, cfg.decode_systems);
   // The prefill instance holds the whole model in its HBM (as in trainium_disaggregated).
   const std::uint64_t trn_hbm = trn.chip.hbm.capacity().bytes * trn.instance.chips();

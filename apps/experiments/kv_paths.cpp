@@ -1,7 +1,10 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn: the writes of a spanning machine, in parallel
 #include "apps/experiments/kv_paths.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace wse::experiments {
 
@@ -14,8 +17,12 @@ void SharedLinkKvPath::transfer(unsigned prefill_instance, unsigned /*decode_sys
 }
 
 EfaKvPath::EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& config,
-                     const efa::EfaFaults& faults, trace::Writer* trace)
-    : sc_module(name), network_("efa", config, faults) {
+                     const efa::EfaFaults& faults, trace::Writer* trace, unsigned sender_span,
+                     unsigned receiver_span)
+    : sc_module(name),
+      network_("efa", config, faults),
+      sender_span_(std::max(sender_span, 1u)),
+      receiver_span_(std::max(receiver_span, 1u)) {
   network_.set_trace(trace);
   for (std::uint32_t i = 0; i < config.senders; ++i) {
     const std::string n = "host" + std::to_string(i);
@@ -25,6 +32,26 @@ EfaKvPath::EfaKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkC
 }
 
 void EfaKvPath::transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) {
+  const unsigned n = std::max(sender_span_, receiver_span_);
+  if (n == 1) {
+    write(prefill_instance, decode_system, bytes);
+    return;
+  }
+  sc_core::sc_event_and_list all;
+  std::vector<sc_core::sc_process_handle> handles;
+  for (unsigned i = 0; i < n; ++i) {
+    const std::uint64_t part = bytes * (i + 1) / n - bytes * i / n;
+    if (part == 0) continue;
+    const unsigned sender = prefill_instance * sender_span_ + i % sender_span_;
+    const unsigned receiver = decode_system * receiver_span_ + i % receiver_span_;
+    handles.push_back(sc_core::sc_spawn([this, sender, receiver, part] { write(sender, receiver, part); },
+                                        sc_core::sc_gen_unique_name("kv_part")));
+    all &= handles.back().terminated_event();
+  }
+  if (!handles.empty()) sc_core::wait(all);
+}
+
+void EfaKvPath::write(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) {
   efa::EfaWorkRequestExt ext;
   ext.target = network_.engine().config().senders + decode_system;
   ext.bytes = bytes;

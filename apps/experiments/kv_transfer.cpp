@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <systemc>
 
+#include "apps/experiments/energy.h"
 #include "apps/experiments/inputs.h"
 #include "apps/experiments/kv_paths.h"
 #include "efa_link/efa_config.h"
@@ -52,6 +53,12 @@ class KvTransferSystem : public sc_core::sc_module, public stats::Provider {
   const std::vector<Record>& records() const { return records_; }
   const std::vector<workloads::Request>& requests() const { return requests_; }
   std::uint64_t total_bytes() const { return bytes_.value(); }
+  // Prompt tokens whose KV caches were sent.
+  std::uint64_t prompt_tokens() const {
+    std::uint64_t n = 0;
+    for (const auto& r : requests_) n += r.input_tokens;
+    return n;
+  }
 
  private:
   // Sender s handles requests s, s + senders, ... in arrival order.
@@ -105,6 +112,9 @@ class KvTransfer final : public sim::Experiment {
 
   double simulated_seconds() const override { return end_s_; }
 
+  // The machines at the two ends, held for the run: summary.json `cost` and `energy`.
+  void set_fleet(PassFleet f) { fleet_ = std::move(f); }
+
   void summarize(nlohmann::json& s) const override {
     const auto& recs = system_->records();
     stats::Distribution t("t", "s", "");
@@ -128,6 +138,10 @@ class KvTransfer final : public sim::Experiment {
                         // All KV bytes over the simulated time: the load the trace offers the path.
                         {"offered_load_bytes_per_s",
                          end_s_ > 0 ? static_cast<double>(system_->total_bytes()) / end_s_ : 0.0}};
+    // The end machines do no modelled work here (static power only); the network carries
+    // the KV bytes (the link stands for the EFA attachment, priced as EFA). Tokens: the
+    // prompts whose KV caches crossed; no output token is produced.
+    fleet_.summarize(s, end_s_, {}, static_cast<double>(system_->total_bytes()), 0, system_->prompt_tokens());
   }
 
   std::map<std::string, std::string> extra_files() const override {
@@ -148,6 +162,7 @@ class KvTransfer final : public sim::Experiment {
   workloads::TransformerModel model_;
   std::unique_ptr<KvTransferSystem> system_;
   double end_s_ = 0;
+  PassFleet fleet_;
 };
 
 // The largest KV cache must cross the link, unloaded, within the longest simulated time:
@@ -198,6 +213,13 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
   if (net == Network::link) {
     senders = static_cast<unsigned>(kv.integer(
         "senders", {.doc = "prefill machines sending KV caches", .def = "1", .min = 1, .max = 4096}));
+    receivers = static_cast<unsigned>(
+        kv.integer("receivers",
+                   {.doc = "decode machines receiving KV caches (request i to receiver i mod receivers; they "
+                           "share the link, so only the fleet's cost and energy depend on it)",
+                    .def = "1",
+                    .min = 1,
+                    .max = 4096}));
     config::Section link_s = kv.section("link", "the shared link (bandwidth, latency, arbitration)");
     const tlm_blocks::SharedResourceConfig link = tlm_blocks::read_shared_resource_config(link_s, senders);
     if (link.initiators != senders) {
@@ -212,7 +234,50 @@ std::unique_ptr<sim::Experiment> make_kv_transfer(config::Section& root, const s
     receivers = efa.receivers;
     path = std::make_unique<EfaKvPath>("kv_path", efa, efa::EfaFaults{}, info.trace);
   }
-  return std::make_unique<KvTransfer>(std::move(path), std::move(in.requests), in.model, senders, receivers);
+  // The machines at the two ends (docs/cost.md, docs/energy.md): by default the default
+  // system's, Trainium instances sending into CS-3s.
+  enum class Kind { none, trainium_instance, gpu_instance, cs3 };
+  const auto read_kind = [&kv](std::string_view key, std::string_view doc, std::string_view def) {
+    return kv.enumeration<Kind>(key, {.doc = doc, .def = def},
+                                {{"none", Kind::none},
+                                 {"trainium_instance", Kind::trainium_instance},
+                                 {"gpu_instance", Kind::gpu_instance},
+                                 {"cs3", Kind::cs3}});
+  };
+  const auto kind_name = [](Kind k) -> std::string {
+    switch (k) {
+      case Kind::trainium_instance:
+        return "trainium_instance";
+      case Kind::gpu_instance:
+        return "gpu_instance";
+      case Kind::cs3:
+        return "cs3";
+      case Kind::none:
+        break;
+    }
+    return "none";
+  };
+  const Kind sender_kind =
+      read_kind("sender_machine",
+                "what each sender is, for the run's cost and energy (the cost.hourly and "
+                "energy keys of that kind; none: not charged)",
+                "trainium_instance");
+  const Kind receiver_kind = read_kind(
+      "receiver_machine", "what each receiver is, for the run's cost and energy (as sender_machine)", "cs3");
+  std::vector<std::pair<std::string, std::uint64_t>> fleet;
+  if (sender_kind != Kind::none) fleet.emplace_back(kind_name(sender_kind), senders);
+  if (receiver_kind != Kind::none) {
+    if (!fleet.empty() && fleet.back().first == kind_name(receiver_kind)) {
+      fleet.back().second += receivers;
+    } else {
+      fleet.emplace_back(kind_name(receiver_kind), receivers);
+    }
+  }
+  PassFleet pass_fleet = read_pass_fleet(root, fleet, in.model);
+  auto run =
+      std::make_unique<KvTransfer>(std::move(path), std::move(in.requests), in.model, senders, receivers);
+  run->set_fleet(std::move(pass_fleet));
+  return run;
 }
 
 }  // namespace wse::experiments

@@ -127,6 +127,22 @@ double TrainiumMachine::step(const std::vector<std::uint32_t>& contexts) {
   return r.seconds();
 }
 
+Activity trainium_activity(const neuron::PrefillResult& r, double hbm_bytes_per_s, double link_bytes_per_s) {
+  Activity a;
+  a.flops = static_cast<double>(r.busy.flops);
+  a.memory_bytes = r.busy.hbm_ps * 1e-12 * hbm_bytes_per_s * r.chips;
+  a.link_bytes = r.busy.link_ps * 1e-12 * link_bytes_per_s;
+  return a;
+}
+
+Activity trainium_activity(const neuron::PipelineResult& r, double hbm_bytes_per_s, double link_bytes_per_s) {
+  Activity a;
+  a.flops = static_cast<double>(r.busy.flops);
+  a.memory_bytes = r.busy.hbm_ps * 1e-12 * hbm_bytes_per_s * r.chips_per_stage;
+  a.link_bytes = r.busy.link_ps * 1e-12 * link_bytes_per_s;
+  return a;
+}
+
 void TrainiumMachine::account(const neuron::PrefillResult& r) {
   tensor_.add_busy(r.tensor_utilization() * r.seconds());
   vector_.add_busy(r.vector_utilization() * r.seconds());
@@ -137,9 +153,7 @@ void TrainiumMachine::account(const neuron::PrefillResult& r) {
   for (std::size_t i = 0; i < algorithms_.size(); ++i)
     algorithms_[i]->add_busy(r.busy.algorithm_ps[i] * 1e-12);
   chip_runs_.add(r.busy.chip_runs);
-  activity_.flops += static_cast<double>(r.busy.flops);
-  activity_.memory_bytes += r.busy.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips;
-  activity_.link_bytes += r.busy.link_ps * 1e-12 * runner_.link_bytes_per_s();
+  activity_ += trainium_activity(r, runner_.hbm_bytes_per_s(), runner_.link_bytes_per_s());
 }
 
 void TrainiumMachine::account(const neuron::PipelineResult& r) {
@@ -156,9 +170,7 @@ void TrainiumMachine::account(const neuron::PipelineResult& r) {
   for (std::size_t i = 0; i < algorithms_.size(); ++i)
     algorithms_[i]->add_busy(b.algorithm_ps[i] * 1e-12 / groups);
   chip_runs_.add(b.chip_runs);
-  activity_.flops += static_cast<double>(b.flops);
-  activity_.memory_bytes += b.hbm_ps * 1e-12 * runner_.hbm_bytes_per_s() * r.chips_per_stage;
-  activity_.link_bytes += b.link_ps * 1e-12 * runner_.link_bytes_per_s();
+  activity_ += trainium_activity(r, runner_.hbm_bytes_per_s(), runner_.link_bytes_per_s());
 }
 
 nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machines) {

@@ -24,6 +24,14 @@
 
 namespace wse::experiments {
 
+// The energy model's counts (Activity) of one Trainium pass, or of a pipeline's passes,
+// on chips of `hbm_bytes_per_s` HBM peak bandwidth joined by links of `link_bytes_per_s`:
+// the tensor engines' matrix FLOPs, each pass's HBM data-bus busy time per chip x the
+// peak x the pass's chips (a pipeline: a stage group's), and the links' busy time summed
+// over the directed links x one link's bandwidth.
+Activity trainium_activity(const neuron::PrefillResult& r, double hbm_bytes_per_s, double link_bytes_per_s);
+Activity trainium_activity(const neuron::PipelineResult& r, double hbm_bytes_per_s, double link_bytes_per_s);
+
 // One Trainium instance: both phases run its operator graphs on the Trainium model.
 class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBackend {
  public:

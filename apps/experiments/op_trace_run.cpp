@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/experiments/energy.h"
+#include "apps/experiments/machines.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/prefill.h"
@@ -27,6 +29,9 @@ class OpTraceRun final : public sim::Experiment {
         link_(stats_.utilization("neuronlink", "NeuronLink links busy, mean over links")) {
     runner_.check_capacity(trace_.graph, trace_.model.weight_bytes);
   }
+
+  // The instance held for the pass: summary.json `cost` and `energy`.
+  void set_fleet(PassFleet f) { fleet_ = std::move(f); }
 
   void run(sim::RunContext&) override {
     result_ = runner_.run(trace_.graph, trace_.model.weight_bytes);
@@ -60,6 +65,18 @@ class OpTraceRun final : public sim::Experiment {
         {"collective_s", f.collective_s},
         {"step_s", f.step_s},
         {"ratio", f.step_s > 0.0 ? result_.seconds() / f.step_s : 0.0}};
+    // Tokens: a decode pass yields one output token per sequence through the LM head; a
+    // prefill (or mixed) pass computes its sequences' new tokens as prompt tokens and
+    // yields one output token per sequence through the LM head.
+    std::uint64_t output = 0, prompt = 0;
+    for (const workloads::Sequence& q : g.sequences) {
+      output += q.logits ? 1 : 0;
+      if (g.phase != "decode") prompt += q.new_tokens;
+    }
+    fleet_.summarize(s, result_.seconds(),
+                     {{"trainium_instance",
+                       trainium_activity(result_, runner_.hbm_bytes_per_s(), runner_.link_bytes_per_s())}},
+                     0.0, output, prompt);
   }
   std::map<std::string, std::string> extra_files() const override {
     sim::CsvWriter csv({"layer", "start_s", "end_s", "reused"});
@@ -79,6 +96,7 @@ class OpTraceRun final : public sim::Experiment {
   stats::Utilization& vector_;
   stats::Utilization& hbm_;
   stats::Utilization& link_;
+  PassFleet fleet_;
 };
 
 }  // namespace
@@ -102,12 +120,19 @@ std::unique_ptr<sim::Experiment> make_op_trace(config::Section& root, const sim:
   const neuron::InstanceConfig instance = neuron::read_instance_config(inst);
   config::Section pre = root.section("prefill", "how operators are sharded and run on the instance");
   const neuron::PrefillConfig prefill = neuron::read_prefill_config(pre);
+  // The prices and power models: the FLOP figure by the trace's weight type.
+  workloads::TransformerModel weights;
+  weights.linear_dtype = trace.model.weight_dtype;
+  PassFleet fleet = read_pass_fleet(root, {{"trainium_instance", 1}}, weights);
+  std::unique_ptr<OpTraceRun> run;
   try {
-    return std::make_unique<OpTraceRun>(std::move(trace), chip, instance, prefill);
+    run = std::make_unique<OpTraceRun>(std::move(trace), chip, instance, prefill);
   } catch (const std::exception& e) {
     // Capacity: the trace's model and batch do not fit the instance's HBM.
     ot.fail("path", e.what());
   }
+  run->set_fleet(std::move(fleet));
+  return run;
 }
 
 }  // namespace wse::experiments

@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "apps/experiments/energy.h"
 #include "apps/experiments/inputs.h"
+#include "apps/experiments/machines.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
 #include "neuroncore/transformer/pipeline_op.h"
@@ -53,7 +55,12 @@ class TrainiumPrefillRun final : public sim::Experiment {
       : model_(std::move(model)),
         prompt_tokens_(prompt_tokens),
         prefill_(prefill),
-        pipeline_(chip, instance, prefill, prefill.pp_degree, prefill.dp_degree, prefill.microbatches) {}
+        pipeline_(chip, instance, prefill, prefill.pp_degree, prefill.dp_degree, prefill.microbatches),
+        hbm_bytes_per_s_(chip.hbm.peak_bandwidth().bytes_per_s),
+        link_bytes_per_s_(instance.link_bandwidth.bytes_per_s) {}
+
+  // The instance held for the prompt's prefill: summary.json `cost` and `energy`.
+  void set_fleet(PassFleet f) { fleet_ = std::move(f); }
 
   void run(sim::RunContext&) override { result_ = pipeline_.run(model_, prompt_tokens_); }
   double simulated_seconds() const override { return result_.seconds(); }
@@ -92,6 +99,10 @@ class TrainiumPrefillRun final : public sim::Experiment {
     }
     // The floor of the prompt's prefill, as the serving modes give their passes'.
     s["trainium"]["floor"]["prefill_pass"] = floor_json(result_.floor, result_.seconds());
+    // The instance for the time to the first token: the prompt's tokens, one output token.
+    fleet_.summarize(s, result_.seconds(),
+                     {{"trainium_instance", trainium_activity(result_, hbm_bytes_per_s_, link_bytes_per_s_)}},
+                     0.0, 1, prompt_tokens_);
   }
 
  private:
@@ -100,6 +111,8 @@ class TrainiumPrefillRun final : public sim::Experiment {
   neuron::PrefillConfig prefill_;
   neuron::TrainiumPipeline pipeline_;
   neuron::PipelineResult result_;
+  double hbm_bytes_per_s_, link_bytes_per_s_;
+  PassFleet fleet_;
 };
 
 // Mode trainium_decode: one decode step of `sequences` sequences with `context_tokens`
@@ -115,7 +128,12 @@ class TrainiumDecodeRun final : public sim::Experiment {
         sequences_(sequences),
         context_(context),
         split_(split),
-        pipeline_(chip, instance, split, split.pp_degree, split.dp_degree, split.microbatches) {}
+        pipeline_(chip, instance, split, split.pp_degree, split.dp_degree, split.microbatches),
+        hbm_bytes_per_s_(chip.hbm.peak_bandwidth().bytes_per_s),
+        link_bytes_per_s_(instance.link_bandwidth.bytes_per_s) {}
+
+  // The instance held for the step: summary.json `cost` and `energy`.
+  void set_fleet(PassFleet f) { fleet_ = std::move(f); }
 
   const neuron::TrainiumPipeline& pipeline() const { return pipeline_; }
   void run(sim::RunContext&) override {
@@ -142,6 +160,11 @@ class TrainiumDecodeRun final : public sim::Experiment {
         {"tokens_per_s", result_.seconds() > 0.0 ? static_cast<double>(sequences_) / result_.seconds() : 0.0},
         {"breakdown", breakdown(result_)}};
     s["trainium"]["floor"]["decode_step"] = floor_json(result_.floor, result_.seconds());
+    // The instance for one step (the inter-token latency): one output token per sequence,
+    // no prompt token. The work is every replica's.
+    fleet_.summarize(s, result_.seconds(),
+                     {{"trainium_instance", trainium_activity(result_, hbm_bytes_per_s_, link_bytes_per_s_)}},
+                     0.0, sequences_, 0);
   }
 
  private:
@@ -150,6 +173,8 @@ class TrainiumDecodeRun final : public sim::Experiment {
   neuron::PrefillConfig split_;
   neuron::TrainiumPipeline pipeline_;
   neuron::PipelineResult result_;
+  double hbm_bytes_per_s_, link_bytes_per_s_;
+  PassFleet fleet_;
 };
 
 }  // namespace
@@ -211,6 +236,7 @@ std::unique_ptr<sim::Experiment> make_trainium_decode(config::Section& root,
                              " B short); fewer sequences or a shorter "
                              "context, or raise trainium_decode.tp_degree or pp_degree");
   }
+  run->set_fleet(read_pass_fleet(root, {{"trainium_instance", 1}}, model));
   return run;
 }
 
@@ -278,6 +304,7 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill(config::Section& root,
                  std::to_string(have) + " B (" + std::to_string(f.total() - have) + " B short); " +
                  (cp ? "lower cp_degree (more chips per group)" : "raise pp_degree or tp_degree"));
   }
+  run->set_fleet(read_pass_fleet(root, {{"trainium_instance", 1}}, model));
   return run;
 }
 

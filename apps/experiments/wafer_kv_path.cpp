@@ -30,9 +30,9 @@ WaferIngress wafer_ingress(const wafer::WaferConfig& w, const std::vector<wafer:
 WaferKvPath::WaferKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& efa,
                          const efa::EfaFaults& faults, const wafer::WaferConfig& wafer,
                          std::vector<wafer::LayerRegion> regions, unsigned wafers, unsigned systems,
-                         trace::Writer* trace)
+                         trace::Writer* trace, unsigned sender_span)
     : sc_module(name),
-      efa_("efa_path", efa, faults, trace),
+      efa_("efa_path", efa, faults, trace, sender_span),
       wafer_(wafer),
       regions_(std::move(regions)),
       wafers_(wafers),

@@ -46,11 +46,12 @@ class WaferKvPath : public sc_core::sc_module, public serving::KvPath, public st
  public:
   // `regions`: the placement of one decode system (all systems are placed alike);
   // `wafers`: CS-3s per decode system; `systems`: decode systems; `faults`: the EFA part
-  // of the run's fault schedule.
+  // of the run's fault schedule; `sender_span`: EFA senders per prefill machine (a GPU
+  // group over several instances sends from each, EfaKvPath).
   WaferKvPath(const sc_core::sc_module_name& name, const efa::EfaNetworkConfig& efa,
               const efa::EfaFaults& faults, const wafer::WaferConfig& wafer,
               std::vector<wafer::LayerRegion> regions, unsigned wafers, unsigned systems,
-              trace::Writer* trace);
+              trace::Writer* trace, unsigned sender_span = 1);
   void transfer(unsigned prefill_instance, unsigned decode_system, std::uint64_t bytes) override;
   void transfer_layers(unsigned prefill_instance, unsigned decode_system, std::uint32_t first_layer,
                        std::uint32_t last_layer, std::uint64_t bytes, std::uint64_t request) override;

@@ -141,12 +141,15 @@ class WaferServing final : public ServingExperiment {
                                            cfg_.decode_systems, trainium);
     // GPU prefill (gpu_prefill_cs3_decode): the prefill machines are the GPU groups.
     if (gpu) {
-      gpu_ = std::make_unique<GpuMachines>("gpu", cfg_.prefill_instances / gpu->groups, gpu->groups, gpu->gpu,
-                                           gpu->node, gpu->pass, model_);
+      const unsigned instances =
+          gpu->span > 1 ? cfg_.prefill_instances * gpu->span : cfg_.prefill_instances / gpu->groups;
+      gpu_ = std::make_unique<GpuMachines>("gpu", instances, gpu->groups, gpu->gpu, gpu->node, gpu->pass,
+                                           model_, gpu->span);
     }
     if (efa) {
-      kv_path_ = std::make_unique<WaferKvPath>("kv_path", *efa, fault_schedule().efa, wafer_,
-                                               decoder_->regions(), dcfg_.wafers, cfg_.decode_systems, trace);
+      kv_path_ =
+          std::make_unique<WaferKvPath>("kv_path", *efa, fault_schedule().efa, wafer_, decoder_->regions(),
+                                        dcfg_.wafers, cfg_.decode_systems, trace, gpu ? gpu->span : 1);
     }
     serving::KvPath* path = kv_path_.get();
     if (kv_path_ && trainium && trainium->prefill.dp_degree > 1) {
@@ -243,7 +246,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   std::optional<TrainiumSide> trainium;
   std::optional<GpuSide> gpu;
   if (gpu_prefill) {
-    gpu = read_gpu_side(root, model);
+    gpu = read_gpu_side(root, model, true);
   } else if (placement == serving::Placement::disaggregated) {
     trainium = read_trainium_side(root);
   }
@@ -269,18 +272,34 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   cfg.placement = placement;
   cfg.layers = model.layers;
   std::optional<efa::EfaNetworkConfig> efa;
+  unsigned gpu_instances = 0;  // GPU prefill: the instances of the prefill pool
   if (placement == serving::Placement::colocated) {
     cfg.prefill_instances = cfg.decode_systems = read_machine_count(
         sv, "systems",
         "CS-3 decode systems serving the trace (each decode.wafers CS-3s holding one model copy)");
   } else {
-    cfg.prefill_instances =
-        gpu ? read_machine_count(sv, "prefill_instances", "GPU instances that prefill") * gpu->groups
-            : read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
+    if (gpu) {
+      gpu_instances = read_machine_count(sv, "prefill_instances", "GPU instances that prefill");
+      if (gpu_instances % gpu->span != 0) {
+        sv.fail("prefill_instances",
+                "a model copy spans " + std::to_string(gpu->span) +
+                    " instances (gpu_pass.tp_degree over gpu_instance.gpus): use a multiple of " +
+                    std::to_string(gpu->span) + "; got " + std::to_string(gpu_instances));
+      }
+      // The prefill machines: the groups of each instance, or the groups over span instances.
+      cfg.prefill_instances = gpu->span > 1 ? gpu_instances / gpu->span : gpu_instances * gpu->groups;
+    } else {
+      cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
+    }
     cfg.decode_systems = read_machine_count(
         sv, "decode_systems", "CS-3 decode systems (each decode.wafers CS-3s holding one copy of the model)");
     DerivedCount senders{cfg.prefill_instances, located_key(sv, "prefill_instances"), ""};
-    if (gpu) {
+    if (gpu && gpu->span > 1) {
+      // A group over several instances sends from each instance's EFA attachment.
+      senders.count = gpu_instances;
+      senders.why =
+          "a group spans " + std::to_string(gpu->span) + " instances, each sending on its own EFA attachment";
+    } else if (gpu) {
       senders.from += " x the tensor-parallel groups of an instance, " +
                       located_key(root.section("gpu_instance", "the GPU instance"), "gpus") + " / " +
                       located_key(root.section("gpu_pass", "the GPU pass", true), "tp_degree");
@@ -290,7 +309,8 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
                            {cfg.decode_systems * dcfg.wafers,
                             located_key(sv, "decode_systems") + " x " + located_key(dec, "wafers"),
                             "every CS-3 has its own EFA attachment"});
-    charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size(), dcfg.wafers);
+    // A group over span instances takes each message as span writes.
+    charge_kv_transfers(info.memory, sv, cfg, *efa, in.requests.size() * (gpu ? gpu->span : 1), dcfg.wafers);
   }
   FaultSchedule faults = read_faults(root, efa ? &*efa : nullptr,
                                      placement == serving::Placement::disaggregated ? cfg.decode_systems : 0);
@@ -322,7 +342,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   }
   RunCost cost;
   if (gpu) {
-    cost.fleet.push_back(read_fleet_part(root, "gpu_instance", cfg.prefill_instances / gpu->groups));
+    cost.fleet.push_back(read_fleet_part(root, "gpu_instance", gpu_instances));
   } else if (placement == serving::Placement::disaggregated) {
     cost.fleet.push_back(read_fleet_part(root, "trainium_instance", trainium_instances));
   }

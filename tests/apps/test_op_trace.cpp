@@ -64,6 +64,24 @@ TEST(OpTraceMode, GenerateWriteReadRunGivesTheSameResult) {
   EXPECT_EQ(s["op_trace"]["operators"], generated.graph.ops.size());
   EXPECT_EQ(s["op_trace"]["flops"], generated.graph.total_flops());
   EXPECT_TRUE(fs::exists(dir / "out" / "layers.csv"));
+  // Energy and cost: one trn2.48xlarge over the pass (3,680 W static, $35.76/h), the
+  // pass's own counts priced at 0.532 pJ per BF16 FLOP and 31.2 pJ per HBM byte (its HBM
+  // busy time per chip x the chip's peak x the chips), PUE 1.15; two prompts of 512 + 256
+  // tokens, each ending in one output token.
+  const neuron::PrefillResult d = direct.run(generated.graph, generated.model.weight_bytes);
+  const nlohmann::json& t = s["energy"]["machines"]["trainium_instance"];
+  EXPECT_EQ(t["count"], 1);
+  EXPECT_DOUBLE_EQ(t["static_j"].get<double>(), 3680.0 * expected);
+  EXPECT_DOUBLE_EQ(t["compute_j"].get<double>(), 0.532 * 1e-12 * static_cast<double>(d.busy.flops));
+  EXPECT_GT(t["compute_j"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(t["hbm_j"].get<double>(),
+                   31.2 * 1e-12 * (d.busy.hbm_ps * 1e-12 * direct.hbm_bytes_per_s() * d.chips));
+  EXPECT_NEAR(s["energy"]["joules"].get<double>(), t["joules"].get<double>() * 1.15, 1e-12);
+  EXPECT_NEAR(s["energy"]["tokens_per_joule"]["output"].get<double>(),
+              2.0 / s["energy"]["joules"].get<double>(), 1e-12);
+  EXPECT_NEAR(s["energy"]["tokens_per_joule"]["all"].get<double>(),
+              770.0 / s["energy"]["joules"].get<double>(), 1e-9);
+  EXPECT_DOUBLE_EQ(s["cost"]["usd"].get<double>(), 35.76 * expected / 3600.0);
   fs::remove_all(dir);
 }
 

@@ -1,6 +1,7 @@
 // The energy of a run (apps/experiments/energy.h): the power model by hand, its keys read
 // from the configuration, and one small gpu_only run's energy derived by hand.
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -145,6 +146,128 @@ TEST(GpuOnlyEnergy, OneRequestByHand) {
   EXPECT_NEAR(e["tokens_per_joule"]["output"].get<double>(), 44.0 / joules, 1e-15);
   EXPECT_NEAR(e["tokens_per_joule"]["all"].get<double>(), 418.0 / joules, 1e-15);
   EXPECT_FALSE(e["machines"].contains("efa"));  // no KV crosses a network in gpu_only
+}
+
+// The KV-transfer leg alone (mode kv_transfer over one shared link), one request, by hand:
+// Llama-3.1-70B keeps 80 layers x 2 (K, V) x 8 KV heads x 128 x 2 B = 327,680 B per token,
+// so a 1,000-token prompt's cache is 327,680,000 B. The link (kv_link.yaml: 3.2 Tb/s =
+// 400 GB/s, 15 us) takes it in 327,680,000 / 4e11 = 819.2 us + 15 us: T = 834.2 us.
+// The ends (kv_link.yaml: one trn2.48xlarge sending, kv_transfer.receivers = 4 CS-3s):
+//   energy: static (3,680 + 4 x 6,980 = 31,600 W) x 834.2 us = 26.36072 J; the link's
+//   bytes at the EFA figure, 120 pJ x 327,680,000 = 0.0393216 J; IT 26.4000416 J, x PUE
+//   1.15 = 30.36004784 J; mean power 30.36004784 / 834.2e-6 = 36,394.207... W; 1,000
+//   prompt tokens, no output token: 1,000 / 30.36004784 = 32.9380... tokens per joule.
+//   cost: $35.76 + 4 x $95.06 = $416.00 per hour x 834.2 us / 3,600 s = $9.639644e-5,
+//   $0.09639644 per million tokens.
+TEST(PassEnergy, KvTransferOverOneLinkByHand) {
+  const fs::path dir = temp_path("wse_energy_kv_link");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "one.csv") << "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                 << "2023-11-16 18:15:46.6805900,1000,10\n";
+  const Result r = wse_emu("run configs/experiments/kv_link.yaml --quiet --set workload.trace.path='" +
+                               (dir / "one.csv").string() + "' --set kv_transfer.receivers=4 --out '" +
+                               (dir / "run").string() + "'",
+                           dir / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir / "run" / "summary.json"));
+  fs::remove_all(dir);
+  ASSERT_EQ(s["kv_transfer"]["bytes"], 327680000);
+  const double t = 834.2e-6;
+  EXPECT_NEAR(s["simulated_time_s"].get<double>(), t, 1e-12);
+  const nlohmann::json& e = s["energy"];
+  EXPECT_EQ(e["machines"]["trainium_instance"]["count"], 1);
+  EXPECT_EQ(e["machines"]["cs3"]["count"], 4);
+  EXPECT_NEAR(e["machines"]["trainium_instance"]["static_j"].get<double>(), 3680.0 * t, 1e-9);
+  EXPECT_NEAR(e["machines"]["cs3"]["static_j"].get<double>(), 4 * 6980.0 * t, 1e-9);
+  EXPECT_NEAR(e["machines"]["efa"]["joules"].get<double>(), 0.0393216, 1e-12);
+  EXPECT_NEAR(e["it_joules"].get<double>(), 26.4000416, 1e-9);
+  EXPECT_NEAR(e["joules"].get<double>(), 30.36004784, 1e-9);
+  EXPECT_NEAR(e["mean_power_w"].get<double>(), 30.36004784 / t, 1e-5);
+  EXPECT_EQ(e["tokens_per_joule"]["output"].get<double>(), 0.0);
+  EXPECT_NEAR(e["tokens_per_joule"]["all"].get<double>(), 1000.0 / 30.36004784, 1e-9);
+  const nlohmann::json& c = s["cost"];
+  EXPECT_NEAR(c["fleet_usd_per_hour"].get<double>(), 416.0, 1e-12);
+  EXPECT_NEAR(c["usd"].get<double>(), 9.639644444e-5, 1e-13);
+  EXPECT_NEAR(c["usd_per_million_tokens"].get<double>(), 0.09639644444, 1e-10);
+}
+
+// A decode step alone (mode trainium_decode): the instance held for the step's time, by
+// hand with the dynamic terms set to 0: 3,680 W x itl_s x 1.15 joules and $35.76 x itl_s
+// / 3,600; 8 sequences yield 8 output tokens and no prompt token. With the default
+// figures the step's own counts add FLOP, HBM and NeuronLink energy.
+TEST(PassEnergy, TrainiumDecodeStepHoldsTheInstanceForTheStep) {
+  const fs::path dir = temp_path("wse_energy_trn_decode");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string exp =
+      "run configs/experiments/trainium_latency/llama70b_trn2_decode.yaml --quiet "
+      "--set batch.sequences=8 ";
+  const Result r = wse_emu(exp +
+                               "--set energy.trainium_instance.pj_per_flop_16bit=0 --set "
+                               "energy.trainium_instance.pj_per_hbm_byte=0 --set "
+                               "energy.trainium_instance.pj_per_neuronlink_byte=0 --out '" +
+                               (dir / "static").string() + "'",
+                           dir / "io");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Result d = wse_emu(exp + "--out '" + (dir / "run").string() + "'", dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir / "static" / "summary.json"));
+  const nlohmann::json full = nlohmann::json::parse(slurp(dir / "run" / "summary.json"));
+  fs::remove_all(dir);
+  const double t = s["trainium_decode"]["itl_s"].get<double>();
+  ASSERT_GT(t, 0.0);
+  const double joules = 3680.0 * t * 1.15;
+  EXPECT_NEAR(s["energy"]["joules"].get<double>(), joules, 1e-12);
+  EXPECT_NEAR(s["energy"]["tokens_per_joule"]["output"].get<double>(), 8.0 / joules, 1e-9);
+  EXPECT_NEAR(s["energy"]["tokens_per_joule"]["all"].get<double>(), 8.0 / joules, 1e-9);
+  EXPECT_NEAR(s["cost"]["usd"].get<double>(), 35.76 * t / 3600.0, 1e-15);
+  EXPECT_NEAR(s["cost"]["usd_per_million_output_tokens"].get<double>(), 35.76 * t / 3600.0 / 8.0 * 1e6, 1e-9);
+  const nlohmann::json& m = full["energy"]["machines"]["trainium_instance"];
+  for (const char* term : {"compute_j", "hbm_j", "neuronlink_j"})
+    EXPECT_GT(m[term].get<double>(), 0.0) << term;
+  EXPECT_NEAR(m["joules"].get<double>(),
+              m["static_j"].get<double>() + m["compute_j"].get<double>() + m["hbm_j"].get<double>() +
+                  m["neuronlink_j"].get<double>(),
+              1e-9);
+}
+
+// Every single-pass mode's summary has `energy` and `cost`, and `wse-emu compare` shows
+// their tokens per joule and dollars per million tokens.
+TEST(PassEnergy, SinglePassModesReportEnergyAndCostAndCompareShowsThem) {
+  const fs::path dir = temp_path("wse_energy_single_pass");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const Result p = wse_emu(
+      "run configs/experiments/trainium_latency/llama70b_trn2_prefill.yaml --quiet --set prompt.tokens=256 "
+      "--out '" +
+          (dir / "prefill").string() + "'",
+      dir / "io");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Result d =
+      wse_emu("run configs/experiments/trainium_latency/llama70b_trn2_decode.yaml --quiet --out '" +
+                  (dir / "decode").string() + "'",
+              dir / "io");
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  const nlohmann::json s = nlohmann::json::parse(slurp(dir / "prefill" / "summary.json"));
+  const double ttft = s["trainium_prefill"]["ttft_s"].get<double>();
+  EXPECT_DOUBLE_EQ(s["cost"]["usd"].get<double>(), 35.76 * ttft / 3600.0);
+  // 256 prompt tokens and the first output token.
+  const double j = s["energy"]["joules"].get<double>();
+  EXPECT_GT(j, 3680.0 * ttft * 1.15);
+  EXPECT_NEAR(s["energy"]["tokens_per_joule"]["all"].get<double>(), 257.0 / j, 1e-12);
+  const Result c = wse_emu("compare '" + (dir / "prefill").string() + "' '" + (dir / "decode").string() +
+                               "' --out '" + (dir / "cmp").string() + "'",
+                           dir / "io");
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  const std::string csv = slurp(dir / "cmp" / "compare.csv");
+  fs::remove_all(dir);
+  for (const char* row : {"tokens_per_joule_all,", "usd_per_million_tokens,", "fleet_usd_per_hour,"}) {
+    const std::size_t at = csv.find(row);
+    ASSERT_NE(at, std::string::npos) << row << "\n" << csv;
+    const std::string line = csv.substr(at, csv.find('\n', at) - at);
+    EXPECT_EQ(line.find(",-"), std::string::npos) << line;
+  }
 }
 
 }  // namespace

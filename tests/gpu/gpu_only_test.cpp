@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <string>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -149,11 +151,18 @@ TEST_F(GpuOnly, ImpossibleMultiInstanceSplitsAreOneMessageAtTheirKey) {
   const Result stages = wse_emu("check " + exp + " --set gpu_pass.tp_degree=16", dir_ / "io");
   EXPECT_EQ(stages.exit_code, 2);
   EXPECT_NE(stages.err.find("gpu_pass.pp_degree"), std::string::npos) << stages.err;
-  // The disaggregated modes keep a group within one instance, without pipeline stages.
+  // The disaggregated modes take a group over several instances (whole ones: the pool's
+  // instances a multiple of the span), without pipeline stages.
   const Result dis = wse_emu(
       "check configs/experiments/trainium_prefill_gpu_decode.yaml --set gpu_pass.tp_degree=16", dir_ / "io");
   EXPECT_EQ(dis.exit_code, 2);
-  EXPECT_NE(dis.err.find("gpu_pass.tp_degree"), std::string::npos) << dis.err;
+  EXPECT_NE(dis.err.find("serving.decode_instances"), std::string::npos) << dis.err;
+  EXPECT_NE(dis.err.find("use a multiple of 2"), std::string::npos) << dis.err;
+  const Result dis_prefill = wse_emu(
+      "check configs/experiments/gpu_prefill_cs3_decode.yaml --set gpu_pass.tp_degree=16", dir_ / "io");
+  EXPECT_EQ(dis_prefill.exit_code, 2);
+  EXPECT_NE(dis_prefill.err.find("serving.prefill_instances"), std::string::npos) << dis_prefill.err;
+  EXPECT_NE(dis_prefill.err.find("use a multiple of 2"), std::string::npos) << dis_prefill.err;
   const Result dis_pp = wse_emu(
       "check configs/experiments/trainium_prefill_gpu_decode.yaml --set "
       "gpu_pass.tp_degree=4 --set gpu_pass.pp_degree=2",
@@ -249,6 +258,83 @@ TEST_F(GpuOnly, GpuPrefillCs3DecodeRuns) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("efa.senders"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("serving.prefill_instances"), std::string::npos) << bad.err;
+}
+
+// Resource paths of summary.json `utilization` containing `part` and ending in `leaf`
+// that were busy.
+int busy_paths(const nlohmann::json& s, const std::string& part, const std::string& leaf) {
+  int n = 0;
+  for (const auto& [k, v] : s["utilization"].items()) {
+    if (k.find(part) != std::string::npos && k.size() >= leaf.size() &&
+        k.compare(k.size() - leaf.size(), leaf.size(), leaf) == 0 && v.get<double>() > 0.0) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+// A tensor-parallel group over two instances as either pool of a disaggregated system:
+// Llama-3.1-8B at tp 16 on two p5.48xlarge (8 GPUs each), one request (374 prompt
+// tokens, 44 output tokens). Its passes are gpu_only's multi-node passes: the same
+// request in gpu_only on the same two instances runs the same 43 decode steps (contexts
+// 374 .. 416, one sequence) and the same prefill pass (374 tokens), so the means per pass
+// are equal. The KV network has one endpoint per instance: decode on two instances, two
+// EFA receivers, each taking half of every message; prefill on two, two senders.
+TEST_F(GpuOnly, TensorParallelGroupOverTwoInstancesInTheDisaggregatedModes) {
+  const std::string src = WSE_SOURCE_DIR;
+  const std::string common = "  - " + src + "/configs/models/llama-3.1-8b.yaml\n  - " + src +
+                             "/configs/workloads/azure_conv_1000.yaml\n  - " + src +
+                             "/configs/hardware/p5_48xlarge.yaml\n";
+  std::ofstream(dir_ / "gpu_only.yaml") << "experiment: {name: g, mode: gpu_only, seed: 1}\ninclude:\n"
+                                        << common << "serving: {instances: 2}\ngpu_pass: {tp_degree: 16}\n";
+  std::ofstream(dir_ / "trn_gpu.yaml")
+      << "experiment: {name: t, mode: trainium_prefill_gpu_decode, seed: 1}\ninclude:\n"
+      << common << "  - " << src << "/configs/hardware/trn2_48xlarge.yaml\n  - " << src
+      << "/configs/hardware/efa_trn2_48xlarge.yaml\n  - " << src << "/configs/hardware/efa_p5_receiver.yaml\n"
+      << "serving: {prefill_instances: 1, decode_instances: 2, kv_send: layerwise, kv_layers_per_message: "
+         "8}\n"
+      << "gpu_pass: {tp_degree: 16}\nefa: {srd: {grain: burst}}\n";
+  std::ofstream(dir_ / "gpu_cs3.yaml")
+      << "experiment: {name: c, mode: gpu_prefill_cs3_decode, seed: 1}\ninclude:\n"
+      << common << "  - " << src << "/configs/hardware/cs3.yaml\n  - " << src
+      << "/configs/hardware/cs3_decode.yaml\n  - " << src << "/configs/hardware/efa_trn2_48xlarge.yaml\n  - "
+      << src << "/configs/hardware/efa_p5_sender.yaml\n  - " << src
+      << "/configs/hardware/efa_cs3_receiver.yaml\n"
+      << "wafer: {fabric: {tile: 8}}\ndecode: {wafers: 1}\n"
+      << "serving: {prefill_instances: 2, decode_systems: 1, kv_send: layerwise, kv_layers_per_message: 8}\n"
+      << "gpu_pass: {tp_degree: 16}\nefa: {srd: {grain: burst}}\n";
+  std::map<std::string, nlohmann::json> s;
+  for (const char* name : {"gpu_only", "trn_gpu", "gpu_cs3"}) {
+    const Result r =
+        wse_emu("run '" + (dir_ / (std::string(name) + ".yaml")).string() +
+                    "' --quiet --set workload.trace.limit=1 --out '" + (dir_ / name).string() + "'",
+                dir_ / "io");
+    ASSERT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    s[name] = nlohmann::json::parse(slurp(dir_ / name / "summary.json"));
+    EXPECT_EQ(s[name]["requests"]["completed"], 1) << name;
+  }
+  const nlohmann::json& only = s["gpu_only"]["gpu"]["floor"];
+  // Decode on the two instances, behind Trainium prefill.
+  const nlohmann::json& dec = s["trn_gpu"]["gpu"]["floor"]["decode_step"];
+  EXPECT_EQ(s["trn_gpu"]["gpu"]["tp_groups"], 1);
+  EXPECT_EQ(dec["passes"], 43);
+  EXPECT_EQ(dec["passes"], only["decode_step"]["passes"]);
+  EXPECT_DOUBLE_EQ(dec["simulated_s"].get<double>(), only["decode_step"]["simulated_s"].get<double>());
+  EXPECT_GT(dec["efa_s"].get<double>(), 0.0);  // the all-reduces cross the instances
+  EXPECT_EQ(s["trn_gpu"]["cost"]["fleet"]["gpu_instance"]["count"], 2);
+  EXPECT_GT(busy_paths(s["trn_gpu"], ".receiver0.", ".rx"), 0);
+  EXPECT_GT(busy_paths(s["trn_gpu"], ".receiver1.", ".rx"), 0);
+  EXPECT_EQ(busy_paths(s["trn_gpu"], ".receiver2.", ".rx"), 0);
+  // Prefill on the two instances, in front of a CS-3.
+  const nlohmann::json& pre = s["gpu_cs3"]["gpu"]["floor"]["prefill_pass"];
+  EXPECT_EQ(pre["passes"], 1);
+  EXPECT_DOUBLE_EQ(pre["simulated_s"].get<double>(), only["prefill_pass"]["simulated_s"].get<double>());
+  EXPECT_EQ(s["gpu_cs3"]["cost"]["fleet"]["gpu_instance"]["count"], 2);
+  EXPECT_GT(busy_paths(s["gpu_cs3"], ".sender0.", ".tx"), 0);
+  EXPECT_GT(busy_paths(s["gpu_cs3"], ".sender1.", ".tx"), 0);
+  EXPECT_EQ(busy_paths(s["gpu_cs3"], ".sender2.", ".tx"), 0);
+  // The KV bytes are the request's, split over the endpoints, not doubled.
+  EXPECT_EQ(s["trn_gpu"]["kv_transfer"]["bytes"], s["gpu_cs3"]["kv_transfer"]["bytes"]);
 }
 
 TEST_F(GpuOnly, BenchesWriteTheirCsv) {
