@@ -12,6 +12,7 @@
 #include "apps/experiments/kv_paths.h"
 #include "apps/experiments/machines.h"
 #include "apps/experiments/serving_experiment.h"
+#include "apps/experiments/speculative.h"
 #include "gpu/core/gpu_config.h"
 #include "gpu/node/nvswitch.h"
 #include "gpu/transformer/pass.h"
@@ -123,6 +124,7 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   const GpuSide g = read_gpu_side(root, model, true, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
+  (void)read_draft_model(sv, model, info.seed, cfg, false, info.mode);  // no draft path yet: refused
   cfg.placement = serving::Placement::colocated;
   cfg.layers = model.layers;
   const unsigned instances = read_machine_count(sv, "instances", "GPU instances serving the trace");
@@ -158,6 +160,7 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   const GpuSide g = read_gpu_side(root, model, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
+  (void)read_draft_model(sv, model, info.seed, cfg, false, info.mode);  // no draft path yet: refused
   cfg.placement = serving::Placement::disaggregated;
   cfg.layers = model.layers;
   cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");

@@ -3,6 +3,7 @@
 #include "apps/experiments/floor_summary.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 
 #include <systemc>
@@ -28,10 +29,12 @@ std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>> chunk_lists(
 }  // namespace
 
 TrainiumMachine::TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model,
-                                 stats::Group& group, neuron::TrainiumPipeline* decode_split)
+                                 stats::Group& group, neuron::TrainiumPipeline* decode_split,
+                                 const workloads::TransformerModel* draft)
     : runner_(runner),
       decode_split_(decode_split),
       model_(model),
+      draft_(draft),
       tensor_(group.utilization("tensor_engine",
                                 "tensor engines busy (array fraction weighted), mean over cores")),
       vector_(group.utilization("vector_engine", "vector engines busy, mean over cores")),
@@ -98,6 +101,45 @@ serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::Prefi
   for (const auto& l : r.layers) {
     if (l.layer >= 0) t.layer_done_s.push_back(static_cast<double>(l.end_ps) * 1e-12);
   }
+  if (draft_ != nullptr) {
+    // Fused speculation: the draft's KV of the same chunks, a pass of its own after the
+    // target's on the same chips (the target's layers are done when they were).
+    const neuron::PrefillResult d = runner_.run(workloads::lower_prefill(*draft_, tokens, offsets),
+                                                model_.weight_bytes() + draft_->weight_bytes());
+    account(d);
+    prefill_floor_.floor += d.floor;
+    ++prefill_floor_.passes;
+    prefill_floor_.simulated_s += d.seconds();
+    t.seconds += d.seconds();
+  }
+  return t;
+}
+
+serving::SpeculativeTiming TrainiumMachine::speculative_step(const std::vector<std::uint32_t>& contexts,
+                                                             std::uint32_t draft_tokens) {
+  if (draft_ == nullptr || decode_split_ != nullptr)
+    throw std::logic_error("TrainiumMachine: speculative_step needs a draft model and no decode split");
+  // Fused with the target on the same chips: the draft's draft_tokens single-token steps,
+  // one after another (step i caches contexts + i tokens: the last token and the i drafted
+  // before it), then the target's verification of draft_tokens + 1 tokens per request.
+  // Each pass is checked against HBM holding both models' weights.
+  const std::uint64_t weights = model_.weight_bytes() + draft_->weight_bytes();
+  serving::SpeculativeTiming t;
+  std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
+  const auto run = [&](const workloads::OperatorGraph& g) {
+    const neuron::PrefillResult r = runner_.run(g, weights);
+    account(r);
+    decode_floor_.floor += r.floor;
+    ++decode_floor_.passes;
+    decode_floor_.simulated_s += r.seconds();
+    return r.seconds();
+  };
+  for (std::uint32_t i = 0; i < draft_tokens; ++i) {
+    std::vector<std::uint64_t> c = ctx;
+    for (std::uint64_t& x : c) x += i;
+    t.draft_s += run(workloads::lower_decode(*draft_, c));
+  }
+  t.verify_s = run(workloads::lower_verify(model_, ctx, draft_tokens));
   return t;
 }
 
@@ -177,8 +219,9 @@ nlohmann::json trainium_summary(const std::vector<const TrainiumMachine*>& machi
   return nlohmann::json{{"floor", pass_floors(machines)}};
 }
 
-WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group)
+WaferMachine::WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group, wafer::WaferDecoder* draft)
     : decoder_(decoder),
+      draft_(draft),
       pe_(group.utilization("pe_compute", "PE compute engines busy, mean over the wafers' PEs")),
       sram_(group.utilization("sram_ports", "PE SRAM read and write ports busy, mean over the wafers' PEs")),
       fabric_(
@@ -197,6 +240,40 @@ serving::PrefillTiming WaferMachine::prefill(const std::vector<serving::PrefillC
   serving::PrefillTiming t;
   t.seconds = r.seconds;
   t.layer_done_s = r.layer_done_s;
+  if (draft_ != nullptr) {
+    // The draft's KV of the same chunks, on its own rows after the target's pass.
+    const wafer::WaferRunResult d = draft_->prefill(tokens, offsets);
+    account(d);
+    prefill_floor_ += d.floor;
+    prefill_s_ += d.seconds;
+    t.seconds += d.seconds;
+  }
+  return t;
+}
+
+serving::SpeculativeTiming WaferMachine::speculative_step(const std::vector<std::uint32_t>& contexts,
+                                                          std::uint32_t draft_tokens) {
+  if (draft_ == nullptr) throw std::logic_error("WaferMachine: speculative_step needs a draft model");
+  // The draft's draft_tokens decode steps on its rows (step i caches contexts + i tokens),
+  // then the target's verification: draft_tokens + 1 tokens per request at its context,
+  // each through the LM head (on the wafer, the pieces of decode.prefill_chunk_tokens
+  // pipelined through the layer regions as a prefill chunk's are).
+  serving::SpeculativeTiming t;
+  const auto run = [&](const wafer::WaferRunResult& r) {
+    account(r);
+    decode_floor_ += r.floor;
+    ++steps_;
+    decode_s_ += r.seconds;
+    return r.seconds;
+  };
+  for (std::uint32_t i = 0; i < draft_tokens; ++i) {
+    std::vector<std::uint64_t> c(contexts.begin(), contexts.end());
+    for (std::uint64_t& x : c) x += i;
+    t.draft_s += run(draft_->decode_step(c));
+  }
+  std::vector<workloads::Sequence> verify;
+  for (std::uint32_t c : contexts) verify.push_back({std::uint64_t{draft_tokens} + 1, c, true, true});
+  t.verify_s = run(decoder_.forward(verify));
   return t;
 }
 

@@ -37,8 +37,13 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
  public:
   // `decode_split`, when given, runs the decode steps (a split of the instance's chips of
   // its own, trainium_decode:); else the runner does, as the prefill batches.
+  // `draft`, when given, is a speculative-decoding draft model fused with the target on the
+  // same chips (serving.speculative, docs/serving.md): its passes run on the runner before
+  // the target's verification pass, and its prompt KV is made by a prefill pass of its own
+  // after the target's. Not with `decode_split`.
   TrainiumMachine(neuron::TrainiumPrefill& runner, const workloads::TransformerModel& model,
-                  stats::Group& group, neuron::TrainiumPipeline* decode_split = nullptr);
+                  stats::Group& group, neuron::TrainiumPipeline* decode_split = nullptr,
+                  const workloads::TransformerModel* draft = nullptr);
   serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
   double step(const std::vector<std::uint32_t>& contexts) override;
   // prefill.cp_degree or pp_degree > 1: the prefill batches run on one replica of the split
@@ -50,6 +55,8 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
     prefill_split_ = split;
     stage_free_ps_.assign(pp, 0);
   }
+  serving::SpeculativeTiming speculative_step(const std::vector<std::uint32_t>& contexts,
+                                              std::uint32_t draft_tokens) override;
   // The physical floors (TrainiumFloor) of the passes run, summed term by term, with their
   // count and simulated seconds.
   struct Floors {
@@ -70,6 +77,7 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
   neuron::TrainiumPipeline* prefill_split_ = nullptr;
   std::vector<std::uint64_t> stage_free_ps_;  // pp > 1: when each stage ends its last batch, absolute
   const workloads::TransformerModel& model_;
+  const workloads::TransformerModel* draft_ = nullptr;
   stats::Utilization& tensor_;
   stats::Utilization& vector_;
   stats::Utilization& dma_;
@@ -101,9 +109,15 @@ Activity total_activity(const Machines& machines) {
 // only on the batch, and its kernel cache is then shared.
 class WaferMachine : public serving::PrefillBackend, public serving::DecodeBackend {
  public:
-  WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group);
+  // `draft`, when given, is a speculative-decoding draft model placed beside the target on
+  // the same wafers (its own rows of each; serving.speculative, docs/serving.md): its
+  // decode steps run before the target's verification pass, and in wafer_only its prefill
+  // after the target's.
+  WaferMachine(wafer::WaferDecoder& decoder, stats::Group& group, wafer::WaferDecoder* draft = nullptr);
   serving::PrefillTiming prefill(const std::vector<serving::PrefillChunk>& batch) override;
   double step(const std::vector<std::uint32_t>& contexts) override;
+  serving::SpeculativeTiming speculative_step(const std::vector<std::uint32_t>& contexts,
+                                              std::uint32_t draft_tokens) override;
   // Busy seconds per kernel kind, over all passes.
   const std::map<std::string, double>& kernel_seconds() const { return kernel_s_; }
   std::uint64_t steps() const { return steps_; }
@@ -120,6 +134,7 @@ class WaferMachine : public serving::PrefillBackend, public serving::DecodeBacke
  private:
   void account(const wafer::WaferRunResult& r);
   wafer::WaferDecoder& decoder_;
+  wafer::WaferDecoder* draft_ = nullptr;
   stats::Utilization& pe_;
   stats::Utilization& sram_;
   stats::Utilization& fabric_;

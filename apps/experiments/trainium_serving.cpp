@@ -13,6 +13,7 @@
 #include "apps/experiments/kv_paths.h"
 #include "apps/experiments/machines.h"
 #include "apps/experiments/serving_experiment.h"
+#include "apps/experiments/speculative.h"
 #include "efa_link/efa_config.h"
 #include "neuroncore/core/neuroncore_config.h"
 #include "neuroncore/instance/torus.h"
@@ -40,7 +41,7 @@ class Machines : public sc_core::sc_module, public stats::Provider {
   Machines(const sc_core::sc_module_name& name, unsigned prefill, unsigned decode, bool colocated,
            const neuron::ChipConfig& chip, const neuron::InstanceConfig& instance,
            const neuron::PrefillConfig& prefill_cfg, const workloads::TransformerModel& model,
-           const std::optional<neuron::PrefillConfig>& decode_split)
+           const std::optional<neuron::PrefillConfig>& decode_split, const workloads::TransformerModel* draft)
       : sc_module(name), stats_(std::string(basename())), runner_(chip, instance, prefill_cfg) {
     if (decode_split) {
       decode_split_ =
@@ -53,8 +54,8 @@ class Machines : public sc_core::sc_module, public stats::Provider {
       const std::string group = colocated     ? prefill_group_name("instance", i, dp)
                                 : i < prefill ? prefill_group_name("prefill", i, dp)
                                               : "decode" + std::to_string(i - prefill);
-      machines_.push_back(std::make_unique<TrainiumMachine>(runner_, model, stats_.child(group),
-                                                            i < prefill ? nullptr : decode_split_.get()));
+      machines_.push_back(std::make_unique<TrainiumMachine>(
+          runner_, model, stats_.child(group), i < prefill ? nullptr : decode_split_.get(), draft));
     }
     // prefill.cp_degree or pp_degree > 1: the prefill batches run over the context-parallel
     // groups, or through the pipeline stages.
@@ -94,11 +95,12 @@ class TrainiumServing final : public ServingExperiment {
   TrainiumServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
                   const serving::ServingConfig& cfg, FaultSchedule faults, const TrainiumSide& trn,
                   const std::optional<neuron::PrefillConfig>& decode_split, const efa::EfaNetworkConfig* efa,
-                  trace::Writer* trace)
-      : ServingExperiment(model, cfg, std::move(faults)) {
+                  trace::Writer* trace, std::optional<workloads::TransformerModel> draft)
+      : ServingExperiment(model, cfg, std::move(faults)), draft_(std::move(draft)) {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
     machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated,
-                                           trn.chip, trn.instance, trn.prefill, model_, decode_split);
+                                           trn.chip, trn.instance, trn.prefill, model_, decode_split,
+                                           draft_ ? &*draft_ : nullptr);
     serving::KvPath* path = nullptr;
     if (!colocated) {
       kv_path_ = std::make_unique<EfaKvPath>("kv_path", *efa, fault_schedule().efa, trace);
@@ -122,6 +124,7 @@ class TrainiumServing final : public ServingExperiment {
     return {{"trainium_instance", total_activity(machines_->all())}};
   }
 
+  std::optional<workloads::TransformerModel> draft_;  // serving.speculative.draft_model
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<EfaKvPath> kv_path_;
   std::unique_ptr<GroupedKvPath>
@@ -174,10 +177,37 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
     if (placement == serving::Placement::colocated)
       cfg.decode_kv_capacity_bytes = prefill_group_hbm_bytes(trn) - model.weight_bytes();
   }
+  // Speculative decoding: the draft is fused with the target on the same chips (colocated
+  // only: a disaggregated decode instance would need the draft's prompt KV, which the
+  // prefill side does not make). Both models' weights and KV share the HBM.
+  std::optional<DraftModel> draft =
+      read_draft_model(sv, model, info.seed, cfg, placement == serving::Placement::colocated, info.mode);
+  if (draft && dp > 1) {
+    draft->section.fail("draft_model",
+                        "speculative decoding with prefill.dp_degree > 1 (replicas that each decode on their "
+                        "own chips) is not modelled; set prefill.dp_degree: 1 or remove serving.speculative");
+  }
+  if (draft) {
+    const std::uint64_t weights = model.weight_bytes() + draft->model.weight_bytes();
+    if (weights >= hbm) {
+      draft->section.fail("draft_model",
+                          "the draft's weights (" + std::to_string(draft->model.weight_bytes()) +
+                              " B) do not fit beside the target's (" + std::to_string(model.weight_bytes()) +
+                              " B) in the instance's HBM (" + std::to_string(hbm) +
+                              " B): " + std::to_string(weights - hbm) +
+                              " B short, with no room left for the KV cache; use a smaller draft");
+    }
+    cfg.decode_kv_capacity_bytes = speculative_kv_room(hbm - weights, model, draft->model);
+  }
   // Decode's own split of a decode instance's chips (disaggregated only: a colocated
   // instance holds one layout of the weights, the prefill's).
   std::optional<neuron::PrefillConfig> decode_split;
   std::uint64_t replica_kv = cfg.decode_kv_capacity_bytes;
+  if (draft && root.has("trainium_decode")) {
+    draft->section.fail("draft_model",
+                        "speculative decoding with trainium_decode's own split is not modelled; "
+                        "remove trainium_decode or serving.speculative");
+  }
   if (std::optional<config::Section> dec = root.optional_section(
           "trainium_decode", "how a decode instance's chips are split for decode steps: tp x pp x dp")) {
     const neuron::PrefillConfig d = neuron::read_decode_split(*dec, trn.prefill);
@@ -251,8 +281,9 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
   const FleetPart fleet =
       read_fleet_part(root, "trainium_instance",
                       instances + (placement == serving::Placement::colocated ? 0 : cfg.decode_systems));
-  auto experiment = std::make_unique<TrainiumServing>(model, std::move(in.requests), cfg, std::move(faults),
-                                                      trn, decode_split, efa ? &*efa : nullptr, info.trace);
+  auto experiment = std::make_unique<TrainiumServing>(
+      model, std::move(in.requests), cfg, std::move(faults), trn, decode_split, efa ? &*efa : nullptr,
+      info.trace, draft ? std::optional(std::move(draft->model)) : std::nullopt);
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;

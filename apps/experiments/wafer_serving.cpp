@@ -17,6 +17,7 @@
 #include "apps/experiments/kv_paths.h"
 #include "apps/experiments/machines.h"
 #include "apps/experiments/serving_experiment.h"
+#include "apps/experiments/speculative.h"
 #include "apps/experiments/wafer_kv_path.h"
 #include "efa_link/efa_config.h"
 #include "neuroncore/core/neuroncore_config.h"
@@ -84,8 +85,11 @@ void warn_prefill_cost(const config::Section& dec, const wafer::DecodeConfig& d,
 
 class Machines : public sc_core::sc_module, public stats::Provider {
  public:
+  // `draft` (speculative decoding): the draft model and its decoder on the wafers' other
+  // rows; the Trainium prefill instances run its prefill fused with the target's.
   Machines(const sc_core::sc_module_name& name, const workloads::TransformerModel& model,
-           wafer::WaferDecoder& decoder, unsigned prefill, unsigned decode, const TrainiumSide* trainium)
+           wafer::WaferDecoder& decoder, unsigned prefill, unsigned decode, const TrainiumSide* trainium,
+           const workloads::TransformerModel* draft = nullptr, wafer::WaferDecoder* draft_decoder = nullptr)
       : sc_module(name), stats_(std::string(basename())) {
     if (trainium) {
       runner_ =
@@ -93,15 +97,15 @@ class Machines : public sc_core::sc_module, public stats::Provider {
       split_ = make_prefill_split(*trainium);
       for (unsigned i = 0; i < prefill; ++i) {
         trainium_.push_back(std::make_unique<TrainiumMachine>(
-            *runner_, model,
-            stats_.child(prefill_group_name("trn_prefill", i, trainium->prefill.dp_degree))));
+            *runner_, model, stats_.child(prefill_group_name("trn_prefill", i, trainium->prefill.dp_degree)),
+            nullptr, draft));
         trainium_.back()->set_prefill_split(split_.get(), trainium->prefill.pp_degree);
         prefill_.push_back(trainium_.back().get());
       }
     }
     for (unsigned j = 0; j < decode; ++j) {
-      wafers_.push_back(
-          std::make_unique<WaferMachine>(decoder, stats_.child("cs3_system" + std::to_string(j))));
+      wafers_.push_back(std::make_unique<WaferMachine>(
+          decoder, stats_.child("cs3_system" + std::to_string(j)), draft_decoder));
       decode_.push_back(wafers_.back().get());
       if (!trainium) prefill_.push_back(wafers_.back().get());
     }
@@ -132,13 +136,22 @@ class WaferServing final : public ServingExperiment {
                const serving::ServingConfig& cfg, FaultSchedule faults, const wafer::WaferConfig& wafer_cfg,
                const wafer::DecodeConfig& dcfg, std::unique_ptr<wafer::WaferDecoder> decoder,
                const TrainiumSide* trainium, const efa::EfaNetworkConfig* efa, trace::Writer* trace,
-               const GpuSide* gpu = nullptr)
+               const GpuSide* gpu = nullptr, std::optional<workloads::TransformerModel> draft = std::nullopt,
+               std::unique_ptr<wafer::WaferDecoder> draft_decoder = nullptr)
       : ServingExperiment(model, cfg, std::move(faults)),
         wafer_(wafer_cfg),
         dcfg_(dcfg),
-        decoder_(std::move(decoder)) {
-    machines_ = std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances,
-                                           cfg_.decode_systems, trainium);
+        decoder_(std::move(decoder)),
+        draft_(std::move(draft)),
+        draft_decoder_(std::move(draft_decoder)) {
+    if (draft_) {
+      // Each request holds the draft's KV beside the target's, and the prefill side sends
+      // both (docs/serving.md, "Speculative decoding").
+      cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n) + draft_->kv_bytes(n); };
+    }
+    machines_ =
+        std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances, cfg_.decode_systems,
+                                   trainium, draft_ ? &*draft_ : nullptr, draft_decoder_.get());
     // GPU prefill (gpu_prefill_cs3_decode): the prefill machines are the GPU groups.
     if (gpu) {
       const unsigned instances =
@@ -160,7 +173,10 @@ class WaferServing final : public ServingExperiment {
     start(std::move(requests), gpu_ ? gpu_->prefill() : machines_->prefill(), machines_->decode(), path,
           trace);
   }
-  std::vector<const stats::Group*> extra_stats() const override { return {&decoder_->stats()}; }
+  std::vector<const stats::Group*> extra_stats() const override {
+    if (draft_decoder_) return {&decoder_->stats(), &draft_decoder_->stats()};
+    return {&decoder_->stats()};
+  }
 
  private:
   const efa::SrdEngine* efa_engine() const override {
@@ -231,11 +247,69 @@ class WaferServing final : public ServingExperiment {
   wafer::WaferConfig wafer_;
   wafer::DecodeConfig dcfg_;
   std::unique_ptr<wafer::WaferDecoder> decoder_;
+  std::optional<workloads::TransformerModel> draft_;    // serving.speculative.draft_model
+  std::unique_ptr<wafer::WaferDecoder> draft_decoder_;  // its placement on the wafers' other rows
   std::unique_ptr<Machines> machines_;
   std::unique_ptr<GpuMachines> gpu_;
   std::unique_ptr<WaferKvPath> kv_path_;
   std::unique_ptr<GroupedKvPath> grouped_;
 };
+
+// Speculative decoding on the wafers: the draft takes the southern `draft_rows` rows of
+// each wafer of the decode system (its layers pipelined over the wafers as the
+// target's), the target the rows above them; the split is the one that lets every
+// request hold the most tokens of both models' KV (the largest min(target tokens, draft
+// tokens)). Null decoders when no split leaves both room for KV.
+struct SpeculativeWafers {
+  std::unique_ptr<wafer::WaferDecoder> target, draft;
+  std::uint32_t draft_rows = 0;
+  std::uint64_t tokens = 0;  // KV tokens every request may hold in all (both models)
+};
+
+SpeculativeWafers place_beside(const wafer::WaferConfig& w, const wafer::DecodeConfig& dcfg,
+                               const workloads::TransformerModel& model,
+                               const workloads::TransformerModel& draft) {
+  const std::uint32_t height = dcfg.region.is_auto() ? w.height : dcfg.region.rows;
+  const std::uint32_t width = dcfg.region.is_auto() ? w.width : dcfg.region.cols;
+  const auto decoder = [&](const workloads::TransformerModel& m, std::uint32_t rows) {
+    wafer::DecodeConfig c = dcfg;
+    c.region = wafer::GridShape{rows, width};
+    try {
+      return std::make_unique<wafer::WaferDecoder>(w, c, m);
+    } catch (const wafer::CapacityError&) {
+      return std::unique_ptr<wafer::WaferDecoder>();
+    } catch (const std::invalid_argument&) {
+      return std::unique_ptr<wafer::WaferDecoder>();
+    }
+  };
+  const auto tokens = [&](const workloads::TransformerModel& m, std::uint32_t rows) -> std::uint64_t {
+    if (rows == 0) return 0;
+    const auto d = decoder(m, rows);
+    return d ? d->kv_capacity_tokens() : 0;
+  };
+  // The draft's tokens grow with its rows, the target's shrink: the smallest r at which
+  // the draft holds at least the target's tokens, or the row before it, is the best split.
+  std::uint32_t lo = 1, hi = height - 1;
+  while (lo < hi) {
+    const std::uint32_t mid = lo + (hi - lo) / 2;
+    if (tokens(draft, mid) >= tokens(model, height - mid))
+      hi = mid;
+    else
+      lo = mid + 1;
+  }
+  SpeculativeWafers best;
+  for (std::uint32_t r : {lo > 1 ? lo - 1 : lo, lo}) {
+    const std::uint64_t t = std::min(tokens(draft, r), tokens(model, height - r));
+    if (t > best.tokens) {
+      best.tokens = t;
+      best.draft_rows = r;
+    }
+  }
+  if (best.tokens == 0) return best;
+  best.target = decoder(model, height - best.draft_rows);
+  best.draft = decoder(draft, best.draft_rows);
+  return best;
+}
 
 // `gpu_prefill`: GPU instances prefill in place of Trainium (disaggregated placement only).
 std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const sim::ExperimentInfo& info,
@@ -269,6 +343,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   if (placement == serving::Placement::colocated) warn_prefill_cost(dec, dcfg, in.requests, info.warnings);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
+  std::optional<DraftModel> draft = read_draft_model(sv, model, info.seed, cfg, !gpu_prefill, info.mode);
   cfg.placement = placement;
   cfg.layers = model.layers;
   std::optional<efa::EfaNetworkConfig> efa;
@@ -331,8 +406,40 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
     dec.fail("wafers", e.what());
   }
   cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
-  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
-                     "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
+  std::unique_ptr<wafer::WaferDecoder> draft_decoder;
+  if (draft && trainium && (trainium->prefill.cp_degree > 1 || trainium->prefill.pp_degree > 1)) {
+    draft->section.fail("draft_model",
+                        "speculative decoding behind a split prefill (prefill.cp_degree or pp_degree > 1) is "
+                        "not modelled: the draft's prompt pass runs on one group; set them to 1 or remove "
+                        "serving.speculative");
+  }
+  if (draft) {
+    SpeculativeWafers sw = place_beside(wafer_cfg, dcfg, model, draft->model);
+    if (!sw.target) {
+      const std::uint64_t need = draft->model.weight_bytes();
+      const std::uint64_t room = cfg.decode_kv_capacity_bytes;
+      draft->section.fail(
+          "draft_model", draft->model.name + " does not fit beside " + model.name +
+                             " on a decode system of " + std::to_string(dcfg.wafers) + " " + wafer_cfg.name +
+                             " (decode.wafers): its weights need " + std::to_string(need) +
+                             " B, and the target leaves " + std::to_string(room) + " B of SRAM for KV" +
+                             (need > room ? ", " + std::to_string(need - room) + " B short"
+                                          : "; no split of the wafers' rows leaves both models room for KV") +
+                             "; raise decode.wafers or use a smaller draft");
+    }
+    decoder = std::move(sw.target);
+    draft_decoder = std::move(sw.draft);
+    // Both models' KV per token, in the units of the serving layer's kv_bytes (target + draft).
+    cfg.decode_kv_capacity_bytes =
+        sw.tokens * (model.kv_bytes_per_token() + draft->model.kv_bytes_per_token());
+    check_requests_fit(
+        tr, model, in.requests, sw.tokens * model.kv_bytes_per_token(),
+        "a decode system's SRAM after the target's and the draft's weights (the target's share)",
+        "raise decode.wafers or drop the request");
+  } else {
+    check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
+                       "a decode system's SRAM after the weights", "raise decode.wafers or drop the request");
+  }
   // The Trainium instances (fleet, EFA senders); the serving layer sees their
   // prefill.dp_degree replicas.
   const unsigned trainium_instances = cfg.prefill_instances;
@@ -349,7 +456,8 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   cost.fleet.push_back(read_fleet_part(root, "cs3", std::uint64_t{cfg.decode_systems} * dcfg.wafers));
   auto experiment = std::make_unique<WaferServing>(
       model, std::move(in.requests), cfg, std::move(faults), wafer_cfg, dcfg, std::move(decoder),
-      trainium ? &*trainium : nullptr, efa ? &*efa : nullptr, info.trace, gpu ? &*gpu : nullptr);
+      trainium ? &*trainium : nullptr, efa ? &*efa : nullptr, info.trace, gpu ? &*gpu : nullptr,
+      draft ? std::optional(std::move(draft->model)) : std::nullopt, std::move(draft_decoder));
   experiment->set_energy(read_run_energy(root, cost, model));
   experiment->set_cost(std::move(cost));
   return experiment;

@@ -130,5 +130,81 @@ TEST_F(ServingPolicies, TokenTimesFileAgreesWithRequests) {
   EXPECT_FALSE(fs::exists(out / "tokens.csv"));
 }
 
+// serving.speculative through the command (docs/serving.md, "Speculative decoding").
+const std::string kDraft =
+    "    draft_model:\n      include: " + kSrc +
+    "/workloads/data/models/meta-llama--Meta-Llama-3.1-8B_config.json\n      name: Llama-3.1-8B\n";
+
+TEST_F(ServingPolicies, SpeculativeBadValuesAreRefusedAtTheirKey) {
+  // Lines: 5 speculative, 6 tokens, 7 acceptance.
+  const fs::path f = experiment("  speculative:\n    tokens: 0\n    acceptance: 0.5\n" + kDraft);
+  Result r = run_bad(f);
+  EXPECT_THAT(r.err, HasSubstr(f.string() + ":6:13: key 'serving.speculative.tokens'"));
+  r = run_bad(experiment("  speculative:\n    tokens: 2\n    acceptance: 1.5\n" + kDraft));
+  EXPECT_THAT(r.err, HasSubstr(":7:17: key 'serving.speculative.acceptance'"));
+  r = run_bad(experiment("  speculative:\n    tokens: 2\n" + kDraft));
+  EXPECT_THAT(r.err, HasSubstr("serving.speculative.acceptance_by_position"));
+  r = run_bad(experiment("  speculative:\n    tokens: 2\n    acceptance: 0.5\n    draft: x\n" + kDraft));
+  EXPECT_THAT(r.err, HasSubstr("unknown key 'draft'"));
+  // A draft of another vocabulary (Qwen3-8B: 151,936 tokens against Llama's 128,256).
+  r = run_bad(experiment(
+      "  speculative:\n    tokens: 2\n    acceptance: 0.5\n    draft_model:\n      include: " + kSrc +
+      "/workloads/data/models/Qwen--Qwen3-8B_config.json\n"));
+  EXPECT_THAT(r.err, HasSubstr("serving.speculative.draft_model"));
+  EXPECT_THAT(r.err, HasSubstr("vocabulary of 151936 tokens"));
+  // A mode without a draft path.
+  r = run_bad(
+      write("gpu.yaml", "include:\n  - " + kSrc +
+                            "/configs/experiments/gpu_only.yaml\nserving:\n  speculative:\n    tokens: 2\n"
+                            "    acceptance: 0.5\n" +
+                            kDraft));
+  EXPECT_THAT(r.err, HasSubstr("serving.speculative.draft_model"));
+  EXPECT_THAT(r.err, HasSubstr("not modelled in mode gpu_only"));
+}
+
+// Llama-3.1-8B beside Llama-3.1-70B on the default decode system of four CS-3s: its
+// weights (16,060,522,496 B) exceed the SRAM the 70B leaves for KV: one error at
+// draft_model with the shortfall, exit 2.
+TEST_F(ServingPolicies, SpeculativeDraftThatDoesNotFitTheWafersIsRefused) {
+  const fs::path f =
+      write("cs3.yaml", "include:\n  - " + kSrc +
+                            "/configs/experiments/default.yaml\nworkload: {trace: {limit: 3}}\n"
+                            "serving:\n  speculative:\n    tokens: 2\n    acceptance: 0.5\n" +
+                            kDraft);
+  const Result r = run_bad(f);
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("does not fit beside Llama-3.1-70B"));
+  EXPECT_THAT(r.err, HasSubstr("its weights need 16060522496 B"));
+  EXPECT_THAT(r.err, HasSubstr("B short"));
+}
+
+// The fused Trainium path on 3 requests: acceptance 1 gives k + 1 = 4 tokens a step,
+// acceptance 0 gives 1 at the cost of the drafts (TPOT above the plain run's), and the
+// summary's figures add up.
+TEST_F(ServingPolicies, SpeculativeTrainiumTokensPerStep) {
+  const auto run = [&](const std::string& name, const std::string& serving) {
+    const fs::path out = dir_ / name;
+    const Result r = wse_emu(
+        "run '" + experiment(serving).string() + "' --out '" + out.string() + "' --quiet", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(slurp(out / "summary.json"));
+  };
+  const auto plain = run("plain", "  admission: fcfs\n");
+  EXPECT_FALSE(plain.contains("speculative"));
+  const auto all = run("all", "  speculative:\n    tokens: 3\n    acceptance: 1\n" + kDraft);
+  const auto& sa = all["speculative"];
+  EXPECT_DOUBLE_EQ(sa["tokens_per_step"].get<double>(), 4.0);
+  EXPECT_DOUBLE_EQ(sa["acceptance_rate"].get<double>(), 1.0);
+  EXPECT_EQ(sa["drafted_tokens"].get<std::uint64_t>(), 3 * sa["request_steps"].get<std::uint64_t>());
+  EXPECT_GT(sa["draft_seconds"].get<double>(), 0.0);
+  EXPECT_GT(sa["verify_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(all["throughput"]["output_tokens"], plain["throughput"]["output_tokens"]);
+  const auto none = run("none", "  speculative:\n    tokens: 3\n    acceptance: 0\n" + kDraft);
+  EXPECT_DOUBLE_EQ(none["speculative"]["tokens_per_step"].get<double>(), 1.0);
+  EXPECT_GT(none["requests"]["tpot_s"]["p50"].get<double>(),
+            plain["requests"]["tpot_s"]["p50"].get<double>());
+  EXPECT_LT(all["requests"]["tpot_s"]["p50"].get<double>(), none["requests"]["tpot_s"]["p50"].get<double>());
+}
+
 }  // namespace
 }  // namespace wse::testing

@@ -192,5 +192,32 @@ TEST(Lowering, RejectsEmptyBatches) {
   EXPECT_THROW(lower_prefill(m, {10}, {0, 1}), std::invalid_argument);
 }
 
+// A speculative verification pass (lower_verify): k + 1 = 4 tokens per request at its
+// context, every one through the LM head. Llama-3.1-8B, contexts 1,000 and 200, k = 3:
+// 8 tokens x 13,958,643,712 layer FLOPs + 8 LM-head rows x 1,050,673,152 + attention:
+// the queries at 1,000..1,003 see 1,001..1,004 keys (4,010), at 200..203 see 201..204
+// (810), x 32 layers x 16,384 FLOPs per key. A decode step of the same requests has
+// 2 tokens and 2 LM-head rows, and its queries see 1,001 and 201 keys.
+TEST(Lowering, VerifyPassRunsKPlusOneTokensWithLogitsForEach) {
+  const auto m = load_model("meta-llama--Meta-Llama-3.1-8B_config.json");
+  const auto g = lower_verify(m, {1000, 200}, 3);
+  EXPECT_EQ(g.phase, "verify");
+  EXPECT_EQ(g.total_flops(),
+            8ull * 13958643712ull + 8ull * 1050673152ull + (4010ull + 810ull) * 32ull * 16384ull);
+  EXPECT_EQ(find_op(g, 0, "self_attn.q_proj").m, 8u);
+  EXPECT_EQ(find_op(g, -1, "lm_head").m, 8u);
+  for (const auto& op : g.ops) {
+    if (op.kind != OpKind::attention || op.layer != 0) continue;
+    EXPECT_EQ(op.query_len, 4u);
+    EXPECT_EQ(op.context_offset, op.sequence == 0 ? 1000u : 200u);
+    EXPECT_EQ(op.kv_len, op.sequence == 0 ? 1004u : 204u);
+    EXPECT_EQ(op.kv_write_bytes, 4u * 4096u);  // the 4 new tokens' K and V
+  }
+  const auto d = lower_decode(m, {1000, 200});
+  EXPECT_EQ(d.total_flops(), 2u * 13958643712u + 2u * 1050673152u + (1001u + 201u) * 32u * 16384u);
+  // k = 0 is a decode step.
+  EXPECT_EQ(lower_verify(m, {1000, 200}, 0).total_flops(), d.total_flops());
+}
+
 }  // namespace
 }  // namespace wse::workloads

@@ -37,7 +37,7 @@ class Lowering {
     for (const auto& s : batch) {
       if (s.new_tokens == 0) throw std::invalid_argument("a sequence of the batch has no new tokens");
       tokens_ += s.new_tokens;
-      if (s.logits) ++logit_rows_;
+      if (s.logits) logit_rows_ += s.logits_all ? s.new_tokens : 1;
       (is_decode(s) ? decode_tokens_ : prefill_tokens_) += s.new_tokens;
     }
     act_ = m.activation_dtype;
@@ -415,6 +415,18 @@ OperatorGraph lower_decode(const TransformerModel& model, const std::vector<std:
     batch.push_back({1, c, true});
   }
   return lower(model, batch);
+}
+
+OperatorGraph lower_verify(const TransformerModel& model, const std::vector<std::uint64_t>& context_tokens,
+                           std::uint32_t draft_tokens) {
+  std::vector<Sequence> batch;
+  for (auto c : context_tokens) {
+    if (c == 0) throw std::invalid_argument("lower_verify: a running request has an empty context");
+    batch.push_back({std::uint64_t{draft_tokens} + 1, c, true, true});
+  }
+  OperatorGraph g = lower(model, batch);
+  g.phase = "verify";
+  return g;
 }
 
 bool row_parallel(const Operator& op) {

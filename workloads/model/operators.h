@@ -81,6 +81,9 @@ struct Sequence {
   std::uint64_t new_tokens = 0;  // tokens computed in this pass
   std::uint64_t offset = 0;      // tokens already in the KV cache
   bool logits = true;            // the last new token goes through the LM head
+  // Every new token goes through the LM head (with `logits`): a speculative verification
+  // pass, which needs the target's distribution at each drafted position.
+  bool logits_all = false;
   bool operator==(const Sequence&) const = default;
 };
 
@@ -109,6 +112,13 @@ OperatorGraph lower_prefill(const TransformerModel& model, const std::vector<std
                             const std::vector<std::uint64_t>& prompt_tokens = {});
 // One decode step: one new token per running request with context_tokens[i] tokens cached.
 OperatorGraph lower_decode(const TransformerModel& model, const std::vector<std::uint64_t>& context_tokens);
+// A speculative verification pass (docs/serving.md, "Speculative decoding"): per running
+// request with context_tokens[i] tokens cached, draft_tokens + 1 new tokens (its last token
+// and the drafted ones) at that offset, every one through the LM head. The GEMMs have
+// M = requests x (draft_tokens + 1); attention covers the context and the new tokens,
+// causal among them.
+OperatorGraph lower_verify(const TransformerModel& model, const std::vector<std::uint64_t>& context_tokens,
+                           std::uint32_t draft_tokens);
 
 // Tensor parallelism's split of a projection: row-parallel (o_proj, down_proj: the input
 // features split, the partial outputs all-reduced), or column-parallel (every other GEMM).

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <vector>
 
 namespace wse::serving {
@@ -34,12 +35,28 @@ class PrefillBackend {
   virtual PrefillTiming prefill(const std::vector<PrefillChunk>& batch) = 0;
 };
 
+// The two parts of a speculative decode step (docs/serving.md, "Speculative decoding").
+struct SpeculativeTiming {
+  double draft_s = 0.0;   // the draft model's draft_tokens single-token passes, one after another
+  double verify_s = 0.0;  // the target's one pass of draft_tokens + 1 tokens per request
+};
+
 class DecodeBackend {
  public:
   virtual ~DecodeBackend() = default;
   // One decode step of a batch: one new token for each request, whose context lengths
   // (prompt + tokens generated so far) are given. Returns the step's duration.
   virtual double step(const std::vector<std::uint32_t>& context_lengths) = 0;
+  // A speculative step of the same batch: the draft model (placed on this machine) runs
+  // `draft_tokens` decode steps, the i-th (from 0) over contexts + i, then the target
+  // verifies draft_tokens + 1 tokens per request over its context. Only a machine built
+  // with a draft model implements it.
+  virtual SpeculativeTiming speculative_step(const std::vector<std::uint32_t>& context_lengths,
+                                             std::uint32_t draft_tokens) {
+    (void)context_lengths;
+    (void)draft_tokens;
+    throw std::logic_error("serving: this decode machine has no draft model for speculative decoding");
+  }
 };
 
 // Moves KV-cache bytes from a prefill instance to a decode system. Blocks the calling

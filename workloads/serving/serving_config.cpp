@@ -1,6 +1,62 @@
 #include "workloads/serving/serving_config.h"
 
+#include <charconv>
+#include <string>
+
 namespace wse::serving {
+
+double Speculative::expected_tokens_per_step() const {
+  double expected = 1.0, all_accepted = 1.0;
+  for (double a : acceptance) {
+    all_accepted *= a;
+    expected += all_accepted;
+  }
+  return expected;
+}
+
+Speculative read_speculative(config::Section& s) {
+  Speculative sp;
+  sp.tokens = static_cast<std::uint32_t>(s.integer(
+      "tokens", {.doc = "tokens the draft model proposes per decode step (k)", .min = 1, .max = 64}));
+  const bool by_position = s.has("acceptance_by_position");
+  if (by_position == s.has("acceptance")) {
+    s.fail(by_position ? "acceptance" : "acceptance_by_position",
+           by_position ? "give acceptance (one probability for every drafted position) or "
+                         "acceptance_by_position (one per position), not both"
+                       : "missing: give acceptance (the probability that the target accepts a drafted token, "
+                         "in [0, 1]; no hardware fact sets it: state it as an assumption) or "
+                         "acceptance_by_position (a list of tokens probabilities)");
+  }
+  if (!by_position) {
+    const double a =
+        s.number("acceptance",
+                 {.doc = "probability that the target accepts a drafted token, given the earlier ones were "
+                         "(required: a property of the draft, the target and the text, not of hardware)",
+                  .min = 0,
+                  .max = 1});
+    sp.acceptance.assign(sp.tokens, a);
+    return sp;
+  }
+  const std::vector<std::string> list = s.string_list(
+      "acceptance_by_position",
+      {.doc =
+           "per drafted position, the probability that the target accepts it given the earlier ones were"});
+  if (list.size() != sp.tokens) {
+    s.fail("acceptance_by_position", "has " + std::to_string(list.size()) + " entries but tokens is " +
+                                         std::to_string(sp.tokens) +
+                                         ": give one probability per drafted position");
+  }
+  for (const std::string& text : list) {
+    double v = -1;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || !(v >= 0 && v <= 1)) {
+      s.fail("acceptance_by_position",
+             "entry '" + text + "' is not a probability: each entry must be a number in [0, 1]");
+    }
+    sp.acceptance.push_back(v);
+  }
+  return sp;
+}
 
 ServingConfig read_serving_config(config::Section& s) {
   ServingConfig c;
@@ -109,6 +165,12 @@ ServingConfig read_serving_config(config::Section& s) {
               .bytes_per_s;
       c.host_tier = t;
     }
+  }
+  if (std::optional<config::Section> spec = s.optional_section(
+          "speculative",
+          "speculative decoding: a draft model on the decode machine proposes tokens, the target "
+          "verifies them in one pass (docs/serving.md)")) {
+    c.speculative = read_speculative(*spec);
   }
   c.ttft_slo_s = ttft.seconds;
   c.tpot_slo_s = tpot.seconds;

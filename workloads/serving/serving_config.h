@@ -84,6 +84,21 @@ struct KvTier {
   double bandwidth_Bps = 0;          // between the tier and the decode machine, each way
 };
 
+// Speculative decoding (serving.speculative, docs/serving.md "Speculative decoding"):
+// each decode step, a draft model on the decode machine proposes `tokens` tokens one
+// single-token pass at a time, then the target verifies them in one forward of tokens + 1
+// tokens per request. Drafted position i (1-based) is accepted with probability
+// acceptance[i - 1] given that the positions before it were; the step emits the accepted
+// tokens and one more (the target's correction, or its bonus token when all are accepted).
+struct Speculative {
+  std::uint32_t tokens = 1;        // k: tokens drafted per step
+  std::vector<double> acceptance;  // per drafted position, size k (a fixed alpha: all equal)
+  std::uint64_t seed = 1;          // of the acceptance draws (filled from experiment.seed)
+  // Closed form of the tokens a step emits on average (Leviathan et al. 2023):
+  // 1 + sum_{i=1..k} prod_{j<=i} acceptance[j-1]; (1 - a^(k+1)) / (1 - a) for a fixed a.
+  [[nodiscard]] double expected_tokens_per_step() const;
+};
+
 struct ServingConfig {
   Placement placement = Placement::disaggregated;
   unsigned prefill_instances = 1;
@@ -118,6 +133,9 @@ struct ServingConfig {
   // session's KV is sends (colocated: prefills) only the KV the machine lacks.
   bool kv_retention = true;
   std::optional<KvTier> host_tier;  // serving.kv_tiers.host_dram (none: evicted KV is dropped)
+  // serving.speculative (none: one token per request per decode step). Its draft_model is
+  // read by the experiment (it places the draft on the decode machines).
+  std::optional<Speculative> speculative;
 
   // Filled by the system from the model and hardware, not from the serving section.
   std::uint32_t layers = 1;
@@ -127,5 +145,8 @@ struct ServingConfig {
 
 // Reads `serving:` (everything except the fields the system fills).
 ServingConfig read_serving_config(config::Section& s);
+// Reads `serving.speculative:` but its draft_model (tokens, and acceptance or
+// acceptance_by_position: exactly one). Bad values fail at their key.
+Speculative read_speculative(config::Section& s);
 
 }  // namespace wse::serving

@@ -139,6 +139,26 @@ void summarize(const ServingSystem& system, const ServingConfig& config, nlohman
                      {"by_swap", swaps},
                      {"tokens_recomputed", recomputed},
                      {"swap_bytes", swap_bytes}};
+  if (config.speculative) {
+    const Speculative& sp = *config.speculative;
+    const SpeculativeCounts& c = system.speculative();
+    const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+    const double verified = static_cast<double>(c.verified);
+    s["speculative"] = {
+        {"tokens", sp.tokens},
+        {"acceptance", sp.acceptance},
+        {"expected_tokens_per_step", sp.expected_tokens_per_step()},
+        {"steps", c.steps},
+        {"request_steps", c.verified},
+        {"drafted_tokens", c.drafted},
+        {"accepted_tokens", c.accepted},
+        {"acceptance_rate", ratio(static_cast<double>(c.accepted), static_cast<double>(c.drafted))},
+        {"tokens_per_step", ratio(static_cast<double>(c.accepted) + verified, verified)},
+        {"emitted_tokens_per_step", ratio(static_cast<double>(c.emitted_tokens), verified)},
+        {"draft_seconds", c.draft_s},
+        {"verify_seconds", c.verify_s},
+        {"draft_share", ratio(c.draft_s, c.draft_s + c.verify_s)}};
+  }
   summarize_sessions(system, config, s);
   s["goodput"] = {{"ttft_slo_s", config.ttft_slo_s},
                   {"tpot_slo_s", config.tpot_slo_s},

@@ -72,6 +72,12 @@ ServingSystem::ServingSystem(const sc_core::sc_module_name& name, const ServingC
       swap_bytes_(stats_.counter("swap_bytes", "B",
                                  "KV bytes of preempted requests copied to host memory and back")) {
   if (!config_.kv_bytes) throw std::invalid_argument("serving: kv_bytes function is not set");
+  if (config_.speculative) {
+    const Speculative& sp = *config_.speculative;
+    if (sp.tokens == 0 || sp.acceptance.size() != sp.tokens)
+      throw std::invalid_argument("serving: speculative needs tokens >= 1 and one acceptance per token");
+    spec_rng_.seed(sp.seed);
+  }
   if (prefill_.empty() || decode_.empty())
     throw std::invalid_argument("serving: no prefill or decode machines");
   const bool colocated = config_.placement == Placement::colocated;
@@ -695,7 +701,14 @@ bool ServingSystem::run_decode_step(unsigned j) {
   for (std::uint64_t r : d.running) contexts.push_back(requests_[r].input_tokens + records_[r].tokens_out);
   const double start = now_s();
   // Swap traffic of this step's preemptions and re-admissions goes first.
-  const double t = decode_[j]->step(contexts) + d.swap_s;
+  SpeculativeTiming spec;
+  const std::optional<Speculative>& sp = config_.speculative;
+  if (sp) {
+    spec = decode_[j]->speculative_step(contexts, sp->tokens);
+  } else {
+    spec.verify_s = decode_[j]->step(contexts);
+  }
+  const double t = spec.draft_s + spec.verify_s + d.swap_s;
   d.swap_s = 0;
   const std::uint64_t epoch = d.epoch;
   sc_core::wait(sim_delay(t, "a decode step"), d.failed);
@@ -705,21 +718,33 @@ bool ServingSystem::run_decode_step(unsigned j) {
   }
   d.busy->add_busy(t);
   decode_batch_.sample(static_cast<double>(d.running.size()));
+  if (sp) {
+    ++spec_.steps;
+    spec_.draft_s += spec.draft_s;
+    spec_.verify_s += spec.verify_s;
+  }
   if (trace_) trace_->slice(d.track, "decode x" + std::to_string(d.running.size()), start, t);
   std::vector<std::uint64_t> still;
   still.reserve(d.running.size());
   for (std::uint64_t r : d.running) {
+    // Tokens the step gives r: one, or under speculation the drafted tokens the target
+    // accepted and its own next token, clipped to the output length.
+    const std::uint32_t left = outputs(requests_[r]) - records_[r].tokens_out;
+    const std::uint32_t n = sp ? std::min(left, speculate(*sp)) : 1;
     if (trace_) {
       const bool first_step = records_[r].tokens_out == 1;
-      const bool last_step = records_[r].tokens_out + 1 >= outputs(requests_[r]);
+      const bool last_step = n >= left;
       if (first_step || last_step) trace_->flow(r, d.track, start, false, last_step);
     }
-    records_[r].tokens_out += 1;
-    output_tokens_ += 1;
+    records_[r].tokens_out += n;
+    output_tokens_ += n;
+    spec_.emitted_tokens += sp ? n : 0;
     const double at = now_s();
+    // The step's tokens are emitted together at its end: the gaps after the first are 0.
     itl_.sample(at - last_token_at_[r]);
+    for (std::uint32_t extra = 1; extra < n; ++extra) itl_.sample(0.0);
     last_token_at_[r] = at;
-    if (record_token_times_) token_times_[r].push_back(at);
+    if (record_token_times_) token_times_[r].insert(token_times_[r].end(), n, at);
     if (records_[r].tokens_out >= outputs(requests_[r])) {
       d.reserved_bytes -= held_[r];
       held_[r] = 0;
@@ -732,6 +757,23 @@ bool ServingSystem::run_decode_step(unsigned j) {
   }
   d.running.swap(still);
   return true;
+}
+
+std::uint32_t ServingSystem::speculate(const Speculative& sp) {
+  // Draft position i is accepted with probability acceptance[i] given the earlier ones
+  // were; the first rejection ends the run. A uniform draw in [0, 1) from the top 53 bits
+  // (the same on every platform, unlike std::uniform_real_distribution): acceptance 1
+  // always accepts, 0 never.
+  std::uint32_t accepted = 0;
+  while (accepted < sp.tokens) {
+    const double u = static_cast<double>(spec_rng_() >> 11) * 0x1.0p-53;
+    if (!(u < sp.acceptance[accepted])) break;
+    ++accepted;
+  }
+  spec_.drafted += sp.tokens;
+  spec_.accepted += accepted;
+  spec_.verified += 1;
+  return accepted + 1;
 }
 
 void ServingSystem::make_ready(unsigned j, std::uint64_t r) {
@@ -749,11 +791,18 @@ void ServingSystem::grow_kv(unsigned j) {
   std::stable_sort(order.begin(), order.end(),
                    [this](std::uint64_t a, std::uint64_t b) { return admitted_before(a, b); });
   std::size_t end = order.size();
+  // A speculative step writes the KV of tokens + 1 tokens per request (the rejected ones'
+  // is rolled back after it).
+  const std::uint64_t step_tokens = config_.speculative ? std::uint64_t{config_.speculative->tokens} + 1 : 1;
   for (std::size_t i = 0; i < end; ++i) {
     const std::uint64_t r = order[i];
     // The step adds the KV of one more token: the context after it.
-    const std::uint64_t after =
-        config_.kv_bytes(std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out + 1);
+    // (A speculative step's reservation is capped at the final context: the overshoot
+    // of the last step, at most `tokens` positions, is not reserved; docs/serving.md.)
+    const std::uint64_t after_tokens =
+        std::uint64_t{requests_[r].input_tokens} + records_[r].tokens_out + step_tokens;
+    const std::uint64_t after = config_.kv_bytes(
+        step_tokens > 1 ? std::min(after_tokens, final_context(requests_[r])) : after_tokens);
     const std::uint64_t grow = after > held_[r] ? after - held_[r] : 0;
     // Retained session KV goes before any running request: the step waits for it to leave.
     const double room_at = make_room(j, grow);

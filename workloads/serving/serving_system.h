@@ -44,6 +44,7 @@
 #include <list>
 #include <memory>
 #include <queue>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -117,6 +118,18 @@ struct RetentionCounts {
       0;  // colocated: prompt tokens not prefilled (beyond the prefix cache)
 };
 
+// Speculative decoding over the run (serving.speculative): what the steps drafted,
+// what the target accepted, and the time of the two parts of the steps.
+struct SpeculativeCounts {
+  std::uint64_t steps = 0;           // decode steps (each a draft and a verification pass)
+  std::uint64_t verified = 0;        // request-steps: a request verified in a step
+  std::uint64_t drafted = 0;         // drafted tokens verified (tokens per request-step)
+  std::uint64_t accepted = 0;        // of which the target accepted
+  std::uint64_t emitted_tokens = 0;  // tokens the steps emitted (accepted + 1, clipped to the output length)
+  double draft_s = 0;                // the draft passes of every step, summed over decode machines
+  double verify_s = 0;               // the verification passes
+};
+
 class ServingSystem : public sc_core::sc_module, public stats::Provider {
  public:
   // `prefill[i]` and `decode[j]` are the machines; in colocated placement prefill[i]
@@ -157,6 +170,7 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   const RetentionCounts& retention() const { return retention_; }
   // The sessions whose KV was evicted from a decode machine's memory, in eviction order.
   const std::vector<std::int64_t>& evicted_sessions() const { return evicted_sessions_; }
+  const SpeculativeCounts& speculative() const { return spec_; }
 
  private:
   struct PrefillState {
@@ -259,6 +273,9 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   // join the prefill queue (after a reload from the host tier).
   double pin_retained(std::uint64_t r, unsigned i);
   void queue_prefill(std::uint64_t r, unsigned i);
+  // Speculative decoding: draws how many of the step's drafted tokens the target accepts
+  // and returns the tokens the step gives the request (accepted + 1, not yet clipped).
+  std::uint32_t speculate(const Speculative& sp);
 
   const ServingConfig config_;
   std::vector<workloads::Request> requests_;
@@ -294,6 +311,8 @@ class ServingSystem : public sc_core::sc_module, public stats::Provider {
   std::vector<double> ready_after_;              // its decode system takes it no earlier (reload, evictions)
   std::vector<std::uint8_t> retention_seen_;     // its first admission was counted (hit or miss)
   RetentionCounts retention_;
+  SpeculativeCounts spec_;
+  std::mt19937_64 spec_rng_;  // acceptance draws, seeded by serving.speculative's seed
   std::vector<std::int64_t> evicted_sessions_;
   std::vector<std::uint8_t> waiting_decode_;  // in reserve_decode
   std::vector<std::uint8_t> in_prefill_;      // in prefill batches that have not ended (how many)

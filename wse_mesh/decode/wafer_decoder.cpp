@@ -623,7 +623,9 @@ struct WaferDecoder::Impl {
       }
       for (std::uint64_t done = 0; done < s.new_tokens; done += c) {
         const std::uint64_t n = std::min(c, s.new_tokens - done);
-        out.push_back({n, s.offset + done, s.logits && done + n == s.new_tokens});
+        // (A verification pass's pieces each produce logits: logits_all.)
+        out.push_back(
+            {n, s.offset + done, s.logits && (s.logits_all || done + n == s.new_tokens), s.logits_all});
       }
     }
     return out;
