@@ -178,6 +178,30 @@ TEST_F(ServingPolicies, SpeculativeDraftThatDoesNotFitTheWafersIsRefused) {
   EXPECT_THAT(r.err, HasSubstr("B short"));
 }
 
+// Speculation behind a prefill split that its draft path does not model is one error at
+// draft_model, exit 2: prefill replicas in trainium_only (each would decode on its own
+// chips), and a context-parallel prefill in front of the CS-3s (the draft's prompt pass
+// runs on one group). The same splits without speculation run (tested in
+// test_trainium_serving_split.cpp).
+TEST_F(ServingPolicies, SpeculativeBehindAPrefillSplitIsRefused) {
+  const std::string spec = "serving:\n  speculative:\n    tokens: 2\n    acceptance: 0.5\n" + kDraft;
+  Result r = run_bad(write("dp.yaml", "include:\n  - " + kSrc +
+                                          "/configs/experiments/trainium_only.yaml\n"
+                                          "workload: {trace: {limit: 3}}\n"
+                                          "prefill: {tp_degree: 32, dp_degree: 2}\n" +
+                                          spec));
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("prefill.dp_degree > 1"));
+  r = run_bad(write("cp.yaml", "include:\n  - " + kSrc +
+                                   "/configs/experiments/default.yaml\n"
+                                   "workload: {trace: {limit: 3}}\n"
+                                   "decode: {wafers: 5}\n"
+                                   "prefill: {tp_degree: 32, cp_degree: 2}\n" +
+                                   spec));
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("behind a split prefill"));
+}
+
 // The fused Trainium path on 3 requests: acceptance 1 gives k + 1 = 4 tokens a step,
 // acceptance 0 gives 1 at the cost of the drafts (TPOT above the plain run's), and the
 // summary's figures add up.
