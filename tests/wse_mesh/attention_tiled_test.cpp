@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "attention_test_util.h"
 #include "util/systemc_test.h"
 #include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/attention_tiled.h"
@@ -26,16 +27,7 @@ namespace {
 
 class AttentionTiledTest : public wse::testing::SystemCTest {};
 
-AttentionConfig small_attention(std::uint64_t context, Reduction red) {
-  AttentionConfig a;
-  a.q_heads = 1;
-  a.kv_heads = 1;
-  a.head_dim = 4;
-  a.context = context;
-  a.tokens_per_pe = 2;
-  a.reduction = red;
-  return a;
-}
+using test::small_attention;
 
 void expect_same(const AttentionResult& t, const AttentionResult& p, const std::string& what) {
   EXPECT_EQ(t.total_cycles, p.total_cycles) << what;

@@ -24,6 +24,7 @@
 
 #include <string>
 
+#include "attention_test_util.h"
 #include "util/systemc_test.h"
 #include "wse_mesh/kernels/attention.h"
 #include "wse_mesh/kernels/vector_kernels.h"
@@ -34,17 +35,7 @@ namespace {
 
 class KernelsTest : public wse::testing::SystemCTest {};
 
-// One KV head of head_dim 4 with one query, 2 tokens per PE.
-AttentionConfig small_attention(std::uint64_t context, Reduction red) {
-  AttentionConfig a;
-  a.q_heads = 1;
-  a.kv_heads = 1;
-  a.head_dim = 4;
-  a.context = context;
-  a.tokens_per_pe = 2;
-  a.reduction = red;
-  return a;
-}
+using test::small_attention;  // one KV head of head_dim 4, one query, 2 tokens per PE
 
 TEST_F(KernelsTest, DecodeAttentionOnFourPesExactCycles) {
   // context 7 + 1 new token = 8 tokens = 4 blocks: a 1 x 4 row; the new token (position
