@@ -82,9 +82,6 @@ Suite read_suite(const fs::path& file) {
   s.default_tolerance = read_tolerance(root, s.default_tolerance);
   std::vector<config::Section> experiments =
       root.section_list("experiments", "the experiments of the suite, each {name:, experiment:, set:}");
-  if (experiments.empty()) {
-    root.fail("experiments", "must list at least one {name:, experiment:}");
-  }
   for (config::Section& e : experiments) {
     Entry en;
     en.name = e.string("name", {.doc = "the reference file <name>.json and the run's folder"});
@@ -108,7 +105,10 @@ Suite read_suite(const fs::path& file) {
     }
     s.entries.push_back(std::move(en));
   }
-  doc.finish();
+  doc.finish();  // a misspelt key first: it may be why nothing else was read
+  if (experiments.empty()) {
+    root.fail("experiments", "must list at least one {name:, experiment:}");
+  }
   return s;
 }
 

@@ -176,7 +176,7 @@ TEST_P(PhysicalBounds, NoSimulatedTimeBeatsTheHardware) {
   // Speculative decoding (serving.speculative): a step emits up to tokens + 1 tokens per
   // request while its target pass reads the weights once, so the bound per token is the
   // step's over that many.
-  const YAML::Node spec = c["serving"]["speculative"];
+  const YAML::Node spec = c["serving"] ? c["serving"]["speculative"] : YAML::Node();
   const double tokens_per_step = spec && spec["tokens"] ? spec["tokens"].as<double>() + 1 : 1.0;
   const auto recs = csv_records(slurp(out / "requests.csv"));
   ASSERT_FALSE(recs.empty());
