@@ -2,9 +2,10 @@
 // (apps/wse-emu/regress_command.h). The input is two files separated by a line `%%`:
 // the suite (written as suite.yaml next to a base experiment `base.yaml`) and a
 // reference JSON (written as refs/a.json and refs/b.json, the references of experiments
-// named `a` or `b`). Bad input must be an InputFileError naming the file; a raw
-// yaml-cpp or JSON exception (a message naming neither file nor key) or any other type
-// is a finding. A suite that reads returns the number of figures of its references.
+// named `a` or `b`). Bad input must be an InputFileError naming the file, or a
+// config::ConfigError located in the suite (the suite is read through the configuration
+// language); a raw yaml-cpp or JSON exception (a message naming neither file nor key)
+// or any other type is a finding. A suite that reads returns the number of figures of its references.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "apps/wse-emu/regress_command.h"
 #include "apps/wse-emu/sweep_command.h"
 #include "fuzz/fuzz_util.h"
+#include "systemc_models/config/config.h"
 
 using wse::fuzz::finding;
 using wse::fuzz::unexpected;
@@ -33,6 +35,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (what.find(suite.string()) == std::string::npos && what.find("refs/") == std::string::npos &&
         what.find("regression suite '") != 0)
       finding("a suite or reference error that names no file: " + what);
+  } catch (const wse::config::ConfigError& e) {
+    // The suite is read through the configuration language: its errors name the suite's
+    // file:line:column and the key path.
+    if (e.source().file != suite.string())
+      finding("a suite error that names another file: " + std::string(e.what()));
   } catch (const std::exception& e) {
     unexpected(e);
   }
