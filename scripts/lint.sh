@@ -140,7 +140,7 @@ for e in json.load(open(sys.argv[1])):
   # checked by --all, through the units that include those).
   targets="$(while read -r f; do
     case "$f" in
-      *.cpp) grep -qxF "$f" <<< "$units" && echo "$f" ;;
+      *.cpp) if grep -qxF "$f" <<< "$units"; then echo "$f"; fi ;;
       *.h)
         if grep -qxF "${f%.h}.cpp" <<< "$units"; then
           echo "${f%.h}.cpp"
