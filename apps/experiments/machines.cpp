@@ -61,12 +61,12 @@ serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::Prefi
   if (prefill_split_ != nullptr) {
     const neuron::PipelineResult p = prefill_split_->run_batch(model_, tokens, offsets);
     account(p);
-    prefill_floor_.floor += p.floor;
-    ++prefill_floor_.passes;
+    // The floor's ratio compares the batch's own pass through empty stages (with pp, the
+    // wait for earlier batches is queueing, not the pass).
+    prefill_floor_.add(p.floor, p.seconds());
     serving::PrefillTiming t;
     if (stage_free_ps_.size() <= 1) {  // context parallel
       t.seconds = p.seconds();
-      prefill_floor_.simulated_s += t.seconds;
       for (const std::uint64_t ps : p.layer_end_ps) t.layer_done_s.push_back(static_cast<double>(ps) * 1e-12);
       return t;
     }
@@ -81,9 +81,6 @@ serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::Prefi
     for (std::size_t s = 0; s < ends.size(); ++s) stage_free_ps_[s] = now + ends[s];
     t.seconds = static_cast<double>(ends.back()) * 1e-12;
     t.next_batch_s = static_cast<double>(ends.front()) * 1e-12;
-    // The floor's ratio compares the batch's own pass through empty stages (the wait for
-    // earlier batches is queueing, not the pass).
-    prefill_floor_.simulated_s += p.seconds();
     const auto pp = static_cast<std::uint32_t>(ends.size());
     for (std::uint32_t l = 0; l < model_.layers; ++l)
       t.layer_done_s.push_back(static_cast<double>(ends[neuron::stage_of_layer(l, model_.layers, pp)]) *
@@ -93,9 +90,7 @@ serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::Prefi
   const neuron::PrefillResult r =
       runner_.run(workloads::lower_prefill(model_, tokens, offsets), model_.weight_bytes());
   account(r);
-  prefill_floor_.floor += r.floor;
-  ++prefill_floor_.passes;
-  prefill_floor_.simulated_s += r.seconds();
+  prefill_floor_.add(r.floor, r.seconds());
   serving::PrefillTiming t;
   t.seconds = r.seconds();
   for (const auto& l : r.layers) {
@@ -107,9 +102,7 @@ serving::PrefillTiming TrainiumMachine::prefill(const std::vector<serving::Prefi
     const neuron::PrefillResult d = runner_.run(workloads::lower_prefill(*draft_, tokens, offsets),
                                                 model_.weight_bytes() + draft_->weight_bytes());
     account(d);
-    prefill_floor_.floor += d.floor;
-    ++prefill_floor_.passes;
-    prefill_floor_.simulated_s += d.seconds();
+    prefill_floor_.add(d.floor, d.seconds());
     t.seconds += d.seconds();
   }
   return t;
@@ -129,9 +122,7 @@ serving::SpeculativeTiming TrainiumMachine::speculative_step(const std::vector<s
   const auto run = [&](const workloads::OperatorGraph& g) {
     const neuron::PrefillResult r = runner_.run(g, weights);
     account(r);
-    decode_floor_.floor += r.floor;
-    ++decode_floor_.passes;
-    decode_floor_.simulated_s += r.seconds();
+    decode_floor_.add(r.floor, r.seconds());
     return r.seconds();
   };
   for (std::uint32_t i = 0; i < draft_tokens; ++i) {
@@ -156,33 +147,33 @@ double TrainiumMachine::step(const std::vector<std::uint32_t>& contexts) {
     const bool streaming = decode_floor_.passes > 0 && now == next_step_at_;
     const double t = streaming ? p.seconds() : static_cast<double>(p.fill_ps) * 1e-12;
     next_step_at_ = now + sc_core::sc_time(t, sc_core::SC_SEC);
-    decode_floor_.floor += p.floor;
-    ++decode_floor_.passes;
-    decode_floor_.simulated_s += t;
+    decode_floor_.add(p.floor, t);
     return t;
   }
   const neuron::PrefillResult r = runner_.run(workloads::lower_decode(model_, ctx), model_.weight_bytes());
   account(r);
-  decode_floor_.floor += r.floor;
-  ++decode_floor_.passes;
-  decode_floor_.simulated_s += r.seconds();
+  decode_floor_.add(r.floor, r.seconds());
   return r.seconds();
 }
 
-Activity trainium_activity(const neuron::PrefillResult& r, double hbm_bytes_per_s, double link_bytes_per_s) {
+namespace {
+// A pass's busy counts as energy work: its HBM busy time is per chip of `chips`.
+template <class Busy>
+Activity activity_of(const Busy& busy, double chips, double hbm_bytes_per_s, double link_bytes_per_s) {
   Activity a;
-  a.flops = static_cast<double>(r.busy.flops);
-  a.memory_bytes = r.busy.hbm_ps * 1e-12 * hbm_bytes_per_s * r.chips;
-  a.link_bytes = r.busy.link_ps * 1e-12 * link_bytes_per_s;
+  a.flops = static_cast<double>(busy.flops);
+  a.memory_bytes = busy.hbm_ps * 1e-12 * hbm_bytes_per_s * chips;
+  a.link_bytes = busy.link_ps * 1e-12 * link_bytes_per_s;
   return a;
+}
+}  // namespace
+
+Activity trainium_activity(const neuron::PrefillResult& r, double hbm_bytes_per_s, double link_bytes_per_s) {
+  return activity_of(r.busy, r.chips, hbm_bytes_per_s, link_bytes_per_s);
 }
 
 Activity trainium_activity(const neuron::PipelineResult& r, double hbm_bytes_per_s, double link_bytes_per_s) {
-  Activity a;
-  a.flops = static_cast<double>(r.busy.flops);
-  a.memory_bytes = r.busy.hbm_ps * 1e-12 * hbm_bytes_per_s * r.chips_per_stage;
-  a.link_bytes = r.busy.link_ps * 1e-12 * link_bytes_per_s;
-  return a;
+  return activity_of(r.busy, r.chips_per_stage, hbm_bytes_per_s, link_bytes_per_s);
 }
 
 void TrainiumMachine::account(const neuron::PrefillResult& r) {

@@ -63,6 +63,12 @@ class TrainiumMachine : public serving::PrefillBackend, public serving::DecodeBa
     neuron::TrainiumFloor floor;
     std::uint64_t passes = 0;
     double simulated_s = 0.0;
+    // One pass of `simulated` seconds against its floor.
+    void add(const neuron::TrainiumFloor& f, double simulated) {
+      floor += f;
+      ++passes;
+      simulated_s += simulated;
+    }
   };
   const Floors& prefill_floor() const { return prefill_floor_; }
   const Floors& decode_floor() const { return decode_floor_; }
