@@ -3,38 +3,17 @@
 // decode attention batches of equal keys take the same time.
 #pragma once
 
-#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <type_traits>
 #include <vector>
 
+#include "systemc_models/sim/key_writer.h"
 #include "workloads/model/operators.h"
 
 namespace wse::neuron {
 
-// Appends numbers and separators to a key (std::to_chars: keys are built for every
-// operator of every step, and stream formatting dominated the run time of cached steps).
-struct KeyWriter {
-  std::string& out;
-  template <typename T>
-  requires std::is_unsigned_v<T> &&(!std::is_same_v<T, char>)&&(!std::is_same_v<T, bool>)KeyWriter&
-  operator<<(T v) {
-    char buf[24];
-    const auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-    return *this;
-  }
-  KeyWriter& operator<<(char c) {
-    out.push_back(c);
-    return *this;
-  }
-  KeyWriter& operator<<(std::string_view v) {
-    out.append(v);
-    return *this;
-  }
-};
+using sim::KeyWriter;  // systemc_models/sim/key_writer.h
 
 // Key of everything that decides an operator's time on a given configuration.
 std::string operator_key(const workloads::Operator& op);

@@ -1,16 +1,18 @@
 #include "wse_mesh/kernels/kernel_cache.h"
 
+#include "systemc_models/sim/key_writer.h"
+
 #include <algorithm>
 #include <exception>
-#include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace wse::wafer {
 
 namespace {
 
-void put_hardware(std::ostringstream& o, const FabricConfig& f, const PeConfig& pe) {
+void put_hardware(sim::KeyWriter& o, const FabricConfig& f, const PeConfig& pe) {
   o << "|fabric:" << f.colors << ',' << f.hop_latency_cycles << ',' << f.ramp_latency_cycles << ','
     << f.input_buffer_wavelets << ',' << f.credit_latency_cycles << ',' << static_cast<int>(f.allocator)
     << ',' << f.link_wavelets_per_cycle << ',' << f.ramp_wavelets_per_cycle << "|pe:" << pe.sram_bytes << ','
@@ -69,7 +71,8 @@ R KernelCache::lookup(std::unordered_map<std::string, R>& map, const std::string
 }
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const GemvConfig& g) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "gemv|" << g.rows << 'x' << g.cols << "|grid:" << g.grid_rows << 'x' << g.grid_cols
     << "|vectors:" << g.vectors << ",sim:" << g.simulated_vectors << "|acc:" << static_cast<int>(g.accumulate)
     << "|red:" << static_cast<int>(g.reduction) << "|colors:" << int{g.x_color} << ','
@@ -77,54 +80,59 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Ge
     << int{g.ktree_colors[0]} << ',' << int{g.ktree_colors[1]} << "|ktree_group:" << g.ktree_group
     << "|fold:" << g.fold_rows;
   put_hardware(o, f, pe);
-  return o.str();
+  return s;
 }
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const ReduceConfig& r) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "reduce|" << r.elements << "|grid:" << r.grid_rows << 'x' << r.grid_cols
     << "|dtype:" << static_cast<int>(r.dtype) << "|red:" << static_cast<int>(r.reduction)
     << "|colors:" << int{r.row_color} << ',' << int{r.col_color} << ',' << int{r.broadcast_color}
     << "|ktree_group:" << r.ktree_group;
   put_hardware(o, f, pe);
-  return o.str();
+  return s;
 }
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const BroadcastConfig& b) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "broadcast|" << b.elements << "|grid:" << b.grid_rows << 'x' << b.grid_cols
     << "|dtype:" << static_cast<int>(b.dtype) << "|source:" << b.source.x << ',' << b.source.y
     << "|color:" << int{b.color};
   put_hardware(o, f, pe);
-  return o.str();
+  return s;
 }
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "attention|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
     << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << "|max_cols:" << a.max_grid_cols
     << "|kv_bytes:" << a.kv_bytes << "|red:" << static_cast<int>(a.reduction) << "|fold:" << a.fold_rows;
   put_hardware(o, f, pe);
-  return o.str();
+  return s;
 }
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionStreamConfig& a) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "attention_stream|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim
     << "|context:" << a.context << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << ','
     << a.stream_tokens_per_pe << "|max_cols:" << a.max_grid_cols << "|kv_bytes:" << a.kv_bytes
     << "|ring:" << static_cast<int>(a.ring) << "|sram:" << a.sram_bytes;
   put_hardware(o, f, pe);
-  return o.str();
+  return s;
 }
 
 std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const VectorKernelConfig& v) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "vector|op:" << static_cast<int>(v.op) << '|' << v.elements << 'x' << v.vectors << "|pes:" << v.pes
     << "|ops:" << v.ops_per_element << "|dtype:" << static_cast<int>(v.dtype)
     << "|red:" << static_cast<int>(v.reduction);
   put_hardware(o, f, pe);
-  return o.str();
+  return s;
 }
 
 GemvResult KernelCache::gemv(const FabricConfig& f, const PeConfig& pe, const GemvConfig& g) {
@@ -144,12 +152,13 @@ GemvResult KernelCache::gemv_tiled(const FabricConfig& per_pe, std::uint32_t k, 
 
 std::string KernelCache::key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                              const GemmCannonConfig& g) {
-  std::ostringstream o;
+  std::string s;
+  sim::KeyWriter o{s};
   o << "cannon|k:" << k << '|' << g.rows << 'x' << g.cols << "|tokens:" << g.tokens << "|grid:" << g.grid_rows
     << 'x' << g.grid_cols << "|acc:" << static_cast<int>(g.accumulate) << "|block:" << g.block_tokens
     << "|buffer:" << g.buffer_bytes << "|groups:" << g.groups;
   put_hardware(o, per_pe, pe);
-  return o.str();
+  return s;
 }
 
 GemmCannonResult KernelCache::gemm_cannon(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
