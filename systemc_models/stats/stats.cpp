@@ -44,8 +44,13 @@ double Distribution::max() const {
 
 double Distribution::percentile(double q) const {
   if (samples_.empty()) return 0.0;
-  std::vector<double> sorted = samples_;
-  std::sort(sorted.begin(), sorted.end());
+  // Samples are only appended (or all cleared), so a sorted copy of the same size is
+  // a sort of the current samples.
+  if (sorted_.size() != samples_.size()) {
+    sorted_ = samples_;
+    std::sort(sorted_.begin(), sorted_.end());
+  }
+  const std::vector<double>& sorted = sorted_;
   // Nearest rank: the smallest value with at least q% of samples at or below it.
   const double rank = std::ceil(q / 100.0 * static_cast<double>(sorted.size()));
   const auto idx = static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(sorted.size()))) - 1;

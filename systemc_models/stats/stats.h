@@ -83,10 +83,16 @@ class Distribution final : public Stat {
   double percentile(double q) const;
   const std::vector<double>& samples() const { return samples_; }
   void to_json(nlohmann::json& out, double elapsed_s) const override;
-  void reset() override { samples_.clear(); }
+  void reset() override {
+    samples_.clear();
+    sorted_.clear();
+  }
 
  private:
   std::vector<double> samples_;
+  // The samples sorted, kept for the percentiles asked until the next sample (a
+  // whole-trace run asks several of each of its millions-long distributions).
+  mutable std::vector<double> sorted_;
 };
 
 // Busy time of a resource; its value is busy / elapsed, a fraction in [0, 1].

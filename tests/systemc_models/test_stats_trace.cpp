@@ -53,6 +53,26 @@ TEST(StatsDistribution, PercentilesAreNearestRank) {
   EXPECT_EQ(d.percentile(50), 0.0);  // no samples
 }
 
+TEST(StatsDistribution, PercentilesFollowSamplesAddedAfterAnEarlierQueryAndAReset) {
+  // The sorted samples are kept between queries: a sample added after a query, and a
+  // reset followed by as many new samples, must still be seen.
+  //   {40, 15, 50}: p50 -> ceil(1.5) = rank 2 -> 40; p100 -> 50.
+  //   + {5}: {5, 15, 40, 50}: p50 -> rank 2 -> 15; p0 -> 5.
+  //   reset, then {1, 2, 3, 4}: p50 -> rank 2 -> 2; p100 -> 4.
+  stats::Distribution d("latency", "s", "request latency");
+  for (double v : {40.0, 15.0, 50.0}) d.sample(v);
+  EXPECT_EQ(d.percentile(50), 40.0);
+  EXPECT_EQ(d.percentile(100), 50.0);
+  d.sample(5.0);
+  EXPECT_EQ(d.percentile(50), 15.0);
+  EXPECT_EQ(d.percentile(0), 5.0);
+  d.reset();
+  EXPECT_EQ(d.percentile(50), 0.0);  // no samples
+  for (double v : {4.0, 3.0, 2.0, 1.0}) d.sample(v);
+  EXPECT_EQ(d.percentile(50), 2.0);
+  EXPECT_EQ(d.percentile(100), 4.0);
+}
+
 TEST(StatsUtilization, FractionIsBusyOverElapsedTimesLanes) {
   // Busy 0.25 + 0.5 = 0.75 s over 1.5 s -> 0.5; spread over 3 lanes -> 0.75 / 4.5 = 1/6.
   stats::Utilization u("utilization", "link busy");
