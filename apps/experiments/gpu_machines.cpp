@@ -2,6 +2,8 @@
 
 #include "apps/experiments/floor_summary.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
 
 #include "systemc_models/units/units.h"
@@ -109,6 +111,47 @@ GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& 
   if (tp > kv_heads) kv /= tp / kv_heads;
   g.kv_capacity_bytes = kv / pp;  // each of the pp engines holds its own batches' KV
   return g;
+}
+
+void check_gpu_draft_fits(const GpuSide& g, const workloads::TransformerModel& target,
+                          const DraftModel& draft) {
+  const unsigned tp = g.pass.tp_degree;
+  if (g.pass.pp_degree > 1) {
+    draft.section.fail("draft_model",
+                       "speculative decoding on GPU groups with pipeline stages (gpu_pass.pp_degree " +
+                           std::to_string(g.pass.pp_degree) +
+                           ") is not modelled: the draft's passes would have to be scheduled through "
+                           "the stages between the other engines' passes; use gpu_pass.pp_degree 1 or remove "
+                           "serving.speculative");
+  }
+  const std::uint64_t per_gpu = g.gpu.hbm.capacity().bytes;
+  const std::uint64_t hbm = per_gpu * tp;
+  const std::uint64_t weights = target.weight_bytes() + draft.model.weight_bytes();
+  if (weights >= hbm) {
+    draft.section.fail("draft_model",
+                       "the draft's weights (" + pretty_binary(Size{draft.model.weight_bytes()}) +
+                           ") do not fit beside the target's (" + pretty_binary(Size{target.weight_bytes()}) +
+                           ") in the HBM of tp_degree " + std::to_string(tp) + " GPU(s) (" +
+                           pretty_binary(Size{hbm}) + "): " + std::to_string(weights - hbm) +
+                           " B short, with no room left for the KV cache; raise gpu_pass.tp_degree or use a "
+                           "smaller draft");
+  }
+}
+
+std::uint64_t gpu_speculative_kv_room(const GpuSide& g, const workloads::TransformerModel& target,
+                                      const DraftModel& draft, bool draft_kv_counted) {
+  check_gpu_draft_fits(g, target, draft);
+  const unsigned tp = g.pass.tp_degree;
+  const std::uint64_t hbm = g.gpu.hbm.capacity().bytes * tp;
+  const std::uint64_t weights = target.weight_bytes() + draft.model.weight_bytes();
+  const auto replicas = [&](const workloads::TransformerModel& m) {
+    const std::uint32_t kv_heads = std::max<std::uint32_t>(m.kv_heads, 1);
+    return static_cast<double>(tp > kv_heads ? tp / kv_heads : 1);
+  };
+  const auto t = static_cast<double>(target.kv_bytes_per_token());
+  const auto d = static_cast<double>(draft.model.kv_bytes_per_token());
+  return kv_room(hbm - weights, t * replicas(target) + d * replicas(draft.model),
+                 draft_kv_counted ? t + d : t);
 }
 
 nlohmann::json GpuMachines::summary() const {

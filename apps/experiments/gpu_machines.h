@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include <systemc>
 
 #include "apps/experiments/energy.h"
+#include "apps/experiments/speculative.h"
 #include "gpu/core/gpu_config.h"
 #include "gpu/node/nvswitch.h"
 #include "gpu/transformer/pass.h"
@@ -39,9 +41,16 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
     double simulated_s = 0.0;
   };
 
-  GpuMachine(gpu::GpuPass& runner, const workloads::TransformerModel& model, stats::Group& group)
+  // `draft`, when given, is a speculative-decoding draft model held beside the target by
+  // the same GPUs (serving.speculative, docs/serving.md): its weights sharded over the
+  // group's tensor-parallel GPUs as the target's, its passes run with the same split. It
+  // makes its prompt KV by a prefill pass of its own after the target's, and its decode
+  // steps run before the target's verification pass. One stage only (pp_degree 1).
+  GpuMachine(gpu::GpuPass& runner, const workloads::TransformerModel& model, stats::Group& group,
+             const workloads::TransformerModel* draft = nullptr)
       : runner_(runner),
         model_(model),
+        draft_(draft),
         tensor_(group.utilization("tensor_cores",
                                   "tensor cores busy at their dense peak (matrix flops / peak), per GPU")),
         hbm_(group.utilization("hbm", "HBM data bus busy (bytes / streaming bandwidth), per GPU")),
@@ -52,6 +61,8 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
                  : nullptr),
         launch_(group.utilization("kernel_launch", "between kernels (launch and drain)")),
         kernels_(group.counter("kernels", "kernels", "kernels run per GPU")) {
+    if (draft_ != nullptr && runner.pp_degree() > 1)
+      throw std::logic_error("GpuMachine: a draft model with pipeline stages is not modelled");
     for (gpu::NodeAlgorithm a : gpu::kNodeAlgorithms) {
       algorithms_.push_back(&group.utilization("collective_" + std::string(gpu::to_string(a)),
                                                "all-reduces run with the " + std::string(gpu::to_string(a)) +
@@ -70,6 +81,13 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
     serving::PrefillTiming t;
     t.layer_done_s = r.layer_done_s;
     t.seconds = reserve(r, &t.layer_done_s);
+    if (draft_ != nullptr) {
+      // The draft's KV of the same chunks, a pass of its own after the target's on the
+      // same GPUs (the target's layers are done when they were).
+      const gpu::GpuPassResult d = runner_.run(workloads::lower_prefill(*draft_, tokens, offsets));
+      account(d, prefill_floor_);
+      t.seconds += d.seconds;
+    }
     return t;
   }
 
@@ -78,6 +96,26 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
     const gpu::GpuPassResult r = runner_.run(workloads::lower_decode(model_, ctx));
     account(r, decode_floor_);
     return reserve(r, nullptr);
+  }
+
+  // The draft's draft_tokens decode steps, then the target's verification of
+  // draft_tokens + 1 tokens per request (workloads::lower_verify: each weight read once
+  // for the batch's requests x (draft_tokens + 1) rows, attention over each context and
+  // the new tokens), each pass timed by the GPU model.
+  serving::SpeculativeTiming speculative_step(const std::vector<std::uint32_t>& contexts,
+                                              std::uint32_t draft_tokens) override {
+    if (draft_ == nullptr) throw std::logic_error("GpuMachine: speculative_step needs a draft model");
+    const auto run = [&](const workloads::OperatorGraph& g) {
+      const gpu::GpuPassResult r = runner_.run(g);
+      account(r, decode_floor_);
+      return r.seconds;
+    };
+    return speculative_passes(
+        contexts, draft_tokens,
+        [&](const std::vector<std::uint64_t>& c) { return run(workloads::lower_decode(*draft_, c)); },
+        [&](const std::vector<std::uint64_t>& c) {
+          return run(workloads::lower_verify(model_, c, draft_tokens));
+        });
   }
 
   const Floors& prefill_floor() const { return prefill_floor_; }
@@ -140,6 +178,7 @@ class GpuMachine : public serving::PrefillBackend, public serving::DecodeBackend
 
   gpu::GpuPass& runner_;
   const workloads::TransformerModel& model_;
+  const workloads::TransformerModel* draft_ = nullptr;
   stats::Utilization& tensor_;
   stats::Utilization& hbm_;
   stats::Utilization& nvlink_;
@@ -167,15 +206,17 @@ class GpuEngine : public serving::PrefillBackend, public serving::DecodeBackend 
 };
 
 // The GPU groups of the experiment: `instances` nodes of `groups` groups each (a group of
-// tp x pp GPUs within a node), or `instances` / `span` groups each over `span` nodes.
+// tp x pp GPUs within a node), or `instances` / `span` groups each over `span` nodes;
+// `draft` (speculative decoding) held by every group beside the model.
 class GpuMachines : public sc_core::sc_module, public stats::Provider {
  public:
   GpuMachines(const sc_core::sc_module_name& name, unsigned instances, unsigned groups,
               const gpu::GpuConfig& g, const gpu::NodeConfig& node, const gpu::PassConfig& pass,
-              const workloads::TransformerModel& model, unsigned span = 1)
+              const workloads::TransformerModel& model, unsigned span = 1,
+              const workloads::TransformerModel* draft = nullptr)
       : sc_module(name), stats_(std::string(basename())), runner_(g, node, pass) {
     const auto add = [&](const std::string& id) {
-      machines_.push_back(std::make_unique<GpuMachine>(runner_, model, stats_.child(id)));
+      machines_.push_back(std::make_unique<GpuMachine>(runner_, model, stats_.child(id), draft));
       if (pass.pp_degree == 1) {
         prefill_.push_back(machines_.back().get());
         decode_.push_back(machines_.back().get());
@@ -243,5 +284,20 @@ struct GpuSide {
 // disaggregated modes refuse it at gpu_pass.pp_degree).
 GpuSide read_gpu_side(config::Section& root, const workloads::TransformerModel& model,
                       bool multi_node = false, bool stages = false);
+
+// Speculative decoding on the GPU groups of `g` (serving.speculative, docs/serving.md): the
+// draft's weights sharded over a group's tp_degree GPUs beside the target's. An error at
+// draft_model when the group has pipeline stages (pp_degree > 1) or when both models'
+// weights do not fit its HBM.
+void check_gpu_draft_fits(const GpuSide& g, const workloads::TransformerModel& target,
+                          const DraftModel& draft);
+// The same check, then the KV room of a group holding both models: the HBM they leave holds both models' KV,
+// each replicated tp_degree / kv_heads times when the group has more GPUs than the model has KV heads (as
+// read_gpu_side's room for the target's alone). Returns that room in the units admission
+// counts per token: the target's KV (`draft_kv_counted` false: the group made the draft's
+// prompt KV itself), or both models' (true: a disaggregated decode pool, which receives
+// both; false gives the room a request's target KV may take, for check_requests_fit).
+std::uint64_t gpu_speculative_kv_room(const GpuSide& g, const workloads::TransformerModel& target,
+                                      const DraftModel& draft, bool draft_kv_counted);
 
 }  // namespace wse::experiments

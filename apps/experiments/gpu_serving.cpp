@@ -1,6 +1,7 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES  // sc_spawn in the serving system
 #include "apps/experiments/gpu_serving.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -29,9 +30,10 @@ class GpuServing final : public ServingExperiment {
   GpuServing(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
              const serving::ServingConfig& cfg, FaultSchedule faults, unsigned instances, unsigned groups,
              const gpu::GpuConfig& g, const gpu::NodeConfig& node, const gpu::PassConfig& pass, unsigned span,
-             trace::Writer* trace)
-      : ServingExperiment(model, cfg, std::move(faults)) {
-    machines_ = std::make_unique<GpuMachines>("gpu", instances, groups, g, node, pass, model_, span);
+             trace::Writer* trace, std::optional<workloads::TransformerModel> draft)
+      : ServingExperiment(model, cfg, std::move(faults)), draft_(std::move(draft)) {
+    machines_ = std::make_unique<GpuMachines>("gpu", instances, groups, g, node, pass, model_, span,
+                                              draft_ ? &*draft_ : nullptr);
     start(std::move(requests), machines_->prefill(), machines_->decode(), nullptr, trace);
   }
 
@@ -40,6 +42,7 @@ class GpuServing final : public ServingExperiment {
   std::map<std::string, Activity> activity() const override {
     return {{"gpu_instance", machines_->activity()}};
   }
+  std::optional<workloads::TransformerModel> draft_;  // serving.speculative.draft_model
   std::unique_ptr<GpuMachines> machines_;
 };
 
@@ -50,15 +53,17 @@ namespace {
 // The Trainium prefill instances of trainium_prefill_gpu_decode.
 class TrainiumPrefillPool : public sc_core::sc_module, public stats::Provider {
  public:
+  // `draft` (speculative decoding): its prompt pass runs fused after the target's.
   TrainiumPrefillPool(const sc_core::sc_module_name& name, unsigned instances, const TrainiumSide& trn,
-                      const workloads::TransformerModel& model)
+                      const workloads::TransformerModel& model, const workloads::TransformerModel* draft)
       : sc_module(name),
         stats_(std::string(basename())),
         runner_(trn.chip, trn.instance, trn.prefill),
         split_(make_prefill_split(trn)) {
     for (unsigned i = 0; i < instances; ++i) {
       machines_.push_back(std::make_unique<TrainiumMachine>(
-          runner_, model, stats_.child(prefill_group_name("prefill", i, trn.prefill.dp_degree))));
+          runner_, model, stats_.child(prefill_group_name("prefill", i, trn.prefill.dp_degree)), nullptr,
+          draft));
       machines_.back()->set_prefill_split(split_.get(), trn.prefill.pp_degree);
       prefill_.push_back(machines_.back().get());
     }
@@ -84,11 +89,14 @@ class TrainiumPrefillGpuDecode final : public ServingExperiment {
   TrainiumPrefillGpuDecode(const workloads::TransformerModel& model, std::vector<workloads::Request> requests,
                            const serving::ServingConfig& cfg, FaultSchedule faults, const TrainiumSide& trn,
                            unsigned decode_instances, const GpuSide& g, const efa::EfaNetworkConfig& efa,
-                           trace::Writer* trace)
-      : ServingExperiment(model, cfg, std::move(faults)) {
-    prefill_ = std::make_unique<TrainiumPrefillPool>("trainium", cfg_.prefill_instances, trn, model_);
+                           trace::Writer* trace, std::optional<workloads::TransformerModel> draft)
+      : ServingExperiment(model, cfg, std::move(faults)), draft_(std::move(draft)) {
+    // Speculative decoding: the prefill makes the draft's prompt KV too, and it crosses with the target's.
+    if (draft_) count_draft_kv(*draft_);
+    const workloads::TransformerModel* d = draft_ ? &*draft_ : nullptr;
+    prefill_ = std::make_unique<TrainiumPrefillPool>("trainium", cfg_.prefill_instances, trn, model_, d);
     decode_ = std::make_unique<GpuMachines>("gpu", decode_instances, g.groups, g.gpu, g.node, g.pass, model_,
-                                            g.span);
+                                            g.span, d);
     // A group over several instances receives on each instance's attachment.
     kv_path_ = std::make_unique<EfaKvPath>("kv_path", efa, fault_schedule().efa, trace, 1, g.span);
     serving::KvPath* path = kv_path_.get();
@@ -109,6 +117,7 @@ class TrainiumPrefillGpuDecode final : public ServingExperiment {
   std::map<std::string, Activity> activity() const override {
     return {{"trainium_instance", total_activity(prefill_->all())}, {"gpu_instance", decode_->activity()}};
   }
+  std::optional<workloads::TransformerModel> draft_;  // serving.speculative.draft_model
   std::unique_ptr<TrainiumPrefillPool> prefill_;
   std::unique_ptr<GpuMachines> decode_;
   std::unique_ptr<EfaKvPath> kv_path_;
@@ -124,7 +133,8 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   const GpuSide g = read_gpu_side(root, model, true, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
-  (void)read_draft_model(sv, model, info.seed, cfg, false, info.mode);  // no draft path yet: refused
+  // Speculative decoding: the draft beside the target on every group's GPUs.
+  std::optional<DraftModel> draft = read_draft_model(sv, model, info.seed, cfg);
   cfg.placement = serving::Placement::colocated;
   cfg.layers = model.layers;
   const unsigned instances = read_machine_count(sv, "instances", "GPU instances serving the trace");
@@ -139,13 +149,17 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
       (g.span > 1 ? instances / g.span : instances * g.groups) * g.pass.pp_degree;
   FaultSchedule faults = read_faults(root, nullptr, 0);
   cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;
+  // With a draft, admission counts the target's KV against the room both models' KV share.
+  if (draft) cfg.decode_kv_capacity_bytes = gpu_speculative_kv_room(g, model, *draft, false);
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
-                     "the HBM of a tensor-parallel group of GPUs after the weights",
+                     draft ? "the HBM of a tensor-parallel group of GPUs after both models' weights (the "
+                             "target's share)"
+                           : "the HBM of a tensor-parallel group of GPUs after the weights",
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
-  auto experiment =
-      std::make_unique<GpuServing>(model, std::move(in.requests), cfg, std::move(faults), instances, g.groups,
-                                   g.gpu, g.node, g.pass, g.span, info.trace);
+  auto experiment = std::make_unique<GpuServing>(
+      model, std::move(in.requests), cfg, std::move(faults), instances, g.groups, g.gpu, g.node, g.pass,
+      g.span, info.trace, draft ? std::optional(std::move(draft->model)) : std::nullopt);
   experiment->set_energy(read_run_energy(root, RunCost{{fleet}}, model));
   experiment->set_cost(RunCost{{fleet}});
   return experiment;
@@ -160,7 +174,9 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   const GpuSide g = read_gpu_side(root, model, true);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
-  (void)read_draft_model(sv, model, info.seed, cfg, false, info.mode);  // no draft path yet: refused
+  // Speculative decoding: the draft beside the target on the decode groups' GPUs, its
+  // prompt KV made by the Trainium prefill (fused) and sent with the target's.
+  std::optional<DraftModel> draft = read_draft_model(sv, model, info.seed, cfg);
   cfg.placement = serving::Placement::disaggregated;
   cfg.layers = model.layers;
   cfg.prefill_instances = read_machine_count(sv, "prefill_instances", "Trainium instances that prefill");
@@ -197,8 +213,16 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
                            " B) do not fit the Trainium instance's HBM (" + std::to_string(trn_hbm) + " B)");
   }
   cfg.decode_kv_capacity_bytes = g.kv_capacity_bytes;
-  check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
-                     "the HBM of a tensor-parallel group of GPUs after the weights",
+  if (draft) {
+    check_trainium_draft_prefill(trn, model, *draft);
+    // Admission counts both models' KV (what crosses); a request's target KV has the target's share.
+    cfg.decode_kv_capacity_bytes = gpu_speculative_kv_room(g, model, *draft, true);
+  }
+  check_requests_fit(tr, model, in.requests,
+                     draft ? gpu_speculative_kv_room(g, model, *draft, false) : cfg.decode_kv_capacity_bytes,
+                     draft ? "the HBM of a tensor-parallel group of GPUs after both models' weights (the "
+                             "target's share)"
+                           : "the HBM of a tensor-parallel group of GPUs after the weights",
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   // The serving layer sees the instances' prefill.dp_degree replicas.
   check_prefill_group_fits(root, trn, model, cfg.prefill_max_batch_tokens, false);
@@ -208,7 +232,8 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   cost.fleet.push_back(read_fleet_part(root, "trainium_instance", trainium_instances));
   cost.fleet.push_back(read_fleet_part(root, "gpu_instance", decode_instances));
   auto experiment = std::make_unique<TrainiumPrefillGpuDecode>(
-      model, std::move(in.requests), cfg, std::move(faults), trn, decode_instances, g, efa, info.trace);
+      model, std::move(in.requests), cfg, std::move(faults), trn, decode_instances, g, efa, info.trace,
+      draft ? std::optional(std::move(draft->model)) : std::nullopt);
   experiment->set_energy(read_run_energy(root, cost, model));
   experiment->set_cost(std::move(cost));
   return experiment;

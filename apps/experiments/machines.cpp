@@ -1,6 +1,7 @@
 #include "apps/experiments/machines.h"
 
 #include "apps/experiments/floor_summary.h"
+#include "apps/experiments/speculative.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -117,21 +118,18 @@ serving::SpeculativeTiming TrainiumMachine::speculative_step(const std::vector<s
   // before it), then the target's verification of draft_tokens + 1 tokens per request.
   // Each pass is checked against HBM holding both models' weights.
   const std::uint64_t weights = model_.weight_bytes() + draft_->weight_bytes();
-  serving::SpeculativeTiming t;
-  std::vector<std::uint64_t> ctx(contexts.begin(), contexts.end());
   const auto run = [&](const workloads::OperatorGraph& g) {
     const neuron::PrefillResult r = runner_.run(g, weights);
     account(r);
     decode_floor_.add(r.floor, r.seconds());
     return r.seconds();
   };
-  for (std::uint32_t i = 0; i < draft_tokens; ++i) {
-    std::vector<std::uint64_t> c = ctx;
-    for (std::uint64_t& x : c) x += i;
-    t.draft_s += run(workloads::lower_decode(*draft_, c));
-  }
-  t.verify_s = run(workloads::lower_verify(model_, ctx, draft_tokens));
-  return t;
+  return speculative_passes(
+      contexts, draft_tokens,
+      [&](const std::vector<std::uint64_t>& c) { return run(workloads::lower_decode(*draft_, c)); },
+      [&](const std::vector<std::uint64_t>& c) {
+        return run(workloads::lower_verify(model_, c, draft_tokens));
+      });
 }
 
 double TrainiumMachine::step(const std::vector<std::uint32_t>& contexts) {
@@ -249,7 +247,6 @@ serving::SpeculativeTiming WaferMachine::speculative_step(const std::vector<std:
   // then the target's verification: draft_tokens + 1 tokens per request at its context,
   // each through the LM head (on the wafer, the pieces of decode.prefill_chunk_tokens
   // pipelined through the layer regions as a prefill chunk's are).
-  serving::SpeculativeTiming t;
   const auto run = [&](const wafer::WaferRunResult& r) {
     account(r);
     decode_floor_ += r.floor;
@@ -257,15 +254,14 @@ serving::SpeculativeTiming WaferMachine::speculative_step(const std::vector<std:
     decode_s_ += r.seconds;
     return r.seconds;
   };
-  for (std::uint32_t i = 0; i < draft_tokens; ++i) {
-    std::vector<std::uint64_t> c(contexts.begin(), contexts.end());
-    for (std::uint64_t& x : c) x += i;
-    t.draft_s += run(draft_->decode_step(c));
-  }
-  std::vector<workloads::Sequence> verify;
-  for (std::uint32_t c : contexts) verify.push_back({std::uint64_t{draft_tokens} + 1, c, true, true});
-  t.verify_s = run(decoder_.forward(verify));
-  return t;
+  return speculative_passes(
+      contexts, draft_tokens,
+      [&](const std::vector<std::uint64_t>& c) { return run(draft_->decode_step(c)); },
+      [&](const std::vector<std::uint64_t>& c) {
+        std::vector<workloads::Sequence> verify;
+        for (std::uint64_t x : c) verify.push_back({std::uint64_t{draft_tokens} + 1, x, true, true});
+        return run(decoder_.forward(verify));
+      });
 }
 
 double WaferMachine::step(const std::vector<std::uint32_t>& contexts) {

@@ -213,6 +213,11 @@ ServingExperiment::ServingExperiment(const workloads::TransformerModel& model,
   cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n); };
 }
 
+void ServingExperiment::count_draft_kv(const workloads::TransformerModel& draft) {
+  draft_kv_ = draft;
+  cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n) + draft_kv_->kv_bytes(n); };
+}
+
 void ServingExperiment::start(std::vector<workloads::Request> requests,
                               const std::vector<serving::PrefillBackend*>& prefill,
                               const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path,

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -127,6 +128,12 @@ class ServingExperiment : public sim::Experiment {
   void start(std::vector<workloads::Request> requests, const std::vector<serving::PrefillBackend*>& prefill,
              const std::vector<serving::DecodeBackend*>& decode, serving::KvPath* kv_path,
              trace::Writer* trace);
+  // Speculative decoding counting both models' KV: each request's KV bytes, reserved on a
+  // decode machine and sent from a prefill machine, become the target's plus the draft's
+  // (the prefill side makes the draft's prompt KV beside the target's and it crosses with
+  // it; docs/serving.md, "Speculative decoding"). Call from the derived constructor,
+  // before start().
+  void count_draft_kv(const workloads::TransformerModel& draft);
   // Mode-specific figures, added to summary.json before the serving figures.
   virtual void summarize_machines(nlohmann::json& /*s*/) const {}
   // The EFA transport carrying the KV caches, if the mode has one (fault figures).
@@ -143,7 +150,8 @@ class ServingExperiment : public sim::Experiment {
   void summarize_faults(nlohmann::json& s) const;
 
   FaultSchedule faults_;
-  bool token_times_ = false;  // --token-times: tokens.csv
+  std::optional<workloads::TransformerModel> draft_kv_;  // count_draft_kv's draft
+  bool token_times_ = false;                             // --token-times: tokens.csv
   RunCost cost_;
   RunEnergy energy_;
   double end_s_ = 0;

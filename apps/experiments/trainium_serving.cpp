@@ -98,6 +98,9 @@ class TrainiumServing final : public ServingExperiment {
                   trace::Writer* trace, std::optional<workloads::TransformerModel> draft)
       : ServingExperiment(model, cfg, std::move(faults)), draft_(std::move(draft)) {
     const bool colocated = cfg_.placement == serving::Placement::colocated;
+    // Disaggregated speculation: the prefill instances make the draft's prompt KV too, and
+    // it crosses with the target's.
+    if (draft_ && !colocated) count_draft_kv(*draft_);
     machines_ = std::make_unique<Machines>("trainium", cfg_.prefill_instances, cfg_.decode_systems, colocated,
                                            trn.chip, trn.instance, trn.prefill, model_, decode_split,
                                            draft_ ? &*draft_ : nullptr);
@@ -177,12 +180,11 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
     if (placement == serving::Placement::colocated)
       cfg.decode_kv_capacity_bytes = prefill_group_hbm_bytes(trn) - model.weight_bytes();
   }
-  // Speculative decoding: the draft is fused with the target on the same chips (colocated
-  // only: a disaggregated decode instance would need the draft's prompt KV, which the
-  // prefill side does not make). Both models' weights and KV share the HBM.
-  std::optional<DraftModel> draft =
-      read_draft_model(sv, model, info.seed, cfg, placement == serving::Placement::colocated, info.mode);
-  if (draft && dp > 1) {
+  // Speculative decoding: the draft is fused with the target on the same chips. Both
+  // models' weights and KV share the HBM. Disaggregated, the prefill instances make the
+  // draft's prompt KV too (fused, after the target's pass) and send it with the target's.
+  std::optional<DraftModel> draft = read_draft_model(sv, model, info.seed, cfg);
+  if (draft && dp > 1 && placement == serving::Placement::colocated) {
     draft->section.fail("draft_model",
                         "speculative decoding with prefill.dp_degree > 1 (replicas that each decode on their "
                         "own chips) is not modelled; set prefill.dp_degree: 1 or remove serving.speculative");
@@ -197,16 +199,29 @@ std::unique_ptr<sim::Experiment> make_trainium_serving(config::Section& root, co
                               " B): " + std::to_string(weights - hbm) +
                               " B short, with no room left for the KV cache; use a smaller draft");
     }
-    cfg.decode_kv_capacity_bytes = speculative_kv_room(hbm - weights, model, draft->model);
+    if (placement == serving::Placement::colocated) {
+      cfg.decode_kv_capacity_bytes = speculative_kv_room(hbm - weights, model, draft->model);
+    } else {
+      check_trainium_draft_prefill(trn, model, *draft);
+      // Admission counts both models' KV (what crosses): the room is the HBM left.
+      cfg.decode_kv_capacity_bytes = hbm - weights;
+    }
   }
   // Decode's own split of a decode instance's chips (disaggregated only: a colocated
   // instance holds one layout of the weights, the prefill's).
   std::optional<neuron::PrefillConfig> decode_split;
-  std::uint64_t replica_kv = cfg.decode_kv_capacity_bytes;
+  // A request's target KV may take the target's share of the room.
+  std::uint64_t replica_kv =
+      draft
+          ? speculative_kv_room(hbm - model.weight_bytes() - draft->model.weight_bytes(), model, draft->model)
+          : cfg.decode_kv_capacity_bytes;
   if (draft && root.has("trainium_decode")) {
-    draft->section.fail("draft_model",
-                        "speculative decoding with trainium_decode's own split is not modelled; "
-                        "remove trainium_decode or serving.speculative");
+    draft->section.fail(
+        "draft_model",
+        "speculative decoding with trainium_decode's own split is not modelled: a split's decode step is "
+        "timed as the steady state of identical steps through its stages and replicas, and a speculative "
+        "step alternates the draft's passes with the target's verification (and the split would hold both "
+        "models' layers per stage); remove trainium_decode or serving.speculative");
   }
   if (std::optional<config::Section> dec = root.optional_section(
           "trainium_decode", "how a decode instance's chips are split for decode steps: tp x pp x dp")) {

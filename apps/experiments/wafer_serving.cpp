@@ -144,11 +144,8 @@ class WaferServing final : public ServingExperiment {
         decoder_(std::move(decoder)),
         draft_(std::move(draft)),
         draft_decoder_(std::move(draft_decoder)) {
-    if (draft_) {
-      // Each request holds the draft's KV beside the target's, and the prefill side sends
-      // both (docs/serving.md, "Speculative decoding").
-      cfg_.kv_bytes = [this](std::uint64_t n) { return model_.kv_bytes(n) + draft_->kv_bytes(n); };
-    }
+    // Each request holds the draft's KV beside the target's, and the prefill side sends both.
+    if (draft_) count_draft_kv(*draft_);
     machines_ =
         std::make_unique<Machines>("machines", model_, *decoder_, cfg_.prefill_instances, cfg_.decode_systems,
                                    trainium, draft_ ? &*draft_ : nullptr, draft_decoder_.get());
@@ -157,7 +154,7 @@ class WaferServing final : public ServingExperiment {
       const unsigned instances =
           gpu->span > 1 ? cfg_.prefill_instances * gpu->span : cfg_.prefill_instances / gpu->groups;
       gpu_ = std::make_unique<GpuMachines>("gpu", instances, gpu->groups, gpu->gpu, gpu->node, gpu->pass,
-                                           model_, gpu->span);
+                                           model_, gpu->span, draft_ ? &*draft_ : nullptr);
     }
     if (efa) {
       kv_path_ =
@@ -343,7 +340,7 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   if (placement == serving::Placement::colocated) warn_prefill_cost(dec, dcfg, in.requests, info.warnings);
   config::Section sv = root.section("serving", "serving policy", true);
   serving::ServingConfig cfg = serving::read_serving_config(sv);
-  std::optional<DraftModel> draft = read_draft_model(sv, model, info.seed, cfg, !gpu_prefill, info.mode);
+  std::optional<DraftModel> draft = read_draft_model(sv, model, info.seed, cfg);
   cfg.placement = placement;
   cfg.layers = model.layers;
   std::optional<efa::EfaNetworkConfig> efa;
@@ -407,12 +404,10 @@ std::unique_ptr<sim::Experiment> make_wafer_serving(config::Section& root, const
   }
   cfg.decode_kv_capacity_bytes = decoder->kv_capacity_bytes();
   std::unique_ptr<wafer::WaferDecoder> draft_decoder;
-  if (draft && trainium && (trainium->prefill.cp_degree > 1 || trainium->prefill.pp_degree > 1)) {
-    draft->section.fail("draft_model",
-                        "speculative decoding behind a split prefill (prefill.cp_degree or pp_degree > 1) is "
-                        "not modelled: the draft's prompt pass runs on one group; set them to 1 or remove "
-                        "serving.speculative");
-  }
+  if (draft && trainium) check_trainium_draft_prefill(*trainium, model, *draft);
+  // GPU prefill: each group makes the draft's prompt KV beside the target's (both models'
+  // weights in its HBM).
+  if (draft && gpu) check_gpu_draft_fits(*gpu, model, *draft);
   if (draft) {
     SpeculativeWafers sw = place_beside(wafer_cfg, dcfg, model, draft->model);
     if (!sw.target) {

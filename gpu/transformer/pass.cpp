@@ -16,8 +16,10 @@ namespace {
 using workloads::Operator;
 using workloads::OpKind;
 
-bool is_decode_attention(const Operator& op) {
-  return op.kind == OpKind::attention && op.query_len == 1 && op.context_offset > 0;
+// A sequence's attention run by the batched decode kernel: a decode token's, or in a
+// speculative verification pass (`verify`) the k + 1 tokens' of each cached sequence.
+bool is_decode_attention(const Operator& op, bool verify) {
+  return op.kind == OpKind::attention && (op.query_len == 1 || verify) && op.context_offset > 0;
 }
 
 // Operators equal but for their decoder layer (and so timed the same).
@@ -183,7 +185,12 @@ void GpuPass::decode_attention(Part& p, const std::vector<Operator>& seqs) const
   const std::uint64_t kv_heads = ceil_div(first.kv_heads, cfg_.tp_degree);
   const std::uint64_t q_heads = ceil_div(first.q_heads, cfg_.tp_degree);
   const std::uint64_t group = ceil_div(first.q_heads, std::max<std::uint32_t>(first.kv_heads, 1));
-  const std::uint64_t rows = ceil_div(group, cfg_.decode_query_rows) * cfg_.decode_query_rows;
+  // A (sequence, KV head) pair's rows: its query heads x its query tokens (1 in a decode
+  // step, k + 1 in a verification), padded to decode_query_rows; the pairs of the most rows
+  // set the blocks' size.
+  std::uint64_t query_len = 1;
+  for (const Operator& op : seqs) query_len = std::max(query_len, op.query_len);
+  const std::uint64_t rows = ceil_div(group * query_len, cfg_.decode_query_rows) * cfg_.decode_query_rows;
   for (const Operator& op : seqs) {
     blocks += kv_heads * ceil_div(op.kv_len, bk);
     bytes += share(op.kv_read_bytes + op.kv_write_bytes, kv_heads, op.kv_heads) +
@@ -197,7 +204,8 @@ void GpuPass::decode_attention(Part& p, const std::vector<Operator>& seqs) const
   kernel(p, compute, flops, first.weight_dtype, bytes);
 }
 
-GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t from, std::size_t to) {
+GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t from, std::size_t to,
+                               bool verify) {
   // Fuse q/k/v and gate/up: column-parallel GEMMs of the same input, one after another.
   const std::vector<Operator> ops =
       cfg_.fuse_projections ? workloads::fuse_projections(all, from, to)
@@ -207,9 +215,9 @@ GpuPass::Part GpuPass::run_ops(const std::vector<Operator>& all, std::size_t fro
   const std::uint64_t tp = cfg_.tp_degree;
   for (std::size_t o = 0; o < ops.size();) {
     const Operator& op = ops[o];
-    if (is_decode_attention(op)) {
+    if (is_decode_attention(op, verify)) {
       std::size_t e = o + 1;
-      while (e < ops.size() && is_decode_attention(ops[e]) && ops[e].q_heads == op.q_heads &&
+      while (e < ops.size() && is_decode_attention(ops[e], verify) && ops[e].q_heads == op.q_heads &&
              ops[e].kv_heads == op.kv_heads && ops[e].qk_head_dim == op.qk_head_dim &&
              ops[e].v_head_dim == op.v_head_dim && ops[e].weight_dtype == op.weight_dtype)
         ++e;
@@ -298,7 +306,7 @@ GpuPassResult GpuPass::run(const workloads::OperatorGraph& g) {
       part = prev;
       ++r.reused_layers;
     } else {
-      part = run_ops(g.ops, i, j);
+      part = run_ops(g.ops, i, j, g.phase == "verify");
     }
     r.seconds += part.seconds;
     r.busy += part.busy;

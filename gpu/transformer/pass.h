@@ -18,7 +18,9 @@
 //    loaded SM; time max(that makespan, its bytes through HBM).
 //  - Decode attention: the decode sequences of a layer as one kernel; each (sequence,
 //    KV head) pair's query heads padded to `decode_query_rows` rows, its key blocks spread
-//    over all SMs (split-KV); time max(compute, the KV bytes through HBM).
+//    over all SMs (split-KV); time max(compute, the KV bytes through HBM). A speculative
+//    verification pass (phase "verify") runs its sequences' k + 1 tokens so, each pair's
+//    query heads x k + 1 rows padded likewise.
 //  - Element-wise operators are memory-bound: their bytes through HBM; rope and the
 //    activation are split over the GPUs (heads, intermediate columns), norms, residual
 //    adds, embedding, router and expert combine run whole on every GPU.
@@ -138,7 +140,9 @@ class GpuPass {
     double collective_floor_s = 0.0;
     double efa_floor_s = 0.0;
   };
-  Part run_ops(const std::vector<workloads::Operator>& ops, std::size_t from, std::size_t to);
+  // `verify`: a speculative verification pass (graph phase "verify"), whose attention of
+  // each cached sequence's k + 1 tokens runs in the batched decode kernel.
+  Part run_ops(const std::vector<workloads::Operator>& ops, std::size_t from, std::size_t to, bool verify);
   // A kernel of `flops` matrix FLOPs of type `t` (its tensor-core busy time is flops / the
   // peak for t) moving `hbm_bytes`.
   void kernel(Part& p, double compute_s, double flops, workloads::DType t, std::uint64_t hbm_bytes) const;

@@ -3,6 +3,7 @@
 // key with the values allowed, exit 2 and no output folder; --token-times writes
 // tokens.csv, whose rows agree with requests.csv.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -152,14 +153,6 @@ TEST_F(ServingPolicies, SpeculativeBadValuesAreRefusedAtTheirKey) {
       "/workloads/data/models/Qwen--Qwen3-8B_config.json\n"));
   EXPECT_THAT(r.err, HasSubstr("serving.speculative.draft_model"));
   EXPECT_THAT(r.err, HasSubstr("vocabulary of 151936 tokens"));
-  // A mode without a draft path.
-  r = run_bad(
-      write("gpu.yaml", "include:\n  - " + kSrc +
-                            "/configs/experiments/gpu_only.yaml\nserving:\n  speculative:\n    tokens: 2\n"
-                            "    acceptance: 0.5\n" +
-                            kDraft));
-  EXPECT_THAT(r.err, HasSubstr("serving.speculative.draft_model"));
-  EXPECT_THAT(r.err, HasSubstr("not modelled in mode gpu_only"));
 }
 
 // Llama-3.1-8B beside Llama-3.1-70B on the default decode system of four CS-3s: its
@@ -200,6 +193,123 @@ TEST_F(ServingPolicies, SpeculativeBehindAPrefillSplitIsRefused) {
                                    spec));
   EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
   EXPECT_THAT(r.err, HasSubstr("behind a split prefill"));
+}
+
+// Combinations whose draft path is not modelled, and a draft that does not fit beside the
+// target on the GPUs: one error at draft_model each, exit 2.
+//  - trainium_disaggregated with decode's own split (trainium_decode:): a split's step is
+//    the steady state of identical steps, a speculative step alternates two models' passes;
+//  - a Trainium prefill split in front of Trainium decode (the draft's prompt pass runs on
+//    one group);
+//  - GPU groups with pipeline stages (gpu_only, gpu_pass tp 4 x pp 2);
+//  - Llama-3.1-70B drafting for itself on 2 H100s (160 GiB): 282.2 GB of weights.
+TEST_F(ServingPolicies, SpeculativeRefusedWhereNotModelled) {
+  const std::string spec = "serving:\n  speculative:\n    tokens: 2\n    acceptance: 0.5\n" + kDraft;
+  const auto with = [&](const std::string& name, const std::string& base, const std::string& lines,
+                        const std::string& serving) {
+    return write(name, "include:\n  - " + kSrc + "/configs/experiments/" + base +
+                           "\nworkload: {trace: {limit: 3}}\n" + lines + serving);
+  };
+  Result r =
+      run_bad(with("split.yaml", "trainium_disaggregated.yaml", "trainium_decode: {tp_degree: 32}\n", spec));
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("trainium_decode's own split is not modelled"));
+  r = run_bad(
+      with("cp.yaml", "trainium_disaggregated.yaml", "prefill: {tp_degree: 32, cp_degree: 2}\n", spec));
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("behind a split prefill"));
+  r = run_bad(with("pp.yaml", "gpu_only.yaml", "gpu_pass: {tp_degree: 4, pp_degree: 2}\n", spec));
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("pipeline stages (gpu_pass.pp_degree 2) is not modelled"));
+  r = run_bad(with("big.yaml", "gpu_only.yaml", "gpu_pass: {tp_degree: 2}\n",
+                   "serving:\n  speculative:\n    tokens: 2\n    acceptance: 0.5\n    draft_model:\n"
+                   "      include: " +
+                       kSrc + "/workloads/data/models/meta-llama--Meta-Llama-3.1-70B_config.json\n"));
+  EXPECT_THAT(r.err, HasSubstr("key 'serving.speculative.draft_model'"));
+  EXPECT_THAT(r.err, HasSubstr("do not fit beside the target's"));
+  EXPECT_THAT(r.err, HasSubstr("HBM of tp_degree 2 GPU(s) (160.00 GiB)"));
+}
+
+// Speculation in the modes whose decode runs on GPUs, on Trainium behind Trainium prefill,
+// and on CS-3s behind GPU prefill, on 3 requests: acceptance 1 gives k + 1 = 4 tokens a
+// step, the same output tokens as without, and the summary's speculative figures. Where
+// the prefill is on other machines, the draft's prompt KV crosses with the target's:
+// (327,680 + 131,072) / 327,680 = 7/5 of the KV bytes sent without speculation. A GPU
+// group's KV room by hand: 8 x 80 GiB of HBM less both models' weights (141,107,412,992 +
+// 16,060,522,496 B) = 530,026,831,872 B, shared by both models' KV; admission counts the
+// target's (gpu_only: x 327,680 / 458,752 = 378,590,594,194 B) or, when both cross from
+// Trainium prefill, both (530,026,831,872 B).
+TEST_F(ServingPolicies, SpeculativeInTheGpuAndDisaggregatedModes) {
+  struct Mode {
+    std::string file, lines;
+    bool sends;
+    std::uint64_t kv_room = 0;  // by hand (0: not checked here)
+  };
+  const std::vector<Mode> modes = {{"gpu_only.yaml", "", false, 378590594194u},
+                                   {"trainium_prefill_gpu_decode.yaml", "", true, 530026831872u},
+                                   {"trainium_disaggregated.yaml", "", true},
+                                   {"gpu_prefill_cs3_decode.yaml", "decode: {wafers: 5}\n", true}};
+  const auto run = [&](const Mode& m, const std::string& name, const std::string& serving) {
+    const fs::path f = write(name + ".yaml", "include:\n  - " + kSrc + "/configs/experiments/" + m.file +
+                                                 "\nworkload: {trace: {limit: 3}}\n" + m.lines + serving);
+    const fs::path out = dir_ / name;
+    const Result r = wse_emu("run '" + f.string() + "' --out '" + out.string() + "' --quiet", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 0) << m.file << ": " << r.err;
+    return nlohmann::json::parse(slurp(out / "summary.json"));
+  };
+  for (const Mode& m : modes) {
+    SCOPED_TRACE(m.file);
+    const std::string stem = fs::path(m.file).stem().string();
+    const auto plain = run(m, stem + "_plain", "");
+    const auto all =
+        run(m, stem + "_all", "serving:\n  speculative:\n    tokens: 3\n    acceptance: 1\n" + kDraft);
+    ASSERT_TRUE(all.contains("speculative"));
+    const auto& sa = all["speculative"];
+    EXPECT_DOUBLE_EQ(sa["tokens_per_step"].get<double>(), 4.0);
+    EXPECT_DOUBLE_EQ(sa["acceptance_rate"].get<double>(), 1.0);
+    EXPECT_EQ(sa["drafted_tokens"].get<std::uint64_t>(), 3 * sa["request_steps"].get<std::uint64_t>());
+    EXPECT_GT(sa["draft_seconds"].get<double>(), 0.0);
+    EXPECT_GT(sa["verify_seconds"].get<double>(), 0.0);
+    EXPECT_EQ(all["throughput"]["output_tokens"], plain["throughput"]["output_tokens"]);
+    if (m.kv_room > 0) {
+      EXPECT_EQ(all["decode_kv_capacity_bytes"].get<std::uint64_t>(), m.kv_room);
+    }
+    if (m.sends) {
+      EXPECT_EQ(all["kv_transfer"]["bytes"].get<std::uint64_t>() * 5,
+                plain["kv_transfer"]["bytes"].get<std::uint64_t>() * 7);
+    }
+  }
+}
+
+// Tokens per step on the GPUs against the closed form for a fixed acceptance a = 0.57,
+// k = 3: E = (1 - a^4) / (1 - a) = 2.080093; a request-step's tokens 1 + A with
+// P(A >= i) = a^i have variance E[(1 + A)^2] - E^2, and the measured mean over the run's
+// request-steps lies within 5 standard errors of E. The same seed gives the same figures.
+TEST_F(ServingPolicies, SpeculativeGpuTokensPerStepIsTheClosedForm) {
+  const std::string file =
+      "include:\n  - " + kSrc + "/configs/experiments/speculative_gpu.yaml\nworkload: {trace: {limit: 40}}\n";
+  const auto run = [&](const std::string& name) {
+    const fs::path out = dir_ / name;
+    const Result r = wse_emu(
+        "run '" + write("g.yaml", file).string() + "' --out '" + out.string() + "' --quiet", dir_ / "io");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(slurp(out / "summary.json"));
+  };
+  const auto s = run("a");
+  const auto& sp = s["speculative"];
+  const double a = 0.57;
+  const double e = (1 - a * a * a * a) / (1 - a);
+  EXPECT_NEAR(sp["expected_tokens_per_step"].get<double>(), e, 1e-12);
+  // P(1 + A = n): a^(n-1) (1 - a) for n <= 3, a^3 for n = 4.
+  double m2 = 0.0;
+  for (int n = 1; n <= 4; ++n) m2 += n * n * (n < 4 ? std::pow(a, n - 1) * (1 - a) : std::pow(a, 3));
+  const double steps = sp["request_steps"].get<double>();
+  ASSERT_GT(steps, 1000.0);
+  const double se = std::sqrt((m2 - e * e) / steps);
+  EXPECT_NEAR(sp["tokens_per_step"].get<double>(), e, 5 * se);
+  const auto again = run("b");
+  EXPECT_EQ(again["speculative"], sp);
+  EXPECT_EQ(again["requests"], s["requests"]);
 }
 
 // The fused Trainium path on 3 requests: acceptance 1 gives k + 1 = 4 tokens a step,

@@ -94,6 +94,37 @@ TEST(GpuPass, DecodeAttentionOfALayerIsOneKernel) {
   EXPECT_DOUBLE_EQ(r.busy.hbm_s, 2057216.0 / pass.hbm().bytes_per_s);
 }
 
+// A speculative verification's attention (graph phase "verify", k = 3) of the same two
+// sequences, 4 new tokens each at 1,000 and 3,000 cached: one batched kernel, as a decode
+// step's. A KV head's 8 query heads x 4 tokens = 32 rows, padded to 64: the same
+// 1,024-clock block; ceil(1,004 / 128) + ceil(3,004 / 128) = 8 + 24 = 32 blocks, one
+// round. Bytes on one GPU: the cached KV read and the 4 tokens' written / 8, queries in
+// and outputs out (4 x 64 x 128 x 2 B = 65,536 B each) x 8 / 64:
+//   (1,000 x 4,096 + 4 x 4,096) / 8 + 131,072 / 8 = 514,048 + 16,384 = 530,432
+//   (3,000 x 4,096 + 4 x 4,096) / 8 + 16,384      = 1,538,048 + 16,384 = 1,554,432
+// 2,084,864 B: the kernel takes the launch + the pipe's time for them. Outside a
+// verification the same operators run as prefill attention, a kernel per sequence.
+TEST(GpuPass, VerificationAttentionOfALayerIsOneKernel) {
+  GpuPass pass(GpuConfig{}, NodeConfig{}, PassConfig{});
+  std::vector<Operator> ops;
+  for (std::uint64_t ctx : {1000u, 3000u}) {
+    Operator op = attention(4, ctx);
+    op.kv_read_bytes = ctx * 4096;
+    op.kv_write_bytes = 4 * 4096;
+    op.input_bytes = 4 * 64 * 128 * 2;
+    op.output_bytes = 4 * 64 * 128 * 2;
+    ops.push_back(op);
+  }
+  workloads::OperatorGraph g = graph_of(ops);
+  g.phase = "verify";
+  const GpuPassResult r = pass.run(g);
+  EXPECT_EQ(r.busy.kernels, 1u);
+  EXPECT_GT(pass.hbm().seconds(2084864), 1024.0 / 1.83e9);
+  EXPECT_DOUBLE_EQ(r.seconds, 1e-6 + pass.hbm().seconds(2084864));
+  g.phase = "prefill";
+  EXPECT_EQ(pass.run(g).busy.kernels, 2u);
+}
+
 // o_proj of a 64-request decode step at tp 8: K = 8,192 / 8 = 1,024 on each GPU, then
 // the all-reduce of the 64 x 8,192 x 2 B = 1 MiB output (nvls on the NVSwitch: 2 us +
 // 2 x 1 us + 1.125 x 1 MiB / 450 GB/s = 6.6214 us with NodeConfig's defaults).
