@@ -1,13 +1,17 @@
 // Fuzz target: the sweep file reader of `wse-emu sweep` (apps/wse-emu/sweep_command.h).
 // The input is the sweep file, written next to a base experiment `base.yaml` (so that
-// `experiment: base.yaml` exists). Bad input must be an InputFileError naming the file;
-// a raw yaml-cpp exception (a message without the key) or any other type is a finding.
+// `experiment: base.yaml` exists). Bad input must be an InputFileError naming the file,
+// or a config::ConfigError located in a file (the sweep is read through the
+// configuration language: the sweep file, or a file it includes); a raw yaml-cpp
+// exception (a message without the key), an error located nowhere or any other type is
+// a finding.
 // A sweep that reads must have between 1 and 100,000 points, every point the same
 // number of overrides, each KEY=VALUE with a key path a.b.c, and every override must be
 // accepted or refused as bad input (ConfigError) by the configuration loader, as
 // `wse-emu sweep` validates each point.
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -46,6 +50,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (std::string(e.what()).find(file.string()) == std::string::npos &&
         std::string(e.what()).find("sweep file '") != 0)
       finding(std::string("a sweep file error that does not name the file: ") + e.what());
+  } catch (const wse::config::ConfigError& e) {
+    std::error_code ec;
+    if (e.source().file != file.string() && !std::filesystem::is_regular_file(e.source().file, ec))
+      finding("a sweep file error located in no file: " + std::string(e.what()));
   } catch (const std::exception& e) {
     unexpected(e);
   }

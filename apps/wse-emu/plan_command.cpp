@@ -9,6 +9,7 @@
 #include "apps/wse-emu/plan_command.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <iomanip>
@@ -133,24 +134,6 @@ namespace {
 
 using PlanError = InputFileError;
 
-std::string scalar(const fs::path& file, const YAML::Node& n, const std::string& what) {
-  if (!n || !n.IsScalar()) throw PlanError(where(file, n) + ": " + what);
-  return n.Scalar();
-}
-
-void check_keys(const fs::path& file, const YAML::Node& map, const std::vector<std::string>& known,
-                const std::string& what) {
-  for (const auto& kv : map) {
-    const std::string k = scalar(file, kv.first, what + " keys are text");
-    if (std::find(known.begin(), known.end(), k) != known.end()) continue;
-    const auto guess = config::did_you_mean(k, known);
-    std::string list;
-    for (const auto& n : known) list += (list.empty() ? "" : ", ") + n;
-    throw PlanError(where(file, kv.first) + ": unknown key '" + k + "' in " + what +
-                    (guess ? "; did you mean '" + *guess + "'?" : "") + " Known keys: " + list);
-  }
-}
-
 struct Pool {
   std::string key;  // configuration key path of the machine count
   std::uint32_t min = 1, max = 1;
@@ -181,92 +164,72 @@ struct Plan {
   bool prune = true;             // rule out deployments by the floor bound (prune: false: run them)
 };
 
-std::uint32_t count_value(const fs::path& file, const YAML::Node& n, const std::string& what) {
-  const std::string text = scalar(file, n, what + " is a whole number of machines");
-  std::size_t used = 0;
-  long long v = -1;
-  try {
-    v = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || v < 1 || v > 4096) {
-    throw PlanError(where(file, n) + ": " + what + " is '" + text + "'; give a whole number from 1 to 4096");
-  }
-  return static_cast<std::uint32_t>(v);
-}
-
-Pool read_pool(const fs::path& file, const YAML::Node& n, const std::string& name) {
-  if (!n || !n.IsMap()) {
-    throw PlanError(where(file, n) + ": 'pools." + name +
-                    "' is a mapping {key: CONFIG.KEY, min: N, max: M} (the machine count to size)");
-  }
-  check_keys(file, n, {"key", "min", "max"}, "pools." + name);
+Pool read_pool(config::Section& pools, const std::string& name) {
+  config::Section n =
+      pools.section(name, "the " + name + " machine count to size: {key: CONFIG.KEY, min: N, max: M}");
   Pool p;
-  p.key = scalar(file, n["key"], "'pools." + name + ".key' is the configuration key of the machine count");
-  p.min = n["min"] ? count_value(file, n["min"], "'pools." + name + ".min'") : 1;
-  p.max = count_value(file, n["max"], "'pools." + name + ".max'");
+  p.key = n.string("key", {.doc = "the configuration key of the " + name + " machine count"});
+  p.min = static_cast<std::uint32_t>(
+      n.integer("min", {.doc = "the fewest machines to try", .def = "1", .min = 1, .max = 4096}));
+  p.max = static_cast<std::uint32_t>(
+      n.integer("max", {.doc = "the most machines to try", .min = 1, .max = 4096}));
   if (p.min > p.max) {
-    throw PlanError(where(file, n["max"]) + ": 'pools." + name + ".max' (" + std::to_string(p.max) +
-                    ") is below its min (" + std::to_string(p.min) + ")");
+    n.fail("max", "max (" + std::to_string(p.max) + ") is below min (" + std::to_string(p.min) +
+                      "); give max >= min");
   }
   return p;
 }
 
+// A plain number written whole ("0.5", "1e3"), or nothing.
+std::optional<double> plain_number(const std::string& text) {
+  double v = 0.0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || ptr != end || text.empty() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+// Read through the configuration language (systemc_models/config/config.h), as
+// experiment files are: every error names the plan's file:line:column and the key path,
+// and a key nothing reads (a typo) is an error with "did you mean", never ignored.
 Plan read_plan(const fs::path& file) {
   if (const auto why = not_a_file(file)) throw PlanError("plan file '" + file.string() + "' " + *why);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    throw PlanError(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
-                    std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
-  if (!root.IsMap())
-    throw PlanError(file.string() + ": a plan file is a mapping (experiment:, pools:, slo:, ...)");
-  check_keys(file, root,
-             {"name", "description", "experiment", "set", "workloads", "rates", "pools", "slo", "objective",
-              "prune"},
-             "the plan");
+  config::Document doc = config::load(file);
+  config::Section root = doc.root();
   Plan p;
-  p.name =
-      root["name"] ? scalar(file, root["name"], "'name:' is the plan's name, a text") : file.stem().string();
-  if (!root["experiment"]) {
-    throw PlanError(file.string() +
-                    ": 'experiment:' (the base experiment file, relative to the plan file) is required");
-  }
-  p.experiment =
-      (fs::absolute(file).parent_path() / scalar(file, root["experiment"], "'experiment:' is a file name"))
-          .lexically_normal();
-  if (const auto why = not_a_file(p.experiment)) {
-    throw PlanError(where(file, root["experiment"]) + ": base experiment '" + p.experiment.string() + "' " +
-                    *why);
-  }
-  if (const YAML::Node set = root["set"]) {
-    if (!set.IsMap()) throw PlanError(where(file, set) + ": 'set:' is a mapping of key paths to values");
-    for (const auto& kv : set)
-      p.fixed.push_back(scalar(file, kv.first, "keys are text") + "=" + set_value_text(kv.second));
-  }
-  if (const YAML::Node w = root["workloads"]) {
-    if (!w.IsMap() || w.size() == 0) {
-      throw PlanError(where(file, w) +
-                      ": 'workloads:' maps a name to its overrides (a mapping, {} for the base)");
+  const std::string stem = file.stem().string();
+  p.name = root.string("name", {.doc = "the plan's name", .def = stem});
+  (void)root.string("description", {.doc = "what the plan is for", .def = ""});
+  // Required keys and sections are checked after `finish`: a misspelt key may be why one
+  // is missing.
+  const std::string experiment =
+      root.string("experiment", {.doc = "the base experiment file, relative to the plan file", .def = ""});
+  if (std::optional<config::Section> set = root.optional_section(
+          "set", "fixed overrides of every run, key path: value, e.g. {workload.trace.limit: 300}")) {
+    for (const std::string& k : set->keys()) {
+      p.fixed.push_back(k + "=" + set->value(k, "a fixed override of every run").yaml);
     }
-    for (const auto& kv : w) {
+  }
+  if (std::optional<config::Section> w = root.optional_section(
+          "workloads", "named variants of the workload: name: {key path: value, ...} ({} for the base)")) {
+    const std::vector<std::string> names = w->keys();
+    if (names.empty()) {
+      root.fail("workloads",
+                "maps a name to its overrides (a mapping, {} for the base experiment's workload); found an "
+                "empty mapping");
+    }
+    for (const std::string& name : names) {
       Workload wl;
-      wl.name = scalar(file, kv.first, "a workload's name is text");
-      if (wl.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
-          std::string::npos) {
-        throw PlanError(where(file, kv.first) + ": workload name '" + wl.name +
-                        "' names folders: use letters, digits and _");
+      wl.name = name;
+      if (name.empty() ||
+          name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+              std::string::npos) {
+        w->fail(name, "workload name '" + name + "' names folders: use letters, digits and _");
       }
-      if (!kv.second.IsMap() && !(kv.second.IsNull())) {
-        throw PlanError(where(file, kv.second) + ": workload '" + wl.name +
-                        "' is a mapping of key paths to values");
-      }
-      if (kv.second.IsMap()) {
-        for (const auto& o : kv.second) {
-          wl.overrides.push_back(scalar(file, o.first, "keys are text") + "=" + set_value_text(o.second));
+      if (std::optional<config::Section> o = w->optional_section(
+              name, "the workload's overrides of the base experiment, key path: value; {} for none")) {
+        for (const std::string& k : o->keys()) {
+          wl.overrides.push_back(k + "=" + o->value(k, "an override of the workload").yaml);
         }
       }
       p.workloads.push_back(std::move(wl));
@@ -274,62 +237,102 @@ Plan read_plan(const fs::path& file) {
   } else {
     p.workloads.push_back(Workload{"base", {}});
   }
-  const YAML::Node rates = root["rates"];
-  if (!rates || !rates.IsMap()) {
-    throw PlanError(where(file, rates) +
-                    ": 'rates:' is required: {key: workload.trace.rate_scale, values: [...]}");
-  }
-  check_keys(file, rates, {"key", "values"}, "rates");
-  p.rate_key = scalar(file, rates["key"], "'rates.key' is the configuration key of the arrival rate");
-  if (!rates["values"] || !rates["values"].IsSequence() || rates["values"].size() == 0) {
-    throw PlanError(where(file, rates["values"]) + ": 'rates.values' is a non-empty list of rates");
-  }
-  for (const auto& v : rates["values"]) p.rates.push_back(scalar(file, v, "a rate is a value"));
-  const YAML::Node pools = root["pools"];
-  if (!pools || !pools.IsMap()) {
-    throw PlanError(where(file, pools) +
-                    ": 'pools:' is required: {prefill: {key, min, max}, decode: {key, min, max}}");
-  }
-  check_keys(file, pools, {"prefill", "decode"}, "pools");
-  p.prefill = read_pool(file, pools["prefill"], "prefill");
-  p.decode = read_pool(file, pools["decode"], "decode");
-  if (p.prefill.key == p.decode.key) {
-    throw PlanError(where(file, pools) + ": both pools size '" + p.prefill.key + "'; give each its own key");
-  }
-  const YAML::Node slo = root["slo"];
-  if (!slo || !slo.IsMap() || slo.size() == 0) {
-    throw PlanError(where(file, slo) +
-                    ": 'slo:' is required: summary figures and their limits, e.g. requests.ttft_s.p99: 2 s");
-  }
-  for (const auto& kv : slo) {
-    Slo s;
-    s.figure = scalar(file, kv.first, "an SLO names a summary figure");
-    s.written = scalar(file, kv.second, "an SLO's limit is a value");
-    try {
-      // A time with its unit (the SLO figures of summary.json are in seconds), or a number.
-      if (s.written.find_first_of("abcdefghijklmnopqrstuvwxyz") != std::string::npos) {
-        s.limit = parse_duration(s.written).seconds;
-      } else {
-        std::size_t used = 0;
-        s.limit = std::stod(s.written, &used);
-        if (used != s.written.size()) throw std::invalid_argument("trailing text");
+  std::optional<config::Section> rates =
+      root.optional_section("rates", "the arrival rates: {key: workload.trace.rate_scale, values: [...]}");
+  if (rates) {
+    p.rate_key = rates->string("key", {.doc = "the configuration key of the arrival rate"});
+    const std::vector<config::Section::Value> values =
+        rates->value_list("values", "the arrival rates, numbers > 0 given to rates.key");
+    if (values.empty()) rates->fail("values", "needs a non-empty list of rates, found []");
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const config::Section::Value& v = values[i];
+      const std::optional<double> rate =
+          v.kind == config::Node::Kind::Scalar ? plain_number(v.text) : std::nullopt;
+      if (!rate || !(*rate > 0.0)) {
+        throw config::ConfigError(v.source, rates->key_path("values") + "[" + std::to_string(i) + "]",
+                                  "expected a rate, a number > 0 (the value of " + p.rate_key +
+                                      " in each run), found " +
+                                      (v.kind == config::Node::Kind::Scalar ? "'" + v.text + "'" : v.text));
       }
-    } catch (const std::exception&) {
-      throw PlanError(where(file, kv.second) + ": SLO '" + s.figure + "' limit '" + s.written +
-                      "' is neither a time (2 s, 50 ms) nor a number");
+      p.rates.push_back(v.text);
     }
-    p.slos.push_back(std::move(s));
   }
-  if (const YAML::Node pr = root["prune"]) {
-    const std::string v = scalar(file, pr, "'prune:' is true or false");
-    if (v != "true" && v != "false") {
-      throw PlanError(where(file, pr) + ": 'prune:' is '" + v +
-                      "'; give true (rule out deployments by the floor " +
-                      "bound, the default) or false (run every deployment the search asks for)");
+  std::optional<config::Section> pools = root.optional_section(
+      "pools", "the two machine counts to size: {prefill: {key, min, max}, decode: {key, min, max}}");
+  if (pools) {
+    p.prefill = read_pool(*pools, "prefill");
+    p.decode = read_pool(*pools, "decode");
+    if (p.prefill.key == p.decode.key) {
+      pools->section("decode", "")
+          .fail("key", "both pools size '" + p.prefill.key + "'; give each its own key");
     }
-    p.prune = v == "true";
   }
-  p.objective = root["objective"] ? scalar(file, root["objective"], "'objective:' is a text") : "cost";
+  std::optional<config::Section> slo =
+      root.optional_section("slo", "summary figures and their upper limits, e.g. requests.ttft_s.p99: 2 s");
+  if (slo) {
+    for (const std::string& figure : slo->keys()) {
+      Slo s;
+      s.figure = figure;
+      s.written = slo->string(figure, {.doc = "the figure's upper limit: a time with its unit, or a number"});
+      // A time with its unit (the SLO figures of summary.json are in seconds), or a number.
+      std::optional<double> limit;
+      if (s.written.find_first_of("abcdefghijklmnopqrstuvwxyz") != std::string::npos) {
+        try {
+          limit = parse_duration(s.written).seconds;
+        } catch (const std::exception&) {
+          limit.reset();
+        }
+      } else {
+        limit = plain_number(s.written);
+      }
+      if (!limit) {
+        slo->fail(figure, "SLO '" + figure + "' limit '" + s.written +
+                              "' is neither a time (2 s, 50 ms) nor a number");
+      }
+      if (*limit < 0.0) {
+        slo->fail(figure, "SLO '" + figure + "' limit '" + s.written +
+                              "' is negative; an SLO is an upper limit, >= 0");
+      }
+      s.limit = *limit;
+      p.slos.push_back(std::move(s));
+    }
+  }
+  const std::string prune = root.string(
+      "prune", {.doc = "rule out deployments by the floor bound (false: run them)", .def = "true"});
+  p.objective = root.string(
+      "objective", {.doc = "cost | power | machines | a summary figure path, minimised", .def = "cost"});
+  doc.finish();  // a misspelt key first: it may be why something is missing
+
+  if (experiment.empty()) {
+    root.fail("experiment",
+              "missing required key 'experiment' (the base experiment file, relative to the plan file)");
+  }
+  p.experiment = experiment;
+  if (p.experiment.is_relative()) {
+    p.experiment = fs::absolute(fs::path(root.source_of("experiment").file)).parent_path() / p.experiment;
+  }
+  p.experiment = p.experiment.lexically_normal();
+  if (const auto why = not_a_file(p.experiment)) {
+    root.fail("experiment", "base experiment '" + p.experiment.string() + "' " + *why);
+  }
+  if (!rates)
+    root.fail("rates", "missing required section 'rates' ({key: workload.trace.rate_scale, values: [...]})");
+  if (!pools) {
+    root.fail("pools",
+              "missing required section 'pools' ({prefill: {key, min, max}, decode: {key, min, max}})");
+  }
+  if (!slo || slo->keys().empty()) {
+    root.fail(
+        "slo",
+        "missing required section 'slo': summary figures and their limits, e.g. requests.ttft_s.p99: 2 s");
+  }
+  if (prune != "true" && prune != "false") {
+    root.fail("prune",
+              "is '" + prune +
+                  "'; give true (rule out deployments by the floor bound, the default) or false (run "
+                  "every deployment the search asks for)");
+  }
+  p.prune = prune == "true";
   if (p.objective == "cost") {
     p.objective_figure = "cost.fleet_usd_per_hour";
   } else if (p.objective == "power") {
@@ -558,8 +561,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
   } catch (const PlanError& e) {
     std::cerr << "wse-emu: error: " << e.what() << "\n";
     return kExitBadInput;
-  } catch (const YAML::Exception& e) {
-    std::cerr << "wse-emu: error: " << opt.plan_file.string() << ": " << e.what() << "\n";
+  } catch (const config::ConfigError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
     return kExitBadInput;
   }
   plan.prune = plan.prune && opt.prune;

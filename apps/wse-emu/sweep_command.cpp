@@ -35,8 +35,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <yaml-cpp/yaml.h>
-
 #include "apps/wse-emu/cli.h"
 #include "systemc_models/config/config.h"
 #include "systemc_models/sim/output.h"
@@ -66,14 +64,14 @@ struct Value {
   std::string yaml;
 };
 
-Value to_value(const YAML::Node& n) {
-  return {n.IsScalar() ? n.Scalar() : set_value_text(n), set_value_text(n)};
-}
+Value to_value(const config::Section::Value& v) { return {v.text, v.yaml}; }
 
 // A dimension of the sweep: one grid key, or a zip group (several keys moving together).
 struct Dimension {
   std::vector<std::string> keys;
   std::vector<std::vector<Value>> choices;  // choices[i][k]: value of keys[k] in choice i
+  config::Source source;                    // where it is written, and its key path
+  std::string key_path;
 };
 
 struct Point {
@@ -91,133 +89,119 @@ struct Sweep {
   std::vector<Point> points;
 };
 
-// A key of the sweep file, which must be plain text (a YAML key can be a list or a mapping).
-std::string key_text(const fs::path& file, const YAML::Node& key) {
-  if (!key.IsScalar()) {
-    throw SweepError(where(file, key) +
-                     ": a key must be text (a configuration key path such as a.b.c), found " +
-                     (key.IsSequence() ? "a list"
-                      : key.IsMap()    ? "a mapping"
-                                       : "nothing"));
+// The keys of `set:`, `grid:` and the zip groups are configuration key paths of the base
+// experiment, each given once in the sweep.
+class KeyClaims {
+ public:
+  void claim(const config::Section& at, const std::string& key) {
+    const bool ok = !key.empty() && key.front() != '.' && key.back() != '.' &&
+                    key.find("..") == std::string::npos && key.find_first_of(" =\t") == std::string::npos;
+    if (!ok) at.fail(key, "'" + key + "' is not a configuration key path (a.b.c)");
+    const auto [it, inserted] = first_.emplace(key, at.key_path(key));
+    if (!inserted)
+      at.fail(key, "key '" + key + "' is given twice in the sweep (also as '" + it->second + "')");
   }
-  return key.Scalar();
+
+ private:
+  std::map<std::string, std::string> first_;  // key -> where it was first given (key path in the sweep)
+};
+
+// The values of `key` in `at` (a grid key or a key of a zip group): a non-empty list.
+std::vector<Value> axis_values(config::Section& at, const std::string& key, std::string_view what) {
+  const std::vector<config::Section::Value> list =
+      at.value_list(key, std::string(what) + " takes a non-empty list of values");
+  if (list.empty()) at.fail(key, std::string(what) + " needs a non-empty list of values, found []");
+  std::vector<Value> out;
+  out.reserve(list.size());
+  for (const auto& v : list) out.push_back(to_value(v));
+  return out;
 }
 
-void check_key_path(const fs::path& file, const YAML::Node& at, const std::string& key) {
-  const bool ok = !key.empty() && key.front() != '.' && key.back() != '.' &&
-                  key.find("..") == std::string::npos && key.find_first_of(" =\t") == std::string::npos;
-  if (!ok) throw SweepError(where(file, at) + ": '" + key + "' is not a configuration key path (a.b.c)");
-}
-
-Dimension read_zip_group(const fs::path& file, const YAML::Node& group) {
-  if (!group.IsMap() || group.size() == 0) {
-    throw SweepError(where(file, group) + ": a zip group is a mapping of key paths to lists of equal length");
+Dimension read_zip_group(config::Section& group, KeyClaims& claims) {
+  const std::vector<std::string> keys = group.keys();
+  if (keys.empty()) {
+    throw config::ConfigError(group.source(), group.path(),
+                              "a zip group is a mapping of key paths to lists of equal length, found an "
+                              "empty mapping");
   }
   Dimension d;
-  std::size_t length = 0;
-  std::string first;
-  for (const auto& kv : group) {
-    const std::string key = key_text(file, kv.first);
-    check_key_path(file, kv.first, key);
-    if (!kv.second.IsSequence() || kv.second.size() == 0) {
-      throw SweepError(where(file, kv.second) + ": zip key '" + key + "' needs a non-empty list of values");
-    }
+  d.source = group.source();
+  d.key_path = group.path();
+  for (const std::string& key : keys) {
+    claims.claim(group, key);
+    std::vector<Value> values = axis_values(group, key, "a zip key");
     if (d.keys.empty()) {
-      length = kv.second.size();
-      first = key;
-      d.choices.resize(length);
-    } else if (kv.second.size() != length) {
-      throw SweepError(where(file, kv.second) + ": zip lists differ in length: '" + first + "' has " +
-                       std::to_string(length) + " values, '" + key + "' has " +
-                       std::to_string(kv.second.size()));
+      d.choices.resize(values.size());
+    } else if (values.size() != d.choices.size()) {
+      group.fail(key, "zip lists differ in length: '" + d.keys.front() + "' has " +
+                          std::to_string(d.choices.size()) + " values, '" + key + "' has " +
+                          std::to_string(values.size()));
     }
     d.keys.push_back(key);
-    for (std::size_t i = 0; i < length; ++i) d.choices[i].push_back(to_value(kv.second[i]));
+    for (std::size_t i = 0; i < values.size(); ++i) d.choices[i].push_back(std::move(values[i]));
   }
   return d;
 }
 
+// Read through the configuration language (systemc_models/config/config.h), as
+// experiment files are: every error names the sweep's file:line:column and the key path,
+// and a key nothing reads (a typo) is an error with "did you mean", never ignored.
 Sweep read_sweep(const fs::path& file) {
   if (const auto why = not_a_file(file)) throw SweepError("sweep file '" + file.string() + "' " + *why);
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(file.string());
-  } catch (const YAML::Exception& e) {
-    throw SweepError(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
-                     std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
-  if (!root.IsMap())
-    throw SweepError(file.string() + ": a sweep file is a mapping (experiment:, grid:, zip:)");
-  const std::vector<std::string> known{"name", "experiment", "set", "grid", "zip", "description"};
-  for (const auto& kv : root) {
-    const std::string k = key_text(file, kv.first);
-    if (std::find(known.begin(), known.end(), k) == known.end()) {
-      auto guess = config::did_you_mean(k, known);
-      throw SweepError(where(file, kv.first) + ": unknown key '" + k + "'" +
-                       (guess ? "; did you mean '" + *guess + "'?" : "") +
-                       " Known keys: description, experiment, grid, name, set, zip");
+  config::Document doc = config::load(file);
+  config::Section root = doc.root();
+  Sweep s;
+  const std::string stem = file.stem().string();
+  s.name = root.string("name", {.doc = "the sweep's name (the progress lines say it)", .def = stem});
+  (void)root.string("description", {.doc = "what the sweep is for", .def = ""});
+  // Required, but checked after `finish`: a misspelt key may be why it is missing.
+  const std::string experiment =
+      root.string("experiment", {.doc = "the base experiment file, relative to the sweep file", .def = ""});
+  KeyClaims claims;
+  if (std::optional<config::Section> set = root.optional_section(
+          "set", "fixed overrides of every point, key path: value, e.g. {workload.trace.limit: 20}")) {
+    for (const std::string& key : set->keys()) {
+      claims.claim(*set, key);
+      s.fixed.push_back(key + "=" + set->value(key, "a fixed override of every point").yaml);
     }
   }
-  Sweep s;
-  if (root["name"] && !root["name"].IsScalar())
-    throw SweepError(where(file, root["name"]) + ": 'name:' is the sweep's name, a text");
-  s.name = root["name"] ? root["name"].Scalar() : file.stem().string();
-  if (!root["experiment"] || !root["experiment"].IsScalar()) {
-    throw SweepError(file.string() +
-                     ": 'experiment:' (the base experiment file, relative to the sweep file) is required");
+  if (std::optional<config::Section> grid = root.optional_section(
+          "grid", "the cartesian product: key path: [values], e.g. {workload.trace.rate_scale: [1, 2]}")) {
+    for (const std::string& key : grid->keys()) {
+      claims.claim(*grid, key);
+      Dimension d;
+      d.source = grid->source_of(key);
+      d.key_path = grid->key_path(key);
+      d.keys.push_back(key);
+      for (Value& v : axis_values(*grid, key, "a grid key")) d.choices.push_back({std::move(v)});
+      s.dims.push_back(std::move(d));
+    }
   }
-  s.experiment = fs::absolute(file).parent_path() / root["experiment"].Scalar();
+  constexpr std::string_view kZipDoc =
+      "keys that move together: a mapping of key paths to lists of equal length, or a list of such groups";
+  std::vector<config::Section> groups;
+  if (root.kind("zip") == config::Node::Kind::Seq) {
+    groups = root.section_list("zip", kZipDoc);
+  } else if (std::optional<config::Section> zip = root.optional_section("zip", kZipDoc)) {
+    groups.push_back(*zip);
+  }
+  for (config::Section& g : groups) s.dims.push_back(read_zip_group(g, claims));
+  doc.finish();  // a misspelt key first: it may be why something is missing
+
+  const config::Source at = root.source_of("experiment");
+  if (experiment.empty()) {
+    root.fail("experiment",
+              "missing required key 'experiment' (the base experiment file, relative to the sweep file)");
+  }
+  s.experiment = experiment;
+  if (s.experiment.is_relative()) s.experiment = fs::absolute(fs::path(at.file)).parent_path() / s.experiment;
   s.experiment = s.experiment.lexically_normal();
   if (const auto why = not_a_file(s.experiment)) {
-    throw SweepError(where(file, root["experiment"]) + ": base experiment '" + s.experiment.string() + "' " +
-                     *why);
+    root.fail("experiment", "base experiment '" + s.experiment.string() + "' " + *why);
   }
-  std::set<std::string> seen;
-  auto claim = [&](const YAML::Node& at, const std::string& key) {
-    check_key_path(file, at, key);
-    if (!seen.insert(key).second)
-      throw SweepError(where(file, at) + ": key '" + key + "' is given twice in the sweep");
-  };
-  if (const YAML::Node set = root["set"]) {
-    if (!set.IsMap()) throw SweepError(where(file, set) + ": 'set:' is a mapping of key paths to values");
-    for (const auto& kv : set) {
-      const std::string key = key_text(file, kv.first);
-      claim(kv.first, key);
-      s.fixed.push_back(key + "=" + to_value(kv.second).yaml);
-    }
+  if (s.dims.empty()) {
+    throw config::ConfigError(root.source(), "", "nothing to vary: give 'grid:' and/or 'zip:'");
   }
-  if (const YAML::Node grid = root["grid"]) {
-    if (!grid.IsMap()) throw SweepError(where(file, grid) + ": 'grid:' is a mapping of key paths to lists");
-    for (const auto& kv : grid) {
-      const std::string key = key_text(file, kv.first);
-      claim(kv.first, key);
-      if (!kv.second.IsSequence() || kv.second.size() == 0) {
-        throw SweepError(where(file, kv.second) + ": grid key '" + key +
-                         "' needs a non-empty list of values");
-      }
-      Dimension d;
-      d.keys.push_back(key);
-      for (const auto& v : kv.second) d.choices.push_back({to_value(v)});
-      s.dims.push_back(std::move(d));
-    }
-  }
-  if (const YAML::Node zip = root["zip"]) {
-    std::vector<YAML::Node> groups;
-    if (zip.IsMap())
-      groups.push_back(zip);
-    else if (zip.IsSequence())
-      for (const auto& g : zip) groups.push_back(g);
-    else
-      throw SweepError(where(file, zip) +
-                       ": 'zip:' is a mapping of key paths to lists, or a list of such groups");
-    for (const auto& g : groups) {
-      Dimension d = read_zip_group(file, g);
-      std::size_t i = 0;
-      for (const auto& kv : g) claim(kv.first, d.keys[i++]);
-      s.dims.push_back(std::move(d));
-    }
-  }
-  if (s.dims.empty()) throw SweepError(file.string() + ": nothing to vary: give 'grid:' and/or 'zip:'");
   for (const auto& d : s.dims)
     for (const auto& k : d.keys) s.columns.push_back(k);
 
@@ -227,11 +211,13 @@ Sweep read_sweep(const fs::path& file) {
   std::size_t n = 1;
   for (const auto& d : s.dims) {
     n *= d.choices.size();
-    if (n > kMaxPoints)
-      throw SweepError(
-          file.string() + ": more than " + std::to_string(kMaxPoints) +
-          " points (the product of the lists' lengths); that is surely a mistake: vary fewer keys "
-          "or fewer values");
+    if (n > kMaxPoints) {
+      throw config::ConfigError(
+          d.source, d.key_path,
+          "with this dimension the sweep has more than " + std::to_string(kMaxPoints) +
+              " points (the product of the lists' lengths); that is surely a mistake: vary fewer keys "
+              "or fewer values");
+    }
   }
   const std::size_t width = std::max<std::size_t>(3, std::to_string(n - 1).size());
   for (std::size_t i = 0; i < n; ++i) {
@@ -723,23 +709,6 @@ std::vector<const Point*> points_to_run(const Sweep& s, const fs::path& out) {
 }
 }  // namespace
 
-std::string where(const fs::path& file, const YAML::Node& n) {
-  const YAML::Mark m = n.Mark();
-  if (m.is_null()) return file.string();
-  return file.string() + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-}
-
-std::string set_value_text(const YAML::Node& n) {
-  YAML::Emitter e;
-  if (n.IsScalar()) {
-    if (n.Tag() != "!") return n.Scalar();
-    e << YAML::DoubleQuoted << n.Scalar();  // quoted scalar: keep it a string
-  } else {
-    e << YAML::Flow << n;
-  }
-  return e.c_str();
-}
-
 int run_point_specs(const fs::path& experiment, const std::vector<PointSpec>& points, const fs::path& out,
                     const std::string& backend, int jobs, bool quiet) {
   Sweep s;
@@ -770,8 +739,8 @@ int run_sweep(const sim::Registry& registry, const SweepOptions& opt) {
   } catch (const SweepError& e) {
     std::cerr << "wse-emu: error: " << e.what() << "\n";
     return kExitBadInput;
-  } catch (const YAML::Exception& e) {
-    std::cerr << "wse-emu: error: " << opt.sweep_file.string() << ": " << e.what() << "\n";
+  } catch (const config::ConfigError& e) {
+    std::cerr << "wse-emu: error: " << e.what() << "\n";
     return kExitBadInput;
   }
   if (opt.backend != "local" && opt.backend != "slurm") {

@@ -12,7 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include "systemc_models/sim/registry.h"
@@ -44,18 +43,11 @@ std::optional<std::string> not_a_file(const std::filesystem::path& file);
 
 // Reads a sweep file and enumerates its points as `wse-emu sweep` does before it
 // validates them: each point's `--set` overrides (KEY=YAML), the fixed `set:` first.
-// Throws InputFileError (fuzz/fuzz_sweep.cpp).
+// Throws InputFileError when the file cannot be read as a file, config::ConfigError
+// (file:line:column and key path) for anything wrong in it (fuzz/fuzz_sweep.cpp).
 std::vector<std::vector<std::string>> sweep_points(const std::filesystem::path& file);
 
 // ---- shared with `wse-emu plan` ----
-
-// "file:line:column" of a node of a YAML file (the file alone when the node has no mark).
-std::string where(const std::filesystem::path& file, const YAML::Node& n);
-
-// A value of a sweep or plan file as `--set KEY=VALUE` takes it: a scalar as written
-// (quoted again when the file quoted it, so "007" stays a string), a list or mapping in
-// YAML flow form.
-std::string set_value_text(const YAML::Node& n);
 
 // A run of the base experiment with its overrides (KEY=YAML), into out/points/<id>.
 struct PointSpec {

@@ -147,6 +147,63 @@ void emit(YAML::Emitter& e, const Node& n) {
   }
 }
 
+// A value handed on as data (Section::Value): nested scalars plain, as yaml-cpp writes
+// the scalars of a node it read.
+void emit_data(YAML::Emitter& e, const Node& n) {
+  switch (n.kind) {
+    case Node::Kind::Null:
+      e << YAML::Null;
+      break;
+    case Node::Kind::Scalar:
+      e << n.scalar;
+      break;
+    case Node::Kind::Seq:
+      e << YAML::BeginSeq;
+      for (const auto& c : n.seq) emit_data(e, *c);
+      e << YAML::EndSeq;
+      break;
+    case Node::Kind::Map:
+      e << YAML::BeginMap;
+      for (const auto& [k, v] : n.map) {
+        e << YAML::Key << k << YAML::Value;
+        emit_data(e, *v);
+      }
+      e << YAML::EndMap;
+      break;
+  }
+}
+
+Section::Value data_value(const Node& n) {
+  Section::Value v{n.kind, "", "", n.source};
+  if (n.kind == Node::Kind::Scalar) {
+    v.text = n.scalar;
+    v.yaml = n.scalar;
+    if (n.quoted) {
+      YAML::Emitter e;
+      e << YAML::DoubleQuoted << n.scalar;  // quoted: keep it a string
+      v.yaml = e.c_str();
+    }
+    return v;
+  }
+  YAML::Emitter e;
+  e << YAML::Flow;
+  emit_data(e, n);
+  v.text = v.yaml = e.c_str();
+  return v;
+}
+
+void consume_all(Node& n) {
+  n.consumed = true;
+  for (auto& [k, v] : n.map) consume_all(*v);
+  for (auto& c : n.seq) consume_all(*c);
+}
+
+// What a value is, for an error: "a scalar '3'", "a mapping", "an empty value".
+std::string found_text(const Node& n) {
+  if (n.kind == Node::Kind::Null) return "an empty value";
+  return "a " + n.kind_name() + (n.kind == Node::Kind::Scalar ? " " + shown(n.scalar) : "");
+}
+
 template <class T>
 bool parse_whole(std::string_view text, T& value) {
   const char* b = text.data();
@@ -231,6 +288,11 @@ std::vector<std::string> Section::keys() const {
   out.reserve(node_->map.size());
   for (const auto& [k, v] : node_->map) out.push_back(k);
   return out;
+}
+
+Node::Kind Section::kind(std::string_view key) const {
+  auto c = child(key);
+  return c ? c->kind : Node::Kind::Null;
 }
 
 NodePtr Section::child(std::string_view key) const {
@@ -523,6 +585,40 @@ std::vector<std::string> Section::string_list(std::string_view key, const Param&
     o->seq.push_back(make_scalar(e->scalar, true, ""));
   }
   put(*out_, key, o);
+  return out;
+}
+
+Section::Value Section::value(std::string_view key, std::string_view doc) {
+  NodePtr c = child(key);
+  if (!c) {
+    throw ConfigError(node_->source, key_path(key),
+                      "missing required key '" + std::string(key) + "' (" + std::string(doc) + ")");
+  }
+  consume_all(*c);
+  Value v = data_value(*c);
+  put(*out_, key, c);
+  doc_->params_.push_back(Document::ParamDoc{key_path(key), v.text, "(required)", std::string(doc)});
+  return v;
+}
+
+std::vector<Section::Value> Section::value_list(std::string_view key, std::string_view doc) {
+  NodePtr c = child(key);
+  if (!c) {
+    throw ConfigError(
+        node_->source, key_path(key),
+        "missing required key '" + std::string(key) + "' (" + std::string(doc) + "; expected a list)");
+  }
+  if (c->kind != Node::Kind::Seq) {
+    throw ConfigError(c->source, key_path(key),
+                      "expected a list (" + std::string(doc) + "), found " + found_text(*c));
+  }
+  consume_all(*c);
+  std::vector<Value> out;
+  out.reserve(c->seq.size());
+  for (const auto& e : c->seq) out.push_back(data_value(*e));
+  put(*out_, key, c);
+  doc_->params_.push_back(
+      Document::ParamDoc{key_path(key), data_value(*c).text, "(required)", std::string(doc)});
   return out;
 }
 

@@ -103,6 +103,9 @@ class Section {
   // data, such as a list of overrides). Listing them does not read them: each must still
   // be read, or `Document::finish` names it.
   std::vector<std::string> keys() const;
+  // The kind of value written at `key` (Null when absent or empty), for a key that may be
+  // written in more than one form (a mapping or a list of mappings). Does not read it.
+  Node::Kind kind(std::string_view key) const;
 
   // A nested mapping. `section` requires it unless `allow_missing` (then an empty
   // mapping is used, so that all its keys take their defaults).
@@ -125,6 +128,28 @@ class Section {
   std::filesystem::path path(std::string_view key, const Param& p);
   std::vector<std::int64_t> integer_list(std::string_view key, const Param& p);
   std::vector<std::string> string_list(std::string_view key, const Param& p);
+
+  // A value handed on as data rather than read through a schema, such as an override
+  // KEY=VALUE of another configuration (the `set:` of a sweep or a plan): any kind, with
+  // its location.
+  struct Value {
+    Node::Kind kind = Node::Kind::Null;
+    // A scalar as written; a list or mapping in YAML flow form ("[1, 2]"), "~" for an
+    // empty value.
+    std::string text;
+    // The value as `--set KEY=VALUE` takes it: `text`, except that a scalar written in
+    // quotes is quoted again (so "007" stays a string). The scalars inside a list or
+    // mapping are written plain where YAML allows it.
+    std::string yaml;
+    Source source;
+  };
+  // The value at `key`, all of it read (none of its keys is unknown to `finish`);
+  // required: a missing key is an error naming `doc`.
+  Value value(std::string_view key, std::string_view doc);
+  // The items of the list at `key`, each with its own location; required, and an error
+  // (naming `doc` and what was found) when the value is not a list. An empty list is
+  // returned empty: whether that is allowed is the caller's to say.
+  std::vector<Value> value_list(std::string_view key, std::string_view doc);
 
   // One of a fixed set of names; the error lists them.
   template <class E>

@@ -234,12 +234,19 @@ TEST_F(Plan, ATightSloThatNothingMeetsIsSaid) {
   EXPECT_THAT(r.out, HasSubstr("no deployment up to 2 prefill x 2 decode meets the SLOs"));
 }
 
+// `text` with its first `from` replaced by `to` (which must be there).
+std::string replaced(std::string text, const std::string& from, const std::string& to) {
+  const std::size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
 TEST_F(Plan, BadPlanFilesNameTheLineAndTheFix) {
   write("typo.yaml", plan_file("400 us", "objectiv: cost\n"));
   Result r = plan("typo.yaml", dir_ / "o1");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("typo.yaml:8:1: unknown key 'objectiv'"));
-  EXPECT_THAT(r.err, HasSubstr("did you mean 'objective'"));
+  EXPECT_THAT(r.err,
+              HasSubstr("typo.yaml:8:1: key 'objectiv': unknown key 'objectiv'; did you mean 'objective'?"));
   EXPECT_FALSE(fs::exists(dir_ / "o1"));
 
   write("range.yaml",
@@ -248,18 +255,46 @@ TEST_F(Plan, BadPlanFilesNameTheLineAndTheFix) {
         "  decode: {key: kv_transfer.link.initiators, max: 1}\nslo: {kv_transfer.time_s.max: 1 ms}\n");
   r = plan("range.yaml", dir_ / "o2");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("range.yaml:4:"));
-  EXPECT_THAT(r.err, HasSubstr("'pools.prefill.max' (2) is below its min (3)"));
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("range.yaml:4:52: key 'pools.prefill.max': max (2) is below min (3); give max >= min"));
 
   write("prune.yaml", plan_file("400 us", "prune: sometimes\n"));
   r = plan("prune.yaml", dir_ / "o6");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("prune.yaml:8:8: 'prune:' is 'sometimes'; give true"));
+  EXPECT_THAT(r.err, HasSubstr("prune.yaml:8:8: key 'prune': is 'sometimes'; give true"));
 
   write("unit.yaml", plan_file("fast"));
   r = plan("unit.yaml", dir_ / "o3");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_THAT(r.err, HasSubstr("limit 'fast' is neither a time"));
+  EXPECT_THAT(r.err,
+              HasSubstr("unit.yaml:6:31: key 'slo.kv_transfer.time_s.max': SLO 'kv_transfer.time_s.max' "
+                        "limit 'fast' is neither a time (2 s, 50 ms) nor a number"));
+
+  // An unknown key inside a section (read through the configuration language, as
+  // experiment files are), and arrival rates and machine counts out of their range.
+  write("pool_typo.yaml",
+        replaced(plan_file("400 us"), "min: 1, max: 2}\n  decode", "mn: 1, max: 2}\n  decode"));
+  r = plan("pool_typo.yaml", dir_ / "o7");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("pool_typo.yaml:4:39: key 'pools.prefill.mn': unknown key 'mn'; did you mean "
+                               "'min'?"));
+  EXPECT_FALSE(fs::exists(dir_ / "o7"));
+  write("rate.yaml", replaced(plan_file("400 us"), "values: [1]", "values: [1, 0]"));
+  r = plan("rate.yaml", dir_ / "o8");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err,
+              HasSubstr("rate.yaml:2:53: key 'rates.values[1]': expected a rate, a number > 0 (the value "
+                        "of workload.trace.rate_scale in each run), found '0'"));
+  EXPECT_FALSE(fs::exists(dir_ / "o8"));
+  write("count.yaml",
+        replaced(plan_file("400 us"), "min: 1, max: 2}\n  decode", "min: 0, max: 2}\n  decode"));
+  r = plan("count.yaml", dir_ / "o9");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(
+      r.err,
+      HasSubstr("count.yaml:4:44: key 'pools.prefill.min': value '0' is out of range; allowed: >= 1 and "
+                "<= 4096"));
 
   // A key the experiment does not have: bad input before anything runs.
   write("key.yaml",

@@ -166,18 +166,39 @@ TEST_F(Sweep, BadSweepFilesAreRefusedWithTheirLocation) {
     std::string text, message;
   };
   const std::vector<Case> cases{
-      {"experiment: base.yaml\ngird:\n  a.b: [1]\n", "unknown key 'gird'; did you mean 'grid'?"},
-      {"grid:\n  kv_transfer.senders: [1]\n", "'experiment:'"},
+      {"experiment: base.yaml\ngird:\n  a.b: [1]\n",
+       "s.yaml:2:1: key 'gird': unknown key 'gird'; did you mean 'grid'?"},
+      {"grid:\n  kv_transfer.senders: [1]\n",
+       "s.yaml:1:1: key 'experiment': missing required key 'experiment'"},
       {"experiment: nowhere.yaml\ngrid:\n  kv_transfer.senders: [1]\n", "does not exist"},
       {"experiment: base.yaml\n", "nothing to vary"},
       {"experiment: base.yaml\ngrid:\n  kv_transfer.senders: 1\n",
-       "s.yaml:3:24: grid key 'kv_transfer.senders' needs a non-empty list"},
+       "s.yaml:3:24: key 'grid.kv_transfer.senders': expected a list (a grid key takes a non-empty list of "
+       "values), found a scalar '1'"},
       {"experiment: base.yaml\nzip:\n  kv_transfer.senders: [1, 2]\n  kv_transfer.link.initiators: [1]\n",
        "zip lists differ in length"},
       {"experiment: base.yaml\ngrid:\n  kv_transfer.senders: [1]\nzip:\n  kv_transfer.senders: [1]\n",
        "given twice"},
       {"experiment: base.yaml\ngrid:\n  kv_transfer.link.bandwdth: [1 GB/s]\n", "did you mean 'bandwidth'"},
       {"experiment: base.yaml\ngrid: [1, 2\n", "s.yaml:"},
+      // Read through the configuration language: file:line:column, the key path in the
+      // sweep, what was found.
+      {"experiment: base.yaml\ngrid:\n  kv_transfer.senders: [1]\nsett:\n  workload.trace.limit: 2\n",
+       "s.yaml:4:1: key 'sett': unknown key 'sett'; did you mean 'set'?"},
+      {"experiment: base.yaml\ngrid:\n  kv_transfer.senders: []\n",
+       "s.yaml:3:3: key 'grid.kv_transfer.senders': a grid key needs a non-empty list of values, found []"},
+      {"experiment: base.yaml\nzip:\n  - {kv_transfer.senders: [1, 2]}\n  - 3\n",
+       "s.yaml:4:5: key 'zip[1]': expected a mapping, found a scalar"},
+      {"experiment: base.yaml\nzip:\n  kv_transfer.senders: [1, 2]\n  kv_transfer.link.initiators: [1]\n",
+       "s.yaml:4:3: key 'zip.kv_transfer.link.initiators': zip lists differ in length: 'kv_transfer.senders' "
+       "has "
+       "2 values, 'kv_transfer.link.initiators' has 1"},
+      {"experiment: base.yaml\ngrid:\n  kv_transfer.senders: [1]\nzip:\n  kv_transfer.senders: [1]\n",
+       "s.yaml:5:3: key 'zip.kv_transfer.senders': key 'kv_transfer.senders' is given twice in the sweep "
+       "(also "
+       "as 'grid.kv_transfer.senders')"},
+      {"experiment: base.yaml\nname: [x]\ngrid:\n  kv_transfer.senders: [1]\n",
+       "s.yaml:2:1: key 'name': expected a string, found a sequence"},
   };
   for (const auto& c : cases) {
     write("s.yaml", c.text);

@@ -113,6 +113,55 @@ TEST(Config, KeysOfAMappingInOrderAndUnreadOnesStillUnknown) {
   EXPECT_THAT(e, HasSubstr("s.yaml:4:3: key 'set.z': unknown key 'z'"));
 }
 
+// Values handed on as data (the overrides of a sweep or a plan): a scalar as written, a
+// quoted one quoted again for --set, a list or mapping in flow form; all of it read, so
+// that the keys inside a mapping value are not unknown keys.
+TEST(Config, ValuesHandedOnAsDataKeepTheirTextQuotesAndLocation) {
+  Document doc = parse(
+      "set:\n  a: 1.6 Tb/s\n  b: \"007\"\n  c: {format: synthetic, rate: 1.0, seed: [1, \"2\"]}\n  d:\n"
+      "grid:\n  x: [400 Gb/s, \"08\", [1, 2]]\n",
+      "s.yaml");
+  Section root = doc.root();
+  Section set = root.section("set", "overrides");
+  EXPECT_EQ(set.kind("c"), Node::Kind::Map);
+  EXPECT_EQ(set.kind("absent"), Node::Kind::Null);
+  const Section::Value a = set.value("a", "o");
+  EXPECT_EQ(a.kind, Node::Kind::Scalar);
+  EXPECT_EQ(a.text, "1.6 Tb/s");
+  EXPECT_EQ(a.yaml, "1.6 Tb/s");
+  EXPECT_EQ(a.source.where(), "s.yaml:2:6");
+  const Section::Value b = set.value("b", "o");
+  EXPECT_EQ(b.text, "007");
+  EXPECT_EQ(b.yaml, "\"007\"");
+  const Section::Value c = set.value("c", "o");
+  EXPECT_EQ(c.kind, Node::Kind::Map);
+  EXPECT_EQ(c.yaml, "{format: synthetic, rate: 1.0, seed: [1, 2]}");
+  EXPECT_EQ(c.text, c.yaml);
+  EXPECT_EQ(c.source.where(), "s.yaml:4:3");  // a mapping is located at its key
+  EXPECT_EQ(set.value("d", "o").yaml, "~");
+  const std::vector<Section::Value> x = root.section("grid", "axes").value_list("x", "values");
+  ASSERT_EQ(x.size(), 3u);
+  EXPECT_EQ(x[0].yaml, "400 Gb/s");
+  EXPECT_EQ(x[0].source.where(), "s.yaml:7:7");
+  EXPECT_EQ(x[1].text, "08");
+  EXPECT_EQ(x[1].yaml, "\"08\"");
+  EXPECT_EQ(x[1].source.where(), "s.yaml:7:17");
+  EXPECT_EQ(x[2].kind, Node::Kind::Seq);
+  EXPECT_EQ(x[2].text, "[1, 2]");
+  EXPECT_NO_THROW(doc.finish());
+}
+
+TEST(Config, AValueListThatIsNotAListOrIsMissingNamesItsKey) {
+  Document doc = parse("grid:\n  x: 3\n", "s.yaml");
+  Section grid = doc.root().section("grid", "axes");
+  EXPECT_THAT(error_of([&] { grid.value_list("x", "the values of x"); }),
+              HasSubstr("s.yaml:2:6: key 'grid.x': expected a list (the values of x), found a scalar '3'"));
+  EXPECT_THAT(error_of([&] { grid.value_list("y", "the values of y"); }),
+              HasSubstr("key 'grid.y': missing required key 'y' (the values of y; expected a list)"));
+  EXPECT_THAT(error_of([&] { grid.value("z", "an override"); }),
+              HasSubstr("key 'grid.z': missing required key 'z' (an override)"));
+}
+
 TEST(Config, BareNumberWhereAUnitIsRequired) {
   Document doc = parse("link:\n  bandwidth: 100\n", "exp.yaml");
   const std::string e = error_of([&] { read_link(doc); });
