@@ -1,5 +1,7 @@
 #include "wse_mesh/decode/simulated_kernels.h"
 
+#include "systemc_models/sim/key_writer.h"
+
 #include <cmath>
 
 #include <algorithm>
@@ -453,6 +455,16 @@ std::uint32_t SimulatedKernels::attention_tile(const AttentionConfig& a) const {
 }
 
 SimulatedKernels::AttentionCost SimulatedKernels::attention_cost(const AttentionConfig& part) {
+  if (!cache_.enabled()) return sampled_attention_cost(part);
+  std::string key = KernelCache::shape_key(part);
+  sim::KeyWriter{key} << "|tile:" << attention_tile(part);
+  if (const auto it = attention_costs_.find(key); it != attention_costs_.end()) return it->second;
+  const AttentionCost c = sampled_attention_cost(part);
+  attention_costs_.emplace(std::move(key), c);
+  return c;
+}
+
+SimulatedKernels::AttentionCost SimulatedKernels::sampled_attention_cost(const AttentionConfig& part) {
   const std::uint32_t tile = attention_tile(part);
   const auto exact = [&](const AttentionConfig& a) {
     const AttentionResult res = tile > 0 ? cache_.attention_tiled(wafer_.fabric, tile, wafer_.pe, a)

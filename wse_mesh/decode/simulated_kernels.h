@@ -40,6 +40,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "wse_mesh/decode/kernel_timer.h"
@@ -129,7 +130,11 @@ class SimulatedKernels : public KernelTimer {
   struct AttentionCost {
     double cycles = 0, hops = 0, pe_busy = 0;
   };
+  // The cost of each part is kept (attention_costs_): the layers of a microbatch, and the
+  // microbatches of later passes with the same blocks, ask for the same parts, and
+  // finding a part's sample points takes many cache lookups.
   AttentionCost attention_cost(const AttentionConfig& part);
+  AttentionCost sampled_attention_cost(const AttentionConfig& part);
   // The node size the attention kernel `a` runs at: 0 per-PE, k tiled (see
   // SimulatedKernelOptions::attention_tiled).
   std::uint32_t attention_tile(const AttentionConfig& a) const;
@@ -147,6 +152,9 @@ class SimulatedKernels : public KernelTimer {
   std::set<std::string> cannon_misfits_;  // Cannon kernels (cache keys) whose buffers did not fit
   std::map<std::string, std::pair<std::size_t, Reduction>>
       choice_;  // shape family -> (orientation, reduction)
+  // attention_cost by part (KernelCache::shape_key and the node size): a function of the
+  // part alone on this wafer, kept while the cache reuses results.
+  std::unordered_map<std::string, AttentionCost> attention_costs_;
 };
 
 }  // namespace wse::wafer

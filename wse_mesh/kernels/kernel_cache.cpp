@@ -104,12 +104,18 @@ std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const Br
   return s;
 }
 
-std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
+std::string KernelCache::shape_key(const AttentionConfig& a) {
   std::string s;
   sim::KeyWriter o{s};
   o << "attention|heads:" << a.q_heads << ',' << a.kv_heads << ',' << a.head_dim << "|context:" << a.context
     << "|query:" << a.query_tokens << "|tokens_per_pe:" << a.tokens_per_pe << "|max_cols:" << a.max_grid_cols
     << "|kv_bytes:" << a.kv_bytes << "|red:" << static_cast<int>(a.reduction) << "|fold:" << a.fold_rows;
+  return s;
+}
+
+std::string KernelCache::key(const FabricConfig& f, const PeConfig& pe, const AttentionConfig& a) {
+  std::string s = shape_key(a);
+  sim::KeyWriter o{s};
   put_hardware(o, f, pe);
   return s;
 }

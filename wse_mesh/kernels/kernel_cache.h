@@ -101,6 +101,10 @@ class KernelCache : public stats::Provider {
   static std::string key(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                          const GemmCannonConfig& g);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionConfig& a);
+  // The part of key(fabric, pe, a) that the attention kernel's own fields write (every
+  // field but the origin, which does not change the time): the key of `a` among kernels
+  // on one fabric and PE.
+  static std::string shape_key(const AttentionConfig& a);
   static std::string key_tiled(const FabricConfig& per_pe, std::uint32_t k, const PeConfig& pe,
                                const AttentionConfig& a);
   static std::string key(const FabricConfig& fabric, const PeConfig& pe, const AttentionStreamConfig& a);
