@@ -80,6 +80,56 @@ struct MsgInfo {
   std::uint32_t from = kNone;   // combine (tiled): the block that sends the stream
 };
 
+// Events by cycle for cycles from `base` on, taken in cycle order and, within a cycle,
+// in booking order: a ring of per-cycle lists (a bucket calendar) that grows to the span
+// booked ahead. It stands where a std::map<cycle, std::vector<E>> would, without a map
+// node and a list allocation for every cycle: the tiled attention kernel books an event
+// for nearly every wavelet inside a node. A booking before the last cycle taken is a
+// logic error (the caller books only ahead of the cycle it handles).
+template <class E>
+class BucketCalendar {
+ public:
+  bool empty() const { return pending_ == 0; }
+  void book(std::uint64_t cycle, const E& e) {
+    if (cycle < base_) throw std::logic_error("BucketCalendar: an event booked before the last cycle taken");
+    if (cycle - base_ >= slots_.size()) grow(cycle - base_ + 1);
+    slots_[cycle & mask_].push_back(e);
+    ++pending_;
+    scan_ = std::min(scan_, cycle);
+  }
+  // The earliest cycle with an event (the calendar must not be empty).
+  std::uint64_t next() {
+    while (slots_[scan_ & mask_].empty()) ++scan_;
+    return scan_;
+  }
+  // Moves the events of the earliest cycle into `out` (its former contents dropped) and
+  // returns that cycle; later bookings must be after it.
+  std::uint64_t take(std::vector<E>& out) {
+    const std::uint64_t cycle = next();
+    out.clear();
+    out.swap(slots_[cycle & mask_]);
+    pending_ -= out.size();
+    base_ = cycle + 1;
+    scan_ = base_;
+    return cycle;
+  }
+
+ private:
+  void grow(std::uint64_t span) {
+    const std::size_t size = std::bit_ceil(std::max<std::uint64_t>({span, 2 * slots_.size(), 64}));
+    std::vector<std::vector<E>> slots(size);
+    for (std::uint64_t c = base_; c < base_ + slots_.size(); ++c)
+      slots[c & (size - 1)].swap(slots_[c & mask_]);
+    slots_.swap(slots);
+    mask_ = size - 1;
+  }
+  std::vector<std::vector<E>> slots_;  // cycle c in slots_[c & mask_], for c in [base_, base_ + size)
+  std::uint64_t mask_ = 0;
+  std::uint64_t base_ = 0;  // no event before it
+  std::uint64_t scan_ = 0;  // no event before it either (>= base_)
+  std::size_t pending_ = 0;
+};
+
 struct PeState {
   std::uint64_t engine_free = 0;
   std::uint64_t busy = 0;             // local work: stores, scores, softmax, P V
@@ -586,7 +636,7 @@ class AttentionRun {
       if (ready <= now_) {
         fabric_.append_wavelets(out_stream(h, b), n, now_);
       } else {
-        for (std::uint32_t i = 0; i < n; ++i) inside_[ready].push_back({b, kNoColor, 0});
+        for (std::uint32_t i = 0; i < n; ++i) inside_.book(ready, {b, kNoColor, 0});
       }
       return;
     }
@@ -595,7 +645,7 @@ class AttentionRun {
     for (std::uint32_t i = 0; i < n; ++i) {
       const std::uint64_t leave = std::max(ready, ramp);
       ramp = leave + 1;
-      inside_[leave + delay].push_back({parent_[b], out_color_[b], kInsideStream + b});
+      inside_.book(leave + delay, {parent_[b], out_color_[b], kInsideStream + b});
     }
   }
 
@@ -725,7 +775,7 @@ class AttentionRun {
     if (cycle == now) {
       take(b, color, msg, cycle);
     } else {
-      inside_[cycle].push_back({b, color, msg});
+      inside_.book(cycle, {b, color, msg});
     }
   }
   void take(std::uint32_t b, Color color, MessageId msg, std::uint64_t cycle) {
@@ -740,15 +790,15 @@ class AttentionRun {
   void run_merged() {
     for (;;) {
       const std::uint64_t next_fabric = fabric_.idle() ? UINT64_MAX : fabric_.next_activity_cycle();
-      const std::uint64_t next_inside = inside_.empty() ? UINT64_MAX : inside_.begin()->first;
+      const std::uint64_t next_inside = inside_.empty() ? UINT64_MAX : inside_.next();
       if (next_fabric == UINT64_MAX && next_inside == UINT64_MAX) break;
       if (next_inside <= next_fabric) {
         fabric_.run_until_idle(next_inside);
         // Events booked now are due at least one cycle later: this cycle's list is final.
-        const std::vector<Inside> due = std::move(inside_.begin()->second);
-        inside_.erase(inside_.begin());
+        if (inside_.take(due_) != next_inside)
+          throw std::logic_error("attention (tiled): an event inside a node was booked behind the fabric");
         now_ = next_inside;
-        for (const Inside& e : due) {
+        for (const Inside& e : due_) {
           if (e.color == kNoColor) {
             fabric_.append_wavelets(out_stream(0, e.b), 1, next_inside);  // a send handed to the ramp
           } else {
@@ -928,7 +978,8 @@ class AttentionRun {
   std::vector<char> intra_;                   // tiled, per block: its combine edge stays in its node
   std::vector<std::uint32_t> inside_hops_;    // tiled, per block: that edge's PE hops not in a node hop
   std::vector<std::uint64_t> ramp_free_;      // tiled, per block: its ramp free for the next inside send
-  std::map<std::uint64_t, std::vector<Inside>> inside_;     // tiled: events by cycle, in booking order
+  BucketCalendar<Inside> inside_;             // tiled: events by cycle, in booking order
+  std::vector<Inside> due_;                   // tiled: the events of the cycle being handled
   std::vector<std::pair<MessageId, std::uint64_t>> paced_;  // tiled: appends the source sends paced
   std::uint64_t now_ = 0;                                   // tiled: the cycle being handled
   std::vector<PeState> st_;
