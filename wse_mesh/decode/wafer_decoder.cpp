@@ -316,6 +316,9 @@ struct WaferDecoder::Impl {
     }
   };
   std::unordered_map<std::vector<std::uint64_t>, MicrobatchWork, KeyHash> decode_memo;
+  // relayout_cycles of one sequence by (cached tokens, from, to, column cap).
+  mutable std::unordered_map<std::vector<std::uint64_t>, std::uint64_t, KeyHash> relayout_memo;
+  static constexpr std::size_t kRelayoutMemoEntries = std::size_t{1} << 18;
   MoveMemo moves;
   stats::Counter& relayouts;
   stats::Counter& memo_hits;
@@ -486,11 +489,10 @@ struct WaferDecoder::Impl {
     const std::uint64_t cols_cap =
         std::min<std::uint64_t>(cfg.attention_max_grid_cols, std::max<std::uint32_t>(1, p.region.width));
     const std::uint64_t small = std::min(from, to), large = std::max(from, to);
-    std::uint64_t worst = 0;
-    for (const auto& s : batch) {
-      const std::uint64_t n =
-          model.kv_tokens(static_cast<std::uint32_t>(l), s.offset);  // cached before this pass
-      if (n == 0) continue;
+    // One sequence's cycles, a function of its cached tokens n alone here (from, to, the
+    // column cap and the token's wavelets and store cycles are the call's): kept across
+    // layers and passes, as its loops walk every block of a long context.
+    const auto one = [&](std::uint64_t n) -> std::uint64_t {
       // The crossing count rises while k x large < N and falls after: its peak is at
       // k = floor(N / large) or the next k.
       std::uint64_t cross = 0;
@@ -510,7 +512,7 @@ struct WaferDecoder::Impl {
         const std::uint64_t lo = std::max(a, j * from), hi = std::min(b, (j + 1) * from);
         received = std::max(received, (b - a) - (same_pe && hi > lo ? hi - lo : 0));
       }
-      if (cross == 0 && received == 0) continue;
+      if (cross == 0 && received == 0) return 0;
       // The farthest token: displacements change only at block starts, so the first and
       // last token of every block of the finer layout cover them all.
       std::uint64_t hops = 0;
@@ -523,8 +525,19 @@ struct WaferDecoder::Impl {
       }
       const bool rows = ceil_div(n, from) > q_from && ceil_div(n, to) > q_to;
       const std::uint64_t links = rows ? std::min(q_from, q_to) + 1 : 1;
-      worst = std::max(worst, std::max(ceil_div(cross * wavelets, links), received * store) +
-                                  hops * wafer.fabric.hop_latency_cycles);
+      return std::max(ceil_div(cross * wavelets, links), received * store) +
+             hops * wafer.fabric.hop_latency_cycles;
+    };
+    std::uint64_t worst = 0;
+    for (const auto& s : batch) {
+      const std::uint64_t n =
+          model.kv_tokens(static_cast<std::uint32_t>(l), s.offset);  // cached before this pass
+      if (n == 0) continue;
+      std::vector<std::uint64_t> key{n, from, to, cols_cap};
+      if (relayout_memo.size() >= kRelayoutMemoEntries) relayout_memo.clear();  // bounded host memory
+      auto it = relayout_memo.find(key);
+      if (it == relayout_memo.end()) it = relayout_memo.emplace(std::move(key), one(n)).first;
+      worst = std::max(worst, it->second);
     }
     return worst;
   }
