@@ -15,7 +15,9 @@
 
 namespace wse::config {
 class Section;
-}
+template <class T>
+class Fields;
+}  // namespace wse::config
 
 namespace wse::efa {
 
@@ -132,6 +134,11 @@ void validate(const EfaNetworkConfig& c);
 // is not in the network `c`, a window that ends before it starts, a probability not in
 // [0, 1).
 void validate(const EfaFaults& f, const EfaNetworkConfig& c);
+
+// The keys of the `efa.sender` / `efa.receiver` and `efa.srd` sections, declared once
+// (config/fields.h; efa_config_reader.cpp): the defaults are the member initializers.
+void describe(config::Fields<EfaAdapterConfig>& f);
+void describe(config::Fields<SrdConfig>& f);
 
 // Fills the config from the `efa` section (see configs/hardware/efa_*.yaml). `senders`
 // and `receivers` default to base's: a serving experiment derives them from its machine

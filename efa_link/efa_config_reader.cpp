@@ -1,7 +1,9 @@
 // Reads the `efa:` section (layout: configs/hardware/efa_trn2_48xlarge.yaml). The
 // defaults are the member initializers of the structs in efa_config.h (written out as
-// config text here, so they appear in the resolved configuration); the checks across
-// fields are in validate().
+// config text, so they appear in the resolved configuration); the checks across fields
+// are in validate(). The adapter and SRD keys are declared once (`describe`, read by
+// config::read); the machine counts and the fabric, with its lists, are still read key
+// by key.
 #include <deque>
 #include <sstream>
 #include <stdexcept>
@@ -11,6 +13,7 @@
 
 #include "efa_link/efa_config.h"
 #include "systemc_models/config/config.h"
+#include "systemc_models/config/fields.h"
 
 namespace wse::efa {
 
@@ -36,31 +39,54 @@ class Defaults {
   std::deque<std::string> text_;
 };
 
-// `base` supplies the defaults (the receiver defaults to the sender).
-EfaAdapterConfig read_adapter(config::Section& s, const EfaAdapterConfig& base, Defaults& def) {
-  EfaAdapterConfig a;
-  a.adapters = static_cast<std::uint32_t>(s.integer(
-      "adapters",
-      {.doc = "EFA adapters (devices) of the machine", .def = def(base.adapters), .min = 1, .max = 1024}));
-  a.line_rate = s.bandwidth("line_rate", {.doc = "line rate of one adapter, each direction",
-                                          .def = def(base.line_rate),
-                                          .min = 0,
-                                          .min_exclusive = true});
-  a.mtu = s.size("mtu", {.doc = "SRD packet payload (MTU)", .def = def(base.mtu), .min = 64});
-  a.header = s.size(
-      "header", {.doc = "bytes on the wire per packet besides payload", .def = def(base.header), .min = 0});
-  a.host_dma =
-      s.bandwidth("host_dma", {.doc = "host memory <-> adapter DMA bandwidth per adapter, each direction",
-                               .def = def(base.host_dma),
-                               .min = 0,
-                               .min_exclusive = true});
-  a.nic_latency = s.duration("nic_latency", {.doc = "processing latency in the adapter, paid on each side",
-                                             .def = def(base.nic_latency),
-                                             .min = 0});
-  return a;
+}  // namespace
+
+void describe(config::Fields<EfaAdapterConfig>& f) {
+  using A = EfaAdapterConfig;
+  f.field("adapters", &A::adapters, {.doc = "EFA adapters (devices) of the machine", .min = 1, .max = 1024});
+  f.field("line_rate", &A::line_rate,
+          {.doc = "line rate of one adapter, each direction", .min = 0, .min_exclusive = true});
+  f.field("mtu", &A::mtu, {.doc = "SRD packet payload (MTU)", .min = 64});
+  f.field("header", &A::header, {.doc = "bytes on the wire per packet besides payload", .min = 0});
+  f.field("host_dma", &A::host_dma,
+          {.doc = "host memory <-> adapter DMA bandwidth per adapter, each direction",
+           .min = 0,
+           .min_exclusive = true});
+  f.field("nic_latency", &A::nic_latency,
+          {.doc = "processing latency in the adapter, paid on each side", .min = 0});
 }
 
-}  // namespace
+void describe(config::Fields<SrdConfig>& f) {
+  using S = SrdConfig;
+  f.field("path_selection", &S::path_selection,
+          {.doc = "spray order: round_robin, or adaptive (skip paths with a longer queue)"},
+          {{"round_robin", PathSelection::RoundRobin}, {"adaptive", PathSelection::Adaptive}});
+  f.field("retransmit_timeout", &S::retransmit_timeout,
+          {.doc = "a packet not acknowledged this long after leaving the adapter is sent again",
+           .min = 0,
+           .min_exclusive = true});
+  f.field("adaptive_timeout", &S::adaptive_timeout,
+          {.doc = "wait longer than retransmit_timeout when the measured round trip (smoothed + 4 x "
+                  "deviation) is longer"});
+  f.field("retry_budget", &S::retry_budget,
+          {.doc = "retransmissions of one packet before the operation fails",
+           .unit = "retransmissions",
+           .min = 0,
+           .max = 200});
+  f.field("loss_probability", &S::loss_probability,
+          {.doc = "probability that a packet is dropped on its path", .min = 0, .max = 0.999});
+  f.field("seed", &S::seed, {.doc = "seed of the loss draws", .min = 0});
+  f.field("max_outstanding", &S::max_outstanding,
+          {.doc = "unacknowledged bytes per adapter (congestion window)", .min = 1});
+  f.field("congestion_delay", &S::congestion_delay,
+          {.doc = "congestion control: packets queued in the network longer than this shrink the window",
+           .min = 0});
+  f.field("grain", &S::grain, {.doc = "packet (every packet an event) or burst (trains of packets)"},
+          {{"packet", Grain::Packet}, {"burst", Grain::Burst}});
+  f.field("burst", &S::burst, {.doc = "largest burst in burst grain", .min = 64});
+  f.field("bursts_per_message", &S::bursts_per_message,
+          {.doc = "fewest bursts a message is cut into in burst grain", .unit = "bursts", .min = 1});
+}
 
 EfaNetworkConfig read_efa_config(config::Section& efa, const EfaNetworkConfig& base) {
   const EfaNetworkConfig d;  // the defaults
@@ -81,10 +107,10 @@ EfaNetworkConfig read_efa_config(config::Section& efa, const EfaNetworkConfig& b
        .min = 1,
        .max = 4096}));
   config::Section snd = efa.section("sender", "EFA attachment of each sender machine", true);
-  c.sender = read_adapter(snd, d.sender, def);
+  c.sender = config::read<EfaAdapterConfig>(snd, d.sender);
   config::Section rcv =
       efa.section("receiver", "EFA attachment of each receiver machine (defaults: the sender's)", true);
-  c.receiver = read_adapter(rcv, c.sender, def);
+  c.receiver = config::read<EfaAdapterConfig>(rcv, c.sender);
 
   config::Section fab = efa.section("fabric", "the switched network between senders and receivers", true);
   c.fabric.paths = static_cast<std::uint32_t>(fab.integer(
@@ -124,52 +150,7 @@ EfaNetworkConfig read_efa_config(config::Section& efa, const EfaNetworkConfig& b
   }
 
   config::Section srd = efa.section("srd", "the SRD transport", true);
-  c.srd.path_selection = srd.enumeration<PathSelection>(
-      "path_selection",
-      {.doc = "spray order: round_robin, or adaptive (skip paths with a longer queue)",
-       .def = d.srd.path_selection == PathSelection::Adaptive ? "adaptive" : "round_robin"},
-      {{"round_robin", PathSelection::RoundRobin}, {"adaptive", PathSelection::Adaptive}});
-  c.srd.retransmit_timeout =
-      srd.duration("retransmit_timeout", {.doc = "a packet not acknowledged this long after "
-                                                 "leaving the adapter is sent again",
-                                          .def = def(d.srd.retransmit_timeout),
-                                          .min = 0,
-                                          .min_exclusive = true});
-  c.srd.adaptive_timeout = srd.boolean(
-      "adaptive_timeout", {.doc = "wait longer than retransmit_timeout when the measured round trip "
-                                  "(smoothed + 4 x deviation) is longer",
-                           .def = def(d.srd.adaptive_timeout)});
-  c.srd.retry_budget = static_cast<std::uint32_t>(
-      srd.integer("retry_budget", {.doc = "retransmissions of one packet before the operation fails",
-                                   .def = def(d.srd.retry_budget),
-                                   .min = 0,
-                                   .max = 200}));
-  c.srd.loss_probability =
-      srd.number("loss_probability", {.doc = "probability that a packet is dropped on its path",
-                                      .def = def(d.srd.loss_probability),
-                                      .min = 0,
-                                      .max = 0.999});
-  c.srd.seed = static_cast<std::uint64_t>(
-      srd.integer("seed", {.doc = "seed of the loss draws", .def = def(d.srd.seed), .min = 0}));
-  c.srd.max_outstanding =
-      srd.size("max_outstanding", {.doc = "unacknowledged bytes per adapter (congestion window)",
-                                   .def = def(d.srd.max_outstanding),
-                                   .min = 1});
-  c.srd.congestion_delay = srd.duration(
-      "congestion_delay",
-      {.doc = "congestion control: packets queued in the network longer than this shrink the window",
-       .def = def(d.srd.congestion_delay),
-       .min = 0});
-  c.srd.grain = srd.enumeration<Grain>("grain",
-                                       {.doc = "packet (every packet an event) or burst (trains of packets)",
-                                        .def = d.srd.grain == Grain::Packet ? "packet" : "burst"},
-                                       {{"packet", Grain::Packet}, {"burst", Grain::Burst}});
-  c.srd.burst =
-      srd.size("burst", {.doc = "largest burst in burst grain", .def = def(d.srd.burst), .min = 64});
-  c.srd.bursts_per_message = static_cast<std::uint32_t>(
-      srd.integer("bursts_per_message", {.doc = "fewest bursts a message is cut into in burst grain",
-                                         .def = def(d.srd.bursts_per_message),
-                                         .min = 1}));
+  c.srd = config::read<SrdConfig>(srd);
   try {
     validate(c);
   } catch (const std::invalid_argument& e) {

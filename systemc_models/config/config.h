@@ -89,6 +89,9 @@ struct Param {
 };
 
 class Document;
+// A component's declared keys (config/fields.h).
+template <class T>
+class Fields;
 
 // A mapping in the configuration, seen through the schema.
 class Section {
@@ -159,6 +162,12 @@ class Section {
     for (const auto& c : choices) names.push_back(c.first);
     const std::size_t i = choice_index(key, p, names);
     return std::data(choices)[i].second;
+  }
+
+  // The same with the names given as a list (a declared field's table, config/fields.h):
+  // the index of the name written.
+  std::size_t choice(std::string_view key, const Param& p, const std::vector<std::string_view>& names) {
+    return choice_index(key, p, names);
   }
 
   // Raises a ConfigError located at `key` (or at this section if the key is absent).

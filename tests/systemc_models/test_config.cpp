@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "systemc_models/config/config.h"
+#include "systemc_models/config/fields.h"
 #include "util/scratch_dir.h"
 
 namespace wse::config {
@@ -111,6 +112,154 @@ TEST(Config, KeysOfAMappingInOrderAndUnreadOnesStillUnknown) {
   EXPECT_EQ(set.string("a", {.doc = "o"}), "x");
   const std::string e = error_of([&] { doc.finish(); });
   EXPECT_THAT(e, HasSubstr("s.yaml:4:3: key 'set.z': unknown key 'z'"));
+}
+
+// A toy component that declares its keys once (config/fields.h): the defaults are the
+// member initializers, the reader, the validation and the cache key come from the list.
+enum class Order { Fifo, Lifo };
+struct Toy {
+  std::uint32_t depth = 4;
+  Bandwidth rate{25e9};
+  Order order = Order::Fifo;
+  bool trace = false;
+};
+void describe(Fields<Toy>& f) {
+  f.field("depth", &Toy::depth, {.doc = "queue depth", .unit = "entries", .min = 1, .max = 64});
+  f.field("rate", &Toy::rate, {.doc = "drain rate", .min = 0, .min_exclusive = true});
+  f.field("order", &Toy::order, {.doc = "service order"}, {{"fifo", Order::Fifo}, {"lifo", Order::Lifo}});
+  f.field("trace", &Toy::trace, {.doc = "write a trace"});
+  f.check([](const Toy& t) -> std::optional<Invalid> {
+    if (t.order == Order::Lifo && t.depth > 16) return Invalid{"depth", "a lifo queue holds at most 16"};
+    return std::nullopt;
+  });
+}
+
+// The same component with one more field, as the next version of it would declare it.
+struct ToyWithWidth {
+  std::uint32_t depth = 4;
+  Bandwidth rate{25e9};
+  Order order = Order::Fifo;
+  bool trace = false;
+  std::uint32_t width = 1;
+};
+void describe(Fields<ToyWithWidth>& f) {
+  f.field("depth", &ToyWithWidth::depth, {.doc = "queue depth", .min = 1, .max = 64});
+  f.field("rate", &ToyWithWidth::rate, {.doc = "drain rate", .min = 0, .min_exclusive = true});
+  f.field("order", &ToyWithWidth::order, {.doc = "service order"},
+          {{"fifo", Order::Fifo}, {"lifo", Order::Lifo}});
+  f.field("trace", &ToyWithWidth::trace, {.doc = "write a trace"});
+  f.field("width", &ToyWithWidth::width, {.doc = "lanes"});
+}
+
+TEST(ConfigFields, ReadsDeclaredKeysWithTheStructsDefaults) {
+  Document doc = parse("toy:\n  rate: 100 Gb/s\n  order: lifo\n", "toy.yaml");
+  Section s = doc.root().section("toy", "a toy");
+  const Toy t = read<Toy>(s);
+  doc.finish();
+  EXPECT_EQ(t.depth, 4u);  // the member initializer
+  EXPECT_DOUBLE_EQ(t.rate.bytes_per_s, 12.5e9);
+  EXPECT_EQ(t.order, Order::Lifo);
+  EXPECT_FALSE(t.trace);
+  // The resolved document writes the defaults out, in the order declared.
+  EXPECT_EQ(
+      doc.resolved_yaml(),
+      "toy:\n  depth: 4  # queue depth\n  rate: 100 Gb/s  # drain rate\n  order: lifo  # service order\n"
+      "  trace: false  # write a trace\n");
+  ASSERT_EQ(doc.params().size(), 4u);
+  EXPECT_EQ(doc.params()[1].def, "2.5e+10 B/s");
+  // Defaults may come from another value (a receiver defaulting to its sender).
+  Document doc2 = parse("toy:\n  trace: true\n", "toy.yaml");
+  Section s2 = doc2.root().section("toy", "a toy");
+  const Toy u = read<Toy>(s2, t);
+  EXPECT_EQ(u.order, Order::Lifo);
+  EXPECT_TRUE(u.trace);
+  EXPECT_EQ(doc2.params()[2].def, "lifo");
+}
+
+TEST(ConfigFields, ErrorsNameTheFileLineColumnAndKey) {
+  auto read_toy = [](const std::string& text) {
+    return error_of([&] {
+      Document doc = parse(text, "toy.yaml");
+      Section s = doc.root().section("toy", "a toy");
+      (void)read<Toy>(s);
+      doc.finish();
+    });
+  };
+  EXPECT_THAT(
+      read_toy("toy:\n  order: fifo\n  depth: 65\n"),
+      HasSubstr("toy.yaml:3:10: key 'toy.depth': value '65' is out of range; allowed: >= 1 and <= 64"));
+  EXPECT_THAT(read_toy("toy:\n  order: lilo\n"),
+              HasSubstr("toy.yaml:2:10: key 'toy.order': unknown value 'lilo'; did you mean 'lifo'?"));
+  EXPECT_THAT(read_toy("toy:\n  depht: 3\n"),
+              HasSubstr("toy.yaml:2:3: key 'toy.depht': unknown key 'depht'"));
+  EXPECT_THAT(read_toy("toy:\n  depht: 3\n"), HasSubstr("did you mean 'depth'?"));
+  // A narrow member is held to its type's range even where the declaration gives none.
+  Document doc = parse("toy:\n  width: -1\n", "w.yaml");
+  Section s = doc.root().section("toy", "a toy");
+  EXPECT_THAT(error_of([&] { (void)read<ToyWithWidth>(s); }),
+              HasSubstr("w.yaml:2:10: key 'toy.width': value '-1' is out of range; allowed: >= 0 and <= "));
+  // A check across fields names the offending key, located where it is written.
+  EXPECT_THAT(read_toy("toy:\n  depth: 20\n  order: lifo\n"),
+              HasSubstr("toy.yaml:2:10: key 'toy.depth': a lifo queue holds at most 16"));
+}
+
+TEST(ConfigFields, ValidateReturnsTheOffendingKey) {
+  Toy t;
+  EXPECT_EQ(validate(t), std::nullopt);
+  t.depth = 0;
+  EXPECT_EQ(validate(t),
+            (Invalid{"depth", "value '0' is out of range; allowed: >= 1 entries and <= 64 entries"}));
+  t.depth = 20;
+  t.order = Order::Lifo;
+  EXPECT_EQ(validate(t), (Invalid{"depth", "a lifo queue holds at most 16"}));
+  t = Toy{};
+  t.rate = Bandwidth{0};
+  ASSERT_TRUE(validate(t).has_value());
+  EXPECT_EQ(validate(t)->key, "rate");
+  EXPECT_THAT(validate(t)->reason, HasSubstr("allowed: > 0 B/s"));
+}
+
+TEST(ConfigFields, KeyWritesEveryDeclaredField) {
+  const Toy a;
+  EXPECT_EQ(key_of(a), "depth=4;rate=2.5e+10 B/s;order=fifo;trace=false;");
+  // Two values that differ in any one field have different keys.
+  Toy b = a;
+  b.trace = true;
+  EXPECT_NE(key_of(a), key_of(b));
+  b = a;
+  b.order = Order::Lifo;
+  EXPECT_NE(key_of(a), key_of(b));
+  b = a;
+  b.rate = Bandwidth{25e9 + 1};
+  EXPECT_NE(key_of(a), key_of(b));
+}
+
+// Adding a field to a component's declaration changes the key of every value, even one
+// whose common fields are all equal: a cache keyed by it cannot return a result computed
+// before the field existed.
+TEST(ConfigFields, AddingAFieldChangesTheKey) {
+  const Toy old_value;
+  const ToyWithWidth new_value;
+  EXPECT_EQ(old_value.depth, new_value.depth);
+  EXPECT_EQ(old_value.trace, new_value.trace);
+  EXPECT_NE(key_of(old_value), key_of(new_value));
+  EXPECT_EQ(key_of(new_value), key_of(old_value) + "width=1;");
+}
+
+TEST(ConfigFields, SchemaListsTypeUnitDefaultRangeAndDescription) {
+  const std::vector<KeyDoc> keys = schema_of<Toy>();
+  ASSERT_EQ(keys.size(), 4u);
+  EXPECT_EQ(keys[0].key, "depth");
+  EXPECT_EQ(keys[0].type, "integer");
+  EXPECT_EQ(keys[0].unit, "entries");
+  EXPECT_EQ(keys[0].def, "4");
+  EXPECT_EQ(keys[0].range, ">= 1 entries and <= 64 entries");
+  EXPECT_EQ(keys[1].unit, "B/s");
+  EXPECT_EQ(keys[1].range, "> 0 B/s");
+  EXPECT_EQ(keys[2].type, "one of: fifo, lifo");
+  EXPECT_EQ(keys[2].def, "fifo");
+  EXPECT_EQ(keys[3].type, "boolean");
+  EXPECT_EQ(keys[3].doc, "write a trace");
 }
 
 // Values handed on as data (the overrides of a sweep or a plan): a scalar as written, a

@@ -1,5 +1,6 @@
 #include "wse_mesh/kernels/kernel_cache.h"
 
+#include "systemc_models/config/fields.h"
 #include "systemc_models/sim/key_writer.h"
 
 #include <algorithm>
@@ -24,21 +25,19 @@ void put_hardware(sim::KeyWriter& o, const FabricConfig& f, const PeConfig& pe) 
 
 }  // namespace
 
-KernelCacheConfig read_kernel_cache_config(config::Section& s) {
-  KernelCacheConfig c;
-  c.reuse = s.boolean("reuse_kernel_results",
-                      {.doc = "simulate each distinct wafer kernel (kind, shapes, grid, dtype, fabric and PE "
-                              "values, fidelity) once and reuse its time; false simulates every call",
-                       .def = "true"});
-  c.threads = static_cast<std::uint32_t>(s.integer(
-      "threads",
-      {.doc = "host threads that simulate the attention kernels a decode step's sampler needs together "
-              "(0: one per hardware thread); only the host's time changes",
-       .def = "0",
-       .min = 0,
-       .max = 256}));
-  return c;
+void describe(config::Fields<KernelCacheConfig>& f) {
+  f.field("reuse_kernel_results", &KernelCacheConfig::reuse,
+          {.doc = "simulate each distinct wafer kernel (kind, shapes, grid, dtype, fabric and PE "
+                  "values, fidelity) once and reuse its time; false simulates every call"});
+  f.field("threads", &KernelCacheConfig::threads,
+          {.doc = "host threads that simulate the attention kernels a decode step's sampler needs together "
+                  "(0: one per hardware thread); only the host's time changes",
+           .unit = "threads",
+           .min = 0,
+           .max = 256});
 }
+
+KernelCacheConfig read_kernel_cache_config(config::Section& s) { return config::read<KernelCacheConfig>(s); }
 
 KernelCache::KernelCache(const KernelCacheConfig& cfg)
     : enabled_(cfg.reuse),

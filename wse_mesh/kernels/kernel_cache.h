@@ -45,7 +45,10 @@ struct KernelCacheConfig {
   std::uint32_t threads = 0;
 };
 
-// Reads `reuse_kernel_results` from the given section (e.g. `wafer.kernels`).
+// Its keys (`reuse_kernel_results`, `threads`), declared once (config/fields.h).
+void describe(config::Fields<KernelCacheConfig>& f);
+
+// Reads the declared keys from the given section (e.g. `wafer.kernels`).
 KernelCacheConfig read_kernel_cache_config(config::Section& s);
 
 class KernelCache : public stats::Provider {
