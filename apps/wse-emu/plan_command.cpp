@@ -527,7 +527,9 @@ void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, st
                       moving;
   if (!(peak > 0.0)) return;
   const auto rows = read_requests(dir / "requests.csv");
-  if (rows.empty()) return;
+  // A session's turn arrives after the previous turn's answer: its arrival depends on the
+  // deployment, so the probe's arrivals bound nothing about the others.
+  if (rows.empty() || rows.front().contains("session")) return;
   config::Document doc = config::load(dir / "config.resolved.yaml");
   config::Section root = doc.root();
   config::Section ms = root.section("model", "the transformer");
@@ -602,7 +604,9 @@ void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
                       parse_frequency(wf["clock"].as<std::string>()).hz;
   if (!(peak > 0.0)) return;
   const auto rows = read_requests(dir / "requests.csv");
-  if (rows.empty()) return;
+  // A session's turn arrives after the previous turn's answer: its arrival depends on the
+  // deployment, so the probe's arrivals bound nothing about the others.
+  if (rows.empty() || rows.front().contains("session")) return;
   config::Document doc = config::load(dir / "config.resolved.yaml");
   config::Section root = doc.root();
   config::Section ms = root.section("model", "the transformer");

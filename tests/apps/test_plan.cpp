@@ -390,7 +390,7 @@ TEST_F(Plan, TheFloorBoundOfAServingPlanByHandAndNoPruneGivesTheSameFrontier) {
 //   requests.e2e_s.p99 <= 250 us: p99 of 4 is the 4th (nearest rank): all k = 4 requests
 //     end by 0 + 250 us, W_4 = 354.0204 us, so d >= ceil(354.0204 / 250) = ceil(1.416) = 2.
 // The first round runs the largest deployment (1 prefill, 3 decode) alone: the probe the
-// bounds come from. It misses (E2E about 33 ms: the simulated steps are far above the
+// bounds come from. It misses (E2E p99 31 ms: the simulated steps are far above the
 // compute floor), which implies that every smaller deployment misses: nothing more runs
 // and nothing is pruned, but the bound is printed. For the bound to matter the probe must
 // meet the SLO, which no cheap run of this loose a bound does; so the probe's summary.json
