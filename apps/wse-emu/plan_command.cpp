@@ -128,6 +128,15 @@ std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s,
   return need < 1.0 ? 1u : need > 1e9 ? 1000000000u : static_cast<std::uint32_t>(need);
 }
 
+std::uint32_t fewest_decode_by_floor(std::vector<double> work_s, std::size_t k, double window_s) {
+  if (work_s.empty() || k == 0 || !(window_s > 0.0)) return 1;
+  std::sort(work_s.begin(), work_s.end());
+  double w = 0.0;
+  for (std::size_t i = 0; i < std::min(k, work_s.size()); ++i) w += work_s[i];
+  const double need = std::ceil(w / window_s);
+  return need < 1.0 ? 1u : need > 1e9 ? 1000000000u : static_cast<std::uint32_t>(need);
+}
+
 // ---- the plan file -------------------------------------------------------------------
 
 namespace {
@@ -403,11 +412,14 @@ struct Scenario {
   bool probed = false;              // the floor bound was derived (or found not to apply)
   std::uint32_t prefill_floor = 0;  // fewer prefill machines than this cannot meet a TTFT SLO
   std::string floor_reason;         // why (plan.csv `error` of a pruned deployment)
+  std::uint32_t decode_floor = 0;   // fewer decode systems than this cannot meet the SLOs
+  std::string decode_reason;        // why
 };
 
-// The TTFT quantile an SLO figure names (requests.ttft_s.p99 -> 99, .max -> 100), or nothing.
-std::optional<double> ttft_quantile(const std::string& figure) {
-  const std::string prefix = "requests.ttft_s.";
+// The quantile of a requests.<what> distribution that an SLO figure names
+// (requests.ttft_s.p99 -> 99, .max -> 100), or nothing.
+std::optional<double> quantile_of(const std::string& figure, const std::string& what) {
+  const std::string prefix = "requests." + what + ".";
   if (figure.rfind(prefix, 0) != 0) return std::nullopt;
   const std::string q = figure.substr(prefix.size());
   if (q == "max") return 100.0;
@@ -417,6 +429,8 @@ std::optional<double> ttft_quantile(const std::string& figure) {
   if (v <= 0.0 || v > 100.0) return std::nullopt;
   return v;
 }
+
+std::optional<double> ttft_quantile(const std::string& figure) { return quantile_of(figure, "ttft_s"); }
 
 // requests.csv as text columns by name (fields may be quoted).
 std::vector<std::map<std::string, std::string>> read_requests(const fs::path& file) {
@@ -465,8 +479,7 @@ std::vector<std::map<std::string, std::string>> read_requests(const fs::path& fi
 //          x the most moving columns per cycle of any type
 // read from the run's resolved configuration. Sets s.prefill_floor (0: no bound) and
 // s.floor_reason.
-void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill) {
-  s.probed = true;
+void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill) {
   std::vector<std::pair<double, const Slo*>> ttft;
   for (const Slo& slo : plan.slos) {
     if (const auto q = ttft_quantile(slo.figure)) ttft.emplace_back(*q, &slo);
@@ -514,7 +527,9 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
                       moving;
   if (!(peak > 0.0)) return;
   const auto rows = read_requests(dir / "requests.csv");
-  if (rows.empty()) return;
+  // A session's turn arrives after the previous turn's answer: its arrival depends on the
+  // deployment, so the probe's arrivals bound nothing about the others.
+  if (rows.empty() || rows.front().contains("session")) return;
   config::Document doc = config::load(dir / "config.resolved.yaml");
   config::Section root = doc.root();
   config::Section ms = root.section("model", "the transformer");
@@ -549,6 +564,134 @@ void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint3
                      fmt(w) + " machine-s of prefill (their decoder GEMMs at the tensor engines' peak, " +
                      fmt(peak) + " FLOP/s), more than p x (arrival span " + fmt(span) + " s + " +
                      fmt(slo->limit) + " s) for p < " + std::to_string(need);
+  }
+}
+
+// The decode floor bound of a scenario from one of its runs (docs/plan.md, "The decode
+// floor"). An SLO that gives each request it holds a deadline for its last token:
+//   requests.e2e_s.pQ <= L:  k = ceil(Q/100 x N) requests end by a_i + L;
+//   requests.ttft_s.pA <= L_T and requests.tpot_s.pB <= L_P: at least
+//     k = ceil(A/100 x N) + ceil(B/100 x N_P) - N requests (N_P: those with more than one
+//     output token, TPOT's population) meet both, and end by a_i + L_T + (o_i - 1) x L_P.
+// Their o_i - 1 decode tokens each need the decoder GEMM FLOPs G on one decode system,
+// whose peak is decode.wafers x PEs x fp16 FMAC SIMD width x 2 x clock (the rate
+// `wafer.floor.decode_step.compute_s` divides by), between the first arrival and the
+// latest deadline:
+//   d >= ceil(W_k / window),  W_k = the k smallest (o_i - 1) x G / peak.
+// Sets s.decode_floor (0: no bound) and s.decode_reason.
+void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
+  // The pool must be the CS-3 decode systems of a wafer-decode mode, each a replica.
+  if (plan.decode.key != "serving.decode_systems") return;
+  std::vector<std::pair<double, const Slo*>> ttft, tpot, e2e;
+  for (const Slo& slo : plan.slos) {
+    if (const auto q = quantile_of(slo.figure, "ttft_s")) ttft.emplace_back(*q, &slo);
+    if (const auto q = quantile_of(slo.figure, "tpot_s")) tpot.emplace_back(*q, &slo);
+    if (const auto q = quantile_of(slo.figure, "e2e_s")) e2e.emplace_back(*q, &slo);
+  }
+  if (e2e.empty() && (ttft.empty() || tpot.empty())) return;
+  std::ifstream in(dir / "summary.json");
+  const nlohmann::json summary = nlohmann::json::parse(in);
+  const std::optional<double> wafers = figure(summary, "wafer.wafers_per_decode_system");
+  const std::optional<double> steps = figure(summary, "wafer.decode_steps");
+  if (!wafers || !(*wafers >= 1.0) || !steps || !(*steps > 0.0)) return;
+  const YAML::Node cfg = YAML::LoadFile((dir / "config.resolved.yaml").string());
+  const YAML::Node wf = cfg["wafer"];
+  if (!wf || !wf["width"] || !wf["height"] || !wf["clock"] || !wf["pe"] || !wf["pe"]["simd_fp16_fmac"])
+    return;
+  // Every PE of every wafer of the system (a decode.region uses fewer: still a bound).
+  const double peak = *wafers * wf["width"].as<double>() * wf["height"].as<double>() *
+                      wf["pe"]["simd_fp16_fmac"].as<double>() * 2.0 *
+                      parse_frequency(wf["clock"].as<std::string>()).hz;
+  if (!(peak > 0.0)) return;
+  const auto rows = read_requests(dir / "requests.csv");
+  // A session's turn arrives after the previous turn's answer: its arrival depends on the
+  // deployment, so the probe's arrivals bound nothing about the others.
+  if (rows.empty() || rows.front().contains("session")) return;
+  config::Document doc = config::load(dir / "config.resolved.yaml");
+  config::Section root = doc.root();
+  config::Section ms = root.section("model", "the transformer");
+  const workloads::TransformerModel model = workloads::read_transformer(ms);
+  const double layer_flops = static_cast<double>(model.layer_linear_flops_per_token());
+  struct Req {
+    double arrival, out, work;
+  };
+  std::vector<Req> reqs;
+  double first = std::numeric_limits<double>::infinity();
+  for (const auto& r : rows) {
+    // A rejected request is absent from the percentiles: only a run whose every request
+    // completed fits the bound.
+    const auto num = [&](const std::string& k) {
+      return r.contains(k) && !r.at(k).empty() ? std::stod(r.at(k)) : 0.0;
+    };
+    if (!r.contains("state") || r.at("state") != "completed" || !r.contains("tokens_out")) return;
+    const double out = num("tokens_out");
+    reqs.push_back(Req{num("arrival_s"), out, std::max(0.0, out - 1.0) * layer_flops / peak});
+    first = std::min(first, reqs.back().arrival);
+  }
+  const double n = static_cast<double>(reqs.size());
+  const auto rank = [](double q, double count) {
+    return static_cast<std::size_t>(std::clamp(std::ceil(q / 100.0 * count), 1.0, count));
+  };
+  const auto consider = [&](std::size_t k, const std::vector<double>& work, double window,
+                            const std::string& which) {
+    const std::uint32_t need = fewest_decode_by_floor(work, k, window);
+    if (need <= s.decode_floor) return;
+    s.decode_floor = need;
+    std::vector<double> sorted = work;
+    std::sort(sorted.begin(), sorted.end());
+    double w = 0.0;
+    for (std::size_t i = 0; i < std::min(k, sorted.size()); ++i) w += sorted[i];
+    s.decode_reason =
+        "decode floor: the " + std::to_string(k) + " of " + std::to_string(reqs.size()) + " requests that " +
+        which + " needs take at least " + fmt(w) +
+        " system-s of decode (their output tokens after the first, the decoder GEMMs of each at "
+        "the decode system's peak, " +
+        fmt(peak) + " FLOP/s), more than d x (their latest deadline - the first arrival, " + fmt(window) +
+        " s) for d < " + std::to_string(need);
+  };
+  for (const auto& [q, slo] : e2e) {
+    std::vector<double> work;
+    double last = -std::numeric_limits<double>::infinity();
+    for (const Req& r : reqs) {
+      work.push_back(r.work);
+      last = std::max(last, r.arrival);
+    }
+    consider(rank(q, n), work, last + slo->limit - first, slo->figure + " <= " + slo->written);
+  }
+  for (const auto& [qt, st] : ttft) {
+    for (const auto& [qp, sp] : tpot) {
+      std::vector<double> work;
+      double deadline = -std::numeric_limits<double>::infinity();
+      for (const Req& r : reqs) {
+        if (r.out <= 1.0) continue;  // outside TPOT's population
+        work.push_back(r.work);
+        deadline = std::max(deadline, r.arrival + st->limit + (r.out - 1.0) * sp->limit);
+      }
+      if (work.empty()) continue;
+      const std::size_t mt = rank(qt, n), mp = rank(qp, static_cast<double>(work.size()));
+      if (mt + mp <= reqs.size()) continue;  // no request need meet both
+      consider(mt + mp - reqs.size(), work, deadline - first,
+               st->figure + " <= " + st->written + " and " + sp->figure + " <= " + sp->written);
+    }
+  }
+}
+
+// The floor bounds of a scenario from its first run; a bound whose outputs cannot be read
+// is not derived (every deployment it would rule out runs).
+void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill,
+                  const std::string& label) {
+  s.probed = true;
+  try {
+    derive_prefill_floor(plan, s, dir, probe_prefill);
+  } catch (const std::exception& e) {
+    s.prefill_floor = 0;
+    std::cerr << "wse-emu: note: no prefill floor bound for " << label << ": " << e.what() << "\n";
+  }
+  try {
+    derive_decode_floor(plan, s, dir);
+  } catch (const std::exception& e) {
+    s.decode_floor = 0;
+    std::cerr << "wse-emu: note: no decode floor bound for " << label << ": " << e.what() << "\n";
   }
 }
 
@@ -594,6 +737,8 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
                    {},
                    false,
                    0,
+                   {},
+                   0,
                    {}});
     }
   }
@@ -604,19 +749,40 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
       std::cerr << "wse-emu: error: " << claim.refused() << "\n";
       return kExitBadInput;
     }
+    // With the decode floor bound in play (a decode pool of CS-3 decode systems to size and
+    // an SLO that sets deadlines), each scenario's first round runs its largest deployment
+    // alone: the bounds come from it, before the smaller decode pools are asked.
+    bool e2e = false, ttft = false, tpot = false;
+    for (const Slo& slo : plan.slos) {
+      e2e = e2e || quantile_of(slo.figure, "e2e_s");
+      ttft = ttft || quantile_of(slo.figure, "ttft_s");
+      tpot = tpot || quantile_of(slo.figure, "tpot_s");
+    }
+    const bool deadlines = e2e || (ttft && tpot);
+    const bool probe_first = plan.prune && plan.decode.key == "serving.decode_systems" &&
+                             plan.decode.min < plan.decode.max && deadlines;
     for (int round = 1;; ++round) {
       std::vector<PointSpec> specs;
       std::vector<std::pair<Scenario*, std::pair<std::uint32_t, std::uint32_t>>> asked;
       bool refused = false;  // a deployment recorded as invalid: the searches moved without a run
       for (Scenario& s : scenarios) {
-        for (const auto& pd : s.search.next_round()) {
+        std::vector<std::pair<std::uint32_t, std::uint32_t>> ask = s.search.next_round();
+        if (probe_first && !s.probed && !ask.empty()) {
+          // The decode floor bound can rule out the smaller decode pools that the first
+          // round would ask: first the largest deployment alone (the probe), the rest after.
+          ask = {*std::max_element(ask.begin(), ask.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; })};
+        }
+        for (const auto& pd : ask) {
           const auto [p, d] = pd;
           const std::vector<std::string> o = overrides(plan, s.w, s.r, p, d);
-          if (plan.prune && p < s.prefill_floor) {
-            // Ruled out by the floor bound: it cannot meet a TTFT SLO; recorded, not run.
+          if (plan.prune && (p < s.prefill_floor || d < s.decode_floor)) {
+            // Ruled out by a floor bound: it cannot meet the SLOs; recorded, not run.
+            std::string why = p < s.prefill_floor ? s.floor_reason : "";
+            if (d < s.decode_floor) why += (why.empty() ? "" : "; ") + s.decode_reason;
             s.search.record(p, d, false);
-            s.outcomes[pd] = Outcome{"pruned", std::vector<std::optional<double>>(plan.slos.size()),
-                                     std::nullopt, s.floor_reason};
+            s.outcomes[pd] =
+                Outcome{"pruned", std::vector<std::optional<double>>(plan.slos.size()), std::nullopt, why};
             refused = true;
             continue;
           }
@@ -689,15 +855,7 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
         o.status = met ? "met" : "missed";
         s->search.record(pd.first, pd.second, met);
         s->outcomes[pd] = std::move(o);
-        if (plan.prune && !s->probed) {
-          try {
-            derive_floor(plan, *s, dir, pd.first);
-          } catch (const std::exception& e) {
-            // An output the bound cannot read: no bound (every deployment runs).
-            s->prefill_floor = 0;
-            std::cerr << "wse-emu: note: no floor bound for " << specs[i].label << ": " << e.what() << "\n";
-          }
-        }
+        if (plan.prune && !s->probed) derive_floor(plan, *s, dir, pd.first, specs[i].label);
       }
     }
 
@@ -754,6 +912,10 @@ int run_plan(const sim::Registry& registry, const PlanOptions& opt) {
       }
       if (plan.prune && s.prefill_floor > 1) {
         table << "    floor bound: " << s.prefill_floor << " prefill machines at least (" << s.floor_reason
+              << ")\n";
+      }
+      if (plan.prune && s.decode_floor > 1) {
+        table << "    floor bound: " << s.decode_floor << " decode systems at least (" << s.decode_reason
               << ")\n";
       }
       for (const auto& [miss, met] : s.search.contradictions()) {

@@ -15,6 +15,8 @@
 // A deployment whose prefill pool cannot meet a TTFT SLO even at the tensor engines' peak
 // (fewest_prefill_by_floor, from the scenario's first run) is recorded as `pruned`, a
 // miss, without a run; what its run would say, so the search and its answer are unchanged.
+// So is one whose decode pool cannot make the decode tokens that the SLOs force to finish
+// by their deadlines, even at the decode systems' peak (fewest_decode_by_floor).
 #pragma once
 
 #include <cstdint>
@@ -48,6 +50,16 @@ struct PlanOptions {
 // `work_s`: each request's prefill work lower bound in machine-seconds (any order).
 std::uint32_t fewest_prefill_by_floor(std::vector<double> work_s, double span_s, double limit_s,
                                       double quantile);
+
+// The floor bound on a decode pool (docs/plan.md, "The decode floor"). k requests
+// (those an SLO forces to finish in time) must each have their decode tokens made by a
+// deadline no later than the first arrival + `window_s`, and none can start before the
+// first arrival; each decode token needs at least its decoder GEMMs at the decode
+// system's peak, so their decode work, at least the sum of the k smallest per-request
+// lower bounds W_k (machine-seconds of one decode system), fits in d x window_s. The
+// fewest decode systems not ruled out: ceil(W_k / window_s), at least 1 (and 1, no
+// bound, when k is 0 or the window is not positive). `work_s`: any order.
+std::uint32_t fewest_decode_by_floor(std::vector<double> work_s, std::size_t k, double window_s);
 
 int run_plan(const sim::Registry& registry, const PlanOptions& opt);
 

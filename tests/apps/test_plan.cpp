@@ -6,6 +6,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "apps/wse-emu/plan_command.h"
 #include "sweep/csv.h"
@@ -107,6 +108,27 @@ TEST(PlanFloor, FewestPrefillMachinesTheFloorAllowsByHand) {
   EXPECT_EQ(app::fewest_prefill_by_floor(work, 0.5, 0.25, 75), 2u);
   EXPECT_EQ(app::fewest_prefill_by_floor(work, 0.5, 0.25, 50), 1u);
   EXPECT_EQ(app::fewest_prefill_by_floor({}, 0.5, 0.25, 99), 1u);
+}
+
+// The decode floor bound by hand: per-request decode work (system-seconds) 0, 0.5, 0.25,
+// 1 (any order; 0: a request of one output token, which needs no decode step). k
+// requests must finish within the window; their work is at least the k smallest:
+//   k = 4, window 1 s:   W = 1.75: ceil(1.75)  = 2 systems
+//   k = 4, window 0.5 s: W = 1.75: ceil(3.5)   = 4
+//   k = 3, window 0.5 s: W = 0.75: ceil(1.5)   = 2
+//   k = 2, window 0.25 s: W = 0.25: exactly 1 -> 1 (one system does exactly 0.25 s)
+//   k = 9 (more than the requests): all of them, W = 1.75, window 1 s: 2
+// and no bound (1) with k = 0, a window of 0 or no requests.
+TEST(PlanFloor, FewestDecodeSystemsTheFloorAllowsByHand) {
+  const std::vector<double> work{0.0, 0.5, 0.25, 1.0};
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 4, 1.0), 2u);
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 4, 0.5), 4u);
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 3, 0.5), 2u);
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 2, 0.25), 1u);
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 9, 1.0), 2u);
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 0, 1.0), 1u);
+  EXPECT_EQ(app::fewest_decode_by_floor(work, 4, 0.0), 1u);
+  EXPECT_EQ(app::fewest_decode_by_floor({}, 4, 1.0), 1u);
 }
 
 // Pruning never changes the answer: the search of BisectsEachDecodeCountRoundByRound
@@ -356,6 +378,167 @@ TEST_F(Plan, TheFloorBoundOfAServingPlanByHandAndNoPruneGivesTheSameFrontier) {
   EXPECT_THAT(u.out, ::testing::Not(HasSubstr("floor bound:")));
   EXPECT_EQ(slurp(dir_ / "unpruned" / "frontier.csv"), slurp(dir_ / "pruned" / "frontier.csv"));
   EXPECT_EQ(slurp(dir_ / "unpruned" / "plan.csv"), slurp(dir_ / "pruned" / "plan.csv"));
+}
+
+// The decode floor bound of a serving plan by hand. Llama-3.1-8B decoding on CS-3 decode
+// systems of one wafer (llama8b_one_cs3.yaml), four requests at t = 0 of 16 prompt and
+// 101 output tokens, decode systems 1 to 3 (one prefill instance). Decoder GEMM FLOPs per
+// token G = 13,958,643,712 (TheFloorBoundOfAServingPlan...); a CS-3's peak: 762 x 1,176
+// PEs x 8 fp16 FMACs x 2 x 1.1 GHz = 1.57715712e16 FLOP/s, so a decode token takes at
+// least G / peak = 0.885050927 us of one system. Each request makes 100 tokens after the
+// first (its first comes from the prefill): 88.505 us.
+//   requests.e2e_s.p99 <= 250 us: p99 of 4 is the 4th (nearest rank): all k = 4 requests
+//     end by 0 + 250 us, W_4 = 354.0204 us, so d >= ceil(354.0204 / 250) = ceil(1.416) = 2.
+// The first round runs the largest deployment (1 prefill, 3 decode) alone: the probe the
+// bounds come from. It misses (E2E p99 31 ms: the simulated steps are far above the
+// compute floor), which implies that every smaller deployment misses: nothing more runs
+// and nothing is pruned, but the bound is printed. For the bound to matter the probe must
+// meet the SLO, which no cheap run of this loose a bound does; so the probe's summary.json
+// E2E p99 is set to 200 us (a fixture: the plan reuses a complete point) and the same
+// plan runs again into the same folder. Now the probe meets; d = 2 is at the bound and
+// runs (and misses), and d = 1 is pruned: plan.csv records it with the bound and its
+// figures, not run. --no-prune into a copy of that folder runs d = 1 too: it misses, as
+// the bound says, with the same frontier, and plan.csv differs only in that row.
+TEST_F(Plan, TheDecodeFloorBoundPrunesFewerDecodeSystemsByHandAndRunsTheOneAtTheBound) {
+  std::string trace;
+  for (int i = 0; i < 4; ++i) trace += "{\"timestamp\": 0, \"input_length\": 16, \"output_length\": 101}\n";
+  write("four.jsonl", trace);
+  const std::string src = WSE_SOURCE_DIR;
+  write("decode.yaml", "experiment: " + src +
+                           "/configs/experiments/llama8b_one_cs3.yaml\n"
+                           "set: {workload.trace: {format: mooncake_jsonl, path: " +
+                           (dir_ / "four.jsonl").string() +
+                           "}}\n"
+                           "rates: {key: workload.trace.rate_scale, values: [1]}\n"
+                           "pools:\n"
+                           "  prefill: {key: serving.prefill_instances, min: 1, max: 1}\n"
+                           "  decode: {key: serving.decode_systems, min: 1, max: 3}\n"
+                           "slo: {requests.e2e_s.p99: 250 us}\n"
+                           "objective: machines\n");
+  const fs::path out = dir_ / "pruned";
+  Result first = plan("decode.yaml", out);
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_THAT(first.out, HasSubstr("1 run(s), 0 pruned by the floor bound"));
+  EXPECT_THAT(first.err, HasSubstr("round 1, 1 deployment(s)"));
+  EXPECT_THAT(
+      first.out,
+      HasSubstr("floor bound: 2 decode systems at least (decode floor: the 4 of 4 requests that "
+                "requests.e2e_s.p99 <= 250 us needs take at least 0.0003540203708 system-s of decode"));
+  EXPECT_THAT(first.out, HasSubstr("1.57715712e+16 FLOP/s"));
+  EXPECT_THAT(first.out, HasSubstr("0.00025 s) for d < 2)"));
+  ASSERT_EQ(read_csv(out / "plan.csv").rows.size(), 1u);  // the probe; the rest implied
+
+  const fs::path probe = out / "points" / "base-rate0-p1-d3" / "summary.json";
+  nlohmann::json summary = nlohmann::json::parse(slurp(probe));
+  EXPECT_GT(summary["requests"]["e2e_s"]["p99"].get<double>(), 250e-6);
+  summary["requests"]["e2e_s"]["p99"] = 200e-6;
+  write("pruned/points/base-rate0-p1-d3/summary.json", summary.dump());
+  fs::copy(out, dir_ / "unpruned", fs::copy_options::recursive);
+
+  Result r = plan("decode.yaml", out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("2 run(s), 1 pruned by the floor bound"));
+  EXPECT_THAT(r.out, HasSubstr("floor bound: 2 decode systems at least"));
+  const Csv csv = read_csv(out / "plan.csv");
+  ASSERT_EQ(csv.rows.size(), 3u);  // (1,1), (1,2), (1,3)
+  EXPECT_EQ(csv.at(0, "decode"), "1");
+  EXPECT_EQ(csv.at(0, "status"), "pruned");
+  EXPECT_EQ(csv.at(0, "point"), "");
+  EXPECT_EQ(csv.at(0, "requests.e2e_s.p99"), "");
+  EXPECT_THAT(
+      csv.at(0, "error"),
+      HasSubstr("decode floor: the 4 of 4 requests that requests.e2e_s.p99 <= 250 us needs take at least "
+                "0.0003540203708 system-s of decode"));
+  EXPECT_EQ(csv.at(1, "decode"), "2");  // at the bound: run
+  EXPECT_EQ(csv.at(1, "status"), "missed");
+  EXPECT_EQ(csv.at(1, "point"), "base-rate0-p1-d2");
+  EXPECT_GT(std::stod(csv.at(1, "requests.e2e_s.p99")), 250e-6);
+  EXPECT_EQ(csv.at(2, "status"), "met");
+  EXPECT_EQ(csv.at(2, "requests.e2e_s.p99"), "0.0002");
+  EXPECT_FALSE(fs::exists(out / "points" / "base-rate0-p1-d1"));
+  const Csv front = read_csv(out / "frontier.csv");
+  ASSERT_EQ(front.rows.size(), 3u);
+  EXPECT_EQ(front.at(0, "fewest_prefill"), "");
+  EXPECT_EQ(front.at(1, "fewest_prefill"), "");
+  EXPECT_EQ(front.at(2, "fewest_prefill"), "1");
+
+  Result u = wse_emu("plan '" + (dir_ / "decode.yaml").string() + "' --out '" + (dir_ / "unpruned").string() +
+                         "' --jobs 2 --no-prune",
+                     dir_ / "io");
+  ASSERT_EQ(u.exit_code, 0) << u.err;
+  EXPECT_THAT(u.out, HasSubstr("3 run(s), 0 pruned"));
+  const Csv all = read_csv(dir_ / "unpruned" / "plan.csv");
+  ASSERT_EQ(all.rows.size(), 3u);
+  EXPECT_EQ(all.at(0, "status"), "missed");  // what the bound said
+  EXPECT_GT(std::stod(all.at(0, "requests.e2e_s.p99")), 250e-6);
+  for (std::size_t i = 1; i < 3; ++i) {
+    for (const char* c : {"status", "requests.e2e_s.p99", "objective", "point"}) {
+      EXPECT_EQ(all.at(i, c), csv.at(i, c)) << c;
+    }
+  }
+  EXPECT_EQ(slurp(dir_ / "unpruned" / "frontier.csv"), slurp(out / "frontier.csv"));
+
+  // TTFT and TPOT together set the deadlines: requests.ttft_s.p99 <= 100 us (m = 4 of 4)
+  // and requests.tpot_s.p99 <= 1 us (4 of the 4 with more than one token): k = 4 + 4 - 4
+  // = 4 requests meet both and end by 0 + 100 us + 100 x 1 us = 200 us: d >= ceil(354.0204
+  // / 200) = ceil(1.770) = 2 (printed; the probe misses, so nothing is left to prune).
+  // With p50 for both, k = 2 + 2 - 4 = 0: no request need meet both, no decode bound. (The
+  // prefill floor allows 1 machine in both: 16-token prompts take G x 16 / 1.00663296e16
+  // FLOP/s = 22.19 us each, 88.75 us for 4, within 1 x 100 us.)
+  write("both.yaml", replaced(slurp(dir_ / "decode.yaml"), "requests.e2e_s.p99: 250 us",
+                              "requests.ttft_s.p99: 100 us, requests.tpot_s.p99: 1 us"));
+  Result b = plan("both.yaml", dir_ / "both");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_THAT(b.out,
+              HasSubstr("floor bound: 2 decode systems at least (decode floor: the 4 of 4 requests that "
+                        "requests.ttft_s.p99 <= 100 us and requests.tpot_s.p99 <= 1 us needs take at "
+                        "least 0.0003540203708 system-s"));
+  EXPECT_THAT(b.out, HasSubstr("0.0002 s) for d < 2)"));
+  EXPECT_THAT(b.out, ::testing::Not(HasSubstr("prefill machines at least")));
+  write("half.yaml", replaced(slurp(dir_ / "decode.yaml"), "requests.e2e_s.p99: 250 us",
+                              "requests.ttft_s.p50: 100 us, requests.tpot_s.p50: 1 us"));
+  Result h = plan("half.yaml", dir_ / "half");
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_THAT(h.out, ::testing::Not(HasSubstr("floor bound:")));
+}
+
+// A decode system that cannot hold the longest request's KV can never serve it: the run's
+// configuration check refuses it, and the plan records the deployment as `invalid` with
+// the figures, not run (docs/plan.md, "KV capacity"). Llama-3.1-8B with 24 KiB of each
+// PE's SRAM reserved (decode.reserved_sram), the decode pool sized by decode.wafers 1..2:
+// one request of 20,000 prompt and 2 output tokens needs 20,002 x 131,072 B =
+// 2,621,702,144 B of KV, more than one wafer's SRAM after the weights holds
+// (2,180,775,936 B, the configuration's figure); two wafers hold it and run.
+TEST_F(Plan, ADecodeSystemThatCannotHoldTheLongestRequestsKvIsRecordedWithTheFiguresNotRun) {
+  write("long.jsonl", "{\"timestamp\": 0, \"input_length\": 20000, \"output_length\": 2}\n");
+  const std::string src = WSE_SOURCE_DIR;
+  write("kv.yaml", "experiment: " + src +
+                       "/configs/experiments/llama8b_one_cs3.yaml\n"
+                       "set: {workload.trace: {format: mooncake_jsonl, path: " +
+                       (dir_ / "long.jsonl").string() +
+                       "}, decode.reserved_sram: 24 KiB}\n"
+                       "rates: {key: workload.trace.rate_scale, values: [1]}\n"
+                       "pools:\n"
+                       "  prefill: {key: serving.prefill_instances, min: 1, max: 1}\n"
+                       "  decode: {key: decode.wafers, min: 1, max: 2}\n"
+                       "slo: {requests.ttft_s.p99: 10 s}\n"
+                       "objective: machines\n");
+  Result r = plan("kv.yaml", dir_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("1 run(s)"));
+  const Csv csv = read_csv(dir_ / "out" / "plan.csv");
+  ASSERT_EQ(csv.rows.size(), 2u);  // (1,1), (1,2)
+  EXPECT_EQ(csv.at(0, "status"), "invalid");
+  EXPECT_EQ(csv.at(0, "point"), "");
+  EXPECT_THAT(csv.at(0, "error"),
+              HasSubstr("request 0 (20002 tokens of context) needs more KV cache (2621702144 "
+                        "B) than a decode system's SRAM after the weights holds (2180775936 "
+                        "B)"));
+  EXPECT_EQ(csv.at(1, "status"), "met");
+  EXPECT_EQ(csv.at(1, "point"), "base-rate0-p1-d2");
+  const Csv front = read_csv(dir_ / "out" / "frontier.csv");
+  EXPECT_EQ(front.at(0, "fewest_prefill"), "");
+  EXPECT_EQ(front.at(1, "fewest_prefill"), "1");
 }
 
 }  // namespace
