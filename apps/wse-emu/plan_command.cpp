@@ -470,6 +470,26 @@ std::vector<std::map<std::string, std::string>> read_requests(const fs::path& fi
   return out;
 }
 
+// The probe run's requests (requests.csv) and the GEMM FLOPs per token of its model's
+// decoder layers, which both floor bounds divide by a peak; nullopt when the run bounds
+// nothing: no requests, or a trace of sessions (a turn arrives after the previous turn's
+// answer, so its arrival depends on the deployment and the probe's arrivals bound
+// nothing about the others).
+struct ProbeRequests {
+  std::vector<std::map<std::string, std::string>> rows;
+  double layer_flops = 0.0;
+};
+std::optional<ProbeRequests> probe_requests(const fs::path& dir) {
+  ProbeRequests p;
+  p.rows = read_requests(dir / "requests.csv");
+  if (p.rows.empty() || p.rows.front().contains("session")) return std::nullopt;
+  config::Document doc = config::load(dir / "config.resolved.yaml");
+  config::Section root = doc.root();
+  config::Section ms = root.section("model", "the transformer");
+  p.layer_flops = static_cast<double>(workloads::read_transformer(ms).layer_linear_flops_per_token());
+  return p;
+}
+
 // The floor bound of a scenario from one of its runs (docs/plan.md, "Pruning with the
 // floors"). Each request's prefill needs at least the GEMM FLOPs of its decoder layers,
 // and a prefill machine does at most its tensor engines' peak, the figure its floor
@@ -526,15 +546,10 @@ void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, st
                       te["columns"].as<double>() * 2.0 * parse_frequency(te["clock"].as<std::string>()).hz *
                       moving;
   if (!(peak > 0.0)) return;
-  const auto rows = read_requests(dir / "requests.csv");
-  // A session's turn arrives after the previous turn's answer: its arrival depends on the
-  // deployment, so the probe's arrivals bound nothing about the others.
-  if (rows.empty() || rows.front().contains("session")) return;
-  config::Document doc = config::load(dir / "config.resolved.yaml");
-  config::Section root = doc.root();
-  config::Section ms = root.section("model", "the transformer");
-  const workloads::TransformerModel model = workloads::read_transformer(ms);
-  const double layer_flops = static_cast<double>(model.layer_linear_flops_per_token());
+  const std::optional<ProbeRequests> probe = probe_requests(dir);
+  if (!probe) return;
+  const auto& rows = probe->rows;
+  const double layer_flops = probe->layer_flops;
   std::vector<double> work;
   double first = std::numeric_limits<double>::infinity(), last = -first;
   for (const auto& r : rows) {
@@ -603,15 +618,10 @@ void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
                       wf["pe"]["simd_fp16_fmac"].as<double>() * 2.0 *
                       parse_frequency(wf["clock"].as<std::string>()).hz;
   if (!(peak > 0.0)) return;
-  const auto rows = read_requests(dir / "requests.csv");
-  // A session's turn arrives after the previous turn's answer: its arrival depends on the
-  // deployment, so the probe's arrivals bound nothing about the others.
-  if (rows.empty() || rows.front().contains("session")) return;
-  config::Document doc = config::load(dir / "config.resolved.yaml");
-  config::Section root = doc.root();
-  config::Section ms = root.section("model", "the transformer");
-  const workloads::TransformerModel model = workloads::read_transformer(ms);
-  const double layer_flops = static_cast<double>(model.layer_linear_flops_per_token());
+  const std::optional<ProbeRequests> probe = probe_requests(dir);
+  if (!probe) return;
+  const auto& rows = probe->rows;
+  const double layer_flops = probe->layer_flops;
   struct Req {
     double arrival, out, work;
   };

@@ -188,6 +188,21 @@ class Plan : public ScratchDirTest {
               "workload: {trace: {limit: 1}}\n"
               "kv_transfer:\n  link:\n    bandwidth: 400 GB/s\n    latency: 15 us\n");
   }
+  // A plan of llama8b_one_cs3.yaml over the Mooncake JSON Lines trace `trace` (a file of
+  // the test's folder; `set` adds overrides after it), at rate 1, with the given pools
+  // (YAML lines under `pools:`), SLO (the entries of `slo:`) and the machine count as
+  // the objective.
+  std::string trace_plan(const std::string& trace, const std::string& set, const std::string& pools,
+                         const std::string& slo) const {
+    return "experiment: " + std::string(WSE_SOURCE_DIR) +
+           "/configs/experiments/llama8b_one_cs3.yaml\n"
+           "set: {workload.trace: {format: mooncake_jsonl, path: " +
+           (dir_ / trace).string() + "}" + set +
+           "}\n"
+           "rates: {key: workload.trace.rate_scale, values: [1]}\n"
+           "pools:\n" +
+           pools + "slo: {" + slo + "}\nobjective: machines\n";
+  }
   std::string plan_file(const std::string& slo, const std::string& extra = "") {
     return "experiment: base.yaml\n"
            "rates: {key: workload.trace.rate_scale, values: [1]}\n"
@@ -351,18 +366,10 @@ TEST_F(Plan, TheFloorBoundOfAServingPlanByHandAndNoPruneGivesTheSameFrontier) {
   std::string trace;
   for (int i = 0; i < 4; ++i) trace += "{\"timestamp\": 0, \"input_length\": 8192, \"output_length\": 2}\n";
   write("four.jsonl", trace);
-  const std::string src = WSE_SOURCE_DIR;
-  write("serving.yaml", "experiment: " + src +
-                            "/configs/experiments/llama8b_one_cs3.yaml\n"
-                            "set: {workload.trace: {format: mooncake_jsonl, path: " +
-                            (dir_ / "four.jsonl").string() +
-                            "}}\n"
-                            "rates: {key: workload.trace.rate_scale, values: [1]}\n"
-                            "pools:\n"
-                            "  prefill: {key: serving.prefill_instances, min: 1, max: 4}\n"
-                            "  decode: {key: serving.decode_systems, min: 1, max: 1}\n"
-                            "slo: {requests.ttft_s.p99: 40 ms}\n"
-                            "objective: machines\n");
+  write("serving.yaml", trace_plan("four.jsonl", "",
+                                   "  prefill: {key: serving.prefill_instances, min: 1, max: 4}\n"
+                                   "  decode: {key: serving.decode_systems, min: 1, max: 1}\n",
+                                   "requests.ttft_s.p99: 40 ms"));
   Result r = plan("serving.yaml", dir_ / "pruned");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("1 run(s), 0 pruned by the floor bound"));
@@ -403,18 +410,10 @@ TEST_F(Plan, TheDecodeFloorBoundPrunesFewerDecodeSystemsByHandAndRunsTheOneAtThe
   std::string trace;
   for (int i = 0; i < 4; ++i) trace += "{\"timestamp\": 0, \"input_length\": 16, \"output_length\": 101}\n";
   write("four.jsonl", trace);
-  const std::string src = WSE_SOURCE_DIR;
-  write("decode.yaml", "experiment: " + src +
-                           "/configs/experiments/llama8b_one_cs3.yaml\n"
-                           "set: {workload.trace: {format: mooncake_jsonl, path: " +
-                           (dir_ / "four.jsonl").string() +
-                           "}}\n"
-                           "rates: {key: workload.trace.rate_scale, values: [1]}\n"
-                           "pools:\n"
-                           "  prefill: {key: serving.prefill_instances, min: 1, max: 1}\n"
-                           "  decode: {key: serving.decode_systems, min: 1, max: 3}\n"
-                           "slo: {requests.e2e_s.p99: 250 us}\n"
-                           "objective: machines\n");
+  write("decode.yaml", trace_plan("four.jsonl", "",
+                                  "  prefill: {key: serving.prefill_instances, min: 1, max: 1}\n"
+                                  "  decode: {key: serving.decode_systems, min: 1, max: 3}\n",
+                                  "requests.e2e_s.p99: 250 us"));
   const fs::path out = dir_ / "pruned";
   Result first = plan("decode.yaml", out);
   ASSERT_EQ(first.exit_code, 0) << first.err;
@@ -511,18 +510,10 @@ TEST_F(Plan, TheDecodeFloorBoundPrunesFewerDecodeSystemsByHandAndRunsTheOneAtThe
 // (2,180,775,936 B, the configuration's figure); two wafers hold it and run.
 TEST_F(Plan, ADecodeSystemThatCannotHoldTheLongestRequestsKvIsRecordedWithTheFiguresNotRun) {
   write("long.jsonl", "{\"timestamp\": 0, \"input_length\": 20000, \"output_length\": 2}\n");
-  const std::string src = WSE_SOURCE_DIR;
-  write("kv.yaml", "experiment: " + src +
-                       "/configs/experiments/llama8b_one_cs3.yaml\n"
-                       "set: {workload.trace: {format: mooncake_jsonl, path: " +
-                       (dir_ / "long.jsonl").string() +
-                       "}, decode.reserved_sram: 24 KiB}\n"
-                       "rates: {key: workload.trace.rate_scale, values: [1]}\n"
-                       "pools:\n"
-                       "  prefill: {key: serving.prefill_instances, min: 1, max: 1}\n"
-                       "  decode: {key: decode.wafers, min: 1, max: 2}\n"
-                       "slo: {requests.ttft_s.p99: 10 s}\n"
-                       "objective: machines\n");
+  write("kv.yaml", trace_plan("long.jsonl", ", decode.reserved_sram: 24 KiB",
+                              "  prefill: {key: serving.prefill_instances, min: 1, max: 1}\n"
+                              "  decode: {key: decode.wafers, min: 1, max: 2}\n",
+                              "requests.ttft_s.p99: 10 s"));
   Result r = plan("kv.yaml", dir_ / "out");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("1 run(s)"));
