@@ -136,6 +136,20 @@ const std::string kDraft =
     "    draft_model:\n      include: " + kSrc +
     "/workloads/data/models/meta-llama--Meta-Llama-3.1-8B_config.json\n      name: Llama-3.1-8B\n";
 
+// A run with k = 3 drafted tokens and acceptance 1 (`all`) against the same run without
+// speculation (`plain`): every step emits k + 1 = 4 tokens, every drafted token is
+// accepted, the draft and the verification both take time, and the same tokens come out.
+void expect_all_of_3_accepted(const nlohmann::json& all, const nlohmann::json& plain) {
+  ASSERT_TRUE(all.contains("speculative"));
+  const auto& sa = all["speculative"];
+  EXPECT_DOUBLE_EQ(sa["tokens_per_step"].get<double>(), 4.0);
+  EXPECT_DOUBLE_EQ(sa["acceptance_rate"].get<double>(), 1.0);
+  EXPECT_EQ(sa["drafted_tokens"].get<std::uint64_t>(), 3 * sa["request_steps"].get<std::uint64_t>());
+  EXPECT_GT(sa["draft_seconds"].get<double>(), 0.0);
+  EXPECT_GT(sa["verify_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(all["throughput"]["output_tokens"], plain["throughput"]["output_tokens"]);
+}
+
 TEST_F(ServingPolicies, SpeculativeBadValuesAreRefusedAtTheirKey) {
   // Lines: 5 speculative, 6 tokens, 7 acceptance.
   const fs::path f = experiment("  speculative:\n    tokens: 0\n    acceptance: 0.5\n" + kDraft);
@@ -263,14 +277,7 @@ TEST_F(ServingPolicies, SpeculativeInTheGpuAndDisaggregatedModes) {
     const auto plain = run(m, stem + "_plain", "");
     const auto all =
         run(m, stem + "_all", "serving:\n  speculative:\n    tokens: 3\n    acceptance: 1\n" + kDraft);
-    ASSERT_TRUE(all.contains("speculative"));
-    const auto& sa = all["speculative"];
-    EXPECT_DOUBLE_EQ(sa["tokens_per_step"].get<double>(), 4.0);
-    EXPECT_DOUBLE_EQ(sa["acceptance_rate"].get<double>(), 1.0);
-    EXPECT_EQ(sa["drafted_tokens"].get<std::uint64_t>(), 3 * sa["request_steps"].get<std::uint64_t>());
-    EXPECT_GT(sa["draft_seconds"].get<double>(), 0.0);
-    EXPECT_GT(sa["verify_seconds"].get<double>(), 0.0);
-    EXPECT_EQ(all["throughput"]["output_tokens"], plain["throughput"]["output_tokens"]);
+    expect_all_of_3_accepted(all, plain);
     if (m.kv_room > 0) {
       EXPECT_EQ(all["decode_kv_capacity_bytes"].get<std::uint64_t>(), m.kv_room);
     }
@@ -326,13 +333,7 @@ TEST_F(ServingPolicies, SpeculativeTrainiumTokensPerStep) {
   const auto plain = run("plain", "  admission: fcfs\n");
   EXPECT_FALSE(plain.contains("speculative"));
   const auto all = run("all", "  speculative:\n    tokens: 3\n    acceptance: 1\n" + kDraft);
-  const auto& sa = all["speculative"];
-  EXPECT_DOUBLE_EQ(sa["tokens_per_step"].get<double>(), 4.0);
-  EXPECT_DOUBLE_EQ(sa["acceptance_rate"].get<double>(), 1.0);
-  EXPECT_EQ(sa["drafted_tokens"].get<std::uint64_t>(), 3 * sa["request_steps"].get<std::uint64_t>());
-  EXPECT_GT(sa["draft_seconds"].get<double>(), 0.0);
-  EXPECT_GT(sa["verify_seconds"].get<double>(), 0.0);
-  EXPECT_EQ(all["throughput"]["output_tokens"], plain["throughput"]["output_tokens"]);
+  expect_all_of_3_accepted(all, plain);
   const auto none = run("none", "  speculative:\n    tokens: 3\n    acceptance: 0\n" + kDraft);
   EXPECT_DOUBLE_EQ(none["speculative"]["tokens_per_step"].get<double>(), 1.0);
   EXPECT_GT(none["requests"]["tpot_s"]["p50"].get<double>(),

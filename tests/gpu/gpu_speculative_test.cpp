@@ -18,6 +18,19 @@
 namespace wse::experiments {
 namespace {
 
+// The target (Llama-3.1-8B cut to 2 layers), the draft (cut to 1) and a GPU machine
+// holding both on one default group.
+class GpuSpeculative : public ::testing::Test {
+ protected:
+  const workloads::TransformerModel target =
+      workloads::load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
+  const workloads::TransformerModel draft =
+      workloads::load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=1"});
+  gpu::GpuPass runner{gpu::GpuConfig{}, gpu::NodeConfig{}, gpu::PassConfig{}};
+  stats::Group group{"gpu"};
+  GpuMachine machine{runner, target, group, &draft};
+};
+
 // Target: Llama-3.1-8B cut to 2 layers; draft: the same cut to 1 (hidden 4,096, 8 KV heads
 // of 128: 2 x 8 x 128 x 2 B = 4,096 B of KV per token per layer; vocabulary 128,256). One
 // request at 100 cached tokens, k = 3, on one p5.48xlarge group (tp 8, H100 defaults).
@@ -37,14 +50,7 @@ namespace {
 //    120,768 B more than the step's M = 1 (131,374,400 B); its math (128 x 256 tiles: 63
 //    tiles, split K in 2: 32 steps of 1,024 clocks = 17.9 us) hides under the bytes'
 //    ~40 us: HBM-bound, the GEMM takes hbm.seconds(bytes).
-TEST(GpuSpeculative, VerificationStepByHand) {
-  const auto target =
-      workloads::load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
-  const auto draft =
-      workloads::load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=1"});
-  gpu::GpuPass runner(gpu::GpuConfig{}, gpu::NodeConfig{}, gpu::PassConfig{});
-  stats::Group group("gpu");
-  GpuMachine machine(runner, target, group, &draft);
+TEST_F(GpuSpeculative, VerificationStepByHand) {
   const serving::SpeculativeTiming t = machine.speculative_step({100}, 3);
 
   gpu::GpuPass fresh(gpu::GpuConfig{}, gpu::NodeConfig{}, gpu::PassConfig{});
@@ -77,14 +83,7 @@ TEST(GpuSpeculative, VerificationStepByHand) {
 
 // The draft makes its prompt KV by a prefill pass of its own after the target's: the
 // machine's prefill time is the two passes' sum.
-TEST(GpuSpeculative, PrefillRunsTheDraftsPassAfterTheTargets) {
-  const auto target =
-      workloads::load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=2"});
-  const auto draft =
-      workloads::load_model("meta-llama--Meta-Llama-3.1-8B_config.json", {"model.num_hidden_layers=1"});
-  gpu::GpuPass runner(gpu::GpuConfig{}, gpu::NodeConfig{}, gpu::PassConfig{});
-  stats::Group group("gpu");
-  GpuMachine machine(runner, target, group, &draft);
+TEST_F(GpuSpeculative, PrefillRunsTheDraftsPassAfterTheTargets) {
   const serving::PrefillTiming p = machine.prefill({serving::PrefillChunk{0, 300, 0}});
   gpu::GpuPass fresh(gpu::GpuConfig{}, gpu::NodeConfig{}, gpu::PassConfig{});
   const gpu::GpuPassResult a = fresh.run(workloads::lower_prefill(target, {300}, {0}));
