@@ -352,6 +352,38 @@ TEST(PipelineOp, RingAttentionByHand) {
   EXPECT_EQ(ring_attention_exposed_ps(10 * us, 6 * us, 2), us);
 }
 
+// A context-parallel prefill over its groups, each group's pass by TrainiumPrefill: the
+// slowest group's time before the layers and after them, and per layer the slowest
+// group's layer time plus its ring attention's exposed steps (ring step x, 2 groups).
+// add() takes one group's pass; every layer must hold attention.
+struct RingParts {
+  std::uint64_t before = 0, after = 0;
+  std::vector<std::uint64_t> layer;
+  void add(const PrefillResult& p, std::uint64_t x) {
+    bool past = false;
+    std::size_t l = 0;
+    std::uint64_t b = 0, a = 0;  // this group's
+    for (const LayerTime& lt : p.layers) {
+      const std::uint64_t t = lt.end_ps - lt.start_ps;
+      if (lt.layer < 0) {
+        (past ? a : b) += t;
+        continue;
+      }
+      past = true;
+      std::uint64_t attention = 0;
+      for (const OperatorTime& ot : lt.operators) {
+        if (ot.kind == "attention") attention += ot.busy.elapsed_ps;
+      }
+      EXPECT_GT(attention, 0u);
+      if (layer.size() <= l) layer.push_back(0);
+      layer[l] = std::max(layer[l], t + ring_attention_exposed_ps(attention, x, 2));
+      ++l;
+    }
+    before = std::max(before, b);
+    after = std::max(after, a);
+  }
+};
+
 TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   // Llama-3.1-8B cut to 2 layers (8 KV heads of 128, bf16: 4,096 B of KV per token per
   // layer), a 512-token prompt, TP 8 x LNC 1 (one chip per group) x CP 2: 4 pieces of 128
@@ -382,32 +414,11 @@ TEST(PipelineOp, ContextParallelPrefillOfASmallModel) {
   pair.chips_y = 1;
   const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096).time_ps;
   EXPECT_EQ(r.ring_step_ps, x);
-  auto parts = [&](const PrefillResult& p, std::uint64_t& before, std::uint64_t& after,
-                   std::vector<std::uint64_t>& layer) {
-    bool past = false;
-    for (const LayerTime& lt : p.layers) {
-      const std::uint64_t t = lt.end_ps - lt.start_ps;
-      if (lt.layer < 0) {
-        (past ? after : before) += t;
-        continue;
-      }
-      past = true;
-      std::uint64_t attention = 0;
-      for (const OperatorTime& ot : lt.operators) {
-        if (ot.kind == "attention") attention += ot.busy.elapsed_ps;
-      }
-      EXPECT_GT(attention, 0u);
-      layer.push_back(t + ring_attention_exposed_ps(attention, x, 2));
-    }
-  };
-  std::uint64_t b0 = 0, a0 = 0, b1 = 0, a1 = 0;
-  std::vector<std::uint64_t> l0, l1;
-  parts(g0, b0, a0, l0);
-  parts(g1, b1, a1, l1);
-  ASSERT_EQ(l0.size(), 2u);
-  ASSERT_EQ(l1.size(), 2u);
-  EXPECT_EQ(r.total_ps,
-            std::max(b0, b1) + std::max(l0[0], l1[0]) + std::max(l0[1], l1[1]) + std::max(a0, a1));
+  RingParts whole;
+  whole.add(g0, x);
+  whole.add(g1, x);
+  ASSERT_EQ(whole.layer.size(), 2u);
+  EXPECT_EQ(r.total_ps, whole.before + whole.layer[0] + whole.layer[1] + whole.after);
   // Each group's floor at its chip's peaks; the prompt's is the larger, term by term, and
   // the TTFT does not beat it.
   EXPECT_DOUBLE_EQ(r.floor.compute_s, std::max(g0.floor.compute_s, g1.floor.compute_s));
@@ -446,37 +457,10 @@ TEST(PipelineOp, ContextParallelWithinPipelineStagesByHand) {
   InstanceConfig pair;
   pair.chips_x = 2;
   pair.chips_y = 1;
-  // Before the layers, the layers with the ring, after them, over the groups.
-  struct Parts {
-    std::uint64_t before = 0, after = 0;
-    std::vector<std::uint64_t> layer;
-  };
-  auto parts = [&](const PrefillResult& p, std::uint64_t x, Parts& out) {
-    bool past = false;
-    std::size_t l = 0;
-    std::uint64_t before = 0, after = 0;  // this group's
-    for (const LayerTime& lt : p.layers) {
-      const std::uint64_t t = lt.end_ps - lt.start_ps;
-      if (lt.layer < 0) {
-        (past ? after : before) += t;
-        continue;
-      }
-      past = true;
-      std::uint64_t attention = 0;
-      for (const OperatorTime& ot : lt.operators) {
-        if (ot.kind == "attention") attention += ot.busy.elapsed_ps;
-      }
-      if (out.layer.size() <= l) out.layer.push_back(0);
-      out.layer[l] = std::max(out.layer[l], t + ring_attention_exposed_ps(attention, x, 2));
-      ++l;
-    }
-    out.before = std::max(out.before, before);
-    out.after = std::max(out.after, after);
-  };
   const std::uint64_t x = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096).time_ps;
-  Parts whole;
-  parts(alone.run(workloads::lower_prefill(m, {128, 128}, {0, 384}, {512, 512})), x, whole);
-  parts(alone.run(workloads::lower_prefill(m, {128, 128}, {128, 256}, {512, 512})), x, whole);
+  RingParts whole;
+  whole.add(alone.run(workloads::lower_prefill(m, {128, 128}, {0, 384}, {512, 512})), x);
+  whole.add(alone.run(workloads::lower_prefill(m, {128, 128}, {128, 256}, {512, 512})), x);
   ASSERT_EQ(whole.layer.size(), 2u);
   const std::uint64_t xb = run_collective(pair, Collective::kAllGather, 2 * 256 * 4096 * 2).time_ps;
   ASSERT_EQ(r.stage_ps.size(), 1u);
@@ -494,11 +478,11 @@ TEST(PipelineOp, ContextParallelWithinPipelineStagesByHand) {
   TrainiumPipeline cp2(trainium2_chip(), InstanceConfig{}, cfg, 2, 1, 2);
   const PipelineResult r2 = cp2.run(m, 512);
   const std::uint64_t x0 = run_collective(pair, Collective::kAllGather, 2 * 128 * 4096).time_ps;
-  Parts c0, c1;
-  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {0, 192}, {512, 512})), x0, c0);
-  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {64, 128}, {512, 512})), x0, c0);
-  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {256, 448}, {512, 512})), x0, c1);
-  parts(alone.run(workloads::lower_prefill(m, {64, 64}, {320, 384}, {512, 512})), x0, c1);
+  RingParts c0, c1;
+  c0.add(alone.run(workloads::lower_prefill(m, {64, 64}, {0, 192}, {512, 512})), x0);
+  c0.add(alone.run(workloads::lower_prefill(m, {64, 64}, {64, 128}, {512, 512})), x0);
+  c1.add(alone.run(workloads::lower_prefill(m, {64, 64}, {256, 448}, {512, 512})), x0);
+  c1.add(alone.run(workloads::lower_prefill(m, {64, 64}, {320, 384}, {512, 512})), x0);
   const std::uint64_t xb2 = run_collective(pair, Collective::kAllGather, 2 * 128 * 4096 * 2).time_ps;
   const std::uint64_t c00 = c0.before + c0.layer[0], c01 = c0.layer[1] + c0.after;
   const std::uint64_t c10 = c1.before + c1.layer[0], c11 = c1.layer[1] + c1.after;
