@@ -470,25 +470,55 @@ std::vector<std::map<std::string, std::string>> read_requests(const fs::path& fi
   return out;
 }
 
-// The probe run's requests (requests.csv) and the GEMM FLOPs per token of its model's
-// decoder layers, which both floor bounds divide by a peak; nullopt when the run bounds
-// nothing: no requests, or a trace of sessions (a turn arrives after the previous turn's
-// answer, so its arrival depends on the deployment and the probe's arrivals bound
-// nothing about the others).
+// The files of the probe run both floor bounds read, each read at most once and only
+// when a bound gets that far: summary.json, the resolved configuration (as YAML), and
+// its requests (requests.csv) with the GEMM FLOPs per token of the model's decoder
+// layers, which both bounds divide by a peak. requests() is nullopt when the run bounds
+// nothing: no requests, or a trace of sessions (a turn arrives after the previous
+// turn's answer, so its arrival depends on the deployment and the probe's arrivals
+// bound nothing about the others).
 struct ProbeRequests {
   std::vector<std::map<std::string, std::string>> rows;
   double layer_flops = 0.0;
 };
-std::optional<ProbeRequests> probe_requests(const fs::path& dir) {
-  ProbeRequests p;
-  p.rows = read_requests(dir / "requests.csv");
-  if (p.rows.empty() || p.rows.front().contains("session")) return std::nullopt;
-  config::Document doc = config::load(dir / "config.resolved.yaml");
-  config::Section root = doc.root();
-  config::Section ms = root.section("model", "the transformer");
-  p.layer_flops = static_cast<double>(workloads::read_transformer(ms).layer_linear_flops_per_token());
-  return p;
-}
+class ProbeFiles {
+ public:
+  explicit ProbeFiles(fs::path folder) : dir_(std::move(folder)) {}
+  const fs::path& dir() const { return dir_; }
+  const nlohmann::json& summary() {
+    if (!summary_) {
+      std::ifstream in(dir_ / "summary.json");
+      summary_ = nlohmann::json::parse(in);
+    }
+    return *summary_;
+  }
+  const YAML::Node& resolved() {
+    if (!resolved_) resolved_ = YAML::LoadFile((dir_ / "config.resolved.yaml").string());
+    return *resolved_;
+  }
+  const std::optional<ProbeRequests>& requests() {
+    if (!requests_read_) {
+      requests_read_ = true;
+      ProbeRequests p;
+      p.rows = read_requests(dir_ / "requests.csv");
+      if (!p.rows.empty() && !p.rows.front().contains("session")) {
+        config::Document doc = config::load(dir_ / "config.resolved.yaml");
+        config::Section root = doc.root();
+        config::Section ms = root.section("model", "the transformer");
+        p.layer_flops = static_cast<double>(workloads::read_transformer(ms).layer_linear_flops_per_token());
+        requests_ = std::move(p);
+      }
+    }
+    return requests_;
+  }
+
+ private:
+  fs::path dir_;
+  std::optional<nlohmann::json> summary_;
+  std::optional<YAML::Node> resolved_;
+  bool requests_read_ = false;
+  std::optional<ProbeRequests> requests_;
+};
 
 // The floor bound of a scenario from one of its runs (docs/plan.md, "Pruning with the
 // floors"). Each request's prefill needs at least the GEMM FLOPs of its decoder layers,
@@ -499,7 +529,7 @@ std::optional<ProbeRequests> probe_requests(const fs::path& dir) {
 //          x the most moving columns per cycle of any type
 // read from the run's resolved configuration. Sets s.prefill_floor (0: no bound) and
 // s.floor_reason.
-void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill) {
+void derive_prefill_floor(const Plan& plan, Scenario& s, ProbeFiles& run, std::uint32_t probe_prefill) {
   std::vector<std::pair<double, const Slo*>> ttft;
   for (const Slo& slo : plan.slos) {
     if (const auto q = ttft_quantile(slo.figure)) ttft.emplace_back(*q, &slo);
@@ -507,10 +537,9 @@ void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, st
   // The pool must be the Trainium prefill instances, one prefill machine each, each
   // running one pass at a time on all its cores.
   if (ttft.empty() || plan.prefill.key != "serving.prefill_instances") return;
-  std::ifstream in(dir / "summary.json");
-  const nlohmann::json summary = nlohmann::json::parse(in);
+  const nlohmann::json& summary = run.summary();
   if (!figure(summary, "trainium.floor.prefill_pass.passes")) return;
-  std::ifstream st(dir / "stats.json");
+  std::ifstream st(run.dir() / "stats.json");
   if (!st) return;
   const nlohmann::json stats = nlohmann::json::parse(st);
   std::uint32_t machines = 0;
@@ -518,7 +547,7 @@ void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, st
     for (const auto& [k, v] : stats["machines"].items()) machines += k.rfind("trn_prefill", 0) == 0 ? 1 : 0;
   }
   if (machines != probe_prefill) return;
-  const YAML::Node cfg = YAML::LoadFile((dir / "config.resolved.yaml").string());
+  const YAML::Node& cfg = run.resolved();
   const YAML::Node pf = cfg["prefill"];
   const YAML::Node te = cfg["trainium"]["neuroncore"]["tensor"];
   if (!pf || !te || pf["pp_degree"].as<int>(1) != 1 || pf["dp_degree"].as<int>(1) != 1 ||
@@ -546,7 +575,7 @@ void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, st
                       te["columns"].as<double>() * 2.0 * parse_frequency(te["clock"].as<std::string>()).hz *
                       moving;
   if (!(peak > 0.0)) return;
-  const std::optional<ProbeRequests> probe = probe_requests(dir);
+  const std::optional<ProbeRequests>& probe = run.requests();
   if (!probe) return;
   const auto& rows = probe->rows;
   const double layer_flops = probe->layer_flops;
@@ -594,7 +623,7 @@ void derive_prefill_floor(const Plan& plan, Scenario& s, const fs::path& dir, st
 // latest deadline:
 //   d >= ceil(W_k / window),  W_k = the k smallest (o_i - 1) x G / peak.
 // Sets s.decode_floor (0: no bound) and s.decode_reason.
-void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
+void derive_decode_floor(const Plan& plan, Scenario& s, ProbeFiles& run) {
   // The pool must be the CS-3 decode systems of a wafer-decode mode, each a replica.
   if (plan.decode.key != "serving.decode_systems") return;
   std::vector<std::pair<double, const Slo*>> ttft, tpot, e2e;
@@ -604,12 +633,11 @@ void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
     if (const auto q = quantile_of(slo.figure, "e2e_s")) e2e.emplace_back(*q, &slo);
   }
   if (e2e.empty() && (ttft.empty() || tpot.empty())) return;
-  std::ifstream in(dir / "summary.json");
-  const nlohmann::json summary = nlohmann::json::parse(in);
+  const nlohmann::json& summary = run.summary();
   const std::optional<double> wafers = figure(summary, "wafer.wafers_per_decode_system");
   const std::optional<double> steps = figure(summary, "wafer.decode_steps");
   if (!wafers || !(*wafers >= 1.0) || !steps || !(*steps > 0.0)) return;
-  const YAML::Node cfg = YAML::LoadFile((dir / "config.resolved.yaml").string());
+  const YAML::Node& cfg = run.resolved();
   const YAML::Node wf = cfg["wafer"];
   if (!wf || !wf["width"] || !wf["height"] || !wf["clock"] || !wf["pe"] || !wf["pe"]["simd_fp16_fmac"])
     return;
@@ -618,7 +646,7 @@ void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
                       wf["pe"]["simd_fp16_fmac"].as<double>() * 2.0 *
                       parse_frequency(wf["clock"].as<std::string>()).hz;
   if (!(peak > 0.0)) return;
-  const std::optional<ProbeRequests> probe = probe_requests(dir);
+  const std::optional<ProbeRequests>& probe = run.requests();
   if (!probe) return;
   const auto& rows = probe->rows;
   const double layer_flops = probe->layer_flops;
@@ -691,14 +719,15 @@ void derive_decode_floor(const Plan& plan, Scenario& s, const fs::path& dir) {
 void derive_floor(const Plan& plan, Scenario& s, const fs::path& dir, std::uint32_t probe_prefill,
                   const std::string& label) {
   s.probed = true;
+  ProbeFiles run(dir);
   try {
-    derive_prefill_floor(plan, s, dir, probe_prefill);
+    derive_prefill_floor(plan, s, run, probe_prefill);
   } catch (const std::exception& e) {
     s.prefill_floor = 0;
     std::cerr << "wse-emu: note: no prefill floor bound for " << label << ": " << e.what() << "\n";
   }
   try {
-    derive_decode_floor(plan, s, dir);
+    derive_decode_floor(plan, s, run);
   } catch (const std::exception& e) {
     s.decode_floor = 0;
     std::cerr << "wse-emu: note: no decode floor bound for " << label << ": " << e.what() << "\n";
