@@ -50,6 +50,13 @@ class GpuServing final : public ServingExperiment {
 
 namespace {
 
+// Where a request's KV must fit in a GPU decode mode (check_requests_fit's room), with a
+// draft model beside the target or without.
+const char* gpu_kv_room_text(bool draft) {
+  return draft ? "the HBM of a tensor-parallel group of GPUs after both models' weights (the target's share)"
+               : "the HBM of a tensor-parallel group of GPUs after the weights";
+}
+
 // The Trainium prefill instances of trainium_prefill_gpu_decode.
 class TrainiumPrefillPool : public sc_core::sc_module, public stats::Provider {
  public:
@@ -152,9 +159,7 @@ std::unique_ptr<sim::Experiment> make_gpu_only(config::Section& root, const sim:
   // With a draft, admission counts the target's KV against the room both models' KV share.
   if (draft) cfg.decode_kv_capacity_bytes = gpu_speculative_kv_room(g, model, *draft, false);
   check_requests_fit(tr, model, in.requests, cfg.decode_kv_capacity_bytes,
-                     draft ? "the HBM of a tensor-parallel group of GPUs after both models' weights (the "
-                             "target's share)"
-                           : "the HBM of a tensor-parallel group of GPUs after the weights",
+                     gpu_kv_room_text(draft.has_value()),
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   const FleetPart fleet = read_fleet_part(root, "gpu_instance", instances);
   auto experiment = std::make_unique<GpuServing>(
@@ -220,9 +225,7 @@ std::unique_ptr<sim::Experiment> make_trainium_prefill_gpu_decode(config::Sectio
   }
   check_requests_fit(tr, model, in.requests,
                      draft ? gpu_speculative_kv_room(g, model, *draft, false) : cfg.decode_kv_capacity_bytes,
-                     draft ? "the HBM of a tensor-parallel group of GPUs after both models' weights (the "
-                             "target's share)"
-                           : "the HBM of a tensor-parallel group of GPUs after the weights",
+                     gpu_kv_room_text(draft.has_value()),
                      "raise gpu_pass.tp_degree, use a GPU with more HBM or drop the request");
   // The serving layer sees the instances' prefill.dp_degree replicas.
   check_prefill_group_fits(root, trn, model, cfg.prefill_max_batch_tokens, false);
